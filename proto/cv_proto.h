@@ -1,0 +1,158 @@
+/*  cv_proto.h: the report schema, its field paths, and its JSON/YAML forms.
+ *
+ *  Everything here walks protobuf-c descriptors generically: no function
+ *  knows the fields of a report by name except the small annotation table in
+ *  cv_schema.c (which fields are dates, which form the envelope).
+ */
+#ifndef CV_PROTO_H
+#define CV_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "report.pb-c.h"
+#include "wire.pb-c.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/*  Errors: one line, "FILE:LINE:COL: error: what" when a position is known. */
+
+typedef struct {
+    char msg[512];
+} cv_error_t;
+
+/*  Formats the error into err (when err is not NULL). line and col are
+ *  1-based; pass 0 for line when no position is known, and NULL for file. */
+void cv_error_set(cv_error_t *err, const char *file, int line, int col, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* ------------------------------------------------------------------------ */
+/*  Schema: every field path of a message type, in pre-order.
+ *
+ *  Node i's descendants are exactly the nodes i+1 .. end-1, so "this field
+ *  and everything under it" is a contiguous range. Paths join field names
+ *  with '.', and a repeated field's path covers all its elements.          */
+
+typedef enum {
+    CV_FORMAT_TEXT = 0,  /* any UTF-8 string */
+    CV_FORMAT_DATE,      /* YYYY-MM-DD */
+    CV_FORMAT_TIMESTAMP, /* RFC 3339 date-time */
+} cv_format_t;
+
+typedef struct {
+    const char *path;                      /* "subjects.postcode" */
+    const char *name;                      /* "postcode" */
+    const ProtobufCFieldDescriptor *field; /* the proto field */
+    int parent;                            /* node index, -1 for a top-level field */
+    int end;                               /* one past the last descendant */
+    int depth;                             /* 0 for top-level fields */
+    bool is_map;                           /* map<string,string>: a leaf keyed by strings */
+    bool is_leaf;                          /* not a message (maps count as leaves) */
+    bool envelope;                         /* always travels with a delivered report */
+    cv_format_t format;
+} cv_schema_node_t;
+
+typedef struct cv_schema_t cv_schema_t;
+
+/*  The report's schema: built once, immutable, shared by every thread.     */
+const cv_schema_t *cv_schema_report(void);
+
+/*  Number of nodes and node access.                                        */
+int cv_schema_size(const cv_schema_t *self);
+const cv_schema_node_t *cv_schema_node(const cv_schema_t *self, int index);
+
+/*  Index of the node for a dotted path, or -1 if the schema has none.      */
+int cv_schema_find(const cv_schema_t *self, const char *path);
+
+/*  Index of the child node for field descriptor field of the message at
+ *  node parent (-1 for the root message), or -1.                          */
+int cv_schema_child(const cv_schema_t *self, int parent, const ProtobufCFieldDescriptor *field);
+
+/*  The message descriptor the schema was built from.                       */
+const ProtobufCMessageDescriptor *cv_schema_descriptor(const cv_schema_t *self);
+
+/*  True when text is a valid value of format (a real calendar date, etc).  */
+bool cv_format_valid(cv_format_t format, const char *text);
+
+/*  The values at leaf node in msg, as text: every element under every repeated
+ *  parent, in order. Strings as they are, numbers in their JSON form, enums
+ *  by name, booleans true/false, map entries "key=value". Returns how many
+ *  and sets *values to a malloc'd array (free with cv_values_free).       */
+int cv_message_values(const cv_schema_t *schema, const ProtobufCMessage *msg, int node,
+                      char ***values);
+void cv_values_free(char **values, int count);
+
+/* ------------------------------------------------------------------------ */
+/*  JSON and YAML forms, proto field names as keys.
+ *
+ *  Parsing refuses unknown keys, wrong types, out-of-range numbers, unknown
+ *  enum names and malformed dates, naming the key's path and position:
+ *  "FILE:LINE:COL: error: subjects[0].date_of_birth: not a date (YYYY-MM-DD)".
+ *  In JSON mode a string field needs a JSON string; in YAML mode any scalar
+ *  is taken as text (so "handling_code: 2" reads as "2").                  */
+
+struct fy_node;
+
+/*  Parses a JSON document from a buffer into a new message of schema's type.
+ *  name labels errors (a file name or "<stdin>"). Returns NULL and sets err
+ *  on any error. Free with protobuf_c_message_free_unpacked(msg, NULL).    */
+ProtobufCMessage *cv_json_parse(const cv_schema_t *schema, const char *buf, size_t len,
+                                const char *name, cv_error_t *err);
+
+/*  Converts an already parsed YAML/JSON node (e.g. a report inside a test
+ *  case file) into a new message. json selects JSON typing rules.          */
+ProtobufCMessage *cv_json_from_node(const cv_schema_t *schema, struct fy_node *node, bool json,
+                                    const char *name, cv_error_t *err);
+
+enum {
+    CV_JSON_PRETTY = 1 << 0, /* indented, one key per line */
+};
+
+/*  Emits msg as JSON; present fields only, in schema order. Returns a
+ *  malloc'd NUL-terminated string (free()), or NULL on allocation failure. */
+char *cv_json_emit(const ProtobufCMessage *msg, int flags);
+
+/*  Builds msg as a node of document doc (to embed a report in a larger
+ *  JSON object, as policy explain does). Returns NULL on failure.          */
+struct fy_document;
+struct fy_node *cv_json_to_node(struct fy_document *doc, const ProtobufCMessage *msg);
+
+/*  A JSON writer for output that is more than one message (policy
+ *  explain, subscribe's delivery lines). libfyaml's own JSON emitter writes
+ *  the string "2" as a number and leaks on long escaped strings, so all
+ *  JSON the project writes goes through here.                              */
+typedef struct cv_json_writer_t cv_json_writer_t;
+
+cv_json_writer_t *cv_json_writer_new(int flags);
+void cv_json_writer_destroy(cv_json_writer_t **self_p);
+void cv_json_object_begin(cv_json_writer_t *self);
+void cv_json_object_end(cv_json_writer_t *self);
+void cv_json_array_begin(cv_json_writer_t *self);
+void cv_json_array_end(cv_json_writer_t *self);
+void cv_json_key(cv_json_writer_t *self, const char *key);
+void cv_json_string(cv_json_writer_t *self, const char *text); /* NULL writes null */
+void cv_json_bool(cv_json_writer_t *self, bool value);
+void cv_json_uint(cv_json_writer_t *self, uint64_t value);
+void cv_json_message(cv_json_writer_t *self, const ProtobufCMessage *msg);
+/*  The text so far, owned by the writer; NULL after an allocation failure. */
+const char *cv_json_writer_text(const cv_json_writer_t *self);
+
+/*  libfyaml 0.7 takes an invalid UTF-8 byte between tokens for the end of
+ *  input and silently parses a truncated document; so every parser checks
+ *  its input first. Returns NULL when buf is valid UTF-8 without NUL bytes,
+ *  else what is wrong, with the 1-based position in line and col.        */
+const char *cv_text_check(const char *buf, size_t len, int *line, int *col);
+
+/*  Position of a node for error messages: 1-based line and column of the
+ *  node, or of its first key/item when it is a collection (libfyaml 0.7
+ *  keeps marks on tokens only).                                            */
+void cv_node_position(struct fy_node *node, int *line, int *col);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,216 @@
+/*  cv_schema.c: the table of every field path of a message type.
+ *
+ *  The table is derived from the protobuf-c descriptor by a pre-order walk,
+ *  so adding a field to report.proto adds its path here with no code change.
+ *  The only report-specific knowledge is the annotation table below.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cv_proto.h"
+
+struct cv_schema_t {
+    const ProtobufCMessageDescriptor *descriptor;
+    cv_schema_node_t *nodes;
+    int size;
+};
+
+/*  What the descriptor cannot say: formats of string fields and the
+ *  envelope (DESIGN.md: id, originator, category, handling_level, created
+ *  always travel with a delivered report). */
+static const struct {
+    const char *path;
+    cv_format_t format;
+    bool envelope;
+} report_annotations[] = {
+    {"id", CV_FORMAT_TEXT, true},
+    {"originator", CV_FORMAT_TEXT, true},
+    {"created", CV_FORMAT_TIMESTAMP, true},
+    {"category", CV_FORMAT_TEXT, true},
+    {"handling_level", CV_FORMAT_TEXT, true},
+    {"subjects.date_of_birth", CV_FORMAT_DATE, false},
+};
+
+/*  protobuf-c compiles map<K,V> to a repeated message "XEntry" with fields
+ *  key = 1 and value = 2; it keeps no map flag, so recognise that shape. */
+static bool is_map_entry(const ProtobufCMessageDescriptor *d)
+{
+    size_t len = strlen(d->name);
+    return d->n_fields == 2 && len > 5 && strcmp(d->name + len - 5, "Entry") == 0 &&
+           strcmp(d->fields[0].name, "key") == 0 && strcmp(d->fields[1].name, "value") == 0;
+}
+
+static int count_nodes(const ProtobufCMessageDescriptor *d)
+{
+    int n = 0;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        n++;
+        if (f->type == PROTOBUF_C_TYPE_MESSAGE && !is_map_entry(f->descriptor))
+            n += count_nodes(f->descriptor);
+    }
+    return n;
+}
+
+static int add_nodes(cv_schema_t *self, const ProtobufCMessageDescriptor *d, int parent,
+                     const char *prefix, int depth, int next)
+{
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        cv_schema_node_t *node = &self->nodes[next];
+        size_t len = strlen(prefix) + strlen(f->name) + 2;
+        char *path = malloc(len);
+        if (!path)
+            abort();
+        snprintf(path, len, "%s%s%s", prefix, *prefix ? "." : "", f->name);
+        bool message = f->type == PROTOBUF_C_TYPE_MESSAGE;
+        *node = (cv_schema_node_t){
+            .path = path,
+            .name = f->name,
+            .field = f,
+            .parent = parent,
+            .depth = depth,
+            .is_map = message && is_map_entry(f->descriptor),
+        };
+        node->is_leaf = !message || node->is_map;
+        int index = next++;
+        if (!node->is_leaf)
+            next = add_nodes(self, f->descriptor, index, path, depth + 1, next);
+        self->nodes[index].end = next;
+    }
+    return next;
+}
+
+static cv_schema_t *schema_new(const ProtobufCMessageDescriptor *descriptor)
+{
+    cv_schema_t *self = calloc(1, sizeof *self);
+    if (!self)
+        abort();
+    self->descriptor = descriptor;
+    self->size = count_nodes(descriptor);
+    self->nodes = calloc((size_t)self->size, sizeof *self->nodes);
+    if (!self->nodes)
+        abort();
+    add_nodes(self, descriptor, -1, "", 0, 0);
+    return self;
+}
+
+static cv_schema_t *report_schema;
+
+static void report_schema_init(void)
+{
+    report_schema = schema_new(&caveat__report__descriptor);
+    for (size_t i = 0; i < sizeof report_annotations / sizeof *report_annotations; i++) {
+        int index = cv_schema_find(report_schema, report_annotations[i].path);
+        if (index < 0)
+            abort(); /* the table names a field report.proto lacks */
+        report_schema->nodes[index].format = report_annotations[i].format;
+        report_schema->nodes[index].envelope = report_annotations[i].envelope;
+    }
+}
+
+const cv_schema_t *cv_schema_report(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, report_schema_init);
+    return report_schema;
+}
+
+int cv_schema_size(const cv_schema_t *self)
+{
+    return self->size;
+}
+
+const cv_schema_node_t *cv_schema_node(const cv_schema_t *self, int index)
+{
+    return index >= 0 && index < self->size ? &self->nodes[index] : NULL;
+}
+
+int cv_schema_find(const cv_schema_t *self, const char *path)
+{
+    for (int i = 0; i < self->size; i++)
+        if (strcmp(self->nodes[i].path, path) == 0)
+            return i;
+    return -1;
+}
+
+int cv_schema_child(const cv_schema_t *self, int parent, const ProtobufCFieldDescriptor *field)
+{
+    int from = parent < 0 ? 0 : parent + 1;
+    int to = parent < 0 ? self->size : self->nodes[parent].end;
+    for (int i = from; i < to; i = self->nodes[i].end)
+        if (self->nodes[i].field == field)
+            return i;
+    return -1;
+}
+
+const ProtobufCMessageDescriptor *cv_schema_descriptor(const cv_schema_t *self)
+{
+    return self->descriptor;
+}
+
+static bool all_digits(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
+}
+
+/*  strptime accepts too much (no field widths, "2026-2-3"), so check the
+ *  shape by hand and let mktime's normalisation reject 2026-02-30. */
+static bool valid_date(const char *s)
+{
+    if (strlen(s) < 10 || !all_digits(s, 4) || s[4] != '-' || !all_digits(s + 5, 2) ||
+        s[7] != '-' || !all_digits(s + 8, 2))
+        return false;
+    struct tm tm = {0};
+    tm.tm_year = atoi(s) - 1900;
+    tm.tm_mon = atoi(s + 5) - 1;
+    tm.tm_mday = atoi(s + 8);
+    tm.tm_hour = 12;
+    struct tm check = tm;
+    if (timegm(&check) == (time_t)-1)
+        return false;
+    return check.tm_mon == tm.tm_mon && check.tm_mday == tm.tm_mday;
+}
+
+/*  RFC 3339: YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM). */
+static bool valid_timestamp(const char *s)
+{
+    if (!valid_date(s) || (s[10] != 'T' && s[10] != 't'))
+        return false;
+    const char *t = s + 11;
+    if (!all_digits(t, 2) || t[2] != ':' || !all_digits(t + 3, 2) || t[5] != ':' ||
+        !all_digits(t + 6, 2))
+        return false;
+    if (atoi(t) > 23 || atoi(t + 3) > 59 || atoi(t + 6) > 60)
+        return false;
+    t += 8;
+    if (*t == '.') {
+        t++;
+        if (*t < '0' || *t > '9')
+            return false;
+        while (*t >= '0' && *t <= '9')
+            t++;
+    }
+    if ((*t == 'Z' || *t == 'z') && t[1] == '\0')
+        return true;
+    return (*t == '+' || *t == '-') && all_digits(t + 1, 2) && t[3] == ':' &&
+           all_digits(t + 4, 2) && t[6] == '\0' && atoi(t + 1) <= 23 && atoi(t + 4) <= 59;
+}
+
+bool cv_format_valid(cv_format_t format, const char *text)
+{
+    switch (format) {
+    case CV_FORMAT_DATE:
+        return valid_date(text) && text[10] == '\0';
+    case CV_FORMAT_TIMESTAMP:
+        return valid_timestamp(text);
+    default:
+        return true;
+    }
+}

@@ -1,0 +1,744 @@
+/*  test_json.c: the JSON and YAML forms of a report (proto/cv_json.c).
+ *
+ *  Error messages are compared whole, positions included: they are what a
+ *  user sees, and a wrong column is a bug.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libfyaml.h>
+
+#include "cv_proto.h"
+
+/*  The example report of DESIGN.md, "The report". */
+static const char example[] =
+    "{\n"
+    "  \"id\": \"assigned by the broker when empty\",\n"
+    "  \"originator\": \"hum-bcu-hull\",\n"
+    "  \"author\": \"PC 4471 Grant\",\n"
+    "  \"created\": \"2026-11-20T09:30:00Z\",\n"
+    "  \"category\": \"vulnerable_individual\",\n"
+    "  \"handling_level\": \"OFFICIAL-SENSITIVE\",\n"
+    "  \"grading\": {\"source\": \"B\", \"intelligence\": \"2\", \"handling_code\": \"2\"},\n"
+    "  \"priority\": \"ROUTINE\",\n"
+    "  \"area\": \"hull\",\n"
+    "  \"subjects\": [{\"name\": \"Jane Doe\", \"date_of_birth\": \"2009-04-01\",\n"
+    "                \"address\": \"1 Example Street, Hull\", \"postcode\": \"HU3 2AB\",\n"
+    "                \"identifiers\": {\"pnc\": \"09/123456A\"},\n"
+    "                \"vulnerability_factors\": [\"isolation\", \"online contact\"]}],\n"
+    "  \"location\": {\"name\": \"...\", \"address\": \"...\", \"postcode\": \"HU1 1AA\",\n"
+    "               \"latitude\": 53.7443, \"longitude\": -0.3326},\n"
+    "  \"summary\": \"short shareable gist\",\n"
+    "  \"narrative\": \"full text\",\n"
+    "  \"source\": {\"type\": \"patrol\", \"reference\": \"SR/2026/0441\", \"notes\": \"...\"},\n"
+    "  \"indicators\": [\"online_radicalisation\"],\n"
+    "  \"tension\": {\"level\": 3, \"trend\": \"rising\"},\n"
+    "  \"field_markings\": [{\"path\": \"source\", \"level\": \"SECRET\"}],\n"
+    "  \"caveats\": [\"POLICE ONLY\"]\n"
+    "}\n";
+
+/*  The same report as cv_json_emit writes it: proto field order. */
+static const char example_line[] =
+    "{\"id\":\"assigned by the broker when empty\",\"originator\":\"hum-bcu-hull\","
+    "\"created\":\"2026-11-20T09:30:00Z\",\"category\":\"vulnerable_individual\","
+    "\"handling_level\":\"OFFICIAL-SENSITIVE\",\"author\":\"PC 4471 Grant\","
+    "\"grading\":{\"source\":\"B\",\"intelligence\":\"2\",\"handling_code\":\"2\"},"
+    "\"priority\":\"ROUTINE\",\"area\":\"hull\","
+    "\"subjects\":[{\"name\":\"Jane Doe\",\"date_of_birth\":\"2009-04-01\","
+    "\"address\":\"1 Example Street, Hull\",\"postcode\":\"HU3 2AB\","
+    "\"identifiers\":{\"pnc\":\"09/123456A\"},"
+    "\"vulnerability_factors\":[\"isolation\",\"online contact\"]}],"
+    "\"location\":{\"name\":\"...\",\"address\":\"...\",\"postcode\":\"HU1 1AA\","
+    "\"latitude\":53.7443,\"longitude\":-0.3326},"
+    "\"summary\":\"short shareable gist\",\"narrative\":\"full text\","
+    "\"source\":{\"type\":\"patrol\",\"reference\":\"SR/2026/0441\",\"notes\":\"...\"},"
+    "\"indicators\":[\"online_radicalisation\"],\"tension\":{\"level\":3,\"trend\":\"rising\"},"
+    "\"field_markings\":[{\"path\":\"source\",\"level\":\"SECRET\"}],"
+    "\"caveats\":[\"POLICE ONLY\"]}";
+
+static Caveat__Report *parse_n(const char *json, size_t len, cv_error_t *err)
+{
+    return (Caveat__Report *)cv_json_parse(cv_schema_report(), json, len, "r.json", err);
+}
+
+static Caveat__Report *parse(const char *json, cv_error_t *err)
+{
+    return parse_n(json, strlen(json), err);
+}
+
+static void report_free(Caveat__Report *report)
+{
+    if (report)
+        protobuf_c_message_free_unpacked(&report->base, NULL);
+}
+
+static char *emit(const Caveat__Report *report, int flags)
+{
+    char *text = cv_json_emit(&report->base, flags);
+    assert_non_null(text);
+    return text;
+}
+
+/*  Parses json, which must be accepted, and returns its one-line form. */
+static char *reemit(const char *json)
+{
+    cv_error_t err = {{0}};
+    Caveat__Report *report = parse(json, &err);
+    if (!report)
+        fail_msg("refused %s: %s", json, err.msg);
+    char *text = emit(report, 0);
+    report_free(report);
+    return text;
+}
+
+static void expect_round_trip(const char *json, const char *expected)
+{
+    char *text = reemit(json);
+    assert_string_equal(text, expected);
+    char *again = reemit(text);
+    assert_string_equal(again, text);
+    free(again);
+    free(text);
+}
+
+static void expect_error_n(const char *json, size_t len, const char *expected)
+{
+    cv_error_t err = {{0}};
+    Caveat__Report *report = parse_n(json, len, &err);
+    if (report) {
+        report_free(report);
+        fail_msg("accepted %s", json);
+    }
+    assert_string_equal(err.msg, expected);
+}
+
+static void expect_error(const char *json, const char *expected)
+{
+    expect_error_n(json, strlen(json), expected);
+}
+
+static struct fy_document *yaml_doc(const char *yaml)
+{
+    struct fy_parse_cfg cfg = {.flags = FYPCF_QUIET};
+    struct fy_document *doc = fy_document_build_from_string(&cfg, yaml, strlen(yaml));
+    assert_non_null(doc);
+    return doc;
+}
+
+/* ------------------------------------------------------------------------ */
+
+static void test_example_parses(void **state)
+{
+    (void)state;
+    cv_error_t err = {{0}};
+    Caveat__Report *r = parse(example, &err);
+    if (!r)
+        fail_msg("%s", err.msg);
+    assert_string_equal(r->originator, "hum-bcu-hull");
+    assert_string_equal(r->grading->handling_code, "2");
+    assert_true(r->has_priority);
+    assert_int_equal(r->priority, CAVEAT__PRIORITY__ROUTINE);
+    assert_int_equal(r->n_subjects, 1);
+    assert_string_equal(r->subjects[0]->date_of_birth, "2009-04-01");
+    assert_int_equal(r->subjects[0]->n_identifiers, 1);
+    assert_string_equal(r->subjects[0]->identifiers[0]->key, "pnc");
+    assert_string_equal(r->subjects[0]->identifiers[0]->value, "09/123456A");
+    assert_int_equal(r->subjects[0]->n_vulnerability_factors, 2);
+    assert_true(r->location->has_latitude);
+    assert_true(r->location->latitude == 53.7443);
+    assert_true(r->location->longitude == -0.3326);
+    assert_true(r->tension->has_level);
+    assert_int_equal(r->tension->level, 3);
+    assert_int_equal(r->n_caveats, 1);
+    report_free(r);
+}
+
+static void test_example_round_trip(void **state)
+{
+    (void)state;
+    expect_round_trip(example, example_line);
+}
+
+static void test_pretty(void **state)
+{
+    (void)state;
+    cv_error_t err = {{0}};
+    Caveat__Report *r = parse("{\"tension\": {\"level\": 3}, \"indicators\": [\"a\", \"b\"],"
+                              " \"subjects\": [{\"identifiers\": {\"pnc\": \"1\"}}],"
+                              " \"grading\": {\"source\": \"B\"}}",
+                              &err);
+    assert_non_null(r);
+    char *text = emit(r, CV_JSON_PRETTY);
+    assert_string_equal(text, "{\n"
+                              "  \"grading\": {\n"
+                              "    \"source\": \"B\"\n"
+                              "  },\n"
+                              "  \"subjects\": [\n"
+                              "    {\n"
+                              "      \"identifiers\": {\n"
+                              "        \"pnc\": \"1\"\n"
+                              "      }\n"
+                              "    }\n"
+                              "  ],\n"
+                              "  \"indicators\": [\n"
+                              "    \"a\",\n"
+                              "    \"b\"\n"
+                              "  ],\n"
+                              "  \"tension\": {\n"
+                              "    \"level\": 3\n"
+                              "  }\n"
+                              "}");
+    free(text);
+    report_free(r);
+
+    /* the pretty form of the example reads back to the same report */
+    r = parse(example, &err);
+    assert_non_null(r);
+    text = emit(r, CV_JSON_PRETTY);
+    report_free(r);
+    char *line = reemit(text);
+    assert_string_equal(line, example_line);
+    free(line);
+    free(text);
+}
+
+static void test_empty_object(void **state)
+{
+    (void)state;
+    cv_error_t err = {{0}};
+    Caveat__Report *r = parse(" { } ", &err);
+    assert_non_null(r);
+    assert_null(r->id);
+    assert_false(r->has_priority);
+    char *text = emit(r, 0);
+    assert_string_equal(text, "{}");
+    free(text);
+    text = emit(r, CV_JSON_PRETTY);
+    assert_string_equal(text, "{}");
+    free(text);
+    report_free(r);
+    expect_round_trip("{\"grading\": {}, \"subjects\": [{}], \"indicators\": []}",
+                      "{\"grading\":{},\"subjects\":[{}]}");
+}
+
+static void test_unknown_key(void **state)
+{
+    (void)state;
+    expect_error("{\n  \"grading\": {\n    \"sourse\": \"B\"\n  }\n}",
+                 "r.json:3:5: error: grading.sourse: unknown field");
+    expect_error("{\"nmae\": 1}", "r.json:1:2: error: nmae: unknown field");
+    expect_error("{\"subjects\": [{}, {\"nmae\": \"x\"}]}",
+                 "r.json:1:20: error: subjects[1].nmae: unknown field");
+    /* control characters in a key do not break the one-line message */
+    expect_error("{\"a\\nb\": 1}", "r.json:1:2: error: a?b: unknown field");
+}
+
+static void test_wrong_types(void **state)
+{
+    (void)state;
+    expect_error("{\"tension\": {\"level\": \"3\"}}",
+                 "r.json:1:23: error: tension.level: expected an integer");
+    expect_error("{\"tension\": {\"level\": 3.5}}",
+                 "r.json:1:23: error: tension.level: expected an integer");
+    expect_error("{\"tension\": {\"level\": true}}",
+                 "r.json:1:23: error: tension.level: expected an integer");
+    expect_error("{\"summary\": 3}", "r.json:1:13: error: summary: expected a string");
+    expect_error("{\"summary\": true}", "r.json:1:13: error: summary: expected a string");
+    expect_error("{\"summary\": {\"a\": \"b\"}}", "r.json:1:14: error: summary: expected a string");
+    expect_error("{\"summary\": [\"b\"]}", "r.json:1:14: error: summary: expected a string");
+    expect_error("{\"grading\": [\"B\"]}", "r.json:1:14: error: grading: expected an object");
+    expect_error("{\"grading\": \"B\"}", "r.json:1:13: error: grading: expected an object");
+    /* an empty array has no position of its own: the key's is used */
+    expect_error("{\"grading\": []}", "r.json:1:2: error: grading: expected an object");
+    expect_error("{\"indicators\": \"x\"}", "r.json:1:16: error: indicators: expected an array");
+    expect_error("{\"indicators\": [\"a\", 1]}",
+                 "r.json:1:22: error: indicators[1]: expected a string");
+    expect_error("{\"location\": {\"latitude\": \"53.1\"}}",
+                 "r.json:1:27: error: location.latitude: expected a number");
+    expect_error("{\"priority\": 1}", "r.json:1:14: error: priority: expected a string");
+    expect_error("{\"subjects\": [{\"identifiers\": {\"pnc\": 5}}]}",
+                 "r.json:1:39: error: subjects[0].identifiers.pnc: expected a string");
+    expect_error("{\"subjects\": [{\"identifiers\": [\"pnc\"]}]}",
+                 "r.json:1:32: error: subjects[0].identifiers: expected an object");
+    expect_error("{\"subjects\": {\"name\": \"x\"}}",
+                 "r.json:1:15: error: subjects: expected an array");
+}
+
+static void test_wrong_top_level(void **state)
+{
+    (void)state;
+    expect_error("[\"x\"]", "r.json:1:2: error: expected an object");
+    expect_error("\"x\"", "r.json:1:1: error: expected an object");
+    expect_error("  42", "r.json:1:3: error: expected an object");
+    expect_error("[]", "r.json: error: expected an object");
+    expect_error("null", "r.json:1:1: error: expected an object");
+}
+
+static void test_bad_enum(void **state)
+{
+    (void)state;
+    expect_error("{\"priority\": \"URGENT\"}",
+                 "r.json:1:14: error: priority: unknown value \"URGENT\" "
+                 "(expected ROUTINE, PRIORITY, IMMEDIATE)");
+    expect_error("{\"priority\": \"routine\"}",
+                 "r.json:1:14: error: priority: unknown value \"routine\" "
+                 "(expected ROUTINE, PRIORITY, IMMEDIATE)");
+    expect_round_trip("{\"priority\": \"IMMEDIATE\"}", "{\"priority\":\"IMMEDIATE\"}");
+}
+
+static void test_dates(void **state)
+{
+    (void)state;
+    expect_error("{\"subjects\": [{\"date_of_birth\": \"2026-02-30\"}]}",
+                 "r.json:1:33: error: subjects[0].date_of_birth: not a date (YYYY-MM-DD)");
+    expect_error("{\"subjects\": [{\"date_of_birth\": \"2026-2-3\"}]}",
+                 "r.json:1:33: error: subjects[0].date_of_birth: not a date (YYYY-MM-DD)");
+    expect_error("{\"subjects\": [{\"date_of_birth\": \"2026-02-03T00:00:00Z\"}]}",
+                 "r.json:1:33: error: subjects[0].date_of_birth: not a date (YYYY-MM-DD)");
+    expect_error("{\"created\": \"2026-11-20 09:30:00\"}",
+                 "r.json:1:13: error: created: not a timestamp (RFC 3339, e.g. "
+                 "2026-11-20T09:30:00Z)");
+    expect_error("{\"created\": \"2026-11-20T25:00:00Z\"}",
+                 "r.json:1:13: error: created: not a timestamp (RFC 3339, e.g. "
+                 "2026-11-20T09:30:00Z)");
+    expect_round_trip("{\"created\": \"2026-11-20T09:30:00.25+01:00\","
+                      " \"subjects\": [{\"date_of_birth\": \"2024-02-29\"}]}",
+                      "{\"created\":\"2026-11-20T09:30:00.25+01:00\","
+                      "\"subjects\":[{\"date_of_birth\":\"2024-02-29\"}]}");
+}
+
+static void test_nested_path(void **state)
+{
+    (void)state;
+    expect_error("{\"subjects\": [\n"
+                 "  {\"name\": \"A\", \"date_of_birth\": \"2001-01-01\"},\n"
+                 "  {\"name\": \"B\", \"date_of_birth\": \"2026-02-30\"}\n"
+                 "]}",
+                 "r.json:3:34: error: subjects[1].date_of_birth: not a date (YYYY-MM-DD)");
+}
+
+static void test_syntax_errors(void **state)
+{
+    (void)state;
+    expect_error("{\"a\": 1,\n \"b\": }",
+                 "r.json:2:7: error: JSON does not allow empty values in a mapping");
+    expect_error("{\"summary\": \"x}", "r.json:1:14: error: double-quoted scalar without "
+                                       "closing quote");
+    expect_error("{} {}", "r.json:1:4: error: unexpected content after the JSON value");
+    expect_error("{}\n[]", "r.json:2:1: error: unexpected content after the JSON value");
+    expect_error("", "r.json:1:1: error: JSON does not allow empty root content");
+    expect_error("{summary: 1}", "r.json:1:2: error: Invalid JSON plain scalar");
+    expect_error("{\"tension\": {\"level\": 01}}", "r.json:1:23: error: Invalid JSON plain scalar");
+    expect_error("[1, 2,]",
+                 "r.json:1:6: error: JSON disallows trailing comma before closing bracket");
+}
+
+static void test_duplicate_key(void **state)
+{
+    (void)state;
+    /* libfyaml refuses duplicate keys itself; its column is past the quote */
+    expect_error("{\"summary\": \"a\",\n \"summary\": \"b\"}", "r.json:2:3: error: duplicate key");
+}
+
+static void test_invalid_utf8(void **state)
+{
+    (void)state;
+    expect_error("{\"summary\": \"a\xff"
+                 "b\"}",
+                 "r.json:1:15: error: invalid UTF-8");
+    expect_error("{\"summary\": \"\xc3\xa9\xc0\x80\"}", "r.json:1:15: error: invalid UTF-8");
+    expect_error("{\"summary\": \"\xed\xa0\x80\"}", "r.json:1:14: error: invalid UTF-8");
+    expect_error("{\"summary\": \"\xf4\x90\x80\x80\"}", "r.json:1:14: error: invalid UTF-8");
+    expect_error("{\"summary\": \"\xe2\x82\"}", "r.json:1:14: error: invalid UTF-8");
+    /* libfyaml would stop at these bytes and return a truncated document */
+    expect_error("{\"summary\": \"a\"}\n\xff", "r.json:2:1: error: invalid UTF-8");
+    expect_error("{\"a\":1,\xff\"b\":2}", "r.json:1:8: error: invalid UTF-8");
+    expect_error_n("{}\0{\"x\": 1}", 11, "r.json:1:3: error: NUL byte in input");
+    expect_error("{\"summary\": \"a\\u0000b\"}",
+                 "r.json:1:13: error: summary: contains a NUL character");
+    cv_error_t err = {{0}};
+    assert_null(parse("{\"summary\": \"\\ud800\"}", &err));
+    assert_non_null(strstr(err.msg, "r.json:1:"));
+    /* a valid pair of surrogate escapes is one character */
+    Caveat__Report *r = parse("{\"summary\": \"\\ud83d\\ude00\"}", &err);
+    assert_non_null(r);
+    assert_string_equal(r->summary, "\xf0\x9f\x98\x80");
+    report_free(r);
+}
+
+static void test_numbers(void **state)
+{
+    (void)state;
+    expect_round_trip("{\"tension\": {\"level\": 2147483647}}",
+                      "{\"tension\":{\"level\":2147483647}}");
+    expect_round_trip("{\"tension\": {\"level\": -2147483648}}",
+                      "{\"tension\":{\"level\":-2147483648}}");
+    expect_error("{\"tension\": {\"level\": 2147483648}}",
+                 "r.json:1:23: error: tension.level: out of range for int32");
+    expect_error("{\"tension\": {\"level\": -2147483649}}",
+                 "r.json:1:23: error: tension.level: out of range for int32");
+    expect_error("{\"tension\": {\"level\": 99999999999999999999999}}",
+                 "r.json:1:23: error: tension.level: out of range for int32");
+    expect_error("{\"tension\": {\"level\": 1e2}}",
+                 "r.json:1:23: error: tension.level: expected an integer");
+    expect_error("{\"location\": {\"latitude\": 1e400}}",
+                 "r.json:1:27: error: location.latitude: out of range for double");
+    expect_error("{\"location\": {\"latitude\": -1e400}}",
+                 "r.json:1:27: error: location.latitude: out of range for double");
+    expect_round_trip("{\"location\": {\"latitude\": 1e-400, \"longitude\": -0}}",
+                      "{\"location\":{\"latitude\":0,\"longitude\":-0}}");
+    expect_round_trip("{\"location\": {\"latitude\": 0.1, \"longitude\": 1E+2}}",
+                      "{\"location\":{\"latitude\":0.1,\"longitude\":100}}");
+}
+
+/*  Doubles are written with as few digits as read back exactly. */
+static void test_doubles(void **state)
+{
+    (void)state;
+    static const double values[] = {
+        0.1,     1.0 / 3, -1e-7, 1e21, 123456789012345678.0, 5e-324, 1.7976931348623157e308,
+        53.7443, 2.0 / 3, 100};
+    for (size_t i = 0; i < sizeof values / sizeof *values; i++) {
+        Caveat__Location location = CAVEAT__LOCATION__INIT;
+        Caveat__Report report = CAVEAT__REPORT__INIT;
+        location.has_latitude = 1;
+        location.latitude = values[i];
+        report.location = &location;
+        char *text = emit(&report, 0);
+        cv_error_t err = {{0}};
+        Caveat__Report *back = parse(text, &err);
+        if (!back)
+            fail_msg("%s: %s", text, err.msg);
+        assert_true(back->location->latitude == values[i]);
+        /* no trailing noise such as 0.10000000000000001 */
+        assert_true(strlen(text) <= strlen("{\"location\":{\"latitude\":}}") + 24);
+        report_free(back);
+        free(text);
+    }
+    Caveat__Location location = CAVEAT__LOCATION__INIT;
+    Caveat__Report report = CAVEAT__REPORT__INIT;
+    location.has_latitude = 1;
+    location.latitude = 0.1;
+    report.location = &location;
+    char *text = emit(&report, 0);
+    assert_string_equal(text, "{\"location\":{\"latitude\":0.1}}");
+    free(text);
+    /* JSON has no NaN: written as null, which reads back as absent */
+    location.latitude = NAN;
+    text = emit(&report, 0);
+    assert_string_equal(text, "{\"location\":{\"latitude\":null}}");
+    free(text);
+}
+
+static void test_map_round_trip(void **state)
+{
+    (void)state;
+    const char *json = "{\"subjects\": [{\"identifiers\": {\"pnc\": \"09/123456A\","
+                       " \"nino\": \"AB123456C\", \"\": \"empty key\"}}]}";
+    cv_error_t err = {{0}};
+    Caveat__Report *r = parse(json, &err);
+    assert_non_null(r);
+    assert_int_equal(r->subjects[0]->n_identifiers, 3);
+    assert_string_equal(r->subjects[0]->identifiers[1]->key, "nino");
+    assert_string_equal(r->subjects[0]->identifiers[1]->value, "AB123456C");
+    report_free(r);
+    expect_round_trip(json, "{\"subjects\":[{\"identifiers\":{\"pnc\":\"09/123456A\","
+                            "\"nino\":\"AB123456C\",\"\":\"empty key\"}}]}");
+    expect_round_trip("{\"subjects\": [{\"identifiers\": {}}]}", "{\"subjects\":[{}]}");
+    expect_error("{\"subjects\": [{\"identifiers\": {\"pnc\": null}}]}",
+                 "r.json:1:39: error: subjects[0].identifiers.pnc: null map value");
+    expect_error("{\"subjects\": [{\"identifiers\": {\"pnc\": {\"a\": \"b\"}}}]}",
+                 "r.json:1:40: error: subjects[0].identifiers.pnc: expected a string");
+}
+
+static void test_null_is_absent(void **state)
+{
+    (void)state;
+    cv_error_t err = {{0}};
+    Caveat__Report *r = parse("{\"summary\": null, \"grading\": null, \"indicators\": null,"
+                              " \"priority\": null, \"tension\": {\"level\": null},"
+                              " \"subjects\": [{\"identifiers\": null}]}",
+                              &err);
+    assert_non_null(r);
+    assert_null(r->summary);
+    assert_null(r->grading);
+    assert_int_equal(r->n_indicators, 0);
+    assert_false(r->has_priority);
+    assert_non_null(r->tension);
+    assert_false(r->tension->has_level);
+    char *text = emit(r, 0);
+    assert_string_equal(text, "{\"subjects\":[{}],\"tension\":{}}");
+    free(text);
+    report_free(r);
+    /* null stands for a field, not for an element */
+    expect_error("{\"indicators\": [\"a\", null]}",
+                 "r.json:1:22: error: indicators[1]: null in an array");
+    expect_error("{\"subjects\": [null]}", "r.json:1:15: error: subjects[0]: null in an array");
+    /* only the JSON literal is null; the string "null" is text */
+    expect_round_trip("{\"summary\": \"null\"}", "{\"summary\":\"null\"}");
+}
+
+static void test_yaml_mode(void **state)
+{
+    (void)state;
+    struct fy_document *doc = yaml_doc("grading:\n"
+                                       "  handling_code: 2\n"
+                                       "priority: IMMEDIATE\n"
+                                       "summary: 2026-01-01\n"
+                                       "narrative: ~\n"
+                                       "area:\n"
+                                       "indicators: [a, 'b', \"c\"]\n"
+                                       "tension: {level: 3}\n");
+    cv_error_t err = {{0}};
+    Caveat__Report *r = (Caveat__Report *)cv_json_from_node(
+        cv_schema_report(), fy_document_root(doc), false, "t.yaml", &err);
+    if (!r)
+        fail_msg("%s", err.msg);
+    assert_string_equal(r->grading->handling_code, "2");
+    assert_int_equal(r->priority, CAVEAT__PRIORITY__IMMEDIATE);
+    assert_string_equal(r->summary, "2026-01-01");
+    assert_null(r->narrative);
+    assert_null(r->area);
+    assert_int_equal(r->n_indicators, 3);
+    assert_int_equal(r->tension->level, 3);
+    report_free(r);
+
+    /* the same node under JSON rules: 2 is a number, not text */
+    assert_null(cv_json_from_node(cv_schema_report(), fy_document_root(doc), true, "t.yaml", &err));
+    assert_string_equal(err.msg, "t.yaml:2:18: error: grading.handling_code: expected a string");
+    fy_document_destroy(doc);
+
+    /* a quoted number is text in YAML too */
+    doc = yaml_doc("tension:\n  level: '3'\n");
+    assert_null(
+        cv_json_from_node(cv_schema_report(), fy_document_root(doc), false, "t.yaml", &err));
+    assert_string_equal(err.msg, "t.yaml:2:10: error: tension.level: expected an integer");
+    fy_document_destroy(doc);
+
+    doc = yaml_doc("caveats: &x [a]\nindicators: *x\n");
+    assert_null(
+        cv_json_from_node(cv_schema_report(), fy_document_root(doc), false, "t.yaml", &err));
+    assert_string_equal(err.msg, "t.yaml:2:13: error: indicators: aliases are not supported");
+    fy_document_destroy(doc);
+
+    doc = yaml_doc("caveats: [a]\n[k]: v\n");
+    assert_null(
+        cv_json_from_node(cv_schema_report(), fy_document_root(doc), false, "t.yaml", &err));
+    assert_string_equal(err.msg, "t.yaml:2:2: error: expected a field name");
+    fy_document_destroy(doc);
+
+    assert_null(cv_json_from_node(cv_schema_report(), NULL, false, "t.yaml", &err));
+    assert_string_equal(err.msg, "t.yaml: error: expected an object");
+}
+
+static void test_escaping_round_trip(void **state)
+{
+    (void)state;
+    Caveat__Report report = CAVEAT__REPORT__INIT;
+    char summary[] = "q\"b\\s/\n\t\r\b\f\x01\x1f \xc3\xa9 \xf0\x9f\x98\x80 \x7f"
+                     " \xc2\x85 \xe2\x80\xa8 \xef\xbb\xbf end";
+    char narrative[] = "a\xff"
+                       "b\xc3";
+    char handling[] = "2";
+    Caveat__Grading grading = CAVEAT__GRADING__INIT;
+    grading.handling_code = handling;
+    report.summary = summary;
+    report.narrative = narrative;
+    report.grading = &grading;
+    char *text = emit(&report, 0);
+    assert_string_equal(text, "{\"grading\":{\"handling_code\":\"2\"},"
+                              "\"summary\":\"q\\\"b\\\\s/\\n\\t\\r\\b\\f\\u0001\\u001f "
+                              "\xc3\xa9 \xf0\x9f\x98\x80 \\u007f \\u0085 \\u2028 \\ufeff end\","
+                              "\"narrative\":\"a\xef\xbf\xbd"
+                              "b\xef\xbf\xbd\"}");
+    cv_error_t err = {{0}};
+    Caveat__Report *back = parse(text, &err);
+    if (!back)
+        fail_msg("%s", err.msg);
+    assert_string_equal(back->summary, summary);
+    assert_string_equal(back->narrative, "a\xef\xbf\xbd"
+                                         "b\xef\xbf\xbd");
+    assert_string_equal(back->grading->handling_code, "2");
+    char *again = emit(back, 0);
+    assert_string_equal(again, text);
+    char *pretty = emit(back, CV_JSON_PRETTY);
+    char *line = reemit(pretty);
+    assert_string_equal(line, text);
+    free(line);
+    free(pretty);
+    free(again);
+    free(text);
+    report_free(back);
+}
+
+/*  A report embedded in a larger document keeps its types when libfyaml
+ *  writes that document as JSON. */
+static void test_to_node(void **state)
+{
+    (void)state;
+    Caveat__Report report = CAVEAT__REPORT__INIT;
+    Caveat__Grading grading = CAVEAT__GRADING__INIT;
+    Caveat__Tension tension = CAVEAT__TENSION__INIT;
+    /* libfyaml 0.7.12's JSON emitter leaks 512 bytes on a double-quoted
+     * scalar of nine or more pieces (escapes and the runs between them),
+     * so each string here stays below that. */
+    char handling[] = "2", area[] = "true", summary[] = "\x7f\xc2\x85\xe2\x80\xa8";
+    char narrative[] = "x\"\\\n\x01";
+    grading.handling_code = handling;
+    tension.has_level = 1;
+    tension.level = 4;
+    report.grading = &grading;
+    report.tension = &tension;
+    report.area = area;
+    report.summary = summary;
+    report.narrative = narrative;
+
+    struct fy_document *doc = fy_document_create(NULL);
+    assert_non_null(doc);
+    struct fy_node *root = fy_node_create_mapping(doc);
+    struct fy_node *node = cv_json_to_node(doc, &report.base);
+    assert_non_null(node);
+    assert_int_equal(
+        fy_node_mapping_append(root, fy_node_create_scalar(doc, "report", FY_NT), node), 0);
+    fy_document_set_root(doc, root);
+    char *out = fy_emit_document_to_string(doc, FYECF_MODE_JSON_ONELINE);
+    assert_non_null(out);
+    assert_non_null(strstr(out, "\"handling_code\": \"2\""));
+    assert_non_null(strstr(out, "\"area\": \"true\""));
+    assert_non_null(strstr(out, "\"level\": 4"));
+    fy_document_destroy(doc);
+
+    /* and reads back to the same report */
+    struct fy_parse_cfg cfg = {.flags = FYPCF_QUIET | FYPCF_JSON_FORCE};
+    doc = fy_document_build_from_string(&cfg, out, strlen(out));
+    assert_non_null(doc);
+    cv_error_t err = {{0}};
+    ProtobufCMessage *back = cv_json_from_node(
+        cv_schema_report(),
+        fy_node_by_path(fy_document_root(doc), "/report", FY_NT, FYNWF_DONT_FOLLOW), true, "out",
+        &err);
+    if (!back)
+        fail_msg("%s: %s", out, err.msg);
+    char *a = cv_json_emit(&report.base, 0), *b = cv_json_emit(back, 0);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    protobuf_c_message_free_unpacked(back, NULL);
+    fy_document_destroy(doc);
+    free(out);
+}
+
+static void test_node_position(void **state)
+{
+    (void)state;
+    struct fy_document *doc = yaml_doc("a:\n  - {}\n  - [x, y]\n  - 'q'\nb: {}\n");
+    struct fy_node *root = fy_document_root(doc);
+    int line, col;
+    cv_node_position(root, &line, &col);
+    assert_int_equal(line, 1);
+    assert_int_equal(col, 1);
+    cv_node_position(fy_node_by_path(root, "/a/1", FY_NT, FYNWF_DONT_FOLLOW), &line, &col);
+    assert_int_equal(line, 3);
+    assert_int_equal(col, 6);
+    cv_node_position(fy_node_by_path(root, "/a/2", FY_NT, FYNWF_DONT_FOLLOW), &line, &col);
+    assert_int_equal(line, 4);
+    assert_int_equal(col, 5);
+    cv_node_position(fy_node_by_path(root, "/b", FY_NT, FYNWF_DONT_FOLLOW), &line, &col);
+    assert_int_equal(line, 0);
+    cv_node_position(NULL, &line, &col);
+    assert_int_equal(line, 0);
+    fy_document_destroy(doc);
+}
+
+/*  Every prefix and many mutations of the example: never a crash or leak,
+ *  and whatever is accepted writes out and reads back the same. */
+static void check_any(const char *buf, size_t len)
+{
+    cv_error_t err = {{0}};
+    Caveat__Report *r = parse_n(buf, len, &err);
+    if (!r) {
+        assert_true(strncmp(err.msg, "r.json", 6) == 0);
+        return;
+    }
+    char *text = emit(r, 0);
+    report_free(r);
+    char *again = reemit(text);
+    assert_string_equal(again, text);
+    free(again);
+    free(text);
+}
+
+static void test_robustness(void **state)
+{
+    (void)state;
+    static const char alphabet[] = "{}[]\",:\\0123456789-.eE aZnul\xff\xc3\x80\n\t";
+    size_t len = strlen(example);
+    char *buf = malloc(len);
+    assert_non_null(buf);
+    for (size_t n = 0; n <= len; n++) {
+        memcpy(buf, example, n);
+        check_any(buf, n);
+    }
+    srand(1);
+    for (int i = 0; i < 4000; i++) {
+        memcpy(buf, example, len);
+        for (int k = rand() % 3; k >= 0; k--) {
+            size_t at = (size_t)rand() % len;
+            buf[at] = rand() % 4 ? alphabet[rand() % (int)(sizeof alphabet - 1)] : (char)rand();
+        }
+        check_any(buf, len);
+    }
+    free(buf);
+
+    /* deep nesting: refused by libfyaml's depth limit or by the schema,
+     * without recursion running away */
+    enum { DEEP = 100000 };
+    char *deep = malloc(2 * DEEP + 32);
+    assert_non_null(deep);
+    size_t n = (size_t)sprintf(deep, "{\"summary\": ");
+    memset(deep + n, '[', DEEP);
+    memset(deep + n + DEEP, ']', DEEP);
+    strcpy(deep + n + 2 * DEEP, "}");
+    check_any(deep, strlen(deep));
+    memset(deep, '[', DEEP);
+    memset(deep + DEEP, ']', DEEP);
+    check_any(deep, 2 * DEEP);
+    free(deep);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_example_parses),
+        cmocka_unit_test(test_example_round_trip),
+        cmocka_unit_test(test_pretty),
+        cmocka_unit_test(test_empty_object),
+        cmocka_unit_test(test_unknown_key),
+        cmocka_unit_test(test_wrong_types),
+        cmocka_unit_test(test_wrong_top_level),
+        cmocka_unit_test(test_bad_enum),
+        cmocka_unit_test(test_dates),
+        cmocka_unit_test(test_nested_path),
+        cmocka_unit_test(test_syntax_errors),
+        cmocka_unit_test(test_duplicate_key),
+        cmocka_unit_test(test_invalid_utf8),
+        cmocka_unit_test(test_numbers),
+        cmocka_unit_test(test_doubles),
+        cmocka_unit_test(test_map_round_trip),
+        cmocka_unit_test(test_null_is_absent),
+        cmocka_unit_test(test_yaml_mode),
+        cmocka_unit_test(test_escaping_round_trip),
+        cmocka_unit_test(test_to_node),
+        cmocka_unit_test(test_node_position),
+        cmocka_unit_test(test_robustness),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
