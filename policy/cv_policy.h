@@ -1,0 +1,134 @@
+/*  cv_policy.h: the sharing-protocol engine.
+ *
+ *  Load a policy file, validate it against the report schema, compile it
+ *  into an immutable structure, and decide per report and recipient whether
+ *  the report goes and which fields go, masked how. Pure: no sockets, and no
+ *  files after load, so the broker and `caveat policy ...` share it and it is
+ *  tested without a network. A loaded policy is read-only and may be used by
+ *  many threads at once; a cv_decision_t is one thread's scratch space.
+ *
+ *  docs/policy.md is the normative description of the language.
+ */
+#ifndef CV_POLICY_H
+#define CV_POLICY_H
+
+#include "cv_proto.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CV_KEY_BYTES        32 /* CURVE public key and pseudonymisation key */
+#define CV_PSEUDONYM_PREFIX "PSN-"
+
+typedef struct cv_policy_t cv_policy_t;
+typedef struct cv_decision_t cv_decision_t;
+
+/*  One agency, as the policy lists it. Read-only, owned by the policy. */
+typedef struct {
+    const char *id;
+    const char *organisation;
+    const char *type;
+    int clearance;            /* index into the policy's levels */
+    const char *const *areas; /* the areas it serves */
+    int n_areas;
+    bool all_areas; /* areas: ["*"] */
+    bool admin;     /* type admin, or listed under administrators */
+    uint8_t key[CV_KEY_BYTES];
+    char key_z85[41];
+} cv_agency_t;
+
+/* ------------------------------------------------------------------------ */
+/*  Loading. On error returns NULL and err holds one line,
+ *  "FILE:LINE:COL: error: what is wrong"; nothing is half-loaded.
+ *
+ *  pseudonym_key is the broker's secret for the pseudonymise mask; NULL uses
+ *  a fixed key derived from the protocol name, so `policy explain` and
+ *  `policy test` output is repeatable.                                     */
+
+cv_policy_t *cv_policy_load_file(const char *path, const uint8_t *pseudonym_key, cv_error_t *err);
+cv_policy_t *cv_policy_load_buffer(const char *buf, size_t len, const char *name,
+                                   const uint8_t *pseudonym_key, cv_error_t *err);
+void cv_policy_destroy(cv_policy_t **self_p);
+
+const char *cv_policy_protocol(const cv_policy_t *self);
+int64_t cv_policy_version(const cv_policy_t *self);
+/*  BLAKE2b-256 of the policy file's bytes, lowercase hex: names exactly the
+ *  text that was in force, for audit records. */
+const char *cv_policy_hash(const cv_policy_t *self);
+
+int cv_policy_level_count(const cv_policy_t *self);
+const char *cv_policy_level_name(const cv_policy_t *self, int level);
+int cv_policy_level_find(const cv_policy_t *self, const char *name); /* -1 */
+
+int cv_policy_agency_count(const cv_policy_t *self);
+const cv_agency_t *cv_policy_agency(const cv_policy_t *self, int index);
+int cv_policy_agency_find(const cv_policy_t *self, const char *id);                    /* -1 */
+int cv_policy_agency_by_key(const cv_policy_t *self, const uint8_t key[CV_KEY_BYTES]); /* -1 */
+
+/*  Checks a report against the policy before it is accepted: known category
+ *  and handling level, a handling code the policy defines, field markings on
+ *  real paths with known levels. Returns false with err "PATH: what" when
+ *  the report must be refused.                                             */
+bool cv_policy_validate_report(const cv_policy_t *self, const Caveat__Report *report,
+                               cv_error_t *err);
+
+/*  The Graphviz DOT text of who may receive what (malloc'd).              */
+char *cv_policy_graph(const cv_policy_t *self);
+
+/*  What a reviewer must approve between two versions: per (category,
+ *  originator type, recipient), the fields gained, lost or masked
+ *  differently, one line each (malloc'd; empty string when none).          */
+char *cv_policy_diff(const cv_policy_t *old_policy, const cv_policy_t *new_policy);
+
+/* ------------------------------------------------------------------------ */
+/*  Deciding. A decision is reusable scratch space: decide into it again and
+ *  again without allocating in the hot path.                               */
+
+cv_decision_t *cv_decision_new(void);
+void cv_decision_destroy(cv_decision_t **self_p);
+
+/*  Approvals for a handling-code-5 report: the agency ids and agency types
+ *  the originator has released it to. */
+typedef struct {
+    const char *const *to;
+    size_t count;
+} cv_approvals_t;
+
+/*  Decides whether report goes to agency recipient (an index), and which
+ *  entries (rules, screening entries) release it. The originator is
+ *  report->originator. approvals may be NULL. Returns delivered.           */
+bool cv_policy_decide(const cv_policy_t *self, const Caveat__Report *report, int recipient,
+                      const cv_approvals_t *approvals, cv_decision_t *decision);
+
+bool cv_decision_delivered(const cv_decision_t *self);
+/*  Names of the rules and screening entries that released the report.     */
+int cv_decision_entry_count(const cv_decision_t *self);
+const char *cv_decision_entry_name(const cv_decision_t *self, int index);
+/*  The screening feed that released it, or NULL.                           */
+const char *cv_decision_feed(const cv_decision_t *self);
+/*  Why it was not delivered, or what capped it: one line each.             */
+int cv_decision_reason_count(const cv_decision_t *self);
+const char *cv_decision_reason(const cv_decision_t *self, int index);
+
+/*  Builds the recipient's view of report under the last decision: the
+ *  envelope, and only the fields granted, masked as granted. Nothing
+ *  withheld is copied. NULL when not delivered. Free with
+ *  protobuf_c_message_free_unpacked(&view->base, NULL).                    */
+Caveat__Report *cv_decision_view(cv_decision_t *self, const Caveat__Report *report);
+
+/*  After cv_decision_view: for each field present in the report, the
+ *  decision ("share", "mask:NAME", "withheld") and why.                    */
+typedef struct {
+    const char *path;
+    const char *decision;
+    const char *why;
+} cv_field_decision_t;
+
+int cv_decision_field_count(const cv_decision_t *self);
+const cv_field_decision_t *cv_decision_field(const cv_decision_t *self, int index);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

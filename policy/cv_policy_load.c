@@ -1,0 +1,934 @@
+/*  cv_policy_load.c: read a policy file, validate every part of it, and
+ *  compile it into the structure that cv_policy_decide.c reads.
+ *
+ *  The loader stops at the first error and reports it as
+ *  FILE:LINE:COL: error: what. Nothing is half-loaded: the caller gets a
+ *  complete policy or NULL. Every name a policy uses (levels, categories,
+ *  agency types and ids, field paths, masks) is checked here, once, so the
+ *  decision code never meets an unknown one.
+ */
+#include <errno.h>
+#include <libfyaml.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "policy_internal.h"
+
+/*  The categories of DESIGN.md, used when a policy does not list its own. */
+static const char *const default_categories[] = {
+    "vulnerable_individual", "radicalisation_concern", "venue_of_concern",
+    "community_tension",     "critical_incident",      "grievance",
+    "intervention_review",   "prison_intelligence",    "feedback",
+};
+
+typedef struct {
+    cv_policy_t *policy;
+    const char *file;
+    cv_error_t *err;
+} loader_t;
+
+/* ------------------------------------------------------------------------ */
+/*  Small helpers over libfyaml nodes. Each check that fails records the
+ *  error at the node and returns false (or NULL), so callers just return.  */
+
+/*  An empty list or mapping has no position in libfyaml 0.7: point at the
+ *  key that holds it, or failing that at its parent. */
+static void node_position(struct fy_node *node, int *line, int *col)
+{
+    for (; node; node = fy_node_get_parent(node)) {
+        cv_node_position(node, line, col);
+        if (*line > 0)
+            return;
+        struct fy_node *parent = fy_node_get_parent(node);
+        void *iter = NULL;
+        struct fy_node_pair *pair;
+        while (parent && fy_node_is_mapping(parent) &&
+               (pair = fy_node_mapping_iterate(parent, &iter)))
+            if (fy_node_pair_value(pair) == node) {
+                cv_node_position(fy_node_pair_key(pair), line, col);
+                return;
+            }
+    }
+}
+
+static bool fail(loader_t *l, struct fy_node *at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static bool fail(loader_t *l, struct fy_node *at, const char *fmt, ...)
+{
+    char what[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    int line = 0, col = 0;
+    node_position(at, &line, &col);
+    cv_error_set(l->err, l->file, line, col, "%s", what);
+    return false;
+}
+
+static void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size);
+    if (!p)
+        abort();
+    return p;
+}
+
+static char *xstrdup(const char *s)
+{
+    char *copy = strdup(s);
+    if (!copy)
+        abort();
+    return copy;
+}
+
+/*  The text of a scalar, NUL-terminated (libfyaml 0.7 keeps it so). A
+ *  NULL node is a value required() found missing: its error stands. */
+static const char *scalar(loader_t *l, struct fy_node *node, const char *what)
+{
+    if (!node)
+        return NULL;
+    if (!fy_node_is_scalar(node)) {
+        fail(l, node, "%s: expected a single value", what);
+        return NULL;
+    }
+    return fy_node_get_scalar0(node);
+}
+
+static bool expect(loader_t *l, struct fy_node *node, enum fy_node_type type, const char *what)
+{
+    static const char *const names[] = {"a single value", "a list", "a mapping"};
+    if (node && fy_node_get_type(node) == type)
+        return true;
+    return fail(l, node, "%s: expected %s", what, names[type]);
+}
+
+/*  Refuses keys of a mapping that are not in allowed (NULL-terminated). */
+static bool known_keys(loader_t *l, struct fy_node *map, const char *const *allowed,
+                       const char *what)
+{
+    void *iter = NULL;
+    struct fy_node_pair *pair;
+    while ((pair = fy_node_mapping_iterate(map, &iter))) {
+        struct fy_node *key = fy_node_pair_key(pair);
+        const char *name = scalar(l, key, what);
+        if (!name)
+            return false;
+        const char *const *a = allowed;
+        while (*a && strcmp(*a, name) != 0)
+            a++;
+        if (!*a)
+            return fail(l, key, "%s: unknown key '%s'", what, name);
+    }
+    return true;
+}
+
+static struct fy_node *lookup(struct fy_node *map, const char *key)
+{
+    return fy_node_mapping_lookup_value_by_simple_key(map, key, FY_NT);
+}
+
+static struct fy_node *required(loader_t *l, struct fy_node *map, const char *key, const char *what)
+{
+    struct fy_node *value = lookup(map, key);
+    if (!value)
+        fail(l, map, "%s: missing '%s'", what, key);
+    return value;
+}
+
+static bool boolean(loader_t *l, struct fy_node *node, bool *out, const char *what)
+{
+    const char *text = scalar(l, node, what);
+    if (!text)
+        return false;
+    if (strcmp(text, "true") == 0 || strcmp(text, "false") == 0) {
+        *out = text[0] == 't';
+        return true;
+    }
+    return fail(l, node, "%s: expected true or false, not '%s'", what, text);
+}
+
+static int find_name(char *const *names, int count, const char *name)
+{
+    for (int i = 0; i < count; i++)
+        if (strcmp(names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+static void free_strings(char **list, int count)
+{
+    for (int i = 0; i < count; i++)
+        free(list[i]);
+    free(list);
+}
+
+/*  Reads a list of distinct scalars into a new array of copies. */
+static bool string_list(loader_t *l, struct fy_node *seq, char ***out, int *count, const char *what)
+{
+    if (!expect(l, seq, FYNT_SEQUENCE, what))
+        return false;
+    int n = fy_node_sequence_item_count(seq);
+    char **list = xcalloc((size_t)n, sizeof *list);
+    int filled = 0;
+    void *iter = NULL;
+    struct fy_node *item;
+    bool ok = true;
+    while (ok && (item = fy_node_sequence_iterate(seq, &iter))) {
+        const char *text = scalar(l, item, what);
+        if (!text)
+            ok = false;
+        else if (!*text)
+            ok = fail(l, item, "%s: empty name", what);
+        else if (find_name(list, filled, text) >= 0)
+            ok = fail(l, item, "%s: '%s' is listed twice", what, text);
+        else
+            list[filled++] = xstrdup(text);
+    }
+    if (!ok) {
+        free_strings(list, filled);
+        return false;
+    }
+    *out = list;
+    *count = filled;
+    return true;
+}
+
+static int level_of(loader_t *l, struct fy_node *node, const char *what)
+{
+    const char *text = scalar(l, node, what);
+    if (!text)
+        return -1;
+    int level = find_name(l->policy->levels, l->policy->n_levels, text);
+    if (level < 0)
+        fail(l, node, "%s: unknown level '%s'", what, text);
+    return level;
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Header: protocol, version, levels, categories.                          */
+
+static bool load_header(loader_t *l, struct fy_node *root)
+{
+    cv_policy_t *p = l->policy;
+    const char *protocol = scalar(l, required(l, root, "protocol", "policy"), "protocol");
+    if (!protocol)
+        return false;
+    if (!*protocol)
+        return fail(l, lookup(root, "protocol"), "protocol: empty name");
+    p->protocol = xstrdup(protocol);
+
+    struct fy_node *version = required(l, root, "version", "policy");
+    const char *text = scalar(l, version, "version");
+    if (!text)
+        return false;
+    char *end;
+    p->version = strtoll(text, &end, 10);
+    if (*end || end == text || p->version < 0)
+        return fail(l, version, "version: expected a whole number, not '%s'", text);
+
+    struct fy_node *levels = required(l, root, "levels", "policy");
+    if (!levels || !string_list(l, levels, &p->levels, &p->n_levels, "levels"))
+        return false;
+    if (p->n_levels == 0)
+        return fail(l, levels, "levels: at least one level is needed");
+
+    struct fy_node *categories = lookup(root, "categories");
+    if (categories)
+        return string_list(l, categories, &p->categories, &p->n_categories, "categories") &&
+               (p->n_categories <= CV_MAX_CATEGORIES ||
+                fail(l, categories, "categories: at most %d", CV_MAX_CATEGORIES));
+    p->n_categories = (int)(sizeof default_categories / sizeof *default_categories);
+    p->categories = xcalloc((size_t)p->n_categories, sizeof *p->categories);
+    for (int i = 0; i < p->n_categories; i++)
+        p->categories[i] = xstrdup(default_categories[i]);
+    return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Agencies.                                                               */
+
+static int intern(char ***names, int *count, const char *name)
+{
+    int index = find_name(*names, *count, name);
+    if (index >= 0)
+        return index;
+    char **grown = realloc(*names, (size_t)(*count + 1) * sizeof **names);
+    if (!grown)
+        abort();
+    *names = grown;
+    grown[*count] = xstrdup(name);
+    return (*count)++;
+}
+
+static bool load_key(loader_t *l, cv_agency_t *agency, struct fy_node *node, const char *what)
+{
+    const char *text = scalar(l, node, what);
+    if (!text)
+        return false;
+    if (strlen(text) != 40 || !zmq_z85_decode(agency->key, text))
+        return fail(l, node, "%s: not a Z85 CURVE public key (40 characters)", what);
+    memcpy(agency->key_z85, text, 41);
+    for (int i = 0; i < l->policy->n_agencies; i++)
+        if (memcmp(l->policy->agencies[i].pub.key, agency->key, CV_KEY_BYTES) == 0)
+            return fail(l, node, "%s: the same key as agency '%s'", what,
+                        l->policy->agencies[i].pub.id);
+    return true;
+}
+
+static bool load_areas(loader_t *l, cv_agency_t *agency, struct fy_node *node, const char *what)
+{
+    char **areas;
+    int n;
+    if (!string_list(l, node, &areas, &n, what))
+        return false;
+    agency->areas = (const char *const *)areas;
+    agency->n_areas = n;
+    agency->all_areas = find_name(areas, n, "*") >= 0;
+    if (n == 0)
+        return fail(l, node, "%s: at least one area (or \"*\") is needed", what);
+    return true;
+}
+
+static bool load_agency(loader_t *l, struct fy_node *key, struct fy_node *value)
+{
+    static const char *const keys[] = {"organisation", "type",        "clearance", "areas",
+                                       "key",          "description", NULL};
+    cv_policy_t *p = l->policy;
+    const char *id = scalar(l, key, "agencies");
+    if (!id)
+        return false;
+    char what[160];
+    snprintf(what, sizeof what, "agencies.%s", id);
+    if (!*id)
+        return fail(l, key, "agencies: empty agency id");
+    if (cv_policy_agency_find(p, id) >= 0)
+        return fail(l, key, "%s: agency listed twice", what);
+    if (!expect(l, value, FYNT_MAPPING, what) || !known_keys(l, value, keys, what))
+        return false;
+
+    cv_agency_internal_t *agency = &p->agencies[p->n_agencies];
+    agency->pub.id = xstrdup(id);
+    char label[200];
+#define LABEL(key) (snprintf(label, sizeof label, "%s.%s", what, key), label)
+    const char *org = scalar(l, required(l, value, "organisation", what), LABEL("organisation"));
+    const char *type = org ? scalar(l, required(l, value, "type", what), LABEL("type")) : NULL;
+    if (!type)
+        return false;
+    agency->org_id = intern(&p->organisations, &p->n_organisations, org);
+    agency->pub.organisation = p->organisations[agency->org_id];
+    agency->type_id = intern(&p->types, &p->n_types, type);
+    agency->pub.type = p->types[agency->type_id];
+    agency->pub.admin = strcmp(type, "admin") == 0;
+    if (p->n_types > CV_MAX_TYPES)
+        return fail(l, lookup(value, "type"), "%s: more than %d agency types", what, CV_MAX_TYPES);
+    struct fy_node *clearance = required(l, value, "clearance", what);
+    if (!clearance || (agency->pub.clearance = level_of(l, clearance, LABEL("clearance"))) < 0)
+        return false;
+    struct fy_node *areas = required(l, value, "areas", what);
+    if (!areas || !load_areas(l, &agency->pub, areas, LABEL("areas")))
+        return false;
+    struct fy_node *pubkey = required(l, value, "key", what);
+    if (!pubkey || !load_key(l, &agency->pub, pubkey, LABEL("key")))
+        return false;
+#undef LABEL
+    p->n_agencies++;
+    return true;
+}
+
+static bool load_agencies(loader_t *l, struct fy_node *root)
+{
+    struct fy_node *agencies = required(l, root, "agencies", "policy");
+    if (!agencies || !expect(l, agencies, FYNT_MAPPING, "agencies"))
+        return false;
+    int n = fy_node_mapping_item_count(agencies);
+    if (n == 0)
+        return fail(l, agencies, "agencies: at least one agency is needed");
+    /* one spare slot: an agency that fails half-way is freed from there */
+    l->policy->agencies = xcalloc((size_t)n + 1, sizeof *l->policy->agencies);
+    void *iter = NULL;
+    struct fy_node_pair *pair;
+    while ((pair = fy_node_mapping_iterate(agencies, &iter)))
+        if (!load_agency(l, fy_node_pair_key(pair), fy_node_pair_value(pair)))
+            return false;
+    return true;
+}
+
+static bool load_administrators(loader_t *l, struct fy_node *root)
+{
+    struct fy_node *admins = lookup(root, "administrators");
+    if (!admins)
+        return true;
+    if (!expect(l, admins, FYNT_SEQUENCE, "administrators"))
+        return false;
+    void *iter = NULL;
+    struct fy_node *item;
+    while ((item = fy_node_sequence_iterate(admins, &iter))) {
+        const char *id = scalar(l, item, "administrators");
+        if (!id)
+            return false;
+        int index = cv_policy_agency_find(l->policy, id);
+        if (index < 0)
+            return fail(l, item, "administrators: unknown agency '%s'", id);
+        l->policy->agencies[index].pub.admin = true;
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Agency sets: from_types/from_agencies, to_types/to_agencies.            */
+
+static bool load_agency_set(loader_t *l, struct fy_node *map, const char *side,
+                            cv_agency_set_t *set, bool needed, const char *what)
+{
+    cv_policy_t *p = l->policy;
+    char key_types[32], key_agencies[32], label[200];
+    snprintf(key_types, sizeof key_types, "%s_types", side);
+    snprintf(key_agencies, sizeof key_agencies, "%s_agencies", side);
+    struct fy_node *types = lookup(map, key_types);
+    struct fy_node *agencies = lookup(map, key_agencies);
+    set->any = !types && !agencies;
+    if (set->any && needed)
+        return fail(l, map, "%s: needs %s or %s", what, key_types, key_agencies);
+    void *iter = NULL;
+    struct fy_node *item;
+    snprintf(label, sizeof label, "%s.%s", what, key_types);
+    if (types && !expect(l, types, FYNT_SEQUENCE, label))
+        return false;
+    while (types && (item = fy_node_sequence_iterate(types, &iter))) {
+        const char *type = scalar(l, item, label);
+        if (!type)
+            return false;
+        int id = cv_policy_type_find(p, type);
+        if (id < 0)
+            return fail(l, item, "%s: no agency has type '%s'", label, type);
+        set->types |= UINT64_C(1) << id;
+    }
+    snprintf(label, sizeof label, "%s.%s", what, key_agencies);
+    if (agencies && !expect(l, agencies, FYNT_SEQUENCE, label))
+        return false;
+    if (agencies)
+        set->agencies = xcalloc((size_t)p->n_agencies, 1);
+    iter = NULL;
+    while (agencies && (item = fy_node_sequence_iterate(agencies, &iter))) {
+        const char *id = scalar(l, item, label);
+        if (!id)
+            return false;
+        int index = cv_policy_agency_find(p, id);
+        if (index < 0)
+            return fail(l, item, "%s: unknown agency '%s'", label, id);
+        set->agencies[index] = 1;
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Handling codes.                                                         */
+
+static bool load_code(loader_t *l, struct fy_node *key, struct fy_node *value)
+{
+    static const char *const keys[] = {
+        "to_types", "to_agencies", "same_organisation", "originator_approval", "description", NULL};
+    cv_policy_t *p = l->policy;
+    cv_handling_code_t *code = &p->codes[p->n_codes];
+    const char *name = scalar(l, key, "handling_codes");
+    if (!name)
+        return false;
+    char what[80];
+    snprintf(what, sizeof what, "handling_codes.%s", name);
+    if (cv_policy_code_find(p, name))
+        return fail(l, key, "%s: listed twice", what);
+    code->code = xstrdup(name);
+    p->n_codes++;
+    if (!expect(l, value, FYNT_MAPPING, what) || !known_keys(l, value, keys, what))
+        return false;
+    if (!load_agency_set(l, value, "to", &code->to, false, what))
+        return false;
+    code->has_to = !code->to.any;
+    struct fy_node *same_org = lookup(value, "same_organisation");
+    struct fy_node *approval = lookup(value, "originator_approval");
+    if (same_org && !boolean(l, same_org, &code->same_organisation, "same_organisation"))
+        return false;
+    if (approval && !boolean(l, approval, &code->originator_approval, "originator_approval"))
+        return false;
+    if (!code->has_to && !code->same_organisation && !code->originator_approval)
+        return fail(l, value,
+                    "%s: says nothing: give to_types, to_agencies, "
+                    "same_organisation or originator_approval",
+                    what);
+    return true;
+}
+
+static bool load_codes(loader_t *l, struct fy_node *root)
+{
+    struct fy_node *codes = lookup(root, "handling_codes");
+    if (!codes)
+        return true;
+    if (!expect(l, codes, FYNT_MAPPING, "handling_codes"))
+        return false;
+    l->policy->codes = xcalloc((size_t)fy_node_mapping_item_count(codes), sizeof *l->policy->codes);
+    void *iter = NULL;
+    struct fy_node_pair *pair;
+    while ((pair = fy_node_mapping_iterate(codes, &iter)))
+        if (!load_code(l, fy_node_pair_key(pair), fy_node_pair_value(pair)))
+            return false;
+    return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Field grants: "path: share | deny | pseudonymise | {mask: NAME}".       */
+
+static const struct {
+    const char *name;
+    cv_grant_t grant;
+} grant_names[] = {
+    {"share", CV_GRANT_SHARE},
+    {"deny", CV_GRANT_DENY},
+    {"pseudonymise", CV_GRANT_PSEUDONYMISE},
+};
+
+static const struct {
+    const char *name;
+    cv_grant_t grant;
+} mask_names[] = {
+    {"year", CV_GRANT_YEAR},
+    {"postcode_district", CV_GRANT_POSTCODE_DISTRICT},
+    {"initials", CV_GRANT_INITIALS},
+    {"round_1km", CV_GRANT_ROUND_1KM},
+    {"pseudonymise", CV_GRANT_PSEUDONYMISE},
+};
+
+static bool parse_grant(loader_t *l, struct fy_node *value, cv_grant_t *grant, const char *what)
+{
+    static const char *const keys[] = {"mask", NULL};
+    if (fy_node_is_mapping(value)) {
+        if (!known_keys(l, value, keys, what))
+            return false;
+        struct fy_node *mask = required(l, value, "mask", what);
+        const char *name = scalar(l, mask, what);
+        if (!name)
+            return false;
+        for (size_t i = 0; i < sizeof mask_names / sizeof *mask_names; i++)
+            if (strcmp(name, mask_names[i].name) == 0) {
+                *grant = mask_names[i].grant;
+                return true;
+            }
+        return fail(l, mask,
+                    "%s: unknown mask '%s' (year, postcode_district, initials, "
+                    "round_1km, pseudonymise)",
+                    what, name);
+    }
+    const char *name = scalar(l, value, what);
+    if (!name)
+        return false;
+    for (size_t i = 0; i < sizeof grant_names / sizeof *grant_names; i++)
+        if (strcmp(name, grant_names[i].name) == 0) {
+            *grant = grant_names[i].grant;
+            return true;
+        }
+    return fail(l, value, "%s: expected share, deny, pseudonymise or {mask: NAME}, not '%s'", what,
+                name);
+}
+
+/*  A more specific path overrides a more general one within an entry:
+ *  "*: share" with "source: deny" shares all but the source. So apply the
+ *  entry's paths from the shallowest to the deepest. */
+static bool load_fields(loader_t *l, struct fy_node *fields, cv_entry_t *entry, const char *what)
+{
+    const cv_schema_t *schema = l->policy->schema;
+    int size = cv_schema_size(schema);
+    entry->grants = xcalloc((size_t)size, 1);
+    if (!expect(l, fields, FYNT_MAPPING, what))
+        return false;
+    for (int depth = -1; depth < 8; depth++) {
+        void *iter = NULL;
+        struct fy_node_pair *pair;
+        while ((pair = fy_node_mapping_iterate(fields, &iter))) {
+            struct fy_node *key = fy_node_pair_key(pair);
+            const char *path = scalar(l, key, what);
+            if (!path)
+                return false;
+            int from = 0, to = size, node_depth = -1;
+            if (strcmp(path, "*") != 0) {
+                from = cv_schema_find(schema, path);
+                if (from < 0)
+                    return fail(l, key, "%s: unknown field path '%s'", what, path);
+                to = cv_schema_node(schema, from)->end;
+                node_depth = cv_schema_node(schema, from)->depth;
+            }
+            if (node_depth != depth)
+                continue;
+            cv_grant_t grant = CV_GRANT_NONE;
+            if (!parse_grant(l, fy_node_pair_value(pair), &grant, path))
+                return false;
+            if (!cv_grant_fits(schema, from, grant) && strcmp(path, "*") != 0)
+                return fail(l, fy_node_pair_value(pair),
+                            "%s: %s does not apply to every "
+                            "field under it",
+                            path, cv_grant_name(grant));
+            if (strcmp(path, "*") == 0 && grant > CV_GRANT_SHARE && grant < CV_GRANT_DENY)
+                return fail(l, fy_node_pair_value(pair),
+                            "*: a mask cannot apply to every "
+                            "field; name the fields");
+            for (int i = from; i < to; i++)
+                entry->grants[i] = (uint8_t)grant;
+        }
+    }
+    return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Rules and screening entries.                                            */
+
+static bool load_categories(loader_t *l, struct fy_node *seq, uint64_t *mask, const char *what)
+{
+    if (!expect(l, seq, FYNT_SEQUENCE, what))
+        return false;
+    void *iter = NULL;
+    struct fy_node *item;
+    while ((item = fy_node_sequence_iterate(seq, &iter))) {
+        const char *name = scalar(l, item, what);
+        if (!name)
+            return false;
+        int id = cv_policy_category_find(l->policy, name);
+        if (id < 0)
+            return fail(l, item, "%s: unknown category '%s'", what, name);
+        *mask |= UINT64_C(1) << id;
+    }
+    return true;
+}
+
+static bool load_match(loader_t *l, struct fy_node *match, cv_entry_t *entry, const char *what)
+{
+    static const char *const keys[] = {"categories", "indicators", "keywords", NULL};
+    if (!expect(l, match, FYNT_MAPPING, what) || !known_keys(l, match, keys, what))
+        return false;
+    struct fy_node *categories = lookup(match, "categories");
+    struct fy_node *indicators = lookup(match, "indicators");
+    struct fy_node *keywords = lookup(match, "keywords");
+    if (categories && !load_categories(l, categories, &entry->match_categories, what))
+        return false;
+    if (indicators &&
+        !string_list(l, indicators, &entry->match_indicators, &entry->n_match_indicators, what))
+        return false;
+    if (keywords &&
+        !string_list(l, keywords, &entry->match_keywords, &entry->n_match_keywords, what))
+        return false;
+    for (int i = 0; i < entry->n_match_keywords; i++)
+        for (char *c = entry->match_keywords[i]; *c; c++)
+            if (*c >= 'A' && *c <= 'Z')
+                *c = (char)(*c - 'A' + 'a');
+    if (!entry->match_categories && !entry->n_match_indicators && !entry->n_match_keywords)
+        return fail(l, match, "%s: matches nothing: give categories, indicators or keywords", what);
+    return true;
+}
+
+static bool entry_name_taken(const cv_policy_t *p, const char *name)
+{
+    for (int i = 0; i < p->n_entries; i++)
+        if (strcmp(p->entries[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+static bool load_entry(loader_t *l, struct fy_node *node, bool screening, int index)
+{
+    static const char *const rule_keys[] = {
+        "name",          "description", "categories",  "from_types",
+        "from_agencies", "to_types",    "to_agencies", "same_area",
+        "max_level",     "fields",      NULL};
+    static const char *const screen_keys[] = {
+        "name",     "description", "feed",      "match",     "from_types", "from_agencies",
+        "to_types", "to_agencies", "same_area", "max_level", "fields",     NULL};
+    cv_policy_t *p = l->policy;
+    char what[200];
+    snprintf(what, sizeof what, "%s[%d]", screening ? "screening" : "rules", index);
+    if (!expect(l, node, FYNT_MAPPING, what) ||
+        !known_keys(l, node, screening ? screen_keys : rule_keys, what))
+        return false;
+    cv_entry_t *entry = &p->entries[p->n_entries];
+    const char *name = scalar(l, required(l, node, "name", what), "name");
+    if (!name)
+        return false;
+    if (!*name || entry_name_taken(p, name))
+        return fail(l, lookup(node, "name"), "name: '%s' is %s", name,
+                    *name ? "the name of another entry" : "empty");
+    entry->name = xstrdup(name);
+    entry->screening = screening;
+    entry->max_level = p->n_levels - 1;
+    p->n_entries++;
+    snprintf(what, sizeof what, "%s", name);
+
+    if (screening) {
+        const char *feed = scalar(l, required(l, node, "feed", what), "feed");
+        if (!feed)
+            return false;
+        entry->feed = xstrdup(feed);
+        struct fy_node *match = required(l, node, "match", what);
+        if (!match || !load_match(l, match, entry, "match"))
+            return false;
+    } else {
+        struct fy_node *categories = required(l, node, "categories", what);
+        if (!categories || !load_categories(l, categories, &entry->categories, "categories"))
+            return false;
+        if (!entry->categories)
+            return fail(l, categories, "categories: at least one category is needed");
+    }
+    if (!load_agency_set(l, node, "from", &entry->from, false, what) ||
+        !load_agency_set(l, node, "to", &entry->to, true, what))
+        return false;
+    struct fy_node *same_area = lookup(node, "same_area");
+    if (same_area && !boolean(l, same_area, &entry->same_area, "same_area"))
+        return false;
+    struct fy_node *max_level = lookup(node, "max_level");
+    if (max_level && (entry->max_level = level_of(l, max_level, "max_level")) < 0)
+        return false;
+    struct fy_node *fields = required(l, node, "fields", what);
+    return fields && load_fields(l, fields, entry, "fields");
+}
+
+static bool load_entries(loader_t *l, struct fy_node *root)
+{
+    struct fy_node *rules = lookup(root, "rules");
+    struct fy_node *screening = lookup(root, "screening");
+    if (rules && !expect(l, rules, FYNT_SEQUENCE, "rules"))
+        return false;
+    if (screening && !expect(l, screening, FYNT_SEQUENCE, "screening"))
+        return false;
+    int n_rules = rules ? fy_node_sequence_item_count(rules) : 0;
+    int n_screens = screening ? fy_node_sequence_item_count(screening) : 0;
+    l->policy->entries = xcalloc((size_t)(n_rules + n_screens), sizeof *l->policy->entries);
+    for (int i = 0; i < n_rules; i++)
+        if (!load_entry(l, fy_node_sequence_get_by_index(rules, i), false, i))
+            return false;
+    l->policy->n_rules = n_rules;
+    for (int i = 0; i < n_screens; i++)
+        if (!load_entry(l, fy_node_sequence_get_by_index(screening, i), true, i))
+            return false;
+    return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Indexes for fast decisions: for each recipient, the rules that may send
+ *  to it grouped by category, and the screening entries that may.          */
+
+static void index_agency(cv_policy_t *p, int a)
+{
+    cv_agency_internal_t *agency = &p->agencies[a];
+    int total = 0;
+    for (int c = 0; c < p->n_categories; c++)
+        for (int e = 0; e < p->n_rules; e++)
+            total += (p->entries[e].categories >> c & 1) &&
+                     cv_agency_set_has(&p->entries[e].to, agency, a);
+    agency->rule_offsets = xcalloc((size_t)p->n_categories + 1, sizeof(int));
+    agency->rules = xcalloc((size_t)total, sizeof(int));
+    int next = 0;
+    for (int c = 0; c < p->n_categories; c++) {
+        agency->rule_offsets[c] = next;
+        for (int e = 0; e < p->n_rules; e++)
+            if ((p->entries[e].categories >> c & 1) &&
+                cv_agency_set_has(&p->entries[e].to, agency, a))
+                agency->rules[next++] = e;
+    }
+    agency->rule_offsets[p->n_categories] = next;
+    agency->screens = xcalloc((size_t)(p->n_entries - p->n_rules), sizeof(int));
+    for (int e = p->n_rules; e < p->n_entries; e++)
+        if (cv_agency_set_has(&p->entries[e].to, agency, a))
+            agency->screens[agency->n_screens++] = e;
+}
+
+static int by_id(const void *a, const void *b, void *policy)
+{
+    const cv_policy_t *p = policy;
+    return strcmp(p->agencies[*(const int *)a].pub.id, p->agencies[*(const int *)b].pub.id);
+}
+
+static void index_ids(cv_policy_t *p)
+{
+    int *order = xcalloc((size_t)p->n_agencies, sizeof *order);
+    for (int i = 0; i < p->n_agencies; i++)
+        order[i] = i;
+    qsort_r(order, (size_t)p->n_agencies, sizeof *order, by_id, p);
+    p->agencies_by_id = order;
+}
+
+/* ------------------------------------------------------------------------ */
+
+static bool load_root(loader_t *l, struct fy_node *root)
+{
+    static const char *const keys[] = {
+        "protocol", "version",        "description", "levels",    "categories", "handling_codes",
+        "agencies", "administrators", "rules",       "screening", NULL};
+    if (!root)
+        return fail(l, NULL, "empty policy");
+    if (!expect(l, root, FYNT_MAPPING, "policy") || !known_keys(l, root, keys, "policy"))
+        return false;
+    if (!load_header(l, root) || !load_agencies(l, root) || !load_administrators(l, root) ||
+        !load_codes(l, root) || !load_entries(l, root))
+        return false;
+    for (int a = 0; a < l->policy->n_agencies; a++)
+        index_agency(l->policy, a);
+    index_ids(l->policy);
+    return true;
+}
+
+/*  libfyaml reports syntax errors through its diagnostic object. */
+static void syntax_error(loader_t *l, struct fy_document *doc, struct fy_diag *diag)
+{
+    void *iter = NULL;
+    struct fy_diag_error *e = diag ? fy_diag_errors_iterate(diag, &iter) : NULL;
+    if (e)
+        cv_error_set(l->err, l->file, e->line, e->column, "%s", e->msg); /* already 1-based */
+    else
+        cv_error_set(l->err, l->file, 0, 0, "not a YAML document");
+    (void)doc;
+}
+
+static void quiet_output(struct fy_diag *diag, void *user, const char *buf, size_t len)
+{
+    (void)diag, (void)user, (void)buf, (void)len;
+}
+
+static void derive_key(cv_policy_t *p, const uint8_t *pseudonym_key)
+{
+    if (pseudonym_key) {
+        memcpy(p->pseudonym_key, pseudonym_key, CV_KEY_BYTES);
+        return;
+    }
+    static const char context[] = "caveat pseudonymise test key";
+    crypto_generichash(p->pseudonym_key, CV_KEY_BYTES, (const uint8_t *)p->protocol,
+                       strlen(p->protocol), (const uint8_t *)context, sizeof context - 1);
+}
+
+cv_policy_t *cv_policy_load_buffer(const char *buf, size_t len, const char *name,
+                                   const uint8_t *pseudonym_key, cv_error_t *err)
+{
+    if (sodium_init() < 0) {
+        cv_error_set(err, name, 0, 0, "libsodium failed to initialise");
+        return NULL;
+    }
+    int line, col;
+    const char *bad = cv_text_check(buf, len, &line, &col);
+    if (bad) {
+        cv_error_set(err, name, line, col, "%s", bad);
+        return NULL;
+    }
+    cv_policy_t *policy = xcalloc(1, sizeof *policy);
+    policy->name = xstrdup(name);
+    policy->schema = cv_schema_report();
+    loader_t l = {.policy = policy, .file = name, .err = err};
+
+    struct fy_diag_cfg dcfg;
+    fy_diag_cfg_default(&dcfg);
+    dcfg.fp = NULL;
+    dcfg.output_fn = quiet_output;
+    struct fy_diag *diag = fy_diag_create(&dcfg);
+    if (diag)
+        fy_diag_set_collect_errors(diag, true);
+    /* resolved: anchors, aliases and merge keys read as what they stand for */
+    struct fy_parse_cfg cfg = {.flags = FYPCF_QUIET | FYPCF_COLLECT_DIAG | FYPCF_RESOLVE_DOCUMENT,
+                               .diag = diag};
+    struct fy_document *doc = fy_document_build_from_string(&cfg, buf, len);
+    bool ok = false;
+    if (!doc)
+        syntax_error(&l, NULL, diag);
+    else
+        ok = load_root(&l, fy_document_root(doc));
+    fy_document_destroy(doc);
+    fy_diag_destroy(diag);
+    if (!ok) {
+        cv_policy_destroy(&policy);
+        return NULL;
+    }
+    uint8_t digest[32];
+    crypto_generichash(digest, sizeof digest, (const uint8_t *)buf, len, NULL, 0);
+    sodium_bin2hex(policy->hash, sizeof policy->hash, digest, sizeof digest);
+    derive_key(policy, pseudonym_key);
+    return policy;
+}
+
+cv_policy_t *cv_policy_load_file(const char *path, const uint8_t *pseudonym_key, cv_error_t *err)
+{
+    FILE *file = fopen(path, "rb");
+    if (!file) {
+        cv_error_set(err, path, 0, 0, "cannot open: %s", strerror(errno));
+        return NULL;
+    }
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *mem = open_memstream(&buf, &size);
+    char chunk[8192];
+    size_t n;
+    while (mem && (n = fread(chunk, 1, sizeof chunk, file)) > 0)
+        fwrite(chunk, 1, n, mem);
+    bool read_error = ferror(file);
+    fclose(file);
+    if (!mem || fclose(mem) != 0 || read_error) {
+        free(buf);
+        cv_error_set(err, path, 0, 0, "cannot read");
+        return NULL;
+    }
+    cv_policy_t *policy = cv_policy_load_buffer(buf, size, path, pseudonym_key, err);
+    free(buf);
+    return policy;
+}
+
+/* ------------------------------------------------------------------------ */
+
+static void agency_set_free(cv_agency_set_t *set)
+{
+    free(set->agencies);
+}
+
+void cv_policy_destroy(cv_policy_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    cv_policy_t *p = *self_p;
+    for (int i = 0; i < p->n_agencies; i++) {
+        cv_agency_internal_t *a = &p->agencies[i];
+        free((char *)a->pub.id);
+        free_strings((char **)a->pub.areas, a->pub.n_areas);
+        free(a->rule_offsets);
+        free(a->rules);
+        free(a->screens);
+    }
+    /* an agency that failed half-way still owns what it had */
+    if (p->agencies && p->agencies[p->n_agencies].pub.id) {
+        cv_agency_internal_t *a = &p->agencies[p->n_agencies];
+        free((char *)a->pub.id);
+        free_strings((char **)a->pub.areas, a->pub.n_areas);
+    }
+    free(p->agencies);
+    free(p->agencies_by_id);
+    for (int i = 0; i < p->n_codes; i++) {
+        free(p->codes[i].code);
+        agency_set_free(&p->codes[i].to);
+    }
+    free(p->codes);
+    for (int i = 0; i < p->n_entries; i++) {
+        cv_entry_t *e = &p->entries[i];
+        free(e->name);
+        free(e->feed);
+        agency_set_free(&e->from);
+        agency_set_free(&e->to);
+        free(e->grants);
+        free_strings(e->match_indicators, e->n_match_indicators);
+        free_strings(e->match_keywords, e->n_match_keywords);
+    }
+    free(p->entries);
+    free_strings(p->levels, p->n_levels);
+    free_strings(p->categories, p->n_categories);
+    free_strings(p->types, p->n_types);
+    free_strings(p->organisations, p->n_organisations);
+    sodium_memzero(p->pseudonym_key, sizeof p->pseudonym_key);
+    free(p->protocol);
+    free(p->name);
+    free(p);
+    *self_p = NULL;
+}

@@ -1,0 +1,324 @@
+/*  test_policy_diff.c: what a reviewer must approve between two versions
+ *  of a policy (policy/cv_policy_diff.c).
+ *
+ *  Each test edits the base policy in one place and compares the whole
+ *  diff: a missing line and an extra line are both failures.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cv_policy.h"
+
+/*  Distinct, valid Z85 public keys. */
+#define KEY(c) "\"000000000000000000000000000000000000000" c "\""
+
+static const char base[] =
+    "protocol: humber-prevent\n"
+    "version: 7\n"
+    "levels: [OFFICIAL, OFFICIAL-SENSITIVE, SECRET]\n"
+    "agencies:\n"
+    "  hum-bcu-hull: {organisation: humberside-police, type: police, clearance: SECRET,\n"
+    "                 areas: [hull], key: " KEY(
+        "1") "}\n"
+             "  hum-ctio-hull: {organisation: humberside-police, type: ctio, clearance: SECRET,\n"
+             "                  areas: [hull], key: " KEY(
+                 "2") "}\n"
+                      "  hull-cc: {organisation: hull-city-council, type: local_authority,\n"
+                      "            clearance: OFFICIAL-SENSITIVE, areas: [hull], key: " KEY(
+                          "3") "}\n"
+                               "  york-cc: {organisation: city-of-york-council, type: "
+                               "local_authority,\n"
+                               "            clearance: OFFICIAL-SENSITIVE, areas: [york], "
+                               "key: " KEY(
+                                   "4") "}\n"
+                                        "  hull-college: {organisation: hull-college, type: "
+                                        "education, clearance: OFFICIAL,\n"
+                                        "                 areas: [hull], key: " KEY(
+                                            "5") "}\n"
+                                                 "rules:\n"
+                                                 "  - name: safeguarding-referral\n"
+                                                 "    categories: [vulnerable_individual, "
+                                                 "radicalisation_concern]\n"
+                                                 "    from_types: [police]\n"
+                                                 "    to_types: [local_authority]\n"
+                                                 "    same_area: true\n"
+                                                 "    max_level: OFFICIAL-SENSITIVE\n"
+                                                 "    fields:\n"
+                                                 "      summary: share\n"
+                                                 "      subjects.name: share\n"
+                                                 "      subjects.date_of_birth: {mask: year}\n"
+                                                 "      narrative: share\n"
+                                                 "  - name: partner-referral\n"
+                                                 "    categories: [vulnerable_individual]\n"
+                                                 "    from_types: [local_authority, education]\n"
+                                                 "    to_types: [police]\n"
+                                                 "    same_area: true\n"
+                                                 "    fields: {\"*\": share, source: deny}\n"
+                                                 "  - name: bcu-feedback\n"
+                                                 "    categories: [feedback]\n"
+                                                 "    from_agencies: [hum-bcu-hull]\n"
+                                                 "    to_types: [local_authority]\n"
+                                                 "    fields: {summary: share}\n"
+                                                 "screening:\n"
+                                                 "  - name: prevent-screen\n"
+                                                 "    feed: ctio\n"
+                                                 "    to_types: [ctio]\n"
+                                                 "    match: {categories: "
+                                                 "[radicalisation_concern]}\n"
+                                                 "    fields: {summary: share, indicators: "
+                                                 "share}\n";
+
+static cv_policy_t *load(const char *text)
+{
+    cv_error_t err = {{0}};
+    cv_policy_t *policy = cv_policy_load_buffer(text, strlen(text), "test.yaml", NULL, &err);
+    if (!policy)
+        fail_msg("policy did not load: %s", err.msg);
+    return policy;
+}
+
+/*  A copy of text with its only occurrence of from replaced by to. */
+static char *replace_once(const char *text, const char *from, const char *to)
+{
+    const char *at = strstr(text, from);
+    assert_non_null(at);
+    assert_null(strstr(at + 1, from));
+    size_t head = (size_t)(at - text), size = strlen(text) - strlen(from) + strlen(to) + 1;
+    char *copy = malloc(size);
+    assert_non_null(copy);
+    snprintf(copy, size, "%.*s%s%s", (int)head, text, to, at + strlen(from));
+    return copy;
+}
+
+static void expect_diff(const char *old_text, const char *new_text, const char *expected)
+{
+    cv_policy_t *old_policy = load(old_text);
+    cv_policy_t *new_policy = load(new_text);
+    char *diff = cv_policy_diff(old_policy, new_policy);
+    assert_non_null(diff);
+    assert_string_equal(diff, expected);
+    free(diff);
+    cv_policy_destroy(&old_policy);
+    cv_policy_destroy(&new_policy);
+}
+
+/*  The diff from base to base with one edit. */
+static void expect_edit(const char *from, const char *to, const char *expected)
+{
+    char *edited = replace_once(base, from, to);
+    expect_diff(base, edited, expected);
+    free(edited);
+}
+
+static void test_identical_policies(void **state)
+{
+    (void)state;
+    expect_diff(base, base, "");
+}
+
+/*  Only the description and the file's bytes change: nothing to approve. */
+static void test_cosmetic_change(void **state)
+{
+    (void)state;
+    expect_edit("  - name: bcu-feedback\n",
+                "  - name: bcu-feedback\n    description: thanks for the referral\n", "");
+}
+
+/*  hum-bcu-hull is named as an originator (bcu-feedback) but fares like any
+ *  police agency here, so only the police lines appear. */
+static void test_changed_mask(void **state)
+{
+    (void)state;
+    expect_edit("subjects.date_of_birth: {mask: year}", "subjects.date_of_birth: share",
+                "vulnerable_individual police -> hull-cc: "
+                "~ subjects.date_of_birth (mask:year -> share)\n"
+                "vulnerable_individual police -> york-cc: "
+                "~ subjects.date_of_birth (mask:year -> share)\n"
+                "radicalisation_concern police -> hull-cc: "
+                "~ subjects.date_of_birth (mask:year -> share)\n"
+                "radicalisation_concern police -> york-cc: "
+                "~ subjects.date_of_birth (mask:year -> share)\n");
+}
+
+static void test_removed_field(void **state)
+{
+    (void)state;
+    expect_edit("      narrative: share\n", "",
+                "vulnerable_individual police -> hull-cc: - narrative (was share)\n"
+                "vulnerable_individual police -> york-cc: - narrative (was share)\n"
+                "radicalisation_concern police -> hull-cc: - narrative (was share)\n"
+                "radicalisation_concern police -> york-cc: - narrative (was share)\n");
+}
+
+/*  Every field of source changes alike: one line names the message. */
+static void test_message_reported_once(void **state)
+{
+    (void)state;
+    const char *from = "fields: {\"*\": share, source: deny}";
+    const char *to = "fields: {\"*\": share}";
+    expect_edit(from, to,
+                "vulnerable_individual local_authority -> hum-bcu-hull: + source (share)\n"
+                "vulnerable_individual education -> hum-bcu-hull: + source (share)\n");
+
+    char *edited = replace_once(base, from, to);
+    expect_diff(edited, base,
+                "vulnerable_individual local_authority -> hum-bcu-hull: - source (was share)\n"
+                "vulnerable_individual education -> hum-bcu-hull: - source (was share)\n");
+    free(edited);
+}
+
+static void test_added_rule(void **state)
+{
+    (void)state;
+    expect_edit("screening:\n",
+                "  - name: tension-to-schools\n"
+                "    categories: [community_tension]\n"
+                "    from_types: [police]\n"
+                "    to_types: [education]\n"
+                "    fields: {summary: share, tension: share, subjects.name: {mask: initials}}\n"
+                "screening:\n",
+                "community_tension police -> hull-college: + subjects.name (mask:initials)\n"
+                "community_tension police -> hull-college: + summary (share)\n"
+                "community_tension police -> hull-college: + tension (share)\n");
+}
+
+/*  A deny added by a second rule overrides the share of the first; where
+ *  nothing was shared it changes nothing a recipient sees. */
+static void test_added_deny(void **state)
+{
+    (void)state;
+    expect_edit("screening:\n",
+                "  - name: no-names-to-york\n"
+                "    categories: [vulnerable_individual]\n"
+                "    to_agencies: [york-cc]\n"
+                "    fields: {subjects.name: deny, source: deny}\n"
+                "screening:\n",
+                "vulnerable_individual police -> york-cc: - subjects.name (was share)\n");
+}
+
+/*  The only ctio is the recipient, and never receives its own reports:
+ *  nothing flows from ctio to it. */
+static void test_no_flow_to_the_only_originator(void **state)
+{
+    (void)state;
+    expect_edit("screening:\n",
+                "  - name: to-ctio\n"
+                "    categories: [feedback]\n"
+                "    from_types: [ctio, police]\n"
+                "    to_types: [ctio]\n"
+                "    fields: {summary: share}\n"
+                "screening:\n",
+                "feedback police -> hum-ctio-hull: + summary (share)\n");
+}
+
+/*  The field lines assume the lowest level, so a clearance or max_level
+ *  change shows only as its own line. */
+static void test_changed_clearance(void **state)
+{
+    (void)state;
+    expect_edit("type: local_authority,\n            clearance: OFFICIAL-SENSITIVE, areas: [hull]",
+                "type: local_authority,\n            clearance: OFFICIAL, areas: [hull]",
+                "~ agency hull-cc: clearance OFFICIAL-SENSITIVE -> OFFICIAL\n");
+}
+
+static void test_changed_max_level_and_same_area(void **state)
+{
+    (void)state;
+    expect_edit("    same_area: true\n    max_level: OFFICIAL-SENSITIVE\n",
+                "    max_level: SECRET\n",
+                "~ rule safeguarding-referral: max_level OFFICIAL-SENSITIVE -> SECRET\n"
+                "~ rule safeguarding-referral: same_area true -> false\n");
+}
+
+/*  York's flows go; so does what hum-bcu-hull alone could send it. */
+static void test_removed_agency(void **state)
+{
+    (void)state;
+    expect_edit("  york-cc: {organisation: city-of-york-council, type: local_authority,\n"
+                "            clearance: OFFICIAL-SENSITIVE, areas: [york], key: " KEY("4") "}\n",
+                "",
+                "- agency york-cc\n"
+                "vulnerable_individual police -> york-cc: - subjects.name (was share)\n"
+                "vulnerable_individual police -> york-cc: - subjects.date_of_birth (was "
+                "mask:year)\n"
+                "vulnerable_individual police -> york-cc: - summary (was share)\n"
+                "vulnerable_individual police -> york-cc: - narrative (was share)\n"
+                "radicalisation_concern police -> york-cc: - subjects.name (was share)\n"
+                "radicalisation_concern police -> york-cc: - subjects.date_of_birth (was "
+                "mask:year)\n"
+                "radicalisation_concern police -> york-cc: - summary (was share)\n"
+                "radicalisation_concern police -> york-cc: - narrative (was share)\n"
+                "feedback hum-bcu-hull -> york-cc: - summary (was share)\n");
+}
+
+/*  A new agency of a new type: the screening feed takes any originator. */
+static void test_added_agency(void **state)
+{
+    (void)state;
+    expect_edit("rules:\n",
+                "  hmp-hull: {organisation: hmpps, type: prison, clearance: SECRET,\n"
+                "             areas: [hull], key: " KEY("6") "}\n"
+                                                             "rules:\n",
+                "+ agency hmp-hull (prison, SECRET)\n"
+                "feed ctio prison -> hum-ctio-hull: + summary (share)\n"
+                "feed ctio prison -> hum-ctio-hull: + indicators (share)\n");
+}
+
+static void test_changed_agency(void **state)
+{
+    (void)state;
+    expect_edit("clearance: OFFICIAL-SENSITIVE, areas: [york], key: " KEY("4"),
+                "clearance: OFFICIAL-SENSITIVE, areas: [york, selby], key: " KEY("7"),
+                "~ agency york-cc: areas york -> york, selby\n"
+                "~ agency york-cc: key changed\n");
+}
+
+/*  Areas are a set: reordering them changes nothing. */
+static void test_reordered_areas(void **state)
+{
+    (void)state;
+    char *before = replace_once(base, "areas: [york]", "areas: [york, selby]");
+    char *after = replace_once(base, "areas: [york]", "areas: [selby, york]");
+    expect_diff(before, after, "");
+    free(before);
+    free(after);
+}
+
+/*  A rule naming one originator: lines under its id, not its type. */
+static void test_named_originator(void **state)
+{
+    (void)state;
+    expect_edit("fields: {summary: share}\nscreening",
+                "fields: {summary: share, narrative: share}\nscreening",
+                "feedback hum-bcu-hull -> hull-cc: + narrative (share)\n"
+                "feedback hum-bcu-hull -> york-cc: + narrative (share)\n");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_identical_policies),
+        cmocka_unit_test(test_cosmetic_change),
+        cmocka_unit_test(test_changed_mask),
+        cmocka_unit_test(test_removed_field),
+        cmocka_unit_test(test_message_reported_once),
+        cmocka_unit_test(test_added_rule),
+        cmocka_unit_test(test_added_deny),
+        cmocka_unit_test(test_no_flow_to_the_only_originator),
+        cmocka_unit_test(test_changed_clearance),
+        cmocka_unit_test(test_changed_max_level_and_same_area),
+        cmocka_unit_test(test_removed_agency),
+        cmocka_unit_test(test_added_agency),
+        cmocka_unit_test(test_changed_agency),
+        cmocka_unit_test(test_reordered_areas),
+        cmocka_unit_test(test_named_originator),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,281 @@
+/*  test_policy_graph.c: the Graphviz DOT of who may receive what
+ *  (policy/cv_policy_graph.c).
+ *
+ *  The main policy's whole graph is compared: the text is what a reviewer
+ *  reads and renders, and it must be the same for the same policy.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cv_policy.h"
+
+/*  Distinct, valid Z85 public keys. */
+#define KEY(c) "\"000000000000000000000000000000000000000" c "\""
+
+#define HEADER                                                                                     \
+    "protocol: humber-prevent\n"                                                                   \
+    "version: 7\n"                                                                                 \
+    "levels: [OFFICIAL, OFFICIAL-SENSITIVE, SECRET]\n"
+
+#define AGENCIES                                                                                   \
+    "agencies:\n"                                                                                  \
+    "  hum-bcu-hull: {organisation: humberside-police, type: police, clearance: SECRET,\n"         \
+    "                 areas: [hull], key: " KEY(                                                   \
+        "1") "}\n"                                                                                 \
+             "  hum-ctio-hull: {organisation: humberside-police, type: ctio, clearance: SECRET,\n" \
+             "                  areas: [hull], key: " KEY(                                         \
+                 "2") "}\n"                                                                        \
+                      "  hull-cc: {organisation: hull-city-council, type: local_authority,\n"      \
+                      "            clearance: OFFICIAL-SENSITIVE, areas: [hull], key: " KEY(       \
+                          "3") "}\n"                                                               \
+                               "  york-cc: {organisation: city-of-york-council, type: "            \
+                               "local_authority,\n"                                                \
+                               "            clearance: OFFICIAL-SENSITIVE, areas: [york], "        \
+                               "key: " KEY("4") "}\n"                                              \
+                                                "  hull-college: {organisation: hull-college, "    \
+                                                "type: education, clearance: OFFICIAL,\n"          \
+                                                "                 areas: [hull], key: " KEY(       \
+                                                    "5") "}\n"
+
+/*  Categories listed out of policy order on purpose: labels follow the
+ *  policy's order. Two screening entries share one feed: one edge. */
+static const char policy_text[] =
+    HEADER AGENCIES "rules:\n"
+                    "  - name: safeguarding-referral\n"
+                    "    categories: [radicalisation_concern, vulnerable_individual]\n"
+                    "    from_types: [police]\n"
+                    "    to_types: [local_authority]\n"
+                    "    same_area: true\n"
+                    "    max_level: OFFICIAL-SENSITIVE\n"
+                    "    fields: {summary: share, subjects.date_of_birth: {mask: year}}\n"
+                    "  - name: partner-referral\n"
+                    "    categories: [vulnerable_individual]\n"
+                    "    from_types: [local_authority, education]\n"
+                    "    to_types: [police]\n"
+                    "    same_area: true\n"
+                    "    fields: {\"*\": share, source: deny}\n"
+                    "  - name: tension-to-schools\n"
+                    "    categories: [community_tension]\n"
+                    "    from_types: [police]\n"
+                    "    to_types: [education]\n"
+                    "    max_level: SECRET\n"
+                    "    fields: {summary: share, tension: share}\n"
+                    "screening:\n"
+                    "  - name: prevent-screen\n"
+                    "    feed: ctio\n"
+                    "    to_types: [ctio]\n"
+                    "    same_area: true\n"
+                    "    match: {categories: [radicalisation_concern]}\n"
+                    "    fields: {\"*\": share}\n"
+                    "  - name: prevent-keywords\n"
+                    "    feed: ctio\n"
+                    "    to_types: [ctio]\n"
+                    "    match: {keywords: [extremis]}\n"
+                    "    fields: {summary: share}\n";
+
+static const char expected_graph[] =
+    "digraph \"humber-prevent\" {\n"
+    "  label=\"humber-prevent version 7\";\n"
+    "  labelloc=t;\n"
+    "  rankdir=LR;\n"
+    "  ranksep=1.2;\n"
+    "  node [shape=box];\n"
+    "  edge [fontsize=10];\n"
+    "  subgraph cluster_0 {\n"
+    "    label=\"humberside-police\";\n"
+    "    \"hum-bcu-hull\" [label=\"hum-bcu-hull\\npolice, SECRET\"];\n"
+    "    \"hum-ctio-hull\" [label=\"hum-ctio-hull\\nctio, SECRET\"];\n"
+    "  }\n"
+    "  subgraph cluster_1 {\n"
+    "    label=\"hull-city-council\";\n"
+    "    \"hull-cc\" [label=\"hull-cc\\nlocal_authority, OFFICIAL-SENSITIVE\"];\n"
+    "  }\n"
+    "  subgraph cluster_2 {\n"
+    "    label=\"city-of-york-council\";\n"
+    "    \"york-cc\" [label=\"york-cc\\nlocal_authority, OFFICIAL-SENSITIVE\"];\n"
+    "  }\n"
+    "  subgraph cluster_3 {\n"
+    "    label=\"hull-college\";\n"
+    "    \"hull-college\" [label=\"hull-college\\neducation, OFFICIAL\"];\n"
+    "  }\n"
+    "  \"hum-bcu-hull\" -> \"hum-ctio-hull\" [label=\"feed ctio\", style=dashed];\n"
+    "  \"hum-bcu-hull\" -> \"hull-cc\" [label=\"vulnerable_individual, "
+    "radicalisation_concern\\n≤ OFFICIAL-SENSITIVE\"];\n"
+    "  \"hum-bcu-hull\" -> \"hull-college\" [label=\"community_tension\\n≤ OFFICIAL\"];\n"
+    "  \"hull-cc\" -> \"hum-bcu-hull\" [constraint=false, label=\"vulnerable_individual\\n≤ "
+    "SECRET\"];\n"
+    "  \"hull-cc\" -> \"hum-ctio-hull\" [constraint=false, label=\"feed ctio\", style=dashed];\n"
+    "  \"york-cc\" -> \"hum-ctio-hull\" [constraint=false, label=\"feed ctio\", style=dashed];\n"
+    "  \"hull-college\" -> \"hum-bcu-hull\" [constraint=false, label=\"vulnerable_individual\\n≤ "
+    "SECRET\"];\n"
+    "  \"hull-college\" -> \"hum-ctio-hull\" [constraint=false, label=\"feed ctio\", "
+    "style=dashed];\n"
+    "}\n";
+
+static cv_policy_t *load(const char *text)
+{
+    cv_error_t err = {{0}};
+    cv_policy_t *policy = cv_policy_load_buffer(text, strlen(text), "test.yaml", NULL, &err);
+    if (!policy)
+        fail_msg("policy did not load: %s", err.msg);
+    return policy;
+}
+
+/*  The graph of a policy, freed at the end of the test by the caller. */
+static char *graph_of(const char *text)
+{
+    cv_policy_t *policy = load(text);
+    char *graph = cv_policy_graph(policy);
+    cv_policy_destroy(&policy);
+    assert_non_null(graph);
+    return graph;
+}
+
+static int count(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *at = strstr(text, needle); at; at = strstr(at + 1, needle))
+        n++;
+    return n;
+}
+
+static void test_whole_graph(void **state)
+{
+    (void)state;
+    char *graph = graph_of(policy_text);
+    assert_string_equal(graph, expected_graph);
+    free(graph);
+}
+
+static void test_one_cluster_per_organisation(void **state)
+{
+    (void)state;
+    char *graph = graph_of(policy_text);
+    assert_int_equal(count(graph, "subgraph cluster_"), 4);
+    assert_non_null(strstr(graph, "  subgraph cluster_0 {\n    label=\"humberside-police\";\n"
+                                  "    \"hum-bcu-hull\" "));
+    free(graph);
+}
+
+/*  york-cc and hull police share no area; every rule between them is
+ *  same_area, so no edge either way. The keyword screen has no same_area. */
+static void test_same_area_with_disjoint_areas_gives_no_edge(void **state)
+{
+    (void)state;
+    char *graph = graph_of(policy_text);
+    assert_null(strstr(graph, "\"hum-bcu-hull\" -> \"york-cc\""));
+    assert_null(strstr(graph, "\"york-cc\" -> \"hum-bcu-hull\""));
+    assert_non_null(strstr(graph, "\"york-cc\" -> \"hum-ctio-hull\""));
+    free(graph);
+}
+
+/*  A copy of text with its only occurrence of from replaced by to. */
+static char *replace_once(const char *text, const char *from, const char *to)
+{
+    const char *at = strstr(text, from);
+    assert_non_null(at);
+    assert_null(strstr(at + 1, from));
+    size_t head = (size_t)(at - text), size = strlen(text) - strlen(from) + strlen(to) + 1;
+    char *copy = malloc(size);
+    assert_non_null(copy);
+    snprintf(copy, size, "%.*s%s%s", (int)head, text, to, at + strlen(from));
+    return copy;
+}
+
+static bool has_edge_after(const char *from, const char *to, const char *edge)
+{
+    char *text = replace_once(policy_text, from, to);
+    char *graph = graph_of(text);
+    bool found = strstr(graph, edge) != NULL;
+    free(graph);
+    free(text);
+    return found;
+}
+
+/*  Dropping same_area opens the flow to York; so does York serving "*". */
+static void test_same_area_false_or_star_gives_edge(void **state)
+{
+    (void)state;
+    const char *edge = "  \"hum-bcu-hull\" -> \"york-cc\" [label=\"vulnerable_individual, "
+                       "radicalisation_concern\\n≤ OFFICIAL-SENSITIVE\"];\n";
+    assert_true(has_edge_after("    same_area: true\n    max_level: OFFICIAL-SENSITIVE\n",
+                               "    max_level: OFFICIAL-SENSITIVE\n", edge));
+    assert_true(has_edge_after("areas: [york]", "areas: [\"*\"]", edge));
+    assert_false(has_edge_after("areas: [york]", "areas: [york, beverley]", edge));
+}
+
+static void test_no_edge_without_rule(void **state)
+{
+    (void)state;
+    char *graph = graph_of(policy_text);
+    /* the ctio sends nothing; councils and college do not exchange */
+    assert_null(strstr(graph, "\"hum-ctio-hull\" ->"));
+    assert_null(strstr(graph, "\"hull-cc\" -> \"hull-college\""));
+    assert_null(strstr(graph, "\"hull-college\" -> \"hull-cc\""));
+    assert_int_equal(count(graph, " -> "), 8);
+    assert_int_equal(count(graph, "style=dashed"), 4);
+    free(graph);
+}
+
+/*  No rules at all: nodes, no edges. */
+static void test_no_rules_no_edges(void **state)
+{
+    (void)state;
+    char *graph = graph_of(HEADER AGENCIES);
+    assert_int_equal(count(graph, " -> "), 0);
+    assert_int_equal(count(graph, " [label="), 5);
+    free(graph);
+}
+
+/*  Every handling code keeps reports in the organisation: the only edge
+ *  left is inside humberside-police. */
+static void test_handling_codes_limit_edges(void **state)
+{
+    (void)state;
+    char *graph = graph_of(HEADER "handling_codes:\n"
+                                  "  \"4\": {same_organisation: true}\n" AGENCIES "rules:\n"
+                                  "  - name: everything\n"
+                                  "    categories: [feedback]\n"
+                                  "    to_types: [police, ctio, local_authority]\n"
+                                  "    fields: {summary: share}\n");
+    assert_int_equal(count(graph, " -> "), 2);
+    assert_non_null(strstr(graph, "\"hum-bcu-hull\" -> \"hum-ctio-hull\" [label=\"feedback"));
+    assert_non_null(
+        strstr(graph, "\"hum-ctio-hull\" -> \"hum-bcu-hull\" [constraint=false, label=\"feedback"));
+    free(graph);
+}
+
+/*  Quotes and backslashes in names cannot break out of a DOT string. */
+static void test_names_are_escaped(void **state)
+{
+    (void)state;
+    char *graph =
+        graph_of(HEADER "agencies:\n"
+                        "  'odd\"id': {organisation: 'back\\slash \"org\"', type: police,\n"
+                        "              clearance: OFFICIAL, areas: [hull], key: " KEY("1") "}\n");
+    assert_non_null(strstr(graph, "    label=\"back\\\\slash \\\"org\\\"\";\n"));
+    assert_non_null(strstr(graph, "    \"odd\\\"id\" [label=\"odd\\\"id\\npolice, OFFICIAL\"];\n"));
+    free(graph);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_whole_graph),
+        cmocka_unit_test(test_one_cluster_per_organisation),
+        cmocka_unit_test(test_same_area_with_disjoint_areas_gives_no_edge),
+        cmocka_unit_test(test_same_area_false_or_star_gives_edge),
+        cmocka_unit_test(test_no_edge_without_rule),
+        cmocka_unit_test(test_no_rules_no_edges),
+        cmocka_unit_test(test_handling_codes_limit_edges),
+        cmocka_unit_test(test_names_are_escaped),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,934 @@
+/*  test_policy_load.c: loading and validating a policy (policy/cv_policy_load.c).
+ *
+ *  Every validation error is checked with its exact text and position,
+ *  "FILE:LINE:COL: error: what", because that line is all a protocol
+ *  administrator sees. Each error case also checks that nothing is
+ *  half-loaded (NULL comes back); the sanitizer build checks that every
+ *  error path frees what it had built.
+ *
+ *  The policies are inline strings; a comment gives each line's number.
+ *  Columns are 1-based and point at the offending token (a quoted
+ *  scalar's opening quote; for a mapping, its first key).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+#include <zmq.h>
+
+#include "cv_policy.h"
+
+/*  CURVE public keys made once with zmq_curve_keypair. */
+#define K1 "kY8[f}w2}*bW5UFN>7fbWOR$QBz=n<qa*v:t*tLN"
+#define K2 "XSEn)f@J2=]&MH9eu{9=<ITtalLpr[tWw7}B2APp"
+#define K3 "CLfC.xK:.*ZR&AbkJ*pG:Ebz/ngx4P>9I!8PrmR>"
+#define K4 "6PtBJ>RC})VCt&o)&*ZTVgivQwNGu*WDw*8}u>[j"
+
+/*  Lines 1-4. */
+#define PREFIX                                                                                     \
+    "protocol: test-protocol\n"                         /* 1 */                                    \
+    "version: 3\n"                                      /* 2 */                                    \
+    "levels: [OFFICIAL, OFFICIAL-SENSITIVE, SECRET]\n"  /* 3 */                                    \
+    "agencies:\n"                                       /* 4 */
+
+/*  Lines 5-10. */
+#define POLICE                                                                                     \
+    "  hull-police:\n"                                  /* 5 */                                    \
+    "    organisation: humberside-police\n"             /* 6 */                                    \
+    "    type: police\n"                                /* 7 */                                    \
+    "    clearance: SECRET\n"                           /* 8 */                                    \
+    "    areas: [hull]\n"                               /* 9 */                                    \
+    "    key: \"" K1 "\"\n"                             /* 10 */
+
+/*  Lines 11-16: the council, ending inside its mapping. */
+#define COUNCIL                                                                                    \
+    "  hull-cc:\n"                                      /* 11 */                                   \
+    "    organisation: hull-city-council\n"             /* 12 */                                   \
+    "    type: local_authority\n"                       /* 13 */                                   \
+    "    clearance: OFFICIAL-SENSITIVE\n"               /* 14 */                                   \
+    "    areas: [hull]\n"                               /* 15 */                                   \
+    "    key: \"" K2 "\"\n"                             /* 16 */
+
+#define HEADER PREFIX POLICE COUNCIL
+
+/*  Lines 17-21: one rule, open for more keys at line 22. */
+#define RULE_HEAD                                                                                  \
+    "rules:\n"                                          /* 17 */                                   \
+    "  - name: r1\n"                                    /* 18 */                                   \
+    "    categories: [vulnerable_individual]\n"         /* 19 */                                   \
+    "    to_types: [local_authority]\n"                 /* 20 */
+
+/* ------------------------------------------------------------------------ */
+
+typedef struct {
+    const char *yaml;
+    int line;         /* expected position; col 0: any column on that line */
+    int col;
+    const char *what; /* the text after "error: " */
+} error_case_t;
+
+static void check_error(void **state)
+{
+    const error_case_t *c = *state;
+    cv_error_t err = {{0}};
+    cv_policy_t *policy = cv_policy_load_buffer(c->yaml, strlen(c->yaml), "p.yaml", NULL, &err);
+    if (policy) {
+        cv_policy_destroy(&policy);
+        fail_msg("the policy loaded; expected error: %s", c->what);
+    }
+    char expected[600];
+    if (c->col) {
+        snprintf(expected, sizeof expected, "p.yaml:%d:%d: error: %s", c->line, c->col, c->what);
+        assert_string_equal(err.msg, expected);
+        return;
+    }
+    /* the line and the text must match; the column may be anywhere on it */
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "p.yaml:%d:", c->line);
+    snprintf(expected, sizeof expected, ": error: %s", c->what);
+    const char *rest = strncmp(err.msg, prefix, strlen(prefix)) == 0 ? err.msg + strlen(prefix)
+                                                                      : NULL;
+    if (rest)
+        rest += strspn(rest, "0123456789");
+    if (!rest || rest == err.msg + strlen(prefix) || strcmp(rest, expected) != 0)
+        fail_msg("got      \"%s\"\nexpected \"p.yaml:%d:COL: error: %s\"", err.msg, c->line,
+                 c->what);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  YAML itself.                                                            */
+
+static const error_case_t syntax_sequence = {
+    HEADER "rules: - name: x\n", /* 17 */
+    17, 8, "block sequence on the same line as a mapping key"};
+
+static const error_case_t syntax_bracket = {
+    HEADER "description: [a, b]]\n", /* 17 */
+    17, 20, "flow sequence with invalid extra closing bracket"};
+
+/*  libfyaml refuses duplicate keys itself, naming the second one. */
+static const error_case_t duplicate_top_key = {
+    HEADER "protocol: other\n", /* 17 */
+    17, 1, "duplicate key"};
+
+static const error_case_t duplicate_agency_id = {
+    PREFIX POLICE
+    "  hull-police:\n"                       /* 11 */
+    "    organisation: hull-city-council\n"  /* 12 */
+    "    type: local_authority\n"            /* 13 */
+    "    clearance: OFFICIAL\n"              /* 14 */
+    "    areas: [hull]\n"                    /* 15 */
+    "    key: \"" K2 "\"\n",                 /* 16 */
+    11, 3, "duplicate key"};
+
+static const error_case_t not_a_mapping = {
+    "- protocol\n", 1, 3, "policy: expected a mapping"};
+
+/* ------------------------------------------------------------------------ */
+/*  Top level.                                                              */
+
+static const error_case_t unknown_top_key = {
+    HEADER "colour: red\n", /* 17 */
+    17, 1, "policy: unknown key 'colour'"};
+
+static const error_case_t missing_protocol = {
+    "version: 3\n"                                      /* 1 */
+    "levels: [OFFICIAL]\n"                              /* 2 */
+    "agencies:\n"                                       /* 3 */
+    "  a: {organisation: o, type: t, clearance: OFFICIAL, areas: [x], key: \"" K1 "\"}\n",
+    1, 1, "policy: missing 'protocol'"};
+
+static const error_case_t missing_version = {
+    "protocol: p\n"                                     /* 1 */
+    "levels: [OFFICIAL]\n"                              /* 2 */
+    "agencies:\n"                                       /* 3 */
+    "  a: {organisation: o, type: t, clearance: OFFICIAL, areas: [x], key: \"" K1 "\"}\n",
+    1, 1, "policy: missing 'version'"};
+
+static const error_case_t missing_levels = {
+    "protocol: p\n"                                     /* 1 */
+    "version: 1\n"                                      /* 2 */
+    "agencies:\n"                                       /* 3 */
+    "  a: {organisation: o, type: t, clearance: OFFICIAL, areas: [x], key: \"" K1 "\"}\n",
+    1, 1, "policy: missing 'levels'"};
+
+static const error_case_t missing_agencies = {
+    "protocol: p\n"         /* 1 */
+    "version: 1\n"          /* 2 */
+    "levels: [OFFICIAL]\n", /* 3 */
+    1, 1, "policy: missing 'agencies'"};
+
+static const error_case_t bad_version = {
+    "protocol: p\n"         /* 1 */
+    "version: seven\n"      /* 2 */
+    "levels: [OFFICIAL]\n", /* 3 */
+    2, 10, "version: expected a whole number, not 'seven'"};
+
+static const error_case_t negative_version = {
+    "protocol: p\n"         /* 1 */
+    "version: -1\n"         /* 2 */
+    "levels: [OFFICIAL]\n", /* 3 */
+    2, 10, "version: expected a whole number, not '-1'"};
+
+static const error_case_t empty_levels = {
+    "protocol: p\n" /* 1 */
+    "version: 1\n"  /* 2 */
+    "levels: []\n", /* 3 */
+    3, 0, "levels: at least one level is needed"};
+
+static const error_case_t level_twice = {
+    "protocol: p\n"                             /* 1 */
+    "version: 1\n"                              /* 2 */
+    "levels: [OFFICIAL, SECRET, OFFICIAL]\n",   /* 3 */
+    3, 28, "levels: 'OFFICIAL' is listed twice"};
+
+static const error_case_t empty_agencies = {
+    "protocol: p\n"        /* 1 */
+    "version: 1\n"         /* 2 */
+    "levels: [OFFICIAL]\n" /* 3 */
+    "agencies: {}\n",      /* 4 */
+    4, 0, "agencies: at least one agency is needed"};
+
+/*  A policy with its own categories knows only those. */
+static const error_case_t own_categories = {
+    HEADER
+    "categories: [referral, tension]\n"  /* 17 */
+    "rules:\n"                           /* 18 */
+    "  - name: r1\n"                     /* 19 */
+    "    categories: [vulnerable_individual]\n" /* 20 */
+    "    to_types: [local_authority]\n"  /* 21 */
+    "    fields: {summary: share}\n",    /* 22 */
+    20, 18, "categories: unknown category 'vulnerable_individual'"};
+
+static const error_case_t unknown_administrator = {
+    HEADER "administrators: [nobody]\n", /* 17 */
+    17, 18, "administrators: unknown agency 'nobody'"};
+
+/* ------------------------------------------------------------------------ */
+/*  Agencies.                                                               */
+
+static const error_case_t agency_unknown_key = {
+    HEADER "    colour: red\n", /* 17 */
+    17, 5, "agencies.hull-cc: unknown key 'colour'"};
+
+static const error_case_t agency_missing_type = {
+    PREFIX POLICE
+    "  hull-cc:\n"                           /* 11 */
+    "    organisation: hull-city-council\n"  /* 12 */
+    "    clearance: OFFICIAL-SENSITIVE\n"    /* 13 */
+    "    areas: [hull]\n"                    /* 14 */
+    "    key: \"" K2 "\"\n",                 /* 15 */
+    12, 5, "agencies.hull-cc: missing 'type'"};
+
+static const error_case_t agency_missing_key = {
+    PREFIX POLICE
+    "  hull-cc:\n"                           /* 11 */
+    "    organisation: hull-city-council\n"  /* 12 */
+    "    type: local_authority\n"            /* 13 */
+    "    clearance: OFFICIAL-SENSITIVE\n"    /* 14 */
+    "    areas: [hull]\n",                   /* 15 */
+    12, 5, "agencies.hull-cc: missing 'key'"};
+
+static const error_case_t agency_unknown_clearance = {
+    PREFIX POLICE
+    "  hull-cc:\n"                           /* 11 */
+    "    organisation: hull-city-council\n"  /* 12 */
+    "    type: local_authority\n"            /* 13 */
+    "    clearance: TOP-SECRET\n"            /* 14 */
+    "    areas: [hull]\n"                    /* 15 */
+    "    key: \"" K2 "\"\n",                 /* 16 */
+    14, 16, "agencies.hull-cc.clearance: unknown level 'TOP-SECRET'"};
+
+static const error_case_t agency_no_areas = {
+    PREFIX POLICE
+    "  hull-cc:\n"                           /* 11 */
+    "    organisation: hull-city-council\n"  /* 12 */
+    "    type: local_authority\n"            /* 13 */
+    "    clearance: OFFICIAL\n"              /* 14 */
+    "    areas: []\n"                        /* 15 */
+    "    key: \"" K2 "\"\n",                 /* 16 */
+    15, 0, "agencies.hull-cc.areas: at least one area (or \"*\") is needed"};
+
+static const error_case_t agency_same_key = {
+    PREFIX POLICE
+    "  hull-cc:\n"                           /* 11 */
+    "    organisation: hull-city-council\n"  /* 12 */
+    "    type: local_authority\n"            /* 13 */
+    "    clearance: OFFICIAL\n"              /* 14 */
+    "    areas: [hull]\n"                    /* 15 */
+    "    key: \"" K1 "\"\n",                 /* 16 */
+    16, 10, "agencies.hull-cc.key: the same key as agency 'hull-police'"};
+
+#define BAD_KEY_MESSAGE "agencies.hull-cc.key: not a Z85 CURVE public key (40 characters)"
+
+static const error_case_t key_too_short = {
+    PREFIX POLICE
+    "  hull-cc:\n"                           /* 11 */
+    "    organisation: hull-city-council\n"  /* 12 */
+    "    type: local_authority\n"            /* 13 */
+    "    clearance: OFFICIAL\n"              /* 14 */
+    "    areas: [hull]\n"                    /* 15 */
+    "    key: \"XSEn)f@J2=]&MH9eu{9=<ITtalLpr[tWw7}B2AP\"\n", /* 16: 39 characters */
+    16, 10, BAD_KEY_MESSAGE};
+
+static const error_case_t key_too_long = {
+    PREFIX POLICE
+    "  hull-cc:\n"                           /* 11 */
+    "    organisation: hull-city-council\n"  /* 12 */
+    "    type: local_authority\n"            /* 13 */
+    "    clearance: OFFICIAL\n"              /* 14 */
+    "    areas: [hull]\n"                    /* 15 */
+    "    key: \"" K2 "XSEn)\"\n",            /* 16: 45 characters */
+    16, 10, BAD_KEY_MESSAGE};
+
+static const error_case_t key_bad_character = {
+    PREFIX POLICE
+    "  hull-cc:\n"                           /* 11 */
+    "    organisation: hull-city-council\n"  /* 12 */
+    "    type: local_authority\n"            /* 13 */
+    "    clearance: OFFICIAL\n"              /* 14 */
+    "    areas: [hull]\n"                    /* 15 */
+    "    key: \"XSEn)f@J2=]&MH9eu{9=<ITtalLpr[tWw7}B2A~p\"\n", /* 16: '~' is not Z85 */
+    16, 10, BAD_KEY_MESSAGE};
+
+static const error_case_t key_plain_bad_character = {
+    PREFIX POLICE
+    "  hull-cc:\n"                           /* 11 */
+    "    organisation: hull-city-council\n"  /* 12 */
+    "    type: local_authority\n"            /* 13 */
+    "    clearance: OFFICIAL\n"              /* 14 */
+    "    areas: [hull]\n"                    /* 15 */
+    "    key: abcdefghij,bcdefghijabcdefghijabcdefghij\n", /* 16: ',' is not Z85 */
+    16, 10, BAD_KEY_MESSAGE};
+
+/* ------------------------------------------------------------------------ */
+/*  Rules.                                                                  */
+
+static const error_case_t rule_unknown_key = {
+    HEADER RULE_HEAD
+    "    colour: red\n"                /* 21 */
+    "    fields: {summary: share}\n",  /* 22 */
+    21, 5, "rules[0]: unknown key 'colour'"};
+
+static const error_case_t rule_without_to = {
+    HEADER
+    "rules:\n"                                   /* 17 */
+    "  - name: r1\n"                             /* 18 */
+    "    categories: [vulnerable_individual]\n"  /* 19 */
+    "    fields: {summary: share}\n",            /* 20 */
+    18, 5, "r1: needs to_types or to_agencies"};
+
+static const error_case_t rule_without_name = {
+    HEADER
+    "rules:\n"                                   /* 17 */
+    "  - categories: [vulnerable_individual]\n"  /* 18 */
+    "    to_types: [local_authority]\n"          /* 19 */
+    "    fields: {summary: share}\n",            /* 20 */
+    18, 5, "rules[0]: missing 'name'"};
+
+static const error_case_t rule_without_categories = {
+    HEADER
+    "rules:\n"                           /* 17 */
+    "  - name: r1\n"                     /* 18 */
+    "    to_types: [local_authority]\n"  /* 19 */
+    "    fields: {summary: share}\n",    /* 20 */
+    18, 5, "r1: missing 'categories'"};
+
+static const error_case_t rule_without_fields = {
+    HEADER RULE_HEAD, 18, 5, "r1: missing 'fields'"};
+
+static const error_case_t rule_unknown_category = {
+    HEADER
+    "rules:\n"                           /* 17 */
+    "  - name: r1\n"                     /* 18 */
+    "    categories: [gossip]\n"         /* 19 */
+    "    to_types: [local_authority]\n"  /* 20 */
+    "    fields: {summary: share}\n",    /* 21 */
+    19, 18, "categories: unknown category 'gossip'"};
+
+static const error_case_t rule_no_categories = {
+    HEADER
+    "rules:\n"                           /* 17 */
+    "  - name: r1\n"                     /* 18 */
+    "    categories: []\n"               /* 19 */
+    "    to_types: [local_authority]\n"  /* 20 */
+    "    fields: {summary: share}\n",    /* 21 */
+    19, 0, "categories: at least one category is needed"};
+
+static const error_case_t rule_unknown_to_type = {
+    HEADER
+    "rules:\n"                                   /* 17 */
+    "  - name: r1\n"                             /* 18 */
+    "    categories: [vulnerable_individual]\n"  /* 19 */
+    "    to_types: [health]\n"                   /* 20 */
+    "    fields: {summary: share}\n",            /* 21 */
+    20, 16, "r1.to_types: no agency has type 'health'"};
+
+static const error_case_t rule_unknown_from_type = {
+    HEADER RULE_HEAD
+    "    from_types: [health]\n"       /* 21 */
+    "    fields: {summary: share}\n",  /* 22 */
+    21, 18, "r1.from_types: no agency has type 'health'"};
+
+static const error_case_t rule_unknown_to_agency = {
+    HEADER
+    "rules:\n"                                   /* 17 */
+    "  - name: r1\n"                             /* 18 */
+    "    categories: [vulnerable_individual]\n"  /* 19 */
+    "    to_agencies: [hull-police, nobody]\n"   /* 20 */
+    "    fields: {summary: share}\n",            /* 21 */
+    20, 32, "r1.to_agencies: unknown agency 'nobody'"};
+
+static const error_case_t rule_unknown_from_agency = {
+    HEADER RULE_HEAD
+    "    from_agencies: [nobody]\n"    /* 21 */
+    "    fields: {summary: share}\n",  /* 22 */
+    21, 21, "r1.from_agencies: unknown agency 'nobody'"};
+
+static const error_case_t rule_unknown_max_level = {
+    HEADER RULE_HEAD
+    "    max_level: TOP\n"             /* 21 */
+    "    fields: {summary: share}\n",  /* 22 */
+    21, 16, "max_level: unknown level 'TOP'"};
+
+static const error_case_t rule_bad_same_area = {
+    HEADER RULE_HEAD
+    "    same_area: maybe\n"           /* 21 */
+    "    fields: {summary: share}\n",  /* 22 */
+    21, 16, "same_area: expected true or false, not 'maybe'"};
+
+static const error_case_t duplicate_rule_name = {
+    HEADER RULE_HEAD
+    "    fields: {summary: share}\n"               /* 21 */
+    "  - name: r1\n"                               /* 22 */
+    "    categories: [vulnerable_individual]\n"    /* 23 */
+    "    to_types: [local_authority]\n"            /* 24 */
+    "    fields: {summary: share}\n",              /* 25 */
+    22, 11, "name: 'r1' is the name of another entry"};
+
+static const error_case_t screening_named_as_rule = {
+    HEADER RULE_HEAD
+    "    fields: {summary: share}\n"   /* 21 */
+    "screening:\n"                     /* 22 */
+    "  - name: r1\n"                   /* 23 */
+    "    feed: ctio\n"                 /* 24 */
+    "    to_types: [police]\n"         /* 25 */
+    "    match: {keywords: [knife]}\n" /* 26 */
+    "    fields: {summary: share}\n",  /* 27 */
+    23, 11, "name: 'r1' is the name of another entry"};
+
+static const error_case_t empty_rule_name = {
+    HEADER
+    "rules:\n"                                   /* 17 */
+    "  - name: \"\"\n"                           /* 18 */
+    "    categories: [vulnerable_individual]\n"  /* 19 */
+    "    to_types: [local_authority]\n"          /* 20 */
+    "    fields: {summary: share}\n",            /* 21 */
+    18, 11, "name: '' is empty"};
+
+/* ------------------------------------------------------------------------ */
+/*  Fields, grants and masks.                                               */
+
+#define FIELDS_AT_22 HEADER RULE_HEAD "    fields:\n" /* 21 */
+
+static const error_case_t unknown_field_path = {
+    FIELDS_AT_22 "      subjects.nmae: share\n", /* 22 */
+    22, 7, "fields: unknown field path 'subjects.nmae'"};
+
+static const error_case_t unknown_grant = {
+    FIELDS_AT_22 "      summary: blur\n", /* 22 */
+    22, 16, "summary: expected share, deny, pseudonymise or {mask: NAME}, not 'blur'"};
+
+static const error_case_t unknown_mask = {
+    FIELDS_AT_22 "      summary: {mask: blur}\n", /* 22 */
+    22, 23,
+    "summary: unknown mask 'blur' (year, postcode_district, initials, round_1km, pseudonymise)"};
+
+static const error_case_t mask_unknown_key = {
+    FIELDS_AT_22 "      summary: {mask: year, colour: red}\n", /* 22 */
+    22, 29, "summary: unknown key 'colour'"};
+
+static const error_case_t mask_missing = {
+    FIELDS_AT_22 "      summary: {}\n", /* 22 */
+    22, 0, "summary: missing 'mask'"};
+
+static const error_case_t year_on_text = {
+    FIELDS_AT_22 "      summary: {mask: year}\n", /* 22 */
+    22, 17, "summary: mask:year does not apply to every field under it"};
+
+static const error_case_t round_on_string = {
+    FIELDS_AT_22 "      location.name: {mask: round_1km}\n", /* 22 */
+    22, 23, "location.name: mask:round_1km does not apply to every field under it"};
+
+static const error_case_t postcode_on_double = {
+    FIELDS_AT_22 "      location.latitude: {mask: postcode_district}\n", /* 22 */
+    22, 27, "location.latitude: mask:postcode_district does not apply to every field under it"};
+
+static const error_case_t initials_on_map = {
+    FIELDS_AT_22 "      subjects: {mask: initials}\n", /* 22 */
+    22, 18, "subjects: mask:initials does not apply to every field under it"};
+
+static const error_case_t pseudonymise_on_int = {
+    FIELDS_AT_22 "      tension.level: pseudonymise\n", /* 22 */
+    22, 22, "tension.level: mask:pseudonymise does not apply to every field under it"};
+
+static const error_case_t mask_on_star = {
+    FIELDS_AT_22 "      \"*\": {mask: initials}\n", /* 22 */
+    22, 13, "*: a mask cannot apply to every field; name the fields"};
+
+static const error_case_t pseudonymise_on_star = {
+    FIELDS_AT_22 "      \"*\": pseudonymise\n", /* 22 */
+    22, 12, "*: a mask cannot apply to every field; name the fields"};
+
+/* ------------------------------------------------------------------------ */
+/*  Screening.                                                              */
+
+/*  Lines 17-20, match at 21. */
+#define SCREEN_HEAD                                                                                \
+    "screening:\n"               /* 17 */                                                          \
+    "  - name: s1\n"             /* 18 */                                                          \
+    "    feed: ctio\n"           /* 19 */                                                          \
+    "    to_types: [police]\n"   /* 20 */
+
+static const error_case_t match_unknown_key = {
+    HEADER SCREEN_HEAD
+    "    match:\n"               /* 21 */
+    "      colour: red\n"        /* 22 */
+    "    fields: {\"*\": share}\n", /* 23 */
+    22, 7, "match: unknown key 'colour'"};
+
+static const error_case_t match_nothing = {
+    HEADER SCREEN_HEAD
+    "    match: {keywords: []}\n"  /* 21 */
+    "    fields: {\"*\": share}\n", /* 22 */
+    21, 13, "match: matches nothing: give categories, indicators or keywords"};
+
+static const error_case_t match_empty = {
+    HEADER SCREEN_HEAD
+    "    match: {}\n"               /* 21 */
+    "    fields: {\"*\": share}\n", /* 22 */
+    21, 0, "match: matches nothing: give categories, indicators or keywords"};
+
+static const error_case_t match_unknown_category = {
+    HEADER SCREEN_HEAD
+    "    match: {categories: [gossip]}\n" /* 21 */
+    "    fields: {\"*\": share}\n",       /* 22 */
+    21, 26, "match: unknown category 'gossip'"};
+
+static const error_case_t screening_without_match = {
+    HEADER SCREEN_HEAD
+    "    fields: {\"*\": share}\n", /* 21 */
+    18, 5, "s1: missing 'match'"};
+
+static const error_case_t screening_without_feed = {
+    HEADER
+    "screening:\n"                     /* 17 */
+    "  - name: s1\n"                   /* 18 */
+    "    to_types: [police]\n"         /* 19 */
+    "    match: {keywords: [knife]}\n" /* 20 */
+    "    fields: {\"*\": share}\n",    /* 21 */
+    18, 5, "s1: missing 'feed'"};
+
+static const error_case_t screening_rule_key = {
+    HEADER SCREEN_HEAD
+    "    categories: [vulnerable_individual]\n" /* 21 */
+    "    match: {keywords: [knife]}\n"          /* 22 */
+    "    fields: {\"*\": share}\n",             /* 23 */
+    21, 5, "screening[0]: unknown key 'categories'"};
+
+static const error_case_t screening_unknown_to_type = {
+    HEADER
+    "screening:\n"                     /* 17 */
+    "  - name: s1\n"                   /* 18 */
+    "    feed: ctio\n"                 /* 19 */
+    "    to_types: [ctio]\n"           /* 20 */
+    "    match: {keywords: [knife]}\n" /* 21 */
+    "    fields: {\"*\": share}\n",    /* 22 */
+    20, 16, "s1.to_types: no agency has type 'ctio'"};
+
+/* ------------------------------------------------------------------------ */
+/*  Handling codes.                                                         */
+
+static const error_case_t code_unknown_key = {
+    HEADER
+    "handling_codes:\n"                             /* 17 */
+    "  \"1\": {to_types: [police], colour: red}\n", /* 18 */
+    18, 29, "handling_codes.1: unknown key 'colour'"};
+
+static const error_case_t code_unknown_type = {
+    HEADER
+    "handling_codes:\n"                  /* 17 */
+    "  \"1\": {to_types: [health]}\n",   /* 18 */
+    18, 20, "handling_codes.1.to_types: no agency has type 'health'"};
+
+static const error_case_t code_unknown_agency = {
+    HEADER
+    "handling_codes:\n"                   /* 17 */
+    "  \"1\": {to_agencies: [nobody]}\n", /* 18 */
+    18, 23, "handling_codes.1.to_agencies: unknown agency 'nobody'"};
+
+#define SAYS_NOTHING                                                                               \
+    "says nothing: give to_types, to_agencies, same_organisation or originator_approval"
+
+static const error_case_t code_says_nothing = {
+    HEADER
+    "handling_codes:\n"                       /* 17 */
+    "  \"1\": {description: all partners}\n", /* 18 */
+    18, 9, "handling_codes.1: " SAYS_NOTHING};
+
+static const error_case_t code_says_false = {
+    HEADER
+    "handling_codes:\n"                                              /* 17 */
+    "  \"4\": {same_organisation: false, originator_approval: false}\n", /* 18 */
+    18, 9, "handling_codes.4: " SAYS_NOTHING};
+
+static const error_case_t code_empty = {
+    HEADER
+    "handling_codes:\n" /* 17 */
+    "  \"1\": {}\n",    /* 18 */
+    18, 0, "handling_codes.1: " SAYS_NOTHING};
+
+static const error_case_t code_bad_boolean = {
+    HEADER
+    "handling_codes:\n"                       /* 17 */
+    "  \"4\": {same_organisation: yes}\n",    /* 18 */
+    18, 28, "same_organisation: expected true or false, not 'yes'"};
+
+/* ------------------------------------------------------------------------ */
+/*  A good policy, and what loading it gives.                               */
+
+static const char good_policy[] =
+    "protocol: humber-prevent\n"
+    "version: 7\n"
+    "description: a test protocol\n"
+    "levels: [OFFICIAL, OFFICIAL-SENSITIVE, SECRET]\n"
+    "handling_codes:\n"
+    "  \"1\": {to_types: [police, ctio]}\n"
+    "  \"2\": {to_types: [police, ctio, local_authority]}\n"
+    "  \"4\": {same_organisation: true}\n"
+    "  \"5\": {originator_approval: true, description: ask first}\n"
+    "agencies:\n"
+    "  hull-police: {organisation: humberside-police, type: police, clearance: SECRET,\n"
+    "                areas: [hull], key: \"" K1 "\"}\n"
+    "  hull-ctio: {organisation: humberside-police, type: ctio, clearance: SECRET,\n"
+    "              areas: [hull, \"*\"], key: \"" K2 "\", description: the CTIO}\n"
+    "  hull-cc: {organisation: hull-city-council, type: local_authority,\n"
+    "            clearance: OFFICIAL-SENSITIVE, areas: [hull], key: \"" K3 "\"}\n"
+    "  ops: {organisation: broker-ops, type: admin, clearance: OFFICIAL, areas: [\"*\"],\n"
+    "        key: \"" K4 "\"}\n"
+    "administrators: [hull-police]\n"
+    "rules:\n"
+    "  - name: safeguarding-referral\n"
+    "    description: police to council\n"
+    "    categories: [vulnerable_individual]\n"
+    "    from_types: [police]\n"
+    "    to_types: [local_authority]\n"
+    "    same_area: true\n"
+    "    max_level: OFFICIAL-SENSITIVE\n"
+    "    fields:\n"
+    "      summary: share\n"
+    "      subjects.name: {mask: initials}\n"
+    "      subjects.date_of_birth: {mask: year}\n"
+    "      subjects.postcode: {mask: postcode_district}\n"
+    "      subjects.identifiers: pseudonymise\n"
+    "      location.latitude: {mask: round_1km}\n"
+    "      location.longitude: {mask: round_1km}\n"
+    "      source: deny\n"
+    "  - name: partner-referral\n"
+    "    categories: [vulnerable_individual, radicalisation_concern]\n"
+    "    from_agencies: [hull-cc]\n"
+    "    to_agencies: [hull-police]\n"
+    "    fields: {\"*\": share, source.notes: deny}\n"
+    "screening:\n"
+    "  - name: prevent-screen\n"
+    "    feed: ctio\n"
+    "    to_types: [ctio]\n"
+    "    same_area: false\n"
+    "    match:\n"
+    "      categories: [community_tension]\n"
+    "      indicators: [online_radicalisation]\n"
+    "      keywords: [Radicalis, extremis]\n"
+    "    fields: {\"*\": share}\n";
+
+static cv_policy_t *load(const char *yaml, size_t len)
+{
+    cv_error_t err = {{0}};
+    cv_policy_t *policy = cv_policy_load_buffer(yaml, len, "good.yaml", NULL, &err);
+    if (!policy)
+        fail_msg("%s", err.msg);
+    return policy;
+}
+
+static void test_good_policy(void **state)
+{
+    (void)state;
+    cv_policy_t *p = load(good_policy, strlen(good_policy));
+    assert_string_equal(cv_policy_protocol(p), "humber-prevent");
+    assert_int_equal(cv_policy_version(p), 7);
+    assert_int_equal(cv_policy_level_count(p), 3);
+    assert_string_equal(cv_policy_level_name(p, 0), "OFFICIAL");
+    assert_string_equal(cv_policy_level_name(p, 2), "SECRET");
+    assert_null(cv_policy_level_name(p, 3));
+    assert_int_equal(cv_policy_level_find(p, "OFFICIAL-SENSITIVE"), 1);
+    assert_int_equal(cv_policy_level_find(p, "official"), -1);
+    assert_int_equal(cv_policy_level_find(p, NULL), -1);
+
+    assert_int_equal(cv_policy_agency_count(p), 4);
+    int cc = cv_policy_agency_find(p, "hull-cc");
+    assert_true(cc >= 0);
+    const cv_agency_t *agency = cv_policy_agency(p, cc);
+    assert_string_equal(agency->id, "hull-cc");
+    assert_string_equal(agency->organisation, "hull-city-council");
+    assert_string_equal(agency->type, "local_authority");
+    assert_int_equal(agency->clearance, 1);
+    assert_int_equal(agency->n_areas, 1);
+    assert_string_equal(agency->areas[0], "hull");
+    assert_false(agency->all_areas);
+    assert_false(agency->admin);
+    assert_string_equal(agency->key_z85, K3);
+    uint8_t key[32];
+    assert_non_null(zmq_z85_decode(key, K3));
+    assert_memory_equal(agency->key, key, 32);
+    assert_int_equal(cv_policy_agency_by_key(p, key), cc);
+    key[0] ^= 1;
+    assert_int_equal(cv_policy_agency_by_key(p, key), -1);
+    assert_int_equal(cv_policy_agency_find(p, "nobody"), -1);
+    assert_int_equal(cv_policy_agency_find(p, NULL), -1);
+    assert_null(cv_policy_agency(p, 4));
+    assert_null(cv_policy_agency(p, -1));
+
+    /* every agency is found by its id and by its key */
+    for (int i = 0; i < cv_policy_agency_count(p); i++) {
+        const cv_agency_t *a = cv_policy_agency(p, i);
+        assert_int_equal(cv_policy_agency_find(p, a->id), i);
+        assert_int_equal(cv_policy_agency_by_key(p, a->key), i);
+    }
+    /* "*" in areas means all areas */
+    assert_true(cv_policy_agency(p, cv_policy_agency_find(p, "hull-ctio"))->all_areas);
+    /* admin by type, and by the administrators list */
+    assert_true(cv_policy_agency(p, cv_policy_agency_find(p, "ops"))->admin);
+    assert_true(cv_policy_agency(p, cv_policy_agency_find(p, "hull-police"))->admin);
+    assert_false(cv_policy_agency(p, cv_policy_agency_find(p, "hull-ctio"))->admin);
+    cv_policy_destroy(&p);
+    assert_null(p);
+    cv_policy_destroy(&p); /* destroying NULL is harmless */
+}
+
+static bool is_lower_hex(const char *s)
+{
+    for (; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+            return false;
+    return true;
+}
+
+static void test_hash(void **state)
+{
+    (void)state;
+    cv_policy_t *p = load(good_policy, strlen(good_policy));
+    const char *hash = cv_policy_hash(p);
+    assert_int_equal(strlen(hash), 64);
+    assert_true(is_lower_hex(hash));
+
+    /* BLAKE2b-256 of exactly the bytes that were loaded */
+    uint8_t digest[32];
+    char hex[65];
+    crypto_generichash(digest, sizeof digest, (const uint8_t *)good_policy, strlen(good_policy),
+                       NULL, 0);
+    sodium_bin2hex(hex, sizeof hex, digest, sizeof digest);
+    assert_string_equal(hash, hex);
+
+    /* the same bytes give the same hash; a comment changes it */
+    cv_policy_t *again = load(good_policy, strlen(good_policy));
+    assert_string_equal(cv_policy_hash(again), hash);
+    char *changed = NULL;
+    assert_true(asprintf(&changed, "# reviewed\n%s", good_policy) > 0);
+    cv_policy_t *commented = load(changed, strlen(changed));
+    assert_string_not_equal(cv_policy_hash(commented), hash);
+    free(changed);
+    cv_policy_destroy(&p);
+    cv_policy_destroy(&again);
+    cv_policy_destroy(&commented);
+}
+
+static void test_load_file(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/test_policy_load_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, good_policy, strlen(good_policy)), (ssize_t)strlen(good_policy));
+    close(fd);
+    cv_error_t err = {{0}};
+    cv_policy_t *from_file = cv_policy_load_file(path, NULL, &err);
+    cv_policy_t *from_buffer = load(good_policy, strlen(good_policy));
+    assert_non_null(from_file);
+    assert_string_equal(cv_policy_hash(from_file), cv_policy_hash(from_buffer));
+    cv_policy_destroy(&from_file);
+    cv_policy_destroy(&from_buffer);
+
+    /* an error names the file it was in */
+    FILE *file = fopen(path, "w");
+    assert_non_null(file);
+    fputs("protocol: p\nversion: x\n", file);
+    fclose(file);
+    assert_null(cv_policy_load_file(path, NULL, &err));
+    char expected[200];
+    snprintf(expected, sizeof expected, "%s:2:10: error: version: expected a whole number, "
+             "not 'x'", path);
+    assert_string_equal(err.msg, expected);
+    unlink(path);
+
+    assert_null(cv_policy_load_file("/nonexistent/policy.yaml", NULL, &err));
+    assert_string_equal(err.msg,
+                        "/nonexistent/policy.yaml: error: cannot open: No such file or directory");
+}
+
+/*  An empty document or one of only comments is refused, not loaded as an
+ *  empty policy. */
+static void test_empty_document(void **state)
+{
+    (void)state;
+    static const char *const docs[] = {"", "\n", "# nothing here\n", "---\n"};
+    for (size_t i = 0; i < sizeof docs / sizeof *docs; i++) {
+        cv_error_t err = {{0}};
+        assert_null(cv_policy_load_buffer(docs[i], strlen(docs[i]), "p.yaml", NULL, &err));
+        assert_memory_equal(err.msg, "p.yaml", 6);
+        assert_non_null(strstr(err.msg, "error: "));
+    }
+}
+
+/*  Only the first error is reported, on one line. */
+static void test_first_error_only(void **state)
+{
+    (void)state;
+    static const char yaml[] = HEADER RULE_HEAD
+        "    max_level: TOP\n"                  /* 21 */
+        "    fields: {subjects.nmae: share}\n"; /* 22 */
+    cv_error_t err = {{0}};
+    assert_null(cv_policy_load_buffer(yaml, strlen(yaml), "p.yaml", NULL, &err));
+    assert_string_equal(err.msg, "p.yaml:21:16: error: max_level: unknown level 'TOP'");
+    assert_null(strchr(err.msg, '\n'));
+}
+
+/*  A policy may use YAML anchors and aliases to share field lists. */
+static void test_aliases(void **state)
+{
+    (void)state;
+    static const char yaml[] = HEADER
+        "rules:\n"
+        "  - name: r1\n"
+        "    categories: [vulnerable_individual]\n"
+        "    to_types: [local_authority]\n"
+        "    fields: &referral {summary: share, subjects.name: {mask: initials}}\n"
+        "  - name: r2\n"
+        "    categories: [critical_incident]\n"
+        "    to_types: [local_authority]\n"
+        "    fields: *referral\n";
+    cv_policy_t *p = load(yaml, strlen(yaml));
+    cv_policy_destroy(&p);
+}
+
+/*  The error buffer may be NULL: the loader still refuses. */
+static void test_null_error(void **state)
+{
+    (void)state;
+    const char *yaml = unknown_top_key.yaml;
+    assert_null(cv_policy_load_buffer(yaml, strlen(yaml), "p.yaml", NULL, NULL));
+}
+
+/* ------------------------------------------------------------------------ */
+
+/*  Each case is its own test, named after it. */
+#define ERROR_CASE(name) {#name, check_error, NULL, NULL, (void *)&name}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        ERROR_CASE(syntax_sequence),
+        ERROR_CASE(syntax_bracket),
+        ERROR_CASE(duplicate_top_key),
+        ERROR_CASE(duplicate_agency_id),
+        ERROR_CASE(not_a_mapping),
+        ERROR_CASE(unknown_top_key),
+        ERROR_CASE(missing_protocol),
+        ERROR_CASE(missing_version),
+        ERROR_CASE(missing_levels),
+        ERROR_CASE(missing_agencies),
+        ERROR_CASE(bad_version),
+        ERROR_CASE(negative_version),
+        ERROR_CASE(empty_levels),
+        ERROR_CASE(level_twice),
+        ERROR_CASE(empty_agencies),
+        ERROR_CASE(own_categories),
+        ERROR_CASE(unknown_administrator),
+        ERROR_CASE(agency_unknown_key),
+        ERROR_CASE(agency_missing_type),
+        ERROR_CASE(agency_missing_key),
+        ERROR_CASE(agency_unknown_clearance),
+        ERROR_CASE(agency_no_areas),
+        ERROR_CASE(agency_same_key),
+        ERROR_CASE(key_too_short),
+        ERROR_CASE(key_too_long),
+        ERROR_CASE(key_bad_character),
+        ERROR_CASE(key_plain_bad_character),
+        ERROR_CASE(rule_unknown_key),
+        ERROR_CASE(rule_without_to),
+        ERROR_CASE(rule_without_name),
+        ERROR_CASE(rule_without_categories),
+        ERROR_CASE(rule_without_fields),
+        ERROR_CASE(rule_unknown_category),
+        ERROR_CASE(rule_no_categories),
+        ERROR_CASE(rule_unknown_to_type),
+        ERROR_CASE(rule_unknown_from_type),
+        ERROR_CASE(rule_unknown_to_agency),
+        ERROR_CASE(rule_unknown_from_agency),
+        ERROR_CASE(rule_unknown_max_level),
+        ERROR_CASE(rule_bad_same_area),
+        ERROR_CASE(duplicate_rule_name),
+        ERROR_CASE(screening_named_as_rule),
+        ERROR_CASE(empty_rule_name),
+        ERROR_CASE(unknown_field_path),
+        ERROR_CASE(unknown_grant),
+        ERROR_CASE(unknown_mask),
+        ERROR_CASE(mask_unknown_key),
+        ERROR_CASE(mask_missing),
+        ERROR_CASE(year_on_text),
+        ERROR_CASE(round_on_string),
+        ERROR_CASE(postcode_on_double),
+        ERROR_CASE(initials_on_map),
+        ERROR_CASE(pseudonymise_on_int),
+        ERROR_CASE(mask_on_star),
+        ERROR_CASE(pseudonymise_on_star),
+        ERROR_CASE(match_unknown_key),
+        ERROR_CASE(match_nothing),
+        ERROR_CASE(match_empty),
+        ERROR_CASE(match_unknown_category),
+        ERROR_CASE(screening_without_match),
+        ERROR_CASE(screening_without_feed),
+        ERROR_CASE(screening_rule_key),
+        ERROR_CASE(screening_unknown_to_type),
+        ERROR_CASE(code_unknown_key),
+        ERROR_CASE(code_unknown_type),
+        ERROR_CASE(code_unknown_agency),
+        ERROR_CASE(code_says_nothing),
+        ERROR_CASE(code_says_false),
+        ERROR_CASE(code_empty),
+        ERROR_CASE(code_bad_boolean),
+        cmocka_unit_test(test_good_policy),
+        cmocka_unit_test(test_hash),
+        cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_empty_document),
+        cmocka_unit_test(test_first_error_only),
+        cmocka_unit_test(test_aliases),
+        cmocka_unit_test(test_null_error),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
