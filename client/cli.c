@@ -1,0 +1,106 @@
+/*  cli.c: helpers shared by the subcommands. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "cli.h"
+
+int cli_error(int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("caveat: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return status;
+}
+
+char *cli_read_file(const char *path, size_t *len)
+{
+    FILE *file = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    if (!file)
+        return NULL;
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *mem = open_memstream(&buf, &size);
+    char chunk[8192];
+    size_t n;
+    while (mem && (n = fread(chunk, 1, sizeof chunk, file)) > 0)
+        fwrite(chunk, 1, n, mem);
+    int failed = ferror(file);
+    if (file != stdin)
+        fclose(file);
+    if (!mem || fclose(mem) != 0 || failed) {
+        free(buf);
+        errno = EIO;
+        return NULL;
+    }
+    *len = size;
+    return buf;
+}
+
+const char *cli_take_option(int *argc, char **argv, const char *name, bool *missing)
+{
+    for (int i = 1; i < *argc; i++) {
+        if (strcmp(argv[i], name) != 0)
+            continue;
+        if (i + 1 >= *argc) {
+            *missing = true;
+            return "";
+        }
+        const char *value = argv[i + 1];
+        memmove(&argv[i], &argv[i + 2], (size_t)(*argc - i - 2) * sizeof *argv);
+        *argc -= 2;
+        return value;
+    }
+    return NULL;
+}
+
+bool cli_take_flag(int *argc, char **argv, const char *name)
+{
+    for (int i = 1; i < *argc; i++)
+        if (strcmp(argv[i], name) == 0) {
+            memmove(&argv[i], &argv[i + 1], (size_t)(*argc - i - 1) * sizeof *argv);
+            (*argc)--;
+            return true;
+        }
+    return false;
+}
+
+/*  The broker keeps its pseudonymisation key in DATA/pseudonym.key: 32
+ *  raw bytes, mode 0600. */
+static bool read_pseudonym_key(const char *data_dir, uint8_t key[CV_KEY_BYTES])
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/pseudonym.key", data_dir);
+    FILE *file = fopen(path, "rb");
+    if (!file) {
+        cli_error(CLI_USAGE, "%s: %s", path, strerror(errno));
+        return false;
+    }
+    size_t n = fread(key, 1, CV_KEY_BYTES, file);
+    fclose(file);
+    if (n != CV_KEY_BYTES) {
+        cli_error(CLI_USAGE, "%s: not a pseudonymisation key (32 bytes)", path);
+        return false;
+    }
+    return true;
+}
+
+cv_policy_t *cli_load_policy(const char *path, const char *data_dir)
+{
+    uint8_t key[CV_KEY_BYTES];
+    if (data_dir && !read_pseudonym_key(data_dir, key))
+        return NULL;
+    cv_error_t err;
+    cv_policy_t *policy = cv_policy_load_file(path, data_dir ? key : NULL, &err);
+    sodium_memzero(key, sizeof key);
+    if (!policy)
+        fprintf(stderr, "%s\n", err.msg);
+    return policy;
+}

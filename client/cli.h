@@ -1,0 +1,42 @@
+/*  cli.h: what the `caveat` command's files share. Each subcommand lives
+ *  in its own file and is a function from argv to an exit status. */
+#ifndef CV_CLI_H
+#define CV_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cv_policy.h"
+
+/*  Exit statuses: 0 success, 1 a refusal or failed check, 2 bad usage or
+ *  bad input. */
+enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2 };
+
+/*  Prints "caveat: ..." on stderr; returns status for "return cli_error()". */
+int cli_error(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*  Reads a whole file ("-" for stdin) into a NUL-terminated malloc'd
+ *  buffer; NULL with errno set on failure. */
+char *cli_read_file(const char *path, size_t *len);
+
+/*  Finds "--name VALUE" in argv, removing both; NULL when absent. Returns
+ *  "" and sets *missing when the flag has no value. */
+const char *cli_take_option(int *argc, char **argv, const char *name, bool *missing);
+/*  Finds and removes a "--name" flag. */
+bool cli_take_flag(int *argc, char **argv, const char *name);
+
+/*  Loads a policy for the CLI: with --data DIR the broker's pseudonym key
+ *  from DIR, else the repeatable key derived from the protocol name. Prints
+ *  the error itself. */
+cv_policy_t *cli_load_policy(const char *path, const char *data_dir);
+
+/*  Reads, parses and validates a report (a JSON file, "-" for stdin)
+ *  against the policy. Prints the error itself. */
+Caveat__Report *cli_load_report(const cv_policy_t *policy, const char *path);
+
+int cmd_keygen(int argc, char **argv);
+int cmd_policy(int argc, char **argv);
+int cmd_policy_test(int argc, char **argv);
+int cmd_policy_views(int argc, char **argv);
+
+#endif

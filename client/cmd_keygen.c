@@ -1,0 +1,40 @@
+/*  caveat keygen NAME: a CURVE keypair as czmq certificate files.
+ *  NAME.cert holds the public key (share it: it goes in the policy),
+ *  NAME.cert_secret both keys (mode 0600: it never leaves the agency). */
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include <czmq.h>
+
+#include "cli.h"
+
+int cmd_keygen(int argc, char **argv)
+{
+    if (argc != 2)
+        return cli_error(CLI_USAGE, "usage: caveat keygen NAME");
+    const char *name = argv[1];
+    char path[4096], secret_path[4200];
+    snprintf(path, sizeof path, "%s.cert", name);
+    snprintf(secret_path, sizeof secret_path, "%s.cert_secret", name);
+    struct stat st;
+    if (stat(path, &st) == 0 || stat(secret_path, &st) == 0)
+        return cli_error(CLI_USAGE, "%s: exists; not overwriting a key", path);
+
+    zcert_t *cert = zcert_new();
+    if (!cert)
+        return cli_error(CLI_FAILED, "cannot make a key pair");
+    zcert_set_meta(cert, "name", "%s", name);
+    /* umask first: the secret file must never exist with wider access */
+    mode_t old = umask(077);
+    int rc = zcert_save(cert, path);
+    umask(old);
+    if (rc == 0)
+        rc = chmod(path, 0644);
+    if (rc != 0) {
+        zcert_destroy(&cert);
+        return cli_error(CLI_FAILED, "%s: cannot write the key files", path);
+    }
+    printf("%s\n", zcert_public_txt(cert));
+    zcert_destroy(&cert);
+    return CLI_OK;
+}

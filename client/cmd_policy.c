@@ -1,0 +1,208 @@
+/*  caveat policy check|explain|graph|diff: the protocol administrator's
+ *  tools. (`policy test` is in cmd_policy_test.c.) */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static int policy_check(int argc, char **argv)
+{
+    if (argc != 2)
+        return cli_error(CLI_USAGE, "usage: caveat policy check FILE");
+    cv_policy_t *policy = cli_load_policy(argv[1], NULL);
+    if (!policy)
+        return CLI_FAILED;
+    printf("%s: ok: protocol %s version %lld, %d agencies\n", argv[1], cv_policy_protocol(policy),
+           (long long)cv_policy_version(policy), cv_policy_agency_count(policy));
+    cv_policy_destroy(&policy);
+    return CLI_OK;
+}
+
+static int print_and_free(char *text)
+{
+    if (!text)
+        return cli_error(CLI_FAILED, "out of memory");
+    fputs(text, stdout);
+    free(text);
+    return CLI_OK;
+}
+
+static int policy_graph(int argc, char **argv)
+{
+    if (argc != 2)
+        return cli_error(CLI_USAGE, "usage: caveat policy graph FILE");
+    cv_policy_t *policy = cli_load_policy(argv[1], NULL);
+    if (!policy)
+        return CLI_USAGE;
+    int status = print_and_free(cv_policy_graph(policy));
+    cv_policy_destroy(&policy);
+    return status;
+}
+
+static int policy_diff(int argc, char **argv)
+{
+    if (argc != 3)
+        return cli_error(CLI_USAGE, "usage: caveat policy diff OLD NEW");
+    cv_policy_t *old_policy = cli_load_policy(argv[1], NULL);
+    cv_policy_t *new_policy = old_policy ? cli_load_policy(argv[2], NULL) : NULL;
+    int status = CLI_USAGE;
+    if (new_policy)
+        status = print_and_free(cv_policy_diff(old_policy, new_policy));
+    cv_policy_destroy(&old_policy);
+    cv_policy_destroy(&new_policy);
+    return status;
+}
+
+/* ------------------------------------------------------------------------ */
+/*  explain: one JSON object, the shape of DESIGN.md.                       */
+
+Caveat__Report *cli_load_report(const cv_policy_t *policy, const char *path)
+{
+    size_t len;
+    char *buf = cli_read_file(path, &len);
+    if (!buf) {
+        cli_error(CLI_USAGE, "%s: cannot read", path);
+        return NULL;
+    }
+    cv_error_t err;
+    ProtobufCMessage *msg = cv_json_parse(cv_schema_report(), buf, len, path, &err);
+    free(buf);
+    if (!msg) {
+        fprintf(stderr, "%s\n", err.msg);
+        return NULL;
+    }
+    Caveat__Report *report = (Caveat__Report *)msg;
+    if (!cv_policy_validate_report(policy, report, &err)) {
+        cli_error(CLI_USAGE, "%s: %s", path, err.msg);
+        protobuf_c_message_free_unpacked(msg, NULL);
+        return NULL;
+    }
+    return report;
+}
+
+static void string_list(cv_json_writer_t *out, const char *key, int count,
+                        const char *(*item)(const cv_decision_t *, int),
+                        const cv_decision_t *decision)
+{
+    cv_json_key(out, key);
+    cv_json_array_begin(out);
+    for (int i = 0; i < count; i++)
+        cv_json_string(out, item(decision, i));
+    cv_json_array_end(out);
+}
+
+static void field_list(cv_json_writer_t *out, const cv_decision_t *decision)
+{
+    cv_json_key(out, "fields");
+    cv_json_array_begin(out);
+    for (int i = 0; i < cv_decision_field_count(decision); i++) {
+        const cv_field_decision_t *f = cv_decision_field(decision, i);
+        cv_json_object_begin(out);
+        cv_json_key(out, "path");
+        cv_json_string(out, f->path);
+        cv_json_key(out, "decision");
+        cv_json_string(out, f->decision);
+        cv_json_key(out, "why");
+        cv_json_string(out, f->why);
+        cv_json_object_end(out);
+    }
+    cv_json_array_end(out);
+}
+
+/*  {"delivered", "feed", "rules", "report", "fields", "reasons"} */
+static void explanation(cv_json_writer_t *out, const cv_decision_t *decision,
+                        const Caveat__Report *view)
+{
+    cv_json_object_begin(out);
+    cv_json_key(out, "delivered");
+    cv_json_bool(out, cv_decision_delivered(decision));
+    cv_json_key(out, "feed");
+    cv_json_string(out, cv_decision_feed(decision));
+    string_list(out, "rules", cv_decision_entry_count(decision), cv_decision_entry_name, decision);
+    if (view) {
+        cv_json_key(out, "report");
+        cv_json_message(out, &view->base);
+    }
+    field_list(out, decision);
+    string_list(out, "reasons", cv_decision_reason_count(decision), cv_decision_reason, decision);
+    cv_json_object_end(out);
+}
+
+/*  --approve WHO may repeat: releases of a handling-code-5 report. */
+static void take_approvals(int *argc, char **argv, const char **to, size_t *count, size_t max)
+{
+    bool missing = false;
+    const char *who;
+    while (*count < max && (who = cli_take_option(argc, argv, "--approve", &missing)) && !missing)
+        to[(*count)++] = who;
+}
+
+static int explain(const cv_policy_t *policy, const Caveat__Report *report, int recipient,
+                   const cv_approvals_t *approvals)
+{
+    cv_decision_t *decision = cv_decision_new();
+    cv_policy_decide(policy, report, recipient, approvals, decision);
+    Caveat__Report *view = cv_decision_view(decision, report);
+    cv_json_writer_t *out = cv_json_writer_new(isatty(STDOUT_FILENO) ? CV_JSON_PRETTY : 0);
+    const char *text = NULL;
+    if (out) {
+        explanation(out, decision, view);
+        text = cv_json_writer_text(out);
+    }
+    int status = text ? (puts(text), CLI_OK) : cli_error(CLI_FAILED, "out of memory");
+    cv_json_writer_destroy(&out);
+    if (view)
+        protobuf_c_message_free_unpacked(&view->base, NULL);
+    cv_decision_destroy(&decision);
+    return status;
+}
+
+static int policy_explain(int argc, char **argv)
+{
+    bool missing = false;
+    const char *report_path = cli_take_option(&argc, argv, "--report", &missing);
+    const char *to = cli_take_option(&argc, argv, "--to", &missing);
+    const char *data = cli_take_option(&argc, argv, "--data", &missing);
+    const char *approved[64];
+    cv_approvals_t approvals = {approved, 0};
+    take_approvals(&argc, argv, approved, &approvals.count, 64);
+    if (argc != 2 || !report_path || !to || missing)
+        return cli_error(CLI_USAGE, "usage: caveat policy explain FILE --report REPORT.json "
+                                    "--to AGENCY [--approve WHO]... [--data DIR]");
+    cv_policy_t *policy = cli_load_policy(argv[1], data);
+    if (!policy)
+        return CLI_USAGE;
+    int status = CLI_USAGE;
+    int recipient = cv_policy_agency_find(policy, to);
+    Caveat__Report *report = NULL;
+    if (recipient < 0)
+        cli_error(CLI_USAGE, "%s: no agency '%s' in the policy", argv[1], to);
+    else if ((report = cli_load_report(policy, report_path)))
+        status = explain(policy, report, recipient, &approvals);
+    if (report)
+        protobuf_c_message_free_unpacked(&report->base, NULL);
+    cv_policy_destroy(&policy);
+    return status;
+}
+
+int cmd_policy(int argc, char **argv)
+{
+    if (argc < 2)
+        return cli_error(CLI_USAGE, "usage: caveat policy check|explain|test|graph|diff|views ...");
+    const char *verb = argv[1];
+    if (strcmp(verb, "check") == 0)
+        return policy_check(argc - 1, argv + 1);
+    if (strcmp(verb, "explain") == 0)
+        return policy_explain(argc - 1, argv + 1);
+    if (strcmp(verb, "views") == 0)
+        return cmd_policy_views(argc - 1, argv + 1);
+    if (strcmp(verb, "test") == 0)
+        return cmd_policy_test(argc - 1, argv + 1);
+    if (strcmp(verb, "graph") == 0)
+        return policy_graph(argc - 1, argv + 1);
+    if (strcmp(verb, "diff") == 0)
+        return policy_diff(argc - 1, argv + 1);
+    return cli_error(CLI_USAGE, "unknown policy command '%s'", verb);
+}
