@@ -638,7 +638,7 @@ static char *reason_text(const cv_decision_t *self, const reason_t *r)
     case R_UNKNOWN_CODE:
         return format("handling code '%s' is not defined by this protocol", code);
     case R_CODE_RECIPIENT:
-        return format("handling code %s does not allow agencies of type %s", code, to->type);
+        return format("handling code %s does not allow %s (type %s)", code, to->id, to->type);
     case R_CODE_ORGANISATION:
         return format("handling code %s: only agencies of the originator's organisation (%s)", code,
                       from->organisation);

@@ -1,5 +1,6 @@
 /*  cv_policy.c: read-only accessors of a loaded policy, and the checks a
  *  report must pass before the broker accepts it. */
+#include <stdio.h>
 #include <string.h>
 
 #include "policy_internal.h"
@@ -114,40 +115,36 @@ bool cv_agency_set_has(const cv_agency_set_t *set, const cv_agency_internal_t *a
            (set->agencies && set->agencies[index]);
 }
 
+/*  "PATH: missing" or "PATH: WHAT 'VALUE'". */
+static bool refuse(cv_error_t *err, const char *path, const char *what, const char *value)
+{
+    if (value)
+        cv_error_set(err, NULL, 0, 0, "%s: %s '%s'", path, what, value);
+    else
+        cv_error_set(err, NULL, 0, 0, "%s: missing", path);
+    return false;
+}
+
 bool cv_policy_validate_report(const cv_policy_t *self, const Caveat__Report *report,
                                cv_error_t *err)
 {
-    if (!report->category || cv_policy_category_find(self, report->category) < 0) {
-        cv_error_set(err, NULL, 0, 0, "category: %s '%s'",
-                     report->category ? "unknown category" : "missing",
-                     report->category ? report->category : "");
-        return false;
-    }
-    if (cv_policy_level_find(self, report->handling_level) < 0) {
-        cv_error_set(err, NULL, 0, 0, "handling_level: %s '%s'",
-                     report->handling_level ? "unknown level" : "missing",
-                     report->handling_level ? report->handling_level : "");
-        return false;
-    }
+    if (cv_policy_category_find(self, report->category) < 0)
+        return refuse(err, "category", "unknown category", report->category);
+    if (cv_policy_level_find(self, report->handling_level) < 0)
+        return refuse(err, "handling_level", "unknown level", report->handling_level);
     /* a protocol with handling codes wants one on every report */
     const char *code = report->grading ? report->grading->handling_code : NULL;
-    if (self->n_codes > 0 && !cv_policy_code_find(self, code)) {
-        cv_error_set(err, NULL, 0, 0, "grading.handling_code: %s '%s'",
-                     code ? "not a handling code of this protocol" : "missing", code ? code : "");
-        return false;
-    }
+    if (self->n_codes > 0 && !cv_policy_code_find(self, code))
+        return refuse(err, "grading.handling_code", "not a handling code of this protocol", code);
     for (size_t i = 0; i < report->n_field_markings; i++) {
         const Caveat__FieldMarking *m = report->field_markings[i];
-        if (!m->path || cv_schema_find(self->schema, m->path) < 0) {
-            cv_error_set(err, NULL, 0, 0, "field_markings[%zu].path: unknown field path '%s'", i,
-                         m->path ? m->path : "");
-            return false;
-        }
-        if (cv_policy_level_find(self, m->level) < 0) {
-            cv_error_set(err, NULL, 0, 0, "field_markings[%zu].level: unknown level '%s'", i,
-                         m->level ? m->level : "");
-            return false;
-        }
+        char path[64];
+        snprintf(path, sizeof path, "field_markings[%zu].path", i);
+        if (!m->path || cv_schema_find(self->schema, m->path) < 0)
+            return refuse(err, path, "unknown field path", m->path);
+        snprintf(path, sizeof path, "field_markings[%zu].level", i);
+        if (cv_policy_level_find(self, m->level) < 0)
+            return refuse(err, path, "unknown level", m->level);
     }
     return true;
 }

@@ -31,6 +31,9 @@
 #define K3 "CLfC.xK:.*ZR&AbkJ*pG:Ebz/ngx4P>9I!8PrmR>"
 #define K4 "6PtBJ>RC})VCt&o)&*ZTVgivQwNGu*WDw*8}u>[j"
 
+/*  Policies are data, one YAML line per source line: clang-format is off
+ *  for them. */
+/* clang-format off */
 /*  Lines 1-4. */
 #define PREFIX                                                                                     \
     "protocol: test-protocol\n"                         /* 1 */                                    \
@@ -64,12 +67,13 @@
     "  - name: r1\n"                                    /* 18 */                                   \
     "    categories: [vulnerable_individual]\n"         /* 19 */                                   \
     "    to_types: [local_authority]\n"                 /* 20 */
+/* clang-format on */
 
 /* ------------------------------------------------------------------------ */
 
 typedef struct {
     const char *yaml;
-    int line;         /* expected position; col 0: any column on that line */
+    int line; /* expected position; col 0: any column on that line */
     int col;
     const char *what; /* the text after "error: " */
 } error_case_t;
@@ -93,8 +97,8 @@ static void check_error(void **state)
     char prefix[32];
     snprintf(prefix, sizeof prefix, "p.yaml:%d:", c->line);
     snprintf(expected, sizeof expected, ": error: %s", c->what);
-    const char *rest = strncmp(err.msg, prefix, strlen(prefix)) == 0 ? err.msg + strlen(prefix)
-                                                                      : NULL;
+    const char *rest =
+        strncmp(err.msg, prefix, strlen(prefix)) == 0 ? err.msg + strlen(prefix) : NULL;
     if (rest)
         rest += strspn(rest, "0123456789");
     if (!rest || rest == err.msg + strlen(prefix) || strcmp(rest, expected) != 0)
@@ -102,6 +106,7 @@ static void check_error(void **state)
                  c->what);
 }
 
+/* clang-format off */
 /* ------------------------------------------------------------------------ */
 /*  YAML itself.                                                            */
 
@@ -657,6 +662,8 @@ static const char good_policy[] =
     "      keywords: [Radicalis, extremis]\n"
     "    fields: {\"*\": share}\n";
 
+/* clang-format on */
+
 static cv_policy_t *load(const char *yaml, size_t len)
 {
     cv_error_t err = {{0}};
@@ -781,8 +788,8 @@ static void test_load_file(void **state)
     fclose(file);
     assert_null(cv_policy_load_file(path, NULL, &err));
     char expected[200];
-    snprintf(expected, sizeof expected, "%s:2:10: error: version: expected a whole number, "
-             "not 'x'", path);
+    snprintf(expected, sizeof expected, "%s:2:10: error: version: expected a whole number, not 'x'",
+             path);
     assert_string_equal(err.msg, expected);
     unlink(path);
 
@@ -809,10 +816,12 @@ static void test_empty_document(void **state)
 static void test_first_error_only(void **state)
 {
     (void)state;
+    /* clang-format off */
     static const char yaml[] = HEADER RULE_HEAD
         "    max_level: TOP\n"                  /* 21 */
         "    fields: {subjects.nmae: share}\n"; /* 22 */
     cv_error_t err = {{0}};
+    /* clang-format on */
     assert_null(cv_policy_load_buffer(yaml, strlen(yaml), "p.yaml", NULL, &err));
     assert_string_equal(err.msg, "p.yaml:21:16: error: max_level: unknown level 'TOP'");
     assert_null(strchr(err.msg, '\n'));
@@ -822,6 +831,7 @@ static void test_first_error_only(void **state)
 static void test_aliases(void **state)
 {
     (void)state;
+    /* clang-format off */
     static const char yaml[] = HEADER
         "rules:\n"
         "  - name: r1\n"
@@ -832,6 +842,7 @@ static void test_aliases(void **state)
         "    categories: [critical_incident]\n"
         "    to_types: [local_authority]\n"
         "    fields: *referral\n";
+    /* clang-format on */
     cv_policy_t *p = load(yaml, strlen(yaml));
     cv_policy_destroy(&p);
 }
@@ -847,7 +858,12 @@ static void test_null_error(void **state)
 /* ------------------------------------------------------------------------ */
 
 /*  Each case is its own test, named after it. */
-#define ERROR_CASE(name) {#name, check_error, NULL, NULL, (void *)&name}
+static struct CMUnitTest error_test(const char *name, const error_case_t *c)
+{
+    return (struct CMUnitTest){name, check_error, NULL, NULL, (void *)c};
+}
+
+#define ERROR_CASE(name) error_test(#name, &name)
 
 int main(void)
 {

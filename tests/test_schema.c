@@ -197,20 +197,18 @@ static void test_child(void **state)
     const ProtobufCFieldDescriptor *f_summary =
         protobuf_c_message_descriptor_get_field_by_name(report, "summary");
     assert_int_equal(cv_schema_child(schema(), -1, f_subjects), subjects);
-    assert_int_equal(cv_schema_child(schema(), -1, f_summary),
-                     cv_schema_find(schema(), "summary"));
+    assert_int_equal(cv_schema_child(schema(), -1, f_summary), cv_schema_find(schema(), "summary"));
     assert_int_equal(cv_schema_child(schema(), subjects, f_postcode),
                      cv_schema_find(schema(), "subjects.postcode"));
     /* a field of another message is no child: Location.postcode under
      * subjects, and Subject.postcode at the top */
     const ProtobufCFieldDescriptor *f_loc_postcode =
-        protobuf_c_message_descriptor_get_field_by_name(&caveat__location__descriptor,
-                                                        "postcode");
+        protobuf_c_message_descriptor_get_field_by_name(&caveat__location__descriptor, "postcode");
     assert_int_equal(cv_schema_child(schema(), subjects, f_loc_postcode), -1);
     assert_int_equal(cv_schema_child(schema(), -1, f_postcode), -1);
-    assert_int_equal(cv_schema_child(schema(), cv_schema_find(schema(), "location"),
-                                     f_loc_postcode),
-                     cv_schema_find(schema(), "location.postcode"));
+    assert_int_equal(
+        cv_schema_child(schema(), cv_schema_find(schema(), "location"), f_loc_postcode),
+        cv_schema_find(schema(), "location.postcode"));
     /* every node is the child of its parent for its own field */
     for (int i = 0; i < cv_schema_size(schema()); i++) {
         const cv_schema_node_t *node = cv_schema_node(schema(), i);
@@ -257,7 +255,7 @@ static void test_timestamps(void **state)
     assert_true(cv_format_valid(CV_FORMAT_TIMESTAMP, "2026-11-20T09:30:00.123456789+00:00"));
     assert_true(cv_format_valid(CV_FORMAT_TIMESTAMP, "2026-11-20t09:30:00z"));
     assert_true(cv_format_valid(CV_FORMAT_TIMESTAMP, "2026-11-20T23:59:59Z"));
-    assert_true(cv_format_valid(CV_FORMAT_TIMESTAMP, "2016-12-31T23:59:60Z")); /* leap second */
+    assert_true(cv_format_valid(CV_FORMAT_TIMESTAMP, "2016-12-31T23:59:60Z"));  /* leap second */
     assert_false(cv_format_valid(CV_FORMAT_TIMESTAMP, "2026-11-20 09:30:00Z")); /* missing T */
     assert_false(cv_format_valid(CV_FORMAT_TIMESTAMP, "2026-11-2009:30:00Z"));
     assert_false(cv_format_valid(CV_FORMAT_TIMESTAMP, "2026-11-20T24:00:00Z")); /* hour 24 */

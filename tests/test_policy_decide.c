@@ -1,0 +1,1590 @@
+/*  test_policy_decide.c: deciding who gets a report and which fields
+ *  (policy/cv_decision.c), rule by rule of the semantics in docs/policy.md:
+ *  1 default deny and the envelope, 2 matching, 3 paths, 4 field levels,
+ *  5 union and most protective, 6 masks in a view, 7 handling codes,
+ *  8 no echo; then screening, reasons, field explanations, and that no
+ *  withheld byte reaches the packed view.
+ *
+ *  Reports are inline JSON written with single quotes (turned into double
+ *  quotes before parsing) so that they stay readable in C.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cv_policy.h"
+#include "policy_internal.h" /* cv_mask_pseudonymise, to check a pseudonym */
+
+/*  CURVE public keys made once with zmq_curve_keypair. */
+#define K1 "kY8[f}w2}*bW5UFN>7fbWOR$QBz=n<qa*v:t*tLN"
+#define K2 "XSEn)f@J2=]&MH9eu{9=<ITtalLpr[tWw7}B2APp"
+#define K3 "CLfC.xK:.*ZR&AbkJ*pG:Ebz/ngx4P>9I!8PrmR>"
+#define K4 "6PtBJ>RC})VCt&o)&*ZTVgivQwNGu*WDw*8}u>[j"
+#define K5 "8jL!$TBw!lL[FF+[=Rje(UkLrS*]6:LYo64>ZMff"
+#define K6 "7$JGsMG*G58V5q!a4dLhG(]3CY]u>M9&E.j86fG3"
+#define K7 "TWlGDhq0jy=32+Qxlcx{GAq7Y!>@gQI5vr.13Z-j"
+#define K8 "7{+j5qM^I(oC8O/P0yY6.zZ(V[P0xj]sZc{6eYUE"
+
+/*  The policies below are data, one YAML line per source line: clang-format
+ *  is off for them. */
+/* clang-format off */
+#define AGENCY(id, org, type, clearance, areas, key)                                               \
+    "  " id ": {organisation: " org ", type: " type ", clearance: " clearance ", areas: " areas   \
+    ", key: \"" key "\"}\n"
+
+#define POLICY_HEAD                                                                                \
+    "protocol: humber-test\n"                                                                      \
+    "version: 1\n"                                                                                 \
+    "levels: [OFFICIAL, OFFICIAL-SENSITIVE, SECRET]\n"                                             \
+    "agencies:\n"                                                                                  \
+    AGENCY("hull-police", "humberside-police", "police", "SECRET", "[hull]", K1)                   \
+    AGENCY("hull-ctio", "humberside-police", "ctio", "SECRET", "[hull]", K2)                       \
+    AGENCY("ne-ctu", "ne-ctu", "ctu", "SECRET", "[\"*\"]", K3)                                     \
+    AGENCY("hull-cc", "hull-city-council", "local_authority", "OFFICIAL-SENSITIVE", "[hull]", K4)  \
+    AGENCY("york-cc", "york-council", "local_authority", "OFFICIAL-SENSITIVE", "[york]", K5)       \
+    AGENCY("hull-college", "hull-college", "education", "OFFICIAL", "[hull]", K6)                  \
+    AGENCY("york-police", "north-yorkshire-police", "police", "SECRET", "[york]", K7)              \
+    AGENCY("hull-cc-children", "hull-city-council", "local_authority", "OFFICIAL-SENSITIVE",       \
+           "[hull]", K8)
+
+/*  The main policy: DESIGN.md's example, grown a little. */
+static const char main_policy_yaml[] =
+    POLICY_HEAD
+    "handling_codes:\n"
+    "  \"1\": {to_types: [police, ctio, ctu]}\n"
+    "  \"2\": {to_types: [police, ctio, ctu, local_authority, education]}\n"
+    "  \"4\": {same_organisation: true}\n"
+    "  \"5\": {originator_approval: true}\n"
+    "  \"6\": {to_agencies: [hull-cc, ne-ctu]}\n"
+    "rules:\n"
+    "  - name: safeguarding-referral\n"
+    "    categories: [vulnerable_individual]\n"
+    "    from_types: [police]\n"
+    "    to_types: [local_authority]\n"
+    "    same_area: true\n"
+    "    max_level: OFFICIAL-SENSITIVE\n"
+    "    fields:\n"
+    "      summary: share\n"
+    "      subjects.name: share\n"
+    "      subjects.date_of_birth: {mask: year}\n"
+    "      subjects.postcode: {mask: postcode_district}\n"
+    "      subjects.identifiers: pseudonymise\n"
+    "      subjects.vulnerability_factors: share\n"
+    "      narrative: share\n"
+    "  - name: tension-to-schools\n"
+    "    categories: [community_tension]\n"
+    "    from_types: [police]\n"
+    "    to_types: [education]\n"
+    "    same_area: true\n"
+    "    fields:\n"
+    "      summary: share\n"
+    "      area: share\n"
+    "      tension: share\n"
+    "      location.latitude: {mask: round_1km}\n"
+    "      location.longitude: {mask: round_1km}\n"
+    "  - name: partner-referral\n"
+    "    categories: [vulnerable_individual, radicalisation_concern]\n"
+    "    from_types: [local_authority, education]\n"
+    "    to_types: [police, ctio]\n"
+    "    same_area: true\n"
+    "    fields: {\"*\": share}\n"
+    "  - name: ctu-everything\n"
+    "    categories: [vulnerable_individual, radicalisation_concern, community_tension,\n"
+    "                 critical_incident, venue_of_concern]\n"
+    "    to_agencies: [ne-ctu]\n"
+    "    fields: {\"*\": share, source: deny, source.reference: share}\n"
+    "  - name: police-to-police\n"
+    "    categories: [critical_incident]\n"
+    "    from_types: [police]\n"
+    "    to_types: [police]\n"
+    "    fields: {\"*\": share}\n"
+    "screening:\n"
+    "  - name: prevent-screen\n"
+    "    feed: ctio\n"
+    "    to_types: [ctio]\n"
+    "    same_area: true\n"
+    "    match:\n"
+    "      categories: [community_tension, venue_of_concern, radicalisation_concern]\n"
+    "      indicators: [extremist_literature, online_radicalisation]\n"
+    "      keywords: [radicalis, EXTREMIS]\n"
+    "    fields: {\"*\": share, source.notes: deny}\n";
+
+/*  A referral from Hull police; every text value is distinct so that a
+ *  search of packed bytes finds only the field it came from. */
+static const char base_report_json[] =
+    "{'id': 'rep-1', 'originator': 'hull-police', 'author': 'PC 4471 Grant',"
+    " 'created': '2026-11-20T09:30:00Z', 'category': 'vulnerable_individual',"
+    " 'handling_level': 'OFFICIAL-SENSITIVE',"
+    " 'grading': {'source': 'B', 'intelligence': '2', 'handling_code': '2'},"
+    " 'priority': 'ROUTINE', 'area': 'hull',"
+    " 'subjects': [{'name': 'Jane Doe', 'date_of_birth': '2009-04-01',"
+    "   'address': '1 Example Street, Hull', 'postcode': 'HU3 2AB',"
+    "   'identifiers': {'pnc': '09/123456A'},"
+    "   'vulnerability_factors': ['isolation', 'online contact']}],"
+    " 'location': {'name': 'Albion Library', 'address': 'Albion Street, Hull',"
+    "   'postcode': 'HU1 3TF', 'latitude': 53.7443, 'longitude': -0.3326},"
+    " 'summary': 'Girl at risk of online grooming',"
+    " 'narrative': 'Jane was seen with an older man near the library.',"
+    " 'source': {'type': 'patrol', 'reference': 'SR/2026/0441',"
+    "   'notes': 'Told by neighbour Mrs Smith'},"
+    " 'tension': {'level': 3, 'trend': 'rising'},"
+    " 'caveats': ['POLICE ONLY']}";
+/* clang-format on */
+
+static cv_policy_t *main_policy;
+static cv_decision_t *decision;
+
+/* ------------------------------------------------------------------------ */
+/*  Helpers.                                                                */
+
+static cv_policy_t *load_policy(const char *yaml, const uint8_t *key)
+{
+    cv_error_t err = {{0}};
+    cv_policy_t *policy = cv_policy_load_buffer(yaml, strlen(yaml), "decide.yaml", key, &err);
+    if (!policy)
+        fail_msg("%s", err.msg);
+    return policy;
+}
+
+static Caveat__Report *parse_report(const char *single_quoted)
+{
+    char *json = strdup(single_quoted);
+    assert_non_null(json);
+    for (char *c = json; *c; c++)
+        if (*c == '\'')
+            *c = '"';
+    cv_error_t err = {{0}};
+    ProtobufCMessage *msg =
+        cv_json_parse(cv_schema_report(), json, strlen(json), "report.json", &err);
+    free(json);
+    if (!msg)
+        fail_msg("%s", err.msg);
+    return (Caveat__Report *)msg;
+}
+
+static Caveat__Report *base_report(void)
+{
+    return parse_report(base_report_json);
+}
+
+static void report_free(Caveat__Report *report)
+{
+    if (report)
+        protobuf_c_message_free_unpacked(&report->base, NULL);
+}
+
+/*  Replaces a string field of a parsed report (NULL clears it). */
+static void set_text(char **field, const char *value)
+{
+    free(*field);
+    *field = value ? strdup(value) : NULL;
+}
+
+static void add_text(size_t *count, char ***list, const char *value)
+{
+    char **grown = realloc(*list, (*count + 1) * sizeof *grown);
+    assert_non_null(grown);
+    grown[(*count)++] = strdup(value);
+    *list = grown;
+}
+
+static void add_marking(Caveat__Report *report, const char *path, const char *level)
+{
+    Caveat__FieldMarking *marking = malloc(sizeof *marking);
+    assert_non_null(marking);
+    caveat__field_marking__init(marking);
+    marking->path = strdup(path);
+    marking->level = strdup(level);
+    Caveat__FieldMarking **grown =
+        realloc(report->field_markings, (report->n_field_markings + 1) * sizeof *grown);
+    assert_non_null(grown);
+    grown[report->n_field_markings++] = marking;
+    report->field_markings = grown;
+}
+
+static int agency(const cv_policy_t *policy, const char *id)
+{
+    int index = cv_policy_agency_find(policy, id);
+    if (index < 0)
+        fail_msg("no agency %s", id);
+    return index;
+}
+
+/*  Decides for recipient `to` and builds the view (NULL when not
+ *  delivered), checking that the two agree. */
+static Caveat__Report *view_for(const cv_policy_t *policy, const Caveat__Report *report,
+                                const char *to, const cv_approvals_t *approvals)
+{
+    bool delivered = cv_policy_decide(policy, report, agency(policy, to), approvals, decision);
+    assert_int_equal(delivered, cv_decision_delivered(decision));
+    Caveat__Report *view = cv_decision_view(decision, report);
+    assert_int_equal(view != NULL, delivered);
+    assert_int_equal(cv_decision_entry_count(decision) > 0, delivered);
+    return view;
+}
+
+static bool delivered_to(const cv_policy_t *policy, const Caveat__Report *report, const char *to,
+                         const cv_approvals_t *approvals)
+{
+    Caveat__Report *view = view_for(policy, report, to, approvals);
+    report_free(view);
+    return view != NULL;
+}
+
+static void view_free(Caveat__Report *view)
+{
+    report_free(view);
+}
+
+static bool has_reason(const char *text)
+{
+    for (int i = 0; i < cv_decision_reason_count(decision); i++)
+        if (strcmp(cv_decision_reason(decision, i), text) == 0)
+            return true;
+    return false;
+}
+
+static void assert_reason(const char *text)
+{
+    if (has_reason(text))
+        return;
+    fprintf(stderr, "reasons given:\n");
+    for (int i = 0; i < cv_decision_reason_count(decision); i++)
+        fprintf(stderr, "  %s\n", cv_decision_reason(decision, i));
+    fail_msg("missing reason: %s", text);
+}
+
+static void assert_entries(const char *const *names, int count)
+{
+    assert_int_equal(cv_decision_entry_count(decision), count);
+    for (int i = 0; i < count; i++)
+        assert_string_equal(cv_decision_entry_name(decision, i), names[i]);
+}
+
+static const cv_field_decision_t *field(const char *path)
+{
+    const cv_field_decision_t *found = NULL;
+    for (int i = 0; i < cv_decision_field_count(decision); i++) {
+        const cv_field_decision_t *f = cv_decision_field(decision, i);
+        if (strcmp(f->path, path) == 0) {
+            if (found)
+                fail_msg("two field decisions for %s", path);
+            found = f;
+        }
+    }
+    if (!found)
+        fail_msg("no field decision for %s", path);
+    return found;
+}
+
+/*  why NULL: any explanation. */
+static void assert_field(const char *path, const char *decided, const char *why)
+{
+    const cv_field_decision_t *f = field(path);
+    if (strcmp(f->decision, decided) != 0 || (why && strcmp(f->why, why) != 0))
+        fail_msg("%s: got %s (%s), expected %s (%s)", path, f->decision, f->why, decided,
+                 why ? why : "any reason");
+}
+
+/* ------------------------------------------------------------------------ */
+/*  1. Default deny; the envelope always travels.                           */
+
+static void test_default_deny(void **state)
+{
+    (void)state;
+    Caveat__Report *report = base_report();
+    set_text(&report->category, "feedback");
+    assert_null(view_for(main_policy, report, "hull-cc", NULL));
+    assert_int_equal(cv_decision_reason_count(decision), 1);
+    assert_reason("no rule releases category feedback from hull-police (police) to hull-cc "
+                  "(local_authority)");
+    assert_null(cv_decision_feed(decision));
+    assert_null(cv_decision_entry_name(decision, 0));
+    /* not delivered: every present field is withheld, the envelope too */
+    assert_true(cv_decision_field_count(decision) > 0);
+    for (int i = 0; i < cv_decision_field_count(decision); i++) {
+        assert_string_equal(cv_decision_field(decision, i)->decision, "withheld");
+        assert_string_equal(cv_decision_field(decision, i)->why, "not delivered");
+    }
+    /* nobody has a rule for feedback */
+    for (int i = 0; i < cv_policy_agency_count(main_policy); i++) {
+        const char *id = cv_policy_agency(main_policy, i)->id;
+        assert_false(delivered_to(main_policy, report, id, NULL));
+    }
+    report_free(report);
+}
+
+/* clang-format off */
+static const char summary_only_yaml[] =
+    POLICY_HEAD
+    "rules:\n"
+    "  - name: summary-only\n"
+    "    categories: [vulnerable_individual]\n"
+    "    to_types: [local_authority]\n"
+    "    fields: {summary: share}\n"
+    "  - name: envelope-only\n"
+    "    categories: [critical_incident]\n"
+    "    to_types: [local_authority]\n"
+    "    fields: {\"*\": deny}\n";
+/* clang-format on */
+
+static void assert_envelope(const Caveat__Report *view)
+{
+    assert_string_equal(view->id, "rep-1");
+    assert_string_equal(view->originator, "hull-police");
+    assert_string_equal(view->created, "2026-11-20T09:30:00Z");
+    assert_non_null(view->category);
+    assert_string_equal(view->handling_level, "OFFICIAL-SENSITIVE");
+}
+
+static void assert_no_body(const Caveat__Report *view)
+{
+    assert_null(view->author);
+    assert_null(view->grading);
+    assert_false(view->has_priority);
+    assert_null(view->area);
+    assert_int_equal(view->n_subjects, 0);
+    assert_null(view->location);
+    assert_null(view->narrative);
+    assert_null(view->source);
+    assert_int_equal(view->n_indicators, 0);
+    assert_null(view->tension);
+    assert_int_equal(view->n_field_markings, 0);
+    assert_int_equal(view->n_caveats, 0);
+}
+
+static void test_envelope_always_travels(void **state)
+{
+    (void)state;
+    cv_policy_t *policy = load_policy(summary_only_yaml, NULL);
+    Caveat__Report *report = base_report();
+    Caveat__Report *view = view_for(policy, report, "hull-cc", NULL);
+    assert_non_null(view);
+    assert_envelope(view);
+    assert_string_equal(view->category, "vulnerable_individual");
+    assert_string_equal(view->summary, "Girl at risk of online grooming");
+    assert_no_body(view);
+    assert_field("id", "share", "envelope: always travels with a delivered report");
+    assert_field("handling_level", "share", "envelope: always travels with a delivered report");
+    assert_field("summary", "share", "rule summary-only");
+    assert_field("author", "withheld", "no matching rule or screening entry grants it");
+    view_free(view);
+
+    /* "*": deny still leaves the envelope of a delivered report */
+    set_text(&report->category, "critical_incident");
+    view = view_for(policy, report, "hull-cc", NULL);
+    assert_non_null(view);
+    assert_envelope(view);
+    assert_string_equal(view->category, "critical_incident");
+    assert_null(view->summary);
+    assert_no_body(view);
+    assert_field("summary", "withheld", "denied by rule envelope-only");
+    assert_field("created", "share", "envelope: always travels with a delivered report");
+    view_free(view);
+    report_free(report);
+    cv_policy_destroy(&policy);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  2. Matching: category, originator, recipient, area, levels.             */
+
+static void test_category_and_types(void **state)
+{
+    (void)state;
+    Caveat__Report *report = base_report();
+    assert_true(delivered_to(main_policy, report, "hull-cc", NULL));
+    assert_entries((const char *const[]){"safeguarding-referral"}, 1);
+    assert_null(cv_decision_feed(decision));
+
+    /* a category the rule does not cover */
+    set_text(&report->category, "radicalisation_concern");
+    assert_false(delivered_to(main_policy, report, "hull-cc", NULL));
+    assert_reason("no rule releases category radicalisation_concern from hull-police (police) "
+                  "to hull-cc (local_authority)");
+
+    /* an originator type the rule does not cover */
+    set_text(&report->category, "vulnerable_individual");
+    set_text(&report->originator, "hull-college");
+    set_text(&report->handling_level, "OFFICIAL");
+    assert_false(delivered_to(main_policy, report, "hull-cc", NULL));
+    assert_reason("rule safeguarding-referral: does not cover originator hull-college "
+                  "(type education)");
+    /* ... but partner-referral runs the other way */
+    assert_true(delivered_to(main_policy, report, "hull-police", NULL));
+    assert_entries((const char *const[]){"partner-referral"}, 1);
+    report_free(report);
+}
+
+/* clang-format off */
+static const char agencies_yaml[] =
+    POLICY_HEAD
+    "rules:\n"
+    "  - name: from-york\n"
+    "    categories: [critical_incident]\n"
+    "    from_agencies: [york-police]\n"
+    "    to_agencies: [hull-cc, ne-ctu]\n"
+    "    fields: {summary: share}\n"
+    "  - name: anyone-to-college\n"
+    "    categories: [feedback]\n"
+    "    to_agencies: [hull-college]\n"
+    "    fields: {summary: share}\n";
+/* clang-format on */
+
+static void test_from_and_to_agencies(void **state)
+{
+    (void)state;
+    cv_policy_t *policy = load_policy(agencies_yaml, NULL);
+    Caveat__Report *report = base_report();
+    set_text(&report->category, "critical_incident");
+    set_text(&report->originator, "york-police");
+    set_text(&report->area, "york");
+    assert_true(delivered_to(policy, report, "hull-cc", NULL));
+    assert_true(delivered_to(policy, report, "ne-ctu", NULL));
+    assert_false(delivered_to(policy, report, "york-cc", NULL));
+    assert_reason("no rule releases category critical_incident from york-police (police) to "
+                  "york-cc (local_authority)");
+    assert_false(delivered_to(policy, report, "hull-cc-children", NULL));
+
+    set_text(&report->originator, "hull-police");
+    assert_false(delivered_to(policy, report, "hull-cc", NULL));
+    assert_reason("rule from-york: does not cover originator hull-police (type police)");
+
+    /* no from_*: any originator */
+    set_text(&report->category, "feedback");
+    set_text(&report->handling_level, "OFFICIAL");
+    static const char *const originators[] = {"hull-police", "york-cc", "ne-ctu", "hull-cc"};
+    for (size_t i = 0; i < sizeof originators / sizeof *originators; i++) {
+        set_text(&report->originator, originators[i]);
+        assert_true(delivered_to(policy, report, "hull-college", NULL));
+    }
+    report_free(report);
+    cv_policy_destroy(&policy);
+}
+
+/* clang-format off */
+static const char area_yaml[] =
+    POLICY_HEAD
+    "rules:\n"
+    "  - name: local-only\n"
+    "    categories: [feedback]\n"
+    "    to_types: [ctu, local_authority]\n"
+    "    same_area: true\n"
+    "    fields: {summary: share}\n"
+    "  - name: anywhere\n"
+    "    categories: [grievance]\n"
+    "    to_types: [local_authority]\n"
+    "    same_area: false\n"
+    "    fields: {summary: share}\n";
+/* clang-format on */
+
+static void test_same_area(void **state)
+{
+    (void)state;
+    /* the main policy's safeguarding-referral is same_area */
+    Caveat__Report *report = base_report();
+    assert_true(delivered_to(main_policy, report, "hull-cc", NULL));
+    assert_false(delivered_to(main_policy, report, "york-cc", NULL));
+    assert_reason("rule safeguarding-referral: area 'hull' is not among the recipient's areas");
+    set_text(&report->area, "york");
+    assert_true(delivered_to(main_policy, report, "york-cc", NULL));
+    assert_false(delivered_to(main_policy, report, "hull-cc", NULL));
+    assert_reason("rule safeguarding-referral: area 'york' is not among the recipient's areas");
+
+    cv_policy_t *policy = load_policy(area_yaml, NULL);
+    set_text(&report->category, "feedback");
+    set_text(&report->area, "leeds");
+    assert_true(delivered_to(policy, report, "ne-ctu", NULL)); /* areas: ["*"] */
+    assert_false(delivered_to(policy, report, "hull-cc", NULL));
+    /* a report with no area is in no one's area but "*"'s */
+    set_text(&report->area, NULL);
+    assert_true(delivered_to(policy, report, "ne-ctu", NULL));
+    assert_false(delivered_to(policy, report, "hull-cc", NULL));
+    assert_reason("rule local-only: area '' is not among the recipient's areas");
+    /* same_area: false is no area check */
+    set_text(&report->category, "grievance");
+    set_text(&report->area, "hull");
+    assert_true(delivered_to(policy, report, "york-cc", NULL));
+    assert_true(delivered_to(policy, report, "hull-cc", NULL));
+    report_free(report);
+    cv_policy_destroy(&policy);
+}
+
+/* clang-format off */
+static const char levels_yaml[] =
+    POLICY_HEAD
+    "rules:\n"
+    "  - name: capped\n"
+    "    categories: [feedback]\n"
+    "    to_types: [ctu]\n"
+    "    max_level: OFFICIAL-SENSITIVE\n"
+    "    fields: {summary: share}\n"
+    "  - name: uncapped\n"
+    "    categories: [grievance]\n"
+    "    to_types: [ctu]\n"
+    "    fields: {summary: share}\n";
+/* clang-format on */
+
+static void test_clearance_and_max_level(void **state)
+{
+    (void)state;
+    Caveat__Report *report = base_report();
+    set_text(&report->handling_level, "SECRET");
+    assert_false(delivered_to(main_policy, report, "hull-cc", NULL));
+    assert_int_equal(cv_decision_reason_count(decision), 1);
+    assert_reason("handling level SECRET is above the recipient's clearance OFFICIAL-SENSITIVE");
+    assert_true(delivered_to(main_policy, report, "ne-ctu", NULL));
+    set_text(&report->handling_level, "OFFICIAL-SENSITIVE");
+    assert_false(delivered_to(main_policy, report, "hull-college", NULL));
+    assert_reason("handling level OFFICIAL-SENSITIVE is above the recipient's clearance "
+                  "OFFICIAL");
+
+    cv_policy_t *policy = load_policy(levels_yaml, NULL);
+    set_text(&report->category, "feedback");
+    assert_true(delivered_to(policy, report, "ne-ctu", NULL));
+    set_text(&report->handling_level, "SECRET");
+    assert_false(delivered_to(policy, report, "ne-ctu", NULL));
+    assert_reason("rule capped: handling level SECRET is above its max_level OFFICIAL-SENSITIVE");
+    /* without max_level a rule carries up to the highest level */
+    set_text(&report->category, "grievance");
+    assert_true(delivered_to(policy, report, "ne-ctu", NULL));
+    report_free(report);
+    cv_policy_destroy(&policy);
+}
+
+static void test_unknown_names(void **state)
+{
+    (void)state;
+    Caveat__Report *report = base_report();
+    set_text(&report->handling_level, "TOP");
+    assert_false(delivered_to(main_policy, report, "ne-ctu", NULL));
+    assert_reason("unknown handling level 'TOP'");
+    set_text(&report->handling_level, "OFFICIAL");
+    set_text(&report->category, "gossip");
+    assert_false(delivered_to(main_policy, report, "ne-ctu", NULL));
+    assert_reason("unknown category 'gossip'");
+    set_text(&report->category, "vulnerable_individual");
+    set_text(&report->originator, "nobody");
+    assert_false(delivered_to(main_policy, report, "ne-ctu", NULL));
+    assert_reason("originator 'nobody' is not an agency of this protocol");
+    set_text(&report->originator, "hull-police");
+    int count = cv_policy_agency_count(main_policy);
+    assert_false(cv_policy_decide(main_policy, report, count, NULL, decision));
+    assert_reason("recipient is not an agency of this protocol");
+    assert_false(cv_policy_decide(main_policy, report, -1, NULL, decision));
+    assert_null(cv_decision_view(decision, report));
+    report_free(report);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  4. Field levels and markings.                                           */
+
+static void test_marking_on_parent(void **state)
+{
+    (void)state;
+    Caveat__Report *report = base_report();
+    add_marking(report, "subjects", "SECRET");
+    Caveat__Report *view = view_for(main_policy, report, "hull-cc", NULL);
+    assert_non_null(view);
+    assert_int_equal(view->n_subjects, 0); /* nothing of a SECRET subject goes */
+    assert_string_equal(view->summary, "Girl at risk of online grooming");
+    assert_field("subjects.name", "withheld", "marked SECRET, above the recipient's clearance");
+    assert_field("subjects.date_of_birth", "withheld",
+                 "marked SECRET, above the recipient's clearance");
+    assert_field("summary", "share", "rule safeguarding-referral");
+    assert_reason("subjects.name: marked SECRET, above the recipient's clearance");
+    view_free(view);
+
+    /* a SECRET recipient whose rule carries SECRET gets the subject */
+    view = view_for(main_policy, report, "ne-ctu", NULL);
+    assert_non_null(view);
+    assert_int_equal(view->n_subjects, 1);
+    assert_string_equal(view->subjects[0]->name, "Jane Doe");
+    view_free(view);
+    report_free(report);
+}
+
+static void test_marking_on_field(void **state)
+{
+    (void)state;
+    Caveat__Report *report = base_report();
+    add_marking(report, "subjects.name", "SECRET");
+    Caveat__Report *view = view_for(main_policy, report, "hull-cc", NULL);
+    assert_non_null(view);
+    assert_int_equal(view->n_subjects, 1);
+    assert_null(view->subjects[0]->name);
+    assert_string_equal(view->subjects[0]->date_of_birth, "2009");
+    assert_field("subjects.name", "withheld", "marked SECRET, above the recipient's clearance");
+    assert_field("subjects.date_of_birth", "mask:year", "rule safeguarding-referral");
+    view_free(view);
+
+    /* a marking never lowers a field below the report's level */
+    report_free(report);
+    report = base_report();
+    set_text(&report->category, "community_tension");
+    set_text(&report->handling_level, "OFFICIAL");
+    add_marking(report, "summary", "OFFICIAL-SENSITIVE");
+    add_marking(report, "tension", "OFFICIAL");
+    view = view_for(main_policy, report, "hull-college", NULL);
+    assert_non_null(view);
+    assert_null(view->summary);
+    assert_non_null(view->tension);
+    assert_int_equal(view->tension->level, 3);
+    assert_field("summary", "withheld",
+                 "marked OFFICIAL-SENSITIVE, above the recipient's clearance");
+    view_free(view);
+    report_free(report);
+}
+
+/*  A marking whose level the policy does not know counts as the highest. */
+static void test_unknown_marking_fails_closed(void **state)
+{
+    (void)state;
+    Caveat__Report *report = base_report();
+    add_marking(report, "summary", "ULTRA");
+    Caveat__Report *view = view_for(main_policy, report, "hull-cc", NULL);
+    assert_non_null(view);
+    assert_null(view->summary);
+    assert_string_equal(view->narrative, "Jane was seen with an older man near the library.");
+    assert_field("summary", "withheld", "marked SECRET, above the recipient's clearance");
+    view_free(view);
+    view = view_for(main_policy, report, "ne-ctu", NULL);
+    assert_non_null(view);
+    assert_string_equal(view->summary, "Girl at risk of online grooming");
+    view_free(view);
+    cv_error_t err = {{0}};
+    assert_false(cv_policy_validate_report(main_policy, report, &err));
+    assert_string_equal(err.msg, "field_markings[0].level: unknown level 'ULTRA'");
+    report_free(report);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  5. Several entries: the union, the most protective outcome per field.   */
+
+/* clang-format off */
+static const char union_yaml[] =
+    POLICY_HEAD
+    "rules:\n"
+    "  - name: r-summary\n"
+    "    categories: [feedback]\n"
+    "    to_types: [local_authority]\n"
+    "    fields: {summary: share}\n"
+    "  - name: r-narrative\n"
+    "    categories: [feedback]\n"
+    "    to_agencies: [hull-cc]\n"
+    "    fields: {narrative: share}\n";
+/* clang-format on */
+
+static void test_union_of_grants(void **state)
+{
+    (void)state;
+    cv_policy_t *policy = load_policy(union_yaml, NULL);
+    Caveat__Report *report = base_report();
+    set_text(&report->category, "feedback");
+    Caveat__Report *view = view_for(policy, report, "hull-cc", NULL);
+    assert_non_null(view);
+    assert_entries((const char *const[]){"r-summary", "r-narrative"}, 2);
+    assert_string_equal(view->summary, "Girl at risk of online grooming");
+    assert_string_equal(view->narrative, "Jane was seen with an older man near the library.");
+    assert_field("summary", "share", "rule r-summary");
+    assert_field("narrative", "share", "rule r-narrative");
+    view_free(view);
+    view = view_for(policy, report, "york-cc", NULL);
+    assert_non_null(view);
+    assert_entries((const char *const[]){"r-summary"}, 1);
+    assert_non_null(view->summary);
+    assert_null(view->narrative);
+    view_free(view);
+    report_free(report);
+    cv_policy_destroy(&policy);
+}
+
+/* clang-format off */
+#define OPEN_RULE                                                                                  \
+    "  - name: open\n"                                                                             \
+    "    categories: [feedback]\n"                                                                 \
+    "    to_types: [local_authority]\n"                                                            \
+    "    fields:\n"                                                                                \
+    "      summary: share\n"                                                                       \
+    "      narrative: share\n"                                                                     \
+    "      subjects.name: {mask: initials}\n"                                                      \
+    "      subjects.date_of_birth: share\n"                                                        \
+    "      subjects.postcode: share\n"                                                             \
+    "      subjects.address: share\n"                                                              \
+    "      location.postcode: {mask: postcode_district}\n"                                         \
+    "      location.latitude: share\n"                                                             \
+    "      location.longitude: share\n"
+
+#define CAREFUL_RULE                                                                               \
+    "  - name: careful\n"                                                                          \
+    "    categories: [feedback]\n"                                                                 \
+    "    to_agencies: [hull-cc]\n"                                                                 \
+    "    fields:\n"                                                                                \
+    "      summary: deny\n"                                                                        \
+    "      narrative: pseudonymise\n"                                                              \
+    "      subjects.name: pseudonymise\n"                                                          \
+    "      subjects.date_of_birth: {mask: year}\n"                                                 \
+    "      subjects.postcode: {mask: postcode_district}\n"                                         \
+    "      subjects.address: {mask: initials}\n"                                                   \
+    "      location.postcode: {mask: initials}\n"                                                  \
+    "      location.latitude: {mask: round_1km}\n"
+
+static const char protective_yaml[] = POLICY_HEAD "rules:\n" OPEN_RULE CAREFUL_RULE;
+static const char protective_swapped_yaml[] = POLICY_HEAD "rules:\n" CAREFUL_RULE OPEN_RULE;
+/* clang-format on */
+
+static void check_most_protective(const char *yaml)
+{
+    cv_policy_t *policy = load_policy(yaml, NULL);
+    Caveat__Report *report = base_report();
+    set_text(&report->category, "feedback");
+    Caveat__Report *view = view_for(policy, report, "hull-cc", NULL);
+    assert_non_null(view);
+    assert_null(view->summary);                                     /* deny > share */
+    assert_memory_equal(view->narrative, "PSN-", 4);                /* pseudonymise > share */
+    assert_memory_equal(view->subjects[0]->name, "PSN-", 4);        /* pseudonymise > initials */
+    assert_string_equal(view->subjects[0]->date_of_birth, "2009");  /* year > share */
+    assert_string_equal(view->subjects[0]->postcode, "HU3");        /* district > share */
+    assert_string_equal(view->subjects[0]->address, "1. E. S. H."); /* initials > share */
+    assert_string_equal(view->location->postcode, "H. 3.");         /* initials > district */
+    assert_true(view->location->has_latitude);
+    assert_true(view->location->latitude == 53.74);    /* round_1km > share */
+    assert_true(view->location->longitude == -0.3326); /* only open grants it */
+    assert_field("summary", "withheld", "denied by rule careful");
+    assert_field("narrative", "mask:pseudonymise", "rule careful");
+    assert_field("subjects.name", "mask:pseudonymise", "rule careful");
+    assert_field("subjects.date_of_birth", "mask:year", "rule careful");
+    assert_field("subjects.postcode", "mask:postcode_district", "rule careful");
+    assert_field("location.postcode", "mask:initials", "rule careful");
+    assert_field("location.latitude", "mask:round_1km", "rule careful");
+    assert_field("location.longitude", "share", "rule open");
+    view_free(view);
+
+    /* york-cc matches only open */
+    view = view_for(policy, report, "york-cc", NULL);
+    assert_non_null(view);
+    assert_string_equal(view->summary, "Girl at risk of online grooming");
+    assert_string_equal(view->subjects[0]->name, "J. D.");
+    assert_string_equal(view->subjects[0]->date_of_birth, "2009-04-01");
+    assert_string_equal(view->location->postcode, "HU1");
+    view_free(view);
+    report_free(report);
+    cv_policy_destroy(&policy);
+}
+
+static void test_most_protective_wins(void **state)
+{
+    (void)state;
+    check_most_protective(protective_yaml);
+    check_most_protective(protective_swapped_yaml); /* rule order does not matter */
+}
+
+/*  Semantics 4 per entry: an entry whose max_level is below a field's level
+ *  grants nothing for it, but another entry may; a deny always counts. */
+/* clang-format off */
+#define CAP_HEAD                                                                                   \
+    POLICY_HEAD "rules:\n"                                                                         \
+    "  - name: low\n"                                                                              \
+    "    categories: [feedback]\n"                                                                 \
+    "    to_agencies: [ne-ctu]\n"                                                                  \
+    "    max_level: OFFICIAL\n"
+
+static const char cap_low_only_yaml[] = CAP_HEAD "    fields: {source: share, summary: share}\n";
+static const char cap_both_yaml[] = CAP_HEAD
+    "    fields: {source: share, summary: share}\n"
+    "  - name: high\n"
+    "    categories: [feedback]\n"
+    "    to_agencies: [ne-ctu]\n"
+    "    fields: {source: share}\n";
+static const char cap_deny_yaml[] = CAP_HEAD
+    "    fields: {source: deny, summary: share}\n"
+    "  - name: high\n"
+    "    categories: [feedback]\n"
+    "    to_agencies: [ne-ctu]\n"
+    "    fields: {source: share}\n";
+/* clang-format on */
+
+static void test_capped_entry(void **state)
+{
+    (void)state;
+    Caveat__Report *report = base_report();
+    set_text(&report->category, "feedback");
+    set_text(&report->handling_level, "OFFICIAL");
+    add_marking(report, "source", "OFFICIAL-SENSITIVE");
+
+    cv_policy_t *policy = load_policy(cap_low_only_yaml, NULL);
+    Caveat__Report *view = view_for(policy, report, "ne-ctu", NULL);
+    assert_non_null(view);
+    assert_null(view->source);
+    assert_non_null(view->summary);
+    assert_field("source.notes", "withheld",
+                 "marked OFFICIAL-SENSITIVE, above max_level OFFICIAL of rule low");
+    assert_reason("source.notes: marked OFFICIAL-SENSITIVE, above the max_level of the rules "
+                  "that grant it");
+    view_free(view);
+    cv_policy_destroy(&policy);
+
+    policy = load_policy(cap_both_yaml, NULL);
+    view = view_for(policy, report, "ne-ctu", NULL);
+    assert_non_null(view);
+    assert_non_null(view->source);
+    assert_string_equal(view->source->notes, "Told by neighbour Mrs Smith");
+    assert_field("source.notes", "share", "rule high");
+    view_free(view);
+    cv_policy_destroy(&policy);
+
+    policy = load_policy(cap_deny_yaml, NULL);
+    view = view_for(policy, report, "ne-ctu", NULL);
+    assert_non_null(view);
+    assert_null(view->source);
+    assert_field("source.notes", "withheld", "denied by rule low");
+    view_free(view);
+    cv_policy_destroy(&policy);
+    report_free(report);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  3. Paths: within one entry the most specific path wins.                 */
+
+/* clang-format off */
+static const char specific_yaml[] =
+    POLICY_HEAD
+    "rules:\n"
+    "  - name: specific\n"
+    "    categories: [feedback]\n"
+    "    to_types: [local_authority]\n"
+    "    fields:\n"
+    "      \"*\": share\n"
+    "      source: deny\n"
+    "      source.reference: share\n"
+    "      subjects: deny\n"
+    "      subjects.name: {mask: initials}\n"
+    "  - name: specific-reversed\n"
+    "    categories: [grievance]\n"
+    "    to_types: [local_authority]\n"
+    "    fields:\n"
+    "      subjects.name: {mask: initials}\n"
+    "      subjects: deny\n"
+    "      source.reference: share\n"
+    "      source: deny\n"
+    "      \"*\": share\n"
+    "  - name: only-summary\n"
+    "    categories: [critical_incident]\n"
+    "    to_types: [local_authority]\n"
+    "    fields: {summary: share, \"*\": deny}\n";
+/* clang-format on */
+
+static void test_most_specific_path(void **state)
+{
+    (void)state;
+    cv_policy_t *policy = load_policy(specific_yaml, NULL);
+    Caveat__Report *report = base_report();
+    static const char *const categories[] = {"feedback", "grievance"};
+    for (size_t i = 0; i < 2; i++) {
+        set_text(&report->category, categories[i]);
+        Caveat__Report *view = view_for(policy, report, "hull-cc", NULL);
+        assert_non_null(view);
+        assert_string_equal(view->summary, "Girl at risk of online grooming");
+        assert_string_equal(view->author, "PC 4471 Grant");
+        assert_non_null(view->source);
+        assert_string_equal(view->source->reference, "SR/2026/0441");
+        assert_null(view->source->type);
+        assert_null(view->source->notes);
+        assert_int_equal(view->n_subjects, 1);
+        assert_string_equal(view->subjects[0]->name, "J. D.");
+        assert_null(view->subjects[0]->address);
+        assert_null(view->subjects[0]->date_of_birth);
+        assert_int_equal(view->subjects[0]->n_identifiers, 0);
+        assert_field("source.notes", "withheld", NULL);
+        assert_field("source.reference", "share", NULL);
+        view_free(view);
+    }
+    set_text(&report->category, "critical_incident");
+    Caveat__Report *view = view_for(policy, report, "hull-cc", NULL);
+    assert_non_null(view);
+    assert_non_null(view->summary);
+    assert_no_body(view);
+    view_free(view);
+    report_free(report);
+    cv_policy_destroy(&policy);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  7. Handling codes.                                                      */
+
+static void test_handling_code_types(void **state)
+{
+    (void)state;
+    Caveat__Report *report = base_report();
+    set_text(&report->grading->handling_code, "1");
+    assert_false(delivered_to(main_policy, report, "hull-cc", NULL));
+    assert_int_equal(cv_decision_reason_count(decision), 1);
+    assert_reason("handling code 1 does not allow hull-cc (type local_authority)");
+    assert_true(delivered_to(main_policy, report, "ne-ctu", NULL));
+    set_text(&report->grading->handling_code, "2");
+    assert_true(delivered_to(main_policy, report, "hull-cc", NULL));
+
+    /* by agency id: hull-cc yes, another council of the same type no */
+    set_text(&report->grading->handling_code, "6");
+    assert_true(delivered_to(main_policy, report, "hull-cc", NULL));
+    assert_false(delivered_to(main_policy, report, "hull-cc-children", NULL));
+    assert_int_equal(cv_decision_reason_count(decision), 1);
+    assert_memory_equal(cv_decision_reason(decision, 0), "handling code 6", 15);
+    report_free(report);
+}
+
+/* clang-format off */
+static const char council_yaml[] =
+    POLICY_HEAD
+    "handling_codes:\n"
+    "  \"4\": {same_organisation: true}\n"
+    "rules:\n"
+    "  - name: council-internal\n"
+    "    categories: [critical_incident]\n"
+    "    to_types: [local_authority, police]\n"
+    "    fields: {summary: share}\n";
+/* clang-format on */
+
+static void test_handling_code_same_organisation(void **state)
+{
+    (void)state;
+    Caveat__Report *report = base_report();
+    set_text(&report->category, "radicalisation_concern");
+    set_text(&report->grading->handling_code, "4");
+    /* hull-ctio is in the originator's organisation; ne-ctu is not */
+    assert_true(delivered_to(main_policy, report, "hull-ctio", NULL));
+    assert_false(delivered_to(main_policy, report, "ne-ctu", NULL));
+    assert_reason("handling code 4: only agencies of the originator's organisation "
+                  "(humberside-police)");
+    /* the council's own report under code 4 stays in the council */
+    set_text(&report->originator, "hull-cc");
+    set_text(&report->category, "critical_incident");
+    cv_policy_t *policy = load_policy(council_yaml, NULL);
+    assert_true(delivered_to(policy, report, "hull-cc-children", NULL));
+    assert_false(delivered_to(policy, report, "york-cc", NULL));
+    assert_false(delivered_to(policy, report, "hull-police", NULL));
+    report_free(report);
+    cv_policy_destroy(&policy);
+}
+
+static void test_handling_code_approval(void **state)
+{
+    (void)state;
+    Caveat__Report *report = base_report();
+    set_text(&report->grading->handling_code, "5");
+    assert_false(delivered_to(main_policy, report, "hull-cc", NULL));
+    assert_reason("handling code 5: held until the originator approves a release to hull-cc");
+
+    static const char *const by_id[] = {"hull-cc"};
+    cv_approvals_t approvals = {by_id, 1};
+    assert_true(delivered_to(main_policy, report, "hull-cc", &approvals));
+    assert_false(delivered_to(main_policy, report, "hull-cc-children", &approvals));
+    assert_false(delivered_to(main_policy, report, "ne-ctu", &approvals));
+
+    static const char *const by_type[] = {"education", "local_authority"};
+    approvals = (cv_approvals_t){by_type, 2};
+    assert_true(delivered_to(main_policy, report, "hull-cc", &approvals));
+    assert_true(delivered_to(main_policy, report, "hull-cc-children", &approvals));
+    assert_false(delivered_to(main_policy, report, "ne-ctu", &approvals));
+
+    static const char *const others[] = {"hull-college", "ctu"};
+    approvals = (cv_approvals_t){others, 2};
+    assert_false(delivered_to(main_policy, report, "hull-cc", &approvals));
+    assert_true(delivered_to(main_policy, report, "ne-ctu", &approvals));
+    /* an approval releases only what a rule would: york-cc is out of area */
+    static const char *const york[] = {"york-cc"};
+    approvals = (cv_approvals_t){york, 1};
+    assert_false(delivered_to(main_policy, report, "york-cc", &approvals));
+    report_free(report);
+}
+
+static void test_handling_code_unknown_or_missing(void **state)
+{
+    (void)state;
+    Caveat__Report *report = base_report();
+    cv_error_t err = {{0}};
+    assert_true(cv_policy_validate_report(main_policy, report, &err));
+
+    set_text(&report->grading->handling_code, "9");
+    assert_false(delivered_to(main_policy, report, "ne-ctu", NULL));
+    assert_reason("handling code '9' is not defined by this protocol");
+    assert_false(cv_policy_validate_report(main_policy, report, &err));
+    assert_string_equal(err.msg, "grading.handling_code: not a handling code of this protocol "
+                                 "'9'");
+
+    protobuf_c_message_free_unpacked(&report->grading->base, NULL);
+    report->grading = NULL;
+    assert_false(delivered_to(main_policy, report, "ne-ctu", NULL));
+    assert_false(cv_policy_validate_report(main_policy, report, &err));
+    assert_memory_equal(err.msg, "grading.handling_code: missing", 30);
+
+    /* a protocol without handling codes needs none */
+    cv_policy_t *policy = load_policy(union_yaml, NULL);
+    set_text(&report->category, "feedback");
+    assert_true(cv_policy_validate_report(policy, report, &err));
+    assert_true(delivered_to(policy, report, "hull-cc", NULL));
+    report_free(report);
+    cv_policy_destroy(&policy);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  8. The originator never receives its own report.                        */
+
+static void test_no_echo(void **state)
+{
+    (void)state;
+    Caveat__Report *report = base_report();
+    set_text(&report->category, "critical_incident");
+    assert_true(delivered_to(main_policy, report, "york-police", NULL));
+    assert_false(delivered_to(main_policy, report, "hull-police", NULL));
+    assert_int_equal(cv_decision_reason_count(decision), 1);
+    assert_reason("the originator never receives its own report back");
+    /* not even when the originator approved a release to itself */
+    set_text(&report->grading->handling_code, "5");
+    static const char *const self[] = {"hull-police", "police"};
+    cv_approvals_t approvals = {self, 2};
+    assert_false(delivered_to(main_policy, report, "hull-police", &approvals));
+    assert_true(delivered_to(main_policy, report, "york-police", &approvals));
+    report_free(report);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Screening.                                                              */
+
+static void test_screening_by_category(void **state)
+{
+    (void)state;
+    Caveat__Report *report = base_report();
+    set_text(&report->category, "community_tension");
+    Caveat__Report *view = view_for(main_policy, report, "hull-ctio", NULL);
+    assert_non_null(view);
+    assert_string_equal(cv_decision_feed(decision), "ctio");
+    assert_entries((const char *const[]){"prevent-screen"}, 1);
+    assert_non_null(view->source);
+    assert_null(view->source->notes);
+    assert_string_equal(view->subjects[0]->name, "Jane Doe");
+    assert_field("summary", "share", "screening prevent-screen");
+    assert_field("source.notes", "withheld", "denied by screening prevent-screen");
+    view_free(view);
+    report_free(report);
+}
+
+static void test_screening_by_indicator(void **state)
+{
+    (void)state;
+    Caveat__Report *report = base_report();
+    assert_false(delivered_to(main_policy, report, "hull-ctio", NULL));
+    add_text(&report->n_indicators, &report->indicators, "weapons");
+    assert_false(delivered_to(main_policy, report, "hull-ctio", NULL));
+    add_text(&report->n_indicators, &report->indicators, "extremist_literature");
+    assert_true(delivered_to(main_policy, report, "hull-ctio", NULL));
+    assert_string_equal(cv_decision_feed(decision), "ctio");
+    report_free(report);
+}
+
+static void test_screening_by_keyword(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *summary, *narrative;
+        bool matches;
+    } cases[] = {
+        {"Girl at risk", "Talk of RADICALISATION at home", true},
+        {"Radicalised youth", "Nothing else", true},
+        {"Girl at risk", "Seen on an extremist forum", true}, /* policy says EXTREMIS */
+        {"Girl at risk", "rAdIcAlIs", true},
+        {"Girl at risk", "radical views", false},
+        {"Girl at risk", "Nothing of note", false},
+    };
+    Caveat__Report *report = base_report();
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        set_text(&report->summary, cases[i].summary);
+        set_text(&report->narrative, cases[i].narrative);
+        if (delivered_to(main_policy, report, "hull-ctio", NULL) != cases[i].matches)
+            fail_msg("summary '%s', narrative '%s': expected %s", cases[i].summary,
+                     cases[i].narrative, cases[i].matches ? "a match" : "no match");
+    }
+    /* only summary and narrative are searched */
+    set_text(&report->narrative, "Nothing of note");
+    set_text(&report->source->notes, "radicalised by a relative");
+    set_text(&report->author, "extremism unit");
+    assert_false(delivered_to(main_policy, report, "hull-ctio", NULL));
+    assert_reason("screening prevent-screen: the report matches none of its categories, "
+                  "indicators or keywords");
+    report_free(report);
+}
+
+static void test_screening_conditions(void **state)
+{
+    (void)state;
+    Caveat__Report *report = base_report();
+    set_text(&report->category, "community_tension");
+    set_text(&report->area, "york");
+    assert_false(delivered_to(main_policy, report, "hull-ctio", NULL));
+    assert_reason("screening prevent-screen: area 'york' is not among the recipient's areas");
+    set_text(&report->area, "hull");
+    set_text(&report->grading->handling_code, "4");
+    set_text(&report->originator, "ne-ctu");
+    assert_false(delivered_to(main_policy, report, "hull-ctio", NULL));
+    assert_reason("handling code 4: only agencies of the originator's organisation (ne-ctu)");
+    report_free(report);
+}
+
+/*  Rules and screening together: one delivery, the union of grants, the
+ *  feed of the screening entry. */
+static void test_rules_and_screening(void **state)
+{
+    (void)state;
+    Caveat__Report *report = base_report();
+    set_text(&report->originator, "hull-cc");
+    set_text(&report->narrative, "Worried about radicalisation");
+    Caveat__Report *view = view_for(main_policy, report, "hull-ctio", NULL);
+    assert_non_null(view);
+    assert_entries((const char *const[]){"partner-referral", "prevent-screen"}, 2);
+    assert_string_equal(cv_decision_feed(decision), "ctio");
+    /* partner-referral shares everything, the screen denies source.notes */
+    assert_null(view->source->notes);
+    assert_string_equal(view->source->type, "patrol");
+    view_free(view);
+    /* police get it by the rule alone: no feed */
+    view = view_for(main_policy, report, "hull-police", NULL);
+    assert_non_null(view);
+    assert_null(cv_decision_feed(decision));
+    assert_string_equal(view->source->notes, "Told by neighbour Mrs Smith");
+    view_free(view);
+    report_free(report);
+}
+
+/* clang-format off */
+static const char two_feeds_yaml[] =
+    POLICY_HEAD
+    "screening:\n"
+    "  - name: s-first\n"
+    "    feed: alpha\n"
+    "    to_types: [ctu]\n"
+    "    match: {keywords: [knife]}\n"
+    "    fields: {summary: share}\n"
+    "  - name: s-second\n"
+    "    feed: beta\n"
+    "    to_types: [ctu]\n"
+    "    match: {keywords: [knife, gun]}\n"
+    "    fields: {narrative: share}\n";
+/* clang-format on */
+
+static void test_feed_is_first_screening_entry(void **state)
+{
+    (void)state;
+    cv_policy_t *policy = load_policy(two_feeds_yaml, NULL);
+    Caveat__Report *report = base_report();
+    set_text(&report->narrative, "a gun was seen");
+    Caveat__Report *view = view_for(policy, report, "ne-ctu", NULL);
+    assert_non_null(view);
+    assert_string_equal(cv_decision_feed(decision), "beta");
+    assert_entries((const char *const[]){"s-second"}, 1);
+    assert_null(view->summary);
+    view_free(view);
+    set_text(&report->narrative, "a knife and a gun");
+    view = view_for(policy, report, "ne-ctu", NULL);
+    assert_non_null(view);
+    assert_string_equal(cv_decision_feed(decision), "alpha");
+    assert_entries((const char *const[]){"s-first", "s-second"}, 2);
+    assert_non_null(view->summary);
+    assert_non_null(view->narrative);
+    view_free(view);
+    set_text(&report->narrative, "nothing");
+    assert_false(delivered_to(policy, report, "ne-ctu", NULL));
+    assert_false(delivered_to(policy, report, "hull-cc", NULL));
+    assert_reason("no rule releases category vulnerable_individual from hull-police (police) "
+                  "to hull-cc (local_authority)");
+    report_free(report);
+    cv_policy_destroy(&policy);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Views: masks applied, failures withheld, explanations.                  */
+
+static void test_view_and_explanations(void **state)
+{
+    (void)state;
+    Caveat__Report *report = base_report();
+    Caveat__Report *view = view_for(main_policy, report, "hull-cc", NULL);
+    assert_non_null(view);
+    assert_int_equal(view->n_subjects, 1);
+    Caveat__Subject *s = view->subjects[0];
+    assert_string_equal(s->name, "Jane Doe");
+    assert_string_equal(s->date_of_birth, "2009");
+    assert_string_equal(s->postcode, "HU3");
+    assert_null(s->address);
+    assert_int_equal(s->n_identifiers, 1);
+    assert_string_equal(s->identifiers[0]->key, "pnc");
+    assert_memory_equal(s->identifiers[0]->value, "PSN-", 4);
+    assert_int_equal(s->n_vulnerability_factors, 2);
+    assert_string_equal(s->vulnerability_factors[1], "online contact");
+    assert_null(view->location);
+    assert_null(view->source);
+    assert_null(view->author);
+
+    /* one explanation per present leaf, each path once */
+    assert_int_equal(cv_decision_field_count(decision), 30);
+    assert_field("id", "share", "envelope: always travels with a delivered report");
+    assert_field("summary", "share", "rule safeguarding-referral");
+    assert_field("subjects.name", "share", "rule safeguarding-referral");
+    assert_field("subjects.date_of_birth", "mask:year", "rule safeguarding-referral");
+    assert_field("subjects.postcode", "mask:postcode_district", "rule safeguarding-referral");
+    assert_field("subjects.identifiers", "mask:pseudonymise", "rule safeguarding-referral");
+    assert_field("subjects.address", "withheld", "no matching rule or screening entry grants it");
+    assert_field("source.notes", "withheld", "no matching rule or screening entry grants it");
+    assert_field("location.latitude", "withheld", NULL);
+    assert_field("priority", "withheld", NULL);
+    assert_null(cv_decision_field(decision, 30));
+    assert_null(cv_decision_field(decision, -1));
+    /* nothing capped the view: no reasons */
+    assert_int_equal(cv_decision_reason_count(decision), 0);
+    view_free(view);
+    report_free(report);
+}
+
+static void test_mask_failure_withholds(void **state)
+{
+    (void)state;
+    Caveat__Report *report = base_report();
+    set_text(&report->subjects[0]->postcode, "not a postcode");
+    set_text(&report->subjects[0]->date_of_birth, "c. 2009");
+    Caveat__Report *view = view_for(main_policy, report, "hull-cc", NULL);
+    assert_non_null(view);
+    assert_null(view->subjects[0]->postcode);
+    assert_null(view->subjects[0]->date_of_birth);
+    assert_string_equal(view->subjects[0]->name, "Jane Doe");
+    assert_field("subjects.postcode", "withheld",
+                 "a value does not have the shape mask:postcode_district needs; withheld");
+    assert_field("subjects.date_of_birth", "withheld",
+                 "a value does not have the shape mask:year needs; withheld");
+    view_free(view);
+    report_free(report);
+}
+
+/* clang-format off */
+static const char factors_yaml[] =
+    POLICY_HEAD
+    "rules:\n"
+    "  - name: factors\n"
+    "    categories: [vulnerable_individual]\n"
+    "    to_types: [local_authority]\n"
+    "    fields: {subjects.vulnerability_factors: {mask: initials}}\n";
+/* clang-format on */
+
+/*  Two subjects, one masks and one does not: each value on its own. */
+static void test_mask_failure_per_value(void **state)
+{
+    (void)state;
+    Caveat__Report *report = parse_report(
+        "{'id': 'rep-2', 'originator': 'hull-police', 'created': '2026-11-20T09:30:00Z',"
+        " 'category': 'vulnerable_individual', 'handling_level': 'OFFICIAL',"
+        " 'grading': {'handling_code': '2'}, 'area': 'hull',"
+        " 'subjects': [{'name': 'A', 'postcode': 'n/a'},"
+        "              {'name': 'B', 'postcode': 'HU3 2AB'}]}");
+    Caveat__Report *view = view_for(main_policy, report, "hull-cc", NULL);
+    assert_non_null(view);
+    assert_int_equal(view->n_subjects, 2);
+    assert_null(view->subjects[0]->postcode);
+    assert_string_equal(view->subjects[1]->postcode, "HU3");
+    view_free(view);
+    report_free(report);
+
+    /* in a repeated string, a value that cannot be masked drops out alone */
+    cv_policy_t *policy = load_policy(factors_yaml, NULL);
+    report = parse_report("{'id': 'rep-3', 'originator': 'hull-police',"
+                          " 'category': 'vulnerable_individual', 'handling_level': 'OFFICIAL',"
+                          " 'subjects': [{'vulnerability_factors': ['', 'online contact', ' ',"
+                          " 'isolation']}]}");
+    view = view_for(policy, report, "hull-cc", NULL);
+    assert_non_null(view);
+    assert_int_equal(view->n_subjects, 1);
+    assert_int_equal(view->subjects[0]->n_vulnerability_factors, 2);
+    assert_string_equal(view->subjects[0]->vulnerability_factors[0], "o. c.");
+    assert_string_equal(view->subjects[0]->vulnerability_factors[1], "i.");
+    view_free(view);
+    report_free(report);
+    cv_policy_destroy(&policy);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Pseudonyms in a view.                                                   */
+
+/* clang-format off */
+static const char pseudonym_yaml[] =
+    POLICY_HEAD
+    "rules:\n"
+    "  - name: pseudo\n"
+    "    categories: [vulnerable_individual]\n"
+    "    to_types: [local_authority, ctu]\n"
+    "    fields: {subjects.identifiers: pseudonymise, subjects.name: pseudonymise}\n";
+/* clang-format on */
+
+static char *pseudonym_of_name(const cv_policy_t *policy, const Caveat__Report *report,
+                               const char *to)
+{
+    Caveat__Report *view = view_for(policy, report, to, NULL);
+    assert_non_null(view);
+    char *name = strdup(view->subjects[0]->name);
+    assert_string_equal(view->subjects[0]->identifiers[0]->key, "pnc");
+    assert_string_not_equal(view->subjects[0]->identifiers[0]->value, name);
+    view_free(view);
+    return name;
+}
+
+static void test_pseudonyms(void **state)
+{
+    (void)state;
+    Caveat__Report *report = base_report();
+    cv_policy_t *policy = load_policy(pseudonym_yaml, NULL);
+    char *hull = pseudonym_of_name(policy, report, "hull-cc");
+    char *hull_children = pseudonym_of_name(policy, report, "hull-cc-children");
+    char *york = pseudonym_of_name(policy, report, "york-cc");
+    char *ctu = pseudonym_of_name(policy, report, "ne-ctu");
+    assert_memory_equal(hull, "PSN-", 4);
+    assert_int_equal(strlen(hull), 28);
+    assert_string_equal(hull, hull_children); /* one organisation links its records */
+    assert_string_not_equal(hull, york);      /* two cannot join theirs */
+    assert_string_not_equal(hull, ctu);
+
+    /* without a key, one derived from the protocol: repeatable */
+    cv_policy_t *again = load_policy(pseudonym_yaml, NULL);
+    char *hull_again = pseudonym_of_name(again, report, "hull-cc");
+    assert_string_equal(hull, hull_again);
+
+    /* with the broker's key: exactly the keyed hash of that key */
+    static const uint8_t key[CV_KEY_BYTES] = {42, 1, 2, 3};
+    cv_policy_t *keyed = load_policy(pseudonym_yaml, key);
+    char *hull_keyed = pseudonym_of_name(keyed, report, "hull-cc");
+    char *expected = cv_mask_pseudonymise(key, "hull-city-council", "Jane Doe");
+    assert_string_equal(hull_keyed, expected);
+    assert_string_not_equal(hull_keyed, hull);
+
+    char *all[] = {hull, hull_children, york, ctu, hull_again, hull_keyed, expected};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        free(all[i]);
+    cv_policy_destroy(&policy);
+    cv_policy_destroy(&again);
+    cv_policy_destroy(&keyed);
+    report_free(report);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  No withheld or masked-away value reaches the packed view.               */
+
+typedef struct {
+    const char *path;
+    const void *bytes;
+    size_t len;
+} secret_t;
+
+/*  A double as protobuf packs it (fixed64, little-endian). */
+static void double_bytes(double value, uint8_t out[8])
+{
+    uint64_t bits;
+    memcpy(&bits, &value, sizeof bits);
+    for (int i = 0; i < 8; i++)
+        out[i] = (uint8_t)(bits >> (8 * i));
+}
+
+#define TEXT(path, value)                                                                          \
+    {                                                                                              \
+        path, value, sizeof value - 1                                                              \
+    }
+
+static void check_packed_view(const Caveat__Report *report, const char *to)
+{
+    static uint8_t latitude[8], longitude[8];
+    double_bytes(53.7443, latitude);
+    double_bytes(-0.3326, longitude);
+    const secret_t secrets[] = {
+        TEXT("author", "PC 4471 Grant"),
+        TEXT("subjects.name", "Jane Doe"),
+        TEXT("subjects.date_of_birth", "2009-04-01"),
+        TEXT("subjects.address", "1 Example Street, Hull"),
+        TEXT("subjects.postcode", "HU3 2AB"),
+        TEXT("subjects.identifiers", "09/123456A"),
+        TEXT("subjects.vulnerability_factors", "online contact"),
+        TEXT("location.name", "Albion Library"),
+        TEXT("location.address", "Albion Street, Hull"),
+        TEXT("location.postcode", "HU1 3TF"),
+        {"location.latitude", latitude, 8},
+        {"location.longitude", longitude, 8},
+        TEXT("summary", "Girl at risk of online grooming"),
+        TEXT("narrative", "Jane was seen with an older man near the library."),
+        TEXT("source.type", "patrol"),
+        TEXT("source.reference", "SR/2026/0441"),
+        TEXT("source.notes", "Told by neighbour Mrs Smith"),
+        TEXT("tension.trend", "rising"),
+        TEXT("caveats", "POLICE ONLY"),
+    };
+    Caveat__Report *view = view_for(main_policy, report, to, NULL);
+    if (!view)
+        fail_msg("%s: not delivered", to);
+    size_t len = protobuf_c_message_get_packed_size(&view->base);
+    uint8_t *packed = malloc(len + 1);
+    assert_non_null(packed);
+    assert_int_equal(protobuf_c_message_pack(&view->base, packed), len);
+    int shared = 0, hidden = 0;
+    for (size_t i = 0; i < sizeof secrets / sizeof *secrets; i++) {
+        const cv_field_decision_t *f = field(secrets[i].path);
+        bool found = memmem(packed, len, secrets[i].bytes, secrets[i].len) != NULL;
+        if (strcmp(f->decision, "share") == 0) {
+            /* the search works: what is shared is found */
+            if (!found)
+                fail_msg("%s: %s is shared but not in the packed view", to, secrets[i].path);
+            shared++;
+        } else {
+            /* withheld or masked: the original must be nowhere */
+            if (found)
+                fail_msg("%s: %s is %s but its value is in the packed view", to, secrets[i].path,
+                         f->decision);
+            hidden++;
+        }
+    }
+    free(packed);
+    view_free(view);
+    assert_true(shared > 0 || hidden > 0);
+}
+
+static void test_no_withheld_bytes(void **state)
+{
+    (void)state;
+    Caveat__Report *report = base_report();
+    check_packed_view(report, "hull-cc");
+    check_packed_view(report, "hull-cc-children");
+    check_packed_view(report, "ne-ctu");
+
+    add_marking(report, "subjects", "SECRET");
+    check_packed_view(report, "hull-cc");
+    add_marking(report, "summary", "ULTRA");
+    check_packed_view(report, "hull-cc");
+    report_free(report);
+
+    report = base_report();
+    set_text(&report->category, "community_tension");
+    check_packed_view(report, "hull-ctio");
+    set_text(&report->handling_level, "OFFICIAL");
+    check_packed_view(report, "hull-college");
+    check_packed_view(report, "ne-ctu");
+    report_free(report);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  A decision is reusable scratch space.                                   */
+
+static void test_decision_reuse(void **state)
+{
+    (void)state;
+    Caveat__Report *report = base_report();
+    assert_false(delivered_to(main_policy, report, "york-cc", NULL));
+    assert_true(cv_decision_reason_count(decision) > 0);
+    assert_true(delivered_to(main_policy, report, "hull-cc", NULL));
+    assert_int_equal(cv_decision_reason_count(decision), 0);
+    assert_entries((const char *const[]){"safeguarding-referral"}, 1);
+    /* a fresh decision gives the same answer as a reused one */
+    cv_decision_t *fresh = cv_decision_new();
+    assert_true(cv_policy_decide(main_policy, report, agency(main_policy, "hull-cc"), NULL, fresh));
+    assert_int_equal(cv_decision_entry_count(fresh), 1);
+    cv_decision_destroy(&fresh);
+    assert_null(fresh);
+    cv_decision_destroy(&fresh);
+    report_free(report);
+}
+
+static void test_validate_report(void **state)
+{
+    (void)state;
+    cv_error_t err = {{0}};
+    Caveat__Report *report = base_report();
+    set_text(&report->category, "gossip");
+    assert_false(cv_policy_validate_report(main_policy, report, &err));
+    assert_string_equal(err.msg, "category: unknown category 'gossip'");
+    report_free(report);
+
+    report = base_report();
+    set_text(&report->handling_level, "TOP");
+    assert_false(cv_policy_validate_report(main_policy, report, &err));
+    assert_string_equal(err.msg, "handling_level: unknown level 'TOP'");
+    report_free(report);
+
+    report = base_report();
+    add_marking(report, "subjects.nmae", "SECRET");
+    assert_false(cv_policy_validate_report(main_policy, report, &err));
+    assert_string_equal(err.msg, "field_markings[0].path: unknown field path 'subjects.nmae'");
+    report_free(report);
+
+    report = base_report();
+    add_marking(report, "subjects.name", "SECRET");
+    assert_true(cv_policy_validate_report(main_policy, report, &err));
+    report_free(report);
+}
+
+/* ------------------------------------------------------------------------ */
+
+static int setup(void **state)
+{
+    (void)state;
+    cv_error_t err = {{0}};
+    main_policy =
+        cv_policy_load_buffer(main_policy_yaml, strlen(main_policy_yaml), "main.yaml", NULL, &err);
+    if (!main_policy) {
+        fprintf(stderr, "%s\n", err.msg);
+        return -1;
+    }
+    decision = cv_decision_new();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    cv_decision_destroy(&decision);
+    cv_policy_destroy(&main_policy);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_default_deny),
+        cmocka_unit_test(test_envelope_always_travels),
+        cmocka_unit_test(test_category_and_types),
+        cmocka_unit_test(test_from_and_to_agencies),
+        cmocka_unit_test(test_same_area),
+        cmocka_unit_test(test_clearance_and_max_level),
+        cmocka_unit_test(test_unknown_names),
+        cmocka_unit_test(test_marking_on_parent),
+        cmocka_unit_test(test_marking_on_field),
+        cmocka_unit_test(test_unknown_marking_fails_closed),
+        cmocka_unit_test(test_union_of_grants),
+        cmocka_unit_test(test_most_protective_wins),
+        cmocka_unit_test(test_capped_entry),
+        cmocka_unit_test(test_most_specific_path),
+        cmocka_unit_test(test_handling_code_types),
+        cmocka_unit_test(test_handling_code_same_organisation),
+        cmocka_unit_test(test_handling_code_approval),
+        cmocka_unit_test(test_handling_code_unknown_or_missing),
+        cmocka_unit_test(test_no_echo),
+        cmocka_unit_test(test_screening_by_category),
+        cmocka_unit_test(test_screening_by_indicator),
+        cmocka_unit_test(test_screening_by_keyword),
+        cmocka_unit_test(test_screening_conditions),
+        cmocka_unit_test(test_rules_and_screening),
+        cmocka_unit_test(test_feed_is_first_screening_entry),
+        cmocka_unit_test(test_view_and_explanations),
+        cmocka_unit_test(test_mask_failure_withholds),
+        cmocka_unit_test(test_mask_failure_per_value),
+        cmocka_unit_test(test_pseudonyms),
+        cmocka_unit_test(test_no_withheld_bytes),
+        cmocka_unit_test(test_decision_reuse),
+        cmocka_unit_test(test_validate_report),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
