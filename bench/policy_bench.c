@@ -1,0 +1,777 @@
+/*  policy_bench.c: how fast the sharing-protocol engine is at the size of a
+ *  large regional protocol. Not a test: it prints figures against targets
+ *  and exits 0 whatever they are (timings belong here, never in ctest).
+ *
+ *  It generates, in memory, a policy of N agencies (real CURVE keys) and M
+ *  rules plus a few screening entries, and a mix of ~1 KB reports, then
+ *  measures: (1) cv_policy_load_buffer, (2) cv_policy_decide on one core,
+ *  (3) decide + cv_decision_view + protobuf pack of delivered views.
+ *
+ *  Usage: policy_bench [--agencies N] [--rules N] [--seconds S]
+ *                      [--only load|decide|view]   (one phase, for a profiler)
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "policy_internal.h"
+
+#define N_REPORTS      1000
+#define MAX_VIEW_PAIRS 65536
+#define PACK_BUFFER    (64 * 1024)
+
+/* ------------------------------------------------------------------------ */
+/*  Small utilities: a deterministic PRNG (the same policy shape every run,
+ *  only the keys differ), a growable string, a monotonic clock.            */
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15u;
+
+static uint64_t rnd64(void)
+{
+    /* xorshift64*: fast, and good enough to draw names from lists */
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 0x2545F4914F6CDD1Du;
+}
+
+static int rnd(int n)
+{
+    return (int)(rnd64() % (uint64_t)n);
+}
+
+static bool chance(int percent)
+{
+    return rnd(100) < percent;
+}
+
+typedef struct {
+    char *data;
+    size_t len, cap;
+} text_t;
+
+static void add(text_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void add(text_t *t, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(t->data + t->len, t->cap - t->len, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            abort();
+        if (t->len + (size_t)n < t->cap) {
+            t->len += (size_t)n;
+            return;
+        }
+        t->cap = (t->cap + (size_t)n) * 2 + 4096;
+        t->data = realloc(t->data, t->cap);
+        if (!t->data)
+            abort();
+    }
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/*  CPU time of this (single-threaded) process: well below the wall time
+ *  means the machine was busy and the rates are understated. */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* ------------------------------------------------------------------------ */
+/*  The vocabulary of the generated protocol.                               */
+
+static const char *const levels[] = {"OFFICIAL", "OFFICIAL-SENSITIVE", "SECRET"};
+#define N_LEVELS 3
+
+static const char *const types[] = {
+    "police", "special_branch",  "ctio",      "ctu",    "border_agency",
+    "prison", "local_authority", "education", "health", "offender_management",
+};
+#define N_TYPES 10
+/* how common each type is among agencies (percent, sums to 100) */
+static const int type_weight[N_TYPES] = {14, 4, 4, 2, 3, 5, 22, 28, 12, 6};
+/* clearance by type: police family SECRET, partners lower */
+static const int type_clearance[N_TYPES] = {2, 2, 2, 2, 1, 1, 1, 0, 1, 1};
+
+static const char *const categories[] = {
+    "vulnerable_individual", "radicalisation_concern", "venue_of_concern",
+    "community_tension",     "critical_incident",      "grievance",
+    "intervention_review",   "prison_intelligence",    "feedback",
+};
+#define N_CATEGORIES 9
+
+static const char *const areas[] = {
+    "hull",         "beverley",  "goole",        "bridlington",     "grimsby",   "scunthorpe",
+    "cleethorpes",  "driffield", "hornsea",      "withernsea",      "york",      "leeds",
+    "bradford",     "wakefield", "sheffield",    "doncaster",       "rotherham", "barnsley",
+    "huddersfield", "halifax",   "harrogate",    "scarborough",     "whitby",    "selby",
+    "lincoln",      "brigg",     "gainsborough", "barton",          "immingham", "pocklington",
+    "howden",       "hessle",    "cottingham",   "market-weighton", "thorne",    "epworth",
+    "malton",       "pickering", "ripon",        "skipton",
+};
+#define N_AREAS 40
+
+/*  Field grants a rule may carry: a path and the grants that fit it. */
+static const struct {
+    const char *path;
+    const char *grants[3];
+} field_menu[] = {
+    {"summary", {"share"}},
+    {"narrative", {"share", "deny"}},
+    {"author", {"share", "{mask: initials}"}},
+    {"area", {"share"}},
+    {"priority", {"share"}},
+    {"grading", {"share", "deny"}},
+    {"subjects.name", {"share", "{mask: initials}", "pseudonymise"}},
+    {"subjects.date_of_birth", {"share", "{mask: year}"}},
+    {"subjects.address", {"share", "deny"}},
+    {"subjects.postcode", {"share", "{mask: postcode_district}"}},
+    {"subjects.identifiers", {"pseudonymise", "deny", "share"}},
+    {"subjects.vulnerability_factors", {"share"}},
+    {"location", {"share", "deny"}},
+    {"location.latitude", {"{mask: round_1km}", "share"}},
+    {"location.longitude", {"{mask: round_1km}", "share"}},
+    {"location.postcode", {"{mask: postcode_district}"}},
+    {"source", {"deny", "share"}},
+    {"source.type", {"share"}},
+    {"indicators", {"share"}},
+    {"tension", {"share"}},
+    {"caveats", {"share"}},
+    {"field_markings", {"share"}},
+};
+#define N_FIELD_MENU (int)(sizeof field_menu / sizeof *field_menu)
+
+static const char *const indicators[] = {
+    "online_radicalisation",
+    "extremist_literature",
+    "travel_to_conflict",
+    "weapons_interest",
+    "isolation",
+    "fixated_grievance",
+    "hate_crime",
+};
+#define N_INDICATORS 7
+
+typedef struct {
+    int n_agencies, n_rules;
+    double seconds;
+    const char *only; /* NULL: every phase */
+    char (*ids)[32];  /* agency ids */
+} world_t;
+
+/* ------------------------------------------------------------------------ */
+/*  Policy generation.                                                      */
+
+static int weighted_type(void)
+{
+    int r = rnd(100);
+    for (int t = 0; t < N_TYPES; t++)
+        if ((r -= type_weight[t]) < 0)
+            return t;
+    return 0;
+}
+
+/*  "[a, b, c]" of count distinct picks from a list of n names. */
+static void add_picks(text_t *t, const char *const *names, int n, int count)
+{
+    uint64_t taken = 0;
+    add(t, "[");
+    for (int i = 0; i < count; i++) {
+        int k;
+        do
+            k = rnd(n);
+        while (taken >> k & 1);
+        taken |= UINT64_C(1) << k;
+        add(t, "%s%s", i ? ", " : "", names[k]);
+    }
+    add(t, "]");
+}
+
+static void add_agency_picks(text_t *t, const world_t *w, int count)
+{
+    add(t, "[");
+    for (int i = 0; i < count; i++)
+        add(t, "%s%s", i ? ", " : "", w->ids[rnd(w->n_agencies)]); /* repeats are rare */
+    add(t, "]");
+}
+
+static void add_agency(text_t *t, world_t *w, int index)
+{
+    /* every type appears at least once, so every rule's types exist */
+    int type = index < N_TYPES ? index : weighted_type();
+    int n_orgs = w->n_agencies / 20 > 0 ? w->n_agencies / 20 : 1;
+    char public_key[41], secret_key[41];
+    if (zmq_curve_keypair(public_key, secret_key) != 0) {
+        fprintf(stderr, "policy_bench: zmq_curve_keypair failed (libzmq without CURVE?)\n");
+        exit(1);
+    }
+    snprintf(w->ids[index], sizeof w->ids[index], "%s-%04d", types[type], index);
+    int clearance = type_clearance[type];
+    if (clearance > 0 && chance(15))
+        clearance--;
+    add(t, "  %s: {organisation: org-%03d, type: %s, clearance: %s, areas: ", w->ids[index],
+        rnd(n_orgs), types[type], levels[clearance]);
+    if (chance(5))
+        add(t, "[\"*\"]");
+    else
+        add_picks(t, areas, N_AREAS, 1 + rnd(3));
+    add(t, ", key: \"%s\"}\n", public_key);
+}
+
+static void add_header(text_t *t)
+{
+    add(t, "protocol: bench-protocol\nversion: 1\n"
+           "description: generated by policy_bench\n"
+           "levels: [OFFICIAL, OFFICIAL-SENSITIVE, SECRET]\n"
+           "handling_codes:\n"
+           "  \"1\": {to_types: [police, special_branch, ctio, ctu, border_agency]}\n"
+           "  \"2\": {to_types: [police, special_branch, ctio, ctu, border_agency, prison,\n"
+           "                   local_authority, education, health, offender_management]}\n"
+           "  \"3\": {to_types: [police, special_branch, ctio, ctu]}\n"
+           "  \"4\": {same_organisation: true}\n"
+           "  \"5\": {originator_approval: true}\n");
+}
+
+static void add_fields(text_t *t)
+{
+    add(t, "fields: {");
+    if (chance(20)) {
+        /* everything but a few */
+        add(t, "\"*\": share");
+        if (chance(60))
+            add(t, ", source: deny");
+        if (chance(40))
+            add(t, ", subjects.identifiers: pseudonymise");
+        add(t, "}");
+        return;
+    }
+    int order[N_FIELD_MENU];
+    for (int i = 0; i < N_FIELD_MENU; i++)
+        order[i] = i;
+    int count = 3 + rnd(8);
+    for (int i = 0; i < count; i++) {
+        int j = i + rnd(N_FIELD_MENU - i), k = order[j];
+        order[j] = order[i];
+        order[i] = k;
+        int n_grants = 0;
+        while (n_grants < 3 && field_menu[k].grants[n_grants])
+            n_grants++;
+        add(t, "%s%s: %s", i ? ", " : "", field_menu[k].path, field_menu[k].grants[rnd(n_grants)]);
+    }
+    add(t, "}");
+}
+
+static void add_rule(text_t *t, const world_t *w, int index)
+{
+    add(t, "  - {name: rule-%05d, categories: ", index);
+    add_picks(t, categories, N_CATEGORIES, 1 + rnd(3));
+    int from = rnd(100);
+    if (from < 70) {
+        add(t, ", from_types: ");
+        add_picks(t, types, N_TYPES, 1 + rnd(3));
+    }
+    if (from >= 60 && from < 80) {
+        add(t, ", from_agencies: ");
+        add_agency_picks(t, w, 1 + rnd(4));
+    }
+    int to = rnd(100);
+    if (to < 85) {
+        add(t, ", to_types: ");
+        add_picks(t, types, N_TYPES, 1 + rnd(2));
+    }
+    if (to >= 80) {
+        add(t, ", to_agencies: ");
+        add_agency_picks(t, w, 1 + rnd(5));
+    }
+    int area = rnd(100);
+    if (area < 85)
+        add(t, ", same_area: true");
+    else if (area < 92)
+        add(t, ", same_area: false");
+    if (chance(70))
+        add(t, ", max_level: %s", levels[rnd(N_LEVELS)]);
+    add(t, ", ");
+    add_fields(t);
+    add(t, "}\n");
+}
+
+static void add_screening(text_t *t)
+{
+    add(t,
+        "screening:\n"
+        "  - {name: prevent-screen, feed: ctio, to_types: [ctio], same_area: true,\n"
+        "     match: {categories: [community_tension, venue_of_concern, radicalisation_concern],\n"
+        "             indicators: [extremist_literature, online_radicalisation, "
+        "travel_to_conflict],\n"
+        "             keywords: [radicalis, extremis]},\n"
+        "     fields: {\"*\": share}}\n"
+        "  - {name: ctu-screen, feed: ctu, to_types: [ctu],\n"
+        "     match: {indicators: [travel_to_conflict, weapons_interest], keywords: [attack]},\n"
+        "     fields: {\"*\": share, source.notes: deny}}\n"
+        "  - {name: branch-screen, feed: special-branch, to_types: [special_branch],\n"
+        "     same_area: true, match: {categories: [critical_incident, prison_intelligence]},\n"
+        "     fields: {\"*\": share, subjects.identifiers: pseudonymise}}\n"
+        "  - {name: border-screen, feed: border, to_types: [border_agency], max_level: "
+        "OFFICIAL-SENSITIVE,\n"
+        "     match: {indicators: [travel_to_conflict]},\n"
+        "     fields: {summary: share, subjects.name: share, subjects.date_of_birth: share,\n"
+        "              subjects.identifiers: pseudonymise}}\n");
+}
+
+static char *policy_text(world_t *w, size_t *len)
+{
+    text_t t = {0};
+    add_header(&t);
+    add(&t, "agencies:\n");
+    for (int i = 0; i < w->n_agencies; i++)
+        add_agency(&t, w, i);
+    add(&t, "administrators: [%s]\n", w->ids[0]);
+    add(&t, "rules:\n");
+    for (int i = 0; i < w->n_rules; i++)
+        add_rule(&t, w, i);
+    add_screening(&t);
+    *len = t.len;
+    return t.data;
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Reports: JSON text parsed once with cv_json_parse, before any timing.   */
+
+static const char *const words[] = {
+    "the subject",
+    "was seen",
+    "near the",
+    "college",
+    "mosque",
+    "community centre",
+    "on several occasions",
+    "with associates",
+    "and appeared",
+    "withdrawn",
+    "family members",
+    "reported",
+    "concerns",
+    "about",
+    "online activity",
+    "including",
+    "material",
+    "shared in",
+    "closed groups",
+    "teachers noted",
+    "a change in",
+    "behaviour",
+    "since the",
+    "summer term",
+    "officers spoke",
+    "to the school",
+    "safeguarding lead",
+    "who agreed",
+    "to refer",
+};
+#define N_WORDS (int)(sizeof words / sizeof *words)
+
+static void add_narrative(text_t *t, int target)
+{
+    size_t start = t->len;
+    if (chance(15))
+        add(t, "Possible radicalisation: ");
+    while ((int)(t->len - start) < target)
+        add(t, "%s ", words[rnd(N_WORDS)]);
+    add(t, "end of report.");
+}
+
+static void add_subject(text_t *t, int k)
+{
+    static const char *const first[] = {"Jane", "John", "Amir", "Sophie", "Tom", "Aisha"};
+    static const char *const last[] = {"Doe", "Smith", "Khan", "Walker", "Hughes", "Patel"};
+    add(t,
+        "{\"name\": \"%s %s\", \"date_of_birth\": \"20%02d-%02d-%02d\", "
+        "\"address\": \"%d Example Street, Hull\", \"postcode\": \"HU%d %d%c%c\", "
+        "\"identifiers\": {\"pnc\": \"09/%06dA\", \"nhs\": \"%010d\"}, "
+        "\"vulnerability_factors\": [\"isolation\", \"online contact\", \"school exclusion\"]}",
+        first[rnd(6)], last[rnd(6)], rnd(12), 1 + rnd(12), 1 + rnd(28), 1 + k + rnd(200),
+        1 + rnd(9), rnd(10), 'A' + rnd(26), 'A' + rnd(26), rnd(1000000), rnd(1000000000));
+}
+
+static void add_report_body(text_t *t)
+{
+    add(t, "\"priority\": \"%s\", \"area\": \"%s\", \"subjects\": [",
+        chance(10) ? "IMMEDIATE" : "ROUTINE", areas[rnd(N_AREAS)]);
+    add_subject(t, 0);
+    add(t, ", ");
+    add_subject(t, 1);
+    add(t,
+        "], \"location\": {\"name\": \"Community centre, Hessle Road\", "
+        "\"address\": \"120 Hessle Road, Hull\", \"postcode\": \"HU3 2BQ\", "
+        "\"latitude\": 53.7%04d, \"longitude\": -0.3%04d}, ",
+        rnd(10000), rnd(10000));
+    add(t, "\"summary\": \"Concern about a young person's contact with an older group\", "
+           "\"narrative\": \"");
+    add_narrative(t, 400);
+    add(t,
+        "\", \"source\": {\"type\": \"patrol\", \"reference\": \"SR/2026/%04d\", "
+        "\"notes\": \"Met at the centre; reliable in the past\"}, \"indicators\": [",
+        rnd(10000));
+    for (int i = 0, n = rnd(3); i < n; i++)
+        add(t, "%s\"%s\"", i ? ", " : "", indicators[rnd(N_INDICATORS)]);
+    add(t, "], \"tension\": {\"level\": %d, \"trend\": \"rising\"}, ", 1 + rnd(5));
+    if (chance(30))
+        add(t, "\"field_markings\": [{\"path\": \"source\", \"level\": \"SECRET\"}], ");
+    add(t, "\"caveats\": [\"POLICE ONLY\"]}");
+}
+
+static char *report_json(const world_t *w, int index)
+{
+    static const int level_weight[N_LEVELS] = {40, 45, 15};
+    static const char *const codes = "1111222222222333444555"; /* drawn uniformly */
+    int level = 0;
+    for (int r = rnd(100); (r -= level_weight[level]) >= 0; level++)
+        ;
+    text_t t = {0};
+    add(&t,
+        "{\"id\": \"rep-%05d\", \"originator\": \"%s\", \"author\": \"PC %d Grant\", "
+        "\"created\": \"2026-11-20T09:%02d:00Z\", \"category\": \"%s\", "
+        "\"handling_level\": \"%s\", \"grading\": {\"source\": \"%c\", "
+        "\"intelligence\": \"%d\", \"handling_code\": \"%c\"}, ",
+        index, w->ids[rnd(w->n_agencies)], 1000 + rnd(9000), rnd(60), categories[rnd(N_CATEGORIES)],
+        levels[level], 'A' + rnd(5), 1 + rnd(5), codes[rnd((int)strlen(codes))]);
+    add_report_body(&t);
+    return t.data;
+}
+
+typedef struct {
+    Caveat__Report *reports[N_REPORTS];
+    cv_approvals_t approvals[N_REPORTS];
+    size_t packed_total; /* of the originals */
+} mix_t;
+
+static const char *const approved_to[] = {"local_authority", "police"};
+
+static void make_reports(mix_t *mix, const world_t *w, const cv_policy_t *policy)
+{
+    const cv_schema_t *schema = cv_schema_report();
+    for (int i = 0; i < N_REPORTS; i++) {
+        char *json = report_json(w, i);
+        cv_error_t err;
+        ProtobufCMessage *msg = cv_json_parse(schema, json, strlen(json), "<report>", &err);
+        free(json);
+        if (!msg || !cv_policy_validate_report(policy, (Caveat__Report *)msg, &err)) {
+            fprintf(stderr, "policy_bench: generated report %d refused: %s\n", i, err.msg);
+            exit(1);
+        }
+        mix->reports[i] = (Caveat__Report *)msg;
+        mix->packed_total += protobuf_c_message_get_packed_size(msg);
+        /* half the code-5 reports have been released to two types */
+        if (chance(50))
+            mix->approvals[i] = (cv_approvals_t){approved_to, 2};
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Measurements.                                                           */
+
+typedef struct {
+    const cv_policy_t *policy;
+    const mix_t *mix;
+    cv_decision_t *decision;
+    int n_agencies;
+    /* phase 2: the running position in the (report, recipient) mix */
+    int report, recipient;
+    uint64_t delivered;
+    /* phase 3: delivered pairs, and what packing produced */
+    int (*pairs)[2];
+    int n_pairs, next_pair;
+    uint8_t *buffer;
+    uint64_t views, view_bytes, checksum;
+} run_t;
+
+typedef void (*work_fn)(run_t *run, uint64_t count);
+
+/*  Recipients round-robin; each full sweep of the agencies moves the report
+ *  offset by one, so over time every (report, recipient) pair comes up. */
+static void advance(run_t *r)
+{
+    if (++r->report == N_REPORTS)
+        r->report = 0;
+    if (++r->recipient == r->n_agencies) {
+        r->recipient = 0;
+        if (++r->report == N_REPORTS)
+            r->report = 0;
+    }
+}
+
+static void decide_work(run_t *r, uint64_t count)
+{
+    for (uint64_t i = 0; i < count; i++) {
+        r->delivered += cv_policy_decide(r->policy, r->mix->reports[r->report], r->recipient,
+                                         &r->mix->approvals[r->report], r->decision);
+        advance(r);
+    }
+}
+
+static void view_work(run_t *r, uint64_t count)
+{
+    for (uint64_t i = 0; i < count; i++) {
+        const int *pair = r->pairs[r->next_pair];
+        if (++r->next_pair == r->n_pairs)
+            r->next_pair = 0;
+        const Caveat__Report *report = r->mix->reports[pair[0]];
+        if (!cv_policy_decide(r->policy, report, pair[1], &r->mix->approvals[pair[0]], r->decision))
+            continue;
+        Caveat__Report *view = cv_decision_view(r->decision, report);
+        size_t size = protobuf_c_message_get_packed_size(&view->base);
+        if (size <= PACK_BUFFER) {
+            protobuf_c_message_pack(&view->base, r->buffer);
+            r->checksum += r->buffer[size / 2];
+            r->views++;
+            r->view_bytes += size;
+        }
+        protobuf_c_message_free_unpacked(&view->base, NULL);
+    }
+}
+
+/*  Grows a trial count until it takes 50 ms, then runs the count that
+ *  should take `seconds`. Returns the operations done and their time. */
+static uint64_t timed(run_t *r, work_fn work, double seconds, double *elapsed, double *cpu)
+{
+    uint64_t trial = 1000;
+    double t;
+    for (;;) {
+        double start = now();
+        work(r, trial);
+        t = now() - start;
+        if (t >= 0.05)
+            break;
+        trial *= 4;
+    }
+    uint64_t count = (uint64_t)((double)trial * seconds / t);
+    if (count < 1000)
+        count = 1000;
+    r->delivered = r->views = r->view_bytes = 0;
+    double start = now(), cpu_start = cpu_now();
+    work(r, count);
+    *elapsed = now() - start;
+    *cpu = cpu_now() - cpu_start;
+    return count;
+}
+
+/*  Phase 3 runs only pairs that the policy delivers, so views/s is the cost
+ *  of one full delivery, not diluted by cheap refusals. */
+static void collect_pairs(run_t *r, double *mean_entries)
+{
+    r->pairs = calloc(MAX_VIEW_PAIRS, sizeof *r->pairs);
+    if (!r->pairs)
+        abort();
+    uint64_t entries = 0;
+    r->report = r->recipient = 0;
+    for (long i = 0; i < (long)N_REPORTS * r->n_agencies && r->n_pairs < MAX_VIEW_PAIRS; i++) {
+        if (cv_policy_decide(r->policy, r->mix->reports[r->report], r->recipient,
+                             &r->mix->approvals[r->report], r->decision)) {
+            entries += (uint64_t)cv_decision_entry_count(r->decision);
+            r->pairs[r->n_pairs][0] = r->report;
+            r->pairs[r->n_pairs++][1] = r->recipient;
+        }
+        advance(r);
+    }
+    *mean_entries = r->n_pairs ? (double)entries / r->n_pairs : 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Output.                                                                 */
+
+static void row(const char *metric, const char *figure, const char *target, const char *result)
+{
+    printf("%-34s %-18s %-12s %s\n", metric, figure, target, result);
+}
+
+static const char *verdict(bool pass)
+{
+    return pass ? "pass" : "FAIL";
+}
+
+static double mean_index(const cv_policy_t *p)
+{
+    long total = 0;
+    for (int a = 0; a < p->n_agencies; a++)
+        total += p->agencies[a].rule_offsets[p->n_categories];
+    return (double)total / ((double)p->n_agencies * p->n_categories);
+}
+
+static void parse_args(world_t *w, int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        bool value = i + 1 < argc;
+        if (value && strcmp(argv[i], "--agencies") == 0)
+            w->n_agencies = atoi(argv[++i]);
+        else if (value && strcmp(argv[i], "--rules") == 0)
+            w->n_rules = atoi(argv[++i]);
+        else if (value && strcmp(argv[i], "--seconds") == 0)
+            w->seconds = atof(argv[++i]);
+        else if (value && strcmp(argv[i], "--only") == 0)
+            w->only = argv[++i];
+        else {
+            fprintf(stderr, "usage: policy_bench [--agencies N] [--rules N] [--seconds S] "
+                            "[--only load|decide|view]\n");
+            exit(2);
+        }
+    }
+    if (w->only && strcmp(w->only, "load") != 0 && strcmp(w->only, "decide") != 0 &&
+        strcmp(w->only, "view") != 0) {
+        fprintf(stderr, "policy_bench: --only takes load, decide or view\n");
+        exit(2);
+    }
+    if (w->n_agencies < N_TYPES || w->n_rules < 1 || w->seconds <= 0) {
+        fprintf(stderr, "policy_bench: need --agencies >= %d, --rules >= 1, --seconds > 0\n",
+                N_TYPES);
+        exit(2);
+    }
+}
+
+/*  Loads `runs` times (1 or 3) and keeps the median time and the last
+ *  policy. */
+static cv_policy_t *load(const char *yaml, size_t len, int runs, double *seconds)
+{
+    double times[3];
+    cv_policy_t *policy = NULL;
+    for (int i = 0; i < runs; i++) {
+        cv_policy_destroy(&policy);
+        cv_error_t err;
+        double start = now();
+        policy = cv_policy_load_buffer(yaml, len, "<bench>", NULL, &err);
+        times[i] = now() - start;
+        if (!policy) {
+            fprintf(stderr, "policy_bench: generated policy refused: %s\n", err.msg);
+            exit(1);
+        }
+    }
+    if (runs < 3) {
+        *seconds = times[0];
+        return policy;
+    }
+    double lo = times[0] < times[1] ? times[0] : times[1];
+    double hi = times[0] < times[1] ? times[1] : times[0];
+    *seconds = times[2] < lo ? lo : times[2] > hi ? hi : times[2];
+    return policy;
+}
+
+static bool phase(const world_t *w, const char *name)
+{
+    return !w->only || strcmp(w->only, name) == 0;
+}
+
+/*  The measurements the phases produced. */
+typedef struct {
+    double load_s, decide_s, decide_cpu, view_s, view_cpu, mean_entries;
+    uint64_t decisions, delivered, attempts;
+} figures_t;
+
+static void measure(world_t *w, run_t *r, figures_t *f)
+{
+    if (phase(w, "decide")) {
+        f->decisions = timed(r, decide_work, w->seconds, &f->decide_s, &f->decide_cpu);
+        f->delivered = r->delivered;
+    }
+    if (phase(w, "view")) {
+        collect_pairs(r, &f->mean_entries);
+        if (r->n_pairs)
+            f->attempts = timed(r, view_work, w->seconds, &f->view_s, &f->view_cpu);
+    }
+}
+
+static void print_context(const world_t *w, const run_t *r, const figures_t *f, size_t len)
+{
+    printf("policy_bench: %d agencies, %d rules + 4 screening entries, %d organisations, "
+           "%d types; policy text %.1f KB\n",
+           w->n_agencies, w->n_rules, r->policy->n_organisations, r->policy->n_types,
+           (double)len / 1024.0);
+    printf("index: %.1f rules per (recipient, category) on average", mean_index(r->policy));
+    if (f->attempts)
+        printf("; %.1f entries match a delivered pair", f->mean_entries);
+    printf("\n");
+    if (f->decisions)
+        printf("decide: %llu decisions in %.2f s (CPU %.2f s)\n", (unsigned long long)f->decisions,
+               f->decide_s, f->decide_cpu);
+    if (f->attempts)
+        printf("view: %llu views of %d delivered pairs in %.2f s (CPU %.2f s, checksum %llu)\n",
+               (unsigned long long)r->views, r->n_pairs, f->view_s, f->view_cpu,
+               (unsigned long long)r->checksum);
+    printf("\n");
+}
+
+static void print_table(const world_t *w, const run_t *r, const figures_t *f)
+{
+    char figure[64];
+    row("metric", "figure", "target", "result");
+    if (phase(w, "load")) {
+        snprintf(figure, sizeof figure, "%.3f s", f->load_s);
+        row("policy load + validation", figure, "< 1 s", verdict(f->load_s < 1.0));
+    }
+    if (f->decisions) {
+        double rate = (double)f->decisions / f->decide_s;
+        snprintf(figure, sizeof figure, "%.0f/s", rate);
+        row("decisions/s (one core)", figure, ">= 2000000", verdict(rate >= 2e6));
+        snprintf(figure, sizeof figure, "%.1f %%",
+                 100.0 * (double)f->delivered / (double)f->decisions);
+        row("delivered (of decisions)", figure, "-", "-");
+    }
+    if (phase(w, "view")) {
+        double views = f->attempts ? (double)r->views / f->view_s : 0;
+        snprintf(figure, sizeof figure, "%.0f/s", views);
+        row("views/s (decide+view+pack+free)", figure, ">= 200000", verdict(views >= 2e5));
+        snprintf(figure, sizeof figure, "%.0f B", (double)r->mix->packed_total / N_REPORTS);
+        row("mean packed report", figure, "~1 KB", "-");
+        snprintf(figure, sizeof figure, "%.0f B",
+                 r->views ? (double)r->view_bytes / (double)r->views : 0);
+        row("mean packed view", figure, "-", "-");
+    }
+}
+
+int main(int argc, char **argv)
+{
+    world_t w = {.n_agencies = 2000, .n_rules = 5000, .seconds = 2.0};
+    parse_args(&w, argc, argv);
+    w.ids = calloc((size_t)w.n_agencies, sizeof *w.ids);
+    mix_t *mix = calloc(1, sizeof *mix);
+    uint8_t *buffer = malloc(PACK_BUFFER);
+    if (!w.ids || !mix || !buffer)
+        abort();
+
+    size_t len;
+    char *yaml = policy_text(&w, &len);
+    figures_t f = {0};
+    cv_policy_t *policy = load(yaml, len, phase(&w, "load") ? 3 : 1, &f.load_s);
+    make_reports(mix, &w, policy);
+    run_t r = {.policy = policy,
+               .mix = mix,
+               .decision = cv_decision_new(),
+               .n_agencies = w.n_agencies,
+               .buffer = buffer};
+    measure(&w, &r, &f);
+    print_context(&w, &r, &f, len);
+    print_table(&w, &r, &f);
+
+    for (int i = 0; i < N_REPORTS; i++)
+        protobuf_c_message_free_unpacked(&mix->reports[i]->base, NULL);
+    cv_decision_destroy(&r.decision);
+    cv_policy_destroy(&policy);
+    free(r.pairs);
+    free(buffer);
+    free(mix);
+    free(yaml);
+    free(w.ids);
+    return 0;
+}
