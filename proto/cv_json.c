@@ -250,6 +250,7 @@ typedef struct {
     const char *name;
     cv_error_t *err;
     bool json;
+    bool view;           /* a recipient's view: masks change formats */
     struct fy_node *key; /* the key being read: position when a value has none */
     size_t path_len;
     char path[256]; /* "subjects[0].date_of_birth" */
@@ -548,7 +549,7 @@ static bool read_string(reader_t *r, int index, struct fy_node *node, void *slot
     if (!text)
         return false;
     const cv_schema_node_t *sn = cv_schema_node(r->schema, index);
-    if (sn && !cv_format_valid(sn->format, text)) {
+    if (sn && !r->view && !cv_format_valid(sn->format, text)) {
         free(text);
         return fail(r, node, "%s", format_problem(sn->format));
     }
@@ -771,10 +772,14 @@ static bool read_message(reader_t *r, int index, const ProtobufCMessageDescripto
     return true;
 }
 
-ProtobufCMessage *cv_json_from_node(const cv_schema_t *schema, struct fy_node *node, bool json,
+ProtobufCMessage *cv_json_from_node(const cv_schema_t *schema, struct fy_node *node, int flags,
                                     const char *name, cv_error_t *err)
 {
-    reader_t r = {.schema = schema, .name = name, .err = err, .json = json};
+    reader_t r = {.schema = schema,
+                  .name = name,
+                  .err = err,
+                  .json = (flags & CV_JSON_TYPED) != 0,
+                  .view = (flags & CV_JSON_VIEW) != 0};
     ProtobufCMessage *msg = NULL;
     if (node && fy_node_is_alias(node))
         fail(&r, node, "aliases are not supported");
@@ -867,7 +872,7 @@ ProtobufCMessage *cv_json_parse(const cv_schema_t *schema, const char *buf, size
     struct fy_document *doc = parser ? load_json(parser, diag, buf, len, name, err) : NULL;
     ProtobufCMessage *msg = NULL;
     if (doc) {
-        msg = cv_json_from_node(schema, fy_document_root(doc), true, name, err);
+        msg = cv_json_from_node(schema, fy_document_root(doc), CV_JSON_TYPED, name, err);
         fy_parse_document_destroy(parser, doc);
     } else if (!parser) {
         cv_error_set(err, name, 0, 0, "out of memory");

@@ -103,9 +103,15 @@ struct fy_node;
 ProtobufCMessage *cv_json_parse(const cv_schema_t *schema, const char *buf, size_t len,
                                 const char *name, cv_error_t *err);
 
+enum {
+    CV_JSON_TYPED = 1 << 0, /* JSON typing rules (a string field needs a JSON string) */
+    CV_JSON_VIEW = 1 << 1,  /* a recipient's view: masked values need not keep their
+                               field's format (a date of birth masked to "2009") */
+};
+
 /*  Converts an already parsed YAML/JSON node (e.g. a report inside a test
- *  case file) into a new message. json selects JSON typing rules.          */
-ProtobufCMessage *cv_json_from_node(const cv_schema_t *schema, struct fy_node *node, bool json,
+ *  case file, or a delivery line) into a new message. flags: CV_JSON_*.   */
+ProtobufCMessage *cv_json_from_node(const cv_schema_t *schema, struct fy_node *node, int flags,
                                     const char *name, cv_error_t *err);
 
 enum {

@@ -499,7 +499,7 @@ static void test_yaml_mode(void **state)
                                        "tension: {level: 3}\n");
     cv_error_t err = {{0}};
     Caveat__Report *r = (Caveat__Report *)cv_json_from_node(
-        cv_schema_report(), fy_document_root(doc), false, "t.yaml", &err);
+        cv_schema_report(), fy_document_root(doc), 0, "t.yaml", &err);
     if (!r)
         fail_msg("%s", err.msg);
     assert_string_equal(r->grading->handling_code, "2");
@@ -512,26 +512,24 @@ static void test_yaml_mode(void **state)
     report_free(r);
 
     /* the same node under JSON rules: 2 is a number, not text */
-    assert_null(cv_json_from_node(cv_schema_report(), fy_document_root(doc), true, "t.yaml", &err));
+    assert_null(cv_json_from_node(cv_schema_report(), fy_document_root(doc), CV_JSON_TYPED,
+                                  "t.yaml", &err));
     assert_string_equal(err.msg, "t.yaml:2:18: error: grading.handling_code: expected a string");
     fy_document_destroy(doc);
 
     /* a quoted number is text in YAML too */
     doc = yaml_doc("tension:\n  level: '3'\n");
-    assert_null(
-        cv_json_from_node(cv_schema_report(), fy_document_root(doc), false, "t.yaml", &err));
+    assert_null(cv_json_from_node(cv_schema_report(), fy_document_root(doc), 0, "t.yaml", &err));
     assert_string_equal(err.msg, "t.yaml:2:10: error: tension.level: expected an integer");
     fy_document_destroy(doc);
 
     doc = yaml_doc("caveats: &x [a]\nindicators: *x\n");
-    assert_null(
-        cv_json_from_node(cv_schema_report(), fy_document_root(doc), false, "t.yaml", &err));
+    assert_null(cv_json_from_node(cv_schema_report(), fy_document_root(doc), 0, "t.yaml", &err));
     assert_string_equal(err.msg, "t.yaml:2:13: error: indicators: aliases are not supported");
     fy_document_destroy(doc);
 
     doc = yaml_doc("caveats: [a]\n[k]: v\n");
-    assert_null(
-        cv_json_from_node(cv_schema_report(), fy_document_root(doc), false, "t.yaml", &err));
+    assert_null(cv_json_from_node(cv_schema_report(), fy_document_root(doc), 0, "t.yaml", &err));
     assert_string_equal(err.msg, "t.yaml:2:2: error: expected a field name");
     fy_document_destroy(doc);
 
@@ -623,8 +621,8 @@ static void test_to_node(void **state)
     cv_error_t err = {{0}};
     ProtobufCMessage *back = cv_json_from_node(
         cv_schema_report(),
-        fy_node_by_path(fy_document_root(doc), "/report", FY_NT, FYNWF_DONT_FOLLOW), true, "out",
-        &err);
+        fy_node_by_path(fy_document_root(doc), "/report", FY_NT, FYNWF_DONT_FOLLOW), CV_JSON_TYPED,
+        "out", &err);
     if (!back)
         fail_msg("%s: %s", out, err.msg);
     char *a = cv_json_emit(&report.base, 0), *b = cv_json_emit(back, 0);
@@ -714,6 +712,28 @@ static void test_robustness(void **state)
     free(deep);
 }
 
+/*  A recipient's view is not a report: a date of birth masked to its year
+ *  is no longer a date. View mode reads it; report mode refuses it. */
+static void test_view_mode_allows_masked_formats(void **state)
+{
+    (void)state;
+    const char *text = "{\"subjects\": [{\"date_of_birth\": \"2009\"}]}";
+    struct fy_parse_cfg cfg = {.flags = FYPCF_QUIET | FYPCF_JSON_FORCE};
+    struct fy_document *doc = fy_document_build_from_string(&cfg, text, strlen(text));
+    assert_non_null(doc);
+    cv_error_t err = {{0}};
+    assert_null(
+        cv_json_from_node(cv_schema_report(), fy_document_root(doc), CV_JSON_TYPED, "v", &err));
+    assert_string_equal(err.msg,
+                        "v:1:33: error: subjects[0].date_of_birth: not a date (YYYY-MM-DD)");
+    Caveat__Report *view = (Caveat__Report *)cv_json_from_node(
+        cv_schema_report(), fy_document_root(doc), CV_JSON_TYPED | CV_JSON_VIEW, "v", &err);
+    assert_non_null(view);
+    assert_string_equal(view->subjects[0]->date_of_birth, "2009");
+    caveat__report__free_unpacked(view, NULL);
+    fy_document_destroy(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -739,6 +759,7 @@ int main(void)
         cmocka_unit_test(test_to_node),
         cmocka_unit_test(test_node_position),
         cmocka_unit_test(test_robustness),
+        cmocka_unit_test(test_view_mode_allows_masked_formats),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
