@@ -1,0 +1,92 @@
+/*  caveatd: the caveat broker. Thin: options, then cv_broker. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cv_broker.h"
+
+static const char usage[] =
+    "usage: caveatd --policy FILE --endpoint EP --cert BROKER.cert_secret --data DIR\n"
+    "               [--sync full|normal] [--max-frame BYTES] [--verbose]\n";
+
+static int bad_option(const char *option, const char *expected, const char *value)
+{
+    fprintf(stderr, "caveatd: %s: %s, not '%s'\n", option, expected, value);
+    return 2;
+}
+
+static int parse(int argc, char **argv, cv_broker_config_t *config)
+{
+    static const struct option options[] = {{"policy", required_argument, NULL, 'p'},
+                                            {"endpoint", required_argument, NULL, 'e'},
+                                            {"cert", required_argument, NULL, 'c'},
+                                            {"data", required_argument, NULL, 'd'},
+                                            {"sync", required_argument, NULL, 's'},
+                                            {"max-frame", required_argument, NULL, 'm'},
+                                            {"verbose", no_argument, NULL, 'v'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
+    int opt;
+    while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        switch (opt) {
+        case 'p':
+            config->policy_path = optarg;
+            break;
+        case 'e':
+            config->endpoint = optarg;
+            break;
+        case 'c':
+            config->cert_path = optarg;
+            break;
+        case 'd':
+            config->data_dir = optarg;
+            break;
+        case 'v':
+            config->verbose = true;
+            break;
+        case 's':
+            if (strcmp(optarg, "full") && strcmp(optarg, "normal"))
+                return bad_option("--sync", "full or normal", optarg);
+            config->sync = strcmp(optarg, "full") == 0 ? CV_SYNC_FULL : CV_SYNC_NORMAL;
+            break;
+        case 'm':
+            config->max_frame = atoi(optarg);
+            if (config->max_frame < 1024)
+                return bad_option("--max-frame", "at least 1024 bytes", optarg);
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            return 1;
+        default:
+            fputs(usage, stderr);
+            return 2;
+        }
+    }
+    if (optind != argc || !config->policy_path || !config->endpoint || !config->cert_path ||
+        !config->data_dir) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    cv_broker_config_t config = {.sync = CV_SYNC_FULL};
+    int rc = parse(argc, argv, &config);
+    if (rc)
+        return rc == 1 ? 0 : rc;
+    cv_error_t err = {""};
+    cv_broker_t *broker = cv_broker_new(&config, &err);
+    if (!broker) {
+        fprintf(stderr, "caveatd: %s\n", err.msg[0] ? err.msg : "cannot start");
+        return 1;
+    }
+    /* scripts and tests wait for this line: the endpoint, with its port */
+    printf("caveatd: ready on %s\n", cv_broker_endpoint(broker));
+    fflush(stdout);
+    rc = cv_broker_run(broker);
+    cv_broker_destroy(&broker);
+    return rc;
+}

@@ -1,0 +1,981 @@
+/*  cv_broker.c: caveatd's core. docs/protocol.md is the contract.
+ *
+ *  One thread and one loop. Each turn of the loop drains what arrived on
+ *  the ROUTER socket and handles it inside one store transaction: reports
+ *  are checked, stored and queued for every agency the policy releases
+ *  them to; acknowledgements delete queue entries; sessions with credit
+ *  take their next deliveries, each decided and redacted with the policy in
+ *  force at that moment. Then the transaction commits, and only then do
+ *  PublishAcks and Delivers leave: nothing is acknowledged or delivered
+ *  that is not on disk (group commit, so durability costs one fsync a turn,
+ *  not one a report).
+ *
+ *  Identity comes from the connection: ZAP admitted it with the agency's
+ *  key as User-Id, and every message's User-Id is looked up in the policy
+ *  in force, so a key removed by a reload is refused from its next message.
+ */
+#include <czmq.h>
+#include <signal.h>
+#include <sodium.h>
+#include <sys/stat.h>
+
+#include "cv_broker.h"
+#include "cv_selftest.h"
+#include "cv_zap.h"
+
+#define DEFAULT_MAX_FRAME  (1024 * 1024)
+#define DEFAULT_CREDIT     100
+#define MAX_CREDIT         10000
+#define DRAIN_PER_TURN     1000         /* messages handled per transaction */
+#define DELIVER_BATCH_SIZE (256 * 1024) /* bytes of deliveries per frame */
+
+/* docs/protocol.md section 7 */
+enum {
+    E_BAD_FRAME = 1,
+    E_NOT_READY,
+    E_VERSION,
+    E_BAD_ACK,
+    E_FORBIDDEN,
+    E_REVOKED,
+    E_UNSUPPORTED,
+    E_BAD_REQUEST,
+};
+
+typedef struct {
+    char *routing_hex; /* key in the session table */
+    zframe_t *routing; /* ROUTER routing id */
+    char *agency;      /* agency id */
+    uint8_t key[CV_KEY_BYTES];
+    char *feed; /* "" for the direct queue */
+    uint32_t credit;
+    uint32_t in_flight; /* sent, not acknowledged */
+    bool resending;     /* still resending what an earlier session left unacknowledged */
+    uint64_t resent_up_to;
+    bool dirty; /* may have something to send */
+} session_t;
+
+/*  A publish waiting for the commit before its PublishAck goes out. */
+typedef struct {
+    zframe_t *routing;
+    Caveat__Wire__PublishAck ack;
+} pending_ack_t;
+
+struct cv_broker_t {
+    cv_broker_config_t config;
+    char endpoint[512];
+    cv_policy_t *policy;
+    uint8_t pseudonym_key[CV_KEY_BYTES];
+    cv_store_t *store;
+    cv_zap_t *zap;
+    zsock_t *router;
+    zhashx_t *sessions;     /* routing hex -> session_t (owns them) */
+    zhashx_t *queues;       /* "agency/feed" -> the session_t serving that queue */
+    zlistx_t *pending_acks; /* pending_ack_t */
+    zlistx_t *outbox;       /* zmsg_t: deliveries to send after the commit */
+    cv_decision_t *decision;
+    struct {
+        uint64_t published, refused, delivered, dropped, revoked, reloads, reload_failures;
+    } stats;
+};
+
+static volatile sig_atomic_t reload_requested, stop_requested;
+
+static void on_signal(int sig)
+{
+    if (sig == SIGHUP)
+        reload_requested = 1;
+    else
+        stop_requested = 1;
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Logging: one line each; report content only at debug level.            */
+
+static void say(const cv_broker_t *self, bool debug, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void say(const cv_broker_t *self, bool debug, const char *fmt, ...)
+{
+    if (debug && !self->config.verbose)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("caveatd: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Set-up.                                                                 */
+
+/*  DATA/pseudonym.key: 32 random bytes made at the first start, 0600. */
+static bool load_pseudonym_key(cv_broker_t *self, cv_error_t *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/pseudonym.key", self->config.data_dir);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0 && errno == ENOENT) {
+        randombytes_buf(self->pseudonym_key, CV_KEY_BYTES);
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+        bool written = fd >= 0 && write(fd, self->pseudonym_key, CV_KEY_BYTES) == CV_KEY_BYTES &&
+                       fsync(fd) == 0;
+        if (fd >= 0)
+            close(fd);
+        if (!written)
+            cv_error_set(err, path, 0, 0, "cannot create: %s", strerror(errno));
+        return written;
+    }
+    struct stat st;
+    bool ok = fd >= 0 && fstat(fd, &st) == 0 && (st.st_mode & 077) == 0 &&
+              read(fd, self->pseudonym_key, CV_KEY_BYTES) == CV_KEY_BYTES;
+    if (fd >= 0)
+        close(fd);
+    if (!ok)
+        cv_error_set(err, path, 0, 0, "unreadable, not 32 bytes, or not mode 0600");
+    return ok;
+}
+
+static bool open_data(cv_broker_t *self, cv_error_t *err)
+{
+    const char *dir = self->config.data_dir;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        cv_error_set(err, dir, 0, 0, "cannot create: %s", strerror(errno));
+        return false;
+    }
+    if (!load_pseudonym_key(self, err))
+        return false;
+    self->store = cv_store_open(dir, self->config.sync, err);
+    return self->store != NULL;
+}
+
+/*  The broker's secret certificate: refused unless only its owner may read it. */
+static zcert_t *load_cert(const char *path, cv_error_t *err)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        cv_error_set(err, path, 0, 0, "%s", strerror(errno));
+        return NULL;
+    }
+    if (st.st_mode & 077) {
+        cv_error_set(err, path, 0, 0, "secret key file must be mode 0600");
+        return NULL;
+    }
+    zcert_t *cert = zcert_load(path);
+    /* a public certificate loads too, with a secret key of zeros */
+    if (!cert || !strcmp(zcert_secret_txt(cert), "0000000000000000000000000000000000000000")) {
+        zcert_destroy(&cert);
+        cv_error_set(err, path, 0, 0, "not a secret certificate");
+    }
+    return cert;
+}
+
+static bool bind_router(cv_broker_t *self, zcert_t *cert, cv_error_t *err)
+{
+    self->router = zsock_new(ZMQ_ROUTER);
+    if (!self->router)
+        return false;
+    zcert_apply(cert, self->router);
+    zsock_set_curve_server(self->router, 1);
+    zsock_set_zap_domain(self->router, "caveat");
+    zsock_set_router_mandatory(self->router, 1);
+    zsock_set_maxmsgsize(self->router, self->config.max_frame);
+    zsock_set_heartbeat_ivl(self->router, 5000);
+    zsock_set_heartbeat_timeout(self->router, 15000);
+    zsock_set_sndhwm(self->router, 100000);
+    zsock_set_rcvhwm(self->router, 100000);
+    zsock_set_sndtimeo(self->router, 0);
+    zsock_set_linger(self->router, 1000);
+    if (zsock_bind(self->router, "%s", self->config.endpoint) < 0) {
+        cv_error_set(err, NULL, 0, 0, "cannot bind %s: %s", self->config.endpoint,
+                     zmq_strerror(zmq_errno()));
+        return false;
+    }
+    snprintf(self->endpoint, sizeof self->endpoint, "%s", zsock_endpoint(self->router));
+    return true;
+}
+
+static void session_destroy(session_t **self_p)
+{
+    if (!*self_p)
+        return;
+    session_t *s = *self_p;
+    free(s->routing_hex);
+    zframe_destroy(&s->routing);
+    free(s->agency);
+    free(s->feed);
+    free(s);
+    *self_p = NULL;
+}
+
+static void session_free(void **item)
+{
+    session_destroy((session_t **)item);
+}
+
+static bool start(cv_broker_t *self, cv_error_t *err)
+{
+    if (!open_data(self, err))
+        return false;
+    self->policy = cv_policy_load_file(self->config.policy_path, self->pseudonym_key, err);
+    if (!self->policy)
+        return false;
+    zcert_t *cert = load_cert(self->config.cert_path, err);
+    if (!cert)
+        return false;
+    uint8_t public_key[CV_KEY_BYTES];
+    memcpy(public_key, zcert_public_key(cert), CV_KEY_BYTES);
+    /* ZAP first: a CURVE socket bound with no handler admits any key */
+    self->zap = cv_zap_new(err);
+    bool ok = self->zap && bind_router(self, cert, err);
+    zcert_destroy(&cert);
+    return ok && cv_selftest_unlisted_key(self->endpoint, public_key, self->zap, self->policy, err);
+}
+
+cv_broker_t *cv_broker_new(const cv_broker_config_t *config, cv_error_t *err)
+{
+    if (sodium_init() < 0)
+        return NULL;
+    zsys_handler_set(NULL); /* our own signal handling, below */
+    cv_broker_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->config = *config;
+    if (!self->config.max_frame)
+        self->config.max_frame = DEFAULT_MAX_FRAME;
+    self->sessions = zhashx_new();
+    zhashx_set_destructor(self->sessions, session_free);
+    self->queues = zhashx_new();
+    self->pending_acks = zlistx_new();
+    self->outbox = zlistx_new();
+    self->decision = cv_decision_new();
+    if (!start(self, err))
+        cv_broker_destroy(&self);
+    return self;
+}
+
+static void clear_outgoing(cv_broker_t *self);
+
+void cv_broker_destroy(cv_broker_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    cv_broker_t *self = *self_p;
+    clear_outgoing(self);
+    zlistx_destroy(&self->pending_acks);
+    zlistx_destroy(&self->outbox);
+    zhashx_destroy(&self->queues);
+    zhashx_destroy(&self->sessions);
+    zsock_destroy(&self->router);
+    cv_zap_destroy(&self->zap);
+    cv_store_close(&self->store);
+    cv_policy_destroy(&self->policy);
+    cv_decision_destroy(&self->decision);
+    sodium_memzero(self->pseudonym_key, sizeof self->pseudonym_key);
+    free(self);
+    *self_p = NULL;
+}
+
+const char *cv_broker_endpoint(const cv_broker_t *self)
+{
+    return self->endpoint;
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Sending.                                                                */
+
+static zmsg_t *frame_message(const zframe_t *routing, const Caveat__Wire__Frame *frame)
+{
+    size_t size = caveat__wire__frame__get_packed_size(frame);
+    zframe_t *body = zframe_new(NULL, size);
+    caveat__wire__frame__pack(frame, zframe_data(body));
+    zmsg_t *msg = zmsg_new();
+    zframe_t *to = zframe_dup((zframe_t *)routing);
+    zmsg_append(msg, &to);
+    zmsg_append(msg, &body);
+    return msg;
+}
+
+/*  Sends now; a peer that is gone or full loses the message (counted). */
+static bool send_now(cv_broker_t *self, zmsg_t **msg)
+{
+    if (zmsg_send(msg, self->router) == 0)
+        return true;
+    zmsg_destroy(msg);
+    self->stats.dropped++;
+    return false;
+}
+
+static void send_error(cv_broker_t *self, const zframe_t *routing, uint32_t code,
+                       const char *reason)
+{
+    Caveat__Wire__Error error = CAVEAT__WIRE__ERROR__INIT;
+    error.has_code = true;
+    error.code = code;
+    error.reason = (char *)reason;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_ERROR;
+    frame.error = &error;
+    zmsg_t *msg = frame_message(routing, &frame);
+    send_now(self, &msg);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Sessions.                                                               */
+
+static session_t *session_of(cv_broker_t *self, const zframe_t *routing)
+{
+    char *hex = zframe_strhex((zframe_t *)routing);
+    session_t *s = zhashx_lookup(self->sessions, hex);
+    free(hex);
+    return s;
+}
+
+static char *queue_key(const char *agency, const char *feed)
+{
+    char *key = NULL;
+    return asprintf(&key, "%s/%s", agency, feed) < 0 ? NULL : key;
+}
+
+static session_t *session_of_queue(cv_broker_t *self, const char *agency, const char *feed)
+{
+    char *key = queue_key(agency, feed);
+    session_t *s = key ? zhashx_lookup(self->queues, key) : NULL;
+    free(key);
+    return s;
+}
+
+static void remove_session(cv_broker_t *self, session_t *s)
+{
+    char *key = queue_key(s->agency, s->feed);
+    if (key && zhashx_lookup(self->queues, key) == s)
+        zhashx_delete(self->queues, key);
+    free(key);
+    zhashx_delete(self->sessions, s->routing_hex);
+}
+
+static void add_session(cv_broker_t *self, session_t *s)
+{
+    /* a queue has one session: a new Hello replaces the old one */
+    session_t *old = session_of(self, s->routing);
+    if (old)
+        remove_session(self, old);
+    if ((old = session_of_queue(self, s->agency, s->feed)))
+        remove_session(self, old);
+    char *key = queue_key(s->agency, s->feed);
+    zhashx_insert(self->sessions, s->routing_hex, s);
+    zhashx_insert(self->queues, key, s);
+    free(key);
+}
+
+static void on_hello(cv_broker_t *self, const zframe_t *routing, int agency,
+                     const Caveat__Wire__Hello *hello)
+{
+    if (!hello->has_version || hello->version != 1) {
+        send_error(self, routing, E_VERSION, "this broker speaks protocol version 1");
+        return;
+    }
+    const cv_agency_t *a = cv_policy_agency(self->policy, agency);
+    const char *feed = hello->feed ? hello->feed : "";
+    session_t *s = calloc(1, sizeof *s);
+    s->routing_hex = zframe_strhex((zframe_t *)routing);
+    s->routing = zframe_dup((zframe_t *)routing);
+    s->agency = strdup(a->id);
+    memcpy(s->key, a->key, CV_KEY_BYTES);
+    s->feed = strdup(feed);
+    s->credit = hello->has_credit && hello->credit ? hello->credit : DEFAULT_CREDIT;
+    if (s->credit > MAX_CREDIT)
+        s->credit = MAX_CREDIT;
+    s->resending = true; /* first whatever an earlier session left unacknowledged */
+    s->dirty = true;
+    add_session(self, s);
+
+    Caveat__Wire__HelloAck ack = CAVEAT__WIRE__HELLO_ACK__INIT;
+    ack.has_version = ack.has_protocol_version = ack.has_max_frame = true;
+    ack.version = 1;
+    ack.agency = (char *)a->id;
+    ack.protocol = (char *)cv_policy_protocol(self->policy);
+    ack.protocol_version = cv_policy_version(self->policy);
+    ack.max_frame = (uint32_t)self->config.max_frame;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_HELLO_ACK;
+    frame.hello_ack = &ack;
+    zmsg_t *msg = frame_message(routing, &frame);
+    send_now(self, &msg);
+    say(self, false, "session: %s%s%s", a->id, *feed ? " feed " : "", feed);
+}
+
+static void mark_dirty(cv_broker_t *self, const char *agency, const char *feed)
+{
+    session_t *s = session_of_queue(self, agency, feed);
+    if (s)
+        s->dirty = true;
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Publishing.                                                             */
+
+static void set_result(Caveat__Wire__PublishResult *result, Caveat__Wire__Status status,
+                       const char *id, const char *reason)
+{
+    result->has_status = true;
+    result->status = status;
+    result->report_id = strdup(id ? id : "");
+    result->reason = reason ? strdup(reason) : NULL;
+}
+
+/*  Queues the report for every agency the policy releases it to. */
+static bool route(cv_broker_t *self, const Caveat__Report *report, cv_error_t *err)
+{
+    int priority = report->has_priority ? (int)report->priority : 0;
+    for (int a = 0; a < cv_policy_agency_count(self->policy); a++) {
+        if (!cv_policy_decide(self->policy, report, a, NULL, self->decision))
+            continue;
+        const char *agency = cv_policy_agency(self->policy, a)->id;
+        const char *feed = cv_decision_feed(self->decision);
+        if (!cv_store_enqueue(self->store, agency, feed ? feed : "", report->id, priority, err))
+            return false;
+        mark_dirty(self, agency, feed ? feed : "");
+    }
+    return true;
+}
+
+static char *new_report_id(void)
+{
+    uint8_t random[12];
+    char hex[25];
+    randombytes_buf(random, sizeof random);
+    sodium_bin2hex(hex, sizeof hex, random, sizeof random);
+    char *id = malloc(2 + sizeof hex);
+    if (id)
+        snprintf(id, 2 + sizeof hex, "r-%s", hex);
+    return id;
+}
+
+/*  Checks, stores and routes one report; fills its result. */
+static void accept_report(cv_broker_t *self, const char *sender, Caveat__Report *report,
+                          Caveat__Wire__PublishResult *result)
+{
+    cv_error_t err = {""};
+    if (report->originator && *report->originator && strcmp(report->originator, sender) != 0) {
+        snprintf(err.msg, sizeof err.msg, "originator '%.100s' is not the sender %s",
+                 report->originator, sender);
+        set_result(result, CAVEAT__WIRE__STATUS__REFUSED_SPOOFED_ORIGINATOR, report->id, err.msg);
+        return;
+    }
+    free(report->originator);
+    report->originator = strdup(sender);
+    if (!cv_policy_validate_report(self->policy, report, &err)) {
+        set_result(result, CAVEAT__WIRE__STATUS__REFUSED_INVALID, report->id, err.msg);
+        return;
+    }
+    if (!report->id || !*report->id) {
+        free(report->id);
+        report->id = new_report_id();
+    }
+    size_t len = caveat__report__get_packed_size(report);
+    uint8_t *body = malloc(len ? len : 1);
+    caveat__report__pack(report, body);
+    cv_put_t put = cv_store_put_report(self->store, report->id, sender, body, len, &err);
+    free(body);
+    if (put == CV_PUT_NEW && !route(self, report, &err))
+        put = CV_PUT_FAILED;
+    if (put == CV_PUT_CONFLICT)
+        set_result(result, CAVEAT__WIRE__STATUS__REFUSED_DUPLICATE, report->id,
+                   "the id names another report");
+    else if (put == CV_PUT_FAILED)
+        set_result(result, CAVEAT__WIRE__STATUS__REFUSED_UNAVAILABLE, report->id, err.msg);
+    else
+        set_result(result, CAVEAT__WIRE__STATUS__OK, report->id, NULL);
+}
+
+static void on_publish(cv_broker_t *self, const zframe_t *routing, const char *sender,
+                       Caveat__Wire__Publish *publish)
+{
+    if (publish->n_reports == 0) {
+        send_error(self, routing, E_BAD_REQUEST, "a publish needs at least one report");
+        return;
+    }
+    pending_ack_t *pending = calloc(1, sizeof *pending);
+    pending->routing = zframe_dup((zframe_t *)routing);
+    caveat__wire__publish_ack__init(&pending->ack);
+    pending->ack.has_batch = publish->has_batch;
+    pending->ack.batch = publish->batch;
+    pending->ack.n_results = publish->n_reports;
+    pending->ack.results = calloc(publish->n_reports, sizeof *pending->ack.results);
+    for (size_t i = 0; i < publish->n_reports; i++) {
+        Caveat__Wire__PublishResult *result = calloc(1, sizeof *result);
+        caveat__wire__publish_result__init(result);
+        pending->ack.results[i] = result;
+        accept_report(self, sender, publish->reports[i], result);
+        if (result->status == CAVEAT__WIRE__STATUS__OK)
+            self->stats.published++;
+        else
+            self->stats.refused++;
+        say(self, result->status != CAVEAT__WIRE__STATUS__OK ? false : true,
+            "publish from %s: %s %s%s%s", sender, result->report_id,
+            result->status == CAVEAT__WIRE__STATUS__OK ? "stored" : "refused",
+            result->reason ? ": " : "", result->reason ? result->reason : "");
+    }
+    zlistx_add_end(self->pending_acks, pending);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Delivering.                                                             */
+
+static void free_delivery(Caveat__Wire__Delivery *d)
+{
+    if (d->report)
+        protobuf_c_message_free_unpacked(&d->report->base, NULL);
+    d->report = NULL;
+    for (size_t i = 0; i < d->n_rules; i++)
+        free(d->rules[i]);
+    free(d->rules);
+    free(d->report_id);
+    free(d->feed);
+    free(d);
+}
+
+/*  Decides one queued report for the session's agency with the policy in
+ *  force now; NULL when it no longer goes to this queue. */
+static Caveat__Wire__Delivery *decide_entry(cv_broker_t *self, const session_t *s,
+                                            const cv_entry_ref_t *entry)
+{
+    uint8_t *body;
+    size_t len;
+    cv_error_t err;
+    if (!cv_store_get_report(self->store, entry->report_id, &body, &len, &err))
+        return NULL;
+    Caveat__Report *report = caveat__report__unpack(NULL, len, body);
+    free(body);
+    int agency = cv_policy_agency_find(self->policy, s->agency);
+    Caveat__Wire__Delivery *d = NULL;
+    if (report && agency >= 0 &&
+        cv_policy_decide(self->policy, report, agency, NULL, self->decision)) {
+        const char *feed = cv_decision_feed(self->decision);
+        if (strcmp(feed ? feed : "", s->feed) == 0) {
+            d = calloc(1, sizeof *d);
+            caveat__wire__delivery__init(d);
+            d->report_id = strdup(entry->report_id);
+            d->feed = feed ? strdup(feed) : NULL;
+            d->n_rules = (size_t)cv_decision_entry_count(self->decision);
+            d->rules = calloc(d->n_rules + 1, sizeof *d->rules);
+            for (size_t i = 0; i < d->n_rules; i++)
+                d->rules[i] = strdup(cv_decision_entry_name(self->decision, (int)i));
+            d->report = cv_decision_view(self->decision, report);
+        }
+    }
+    if (report)
+        caveat__report__free_unpacked(report, NULL);
+    return d;
+}
+
+/*  Adds the deliveries to the outbox, as frames of at most
+ *  DELIVER_BATCH_SIZE bytes. */
+static void post_deliveries(cv_broker_t *self, const session_t *s, Caveat__Wire__Delivery **items,
+                            size_t n)
+{
+    size_t from = 0;
+    while (from < n) {
+        size_t to = from, bytes = 0;
+        while (to < n && (to == from || bytes < DELIVER_BATCH_SIZE))
+            bytes += caveat__wire__delivery__get_packed_size(items[to++]);
+        Caveat__Wire__Deliver deliver = CAVEAT__WIRE__DELIVER__INIT;
+        deliver.n_deliveries = to - from;
+        deliver.deliveries = items + from;
+        Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+        frame.body_case = CAVEAT__WIRE__FRAME__BODY_DELIVER;
+        frame.deliver = &deliver;
+        zlistx_add_end(self->outbox, frame_message(s->routing, &frame));
+        from = to;
+    }
+}
+
+/*  Gives one queue entry its seq (or drops it when the policy no longer
+ *  sends it); returns the delivery or NULL. */
+static Caveat__Wire__Delivery *prepare_entry(cv_broker_t *self, session_t *s,
+                                             const cv_entry_ref_t *entry, uint64_t *last_seq,
+                                             cv_error_t *err)
+{
+    Caveat__Wire__Delivery *d = decide_entry(self, s, entry);
+    if (!d) {
+        cv_store_drop(self->store, entry->entry, err);
+        return NULL;
+    }
+    d->has_seq = true;
+    d->seq = entry->seq;
+    if (!entry->seq) {
+        d->seq = ++*last_seq;
+        cv_store_set_seq(self->store, entry->entry, d->seq, err);
+    }
+    return d;
+}
+
+static void pump(cv_broker_t *self, session_t *s)
+{
+    cv_entry_ref_t entries[256];
+    int room = (int)(s->credit > s->in_flight ? s->credit - s->in_flight : 0);
+    if (room > 256)
+        room = 256;
+    cv_error_t err;
+    int n = 0;
+    if (room > 0 && s->resending) {
+        n = cv_store_next(self->store, s->agency, s->feed, true, s->resent_up_to, entries, room,
+                          &err);
+        if (n <= 0)
+            s->resending = false;
+        else
+            s->resent_up_to = entries[n - 1].seq;
+    }
+    if (room > 0 && !s->resending)
+        n = cv_store_next(self->store, s->agency, s->feed, false, 0, entries, room, &err);
+    if (n <= 0) {
+        s->dirty = room == 0; /* nothing more until credit comes back */
+        return;
+    }
+    uint64_t last_seq = cv_store_last_seq(self->store, s->agency, s->feed);
+    Caveat__Wire__Delivery *items[256];
+    size_t sent = 0;
+    for (int i = 0; i < n; i++)
+        if ((items[sent] = prepare_entry(self, s, &entries[i], &last_seq, &err)))
+            sent++;
+    cv_store_set_last_seq(self->store, s->agency, s->feed, last_seq, &err);
+    post_deliveries(self, s, items, sent);
+    for (size_t i = 0; i < sent; i++)
+        free_delivery(items[i]);
+    s->in_flight += (uint32_t)sent;
+    self->stats.delivered += sent;
+    s->dirty = true; /* maybe more */
+}
+
+static void on_ack(cv_broker_t *self, session_t *s, const Caveat__Wire__DeliveryAck *ack)
+{
+    if (ack->has_credit && ack->credit)
+        s->credit = ack->credit > MAX_CREDIT ? MAX_CREDIT : ack->credit;
+    if (ack->has_up_to) {
+        if (ack->up_to > cv_store_last_seq(self->store, s->agency, s->feed)) {
+            send_error(self, s->routing, E_BAD_ACK, "acknowledges a seq never sent");
+            return;
+        }
+        cv_error_t err;
+        int acked = cv_store_ack(self->store, s->agency, s->feed, ack->up_to, &err);
+        s->in_flight =
+            acked < 0 || (uint32_t)acked >= s->in_flight ? 0 : s->in_flight - (uint32_t)acked;
+    }
+    s->dirty = true;
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Policy reload and administration.                                       */
+
+/*  Ends the sessions of keys the policy no longer lists: they get REVOKED
+ *  and nothing more. */
+static void revoke_removed(cv_broker_t *self)
+{
+    zlistx_t *revoked = zlistx_new(); /* not deleted while the table is walked */
+    for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions)) {
+        int a = cv_policy_agency_find(self->policy, s->agency);
+        if (a < 0 || memcmp(cv_policy_agency(self->policy, a)->key, s->key, CV_KEY_BYTES) != 0)
+            zlistx_add_end(revoked, s);
+        else
+            s->dirty = true; /* the new policy may send more, or less */
+    }
+    for (session_t *s = zlistx_first(revoked); s; s = zlistx_next(revoked)) {
+        send_error(self, s->routing, E_REVOKED, "this agency's key is no longer in the policy");
+        say(self, false, "revoked: %s", s->agency);
+        self->stats.revoked++;
+        remove_session(self, s);
+    }
+    zlistx_destroy(&revoked);
+}
+
+/*  Loads the policy file again; on any error the old policy stays. */
+static bool reload(cv_broker_t *self, cv_error_t *err)
+{
+    cv_policy_t *fresh = cv_policy_load_file(self->config.policy_path, self->pseudonym_key, err);
+    if (!fresh) {
+        self->stats.reload_failures++;
+        say(self, false, "reload refused, the old policy stays: %s", err->msg);
+        return false;
+    }
+    cv_policy_destroy(&self->policy);
+    self->policy = fresh;
+    self->stats.reloads++;
+    say(self, false, "policy %s version %lld loaded (%s)", cv_policy_protocol(fresh),
+        (long long)cv_policy_version(fresh), cv_policy_hash(fresh));
+    revoke_removed(self);
+    return true;
+}
+
+static char *stats_json(cv_broker_t *self)
+{
+    cv_json_writer_t *w = cv_json_writer_new(0);
+    cv_json_object_begin(w);
+#define FIELD(name, value)                                                                         \
+    cv_json_key(w, name);                                                                          \
+    cv_json_uint(w, (uint64_t)(value))
+    FIELD("sessions", zhashx_size(self->sessions));
+    FIELD("queued", cv_store_queued(self->store));
+    FIELD("published", self->stats.published);
+    FIELD("refused", self->stats.refused);
+    FIELD("delivered", self->stats.delivered);
+    FIELD("dropped", self->stats.dropped);
+    FIELD("revoked", self->stats.revoked);
+    FIELD("zap_admitted", cv_zap_admitted(self->zap));
+    FIELD("zap_refused", cv_zap_refused(self->zap));
+    FIELD("reloads", self->stats.reloads);
+    FIELD("reload_failures", self->stats.reload_failures);
+#undef FIELD
+    cv_json_key(w, "policy");
+    cv_json_string(w, cv_policy_protocol(self->policy));
+    cv_json_key(w, "policy_version");
+    cv_json_uint(w, (uint64_t)cv_policy_version(self->policy));
+    cv_json_key(w, "policy_hash");
+    cv_json_string(w, cv_policy_hash(self->policy));
+    cv_json_object_end(w);
+    const char *text = cv_json_writer_text(w);
+    char *copy = text ? strdup(text) : NULL;
+    cv_json_writer_destroy(&w);
+    return copy;
+}
+
+static void on_admin(cv_broker_t *self, const zframe_t *routing, int agency,
+                     const Caveat__Wire__AdminRequest *request)
+{
+    if (!cv_policy_agency(self->policy, agency)->admin) {
+        send_error(self, routing, E_FORBIDDEN, "not an administrator");
+        return;
+    }
+    Caveat__Wire__AdminReply reply = CAVEAT__WIRE__ADMIN_REPLY__INIT;
+    reply.has_ok = true;
+    cv_error_t err = {""};
+    const char *command = request->command ? request->command : "";
+    char *text = NULL;
+    if (strcmp(command, "stats") == 0) {
+        text = stats_json(self);
+        reply.ok = text != NULL;
+    } else if (strcmp(command, "reload") == 0) {
+        reply.ok = reload(self, &err);
+        text = strdup(reply.ok ? "reloaded" : err.msg);
+    } else {
+        send_error(self, routing, E_BAD_REQUEST, "unknown admin command");
+        return;
+    }
+    reply.text = text;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_ADMIN_REPLY;
+    frame.admin_reply = &reply;
+    zmsg_t *msg = frame_message(routing, &frame);
+    send_now(self, &msg);
+    free(text);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  One message.                                                            */
+
+/*  The agency behind a message, from the key ZAP put in User-Id. Read from
+ *  the frame as received: a copy carries no metadata. */
+static int sender_of(cv_broker_t *self, zframe_t *frame)
+{
+    const char *user_id = frame ? zframe_meta(frame, "User-Id") : NULL;
+    uint8_t key[CV_KEY_BYTES];
+    if (!user_id || strlen(user_id) != 40 || !zmq_z85_decode(key, user_id))
+        return -1;
+    return cv_policy_agency_by_key(self->policy, key);
+}
+
+static void dispatch(cv_broker_t *self, const zframe_t *routing, int agency,
+                     Caveat__Wire__Frame *frame)
+{
+    session_t *s = session_of(self, routing);
+    if (frame->body_case == CAVEAT__WIRE__FRAME__BODY_HELLO) {
+        on_hello(self, routing, agency, frame->hello);
+        return;
+    }
+    if (frame->body_case == CAVEAT__WIRE__FRAME__BODY_HEARTBEAT)
+        return;
+    if (!s) {
+        send_error(self, routing, E_NOT_READY, "send Hello first");
+        return;
+    }
+    const char *sender = cv_policy_agency(self->policy, agency)->id;
+    switch (frame->body_case) {
+    case CAVEAT__WIRE__FRAME__BODY_PUBLISH:
+        on_publish(self, routing, sender, frame->publish);
+        break;
+    case CAVEAT__WIRE__FRAME__BODY_DELIVERY_ACK:
+        on_ack(self, s, frame->delivery_ack);
+        break;
+    case CAVEAT__WIRE__FRAME__BODY_ADMIN_REQUEST:
+        on_admin(self, routing, agency, frame->admin_request);
+        break;
+    case CAVEAT__WIRE__FRAME__BODY_FEEDBACK:
+    case CAVEAT__WIRE__FRAME__BODY_APPROVAL:
+        send_error(self, routing, E_UNSUPPORTED, "feedback and approval are not supported yet");
+        break;
+    default:
+        send_error(self, routing, E_BAD_FRAME, "not a frame a client sends");
+        break;
+    }
+}
+
+static void handle_message(cv_broker_t *self, zmsg_t *msg)
+{
+    zframe_t *routing = zmsg_pop(msg);
+    zframe_t *data = zmsg_first(msg);
+    int agency = sender_of(self, data);
+    if (agency < 0) {
+        /* no User-Id, or a key the policy no longer lists: never routed */
+        self->stats.dropped++;
+        say(self, true, "dropped a message from an unknown or revoked key");
+    } else if (zmsg_size(msg) != 1) {
+        send_error(self, routing, E_BAD_FRAME, "a message must be exactly one frame");
+    } else {
+        Caveat__Wire__Frame *frame =
+            caveat__wire__frame__unpack(NULL, zframe_size(data), zframe_data(data));
+        if (!frame)
+            send_error(self, routing, E_BAD_FRAME, "not a caveat.wire.Frame");
+        else
+            dispatch(self, routing, agency, frame);
+        if (frame)
+            caveat__wire__frame__free_unpacked(frame, NULL);
+    }
+    zframe_destroy(&routing);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  The loop.                                                               */
+
+static void free_pending(pending_ack_t *p)
+{
+    zframe_destroy(&p->routing);
+    for (size_t i = 0; i < p->ack.n_results; i++) {
+        free(p->ack.results[i]->report_id);
+        free(p->ack.results[i]->reason);
+        free(p->ack.results[i]);
+    }
+    free(p->ack.results);
+    free(p);
+}
+
+static void clear_outgoing(cv_broker_t *self)
+{
+    pending_ack_t *p;
+    while (self->pending_acks && (p = zlistx_detach(self->pending_acks, NULL)))
+        free_pending(p);
+    zmsg_t *msg;
+    while (self->outbox && (msg = zlistx_detach(self->outbox, NULL)))
+        zmsg_destroy(&msg);
+}
+
+/*  After a failed commit nothing of the turn happened: publishes are
+ *  refused as unavailable, deliveries are not sent, and every session
+ *  starts again from what the store holds. */
+static void turn_failed(cv_broker_t *self, const char *why)
+{
+    say(self, false, "store: %s", why);
+    cv_store_rollback(self->store);
+    for (pending_ack_t *p = zlistx_first(self->pending_acks); p;
+         p = zlistx_next(self->pending_acks))
+        for (size_t i = 0; i < p->ack.n_results; i++)
+            if (p->ack.results[i]->status == CAVEAT__WIRE__STATUS__OK) {
+                p->ack.results[i]->status = CAVEAT__WIRE__STATUS__REFUSED_UNAVAILABLE;
+                free(p->ack.results[i]->reason);
+                p->ack.results[i]->reason = strdup("the store could not commit; retry");
+            }
+    zmsg_t *msg;
+    while ((msg = zlistx_detach(self->outbox, NULL)))
+        zmsg_destroy(&msg);
+    for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions)) {
+        s->in_flight = 0;
+        s->resending = s->dirty = true;
+        s->resent_up_to = 0;
+    }
+}
+
+static void send_outgoing(cv_broker_t *self)
+{
+    pending_ack_t *p;
+    while ((p = zlistx_detach(self->pending_acks, NULL))) {
+        Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+        frame.body_case = CAVEAT__WIRE__FRAME__BODY_PUBLISH_ACK;
+        frame.publish_ack = &p->ack;
+        zmsg_t *msg = frame_message(p->routing, &frame);
+        send_now(self, &msg);
+        free_pending(p);
+    }
+    zmsg_t *msg;
+    while ((msg = zlistx_detach(self->outbox, NULL)))
+        send_now(self, &msg);
+}
+
+static void pump_sessions(cv_broker_t *self)
+{
+    for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
+        if (s->dirty)
+            pump(self, s);
+}
+
+/*  One turn: drain, store, route, pump, commit, then send. */
+static void turn(cv_broker_t *self, bool readable)
+{
+    cv_error_t err;
+    if (!cv_store_begin(self->store, &err)) {
+        say(self, false, "%s", err.msg);
+        return;
+    }
+    for (int i = 0; readable && i < DRAIN_PER_TURN; i++) {
+        if (!(zsock_events(self->router) & ZMQ_POLLIN))
+            break;
+        zmsg_t *msg = zmsg_recv(self->router);
+        if (!msg)
+            break;
+        handle_message(self, msg);
+        zmsg_destroy(&msg);
+    }
+    pump_sessions(self);
+    if (!cv_store_commit(self->store, &err))
+        turn_failed(self, err.msg);
+    send_outgoing(self);
+}
+
+static bool any_dirty(cv_broker_t *self)
+{
+    for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
+        if (s->dirty && s->in_flight < s->credit)
+            return true;
+    return false;
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int cv_broker_run(cv_broker_t *self)
+{
+    install_signals();
+    zpoller_t *poller = zpoller_new(self->router, cv_zap_socket(self->zap), NULL);
+    say(self, false, "serving %s, policy %s version %lld, %d agencies", self->endpoint,
+        cv_policy_protocol(self->policy), (long long)cv_policy_version(self->policy),
+        cv_policy_agency_count(self->policy));
+    while (!stop_requested) {
+        if (reload_requested) {
+            reload_requested = 0;
+            cv_error_t err;
+            reload(self, &err);
+        }
+        void *ready = zpoller_wait(poller, any_dirty(self) ? 0 : 200);
+        if (ready == cv_zap_socket(self->zap))
+            cv_zap_handle(self->zap, self->policy);
+        else if (ready == self->router || any_dirty(self))
+            turn(self, ready == self->router);
+    }
+    zpoller_destroy(&poller);
+    say(self, false, "stopped");
+    return 0;
+}

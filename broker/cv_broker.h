@@ -1,0 +1,36 @@
+/*  cv_broker.h: caveatd, the CURVE-encrypted broker that enforces the
+ *  sharing protocol. One thread, one loop: every iteration reads what
+ *  arrived, stores and routes it in one transaction (group commit), and
+ *  only after the commit answers and delivers.
+ */
+#ifndef CV_BROKER_H
+#define CV_BROKER_H
+
+#include "cv_policy.h"
+#include "cv_store.h"
+
+typedef struct {
+    const char *policy_path;
+    const char *endpoint;  /* tcp://127.0.0.1:7400; a port of * picks a free one */
+    const char *cert_path; /* the broker's secret certificate */
+    const char *data_dir;
+    cv_sync_t sync;
+    int max_frame; /* bytes; 0: 1 MiB */
+    bool verbose;  /* debug lines on stderr */
+} cv_broker_config_t;
+
+typedef struct cv_broker_t cv_broker_t;
+
+/*  Loads the policy and the key, opens the store, starts the ZAP handler,
+ *  binds, and checks that an unlisted key is refused. NULL with err when
+ *  any of it fails. */
+cv_broker_t *cv_broker_new(const cv_broker_config_t *config, cv_error_t *err);
+void cv_broker_destroy(cv_broker_t **self_p);
+
+/*  The endpoint actually bound (with the port chosen). */
+const char *cv_broker_endpoint(const cv_broker_t *self);
+
+/*  Serves until SIGINT or SIGTERM; SIGHUP reloads the policy. */
+int cv_broker_run(cv_broker_t *self);
+
+#endif

@@ -1,0 +1,353 @@
+/*  cv_store.c: the broker's durable store over SQLite in WAL mode.
+ *
+ *  The broker acknowledges a publish only after the transaction that
+ *  stored it has committed; with CV_SYNC_FULL that commit is fsynced. All
+ *  statements are prepared once and reused.
+ */
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cv_store.h"
+
+#define STORE_FORMAT  "caveat-store"
+#define STORE_VERSION 1
+
+static const char schema_sql[] =
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE reports(id TEXT PRIMARY KEY, originator TEXT NOT NULL,"
+    "  accepted TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),"
+    "  body BLOB NOT NULL);"
+    "CREATE TABLE queue(entry INTEGER PRIMARY KEY AUTOINCREMENT, agency TEXT NOT NULL,"
+    "  feed TEXT NOT NULL, report_id TEXT NOT NULL REFERENCES reports(id),"
+    "  priority INTEGER NOT NULL, seq INTEGER);"
+    "CREATE INDEX queue_order ON queue(agency, feed, seq, priority DESC, entry);"
+    "CREATE TABLE cursors(agency TEXT NOT NULL, feed TEXT NOT NULL, last_seq INTEGER NOT NULL,"
+    "  PRIMARY KEY(agency, feed));";
+
+enum {
+    S_BEGIN,
+    S_COMMIT,
+    S_ROLLBACK,
+    S_PUT,
+    S_GET,
+    S_ENQUEUE,
+    S_NEXT_SENT,
+    S_NEXT_UNSENT,
+    S_SET_SEQ,
+    S_DROP,
+    S_ACK,
+    S_LAST_SEQ,
+    S_SET_LAST_SEQ,
+    S_QUEUED,
+    S_COUNT
+};
+
+static const char *const statements[S_COUNT] = {
+    [S_BEGIN] = "BEGIN IMMEDIATE",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_PUT] = "INSERT INTO reports(id, originator, body) VALUES(?1, ?2, ?3)",
+    [S_GET] = "SELECT originator, body FROM reports WHERE id = ?1",
+    [S_ENQUEUE] = "INSERT INTO queue(agency, feed, report_id, priority) VALUES(?1, ?2, ?3, ?4)",
+    [S_NEXT_SENT] = "SELECT entry, report_id, seq FROM queue WHERE agency = ?1 AND feed = ?2"
+                    " AND seq > ?3 ORDER BY seq LIMIT ?4",
+    [S_NEXT_UNSENT] = "SELECT entry, report_id, 0 FROM queue WHERE agency = ?1 AND feed = ?2"
+                      " AND seq IS NULL ORDER BY priority DESC, entry LIMIT ?4",
+    [S_SET_SEQ] = "UPDATE queue SET seq = ?2 WHERE entry = ?1",
+    [S_DROP] = "DELETE FROM queue WHERE entry = ?1",
+    [S_ACK] = "DELETE FROM queue WHERE agency = ?1 AND feed = ?2 AND seq <= ?3",
+    [S_LAST_SEQ] = "SELECT last_seq FROM cursors WHERE agency = ?1 AND feed = ?2",
+    [S_SET_LAST_SEQ] = "INSERT INTO cursors(agency, feed, last_seq) VALUES(?1, ?2, ?3)"
+                       " ON CONFLICT(agency, feed) DO UPDATE SET last_seq = excluded.last_seq",
+    [S_QUEUED] = "SELECT count(*) FROM queue",
+};
+
+struct cv_store_t {
+    sqlite3 *db;
+    sqlite3_stmt *stmt[S_COUNT];
+};
+
+static bool db_error(cv_store_t *self, cv_error_t *err, const char *what)
+{
+    cv_error_set(err, NULL, 0, 0, "store: %s: %s", what, sqlite3_errmsg(self->db));
+    return false;
+}
+
+/*  A statement ready to bind: reset from its last use. */
+static sqlite3_stmt *stmt(cv_store_t *self, int which)
+{
+    sqlite3_stmt *s = self->stmt[which];
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return s;
+}
+
+/*  Steps a statement that returns no rows, bound already. */
+static bool step_done(cv_store_t *self, sqlite3_stmt *s, cv_error_t *err)
+{
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE || db_error(self, err, sqlite3_sql(s));
+}
+
+static bool run(cv_store_t *self, int which, cv_error_t *err)
+{
+    return step_done(self, stmt(self, which), err);
+}
+
+/*  A new store, or one of ours of this version: anything else is refused,
+ *  never written to. */
+static bool check_format(cv_store_t *self, const char *path, cv_error_t *err)
+{
+    sqlite3_stmt *s = NULL;
+    int tables = 0;
+    if (sqlite3_prepare_v2(self->db, "SELECT count(*) FROM sqlite_master", -1, &s, NULL) !=
+            SQLITE_OK ||
+        sqlite3_step(s) != SQLITE_ROW) {
+        sqlite3_finalize(s);
+        cv_error_set(err, path, 0, 0, "not a caveat store (%s)", sqlite3_errmsg(self->db));
+        return false;
+    }
+    tables = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    if (tables == 0) {
+        char *msg = NULL;
+        char init[1024];
+        snprintf(init, sizeof init,
+                 "BEGIN; %s INSERT INTO meta VALUES('format', '%s'), ('version', '%d'); COMMIT;",
+                 schema_sql, STORE_FORMAT, STORE_VERSION);
+        if (sqlite3_exec(self->db, init, NULL, NULL, &msg) != SQLITE_OK) {
+            cv_error_set(err, path, 0, 0, "cannot create the store: %s", msg ? msg : "");
+            sqlite3_free(msg);
+            return false;
+        }
+        return true;
+    }
+    const char *query = "SELECT (SELECT value FROM meta WHERE key = 'format'),"
+                        " (SELECT value FROM meta WHERE key = 'version')";
+    bool ours = sqlite3_prepare_v2(self->db, query, -1, &s, NULL) == SQLITE_OK &&
+                sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0) &&
+                strcmp((const char *)sqlite3_column_text(s, 0), STORE_FORMAT) == 0;
+    int version = ours ? sqlite3_column_int(s, 1) : 0;
+    sqlite3_finalize(s);
+    if (!ours)
+        cv_error_set(err, path, 0, 0, "not a caveat store; refusing to touch it");
+    else if (version != STORE_VERSION)
+        cv_error_set(err, path, 0, 0, "store format version %d; this broker reads %d", version,
+                     STORE_VERSION);
+    return ours && version == STORE_VERSION;
+}
+
+static bool configure(cv_store_t *self, cv_sync_t sync, const char *path, cv_error_t *err)
+{
+    char pragmas[256];
+    snprintf(pragmas, sizeof pragmas,
+             "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=ON;",
+             sync == CV_SYNC_FULL ? "FULL" : "NORMAL");
+    char *msg = NULL;
+    if (sqlite3_exec(self->db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
+        cv_error_set(err, path, 0, 0, "%s", msg ? msg : "cannot configure the store");
+        sqlite3_free(msg);
+        return false;
+    }
+    sqlite3_busy_timeout(self->db, 5000);
+    return true;
+}
+
+cv_store_t *cv_store_open(const char *dir, cv_sync_t sync, cv_error_t *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/caveat.db", dir);
+    cv_store_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    mode_t old = umask(077); /* the store holds reports: owner only */
+    int rc = sqlite3_open_v2(path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    umask(old);
+    bool ok = rc == SQLITE_OK;
+    if (!ok)
+        cv_error_set(err, path, 0, 0, "cannot open: %s", sqlite3_errstr(rc));
+    ok = ok && check_format(self, path, err) && configure(self, sync, path, err);
+    for (int i = 0; ok && i < S_COUNT; i++)
+        if (sqlite3_prepare_v3(self->db, statements[i], -1, SQLITE_PREPARE_PERSISTENT,
+                               &self->stmt[i], NULL) != SQLITE_OK)
+            ok = db_error(self, err, statements[i]);
+    if (!ok)
+        cv_store_close(&self);
+    return self;
+}
+
+void cv_store_close(cv_store_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    cv_store_t *self = *self_p;
+    for (int i = 0; i < S_COUNT; i++)
+        sqlite3_finalize(self->stmt[i]);
+    sqlite3_close(self->db);
+    free(self);
+    *self_p = NULL;
+}
+
+bool cv_store_begin(cv_store_t *self, cv_error_t *err)
+{
+    return run(self, S_BEGIN, err);
+}
+
+bool cv_store_commit(cv_store_t *self, cv_error_t *err)
+{
+    return run(self, S_COMMIT, err);
+}
+
+void cv_store_rollback(cv_store_t *self)
+{
+    if (!sqlite3_get_autocommit(self->db))
+        run(self, S_ROLLBACK, NULL);
+}
+
+/*  An id already stored: the same report again (a retried publish) or a
+ *  conflict. */
+static cv_put_t compare_stored(cv_store_t *self, const char *id, const char *originator,
+                               const uint8_t *body, size_t len, cv_error_t *err)
+{
+    sqlite3_stmt *s = stmt(self, S_GET);
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) != SQLITE_ROW) {
+        db_error(self, err, "compare");
+        return CV_PUT_FAILED;
+    }
+    const char *was = (const char *)sqlite3_column_text(s, 0);
+    bool same = was && strcmp(was, originator) == 0 && (size_t)sqlite3_column_bytes(s, 1) == len &&
+                memcmp(sqlite3_column_blob(s, 1), body, len) == 0;
+    sqlite3_reset(s);
+    return same ? CV_PUT_SAME : CV_PUT_CONFLICT;
+}
+
+cv_put_t cv_store_put_report(cv_store_t *self, const char *id, const char *originator,
+                             const uint8_t *body, size_t len, cv_error_t *err)
+{
+    sqlite3_stmt *s = stmt(self, S_PUT);
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, originator, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 3, body, (int)len, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    if (rc == SQLITE_DONE)
+        return CV_PUT_NEW;
+    if (rc == SQLITE_CONSTRAINT)
+        return compare_stored(self, id, originator, body, len, err);
+    db_error(self, err, "store report");
+    return CV_PUT_FAILED;
+}
+
+bool cv_store_enqueue(cv_store_t *self, const char *agency, const char *feed, const char *report_id,
+                      int priority, cv_error_t *err)
+{
+    sqlite3_stmt *s = stmt(self, S_ENQUEUE);
+    sqlite3_bind_text(s, 1, agency, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, feed, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, report_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int(s, 4, priority);
+    return step_done(self, s, err);
+}
+
+static void bind_queue(sqlite3_stmt *s, const char *agency, const char *feed)
+{
+    sqlite3_bind_text(s, 1, agency, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, feed, -1, SQLITE_STATIC);
+}
+
+int cv_store_next(cv_store_t *self, const char *agency, const char *feed, bool sent,
+                  uint64_t after_seq, cv_entry_ref_t *out, int max, cv_error_t *err)
+{
+    sqlite3_stmt *s = stmt(self, sent ? S_NEXT_SENT : S_NEXT_UNSENT);
+    bind_queue(s, agency, feed);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)after_seq);
+    sqlite3_bind_int(s, 4, max);
+    int n = 0, rc;
+    while (n < max && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        out[n].entry = sqlite3_column_int64(s, 0);
+        snprintf(out[n].report_id, sizeof out[n].report_id, "%s", sqlite3_column_text(s, 1));
+        out[n].seq = (uint64_t)sqlite3_column_int64(s, 2);
+        n++;
+    }
+    if (n < max && rc != SQLITE_DONE) {
+        sqlite3_reset(s);
+        db_error(self, err, "next");
+        return -1;
+    }
+    sqlite3_reset(s);
+    return n;
+}
+
+bool cv_store_set_seq(cv_store_t *self, int64_t entry, uint64_t seq, cv_error_t *err)
+{
+    sqlite3_stmt *s = stmt(self, S_SET_SEQ);
+    sqlite3_bind_int64(s, 1, entry);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)seq);
+    return step_done(self, s, err);
+}
+
+bool cv_store_drop(cv_store_t *self, int64_t entry, cv_error_t *err)
+{
+    sqlite3_stmt *s = stmt(self, S_DROP);
+    sqlite3_bind_int64(s, 1, entry);
+    return step_done(self, s, err);
+}
+
+int cv_store_ack(cv_store_t *self, const char *agency, const char *feed, uint64_t up_to,
+                 cv_error_t *err)
+{
+    sqlite3_stmt *s = stmt(self, S_ACK);
+    bind_queue(s, agency, feed);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)up_to);
+    return step_done(self, s, err) ? sqlite3_changes(self->db) : -1;
+}
+
+uint64_t cv_store_last_seq(cv_store_t *self, const char *agency, const char *feed)
+{
+    sqlite3_stmt *s = stmt(self, S_LAST_SEQ);
+    bind_queue(s, agency, feed);
+    uint64_t seq = sqlite3_step(s) == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    return seq;
+}
+
+bool cv_store_set_last_seq(cv_store_t *self, const char *agency, const char *feed, uint64_t seq,
+                           cv_error_t *err)
+{
+    sqlite3_stmt *s = stmt(self, S_SET_LAST_SEQ);
+    bind_queue(s, agency, feed);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)seq);
+    return step_done(self, s, err);
+}
+
+bool cv_store_get_report(cv_store_t *self, const char *id, uint8_t **body, size_t *len,
+                         cv_error_t *err)
+{
+    sqlite3_stmt *s = stmt(self, S_GET);
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) != SQLITE_ROW) {
+        sqlite3_reset(s);
+        cv_error_set(err, NULL, 0, 0, "store: no report %s", id);
+        return false;
+    }
+    *len = (size_t)sqlite3_column_bytes(s, 1);
+    *body = malloc(*len ? *len : 1);
+    if (*body)
+        memcpy(*body, sqlite3_column_blob(s, 1), *len);
+    sqlite3_reset(s);
+    return *body != NULL;
+}
+
+int64_t cv_store_queued(cv_store_t *self)
+{
+    sqlite3_stmt *s = stmt(self, S_QUEUED);
+    int64_t n = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
+    sqlite3_reset(s);
+    return n;
+}
