@@ -13,7 +13,13 @@ static const char usage[] =
     "  policy test FILE CASES.yaml [--data DIR]\n"
     "  policy graph FILE                    Graphviz DOT of who may receive what\n"
     "  policy diff OLD NEW                  what a reviewer must approve\n"
-    "  policy views FILE --report R [--data DIR]   every agency's view, side by side\n";
+    "  policy views FILE --report R [--data DIR]   every agency's view, side by side\n"
+    "  publish   --broker EP --server-key BROKER.cert --cert AGENCY.cert_secret [FILE|-]\n"
+    "            [--timeout S]                publish JSON reports (one, or JSON lines)\n"
+    "  subscribe --broker EP --server-key BROKER.cert --cert AGENCY.cert_secret\n"
+    "            [--feed NAME] [--count N] [--timeout S]   print deliveries as JSON lines\n"
+    "  admin stats|reload --broker EP --server-key BROKER.cert --cert ADMIN.cert_secret\n"
+    "  received LABEL=FILE...               subscribe's output, side by side per report\n";
 
 int main(int argc, char **argv)
 {
@@ -25,5 +31,13 @@ int main(int argc, char **argv)
         return cmd_keygen(argc - 1, argv + 1);
     if (strcmp(argv[1], "policy") == 0)
         return cmd_policy(argc - 1, argv + 1);
+    if (strcmp(argv[1], "publish") == 0)
+        return cmd_publish(argc - 1, argv + 1);
+    if (strcmp(argv[1], "subscribe") == 0)
+        return cmd_subscribe(argc - 1, argv + 1);
+    if (strcmp(argv[1], "admin") == 0)
+        return cmd_admin(argc - 1, argv + 1);
+    if (strcmp(argv[1], "received") == 0)
+        return cmd_received(argc - 1, argv + 1);
     return cli_error(CLI_USAGE, "unknown command '%s' (caveat --help)", argv[1]);
 }

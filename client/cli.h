@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "caveat.h"
 #include "cv_policy.h"
 
 /*  Exit statuses: 0 success, 1 a refusal or failed check, 2 bad usage or
@@ -38,5 +39,18 @@ int cmd_keygen(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_policy_test(int argc, char **argv);
 int cmd_policy_views(int argc, char **argv);
+int cmd_publish(int argc, char **argv);
+int cmd_subscribe(int argc, char **argv);
+int cmd_admin(int argc, char **argv);
+int cmd_received(int argc, char **argv);
+
+/*  For the commands that talk to a broker (publish, subscribe, admin):
+ *  takes --broker EP, --server-key FILE, --cert FILE and --timeout S from
+ *  argv into config and *timeout_ms (-1 when --timeout is absent), checks
+ *  the certificate files, and quiets czmq's own signal handling and logging
+ *  (Ctrl-C ends the command; stdout carries only output). Prints the error
+ *  itself and returns CLI_OK or the exit status. */
+int cli_broker_options(int *argc, char **argv, const char *usage, cv_client_config_t *config,
+                       int *timeout_ms);
 
 #endif

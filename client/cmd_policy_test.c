@@ -327,7 +327,7 @@ static bool read_report(const runner_t *r, case_t *c)
     cv_error_t err;
     ProtobufCMessage *msg = NULL;
     if (node && fy_node_is_mapping(node)) {
-        msg = cv_json_from_node(r->schema, node, false, r->file, &err);
+        msg = cv_json_from_node(r->schema, node, 0, r->file, &err);
     } else {
         const char *text = text_of(node);
         if (!text || is_null(node))

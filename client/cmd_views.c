@@ -1,7 +1,11 @@
-/*  caveat policy views FILE --report R: one report as every agency would
- *  receive it, side by side. Rows are the fields present in the report,
- *  columns the agencies that receive it; "-" marks a withheld field. The
- *  agencies that receive nothing are listed after the table, with why. */
+/*  Reports side by side, one column per recipient, one row per field; "-"
+ *  marks a withheld field.
+ *
+ *  caveat policy views FILE --report R: every agency's view as the policy
+ *  would make it, then the agencies that would receive nothing, and why.
+ *  caveat received LABEL=FILE...: what subscribers really received, from
+ *  the JSON lines `caveat subscribe` wrote, one table per report. */
+#include <libfyaml.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +15,7 @@
 #include "cli.h"
 
 typedef struct {
-    int agency;
+    const char *label;
     Caveat__Report *view;
 } column_t;
 
@@ -65,13 +69,27 @@ static char *joined_values(const ProtobufCMessage *msg, int node)
     return out;
 }
 
-static void print_row(const Caveat__Report *report, int node, const column_t *cols, int n,
-                      int path_width, int width)
+static bool has_value(const ProtobufCMessage *msg, int node)
 {
-    char *original = joined_values(&report->base, node);
-    if (!original)
-        return;
-    free(original);
+    char *text = joined_values(msg, node);
+    free(text);
+    return text != NULL;
+}
+
+/*  A row for a field the original report has, or, with no original, that
+ *  any column has. */
+static bool shown(const Caveat__Report *original, const column_t *cols, int n, int node)
+{
+    if (original)
+        return has_value(&original->base, node);
+    for (int c = 0; c < n; c++)
+        if (has_value(&cols[c].view->base, node))
+            return true;
+    return false;
+}
+
+static void print_row(const column_t *cols, int n, int node, int path_width, int width)
+{
     cell(cv_schema_node(cv_schema_report(), node)->path, path_width);
     for (int c = 0; c < n; c++) {
         char *value = joined_values(&cols[c].view->base, node);
@@ -81,8 +99,7 @@ static void print_row(const Caveat__Report *report, int node, const column_t *co
     putchar('\n');
 }
 
-static void print_table(const cv_policy_t *policy, const Caveat__Report *report,
-                        const column_t *cols, int n)
+static void print_table(const Caveat__Report *original, const column_t *cols, int n)
 {
     const cv_schema_t *schema = cv_schema_report();
     int path_width = 26;
@@ -91,11 +108,11 @@ static void print_table(const cv_policy_t *policy, const Caveat__Report *report,
         width = 12;
     cell("field", path_width);
     for (int c = 0; c < n; c++)
-        cell(cv_policy_agency(policy, cols[c].agency)->id, width);
+        cell(cols[c].label, width);
     putchar('\n');
     for (int node = 0; node < cv_schema_size(schema); node++)
-        if (cv_schema_node(schema, node)->is_leaf)
-            print_row(report, node, cols, n, path_width, width);
+        if (cv_schema_node(schema, node)->is_leaf && shown(original, cols, n, node))
+            print_row(cols, n, node, path_width, width);
 }
 
 static void print_refused(const cv_policy_t *policy, const Caveat__Report *report,
@@ -116,10 +133,11 @@ static int views(const cv_policy_t *policy, const Caveat__Report *report)
     cv_decision_t *decision = cv_decision_new();
     for (int a = 0; cols && a < n_agencies; a++)
         if (cv_policy_decide(policy, report, a, NULL, decision))
-            cols[n++] = (column_t){a, cv_decision_view(decision, report)};
+            cols[n++] =
+                (column_t){cv_policy_agency(policy, a)->id, cv_decision_view(decision, report)};
     printf("report %s  %s from %s at %s\n", report->id ? report->id : "(no id)", report->category,
            report->originator, report->handling_level);
-    print_table(policy, report, cols, n);
+    print_table(report, cols, n);
     print_refused(policy, report, decision);
     for (int c = 0; c < n; c++)
         protobuf_c_message_free_unpacked(&cols[c].view->base, NULL);
@@ -145,4 +163,119 @@ int cmd_policy_views(int argc, char **argv)
         protobuf_c_message_free_unpacked(&report->base, NULL);
     cv_policy_destroy(&policy);
     return status;
+}
+
+/* ------------------------------------------------------------------------ */
+/*  caveat received LABEL=FILE...                                           */
+
+typedef struct {
+    char *report_id;
+    column_t *cols;
+    int n;
+} received_t;
+
+typedef struct {
+    received_t *items;
+    int n;
+} receipts_t;
+
+static received_t *receipt_for(receipts_t *all, const char *report_id)
+{
+    for (int i = 0; i < all->n; i++)
+        if (strcmp(all->items[i].report_id, report_id) == 0)
+            return &all->items[i];
+    all->items = realloc(all->items, (size_t)(all->n + 1) * sizeof *all->items);
+    received_t *r = &all->items[all->n++];
+    *r = (received_t){strdup(report_id), NULL, 0};
+    return r;
+}
+
+/*  One line of `caveat subscribe`: {"delivery": {...}, "report": {...}}. */
+static bool read_delivery(receipts_t *all, const char *label, const char *line, size_t len,
+                          const char *file)
+{
+    int at_line, at_col;
+    if (cv_text_check(line, len, &at_line, &at_col))
+        return cli_error(CLI_USAGE, "%s: not UTF-8 text", file), false;
+    struct fy_parse_cfg cfg = {.flags = FYPCF_QUIET | FYPCF_JSON_FORCE};
+    struct fy_document *doc = fy_document_build_from_string(&cfg, line, len);
+    struct fy_node *root = doc ? fy_document_root(doc) : NULL;
+    struct fy_node *id = root ? fy_node_by_path(root, "/delivery/report_id", FY_NT, 0) : NULL;
+    struct fy_node *report = root ? fy_node_by_path(root, "/report", FY_NT, 0) : NULL;
+    cv_error_t err = {""};
+    ProtobufCMessage *view = id && report
+                                 ? cv_json_from_node(cv_schema_report(), report,
+                                                     CV_JSON_TYPED | CV_JSON_VIEW, file, &err)
+                                 : NULL;
+    if (view) {
+        received_t *r = receipt_for(all, fy_node_get_scalar0(id));
+        r->cols = realloc(r->cols, (size_t)(r->n + 1) * sizeof *r->cols);
+        r->cols[r->n++] = (column_t){label, (Caveat__Report *)view};
+    }
+    fy_document_destroy(doc);
+    if (!view)
+        cli_error(CLI_USAGE, "%s: not a delivery line%s%s", file, err.msg[0] ? ": " : "", err.msg);
+    return view != NULL;
+}
+
+static bool read_receipts(receipts_t *all, const char *label, const char *file)
+{
+    size_t len;
+    char *text = cli_read_file(file, &len);
+    if (!text)
+        return cli_error(CLI_USAGE, "%s: cannot read", file), false;
+    bool ok = true;
+    for (char *line = text, *end; ok && line < text + len; line = end + 1) {
+        end = memchr(line, '\n', (size_t)(text + len - line));
+        if (!end)
+            end = text + len;
+        if (end > line)
+            ok = read_delivery(all, label, line, (size_t)(end - line), file);
+    }
+    free(text);
+    return ok;
+}
+
+static void print_receipts(receipts_t *all)
+{
+    for (int i = 0; i < all->n; i++) {
+        received_t *r = &all->items[i];
+        const Caveat__Report *first = r->cols[0].view;
+        printf("\nreport %s  %s from %s at %s\n", r->report_id, first->category, first->originator,
+               first->handling_level);
+        print_table(NULL, r->cols, r->n);
+    }
+}
+
+static void free_receipts(receipts_t *all)
+{
+    for (int i = 0; i < all->n; i++) {
+        for (int c = 0; c < all->items[i].n; c++)
+            protobuf_c_message_free_unpacked(&all->items[i].cols[c].view->base, NULL);
+        free(all->items[i].cols);
+        free(all->items[i].report_id);
+    }
+    free(all->items);
+}
+
+int cmd_received(int argc, char **argv)
+{
+    if (argc < 2)
+        return cli_error(CLI_USAGE, "usage: caveat received LABEL=FILE...");
+    receipts_t all = {NULL, 0};
+    bool ok = true;
+    for (int i = 1; ok && i < argc; i++) {
+        char *eq = strchr(argv[i], '=');
+        if (!eq) {
+            cli_error(CLI_USAGE, "%s: expected LABEL=FILE", argv[i]);
+            ok = false;
+        } else {
+            *eq = '\0';
+            ok = read_receipts(&all, argv[i], eq + 1);
+        }
+    }
+    if (ok)
+        print_receipts(&all);
+    free_receipts(&all);
+    return ok ? CLI_OK : CLI_USAGE;
 }

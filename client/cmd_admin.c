@@ -1,0 +1,100 @@
+/*  caveat admin stats|reload: an administrator's request to the broker.
+ *  Also the options every broker command shares (cli_broker_options). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <czmq.h>
+
+#include "cli.h"
+
+static const char usage[] = "usage: caveat admin stats|reload --broker EP --server-key BROKER.cert "
+                            "--cert ADMIN.cert_secret [--timeout S]";
+
+/*  "--timeout S": seconds, fractions allowed, as milliseconds. */
+static bool parse_timeout(const char *text, int *timeout_ms)
+{
+    char *end = NULL;
+    double value = strtod(text, &end);
+    /* the comparisons are false for NaN */
+    if (!*text || *end || !(value > 0 && value <= 2000000))
+        return false;
+    *timeout_ms = (int)(value * 1000 + 0.999); /* at least 1 ms */
+    return true;
+}
+
+/*  czmq catches SIGINT and SIGTERM and logs to stdout by default; a
+ *  command line wants Ctrl-C to end it and stdout to carry only output. */
+static void quiet_czmq(void)
+{
+    zsys_init();
+    zsys_handler_set(NULL);
+    zsys_set_logstream(stderr);
+}
+
+int cli_broker_options(int *argc, char **argv, const char *usage_text, cv_client_config_t *config,
+                       int *timeout_ms)
+{
+    bool missing = false;
+    config->endpoint = cli_take_option(argc, argv, "--broker", &missing);
+    config->server_cert = cli_take_option(argc, argv, "--server-key", &missing);
+    config->client_cert = cli_take_option(argc, argv, "--cert", &missing);
+    const char *timeout = cli_take_option(argc, argv, "--timeout", &missing);
+    if (missing || !config->endpoint || !config->server_cert || !config->client_cert)
+        return cli_error(CLI_USAGE, "%s", usage_text);
+    *timeout_ms = -1;
+    if (timeout && !parse_timeout(timeout, timeout_ms))
+        return cli_error(CLI_USAGE, "--timeout %s: not a number of seconds", timeout);
+    cv_error_t err;
+    if (!cv_client_check_certs(config, &err))
+        return cli_error(CLI_USAGE, "%s", err.msg);
+    quiet_czmq();
+    return CLI_OK;
+}
+
+/*  The reply's text as one line, for stderr. */
+static void flatten(char *text)
+{
+    for (char *c = text; *c; c++)
+        if (*c == '\n' || *c == '\r' || *c == '\t')
+            *c = ' ';
+}
+
+int cmd_admin(int argc, char **argv)
+{
+    cv_client_config_t config = {0};
+    int timeout_ms;
+    int status = cli_broker_options(&argc, argv, usage, &config, &timeout_ms);
+    if (status != CLI_OK)
+        return status;
+    if (argc != 2 || argv[1][0] == '-')
+        return cli_error(CLI_USAGE, "%s", usage);
+    const char *command = argv[1];
+    if (strcmp(command, "stats") != 0 && strcmp(command, "reload") != 0)
+        return cli_error(CLI_USAGE, "admin %s: not a command (stats, reload)", command);
+    if (timeout_ms < 0)
+        timeout_ms = 10000;
+    config.timeout_ms = timeout_ms;
+
+    cv_error_t err;
+    cv_client_t *client = cv_client_new(&config, &err);
+    if (!client)
+        return cli_error(CLI_FAILED, "%s", err.msg);
+    bool ok = false;
+    char *text = cv_client_admin(client, command, &ok, timeout_ms, &err);
+    cv_client_destroy(&client);
+    if (!text)
+        return cli_error(CLI_FAILED, "%s", err.msg);
+    if (ok) {
+        size_t len = strlen(text);
+        printf("%s%s", text, len && text[len - 1] == '\n' ? "" : "\n");
+        status = fflush(stdout) == 0 && !ferror(stdout)
+                     ? CLI_OK
+                     : cli_error(CLI_FAILED, "stdout: write error");
+    } else {
+        flatten(text);
+        status = cli_error(CLI_FAILED, "%s", *text ? text : "the broker refused the request");
+    }
+    free(text);
+    return status;
+}

@@ -1,0 +1,1006 @@
+/*  cv_client.c: libcaveat, the client side of docs/protocol.md.
+ *
+ *  One DEALER socket, CURVE client. Every call that waits goes through
+ *  pump(), which reads one frame or one socket-monitor event at a time:
+ *  deliveries are queued whenever they arrive (so nothing is lost while a
+ *  publish waits for its acknowledgement), Error frames end the wait, and a
+ *  reconnect (a second successful CURVE handshake) sends Hello again, since
+ *  the broker keeps a session per connection.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <czmq.h>
+#include <sodium.h>
+
+#include "caveat.h"
+
+#define CLIENT_NAME        "libcaveat/0.1"
+#define PROTOCOL_VERSION   1
+#define DEFAULT_CREDIT     100
+#define MAX_CREDIT         10000 /* docs/protocol.md 3.4 */
+#define DEFAULT_TIMEOUT_MS 5000
+#define DEFAULT_MAX_FRAME  (1024 * 1024) /* the broker's default, when HelloAck omits it */
+#define PUBLISH_WINDOW     8             /* batches in flight: enough to hide the commit wait */
+#define LINGER_MS          1000          /* destroy sends a last ack, but never hangs */
+#define HWM                1000
+#define CERT_MAX_BYTES     65536 /* a czmq certificate is a few hundred bytes */
+#define KEY_BYTES          32
+
+enum { /* Error codes, docs/protocol.md 7 */
+       ERR_NOT_READY = 2,
+       ERR_VERSION = 3,
+       ERR_REVOKED = 6,
+};
+
+struct cv_client_t {
+    zsock_t *sock;
+    zsock_t *monitor; /* PAIR receiving the DEALER's handshake events */
+    char *endpoint;
+    char *feed; /* NULL: the direct queue */
+    uint32_t credit;
+    char *agency; /* from HelloAck */
+    uint32_t max_frame;
+    uint64_t next_batch;  /* Publish.batch numbers, unique per client */
+    uint64_t highest_seq; /* the highest seq cv_client_receive returned */
+    uint64_t acked;       /* the highest seq the application acknowledged */
+    zlist_t *deliveries;  /* received, not yet returned */
+    int handshakes;       /* successful CURVE handshakes so far */
+    bool rehello;         /* a reconnect's Hello is not yet answered */
+    bool key_refused;     /* the last handshake failed authentication */
+    bool dead;            /* REVOKED or VERSION: nothing more will work */
+    cv_error_t fatal;     /* why, when dead */
+};
+
+typedef enum { PUMP_FRAME, PUMP_AGAIN, PUMP_TIMEOUT, PUMP_ERROR } pump_t;
+
+/* ------------------------------------------------------------------------ */
+/*  Names */
+
+static const char *const status_names[] = {"OK", "REFUSED_SPOOFED_ORIGINATOR", "REFUSED_INVALID",
+                                           "REFUSED_DUPLICATE", "REFUSED_UNAVAILABLE"};
+static const char *const error_names[] = {NULL,      "BAD_FRAME",   "NOT_READY",
+                                          "VERSION", "BAD_ACK",     "FORBIDDEN",
+                                          "REVOKED", "UNSUPPORTED", "BAD_REQUEST"};
+
+const char *cv_status_name(int status)
+{
+    if (status == CV_PUBLISH_PENDING)
+        return "PENDING";
+    if (status < 0 || (size_t)status >= sizeof status_names / sizeof *status_names)
+        return "UNKNOWN";
+    return status_names[status];
+}
+
+const char *cv_error_code_name(uint32_t code)
+{
+    if (code == 0 || code >= sizeof error_names / sizeof *error_names)
+        return "UNKNOWN";
+    return error_names[code];
+}
+
+/*  Keeps an error one line: text from the broker goes to a terminal. */
+static void one_line(cv_error_t *err)
+{
+    for (char *c = err ? err->msg : NULL; c && *c; c++)
+        if ((unsigned char)*c < 0x20)
+            *c = ' ';
+}
+
+static double seconds(int ms)
+{
+    return ms / 1000.0;
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Certificates.
+ *
+ *  Read with zconfig, not zcert_load: zcert_load("X") reads "X_secret"
+ *  first when it exists (so a public certificate next to its secret one
+ *  would pull the secret into memory) and cuts paths at 255 bytes. The mode
+ *  is checked on the open descriptor, so the file checked is the file read. */
+
+static bool decode_key(const char *text, uint8_t key[KEY_BYTES])
+{
+    return text && strlen(text) == 40 && zmq_z85_decode(key, text) != NULL;
+}
+
+static char *read_fd(int fd, size_t size, const char *path, cv_error_t *err)
+{
+    char *text = malloc(size + 1);
+    size_t got = 0;
+    ssize_t n = 1;
+    while (text && got < size && (n = read(fd, text + got, size - got)) > 0)
+        got += (size_t)n;
+    if (!text || n < 0 || got != size || memchr(text, 0, size)) {
+        cv_error_set(err, NULL, 0, 0, "%s: cannot read a certificate", path);
+        if (text)
+            sodium_memzero(text, size);
+        free(text);
+        return NULL;
+    }
+    text[size] = '\0';
+    return text;
+}
+
+/*  The file's text, with the mode of a secret file checked; *insecure is
+ *  set instead of failing so that the caller can first say when the file is
+ *  no secret certificate at all (a more useful error). */
+static char *read_cert_file(const char *path, bool *insecure, size_t *len, cv_error_t *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        cv_error_set(err, NULL, 0, 0, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st = {0};
+    char *text = NULL;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        cv_error_set(err, NULL, 0, 0, "%s: not a regular file", path);
+    else if (st.st_size > CERT_MAX_BYTES)
+        cv_error_set(err, NULL, 0, 0, "%s: not a czmq certificate (too large)", path);
+    else
+        text = read_fd(fd, (size_t)st.st_size, path, err);
+    close(fd);
+    *insecure = (st.st_mode & 077) != 0;
+    *len = text ? strlen(text) : 0;
+    return text;
+}
+
+/*  zconfig prints its syntax errors straight to stderr, so a file that is
+ *  plainly not a certificate (no "curve" section) is refused before it. */
+static bool looks_like_cert(const char *text)
+{
+    return strncmp(text, "curve\n", 6) == 0 || strstr(text, "\ncurve\n") != NULL;
+}
+
+/*  The key pair of a secret certificate must be one: a damaged or edited
+ *  file would otherwise fail later as an unexplained handshake timeout. */
+static bool keys_match(const uint8_t public_key[KEY_BYTES], const uint8_t secret_key[KEY_BYTES])
+{
+    uint8_t derived[KEY_BYTES];
+    bool ok = crypto_scalarmult_base(derived, secret_key) == 0 &&
+              sodium_memcmp(derived, public_key, KEY_BYTES) == 0;
+    sodium_memzero(derived, sizeof derived);
+    return ok;
+}
+
+/*  Takes the keys out of a parsed certificate, wiping the secret's text in
+ *  the tree (zconfig_destroy would free it as it is). */
+static bool cert_keys(zconfig_t *root, uint8_t public_key[KEY_BYTES], uint8_t *secret_key,
+                      bool *has_secret)
+{
+    bool ok = decode_key(zconfig_get(root, "/curve/public-key", NULL), public_key);
+    char *secret = zconfig_get(root, "/curve/secret-key", NULL);
+    *has_secret = secret && *secret;
+    if (secret_key)
+        ok = ok && decode_key(secret, secret_key);
+    if (secret)
+        sodium_memzero(secret, strlen(secret));
+    return ok;
+}
+
+/*  Loads a certificate file: the public key, and the secret one when
+ *  secret_key is not NULL (then the file must be mode 0600 or stricter). */
+static bool load_cert(const char *path, uint8_t public_key[KEY_BYTES], uint8_t *secret_key,
+                      cv_error_t *err)
+{
+    bool insecure = false, has_secret = false;
+    size_t len = 0;
+    char *text = read_cert_file(path, &insecure, &len, err);
+    if (!text)
+        return false;
+    zconfig_t *root = looks_like_cert(text) ? zconfig_str_load(text) : NULL;
+    sodium_memzero(text, len);
+    free(text);
+    bool ok = root && cert_keys(root, public_key, secret_key, &has_secret);
+    zconfig_destroy(&root);
+    if (!ok && secret_key && !has_secret)
+        cv_error_set(err, NULL, 0, 0, "%s: not a secret certificate (AGENCY.cert_secret)", path);
+    else if (!ok)
+        cv_error_set(err, NULL, 0, 0, "%s: not a czmq certificate with a valid CURVE key", path);
+    else if (secret_key && insecure)
+        cv_error_set(err, NULL, 0, 0, "%s: secret key file must be mode 0600", path);
+    else if (secret_key && !keys_match(public_key, secret_key))
+        cv_error_set(err, NULL, 0, 0, "%s: the secret key does not match the public key", path);
+    else
+        return true;
+    if (secret_key)
+        sodium_memzero(secret_key, KEY_BYTES);
+    return false;
+}
+
+static bool check_config(const cv_client_config_t *config, cv_error_t *err)
+{
+    if (!config || !config->endpoint || !*config->endpoint)
+        cv_error_set(err, NULL, 0, 0, "no broker endpoint");
+    else if (!config->server_cert || !*config->server_cert)
+        cv_error_set(err, NULL, 0, 0, "no broker certificate (BROKER.cert)");
+    else if (!config->client_cert || !*config->client_cert)
+        cv_error_set(err, NULL, 0, 0, "no agency certificate (AGENCY.cert_secret)");
+    else if (config->credit > MAX_CREDIT)
+        cv_error_set(err, NULL, 0, 0, "credit %" PRIu32 ": at most %d", config->credit, MAX_CREDIT);
+    else if (config->timeout_ms < 0)
+        cv_error_set(err, NULL, 0, 0, "negative timeout");
+    else
+        return true;
+    return false;
+}
+
+bool cv_client_check_certs(const cv_client_config_t *config, cv_error_t *err)
+{
+    uint8_t server_key[KEY_BYTES], public_key[KEY_BYTES], secret_key[KEY_BYTES];
+    bool ok = check_config(config, err) && load_cert(config->server_cert, server_key, NULL, err) &&
+              load_cert(config->client_cert, public_key, secret_key, err);
+    sodium_memzero(secret_key, sizeof secret_key);
+    return ok;
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Frames on the wire: one ZeroMQ message of one frame each. */
+
+static bool send_frame(cv_client_t *self, const Caveat__Wire__Frame *frame, cv_error_t *err)
+{
+    size_t size = caveat__wire__frame__get_packed_size(frame);
+    zmq_msg_t msg;
+    if (zmq_msg_init_size(&msg, size) != 0) {
+        cv_error_set(err, NULL, 0, 0, "out of memory");
+        return false;
+    }
+    caveat__wire__frame__pack(frame, zmq_msg_data(&msg));
+    /* never block: a full send queue means the broker is gone or stuck */
+    if (zmq_msg_send(&msg, zsock_resolve(self->sock), ZMQ_DONTWAIT) < 0) {
+        int code = zmq_errno();
+        zmq_msg_close(&msg);
+        cv_error_set(err, NULL, 0, 0, "%s: cannot send: %s", self->endpoint,
+                     code == EAGAIN ? "the send queue is full (is the broker running?)"
+                                    : zmq_strerror(code));
+        return false;
+    }
+    return true;
+}
+
+/*  Reads one waiting message. NULL for anything that is not exactly one
+ *  frame holding a Frame: such a message is dropped, not fatal. */
+static Caveat__Wire__Frame *recv_frame(cv_client_t *self)
+{
+    void *handle = zsock_resolve(self->sock);
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
+    if (zmq_msg_recv(&msg, handle, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&msg);
+        return NULL;
+    }
+    bool more = zmq_msg_more(&msg);
+    Caveat__Wire__Frame *frame =
+        more ? NULL : caveat__wire__frame__unpack(NULL, zmq_msg_size(&msg), zmq_msg_data(&msg));
+    while (more) { /* the rest of a multi-frame message */
+        zmq_msg_close(&msg);
+        zmq_msg_init(&msg);
+        more = zmq_msg_recv(&msg, handle, ZMQ_DONTWAIT) >= 0 && zmq_msg_more(&msg);
+    }
+    zmq_msg_close(&msg);
+    return frame;
+}
+
+static bool send_hello(cv_client_t *self, cv_error_t *err)
+{
+    Caveat__Wire__Hello hello = CAVEAT__WIRE__HELLO__INIT;
+    hello.has_version = true;
+    hello.version = PROTOCOL_VERSION;
+    hello.client = (char *)CLIENT_NAME;
+    hello.feed = self->feed;
+    hello.has_credit = true;
+    hello.credit = self->credit;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_HELLO;
+    frame.hello = &hello;
+    return send_frame(self, &frame, err);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  What arrives: frames and handshake events. */
+
+/*  The deliveries move to the queue one by one: protobuf-c unpacks each
+ *  submessage as its own allocation, so each can be freed on its own with
+ *  caveat__wire__delivery__free_unpacked once the array no longer holds it. */
+static void queue_deliveries(cv_client_t *self, Caveat__Wire__Deliver *deliver)
+{
+    for (size_t i = 0; i < deliver->n_deliveries; i++)
+        if (zlist_append(self->deliveries, deliver->deliveries[i]) != 0)
+            caveat__wire__delivery__free_unpacked(deliver->deliveries[i], NULL);
+    free(deliver->deliveries);
+    deliver->deliveries = NULL;
+    deliver->n_deliveries = 0;
+}
+
+static pump_t on_error(cv_client_t *self, const Caveat__Wire__Error *error, cv_error_t *err)
+{
+    uint32_t code = error->has_code ? error->code : 0;
+    /* frames queued while the connection was down reach a broker that has
+       no session for them before our new Hello does; they are resent */
+    if (code == ERR_NOT_READY && self->rehello)
+        return PUMP_AGAIN;
+    const char *reason = error->reason ? error->reason : "";
+    cv_error_set(err, NULL, 0, 0, "broker: %s%s%s", cv_error_code_name(code), *reason ? ": " : "",
+                 reason);
+    one_line(err);
+    if (code == ERR_REVOKED || code == ERR_VERSION) {
+        self->dead = true;
+        cv_error_set(&self->fatal, NULL, 0, 0, "%s", err ? err->msg : "broker: session closed");
+    }
+    return PUMP_ERROR;
+}
+
+static bool on_hello_ack(cv_client_t *self, const Caveat__Wire__HelloAck *ack, cv_error_t *err)
+{
+    if (ack->has_version && ack->version != PROTOCOL_VERSION) {
+        cv_error_set(&self->fatal, NULL, 0, 0, "broker speaks protocol version %" PRIu32 ", not %d",
+                     ack->version, PROTOCOL_VERSION);
+        self->dead = true;
+        cv_error_set(err, NULL, 0, 0, "%s", self->fatal.msg);
+        return false;
+    }
+    char *agency = strdup(ack->agency ? ack->agency : "");
+    if (!agency) {
+        cv_error_set(err, NULL, 0, 0, "out of memory");
+        return false;
+    }
+    free(self->agency);
+    self->agency = agency;
+    self->max_frame = ack->has_max_frame && ack->max_frame ? ack->max_frame : DEFAULT_MAX_FRAME;
+    self->rehello = false;
+    return true;
+}
+
+/*  Handles one frame: deliveries are queued, an Error ends the wait, and
+ *  HelloAck, PublishAck and AdminReply go to the caller as *out. */
+static pump_t on_frame(cv_client_t *self, Caveat__Wire__Frame *frame, Caveat__Wire__Frame **out,
+                       cv_error_t *err)
+{
+    if (!frame)
+        return PUMP_AGAIN;
+    pump_t result = PUMP_AGAIN;
+    switch (frame->body_case) {
+    case CAVEAT__WIRE__FRAME__BODY_DELIVER:
+        queue_deliveries(self, frame->deliver);
+        break;
+    case CAVEAT__WIRE__FRAME__BODY_ERROR:
+        result = on_error(self, frame->error, err);
+        break;
+    case CAVEAT__WIRE__FRAME__BODY_HELLO_ACK:
+        result = on_hello_ack(self, frame->hello_ack, err) ? PUMP_FRAME : PUMP_ERROR;
+        break;
+    case CAVEAT__WIRE__FRAME__BODY_PUBLISH_ACK:
+    case CAVEAT__WIRE__FRAME__BODY_ADMIN_REPLY:
+        result = PUMP_FRAME;
+        break;
+    default: /* heartbeats, and frames only a client sends */
+        break;
+    }
+    if (result == PUMP_FRAME)
+        *out = frame;
+    else
+        caveat__wire__frame__free_unpacked(frame, NULL);
+    return result;
+}
+
+/*  A second successful handshake is a new connection, which has no
+ *  session at the broker: open it again. */
+static void on_handshake(cv_client_t *self)
+{
+    self->key_refused = false;
+    if (++self->handshakes > 1 && send_hello(self, NULL))
+        self->rehello = true;
+}
+
+static void on_monitor_event(cv_client_t *self)
+{
+    zmsg_t *msg = zmsg_recv(self->monitor);
+    zframe_t *head = msg ? zmsg_first(msg) : NULL;
+    if (head && zframe_size(head) == 6) { /* uint16 event, uint32 value */
+        uint16_t event;
+        uint32_t value;
+        memcpy(&event, zframe_data(head), sizeof event);
+        memcpy(&value, zframe_data(head) + 2, sizeof value);
+        if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+            on_handshake(self);
+        else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH && value != 300) /* 300: try again */
+            self->key_refused = true;
+    }
+    zmsg_destroy(&msg);
+}
+
+/*  Waits until deadline (zclock_mono ms) for one thing to happen. Returns
+ *  PUMP_FRAME with *out set for a frame the caller must handle (and free),
+ *  PUMP_AGAIN when something else was handled (deliveries queued, an event),
+ *  PUMP_TIMEOUT, or PUMP_ERROR with err. */
+static pump_t pump(cv_client_t *self, int64_t deadline, Caveat__Wire__Frame **out, cv_error_t *err)
+{
+    if (self->dead) {
+        cv_error_set(err, NULL, 0, 0, "%s", self->fatal.msg);
+        return PUMP_ERROR;
+    }
+    int64_t wait = deadline - zclock_mono();
+    zmq_pollitem_t items[] = {{zsock_resolve(self->sock), 0, ZMQ_POLLIN, 0},
+                              {zsock_resolve(self->monitor), 0, ZMQ_POLLIN, 0}};
+    if (zmq_poll(items, 2, wait > 0 ? (long)wait : 0) < 0) {
+        if (zmq_errno() == EINTR && !zsys_interrupted)
+            return PUMP_AGAIN;
+        cv_error_set(err, NULL, 0, 0, "%s",
+                     zsys_interrupted ? "interrupted" : zmq_strerror(zmq_errno()));
+        return PUMP_ERROR;
+    }
+    if (items[1].revents & ZMQ_POLLIN)
+        on_monitor_event(self);
+    if (self->key_refused) {
+        cv_error_set(err, NULL, 0, 0,
+                     "%s: the broker refused this agency's key (is this agency's key in the "
+                     "policy?)",
+                     self->endpoint);
+        return PUMP_ERROR;
+    }
+    if (items[0].revents & ZMQ_POLLIN)
+        return on_frame(self, recv_frame(self), out, err);
+    if (items[1].revents & ZMQ_POLLIN)
+        return PUMP_AGAIN;
+    return zclock_mono() >= deadline ? PUMP_TIMEOUT : PUMP_AGAIN;
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Life cycle */
+
+static zsock_t *make_socket(const uint8_t server_key[KEY_BYTES],
+                            const uint8_t public_key[KEY_BYTES],
+                            const uint8_t secret_key[KEY_BYTES])
+{
+    zsock_t *sock = zsock_new(ZMQ_DEALER);
+    if (!sock)
+        return NULL;
+    zsock_set_linger(sock, LINGER_MS);
+    zsock_set_sndhwm(sock, HWM);
+    zsock_set_rcvhwm(sock, HWM);
+    zsock_set_heartbeat_ivl(sock, 5000);
+    zsock_set_heartbeat_timeout(sock, 15000);
+    /* the keys go straight to libzmq: no zcert holding another copy */
+    zsock_set_curve_serverkey_bin(sock, server_key);
+    zsock_set_curve_publickey_bin(sock, public_key);
+    zsock_set_curve_secretkey_bin(sock, secret_key);
+    return sock;
+}
+
+/*  Handshake events come on an inproc PAIR; the name only has to be unique
+ *  in this process. */
+static bool start_monitor(cv_client_t *self)
+{
+    static atomic_uint counter;
+    char endpoint[96];
+    snprintf(endpoint, sizeof endpoint, "inproc://libcaveat-monitor-%u-%p",
+             atomic_fetch_add(&counter, 1), (void *)self);
+    if (zmq_socket_monitor(zsock_resolve(self->sock), endpoint,
+                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0)
+        return false;
+    self->monitor = zsock_new(ZMQ_PAIR);
+    if (!self->monitor)
+        return false;
+    /* libzmq's I/O thread sends events blocking: an unlimited queue means
+       an application that calls nothing for a while never stalls it */
+    zsock_set_rcvhwm(self->monitor, 0);
+    return zsock_connect(self->monitor, "%s", endpoint) == 0;
+}
+
+static bool open_socket(cv_client_t *self, const uint8_t server_key[KEY_BYTES],
+                        const uint8_t public_key[KEY_BYTES], const uint8_t secret_key[KEY_BYTES],
+                        cv_error_t *err)
+{
+    self->sock = make_socket(server_key, public_key, secret_key);
+    if (!self->sock || !start_monitor(self)) {
+        cv_error_set(err, NULL, 0, 0, "cannot make a ZeroMQ socket: %s", zmq_strerror(errno));
+        return false;
+    }
+    if (zsock_connect(self->sock, "%s", self->endpoint) != 0) {
+        cv_error_set(err, NULL, 0, 0, "%s: %s", self->endpoint, zmq_strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+/*  Sends Hello and waits for HelloAck. A key the broker's ZAP handler
+ *  refuses shows up as a handshake event; a wrong server key or a broker
+ *  that is not there, as silence. */
+static bool open_session(cv_client_t *self, int timeout_ms, cv_error_t *err)
+{
+    if (!send_hello(self, err))
+        return false;
+    int64_t deadline = zclock_mono() + timeout_ms;
+    while (true) {
+        Caveat__Wire__Frame *frame = NULL;
+        pump_t result = pump(self, deadline, &frame, err);
+        if (result == PUMP_FRAME) {
+            bool done = frame->body_case == CAVEAT__WIRE__FRAME__BODY_HELLO_ACK;
+            caveat__wire__frame__free_unpacked(frame, NULL);
+            if (done)
+                return true;
+        } else if (result == PUMP_TIMEOUT) {
+            cv_error_set(err, NULL, 0, 0,
+                         "no answer from %s within %gs (is this agency's key in the policy?)",
+                         self->endpoint, seconds(timeout_ms));
+            return false;
+        } else if (result == PUMP_ERROR) {
+            return false;
+        }
+    }
+}
+
+static cv_client_t *client_alloc(const cv_client_config_t *config)
+{
+    cv_client_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->endpoint = strdup(config->endpoint);
+    self->feed = config->feed && *config->feed ? strdup(config->feed) : NULL;
+    self->credit = config->credit ? config->credit : DEFAULT_CREDIT;
+    self->max_frame = DEFAULT_MAX_FRAME;
+    self->next_batch = 1;
+    self->deliveries = zlist_new();
+    if (!self->endpoint || (config->feed && *config->feed && !self->feed) || !self->deliveries)
+        cv_client_destroy(&self);
+    return self;
+}
+
+cv_client_t *cv_client_new(const cv_client_config_t *config, cv_error_t *err)
+{
+    if (!check_config(config, err))
+        return NULL;
+    if (sodium_init() < 0) {
+        cv_error_set(err, NULL, 0, 0, "libsodium cannot start");
+        return NULL;
+    }
+    uint8_t server_key[KEY_BYTES], public_key[KEY_BYTES], secret_key[KEY_BYTES];
+    bool keys = load_cert(config->server_cert, server_key, NULL, err) &&
+                load_cert(config->client_cert, public_key, secret_key, err);
+    cv_client_t *self = keys ? client_alloc(config) : NULL;
+    if (keys && !self)
+        cv_error_set(err, NULL, 0, 0, "out of memory");
+    bool ok = self && open_socket(self, server_key, public_key, secret_key, err);
+    sodium_memzero(secret_key, sizeof secret_key);
+    int timeout_ms = config->timeout_ms ? config->timeout_ms : DEFAULT_TIMEOUT_MS;
+    ok = ok && open_session(self, timeout_ms, err);
+    if (!ok && self) {
+        if (self->sock) /* an unanswered Hello is not worth waiting for */
+            zsock_set_linger(self->sock, 0);
+        cv_client_destroy(&self);
+    }
+    return self;
+}
+
+void cv_client_destroy(cv_client_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    cv_client_t *self = *self_p;
+    if (self->sock && self->monitor)
+        zmq_socket_monitor(zsock_resolve(self->sock), NULL, 0);
+    zsock_destroy(&self->monitor);
+    zsock_destroy(&self->sock);
+    Caveat__Wire__Delivery *delivery;
+    while (self->deliveries && (delivery = zlist_pop(self->deliveries)))
+        caveat__wire__delivery__free_unpacked(delivery, NULL);
+    zlist_destroy(&self->deliveries);
+    free(self->endpoint);
+    free(self->feed);
+    free(self->agency);
+    free(self);
+    *self_p = NULL;
+}
+
+const char *cv_client_agency(const cv_client_t *self)
+{
+    return self->agency ? self->agency : "";
+}
+
+uint32_t cv_client_max_frame(const cv_client_t *self)
+{
+    return self->max_frame;
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Publishing */
+
+typedef struct {
+    size_t first; /* into publish_t.order */
+    size_t count; /* reports in the batch */
+    uint64_t id;  /* Publish.batch, once sent */
+    bool acked;
+} batch_t;
+
+typedef struct {
+    Caveat__Report *const *reports;
+    cv_publish_result_t *results;
+    size_t *order; /* the indices of the reports sent, batch after batch */
+    batch_t *batches;
+    size_t n_batches;
+    size_t sent;  /* batches sent: batches[0 .. sent-1] */
+    size_t acked; /* of those, acknowledged */
+} publish_t;
+
+static size_t varint_size(uint64_t value)
+{
+    size_t n = 1;
+    while (value >= 0x80) {
+        value >>= 7;
+        n++;
+    }
+    return n;
+}
+
+/*  A report's bytes inside Publish: tag, length, body. */
+static size_t report_field_size(const Caveat__Report *report)
+{
+    size_t size = caveat__report__get_packed_size(report);
+    return 1 + varint_size(size) + size;
+}
+
+/*  The Frame around a Publish whose reports take body bytes: Publish.batch
+ *  at its largest (tag and a 10-byte varint), then Frame's tag and length. */
+static size_t publish_frame_size(size_t body)
+{
+    size_t publish = 11 + body;
+    return 1 + varint_size(publish) + publish;
+}
+
+static bool set_result(cv_publish_result_t *result, const char *id, int status, const char *reason)
+{
+    char *new_id = strdup(id ? id : ""), *new_reason = strdup(reason ? reason : "");
+    free(result->report_id);
+    free(result->reason);
+    result->report_id = new_id;
+    result->reason = new_reason;
+    result->status = status;
+    return new_id && new_reason;
+}
+
+/*  Splits the reports, in order, into batches whose Frame fits max_frame;
+ *  a report too large on its own is refused here and never sent. */
+static bool plan_batches(publish_t *p, size_t n, size_t max_frame)
+{
+    size_t body = 0, used = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t size = report_field_size(p->reports[i]);
+        if (publish_frame_size(size) > max_frame) {
+            char reason[160];
+            snprintf(reason, sizeof reason,
+                     "too large: %zu bytes in a frame, the broker takes at most %zu",
+                     publish_frame_size(size), max_frame);
+            if (!set_result(&p->results[i], p->reports[i]->id,
+                            CAVEAT__WIRE__STATUS__REFUSED_INVALID, reason))
+                return false;
+            continue;
+        }
+        if (p->n_batches == 0 || publish_frame_size(body + size) > max_frame) {
+            p->batches[p->n_batches++] = (batch_t){.first = used};
+            body = 0;
+        }
+        body += size;
+        p->order[used++] = i;
+        p->batches[p->n_batches - 1].count++;
+    }
+    return true;
+}
+
+/*  An empty id becomes "r-" and 24 random hex digits before anything is
+ *  sent, so publishing the same reports again is idempotent. */
+static bool assign_id(Caveat__Report *report)
+{
+    if (report->id && *report->id)
+        return true;
+    uint8_t raw[12];
+    char hex[2 * sizeof raw + 1];
+    randombytes_buf(raw, sizeof raw);
+    sodium_bin2hex(hex, sizeof hex, raw, sizeof raw);
+    char *id = malloc(2 + sizeof hex);
+    if (!id)
+        return false;
+    snprintf(id, 2 + sizeof hex, "r-%s", hex);
+    free(report->id);
+    report->id = id;
+    return true;
+}
+
+static bool send_batch(cv_client_t *self, const publish_t *p, const batch_t *batch, cv_error_t *err)
+{
+    Caveat__Report **list = malloc(batch->count * sizeof *list);
+    if (!list) {
+        cv_error_set(err, NULL, 0, 0, "out of memory");
+        return false;
+    }
+    for (size_t j = 0; j < batch->count; j++)
+        list[j] = p->reports[p->order[batch->first + j]];
+    Caveat__Wire__Publish publish = CAVEAT__WIRE__PUBLISH__INIT;
+    publish.has_batch = true;
+    publish.batch = batch->id;
+    publish.n_reports = batch->count;
+    publish.reports = list;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_PUBLISH;
+    frame.publish = &publish;
+    /* planned against max_frame; a broker restarted with a smaller limit
+       would drop the connection on this frame */
+    size_t size = caveat__wire__frame__get_packed_size(&frame);
+    bool ok = size <= self->max_frame;
+    if (!ok)
+        cv_error_set(err, NULL, 0, 0,
+                     "a batch of %zu bytes exceeds the broker's new limit of %" PRIu32, size,
+                     self->max_frame);
+    ok = ok && send_frame(self, &frame, err);
+    free(list);
+    return ok;
+}
+
+/*  Sends batches until PUBLISH_WINDOW are waiting for their ack. */
+static bool fill_window(cv_client_t *self, publish_t *p, cv_error_t *err)
+{
+    while (p->sent < p->n_batches && p->sent - p->acked < PUBLISH_WINDOW) {
+        batch_t *batch = &p->batches[p->sent];
+        batch->id = self->next_batch++;
+        if (!send_batch(self, p, batch, err))
+            return false;
+        p->sent++;
+    }
+    return true;
+}
+
+/*  After a reconnect's HelloAck: the broker may never have seen what was in
+ *  flight. Resending is safe, every report has its id. */
+static bool resend_unacked(cv_client_t *self, publish_t *p, cv_error_t *err)
+{
+    for (size_t b = 0; b < p->sent; b++)
+        if (!p->batches[b].acked && !send_batch(self, p, &p->batches[b], err))
+            return false;
+    return true;
+}
+
+static bool on_publish_ack(publish_t *p, const Caveat__Wire__PublishAck *ack, cv_error_t *err)
+{
+    batch_t *batch = NULL;
+    for (size_t b = 0; b < p->sent && !batch; b++)
+        if (p->batches[b].id == ack->batch && !p->batches[b].acked)
+            batch = &p->batches[b];
+    if (!batch) /* a late ack of an earlier call, or a duplicate after a resend */
+        return true;
+    if (ack->n_results != batch->count) {
+        cv_error_set(err, NULL, 0, 0, "broker: PublishAck has %zu results for %zu reports",
+                     ack->n_results, batch->count);
+        return false;
+    }
+    for (size_t j = 0; j < batch->count; j++) {
+        const Caveat__Wire__PublishResult *r = ack->results[j];
+        size_t i = p->order[batch->first + j];
+        const char *id = r->report_id && *r->report_id ? r->report_id : p->reports[i]->id;
+        int status = r->has_status ? (int)r->status : CAVEAT__WIRE__STATUS__OK;
+        if (!set_result(&p->results[i], id, status, r->reason)) {
+            cv_error_set(err, NULL, 0, 0, "out of memory");
+            return false;
+        }
+    }
+    batch->acked = true;
+    p->acked++;
+    return true;
+}
+
+static bool on_publish_frame(cv_client_t *self, publish_t *p, const Caveat__Wire__Frame *frame,
+                             cv_error_t *err)
+{
+    if (frame->body_case == CAVEAT__WIRE__FRAME__BODY_PUBLISH_ACK)
+        return on_publish_ack(p, frame->publish_ack, err);
+    if (frame->body_case == CAVEAT__WIRE__FRAME__BODY_HELLO_ACK)
+        return resend_unacked(self, p, err);
+    return true; /* a stray AdminReply */
+}
+
+/*  Sends every batch and waits for every ack. */
+static bool run_publish(cv_client_t *self, publish_t *p, int timeout_ms, cv_error_t *err)
+{
+    int64_t deadline = zclock_mono() + (timeout_ms > 0 ? timeout_ms : 0);
+    while (p->acked < p->n_batches) {
+        if (!fill_window(self, p, err))
+            return false;
+        Caveat__Wire__Frame *frame = NULL;
+        pump_t result = pump(self, deadline, &frame, err);
+        if (result == PUMP_TIMEOUT)
+            cv_error_set(err, NULL, 0, 0,
+                         "no PublishAck from %s within %gs (%zu of %zu batches acknowledged)",
+                         self->endpoint, seconds(timeout_ms), p->acked, p->n_batches);
+        if (result == PUMP_TIMEOUT || result == PUMP_ERROR)
+            return false;
+        bool ok = result != PUMP_FRAME || on_publish_frame(self, p, frame, err);
+        if (frame)
+            caveat__wire__frame__free_unpacked(frame, NULL);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/*  Gives every report its id and a pending result. */
+static bool prepare_reports(Caveat__Report *const *reports, size_t n, cv_publish_result_t *results,
+                            cv_error_t *err)
+{
+    for (size_t i = 0; i < n; i++)
+        results[i] = (cv_publish_result_t){.status = CV_PUBLISH_PENDING};
+    for (size_t i = 0; i < n; i++)
+        if (!assign_id(reports[i]) ||
+            !set_result(&results[i], reports[i]->id, CV_PUBLISH_PENDING, "not acknowledged")) {
+            cv_error_set(err, NULL, 0, 0, "out of memory");
+            return false;
+        }
+    return true;
+}
+
+int cv_client_publish(cv_client_t *self, Caveat__Report *const *reports, size_t n,
+                      cv_publish_result_t *results, int timeout_ms, cv_error_t *err)
+{
+    if (!prepare_reports(reports, n, results, err))
+        return -1;
+    publish_t p = {.reports = reports, .results = results};
+    p.order = calloc(n ? n : 1, sizeof *p.order);
+    p.batches = calloc(n ? n : 1, sizeof *p.batches);
+    bool ok = p.order && p.batches;
+    if (!ok)
+        cv_error_set(err, NULL, 0, 0, "out of memory");
+    ok = ok && plan_batches(&p, n, self->max_frame) && run_publish(self, &p, timeout_ms, err);
+    free(p.order);
+    free(p.batches);
+    if (!ok)
+        return -1;
+    int refused = 0;
+    for (size_t i = 0; i < n; i++)
+        refused += results[i].status != CAVEAT__WIRE__STATUS__OK;
+    return refused;
+}
+
+void cv_publish_results_clear(cv_publish_result_t *results, size_t n)
+{
+    for (size_t i = 0; results && i < n; i++) {
+        free(results[i].report_id);
+        free(results[i].reason);
+        results[i] = (cv_publish_result_t){.status = CV_PUBLISH_PENDING};
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Receiving */
+
+static bool send_ack(cv_client_t *self, uint64_t up_to, cv_error_t *err)
+{
+    Caveat__Wire__DeliveryAck ack = CAVEAT__WIRE__DELIVERY_ACK__INIT;
+    ack.has_up_to = true;
+    ack.up_to = up_to;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_DELIVERY_ACK;
+    frame.delivery_ack = &ack;
+    return send_frame(self, &frame, err);
+}
+
+/*  The first queued delivery above the highest seq returned; the others are
+ *  resends of deliveries already returned (docs/protocol.md 5) and are
+ *  dropped. A resend of one the application already acknowledged means the
+ *  broker lost that ack (a reconnect): acknowledge it again, or it would
+ *  hold the delivery, and the credit it takes, until a later ack. */
+static Caveat__Wire__Delivery *pop_new(cv_client_t *self)
+{
+    Caveat__Wire__Delivery *delivery;
+    uint64_t reack = 0;
+    while ((delivery = zlist_pop(self->deliveries))) {
+        if (delivery->has_seq && delivery->seq > self->highest_seq) {
+            self->highest_seq = delivery->seq;
+            break;
+        }
+        if (delivery->seq <= self->acked && delivery->seq > reack)
+            reack = delivery->seq;
+        caveat__wire__delivery__free_unpacked(delivery, NULL);
+    }
+    if (reack)
+        send_ack(self, reack, NULL); /* best effort: the next ack covers it too */
+    return delivery;
+}
+
+Caveat__Wire__Delivery *cv_client_receive(cv_client_t *self, int timeout_ms, cv_error_t *err)
+{
+    int64_t deadline = zclock_mono() + (timeout_ms > 0 ? timeout_ms : 0);
+    while (true) {
+        Caveat__Wire__Delivery *delivery = pop_new(self);
+        if (delivery)
+            return delivery;
+        Caveat__Wire__Frame *frame = NULL;
+        pump_t result = pump(self, deadline, &frame, err);
+        if (frame) /* a late PublishAck or AdminReply, or a reconnect's HelloAck */
+            caveat__wire__frame__free_unpacked(frame, NULL);
+        if (result == PUMP_TIMEOUT && err)
+            err->msg[0] = '\0';
+        if (result == PUMP_TIMEOUT || result == PUMP_ERROR)
+            return NULL;
+    }
+}
+
+bool cv_client_ack(cv_client_t *self, uint64_t up_to, cv_error_t *err)
+{
+    if (self->dead) {
+        cv_error_set(err, NULL, 0, 0, "%s", self->fatal.msg);
+        return false;
+    }
+    /* the broker answers a larger value with Error BAD_ACK */
+    if (up_to > self->highest_seq) {
+        cv_error_set(err, NULL, 0, 0,
+                     "cannot acknowledge seq %" PRIu64 ": the highest received is %" PRIu64, up_to,
+                     self->highest_seq);
+        return false;
+    }
+    if (!send_ack(self, up_to, err))
+        return false;
+    if (up_to > self->acked)
+        self->acked = up_to;
+    return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Administration */
+
+static bool send_admin(cv_client_t *self, const char *command, cv_error_t *err)
+{
+    Caveat__Wire__AdminRequest request = CAVEAT__WIRE__ADMIN_REQUEST__INIT;
+    request.command = (char *)command;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_ADMIN_REQUEST;
+    frame.admin_request = &request;
+    return send_frame(self, &frame, err);
+}
+
+/*  Takes the text of an AdminReply; NULL for any other frame. */
+static char *admin_text(const Caveat__Wire__Frame *frame, bool *ok, cv_error_t *err)
+{
+    if (frame->body_case != CAVEAT__WIRE__FRAME__BODY_ADMIN_REPLY)
+        return NULL;
+    const Caveat__Wire__AdminReply *reply = frame->admin_reply;
+    char *text = strdup(reply->text ? reply->text : "");
+    if (!text)
+        cv_error_set(err, NULL, 0, 0, "out of memory");
+    *ok = reply->has_ok && reply->ok;
+    return text;
+}
+
+char *cv_client_admin(cv_client_t *self, const char *command, bool *ok, int timeout_ms,
+                      cv_error_t *err)
+{
+    *ok = false;
+    if (!command || !*command) {
+        cv_error_set(err, NULL, 0, 0, "no admin command");
+        return NULL;
+    }
+    if (!send_admin(self, command, err))
+        return NULL;
+    int64_t deadline = zclock_mono() + (timeout_ms > 0 ? timeout_ms : 0);
+    while (true) {
+        Caveat__Wire__Frame *frame = NULL;
+        pump_t result = pump(self, deadline, &frame, err);
+        if (result == PUMP_TIMEOUT)
+            cv_error_set(err, NULL, 0, 0, "no AdminReply from %s within %gs", self->endpoint,
+                         seconds(timeout_ms));
+        if (result == PUMP_TIMEOUT || result == PUMP_ERROR)
+            return NULL;
+        char *text = frame ? admin_text(frame, ok, err) : NULL;
+        bool replied = frame && frame->body_case == CAVEAT__WIRE__FRAME__BODY_ADMIN_REPLY;
+        if (frame)
+            caveat__wire__frame__free_unpacked(frame, NULL);
+        if (replied)
+            return text;
+    }
+}
