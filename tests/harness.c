@@ -1,0 +1,230 @@
+/*  harness.c: start and stop the real caveatd for end-to-end tests. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+struct harness_t {
+    char dir[256];
+    char path[512];
+    char endpoint[512];
+    pid_t pid;
+};
+
+static void run_shell(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void run_shell(const char *fmt, ...)
+{
+    char command[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(command, sizeof command, fmt, ap);
+    va_end(ap);
+    if (system(command) != 0)
+        fprintf(stderr, "harness: failed: %s\n", command);
+}
+
+harness_t *harness_new(void)
+{
+    harness_t *self = calloc(1, sizeof *self);
+    snprintf(self->dir, sizeof self->dir, "/tmp/caveat-e2e-XXXXXX");
+    if (!mkdtemp(self->dir)) {
+        free(self);
+        return NULL;
+    }
+    /* git keeps no file modes: the secret keys are made 0600 here */
+    run_shell("cp %s/examples/keys/*.cert* %s/ && chmod 600 %s/*.cert_secret", CAVEAT_SOURCE_DIR,
+              self->dir, self->dir);
+    run_shell("cp %s/examples/policy.yaml %s/policy.yaml", CAVEAT_SOURCE_DIR, self->dir);
+    return self;
+}
+
+void harness_destroy(harness_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    harness_t *self = *self_p;
+    harness_stop(self);
+    run_shell("rm -rf %s", self->dir);
+    free(self);
+    *self_p = NULL;
+}
+
+const char *harness_path(harness_t *self, const char *name)
+{
+    snprintf(self->path, sizeof self->path, "%s/%s", self->dir, name);
+    return self->path;
+}
+
+void harness_write_policy(harness_t *self, const char *text)
+{
+    /* written beside and renamed: a reload never sees half a file */
+    char tmp[600];
+    snprintf(tmp, sizeof tmp, "%s/policy.yaml.new", self->dir);
+    FILE *f = fopen(tmp, "w");
+    fputs(text, f);
+    fclose(f);
+    rename(tmp, harness_path(self, "policy.yaml"));
+}
+
+static void exec_broker(harness_t *self, const char *const *extra, int out_fd)
+{
+    char policy[600], cert[600], data[600], log[600];
+    snprintf(policy, sizeof policy, "%s/policy.yaml", self->dir);
+    snprintf(cert, sizeof cert, "%s/broker.cert_secret", self->dir);
+    snprintf(data, sizeof data, "%s/data", self->dir);
+    snprintf(log, sizeof log, "%s/broker.log", self->dir);
+    const char *argv[32] = {CAVEATD,  "--policy", policy,   "--endpoint", "tcp://127.0.0.1:*",
+                            "--cert", cert,       "--data", data};
+    int argc = 9;
+    for (int i = 0; extra && extra[i] && argc < 31; i++)
+        argv[argc++] = extra[i];
+    dup2(out_fd, STDOUT_FILENO);
+    int log_fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (log_fd >= 0)
+        dup2(log_fd, STDERR_FILENO);
+    execv(CAVEATD, (char *const *)argv);
+    _exit(127);
+}
+
+/*  Reads "caveatd: ready on ENDPOINT" within 10 s. */
+static bool wait_ready(harness_t *self, int fd)
+{
+    char line[512] = "";
+    size_t len = 0;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    while (len < sizeof line - 1 && poll(&p, 1, 10000) == 1) {
+        ssize_t n = read(fd, line + len, 1);
+        if (n <= 0)
+            break;
+        if (line[len] == '\n') {
+            line[len] = '\0';
+            const char *prefix = "caveatd: ready on ";
+            if (strncmp(line, prefix, strlen(prefix)) != 0)
+                return false;
+            snprintf(self->endpoint, sizeof self->endpoint, "%s", line + strlen(prefix));
+            return true;
+        }
+        len++;
+    }
+    return false;
+}
+
+bool harness_start(harness_t *self, const char *const *extra)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return false;
+    self->pid = fork();
+    if (self->pid == 0) {
+        close(fds[0]);
+        exec_broker(self, extra, fds[1]);
+    }
+    close(fds[1]);
+    bool ready = self->pid > 0 && wait_ready(self, fds[0]);
+    close(fds[0]);
+    if (!ready) {
+        fprintf(stderr, "harness: caveatd did not start; see %s/broker.log:\n", self->dir);
+        run_shell("cat %s/broker.log >&2", self->dir);
+        harness_kill(self);
+    }
+    return ready;
+}
+
+static int end(harness_t *self, int sig)
+{
+    if (self->pid <= 0)
+        return 0;
+    kill(self->pid, sig);
+    int status = 0;
+    waitpid(self->pid, &status, 0);
+    self->pid = 0;
+    return status;
+}
+
+static bool log_is_clean(harness_t *self)
+{
+    char command[600];
+    snprintf(command, sizeof command,
+             "! grep -q -e 'ERROR: AddressSanitizer' -e 'ERROR: LeakSanitizer' "
+             "-e 'runtime error:' %s/broker.log 2>/dev/null",
+             self->dir);
+    return system(command) == 0;
+}
+
+bool harness_stop(harness_t *self)
+{
+    bool running = self->pid > 0;
+    int status = end(self, SIGTERM);
+    bool clean = !running || (WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    if (!clean || !log_is_clean(self)) {
+        fprintf(stderr, "harness: caveatd did not stop cleanly (status %d):\n", status);
+        run_shell("cat %s/broker.log >&2", self->dir);
+        return false;
+    }
+    return true;
+}
+
+void harness_kill(harness_t *self)
+{
+    end(self, SIGKILL);
+}
+
+void harness_signal(harness_t *self, int sig)
+{
+    if (self->pid > 0)
+        kill(self->pid, sig);
+}
+
+const char *harness_endpoint(const harness_t *self)
+{
+    return self->endpoint;
+}
+
+pid_t harness_pid(const harness_t *self)
+{
+    return self->pid;
+}
+
+cv_client_t *harness_client(harness_t *self, const char *agency, const char *feed, uint32_t credit,
+                            cv_error_t *err)
+{
+    char server[600], client[600];
+    snprintf(server, sizeof server, "%s/broker.cert", self->dir);
+    snprintf(client, sizeof client, "%s/%s.cert_secret", self->dir, agency);
+    cv_client_config_t config = {
+        .endpoint = self->endpoint,
+        .server_cert = server,
+        .client_cert = client,
+        .feed = feed,
+        .credit = credit,
+        .timeout_ms = 3000,
+    };
+    return cv_client_new(&config, err);
+}
+
+Caveat__Report *harness_report(const char *name)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/examples/reports/%s.json", CAVEAT_SOURCE_DIR, name);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char buf[65536];
+    size_t len = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    cv_error_t err;
+    ProtobufCMessage *msg = cv_json_parse(cv_schema_report(), buf, len, path, &err);
+    if (!msg)
+        fprintf(stderr, "harness: %s\n", err.msg);
+    return (Caveat__Report *)msg;
+}

@@ -1,0 +1,45 @@
+/*  harness.h: end-to-end tests and benchmarks run the real caveatd.
+ *
+ *  A harness is a temporary directory holding copies of the example keys
+ *  (secret ones 0600) and policy, and a caveatd process bound to a free
+ *  loopback port (tcp://127.0.0.1:*), which it reports on stdout. */
+#ifndef CV_HARNESS_H
+#define CV_HARNESS_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "caveat.h"
+
+typedef struct harness_t harness_t;
+
+harness_t *harness_new(void);
+/*  Stops the broker if it runs and removes the directory. */
+void harness_destroy(harness_t **self_p);
+
+/*  DIR/name in a buffer owned by the harness (valid until the next call). */
+const char *harness_path(harness_t *self, const char *name);
+/*  Replaces DIR/policy.yaml with text. */
+void harness_write_policy(harness_t *self, const char *text);
+
+/*  Starts caveatd on DIR/policy.yaml and DIR/data, with extra arguments
+ *  (NULL-terminated list, may be empty); waits until it is ready. */
+bool harness_start(harness_t *self, const char *const *extra);
+/*  SIGTERM and wait. True when caveatd exited 0 and its log holds no
+ *  sanitizer report (the suite also runs under ASan and UBSan). */
+bool harness_stop(harness_t *self);
+/*  SIGKILL (a crash) and wait. */
+void harness_kill(harness_t *self);
+/*  Sends a signal (SIGHUP: reload). */
+void harness_signal(harness_t *self, int sig);
+const char *harness_endpoint(const harness_t *self);
+pid_t harness_pid(const harness_t *self);
+
+/*  A client of agency (its example key), on feed (NULL: direct queue). */
+cv_client_t *harness_client(harness_t *self, const char *agency, const char *feed, uint32_t credit,
+                            cv_error_t *err);
+
+/*  An example report (examples/reports/NAME.json), parsed. */
+Caveat__Report *harness_report(const char *name);
+
+#endif

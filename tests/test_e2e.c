@@ -1,0 +1,597 @@
+/*  End to end: the real caveatd on a free loopback port, with the example
+ *  policy and real CURVE keys, driven through libcaveat (and, for the
+ *  frames libcaveat would never send, a raw CURVE DEALER).
+ *
+ *  Each test starts its own broker in its own directory, so tests share
+ *  nothing but the example files.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+#include <czmq.h>
+
+#include "harness.h"
+
+/* ------------------------------------------------------------------------ */
+/*  Helpers.                                                                */
+
+static harness_t *started(void)
+{
+    harness_t *h = harness_new();
+    assert_non_null(h);
+    assert_true(harness_start(h, NULL));
+    return h;
+}
+
+/*  Every test ends here: the broker must stop cleanly, sanitizers quiet. */
+static void finish(harness_t **h)
+{
+    assert_true(harness_stop(*h));
+    harness_destroy(h);
+}
+
+static cv_client_t *client(harness_t *h, const char *agency, const char *feed, uint32_t credit)
+{
+    cv_error_t err = {""};
+    cv_client_t *c = harness_client(h, agency, feed, credit, &err);
+    if (!c)
+        print_error("client %s: %s\n", agency, err.msg);
+    assert_non_null(c);
+    return c;
+}
+
+/*  Publishes one report; returns its status, and its id in id. */
+static int publish(cv_client_t *c, Caveat__Report *report, char *id, size_t size)
+{
+    cv_publish_result_t result = {0};
+    cv_error_t err = {""};
+    int refused = cv_client_publish(c, &report, 1, &result, 5000, &err);
+    if (refused < 0)
+        print_error("publish: %s\n", err.msg);
+    assert_true(refused >= 0);
+    int status = result.status;
+    if (id)
+        snprintf(id, size, "%s", result.report_id ? result.report_id : "");
+    cv_publish_results_clear(&result, 1);
+    return status;
+}
+
+static void publish_example(cv_client_t *c, const char *name, char *id, size_t size)
+{
+    Caveat__Report *report = harness_report(name);
+    assert_non_null(report);
+    assert_int_equal(publish(c, report, id, size), CAVEAT__WIRE__STATUS__OK);
+    caveat__report__free_unpacked(report, NULL);
+}
+
+static Caveat__Wire__Delivery *receive(cv_client_t *c, int timeout_ms)
+{
+    cv_error_t err = {""};
+    Caveat__Wire__Delivery *d = cv_client_receive(c, timeout_ms, &err);
+    if (!d && err.msg[0])
+        print_error("receive: %s\n", err.msg);
+    return d;
+}
+
+static void assert_nothing_arrives(cv_client_t *c, int timeout_ms)
+{
+    Caveat__Wire__Delivery *d = receive(c, timeout_ms);
+    if (d)
+        print_error("unexpected delivery of %s\n", d->report_id);
+    assert_null(d);
+}
+
+static bool packed_contains(const Caveat__Report *report, const char *text)
+{
+    size_t len = caveat__report__get_packed_size(report);
+    uint8_t *buf = malloc(len);
+    caveat__report__pack(report, buf);
+    bool found = memmem(buf, len, text, strlen(text)) != NULL;
+    free(buf);
+    return found;
+}
+
+static char *admin(harness_t *h, const char *command, bool *ok)
+{
+    cv_client_t *c = client(h, "caveat-admin", NULL, 0);
+    cv_error_t err = {""};
+    char *text = cv_client_admin(c, command, ok, 5000, &err);
+    if (!text)
+        print_error("admin: %s\n", err.msg);
+    assert_non_null(text);
+    cv_client_destroy(&c);
+    return text;
+}
+
+/*  The value of a counter in the stats JSON. */
+static long stat_of(harness_t *h, const char *name)
+{
+    bool ok = false;
+    char *text = admin(h, "stats", &ok);
+    assert_true(ok);
+    char key[64];
+    snprintf(key, sizeof key, "\"%s\":", name);
+    const char *at = strstr(text, key);
+    assert_non_null(at);
+    long value = atol(at + strlen(key));
+    free(text);
+    return value;
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Delivery and redaction.                                                 */
+
+static void test_delivery_with_redaction(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    cv_client_t *council = client(h, "hull-cc", NULL, 0);
+    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
+    assert_string_equal(cv_client_agency(council), "hull-cc");
+    char id[128];
+    publish_example(police, "vulnerable_individual", id, sizeof id);
+
+    Caveat__Wire__Delivery *d = receive(council, 5000);
+    assert_non_null(d);
+    assert_int_equal(d->seq, 1);
+    assert_string_equal(d->report_id, id);
+    assert_int_equal(d->n_rules, 1);
+    assert_string_equal(d->rules[0], "safeguarding-referral");
+    assert_null(d->feed);
+    Caveat__Report *view = d->report;
+    assert_string_equal(view->originator, "hum-bcu-hull");
+    assert_string_equal(view->subjects[0]->date_of_birth, "2009");
+    assert_string_equal(view->subjects[0]->postcode, "HU3");
+    assert_null(view->subjects[0]->address);
+    assert_null(view->source);
+    assert_false(packed_contains(view, "Example Street"));
+    assert_false(packed_contains(view, "2009-04-01"));
+    assert_false(packed_contains(view, "SR/2026/0441"));
+    assert_true(cv_client_ack(council, d->seq, &(cv_error_t){""}));
+    caveat__wire__delivery__free_unpacked(d, NULL);
+
+    /* the originator never receives its own report */
+    assert_nothing_arrives(police, 300);
+    cv_client_destroy(&police);
+    cv_client_destroy(&council);
+    finish(&h);
+}
+
+static void test_store_and_forward_and_redelivery(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
+    char id[128];
+    publish_example(police, "vulnerable_individual", id, sizeof id); /* council offline */
+
+    cv_client_t *council = client(h, "hull-cc", NULL, 0);
+    Caveat__Wire__Delivery *d = receive(council, 5000);
+    assert_non_null(d);
+    assert_string_equal(d->report_id, id);
+    uint64_t seq = d->seq;
+    caveat__wire__delivery__free_unpacked(d, NULL);
+    cv_client_destroy(&council); /* gone without acknowledging */
+
+    council = client(h, "hull-cc", NULL, 0);
+    d = receive(council, 5000);
+    assert_non_null(d); /* sent again, with the same seq */
+    assert_int_equal(d->seq, seq);
+    assert_string_equal(d->report_id, id);
+    assert_true(cv_client_ack(council, d->seq, &(cv_error_t){""}));
+    caveat__wire__delivery__free_unpacked(d, NULL);
+    cv_client_destroy(&council);
+
+    council = client(h, "hull-cc", NULL, 0);
+    assert_nothing_arrives(council, 500); /* acknowledged: never again */
+    cv_client_destroy(&council);
+    cv_client_destroy(&police);
+    finish(&h);
+}
+
+static void test_restart_keeps_what_was_acknowledged(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
+    char id[128];
+    publish_example(police, "vulnerable_individual", id, sizeof id);
+    cv_client_destroy(&police);
+    harness_kill(h); /* a crash right after the PublishAck */
+    assert_true(harness_start(h, NULL));
+    cv_client_t *council = client(h, "hull-cc", NULL, 0);
+    Caveat__Wire__Delivery *d = receive(council, 5000);
+    assert_non_null(d);
+    assert_string_equal(d->report_id, id);
+    caveat__wire__delivery__free_unpacked(d, NULL);
+    cv_client_destroy(&council);
+    finish(&h);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Identity.                                                               */
+
+static void test_unlisted_key_cannot_connect(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    zcert_t *cert = zcert_new();
+    const char *path = harness_path(h, "stranger.cert");
+    assert_int_equal(zcert_save(cert, path), 0);
+    zcert_destroy(&cert);
+    chmod(harness_path(h, "stranger.cert_secret"), 0600);
+
+    char server[600], secret[600];
+    snprintf(server, sizeof server, "%s", harness_path(h, "broker.cert"));
+    snprintf(secret, sizeof secret, "%s", harness_path(h, "stranger.cert_secret"));
+    cv_client_config_t config = {.endpoint = harness_endpoint(h),
+                                 .server_cert = server,
+                                 .client_cert = secret,
+                                 .timeout_ms = 1500};
+    cv_error_t err = {""};
+    cv_client_t *c = cv_client_new(&config, &err);
+    assert_null(c);
+    assert_true(err.msg[0] != '\0');
+    assert_true(stat_of(h, "zap_refused") >= 1);
+    assert_int_equal(stat_of(h, "sessions"), 1); /* the administrator asking */
+    finish(&h);
+}
+
+static void test_spoofed_originator_is_refused(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    cv_client_t *council = client(h, "hull-cc", NULL, 0);
+    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
+    Caveat__Report *report = harness_report("vulnerable_individual");
+    free(report->originator);
+    report->originator = strdup("hum-sb"); /* police pretending to be Special Branch */
+    assert_int_equal(publish(police, report, NULL, 0),
+                     CAVEAT__WIRE__STATUS__REFUSED_SPOOFED_ORIGINATOR);
+    caveat__report__free_unpacked(report, NULL);
+    assert_nothing_arrives(council, 500);
+    assert_int_equal(stat_of(h, "published"), 0);
+    assert_int_equal(stat_of(h, "refused"), 1);
+    assert_int_equal(stat_of(h, "queued"), 0);
+    cv_client_destroy(&police);
+    cv_client_destroy(&council);
+    finish(&h);
+}
+
+static void test_invalid_reports_are_refused(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
+    Caveat__Report *report = harness_report("vulnerable_individual");
+    free(report->category);
+    report->category = strdup("gossip");
+    assert_int_equal(publish(police, report, NULL, 0), CAVEAT__WIRE__STATUS__REFUSED_INVALID);
+    caveat__report__free_unpacked(report, NULL);
+
+    report = harness_report("vulnerable_individual");
+    free(report->grading->handling_code);
+    report->grading->handling_code = strdup("9");
+    assert_int_equal(publish(police, report, NULL, 0), CAVEAT__WIRE__STATUS__REFUSED_INVALID);
+    caveat__report__free_unpacked(report, NULL);
+    assert_int_equal(stat_of(h, "queued"), 0);
+    cv_client_destroy(&police);
+    finish(&h);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Frames libcaveat would never send: a raw CURVE DEALER.                  */
+
+static zsock_t *raw_dealer(harness_t *h, const char *agency)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s", harness_path(h, "broker.cert"));
+    zcert_t *server = zcert_load(path);
+    snprintf(path, sizeof path, "%s/%s.cert_secret", harness_path(h, ""), agency);
+    zcert_t *mine = zcert_load(path);
+    assert_non_null(server);
+    assert_non_null(mine);
+    zsock_t *dealer = zsock_new(ZMQ_DEALER);
+    zsock_set_linger(dealer, 0);
+    zsock_set_rcvtimeo(dealer, 3000);
+    zcert_apply(mine, dealer);
+    zsock_set_curve_serverkey(dealer, zcert_public_txt(server));
+    zcert_destroy(&server);
+    zcert_destroy(&mine);
+    assert_int_equal(zsock_connect(dealer, "%s", harness_endpoint(h)), 0);
+    return dealer;
+}
+
+static void send_frame(zsock_t *dealer, const Caveat__Wire__Frame *frame)
+{
+    size_t size = caveat__wire__frame__get_packed_size(frame);
+    zframe_t *f = zframe_new(NULL, size);
+    caveat__wire__frame__pack(frame, zframe_data(f));
+    zframe_send(&f, dealer, 0);
+}
+
+/*  The error code of the broker's answer, or 0 when it is no error. */
+static uint32_t error_answer(zsock_t *dealer)
+{
+    zframe_t *f = zframe_recv(dealer);
+    assert_non_null(f);
+    Caveat__Wire__Frame *frame = caveat__wire__frame__unpack(NULL, zframe_size(f), zframe_data(f));
+    zframe_destroy(&f);
+    assert_non_null(frame);
+    uint32_t code = frame->body_case == CAVEAT__WIRE__FRAME__BODY_ERROR ? frame->error->code : 0;
+    caveat__wire__frame__free_unpacked(frame, NULL);
+    return code;
+}
+
+static void send_hello(zsock_t *dealer, uint32_t version)
+{
+    Caveat__Wire__Hello hello = CAVEAT__WIRE__HELLO__INIT;
+    hello.has_version = true;
+    hello.version = version;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_HELLO;
+    frame.hello = &hello;
+    send_frame(dealer, &frame);
+}
+
+static void test_malformed_frames_get_errors(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    zsock_t *dealer = raw_dealer(h, "hull-cc");
+
+    zstr_send(dealer, "\xff\xff\xff garbage"); /* not a Frame */
+    assert_int_equal(error_answer(dealer), 1 /* BAD_FRAME */);
+    zstr_sendm(dealer, "two");
+    zstr_send(dealer, "frames");
+    assert_int_equal(error_answer(dealer), 1 /* BAD_FRAME */);
+
+    Caveat__Wire__Publish publish = CAVEAT__WIRE__PUBLISH__INIT;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_PUBLISH;
+    frame.publish = &publish;
+    send_frame(dealer, &frame); /* before Hello */
+    assert_int_equal(error_answer(dealer), 2 /* NOT_READY */);
+
+    send_hello(dealer, 2);
+    assert_int_equal(error_answer(dealer), 3 /* VERSION */);
+    send_hello(dealer, 1);
+    assert_int_equal(error_answer(dealer), 0); /* HelloAck */
+
+    send_frame(dealer, &frame); /* a publish of nothing */
+    assert_int_equal(error_answer(dealer), 8 /* BAD_REQUEST */);
+    Caveat__Wire__DeliveryAck ack = CAVEAT__WIRE__DELIVERY_ACK__INIT;
+    ack.has_up_to = true;
+    ack.up_to = 99;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_DELIVERY_ACK;
+    frame.delivery_ack = &ack;
+    send_frame(dealer, &frame); /* acknowledges what was never sent */
+    assert_int_equal(error_answer(dealer), 4 /* BAD_ACK */);
+    zsock_destroy(&dealer);
+
+    /* and the broker still serves */
+    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
+    publish_example(police, "vulnerable_individual", NULL, 0);
+    cv_client_destroy(&police);
+    finish(&h);
+}
+
+static void test_oversize_frame_is_refused_and_broker_serves(void **state)
+{
+    (void)state;
+    harness_t *h = harness_new();
+    const char *const small[] = {"--max-frame", "65536", NULL};
+    assert_true(harness_start(h, small));
+    zsock_t *dealer = raw_dealer(h, "hum-bcu-hull");
+    send_hello(dealer, 1);
+    assert_int_equal(error_answer(dealer), 0);
+    zframe_t *big = zframe_new(NULL, 200000); /* over --max-frame: libzmq drops the link */
+    memset(zframe_data(big), 'x', 200000);
+    zframe_send(&big, dealer, 0);
+    zsock_set_rcvtimeo(dealer, 500);
+    zframe_t *answer = zframe_recv(dealer);
+    assert_null(answer); /* no answer can come: the connection was refused */
+    zsock_destroy(&dealer);
+
+    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
+    assert_int_equal(cv_client_max_frame(police), 65536);
+    Caveat__Report *report = harness_report("vulnerable_individual");
+    free(report->narrative);
+    report->narrative = malloc(100001);
+    memset(report->narrative, 'n', 100000);
+    report->narrative[100000] = '\0';
+    /* libcaveat refuses it locally, with a reason, and sends nothing */
+    assert_int_equal(publish(police, report, NULL, 0), CAVEAT__WIRE__STATUS__REFUSED_INVALID);
+    caveat__report__free_unpacked(report, NULL);
+    publish_example(police, "vulnerable_individual", NULL, 0);
+    assert_int_equal(stat_of(h, "published"), 1);
+    cv_client_destroy(&police);
+    finish(&h);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Flow control and feeds.                                                 */
+
+static void test_slow_subscriber_does_not_stop_a_fast_one(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    cv_client_t *slow = client(h, "hull-cc", NULL, 1); /* takes one, never acknowledges */
+    cv_client_t *fast = client(h, "ne-ctu", NULL, 0);
+    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
+    enum { N = 60 };
+    for (int i = 0; i < N; i++)
+        publish_example(police, "vulnerable_individual", NULL, 0);
+    int got = 0;
+    Caveat__Wire__Delivery *d;
+    while (got < N && (d = receive(fast, 5000))) {
+        got++;
+        assert_true(cv_client_ack(fast, d->seq, &(cv_error_t){""}));
+        caveat__wire__delivery__free_unpacked(d, NULL);
+    }
+    assert_int_equal(got, N);
+    d = receive(slow, 2000);
+    assert_non_null(d);
+    caveat__wire__delivery__free_unpacked(d, NULL);
+    assert_nothing_arrives(slow, 300); /* its credit of one is spent */
+    cv_client_destroy(&police);
+    cv_client_destroy(&fast);
+    cv_client_destroy(&slow);
+    finish(&h);
+}
+
+static void test_ctio_feed_gets_screened_reports_only(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    cv_client_t *feed = client(h, "hum-ctio-hull", "ctio", 0);
+    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
+    char screened[128], plain[128];
+    publish_example(police, "critical_incident", plain, sizeof plain);
+    publish_example(police, "radicalisation_concern", screened, sizeof screened);
+    Caveat__Wire__Delivery *d = receive(feed, 5000);
+    assert_non_null(d);
+    assert_string_equal(d->report_id, screened);
+    assert_string_equal(d->feed, "ctio");
+    caveat__wire__delivery__free_unpacked(d, NULL);
+    assert_nothing_arrives(feed, 500);
+    cv_client_destroy(&police);
+    cv_client_destroy(&feed);
+    finish(&h);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Administration and reload.                                              */
+
+static void test_admin_is_for_administrators(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
+    bool ok = true;
+    cv_error_t err = {""};
+    char *text = cv_client_admin(police, "stats", &ok, 3000, &err);
+    assert_null(text);
+    assert_non_null(strstr(err.msg, "FORBIDDEN"));
+    cv_client_destroy(&police);
+    finish(&h);
+}
+
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    static char buf[1 << 17];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return strdup(buf);
+}
+
+static void test_bad_reload_keeps_the_old_policy(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    char *good = read_text(harness_path(h, "policy.yaml"));
+    char *bad = strdup(good);
+    char *level = strstr(bad, "clearance: OFFICIAL-SENSITIVE");
+    assert_non_null(level);
+    memcpy(level, "clearance: OFFICIAL-SENSATIVE", 29);
+    harness_write_policy(h, bad);
+
+    bool ok = true;
+    char *text = admin(h, "reload", &ok);
+    assert_false(ok);
+    assert_non_null(strstr(text, "policy.yaml:"));
+    assert_non_null(strstr(text, ": error: "));
+    assert_non_null(strstr(text, "unknown level 'OFFICIAL-SENSATIVE'"));
+    free(text);
+    harness_signal(h, SIGHUP); /* the same through the signal */
+    usleep(300 * 1000);
+    assert_int_equal(stat_of(h, "reload_failures"), 2);
+
+    /* the old policy still routes */
+    cv_client_t *council = client(h, "hull-cc", NULL, 0);
+    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
+    publish_example(police, "vulnerable_individual", NULL, 0);
+    Caveat__Wire__Delivery *d = receive(council, 5000);
+    assert_non_null(d);
+    caveat__wire__delivery__free_unpacked(d, NULL);
+    cv_client_destroy(&police);
+    cv_client_destroy(&council);
+    free(good);
+    free(bad);
+    finish(&h);
+}
+
+/*  The policy text without the agency block of id. */
+static char *without_agency(const char *policy, const char *id)
+{
+    char header[64];
+    snprintf(header, sizeof header, "\n  %s:\n", id);
+    const char *start = strstr(policy, header);
+    assert_non_null(start);
+    const char *end = start + strlen(header);
+    while (strncmp(end, "    ", 4) == 0) /* the agency's indented lines */
+        end = strchr(end, '\n') + 1;
+    char *out = malloc(strlen(policy) + 1);
+    size_t head = (size_t)(start - policy) + 1;
+    memcpy(out, policy, head);
+    strcpy(out + head, end);
+    return out;
+}
+
+static void test_reload_removing_an_agency_revokes_it(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    cv_client_t *council = client(h, "hull-cc", NULL, 0);
+    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
+    char *policy = read_text(harness_path(h, "policy.yaml"));
+    char *reduced = without_agency(policy, "hull-cc");
+    harness_write_policy(h, reduced);
+    bool ok = false;
+    char *text = admin(h, "reload", &ok);
+    if (!ok)
+        print_error("reload: %s\n", text);
+    assert_true(ok);
+    free(text);
+
+    cv_error_t err = {""};
+    Caveat__Wire__Delivery *d = cv_client_receive(council, 3000, &err);
+    assert_null(d);
+    assert_non_null(strstr(err.msg, "REVOKED"));
+    publish_example(police, "vulnerable_individual", NULL, 0);
+    assert_nothing_arrives(council, 500);
+    cv_client_destroy(&council);
+    council = harness_client(h, "hull-cc", NULL, 0, &err);
+    assert_null(council); /* and cannot come back */
+    assert_int_equal(stat_of(h, "revoked"), 1);
+    cv_client_destroy(&police);
+    free(policy);
+    free(reduced);
+    finish(&h);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_delivery_with_redaction),
+        cmocka_unit_test(test_store_and_forward_and_redelivery),
+        cmocka_unit_test(test_restart_keeps_what_was_acknowledged),
+        cmocka_unit_test(test_unlisted_key_cannot_connect),
+        cmocka_unit_test(test_spoofed_originator_is_refused),
+        cmocka_unit_test(test_invalid_reports_are_refused),
+        cmocka_unit_test(test_malformed_frames_get_errors),
+        cmocka_unit_test(test_oversize_frame_is_refused_and_broker_serves),
+        cmocka_unit_test(test_slow_subscriber_does_not_stop_a_fast_one),
+        cmocka_unit_test(test_ctio_feed_gets_screened_reports_only),
+        cmocka_unit_test(test_admin_is_for_administrators),
+        cmocka_unit_test(test_bad_reload_keeps_the_old_policy),
+        cmocka_unit_test(test_reload_removing_an_agency_revokes_it),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
