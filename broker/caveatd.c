@@ -8,7 +8,8 @@
 
 static const char usage[] =
     "usage: caveatd --policy FILE --endpoint EP --cert BROKER.cert_secret --data DIR\n"
-    "               [--sync full|normal] [--max-frame BYTES] [--verbose]\n";
+    "               [--sync full|normal|off] [--max-frame BYTES] [--ack-timeout SECONDS]\n"
+    "               [--verbose]\n";
 
 static int bad_option(const char *option, const char *expected, const char *value)
 {
@@ -18,15 +19,12 @@ static int bad_option(const char *option, const char *expected, const char *valu
 
 static int parse(int argc, char **argv, cv_broker_config_t *config)
 {
-    static const struct option options[] = {{"policy", required_argument, NULL, 'p'},
-                                            {"endpoint", required_argument, NULL, 'e'},
-                                            {"cert", required_argument, NULL, 'c'},
-                                            {"data", required_argument, NULL, 'd'},
-                                            {"sync", required_argument, NULL, 's'},
-                                            {"max-frame", required_argument, NULL, 'm'},
-                                            {"verbose", no_argument, NULL, 'v'},
-                                            {"help", no_argument, NULL, 'h'},
-                                            {NULL, 0, NULL, 0}};
+    static const struct option options[] = {
+        {"policy", required_argument, NULL, 'p'},      {"endpoint", required_argument, NULL, 'e'},
+        {"cert", required_argument, NULL, 'c'},        {"data", required_argument, NULL, 'd'},
+        {"sync", required_argument, NULL, 's'},        {"max-frame", required_argument, NULL, 'm'},
+        {"verbose", no_argument, NULL, 'v'},           {"help", no_argument, NULL, 'h'},
+        {"ack-timeout", required_argument, NULL, 'a'}, {NULL, 0, NULL, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (opt) {
@@ -46,9 +44,19 @@ static int parse(int argc, char **argv, cv_broker_config_t *config)
             config->verbose = true;
             break;
         case 's':
-            if (strcmp(optarg, "full") && strcmp(optarg, "normal"))
-                return bad_option("--sync", "full or normal", optarg);
-            config->sync = strcmp(optarg, "full") == 0 ? CV_SYNC_FULL : CV_SYNC_NORMAL;
+            if (!strcmp(optarg, "full"))
+                config->sync = CV_SYNC_FULL;
+            else if (!strcmp(optarg, "normal"))
+                config->sync = CV_SYNC_NORMAL;
+            else if (!strcmp(optarg, "off"))
+                config->sync = CV_SYNC_OFF;
+            else
+                return bad_option("--sync", "full, normal or off", optarg);
+            break;
+        case 'a':
+            config->ack_timeout_ms = (int)(atof(optarg) * 1000);
+            if (config->ack_timeout_ms < 100)
+                return bad_option("--ack-timeout", "at least 0.1 seconds", optarg);
             break;
         case 'm':
             config->max_frame = atoi(optarg);

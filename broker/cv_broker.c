@@ -51,8 +51,16 @@ typedef struct {
     uint32_t in_flight; /* sent, not acknowledged */
     bool resending;     /* still resending what an earlier session left unacknowledged */
     uint64_t resent_up_to;
-    bool dirty; /* may have something to send */
+    bool dirty;       /* may have something to send */
+    int64_t progress; /* when it last acknowledged, or was first sent to (ms) */
 } session_t;
+
+/*  An admin request that needs the store to itself (backup, purge): it
+ *  runs after the turn's commit, never inside the write transaction. */
+typedef struct {
+    zframe_t *routing;
+    Caveat__Wire__AdminRequest *request;
+} deferred_t;
 
 /*  A publish waiting for the commit before its PublishAck goes out. */
 typedef struct {
@@ -72,9 +80,10 @@ struct cv_broker_t {
     zhashx_t *queues;       /* "agency/feed" -> the session_t serving that queue */
     zlistx_t *pending_acks; /* pending_ack_t */
     zlistx_t *outbox;       /* zmsg_t: deliveries to send after the commit */
+    zlistx_t *deferred;     /* deferred_t: admin work run outside a transaction */
     cv_decision_t *decision;
     struct {
-        uint64_t published, refused, delivered, dropped, revoked, reloads, reload_failures;
+        uint64_t published, refused, delivered, resent, dropped, revoked, reloads, reload_failures;
     } stats;
 };
 
@@ -243,11 +252,14 @@ cv_broker_t *cv_broker_new(const cv_broker_config_t *config, cv_error_t *err)
     self->config = *config;
     if (!self->config.max_frame)
         self->config.max_frame = DEFAULT_MAX_FRAME;
+    if (!self->config.ack_timeout_ms)
+        self->config.ack_timeout_ms = 30000;
     self->sessions = zhashx_new();
     zhashx_set_destructor(self->sessions, session_free);
     self->queues = zhashx_new();
     self->pending_acks = zlistx_new();
     self->outbox = zlistx_new();
+    self->deferred = zlistx_new();
     self->decision = cv_decision_new();
     if (!start(self, err))
         cv_broker_destroy(&self);
@@ -264,6 +276,7 @@ void cv_broker_destroy(cv_broker_t **self_p)
     clear_outgoing(self);
     zlistx_destroy(&self->pending_acks);
     zlistx_destroy(&self->outbox);
+    zlistx_destroy(&self->deferred);
     zhashx_destroy(&self->queues);
     zhashx_destroy(&self->sessions);
     zsock_destroy(&self->router);
@@ -452,6 +465,16 @@ static char *new_report_id(void)
     return id;
 }
 
+static char *format_timestamp(int64_t unix_seconds)
+{
+    time_t t = (time_t)unix_seconds;
+    struct tm tm;
+    char text[32];
+    gmtime_r(&t, &tm);
+    strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return strdup(text);
+}
+
 /*  Checks, stores and routes one report; fills its result. */
 static void accept_report(cv_broker_t *self, const char *sender, Caveat__Report *report,
                           Caveat__Wire__PublishResult *result)
@@ -473,10 +496,17 @@ static void accept_report(cv_broker_t *self, const char *sender, Caveat__Report 
         free(report->id);
         report->id = new_report_id();
     }
+    cv_stored_report_t stored = {report->id, sender, report->category, 0};
+    if (!cv_timestamp_parse(report->created, &stored.created)) {
+        /* no creation time: the broker's acceptance time stands in */
+        stored.created = (int64_t)time(NULL);
+        free(report->created);
+        report->created = format_timestamp(stored.created);
+    }
     size_t len = caveat__report__get_packed_size(report);
     uint8_t *body = malloc(len ? len : 1);
     caveat__report__pack(report, body);
-    cv_put_t put = cv_store_put_report(self->store, report->id, sender, body, len, &err);
+    cv_put_t put = cv_store_put_report(self->store, &stored, body, len, &err);
     free(body);
     if (put == CV_PUT_NEW && !route(self, report, &err))
         put = CV_PUT_FAILED;
@@ -643,6 +673,8 @@ static void pump(cv_broker_t *self, session_t *s)
     post_deliveries(self, s, items, sent);
     for (size_t i = 0; i < sent; i++)
         free_delivery(items[i]);
+    if (s->in_flight == 0)
+        s->progress = zclock_mono(); /* the ack clock starts with the first in flight */
     s->in_flight += (uint32_t)sent;
     self->stats.delivered += sent;
     s->dirty = true; /* maybe more */
@@ -659,6 +691,7 @@ static void on_ack(cv_broker_t *self, session_t *s, const Caveat__Wire__Delivery
         }
         cv_error_t err;
         int acked = cv_store_ack(self->store, s->agency, s->feed, ack->up_to, &err);
+        s->progress = zclock_mono();
         s->in_flight =
             acked < 0 || (uint32_t)acked >= s->in_flight ? 0 : s->in_flight - (uint32_t)acked;
     }
@@ -719,6 +752,7 @@ static char *stats_json(cv_broker_t *self)
     FIELD("published", self->stats.published);
     FIELD("refused", self->stats.refused);
     FIELD("delivered", self->stats.delivered);
+    FIELD("resent", self->stats.resent);
     FIELD("dropped", self->stats.dropped);
     FIELD("revoked", self->stats.revoked);
     FIELD("zap_admitted", cv_zap_admitted(self->zap));
@@ -739,6 +773,84 @@ static char *stats_json(cv_broker_t *self)
     return copy;
 }
 
+static void send_admin_reply(cv_broker_t *self, const zframe_t *routing, bool ok, const char *text)
+{
+    Caveat__Wire__AdminReply reply = CAVEAT__WIRE__ADMIN_REPLY__INIT;
+    reply.has_ok = true;
+    reply.ok = ok;
+    reply.text = (char *)text;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_ADMIN_REPLY;
+    frame.admin_reply = &reply;
+    zmsg_t *msg = frame_message(routing, &frame);
+    send_now(self, &msg);
+}
+
+/*  DIR/caveat.db and DIR/pseudonym.key: a data directory a broker can
+ *  start from. DIR must not exist: a backup never overwrites. */
+static bool backup(cv_broker_t *self, const char *dir, char *text, size_t size)
+{
+    cv_error_t err = {""};
+    char path[4096];
+    if (mkdir(dir, 0700) != 0) {
+        snprintf(text, size, "%s: cannot create: %s", dir, strerror(errno));
+        return false;
+    }
+    snprintf(path, sizeof path, "%s/pseudonym.key", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    bool ok =
+        fd >= 0 && write(fd, self->pseudonym_key, CV_KEY_BYTES) == CV_KEY_BYTES && fsync(fd) == 0;
+    if (fd >= 0)
+        close(fd);
+    snprintf(path, sizeof path, "%s/caveat.db", dir);
+    ok = ok && cv_store_backup(self->store, path, &err);
+    if (ok)
+        snprintf(text, size, "backed up to %s", dir);
+    else
+        snprintf(text, size, "%s", err.msg[0] ? err.msg : "cannot write the key");
+    say(self, false, "backup: %s", text);
+    return ok;
+}
+
+static void run_deferred(cv_broker_t *self, deferred_t *d)
+{
+    const Caveat__Wire__AdminRequest *request = d->request;
+    char text[4096] = "";
+    bool ok = false;
+    if (strcmp(request->command, "backup") == 0) {
+        if (request->n_args == 1)
+            ok = backup(self, request->args[0], text, sizeof text);
+        else
+            snprintf(text, sizeof text, "backup needs one argument: a new directory");
+    }
+    send_admin_reply(self, d->routing, ok, text);
+}
+
+static void run_all_deferred(cv_broker_t *self)
+{
+    deferred_t *d;
+    while ((d = zlistx_detach(self->deferred, NULL))) {
+        run_deferred(self, d);
+        zframe_destroy(&d->routing);
+        caveat__wire__admin_request__free_unpacked(d->request, NULL);
+        free(d);
+    }
+}
+
+/*  Keeps a copy of the request: the frame it came in is freed. */
+static void defer(cv_broker_t *self, const zframe_t *routing,
+                  const Caveat__Wire__AdminRequest *request)
+{
+    size_t len = caveat__wire__admin_request__get_packed_size(request);
+    uint8_t *buf = malloc(len ? len : 1);
+    caveat__wire__admin_request__pack(request, buf);
+    deferred_t *d = calloc(1, sizeof *d);
+    d->routing = zframe_dup((zframe_t *)routing);
+    d->request = caveat__wire__admin_request__unpack(NULL, len, buf);
+    free(buf);
+    zlistx_add_end(self->deferred, d);
+}
+
 static void on_admin(cv_broker_t *self, const zframe_t *routing, int agency,
                      const Caveat__Wire__AdminRequest *request)
 {
@@ -746,28 +858,20 @@ static void on_admin(cv_broker_t *self, const zframe_t *routing, int agency,
         send_error(self, routing, E_FORBIDDEN, "not an administrator");
         return;
     }
-    Caveat__Wire__AdminReply reply = CAVEAT__WIRE__ADMIN_REPLY__INIT;
-    reply.has_ok = true;
-    cv_error_t err = {""};
     const char *command = request->command ? request->command : "";
-    char *text = NULL;
     if (strcmp(command, "stats") == 0) {
-        text = stats_json(self);
-        reply.ok = text != NULL;
+        char *text = stats_json(self);
+        send_admin_reply(self, routing, text != NULL, text);
+        free(text);
     } else if (strcmp(command, "reload") == 0) {
-        reply.ok = reload(self, &err);
-        text = strdup(reply.ok ? "reloaded" : err.msg);
+        cv_error_t err = {""};
+        bool ok = reload(self, &err);
+        send_admin_reply(self, routing, ok, ok ? "reloaded" : err.msg);
+    } else if (strcmp(command, "backup") == 0) {
+        defer(self, routing, request);
     } else {
         send_error(self, routing, E_BAD_REQUEST, "unknown admin command");
-        return;
     }
-    reply.text = text;
-    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
-    frame.body_case = CAVEAT__WIRE__FRAME__BODY_ADMIN_REPLY;
-    frame.admin_reply = &reply;
-    zmsg_t *msg = frame_message(routing, &frame);
-    send_now(self, &msg);
-    free(text);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -937,6 +1041,22 @@ static void turn(cv_broker_t *self, bool readable)
     if (!cv_store_commit(self->store, &err))
         turn_failed(self, err.msg);
     send_outgoing(self);
+    run_all_deferred(self);
+}
+
+/*  A session that holds deliveries without acknowledging them for the ack
+ *  timeout gets them again, with their seq: the client drops what it had. */
+static void resend_overdue(cv_broker_t *self)
+{
+    int64_t now = zclock_mono();
+    for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
+        if (s->in_flight > 0 && now - s->progress > self->config.ack_timeout_ms) {
+            self->stats.resent += s->in_flight;
+            s->in_flight = 0;
+            s->resending = s->dirty = true;
+            s->resent_up_to = 0;
+            s->progress = now;
+        }
 }
 
 static bool any_dirty(cv_broker_t *self)
@@ -969,6 +1089,7 @@ int cv_broker_run(cv_broker_t *self)
             cv_error_t err;
             reload(self, &err);
         }
+        resend_overdue(self);
         void *ready = zpoller_wait(poller, any_dirty(self) ? 0 : 200);
         if (ready == cv_zap_socket(self->zap))
             cv_zap_handle(self->zap, self->policy);

@@ -15,8 +15,9 @@ typedef struct {
     const char *cert_path; /* the broker's secret certificate */
     const char *data_dir;
     cv_sync_t sync;
-    int max_frame; /* bytes; 0: 1 MiB */
-    bool verbose;  /* debug lines on stderr */
+    int max_frame;      /* bytes; 0: 1 MiB */
+    int ack_timeout_ms; /* resend what a session leaves unacknowledged this long; 0: 30 s */
+    bool verbose;       /* debug lines on stderr */
 } cv_broker_config_t;
 
 typedef struct cv_broker_t cv_broker_t;

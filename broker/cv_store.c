@@ -19,8 +19,14 @@
 static const char schema_sql[] =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
     "CREATE TABLE reports(id TEXT PRIMARY KEY, originator TEXT NOT NULL,"
+    "  category TEXT NOT NULL, created INTEGER NOT NULL," /* unix seconds, UTC */
     "  accepted TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),"
     "  body BLOB NOT NULL);"
+    "CREATE INDEX reports_age ON reports(category, created);"
+    /* what retention removed, kept for oversight after the report is gone */
+    "CREATE TABLE purges(report_id TEXT NOT NULL, originator TEXT NOT NULL,"
+    "  category TEXT NOT NULL, created INTEGER NOT NULL, rule TEXT NOT NULL,"
+    "  purged TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')));"
     "CREATE TABLE queue(entry INTEGER PRIMARY KEY AUTOINCREMENT, agency TEXT NOT NULL,"
     "  feed TEXT NOT NULL, report_id TEXT NOT NULL REFERENCES reports(id),"
     "  priority INTEGER NOT NULL, seq INTEGER);"
@@ -43,6 +49,11 @@ enum {
     S_LAST_SEQ,
     S_SET_LAST_SEQ,
     S_QUEUED,
+    S_CATEGORIES,
+    S_EXPIRED,
+    S_PURGE_RECORD,
+    S_PURGE_QUEUE,
+    S_PURGE_REPORT,
     S_COUNT
 };
 
@@ -50,7 +61,8 @@ static const char *const statements[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
-    [S_PUT] = "INSERT INTO reports(id, originator, body) VALUES(?1, ?2, ?3)",
+    [S_PUT] = "INSERT INTO reports(id, originator, category, created, body)"
+              " VALUES(?1, ?2, ?3, ?4, ?5)",
     [S_GET] = "SELECT originator, body FROM reports WHERE id = ?1",
     [S_ENQUEUE] = "INSERT INTO queue(agency, feed, report_id, priority) VALUES(?1, ?2, ?3, ?4)",
     [S_NEXT_SENT] = "SELECT entry, report_id, seq FROM queue WHERE agency = ?1 AND feed = ?2"
@@ -64,6 +76,13 @@ static const char *const statements[S_COUNT] = {
     [S_SET_LAST_SEQ] = "INSERT INTO cursors(agency, feed, last_seq) VALUES(?1, ?2, ?3)"
                        " ON CONFLICT(agency, feed) DO UPDATE SET last_seq = excluded.last_seq",
     [S_QUEUED] = "SELECT count(*) FROM queue",
+    [S_CATEGORIES] = "SELECT DISTINCT category FROM reports",
+    [S_EXPIRED] = "SELECT id, originator, created FROM reports WHERE category = ?1"
+                  " AND created < ?2 ORDER BY created",
+    [S_PURGE_RECORD] = "INSERT INTO purges(report_id, originator, category, created, rule)"
+                       " VALUES(?1, ?2, ?3, ?4, ?5)",
+    [S_PURGE_QUEUE] = "DELETE FROM queue WHERE report_id = ?1",
+    [S_PURGE_REPORT] = "DELETE FROM reports WHERE id = ?1",
 };
 
 struct cv_store_t {
@@ -145,9 +164,11 @@ static bool check_format(cv_store_t *self, const char *path, cv_error_t *err)
 static bool configure(cv_store_t *self, cv_sync_t sync, const char *path, cv_error_t *err)
 {
     char pragmas[256];
+    static const char *const levels[] = {
+        [CV_SYNC_FULL] = "FULL", [CV_SYNC_NORMAL] = "NORMAL", [CV_SYNC_OFF] = "OFF"};
     snprintf(pragmas, sizeof pragmas,
              "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=ON;",
-             sync == CV_SYNC_FULL ? "FULL" : "NORMAL");
+             levels[sync]);
     char *msg = NULL;
     if (sqlite3_exec(self->db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
         cv_error_set(err, path, 0, 0, "%s", msg ? msg : "cannot configure the store");
@@ -227,19 +248,21 @@ static cv_put_t compare_stored(cv_store_t *self, const char *id, const char *ori
     return same ? CV_PUT_SAME : CV_PUT_CONFLICT;
 }
 
-cv_put_t cv_store_put_report(cv_store_t *self, const char *id, const char *originator,
+cv_put_t cv_store_put_report(cv_store_t *self, const cv_stored_report_t *report,
                              const uint8_t *body, size_t len, cv_error_t *err)
 {
     sqlite3_stmt *s = stmt(self, S_PUT);
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, originator, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 3, body, (int)len, SQLITE_STATIC);
+    sqlite3_bind_text(s, 1, report->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, report->originator, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, report->category, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, report->created);
+    sqlite3_bind_blob(s, 5, body, (int)len, SQLITE_STATIC);
     int rc = sqlite3_step(s);
     sqlite3_reset(s);
     if (rc == SQLITE_DONE)
         return CV_PUT_NEW;
     if (rc == SQLITE_CONSTRAINT)
-        return compare_stored(self, id, originator, body, len, err);
+        return compare_stored(self, report->id, report->originator, body, len, err);
     db_error(self, err, "store report");
     return CV_PUT_FAILED;
 }
@@ -350,4 +373,104 @@ int64_t cv_store_queued(cv_store_t *self)
     int64_t n = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
     sqlite3_reset(s);
     return n;
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Retention.                                                              */
+
+int cv_store_categories(cv_store_t *self, char ***out)
+{
+    sqlite3_stmt *s = stmt(self, S_CATEGORIES);
+    char **list = NULL;
+    int n = 0;
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        char **grown = realloc(list, (size_t)(n + 1) * sizeof *list);
+        if (!grown)
+            break;
+        list = grown;
+        list[n++] = strdup((const char *)sqlite3_column_text(s, 0));
+    }
+    sqlite3_reset(s);
+    *out = list;
+    return n;
+}
+
+static bool purge_one(cv_store_t *self, const char *id, const char *originator,
+                      const char *category, int64_t created, const char *rule, cv_error_t *err)
+{
+    sqlite3_stmt *s = stmt(self, S_PURGE_RECORD);
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, originator, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, category, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, created);
+    sqlite3_bind_text(s, 5, rule, -1, SQLITE_STATIC);
+    if (!step_done(self, s, err))
+        return false;
+    s = stmt(self, S_PURGE_QUEUE);
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    if (!step_done(self, s, err))
+        return false;
+    s = stmt(self, S_PURGE_REPORT);
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    return step_done(self, s, err);
+}
+
+int cv_store_purge(cv_store_t *self, const char *category, int64_t created_before, const char *rule,
+                   bool dry_run, cv_purge_fn *each, void *arg, cv_error_t *err)
+{
+    /* collect first: rows are deleted while the select would still run */
+    sqlite3_stmt *s = stmt(self, S_EXPIRED);
+    sqlite3_bind_text(s, 1, category, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, created_before);
+    typedef struct {
+        char *id, *originator;
+        int64_t created;
+    } row_t;
+    row_t *rows = NULL;
+    int n = 0;
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        row_t *grown = realloc(rows, (size_t)(n + 1) * sizeof *rows);
+        if (!grown)
+            break;
+        rows = grown;
+        rows[n++] =
+            (row_t){strdup((const char *)sqlite3_column_text(s, 0)),
+                    strdup((const char *)sqlite3_column_text(s, 1)), sqlite3_column_int64(s, 2)};
+    }
+    sqlite3_reset(s);
+    bool ok = true;
+    for (int i = 0; i < n; i++) {
+        if (ok && !dry_run)
+            ok = purge_one(self, rows[i].id, rows[i].originator, category, rows[i].created, rule,
+                           err);
+        if (ok && each)
+            each(arg, rows[i].id, category, rows[i].created);
+        free(rows[i].id);
+        free(rows[i].originator);
+    }
+    free(rows);
+    return ok ? n : -1;
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Online backup: a consistent copy while the broker serves.               */
+
+bool cv_store_backup(cv_store_t *self, const char *path, cv_error_t *err)
+{
+    sqlite3 *copy = NULL;
+    mode_t old = umask(077);
+    int rc = sqlite3_open_v2(path, &copy, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    umask(old);
+    sqlite3_backup *backup =
+        rc == SQLITE_OK ? sqlite3_backup_init(copy, "main", self->db, "main") : NULL;
+    if (backup) {
+        rc = sqlite3_backup_step(backup, -1);
+        sqlite3_backup_finish(backup);
+    }
+    bool ok = backup && rc == SQLITE_DONE;
+    if (!ok)
+        cv_error_set(err, path, 0, 0, "backup failed: %s",
+                     copy ? sqlite3_errmsg(copy) : sqlite3_errstr(rc));
+    sqlite3_close(copy);
+    return ok;
 }

@@ -19,6 +19,7 @@ typedef struct cv_store_t cv_store_t;
 typedef enum {
     CV_SYNC_FULL,   /* fsync at every commit: nothing acknowledged is lost on power loss */
     CV_SYNC_NORMAL, /* WAL without fsync per commit: a power loss may lose the last commits */
+    CV_SYNC_OFF,    /* no fsync at all: for measuring what durability costs, never for use */
 } cv_sync_t;
 
 /*  Opens DIR/caveat.db, creating it in a new or empty directory. Refuses a
@@ -38,7 +39,14 @@ typedef enum {
     CV_PUT_FAILED,
 } cv_put_t;
 
-cv_put_t cv_store_put_report(cv_store_t *self, const char *id, const char *originator,
+typedef struct {
+    const char *id;
+    const char *originator;
+    const char *category;
+    int64_t created; /* unix seconds, UTC: what retention counts from */
+} cv_stored_report_t;
+
+cv_put_t cv_store_put_report(cv_store_t *self, const cv_stored_report_t *report,
                              const uint8_t *body, size_t len, cv_error_t *err);
 bool cv_store_enqueue(cv_store_t *self, const char *agency, const char *feed, const char *report_id,
                       int priority, cv_error_t *err);
@@ -71,5 +79,20 @@ bool cv_store_get_report(cv_store_t *self, const char *id, uint8_t **body, size_
 
 /*  Entries waiting in all queues (sent or not). */
 int64_t cv_store_queued(cv_store_t *self);
+
+/*  The categories of stored reports (malloc'd strings in a malloc'd array). */
+int cv_store_categories(cv_store_t *self, char ***out);
+
+/*  Retention: removes the reports of category created before the cutoff,
+ *  with their queue entries, recording each purge (with rule, the
+ *  retention that applied) in the purges table. dry_run only lists. each
+ *  is called for every report (may be NULL). Returns how many, or -1. */
+typedef void(cv_purge_fn)(void *arg, const char *id, const char *category, int64_t created);
+int cv_store_purge(cv_store_t *self, const char *category, int64_t created_before, const char *rule,
+                   bool dry_run, cv_purge_fn *each, void *arg, cv_error_t *err);
+
+/*  A consistent copy of the store at path (SQLite's online backup), from
+ *  which a broker can start. Call outside a write transaction. */
+bool cv_store_backup(cv_store_t *self, const char *path, cv_error_t *err);
 
 #endif

@@ -18,7 +18,8 @@ static const char usage[] =
     "            [--timeout S]                publish JSON reports (one, or JSON lines)\n"
     "  subscribe --broker EP --server-key BROKER.cert --cert AGENCY.cert_secret\n"
     "            [--feed NAME] [--count N] [--timeout S]   print deliveries as JSON lines\n"
-    "  admin stats|reload --broker EP --server-key BROKER.cert --cert ADMIN.cert_secret\n"
+    "  admin stats|reload|purge [--dry-run]|backup DIR\n"
+    "            --broker EP --server-key BROKER.cert --cert ADMIN.cert_secret\n"
     "  received LABEL=FILE...               subscribe's output, side by side per report\n";
 
 int main(int argc, char **argv)

@@ -101,6 +101,10 @@ bool cv_client_ack(cv_client_t *self, uint64_t up_to, cv_error_t *err);
  *  administrator).                                                        */
 char *cv_client_admin(cv_client_t *self, const char *command, bool *ok, int timeout_ms,
                       cv_error_t *err);
+/*  The same with arguments: "backup" takes a directory (on the broker's
+ *  machine, which must not exist yet); "purge" takes "dry-run" to list only. */
+char *cv_client_admin_args(cv_client_t *self, const char *command, const char *const *args,
+                           size_t n_args, bool *ok, int timeout_ms, cv_error_t *err);
 
 /*  The name of a Caveat__Wire__Status ("REFUSED_INVALID") and of an Error
  *  code ("REVOKED"); "UNKNOWN" for other values.                          */

@@ -8,8 +8,9 @@
 
 #include "cli.h"
 
-static const char usage[] = "usage: caveat admin stats|reload --broker EP --server-key BROKER.cert "
-                            "--cert ADMIN.cert_secret [--timeout S]";
+static const char usage[] =
+    "usage: caveat admin stats|reload|purge [--dry-run]|backup DIR --broker EP "
+    "--server-key BROKER.cert --cert ADMIN.cert_secret [--timeout S]";
 
 /*  "--timeout S": seconds, fractions allowed, as milliseconds. */
 static bool parse_timeout(const char *text, int *timeout_ms)
@@ -67,11 +68,19 @@ int cmd_admin(int argc, char **argv)
     int status = cli_broker_options(&argc, argv, usage, &config, &timeout_ms);
     if (status != CLI_OK)
         return status;
-    if (argc != 2 || argv[1][0] == '-')
+    bool dry_run = cli_take_flag(&argc, argv, "--dry-run");
+    if (argc < 2 || argv[1][0] == '-')
         return cli_error(CLI_USAGE, "%s", usage);
     const char *command = argv[1];
-    if (strcmp(command, "stats") != 0 && strcmp(command, "reload") != 0)
-        return cli_error(CLI_USAGE, "admin %s: not a command (stats, reload)", command);
+    const char *args[1] = {NULL};
+    size_t n_args = 0;
+    if (strcmp(command, "backup") == 0 && argc == 3)
+        args[n_args++] = argv[2];
+    else if (strcmp(command, "purge") == 0 && argc == 2 && dry_run)
+        args[n_args++] = "dry-run";
+    else if ((strcmp(command, "stats") && strcmp(command, "reload") && strcmp(command, "purge")) ||
+             argc != 2 || dry_run)
+        return cli_error(CLI_USAGE, "%s", usage);
     if (timeout_ms < 0)
         timeout_ms = 10000;
     config.timeout_ms = timeout_ms;
@@ -81,7 +90,7 @@ int cmd_admin(int argc, char **argv)
     if (!client)
         return cli_error(CLI_FAILED, "%s", err.msg);
     bool ok = false;
-    char *text = cv_client_admin(client, command, &ok, timeout_ms, &err);
+    char *text = cv_client_admin_args(client, command, args, n_args, &ok, timeout_ms, &err);
     cv_client_destroy(&client);
     if (!text)
         return cli_error(CLI_FAILED, "%s", err.msg);

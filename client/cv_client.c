@@ -954,10 +954,13 @@ bool cv_client_ack(cv_client_t *self, uint64_t up_to, cv_error_t *err)
 /* ------------------------------------------------------------------------ */
 /*  Administration */
 
-static bool send_admin(cv_client_t *self, const char *command, cv_error_t *err)
+static bool send_admin(cv_client_t *self, const char *command, const char *const *args,
+                       size_t n_args, cv_error_t *err)
 {
     Caveat__Wire__AdminRequest request = CAVEAT__WIRE__ADMIN_REQUEST__INIT;
     request.command = (char *)command;
+    request.args = (char **)args;
+    request.n_args = n_args;
     Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
     frame.body_case = CAVEAT__WIRE__FRAME__BODY_ADMIN_REQUEST;
     frame.admin_request = &request;
@@ -980,12 +983,18 @@ static char *admin_text(const Caveat__Wire__Frame *frame, bool *ok, cv_error_t *
 char *cv_client_admin(cv_client_t *self, const char *command, bool *ok, int timeout_ms,
                       cv_error_t *err)
 {
+    return cv_client_admin_args(self, command, NULL, 0, ok, timeout_ms, err);
+}
+
+char *cv_client_admin_args(cv_client_t *self, const char *command, const char *const *args,
+                           size_t n_args, bool *ok, int timeout_ms, cv_error_t *err)
+{
     *ok = false;
     if (!command || !*command) {
         cv_error_set(err, NULL, 0, 0, "no admin command");
         return NULL;
     }
-    if (!send_admin(self, command, err))
+    if (!send_admin(self, command, args, n_args, err))
         return NULL;
     int64_t deadline = zclock_mono() + (timeout_ms > 0 ? timeout_ms : 0);
     while (true) {

@@ -78,6 +78,9 @@ const ProtobufCMessageDescriptor *cv_schema_descriptor(const cv_schema_t *self);
 /*  True when text is a valid value of format (a real calendar date, etc).  */
 bool cv_format_valid(cv_format_t format, const char *text);
 
+/*  An RFC 3339 timestamp as unix seconds (UTC); false when not valid.     */
+bool cv_timestamp_parse(const char *text, int64_t *unix_seconds);
+
 /*  The values at leaf node in msg, as text: every element under every repeated
  *  parent, in order. Strings as they are, numbers in their JSON form, enums
  *  by name, booleans true/false, map entries "key=value". Returns how many

@@ -214,3 +214,26 @@ bool cv_format_valid(cv_format_t format, const char *text)
         return true;
     }
 }
+
+bool cv_timestamp_parse(const char *text, int64_t *unix_seconds)
+{
+    if (!text || !valid_timestamp(text))
+        return false;
+    struct tm tm = {0};
+    tm.tm_year = atoi(text) - 1900;
+    tm.tm_mon = atoi(text + 5) - 1;
+    tm.tm_mday = atoi(text + 8);
+    tm.tm_hour = atoi(text + 11);
+    tm.tm_min = atoi(text + 14);
+    tm.tm_sec = atoi(text + 17);
+    int64_t seconds = (int64_t)timegm(&tm);
+    const char *zone = text + 19;
+    while (*zone == '.' || (*zone >= '0' && *zone <= '9'))
+        zone++;
+    if (*zone == '+' || *zone == '-') {
+        int64_t offset = atoi(zone + 1) * 3600 + atoi(zone + 4) * 60;
+        seconds -= *zone == '+' ? offset : -offset; /* 10:00+01:00 is 09:00Z */
+    }
+    *unix_seconds = seconds;
+    return true;
+}

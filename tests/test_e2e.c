@@ -576,6 +576,86 @@ static void test_reload_removing_an_agency_revokes_it(void **state)
     finish(&h);
 }
 
+static void test_unacknowledged_deliveries_are_resent_after_the_timeout(void **state)
+{
+    (void)state;
+    harness_t *h = harness_new();
+    const char *const quick[] = {"--ack-timeout", "0.5", NULL};
+    assert_true(harness_start(h, quick));
+    zsock_t *dealer = raw_dealer(h, "hull-cc"); /* raw: libcaveat would hide the copy */
+    send_hello(dealer, 1);
+    assert_int_equal(error_answer(dealer), 0);
+    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
+    publish_example(police, "vulnerable_individual", NULL, 0);
+    cv_client_destroy(&police);
+    uint64_t seqs[2] = {0, 0};
+    for (int i = 0; i < 2; i++) { /* the delivery, then the same again */
+        zframe_t *f = zframe_recv(dealer);
+        assert_non_null(f);
+        Caveat__Wire__Frame *frame =
+            caveat__wire__frame__unpack(NULL, zframe_size(f), zframe_data(f));
+        zframe_destroy(&f);
+        assert_int_equal(frame->body_case, CAVEAT__WIRE__FRAME__BODY_DELIVER);
+        seqs[i] = frame->deliver->deliveries[0]->seq;
+        caveat__wire__frame__free_unpacked(frame, NULL);
+    }
+    assert_int_equal(seqs[0], 1);
+    assert_int_equal(seqs[1], 1);
+    assert_true(stat_of(h, "resent") >= 1);
+    zsock_destroy(&dealer);
+    finish(&h);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Backup.                                                                 */
+
+static void test_backup_is_a_data_directory_a_broker_starts_from(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
+    char ids[3][128];
+    for (int i = 0; i < 3; i++)
+        publish_example(police, "vulnerable_individual", ids[i], sizeof ids[i]);
+
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s", harness_path(h, "backup"));
+    cv_client_t *admin_client = client(h, "caveat-admin", NULL, 0);
+    const char *args[] = {dir};
+    bool ok = false;
+    cv_error_t err = {""};
+    char *text = cv_client_admin_args(admin_client, "backup", args, 1, &ok, 5000, &err);
+    assert_non_null(text);
+    assert_true(ok);
+    free(text);
+    /* never over an existing directory */
+    text = cv_client_admin_args(admin_client, "backup", args, 1, &ok, 5000, &err);
+    assert_false(ok);
+    assert_non_null(strstr(text, "cannot create"));
+    free(text);
+    cv_client_destroy(&admin_client);
+    publish_example(police, "vulnerable_individual", NULL, 0); /* after the backup */
+    cv_client_destroy(&police);
+
+    assert_true(harness_stop(h));
+    char swap[2048];
+    snprintf(swap, sizeof swap, "mv %s/data %s/data.live && mv %s %s/data", harness_path(h, ""),
+             harness_path(h, ""), dir, harness_path(h, ""));
+    assert_int_equal(system(swap), 0);
+    assert_true(harness_start(h, NULL));
+    cv_client_t *council = client(h, "hull-cc", NULL, 0);
+    for (int i = 0; i < 3; i++) {
+        Caveat__Wire__Delivery *d = receive(council, 5000);
+        assert_non_null(d);
+        assert_string_equal(d->report_id, ids[i]);
+        assert_true(cv_client_ack(council, d->seq, &err));
+        caveat__wire__delivery__free_unpacked(d, NULL);
+    }
+    assert_nothing_arrives(council, 500); /* the fourth came after the backup */
+    cv_client_destroy(&council);
+    finish(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -592,6 +672,8 @@ int main(void)
         cmocka_unit_test(test_admin_is_for_administrators),
         cmocka_unit_test(test_bad_reload_keeps_the_old_policy),
         cmocka_unit_test(test_reload_removing_an_agency_revokes_it),
+        cmocka_unit_test(test_backup_is_a_data_directory_a_broker_starts_from),
+        cmocka_unit_test(test_unacknowledged_deliveries_are_resent_after_the_timeout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -292,6 +292,23 @@ static void test_text_is_anything(void **state)
     assert_true(cv_format_valid(CV_FORMAT_TEXT, "2026-13-45"));
 }
 
+/*  Retention counts from created: offsets must move the instant. */
+static void test_timestamp_parse(void **state)
+{
+    (void)state;
+    int64_t t = 0;
+    assert_true(cv_timestamp_parse("1970-01-01T00:00:00Z", &t));
+    assert_int_equal(t, 0);
+    assert_true(cv_timestamp_parse("2026-11-20T09:30:00Z", &t));
+    assert_int_equal(t, 1795167000);
+    assert_true(cv_timestamp_parse("2026-11-20T10:30:00.250+01:00", &t));
+    assert_int_equal(t, 1795167000);
+    assert_true(cv_timestamp_parse("2026-11-20T04:30:00-05:00", &t));
+    assert_int_equal(t, 1795167000);
+    assert_false(cv_timestamp_parse("2026-11-20", &t));
+    assert_false(cv_timestamp_parse(NULL, &t));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -306,6 +323,7 @@ int main(void)
         cmocka_unit_test(test_timestamps),
         cmocka_unit_test(test_timestamp_offset_range),
         cmocka_unit_test(test_text_is_anything),
+        cmocka_unit_test(test_timestamp_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
