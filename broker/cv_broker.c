@@ -28,6 +28,8 @@
 #define MAX_CREDIT         10000
 #define DRAIN_PER_TURN     1000         /* messages handled per transaction */
 #define DELIVER_BATCH_SIZE (256 * 1024) /* bytes of deliveries per frame */
+#define WAL_PAGES_BUSY     16000        /* checkpoint even when busy past this (~64 MB) */
+#define REPORT_CACHE       4096         /* unpacked reports kept, by rowid */
 
 /* docs/protocol.md section 7 */
 enum {
@@ -51,8 +53,10 @@ typedef struct {
     uint32_t in_flight; /* sent, not acknowledged */
     bool resending;     /* still resending what an earlier session left unacknowledged */
     uint64_t resent_up_to;
-    bool dirty;       /* may have something to send */
-    int64_t progress; /* when it last acknowledged, or was first sent to (ms) */
+    bool dirty;        /* may have something to send */
+    bool publish_only; /* Hello.credit 0: no queue, no deliveries */
+    int64_t progress;  /* when it last acknowledged, or was first sent to (ms) */
+    int64_t queue;     /* the store\'s id of (agency, feed); -1 until resolved */
 } session_t;
 
 /*  An admin request that needs the store to itself (backup, purge): it
@@ -81,6 +85,11 @@ struct cv_broker_t {
     zlistx_t *pending_acks; /* pending_ack_t */
     zlistx_t *outbox;       /* zmsg_t: deliveries to send after the commit */
     zlistx_t *deferred;     /* deferred_t: admin work run outside a transaction */
+    zhashx_t *queue_ids;    /* "agency/feed" -> store queue id + 1 */
+    struct {
+        int64_t rowid; /* 0: empty */
+        Caveat__Report *report;
+    } cache[REPORT_CACHE]; /* a report fanned out to many is read and unpacked once */
     cv_decision_t *decision;
     struct {
         uint64_t published, refused, delivered, resent, dropped, revoked, reloads, reload_failures;
@@ -260,6 +269,7 @@ cv_broker_t *cv_broker_new(const cv_broker_config_t *config, cv_error_t *err)
     self->pending_acks = zlistx_new();
     self->outbox = zlistx_new();
     self->deferred = zlistx_new();
+    self->queue_ids = zhashx_new();
     self->decision = cv_decision_new();
     if (!start(self, err))
         cv_broker_destroy(&self);
@@ -267,6 +277,7 @@ cv_broker_t *cv_broker_new(const cv_broker_config_t *config, cv_error_t *err)
 }
 
 static void clear_outgoing(cv_broker_t *self);
+static void forget_reports(cv_broker_t *self);
 
 void cv_broker_destroy(cv_broker_t **self_p)
 {
@@ -277,6 +288,8 @@ void cv_broker_destroy(cv_broker_t **self_p)
     zlistx_destroy(&self->pending_acks);
     zlistx_destroy(&self->outbox);
     zlistx_destroy(&self->deferred);
+    zhashx_destroy(&self->queue_ids);
+    forget_reports(self);
     zhashx_destroy(&self->queues);
     zhashx_destroy(&self->sessions);
     zsock_destroy(&self->router);
@@ -369,14 +382,16 @@ static void remove_session(cv_broker_t *self, session_t *s)
 
 static void add_session(cv_broker_t *self, session_t *s)
 {
-    /* a queue has one session: a new Hello replaces the old one */
     session_t *old = session_of(self, s->routing);
     if (old)
         remove_session(self, old);
+    zhashx_insert(self->sessions, s->routing_hex, s);
+    if (s->publish_only)
+        return; /* it serves no queue, so it replaces nobody's */
+    /* a queue has one session: a new Hello replaces the old one */
     if ((old = session_of_queue(self, s->agency, s->feed)))
         remove_session(self, old);
     char *key = queue_key(s->agency, s->feed);
-    zhashx_insert(self->sessions, s->routing_hex, s);
     zhashx_insert(self->queues, key, s);
     free(key);
 }
@@ -396,11 +411,13 @@ static void on_hello(cv_broker_t *self, const zframe_t *routing, int agency,
     s->agency = strdup(a->id);
     memcpy(s->key, a->key, CV_KEY_BYTES);
     s->feed = strdup(feed);
+    s->publish_only = hello->has_credit && hello->credit == 0;
     s->credit = hello->has_credit && hello->credit ? hello->credit : DEFAULT_CREDIT;
     if (s->credit > MAX_CREDIT)
         s->credit = MAX_CREDIT;
     s->resending = true; /* first whatever an earlier session left unacknowledged */
-    s->dirty = true;
+    s->queue = -1;
+    s->dirty = !s->publish_only;
     add_session(self, s);
 
     Caveat__Wire__HelloAck ack = CAVEAT__WIRE__HELLO_ACK__INIT;
@@ -437,8 +454,55 @@ static void set_result(Caveat__Wire__PublishResult *result, Caveat__Wire__Status
     result->reason = reason ? strdup(reason) : NULL;
 }
 
+/* ------------------------------------------------------------------------ */
+/*  Queue ids and the report cache. Both mirror rows of the store, so a
+ *  rolled-back turn forgets them (turn_failed).                            */
+
+static int64_t queue_id(cv_broker_t *self, const char *agency, const char *feed, cv_error_t *err)
+{
+    char *key = queue_key(agency, feed);
+    intptr_t cached = (intptr_t)zhashx_lookup(self->queue_ids, key);
+    int64_t id = cached ? (int64_t)cached - 1 : cv_store_queue(self->store, agency, feed, err);
+    if (!cached && id >= 0)
+        zhashx_insert(self->queue_ids, key, (void *)(intptr_t)(id + 1));
+    free(key);
+    return id;
+}
+
+static void forget_reports(cv_broker_t *self)
+{
+    for (int i = 0; i < REPORT_CACHE; i++) {
+        if (self->cache[i].report)
+            caveat__report__free_unpacked(self->cache[i].report, NULL);
+        self->cache[i].report = NULL;
+        self->cache[i].rowid = 0;
+    }
+}
+
+/*  The stored report by rowid, unpacked; owned by the cache. */
+static const Caveat__Report *report_at(cv_broker_t *self, int64_t rowid)
+{
+    int slot = (int)(rowid % REPORT_CACHE);
+    if (self->cache[slot].rowid == rowid && self->cache[slot].report)
+        return self->cache[slot].report;
+    uint8_t *body;
+    size_t len;
+    cv_error_t err;
+    if (!cv_store_get_report(self->store, rowid, &body, &len, &err))
+        return NULL;
+    Caveat__Report *report = caveat__report__unpack(NULL, len, body);
+    free(body);
+    if (!report)
+        return NULL;
+    if (self->cache[slot].report)
+        caveat__report__free_unpacked(self->cache[slot].report, NULL);
+    self->cache[slot].rowid = rowid;
+    self->cache[slot].report = report;
+    return report;
+}
+
 /*  Queues the report for every agency the policy releases it to. */
-static bool route(cv_broker_t *self, const Caveat__Report *report, cv_error_t *err)
+static bool route(cv_broker_t *self, const Caveat__Report *report, int64_t rowid, cv_error_t *err)
 {
     int priority = report->has_priority ? (int)report->priority : 0;
     for (int a = 0; a < cv_policy_agency_count(self->policy); a++) {
@@ -446,7 +510,8 @@ static bool route(cv_broker_t *self, const Caveat__Report *report, cv_error_t *e
             continue;
         const char *agency = cv_policy_agency(self->policy, a)->id;
         const char *feed = cv_decision_feed(self->decision);
-        if (!cv_store_enqueue(self->store, agency, feed ? feed : "", report->id, priority, err))
+        int64_t queue = queue_id(self, agency, feed ? feed : "", err);
+        if (queue < 0 || !cv_store_enqueue(self->store, queue, rowid, priority, err))
             return false;
         mark_dirty(self, agency, feed ? feed : "");
     }
@@ -506,9 +571,10 @@ static void accept_report(cv_broker_t *self, const char *sender, Caveat__Report 
     size_t len = caveat__report__get_packed_size(report);
     uint8_t *body = malloc(len ? len : 1);
     caveat__report__pack(report, body);
-    cv_put_t put = cv_store_put_report(self->store, &stored, body, len, &err);
+    int64_t rowid = 0;
+    cv_put_t put = cv_store_put_report(self->store, &stored, body, len, &rowid, &err);
     free(body);
-    if (put == CV_PUT_NEW && !route(self, report, &err))
+    if (put == CV_PUT_NEW && !route(self, report, rowid, &err))
         put = CV_PUT_FAILED;
     if (put == CV_PUT_CONFLICT)
         set_result(result, CAVEAT__WIRE__STATUS__REFUSED_DUPLICATE, report->id,
@@ -571,32 +637,23 @@ static void free_delivery(Caveat__Wire__Delivery *d)
 static Caveat__Wire__Delivery *decide_entry(cv_broker_t *self, const session_t *s,
                                             const cv_entry_ref_t *entry)
 {
-    uint8_t *body;
-    size_t len;
-    cv_error_t err;
-    if (!cv_store_get_report(self->store, entry->report_id, &body, &len, &err))
-        return NULL;
-    Caveat__Report *report = caveat__report__unpack(NULL, len, body);
-    free(body);
+    const Caveat__Report *report = report_at(self, entry->report);
     int agency = cv_policy_agency_find(self->policy, s->agency);
-    Caveat__Wire__Delivery *d = NULL;
-    if (report && agency >= 0 &&
-        cv_policy_decide(self->policy, report, agency, NULL, self->decision)) {
-        const char *feed = cv_decision_feed(self->decision);
-        if (strcmp(feed ? feed : "", s->feed) == 0) {
-            d = calloc(1, sizeof *d);
-            caveat__wire__delivery__init(d);
-            d->report_id = strdup(entry->report_id);
-            d->feed = feed ? strdup(feed) : NULL;
-            d->n_rules = (size_t)cv_decision_entry_count(self->decision);
-            d->rules = calloc(d->n_rules + 1, sizeof *d->rules);
-            for (size_t i = 0; i < d->n_rules; i++)
-                d->rules[i] = strdup(cv_decision_entry_name(self->decision, (int)i));
-            d->report = cv_decision_view(self->decision, report);
-        }
-    }
-    if (report)
-        caveat__report__free_unpacked(report, NULL);
+    if (!report || agency < 0 ||
+        !cv_policy_decide(self->policy, report, agency, NULL, self->decision))
+        return NULL;
+    const char *feed = cv_decision_feed(self->decision);
+    if (strcmp(feed ? feed : "", s->feed) != 0)
+        return NULL;
+    Caveat__Wire__Delivery *d = calloc(1, sizeof *d);
+    caveat__wire__delivery__init(d);
+    d->report_id = strdup(report->id);
+    d->feed = feed ? strdup(feed) : NULL;
+    d->n_rules = (size_t)cv_decision_entry_count(self->decision);
+    d->rules = calloc(d->n_rules + 1, sizeof *d->rules);
+    for (size_t i = 0; i < d->n_rules; i++)
+        d->rules[i] = strdup(cv_decision_entry_name(self->decision, (int)i));
+    d->report = cv_decision_view(self->decision, report);
     return d;
 }
 
@@ -641,35 +698,49 @@ static Caveat__Wire__Delivery *prepare_entry(cv_broker_t *self, session_t *s,
     return d;
 }
 
+/*  The session's queue id, resolved (and the queue made) on first use. */
+static bool session_queue(cv_broker_t *self, session_t *s)
+{
+    cv_error_t err;
+    if (s->queue < 0)
+        s->queue = queue_id(self, s->agency, s->feed, &err);
+    return s->queue >= 0;
+}
+
 static void pump(cv_broker_t *self, session_t *s)
 {
+    if (s->publish_only) {
+        s->dirty = false;
+        return;
+    }
     cv_entry_ref_t entries[256];
     int room = (int)(s->credit > s->in_flight ? s->credit - s->in_flight : 0);
     if (room > 256)
         room = 256;
     cv_error_t err;
     int n = 0;
+    if (!session_queue(self, s))
+        return;
     if (room > 0 && s->resending) {
-        n = cv_store_next(self->store, s->agency, s->feed, true, s->resent_up_to, entries, room,
-                          &err);
+        n = cv_store_next(self->store, s->queue, true, s->resent_up_to, entries, room, &err);
         if (n <= 0)
             s->resending = false;
         else
             s->resent_up_to = entries[n - 1].seq;
     }
     if (room > 0 && !s->resending)
-        n = cv_store_next(self->store, s->agency, s->feed, false, 0, entries, room, &err);
+        n = cv_store_next(self->store, s->queue, false, 0, entries, room, &err);
     if (n <= 0) {
         s->dirty = room == 0; /* nothing more until credit comes back */
         return;
     }
-    uint64_t last_seq = cv_store_last_seq(self->store, s->agency, s->feed);
+    uint64_t last_seq = cv_store_last_seq(self->store, s->queue);
     Caveat__Wire__Delivery *items[256];
     size_t sent = 0;
     for (int i = 0; i < n; i++)
         if ((items[sent] = prepare_entry(self, s, &entries[i], &last_seq, &err)))
             sent++;
-    cv_store_set_last_seq(self->store, s->agency, s->feed, last_seq, &err);
+    cv_store_set_last_seq(self->store, s->queue, last_seq, &err);
     post_deliveries(self, s, items, sent);
     for (size_t i = 0; i < sent; i++)
         free_delivery(items[i]);
@@ -685,12 +756,12 @@ static void on_ack(cv_broker_t *self, session_t *s, const Caveat__Wire__Delivery
     if (ack->has_credit && ack->credit)
         s->credit = ack->credit > MAX_CREDIT ? MAX_CREDIT : ack->credit;
     if (ack->has_up_to) {
-        if (ack->up_to > cv_store_last_seq(self->store, s->agency, s->feed)) {
+        if (!session_queue(self, s) || ack->up_to > cv_store_last_seq(self->store, s->queue)) {
             send_error(self, s->routing, E_BAD_ACK, "acknowledges a seq never sent");
             return;
         }
         cv_error_t err;
-        int acked = cv_store_ack(self->store, s->agency, s->feed, ack->up_to, &err);
+        int acked = cv_store_ack(self->store, s->queue, ack->up_to, &err);
         s->progress = zclock_mono();
         s->in_flight =
             acked < 0 || (uint32_t)acked >= s->in_flight ? 0 : s->in_flight - (uint32_t)acked;
@@ -994,7 +1065,11 @@ static void turn_failed(cv_broker_t *self, const char *why)
         s->in_flight = 0;
         s->resending = s->dirty = true;
         s->resent_up_to = 0;
+        s->queue = -1;
     }
+    /* rows made in the rolled-back turn are gone: so must be their mirrors */
+    zhashx_purge(self->queue_ids);
+    forget_reports(self);
 }
 
 static void send_outgoing(cv_broker_t *self)
@@ -1042,6 +1117,8 @@ static void turn(cv_broker_t *self, bool readable)
         turn_failed(self, err.msg);
     send_outgoing(self);
     run_all_deferred(self);
+    if (cv_store_wal_pages(self->store) > WAL_PAGES_BUSY)
+        cv_store_checkpoint(self->store);
 }
 
 /*  A session that holds deliveries without acknowledging them for the ack
@@ -1095,6 +1172,8 @@ int cv_broker_run(cv_broker_t *self)
             cv_zap_handle(self->zap, self->policy);
         else if (ready == self->router || any_dirty(self))
             turn(self, ready == self->router);
+        else if (cv_store_wal_pages(self->store) > 0)
+            cv_store_checkpoint(self->store); /* idle */
     }
     zpoller_destroy(&poller);
     say(self, false, "stopped");

@@ -27,12 +27,14 @@ static const char schema_sql[] =
     "CREATE TABLE purges(report_id TEXT NOT NULL, originator TEXT NOT NULL,"
     "  category TEXT NOT NULL, created INTEGER NOT NULL, rule TEXT NOT NULL,"
     "  purged TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')));"
-    "CREATE TABLE queue(entry INTEGER PRIMARY KEY AUTOINCREMENT, agency TEXT NOT NULL,"
-    "  feed TEXT NOT NULL, report_id TEXT NOT NULL REFERENCES reports(id),"
-    "  priority INTEGER NOT NULL, seq INTEGER);"
-    "CREATE INDEX queue_order ON queue(agency, feed, seq, priority DESC, entry);"
-    "CREATE TABLE cursors(agency TEXT NOT NULL, feed TEXT NOT NULL, last_seq INTEGER NOT NULL,"
-    "  PRIMARY KEY(agency, feed));";
+    /* one row per recipient queue; entries name queues and reports by
+     * integer, which keeps the per-recipient rows and their index small */
+    "CREATE TABLE queues(id INTEGER PRIMARY KEY, agency TEXT NOT NULL, feed TEXT NOT NULL,"
+    "  last_seq INTEGER NOT NULL DEFAULT 0, UNIQUE(agency, feed));"
+    "CREATE TABLE queue(entry INTEGER PRIMARY KEY AUTOINCREMENT, queue INTEGER NOT NULL,"
+    "  report INTEGER NOT NULL, priority INTEGER NOT NULL, seq INTEGER);"
+    "CREATE INDEX queue_order ON queue(queue, seq, priority DESC, entry);"
+    "CREATE INDEX queue_report ON queue(report);";
 
 enum {
     S_BEGIN,
@@ -40,6 +42,9 @@ enum {
     S_ROLLBACK,
     S_PUT,
     S_GET,
+    S_GET_BODY,
+    S_QUEUE_ID,
+    S_QUEUE_NEW,
     S_ENQUEUE,
     S_NEXT_SENT,
     S_NEXT_UNSENT,
@@ -63,32 +68,42 @@ static const char *const statements[S_COUNT] = {
     [S_ROLLBACK] = "ROLLBACK",
     [S_PUT] = "INSERT INTO reports(id, originator, category, created, body)"
               " VALUES(?1, ?2, ?3, ?4, ?5)",
-    [S_GET] = "SELECT originator, body FROM reports WHERE id = ?1",
-    [S_ENQUEUE] = "INSERT INTO queue(agency, feed, report_id, priority) VALUES(?1, ?2, ?3, ?4)",
-    [S_NEXT_SENT] = "SELECT entry, report_id, seq FROM queue WHERE agency = ?1 AND feed = ?2"
-                    " AND seq > ?3 ORDER BY seq LIMIT ?4",
-    [S_NEXT_UNSENT] = "SELECT entry, report_id, 0 FROM queue WHERE agency = ?1 AND feed = ?2"
-                      " AND seq IS NULL ORDER BY priority DESC, entry LIMIT ?4",
+    [S_GET] = "SELECT originator, body, rowid FROM reports WHERE id = ?1",
+    [S_GET_BODY] = "SELECT body FROM reports WHERE rowid = ?1",
+    [S_QUEUE_ID] = "SELECT id FROM queues WHERE agency = ?1 AND feed = ?2",
+    [S_QUEUE_NEW] = "INSERT INTO queues(agency, feed) VALUES(?1, ?2)",
+    [S_ENQUEUE] = "INSERT INTO queue(queue, report, priority) VALUES(?1, ?2, ?3)",
+    [S_NEXT_SENT] = "SELECT entry, report, seq FROM queue WHERE queue = ?1"
+                    " AND seq > ?2 ORDER BY seq LIMIT ?3",
+    [S_NEXT_UNSENT] = "SELECT entry, report, 0 FROM queue WHERE queue = ?1"
+                      " AND seq IS NULL ORDER BY priority DESC, entry LIMIT ?3",
     [S_SET_SEQ] = "UPDATE queue SET seq = ?2 WHERE entry = ?1",
     [S_DROP] = "DELETE FROM queue WHERE entry = ?1",
-    [S_ACK] = "DELETE FROM queue WHERE agency = ?1 AND feed = ?2 AND seq <= ?3",
-    [S_LAST_SEQ] = "SELECT last_seq FROM cursors WHERE agency = ?1 AND feed = ?2",
-    [S_SET_LAST_SEQ] = "INSERT INTO cursors(agency, feed, last_seq) VALUES(?1, ?2, ?3)"
-                       " ON CONFLICT(agency, feed) DO UPDATE SET last_seq = excluded.last_seq",
+    [S_ACK] = "DELETE FROM queue WHERE queue = ?1 AND seq <= ?2",
+    [S_LAST_SEQ] = "SELECT last_seq FROM queues WHERE id = ?1",
+    [S_SET_LAST_SEQ] = "UPDATE queues SET last_seq = ?2 WHERE id = ?1",
     [S_QUEUED] = "SELECT count(*) FROM queue",
     [S_CATEGORIES] = "SELECT DISTINCT category FROM reports",
-    [S_EXPIRED] = "SELECT id, originator, created FROM reports WHERE category = ?1"
+    [S_EXPIRED] = "SELECT id, originator, created, rowid FROM reports WHERE category = ?1"
                   " AND created < ?2 ORDER BY created",
     [S_PURGE_RECORD] = "INSERT INTO purges(report_id, originator, category, created, rule)"
                        " VALUES(?1, ?2, ?3, ?4, ?5)",
-    [S_PURGE_QUEUE] = "DELETE FROM queue WHERE report_id = ?1",
+    [S_PURGE_QUEUE] = "DELETE FROM queue WHERE report = (SELECT rowid FROM reports WHERE id = ?1)",
     [S_PURGE_REPORT] = "DELETE FROM reports WHERE id = ?1",
 };
 
 struct cv_store_t {
     sqlite3 *db;
     sqlite3_stmt *stmt[S_COUNT];
+    int wal_pages; /* pages in the WAL after the last commit */
 };
+
+static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    (void)db, (void)name;
+    ((cv_store_t *)arg)->wal_pages = pages;
+    return SQLITE_OK;
+}
 
 static bool db_error(cv_store_t *self, cv_error_t *err, const char *what)
 {
@@ -135,11 +150,12 @@ static bool check_format(cv_store_t *self, const char *path, cv_error_t *err)
     sqlite3_finalize(s);
     if (tables == 0) {
         char *msg = NULL;
-        char init[1024];
-        snprintf(init, sizeof init,
-                 "BEGIN; %s INSERT INTO meta VALUES('format', '%s'), ('version', '%d'); COMMIT;",
-                 schema_sql, STORE_FORMAT, STORE_VERSION);
-        if (sqlite3_exec(self->db, init, NULL, NULL, &msg) != SQLITE_OK) {
+        char *init = sqlite3_mprintf(
+            "BEGIN; %s INSERT INTO meta VALUES('format', '%q'), ('version', '%d'); COMMIT;",
+            schema_sql, STORE_FORMAT, STORE_VERSION);
+        int rc = init ? sqlite3_exec(self->db, init, NULL, NULL, &msg) : SQLITE_NOMEM;
+        sqlite3_free(init);
+        if (rc != SQLITE_OK) {
             cv_error_set(err, path, 0, 0, "cannot create the store: %s", msg ? msg : "");
             sqlite3_free(msg);
             return false;
@@ -167,7 +183,8 @@ static bool configure(cv_store_t *self, cv_sync_t sync, const char *path, cv_err
     static const char *const levels[] = {
         [CV_SYNC_FULL] = "FULL", [CV_SYNC_NORMAL] = "NORMAL", [CV_SYNC_OFF] = "OFF"};
     snprintf(pragmas, sizeof pragmas,
-             "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=ON;",
+             "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=ON;"
+             " PRAGMA wal_autocheckpoint=0;",
              levels[sync]);
     char *msg = NULL;
     if (sqlite3_exec(self->db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
@@ -176,6 +193,9 @@ static bool configure(cv_store_t *self, cv_sync_t sync, const char *path, cv_err
         return false;
     }
     sqlite3_busy_timeout(self->db, 5000);
+    /* checkpoints run when the broker is idle (cv_store_checkpoint), not
+     * inside whichever commit happens to cross SQLite's threshold */
+    sqlite3_wal_hook(self->db, on_wal_commit, self);
     return true;
 }
 
@@ -233,7 +253,7 @@ void cv_store_rollback(cv_store_t *self)
 /*  An id already stored: the same report again (a retried publish) or a
  *  conflict. */
 static cv_put_t compare_stored(cv_store_t *self, const char *id, const char *originator,
-                               const uint8_t *body, size_t len, cv_error_t *err)
+                               const uint8_t *body, size_t len, int64_t *rowid, cv_error_t *err)
 {
     sqlite3_stmt *s = stmt(self, S_GET);
     sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
@@ -244,12 +264,13 @@ static cv_put_t compare_stored(cv_store_t *self, const char *id, const char *ori
     const char *was = (const char *)sqlite3_column_text(s, 0);
     bool same = was && strcmp(was, originator) == 0 && (size_t)sqlite3_column_bytes(s, 1) == len &&
                 memcmp(sqlite3_column_blob(s, 1), body, len) == 0;
+    *rowid = sqlite3_column_int64(s, 2);
     sqlite3_reset(s);
     return same ? CV_PUT_SAME : CV_PUT_CONFLICT;
 }
 
 cv_put_t cv_store_put_report(cv_store_t *self, const cv_stored_report_t *report,
-                             const uint8_t *body, size_t len, cv_error_t *err)
+                             const uint8_t *body, size_t len, int64_t *rowid, cv_error_t *err)
 {
     sqlite3_stmt *s = stmt(self, S_PUT);
     sqlite3_bind_text(s, 1, report->id, -1, SQLITE_STATIC);
@@ -259,51 +280,59 @@ cv_put_t cv_store_put_report(cv_store_t *self, const cv_stored_report_t *report,
     sqlite3_bind_blob(s, 5, body, (int)len, SQLITE_STATIC);
     int rc = sqlite3_step(s);
     sqlite3_reset(s);
+    *rowid = sqlite3_last_insert_rowid(self->db);
     if (rc == SQLITE_DONE)
         return CV_PUT_NEW;
     if (rc == SQLITE_CONSTRAINT)
-        return compare_stored(self, report->id, report->originator, body, len, err);
+        return compare_stored(self, report->id, report->originator, body, len, rowid, err);
     db_error(self, err, "store report");
     return CV_PUT_FAILED;
 }
 
-bool cv_store_enqueue(cv_store_t *self, const char *agency, const char *feed, const char *report_id,
-                      int priority, cv_error_t *err)
+int64_t cv_store_queue(cv_store_t *self, const char *agency, const char *feed, cv_error_t *err)
 {
-    sqlite3_stmt *s = stmt(self, S_ENQUEUE);
+    sqlite3_stmt *s = stmt(self, S_QUEUE_ID);
     sqlite3_bind_text(s, 1, agency, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, feed, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, report_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int(s, 4, priority);
+    int64_t id = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
+    sqlite3_reset(s);
+    if (id >= 0)
+        return id;
+    s = stmt(self, S_QUEUE_NEW);
+    sqlite3_bind_text(s, 1, agency, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, feed, -1, SQLITE_STATIC);
+    return step_done(self, s, err) ? sqlite3_last_insert_rowid(self->db) : -1;
+}
+
+bool cv_store_enqueue(cv_store_t *self, int64_t queue, int64_t report, int priority,
+                      cv_error_t *err)
+{
+    sqlite3_stmt *s = stmt(self, S_ENQUEUE);
+    sqlite3_bind_int64(s, 1, queue);
+    sqlite3_bind_int64(s, 2, report);
+    sqlite3_bind_int(s, 3, priority);
     return step_done(self, s, err);
 }
 
-static void bind_queue(sqlite3_stmt *s, const char *agency, const char *feed)
-{
-    sqlite3_bind_text(s, 1, agency, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, feed, -1, SQLITE_STATIC);
-}
-
-int cv_store_next(cv_store_t *self, const char *agency, const char *feed, bool sent,
-                  uint64_t after_seq, cv_entry_ref_t *out, int max, cv_error_t *err)
+int cv_store_next(cv_store_t *self, int64_t queue, bool sent, uint64_t after_seq,
+                  cv_entry_ref_t *out, int max, cv_error_t *err)
 {
     sqlite3_stmt *s = stmt(self, sent ? S_NEXT_SENT : S_NEXT_UNSENT);
-    bind_queue(s, agency, feed);
-    sqlite3_bind_int64(s, 3, (sqlite3_int64)after_seq);
-    sqlite3_bind_int(s, 4, max);
-    int n = 0, rc;
+    sqlite3_bind_int64(s, 1, queue);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)after_seq);
+    sqlite3_bind_int(s, 3, max);
+    int n = 0, rc = SQLITE_DONE;
     while (n < max && (rc = sqlite3_step(s)) == SQLITE_ROW) {
         out[n].entry = sqlite3_column_int64(s, 0);
-        snprintf(out[n].report_id, sizeof out[n].report_id, "%s", sqlite3_column_text(s, 1));
+        out[n].report = sqlite3_column_int64(s, 1);
         out[n].seq = (uint64_t)sqlite3_column_int64(s, 2);
         n++;
     }
+    sqlite3_reset(s);
     if (n < max && rc != SQLITE_DONE) {
-        sqlite3_reset(s);
         db_error(self, err, "next");
         return -1;
     }
-    sqlite3_reset(s);
     return n;
 }
 
@@ -322,47 +351,45 @@ bool cv_store_drop(cv_store_t *self, int64_t entry, cv_error_t *err)
     return step_done(self, s, err);
 }
 
-int cv_store_ack(cv_store_t *self, const char *agency, const char *feed, uint64_t up_to,
-                 cv_error_t *err)
+int cv_store_ack(cv_store_t *self, int64_t queue, uint64_t up_to, cv_error_t *err)
 {
     sqlite3_stmt *s = stmt(self, S_ACK);
-    bind_queue(s, agency, feed);
-    sqlite3_bind_int64(s, 3, (sqlite3_int64)up_to);
+    sqlite3_bind_int64(s, 1, queue);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)up_to);
     return step_done(self, s, err) ? sqlite3_changes(self->db) : -1;
 }
 
-uint64_t cv_store_last_seq(cv_store_t *self, const char *agency, const char *feed)
+uint64_t cv_store_last_seq(cv_store_t *self, int64_t queue)
 {
     sqlite3_stmt *s = stmt(self, S_LAST_SEQ);
-    bind_queue(s, agency, feed);
+    sqlite3_bind_int64(s, 1, queue);
     uint64_t seq = sqlite3_step(s) == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(s, 0) : 0;
     sqlite3_reset(s);
     return seq;
 }
 
-bool cv_store_set_last_seq(cv_store_t *self, const char *agency, const char *feed, uint64_t seq,
-                           cv_error_t *err)
+bool cv_store_set_last_seq(cv_store_t *self, int64_t queue, uint64_t seq, cv_error_t *err)
 {
     sqlite3_stmt *s = stmt(self, S_SET_LAST_SEQ);
-    bind_queue(s, agency, feed);
-    sqlite3_bind_int64(s, 3, (sqlite3_int64)seq);
+    sqlite3_bind_int64(s, 1, queue);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)seq);
     return step_done(self, s, err);
 }
 
-bool cv_store_get_report(cv_store_t *self, const char *id, uint8_t **body, size_t *len,
+bool cv_store_get_report(cv_store_t *self, int64_t report, uint8_t **body, size_t *len,
                          cv_error_t *err)
 {
-    sqlite3_stmt *s = stmt(self, S_GET);
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    sqlite3_stmt *s = stmt(self, S_GET_BODY);
+    sqlite3_bind_int64(s, 1, report);
     if (sqlite3_step(s) != SQLITE_ROW) {
         sqlite3_reset(s);
-        cv_error_set(err, NULL, 0, 0, "store: no report %s", id);
+        cv_error_set(err, NULL, 0, 0, "store: no report %lld", (long long)report);
         return false;
     }
-    *len = (size_t)sqlite3_column_bytes(s, 1);
+    *len = (size_t)sqlite3_column_bytes(s, 0);
     *body = malloc(*len ? *len : 1);
     if (*body)
-        memcpy(*body, sqlite3_column_blob(s, 1), *len);
+        memcpy(*body, sqlite3_column_blob(s, 0), *len);
     sqlite3_reset(s);
     return *body != NULL;
 }
@@ -373,6 +400,19 @@ int64_t cv_store_queued(cv_store_t *self)
     int64_t n = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
     sqlite3_reset(s);
     return n;
+}
+
+int cv_store_wal_pages(const cv_store_t *self)
+{
+    return self->wal_pages;
+}
+
+void cv_store_checkpoint(cv_store_t *self)
+{
+    int log = 0, done = 0;
+    if (sqlite3_wal_checkpoint_v2(self->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done) ==
+        SQLITE_OK)
+        self->wal_pages = log - done;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -2,8 +2,9 @@
  *
  *  Reports are stored once; each recipient queue holds entries that point
  *  at them. An entry has no seq until it is sent; then it keeps its seq
- *  until acknowledged, when it is deleted. Queues are named by (agency id,
- *  feed), feed "" being the agency's direct queue.
+ *  until acknowledged, when it is deleted. A queue is named by (agency id,
+ *  feed), feed "" being the agency's direct queue, and has an integer id;
+ *  reports are referred to by their rowid.
  */
 #ifndef CV_STORE_H
 #define CV_STORE_H
@@ -46,36 +47,42 @@ typedef struct {
     int64_t created; /* unix seconds, UTC: what retention counts from */
 } cv_stored_report_t;
 
+/*  Sets *rowid to the stored report's (new or, for CV_PUT_SAME, earlier). */
 cv_put_t cv_store_put_report(cv_store_t *self, const cv_stored_report_t *report,
-                             const uint8_t *body, size_t len, cv_error_t *err);
-bool cv_store_enqueue(cv_store_t *self, const char *agency, const char *feed, const char *report_id,
-                      int priority, cv_error_t *err);
+                             const uint8_t *body, size_t len, int64_t *rowid, cv_error_t *err);
+/*  The id of queue (agency, feed), made when new; -1 on failure. */
+int64_t cv_store_queue(cv_store_t *self, const char *agency, const char *feed, cv_error_t *err);
+bool cv_store_enqueue(cv_store_t *self, int64_t queue, int64_t report, int priority,
+                      cv_error_t *err);
 
 typedef struct {
     int64_t entry;
-    char report_id[128];
-    uint64_t seq; /* 0 when not sent yet */
+    int64_t report; /* rowid */
+    uint64_t seq;   /* 0 when not sent yet */
 } cv_entry_ref_t;
 
 /*  Up to max entries of a queue: when sent is true, those sent and not
  *  acknowledged with seq above after_seq, in seq order; else those never
  *  sent, most urgent first, then in order of acceptance. */
-int cv_store_next(cv_store_t *self, const char *agency, const char *feed, bool sent,
-                  uint64_t after_seq, cv_entry_ref_t *out, int max, cv_error_t *err);
+int cv_store_next(cv_store_t *self, int64_t queue, bool sent, uint64_t after_seq,
+                  cv_entry_ref_t *out, int max, cv_error_t *err);
 bool cv_store_set_seq(cv_store_t *self, int64_t entry, uint64_t seq, cv_error_t *err);
 bool cv_store_drop(cv_store_t *self, int64_t entry, cv_error_t *err);
 /*  Deletes a queue's entries with seq <= up_to; returns how many, or -1. */
-int cv_store_ack(cv_store_t *self, const char *agency, const char *feed, uint64_t up_to,
-                 cv_error_t *err);
+int cv_store_ack(cv_store_t *self, int64_t queue, uint64_t up_to, cv_error_t *err);
 /*  The highest seq ever given in a queue (0 for none). Kept in the store so
  *  that a restart never gives a seq twice. */
-uint64_t cv_store_last_seq(cv_store_t *self, const char *agency, const char *feed);
-bool cv_store_set_last_seq(cv_store_t *self, const char *agency, const char *feed, uint64_t seq,
-                           cv_error_t *err);
+uint64_t cv_store_last_seq(cv_store_t *self, int64_t queue);
+bool cv_store_set_last_seq(cv_store_t *self, int64_t queue, uint64_t seq, cv_error_t *err);
 
-/*  The packed report; *body is malloc'd. */
-bool cv_store_get_report(cv_store_t *self, const char *id, uint8_t **body, size_t *len,
+/*  The packed report by rowid; *body is malloc'd. */
+bool cv_store_get_report(cv_store_t *self, int64_t report, uint8_t **body, size_t *len,
                          cv_error_t *err);
+
+/*  Checkpointing the WAL into the database, at moments the broker picks:
+ *  pages in the WAL since the last checkpoint, and a passive checkpoint. */
+int cv_store_wal_pages(const cv_store_t *self);
+void cv_store_checkpoint(cv_store_t *self);
 
 /*  Entries waiting in all queues (sent or not). */
 int64_t cv_store_queued(cv_store_t *self);

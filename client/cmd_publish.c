@@ -182,7 +182,7 @@ static int publish(const cv_client_config_t *config, reports_t *reports, int tim
 
 int cmd_publish(int argc, char **argv)
 {
-    cv_client_config_t config = {0};
+    cv_client_config_t config = {.publish_only = true}; /* leaves the agency's subscriber be */
     int timeout_ms;
     int status = cli_broker_options(&argc, argv, usage, &config, &timeout_ms);
     if (status != CLI_OK)

@@ -8,6 +8,7 @@
  *  the broker keeps a session per connection.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -52,6 +53,8 @@ struct cv_client_t {
     uint64_t next_batch;  /* Publish.batch numbers, unique per client */
     uint64_t highest_seq; /* the highest seq cv_client_receive returned */
     uint64_t acked;       /* the highest seq the application acknowledged */
+    uint64_t ack_pending; /* an ack the full send queue refused: sent at the next chance */
+    int send_errno;       /* why the last send failed */
     zlist_t *deliveries;  /* received, not yet returned */
     int handshakes;       /* successful CURVE handshakes so far */
     bool rehello;         /* a reconnect's Hello is not yet answered */
@@ -258,7 +261,7 @@ static bool send_frame(cv_client_t *self, const Caveat__Wire__Frame *frame, cv_e
     caveat__wire__frame__pack(frame, zmq_msg_data(&msg));
     /* never block: a full send queue means the broker is gone or stuck */
     if (zmq_msg_send(&msg, zsock_resolve(self->sock), ZMQ_DONTWAIT) < 0) {
-        int code = zmq_errno();
+        int code = self->send_errno = zmq_errno();
         zmq_msg_close(&msg);
         cv_error_set(err, NULL, 0, 0, "%s: cannot send: %s", self->endpoint,
                      code == EAGAIN ? "the send queue is full (is the broker running?)"
@@ -423,12 +426,17 @@ static void on_monitor_event(cv_client_t *self)
  *  PUMP_FRAME with *out set for a frame the caller must handle (and free),
  *  PUMP_AGAIN when something else was handled (deliveries queued, an event),
  *  PUMP_TIMEOUT, or PUMP_ERROR with err. */
+static bool send_ack(cv_client_t *self, uint64_t up_to, cv_error_t *err);
+
 static pump_t pump(cv_client_t *self, int64_t deadline, Caveat__Wire__Frame **out, cv_error_t *err)
 {
     if (self->dead) {
         cv_error_set(err, NULL, 0, 0, "%s", self->fatal.msg);
         return PUMP_ERROR;
     }
+    cv_error_t ignored;
+    if (self->ack_pending && send_ack(self, self->ack_pending, &ignored))
+        self->ack_pending = 0;
     int64_t wait = deadline - zclock_mono();
     zmq_pollitem_t items[] = {{zsock_resolve(self->sock), 0, ZMQ_POLLIN, 0},
                               {zsock_resolve(self->monitor), 0, ZMQ_POLLIN, 0}};
@@ -547,7 +555,8 @@ static cv_client_t *client_alloc(const cv_client_config_t *config)
         return NULL;
     self->endpoint = strdup(config->endpoint);
     self->feed = config->feed && *config->feed ? strdup(config->feed) : NULL;
-    self->credit = config->credit ? config->credit : DEFAULT_CREDIT;
+    /* credit 0 on the wire: a publish-only session (docs/protocol.md 3) */
+    self->credit = config->publish_only ? 0 : config->credit ? config->credit : DEFAULT_CREDIT;
     self->max_frame = DEFAULT_MAX_FRAME;
     self->next_batch = 1;
     self->deliveries = zlist_new();
@@ -556,8 +565,17 @@ static cv_client_t *client_alloc(const cv_client_config_t *config)
     return self;
 }
 
+/*  czmq's first use sets up process-wide state, and two threads doing it
+ *  at once abort in zsys: do it once, first. */
+static void czmq_init(void)
+{
+    zsys_init();
+}
+
 cv_client_t *cv_client_new(const cv_client_config_t *config, cv_error_t *err)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, czmq_init);
     if (!check_config(config, err))
         return NULL;
     if (sodium_init() < 0) {
@@ -944,8 +962,13 @@ bool cv_client_ack(cv_client_t *self, uint64_t up_to, cv_error_t *err)
                      self->highest_seq);
         return false;
     }
-    if (!send_ack(self, up_to, err))
-        return false;
+    if (!send_ack(self, up_to, err)) {
+        if (self->send_errno != EAGAIN)
+            return false;
+        /* acks are cumulative: keep the highest and send it when there is room */
+        if (up_to > self->ack_pending)
+            self->ack_pending = up_to;
+    }
     if (up_to > self->acked)
         self->acked = up_to;
     return true;

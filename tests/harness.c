@@ -7,9 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <czmq.h>
 
 #include "harness.h"
 
@@ -45,6 +48,16 @@ harness_t *harness_new(void)
     run_shell("cp %s/examples/keys/*.cert* %s/ && chmod 600 %s/*.cert_secret", CAVEAT_SOURCE_DIR,
               self->dir, self->dir);
     run_shell("cp %s/examples/policy.yaml %s/policy.yaml", CAVEAT_SOURCE_DIR, self->dir);
+    /* a fresh broker key: a client left over from another test, reconnecting
+     * to a port the kernel reused, fails the handshake instead of joining */
+    zcert_t *broker = zcert_new();
+    int saved = broker ? zcert_save(broker, harness_path(self, "broker.cert")) : -1;
+    zcert_destroy(&broker);
+    chmod(harness_path(self, "broker.cert_secret"), 0600);
+    if (saved != 0) {
+        harness_destroy(&self);
+        return NULL;
+    }
     return self;
 }
 
@@ -83,11 +96,13 @@ static void exec_broker(harness_t *self, const char *const *extra, int out_fd)
     snprintf(cert, sizeof cert, "%s/broker.cert_secret", self->dir);
     snprintf(data, sizeof data, "%s/data", self->dir);
     snprintf(log, sizeof log, "%s/broker.log", self->dir);
-    const char *argv[32] = {CAVEATD,  "--policy", policy,   "--endpoint", "tcp://127.0.0.1:*",
+    const char *argv[32] = {CAVEATD,  "--policy", policy,   "--endpoint", "tcp://127.0.0.1:!",
                             "--cert", cert,       "--data", data};
     int argc = 9;
     for (int i = 0; extra && extra[i] && argc < 31; i++)
         argv[argc++] = extra[i];
+    /* a test that dies must not leave its broker running */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     dup2(out_fd, STDOUT_FILENO);
     int log_fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
     if (log_fd >= 0)

@@ -2,7 +2,7 @@
  *
  *  A harness is a temporary directory holding copies of the example keys
  *  (secret ones 0600) and policy, and a caveatd process bound to a free
- *  loopback port (tcp://127.0.0.1:*), which it reports on stdout. */
+ *  loopback port (tcp://127.0.0.1:!, a random one), which it reports on stdout. */
 #ifndef CV_HARNESS_H
 #define CV_HARNESS_H
 

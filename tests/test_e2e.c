@@ -606,6 +606,40 @@ static void test_unacknowledged_deliveries_are_resent_after_the_timeout(void **s
     finish(&h);
 }
 
+/*  A system that only publishes, as its agency, must not take over the
+ *  agency's subscriber's queue. */
+static void test_a_publisher_does_not_starve_its_agencys_subscriber(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    cv_client_t *subscriber = client(h, "hull-cc", NULL, 0);
+    char server[600], secret[600];
+    snprintf(server, sizeof server, "%s", harness_path(h, "broker.cert"));
+    snprintf(secret, sizeof secret, "%s", harness_path(h, "hull-cc.cert_secret"));
+    cv_client_config_t config = {.endpoint = harness_endpoint(h),
+                                 .server_cert = server,
+                                 .client_cert = secret,
+                                 .publish_only = true};
+    cv_error_t err = {""};
+    cv_client_t *publisher = cv_client_new(&config, &err);
+    assert_non_null(publisher);
+    Caveat__Report *report = harness_report("intervention_review");
+    assert_int_equal(publish(publisher, report, NULL, 0), CAVEAT__WIRE__STATUS__OK);
+    caveat__report__free_unpacked(report, NULL);
+    cv_client_destroy(&publisher);
+
+    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
+    char id[128];
+    publish_example(police, "vulnerable_individual", id, sizeof id);
+    Caveat__Wire__Delivery *d = receive(subscriber, 3000);
+    assert_non_null(d); /* still the council's subscriber */
+    assert_string_equal(d->report_id, id);
+    caveat__wire__delivery__free_unpacked(d, NULL);
+    cv_client_destroy(&police);
+    cv_client_destroy(&subscriber);
+    finish(&h);
+}
+
 /* ------------------------------------------------------------------------ */
 /*  Backup.                                                                 */
 
@@ -672,6 +706,7 @@ int main(void)
         cmocka_unit_test(test_admin_is_for_administrators),
         cmocka_unit_test(test_bad_reload_keeps_the_old_policy),
         cmocka_unit_test(test_reload_removing_an_agency_revokes_it),
+        cmocka_unit_test(test_a_publisher_does_not_starve_its_agencys_subscriber),
         cmocka_unit_test(test_backup_is_a_data_directory_a_broker_starts_from),
         cmocka_unit_test(test_unacknowledged_deliveries_are_resent_after_the_timeout),
     };
