@@ -5,10 +5,13 @@
  *  It generates, in memory, a policy of N agencies (real CURVE keys) and M
  *  rules plus a few screening entries, and a mix of ~1 KB reports, then
  *  measures: (1) cv_policy_load_buffer, (2) cv_policy_decide on one core,
- *  (3) decide + cv_decision_view + protobuf pack of delivered views.
+ *  (3) decide + cv_decision_pack of delivered views (the view packed into
+ *  a buffer, as the broker delivers), and (4) decide + the malloc'd
+ *  cv_decision_view + protobuf_c_message_pack + free, for callers that
+ *  keep views.
  *
  *  Usage: policy_bench [--agencies N] [--rules N] [--seconds S]
- *                      [--only load|decide|view]   (one phase, for a profiler)
+ *                      [--only load|decide|view|copy]   (one phase, for a profiler)
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -523,23 +526,49 @@ static void decide_work(run_t *r, uint64_t count)
     }
 }
 
+static void count_view(run_t *r, size_t size)
+{
+    if (size <= PACK_BUFFER) {
+        r->checksum += r->buffer[size / 2];
+        r->views++;
+        r->view_bytes += size;
+    }
+}
+
+/*  The next delivered pair, decided; its report, or NULL if not delivered. */
+static const Caveat__Report *decide_pair(run_t *r)
+{
+    const int *pair = r->pairs[r->next_pair];
+    if (++r->next_pair == r->n_pairs)
+        r->next_pair = 0;
+    const Caveat__Report *report = r->mix->reports[pair[0]];
+    return cv_policy_decide(r->policy, report, pair[1], &r->mix->approvals[pair[0]], r->decision)
+               ? report
+               : NULL;
+}
+
+/*  As the broker delivers: the view packed into a buffer. */
 static void view_work(run_t *r, uint64_t count)
 {
     for (uint64_t i = 0; i < count; i++) {
-        const int *pair = r->pairs[r->next_pair];
-        if (++r->next_pair == r->n_pairs)
-            r->next_pair = 0;
-        const Caveat__Report *report = r->mix->reports[pair[0]];
-        if (!cv_policy_decide(r->policy, report, pair[1], &r->mix->approvals[pair[0]], r->decision))
+        const Caveat__Report *report = decide_pair(r);
+        if (report)
+            count_view(r, cv_decision_pack(r->decision, report, r->buffer, PACK_BUFFER));
+    }
+}
+
+/*  As a caller that keeps views: malloc'd, packed, freed. */
+static void copy_work(run_t *r, uint64_t count)
+{
+    for (uint64_t i = 0; i < count; i++) {
+        const Caveat__Report *report = decide_pair(r);
+        if (!report)
             continue;
         Caveat__Report *view = cv_decision_view(r->decision, report);
         size_t size = protobuf_c_message_get_packed_size(&view->base);
-        if (size <= PACK_BUFFER) {
+        if (size <= PACK_BUFFER)
             protobuf_c_message_pack(&view->base, r->buffer);
-            r->checksum += r->buffer[size / 2];
-            r->views++;
-            r->view_bytes += size;
-        }
+        count_view(r, size);
         protobuf_c_message_free_unpacked(&view->base, NULL);
     }
 }
@@ -603,11 +632,17 @@ static const char *verdict(bool pass)
     return pass ? "pass" : "FAIL";
 }
 
+/*  Candidate rules per (recipient, category): those of the recipient's type
+ *  in every category, plus those that list it, once per category. */
 static double mean_index(const cv_policy_t *p)
 {
     long total = 0;
-    for (int a = 0; a < p->n_agencies; a++)
-        total += p->agencies[a].rule_offsets[p->n_categories];
+    for (int a = 0; a < p->n_agencies; a++) {
+        const cv_agency_hot_t *agency = &p->agency_hot[a];
+        total += p->type_rules[agency->type_id].buckets[cv_rule_bucket(p, p->n_categories, 0, 0)];
+        for (int i = 0; i < agency->n_listed; i++)
+            total += __builtin_popcountll(p->listed_pool[agency->listed_first + i].categories);
+    }
     return (double)total / ((double)p->n_agencies * p->n_categories);
 }
 
@@ -625,13 +660,13 @@ static void parse_args(world_t *w, int argc, char **argv)
             w->only = argv[++i];
         else {
             fprintf(stderr, "usage: policy_bench [--agencies N] [--rules N] [--seconds S] "
-                            "[--only load|decide|view]\n");
+                            "[--only load|decide|view|copy]\n");
             exit(2);
         }
     }
     if (w->only && strcmp(w->only, "load") != 0 && strcmp(w->only, "decide") != 0 &&
-        strcmp(w->only, "view") != 0) {
-        fprintf(stderr, "policy_bench: --only takes load, decide or view\n");
+        strcmp(w->only, "view") != 0 && strcmp(w->only, "copy") != 0) {
+        fprintf(stderr, "policy_bench: --only takes load, decide, view or copy\n");
         exit(2);
     }
     if (w->n_agencies < N_TYPES || w->n_rules < 1 || w->seconds <= 0) {
@@ -675,9 +710,22 @@ static bool phase(const world_t *w, const char *name)
 
 /*  The measurements the phases produced. */
 typedef struct {
-    double load_s, decide_s, decide_cpu, view_s, view_cpu, mean_entries;
-    uint64_t decisions, delivered, attempts;
+    double seconds, cpu;
+    uint64_t views, bytes;
+} view_figures_t;
+
+typedef struct {
+    double load_s, decide_s, decide_cpu, mean_entries;
+    uint64_t decisions, delivered;
+    view_figures_t view, copy; /* borrowed, malloc'd */
 } figures_t;
+
+static void measure_views(run_t *r, work_fn work, double seconds, view_figures_t *v)
+{
+    timed(r, work, seconds, &v->seconds, &v->cpu);
+    v->views = r->views;
+    v->bytes = r->view_bytes;
+}
 
 static void measure(world_t *w, run_t *r, figures_t *f)
 {
@@ -685,11 +733,12 @@ static void measure(world_t *w, run_t *r, figures_t *f)
         f->decisions = timed(r, decide_work, w->seconds, &f->decide_s, &f->decide_cpu);
         f->delivered = r->delivered;
     }
-    if (phase(w, "view")) {
+    if (phase(w, "view") || phase(w, "copy"))
         collect_pairs(r, &f->mean_entries);
-        if (r->n_pairs)
-            f->attempts = timed(r, view_work, w->seconds, &f->view_s, &f->view_cpu);
-    }
+    if (r->n_pairs && phase(w, "view"))
+        measure_views(r, view_work, w->seconds, &f->view);
+    if (r->n_pairs && phase(w, "copy"))
+        measure_views(r, copy_work, w->seconds, &f->copy);
 }
 
 static void print_context(const world_t *w, const run_t *r, const figures_t *f, size_t len)
@@ -699,16 +748,20 @@ static void print_context(const world_t *w, const run_t *r, const figures_t *f, 
            w->n_agencies, w->n_rules, r->policy->n_organisations, r->policy->n_types,
            (double)len / 1024.0);
     printf("index: %.1f rules per (recipient, category) on average", mean_index(r->policy));
-    if (f->attempts)
+    if (r->n_pairs)
         printf("; %.1f entries match a delivered pair", f->mean_entries);
     printf("\n");
     if (f->decisions)
         printf("decide: %llu decisions in %.2f s (CPU %.2f s)\n", (unsigned long long)f->decisions,
                f->decide_s, f->decide_cpu);
-    if (f->attempts)
-        printf("view: %llu views of %d delivered pairs in %.2f s (CPU %.2f s, checksum %llu)\n",
-               (unsigned long long)r->views, r->n_pairs, f->view_s, f->view_cpu,
-               (unsigned long long)r->checksum);
+    if (f->view.views)
+        printf("view: %llu packed views of %d delivered pairs in %.2f s (CPU %.2f s)\n",
+               (unsigned long long)f->view.views, r->n_pairs, f->view.seconds, f->view.cpu);
+    if (f->copy.views)
+        printf("copy: %llu malloc'd views in %.2f s (CPU %.2f s)\n",
+               (unsigned long long)f->copy.views, f->copy.seconds, f->copy.cpu);
+    if (r->views)
+        printf("checksum of packed views: %llu\n", (unsigned long long)r->checksum);
     printf("\n");
 }
 
@@ -729,13 +782,21 @@ static void print_table(const world_t *w, const run_t *r, const figures_t *f)
         row("delivered (of decisions)", figure, "-", "-");
     }
     if (phase(w, "view")) {
-        double views = f->attempts ? (double)r->views / f->view_s : 0;
+        double views = f->view.views ? (double)f->view.views / f->view.seconds : 0;
         snprintf(figure, sizeof figure, "%.0f/s", views);
-        row("views/s (decide+view+pack+free)", figure, ">= 200000", verdict(views >= 2e5));
+        row("views/s (decide+view+pack)", figure, ">= 200000", verdict(views >= 2e5));
+    }
+    if (phase(w, "copy")) {
+        double views = f->copy.views ? (double)f->copy.views / f->copy.seconds : 0;
+        snprintf(figure, sizeof figure, "%.0f/s", views);
+        row("  with a malloc'd view (+free)", figure, "-", "-");
+    }
+    if (phase(w, "view") || phase(w, "copy")) {
+        const view_figures_t *v = f->view.views ? &f->view : &f->copy;
         snprintf(figure, sizeof figure, "%.0f B", (double)r->mix->packed_total / N_REPORTS);
         row("mean packed report", figure, "~1 KB", "-");
         snprintf(figure, sizeof figure, "%.0f B",
-                 r->views ? (double)r->view_bytes / (double)r->views : 0);
+                 v->views ? (double)v->bytes / (double)v->views : 0);
         row("mean packed view", figure, "-", "-");
     }
 }

@@ -1,10 +1,16 @@
 /*  cv_decision.c: decide whether a report goes to a recipient, and build
- *  the recipient's view of it.
+ *  or pack the recipient's view of it.
  *
  *  Deciding is the hot path (the broker decides every report for every
  *  agency), so it allocates nothing once the decision's arrays have grown,
- *  and records why in small codes; the text of reasons and field
- *  explanations is formatted only when someone asks for it.
+ *  reads only compact, shared data (cv_agency_hot_t, the type's rule
+ *  buckets, cv_entry_hot_t) and records nothing about the entries that did
+ *  not apply: why, the order of the matches, and the text of reasons and
+ *  field explanations are worked out only when someone asks for them.
+ *  Views are three ways: malloc'd (cv_decision_view), built in an arena
+ *  the decision owns (cv_decision_view_borrowed), or packed straight from
+ *  the report without a view (cv_decision_pack): the same fields, masked
+ *  the same, and byte for byte the same once packed.
  *
  *  The semantics are those of docs/policy.md, numbered there:
  *  default deny (1), rule matching (2), field levels (4), the union of
@@ -59,24 +65,53 @@ typedef struct {
     int entry;     /* the entry behind it, or -1 */
 } outcome_t;
 
+/*  What compute_grants needs to know of a schema node. */
+enum { NODE_INNER, NODE_LEAF, NODE_ENVELOPE };
+
+/*  Memory for borrowed views: blocks, the newest first. */
+typedef struct arena_block_t {
+    struct arena_block_t *next;
+    size_t size, used;
+    _Alignas(max_align_t) unsigned char data[];
+} arena_block_t;
+
 struct cv_decision_t {
     const cv_policy_t *policy;
     const Caveat__Report *report;
-    int recipient, originator, level;
+    const cv_schema_node_t *nodes; /* the schema's, so no pthread_once per node */
+    int recipient, originator, level, category;
+    bool area_ok;        /* the report's area is the recipient's: same for every entry */
+    uint64_t origin_bit; /* the originator's type, as a from_types bit */
+    bool scanned;        /* entries were checked: near misses can be worked out */
     bool delivered;
     const char *feed;
 
-    int *matched; /* entry indexes */
+    int *matched; /* entry indexes, in policy order once sorted */
     int n_matched, cap_matched;
+    bool sorted;
     reason_t *reasons;
     int n_reasons, cap_reasons;
+    int *order; /* scratch for near misses */
+    int cap_order;
 
-    size_t size; /* schema nodes */
+    size_t size;   /* schema nodes */
+    uint8_t *kind; /* NODE_* per node */
     uint8_t *field_level;
-    outcome_t *outcome;
+    uint8_t *grant;     /* cv_grant_t per leaf, for the view */
+    uint8_t *failed;    /* a value of this leaf failed its mask */
+    outcome_t *outcome; /* why, worked out for explanations only */
+    bool outcome_done;
     uint8_t *granted; /* something under this node goes */
     uint8_t *present; /* the report has a value here */
     bool viewed;
+
+    arena_block_t *arena;
+    bool in_arena;     /* the view being built goes into the arena */
+    int *last_child;   /* per node + 1 (0 for the root): its last field's node, or -1 */
+    int *prev_sibling; /* per node: the field before it in its message, or -1 */
+    uint8_t *out;      /* cv_decision_pack writes back to front: used bytes at the end */
+    size_t out_cap, used;
+    bool encodable; /* the packer handles every field of the report */
 
     /* text, formatted on demand, freed on the next decision */
     char **reason_text;
@@ -98,24 +133,55 @@ static void *grow(void *array, int *cap, size_t item)
     return grown;
 }
 
+static bool encodable(const ProtobufCMessageDescriptor *d, int depth);
+
+/*  For cv_decision_pack, which walks each message's fields last to first. */
+static void link_siblings(cv_decision_t *self)
+{
+    self->last_child = malloc((self->size + 1) * sizeof *self->last_child);
+    self->prev_sibling = malloc(self->size * sizeof *self->prev_sibling);
+    if (!self->last_child || !self->prev_sibling)
+        abort();
+    for (size_t i = 0; i <= self->size; i++)
+        self->last_child[i] = -1;
+    for (size_t i = 0; i < self->size; i++) { /* in order, so each is the last so far */
+        int *last = &self->last_child[self->nodes[i].parent + 1];
+        self->prev_sibling[i] = *last;
+        *last = (int)i;
+    }
+}
+
 cv_decision_t *cv_decision_new(void)
 {
     cv_decision_t *self = calloc(1, sizeof *self);
     if (!self)
         abort();
     const cv_schema_t *schema = cv_schema_report();
+    self->nodes = cv_schema_node(schema, 0);
     self->size = (size_t)cv_schema_size(schema);
+    self->kind = calloc(self->size, 1);
     self->field_level = calloc(self->size, 1);
+    self->grant = calloc(self->size, 1);
+    self->failed = calloc(self->size, 1);
     self->outcome = calloc(self->size, sizeof *self->outcome);
     self->granted = calloc(self->size, 1);
     self->present = calloc(self->size, 1);
-    if (!self->field_level || !self->outcome || !self->granted || !self->present)
+    if (!self->kind || !self->field_level || !self->grant || !self->failed || !self->outcome ||
+        !self->granted || !self->present)
         abort();
+    for (size_t i = 0; i < self->size; i++)
+        self->kind[i] = !self->nodes[i].is_leaf   ? NODE_INNER
+                        : self->nodes[i].envelope ? NODE_ENVELOPE
+                                                  : NODE_LEAF;
+    link_siblings(self);
+    self->encodable = encodable(cv_schema_descriptor(schema), 0);
     return self;
 }
 
 static void free_text(cv_decision_t *self)
 {
+    if (!self->reasons_done && !self->fields_done)
+        return; /* the usual case: nobody asked */
     for (int i = 0; i < self->n_reason_text; i++)
         free(self->reason_text[i]);
     free(self->reason_text);
@@ -140,10 +206,22 @@ void cv_decision_destroy(cv_decision_t **self_p)
     free_text(self);
     free(self->matched);
     free(self->reasons);
+    free(self->order);
+    free(self->last_child);
+    free(self->prev_sibling);
+    free(self->out);
+    free(self->kind);
     free(self->field_level);
+    free(self->grant);
+    free(self->failed);
     free(self->outcome);
     free(self->granted);
     free(self->present);
+    while (self->arena) {
+        arena_block_t *next = self->arena->next;
+        free(self->arena);
+        self->arena = next;
+    }
     free(self);
     *self_p = NULL;
 }
@@ -161,8 +239,6 @@ static void match(cv_decision_t *self, int entry)
     if (self->n_matched == self->cap_matched)
         self->matched = grow(self->matched, &self->cap_matched, sizeof *self->matched);
     self->matched[self->n_matched++] = entry;
-    if (!self->feed && self->policy->entries[entry].screening)
-        self->feed = self->policy->entries[entry].feed;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -196,21 +272,35 @@ static bool code_allows(cv_decision_t *self, const cv_approvals_t *approvals)
     const Caveat__Report *report = self->report;
     const cv_handling_code_t *code =
         cv_policy_code_find(p, report->grading ? report->grading->handling_code : NULL);
-    const cv_agency_internal_t *to = &p->agencies[self->recipient];
-    const cv_agency_internal_t *from = &p->agencies[self->originator];
+    const cv_agency_hot_t *to = &p->agency_hot[self->recipient];
+    const cv_agency_hot_t *from = &p->agency_hot[self->originator];
     if (!code)
         return refuse(self, R_UNKNOWN_CODE, -1);
-    if (code->has_to && !cv_agency_set_has(&code->to, to, self->recipient))
+    if (code->has_to && !cv_agency_set_has_type(&code->to, to->type_id, self->recipient))
         return refuse(self, R_CODE_RECIPIENT, -1);
     if (code->same_organisation && to->org_id != from->org_id)
         return refuse(self, R_CODE_ORGANISATION, -1);
-    if (code->originator_approval && !approved(approvals, &to->pub))
+    if (code->originator_approval && !approved(approvals, &p->agencies[self->recipient].pub))
         return refuse(self, R_CODE_APPROVAL, -1);
     return true;
 }
 
+/*  in_area on interned ids: the report's area among the recipient's. */
+static bool area_ok(const cv_policy_t *p, const cv_agency_hot_t *to, const char *area)
+{
+    if (to->all_areas)
+        return true;
+    int id = to->n_areas ? cv_policy_area_find(p, area) : -1;
+    const int *areas = p->area_pool + to->area_first;
+    for (int i = 0; id >= 0 && i < to->n_areas; i++)
+        if (areas[i] == id)
+            return true;
+    return false;
+}
+
 /*  Semantics 2, for the parts not settled by the index (category and
- *  recipient) or by code_allows. */
+ *  recipient) or by code_allows. The slow form, which says why not: for
+ *  near misses, worked out only when reasons are asked for. */
 static bool entry_applies(cv_decision_t *self, int index)
 {
     const cv_policy_t *p = self->policy;
@@ -222,6 +312,23 @@ static bool entry_applies(cv_decision_t *self, int index)
     if (self->level > entry->max_level)
         return refuse(self, R_ENTRY_LEVEL, index);
     return true;
+}
+
+/*  from_agencies holds the originator (sorted agency indexes). */
+static bool from_listed(const cv_decision_t *self, const cv_entry_hot_t *hot)
+{
+    const int *listed = self->policy->from_pool + hot->from_first;
+    for (int i = 0; i < hot->from_count && listed[i] <= self->originator; i++)
+        if (listed[i] == self->originator)
+            return true;
+    return false;
+}
+
+/*  The fast form of the originator check, on the packed entry. */
+static bool from_ok(const cv_decision_t *self, int index)
+{
+    const cv_entry_hot_t *hot = &self->policy->hot[index];
+    return (hot->from_types & self->origin_bit) || (hot->from_count && from_listed(self, hot));
 }
 
 /*  Case-insensitive substring search, ASCII folding (keywords are ASCII). */
@@ -264,10 +371,91 @@ static void reset(cv_decision_t *self, const cv_policy_t *policy, const Caveat__
     self->originator = -1;
     self->level = -1;
     self->delivered = false;
+    self->scanned = false;
     self->feed = NULL;
     self->n_matched = 0;
+    self->sorted = true;
     self->n_reasons = 0;
     self->viewed = false;
+    self->outcome_done = false;
+}
+
+/*  Matches the rules of one run of buckets that cover the originator.
+ *  Whether a rule covers it is a coin toss to the branch predictor, so
+ *  each candidate is written and counted only if it does: no branch. */
+static void scan_run(cv_decision_t *self, const cv_rule_index_t *index, int bucket, int ranks)
+{
+    int from = index->buckets[bucket], to = index->buckets[bucket + ranks];
+    while (self->cap_matched - self->n_matched < to - from)
+        self->matched = grow(self->matched, &self->cap_matched, sizeof *self->matched);
+    int *matched = self->matched, n = self->n_matched;
+    for (int i = from; i < to; i++) {
+        const cv_entry_hot_t *hot = &self->policy->hot[index->rules[i]];
+        bool covered = (hot->from_types & self->origin_bit) != 0;
+        if (hot->from_count) /* from_agencies: the branch is rarely taken */
+            covered |= from_listed(self, hot);
+        matched[n] = index->rules[i];
+        n += covered;
+    }
+    self->n_matched = n;
+}
+
+/*  The rules of the recipient's type for the category whose max_level
+ *  allows the report (the first ranks of each run), with same_area only
+ *  when the area is the recipient's: settled by the index, so only the
+ *  originator is checked. */
+static void scan_type_rules(cv_decision_t *self, const cv_rule_index_t *index)
+{
+    const cv_policy_t *p = self->policy;
+    int ranks = p->n_levels - self->level;
+    scan_run(self, index, cv_rule_bucket(p, self->category, 0, 0), ranks);
+    if (self->area_ok)
+        scan_run(self, index, cv_rule_bucket(p, self->category, 1, 0), ranks);
+}
+
+/*  The few rules that name the recipient itself: checked in full. */
+static void scan_listed(cv_decision_t *self, const cv_agency_hot_t *to)
+{
+    const cv_listed_t *listed = self->policy->listed_pool + to->listed_first;
+    for (int i = 0; i < to->n_listed; i++)
+        if ((listed[i].categories >> self->category & 1) &&
+            (!listed[i].same_area || self->area_ok) && self->level <= listed[i].max_level &&
+            from_ok(self, listed[i].rule))
+            match(self, listed[i].rule);
+}
+
+/*  Runs come by level, and listed rules after them: back to policy order
+ *  (a handful of matches: insertion sort), but only when the order is
+ *  asked for (names, explanations). The union of grants does not need it,
+ *  and on the hot path its data-dependent branches mispredict. */
+static void sort_matched(cv_decision_t *self)
+{
+    if (self->sorted)
+        return;
+    self->sorted = true;
+    int *m = self->matched;
+    for (int i = 1; i < self->n_matched; i++) {
+        int e = m[i], j = i;
+        for (; j > 0 && m[j - 1] > e; j--)
+            m[j] = m[j - 1];
+        m[j] = e;
+    }
+}
+
+/*  Screening entries (a few per recipient) after the rules, in order; the
+ *  first that releases the report names the feed. */
+static void scan_screens(cv_decision_t *self, const cv_agency_hot_t *to)
+{
+    for (int i = 0; i < to->n_screens; i++) {
+        int e = self->policy->screen_pool[to->screen_first + i];
+        const cv_entry_t *entry = &self->policy->entries[e];
+        if (screen_matches(entry, self->report, self->category) && from_ok(self, e) &&
+            (!entry->same_area || self->area_ok) && self->level <= entry->max_level) {
+            match(self, e);
+            if (!self->feed)
+                self->feed = entry->feed;
+        }
+    }
 }
 
 bool cv_policy_decide(const cv_policy_t *self, const Caveat__Report *report, int recipient,
@@ -281,31 +469,26 @@ bool cv_policy_decide(const cv_policy_t *self, const Caveat__Report *report, int
         return refuse(d, R_UNKNOWN_ORIGINATOR, -1);
     if (d->originator == recipient)
         return refuse(d, R_OWN_REPORT, -1);
-    int category = cv_policy_category_find(self, report->category);
-    if (category < 0)
+    d->category = cv_policy_category_find(self, report->category);
+    if (d->category < 0)
         return refuse(d, R_UNKNOWN_CATEGORY, -1);
     d->level = cv_policy_level_find(self, report->handling_level);
     if (d->level < 0)
         return refuse(d, R_UNKNOWN_LEVEL, -1);
-    const cv_agency_internal_t *to = &self->agencies[recipient];
-    if (d->level > to->pub.clearance)
+    const cv_agency_hot_t *to = &self->agency_hot[recipient];
+    if (d->level > to->clearance)
         return refuse(d, R_ABOVE_CLEARANCE, -1);
     if (!code_allows(d, approvals))
         return false;
 
-    for (int i = to->rule_offsets[category]; i < to->rule_offsets[category + 1]; i++)
-        if (entry_applies(d, to->rules[i]))
-            match(d, to->rules[i]);
-    for (int i = 0; i < to->n_screens; i++) {
-        int e = to->screens[i];
-        if (!screen_matches(&self->entries[e], report, category))
-            refuse(d, R_SCREEN_NO_MATCH, e);
-        else if (entry_applies(d, e))
-            match(d, e);
-    }
+    d->scanned = true;
+    d->area_ok = area_ok(self, to, report->area);
+    d->origin_bit = UINT64_C(1) << self->agency_hot[d->originator].type_id;
+    scan_type_rules(d, &self->type_rules[to->type_id]);
+    scan_listed(d, to);
+    d->sorted = d->n_matched < 2;
+    scan_screens(d, to); /* after every rule: the order stays right */
     d->delivered = d->n_matched > 0;
-    if (!d->delivered && d->n_reasons == 0)
-        refuse(d, R_NO_ENTRY, -1);
     return d->delivered;
 }
 
@@ -321,6 +504,7 @@ int cv_decision_entry_count(const cv_decision_t *self)
 
 const char *cv_decision_entry_name(const cv_decision_t *self, int index)
 {
+    sort_matched((cv_decision_t *)self);
     return index >= 0 && index < self->n_matched ? self->policy->entries[self->matched[index]].name
                                                  : NULL;
 }
@@ -333,17 +517,14 @@ const char *cv_decision_feed(const cv_decision_t *self)
 /* ------------------------------------------------------------------------ */
 /*  Field outcomes: semantics 4 and 5.                                      */
 
-static const cv_schema_node_t *node_at(int index)
-{
-    return cv_schema_node(cv_schema_report(), index);
-}
-
 /*  A field's level: the report's, raised by any marking on it or a parent.
- *  A marking with an unknown level counts as the highest: fail closed. */
-static void compute_field_levels(cv_decision_t *self)
+ *  A marking with an unknown level counts as the highest: fail closed.
+ *  Returns whether any field was raised above the report's level. */
+static bool compute_field_levels(cv_decision_t *self)
 {
     const cv_policy_t *p = self->policy;
     const Caveat__Report *report = self->report;
+    bool raised = false;
     memset(self->field_level, self->level, self->size);
     for (size_t m = 0; m < report->n_field_markings; m++) {
         const Caveat__FieldMarking *marking = report->field_markings[m];
@@ -353,26 +534,35 @@ static void compute_field_levels(cv_decision_t *self)
         int level = cv_policy_level_find(p, marking->level);
         if (level < 0)
             level = p->n_levels - 1;
-        for (int i = node; i < node_at(node)->end; i++)
-            if (self->field_level[i] < level)
+        for (int i = node; i < self->nodes[node].end; i++)
+            if (self->field_level[i] < level) {
                 self->field_level[i] = (uint8_t)level;
+                raised = true;
+            }
     }
+    return raised;
 }
 
+static int entry_cap(const cv_decision_t *self, const cv_entry_t *entry)
+{
+    int clearance = self->policy->agencies[self->recipient].pub.clearance;
+    return entry->max_level < clearance ? entry->max_level : clearance;
+}
+
+/*  A leaf's outcome and why, entry by entry: for explanations. */
 static outcome_t leaf_outcome(const cv_decision_t *self, int leaf)
 {
     const cv_policy_t *p = self->policy;
     int clearance = p->agencies[self->recipient].pub.clearance;
     outcome_t out = {CV_GRANT_NONE, W_NOT_GRANTED, -1};
-    if (node_at(leaf)->envelope)
+    if (self->nodes[leaf].envelope)
         return (outcome_t){CV_GRANT_SHARE, W_ENVELOPE, -1};
     for (int m = 0; m < self->n_matched; m++) {
         const cv_entry_t *entry = &p->entries[self->matched[m]];
         cv_grant_t grant = entry->grants[leaf];
         if (grant == CV_GRANT_NONE)
             continue;
-        int cap = entry->max_level < clearance ? entry->max_level : clearance;
-        if (grant != CV_GRANT_DENY && self->field_level[leaf] > cap) {
+        if (grant != CV_GRANT_DENY && self->field_level[leaf] > entry_cap(self, entry)) {
             /* a capped entry grants nothing for this field */
             if (out.grant == CV_GRANT_NONE)
                 out = (outcome_t){CV_GRANT_NONE,
@@ -388,24 +578,79 @@ static outcome_t leaf_outcome(const cv_decision_t *self, int leaf)
     return out;
 }
 
+/*  What leaf_outcome says for every leaf, plus the masks that failed in the
+ *  view: worked out once, when an explanation is asked for. */
+static void explain_outcomes(cv_decision_t *self)
+{
+    if (self->outcome_done)
+        return;
+    self->outcome_done = true;
+    sort_matched(self); /* the first entry to give a leaf its outcome is named */
+    compute_field_levels(self);
+    for (int i = 0; i < (int)self->size; i++) {
+        self->outcome[i] = self->nodes[i].is_leaf ? leaf_outcome(self, i)
+                                                  : (outcome_t){CV_GRANT_NONE, W_NOT_GRANTED, -1};
+        if (self->failed[i])
+            self->outcome[i].why = W_MASK_FAILED;
+    }
+}
+
 static bool goes(cv_grant_t grant)
 {
     return grant != CV_GRANT_NONE && grant != CV_GRANT_DENY;
 }
 
-static void compute_outcomes(cv_decision_t *self)
+/*  One matched entry's part of the union (semantics 5: the most protective
+ *  grant, the largest, wins). Without raised fields every field is at the
+ *  report's level, which the entry and the recipient both allow (decide
+ *  checked), so no grant is capped: a plain bytewise max over the entry's
+ *  row, which leaves the cold cv_entry_t untouched. */
+static void add_entry_grants(cv_decision_t *self, int e, bool raised)
 {
-    compute_field_levels(self);
+    size_t size = self->size;
+    const uint8_t *restrict grants = self->policy->grants + (size_t)e * size;
+    uint8_t *restrict out = self->grant;
+    if (!raised) {
+        for (size_t i = 0; i < size; i++) /* vectorised */
+            out[i] = grants[i] > out[i] ? grants[i] : out[i];
+        return;
+    }
+    /* a field above the entry's cap takes nothing from it but a denial */
+    uint8_t cap = (uint8_t)entry_cap(self, &self->policy->entries[e]);
+    const uint8_t *restrict level = self->field_level;
+    for (size_t i = 0; i < size; i++) { /* vectorised: no branch in the loop */
+        bool kept = (grants[i] == CV_GRANT_DENY) | (level[i] <= cap);
+        uint8_t g = kept ? grants[i] : CV_GRANT_NONE;
+        out[i] = g > out[i] ? g : out[i];
+    }
+}
+
+/*  Only leaves have grants, and the envelope goes whatever the entries say. */
+static void only_leaves(uint8_t *restrict grant, const uint8_t *restrict kind, size_t size)
+{
+    for (size_t i = 0; i < size; i++) /* vectorised */
+        grant[i] = kind[i] == NODE_ENVELOPE ? CV_GRANT_SHARE
+                   : kind[i] == NODE_LEAF   ? grant[i]
+                                            : CV_GRANT_NONE;
+}
+
+/*  The grant per leaf (semantics 4 and 5), the same as leaf_outcome's but
+ *  entry by entry over the whole schema; and which nodes have something
+ *  that goes under them. */
+static void compute_grants(cv_decision_t *self)
+{
+    bool raised = self->report->n_field_markings > 0 && compute_field_levels(self);
+    memset(self->grant, CV_GRANT_NONE, self->size);
+    memset(self->failed, 0, self->size);
     memset(self->granted, 0, self->size);
-    for (int i = 0; i < (int)self->size; i++) {
-        if (!node_at(i)->is_leaf) {
-            self->outcome[i] = (outcome_t){CV_GRANT_NONE, W_NOT_GRANTED, -1};
-            continue;
-        }
-        self->outcome[i] = leaf_outcome(self, i);
-        if (goes(self->outcome[i].grant))
-            for (int n = i; n >= 0; n = node_at(n)->parent)
-                self->granted[n] = 1;
+    for (int m = 0; m < self->n_matched; m++)
+        add_entry_grants(self, self->matched[m], raised);
+    only_leaves(self->grant, self->kind, self->size);
+    /* pre-order: a node's descendants come after it, so from the end up */
+    for (int i = (int)self->size - 1; i >= 0; i--) {
+        self->granted[i] |= goes(self->grant[i]);
+        if (self->nodes[i].parent >= 0)
+            self->granted[self->nodes[i].parent] |= self->granted[i];
     }
 }
 
@@ -437,26 +682,122 @@ static size_t scalar_size(ProtobufCType type)
     }
 }
 
+/*  Zeroed memory from the arena, which grows by blocks. */
+static void *arena_alloc(cv_decision_t *self, size_t size)
+{
+    size = (size + 15) & ~(size_t)15;
+    arena_block_t *block = self->arena;
+    if (!block || block->size - block->used < size) {
+        size_t want = block ? 2 * block->size : 8192;
+        if (want < size)
+            want = size;
+        if (!(block = malloc(sizeof *block + want)))
+            abort();
+        *block = (arena_block_t){.next = self->arena, .size = want};
+        self->arena = block;
+    }
+    void *memory = block->data + block->used;
+    block->used += size;
+    return memset(memory, 0, size);
+}
+
+/*  Empties the arena for the next borrowed view, as one block as large as
+ *  everything the last one needed: once warm, views allocate nothing. */
+static void arena_reset(cv_decision_t *self)
+{
+    arena_block_t *block = self->arena;
+    if (!block || !block->next) {
+        if (block)
+            block->used = 0;
+        return;
+    }
+    size_t total = 0;
+    for (; block; block = self->arena) {
+        total += block->size;
+        self->arena = block->next;
+        free(block);
+    }
+    arena_alloc(self, total);
+    self->arena->used = 0;
+}
+
+/*  Zeroed memory for the view: from the arena for a borrowed view, else
+ *  from malloc, so that protobuf_c_message_free_unpacked frees it. */
+static void *view_alloc(cv_decision_t *self, size_t size)
+{
+    if (self->in_arena)
+        return arena_alloc(self, size);
+    void *memory = calloc(1, size ? size : 1);
+    if (!memory)
+        abort();
+    return memory;
+}
+
+static void view_free(cv_decision_t *self, void *memory)
+{
+    if (!self->in_arena)
+        free(memory);
+}
+
 static ProtobufCMessage *copy_message(cv_decision_t *self, const ProtobufCMessage *src, int parent);
 
-static char *mask_string(cv_decision_t *self, cv_grant_t grant, const char *value)
+/*  Asks for the memory behind src's granted fields at once, before the
+ *  walk reads it field by field: a report just taken from a queue or a
+ *  store is cold, and its fields are separate allocations. */
+static void prefetch_fields(const cv_decision_t *self, const ProtobufCMessage *src, int parent)
+{
+    for (int node = self->last_child[parent + 1]; node >= 0; node = self->prev_sibling[node]) {
+        const ProtobufCFieldDescriptor *f = self->nodes[node].field;
+        bool pointer = f->type == PROTOBUF_C_TYPE_STRING || f->type == PROTOBUF_C_TYPE_MESSAGE ||
+                       f->label == PROTOBUF_C_LABEL_REPEATED;
+        if (self->granted[node] && pointer)
+            __builtin_prefetch(*(void *const *)((const char *)src + f->offset));
+    }
+}
+
+/*  The same for the values of a repeated field. */
+static void prefetch_values(const ProtobufCFieldDescriptor *f, const void *values, size_t n)
+{
+    if (f->type == PROTOBUF_C_TYPE_STRING || f->type == PROTOBUF_C_TYPE_MESSAGE)
+        for (size_t i = 0; i < n; i++)
+            __builtin_prefetch(((void *const *)values)[i]);
+}
+
+static bool mask_into(cv_decision_t *self, cv_grant_t grant, const char *value, size_t len,
+                      char *out)
 {
     switch (grant) {
     case CV_GRANT_SHARE:
-        return strdup(value);
+        memcpy(out, value, len + 1);
+        return true;
     case CV_GRANT_YEAR:
-        return cv_mask_year(value);
+        return cv_mask_year_into(value, out);
     case CV_GRANT_POSTCODE_DISTRICT:
-        return cv_mask_postcode_district(value);
+        return cv_mask_postcode_district_into(value, out);
     case CV_GRANT_INITIALS:
-        return cv_mask_initials(value);
+        return cv_mask_initials_into(value, out);
     case CV_GRANT_PSEUDONYMISE:
-        return cv_mask_pseudonymise(self->policy->pseudonym_key,
-                                    self->policy->agencies[self->recipient].pub.organisation,
-                                    value);
+        cv_mask_pseudonymise_into(self->policy->pseudonym_key,
+                                  self->policy->agencies[self->recipient].pub.organisation, value,
+                                  out);
+        return true;
     default:
-        return NULL;
+        return false;
     }
+}
+
+/*  The value as granted, in view memory; NULL when it cannot be masked. */
+static char *mask_string(cv_decision_t *self, cv_grant_t grant, const char *value)
+{
+    size_t len = strlen(value);
+    size_t size = grant == CV_GRANT_SHARE      ? len + 1
+                  : grant == CV_GRANT_INITIALS ? 2 * len + 1
+                                               : CV_MASK_MAX;
+    char *out = view_alloc(self, size);
+    if (mask_into(self, grant, value, len, out))
+        return out;
+    view_free(self, out);
+    return NULL;
 }
 
 /*  A map entry: the key as is, the value as granted. */
@@ -466,16 +807,14 @@ static ProtobufCMessage *copy_map_entry(cv_decision_t *self, const ProtobufCMess
     const ProtobufCMessageDescriptor *d = src->descriptor;
     const char *key = *(char *const *)((const char *)src + d->fields[0].offset);
     const char *value = *(char *const *)((const char *)src + d->fields[1].offset);
-    char *masked = value ? mask_string(self, grant, value) : NULL;
-    if (!key || !masked) {
-        free(masked);
+    if (!key || !value)
         return NULL;
-    }
-    ProtobufCMessage *dst = calloc(1, d->sizeof_message);
-    if (!dst)
-        abort();
+    char *masked = mask_string(self, grant, value);
+    if (!masked)
+        return NULL;
+    ProtobufCMessage *dst = view_alloc(self, d->sizeof_message);
     protobuf_c_message_init(d, dst);
-    *(char **)((char *)dst + d->fields[0].offset) = strdup(key);
+    *(char **)((char *)dst + d->fields[0].offset) = mask_string(self, CV_GRANT_SHARE, key);
     *(char **)((char *)dst + d->fields[1].offset) = masked;
     return dst;
 }
@@ -484,8 +823,8 @@ static ProtobufCMessage *copy_map_entry(cv_decision_t *self, const ProtobufCMess
  *  when the value cannot be masked as granted, so it is withheld. */
 static bool copy_value(cv_decision_t *self, int node, const void *src_value, void *dst_value)
 {
-    const cv_schema_node_t *n = node_at(node);
-    cv_grant_t grant = self->outcome[node].grant;
+    const cv_schema_node_t *n = &self->nodes[node];
+    cv_grant_t grant = self->grant[node];
     switch (n->field->type) {
     case PROTOBUF_C_TYPE_STRING: {
         const char *value = *(char *const *)src_value;
@@ -521,23 +860,22 @@ static bool copy_value(cv_decision_t *self, int node, const void *src_value, voi
 static void copy_repeated(cv_decision_t *self, int node, const ProtobufCMessage *src,
                           ProtobufCMessage *dst)
 {
-    const ProtobufCFieldDescriptor *f = node_at(node)->field;
+    const ProtobufCFieldDescriptor *f = self->nodes[node].field;
     size_t n = *(const size_t *)((const char *)src + f->quantifier_offset);
     const char *from = *(char *const *)((const char *)src + f->offset);
     size_t size = scalar_size(f->type);
     if (n == 0)
         return;
-    char *to = calloc(n, size);
-    if (!to)
-        abort();
+    prefetch_values(f, from, n);
+    char *to = view_alloc(self, n * size);
     size_t kept = 0;
     for (size_t i = 0; i < n; i++)
         if (copy_value(self, node, from + i * size, to + kept * size))
             kept++;
     if (kept == 0) {
         /* every value failed its mask (a message always copies) */
-        self->outcome[node].why = W_MASK_FAILED;
-        free(to);
+        self->failed[node] = 1;
+        view_free(self, to);
         return;
     }
     *(size_t *)((char *)dst + f->quantifier_offset) = kept;
@@ -547,7 +885,7 @@ static void copy_repeated(cv_decision_t *self, int node, const ProtobufCMessage 
 static void copy_field(cv_decision_t *self, int node, const ProtobufCMessage *src,
                        ProtobufCMessage *dst)
 {
-    const ProtobufCFieldDescriptor *f = node_at(node)->field;
+    const ProtobufCFieldDescriptor *f = self->nodes[node].field;
     if (f->label == PROTOBUF_C_LABEL_REPEATED) {
         copy_repeated(self, node, src, dst);
         return;
@@ -558,7 +896,7 @@ static void copy_field(cv_decision_t *self, int node, const ProtobufCMessage *sr
                 : !*(const protobuf_c_boolean *)((const char *)src + f->quantifier_offset))
         return;
     if (!copy_value(self, node, from, (char *)dst + f->offset)) {
-        self->outcome[node].why = W_MASK_FAILED;
+        self->failed[node] = 1;
         return;
     }
     if (!pointer)
@@ -568,27 +906,310 @@ static void copy_field(cv_decision_t *self, int node, const ProtobufCMessage *sr
 static ProtobufCMessage *copy_message(cv_decision_t *self, const ProtobufCMessage *src, int parent)
 {
     const ProtobufCMessageDescriptor *d = src->descriptor;
-    ProtobufCMessage *dst = calloc(1, d->sizeof_message);
-    if (!dst)
-        abort();
+    ProtobufCMessage *dst = view_alloc(self, d->sizeof_message);
     protobuf_c_message_init(d, dst);
+    prefetch_fields(self, src, parent);
     /* pre-order: a message's first field is the next node, and each
      * field's next sibling is where its subtree ends */
     int node = parent + 1;
-    for (unsigned i = 0; i < d->n_fields; i++, node = node_at(node)->end)
+    for (unsigned i = 0; i < d->n_fields; i++, node = self->nodes[node].end)
         if (self->granted[node])
             copy_field(self, node, src, dst);
     return dst;
 }
 
-Caveat__Report *cv_decision_view(cv_decision_t *self, const Caveat__Report *report)
+/*  What every view starts with: the grants, and explanations reset. */
+static bool start_view(cv_decision_t *self, const Caveat__Report *report)
 {
     if (!self->delivered)
-        return NULL;
+        return false;
     self->report = report;
-    compute_outcomes(self);
+    self->outcome_done = false;
+    compute_grants(self);
     self->viewed = true;
+    return true;
+}
+
+static Caveat__Report *build_view(cv_decision_t *self, const Caveat__Report *report, bool in_arena)
+{
+    if (!start_view(self, report))
+        return NULL;
+    self->in_arena = in_arena;
     return (Caveat__Report *)copy_message(self, &report->base, -1);
+}
+
+Caveat__Report *cv_decision_view(cv_decision_t *self, const Caveat__Report *report)
+{
+    return build_view(self, report, false);
+}
+
+const Caveat__Report *cv_decision_view_borrowed(cv_decision_t *self, const Caveat__Report *report)
+{
+    arena_reset(self);
+    return build_view(self, report, true);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Packing a view straight from the report: the bytes that
+ *  protobuf_c_message_pack writes for the view cv_decision_view builds,
+ *  without building it. Written back to front, so that a nested message's
+ *  length is known when its prefix is written: one pass over the report,
+ *  where a view then protobuf-c take three (copy, size, write; and
+ *  protobuf-c sizes each nested message again before writing it). The walk
+ *  is copy_message's: the same fields go, masked the same, and nothing
+ *  withheld is read into the output. For optional and unpacked repeated
+ *  fields, all the report has; encodable() leaves the rest to protobuf-c. */
+
+static bool encodable(const ProtobufCMessageDescriptor *d, int depth)
+{
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if ((f->label != PROTOBUF_C_LABEL_OPTIONAL && f->label != PROTOBUF_C_LABEL_REPEATED) ||
+            (f->flags & (PROTOBUF_C_FIELD_FLAG_ONEOF | PROTOBUF_C_FIELD_FLAG_PACKED)) ||
+            (f->type == PROTOBUF_C_TYPE_MESSAGE &&
+             (depth > 16 || !encodable(f->descriptor, depth + 1))))
+            return false;
+    }
+    return true;
+}
+
+static int wire_type(ProtobufCType type)
+{
+    switch (type) {
+    case PROTOBUF_C_TYPE_DOUBLE:
+    case PROTOBUF_C_TYPE_FIXED64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+        return 1;
+    case PROTOBUF_C_TYPE_STRING:
+    case PROTOBUF_C_TYPE_BYTES:
+    case PROTOBUF_C_TYPE_MESSAGE:
+        return 2;
+    case PROTOBUF_C_TYPE_FLOAT:
+    case PROTOBUF_C_TYPE_FIXED32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+        return 5;
+    default:
+        return 0;
+    }
+}
+
+/*  A varint type's value as protobuf-c encodes it: int32 sign-extended,
+ *  sint zigzagged. */
+static uint64_t varint_of(ProtobufCType type, const void *value)
+{
+    switch (type) {
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_ENUM:
+        return (uint64_t)(int64_t) * (const int32_t *)value;
+    case PROTOBUF_C_TYPE_SINT32: {
+        int32_t v = *(const int32_t *)value;
+        return v < 0 ? -(uint32_t)v * 2 - 1 : (uint32_t)v * 2;
+    }
+    case PROTOBUF_C_TYPE_UINT32:
+        return *(const uint32_t *)value;
+    case PROTOBUF_C_TYPE_SINT64: {
+        int64_t v = *(const int64_t *)value;
+        return v < 0 ? -(uint64_t)v * 2 - 1 : (uint64_t)v * 2;
+    }
+    case PROTOBUF_C_TYPE_BOOL:
+        return *(const protobuf_c_boolean *)value ? 1 : 0;
+    default: /* int64, uint64 */
+        return *(const uint64_t *)value;
+    }
+}
+
+static void grow_out(cv_decision_t *self, size_t n)
+{
+    size_t cap = self->out_cap ? 2 * self->out_cap : 4096;
+    while (cap - self->used < n)
+        cap *= 2;
+    uint8_t *grown = malloc(cap);
+    if (!grown)
+        abort();
+    if (self->used) /* the written bytes stay at the end */
+        memcpy(grown + cap - self->used, self->out + self->out_cap - self->used, self->used);
+    free(self->out);
+    self->out = grown;
+    self->out_cap = cap;
+}
+
+/*  Room for n bytes just before those written so far. */
+static inline uint8_t *room(cv_decision_t *self, size_t n)
+{
+    if (self->out_cap - self->used < n)
+        grow_out(self, n);
+    self->used += n;
+    return self->out + self->out_cap - self->used;
+}
+
+static void prepend(cv_decision_t *self, const void *bytes, size_t n)
+{
+    if (n) /* an empty string at the start: out may still be NULL */
+        memcpy(room(self, n), bytes, n);
+}
+
+static void prepend_varint(cv_decision_t *self, uint64_t v)
+{
+    size_t n = 1;
+    for (uint64_t rest = v; rest >= 0x80; rest >>= 7)
+        n++;
+    uint8_t *at = room(self, n);
+    for (; v >= 0x80; v >>= 7)
+        *at++ = (uint8_t)(v | 0x80);
+    *at = (uint8_t)v;
+}
+
+static void prepend_fixed(cv_decision_t *self, uint64_t v, int n)
+{
+    uint8_t *at = room(self, (size_t)n);
+    for (int i = 0; i < n; i++, v >>= 8) /* little-endian, whatever the host */
+        at[i] = (uint8_t)v;
+}
+
+static void prepend_tag(cv_decision_t *self, const ProtobufCFieldDescriptor *f)
+{
+    prepend_varint(self, (uint64_t)f->id << 3 | (uint64_t)wire_type(f->type));
+}
+
+/*  A string as granted, length-prefixed; false, nothing written, when it
+ *  cannot be masked. */
+static bool prepend_string(cv_decision_t *self, cv_grant_t grant, const char *text)
+{
+    size_t len = strlen(text);
+    char small[CV_MASK_MAX];
+    const char *masked = text;
+    if (grant != CV_GRANT_SHARE) {
+        char *out = 2 * len + 1 <= sizeof small ? small : arena_alloc(self, 2 * len + 1);
+        if (!mask_into(self, grant, text, len, out))
+            return false;
+        masked = out;
+        len = strlen(out);
+    }
+    prepend(self, masked, len);
+    prepend_varint(self, len);
+    return true;
+}
+
+static void pack_message(cv_decision_t *self, const ProtobufCMessage *src, int parent);
+
+/*  A map entry, length-prefixed: the key as is, the value as granted. */
+static bool prepend_map_entry(cv_decision_t *self, const ProtobufCMessage *src, cv_grant_t grant)
+{
+    const ProtobufCMessageDescriptor *d = src->descriptor;
+    const char *key = *(char *const *)((const char *)src + d->fields[0].offset);
+    const char *value = *(char *const *)((const char *)src + d->fields[1].offset);
+    size_t end = self->used;
+    if (!key || !value || !prepend_string(self, grant, value))
+        return false;
+    prepend_tag(self, &d->fields[1]);
+    prepend_string(self, CV_GRANT_SHARE, key);
+    prepend_tag(self, &d->fields[0]);
+    prepend_varint(self, self->used - end);
+    return true;
+}
+
+/*  One value of node's field as granted, without its tag; false, nothing
+ *  written, when it is withheld (copy_value's rules). */
+static bool prepend_value(cv_decision_t *self, int node, const char *value)
+{
+    const cv_schema_node_t *n = &self->nodes[node];
+    cv_grant_t grant = self->grant[node];
+    switch (n->field->type) {
+    case PROTOBUF_C_TYPE_STRING: {
+        const char *text = *(char *const *)value;
+        return text && prepend_string(self, grant, text);
+    }
+    case PROTOBUF_C_TYPE_MESSAGE: {
+        const ProtobufCMessage *msg = *(ProtobufCMessage *const *)value;
+        if (!msg || n->is_map)
+            return msg && prepend_map_entry(self, msg, grant);
+        size_t end = self->used;
+        pack_message(self, msg, node);
+        prepend_varint(self, self->used - end);
+        return true;
+    }
+    case PROTOBUF_C_TYPE_DOUBLE: {
+        double v = *(const double *)value;
+        uint64_t bits;
+        v = grant == CV_GRANT_ROUND_1KM ? cv_mask_round_1km(v) : v;
+        memcpy(&bits, &v, sizeof bits);
+        prepend_fixed(self, bits, 8);
+        return true;
+    }
+    case PROTOBUF_C_TYPE_FLOAT: {
+        float v = *(const float *)value;
+        uint32_t bits;
+        v = grant == CV_GRANT_ROUND_1KM ? (float)cv_mask_round_1km(v) : v;
+        memcpy(&bits, &v, sizeof bits);
+        prepend_fixed(self, bits, 4);
+        return true;
+    }
+    case PROTOBUF_C_TYPE_BYTES: /* withheld, as in copy_value */
+        return false;
+    default:
+        if (wire_type(n->field->type) == 1)
+            prepend_fixed(self, *(const uint64_t *)value, 8);
+        else if (wire_type(n->field->type) == 5)
+            prepend_fixed(self, *(const uint32_t *)value, 4);
+        else
+            prepend_varint(self, varint_of(n->field->type, value));
+        return true;
+    }
+}
+
+static void pack_field(cv_decision_t *self, int node, const ProtobufCMessage *src)
+{
+    const ProtobufCFieldDescriptor *f = self->nodes[node].field;
+    const char *member = (const char *)src + f->offset;
+    if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+        size_t n = *(const size_t *)((const char *)src + f->quantifier_offset), kept = 0;
+        const char *values = *(char *const *)member;
+        prefetch_values(f, values, n);
+        for (size_t i = n; i-- > 0;)
+            if (prepend_value(self, node, values + i * scalar_size(f->type))) {
+                prepend_tag(self, f);
+                kept++;
+            }
+        if (n > 0 && kept == 0)
+            self->failed[node] = 1; /* as copy_repeated */
+        return;
+    }
+    bool pointer = f->type == PROTOBUF_C_TYPE_STRING || f->type == PROTOBUF_C_TYPE_MESSAGE;
+    if (pointer ? *(void *const *)member == NULL
+                : !*(const protobuf_c_boolean *)((const char *)src + f->quantifier_offset))
+        return;
+    if (!prepend_value(self, node, member))
+        self->failed[node] = 1;
+    else
+        prepend_tag(self, f);
+}
+
+/*  src's granted fields, last to first. */
+static void pack_message(cv_decision_t *self, const ProtobufCMessage *src, int parent)
+{
+    prefetch_fields(self, src, parent);
+    for (int node = self->last_child[parent + 1]; node >= 0; node = self->prev_sibling[node])
+        if (self->granted[node])
+            pack_field(self, node, src);
+}
+
+size_t cv_decision_pack(cv_decision_t *self, const Caveat__Report *report, uint8_t *buf, size_t cap)
+{
+    if (!self->encodable) {
+        const Caveat__Report *view = cv_decision_view_borrowed(self, report);
+        size_t size = view ? protobuf_c_message_get_packed_size(&view->base) : 0;
+        if (view && size <= cap)
+            protobuf_c_message_pack(&view->base, buf);
+        return size;
+    }
+    arena_reset(self); /* scratch for long initials */
+    if (!start_view(self, report))
+        return 0;
+    self->used = 0;
+    pack_message(self, &report->base, -1);
+    if (self->used <= cap && self->used)
+        memcpy(buf, self->out + self->out_cap - self->used, self->used);
+    return self->used;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -676,6 +1297,54 @@ static void add_reason_text(cv_decision_t *self, char *text)
 
 static void mark_present(cv_decision_t *self, const ProtobufCMessage *msg, int parent);
 
+static int ascending(const void *a, const void *b)
+{
+    return *(const int *)a - *(const int *)b;
+}
+
+/*  The candidate rules of the decision's category for the recipient (of
+ *  its type, and listed), in policy order, into self->order; returns how
+ *  many. */
+static int candidate_rules(cv_decision_t *self)
+{
+    const cv_policy_t *p = self->policy;
+    const cv_agency_hot_t *to = &p->agency_hot[self->recipient];
+    const cv_rule_index_t *index = &p->type_rules[to->type_id];
+    const cv_listed_t *listed = p->listed_pool + to->listed_first;
+    int from = index->buckets[cv_rule_bucket(p, self->category, 0, 0)];
+    int n = index->buckets[cv_rule_bucket(p, self->category + 1, 0, 0)] - from;
+    while (self->cap_order < n + to->n_listed)
+        self->order = grow(self->order, &self->cap_order, sizeof *self->order);
+    if (n > 0)
+        memcpy(self->order, index->rules + from, (size_t)n * sizeof *self->order);
+    for (int i = 0; i < to->n_listed; i++)
+        if (listed[i].categories >> self->category & 1)
+            self->order[n++] = listed[i].rule;
+    if (n > 1)
+        qsort(self->order, (size_t)n, sizeof *self->order, ascending);
+    return n;
+}
+
+/*  Why an undelivered report went nowhere: every candidate entry, in policy
+ *  order, with the first check it failed; what deciding skipped. */
+static void record_near_misses(cv_decision_t *self)
+{
+    const cv_policy_t *p = self->policy;
+    const cv_agency_hot_t *to = &p->agency_hot[self->recipient];
+    int n = candidate_rules(self);
+    for (int i = 0; i < n; i++)
+        entry_applies(self, self->order[i]);
+    for (int i = 0; i < to->n_screens; i++) {
+        int e = p->screen_pool[to->screen_first + i];
+        if (!screen_matches(&p->entries[e], self->report, self->category))
+            refuse(self, R_SCREEN_NO_MATCH, e);
+        else
+            entry_applies(self, e);
+    }
+    if (self->n_reasons == 0)
+        refuse(self, R_NO_ENTRY, -1);
+}
+
 static void format_reasons(cv_decision_t *self)
 {
     if (self->reasons_done)
@@ -683,11 +1352,14 @@ static void format_reasons(cv_decision_t *self)
     self->reasons_done = true;
     /* near misses (entries that did not apply) matter only when nothing
      * released the report */
+    if (self->scanned && !self->delivered && self->n_reasons == 0)
+        record_near_misses(self);
     for (int i = 0; !self->delivered && i < self->n_reasons; i++)
         add_reason_text(self, reason_text(self, &self->reasons[i]));
     if (!self->viewed)
         return;
     /* what capped the view: present fields withheld for their level */
+    explain_outcomes(self);
     memset(self->present, 0, self->size);
     mark_present(self, &self->report->base, -1);
     const cv_policy_t *p = self->policy;
@@ -695,7 +1367,7 @@ static void format_reasons(cv_decision_t *self)
         why_t why = self->outcome[i].why;
         if (!self->present[i] || (why != W_ABOVE_CLEARANCE && why != W_ABOVE_MAX_LEVEL))
             continue;
-        add_reason_text(self, format("%s: marked %s, above %s", node_at(i)->path,
+        add_reason_text(self, format("%s: marked %s, above %s", self->nodes[i].path,
                                      p->levels[self->field_level[i]],
                                      why == W_ABOVE_CLEARANCE
                                          ? "the recipient's clearance"
@@ -729,8 +1401,8 @@ static void mark_present(cv_decision_t *self, const ProtobufCMessage *msg, int p
 {
     const ProtobufCMessageDescriptor *d = msg->descriptor;
     int node = parent + 1;
-    for (unsigned i = 0; i < d->n_fields; i++, node = node_at(node)->end) {
-        const cv_schema_node_t *n = node_at(node);
+    for (unsigned i = 0; i < d->n_fields; i++, node = self->nodes[node].end) {
+        const cv_schema_node_t *n = &self->nodes[node];
         if (!field_present(msg, n->field))
             continue;
         self->present[node] = 1;
@@ -784,7 +1456,9 @@ static void format_fields(cv_decision_t *self)
     self->fields_done = true;
     memset(self->present, 0, self->size);
     mark_present(self, &self->report->base, -1);
-    if (!self->viewed)
+    if (self->viewed)
+        explain_outcomes(self);
+    else
         for (int i = 0; i < (int)self->size; i++)
             self->outcome[i] = (outcome_t){CV_GRANT_NONE, W_NOT_DELIVERED, -1};
     self->fields = calloc(self->size, sizeof *self->fields);
@@ -792,13 +1466,13 @@ static void format_fields(cv_decision_t *self)
     if (!self->fields || !self->field_why)
         abort();
     for (int i = 0; i < (int)self->size; i++) {
-        if (!self->present[i] || !node_at(i)->is_leaf)
+        if (!self->present[i] || !self->nodes[i].is_leaf)
             continue;
         outcome_t o = self->outcome[i];
         bool withheld = !goes(o.grant) || o.why == W_MASK_FAILED;
         self->field_why[self->n_fields] = field_why(self, i);
         self->fields[self->n_fields] = (cv_field_decision_t){
-            .path = node_at(i)->path,
+            .path = self->nodes[i].path,
             .decision = withheld ? "withheld" : cv_grant_name(o.grant),
             .why = self->field_why[self->n_fields],
         };

@@ -60,13 +60,15 @@ bool cv_grant_fits(const cv_schema_t *schema, int index, cv_grant_t grant)
     return true;
 }
 
-char *cv_mask_year(const char *value)
+bool cv_mask_year_into(const char *value, char *out)
 {
     if (strlen(value) < 4 || !isdigit((unsigned char)value[0]) ||
         !isdigit((unsigned char)value[1]) || !isdigit((unsigned char)value[2]) ||
         !isdigit((unsigned char)value[3]))
-        return NULL;
-    return strndup(value, 4);
+        return false;
+    memcpy(out, value, 4);
+    out[4] = '\0';
+    return true;
 }
 
 /*  A UK outward code: a letter, then letters and digits, 2 to 4 in all,
@@ -90,7 +92,7 @@ static bool inward_code(const char *s)
 
 /*  "HU3 2AB" -> "HU3". The outward code is what precedes the inward code,
  *  with or without the space between them. */
-char *cv_mask_postcode_district(const char *value)
+bool cv_mask_postcode_district_into(const char *value, char *out)
 {
     while (*value == ' ')
         value++;
@@ -98,26 +100,23 @@ char *cv_mask_postcode_district(const char *value)
     while (len > 0 && value[len - 1] == ' ')
         len--;
     if (len < 5 || !inward_code(value + len - 3))
-        return NULL;
+        return false;
     size_t outward = len - 3;
     if (value[outward - 1] == ' ')
         outward--;
-    if (!outward_code(value, outward))
-        return NULL;
-    char *district = strndup(value, outward);
-    for (size_t i = 0; district && i < outward; i++)
-        district[i] = (char)toupper((unsigned char)district[i]);
-    return district;
+    if (!outward_code(value, outward)) /* at most 4 characters */
+        return false;
+    for (size_t i = 0; i < outward; i++)
+        out[i] = (char)toupper((unsigned char)value[i]);
+    out[outward] = '\0';
+    return true;
 }
 
 /*  "Jane Doe" -> "J. D."; the first character of each word, whole UTF-8
  *  sequences so that "Émile Zola" gives "É. Z.". */
-char *cv_mask_initials(const char *value)
+bool cv_mask_initials_into(const char *value, char *out)
 {
-    size_t len = strlen(value);
-    char *out = malloc(len * 2 + 1), *w = out;
-    if (!out)
-        return NULL;
+    char *w = out;
     const unsigned char *p = (const unsigned char *)value;
     while (*p) {
         while (*p == ' ' || *p == '\t')
@@ -134,11 +133,7 @@ char *cv_mask_initials(const char *value)
             p++;
     }
     *w = '\0';
-    if (w == out) {
-        free(out);
-        return NULL;
-    }
-    return out;
+    return w != out;
 }
 
 /*  Two decimal places of a degree: about 1.1 km of latitude. */
@@ -150,21 +145,56 @@ double cv_mask_round_1km(double value)
 /*  A keyed BLAKE2b of the value, keyed per recipient organisation: each
  *  organisation can link its own records without learning the identity,
  *  and two organisations cannot join theirs. */
-char *cv_mask_pseudonymise(const uint8_t key[CV_KEY_BYTES], const char *organisation,
-                           const char *value)
+void cv_mask_pseudonymise_into(const uint8_t key[CV_KEY_BYTES], const char *organisation,
+                               const char *value, char *out)
 {
     crypto_generichash_state state;
     uint8_t digest[12];
+    _Static_assert(sizeof CV_PSEUDONYM_PREFIX + 2 * sizeof digest <= CV_MASK_MAX, "CV_MASK_MAX");
     crypto_generichash_init(&state, key, CV_KEY_BYTES, sizeof digest);
     crypto_generichash_update(&state, (const uint8_t *)organisation, strlen(organisation) + 1);
     crypto_generichash_update(&state, (const uint8_t *)value, strlen(value));
     crypto_generichash_final(&state, digest, sizeof digest);
     sodium_memzero(&state, sizeof state);
-    char *out = malloc(sizeof CV_PSEUDONYM_PREFIX + 2 * sizeof digest);
-    if (!out)
-        return NULL;
     memcpy(out, CV_PSEUDONYM_PREFIX, sizeof CV_PSEUDONYM_PREFIX - 1);
     sodium_bin2hex(out + sizeof CV_PSEUDONYM_PREFIX - 1, 2 * sizeof digest + 1, digest,
                    sizeof digest);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  The malloc'd forms.                                                     */
+
+static char *keep(bool ok, char *out)
+{
+    if (ok)
+        return out;
+    free(out);
+    return NULL;
+}
+
+char *cv_mask_year(const char *value)
+{
+    char *out = malloc(CV_MASK_MAX);
+    return out ? keep(cv_mask_year_into(value, out), out) : NULL;
+}
+
+char *cv_mask_postcode_district(const char *value)
+{
+    char *out = malloc(CV_MASK_MAX);
+    return out ? keep(cv_mask_postcode_district_into(value, out), out) : NULL;
+}
+
+char *cv_mask_initials(const char *value)
+{
+    char *out = malloc(strlen(value) * 2 + 1);
+    return out ? keep(cv_mask_initials_into(value, out), out) : NULL;
+}
+
+char *cv_mask_pseudonymise(const uint8_t key[CV_KEY_BYTES], const char *organisation,
+                           const char *value)
+{
+    char *out = malloc(CV_MASK_MAX);
+    if (out)
+        cv_mask_pseudonymise_into(key, organisation, value, out);
     return out;
 }

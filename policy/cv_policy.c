@@ -1,6 +1,7 @@
 /*  cv_policy.c: read-only accessors of a loaded policy, and the checks a
  *  report must pass before the broker accepts it. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "policy_internal.h"
@@ -34,8 +35,9 @@ static int find(char *const *names, int count, const char *name)
 {
     if (!name)
         return -1;
+    /* the first byte settles most mismatches without a call */
     for (int i = 0; i < count; i++)
-        if (strcmp(names[i], name) == 0)
+        if (names[i][0] == name[0] && strcmp(names[i], name) == 0)
             return i;
     return -1;
 }
@@ -58,7 +60,7 @@ int cv_policy_type_find(const cv_policy_t *self, const char *name)
 const cv_handling_code_t *cv_policy_code_find(const cv_policy_t *self, const char *code)
 {
     for (int i = 0; code && i < self->n_codes; i++)
-        if (strcmp(self->codes[i].code, code) == 0)
+        if (self->codes[i].code[0] == code[0] && strcmp(self->codes[i].code, code) == 0)
             return &self->codes[i];
     return NULL;
 }
@@ -73,46 +75,93 @@ const cv_agency_t *cv_policy_agency(const cv_policy_t *self, int index)
     return index >= 0 && index < self->n_agencies ? &self->agencies[index].pub : NULL;
 }
 
-/*  The broker looks up the originator of every report for every recipient:
- *  binary search over the sorted index once loading has built it, a scan
- *  while the loader is still adding agencies. */
+/* ------------------------------------------------------------------------ */
+/*  Agency lookups by id and by key: hash tables, because the broker looks
+ *  up the originator of every report for every recipient and the sender of
+ *  every message. The loader fills them agency by agency, so they answer
+ *  for the agencies loaded so far.                                         */
+
+void cv_table_init(cv_table_t *table, int items)
+{
+    unsigned size = 16;
+    while (size < 2 * (unsigned)items) /* at most half full: short probes */
+        size *= 2;
+    table->slots = malloc(size * sizeof *table->slots);
+    if (!table->slots)
+        abort();
+    memset(table->slots, 0xff, size * sizeof *table->slots); /* all -1 */
+    table->mask = size - 1;
+}
+
+void cv_table_free(cv_table_t *table)
+{
+    free(table->slots);
+    table->slots = NULL;
+}
+
+unsigned cv_hash(const void *bytes, size_t len)
+{
+    unsigned h = 2166136261u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ ((const uint8_t *)bytes)[i]) * 16777619u;
+    return h;
+}
+
+static unsigned text_hash(const char *text)
+{
+    unsigned h = 2166136261u; /* cv_hash of its bytes, in one pass */
+    for (; *text; text++)
+        h = (h ^ (unsigned char)*text) * 16777619u;
+    return h;
+}
+
+void cv_table_add(cv_table_t *table, unsigned hash, int index)
+{
+    unsigned h = hash & table->mask;
+    while (table->slots[h] >= 0)
+        h = (h + 1) & table->mask;
+    table->slots[h] = index;
+}
+
+void cv_policy_index_agency(cv_policy_t *self, int index)
+{
+    const cv_agency_t *a = &self->agencies[index].pub;
+    cv_table_add(&self->by_id, text_hash(a->id), index);
+    cv_table_add(&self->by_key, cv_hash(a->key, CV_KEY_BYTES), index);
+}
+
 int cv_policy_agency_find(const cv_policy_t *self, const char *id)
 {
-    if (!id)
+    if (!id || !self->by_id.slots)
         return -1;
-    if (!self->agencies_by_id) {
-        for (int i = 0; i < self->n_agencies; i++)
-            if (strcmp(self->agencies[i].pub.id, id) == 0)
-                return i;
+    const cv_table_t *t = &self->by_id;
+    for (unsigned h = text_hash(id) & t->mask; t->slots[h] >= 0; h = (h + 1) & t->mask)
+        if (strcmp(self->agencies[t->slots[h]].pub.id, id) == 0)
+            return t->slots[h];
+    return -1;
+}
+
+/*  Areas are interned when the policy is indexed: deciding compares ids. */
+int cv_policy_area_find(const cv_policy_t *self, const char *area)
+{
+    const cv_table_t *t = &self->by_area;
+    if (!area || !t->slots)
         return -1;
-    }
-    int low = 0, high = self->n_agencies - 1;
-    while (low <= high) {
-        int mid = low + (high - low) / 2;
-        int index = self->agencies_by_id[mid];
-        int order = strcmp(self->agencies[index].pub.id, id);
-        if (order == 0)
-            return index;
-        if (order < 0)
-            low = mid + 1;
-        else
-            high = mid - 1;
-    }
+    for (unsigned h = text_hash(area) & t->mask; t->slots[h] >= 0; h = (h + 1) & t->mask)
+        if (strcmp(self->area_names[t->slots[h]], area) == 0)
+            return t->slots[h];
     return -1;
 }
 
 int cv_policy_agency_by_key(const cv_policy_t *self, const uint8_t key[CV_KEY_BYTES])
 {
-    for (int i = 0; i < self->n_agencies; i++)
-        if (memcmp(self->agencies[i].pub.key, key, CV_KEY_BYTES) == 0)
-            return i;
+    if (!self->by_key.slots)
+        return -1;
+    const cv_table_t *t = &self->by_key;
+    for (unsigned h = cv_hash(key, CV_KEY_BYTES) & t->mask; t->slots[h] >= 0; h = (h + 1) & t->mask)
+        if (memcmp(self->agencies[t->slots[h]].pub.key, key, CV_KEY_BYTES) == 0)
+            return t->slots[h];
     return -1;
-}
-
-bool cv_agency_set_has(const cv_agency_set_t *set, const cv_agency_internal_t *agency, int index)
-{
-    return set->any || (set->types >> agency->type_id & 1) ||
-           (set->agencies && set->agencies[index]);
 }
 
 /*  "PATH: missing" or "PATH: WHAT 'VALUE'". */

@@ -29,6 +29,7 @@ typedef struct {
     cv_policy_t *policy;
     const char *file;
     cv_error_t *err;
+    cv_table_t names; /* entry names, by FNV-1a: no name compared with every other */
 } loader_t;
 
 /* ------------------------------------------------------------------------ */
@@ -274,10 +275,10 @@ static bool load_key(loader_t *l, cv_agency_t *agency, struct fy_node *node, con
     if (strlen(text) != 40 || !zmq_z85_decode(agency->key, text))
         return fail(l, node, "%s: not a Z85 CURVE public key (40 characters)", what);
     memcpy(agency->key_z85, text, 41);
-    for (int i = 0; i < l->policy->n_agencies; i++)
-        if (memcmp(l->policy->agencies[i].pub.key, agency->key, CV_KEY_BYTES) == 0)
-            return fail(l, node, "%s: the same key as agency '%s'", what,
-                        l->policy->agencies[i].pub.id);
+    int same = cv_policy_agency_by_key(l->policy, agency->key);
+    if (same >= 0)
+        return fail(l, node, "%s: the same key as agency '%s'", what,
+                    l->policy->agencies[same].pub.id);
     return true;
 }
 
@@ -337,7 +338,7 @@ static bool load_agency(loader_t *l, struct fy_node *key, struct fy_node *value)
     if (!pubkey || !load_key(l, &agency->pub, pubkey, LABEL("key")))
         return false;
 #undef LABEL
-    p->n_agencies++;
+    cv_policy_index_agency(p, p->n_agencies++);
     return true;
 }
 
@@ -351,6 +352,8 @@ static bool load_agencies(loader_t *l, struct fy_node *root)
         return fail(l, agencies, "agencies: at least one agency is needed");
     /* one spare slot: an agency that fails half-way is freed from there */
     l->policy->agencies = xcalloc((size_t)n + 1, sizeof *l->policy->agencies);
+    cv_table_init(&l->policy->by_id, n);
+    cv_table_init(&l->policy->by_key, n);
     void *iter = NULL;
     struct fy_node_pair *pair;
     while ((pair = fy_node_mapping_iterate(agencies, &iter)))
@@ -542,7 +545,7 @@ static bool load_fields(loader_t *l, struct fy_node *fields, cv_entry_t *entry, 
 {
     const cv_schema_t *schema = l->policy->schema;
     int size = cv_schema_size(schema);
-    entry->grants = xcalloc((size_t)size, 1);
+    entry->grants = l->policy->grants + (size_t)(entry - l->policy->entries) * (size_t)size;
     if (!expect(l, fields, FYNT_MAPPING, what))
         return false;
     for (int depth = -1; depth < 8; depth++) {
@@ -628,11 +631,16 @@ static bool load_match(loader_t *l, struct fy_node *match, cv_entry_t *entry, co
     return true;
 }
 
-static bool entry_name_taken(const cv_policy_t *p, const char *name)
+/*  True when an earlier entry has the name; otherwise records it for entry
+ *  index, which the caller fills next. */
+static bool entry_name_taken(loader_t *l, const char *name, int index)
 {
-    for (int i = 0; i < p->n_entries; i++)
-        if (strcmp(p->entries[i].name, name) == 0)
+    cv_table_t *t = &l->names;
+    unsigned h = cv_hash(name, strlen(name)) & t->mask;
+    for (; t->slots[h] >= 0; h = (h + 1) & t->mask)
+        if (strcmp(l->policy->entries[t->slots[h]].name, name) == 0)
             return true;
+    t->slots[h] = index;
     return false;
 }
 
@@ -655,7 +663,7 @@ static bool load_entry(loader_t *l, struct fy_node *node, bool screening, int in
     const char *name = scalar(l, required(l, node, "name", what), "name");
     if (!name)
         return false;
-    if (!*name || entry_name_taken(p, name))
+    if (!*name || entry_name_taken(l, name, p->n_entries))
         return fail(l, lookup(node, "name"), "name: '%s' is %s", name,
                     *name ? "the name of another entry" : "empty");
     entry->name = xstrdup(name);
@@ -703,58 +711,192 @@ static bool load_entries(loader_t *l, struct fy_node *root)
     int n_rules = rules ? fy_node_sequence_item_count(rules) : 0;
     int n_screens = screening ? fy_node_sequence_item_count(screening) : 0;
     l->policy->entries = xcalloc((size_t)(n_rules + n_screens), sizeof *l->policy->entries);
-    for (int i = 0; i < n_rules; i++)
-        if (!load_entry(l, fy_node_sequence_get_by_index(rules, i), false, i))
+    l->policy->grants =
+        xcalloc((size_t)(n_rules + n_screens) * (size_t)cv_schema_size(l->policy->schema), 1);
+    cv_table_init(&l->names, n_rules + n_screens);
+    /* iterate: fy_node_sequence_get_by_index walks from the start each time */
+    void *iter = NULL;
+    struct fy_node *item;
+    for (int i = 0; rules && (item = fy_node_sequence_iterate(rules, &iter)); i++)
+        if (!load_entry(l, item, false, i))
             return false;
     l->policy->n_rules = n_rules;
-    for (int i = 0; i < n_screens; i++)
-        if (!load_entry(l, fy_node_sequence_get_by_index(screening, i), true, i))
+    iter = NULL;
+    for (int i = 0; screening && (item = fy_node_sequence_iterate(screening, &iter)); i++)
+        if (!load_entry(l, item, true, i))
             return false;
     return true;
 }
 
 /* ------------------------------------------------------------------------ */
-/*  Indexes for fast decisions: for each recipient, the rules that may send
- *  to it grouped by category, and the screening entries that may.          */
+/*  Indexes for fast decisions: per agency type, the rules that may send to
+ *  it, in buckets (cv_rule_index_t); per agency, what deciding reads of it
+ *  (cv_agency_hot_t); per entry, its originators (cv_entry_hot_t).         */
 
-static void index_agency(cv_policy_t *p, int a)
+/*  Rule e's bucket within its category: see cv_rule_index_t. */
+static int bucket_of(const cv_policy_t *p, const cv_entry_t *e)
 {
-    cv_agency_internal_t *agency = &p->agencies[a];
+    return (e->same_area ? p->n_levels : 0) + p->n_levels - 1 - e->max_level;
+}
+
+static bool type_receives(const cv_entry_t *e, int type)
+{
+    return e->to.any || (e->to.types >> type & 1);
+}
+
+/*  The rules whose to_types include type: a counting sort into (category,
+ *  bucket); next is scratch, a count per bucket. */
+static void index_type(cv_policy_t *p, int type, int *next)
+{
+    int per_category = 2 * p->n_levels, n_buckets = p->n_categories * per_category;
+    int *start = xcalloc((size_t)n_buckets + 1, sizeof *start);
+    for (int e = 0; e < p->n_rules; e++)
+        for (uint64_t c = type_receives(&p->entries[e], type) ? p->entries[e].categories : 0; c;
+             c &= c - 1)
+            start[__builtin_ctzll(c) * per_category + bucket_of(p, &p->entries[e]) + 1]++;
+    for (int b = 0; b < n_buckets; b++)
+        start[b + 1] += start[b];
+    cv_rule_index_t *index = &p->type_rules[type];
+    index->buckets = start;
+    index->rules = xcalloc((size_t)start[n_buckets], sizeof *index->rules);
+    memcpy(next, start, (size_t)n_buckets * sizeof *next);
+    for (int e = 0; e < p->n_rules; e++) /* ascending: each bucket in policy order */
+        for (uint64_t c = type_receives(&p->entries[e], type) ? p->entries[e].categories : 0; c;
+             c &= c - 1)
+            index->rules[next[__builtin_ctzll(c) * per_category + bucket_of(p, &p->entries[e])]++] =
+                e;
+}
+
+/*  Rule e names agency a in to_agencies, and a's type alone would not
+ *  reach it: a listed rule of a. */
+static bool listed_for(const cv_policy_t *p, int e, int a)
+{
+    const cv_entry_t *entry = &p->entries[e];
+    return entry->to.agencies && entry->to.agencies[a] &&
+           !type_receives(entry, p->agencies[a].type_id);
+}
+
+/*  Each agency's listed rules in listed_pool (a few each): counted, then
+ *  placed rule by rule, so each agency's are ascending. */
+static void index_listed(cv_policy_t *p)
+{
     int total = 0;
-    for (int c = 0; c < p->n_categories; c++)
-        for (int e = 0; e < p->n_rules; e++)
-            total += (p->entries[e].categories >> c & 1) &&
-                     cv_agency_set_has(&p->entries[e].to, agency, a);
-    agency->rule_offsets = xcalloc((size_t)p->n_categories + 1, sizeof(int));
-    agency->rules = xcalloc((size_t)total, sizeof(int));
-    int next = 0;
-    for (int c = 0; c < p->n_categories; c++) {
-        agency->rule_offsets[c] = next;
-        for (int e = 0; e < p->n_rules; e++)
-            if ((p->entries[e].categories >> c & 1) &&
-                cv_agency_set_has(&p->entries[e].to, agency, a))
-                agency->rules[next++] = e;
+    for (int e = 0; e < p->n_rules; e++)
+        for (int a = 0; p->entries[e].to.agencies && a < p->n_agencies; a++)
+            if (listed_for(p, e, a)) {
+                p->agency_hot[a].n_listed++;
+                total++;
+            }
+    p->listed_pool = xcalloc((size_t)total, sizeof *p->listed_pool);
+    for (int a = 0, first = 0; a < p->n_agencies; first += p->agency_hot[a++].n_listed)
+        p->agency_hot[a].listed_first = first;
+    int *next = xcalloc((size_t)p->n_agencies, sizeof *next);
+    for (int e = 0; e < p->n_rules; e++) {
+        const cv_entry_t *entry = &p->entries[e];
+        for (int a = 0; entry->to.agencies && a < p->n_agencies; a++)
+            if (listed_for(p, e, a))
+                p->listed_pool[p->agency_hot[a].listed_first + next[a]++] =
+                    (cv_listed_t){entry->categories, e, entry->max_level, entry->same_area};
     }
-    agency->rule_offsets[p->n_categories] = next;
-    agency->screens = xcalloc((size_t)(p->n_entries - p->n_rules), sizeof(int));
-    for (int e = p->n_rules; e < p->n_entries; e++)
-        if (cv_agency_set_has(&p->entries[e].to, agency, a))
-            agency->screens[agency->n_screens++] = e;
+    free(next);
 }
 
-static int by_id(const void *a, const void *b, void *policy)
+/*  Each agency's screening entries, in order, in screen_pool: counted,
+ *  then placed. */
+static void index_screens(cv_policy_t *p)
 {
-    const cv_policy_t *p = policy;
-    return strcmp(p->agencies[*(const int *)a].pub.id, p->agencies[*(const int *)b].pub.id);
+    int total = 0;
+    for (int a = 0; a < p->n_agencies; a++)
+        for (int e = p->n_rules; e < p->n_entries; e++)
+            total += cv_agency_set_has(&p->entries[e].to, &p->agencies[a], a);
+    p->screen_pool = xcalloc((size_t)total, sizeof *p->screen_pool);
+    int next = 0;
+    for (int a = 0; a < p->n_agencies; a++) {
+        p->agency_hot[a].screen_first = next;
+        for (int e = p->n_rules; e < p->n_entries; e++)
+            if (cv_agency_set_has(&p->entries[e].to, &p->agencies[a], a))
+                p->screen_pool[next++] = e;
+        p->agency_hot[a].n_screens = next - p->agency_hot[a].screen_first;
+    }
 }
 
-static void index_ids(cv_policy_t *p)
+static int intern_area(cv_policy_t *p, const char *area)
 {
-    int *order = xcalloc((size_t)p->n_agencies, sizeof *order);
-    for (int i = 0; i < p->n_agencies; i++)
-        order[i] = i;
-    qsort_r(order, (size_t)p->n_agencies, sizeof *order, by_id, p);
-    p->agencies_by_id = order;
+    int id = cv_policy_area_find(p, area);
+    if (id >= 0)
+        return id;
+    p->area_names[p->n_area_names] = area;
+    cv_table_add(&p->by_area, cv_hash(area, strlen(area)), p->n_area_names);
+    return p->n_area_names++;
+}
+
+/*  Each agency's areas as interned ids, in area_pool: deciding compares
+ *  ids, in cache, not the agency's strings. */
+static void index_areas(cv_policy_t *p)
+{
+    int total = 0;
+    for (int a = 0; a < p->n_agencies; a++)
+        total += p->agencies[a].pub.n_areas;
+    p->area_names = xcalloc((size_t)total, sizeof *p->area_names);
+    p->area_pool = xcalloc((size_t)total, sizeof *p->area_pool);
+    cv_table_init(&p->by_area, total);
+    int next = 0;
+    for (int a = 0; a < p->n_agencies; a++) {
+        const cv_agency_t *agency = &p->agencies[a].pub;
+        p->agency_hot[a].area_first = next;
+        p->agency_hot[a].n_areas = agency->n_areas;
+        for (int i = 0; i < agency->n_areas; i++)
+            p->area_pool[next++] = intern_area(p, agency->areas[i]);
+    }
+}
+
+/*  cv_agency_hot_t: what deciding reads of each agency. */
+static void index_agencies(cv_policy_t *p)
+{
+    p->agency_hot = xcalloc((size_t)p->n_agencies, sizeof *p->agency_hot);
+    for (int a = 0; a < p->n_agencies; a++) {
+        const cv_agency_internal_t *agency = &p->agencies[a];
+        p->agency_hot[a] = (cv_agency_hot_t){.type_id = agency->type_id,
+                                             .org_id = agency->org_id,
+                                             .clearance = agency->pub.clearance,
+                                             .all_areas = agency->pub.all_areas};
+    }
+    index_areas(p);
+    index_listed(p);
+    index_screens(p);
+}
+
+/*  The packed form of each entry's originators (cv_entry_hot_t). */
+static void index_hot(cv_policy_t *p)
+{
+    int pool = 0;
+    for (int e = 0; e < p->n_entries; e++)
+        for (int a = 0; p->entries[e].from.agencies && a < p->n_agencies; a++)
+            pool += p->entries[e].from.agencies[a];
+    p->hot = xcalloc((size_t)p->n_entries, sizeof *p->hot);
+    p->from_pool = xcalloc((size_t)pool, sizeof *p->from_pool);
+    pool = 0;
+    for (int e = 0; e < p->n_entries; e++) {
+        const cv_agency_set_t *from = &p->entries[e].from;
+        cv_entry_hot_t *hot = &p->hot[e];
+        hot->from_types = from->any ? UINT64_MAX : from->types;
+        hot->from_first = pool;
+        for (int a = 0; from->agencies && a < p->n_agencies; a++)
+            if (from->agencies[a])
+                p->from_pool[pool++] = a; /* ascending */
+        hot->from_count = pool - hot->from_first;
+    }
+}
+
+static void index_policy(cv_policy_t *p)
+{
+    int *next = xcalloc((size_t)(p->n_categories * 2 * p->n_levels), sizeof *next);
+    p->type_rules = xcalloc((size_t)p->n_types, sizeof *p->type_rules);
+    for (int t = 0; t < p->n_types; t++)
+        index_type(p, t, next);
+    free(next);
+    index_agencies(p);
+    index_hot(p);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -771,9 +913,7 @@ static bool load_root(loader_t *l, struct fy_node *root)
     if (!load_header(l, root) || !load_agencies(l, root) || !load_administrators(l, root) ||
         !load_codes(l, root) || !load_entries(l, root))
         return false;
-    for (int a = 0; a < l->policy->n_agencies; a++)
-        index_agency(l->policy, a);
-    index_ids(l->policy);
+    index_policy(l->policy);
     return true;
 }
 
@@ -787,6 +927,44 @@ static void syntax_error(loader_t *l, struct fy_document *doc, struct fy_diag *d
     else
         cv_error_set(l->err, l->file, 0, 0, "not a YAML document");
     (void)doc;
+}
+
+/*  True when node or anything under it is an alias or a merge key ("<<"). */
+static bool has_references(struct fy_node *node)
+{
+    void *iter = NULL;
+    if (fy_node_get_style(node) == FYNS_ALIAS)
+        return true;
+    if (fy_node_is_sequence(node)) {
+        struct fy_node *item;
+        while ((item = fy_node_sequence_iterate(node, &iter)))
+            if (has_references(item))
+                return true;
+    } else if (fy_node_is_mapping(node)) {
+        struct fy_node_pair *pair;
+        while ((pair = fy_node_mapping_iterate(node, &iter))) {
+            struct fy_node *key = fy_node_pair_key(pair), *value = fy_node_pair_value(pair);
+            size_t len = 0;
+            const char *text = key && fy_node_is_scalar(key) ? fy_node_get_scalar(key, &len) : NULL;
+            if ((text && len == 2 && memcmp(text, "<<", 2) == 0) || (key && has_references(key)) ||
+                (value && has_references(value)))
+                return true;
+        }
+    }
+    return false;
+}
+
+/*  Anchors, aliases and merge keys read as what they stand for. But
+ *  fy_document_resolve checks every mapping for duplicate keys again
+ *  (the builder did), which is quadratic in the 2,000-key agencies mapping:
+ *  half of a large policy's load time. So resolve only a document that has
+ *  something to resolve. Returns false, the error in diag, if it fails. */
+static bool resolve(struct fy_document *doc)
+{
+    void *iter = NULL;
+    struct fy_node *root = fy_document_root(doc);
+    bool needed = fy_document_anchor_iterate(doc, &iter) || (root && has_references(root));
+    return !needed || fy_document_resolve(doc) == 0;
 }
 
 static void quiet_output(struct fy_diag *diag, void *user, const char *buf, size_t len)
@@ -830,17 +1008,16 @@ cv_policy_t *cv_policy_load_buffer(const char *buf, size_t len, const char *name
     struct fy_diag *diag = fy_diag_create(&dcfg);
     if (diag)
         fy_diag_set_collect_errors(diag, true);
-    /* resolved: anchors, aliases and merge keys read as what they stand for */
-    struct fy_parse_cfg cfg = {.flags = FYPCF_QUIET | FYPCF_COLLECT_DIAG | FYPCF_RESOLVE_DOCUMENT,
-                               .diag = diag};
+    struct fy_parse_cfg cfg = {.flags = FYPCF_QUIET | FYPCF_COLLECT_DIAG, .diag = diag};
     struct fy_document *doc = fy_document_build_from_string(&cfg, buf, len);
     bool ok = false;
-    if (!doc)
+    if (!doc || !resolve(doc))
         syntax_error(&l, NULL, diag);
     else
         ok = load_root(&l, fy_document_root(doc));
     fy_document_destroy(doc);
     fy_diag_destroy(diag);
+    cv_table_free(&l.names);
     if (!ok) {
         cv_policy_destroy(&policy);
         return NULL;
@@ -894,9 +1071,6 @@ void cv_policy_destroy(cv_policy_t **self_p)
         cv_agency_internal_t *a = &p->agencies[i];
         free((char *)a->pub.id);
         free_strings((char **)a->pub.areas, a->pub.n_areas);
-        free(a->rule_offsets);
-        free(a->rules);
-        free(a->screens);
     }
     /* an agency that failed half-way still owns what it had */
     if (p->agencies && p->agencies[p->n_agencies].pub.id) {
@@ -905,7 +1079,21 @@ void cv_policy_destroy(cv_policy_t **self_p)
         free_strings((char **)a->pub.areas, a->pub.n_areas);
     }
     free(p->agencies);
-    free(p->agencies_by_id);
+    for (int t = 0; p->type_rules && t < p->n_types; t++) {
+        free(p->type_rules[t].buckets);
+        free(p->type_rules[t].rules);
+    }
+    free(p->type_rules);
+    cv_table_free(&p->by_id);
+    cv_table_free(&p->by_key);
+    cv_table_free(&p->by_area);
+    free(p->agency_hot);
+    free(p->area_names);
+    free(p->area_pool);
+    free(p->listed_pool);
+    free(p->screen_pool);
+    free(p->hot);
+    free(p->from_pool);
     for (int i = 0; i < p->n_codes; i++) {
         free(p->codes[i].code);
         agency_set_free(&p->codes[i].to);
@@ -917,11 +1105,11 @@ void cv_policy_destroy(cv_policy_t **self_p)
         free(e->feed);
         agency_set_free(&e->from);
         agency_set_free(&e->to);
-        free(e->grants);
         free_strings(e->match_indicators, e->n_match_indicators);
         free_strings(e->match_keywords, e->n_match_keywords);
     }
     free(p->entries);
+    free(p->grants);
     free_strings(p->levels, p->n_levels);
     free_strings(p->categories, p->n_categories);
     free_strings(p->types, p->n_types);

@@ -40,7 +40,7 @@ typedef struct {
     cv_agency_set_t to;
     bool same_area;
     int max_level;   /* highest level index it may carry */
-    uint8_t *grants; /* cv_grant_t per schema node */
+    uint8_t *grants; /* cv_grant_t per schema node: a row of the policy's grants */
     /* screening match: any one of these */
     uint64_t match_categories;
     char **match_indicators;
@@ -57,16 +57,57 @@ typedef struct {
     bool originator_approval;
 } cv_handling_code_t;
 
+/*  Rules in buckets (CSR form): per category, the rules without same_area
+ *  then those with it, each part by max_level from the highest down, each
+ *  bucket in policy order. So the rules a report at level L may match are
+ *  two contiguous runs; see cv_rule_bucket. */
+typedef struct {
+    int *buckets; /* cv_rule_bucket(p, n_categories, 0, 0) + 1 offsets */
+    int *rules;
+} cv_rule_index_t;
+
 typedef struct {
     cv_agency_t pub; /* what cv_policy.h shows */
     int type_id;
     int org_id;
-    /* rules whose recipients include this agency, by category (CSR form) */
-    int *rule_offsets; /* n_categories + 1 */
-    int *rules;
-    int *screens; /* screening entries whose recipients include it */
-    int n_screens;
 } cv_agency_internal_t;
+
+/*  A rule that names an agency in to_agencies where the agency's type would
+ *  not reach it, with what deciding checks of it (cv_entry_t is cold). */
+typedef struct {
+    uint64_t categories;
+    int rule;
+    int max_level;
+    bool same_area;
+} cv_listed_t;
+
+/*  What cv_policy_decide reads of an agency, packed (40 bytes) in one
+ *  array, with its lists in shared pools: an agency itself spans several
+ *  cache lines and is cold when a report is decided for each in turn. The
+ *  rules that may send to it are those of its type (type_rules[type_id],
+ *  shared, so small enough to stay in cache) and its listed ones. */
+typedef struct {
+    int type_id, org_id, clearance;
+    bool all_areas;
+    int area_first, n_areas;     /* its areas, interned, in area_pool */
+    int listed_first, n_listed;  /* in listed_pool, ascending */
+    int screen_first, n_screens; /* screening entries that may send to it, in screen_pool */
+} cv_agency_hot_t;
+
+/*  What the decision loop reads per candidate rule, packed (16 bytes) so
+ *  that the scan stays in cache: the rest of cv_entry_t is cold. */
+typedef struct {
+    uint64_t from_types; /* all ones when any originator */
+    int from_first;      /* from_agencies: sorted agency indexes in from_pool */
+    int from_count;
+} cv_entry_hot_t;
+
+/*  Open addressing over agency indexes, -1 for an empty slot: lookups by
+ *  id (every decision) and by key (every message the broker receives). */
+typedef struct {
+    int *slots;
+    unsigned mask;
+} cv_table_t;
 
 struct cv_policy_t {
     char *name; /* file name, for messages */
@@ -87,10 +128,22 @@ struct cv_policy_t {
 
     cv_agency_internal_t *agencies;
     int n_agencies;
-    int *agencies_by_id; /* agency indexes sorted by id, for bsearch */
+    cv_table_t by_id; /* filled as agencies load, so the loader uses it too */
+    cv_table_t by_key;
+    cv_agency_hot_t *agency_hot;
+    const char **area_names; /* interned: the agencies' own strings */
+    int n_area_names;
+    cv_table_t by_area;
+    int *area_pool;
+    cv_listed_t *listed_pool;
+    int *screen_pool;
+    cv_rule_index_t *type_rules; /* per agency type: rules whose to_types include it */
+    cv_entry_hot_t *hot;         /* per entry */
+    int *from_pool;
     cv_handling_code_t *codes;
     int n_codes;
     cv_entry_t *entries; /* rules first, then screening entries */
+    uint8_t *grants;     /* entry e's row at e * schema size: views read a few rows */
     int n_entries;
     int n_rules;
 };
@@ -100,7 +153,33 @@ int cv_policy_category_find(const cv_policy_t *self, const char *name);
 int cv_policy_type_find(const cv_policy_t *self, const char *name);
 const cv_handling_code_t *cv_policy_code_find(const cv_policy_t *self, const char *code);
 
-bool cv_agency_set_has(const cv_agency_set_t *set, const cv_agency_internal_t *agency, int index);
+/*  Whether agency index, of type type_id, is in set. Inline: the loader,
+ *  graph and diff test many (agency, entry) pairs. */
+static inline bool cv_agency_set_has_type(const cv_agency_set_t *set, int type_id, int index)
+{
+    return set->any || (set->types >> type_id & 1) || (set->agencies && set->agencies[index]);
+}
+
+static inline bool cv_agency_set_has(const cv_agency_set_t *set, const cv_agency_internal_t *agency,
+                                     int index)
+{
+    return cv_agency_set_has_type(set, agency->type_id, index);
+}
+
+/*  Index into cv_rule_index_t.buckets of the bucket (category, same_area,
+ *  rank), rank 0 holding the rules of the highest max_level. */
+static inline int cv_rule_bucket(const cv_policy_t *p, int category, int same_area, int rank)
+{
+    return (category * 2 + same_area) * p->n_levels + rank;
+}
+
+/*  Hash tables (cv_policy.c): FNV-1a, linear probing. */
+unsigned cv_hash(const void *bytes, size_t len);
+void cv_table_init(cv_table_t *table, int items);
+void cv_table_add(cv_table_t *table, unsigned hash, int index);
+void cv_table_free(cv_table_t *table);
+void cv_policy_index_agency(cv_policy_t *self, int index);          /* adds id and key */
+int cv_policy_area_find(const cv_policy_t *self, const char *area); /* interned id, or -1 */
 
 /*  Masks (cv_mask.c). Each returns a malloc'd masked string, or NULL when
  *  the value does not have the shape the mask needs: the caller withholds
@@ -111,6 +190,16 @@ char *cv_mask_initials(const char *value);
 double cv_mask_round_1km(double value);
 char *cv_mask_pseudonymise(const uint8_t key[CV_KEY_BYTES], const char *organisation,
                            const char *value);
+
+/*  The same masks written into out, for a view built without mallocs:
+ *  out holds CV_MASK_MAX bytes, or 2 * strlen(value) + 1 for initials.
+ *  False, with nothing written, when the mask does not fit the value. */
+#define CV_MASK_MAX 32
+bool cv_mask_year_into(const char *value, char *out);
+bool cv_mask_postcode_district_into(const char *value, char *out);
+bool cv_mask_initials_into(const char *value, char *out);
+void cv_mask_pseudonymise_into(const uint8_t key[CV_KEY_BYTES], const char *organisation,
+                               const char *value, char *out);
 
 const char *cv_grant_name(cv_grant_t grant); /* "share", "mask:year", ... */
 /*  True when grant can apply to every leaf in the node range [index, end). */

@@ -1477,6 +1477,164 @@ static void test_no_withheld_bytes(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
+/*  Borrowed and packed views: the same bytes and explanations as
+ *  cv_decision_view and protobuf_c_message_pack.                           */
+
+/*  Every field explanation and reason of the last decision, one line each. */
+static char *explanations(void)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&text, &size);
+    assert_non_null(out);
+    for (int i = 0; i < cv_decision_field_count(decision); i++) {
+        const cv_field_decision_t *f = cv_decision_field(decision, i);
+        fprintf(out, "%s %s %s\n", f->path, f->decision, f->why);
+    }
+    for (int i = 0; i < cv_decision_reason_count(decision); i++)
+        fprintf(out, "%s\n", cv_decision_reason(decision, i));
+    fclose(out);
+    return text;
+}
+
+static void assert_explanations(const char *expected)
+{
+    char *got = explanations();
+    assert_string_equal(got, expected);
+    free(got);
+}
+
+static void check_borrowed(const cv_policy_t *policy, const Caveat__Report *report, int to,
+                           const uint8_t *expected, size_t len, const char *explained)
+{
+    assert_true(cv_policy_decide(policy, report, to, NULL, decision));
+    const Caveat__Report *view = cv_decision_view_borrowed(decision, report);
+    assert_non_null(view);
+    assert_int_equal(protobuf_c_message_get_packed_size(&view->base), len);
+    uint8_t *got = malloc(len + 1);
+    assert_non_null(got);
+    assert_int_equal(protobuf_c_message_pack(&view->base, got), len);
+    assert_memory_equal(got, expected, len);
+    assert_explanations(explained);
+    free(got);
+}
+
+static void check_packed(const cv_policy_t *policy, const Caveat__Report *report, int to,
+                         const uint8_t *expected, size_t len, const char *explained)
+{
+    uint8_t *got = malloc(len + 1);
+    assert_non_null(got);
+    memset(got, 0xA5, len + 1);
+    assert_true(cv_policy_decide(policy, report, to, NULL, decision));
+    /* too small a buffer: the size, and nothing written */
+    assert_int_equal(cv_decision_pack(decision, report, got, len - 1), len);
+    for (size_t i = 0; i <= len; i++)
+        assert_int_equal(got[i], 0xA5);
+    assert_int_equal(cv_decision_pack(decision, report, got, len + 1), len);
+    assert_memory_equal(got, expected, len);
+    assert_int_equal(got[len], 0xA5);
+    assert_explanations(explained);
+    free(got);
+}
+
+/*  The three ways to a view of report for recipient `to` agree. Returns
+ *  whether it was delivered. */
+static bool check_same_views(const cv_policy_t *policy, const Caveat__Report *report,
+                             const char *to)
+{
+    int recipient = agency(policy, to);
+    bool delivered = cv_policy_decide(policy, report, recipient, NULL, decision);
+    Caveat__Report *view = cv_decision_view(decision, report);
+    char *explained = explanations();
+    if (!delivered) {
+        assert_null(view);
+        assert_false(cv_policy_decide(policy, report, recipient, NULL, decision));
+        assert_null(cv_decision_view_borrowed(decision, report));
+        assert_int_equal(cv_decision_pack(decision, report, NULL, 0), 0);
+        assert_explanations(explained);
+        free(explained);
+        return false;
+    }
+    size_t len = protobuf_c_message_get_packed_size(&view->base);
+    uint8_t *expected = malloc(len);
+    assert_non_null(expected);
+    assert_int_equal(protobuf_c_message_pack(&view->base, expected), len);
+    check_borrowed(policy, report, recipient, expected, len, explained);
+    check_packed(policy, report, recipient, expected, len, explained);
+    free(expected);
+    free(explained);
+    view_free(view);
+    return true;
+}
+
+static void check_main_recipients(const Caveat__Report *report)
+{
+    static const char *const recipients[] = {"hull-cc",    "hull-cc-children", "ne-ctu",
+                                             "hull-ctio",  "york-cc",          "hull-college",
+                                             "hull-police"};
+    int delivered = 0;
+    for (size_t i = 0; i < sizeof recipients / sizeof *recipients; i++)
+        delivered += check_same_views(main_policy, report, recipients[i]);
+    assert_true(delivered >= 2); /* and some are not: the originator */
+}
+
+static void test_borrowed_and_packed_views(void **state)
+{
+    (void)state;
+    Caveat__Report *report = base_report();
+    check_main_recipients(report);
+    /* capped fields, and a marking with an unknown level */
+    add_marking(report, "subjects.name", "SECRET");
+    add_marking(report, "source", "ULTRA");
+    check_main_recipients(report);
+    /* masks that fail, empty strings, an unset double */
+    set_text(&report->subjects[0]->postcode, "not a postcode");
+    set_text(&report->subjects[0]->date_of_birth, "c. 2009");
+    set_text(&report->summary, "");
+    set_text(&report->caveats[0], "");
+    report->location->has_latitude = false;
+    check_main_recipients(report);
+    set_text(&report->category, "community_tension");
+    check_main_recipients(report);
+    report_free(report);
+
+    /* every mask, and pseudonyms per organisation */
+    report = base_report();
+    cv_policy_t *pseudo = load_policy(pseudonym_yaml, NULL);
+    assert_true(check_same_views(pseudo, report, "hull-cc"));
+    assert_true(check_same_views(pseudo, report, "ne-ctu"));
+    set_text(&report->category, "feedback");
+    cv_policy_t *protective = load_policy(protective_yaml, NULL);
+    assert_true(check_same_views(protective, report, "hull-cc"));
+    cv_policy_destroy(&pseudo);
+    cv_policy_destroy(&protective);
+    report_free(report);
+}
+
+/*  A borrowed view shares nothing with the report (ASan would see). */
+static void test_borrowed_view_outlives_report(void **state)
+{
+    (void)state;
+    Caveat__Report *report = base_report();
+    assert_true(
+        cv_policy_decide(main_policy, report, agency(main_policy, "hull-cc"), NULL, decision));
+    Caveat__Report *kept = cv_decision_view(decision, report);
+    const Caveat__Report *borrowed = cv_decision_view_borrowed(decision, report);
+    report_free(report);
+    size_t len = protobuf_c_message_get_packed_size(&kept->base);
+    assert_int_equal(protobuf_c_message_get_packed_size(&borrowed->base), len);
+    uint8_t *a = malloc(len), *b = malloc(len);
+    assert_non_null(a);
+    assert_non_null(b);
+    protobuf_c_message_pack(&kept->base, a);
+    protobuf_c_message_pack(&borrowed->base, b);
+    assert_memory_equal(a, b, len);
+    free(a);
+    free(b);
+    view_free(kept);
+}
+
+/* ------------------------------------------------------------------------ */
 /*  A decision is reusable scratch space.                                   */
 
 static void test_decision_reuse(void **state)
@@ -1583,6 +1741,8 @@ int main(void)
         cmocka_unit_test(test_mask_failure_per_value),
         cmocka_unit_test(test_pseudonyms),
         cmocka_unit_test(test_no_withheld_bytes),
+        cmocka_unit_test(test_borrowed_and_packed_views),
+        cmocka_unit_test(test_borrowed_view_outlives_report),
         cmocka_unit_test(test_decision_reuse),
         cmocka_unit_test(test_validate_report),
     };
