@@ -1,0 +1,1829 @@
+/*  broker_bench.c: how fast caveatd carries reports end to end, against what
+ *  the transport alone and a mainstream broker manage on the same machine.
+ *  Not a test: it prints figures against targets and exits 0 whatever they
+ *  are (timings belong here, never in ctest). All traffic is on 127.0.0.1.
+ *
+ *  Workload 1, throughput: one publisher, one subscriber, ~1 KB reports,
+ *  everything released (bench/data/throughput.yaml), through
+ *    a. the real caveatd (started as the end-to-end harness does), with
+ *       --sync full, normal and off (off only shows what durability
+ *       costs): cv_client_publish in batches, the subscriber
+ *       cv_client_receive with cumulative cv_client_ack;
+ *    b. a zero-logic forwarder in this process: a CURVE ROUTER whose ZAP
+ *       handler admits the same two keys, passing each 1 KB message from
+ *       the publisher's DEALER to the subscriber's DEALER unchanged;
+ *    c. nats-server with TLS and per-user subject permissions, when it is
+ *       installed and this program was built with libnats.
+ *  Each path runs for --seconds; the publisher stays at most --window
+ *  reports ahead of the subscriber (as credit does), so a slow path shows
+ *  as a low rate, not as an ever-growing queue. reports/s is end to end:
+ *  reports received / (first publish .. last receipt).
+ *
+ *  Workload 2, fan-out: a generated policy of 50 subscriber agencies of six
+ *  types and one publisher, six rules with different field grants and
+ *  masks, each report released to about 20 agencies. A publisher offers a
+ *  fixed 1,000 reports/s (clock_nanosleep to an absolute schedule); every
+ *  report carries its scheduled and actual send times (CLOCK_MONOTONIC) in
+ *  `summary`, which every rule shares, so each subscriber measures
+ *  publish-to-delivery latency at receipt. It runs with --sync full, then
+ *  --sync normal.
+ *
+ *  Every run makes fresh CURVE keys (broker and agencies) in the harness's
+ *  temporary directory: see make_key.
+ *
+ *  Usage: broker_bench [--seconds S] [--batch N] [--window N] [--rate R]
+ *                      [--only full|normal|off|forwarder|nats|fanout|
+ *                              fanout-full|fanout-normal]
+ */
+#include <arpa/inet.h>
+#include <czmq.h>
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#ifdef HAVE_LIBNATS
+#include <nats/nats.h>
+#endif
+
+#include "caveat.h"
+#include "cv_policy.h"
+#include "harness.h"
+
+#define REPORT_BYTES       1024  /* target packed size of a report */
+#define DRAIN_LIMIT_S      10.0  /* after publishing stops, how long to wait for the rest */
+#define PUBLISH_TIMEOUT_MS 10000 /* a publish call that takes longer ends the phase */
+#define SUB_CREDIT         1000  /* Hello.credit of every caveat subscriber */
+#define ACK_EVERY          100   /* a caveat subscriber acknowledges at least this often */
+#define FANOUT_MAX_BATCH   500   /* reports one paced publish call may carry */
+#define N_SUBSCRIBERS      50    /* fan-out: subscriber agencies */
+#define NATS_SUBJECT       "caveat.reports"
+#define FORWARDER_ZMQ      7 /* thread-name prefix of the forwarder's libzmq context */
+
+/* ------------------------------------------------------------------------ */
+/*  Small utilities.                                                        */
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static double seconds_between(uint64_t from, uint64_t to)
+{
+    return to > from ? (double)(to - from) * 1e-9 : 0.0;
+}
+
+static void sleep_until(uint64_t ns)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u),
+                          .tv_nsec = (long)(ns % 1000000000u)};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
+}
+
+static void sleep_us(unsigned us)
+{
+    sleep_until(now_ns() + (uint64_t)us * 1000u);
+}
+
+typedef struct {
+    char *data;
+    size_t len, cap;
+} text_t;
+
+static void add(text_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void add(text_t *t, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(t->data + t->len, t->cap - t->len, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            abort();
+        if (t->len + (size_t)n < t->cap) {
+            t->len += (size_t)n;
+            return;
+        }
+        t->cap = (t->cap + (size_t)n) * 2 + 4096;
+        t->data = realloc(t->data, t->cap);
+        if (!t->data)
+            abort();
+    }
+}
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    text_t t = {0};
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        add(&t, "%.*s", (int)n, buf);
+    fclose(f);
+    return t.data;
+}
+
+/*  CPU seconds (user + system) from a /proc/.../stat file. */
+static double stat_cpu(const char *path)
+{
+    char buf[1024];
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    unsigned long utime = 0, stime = 0;
+    if (!p ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
+        return 0;
+    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double process_cpu(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    return stat_cpu(path);
+}
+
+/*  CPU of this process's threads whose name starts with prefix. */
+static double threads_cpu(const char *prefix)
+{
+    DIR *dir = opendir("/proc/self/task");
+    double total = 0;
+    struct dirent *e;
+    while (dir && (e = readdir(dir))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300], name[64] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            if (!fgets(name, sizeof name, f))
+                name[0] = '\0';
+            fclose(f);
+        }
+        if (strncmp(name, prefix, strlen(prefix)) != 0)
+            continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+        total += stat_cpu(path);
+    }
+    if (dir)
+        closedir(dir);
+    return total;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/*  The q-quantile of sorted values (microseconds), in milliseconds. */
+static double quantile_ms(const uint32_t *sorted, size_t n, double q)
+{
+    if (n == 0)
+        return 0;
+    size_t i = (size_t)(q * (double)(n - 1) + 0.5);
+    return sorted[i] / 1000.0;
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Options and results.                                                    */
+
+typedef struct {
+    double seconds;
+    int batch;       /* reports per cv_client_publish call, workload 1 */
+    uint64_t window; /* reports the publisher may be ahead of the subscriber */
+    int rate;        /* reports/s offered, workload 2 */
+    const char *only;
+} options_t;
+
+/*  The paths of workload 1, in the order they run and print. */
+enum { P_FULL, P_NORMAL, P_OFF, P_FORWARDER, P_NATS, N_PATHS };
+
+/*  One path of workload 1. */
+typedef struct {
+    const char *name;
+    bool ran;
+    char note[320];     /* why it did not run, or what went wrong */
+    uint64_t published; /* acknowledged (caveatd) or handed to the transport */
+    uint64_t received;
+    double publish_s;     /* first publish .. last publish returned */
+    double end_to_end_s;  /* first publish .. last receipt */
+    double server_cpu_s;  /* the broker's CPU in that time */
+    double clients_cpu_s; /* this process's, less any in-process server */
+} path_result_t;
+
+/*  Workload 2. */
+typedef struct {
+    const char *sync; /* caveatd --sync */
+    bool ran;
+    char note[320];
+    int agencies, rules;
+    double recipients_per_report;
+    uint64_t reports, published, expected, delivered, unexpected;
+    double publish_s, deliver_s, server_cpu_s, clients_cpu_s;
+    uint64_t calls;
+    double call_p50_ms, call_p99_ms;
+    double sched_p50, sched_p99, sched_max; /* from the scheduled send time, ms */
+    double sent_p50, sent_p99, sent_max;    /* from the actual send time, ms */
+    char views[400];                        /* mean view size per recipient type */
+} fanout_result_t;
+
+/* ------------------------------------------------------------------------ */
+/*  Reports: one JSON text, parsed with cv_json_parse, padded to ~1 KB.      */
+
+#define STAMP_FORMAT "due=%020" PRIu64 " sent=%020" PRIu64 " (broker_bench)"
+
+static char *report_json(const char *category, const char *area, int narrative)
+{
+    static const char *const words[] = {
+        "the subject",     "was seen",        "near the",
+        "college",         "with associates", "and appeared",
+        "withdrawn",       "family members",  "reported concerns about",
+        "online activity", "in closed groups"};
+    text_t t = {0};
+    add(&t,
+        "{\"id\": \"bb-000000000000\", \"author\": \"PC 4471 Grant\", "
+        "\"created\": \"2026-11-20T09:30:00Z\", \"category\": \"%s\", "
+        "\"handling_level\": \"OFFICIAL-SENSITIVE\", \"grading\": {\"source\": \"B\", "
+        "\"intelligence\": \"2\", \"handling_code\": \"2\"}, \"priority\": \"ROUTINE\", "
+        "\"area\": \"%s\", \"subjects\": [{\"name\": \"Jordan Ellis\", "
+        "\"date_of_birth\": \"2009-04-01\", \"address\": \"14 Example Street, Hull\", "
+        "\"postcode\": \"HU3 2AB\", \"identifiers\": {\"pnc\": \"09/123456A\"}, "
+        "\"vulnerability_factors\": [\"isolation\", \"online contact\"]}], "
+        "\"location\": {\"name\": \"Community centre\", \"postcode\": \"HU3 2BQ\", "
+        "\"latitude\": 53.7443, \"longitude\": -0.3326}, \"summary\": \"" STAMP_FORMAT "\", "
+        "\"narrative\": \"",
+        category, area, (uint64_t)0, (uint64_t)0);
+    for (int i = 0, len = 0; len < narrative; i++) {
+        const char *w = words[i % (int)(sizeof words / sizeof *words)];
+        add(&t, "%s ", w);
+        len += (int)strlen(w) + 1;
+    }
+    add(&t, "end.\", \"source\": {\"type\": \"patrol\", \"reference\": \"SR/2026/0441\", "
+            "\"notes\": \"reliable in the past\"}, \"indicators\": [\"online_radicalisation\"], "
+            "\"tension\": {\"level\": 3, \"trend\": \"rising\"}, \"caveats\": [\"POLICE ONLY\"]}");
+    return t.data;
+}
+
+static Caveat__Report *parse_report(const char *json)
+{
+    cv_error_t err = {""};
+    ProtobufCMessage *msg = cv_json_parse(cv_schema_report(), json, strlen(json), "<bench>", &err);
+    if (!msg) {
+        fprintf(stderr, "broker_bench: generated report refused: %s\n", err.msg);
+        exit(1);
+    }
+    return (Caveat__Report *)msg;
+}
+
+/*  A report of the category and area whose packed form is ~REPORT_BYTES
+ *  (with a broker-set originator of about 12 bytes included). */
+static Caveat__Report *make_report(const char *category, const char *area)
+{
+    char *json = report_json(category, area, 0);
+    Caveat__Report *r = parse_report(json);
+    int base = (int)caveat__report__get_packed_size(r) + 14;
+    caveat__report__free_unpacked(r, NULL);
+    free(json);
+    json = report_json(category, area, REPORT_BYTES - base - 8);
+    r = parse_report(json);
+    free(json);
+    return r;
+}
+
+/*  Why a publish call failed: its error, or the first refusal's reason. */
+static const char *publish_failure(int refused, const cv_error_t *err,
+                                   const cv_publish_result_t *results, size_t n)
+{
+    for (size_t i = 0; refused > 0 && i < n; i++)
+        if (results[i].status != CAVEAT__WIRE__STATUS__OK)
+            return results[i].reason;
+    return err->msg;
+}
+
+static void replace(char **field, const char *value)
+{
+    free(*field);
+    *field = strdup(value);
+}
+
+/*  A fresh id (a report id names one report) and the two send times. */
+static void stamp(Caveat__Report *r, const char *run, uint64_t serial, uint64_t due, uint64_t sent)
+{
+    char text[128];
+    snprintf(text, sizeof text, "bb-%s-%012" PRIu64, run, serial);
+    replace(&r->id, text);
+    snprintf(text, sizeof text, STAMP_FORMAT, due, sent);
+    replace(&r->summary, text);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Keys and the broker's directory.                                        */
+
+/*  A fresh key pair as DIR/NAME.cert and DIR/NAME.cert_secret (0600, as
+ *  caveatd and libcaveat insist), and its public key in Z85. Never the
+ *  example keys: a client of another test on this machine, still
+ *  reconnecting to a port the kernel has handed out again, must not be able
+ *  to complete a handshake with our broker and take over a session. */
+static bool make_key(harness_t *h, const char *name, char public_key[41])
+{
+    char secret_key[41], file[96];
+    uint8_t public_bin[32], secret_bin[32];
+    if (zmq_curve_keypair(public_key, secret_key) != 0 || !zmq_z85_decode(public_bin, public_key) ||
+        !zmq_z85_decode(secret_bin, secret_key))
+        return false;
+    zcert_t *cert = zcert_new_from(public_bin, secret_bin);
+    snprintf(file, sizeof file, "%s.cert", name);
+    bool ok = cert && zcert_save(cert, harness_path(h, file)) == 0; /* and NAME.cert_secret */
+    snprintf(file, sizeof file, "%s.cert_secret", name);
+    ok = ok && chmod(harness_path(h, file), 0600) == 0;
+    zcert_destroy(&cert);
+    return ok;
+}
+
+/*  text with every "${name}" replaced by value (malloc'd). */
+static char *substitute(const char *text, const char *name, const char *value)
+{
+    char pattern[96];
+    snprintf(pattern, sizeof pattern, "${%s}", name);
+    text_t t = {0};
+    const char *at;
+    while ((at = strstr(text, pattern))) {
+        add(&t, "%.*s%s", (int)(at - text), text, value);
+        text = at + strlen(pattern);
+    }
+    add(&t, "%s", text);
+    return t.data;
+}
+
+/*  A harness directory for workload 1: fresh keys for the broker and the
+ *  two agencies, and bench/data/throughput.yaml with their public keys. */
+static harness_t *throughput_harness(char *note, size_t size)
+{
+    static const char *const agencies[] = {"bench-publisher", "bench-subscriber"};
+    harness_t *h = harness_new();
+    char *policy = read_file(BENCH_DATA_DIR "/throughput.yaml"), key[41];
+    bool ok = h && policy && make_key(h, "broker", key);
+    for (int i = 0; ok && i < 2; i++) {
+        char *next = make_key(h, agencies[i], key) ? substitute(policy, agencies[i], key) : NULL;
+        free(policy);
+        policy = next;
+        ok = policy != NULL;
+    }
+    if (ok)
+        harness_write_policy(h, policy);
+    else
+        snprintf(note, size, "cannot make keys, or read %s/throughput.yaml", BENCH_DATA_DIR);
+    free(policy);
+    if (!ok)
+        harness_destroy(&h);
+    return h;
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Workload 1: a flow of reports between one publisher and one subscriber. */
+
+typedef struct {
+    const options_t *opt;
+    atomic_uint_fast64_t sent, received;
+    atomic_bool done, failed;
+    uint64_t t_start, t_pub_end;
+    _Atomic uint64_t t_last; /* last receipt */
+    uint64_t deadline;       /* the subscriber gives up then */
+    char error[300];
+} flow_t;
+
+static void flow_init(flow_t *f, const options_t *opt)
+{
+    memset(f, 0, sizeof *f);
+    f->opt = opt;
+    f->t_start = now_ns();
+    f->deadline = f->t_start + (uint64_t)((opt->seconds + DRAIN_LIMIT_S) * 1e9);
+}
+
+static void flow_fail(flow_t *f, const char *what, const char *why)
+{
+    if (!atomic_exchange(&f->failed, true))
+        snprintf(f->error, sizeof f->error, "%s: %s", what, why);
+}
+
+/*  Holds the publisher while it is `more` reports from being too far ahead. */
+static void flow_wait_window(flow_t *f, uint64_t more)
+{
+    while (!atomic_load(&f->failed) && now_ns() < f->deadline &&
+           atomic_load(&f->sent) + more > atomic_load(&f->received) + f->opt->window)
+        sleep_us(100);
+}
+
+static bool flow_publishing(const flow_t *f)
+{
+    return !atomic_load(&f->failed) && now_ns() < f->t_start + (uint64_t)(f->opt->seconds * 1e9);
+}
+
+static void flow_publisher_done(flow_t *f)
+{
+    f->t_pub_end = now_ns();
+    atomic_store(&f->done, true);
+}
+
+static void flow_received(flow_t *f, uint64_t n)
+{
+    atomic_fetch_add(&f->received, n);
+    atomic_store(&f->t_last, now_ns());
+}
+
+/*  The subscriber is finished when it has everything that was sent, or
+ *  has waited long enough. */
+static bool flow_finished(const flow_t *f)
+{
+    if (atomic_load(&f->failed) || now_ns() > f->deadline)
+        return true;
+    return atomic_load(&f->done) && atomic_load(&f->received) >= atomic_load(&f->sent);
+}
+
+static void flow_result(const flow_t *f, path_result_t *r)
+{
+    r->ran = true;
+    r->published = atomic_load(&f->sent);
+    r->received = atomic_load(&f->received);
+    r->publish_s = seconds_between(f->t_start, f->t_pub_end);
+    r->end_to_end_s = seconds_between(f->t_start, atomic_load(&f->t_last));
+    if (atomic_load(&f->failed))
+        snprintf(r->note, sizeof r->note, "%s", f->error);
+    else if (r->received < r->published)
+        snprintf(r->note, sizeof r->note, "only %" PRIu64 " of %" PRIu64 " received in time",
+                 r->received, r->published);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  1a: through caveatd.                                                    */
+
+typedef struct {
+    flow_t flow;
+    cv_client_t *publisher, *subscriber;
+    const char *run; /* report id prefix */
+} caveat_flow_t;
+
+static void *caveat_publisher(void *arg)
+{
+    caveat_flow_t *c = arg;
+    flow_t *f = &c->flow;
+    int n = f->opt->batch;
+    Caveat__Report **reports = calloc((size_t)n, sizeof *reports);
+    cv_publish_result_t *results = calloc((size_t)n, sizeof *results);
+    for (int i = 0; i < n; i++)
+        reports[i] = make_report("vulnerable_individual", "hull");
+    uint64_t serial = 0;
+    f->t_start = now_ns();
+    while (flow_publishing(f)) {
+        flow_wait_window(f, (uint64_t)n);
+        uint64_t t = now_ns();
+        for (int i = 0; i < n; i++)
+            stamp(reports[i], c->run, serial++, t, t);
+        cv_error_t err = {""};
+        int refused =
+            cv_client_publish(c->publisher, reports, (size_t)n, results, PUBLISH_TIMEOUT_MS, &err);
+        if (refused != 0)
+            flow_fail(f, "publish", publish_failure(refused, &err, results, (size_t)n));
+        else
+            atomic_fetch_add(&f->sent, (uint64_t)n);
+        cv_publish_results_clear(results, (size_t)n);
+    }
+    flow_publisher_done(f);
+    for (int i = 0; i < n; i++)
+        caveat__report__free_unpacked(reports[i], NULL);
+    free(reports);
+    free(results);
+    return NULL;
+}
+
+static void *caveat_subscriber(void *arg)
+{
+    caveat_flow_t *c = arg;
+    flow_t *f = &c->flow;
+    uint64_t highest = 0, acked = 0;
+    while (!flow_finished(f)) {
+        cv_error_t err = {""};
+        Caveat__Wire__Delivery *d = cv_client_receive(c->subscriber, 100, &err);
+        if (d) {
+            highest = d->seq;
+            caveat__wire__delivery__free_unpacked(d, NULL);
+            flow_received(f, 1);
+        } else if (err.msg[0]) {
+            flow_fail(f, "receive", err.msg);
+        }
+        /* cumulative: every ACK_EVERY, and whenever the stream pauses */
+        if (highest > acked && (!d || highest - acked >= ACK_EVERY)) {
+            if (!cv_client_ack(c->subscriber, highest, &err))
+                flow_fail(f, "ack", err.msg);
+            acked = highest;
+        }
+    }
+    return NULL;
+}
+
+/*  When a phase went wrong: the end of caveatd's log, before the harness
+ *  removes its directory. */
+static void show_broker_log(harness_t *h)
+{
+    char command[700];
+    snprintf(command, sizeof command, "tail -n 20 %s >&2", harness_path(h, "broker.log"));
+    fprintf(stderr, "broker_bench: the end of caveatd's log:\n");
+    if (system(command) != 0)
+        fprintf(stderr, "broker_bench: no log\n");
+}
+
+static bool start_broker(harness_t *h, const char *sync)
+{
+    const char *extra[] = {"--sync", sync, NULL};
+    return harness_start(h, extra);
+}
+
+static void run_caveat_flow(caveat_flow_t *c, harness_t *h, path_result_t *r)
+{
+    pid_t pid = harness_pid(h);
+    double cpu0 = process_cpu(pid), self0 = process_cpu(getpid());
+    pthread_t pub, sub;
+    flow_init(&c->flow, c->flow.opt);
+    pthread_create(&sub, NULL, caveat_subscriber, c);
+    pthread_create(&pub, NULL, caveat_publisher, c);
+    pthread_join(pub, NULL);
+    pthread_join(sub, NULL);
+    r->server_cpu_s = process_cpu(pid) - cpu0;
+    r->clients_cpu_s = process_cpu(getpid()) - self0;
+    flow_result(&c->flow, r);
+}
+
+static void measure_caveatd(const options_t *opt, const char *sync, path_result_t *r)
+{
+    r->name = strcmp(sync, "full") == 0     ? "caveatd --sync full"
+              : strcmp(sync, "normal") == 0 ? "caveatd --sync normal"
+                                            : "caveatd --sync off (no durability)";
+    harness_t *h = throughput_harness(r->note, sizeof r->note);
+    if (!h)
+        return;
+    caveat_flow_t c = {.flow.opt = opt, .run = sync};
+    cv_error_t err = {""};
+    if (!start_broker(h, sync))
+        snprintf(r->note, sizeof r->note, "caveatd did not start");
+    else if (!(c.subscriber = harness_client(h, "bench-subscriber", NULL, SUB_CREDIT, &err)) ||
+             !(c.publisher = harness_client(h, "bench-publisher", NULL, 0, &err)))
+        snprintf(r->note, sizeof r->note, "client: %.300s", err.msg);
+    else
+        run_caveat_flow(&c, h, r);
+    cv_client_destroy(&c.publisher);
+    cv_client_destroy(&c.subscriber);
+    if (r->note[0])
+        show_broker_log(h);
+    harness_destroy(&h);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  1b: a zero-logic CURVE ROUTER forwarder, in its own libzmq context.     */
+
+typedef struct {
+    void *ctx, *router, *zap;
+    char endpoint[128];
+    char publisher_key[41], subscriber_key[41]; /* Z85, the only keys admitted */
+    uint8_t subscriber_id[256];                 /* routing id, once it said hello */
+    size_t subscriber_id_len;
+    atomic_bool ready, stop;
+    uint64_t forwarded, dropped;
+} forwarder_t;
+
+/*  ZAP (RFC 27): admits the two keys, with the key as User-Id. */
+static void forwarder_zap(forwarder_t *fw)
+{
+    char frames[7][64];
+    size_t sizes[7];
+    int n = 0;
+    int more = 1;
+    while (more) {
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        if (zmq_msg_recv(&part, fw->zap, 0) < 0) {
+            zmq_msg_close(&part);
+            return;
+        }
+        more = zmq_msg_more(&part);
+        if (n < 7) {
+            sizes[n] = zmq_msg_size(&part) < 64 ? zmq_msg_size(&part) : 63;
+            memcpy(frames[n], zmq_msg_data(&part), sizes[n]);
+            frames[n][sizes[n]] = '\0';
+        }
+        n++;
+        zmq_msg_close(&part);
+    }
+    char key[41] = "";
+    if (n == 7 && sizes[6] == 32 && strcmp(frames[5], "CURVE") == 0)
+        zmq_z85_encode(key, (uint8_t *)frames[6], 32);
+    bool ok = strcmp(key, fw->publisher_key) == 0 || strcmp(key, fw->subscriber_key) == 0;
+    zmq_send(fw->zap, "1.0", 3, ZMQ_SNDMORE);
+    zmq_send(fw->zap, frames[1], n > 1 ? sizes[1] : 0, ZMQ_SNDMORE);
+    zmq_send(fw->zap, ok ? "200" : "400", 3, ZMQ_SNDMORE);
+    zmq_send(fw->zap, ok ? "OK" : "no", 2, ZMQ_SNDMORE);
+    zmq_send(fw->zap, ok ? key : "", ok ? 40 : 0, ZMQ_SNDMORE);
+    zmq_send(fw->zap, "", 0, 0);
+}
+
+/*  Sends, blocking while the subscriber's pipe is full (ROUTER_MANDATORY:
+ *  back-pressure instead of a silent drop). */
+static bool forwarder_send(forwarder_t *fw, zmq_msg_t *payload)
+{
+    while (!atomic_load(&fw->stop)) {
+        if (zmq_send(fw->router, fw->subscriber_id, fw->subscriber_id_len, ZMQ_SNDMORE) >= 0)
+            return zmq_msg_send(payload, fw->router, 0) >= 0;
+        if (zmq_errno() != EAGAIN)
+            return false;
+    }
+    return false;
+}
+
+/*  One message: the sender from User-Id, as caveatd does; a publisher's
+ *  payload goes on unchanged, a subscriber's first message registers it. */
+static void forwarder_message(forwarder_t *fw, zmq_msg_t *routing, zmq_msg_t *payload)
+{
+    const char *user = zmq_msg_gets(payload, "User-Id");
+    if (user && strcmp(user, fw->subscriber_key) == 0) {
+        fw->subscriber_id_len = zmq_msg_size(routing) < sizeof fw->subscriber_id
+                                    ? zmq_msg_size(routing)
+                                    : sizeof fw->subscriber_id;
+        memcpy(fw->subscriber_id, zmq_msg_data(routing), fw->subscriber_id_len);
+        atomic_store(&fw->ready, true);
+    } else if (user && strcmp(user, fw->publisher_key) == 0 && fw->subscriber_id_len &&
+               forwarder_send(fw, payload)) {
+        fw->forwarded++;
+    } else {
+        fw->dropped++;
+    }
+}
+
+/*  Drains what is waiting: [routing id][payload] pairs. */
+static void forwarder_drain(forwarder_t *fw)
+{
+    for (int i = 0; i < 1000; i++) {
+        zmq_msg_t routing, payload;
+        zmq_msg_init(&routing);
+        if (zmq_msg_recv(&routing, fw->router, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&routing);
+            return;
+        }
+        zmq_msg_init(&payload);
+        if (zmq_msg_recv(&payload, fw->router, 0) >= 0)
+            forwarder_message(fw, &routing, &payload);
+        zmq_msg_close(&payload);
+        zmq_msg_close(&routing);
+    }
+}
+
+static void *forwarder_thread(void *arg)
+{
+    forwarder_t *fw = arg;
+    pthread_setname_np(pthread_self(), "bb-forwarder");
+    while (!atomic_load(&fw->stop)) {
+        zmq_pollitem_t items[] = {{fw->zap, 0, ZMQ_POLLIN, 0}, {fw->router, 0, ZMQ_POLLIN, 0}};
+        if (zmq_poll(items, 2, 100) <= 0)
+            continue;
+        if (items[0].revents & ZMQ_POLLIN)
+            forwarder_zap(fw);
+        if (items[1].revents & ZMQ_POLLIN)
+            forwarder_drain(fw);
+    }
+    return NULL;
+}
+
+static void set_int(void *socket, int option, int value)
+{
+    zmq_setsockopt(socket, option, &value, sizeof value);
+}
+
+/*  The ZAP handler first: a CURVE server with none admits any key. */
+static bool forwarder_start(forwarder_t *fw, const char *server_secret_cert)
+{
+    zcert_t *cert = zcert_load(server_secret_cert);
+    if (!cert)
+        return false;
+    fw->ctx = zmq_ctx_new();
+    zmq_ctx_set(fw->ctx, ZMQ_THREAD_NAME_PREFIX, FORWARDER_ZMQ);
+    fw->zap = zmq_socket(fw->ctx, ZMQ_REP);
+    bool ok = zmq_bind(fw->zap, "inproc://zeromq.zap.01") == 0;
+    fw->router = zmq_socket(fw->ctx, ZMQ_ROUTER);
+    set_int(fw->router, ZMQ_CURVE_SERVER, 1);
+    zmq_setsockopt(fw->router, ZMQ_CURVE_SECRETKEY, zcert_secret_key(cert), 32);
+    zmq_setsockopt(fw->router, ZMQ_ZAP_DOMAIN, "bench", 5);
+    set_int(fw->router, ZMQ_ROUTER_MANDATORY, 1);
+    set_int(fw->router, ZMQ_SNDHWM, 100000); /* as caveatd */
+    set_int(fw->router, ZMQ_RCVHWM, 100000);
+    set_int(fw->router, ZMQ_SNDTIMEO, 100);
+    set_int(fw->router, ZMQ_LINGER, 0);
+    size_t len = sizeof fw->endpoint;
+    ok = ok && zmq_bind(fw->router, "tcp://127.0.0.1:*") == 0 &&
+         zmq_getsockopt(fw->router, ZMQ_LAST_ENDPOINT, fw->endpoint, &len) == 0;
+    zcert_destroy(&cert);
+    return ok;
+}
+
+static void forwarder_stop(forwarder_t *fw)
+{
+    zmq_close(fw->router);
+    zmq_close(fw->zap);
+    zmq_ctx_term(fw->ctx);
+}
+
+static bool key_of(const char *cert_path, char z85[41])
+{
+    zcert_t *cert = zcert_load(cert_path);
+    bool ok = cert != NULL;
+    if (ok)
+        snprintf(z85, 41, "%s", zcert_public_txt(cert));
+    zcert_destroy(&cert);
+    return ok;
+}
+
+typedef struct {
+    flow_t flow;
+    void *ctx, *publisher, *subscriber;
+    zmq_msg_t payload; /* the packed report, copied per send */
+    forwarder_t *fw;
+} zmq_flow_t;
+
+/*  A CURVE DEALER with an agency's key pair (the same ones caveatd uses). */
+static void *curve_dealer(void *ctx, harness_t *h, const char *agency, const char *endpoint)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s.cert_secret", agency);
+    zcert_t *client = zcert_load(harness_path(h, path));
+    zcert_t *server = zcert_load(harness_path(h, "broker.cert"));
+    void *s = NULL;
+    if (client && server) {
+        s = zmq_socket(ctx, ZMQ_DEALER);
+        zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, zcert_public_key(server), 32);
+        zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, zcert_public_key(client), 32);
+        zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, zcert_secret_key(client), 32);
+        set_int(s, ZMQ_SNDHWM, 1000); /* as libcaveat */
+        set_int(s, ZMQ_RCVHWM, 1000);
+        set_int(s, ZMQ_LINGER, 0);
+        set_int(s, ZMQ_RCVTIMEO, 100);
+        zmq_connect(s, endpoint);
+    }
+    zcert_destroy(&client);
+    zcert_destroy(&server);
+    return s;
+}
+
+static void *zmq_publisher(void *arg)
+{
+    zmq_flow_t *z = arg;
+    flow_t *f = &z->flow;
+    f->t_start = now_ns();
+    while (flow_publishing(f)) {
+        flow_wait_window(f, 100);
+        for (int i = 0; i < 100; i++) {
+            zmq_msg_t msg;
+            zmq_msg_init(&msg);
+            zmq_msg_copy(&msg, &z->payload);
+            if (zmq_msg_send(&msg, z->publisher, 0) < 0) {
+                zmq_msg_close(&msg);
+                flow_fail(f, "forwarder publish", zmq_strerror(zmq_errno()));
+                break;
+            }
+            atomic_fetch_add(&f->sent, 1);
+        }
+    }
+    flow_publisher_done(f);
+    return NULL;
+}
+
+static void *zmq_subscriber(void *arg)
+{
+    zmq_flow_t *z = arg;
+    flow_t *f = &z->flow;
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
+    while (!flow_finished(f))
+        if (zmq_msg_recv(&msg, z->subscriber, 0) >= 0)
+            flow_received(f, 1);
+    zmq_msg_close(&msg);
+    return NULL;
+}
+
+/*  The subscriber says hello until the forwarder knows its routing id. */
+static bool zmq_flow_connect(zmq_flow_t *z)
+{
+    for (int i = 0; i < 50 && !atomic_load(&z->fw->ready); i++) {
+        zmq_send(z->subscriber, "hello", 5, ZMQ_DONTWAIT);
+        sleep_us(100000);
+    }
+    return atomic_load(&z->fw->ready);
+}
+
+#define STRING(x)    #x
+#define AS_STRING(x) STRING(x)
+
+/*  The forwarder's thread and its libzmq context's I/O thread, where the
+ *  CURVE work is done. */
+static double forwarder_cpu(void)
+{
+    return threads_cpu("bb-forwarder") + threads_cpu(AS_STRING(FORWARDER_ZMQ) "/ZMQ");
+}
+
+static void run_zmq_flow(zmq_flow_t *z, path_result_t *r)
+{
+    double fw0 = forwarder_cpu(), self0 = process_cpu(getpid());
+    pthread_t pub, sub;
+    flow_init(&z->flow, z->flow.opt);
+    pthread_create(&sub, NULL, zmq_subscriber, z);
+    pthread_create(&pub, NULL, zmq_publisher, z);
+    pthread_join(pub, NULL);
+    pthread_join(sub, NULL);
+    r->server_cpu_s = forwarder_cpu() - fw0;
+    r->clients_cpu_s = process_cpu(getpid()) - self0 - r->server_cpu_s;
+    flow_result(&z->flow, r);
+}
+
+static void measure_forwarder(const options_t *opt, path_result_t *r)
+{
+    r->name = "zero-logic CURVE forwarder";
+    harness_t *h = throughput_harness(r->note, sizeof r->note); /* the same keys */
+    forwarder_t fw = {0};
+    zmq_flow_t z = {.flow.opt = opt, .fw = &fw};
+    pthread_t thread;
+    if (!h)
+        return;
+    if (!key_of(harness_path(h, "bench-publisher.cert"), fw.publisher_key) ||
+        !key_of(harness_path(h, "bench-subscriber.cert"), fw.subscriber_key) ||
+        !forwarder_start(&fw, harness_path(h, "broker.cert_secret"))) {
+        snprintf(r->note, sizeof r->note, "cannot start the forwarder: %s",
+                 zmq_strerror(zmq_errno()));
+        harness_destroy(&h);
+        return;
+    }
+    pthread_create(&thread, NULL, forwarder_thread, &fw);
+    z.ctx = zmq_ctx_new();
+    z.publisher = curve_dealer(z.ctx, h, "bench-publisher", fw.endpoint);
+    z.subscriber = curve_dealer(z.ctx, h, "bench-subscriber", fw.endpoint);
+    Caveat__Report *report = make_report("vulnerable_individual", "hull");
+    zmq_msg_init_size(&z.payload, caveat__report__get_packed_size(report));
+    caveat__report__pack(report, zmq_msg_data(&z.payload));
+    caveat__report__free_unpacked(report, NULL);
+    if (!z.publisher || !z.subscriber || !zmq_flow_connect(&z))
+        snprintf(r->note, sizeof r->note, "the subscriber could not reach the forwarder");
+    else
+        run_zmq_flow(&z, r);
+    zmq_msg_close(&z.payload);
+    zmq_close(z.publisher);
+    zmq_close(z.subscriber);
+    zmq_ctx_term(z.ctx);
+    atomic_store(&fw.stop, true);
+    pthread_join(thread, NULL);
+    forwarder_stop(&fw);
+    harness_destroy(&h);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  1c: nats-server with TLS and per-user subject permissions.              */
+
+/*  The program's path on PATH (Debian puts nats-server in /usr/sbin, which
+ *  a normal user's PATH may lack, so that is tried too), or NULL. */
+static char *find_program(const char *name)
+{
+    const char *path = getenv("PATH");
+    text_t dirs = {0};
+    add(&dirs, "%s:/usr/sbin:/usr/local/sbin", path ? path : "/usr/bin:/bin");
+    char *save = NULL, *found = NULL;
+    for (char *dir = strtok_r(dirs.data, ":", &save); dir && !found;
+         dir = strtok_r(NULL, ":", &save)) {
+        char candidate[4096];
+        snprintf(candidate, sizeof candidate, "%s/%s", dir, name);
+        if (access(candidate, X_OK) == 0)
+            found = strdup(candidate);
+    }
+    free(dirs.data);
+    return found;
+}
+
+#ifdef HAVE_LIBNATS
+
+/*  A loopback port nobody is listening on now. */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+typedef struct {
+    char dir[64];
+    char url[64];
+    pid_t pid;
+} nats_server_t;
+
+/*  A throwaway self-signed certificate for localhost and 127.0.0.1. */
+static bool make_certificate(const nats_server_t *n)
+{
+    char command[1024];
+    snprintf(command, sizeof command,
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-keyout %s/server.key -out %s/server.pem -days 2 -subj /CN=localhost "
+             "-addext subjectAltName=DNS:localhost,IP:127.0.0.1 >%s/openssl.log 2>&1",
+             n->dir, n->dir, n->dir);
+    return system(command) == 0;
+}
+
+/*  TLS, and two users that may each do one thing on one subject. */
+static bool write_nats_config(const nats_server_t *n, int port)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/nats.conf", n->dir);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return false;
+    fprintf(f,
+            "listen: \"127.0.0.1:%d\"\n"
+            "tls {\n  cert_file: \"%s/server.pem\"\n  key_file: \"%s/server.key\"\n}\n"
+            "authorization {\n  users: [\n"
+            "    {user: publisher, password: pub-secret, permissions: "
+            "{publish: {allow: [\"" NATS_SUBJECT "\"]}, subscribe: {deny: [\">\"]}}}\n"
+            "    {user: subscriber, password: sub-secret, permissions: "
+            "{publish: {deny: [\">\"]}, subscribe: {allow: [\"" NATS_SUBJECT "\"]}}}\n"
+            "  ]\n}\n",
+            port, n->dir, n->dir);
+    return fclose(f) == 0;
+}
+
+static bool nats_server_start(nats_server_t *n, const char *program)
+{
+    int port = free_port();
+    if (port < 0 || !write_nats_config(n, port))
+        return false;
+    snprintf(n->url, sizeof n->url, "tls://127.0.0.1:%d", port);
+    n->pid = fork();
+    if (n->pid == 0) {
+        char conf[128], log[128];
+        snprintf(conf, sizeof conf, "%s/nats.conf", n->dir);
+        snprintf(log, sizeof log, "%s/nats.log", n->dir);
+        FILE *out = freopen(log, "w", stdout);
+        if (out)
+            dup2(STDOUT_FILENO, STDERR_FILENO);
+        execl(program, program, "-c", conf, (char *)NULL);
+        _exit(127);
+    }
+    return n->pid > 0;
+}
+
+static void nats_server_stop(nats_server_t *n)
+{
+    if (n->pid > 0) {
+        kill(n->pid, SIGTERM);
+        waitpid(n->pid, NULL, 0);
+    }
+    char command[128];
+    snprintf(command, sizeof command, "rm -rf %s", n->dir);
+    if (system(command) != 0)
+        fprintf(stderr, "broker_bench: could not remove %s\n", n->dir);
+}
+
+/*  A TLS connection that checks the server's certificate and name. */
+static natsConnection *nats_connect(const nats_server_t *n, const char *user, const char *password,
+                                    int wait_ms)
+{
+    char ca[128];
+    snprintf(ca, sizeof ca, "%s/server.pem", n->dir);
+    natsConnection *nc = NULL;
+    for (int waited = 0; !nc && waited <= wait_ms; waited += 50) {
+        natsOptions *o = NULL;
+        natsStatus s = natsOptions_Create(&o);
+        s = s ? s : natsOptions_SetURL(o, n->url);
+        s = s ? s : natsOptions_SetSecure(o, true);
+        s = s ? s : natsOptions_LoadCATrustedCertificates(o, ca);
+        s = s ? s : natsOptions_SetExpectedHostname(o, "localhost");
+        s = s ? s : natsOptions_SetUserInfo(o, user, password);
+        s = s ? s : natsConnection_Connect(&nc, o);
+        natsOptions_Destroy(o);
+        if (s != NATS_OK) {
+            nc = NULL;
+            sleep_us(50000);
+        }
+    }
+    return nc;
+}
+
+typedef struct {
+    flow_t flow;
+    natsConnection *publisher, *subscriber;
+    uint8_t *payload;
+    size_t payload_len;
+} nats_flow_t;
+
+static void on_nats_message(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
+{
+    (void)nc;
+    (void)sub;
+    natsMsg_Destroy(msg);
+    flow_received(&((nats_flow_t *)closure)->flow, 1);
+}
+
+static void *nats_publisher(void *arg)
+{
+    nats_flow_t *n = arg;
+    flow_t *f = &n->flow;
+    f->t_start = now_ns();
+    while (flow_publishing(f)) {
+        flow_wait_window(f, 100);
+        for (int i = 0; i < 100; i++) {
+            natsStatus s =
+                natsConnection_Publish(n->publisher, NATS_SUBJECT, n->payload, (int)n->payload_len);
+            if (s != NATS_OK) {
+                flow_fail(f, "nats publish", natsStatus_GetText(s));
+                break;
+            }
+            atomic_fetch_add(&f->sent, 1);
+        }
+    }
+    natsConnection_Flush(n->publisher);
+    flow_publisher_done(f);
+    return NULL;
+}
+
+static void run_nats_flow(nats_flow_t *n, pid_t server, path_result_t *r)
+{
+    double cpu0 = process_cpu(server), self0 = process_cpu(getpid());
+    flow_init(&n->flow, n->flow.opt);
+    pthread_t pub;
+    pthread_create(&pub, NULL, nats_publisher, n);
+    pthread_join(pub, NULL);
+    while (!flow_finished(&n->flow))
+        sleep_us(1000);
+    r->server_cpu_s = process_cpu(server) - cpu0;
+    r->clients_cpu_s = process_cpu(getpid()) - self0;
+    flow_result(&n->flow, r);
+}
+
+static void nats_session(const options_t *opt, nats_server_t *srv, path_result_t *r)
+{
+    nats_flow_t n = {.flow.opt = opt};
+    natsSubscription *sub = NULL;
+    n.subscriber = nats_connect(srv, "subscriber", "sub-secret", 5000);
+    n.publisher = n.subscriber ? nats_connect(srv, "publisher", "pub-secret", 0) : NULL;
+    natsStatus s = n.publisher ? natsConnection_Subscribe(&sub, n.subscriber, NATS_SUBJECT,
+                                                          on_nats_message, &n)
+                               : NATS_CONNECTION_CLOSED;
+    s = s ? s : natsSubscription_SetPendingLimits(sub, -1, -1);
+    s = s ? s : natsConnection_Flush(n.subscriber); /* the subscription is in place */
+    Caveat__Report *report = make_report("vulnerable_individual", "hull");
+    n.payload_len = caveat__report__get_packed_size(report);
+    n.payload = malloc(n.payload_len);
+    caveat__report__pack(report, n.payload);
+    caveat__report__free_unpacked(report, NULL);
+    if (s != NATS_OK)
+        snprintf(r->note, sizeof r->note, "nats: cannot connect or subscribe (%s); see %s/nats.log",
+                 natsStatus_GetText(s), srv->dir);
+    else
+        run_nats_flow(&n, srv->pid, r);
+    natsSubscription_Destroy(sub);
+    natsConnection_Destroy(n.publisher);
+    natsConnection_Destroy(n.subscriber);
+    free(n.payload);
+}
+
+static void measure_nats(const options_t *opt, path_result_t *r)
+{
+    r->name = "nats-server (TLS, per-user perms)";
+    char *program = find_program("nats-server"), *openssl = find_program("openssl");
+    nats_server_t srv = {.pid = 0};
+    snprintf(srv.dir, sizeof srv.dir, "/tmp/brokerbench-nats-XXXXXX");
+    bool made = false;
+    if (!program)
+        snprintf(r->note, sizeof r->note, "nats-server: not installed, skipped");
+    else if (!openssl)
+        snprintf(r->note, sizeof r->note, "openssl CLI missing: no TLS certificate, skipped");
+    else if (!(made = mkdtemp(srv.dir) != NULL))
+        snprintf(r->note, sizeof r->note, "cannot make a temporary directory");
+    else if (!make_certificate(&srv))
+        snprintf(r->note, sizeof r->note, "openssl could not make a certificate");
+    else if (!nats_server_start(&srv, program))
+        snprintf(r->note, sizeof r->note, "nats-server did not start");
+    else
+        nats_session(opt, &srv, r);
+    if (made)
+        nats_server_stop(&srv);
+    free(program);
+    free(openssl);
+}
+
+#else
+
+static void measure_nats(const options_t *opt, path_result_t *r)
+{
+    (void)opt;
+    r->name = "nats-server (TLS, per-user perms)";
+    char *program = find_program("nats-server");
+    snprintf(r->note, sizeof r->note, "%s",
+             program ? "nats-server: built without libnats (libnats-dev), skipped"
+                     : "nats-server: not installed, skipped");
+    free(program);
+}
+
+#endif
+
+/* ------------------------------------------------------------------------ */
+/*  Workload 2: fan-out at a fixed offered rate.                            */
+
+static const struct {
+    const char *type;
+    int count;    /* subscriber agencies of the type */
+    bool by_area; /* agencies serve one area each (else "*") */
+} fanout_types[] = {
+    {"police", 8, true},     {"ctio", 4, false},  {"local_authority", 12, true},
+    {"education", 14, true}, {"health", 7, true}, {"offender_management", 5, false},
+};
+#define N_FANOUT_TYPES 6
+
+static const char *const fanout_categories[] = {"vulnerable_individual", "radicalisation_concern",
+                                                "community_tension"};
+static const char *const fanout_areas[] = {"hull", "grimsby"};
+#define N_VARIANTS 6 /* category x area */
+
+/*  One rule per recipient type, each with its own view; every one shares
+ *  `summary`, where the send times travel. */
+static const char fanout_rules[] =
+    "rules:\n"
+    "  - {name: police-to-police, categories: [vulnerable_individual, radicalisation_concern,\n"
+    "     community_tension], from_types: [police], to_types: [police], same_area: true,\n"
+    "     fields: {\"*\": share}}\n"
+    "  - {name: ctio-feed, categories: [radicalisation_concern, community_tension],\n"
+    "     to_types: [ctio], fields: {\"*\": share, source.notes: deny}}\n"
+    "  - {name: safeguarding-referral, categories: [vulnerable_individual, "
+    "radicalisation_concern],\n"
+    "     to_types: [local_authority], same_area: true, max_level: OFFICIAL-SENSITIVE,\n"
+    "     fields: {summary: share, subjects.name: share, subjects.date_of_birth: {mask: year},\n"
+    "              subjects.postcode: {mask: postcode_district},\n"
+    "              subjects.vulnerability_factors: share, narrative: share}}\n"
+    "  - {name: schools-tension, categories: [community_tension, vulnerable_individual],\n"
+    "     to_types: [education], same_area: true,\n"
+    "     fields: {summary: share, area: share, tension: share, subjects.name: {mask: "
+    "initials}}}\n"
+    "  - {name: health-referral, categories: [vulnerable_individual, radicalisation_concern],\n"
+    "     to_types: [health], same_area: true,\n"
+    "     fields: {summary: share, subjects.name: share, subjects.date_of_birth: share,\n"
+    "              subjects.identifiers: pseudonymise, location.latitude: {mask: round_1km},\n"
+    "              location.longitude: {mask: round_1km}}}\n"
+    "  - {name: offender-management, categories: [radicalisation_concern, community_tension],\n"
+    "     to_types: [offender_management],\n"
+    "     fields: {summary: share, subjects.name: pseudonymise, indicators: share}}\n";
+#define N_FANOUT_RULES 6
+
+typedef struct fanout_t fanout_t;
+
+typedef struct {
+    fanout_t *run;
+    char id[48];
+    int type;
+    int index; /* in the policy */
+    cv_client_t *client;
+    pthread_t thread;
+    uint64_t expected, received, unexpected, view_bytes;
+    uint32_t *sched_us, *sent_us; /* latencies */
+} subscriber_t;
+
+struct fanout_t {
+    const options_t *opt;
+    harness_t *harness;
+    cv_policy_t *policy; /* the same text, for the expected deliveries */
+    subscriber_t subs[N_SUBSCRIBERS];
+    bool delivers[N_VARIANTS][N_SUBSCRIBERS];
+    uint64_t reports;
+    uint64_t deadline;
+    atomic_bool failed;
+    _Atomic uint64_t t_last;
+    uint32_t *call_us; /* publish call durations */
+    uint64_t calls;
+};
+
+static bool add_fanout_agency(text_t *t, harness_t *h, const char *id, const char *type,
+                              const char *areas)
+{
+    char key[41];
+    if (!make_key(h, id, key))
+        return false;
+    add(t, "  %s: {organisation: org-%s, type: %s, clearance: SECRET, areas: %s, key: \"%s\"}\n",
+        id, id, type, areas, key);
+    return true;
+}
+
+static char *fanout_policy(fanout_t *run)
+{
+    text_t t = {0};
+    add(&t, "protocol: brokerbench-fanout\nversion: 1\n"
+            "description: broker_bench workload 2, generated\n"
+            "levels: [OFFICIAL, OFFICIAL-SENSITIVE, SECRET]\nagencies:\n");
+    char broker_key[41];
+    bool ok = make_key(run->harness, "broker", broker_key) &&
+              add_fanout_agency(&t, run->harness, "bench-publisher", "police", "[\"*\"]");
+    int n = 0;
+    for (int k = 0; k < N_FANOUT_TYPES; k++)
+        for (int i = 0; i < fanout_types[k].count && n < N_SUBSCRIBERS; i++, n++) {
+            subscriber_t *s = &run->subs[n];
+            snprintf(s->id, sizeof s->id, "%s-%02d", fanout_types[k].type, i);
+            s->type = k;
+            s->run = run;
+            char areas[64];
+            snprintf(areas, sizeof areas, "[\"%s\"]",
+                     fanout_types[k].by_area ? fanout_areas[i % 2] : "*");
+            ok = ok && add_fanout_agency(&t, run->harness, s->id, fanout_types[k].type, areas);
+        }
+    add(&t, "%s", fanout_rules);
+    if (!ok) {
+        free(t.data);
+        return NULL;
+    }
+    return t.data;
+}
+
+/*  Which subscribers each report variant goes to, decided by the engine
+ *  on the same policy; and so what each subscriber should receive. */
+static double expect_deliveries(fanout_t *run, const char *text)
+{
+    cv_error_t err = {""};
+    run->policy = cv_policy_load_buffer(text, strlen(text), "<fanout>", NULL, &err);
+    if (!run->policy) {
+        fprintf(stderr, "broker_bench: fan-out policy refused: %s\n", err.msg);
+        return -1;
+    }
+    cv_decision_t *decision = cv_decision_new();
+    uint64_t total = 0;
+    for (int v = 0; v < N_VARIANTS; v++) {
+        Caveat__Report *r = make_report(fanout_categories[v % 3], fanout_areas[v / 3]);
+        replace(&r->originator, "bench-publisher");
+        for (int i = 0; i < N_SUBSCRIBERS; i++) {
+            int a = cv_policy_agency_find(run->policy, run->subs[i].id);
+            run->subs[i].index = a;
+            run->delivers[v][i] = cv_policy_decide(run->policy, r, a, NULL, decision);
+            total += run->delivers[v][i];
+        }
+        caveat__report__free_unpacked(r, NULL);
+    }
+    cv_decision_destroy(&decision);
+    for (uint64_t k = 0; k < run->reports; k++)
+        for (int i = 0; i < N_SUBSCRIBERS; i++)
+            run->subs[i].expected += run->delivers[k % N_VARIANTS][i];
+    return (double)total / N_VARIANTS;
+}
+
+/*  Records one delivery's latencies from the times in its summary. */
+static void record_delivery(subscriber_t *s, const Caveat__Wire__Delivery *d, uint64_t t)
+{
+    uint64_t due = 0, sent = 0;
+    const char *summary = d->report ? d->report->summary : NULL;
+    if (!summary || sscanf(summary, "due=%" SCNu64 " sent=%" SCNu64, &due, &sent) != 2 ||
+        s->received >= s->expected) {
+        s->unexpected++;
+        return;
+    }
+    s->sched_us[s->received] = (uint32_t)((t - due) / 1000u);
+    s->sent_us[s->received] = (uint32_t)((t - sent) / 1000u);
+    s->view_bytes += caveat__report__get_packed_size(d->report);
+    s->received++;
+}
+
+/*  Receives until it has what the policy sends it; acknowledges each burst
+ *  (cumulatively) once no more is waiting. */
+static void *fanout_subscriber(void *arg)
+{
+    subscriber_t *s = arg;
+    fanout_t *run = s->run;
+    uint64_t highest = 0, acked = 0;
+    while (s->received < s->expected && now_ns() < run->deadline && !atomic_load(&run->failed)) {
+        cv_error_t err = {""};
+        Caveat__Wire__Delivery *d = cv_client_receive(s->client, highest > acked ? 0 : 50, &err);
+        if (d) {
+            uint64_t t = now_ns();
+            highest = d->seq;
+            record_delivery(s, d, t);
+            atomic_store(&run->t_last, t);
+            caveat__wire__delivery__free_unpacked(d, NULL);
+        } else if (err.msg[0]) {
+            fprintf(stderr, "broker_bench: %s: %s\n", s->id, err.msg);
+            atomic_store(&run->failed, true);
+        }
+        if (highest > acked && (!d || highest - acked >= ACK_EVERY)) {
+            if (!cv_client_ack(s->client, highest, &err))
+                fprintf(stderr, "broker_bench: %s: ack: %s\n", s->id, err.msg);
+            acked = highest;
+        }
+    }
+    if (highest > acked)
+        cv_client_ack(s->client, highest, NULL);
+    return NULL;
+}
+
+/*  A subscriber stops once it has what the policy releases to it; anything
+ *  more that arrives within 200 ms after is a delivery the policy did not
+ *  release, counted as unexpected. */
+static void count_extra_deliveries(fanout_t *run)
+{
+    sleep_us(200000);
+    for (int i = 0; i < N_SUBSCRIBERS; i++) {
+        Caveat__Wire__Delivery *d;
+        while ((d = cv_client_receive(run->subs[i].client, 0, NULL))) {
+            run->subs[i].unexpected++;
+            caveat__wire__delivery__free_unpacked(d, NULL);
+        }
+    }
+}
+
+/*  Report k is due at t0 + k/rate. Each call carries every report due by
+ *  now (at least one), stamped with its due time and the time it is sent:
+ *  a slow acknowledgement shows up in the scheduled-time latency rather
+ *  than silently lowering the offered rate. */
+static void fanout_publish(fanout_t *run, cv_client_t *publisher, uint64_t t0)
+{
+    Caveat__Report *pool[FANOUT_MAX_BATCH];
+    cv_publish_result_t results[FANOUT_MAX_BATCH];
+    for (int i = 0; i < FANOUT_MAX_BATCH; i++)
+        pool[i] = make_report(fanout_categories[0], fanout_areas[0]);
+    uint64_t interval = 1000000000u / (uint64_t)run->opt->rate;
+    for (uint64_t k = 0; k < run->reports && !atomic_load(&run->failed);) {
+        sleep_until(t0 + k * interval);
+        uint64_t t = now_ns(), due = (t - t0) / interval + 1;
+        uint64_t n = (due < run->reports ? due : run->reports) - k;
+        n = n > FANOUT_MAX_BATCH ? FANOUT_MAX_BATCH : n < 1 ? 1 : n;
+        for (uint64_t i = 0; i < n; i++) {
+            Caveat__Report *r = pool[i];
+            uint64_t v = (k + i) % N_VARIANTS;
+            replace(&r->category, fanout_categories[v % 3]);
+            replace(&r->area, fanout_areas[v / 3]);
+            stamp(r, "fanout", k + i, t0 + (k + i) * interval, t);
+        }
+        cv_error_t err = {""};
+        int refused =
+            cv_client_publish(publisher, pool, (size_t)n, results, PUBLISH_TIMEOUT_MS, &err);
+        run->call_us[run->calls++] = (uint32_t)((now_ns() - t) / 1000u);
+        if (refused != 0) {
+            fprintf(stderr, "broker_bench: fan-out publish: %s\n",
+                    publish_failure(refused, &err, results, (size_t)n));
+            atomic_store(&run->failed, true);
+        }
+        cv_publish_results_clear(results, (size_t)n);
+        k += n;
+    }
+    for (int i = 0; i < FANOUT_MAX_BATCH; i++)
+        caveat__report__free_unpacked(pool[i], NULL);
+}
+
+static bool fanout_connect(fanout_t *run, cv_client_t **publisher, char *note, size_t size)
+{
+    cv_error_t err = {""};
+    for (int i = 0; i < N_SUBSCRIBERS; i++) {
+        subscriber_t *s = &run->subs[i];
+        s->sched_us = calloc(s->expected + 1, sizeof *s->sched_us);
+        s->sent_us = calloc(s->expected + 1, sizeof *s->sent_us);
+        s->client = harness_client(run->harness, s->id, NULL, SUB_CREDIT, &err);
+        if (!s->client || !s->sched_us || !s->sent_us) {
+            snprintf(note, size, "%s: %s", s->id, err.msg);
+            return false;
+        }
+    }
+    *publisher = harness_client(run->harness, "bench-publisher", NULL, 0, &err);
+    if (!*publisher)
+        snprintf(note, size, "bench-publisher: %s", err.msg);
+    return *publisher != NULL;
+}
+
+/*  Merges the subscribers' latencies and sorts them. */
+static uint32_t *merged(const fanout_t *run, bool scheduled, uint64_t *n)
+{
+    *n = 0;
+    for (int i = 0; i < N_SUBSCRIBERS; i++)
+        *n += run->subs[i].received;
+    uint32_t *all = malloc((*n + 1) * sizeof *all), *p = all;
+    for (int i = 0; i < N_SUBSCRIBERS; i++) {
+        const subscriber_t *s = &run->subs[i];
+        memcpy(p, scheduled ? s->sched_us : s->sent_us, s->received * sizeof *p);
+        p += s->received;
+    }
+    qsort(all, *n, sizeof *all, cmp_u32);
+    return all;
+}
+
+static void fanout_views(const fanout_t *run, fanout_result_t *r)
+{
+    text_t t = {0};
+    for (int k = 0; k < N_FANOUT_TYPES; k++) {
+        uint64_t bytes = 0, count = 0;
+        for (int i = 0; i < N_SUBSCRIBERS; i++)
+            if (run->subs[i].type == k) {
+                bytes += run->subs[i].view_bytes;
+                count += run->subs[i].received;
+            }
+        add(&t, "%s%s %.0f B", k ? ", " : "", fanout_types[k].type,
+            count ? (double)bytes / (double)count : 0.0);
+    }
+    snprintf(r->views, sizeof r->views, "%s", t.data);
+    free(t.data);
+}
+
+static void fanout_figures(fanout_t *run, uint64_t t0, uint64_t t_pub_end, fanout_result_t *r)
+{
+    r->ran = true;
+    r->reports = run->reports;
+    r->publish_s = seconds_between(t0, t_pub_end);
+    r->deliver_s = seconds_between(t0, atomic_load(&run->t_last));
+    for (int i = 0; i < N_SUBSCRIBERS; i++) {
+        r->expected += run->subs[i].expected;
+        r->delivered += run->subs[i].received;
+        r->unexpected += run->subs[i].unexpected;
+    }
+    uint64_t n;
+    uint32_t *all = merged(run, true, &n);
+    r->sched_p50 = quantile_ms(all, n, 0.50);
+    r->sched_p99 = quantile_ms(all, n, 0.99);
+    r->sched_max = quantile_ms(all, n, 1.0);
+    free(all);
+    all = merged(run, false, &n);
+    r->sent_p50 = quantile_ms(all, n, 0.50);
+    r->sent_p99 = quantile_ms(all, n, 0.99);
+    r->sent_max = quantile_ms(all, n, 1.0);
+    free(all);
+    qsort(run->call_us, run->calls, sizeof *run->call_us, cmp_u32);
+    r->calls = run->calls;
+    r->call_p50_ms = quantile_ms(run->call_us, run->calls, 0.50);
+    r->call_p99_ms = quantile_ms(run->call_us, run->calls, 0.99);
+    fanout_views(run, r);
+}
+
+static void fanout_run(fanout_t *run, cv_client_t *publisher, fanout_result_t *r)
+{
+    pid_t pid = harness_pid(run->harness);
+    uint64_t t0 = now_ns() + 100000000u; /* 100 ms for the threads to start */
+    run->deadline = t0 + (uint64_t)((run->opt->seconds + DRAIN_LIMIT_S) * 1e9);
+    for (int i = 0; i < N_SUBSCRIBERS; i++)
+        pthread_create(&run->subs[i].thread, NULL, fanout_subscriber, &run->subs[i]);
+    double cpu0 = process_cpu(pid), self0 = process_cpu(getpid());
+    fanout_publish(run, publisher, t0);
+    uint64_t t_pub_end = now_ns();
+    for (int i = 0; i < N_SUBSCRIBERS; i++)
+        pthread_join(run->subs[i].thread, NULL);
+    r->server_cpu_s = process_cpu(pid) - cpu0;
+    count_extra_deliveries(run);
+    r->clients_cpu_s = process_cpu(getpid()) - self0;
+    r->published = run->reports;
+    fanout_figures(run, t0, t_pub_end, r);
+}
+
+static void fanout_cleanup(fanout_t *run)
+{
+    for (int i = 0; i < N_SUBSCRIBERS; i++) {
+        cv_client_destroy(&run->subs[i].client);
+        free(run->subs[i].sched_us);
+        free(run->subs[i].sent_us);
+    }
+    cv_policy_destroy(&run->policy);
+    free(run->call_us);
+    harness_destroy(&run->harness);
+}
+
+static void measure_fanout(const options_t *opt, const char *sync, fanout_result_t *r)
+{
+    r->sync = sync;
+    fanout_t *run = calloc(1, sizeof *run);
+    run->opt = opt;
+    run->reports = (uint64_t)(opt->rate * opt->seconds);
+    run->call_us = calloc(run->reports + 1, sizeof *run->call_us);
+    run->harness = harness_new();
+    r->agencies = N_SUBSCRIBERS + 1;
+    r->rules = N_FANOUT_RULES;
+    char *text = run->harness ? fanout_policy(run) : NULL;
+    cv_client_t *publisher = NULL;
+    if (!text) {
+        snprintf(r->note, sizeof r->note, "cannot generate the policy and its keys");
+    } else if ((r->recipients_per_report = expect_deliveries(run, text)) < 0) {
+        snprintf(r->note, sizeof r->note, "the generated policy was refused");
+    } else {
+        harness_write_policy(run->harness, text);
+        if (!start_broker(run->harness, sync))
+            snprintf(r->note, sizeof r->note, "caveatd did not start");
+        else if (fanout_connect(run, &publisher, r->note, sizeof r->note))
+            fanout_run(run, publisher, r);
+    }
+    if (r->ran && atomic_load(&run->failed))
+        snprintf(r->note, sizeof r->note, "a client failed (see above)");
+    if (r->note[0] && run->harness)
+        show_broker_log(run->harness);
+    cv_client_destroy(&publisher);
+    free(text);
+    fanout_cleanup(run);
+    free(run);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Output.                                                                 */
+
+static double rate_of(const path_result_t *r)
+{
+    return r->ran && r->end_to_end_s > 0 ? (double)r->received / r->end_to_end_s : 0;
+}
+
+static void print_path(const path_result_t *r)
+{
+    if (!r->name)
+        return;
+    if (!r->ran) {
+        printf("  %-34s %s\n", r->name, r->note);
+        return;
+    }
+    printf("  %-34s %9" PRIu64 " %8.2f %11.0f %11.0f %6.0f %% %6.0f %%\n", r->name, r->received,
+           r->end_to_end_s, rate_of(r), r->publish_s > 0 ? (double)r->published / r->publish_s : 0,
+           r->end_to_end_s > 0 ? 100 * r->server_cpu_s / r->end_to_end_s : 0,
+           r->end_to_end_s > 0 ? 100 * r->clients_cpu_s / r->end_to_end_s : 0);
+    if (r->note[0])
+        printf("  %-34s   ^ %s\n", "", r->note);
+}
+
+static void print_ratio(const char *what, const path_result_t *a, const path_result_t *b)
+{
+    if (rate_of(a) > 0 && rate_of(b) > 0)
+        printf("  %-40s %.3f\n", what, rate_of(a) / rate_of(b));
+    else
+        printf("  %-40s n/a\n", what);
+}
+
+static const char *verdict(bool pass)
+{
+    return pass ? "pass" : "FAIL";
+}
+
+static void print_workload1(const options_t *opt, const path_result_t paths[N_PATHS])
+{
+    Caveat__Report *r = make_report("vulnerable_individual", "hull");
+    size_t size = caveat__report__get_packed_size(r);
+    caveat__report__free_unpacked(r, NULL);
+    printf("\nworkload 1: throughput, 1 publisher -> 1 subscriber, everything released\n");
+    printf("  %zu-byte packed reports, %.1f s of publishing per path, caveatd batches of %d, "
+           "window %" PRIu64 " reports\n\n",
+           size, opt->seconds, opt->batch, opt->window);
+    printf("  %-34s %9s %8s %11s %11s %8s %8s\n", "path", "received", "seconds", "reports/s",
+           "publish/s", "server", "clients");
+    for (int i = 0; i < N_PATHS; i++)
+        print_path(&paths[i]);
+    printf("\n  (server and clients: CPU as %% of one core over the run; 2 cores in all)\n");
+    printf("\nratios (end-to-end reports/s)\n");
+    print_ratio("caveatd --sync full / forwarder", &paths[P_FULL], &paths[P_FORWARDER]);
+    print_ratio("caveatd --sync normal / forwarder", &paths[P_NORMAL], &paths[P_FORWARDER]);
+    print_ratio("caveatd --sync off / forwarder", &paths[P_OFF], &paths[P_FORWARDER]);
+    print_ratio("caveatd --sync full / nats-server", &paths[P_FULL], &paths[P_NATS]);
+    print_ratio("caveatd --sync normal / nats-server", &paths[P_NORMAL], &paths[P_NATS]);
+    print_ratio("forwarder / nats-server", &paths[P_FORWARDER], &paths[P_NATS]);
+}
+
+/*  One row of the fan-out table: a figure per sync mode, with a verdict
+ *  where there is a target. */
+static void fanout_row(const char *metric, const fanout_result_t f[2], int decimals,
+                       const char *unit, double (*value)(const fanout_result_t *),
+                       const char *target, bool (*pass)(const fanout_result_t *))
+{
+    char figures[2][48], results[48] = "-";
+    for (int i = 0; i < 2; i++) {
+        snprintf(figures[i], sizeof figures[i], "-");
+        if (f[i].ran)
+            snprintf(figures[i], sizeof figures[i], "%.*f%s", decimals, value(&f[i]), unit);
+    }
+    if (pass)
+        snprintf(results, sizeof results, "%s / %s", f[0].ran ? verdict(pass(&f[0])) : "-",
+                 f[1].ran ? verdict(pass(&f[1])) : "-");
+    printf("  %-42s %-13s %-13s %-8s %s\n", metric, figures[0], figures[1], target, results);
+}
+
+static double fan_delivered(const fanout_result_t *f)
+{
+    return (double)f->delivered;
+}
+static double fan_expected(const fanout_result_t *f)
+{
+    return (double)f->expected;
+}
+static bool fan_complete(const fanout_result_t *f)
+{
+    return f->delivered == f->expected && !f->unexpected && !f->note[0];
+}
+static double fan_rate(const fanout_result_t *f)
+{
+    return f->deliver_s > 0 ? (double)f->delivered / f->deliver_s : 0;
+}
+static double fan_sched_p50(const fanout_result_t *f)
+{
+    return f->sched_p50;
+}
+static double fan_sched_p99(const fanout_result_t *f)
+{
+    return f->sched_p99;
+}
+static bool fan_sched_ok(const fanout_result_t *f)
+{
+    return fan_complete(f) && f->sched_p99 < 5.0;
+}
+static double fan_sched_max(const fanout_result_t *f)
+{
+    return f->sched_max;
+}
+static double fan_sent_p50(const fanout_result_t *f)
+{
+    return f->sent_p50;
+}
+static double fan_sent_p99(const fanout_result_t *f)
+{
+    return f->sent_p99;
+}
+static bool fan_sent_ok(const fanout_result_t *f)
+{
+    return fan_complete(f) && f->sent_p99 < 5.0;
+}
+static double fan_call_p50(const fanout_result_t *f)
+{
+    return f->call_p50_ms;
+}
+static double fan_call_p99(const fanout_result_t *f)
+{
+    return f->call_p99_ms;
+}
+static double fan_batch(const fanout_result_t *f)
+{
+    return f->calls ? (double)f->reports / (double)f->calls : 0;
+}
+static double fan_server_cpu(const fanout_result_t *f)
+{
+    return f->deliver_s > 0 ? 100 * f->server_cpu_s / f->deliver_s : 0;
+}
+static double fan_clients_cpu(const fanout_result_t *f)
+{
+    return f->deliver_s > 0 ? 100 * f->clients_cpu_s / f->deliver_s : 0;
+}
+
+static void print_workload2(const options_t *opt, const fanout_result_t f[2])
+{
+    const fanout_result_t *any = f[0].ran ? &f[0] : &f[1];
+    printf("\nworkload 2: fan-out through caveatd\n");
+    for (int i = 0; i < 2; i++) {
+        if (f[i].sync && (!f[i].ran || f[i].note[0]))
+            printf("  --sync %s: %s\n", f[i].sync, f[i].note[0] ? f[i].note : "not run");
+        if (f[i].unexpected)
+            printf("  --sync %s: %" PRIu64 " deliveries the policy does not release, or without "
+                   "a timestamp\n",
+                   f[i].sync, f[i].unexpected);
+    }
+    if (!any->ran)
+        return;
+    printf("  %d agencies (1 publisher, %d subscribers of %d types), %d rules with different "
+           "views;\n  %.1f recipients per report; %d reports/s offered for %.1f s = %" PRIu64
+           " reports\n",
+           any->agencies, N_SUBSCRIBERS, N_FANOUT_TYPES, any->rules, any->recipients_per_report,
+           opt->rate, opt->seconds, any->reports);
+    printf("  mean view size by recipient type: %s\n\n", any->views);
+    printf("  %-42s %-13s %-13s %-8s %s\n", "metric", "--sync full", "--sync normal", "target",
+           "result");
+    fanout_row("deliveries received", f, 0, "", fan_delivered, "all", fan_complete);
+    fanout_row("deliveries the policy releases", f, 0, "", fan_expected, "", NULL);
+    fanout_row("deliveries/s (first publish..last receipt)", f, 0, "/s", fan_rate, "", NULL);
+    fanout_row("latency p50 from scheduled send", f, 2, " ms", fan_sched_p50, "", NULL);
+    fanout_row("latency p99 from scheduled send", f, 2, " ms", fan_sched_p99, "< 5 ms",
+               fan_sched_ok);
+    fanout_row("latency max from scheduled send", f, 2, " ms", fan_sched_max, "", NULL);
+    fanout_row("latency p50 from the publish call", f, 2, " ms", fan_sent_p50, "", NULL);
+    fanout_row("latency p99 from the publish call", f, 2, " ms", fan_sent_p99, "< 5 ms",
+               fan_sent_ok);
+    fanout_row("publish call (until PublishAck) p50", f, 2, " ms", fan_call_p50, "", NULL);
+    fanout_row("publish call (until PublishAck) p99", f, 2, " ms", fan_call_p99, "", NULL);
+    fanout_row("reports per publish call (mean)", f, 1, "", fan_batch, "", NULL);
+    fanout_row("caveatd CPU, % of one core", f, 0, " %", fan_server_cpu, "", NULL);
+    fanout_row("the 51 clients' CPU, % of one core", f, 0, " %", fan_clients_cpu, "", NULL);
+}
+
+static void print_target(const char *what, const path_result_t *a, const path_result_t *b)
+{
+    if (rate_of(a) > 0 && rate_of(b) > 0)
+        printf("  %-44s %-10.3f %-10s %s\n", what, rate_of(a) / rate_of(b), ">= 1.0",
+               verdict(rate_of(a) >= rate_of(b)));
+}
+
+static void print_targets(const path_result_t paths[N_PATHS])
+{
+    printf("\ntargets, workload 1 (ratio of end-to-end reports/s)\n");
+    print_target("caveatd --sync full >= forwarder", &paths[P_FULL], &paths[P_FORWARDER]);
+    print_target("caveatd --sync normal >= forwarder", &paths[P_NORMAL], &paths[P_FORWARDER]);
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: broker_bench [--seconds S] [--batch N] [--window N] [--rate R]\n"
+                    "                    [--only full|normal|off|forwarder|nats|fanout|fanout-full|"
+                    "fanout-normal]\n");
+    exit(2);
+}
+
+static void parse_args(options_t *o, int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        bool value = i + 1 < argc;
+        if (value && strcmp(argv[i], "--seconds") == 0)
+            o->seconds = atof(argv[++i]);
+        else if (value && strcmp(argv[i], "--batch") == 0)
+            o->batch = atoi(argv[++i]);
+        else if (value && strcmp(argv[i], "--window") == 0)
+            o->window = strtoull(argv[++i], NULL, 10);
+        else if (value && strcmp(argv[i], "--rate") == 0)
+            o->rate = atoi(argv[++i]);
+        else if (value && strcmp(argv[i], "--only") == 0)
+            o->only = argv[++i];
+        else
+            usage();
+    }
+    static const char *const phases[] = {"full", "normal", "off",         "forwarder",
+                                         "nats", "fanout", "fanout-full", "fanout-normal"};
+    bool known = !o->only;
+    for (int i = 0; i < 8 && !known; i++)
+        known = strcmp(o->only, phases[i]) == 0;
+    if (!known || o->seconds <= 0 || o->seconds > 60 || o->batch < 1 || o->batch > 5000 ||
+        o->window < (uint64_t)o->batch || o->rate < 1 || o->rate > 100000)
+        usage();
+}
+
+/*  --only NAME runs one phase; "fanout" names both fan-out phases. */
+static bool phase(const options_t *o, const char *name)
+{
+    if (!o->only || strcmp(o->only, name) == 0)
+        return true;
+    return strcmp(o->only, "fanout") == 0 && strncmp(name, "fanout-", 7) == 0;
+}
+
+static bool any_fanout(const options_t *o)
+{
+    return phase(o, "fanout-full") || phase(o, "fanout-normal");
+}
+
+int main(int argc, char **argv)
+{
+    options_t opt = {.seconds = 5, .batch = 200, .window = 10000, .rate = 1000};
+    parse_args(&opt, argc, argv);
+    signal(SIGPIPE, SIG_IGN);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    double load[3] = {0};
+    if (getloadavg(load, 3) < 0)
+        load[0] = -1;
+    printf("broker_bench: %ld cores, load average %.2f before the run; all traffic on "
+           "127.0.0.1\n",
+           cores, load[0]);
+    fflush(stdout);
+    path_result_t paths[N_PATHS] = {{0}};
+    fanout_result_t fan[2] = {{0}};
+    if (phase(&opt, "full"))
+        measure_caveatd(&opt, "full", &paths[P_FULL]);
+    if (phase(&opt, "normal"))
+        measure_caveatd(&opt, "normal", &paths[P_NORMAL]);
+    if (phase(&opt, "off"))
+        measure_caveatd(&opt, "off", &paths[P_OFF]);
+    if (phase(&opt, "forwarder"))
+        measure_forwarder(&opt, &paths[P_FORWARDER]);
+    if (phase(&opt, "nats"))
+        measure_nats(&opt, &paths[P_NATS]);
+    if (phase(&opt, "fanout-full"))
+        measure_fanout(&opt, "full", &fan[0]);
+    if (phase(&opt, "fanout-normal"))
+        measure_fanout(&opt, "normal", &fan[1]);
+    if (!opt.only || !any_fanout(&opt)) {
+        print_workload1(&opt, paths);
+        print_targets(paths);
+    }
+    if (any_fanout(&opt))
+        print_workload2(&opt, fan);
+    return 0;
+}
