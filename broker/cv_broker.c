@@ -24,6 +24,7 @@
 #include "cv_zap.h"
 
 #define DEFAULT_MAX_FRAME  (1024 * 1024)
+#define CURVE_OVERHEAD     64 /* libzmq 4.3 counts 33 bytes of CURVE framing; some slack */
 #define DEFAULT_CREDIT     100
 #define MAX_CREDIT         10000
 #define DRAIN_PER_TURN     1000         /* messages handled per transaction */
@@ -197,7 +198,9 @@ static bool bind_router(cv_broker_t *self, zcert_t *cert, cv_error_t *err)
     zsock_set_curve_server(self->router, 1);
     zsock_set_zap_domain(self->router, "caveat");
     zsock_set_router_mandatory(self->router, 1);
-    zsock_set_maxmsgsize(self->router, self->config.max_frame);
+    /* libzmq counts CURVE's own overhead (33 bytes) against the limit: a
+     * frame of exactly max_frame, as announced, must still pass */
+    zsock_set_maxmsgsize(self->router, self->config.max_frame + CURVE_OVERHEAD);
     zsock_set_heartbeat_ivl(self->router, 5000);
     zsock_set_heartbeat_timeout(self->router, 15000);
     zsock_set_sndhwm(self->router, 100000);

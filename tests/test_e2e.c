@@ -412,6 +412,44 @@ static void test_oversize_frame_is_refused_and_broker_serves(void **state)
     finish(&h);
 }
 
+/*  A frame as large as the broker announced must pass, though libzmq
+ *  counts CURVE's overhead against ZMQ_MAXMSGSIZE. */
+static void test_a_frame_of_exactly_max_frame_is_accepted(void **state)
+{
+    (void)state;
+    harness_t *h = harness_new();
+    const char *const small[] = {"--max-frame", "65536", NULL};
+    assert_true(harness_start(h, small));
+    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
+    Caveat__Report *report = harness_report("vulnerable_individual");
+    free(report->id);
+    report->id = strdup("r-000000000000000000000001"); /* as libcaveat would give it */
+    Caveat__Wire__Publish batch = CAVEAT__WIRE__PUBLISH__INIT;
+    batch.has_batch = true;
+    batch.batch = 1;
+    batch.n_reports = 1;
+    batch.reports = &report;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_PUBLISH;
+    frame.publish = &batch;
+    /* grow the narrative until the frame is within CURVE's 33 bytes of the
+     * limit; libcaveat reserves 9 more for the largest batch number */
+    size_t n = 60000;
+    for (;; n++) {
+        free(report->narrative);
+        report->narrative = malloc(n + 1);
+        memset(report->narrative, 'n', n);
+        report->narrative[n] = '\0';
+        if (caveat__wire__frame__get_packed_size(&frame) >= 65536 - 12)
+            break;
+    }
+    assert_true(caveat__wire__frame__get_packed_size(&frame) <= 65536 - 9);
+    assert_int_equal(publish(police, report, NULL, 0), CAVEAT__WIRE__STATUS__OK);
+    caveat__report__free_unpacked(report, NULL);
+    cv_client_destroy(&police);
+    finish(&h);
+}
+
 /* ------------------------------------------------------------------------ */
 /*  Flow control and feeds.                                                 */
 
@@ -701,6 +739,7 @@ int main(void)
         cmocka_unit_test(test_invalid_reports_are_refused),
         cmocka_unit_test(test_malformed_frames_get_errors),
         cmocka_unit_test(test_oversize_frame_is_refused_and_broker_serves),
+        cmocka_unit_test(test_a_frame_of_exactly_max_frame_is_accepted),
         cmocka_unit_test(test_slow_subscriber_does_not_stop_a_fast_one),
         cmocka_unit_test(test_ctio_feed_gets_screened_reports_only),
         cmocka_unit_test(test_admin_is_for_administrators),
