@@ -26,6 +26,7 @@
 #define DEFAULT_MAX_FRAME  (1024 * 1024)
 #define CURVE_OVERHEAD     64 /* libzmq 4.3 counts 33 bytes of CURVE framing; some slack */
 #define DEFAULT_CREDIT     100
+#define SENDERS_PER_AGENCY 64 /* send-only sessions kept per agency, oldest dropped */
 #define MAX_CREDIT         10000
 #define DRAIN_PER_TURN     1000         /* messages handled per transaction */
 #define DELIVER_BATCH_SIZE (256 * 1024) /* bytes of deliveries per frame */
@@ -83,6 +84,7 @@ struct cv_broker_t {
     zsock_t *router;
     zhashx_t *sessions;     /* routing hex -> session_t (owns them) */
     zhashx_t *queues;       /* "agency/feed" -> the session_t serving that queue */
+    zlistx_t *senders;      /* send-only sessions, oldest first (not owned) */
     zlistx_t *pending_acks; /* pending_ack_t */
     zlistx_t *outbox;       /* zmsg_t: deliveries to send after the commit */
     zlistx_t *deferred;     /* deferred_t: admin work run outside a transaction */
@@ -93,7 +95,8 @@ struct cv_broker_t {
     } cache[REPORT_CACHE]; /* a report fanned out to many is read and unpacked once */
     cv_decision_t *decision;
     struct {
-        uint64_t published, refused, delivered, resent, dropped, revoked, reloads, reload_failures;
+        uint64_t published, refused, delivered, resent, dropped, revoked, reloads, reload_failures,
+            purged;
     } stats;
 };
 
@@ -273,6 +276,7 @@ cv_broker_t *cv_broker_new(const cv_broker_config_t *config, cv_error_t *err)
     self->outbox = zlistx_new();
     self->deferred = zlistx_new();
     self->queue_ids = zhashx_new();
+    self->senders = zlistx_new();
     self->decision = cv_decision_new();
     if (!start(self, err))
         cv_broker_destroy(&self);
@@ -292,6 +296,7 @@ void cv_broker_destroy(cv_broker_t **self_p)
     zlistx_destroy(&self->outbox);
     zlistx_destroy(&self->deferred);
     zhashx_destroy(&self->queue_ids);
+    zlistx_destroy(&self->senders);
     forget_reports(self);
     zhashx_destroy(&self->queues);
     zhashx_destroy(&self->sessions);
@@ -380,7 +385,24 @@ static void remove_session(cv_broker_t *self, session_t *s)
     if (key && zhashx_lookup(self->queues, key) == s)
         zhashx_delete(self->queues, key);
     free(key);
+    void *handle = s->publish_only ? zlistx_find(self->senders, s) : NULL;
+    if (handle)
+        zlistx_delete(self->senders, handle);
     zhashx_delete(self->sessions, s->routing_hex);
+}
+
+/*  libzmq 4.3 tells a ROUTER nothing when a peer goes, and send-only
+ *  sessions replace no one: keep the newest SENDERS_PER_AGENCY of each
+ *  agency. A dropped one that sends again gets NOT_READY and says Hello. */
+static void limit_senders(cv_broker_t *self, const char *agency)
+{
+    int count = 0;
+    session_t *oldest = NULL;
+    for (session_t *s = zlistx_first(self->senders); s; s = zlistx_next(self->senders))
+        if (strcmp(s->agency, agency) == 0 && count++ == 0)
+            oldest = s;
+    if (count > SENDERS_PER_AGENCY)
+        remove_session(self, oldest);
 }
 
 static void add_session(cv_broker_t *self, session_t *s)
@@ -389,8 +411,11 @@ static void add_session(cv_broker_t *self, session_t *s)
     if (old)
         remove_session(self, old);
     zhashx_insert(self->sessions, s->routing_hex, s);
-    if (s->publish_only)
-        return; /* it serves no queue, so it replaces nobody's */
+    if (s->publish_only) { /* it serves no queue, so it replaces nobody's */
+        zlistx_add_end(self->senders, s);
+        limit_senders(self, s->agency);
+        return;
+    }
     /* a queue has one session: a new Hello replaces the old one */
     if ((old = session_of_queue(self, s->agency, s->feed)))
         remove_session(self, old);
@@ -821,12 +846,14 @@ static char *stats_json(cv_broker_t *self)
 #define FIELD(name, value)                                                                         \
     cv_json_key(w, name);                                                                          \
     cv_json_uint(w, (uint64_t)(value))
-    FIELD("sessions", zhashx_size(self->sessions));
+    FIELD("sessions", zhashx_size(self->queues)); /* delivery sessions */
+    FIELD("senders", zlistx_size(self->senders));
     FIELD("queued", cv_store_queued(self->store));
     FIELD("published", self->stats.published);
     FIELD("refused", self->stats.refused);
     FIELD("delivered", self->stats.delivered);
     FIELD("resent", self->stats.resent);
+    FIELD("purged", self->stats.purged);
     FIELD("dropped", self->stats.dropped);
     FIELD("revoked", self->stats.revoked);
     FIELD("zap_admitted", cv_zap_admitted(self->zap));
@@ -886,17 +913,105 @@ static bool backup(cv_broker_t *self, const char *dir, char *text, size_t size)
     return ok;
 }
 
+/*  Retention: for every category in the store, the policy's period (or
+ *  its default); reports created longer ago than that are purged, and each
+ *  purge is recorded in the store. The reply lists them as JSON. */
+typedef struct {
+    cv_json_writer_t *out;
+    int listed;
+} purge_list_t;
+
+static void list_purged(void *arg, const char *id, const char *category, int64_t created)
+{
+    purge_list_t *list = arg;
+    if (list->listed++ >= 1000) /* a reply, not an export: the count says the rest */
+        return;
+    char when[32];
+    time_t t = (time_t)created;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    cv_json_object_begin(list->out);
+    cv_json_key(list->out, "id");
+    cv_json_string(list->out, id);
+    cv_json_key(list->out, "category");
+    cv_json_string(list->out, category);
+    cv_json_key(list->out, "created");
+    cv_json_string(list->out, when);
+    cv_json_object_end(list->out);
+}
+
+static int purge_categories(cv_broker_t *self, bool dry_run, purge_list_t *list, cv_error_t *err)
+{
+    char **categories = NULL;
+    int n = cv_store_categories(self->store, &categories), total = 0;
+    int64_t now = (int64_t)time(NULL);
+    for (int i = 0; i < n; i++) {
+        int64_t period;
+        const char *rule;
+        int purged = 0;
+        if (total >= 0 && cv_policy_retention(self->policy, categories[i], &period, &rule))
+            purged = cv_store_purge(self->store, categories[i], now - period, rule, dry_run,
+                                    list ? list_purged : NULL, list, err);
+        total = purged < 0 || total < 0 ? -1 : total + purged;
+        free(categories[i]);
+    }
+    free(categories);
+    return total;
+}
+
+/*  One transaction: a purge is all or nothing. */
+static int purge(cv_broker_t *self, bool dry_run, purge_list_t *list, cv_error_t *err)
+{
+    if (!cv_store_begin(self->store, err))
+        return -1;
+    int total = purge_categories(self, dry_run, list, err);
+    if (total < 0 || dry_run || !cv_store_commit(self->store, err)) {
+        cv_store_rollback(self->store);
+        return dry_run && total >= 0 ? total : -1;
+    }
+    self->stats.purged += (uint64_t)total;
+    if (total > 0)
+        say(self, false, "retention: purged %d reports", total);
+    return total;
+}
+
+static char *purge_reply(cv_broker_t *self, bool dry_run, bool *ok)
+{
+    cv_json_writer_t *out = cv_json_writer_new(0);
+    purge_list_t list = {out, 0};
+    cv_error_t err = {""};
+    cv_json_object_begin(out);
+    cv_json_key(out, "reports");
+    cv_json_array_begin(out);
+    int total = purge(self, dry_run, &list, &err);
+    cv_json_array_end(out);
+    cv_json_key(out, dry_run ? "would_purge" : "purged");
+    cv_json_uint(out, total < 0 ? 0 : (uint64_t)total);
+    cv_json_object_end(out);
+    *ok = total >= 0;
+    const char *text = cv_json_writer_text(out);
+    char *reply = strdup(*ok && text ? text : err.msg);
+    cv_json_writer_destroy(&out);
+    return reply;
+}
+
 static void run_deferred(cv_broker_t *self, deferred_t *d)
 {
     const Caveat__Wire__AdminRequest *request = d->request;
     char text[4096] = "";
     bool ok = false;
-    if (strcmp(request->command, "backup") == 0) {
-        if (request->n_args == 1)
-            ok = backup(self, request->args[0], text, sizeof text);
-        else
-            snprintf(text, sizeof text, "backup needs one argument: a new directory");
+    if (strcmp(request->command, "purge") == 0) {
+        bool dry_run = request->n_args == 1 && strcmp(request->args[0], "dry-run") == 0;
+        char *reply = purge_reply(self, dry_run, &ok);
+        send_admin_reply(self, d->routing, ok, reply);
+        free(reply);
+        return;
     }
+    if (request->n_args == 1)
+        ok = backup(self, request->args[0], text, sizeof text);
+    else
+        snprintf(text, sizeof text, "backup needs one argument: a new directory");
     send_admin_reply(self, d->routing, ok, text);
 }
 
@@ -941,7 +1056,7 @@ static void on_admin(cv_broker_t *self, const zframe_t *routing, int agency,
         cv_error_t err = {""};
         bool ok = reload(self, &err);
         send_admin_reply(self, routing, ok, ok ? "reloaded" : err.msg);
-    } else if (strcmp(command, "backup") == 0) {
+    } else if (strcmp(command, "backup") == 0 || strcmp(command, "purge") == 0) {
         defer(self, routing, request);
     } else {
         send_error(self, routing, E_BAD_REQUEST, "unknown admin command");
@@ -1156,9 +1271,22 @@ static void install_signals(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
+/*  Retention runs at start and then every hour. */
+static void purge_when_due(cv_broker_t *self, int64_t *next)
+{
+    int64_t now = zclock_mono();
+    if (now < *next)
+        return;
+    *next = now + 3600 * 1000;
+    cv_error_t err = {""};
+    if (purge(self, false, NULL, &err) < 0)
+        say(self, false, "retention: %s", err.msg);
+}
+
 int cv_broker_run(cv_broker_t *self)
 {
     install_signals();
+    int64_t next_purge = 0;
     zpoller_t *poller = zpoller_new(self->router, cv_zap_socket(self->zap), NULL);
     say(self, false, "serving %s, policy %s version %lld, %d agencies", self->endpoint,
         cv_policy_protocol(self->policy), (long long)cv_policy_version(self->policy),
@@ -1170,6 +1298,7 @@ int cv_broker_run(cv_broker_t *self)
             reload(self, &err);
         }
         resend_overdue(self);
+        purge_when_due(self, &next_purge);
         void *ready = zpoller_wait(poller, any_dirty(self) ? 0 : 200);
         if (ready == cv_zap_socket(self->zap))
             cv_zap_handle(self->zap, self->policy);

@@ -197,3 +197,19 @@ bool cv_policy_validate_report(const cv_policy_t *self, const Caveat__Report *re
     }
     return true;
 }
+
+bool cv_policy_retention(const cv_policy_t *self, const char *category, int64_t *seconds,
+                         const char **rule)
+{
+    if (!self->retention)
+        return false;
+    int slot = cv_policy_category_find(self, category);
+    if (slot < 0 || !self->retention[slot])
+        slot = self->n_categories; /* the default, or a category the policy no longer knows */
+    if (!self->retention[slot])
+        return false;
+    *seconds = self->retention[slot];
+    if (rule)
+        *rule = self->retention_text[slot];
+    return true;
+}

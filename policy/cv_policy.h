@@ -73,6 +73,13 @@ int cv_policy_agency_by_key(const cv_policy_t *self, const uint8_t key[CV_KEY_BY
 bool cv_policy_validate_report(const cv_policy_t *self, const Caveat__Report *report,
                                cv_error_t *err);
 
+/*  Retention: how long reports of category are kept after their creation
+ *  (the policy's period for it, else its default), and the rule's text for
+ *  the purge record ("retention.community_tension: 1y"). False when they
+ *  are kept: no retention section, or no period and no default.           */
+bool cv_policy_retention(const cv_policy_t *self, const char *category, int64_t *seconds,
+                         const char **rule);
+
 /*  The Graphviz DOT text of who may receive what (malloc'd).              */
 char *cv_policy_graph(const cv_policy_t *self);
 

@@ -901,17 +901,75 @@ static void index_policy(cv_policy_t *p)
 
 /* ------------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------------ */
+/*  Retention: MOPI-style review periods per category.                      */
+
+/*  "6y", "90d", "2w": a whole number and a unit, as seconds. */
+static bool period(loader_t *l, struct fy_node *node, int64_t *seconds, const char *what)
+{
+    const char *text = scalar(l, node, what);
+    if (!text)
+        return false;
+    char *end;
+    long n = strtol(text, &end, 10);
+    static const struct {
+        char unit;
+        int64_t seconds;
+    } units[] = {{'d', 86400}, {'w', 7 * 86400}, {'y', 365 * 86400}};
+    for (size_t i = 0;
+         end != text && n > 0 && n <= 1000 && end[1] == '\0' && i < sizeof units / sizeof *units;
+         i++)
+        if (*end == units[i].unit) {
+            *seconds = n * units[i].seconds;
+            return true;
+        }
+    return fail(l, node, "%s: expected a period such as 90d, 2w or 6y (1 to 1000), not '%s'", what,
+                text);
+}
+
+static bool load_retention(loader_t *l, struct fy_node *root)
+{
+    cv_policy_t *p = l->policy;
+    struct fy_node *retention = lookup(root, "retention");
+    if (!retention)
+        return true;
+    if (!expect(l, retention, FYNT_MAPPING, "retention"))
+        return false;
+    p->retention = xcalloc((size_t)p->n_categories + 1, sizeof *p->retention);
+    p->retention_text = xcalloc((size_t)p->n_categories + 1, sizeof *p->retention_text);
+    void *iter = NULL;
+    struct fy_node_pair *pair;
+    while ((pair = fy_node_mapping_iterate(retention, &iter))) {
+        const char *name = scalar(l, fy_node_pair_key(pair), "retention");
+        if (!name)
+            return false;
+        /* slot n_categories holds the default */
+        int slot =
+            strcmp(name, "default") == 0 ? p->n_categories : cv_policy_category_find(p, name);
+        char what[160];
+        snprintf(what, sizeof what, "retention.%s", name);
+        if (slot < 0)
+            return fail(l, fy_node_pair_key(pair), "retention: unknown category '%s'", name);
+        if (!period(l, fy_node_pair_value(pair), &p->retention[slot], what))
+            return false;
+        char text[200];
+        snprintf(text, sizeof text, "%s: %s", what, fy_node_get_scalar0(fy_node_pair_value(pair)));
+        p->retention_text[slot] = xstrdup(text);
+    }
+    return true;
+}
+
 static bool load_root(loader_t *l, struct fy_node *root)
 {
     static const char *const keys[] = {
         "protocol", "version",        "description", "levels",    "categories", "handling_codes",
-        "agencies", "administrators", "rules",       "screening", NULL};
+        "agencies", "administrators", "rules",       "screening", "retention",  NULL};
     if (!root)
         return fail(l, NULL, "empty policy");
     if (!expect(l, root, FYNT_MAPPING, "policy") || !known_keys(l, root, keys, "policy"))
         return false;
     if (!load_header(l, root) || !load_agencies(l, root) || !load_administrators(l, root) ||
-        !load_codes(l, root) || !load_entries(l, root))
+        !load_codes(l, root) || !load_entries(l, root) || !load_retention(l, root))
         return false;
     index_policy(l->policy);
     return true;
@@ -1067,6 +1125,11 @@ void cv_policy_destroy(cv_policy_t **self_p)
     if (!self_p || !*self_p)
         return;
     cv_policy_t *p = *self_p;
+    if (p->retention_text)
+        for (int i = 0; i <= p->n_categories; i++)
+            free(p->retention_text[i]);
+    free(p->retention_text);
+    free(p->retention);
     for (int i = 0; i < p->n_agencies; i++) {
         cv_agency_internal_t *a = &p->agencies[i];
         free((char *)a->pub.id);

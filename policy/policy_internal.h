@@ -121,6 +121,10 @@ struct cv_policy_t {
     int n_levels;
     char **categories;
     int n_categories;
+    /* retention per category, seconds (0: kept), and the rule's text; slot
+     * n_categories is the default; NULL when the policy has no retention */
+    int64_t *retention;
+    char **retention_text;
     char **types; /* agency types that agencies have */
     int n_types;
     char **organisations;

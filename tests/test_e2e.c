@@ -94,9 +94,25 @@ static bool packed_contains(const Caveat__Report *report, const char *text)
     return found;
 }
 
+/*  A send-only client of the administrator, as `caveat admin` opens. */
+static cv_client_t *admin_client_of(harness_t *h)
+{
+    char server[600], secret[600];
+    snprintf(server, sizeof server, "%s", harness_path(h, "broker.cert"));
+    snprintf(secret, sizeof secret, "%s", harness_path(h, "caveat-admin.cert_secret"));
+    cv_client_config_t config = {.endpoint = harness_endpoint(h),
+                                 .server_cert = server,
+                                 .client_cert = secret,
+                                 .publish_only = true};
+    cv_error_t err = {""};
+    cv_client_t *c = cv_client_new(&config, &err);
+    assert_non_null(c);
+    return c;
+}
+
 static char *admin(harness_t *h, const char *command, bool *ok)
 {
-    cv_client_t *c = client(h, "caveat-admin", NULL, 0);
+    cv_client_t *c = admin_client_of(h);
     cv_error_t err = {""};
     char *text = cv_client_admin(c, command, ok, 5000, &err);
     if (!text)
@@ -236,7 +252,7 @@ static void test_unlisted_key_cannot_connect(void **state)
     assert_null(c);
     assert_true(err.msg[0] != '\0');
     assert_true(stat_of(h, "zap_refused") >= 1);
-    assert_int_equal(stat_of(h, "sessions"), 1); /* the administrator asking */
+    assert_int_equal(stat_of(h, "sessions"), 0); /* the administrator asks send-only */
     finish(&h);
 }
 
@@ -678,6 +694,105 @@ static void test_a_publisher_does_not_starve_its_agencys_subscriber(void **state
     finish(&h);
 }
 
+/*  Send-only sessions are bounded per agency (the broker hears nothing
+ *  when a peer goes); the oldest, dropped, says Hello again and its
+ *  publish still goes through. */
+static void test_a_dropped_sender_says_hello_again(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    enum { N = 65 }; /* one more than the broker keeps per agency */
+    cv_client_t *senders[N];
+    for (int i = 0; i < N; i++) {
+        char server[600], secret[600];
+        snprintf(server, sizeof server, "%s", harness_path(h, "broker.cert"));
+        snprintf(secret, sizeof secret, "%s", harness_path(h, "hum-bcu-hull.cert_secret"));
+        cv_client_config_t config = {.endpoint = harness_endpoint(h),
+                                     .server_cert = server,
+                                     .client_cert = secret,
+                                     .publish_only = true};
+        cv_error_t err = {""};
+        senders[i] = cv_client_new(&config, &err);
+        assert_non_null(senders[i]);
+    }
+    assert_int_equal(stat_of(h, "senders"), 64 + 1); /* the police's, and the one asking */
+    publish_example(senders[0], "vulnerable_individual", NULL, 0); /* the dropped one */
+    for (int i = 0; i < N; i++)
+        cv_client_destroy(&senders[i]);
+    assert_int_equal(stat_of(h, "published"), 1);
+    finish(&h);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Retention.                                                              */
+
+static void publish_created(cv_client_t *c, const char *name, const char *created, char *id,
+                            size_t size)
+{
+    Caveat__Report *report = harness_report(name);
+    free(report->created);
+    report->created = strdup(created);
+    assert_int_equal(publish(c, report, id, size), CAVEAT__WIRE__STATUS__OK);
+    caveat__report__free_unpacked(report, NULL);
+}
+
+/*  The example policy keeps community tension 1 year and referrals 6. */
+static void test_retention_purges_exactly_what_is_past_its_period(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
+    char old_tension[128], new_tension[128], referral[128];
+    publish_created(police, "community_tension", "2020-01-01T00:00:00Z", old_tension,
+                    sizeof old_tension);
+    publish_created(police, "community_tension", "2026-11-01T00:00:00Z", new_tension,
+                    sizeof new_tension);
+    publish_created(police, "vulnerable_individual", "2022-06-01T00:00:00Z", referral,
+                    sizeof referral);
+    cv_client_destroy(&police);
+    long queued = stat_of(h, "queued");
+
+    cv_client_t *admin_client = admin_client_of(h);
+    const char *dry[] = {"dry-run"};
+    bool ok = false;
+    cv_error_t err = {""};
+    char *text = cv_client_admin_args(admin_client, "purge", dry, 1, &ok, 5000, &err);
+    if (!ok)
+        print_error("purge --dry-run: %s\n", text ? text : err.msg);
+    assert_true(ok);
+    assert_non_null(strstr(text, old_tension));
+    assert_null(strstr(text, new_tension));
+    assert_null(strstr(text, referral));
+    assert_non_null(strstr(text, "\"would_purge\":1"));
+    free(text);
+    assert_int_equal(stat_of(h, "queued"), queued); /* a dry run removes nothing */
+
+    text = cv_client_admin_args(admin_client, "purge", NULL, 0, &ok, 5000, &err);
+    if (!ok)
+        print_error("purge: %s\n", text ? text : err.msg);
+    assert_true(ok);
+    assert_non_null(strstr(text, "\"purged\":1"));
+    free(text);
+    cv_client_destroy(&admin_client);
+    assert_int_equal(stat_of(h, "purged"), 1);
+    assert_true(stat_of(h, "queued") < queued);
+
+    cv_client_t *council = client(h, "hull-cc", NULL, 0);
+    Caveat__Wire__Delivery *d;
+    bool saw_new = false, saw_referral = false;
+    while ((d = receive(council, 1000))) {
+        assert_string_not_equal(d->report_id, old_tension);
+        saw_new |= strcmp(d->report_id, new_tension) == 0;
+        saw_referral |= strcmp(d->report_id, referral) == 0;
+        assert_true(cv_client_ack(council, d->seq, &err));
+        caveat__wire__delivery__free_unpacked(d, NULL);
+    }
+    assert_true(saw_new);
+    assert_true(saw_referral);
+    cv_client_destroy(&council);
+    finish(&h);
+}
+
 /* ------------------------------------------------------------------------ */
 /*  Backup.                                                                 */
 
@@ -692,7 +807,7 @@ static void test_backup_is_a_data_directory_a_broker_starts_from(void **state)
 
     char dir[600];
     snprintf(dir, sizeof dir, "%s", harness_path(h, "backup"));
-    cv_client_t *admin_client = client(h, "caveat-admin", NULL, 0);
+    cv_client_t *admin_client = admin_client_of(h);
     const char *args[] = {dir};
     bool ok = false;
     cv_error_t err = {""};
@@ -746,6 +861,8 @@ int main(void)
         cmocka_unit_test(test_bad_reload_keeps_the_old_policy),
         cmocka_unit_test(test_reload_removing_an_agency_revokes_it),
         cmocka_unit_test(test_a_publisher_does_not_starve_its_agencys_subscriber),
+        cmocka_unit_test(test_a_dropped_sender_says_hello_again),
+        cmocka_unit_test(test_retention_purges_exactly_what_is_past_its_period),
         cmocka_unit_test(test_backup_is_a_data_directory_a_broker_starts_from),
         cmocka_unit_test(test_unacknowledged_deliveries_are_resent_after_the_timeout),
     };

@@ -143,6 +143,22 @@ static const error_case_t unknown_top_key = {
     HEADER "colour: red\n", /* 17 */
     17, 1, "policy: unknown key 'colour'"};
 
+static const error_case_t retention_unknown_category = {
+    HEADER "retention:\n"                          /* 17 */
+    "  gossip: 1y\n",                              /* 18 */
+    18, 3, "retention: unknown category 'gossip'"};
+
+static const error_case_t retention_bad_period = {
+    HEADER "retention:\n"                          /* 17 */
+    "  feedback: 18 months\n",                     /* 18 */
+    18, 13, "retention.feedback: expected a period such as 90d, 2w or 6y (1 to 1000), "
+            "not '18 months'"};
+
+static const error_case_t retention_zero_period = {
+    HEADER "retention:\n"                          /* 17 */
+    "  default: 0y\n",                             /* 18 */
+    18, 12, "retention.default: expected a period such as 90d, 2w or 6y (1 to 1000), not '0y'"};
+
 static const error_case_t missing_protocol = {
     "version: 3\n"                                      /* 1 */
     "levels: [OFFICIAL]\n"                              /* 2 */
@@ -865,6 +881,39 @@ static struct CMUnitTest error_test(const char *name, const error_case_t *c)
 
 #define ERROR_CASE(name) error_test(#name, &name)
 
+/*  Periods per category, the default for the others, none without. */
+static void test_retention(void **state)
+{
+    (void)state;
+    static const char text[] = HEADER "retention:\n"
+                                      "  vulnerable_individual: 6y\n"
+                                      "  feedback: 2w\n"
+                                      "  default: 90d\n";
+    cv_policy_t *p = load(text, strlen(text));
+    int64_t seconds = 0;
+    const char *rule = NULL;
+    assert_true(cv_policy_retention(p, "vulnerable_individual", &seconds, &rule));
+    assert_int_equal(seconds, 6 * 365 * 86400);
+    assert_string_equal(rule, "retention.vulnerable_individual: 6y");
+    assert_true(cv_policy_retention(p, "feedback", &seconds, &rule));
+    assert_int_equal(seconds, 14 * 86400);
+    assert_true(cv_policy_retention(p, "grievance", &seconds, &rule));
+    assert_int_equal(seconds, 90 * 86400);
+    assert_string_equal(rule, "retention.default: 90d");
+    assert_true(cv_policy_retention(p, "a category since removed", &seconds, &rule));
+    assert_int_equal(seconds, 90 * 86400);
+    cv_policy_destroy(&p);
+
+    static const char none[] = HEADER "retention:\n  feedback: 1y\n";
+    p = load(none, strlen(none));
+    assert_false(cv_policy_retention(p, "grievance", &seconds, &rule)); /* no default: kept */
+    assert_true(cv_policy_retention(p, "feedback", &seconds, &rule));
+    cv_policy_destroy(&p);
+    p = load(HEADER, strlen(HEADER));
+    assert_false(cv_policy_retention(p, "feedback", &seconds, &rule));
+    cv_policy_destroy(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -874,6 +923,9 @@ int main(void)
         ERROR_CASE(duplicate_agency_id),
         ERROR_CASE(not_a_mapping),
         ERROR_CASE(unknown_top_key),
+        ERROR_CASE(retention_unknown_category),
+        ERROR_CASE(retention_bad_period),
+        ERROR_CASE(retention_zero_period),
         ERROR_CASE(missing_protocol),
         ERROR_CASE(missing_version),
         ERROR_CASE(missing_levels),
@@ -945,6 +997,7 @@ int main(void)
         cmocka_unit_test(test_first_error_only),
         cmocka_unit_test(test_aliases),
         cmocka_unit_test(test_null_error),
+        cmocka_unit_test(test_retention),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
