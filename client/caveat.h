@@ -37,7 +37,7 @@ typedef struct {
     const char *client_cert; /* the agency's secret certificate file (AGENCY.cert_secret) */
     const char *feed;        /* a screening feed's queue; NULL or "": the direct queue */
     uint32_t credit;         /* deliveries the broker may have unacknowledged; 0: 100 */
-    bool publish_only;       /* publishes only: opens no delivery session, takes none over */
+    bool publish_only;       /* sends only (publish, admin): no deliveries, takes no queue */
     int timeout_ms;          /* for the Hello handshake; 0: 5000 */
 } cv_client_config_t;
 

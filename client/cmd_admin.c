@@ -63,7 +63,7 @@ static void flatten(char *text)
 
 int cmd_admin(int argc, char **argv)
 {
-    cv_client_config_t config = {0};
+    cv_client_config_t config = {.publish_only = true}; /* takes no subscriber's queue */
     int timeout_ms;
     int status = cli_broker_options(&argc, argv, usage, &config, &timeout_ms);
     if (status != CLI_OK)

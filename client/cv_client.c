@@ -329,9 +329,13 @@ static pump_t on_error(cv_client_t *self, const Caveat__Wire__Error *error, cv_e
 {
     uint32_t code = error->has_code ? error->code : 0;
     /* frames queued while the connection was down reach a broker that has
-       no session for them before our new Hello does; they are resent */
-    if (code == ERR_NOT_READY && self->rehello)
+       no session for them before our new Hello does; and a broker may drop
+       an old send-only session. Either way: Hello again, and the
+       unacknowledged batches are resent when it is answered */
+    if (code == ERR_NOT_READY && (self->rehello || send_hello(self, NULL))) {
+        self->rehello = true;
         return PUMP_AGAIN;
+    }
     const char *reason = error->reason ? error->reason : "";
     cv_error_set(err, NULL, 0, 0, "broker: %s%s%s", cv_error_code_name(code), *reason ? ": " : "",
                  reason);
