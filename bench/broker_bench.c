@@ -60,6 +60,7 @@
 
 #include "caveat.h"
 #include "cv_policy.h"
+#include "bench_common.h"
 #include "harness.h"
 
 #define REPORT_BYTES       1024  /* target packed size of a report */
@@ -74,13 +75,6 @@
 
 /* ------------------------------------------------------------------------ */
 /*  Small utilities.                                                        */
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static double seconds_between(uint64_t from, uint64_t to)
 {
@@ -97,48 +91,7 @@ static void sleep_until(uint64_t ns)
 
 static void sleep_us(unsigned us)
 {
-    sleep_until(now_ns() + (uint64_t)us * 1000u);
-}
-
-typedef struct {
-    char *data;
-    size_t len, cap;
-} text_t;
-
-static void add(text_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void add(text_t *t, const char *fmt, ...)
-{
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(t->data + t->len, t->cap - t->len, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-            abort();
-        if (t->len + (size_t)n < t->cap) {
-            t->len += (size_t)n;
-            return;
-        }
-        t->cap = (t->cap + (size_t)n) * 2 + 4096;
-        t->data = realloc(t->data, t->cap);
-        if (!t->data)
-            abort();
-    }
-}
-
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    text_t t = {0};
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-        add(&t, "%.*s", (int)n, buf);
-    fclose(f);
-    return t.data;
+    sleep_until(bench_now_ns() + (uint64_t)us * 1000u);
 }
 
 /*  CPU seconds (user + system) from a /proc/.../stat file. */
@@ -264,27 +217,28 @@ static char *report_json(const char *category, const char *area, int narrative)
         "withdrawn",       "family members",  "reported concerns about",
         "online activity", "in closed groups"};
     text_t t = {0};
-    add(&t,
-        "{\"id\": \"bb-000000000000\", \"author\": \"PC 4471 Grant\", "
-        "\"created\": \"2026-11-20T09:30:00Z\", \"category\": \"%s\", "
-        "\"handling_level\": \"OFFICIAL-SENSITIVE\", \"grading\": {\"source\": \"B\", "
-        "\"intelligence\": \"2\", \"handling_code\": \"2\"}, \"priority\": \"ROUTINE\", "
-        "\"area\": \"%s\", \"subjects\": [{\"name\": \"Jordan Ellis\", "
-        "\"date_of_birth\": \"2009-04-01\", \"address\": \"14 Example Street, Hull\", "
-        "\"postcode\": \"HU3 2AB\", \"identifiers\": {\"pnc\": \"09/123456A\"}, "
-        "\"vulnerability_factors\": [\"isolation\", \"online contact\"]}], "
-        "\"location\": {\"name\": \"Community centre\", \"postcode\": \"HU3 2BQ\", "
-        "\"latitude\": 53.7443, \"longitude\": -0.3326}, \"summary\": \"" STAMP_FORMAT "\", "
-        "\"narrative\": \"",
-        category, area, (uint64_t)0, (uint64_t)0);
+    text_add(&t,
+             "{\"id\": \"bb-000000000000\", \"author\": \"PC 4471 Grant\", "
+             "\"created\": \"2026-11-20T09:30:00Z\", \"category\": \"%s\", "
+             "\"handling_level\": \"OFFICIAL-SENSITIVE\", \"grading\": {\"source\": \"B\", "
+             "\"intelligence\": \"2\", \"handling_code\": \"2\"}, \"priority\": \"ROUTINE\", "
+             "\"area\": \"%s\", \"subjects\": [{\"name\": \"Jordan Ellis\", "
+             "\"date_of_birth\": \"2009-04-01\", \"address\": \"14 Example Street, Hull\", "
+             "\"postcode\": \"HU3 2AB\", \"identifiers\": {\"pnc\": \"09/123456A\"}, "
+             "\"vulnerability_factors\": [\"isolation\", \"online contact\"]}], "
+             "\"location\": {\"name\": \"Community centre\", \"postcode\": \"HU3 2BQ\", "
+             "\"latitude\": 53.7443, \"longitude\": -0.3326}, \"summary\": \"" STAMP_FORMAT "\", "
+             "\"narrative\": \"",
+             category, area, (uint64_t)0, (uint64_t)0);
     for (int i = 0, len = 0; len < narrative; i++) {
         const char *w = words[i % (int)(sizeof words / sizeof *words)];
-        add(&t, "%s ", w);
+        text_add(&t, "%s ", w);
         len += (int)strlen(w) + 1;
     }
-    add(&t, "end.\", \"source\": {\"type\": \"patrol\", \"reference\": \"SR/2026/0441\", "
-            "\"notes\": \"reliable in the past\"}, \"indicators\": [\"online_radicalisation\"], "
-            "\"tension\": {\"level\": 3, \"trend\": \"rising\"}, \"caveats\": [\"POLICE ONLY\"]}");
+    text_add(&t,
+             "end.\", \"source\": {\"type\": \"patrol\", \"reference\": \"SR/2026/0441\", "
+             "\"notes\": \"reliable in the past\"}, \"indicators\": [\"online_radicalisation\"], "
+             "\"tension\": {\"level\": 3, \"trend\": \"rising\"}, \"caveats\": [\"POLICE ONLY\"]}");
     return t.data;
 }
 
@@ -365,19 +319,6 @@ static bool make_key(harness_t *h, const char *name, char public_key[41])
 }
 
 /*  text with every "${name}" replaced by value (malloc'd). */
-static char *substitute(const char *text, const char *name, const char *value)
-{
-    char pattern[96];
-    snprintf(pattern, sizeof pattern, "${%s}", name);
-    text_t t = {0};
-    const char *at;
-    while ((at = strstr(text, pattern))) {
-        add(&t, "%.*s%s", (int)(at - text), text, value);
-        text = at + strlen(pattern);
-    }
-    add(&t, "%s", text);
-    return t.data;
-}
 
 /*  A harness directory for workload 1: fresh keys for the broker and the
  *  two agencies, and bench/data/throughput.yaml with their public keys. */
@@ -385,10 +326,11 @@ static harness_t *throughput_harness(char *note, size_t size)
 {
     static const char *const agencies[] = {"bench-publisher", "bench-subscriber"};
     harness_t *h = harness_new();
-    char *policy = read_file(BENCH_DATA_DIR "/throughput.yaml"), key[41];
+    char *policy = bench_read_file(BENCH_DATA_DIR "/throughput.yaml"), key[41];
     bool ok = h && policy && make_key(h, "broker", key);
     for (int i = 0; ok && i < 2; i++) {
-        char *next = make_key(h, agencies[i], key) ? substitute(policy, agencies[i], key) : NULL;
+        char *next =
+            make_key(h, agencies[i], key) ? bench_substitute(policy, agencies[i], key) : NULL;
         free(policy);
         policy = next;
         ok = policy != NULL;
@@ -420,7 +362,7 @@ static void flow_init(flow_t *f, const options_t *opt)
 {
     memset(f, 0, sizeof *f);
     f->opt = opt;
-    f->t_start = now_ns();
+    f->t_start = bench_now_ns();
     f->deadline = f->t_start + (uint64_t)((opt->seconds + DRAIN_LIMIT_S) * 1e9);
 }
 
@@ -433,33 +375,34 @@ static void flow_fail(flow_t *f, const char *what, const char *why)
 /*  Holds the publisher while it is `more` reports from being too far ahead. */
 static void flow_wait_window(flow_t *f, uint64_t more)
 {
-    while (!atomic_load(&f->failed) && now_ns() < f->deadline &&
+    while (!atomic_load(&f->failed) && bench_now_ns() < f->deadline &&
            atomic_load(&f->sent) + more > atomic_load(&f->received) + f->opt->window)
         sleep_us(100);
 }
 
 static bool flow_publishing(const flow_t *f)
 {
-    return !atomic_load(&f->failed) && now_ns() < f->t_start + (uint64_t)(f->opt->seconds * 1e9);
+    return !atomic_load(&f->failed) &&
+           bench_now_ns() < f->t_start + (uint64_t)(f->opt->seconds * 1e9);
 }
 
 static void flow_publisher_done(flow_t *f)
 {
-    f->t_pub_end = now_ns();
+    f->t_pub_end = bench_now_ns();
     atomic_store(&f->done, true);
 }
 
 static void flow_received(flow_t *f, uint64_t n)
 {
     atomic_fetch_add(&f->received, n);
-    atomic_store(&f->t_last, now_ns());
+    atomic_store(&f->t_last, bench_now_ns());
 }
 
 /*  The subscriber is finished when it has everything that was sent, or
  *  has waited long enough. */
 static bool flow_finished(const flow_t *f)
 {
-    if (atomic_load(&f->failed) || now_ns() > f->deadline)
+    if (atomic_load(&f->failed) || bench_now_ns() > f->deadline)
         return true;
     return atomic_load(&f->done) && atomic_load(&f->received) >= atomic_load(&f->sent);
 }
@@ -497,10 +440,10 @@ static void *caveat_publisher(void *arg)
     for (int i = 0; i < n; i++)
         reports[i] = make_report("vulnerable_individual", "hull");
     uint64_t serial = 0;
-    f->t_start = now_ns();
+    f->t_start = bench_now_ns();
     while (flow_publishing(f)) {
         flow_wait_window(f, (uint64_t)n);
-        uint64_t t = now_ns();
+        uint64_t t = bench_now_ns();
         for (int i = 0; i < n; i++)
             stamp(reports[i], c->run, serial++, t, t);
         cv_error_t err = {""};
@@ -556,12 +499,6 @@ static void show_broker_log(harness_t *h)
         fprintf(stderr, "broker_bench: no log\n");
 }
 
-static bool start_broker(harness_t *h, const char *sync)
-{
-    const char *extra[] = {"--sync", sync, NULL};
-    return harness_start(h, extra);
-}
-
 static void run_caveat_flow(caveat_flow_t *c, harness_t *h, path_result_t *r)
 {
     pid_t pid = harness_pid(h);
@@ -587,7 +524,7 @@ static void measure_caveatd(const options_t *opt, const char *sync, path_result_
         return;
     caveat_flow_t c = {.flow.opt = opt, .run = sync};
     cv_error_t err = {""};
-    if (!start_broker(h, sync))
+    if (!bench_start_broker(h, sync))
         snprintf(r->note, sizeof r->note, "caveatd did not start");
     else if (!(c.subscriber = harness_client(h, "bench-subscriber", NULL, SUB_CREDIT, &err)) ||
              !(c.publisher = harness_client(h, "bench-publisher", NULL, 0, &err)))
@@ -798,7 +735,7 @@ static void *zmq_publisher(void *arg)
 {
     zmq_flow_t *z = arg;
     flow_t *f = &z->flow;
-    f->t_start = now_ns();
+    f->t_start = bench_now_ns();
     while (flow_publishing(f)) {
         flow_wait_window(f, 100);
         for (int i = 0; i < 100; i++) {
@@ -908,39 +845,10 @@ static void measure_forwarder(const options_t *opt, path_result_t *r)
 
 /*  The program's path on PATH (Debian puts nats-server in /usr/sbin, which
  *  a normal user's PATH may lack, so that is tried too), or NULL. */
-static char *find_program(const char *name)
-{
-    const char *path = getenv("PATH");
-    text_t dirs = {0};
-    add(&dirs, "%s:/usr/sbin:/usr/local/sbin", path ? path : "/usr/bin:/bin");
-    char *save = NULL, *found = NULL;
-    for (char *dir = strtok_r(dirs.data, ":", &save); dir && !found;
-         dir = strtok_r(NULL, ":", &save)) {
-        char candidate[4096];
-        snprintf(candidate, sizeof candidate, "%s/%s", dir, name);
-        if (access(candidate, X_OK) == 0)
-            found = strdup(candidate);
-    }
-    free(dirs.data);
-    return found;
-}
 
 #ifdef HAVE_LIBNATS
 
 /*  A loopback port nobody is listening on now. */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
 
 typedef struct {
     char dir[64];
@@ -983,7 +891,7 @@ static bool write_nats_config(const nats_server_t *n, int port)
 
 static bool nats_server_start(nats_server_t *n, const char *program)
 {
-    int port = free_port();
+    int port = bench_free_port();
     if (port < 0 || !write_nats_config(n, port))
         return false;
     snprintf(n->url, sizeof n->url, "tls://127.0.0.1:%d", port);
@@ -1057,7 +965,7 @@ static void *nats_publisher(void *arg)
 {
     nats_flow_t *n = arg;
     flow_t *f = &n->flow;
-    f->t_start = now_ns();
+    f->t_start = bench_now_ns();
     while (flow_publishing(f)) {
         flow_wait_window(f, 100);
         for (int i = 0; i < 100; i++) {
@@ -1119,7 +1027,7 @@ static void nats_session(const options_t *opt, nats_server_t *srv, path_result_t
 static void measure_nats(const options_t *opt, path_result_t *r)
 {
     r->name = "nats-server (TLS, per-user perms)";
-    char *program = find_program("nats-server"), *openssl = find_program("openssl");
+    char *program = bench_find_program("nats-server"), *openssl = bench_find_program("openssl");
     nats_server_t srv = {.pid = 0};
     snprintf(srv.dir, sizeof srv.dir, "/tmp/brokerbench-nats-XXXXXX");
     bool made = false;
@@ -1147,7 +1055,7 @@ static void measure_nats(const options_t *opt, path_result_t *r)
 {
     (void)opt;
     r->name = "nats-server (TLS, per-user perms)";
-    char *program = find_program("nats-server");
+    char *program = bench_find_program("nats-server");
     snprintf(r->note, sizeof r->note, "%s",
              program ? "nats-server: built without libnats (libnats-dev), skipped"
                      : "nats-server: not installed, skipped");
@@ -1236,17 +1144,18 @@ static bool add_fanout_agency(text_t *t, harness_t *h, const char *id, const cha
     char key[41];
     if (!make_key(h, id, key))
         return false;
-    add(t, "  %s: {organisation: org-%s, type: %s, clearance: SECRET, areas: %s, key: \"%s\"}\n",
-        id, id, type, areas, key);
+    text_add(t,
+             "  %s: {organisation: org-%s, type: %s, clearance: SECRET, areas: %s, key: \"%s\"}\n",
+             id, id, type, areas, key);
     return true;
 }
 
 static char *fanout_policy(fanout_t *run)
 {
     text_t t = {0};
-    add(&t, "protocol: brokerbench-fanout\nversion: 1\n"
-            "description: broker_bench workload 2, generated\n"
-            "levels: [OFFICIAL, OFFICIAL-SENSITIVE, SECRET]\nagencies:\n");
+    text_add(&t, "protocol: brokerbench-fanout\nversion: 1\n"
+                 "description: broker_bench workload 2, generated\n"
+                 "levels: [OFFICIAL, OFFICIAL-SENSITIVE, SECRET]\nagencies:\n");
     char broker_key[41];
     bool ok = make_key(run->harness, "broker", broker_key) &&
               add_fanout_agency(&t, run->harness, "bench-publisher", "police", "[\"*\"]");
@@ -1262,7 +1171,7 @@ static char *fanout_policy(fanout_t *run)
                      fanout_types[k].by_area ? fanout_areas[i % 2] : "*");
             ok = ok && add_fanout_agency(&t, run->harness, s->id, fanout_types[k].type, areas);
         }
-    add(&t, "%s", fanout_rules);
+    text_add(&t, "%s", fanout_rules);
     if (!ok) {
         free(t.data);
         return NULL;
@@ -1323,11 +1232,12 @@ static void *fanout_subscriber(void *arg)
     subscriber_t *s = arg;
     fanout_t *run = s->run;
     uint64_t highest = 0, acked = 0;
-    while (s->received < s->expected && now_ns() < run->deadline && !atomic_load(&run->failed)) {
+    while (s->received < s->expected && bench_now_ns() < run->deadline &&
+           !atomic_load(&run->failed)) {
         cv_error_t err = {""};
         Caveat__Wire__Delivery *d = cv_client_receive(s->client, highest > acked ? 0 : 50, &err);
         if (d) {
-            uint64_t t = now_ns();
+            uint64_t t = bench_now_ns();
             highest = d->seq;
             record_delivery(s, d, t);
             atomic_store(&run->t_last, t);
@@ -1375,7 +1285,7 @@ static void fanout_publish(fanout_t *run, cv_client_t *publisher, uint64_t t0)
     uint64_t interval = 1000000000u / (uint64_t)run->opt->rate;
     for (uint64_t k = 0; k < run->reports && !atomic_load(&run->failed);) {
         sleep_until(t0 + k * interval);
-        uint64_t t = now_ns(), due = (t - t0) / interval + 1;
+        uint64_t t = bench_now_ns(), due = (t - t0) / interval + 1;
         uint64_t n = (due < run->reports ? due : run->reports) - k;
         n = n > FANOUT_MAX_BATCH ? FANOUT_MAX_BATCH : n < 1 ? 1 : n;
         for (uint64_t i = 0; i < n; i++) {
@@ -1388,7 +1298,7 @@ static void fanout_publish(fanout_t *run, cv_client_t *publisher, uint64_t t0)
         cv_error_t err = {""};
         int refused =
             cv_client_publish(publisher, pool, (size_t)n, results, PUBLISH_TIMEOUT_MS, &err);
-        run->call_us[run->calls++] = (uint32_t)((now_ns() - t) / 1000u);
+        run->call_us[run->calls++] = (uint32_t)((bench_now_ns() - t) / 1000u);
         if (refused != 0) {
             fprintf(stderr, "broker_bench: fan-out publish: %s\n",
                     publish_failure(refused, &err, results, (size_t)n));
@@ -1446,8 +1356,8 @@ static void fanout_views(const fanout_t *run, fanout_result_t *r)
                 bytes += run->subs[i].view_bytes;
                 count += run->subs[i].received;
             }
-        add(&t, "%s%s %.0f B", k ? ", " : "", fanout_types[k].type,
-            count ? (double)bytes / (double)count : 0.0);
+        text_add(&t, "%s%s %.0f B", k ? ", " : "", fanout_types[k].type,
+                 count ? (double)bytes / (double)count : 0.0);
     }
     snprintf(r->views, sizeof r->views, "%s", t.data);
     free(t.data);
@@ -1485,13 +1395,13 @@ static void fanout_figures(fanout_t *run, uint64_t t0, uint64_t t_pub_end, fanou
 static void fanout_run(fanout_t *run, cv_client_t *publisher, fanout_result_t *r)
 {
     pid_t pid = harness_pid(run->harness);
-    uint64_t t0 = now_ns() + 100000000u; /* 100 ms for the threads to start */
+    uint64_t t0 = bench_now_ns() + 100000000u; /* 100 ms for the threads to start */
     run->deadline = t0 + (uint64_t)((run->opt->seconds + DRAIN_LIMIT_S) * 1e9);
     for (int i = 0; i < N_SUBSCRIBERS; i++)
         pthread_create(&run->subs[i].thread, NULL, fanout_subscriber, &run->subs[i]);
     double cpu0 = process_cpu(pid), self0 = process_cpu(getpid());
     fanout_publish(run, publisher, t0);
-    uint64_t t_pub_end = now_ns();
+    uint64_t t_pub_end = bench_now_ns();
     for (int i = 0; i < N_SUBSCRIBERS; i++)
         pthread_join(run->subs[i].thread, NULL);
     r->server_cpu_s = process_cpu(pid) - cpu0;
@@ -1531,7 +1441,7 @@ static void measure_fanout(const options_t *opt, const char *sync, fanout_result
         snprintf(r->note, sizeof r->note, "the generated policy was refused");
     } else {
         harness_write_policy(run->harness, text);
-        if (!start_broker(run->harness, sync))
+        if (!bench_start_broker(run->harness, sync))
             snprintf(r->note, sizeof r->note, "caveatd did not start");
         else if (fanout_connect(run, &publisher, r->note, sizeof r->note))
             fanout_run(run, publisher, r);
@@ -1578,11 +1488,6 @@ static void print_ratio(const char *what, const path_result_t *a, const path_res
         printf("  %-40s n/a\n", what);
 }
 
-static const char *verdict(bool pass)
-{
-    return pass ? "pass" : "FAIL";
-}
-
 static void print_workload1(const options_t *opt, const path_result_t paths[N_PATHS])
 {
     Caveat__Report *r = make_report("vulnerable_individual", "hull");
@@ -1619,8 +1524,8 @@ static void fanout_row(const char *metric, const fanout_result_t f[2], int decim
             snprintf(figures[i], sizeof figures[i], "%.*f%s", decimals, value(&f[i]), unit);
     }
     if (pass)
-        snprintf(results, sizeof results, "%s / %s", f[0].ran ? verdict(pass(&f[0])) : "-",
-                 f[1].ran ? verdict(pass(&f[1])) : "-");
+        snprintf(results, sizeof results, "%s / %s", f[0].ran ? bench_verdict(pass(&f[0])) : "-",
+                 f[1].ran ? bench_verdict(pass(&f[1])) : "-");
     printf("  %-42s %-13s %-13s %-8s %s\n", metric, figures[0], figures[1], target, results);
 }
 
@@ -1732,7 +1637,7 @@ static void print_target(const char *what, const path_result_t *a, const path_re
 {
     if (rate_of(a) > 0 && rate_of(b) > 0)
         printf("  %-44s %-10.3f %-10s %s\n", what, rate_of(a) / rate_of(b), ">= 1.0",
-               verdict(rate_of(a) >= rate_of(b)));
+               bench_verdict(rate_of(a) >= rate_of(b)));
 }
 
 static void print_targets(const path_result_t paths[N_PATHS])

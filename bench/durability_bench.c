@@ -60,6 +60,7 @@
 
 #include "caveat.h"
 #include "cv_policy.h"
+#include "bench_common.h"
 #include "harness.h"
 
 #define REPORT_BYTES       1024   /* target packed size of a report */
@@ -76,16 +77,9 @@
 /* ------------------------------------------------------------------------ */
 /*  Small utilities.                                                        */
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static double seconds_since(uint64_t from)
 {
-    uint64_t to = now_ns();
+    uint64_t to = bench_now_ns();
     return to > from ? (double)(to - from) * 1e-9 : 0.0;
 }
 
@@ -94,47 +88,6 @@ static void sleep_us(unsigned us)
     struct timespec ts = {.tv_sec = us / 1000000u, .tv_nsec = (long)(us % 1000000u) * 1000};
     while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
         ;
-}
-
-typedef struct {
-    char *data;
-    size_t len, cap;
-} text_t;
-
-static void add(text_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void add(text_t *t, const char *fmt, ...)
-{
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(t->data + t->len, t->cap - t->len, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-            abort();
-        if (t->len + (size_t)n < t->cap) {
-            t->len += (size_t)n;
-            return;
-        }
-        t->cap = (t->cap + (size_t)n) * 2 + 4096;
-        t->data = realloc(t->data, t->cap);
-        if (!t->data)
-            abort();
-    }
-}
-
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    text_t t = {0};
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-        add(&t, "%.*s", (int)n, buf);
-    fclose(f);
-    return t.data;
 }
 
 /*  CPU seconds (user + system) of a process, from /proc/PID/stat. */
@@ -254,25 +207,27 @@ static char *report_json(int narrative)
         "withdrawn",       "family members",  "reported concerns about",
         "online activity", "in closed groups"};
     text_t t = {0};
-    add(&t, "{\"id\": \"db-000000000000\", \"author\": \"PC 4471 Grant\", "
-            "\"created\": \"2026-11-20T09:30:00Z\", \"category\": \"vulnerable_individual\", "
-            "\"handling_level\": \"OFFICIAL-SENSITIVE\", \"grading\": {\"source\": \"B\", "
-            "\"intelligence\": \"2\", \"handling_code\": \"2\"}, \"priority\": \"ROUTINE\", "
-            "\"area\": \"hull\", \"subjects\": [{\"name\": \"Jordan Ellis\", "
-            "\"date_of_birth\": \"2009-04-01\", \"address\": \"14 Example Street, Hull\", "
-            "\"postcode\": \"HU3 2AB\", \"identifiers\": {\"pnc\": \"09/123456A\"}, "
-            "\"vulnerability_factors\": [\"isolation\", \"online contact\"]}], "
-            "\"location\": {\"name\": \"Community centre\", \"postcode\": \"HU3 2BQ\", "
-            "\"latitude\": 53.7443, \"longitude\": -0.3326}, \"summary\": \"durability_bench\", "
-            "\"narrative\": \"");
+    text_add(&t,
+             "{\"id\": \"db-000000000000\", \"author\": \"PC 4471 Grant\", "
+             "\"created\": \"2026-11-20T09:30:00Z\", \"category\": \"vulnerable_individual\", "
+             "\"handling_level\": \"OFFICIAL-SENSITIVE\", \"grading\": {\"source\": \"B\", "
+             "\"intelligence\": \"2\", \"handling_code\": \"2\"}, \"priority\": \"ROUTINE\", "
+             "\"area\": \"hull\", \"subjects\": [{\"name\": \"Jordan Ellis\", "
+             "\"date_of_birth\": \"2009-04-01\", \"address\": \"14 Example Street, Hull\", "
+             "\"postcode\": \"HU3 2AB\", \"identifiers\": {\"pnc\": \"09/123456A\"}, "
+             "\"vulnerability_factors\": [\"isolation\", \"online contact\"]}], "
+             "\"location\": {\"name\": \"Community centre\", \"postcode\": \"HU3 2BQ\", "
+             "\"latitude\": 53.7443, \"longitude\": -0.3326}, \"summary\": \"durability_bench\", "
+             "\"narrative\": \"");
     for (int i = 0, len = 0; len < narrative; i++) {
         const char *w = words[i % (int)(sizeof words / sizeof *words)];
-        add(&t, "%s ", w);
+        text_add(&t, "%s ", w);
         len += (int)strlen(w) + 1;
     }
-    add(&t, "end.\", \"source\": {\"type\": \"patrol\", \"reference\": \"SR/2026/0441\", "
-            "\"notes\": \"reliable in the past\"}, \"indicators\": [\"online_radicalisation\"], "
-            "\"tension\": {\"level\": 3, \"trend\": \"rising\"}, \"caveats\": [\"POLICE ONLY\"]}");
+    text_add(&t,
+             "end.\", \"source\": {\"type\": \"patrol\", \"reference\": \"SR/2026/0441\", "
+             "\"notes\": \"reliable in the past\"}, \"indicators\": [\"online_radicalisation\"], "
+             "\"tension\": {\"level\": 3, \"trend\": \"rising\"}, \"caveats\": [\"POLICE ONLY\"]}");
     return t.data;
 }
 
@@ -386,19 +341,6 @@ static bool make_key(harness_t *h, const char *name, char public_key[41])
 }
 
 /*  text with every "${name}" replaced by value (malloc'd). */
-static char *substitute(const char *text, const char *name, const char *value)
-{
-    char pattern[96];
-    snprintf(pattern, sizeof pattern, "${%s}", name);
-    text_t t = {0};
-    const char *at;
-    while ((at = strstr(text, pattern))) {
-        add(&t, "%.*s%s", (int)(at - text), text, value);
-        text = at + strlen(pattern);
-    }
-    add(&t, "%s", text);
-    return t.data;
-}
 
 /*  A harness directory with fresh keys for the broker and both agencies,
  *  and bench/data/throughput.yaml with their public keys: everything the
@@ -407,10 +349,11 @@ static harness_t *bench_harness(char *note, size_t size)
 {
     static const char *const agencies[] = {"bench-publisher", "bench-subscriber"};
     harness_t *h = harness_new();
-    char *policy = read_file(BENCH_DATA_DIR "/throughput.yaml"), key[41];
+    char *policy = bench_read_file(BENCH_DATA_DIR "/throughput.yaml"), key[41];
     bool ok = h && policy && make_key(h, "broker", key);
     for (int i = 0; ok && i < 2; i++) {
-        char *next = make_key(h, agencies[i], key) ? substitute(policy, agencies[i], key) : NULL;
+        char *next =
+            make_key(h, agencies[i], key) ? bench_substitute(policy, agencies[i], key) : NULL;
         free(policy);
         policy = next;
         ok = policy != NULL;
@@ -423,12 +366,6 @@ static harness_t *bench_harness(char *note, size_t size)
     if (!ok)
         harness_destroy(&h);
     return h;
-}
-
-static bool start_broker(harness_t *h, const char *sync)
-{
-    const char *extra[] = {"--sync", sync, NULL};
-    return harness_start(h, extra);
 }
 
 /*  When a phase went wrong: the end of caveatd's log, before the harness
@@ -492,8 +429,8 @@ static void caveat_publish_loop(const options_t *opt, cv_client_t *c, const char
 {
     pool_t pool;
     pool_init(&pool, (size_t)opt->batch);
-    uint64_t t0 = now_ns(), end = t0 + (uint64_t)(opt->seconds * 1e9);
-    while (now_ns() < end && !r->note[0])
+    uint64_t t0 = bench_now_ns(), end = t0 + (uint64_t)(opt->seconds * 1e9);
+    while (bench_now_ns() < end && !r->note[0])
         if (publish_pool(c, &pool, pool.n, run, r->published, r->note, sizeof r->note))
             r->published += pool.n;
     r->seconds = seconds_since(t0);
@@ -507,7 +444,7 @@ static void measure_caveatd(const options_t *opt, const char *sync, path_result_
         return;
     cv_error_t err = {""};
     cv_client_t *c = NULL;
-    if (!start_broker(h, sync)) {
+    if (!bench_start_broker(h, sync)) {
         snprintf(r->note, sizeof r->note, "caveatd did not start");
     } else if (!(c = harness_client(h, "bench-publisher", NULL, 0, &err))) {
         snprintf(r->note, sizeof r->note, "client: %.300s", err.msg);
@@ -532,39 +469,10 @@ static void measure_caveatd(const options_t *opt, const char *sync, path_result_
 
 /*  The program's path on PATH (Debian puts nats-server in /usr/sbin, which
  *  a normal user's PATH may lack, so that is tried too), or NULL. */
-static char *find_program(const char *name)
-{
-    const char *path = getenv("PATH");
-    text_t dirs = {0};
-    add(&dirs, "%s:/usr/sbin:/usr/local/sbin", path ? path : "/usr/bin:/bin");
-    char *save = NULL, *found = NULL;
-    for (char *dir = strtok_r(dirs.data, ":", &save); dir && !found;
-         dir = strtok_r(NULL, ":", &save)) {
-        char candidate[4096];
-        snprintf(candidate, sizeof candidate, "%s/%s", dir, name);
-        if (access(candidate, X_OK) == 0)
-            found = strdup(candidate);
-    }
-    free(dirs.data);
-    return found;
-}
 
 #ifdef HAVE_LIBNATS
 
 /*  A loopback port nobody is listening on now. */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
 
 typedef struct {
     char dir[64];
@@ -603,7 +511,7 @@ static bool write_nats_config(const nats_server_t *n, int port)
 
 static bool nats_server_start(nats_server_t *n, const char *program)
 {
-    int port = free_port();
+    int port = bench_free_port();
     if (port < 0 || !write_nats_config(n, port))
         return false;
     snprintf(n->url, sizeof n->url, "tls://127.0.0.1:%d", port);
@@ -715,8 +623,8 @@ static void js_publish_loop(const options_t *opt, jsCtx *js, js_acks_t *acks, pa
     uint8_t *payload = malloc((size_t)len);
     caveat__report__pack(report, payload);
     caveat__report__free_unpacked(report, NULL);
-    uint64_t t0 = now_ns(), end = t0 + (uint64_t)(opt->seconds * 1e9), sent = 0;
-    while (now_ns() < end && !r->note[0]) {
+    uint64_t t0 = bench_now_ns(), end = t0 + (uint64_t)(opt->seconds * 1e9), sent = 0;
+    while (bench_now_ns() < end && !r->note[0]) {
         natsStatus s = js_batch(js, payload, len, opt->batch, sent);
         sent += (uint64_t)opt->batch;
         if (s != NATS_OK)
@@ -757,7 +665,7 @@ static void js_session(const options_t *opt, nats_server_t *srv, path_result_t *
 
 static void measure_jetstream(const options_t *opt, path_result_t *r)
 {
-    char *program = find_program("nats-server"), *openssl = find_program("openssl");
+    char *program = bench_find_program("nats-server"), *openssl = bench_find_program("openssl");
     nats_server_t srv = {.pid = 0};
     snprintf(srv.dir, sizeof srv.dir, "/tmp/durabench-nats-XXXXXX");
     bool made = false;
@@ -789,7 +697,7 @@ static void measure_jetstream(const options_t *opt, path_result_t *r)
 static void measure_jetstream(const options_t *opt, path_result_t *r)
 {
     (void)opt;
-    char *program = find_program("nats-server");
+    char *program = bench_find_program("nats-server");
     snprintf(r->note, sizeof r->note, "%s",
              program ? "nats-server: built without libnats (libnats-dev), skipped"
                      : "nats-server: not installed, skipped");
@@ -811,7 +719,7 @@ static void fill(const options_t *opt, harness_t *h, cv_client_t *c, backlog_res
     pid_t pid = harness_pid(h);
     double cpu0 = process_cpu(pid);
     sampler_start(&sampler, pid);
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     while (r->filled < r->wanted && seconds_since(t0) < opt->limit && !r->note[0]) {
         size_t n = r->wanted - r->filled < pool.n ? (size_t)(r->wanted - r->filled) : pool.n;
         if (publish_pool(c, &pool, n, "backlog", r->filled, r->note, sizeof r->note))
@@ -871,14 +779,14 @@ static double evict_store(harness_t *h)
  *  returns fork+exec..ready in seconds, or -1. */
 static double restart(harness_t *h, double *cached, double *stop_s)
 {
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     harness_stop(h);
     if (stop_s)
         *stop_s = seconds_since(t0);
     if (cached)
         *cached = evict_store(h);
-    t0 = now_ns();
-    return start_broker(h, "full") ? seconds_since(t0) : -1;
+    t0 = bench_now_ns();
+    return bench_start_broker(h, "full") ? seconds_since(t0) : -1;
 }
 
 /*  Each report id once, all of them ours. */
@@ -937,7 +845,7 @@ static void drain(harness_t *h, double limit, backlog_result_t *r)
     sampler_t sampler;
     double cpu0 = process_cpu(pid);
     sampler_start(&sampler, pid);
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     cv_error_t err = {""};
     cv_client_t *c = harness_client(h, "bench-subscriber", NULL, DRAIN_CREDIT, &err);
     if (c)
@@ -984,7 +892,7 @@ static void measure_backlog(const options_t *opt, backlog_result_t *r)
         return;
     cv_error_t err = {""};
     cv_client_t *publisher = NULL;
-    if (!start_broker(h, opt->fill_sync))
+    if (!bench_start_broker(h, opt->fill_sync))
         snprintf(r->note, sizeof r->note, "caveatd did not start");
     else if (!(publisher = harness_client(h, "bench-publisher", NULL, 0, &err)))
         snprintf(r->note, sizeof r->note, "client: %.300s", err.msg);
@@ -998,11 +906,6 @@ static void measure_backlog(const options_t *opt, backlog_result_t *r)
 
 /* ------------------------------------------------------------------------ */
 /*  Output.                                                                 */
-
-static const char *verdict(bool pass)
-{
-    return pass ? "pass" : "FAIL";
-}
 
 static double rate_of(const path_result_t *r)
 {
@@ -1036,7 +939,7 @@ static void print_ratio(const char *what, const path_result_t *a, const path_res
     double ratio = rate_of(a) / rate_of(b);
     if (target)
         printf("  %-36s %-8.3f >= %.2f   %s\n", what, ratio, RATIO_TARGET,
-               verdict(ratio >= RATIO_TARGET));
+               bench_verdict(ratio >= RATIO_TARGET));
     else
         printf("  %-36s %.3f\n", what, ratio);
 }
@@ -1075,14 +978,14 @@ static void row_mb(const char *metric, long kb, bool target)
     char value[48];
     snprintf(value, sizeof value, kb < 0 ? "-" : "%.1f MB", kb_to_mb(kb));
     row(metric, value, target ? "< 200 MB" : "",
-        target ? verdict(kb >= 0 && kb < RSS_TARGET_KB) : "");
+        target ? bench_verdict(kb >= 0 && kb < RSS_TARGET_KB) : "");
 }
 
 static void row_restart(const char *metric, double s)
 {
     char value[48];
     snprintf(value, sizeof value, s < 0 ? "did not start" : "%.3f s", s);
-    row(metric, value, "< 2 s", verdict(s >= 0 && s < RESTART_TARGET_S));
+    row(metric, value, "< 2 s", bench_verdict(s >= 0 && s < RESTART_TARGET_S));
 }
 
 static void print_fill(const options_t *opt, const backlog_result_t *r)
@@ -1124,7 +1027,7 @@ static void print_restart_drain(const backlog_result_t *r)
     row("drain: Hello to first delivery", value, "", "");
     snprintf(value, sizeof value, "%" PRIu64 " of %" PRIu64, r->received, r->filled);
     row("drain: distinct reports received", value, "all",
-        verdict(r->received == r->filled && !r->duplicates && !r->foreign));
+        bench_verdict(r->received == r->filled && !r->duplicates && !r->foreign));
     snprintf(value, sizeof value, "%" PRIu64 " / %" PRIu64, r->duplicates, r->foreign);
     row("drain: duplicates / ids not ours", value, "0 / 0", "");
     snprintf(value, sizeof value, "%.1f s, %.0f/s", r->drain_s,

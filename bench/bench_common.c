@@ -1,0 +1,109 @@
+/*  bench_common.c: what the broker benchmarks share. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench_common.h"
+
+void text_add(text_t *t, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(t->data + t->len, t->cap - t->len, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            abort();
+        if (t->len + (size_t)n < t->cap) {
+            t->len += (size_t)n;
+            return;
+        }
+        t->cap = (t->cap + (size_t)n) * 2 + 4096;
+        t->data = realloc(t->data, t->cap);
+        if (!t->data)
+            abort();
+    }
+}
+
+char *bench_find_program(const char *name)
+{
+    const char *path = getenv("PATH");
+    text_t dirs = {0};
+    text_add(&dirs, "%s:/usr/sbin:/usr/local/sbin", path ? path : "/usr/bin:/bin");
+    char *save = NULL, *found = NULL;
+    for (char *dir = strtok_r(dirs.data, ":", &save); dir && !found;
+         dir = strtok_r(NULL, ":", &save)) {
+        char candidate[4096];
+        snprintf(candidate, sizeof candidate, "%s/%s", dir, name);
+        if (access(candidate, X_OK) == 0)
+            found = strdup(candidate);
+    }
+    free(dirs.data);
+    return found;
+}
+
+int bench_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+uint64_t bench_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+char *bench_read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    text_t t = {0};
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        text_add(&t, "%.*s", (int)n, buf);
+    fclose(f);
+    return t.data;
+}
+
+char *bench_substitute(const char *text, const char *name, const char *value)
+{
+    char pattern[96];
+    snprintf(pattern, sizeof pattern, "${%s}", name);
+    text_t t = {0};
+    const char *at;
+    while ((at = strstr(text, pattern))) {
+        text_add(&t, "%.*s%s", (int)(at - text), text, value);
+        text = at + strlen(pattern);
+    }
+    text_add(&t, "%s", text);
+    return t.data;
+}
+
+const char *bench_verdict(bool pass)
+{
+    return pass ? "pass" : "FAIL";
+}
+
+bool bench_start_broker(harness_t *h, const char *sync)
+{
+    const char *extra[] = {"--sync", sync, NULL};
+    return harness_start(h, extra);
+}

@@ -1,0 +1,34 @@
+/*  bench_common.h: what the broker benchmarks share: a growing text
+ *  buffer, clocks, finding programs and free ports, starting caveatd. */
+#ifndef CV_BENCH_COMMON_H
+#define CV_BENCH_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "harness.h"
+
+typedef struct {
+    char *data;
+    size_t len, cap;
+} text_t;
+
+/*  Appends printf-style text, growing the buffer (aborts when out of memory). */
+void text_add(text_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*  CLOCK_MONOTONIC in nanoseconds. */
+uint64_t bench_now_ns(void);
+/*  The program's path on PATH, /usr/sbin and /usr/local/sbin, or NULL (malloc'd). */
+char *bench_find_program(const char *name);
+/*  A TCP port on 127.0.0.1 free at the moment of asking, or -1. */
+int bench_free_port(void);
+/*  A whole file, NUL-terminated (malloc'd), or NULL. */
+char *bench_read_file(const char *path);
+/*  text with every ${name} replaced by value (malloc'd). */
+char *bench_substitute(const char *text, const char *name, const char *value);
+const char *bench_verdict(bool pass);
+/*  caveatd through the harness, with --sync SYNC. */
+bool bench_start_broker(harness_t *h, const char *sync);
+
+#endif
