@@ -20,30 +20,6 @@ int cli_error(int status, const char *fmt, ...)
     return status;
 }
 
-char *cli_read_file(const char *path, size_t *len)
-{
-    FILE *file = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    if (!file)
-        return NULL;
-    char *buf = NULL;
-    size_t size = 0;
-    FILE *mem = open_memstream(&buf, &size);
-    char chunk[8192];
-    size_t n;
-    while (mem && (n = fread(chunk, 1, sizeof chunk, file)) > 0)
-        fwrite(chunk, 1, n, mem);
-    int failed = ferror(file);
-    if (file != stdin)
-        fclose(file);
-    if (!mem || fclose(mem) != 0 || failed) {
-        free(buf);
-        errno = EIO;
-        return NULL;
-    }
-    *len = size;
-    return buf;
-}
-
 const char *cli_take_option(int *argc, char **argv, const char *name, bool *missing)
 {
     for (int i = 1; i < *argc; i++) {

@@ -16,10 +16,6 @@ enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2 };
 /*  Prints "caveat: ..." on stderr; returns status for "return cli_error()". */
 int cli_error(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/*  Reads a whole file ("-" for stdin) into a NUL-terminated malloc'd
- *  buffer; NULL with errno set on failure. */
-char *cli_read_file(const char *path, size_t *len);
-
 /*  Finds "--name VALUE" in argv, removing both; NULL when absent. Returns
  *  "" and sets *missing when the flag has no value. */
 const char *cli_take_option(int *argc, char **argv, const char *name, bool *missing);

@@ -61,7 +61,7 @@ static int policy_diff(int argc, char **argv)
 Caveat__Report *cli_load_report(const cv_policy_t *policy, const char *path)
 {
     size_t len;
-    char *buf = cli_read_file(path, &len);
+    char *buf = cv_read_file(path, &len);
     if (!buf) {
         cli_error(CLI_USAGE, "%s: cannot read", path);
         return NULL;

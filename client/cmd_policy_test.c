@@ -334,7 +334,7 @@ static bool read_report(const runner_t *r, case_t *c)
             return bad(r, at(c, K_REPORT), "report: expected a file name or a mapping");
         char *path = report_path(r->file, text);
         size_t len;
-        char *buf = cli_read_file(path, &len);
+        char *buf = cv_read_file(path, &len);
         if (!buf) {
             bad(r, node, "report: %s: %s", path, strerror(errno));
             free(path);
@@ -738,7 +738,7 @@ static void run_case(const runner_t *r, case_t *c, cv_decision_t *decision)
 static struct fy_document *load_cases(const char *path, char **buf_p)
 {
     size_t len;
-    char *buf = *buf_p = cli_read_file(path, &len);
+    char *buf = *buf_p = cv_read_file(path, &len);
     if (!buf) {
         cli_error(CLI_USAGE, "%s: %s", path, strerror(errno));
         return NULL;

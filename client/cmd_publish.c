@@ -192,7 +192,7 @@ int cmd_publish(int argc, char **argv)
     const char *path = argc == 2 ? argv[1] : "-";
     const char *name = strcmp(path, "-") == 0 ? "<stdin>" : path;
     size_t len = 0;
-    char *buf = cli_read_file(path, &len);
+    char *buf = cv_read_file(path, &len);
     if (!buf)
         return cli_error(CLI_USAGE, "%s: %s", name, strerror(errno));
     reports_t reports = {0};

@@ -221,7 +221,7 @@ static bool read_delivery(receipts_t *all, const char *label, const char *line, 
 static bool read_receipts(receipts_t *all, const char *label, const char *file)
 {
     size_t len;
-    char *text = cli_read_file(file, &len);
+    char *text = cv_read_file(file, &len);
     if (!text)
         return cli_error(CLI_USAGE, "%s: cannot read", file), false;
     bool ok = true;

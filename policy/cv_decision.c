@@ -659,29 +659,6 @@ static void compute_grants(cv_decision_t *self)
  *  what is granted, masking on the way. Nothing withheld is ever copied, so
  *  no withheld byte can reach the packed view.                             */
 
-static size_t scalar_size(ProtobufCType type)
-{
-    switch (type) {
-    case PROTOBUF_C_TYPE_INT64:
-    case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_SFIXED64:
-    case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64:
-    case PROTOBUF_C_TYPE_DOUBLE:
-        return 8;
-    case PROTOBUF_C_TYPE_BOOL:
-        return sizeof(protobuf_c_boolean);
-    case PROTOBUF_C_TYPE_STRING:
-        return sizeof(char *);
-    case PROTOBUF_C_TYPE_BYTES:
-        return sizeof(ProtobufCBinaryData);
-    case PROTOBUF_C_TYPE_MESSAGE:
-        return sizeof(ProtobufCMessage *);
-    default:
-        return 4;
-    }
-}
-
 /*  Zeroed memory from the arena, which grows by blocks. */
 static void *arena_alloc(cv_decision_t *self, size_t size)
 {
@@ -852,7 +829,7 @@ static bool copy_value(cv_decision_t *self, int node, const void *src_value, voi
     case PROTOBUF_C_TYPE_BYTES: /* no report field is bytes: withhold rather than guess */
         return false;
     default:
-        memcpy(dst_value, src_value, scalar_size(n->field->type));
+        memcpy(dst_value, src_value, cv_slot_size(n->field->type));
         return true;
     }
 }
@@ -863,7 +840,7 @@ static void copy_repeated(cv_decision_t *self, int node, const ProtobufCMessage 
     const ProtobufCFieldDescriptor *f = self->nodes[node].field;
     size_t n = *(const size_t *)((const char *)src + f->quantifier_offset);
     const char *from = *(char *const *)((const char *)src + f->offset);
-    size_t size = scalar_size(f->type);
+    size_t size = cv_slot_size(f->type);
     if (n == 0)
         return;
     prefetch_values(f, from, n);
@@ -1166,7 +1143,7 @@ static void pack_field(cv_decision_t *self, int node, const ProtobufCMessage *sr
         const char *values = *(char *const *)member;
         prefetch_values(f, values, n);
         for (size_t i = n; i-- > 0;)
-            if (prepend_value(self, node, values + i * scalar_size(f->type))) {
+            if (prepend_value(self, node, values + i * cv_slot_size(f->type))) {
                 prepend_tag(self, f);
                 kept++;
             }

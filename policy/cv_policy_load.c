@@ -1089,23 +1089,10 @@ cv_policy_t *cv_policy_load_buffer(const char *buf, size_t len, const char *name
 
 cv_policy_t *cv_policy_load_file(const char *path, const uint8_t *pseudonym_key, cv_error_t *err)
 {
-    FILE *file = fopen(path, "rb");
-    if (!file) {
-        cv_error_set(err, path, 0, 0, "cannot open: %s", strerror(errno));
-        return NULL;
-    }
-    char *buf = NULL;
     size_t size = 0;
-    FILE *mem = open_memstream(&buf, &size);
-    char chunk[8192];
-    size_t n;
-    while (mem && (n = fread(chunk, 1, sizeof chunk, file)) > 0)
-        fwrite(chunk, 1, n, mem);
-    bool read_error = ferror(file);
-    fclose(file);
-    if (!mem || fclose(mem) != 0 || read_error) {
-        free(buf);
-        cv_error_set(err, path, 0, 0, "cannot read");
+    char *buf = cv_read_file(path, &size);
+    if (!buf) {
+        cv_error_set(err, path, 0, 0, "cannot open: %s", strerror(errno));
         return NULL;
     }
     cv_policy_t *policy = cv_policy_load_buffer(buf, size, path, pseudonym_key, err);

@@ -126,7 +126,7 @@ static bool is_map_field(const ProtobufCFieldDescriptor *f)
            strcmp(d->fields[0].name, "key") == 0 && strcmp(d->fields[1].name, "value") == 0;
 }
 
-static size_t slot_size(ProtobufCType type)
+size_t cv_slot_size(ProtobufCType type)
 {
     switch (type) {
     case PROTOBUF_C_TYPE_INT64:
@@ -175,7 +175,7 @@ static bool field_present(const ProtobufCMessage *msg, const ProtobufCFieldDescr
         return *(protobuf_c_boolean *)member(msg, f->quantifier_offset);
     if (f->label == PROTOBUF_C_LABEL_NONE) {
         static const char zero[sizeof(ProtobufCBinaryData)];
-        return memcmp(member(msg, f->offset), zero, slot_size(f->type)) != 0;
+        return memcmp(member(msg, f->offset), zero, cv_slot_size(f->type)) != 0;
     }
     return true;
 }
@@ -596,7 +596,7 @@ static bool read_repeated(reader_t *r, int index, ProtobufCMessage *msg,
     int count = fy_node_sequence_item_count(node);
     if (count <= 0)
         return true;
-    size_t size = slot_size(f->type);
+    size_t size = cv_slot_size(f->type);
     char *items = calloc((size_t)count, size);
     if (!items)
         return fail(r, node, "out of memory");
@@ -1102,7 +1102,7 @@ static void emit_map(out_t *o, const ProtobufCFieldDescriptor *f, ProtobufCMessa
 static void emit_array(out_t *o, const ProtobufCFieldDescriptor *f, const char *items, size_t n,
                        int depth)
 {
-    size_t size = slot_size(f->type);
+    size_t size = cv_slot_size(f->type);
     put(o, "[", 1);
     for (size_t i = 0; i < n; i++) {
         if (i)

@@ -30,6 +30,10 @@ typedef struct {
 void cv_error_set(cv_error_t *err, const char *file, int line, int col, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+/*  Reads a whole file ("-": standard input) into a NUL-terminated malloc'd
+ *  buffer; NULL with errno set on failure.                                 */
+char *cv_read_file(const char *path, size_t *len);
+
 /* ------------------------------------------------------------------------ */
 /*  Schema: every field path of a message type, in pre-order.
  *
@@ -80,6 +84,10 @@ bool cv_format_valid(cv_format_t format, const char *text);
 
 /*  An RFC 3339 timestamp as unix seconds (UTC); false when not valid.     */
 bool cv_timestamp_parse(const char *text, int64_t *unix_seconds);
+
+/*  The size of one value of a field of this type inside a protobuf-c
+ *  message (and of one element of a repeated field's array).             */
+size_t cv_slot_size(ProtobufCType type);
 
 /*  The values at leaf node in msg, as text: every element under every repeated
  *  parent, in order. Strings as they are, numbers in their JSON form, enums

@@ -72,28 +72,6 @@ static char *text_of(const ProtobufCFieldDescriptor *f, const void *value)
     return rc < 0 ? NULL : out;
 }
 
-static size_t value_size(ProtobufCType type)
-{
-    switch (type) {
-    case PROTOBUF_C_TYPE_INT64:
-    case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_SFIXED64:
-    case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64:
-    case PROTOBUF_C_TYPE_DOUBLE:
-        return 8;
-    case PROTOBUF_C_TYPE_STRING:
-    case PROTOBUF_C_TYPE_MESSAGE:
-        return sizeof(void *);
-    case PROTOBUF_C_TYPE_BYTES:
-        return sizeof(ProtobufCBinaryData);
-    case PROTOBUF_C_TYPE_BOOL:
-        return sizeof(protobuf_c_boolean);
-    default:
-        return 4;
-    }
-}
-
 /*  chain[0..depth] are the nodes from the top-level field down to the
  *  wanted one; walk msg along it, visiting every repeated element. */
 static void collect(const cv_schema_t *schema, const ProtobufCMessage *msg, const int *chain,
@@ -113,7 +91,7 @@ static void collect(const cv_schema_t *schema, const ProtobufCMessage *msg, cons
         count = *(const protobuf_c_boolean *)((const char *)msg + f->quantifier_offset) != 0;
     }
     for (size_t i = 0; i < count; i++) {
-        const void *value = items + i * value_size(f->type);
+        const void *value = items + i * cv_slot_size(f->type);
         if (depth == last)
             add(out, text_of(f, value));
         else
