@@ -59,6 +59,7 @@ typedef struct {
     bool publish_only; /* Hello.credit 0: no queue, no deliveries */
     int64_t progress;  /* when it last acknowledged, or was first sent to (ms) */
     int64_t queue;     /* the store\'s id of (agency, feed); -1 until resolved */
+    uint64_t last_seq; /* the queue's highest seq given: read when queue resolves, then kept */
 } session_t;
 
 /*  An admin request that needs the store to itself (backup, purge): it
@@ -94,6 +95,14 @@ struct cv_broker_t {
         Caveat__Report *report;
     } cache[REPORT_CACHE]; /* a report fanned out to many is read and unpacked once */
     cv_decision_t *decision;
+    struct {
+        void *view; /* one packed view */
+        size_t view_cap;
+        void *bytes; /* the pump's packed deliveries */
+        size_t cap, used;
+        void *rules; /* char *: one delivery's rule names, borrowed from the policy */
+        size_t rules_cap;
+    } pack; /* reused, so delivering mallocs nothing once warm */
     struct {
         uint64_t published, refused, delivered, resent, dropped, revoked, reloads, reload_failures,
             purged;
@@ -305,6 +314,9 @@ void cv_broker_destroy(cv_broker_t **self_p)
     cv_store_close(&self->store);
     cv_policy_destroy(&self->policy);
     cv_decision_destroy(&self->decision);
+    free(self->pack.view);
+    free(self->pack.bytes);
+    free(self->pack.rules);
     sodium_memzero(self->pseudonym_key, sizeof self->pseudonym_key);
     free(self);
     *self_p = NULL;
@@ -318,16 +330,22 @@ const char *cv_broker_endpoint(const cv_broker_t *self)
 /* ------------------------------------------------------------------------ */
 /*  Sending.                                                                */
 
-static zmsg_t *frame_message(const zframe_t *routing, const Caveat__Wire__Frame *frame)
+/*  A Frame, or a PackedFrame (the same on the wire), to routing. */
+static zmsg_t *message_to(const zframe_t *routing, const ProtobufCMessage *frame)
 {
-    size_t size = caveat__wire__frame__get_packed_size(frame);
+    size_t size = protobuf_c_message_get_packed_size(frame);
     zframe_t *body = zframe_new(NULL, size);
-    caveat__wire__frame__pack(frame, zframe_data(body));
+    protobuf_c_message_pack(frame, zframe_data(body));
     zmsg_t *msg = zmsg_new();
     zframe_t *to = zframe_dup((zframe_t *)routing);
     zmsg_append(msg, &to);
     zmsg_append(msg, &body);
     return msg;
+}
+
+static zmsg_t *frame_message(const zframe_t *routing, const Caveat__Wire__Frame *frame)
+{
+    return message_to(routing, &frame->base);
 }
 
 /*  Sends now; a peer that is gone or full loses the message (counted). */
@@ -613,6 +631,22 @@ static void accept_report(cv_broker_t *self, const char *sender, Caveat__Report 
         set_result(result, CAVEAT__WIRE__STATUS__OK, report->id, NULL);
 }
 
+/*  A refusal is logged with its status; the reason may quote the report
+ *  (a claimed originator, an unknown category), so only at debug level. */
+static void log_result(const cv_broker_t *self, const char *sender,
+                       const Caveat__Wire__PublishResult *result)
+{
+    const ProtobufCEnumValue *status =
+        protobuf_c_enum_descriptor_get_value(&caveat__wire__status__descriptor, result->status);
+    bool ok = result->status == CAVEAT__WIRE__STATUS__OK;
+    say(self, ok, "publish from %s: %s %s", sender, result->report_id,
+        ok       ? "stored"
+        : status ? status->name
+                 : "refused");
+    if (!ok && result->reason)
+        say(self, true, "publish from %s: %s: %s", sender, result->report_id, result->reason);
+}
+
 static void on_publish(cv_broker_t *self, const zframe_t *routing, const char *sender,
                        Caveat__Wire__Publish *publish)
 {
@@ -636,10 +670,7 @@ static void on_publish(cv_broker_t *self, const zframe_t *routing, const char *s
             self->stats.published++;
         else
             self->stats.refused++;
-        say(self, result->status != CAVEAT__WIRE__STATUS__OK ? false : true,
-            "publish from %s: %s %s%s%s", sender, result->report_id,
-            result->status == CAVEAT__WIRE__STATUS__OK ? "stored" : "refused",
-            result->reason ? ": " : "", result->reason ? result->reason : "");
+        log_result(self, sender, result);
     }
     zlistx_add_end(self->pending_acks, pending);
 }
@@ -647,23 +678,31 @@ static void on_publish(cv_broker_t *self, const zframe_t *routing, const char *s
 /* ------------------------------------------------------------------------ */
 /*  Delivering.                                                             */
 
-static void free_delivery(Caveat__Wire__Delivery *d)
+/*  A delivery packed in self->pack.bytes (an offset: the buffer grows). */
+typedef struct {
+    size_t off, len;
+} packed_t;
+
+/*  Grows *buf to at least want bytes. */
+static bool reserve(void **buf, size_t *cap, size_t want)
 {
-    if (d->report)
-        protobuf_c_message_free_unpacked(&d->report->base, NULL);
-    d->report = NULL;
-    for (size_t i = 0; i < d->n_rules; i++)
-        free(d->rules[i]);
-    free(d->rules);
-    free(d->report_id);
-    free(d->feed);
-    free(d);
+    if (want <= *cap)
+        return true;
+    size_t grown = *cap ? *cap : 4096;
+    while (grown < want)
+        grown *= 2;
+    void *bigger = realloc(*buf, grown);
+    if (!bigger)
+        return false;
+    *buf = bigger;
+    *cap = grown;
+    return true;
 }
 
 /*  Decides one queued report for the session's agency with the policy in
- *  force now; NULL when it no longer goes to this queue. */
-static Caveat__Wire__Delivery *decide_entry(cv_broker_t *self, const session_t *s,
-                                            const cv_entry_ref_t *entry)
+ *  force now; the report, or NULL when it no longer goes to this queue. */
+static const Caveat__Report *decide_entry(cv_broker_t *self, const session_t *s,
+                                          const cv_entry_ref_t *entry)
 {
     const Caveat__Report *report = report_at(self, entry->report);
     int agency = cv_policy_agency_find(self->policy, s->agency);
@@ -671,67 +710,109 @@ static Caveat__Wire__Delivery *decide_entry(cv_broker_t *self, const session_t *
         !cv_policy_decide(self->policy, report, agency, NULL, self->decision))
         return NULL;
     const char *feed = cv_decision_feed(self->decision);
-    if (strcmp(feed ? feed : "", s->feed) != 0)
-        return NULL;
-    Caveat__Wire__Delivery *d = calloc(1, sizeof *d);
-    caveat__wire__delivery__init(d);
-    d->report_id = strdup(report->id);
-    d->feed = feed ? strdup(feed) : NULL;
-    d->n_rules = (size_t)cv_decision_entry_count(self->decision);
-    d->rules = calloc(d->n_rules + 1, sizeof *d->rules);
-    for (size_t i = 0; i < d->n_rules; i++)
-        d->rules[i] = strdup(cv_decision_entry_name(self->decision, (int)i));
-    d->report = cv_decision_view(self->decision, report);
-    return d;
+    return strcmp(feed ? feed : "", s->feed) == 0 ? report : NULL;
 }
 
-/*  Adds the deliveries to the outbox, as frames of at most
- *  DELIVER_BATCH_SIZE bytes. */
-static void post_deliveries(cv_broker_t *self, const session_t *s, Caveat__Wire__Delivery **items,
-                            size_t n)
+/*  Packs the view of report under the last decision into pack.view,
+ *  without building it; its size, 0 when it cannot. */
+static size_t pack_view(cv_broker_t *self, const Caveat__Report *report)
 {
+    size_t size = cv_decision_pack(self->decision, report, self->pack.view, self->pack.view_cap);
+    if (size <= self->pack.view_cap)
+        return size;
+    if (!reserve(&self->pack.view, &self->pack.view_cap, size))
+        return 0;
+    return cv_decision_pack(self->decision, report, self->pack.view, self->pack.view_cap);
+}
+
+/*  Appends the Delivery of report under the last decision, packed, to
+ *  pack.bytes. Strings are borrowed: protobuf-c only reads them here, and
+ *  the report may leave the cache before the frame is packed. */
+static bool pack_delivery(cv_broker_t *self, const Caveat__Report *report, uint64_t seq,
+                          packed_t *out)
+{
+    size_t view = pack_view(self, report);
+    size_t n_rules = (size_t)cv_decision_entry_count(self->decision);
+    if (!view || !reserve(&self->pack.rules, &self->pack.rules_cap, (n_rules + 1) * sizeof(char *)))
+        return false;
+    char **rules = self->pack.rules;
+    for (size_t i = 0; i < n_rules; i++)
+        rules[i] = (char *)cv_decision_entry_name(self->decision, (int)i);
+    Caveat__Wire__PackedDelivery d = CAVEAT__WIRE__PACKED_DELIVERY__INIT;
+    d.has_seq = d.has_report = true;
+    d.seq = seq;
+    d.report_id = (char *)report->id;
+    d.feed = (char *)cv_decision_feed(self->decision);
+    d.n_rules = n_rules;
+    d.rules = rules;
+    d.report.len = view;
+    d.report.data = self->pack.view;
+    size_t len = caveat__wire__packed_delivery__get_packed_size(&d);
+    if (!reserve(&self->pack.bytes, &self->pack.cap, self->pack.used + len))
+        return false;
+    out->off = self->pack.used;
+    out->len = len;
+    caveat__wire__packed_delivery__pack(&d, (uint8_t *)self->pack.bytes + self->pack.used);
+    self->pack.used += len;
+    return true;
+}
+
+/*  Adds the packed deliveries to the outbox, as frames of at most
+ *  DELIVER_BATCH_SIZE bytes. */
+static void post_deliveries(cv_broker_t *self, const session_t *s, const packed_t *items, size_t n)
+{
+    ProtobufCBinaryData all[256];
+    for (size_t i = 0; i < n; i++) {
+        all[i].data = (uint8_t *)self->pack.bytes + items[i].off;
+        all[i].len = items[i].len;
+    }
     size_t from = 0;
     while (from < n) {
         size_t to = from, bytes = 0;
         while (to < n && (to == from || bytes < DELIVER_BATCH_SIZE))
-            bytes += caveat__wire__delivery__get_packed_size(items[to++]);
-        Caveat__Wire__Deliver deliver = CAVEAT__WIRE__DELIVER__INIT;
+            bytes += all[to++].len;
+        Caveat__Wire__PackedDeliver deliver = CAVEAT__WIRE__PACKED_DELIVER__INIT;
         deliver.n_deliveries = to - from;
-        deliver.deliveries = items + from;
-        Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
-        frame.body_case = CAVEAT__WIRE__FRAME__BODY_DELIVER;
+        deliver.deliveries = all + from;
+        Caveat__Wire__PackedFrame frame = CAVEAT__WIRE__PACKED_FRAME__INIT;
+        frame.body_case = CAVEAT__WIRE__PACKED_FRAME__BODY_DELIVER;
         frame.deliver = &deliver;
-        zlistx_add_end(self->outbox, frame_message(s->routing, &frame));
+        zlistx_add_end(self->outbox, message_to(s->routing, &frame.base));
         from = to;
     }
 }
 
-/*  Gives one queue entry its seq (or drops it when the policy no longer
- *  sends it); returns the delivery or NULL. */
-static Caveat__Wire__Delivery *prepare_entry(cv_broker_t *self, session_t *s,
-                                             const cv_entry_ref_t *entry, uint64_t *last_seq,
-                                             cv_error_t *err)
+/*  Packs one queue entry's delivery and gives the entry its seq, or drops
+ *  the entry when the policy no longer sends it. false: nothing to send
+ *  (out of memory leaves the entry as it was, for a later pump). */
+static bool prepare_entry(cv_broker_t *self, session_t *s, const cv_entry_ref_t *entry,
+                          uint64_t *last_seq, packed_t *out, cv_error_t *err)
 {
-    Caveat__Wire__Delivery *d = decide_entry(self, s, entry);
-    if (!d) {
+    const Caveat__Report *report = decide_entry(self, s, entry);
+    if (!report) {
         cv_store_drop(self->store, entry->entry, err);
-        return NULL;
+        return false;
     }
-    d->has_seq = true;
-    d->seq = entry->seq;
+    uint64_t seq = entry->seq ? entry->seq : *last_seq + 1;
+    if (!pack_delivery(self, report, seq, out))
+        return false;
     if (!entry->seq) {
-        d->seq = ++*last_seq;
-        cv_store_set_seq(self->store, entry->entry, d->seq, err);
+        *last_seq = seq;
+        cv_store_set_seq(self->store, entry->entry, seq, err);
     }
-    return d;
+    return true;
 }
 
 /*  The session's queue id, resolved (and the queue made) on first use. */
 static bool session_queue(cv_broker_t *self, session_t *s)
 {
     cv_error_t err;
-    if (s->queue < 0)
+    if (s->queue < 0) {
         s->queue = queue_id(self, s->agency, s->feed, &err);
+        /* one session per queue: after this read, only it gives seqs */
+        if (s->queue >= 0)
+            s->last_seq = cv_store_last_seq(self->store, s->queue);
+    }
     return s->queue >= 0;
 }
 
@@ -762,16 +843,17 @@ static void pump(cv_broker_t *self, session_t *s)
         s->dirty = room == 0; /* nothing more until credit comes back */
         return;
     }
-    uint64_t last_seq = cv_store_last_seq(self->store, s->queue);
-    Caveat__Wire__Delivery *items[256];
+    uint64_t last_seq = s->last_seq;
+    packed_t items[256];
     size_t sent = 0;
+    self->pack.used = 0;
     for (int i = 0; i < n; i++)
-        if ((items[sent] = prepare_entry(self, s, &entries[i], &last_seq, &err)))
+        if (prepare_entry(self, s, &entries[i], &last_seq, &items[sent], &err))
             sent++;
-    cv_store_set_last_seq(self->store, s->queue, last_seq, &err);
+    if (last_seq != s->last_seq) /* a resend gives no new seq */
+        cv_store_set_last_seq(self->store, s->queue, last_seq, &err);
+    s->last_seq = last_seq;
     post_deliveries(self, s, items, sent);
-    for (size_t i = 0; i < sent; i++)
-        free_delivery(items[i]);
     if (s->in_flight == 0)
         s->progress = zclock_mono(); /* the ack clock starts with the first in flight */
     s->in_flight += (uint32_t)sent;
@@ -784,7 +866,7 @@ static void on_ack(cv_broker_t *self, session_t *s, const Caveat__Wire__Delivery
     if (ack->has_credit && ack->credit)
         s->credit = ack->credit > MAX_CREDIT ? MAX_CREDIT : ack->credit;
     if (ack->has_up_to) {
-        if (!session_queue(self, s) || ack->up_to > cv_store_last_seq(self->store, s->queue)) {
+        if (!session_queue(self, s) || ack->up_to > s->last_seq) {
             send_error(self, s->routing, E_BAD_ACK, "acknowledges a seq never sent");
             return;
         }
