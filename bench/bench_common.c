@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "bench_common.h"
@@ -106,4 +107,45 @@ bool bench_start_broker(harness_t *h, const char *sync)
 {
     const char *extra[] = {"--sync", sync, NULL};
     return harness_start(h, extra);
+}
+
+/*  A throwaway P-256 certificate for 127.0.0.1 in n->dir (openssl CLI). */
+bool bench_nats_certificate(const nats_server_t *n)
+{
+    char command[1024];
+    snprintf(command, sizeof command,
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-keyout %s/server.key -out %s/server.pem -days 2 -subj /CN=localhost "
+             "-addext subjectAltName=DNS:localhost,IP:127.0.0.1 >%s/openssl.log 2>&1",
+             n->dir, n->dir, n->dir);
+    return system(command) == 0;
+}
+
+/*  nats-server on a free loopback port, configured by write_config. */
+bool bench_nats_start(nats_server_t *n, const char *program, nats_config_fn *write_config)
+{
+    int port = bench_free_port();
+    if (port < 0 || !write_config(n, port))
+        return false;
+    snprintf(n->url, sizeof n->url, "tls://127.0.0.1:%d", port);
+    n->pid = fork();
+    if (n->pid == 0) {
+        char conf[128], log[128];
+        snprintf(conf, sizeof conf, "%s/nats.conf", n->dir);
+        snprintf(log, sizeof log, "%s/nats.log", n->dir);
+        FILE *out = freopen(log, "w", stdout);
+        if (out)
+            dup2(STDOUT_FILENO, STDERR_FILENO);
+        execl(program, program, "-c", conf, (char *)NULL);
+        _exit(127);
+    }
+    return n->pid > 0;
+}
+
+void bench_remove_tree(const char *dir)
+{
+    char command[600];
+    snprintf(command, sizeof command, "rm -rf '%s'", dir);
+    if (system(command) != 0)
+        fprintf(stderr, "bench: could not remove %s\n", dir);
 }

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "harness.h"
 
@@ -28,7 +29,24 @@ char *bench_read_file(const char *path);
 /*  text with every ${name} replaced by value (malloc'd). */
 char *bench_substitute(const char *text, const char *name, const char *value);
 const char *bench_verdict(bool pass);
+/*  rm -rf DIR (a benchmark's own temporary directory). */
+void bench_remove_tree(const char *dir);
 /*  caveatd through the harness, with --sync SYNC. */
 bool bench_start_broker(harness_t *h, const char *sync);
+
+/*  A nats-server of a benchmark: its directory, URL and process. */
+typedef struct {
+    char dir[64];
+    char url[64];
+    pid_t pid;
+} nats_server_t;
+
+/*  Writes n->dir/nats.conf for a server on port. */
+typedef bool(nats_config_fn)(const nats_server_t *n, int port);
+
+/*  n->dir/server.key and server.pem: a throwaway certificate for TLS. */
+bool bench_nats_certificate(const nats_server_t *n);
+/*  Starts program (nats-server) with the configuration write_config writes. */
+bool bench_nats_start(nats_server_t *n, const char *program, nats_config_fn *write_config);
 
 #endif

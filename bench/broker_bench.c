@@ -848,25 +848,7 @@ static void measure_forwarder(const options_t *opt, path_result_t *r)
 
 #ifdef HAVE_LIBNATS
 
-/*  A loopback port nobody is listening on now. */
-
-typedef struct {
-    char dir[64];
-    char url[64];
-    pid_t pid;
-} nats_server_t;
-
 /*  A throwaway self-signed certificate for localhost and 127.0.0.1. */
-static bool make_certificate(const nats_server_t *n)
-{
-    char command[1024];
-    snprintf(command, sizeof command,
-             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
-             "-keyout %s/server.key -out %s/server.pem -days 2 -subj /CN=localhost "
-             "-addext subjectAltName=DNS:localhost,IP:127.0.0.1 >%s/openssl.log 2>&1",
-             n->dir, n->dir, n->dir);
-    return system(command) == 0;
-}
 
 /*  TLS, and two users that may each do one thing on one subject. */
 static bool write_nats_config(const nats_server_t *n, int port)
@@ -887,26 +869,6 @@ static bool write_nats_config(const nats_server_t *n, int port)
             "  ]\n}\n",
             port, n->dir, n->dir);
     return fclose(f) == 0;
-}
-
-static bool nats_server_start(nats_server_t *n, const char *program)
-{
-    int port = bench_free_port();
-    if (port < 0 || !write_nats_config(n, port))
-        return false;
-    snprintf(n->url, sizeof n->url, "tls://127.0.0.1:%d", port);
-    n->pid = fork();
-    if (n->pid == 0) {
-        char conf[128], log[128];
-        snprintf(conf, sizeof conf, "%s/nats.conf", n->dir);
-        snprintf(log, sizeof log, "%s/nats.log", n->dir);
-        FILE *out = freopen(log, "w", stdout);
-        if (out)
-            dup2(STDOUT_FILENO, STDERR_FILENO);
-        execl(program, program, "-c", conf, (char *)NULL);
-        _exit(127);
-    }
-    return n->pid > 0;
 }
 
 static void nats_server_stop(nats_server_t *n)
@@ -1037,9 +999,9 @@ static void measure_nats(const options_t *opt, path_result_t *r)
         snprintf(r->note, sizeof r->note, "openssl CLI missing: no TLS certificate, skipped");
     else if (!(made = mkdtemp(srv.dir) != NULL))
         snprintf(r->note, sizeof r->note, "cannot make a temporary directory");
-    else if (!make_certificate(&srv))
+    else if (!bench_nats_certificate(&srv))
         snprintf(r->note, sizeof r->note, "openssl could not make a certificate");
-    else if (!nats_server_start(&srv, program))
+    else if (!bench_nats_start(&srv, program, write_nats_config))
         snprintf(r->note, sizeof r->note, "nats-server did not start");
     else
         nats_session(opt, &srv, r);
