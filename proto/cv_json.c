@@ -932,7 +932,7 @@ static void newline(out_t *o, int depth)
 
 /*  Characters written as \uXXXX: JSON's control characters, and those
  *  YAML does not allow raw (DEL, C1, BOM, non-characters), so the output
- *  also reads back through libfyaml in YAML mode (cv_json_to_node), plus
+ *  also reads back through libfyaml in YAML mode, plus
  *  the JavaScript line separators. */
 static bool needs_escape(uint32_t cp)
 {
@@ -1161,17 +1161,6 @@ char *cv_json_emit(const ProtobufCMessage *msg, int flags)
     return o.data;
 }
 
-/*  Parsing our own output keeps each string's double-quoted style, so a
- *  JSON emitter later writes "2" as a string; nodes made with
- *  fy_node_create_scalar would come out as the number 2. */
-struct fy_node *cv_json_to_node(struct fy_document *doc, const ProtobufCMessage *msg)
-{
-    char *text = cv_json_emit(msg, 0);
-    if (!text)
-        return NULL;
-    /* the document owns text from here, even when building fails */
-    return fy_node_build_from_malloc_string(doc, text, strlen(text));
-}
 
 /* ------------------------------------------------------------------------ */
 /*  The writer: the emitter above, with the commas and indentation of

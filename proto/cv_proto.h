@@ -133,11 +133,6 @@ enum {
  *  malloc'd NUL-terminated string (free()), or NULL on allocation failure. */
 char *cv_json_emit(const ProtobufCMessage *msg, int flags);
 
-/*  Builds msg as a node of document doc (to embed a report in a larger
- *  JSON object, as policy explain does). Returns NULL on failure.          */
-struct fy_document;
-struct fy_node *cv_json_to_node(struct fy_document *doc, const ProtobufCMessage *msg);
-
 /*  A JSON writer for output that is more than one message (policy
  *  explain, subscribe's delivery lines). libfyaml's own JSON emitter writes
  *  the string "2" as a number and leaks on long escaped strings, so all

@@ -577,62 +577,6 @@ static void test_escaping_round_trip(void **state)
     report_free(back);
 }
 
-/*  A report embedded in a larger document keeps its types when libfyaml
- *  writes that document as JSON. */
-static void test_to_node(void **state)
-{
-    (void)state;
-    Caveat__Report report = CAVEAT__REPORT__INIT;
-    Caveat__Grading grading = CAVEAT__GRADING__INIT;
-    Caveat__Tension tension = CAVEAT__TENSION__INIT;
-    /* libfyaml 0.7.12's JSON emitter leaks 512 bytes on a double-quoted
-     * scalar of nine or more pieces (escapes and the runs between them),
-     * so each string here stays below that. */
-    char handling[] = "2", area[] = "true", summary[] = "\x7f\xc2\x85\xe2\x80\xa8";
-    char narrative[] = "x\"\\\n\x01";
-    grading.handling_code = handling;
-    tension.has_level = 1;
-    tension.level = 4;
-    report.grading = &grading;
-    report.tension = &tension;
-    report.area = area;
-    report.summary = summary;
-    report.narrative = narrative;
-
-    struct fy_document *doc = fy_document_create(NULL);
-    assert_non_null(doc);
-    struct fy_node *root = fy_node_create_mapping(doc);
-    struct fy_node *node = cv_json_to_node(doc, &report.base);
-    assert_non_null(node);
-    assert_int_equal(
-        fy_node_mapping_append(root, fy_node_create_scalar(doc, "report", FY_NT), node), 0);
-    fy_document_set_root(doc, root);
-    char *out = fy_emit_document_to_string(doc, FYECF_MODE_JSON_ONELINE);
-    assert_non_null(out);
-    assert_non_null(strstr(out, "\"handling_code\": \"2\""));
-    assert_non_null(strstr(out, "\"area\": \"true\""));
-    assert_non_null(strstr(out, "\"level\": 4"));
-    fy_document_destroy(doc);
-
-    /* and reads back to the same report */
-    struct fy_parse_cfg cfg = {.flags = FYPCF_QUIET | FYPCF_JSON_FORCE};
-    doc = fy_document_build_from_string(&cfg, out, strlen(out));
-    assert_non_null(doc);
-    cv_error_t err = {{0}};
-    ProtobufCMessage *back = cv_json_from_node(
-        cv_schema_report(),
-        fy_node_by_path(fy_document_root(doc), "/report", FY_NT, FYNWF_DONT_FOLLOW), CV_JSON_TYPED,
-        "out", &err);
-    if (!back)
-        fail_msg("%s: %s", out, err.msg);
-    char *a = cv_json_emit(&report.base, 0), *b = cv_json_emit(back, 0);
-    assert_string_equal(a, b);
-    free(a);
-    free(b);
-    protobuf_c_message_free_unpacked(back, NULL);
-    fy_document_destroy(doc);
-    free(out);
-}
 
 static void test_node_position(void **state)
 {
@@ -756,7 +700,6 @@ int main(void)
         cmocka_unit_test(test_null_is_absent),
         cmocka_unit_test(test_yaml_mode),
         cmocka_unit_test(test_escaping_round_trip),
-        cmocka_unit_test(test_to_node),
         cmocka_unit_test(test_node_position),
         cmocka_unit_test(test_robustness),
         cmocka_unit_test(test_view_mode_allows_masked_formats),
