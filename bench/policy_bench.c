@@ -717,7 +717,7 @@ typedef struct {
 typedef struct {
     double load_s, decide_s, decide_cpu, mean_entries;
     uint64_t decisions, delivered;
-    view_figures_t view, copy; /* borrowed, malloc'd */
+    view_figures_t view, copy; /* cv_decision_pack, cv_decision_view (malloc'd) */
 } figures_t;
 
 static void measure_views(run_t *r, work_fn work, double seconds, view_figures_t *v)

@@ -7,10 +7,9 @@
  *  buckets, cv_entry_hot_t) and records nothing about the entries that did
  *  not apply: why, the order of the matches, and the text of reasons and
  *  field explanations are worked out only when someone asks for them.
- *  Views are three ways: malloc'd (cv_decision_view), built in an arena
- *  the decision owns (cv_decision_view_borrowed), or packed straight from
- *  the report without a view (cv_decision_pack): the same fields, masked
- *  the same, and byte for byte the same once packed.
+ *  Views are two ways: malloc'd (cv_decision_view), or packed straight
+ *  from the report without a view (cv_decision_pack): the same fields,
+ *  masked the same, and byte for byte the same once packed.
  *
  *  The semantics are those of docs/policy.md, numbered there:
  *  default deny (1), rule matching (2), field levels (4), the union of
@@ -68,7 +67,7 @@ typedef struct {
 /*  What compute_grants needs to know of a schema node. */
 enum { NODE_INNER, NODE_LEAF, NODE_ENVELOPE };
 
-/*  Memory for borrowed views: blocks, the newest first. */
+/*  Scratch memory for cv_decision_pack: blocks, the newest first. */
 typedef struct arena_block_t {
     struct arena_block_t *next;
     size_t size, used;
@@ -106,7 +105,6 @@ struct cv_decision_t {
     bool viewed;
 
     arena_block_t *arena;
-    bool in_arena;     /* the view being built goes into the arena */
     int *last_child;   /* per node + 1 (0 for the root): its last field's node, or -1 */
     int *prev_sibling; /* per node: the field before it in its message, or -1 */
     uint8_t *out;      /* cv_decision_pack writes back to front: used bytes at the end */
@@ -678,8 +676,8 @@ static void *arena_alloc(cv_decision_t *self, size_t size)
     return memset(memory, 0, size);
 }
 
-/*  Empties the arena for the next borrowed view, as one block as large as
- *  everything the last one needed: once warm, views allocate nothing. */
+/*  Empties the arena (cv_decision_pack's scratch) as one block as large as
+ *  everything the last use needed: once warm, packing allocates nothing. */
 static void arena_reset(cv_decision_t *self)
 {
     arena_block_t *block = self->arena;
@@ -698,12 +696,11 @@ static void arena_reset(cv_decision_t *self)
     self->arena->used = 0;
 }
 
-/*  Zeroed memory for the view: from the arena for a borrowed view, else
- *  from malloc, so that protobuf_c_message_free_unpacked frees it. */
+/*  Zeroed memory for the view, from malloc so that
+ *  protobuf_c_message_free_unpacked frees it. */
 static void *view_alloc(cv_decision_t *self, size_t size)
 {
-    if (self->in_arena)
-        return arena_alloc(self, size);
+    (void)self;
     void *memory = calloc(1, size ? size : 1);
     if (!memory)
         abort();
@@ -712,8 +709,8 @@ static void *view_alloc(cv_decision_t *self, size_t size)
 
 static void view_free(cv_decision_t *self, void *memory)
 {
-    if (!self->in_arena)
-        free(memory);
+    (void)self;
+    free(memory);
 }
 
 static ProtobufCMessage *copy_message(cv_decision_t *self, const ProtobufCMessage *src, int parent);
@@ -907,23 +904,11 @@ static bool start_view(cv_decision_t *self, const Caveat__Report *report)
     return true;
 }
 
-static Caveat__Report *build_view(cv_decision_t *self, const Caveat__Report *report, bool in_arena)
+Caveat__Report *cv_decision_view(cv_decision_t *self, const Caveat__Report *report)
 {
     if (!start_view(self, report))
         return NULL;
-    self->in_arena = in_arena;
     return (Caveat__Report *)copy_message(self, &report->base, -1);
-}
-
-Caveat__Report *cv_decision_view(cv_decision_t *self, const Caveat__Report *report)
-{
-    return build_view(self, report, false);
-}
-
-const Caveat__Report *cv_decision_view_borrowed(cv_decision_t *self, const Caveat__Report *report)
-{
-    arena_reset(self);
-    return build_view(self, report, true);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1172,11 +1157,13 @@ static void pack_message(cv_decision_t *self, const ProtobufCMessage *src, int p
 
 size_t cv_decision_pack(cv_decision_t *self, const Caveat__Report *report, uint8_t *buf, size_t cap)
 {
-    if (!self->encodable) {
-        const Caveat__Report *view = cv_decision_view_borrowed(self, report);
+    if (!self->encodable) { /* a schema the direct writer does not handle */
+        Caveat__Report *view = cv_decision_view(self, report);
         size_t size = view ? protobuf_c_message_get_packed_size(&view->base) : 0;
         if (view && size <= cap)
             protobuf_c_message_pack(&view->base, buf);
+        if (view)
+            protobuf_c_message_free_unpacked(&view->base, NULL);
         return size;
     }
     arena_reset(self); /* scratch for long initials */

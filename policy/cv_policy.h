@@ -125,27 +125,17 @@ const char *cv_decision_reason(const cv_decision_t *self, int index);
  *  keeps the view past the next decision.                                  */
 Caveat__Report *cv_decision_view(cv_decision_t *self, const Caveat__Report *report);
 
-/*  The same view, built in memory the decision owns: no malloc per field,
- *  none at all once the decision is warm. For a caller that packs or
- *  copies the view at once, e.g. protobuf_c_message_pack into a frame.
- *  The view shares nothing with report (report may be freed first), but
- *  is valid only until the next cv_policy_decide, cv_decision_view_borrowed
- *  or cv_decision_destroy on this decision. Never free it, never keep it.
- *  NULL when not delivered. Explanations (cv_decision_field, reasons)
- *  work after it as after cv_decision_view.                                */
-const Caveat__Report *cv_decision_view_borrowed(cv_decision_t *self, const Caveat__Report *report);
-
 /*  Packs the view straight into buf, without building it: exactly the
  *  bytes protobuf_c_message_pack writes for cv_decision_view's result, and
  *  no malloc once the decision is warm. Returns the packed size; when that
  *  is more than cap, nothing is written (call again with a larger buf).
- *  0 when not delivered. Ends the life of a borrowed view. Explanations
+ *  0 when not delivered. Explanations
  *  work after it as after cv_decision_view. The fastest way to deliver: a
  *  packed message and a bytes field are the same on the wire.              */
 size_t cv_decision_pack(cv_decision_t *self, const Caveat__Report *report, uint8_t *buf,
                         size_t cap);
 
-/*  After cv_decision_view, cv_decision_view_borrowed or cv_decision_pack:
+/*  After cv_decision_view or cv_decision_pack:
  *  for each field present in the report, the decision ("share",
  *  "mask:NAME", "withheld") and why.                                        */
 typedef struct {
