@@ -180,6 +180,18 @@ static bool open_data(cv_broker_t *self, cv_error_t *err)
     return self->store != NULL;
 }
 
+/*  czmq frees a certificate without wiping it: wipe its secret key (bytes
+ *  and text) first. */
+static void forget_cert(zcert_t **cert)
+{
+    if (*cert) {
+        /* const to callers, but plain arrays inside the certificate */
+        sodium_memzero((void *)zcert_secret_key(*cert), CV_KEY_BYTES);
+        sodium_memzero((void *)zcert_secret_txt(*cert), 40);
+    }
+    zcert_destroy(cert);
+}
+
 /*  The broker's secret certificate: refused unless only its owner may read it. */
 static zcert_t *load_cert(const char *path, cv_error_t *err)
 {
@@ -195,7 +207,7 @@ static zcert_t *load_cert(const char *path, cv_error_t *err)
     zcert_t *cert = zcert_load(path);
     /* a public certificate loads too, with a secret key of zeros */
     if (!cert || !strcmp(zcert_secret_txt(cert), "0000000000000000000000000000000000000000")) {
-        zcert_destroy(&cert);
+        forget_cert(&cert);
         cv_error_set(err, path, 0, 0, "not a secret certificate");
     }
     return cert;
@@ -261,7 +273,7 @@ static bool start(cv_broker_t *self, cv_error_t *err)
     /* ZAP first: a CURVE socket bound with no handler admits any key */
     self->zap = cv_zap_new(err);
     bool ok = self->zap && bind_router(self, cert, err);
-    zcert_destroy(&cert);
+    forget_cert(&cert);
     return ok && cv_selftest_unlisted_key(self->endpoint, public_key, self->zap, self->policy, err);
 }
 

@@ -5,8 +5,18 @@
 #include <sys/stat.h>
 
 #include <czmq.h>
+#include <sodium.h>
 
 #include "cli.h"
+
+/*  czmq frees a certificate without wiping it: wipe the secret first. */
+static void forget_cert(zcert_t **cert)
+{
+    /* const to callers, but plain arrays inside the certificate */
+    sodium_memzero((void *)zcert_secret_key(*cert), 32);
+    sodium_memzero((void *)zcert_secret_txt(*cert), 40);
+    zcert_destroy(cert);
+}
 
 int cmd_keygen(int argc, char **argv)
 {
@@ -31,10 +41,10 @@ int cmd_keygen(int argc, char **argv)
     if (rc == 0)
         rc = chmod(path, 0644);
     if (rc != 0) {
-        zcert_destroy(&cert);
+        forget_cert(&cert);
         return cli_error(CLI_FAILED, "%s: cannot write the key files", path);
     }
     printf("%s\n", zcert_public_txt(cert));
-    zcert_destroy(&cert);
+    forget_cert(&cert);
     return CLI_OK;
 }
