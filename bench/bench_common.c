@@ -6,9 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <signal.h>
 #include <unistd.h>
+
+#include <czmq.h>
 
 #include "bench_common.h"
 
@@ -148,4 +151,47 @@ void bench_remove_tree(const char *dir)
     snprintf(command, sizeof command, "rm -rf '%s'", dir);
     if (system(command) != 0)
         fprintf(stderr, "bench: could not remove %s\n", dir);
+}
+
+/*  A fresh CURVE key pair as DIR/NAME.cert and NAME.cert_secret (0600). */
+bool bench_make_key(harness_t *h, const char *name, char public_key[41])
+{
+    char secret_key[41], file[96];
+    uint8_t public_bin[32], secret_bin[32];
+    if (zmq_curve_keypair(public_key, secret_key) != 0 || !zmq_z85_decode(public_bin, public_key) ||
+        !zmq_z85_decode(secret_bin, secret_key))
+        return false;
+    zcert_t *cert = zcert_new_from(public_bin, secret_bin);
+    snprintf(file, sizeof file, "%s.cert", name);
+    bool ok = cert && zcert_save(cert, harness_path(h, file)) == 0; /* and NAME.cert_secret */
+    snprintf(file, sizeof file, "%s.cert_secret", name);
+    ok = ok && chmod(harness_path(h, file), 0600) == 0;
+    zcert_destroy(&cert);
+    return ok;
+}
+
+/*  A harness with fresh keys for the broker and bench-publisher and
+ *  bench-subscriber, and bench/data/throughput.yaml with their public keys:
+ *  everything the publisher sends is released to the subscriber. */
+harness_t *bench_throughput_harness(char *note, size_t size)
+{
+    static const char *const agencies[] = {"bench-publisher", "bench-subscriber"};
+    harness_t *h = harness_new();
+    char *policy = bench_read_file(BENCH_DATA_DIR "/throughput.yaml"), key[41];
+    bool ok = h && policy && bench_make_key(h, "broker", key);
+    for (int i = 0; ok && i < 2; i++) {
+        char *next =
+            bench_make_key(h, agencies[i], key) ? bench_substitute(policy, agencies[i], key) : NULL;
+        free(policy);
+        policy = next;
+        ok = policy != NULL;
+    }
+    if (ok)
+        harness_write_policy(h, policy);
+    else
+        snprintf(note, size, "cannot make keys, or read %s/throughput.yaml", BENCH_DATA_DIR);
+    free(policy);
+    if (!ok)
+        harness_destroy(&h);
+    return h;
 }

@@ -29,6 +29,12 @@ char *bench_read_file(const char *path);
 /*  text with every ${name} replaced by value (malloc'd). */
 char *bench_substitute(const char *text, const char *name, const char *value);
 const char *bench_verdict(bool pass);
+/*  A fresh CURVE key pair in the harness directory as NAME.cert and
+ *  NAME.cert_secret (0600); its public key in Z85. */
+bool bench_make_key(harness_t *h, const char *name, char public_key[41]);
+/*  A harness for the two-agency workload of bench/data/throughput.yaml,
+ *  with fresh keys; NULL with note set when it cannot be made. */
+harness_t *bench_throughput_harness(char *note, size_t size);
 /*  rm -rf DIR (a benchmark's own temporary directory). */
 void bench_remove_tree(const char *dir);
 /*  caveatd through the harness, with --sync SYNC. */

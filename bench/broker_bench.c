@@ -297,54 +297,6 @@ static void stamp(Caveat__Report *r, const char *run, uint64_t serial, uint64_t 
 /* ------------------------------------------------------------------------ */
 /*  Keys and the broker's directory.                                        */
 
-/*  A fresh key pair as DIR/NAME.cert and DIR/NAME.cert_secret (0600, as
- *  caveatd and libcaveat insist), and its public key in Z85. Never the
- *  example keys: a client of another test on this machine, still
- *  reconnecting to a port the kernel has handed out again, must not be able
- *  to complete a handshake with our broker and take over a session. */
-static bool make_key(harness_t *h, const char *name, char public_key[41])
-{
-    char secret_key[41], file[96];
-    uint8_t public_bin[32], secret_bin[32];
-    if (zmq_curve_keypair(public_key, secret_key) != 0 || !zmq_z85_decode(public_bin, public_key) ||
-        !zmq_z85_decode(secret_bin, secret_key))
-        return false;
-    zcert_t *cert = zcert_new_from(public_bin, secret_bin);
-    snprintf(file, sizeof file, "%s.cert", name);
-    bool ok = cert && zcert_save(cert, harness_path(h, file)) == 0; /* and NAME.cert_secret */
-    snprintf(file, sizeof file, "%s.cert_secret", name);
-    ok = ok && chmod(harness_path(h, file), 0600) == 0;
-    zcert_destroy(&cert);
-    return ok;
-}
-
-/*  text with every "${name}" replaced by value (malloc'd). */
-
-/*  A harness directory for workload 1: fresh keys for the broker and the
- *  two agencies, and bench/data/throughput.yaml with their public keys. */
-static harness_t *throughput_harness(char *note, size_t size)
-{
-    static const char *const agencies[] = {"bench-publisher", "bench-subscriber"};
-    harness_t *h = harness_new();
-    char *policy = bench_read_file(BENCH_DATA_DIR "/throughput.yaml"), key[41];
-    bool ok = h && policy && make_key(h, "broker", key);
-    for (int i = 0; ok && i < 2; i++) {
-        char *next =
-            make_key(h, agencies[i], key) ? bench_substitute(policy, agencies[i], key) : NULL;
-        free(policy);
-        policy = next;
-        ok = policy != NULL;
-    }
-    if (ok)
-        harness_write_policy(h, policy);
-    else
-        snprintf(note, size, "cannot make keys, or read %s/throughput.yaml", BENCH_DATA_DIR);
-    free(policy);
-    if (!ok)
-        harness_destroy(&h);
-    return h;
-}
-
 /* ------------------------------------------------------------------------ */
 /*  Workload 1: a flow of reports between one publisher and one subscriber. */
 
@@ -519,7 +471,7 @@ static void measure_caveatd(const options_t *opt, const char *sync, path_result_
     r->name = strcmp(sync, "full") == 0     ? "caveatd --sync full"
               : strcmp(sync, "normal") == 0 ? "caveatd --sync normal"
                                             : "caveatd --sync off (no durability)";
-    harness_t *h = throughput_harness(r->note, sizeof r->note);
+    harness_t *h = bench_throughput_harness(r->note, sizeof r->note);
     if (!h)
         return;
     caveat_flow_t c = {.flow.opt = opt, .run = sync};
@@ -804,7 +756,7 @@ static void run_zmq_flow(zmq_flow_t *z, path_result_t *r)
 static void measure_forwarder(const options_t *opt, path_result_t *r)
 {
     r->name = "zero-logic CURVE forwarder";
-    harness_t *h = throughput_harness(r->note, sizeof r->note); /* the same keys */
+    harness_t *h = bench_throughput_harness(r->note, sizeof r->note); /* the same keys */
     forwarder_t fw = {0};
     zmq_flow_t z = {.flow.opt = opt, .fw = &fw};
     pthread_t thread;
@@ -1104,7 +1056,7 @@ static bool add_fanout_agency(text_t *t, harness_t *h, const char *id, const cha
                               const char *areas)
 {
     char key[41];
-    if (!make_key(h, id, key))
+    if (!bench_make_key(h, id, key))
         return false;
     text_add(t,
              "  %s: {organisation: org-%s, type: %s, clearance: SECRET, areas: %s, key: \"%s\"}\n",
@@ -1119,7 +1071,7 @@ static char *fanout_policy(fanout_t *run)
                  "description: broker_bench workload 2, generated\n"
                  "levels: [OFFICIAL, OFFICIAL-SENSITIVE, SECRET]\nagencies:\n");
     char broker_key[41];
-    bool ok = make_key(run->harness, "broker", broker_key) &&
+    bool ok = bench_make_key(run->harness, "broker", broker_key) &&
               add_fanout_agency(&t, run->harness, "bench-publisher", "police", "[\"*\"]");
     int n = 0;
     for (int k = 0; k < N_FANOUT_TYPES; k++)

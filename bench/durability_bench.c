@@ -312,54 +312,6 @@ static bool publish_pool(cv_client_t *c, pool_t *p, size_t n, const char *run, u
 /* ------------------------------------------------------------------------ */
 /*  Keys, policy and broker.                                                */
 
-/*  A fresh key pair as DIR/NAME.cert and DIR/NAME.cert_secret (0600), and
- *  its public key in Z85. Never the example keys: a client of another test
- *  on this machine, reconnecting to a port the kernel handed to our broker,
- *  must not be able to join the run. */
-static bool make_key(harness_t *h, const char *name, char public_key[41])
-{
-    char secret_key[41], file[96];
-    uint8_t public_bin[32], secret_bin[32];
-    if (zmq_curve_keypair(public_key, secret_key) != 0 || !zmq_z85_decode(public_bin, public_key) ||
-        !zmq_z85_decode(secret_bin, secret_key))
-        return false;
-    zcert_t *cert = zcert_new_from(public_bin, secret_bin);
-    snprintf(file, sizeof file, "%s.cert", name);
-    bool ok = cert && zcert_save(cert, harness_path(h, file)) == 0;
-    snprintf(file, sizeof file, "%s.cert_secret", name);
-    ok = ok && chmod(harness_path(h, file), 0600) == 0;
-    zcert_destroy(&cert);
-    return ok;
-}
-
-/*  text with every "${name}" replaced by value (malloc'd). */
-
-/*  A harness directory with fresh keys for the broker and both agencies,
- *  and bench/data/throughput.yaml with their public keys: everything the
- *  publisher sends is released to bench-subscriber. */
-static harness_t *bench_harness(char *note, size_t size)
-{
-    static const char *const agencies[] = {"bench-publisher", "bench-subscriber"};
-    harness_t *h = harness_new();
-    char *policy = bench_read_file(BENCH_DATA_DIR "/throughput.yaml"), key[41];
-    bool ok = h && policy && make_key(h, "broker", key);
-    for (int i = 0; ok && i < 2; i++) {
-        char *next =
-            make_key(h, agencies[i], key) ? bench_substitute(policy, agencies[i], key) : NULL;
-        free(policy);
-        policy = next;
-        ok = policy != NULL;
-    }
-    if (ok)
-        harness_write_policy(h, policy);
-    else
-        snprintf(note, size, "cannot make keys, or read %s/throughput.yaml", BENCH_DATA_DIR);
-    free(policy);
-    if (!ok)
-        harness_destroy(&h);
-    return h;
-}
-
 /*  When a phase went wrong: the end of caveatd's log, before the harness
  *  removes its directory. */
 static void show_broker_log(harness_t *h)
@@ -431,7 +383,7 @@ static void caveat_publish_loop(const options_t *opt, cv_client_t *c, const char
 
 static void measure_caveatd(const options_t *opt, const char *sync, path_result_t *r)
 {
-    harness_t *h = bench_harness(r->note, sizeof r->note);
+    harness_t *h = bench_throughput_harness(r->note, sizeof r->note);
     if (!h)
         return;
     cv_error_t err = {""};
@@ -841,7 +793,7 @@ static void backlog_run(const options_t *opt, harness_t *h, cv_client_t **publis
 static void measure_backlog(const options_t *opt, backlog_result_t *r)
 {
     r->wanted = opt->reports;
-    harness_t *h = bench_harness(r->note, sizeof r->note);
+    harness_t *h = bench_throughput_harness(r->note, sizeof r->note);
     if (!h)
         return;
     cv_error_t err = {""};
