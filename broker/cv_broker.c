@@ -370,6 +370,12 @@ static bool send_now(cv_broker_t *self, zmsg_t **msg)
     return false;
 }
 
+static void send_frame(cv_broker_t *self, const zframe_t *routing, const Caveat__Wire__Frame *frame)
+{
+    zmsg_t *msg = frame_message(routing, frame);
+    send_now(self, &msg);
+}
+
 static void send_error(cv_broker_t *self, const zframe_t *routing, uint32_t code,
                        const char *reason)
 {
@@ -380,8 +386,7 @@ static void send_error(cv_broker_t *self, const zframe_t *routing, uint32_t code
     Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
     frame.body_case = CAVEAT__WIRE__FRAME__BODY_ERROR;
     frame.error = &error;
-    zmsg_t *msg = frame_message(routing, &frame);
-    send_now(self, &msg);
+    send_frame(self, routing, &frame);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -488,8 +493,7 @@ static void on_hello(cv_broker_t *self, const zframe_t *routing, int agency,
     Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
     frame.body_case = CAVEAT__WIRE__FRAME__BODY_HELLO_ACK;
     frame.hello_ack = &ack;
-    zmsg_t *msg = frame_message(routing, &frame);
-    send_now(self, &msg);
+    send_frame(self, routing, &frame);
     say(self, false, "session: %s%s%s", a->id, *feed ? " feed " : "", feed);
 }
 
@@ -977,8 +981,7 @@ static void send_admin_reply(cv_broker_t *self, const zframe_t *routing, bool ok
     Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
     frame.body_case = CAVEAT__WIRE__FRAME__BODY_ADMIN_REPLY;
     frame.admin_reply = &reply;
-    zmsg_t *msg = frame_message(routing, &frame);
-    send_now(self, &msg);
+    send_frame(self, routing, &frame);
 }
 
 /*  DIR/caveat.db and DIR/pseudonym.key: a data directory a broker can
@@ -1291,8 +1294,7 @@ static void send_outgoing(cv_broker_t *self)
         Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
         frame.body_case = CAVEAT__WIRE__FRAME__BODY_PUBLISH_ACK;
         frame.publish_ack = &p->ack;
-        zmsg_t *msg = frame_message(p->routing, &frame);
-        send_now(self, &msg);
+        send_frame(self, p->routing, &frame);
         free_pending(p);
     }
     zmsg_t *msg;
