@@ -72,14 +72,6 @@ typedef struct {
 /* ------------------------------------------------------------------------ */
 /*  Messages.                                                               */
 
-/*  A node copied by alias resolution may have no position of its own. */
-static void position(struct fy_node *node, int *line, int *col)
-{
-    cv_node_position(node, line, col);
-    for (struct fy_node *up = node; *line == 0 && up; up = fy_node_get_parent(up))
-        cv_node_position(up, line, col);
-}
-
 /*  Bad input: "FILE:LINE:COL: error: what" on stderr. Returns false. */
 static bool bad(const runner_t *r, struct fy_node *at, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -92,7 +84,7 @@ static bool bad(const runner_t *r, struct fy_node *at, const char *fmt, ...)
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
     int line = 0, col = 0;
-    position(at, &line, &col);
+    cv_node_position(at, &line, &col);
     cv_error_t err;
     cv_error_set(&err, r->file, line, col, "%s", what);
     fprintf(stderr, "%s\n", err.msg);
@@ -106,7 +98,7 @@ static void fail(const runner_t *r, case_t *c, struct fy_node *at, const char *f
 static void fail(const runner_t *r, case_t *c, struct fy_node *at, const char *fmt, ...)
 {
     int line = 0, col = 0;
-    position(at ? at : c->node, &line, &col);
+    cv_node_position(at ? at : c->node, &line, &col);
     printf("%s:%d:%d: FAIL %s: ", r->file, line, col, c->name);
     va_list ap;
     va_start(ap, fmt);

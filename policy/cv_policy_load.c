@@ -36,26 +36,6 @@ typedef struct {
 /*  Small helpers over libfyaml nodes. Each check that fails records the
  *  error at the node and returns false (or NULL), so callers just return.  */
 
-/*  An empty list or mapping has no position in libfyaml 0.7: point at the
- *  key that holds it, or failing that at its parent. */
-static void node_position(struct fy_node *node, int *line, int *col)
-{
-    for (; node; node = fy_node_get_parent(node)) {
-        cv_node_position(node, line, col);
-        if (*line > 0)
-            return;
-        struct fy_node *parent = fy_node_get_parent(node);
-        void *iter = NULL;
-        struct fy_node_pair *pair;
-        while (parent && fy_node_is_mapping(parent) &&
-               (pair = fy_node_mapping_iterate(parent, &iter)))
-            if (fy_node_pair_value(pair) == node) {
-                cv_node_position(fy_node_pair_key(pair), line, col);
-                return;
-            }
-    }
-}
-
 static bool fail(loader_t *l, struct fy_node *at, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -67,7 +47,8 @@ static bool fail(loader_t *l, struct fy_node *at, const char *fmt, ...)
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
     int line = 0, col = 0;
-    node_position(at, &line, &col);
+    if (at)
+        cv_node_position(at, &line, &col);
     cv_error_set(l->err, l->file, line, col, "%s", what);
     return false;
 }

@@ -210,7 +210,7 @@ static ProtobufCMessage *new_message(const ProtobufCMessageDescriptor *d)
 /* ------------------------------------------------------------------------ */
 /*  Node positions */
 
-void cv_node_position(struct fy_node *node, int *line, int *col)
+static void first_scalar_position(struct fy_node *node, int *line, int *col)
 {
     *line = 0;
     *col = 0;
@@ -240,6 +240,30 @@ void cv_node_position(struct fy_node *node, int *line, int *col)
     if ((style == FYNS_DOUBLE_QUOTED || style == FYNS_SINGLE_QUOTED || style == FYNS_ALIAS) &&
         *col > 1)
         (*col)--;
+}
+
+/*  An empty list or mapping, or a node alias resolution made, has no
+ *  scalar to point at: point at the key that holds it, or failing that at
+ *  its parent. */
+void cv_node_position(struct fy_node *node, int *line, int *col)
+{
+    *line = *col = 0;
+    for (; node; node = fy_node_get_parent(node)) {
+        first_scalar_position(node, line, col);
+        if (*line > 0)
+            return;
+        struct fy_node *parent = fy_node_get_parent(node);
+        void *iter = NULL;
+        struct fy_node_pair *pair;
+        while (parent && fy_node_is_mapping(parent) &&
+               (pair = fy_node_mapping_iterate(parent, &iter)))
+            if (fy_node_pair_value(pair) == node) {
+                first_scalar_position(fy_node_pair_key(pair), line, col);
+                if (*line > 0)
+                    return;
+                break;
+            }
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1160,7 +1184,6 @@ char *cv_json_emit(const ProtobufCMessage *msg, int flags)
     }
     return o.data;
 }
-
 
 /* ------------------------------------------------------------------------ */
 /*  The writer: the emitter above, with the commas and indentation of

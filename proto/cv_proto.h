@@ -161,7 +161,9 @@ const char *cv_text_check(const char *buf, size_t len, int *line, int *col);
 
 /*  Position of a node for error messages: 1-based line and column of the
  *  node, or of its first key/item when it is a collection (libfyaml 0.7
- *  keeps marks on tokens only).                                            */
+ *  keeps marks on tokens only); for an empty collection or a node made by
+ *  alias resolution, the key that holds it, or else its parent's. 0 when
+ *  nothing has a position.                                                 */
 void cv_node_position(struct fy_node *node, int *line, int *col);
 
 #ifdef __cplusplus

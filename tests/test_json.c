@@ -577,7 +577,6 @@ static void test_escaping_round_trip(void **state)
     report_free(back);
 }
 
-
 static void test_node_position(void **state)
 {
     (void)state;
@@ -593,8 +592,14 @@ static void test_node_position(void **state)
     cv_node_position(fy_node_by_path(root, "/a/2", FY_NT, FYNWF_DONT_FOLLOW), &line, &col);
     assert_int_equal(line, 4);
     assert_int_equal(col, 5);
+    /* an empty mapping has no scalar: the key that holds it */
     cv_node_position(fy_node_by_path(root, "/b", FY_NT, FYNWF_DONT_FOLLOW), &line, &col);
-    assert_int_equal(line, 0);
+    assert_int_equal(line, 5);
+    assert_int_equal(col, 1);
+    /* and an empty mapping in a list: its parent's position */
+    cv_node_position(fy_node_by_path(root, "/a/0", FY_NT, FYNWF_DONT_FOLLOW), &line, &col);
+    assert_int_equal(line, 1);
+    assert_int_equal(col, 1);
     cv_node_position(NULL, &line, &col);
     assert_int_equal(line, 0);
     fy_document_destroy(doc);
