@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 
 #include "cv_broker.h"
+#include "cv_queue.h"
 #include "cv_selftest.h"
 #include "cv_zap.h"
 
@@ -31,7 +32,8 @@
 #define DRAIN_PER_TURN     1000         /* messages handled per transaction */
 #define DELIVER_BATCH_SIZE (256 * 1024) /* bytes of deliveries per frame */
 #define WAL_PAGES_BUSY     16000        /* checkpoint even when busy past this (~64 MB) */
-#define REPORT_CACHE       4096         /* unpacked reports kept, by rowid */
+#define REPORT_CACHE       16384        /* unpacked reports kept, by rowid */
+#define PUMP_MAX           256          /* deliveries a session is sent in one turn */
 
 /* docs/protocol.md section 7 */
 enum {
@@ -58,8 +60,7 @@ typedef struct {
     bool dirty;        /* may have something to send */
     bool publish_only; /* Hello.credit 0: no queue, no deliveries */
     int64_t progress;  /* when it last acknowledged, or was first sent to (ms) */
-    int64_t queue;     /* the store\'s id of (agency, feed); -1 until resolved */
-    uint64_t last_seq; /* the queue's highest seq given: read when queue resolves, then kept */
+    cv_queue_t *queue; /* the queue it serves (owned by the broker); NULL until resolved */
 } session_t;
 
 /*  An admin request that needs the store to itself (backup, purge): it
@@ -83,13 +84,20 @@ struct cv_broker_t {
     cv_store_t *store;
     cv_zap_t *zap;
     zsock_t *router;
-    zhashx_t *sessions;     /* routing hex -> session_t (owns them) */
-    zhashx_t *queues;       /* "agency/feed" -> the session_t serving that queue */
+    zhashx_t *sessions; /* routing hex -> session_t (owns them) */
+    zhashx_t *serving;  /* "agency/feed" -> the session_t serving that queue */
+    zhashx_t *queues;   /* "agency/feed" -> cv_queue_t (owns them) */
+    cv_queue_t **by_id; /* queues by store id, while loading */
+    size_t by_id_cap;
+    int64_t max_report; /* the highest report rowid routed */
+    bool store_failed;  /* a write of this turn failed: it rolls back */
+    bool queues_lost;   /* the queues could not be read back after a rollback */
+    int64_t *route_ids; /* one report's queue ids, reused */
+    size_t route_ids_cap;
     zlistx_t *senders;      /* send-only sessions, oldest first (not owned) */
     zlistx_t *pending_acks; /* pending_ack_t */
     zlistx_t *outbox;       /* zmsg_t: deliveries to send after the commit */
     zlistx_t *deferred;     /* deferred_t: admin work run outside a transaction */
-    zhashx_t *queue_ids;    /* "agency/feed" -> store queue id + 1 */
     struct {
         int64_t rowid; /* 0: empty */
         Caveat__Report *report;
@@ -117,6 +125,22 @@ static void on_signal(int sig)
         reload_requested = 1;
     else
         stop_requested = 1;
+}
+
+/*  Grows *buf to at least want bytes. */
+static bool reserve(void **buf, size_t *cap, size_t want)
+{
+    if (want <= *cap)
+        return true;
+    size_t grown = *cap ? *cap : 4096;
+    while (grown < want)
+        grown *= 2;
+    void *bigger = realloc(*buf, grown);
+    if (!bigger)
+        return false;
+    *buf = bigger;
+    *cap = grown;
+    return true;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -258,12 +282,20 @@ static void session_free(void **item)
     session_destroy((session_t **)item);
 }
 
+static void queue_free(void **item)
+{
+    cv_queue_destroy((cv_queue_t **)item);
+}
+
+static bool load_queues(cv_broker_t *self, cv_error_t *err);
+static void reload_queues(cv_broker_t *self);
+
 static bool start(cv_broker_t *self, cv_error_t *err)
 {
     if (!open_data(self, err))
         return false;
     self->policy = cv_policy_load_file(self->config.policy_path, self->pseudonym_key, err);
-    if (!self->policy)
+    if (!self->policy || !load_queues(self, err))
         return false;
     zcert_t *cert = load_cert(self->config.cert_path, err);
     if (!cert)
@@ -292,11 +324,12 @@ cv_broker_t *cv_broker_new(const cv_broker_config_t *config, cv_error_t *err)
         self->config.ack_timeout_ms = 30000;
     self->sessions = zhashx_new();
     zhashx_set_destructor(self->sessions, session_free);
+    self->serving = zhashx_new();
     self->queues = zhashx_new();
+    zhashx_set_destructor(self->queues, queue_free);
     self->pending_acks = zlistx_new();
     self->outbox = zlistx_new();
     self->deferred = zlistx_new();
-    self->queue_ids = zhashx_new();
     self->senders = zlistx_new();
     self->decision = cv_decision_new();
     if (!start(self, err))
@@ -316,11 +349,13 @@ void cv_broker_destroy(cv_broker_t **self_p)
     zlistx_destroy(&self->pending_acks);
     zlistx_destroy(&self->outbox);
     zlistx_destroy(&self->deferred);
-    zhashx_destroy(&self->queue_ids);
     zlistx_destroy(&self->senders);
     forget_reports(self);
-    zhashx_destroy(&self->queues);
+    zhashx_destroy(&self->serving);
     zhashx_destroy(&self->sessions);
+    zhashx_destroy(&self->queues);
+    free(self->by_id);
+    free(self->route_ids);
     zsock_destroy(&self->router);
     cv_zap_destroy(&self->zap);
     cv_store_close(&self->store);
@@ -409,7 +444,7 @@ static char *queue_key(const char *agency, const char *feed)
 static session_t *session_of_queue(cv_broker_t *self, const char *agency, const char *feed)
 {
     char *key = queue_key(agency, feed);
-    session_t *s = key ? zhashx_lookup(self->queues, key) : NULL;
+    session_t *s = key ? zhashx_lookup(self->serving, key) : NULL;
     free(key);
     return s;
 }
@@ -417,8 +452,8 @@ static session_t *session_of_queue(cv_broker_t *self, const char *agency, const 
 static void remove_session(cv_broker_t *self, session_t *s)
 {
     char *key = queue_key(s->agency, s->feed);
-    if (key && zhashx_lookup(self->queues, key) == s)
-        zhashx_delete(self->queues, key);
+    if (key && zhashx_lookup(self->serving, key) == s)
+        zhashx_delete(self->serving, key);
     free(key);
     void *handle = s->publish_only ? zlistx_find(self->senders, s) : NULL;
     if (handle)
@@ -455,7 +490,7 @@ static void add_session(cv_broker_t *self, session_t *s)
     if ((old = session_of_queue(self, s->agency, s->feed)))
         remove_session(self, old);
     char *key = queue_key(s->agency, s->feed);
-    zhashx_insert(self->queues, key, s);
+    zhashx_insert(self->serving, key, s);
     free(key);
 }
 
@@ -479,7 +514,6 @@ static void on_hello(cv_broker_t *self, const zframe_t *routing, int agency,
     if (s->credit > MAX_CREDIT)
         s->credit = MAX_CREDIT;
     s->resending = true; /* first whatever an earlier session left unacknowledged */
-    s->queue = -1;
     s->dirty = !s->publish_only;
     add_session(self, s);
 
@@ -517,18 +551,116 @@ static void set_result(Caveat__Wire__PublishResult *result, Caveat__Wire__Status
 }
 
 /* ------------------------------------------------------------------------ */
-/*  Queue ids and the report cache. Both mirror rows of the store, so a
+/*  Queues and the report cache. Both mirror rows of the store, so a
  *  rolled-back turn forgets them (turn_failed).                            */
 
-static int64_t queue_id(cv_broker_t *self, const char *agency, const char *feed, cv_error_t *err)
+/*  "agency/feed" in buf: the key of a queue and of the session serving it. */
+static const char *queue_name(char *buf, size_t size, const char *agency, const char *feed)
 {
-    char *key = queue_key(agency, feed);
-    intptr_t cached = (intptr_t)zhashx_lookup(self->queue_ids, key);
-    int64_t id = cached ? (int64_t)cached - 1 : cv_store_queue(self->store, agency, feed, err);
-    if (!cached && id >= 0)
-        zhashx_insert(self->queue_ids, key, (void *)(intptr_t)(id + 1));
-    free(key);
-    return id;
+    snprintf(buf, size, "%s/%s", agency, feed);
+    return buf;
+}
+
+static cv_queue_t *add_queue(cv_broker_t *self, int64_t id, const char *agency, const char *feed)
+{
+    char name[512];
+    cv_queue_t *q = cv_queue_new(id, agency, feed);
+    if (q)
+        zhashx_update(self->queues, queue_name(name, sizeof name, agency, feed), q);
+    return q;
+}
+
+/*  The queue (agency, feed), made (in the store too) on first use. */
+static cv_queue_t *queue_of(cv_broker_t *self, const char *agency, const char *feed,
+                            cv_error_t *err)
+{
+    char name[512];
+    cv_queue_t *q = zhashx_lookup(self->queues, queue_name(name, sizeof name, agency, feed));
+    if (q)
+        return q;
+    int64_t id = cv_store_queue(self->store, agency, feed, err);
+    q = id >= 0 ? add_queue(self, id, agency, feed) : NULL;
+    if (!q)
+        self->store_failed = true;
+    return q;
+}
+
+/*  Loading: queues are found by store id until the load ends. */
+static bool index_queue(cv_broker_t *self, cv_queue_t *q)
+{
+    size_t id = (size_t)cv_queue_id(q);
+    if (id >= self->by_id_cap) {
+        size_t cap = id * 2 + 16;
+        cv_queue_t **grown = realloc(self->by_id, cap * sizeof *grown);
+        if (!grown)
+            return false;
+        memset(grown + self->by_id_cap, 0, (cap - self->by_id_cap) * sizeof *grown);
+        self->by_id = grown;
+        self->by_id_cap = cap;
+    }
+    self->by_id[id] = q;
+    return true;
+}
+
+static cv_queue_t *loaded(cv_broker_t *self, int64_t id)
+{
+    return id >= 0 && (size_t)id < self->by_id_cap ? self->by_id[id] : NULL;
+}
+
+static void on_load_queue(void *arg, int64_t id, const char *agency, const char *feed,
+                          const cv_queue_state_t *state)
+{
+    cv_broker_t *self = arg;
+    cv_queue_t *q = add_queue(self, id, agency, feed);
+    if (q && index_queue(self, q))
+        cv_queue_restore_state(q, state);
+    else
+        self->store_failed = true;
+}
+
+static void on_load_sent(void *arg, int64_t queue, uint64_t seq, cv_routed_t item)
+{
+    cv_broker_t *self = arg;
+    cv_queue_t *q = loaded(self, queue);
+    if (q && !cv_queue_restore_sent(q, seq, item))
+        self->store_failed = true;
+}
+
+static void on_load_route(void *arg, int64_t report, int priority, const int64_t *queues, size_t n)
+{
+    cv_broker_t *self = arg;
+    for (size_t i = 0; i < n; i++) {
+        cv_queue_t *q = loaded(self, queues[i]);
+        if (q && !cv_queue_restore_route(q, (cv_routed_t){report, priority}))
+            self->store_failed = true;
+    }
+}
+
+/*  Every queue as the store has it: at start, and after a turn that failed
+ *  to commit, whose changes to the queues in memory are thrown away. */
+static bool load_queues(cv_broker_t *self, cv_error_t *err)
+{
+    static const cv_store_loader_t loader = {on_load_queue, on_load_sent, on_load_route};
+    zhashx_purge(self->queues);
+    self->store_failed = false;
+    bool ok = cv_store_load(self->store, &loader, self, &self->max_report, err);
+    if (ok && self->store_failed) {
+        cv_error_set(err, NULL, 0, 0, "store: out of memory loading the queues");
+        ok = false;
+    }
+    free(self->by_id);
+    self->by_id = NULL;
+    self->by_id_cap = 0;
+    self->store_failed = false;
+    return ok;
+}
+
+static size_t queued(cv_broker_t *self)
+{
+    size_t n = 0;
+    for (cv_queue_t *q = zhashx_first(self->queues); q; q = zhashx_next(self->queues))
+        n += cv_queue_size(q);
+    return n;
 }
 
 static void forget_reports(cv_broker_t *self)
@@ -539,6 +671,17 @@ static void forget_reports(cv_broker_t *self)
         self->cache[i].report = NULL;
         self->cache[i].rowid = 0;
     }
+}
+
+/*  The cache takes report (unpacked with malloc) as the report at rowid. */
+static const Caveat__Report *keep_report(cv_broker_t *self, int64_t rowid, Caveat__Report *report)
+{
+    int slot = (int)(rowid % REPORT_CACHE);
+    if (self->cache[slot].report)
+        caveat__report__free_unpacked(self->cache[slot].report, NULL);
+    self->cache[slot].rowid = rowid;
+    self->cache[slot].report = report;
+    return report;
 }
 
 /*  The stored report by rowid, unpacked; owned by the cache. */
@@ -554,30 +697,34 @@ static const Caveat__Report *report_at(cv_broker_t *self, int64_t rowid)
         return NULL;
     Caveat__Report *report = caveat__report__unpack(NULL, len, body);
     free(body);
-    if (!report)
-        return NULL;
-    if (self->cache[slot].report)
-        caveat__report__free_unpacked(self->cache[slot].report, NULL);
-    self->cache[slot].rowid = rowid;
-    self->cache[slot].report = report;
-    return report;
+    return report ? keep_report(self, rowid, report) : NULL;
 }
 
-/*  Queues the report for every agency the policy releases it to. */
+/*  Queues the report for every agency the policy releases it to, and
+ *  stores where it went in one row. */
 static bool route(cv_broker_t *self, const Caveat__Report *report, int64_t rowid, cv_error_t *err)
 {
-    int priority = report->has_priority ? (int)report->priority : 0;
-    for (int a = 0; a < cv_policy_agency_count(self->policy); a++) {
+    cv_routed_t item = {rowid, report->has_priority ? (int)report->priority : 0};
+    int agencies = cv_policy_agency_count(self->policy);
+    /* one queue an agency at most */
+    if (!reserve((void **)&self->route_ids, &self->route_ids_cap,
+                 (size_t)agencies * sizeof(int64_t)))
+        return false;
+    size_t n = 0;
+    for (int a = 0; a < agencies; a++) {
         if (!cv_policy_decide(self->policy, report, a, NULL, self->decision))
             continue;
         const char *agency = cv_policy_agency(self->policy, a)->id;
         const char *feed = cv_decision_feed(self->decision);
-        int64_t queue = queue_id(self, agency, feed ? feed : "", err);
-        if (queue < 0 || !cv_store_enqueue(self->store, queue, rowid, priority, err))
+        cv_queue_t *q = queue_of(self, agency, feed ? feed : "", err);
+        if (!q || !cv_queue_push(q, item))
             return false;
+        self->route_ids[n++] = cv_queue_id(q);
         mark_dirty(self, agency, feed ? feed : "");
     }
-    return true;
+    if (rowid > self->max_report)
+        self->max_report = rowid;
+    return n == 0 || cv_store_route(self->store, rowid, item.priority, self->route_ids, n, err);
 }
 
 static char *new_report_id(void)
@@ -602,22 +749,23 @@ static char *format_timestamp(int64_t unix_seconds)
     return strdup(text);
 }
 
-/*  Checks, stores and routes one report; fills its result. */
-static void accept_report(cv_broker_t *self, const char *sender, Caveat__Report *report,
-                          Caveat__Wire__PublishResult *result)
+/*  Checks, stores and routes one report; fills its result. Returns the
+ *  rowid of a report stored now, else 0. */
+static int64_t accept_report(cv_broker_t *self, const char *sender, Caveat__Report *report,
+                             Caveat__Wire__PublishResult *result)
 {
     cv_error_t err = {""};
     if (report->originator && *report->originator && strcmp(report->originator, sender) != 0) {
         snprintf(err.msg, sizeof err.msg, "originator '%.100s' is not the sender %s",
                  report->originator, sender);
         set_result(result, CAVEAT__WIRE__STATUS__REFUSED_SPOOFED_ORIGINATOR, report->id, err.msg);
-        return;
+        return 0;
     }
     free(report->originator);
     report->originator = strdup(sender);
     if (!cv_policy_validate_report(self->policy, report, &err)) {
         set_result(result, CAVEAT__WIRE__STATUS__REFUSED_INVALID, report->id, err.msg);
-        return;
+        return 0;
     }
     if (!report->id || !*report->id) {
         free(report->id);
@@ -636,8 +784,10 @@ static void accept_report(cv_broker_t *self, const char *sender, Caveat__Report 
     int64_t rowid = 0;
     cv_put_t put = cv_store_put_report(self->store, &stored, body, len, &rowid, &err);
     free(body);
-    if (put == CV_PUT_NEW && !route(self, report, rowid, &err))
+    if (put == CV_PUT_NEW && !route(self, report, rowid, &err)) {
         put = CV_PUT_FAILED;
+        self->store_failed = true; /* stored but not routed: the turn must not commit */
+    }
     if (put == CV_PUT_CONFLICT)
         set_result(result, CAVEAT__WIRE__STATUS__REFUSED_DUPLICATE, report->id,
                    "the id names another report");
@@ -645,6 +795,7 @@ static void accept_report(cv_broker_t *self, const char *sender, Caveat__Report 
         set_result(result, CAVEAT__WIRE__STATUS__REFUSED_UNAVAILABLE, report->id, err.msg);
     else
         set_result(result, CAVEAT__WIRE__STATUS__OK, report->id, NULL);
+    return put == CV_PUT_NEW ? rowid : 0;
 }
 
 /*  A refusal is logged with its status; the reason may quote the report
@@ -681,7 +832,11 @@ static void on_publish(cv_broker_t *self, const zframe_t *routing, const char *s
         Caveat__Wire__PublishResult *result = calloc(1, sizeof *result);
         caveat__wire__publish_result__init(result);
         pending->ack.results[i] = result;
-        accept_report(self, sender, publish->reports[i], result);
+        int64_t stored = accept_report(self, sender, publish->reports[i], result);
+        if (stored) { /* its deliveries are made from it: the cache takes it from the frame */
+            keep_report(self, stored, publish->reports[i]);
+            publish->reports[i] = NULL;
+        }
         if (result->status == CAVEAT__WIRE__STATUS__OK)
             self->stats.published++;
         else
@@ -699,28 +854,11 @@ typedef struct {
     size_t off, len;
 } packed_t;
 
-/*  Grows *buf to at least want bytes. */
-static bool reserve(void **buf, size_t *cap, size_t want)
-{
-    if (want <= *cap)
-        return true;
-    size_t grown = *cap ? *cap : 4096;
-    while (grown < want)
-        grown *= 2;
-    void *bigger = realloc(*buf, grown);
-    if (!bigger)
-        return false;
-    *buf = bigger;
-    *cap = grown;
-    return true;
-}
-
 /*  Decides one queued report for the session's agency with the policy in
  *  force now; the report, or NULL when it no longer goes to this queue. */
-static const Caveat__Report *decide_entry(cv_broker_t *self, const session_t *s,
-                                          const cv_entry_ref_t *entry)
+static const Caveat__Report *decide_entry(cv_broker_t *self, const session_t *s, int64_t rowid)
 {
-    const Caveat__Report *report = report_at(self, entry->report);
+    const Caveat__Report *report = report_at(self, rowid);
     int agency = cv_policy_agency_find(self->policy, s->agency);
     if (!report || agency < 0 ||
         !cv_policy_decide(self->policy, report, agency, NULL, self->decision))
@@ -777,7 +915,7 @@ static bool pack_delivery(cv_broker_t *self, const Caveat__Report *report, uint6
  *  DELIVER_BATCH_SIZE bytes. */
 static void post_deliveries(cv_broker_t *self, const session_t *s, const packed_t *items, size_t n)
 {
-    ProtobufCBinaryData all[256];
+    ProtobufCBinaryData all[PUMP_MAX];
     for (size_t i = 0; i < n; i++) {
         all[i].data = (uint8_t *)self->pack.bytes + items[i].off;
         all[i].len = items[i].len;
@@ -798,101 +936,105 @@ static void post_deliveries(cv_broker_t *self, const session_t *s, const packed_
     }
 }
 
-/*  Packs one queue entry's delivery and gives the entry its seq, or drops
- *  the entry when the policy no longer sends it. false: nothing to send
- *  (out of memory leaves the entry as it was, for a later pump). */
-static bool prepare_entry(cv_broker_t *self, session_t *s, const cv_entry_ref_t *entry,
-                          uint64_t *last_seq, packed_t *out, cv_error_t *err)
-{
-    const Caveat__Report *report = decide_entry(self, s, entry);
-    if (!report) {
-        cv_store_drop(self->store, entry->entry, err);
-        return false;
-    }
-    uint64_t seq = entry->seq ? entry->seq : *last_seq + 1;
-    if (!pack_delivery(self, report, seq, out))
-        return false;
-    if (!entry->seq) {
-        *last_seq = seq;
-        cv_store_set_seq(self->store, entry->entry, seq, err);
-    }
-    return true;
-}
-
-/*  The session's queue id, resolved (and the queue made) on first use. */
-static bool session_queue(cv_broker_t *self, session_t *s)
+/*  The session's queue, resolved (and made) on first use. */
+static cv_queue_t *session_queue(cv_broker_t *self, session_t *s)
 {
     cv_error_t err;
-    if (s->queue < 0) {
-        s->queue = queue_id(self, s->agency, s->feed, &err);
-        /* one session per queue: after this read, only it gives seqs */
-        if (s->queue >= 0)
-            s->last_seq = cv_store_last_seq(self->store, s->queue);
+    if (!s->queue)
+        s->queue = queue_of(self, s->agency, s->feed, &err);
+    return s->queue;
+}
+
+/*  Resends what the queue has in flight, with its seqs, from where this
+ *  session got to. What the policy no longer releases stays in flight
+ *  unsent: a later acknowledgement covers it. */
+static size_t pump_resends(cv_broker_t *self, session_t *s, size_t room, packed_t *items)
+{
+    size_t n = 0;
+    const cv_sent_t *sent;
+    while (n < room && (sent = cv_queue_sent_after(s->queue, s->resent_up_to))) {
+        s->resent_up_to = sent->seq;
+        const Caveat__Report *report = decide_entry(self, s, sent->item.report);
+        if (report && pack_delivery(self, report, sent->seq, &items[n]))
+            n++;
     }
-    return s->queue >= 0;
+    if (n < room)
+        s->resending = false;
+    return n;
+}
+
+/*  Sends what waits, most urgent first, each given the next seq; one
+ *  store row for them all. What the policy no longer releases is dropped. */
+static size_t pump_new(cv_broker_t *self, session_t *s, size_t room, packed_t *items)
+{
+    cv_routed_t taken[PUMP_MAX];
+    size_t n = 0, given = 0;
+    uint64_t first_seq = cv_queue_last_seq(s->queue) + 1;
+    while (given < room && cv_queue_take(s->queue, &taken[given])) {
+        const Caveat__Report *report = decide_entry(self, s, taken[given].report);
+        if (!report)
+            continue; /* dropped */
+        uint64_t seq = cv_queue_give_seq(s->queue, taken[given]);
+        if (!seq) {
+            self->store_failed = true; /* out of memory: the turn rolls back */
+            break;
+        }
+        /* a delivery that cannot be packed now stays in flight: resent later */
+        if (pack_delivery(self, report, seq, &items[n]))
+            n++;
+        given++;
+    }
+    cv_error_t err;
+    if (given && !cv_store_sent(self->store, cv_queue_id(s->queue), first_seq, taken, given, &err))
+        self->store_failed = true;
+    s->in_flight += (uint32_t)(given - n); /* so the ack timeout resends them */
+    return n;
 }
 
 static void pump(cv_broker_t *self, session_t *s)
 {
-    if (s->publish_only) {
-        s->dirty = false;
+    size_t room = s->credit > s->in_flight ? s->credit - s->in_flight : 0;
+    if (room > PUMP_MAX)
+        room = PUMP_MAX;
+    if (s->publish_only || !session_queue(self, s) || room == 0) {
+        s->dirty = room == 0 && !s->publish_only; /* nothing more until credit comes back */
         return;
     }
-    cv_entry_ref_t entries[256];
-    int room = (int)(s->credit > s->in_flight ? s->credit - s->in_flight : 0);
-    if (room > 256)
-        room = 256;
-    cv_error_t err;
-    int n = 0;
-    if (!session_queue(self, s))
-        return;
-    if (room > 0 && s->resending) {
-        n = cv_store_next(self->store, s->queue, true, s->resent_up_to, entries, room, &err);
-        if (n <= 0)
-            s->resending = false;
-        else
-            s->resent_up_to = entries[n - 1].seq;
-    }
-    if (room > 0 && !s->resending)
-        n = cv_store_next(self->store, s->queue, false, 0, entries, room, &err);
-    if (n <= 0) {
-        s->dirty = room == 0; /* nothing more until credit comes back */
-        return;
-    }
-    uint64_t last_seq = s->last_seq;
-    packed_t items[256];
-    size_t sent = 0;
+    packed_t items[PUMP_MAX];
     self->pack.used = 0;
-    for (int i = 0; i < n; i++)
-        if (prepare_entry(self, s, &entries[i], &last_seq, &items[sent], &err))
-            sent++;
-    if (last_seq != s->last_seq) /* a resend gives no new seq */
-        cv_store_set_last_seq(self->store, s->queue, last_seq, &err);
-    s->last_seq = last_seq;
-    post_deliveries(self, s, items, sent);
     if (s->in_flight == 0)
         s->progress = zclock_mono(); /* the ack clock starts with the first in flight */
+    size_t sent = s->resending ? pump_resends(self, s, room, items) : 0;
+    if (sent < room && !s->resending)
+        sent += pump_new(self, s, room - sent, items + sent);
+    s->dirty = sent > 0; /* maybe more */
+    if (!sent)
+        return;
+    post_deliveries(self, s, items, sent);
     s->in_flight += (uint32_t)sent;
     self->stats.delivered += sent;
-    s->dirty = true; /* maybe more */
 }
 
 static void on_ack(cv_broker_t *self, session_t *s, const Caveat__Wire__DeliveryAck *ack)
 {
     if (ack->has_credit && ack->credit)
         s->credit = ack->credit > MAX_CREDIT ? MAX_CREDIT : ack->credit;
-    if (ack->has_up_to) {
-        if (!session_queue(self, s) || ack->up_to > s->last_seq) {
-            send_error(self, s->routing, E_BAD_ACK, "acknowledges a seq never sent");
-            return;
-        }
-        cv_error_t err;
-        int acked = cv_store_ack(self->store, s->queue, ack->up_to, &err);
-        s->progress = zclock_mono();
-        s->in_flight =
-            acked < 0 || (uint32_t)acked >= s->in_flight ? 0 : s->in_flight - (uint32_t)acked;
-    }
     s->dirty = true;
+    if (!ack->has_up_to)
+        return;
+    cv_queue_t *q = session_queue(self, s);
+    if (!q || ack->up_to > cv_queue_last_seq(q)) {
+        send_error(self, s->routing, E_BAD_ACK, "acknowledges a seq never sent");
+        return;
+    }
+    size_t acked = cv_queue_ack(q, ack->up_to);
+    s->progress = zclock_mono();
+    s->in_flight = acked >= s->in_flight ? 0 : s->in_flight - (uint32_t)acked;
+    cv_queue_state_t state;
+    cv_error_t err;
+    cv_queue_state(q, self->max_report, &state);
+    if (!cv_store_save_queue(self->store, cv_queue_id(q), &state, &err))
+        self->store_failed = true;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -944,9 +1086,9 @@ static char *stats_json(cv_broker_t *self)
 #define FIELD(name, value)                                                                         \
     cv_json_key(w, name);                                                                          \
     cv_json_uint(w, (uint64_t)(value))
-    FIELD("sessions", zhashx_size(self->queues)); /* delivery sessions */
+    FIELD("sessions", zhashx_size(self->serving)); /* delivery sessions */
     FIELD("senders", zlistx_size(self->senders));
-    FIELD("queued", cv_store_queued(self->store));
+    FIELD("queued", queued(self));
     FIELD("published", self->stats.published);
     FIELD("refused", self->stats.refused);
     FIELD("delivered", self->stats.delivered);
@@ -1068,8 +1210,10 @@ static int purge(cv_broker_t *self, bool dry_run, purge_list_t *list, cv_error_t
         return dry_run && total >= 0 ? total : -1;
     }
     self->stats.purged += (uint64_t)total;
-    if (total > 0)
+    if (total > 0) {
         say(self, false, "retention: purged %d reports", total);
+        reload_queues(self); /* without what was purged */
+    }
     return total;
 }
 
@@ -1258,6 +1402,19 @@ static void clear_outgoing(cv_broker_t *self)
         zmsg_destroy(&msg);
 }
 
+/*  The queues in memory as the store has them; until that succeeds (a
+ *  store that fails to read), nothing is delivered. Sessions keep their
+ *  place in what is in flight (its seqs are in the store too). */
+static void reload_queues(cv_broker_t *self)
+{
+    for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
+        s->queue = NULL;
+    cv_error_t err;
+    self->queues_lost = !load_queues(self, &err);
+    if (self->queues_lost)
+        say(self, false, "%s; trying again", err.msg);
+}
+
 /*  After a failed commit nothing of the turn happened: publishes are
  *  refused as unavailable, deliveries are not sent, and every session
  *  starts again from what the store holds. */
@@ -1265,6 +1422,7 @@ static void turn_failed(cv_broker_t *self, const char *why)
 {
     say(self, false, "store: %s", why);
     cv_store_rollback(self->store);
+    self->store_failed = false;
     for (pending_ack_t *p = zlistx_first(self->pending_acks); p;
          p = zlistx_next(self->pending_acks))
         for (size_t i = 0; i < p->ack.n_results; i++)
@@ -1280,11 +1438,10 @@ static void turn_failed(cv_broker_t *self, const char *why)
         s->in_flight = 0;
         s->resending = s->dirty = true;
         s->resent_up_to = 0;
-        s->queue = -1;
     }
     /* rows made in the rolled-back turn are gone: so must be their mirrors */
-    zhashx_purge(self->queue_ids);
     forget_reports(self);
+    reload_queues(self);
 }
 
 static void send_outgoing(cv_broker_t *self)
@@ -1313,8 +1470,12 @@ static void pump_sessions(cv_broker_t *self)
 static void turn(cv_broker_t *self, bool readable)
 {
     cv_error_t err;
-    if (!cv_store_begin(self->store, &err)) {
-        say(self, false, "%s", err.msg);
+    if (self->queues_lost)
+        reload_queues(self);
+    if (self->queues_lost || !cv_store_begin(self->store, &err)) {
+        if (!self->queues_lost)
+            say(self, false, "%s", err.msg);
+        zclock_sleep(100); /* the store is failing: do not spin */
         return;
     }
     for (int i = 0; readable && i < DRAIN_PER_TURN; i++) {
@@ -1327,7 +1488,9 @@ static void turn(cv_broker_t *self, bool readable)
         zmsg_destroy(&msg);
     }
     pump_sessions(self);
-    if (!cv_store_commit(self->store, &err))
+    if (self->store_failed)
+        turn_failed(self, "a write failed; the turn is rolled back");
+    else if (!cv_store_commit(self->store, &err))
         turn_failed(self, err.msg);
     send_outgoing(self);
     run_all_deferred(self);

@@ -14,7 +14,7 @@
 #include "cv_store.h"
 
 #define STORE_FORMAT  "caveat-store"
-#define STORE_VERSION 1
+#define STORE_VERSION 2
 
 static const char schema_sql[] =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
@@ -27,14 +27,21 @@ static const char schema_sql[] =
     "CREATE TABLE purges(report_id TEXT NOT NULL, originator TEXT NOT NULL,"
     "  category TEXT NOT NULL, created INTEGER NOT NULL, rule TEXT NOT NULL,"
     "  purged TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')));"
-    /* one row per recipient queue; entries name queues and reports by
-     * integer, which keeps the per-recipient rows and their index small */
+    /* one row per recipient queue: its highest seq given and acknowledged,
+     * and per priority the report rowid up to which everything routed to
+     * it was delivered and acknowledged, or dropped */
     "CREATE TABLE queues(id INTEGER PRIMARY KEY, agency TEXT NOT NULL, feed TEXT NOT NULL,"
-    "  last_seq INTEGER NOT NULL DEFAULT 0, UNIQUE(agency, feed));"
-    "CREATE TABLE queue(entry INTEGER PRIMARY KEY AUTOINCREMENT, queue INTEGER NOT NULL,"
-    "  report INTEGER NOT NULL, priority INTEGER NOT NULL, seq INTEGER);"
-    "CREATE INDEX queue_order ON queue(queue, seq, priority DESC, entry);"
-    "CREATE INDEX queue_report ON queue(report);";
+    "  last_seq INTEGER NOT NULL DEFAULT 0, acked_seq INTEGER NOT NULL DEFAULT 0,"
+    "  done0 INTEGER NOT NULL DEFAULT 0, done1 INTEGER NOT NULL DEFAULT 0,"
+    "  done2 INTEGER NOT NULL DEFAULT 0, UNIQUE(agency, feed));"
+    /* where each report was routed when accepted: one row per report,
+     * however many recipients (queue ids, 4 bytes little-endian each) */
+    "CREATE TABLE routes(report INTEGER PRIMARY KEY, priority INTEGER NOT NULL,"
+    "  queues BLOB NOT NULL);"
+    /* deliveries given seqs and not yet acknowledged: one row per pump,
+     * seqs first..last for the reports listed (rowids, 8 bytes each) */
+    "CREATE TABLE sent(queue INTEGER NOT NULL, first INTEGER NOT NULL, last INTEGER NOT NULL,"
+    "  reports BLOB NOT NULL, PRIMARY KEY(queue, first)) WITHOUT ROWID;";
 
 enum {
     S_BEGIN,
@@ -45,19 +52,18 @@ enum {
     S_GET_BODY,
     S_QUEUE_ID,
     S_QUEUE_NEW,
-    S_ENQUEUE,
-    S_NEXT_SENT,
-    S_NEXT_UNSENT,
-    S_SET_SEQ,
-    S_DROP,
-    S_ACK,
-    S_LAST_SEQ,
-    S_SET_LAST_SEQ,
-    S_QUEUED,
+    S_ROUTE,
+    S_SENT,
+    S_SAVE_QUEUE,
+    S_FORGET_SENT,
+    S_LOAD_QUEUES,
+    S_LOAD_SENT,
+    S_LOAD_ROUTES,
+    S_MAX_REPORT,
     S_CATEGORIES,
     S_EXPIRED,
     S_PURGE_RECORD,
-    S_PURGE_QUEUE,
+    S_PURGE_ROUTE,
     S_PURGE_REPORT,
     S_COUNT
 };
@@ -72,30 +78,32 @@ static const char *const statements[S_COUNT] = {
     [S_GET_BODY] = "SELECT body FROM reports WHERE rowid = ?1",
     [S_QUEUE_ID] = "SELECT id FROM queues WHERE agency = ?1 AND feed = ?2",
     [S_QUEUE_NEW] = "INSERT INTO queues(agency, feed) VALUES(?1, ?2)",
-    [S_ENQUEUE] = "INSERT INTO queue(queue, report, priority) VALUES(?1, ?2, ?3)",
-    [S_NEXT_SENT] = "SELECT entry, report, seq FROM queue WHERE queue = ?1"
-                    " AND seq > ?2 ORDER BY seq LIMIT ?3",
-    [S_NEXT_UNSENT] = "SELECT entry, report, 0 FROM queue WHERE queue = ?1"
-                      " AND seq IS NULL ORDER BY priority DESC, entry LIMIT ?3",
-    [S_SET_SEQ] = "UPDATE queue SET seq = ?2 WHERE entry = ?1",
-    [S_DROP] = "DELETE FROM queue WHERE entry = ?1",
-    [S_ACK] = "DELETE FROM queue WHERE queue = ?1 AND seq <= ?2",
-    [S_LAST_SEQ] = "SELECT last_seq FROM queues WHERE id = ?1",
-    [S_SET_LAST_SEQ] = "UPDATE queues SET last_seq = ?2 WHERE id = ?1",
-    [S_QUEUED] = "SELECT count(*) FROM queue",
+    [S_ROUTE] = "INSERT INTO routes(report, priority, queues) VALUES(?1, ?2, ?3)",
+    [S_SENT] = "INSERT INTO sent(queue, first, last, reports) VALUES(?1, ?2, ?3, ?4)",
+    [S_SAVE_QUEUE] = "UPDATE queues SET last_seq = ?2, acked_seq = ?3, done0 = ?4, done1 = ?5,"
+                     " done2 = ?6 WHERE id = ?1",
+    [S_FORGET_SENT] = "DELETE FROM sent WHERE queue = ?1 AND last <= ?2",
+    [S_LOAD_QUEUES] = "SELECT id, agency, feed, last_seq, acked_seq, done0, done1, done2"
+                      " FROM queues ORDER BY id",
+    [S_LOAD_SENT] = "SELECT queue, first, reports FROM sent ORDER BY queue, first",
+    [S_LOAD_ROUTES] = "SELECT report, priority, queues FROM routes WHERE report > ?1"
+                      " ORDER BY report",
+    [S_MAX_REPORT] = "SELECT coalesce(max(rowid), 0) FROM reports",
     [S_CATEGORIES] = "SELECT DISTINCT category FROM reports",
     [S_EXPIRED] = "SELECT id, originator, created, rowid FROM reports WHERE category = ?1"
                   " AND created < ?2 ORDER BY created",
     [S_PURGE_RECORD] = "INSERT INTO purges(report_id, originator, category, created, rule)"
                        " VALUES(?1, ?2, ?3, ?4, ?5)",
-    [S_PURGE_QUEUE] = "DELETE FROM queue WHERE report = (SELECT rowid FROM reports WHERE id = ?1)",
-    [S_PURGE_REPORT] = "DELETE FROM reports WHERE id = ?1",
+    [S_PURGE_ROUTE] = "DELETE FROM routes WHERE report = ?1",
+    [S_PURGE_REPORT] = "DELETE FROM reports WHERE rowid = ?1",
 };
 
 struct cv_store_t {
     sqlite3 *db;
     sqlite3_stmt *stmt[S_COUNT];
     int wal_pages; /* pages in the WAL after the last commit */
+    uint8_t *blob; /* routes and sent rows are encoded here */
+    size_t blob_cap;
 };
 
 static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int pages)
@@ -230,6 +238,7 @@ void cv_store_close(cv_store_t **self_p)
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize(self->stmt[i]);
     sqlite3_close(self->db);
+    free(self->blob);
     free(self);
     *self_p = NULL;
 }
@@ -304,76 +313,166 @@ int64_t cv_store_queue(cv_store_t *self, const char *agency, const char *feed, c
     return step_done(self, s, err) ? sqlite3_last_insert_rowid(self->db) : -1;
 }
 
-bool cv_store_enqueue(cv_store_t *self, int64_t queue, int64_t report, int priority,
-                      cv_error_t *err)
+/*  Integers in blobs are little-endian, so a data directory moves between
+ *  machines. */
+static void put_le(uint8_t *at, uint64_t value, int bytes)
 {
-    sqlite3_stmt *s = stmt(self, S_ENQUEUE);
-    sqlite3_bind_int64(s, 1, queue);
-    sqlite3_bind_int64(s, 2, report);
-    sqlite3_bind_int(s, 3, priority);
+    for (int i = 0; i < bytes; i++)
+        at[i] = (uint8_t)(value >> (8 * i));
+}
+
+static uint64_t get_le(const uint8_t *at, int bytes)
+{
+    uint64_t value = 0;
+    for (int i = 0; i < bytes; i++)
+        value |= (uint64_t)at[i] << (8 * i);
+    return value;
+}
+
+/*  self->blob with room for bytes; NULL when out of memory. */
+static uint8_t *blob_of(cv_store_t *self, size_t bytes)
+{
+    if (bytes > self->blob_cap) {
+        uint8_t *bigger = realloc(self->blob, bytes);
+        if (!bigger)
+            return NULL;
+        self->blob = bigger;
+        self->blob_cap = bytes;
+    }
+    return self->blob;
+}
+
+bool cv_store_route(cv_store_t *self, int64_t report, int priority, const int64_t *queues, size_t n,
+                    cv_error_t *err)
+{
+    uint8_t *blob = blob_of(self, n * 4 + 1);
+    if (!blob) {
+        cv_error_set(err, NULL, 0, 0, "store: out of memory");
+        return false;
+    }
+    for (size_t i = 0; i < n; i++)
+        put_le(blob + 4 * i, (uint64_t)queues[i], 4);
+    sqlite3_stmt *s = stmt(self, S_ROUTE);
+    sqlite3_bind_int64(s, 1, report);
+    sqlite3_bind_int(s, 2, priority);
+    sqlite3_bind_blob(s, 3, blob, (int)(n * 4), SQLITE_STATIC);
     return step_done(self, s, err);
 }
 
-int cv_store_next(cv_store_t *self, int64_t queue, bool sent, uint64_t after_seq,
-                  cv_entry_ref_t *out, int max, cv_error_t *err)
+/*  A sent row's blob: each report's rowid times 4 plus its priority, so a
+ *  restart knows both without reading the routes. */
+bool cv_store_sent(cv_store_t *self, int64_t queue, uint64_t first_seq, const cv_routed_t *items,
+                   size_t n, cv_error_t *err)
 {
-    sqlite3_stmt *s = stmt(self, sent ? S_NEXT_SENT : S_NEXT_UNSENT);
+    uint8_t *blob = n ? blob_of(self, n * 8) : NULL;
+    if (!blob) {
+        cv_error_set(err, NULL, 0, 0, "store: no deliveries, or out of memory");
+        return false;
+    }
+    for (size_t i = 0; i < n; i++)
+        put_le(blob + 8 * i, (uint64_t)(items[i].report * 4 + items[i].priority), 8);
+    sqlite3_stmt *s = stmt(self, S_SENT);
     sqlite3_bind_int64(s, 1, queue);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)after_seq);
-    sqlite3_bind_int(s, 3, max);
-    int n = 0, rc = SQLITE_DONE;
-    while (n < max && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        out[n].entry = sqlite3_column_int64(s, 0);
-        out[n].report = sqlite3_column_int64(s, 1);
-        out[n].seq = (uint64_t)sqlite3_column_int64(s, 2);
-        n++;
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)first_seq);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)(first_seq + n - 1));
+    sqlite3_bind_blob(s, 4, blob, (int)(n * 8), SQLITE_STATIC);
+    return step_done(self, s, err);
+}
+
+bool cv_store_save_queue(cv_store_t *self, int64_t queue, const cv_queue_state_t *state,
+                         cv_error_t *err)
+{
+    sqlite3_stmt *s = stmt(self, S_SAVE_QUEUE);
+    sqlite3_bind_int64(s, 1, queue);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)state->last_seq);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)state->acked_seq);
+    for (int p = 0; p < CV_PRIORITIES; p++)
+        sqlite3_bind_int64(s, 4 + p, state->done[p]);
+    if (!step_done(self, s, err))
+        return false;
+    /* pumps wholly acknowledged; a pump acknowledged in part stays, and
+     * loading skips its seqs up to acked_seq */
+    s = stmt(self, S_FORGET_SENT);
+    sqlite3_bind_int64(s, 1, queue);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)state->acked_seq);
+    return step_done(self, s, err);
+}
+
+/*  Loading: the queues, then what each has sent and not had acknowledged,
+ *  then the routes that some queue has not finished with. */
+static bool load_queues(cv_store_t *self, const cv_store_loader_t *loader, void *arg,
+                        int64_t *oldest, cv_error_t *err)
+{
+    sqlite3_stmt *s = stmt(self, S_LOAD_QUEUES);
+    int rc;
+    *oldest = INT64_MAX;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        cv_queue_state_t state = {
+            (uint64_t)sqlite3_column_int64(s, 3), (uint64_t)sqlite3_column_int64(s, 4), {0}};
+        for (int p = 0; p < CV_PRIORITIES; p++) {
+            state.done[p] = sqlite3_column_int64(s, 5 + p);
+            if (state.done[p] < *oldest)
+                *oldest = state.done[p];
+        }
+        loader->queue(arg, sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1),
+                      (const char *)sqlite3_column_text(s, 2), &state);
     }
     sqlite3_reset(s);
-    if (n < max && rc != SQLITE_DONE) {
-        db_error(self, err, "next");
-        return -1;
+    if (*oldest == INT64_MAX)
+        *oldest = 0;
+    return rc == SQLITE_DONE || db_error(self, err, "load queues");
+}
+
+static bool load_sent(cv_store_t *self, const cv_store_loader_t *loader, void *arg, cv_error_t *err)
+{
+    sqlite3_stmt *s = stmt(self, S_LOAD_SENT);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        int64_t queue = sqlite3_column_int64(s, 0);
+        uint64_t first = (uint64_t)sqlite3_column_int64(s, 1);
+        const uint8_t *blob = sqlite3_column_blob(s, 2);
+        size_t n = (size_t)sqlite3_column_bytes(s, 2) / 8;
+        for (size_t i = 0; i < n; i++) {
+            int64_t packed = (int64_t)get_le(blob + 8 * i, 8);
+            loader->sent(arg, queue, first + i, (cv_routed_t){packed / 4, (int)(packed % 4)});
+        }
     }
-    return n;
-}
-
-bool cv_store_set_seq(cv_store_t *self, int64_t entry, uint64_t seq, cv_error_t *err)
-{
-    sqlite3_stmt *s = stmt(self, S_SET_SEQ);
-    sqlite3_bind_int64(s, 1, entry);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)seq);
-    return step_done(self, s, err);
-}
-
-bool cv_store_drop(cv_store_t *self, int64_t entry, cv_error_t *err)
-{
-    sqlite3_stmt *s = stmt(self, S_DROP);
-    sqlite3_bind_int64(s, 1, entry);
-    return step_done(self, s, err);
-}
-
-int cv_store_ack(cv_store_t *self, int64_t queue, uint64_t up_to, cv_error_t *err)
-{
-    sqlite3_stmt *s = stmt(self, S_ACK);
-    sqlite3_bind_int64(s, 1, queue);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)up_to);
-    return step_done(self, s, err) ? sqlite3_changes(self->db) : -1;
-}
-
-uint64_t cv_store_last_seq(cv_store_t *self, int64_t queue)
-{
-    sqlite3_stmt *s = stmt(self, S_LAST_SEQ);
-    sqlite3_bind_int64(s, 1, queue);
-    uint64_t seq = sqlite3_step(s) == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(s, 0) : 0;
     sqlite3_reset(s);
-    return seq;
+    return rc == SQLITE_DONE || db_error(self, err, "load sent");
 }
 
-bool cv_store_set_last_seq(cv_store_t *self, int64_t queue, uint64_t seq, cv_error_t *err)
+static bool load_routes(cv_store_t *self, const cv_store_loader_t *loader, void *arg, int64_t after,
+                        cv_error_t *err)
 {
-    sqlite3_stmt *s = stmt(self, S_SET_LAST_SEQ);
-    sqlite3_bind_int64(s, 1, queue);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)seq);
-    return step_done(self, s, err);
+    sqlite3_stmt *s = stmt(self, S_LOAD_ROUTES);
+    sqlite3_bind_int64(s, 1, after);
+    int64_t queues[256];
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const uint8_t *blob = sqlite3_column_blob(s, 2);
+        size_t n = (size_t)sqlite3_column_bytes(s, 2) / 4;
+        int64_t report = sqlite3_column_int64(s, 0);
+        int priority = sqlite3_column_int(s, 1);
+        for (size_t from = 0; from < n; from += 256) { /* any number of recipients */
+            size_t k = n - from < 256 ? n - from : 256;
+            for (size_t i = 0; i < k; i++)
+                queues[i] = (int64_t)get_le(blob + 4 * (from + i), 4);
+            loader->route(arg, report, priority, queues, k);
+        }
+    }
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE || db_error(self, err, "load routes");
+}
+
+bool cv_store_load(cv_store_t *self, const cv_store_loader_t *loader, void *arg,
+                   int64_t *max_report, cv_error_t *err)
+{
+    sqlite3_stmt *s = stmt(self, S_MAX_REPORT);
+    *max_report = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    int64_t oldest = 0;
+    return load_queues(self, loader, arg, &oldest, err) && load_sent(self, loader, arg, err) &&
+           load_routes(self, loader, arg, oldest, err);
 }
 
 bool cv_store_get_report(cv_store_t *self, int64_t report, uint8_t **body, size_t *len,
@@ -392,14 +491,6 @@ bool cv_store_get_report(cv_store_t *self, int64_t report, uint8_t **body, size_
         memcpy(*body, sqlite3_column_blob(s, 0), *len);
     sqlite3_reset(s);
     return *body != NULL;
-}
-
-int64_t cv_store_queued(cv_store_t *self)
-{
-    sqlite3_stmt *s = stmt(self, S_QUEUED);
-    int64_t n = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
-    sqlite3_reset(s);
-    return n;
 }
 
 int cv_store_wal_pages(const cv_store_t *self)
@@ -435,7 +526,7 @@ int cv_store_categories(cv_store_t *self, char ***out)
     return n;
 }
 
-static bool purge_one(cv_store_t *self, const char *id, const char *originator,
+static bool purge_one(cv_store_t *self, int64_t rowid, const char *id, const char *originator,
                       const char *category, int64_t created, const char *rule, cv_error_t *err)
 {
     sqlite3_stmt *s = stmt(self, S_PURGE_RECORD);
@@ -446,12 +537,12 @@ static bool purge_one(cv_store_t *self, const char *id, const char *originator,
     sqlite3_bind_text(s, 5, rule, -1, SQLITE_STATIC);
     if (!step_done(self, s, err))
         return false;
-    s = stmt(self, S_PURGE_QUEUE);
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    s = stmt(self, S_PURGE_ROUTE);
+    sqlite3_bind_int64(s, 1, rowid);
     if (!step_done(self, s, err))
         return false;
     s = stmt(self, S_PURGE_REPORT);
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 1, rowid);
     return step_done(self, s, err);
 }
 
@@ -464,7 +555,7 @@ int cv_store_purge(cv_store_t *self, const char *category, int64_t created_befor
     sqlite3_bind_int64(s, 2, created_before);
     typedef struct {
         char *id, *originator;
-        int64_t created;
+        int64_t created, rowid;
     } row_t;
     row_t *rows = NULL;
     int n = 0;
@@ -473,16 +564,16 @@ int cv_store_purge(cv_store_t *self, const char *category, int64_t created_befor
         if (!grown)
             break;
         rows = grown;
-        rows[n++] =
-            (row_t){strdup((const char *)sqlite3_column_text(s, 0)),
-                    strdup((const char *)sqlite3_column_text(s, 1)), sqlite3_column_int64(s, 2)};
+        rows[n++] = (row_t){strdup((const char *)sqlite3_column_text(s, 0)),
+                            strdup((const char *)sqlite3_column_text(s, 1)),
+                            sqlite3_column_int64(s, 2), sqlite3_column_int64(s, 3)};
     }
     sqlite3_reset(s);
     bool ok = true;
     for (int i = 0; i < n; i++) {
         if (ok && !dry_run)
-            ok = purge_one(self, rows[i].id, rows[i].originator, category, rows[i].created, rule,
-                           err);
+            ok = purge_one(self, rows[i].rowid, rows[i].id, rows[i].originator, category,
+                           rows[i].created, rule, err);
         if (ok && each)
             each(arg, rows[i].id, category, rows[i].created);
         free(rows[i].id);

@@ -1,10 +1,13 @@
 /*  cv_store.h: the broker's durable store (SQLite, WAL).
  *
- *  Reports are stored once; each recipient queue holds entries that point
- *  at them. An entry has no seq until it is sent; then it keeps its seq
- *  until acknowledged, when it is deleted. A queue is named by (agency id,
- *  feed), feed "" being the agency's direct queue, and has an integer id;
- *  reports are referred to by their rowid.
+ *  Reports are stored once, with one row saying which queues they were
+ *  routed to. The broker keeps its queues in memory (cv_queue.h) and the
+ *  store only what it needs to build them again: per queue its seqs and
+ *  how far it got (cv_queue_state_t), and one row per pump of deliveries
+ *  sent and not yet acknowledged, so that a restart resends them with the
+ *  seqs they had. Nothing is written per delivery. A queue is named by
+ *  (agency id, feed), feed "" being the agency's direct queue, and has an
+ *  integer id; reports are referred to by their rowid.
  */
 #ifndef CV_STORE_H
 #define CV_STORE_H
@@ -16,6 +19,8 @@
 #include "cv_proto.h"
 
 typedef struct cv_store_t cv_store_t;
+
+#define CV_PRIORITIES 3 /* caveat.Priority: ROUTINE, PRIORITY, IMMEDIATE */
 
 typedef enum {
     CV_SYNC_FULL,   /* fsync at every commit: nothing acknowledged is lost on power loss */
@@ -52,28 +57,47 @@ cv_put_t cv_store_put_report(cv_store_t *self, const cv_stored_report_t *report,
                              const uint8_t *body, size_t len, int64_t *rowid, cv_error_t *err);
 /*  The id of queue (agency, feed), made when new; -1 on failure. */
 int64_t cv_store_queue(cv_store_t *self, const char *agency, const char *feed, cv_error_t *err);
-bool cv_store_enqueue(cv_store_t *self, int64_t queue, int64_t report, int priority,
-                      cv_error_t *err);
 
+/*  Where a report was routed when accepted: the queues, one row for all. */
+bool cv_store_route(cv_store_t *self, int64_t report, int priority, const int64_t *queues, size_t n,
+                    cv_error_t *err);
+/*  A report in a queue, with its priority (caveat.Priority). */
 typedef struct {
-    int64_t entry;
-    int64_t report; /* rowid */
-    uint64_t seq;   /* 0 when not sent yet */
-} cv_entry_ref_t;
+    int64_t report;
+    int priority;
+} cv_routed_t;
 
-/*  Up to max entries of a queue: when sent is true, those sent and not
- *  acknowledged with seq above after_seq, in seq order; else those never
- *  sent, most urgent first, then in order of acceptance. */
-int cv_store_next(cv_store_t *self, int64_t queue, bool sent, uint64_t after_seq,
-                  cv_entry_ref_t *out, int max, cv_error_t *err);
-bool cv_store_set_seq(cv_store_t *self, int64_t entry, uint64_t seq, cv_error_t *err);
-bool cv_store_drop(cv_store_t *self, int64_t entry, cv_error_t *err);
-/*  Deletes a queue's entries with seq <= up_to; returns how many, or -1. */
-int cv_store_ack(cv_store_t *self, int64_t queue, uint64_t up_to, cv_error_t *err);
-/*  The highest seq ever given in a queue (0 for none). Kept in the store so
- *  that a restart never gives a seq twice. */
-uint64_t cv_store_last_seq(cv_store_t *self, int64_t queue);
-bool cv_store_set_last_seq(cv_store_t *self, int64_t queue, uint64_t seq, cv_error_t *err);
+/*  One pump: items[i] was sent with seq first_seq + i. */
+bool cv_store_sent(cv_store_t *self, int64_t queue, uint64_t first_seq, const cv_routed_t *items,
+                   size_t n, cv_error_t *err);
+
+/*  What the store keeps of a queue besides its routes and pumps. done[p]
+ *  is the rowid up to which every report of priority p routed to the
+ *  queue was delivered and acknowledged, or dropped: loading skips them. */
+typedef struct {
+    uint64_t last_seq;  /* the highest seq given: a restart never gives one twice */
+    uint64_t acked_seq; /* the highest acknowledged */
+    int64_t done[CV_PRIORITIES];
+} cv_queue_state_t;
+
+/*  Saves a queue's state and forgets its pumps acknowledged in whole. */
+bool cv_store_save_queue(cv_store_t *self, int64_t queue, const cv_queue_state_t *state,
+                         cv_error_t *err);
+
+/*  Reads back every queue: queue() once per queue (first), sent() for
+ *  every seq of a pump not acknowledged in whole, in seq order, then
+ *  route() for every report that some queue may still be waiting for, in
+ *  order of acceptance (a report with many recipients may come in several
+ *  calls). The callee filters by its queues' done and acked_seq.
+ *  *max_report is the highest report rowid in the store. */
+typedef struct {
+    void (*queue)(void *arg, int64_t id, const char *agency, const char *feed,
+                  const cv_queue_state_t *state);
+    void (*sent)(void *arg, int64_t queue, uint64_t seq, cv_routed_t item);
+    void (*route)(void *arg, int64_t report, int priority, const int64_t *queues, size_t n);
+} cv_store_loader_t;
+bool cv_store_load(cv_store_t *self, const cv_store_loader_t *loader, void *arg,
+                   int64_t *max_report, cv_error_t *err);
 
 /*  The packed report by rowid; *body is malloc'd. */
 bool cv_store_get_report(cv_store_t *self, int64_t report, uint8_t **body, size_t *len,
@@ -83,9 +107,6 @@ bool cv_store_get_report(cv_store_t *self, int64_t report, uint8_t **body, size_
  *  pages in the WAL since the last checkpoint, and a passive checkpoint. */
 int cv_store_wal_pages(const cv_store_t *self);
 void cv_store_checkpoint(cv_store_t *self);
-
-/*  Entries waiting in all queues (sent or not). */
-int64_t cv_store_queued(cv_store_t *self);
 
 /*  The categories of stored reports (malloc'd strings in a malloc'd array). */
 int cv_store_categories(cv_store_t *self, char ***out);

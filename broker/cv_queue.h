@@ -1,0 +1,71 @@
+/*  cv_queue.h: one recipient queue of caveatd, in memory.
+ *
+ *  What has been routed to one (agency, feed) and is not finished with:
+ *  reports not yet sent, most urgent first and then in order of acceptance,
+ *  and deliveries sent and not yet acknowledged, in seq order. Seqs are
+ *  given at sending, 1, 2, 3... with no gaps, so the unacknowledged ones
+ *  always run from acked_seq + 1 to last_seq.
+ *
+ *  The broker keeps each queue and the store (cv_store.h) in step inside a
+ *  turn's transaction: the store holds where reports were routed, one row
+ *  per pump, and cv_queue_state() saved at each acknowledgement, from which
+ *  cv_store_load builds the queues again after a restart. No store write is
+ *  needed per delivery. The saved state may lag behind the queue as long
+ *  as nothing above its done marks is finished: a report taken and
+ *  dropped (the policy no longer releases it) and not yet covered by a
+ *  save is decided again after a restart.
+ */
+#ifndef CV_QUEUE_H
+#define CV_QUEUE_H
+
+#include "cv_store.h"
+
+typedef struct cv_queue_t cv_queue_t;
+
+typedef struct {
+    uint64_t seq;
+    cv_routed_t item;
+} cv_sent_t;
+
+cv_queue_t *cv_queue_new(int64_t id, const char *agency, const char *feed);
+void cv_queue_destroy(cv_queue_t **self_p);
+
+int64_t cv_queue_id(const cv_queue_t *self);
+const char *cv_queue_agency(const cv_queue_t *self);
+const char *cv_queue_feed(const cv_queue_t *self);
+
+/*  Routing: the report waits to be sent. false: out of memory. */
+bool cv_queue_push(cv_queue_t *self, cv_routed_t item);
+/*  The most urgent report not yet sent, taken out; false when none. It is
+ *  then either given a seq (cv_queue_give_seq) or dropped (nothing more). */
+bool cv_queue_take(cv_queue_t *self, cv_routed_t *item);
+/*  Records a delivery of item with the next seq, and returns the seq (0:
+ *  out of memory, nothing recorded). */
+uint64_t cv_queue_give_seq(cv_queue_t *self, cv_routed_t item);
+
+/*  Unacknowledged deliveries: how many, and the first with seq > after
+ *  (NULL when none). */
+size_t cv_queue_in_flight(const cv_queue_t *self);
+const cv_sent_t *cv_queue_sent_after(const cv_queue_t *self, uint64_t after);
+/*  A cumulative acknowledgement; returns how many deliveries it finished.
+ *  The caller checks up_to <= last_seq first. */
+size_t cv_queue_ack(cv_queue_t *self, uint64_t up_to);
+
+uint64_t cv_queue_last_seq(const cv_queue_t *self);
+/*  Reports waiting, sent or not. */
+size_t cv_queue_size(const cv_queue_t *self);
+
+/*  What the store keeps: seqs, and per priority the rowid below which
+ *  nothing is left (max_report when nothing of that priority is left: the
+ *  highest rowid routed so far). */
+void cv_queue_state(const cv_queue_t *self, int64_t max_report, cv_queue_state_t *state);
+
+/*  Building the queue again from the store (cv_store_load): the saved
+ *  state, then the unacknowledged deliveries in seq order, then every route
+ *  to this queue in order of acceptance, of which restore_route keeps those
+ *  neither finished nor in flight. */
+void cv_queue_restore_state(cv_queue_t *self, const cv_queue_state_t *state);
+bool cv_queue_restore_sent(cv_queue_t *self, uint64_t seq, cv_routed_t item);
+bool cv_queue_restore_route(cv_queue_t *self, cv_routed_t item);
+
+#endif
