@@ -31,9 +31,11 @@
 #define MAX_CREDIT         10000
 #define DRAIN_PER_TURN     1000         /* messages handled per transaction */
 #define DELIVER_BATCH_SIZE (256 * 1024) /* bytes of deliveries per frame */
-#define WAL_PAGES_BUSY     16000        /* checkpoint even when busy past this (~64 MB) */
+#define WAL_PAGES_BUSY     4096         /* ask the checkpointer past this (~16 MB of WAL) */
+#define WAL_PAGES_MAX      65536        /* checkpoint in the loop past this (~256 MB) */
 #define REPORT_CACHE       16384        /* unpacked reports kept, by rowid */
 #define PUMP_MAX           256          /* deliveries a session is sent in one turn */
+#define SAVE_INTERVAL_MS   100          /* acknowledgements are saved this often */
 
 /* docs/protocol.md section 7 */
 enum {
@@ -70,6 +72,12 @@ typedef struct {
     Caveat__Wire__AdminRequest *request;
 } deferred_t;
 
+/*  A message that may leave once commit is on disk (cv_store_synced). */
+typedef struct {
+    uint64_t commit;
+    zmsg_t *msg;
+} held_t;
+
 /*  A publish waiting for the commit before its PublishAck goes out. */
 typedef struct {
     zframe_t *routing;
@@ -92,11 +100,14 @@ struct cv_broker_t {
     int64_t max_report; /* the highest report rowid routed */
     bool store_failed;  /* a write of this turn failed: it rolls back */
     bool queues_lost;   /* the queues could not be read back after a rollback */
+    int64_t next_save;  /* when acknowledgements are next saved (ms) */
+    bool unsaved;       /* acknowledgements not yet saved */
     int64_t *route_ids; /* one report's queue ids, reused */
     size_t route_ids_cap;
     zlistx_t *senders;      /* send-only sessions, oldest first (not owned) */
     zlistx_t *pending_acks; /* pending_ack_t */
     zlistx_t *outbox;       /* zmsg_t: deliveries to send after the commit */
+    zlistx_t *held;         /* held_t: messages waiting for their commit's sync */
     zlistx_t *deferred;     /* deferred_t: admin work run outside a transaction */
     struct {
         int64_t rowid; /* 0: empty */
@@ -254,6 +265,7 @@ static bool bind_router(cv_broker_t *self, zcert_t *cert, cv_error_t *err)
     zsock_set_sndhwm(self->router, 100000);
     zsock_set_rcvhwm(self->router, 100000);
     zsock_set_sndtimeo(self->router, 0);
+    zsock_set_rcvtimeo(self->router, 0);
     zsock_set_linger(self->router, 1000);
     if (zsock_bind(self->router, "%s", self->config.endpoint) < 0) {
         cv_error_set(err, NULL, 0, 0, "cannot bind %s: %s", self->config.endpoint,
@@ -329,6 +341,7 @@ cv_broker_t *cv_broker_new(const cv_broker_config_t *config, cv_error_t *err)
     zhashx_set_destructor(self->queues, queue_free);
     self->pending_acks = zlistx_new();
     self->outbox = zlistx_new();
+    self->held = zlistx_new();
     self->deferred = zlistx_new();
     self->senders = zlistx_new();
     self->decision = cv_decision_new();
@@ -348,6 +361,7 @@ void cv_broker_destroy(cv_broker_t **self_p)
     clear_outgoing(self);
     zlistx_destroy(&self->pending_acks);
     zlistx_destroy(&self->outbox);
+    zlistx_destroy(&self->held);
     zlistx_destroy(&self->deferred);
     zlistx_destroy(&self->senders);
     forget_reports(self);
@@ -644,6 +658,8 @@ static bool load_queues(cv_broker_t *self, cv_error_t *err)
     zhashx_purge(self->queues);
     self->store_failed = false;
     bool ok = cv_store_load(self->store, &loader, self, &self->max_report, err);
+    for (cv_queue_t *q = zhashx_first(self->queues); q; q = zhashx_next(self->queues))
+        cv_queue_restore_end(q);
     if (ok && self->store_failed) {
         cv_error_set(err, NULL, 0, 0, "store: out of memory loading the queues");
         ok = false;
@@ -991,6 +1007,32 @@ static size_t pump_new(cv_broker_t *self, session_t *s, size_t room, packed_t *i
     return n;
 }
 
+static void save_queue(cv_broker_t *self, cv_queue_t *q)
+{
+    cv_queue_state_t state;
+    cv_error_t err;
+    cv_queue_state(q, self->max_report, &state);
+    if (!cv_store_save_queue(self->store, cv_queue_id(q), &state, &err))
+        self->store_failed = true;
+    cv_queue_mark_saved(q);
+}
+
+/*  Acknowledgements reach the store in bulk, each queue's at most every
+ *  SAVE_INTERVAL_MS: one row written for many acks. Until then the store
+ *  holds the queue as it was, sent rows included, so a crash in between
+ *  only means those deliveries are sent again with their seqs. */
+static void save_queues(cv_broker_t *self, bool now)
+{
+    int64_t time = zclock_mono();
+    if (!now && time < self->next_save)
+        return;
+    self->next_save = time + SAVE_INTERVAL_MS;
+    self->unsaved = false;
+    for (cv_queue_t *q = zhashx_first(self->queues); q; q = zhashx_next(self->queues))
+        if (cv_queue_unsaved(q))
+            save_queue(self, q);
+}
+
 static void pump(cv_broker_t *self, session_t *s)
 {
     size_t room = s->credit > s->in_flight ? s->credit - s->in_flight : 0;
@@ -1007,11 +1049,18 @@ static void pump(cv_broker_t *self, session_t *s)
     size_t sent = s->resending ? pump_resends(self, s, room, items) : 0;
     if (sent < room && !s->resending)
         sent += pump_new(self, s, room - sent, items + sent);
-    s->dirty = sent > 0; /* maybe more */
+    s->dirty = sent == room || s->resending; /* else the queue is empty: routing marks it again */
     if (!sent)
         return;
     post_deliveries(self, s, items, sent);
     s->in_flight += (uint32_t)sent;
+    /* a seq past the saved acknowledgements plus the credit was sent on the
+     * strength of acknowledgements not yet saved: they are saved in this
+     * turn, before it leaves, so a delivery whose acknowledgement has had an
+     * effect never comes back after a crash */
+    if (cv_queue_unsaved(s->queue) &&
+        cv_queue_last_seq(s->queue) > cv_queue_saved_acked(s->queue) + s->credit)
+        save_queue(self, s->queue);
     self->stats.delivered += sent;
 }
 
@@ -1028,13 +1077,9 @@ static void on_ack(cv_broker_t *self, session_t *s, const Caveat__Wire__Delivery
         return;
     }
     size_t acked = cv_queue_ack(q, ack->up_to);
+    self->unsaved = self->unsaved || acked > 0;
     s->progress = zclock_mono();
     s->in_flight = acked >= s->in_flight ? 0 : s->in_flight - (uint32_t)acked;
-    cv_queue_state_t state;
-    cv_error_t err;
-    cv_queue_state(q, self->max_report, &state);
-    if (!cv_store_save_queue(self->store, cv_queue_id(q), &state, &err))
-        self->store_failed = true;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1204,6 +1249,7 @@ static int purge(cv_broker_t *self, bool dry_run, purge_list_t *list, cv_error_t
 {
     if (!cv_store_begin(self->store, err))
         return -1;
+    save_queues(self, true); /* the queues are read back after a purge */
     int total = purge_categories(self, dry_run, list, err);
     if (total < 0 || dry_run || !cv_store_commit(self->store, err)) {
         cv_store_rollback(self->store);
@@ -1400,6 +1446,12 @@ static void clear_outgoing(cv_broker_t *self)
     zmsg_t *msg;
     while (self->outbox && (msg = zlistx_detach(self->outbox, NULL)))
         zmsg_destroy(&msg);
+    /* never synced: not sent (a client resends a publish, the broker a delivery) */
+    held_t *h;
+    while (self->held && (h = zlistx_detach(self->held, NULL))) {
+        zmsg_destroy(&h->msg);
+        free(h);
+    }
 }
 
 /*  The queues in memory as the store has them; until that succeeds (a
@@ -1444,19 +1496,46 @@ static void turn_failed(cv_broker_t *self, const char *why)
     reload_queues(self);
 }
 
+/*  Sends what waited for commits now on disk, in order. */
+static void release_synced(cv_broker_t *self)
+{
+    uint64_t synced = cv_store_synced(self->store);
+    held_t *h;
+    while ((h = zlistx_first(self->held)) && h->commit <= synced) {
+        zlistx_detach_cur(self->held);
+        send_now(self, &h->msg);
+        free(h);
+    }
+}
+
+static void hold(cv_broker_t *self, uint64_t commit, zmsg_t *msg)
+{
+    held_t *h = malloc(sizeof *h);
+    if (!h) {
+        zmsg_destroy(&msg);
+        self->stats.dropped++;
+        return;
+    }
+    *h = (held_t){commit, msg};
+    zlistx_add_end(self->held, h);
+}
+
+/*  The turn's PublishAcks and deliveries wait for its commit to be synced. */
 static void send_outgoing(cv_broker_t *self)
 {
+    uint64_t commit = cv_store_last_commit(self->store);
     pending_ack_t *p;
     while ((p = zlistx_detach(self->pending_acks, NULL))) {
         Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
         frame.body_case = CAVEAT__WIRE__FRAME__BODY_PUBLISH_ACK;
         frame.publish_ack = &p->ack;
-        send_frame(self, p->routing, &frame);
+        hold(self, commit, frame_message(p->routing, &frame));
         free_pending(p);
     }
     zmsg_t *msg;
     while ((msg = zlistx_detach(self->outbox, NULL)))
-        send_now(self, &msg);
+        hold(self, commit, msg);
+    release_synced(self);
 }
 
 static void pump_sessions(cv_broker_t *self)
@@ -1479,22 +1558,23 @@ static void turn(cv_broker_t *self, bool readable)
         return;
     }
     for (int i = 0; readable && i < DRAIN_PER_TURN; i++) {
-        if (!(zsock_events(self->router) & ZMQ_POLLIN))
-            break;
-        zmsg_t *msg = zmsg_recv(self->router);
+        zmsg_t *msg = zmsg_recv(self->router); /* receive timeout 0: NULL when drained */
         if (!msg)
             break;
         handle_message(self, msg);
         zmsg_destroy(&msg);
     }
     pump_sessions(self);
+    save_queues(self, false);
     if (self->store_failed)
         turn_failed(self, "a write failed; the turn is rolled back");
     else if (!cv_store_commit(self->store, &err))
         turn_failed(self, err.msg);
     send_outgoing(self);
     run_all_deferred(self);
-    if (cv_store_wal_pages(self->store) > WAL_PAGES_BUSY)
+    if (cv_store_wal_pages(self->store) > WAL_PAGES_MAX)
+        cv_store_checkpoint_now(self->store);
+    else if (cv_store_wal_pages(self->store) > WAL_PAGES_BUSY)
         cv_store_checkpoint(self->store);
 }
 
@@ -1547,6 +1627,8 @@ int cv_broker_run(cv_broker_t *self)
     install_signals();
     int64_t next_purge = 0;
     zpoller_t *poller = zpoller_new(self->router, cv_zap_socket(self->zap), NULL);
+    if (cv_store_sync_socket(self->store)) /* wakes the loop when a sync ends */
+        zpoller_add(poller, cv_store_sync_socket(self->store));
     say(self, false, "serving %s, policy %s version %lld, %d agencies", self->endpoint,
         cv_policy_protocol(self->policy), (long long)cv_policy_version(self->policy),
         cv_policy_agency_count(self->policy));
@@ -1556,17 +1638,26 @@ int cv_broker_run(cv_broker_t *self)
             cv_error_t err;
             reload(self, &err);
         }
+        release_synced(self);
         resend_overdue(self);
         purge_when_due(self, &next_purge);
-        void *ready = zpoller_wait(poller, any_dirty(self) ? 0 : 200);
+        void *ready = zpoller_wait(poller, any_dirty(self) ? 0
+                                           : self->unsaved ? SAVE_INTERVAL_MS
+                                                           : 200);
         if (ready == cv_zap_socket(self->zap))
             cv_zap_handle(self->zap, self->policy);
-        else if (ready == self->router || any_dirty(self))
+        else if (ready == self->router || any_dirty(self) || self->unsaved)
             turn(self, ready == self->router);
         else if (cv_store_wal_pages(self->store) > 0)
             cv_store_checkpoint(self->store); /* idle */
     }
     zpoller_destroy(&poller);
+    cv_error_t err;
+    if (cv_store_begin(self->store, &err)) { /* a clean stop resends nothing acknowledged */
+        save_queues(self, true);
+        if (self->store_failed || !cv_store_commit(self->store, &err))
+            cv_store_rollback(self->store);
+    }
     say(self, false, "stopped");
     return 0;
 }

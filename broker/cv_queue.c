@@ -52,7 +52,10 @@ struct cv_queue_t {
     ring_t waiting[CV_PRIORITIES]; /* int64_t rowids, in order of acceptance */
     ring_t in_flight;              /* cv_sent_t, seqs acked_seq + 1 .. last_seq */
     int64_t done[CV_PRIORITIES];   /* as loaded: routes up to here are finished */
-    size_t restore_cursor[CV_PRIORITIES];
+    int64_t *in_flight_sorted;     /* while loading: the reports in flight, sorted */
+    size_t in_flight_sorted_n;
+    bool unsaved;         /* acknowledged since the last save */
+    uint64_t saved_acked; /* acked_seq at the last save */
 };
 
 cv_queue_t *cv_queue_new(int64_t id, const char *agency, const char *feed)
@@ -79,6 +82,7 @@ void cv_queue_destroy(cv_queue_t **self_p)
     for (int p = 0; p < CV_PRIORITIES; p++)
         free(self->waiting[p].items);
     free(self->in_flight.items);
+    free(self->in_flight_sorted);
     free(self->agency);
     free(self->feed);
     free(self);
@@ -158,7 +162,24 @@ size_t cv_queue_ack(cv_queue_t *self, uint64_t up_to)
     ring_drop(r, n);
     if (up_to > self->acked_seq)
         self->acked_seq = up_to;
+    self->unsaved = self->unsaved || n > 0;
     return n;
+}
+
+bool cv_queue_unsaved(const cv_queue_t *self)
+{
+    return self->unsaved;
+}
+
+uint64_t cv_queue_saved_acked(const cv_queue_t *self)
+{
+    return self->saved_acked;
+}
+
+void cv_queue_mark_saved(cv_queue_t *self)
+{
+    self->unsaved = false;
+    self->saved_acked = self->acked_seq;
 }
 
 uint64_t cv_queue_last_seq(const cv_queue_t *self)
@@ -174,34 +195,39 @@ size_t cv_queue_size(const cv_queue_t *self)
     return n;
 }
 
-/*  Within a priority, reports are taken in order of acceptance and
- *  acknowledged in that order too (seqs rise with taking), so what is
- *  finished is everything before the first report still in flight or
- *  waiting. */
+/*  What is finished is everything before the first report still waiting
+ *  or in flight. Waiting reports are in order of acceptance; those in
+ *  flight almost always are too, but not a report dropped and released
+ *  again after a restart (it is sent after later ones), so all are looked
+ *  at. */
 void cv_queue_state(const cv_queue_t *self, int64_t max_report, cv_queue_state_t *state)
 {
     state->last_seq = self->last_seq;
     state->acked_seq = self->acked_seq;
-    for (int p = 0; p < CV_PRIORITIES; p++) {
-        int64_t first = max_report + 1;
-        if (self->waiting[p].count)
-            first = *(int64_t *)ring_at(&self->waiting[p], 0);
-        for (size_t i = 0; i < self->in_flight.count; i++) {
-            const cv_sent_t *s = ring_at(&self->in_flight, i);
-            if (s->item.priority == p) {
-                if (s->item.report < first)
-                    first = s->item.report;
-                break;
-            }
-        }
-        state->done[p] = first - 1;
+    int64_t first[CV_PRIORITIES];
+    for (int p = 0; p < CV_PRIORITIES; p++)
+        first[p] =
+            self->waiting[p].count ? *(int64_t *)ring_at(&self->waiting[p], 0) : max_report + 1;
+    for (size_t i = 0; i < self->in_flight.count; i++) {
+        const cv_sent_t *s = ring_at(&self->in_flight, i);
+        if (s->item.report < first[s->item.priority])
+            first[s->item.priority] = s->item.report;
     }
+    for (int p = 0; p < CV_PRIORITIES; p++)
+        state->done[p] = first[p] - 1;
+}
+
+void cv_queue_restore_end(cv_queue_t *self)
+{
+    free(self->in_flight_sorted);
+    self->in_flight_sorted = NULL;
+    self->in_flight_sorted_n = 0;
 }
 
 void cv_queue_restore_state(cv_queue_t *self, const cv_queue_state_t *state)
 {
     self->last_seq = state->last_seq;
-    self->acked_seq = state->acked_seq;
+    self->acked_seq = self->saved_acked = state->acked_seq;
     memcpy(self->done, state->done, sizeof self->done);
 }
 
@@ -217,23 +243,40 @@ bool cv_queue_restore_sent(cv_queue_t *self, uint64_t seq, cv_routed_t item)
     return ring_push(&self->in_flight, &sent);
 }
 
-/*  Routes come in order of acceptance, and the in-flight deliveries of one
- *  priority are in that order too: one cursor per priority walks them
- *  alongside, so each route is checked against them in constant time. */
+static int compare_rowids(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/*  The reports in flight, sorted once for the routes to be checked
+ *  against; NULL when none (or out of memory: then nothing is skipped,
+ *  and the caller fails the load). */
+static bool sort_in_flight(cv_queue_t *self)
+{
+    size_t n = self->in_flight.count;
+    if (self->in_flight_sorted || n == 0)
+        return true;
+    self->in_flight_sorted = malloc(n * sizeof(int64_t));
+    if (!self->in_flight_sorted)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        self->in_flight_sorted[i] = ((const cv_sent_t *)ring_at(&self->in_flight, i))->item.report;
+    qsort(self->in_flight_sorted, n, sizeof(int64_t), compare_rowids);
+    self->in_flight_sorted_n = n;
+    return true;
+}
+
 bool cv_queue_restore_route(cv_queue_t *self, cv_routed_t item)
 {
     int p = clamp_priority(item.priority);
     if (item.report <= self->done[p])
         return true;
-    size_t *at = &self->restore_cursor[p];
-    const ring_t *r = &self->in_flight;
-    while (*at < r->count) {
-        const cv_sent_t *s = ring_at(r, *at);
-        if (s->item.priority == p && s->item.report >= item.report)
-            break;
-        (*at)++;
-    }
-    if (*at < r->count && ((const cv_sent_t *)ring_at(r, *at))->item.report == item.report)
+    if (!sort_in_flight(self))
+        return false;
+    if (self->in_flight_sorted_n &&
+        bsearch(&item.report, self->in_flight_sorted, self->in_flight_sorted_n, sizeof(int64_t),
+                compare_rowids))
         return true; /* in flight: resent from there, with its seq */
     item.priority = p;
     return cv_queue_push(self, item);

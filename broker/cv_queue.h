@@ -55,6 +55,12 @@ uint64_t cv_queue_last_seq(const cv_queue_t *self);
 /*  Reports waiting, sent or not. */
 size_t cv_queue_size(const cv_queue_t *self);
 
+/*  Whether an acknowledgement changed the queue since its state was last
+ *  saved (cv_queue_state), the acked_seq saved then, and marking it saved. */
+bool cv_queue_unsaved(const cv_queue_t *self);
+uint64_t cv_queue_saved_acked(const cv_queue_t *self);
+void cv_queue_mark_saved(cv_queue_t *self);
+
 /*  What the store keeps: seqs, and per priority the rowid below which
  *  nothing is left (max_report when nothing of that priority is left: the
  *  highest rowid routed so far). */
@@ -67,5 +73,7 @@ void cv_queue_state(const cv_queue_t *self, int64_t max_report, cv_queue_state_t
 void cv_queue_restore_state(cv_queue_t *self, const cv_queue_state_t *state);
 bool cv_queue_restore_sent(cv_queue_t *self, uint64_t seq, cv_routed_t item);
 bool cv_queue_restore_route(cv_queue_t *self, cv_routed_t item);
+/*  After the last restore_route: frees what loading needed. */
+void cv_queue_restore_end(cv_queue_t *self);
 
 #endif

@@ -12,13 +12,17 @@
 #include <sys/stat.h>
 
 #include "cv_store.h"
+#include "cv_syncer.h"
 
 #define STORE_FORMAT  "caveat-store"
 #define STORE_VERSION 2
 
 static const char schema_sql[] =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-    "CREATE TABLE reports(id TEXT PRIMARY KEY, originator TEXT NOT NULL,"
+    /* AUTOINCREMENT: a rowid is never given twice, even after retention
+     * purged the newest reports, because queues and pumps name reports by it */
+    "CREATE TABLE reports(n INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,"
+    "  originator TEXT NOT NULL,"
     "  category TEXT NOT NULL, created INTEGER NOT NULL," /* unix seconds, UTC */
     "  accepted TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),"
     "  body BLOB NOT NULL);"
@@ -88,7 +92,7 @@ static const char *const statements[S_COUNT] = {
     [S_LOAD_SENT] = "SELECT queue, first, reports FROM sent ORDER BY queue, first",
     [S_LOAD_ROUTES] = "SELECT report, priority, queues FROM routes WHERE report > ?1"
                       " ORDER BY report",
-    [S_MAX_REPORT] = "SELECT coalesce(max(rowid), 0) FROM reports",
+    [S_MAX_REPORT] = "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'reports'), 0)",
     [S_CATEGORIES] = "SELECT DISTINCT category FROM reports",
     [S_EXPIRED] = "SELECT id, originator, created, rowid FROM reports WHERE category = ?1"
                   " AND created < ?2 ORDER BY created",
@@ -104,6 +108,11 @@ struct cv_store_t {
     int wal_pages; /* pages in the WAL after the last commit */
     uint8_t *blob; /* routes and sent rows are encoded here */
     size_t blob_cap;
+    cv_sync_t sync;
+    cv_syncer_t *syncer;   /* fdatasync (CV_SYNC_FULL) and checkpoints, off the loop */
+    uint64_t commits;      /* commits that wrote something: their numbers */
+    int64_t changes;       /* rows changed by all commits so far */
+    uint64_t checkpointed; /* the commit number when a checkpoint was last asked for */
 };
 
 static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int pages)
@@ -185,11 +194,14 @@ static bool check_format(cv_store_t *self, const char *path, cv_error_t *err)
     return ours && version == STORE_VERSION;
 }
 
+/*  CV_SYNC_FULL commits as NORMAL does, without waiting for the disk: the
+ *  syncer makes them durable before the broker lets anything depend on
+ *  them (cv_store_synced). */
 static bool configure(cv_store_t *self, cv_sync_t sync, const char *path, cv_error_t *err)
 {
     char pragmas[256];
     static const char *const levels[] = {
-        [CV_SYNC_FULL] = "FULL", [CV_SYNC_NORMAL] = "NORMAL", [CV_SYNC_OFF] = "OFF"};
+        [CV_SYNC_FULL] = "NORMAL", [CV_SYNC_NORMAL] = "NORMAL", [CV_SYNC_OFF] = "OFF"};
     snprintf(pragmas, sizeof pragmas,
              "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=ON;"
              " PRAGMA wal_autocheckpoint=0;",
@@ -201,10 +213,17 @@ static bool configure(cv_store_t *self, cv_sync_t sync, const char *path, cv_err
         return false;
     }
     sqlite3_busy_timeout(self->db, 5000);
-    /* checkpoints run when the broker is idle (cv_store_checkpoint), not
-     * inside whichever commit happens to cross SQLite's threshold */
+    /* checkpoints run when the broker asks (cv_store_checkpoint), in a
+     * thread, not inside whichever commit crosses SQLite's threshold */
     sqlite3_wal_hook(self->db, on_wal_commit, self);
-    return true;
+    self->sync = sync;
+    /* the checkpointer syncs the WAL before, the database after, except
+     * with OFF: never the WAL reset over frames not safely in the database */
+    self->syncer =
+        cv_syncer_new(path, sync == CV_SYNC_FULL, sync == CV_SYNC_OFF ? "OFF" : "NORMAL");
+    if (!self->syncer)
+        cv_error_set(err, path, 0, 0, "cannot start the store's threads");
+    return self->syncer != NULL;
 }
 
 cv_store_t *cv_store_open(const char *dir, cv_sync_t sync, cv_error_t *err)
@@ -235,6 +254,9 @@ void cv_store_close(cv_store_t **self_p)
     if (!self_p || !*self_p)
         return;
     cv_store_t *self = *self_p;
+    if (self->syncer) /* what was committed is on disk before the broker goes */
+        cv_syncer_wait(self->syncer, self->commits, 5000);
+    cv_syncer_destroy(&self->syncer);
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize(self->stmt[i]);
     sqlite3_close(self->db);
@@ -250,7 +272,29 @@ bool cv_store_begin(cv_store_t *self, cv_error_t *err)
 
 bool cv_store_commit(cv_store_t *self, cv_error_t *err)
 {
-    return run(self, S_COMMIT, err);
+    if (!run(self, S_COMMIT, err))
+        return false;
+    /* a transaction that changed nothing wrote nothing: nothing to sync */
+    int64_t changes = sqlite3_total_changes64(self->db);
+    if (changes != self->changes)
+        cv_syncer_request(self->syncer, ++self->commits);
+    self->changes = changes;
+    return true;
+}
+
+uint64_t cv_store_last_commit(const cv_store_t *self)
+{
+    return self->commits;
+}
+
+uint64_t cv_store_synced(cv_store_t *self)
+{
+    return self->sync == CV_SYNC_FULL ? cv_syncer_synced(self->syncer) : self->commits;
+}
+
+void *cv_store_sync_socket(cv_store_t *self)
+{
+    return cv_syncer_socket(self->syncer);
 }
 
 void cv_store_rollback(cv_store_t *self)
@@ -271,8 +315,9 @@ static cv_put_t compare_stored(cv_store_t *self, const char *id, const char *ori
         return CV_PUT_FAILED;
     }
     const char *was = (const char *)sqlite3_column_text(s, 0);
+    /* an empty blob comes back as NULL */
     bool same = was && strcmp(was, originator) == 0 && (size_t)sqlite3_column_bytes(s, 1) == len &&
-                memcmp(sqlite3_column_blob(s, 1), body, len) == 0;
+                (len == 0 || memcmp(sqlite3_column_blob(s, 1), body, len) == 0);
     *rowid = sqlite3_column_int64(s, 2);
     sqlite3_reset(s);
     return same ? CV_PUT_SAME : CV_PUT_CONFLICT;
@@ -499,6 +544,14 @@ int cv_store_wal_pages(const cv_store_t *self)
 }
 
 void cv_store_checkpoint(cv_store_t *self)
+{
+    if (self->checkpointed == self->commits)
+        return; /* nothing new since the last one */
+    self->checkpointed = self->commits;
+    cv_syncer_checkpoint(self->syncer);
+}
+
+void cv_store_checkpoint_now(cv_store_t *self)
 {
     int log = 0, done = 0;
     if (sqlite3_wal_checkpoint_v2(self->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done) ==

@@ -23,7 +23,7 @@ typedef struct cv_store_t cv_store_t;
 #define CV_PRIORITIES 3 /* caveat.Priority: ROUTINE, PRIORITY, IMMEDIATE */
 
 typedef enum {
-    CV_SYNC_FULL,   /* fsync at every commit: nothing acknowledged is lost on power loss */
+    CV_SYNC_FULL,   /* fsync after every commit: nothing acknowledged is lost on power loss */
     CV_SYNC_NORMAL, /* WAL without fsync per commit: a power loss may lose the last commits */
     CV_SYNC_OFF,    /* no fsync at all: for measuring what durability costs, never for use */
 } cv_sync_t;
@@ -37,6 +37,17 @@ void cv_store_close(cv_store_t **self_p);
 bool cv_store_begin(cv_store_t *self, cv_error_t *err);
 bool cv_store_commit(cv_store_t *self, cv_error_t *err);
 void cv_store_rollback(cv_store_t *self);
+
+/*  Durability without waiting: commits are numbered 1, 2, 3...; with
+ *  CV_SYNC_FULL a thread fdatasyncs the WAL after each and cv_store_synced
+ *  says up to which commit that is done (the others say every commit at
+ *  once). Whatever depends on a commit being on disk (a PublishAck, a
+ *  delivery with a new seq) waits for it. The sync socket (a zsock_t *,
+ *  NULL unless CV_SYNC_FULL) is readable when cv_store_synced may have
+ *  risen. Closing the store waits for the last commit's sync. */
+uint64_t cv_store_last_commit(const cv_store_t *self);
+uint64_t cv_store_synced(cv_store_t *self);
+void *cv_store_sync_socket(cv_store_t *self);
 
 typedef enum {
     CV_PUT_NEW,      /* stored */
@@ -104,9 +115,12 @@ bool cv_store_get_report(cv_store_t *self, int64_t report, uint8_t **body, size_
                          cv_error_t *err);
 
 /*  Checkpointing the WAL into the database, at moments the broker picks:
- *  pages in the WAL since the last checkpoint, and a passive checkpoint. */
+ *  pages in the WAL, a passive checkpoint in a thread (nothing if nothing
+ *  was committed since the last), and one here and now, for a WAL that
+ *  grows faster than the thread empties it. */
 int cv_store_wal_pages(const cv_store_t *self);
 void cv_store_checkpoint(cv_store_t *self);
+void cv_store_checkpoint_now(cv_store_t *self);
 
 /*  The categories of stored reports (malloc'd strings in a malloc'd array). */
 int cv_store_categories(cv_store_t *self, char ***out);

@@ -1,0 +1,223 @@
+/*  cv_syncer.c: fdatasync and checkpoints in threads; see cv_syncer.h.
+ *
+ *  Each actor talks over its pipe: "SYNC" + 8 bytes (a commit number) and
+ *  "CHECKPOINT" in, the commit number synced or "DONE" out. Failures are
+ *  not hidden: a failed fdatasync is never reported as a sync (the broker
+ *  then holds back what waits for it), and the syncer tries again at the
+ *  next request.
+ */
+#include <czmq.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include "cv_syncer.h"
+
+struct cv_syncer_t {
+    char db_path[4096];
+    char synchronous[8];
+    zactor_t *syncer; /* NULL unless the WAL is synced here */
+    zactor_t *checkpointer;
+    uint64_t synced;
+    uint64_t wanted;    /* the last commit asked to be synced */
+    bool asking;        /* a sync was asked for and has not been answered */
+    bool checkpointing; /* a checkpoint was asked for and has not ended */
+};
+
+/* ------------------------------------------------------------------------ */
+/*  The syncer.                                                              */
+
+/*  The WAL, opened when it first exists (SQLite makes it at the first
+ *  write); its directory is synced once so that the file itself survives a
+ *  power loss. */
+static int open_wal(const char *db_path)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s-wal", db_path);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", db_path);
+    int dir_fd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd >= 0) {
+        fsync(dir_fd);
+        close(dir_fd);
+    }
+    return fd;
+}
+
+/*  The highest commit number asked for among the waiting requests; false
+ *  when told to end. */
+static bool take_requests(zsock_t *pipe, uint64_t *wanted)
+{
+    do {
+        char *command = NULL;
+        uint64_t commit = 0; /* czmq leaves it 0 for "$TERM", which has one frame */
+        bool term =
+            zsock_recv(pipe, "s8", &command, &commit) != 0 || !command || streq(command, "$TERM");
+        zstr_free(&command);
+        if (term)
+            return false;
+        if (commit > *wanted)
+            *wanted = commit;
+    } while (zsock_events(pipe) & ZMQ_POLLIN);
+    return true;
+}
+
+static void syncer_actor(zsock_t *pipe, void *args)
+{
+    const cv_syncer_t *self = args;
+    int fd = -1;
+    uint64_t wanted = 0, done = 0;
+    zsock_signal(pipe, 0);
+    while (take_requests(pipe, &wanted)) {
+        if (wanted <= done)
+            continue;
+        uint64_t covers = wanted; /* everything committed before this sync starts */
+        if (fd < 0)
+            fd = open_wal(self->db_path);
+        if (fd >= 0 && fdatasync(fd) == 0) {
+            done = covers;
+            zsock_send(pipe, "8", done);
+        }
+    }
+    if (fd >= 0)
+        close(fd);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  The checkpointer.                                                        */
+
+static sqlite3 *open_checkpointer(const cv_syncer_t *self)
+{
+    sqlite3 *db = NULL;
+    char pragma[64];
+    snprintf(pragma, sizeof pragma, "PRAGMA synchronous=%s;", self->synchronous);
+    if (sqlite3_open_v2(self->db_path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
+        sqlite3_exec(db, pragma, NULL, NULL, NULL) != SQLITE_OK) {
+        sqlite3_close(db);
+        return NULL;
+    }
+    sqlite3_busy_timeout(db, 1000);
+    return db;
+}
+
+static void checkpointer_actor(zsock_t *pipe, void *args)
+{
+    const cv_syncer_t *self = args;
+    sqlite3 *db = open_checkpointer(self);
+    zsock_signal(pipe, 0);
+    while (true) {
+        char *command = zstr_recv(pipe);
+        bool term = !command || streq(command, "$TERM");
+        zstr_free(&command);
+        if (term)
+            break;
+        if (!db)
+            db = open_checkpointer(self);
+        /* PASSIVE: copies what no reader needs, never blocks the writer */
+        if (db)
+            sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        zstr_send(pipe, "DONE");
+    }
+    sqlite3_close(db);
+}
+
+/* ------------------------------------------------------------------------ */
+
+cv_syncer_t *cv_syncer_new(const char *db_path, bool sync_wal, const char *synchronous)
+{
+    cv_syncer_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    snprintf(self->db_path, sizeof self->db_path, "%s", db_path);
+    snprintf(self->synchronous, sizeof self->synchronous, "%s", synchronous);
+    self->checkpointer = zactor_new(checkpointer_actor, self);
+    if (sync_wal)
+        self->syncer = zactor_new(syncer_actor, self);
+    if (!self->checkpointer || (sync_wal && !self->syncer))
+        cv_syncer_destroy(&self);
+    return self;
+}
+
+void cv_syncer_destroy(cv_syncer_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    cv_syncer_t *self = *self_p;
+    zactor_destroy(&self->syncer);
+    zactor_destroy(&self->checkpointer);
+    free(self);
+    *self_p = NULL;
+}
+
+/*  One request at a time: commits made while a sync runs are covered by
+ *  the one asked for when it ends, so a busy loop costs one message and one
+ *  fdatasync per sync, not per commit. */
+static void ask(cv_syncer_t *self)
+{
+    if (self->syncer && !self->asking && self->wanted > self->synced) {
+        zsock_send(self->syncer, "s8", "SYNC", self->wanted);
+        self->asking = true;
+    }
+}
+
+void cv_syncer_request(cv_syncer_t *self, uint64_t commit)
+{
+    if (commit > self->wanted)
+        self->wanted = commit;
+    ask(self);
+}
+
+/*  What the actors said so far, without waiting. */
+static void read_news(cv_syncer_t *self)
+{
+    while (self->syncer && (zsock_events(self->syncer) & ZMQ_POLLIN)) {
+        uint64_t synced = 0;
+        if (zsock_recv(self->syncer, "8", &synced) == 0 && synced > self->synced)
+            self->synced = synced;
+        self->asking = false;
+    }
+    ask(self);
+    while (zsock_events(self->checkpointer) & ZMQ_POLLIN) {
+        char *done = zstr_recv(self->checkpointer);
+        zstr_free(&done);
+        self->checkpointing = false;
+    }
+}
+
+uint64_t cv_syncer_synced(cv_syncer_t *self)
+{
+    read_news(self);
+    return self->synced;
+}
+
+bool cv_syncer_wait(cv_syncer_t *self, uint64_t commit, int timeout_ms)
+{
+    int64_t deadline = zclock_mono() + timeout_ms;
+    while (self->syncer && cv_syncer_synced(self) < commit) {
+        int64_t left = deadline - zclock_mono();
+        if (left <= 0)
+            return false;
+        zmq_pollitem_t item = {zsock_resolve(self->syncer), 0, ZMQ_POLLIN, 0};
+        zmq_poll(&item, 1, (long)left);
+    }
+    return true;
+}
+
+void *cv_syncer_socket(cv_syncer_t *self)
+{
+    return self->syncer;
+}
+
+void cv_syncer_checkpoint(cv_syncer_t *self)
+{
+    read_news(self);
+    if (self->checkpointing)
+        return;
+    self->checkpointing = true;
+    zstr_send(self->checkpointer, "CHECKPOINT");
+}

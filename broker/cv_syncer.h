@@ -1,0 +1,44 @@
+/*  cv_syncer.h: the store's disk work, off the broker's loop.
+ *
+ *  Two threads of their own (czmq actors), so that the loop never waits
+ *  for the disk:
+ *  - the syncer fdatasyncs the WAL on request. The store commits with
+ *    SQLite's synchronous=NORMAL (the WAL is written, not synced) and asks
+ *    for a sync after each commit; a sync that starts after a commit has
+ *    returned makes that commit durable, as synchronous=FULL would have
+ *    before returning. Requests that wait while a sync runs are served by
+ *    the next one: many commits, one fdatasync.
+ *  - the checkpointer copies the WAL into the database from a second
+ *    connection (SQLite allows a checkpoint beside a writer), so the WAL's
+ *    pages are written back without stopping the loop.
+ */
+#ifndef CV_SYNCER_H
+#define CV_SYNCER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct cv_syncer_t cv_syncer_t;
+
+/*  db_path: the store's database file (its WAL is db_path + "-wal").
+ *  sync_wal: run the syncer (CV_SYNC_FULL); the checkpointer runs always,
+ *  with synchronous as given ("NORMAL" or "OFF") on its connection. */
+cv_syncer_t *cv_syncer_new(const char *db_path, bool sync_wal, const char *synchronous);
+void cv_syncer_destroy(cv_syncer_t **self_p);
+
+/*  Asks for commit number commit to be made durable. */
+void cv_syncer_request(cv_syncer_t *self, uint64_t commit);
+/*  The highest commit number known durable; reads what the syncer said
+ *  without waiting. */
+uint64_t cv_syncer_synced(cv_syncer_t *self);
+/*  Waits at most timeout_ms for commit to be durable. */
+bool cv_syncer_wait(cv_syncer_t *self, uint64_t commit, int timeout_ms);
+/*  A socket that is readable when the syncer has news (a zsock_t *, for
+ *  the broker's poller); NULL without a syncer. */
+void *cv_syncer_socket(cv_syncer_t *self);
+
+/*  Asks for a checkpoint; a request while one runs is dropped (the next
+ *  request after it ends asks again). */
+void cv_syncer_checkpoint(cv_syncer_t *self);
+
+#endif

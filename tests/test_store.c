@@ -1,0 +1,1724 @@
+/*  The broker's queues and their store, without the network.
+ *
+ *  - cv_queue alone: take order (priority, then acceptance), seqs, acks,
+ *    ring growth and wrap-around, the done marks that cv_queue_state saves;
+ *  - round trips through the store: the broker's way of keeping a queue
+ *    and the store in step (routes row per report, one sent row per pump,
+ *    the queue's state saved at each ack) is replayed here, the store closed
+ *    and opened again, and the queues rebuilt as the broker's on_load_*
+ *    callbacks do must be the queues from before: same deliveries in flight
+ *    with the same seqs, same reports waiting in the same order, no seq ever
+ *    given twice, nothing acknowledged back. A randomized run checks all of
+ *    that against a reference model of what each queue must still deliver;
+ *  - put_report's idempotence and conflicts, and refusal of foreign files;
+ *  - retention: purge and its dry run.
+ *
+ *  Each store lives in a fresh directory under /tmp, removed at the end.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+#include <dirent.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cv_queue.h"
+#include "cv_store.h"
+
+#define MAX_QUEUES 512  /* store ids of the queues a test makes */
+#define VIEW_MAX   8192 /* deliveries or reports one queue holds in a test */
+#define PUMP_MAX   64
+
+/* ------------------------------------------------------------------------ */
+/*  A view of one queue: what is in flight, by seq, and what waits, in the  */
+/*  order it will be taken. Both what a queue holds and what a test or the  */
+/*  model expects are views, so that one comparison serves all.             */
+
+typedef struct {
+    uint64_t last_seq;
+    size_t n_sent, n_waiting;
+    cv_sent_t sent[VIEW_MAX];
+    cv_routed_t waiting[VIEW_MAX];
+} view_t;
+
+static view_t *view_new(uint64_t last_seq)
+{
+    view_t *v = calloc(1, sizeof *v);
+    assert_non_null(v);
+    v->last_seq = last_seq;
+    return v;
+}
+
+static void view_sent(view_t *v, uint64_t seq, int64_t report, int priority)
+{
+    assert_true(v->n_sent < VIEW_MAX);
+    v->sent[v->n_sent++] = (cv_sent_t){seq, {report, priority}};
+}
+
+static void view_wait(view_t *v, int64_t report, int priority)
+{
+    assert_true(v->n_waiting < VIEW_MAX);
+    v->waiting[v->n_waiting++] = (cv_routed_t){report, priority};
+}
+
+/*  What q holds. Waiting reports can only be seen by taking them, so they
+ *  are taken and pushed back in the same order: each priority's ring gets
+ *  its reports again in order of acceptance, which leaves q as it was. */
+static view_t *view_of(cv_queue_t *q)
+{
+    view_t *v = view_new(cv_queue_last_seq(q));
+    const cv_sent_t *s;
+    for (uint64_t after = 0; (s = cv_queue_sent_after(q, after)); after = s->seq)
+        view_sent(v, s->seq, s->item.report, s->item.priority);
+    assert_int_equal(v->n_sent, cv_queue_in_flight(q));
+    cv_routed_t item;
+    while (cv_queue_take(q, &item))
+        view_wait(v, item.report, item.priority);
+    for (size_t i = 0; i < v->n_waiting; i++)
+        assert_true(cv_queue_push(q, v->waiting[i]));
+    assert_int_equal(cv_queue_size(q), v->n_sent + v->n_waiting);
+    return v;
+}
+
+static const char *sent_text(char *buf, size_t size, const cv_sent_t *s)
+{
+    if (!s)
+        return "nothing";
+    snprintf(buf, size, "seq %llu report %lld (p%d)", (unsigned long long)s->seq,
+             (long long)s->item.report, s->item.priority);
+    return buf;
+}
+
+static const char *routed_text(char *buf, size_t size, const cv_routed_t *r)
+{
+    if (!r)
+        return "nothing";
+    snprintf(buf, size, "report %lld (p%d)", (long long)r->report, r->priority);
+    return buf;
+}
+
+static bool sent_equal(const cv_sent_t *a, const cv_sent_t *b)
+{
+    return a && b && a->seq == b->seq && a->item.report == b->item.report &&
+           a->item.priority == b->item.priority;
+}
+
+static bool routed_equal(const cv_routed_t *a, const cv_routed_t *b)
+{
+    return a && b && a->report == b->report && a->priority == b->priority;
+}
+
+/*  The first difference, printed: a failing round trip says where. */
+static bool views_equal(const view_t *got, const view_t *want, const char *what)
+{
+    char g[64], w[64];
+    if (got->last_seq != want->last_seq) {
+        print_error("%s: last_seq %llu, want %llu\n", what, (unsigned long long)got->last_seq,
+                    (unsigned long long)want->last_seq);
+        return false;
+    }
+    for (size_t i = 0; i < got->n_sent || i < want->n_sent; i++) {
+        const cv_sent_t *a = i < got->n_sent ? &got->sent[i] : NULL;
+        const cv_sent_t *b = i < want->n_sent ? &want->sent[i] : NULL;
+        if (!sent_equal(a, b)) {
+            print_error("%s: in flight #%zu: %s, want %s\n", what, i, sent_text(g, sizeof g, a),
+                        sent_text(w, sizeof w, b));
+            return false;
+        }
+    }
+    for (size_t i = 0; i < got->n_waiting || i < want->n_waiting; i++) {
+        const cv_routed_t *a = i < got->n_waiting ? &got->waiting[i] : NULL;
+        const cv_routed_t *b = i < want->n_waiting ? &want->waiting[i] : NULL;
+        if (!routed_equal(a, b)) {
+            print_error("%s: waiting #%zu: %s, want %s\n", what, i, routed_text(g, sizeof g, a),
+                        routed_text(w, sizeof w, b));
+            return false;
+        }
+    }
+    return true;
+}
+
+/*  Checks q against want, and frees want. */
+static void assert_queue_is(cv_queue_t *q, view_t *want, const char *what)
+{
+    view_t *got = view_of(q);
+    bool same = views_equal(got, want, what);
+    free(got);
+    free(want);
+    assert_true(same);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  A reference model of one queue: plain arrays, no rings, no store.       */
+
+typedef struct {
+    int64_t wait[CV_PRIORITIES][VIEW_MAX];
+    size_t wait_head[CV_PRIORITIES], wait_tail[CV_PRIORITIES];
+    cv_sent_t fly[VIEW_MAX];
+    size_t fly_head, fly_tail;
+    uint64_t last_seq, acked_seq;
+} model_t;
+
+static void model_push(model_t *m, int64_t report, int priority)
+{
+    assert_true(m->wait_tail[priority] < VIEW_MAX);
+    m->wait[priority][m->wait_tail[priority]++] = report;
+}
+
+/*  Most urgent first, then in order of acceptance (docs/protocol.md 5). */
+static bool model_take(model_t *m, cv_routed_t *item)
+{
+    for (int p = CV_PRIORITIES - 1; p >= 0; p--)
+        if (m->wait_head[p] < m->wait_tail[p]) {
+            *item = (cv_routed_t){m->wait[p][m->wait_head[p]++], p};
+            return true;
+        }
+    return false;
+}
+
+static uint64_t model_give(model_t *m, cv_routed_t item)
+{
+    assert_true(m->fly_tail < VIEW_MAX);
+    m->fly[m->fly_tail++] = (cv_sent_t){++m->last_seq, item};
+    return m->last_seq;
+}
+
+static size_t model_ack(model_t *m, uint64_t up_to)
+{
+    size_t n = 0;
+    while (m->fly_head < m->fly_tail && m->fly[m->fly_head].seq <= up_to)
+        m->fly_head++, n++;
+    if (up_to > m->acked_seq)
+        m->acked_seq = up_to;
+    return n;
+}
+
+static view_t *model_view(const model_t *m)
+{
+    view_t *v = view_new(m->last_seq);
+    for (size_t i = m->fly_head; i < m->fly_tail; i++)
+        view_sent(v, m->fly[i].seq, m->fly[i].item.report, m->fly[i].item.priority);
+    for (int p = CV_PRIORITIES - 1; p >= 0; p--)
+        for (size_t i = m->wait_head[p]; i < m->wait_tail[p]; i++)
+            view_wait(v, m->wait[p][i], p);
+    return v;
+}
+
+/*  A small deterministic generator: a failure replays with the same seed
+ *  (CAVEAT_TEST_SEED picks another). */
+static uint64_t rng = 0x9e3779b97f4a7c15u;
+
+static void rng_seed(uint64_t fallback)
+{
+    const char *env = getenv("CAVEAT_TEST_SEED");
+    rng = env && *env ? strtoull(env, NULL, 0) : fallback;
+    if (!rng)
+        rng = 1;
+}
+
+static uint32_t rnd(uint32_t n)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)((rng >> 16) % n);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  cv_queue alone.                                                         */
+
+static cv_queue_t *queue_new(void)
+{
+    cv_queue_t *q = cv_queue_new(1, "agency", "feed");
+    assert_non_null(q);
+    return q;
+}
+
+static void push(cv_queue_t *q, int64_t report, int priority)
+{
+    assert_true(cv_queue_push(q, (cv_routed_t){report, priority}));
+}
+
+static void take_expect(cv_queue_t *q, int64_t report, int priority)
+{
+    cv_routed_t item;
+    assert_true(cv_queue_take(q, &item));
+    assert_int_equal(item.report, report);
+    assert_int_equal(item.priority, priority);
+}
+
+/*  Takes the next report and gives it the next seq, as a pump does. */
+static uint64_t send_next(cv_queue_t *q)
+{
+    cv_routed_t item;
+    assert_true(cv_queue_take(q, &item));
+    return cv_queue_give_seq(q, item);
+}
+
+static void test_queue_take_order(void **state)
+{
+    (void)state;
+    cv_queue_t *q = queue_new();
+    cv_routed_t item;
+    assert_false(cv_queue_take(q, &item));
+    push(q, 1, 0);
+    push(q, 2, 2);
+    push(q, 3, 1);
+    push(q, 4, 0);
+    push(q, 5, 2);
+    push(q, 6, 1);
+    push(q, 7, 9);  /* unknown priorities are routine */
+    push(q, 8, -1); /* (the store's encoding has room for 0..2 only) */
+    assert_int_equal(cv_queue_size(q), 8);
+    take_expect(q, 2, 2);
+    take_expect(q, 5, 2);
+    take_expect(q, 3, 1);
+    /* an IMMEDIATE report accepted now overtakes what waits below it */
+    push(q, 9, 2);
+    take_expect(q, 9, 2);
+    take_expect(q, 6, 1);
+    take_expect(q, 1, 0);
+    take_expect(q, 4, 0);
+    take_expect(q, 7, 0);
+    take_expect(q, 8, 0);
+    assert_false(cv_queue_take(q, &item));
+    assert_int_equal(cv_queue_size(q), 0);
+    assert_int_equal(cv_queue_last_seq(q), 0); /* taking alone gives no seq */
+    cv_queue_destroy(&q);
+    assert_null(q);
+}
+
+static void test_queue_names(void **state)
+{
+    (void)state;
+    cv_queue_t *q = cv_queue_new(42, "ministry", "");
+    assert_non_null(q);
+    assert_int_equal(cv_queue_id(q), 42);
+    assert_string_equal(cv_queue_agency(q), "ministry");
+    assert_string_equal(cv_queue_feed(q), "");
+    cv_queue_destroy(&q);
+    cv_queue_destroy(&q); /* harmless twice, and on NULL */
+    cv_queue_destroy(NULL);
+}
+
+static void test_queue_give_seq(void **state)
+{
+    (void)state;
+    cv_queue_t *q = queue_new();
+    assert_null(cv_queue_sent_after(q, 0));
+    for (int i = 1; i <= 5; i++)
+        push(q, 10 * i, i == 3 ? 2 : 0);
+    /* seqs follow sending order, not acceptance: the IMMEDIATE one is seq 1 */
+    for (uint64_t seq = 1; seq <= 5; seq++)
+        assert_int_equal(send_next(q), seq);
+    assert_int_equal(cv_queue_last_seq(q), 5);
+    assert_int_equal(cv_queue_in_flight(q), 5);
+    assert_int_equal(cv_queue_size(q), 5); /* in flight still counts as waiting */
+    view_t *want = view_new(5);
+    view_sent(want, 1, 30, 2);
+    view_sent(want, 2, 10, 0);
+    view_sent(want, 3, 20, 0);
+    view_sent(want, 4, 40, 0);
+    view_sent(want, 5, 50, 0);
+    assert_queue_is(q, want, "after five sends");
+    assert_int_equal(cv_queue_sent_after(q, 3)->seq, 4);
+    assert_int_equal(cv_queue_sent_after(q, 3)->item.report, 40);
+    assert_null(cv_queue_sent_after(q, 5));
+    assert_null(cv_queue_sent_after(q, 1000));
+    /* a priority outside the store's encoding is recorded as routine */
+    assert_int_equal(cv_queue_give_seq(q, (cv_routed_t){99, 7}), 6);
+    assert_int_equal(cv_queue_sent_after(q, 5)->item.priority, 0);
+    cv_queue_destroy(&q);
+}
+
+static void test_queue_ack(void **state)
+{
+    (void)state;
+    cv_queue_t *q = queue_new();
+    for (int i = 1; i <= 5; i++)
+        push(q, i, 0);
+    for (int i = 0; i < 5; i++)
+        send_next(q);
+    push(q, 6, 0); /* waiting, not in flight: no ack touches it */
+    assert_int_equal(cv_queue_ack(q, 2), 2);
+    assert_int_equal(cv_queue_in_flight(q), 3);
+    assert_int_equal(cv_queue_size(q), 4);
+    /* sent_after below what is left starts at the first left */
+    assert_int_equal(cv_queue_sent_after(q, 0)->seq, 3);
+    assert_int_equal(cv_queue_sent_after(q, 2)->seq, 3);
+    assert_int_equal(cv_queue_sent_after(q, 3)->seq, 4);
+    /* acknowledging again what was acknowledged is harmless */
+    assert_int_equal(cv_queue_ack(q, 2), 0);
+    assert_int_equal(cv_queue_ack(q, 1), 0);
+    assert_int_equal(cv_queue_ack(q, 0), 0);
+    assert_int_equal(cv_queue_in_flight(q), 3);
+    assert_int_equal(cv_queue_ack(q, 5), 3);
+    assert_int_equal(cv_queue_in_flight(q), 0);
+    assert_null(cv_queue_sent_after(q, 0));
+    assert_int_equal(cv_queue_size(q), 1);
+    assert_int_equal(cv_queue_ack(q, 5), 0);
+    /* seqs go on from where they were */
+    assert_int_equal(send_next(q), 6);
+    assert_int_equal(cv_queue_sent_after(q, 0)->item.report, 6);
+    cv_queue_state_t st;
+    cv_queue_state(q, 6, &st);
+    assert_int_equal(st.last_seq, 6);
+    assert_int_equal(st.acked_seq, 5);
+    /* a stale ack lowers nothing: the saved acked_seq decides what comes back */
+    assert_int_equal(cv_queue_ack(q, 3), 0);
+    cv_queue_state(q, 6, &st);
+    assert_int_equal(st.acked_seq, 5);
+    assert_int_equal(cv_queue_in_flight(q), 1);
+    cv_queue_destroy(&q);
+}
+
+/*  Growing while the ring is wrapped must unwrap it in order: 10 in, 8 out
+ *  (head at 8 of 16), then 20 more cross the end and the growth. */
+static void test_queue_ring_grows_wrapped(void **state)
+{
+    (void)state;
+    cv_queue_t *q = queue_new();
+    int64_t next_in = 1, next_out = 1;
+    for (; next_in <= 10; next_in++)
+        push(q, next_in, 1);
+    for (; next_out <= 8; next_out++)
+        take_expect(q, next_out, 1);
+    for (; next_in <= 30; next_in++)
+        push(q, next_in, 1);
+    for (; next_out < next_in; next_out++)
+        take_expect(q, next_out, 1);
+    /* the same for what is in flight: 10 sent, 8 acked, 20 more sent */
+    for (int i = 0; i < 30; i++)
+        push(q, 100 + i, 0);
+    for (int i = 0; i < 10; i++)
+        send_next(q);
+    assert_int_equal(cv_queue_ack(q, 8), 8);
+    for (int i = 0; i < 20; i++)
+        send_next(q);
+    view_t *want = view_new(30);
+    for (uint64_t seq = 9; seq <= 30; seq++)
+        view_sent(want, seq, 100 + (int64_t)seq - 1, 0);
+    assert_queue_is(q, want, "in flight across growth");
+    cv_queue_destroy(&q);
+}
+
+/*  Thousands of interleaved pushes, takes, sends and acks keep both kinds
+ *  of ring wrapping round and growing; the model says what must be there. */
+static void queue_random_step(cv_queue_t *q, model_t *m, int64_t *report)
+{
+    for (uint32_t k = rnd(4); k > 0; k--) {
+        int p = (int)rnd(CV_PRIORITIES);
+        push(q, ++*report, p);
+        model_push(m, *report, p);
+    }
+    for (uint32_t k = rnd(4); k > 0; k--) {
+        cv_routed_t want, got;
+        bool some = model_take(m, &want);
+        assert_int_equal(cv_queue_take(q, &got), some);
+        if (!some)
+            break;
+        assert_int_equal(got.report, want.report);
+        assert_int_equal(got.priority, want.priority);
+        if (rnd(8)) /* mostly sent; sometimes dropped */
+            assert_int_equal(cv_queue_give_seq(q, got), model_give(m, want));
+    }
+    if (rnd(3) == 0) {
+        uint64_t up_to = m->last_seq - rnd((uint32_t)(m->last_seq - m->acked_seq) + 2) / 2;
+        assert_int_equal(cv_queue_ack(q, up_to), model_ack(m, up_to));
+    }
+    assert_int_equal(cv_queue_in_flight(q), m->fly_tail - m->fly_head);
+}
+
+static void test_queue_random_rings(void **state)
+{
+    (void)state;
+    rng_seed(12345);
+    cv_queue_t *q = queue_new();
+    model_t *m = calloc(1, sizeof *m);
+    assert_non_null(m);
+    int64_t report = 0;
+    for (int i = 0; i < 4000 && report < VIEW_MAX - 8; i++) {
+        queue_random_step(q, m, &report);
+        if (i % 500 == 0)
+            assert_queue_is(q, model_view(m), "random rings");
+    }
+    assert_queue_is(q, model_view(m), "random rings, at the end");
+    free(m);
+    cv_queue_destroy(&q);
+}
+
+static void assert_done(const cv_queue_state_t *st, int64_t d0, int64_t d1, int64_t d2)
+{
+    assert_int_equal(st->done[0], d0);
+    assert_int_equal(st->done[1], d1);
+    assert_int_equal(st->done[2], d2);
+}
+
+/*  done[p]: everything of priority p below it is finished. Nothing left ->
+ *  max_report; otherwise one below the first report waiting or in flight. */
+static void test_queue_state_done_marks(void **state)
+{
+    (void)state;
+    cv_queue_t *q = queue_new();
+    cv_queue_state_t st;
+    cv_queue_state(q, 50, &st);
+    assert_int_equal(st.last_seq, 0);
+    assert_int_equal(st.acked_seq, 0);
+    assert_done(&st, 50, 50, 50);
+    push(q, 5, 0);
+    push(q, 7, 0);
+    cv_queue_state(q, 50, &st);
+    assert_done(&st, 4, 50, 50); /* the waiting front */
+    send_next(q);                /* 5 in flight (seq 1), 7 waits */
+    cv_queue_state(q, 50, &st);
+    assert_done(&st, 4, 50, 50);
+    assert_int_equal(st.last_seq, 1);
+    cv_queue_ack(q, 1);
+    cv_queue_state(q, 50, &st);
+    assert_done(&st, 6, 50, 50);
+    assert_int_equal(st.acked_seq, 1);
+    send_next(q); /* 7 in flight (seq 2): the first in flight of priority 0 */
+    cv_queue_state(q, 50, &st);
+    assert_done(&st, 6, 50, 50);
+    cv_queue_ack(q, 2);
+    cv_queue_state(q, 60, &st);
+    assert_done(&st, 60, 60, 60);
+    cv_queue_destroy(&q);
+}
+
+static void test_queue_state_mixed_priorities(void **state)
+{
+    (void)state;
+    cv_queue_t *q = queue_new();
+    cv_queue_state_t st;
+    push(q, 1, 0);
+    push(q, 2, 0);
+    push(q, 3, 1);
+    push(q, 4, 2);
+    push(q, 5, 1);
+    push(q, 6, 0);
+    send_next(q); /* seq 1: 4 (p2) */
+    send_next(q); /* seq 2: 3 (p1) */
+    send_next(q); /* seq 3: 5 (p1) */
+    send_next(q); /* seq 4: 1 (p0); 2 and 6 wait */
+    cv_queue_state(q, 9, &st);
+    assert_done(&st, 0, 2, 3);
+    /* acks finish seqs in order, whatever their priorities */
+    cv_queue_ack(q, 2);
+    cv_queue_state(q, 9, &st);
+    assert_done(&st, 0, 4, 9);
+    cv_queue_ack(q, 4);
+    cv_queue_state(q, 9, &st);
+    assert_done(&st, 1, 9, 9);
+    assert_int_equal(st.last_seq, 4);
+    assert_int_equal(st.acked_seq, 4);
+    cv_queue_destroy(&q);
+}
+
+/*  Restoring as cv_store_load drives it: state, then sends, then routes.
+ *  The history: seqs 3..6 went in one pump, (25 p2, 11 p0, 12 p0, 21 p1),
+ *  acknowledged up to 4 and saved then; seq 7 (31 p2) went in a pump after
+ *  the save. 13, 22 and 40 wait; the rest finished before. */
+static void test_queue_restore(void **state)
+{
+    (void)state;
+    cv_queue_t *q = queue_new();
+    cv_queue_state_t st = {.last_seq = 6, .acked_seq = 4, .done = {11, 20, 30}};
+    cv_queue_restore_state(q, &st);
+    assert_true(cv_queue_restore_sent(q, 3, (cv_routed_t){25, 2})); /* acknowledged: skipped */
+    assert_true(cv_queue_restore_sent(q, 4, (cv_routed_t){11, 0}));
+    assert_true(cv_queue_restore_sent(q, 5, (cv_routed_t){12, 0}));
+    assert_true(cv_queue_restore_sent(q, 6, (cv_routed_t){21, 1}));
+    assert_true(cv_queue_restore_sent(q, 7, (cv_routed_t){31, 2})); /* raises last_seq */
+    static const cv_routed_t routes[] = {{9, 0},  {11, 0}, {12, 0}, {13, 0}, {15, 1},
+                                         {21, 1}, {22, 1}, {25, 2}, {31, 2}, {40, 0}};
+    for (size_t i = 0; i < sizeof routes / sizeof *routes; i++)
+        assert_true(cv_queue_restore_route(q, routes[i]));
+    view_t *want = view_new(7);
+    view_sent(want, 5, 12, 0);
+    view_sent(want, 6, 21, 1);
+    view_sent(want, 7, 31, 2);
+    view_wait(want, 22, 1);
+    view_wait(want, 13, 0);
+    view_wait(want, 40, 0);
+    assert_queue_is(q, want, "restored");
+    assert_int_equal(send_next(q), 8);
+    cv_queue_state(q, 40, &st);
+    assert_int_equal(st.acked_seq, 4);
+    assert_done(&st, 11, 20, 30);
+    cv_queue_destroy(&q);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  A store and the queues built from it, kept in step as the broker does.  */
+
+typedef struct {
+    char dir[64];
+    cv_store_t *store;
+    cv_queue_t *queues[MAX_QUEUES]; /* by store id */
+    int64_t max_report;
+    int reports; /* ids made so far */
+    bool load_failed;
+    int64_t *routed; /* reports the last load listed, in order */
+    size_t n_routed, routed_cap;
+} rig_t;
+
+/*  A store call that must succeed, with err in scope: says why when not. */
+#define MUST(call)                                                                                 \
+    do {                                                                                           \
+        if (!(call)) {                                                                             \
+            print_error("%s: %s\n", #call, err.msg);                                               \
+            fail();                                                                                \
+        }                                                                                          \
+    } while (0)
+
+static void make_dir(char *dir, size_t size)
+{
+    snprintf(dir, size, "/tmp/cv-test-store.XXXXXX");
+    assert_non_null(mkdtemp(dir));
+}
+
+/*  The store's directory holds files only (caveat.db, -wal, -shm). */
+static void remove_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *e;
+    char path[4096];
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+    closedir(d);
+    assert_int_equal(rmdir(dir), 0);
+}
+
+static void rig_open(rig_t *r)
+{
+    cv_error_t err = {""};
+    r->store = cv_store_open(r->dir, CV_SYNC_OFF, &err);
+    if (!r->store)
+        print_error("open %s: %s\n", r->dir, err.msg);
+    assert_non_null(r->store);
+}
+
+/*  What a test has open, so that teardown cleans up after a failed
+ *  assertion too: no store left running, no directory left in /tmp. */
+static rig_t *live_rig;
+static char scratch[64];
+
+static rig_t *rig_new(void)
+{
+    rig_t *r = calloc(1, sizeof *r);
+    assert_non_null(r);
+    live_rig = r;
+    make_dir(r->dir, sizeof r->dir);
+    rig_open(r);
+    return r;
+}
+
+static void rig_forget_queues(rig_t *r)
+{
+    for (int i = 0; i < MAX_QUEUES; i++)
+        cv_queue_destroy(&r->queues[i]);
+}
+
+static void rig_free(rig_t *r)
+{
+    cv_store_close(&r->store);
+    rig_forget_queues(r);
+    remove_dir(r->dir);
+    free(r->routed);
+    free(r);
+    live_rig = NULL;
+}
+
+/*  A directory for a test without a rig. */
+static const char *scratch_dir(void)
+{
+    make_dir(scratch, sizeof scratch);
+    return scratch;
+}
+
+static void scratch_done(void)
+{
+    remove_dir(scratch);
+    scratch[0] = '\0';
+}
+
+static cv_queue_t *rig_queue(rig_t *r, int64_t id)
+{
+    assert_true(id > 0 && id < MAX_QUEUES);
+    assert_non_null(r->queues[id]);
+    return r->queues[id];
+}
+
+static void begin(rig_t *r)
+{
+    cv_error_t err = {""};
+    MUST(cv_store_begin(r->store, &err));
+}
+
+static void commit(rig_t *r)
+{
+    cv_error_t err = {""};
+    MUST(cv_store_commit(r->store, &err));
+}
+
+/*  The queue (agency, feed), made in the store and in memory when new. */
+static int64_t queue_of(rig_t *r, const char *agency, const char *feed)
+{
+    cv_error_t err = {""};
+    int64_t id = cv_store_queue(r->store, agency, feed, &err);
+    if (id < 0)
+        print_error("queue %s/%s: %s\n", agency, feed, err.msg);
+    assert_true(id > 0 && id < MAX_QUEUES);
+    if (!r->queues[id])
+        r->queues[id] = cv_queue_new(id, agency, feed);
+    assert_non_null(r->queues[id]);
+    return id;
+}
+
+static int64_t put_report(rig_t *r, const char *id, const char *category, int64_t created)
+{
+    cv_error_t err = {""};
+    char body[64];
+    int len = snprintf(body, sizeof body, "body of %s", id);
+    cv_stored_report_t report = {id, "originator", category, created};
+    int64_t rowid = -1;
+    cv_put_t put =
+        cv_store_put_report(r->store, &report, (const uint8_t *)body, (size_t)len, &rowid, &err);
+    if (put != CV_PUT_NEW)
+        print_error("put %s: %d %s\n", id, (int)put, err.msg);
+    assert_int_equal(put, CV_PUT_NEW);
+    assert_true(rowid > 0);
+    return rowid;
+}
+
+/*  A report accepted and routed as the broker's route() does it: pushed to
+ *  each queue, one routes row for all of them (none when routed nowhere). */
+static int64_t publish_in(rig_t *r, const char *category, int64_t created, int priority,
+                          const int64_t *queues, size_t n)
+{
+    cv_error_t err = {""};
+    char id[32];
+    snprintf(id, sizeof id, "report-%d", ++r->reports);
+    int64_t rowid = put_report(r, id, category, created);
+    for (size_t i = 0; i < n; i++)
+        assert_true(cv_queue_push(rig_queue(r, queues[i]), (cv_routed_t){rowid, priority}));
+    if (rowid > r->max_report)
+        r->max_report = rowid;
+    if (n)
+        MUST(cv_store_route(r->store, rowid, priority, queues, n, &err));
+    return rowid;
+}
+
+static int64_t publish(rig_t *r, int priority, const int64_t *queues, size_t n)
+{
+    return publish_in(r, "general", 1000 + r->reports, priority, queues, n);
+}
+
+static int64_t publish1(rig_t *r, int priority, int64_t queue)
+{
+    return publish(r, priority, &queue, 1);
+}
+
+/*  One pump as pump_new does it, nothing dropped: up to k taken, each given
+ *  the next seq, one sent row for them all. Returns how many (into out). */
+static size_t pump(rig_t *r, int64_t queue, size_t k, cv_sent_t *out)
+{
+    cv_error_t err = {""};
+    cv_queue_t *q = rig_queue(r, queue);
+    cv_routed_t taken[PUMP_MAX];
+    assert_true(k <= PUMP_MAX);
+    uint64_t first = cv_queue_last_seq(q) + 1;
+    size_t n = 0;
+    while (n < k && cv_queue_take(q, &taken[n])) {
+        uint64_t seq = cv_queue_give_seq(q, taken[n]);
+        assert_int_equal(seq, first + n);
+        if (out)
+            out[n] = (cv_sent_t){seq, taken[n]};
+        n++;
+    }
+    if (n)
+        MUST(cv_store_sent(r->store, queue, first, taken, n, &err));
+    return n;
+}
+
+/*  An acknowledgement as on_ack handles it: the queue, then its state. */
+static size_t ack(rig_t *r, int64_t queue, uint64_t up_to)
+{
+    cv_error_t err = {""};
+    cv_queue_t *q = rig_queue(r, queue);
+    assert_true(up_to <= cv_queue_last_seq(q)); /* on_ack refuses anything above */
+    size_t n = cv_queue_ack(q, up_to);
+    cv_queue_state_t st;
+    cv_queue_state(q, r->max_report, &st);
+    MUST(cv_store_save_queue(r->store, queue, &st, &err));
+    return n;
+}
+
+/* The loader: the broker's on_load_queue, on_load_sent and on_load_route. */
+
+static void on_queue(void *arg, int64_t id, const char *agency, const char *feed,
+                     const cv_queue_state_t *st)
+{
+    rig_t *r = arg;
+    if (id <= 0 || id >= MAX_QUEUES || r->queues[id]) {
+        r->load_failed = true;
+        return;
+    }
+    r->queues[id] = cv_queue_new(id, agency, feed);
+    if (r->queues[id])
+        cv_queue_restore_state(r->queues[id], st);
+    else
+        r->load_failed = true;
+}
+
+static void on_sent(void *arg, int64_t queue, uint64_t seq, cv_routed_t item)
+{
+    rig_t *r = arg;
+    cv_queue_t *q = queue > 0 && queue < MAX_QUEUES ? r->queues[queue] : NULL;
+    if (!q || !cv_queue_restore_sent(q, seq, item))
+        r->load_failed = true;
+}
+
+static void note_routed(rig_t *r, int64_t report)
+{
+    if (r->n_routed && r->routed[r->n_routed - 1] == report)
+        return; /* a report with many recipients comes in several calls */
+    if (r->n_routed == r->routed_cap) {
+        r->routed_cap = r->routed_cap ? r->routed_cap * 2 : 64;
+        r->routed = realloc(r->routed, r->routed_cap * sizeof *r->routed);
+        assert_non_null(r->routed);
+    }
+    r->routed[r->n_routed++] = report;
+}
+
+static void on_route(void *arg, int64_t report, int priority, const int64_t *queues, size_t n)
+{
+    rig_t *r = arg;
+    note_routed(r, report);
+    for (size_t i = 0; i < n; i++) {
+        cv_queue_t *q = queues[i] > 0 && queues[i] < MAX_QUEUES ? r->queues[queues[i]] : NULL;
+        if (!q || !cv_queue_restore_route(q, (cv_routed_t){report, priority}))
+            r->load_failed = true;
+    }
+}
+
+static void rig_load(rig_t *r)
+{
+    static const cv_store_loader_t loader = {on_queue, on_sent, on_route};
+    cv_error_t err = {""};
+    rig_forget_queues(r);
+    r->n_routed = 0;
+    r->load_failed = false;
+    MUST(cv_store_load(r->store, &loader, r, &r->max_report, &err));
+    assert_false(r->load_failed);
+}
+
+/*  A restart: whatever is not committed is lost, the queues are read back. */
+static void restart(rig_t *r)
+{
+    cv_store_close(&r->store);
+    rig_open(r);
+    rig_load(r);
+}
+
+static bool was_routed(const rig_t *r, int64_t report)
+{
+    for (size_t i = 0; i < r->n_routed; i++)
+        if (r->routed[i] == report)
+            return true;
+    return false;
+}
+
+static bool states_equal(const cv_queue_state_t *got, const cv_queue_state_t *want,
+                         const char *what)
+{
+    bool same = got->last_seq == want->last_seq && got->acked_seq == want->acked_seq;
+    for (int p = 0; p < CV_PRIORITIES; p++)
+        same = same && got->done[p] == want->done[p];
+    if (!same)
+        print_error("%s: state %llu/%llu done %lld %lld %lld, want %llu/%llu done %lld %lld %lld\n",
+                    what, (unsigned long long)got->last_seq, (unsigned long long)got->acked_seq,
+                    (long long)got->done[0], (long long)got->done[1], (long long)got->done[2],
+                    (unsigned long long)want->last_seq, (unsigned long long)want->acked_seq,
+                    (long long)want->done[0], (long long)want->done[1], (long long)want->done[2]);
+    return same;
+}
+
+/*  Every queue must come back as it was, its saved state included. */
+static void restart_expect_same(rig_t *r)
+{
+    view_t *before[MAX_QUEUES] = {NULL};
+    cv_queue_state_t states[MAX_QUEUES];
+    int64_t max_report = r->max_report;
+    for (int id = 0; id < MAX_QUEUES; id++)
+        if (r->queues[id]) {
+            before[id] = view_of(r->queues[id]);
+            cv_queue_state(r->queues[id], max_report, &states[id]);
+        }
+    restart(r);
+    bool same = r->max_report == max_report;
+    for (int id = 0; id < MAX_QUEUES; id++) {
+        char what[64];
+        snprintf(what, sizeof what, "queue %d after restart", id);
+        if (!before[id] || !r->queues[id]) {
+            if (!before[id] != !r->queues[id])
+                print_error("%s: %s\n", what, before[id] ? "gone" : "new");
+            same = same && !before[id] == !r->queues[id];
+            free(before[id]);
+            continue;
+        }
+        cv_queue_state_t st;
+        cv_queue_state(r->queues[id], max_report, &st);
+        view_t *after = view_of(r->queues[id]);
+        same = states_equal(&st, &states[id], what) && views_equal(after, before[id], what) && same;
+        free(after);
+        free(before[id]);
+    }
+    assert_true(same);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Round trips.                                                            */
+
+static void test_store_empty_round_trip(void **state)
+{
+    (void)state;
+    rig_t *r = rig_new();
+    restart(r);
+    assert_int_equal(r->max_report, 0);
+    begin(r);
+    int64_t q = queue_of(r, "a", "");
+    assert_int_equal(queue_of(r, "a", ""), q); /* the same queue again */
+    assert_true(queue_of(r, "a", "feed") != q);
+    commit(r);
+    restart_expect_same(r);
+    assert_int_equal(cv_queue_last_seq(rig_queue(r, q)), 0);
+    assert_string_equal(cv_queue_agency(rig_queue(r, q)), "a");
+    assert_string_equal(cv_queue_feed(rig_queue(r, q)), "");
+    rig_free(r);
+}
+
+static void test_store_waiting_round_trip(void **state)
+{
+    (void)state;
+    rig_t *r = rig_new();
+    begin(r);
+    int64_t q = queue_of(r, "a", "");
+    int64_t id[6];
+    static const int prio[6] = {0, 2, 1, 0, 2, 1};
+    for (int i = 0; i < 6; i++)
+        id[i] = publish1(r, prio[i], q);
+    commit(r);
+    restart(r);
+    view_t *want = view_new(0);
+    view_wait(want, id[1], 2);
+    view_wait(want, id[4], 2);
+    view_wait(want, id[2], 1);
+    view_wait(want, id[5], 1);
+    view_wait(want, id[0], 0);
+    view_wait(want, id[3], 0);
+    assert_queue_is(rig_queue(r, q), want, "priorities survive");
+    rig_free(r);
+}
+
+/*  Pumps leave the queue's saved state behind: their rows alone must say
+ *  how far seqs went, or a restart would give a seq twice. */
+static void test_store_last_seq_without_save(void **state)
+{
+    (void)state;
+    rig_t *r = rig_new();
+    begin(r);
+    int64_t q = queue_of(r, "a", "");
+    int64_t id[6];
+    for (int i = 0; i < 6; i++)
+        id[i] = publish1(r, 0, q);
+    assert_int_equal(pump(r, q, 2, NULL), 2);
+    assert_int_equal(ack(r, q, 2), 2); /* saved: last_seq 2 */
+    commit(r);
+    begin(r);
+    assert_int_equal(pump(r, q, 3, NULL), 3); /* seqs 3..5, not saved */
+    commit(r);
+    restart(r);
+    view_t *want = view_new(5);
+    view_sent(want, 3, id[2], 0);
+    view_sent(want, 4, id[3], 0);
+    view_sent(want, 5, id[4], 0);
+    view_wait(want, id[5], 0);
+    assert_queue_is(rig_queue(r, q), want, "pump not saved");
+    begin(r);
+    assert_int_equal(pump(r, q, 1, NULL), 1); /* seq 6, never 3 again */
+    commit(r);
+    restart_expect_same(r);
+    assert_int_equal(cv_queue_last_seq(rig_queue(r, q)), 6);
+    rig_free(r);
+}
+
+/*  A pump acknowledged in part keeps its row; only the rest is resent. */
+static void test_store_partly_acked_pump(void **state)
+{
+    (void)state;
+    rig_t *r = rig_new();
+    begin(r);
+    int64_t q = queue_of(r, "a", "");
+    int64_t id[5];
+    for (int i = 0; i < 5; i++)
+        id[i] = publish1(r, 0, q);
+    assert_int_equal(pump(r, q, 5, NULL), 5);
+    commit(r);
+    begin(r);
+    assert_int_equal(ack(r, q, 3), 3);
+    commit(r);
+    restart(r);
+    view_t *want = view_new(5);
+    view_sent(want, 4, id[3], 0);
+    view_sent(want, 5, id[4], 0);
+    assert_queue_is(rig_queue(r, q), want, "acked up to 3 of 5");
+    begin(r);
+    assert_int_equal(ack(r, q, 5), 2);
+    commit(r);
+    restart(r);
+    assert_queue_is(rig_queue(r, q), view_new(5), "acked in whole");
+    cv_queue_state_t st;
+    cv_queue_state(rig_queue(r, q), r->max_report, &st);
+    assert_int_equal(st.acked_seq, 5);
+    rig_free(r);
+}
+
+/*  Nothing acknowledged comes back, whatever order priorities went in. */
+static void test_store_acked_stay_gone(void **state)
+{
+    (void)state;
+    rig_t *r = rig_new();
+    begin(r);
+    int64_t q = queue_of(r, "a", "");
+    int64_t id[9];
+    for (int i = 0; i < 9; i++)
+        id[i] = publish1(r, i % 3, q);
+    cv_sent_t out[PUMP_MAX];
+    assert_int_equal(pump(r, q, 4, out), 4); /* 2, 5, 8 (p2); 1 (p1) */
+    assert_int_equal(out[0].item.report, id[2]);
+    assert_int_equal(out[2].item.report, id[8]);
+    assert_int_equal(out[3].item.report, id[1]);
+    assert_int_equal(ack(r, q, 3), 3);
+    commit(r);
+    restart_expect_same(r);
+    view_t *want = view_new(4);
+    view_sent(want, 4, id[1], 1);
+    view_wait(want, id[4], 1);
+    view_wait(want, id[7], 1);
+    view_wait(want, id[0], 0);
+    view_wait(want, id[3], 0);
+    view_wait(want, id[6], 0);
+    assert_queue_is(rig_queue(r, q), want, "after acking 3");
+    begin(r);
+    assert_int_equal(pump(r, q, 10, NULL), 5);
+    assert_int_equal(ack(r, q, 9), 6);
+    commit(r);
+    restart_expect_same(r);
+    assert_queue_is(rig_queue(r, q), view_new(9), "everything acked");
+    cv_queue_state_t st;
+    cv_queue_state(rig_queue(r, q), r->max_report, &st);
+    assert_done(&st, r->max_report, r->max_report, r->max_report);
+    rig_free(r);
+}
+
+/*  Reports shared by queues at different points of them. */
+static void test_store_shared_reports(void **state)
+{
+    (void)state;
+    rig_t *r = rig_new();
+    begin(r);
+    int64_t q[3] = {queue_of(r, "a", ""), queue_of(r, "b", ""), queue_of(r, "b", "screened")};
+    for (int i = 0; i < 12; i++) {
+        int64_t to[3];
+        size_t n = 0;
+        for (int k = 0; k < 3; k++)
+            if ((i + k) % 4 != 0) /* each queue misses some */
+                to[n++] = q[k];
+        publish(r, i % 5 == 0 ? 2 : 0, to, n);
+    }
+    commit(r);
+    begin(r);
+    pump(r, q[0], 5, NULL);
+    ack(r, q[0], 4);
+    pump(r, q[1], 2, NULL);
+    pump(r, q[1], 3, NULL);
+    ack(r, q[1], 1);
+    commit(r);
+    restart_expect_same(r);
+    begin(r);
+    pump(r, q[0], 10, NULL);
+    pump(r, q[2], 1, NULL);
+    ack(r, q[1], 5);
+    commit(r);
+    restart_expect_same(r);
+    rig_free(r);
+}
+
+/*  One routes row for 300 recipients: more than one load_routes chunk. */
+static void test_store_route_to_300_queues(void **state)
+{
+    (void)state;
+    rig_t *r = rig_new();
+    int64_t q[300];
+    char name[16];
+    begin(r);
+    for (int i = 0; i < 300; i++) {
+        snprintf(name, sizeof name, "agency-%03d", i);
+        q[i] = queue_of(r, name, "");
+    }
+    int64_t wide = publish(r, 1, q, 300);
+    int64_t narrow = publish(r, 2, q + 250, 50);
+    commit(r);
+    begin(r);
+    for (int i = 0; i < 300; i += 3) {
+        pump(r, q[i], 1, NULL);
+        if (i % 2)
+            ack(r, q[i], 1);
+    }
+    commit(r);
+    restart_expect_same(r);
+    for (int i = 0; i < 300; i++) {
+        bool sent = i % 3 == 0, acked = sent && i % 2;
+        int64_t first = i >= 250 ? narrow : wide; /* IMMEDIATE first */
+        view_t *want = view_new(sent ? 1 : 0);
+        if (sent && !acked)
+            view_sent(want, 1, first, first == narrow ? 2 : 1);
+        if (i >= 250 && !sent)
+            view_wait(want, narrow, 2);
+        if (i >= 250 || !sent)
+            view_wait(want, wide, 1);
+        snprintf(name, sizeof name, "queue %d", i);
+        assert_queue_is(rig_queue(r, q[i]), want, name);
+    }
+    rig_free(r);
+}
+
+/*  An uncommitted turn is lost whole: its reports, routes, pumps and acks. */
+static void test_store_uncommitted_turn_lost(void **state)
+{
+    (void)state;
+    rig_t *r = rig_new();
+    begin(r);
+    int64_t q = queue_of(r, "a", "");
+    int64_t kept = publish1(r, 0, q);
+    pump(r, q, 1, NULL);
+    commit(r);
+    begin(r);
+    ack(r, q, 1);
+    int64_t lost = publish1(r, 2, q);
+    pump(r, q, 1, NULL);
+    restart(r); /* without commit */
+    view_t *want = view_new(1);
+    view_sent(want, 1, kept, 0);
+    assert_queue_is(rig_queue(r, q), want, "after the lost turn");
+    assert_false(was_routed(r, lost));
+    rig_free(r);
+}
+
+/*  A report taken and dropped (the policy no longer releases it) is
+ *  finished once a save covers it; before that, a restart decides it
+ *  again (cv_queue.h). */
+static void test_store_drop_covered_by_save(void **state)
+{
+    (void)state;
+    rig_t *r = rig_new();
+    begin(r);
+    int64_t q = queue_of(r, "a", "");
+    int64_t a = publish1(r, 0, q);
+    int64_t b = publish1(r, 0, q);
+    cv_routed_t item;
+    assert_true(cv_queue_take(rig_queue(r, q), &item)); /* a, dropped */
+    assert_int_equal(item.report, a);
+    pump(r, q, 1, NULL); /* b: seq 1 */
+    commit(r);
+    restart(r);
+    view_t *want = view_new(1);
+    view_sent(want, 1, b, 0);
+    view_wait(want, a, 0); /* not covered yet: decided again */
+    assert_queue_is(rig_queue(r, q), want, "drop not yet saved");
+    begin(r);
+    assert_true(cv_queue_take(rig_queue(r, q), &item)); /* a, dropped again */
+    ack(r, q, 1);
+    commit(r);
+    restart_expect_same(r);
+    assert_queue_is(rig_queue(r, q), view_new(1), "drop covered by a save");
+    rig_free(r);
+}
+
+/*  A dropped report that a restart decided again and that was then sent
+ *  after a later report of its priority: both are in flight, out of order
+ *  of acceptance. Another restart must resend both, and queue neither
+ *  again: the client would get the same report twice, with two seqs. */
+static void test_store_redecided_report_not_queued_twice(void **state)
+{
+    (void)state;
+    rig_t *r = rig_new();
+    begin(r);
+    int64_t q = queue_of(r, "a", "");
+    int64_t a = publish1(r, 0, q);
+    int64_t b = publish1(r, 0, q);
+    cv_routed_t item;
+    assert_true(cv_queue_take(rig_queue(r, q), &item)); /* a, dropped */
+    pump(r, q, 1, NULL);                                /* b: seq 1 */
+    commit(r);
+    restart(r); /* a waits again: the policy releases it once more */
+    begin(r);
+    cv_sent_t out[1];
+    assert_int_equal(pump(r, q, 1, out), 1);
+    assert_int_equal(out[0].item.report, a); /* a: seq 2 */
+    commit(r);
+    view_t *want = view_new(2);
+    view_sent(want, 1, b, 0);
+    view_sent(want, 2, a, 0);
+    assert_queue_is(rig_queue(r, q), want, "before the second restart");
+    restart(r);
+    want = view_new(2);
+    view_sent(want, 1, b, 0);
+    view_sent(want, 2, a, 0);
+    assert_queue_is(rig_queue(r, q), want, "after the second restart");
+    rig_free(r);
+}
+
+/*  The report bodies come back as stored. */
+static void test_store_get_report(void **state)
+{
+    (void)state;
+    rig_t *r = rig_new();
+    begin(r);
+    int64_t q = queue_of(r, "a", "");
+    int64_t id = publish1(r, 0, q);
+    commit(r);
+    restart(r);
+    cv_error_t err = {""};
+    uint8_t *body = NULL;
+    size_t len = 0;
+    MUST(cv_store_get_report(r->store, id, &body, &len, &err));
+    assert_int_equal(len, strlen("body of report-1"));
+    assert_memory_equal(body, "body of report-1", len);
+    free(body);
+    assert_false(cv_store_get_report(r->store, id + 100, &body, &len, &err));
+    assert_non_null(strstr(err.msg, "no report"));
+    rig_free(r);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  The randomized model test: five queues, thousands of operations.       */
+
+#define MODEL_QUEUES 5
+
+typedef struct {
+    rig_t *rig;
+    int64_t ids[MODEL_QUEUES];
+    model_t *now[MODEL_QUEUES];       /* what the turn so far has done */
+    model_t *committed[MODEL_QUEUES]; /* what the store holds */
+    int restarts, crashes;
+} world_t;
+
+static void world_publish(world_t *w)
+{
+    int priority = (int)rnd(CV_PRIORITIES);
+    uint32_t mask = rnd(1u << MODEL_QUEUES); /* sometimes nobody */
+    int64_t to[MODEL_QUEUES];
+    size_t n = 0;
+    for (int i = 0; i < MODEL_QUEUES; i++)
+        if (mask & (1u << i))
+            to[n++] = w->ids[i];
+    int64_t report = publish(w->rig, priority, to, n);
+    for (int i = 0; i < MODEL_QUEUES; i++)
+        if (mask & (1u << i))
+            model_push(w->now[i], report, priority);
+}
+
+static void world_pump(world_t *w)
+{
+    int i = (int)rnd(MODEL_QUEUES);
+    cv_sent_t out[PUMP_MAX];
+    size_t k = 1 + rnd(8);
+    size_t n = pump(w->rig, w->ids[i], k, out);
+    for (size_t j = 0; j < n; j++) {
+        cv_routed_t want;
+        assert_true(model_take(w->now[i], &want));
+        assert_int_equal(out[j].item.report, want.report);
+        assert_int_equal(out[j].item.priority, want.priority);
+        assert_int_equal(out[j].seq, model_give(w->now[i], want));
+    }
+    cv_routed_t none;
+    if (n < k) /* the queue ran dry: so must the model */
+        assert_false(model_take(w->now[i], &none));
+}
+
+static void world_ack(world_t *w)
+{
+    int i = (int)rnd(MODEL_QUEUES);
+    model_t *m = w->now[i];
+    /* mostly near the end, sometimes stale, never above last_seq */
+    uint64_t up_to = rnd(4) ? m->last_seq - rnd((uint32_t)(m->last_seq - m->acked_seq) + 1)
+                            : rnd((uint32_t)m->last_seq + 1);
+    assert_int_equal(ack(w->rig, w->ids[i], up_to), model_ack(m, up_to));
+}
+
+static void world_copy(model_t **to, model_t *const *from)
+{
+    for (int i = 0; i < MODEL_QUEUES; i++)
+        memcpy(to[i], from[i], sizeof *to[i]);
+}
+
+/*  After a restart every queue must be what the committed model says. */
+static void world_check(world_t *w)
+{
+    for (int i = 0; i < MODEL_QUEUES; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "queue %d after %d restarts", i, w->restarts);
+        cv_queue_t *q = rig_queue(w->rig, w->ids[i]);
+        cv_queue_state_t st;
+        cv_queue_state(q, w->rig->max_report, &st);
+        assert_int_equal(st.acked_seq, w->now[i]->acked_seq);
+        assert_queue_is(q, model_view(w->now[i]), what);
+    }
+}
+
+/*  One turn: a few operations, then commit, or a crash that loses it. */
+static void world_turn(world_t *w)
+{
+    begin(w->rig);
+    for (uint32_t k = 1 + rnd(4); k > 0; k--) {
+        uint32_t op = rnd(100);
+        if (op < 45)
+            world_publish(w);
+        else if (op < 75)
+            world_pump(w);
+        else
+            world_ack(w);
+    }
+    uint32_t end = rnd(100);
+    if (end < 3) {
+        restart(w->rig); /* the turn never committed */
+        world_copy(w->now, w->committed);
+        w->crashes++;
+        world_check(w);
+        return;
+    }
+    commit(w->rig);
+    world_copy(w->committed, w->now);
+    if (end < 7) {
+        restart(w->rig);
+        w->restarts++;
+        world_check(w);
+    }
+}
+
+static world_t world; /* freed by teardown, also after a failure */
+
+static void world_free(void)
+{
+    for (int i = 0; i < MODEL_QUEUES; i++) {
+        free(world.now[i]);
+        free(world.committed[i]);
+    }
+    memset(&world, 0, sizeof world);
+}
+
+static void test_store_random_model(void **state)
+{
+    (void)state;
+    rng_seed(20261124);
+    print_message("seed %llu (CAVEAT_TEST_SEED)\n", (unsigned long long)rng);
+    world_t w = {rig_new(), {0}, {NULL}, {NULL}, 0, 0};
+    world = w;
+    for (int i = 0; i < MODEL_QUEUES; i++) {
+        world.now[i] = w.now[i] = calloc(1, sizeof(model_t));
+        world.committed[i] = w.committed[i] = calloc(1, sizeof(model_t));
+        assert_true(w.now[i] && w.committed[i]);
+    }
+    begin(w.rig);
+    for (int i = 0; i < MODEL_QUEUES; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "agency-%d", i);
+        w.ids[i] = queue_of(w.rig, name, i % 2 ? "feed" : "");
+    }
+    commit(w.rig);
+    for (int turn = 0; turn < 1500; turn++)
+        world_turn(&w);
+    restart(w.rig);
+    world_check(&w);
+    assert_true(w.restarts > 10 && w.crashes > 10); /* the run did what it claims */
+    world_free();
+    rig_free(w.rig);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  put_report.                                                             */
+
+static cv_put_t put_raw(rig_t *r, const char *id, const char *originator, const char *body,
+                        int64_t *rowid)
+{
+    cv_error_t err = {""};
+    cv_stored_report_t report = {id, originator, "general", 1000};
+    return cv_store_put_report(r->store, &report, (const uint8_t *)body, strlen(body), rowid, &err);
+}
+
+static void test_put_same_and_conflict(void **state)
+{
+    (void)state;
+    rig_t *r = rig_new();
+    int64_t first = 0, second = 0, again = 0;
+    begin(r);
+    assert_int_equal(put_raw(r, "x", "org-a", "body", &first), CV_PUT_NEW);
+    assert_int_equal(put_raw(r, "y", "org-a", "other", &second), CV_PUT_NEW);
+    assert_true(second > first);
+    assert_int_equal(put_raw(r, "x", "org-a", "body", &again), CV_PUT_SAME);
+    assert_int_equal(again, first); /* the earlier rowid, not the last insert's */
+    commit(r);
+    restart(r);
+    again = 0;
+    assert_int_equal(put_raw(r, "x", "org-a", "body", &again), CV_PUT_SAME);
+    assert_int_equal(again, first);
+    assert_int_equal(put_raw(r, "x", "org-a", "bodY", &again), CV_PUT_CONFLICT);
+    assert_int_equal(put_raw(r, "x", "org-a", "body!", &again), CV_PUT_CONFLICT);
+    assert_int_equal(put_raw(r, "x", "org-a", "", &again), CV_PUT_CONFLICT);
+    assert_int_equal(put_raw(r, "x", "org-b", "body", &again), CV_PUT_CONFLICT);
+    /* a conflict stores nothing: the first body is still there */
+    cv_error_t err = {""};
+    uint8_t *body = NULL;
+    size_t len = 0;
+    MUST(cv_store_get_report(r->store, first, &body, &len, &err));
+    assert_int_equal(len, 4);
+    assert_memory_equal(body, "body", 4);
+    free(body);
+    rig_free(r);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Foreign files are refused, and left as they were.                       */
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    char *buf = malloc(1 << 20);
+    assert_non_null(buf);
+    *len = fread(buf, 1, 1 << 20, f);
+    fclose(f);
+    return buf;
+}
+
+static void sql_file(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+        print_error("%s: %s\n", sql, msg);
+    assert_null(msg);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
+/*  Opens dir, which must be refused with a message containing why, and
+ *  checks that nothing in it was written. */
+static void assert_refused(const char *dir, const char *why)
+{
+    char path[256], side[sizeof path + 8];
+    snprintf(path, sizeof path, "%s/caveat.db", dir);
+    size_t before_len, after_len;
+    char *before = slurp(path, &before_len);
+    cv_error_t err = {""};
+    cv_store_t *s = cv_store_open(dir, CV_SYNC_OFF, &err);
+    assert_null(s);
+    if (!strstr(err.msg, why))
+        print_error("refused with \"%s\", want \"%s\"\n", err.msg, why);
+    assert_non_null(strstr(err.msg, why));
+    assert_non_null(strstr(err.msg, path)); /* which file */
+    char *after = slurp(path, &after_len);
+    assert_int_equal(after_len, before_len);
+    assert_memory_equal(after, before, before_len);
+    free(before);
+    free(after);
+    snprintf(side, sizeof side, "%s-wal", path);
+    assert_int_not_equal(access(side, F_OK), 0); /* not even switched to WAL */
+}
+
+static void test_refuses_foreign_sqlite(void **state)
+{
+    (void)state;
+    const char *dir = scratch_dir();
+    char path[128];
+    snprintf(path, sizeof path, "%s/caveat.db", dir);
+    sql_file(path, "CREATE TABLE accounts(id INTEGER PRIMARY KEY, name TEXT);"
+                   "INSERT INTO accounts(name) VALUES('keep me');");
+    assert_refused(dir, "not a caveat store");
+    /* a meta table alone, of someone else's format, is not enough */
+    sql_file(path, "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+                   "INSERT INTO meta VALUES('format', 'other-store'), ('version', '2');");
+    assert_refused(dir, "not a caveat store");
+    scratch_done();
+}
+
+static void test_refuses_garbage_file(void **state)
+{
+    (void)state;
+    const char *dir = scratch_dir();
+    char path[128];
+    snprintf(path, sizeof path, "%s/caveat.db", dir);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    for (int i = 0; i < 200; i++)
+        fputs("this is not a database at all\n", f);
+    fclose(f);
+    assert_refused(dir, "not a caveat store");
+    scratch_done();
+}
+
+/*  Format version 1 (a queue table of entries) and a future version 3. */
+static void test_refuses_other_versions(void **state)
+{
+    (void)state;
+    static const char *const versions[] = {"1", "3"};
+    for (size_t i = 0; i < 2; i++) {
+        const char *dir = scratch_dir();
+        char path[128], sql[512], why[64];
+        snprintf(path, sizeof path, "%s/caveat.db", dir);
+        snprintf(sql, sizeof sql,
+                 "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+                 "INSERT INTO meta VALUES('format', 'caveat-store'), ('version', '%s');"
+                 "CREATE TABLE queue(entry INTEGER PRIMARY KEY AUTOINCREMENT, queue INTEGER,"
+                 " report INTEGER, priority INTEGER, seq INTEGER);",
+                 versions[i]);
+        sql_file(path, sql);
+        snprintf(why, sizeof why, "version %s", versions[i]);
+        assert_refused(dir, why);
+        scratch_done();
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Retention.                                                              */
+
+typedef struct {
+    int calls;
+    char ids[8][32];
+} listed_t;
+
+static void on_purged(void *arg, const char *id, const char *category, int64_t created)
+{
+    listed_t *l = arg;
+    assert_string_equal(category, "old");
+    assert_true(created < 2000);
+    if (l->calls < 8)
+        snprintf(l->ids[l->calls], sizeof l->ids[0], "%s", id);
+    l->calls++;
+}
+
+static int purges_recorded(const char *dir)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/caveat.db", dir);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT count(*) FROM purges WHERE category = 'old'"
+                                        " AND rule = 'rule-1'",
+                                        -1, &s, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    int n = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return n;
+}
+
+/*  Two old reports and a recent one of category "old", one of another
+ *  category, all waiting in q. */
+static void purge_setup(rig_t *r, int64_t *q, int64_t ids[4])
+{
+    begin(r);
+    *q = queue_of(r, "a", "");
+    ids[0] = publish_in(r, "old", 1000, 0, q, 1);
+    ids[1] = publish_in(r, "other", 1000, 0, q, 1);
+    ids[2] = publish_in(r, "old", 1500, 2, q, 1);
+    ids[3] = publish_in(r, "old", 5000, 0, q, 1);
+    commit(r);
+}
+
+static void test_purge_dry_run_removes_nothing(void **state)
+{
+    (void)state;
+    rig_t *r = rig_new();
+    int64_t q, ids[4];
+    purge_setup(r, &q, ids);
+    cv_error_t err = {""};
+    listed_t listed = {0};
+    begin(r);
+    assert_int_equal(
+        cv_store_purge(r->store, "old", 2000, "rule-1", true, on_purged, &listed, &err), 2);
+    commit(r); /* even committed, a dry run has changed nothing */
+    assert_int_equal(listed.calls, 2);
+    assert_string_equal(listed.ids[0], "report-1");
+    assert_string_equal(listed.ids[1], "report-3");
+    restart_expect_same(r);
+    for (int i = 0; i < 4; i++)
+        assert_true(was_routed(r, ids[i]));
+    uint8_t *body = NULL;
+    size_t len = 0;
+    MUST(cv_store_get_report(r->store, ids[0], &body, &len, &err));
+    free(body);
+    cv_store_close(&r->store);
+    assert_int_equal(purges_recorded(r->dir), 0);
+    rig_open(r);
+    rig_free(r);
+}
+
+static void test_purge_removes_report_and_route(void **state)
+{
+    (void)state;
+    rig_t *r = rig_new();
+    int64_t q, ids[4];
+    purge_setup(r, &q, ids);
+    cv_error_t err = {""};
+    listed_t listed = {0};
+    begin(r);
+    assert_int_equal(
+        cv_store_purge(r->store, "old", 2000, "rule-1", false, on_purged, &listed, &err), 2);
+    commit(r);
+    assert_int_equal(listed.calls, 2);
+    restart(r);
+    assert_false(was_routed(r, ids[0]));
+    assert_false(was_routed(r, ids[2]));
+    view_t *want = view_new(0);
+    view_wait(want, ids[1], 0);
+    view_wait(want, ids[3], 0);
+    assert_queue_is(rig_queue(r, q), want, "after the purge");
+    uint8_t *body = NULL;
+    size_t len = 0;
+    assert_false(cv_store_get_report(r->store, ids[0], &body, &len, &err));
+    MUST(cv_store_get_report(r->store, ids[3], &body, &len, &err));
+    free(body);
+    /* nothing more to purge; NULL callback allowed */
+    begin(r);
+    assert_int_equal(cv_store_purge(r->store, "old", 2000, "rule-1", false, NULL, NULL, &err), 0);
+    commit(r);
+    cv_store_close(&r->store);
+    assert_int_equal(purges_recorded(r->dir), 2);
+    rig_open(r);
+    rig_free(r);
+}
+
+/*  Retention empties an idle store: every queue's done marks stand at the
+ *  highest rowid. A report accepted afterwards must not be taken for one
+ *  of those finished: it is delivered after a restart. */
+static void test_purge_then_publish_survives_restart(void **state)
+{
+    (void)state;
+    rig_t *r = rig_new();
+    begin(r);
+    int64_t q = queue_of(r, "a", "");
+    publish_in(r, "old", 1000, 0, &q, 1);
+    publish_in(r, "old", 1000, 0, &q, 1);
+    pump(r, q, 2, NULL);
+    ack(r, q, 2);
+    commit(r);
+    cv_error_t err = {""};
+    begin(r);
+    assert_int_equal(cv_store_purge(r->store, "old", 2000, "rule-1", false, NULL, NULL, &err), 2);
+    commit(r);
+    restart(r); /* the broker reloads its queues after a purge */
+    begin(r);
+    int64_t fresh = publish_in(r, "new", 9000, 0, &q, 1);
+    commit(r);
+    restart(r);
+    view_t *want = view_new(2);
+    view_wait(want, fresh, 0);
+    assert_queue_is(rig_queue(r, q), want, "published after the purge");
+    rig_free(r);
+}
+
+/*  The same with the purged report still in flight: the new report must
+ *  not be taken for the delivery already sent under its seq. */
+static void test_purge_in_flight_then_publish(void **state)
+{
+    (void)state;
+    rig_t *r = rig_new();
+    begin(r);
+    int64_t q = queue_of(r, "a", "");
+    int64_t old = publish_in(r, "old", 1000, 0, &q, 1);
+    pump(r, q, 1, NULL); /* seq 1, never acknowledged */
+    commit(r);
+    cv_error_t err = {""};
+    begin(r);
+    assert_int_equal(cv_store_purge(r->store, "old", 2000, "rule-1", false, NULL, NULL, &err), 1);
+    commit(r);
+    restart(r);
+    begin(r);
+    int64_t fresh = publish_in(r, "new", 9000, 0, &q, 1);
+    commit(r);
+    restart(r);
+    view_t *want = view_new(1);
+    view_sent(want, 1, old, 0); /* stays in flight until acknowledged */
+    view_wait(want, fresh, 0);
+    bool reused = fresh == old;
+    if (reused)
+        print_error("the new report got rowid %lld, the purged one's\n", (long long)fresh);
+    assert_queue_is(rig_queue(r, q), want, "published after purging what was in flight");
+    assert_false(reused);
+    rig_free(r);
+}
+
+static int cleanup(void **state)
+{
+    (void)state;
+    if (live_rig)
+        rig_free(live_rig);
+    if (scratch[0])
+        scratch_done();
+    world_free();
+    return 0;
+}
+
+#define TEST(f) cmocka_unit_test_teardown(f, cleanup)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        TEST(test_queue_take_order),
+        TEST(test_queue_names),
+        TEST(test_queue_give_seq),
+        TEST(test_queue_ack),
+        TEST(test_queue_ring_grows_wrapped),
+        TEST(test_queue_random_rings),
+        TEST(test_queue_state_done_marks),
+        TEST(test_queue_state_mixed_priorities),
+        TEST(test_queue_restore),
+        TEST(test_store_empty_round_trip),
+        TEST(test_store_waiting_round_trip),
+        TEST(test_store_last_seq_without_save),
+        TEST(test_store_partly_acked_pump),
+        TEST(test_store_acked_stay_gone),
+        TEST(test_store_shared_reports),
+        TEST(test_store_route_to_300_queues),
+        TEST(test_store_uncommitted_turn_lost),
+        TEST(test_store_drop_covered_by_save),
+        TEST(test_store_redecided_report_not_queued_twice),
+        TEST(test_store_get_report),
+        TEST(test_store_random_model),
+        TEST(test_put_same_and_conflict),
+        TEST(test_refuses_foreign_sqlite),
+        TEST(test_refuses_garbage_file),
+        TEST(test_refuses_other_versions),
+        TEST(test_purge_dry_run_removes_nothing),
+        TEST(test_purge_removes_report_and_route),
+        TEST(test_purge_then_publish_survives_restart),
+        TEST(test_purge_in_flight_then_publish),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
