@@ -743,18 +743,6 @@ static bool route(cv_broker_t *self, const Caveat__Report *report, int64_t rowid
     return n == 0 || cv_store_route(self->store, rowid, item.priority, self->route_ids, n, err);
 }
 
-static char *new_report_id(void)
-{
-    uint8_t random[12];
-    char hex[25];
-    randombytes_buf(random, sizeof random);
-    sodium_bin2hex(hex, sizeof hex, random, sizeof random);
-    char *id = malloc(2 + sizeof hex);
-    if (id)
-        snprintf(id, 2 + sizeof hex, "r-%s", hex);
-    return id;
-}
-
 static char *format_timestamp(int64_t unix_seconds)
 {
     time_t t = (time_t)unix_seconds;
@@ -785,9 +773,9 @@ static int64_t accept_report(cv_broker_t *self, const char *sender, Caveat__Repo
     }
     if (!report->id || !*report->id) {
         free(report->id);
-        report->id = new_report_id();
+        report->id = cv_report_id_new();
     }
-    cv_stored_report_t stored = {report->id, sender, report->category, 0};
+    cv_stored_report_t stored = {report->id, sender, report->category, 0, zclock_time()};
     if (!cv_timestamp_parse(report->created, &stored.created)) {
         /* no creation time: the broker's acceptance time stands in */
         stored.created = (int64_t)time(NULL);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "cv_store.h"
 #include "cv_syncer.h"
@@ -24,7 +25,7 @@ static const char schema_sql[] =
     "CREATE TABLE reports(n INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,"
     "  originator TEXT NOT NULL,"
     "  category TEXT NOT NULL, created INTEGER NOT NULL," /* unix seconds, UTC */
-    "  accepted TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),"
+    "  accepted INTEGER NOT NULL,"                        /* unix milliseconds, UTC */
     "  body BLOB NOT NULL);"
     "CREATE INDEX reports_age ON reports(category, created);"
     /* what retention removed, kept for oversight after the report is gone */
@@ -76,8 +77,8 @@ static const char *const statements[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
-    [S_PUT] = "INSERT INTO reports(id, originator, category, created, body)"
-              " VALUES(?1, ?2, ?3, ?4, ?5)",
+    [S_PUT] = "INSERT INTO reports(id, originator, category, created, accepted, body)"
+              " VALUES(?1, ?2, ?3, ?4, ?6, ?5)",
     [S_GET] = "SELECT originator, body, rowid FROM reports WHERE id = ?1",
     [S_GET_BODY] = "SELECT body FROM reports WHERE rowid = ?1",
     [S_QUEUE_ID] = "SELECT id FROM queues WHERE agency = ?1 AND feed = ?2",
@@ -332,6 +333,7 @@ cv_put_t cv_store_put_report(cv_store_t *self, const cv_stored_report_t *report,
     sqlite3_bind_text(s, 3, report->category, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 4, report->created);
     sqlite3_bind_blob(s, 5, body, (int)len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 6, report->accepted ? report->accepted : (int64_t)time(NULL) * 1000);
     int rc = sqlite3_step(s);
     sqlite3_reset(s);
     *rowid = sqlite3_last_insert_rowid(self->db);

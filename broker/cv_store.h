@@ -60,7 +60,8 @@ typedef struct {
     const char *id;
     const char *originator;
     const char *category;
-    int64_t created; /* unix seconds, UTC: what retention counts from */
+    int64_t created;  /* unix seconds, UTC: what retention counts from */
+    int64_t accepted; /* unix milliseconds, UTC; 0: now */
 } cv_stored_report_t;
 
 /*  Sets *rowid to the stored report's (new or, for CV_PUT_SAME, earlier). */

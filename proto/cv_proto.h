@@ -85,6 +85,11 @@ bool cv_format_valid(cv_format_t format, const char *text);
 /*  An RFC 3339 timestamp as unix seconds (UTC); false when not valid.     */
 bool cv_timestamp_parse(const char *text, int64_t *unix_seconds);
 
+/*  A new report id (malloc'd; call sodium_init() first): "r-", 12 hex digits of the time in
+ *  milliseconds and 12 random ones. Ids made later sort later, so the
+ *  store's index of ids grows at its end instead of at random places.     */
+char *cv_report_id_new(void);
+
 /*  The size of one value of a field of this type inside a protobuf-c
  *  message (and of one element of a repeated field's array).             */
 size_t cv_slot_size(ProtobufCType type);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sodium.h>
 #include <time.h>
 
 #include "cv_proto.h"
@@ -236,4 +237,19 @@ bool cv_timestamp_parse(const char *text, int64_t *unix_seconds)
     }
     *unix_seconds = seconds;
     return true;
+}
+
+char *cv_report_id_new(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint64_t ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+    uint8_t random[6];
+    randombytes_buf(random, sizeof random);
+    char *id = malloc(sizeof "r-" + 24);
+    if (id)
+        snprintf(id, sizeof "r-" + 24, "r-%012llx%02x%02x%02x%02x%02x%02x",
+                 (unsigned long long)(ms & 0xffffffffffffULL), random[0], random[1], random[2],
+                 random[3], random[4], random[5]);
+    return id;
 }

@@ -690,7 +690,7 @@ static int64_t put_report(rig_t *r, const char *id, const char *category, int64_
     cv_error_t err = {""};
     char body[64];
     int len = snprintf(body, sizeof body, "body of %s", id);
-    cv_stored_report_t report = {id, "originator", category, created};
+    cv_stored_report_t report = {id, "originator", category, created, 0};
     int64_t rowid = -1;
     cv_put_t put =
         cv_store_put_report(r->store, &report, (const uint8_t *)body, (size_t)len, &rowid, &err);
@@ -1364,7 +1364,7 @@ static cv_put_t put_raw(rig_t *r, const char *id, const char *originator, const 
                         int64_t *rowid)
 {
     cv_error_t err = {""};
-    cv_stored_report_t report = {id, originator, "general", 1000};
+    cv_stored_report_t report = {id, originator, "general", 1000, 0};
     return cv_store_put_report(r->store, &report, (const uint8_t *)body, strlen(body), rowid, &err);
 }
 
