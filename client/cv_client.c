@@ -6,6 +6,12 @@
  *  publish waits for its acknowledgement), Error frames end the wait, and a
  *  reconnect (a second successful CURVE handshake) sends Hello again, since
  *  the broker keeps a session per connection.
+ *
+ *  Every frame is unpacked into an arena (cv_arena.h), never with malloc:
+ *  a Deliver of many reports costs a few block allocations, not some twenty
+ *  mallocs and frees per delivery. A Deliver keeps its arena until all its
+ *  deliveries are returned and the last one is no longer borrowed; any
+ *  other frame is done with before the next is read.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -23,6 +29,7 @@
 #include <sodium.h>
 
 #include "caveat.h"
+#include "cv_arena.h"
 
 #define CLIENT_NAME        "libcaveat/0.1"
 #define PROTOCOL_VERSION   1
@@ -35,12 +42,21 @@
 #define HWM                1000
 #define CERT_MAX_BYTES     65536 /* a czmq certificate is a few hundred bytes */
 #define KEY_BYTES          32
+#define SPARE_ARENAS       2 /* emptied arenas kept for the next frames */
 
 enum { /* Error codes, docs/protocol.md 7 */
        ERR_NOT_READY = 2,
        ERR_VERSION = 3,
        ERR_REVOKED = 6,
 };
+
+/*  A Deliver frame in its own arena, which holds this too. */
+typedef struct inbound_t {
+    struct inbound_t *next;
+    cv_arena_t *arena;
+    Caveat__Wire__Delivery **deliveries;
+    size_t n, taken; /* deliveries[taken] is the next to return */
+} inbound_t;
 
 struct cv_client_t {
     zsock_t *sock;
@@ -55,12 +71,17 @@ struct cv_client_t {
     uint64_t acked;       /* the highest seq the application acknowledged */
     uint64_t ack_pending; /* an ack the full send queue refused: sent at the next chance */
     int send_errno;       /* why the last send failed */
-    zlist_t *deliveries;  /* received, not yet returned */
-    int handshakes;       /* successful CURVE handshakes so far */
-    bool rehello;         /* a reconnect's Hello is not yet answered */
-    bool key_refused;     /* the last handshake failed authentication */
-    bool dead;            /* REVOKED or VERSION: nothing more will work */
-    cv_error_t fatal;     /* why, when dead */
+    cv_arena_t *scratch;  /* the next frame is unpacked here */
+    inbound_t *inbox;     /* Deliver frames with deliveries not yet returned */
+    inbound_t *inbox_end; /* the last of inbox, when there is one */
+    inbound_t *done;      /* all returned: the last may still be borrowed */
+    cv_arena_t *spares[SPARE_ARENAS];
+    size_t n_spares;
+    int handshakes;   /* successful CURVE handshakes so far */
+    bool rehello;     /* a reconnect's Hello is not yet answered */
+    bool key_refused; /* the last handshake failed authentication */
+    bool dead;        /* REVOKED or VERSION: nothing more will work */
+    cv_error_t fatal; /* why, when dead */
 };
 
 typedef enum { PUMP_FRAME, PUMP_AGAIN, PUMP_TIMEOUT, PUMP_ERROR } pump_t;
@@ -271,6 +292,34 @@ static bool send_frame(cv_client_t *self, const Caveat__Wire__Frame *frame, cv_e
     return true;
 }
 
+/*  An empty arena: a spare, or a new one. */
+static cv_arena_t *arena_take(cv_client_t *self)
+{
+    return self->n_spares ? self->spares[--self->n_spares] : cv_arena_new(0);
+}
+
+static void arena_give(cv_client_t *self, cv_arena_t *arena)
+{
+    if (self->n_spares < SPARE_ARENAS) {
+        cv_arena_reset(arena);
+        self->spares[self->n_spares++] = arena;
+    } else {
+        cv_arena_destroy(&arena);
+    }
+}
+
+/*  Into the scratch arena, emptied first: whoever handled the frame read
+ *  before is done with it. NULL when out of memory, like a bad frame. */
+static Caveat__Wire__Frame *unpack_frame(cv_client_t *self, size_t size, const uint8_t *data)
+{
+    if (!self->scratch)
+        self->scratch = arena_take(self);
+    if (!self->scratch)
+        return NULL;
+    cv_arena_reset(self->scratch);
+    return caveat__wire__frame__unpack(cv_arena_allocator(self->scratch), size, data);
+}
+
 /*  Reads one waiting message. NULL for anything that is not exactly one
  *  frame holding a Frame: such a message is dropped, not fatal. */
 static Caveat__Wire__Frame *recv_frame(cv_client_t *self)
@@ -284,7 +333,7 @@ static Caveat__Wire__Frame *recv_frame(cv_client_t *self)
     }
     bool more = zmq_msg_more(&msg);
     Caveat__Wire__Frame *frame =
-        more ? NULL : caveat__wire__frame__unpack(NULL, zmq_msg_size(&msg), zmq_msg_data(&msg));
+        more ? NULL : unpack_frame(self, zmq_msg_size(&msg), zmq_msg_data(&msg));
     while (more) { /* the rest of a multi-frame message */
         zmq_msg_close(&msg);
         zmq_msg_init(&msg);
@@ -312,17 +361,52 @@ static bool send_hello(cv_client_t *self, cv_error_t *err)
 /* ------------------------------------------------------------------------ */
 /*  What arrives: frames and handshake events. */
 
-/*  The deliveries move to the queue one by one: protobuf-c unpacks each
- *  submessage as its own allocation, so each can be freed on its own with
- *  caveat__wire__delivery__free_unpacked once the array no longer holds it. */
+/*  The frame's arena (the scratch one) becomes the frame's own. When out
+ *  of memory the frame is dropped, as a bad one would be: the broker
+ *  resends what is not acknowledged. */
 static void queue_deliveries(cv_client_t *self, Caveat__Wire__Deliver *deliver)
 {
-    for (size_t i = 0; i < deliver->n_deliveries; i++)
-        if (zlist_append(self->deliveries, deliver->deliveries[i]) != 0)
-            caveat__wire__delivery__free_unpacked(deliver->deliveries[i], NULL);
-    free(deliver->deliveries);
-    deliver->deliveries = NULL;
-    deliver->n_deliveries = 0;
+    ProtobufCAllocator *allocator = cv_arena_allocator(self->scratch);
+    inbound_t *in =
+        deliver->n_deliveries ? allocator->alloc(allocator->allocator_data, sizeof *in) : NULL;
+    if (!in)
+        return;
+    *in = (inbound_t){
+        .arena = self->scratch, .deliveries = deliver->deliveries, .n = deliver->n_deliveries};
+    self->scratch = NULL;
+    if (self->inbox)
+        self->inbox_end->next = in;
+    else
+        self->inbox = in;
+    self->inbox_end = in;
+}
+
+/*  The next queued delivery, or NULL. A frame whose deliveries have all
+ *  been taken moves to self->done, since the last may still be borrowed. */
+static Caveat__Wire__Delivery *take_delivery(cv_client_t *self)
+{
+    inbound_t *in = self->inbox;
+    if (!in)
+        return NULL;
+    Caveat__Wire__Delivery *delivery = in->deliveries[in->taken++];
+    if (in->taken == in->n) {
+        self->inbox = in->next;
+        in->next = self->done;
+        self->done = in;
+    }
+    return delivery;
+}
+
+/*  Every call that may end the borrow of the delivery returned last (as
+ *  caveat.h lists them) starts here: the frames all returned give their
+ *  arenas back. */
+static void end_borrow(cv_client_t *self)
+{
+    while (self->done) {
+        inbound_t *in = self->done;
+        self->done = in->next; /* in lives in the arena given back */
+        arena_give(self, in->arena);
+    }
 }
 
 static pump_t on_error(cv_client_t *self, const Caveat__Wire__Error *error, cv_error_t *err)
@@ -395,8 +479,6 @@ static pump_t on_frame(cv_client_t *self, Caveat__Wire__Frame *frame, Caveat__Wi
     }
     if (result == PUMP_FRAME)
         *out = frame;
-    else
-        caveat__wire__frame__free_unpacked(frame, NULL);
     return result;
 }
 
@@ -427,7 +509,8 @@ static void on_monitor_event(cv_client_t *self)
 }
 
 /*  Waits until deadline (zclock_mono ms) for one thing to happen. Returns
- *  PUMP_FRAME with *out set for a frame the caller must handle (and free),
+ *  PUMP_FRAME with *out set for a frame the caller must handle before it
+ *  pumps again (the next frame takes its arena),
  *  PUMP_AGAIN when something else was handled (deliveries queued, an event),
  *  PUMP_TIMEOUT, or PUMP_ERROR with err. */
 static bool send_ack(cv_client_t *self, uint64_t up_to, cv_error_t *err);
@@ -537,9 +620,7 @@ static bool open_session(cv_client_t *self, int timeout_ms, cv_error_t *err)
         Caveat__Wire__Frame *frame = NULL;
         pump_t result = pump(self, deadline, &frame, err);
         if (result == PUMP_FRAME) {
-            bool done = frame->body_case == CAVEAT__WIRE__FRAME__BODY_HELLO_ACK;
-            caveat__wire__frame__free_unpacked(frame, NULL);
-            if (done)
+            if (frame->body_case == CAVEAT__WIRE__FRAME__BODY_HELLO_ACK)
                 return true;
         } else if (result == PUMP_TIMEOUT) {
             cv_error_set(err, NULL, 0, 0,
@@ -549,6 +630,16 @@ static bool open_session(cv_client_t *self, int timeout_ms, cv_error_t *err)
         } else if (result == PUMP_ERROR) {
             return false;
         }
+    }
+}
+
+/*  Frees the arenas of a list of Deliver frames (each in its arena). */
+static void arenas_free(inbound_t *in)
+{
+    while (in) {
+        cv_arena_t *arena = in->arena;
+        in = in->next;
+        cv_arena_destroy(&arena);
     }
 }
 
@@ -563,8 +654,7 @@ static cv_client_t *client_alloc(const cv_client_config_t *config)
     self->credit = config->publish_only ? 0 : config->credit ? config->credit : DEFAULT_CREDIT;
     self->max_frame = DEFAULT_MAX_FRAME;
     self->next_batch = 1;
-    self->deliveries = zlist_new();
-    if (!self->endpoint || (config->feed && *config->feed && !self->feed) || !self->deliveries)
+    if (!self->endpoint || (config->feed && *config->feed && !self->feed))
         cv_client_destroy(&self);
     return self;
 }
@@ -613,10 +703,11 @@ void cv_client_destroy(cv_client_t **self_p)
         zmq_socket_monitor(zsock_resolve(self->sock), NULL, 0);
     zsock_destroy(&self->monitor);
     zsock_destroy(&self->sock);
-    Caveat__Wire__Delivery *delivery;
-    while (self->deliveries && (delivery = zlist_pop(self->deliveries)))
-        caveat__wire__delivery__free_unpacked(delivery, NULL);
-    zlist_destroy(&self->deliveries);
+    arenas_free(self->inbox);
+    arenas_free(self->done);
+    while (self->n_spares)
+        cv_arena_destroy(&self->spares[--self->n_spares]);
+    cv_arena_destroy(&self->scratch);
     free(self->endpoint);
     free(self->feed);
     free(self->agency);
@@ -843,10 +934,7 @@ static bool run_publish(cv_client_t *self, publish_t *p, int timeout_ms, cv_erro
                          self->endpoint, seconds(timeout_ms), p->acked, p->n_batches);
         if (result == PUMP_TIMEOUT || result == PUMP_ERROR)
             return false;
-        bool ok = result != PUMP_FRAME || on_publish_frame(self, p, frame, err);
-        if (frame)
-            caveat__wire__frame__free_unpacked(frame, NULL);
-        if (!ok)
+        if (result == PUMP_FRAME && !on_publish_frame(self, p, frame, err))
             return false;
     }
     return true;
@@ -870,6 +958,7 @@ static bool prepare_reports(Caveat__Report *const *reports, size_t n, cv_publish
 int cv_client_publish(cv_client_t *self, Caveat__Report *const *reports, size_t n,
                       cv_publish_result_t *results, int timeout_ms, cv_error_t *err)
 {
+    end_borrow(self);
     if (!prepare_reports(reports, n, results, err))
         return -1;
     publish_t p = {.reports = reports, .results = results};
@@ -917,35 +1006,35 @@ static bool send_ack(cv_client_t *self, uint64_t up_to, cv_error_t *err)
  *  dropped. A resend of one the application already acknowledged means the
  *  broker lost that ack (a reconnect): acknowledge it again, or it would
  *  hold the delivery, and the credit it takes, until a later ack. */
-static Caveat__Wire__Delivery *pop_new(cv_client_t *self)
+static const Caveat__Wire__Delivery *pop_new(cv_client_t *self)
 {
     Caveat__Wire__Delivery *delivery;
     uint64_t reack = 0;
-    while ((delivery = zlist_pop(self->deliveries))) {
+    while ((delivery = take_delivery(self))) {
         if (delivery->has_seq && delivery->seq > self->highest_seq) {
             self->highest_seq = delivery->seq;
             break;
         }
         if (delivery->seq <= self->acked && delivery->seq > reack)
             reack = delivery->seq;
-        caveat__wire__delivery__free_unpacked(delivery, NULL);
     }
     if (reack)
         send_ack(self, reack, NULL); /* best effort: the next ack covers it too */
     return delivery;
 }
 
-Caveat__Wire__Delivery *cv_client_receive(cv_client_t *self, int timeout_ms, cv_error_t *err)
+const Caveat__Wire__Delivery *cv_client_receive(cv_client_t *self, int timeout_ms, cv_error_t *err)
 {
+    end_borrow(self);
     int64_t deadline = zclock_mono() + (timeout_ms > 0 ? timeout_ms : 0);
     while (true) {
-        Caveat__Wire__Delivery *delivery = pop_new(self);
+        const Caveat__Wire__Delivery *delivery = pop_new(self);
         if (delivery)
             return delivery;
+        /* any frame returned is a late PublishAck or AdminReply, or a
+           reconnect's HelloAck: nothing to do */
         Caveat__Wire__Frame *frame = NULL;
         pump_t result = pump(self, deadline, &frame, err);
-        if (frame) /* a late PublishAck or AdminReply, or a reconnect's HelloAck */
-            caveat__wire__frame__free_unpacked(frame, NULL);
         if (result == PUMP_TIMEOUT && err)
             err->msg[0] = '\0';
         if (result == PUMP_TIMEOUT || result == PUMP_ERROR)
@@ -955,6 +1044,7 @@ Caveat__Wire__Delivery *cv_client_receive(cv_client_t *self, int timeout_ms, cv_
 
 bool cv_client_ack(cv_client_t *self, uint64_t up_to, cv_error_t *err)
 {
+    end_borrow(self);
     if (self->dead) {
         cv_error_set(err, NULL, 0, 0, "%s", self->fatal.msg);
         return false;
@@ -994,12 +1084,9 @@ static bool send_admin(cv_client_t *self, const char *command, const char *const
     return send_frame(self, &frame, err);
 }
 
-/*  Takes the text of an AdminReply; NULL for any other frame. */
-static char *admin_text(const Caveat__Wire__Frame *frame, bool *ok, cv_error_t *err)
+/*  A copy of the reply's text: the frame's arena is reused. */
+static char *admin_text(const Caveat__Wire__AdminReply *reply, bool *ok, cv_error_t *err)
 {
-    if (frame->body_case != CAVEAT__WIRE__FRAME__BODY_ADMIN_REPLY)
-        return NULL;
-    const Caveat__Wire__AdminReply *reply = frame->admin_reply;
     char *text = strdup(reply->text ? reply->text : "");
     if (!text)
         cv_error_set(err, NULL, 0, 0, "out of memory");
@@ -1016,6 +1103,7 @@ char *cv_client_admin(cv_client_t *self, const char *command, bool *ok, int time
 char *cv_client_admin_args(cv_client_t *self, const char *command, const char *const *args,
                            size_t n_args, bool *ok, int timeout_ms, cv_error_t *err)
 {
+    end_borrow(self);
     *ok = false;
     if (!command || !*command) {
         cv_error_set(err, NULL, 0, 0, "no admin command");
@@ -1032,11 +1120,7 @@ char *cv_client_admin_args(cv_client_t *self, const char *command, const char *c
                          seconds(timeout_ms));
         if (result == PUMP_TIMEOUT || result == PUMP_ERROR)
             return NULL;
-        char *text = frame ? admin_text(frame, ok, err) : NULL;
-        bool replied = frame && frame->body_case == CAVEAT__WIRE__FRAME__BODY_ADMIN_REPLY;
-        if (frame)
-            caveat__wire__frame__free_unpacked(frame, NULL);
-        if (replied)
-            return text;
+        if (frame && frame->body_case == CAVEAT__WIRE__FRAME__BODY_ADMIN_REPLY)
+            return admin_text(frame->admin_reply, ok, err);
     }
 }
