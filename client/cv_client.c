@@ -13,6 +13,7 @@
  *  deliveries are returned and the last one is no longer borrowed; any
  *  other frame is done with before the next is read.
  */
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <fcntl.h>
@@ -271,6 +272,21 @@ bool cv_client_check_certs(const cv_client_config_t *config, cv_error_t *err)
 /* ------------------------------------------------------------------------ */
 /*  Frames on the wire: one ZeroMQ message of one frame each. */
 
+/*  Sends msg, a packed Frame, and takes it over. */
+static bool send_msg(cv_client_t *self, zmq_msg_t *msg, cv_error_t *err)
+{
+    /* never block: a full send queue means the broker is gone or stuck */
+    if (zmq_msg_send(msg, zsock_resolve(self->sock), ZMQ_DONTWAIT) < 0) {
+        int code = self->send_errno = zmq_errno();
+        zmq_msg_close(msg);
+        cv_error_set(err, NULL, 0, 0, "%s: cannot send: %s", self->endpoint,
+                     code == EAGAIN ? "the send queue is full (is the broker running?)"
+                                    : zmq_strerror(code));
+        return false;
+    }
+    return true;
+}
+
 static bool send_frame(cv_client_t *self, const Caveat__Wire__Frame *frame, cv_error_t *err)
 {
     size_t size = caveat__wire__frame__get_packed_size(frame);
@@ -280,16 +296,7 @@ static bool send_frame(cv_client_t *self, const Caveat__Wire__Frame *frame, cv_e
         return false;
     }
     caveat__wire__frame__pack(frame, zmq_msg_data(&msg));
-    /* never block: a full send queue means the broker is gone or stuck */
-    if (zmq_msg_send(&msg, zsock_resolve(self->sock), ZMQ_DONTWAIT) < 0) {
-        int code = self->send_errno = zmq_errno();
-        zmq_msg_close(&msg);
-        cv_error_set(err, NULL, 0, 0, "%s: cannot send: %s", self->endpoint,
-                     code == EAGAIN ? "the send queue is full (is the broker running?)"
-                                    : zmq_strerror(code));
-        return false;
-    }
-    return true;
+    return send_msg(self, &msg, err);
 }
 
 /*  An empty arena: a spare, or a new one. */
@@ -738,12 +745,24 @@ typedef struct {
 typedef struct {
     Caveat__Report *const *reports;
     cv_publish_result_t *results;
+    size_t *sizes; /* each report's packed size, computed once */
     size_t *order; /* the indices of the reports sent, batch after batch */
     batch_t *batches;
     size_t n_batches;
     size_t sent;  /* batches sent: batches[0 .. sent-1] */
     size_t acked; /* of those, acknowledged */
 } publish_t;
+
+/*  Publish frames are written here, around caveat__report__pack, not by
+ *  caveat__wire__frame__pack: that would size every report again at each
+ *  level (Frame, Publish), and protobuf-c's sizing strlen()s every string.
+ *  The bytes are the same: Frame.publish, then Publish.batch and one
+ *  Publish.reports field per report, in field order as protobuf-c packs. */
+enum {
+    TAG_FRAME_PUBLISH = 3 << 3 | 2,  /* field 3, length-delimited */
+    TAG_PUBLISH_BATCH = 1 << 3 | 0,  /* field 1, varint */
+    TAG_PUBLISH_REPORT = 2 << 3 | 2, /* field 2, length-delimited */
+};
 
 static size_t varint_size(uint64_t value)
 {
@@ -755,10 +774,19 @@ static size_t varint_size(uint64_t value)
     return n;
 }
 
-/*  A report's bytes inside Publish: tag, length, body. */
-static size_t report_field_size(const Caveat__Report *report)
+static uint8_t *put_varint(uint8_t *out, uint64_t value)
 {
-    size_t size = caveat__report__get_packed_size(report);
+    while (value >= 0x80) {
+        *out++ = (uint8_t)(value | 0x80);
+        value >>= 7;
+    }
+    *out++ = (uint8_t)value;
+    return out;
+}
+
+/*  A report's bytes inside Publish: tag, length, body. */
+static size_t report_field_size(size_t size)
+{
     return 1 + varint_size(size) + size;
 }
 
@@ -770,6 +798,7 @@ static size_t publish_frame_size(size_t body)
     return 1 + varint_size(publish) + publish;
 }
 
+/*  What goes into a cv_publish_result_t is malloc'd (caveat.h). */
 static bool set_result(cv_publish_result_t *result, const char *id, int status, const char *reason)
 {
     char *new_id = strdup(id ? id : ""), *new_reason = strdup(reason ? reason : "");
@@ -787,7 +816,8 @@ static bool plan_batches(publish_t *p, size_t n, size_t max_frame)
 {
     size_t body = 0, used = 0;
     for (size_t i = 0; i < n; i++) {
-        size_t size = report_field_size(p->reports[i]);
+        p->sizes[i] = caveat__report__get_packed_size(p->reports[i]);
+        size_t size = report_field_size(p->sizes[i]);
         if (publish_frame_size(size) > max_frame) {
             char reason[160];
             snprintf(reason, sizeof reason,
@@ -828,14 +858,38 @@ static bool assign_id(Caveat__Report *report)
     return true;
 }
 
-static bool send_batch(cv_client_t *self, const publish_t *p, const batch_t *batch, cv_error_t *err)
+/*  Publish's bytes: Publish.batch and the batch's reports. */
+static size_t publish_body_size(const publish_t *p, const batch_t *batch)
+{
+    size_t body = 1 + varint_size(batch->id);
+    for (size_t j = 0; j < batch->count; j++)
+        body += report_field_size(p->sizes[p->order[batch->first + j]]);
+    return body;
+}
+
+/*  Writes the Frame of a batch whose Publish takes body bytes. */
+static void write_publish(const publish_t *p, const batch_t *batch, size_t body, uint8_t *out)
+{
+    *out++ = TAG_FRAME_PUBLISH;
+    out = put_varint(out, body);
+    *out++ = TAG_PUBLISH_BATCH;
+    out = put_varint(out, batch->id);
+    for (size_t j = 0; j < batch->count; j++) {
+        size_t i = p->order[batch->first + j];
+        *out++ = TAG_PUBLISH_REPORT;
+        out = put_varint(out, p->sizes[i]);
+        out += caveat__report__pack(p->reports[i], out);
+    }
+}
+
+#ifndef NDEBUG
+/*  Debug builds (the sanitizer tests among them) check each frame written
+ *  against protobuf-c's own packing of the same Publish. */
+static bool packs_as_protobuf_c(const publish_t *p, const batch_t *batch, const uint8_t *data,
+                                size_t size)
 {
     Caveat__Report **list = malloc(batch->count * sizeof *list);
-    if (!list) {
-        cv_error_set(err, NULL, 0, 0, "out of memory");
-        return false;
-    }
-    for (size_t j = 0; j < batch->count; j++)
+    for (size_t j = 0; list && j < batch->count; j++)
         list[j] = p->reports[p->order[batch->first + j]];
     Caveat__Wire__Publish publish = CAVEAT__WIRE__PUBLISH__INIT;
     publish.has_batch = true;
@@ -845,17 +899,36 @@ static bool send_batch(cv_client_t *self, const publish_t *p, const batch_t *bat
     Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
     frame.body_case = CAVEAT__WIRE__FRAME__BODY_PUBLISH;
     frame.publish = &publish;
+    uint8_t *expected = list ? malloc(size) : NULL;
+    bool same = !expected || (caveat__wire__frame__get_packed_size(&frame) == size &&
+                              caveat__wire__frame__pack(&frame, expected) == size &&
+                              memcmp(expected, data, size) == 0);
+    free(expected);
+    free(list);
+    return same;
+}
+#endif
+
+static bool send_batch(cv_client_t *self, const publish_t *p, const batch_t *batch, cv_error_t *err)
+{
+    size_t body = publish_body_size(p, batch);
+    size_t size = 1 + varint_size(body) + body;
     /* planned against max_frame; a broker restarted with a smaller limit
        would drop the connection on this frame */
-    size_t size = caveat__wire__frame__get_packed_size(&frame);
-    bool ok = size <= self->max_frame;
-    if (!ok)
+    if (size > self->max_frame) {
         cv_error_set(err, NULL, 0, 0,
                      "a batch of %zu bytes exceeds the broker's new limit of %" PRIu32, size,
                      self->max_frame);
-    ok = ok && send_frame(self, &frame, err);
-    free(list);
-    return ok;
+        return false;
+    }
+    zmq_msg_t msg;
+    if (zmq_msg_init_size(&msg, size) != 0) {
+        cv_error_set(err, NULL, 0, 0, "out of memory");
+        return false;
+    }
+    write_publish(p, batch, body, zmq_msg_data(&msg));
+    assert(packs_as_protobuf_c(p, batch, zmq_msg_data(&msg), size));
+    return send_msg(self, &msg, err);
 }
 
 /*  Sends batches until PUBLISH_WINDOW are waiting for their ack. */
@@ -940,36 +1013,52 @@ static bool run_publish(cv_client_t *self, publish_t *p, int timeout_ms, cv_erro
     return true;
 }
 
-/*  Gives every report its id and a pending result. */
+/*  Gives every report its id. Results are filled as the acks come, and
+ *  at the end for those no ack answered. */
 static bool prepare_reports(Caveat__Report *const *reports, size_t n, cv_publish_result_t *results,
                             cv_error_t *err)
 {
     for (size_t i = 0; i < n; i++)
         results[i] = (cv_publish_result_t){.status = CV_PUBLISH_PENDING};
     for (size_t i = 0; i < n; i++)
-        if (!assign_id(reports[i]) ||
-            !set_result(&results[i], reports[i]->id, CV_PUBLISH_PENDING, "not acknowledged")) {
+        if (!assign_id(reports[i])) {
             cv_error_set(err, NULL, 0, 0, "out of memory");
             return false;
         }
     return true;
 }
 
+static bool fill_pending(Caveat__Report *const *reports, size_t n, cv_publish_result_t *results)
+{
+    bool ok = true;
+    for (size_t i = 0; i < n; i++)
+        if (!results[i].report_id)
+            ok = set_result(&results[i], reports[i]->id, CV_PUBLISH_PENDING, "not acknowledged") &&
+                 ok;
+    return ok;
+}
+
 int cv_client_publish(cv_client_t *self, Caveat__Report *const *reports, size_t n,
                       cv_publish_result_t *results, int timeout_ms, cv_error_t *err)
 {
     end_borrow(self);
-    if (!prepare_reports(reports, n, results, err))
-        return -1;
     publish_t p = {.reports = reports, .results = results};
+    bool ok = prepare_reports(reports, n, results, err);
+    p.sizes = calloc(n ? n : 1, sizeof *p.sizes);
     p.order = calloc(n ? n : 1, sizeof *p.order);
     p.batches = calloc(n ? n : 1, sizeof *p.batches);
-    bool ok = p.order && p.batches;
-    if (!ok)
+    if (ok && !(p.sizes && p.order && p.batches)) {
         cv_error_set(err, NULL, 0, 0, "out of memory");
+        ok = false;
+    }
     ok = ok && plan_batches(&p, n, self->max_frame) && run_publish(self, &p, timeout_ms, err);
+    free(p.sizes);
     free(p.order);
     free(p.batches);
+    if (!fill_pending(reports, n, results) && ok) {
+        cv_error_set(err, NULL, 0, 0, "out of memory");
+        ok = false;
+    }
     if (!ok)
         return -1;
     int refused = 0;
@@ -1026,11 +1115,10 @@ static const Caveat__Wire__Delivery *pop_new(cv_client_t *self)
 const Caveat__Wire__Delivery *cv_client_receive(cv_client_t *self, int timeout_ms, cv_error_t *err)
 {
     end_borrow(self);
-    int64_t deadline = zclock_mono() + (timeout_ms > 0 ? timeout_ms : 0);
-    while (true) {
-        const Caveat__Wire__Delivery *delivery = pop_new(self);
-        if (delivery)
-            return delivery;
+    const Caveat__Wire__Delivery *delivery = pop_new(self);
+    /* the clock only when there is a wait: most calls find one queued */
+    int64_t deadline = delivery ? 0 : zclock_mono() + (timeout_ms > 0 ? timeout_ms : 0);
+    while (!delivery) {
         /* any frame returned is a late PublishAck or AdminReply, or a
            reconnect's HelloAck: nothing to do */
         Caveat__Wire__Frame *frame = NULL;
@@ -1039,7 +1127,9 @@ const Caveat__Wire__Delivery *cv_client_receive(cv_client_t *self, int timeout_m
             err->msg[0] = '\0';
         if (result == PUMP_TIMEOUT || result == PUMP_ERROR)
             return NULL;
+        delivery = pop_new(self);
     }
+    return delivery;
 }
 
 bool cv_client_ack(cv_client_t *self, uint64_t up_to, cv_error_t *err)
