@@ -812,7 +812,7 @@ static bool set_result(cv_publish_result_t *result, const char *id, int status, 
 
 /*  Splits the reports, in order, into batches whose Frame fits max_frame;
  *  a report too large on its own is refused here and never sent. */
-static bool plan_batches(publish_t *p, size_t n, size_t max_frame)
+static bool plan_batches(publish_t *p, size_t n, size_t max_frame, cv_error_t *err)
 {
     size_t body = 0, used = 0;
     for (size_t i = 0; i < n; i++) {
@@ -824,8 +824,10 @@ static bool plan_batches(publish_t *p, size_t n, size_t max_frame)
                      "too large: %zu bytes in a frame, the broker takes at most %zu",
                      publish_frame_size(size), max_frame);
             if (!set_result(&p->results[i], p->reports[i]->id,
-                            CAVEAT__WIRE__STATUS__REFUSED_INVALID, reason))
+                            CAVEAT__WIRE__STATUS__REFUSED_INVALID, reason)) {
+                cv_error_set(err, NULL, 0, 0, "out of memory");
                 return false;
+            }
             continue;
         }
         if (p->n_batches == 0 || publish_frame_size(body + size) > max_frame) {
@@ -1028,6 +1030,7 @@ static bool prepare_reports(Caveat__Report *const *reports, size_t n, cv_publish
     return true;
 }
 
+/*  What no PublishAck answered is pending, with its id. */
 static bool fill_pending(Caveat__Report *const *reports, size_t n, cv_publish_result_t *results)
 {
     bool ok = true;
@@ -1051,7 +1054,7 @@ int cv_client_publish(cv_client_t *self, Caveat__Report *const *reports, size_t 
         cv_error_set(err, NULL, 0, 0, "out of memory");
         ok = false;
     }
-    ok = ok && plan_batches(&p, n, self->max_frame) && run_publish(self, &p, timeout_ms, err);
+    ok = ok && plan_batches(&p, n, self->max_frame, err) && run_publish(self, &p, timeout_ms, err);
     free(p.sizes);
     free(p.order);
     free(p.batches);
