@@ -44,6 +44,7 @@
 #define CERT_MAX_BYTES     65536 /* a czmq certificate is a few hundred bytes */
 #define KEY_BYTES          32
 #define SPARE_ARENAS       2 /* emptied arenas kept for the next frames */
+#define ARENA_BLOCK        (8 * 1024)
 
 enum { /* Error codes, docs/protocol.md 7 */
        ERR_NOT_READY = 2,
@@ -299,10 +300,14 @@ static bool send_frame(cv_client_t *self, const Caveat__Wire__Frame *frame, cv_e
     return send_msg(self, &msg, err);
 }
 
-/*  An empty arena: a spare, or a new one. */
+/*  An empty arena: a spare, or a new one. Its blocks are small because a
+ *  Deliver keeps at least one while queued, and a publish can queue up to
+ *  credit of them (one delivery each, when traffic is light); a full
+ *  Deliver still costs one block per few deliveries, not twenty mallocs
+ *  per delivery. */
 static cv_arena_t *arena_take(cv_client_t *self)
 {
-    return self->n_spares ? self->spares[--self->n_spares] : cv_arena_new(0);
+    return self->n_spares ? self->spares[--self->n_spares] : cv_arena_new(ARENA_BLOCK);
 }
 
 static void arena_give(cv_client_t *self, cv_arena_t *arena)
