@@ -422,10 +422,9 @@ static void *caveat_subscriber(void *arg)
     uint64_t highest = 0, acked = 0;
     while (!flow_finished(f)) {
         cv_error_t err = {""};
-        Caveat__Wire__Delivery *d = cv_client_receive(c->subscriber, 100, &err);
+        const Caveat__Wire__Delivery *d = cv_client_receive(c->subscriber, 100, &err);
         if (d) {
             highest = d->seq;
-            caveat__wire__delivery__free_unpacked(d, NULL);
             flow_received(f, 1);
         } else if (err.msg[0]) {
             flow_fail(f, "receive", err.msg);
@@ -1149,13 +1148,13 @@ static void *fanout_subscriber(void *arg)
     while (s->received < s->expected && bench_now_ns() < run->deadline &&
            !atomic_load(&run->failed)) {
         cv_error_t err = {""};
-        Caveat__Wire__Delivery *d = cv_client_receive(s->client, highest > acked ? 0 : 50, &err);
+        const Caveat__Wire__Delivery *d =
+            cv_client_receive(s->client, highest > acked ? 0 : 50, &err);
         if (d) {
             uint64_t t = bench_now_ns();
             highest = d->seq;
             record_delivery(s, d, t);
             atomic_store(&run->t_last, t);
-            caveat__wire__delivery__free_unpacked(d, NULL);
         } else if (err.msg[0]) {
             fprintf(stderr, "broker_bench: %s: %s\n", s->id, err.msg);
             atomic_store(&run->failed, true);
@@ -1178,11 +1177,8 @@ static void count_extra_deliveries(fanout_t *run)
 {
     sleep_us(200000);
     for (int i = 0; i < N_SUBSCRIBERS; i++) {
-        Caveat__Wire__Delivery *d;
-        while ((d = cv_client_receive(run->subs[i].client, 0, NULL))) {
+        while (cv_client_receive(run->subs[i].client, 0, NULL))
             run->subs[i].unexpected++;
-            caveat__wire__delivery__free_unpacked(d, NULL);
-        }
     }
 }
 

@@ -723,13 +723,12 @@ static void drain_loop(cv_client_t *c, idset_t *ids, uint64_t t0, double limit, 
     uint64_t highest = 0, acked = 0;
     while (r->received < r->filled && seconds_since(t0) < limit) {
         cv_error_t err = {""};
-        Caveat__Wire__Delivery *d = cv_client_receive(c, 100, &err);
+        const Caveat__Wire__Delivery *d = cv_client_receive(c, 100, &err);
         if (d) {
             if (r->received + r->duplicates + r->foreign == 0)
                 r->first_s = seconds_since(t0);
             highest = d->seq;
             check_id(ids, d->report_id, r);
-            caveat__wire__delivery__free_unpacked(d, NULL);
         } else if (err.msg[0]) {
             snprintf(r->note, sizeof r->note, "receive: %.300s", err.msg);
             break;

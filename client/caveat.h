@@ -88,9 +88,14 @@ void cv_publish_results_clear(cv_publish_result_t *results, size_t n);
 /*  The next delivery not returned before: one whose seq is not above the
  *  highest already returned is dropped (the broker resends unacknowledged
  *  deliveries when a session opens). NULL on timeout with err->msg "", or
- *  NULL with err saying why (e.g. "broker: REVOKED: ..."). Free with
- *  caveat__wire__delivery__free_unpacked(d, NULL).                        */
-Caveat__Wire__Delivery *cv_client_receive(cv_client_t *self, int timeout_ms, cv_error_t *err);
+ *  NULL with err saying why (e.g. "broker: REVOKED: ...").
+ *  The delivery is borrowed from the client: do not free it. It stays
+ *  valid until the next call, on the same client, of cv_client_receive,
+ *  cv_client_ack, cv_client_publish, cv_client_admin or
+ *  cv_client_admin_args, or until cv_client_destroy; copy whatever must
+ *  last longer (cv_client_ack(c, d->seq, &err) is fine: d->seq is read
+ *  before the call).                                                      */
+const Caveat__Wire__Delivery *cv_client_receive(cv_client_t *self, int timeout_ms, cv_error_t *err);
 
 /*  Acknowledges every delivery with seq <= up_to (cumulative); up_to must
  *  not exceed the highest seq returned by cv_client_receive.              */

@@ -71,7 +71,7 @@ static int run(cv_client_t *client, uint64_t count, int timeout_ms)
     uint64_t received = 0;
     while (count == 0 || received < count) {
         cv_error_t err;
-        Caveat__Wire__Delivery *d =
+        const Caveat__Wire__Delivery *d =
             cv_client_receive(client, timeout_ms > 0 ? timeout_ms : WAIT_SLICE_MS, &err);
         if (!d && err.msg[0])
             return cli_error(CLI_FAILED, "%s", err.msg);
@@ -80,7 +80,6 @@ static int run(cv_client_t *client, uint64_t count, int timeout_ms)
         if (!d)
             continue;
         int status = emit(client, d);
-        caveat__wire__delivery__free_unpacked(d, NULL);
         if (status != CLI_OK)
             return status;
         received++;

@@ -6,7 +6,14 @@
  *  publish waits for its acknowledgement), Error frames end the wait, and a
  *  reconnect (a second successful CURVE handshake) sends Hello again, since
  *  the broker keeps a session per connection.
+ *
+ *  Every frame is unpacked into an arena (cv_arena.h), never with malloc:
+ *  a Deliver of many reports costs a few block allocations, not some twenty
+ *  mallocs and frees per delivery. A Deliver keeps its arena until all its
+ *  deliveries are returned and the last one is no longer borrowed; any
+ *  other frame is done with before the next is read.
  */
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <fcntl.h>
@@ -23,6 +30,7 @@
 #include <sodium.h>
 
 #include "caveat.h"
+#include "cv_arena.h"
 
 #define CLIENT_NAME        "libcaveat/0.1"
 #define PROTOCOL_VERSION   1
@@ -35,12 +43,22 @@
 #define HWM                1000
 #define CERT_MAX_BYTES     65536 /* a czmq certificate is a few hundred bytes */
 #define KEY_BYTES          32
+#define SPARE_ARENAS       2 /* emptied arenas kept for the next frames */
+#define ARENA_BLOCK        (8 * 1024)
 
 enum { /* Error codes, docs/protocol.md 7 */
        ERR_NOT_READY = 2,
        ERR_VERSION = 3,
        ERR_REVOKED = 6,
 };
+
+/*  A Deliver frame in its own arena, which holds this too. */
+typedef struct inbound_t {
+    struct inbound_t *next;
+    cv_arena_t *arena;
+    Caveat__Wire__Delivery **deliveries;
+    size_t n, taken; /* deliveries[taken] is the next to return */
+} inbound_t;
 
 struct cv_client_t {
     zsock_t *sock;
@@ -55,12 +73,17 @@ struct cv_client_t {
     uint64_t acked;       /* the highest seq the application acknowledged */
     uint64_t ack_pending; /* an ack the full send queue refused: sent at the next chance */
     int send_errno;       /* why the last send failed */
-    zlist_t *deliveries;  /* received, not yet returned */
-    int handshakes;       /* successful CURVE handshakes so far */
-    bool rehello;         /* a reconnect's Hello is not yet answered */
-    bool key_refused;     /* the last handshake failed authentication */
-    bool dead;            /* REVOKED or VERSION: nothing more will work */
-    cv_error_t fatal;     /* why, when dead */
+    cv_arena_t *scratch;  /* the next frame is unpacked here */
+    inbound_t *inbox;     /* Deliver frames with deliveries not yet returned */
+    inbound_t *inbox_end; /* the last of inbox, when there is one */
+    inbound_t *done;      /* all returned: the last may still be borrowed */
+    cv_arena_t *spares[SPARE_ARENAS];
+    size_t n_spares;
+    int handshakes;   /* successful CURVE handshakes so far */
+    bool rehello;     /* a reconnect's Hello is not yet answered */
+    bool key_refused; /* the last handshake failed authentication */
+    bool dead;        /* REVOKED or VERSION: nothing more will work */
+    cv_error_t fatal; /* why, when dead */
 };
 
 typedef enum { PUMP_FRAME, PUMP_AGAIN, PUMP_TIMEOUT, PUMP_ERROR } pump_t;
@@ -250,6 +273,21 @@ bool cv_client_check_certs(const cv_client_config_t *config, cv_error_t *err)
 /* ------------------------------------------------------------------------ */
 /*  Frames on the wire: one ZeroMQ message of one frame each. */
 
+/*  Sends msg, a packed Frame, and takes it over. */
+static bool send_msg(cv_client_t *self, zmq_msg_t *msg, cv_error_t *err)
+{
+    /* never block: a full send queue means the broker is gone or stuck */
+    if (zmq_msg_send(msg, zsock_resolve(self->sock), ZMQ_DONTWAIT) < 0) {
+        int code = self->send_errno = zmq_errno();
+        zmq_msg_close(msg);
+        cv_error_set(err, NULL, 0, 0, "%s: cannot send: %s", self->endpoint,
+                     code == EAGAIN ? "the send queue is full (is the broker running?)"
+                                    : zmq_strerror(code));
+        return false;
+    }
+    return true;
+}
+
 static bool send_frame(cv_client_t *self, const Caveat__Wire__Frame *frame, cv_error_t *err)
 {
     size_t size = caveat__wire__frame__get_packed_size(frame);
@@ -259,16 +297,39 @@ static bool send_frame(cv_client_t *self, const Caveat__Wire__Frame *frame, cv_e
         return false;
     }
     caveat__wire__frame__pack(frame, zmq_msg_data(&msg));
-    /* never block: a full send queue means the broker is gone or stuck */
-    if (zmq_msg_send(&msg, zsock_resolve(self->sock), ZMQ_DONTWAIT) < 0) {
-        int code = self->send_errno = zmq_errno();
-        zmq_msg_close(&msg);
-        cv_error_set(err, NULL, 0, 0, "%s: cannot send: %s", self->endpoint,
-                     code == EAGAIN ? "the send queue is full (is the broker running?)"
-                                    : zmq_strerror(code));
-        return false;
+    return send_msg(self, &msg, err);
+}
+
+/*  An empty arena: a spare, or a new one. Its blocks are small because a
+ *  Deliver keeps at least one while queued, and a publish can queue up to
+ *  credit of them (one delivery each, when traffic is light); a full
+ *  Deliver still costs one block per few deliveries, not twenty mallocs
+ *  per delivery. */
+static cv_arena_t *arena_take(cv_client_t *self)
+{
+    return self->n_spares ? self->spares[--self->n_spares] : cv_arena_new(ARENA_BLOCK);
+}
+
+static void arena_give(cv_client_t *self, cv_arena_t *arena)
+{
+    if (self->n_spares < SPARE_ARENAS) {
+        cv_arena_reset(arena);
+        self->spares[self->n_spares++] = arena;
+    } else {
+        cv_arena_destroy(&arena);
     }
-    return true;
+}
+
+/*  Into the scratch arena, emptied first: whoever handled the frame read
+ *  before is done with it. NULL when out of memory, like a bad frame. */
+static Caveat__Wire__Frame *unpack_frame(cv_client_t *self, size_t size, const uint8_t *data)
+{
+    if (!self->scratch)
+        self->scratch = arena_take(self);
+    if (!self->scratch)
+        return NULL;
+    cv_arena_reset(self->scratch);
+    return caveat__wire__frame__unpack(cv_arena_allocator(self->scratch), size, data);
 }
 
 /*  Reads one waiting message. NULL for anything that is not exactly one
@@ -284,7 +345,7 @@ static Caveat__Wire__Frame *recv_frame(cv_client_t *self)
     }
     bool more = zmq_msg_more(&msg);
     Caveat__Wire__Frame *frame =
-        more ? NULL : caveat__wire__frame__unpack(NULL, zmq_msg_size(&msg), zmq_msg_data(&msg));
+        more ? NULL : unpack_frame(self, zmq_msg_size(&msg), zmq_msg_data(&msg));
     while (more) { /* the rest of a multi-frame message */
         zmq_msg_close(&msg);
         zmq_msg_init(&msg);
@@ -312,17 +373,52 @@ static bool send_hello(cv_client_t *self, cv_error_t *err)
 /* ------------------------------------------------------------------------ */
 /*  What arrives: frames and handshake events. */
 
-/*  The deliveries move to the queue one by one: protobuf-c unpacks each
- *  submessage as its own allocation, so each can be freed on its own with
- *  caveat__wire__delivery__free_unpacked once the array no longer holds it. */
+/*  The frame's arena (the scratch one) becomes the frame's own. When out
+ *  of memory the frame is dropped, as a bad one would be: the broker
+ *  resends what is not acknowledged. */
 static void queue_deliveries(cv_client_t *self, Caveat__Wire__Deliver *deliver)
 {
-    for (size_t i = 0; i < deliver->n_deliveries; i++)
-        if (zlist_append(self->deliveries, deliver->deliveries[i]) != 0)
-            caveat__wire__delivery__free_unpacked(deliver->deliveries[i], NULL);
-    free(deliver->deliveries);
-    deliver->deliveries = NULL;
-    deliver->n_deliveries = 0;
+    ProtobufCAllocator *allocator = cv_arena_allocator(self->scratch);
+    inbound_t *in =
+        deliver->n_deliveries ? allocator->alloc(allocator->allocator_data, sizeof *in) : NULL;
+    if (!in)
+        return;
+    *in = (inbound_t){
+        .arena = self->scratch, .deliveries = deliver->deliveries, .n = deliver->n_deliveries};
+    self->scratch = NULL;
+    if (self->inbox)
+        self->inbox_end->next = in;
+    else
+        self->inbox = in;
+    self->inbox_end = in;
+}
+
+/*  The next queued delivery, or NULL. A frame whose deliveries have all
+ *  been taken moves to self->done, since the last may still be borrowed. */
+static Caveat__Wire__Delivery *take_delivery(cv_client_t *self)
+{
+    inbound_t *in = self->inbox;
+    if (!in)
+        return NULL;
+    Caveat__Wire__Delivery *delivery = in->deliveries[in->taken++];
+    if (in->taken == in->n) {
+        self->inbox = in->next;
+        in->next = self->done;
+        self->done = in;
+    }
+    return delivery;
+}
+
+/*  Every call that may end the borrow of the delivery returned last (as
+ *  caveat.h lists them) starts here: the frames all returned give their
+ *  arenas back. */
+static void end_borrow(cv_client_t *self)
+{
+    while (self->done) {
+        inbound_t *in = self->done;
+        self->done = in->next; /* in lives in the arena given back */
+        arena_give(self, in->arena);
+    }
 }
 
 static pump_t on_error(cv_client_t *self, const Caveat__Wire__Error *error, cv_error_t *err)
@@ -395,8 +491,6 @@ static pump_t on_frame(cv_client_t *self, Caveat__Wire__Frame *frame, Caveat__Wi
     }
     if (result == PUMP_FRAME)
         *out = frame;
-    else
-        caveat__wire__frame__free_unpacked(frame, NULL);
     return result;
 }
 
@@ -427,7 +521,8 @@ static void on_monitor_event(cv_client_t *self)
 }
 
 /*  Waits until deadline (zclock_mono ms) for one thing to happen. Returns
- *  PUMP_FRAME with *out set for a frame the caller must handle (and free),
+ *  PUMP_FRAME with *out set for a frame the caller must handle before it
+ *  pumps again (the next frame takes its arena),
  *  PUMP_AGAIN when something else was handled (deliveries queued, an event),
  *  PUMP_TIMEOUT, or PUMP_ERROR with err. */
 static bool send_ack(cv_client_t *self, uint64_t up_to, cv_error_t *err);
@@ -537,9 +632,7 @@ static bool open_session(cv_client_t *self, int timeout_ms, cv_error_t *err)
         Caveat__Wire__Frame *frame = NULL;
         pump_t result = pump(self, deadline, &frame, err);
         if (result == PUMP_FRAME) {
-            bool done = frame->body_case == CAVEAT__WIRE__FRAME__BODY_HELLO_ACK;
-            caveat__wire__frame__free_unpacked(frame, NULL);
-            if (done)
+            if (frame->body_case == CAVEAT__WIRE__FRAME__BODY_HELLO_ACK)
                 return true;
         } else if (result == PUMP_TIMEOUT) {
             cv_error_set(err, NULL, 0, 0,
@@ -549,6 +642,16 @@ static bool open_session(cv_client_t *self, int timeout_ms, cv_error_t *err)
         } else if (result == PUMP_ERROR) {
             return false;
         }
+    }
+}
+
+/*  Frees the arenas of a list of Deliver frames (each in its arena). */
+static void arenas_free(inbound_t *in)
+{
+    while (in) {
+        cv_arena_t *arena = in->arena;
+        in = in->next;
+        cv_arena_destroy(&arena);
     }
 }
 
@@ -563,8 +666,7 @@ static cv_client_t *client_alloc(const cv_client_config_t *config)
     self->credit = config->publish_only ? 0 : config->credit ? config->credit : DEFAULT_CREDIT;
     self->max_frame = DEFAULT_MAX_FRAME;
     self->next_batch = 1;
-    self->deliveries = zlist_new();
-    if (!self->endpoint || (config->feed && *config->feed && !self->feed) || !self->deliveries)
+    if (!self->endpoint || (config->feed && *config->feed && !self->feed))
         cv_client_destroy(&self);
     return self;
 }
@@ -613,10 +715,11 @@ void cv_client_destroy(cv_client_t **self_p)
         zmq_socket_monitor(zsock_resolve(self->sock), NULL, 0);
     zsock_destroy(&self->monitor);
     zsock_destroy(&self->sock);
-    Caveat__Wire__Delivery *delivery;
-    while (self->deliveries && (delivery = zlist_pop(self->deliveries)))
-        caveat__wire__delivery__free_unpacked(delivery, NULL);
-    zlist_destroy(&self->deliveries);
+    arenas_free(self->inbox);
+    arenas_free(self->done);
+    while (self->n_spares)
+        cv_arena_destroy(&self->spares[--self->n_spares]);
+    cv_arena_destroy(&self->scratch);
     free(self->endpoint);
     free(self->feed);
     free(self->agency);
@@ -647,12 +750,24 @@ typedef struct {
 typedef struct {
     Caveat__Report *const *reports;
     cv_publish_result_t *results;
+    size_t *sizes; /* each report's packed size, computed once */
     size_t *order; /* the indices of the reports sent, batch after batch */
     batch_t *batches;
     size_t n_batches;
     size_t sent;  /* batches sent: batches[0 .. sent-1] */
     size_t acked; /* of those, acknowledged */
 } publish_t;
+
+/*  Publish frames are written here, around caveat__report__pack, not by
+ *  caveat__wire__frame__pack: that would size every report again at each
+ *  level (Frame, Publish), and protobuf-c's sizing strlen()s every string.
+ *  The bytes are the same: Frame.publish, then Publish.batch and one
+ *  Publish.reports field per report, in field order as protobuf-c packs. */
+enum {
+    TAG_FRAME_PUBLISH = 3 << 3 | 2,  /* field 3, length-delimited */
+    TAG_PUBLISH_BATCH = 1 << 3 | 0,  /* field 1, varint */
+    TAG_PUBLISH_REPORT = 2 << 3 | 2, /* field 2, length-delimited */
+};
 
 static size_t varint_size(uint64_t value)
 {
@@ -664,10 +779,19 @@ static size_t varint_size(uint64_t value)
     return n;
 }
 
-/*  A report's bytes inside Publish: tag, length, body. */
-static size_t report_field_size(const Caveat__Report *report)
+static uint8_t *put_varint(uint8_t *out, uint64_t value)
 {
-    size_t size = caveat__report__get_packed_size(report);
+    while (value >= 0x80) {
+        *out++ = (uint8_t)(value | 0x80);
+        value >>= 7;
+    }
+    *out++ = (uint8_t)value;
+    return out;
+}
+
+/*  A report's bytes inside Publish: tag, length, body. */
+static size_t report_field_size(size_t size)
+{
     return 1 + varint_size(size) + size;
 }
 
@@ -679,6 +803,7 @@ static size_t publish_frame_size(size_t body)
     return 1 + varint_size(publish) + publish;
 }
 
+/*  What goes into a cv_publish_result_t is malloc'd (caveat.h). */
 static bool set_result(cv_publish_result_t *result, const char *id, int status, const char *reason)
 {
     char *new_id = strdup(id ? id : ""), *new_reason = strdup(reason ? reason : "");
@@ -692,19 +817,22 @@ static bool set_result(cv_publish_result_t *result, const char *id, int status, 
 
 /*  Splits the reports, in order, into batches whose Frame fits max_frame;
  *  a report too large on its own is refused here and never sent. */
-static bool plan_batches(publish_t *p, size_t n, size_t max_frame)
+static bool plan_batches(publish_t *p, size_t n, size_t max_frame, cv_error_t *err)
 {
     size_t body = 0, used = 0;
     for (size_t i = 0; i < n; i++) {
-        size_t size = report_field_size(p->reports[i]);
+        p->sizes[i] = caveat__report__get_packed_size(p->reports[i]);
+        size_t size = report_field_size(p->sizes[i]);
         if (publish_frame_size(size) > max_frame) {
             char reason[160];
             snprintf(reason, sizeof reason,
                      "too large: %zu bytes in a frame, the broker takes at most %zu",
                      publish_frame_size(size), max_frame);
             if (!set_result(&p->results[i], p->reports[i]->id,
-                            CAVEAT__WIRE__STATUS__REFUSED_INVALID, reason))
+                            CAVEAT__WIRE__STATUS__REFUSED_INVALID, reason)) {
+                cv_error_set(err, NULL, 0, 0, "out of memory");
                 return false;
+            }
             continue;
         }
         if (p->n_batches == 0 || publish_frame_size(body + size) > max_frame) {
@@ -737,14 +865,38 @@ static bool assign_id(Caveat__Report *report)
     return true;
 }
 
-static bool send_batch(cv_client_t *self, const publish_t *p, const batch_t *batch, cv_error_t *err)
+/*  Publish's bytes: Publish.batch and the batch's reports. */
+static size_t publish_body_size(const publish_t *p, const batch_t *batch)
+{
+    size_t body = 1 + varint_size(batch->id);
+    for (size_t j = 0; j < batch->count; j++)
+        body += report_field_size(p->sizes[p->order[batch->first + j]]);
+    return body;
+}
+
+/*  Writes the Frame of a batch whose Publish takes body bytes. */
+static void write_publish(const publish_t *p, const batch_t *batch, size_t body, uint8_t *out)
+{
+    *out++ = TAG_FRAME_PUBLISH;
+    out = put_varint(out, body);
+    *out++ = TAG_PUBLISH_BATCH;
+    out = put_varint(out, batch->id);
+    for (size_t j = 0; j < batch->count; j++) {
+        size_t i = p->order[batch->first + j];
+        *out++ = TAG_PUBLISH_REPORT;
+        out = put_varint(out, p->sizes[i]);
+        out += caveat__report__pack(p->reports[i], out);
+    }
+}
+
+#ifndef NDEBUG
+/*  Debug builds (the sanitizer tests among them) check each frame written
+ *  against protobuf-c's own packing of the same Publish. */
+static bool packs_as_protobuf_c(const publish_t *p, const batch_t *batch, const uint8_t *data,
+                                size_t size)
 {
     Caveat__Report **list = malloc(batch->count * sizeof *list);
-    if (!list) {
-        cv_error_set(err, NULL, 0, 0, "out of memory");
-        return false;
-    }
-    for (size_t j = 0; j < batch->count; j++)
+    for (size_t j = 0; list && j < batch->count; j++)
         list[j] = p->reports[p->order[batch->first + j]];
     Caveat__Wire__Publish publish = CAVEAT__WIRE__PUBLISH__INIT;
     publish.has_batch = true;
@@ -754,17 +906,36 @@ static bool send_batch(cv_client_t *self, const publish_t *p, const batch_t *bat
     Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
     frame.body_case = CAVEAT__WIRE__FRAME__BODY_PUBLISH;
     frame.publish = &publish;
+    uint8_t *expected = list ? malloc(size) : NULL;
+    bool same = !expected || (caveat__wire__frame__get_packed_size(&frame) == size &&
+                              caveat__wire__frame__pack(&frame, expected) == size &&
+                              memcmp(expected, data, size) == 0);
+    free(expected);
+    free(list);
+    return same;
+}
+#endif
+
+static bool send_batch(cv_client_t *self, const publish_t *p, const batch_t *batch, cv_error_t *err)
+{
+    size_t body = publish_body_size(p, batch);
+    size_t size = 1 + varint_size(body) + body;
     /* planned against max_frame; a broker restarted with a smaller limit
        would drop the connection on this frame */
-    size_t size = caveat__wire__frame__get_packed_size(&frame);
-    bool ok = size <= self->max_frame;
-    if (!ok)
+    if (size > self->max_frame) {
         cv_error_set(err, NULL, 0, 0,
                      "a batch of %zu bytes exceeds the broker's new limit of %" PRIu32, size,
                      self->max_frame);
-    ok = ok && send_frame(self, &frame, err);
-    free(list);
-    return ok;
+        return false;
+    }
+    zmq_msg_t msg;
+    if (zmq_msg_init_size(&msg, size) != 0) {
+        cv_error_set(err, NULL, 0, 0, "out of memory");
+        return false;
+    }
+    write_publish(p, batch, body, zmq_msg_data(&msg));
+    assert(packs_as_protobuf_c(p, batch, zmq_msg_data(&msg), size));
+    return send_msg(self, &msg, err);
 }
 
 /*  Sends batches until PUBLISH_WINDOW are waiting for their ack. */
@@ -843,44 +1014,59 @@ static bool run_publish(cv_client_t *self, publish_t *p, int timeout_ms, cv_erro
                          self->endpoint, seconds(timeout_ms), p->acked, p->n_batches);
         if (result == PUMP_TIMEOUT || result == PUMP_ERROR)
             return false;
-        bool ok = result != PUMP_FRAME || on_publish_frame(self, p, frame, err);
-        if (frame)
-            caveat__wire__frame__free_unpacked(frame, NULL);
-        if (!ok)
+        if (result == PUMP_FRAME && !on_publish_frame(self, p, frame, err))
             return false;
     }
     return true;
 }
 
-/*  Gives every report its id and a pending result. */
+/*  Gives every report its id. Results are filled as the acks come, and
+ *  at the end for those no ack answered. */
 static bool prepare_reports(Caveat__Report *const *reports, size_t n, cv_publish_result_t *results,
                             cv_error_t *err)
 {
     for (size_t i = 0; i < n; i++)
         results[i] = (cv_publish_result_t){.status = CV_PUBLISH_PENDING};
     for (size_t i = 0; i < n; i++)
-        if (!assign_id(reports[i]) ||
-            !set_result(&results[i], reports[i]->id, CV_PUBLISH_PENDING, "not acknowledged")) {
+        if (!assign_id(reports[i])) {
             cv_error_set(err, NULL, 0, 0, "out of memory");
             return false;
         }
     return true;
 }
 
+/*  What no PublishAck answered is pending, with its id. */
+static bool fill_pending(Caveat__Report *const *reports, size_t n, cv_publish_result_t *results)
+{
+    bool ok = true;
+    for (size_t i = 0; i < n; i++)
+        if (!results[i].report_id)
+            ok = set_result(&results[i], reports[i]->id, CV_PUBLISH_PENDING, "not acknowledged") &&
+                 ok;
+    return ok;
+}
+
 int cv_client_publish(cv_client_t *self, Caveat__Report *const *reports, size_t n,
                       cv_publish_result_t *results, int timeout_ms, cv_error_t *err)
 {
-    if (!prepare_reports(reports, n, results, err))
-        return -1;
+    end_borrow(self);
     publish_t p = {.reports = reports, .results = results};
+    bool ok = prepare_reports(reports, n, results, err);
+    p.sizes = calloc(n ? n : 1, sizeof *p.sizes);
     p.order = calloc(n ? n : 1, sizeof *p.order);
     p.batches = calloc(n ? n : 1, sizeof *p.batches);
-    bool ok = p.order && p.batches;
-    if (!ok)
+    if (ok && !(p.sizes && p.order && p.batches)) {
         cv_error_set(err, NULL, 0, 0, "out of memory");
-    ok = ok && plan_batches(&p, n, self->max_frame) && run_publish(self, &p, timeout_ms, err);
+        ok = false;
+    }
+    ok = ok && plan_batches(&p, n, self->max_frame, err) && run_publish(self, &p, timeout_ms, err);
+    free(p.sizes);
     free(p.order);
     free(p.batches);
+    if (!fill_pending(reports, n, results) && ok) {
+        cv_error_set(err, NULL, 0, 0, "out of memory");
+        ok = false;
+    }
     if (!ok)
         return -1;
     int refused = 0;
@@ -917,44 +1103,46 @@ static bool send_ack(cv_client_t *self, uint64_t up_to, cv_error_t *err)
  *  dropped. A resend of one the application already acknowledged means the
  *  broker lost that ack (a reconnect): acknowledge it again, or it would
  *  hold the delivery, and the credit it takes, until a later ack. */
-static Caveat__Wire__Delivery *pop_new(cv_client_t *self)
+static const Caveat__Wire__Delivery *pop_new(cv_client_t *self)
 {
     Caveat__Wire__Delivery *delivery;
     uint64_t reack = 0;
-    while ((delivery = zlist_pop(self->deliveries))) {
+    while ((delivery = take_delivery(self))) {
         if (delivery->has_seq && delivery->seq > self->highest_seq) {
             self->highest_seq = delivery->seq;
             break;
         }
         if (delivery->seq <= self->acked && delivery->seq > reack)
             reack = delivery->seq;
-        caveat__wire__delivery__free_unpacked(delivery, NULL);
     }
     if (reack)
         send_ack(self, reack, NULL); /* best effort: the next ack covers it too */
     return delivery;
 }
 
-Caveat__Wire__Delivery *cv_client_receive(cv_client_t *self, int timeout_ms, cv_error_t *err)
+const Caveat__Wire__Delivery *cv_client_receive(cv_client_t *self, int timeout_ms, cv_error_t *err)
 {
-    int64_t deadline = zclock_mono() + (timeout_ms > 0 ? timeout_ms : 0);
-    while (true) {
-        Caveat__Wire__Delivery *delivery = pop_new(self);
-        if (delivery)
-            return delivery;
+    end_borrow(self);
+    const Caveat__Wire__Delivery *delivery = pop_new(self);
+    /* the clock only when there is a wait: most calls find one queued */
+    int64_t deadline = delivery ? 0 : zclock_mono() + (timeout_ms > 0 ? timeout_ms : 0);
+    while (!delivery) {
+        /* any frame returned is a late PublishAck or AdminReply, or a
+           reconnect's HelloAck: nothing to do */
         Caveat__Wire__Frame *frame = NULL;
         pump_t result = pump(self, deadline, &frame, err);
-        if (frame) /* a late PublishAck or AdminReply, or a reconnect's HelloAck */
-            caveat__wire__frame__free_unpacked(frame, NULL);
         if (result == PUMP_TIMEOUT && err)
             err->msg[0] = '\0';
         if (result == PUMP_TIMEOUT || result == PUMP_ERROR)
             return NULL;
+        delivery = pop_new(self);
     }
+    return delivery;
 }
 
 bool cv_client_ack(cv_client_t *self, uint64_t up_to, cv_error_t *err)
 {
+    end_borrow(self);
     if (self->dead) {
         cv_error_set(err, NULL, 0, 0, "%s", self->fatal.msg);
         return false;
@@ -994,12 +1182,9 @@ static bool send_admin(cv_client_t *self, const char *command, const char *const
     return send_frame(self, &frame, err);
 }
 
-/*  Takes the text of an AdminReply; NULL for any other frame. */
-static char *admin_text(const Caveat__Wire__Frame *frame, bool *ok, cv_error_t *err)
+/*  A copy of the reply's text: the frame's arena is reused. */
+static char *admin_text(const Caveat__Wire__AdminReply *reply, bool *ok, cv_error_t *err)
 {
-    if (frame->body_case != CAVEAT__WIRE__FRAME__BODY_ADMIN_REPLY)
-        return NULL;
-    const Caveat__Wire__AdminReply *reply = frame->admin_reply;
     char *text = strdup(reply->text ? reply->text : "");
     if (!text)
         cv_error_set(err, NULL, 0, 0, "out of memory");
@@ -1016,6 +1201,7 @@ char *cv_client_admin(cv_client_t *self, const char *command, bool *ok, int time
 char *cv_client_admin_args(cv_client_t *self, const char *command, const char *const *args,
                            size_t n_args, bool *ok, int timeout_ms, cv_error_t *err)
 {
+    end_borrow(self);
     *ok = false;
     if (!command || !*command) {
         cv_error_set(err, NULL, 0, 0, "no admin command");
@@ -1032,11 +1218,7 @@ char *cv_client_admin_args(cv_client_t *self, const char *command, const char *c
                          seconds(timeout_ms));
         if (result == PUMP_TIMEOUT || result == PUMP_ERROR)
             return NULL;
-        char *text = frame ? admin_text(frame, ok, err) : NULL;
-        bool replied = frame && frame->body_case == CAVEAT__WIRE__FRAME__BODY_ADMIN_REPLY;
-        if (frame)
-            caveat__wire__frame__free_unpacked(frame, NULL);
-        if (replied)
-            return text;
+        if (frame && frame->body_case == CAVEAT__WIRE__FRAME__BODY_ADMIN_REPLY)
+            return admin_text(frame->admin_reply, ok, err);
     }
 }

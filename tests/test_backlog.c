@@ -121,10 +121,10 @@ static void free_ids(char **ids, size_t n)
     free(ids);
 }
 
-static Caveat__Wire__Delivery *receive(cv_client_t *c, int timeout_ms)
+static const Caveat__Wire__Delivery *receive(cv_client_t *c, int timeout_ms)
 {
     cv_error_t err = {""};
-    Caveat__Wire__Delivery *d = cv_client_receive(c, timeout_ms, &err);
+    const Caveat__Wire__Delivery *d = cv_client_receive(c, timeout_ms, &err);
     if (!d && err.msg[0])
         print_error("receive: %s\n", err.msg);
     return d;
@@ -140,7 +140,7 @@ static void ack(cv_client_t *c, uint64_t seq)
 
 static void assert_nothing_arrives(cv_client_t *c, int timeout_ms)
 {
-    Caveat__Wire__Delivery *d = receive(c, timeout_ms);
+    const Caveat__Wire__Delivery *d = receive(c, timeout_ms);
     if (d)
         print_error("unexpected delivery of %s, seq %llu\n", d->report_id,
                     (unsigned long long)d->seq);
@@ -152,7 +152,7 @@ static void assert_nothing_arrives(cv_client_t *c, int timeout_ms)
 static void expect_in_order(cv_client_t *c, char **ids, size_t n, uint64_t first_seq)
 {
     for (size_t i = 0; i < n; i++) {
-        Caveat__Wire__Delivery *d = receive(c, 10000);
+        const Caveat__Wire__Delivery *d = receive(c, 10000);
         if (!d)
             print_error("only %zu of %zu deliveries arrived\n", i, n);
         assert_non_null(d);
@@ -163,7 +163,6 @@ static void expect_in_order(cv_client_t *c, char **ids, size_t n, uint64_t first
         assert_int_equal(d->seq, first_seq + i);
         if ((i + 1) % ACK_EVERY == 0 || i + 1 == n)
             ack(c, d->seq);
-        caveat__wire__delivery__free_unpacked(d, NULL);
     }
 }
 
@@ -408,7 +407,7 @@ static void test_tightened_rule_applies_to_backlog(void **state)
 
     cv_client_t *council = client(h, "hull-cc", NULL, 0);
     for (size_t i = 0; i < REFERRALS; i++) {
-        Caveat__Wire__Delivery *d = receive(council, 5000);
+        const Caveat__Wire__Delivery *d = receive(council, 5000);
         assert_non_null(d);
         assert_string_equal(d->report_id, ids[i]);
         Caveat__Report *stored = stored_report(&referral, ids[i]);
@@ -429,7 +428,6 @@ static void test_tightened_rule_applies_to_backlog(void **state)
         free(got);
         caveat__report__free_unpacked(stored, NULL);
         ack(council, d->seq);
-        caveat__wire__delivery__free_unpacked(d, NULL);
     }
     assert_nothing_arrives(council, 300);
     cv_client_destroy(&council);

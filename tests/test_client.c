@@ -651,11 +651,10 @@ static void test_deliveries_kept_while_publishing(void **state)
     assert_string_equal(report->id, id);
     cv_publish_results_clear(&result, 1);
     free(id);
-    Caveat__Wire__Delivery *d = cv_client_receive(client, 0, &err);
+    const Caveat__Wire__Delivery *d = cv_client_receive(client, 0, &err);
     assert_non_null(d);
     assert_int_equal(d->seq, 1);
     assert_string_equal(d->report_id, "d-1");
-    caveat__wire__delivery__free_unpacked(d, NULL);
     /* the second publish's Deliver repeats seq 1: dropped */
     assert_null(cv_client_receive(client, 100, &err));
     assert_string_equal(err.msg, "");
@@ -677,11 +676,10 @@ static void test_receive_dedupe_and_ack(void **state)
     uint64_t seen[4] = {0};
     cv_error_t err = {""};
     for (int i = 0; i < 3; i++) {
-        Caveat__Wire__Delivery *d = cv_client_receive(client, 2000, &err);
+        const Caveat__Wire__Delivery *d = cv_client_receive(client, 2000, &err);
         assert_non_null(d);
         seen[i] = d->seq;
         assert_int_equal(d->n_rules, 2);
-        caveat__wire__delivery__free_unpacked(d, NULL);
     }
     assert_int_equal(seen[0], 1);
     assert_int_equal(seen[1], 2);
@@ -720,9 +718,8 @@ static void test_no_ack_for_the_application(void **state)
     cv_client_t *client = fake_client(&fake, NULL);
     fake_command(actor, "DELIVER", "1", "1");
     cv_error_t err = {""};
-    Caveat__Wire__Delivery *d = cv_client_receive(client, 2000, &err);
+    const Caveat__Wire__Delivery *d = cv_client_receive(client, 2000, &err);
     assert_non_null(d);
-    caveat__wire__delivery__free_unpacked(d, NULL);
     fake_command(actor, "DELIVER", "1", "1");
     assert_null(cv_client_receive(client, 200, &err));
     fake_command(actor, "SYNC", NULL, NULL);

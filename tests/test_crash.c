@@ -248,11 +248,10 @@ static int take_all(crash_t *x, cv_client_t **c, int client, const char *agency,
     int got = 0;
     uint64_t highest = 0;
     cv_error_t err = {""};
-    Caveat__Wire__Delivery *d;
+    const Caveat__Wire__Delivery *d;
     while ((d = cv_client_receive(*c, 0, &err))) {
         record_event(x, agency, feed, client, d);
         highest = d->seq > highest ? d->seq : highest;
-        caveat__wire__delivery__free_unpacked(d, NULL);
         got++;
     }
     bool ok = !err.msg[0] && (!highest || cv_client_ack(*c, highest, &err));

@@ -67,10 +67,10 @@ static void publish_example(cv_client_t *c, const char *name, char *id, size_t s
     caveat__report__free_unpacked(report, NULL);
 }
 
-static Caveat__Wire__Delivery *receive(cv_client_t *c, int timeout_ms)
+static const Caveat__Wire__Delivery *receive(cv_client_t *c, int timeout_ms)
 {
     cv_error_t err = {""};
-    Caveat__Wire__Delivery *d = cv_client_receive(c, timeout_ms, &err);
+    const Caveat__Wire__Delivery *d = cv_client_receive(c, timeout_ms, &err);
     if (!d && err.msg[0])
         print_error("receive: %s\n", err.msg);
     return d;
@@ -78,7 +78,7 @@ static Caveat__Wire__Delivery *receive(cv_client_t *c, int timeout_ms)
 
 static void assert_nothing_arrives(cv_client_t *c, int timeout_ms)
 {
-    Caveat__Wire__Delivery *d = receive(c, timeout_ms);
+    const Caveat__Wire__Delivery *d = receive(c, timeout_ms);
     if (d)
         print_error("unexpected delivery of %s\n", d->report_id);
     assert_null(d);
@@ -150,7 +150,7 @@ static void test_delivery_with_redaction(void **state)
     char id[128];
     publish_example(police, "vulnerable_individual", id, sizeof id);
 
-    Caveat__Wire__Delivery *d = receive(council, 5000);
+    const Caveat__Wire__Delivery *d = receive(council, 5000);
     assert_non_null(d);
     assert_int_equal(d->seq, 1);
     assert_string_equal(d->report_id, id);
@@ -167,7 +167,6 @@ static void test_delivery_with_redaction(void **state)
     assert_false(packed_contains(view, "2009-04-01"));
     assert_false(packed_contains(view, "SR/2026/0441"));
     assert_true(cv_client_ack(council, d->seq, &(cv_error_t){""}));
-    caveat__wire__delivery__free_unpacked(d, NULL);
 
     /* the originator never receives its own report */
     assert_nothing_arrives(police, 300);
@@ -185,11 +184,10 @@ static void test_store_and_forward_and_redelivery(void **state)
     publish_example(police, "vulnerable_individual", id, sizeof id); /* council offline */
 
     cv_client_t *council = client(h, "hull-cc", NULL, 0);
-    Caveat__Wire__Delivery *d = receive(council, 5000);
+    const Caveat__Wire__Delivery *d = receive(council, 5000);
     assert_non_null(d);
     assert_string_equal(d->report_id, id);
     uint64_t seq = d->seq;
-    caveat__wire__delivery__free_unpacked(d, NULL);
     cv_client_destroy(&council); /* gone without acknowledging */
 
     council = client(h, "hull-cc", NULL, 0);
@@ -198,7 +196,6 @@ static void test_store_and_forward_and_redelivery(void **state)
     assert_int_equal(d->seq, seq);
     assert_string_equal(d->report_id, id);
     assert_true(cv_client_ack(council, d->seq, &(cv_error_t){""}));
-    caveat__wire__delivery__free_unpacked(d, NULL);
     cv_client_destroy(&council);
 
     council = client(h, "hull-cc", NULL, 0);
@@ -219,10 +216,9 @@ static void test_restart_keeps_what_was_acknowledged(void **state)
     harness_kill(h); /* a crash right after the PublishAck */
     assert_true(harness_start(h, NULL));
     cv_client_t *council = client(h, "hull-cc", NULL, 0);
-    Caveat__Wire__Delivery *d = receive(council, 5000);
+    const Caveat__Wire__Delivery *d = receive(council, 5000);
     assert_non_null(d);
     assert_string_equal(d->report_id, id);
-    caveat__wire__delivery__free_unpacked(d, NULL);
     cv_client_destroy(&council);
     finish(&h);
 }
@@ -480,16 +476,14 @@ static void test_slow_subscriber_does_not_stop_a_fast_one(void **state)
     for (int i = 0; i < N; i++)
         publish_example(police, "vulnerable_individual", NULL, 0);
     int got = 0;
-    Caveat__Wire__Delivery *d;
+    const Caveat__Wire__Delivery *d;
     while (got < N && (d = receive(fast, 5000))) {
         got++;
         assert_true(cv_client_ack(fast, d->seq, &(cv_error_t){""}));
-        caveat__wire__delivery__free_unpacked(d, NULL);
     }
     assert_int_equal(got, N);
     d = receive(slow, 2000);
     assert_non_null(d);
-    caveat__wire__delivery__free_unpacked(d, NULL);
     assert_nothing_arrives(slow, 300); /* its credit of one is spent */
     cv_client_destroy(&police);
     cv_client_destroy(&fast);
@@ -506,11 +500,10 @@ static void test_ctio_feed_gets_screened_reports_only(void **state)
     char screened[128], plain[128];
     publish_example(police, "critical_incident", plain, sizeof plain);
     publish_example(police, "radicalisation_concern", screened, sizeof screened);
-    Caveat__Wire__Delivery *d = receive(feed, 5000);
+    const Caveat__Wire__Delivery *d = receive(feed, 5000);
     assert_non_null(d);
     assert_string_equal(d->report_id, screened);
     assert_string_equal(d->feed, "ctio");
-    caveat__wire__delivery__free_unpacked(d, NULL);
     assert_nothing_arrives(feed, 500);
     cv_client_destroy(&police);
     cv_client_destroy(&feed);
@@ -571,9 +564,8 @@ static void test_bad_reload_keeps_the_old_policy(void **state)
     cv_client_t *council = client(h, "hull-cc", NULL, 0);
     cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
     publish_example(police, "vulnerable_individual", NULL, 0);
-    Caveat__Wire__Delivery *d = receive(council, 5000);
+    const Caveat__Wire__Delivery *d = receive(council, 5000);
     assert_non_null(d);
-    caveat__wire__delivery__free_unpacked(d, NULL);
     cv_client_destroy(&police);
     cv_client_destroy(&council);
     free(good);
@@ -615,7 +607,7 @@ static void test_reload_removing_an_agency_revokes_it(void **state)
     free(text);
 
     cv_error_t err = {""};
-    Caveat__Wire__Delivery *d = cv_client_receive(council, 3000, &err);
+    const Caveat__Wire__Delivery *d = cv_client_receive(council, 3000, &err);
     assert_null(d);
     assert_non_null(strstr(err.msg, "REVOKED"));
     publish_example(police, "vulnerable_individual", NULL, 0);
@@ -685,10 +677,9 @@ static void test_a_publisher_does_not_starve_its_agencys_subscriber(void **state
     cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
     char id[128];
     publish_example(police, "vulnerable_individual", id, sizeof id);
-    Caveat__Wire__Delivery *d = receive(subscriber, 3000);
+    const Caveat__Wire__Delivery *d = receive(subscriber, 3000);
     assert_non_null(d); /* still the council's subscriber */
     assert_string_equal(d->report_id, id);
-    caveat__wire__delivery__free_unpacked(d, NULL);
     cv_client_destroy(&police);
     cv_client_destroy(&subscriber);
     finish(&h);
@@ -778,14 +769,13 @@ static void test_retention_purges_exactly_what_is_past_its_period(void **state)
     assert_true(stat_of(h, "queued") < queued);
 
     cv_client_t *council = client(h, "hull-cc", NULL, 0);
-    Caveat__Wire__Delivery *d;
+    const Caveat__Wire__Delivery *d;
     bool saw_new = false, saw_referral = false;
     while ((d = receive(council, 1000))) {
         assert_string_not_equal(d->report_id, old_tension);
         saw_new |= strcmp(d->report_id, new_tension) == 0;
         saw_referral |= strcmp(d->report_id, referral) == 0;
         assert_true(cv_client_ack(council, d->seq, &err));
-        caveat__wire__delivery__free_unpacked(d, NULL);
     }
     assert_true(saw_new);
     assert_true(saw_referral);
@@ -832,11 +822,10 @@ static void test_backup_is_a_data_directory_a_broker_starts_from(void **state)
     assert_true(harness_start(h, NULL));
     cv_client_t *council = client(h, "hull-cc", NULL, 0);
     for (int i = 0; i < 3; i++) {
-        Caveat__Wire__Delivery *d = receive(council, 5000);
+        const Caveat__Wire__Delivery *d = receive(council, 5000);
         assert_non_null(d);
         assert_string_equal(d->report_id, ids[i]);
         assert_true(cv_client_ack(council, d->seq, &err));
-        caveat__wire__delivery__free_unpacked(d, NULL);
     }
     assert_nothing_arrives(council, 500); /* the fourth came after the backup */
     cv_client_destroy(&council);
