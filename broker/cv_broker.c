@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 
 #include "cv_broker.h"
+#include "cv_cache.h"
 #include "cv_queue.h"
 #include "cv_selftest.h"
 #include "cv_zap.h"
@@ -29,13 +30,13 @@
 #define DEFAULT_CREDIT     100
 #define SENDERS_PER_AGENCY 64 /* send-only sessions kept per agency, oldest dropped */
 #define MAX_CREDIT         10000
-#define DRAIN_PER_TURN     1000         /* messages handled per transaction */
-#define DELIVER_BATCH_SIZE (256 * 1024) /* bytes of deliveries per frame */
-#define WAL_PAGES_BUSY     4096         /* ask the checkpointer past this (~16 MB of WAL) */
-#define WAL_PAGES_MAX      65536        /* checkpoint in the loop past this (~256 MB) */
-#define REPORT_CACHE       16384        /* unpacked reports kept, by rowid */
-#define PUMP_MAX           256          /* deliveries a session is sent in one turn */
-#define SAVE_INTERVAL_MS   100          /* acknowledgements are saved this often */
+#define DRAIN_PER_TURN     1000              /* messages handled per transaction */
+#define DELIVER_BATCH_SIZE (256 * 1024)      /* bytes of deliveries per frame */
+#define WAL_PAGES_BUSY     4096              /* ask the checkpointer past this (~16 MB of WAL) */
+#define WAL_PAGES_MAX      65536             /* checkpoint in the loop past this (~256 MB) */
+#define TURN_BYTES         (2 * 1024 * 1024) /* bytes of frames handled per transaction */
+#define PUMP_MAX           256               /* deliveries a session is sent in one turn */
+#define SAVE_INTERVAL_MS   100               /* acknowledgements are saved this often */
 
 /* docs/protocol.md section 7 */
 enum {
@@ -109,10 +110,7 @@ struct cv_broker_t {
     zlistx_t *outbox;       /* zmsg_t: deliveries to send after the commit */
     zlistx_t *held;         /* held_t: messages waiting for their commit's sync */
     zlistx_t *deferred;     /* deferred_t: admin work run outside a transaction */
-    struct {
-        int64_t rowid; /* 0: empty */
-        Caveat__Report *report;
-    } cache[REPORT_CACHE]; /* a report fanned out to many is read and unpacked once */
+    cv_cache_t *cache;      /* unpacked frames and reports: a report fanned out is unpacked once */
     cv_decision_t *decision;
     struct {
         void *view; /* one packed view */
@@ -345,13 +343,13 @@ cv_broker_t *cv_broker_new(const cv_broker_config_t *config, cv_error_t *err)
     self->deferred = zlistx_new();
     self->senders = zlistx_new();
     self->decision = cv_decision_new();
-    if (!start(self, err))
+    self->cache = cv_cache_new();
+    if (!self->cache || !start(self, err))
         cv_broker_destroy(&self);
     return self;
 }
 
 static void clear_outgoing(cv_broker_t *self);
-static void forget_reports(cv_broker_t *self);
 
 void cv_broker_destroy(cv_broker_t **self_p)
 {
@@ -364,7 +362,7 @@ void cv_broker_destroy(cv_broker_t **self_p)
     zlistx_destroy(&self->held);
     zlistx_destroy(&self->deferred);
     zlistx_destroy(&self->senders);
-    forget_reports(self);
+    cv_cache_destroy(&self->cache);
     zhashx_destroy(&self->serving);
     zhashx_destroy(&self->sessions);
     zhashx_destroy(&self->queues);
@@ -679,41 +677,22 @@ static size_t queued(cv_broker_t *self)
     return n;
 }
 
-static void forget_reports(cv_broker_t *self)
-{
-    for (int i = 0; i < REPORT_CACHE; i++) {
-        if (self->cache[i].report)
-            caveat__report__free_unpacked(self->cache[i].report, NULL);
-        self->cache[i].report = NULL;
-        self->cache[i].rowid = 0;
-    }
-}
-
-/*  The cache takes report (unpacked with malloc) as the report at rowid. */
-static const Caveat__Report *keep_report(cv_broker_t *self, int64_t rowid, Caveat__Report *report)
-{
-    int slot = (int)(rowid % REPORT_CACHE);
-    if (self->cache[slot].report)
-        caveat__report__free_unpacked(self->cache[slot].report, NULL);
-    self->cache[slot].rowid = rowid;
-    self->cache[slot].report = report;
-    return report;
-}
-
 /*  The stored report by rowid, unpacked; owned by the cache. */
 static const Caveat__Report *report_at(cv_broker_t *self, int64_t rowid)
 {
-    int slot = (int)(rowid % REPORT_CACHE);
-    if (self->cache[slot].rowid == rowid && self->cache[slot].report)
-        return self->cache[slot].report;
+    const Caveat__Report *cached = cv_cache_get(self->cache, rowid);
+    if (cached)
+        return cached;
     uint8_t *body;
     size_t len;
     cv_error_t err;
     if (!cv_store_get_report(self->store, rowid, &body, &len, &err))
         return NULL;
-    Caveat__Report *report = caveat__report__unpack(NULL, len, body);
+    Caveat__Report *report = cv_cache_unpack_report(self->cache, body, len);
     free(body);
-    return report ? keep_report(self, rowid, report) : NULL;
+    if (report)
+        cv_cache_put(self->cache, rowid, report);
+    return report;
 }
 
 /*  Queues the report for every agency the policy releases it to, and
@@ -743,18 +722,18 @@ static bool route(cv_broker_t *self, const Caveat__Report *report, int64_t rowid
     return n == 0 || cv_store_route(self->store, rowid, item.priority, self->route_ids, n, err);
 }
 
-static char *format_timestamp(int64_t unix_seconds)
+static const char *format_timestamp(int64_t unix_seconds, char *text, size_t size)
 {
     time_t t = (time_t)unix_seconds;
     struct tm tm;
-    char text[32];
     gmtime_r(&t, &tm);
-    strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return strdup(text);
+    strftime(text, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return text;
 }
 
 /*  Checks, stores and routes one report; fills its result. Returns the
- *  rowid of a report stored now, else 0. */
+ *  rowid of a report stored now, else 0. The report was unpacked into the
+ *  cache's arena: what is set in it is allocated there too. */
 static int64_t accept_report(cv_broker_t *self, const char *sender, Caveat__Report *report,
                              Caveat__Wire__PublishResult *result)
 {
@@ -765,22 +744,23 @@ static int64_t accept_report(cv_broker_t *self, const char *sender, Caveat__Repo
         set_result(result, CAVEAT__WIRE__STATUS__REFUSED_SPOOFED_ORIGINATOR, report->id, err.msg);
         return 0;
     }
-    free(report->originator);
-    report->originator = strdup(sender);
+    report->originator = cv_cache_strdup(self->cache, sender);
     if (!cv_policy_validate_report(self->policy, report, &err)) {
         set_result(result, CAVEAT__WIRE__STATUS__REFUSED_INVALID, report->id, err.msg);
         return 0;
     }
     if (!report->id || !*report->id) {
-        free(report->id);
-        report->id = cv_report_id_new();
+        char *id = cv_report_id_new();
+        report->id = id ? cv_cache_strdup(self->cache, id) : NULL;
+        free(id);
     }
     cv_stored_report_t stored = {report->id, sender, report->category, 0, zclock_time()};
     if (!cv_timestamp_parse(report->created, &stored.created)) {
         /* no creation time: the broker's acceptance time stands in */
+        char text[32];
         stored.created = (int64_t)time(NULL);
-        free(report->created);
-        report->created = format_timestamp(stored.created);
+        report->created =
+            cv_cache_strdup(self->cache, format_timestamp(stored.created, text, sizeof text));
     }
     size_t len = caveat__report__get_packed_size(report);
     uint8_t *body = malloc(len ? len : 1);
@@ -837,10 +817,8 @@ static void on_publish(cv_broker_t *self, const zframe_t *routing, const char *s
         caveat__wire__publish_result__init(result);
         pending->ack.results[i] = result;
         int64_t stored = accept_report(self, sender, publish->reports[i], result);
-        if (stored) { /* its deliveries are made from it: the cache takes it from the frame */
-            keep_report(self, stored, publish->reports[i]);
-            publish->reports[i] = NULL;
-        }
+        if (stored) /* its first deliveries are made from it, as it came */
+            cv_cache_put(self->cache, stored, publish->reports[i]);
         if (result->status == CAVEAT__WIRE__STATUS__OK)
             self->stats.published++;
         else
@@ -1399,14 +1377,13 @@ static void handle_message(cv_broker_t *self, zmsg_t *msg)
     } else if (zmsg_size(msg) != 1) {
         send_error(self, routing, E_BAD_FRAME, "a message must be exactly one frame");
     } else {
+        /* into the cache's arena: freed with its generation, never here */
         Caveat__Wire__Frame *frame =
-            caveat__wire__frame__unpack(NULL, zframe_size(data), zframe_data(data));
+            cv_cache_unpack_frame(self->cache, zframe_data(data), zframe_size(data));
         if (!frame)
             send_error(self, routing, E_BAD_FRAME, "not a caveat.wire.Frame");
         else
             dispatch(self, routing, agency, frame);
-        if (frame)
-            caveat__wire__frame__free_unpacked(frame, NULL);
     }
     zframe_destroy(&routing);
 }
@@ -1480,7 +1457,7 @@ static void turn_failed(cv_broker_t *self, const char *why)
         s->resent_up_to = 0;
     }
     /* rows made in the rolled-back turn are gone: so must be their mirrors */
-    forget_reports(self);
+    cv_cache_forget(self->cache);
     reload_queues(self);
 }
 
@@ -1545,7 +1522,9 @@ static void turn(cv_broker_t *self, bool readable)
         zclock_sleep(100); /* the store is failing: do not spin */
         return;
     }
-    for (int i = 0; readable && i < DRAIN_PER_TURN; i++) {
+    cv_cache_next_turn(self->cache);
+    for (int i = 0; readable && i < DRAIN_PER_TURN && cv_cache_turn_bytes(self->cache) < TURN_BYTES;
+         i++) {
         zmsg_t *msg = zmsg_recv(self->router); /* receive timeout 0: NULL when drained */
         if (!msg)
             break;

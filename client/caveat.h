@@ -73,7 +73,7 @@ enum { CV_PUBLISH_PENDING = -1 };
  *  and waits (timeout_ms overall) until every batch is acknowledged, that is
  *  stored durably. A report too large for a frame on its own is refused
  *  locally (REFUSED_INVALID) and not sent. A report with an empty id first
- *  gets a random one ("r-" and 24 hex digits), written into the report, so
+ *  gets a new one (cv_report_id_new: "r-", time, random), written into the report, so
  *  that publishing the same reports again after a lost acknowledgement is
  *  idempotent: the report must own its strings as protobuf-c unpacking and
  *  cv_json_parse make them (its old id is free()d).

@@ -846,20 +846,15 @@ static bool plan_batches(publish_t *p, size_t n, size_t max_frame, cv_error_t *e
     return true;
 }
 
-/*  An empty id becomes "r-" and 24 random hex digits before anything is
+/*  An empty id becomes a new id (cv_report_id_new) before anything is
  *  sent, so publishing the same reports again is idempotent. */
 static bool assign_id(Caveat__Report *report)
 {
     if (report->id && *report->id)
         return true;
-    uint8_t raw[12];
-    char hex[2 * sizeof raw + 1];
-    randombytes_buf(raw, sizeof raw);
-    sodium_bin2hex(hex, sizeof hex, raw, sizeof raw);
-    char *id = malloc(2 + sizeof hex);
+    char *id = cv_report_id_new(); /* the broker's form: ids that rise with time */
     if (!id)
         return false;
-    snprintf(id, 2 + sizeof hex, "r-%s", hex);
     free(report->id);
     report->id = id;
     return true;

@@ -1,0 +1,117 @@
+/*  cv_cache.c: unpacked reports in generations of arenas; see cv_cache.h.
+ *
+ *  The slots are direct-mapped by rowid. A slot remembers the generation
+ *  and that generation's epoch when it was filled: once the generation is
+ *  reset (its epoch rises) the slot no longer matches, so nothing points
+ *  into freed memory without being noticed.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cv_arena.h"
+#include "cv_cache.h"
+
+#define CV_CACHE_GENERATIONS 8
+#define GENERATION_BYTES     (2 * 1024 * 1024) /* packed bytes a generation takes */
+#define SLOTS                16384             /* reports findable by rowid */
+
+typedef struct {
+    int64_t rowid; /* 0: empty */
+    const Caveat__Report *report;
+    int generation;
+    uint64_t epoch;
+} slot_t;
+
+struct cv_cache_t {
+    cv_arena_t *arena[CV_CACHE_GENERATIONS];
+    uint64_t epoch[CV_CACHE_GENERATIONS];
+    int current;
+    size_t generation_bytes; /* packed bytes unpacked into the current generation */
+    size_t turn_bytes;       /* ... in this turn */
+    slot_t slots[SLOTS];
+};
+
+cv_cache_t *cv_cache_new(void)
+{
+    cv_cache_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    for (int g = 0; g < CV_CACHE_GENERATIONS; g++)
+        if (!(self->arena[g] = cv_arena_new(0))) {
+            cv_cache_destroy(&self);
+            break;
+        }
+    return self;
+}
+
+void cv_cache_destroy(cv_cache_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    cv_cache_t *self = *self_p;
+    for (int g = 0; g < CV_CACHE_GENERATIONS; g++)
+        cv_arena_destroy(&self->arena[g]);
+    free(self);
+    *self_p = NULL;
+}
+
+static ProtobufCAllocator *current(cv_cache_t *self, size_t bytes)
+{
+    self->generation_bytes += bytes;
+    self->turn_bytes += bytes;
+    return cv_arena_allocator(self->arena[self->current]);
+}
+
+Caveat__Wire__Frame *cv_cache_unpack_frame(cv_cache_t *self, const uint8_t *data, size_t size)
+{
+    return caveat__wire__frame__unpack(current(self, size), size, data);
+}
+
+Caveat__Report *cv_cache_unpack_report(cv_cache_t *self, const uint8_t *data, size_t size)
+{
+    return caveat__report__unpack(current(self, size), size, data);
+}
+
+char *cv_cache_strdup(cv_cache_t *self, const char *text)
+{
+    size_t len = strlen(text) + 1;
+    ProtobufCAllocator *a = current(self, len);
+    char *copy = a->alloc(a->allocator_data, len);
+    if (copy)
+        memcpy(copy, text, len);
+    return copy;
+}
+
+void cv_cache_put(cv_cache_t *self, int64_t rowid, const Caveat__Report *report)
+{
+    self->slots[rowid % SLOTS] = (slot_t){rowid, report, self->current, self->epoch[self->current]};
+}
+
+const Caveat__Report *cv_cache_get(const cv_cache_t *self, int64_t rowid)
+{
+    const slot_t *s = &self->slots[rowid % SLOTS];
+    return s->rowid == rowid && s->report && s->epoch == self->epoch[s->generation] ? s->report
+                                                                                    : NULL;
+}
+
+void cv_cache_forget(cv_cache_t *self)
+{
+    memset(self->slots, 0, sizeof self->slots);
+}
+
+void cv_cache_next_turn(cv_cache_t *self)
+{
+    self->turn_bytes = 0;
+    if (self->generation_bytes < GENERATION_BYTES)
+        return;
+    /* the oldest generation becomes the current one, empty */
+    self->current = (self->current + 1) % CV_CACHE_GENERATIONS;
+    self->epoch[self->current]++;
+    cv_arena_reset(self->arena[self->current]);
+    self->generation_bytes = 0;
+}
+
+size_t cv_cache_turn_bytes(const cv_cache_t *self)
+{
+    return self->turn_bytes;
+}

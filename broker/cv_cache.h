@@ -1,0 +1,49 @@
+/*  cv_cache.h: caveatd's unpacked reports, by rowid, in generations.
+ *
+ *  Everything the broker unpacks (incoming frames, reports read back from
+ *  the store) is unpacked into the current generation: an arena
+ *  (cv_arena.h), so unpacking costs no malloc per field and nothing is
+ *  freed one by one. The reports of a Publish are then delivered straight
+ *  from the frame they came in. When a generation has taken its share of
+ *  bytes the next one starts; the oldest is then reset and its reports
+ *  forgotten. Memory is bounded by CV_CACHE_GENERATIONS generations.
+ *
+ *  Only between turns may a generation end (cv_cache_next_turn): nothing
+ *  unpacked in a turn is taken back before the turn is over.
+ */
+#ifndef CV_CACHE_H
+#define CV_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cv_proto.h"
+
+typedef struct cv_cache_t cv_cache_t;
+
+cv_cache_t *cv_cache_new(void);
+void cv_cache_destroy(cv_cache_t **self_p);
+
+/*  Unpacks into the current generation, counting packed_size bytes
+ *  against it. NULL when not valid. */
+Caveat__Wire__Frame *cv_cache_unpack_frame(cv_cache_t *self, const uint8_t *data, size_t size);
+Caveat__Report *cv_cache_unpack_report(cv_cache_t *self, const uint8_t *data, size_t size);
+/*  A copy of text in the current generation: for strings the broker sets
+ *  in a report it unpacked. */
+char *cv_cache_strdup(cv_cache_t *self, const char *text);
+
+/*  Keeps report (unpacked by this cache, in this turn) as the report at
+ *  rowid; finds it again until its generation ends. */
+void cv_cache_put(cv_cache_t *self, int64_t rowid, const Caveat__Report *report);
+const Caveat__Report *cv_cache_get(const cv_cache_t *self, int64_t rowid);
+/*  Forgets every report (a rolled-back turn may have given their rowids). */
+void cv_cache_forget(cv_cache_t *self);
+
+/*  Between turns: starts the next generation if this one is full. */
+void cv_cache_next_turn(cv_cache_t *self);
+/*  Bytes unpacked in the current turn so far: a turn stops draining past
+ *  a bound, so one generation never holds more than its share by much. */
+size_t cv_cache_turn_bytes(const cv_cache_t *self);
+
+#endif
