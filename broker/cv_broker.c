@@ -1615,8 +1615,8 @@ int cv_broker_run(cv_broker_t *self)
             cv_zap_handle(self->zap, self->policy);
         else if (ready == self->router || any_dirty(self) || self->unsaved)
             turn(self, ready == self->router);
-        else if (cv_store_wal_pages(self->store) > 0)
-            cv_store_checkpoint(self->store); /* idle */
+        else if (!ready && cv_store_wal_pages(self->store) > 0)
+            cv_store_checkpoint(self->store); /* idle for a whole poll */
     }
     zpoller_destroy(&poller);
     cv_error_t err;

@@ -111,6 +111,7 @@ struct cv_store_t {
     size_t blob_cap;
     cv_sync_t sync;
     cv_syncer_t *syncer;   /* fdatasync (CV_SYNC_FULL) and checkpoints, off the loop */
+    bool wanted;           /* cv_store_begin was called: the next write begins */
     uint64_t commits;      /* commits that wrote something: their numbers */
     int64_t changes;       /* rows changed by all commits so far */
     uint64_t checkpointed; /* the commit number when a checkpoint was last asked for */
@@ -266,13 +267,28 @@ void cv_store_close(cv_store_t **self_p)
     *self_p = NULL;
 }
 
+/*  A transaction is opened by the first write after cv_store_begin: most
+ *  turns of a busy broker only read or write nothing (an acknowledgement,
+ *  a resend), and BEGIN IMMEDIATE and COMMIT take file locks. */
 bool cv_store_begin(cv_store_t *self, cv_error_t *err)
 {
-    return run(self, S_BEGIN, err);
+    (void)err;
+    self->wanted = true;
+    return true;
+}
+
+static bool writing(cv_store_t *self, cv_error_t *err)
+{
+    if (self->wanted && sqlite3_get_autocommit(self->db) && !run(self, S_BEGIN, err))
+        return false;
+    return true;
 }
 
 bool cv_store_commit(cv_store_t *self, cv_error_t *err)
 {
+    self->wanted = false;
+    if (sqlite3_get_autocommit(self->db))
+        return true; /* nothing was written */
     if (!run(self, S_COMMIT, err))
         return false;
     /* a transaction that changed nothing wrote nothing: nothing to sync */
@@ -300,6 +316,7 @@ void *cv_store_sync_socket(cv_store_t *self)
 
 void cv_store_rollback(cv_store_t *self)
 {
+    self->wanted = false;
     if (!sqlite3_get_autocommit(self->db))
         run(self, S_ROLLBACK, NULL);
 }
@@ -327,6 +344,8 @@ static cv_put_t compare_stored(cv_store_t *self, const char *id, const char *ori
 cv_put_t cv_store_put_report(cv_store_t *self, const cv_stored_report_t *report,
                              const uint8_t *body, size_t len, int64_t *rowid, cv_error_t *err)
 {
+    if (!writing(self, err))
+        return CV_PUT_FAILED;
     sqlite3_stmt *s = stmt(self, S_PUT);
     sqlite3_bind_text(s, 1, report->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, report->originator, -1, SQLITE_STATIC);
@@ -354,6 +373,8 @@ int64_t cv_store_queue(cv_store_t *self, const char *agency, const char *feed, c
     sqlite3_reset(s);
     if (id >= 0)
         return id;
+    if (!writing(self, err))
+        return -1;
     s = stmt(self, S_QUEUE_NEW);
     sqlite3_bind_text(s, 1, agency, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, feed, -1, SQLITE_STATIC);
@@ -399,6 +420,8 @@ bool cv_store_route(cv_store_t *self, int64_t report, int priority, const int64_
     }
     for (size_t i = 0; i < n; i++)
         put_le(blob + 4 * i, (uint64_t)queues[i], 4);
+    if (!writing(self, err))
+        return false;
     sqlite3_stmt *s = stmt(self, S_ROUTE);
     sqlite3_bind_int64(s, 1, report);
     sqlite3_bind_int(s, 2, priority);
@@ -418,6 +441,8 @@ bool cv_store_sent(cv_store_t *self, int64_t queue, uint64_t first_seq, const cv
     }
     for (size_t i = 0; i < n; i++)
         put_le(blob + 8 * i, (uint64_t)(items[i].report * 4 + items[i].priority), 8);
+    if (!writing(self, err))
+        return false;
     sqlite3_stmt *s = stmt(self, S_SENT);
     sqlite3_bind_int64(s, 1, queue);
     sqlite3_bind_int64(s, 2, (sqlite3_int64)first_seq);
@@ -429,6 +454,8 @@ bool cv_store_sent(cv_store_t *self, int64_t queue, uint64_t first_seq, const cv
 bool cv_store_save_queue(cv_store_t *self, int64_t queue, const cv_queue_state_t *state,
                          cv_error_t *err)
 {
+    if (!writing(self, err))
+        return false;
     sqlite3_stmt *s = stmt(self, S_SAVE_QUEUE);
     sqlite3_bind_int64(s, 1, queue);
     sqlite3_bind_int64(s, 2, (sqlite3_int64)state->last_seq);
@@ -584,6 +611,8 @@ int cv_store_categories(cv_store_t *self, char ***out)
 static bool purge_one(cv_store_t *self, int64_t rowid, const char *id, const char *originator,
                       const char *category, int64_t created, const char *rule, cv_error_t *err)
 {
+    if (!writing(self, err))
+        return false;
     sqlite3_stmt *s = stmt(self, S_PURGE_RECORD);
     sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, originator, -1, SQLITE_STATIC);
