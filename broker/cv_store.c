@@ -94,7 +94,12 @@ static const char *const statements[S_COUNT] = {
     [S_LOAD_ROUTES] = "SELECT report, priority, queues FROM routes WHERE report > ?1"
                       " ORDER BY report",
     [S_MAX_REPORT] = "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'reports'), 0)",
-    [S_CATEGORIES] = "SELECT DISTINCT category FROM reports",
+    /* one index seek per category, not a scan of every report (retention
+     * runs at start, when the store may not be in the page cache) */
+    [S_CATEGORIES] = "WITH RECURSIVE c(category) AS (SELECT min(category) FROM reports"
+                     " UNION ALL SELECT (SELECT min(category) FROM reports"
+                     " WHERE category > c.category) FROM c WHERE c.category IS NOT NULL)"
+                     " SELECT category FROM c WHERE category IS NOT NULL",
     [S_EXPIRED] = "SELECT id, originator, created, rowid FROM reports WHERE category = ?1"
                   " AND created < ?2 ORDER BY created",
     [S_PURGE_RECORD] = "INSERT INTO purges(report_id, originator, category, created, rule)"
