@@ -14,10 +14,21 @@
  *       the publisher's DEALER to the subscriber's DEALER unchanged;
  *    c. nats-server with TLS and per-user subject permissions, when it is
  *       installed and this program was built with libnats.
+ *    d. the store alone (broker/cv_store.h), in this process with no
+ *       network: a fresh SQLite store under /tmp with --sync normal (no
+ *       fsync per commit; the checkpointer thread syncs at checkpoints,
+ *       as in caveatd), and per --batch reports what caveatd does for
+ *       each accepted report in one turn (put, route to the one queue,
+ *       commit, and the checkpoint it would ask for). caveatd stores
+ *       every report durably before it acknowledges it, so this is the
+ *       ceiling the storage layer puts on caveatd on this machine: how
+ *       far the target below is from what the store permits. It runs
+ *       last of all phases (see main).
  *  Each path runs for --seconds; the publisher stays at most --window
  *  reports ahead of the subscriber (as credit does), so a slow path shows
  *  as a low rate, not as an ever-growing queue. reports/s is end to end:
- *  reports received / (first publish .. last receipt).
+ *  reports received / (first publish .. last receipt); for the store
+ *  alone, reports committed / seconds.
  *
  *  Workload 2, fan-out: a generated policy of 50 subscriber agencies of six
  *  types and one publisher, six rules with different field grants and
@@ -32,7 +43,7 @@
  *  temporary directory: see make_key.
  *
  *  Usage: broker_bench [--seconds S] [--batch N] [--window N] [--rate R]
- *                      [--only full|normal|off|forwarder|nats|fanout|
+ *                      [--only full|normal|off|forwarder|nats|store|fanout|
  *                              fanout-full|fanout-normal]
  */
 #include <arpa/inet.h>
@@ -43,6 +54,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +72,7 @@
 
 #include "caveat.h"
 #include "cv_policy.h"
+#include "cv_store.h"
 #include "bench_common.h"
 #include "harness.h"
 
@@ -172,13 +185,15 @@ typedef struct {
     const char *only;
 } options_t;
 
-/*  The paths of workload 1, in the order they run and print. */
-enum { P_FULL, P_NORMAL, P_OFF, P_FORWARDER, P_NATS, N_PATHS };
+/*  The paths of workload 1, in the order they print (and run, but for the
+ *  store alone: see main). */
+enum { P_FULL, P_NORMAL, P_OFF, P_FORWARDER, P_NATS, P_STORE, N_PATHS };
 
 /*  One path of workload 1. */
 typedef struct {
     const char *name;
     bool ran;
+    bool in_process;    /* no clients: server is this process, the store */
     char note[320];     /* why it did not run, or what went wrong */
     uint64_t published; /* acknowledged (caveatd) or handed to the transport */
     uint64_t received;
@@ -978,6 +993,140 @@ static void measure_nats(const options_t *opt, path_result_t *r)
 #endif
 
 /* ------------------------------------------------------------------------ */
+/*  1d: the store alone, in this process, no network.                       */
+
+#define WAL_PAGES_BUSY 4096  /* as caveatd: ask the checkpointer past this */
+#define WAL_PAGES_MAX  65536 /* as caveatd: checkpoint here and now past this */
+
+typedef struct {
+    cv_store_t *store;
+    int64_t queue;          /* the subscriber's direct queue, looked up once as caveatd caches it */
+    Caveat__Report *report; /* workload 1's report, as caveatd has it after acceptance */
+    cv_stored_report_t stored;
+    uint8_t *body; /* the packed report */
+    size_t body_len;
+    uint64_t committed;
+    cv_error_t err;
+} store_run_t;
+
+/*  The report as caveatd holds it once accepted: the sender as originator
+ *  (set by the broker, never taken from the client). */
+static bool store_prepare(store_run_t *s)
+{
+    s->report = make_report("vulnerable_individual", "hull");
+    replace(&s->report->originator, "bench-publisher");
+    s->stored.originator = s->report->originator;
+    s->stored.category = s->report->category;
+    /* room for the fresh ids, longer than the template's */
+    s->body_len = caveat__report__get_packed_size(s->report) + 64;
+    s->body = malloc(s->body_len);
+    return s->body && cv_timestamp_parse(s->report->created, &s->stored.created);
+}
+
+/*  One report as caveatd stores an accepted one: a fresh id (the store's
+ *  index of ids is unique), packed, put, then routed to its one queue. */
+static bool store_one(store_run_t *s)
+{
+    char *id = cv_report_id_new();
+    if (!id) {
+        snprintf(s->err.msg, sizeof s->err.msg, "no report id");
+        return false;
+    }
+    free(s->report->id);
+    s->report->id = id;
+    s->stored.id = id;
+    s->stored.accepted = zclock_time();
+    size_t len = caveat__report__get_packed_size(s->report);
+    if (len > s->body_len) {
+        snprintf(s->err.msg, sizeof s->err.msg, "report grew to %zu bytes", len);
+        return false;
+    }
+    caveat__report__pack(s->report, s->body);
+    int64_t rowid = 0;
+    cv_put_t put = cv_store_put_report(s->store, &s->stored, s->body, len, &rowid, &s->err);
+    if (put != CV_PUT_NEW) {
+        if (put != CV_PUT_FAILED)
+            snprintf(s->err.msg, sizeof s->err.msg, "report id %s was stored before", id);
+        return false;
+    }
+    return cv_store_route(s->store, rowid, 0, &s->queue, 1, &s->err);
+}
+
+/*  One publish call's worth in one transaction, as a caveatd turn commits
+ *  a drained batch; then the checkpoint caveatd would ask for. */
+static bool store_batch(store_run_t *s, int n)
+{
+    bool ok = cv_store_begin(s->store, &s->err);
+    for (int i = 0; ok && i < n; i++)
+        ok = store_one(s);
+    ok = ok && cv_store_commit(s->store, &s->err);
+    if (!ok) {
+        cv_store_rollback(s->store);
+        return false;
+    }
+    s->committed += (uint64_t)n;
+    if (cv_store_wal_pages(s->store) > WAL_PAGES_MAX)
+        cv_store_checkpoint_now(s->store);
+    else if (cv_store_wal_pages(s->store) > WAL_PAGES_BUSY)
+        cv_store_checkpoint(s->store);
+    return true;
+}
+
+/*  Nothing else of the benchmark runs now: this process's CPU is the
+ *  store's, its checkpointer thread included. */
+static void run_store(store_run_t *s, const options_t *opt, path_result_t *r)
+{
+    double cpu0 = process_cpu(getpid());
+    uint64_t t0 = bench_now_ns(), end = t0 + (uint64_t)(opt->seconds * 1e9);
+    bool ok = true;
+    while (ok && bench_now_ns() < end)
+        ok = store_batch(s, opt->batch);
+    uint64_t t1 = bench_now_ns();
+    r->server_cpu_s = process_cpu(getpid()) - cpu0;
+    r->ran = true;
+    r->published = r->received = s->committed;
+    r->publish_s = r->end_to_end_s = seconds_between(t0, t1);
+    if (!ok)
+        snprintf(r->note, sizeof r->note, "%.300s", s->err.msg);
+}
+
+/*  The subscriber's queue is made before the clock starts: caveatd makes
+ *  a queue once, at the first report routed to it, and then caches its id. */
+static bool store_open(store_run_t *s, const char *dir)
+{
+    s->store = cv_store_open(dir, CV_SYNC_NORMAL, &s->err);
+    if (!s->store || !cv_store_begin(s->store, &s->err))
+        return false;
+    s->queue = cv_store_queue(s->store, "bench-subscriber", "", &s->err);
+    return s->queue >= 0 && cv_store_commit(s->store, &s->err);
+}
+
+static void measure_store(const options_t *opt, path_result_t *r)
+{
+    r->name = "store alone (SQLite, no fsync)";
+    r->in_process = true;
+    char dir[] = "/tmp/brokerbench-store-XXXXXX";
+    store_run_t s = {.queue = -1};
+    bool made = false;
+    if (sodium_init() < 0) /* cv_report_id_new draws from libsodium */
+        snprintf(r->note, sizeof r->note, "sodium_init failed");
+    else if (!(made = mkdtemp(dir) != NULL))
+        snprintf(r->note, sizeof r->note, "cannot make a temporary directory");
+    else if (!store_open(&s, dir))
+        snprintf(r->note, sizeof r->note, "%.300s", s.err.msg);
+    else if (!store_prepare(&s))
+        snprintf(r->note, sizeof r->note, "cannot prepare the report");
+    else
+        run_store(&s, opt, r);
+    cv_store_close(&s.store);
+    if (s.report)
+        caveat__report__free_unpacked(s.report, NULL);
+    free(s.body);
+    if (made)
+        bench_remove_tree(dir);
+}
+
+/* ------------------------------------------------------------------------ */
 /*  Workload 2: fan-out at a fixed offered rate.                            */
 
 static const struct {
@@ -1382,10 +1531,13 @@ static void print_path(const path_result_t *r)
         printf("  %-34s %s\n", r->name, r->note);
         return;
     }
-    printf("  %-34s %9" PRIu64 " %8.2f %11.0f %11.0f %6.0f %% %6.0f %%\n", r->name, r->received,
+    char clients[16] = "-"; /* the store alone has none */
+    if (!r->in_process)
+        snprintf(clients, sizeof clients, "%6.0f %%",
+                 r->end_to_end_s > 0 ? 100 * r->clients_cpu_s / r->end_to_end_s : 0);
+    printf("  %-34s %9" PRIu64 " %8.2f %11.0f %11.0f %6.0f %% %8s\n", r->name, r->received,
            r->end_to_end_s, rate_of(r), r->publish_s > 0 ? (double)r->published / r->publish_s : 0,
-           r->end_to_end_s > 0 ? 100 * r->server_cpu_s / r->end_to_end_s : 0,
-           r->end_to_end_s > 0 ? 100 * r->clients_cpu_s / r->end_to_end_s : 0);
+           r->end_to_end_s > 0 ? 100 * r->server_cpu_s / r->end_to_end_s : 0, clients);
     if (r->note[0])
         printf("  %-34s   ^ %s\n", "", r->note);
 }
@@ -1412,6 +1564,9 @@ static void print_workload1(const options_t *opt, const path_result_t paths[N_PA
     for (int i = 0; i < N_PATHS; i++)
         print_path(&paths[i]);
     printf("\n  (server and clients: CPU as %% of one core over the run; 2 cores in all)\n");
+    if (paths[P_STORE].ran)
+        printf("  (store alone: reports committed to SQLite in this process, no network; its\n"
+               "   server CPU is this process's, the store's checkpointer thread included)\n");
     printf("\nratios (end-to-end reports/s)\n");
     print_ratio("caveatd --sync full / forwarder", &paths[P_FULL], &paths[P_FORWARDER]);
     print_ratio("caveatd --sync normal / forwarder", &paths[P_NORMAL], &paths[P_FORWARDER]);
@@ -1419,6 +1574,9 @@ static void print_workload1(const options_t *opt, const path_result_t paths[N_PA
     print_ratio("caveatd --sync full / nats-server", &paths[P_FULL], &paths[P_NATS]);
     print_ratio("caveatd --sync normal / nats-server", &paths[P_NORMAL], &paths[P_NATS]);
     print_ratio("forwarder / nats-server", &paths[P_FORWARDER], &paths[P_NATS]);
+    print_ratio("store alone / forwarder", &paths[P_STORE], &paths[P_FORWARDER]);
+    print_ratio("caveatd --sync full / store alone", &paths[P_FULL], &paths[P_STORE]);
+    print_ratio("caveatd --sync normal / store alone", &paths[P_NORMAL], &paths[P_STORE]);
 }
 
 /*  One row of the fan-out table: a figure per sync mode, with a verdict
@@ -1560,8 +1718,8 @@ static void print_targets(const path_result_t paths[N_PATHS])
 static void usage(void)
 {
     fprintf(stderr, "usage: broker_bench [--seconds S] [--batch N] [--window N] [--rate R]\n"
-                    "                    [--only full|normal|off|forwarder|nats|fanout|fanout-full|"
-                    "fanout-normal]\n");
+                    "                    [--only full|normal|off|forwarder|nats|store|fanout|"
+                    "fanout-full|fanout-normal]\n");
     exit(2);
 }
 
@@ -1582,10 +1740,10 @@ static void parse_args(options_t *o, int argc, char **argv)
         else
             usage();
     }
-    static const char *const phases[] = {"full", "normal", "off",         "forwarder",
-                                         "nats", "fanout", "fanout-full", "fanout-normal"};
+    static const char *const phases[] = {"full",  "normal", "off",         "forwarder",    "nats",
+                                         "store", "fanout", "fanout-full", "fanout-normal"};
     bool known = !o->only;
-    for (int i = 0; i < 8 && !known; i++)
+    for (int i = 0; i < (int)(sizeof phases / sizeof *phases) && !known; i++)
         known = strcmp(o->only, phases[i]) == 0;
     if (!known || o->seconds <= 0 || o->seconds > 60 || o->batch < 1 || o->batch > 5000 ||
         o->window < (uint64_t)o->batch || o->rate < 1 || o->rate > 100000)
@@ -1634,6 +1792,10 @@ int main(int argc, char **argv)
         measure_fanout(&opt, "full", &fan[0]);
     if (phase(&opt, "fanout-normal"))
         measure_fanout(&opt, "normal", &fan[1]);
+    /* last: the store writes hundreds of MB without fsync, and their
+     * writeback must not land in another path's fsyncs */
+    if (phase(&opt, "store"))
+        measure_store(&opt, &paths[P_STORE]);
     if (!opt.only || !any_fanout(&opt)) {
         print_workload1(&opt, paths);
         print_targets(paths);
