@@ -210,7 +210,7 @@ static bool configure(cv_store_t *self, cv_sync_t sync, const char *path, cv_err
     static const char *const levels[] = {
         [CV_SYNC_FULL] = "NORMAL", [CV_SYNC_NORMAL] = "NORMAL", [CV_SYNC_OFF] = "OFF"};
     snprintf(pragmas, sizeof pragmas,
-             "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=ON;"
+             "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;"
              " PRAGMA wal_autocheckpoint=0;",
              levels[sync]);
     char *msg = NULL;
@@ -241,7 +241,12 @@ cv_store_t *cv_store_open(const char *dir, cv_sync_t sync, cv_error_t *err)
     if (!self)
         return NULL;
     mode_t old = umask(077); /* the store holds reports: owner only */
-    int rc = sqlite3_open_v2(path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    /* before SQLite's first use: no memory statistics, whose counters take
+     * a global mutex on every allocation (a later call changes nothing) */
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    /* NOMUTEX: this connection is only ever used by the broker's loop */
+    int rc = sqlite3_open_v2(
+        path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     umask(old);
     bool ok = rc == SQLITE_OK;
     if (!ok)

@@ -39,6 +39,7 @@
 #define DEFAULT_TIMEOUT_MS 5000
 #define DEFAULT_MAX_FRAME  (1024 * 1024) /* the broker's default, when HelloAck omits it */
 #define PUBLISH_WINDOW     8             /* batches in flight: enough to hide the commit wait */
+#define BATCH_BYTES        (256 * 1024)  /* a batch's frame at most, below max_frame */
 #define LINGER_MS          1000          /* destroy sends a last ack, but never hangs */
 #define HWM                1000
 #define CERT_MAX_BYTES     65536 /* a czmq certificate is a few hundred bytes */
@@ -835,7 +836,10 @@ static bool plan_batches(publish_t *p, size_t n, size_t max_frame, cv_error_t *e
             }
             continue;
         }
-        if (p->n_batches == 0 || publish_frame_size(body + size) > max_frame) {
+        /* a batch ends at BATCH_BYTES even when the broker takes more: a few
+         * batches in flight keep the broker busy while the next is sent */
+        size_t limit = max_frame < BATCH_BYTES ? max_frame : BATCH_BYTES;
+        if (p->n_batches == 0 || publish_frame_size(body + size) > limit) {
             p->batches[p->n_batches++] = (batch_t){.first = used};
             body = 0;
         }
