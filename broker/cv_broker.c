@@ -1,14 +1,15 @@
 /*  cv_broker.c: caveatd's core. docs/protocol.md is the contract.
  *
- *  One thread and one loop. Each turn of the loop drains what arrived on
- *  the ROUTER socket and handles it inside one store transaction: reports
- *  are checked, stored and queued for every agency the policy releases
- *  them to; acknowledgements delete queue entries; sessions with credit
- *  take their next deliveries, each decided and redacted with the policy in
- *  force at that moment. Then the transaction commits, and only then do
- *  PublishAcks and Delivers leave: nothing is acknowledged or delivered
- *  that is not on disk (group commit, so durability costs one fsync a turn,
- *  not one a report).
+ *  One loop thread. Each turn drains what arrived on the ROUTER socket and
+ *  handles it inside one store transaction: reports are checked, stored and
+ *  queued (cv_queue, in memory) for every agency the policy releases them
+ *  to; acknowledgements free credit; sessions with credit take their next
+ *  deliveries, each decided and redacted with the policy in force at that
+ *  moment. Then the transaction commits, and the turn's PublishAcks and
+ *  Delivers wait until the store's syncer thread reports the commit on
+ *  disk (cv_syncer): nothing is acknowledged or delivered that is not
+ *  durable, and the loop goes on with the next turn meanwhile (group
+ *  commit: one fdatasync for many turns when busy).
  *
  *  Identity comes from the connection: ZAP admitted it with the agency's
  *  key as User-Id, and every message's User-Id is looked up in the policy
@@ -77,6 +78,7 @@ typedef struct {
 typedef struct {
     uint64_t commit;
     zmsg_t *msg;
+    bool delivery; /* a Deliver, decided under the policy of its turn */
 } held_t;
 
 /*  A publish waiting for the commit before its PublishAck goes out. */
@@ -299,6 +301,7 @@ static void queue_free(void **item)
 
 static bool load_queues(cv_broker_t *self, cv_error_t *err);
 static void reload_queues(cv_broker_t *self);
+static void forget_held_deliveries(cv_broker_t *self);
 
 static bool start(cv_broker_t *self, cv_error_t *err)
 {
@@ -447,26 +450,30 @@ static session_t *session_of(cv_broker_t *self, const zframe_t *routing)
     return s;
 }
 
-static char *queue_key(const char *agency, const char *feed)
+/*  The key of a queue and of the session serving it, in buf: the agency's
+ *  length first, so that no agency id and feed name spell another's. NULL
+ *  when it does not fit (ids and feeds come from the policy: they do). */
+static const char *queue_name(char *buf, size_t size, const char *agency, const char *feed)
 {
-    char *key = NULL;
-    return asprintf(&key, "%s/%s", agency, feed) < 0 ? NULL : key;
+    int n = snprintf(buf, size, "%zu:%s/%s", strlen(agency), agency, feed);
+    return n >= 0 && (size_t)n < size ? buf : NULL;
 }
+
+#define QUEUE_NAME_MAX 1024
 
 static session_t *session_of_queue(cv_broker_t *self, const char *agency, const char *feed)
 {
-    char *key = queue_key(agency, feed);
-    session_t *s = key ? zhashx_lookup(self->serving, key) : NULL;
-    free(key);
-    return s;
+    char buf[QUEUE_NAME_MAX];
+    const char *key = queue_name(buf, sizeof buf, agency, feed);
+    return key ? zhashx_lookup(self->serving, key) : NULL;
 }
 
 static void remove_session(cv_broker_t *self, session_t *s)
 {
-    char *key = queue_key(s->agency, s->feed);
+    char buf[QUEUE_NAME_MAX];
+    const char *key = queue_name(buf, sizeof buf, s->agency, s->feed);
     if (key && zhashx_lookup(self->serving, key) == s)
         zhashx_delete(self->serving, key);
-    free(key);
     void *handle = s->publish_only ? zlistx_find(self->senders, s) : NULL;
     if (handle)
         zlistx_delete(self->senders, handle);
@@ -501,9 +508,10 @@ static void add_session(cv_broker_t *self, session_t *s)
     /* a queue has one session: a new Hello replaces the old one */
     if ((old = session_of_queue(self, s->agency, s->feed)))
         remove_session(self, old);
-    char *key = queue_key(s->agency, s->feed);
-    zhashx_insert(self->serving, key, s);
-    free(key);
+    char buf[QUEUE_NAME_MAX];
+    const char *key = queue_name(buf, sizeof buf, s->agency, s->feed);
+    if (key)
+        zhashx_insert(self->serving, key, s);
 }
 
 static void on_hello(cv_broker_t *self, const zframe_t *routing, int agency,
@@ -515,7 +523,14 @@ static void on_hello(cv_broker_t *self, const zframe_t *routing, int agency,
     }
     const cv_agency_t *a = cv_policy_agency(self->policy, agency);
     const char *feed = hello->feed ? hello->feed : "";
+    /* a queue is made for what a session asks: only for feeds that exist */
+    if (*feed && !cv_policy_has_feed(self->policy, feed)) {
+        send_error(self, routing, E_BAD_REQUEST, "no screening entry sends to that feed");
+        return;
+    }
     session_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return;
     s->routing_hex = zframe_strhex((zframe_t *)routing);
     s->routing = zframe_dup((zframe_t *)routing);
     s->agency = strdup(a->id);
@@ -566,19 +581,13 @@ static void set_result(Caveat__Wire__PublishResult *result, Caveat__Wire__Status
 /*  Queues and the report cache. Both mirror rows of the store, so a
  *  rolled-back turn forgets them (turn_failed).                            */
 
-/*  "agency/feed" in buf: the key of a queue and of the session serving it. */
-static const char *queue_name(char *buf, size_t size, const char *agency, const char *feed)
-{
-    snprintf(buf, size, "%s/%s", agency, feed);
-    return buf;
-}
-
 static cv_queue_t *add_queue(cv_broker_t *self, int64_t id, const char *agency, const char *feed)
 {
-    char name[512];
-    cv_queue_t *q = cv_queue_new(id, agency, feed);
+    char buf[QUEUE_NAME_MAX];
+    const char *key = queue_name(buf, sizeof buf, agency, feed);
+    cv_queue_t *q = key ? cv_queue_new(id, agency, feed) : NULL;
     if (q)
-        zhashx_update(self->queues, queue_name(name, sizeof name, agency, feed), q);
+        zhashx_update(self->queues, key, q);
     return q;
 }
 
@@ -586,11 +595,13 @@ static cv_queue_t *add_queue(cv_broker_t *self, int64_t id, const char *agency, 
 static cv_queue_t *queue_of(cv_broker_t *self, const char *agency, const char *feed,
                             cv_error_t *err)
 {
-    char name[512];
-    cv_queue_t *q = zhashx_lookup(self->queues, queue_name(name, sizeof name, agency, feed));
-    if (q)
+    char buf[QUEUE_NAME_MAX];
+    const char *key = queue_name(buf, sizeof buf, agency, feed);
+    cv_queue_t *q = key ? zhashx_lookup(self->queues, key) : NULL;
+    if (q || !key)
         return q;
-    int64_t id = cv_store_queue(self->store, agency, feed, err);
+    /* nothing routed before it can be for it */
+    int64_t id = cv_store_queue(self->store, agency, feed, self->max_report, err);
     q = id >= 0 ? add_queue(self, id, agency, feed) : NULL;
     if (!q)
         self->store_failed = true;
@@ -677,19 +688,22 @@ static size_t queued(cv_broker_t *self)
     return n;
 }
 
-/*  The stored report by rowid, unpacked; owned by the cache. */
+/*  The stored report by rowid, unpacked; owned by the cache. NULL when
+ *  purged, and also when it cannot be read: then the turn fails, so that
+ *  nothing is dropped for a read error. */
 static const Caveat__Report *report_at(cv_broker_t *self, int64_t rowid)
 {
     const Caveat__Report *cached = cv_cache_get(self->cache, rowid);
     if (cached)
         return cached;
-    uint8_t *body;
-    size_t len;
+    uint8_t *body = NULL;
+    size_t len = 0;
     cv_error_t err;
-    if (!cv_store_get_report(self->store, rowid, &body, &len, &err))
-        return NULL;
-    Caveat__Report *report = cv_cache_unpack_report(self->cache, body, len);
+    int found = cv_store_get_report(self->store, rowid, &body, &len, &err);
+    Caveat__Report *report = found > 0 ? cv_cache_unpack_report(self->cache, body, len) : NULL;
     free(body);
+    if (found < 0 || (found > 0 && !report))
+        self->store_failed = true;
     if (report)
         cv_cache_put(self->cache, rowid, report);
     return report;
@@ -764,14 +778,21 @@ static int64_t accept_report(cv_broker_t *self, const char *sender, Caveat__Repo
     }
     size_t len = caveat__report__get_packed_size(report);
     uint8_t *body = malloc(len ? len : 1);
-    caveat__report__pack(report, body);
     int64_t rowid = 0;
-    cv_put_t put = cv_store_put_report(self->store, &stored, body, len, &rowid, &err);
-    free(body);
-    if (put == CV_PUT_NEW && !route(self, report, rowid, &err)) {
-        put = CV_PUT_FAILED;
-        self->store_failed = true; /* stored but not routed: the turn must not commit */
+    cv_put_t put = CV_PUT_FAILED;
+    if (body) {
+        caveat__report__pack(report, body);
+        put = cv_store_put_report(self->store, &stored, body, len, &rowid, &err);
+        free(body);
+    } else {
+        cv_error_set(&err, NULL, 0, 0, "out of memory");
     }
+    if (put == CV_PUT_NEW && !route(self, report, rowid, &err))
+        put = CV_PUT_FAILED;
+    /* a failed write may have taken the whole transaction with it (SQLite
+     * rolls back on a full disk): the turn must not commit or acknowledge */
+    if (put == CV_PUT_FAILED)
+        self->store_failed = true;
     if (put == CV_PUT_CONFLICT)
         set_result(result, CAVEAT__WIRE__STATUS__REFUSED_DUPLICATE, report->id,
                    "the id names another report");
@@ -929,33 +950,44 @@ static cv_queue_t *session_queue(cv_broker_t *self, session_t *s)
 
 /*  Resends what the queue has in flight, with its seqs, from where this
  *  session got to. What the policy no longer releases stays in flight
- *  unsent: a later acknowledgement covers it. */
-static size_t pump_resends(cv_broker_t *self, session_t *s, size_t room, packed_t *items)
+ *  unsent: a later acknowledgement covers it. Returns the credit used;
+ *  *packed, the deliveries in items. */
+static size_t pump_resends(cv_broker_t *self, session_t *s, size_t room, packed_t *items,
+                           size_t *packed)
 {
-    size_t n = 0;
+    size_t n = 0, walked = 0;
     const cv_sent_t *sent;
-    while (n < room && (sent = cv_queue_sent_after(s->queue, s->resent_up_to))) {
+    while (walked < room && (sent = cv_queue_sent_after(s->queue, s->resent_up_to))) {
         s->resent_up_to = sent->seq;
+        walked++;
         const Caveat__Report *report = decide_entry(self, s, sent->item.report);
         if (report && pack_delivery(self, report, sent->seq, &items[n]))
             n++;
     }
-    if (n < room)
+    if (walked < room)
         s->resending = false;
-    return n;
+    /* a seq skipped still waits for an acknowledgement, which counts it:
+     * it takes credit like one sent */
+    s->in_flight += (uint32_t)(walked - n);
+    *packed = n;
+    return walked;
 }
 
 /*  Sends what waits, most urgent first, each given the next seq; one
- *  store row for them all. What the policy no longer releases is dropped. */
-static size_t pump_new(cv_broker_t *self, session_t *s, size_t room, packed_t *items)
+ *  store row for them all. What the policy no longer releases is dropped.
+ *  Returns the credit used; *packed, the deliveries in items. */
+static size_t pump_new(cv_broker_t *self, session_t *s, size_t room, packed_t *items,
+                       size_t *packed, bool *dropped)
 {
     cv_routed_t taken[PUMP_MAX];
     size_t n = 0, given = 0;
     uint64_t first_seq = cv_queue_last_seq(s->queue) + 1;
     while (given < room && cv_queue_take(s->queue, &taken[given])) {
         const Caveat__Report *report = decide_entry(self, s, taken[given].report);
-        if (!report)
-            continue; /* dropped */
+        if (!report) {
+            *dropped = true;
+            continue;
+        }
         uint64_t seq = cv_queue_give_seq(s->queue, taken[given]);
         if (!seq) {
             self->store_failed = true; /* out of memory: the turn rolls back */
@@ -970,7 +1002,8 @@ static size_t pump_new(cv_broker_t *self, session_t *s, size_t room, packed_t *i
     if (given && !cv_store_sent(self->store, cv_queue_id(s->queue), first_seq, taken, given, &err))
         self->store_failed = true;
     s->in_flight += (uint32_t)(given - n); /* so the ack timeout resends them */
-    return n;
+    *packed = n;
+    return given;
 }
 
 static void save_queue(cv_broker_t *self, cv_queue_t *q)
@@ -1012,10 +1045,18 @@ static void pump(cv_broker_t *self, session_t *s)
     self->pack.used = 0;
     if (s->in_flight == 0)
         s->progress = zclock_mono(); /* the ack clock starts with the first in flight */
-    size_t sent = s->resending ? pump_resends(self, s, room, items) : 0;
-    if (sent < room && !s->resending)
-        sent += pump_new(self, s, room - sent, items + sent);
-    s->dirty = sent == room || s->resending; /* else the queue is empty: routing marks it again */
+    size_t sent = 0, used = s->resending ? pump_resends(self, s, room, items, &sent) : 0;
+    bool dropped = false;
+    if (used < room && !s->resending) {
+        size_t more = 0;
+        used += pump_new(self, s, room - used, items + sent, &more, &dropped);
+        sent += more;
+    }
+    /* a drop is saved in its own turn: a report dropped is never decided
+     * again, even after a restart under a looser policy */
+    if (dropped)
+        save_queue(self, s->queue);
+    s->dirty = used == room || s->resending; /* else the queue is empty: routing marks it again */
     if (!sent)
         return;
     post_deliveries(self, s, items, sent);
@@ -1037,6 +1078,10 @@ static void on_ack(cv_broker_t *self, session_t *s, const Caveat__Wire__Delivery
     s->dirty = true;
     if (!ack->has_up_to)
         return;
+    if (s->publish_only) {
+        send_error(self, s->routing, E_BAD_ACK, "a send-only session has no deliveries");
+        return;
+    }
     cv_queue_t *q = session_queue(self, s);
     if (!q || ack->up_to > cv_queue_last_seq(q)) {
         send_error(self, s->routing, E_BAD_ACK, "acknowledges a seq never sent");
@@ -1086,6 +1131,7 @@ static bool reload(cv_broker_t *self, cv_error_t *err)
     self->stats.reloads++;
     say(self, false, "policy %s version %lld loaded (%s)", cv_policy_protocol(fresh),
         (long long)cv_policy_version(fresh), cv_policy_hash(fresh));
+    forget_held_deliveries(self);
     revoke_removed(self);
     return true;
 }
@@ -1211,11 +1257,27 @@ static int purge_categories(cv_broker_t *self, bool dry_run, purge_list_t *list,
 }
 
 /*  One transaction: a purge is all or nothing. */
+/*  Saves every queue's acknowledgements now, in a transaction of their
+ *  own; if that fails the queues are read back as the store has them. */
+static void commit_saves(cv_broker_t *self)
+{
+    cv_error_t err;
+    if (!cv_store_begin(self->store, &err))
+        return;
+    save_queues(self, true);
+    if (self->store_failed || !cv_store_commit(self->store, &err)) {
+        cv_store_rollback(self->store);
+        self->store_failed = false;
+        reload_queues(self);
+    }
+}
+
 static int purge(cv_broker_t *self, bool dry_run, purge_list_t *list, cv_error_t *err)
 {
+    if (!dry_run)
+        commit_saves(self); /* the queues are read back after a purge */
     if (!cv_store_begin(self->store, err))
         return -1;
-    save_queues(self, true); /* the queues are read back after a purge */
     int total = purge_categories(self, dry_run, list, err);
     if (total < 0 || dry_run || !cv_store_commit(self->store, err)) {
         cv_store_rollback(self->store);
@@ -1224,7 +1286,8 @@ static int purge(cv_broker_t *self, bool dry_run, purge_list_t *list, cv_error_t
     self->stats.purged += (uint64_t)total;
     if (total > 0) {
         say(self, false, "retention: purged %d reports", total);
-        reload_queues(self); /* without what was purged */
+        cv_cache_forget(self->cache); /* nothing purged is sent again, not even from memory */
+        reload_queues(self);          /* without what was purged */
     }
     return total;
 }
@@ -1473,7 +1536,7 @@ static void release_synced(cv_broker_t *self)
     }
 }
 
-static void hold(cv_broker_t *self, uint64_t commit, zmsg_t *msg)
+static void hold(cv_broker_t *self, uint64_t commit, zmsg_t *msg, bool delivery)
 {
     held_t *h = malloc(sizeof *h);
     if (!h) {
@@ -1481,8 +1544,31 @@ static void hold(cv_broker_t *self, uint64_t commit, zmsg_t *msg)
         self->stats.dropped++;
         return;
     }
-    *h = (held_t){commit, msg};
+    *h = (held_t){commit, msg, delivery};
     zlistx_add_end(self->held, h);
+}
+
+/*  A reload may revoke or tighten: deliveries decided before it and still
+ *  waiting for their sync must not leave. They are in flight in their
+ *  queues, so every session resends from its first unacknowledged seq,
+ *  decided again under the new policy. */
+static void forget_held_deliveries(cv_broker_t *self)
+{
+    held_t *h = zlistx_first(self->held);
+    while (h) {
+        held_t *next = zlistx_next(self->held);
+        if (h->delivery) {
+            zlistx_delete(self->held, zlistx_find(self->held, h));
+            zmsg_destroy(&h->msg);
+            free(h);
+        }
+        h = next;
+    }
+    for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions)) {
+        s->in_flight = 0;
+        s->resending = s->dirty = true;
+        s->resent_up_to = 0;
+    }
 }
 
 /*  The turn's PublishAcks and deliveries wait for its commit to be synced. */
@@ -1494,12 +1580,12 @@ static void send_outgoing(cv_broker_t *self)
         Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
         frame.body_case = CAVEAT__WIRE__FRAME__BODY_PUBLISH_ACK;
         frame.publish_ack = &p->ack;
-        hold(self, commit, frame_message(p->routing, &frame));
+        hold(self, commit, frame_message(p->routing, &frame), false);
         free_pending(p);
     }
     zmsg_t *msg;
     while ((msg = zlistx_detach(self->outbox, NULL)))
-        hold(self, commit, msg);
+        hold(self, commit, msg, true);
     release_synced(self);
 }
 
@@ -1599,7 +1685,14 @@ int cv_broker_run(cv_broker_t *self)
     say(self, false, "serving %s, policy %s version %lld, %d agencies", self->endpoint,
         cv_policy_protocol(self->policy), (long long)cv_policy_version(self->policy),
         cv_policy_agency_count(self->policy));
+    int status = 0;
     while (!stop_requested) {
+        const char *failed = cv_store_sync_failed(self->store);
+        if (failed) { /* nothing more can be made durable: stop, do not pretend */
+            say(self, false, "store: %s; stopping", failed);
+            status = 1;
+            break;
+        }
         if (reload_requested) {
             reload_requested = 0;
             cv_error_t err;
@@ -1619,12 +1712,12 @@ int cv_broker_run(cv_broker_t *self)
             cv_store_checkpoint(self->store); /* idle for a whole poll */
     }
     zpoller_destroy(&poller);
-    cv_error_t err;
-    if (cv_store_begin(self->store, &err)) { /* a clean stop resends nothing acknowledged */
-        save_queues(self, true);
-        if (self->store_failed || !cv_store_commit(self->store, &err))
-            cv_store_rollback(self->store);
+    if (status == 0) {
+        commit_saves(self); /* a clean stop resends nothing acknowledged */
+        /* what waits for a sync leaves once synced, within a second */
+        cv_store_sync_wait(self->store, 1000);
+        release_synced(self);
     }
     say(self, false, "stopped");
-    return 0;
+    return status;
 }

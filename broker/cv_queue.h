@@ -8,7 +8,7 @@
  *
  *  The broker keeps each queue and the store (cv_store.h) in step inside a
  *  turn's transaction: the store holds where reports were routed, one row
- *  per pump, and cv_queue_state() saved at each acknowledgement, from which
+ *  per pump, and cv_queue_state() saved after acknowledgements, from which
  *  cv_store_load builds the queues again after a restart. No store write is
  *  needed per delivery. The saved state may lag behind the queue as long
  *  as nothing above its done marks is finished: a report taken and

@@ -82,7 +82,8 @@ static const char *const statements[S_COUNT] = {
     [S_GET] = "SELECT originator, body, rowid FROM reports WHERE id = ?1",
     [S_GET_BODY] = "SELECT body FROM reports WHERE rowid = ?1",
     [S_QUEUE_ID] = "SELECT id FROM queues WHERE agency = ?1 AND feed = ?2",
-    [S_QUEUE_NEW] = "INSERT INTO queues(agency, feed) VALUES(?1, ?2)",
+    [S_QUEUE_NEW] =
+        "INSERT INTO queues(agency, feed, done0, done1, done2) VALUES(?1, ?2, ?3, ?3, ?3)",
     [S_ROUTE] = "INSERT INTO routes(report, priority, queues) VALUES(?1, ?2, ?3)",
     [S_SENT] = "INSERT INTO sent(queue, first, last, reports) VALUES(?1, ?2, ?3, ?4)",
     [S_SAVE_QUEUE] = "UPDATE queues SET last_seq = ?2, acked_seq = ?3, done0 = ?4, done1 = ?5,"
@@ -117,6 +118,7 @@ struct cv_store_t {
     cv_sync_t sync;
     cv_syncer_t *syncer;   /* fdatasync (CV_SYNC_FULL) and checkpoints, off the loop */
     bool wanted;           /* cv_store_begin was called: the next write begins */
+    bool begun;            /* ...and it did: a transaction is open */
     uint64_t commits;      /* commits that wrote something: their numbers */
     int64_t changes;       /* rows changed by all commits so far */
     uint64_t checkpointed; /* the commit number when a checkpoint was last asked for */
@@ -228,9 +230,17 @@ static bool configure(cv_store_t *self, cv_sync_t sync, const char *path, cv_err
      * with OFF: never the WAL reset over frames not safely in the database */
     self->syncer =
         cv_syncer_new(path, sync == CV_SYNC_FULL, sync == CV_SYNC_OFF ? "OFF" : "NORMAL");
-    if (!self->syncer)
+    if (!self->syncer) {
         cv_error_set(err, path, 0, 0, "cannot start the store's threads");
-    return self->syncer != NULL;
+        return false;
+    }
+    /* a broker killed before its last sync left written, unsynced pages:
+     * they are synced before anything is served from them */
+    if (sync == CV_SYNC_FULL && !cv_syncer_sync_now(self->syncer)) {
+        cv_error_set(err, path, 0, 0, "cannot sync the store: %s", strerror(errno));
+        return false;
+    }
+    return true;
 }
 
 cv_store_t *cv_store_open(const char *dir, cv_sync_t sync, cv_error_t *err)
@@ -287,18 +297,33 @@ bool cv_store_begin(cv_store_t *self, cv_error_t *err)
     return true;
 }
 
+/*  Opens the transaction at the first write. SQLite rolls a transaction
+ *  back by itself on some errors (a full disk, an I/O error): a transaction
+ *  begun and no longer open is an error, never a fresh start. */
 static bool writing(cv_store_t *self, cv_error_t *err)
 {
-    if (self->wanted && sqlite3_get_autocommit(self->db) && !run(self, S_BEGIN, err))
+    if (self->begun && sqlite3_get_autocommit(self->db)) {
+        cv_error_set(err, NULL, 0, 0, "store: the transaction was rolled back by an error");
         return false;
+    }
+    if (self->wanted && !self->begun) {
+        if (!run(self, S_BEGIN, err))
+            return false;
+        self->begun = true;
+    }
     return true;
 }
 
 bool cv_store_commit(cv_store_t *self, cv_error_t *err)
 {
-    self->wanted = false;
-    if (sqlite3_get_autocommit(self->db))
+    bool begun = self->begun;
+    self->wanted = self->begun = false;
+    if (!begun)
         return true; /* nothing was written */
+    if (sqlite3_get_autocommit(self->db)) {
+        cv_error_set(err, NULL, 0, 0, "store: the transaction was rolled back by an error");
+        return false;
+    }
     if (!run(self, S_COMMIT, err))
         return false;
     /* a transaction that changed nothing wrote nothing: nothing to sync */
@@ -324,9 +349,19 @@ void *cv_store_sync_socket(cv_store_t *self)
     return cv_syncer_socket(self->syncer);
 }
 
+const char *cv_store_sync_failed(cv_store_t *self)
+{
+    return cv_syncer_failed(self->syncer);
+}
+
+bool cv_store_sync_wait(cv_store_t *self, int timeout_ms)
+{
+    return self->sync != CV_SYNC_FULL || cv_syncer_wait(self->syncer, self->commits, timeout_ms);
+}
+
 void cv_store_rollback(cv_store_t *self)
 {
-    self->wanted = false;
+    self->wanted = self->begun = false;
     if (!sqlite3_get_autocommit(self->db))
         run(self, S_ROLLBACK, NULL);
 }
@@ -374,7 +409,8 @@ cv_put_t cv_store_put_report(cv_store_t *self, const cv_stored_report_t *report,
     return CV_PUT_FAILED;
 }
 
-int64_t cv_store_queue(cv_store_t *self, const char *agency, const char *feed, cv_error_t *err)
+int64_t cv_store_queue(cv_store_t *self, const char *agency, const char *feed, int64_t done,
+                       cv_error_t *err)
 {
     sqlite3_stmt *s = stmt(self, S_QUEUE_ID);
     sqlite3_bind_text(s, 1, agency, -1, SQLITE_STATIC);
@@ -388,6 +424,7 @@ int64_t cv_store_queue(cv_store_t *self, const char *agency, const char *feed, c
     s = stmt(self, S_QUEUE_NEW);
     sqlite3_bind_text(s, 1, agency, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, feed, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, done);
     return step_done(self, s, err) ? sqlite3_last_insert_rowid(self->db) : -1;
 }
 
@@ -559,22 +596,28 @@ bool cv_store_load(cv_store_t *self, const cv_store_loader_t *loader, void *arg,
            load_routes(self, loader, arg, oldest, err);
 }
 
-bool cv_store_get_report(cv_store_t *self, int64_t report, uint8_t **body, size_t *len,
-                         cv_error_t *err)
+int cv_store_get_report(cv_store_t *self, int64_t report, uint8_t **body, size_t *len,
+                        cv_error_t *err)
 {
     sqlite3_stmt *s = stmt(self, S_GET_BODY);
     sqlite3_bind_int64(s, 1, report);
-    if (sqlite3_step(s) != SQLITE_ROW) {
+    int rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW) {
         sqlite3_reset(s);
-        cv_error_set(err, NULL, 0, 0, "store: no report %lld", (long long)report);
-        return false;
+        if (rc == SQLITE_DONE)
+            cv_error_set(err, NULL, 0, 0, "store: no report %lld", (long long)report);
+        else
+            db_error(self, err, "read a report");
+        return rc == SQLITE_DONE ? 0 : -1;
     }
     *len = (size_t)sqlite3_column_bytes(s, 0);
     *body = malloc(*len ? *len : 1);
     if (*body)
         memcpy(*body, sqlite3_column_blob(s, 0), *len);
     sqlite3_reset(s);
-    return *body != NULL;
+    if (!*body)
+        cv_error_set(err, NULL, 0, 0, "store: out of memory");
+    return *body ? 1 : -1;
 }
 
 int cv_store_wal_pages(const cv_store_t *self)
@@ -585,9 +628,9 @@ int cv_store_wal_pages(const cv_store_t *self)
 void cv_store_checkpoint(cv_store_t *self)
 {
     if (self->checkpointed == self->commits)
-        return; /* nothing new since the last one */
-    self->checkpointed = self->commits;
-    cv_syncer_checkpoint(self->syncer);
+        return;                             /* nothing new since the last one */
+    if (cv_syncer_checkpoint(self->syncer)) /* not while one runs */
+        self->checkpointed = self->commits;
 }
 
 void cv_store_checkpoint_now(cv_store_t *self)

@@ -46,10 +46,15 @@ void cv_store_rollback(cv_store_t *self);
  *  once). Whatever depends on a commit being on disk (a PublishAck, a
  *  delivery with a new seq) waits for it. The sync socket (a zsock_t *,
  *  NULL unless CV_SYNC_FULL) is readable when cv_store_synced may have
- *  risen. Closing the store waits for the last commit's sync. */
+ *  risen. Opening a CV_SYNC_FULL store syncs what an earlier process may
+ *  have left unsynced; closing waits for the last commit's sync. */
 uint64_t cv_store_last_commit(const cv_store_t *self);
 uint64_t cv_store_synced(cv_store_t *self);
 void *cv_store_sync_socket(cv_store_t *self);
+/*  Why syncing stopped for good (a failed fdatasync), or NULL. */
+const char *cv_store_sync_failed(cv_store_t *self);
+/*  Waits at most timeout_ms for the last commit to be synced. */
+bool cv_store_sync_wait(cv_store_t *self, int timeout_ms);
 
 typedef enum {
     CV_PUT_NEW,      /* stored */
@@ -69,8 +74,10 @@ typedef struct {
 /*  Sets *rowid to the stored report's (new or, for CV_PUT_SAME, earlier). */
 cv_put_t cv_store_put_report(cv_store_t *self, const cv_stored_report_t *report,
                              const uint8_t *body, size_t len, int64_t *rowid, cv_error_t *err);
-/*  The id of queue (agency, feed), made when new; -1 on failure. */
-int64_t cv_store_queue(cv_store_t *self, const char *agency, const char *feed, cv_error_t *err);
+/*  The id of queue (agency, feed), made when new with everything up to
+ *  report rowid done already finished for it; -1 on failure. */
+int64_t cv_store_queue(cv_store_t *self, const char *agency, const char *feed, int64_t done,
+                       cv_error_t *err);
 
 /*  Where a report was routed when accepted: the queues, one row for all. */
 bool cv_store_route(cv_store_t *self, int64_t report, int priority, const int64_t *queues, size_t n,
@@ -113,9 +120,10 @@ typedef struct {
 bool cv_store_load(cv_store_t *self, const cv_store_loader_t *loader, void *arg,
                    int64_t *max_report, cv_error_t *err);
 
-/*  The packed report by rowid; *body is malloc'd. */
-bool cv_store_get_report(cv_store_t *self, int64_t report, uint8_t **body, size_t *len,
-                         cv_error_t *err);
+/*  The packed report by rowid, *body malloc'd: 1; 0 when there is no such
+ *  report (purged); -1 on an error (err says which). */
+int cv_store_get_report(cv_store_t *self, int64_t report, uint8_t **body, size_t *len,
+                        cv_error_t *err);
 
 /*  Checkpointing the WAL into the database, at moments the broker picks:
  *  pages in the WAL, a passive checkpoint in a thread (nothing if nothing

@@ -1,13 +1,15 @@
 /*  cv_syncer.c: fdatasync and checkpoints in threads; see cv_syncer.h.
  *
  *  Each actor talks over its pipe: "SYNC" + 8 bytes (a commit number) and
- *  "CHECKPOINT" in, the commit number synced or "DONE" out. Failures are
- *  not hidden: a failed fdatasync is never reported as a sync (the broker
- *  then holds back what waits for it), and the syncer tries again at the
- *  next request.
+ *  "CHECKPOINT" in; "SYNCED" + the commit number synced, "FAILED" + the
+ *  error, or "DONE" out. A failed fdatasync is final: after one, Linux may
+ *  report a later one as a success although the pages were lost, so the
+ *  syncer stops and the broker must not carry on as if durable.
  */
 #include <czmq.h>
 #include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <sqlite3.h>
@@ -21,6 +23,7 @@ struct cv_syncer_t {
     zactor_t *syncer; /* NULL unless the WAL is synced here */
     zactor_t *checkpointer;
     uint64_t synced;
+    char failed[256];   /* why the syncer stopped; "" while it works */
     uint64_t wanted;    /* the last commit asked to be synced */
     bool asking;        /* a sync was asked for and has not been answered */
     bool checkpointing; /* a checkpoint was asked for and has not ended */
@@ -72,16 +75,25 @@ static void syncer_actor(zsock_t *pipe, void *args)
     const cv_syncer_t *self = args;
     int fd = -1;
     uint64_t wanted = 0, done = 0;
+    bool failed = false;
     zsock_signal(pipe, 0);
     while (take_requests(pipe, &wanted)) {
-        if (wanted <= done)
+        if (wanted <= done || failed)
             continue;
         uint64_t covers = wanted; /* everything committed before this sync starts */
         if (fd < 0)
             fd = open_wal(self->db_path);
         if (fd >= 0 && fdatasync(fd) == 0) {
             done = covers;
-            zsock_send(pipe, "8", done);
+            char number[24];
+            snprintf(number, sizeof number, "%" PRIu64, done);
+            zsock_send(pipe, "ss", "SYNCED", number);
+        } else {
+            char why[200];
+            snprintf(why, sizeof why, "%s the WAL: %s", fd < 0 ? "cannot open" : "fdatasync of",
+                     strerror(errno));
+            zsock_send(pipe, "ss", "FAILED", why);
+            failed = true;
         }
     }
     if (fd >= 0)
@@ -135,9 +147,15 @@ cv_syncer_t *cv_syncer_new(const char *db_path, bool sync_wal, const char *synch
         return NULL;
     snprintf(self->db_path, sizeof self->db_path, "%s", db_path);
     snprintf(self->synchronous, sizeof self->synchronous, "%s", synchronous);
+    /* the threads inherit a mask that leaves signals to the broker's loop:
+     * an interrupted receive in an actor would read as the end */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
     self->checkpointer = zactor_new(checkpointer_actor, self);
     if (sync_wal)
         self->syncer = zactor_new(syncer_actor, self);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (!self->checkpointer || (sync_wal && !self->syncer))
         cv_syncer_destroy(&self);
     return self;
@@ -176,9 +194,16 @@ void cv_syncer_request(cv_syncer_t *self, uint64_t commit)
 static void read_news(cv_syncer_t *self)
 {
     while (self->syncer && (zsock_events(self->syncer) & ZMQ_POLLIN)) {
-        uint64_t synced = 0;
-        if (zsock_recv(self->syncer, "8", &synced) == 0 && synced > self->synced)
-            self->synced = synced;
+        char *what = NULL, *value = NULL;
+        if (zsock_recv(self->syncer, "ss", &what, &value) == 0 && what && value) {
+            uint64_t synced = strtoull(value, NULL, 10);
+            if (streq(what, "SYNCED") && synced > self->synced)
+                self->synced = synced;
+            else if (streq(what, "FAILED"))
+                snprintf(self->failed, sizeof self->failed, "%s", value);
+        }
+        zstr_free(&what);
+        zstr_free(&value);
         self->asking = false;
     }
     ask(self);
@@ -213,11 +238,36 @@ void *cv_syncer_socket(cv_syncer_t *self)
     return self->syncer;
 }
 
-void cv_syncer_checkpoint(cv_syncer_t *self)
+const char *cv_syncer_failed(cv_syncer_t *self)
+{
+    read_news(self);
+    return self->failed[0] ? self->failed : NULL;
+}
+
+/*  fdatasync of path, when it exists. */
+static bool sync_path(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT;
+    bool ok = fdatasync(fd) == 0;
+    close(fd);
+    return ok;
+}
+
+bool cv_syncer_sync_now(const cv_syncer_t *self)
+{
+    char wal[4200];
+    snprintf(wal, sizeof wal, "%s-wal", self->db_path);
+    return sync_path(self->db_path) && sync_path(wal);
+}
+
+bool cv_syncer_checkpoint(cv_syncer_t *self)
 {
     read_news(self);
     if (self->checkpointing)
-        return;
+        return false;
     self->checkpointing = true;
     zstr_send(self->checkpointer, "CHECKPOINT");
+    return true;
 }

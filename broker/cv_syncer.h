@@ -37,8 +37,14 @@ bool cv_syncer_wait(cv_syncer_t *self, uint64_t commit, int timeout_ms);
  *  the broker's poller); NULL without a syncer. */
 void *cv_syncer_socket(cv_syncer_t *self);
 
-/*  Asks for a checkpoint; a request while one runs is dropped (the next
- *  request after it ends asks again). */
-void cv_syncer_checkpoint(cv_syncer_t *self);
+/*  Why the syncer stopped (a failed fdatasync: nothing more can be made
+ *  durable), or NULL while it works. */
+const char *cv_syncer_failed(cv_syncer_t *self);
+/*  fdatasync of the database and its WAL, here and now: at start, so that
+ *  nothing a crashed broker wrote and never synced is served as durable. */
+bool cv_syncer_sync_now(const cv_syncer_t *self);
+
+/*  Asks for a checkpoint; false (nothing asked) while one runs. */
+bool cv_syncer_checkpoint(cv_syncer_t *self);
 
 #endif

@@ -65,6 +65,14 @@ const cv_handling_code_t *cv_policy_code_find(const cv_policy_t *self, const cha
     return NULL;
 }
 
+bool cv_policy_has_feed(const cv_policy_t *self, const char *feed)
+{
+    for (int e = self->n_rules; feed && e < self->n_entries; e++)
+        if (self->entries[e].feed && strcmp(self->entries[e].feed, feed) == 0)
+            return true;
+    return false;
+}
+
 int cv_policy_agency_count(const cv_policy_t *self)
 {
     return self->n_agencies;

@@ -62,6 +62,8 @@ const char *cv_policy_level_name(const cv_policy_t *self, int level);
 int cv_policy_level_find(const cv_policy_t *self, const char *name); /* -1 */
 
 int cv_policy_agency_count(const cv_policy_t *self);
+/*  Whether a screening entry sends to the feed of that name. */
+bool cv_policy_has_feed(const cv_policy_t *self, const char *feed);
 const cv_agency_t *cv_policy_agency(const cv_policy_t *self, int index);
 int cv_policy_agency_find(const cv_policy_t *self, const char *id);                    /* -1 */
 int cv_policy_agency_by_key(const cv_policy_t *self, const uint8_t key[CV_KEY_BYTES]); /* -1 */

@@ -338,15 +338,53 @@ static uint32_t error_answer(zsock_t *dealer)
     return code;
 }
 
-static void send_hello(zsock_t *dealer, uint32_t version)
+static void send_hello_with(zsock_t *dealer, uint32_t version, const char *feed, int credit)
 {
     Caveat__Wire__Hello hello = CAVEAT__WIRE__HELLO__INIT;
     hello.has_version = true;
     hello.version = version;
+    hello.feed = (char *)feed;
+    hello.has_credit = credit >= 0;
+    hello.credit = credit >= 0 ? (uint32_t)credit : 0;
     Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
     frame.body_case = CAVEAT__WIRE__FRAME__BODY_HELLO;
     frame.hello = &hello;
     send_frame(dealer, &frame);
+}
+
+static void send_hello(zsock_t *dealer, uint32_t version)
+{
+    send_hello_with(dealer, version, NULL, -1);
+}
+
+/*  A Hello for a feed no screening entry sends to makes no queue; a
+ *  send-only session has nothing to acknowledge. */
+static void test_unknown_feed_and_send_only_acks_are_refused(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    zsock_t *dealer = raw_dealer(h, "hum-ctio-hull");
+    send_hello_with(dealer, 1, "no-such-feed", -1);
+    assert_int_equal(error_answer(dealer), 8 /* BAD_REQUEST */);
+    send_hello_with(dealer, 1, "ctio", -1); /* the example policy's feed */
+    assert_int_equal(error_answer(dealer), 0);
+    zsock_destroy(&dealer);
+
+    dealer = raw_dealer(h, "hum-bcu-hull");
+    send_hello_with(dealer, 1, NULL, 0); /* credit 0: send-only */
+    assert_int_equal(error_answer(dealer), 0);
+    Caveat__Wire__DeliveryAck ack = CAVEAT__WIRE__DELIVERY_ACK__INIT;
+    ack.has_up_to = true;
+    ack.up_to = 0;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_DELIVERY_ACK;
+    frame.delivery_ack = &ack;
+    send_frame(dealer, &frame);
+    assert_int_equal(error_answer(dealer), 4 /* BAD_ACK */);
+    zsock_destroy(&dealer);
+
+    assert_int_equal(stat_of(h, "sessions"), 1); /* the ctio feed's only */
+    finish(&h);
 }
 
 static void test_malformed_frames_get_errors(void **state)
@@ -842,6 +880,7 @@ int main(void)
         cmocka_unit_test(test_spoofed_originator_is_refused),
         cmocka_unit_test(test_invalid_reports_are_refused),
         cmocka_unit_test(test_malformed_frames_get_errors),
+        cmocka_unit_test(test_unknown_feed_and_send_only_acks_are_refused),
         cmocka_unit_test(test_oversize_frame_is_refused_and_broker_serves),
         cmocka_unit_test(test_a_frame_of_exactly_max_frame_is_accepted),
         cmocka_unit_test(test_slow_subscriber_does_not_stop_a_fast_one),

@@ -675,7 +675,7 @@ static void commit(rig_t *r)
 static int64_t queue_of(rig_t *r, const char *agency, const char *feed)
 {
     cv_error_t err = {""};
-    int64_t id = cv_store_queue(r->store, agency, feed, &err);
+    int64_t id = cv_store_queue(r->store, agency, feed, 0, &err);
     if (id < 0)
         print_error("queue %s/%s: %s\n", agency, feed, err.msg);
     assert_true(id > 0 && id < MAX_QUEUES);
@@ -1674,6 +1674,59 @@ static void test_purge_in_flight_then_publish(void **state)
     rig_free(r);
 }
 
+/*  A queue made after reports were routed elsewhere starts past them, so
+ *  that loading never reads routes from the beginning for it. */
+typedef struct {
+    int64_t id;
+    cv_queue_state_t state;
+    bool seen;
+} state_probe_t;
+
+static void probe_queue(void *arg, int64_t id, const char *agency, const char *feed,
+                        const cv_queue_state_t *st)
+{
+    (void)agency, (void)feed;
+    state_probe_t *p = arg;
+    if (id == p->id) {
+        p->state = *st;
+        p->seen = true;
+    }
+}
+
+static void probe_sent(void *arg, int64_t queue, uint64_t seq, cv_routed_t item)
+{
+    (void)arg, (void)queue, (void)seq, (void)item;
+}
+
+static void probe_route(void *arg, int64_t report, int priority, const int64_t *queues, size_t n)
+{
+    (void)arg, (void)report, (void)priority, (void)queues, (void)n;
+}
+
+static void test_store_late_queue_starts_past_earlier_reports(void **state)
+{
+    (void)state;
+    rig_t *r = rig_new();
+    cv_error_t err = {""};
+    begin(r);
+    int64_t a = queue_of(r, "a", "");
+    for (int i = 0; i < 3; i++)
+        publish1(r, i % CV_PRIORITIES, a);
+    int64_t late = cv_store_queue(r->store, "late", "", r->max_report, &err);
+    assert_true(late > 0);
+    commit(r);
+    cv_store_close(&r->store);
+    rig_open(r);
+    static const cv_store_loader_t loader = {probe_queue, probe_sent, probe_route};
+    state_probe_t probe = {late, {0}, false};
+    int64_t max_report = 0;
+    MUST(cv_store_load(r->store, &loader, &probe, &max_report, &err));
+    assert_true(probe.seen);
+    assert_int_equal(max_report, r->max_report);
+    assert_done(&probe.state, r->max_report, r->max_report, r->max_report);
+    rig_free(r);
+}
+
 static int cleanup(void **state)
 {
     (void)state;
@@ -1710,6 +1763,7 @@ int main(void)
         TEST(test_store_drop_covered_by_save),
         TEST(test_store_redecided_report_not_queued_twice),
         TEST(test_store_get_report),
+        TEST(test_store_late_queue_starts_past_earlier_reports),
         TEST(test_store_random_model),
         TEST(test_put_same_and_conflict),
         TEST(test_refuses_foreign_sqlite),
