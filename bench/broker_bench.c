@@ -1163,7 +1163,7 @@ static bool store_open(store_run_t *s, const char *dir)
     s->store = cv_store_open(dir, CV_SYNC_NORMAL, &s->err);
     if (!s->store || !cv_store_begin(s->store, &s->err))
         return false;
-    s->queue = cv_store_queue(s->store, "bench-subscriber", "", &s->err);
+    s->queue = cv_store_queue(s->store, "bench-subscriber", "", 0, &s->err);
     return s->queue >= 0 && cv_store_commit(s->store, &s->err);
 }
 
