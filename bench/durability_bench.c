@@ -18,15 +18,13 @@
  *
  *  Phase 2, a backlog for an offline recipient: --reports reports published
  *  as fast as possible (calls of --fill-batch reports; libcaveat splits a
- *  call into frames of at most 1 MiB, up to eight in flight) to the agency
+ *  call into frames of at most 256 KB, up to eight in flight) to the agency
  *  that is not connected; then caveatd's memory (/proc/PID/status) and the
  *  store on disk; two restarts (SIGTERM, start again; the second with the
  *  store evicted from the page cache), each timed from fork+exec to
  *  "caveatd: ready on"; then the recipient connects with credit 1000 and
  *  receives and acknowledges the whole backlog, every report id checked
- *  once. A call of more than 1,027 of these reports hangs until its
- *  timeout (a frame within 33 bytes of 1 MiB; see "Durability" in
- *  docs/performance.md), hence --fill-batch 1000.
+ *  once.
  *
  *  Usage: durability_bench [--seconds S] [--batch N] [--reports N]
  *                          [--fill-batch N] [--fill-sync full|normal|off]
@@ -897,7 +895,7 @@ static void print_fill(const options_t *opt, const backlog_result_t *r)
 {
     char value[64];
     printf("  filled with caveatd --sync %s, publish calls of %d reports (libcaveat splits "
-           "a call\n  into frames of at most 1 MiB), at most %.0f s; restarted and drained "
+           "a call\n  into frames of at most 256 KB), at most %.0f s; restarted and drained "
            "with --sync full;\n  the recipient drains with credit %d, at most %.0f s\n\n",
            opt->fill_sync, opt->fill_batch, opt->limit, DRAIN_CREDIT, opt->limit);
     printf("  %-48s %-22s %-9s %s\n", "metric", "value", "target", "result");
