@@ -58,8 +58,11 @@ typedef struct {
     uint8_t key[CV_KEY_BYTES];
     char *feed; /* "" for the direct queue */
     uint32_t credit;
-    uint32_t in_flight; /* sent, not acknowledged */
-    bool resending;     /* still resending what an earlier session left unacknowledged */
+    struct {
+        uint64_t *seqs; /* sent on this session and not acknowledged, rising */
+        size_t first, n, cap;
+    } out;          /* what the credit counts: see in_flight() */
+    bool resending; /* still resending what an earlier session left unacknowledged */
     uint64_t resent_up_to;
     bool dirty;        /* may have something to send */
     bool publish_only; /* Hello.credit 0: no queue, no deliveries */
@@ -281,6 +284,7 @@ static void session_destroy(session_t **self_p)
     if (!*self_p)
         return;
     session_t *s = *self_p;
+    free(s->out.seqs);
     free(s->routing_hex);
     zframe_destroy(&s->routing);
     free(s->agency);
@@ -297,6 +301,47 @@ static void session_free(void **item)
 static void queue_free(void **item)
 {
     cv_queue_destroy((cv_queue_t **)item);
+}
+
+/*  Deliveries sent on a session and not acknowledged: what its credit
+ *  counts. Not the queue's list of seqs in flight, which also holds seqs
+ *  the policy stopped releasing: those are never sent, so they take no
+ *  credit, and an acknowledgement that covers them frees none. */
+static size_t in_flight(const session_t *s)
+{
+    return s->out.n - s->out.first;
+}
+
+static void session_sent(session_t *s, uint64_t seq)
+{
+    if (s->out.first > 0 && s->out.n == s->out.cap) { /* room at the front: move down */
+        memmove(s->out.seqs, s->out.seqs + s->out.first, in_flight(s) * sizeof *s->out.seqs);
+        s->out.n -= s->out.first;
+        s->out.first = 0;
+    }
+    if (s->out.n == s->out.cap) {
+        size_t cap = s->out.cap ? s->out.cap * 2 : 64;
+        uint64_t *grown = realloc(s->out.seqs, cap * sizeof *grown);
+        if (!grown)
+            return; /* out of memory: this one is not counted */
+        s->out.seqs = grown;
+        s->out.cap = cap;
+    }
+    s->out.seqs[s->out.n++] = seq;
+}
+
+static void session_acked(session_t *s, uint64_t up_to)
+{
+    while (s->out.first < s->out.n && s->out.seqs[s->out.first] <= up_to)
+        s->out.first++;
+    if (s->out.first == s->out.n)
+        s->out.first = s->out.n = 0;
+}
+
+/*  Everything sent counts as not sent: the session will be sent it again. */
+static void session_unsent(session_t *s)
+{
+    s->out.first = s->out.n = 0;
 }
 
 static bool load_queues(cv_broker_t *self, cv_error_t *err);
@@ -961,16 +1006,15 @@ static size_t pump_resends(cv_broker_t *self, session_t *s, size_t room, packed_
         s->resent_up_to = sent->seq;
         walked++;
         const Caveat__Report *report = decide_entry(self, s, sent->item.report);
-        if (report && pack_delivery(self, report, sent->seq, &items[n]))
+        if (report && pack_delivery(self, report, sent->seq, &items[n])) {
             n++;
+            session_sent(s, sent->seq);
+        }
     }
     if (walked < room)
         s->resending = false;
-    /* a seq skipped still waits for an acknowledgement, which counts it:
-     * it takes credit like one sent */
-    s->in_flight += (uint32_t)(walked - n);
     *packed = n;
-    return walked;
+    return n; /* a seq skipped takes no credit: it is not sent */
 }
 
 /*  Sends what waits, most urgent first, each given the next seq; one
@@ -993,15 +1037,16 @@ static size_t pump_new(cv_broker_t *self, session_t *s, size_t room, packed_t *i
             self->store_failed = true; /* out of memory: the turn rolls back */
             break;
         }
-        /* a delivery that cannot be packed now stays in flight: resent later */
+        /* a delivery that cannot be packed now counts as sent: the ack
+         * timeout sends it again */
         if (pack_delivery(self, report, seq, &items[n]))
             n++;
+        session_sent(s, seq);
         given++;
     }
     cv_error_t err;
     if (given && !cv_store_sent(self->store, cv_queue_id(s->queue), first_seq, taken, given, &err))
         self->store_failed = true;
-    s->in_flight += (uint32_t)(given - n); /* so the ack timeout resends them */
     *packed = n;
     return given;
 }
@@ -1034,7 +1079,7 @@ static void save_queues(cv_broker_t *self, bool now)
 
 static void pump(cv_broker_t *self, session_t *s)
 {
-    size_t room = s->credit > s->in_flight ? s->credit - s->in_flight : 0;
+    size_t room = s->credit > in_flight(s) ? s->credit - in_flight(s) : 0;
     if (room > PUMP_MAX)
         room = PUMP_MAX;
     if (s->publish_only || !session_queue(self, s) || room == 0) {
@@ -1043,7 +1088,7 @@ static void pump(cv_broker_t *self, session_t *s)
     }
     packed_t items[PUMP_MAX];
     self->pack.used = 0;
-    if (s->in_flight == 0)
+    if (in_flight(s) == 0)
         s->progress = zclock_mono(); /* the ack clock starts with the first in flight */
     size_t sent = 0, used = s->resending ? pump_resends(self, s, room, items, &sent) : 0;
     bool dropped = false;
@@ -1060,7 +1105,6 @@ static void pump(cv_broker_t *self, session_t *s)
     if (!sent)
         return;
     post_deliveries(self, s, items, sent);
-    s->in_flight += (uint32_t)sent;
     /* a seq past the saved acknowledgements plus the credit was sent on the
      * strength of acknowledgements not yet saved: they are saved in this
      * turn, before it leaves, so a delivery whose acknowledgement has had an
@@ -1090,7 +1134,7 @@ static void on_ack(cv_broker_t *self, session_t *s, const Caveat__Wire__Delivery
     size_t acked = cv_queue_ack(q, ack->up_to);
     self->unsaved = self->unsaved || acked > 0;
     s->progress = zclock_mono();
-    s->in_flight = acked >= s->in_flight ? 0 : s->in_flight - (uint32_t)acked;
+    session_acked(s, ack->up_to);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1515,7 +1559,7 @@ static void turn_failed(cv_broker_t *self, const char *why)
     while ((msg = zlistx_detach(self->outbox, NULL)))
         zmsg_destroy(&msg);
     for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions)) {
-        s->in_flight = 0;
+        session_unsent(s);
         s->resending = s->dirty = true;
         s->resent_up_to = 0;
     }
@@ -1565,7 +1609,7 @@ static void forget_held_deliveries(cv_broker_t *self)
         h = next;
     }
     for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions)) {
-        s->in_flight = 0;
+        session_unsent(s);
         s->resending = s->dirty = true;
         s->resent_up_to = 0;
     }
@@ -1637,9 +1681,9 @@ static void resend_overdue(cv_broker_t *self)
 {
     int64_t now = zclock_mono();
     for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
-        if (s->in_flight > 0 && now - s->progress > self->config.ack_timeout_ms) {
-            self->stats.resent += s->in_flight;
-            s->in_flight = 0;
+        if (in_flight(s) > 0 && now - s->progress > self->config.ack_timeout_ms) {
+            self->stats.resent += in_flight(s);
+            session_unsent(s);
             s->resending = s->dirty = true;
             s->resent_up_to = 0;
             s->progress = now;
@@ -1649,7 +1693,7 @@ static void resend_overdue(cv_broker_t *self)
 static bool any_dirty(cv_broker_t *self)
 {
     for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
-        if (s->dirty && s->in_flight < s->credit)
+        if (s->dirty && in_flight(s) < s->credit)
             return true;
     return false;
 }

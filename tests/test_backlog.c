@@ -482,6 +482,55 @@ static void test_removed_rule_drops_backlog(void **state)
     finish(h);
 }
 
+/*  Seqs in flight that a reload stops releasing are skipped when a new
+ *  session resends, and take none of its credit: it gets what is released,
+ *  and never more than its credit unacknowledged. */
+static void test_unreleased_in_flight_takes_no_credit(void **state)
+{
+    harness_t *h = *state;
+    template_t referral = template_of("vulnerable_individual");
+    template_t concern = template_of("radicalisation_concern");
+    char **ids = queue_referrals(h, &referral);
+    cv_client_t *council = client(h, "hull-cc", NULL, 5);
+    for (int i = 0; i < 5; i++) /* seqs 1..5, never acknowledged */
+        assert_non_null(receive(council, 5000));
+    cv_client_destroy(&council);
+
+    char *text = read_text(harness_path(h, "policy.yaml"));
+    char *v8 = replace(text, "\nversion: ", "version: 7", "version: 8");
+    char *removed = without_rule(v8, "safeguarding-referral");
+    reload(h, removed);
+    enum { CONCERNS = 8 };
+    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
+    char **concern_ids = calloc(CONCERNS, sizeof *concern_ids);
+    publish_copies(police, &concern, CONCERNS, concern_ids);
+    cv_client_destroy(&police);
+
+    council = client(h, "hull-cc", NULL, 5);
+    uint64_t first = 0;
+    for (int i = 0; i < 5; i++) { /* the credit's worth, all concerns */
+        const Caveat__Wire__Delivery *d = receive(council, 5000);
+        assert_non_null(d);
+        assert_string_equal(d->report_id, concern_ids[i]);
+        first = first ? first : d->seq;
+    }
+    assert_nothing_arrives(council, 300); /* five unacknowledged: the credit */
+    ack(council, first);                  /* frees one delivery's credit, not the skipped seqs' */
+    const Caveat__Wire__Delivery *d = receive(council, 5000);
+    assert_non_null(d);
+    assert_string_equal(d->report_id, concern_ids[5]);
+    assert_nothing_arrives(council, 300);
+    cv_client_destroy(&council);
+    free(text);
+    free(v8);
+    free(removed);
+    free_ids(ids, REFERRALS);
+    free_ids(concern_ids, CONCERNS);
+    free(referral.bytes);
+    free(concern.bytes);
+    finish(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -490,6 +539,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_immediate_overtakes_routine_backlog, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tightened_rule_applies_to_backlog, setup, teardown),
         cmocka_unit_test_setup_teardown(test_removed_rule_drops_backlog, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unreleased_in_flight_takes_no_credit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
