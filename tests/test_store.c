@@ -1551,6 +1551,18 @@ static void purge_setup(rig_t *r, int64_t *q, int64_t ids[4])
     commit(r);
 }
 
+/*  Purges (or lists) the two reports of "old" created before 2000, in a
+ *  committed transaction. */
+static void purge_old(rig_t *r, bool dry_run, listed_t *listed)
+{
+    cv_error_t err = {""};
+    begin(r);
+    assert_int_equal(
+        cv_store_purge(r->store, "old", 2000, "rule-1", dry_run, on_purged, listed, &err), 2);
+    commit(r); /* even committed, a dry run changes nothing */
+    assert_int_equal(listed->calls, 2);
+}
+
 static void test_purge_dry_run_removes_nothing(void **state)
 {
     (void)state;
@@ -1559,11 +1571,7 @@ static void test_purge_dry_run_removes_nothing(void **state)
     purge_setup(r, &q, ids);
     cv_error_t err = {""};
     listed_t listed = {0};
-    begin(r);
-    assert_int_equal(
-        cv_store_purge(r->store, "old", 2000, "rule-1", true, on_purged, &listed, &err), 2);
-    commit(r); /* even committed, a dry run has changed nothing */
-    assert_int_equal(listed.calls, 2);
+    purge_old(r, true, &listed);
     assert_string_equal(listed.ids[0], "report-1");
     assert_string_equal(listed.ids[1], "report-3");
     restart_expect_same(r);
@@ -1587,11 +1595,7 @@ static void test_purge_removes_report_and_route(void **state)
     purge_setup(r, &q, ids);
     cv_error_t err = {""};
     listed_t listed = {0};
-    begin(r);
-    assert_int_equal(
-        cv_store_purge(r->store, "old", 2000, "rule-1", false, on_purged, &listed, &err), 2);
-    commit(r);
-    assert_int_equal(listed.calls, 2);
+    purge_old(r, false, &listed);
     restart(r);
     assert_false(was_routed(r, ids[0]));
     assert_false(was_routed(r, ids[2]));
