@@ -99,14 +99,15 @@ struct cv_broker_t {
     cv_zap_t *zap;
     zsock_t *router;
     zhashx_t *sessions; /* routing hex -> session_t (owns them) */
-    zhashx_t *serving;  /* "agency/feed" -> the session_t serving that queue */
-    zhashx_t *queues;   /* "agency/feed" -> cv_queue_t (owns them) */
+    zhashx_t *serving;  /* queue_name() -> the session_t serving that queue */
+    zhashx_t *queues;   /* queue_name() -> cv_queue_t (owns them) */
     cv_queue_t **by_id; /* queues by store id, while loading */
     size_t by_id_cap;
     int64_t max_report; /* the highest report rowid routed */
     bool store_failed;  /* a write of this turn failed: it rolls back */
     bool queues_lost;   /* the queues could not be read back after a rollback */
     int64_t next_save;  /* when acknowledgements are next saved (ms) */
+    int failures;       /* turns failed in a row: the back-off */
     bool unsaved;       /* acknowledgements not yet saved */
     int64_t *route_ids; /* one report's queue ids, reused */
     size_t route_ids_cap;
@@ -495,30 +496,53 @@ static session_t *session_of(cv_broker_t *self, const zframe_t *routing)
     return s;
 }
 
-/*  The key of a queue and of the session serving it, in buf: the agency's
- *  length first, so that no agency id and feed name spell another's. NULL
- *  when it does not fit (ids and feeds come from the policy: they do). */
-static const char *queue_name(char *buf, size_t size, const char *agency, const char *feed)
+/*  The key of a queue and of the session serving it: the agency's length
+ *  first, so that no agency id and feed name spell another's. On the
+ *  stack when short (always, in practice), else on the heap; text is NULL
+ *  only when out of memory. */
+typedef struct {
+    char buf[256];
+    char *heap;
+    const char *text;
+} queue_name_t;
+
+static const char *queue_name(queue_name_t *name, const char *agency, const char *feed)
 {
-    int n = snprintf(buf, size, "%zu:%s/%s", strlen(agency), agency, feed);
-    return n >= 0 && (size_t)n < size ? buf : NULL;
+    int n = snprintf(name->buf, sizeof name->buf, "%zu:%s/%s", strlen(agency), agency, feed);
+    name->heap = NULL;
+    name->text = name->buf;
+    if (n >= 0 && (size_t)n < sizeof name->buf)
+        return name->text;
+    name->text = NULL;
+    if (asprintf(&name->heap, "%zu:%s/%s", strlen(agency), agency, feed) < 0)
+        name->heap = NULL;
+    else
+        name->text = name->heap;
+    return name->text;
 }
 
-#define QUEUE_NAME_MAX 1024
+static void queue_name_free(queue_name_t *name)
+{
+    free(name->heap);
+    name->heap = NULL;
+}
 
 static session_t *session_of_queue(cv_broker_t *self, const char *agency, const char *feed)
 {
-    char buf[QUEUE_NAME_MAX];
-    const char *key = queue_name(buf, sizeof buf, agency, feed);
-    return key ? zhashx_lookup(self->serving, key) : NULL;
+    queue_name_t name;
+    const char *key = queue_name(&name, agency, feed);
+    session_t *s = key ? zhashx_lookup(self->serving, key) : NULL;
+    queue_name_free(&name);
+    return s;
 }
 
 static void remove_session(cv_broker_t *self, session_t *s)
 {
-    char buf[QUEUE_NAME_MAX];
-    const char *key = queue_name(buf, sizeof buf, s->agency, s->feed);
+    queue_name_t name;
+    const char *key = queue_name(&name, s->agency, s->feed);
     if (key && zhashx_lookup(self->serving, key) == s)
         zhashx_delete(self->serving, key);
+    queue_name_free(&name);
     void *handle = s->publish_only ? zlistx_find(self->senders, s) : NULL;
     if (handle)
         zlistx_delete(self->senders, handle);
@@ -553,10 +577,11 @@ static void add_session(cv_broker_t *self, session_t *s)
     /* a queue has one session: a new Hello replaces the old one */
     if ((old = session_of_queue(self, s->agency, s->feed)))
         remove_session(self, old);
-    char buf[QUEUE_NAME_MAX];
-    const char *key = queue_name(buf, sizeof buf, s->agency, s->feed);
+    queue_name_t name;
+    const char *key = queue_name(&name, s->agency, s->feed);
     if (key)
         zhashx_insert(self->serving, key, s);
+    queue_name_free(&name);
 }
 
 static void on_hello(cv_broker_t *self, const zframe_t *routing, int agency,
@@ -628,11 +653,12 @@ static void set_result(Caveat__Wire__PublishResult *result, Caveat__Wire__Status
 
 static cv_queue_t *add_queue(cv_broker_t *self, int64_t id, const char *agency, const char *feed)
 {
-    char buf[QUEUE_NAME_MAX];
-    const char *key = queue_name(buf, sizeof buf, agency, feed);
+    queue_name_t name;
+    const char *key = queue_name(&name, agency, feed);
     cv_queue_t *q = key ? cv_queue_new(id, agency, feed) : NULL;
     if (q)
         zhashx_update(self->queues, key, q);
+    queue_name_free(&name);
     return q;
 }
 
@@ -640,9 +666,10 @@ static cv_queue_t *add_queue(cv_broker_t *self, int64_t id, const char *agency, 
 static cv_queue_t *queue_of(cv_broker_t *self, const char *agency, const char *feed,
                             cv_error_t *err)
 {
-    char buf[QUEUE_NAME_MAX];
-    const char *key = queue_name(buf, sizeof buf, agency, feed);
+    queue_name_t name;
+    const char *key = queue_name(&name, agency, feed);
     cv_queue_t *q = key ? zhashx_lookup(self->queues, key) : NULL;
+    queue_name_free(&name);
     if (q || !key)
         return q;
     /* nothing routed before it can be for it */
@@ -1000,36 +1027,40 @@ static cv_queue_t *session_queue(cv_broker_t *self, session_t *s)
 static size_t pump_resends(cv_broker_t *self, session_t *s, size_t room, packed_t *items,
                            size_t *packed)
 {
-    size_t n = 0, walked = 0;
+    size_t n = 0, walked = 0, before = in_flight(s);
     const cv_sent_t *sent;
     while (walked < room && (sent = cv_queue_sent_after(s->queue, s->resent_up_to))) {
         s->resent_up_to = sent->seq;
         walked++;
         const Caveat__Report *report = decide_entry(self, s, sent->item.report);
-        if (report && pack_delivery(self, report, sent->seq, &items[n])) {
+        if (!report)
+            continue; /* not released any more: not sent, takes no credit */
+        if (pack_delivery(self, report, sent->seq, &items[n]))
             n++;
-            session_sent(s, sent->seq);
-        }
+        session_sent(s, sent->seq); /* if it could not be packed, the ack timeout resends it */
     }
     if (walked < room)
         s->resending = false;
     *packed = n;
-    return n; /* a seq skipped takes no credit: it is not sent */
+    return in_flight(s) - before;
 }
 
 /*  Sends what waits, most urgent first, each given the next seq; one
  *  store row for them all. What the policy no longer releases is dropped.
  *  Returns the credit used; *packed, the deliveries in items. */
 static size_t pump_new(cv_broker_t *self, session_t *s, size_t room, packed_t *items,
-                       size_t *packed, bool *dropped)
+                       size_t *packed)
 {
     cv_routed_t taken[PUMP_MAX];
     size_t n = 0, given = 0;
     uint64_t first_seq = cv_queue_last_seq(s->queue) + 1;
     while (given < room && cv_queue_take(s->queue, &taken[given])) {
         const Caveat__Report *report = decide_entry(self, s, taken[given].report);
-        if (!report) {
-            *dropped = true;
+        if (!report) { /* dropped for good: no restart queues it again */
+            cv_error_t err;
+            if (!self->store_failed &&
+                !cv_store_unroute(self->store, taken[given].report, cv_queue_id(s->queue), &err))
+                self->store_failed = true;
             continue;
         }
         uint64_t seq = cv_queue_give_seq(s->queue, taken[given]);
@@ -1091,16 +1122,11 @@ static void pump(cv_broker_t *self, session_t *s)
     if (in_flight(s) == 0)
         s->progress = zclock_mono(); /* the ack clock starts with the first in flight */
     size_t sent = 0, used = s->resending ? pump_resends(self, s, room, items, &sent) : 0;
-    bool dropped = false;
     if (used < room && !s->resending) {
         size_t more = 0;
-        used += pump_new(self, s, room - used, items + sent, &more, &dropped);
+        used += pump_new(self, s, room - used, items + sent, &more);
         sent += more;
     }
-    /* a drop is saved in its own turn: a report dropped is never decided
-     * again, even after a restart under a looser policy */
-    if (dropped)
-        save_queue(self, s->queue);
     s->dirty = used == room || s->resending; /* else the queue is empty: routing marks it again */
     if (!sent)
         return;
@@ -1147,14 +1173,21 @@ static void revoke_removed(cv_broker_t *self)
     zlistx_t *revoked = zlistx_new(); /* not deleted while the table is walked */
     for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions)) {
         int a = cv_policy_agency_find(self->policy, s->agency);
-        if (a < 0 || memcmp(cv_policy_agency(self->policy, a)->key, s->key, CV_KEY_BYTES) != 0)
+        if (a < 0 || memcmp(cv_policy_agency(self->policy, a)->key, s->key, CV_KEY_BYTES) != 0 ||
+            (*s->feed && !cv_policy_has_feed(self->policy, s->feed)))
             zlistx_add_end(revoked, s);
         else
             s->dirty = true; /* the new policy may send more, or less */
     }
     for (session_t *s = zlistx_first(revoked); s; s = zlistx_next(revoked)) {
-        send_error(self, s->routing, E_REVOKED, "this agency's key is no longer in the policy");
-        say(self, false, "revoked: %s", s->agency);
+        int a = cv_policy_agency_find(self->policy, s->agency);
+        bool key_gone =
+            a < 0 || memcmp(cv_policy_agency(self->policy, a)->key, s->key, CV_KEY_BYTES) != 0;
+        send_error(self, s->routing, key_gone ? E_REVOKED : E_BAD_REQUEST,
+                   key_gone ? "this agency's key is no longer in the policy"
+                            : "no screening entry sends to that feed any more");
+        say(self, false, "revoked: %s%s%s", s->agency, key_gone ? "" : " feed ",
+            key_gone ? "" : s->feed);
         self->stats.revoked++;
         remove_session(self, s);
     }
@@ -1545,6 +1578,10 @@ static void reload_queues(cv_broker_t *self)
 static void turn_failed(cv_broker_t *self, const char *why)
 {
     say(self, false, "store: %s", why);
+    /* a store that keeps failing must not make the loop spin: wait a
+     * little longer after each failure in a row, up to a second */
+    self->failures = self->failures < 10 ? self->failures + 1 : 10;
+    zclock_sleep(self->failures < 4 ? 100 << (self->failures - 1) : 1000);
     cv_store_rollback(self->store);
     self->store_failed = false;
     for (pending_ack_t *p = zlistx_first(self->pending_acks); p;
@@ -1598,17 +1635,16 @@ static void hold(cv_broker_t *self, uint64_t commit, zmsg_t *msg, bool delivery)
  *  decided again under the new policy. */
 static void forget_held_deliveries(cv_broker_t *self)
 {
-    held_t *h = zlistx_first(self->held);
-    while (h) {
-        held_t *next = zlistx_next(self->held);
+    bool forgot = false;
+    for (held_t *h = zlistx_first(self->held); h; h = zlistx_next(self->held))
         if (h->delivery) {
-            zlistx_delete(self->held, zlistx_find(self->held, h));
+            zlistx_detach_cur(self->held); /* the cursor stays valid for next */
             zmsg_destroy(&h->msg);
             free(h);
+            forgot = true;
         }
-        h = next;
-    }
-    for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions)) {
+    for (session_t *s = zhashx_first(self->sessions); forgot && s;
+         s = zhashx_next(self->sessions)) {
         session_unsent(s);
         s->resending = s->dirty = true;
         s->resent_up_to = 0;
@@ -1667,6 +1703,8 @@ static void turn(cv_broker_t *self, bool readable)
         turn_failed(self, "a write failed; the turn is rolled back");
     else if (!cv_store_commit(self->store, &err))
         turn_failed(self, err.msg);
+    else
+        self->failures = 0;
     send_outgoing(self);
     run_all_deferred(self);
     if (cv_store_wal_pages(self->store) > WAL_PAGES_MAX)

@@ -58,6 +58,8 @@ enum {
     S_QUEUE_ID,
     S_QUEUE_NEW,
     S_ROUTE,
+    S_ROUTE_GET,
+    S_ROUTE_SET,
     S_SENT,
     S_SAVE_QUEUE,
     S_FORGET_SENT,
@@ -85,6 +87,8 @@ static const char *const statements[S_COUNT] = {
     [S_QUEUE_NEW] =
         "INSERT INTO queues(agency, feed, done0, done1, done2) VALUES(?1, ?2, ?3, ?3, ?3)",
     [S_ROUTE] = "INSERT INTO routes(report, priority, queues) VALUES(?1, ?2, ?3)",
+    [S_ROUTE_GET] = "SELECT queues FROM routes WHERE report = ?1",
+    [S_ROUTE_SET] = "UPDATE routes SET queues = ?2 WHERE report = ?1",
     [S_SENT] = "INSERT INTO sent(queue, first, last, reports) VALUES(?1, ?2, ?3, ?4)",
     [S_SAVE_QUEUE] = "UPDATE queues SET last_seq = ?2, acked_seq = ?3, done0 = ?4, done1 = ?5,"
                      " done2 = ?6 WHERE id = ?1",
@@ -276,7 +280,9 @@ void cv_store_close(cv_store_t **self_p)
     if (!self_p || !*self_p)
         return;
     cv_store_t *self = *self_p;
-    if (self->syncer) /* what was committed is on disk before the broker goes */
+    /* what was committed is on disk before the broker goes, unless syncing
+     * has failed for good */
+    if (self->syncer && !cv_syncer_failed(self->syncer))
         cv_syncer_wait(self->syncer, self->commits, 5000);
     cv_syncer_destroy(&self->syncer);
     for (int i = 0; i < S_COUNT; i++)
@@ -473,6 +479,33 @@ bool cv_store_route(cv_store_t *self, int64_t report, int priority, const int64_
     sqlite3_bind_int64(s, 1, report);
     sqlite3_bind_int(s, 2, priority);
     sqlite3_bind_blob(s, 3, blob, (int)(n * 4), SQLITE_STATIC);
+    return step_done(self, s, err);
+}
+
+bool cv_store_unroute(cv_store_t *self, int64_t report, int64_t queue, cv_error_t *err)
+{
+    sqlite3_stmt *s = stmt(self, S_ROUTE_GET);
+    sqlite3_bind_int64(s, 1, report);
+    int rc = sqlite3_step(s);
+    size_t n = rc == SQLITE_ROW ? (size_t)sqlite3_column_bytes(s, 0) / 4 : 0, kept = 0;
+    uint8_t *blob = n ? blob_of(self, n * 4) : NULL;
+    for (size_t i = 0; blob && i < n; i++) {
+        const uint8_t *at = (const uint8_t *)sqlite3_column_blob(s, 0) + 4 * i;
+        if ((int64_t)get_le(at, 4) != queue)
+            memcpy(blob + 4 * kept++, at, 4);
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_ROW) /* purged: nothing to do */
+        return rc == SQLITE_DONE || db_error(self, err, "read a route");
+    if (n && !blob) {
+        cv_error_set(err, NULL, 0, 0, "store: out of memory");
+        return false;
+    }
+    if (!writing(self, err))
+        return false;
+    s = stmt(self, S_ROUTE_SET);
+    sqlite3_bind_int64(s, 1, report);
+    sqlite3_bind_blob(s, 2, blob ? (const void *)blob : "", (int)(kept * 4), SQLITE_STATIC);
     return step_done(self, s, err);
 }
 

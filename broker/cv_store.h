@@ -82,6 +82,10 @@ int64_t cv_store_queue(cv_store_t *self, const char *agency, const char *feed, i
 /*  Where a report was routed when accepted: the queues, one row for all. */
 bool cv_store_route(cv_store_t *self, int64_t report, int priority, const int64_t *queues, size_t n,
                     cv_error_t *err);
+/*  A report dropped from a queue (the policy no longer releases it there):
+ *  its route to that queue is removed, so no restart queues it again. */
+bool cv_store_unroute(cv_store_t *self, int64_t report, int64_t queue, cv_error_t *err);
+
 /*  A report in a queue, with its priority (caveat.Priority). */
 typedef struct {
     int64_t report;

@@ -257,9 +257,14 @@ static bool sync_path(const char *path)
 
 bool cv_syncer_sync_now(const cv_syncer_t *self)
 {
-    char wal[4200];
+    char wal[4200], dir[4096];
     snprintf(wal, sizeof wal, "%s-wal", self->db_path);
-    return sync_path(self->db_path) && sync_path(wal);
+    snprintf(dir, sizeof dir, "%s", self->db_path);
+    int dir_fd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    bool ok = dir_fd >= 0 && fsync(dir_fd) == 0; /* the WAL's name, too */
+    if (dir_fd >= 0)
+        close(dir_fd);
+    return ok && sync_path(self->db_path) && sync_path(wal);
 }
 
 bool cv_syncer_checkpoint(cv_syncer_t *self)

@@ -531,6 +531,49 @@ static void test_unreleased_in_flight_takes_no_credit(void **state)
     finish(h);
 }
 
+/*  A report the policy stopped releasing is dropped for good: put back by
+ *  a later reload and read back by a restart, it is still not sent, even
+ *  while an earlier report of the queue is still unacknowledged. */
+static void test_dropped_report_stays_dropped(void **state)
+{
+    harness_t *h = *state;
+    template_t referral = template_of("vulnerable_individual");
+    char **ids = queue_referrals(h, &referral);
+    cv_client_t *council = client(h, "hull-cc", NULL, 1);
+    const Caveat__Wire__Delivery *d = receive(council, 5000);
+    assert_non_null(d);
+    assert_string_equal(d->report_id, ids[0]); /* seq 1, never acknowledged */
+    cv_client_destroy(&council);
+
+    char *text = read_text(harness_path(h, "policy.yaml"));
+    char *v8 = replace(text, "\nversion: ", "version: 7", "version: 8");
+    char *removed = without_rule(v8, "safeguarding-referral");
+    reload(h, removed);
+    council = client(h, "hull-cc", NULL, 50); /* takes the rest, and drops it */
+    assert_nothing_arrives(council, 500);
+    cv_client_destroy(&council);
+    char *v9 = replace(text, "\nversion: ", "version: 7", "version: 9");
+    reload(h, v9); /* the rule is back */
+    assert_true(harness_stop(h));
+    assert_true(harness_start(h, NULL));
+
+    council = client(h, "hull-cc", NULL, 50);
+    d = receive(council, 5000);
+    assert_non_null(d); /* the one in flight, released again, with its seq */
+    assert_string_equal(d->report_id, ids[0]);
+    assert_int_equal(d->seq, 1);
+    ack(council, d->seq);
+    assert_nothing_arrives(council, 500); /* the dropped ones stay dropped */
+    cv_client_destroy(&council);
+    free(text);
+    free(v8);
+    free(v9);
+    free(removed);
+    free_ids(ids, REFERRALS);
+    free(referral.bytes);
+    finish(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -540,6 +583,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tightened_rule_applies_to_backlog, setup, teardown),
         cmocka_unit_test_setup_teardown(test_removed_rule_drops_backlog, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreleased_in_flight_takes_no_credit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dropped_report_stays_dropped, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
