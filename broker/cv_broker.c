@@ -38,6 +38,7 @@
 #define TURN_BYTES         (2 * 1024 * 1024) /* bytes of frames handled per transaction */
 #define PUMP_MAX           256               /* deliveries a session is sent in one turn */
 #define SAVE_INTERVAL_MS   100               /* acknowledgements are saved this often */
+#define DROPS_PER_PUMP     2048              /* reports a pump may drop (a store write each) */
 
 /* docs/protocol.md section 7 */
 enum {
@@ -670,6 +671,8 @@ static cv_queue_t *queue_of(cv_broker_t *self, const char *agency, const char *f
     const char *key = queue_name(&name, agency, feed);
     cv_queue_t *q = key ? zhashx_lookup(self->queues, key) : NULL;
     queue_name_free(&name);
+    if (!key)
+        self->store_failed = true; /* out of memory: the turn fails, nothing is lost */
     if (q || !key)
         return q;
     /* nothing routed before it can be for it */
@@ -1049,14 +1052,18 @@ static size_t pump_resends(cv_broker_t *self, session_t *s, size_t room, packed_
  *  store row for them all. What the policy no longer releases is dropped.
  *  Returns the credit used; *packed, the deliveries in items. */
 static size_t pump_new(cv_broker_t *self, session_t *s, size_t room, packed_t *items,
-                       size_t *packed)
+                       size_t *packed, bool *more)
 {
     cv_routed_t taken[PUMP_MAX];
-    size_t n = 0, given = 0;
+    size_t n = 0, given = 0, dropped = 0;
     uint64_t first_seq = cv_queue_last_seq(s->queue) + 1;
-    while (given < room && cv_queue_take(s->queue, &taken[given])) {
+    /* drops are bounded too (each is a store write): a backlog the policy
+     * stopped releasing is dropped over several turns, not in one */
+    while (given < room && !(*more = dropped >= DROPS_PER_PUMP) &&
+           cv_queue_take(s->queue, &taken[given])) {
         const Caveat__Report *report = decide_entry(self, s, taken[given].report);
         if (!report) { /* dropped for good: no restart queues it again */
+            dropped++;
             cv_error_t err;
             if (!self->store_failed &&
                 !cv_store_unroute(self->store, taken[given].report, cv_queue_id(s->queue), &err))
@@ -1122,12 +1129,14 @@ static void pump(cv_broker_t *self, session_t *s)
     if (in_flight(s) == 0)
         s->progress = zclock_mono(); /* the ack clock starts with the first in flight */
     size_t sent = 0, used = s->resending ? pump_resends(self, s, room, items, &sent) : 0;
+    bool more = false;
     if (used < room && !s->resending) {
-        size_t more = 0;
-        used += pump_new(self, s, room - used, items + sent, &more);
-        sent += more;
+        size_t packed = 0;
+        used += pump_new(self, s, room - used, items + sent, &packed, &more);
+        sent += packed;
     }
-    s->dirty = used == room || s->resending; /* else the queue is empty: routing marks it again */
+    /* else the queue is empty: routing marks it again */
+    s->dirty = used == room || s->resending || more;
     if (!sent)
         return;
     post_deliveries(self, s, items, sent);
@@ -1166,8 +1175,9 @@ static void on_ack(cv_broker_t *self, session_t *s, const Caveat__Wire__Delivery
 /* ------------------------------------------------------------------------ */
 /*  Policy reload and administration.                                       */
 
-/*  Ends the sessions of keys the policy no longer lists: they get REVOKED
- *  and nothing more. */
+/*  Ends the sessions of keys the policy no longer lists (Error REVOKED)
+ *  and of screening feeds it no longer has (Error BAD_REQUEST): they get
+ *  nothing more. */
 static void revoke_removed(cv_broker_t *self)
 {
     zlistx_t *revoked = zlistx_new(); /* not deleted while the table is walked */
@@ -1578,11 +1588,12 @@ static void reload_queues(cv_broker_t *self)
 static void turn_failed(cv_broker_t *self, const char *why)
 {
     say(self, false, "store: %s", why);
+    cv_store_rollback(self->store);
     /* a store that keeps failing must not make the loop spin: wait a
-     * little longer after each failure in a row, up to a second */
+     * little longer after each failure in a row (100, 200, 400 ms, then a
+     * second), with the store's lock released */
     self->failures = self->failures < 10 ? self->failures + 1 : 10;
     zclock_sleep(self->failures < 4 ? 100 << (self->failures - 1) : 1000);
-    cv_store_rollback(self->store);
     self->store_failed = false;
     for (pending_ack_t *p = zlistx_first(self->pending_acks); p;
          p = zlistx_next(self->pending_acks))
@@ -1635,16 +1646,15 @@ static void hold(cv_broker_t *self, uint64_t commit, zmsg_t *msg, bool delivery)
  *  decided again under the new policy. */
 static void forget_held_deliveries(cv_broker_t *self)
 {
-    bool forgot = false;
     for (held_t *h = zlistx_first(self->held); h; h = zlistx_next(self->held))
         if (h->delivery) {
             zlistx_detach_cur(self->held); /* the cursor stays valid for next */
             zmsg_destroy(&h->msg);
             free(h);
-            forgot = true;
         }
-    for (session_t *s = zhashx_first(self->sessions); forgot && s;
-         s = zhashx_next(self->sessions)) {
+    /* every session, held deliveries or not: what was skipped under the
+     * old policy may be released by the new one */
+    for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions)) {
         session_unsent(s);
         s->resending = s->dirty = true;
         s->resent_up_to = 0;

@@ -501,6 +501,8 @@ bool cv_store_unroute(cv_store_t *self, int64_t report, int64_t queue, cv_error_
         cv_error_set(err, NULL, 0, 0, "store: out of memory");
         return false;
     }
+    if (kept == n)
+        return true; /* not routed there: nothing to write */
     if (!writing(self, err))
         return false;
     s = stmt(self, S_ROUTE_SET);

@@ -574,6 +574,44 @@ static void test_dropped_report_stays_dropped(void **state)
     finish(h);
 }
 
+/*  A seq in flight that one reload stopped releasing is sent, with its
+ *  seq, as soon as a later reload releases it again, on the session that
+ *  is open: decided when sent, under the policy in force. */
+static void test_in_flight_released_again_is_resent(void **state)
+{
+    harness_t *h = *state;
+    template_t referral = template_of("vulnerable_individual");
+    char **ids = queue_referrals(h, &referral);
+    cv_client_t *council = client(h, "hull-cc", NULL, 1);
+    const Caveat__Wire__Delivery *d = receive(council, 5000);
+    assert_non_null(d);
+    assert_string_equal(d->report_id, ids[0]); /* seq 1, never acknowledged */
+    cv_client_destroy(&council);
+
+    char *text = read_text(harness_path(h, "policy.yaml"));
+    char *v8 = replace(text, "\nversion: ", "version: 7", "version: 8");
+    char *removed = without_rule(v8, "safeguarding-referral");
+    reload(h, removed);
+    council = client(h, "hull-cc", NULL, 1);
+    assert_nothing_arrives(council, 500); /* seq 1 skipped, the rest dropped */
+    char *v9 = replace(text, "\nversion: ", "version: 7", "version: 9");
+    reload(h, v9);
+    d = receive(council, 5000); /* the same session, no reconnect */
+    assert_non_null(d);
+    assert_string_equal(d->report_id, ids[0]);
+    assert_int_equal(d->seq, 1);
+    ack(council, d->seq);
+    assert_nothing_arrives(council, 300);
+    cv_client_destroy(&council);
+    free(text);
+    free(v8);
+    free(v9);
+    free(removed);
+    free_ids(ids, REFERRALS);
+    free(referral.bytes);
+    finish(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -584,6 +622,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_removed_rule_drops_backlog, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreleased_in_flight_takes_no_credit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dropped_report_stays_dropped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_in_flight_released_again_is_resent, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
