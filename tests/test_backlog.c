@@ -224,6 +224,19 @@ static void reload(harness_t *h, const char *policy)
     cv_client_destroy(&admin);
 }
 
+/*  Reloads the policy text original as version, without the rule named
+ *  rule (NULL: with all its rules). */
+static void reload_as(harness_t *h, const char *original, int version, const char *rule)
+{
+    char to[32];
+    snprintf(to, sizeof to, "version: %d", version);
+    char *edited = replace(original, "\nversion: ", "version: 7", to);
+    char *without = rule ? without_rule(edited, rule) : NULL;
+    reload(h, without ? without : edited);
+    free(without);
+    free(edited);
+}
+
 static long stat_of(harness_t *h, const char *name)
 {
     cv_client_t *admin = client(h, "caveat-admin", NULL, 0);
@@ -457,9 +470,7 @@ static void test_removed_rule_drops_backlog(void **state)
     cv_policy_destroy(&old_policy);
 
     char *text = read_text(harness_path(h, "policy.yaml"));
-    char *v8 = replace(text, "\nversion: ", "version: 7", "version: 8");
-    char *removed = without_rule(v8, "safeguarding-referral");
-    reload(h, removed);
+    reload_as(h, text, 8, "safeguarding-referral");
     cv_policy_t *policy = policy_of(h);
     for (size_t i = 0; i < REFERRALS; i++) { /* the new policy sends the council none */
         Caveat__Report *stored = stored_report(&referral, ids[i]);
@@ -475,8 +486,6 @@ static void test_removed_rule_drops_backlog(void **state)
     cv_client_destroy(&council);
     cv_policy_destroy(&policy);
     free(text);
-    free(v8);
-    free(removed);
     free_ids(ids, REFERRALS);
     free(referral.bytes);
     finish(h);
@@ -497,9 +506,7 @@ static void test_unreleased_in_flight_takes_no_credit(void **state)
     cv_client_destroy(&council);
 
     char *text = read_text(harness_path(h, "policy.yaml"));
-    char *v8 = replace(text, "\nversion: ", "version: 7", "version: 8");
-    char *removed = without_rule(v8, "safeguarding-referral");
-    reload(h, removed);
+    reload_as(h, text, 8, "safeguarding-referral");
     enum { CONCERNS = 8 };
     cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
     char **concern_ids = calloc(CONCERNS, sizeof *concern_ids);
@@ -522,13 +529,26 @@ static void test_unreleased_in_flight_takes_no_credit(void **state)
     assert_nothing_arrives(council, 300);
     cv_client_destroy(&council);
     free(text);
-    free(v8);
-    free(removed);
     free_ids(ids, REFERRALS);
     free_ids(concern_ids, CONCERNS);
     free(referral.bytes);
     free(concern.bytes);
     finish(h);
+}
+
+/*  The council takes the first referral (seq 1) and goes without
+ *  acknowledging it; then a reload stops releasing referrals to councils.
+ *  Returns the policy text as it was (malloc'd). */
+static char *first_in_flight_then_unreleased(harness_t *h, char **ids)
+{
+    cv_client_t *council = client(h, "hull-cc", NULL, 1);
+    const Caveat__Wire__Delivery *d = receive(council, 5000);
+    assert_non_null(d);
+    assert_string_equal(d->report_id, ids[0]);
+    cv_client_destroy(&council);
+    char *text = read_text(harness_path(h, "policy.yaml"));
+    reload_as(h, text, 8, "safeguarding-referral");
+    return text;
 }
 
 /*  A report the policy stopped releasing is dropped for good: put back by
@@ -539,26 +559,16 @@ static void test_dropped_report_stays_dropped(void **state)
     harness_t *h = *state;
     template_t referral = template_of("vulnerable_individual");
     char **ids = queue_referrals(h, &referral);
-    cv_client_t *council = client(h, "hull-cc", NULL, 1);
-    const Caveat__Wire__Delivery *d = receive(council, 5000);
-    assert_non_null(d);
-    assert_string_equal(d->report_id, ids[0]); /* seq 1, never acknowledged */
-    cv_client_destroy(&council);
-
-    char *text = read_text(harness_path(h, "policy.yaml"));
-    char *v8 = replace(text, "\nversion: ", "version: 7", "version: 8");
-    char *removed = without_rule(v8, "safeguarding-referral");
-    reload(h, removed);
-    council = client(h, "hull-cc", NULL, 50); /* takes the rest, and drops it */
+    char *text = first_in_flight_then_unreleased(h, ids);
+    cv_client_t *council = client(h, "hull-cc", NULL, 50); /* takes the rest, and drops it */
     assert_nothing_arrives(council, 500);
     cv_client_destroy(&council);
-    char *v9 = replace(text, "\nversion: ", "version: 7", "version: 9");
-    reload(h, v9); /* the rule is back */
+    reload_as(h, text, 9, NULL); /* the rule is back */
     assert_true(harness_stop(h));
     assert_true(harness_start(h, NULL));
 
     council = client(h, "hull-cc", NULL, 50);
-    d = receive(council, 5000);
+    const Caveat__Wire__Delivery *d = receive(council, 5000);
     assert_non_null(d); /* the one in flight, released again, with its seq */
     assert_string_equal(d->report_id, ids[0]);
     assert_int_equal(d->seq, 1);
@@ -566,9 +576,6 @@ static void test_dropped_report_stays_dropped(void **state)
     assert_nothing_arrives(council, 500); /* the dropped ones stay dropped */
     cv_client_destroy(&council);
     free(text);
-    free(v8);
-    free(v9);
-    free(removed);
     free_ids(ids, REFERRALS);
     free(referral.bytes);
     finish(h);
@@ -582,21 +589,11 @@ static void test_in_flight_released_again_is_resent(void **state)
     harness_t *h = *state;
     template_t referral = template_of("vulnerable_individual");
     char **ids = queue_referrals(h, &referral);
+    char *text = first_in_flight_then_unreleased(h, ids);
     cv_client_t *council = client(h, "hull-cc", NULL, 1);
-    const Caveat__Wire__Delivery *d = receive(council, 5000);
-    assert_non_null(d);
-    assert_string_equal(d->report_id, ids[0]); /* seq 1, never acknowledged */
-    cv_client_destroy(&council);
-
-    char *text = read_text(harness_path(h, "policy.yaml"));
-    char *v8 = replace(text, "\nversion: ", "version: 7", "version: 8");
-    char *removed = without_rule(v8, "safeguarding-referral");
-    reload(h, removed);
-    council = client(h, "hull-cc", NULL, 1);
     assert_nothing_arrives(council, 500); /* seq 1 skipped, the rest dropped */
-    char *v9 = replace(text, "\nversion: ", "version: 7", "version: 9");
-    reload(h, v9);
-    d = receive(council, 5000); /* the same session, no reconnect */
+    reload_as(h, text, 9, NULL);
+    const Caveat__Wire__Delivery *d = receive(council, 5000); /* the same session */
     assert_non_null(d);
     assert_string_equal(d->report_id, ids[0]);
     assert_int_equal(d->seq, 1);
@@ -604,9 +601,6 @@ static void test_in_flight_released_again_is_resent(void **state)
     assert_nothing_arrives(council, 300);
     cv_client_destroy(&council);
     free(text);
-    free(v8);
-    free(v9);
-    free(removed);
     free_ids(ids, REFERRALS);
     free(referral.bytes);
     finish(h);
