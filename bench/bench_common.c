@@ -66,6 +66,68 @@ int bench_free_port(void)
     return port;
 }
 
+/* ------------------------------------------------------------------------ */
+/*  Reports: one JSON text, parsed with cv_json_parse, padded to a size.     */
+
+static char *report_json(const char *id, const char *category, const char *area,
+                         const char *summary, int narrative)
+{
+    static const char *const words[] = {
+        "the subject",     "was seen",        "near the",
+        "college",         "with associates", "and appeared",
+        "withdrawn",       "family members",  "reported concerns about",
+        "online activity", "in closed groups"};
+    text_t t = {0};
+    text_add(&t,
+             "{\"id\": \"%s\", \"author\": \"PC 4471 Grant\", "
+             "\"created\": \"2026-11-20T09:30:00Z\", \"category\": \"%s\", "
+             "\"handling_level\": \"OFFICIAL-SENSITIVE\", \"grading\": {\"source\": \"B\", "
+             "\"intelligence\": \"2\", \"handling_code\": \"2\"}, \"priority\": \"ROUTINE\", "
+             "\"area\": \"%s\", \"subjects\": [{\"name\": \"Jordan Ellis\", "
+             "\"date_of_birth\": \"2009-04-01\", \"address\": \"14 Example Street, Hull\", "
+             "\"postcode\": \"HU3 2AB\", \"identifiers\": {\"pnc\": \"09/123456A\"}, "
+             "\"vulnerability_factors\": [\"isolation\", \"online contact\"]}], "
+             "\"location\": {\"name\": \"Community centre\", \"postcode\": \"HU3 2BQ\", "
+             "\"latitude\": 53.7443, \"longitude\": -0.3326}, \"summary\": \"%s\", "
+             "\"narrative\": \"",
+             id, category, area, summary);
+    for (int i = 0, len = 0; len < narrative; i++) {
+        const char *w = words[i % (int)(sizeof words / sizeof *words)];
+        text_add(&t, "%s ", w);
+        len += (int)strlen(w) + 1;
+    }
+    text_add(&t,
+             "end.\", \"source\": {\"type\": \"patrol\", \"reference\": \"SR/2026/0441\", "
+             "\"notes\": \"reliable in the past\"}, \"indicators\": [\"online_radicalisation\"], "
+             "\"tension\": {\"level\": 3, \"trend\": \"rising\"}, \"caveats\": [\"POLICE ONLY\"]}");
+    return t.data;
+}
+
+static Caveat__Report *parse_report(const char *program, const char *json)
+{
+    cv_error_t err = {""};
+    ProtobufCMessage *msg = cv_json_parse(cv_schema_report(), json, strlen(json), "<bench>", &err);
+    if (!msg) {
+        fprintf(stderr, "%s: generated report refused: %s\n", program, err.msg);
+        exit(1);
+    }
+    return (Caveat__Report *)msg;
+}
+
+Caveat__Report *bench_make_report(const char *program, const char *id, const char *category,
+                                  const char *area, const char *summary, int bytes)
+{
+    char *json = report_json(id, category, area, summary, 0);
+    Caveat__Report *r = parse_report(program, json);
+    int base = (int)caveat__report__get_packed_size(r) + 14;
+    caveat__report__free_unpacked(r, NULL);
+    free(json);
+    json = report_json(id, category, area, summary, bytes - base - 8);
+    r = parse_report(program, json);
+    free(json);
+    return r;
+}
+
 uint64_t bench_now_ns(void)
 {
     struct timespec ts;

@@ -18,6 +18,13 @@ typedef struct {
 /*  Appends printf-style text, growing the buffer (aborts when out of memory). */
 void text_add(text_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/*  A report in the benchmarks' shape (subject, location, grading, source,
+ *  indicators, a narrative) whose packed form is about bytes once the
+ *  broker has set its originator (about 14 bytes), parsed from JSON with
+ *  cv_json_parse; exits naming program when the engine refuses it. */
+Caveat__Report *bench_make_report(const char *program, const char *id, const char *category,
+                                  const char *area, const char *summary, int bytes);
+
 /*  CLOCK_MONOTONIC in nanoseconds. */
 uint64_t bench_now_ns(void);
 /*  The program's path on PATH, /usr/sbin and /usr/local/sbin, or NULL (malloc'd). */

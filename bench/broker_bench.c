@@ -236,67 +236,18 @@ typedef struct {
 enum { F_FULL, F_NORMAL, F_FORWARDER, N_FANOUT };
 
 /* ------------------------------------------------------------------------ */
-/*  Reports: one JSON text, parsed with cv_json_parse, padded to ~1 KB.      */
+/*  Reports: bench_make_report (bench_common.c), padded to ~1 KB.          */
 
 #define STAMP_FORMAT "due=%020" PRIu64 " sent=%020" PRIu64 " (broker_bench)"
 
-static char *report_json(const char *category, const char *area, int narrative)
-{
-    static const char *const words[] = {
-        "the subject",     "was seen",        "near the",
-        "college",         "with associates", "and appeared",
-        "withdrawn",       "family members",  "reported concerns about",
-        "online activity", "in closed groups"};
-    text_t t = {0};
-    text_add(&t,
-             "{\"id\": \"bb-000000000000\", \"author\": \"PC 4471 Grant\", "
-             "\"created\": \"2026-11-20T09:30:00Z\", \"category\": \"%s\", "
-             "\"handling_level\": \"OFFICIAL-SENSITIVE\", \"grading\": {\"source\": \"B\", "
-             "\"intelligence\": \"2\", \"handling_code\": \"2\"}, \"priority\": \"ROUTINE\", "
-             "\"area\": \"%s\", \"subjects\": [{\"name\": \"Jordan Ellis\", "
-             "\"date_of_birth\": \"2009-04-01\", \"address\": \"14 Example Street, Hull\", "
-             "\"postcode\": \"HU3 2AB\", \"identifiers\": {\"pnc\": \"09/123456A\"}, "
-             "\"vulnerability_factors\": [\"isolation\", \"online contact\"]}], "
-             "\"location\": {\"name\": \"Community centre\", \"postcode\": \"HU3 2BQ\", "
-             "\"latitude\": 53.7443, \"longitude\": -0.3326}, \"summary\": \"" STAMP_FORMAT "\", "
-             "\"narrative\": \"",
-             category, area, (uint64_t)0, (uint64_t)0);
-    for (int i = 0, len = 0; len < narrative; i++) {
-        const char *w = words[i % (int)(sizeof words / sizeof *words)];
-        text_add(&t, "%s ", w);
-        len += (int)strlen(w) + 1;
-    }
-    text_add(&t,
-             "end.\", \"source\": {\"type\": \"patrol\", \"reference\": \"SR/2026/0441\", "
-             "\"notes\": \"reliable in the past\"}, \"indicators\": [\"online_radicalisation\"], "
-             "\"tension\": {\"level\": 3, \"trend\": \"rising\"}, \"caveats\": [\"POLICE ONLY\"]}");
-    return t.data;
-}
-
-static Caveat__Report *parse_report(const char *json)
-{
-    cv_error_t err = {""};
-    ProtobufCMessage *msg = cv_json_parse(cv_schema_report(), json, strlen(json), "<bench>", &err);
-    if (!msg) {
-        fprintf(stderr, "broker_bench: generated report refused: %s\n", err.msg);
-        exit(1);
-    }
-    return (Caveat__Report *)msg;
-}
-
 /*  A report of the category and area whose packed form is ~REPORT_BYTES
- *  (with a broker-set originator of about 12 bytes included). */
+ *  (with a broker-set originator), its summary a stamp of the right length. */
 static Caveat__Report *make_report(const char *category, const char *area)
 {
-    char *json = report_json(category, area, 0);
-    Caveat__Report *r = parse_report(json);
-    int base = (int)caveat__report__get_packed_size(r) + 14;
-    caveat__report__free_unpacked(r, NULL);
-    free(json);
-    json = report_json(category, area, REPORT_BYTES - base - 8);
-    r = parse_report(json);
-    free(json);
-    return r;
+    char summary[128];
+    snprintf(summary, sizeof summary, STAMP_FORMAT, (uint64_t)0, (uint64_t)0);
+    return bench_make_report("broker_bench", "bb-000000000000", category, area, summary,
+                             REPORT_BYTES);
 }
 
 /*  Why a publish call failed: its error, or the first refusal's reason. */
@@ -875,12 +826,7 @@ static void measure_forwarder(const options_t *opt, path_result_t *r)
 /* ------------------------------------------------------------------------ */
 /*  1c: nats-server with TLS and per-user subject permissions.              */
 
-/*  The program's path on PATH (Debian puts nats-server in /usr/sbin, which
- *  a normal user's PATH may lack, so that is tried too), or NULL. */
-
 #ifdef HAVE_LIBNATS
-
-/*  A throwaway self-signed certificate for localhost and 127.0.0.1. */
 
 /*  TLS, and two users that may each do one thing on one subject. */
 static bool write_nats_config(const nats_server_t *n, int port)

@@ -187,64 +187,14 @@ static long sampler_stop(sampler_t *s)
 }
 
 /* ------------------------------------------------------------------------ */
-/*  Reports: one JSON text, parsed with cv_json_parse, padded to ~1 KB.      */
-
-static char *report_json(int narrative)
-{
-    static const char *const words[] = {
-        "the subject",     "was seen",        "near the",
-        "college",         "with associates", "and appeared",
-        "withdrawn",       "family members",  "reported concerns about",
-        "online activity", "in closed groups"};
-    text_t t = {0};
-    text_add(&t,
-             "{\"id\": \"db-000000000000\", \"author\": \"PC 4471 Grant\", "
-             "\"created\": \"2026-11-20T09:30:00Z\", \"category\": \"vulnerable_individual\", "
-             "\"handling_level\": \"OFFICIAL-SENSITIVE\", \"grading\": {\"source\": \"B\", "
-             "\"intelligence\": \"2\", \"handling_code\": \"2\"}, \"priority\": \"ROUTINE\", "
-             "\"area\": \"hull\", \"subjects\": [{\"name\": \"Jordan Ellis\", "
-             "\"date_of_birth\": \"2009-04-01\", \"address\": \"14 Example Street, Hull\", "
-             "\"postcode\": \"HU3 2AB\", \"identifiers\": {\"pnc\": \"09/123456A\"}, "
-             "\"vulnerability_factors\": [\"isolation\", \"online contact\"]}], "
-             "\"location\": {\"name\": \"Community centre\", \"postcode\": \"HU3 2BQ\", "
-             "\"latitude\": 53.7443, \"longitude\": -0.3326}, \"summary\": \"durability_bench\", "
-             "\"narrative\": \"");
-    for (int i = 0, len = 0; len < narrative; i++) {
-        const char *w = words[i % (int)(sizeof words / sizeof *words)];
-        text_add(&t, "%s ", w);
-        len += (int)strlen(w) + 1;
-    }
-    text_add(&t,
-             "end.\", \"source\": {\"type\": \"patrol\", \"reference\": \"SR/2026/0441\", "
-             "\"notes\": \"reliable in the past\"}, \"indicators\": [\"online_radicalisation\"], "
-             "\"tension\": {\"level\": 3, \"trend\": \"rising\"}, \"caveats\": [\"POLICE ONLY\"]}");
-    return t.data;
-}
-
-static Caveat__Report *parse_report(const char *json)
-{
-    cv_error_t err = {""};
-    ProtobufCMessage *msg = cv_json_parse(cv_schema_report(), json, strlen(json), "<bench>", &err);
-    if (!msg) {
-        fprintf(stderr, "durability_bench: generated report refused: %s\n", err.msg);
-        exit(1);
-    }
-    return (Caveat__Report *)msg;
-}
+/*  Reports: bench_make_report (bench_common.c), padded to ~1 KB.          */
 
 /*  A report whose packed form is ~REPORT_BYTES once the broker has set its
- *  originator (about 14 bytes) and its id has the run's length. */
+ *  originator and its id has the run's length. */
 static Caveat__Report *make_report(void)
 {
-    char *json = report_json(0);
-    Caveat__Report *r = parse_report(json);
-    int base = (int)caveat__report__get_packed_size(r) + 14;
-    caveat__report__free_unpacked(r, NULL);
-    free(json);
-    json = report_json(REPORT_BYTES - base - 8);
-    r = parse_report(json);
-    free(json);
-    return r;
+    return bench_make_report("durability_bench", "db-000000000000", "vulnerable_individual", "hull",
+                             "durability_bench", REPORT_BYTES);
 }
 
 static size_t report_size(void)
@@ -409,12 +359,7 @@ static void measure_caveatd(const options_t *opt, const char *sync, path_result_
 /* ------------------------------------------------------------------------ */
 /*  Phase 1b: NATS JetStream, file storage, TLS.                            */
 
-/*  The program's path on PATH (Debian puts nats-server in /usr/sbin, which
- *  a normal user's PATH may lack, so that is tried too), or NULL. */
-
 #ifdef HAVE_LIBNATS
-
-/*  A throwaway self-signed certificate for localhost and 127.0.0.1. */
 
 /*  TLS, one user, JetStream storing under the temporary directory. */
 static bool write_nats_config(const nats_server_t *n, int port)
