@@ -340,10 +340,13 @@ static void session_acked(session_t *s, uint64_t up_to)
         s->out.first = s->out.n = 0;
 }
 
-/*  Everything sent counts as not sent: the session will be sent it again. */
-static void session_unsent(session_t *s)
+/*  Everything sent counts as not sent: the session is sent again all its
+ *  queue has in flight, from the first unacknowledged seq. */
+static void session_resend_all(session_t *s)
 {
     s->out.first = s->out.n = 0;
+    s->resending = s->dirty = true;
+    s->resent_up_to = 0;
 }
 
 static bool load_queues(cv_broker_t *self, cv_error_t *err);
@@ -1606,11 +1609,8 @@ static void turn_failed(cv_broker_t *self, const char *why)
     zmsg_t *msg;
     while ((msg = zlistx_detach(self->outbox, NULL)))
         zmsg_destroy(&msg);
-    for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions)) {
-        session_unsent(s);
-        s->resending = s->dirty = true;
-        s->resent_up_to = 0;
-    }
+    for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
+        session_resend_all(s);
     /* rows made in the rolled-back turn are gone: so must be their mirrors */
     cv_cache_forget(self->cache);
     reload_queues(self);
@@ -1654,11 +1654,8 @@ static void forget_held_deliveries(cv_broker_t *self)
         }
     /* every session, held deliveries or not: what was skipped under the
      * old policy may be released by the new one */
-    for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions)) {
-        session_unsent(s);
-        s->resending = s->dirty = true;
-        s->resent_up_to = 0;
-    }
+    for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
+        session_resend_all(s);
 }
 
 /*  The turn's PublishAcks and deliveries wait for its commit to be synced. */
@@ -1731,9 +1728,7 @@ static void resend_overdue(cv_broker_t *self)
     for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
         if (in_flight(s) > 0 && now - s->progress > self->config.ack_timeout_ms) {
             self->stats.resent += in_flight(s);
-            session_unsent(s);
-            s->resending = s->dirty = true;
-            s->resent_up_to = 0;
+            session_resend_all(s);
             s->progress = now;
         }
 }
