@@ -32,6 +32,19 @@ struct cv_syncer_t {
 /* ------------------------------------------------------------------------ */
 /*  The syncer.                                                              */
 
+/*  fsync of the directory that holds db_path: the names of the files in
+ *  it (the WAL's, once SQLite has made it) survive a power loss. */
+static bool sync_directory(const char *db_path)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", db_path);
+    int fd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    bool ok = fd >= 0 && fsync(fd) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
 /*  The WAL, opened when it first exists (SQLite makes it at the first
  *  write); its directory is synced once so that the file itself survives a
  *  power loss. */
@@ -40,15 +53,8 @@ static int open_wal(const char *db_path)
     char path[4200];
     snprintf(path, sizeof path, "%s-wal", db_path);
     int fd = open(path, O_RDWR | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", db_path);
-    int dir_fd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir_fd >= 0) {
-        fsync(dir_fd);
-        close(dir_fd);
-    }
+    if (fd >= 0)
+        sync_directory(db_path);
     return fd;
 }
 
@@ -257,14 +263,9 @@ static bool sync_path(const char *path)
 
 bool cv_syncer_sync_now(const cv_syncer_t *self)
 {
-    char wal[4200], dir[4096];
+    char wal[4200];
     snprintf(wal, sizeof wal, "%s-wal", self->db_path);
-    snprintf(dir, sizeof dir, "%s", self->db_path);
-    int dir_fd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    bool ok = dir_fd >= 0 && fsync(dir_fd) == 0; /* the WAL's name, too */
-    if (dir_fd >= 0)
-        close(dir_fd);
-    return ok && sync_path(self->db_path) && sync_path(wal);
+    return sync_directory(self->db_path) && sync_path(self->db_path) && sync_path(wal);
 }
 
 bool cv_syncer_checkpoint(cv_syncer_t *self)
