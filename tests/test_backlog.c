@@ -17,6 +17,7 @@
 #include <czmq.h>
 
 #include "cv_policy.h"
+#include "e2e_checks.h"
 #include "harness.h"
 
 #define DEFAULT_BACKLOG 10000
@@ -49,16 +50,6 @@ static int teardown(void **state)
 static void finish(harness_t *h)
 {
     assert_true(harness_stop(h));
-}
-
-static cv_client_t *client(harness_t *h, const char *agency, const char *feed, uint32_t credit)
-{
-    cv_error_t err = {""};
-    cv_client_t *c = harness_client(h, agency, feed, credit, &err);
-    if (!c)
-        print_error("client %s: %s\n", agency, err.msg);
-    assert_non_null(c);
-    return c;
 }
 
 /*  An example report, packed: each publish unpacks a fresh copy with no
@@ -121,30 +112,12 @@ static void free_ids(char **ids, size_t n)
     free(ids);
 }
 
-static const Caveat__Wire__Delivery *receive(cv_client_t *c, int timeout_ms)
-{
-    cv_error_t err = {""};
-    const Caveat__Wire__Delivery *d = cv_client_receive(c, timeout_ms, &err);
-    if (!d && err.msg[0])
-        print_error("receive: %s\n", err.msg);
-    return d;
-}
-
 static void ack(cv_client_t *c, uint64_t seq)
 {
     cv_error_t err = {""};
     if (!cv_client_ack(c, seq, &err))
         print_error("ack: %s\n", err.msg);
     assert_true(err.msg[0] == '\0');
-}
-
-static void assert_nothing_arrives(cv_client_t *c, int timeout_ms)
-{
-    const Caveat__Wire__Delivery *d = receive(c, timeout_ms);
-    if (d)
-        print_error("unexpected delivery of %s, seq %llu\n", d->report_id,
-                    (unsigned long long)d->seq);
-    assert_null(d);
 }
 
 /*  Receives n deliveries; they must be ids[0..n-1] in that order, with seq

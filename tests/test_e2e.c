@@ -13,6 +13,7 @@
 #include <cmocka.h>
 #include <czmq.h>
 
+#include "e2e_checks.h"
 #include "harness.h"
 
 /* ------------------------------------------------------------------------ */
@@ -31,16 +32,6 @@ static void finish(harness_t **h)
 {
     assert_true(harness_stop(*h));
     harness_destroy(h);
-}
-
-static cv_client_t *client(harness_t *h, const char *agency, const char *feed, uint32_t credit)
-{
-    cv_error_t err = {""};
-    cv_client_t *c = harness_client(h, agency, feed, credit, &err);
-    if (!c)
-        print_error("client %s: %s\n", agency, err.msg);
-    assert_non_null(c);
-    return c;
 }
 
 /*  Publishes one report; returns its status, and its id in id. */
@@ -65,23 +56,6 @@ static void publish_example(cv_client_t *c, const char *name, char *id, size_t s
     assert_non_null(report);
     assert_int_equal(publish(c, report, id, size), CAVEAT__WIRE__STATUS__OK);
     caveat__report__free_unpacked(report, NULL);
-}
-
-static const Caveat__Wire__Delivery *receive(cv_client_t *c, int timeout_ms)
-{
-    cv_error_t err = {""};
-    const Caveat__Wire__Delivery *d = cv_client_receive(c, timeout_ms, &err);
-    if (!d && err.msg[0])
-        print_error("receive: %s\n", err.msg);
-    return d;
-}
-
-static void assert_nothing_arrives(cv_client_t *c, int timeout_ms)
-{
-    const Caveat__Wire__Delivery *d = receive(c, timeout_ms);
-    if (d)
-        print_error("unexpected delivery of %s\n", d->report_id);
-    assert_null(d);
 }
 
 static bool packed_contains(const Caveat__Report *report, const char *text)
