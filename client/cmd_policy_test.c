@@ -735,13 +735,7 @@ static struct fy_document *load_cases(const char *path, char **buf_p)
         cli_error(CLI_USAGE, "%s: %s", path, strerror(errno));
         return NULL;
     }
-    struct fy_diag_cfg dcfg;
-    fy_diag_cfg_default(&dcfg);
-    dcfg.fp = NULL;
-    dcfg.colorize = false;
-    struct fy_diag *diag = fy_diag_create(&dcfg);
-    if (diag)
-        fy_diag_set_collect_errors(diag, true);
+    struct fy_diag *diag = cv_diag_collecting();
     /* resolving lets a case reuse another's inline report (&anchor,
      * *alias) or vary it with a merge key (<<: *alias) */
     struct fy_parse_cfg cfg = {

@@ -1006,11 +1006,6 @@ static bool resolve(struct fy_document *doc)
     return !needed || fy_document_resolve(doc) == 0;
 }
 
-static void quiet_output(struct fy_diag *diag, void *user, const char *buf, size_t len)
-{
-    (void)diag, (void)user, (void)buf, (void)len;
-}
-
 static void derive_key(cv_policy_t *p, const uint8_t *pseudonym_key)
 {
     if (pseudonym_key) {
@@ -1040,13 +1035,7 @@ cv_policy_t *cv_policy_load_buffer(const char *buf, size_t len, const char *name
     policy->schema = cv_schema_report();
     loader_t l = {.policy = policy, .file = name, .err = err};
 
-    struct fy_diag_cfg dcfg;
-    fy_diag_cfg_default(&dcfg);
-    dcfg.fp = NULL;
-    dcfg.output_fn = quiet_output;
-    struct fy_diag *diag = fy_diag_create(&dcfg);
-    if (diag)
-        fy_diag_set_collect_errors(diag, true);
+    struct fy_diag *diag = cv_diag_collecting();
     struct fy_parse_cfg cfg = {.flags = FYPCF_QUIET | FYPCF_COLLECT_DIAG, .diag = diag};
     struct fy_document *doc = fy_document_build_from_string(&cfg, buf, len);
     bool ok = false;

@@ -860,8 +860,7 @@ static struct fy_document *load_json(struct fy_parser *parser, struct fy_diag *d
     return NULL;
 }
 
-/*  A diagnostic object that collects errors instead of printing them. */
-static struct fy_diag *collecting_diag(void)
+struct fy_diag *cv_diag_collecting(void)
 {
     struct fy_diag_cfg cfg;
     fy_diag_cfg_default(&cfg);
@@ -887,7 +886,7 @@ ProtobufCMessage *cv_json_parse(const cv_schema_t *schema, const char *buf, size
         cv_error_set(err, name, line, col, "%s", bad);
         return NULL;
     }
-    struct fy_diag *diag = collecting_diag();
+    struct fy_diag *diag = cv_diag_collecting();
     struct fy_parse_cfg cfg = {
         .flags = FYPCF_QUIET | FYPCF_COLLECT_DIAG | FYPCF_JSON_FORCE,
         .diag = diag,

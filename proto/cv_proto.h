@@ -171,6 +171,11 @@ const char *cv_text_check(const char *buf, size_t len, int *line, int *col);
  *  nothing has a position.                                                 */
 void cv_node_position(struct fy_node *node, int *line, int *col);
 
+/*  A libfyaml diagnostic object that collects errors (for FILE:LINE:COL
+ *  messages) and prints nothing; NULL when out of memory.                 */
+struct fy_diag;
+struct fy_diag *cv_diag_collecting(void);
+
 #ifdef __cplusplus
 }
 #endif
