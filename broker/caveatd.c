@@ -8,8 +8,8 @@
 
 static const char usage[] =
     "usage: caveatd --policy FILE --endpoint EP --cert BROKER.cert_secret --data DIR\n"
-    "               [--sync full|normal|off] [--max-frame BYTES] [--ack-timeout SECONDS]\n"
-    "               [--verbose]\n";
+    "               [--sync full|normal|off] [--max-frame BYTES] [--max-reports N]\n"
+    "               [--ack-timeout SECONDS] [--verbose]\n";
 
 static int bad_option(const char *option, const char *expected, const char *value)
 {
@@ -19,12 +19,17 @@ static int bad_option(const char *option, const char *expected, const char *valu
 
 static int parse(int argc, char **argv, cv_broker_config_t *config)
 {
-    static const struct option options[] = {
-        {"policy", required_argument, NULL, 'p'},      {"endpoint", required_argument, NULL, 'e'},
-        {"cert", required_argument, NULL, 'c'},        {"data", required_argument, NULL, 'd'},
-        {"sync", required_argument, NULL, 's'},        {"max-frame", required_argument, NULL, 'm'},
-        {"verbose", no_argument, NULL, 'v'},           {"help", no_argument, NULL, 'h'},
-        {"ack-timeout", required_argument, NULL, 'a'}, {NULL, 0, NULL, 0}};
+    static const struct option options[] = {{"policy", required_argument, NULL, 'p'},
+                                            {"endpoint", required_argument, NULL, 'e'},
+                                            {"cert", required_argument, NULL, 'c'},
+                                            {"data", required_argument, NULL, 'd'},
+                                            {"sync", required_argument, NULL, 's'},
+                                            {"max-frame", required_argument, NULL, 'm'},
+                                            {"verbose", no_argument, NULL, 'v'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {"ack-timeout", required_argument, NULL, 'a'},
+                                            {"max-reports", required_argument, NULL, 'r'},
+                                            {NULL, 0, NULL, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (opt) {
@@ -62,6 +67,11 @@ static int parse(int argc, char **argv, cv_broker_config_t *config)
             config->max_frame = atoi(optarg);
             if (config->max_frame < 1024)
                 return bad_option("--max-frame", "at least 1024 bytes", optarg);
+            break;
+        case 'r':
+            config->max_reports = atoi(optarg);
+            if (config->max_reports < 1 || config->max_reports > 100000)
+                return bad_option("--max-reports", "from 1 to 100000", optarg);
             break;
         case 'h':
             fputs(usage, stdout);

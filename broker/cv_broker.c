@@ -22,6 +22,7 @@
 
 #include "cv_broker.h"
 #include "cv_cache.h"
+#include "cv_log.h"
 #include "cv_queue.h"
 #include "cv_selftest.h"
 #include "cv_zap.h"
@@ -39,25 +40,55 @@
 #define PUMP_MAX           256               /* deliveries a session is sent in one turn */
 #define SAVE_INTERVAL_MS   100               /* acknowledgements are saved this often */
 #define DROPS_PER_PUMP     2048              /* reports a pump may drop (a store write each) */
+/* Bounds on what one agency can make the broker do (docs/operations.md, "Limits") */
+#define DEFAULT_MAX_REPORTS 500  /* reports one Publish may hold */
+#define REPORTS_PER_TURN    4000 /* reports handled per transaction */
+#define PEER_SNDHWM         64   /* messages queued toward one connection; past it, it is gone */
+#define HELLOS_PER_SECOND   10   /* on one connection */
+#define ERRORS_PER_SECOND   20   /* Error frames to one agency's connections without a session */
+#define ZAP_EVERY           64   /* messages handled between two looks at ZAP */
 
-/* docs/protocol.md section 7 */
-enum {
-    E_BAD_FRAME = 1,
-    E_NOT_READY,
-    E_VERSION,
-    E_BAD_ACK,
-    E_FORBIDDEN,
-    E_REVOKED,
-    E_UNSUPPORTED,
-    E_BAD_REQUEST,
-};
+/* wire.proto's ErrorCode */
+#define E_BAD_FRAME   CAVEAT__WIRE__ERROR_CODE__BAD_FRAME
+#define E_NOT_READY   CAVEAT__WIRE__ERROR_CODE__NOT_READY
+#define E_VERSION     CAVEAT__WIRE__ERROR_CODE__VERSION
+#define E_BAD_ACK     CAVEAT__WIRE__ERROR_CODE__BAD_ACK
+#define E_FORBIDDEN   CAVEAT__WIRE__ERROR_CODE__FORBIDDEN
+#define E_REVOKED     CAVEAT__WIRE__ERROR_CODE__REVOKED
+#define E_UNSUPPORTED CAVEAT__WIRE__ERROR_CODE__UNSUPPORTED
+#define E_BAD_REQUEST CAVEAT__WIRE__ERROR_CODE__BAD_REQUEST
+#define E_LIMIT       CAVEAT__WIRE__ERROR_CODE__LIMIT
 
+/*  A count per second: how often something may happen. */
 typedef struct {
+    int64_t second;
+    int count;
+} rate_t;
+
+/*  True, and counted, while fewer than limit happened this second. */
+static bool rate_allows(rate_t *rate, int limit)
+{
+    int64_t second = zclock_mono() / 1000;
+    if (second != rate->second) {
+        rate->second = second;
+        rate->count = 0;
+    }
+    if (rate->count >= limit)
+        return false;
+    rate->count++;
+    return true;
+}
+
+/*  A session belongs to one connection (its routing id) and one key: a
+ *  message is served from a session only when it came with that key. */
+typedef struct {
+    uint64_t serial;   /* never reused: what it is sent is tagged with it */
     char *routing_hex; /* key in the session table */
     zframe_t *routing; /* ROUTER routing id */
     char *agency;      /* agency id */
     uint8_t key[CV_KEY_BYTES];
-    char *feed; /* "" for the direct queue */
+    rate_t hellos; /* Hellos on this connection */
+    char *feed;    /* "" for the direct queue */
     uint32_t credit;
     struct {
         uint64_t *seqs; /* sent on this session and not acknowledged, rising */
@@ -81,12 +112,14 @@ typedef struct {
 /*  A message that may leave once commit is on disk (cv_store_synced). */
 typedef struct {
     uint64_t commit;
+    uint64_t session; /* the serial of the session it is for: it ends with it */
     zmsg_t *msg;
     bool delivery; /* a Deliver, decided under the policy of its turn */
 } held_t;
 
 /*  A publish waiting for the commit before its PublishAck goes out. */
 typedef struct {
+    uint64_t session;
     zframe_t *routing;
     Caveat__Wire__PublishAck ack;
 } pending_ack_t;
@@ -104,21 +137,26 @@ struct cv_broker_t {
     zhashx_t *queues;   /* queue_name() -> cv_queue_t (owns them) */
     cv_queue_t **by_id; /* queues by store id, while loading */
     size_t by_id_cap;
-    int64_t max_report; /* the highest report rowid routed */
-    bool store_failed;  /* a write of this turn failed: it rolls back */
-    bool queues_lost;   /* the queues could not be read back after a rollback */
-    int64_t next_save;  /* when acknowledgements are next saved (ms) */
-    int failures;       /* turns failed in a row: the back-off */
-    bool unsaved;       /* acknowledgements not yet saved */
-    int64_t *route_ids; /* one report's queue ids, reused */
+    int64_t max_report;  /* the highest report rowid routed */
+    bool store_failed;   /* a write of this turn failed: it rolls back */
+    bool queues_lost;    /* the queues could not be read back after a rollback */
+    int64_t next_save;   /* when acknowledgements are next saved (ms) */
+    int failures;        /* turns failed in a row: the back-off */
+    bool unsaved;        /* acknowledgements not yet saved */
+    size_t turn_reports; /* reports handled in this turn */
+    int64_t *route_ids;  /* one report's queue ids, reused */
     size_t route_ids_cap;
     zlistx_t *senders;      /* send-only sessions, oldest first (not owned) */
     zlistx_t *pending_acks; /* pending_ack_t */
-    zlistx_t *outbox;       /* zmsg_t: deliveries to send after the commit */
+    zlistx_t *outbox;       /* held_t: deliveries to send after the commit */
     zlistx_t *held;         /* held_t: messages waiting for their commit's sync */
     zlistx_t *deferred;     /* deferred_t: admin work run outside a transaction */
     cv_cache_t *cache;      /* unpacked frames and reports: a report fanned out is unpacked once */
     cv_decision_t *decision;
+    cv_log_t *log;
+    uint64_t next_serial; /* of sessions */
+    rate_t *errors;       /* per agency index: Errors to connections without a session */
+    int errors_cap;
     struct {
         void *view; /* one packed view */
         size_t view_cap;
@@ -129,7 +167,7 @@ struct cv_broker_t {
     } pack; /* reused, so delivering mallocs nothing once warm */
     struct {
         uint64_t published, refused, delivered, resent, dropped, revoked, reloads, reload_failures,
-            purged;
+            purged, limited, foreign;
     } stats;
 };
 
@@ -157,24 +195,6 @@ static bool reserve(void **buf, size_t *cap, size_t want)
     *buf = bigger;
     *cap = grown;
     return true;
-}
-
-/* ------------------------------------------------------------------------ */
-/*  Logging: one line each; report content only at debug level.            */
-
-static void say(const cv_broker_t *self, bool debug, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void say(const cv_broker_t *self, bool debug, const char *fmt, ...)
-{
-    if (debug && !self->config.verbose)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("caveatd: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -267,7 +287,7 @@ static bool bind_router(cv_broker_t *self, zcert_t *cert, cv_error_t *err)
     zsock_set_maxmsgsize(self->router, self->config.max_frame + CURVE_OVERHEAD);
     zsock_set_heartbeat_ivl(self->router, 5000);
     zsock_set_heartbeat_timeout(self->router, 15000);
-    zsock_set_sndhwm(self->router, 100000);
+    zsock_set_sndhwm(self->router, PEER_SNDHWM); /* per connection: ROUTER_MANDATORY then fails */
     zsock_set_rcvhwm(self->router, 100000);
     zsock_set_sndtimeo(self->router, 0);
     zsock_set_rcvtimeo(self->router, 0);
@@ -385,6 +405,9 @@ cv_broker_t *cv_broker_new(const cv_broker_config_t *config, cv_error_t *err)
         self->config.max_frame = DEFAULT_MAX_FRAME;
     if (!self->config.ack_timeout_ms)
         self->config.ack_timeout_ms = 30000;
+    if (!self->config.max_reports)
+        self->config.max_reports = DEFAULT_MAX_REPORTS;
+    self->log = cv_log_new(config->verbose);
     self->sessions = zhashx_new();
     zhashx_set_destructor(self->sessions, session_free);
     self->serving = zhashx_new();
@@ -426,6 +449,8 @@ void cv_broker_destroy(cv_broker_t **self_p)
     cv_store_close(&self->store);
     cv_policy_destroy(&self->policy);
     cv_decision_destroy(&self->decision);
+    cv_log_destroy(&self->log);
+    free(self->errors);
     free(self->pack.view);
     free(self->pack.bytes);
     free(self->pack.rules);
@@ -553,6 +578,37 @@ static void remove_session(cv_broker_t *self, session_t *s)
     zhashx_delete(self->sessions, s->routing_hex);
 }
 
+static void free_pending(pending_ack_t *p);
+
+/*  Drops whatever waits to be sent for the session with serial: a
+ *  PublishAck, deliveries held for their sync or in the outbox. */
+static void forget_messages_of(cv_broker_t *self, uint64_t serial)
+{
+    for (pending_ack_t *p = zlistx_first(self->pending_acks); p;
+         p = zlistx_next(self->pending_acks))
+        if (p->session == serial) {
+            zlistx_detach_cur(self->pending_acks); /* the cursor stays valid for next */
+            free_pending(p);
+        }
+    zlistx_t *lists[] = {self->outbox, self->held};
+    for (size_t i = 0; i < sizeof lists / sizeof *lists; i++)
+        for (held_t *h = zlistx_first(lists[i]); h; h = zlistx_next(lists[i]))
+            if (h->session == serial) {
+                zlistx_detach_cur(lists[i]);
+                zmsg_destroy(&h->msg);
+                free(h);
+            }
+}
+
+/*  Ends a session now: nothing more is sent for it, not even what waits
+ *  for a sync. Its deliveries stay in flight in its queue, for the next
+ *  session of that queue. */
+static void end_session(cv_broker_t *self, session_t *s)
+{
+    forget_messages_of(self, s->serial);
+    remove_session(self, s);
+}
+
 /*  libzmq 4.3 tells a ROUTER nothing when a peer goes, and send-only
  *  sessions replace no one: keep the newest SENDERS_PER_AGENCY of each
  *  agency. A dropped one that sends again gets NOT_READY and says Hello. */
@@ -588,48 +644,110 @@ static void add_session(cv_broker_t *self, session_t *s)
     queue_name_free(&name);
 }
 
-static void on_hello(cv_broker_t *self, const zframe_t *routing, int agency,
-                     const Caveat__Wire__Hello *hello)
+/*  libzmq's ROUTER names a connection that gives no routing id of its own
+ *  with 5 bytes, the first 0. A routing id a client chose could be chosen
+ *  again by another agency once the first connection is gone, and libzmq
+ *  4.3 does not tell the broker it went: sessions live only on routing ids
+ *  the transport assigned, which no peer learns. */
+static bool assigned_routing_id(const zframe_t *routing)
 {
-    if (!hello->has_version || hello->version != 1) {
-        send_error(self, routing, E_VERSION, "this broker speaks protocol version 1");
-        return;
-    }
-    const cv_agency_t *a = cv_policy_agency(self->policy, agency);
+    return zframe_size((zframe_t *)routing) == 5 && zframe_data((zframe_t *)routing)[0] == 0;
+}
+
+/*  Why a Hello opens no session, as an Error code and reason; 0 if it may. */
+static uint32_t hello_refusal(cv_broker_t *self, const zframe_t *routing, int agency,
+                              const Caveat__Wire__Hello *hello, const char **reason)
+{
     const char *feed = hello->feed ? hello->feed : "";
-    /* a queue is made for what a session asks: only for feeds that exist */
-    if (*feed && !cv_policy_has_feed(self->policy, feed)) {
-        send_error(self, routing, E_BAD_REQUEST, "no screening entry sends to that feed");
-        return;
+    if (!hello->has_version || hello->version != 1) {
+        *reason = "this broker speaks protocol version 1";
+        return E_VERSION;
     }
+    if (!assigned_routing_id(routing)) {
+        *reason = "a client must not set its own routing id";
+        return E_BAD_REQUEST;
+    }
+    /* a queue is made for what a session asks: only for feeds that exist,
+     * and only by their recipients */
+    if (*feed && !cv_policy_has_feed(self->policy, feed)) {
+        *reason = "no screening entry sends to that feed";
+        return E_BAD_REQUEST;
+    }
+    if (*feed && !cv_policy_feed_recipient(self->policy, feed, agency)) {
+        *reason = "this agency is not a recipient of that feed";
+        return E_FORBIDDEN;
+    }
+    return 0;
+}
+
+static session_t *session_new(cv_broker_t *self, const zframe_t *routing, const cv_agency_t *a,
+                              const char *feed)
+{
     session_t *s = calloc(1, sizeof *s);
     if (!s)
-        return;
+        abort(); /* out of memory: docs/architecture.md, "Memory" */
+    s->serial = ++self->next_serial;
     s->routing_hex = zframe_strhex((zframe_t *)routing);
     s->routing = zframe_dup((zframe_t *)routing);
     s->agency = strdup(a->id);
     memcpy(s->key, a->key, CV_KEY_BYTES);
     s->feed = strdup(feed);
-    s->publish_only = hello->has_credit && hello->credit == 0;
-    s->credit = hello->has_credit && hello->credit ? hello->credit : DEFAULT_CREDIT;
-    if (s->credit > MAX_CREDIT)
-        s->credit = MAX_CREDIT;
+    if (!s->routing_hex || !s->routing || !s->agency || !s->feed)
+        abort();
     s->resending = true; /* first whatever an earlier session left unacknowledged */
-    s->dirty = !s->publish_only;
-    add_session(self, s);
+    return s;
+}
 
+static void send_hello_ack(cv_broker_t *self, const zframe_t *routing, const cv_agency_t *a)
+{
     Caveat__Wire__HelloAck ack = CAVEAT__WIRE__HELLO_ACK__INIT;
-    ack.has_version = ack.has_protocol_version = ack.has_max_frame = true;
+    ack.has_version = ack.has_protocol_version = ack.has_max_frame = ack.has_max_reports = true;
     ack.version = 1;
     ack.agency = (char *)a->id;
     ack.protocol = (char *)cv_policy_protocol(self->policy);
     ack.protocol_version = cv_policy_version(self->policy);
     ack.max_frame = (uint32_t)self->config.max_frame;
+    ack.max_reports = (uint32_t)self->config.max_reports;
     Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
     frame.body_case = CAVEAT__WIRE__FRAME__BODY_HELLO_ACK;
     frame.hello_ack = &ack;
     send_frame(self, routing, &frame);
-    say(self, false, "session: %s%s%s", a->id, *feed ? " feed " : "", feed);
+}
+
+/*  s is the connection's session with this key, or NULL. A Hello again for
+ *  the same queue keeps the session: what it was sent is still on its way
+ *  down this connection and is not sent twice (a Hello loop on a
+ *  connection that never reads must not multiply what waits for it). */
+static void on_hello(cv_broker_t *self, const zframe_t *routing, int agency, session_t *s,
+                     const Caveat__Wire__Hello *hello)
+{
+    const cv_agency_t *a = cv_policy_agency(self->policy, agency);
+    const char *feed = hello->feed ? hello->feed : "", *reason = NULL;
+    uint32_t refused = hello_refusal(self, routing, agency, hello, &reason);
+    rate_t hellos = s ? s->hellos : (rate_t){0};
+    if (!refused && !rate_allows(&hellos, HELLOS_PER_SECOND)) {
+        self->stats.limited++;
+        refused = E_LIMIT;
+        reason = "too many Hellos on this connection; wait a second";
+    }
+    if (refused) {
+        send_error(self, routing, refused, reason);
+        cv_log_agency(self->log, a->id, false, "hello from %s refused: %s", a->id, reason);
+        return;
+    }
+    bool publish_only = hello->has_credit && hello->credit == 0;
+    if (!s || strcmp(s->feed, feed) != 0 || s->publish_only != publish_only) {
+        s = session_new(self, routing, a, feed);
+        s->publish_only = publish_only;
+        add_session(self, s); /* replaces the connection's earlier session */
+    }
+    s->hellos = hellos;
+    s->credit = hello->has_credit && hello->credit ? hello->credit : DEFAULT_CREDIT;
+    if (s->credit > MAX_CREDIT)
+        s->credit = MAX_CREDIT;
+    s->dirty = !s->publish_only;
+    send_hello_ack(self, routing, a);
+    cv_log_agency(self->log, a->id, false, "session: %s%s%s", a->id, *feed ? " feed " : "", feed);
 }
 
 static void mark_dirty(cv_broker_t *self, const char *agency, const char *feed)
@@ -889,30 +1007,48 @@ static void log_result(const cv_broker_t *self, const char *sender,
     const ProtobufCEnumValue *status =
         protobuf_c_enum_descriptor_get_value(&caveat__wire__status__descriptor, result->status);
     bool ok = result->status == CAVEAT__WIRE__STATUS__OK;
-    say(self, ok, "publish from %s: %s %s", sender, result->report_id,
-        ok       ? "stored"
-        : status ? status->name
-                 : "refused");
+    cv_log_agency(self->log, sender, ok, "publish from %s: %s %s", sender, result->report_id,
+                  ok       ? "stored"
+                  : status ? status->name
+                           : "refused");
     if (!ok && result->reason)
-        say(self, true, "publish from %s: %s: %s", sender, result->report_id, result->reason);
+        cv_log_agency(self->log, sender, true, "publish from %s: %s: %s", sender, result->report_id,
+                      result->reason);
 }
 
-static void on_publish(cv_broker_t *self, const zframe_t *routing, const char *sender,
-                       Caveat__Wire__Publish *publish)
+static void on_publish(cv_broker_t *self, const zframe_t *routing, uint64_t session,
+                       const char *sender, Caveat__Wire__Publish *publish)
 {
     if (publish->n_reports == 0) {
         send_error(self, routing, E_BAD_REQUEST, "a publish needs at least one report");
         return;
     }
+    if (publish->n_reports > (size_t)self->config.max_reports) {
+        char reason[96];
+        snprintf(reason, sizeof reason, "a publish may hold at most %d reports",
+                 self->config.max_reports);
+        self->stats.limited++;
+        send_error(self, routing, E_LIMIT, reason);
+        cv_log_agency(self->log, sender, false, "publish from %s refused: %zu reports", sender,
+                      publish->n_reports);
+        return;
+    }
     pending_ack_t *pending = calloc(1, sizeof *pending);
+    if (!pending)
+        abort(); /* out of memory: docs/architecture.md, "Memory" */
+    pending->session = session;
     pending->routing = zframe_dup((zframe_t *)routing);
     caveat__wire__publish_ack__init(&pending->ack);
     pending->ack.has_batch = publish->has_batch;
     pending->ack.batch = publish->batch;
     pending->ack.n_results = publish->n_reports;
     pending->ack.results = calloc(publish->n_reports, sizeof *pending->ack.results);
+    if (!pending->ack.results)
+        abort();
     for (size_t i = 0; i < publish->n_reports; i++) {
         Caveat__Wire__PublishResult *result = calloc(1, sizeof *result);
+        if (!result)
+            abort();
         caveat__wire__publish_result__init(result);
         pending->ack.results[i] = result;
         int64_t stored = accept_report(self, sender, publish->reports[i], result);
@@ -925,6 +1061,7 @@ static void on_publish(cv_broker_t *self, const zframe_t *routing, const char *s
         log_result(self, sender, result);
     }
     zlistx_add_end(self->pending_acks, pending);
+    self->turn_reports += publish->n_reports;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -992,6 +1129,15 @@ static bool pack_delivery(cv_broker_t *self, const Caveat__Report *report, uint6
     return true;
 }
 
+static void outbox_add(cv_broker_t *self, uint64_t session, zmsg_t *msg)
+{
+    held_t *h = malloc(sizeof *h);
+    if (!h)
+        abort(); /* out of memory: docs/architecture.md, "Memory" */
+    *h = (held_t){0, session, msg, true};
+    zlistx_add_end(self->outbox, h);
+}
+
 /*  Adds the packed deliveries to the outbox, as frames of at most
  *  DELIVER_BATCH_SIZE bytes. */
 static void post_deliveries(cv_broker_t *self, const session_t *s, const packed_t *items, size_t n)
@@ -1012,7 +1158,7 @@ static void post_deliveries(cv_broker_t *self, const session_t *s, const packed_
         Caveat__Wire__PackedFrame frame = CAVEAT__WIRE__PACKED_FRAME__INIT;
         frame.body_case = CAVEAT__WIRE__PACKED_FRAME__BODY_DELIVER;
         frame.deliver = &deliver;
-        zlistx_add_end(self->outbox, message_to(s->routing, &frame.base));
+        outbox_add(self, s->serial, message_to(s->routing, &frame.base));
         from = to;
     }
 }
@@ -1199,10 +1345,10 @@ static void revoke_removed(cv_broker_t *self)
         send_error(self, s->routing, key_gone ? E_REVOKED : E_BAD_REQUEST,
                    key_gone ? "this agency's key is no longer in the policy"
                             : "no screening entry sends to that feed any more");
-        say(self, false, "revoked: %s%s%s", s->agency, key_gone ? "" : " feed ",
-            key_gone ? "" : s->feed);
+        cv_log_info(self->log, "revoked: %s%s%s", s->agency, key_gone ? "" : " feed ",
+                    key_gone ? "" : s->feed);
         self->stats.revoked++;
-        remove_session(self, s);
+        end_session(self, s); /* nothing more, not even what waits for a sync */
     }
     zlistx_destroy(&revoked);
 }
@@ -1213,14 +1359,14 @@ static bool reload(cv_broker_t *self, cv_error_t *err)
     cv_policy_t *fresh = cv_policy_load_file(self->config.policy_path, self->pseudonym_key, err);
     if (!fresh) {
         self->stats.reload_failures++;
-        say(self, false, "reload refused, the old policy stays: %s", err->msg);
+        cv_log_info(self->log, "reload refused, the old policy stays: %s", err->msg);
         return false;
     }
     cv_policy_destroy(&self->policy);
     self->policy = fresh;
     self->stats.reloads++;
-    say(self, false, "policy %s version %lld loaded (%s)", cv_policy_protocol(fresh),
-        (long long)cv_policy_version(fresh), cv_policy_hash(fresh));
+    cv_log_info(self->log, "policy %s version %lld loaded (%s)", cv_policy_protocol(fresh),
+                (long long)cv_policy_version(fresh), cv_policy_hash(fresh));
     forget_held_deliveries(self);
     revoke_removed(self);
     return true;
@@ -1243,6 +1389,9 @@ static char *stats_json(cv_broker_t *self)
     FIELD("purged", self->stats.purged);
     FIELD("dropped", self->stats.dropped);
     FIELD("revoked", self->stats.revoked);
+    FIELD("limited", self->stats.limited);
+    FIELD("foreign", self->stats.foreign);
+    FIELD("log_suppressed", cv_log_suppressed(self->log));
     FIELD("zap_admitted", cv_zap_admitted(self->zap));
     FIELD("zap_refused", cv_zap_refused(self->zap));
     FIELD("reloads", self->stats.reloads);
@@ -1295,7 +1444,7 @@ static bool backup(cv_broker_t *self, const char *dir, char *text, size_t size)
         snprintf(text, size, "backed up to %s", dir);
     else
         snprintf(text, size, "%s", err.msg[0] ? err.msg : "cannot write the key");
-    say(self, false, "backup: %s", text);
+    cv_log_info(self->log, "backup: %s", text);
     return ok;
 }
 
@@ -1375,7 +1524,7 @@ static int purge(cv_broker_t *self, bool dry_run, purge_list_t *list, cv_error_t
     }
     self->stats.purged += (uint64_t)total;
     if (total > 0) {
-        say(self, false, "retention: purged %d reports", total);
+        cv_log_info(self->log, "retention: purged %d reports", total);
         cv_cache_forget(self->cache); /* nothing purged is sent again, not even from memory */
         reload_queues(self);          /* without what was purged */
     }
@@ -1438,11 +1587,17 @@ static void defer(cv_broker_t *self, const zframe_t *routing,
 {
     size_t len = caveat__wire__admin_request__get_packed_size(request);
     uint8_t *buf = malloc(len ? len : 1);
-    caveat__wire__admin_request__pack(request, buf);
     deferred_t *d = calloc(1, sizeof *d);
+    if (!buf || !d)
+        abort(); /* out of memory: docs/architecture.md, "Memory" */
+    caveat__wire__admin_request__pack(request, buf);
     d->routing = zframe_dup((zframe_t *)routing);
+    /* it unpacked once, from the frame; packed again by protobuf-c it
+     * unpacks again, or only memory can be short */
     d->request = caveat__wire__admin_request__unpack(NULL, len, buf);
     free(buf);
+    if (!d->request)
+        abort();
     zlistx_add_end(self->deferred, d);
 }
 
@@ -1472,35 +1627,72 @@ static void on_admin(cv_broker_t *self, const zframe_t *routing, int agency,
 /* ------------------------------------------------------------------------ */
 /*  One message.                                                            */
 
-/*  The agency behind a message, from the key ZAP put in User-Id. Read from
- *  the frame as received: a copy carries no metadata. */
-static int sender_of(cv_broker_t *self, zframe_t *frame)
+/*  The agency behind a message, from the key ZAP put in User-Id, or -1.
+ *  Read from the frame as received: a copy carries no metadata. */
+static int sender_of(cv_broker_t *self, zframe_t *frame, uint8_t key[CV_KEY_BYTES])
 {
     const char *user_id = frame ? zframe_meta(frame, "User-Id") : NULL;
-    uint8_t key[CV_KEY_BYTES];
     if (!user_id || strlen(user_id) != 40 || !zmq_z85_decode(key, user_id))
         return -1;
     return cv_policy_agency_by_key(self->policy, key);
 }
 
-static void dispatch(cv_broker_t *self, const zframe_t *routing, int agency,
-                     Caveat__Wire__Frame *frame)
+/*  An Error to a connection that has no session: at most
+ *  ERRORS_PER_SECOND a second to each agency, so that frames without a
+ *  session cannot make the broker queue answers without bound. */
+static void send_error_limited(cv_broker_t *self, const zframe_t *routing, int agency,
+                               uint32_t code, const char *reason)
+{
+    int n = cv_policy_agency_count(self->policy);
+    if (self->errors_cap < n) {
+        rate_t *grown = realloc(self->errors, (size_t)n * sizeof *grown);
+        if (!grown)
+            abort();
+        memset(grown + self->errors_cap, 0, (size_t)(n - self->errors_cap) * sizeof *grown);
+        self->errors = grown;
+        self->errors_cap = n;
+    }
+    if (rate_allows(&self->errors[agency], ERRORS_PER_SECOND))
+        send_error(self, routing, code, reason);
+    else
+        self->stats.limited++;
+}
+
+/*  The connection's session, if it is this key's. A session found by
+ *  routing id under another key means the connection behind that routing
+ *  id changed: that session ends here, and nothing of it is sent on. */
+static session_t *session_of_key(cv_broker_t *self, const zframe_t *routing,
+                                 const uint8_t key[CV_KEY_BYTES])
 {
     session_t *s = session_of(self, routing);
+    if (s && sodium_memcmp(s->key, key, CV_KEY_BYTES) != 0) {
+        self->stats.foreign++;
+        cv_log_info(self->log, "session of %s ended: its routing id came with another key",
+                    s->agency);
+        end_session(self, s);
+        s = NULL;
+    }
+    return s;
+}
+
+static void dispatch(cv_broker_t *self, const zframe_t *routing, int agency,
+                     const uint8_t key[CV_KEY_BYTES], Caveat__Wire__Frame *frame)
+{
+    session_t *s = session_of_key(self, routing, key);
     if (frame->body_case == CAVEAT__WIRE__FRAME__BODY_HELLO) {
-        on_hello(self, routing, agency, frame->hello);
+        on_hello(self, routing, agency, s, frame->hello);
         return;
     }
     if (frame->body_case == CAVEAT__WIRE__FRAME__BODY_HEARTBEAT)
         return;
     if (!s) {
-        send_error(self, routing, E_NOT_READY, "send Hello first");
+        send_error_limited(self, routing, agency, E_NOT_READY, "send Hello first");
         return;
     }
     const char *sender = cv_policy_agency(self->policy, agency)->id;
     switch (frame->body_case) {
     case CAVEAT__WIRE__FRAME__BODY_PUBLISH:
-        on_publish(self, routing, sender, frame->publish);
+        on_publish(self, routing, s->serial, sender, frame->publish);
         break;
     case CAVEAT__WIRE__FRAME__BODY_DELIVERY_ACK:
         on_ack(self, s, frame->delivery_ack);
@@ -1522,21 +1714,23 @@ static void handle_message(cv_broker_t *self, zmsg_t *msg)
 {
     zframe_t *routing = zmsg_pop(msg);
     zframe_t *data = zmsg_first(msg);
-    int agency = sender_of(self, data);
+    uint8_t key[CV_KEY_BYTES];
+    int agency = sender_of(self, data, key);
     if (agency < 0) {
         /* no User-Id, or a key the policy no longer lists: never routed */
         self->stats.dropped++;
-        say(self, true, "dropped a message from an unknown or revoked key");
+        cv_log_debug(self->log, "dropped a message from an unknown or revoked key");
     } else if (zmsg_size(msg) != 1) {
-        send_error(self, routing, E_BAD_FRAME, "a message must be exactly one frame");
+        send_error_limited(self, routing, agency, E_BAD_FRAME,
+                           "a message must be exactly one frame");
     } else {
         /* into the cache's arena: freed with its generation, never here */
         Caveat__Wire__Frame *frame =
             cv_cache_unpack_frame(self->cache, zframe_data(data), zframe_size(data));
         if (!frame)
-            send_error(self, routing, E_BAD_FRAME, "not a caveat.wire.Frame");
+            send_error_limited(self, routing, agency, E_BAD_FRAME, "not a caveat.wire.Frame");
         else
-            dispatch(self, routing, agency, frame);
+            dispatch(self, routing, agency, key, frame);
     }
     zframe_destroy(&routing);
 }
@@ -1556,20 +1750,23 @@ static void free_pending(pending_ack_t *p)
     free(p);
 }
 
+static void held_list_clear(zlistx_t *list)
+{
+    held_t *h;
+    while (list && (h = zlistx_detach(list, NULL))) {
+        zmsg_destroy(&h->msg);
+        free(h);
+    }
+}
+
 static void clear_outgoing(cv_broker_t *self)
 {
     pending_ack_t *p;
     while (self->pending_acks && (p = zlistx_detach(self->pending_acks, NULL)))
         free_pending(p);
-    zmsg_t *msg;
-    while (self->outbox && (msg = zlistx_detach(self->outbox, NULL)))
-        zmsg_destroy(&msg);
     /* never synced: not sent (a client resends a publish, the broker a delivery) */
-    held_t *h;
-    while (self->held && (h = zlistx_detach(self->held, NULL))) {
-        zmsg_destroy(&h->msg);
-        free(h);
-    }
+    held_list_clear(self->outbox);
+    held_list_clear(self->held);
 }
 
 /*  The queues in memory as the store has them; until that succeeds (a
@@ -1582,7 +1779,7 @@ static void reload_queues(cv_broker_t *self)
     cv_error_t err;
     self->queues_lost = !load_queues(self, &err);
     if (self->queues_lost)
-        say(self, false, "%s; trying again", err.msg);
+        cv_log_info(self->log, "%s; trying again", err.msg);
 }
 
 /*  After a failed commit nothing of the turn happened: publishes are
@@ -1590,7 +1787,7 @@ static void reload_queues(cv_broker_t *self)
  *  starts again from what the store holds. */
 static void turn_failed(cv_broker_t *self, const char *why)
 {
-    say(self, false, "store: %s", why);
+    cv_log_info(self->log, "store: %s", why);
     cv_store_rollback(self->store);
     /* a store that keeps failing must not make the loop spin: wait a
      * little longer after each failure in a row (100, 200, 400 ms, then a
@@ -1606,14 +1803,27 @@ static void turn_failed(cv_broker_t *self, const char *why)
                 free(p->ack.results[i]->reason);
                 p->ack.results[i]->reason = strdup("the store could not commit; retry");
             }
-    zmsg_t *msg;
-    while ((msg = zlistx_detach(self->outbox, NULL)))
-        zmsg_destroy(&msg);
+    held_list_clear(self->outbox);
     for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
         session_resend_all(s);
     /* rows made in the rolled-back turn are gone: so must be their mirrors */
     cv_cache_forget(self->cache);
     reload_queues(self);
+}
+
+/*  A connection that cannot take a message (gone, or PEER_SNDHWM messages
+ *  behind) loses its session: it is not reading, and nothing more is
+ *  queued for it. Its deliveries stay in flight for the queue's next
+ *  session. */
+static void end_session_by_serial(cv_broker_t *self, uint64_t serial)
+{
+    for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
+        if (s->serial == serial) {
+            cv_log_agency(self->log, s->agency, false,
+                          "session of %s ended: its connection takes nothing more", s->agency);
+            end_session(self, s);
+            return;
+        }
 }
 
 /*  Sends what waited for commits now on disk, in order. */
@@ -1623,20 +1833,17 @@ static void release_synced(cv_broker_t *self)
     held_t *h;
     while ((h = zlistx_first(self->held)) && h->commit <= synced) {
         zlistx_detach_cur(self->held);
-        send_now(self, &h->msg);
+        uint64_t session = h->session;
+        bool sent = send_now(self, &h->msg);
         free(h);
+        if (!sent && session)
+            end_session_by_serial(self, session);
     }
 }
 
-static void hold(cv_broker_t *self, uint64_t commit, zmsg_t *msg, bool delivery)
+static void hold(cv_broker_t *self, held_t *h)
 {
-    held_t *h = malloc(sizeof *h);
-    if (!h) {
-        zmsg_destroy(&msg);
-        self->stats.dropped++;
-        return;
-    }
-    *h = (held_t){commit, msg, delivery};
+    h->commit = cv_store_last_commit(self->store);
     zlistx_add_end(self->held, h);
 }
 
@@ -1661,18 +1868,21 @@ static void forget_held_deliveries(cv_broker_t *self)
 /*  The turn's PublishAcks and deliveries wait for its commit to be synced. */
 static void send_outgoing(cv_broker_t *self)
 {
-    uint64_t commit = cv_store_last_commit(self->store);
     pending_ack_t *p;
     while ((p = zlistx_detach(self->pending_acks, NULL))) {
         Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
         frame.body_case = CAVEAT__WIRE__FRAME__BODY_PUBLISH_ACK;
         frame.publish_ack = &p->ack;
-        hold(self, commit, frame_message(p->routing, &frame), false);
+        held_t *h = malloc(sizeof *h);
+        if (!h)
+            abort(); /* out of memory: docs/architecture.md, "Memory" */
+        *h = (held_t){0, p->session, frame_message(p->routing, &frame), false};
+        hold(self, h);
         free_pending(p);
     }
-    zmsg_t *msg;
-    while ((msg = zlistx_detach(self->outbox, NULL)))
-        hold(self, commit, msg, true);
+    held_t *h;
+    while ((h = zlistx_detach(self->outbox, NULL)))
+        hold(self, h);
     release_synced(self);
 }
 
@@ -1683,6 +1893,15 @@ static void pump_sessions(cv_broker_t *self)
             pump(self, s);
 }
 
+/*  Every handshake waiting for ZAP, answered now: new connections are not
+ *  kept waiting behind client traffic, however much of it there is. */
+static void serve_zap(cv_broker_t *self)
+{
+    zsock_t *zap = cv_zap_socket(self->zap);
+    while (zsock_events(zap) & ZMQ_POLLIN)
+        cv_zap_handle(self->zap, self->policy);
+}
+
 /*  One turn: drain, store, route, pump, commit, then send. */
 static void turn(cv_broker_t *self, bool readable)
 {
@@ -1691,13 +1910,17 @@ static void turn(cv_broker_t *self, bool readable)
         reload_queues(self);
     if (self->queues_lost || !cv_store_begin(self->store, &err)) {
         if (!self->queues_lost)
-            say(self, false, "%s", err.msg);
+            cv_log_info(self->log, "%s", err.msg);
         zclock_sleep(100); /* the store is failing: do not spin */
         return;
     }
     cv_cache_next_turn(self->cache);
-    for (int i = 0; readable && i < DRAIN_PER_TURN && cv_cache_turn_bytes(self->cache) < TURN_BYTES;
+    self->turn_reports = 0;
+    for (int i = 0; readable && i < DRAIN_PER_TURN && self->turn_reports < REPORTS_PER_TURN &&
+                    cv_cache_turn_bytes(self->cache) < TURN_BYTES;
          i++) {
+        if (i % ZAP_EVERY == ZAP_EVERY - 1)
+            serve_zap(self);
         zmsg_t *msg = zmsg_recv(self->router); /* receive timeout 0: NULL when drained */
         if (!msg)
             break;
@@ -1759,7 +1982,7 @@ static void purge_when_due(cv_broker_t *self, int64_t *next)
     *next = now + 3600 * 1000;
     cv_error_t err = {""};
     if (purge(self, false, NULL, &err) < 0)
-        say(self, false, "retention: %s", err.msg);
+        cv_log_info(self->log, "retention: %s", err.msg);
 }
 
 int cv_broker_run(cv_broker_t *self)
@@ -1769,14 +1992,14 @@ int cv_broker_run(cv_broker_t *self)
     zpoller_t *poller = zpoller_new(self->router, cv_zap_socket(self->zap), NULL);
     if (cv_store_sync_socket(self->store)) /* wakes the loop when a sync ends */
         zpoller_add(poller, cv_store_sync_socket(self->store));
-    say(self, false, "serving %s, policy %s version %lld, %d agencies", self->endpoint,
-        cv_policy_protocol(self->policy), (long long)cv_policy_version(self->policy),
-        cv_policy_agency_count(self->policy));
+    cv_log_info(self->log, "serving %s, policy %s version %lld, %d agencies", self->endpoint,
+                cv_policy_protocol(self->policy), (long long)cv_policy_version(self->policy),
+                cv_policy_agency_count(self->policy));
     int status = 0;
     while (!stop_requested) {
         const char *failed = cv_store_sync_failed(self->store);
         if (failed) { /* nothing more can be made durable: stop, do not pretend */
-            say(self, false, "store: %s; stopping", failed);
+            cv_log_info(self->log, "store: %s; stopping", failed);
             status = 1;
             break;
         }
@@ -1791,10 +2014,10 @@ int cv_broker_run(cv_broker_t *self)
         void *ready = zpoller_wait(poller, any_dirty(self) ? 0
                                            : self->unsaved ? SAVE_INTERVAL_MS
                                                            : 200);
-        if (ready == cv_zap_socket(self->zap))
-            cv_zap_handle(self->zap, self->policy);
-        else if (ready == self->router || any_dirty(self) || self->unsaved)
-            turn(self, ready == self->router);
+        serve_zap(self); /* first, whichever socket woke the poller */
+        if (ready == self->router ||
+            (ready != cv_zap_socket(self->zap) && (any_dirty(self) || self->unsaved)))
+            turn(self, ready == self->router || (zsock_events(self->router) & ZMQ_POLLIN));
         else if (!ready && cv_store_wal_pages(self->store) > 0)
             cv_store_checkpoint(self->store); /* idle for a whole poll */
     }
@@ -1805,6 +2028,6 @@ int cv_broker_run(cv_broker_t *self)
         cv_store_sync_wait(self->store, 1000);
         release_synced(self);
     }
-    say(self, false, "stopped");
+    cv_log_info(self->log, "stopped");
     return status;
 }

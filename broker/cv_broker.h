@@ -16,6 +16,7 @@ typedef struct {
     const char *data_dir;
     cv_sync_t sync;
     int max_frame;      /* bytes; 0: 1 MiB */
+    int max_reports;    /* reports one Publish may hold; 0: 500 */
     int ack_timeout_ms; /* resend what a session leaves unacknowledged this long; 0: 30 s */
     bool verbose;       /* debug lines on stderr */
 } cv_broker_config_t;

@@ -32,20 +32,21 @@
 #include "caveat.h"
 #include "cv_arena.h"
 
-#define CLIENT_NAME        "libcaveat/0.1"
-#define PROTOCOL_VERSION   1
-#define DEFAULT_CREDIT     100
-#define MAX_CREDIT         10000 /* docs/protocol.md 3.4 */
-#define DEFAULT_TIMEOUT_MS 5000
-#define DEFAULT_MAX_FRAME  (1024 * 1024) /* the broker's default, when HelloAck omits it */
-#define PUBLISH_WINDOW     8             /* batches in flight: enough to hide the commit wait */
-#define BATCH_BYTES        (256 * 1024)  /* a batch's frame at most, below max_frame */
-#define LINGER_MS          1000          /* destroy sends a last ack, but never hangs */
-#define HWM                1000
-#define CERT_MAX_BYTES     65536 /* a czmq certificate is a few hundred bytes */
-#define KEY_BYTES          32
-#define SPARE_ARENAS       2 /* emptied arenas kept for the next frames */
-#define ARENA_BLOCK        (8 * 1024)
+#define CLIENT_NAME         "libcaveat/0.1"
+#define PROTOCOL_VERSION    1
+#define DEFAULT_CREDIT      100
+#define MAX_CREDIT          10000 /* docs/protocol.md 3.4 */
+#define DEFAULT_TIMEOUT_MS  5000
+#define DEFAULT_MAX_FRAME   (1024 * 1024) /* the broker's default, when HelloAck omits it */
+#define PUBLISH_WINDOW      8             /* batches in flight: enough to hide the commit wait */
+#define BATCH_BYTES         (256 * 1024)  /* a batch's frame at most, below max_frame */
+#define DEFAULT_MAX_REPORTS 500           /* HelloAck.max_reports absent or 0 */
+#define LINGER_MS           1000          /* destroy sends a last ack, but never hangs */
+#define HWM                 1000
+#define CERT_MAX_BYTES      65536 /* a czmq certificate is a few hundred bytes */
+#define KEY_BYTES           32
+#define SPARE_ARENAS        2 /* emptied arenas kept for the next frames */
+#define ARENA_BLOCK         (8 * 1024)
 
 enum { /* Error codes, docs/protocol.md 7 */
        ERR_NOT_READY = 2,
@@ -69,6 +70,7 @@ struct cv_client_t {
     uint32_t credit;
     char *agency; /* from HelloAck */
     uint32_t max_frame;
+    uint32_t max_reports; /* reports one Publish may hold (HelloAck) */
     uint64_t next_batch;  /* Publish.batch numbers, unique per client */
     uint64_t highest_seq; /* the highest seq cv_client_receive returned */
     uint64_t acked;       /* the highest seq the application acknowledged */
@@ -92,26 +94,25 @@ typedef enum { PUMP_FRAME, PUMP_AGAIN, PUMP_TIMEOUT, PUMP_ERROR } pump_t;
 /* ------------------------------------------------------------------------ */
 /*  Names */
 
-static const char *const status_names[] = {"OK", "REFUSED_SPOOFED_ORIGINATOR", "REFUSED_INVALID",
-                                           "REFUSED_DUPLICATE", "REFUSED_UNAVAILABLE"};
-static const char *const error_names[] = {NULL,      "BAD_FRAME",   "NOT_READY",
-                                          "VERSION", "BAD_ACK",     "FORBIDDEN",
-                                          "REVOKED", "UNSUPPORTED", "BAD_REQUEST"};
+/*  The names wire.proto gives them: one list, read from its descriptors. */
+static const char *enum_name(const ProtobufCEnumDescriptor *descriptor, int value)
+{
+    const ProtobufCEnumValue *v = protobuf_c_enum_descriptor_get_value(descriptor, value);
+    return v ? v->name : "UNKNOWN";
+}
 
 const char *cv_status_name(int status)
 {
     if (status == CV_PUBLISH_PENDING)
         return "PENDING";
-    if (status < 0 || (size_t)status >= sizeof status_names / sizeof *status_names)
-        return "UNKNOWN";
-    return status_names[status];
+    return enum_name(&caveat__wire__status__descriptor, status);
 }
 
 const char *cv_error_code_name(uint32_t code)
 {
-    if (code == 0 || code >= sizeof error_names / sizeof *error_names)
-        return "UNKNOWN";
-    return error_names[code];
+    return code == 0 || code > INT32_MAX
+               ? "UNKNOWN"
+               : enum_name(&caveat__wire__error_code__descriptor, (int)code);
 }
 
 /*  Keeps an error one line: text from the broker goes to a terminal. */
@@ -461,6 +462,8 @@ static bool on_hello_ack(cv_client_t *self, const Caveat__Wire__HelloAck *ack, c
     free(self->agency);
     self->agency = agency;
     self->max_frame = ack->has_max_frame && ack->max_frame ? ack->max_frame : DEFAULT_MAX_FRAME;
+    self->max_reports =
+        ack->has_max_reports && ack->max_reports ? ack->max_reports : DEFAULT_MAX_REPORTS;
     self->rehello = false;
     return true;
 }
@@ -666,6 +669,7 @@ static cv_client_t *client_alloc(const cv_client_config_t *config)
     /* credit 0 on the wire: a publish-only session (docs/protocol.md 3) */
     self->credit = config->publish_only ? 0 : config->credit ? config->credit : DEFAULT_CREDIT;
     self->max_frame = DEFAULT_MAX_FRAME;
+    self->max_reports = DEFAULT_MAX_REPORTS;
     self->next_batch = 1;
     if (!self->endpoint || (config->feed && *config->feed && !self->feed))
         cv_client_destroy(&self);
@@ -818,7 +822,8 @@ static bool set_result(cv_publish_result_t *result, const char *id, int status, 
 
 /*  Splits the reports, in order, into batches whose Frame fits max_frame;
  *  a report too large on its own is refused here and never sent. */
-static bool plan_batches(publish_t *p, size_t n, size_t max_frame, cv_error_t *err)
+static bool plan_batches(publish_t *p, size_t n, size_t max_frame, size_t max_reports,
+                         cv_error_t *err)
 {
     size_t body = 0, used = 0;
     for (size_t i = 0; i < n; i++) {
@@ -839,7 +844,8 @@ static bool plan_batches(publish_t *p, size_t n, size_t max_frame, cv_error_t *e
         /* a batch ends at BATCH_BYTES even when the broker takes more: a few
          * batches in flight keep the broker busy while the next is sent */
         size_t limit = max_frame < BATCH_BYTES ? max_frame : BATCH_BYTES;
-        if (p->n_batches == 0 || publish_frame_size(body + size) > limit) {
+        if (p->n_batches == 0 || publish_frame_size(body + size) > limit ||
+            p->batches[p->n_batches - 1].count >= max_reports) {
             p->batches[p->n_batches++] = (batch_t){.first = used};
             body = 0;
         }
@@ -1058,7 +1064,8 @@ int cv_client_publish(cv_client_t *self, Caveat__Report *const *reports, size_t 
         cv_error_set(err, NULL, 0, 0, "out of memory");
         ok = false;
     }
-    ok = ok && plan_batches(&p, n, self->max_frame, err) && run_publish(self, &p, timeout_ms, err);
+    ok = ok && plan_batches(&p, n, self->max_frame, self->max_reports, err) &&
+         run_publish(self, &p, timeout_ms, err);
     free(p.sizes);
     free(p.order);
     free(p.batches);

@@ -73,6 +73,19 @@ bool cv_policy_has_feed(const cv_policy_t *self, const char *feed)
     return false;
 }
 
+bool cv_policy_feed_recipient(const cv_policy_t *self, const char *feed, int agency)
+{
+    if (agency < 0 || agency >= self->n_agencies)
+        return false;
+    for (int e = self->n_rules; feed && e < self->n_entries; e++) {
+        const cv_entry_t *entry = &self->entries[e];
+        if (entry->feed && strcmp(entry->feed, feed) == 0 &&
+            cv_agency_set_has(&entry->to, &self->agencies[agency], agency))
+            return true;
+    }
+    return false;
+}
+
 int cv_policy_agency_count(const cv_policy_t *self)
 {
     return self->n_agencies;

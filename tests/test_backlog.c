@@ -210,24 +210,6 @@ static void reload_as(harness_t *h, const char *original, int version, const cha
     free(edited);
 }
 
-static long stat_of(harness_t *h, const char *name)
-{
-    cv_client_t *admin = client(h, "caveat-admin", NULL, 0);
-    bool ok = false;
-    cv_error_t err = {""};
-    char *text = cv_client_admin(admin, "stats", &ok, 5000, &err);
-    assert_non_null(text);
-    assert_true(ok);
-    char key[64];
-    snprintf(key, sizeof key, "\"%s\":", name);
-    const char *at = strstr(text, key);
-    assert_non_null(at);
-    long value = atol(at + strlen(key));
-    free(text);
-    cv_client_destroy(&admin);
-    return value;
-}
-
 /*  The policy now in DIR/policy.yaml, with the broker's pseudonym key: the
  *  engine's views are then the broker's, byte for byte. */
 static cv_policy_t *policy_of(harness_t *h)

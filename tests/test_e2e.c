@@ -68,49 +68,6 @@ static bool packed_contains(const Caveat__Report *report, const char *text)
     return found;
 }
 
-/*  A send-only client of the administrator, as `caveat admin` opens. */
-static cv_client_t *admin_client_of(harness_t *h)
-{
-    char server[600], secret[600];
-    snprintf(server, sizeof server, "%s", harness_path(h, "broker.cert"));
-    snprintf(secret, sizeof secret, "%s", harness_path(h, "caveat-admin.cert_secret"));
-    cv_client_config_t config = {.endpoint = harness_endpoint(h),
-                                 .server_cert = server,
-                                 .client_cert = secret,
-                                 .publish_only = true};
-    cv_error_t err = {""};
-    cv_client_t *c = cv_client_new(&config, &err);
-    assert_non_null(c);
-    return c;
-}
-
-static char *admin(harness_t *h, const char *command, bool *ok)
-{
-    cv_client_t *c = admin_client_of(h);
-    cv_error_t err = {""};
-    char *text = cv_client_admin(c, command, ok, 5000, &err);
-    if (!text)
-        print_error("admin: %s\n", err.msg);
-    assert_non_null(text);
-    cv_client_destroy(&c);
-    return text;
-}
-
-/*  The value of a counter in the stats JSON. */
-static long stat_of(harness_t *h, const char *name)
-{
-    bool ok = false;
-    char *text = admin(h, "stats", &ok);
-    assert_true(ok);
-    char key[64];
-    snprintf(key, sizeof key, "\"%s\":", name);
-    const char *at = strstr(text, key);
-    assert_non_null(at);
-    long value = atol(at + strlen(key));
-    free(text);
-    return value;
-}
-
 /* ------------------------------------------------------------------------ */
 /*  Delivery and redaction.                                                 */
 
@@ -269,67 +226,7 @@ static void test_invalid_reports_are_refused(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
-/*  Frames libcaveat would never send: a raw CURVE DEALER.                  */
-
-static zsock_t *raw_dealer(harness_t *h, const char *agency)
-{
-    char path[600];
-    snprintf(path, sizeof path, "%s", harness_path(h, "broker.cert"));
-    zcert_t *server = zcert_load(path);
-    snprintf(path, sizeof path, "%s/%s.cert_secret", harness_path(h, ""), agency);
-    zcert_t *mine = zcert_load(path);
-    assert_non_null(server);
-    assert_non_null(mine);
-    zsock_t *dealer = zsock_new(ZMQ_DEALER);
-    zsock_set_linger(dealer, 0);
-    zsock_set_rcvtimeo(dealer, 3000);
-    zcert_apply(mine, dealer);
-    zsock_set_curve_serverkey(dealer, zcert_public_txt(server));
-    zcert_destroy(&server);
-    zcert_destroy(&mine);
-    assert_int_equal(zsock_connect(dealer, "%s", harness_endpoint(h)), 0);
-    return dealer;
-}
-
-static void send_frame(zsock_t *dealer, const Caveat__Wire__Frame *frame)
-{
-    size_t size = caveat__wire__frame__get_packed_size(frame);
-    zframe_t *f = zframe_new(NULL, size);
-    caveat__wire__frame__pack(frame, zframe_data(f));
-    zframe_send(&f, dealer, 0);
-}
-
-/*  The error code of the broker's answer, or 0 when it is no error. */
-static uint32_t error_answer(zsock_t *dealer)
-{
-    zframe_t *f = zframe_recv(dealer);
-    assert_non_null(f);
-    Caveat__Wire__Frame *frame = caveat__wire__frame__unpack(NULL, zframe_size(f), zframe_data(f));
-    zframe_destroy(&f);
-    assert_non_null(frame);
-    uint32_t code = frame->body_case == CAVEAT__WIRE__FRAME__BODY_ERROR ? frame->error->code : 0;
-    caveat__wire__frame__free_unpacked(frame, NULL);
-    return code;
-}
-
-static void send_hello_with(zsock_t *dealer, uint32_t version, const char *feed, int credit)
-{
-    Caveat__Wire__Hello hello = CAVEAT__WIRE__HELLO__INIT;
-    hello.has_version = true;
-    hello.version = version;
-    hello.feed = (char *)feed;
-    hello.has_credit = credit >= 0;
-    hello.credit = credit >= 0 ? (uint32_t)credit : 0;
-    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
-    frame.body_case = CAVEAT__WIRE__FRAME__BODY_HELLO;
-    frame.hello = &hello;
-    send_frame(dealer, &frame);
-}
-
-static void send_hello(zsock_t *dealer, uint32_t version)
-{
-    send_hello_with(dealer, version, NULL, -1);
-}
+/*  Frames libcaveat would never send.                                      */
 
 /*  A Hello for a feed no screening entry sends to makes no queue; a
  *  send-only session has nothing to acknowledge. */

@@ -1,0 +1,424 @@
+/*  A listed agency attacks the broker with its own valid key.
+ *
+ *  Each test plays the attacker through a raw CURVE DEALER holding an
+ *  example agency's real key, against the real caveatd, and checks three
+ *  things: the attacker gets nothing it is not entitled to, the victim
+ *  loses nothing, and the other agencies carry on.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+#include <czmq.h>
+
+#include "e2e_checks.h"
+#include "harness.h"
+
+static harness_t *started_with(const char *const *extra)
+{
+    harness_t *h = harness_new();
+    assert_non_null(h);
+    assert_true(harness_start(h, extra));
+    return h;
+}
+
+static void finish(harness_t **h)
+{
+    assert_true(harness_stop(*h));
+    harness_destroy(h);
+}
+
+/*  The next frame the broker sends on dealer, or NULL after timeout_ms. */
+static Caveat__Wire__Frame *next_frame(zsock_t *dealer, int timeout_ms)
+{
+    zsock_set_rcvtimeo(dealer, timeout_ms);
+    zframe_t *f = zframe_recv(dealer);
+    if (!f)
+        return NULL;
+    Caveat__Wire__Frame *frame = caveat__wire__frame__unpack(NULL, zframe_size(f), zframe_data(f));
+    zframe_destroy(&f);
+    assert_non_null(frame);
+    return frame;
+}
+
+/*  Deliveries among the frames dealer receives within timeout_ms. */
+static size_t deliveries_within(zsock_t *dealer, int timeout_ms)
+{
+    size_t n = 0;
+    int64_t until = zclock_mono() + timeout_ms;
+    Caveat__Wire__Frame *frame;
+    while (zclock_mono() < until && (frame = next_frame(dealer, 100)) != NULL) {
+        if (frame->body_case == CAVEAT__WIRE__FRAME__BODY_DELIVER)
+            n += frame->deliver->n_deliveries;
+        caveat__wire__frame__free_unpacked(frame, NULL);
+    }
+    return n;
+}
+
+/*  Publishes an example report under a new id (libcaveat assigns it). */
+static void publish_new(cv_client_t *c, const char *name, char *id, size_t size)
+{
+    Caveat__Report *report = harness_report(name);
+    assert_non_null(report);
+    free(report->id);
+    report->id = NULL;
+    cv_publish_result_t result = {0};
+    cv_error_t err = {""};
+    int refused = cv_client_publish(c, &report, 1, &result, 5000, &err);
+    if (refused != 0)
+        print_error("publish: %s %s\n", err.msg, result.reason ? result.reason : "");
+    assert_int_equal(refused, 0);
+    snprintf(id, size, "%s", result.report_id);
+    cv_publish_results_clear(&result, 1);
+    caveat__report__free_unpacked(report, NULL);
+}
+
+static void assert_delivered(cv_client_t *c, const char *id)
+{
+    const Caveat__Wire__Delivery *d = receive(c, 5000);
+    assert_non_null(d);
+    assert_string_equal(d->report_id, id);
+    cv_error_t err = {""};
+    assert_true(cv_client_ack(c, d->seq, &err));
+}
+
+static void send_ack(zsock_t *dealer, uint64_t up_to, uint32_t credit)
+{
+    Caveat__Wire__DeliveryAck ack = CAVEAT__WIRE__DELIVERY_ACK__INIT;
+    ack.has_up_to = ack.has_credit = true;
+    ack.up_to = up_to;
+    ack.credit = credit;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_DELIVERY_ACK;
+    frame.delivery_ack = &ack;
+    send_frame(dealer, &frame);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Sessions belong to a key.                                               */
+
+/*  The council's connection, with a routing id of the form the transport
+ *  assigns, holds a delivery it has not acknowledged and goes. A college
+ *  reconnects with the same routing id and, without a Hello, acknowledges
+ *  and grants credit: it must get nothing, and the council everything. */
+static void test_a_reused_routing_id_serves_no_other_agencys_queue(void **state)
+{
+    (void)state;
+    harness_t *h = started_with(NULL);
+    static const uint8_t routing[5] = {0, 'c', 'v', '0', '1'};
+    zsock_t *victim = raw_dealer_as(h, "hull-cc", routing, sizeof routing);
+    send_hello_with(victim, 1, NULL, 1); /* credit 1: one delivery at a time */
+    assert_int_equal(error_answer(victim), 0);
+
+    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
+    char first[64], second[64];
+    publish_new(police, "vulnerable_individual", first, sizeof first);
+    publish_new(police, "vulnerable_individual", second, sizeof second);
+    assert_int_equal(deliveries_within(victim, 2000), 1);
+    zsock_destroy(&victim); /* seq 1 unacknowledged, no credit left */
+    zclock_sleep(300);
+
+    zsock_t *attacker = raw_dealer_as(h, "hull-college", routing, sizeof routing);
+    send_ack(attacker, 1, 100);
+    assert_int_equal(error_answer(attacker), 2 /* NOT_READY */);
+    assert_int_equal(deliveries_within(attacker, 1000), 0);
+    assert_int_equal(stat_of(h, "foreign"), 1);
+    zsock_destroy(&attacker);
+
+    cv_client_t *council = client(h, "hull-cc", NULL, 10); /* loses nothing */
+    assert_delivered(council, first);
+    assert_delivered(council, second);
+    assert_nothing_arrives(council, 300);
+    cv_client_destroy(&council);
+    cv_client_destroy(&police);
+    finish(&h);
+}
+
+/*  A routing id the client chose could be chosen again by another agency
+ *  once the connection goes: no session lives on one. */
+static void test_a_chosen_routing_id_gets_no_session(void **state)
+{
+    (void)state;
+    harness_t *h = started_with(NULL);
+    zsock_t *careless = raw_dealer_as(h, "hull-cc", "hull-cc-1", 9);
+    send_hello_with(careless, 1, NULL, 100);
+    assert_int_equal(error_answer(careless), 8 /* BAD_REQUEST */);
+    assert_int_equal(stat_of(h, "sessions"), 0);
+
+    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
+    char id[64];
+    publish_new(police, "vulnerable_individual", id, sizeof id);
+    assert_int_equal(deliveries_within(careless, 500), 0);
+    zsock_destroy(&careless);
+
+    cv_client_t *council = client(h, "hull-cc", NULL, 10);
+    assert_delivered(council, id);
+    cv_client_destroy(&council);
+    cv_client_destroy(&police);
+    finish(&h);
+}
+
+/*  A screening feed is opened only by the agencies it sends to: a health
+ *  trust asking for the CTIO's feed gets FORBIDDEN and no queue. */
+static void test_a_feed_is_opened_only_by_its_recipients(void **state)
+{
+    (void)state;
+    harness_t *h = started_with(NULL);
+    zsock_t *trust = raw_dealer(h, "hull-nhs");
+    send_hello_with(trust, 1, "ctio", 100);
+    assert_int_equal(error_answer(trust), 5 /* FORBIDDEN */);
+    assert_int_equal(stat_of(h, "sessions"), 0);
+    zsock_destroy(&trust);
+
+    zsock_t *ctio = raw_dealer(h, "hum-ctio-hull");
+    send_hello_with(ctio, 1, "ctio", 100);
+    assert_int_equal(error_answer(ctio), 0);
+    assert_int_equal(stat_of(h, "sessions"), 1);
+    zsock_destroy(&ctio);
+    finish(&h);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Work one agency can cause is bounded.                                   */
+
+static void send_publish_of(zsock_t *dealer, size_t n)
+{
+    Caveat__Report *reports = calloc(n, sizeof *reports);
+    Caveat__Report **list = calloc(n, sizeof *list);
+    assert_non_null(reports);
+    assert_non_null(list);
+    for (size_t i = 0; i < n; i++) {
+        caveat__report__init(&reports[i]);
+        list[i] = &reports[i];
+    }
+    Caveat__Wire__Publish publish = CAVEAT__WIRE__PUBLISH__INIT;
+    publish.n_reports = n;
+    publish.reports = list;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_PUBLISH;
+    frame.publish = &publish;
+    send_frame(dealer, &frame);
+    free(list);
+    free(reports);
+}
+
+/*  A Publish of more reports than HelloAck.max_reports is refused whole
+ *  with LIMIT, nothing of it stored or acknowledged, and the others'
+ *  traffic flows. */
+static void test_a_publish_over_the_report_limit_is_refused(void **state)
+{
+    (void)state;
+    harness_t *h = started_with(NULL);
+    zsock_t *college = raw_dealer(h, "hull-college");
+    send_hello_with(college, 1, NULL, 0);
+    Caveat__Wire__Frame *ack = next_frame(college, 5000);
+    assert_non_null(ack);
+    assert_int_equal(ack->body_case, CAVEAT__WIRE__FRAME__BODY_HELLO_ACK);
+    assert_int_equal(ack->hello_ack->max_reports, 500);
+    caveat__wire__frame__free_unpacked(ack, NULL);
+
+    send_publish_of(college, 501);
+    assert_int_equal(error_answer(college), 9 /* LIMIT */);
+    assert_int_equal(stat_of(h, "published"), 0);
+    assert_int_equal(stat_of(h, "refused"), 0);
+    assert_true(stat_of(h, "limited") >= 1);
+    zsock_destroy(&college);
+
+    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
+    cv_client_t *council = client(h, "hull-cc", NULL, 10);
+    char id[64];
+    publish_new(police, "vulnerable_individual", id, sizeof id);
+    assert_delivered(council, id);
+    cv_client_destroy(&council);
+    cv_client_destroy(&police);
+    finish(&h);
+}
+
+/*  libcaveat keeps to the limit the broker announces: 25 reports go as
+ *  batches of at most 10 when the broker takes 10. */
+static void test_libcaveat_keeps_to_the_announced_report_limit(void **state)
+{
+    (void)state;
+    const char *const extra[] = {"--max-reports", "10", NULL};
+    harness_t *h = started_with(extra);
+    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
+    enum { N = 25 };
+    Caveat__Report *reports[N];
+    for (int i = 0; i < N; i++) {
+        reports[i] = harness_report("community_tension");
+        free(reports[i]->id);
+        reports[i]->id = NULL;
+    }
+    cv_publish_result_t results[N] = {0};
+    cv_error_t err = {""};
+    assert_int_equal(cv_client_publish(police, reports, N, results, 5000, &err), 0);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(results[i].status, CAVEAT__WIRE__STATUS__OK);
+        caveat__report__free_unpacked(reports[i], NULL);
+    }
+    cv_publish_results_clear(results, N);
+    assert_int_equal(stat_of(h, "published"), N);
+    assert_int_equal(stat_of(h, "limited"), 0);
+    cv_client_destroy(&police);
+    finish(&h);
+}
+
+/*  A Hello again on a connection that never reads keeps its session: what
+ *  is in flight is not sent again for each Hello, and past
+ *  HELLOS_PER_SECOND a second they are refused with LIMIT. */
+static void test_a_hello_loop_does_not_multiply_what_is_sent(void **state)
+{
+    (void)state;
+    harness_t *h = started_with(NULL);
+    zsock_t *council = raw_dealer(h, "hull-cc");
+    send_hello_with(council, 1, NULL, 100);
+    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
+    char id[64];
+    for (int i = 0; i < 3; i++)
+        publish_new(police, "vulnerable_individual", id, sizeof id);
+    zclock_sleep(300);
+    assert_int_equal(stat_of(h, "delivered"), 3);
+    for (int i = 0; i < 200; i++)
+        send_hello_with(council, 1, NULL, 100);
+    zclock_sleep(500);
+    assert_int_equal(stat_of(h, "delivered"), 3);
+    assert_true(stat_of(h, "limited") > 0);
+    assert_int_equal(deliveries_within(council, 1000), 3);
+    zsock_destroy(&council);
+    cv_client_destroy(&police);
+    finish(&h);
+}
+
+/*  While two connections of one agency flood the broker with frames, a
+ *  new connection of another agency still completes its handshake: ZAP
+ *  is answered before client traffic. (A correctness check with a
+ *  generous deadline; bench/flood_bench.c measures the latency.) */
+typedef struct {
+    zsock_t *dealer;
+    volatile bool stop;
+} flooder_t;
+
+static void *flood(void *arg)
+{
+    flooder_t *f = arg;
+    Caveat__Wire__Heartbeat beat = CAVEAT__WIRE__HEARTBEAT__INIT;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_HEARTBEAT;
+    frame.heartbeat = &beat;
+    zsock_set_sndtimeo(f->dealer, 100);
+    for (int i = 0; i < 2000000 && !f->stop; i++)
+        send_frame(f->dealer, &frame);
+    return NULL;
+}
+
+static void test_handshakes_are_served_while_an_agency_floods(void **state)
+{
+    (void)state;
+    harness_t *h = started_with(NULL);
+    flooder_t flooders[2];
+    pthread_t threads[2];
+    for (int i = 0; i < 2; i++) {
+        flooders[i] = (flooder_t){raw_dealer(h, "hull-college"), false};
+        assert_int_equal(pthread_create(&threads[i], NULL, flood, &flooders[i]), 0);
+    }
+    zclock_sleep(500); /* the flood is under way */
+    int64_t start = zclock_mono();
+    cv_client_t *council = client(h, "hull-cc", NULL, 10);
+    int64_t took = zclock_mono() - start;
+    for (int i = 0; i < 2; i++) {
+        flooders[i].stop = true;
+        pthread_join(threads[i], NULL);
+        zsock_destroy(&flooders[i].dealer);
+    }
+    print_message("handshake and Hello during the flood: %lld ms\n", (long long)took);
+    assert_true(took < 10000);
+    cv_client_destroy(&council);
+    finish(&h);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  The log.                                                                */
+
+static int log_lines_with(harness_t *h, const char *text)
+{
+    FILE *f = fopen(harness_path(h, "broker.log"), "r");
+    assert_non_null(f);
+    char line[4096];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, text) != NULL;
+    fclose(f);
+    return n;
+}
+
+static int log_lines_starting(harness_t *h, const char *text)
+{
+    FILE *f = fopen(harness_path(h, "broker.log"), "r");
+    assert_non_null(f);
+    char line[4096];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        n += strncmp(line, text, strlen(text)) == 0;
+    fclose(f);
+    return n;
+}
+
+/*  A report id carrying a newline cannot write a line of its own. */
+static void test_a_report_id_cannot_forge_log_lines(void **state)
+{
+    (void)state;
+    harness_t *h = started_with(NULL);
+    cv_client_t *college = client(h, "hull-college", NULL, 0);
+    Caveat__Report *report = harness_report("community_tension");
+    free(report->id);
+    report->id = strdup("x\ncaveatd: revoked: hum-sb");
+    free(report->category);
+    report->category = strdup("no_such_category"); /* refused: logged at info */
+    cv_publish_result_t result = {0};
+    cv_error_t err = {""};
+    assert_int_equal(cv_client_publish(college, &report, 1, &result, 5000, &err), 1);
+    cv_publish_results_clear(&result, 1);
+    caveat__report__free_unpacked(report, NULL);
+    cv_client_destroy(&college);
+    assert_int_equal(log_lines_starting(h, "caveatd: revoked"), 0);
+    assert_true(log_lines_with(h, "x\\x0acaveatd: revoked: hum-sb") >= 1);
+    finish(&h);
+}
+
+/*  One agency's refused Hellos write at most CV_LOG_AGENCY_LINES lines a
+ *  second, then one line saying how many were not written. */
+static void test_an_agencys_log_lines_are_rate_limited(void **state)
+{
+    (void)state;
+    harness_t *h = started_with(NULL);
+    zsock_t *college = raw_dealer(h, "hull-college");
+    for (int i = 0; i < 500; i++)
+        send_hello_with(college, 99, NULL, 0); /* a version the broker does not speak */
+    zclock_sleep(1500);
+    send_hello_with(college, 99, NULL, 0); /* a new second: the summary line */
+    zclock_sleep(300);
+    zsock_destroy(&college);
+    int lines = log_lines_with(h, "hello from hull-college refused");
+    print_message("%d lines logged for 501 refused Hellos\n", lines);
+    assert_true(lines >= 1 && lines <= 3 * 20);
+    assert_true(log_lines_with(h, "more lines not logged") >= 1);
+    finish(&h);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_a_reused_routing_id_serves_no_other_agencys_queue),
+        cmocka_unit_test(test_a_chosen_routing_id_gets_no_session),
+        cmocka_unit_test(test_a_feed_is_opened_only_by_its_recipients),
+        cmocka_unit_test(test_a_publish_over_the_report_limit_is_refused),
+        cmocka_unit_test(test_libcaveat_keeps_to_the_announced_report_limit),
+        cmocka_unit_test(test_a_hello_loop_does_not_multiply_what_is_sent),
+        cmocka_unit_test(test_handshakes_are_served_while_an_agency_floods),
+        cmocka_unit_test(test_a_report_id_cannot_forge_log_lines),
+        cmocka_unit_test(test_an_agencys_log_lines_are_rate_limited),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
