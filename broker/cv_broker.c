@@ -22,6 +22,7 @@
 
 #include "cv_broker.h"
 #include "cv_cache.h"
+#include "cv_cert.h"
 #include "cv_log.h"
 #include "cv_queue.h"
 #include "cv_selftest.h"
@@ -181,6 +182,17 @@ static void on_signal(int sig)
         stop_requested = 1;
 }
 
+/*  Installed before the broker says it is ready: a SIGTERM at any moment
+ *  after that is a clean stop. */
+static void install_signals(void)
+{
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
 /*  Grows *buf to at least want bytes. */
 static bool reserve(void **buf, size_t *cap, size_t want)
 {
@@ -252,24 +264,17 @@ static void forget_cert(zcert_t **cert)
     zcert_destroy(cert);
 }
 
-/*  The broker's secret certificate: refused unless only its owner may read it. */
+/*  The broker's secret certificate, read by cv_cert_load: the file whose
+ *  mode is checked (0600) is the file read, and its keys must be a pair. */
 static zcert_t *load_cert(const char *path, cv_error_t *err)
 {
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        cv_error_set(err, path, 0, 0, "%s", strerror(errno));
+    uint8_t public_key[CV_KEY_BYTES], secret_key[CV_KEY_BYTES];
+    if (!cv_cert_load(path, public_key, secret_key, err))
         return NULL;
-    }
-    if (st.st_mode & 077) {
-        cv_error_set(err, path, 0, 0, "secret key file must be mode 0600");
-        return NULL;
-    }
-    zcert_t *cert = zcert_load(path);
-    /* a public certificate loads too, with a secret key of zeros */
-    if (!cert || !strcmp(zcert_secret_txt(cert), "0000000000000000000000000000000000000000")) {
-        forget_cert(&cert);
-        cv_error_set(err, path, 0, 0, "not a secret certificate");
-    }
+    zcert_t *cert = zcert_new_from(public_key, secret_key);
+    sodium_memzero(secret_key, sizeof secret_key);
+    if (!cert)
+        abort(); /* out of memory: docs/architecture.md, "Memory" */
     return cert;
 }
 
@@ -422,6 +427,8 @@ cv_broker_t *cv_broker_new(const cv_broker_config_t *config, cv_error_t *err)
     self->cache = cv_cache_new();
     if (!self->cache || !start(self, err))
         cv_broker_destroy(&self);
+    else
+        install_signals();
     return self;
 }
 
@@ -1964,15 +1971,6 @@ static bool any_dirty(cv_broker_t *self)
     return false;
 }
 
-static void install_signals(void)
-{
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGHUP, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-}
-
 /*  Retention runs at start and then every hour. */
 static void purge_when_due(cv_broker_t *self, int64_t *next)
 {
@@ -1987,7 +1985,6 @@ static void purge_when_due(cv_broker_t *self, int64_t *next)
 
 int cv_broker_run(cv_broker_t *self)
 {
-    install_signals();
     int64_t next_purge = 0;
     zpoller_t *poller = zpoller_new(self->router, cv_zap_socket(self->zap), NULL);
     if (cv_store_sync_socket(self->store)) /* wakes the loop when a sync ends */

@@ -31,6 +31,7 @@
 
 #include "caveat.h"
 #include "cv_arena.h"
+#include "cv_cert.h"
 
 #define CLIENT_NAME         "libcaveat/0.1"
 #define PROTOCOL_VERSION    1
@@ -43,8 +44,6 @@
 #define DEFAULT_MAX_REPORTS 500           /* HelloAck.max_reports absent or 0 */
 #define LINGER_MS           1000          /* destroy sends a last ack, but never hangs */
 #define HWM                 1000
-#define CERT_MAX_BYTES      65536 /* a czmq certificate is a few hundred bytes */
-#define KEY_BYTES           32
 #define SPARE_ARENAS        2 /* emptied arenas kept for the next frames */
 #define ARENA_BLOCK         (8 * 1024)
 
@@ -128,124 +127,6 @@ static double seconds(int ms)
     return ms / 1000.0;
 }
 
-/* ------------------------------------------------------------------------ */
-/*  Certificates.
- *
- *  Read with zconfig, not zcert_load: zcert_load("X") reads "X_secret"
- *  first when it exists (so a public certificate next to its secret one
- *  would pull the secret into memory) and cuts paths at 255 bytes. The mode
- *  is checked on the open descriptor, so the file checked is the file read. */
-
-static bool decode_key(const char *text, uint8_t key[KEY_BYTES])
-{
-    return text && strlen(text) == 40 && zmq_z85_decode(key, text) != NULL;
-}
-
-static char *read_fd(int fd, size_t size, const char *path, cv_error_t *err)
-{
-    char *text = malloc(size + 1);
-    size_t got = 0;
-    ssize_t n = 1;
-    while (text && got < size && (n = read(fd, text + got, size - got)) > 0)
-        got += (size_t)n;
-    if (!text || n < 0 || got != size || memchr(text, 0, size)) {
-        cv_error_set(err, NULL, 0, 0, "%s: cannot read a certificate", path);
-        if (text)
-            sodium_memzero(text, size);
-        free(text);
-        return NULL;
-    }
-    text[size] = '\0';
-    return text;
-}
-
-/*  The file's text, with the mode of a secret file checked; *insecure is
- *  set instead of failing so that the caller can first say when the file is
- *  no secret certificate at all (a more useful error). */
-static char *read_cert_file(const char *path, bool *insecure, size_t *len, cv_error_t *err)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        cv_error_set(err, NULL, 0, 0, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    struct stat st = {0};
-    char *text = NULL;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-        cv_error_set(err, NULL, 0, 0, "%s: not a regular file", path);
-    else if (st.st_size > CERT_MAX_BYTES)
-        cv_error_set(err, NULL, 0, 0, "%s: not a czmq certificate (too large)", path);
-    else
-        text = read_fd(fd, (size_t)st.st_size, path, err);
-    close(fd);
-    *insecure = (st.st_mode & 077) != 0;
-    *len = text ? strlen(text) : 0;
-    return text;
-}
-
-/*  zconfig prints its syntax errors straight to stderr, so a file that is
- *  plainly not a certificate (no "curve" section) is refused before it. */
-static bool looks_like_cert(const char *text)
-{
-    return strncmp(text, "curve\n", 6) == 0 || strstr(text, "\ncurve\n") != NULL;
-}
-
-/*  The key pair of a secret certificate must be one: a damaged or edited
- *  file would otherwise fail later as an unexplained handshake timeout. */
-static bool keys_match(const uint8_t public_key[KEY_BYTES], const uint8_t secret_key[KEY_BYTES])
-{
-    uint8_t derived[KEY_BYTES];
-    bool ok = crypto_scalarmult_base(derived, secret_key) == 0 &&
-              sodium_memcmp(derived, public_key, KEY_BYTES) == 0;
-    sodium_memzero(derived, sizeof derived);
-    return ok;
-}
-
-/*  Takes the keys out of a parsed certificate, wiping the secret's text in
- *  the tree (zconfig_destroy would free it as it is). */
-static bool cert_keys(zconfig_t *root, uint8_t public_key[KEY_BYTES], uint8_t *secret_key,
-                      bool *has_secret)
-{
-    bool ok = decode_key(zconfig_get(root, "/curve/public-key", NULL), public_key);
-    char *secret = zconfig_get(root, "/curve/secret-key", NULL);
-    *has_secret = secret && *secret;
-    if (secret_key)
-        ok = ok && decode_key(secret, secret_key);
-    if (secret)
-        sodium_memzero(secret, strlen(secret));
-    return ok;
-}
-
-/*  Loads a certificate file: the public key, and the secret one when
- *  secret_key is not NULL (then the file must be mode 0600 or stricter). */
-static bool load_cert(const char *path, uint8_t public_key[KEY_BYTES], uint8_t *secret_key,
-                      cv_error_t *err)
-{
-    bool insecure = false, has_secret = false;
-    size_t len = 0;
-    char *text = read_cert_file(path, &insecure, &len, err);
-    if (!text)
-        return false;
-    zconfig_t *root = looks_like_cert(text) ? zconfig_str_load(text) : NULL;
-    sodium_memzero(text, len);
-    free(text);
-    bool ok = root && cert_keys(root, public_key, secret_key, &has_secret);
-    zconfig_destroy(&root);
-    if (!ok && secret_key && !has_secret)
-        cv_error_set(err, NULL, 0, 0, "%s: not a secret certificate (AGENCY.cert_secret)", path);
-    else if (!ok)
-        cv_error_set(err, NULL, 0, 0, "%s: not a czmq certificate with a valid CURVE key", path);
-    else if (secret_key && insecure)
-        cv_error_set(err, NULL, 0, 0, "%s: secret key file must be mode 0600", path);
-    else if (secret_key && !keys_match(public_key, secret_key))
-        cv_error_set(err, NULL, 0, 0, "%s: the secret key does not match the public key", path);
-    else
-        return true;
-    if (secret_key)
-        sodium_memzero(secret_key, KEY_BYTES);
-    return false;
-}
-
 static bool check_config(const cv_client_config_t *config, cv_error_t *err)
 {
     if (!config || !config->endpoint || !*config->endpoint)
@@ -265,9 +146,10 @@ static bool check_config(const cv_client_config_t *config, cv_error_t *err)
 
 bool cv_client_check_certs(const cv_client_config_t *config, cv_error_t *err)
 {
-    uint8_t server_key[KEY_BYTES], public_key[KEY_BYTES], secret_key[KEY_BYTES];
-    bool ok = check_config(config, err) && load_cert(config->server_cert, server_key, NULL, err) &&
-              load_cert(config->client_cert, public_key, secret_key, err);
+    uint8_t server_key[CV_KEY_BYTES], public_key[CV_KEY_BYTES], secret_key[CV_KEY_BYTES];
+    bool ok = check_config(config, err) &&
+              cv_cert_load(config->server_cert, server_key, NULL, err) &&
+              cv_cert_load(config->client_cert, public_key, secret_key, err);
     sodium_memzero(secret_key, sizeof secret_key);
     return ok;
 }
@@ -569,9 +451,9 @@ static pump_t pump(cv_client_t *self, int64_t deadline, Caveat__Wire__Frame **ou
 /* ------------------------------------------------------------------------ */
 /*  Life cycle */
 
-static zsock_t *make_socket(const uint8_t server_key[KEY_BYTES],
-                            const uint8_t public_key[KEY_BYTES],
-                            const uint8_t secret_key[KEY_BYTES])
+static zsock_t *make_socket(const uint8_t server_key[CV_KEY_BYTES],
+                            const uint8_t public_key[CV_KEY_BYTES],
+                            const uint8_t secret_key[CV_KEY_BYTES])
 {
     zsock_t *sock = zsock_new(ZMQ_DEALER);
     if (!sock)
@@ -608,9 +490,9 @@ static bool start_monitor(cv_client_t *self)
     return zsock_connect(self->monitor, "%s", endpoint) == 0;
 }
 
-static bool open_socket(cv_client_t *self, const uint8_t server_key[KEY_BYTES],
-                        const uint8_t public_key[KEY_BYTES], const uint8_t secret_key[KEY_BYTES],
-                        cv_error_t *err)
+static bool open_socket(cv_client_t *self, const uint8_t server_key[CV_KEY_BYTES],
+                        const uint8_t public_key[CV_KEY_BYTES],
+                        const uint8_t secret_key[CV_KEY_BYTES], cv_error_t *err)
 {
     self->sock = make_socket(server_key, public_key, secret_key);
     if (!self->sock || !start_monitor(self)) {
@@ -693,9 +575,9 @@ cv_client_t *cv_client_new(const cv_client_config_t *config, cv_error_t *err)
         cv_error_set(err, NULL, 0, 0, "libsodium cannot start");
         return NULL;
     }
-    uint8_t server_key[KEY_BYTES], public_key[KEY_BYTES], secret_key[KEY_BYTES];
-    bool keys = load_cert(config->server_cert, server_key, NULL, err) &&
-                load_cert(config->client_cert, public_key, secret_key, err);
+    uint8_t server_key[CV_KEY_BYTES], public_key[CV_KEY_BYTES], secret_key[CV_KEY_BYTES];
+    bool keys = cv_cert_load(config->server_cert, server_key, NULL, err) &&
+                cv_cert_load(config->client_cert, public_key, secret_key, err);
     cv_client_t *self = keys ? client_alloc(config) : NULL;
     if (keys && !self)
         cv_error_set(err, NULL, 0, 0, "out of memory");

@@ -18,7 +18,6 @@
 extern "C" {
 #endif
 
-#define CV_KEY_BYTES        32 /* CURVE public key and pseudonymisation key */
 #define CV_PSEUDONYM_PREFIX "PSN-"
 
 typedef struct cv_policy_t cv_policy_t;

@@ -14,6 +14,8 @@
 #include "report.pb-c.h"
 #include "wire.pb-c.h"
 
+#define CV_KEY_BYTES 32 /* CURVE keys and the pseudonymisation key */
+
 #ifdef __cplusplus
 extern "C" {
 #endif

@@ -9,6 +9,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 #include <czmq.h>
@@ -407,6 +408,36 @@ static void test_an_agencys_log_lines_are_rate_limited(void **state)
     finish(&h);
 }
 
+/* ------------------------------------------------------------------------ */
+/*  Start-up refusals.                                                      */
+
+/*  caveatd refuses to start, and its log says why. */
+static void assert_refuses_to_start(harness_t *h, const char *const *extra, const char *why)
+{
+    assert_false(harness_start(h, extra));
+    assert_true(log_lines_with(h, why) >= 1);
+}
+
+/*  The secret certificate whose mode is checked is the file read: naming
+ *  the public certificate (next to a world-readable secret one, which a
+ *  czmq zcert_load would read instead) or the secret one itself, when
+ *  others may read it, are both refused. */
+static void test_a_secret_key_others_can_read_is_refused(void **state)
+{
+    (void)state;
+    harness_t *h = harness_new();
+    assert_non_null(h);
+    char public_cert[600];
+    snprintf(public_cert, sizeof public_cert, "%s", harness_path(h, "broker.cert"));
+    assert_int_equal(chmod(harness_path(h, "broker.cert_secret"), 0644), 0);
+    const char *const by_public[] = {"--cert", public_cert, NULL};
+    assert_refuses_to_start(h, by_public, "not a secret certificate");
+    assert_refuses_to_start(h, NULL, "secret key file must be mode 0600");
+    assert_int_equal(chmod(harness_path(h, "broker.cert_secret"), 0600), 0);
+    assert_true(harness_start(h, NULL));
+    finish(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -419,6 +450,7 @@ int main(void)
         cmocka_unit_test(test_handshakes_are_served_while_an_agency_floods),
         cmocka_unit_test(test_a_report_id_cannot_forge_log_lines),
         cmocka_unit_test(test_an_agencys_log_lines_are_rate_limited),
+        cmocka_unit_test(test_a_secret_key_others_can_read_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
