@@ -15,6 +15,7 @@
  *  key as User-Id, and every message's User-Id is looked up in the policy
  *  in force, so a key removed by a reload is refused from its next message.
  */
+#include <assert.h>
 #include <czmq.h>
 #include <signal.h>
 #include <sodium.h>
@@ -378,13 +379,16 @@ static bool load_queues(cv_broker_t *self, cv_error_t *err);
 static void reload_queues(cv_broker_t *self);
 static void forget_held_deliveries(cv_broker_t *self);
 
-static bool start(cv_broker_t *self, cv_error_t *err)
+/*  The policy and the store; offline, nothing more. */
+static bool start(cv_broker_t *self, bool offline, cv_error_t *err)
 {
     if (!open_data(self, err))
         return false;
     self->policy = cv_policy_load_file(self->config.policy_path, self->pseudonym_key, err);
     if (!self->policy || !load_queues(self, err))
         return false;
+    if (offline)
+        return true;
     zcert_t *cert = load_cert(self->config.cert_path, err);
     if (!cert)
         return false;
@@ -397,7 +401,19 @@ static bool start(cv_broker_t *self, cv_error_t *err)
     return ok && cv_selftest_unlisted_key(self->endpoint, public_key, self->zap, self->policy, err);
 }
 
+static cv_broker_t *broker_new(const cv_broker_config_t *config, bool offline, cv_error_t *err);
+
 cv_broker_t *cv_broker_new(const cv_broker_config_t *config, cv_error_t *err)
+{
+    return broker_new(config, false, err);
+}
+
+cv_broker_t *cv_broker_new_offline(const cv_broker_config_t *config, cv_error_t *err)
+{
+    return broker_new(config, true, err);
+}
+
+static cv_broker_t *broker_new(const cv_broker_config_t *config, bool offline, cv_error_t *err)
 {
     if (sodium_init() < 0)
         return NULL;
@@ -425,9 +441,9 @@ cv_broker_t *cv_broker_new(const cv_broker_config_t *config, cv_error_t *err)
     self->senders = zlistx_new();
     self->decision = cv_decision_new();
     self->cache = cv_cache_new();
-    if (!self->cache || !start(self, err))
+    if (!self->cache || !start(self, offline, err))
         cv_broker_destroy(&self);
-    else
+    else if (!offline)
         install_signals();
     return self;
 }
@@ -495,6 +511,10 @@ static zmsg_t *frame_message(const zframe_t *routing, const Caveat__Wire__Frame 
 /*  Sends now; a peer that is gone or full loses the message (counted). */
 static bool send_now(cv_broker_t *self, zmsg_t **msg)
 {
+    if (!self->router) { /* offline (cv_broker_feed): nowhere to send */
+        zmsg_destroy(msg);
+        return true;
+    }
     if (zmsg_send(msg, self->router) == 0)
         return true;
     zmsg_destroy(msg);
@@ -955,6 +975,10 @@ static int64_t accept_report(cv_broker_t *self, const char *sender, Caveat__Repo
                              Caveat__Wire__PublishResult *result)
 {
     cv_error_t err = {""};
+    /* only known fields are stored: protobuf-c packs an unknown field
+     * with tag 0 in a form it refuses to unpack, which would poison the
+     * store for every queue that holds the report */
+    cv_proto_drop_unknown(&report->base);
     if (report->originator && *report->originator && strcmp(report->originator, sender) != 0) {
         snprintf(err.msg, sizeof err.msg, "originator '%.100s' is not the sender %s",
                  report->originator, sender);
@@ -1717,6 +1741,18 @@ static void dispatch(cv_broker_t *self, const zframe_t *routing, int agency,
     }
 }
 
+/*  One frame's bytes, from agency (its key) on the connection routing. */
+static void handle_frame(cv_broker_t *self, const zframe_t *routing, int agency,
+                         const uint8_t key[CV_KEY_BYTES], const uint8_t *data, size_t size)
+{
+    /* into the cache's arena: freed with its generation, never here */
+    Caveat__Wire__Frame *frame = cv_cache_unpack_frame(self->cache, data, size);
+    if (!frame)
+        send_error_limited(self, routing, agency, E_BAD_FRAME, "not a caveat.wire.Frame");
+    else
+        dispatch(self, routing, agency, key, frame);
+}
+
 static void handle_message(cv_broker_t *self, zmsg_t *msg)
 {
     zframe_t *routing = zmsg_pop(msg);
@@ -1731,13 +1767,7 @@ static void handle_message(cv_broker_t *self, zmsg_t *msg)
         send_error_limited(self, routing, agency, E_BAD_FRAME,
                            "a message must be exactly one frame");
     } else {
-        /* into the cache's arena: freed with its generation, never here */
-        Caveat__Wire__Frame *frame =
-            cv_cache_unpack_frame(self->cache, zframe_data(data), zframe_size(data));
-        if (!frame)
-            send_error_limited(self, routing, agency, E_BAD_FRAME, "not a caveat.wire.Frame");
-        else
-            dispatch(self, routing, agency, key, frame);
+        handle_frame(self, routing, agency, key, zframe_data(data), zframe_size(data));
     }
     zframe_destroy(&routing);
 }
@@ -1910,7 +1940,7 @@ static void serve_zap(cv_broker_t *self)
 }
 
 /*  One turn: drain, store, route, pump, commit, then send. */
-static void turn(cv_broker_t *self, bool readable)
+static bool begin_turn(cv_broker_t *self)
 {
     cv_error_t err;
     if (self->queues_lost)
@@ -1919,21 +1949,18 @@ static void turn(cv_broker_t *self, bool readable)
         if (!self->queues_lost)
             cv_log_info(self->log, "%s", err.msg);
         zclock_sleep(100); /* the store is failing: do not spin */
-        return;
+        return false;
     }
     cv_cache_next_turn(self->cache);
     self->turn_reports = 0;
-    for (int i = 0; readable && i < DRAIN_PER_TURN && self->turn_reports < REPORTS_PER_TURN &&
-                    cv_cache_turn_bytes(self->cache) < TURN_BYTES;
-         i++) {
-        if (i % ZAP_EVERY == ZAP_EVERY - 1)
-            serve_zap(self);
-        zmsg_t *msg = zmsg_recv(self->router); /* receive timeout 0: NULL when drained */
-        if (!msg)
-            break;
-        handle_message(self, msg);
-        zmsg_destroy(&msg);
-    }
+    return true;
+}
+
+/*  The turn's end: pump, commit (or roll back), and send what the commit
+ *  allows once it is synced. */
+static void end_turn(cv_broker_t *self)
+{
+    cv_error_t err;
     pump_sessions(self);
     save_queues(self, false);
     if (self->store_failed)
@@ -1948,6 +1975,24 @@ static void turn(cv_broker_t *self, bool readable)
         cv_store_checkpoint_now(self->store);
     else if (cv_store_wal_pages(self->store) > WAL_PAGES_BUSY)
         cv_store_checkpoint(self->store);
+}
+
+static void turn(cv_broker_t *self, bool readable)
+{
+    if (!begin_turn(self))
+        return;
+    for (int i = 0; readable && i < DRAIN_PER_TURN && self->turn_reports < REPORTS_PER_TURN &&
+                    cv_cache_turn_bytes(self->cache) < TURN_BYTES;
+         i++) {
+        if (i % ZAP_EVERY == ZAP_EVERY - 1)
+            serve_zap(self);
+        zmsg_t *msg = zmsg_recv(self->router); /* receive timeout 0: NULL when drained */
+        if (!msg)
+            break;
+        handle_message(self, msg);
+        zmsg_destroy(&msg);
+    }
+    end_turn(self);
 }
 
 /*  A session that holds deliveries without acknowledging them for the ack
@@ -1981,6 +2026,42 @@ static void purge_when_due(cv_broker_t *self, int64_t *next)
     cv_error_t err = {""};
     if (purge(self, false, NULL, &err) < 0)
         cv_log_info(self->log, "retention: %s", err.msg);
+}
+
+void cv_broker_feed(cv_broker_t *self, int agency, uint32_t connection, const void *frame,
+                    size_t size)
+{
+    const cv_agency_t *a = cv_policy_agency(self->policy, agency);
+    assert(a && !self->router);
+    uint8_t id[5] = {0}; /* as the transport assigns them: 0, then 4 bytes */
+    memcpy(id + 1, &connection, sizeof connection);
+    zframe_t *routing = zframe_new(id, sizeof id);
+    if (begin_turn(self)) {
+        handle_frame(self, routing, agency, a->key, frame, size);
+        end_turn(self);
+    }
+    zframe_destroy(&routing);
+}
+
+int64_t cv_broker_check_store(cv_broker_t *self, cv_error_t *err)
+{
+    int64_t stored = 0;
+    for (int64_t rowid = 1; rowid <= self->max_report; rowid++) {
+        uint8_t *body = NULL;
+        size_t len = 0;
+        int found = cv_store_get_report(self->store, rowid, &body, &len, err);
+        Caveat__Report *report = found > 0 ? caveat__report__unpack(NULL, len, body) : NULL;
+        free(body);
+        if (found < 0)
+            return -1;
+        if (found > 0 && !report) {
+            cv_error_set(err, NULL, 0, 0, "stored report %lld does not unpack", (long long)rowid);
+            return -1;
+        }
+        stored += found > 0;
+        caveat__report__free_unpacked(report, NULL);
+    }
+    return stored;
 }
 
 int cv_broker_run(cv_broker_t *self)

@@ -32,6 +32,17 @@ void cv_broker_destroy(cv_broker_t **self_p);
 /*  The endpoint actually bound (with the port chosen). */
 const char *cv_broker_endpoint(const cv_broker_t *self);
 
+/*  Without sockets, for fuzzing and tests: the policy and the store only.
+ *  cv_broker_feed handles one frame's bytes as one turn, as if agency (by
+ *  index) sent it on the connection numbered connection (a routing id of
+ *  the form the transport assigns); what the broker would send is
+ *  dropped. cv_broker_check_store reads every stored report back: how
+ *  many there are, or -1 (err says which) when one does not unpack. */
+cv_broker_t *cv_broker_new_offline(const cv_broker_config_t *config, cv_error_t *err);
+void cv_broker_feed(cv_broker_t *self, int agency, uint32_t connection, const void *frame,
+                    size_t size);
+int64_t cv_broker_check_store(cv_broker_t *self, cv_error_t *err);
+
 /*  Serves until SIGINT or SIGTERM; SIGHUP reloads the policy. */
 int cv_broker_run(cv_broker_t *self);
 

@@ -1,0 +1,145 @@
+/*  The broker without sockets (cv_broker_new_offline, cv_broker_feed):
+ *  the real dispatch, store and routing, fed frames as if agencies sent
+ *  them. The fuzz target fuzz_broker_frame drives the same entry.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+#include <czmq.h>
+
+#include "cv_broker.h"
+#include "harness.h"
+
+typedef struct {
+    harness_t *files; /* a directory with the example policy */
+    cv_broker_t *broker;
+} offline_t;
+
+static int setup(void **state)
+{
+    offline_t *o = calloc(1, sizeof *o);
+    o->files = harness_new();
+    char policy[600], data[600];
+    snprintf(policy, sizeof policy, "%s", harness_path(o->files, "policy.yaml"));
+    snprintf(data, sizeof data, "%s", harness_path(o->files, "data"));
+    cv_broker_config_t config = {.policy_path = policy, .data_dir = data, .sync = CV_SYNC_OFF};
+    cv_error_t err = {""};
+    o->broker = cv_broker_new_offline(&config, &err);
+    if (!o->broker)
+        print_error("offline broker: %s\n", err.msg);
+    *state = o;
+    return o->broker ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    offline_t *o = *state;
+    cv_broker_destroy(&o->broker);
+    harness_destroy(&o->files);
+    free(o);
+    return 0;
+}
+
+static int agency(offline_t *o, const char *id)
+{
+    (void)o;
+    cv_error_t err = {""};
+    cv_policy_t *policy =
+        cv_policy_load_file(harness_path(o->files, "policy.yaml"), (const uint8_t *)"", &err);
+    assert_non_null(policy);
+    int a = cv_policy_agency_find(policy, id);
+    cv_policy_destroy(&policy);
+    assert_true(a >= 0);
+    return a;
+}
+
+static void feed(offline_t *o, int from, const Caveat__Wire__Frame *frame)
+{
+    size_t size = caveat__wire__frame__get_packed_size(frame);
+    uint8_t *bytes = malloc(size ? size : 1);
+    caveat__wire__frame__pack(frame, bytes);
+    cv_broker_feed(o->broker, from, 1, bytes, size);
+    free(bytes);
+}
+
+static void hello(offline_t *o, int from)
+{
+    Caveat__Wire__Hello hello = CAVEAT__WIRE__HELLO__INIT;
+    hello.has_version = true;
+    hello.version = 1;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_HELLO;
+    frame.hello = &hello;
+    feed(o, from, &frame);
+}
+
+/*  protobuf-c 1.4 accepts an unknown field with tag 0 written as the
+ *  two-byte varint 82 00, but packs it again as 02 00, which it refuses
+ *  to unpack. A report carrying it must not reach the store in that form:
+ *  it would fail every turn that reads it, for every agency. */
+/*  Appends a varint. */
+static size_t put_varint(uint8_t *out, size_t value)
+{
+    size_t n = 0;
+    do {
+        out[n++] = (uint8_t)((value & 0x7f) | (value > 0x7f ? 0x80 : 0));
+        value >>= 7;
+    } while (value);
+    return n;
+}
+
+/*  Appends a length-delimited field: key, length, bytes. */
+static size_t put_field(uint8_t *out, uint8_t key, const uint8_t *bytes, size_t len)
+{
+    size_t n = 0;
+    out[n++] = key;
+    n += put_varint(out + n, len);
+    memcpy(out + n, bytes, len);
+    return n + len;
+}
+
+/*  protobuf-c 1.4 accepts an unknown field with tag 0 written as the
+ *  two-byte varint 82 00, but packs it again as 02 00, which it refuses
+ *  to unpack. A report carrying it must not reach the store in that form:
+ *  it would fail every turn that reads it, for every agency. The frame is
+ *  written by hand: packing it with protobuf-c would rewrite the field. */
+static void test_a_tag_0_field_does_not_poison_the_store(void **state)
+{
+    offline_t *o = *state;
+    int police = agency(o, "hum-bcu-hull");
+    hello(o, police);
+    Caveat__Report *report = harness_report("vulnerable_individual");
+    assert_non_null(report);
+    size_t len = caveat__report__get_packed_size(report);
+    uint8_t *body = malloc(len + 3), *publish = malloc(len + 32), *frame = malloc(len + 64);
+    caveat__report__pack(report, body);
+    caveat__report__free_unpacked(report, NULL);
+    /* field 0, wire type 2, as a 2-byte varint key, of length 0 */
+    memcpy(body + len, "\x82\x00\x00", 3);
+    size_t publish_len = put_field(publish, 0x12, body, len + 3);    /* Publish.reports */
+    size_t frame_len = put_field(frame, 0x1a, publish, publish_len); /* Frame.publish */
+    Caveat__Wire__Frame *check = caveat__wire__frame__unpack(NULL, frame_len, frame);
+    assert_non_null(check); /* protobuf-c takes it */
+    caveat__wire__frame__free_unpacked(check, NULL);
+
+    cv_broker_feed(o->broker, police, 1, frame, frame_len);
+    free(body);
+    free(publish);
+    free(frame);
+    cv_error_t err = {""};
+    int64_t stored = cv_broker_check_store(o->broker, &err);
+    if (stored < 0)
+        print_error("%s\n", err.msg);
+    assert_int_equal(stored, 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_a_tag_0_field_does_not_poison_the_store, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
