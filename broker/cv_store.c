@@ -238,12 +238,6 @@ static bool configure(cv_store_t *self, cv_sync_t sync, const char *path, cv_err
         cv_error_set(err, path, 0, 0, "cannot start the store's threads");
         return false;
     }
-    /* a broker killed before its last sync left written, unsynced pages:
-     * they are synced before anything is served from them */
-    if (sync == CV_SYNC_FULL && !cv_syncer_sync_now(self->syncer)) {
-        cv_error_set(err, path, 0, 0, "cannot sync the store: %s", strerror(errno));
-        return false;
-    }
     return true;
 }
 
@@ -254,6 +248,14 @@ cv_store_t *cv_store_open(const char *dir, cv_sync_t sync, cv_error_t *err)
     cv_store_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
+    /* a broker killed before its last sync left written, unsynced pages:
+     * they are synced before anything is served from them, and before
+     * SQLite opens the files, since the sync opens and closes them */
+    if (sync == CV_SYNC_FULL && !cv_syncer_sync_files(path)) {
+        cv_error_set(err, path, 0, 0, "cannot sync the store: %s", strerror(errno));
+        free(self);
+        return NULL;
+    }
     mode_t old = umask(077); /* the store holds reports: owner only */
     /* before SQLite's first use: no memory statistics, whose counters take
      * a global mutex on every allocation (a later call changes nothing) */

@@ -24,7 +24,9 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <spawn.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cv_queue.h"
@@ -564,6 +566,7 @@ typedef struct {
     int64_t max_report;
     int reports; /* ids made so far */
     bool load_failed;
+    bool full_sync;  /* CV_SYNC_FULL, as caveatd runs; otherwise OFF, for speed */
     int64_t *routed; /* reports the last load listed, in order */
     size_t n_routed, routed_cap;
 } rig_t;
@@ -602,7 +605,7 @@ static void remove_dir(const char *dir)
 static void rig_open(rig_t *r)
 {
     cv_error_t err = {""};
-    r->store = cv_store_open(r->dir, CV_SYNC_OFF, &err);
+    r->store = cv_store_open(r->dir, r->full_sync ? CV_SYNC_FULL : CV_SYNC_OFF, &err);
     if (!r->store)
         print_error("open %s: %s\n", r->dir, err.msg);
     assert_non_null(r->store);
@@ -1502,6 +1505,91 @@ static void test_refuses_other_versions(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
+/*  The store beside other SQLite connections.                              */
+
+static const char *path_in(const char *dir, const char *name)
+{
+    static char path[2][256];
+    static int which;
+    which = !which; /* two at a time */
+    snprintf(path[which], sizeof path[which], "%s/%s", dir, name);
+    return path[which];
+}
+
+/*  What an operator's sqlite3 does: open, read, close. Run as a process of
+ *  its own (this program, --count-reports), as the sqlite3 shell would be. */
+static int count_reports(const char *path, int flags)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    int n = -1;
+    if (sqlite3_open_v2(path, &db, flags, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "SELECT count(*) FROM reports", -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
+        n = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return n;
+}
+
+static int count_reports_elsewhere(const char *path)
+{
+    extern char **environ;
+    char *argv[] = {"test_store", "--count-reports", (char *)path, NULL};
+    pid_t child;
+    int status = 0;
+    assert_int_equal(posix_spawn(&child, "/proc/self/exe", NULL, NULL, argv, environ), 0);
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+static void publish_and_commit(rig_t *r, int64_t q, int n)
+{
+    begin(r);
+    for (int i = 0; i < n; i++)
+        publish1(r, 0, q);
+    commit(r);
+}
+
+/*  A reader beside the broker, in its process or another, must not take
+ *  the store for unused: the start-up sync once closed a descriptor of
+ *  caveat.db under SQLite, which dropped SQLite's locks on it, and the
+ *  reader's close then checkpointed and deleted the WAL the broker was
+ *  still writing to. */
+static void test_store_reader_leaves_wal(void **state)
+{
+    (void)state;
+    rig_t *r = calloc(1, sizeof *r);
+    assert_non_null(r);
+    live_rig = r;
+    r->full_sync = true;
+    make_dir(r->dir, sizeof r->dir);
+    rig_open(r);
+    char db[256];
+    snprintf(db, sizeof db, "%s", path_in(r->dir, "caveat.db"));
+    begin(r);
+    int64_t q = queue_of(r, "a", "");
+    commit(r);
+    publish_and_commit(r, q, 5);
+    assert_int_equal(count_reports(db, SQLITE_OPEN_READONLY), 5);
+    publish_and_commit(r, q, 5);
+    assert_int_equal(access(path_in(r->dir, "caveat.db-wal"), F_OK), 0);
+    assert_int_equal(count_reports_elsewhere(db), 10);
+    publish_and_commit(r, q, 5);
+    assert_int_equal(access(path_in(r->dir, "caveat.db-wal"), F_OK), 0);
+    assert_int_equal(count_reports_elsewhere(db), 15);
+    cv_store_sync_wait(r->store, 5000);
+    cv_store_close(&r->store);
+    assert_int_equal(count_reports(db, SQLITE_OPEN_READONLY), 15);
+    rig_open(r);
+    rig_load(r);
+    for (int64_t report = 1; report <= 15; report++)
+        assert_true(was_routed(r, report));
+    rig_free(r);
+}
+
+/* ------------------------------------------------------------------------ */
 /*  Retention.                                                              */
 
 typedef struct {
@@ -1744,8 +1832,11 @@ static int cleanup(void **state)
 
 #define TEST(f) cmocka_unit_test_teardown(f, cleanup)
 
-int main(void)
+int main(int argc, char **argv)
 {
+    /* test_store_reader_leaves_wal's reader in a process of its own */
+    if (argc == 3 && strcmp(argv[1], "--count-reports") == 0)
+        return count_reports(argv[2], SQLITE_OPEN_READWRITE);
     const struct CMUnitTest tests[] = {
         TEST(test_queue_take_order),
         TEST(test_queue_names),
@@ -1773,6 +1864,7 @@ int main(void)
         TEST(test_refuses_foreign_sqlite),
         TEST(test_refuses_garbage_file),
         TEST(test_refuses_other_versions),
+        TEST(test_store_reader_leaves_wal),
         TEST(test_purge_dry_run_removes_nothing),
         TEST(test_purge_removes_report_and_route),
         TEST(test_purge_then_publish_survives_restart),
