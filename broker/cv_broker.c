@@ -995,7 +995,7 @@ static int64_t accept_report(cv_broker_t *self, const char *sender, Caveat__Repo
         report->id = id ? cv_cache_strdup(self->cache, id) : NULL;
         free(id);
     }
-    cv_stored_report_t stored = {report->id, sender, report->category, 0, zclock_time()};
+    cv_stored_report_t stored = {report->id, sender, report->category, 0, zclock_time(), NULL};
     if (!cv_timestamp_parse(report->created, &stored.created)) {
         /* no creation time: the broker's acceptance time stands in */
         char text[32];
@@ -1510,7 +1510,7 @@ static void list_purged(void *arg, const char *id, const char *category, int64_t
 static int purge_categories(cv_broker_t *self, bool dry_run, purge_list_t *list, cv_error_t *err)
 {
     char **categories = NULL;
-    int n = cv_store_categories(self->store, &categories), total = 0;
+    int n = cv_store_categories(self->store, &categories, err), total = n < 0 ? -1 : 0;
     int64_t now = (int64_t)time(NULL);
     for (int i = 0; i < n; i++) {
         int64_t period;

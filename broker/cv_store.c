@@ -5,29 +5,52 @@
  *  statements are prepared once and reused.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cv_store.h"
 #include "cv_syncer.h"
 
 #define STORE_FORMAT  "caveat-store"
-#define STORE_VERSION 2
+#define STORE_VERSION 3
+
+/*  Reports are named by (originator, id): one agency's ids say nothing
+ *  about another's, so that no agency can learn of, or take, another's.
+ *  digest is the report as its originator sent it (a retry is the same
+ *  report when its digest is), checksum the body as stored (read back, a
+ *  body that differs from it is corrupt). AUTOINCREMENT: a rowid is never
+ *  given twice, even after retention purged the newest reports, because
+ *  queues and pumps name reports by it. */
+#define REPORTS_TABLE(name)                                                                        \
+    "CREATE TABLE " name "(n INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL,"                 \
+    "  originator TEXT NOT NULL, category TEXT NOT NULL,"                                          \
+    "  created INTEGER NOT NULL, accepted INTEGER NOT NULL,"                                       \
+    "  digest BLOB NOT NULL, checksum BLOB NOT NULL, body BLOB NOT NULL,"                          \
+    "  UNIQUE(originator, id));"
+
+/*  created: unix seconds, UTC (what retention counts from); accepted: unix
+ *  milliseconds, UTC. */
+#define REPORTS_AGE_INDEX "CREATE INDEX reports_age ON reports(category, created);"
+
+/*  Reports moved aside (a body that no longer matches its checksum), kept
+ *  for whoever looks into it; report is the rowid the report had. */
+#define QUARANTINE_TABLE                                                                           \
+    "CREATE TABLE quarantine(report INTEGER PRIMARY KEY, id TEXT NOT NULL,"                        \
+    "  originator TEXT NOT NULL, category TEXT NOT NULL, body BLOB NOT NULL,"                      \
+    "  reason TEXT NOT NULL,"                                                                      \
+    "  quarantined TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')));"
 
 static const char schema_sql[] =
-    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-    /* AUTOINCREMENT: a rowid is never given twice, even after retention
-     * purged the newest reports, because queues and pumps name reports by it */
-    "CREATE TABLE reports(n INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,"
-    "  originator TEXT NOT NULL,"
-    "  category TEXT NOT NULL, created INTEGER NOT NULL," /* unix seconds, UTC */
-    "  accepted INTEGER NOT NULL,"                        /* unix milliseconds, UTC */
-    "  body BLOB NOT NULL);"
-    "CREATE INDEX reports_age ON reports(category, created);"
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);" REPORTS_TABLE("reports")
+        REPORTS_AGE_INDEX QUARANTINE_TABLE
     /* what retention removed, kept for oversight after the report is gone */
     "CREATE TABLE purges(report_id TEXT NOT NULL, originator TEXT NOT NULL,"
     "  category TEXT NOT NULL, created INTEGER NOT NULL, rule TEXT NOT NULL,"
@@ -48,10 +71,32 @@ static const char schema_sql[] =
     "CREATE TABLE sent(queue INTEGER NOT NULL, first INTEGER NOT NULL, last INTEGER NOT NULL,"
     "  reports BLOB NOT NULL, PRIMARY KEY(queue, first)) WITHOUT ROWID;";
 
+/*  Format 2 to 3: reports named by (originator, id) instead of id alone,
+ *  with digest and checksum (the body's, for rows stored before digests
+ *  existed), and the quarantine table. SQLite cannot drop a UNIQUE
+ *  constraint in place: the table is copied. The highest rowid ever given
+ *  is carried over, or the copy would give a purged report's again. */
+static const char upgrade_from_2_sql[] = "BEGIN IMMEDIATE;" REPORTS_TABLE(
+    "reports_v3") "INSERT INTO reports_v3(n, id, originator,"
+                  " category, created, accepted, digest,"
+                  " checksum, body)"
+                  " SELECT n, id, originator, category, created, accepted, caveat_blake2b(body),"
+                  " caveat_blake2b(body), body FROM reports ORDER BY n;"
+                  "DELETE FROM sqlite_sequence WHERE name = 'reports_v3';"
+                  "INSERT INTO sqlite_sequence(name, seq)"
+                  " SELECT 'reports_v3', seq FROM sqlite_sequence WHERE name = 'reports';"
+                  "DROP TABLE reports;"
+                  "ALTER TABLE reports_v3 RENAME TO reports;" REPORTS_AGE_INDEX QUARANTINE_TABLE
+                  "UPDATE meta SET value = '3' WHERE key = 'version';"
+                  "COMMIT;";
+
 enum {
     S_BEGIN,
     S_COMMIT,
     S_ROLLBACK,
+    S_SAVEPOINT,
+    S_RELEASE,
+    S_UNDO,
     S_PUT,
     S_GET,
     S_GET_BODY,
@@ -70,8 +115,11 @@ enum {
     S_CATEGORIES,
     S_EXPIRED,
     S_PURGE_RECORD,
-    S_PURGE_ROUTE,
-    S_PURGE_REPORT,
+    S_DELETE_ROUTE,
+    S_DELETE_REPORT,
+    S_QUARANTINE,
+    S_IN_QUARANTINE,
+    S_QUARANTINED,
     S_COUNT
 };
 
@@ -79,10 +127,13 @@ static const char *const statements[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
-    [S_PUT] = "INSERT INTO reports(id, originator, category, created, accepted, body)"
-              " VALUES(?1, ?2, ?3, ?4, ?6, ?5)",
-    [S_GET] = "SELECT originator, body, rowid FROM reports WHERE id = ?1",
-    [S_GET_BODY] = "SELECT body FROM reports WHERE rowid = ?1",
+    [S_SAVEPOINT] = "SAVEPOINT whole",
+    [S_RELEASE] = "RELEASE whole",
+    [S_UNDO] = "ROLLBACK TO whole",
+    [S_PUT] = "INSERT INTO reports(id, originator, category, created, accepted, digest, checksum,"
+              " body) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    [S_GET] = "SELECT digest, n FROM reports WHERE originator = ?1 AND id = ?2",
+    [S_GET_BODY] = "SELECT body, checksum, id, originator FROM reports WHERE n = ?1",
     [S_QUEUE_ID] = "SELECT id FROM queues WHERE agency = ?1 AND feed = ?2",
     [S_QUEUE_NEW] =
         "INSERT INTO queues(agency, feed, done0, done1, done2) VALUES(?1, ?2, ?3, ?3, ?3)",
@@ -105,17 +156,23 @@ static const char *const statements[S_COUNT] = {
                      " UNION ALL SELECT (SELECT min(category) FROM reports"
                      " WHERE category > c.category) FROM c WHERE c.category IS NOT NULL)"
                      " SELECT category FROM c WHERE category IS NOT NULL",
-    [S_EXPIRED] = "SELECT id, originator, created, rowid FROM reports WHERE category = ?1"
+    [S_EXPIRED] = "SELECT id, originator, created, n FROM reports WHERE category = ?1"
                   " AND created < ?2 ORDER BY created",
     [S_PURGE_RECORD] = "INSERT INTO purges(report_id, originator, category, created, rule)"
                        " VALUES(?1, ?2, ?3, ?4, ?5)",
-    [S_PURGE_ROUTE] = "DELETE FROM routes WHERE report = ?1",
-    [S_PURGE_REPORT] = "DELETE FROM reports WHERE rowid = ?1",
+    [S_DELETE_ROUTE] = "DELETE FROM routes WHERE report = ?1",
+    [S_DELETE_REPORT] = "DELETE FROM reports WHERE n = ?1",
+    [S_QUARANTINE] = "INSERT INTO quarantine(report, id, originator, category, body, reason)"
+                     " SELECT n, id, originator, category, body, ?2 FROM reports WHERE n = ?1",
+    [S_IN_QUARANTINE] = "SELECT 1 FROM quarantine WHERE report = ?1",
+    [S_QUARANTINED] = "SELECT report, id, originator, category, reason, quarantined"
+                      " FROM quarantine ORDER BY quarantined, report",
 };
 
 struct cv_store_t {
     sqlite3 *db;
     sqlite3_stmt *stmt[S_COUNT];
+    int lock_fd;   /* DIR/caveat.lock, flocked while the store is open */
     int wal_pages; /* pages in the WAL after the last commit */
     uint8_t *blob; /* routes and sent rows are encoded here */
     size_t blob_cap;
@@ -141,6 +198,12 @@ static bool db_error(cv_store_t *self, cv_error_t *err, const char *what)
     return false;
 }
 
+static bool out_of_memory(cv_error_t *err)
+{
+    cv_error_set(err, NULL, 0, 0, "store: out of memory");
+    return false;
+}
+
 /*  A statement ready to bind: reset from its last use. */
 static sqlite3_stmt *stmt(cv_store_t *self, int which)
 {
@@ -150,12 +213,15 @@ static sqlite3_stmt *stmt(cv_store_t *self, int which)
     return s;
 }
 
-/*  Steps a statement that returns no rows, bound already. */
+/*  Steps a statement that returns no rows, bound already. The message is
+ *  taken before the reset, which may leave another in its place. */
 static bool step_done(cv_store_t *self, sqlite3_stmt *s, cv_error_t *err)
 {
     int rc = sqlite3_step(s);
+    if (rc != SQLITE_DONE)
+        db_error(self, err, sqlite3_sql(s));
     sqlite3_reset(s);
-    return rc == SQLITE_DONE || db_error(self, err, sqlite3_sql(s));
+    return rc == SQLITE_DONE;
 }
 
 static bool run(cv_store_t *self, int which, cv_error_t *err)
@@ -163,8 +229,55 @@ static bool run(cv_store_t *self, int which, cv_error_t *err)
     return step_done(self, stmt(self, which), err);
 }
 
-/*  A new store, or one of ours of this version: anything else is refused,
- *  never written to. */
+/*  BLAKE2b-256: digests and checksums of bodies. */
+static void blake2b(uint8_t out[CV_DIGEST_BYTES], const void *bytes, size_t len)
+{
+    crypto_generichash(out, CV_DIGEST_BYTES, bytes ? bytes : (const void *)"", len, NULL, 0);
+}
+
+/*  caveat_blake2b(blob) in SQL, for upgrading rows stored without. */
+static void sql_blake2b(sqlite3_context *context, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    uint8_t sum[CV_DIGEST_BYTES];
+    blake2b(sum, sqlite3_value_blob(argv[0]), (size_t)sqlite3_value_bytes(argv[0]));
+    sqlite3_result_blob(context, sum, sizeof sum, SQLITE_TRANSIENT);
+}
+
+static bool create_store(cv_store_t *self, const char *path, cv_error_t *err)
+{
+    char *msg = NULL;
+    char *init = sqlite3_mprintf(
+        "BEGIN; %s INSERT INTO meta VALUES('format', '%q'), ('version', '%d'); COMMIT;", schema_sql,
+        STORE_FORMAT, STORE_VERSION);
+    int rc = init ? sqlite3_exec(self->db, init, NULL, NULL, &msg) : SQLITE_NOMEM;
+    sqlite3_free(init);
+    if (rc != SQLITE_OK)
+        cv_error_set(err, path, 0, 0, "cannot create the store: %s",
+                     msg ? msg : sqlite3_errstr(rc));
+    sqlite3_free(msg);
+    return rc == SQLITE_OK;
+}
+
+/*  One transaction: a store is upgraded whole or stays as it was. */
+static bool upgrade_from_2(cv_store_t *self, const char *path, cv_error_t *err)
+{
+    char *msg = NULL;
+    if (sqlite3_create_function(self->db, "caveat_blake2b", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
+                                NULL, sql_blake2b, NULL, NULL) != SQLITE_OK ||
+        sqlite3_exec(self->db, upgrade_from_2_sql, NULL, NULL, &msg) != SQLITE_OK) {
+        cv_error_set(err, path, 0, 0, "cannot upgrade the store from format version 2: %s",
+                     msg ? msg : sqlite3_errmsg(self->db));
+        sqlite3_free(msg);
+        if (!sqlite3_get_autocommit(self->db))
+            sqlite3_exec(self->db, "ROLLBACK", NULL, NULL, NULL);
+        return false;
+    }
+    return true;
+}
+
+/*  A new store, or one of ours of this version or one it upgrades:
+ *  anything else is refused, never written to. */
 static bool check_format(cv_store_t *self, const char *path, cv_error_t *err)
 {
     sqlite3_stmt *s = NULL;
@@ -178,20 +291,8 @@ static bool check_format(cv_store_t *self, const char *path, cv_error_t *err)
     }
     tables = sqlite3_column_int(s, 0);
     sqlite3_finalize(s);
-    if (tables == 0) {
-        char *msg = NULL;
-        char *init = sqlite3_mprintf(
-            "BEGIN; %s INSERT INTO meta VALUES('format', '%q'), ('version', '%d'); COMMIT;",
-            schema_sql, STORE_FORMAT, STORE_VERSION);
-        int rc = init ? sqlite3_exec(self->db, init, NULL, NULL, &msg) : SQLITE_NOMEM;
-        sqlite3_free(init);
-        if (rc != SQLITE_OK) {
-            cv_error_set(err, path, 0, 0, "cannot create the store: %s", msg ? msg : "");
-            sqlite3_free(msg);
-            return false;
-        }
-        return true;
-    }
+    if (tables == 0)
+        return create_store(self, path, err);
     const char *query = "SELECT (SELECT value FROM meta WHERE key = 'format'),"
                         " (SELECT value FROM meta WHERE key = 'version')";
     bool ours = sqlite3_prepare_v2(self->db, query, -1, &s, NULL) == SQLITE_OK &&
@@ -199,12 +300,16 @@ static bool check_format(cv_store_t *self, const char *path, cv_error_t *err)
                 strcmp((const char *)sqlite3_column_text(s, 0), STORE_FORMAT) == 0;
     int version = ours ? sqlite3_column_int(s, 1) : 0;
     sqlite3_finalize(s);
-    if (!ours)
+    if (!ours) {
         cv_error_set(err, path, 0, 0, "not a caveat store; refusing to touch it");
-    else if (version != STORE_VERSION)
-        cv_error_set(err, path, 0, 0, "store format version %d; this broker reads %d", version,
-                     STORE_VERSION);
-    return ours && version == STORE_VERSION;
+        return false;
+    }
+    if (version == 2)
+        return upgrade_from_2(self, path, err);
+    if (version != STORE_VERSION)
+        cv_error_set(err, path, 0, 0, "store format version %d; this broker reads 2 and %d",
+                     version, STORE_VERSION);
+    return version == STORE_VERSION;
 }
 
 /*  CV_SYNC_FULL commits as NORMAL does, without waiting for the disk: the
@@ -221,7 +326,8 @@ static bool configure(cv_store_t *self, cv_sync_t sync, const char *path, cv_err
              levels[sync]);
     char *msg = NULL;
     if (sqlite3_exec(self->db, pragmas, NULL, NULL, &msg) != SQLITE_OK) {
-        cv_error_set(err, path, 0, 0, "%s", msg ? msg : "cannot configure the store");
+        cv_error_set(err, path, 0, 0, "cannot configure the store: %s",
+                     msg ? msg : sqlite3_errmsg(self->db));
         sqlite3_free(msg);
         return false;
     }
@@ -238,9 +344,94 @@ static bool configure(cv_store_t *self, cv_sync_t sync, const char *path, cv_err
         cv_error_set(err, path, 0, 0, "cannot start the store's threads");
         return false;
     }
-    /* a broker killed before its last sync left written, unsynced pages:
-     * they are synced before anything is served from them */
-    if (sync == CV_SYNC_FULL && !cv_syncer_sync_now(self->syncer)) {
+    return true;
+}
+
+/*  The data directory holds every report: the owner's alone. */
+static bool check_directory(const char *dir, cv_error_t *err)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        cv_error_set(err, dir, 0, 0, "cannot use as the data directory: %s", strerror(errno));
+        return false;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        cv_error_set(err, dir, 0, 0, "not a directory");
+        return false;
+    }
+    if (st.st_mode & 077) {
+        cv_error_set(err, dir, 0, 0,
+                     "mode %04o lets group or others in; the data directory must be its"
+                     " owner's alone (chmod 700)",
+                     (unsigned)(st.st_mode & 07777));
+        return false;
+    }
+    return true;
+}
+
+/*  One store a data directory, whichever process: an flock on a file of
+ *  its own, never on caveat.db, whose descriptors SQLite alone may close
+ *  (closing any descriptor of a file drops the process's POSIX locks on
+ *  it, SQLite's included). flock locks belong to the open file: a second
+ *  open in this process is refused too. */
+static bool lock_directory(cv_store_t *self, const char *dir, cv_error_t *err)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/caveat.lock", dir);
+    self->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (self->lock_fd < 0) {
+        cv_error_set(err, path, 0, 0, "cannot open: %s", strerror(errno));
+        return false;
+    }
+    if (flock(self->lock_fd, LOCK_EX | LOCK_NB) == 0)
+        return true;
+    if (errno == EWOULDBLOCK)
+        cv_error_set(err, dir, 0, 0, "another caveatd is using this data directory");
+    else
+        cv_error_set(err, path, 0, 0, "cannot lock: %s", strerror(errno));
+    return false;
+}
+
+/*  caveat.db, made 0600 here when new (SQLite gives its WAL and shared
+ *  memory files the database's mode), refused when group or others may
+ *  use it. */
+static bool check_database(const char *path, cv_error_t *err)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        close(fd); /* nothing has it open yet: no lock of SQLite's to lose */
+        return true;
+    }
+    struct stat st;
+    if (errno != EEXIST || lstat(path, &st) != 0) {
+        cv_error_set(err, path, 0, 0, "cannot create: %s", strerror(errno));
+        return false;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        cv_error_set(err, path, 0, 0, "not a regular file; refusing to touch it");
+        return false;
+    }
+    if (st.st_mode & 077) {
+        cv_error_set(err, path, 0, 0,
+                     "mode %04o lets group or others use the store; it must be its owner's"
+                     " alone (chmod 600)",
+                     (unsigned)(st.st_mode & 07777));
+        return false;
+    }
+    return true;
+}
+
+/*  Everything before SQLite opens the database: the directory, its lock,
+ *  the file, and with CV_SYNC_FULL the sync of what a broker killed before
+ *  its last sync left written and unsynced (nothing is served from it
+ *  before it is on disk). The sync opens and closes the database and its
+ *  WAL, so it must come before SQLite holds locks on them. */
+static bool prepare_directory(cv_store_t *self, const char *dir, const char *path, cv_sync_t sync,
+                              cv_error_t *err)
+{
+    if (!check_directory(dir, err) || !lock_directory(self, dir, err) || !check_database(path, err))
+        return false;
+    if (sync == CV_SYNC_FULL && !cv_syncer_sync_files(path)) {
         cv_error_set(err, path, 0, 0, "cannot sync the store: %s", strerror(errno));
         return false;
     }
@@ -252,19 +443,31 @@ cv_store_t *cv_store_open(const char *dir, cv_sync_t sync, cv_error_t *err)
     char path[4096];
     snprintf(path, sizeof path, "%s/caveat.db", dir);
     cv_store_t *self = calloc(1, sizeof *self);
-    if (!self)
+    if (!self) {
+        out_of_memory(err);
         return NULL;
+    }
+    self->lock_fd = -1;
+    if (sodium_init() < 0) {
+        cv_error_set(err, NULL, 0, 0, "store: libsodium cannot start");
+        cv_store_close(&self);
+        return NULL;
+    }
     mode_t old = umask(077); /* the store holds reports: owner only */
+    bool ok = prepare_directory(self, dir, path, sync, err);
     /* before SQLite's first use: no memory statistics, whose counters take
      * a global mutex on every allocation (a later call changes nothing) */
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     /* NOMUTEX: this connection is only ever used by the broker's loop */
-    int rc = sqlite3_open_v2(
-        path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    int rc =
+        ok ? sqlite3_open_v2(path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL)
+           : SQLITE_OK;
     umask(old);
-    bool ok = rc == SQLITE_OK;
-    if (!ok)
-        cv_error_set(err, path, 0, 0, "cannot open: %s", sqlite3_errstr(rc));
+    if (ok && rc != SQLITE_OK) {
+        cv_error_set(err, path, 0, 0, "cannot open: %s",
+                     self->db ? sqlite3_errmsg(self->db) : sqlite3_errstr(rc));
+        ok = false;
+    }
     ok = ok && check_format(self, path, err) && configure(self, sync, path, err);
     for (int i = 0; ok && i < S_COUNT; i++)
         if (sqlite3_prepare_v3(self->db, statements[i], -1, SQLITE_PREPARE_PERSISTENT,
@@ -288,6 +491,9 @@ void cv_store_close(cv_store_t **self_p)
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize(self->stmt[i]);
     sqlite3_close(self->db);
+    /* the last: the directory is free once SQLite is done with it */
+    if (self->lock_fd >= 0)
+        close(self->lock_fd);
     free(self->blob);
     free(self);
     *self_p = NULL;
@@ -309,7 +515,8 @@ bool cv_store_begin(cv_store_t *self, cv_error_t *err)
 static bool writing(cv_store_t *self, cv_error_t *err)
 {
     if (self->begun && sqlite3_get_autocommit(self->db)) {
-        cv_error_set(err, NULL, 0, 0, "store: the transaction was rolled back by an error");
+        cv_error_set(err, NULL, 0, 0, "store: the transaction was rolled back by an error: %s",
+                     sqlite3_errmsg(self->db));
         return false;
     }
     if (self->wanted && !self->begun) {
@@ -327,7 +534,8 @@ bool cv_store_commit(cv_store_t *self, cv_error_t *err)
     if (!begun)
         return true; /* nothing was written */
     if (sqlite3_get_autocommit(self->db)) {
-        cv_error_set(err, NULL, 0, 0, "store: the transaction was rolled back by an error");
+        cv_error_set(err, NULL, 0, 0, "store: the transaction was rolled back by an error: %s",
+                     sqlite3_errmsg(self->db));
         return false;
     }
     if (!run(self, S_COMMIT, err))
@@ -372,22 +580,22 @@ void cv_store_rollback(cv_store_t *self)
         run(self, S_ROLLBACK, NULL);
 }
 
-/*  An id already stored: the same report again (a retried publish) or a
- *  conflict. */
-static cv_put_t compare_stored(cv_store_t *self, const char *id, const char *originator,
-                               const uint8_t *body, size_t len, int64_t *rowid, cv_error_t *err)
+/*  (originator, id) already stored: the same report again (a retried
+ *  publish, whatever the broker stamped into it since) or a conflict. */
+static cv_put_t compare_stored(cv_store_t *self, const cv_stored_report_t *report,
+                               const uint8_t *digest, int64_t *rowid, cv_error_t *err)
 {
     sqlite3_stmt *s = stmt(self, S_GET);
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 1, report->originator, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, report->id, -1, SQLITE_STATIC);
     if (sqlite3_step(s) != SQLITE_ROW) {
-        db_error(self, err, "compare");
+        db_error(self, err, "compare with the stored report");
+        sqlite3_reset(s);
         return CV_PUT_FAILED;
     }
-    const char *was = (const char *)sqlite3_column_text(s, 0);
-    /* an empty blob comes back as NULL */
-    bool same = was && strcmp(was, originator) == 0 && (size_t)sqlite3_column_bytes(s, 1) == len &&
-                (len == 0 || memcmp(sqlite3_column_blob(s, 1), body, len) == 0);
-    *rowid = sqlite3_column_int64(s, 2);
+    bool same = sqlite3_column_bytes(s, 0) == CV_DIGEST_BYTES &&
+                memcmp(sqlite3_column_blob(s, 0), digest, CV_DIGEST_BYTES) == 0;
+    *rowid = sqlite3_column_int64(s, 1);
     sqlite3_reset(s);
     return same ? CV_PUT_SAME : CV_PUT_CONFLICT;
 }
@@ -397,22 +605,27 @@ cv_put_t cv_store_put_report(cv_store_t *self, const cv_stored_report_t *report,
 {
     if (!writing(self, err))
         return CV_PUT_FAILED;
+    uint8_t checksum[CV_DIGEST_BYTES];
+    blake2b(checksum, body, len);
+    const uint8_t *digest = report->digest ? report->digest : checksum;
     sqlite3_stmt *s = stmt(self, S_PUT);
     sqlite3_bind_text(s, 1, report->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, report->originator, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 3, report->category, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 4, report->created);
-    sqlite3_bind_blob(s, 5, body, (int)len, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 6, report->accepted ? report->accepted : (int64_t)time(NULL) * 1000);
+    sqlite3_bind_int64(s, 5, report->accepted ? report->accepted : (int64_t)time(NULL) * 1000);
+    sqlite3_bind_blob(s, 6, digest, CV_DIGEST_BYTES, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 7, checksum, CV_DIGEST_BYTES, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 8, body ? (const void *)body : "", (int)len, SQLITE_STATIC);
     int rc = sqlite3_step(s);
+    bool taken = sqlite3_extended_errcode(self->db) == SQLITE_CONSTRAINT_UNIQUE;
+    if (rc != SQLITE_DONE && !taken)
+        db_error(self, err, "store report");
     sqlite3_reset(s);
     *rowid = sqlite3_last_insert_rowid(self->db);
     if (rc == SQLITE_DONE)
         return CV_PUT_NEW;
-    if (rc == SQLITE_CONSTRAINT)
-        return compare_stored(self, report->id, report->originator, body, len, rowid, err);
-    db_error(self, err, "store report");
-    return CV_PUT_FAILED;
+    return taken ? compare_stored(self, report, digest, rowid, err) : CV_PUT_FAILED;
 }
 
 int64_t cv_store_queue(cv_store_t *self, const char *agency, const char *feed, int64_t done,
@@ -421,9 +634,12 @@ int64_t cv_store_queue(cv_store_t *self, const char *agency, const char *feed, i
     sqlite3_stmt *s = stmt(self, S_QUEUE_ID);
     sqlite3_bind_text(s, 1, agency, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, feed, -1, SQLITE_STATIC);
-    int64_t id = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
+    int rc = sqlite3_step(s);
+    int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        db_error(self, err, "find a queue");
     sqlite3_reset(s);
-    if (id >= 0)
+    if (rc != SQLITE_DONE)
         return id;
     if (!writing(self, err))
         return -1;
@@ -624,11 +840,34 @@ bool cv_store_load(cv_store_t *self, const cv_store_loader_t *loader, void *arg,
                    int64_t *max_report, cv_error_t *err)
 {
     sqlite3_stmt *s = stmt(self, S_MAX_REPORT);
-    *max_report = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    bool found = sqlite3_step(s) == SQLITE_ROW;
+    *max_report = found ? sqlite3_column_int64(s, 0) : 0;
+    if (!found)
+        db_error(self, err, "read the highest report");
     sqlite3_reset(s);
+    if (!found)
+        return false;
     int64_t oldest = 0;
     return load_queues(self, loader, arg, &oldest, err) && load_sent(self, loader, arg, err) &&
            load_routes(self, loader, arg, oldest, err);
+}
+
+/*  The body read back must be the body stored: a changed byte (a disk, a
+ *  hand) makes the report CV_GET_CORRUPT, never a delivery. */
+static int check_body(sqlite3_stmt *s, int64_t report, const uint8_t *body, size_t len,
+                      cv_error_t *err)
+{
+    uint8_t sum[CV_DIGEST_BYTES];
+    blake2b(sum, body, len);
+    if (sqlite3_column_bytes(s, 1) == CV_DIGEST_BYTES &&
+        memcmp(sqlite3_column_blob(s, 1), sum, CV_DIGEST_BYTES) == 0)
+        return 1;
+    cv_error_set(err, NULL, 0, 0,
+                 "store: report '%s' of %s (rowid %lld) is corrupt: its body does not match"
+                 " its checksum",
+                 (const char *)sqlite3_column_text(s, 2), (const char *)sqlite3_column_text(s, 3),
+                 (long long)report);
+    return CV_GET_CORRUPT;
 }
 
 int cv_store_get_report(cv_store_t *self, int64_t report, uint8_t **body, size_t *len,
@@ -638,21 +877,108 @@ int cv_store_get_report(cv_store_t *self, int64_t report, uint8_t **body, size_t
     sqlite3_bind_int64(s, 1, report);
     int rc = sqlite3_step(s);
     if (rc != SQLITE_ROW) {
-        sqlite3_reset(s);
         if (rc == SQLITE_DONE)
             cv_error_set(err, NULL, 0, 0, "store: no report %lld", (long long)report);
         else
             db_error(self, err, "read a report");
+        sqlite3_reset(s);
         return rc == SQLITE_DONE ? 0 : -1;
     }
     *len = (size_t)sqlite3_column_bytes(s, 0);
-    *body = malloc(*len ? *len : 1);
+    const uint8_t *stored = sqlite3_column_blob(s, 0);
+    int found = check_body(s, report, stored, *len, err);
+    *body = found > 0 ? malloc(*len ? *len : 1) : NULL;
     if (*body)
-        memcpy(*body, sqlite3_column_blob(s, 0), *len);
+        memcpy(*body, stored, *len);
+    else if (found > 0 && !out_of_memory(err))
+        found = -1;
     sqlite3_reset(s);
-    if (!*body)
-        cv_error_set(err, NULL, 0, 0, "store: out of memory");
-    return *body ? 1 : -1;
+    return found;
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Changes made of several statements: whole, or not at all.               */
+
+/*  A savepoint inside the caller's transaction (or a transaction of its
+ *  own outside one): a change that fails half way takes back its first
+ *  half even if the caller commits. */
+static bool whole_begin(cv_store_t *self, cv_error_t *err)
+{
+    return writing(self, err) && run(self, S_SAVEPOINT, err);
+}
+
+static bool whole_end(cv_store_t *self, bool ok, cv_error_t *err)
+{
+    if (sqlite3_get_autocommit(self->db))
+        return ok; /* SQLite rolled everything back by itself */
+    if (!ok)
+        run(self, S_UNDO, NULL);
+    return run(self, S_RELEASE, ok ? err : NULL) && ok;
+}
+
+/*  A report's row and its route, gone: no queue is built with it again. */
+static bool delete_report(cv_store_t *self, int64_t report, cv_error_t *err)
+{
+    sqlite3_stmt *s = stmt(self, S_DELETE_ROUTE);
+    sqlite3_bind_int64(s, 1, report);
+    if (!step_done(self, s, err))
+        return false;
+    s = stmt(self, S_DELETE_REPORT);
+    sqlite3_bind_int64(s, 1, report);
+    return step_done(self, s, err);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Quarantine.                                                             */
+
+static bool in_quarantine(cv_store_t *self, int64_t report, cv_error_t *err)
+{
+    sqlite3_stmt *s = stmt(self, S_IN_QUARANTINE);
+    sqlite3_bind_int64(s, 1, report);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_DONE)
+        cv_error_set(err, NULL, 0, 0, "store: no report %lld to quarantine", (long long)report);
+    else if (rc != SQLITE_ROW)
+        db_error(self, err, "look in the quarantine");
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW;
+}
+
+static bool move_to_quarantine(cv_store_t *self, int64_t report, const char *reason,
+                               cv_error_t *err)
+{
+    sqlite3_stmt *s = stmt(self, S_QUARANTINE);
+    sqlite3_bind_int64(s, 1, report);
+    sqlite3_bind_text(s, 2, reason ? reason : "", -1, SQLITE_STATIC);
+    if (!step_done(self, s, err))
+        return false;
+    if (sqlite3_changes(self->db) == 0) /* moved before, or never there */
+        return in_quarantine(self, report, err);
+    return delete_report(self, report, err);
+}
+
+bool cv_store_quarantine(cv_store_t *self, int64_t report, const char *reason, cv_error_t *err)
+{
+    if (!whole_begin(self, err))
+        return false;
+    return whole_end(self, move_to_quarantine(self, report, reason, err), err);
+}
+
+int cv_store_quarantined(cv_store_t *self, cv_quarantine_fn *each, void *arg, cv_error_t *err)
+{
+    sqlite3_stmt *s = stmt(self, S_QUARANTINED);
+    int n = 0, rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (each)
+            each(arg, sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1),
+                 (const char *)sqlite3_column_text(s, 2), (const char *)sqlite3_column_text(s, 3),
+                 (const char *)sqlite3_column_text(s, 4), (const char *)sqlite3_column_text(s, 5));
+        n++;
+    }
+    if (rc != SQLITE_DONE)
+        db_error(self, err, "list the quarantine");
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE ? n : -1;
 }
 
 int cv_store_wal_pages(const cv_store_t *self)
@@ -679,80 +1005,146 @@ void cv_store_checkpoint_now(cv_store_t *self)
 /* ------------------------------------------------------------------------ */
 /*  Retention.                                                              */
 
-int cv_store_categories(cv_store_t *self, char ***out)
+static void free_strings(char **list, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(list[i]);
+    free(list);
+}
+
+int cv_store_categories(cv_store_t *self, char ***out, cv_error_t *err)
 {
     sqlite3_stmt *s = stmt(self, S_CATEGORIES);
     char **list = NULL;
-    int n = 0;
-    while (sqlite3_step(s) == SQLITE_ROW) {
+    int n = 0, rc;
+    bool fits = true;
+    while (fits && (rc = sqlite3_step(s)) == SQLITE_ROW) {
         char **grown = realloc(list, (size_t)(n + 1) * sizeof *list);
-        if (!grown)
-            break;
-        list = grown;
-        list[n++] = strdup((const char *)sqlite3_column_text(s, 0));
+        list = grown ? grown : list;
+        char *category = grown ? strdup((const char *)sqlite3_column_text(s, 0)) : NULL;
+        if (category)
+            list[n++] = category;
+        fits = category != NULL;
     }
+    if (fits && rc != SQLITE_DONE)
+        db_error(self, err, "list the categories");
+    else if (!fits)
+        out_of_memory(err);
     sqlite3_reset(s);
+    if (!fits || rc != SQLITE_DONE) {
+        free_strings(list, n);
+        list = NULL, n = -1;
+    }
     *out = list;
     return n;
 }
 
-static bool purge_one(cv_store_t *self, int64_t rowid, const char *id, const char *originator,
-                      const char *category, int64_t created, const char *rule, cv_error_t *err)
+typedef struct {
+    char *id, *originator;
+    int64_t created, rowid;
+} expired_t;
+
+static void free_expired(expired_t *rows, int n)
 {
-    if (!writing(self, err))
-        return false;
+    for (int i = 0; i < n; i++) {
+        free(rows[i].id);
+        free(rows[i].originator);
+    }
+    free(rows);
+}
+
+/*  The reports of category created before the cutoff, collected first:
+ *  rows are deleted while the select would still run. -1 on an error. */
+static int list_expired(cv_store_t *self, const char *category, int64_t created_before,
+                        expired_t **out, cv_error_t *err)
+{
+    sqlite3_stmt *s = stmt(self, S_EXPIRED);
+    sqlite3_bind_text(s, 1, category, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, created_before);
+    expired_t *rows = NULL;
+    int n = 0, rc;
+    bool fits = true;
+    while (fits && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        expired_t *grown = realloc(rows, (size_t)(n + 1) * sizeof *rows);
+        rows = grown ? grown : rows;
+        fits = grown != NULL;
+        if (!fits)
+            break;
+        rows[n] = (expired_t){strdup((const char *)sqlite3_column_text(s, 0)),
+                              strdup((const char *)sqlite3_column_text(s, 1)),
+                              sqlite3_column_int64(s, 2), sqlite3_column_int64(s, 3)};
+        fits = rows[n].id && rows[n].originator;
+        n++;
+    }
+    if (fits && rc != SQLITE_DONE)
+        db_error(self, err, "list expired reports");
+    else if (!fits)
+        out_of_memory(err);
+    sqlite3_reset(s);
+    if (!fits || rc != SQLITE_DONE) {
+        free_expired(rows, n);
+        rows = NULL, n = -1;
+    }
+    *out = rows;
+    return n;
+}
+
+static bool purge_one(cv_store_t *self, const expired_t *row, const char *category,
+                      const char *rule, cv_error_t *err)
+{
     sqlite3_stmt *s = stmt(self, S_PURGE_RECORD);
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, originator, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 1, row->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, row->originator, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 3, category, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 4, created);
+    sqlite3_bind_int64(s, 4, row->created);
     sqlite3_bind_text(s, 5, rule, -1, SQLITE_STATIC);
-    if (!step_done(self, s, err))
+    return step_done(self, s, err) && delete_report(self, row->rowid, err);
+}
+
+static bool purge_all(cv_store_t *self, const expired_t *rows, int n, const char *category,
+                      const char *rule, cv_error_t *err)
+{
+    if (!whole_begin(self, err))
         return false;
-    s = stmt(self, S_PURGE_ROUTE);
-    sqlite3_bind_int64(s, 1, rowid);
-    if (!step_done(self, s, err))
-        return false;
-    s = stmt(self, S_PURGE_REPORT);
-    sqlite3_bind_int64(s, 1, rowid);
-    return step_done(self, s, err);
+    bool ok = true;
+    for (int i = 0; ok && i < n; i++)
+        ok = purge_one(self, &rows[i], category, rule, err);
+    return whole_end(self, ok, err);
+}
+
+int cv_store_purge_reports(cv_store_t *self, const char *category, int64_t created_before,
+                           const char *rule, bool dry_run, cv_purged_fn *each, void *arg,
+                           cv_error_t *err)
+{
+    expired_t *rows = NULL;
+    int n = list_expired(self, category, created_before, &rows, err);
+    bool ok = n >= 0 && (n == 0 || dry_run || purge_all(self, rows, n, category, rule, err));
+    /* listed once all is done: a listing never names what an error kept */
+    for (int i = 0; ok && each && i < n; i++)
+        each(arg, rows[i].originator, rows[i].id, category, rows[i].created);
+    free_expired(rows, n);
+    return ok ? n : -1;
+}
+
+typedef struct {
+    cv_purge_fn *each;
+    void *arg;
+} purge_each_t;
+
+static void purged_by_id(void *arg, const char *originator, const char *id, const char *category,
+                         int64_t created)
+{
+    (void)originator;
+    const purge_each_t *caller = arg;
+    caller->each(caller->arg, id, category, created);
 }
 
 int cv_store_purge(cv_store_t *self, const char *category, int64_t created_before, const char *rule,
                    bool dry_run, cv_purge_fn *each, void *arg, cv_error_t *err)
 {
-    /* collect first: rows are deleted while the select would still run */
-    sqlite3_stmt *s = stmt(self, S_EXPIRED);
-    sqlite3_bind_text(s, 1, category, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, created_before);
-    typedef struct {
-        char *id, *originator;
-        int64_t created, rowid;
-    } row_t;
-    row_t *rows = NULL;
-    int n = 0;
-    while (sqlite3_step(s) == SQLITE_ROW) {
-        row_t *grown = realloc(rows, (size_t)(n + 1) * sizeof *rows);
-        if (!grown)
-            break;
-        rows = grown;
-        rows[n++] = (row_t){strdup((const char *)sqlite3_column_text(s, 0)),
-                            strdup((const char *)sqlite3_column_text(s, 1)),
-                            sqlite3_column_int64(s, 2), sqlite3_column_int64(s, 3)};
-    }
-    sqlite3_reset(s);
-    bool ok = true;
-    for (int i = 0; i < n; i++) {
-        if (ok && !dry_run)
-            ok = purge_one(self, rows[i].rowid, rows[i].id, rows[i].originator, category,
-                           rows[i].created, rule, err);
-        if (ok && each)
-            each(arg, rows[i].id, category, rows[i].created);
-        free(rows[i].id);
-        free(rows[i].originator);
-    }
-    free(rows);
-    return ok ? n : -1;
+    purge_each_t caller = {each, arg};
+    return cv_store_purge_reports(self, category, created_before, rule, dry_run,
+                                  each ? purged_by_id : NULL, &caller, err);
 }
 
 /* ------------------------------------------------------------------------ */

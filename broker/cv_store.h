@@ -28,8 +28,12 @@ typedef enum {
     CV_SYNC_OFF,    /* no fsync at all: for measuring what durability costs, never for use */
 } cv_sync_t;
 
-/*  Opens DIR/caveat.db, creating it in a new or empty directory. Refuses a
- *  file that is not a caveat store, or a newer format. */
+/*  Opens DIR/caveat.db, creating it (mode 0600) in a new or empty
+ *  directory, and upgrades a store of an earlier format in place. Refuses a
+ *  file that is not a caveat store, or a newer format; a directory or a
+ *  caveat.db that group or others may use; and a directory that another
+ *  store holds: DIR/caveat.lock is locked (flock) while the store is open,
+ *  so that one broker only works on a data directory. */
 cv_store_t *cv_store_open(const char *dir, cv_sync_t sync, cv_error_t *err);
 void cv_store_close(cv_store_t **self_p);
 
@@ -59,16 +63,24 @@ bool cv_store_sync_wait(cv_store_t *self, int timeout_ms);
 typedef enum {
     CV_PUT_NEW,      /* stored */
     CV_PUT_SAME,     /* the same report was stored before: nothing to do */
-    CV_PUT_CONFLICT, /* the id names another report */
+    CV_PUT_CONFLICT, /* the originator's id names another of its reports */
     CV_PUT_FAILED,
 } cv_put_t;
 
+#define CV_DIGEST_BYTES 32 /* BLAKE2b-256 (crypto_generichash) */
+
+/*  A report is named by (originator, id): an id names one report of its
+ *  originator, and means nothing to another agency's. */
 typedef struct {
     const char *id;
     const char *originator;
     const char *category;
     int64_t created;  /* unix seconds, UTC: what retention counts from */
     int64_t accepted; /* unix milliseconds, UTC; 0: now */
+    /*  CV_DIGEST_BYTES of the report as its originator sent it, before the
+     *  broker stamped anything into it: a retry is the same report when its
+     *  digest is. NULL: the digest of the body stored. */
+    const uint8_t *digest;
 } cv_stored_report_t;
 
 /*  Sets *rowid to the stored report's (new or, for CV_PUT_SAME, earlier). */
@@ -124,10 +136,30 @@ typedef struct {
 bool cv_store_load(cv_store_t *self, const cv_store_loader_t *loader, void *arg,
                    int64_t *max_report, cv_error_t *err);
 
+#define CV_GET_CORRUPT (-2)
+
 /*  The packed report by rowid, *body malloc'd: 1; 0 when there is no such
- *  report (purged); -1 on an error (err says which). */
+ *  report (purged, quarantined); -1 on an error (err says which);
+ *  CV_GET_CORRUPT when the stored body is not what was stored (its
+ *  checksum differs; err names the report): the caller may quarantine it
+ *  and carry on. */
 int cv_store_get_report(cv_store_t *self, int64_t report, uint8_t **body, size_t *len,
                         cv_error_t *err);
+
+/*  Moves a report aside, in the current transaction: its row goes to the
+ *  quarantine table with reason, its routes go, and from then on no load
+ *  routes it and cv_store_get_report says 0, as for a purged report. A
+ *  delivery of it already in flight keeps its seq (seqs stay contiguous)
+ *  and, like a purged report's, resolves to nothing. Quarantining a report
+ *  already in quarantine does nothing. */
+bool cv_store_quarantine(cv_store_t *self, int64_t report, const char *reason, cv_error_t *err);
+
+/*  Lists the reports in quarantine, oldest first: the rowid they had, id,
+ *  originator, category, reason and when (UTC, ISO 8601). Returns how many,
+ *  or -1. */
+typedef void(cv_quarantine_fn)(void *arg, int64_t report, const char *id, const char *originator,
+                               const char *category, const char *reason, const char *when);
+int cv_store_quarantined(cv_store_t *self, cv_quarantine_fn *each, void *arg, cv_error_t *err);
 
 /*  Checkpointing the WAL into the database, at moments the broker picks:
  *  pages in the WAL, a passive checkpoint in a thread (nothing if nothing
@@ -137,16 +169,25 @@ int cv_store_wal_pages(const cv_store_t *self);
 void cv_store_checkpoint(cv_store_t *self);
 void cv_store_checkpoint_now(cv_store_t *self);
 
-/*  The categories of stored reports (malloc'd strings in a malloc'd array). */
-int cv_store_categories(cv_store_t *self, char ***out);
+/*  The categories of stored reports (malloc'd strings in a malloc'd
+ *  array): how many, or -1 (nothing to free) on an error. */
+int cv_store_categories(cv_store_t *self, char ***out, cv_error_t *err);
 
 /*  Retention: removes the reports of category created before the cutoff,
  *  with their queue entries, recording each purge (with rule, the
- *  retention that applied) in the purges table. dry_run only lists. each
- *  is called for every report (may be NULL). Returns how many, or -1. */
+ *  retention that applied) in the purges table. dry_run only lists. All or
+ *  nothing: on an error nothing is purged, -1. Otherwise each is called
+ *  for every report (may be NULL), and the count is returned. */
 typedef void(cv_purge_fn)(void *arg, const char *id, const char *category, int64_t created);
 int cv_store_purge(cv_store_t *self, const char *category, int64_t created_before, const char *rule,
                    bool dry_run, cv_purge_fn *each, void *arg, cv_error_t *err);
+/*  The same, telling each report's originator too: an id alone does not
+ *  say which report it was. */
+typedef void(cv_purged_fn)(void *arg, const char *originator, const char *id, const char *category,
+                           int64_t created);
+int cv_store_purge_reports(cv_store_t *self, const char *category, int64_t created_before,
+                           const char *rule, bool dry_run, cv_purged_fn *each, void *arg,
+                           cv_error_t *err);
 
 /*  A consistent copy of the store at path (SQLite's online backup), from
  *  which a broker can start. Call outside a write transaction. */

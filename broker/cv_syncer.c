@@ -261,11 +261,14 @@ static bool sync_path(const char *path)
     return ok;
 }
 
-bool cv_syncer_sync_now(const cv_syncer_t *self)
+/*  Opens and closes the database and its WAL: only ever before SQLite has
+ *  them open, since closing a descriptor of a file drops every POSIX lock
+ *  the process holds on it, SQLite's included (cv_syncer.h). */
+bool cv_syncer_sync_files(const char *db_path)
 {
     char wal[4200];
-    snprintf(wal, sizeof wal, "%s-wal", self->db_path);
-    return sync_directory(self->db_path) && sync_path(self->db_path) && sync_path(wal);
+    snprintf(wal, sizeof wal, "%s-wal", db_path);
+    return sync_directory(db_path) && sync_path(db_path) && sync_path(wal);
 }
 
 bool cv_syncer_checkpoint(cv_syncer_t *self)

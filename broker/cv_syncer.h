@@ -40,9 +40,14 @@ void *cv_syncer_socket(cv_syncer_t *self);
 /*  Why the syncer stopped (a failed fdatasync: nothing more can be made
  *  durable), or NULL while it works. */
 const char *cv_syncer_failed(cv_syncer_t *self);
-/*  fdatasync of the database and its WAL, here and now: at start, so that
- *  nothing a crashed broker wrote and never synced is served as durable. */
-bool cv_syncer_sync_now(const cv_syncer_t *self);
+/*  fdatasync of the database db_path, its WAL and their directory, here
+ *  and now: at start, so that nothing a crashed broker wrote and never
+ *  synced is served as durable. Call it before SQLite opens db_path: it
+ *  opens and closes the files, and on Linux closing any descriptor of a
+ *  file drops every POSIX lock the process holds on it, SQLite's too (then
+ *  another process may take the database for unused, checkpoint it and
+ *  delete the WAL under the broker). */
+bool cv_syncer_sync_files(const char *db_path);
 
 /*  Asks for a checkpoint; false (nothing asked) while one runs. */
 bool cv_syncer_checkpoint(cv_syncer_t *self);

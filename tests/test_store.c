@@ -21,10 +21,14 @@
 
 #include <cmocka.h>
 #include <dirent.h>
+#include <sodium.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <spawn.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cv_queue.h"
@@ -564,6 +568,7 @@ typedef struct {
     int64_t max_report;
     int reports; /* ids made so far */
     bool load_failed;
+    bool full_sync;  /* CV_SYNC_FULL, as caveatd runs; otherwise OFF, for speed */
     int64_t *routed; /* reports the last load listed, in order */
     size_t n_routed, routed_cap;
 } rig_t;
@@ -602,7 +607,7 @@ static void remove_dir(const char *dir)
 static void rig_open(rig_t *r)
 {
     cv_error_t err = {""};
-    r->store = cv_store_open(r->dir, CV_SYNC_OFF, &err);
+    r->store = cv_store_open(r->dir, r->full_sync ? CV_SYNC_FULL : CV_SYNC_OFF, &err);
     if (!r->store)
         print_error("open %s: %s\n", r->dir, err.msg);
     assert_non_null(r->store);
@@ -690,7 +695,7 @@ static int64_t put_report(rig_t *r, const char *id, const char *category, int64_
     cv_error_t err = {""};
     char body[64];
     int len = snprintf(body, sizeof body, "body of %s", id);
-    cv_stored_report_t report = {id, "originator", category, created, 0};
+    cv_stored_report_t report = {id, "originator", category, created, 0, NULL};
     int64_t rowid = -1;
     cv_put_t put =
         cv_store_put_report(r->store, &report, (const uint8_t *)body, (size_t)len, &rowid, &err);
@@ -1364,7 +1369,7 @@ static cv_put_t put_raw(rig_t *r, const char *id, const char *originator, const 
                         int64_t *rowid)
 {
     cv_error_t err = {""};
-    cv_stored_report_t report = {id, originator, "general", 1000, 0};
+    cv_stored_report_t report = {id, originator, "general", 1000, 0, NULL};
     return cv_store_put_report(r->store, &report, (const uint8_t *)body, strlen(body), rowid, &err);
 }
 
@@ -1387,7 +1392,6 @@ static void test_put_same_and_conflict(void **state)
     assert_int_equal(put_raw(r, "x", "org-a", "bodY", &again), CV_PUT_CONFLICT);
     assert_int_equal(put_raw(r, "x", "org-a", "body!", &again), CV_PUT_CONFLICT);
     assert_int_equal(put_raw(r, "x", "org-a", "", &again), CV_PUT_CONFLICT);
-    assert_int_equal(put_raw(r, "x", "org-b", "body", &again), CV_PUT_CONFLICT);
     /* a conflict stores nothing: the first body is still there */
     cv_error_t err = {""};
     uint8_t *body = NULL;
@@ -1395,6 +1399,74 @@ static void test_put_same_and_conflict(void **state)
     MUST(cv_store_get_report(r->store, first, &body, &len, &err));
     assert_int_equal(len, 4);
     assert_memory_equal(body, "body", 4);
+    free(body);
+    rig_free(r);
+}
+
+/*  Ids are the originator's: another agency's use of one takes nothing
+ *  from it, nor tells it that the id exists. */
+static void test_put_ids_scoped_by_originator(void **state)
+{
+    (void)state;
+    rig_t *r = rig_new();
+    int64_t b_first = 0, a_own = 0, again = 0;
+    begin(r);
+    /* org-b publishes org-a's id before org-a does */
+    assert_int_equal(put_raw(r, "x", "org-b", "b's report", &b_first), CV_PUT_NEW);
+    assert_int_equal(put_raw(r, "x", "org-a", "a's report", &a_own), CV_PUT_NEW);
+    assert_true(a_own != b_first);
+    commit(r);
+    restart(r);
+    assert_int_equal(put_raw(r, "x", "org-a", "a's report", &again), CV_PUT_SAME);
+    assert_int_equal(again, a_own);
+    assert_int_equal(put_raw(r, "x", "org-b", "b's report", &again), CV_PUT_SAME);
+    assert_int_equal(again, b_first);
+    /* a conflict is within one originator only */
+    assert_int_equal(put_raw(r, "x", "org-a", "b's report", &again), CV_PUT_CONFLICT);
+    assert_int_equal(again, a_own);
+    cv_error_t err = {""};
+    uint8_t *body = NULL;
+    size_t len = 0;
+    MUST(cv_store_get_report(r->store, a_own, &body, &len, &err) == 1);
+    assert_int_equal(len, strlen("a's report"));
+    assert_memory_equal(body, "a's report", len);
+    free(body);
+    rig_free(r);
+}
+
+static cv_put_t put_digest(rig_t *r, const char *id, const char *body, const char *submitted,
+                           int64_t *rowid)
+{
+    cv_error_t err = {""};
+    uint8_t digest[CV_DIGEST_BYTES];
+    crypto_generichash(digest, sizeof digest, (const uint8_t *)submitted, strlen(submitted), NULL,
+                       0);
+    cv_stored_report_t report = {id, "org-a", "general", 1000, 0, digest};
+    return cv_store_put_report(r->store, &report, (const uint8_t *)body, strlen(body), rowid, &err);
+}
+
+/*  A retry is the same report when what the originator sent is, although
+ *  the broker stamped another time into the body it stores. */
+static void test_put_retry_same_by_digest(void **state)
+{
+    (void)state;
+    rig_t *r = rig_new();
+    int64_t first = 0, again = 0;
+    begin(r);
+    assert_int_equal(put_digest(r, "x", "sent, stamped 10:00:00", "sent", &first), CV_PUT_NEW);
+    commit(r);
+    restart(r);
+    assert_int_equal(put_digest(r, "x", "sent, stamped 10:00:01", "sent", &again), CV_PUT_SAME);
+    assert_int_equal(again, first);
+    assert_int_equal(put_digest(r, "x", "sent, stamped 10:00:00", "other", &again),
+                     CV_PUT_CONFLICT);
+    /* the body stored is the first one */
+    cv_error_t err = {""};
+    uint8_t *body = NULL;
+    size_t len = 0;
+    MUST(cv_store_get_report(r->store, first, &body, &len, &err) == 1);
+    assert_int_equal(len, strlen("sent, stamped 10:00:00"));
+    assert_memory_equal(body, "sent, stamped 10:00:00", len);
     free(body);
     rig_free(r);
 }
@@ -1422,6 +1494,7 @@ static void sql_file(const char *path, const char *sql)
         print_error("%s: %s\n", sql, msg);
     assert_null(msg);
     assert_int_equal(sqlite3_close(db), SQLITE_OK);
+    assert_int_equal(chmod(path, 0600), 0); /* as a store's is: refused for its content */
 }
 
 /*  Opens dir, which must be refused with a message containing why, and
@@ -1475,15 +1548,16 @@ static void test_refuses_garbage_file(void **state)
     for (int i = 0; i < 200; i++)
         fputs("this is not a database at all\n", f);
     fclose(f);
+    assert_int_equal(chmod(path, 0600), 0);
     assert_refused(dir, "not a caveat store");
     scratch_done();
 }
 
-/*  Format version 1 (a queue table of entries) and a future version 3. */
+/*  Format version 1 (a queue table of entries) and a future version 4. */
 static void test_refuses_other_versions(void **state)
 {
     (void)state;
-    static const char *const versions[] = {"1", "3"};
+    static const char *const versions[] = {"1", "4"};
     for (size_t i = 0; i < 2; i++) {
         const char *dir = scratch_dir();
         char path[128], sql[512], why[64];
@@ -1499,6 +1573,445 @@ static void test_refuses_other_versions(void **state)
         assert_refused(dir, why);
         scratch_done();
     }
+}
+
+/* ------------------------------------------------------------------------ */
+/*  The data directory: one store in it, the owner's alone.                 */
+
+static const char *path_in(const char *dir, const char *name)
+{
+    static char path[2][256];
+    static int which;
+    which = !which; /* two at a time */
+    snprintf(path[which], sizeof path[which], "%s/%s", dir, name);
+    return path[which];
+}
+
+static int mode_of(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (int)(st.st_mode & 07777) : -1;
+}
+
+/*  Opens dir, which must be refused with a message containing each of
+ *  why and also. */
+static void assert_open_refused(const char *dir, const char *why, const char *also)
+{
+    cv_error_t err = {""};
+    cv_store_t *s = cv_store_open(dir, CV_SYNC_OFF, &err);
+    cv_store_close(&s);
+    if (!strstr(err.msg, why) || !strstr(err.msg, also))
+        print_error("refused with \"%s\", want \"%s\" and \"%s\"\n", err.msg, why, also);
+    assert_non_null(strstr(err.msg, why));
+    assert_non_null(strstr(err.msg, also));
+}
+
+static void test_one_store_per_directory(void **state)
+{
+    (void)state;
+    rig_t *r = rig_new();
+    /* in this process: flock locks belong to the open file */
+    assert_open_refused(r->dir, "another caveatd is using this data directory", r->dir);
+    /* in another: the child only tries to open, it never runs a store */
+    fflush(NULL);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        cv_error_t err = {""};
+        cv_store_t *s = cv_store_open(r->dir, CV_SYNC_OFF, &err);
+        _exit(!s && strstr(err.msg, "another caveatd is using this data directory") ? 0 : 1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    /* the lock goes with the store */
+    restart(r);
+    rig_free(r);
+}
+
+static void test_refuses_loose_modes(void **state)
+{
+    (void)state;
+    rig_t *r = rig_new();
+    cv_store_close(&r->store);
+    static const int loose_dirs[] = {0750, 0705, 0701, 0770};
+    char mode[8];
+    for (size_t i = 0; i < sizeof loose_dirs / sizeof *loose_dirs; i++) {
+        assert_int_equal(chmod(r->dir, (mode_t)loose_dirs[i]), 0);
+        snprintf(mode, sizeof mode, "%04o", loose_dirs[i]);
+        assert_open_refused(r->dir, mode, r->dir);
+    }
+    assert_int_equal(chmod(r->dir, 0700), 0);
+    const char *db = path_in(r->dir, "caveat.db");
+    static const int loose_files[] = {0640, 0604, 0660, 0610};
+    for (size_t i = 0; i < sizeof loose_files / sizeof *loose_files; i++) {
+        assert_int_equal(chmod(db, (mode_t)loose_files[i]), 0);
+        snprintf(mode, sizeof mode, "%04o", loose_files[i]);
+        assert_open_refused(r->dir, mode, db);
+    }
+    assert_int_equal(chmod(db, 0600), 0);
+    rig_open(r);
+    rig_free(r);
+}
+
+/*  caveat.db is made 0600 whatever the umask, and SQLite gives its WAL and
+ *  shared-memory files the database's mode. */
+static void test_store_files_are_owner_only(void **state)
+{
+    (void)state;
+    mode_t old = umask(022);
+    rig_t *r = calloc(1, sizeof *r);
+    assert_non_null(r);
+    live_rig = r;
+    r->full_sync = true;
+    make_dir(r->dir, sizeof r->dir);
+    rig_open(r);
+    umask(old);
+    begin(r);
+    int64_t q = queue_of(r, "a", "");
+    for (int i = 0; i < 20; i++)
+        publish1(r, 0, q);
+    commit(r);
+    static const char *const files[] = {"caveat.db", "caveat.db-wal", "caveat.db-shm",
+                                        "caveat.lock"};
+    for (size_t i = 0; i < 4; i++) {
+        int mode = mode_of(path_in(r->dir, files[i]));
+        if (mode != 0600)
+            print_error("%s: mode %04o\n", files[i], mode);
+        assert_int_equal(mode, 0600);
+    }
+    rig_free(r);
+}
+
+/*  What an operator's sqlite3 does: open, read, close. Run as a process of
+ *  its own (this program, --count-reports), as the sqlite3 shell would be. */
+static int count_reports(const char *path, int flags)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    int n = -1;
+    if (sqlite3_open_v2(path, &db, flags, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "SELECT count(*) FROM reports", -1, &s, NULL) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
+        n = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return n;
+}
+
+static int count_reports_elsewhere(const char *path)
+{
+    extern char **environ;
+    char *argv[] = {"test_store", "--count-reports", (char *)path, NULL};
+    pid_t child;
+    int status = 0;
+    assert_int_equal(posix_spawn(&child, "/proc/self/exe", NULL, NULL, argv, environ), 0);
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+static void publish_and_commit(rig_t *r, int64_t q, int n)
+{
+    begin(r);
+    for (int i = 0; i < n; i++)
+        publish1(r, 0, q);
+    commit(r);
+}
+
+/*  A reader beside the broker, in its process or another, must not take
+ *  the store for unused: the start-up sync once closed a descriptor of
+ *  caveat.db under SQLite, which dropped SQLite's locks on it, and the
+ *  reader's close then checkpointed and deleted the WAL the broker was
+ *  still writing to. */
+static void test_store_reader_leaves_wal(void **state)
+{
+    (void)state;
+    rig_t *r = calloc(1, sizeof *r);
+    assert_non_null(r);
+    live_rig = r;
+    r->full_sync = true;
+    make_dir(r->dir, sizeof r->dir);
+    rig_open(r);
+    char db[256];
+    snprintf(db, sizeof db, "%s", path_in(r->dir, "caveat.db"));
+    begin(r);
+    int64_t q = queue_of(r, "a", "");
+    commit(r);
+    publish_and_commit(r, q, 5);
+    assert_int_equal(count_reports(db, SQLITE_OPEN_READONLY), 5);
+    publish_and_commit(r, q, 5);
+    assert_int_equal(access(path_in(r->dir, "caveat.db-wal"), F_OK), 0);
+    assert_int_equal(count_reports_elsewhere(db), 10);
+    publish_and_commit(r, q, 5);
+    assert_int_equal(access(path_in(r->dir, "caveat.db-wal"), F_OK), 0);
+    assert_int_equal(count_reports_elsewhere(db), 15);
+    cv_store_sync_wait(r->store, 5000);
+    cv_store_close(&r->store);
+    assert_int_equal(count_reports(db, SQLITE_OPEN_READONLY), 15);
+    rig_open(r);
+    rig_load(r);
+    for (int64_t report = 1; report <= 15; report++)
+        assert_true(was_routed(r, report));
+    rig_free(r);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Corrupt bodies and the quarantine.                                      */
+
+/*  Changes one byte of a stored body behind the store's back (closed). */
+static void flip_body_byte(const char *dir, int64_t report)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(sqlite3_open(path_in(dir, "caveat.db"), &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT body FROM reports WHERE n = ?1", -1, &s, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_int64(s, 1, report);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    int len = sqlite3_column_bytes(s, 0);
+    assert_true(len > 3);
+    uint8_t *body = malloc((size_t)len);
+    assert_non_null(body);
+    memcpy(body, sqlite3_column_blob(s, 0), (size_t)len);
+    sqlite3_finalize(s);
+    body[3] ^= 0x20;
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "UPDATE reports SET body = ?2 WHERE n = ?1", -1, &s, NULL),
+        SQLITE_OK);
+    sqlite3_bind_int64(s, 1, report);
+    sqlite3_bind_blob(s, 2, body, len, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(s), SQLITE_DONE);
+    sqlite3_finalize(s);
+    free(body);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
+static int get_result(rig_t *r, int64_t report, cv_error_t *err)
+{
+    uint8_t *body = NULL;
+    size_t len = 0;
+    int found = cv_store_get_report(r->store, report, &body, &len, err);
+    free(body);
+    return found;
+}
+
+static void test_store_corrupt_body(void **state)
+{
+    (void)state;
+    rig_t *r = rig_new();
+    begin(r);
+    int64_t q = queue_of(r, "a", "");
+    int64_t good = publish1(r, 0, q);
+    int64_t bad = publish1(r, 0, q);
+    commit(r);
+    cv_store_close(&r->store);
+    flip_body_byte(r->dir, bad);
+    rig_open(r);
+    cv_error_t err = {""};
+    assert_int_equal(get_result(r, bad, &err), CV_GET_CORRUPT);
+    assert_non_null(strstr(err.msg, "report-2")); /* which report */
+    assert_non_null(strstr(err.msg, "corrupt"));
+    assert_int_equal(get_result(r, good, &err), 1);
+    rig_free(r);
+}
+
+typedef struct {
+    int calls;
+    int64_t report;
+    char id[32], originator[32], category[32], reason[64], when[32];
+} quarantine_seen_t;
+
+static void on_quarantined(void *arg, int64_t report, const char *id, const char *originator,
+                           const char *category, const char *reason, const char *when)
+{
+    quarantine_seen_t *seen = arg;
+    seen->calls++;
+    seen->report = report;
+    snprintf(seen->id, sizeof seen->id, "%s", id);
+    snprintf(seen->originator, sizeof seen->originator, "%s", originator);
+    snprintf(seen->category, sizeof seen->category, "%s", category);
+    snprintf(seen->reason, sizeof seen->reason, "%s", reason);
+    snprintf(seen->when, sizeof seen->when, "%s", when);
+}
+
+static void assert_quarantined(rig_t *r, int64_t report)
+{
+    cv_error_t err = {""};
+    quarantine_seen_t seen = {0};
+    assert_int_equal(cv_store_quarantined(r->store, on_quarantined, &seen, &err), 1);
+    assert_int_equal(seen.calls, 1);
+    assert_int_equal(seen.report, report);
+    assert_string_equal(seen.id, "report-2");
+    assert_string_equal(seen.originator, "originator");
+    assert_string_equal(seen.category, "general");
+    assert_string_equal(seen.reason, "checksum mismatch");
+    assert_true(strlen(seen.when) >= 20 && seen.when[4] == '-' && seen.when[10] == 'T');
+}
+
+/*  A corrupt report moved aside: no queue holds it again, reads say it is
+ *  gone, and the rest goes on. One in flight keeps its seq. */
+static void test_store_quarantine(void **state)
+{
+    (void)state;
+    rig_t *r = rig_new();
+    begin(r);
+    int64_t q = queue_of(r, "a", "");
+    int64_t first = publish1(r, 0, q);
+    int64_t bad = publish1(r, 0, q);
+    int64_t last = publish1(r, 0, q);
+    int64_t flying = publish1(r, 2, queue_of(r, "b", "")); /* report-4, sent below */
+    assert_int_equal(pump(r, queue_of(r, "b", ""), 1, NULL), 1);
+    commit(r);
+    cv_store_close(&r->store);
+    flip_body_byte(r->dir, bad);
+    rig_open(r);
+    cv_error_t err = {""};
+    assert_int_equal(get_result(r, bad, &err), CV_GET_CORRUPT);
+    begin(r);
+    MUST(cv_store_quarantine(r->store, bad, "checksum mismatch", &err));
+    MUST(cv_store_quarantine(r->store, flying, "checksum mismatch", &err));
+    MUST(cv_store_quarantine(r->store, bad, "again", &err)); /* nothing more */
+    commit(r);
+    assert_int_equal(get_result(r, bad, &err), 0);
+    rig_load(r);
+    assert_false(was_routed(r, bad));
+    view_t *want = view_new(0);
+    view_wait(want, first, 0);
+    view_wait(want, last, 0);
+    assert_queue_is(rig_queue(r, q), want, "after the quarantine");
+    /* in flight: its seq stays given, and it reads as gone */
+    want = view_new(1);
+    view_sent(want, 1, flying, 2);
+    assert_queue_is(rig_queue(r, queue_of(r, "b", "")), want, "in flight");
+    assert_int_equal(get_result(r, flying, &err), 0);
+    restart(r);
+    assert_false(was_routed(r, bad));
+    assert_int_equal(get_result(r, bad, &err), 0);
+    quarantine_seen_t seen = {0};
+    assert_int_equal(cv_store_quarantined(r->store, on_quarantined, &seen, &err), 2);
+    /* no such report */
+    begin(r);
+    assert_false(cv_store_quarantine(r->store, 999, "none", &err));
+    assert_non_null(strstr(err.msg, "999"));
+    commit(r);
+    rig_free(r);
+}
+
+/*  The quarantine is kept: it survives a restart, with the reason. */
+static void test_store_quarantine_survives_reopen(void **state)
+{
+    (void)state;
+    rig_t *r = rig_new();
+    begin(r);
+    int64_t q = queue_of(r, "a", "");
+    publish1(r, 0, q);
+    int64_t bad = publish1(r, 1, q);
+    commit(r);
+    cv_error_t err = {""};
+    assert_int_equal(cv_store_quarantined(r->store, NULL, NULL, &err), 0);
+    begin(r);
+    MUST(cv_store_quarantine(r->store, bad, "checksum mismatch", &err));
+    commit(r);
+    restart(r);
+    assert_quarantined(r, bad);
+    assert_false(was_routed(r, bad));
+    rig_free(r);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  A store of format version 2 is upgraded at open.                        */
+
+/*  Format 2's schema, as that version made it. */
+static const char format_2_sql[] =
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE reports(n INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,"
+    "  originator TEXT NOT NULL,"
+    "  category TEXT NOT NULL, created INTEGER NOT NULL,"
+    "  accepted INTEGER NOT NULL,"
+    "  body BLOB NOT NULL);"
+    "CREATE INDEX reports_age ON reports(category, created);"
+    "CREATE TABLE purges(report_id TEXT NOT NULL, originator TEXT NOT NULL,"
+    "  category TEXT NOT NULL, created INTEGER NOT NULL, rule TEXT NOT NULL,"
+    "  purged TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')));"
+    "CREATE TABLE queues(id INTEGER PRIMARY KEY, agency TEXT NOT NULL, feed TEXT NOT NULL,"
+    "  last_seq INTEGER NOT NULL DEFAULT 0, acked_seq INTEGER NOT NULL DEFAULT 0,"
+    "  done0 INTEGER NOT NULL DEFAULT 0, done1 INTEGER NOT NULL DEFAULT 0,"
+    "  done2 INTEGER NOT NULL DEFAULT 0, UNIQUE(agency, feed));"
+    "CREATE TABLE routes(report INTEGER PRIMARY KEY, priority INTEGER NOT NULL,"
+    "  queues BLOB NOT NULL);"
+    "CREATE TABLE sent(queue INTEGER NOT NULL, first INTEGER NOT NULL, last INTEGER NOT NULL,"
+    "  reports BLOB NOT NULL, PRIMARY KEY(queue, first)) WITHOUT ROWID;"
+    "INSERT INTO meta VALUES('format', 'caveat-store'), ('version', '2');"
+    "PRAGMA journal_mode=WAL;";
+
+/*  Queue 1 ("a"), reports 1, 2 and 5 routed to it (3, 4 and the newest,
+ *  7, purged: the next rowid is 8), report 1 sent with seq 1. */
+static const char format_2_rows_sql[] =
+    "INSERT INTO queues(id, agency, feed) VALUES(1, 'a', '');"
+    "INSERT INTO reports VALUES(1, 'r1', 'org-a', 'general', 1000, 1000000, 'body of r1');"
+    "INSERT INTO reports VALUES(2, 'r2', 'org-a', 'general', 1001, 1001000, 'body of r2');"
+    "INSERT INTO reports VALUES(5, 'r5', 'org-b', 'other', 1002, 1002000, 'body of r5');"
+    "UPDATE sqlite_sequence SET seq = 7 WHERE name = 'reports';"
+    "INSERT INTO routes VALUES(1, 0, x'01000000'), (2, 0, x'01000000'), (5, 1, x'01000000');"
+    "INSERT INTO sent VALUES(1, 1, 1, x'0400000000000000');"
+    "UPDATE queues SET last_seq = 1 WHERE id = 1;";
+
+static int store_version(const char *dir)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    int version = -1;
+    if (sqlite3_open_v2(path_in(dir, "caveat.db"), &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'version'", -1, &s, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
+        version = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return version;
+}
+
+static void test_store_upgrades_format_2(void **state)
+{
+    (void)state;
+    rig_t *r = calloc(1, sizeof *r);
+    assert_non_null(r);
+    live_rig = r;
+    make_dir(r->dir, sizeof r->dir);
+    sql_file(path_in(r->dir, "caveat.db"), format_2_sql);
+    sql_file(path_in(r->dir, "caveat.db"), format_2_rows_sql);
+    rig_open(r);
+    rig_load(r);
+    assert_int_equal(store_version(r->dir), 3);
+    assert_int_equal(r->max_report, 7);
+    view_t *want = view_new(1);
+    view_sent(want, 1, 1, 0);
+    view_wait(want, 5, 1);
+    view_wait(want, 2, 0);
+    assert_queue_is(rig_queue(r, 1), want, "upgraded from format 2");
+    /* the bodies got their checksums, and their digests */
+    cv_error_t err = {""};
+    uint8_t *body = NULL;
+    size_t len = 0;
+    MUST(cv_store_get_report(r->store, 5, &body, &len, &err) == 1);
+    assert_int_equal(len, strlen("body of r5"));
+    assert_memory_equal(body, "body of r5", len);
+    free(body);
+    int64_t rowid = 0;
+    begin(r);
+    assert_int_equal(put_raw(r, "r2", "org-a", "body of r2", &rowid), CV_PUT_SAME);
+    assert_int_equal(rowid, 2);
+    assert_int_equal(put_raw(r, "r2", "org-a", "changed", &rowid), CV_PUT_CONFLICT);
+    /* ids are the originator's now, and purged rowids are never given again */
+    assert_int_equal(put_raw(r, "r2", "org-b", "b's r2", &rowid), CV_PUT_NEW);
+    assert_int_equal(rowid, 8);
+    commit(r);
+    restart(r);
+    assert_int_equal(store_version(r->dir), 3);
+    assert_int_equal(cv_store_quarantined(r->store, NULL, NULL, &err), 0);
+    rig_free(r);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1678,6 +2191,115 @@ static void test_purge_in_flight_then_publish(void **state)
     rig_free(r);
 }
 
+/*  SQL through a connection of the test's own, beside the open store. */
+static void sql_beside(rig_t *r, const char *sql)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(
+        sqlite3_open_v2(path_in(r->dir, "caveat.db"), &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+        print_error("%s: %s\n", sql, msg);
+    assert_null(msg);
+    assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
+/*  A read that stops on an error is an error, with SQLite's reason, never a
+ *  short list: here the store's statements no longer prepare. */
+static void test_retention_reads_report_errors(void **state)
+{
+    (void)state;
+    rig_t *r = rig_new();
+    int64_t q, ids[4];
+    purge_setup(r, &q, ids);
+    cv_error_t err = {""};
+    char **categories = NULL;
+    assert_int_equal(cv_store_categories(r->store, &categories, &err), 2);
+    for (int i = 0; i < 2; i++)
+        free(categories[i]);
+    free(categories);
+    sql_beside(r, "ALTER TABLE reports RENAME COLUMN category TO kind");
+    categories = NULL;
+    assert_int_equal(cv_store_categories(r->store, &categories, &err), -1);
+    assert_null(categories);
+    assert_non_null(strstr(err.msg, "no such column: category"));
+    err.msg[0] = '\0';
+    listed_t listed = {0};
+    begin(r);
+    assert_int_equal(
+        cv_store_purge(r->store, "old", 2000, "rule-1", false, on_purged, &listed, &err), -1);
+    assert_non_null(strstr(err.msg, "no such column: category"));
+    assert_int_equal(listed.calls, 0);
+    cv_store_rollback(r->store);
+    rig_free(r);
+}
+
+/*  A purge that fails half way purges nothing, even for a caller that
+ *  commits anyway, and lists nothing. */
+static void test_purge_all_or_nothing(void **state)
+{
+    (void)state;
+    rig_t *r = rig_new();
+    int64_t q, ids[4];
+    purge_setup(r, &q, ids);
+    sql_beside(r, "CREATE TRIGGER refuse BEFORE INSERT ON purges WHEN NEW.report_id = 'report-3'"
+                  " BEGIN SELECT RAISE(ABORT, 'refused by the test'); END");
+    cv_error_t err = {""};
+    listed_t listed = {0};
+    begin(r);
+    assert_int_equal(
+        cv_store_purge(r->store, "old", 2000, "rule-1", false, on_purged, &listed, &err), -1);
+    assert_non_null(strstr(err.msg, "refused by the test"));
+    assert_int_equal(listed.calls, 0);
+    commit(r);
+    restart(r);
+    for (int i = 0; i < 4; i++)
+        assert_true(was_routed(r, ids[i]));
+    assert_int_equal(get_result(r, ids[0], &err), 1);
+    cv_store_close(&r->store);
+    assert_int_equal(purges_recorded(r->dir), 0);
+    rig_open(r);
+    rig_free(r);
+}
+
+typedef struct {
+    int calls;
+    char originators[2][16];
+} originators_t;
+
+static void on_purged_report(void *arg, const char *originator, const char *id,
+                             const char *category, int64_t created)
+{
+    (void)category, (void)created;
+    originators_t *seen = arg;
+    assert_string_equal(id, "same-id");
+    if (seen->calls < 2)
+        snprintf(seen->originators[seen->calls], sizeof seen->originators[0], "%s", originator);
+    seen->calls++;
+}
+
+/*  Two agencies' reports of one id: the listing says whose each was. */
+static void test_purge_lists_originators(void **state)
+{
+    (void)state;
+    rig_t *r = rig_new();
+    int64_t rowid = 0;
+    begin(r);
+    assert_int_equal(put_raw(r, "same-id", "org-a", "a's", &rowid), CV_PUT_NEW);
+    assert_int_equal(put_raw(r, "same-id", "org-b", "b's", &rowid), CV_PUT_NEW);
+    commit(r);
+    cv_error_t err = {""};
+    originators_t seen = {0};
+    begin(r);
+    assert_int_equal(cv_store_purge_reports(r->store, "general", 2000, "rule-1", false,
+                                            on_purged_report, &seen, &err),
+                     2);
+    commit(r);
+    assert_int_equal(seen.calls, 2);
+    assert_true(strcmp(seen.originators[0], seen.originators[1]) != 0);
+    rig_free(r);
+}
+
 /*  A queue made after reports were routed elsewhere starts past them, so
  *  that loading never reads routes from the beginning for it. */
 typedef struct {
@@ -1744,8 +2366,11 @@ static int cleanup(void **state)
 
 #define TEST(f) cmocka_unit_test_teardown(f, cleanup)
 
-int main(void)
+int main(int argc, char **argv)
 {
+    /* test_store_reader_leaves_wal's reader in a process of its own */
+    if (argc == 3 && strcmp(argv[1], "--count-reports") == 0)
+        return count_reports(argv[2], SQLITE_OPEN_READWRITE);
     const struct CMUnitTest tests[] = {
         TEST(test_queue_take_order),
         TEST(test_queue_names),
@@ -1770,13 +2395,26 @@ int main(void)
         TEST(test_store_late_queue_starts_past_earlier_reports),
         TEST(test_store_random_model),
         TEST(test_put_same_and_conflict),
+        TEST(test_put_ids_scoped_by_originator),
+        TEST(test_put_retry_same_by_digest),
         TEST(test_refuses_foreign_sqlite),
         TEST(test_refuses_garbage_file),
         TEST(test_refuses_other_versions),
+        TEST(test_one_store_per_directory),
+        TEST(test_refuses_loose_modes),
+        TEST(test_store_files_are_owner_only),
+        TEST(test_store_reader_leaves_wal),
+        TEST(test_store_corrupt_body),
+        TEST(test_store_quarantine),
+        TEST(test_store_quarantine_survives_reopen),
+        TEST(test_store_upgrades_format_2),
         TEST(test_purge_dry_run_removes_nothing),
         TEST(test_purge_removes_report_and_route),
         TEST(test_purge_then_publish_survives_restart),
         TEST(test_purge_in_flight_then_publish),
+        TEST(test_retention_reads_report_errors),
+        TEST(test_purge_all_or_nothing),
+        TEST(test_purge_lists_originators),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
