@@ -169,7 +169,7 @@ struct cv_broker_t {
     } pack; /* reused, so delivering mallocs nothing once warm */
     struct {
         uint64_t published, refused, delivered, resent, dropped, revoked, reloads, reload_failures,
-            purged, limited, foreign;
+            purged, limited, foreign, quarantined;
     } stats;
 };
 
@@ -914,6 +914,22 @@ static size_t queued(cv_broker_t *self)
 /*  The stored report by rowid, unpacked; owned by the cache. NULL when
  *  purged, and also when it cannot be read: then the turn fails, so that
  *  nothing is dropped for a read error. */
+/*  A stored report that cannot be read as it was stored is set aside
+ *  (cv_store_quarantine): no queue waits for it, it is never sent, and it
+ *  stops nothing else. An administrator lists them (admin quarantined). */
+static void quarantine(cv_broker_t *self, int64_t rowid, const char *why)
+{
+    cv_error_t err = {""};
+    if (!cv_store_quarantine(self->store, rowid, why, &err)) {
+        cv_log_info(self->log, "store: cannot quarantine report %lld: %s", (long long)rowid,
+                    err.msg);
+        self->store_failed = true;
+        return;
+    }
+    self->stats.quarantined++;
+    cv_log_info(self->log, "store: report %lld quarantined: %s", (long long)rowid, why);
+}
+
 static const Caveat__Report *report_at(cv_broker_t *self, int64_t rowid)
 {
     const Caveat__Report *cached = cv_cache_get(self->cache, rowid);
@@ -921,12 +937,17 @@ static const Caveat__Report *report_at(cv_broker_t *self, int64_t rowid)
         return cached;
     uint8_t *body = NULL;
     size_t len = 0;
-    cv_error_t err;
+    cv_error_t err = {""};
     int found = cv_store_get_report(self->store, rowid, &body, &len, &err);
     Caveat__Report *report = found > 0 ? cv_cache_unpack_report(self->cache, body, len) : NULL;
     free(body);
-    if (found < 0 || (found > 0 && !report))
-        self->store_failed = true;
+    if (found == CV_GET_CORRUPT)
+        quarantine(self, rowid, err.msg);
+    else if (found > 0 && !report)
+        quarantine(self, rowid, "its stored bytes do not unpack");
+    else if (found < 0)
+        self->store_failed =
+            true; /* the store failed to read: the turn fails, nothing is dropped */
     if (report)
         cv_cache_put(self->cache, rowid, report);
     return report;
@@ -968,6 +989,19 @@ static const char *format_timestamp(int64_t unix_seconds, char *text, size_t siz
     return text;
 }
 
+/*  BLAKE2b-256 of the packed report, into digest. */
+static const uint8_t *report_digest(const Caveat__Report *report, uint8_t digest[CV_DIGEST_BYTES])
+{
+    size_t len = caveat__report__get_packed_size(report);
+    uint8_t *packed = malloc(len ? len : 1);
+    if (!packed)
+        abort(); /* out of memory: docs/architecture.md, "Memory" */
+    caveat__report__pack(report, packed);
+    crypto_generichash(digest, CV_DIGEST_BYTES, packed, len, NULL, 0);
+    free(packed);
+    return digest;
+}
+
 /*  Checks, stores and routes one report; fills its result. Returns the
  *  rowid of a report stored now, else 0. The report was unpacked into the
  *  cache's arena: what is set in it is allocated there too. */
@@ -996,8 +1030,12 @@ static int64_t accept_report(cv_broker_t *self, const char *sender, Caveat__Repo
         free(id);
     }
     cv_stored_report_t stored = {report->id, sender, report->category, 0, zclock_time(), NULL};
+    uint8_t digest[CV_DIGEST_BYTES];
     if (!cv_timestamp_parse(report->created, &stored.created)) {
-        /* no creation time: the broker's acceptance time stands in */
+        /* no creation time: the broker's acceptance time stands in. A
+         * retry of this report must still be the same report, so it is
+         * known by its digest as sent, before the stamp */
+        stored.digest = report_digest(report, digest);
         char text[32];
         stored.created = (int64_t)time(NULL);
         report->created =
@@ -1022,7 +1060,7 @@ static int64_t accept_report(cv_broker_t *self, const char *sender, Caveat__Repo
         self->store_failed = true;
     if (put == CV_PUT_CONFLICT)
         set_result(result, CAVEAT__WIRE__STATUS__REFUSED_DUPLICATE, report->id,
-                   "the id names another report");
+                   "the id names another of this agency's reports");
     else if (put == CV_PUT_FAILED)
         set_result(result, CAVEAT__WIRE__STATUS__REFUSED_UNAVAILABLE, report->id, err.msg);
     else
@@ -1422,6 +1460,7 @@ static char *stats_json(cv_broker_t *self)
     FIELD("revoked", self->stats.revoked);
     FIELD("limited", self->stats.limited);
     FIELD("foreign", self->stats.foreign);
+    FIELD("quarantined", self->stats.quarantined);
     FIELD("log_suppressed", cv_log_suppressed(self->log));
     FIELD("zap_admitted", cv_zap_admitted(self->zap));
     FIELD("zap_refused", cv_zap_refused(self->zap));
@@ -1437,6 +1476,42 @@ static char *stats_json(cv_broker_t *self)
     cv_json_object_end(w);
     const char *text = cv_json_writer_text(w);
     char *copy = text ? strdup(text) : NULL;
+    cv_json_writer_destroy(&w);
+    return copy;
+}
+
+static void list_quarantined(void *arg, int64_t report, const char *id, const char *originator,
+                             const char *category, const char *reason, const char *when)
+{
+    cv_json_writer_t *w = arg;
+    cv_json_object_begin(w);
+    cv_json_key(w, "report");
+    cv_json_uint(w, (uint64_t)report);
+    cv_json_key(w, "id");
+    cv_json_string(w, id);
+    cv_json_key(w, "originator");
+    cv_json_string(w, originator);
+    cv_json_key(w, "category");
+    cv_json_string(w, category);
+    cv_json_key(w, "reason");
+    cv_json_string(w, reason);
+    cv_json_key(w, "quarantined");
+    cv_json_string(w, when);
+    cv_json_object_end(w);
+}
+
+/*  The reports set aside as unreadable, as a JSON array; NULL on error. */
+static char *quarantined_json(cv_broker_t *self)
+{
+    cv_json_writer_t *w = cv_json_writer_new(0);
+    cv_error_t err = {""};
+    cv_json_array_begin(w);
+    int n = cv_store_quarantined(self->store, list_quarantined, w, &err);
+    cv_json_array_end(w);
+    const char *text = cv_json_writer_text(w);
+    char *copy = n >= 0 && text ? strdup(text) : NULL;
+    if (n < 0)
+        cv_log_info(self->log, "store: %s", err.msg);
     cv_json_writer_destroy(&w);
     return copy;
 }
@@ -1648,6 +1723,10 @@ static void on_admin(cv_broker_t *self, const zframe_t *routing, int agency,
         cv_error_t err = {""};
         bool ok = reload(self, &err);
         send_admin_reply(self, routing, ok, ok ? "reloaded" : err.msg);
+    } else if (strcmp(command, "quarantined") == 0) {
+        char *text = quarantined_json(self);
+        send_admin_reply(self, routing, text != NULL, text ? text : "the store cannot list them");
+        free(text);
     } else if (strcmp(command, "backup") == 0 || strcmp(command, "purge") == 0) {
         defer(self, routing, request);
     } else {

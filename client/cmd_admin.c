@@ -1,4 +1,5 @@
-/*  caveat admin stats|reload: an administrator's request to the broker.
+/*  caveat admin stats|reload|quarantined|purge|backup: an administrator's
+ *  request to the broker.
  *  Also the options every broker command shares (cli_broker_options). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +10,7 @@
 #include "cli.h"
 
 static const char usage[] =
-    "usage: caveat admin stats|reload|purge [--dry-run]|backup DIR --broker EP "
+    "usage: caveat admin stats|reload|quarantined|purge [--dry-run]|backup DIR --broker EP "
     "--server-key BROKER.cert --cert ADMIN.cert_secret [--timeout S]";
 
 /*  "--timeout S": seconds, fractions allowed, as milliseconds. */
@@ -78,7 +79,8 @@ int cmd_admin(int argc, char **argv)
         args[n_args++] = argv[2];
     else if (strcmp(command, "purge") == 0 && argc == 2 && dry_run)
         args[n_args++] = "dry-run";
-    else if ((strcmp(command, "stats") && strcmp(command, "reload") && strcmp(command, "purge")) ||
+    else if ((strcmp(command, "stats") && strcmp(command, "reload") && strcmp(command, "purge") &&
+              strcmp(command, "quarantined")) ||
              argc != 2 || dry_run)
         return cli_error(CLI_USAGE, "%s", usage);
     if (timeout_ms < 0)

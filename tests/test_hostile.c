@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 #include <czmq.h>
+#include <sqlite3.h>
 
 #include "e2e_checks.h"
 #include "harness.h"
@@ -438,6 +439,200 @@ static void test_a_secret_key_others_can_read_is_refused(void **state)
     finish(&h);
 }
 
+/* ------------------------------------------------------------------------ */
+/*  The store.                                                              */
+
+/*  Runs one SQL statement on DIR/data/caveat.db while no broker runs. */
+static void store_sql(harness_t *h, const char *sql)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/caveat.db", harness_path(h, "data"));
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    char *error = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &error);
+    if (rc != SQLITE_OK)
+        print_error("%s: %s\n", sql, error);
+    sqlite3_free(error);
+    assert_int_equal(rc, SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/*  A stored report whose bytes were changed underneath (a disk fault, or
+ *  what a hostile report once did) is set aside: the queue goes on past
+ *  it, the others are delivered, new publishes are stored, and an
+ *  administrator sees it listed. */
+static void test_an_unreadable_stored_report_is_quarantined(void **state)
+{
+    (void)state;
+    harness_t *h = started_with(NULL);
+    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
+    char ids[3][64];
+    for (int i = 0; i < 3; i++)
+        publish_new(police, "vulnerable_individual", ids[i], sizeof ids[i]);
+    cv_client_destroy(&police);
+    assert_true(harness_stop(h));
+    char sql[256];
+    snprintf(sql, sizeof sql, "UPDATE reports SET body = X'ff' || substr(body, 2) WHERE id = '%s'",
+             ids[1]);
+    store_sql(h, sql);
+    assert_true(harness_start(h, NULL));
+
+    cv_client_t *council = client(h, "hull-cc", NULL, 10);
+    assert_delivered(council, ids[0]);
+    assert_delivered(council, ids[2]);
+    assert_nothing_arrives(council, 300);
+    assert_int_equal(stat_of(h, "quarantined"), 1);
+    bool ok = false;
+    char *listed = admin(h, "quarantined", &ok);
+    assert_true(ok);
+    assert_non_null(strstr(listed, ids[1]));
+    free(listed);
+
+    police = client(h, "hum-bcu-hull", NULL, 0);
+    char later[64];
+    publish_new(police, "vulnerable_individual", later, sizeof later);
+    assert_delivered(council, later);
+    cv_client_destroy(&police);
+    cv_client_destroy(&council);
+    finish(&h);
+}
+
+/*  Ids belong to their originator: a college that publishes the police's
+ *  report id first neither learns that it exists nor stops the police's
+ *  report. */
+static void test_report_ids_are_scoped_by_originator(void **state)
+{
+    (void)state;
+    harness_t *h = started_with(NULL);
+    cv_client_t *college = client(h, "hull-college", NULL, 0);
+    Caveat__Report *squat = harness_report("radicalisation_concern");
+    free(squat->id);
+    squat->id = strdup("r-police-0001");
+    free(squat->originator);
+    squat->originator = NULL; /* the broker sets it: the college */
+    cv_publish_result_t result = {0};
+    cv_error_t err = {""};
+    assert_int_equal(cv_client_publish(college, &squat, 1, &result, 5000, &err), 0);
+    cv_publish_results_clear(&result, 1);
+
+    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
+    Caveat__Report *report = harness_report("vulnerable_individual");
+    free(report->id);
+    report->id = strdup("r-police-0001");
+    assert_int_equal(cv_client_publish(police, &report, 1, &result, 5000, &err), 0);
+    assert_int_equal(result.status, CAVEAT__WIRE__STATUS__OK);
+    cv_publish_results_clear(&result, 1);
+    /* the college publishing it again learns nothing new: its own report */
+    assert_int_equal(cv_client_publish(college, &squat, 1, &result, 5000, &err), 0);
+    assert_int_equal(result.status, CAVEAT__WIRE__STATUS__OK);
+    cv_publish_results_clear(&result, 1);
+
+    cv_client_t *council = client(h, "hull-cc", NULL, 10);
+    const Caveat__Wire__Delivery *d = receive(council, 5000);
+    assert_non_null(d);
+    assert_string_equal(d->report->originator, "hum-bcu-hull");
+    caveat__report__free_unpacked(squat, NULL);
+    caveat__report__free_unpacked(report, NULL);
+    cv_client_destroy(&council);
+    cv_client_destroy(&police);
+    cv_client_destroy(&college);
+    finish(&h);
+}
+
+/*  A report sent without `created` is stamped by the broker; retried after
+ *  a lost PublishAck, later, it is still the same report: accepted, and
+ *  stored and delivered once. Through libcaveat and through the CLI. */
+static void test_a_retried_publish_is_idempotent(void **state)
+{
+    (void)state;
+    harness_t *h = started_with(NULL);
+    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
+    Caveat__Report *report = harness_report("vulnerable_individual");
+    free(report->id);
+    report->id = strdup("r-retry-0001");
+    free(report->created);
+    report->created = NULL;
+    cv_publish_result_t result = {0};
+    cv_error_t err = {""};
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (attempt)
+            zclock_sleep(1100); /* the stamp would differ by a second */
+        assert_int_equal(cv_client_publish(police, &report, 1, &result, 5000, &err), 0);
+        assert_int_equal(result.status, CAVEAT__WIRE__STATUS__OK);
+        cv_publish_results_clear(&result, 1);
+    }
+    cv_client_destroy(&police);
+    assert_int_equal(stat_of(h, "published"), 2);
+
+    /* a client that does not stamp `created` itself: the broker's stamp
+     * must not make the retry a different report */
+    zsock_t *raw = raw_dealer(h, "hum-bcu-hull");
+    send_hello_with(raw, 1, NULL, 0);
+    assert_int_equal(error_answer(raw), 0);
+    free(report->id);
+    report->id = strdup("r-retry-raw");
+    Caveat__Wire__Publish publish = CAVEAT__WIRE__PUBLISH__INIT;
+    publish.n_reports = 1;
+    publish.reports = &report;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_PUBLISH;
+    frame.publish = &publish;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (attempt)
+            zclock_sleep(1100);
+        send_frame(raw, &frame);
+        Caveat__Wire__Frame *ack = next_frame(raw, 5000);
+        assert_non_null(ack);
+        assert_int_equal(ack->body_case, CAVEAT__WIRE__FRAME__BODY_PUBLISH_ACK);
+        assert_int_equal(ack->publish_ack->results[0]->status, CAVEAT__WIRE__STATUS__OK);
+        caveat__wire__frame__free_unpacked(ack, NULL);
+    }
+    zsock_destroy(&raw);
+    caveat__report__free_unpacked(report, NULL);
+
+    char command[2048];
+    snprintf(
+        command, sizeof command,
+        "printf '%%s' '{\"id\": \"r-retry-cli\", \"category\": \"community_tension\", "
+        "\"handling_level\": \"OFFICIAL\", \"grading\": {\"handling_code\": \"1\"}, "
+        "\"area\": \"hull\", \"summary\": \"x\"}' "
+        "> %s/retry.json && for i in 1 2; do %s publish --broker %s --server-key %s/broker.cert "
+        "--cert %s/hum-bcu-hull.cert_secret %s/retry.json >/dev/null || exit 1; sleep 1.1; done",
+        harness_path(h, ""), CAVEAT_CLI, harness_endpoint(h), harness_path(h, ""),
+        harness_path(h, ""), harness_path(h, ""));
+    assert_int_equal(system(command), 0);
+
+    cv_client_t *council = client(h, "hull-cc", NULL, 10);
+    assert_delivered(council, "r-retry-0001");
+    assert_delivered(council, "r-retry-raw");
+    assert_nothing_arrives(council, 500); /* each once, not twice */
+    cv_client_destroy(&council);
+    finish(&h);
+}
+
+/*  A second caveatd on the same data directory refuses to start; so does
+ *  one on a directory others may enter. */
+static void test_one_broker_per_private_data_directory(void **state)
+{
+    (void)state;
+    harness_t *first = started_with(NULL);
+    harness_t *second = harness_new();
+    assert_non_null(second);
+    char data[600];
+    snprintf(data, sizeof data, "%s", harness_path(first, "data"));
+    const char *const same_data[] = {"--data", data, NULL};
+    assert_refuses_to_start(second, same_data, "another caveatd is using this data directory");
+    harness_destroy(&second);
+    assert_true(harness_stop(first));
+
+    assert_int_equal(chmod(data, 0777), 0);
+    assert_refuses_to_start(first, NULL, "lets group or others in");
+    assert_int_equal(chmod(data, 0700), 0);
+    assert_true(harness_start(first, NULL));
+    finish(&first);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -451,6 +646,10 @@ int main(void)
         cmocka_unit_test(test_a_report_id_cannot_forge_log_lines),
         cmocka_unit_test(test_an_agencys_log_lines_are_rate_limited),
         cmocka_unit_test(test_a_secret_key_others_can_read_is_refused),
+        cmocka_unit_test(test_an_unreadable_stored_report_is_quarantined),
+        cmocka_unit_test(test_report_ids_are_scoped_by_originator),
+        cmocka_unit_test(test_a_retried_publish_is_idempotent),
+        cmocka_unit_test(test_one_broker_per_private_data_directory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
