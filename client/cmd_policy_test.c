@@ -735,6 +735,16 @@ static struct fy_document *load_cases(const char *path, char **buf_p)
         cli_error(CLI_USAGE, "%s: %s", path, strerror(errno));
         return NULL;
     }
+    /* libfyaml 0.7 loops forever on some invalid bytes and stops silently
+     * at others, running only the cases before them */
+    int line, col;
+    const char *bad = cv_text_check(buf, len, &line, &col);
+    if (bad) {
+        cv_error_t err;
+        cv_error_set(&err, path, line, col, "%s", bad);
+        fprintf(stderr, "%s\n", err.msg);
+        return NULL;
+    }
     struct fy_diag *diag = cv_diag_collecting();
     /* resolving lets a case reuse another's inline report (&anchor,
      * *alias) or vary it with a merge key (<<: *alias) */
