@@ -94,6 +94,16 @@ char *cv_report_id_new(void);
  *  message (and of one element of a repeated field's array).             */
 size_t cv_slot_size(ProtobufCType type);
 
+/*  Forgets the unknown fields protobuf-c kept while unpacking msg, in msg
+ *  and in every message under it (walking its descriptor; a oneof member
+ *  only when it is the one set), so that packing it again writes known
+ *  fields only. protobuf-c packs an unknown field with tag 0 in a form it
+ *  refuses to unpack (cv_unknown.c). Their memory is not freed: meant for a
+ *  message unpacked into an arena (cv_arena.h), whose reset takes it back;
+ *  with malloc'd messages the unknown fields' bytes would leak. NULL is
+ *  allowed.                                                              */
+void cv_proto_drop_unknown(ProtobufCMessage *msg);
+
 /*  The values at leaf node in msg, as text: every element under every repeated
  *  parent, in order. Strings as they are, numbers in their JSON form, enums
  *  by name, booleans true/false, map entries "key=value". Returns how many
