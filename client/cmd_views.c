@@ -190,6 +190,23 @@ static received_t *receipt_for(receipts_t *all, const char *report_id)
     return r;
 }
 
+/*  A delivery's report_id is a JSON string; anything else (a list, an
+ *  object, null) is refused. NULL when it is not text. */
+static const char *scalar_text(struct fy_node *node)
+{
+    if (!node || !fy_node_is_scalar(node) || fy_node_is_alias(node) ||
+        fy_node_get_style(node) != FYNS_DOUBLE_QUOTED)
+        return NULL;
+    return fy_node_get_scalar0(node);
+}
+
+static void id_error(cv_error_t *err, struct fy_node *id, const char *file)
+{
+    int line = 0, col = 0;
+    cv_node_position(id, &line, &col);
+    cv_error_set(err, file, line, col, "delivery.report_id: expected a string");
+}
+
 /*  One line of `caveat subscribe`: {"delivery": {...}, "report": {...}}. */
 static bool read_delivery(receipts_t *all, const char *label, const char *line, size_t len,
                           const char *file)
@@ -203,12 +220,15 @@ static bool read_delivery(receipts_t *all, const char *label, const char *line, 
     struct fy_node *id = root ? fy_node_by_path(root, "/delivery/report_id", FY_NT, 0) : NULL;
     struct fy_node *report = root ? fy_node_by_path(root, "/report", FY_NT, 0) : NULL;
     cv_error_t err = {""};
-    ProtobufCMessage *view = id && report
+    const char *report_id = scalar_text(id);
+    if (id && !report_id)
+        id_error(&err, id, file);
+    ProtobufCMessage *view = report_id && report
                                  ? cv_json_from_node(cv_schema_report(), report,
                                                      CV_JSON_TYPED | CV_JSON_VIEW, file, &err)
                                  : NULL;
     if (view) {
-        received_t *r = receipt_for(all, fy_node_get_scalar0(id));
+        received_t *r = receipt_for(all, report_id);
         r->cols = realloc(r->cols, (size_t)(r->n + 1) * sizeof *r->cols);
         r->cols[r->n++] = (column_t){label, (Caveat__Report *)view};
     }

@@ -195,9 +195,31 @@ static bool refuse(cv_error_t *err, const char *path, const char *what, const ch
     return false;
 }
 
+/*  An id goes into the broker's log lines: a newline or an escape sequence
+ *  in it would let an agency forge or hide them. UTF-8 beyond ASCII is
+ *  text and stays allowed. */
+static bool valid_id(const char *id, cv_error_t *err)
+{
+    size_t len = id ? strnlen(id, CV_REPORT_ID_MAX + 1) : 0;
+    if (len > CV_REPORT_ID_MAX) {
+        cv_error_set(err, NULL, 0, 0, "id: longer than %d bytes", CV_REPORT_ID_MAX);
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)id[i];
+        if (c < 0x20 || c == 0x7f) {
+            cv_error_set(err, NULL, 0, 0, "id: control character 0x%02x at byte %zu", c, i + 1);
+            return false;
+        }
+    }
+    return true;
+}
+
 bool cv_policy_validate_report(const cv_policy_t *self, const Caveat__Report *report,
                                cv_error_t *err)
 {
+    if (!valid_id(report->id, err))
+        return false;
     if (cv_policy_category_find(self, report->category) < 0)
         return refuse(err, "category", "unknown category", report->category);
     if (cv_policy_level_find(self, report->handling_level) < 0)

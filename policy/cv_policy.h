@@ -70,10 +70,15 @@ const cv_agency_t *cv_policy_agency(const cv_policy_t *self, int index);
 int cv_policy_agency_find(const cv_policy_t *self, const char *id);                    /* -1 */
 int cv_policy_agency_by_key(const cv_policy_t *self, const uint8_t key[CV_KEY_BYTES]); /* -1 */
 
-/*  Checks a report against the policy before it is accepted: known category
- *  and handling level, a handling code the policy defines, field markings on
- *  real paths with known levels. Returns false with err "PATH: what" when
- *  the report must be refused.                                             */
+/*  The longest report id accepted, in bytes. */
+#define CV_REPORT_ID_MAX 128
+
+/*  Checks a report against the policy before it is accepted: an id of at
+ *  most CV_REPORT_ID_MAX bytes without control characters (the broker logs
+ *  ids), known category and handling level, a handling code the policy
+ *  defines, field markings on real paths with known levels. Returns false
+ *  with err "PATH: what" when the report must be refused; the reason never
+ *  quotes the id.                                                          */
 bool cv_policy_validate_report(const cv_policy_t *self, const Caveat__Report *report,
                                cv_error_t *err);
 

@@ -897,9 +897,10 @@ static bool period(loader_t *l, struct fy_node *node, int64_t *seconds, const ch
         char unit;
         int64_t seconds;
     } units[] = {{'d', 86400}, {'w', 7 * 86400}, {'y', 365 * 86400}};
-    for (size_t i = 0;
-         end != text && n > 0 && n <= 1000 && end[1] == '\0' && i < sizeof units / sizeof *units;
-         i++)
+    /* exactly one unit letter after the number: end[1] is looked at only
+     * when end[0] is a character, not the string's end */
+    bool one_letter = end != text && end[0] != '\0' && end[1] == '\0';
+    for (size_t i = 0; one_letter && n > 0 && n <= 1000 && i < sizeof units / sizeof *units; i++)
         if (*end == units[i].unit) {
             *seconds = n * units[i].seconds;
             return true;

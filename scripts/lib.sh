@@ -3,14 +3,17 @@
 
 CAVEAT_PACKAGES="build-essential cmake pkg-config libzmq3-dev libczmq-dev libsodium-dev
 libprotobuf-c-dev protobuf-c-compiler libcmocka-dev libfyaml-dev libsqlite3-dev"
+# scripts/fuzz only: clang and its libFuzzer runtime
+CAVEAT_FUZZ_PACKAGES="clang libclang-rt-14-dev"
 
 caveat_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-# Installs the Debian packages that are missing (as root), or prints the
-# exact apt-get line and fails.
+# caveat_install_deps [PACKAGES]: installs those of the Debian packages
+# (default: CAVEAT_PACKAGES) that are missing (as root), or prints the exact
+# apt-get line and fails.
 caveat_install_deps() {
     local missing=()
-    for pkg in $CAVEAT_PACKAGES; do
+    for pkg in ${1:-$CAVEAT_PACKAGES}; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" ||
             missing+=("$pkg")
     done

@@ -157,6 +157,25 @@ expect_line "$tmp/err" "$bad:4:9: error: to: 'hull-council' is not an agency of 
 run policy test "$POLICY"
 expect_status 2 "a missing argument"
 
+# Invalid UTF-8 is refused before libfyaml sees it: 0.7 loops forever on
+# "%\xff" and ends the document silently at a stray byte in a comment,
+# which ran only the cases before it and reported success.
+printf '%%\xff\n' >"$bad"
+status=0
+timeout 10 "$CAVEAT" policy test "$POLICY" "$bad" >"$tmp/out" 2>"$tmp/err" || status=$?
+expect_status 2 "a cases file of %\\xff"
+expect_line "$tmp/err" "$bad:1:2: error: invalid UTF-8" "the %\\xff error"
+
+printf '%s\n' 'cases:' '  - name: passes' '    report: reports/vulnerable_individual.json' \
+    '    to: hull-cc' '# a stray byte: ?' '  - name: would fail' \
+    '    report: reports/vulnerable_individual.json' '    to: hull-cc' \
+    '    delivered: false' | sed 's/?$/\xff/' >"$bad"
+status=0
+timeout 10 "$CAVEAT" policy test "$POLICY" "$bad" >"$tmp/out" 2>"$tmp/err" || status=$?
+expect_status 2 "a cases file with a stray byte in a comment"
+expect_line "$tmp/err" "$bad:5:17: error: invalid UTF-8" "the stray byte's error"
+[ ! -s "$tmp/out" ] || fail "a stray byte still ran cases: $(cat "$tmp/out")"
+
 # --- a broken policy is refused with its position ---------------------------
 
 broken="$tmp/policy.yaml"

@@ -1666,6 +1666,43 @@ static void test_validate_report(void **state)
     report_free(report);
 }
 
+/*  The broker logs report ids: one with a newline could forge log lines.
+ *  The reason names the byte, never quotes the id. */
+static void test_validate_report_id(void **state)
+{
+    (void)state;
+    cv_error_t err = {{0}};
+    Caveat__Report *report = base_report();
+    static const char *const refused[] = {"r-1\ncaveatd: session: hum-sb", "r-1\r", "\tr-1",
+                                          "r-\x1b[2J", "r-1\x7f"};
+    for (size_t i = 0; i < sizeof refused / sizeof *refused; i++) {
+        set_text(&report->id, refused[i]);
+        assert_false(cv_policy_validate_report(main_policy, report, &err));
+        assert_non_null(strstr(err.msg, "id: control character 0x"));
+        assert_null(strchr(err.msg, '\n'));
+    }
+    set_text(&report->id, "r-1\n");
+    assert_false(cv_policy_validate_report(main_policy, report, &err));
+    assert_string_equal(err.msg, "id: control character 0x0a at byte 4");
+
+    char id[CV_REPORT_ID_MAX + 2];
+    memset(id, 'a', sizeof id - 1);
+    id[sizeof id - 1] = '\0';
+    set_text(&report->id, id);
+    assert_false(cv_policy_validate_report(main_policy, report, &err));
+    assert_string_equal(err.msg, "id: longer than 128 bytes");
+    id[CV_REPORT_ID_MAX] = '\0';
+    set_text(&report->id, id);
+    assert_true(cv_policy_validate_report(main_policy, report, &err));
+
+    /* UTF-8 is text, not control; no id at all is the broker's to assign */
+    set_text(&report->id, "r-\xc3\xa9t\xc3\xa9");
+    assert_true(cv_policy_validate_report(main_policy, report, &err));
+    set_text(&report->id, NULL);
+    assert_true(cv_policy_validate_report(main_policy, report, &err));
+    report_free(report);
+}
+
 /* ------------------------------------------------------------------------ */
 
 static int setup(void **state)
@@ -1727,6 +1764,7 @@ int main(void)
         cmocka_unit_test(test_view_outlives_report),
         cmocka_unit_test(test_decision_reuse),
         cmocka_unit_test(test_validate_report),
+        cmocka_unit_test(test_validate_report_id),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -159,6 +159,12 @@ static const error_case_t retention_zero_period = {
     "  default: 0y\n",                             /* 18 */
     18, 12, "retention.default: expected a period such as 90d, 2w or 6y (1 to 1000), not '0y'"};
 
+/*  A number without a unit: the reader once looked at the byte after the
+ *  string's end for one (AddressSanitizer: heap-buffer-overflow). */
+static const error_case_t retention_no_unit = {
+    HEADER "retention: {default: 2}\n",           /* 17 */
+    17, 22, "retention.default: expected a period such as 90d, 2w or 6y (1 to 1000), not '2'"};
+
 static const error_case_t missing_protocol = {
     "version: 3\n"                                      /* 1 */
     "levels: [OFFICIAL]\n"                              /* 2 */
@@ -926,6 +932,7 @@ int main(void)
         ERROR_CASE(retention_unknown_category),
         ERROR_CASE(retention_bad_period),
         ERROR_CASE(retention_zero_period),
+        ERROR_CASE(retention_no_unit),
         ERROR_CASE(missing_protocol),
         ERROR_CASE(missing_version),
         ERROR_CASE(missing_levels),
