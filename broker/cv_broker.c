@@ -428,7 +428,7 @@ static cv_broker_t *broker_new(const cv_broker_config_t *config, bool offline, c
         self->config.ack_timeout_ms = 30000;
     if (!self->config.max_reports)
         self->config.max_reports = DEFAULT_MAX_REPORTS;
-    self->log = cv_log_new(config->verbose);
+    self->log = cv_log_new(config->verbose, config->quiet);
     self->sessions = zhashx_new();
     zhashx_set_destructor(self->sessions, session_free);
     self->serving = zhashx_new();

@@ -19,6 +19,7 @@ typedef struct {
     int max_reports;    /* reports one Publish may hold; 0: 500 */
     int ack_timeout_ms; /* resend what a session leaves unacknowledged this long; 0: 30 s */
     bool verbose;       /* debug lines on stderr */
+    bool quiet;         /* no lines at all (fuzzing) */
 } cv_broker_config_t;
 
 typedef struct cv_broker_t cv_broker_t;

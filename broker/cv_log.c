@@ -13,7 +13,7 @@ typedef struct {
 } budget_t;
 
 struct cv_log_t {
-    bool verbose;
+    bool verbose, quiet;
     zhashx_t *budgets; /* agency id -> budget_t; agencies come from the policy */
     uint64_t suppressed;
 };
@@ -24,12 +24,13 @@ static void budget_free(void **item)
     *item = NULL;
 }
 
-cv_log_t *cv_log_new(bool verbose)
+cv_log_t *cv_log_new(bool verbose, bool quiet)
 {
     cv_log_t *self = calloc(1, sizeof *self);
     if (!self)
         abort(); /* out of memory: docs/architecture.md, "Memory" */
     self->verbose = verbose;
+    self->quiet = quiet;
     self->budgets = zhashx_new();
     zhashx_set_destructor(self->budgets, budget_free);
     return self;
@@ -68,7 +69,8 @@ static void emit(const char *fmt, va_list ap)
 
 void cv_log_info(cv_log_t *self, const char *fmt, ...)
 {
-    (void)self;
+    if (self->quiet)
+        return;
     va_list ap;
     va_start(ap, fmt);
     emit(fmt, ap);
@@ -77,7 +79,7 @@ void cv_log_info(cv_log_t *self, const char *fmt, ...)
 
 void cv_log_debug(cv_log_t *self, const char *fmt, ...)
 {
-    if (!self->verbose)
+    if (!self->verbose || self->quiet)
         return;
     va_list ap;
     va_start(ap, fmt);
@@ -123,7 +125,7 @@ static bool take(cv_log_t *self, const char *agency)
 
 void cv_log_agency(cv_log_t *self, const char *agency, bool debug, const char *fmt, ...)
 {
-    if ((debug && !self->verbose) || !take(self, agency))
+    if ((debug && !self->verbose) || self->quiet || !take(self, agency))
         return;
     va_list ap;
     va_start(ap, fmt);

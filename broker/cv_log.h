@@ -18,7 +18,8 @@
 
 typedef struct cv_log_t cv_log_t;
 
-cv_log_t *cv_log_new(bool verbose);
+/*  verbose: debug lines too; quiet: no lines at all (fuzzing). */
+cv_log_t *cv_log_new(bool verbose, bool quiet);
 void cv_log_destroy(cv_log_t **self_p);
 
 /*  A line about the broker itself: start, reload, store errors. */
