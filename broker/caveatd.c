@@ -9,7 +9,7 @@
 static const char usage[] =
     "usage: caveatd --policy FILE --endpoint EP --cert BROKER.cert_secret --data DIR\n"
     "               [--sync full|normal|off] [--max-frame BYTES] [--ack-timeout SECONDS]\n"
-    "               [--verbose]\n";
+    "               [--max-pending N] [--handshake-timeout SECONDS] [--verbose]\n";
 
 static int bad_option(const char *option, const char *expected, const char *value)
 {
@@ -19,12 +19,18 @@ static int bad_option(const char *option, const char *expected, const char *valu
 
 static int parse(int argc, char **argv, cv_broker_config_t *config)
 {
-    static const struct option options[] = {
-        {"policy", required_argument, NULL, 'p'},      {"endpoint", required_argument, NULL, 'e'},
-        {"cert", required_argument, NULL, 'c'},        {"data", required_argument, NULL, 'd'},
-        {"sync", required_argument, NULL, 's'},        {"max-frame", required_argument, NULL, 'm'},
-        {"verbose", no_argument, NULL, 'v'},           {"help", no_argument, NULL, 'h'},
-        {"ack-timeout", required_argument, NULL, 'a'}, {NULL, 0, NULL, 0}};
+    static const struct option options[] = {{"policy", required_argument, NULL, 'p'},
+                                            {"endpoint", required_argument, NULL, 'e'},
+                                            {"cert", required_argument, NULL, 'c'},
+                                            {"data", required_argument, NULL, 'd'},
+                                            {"sync", required_argument, NULL, 's'},
+                                            {"max-frame", required_argument, NULL, 'm'},
+                                            {"verbose", no_argument, NULL, 'v'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {"ack-timeout", required_argument, NULL, 'a'},
+                                            {"max-pending", required_argument, NULL, 'n'},
+                                            {"handshake-timeout", required_argument, NULL, 't'},
+                                            {NULL, 0, NULL, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (opt) {
@@ -57,6 +63,16 @@ static int parse(int argc, char **argv, cv_broker_config_t *config)
             config->ack_timeout_ms = (int)(atof(optarg) * 1000);
             if (config->ack_timeout_ms < 100)
                 return bad_option("--ack-timeout", "at least 0.1 seconds", optarg);
+            break;
+        case 'n':
+            config->max_pending = atoi(optarg);
+            if (config->max_pending < 1)
+                return bad_option("--max-pending", "at least 1", optarg);
+            break;
+        case 't':
+            config->handshake_timeout_ms = (int)(atof(optarg) * 1000);
+            if (config->handshake_timeout_ms < 100)
+                return bad_option("--handshake-timeout", "at least 0.1 seconds", optarg);
             break;
         case 'm':
             config->max_frame = atoi(optarg);
