@@ -9,7 +9,8 @@
 static const char usage[] =
     "usage: caveatd --policy FILE --endpoint EP --cert BROKER.cert_secret --data DIR\n"
     "               [--sync full|normal|off] [--max-frame BYTES] [--max-reports N]\n"
-    "               [--ack-timeout SECONDS] [--verbose]\n";
+    "               [--ack-timeout SECONDS] [--max-pending N] [--handshake-timeout SECONDS]\n"
+    "               [--verbose]\n";
 
 static int bad_option(const char *option, const char *expected, const char *value)
 {
@@ -29,6 +30,8 @@ static int parse(int argc, char **argv, cv_broker_config_t *config)
                                             {"help", no_argument, NULL, 'h'},
                                             {"ack-timeout", required_argument, NULL, 'a'},
                                             {"max-reports", required_argument, NULL, 'r'},
+                                            {"max-pending", required_argument, NULL, 'n'},
+                                            {"handshake-timeout", required_argument, NULL, 't'},
                                             {NULL, 0, NULL, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
@@ -62,6 +65,16 @@ static int parse(int argc, char **argv, cv_broker_config_t *config)
             config->ack_timeout_ms = (int)(atof(optarg) * 1000);
             if (config->ack_timeout_ms < 100)
                 return bad_option("--ack-timeout", "at least 0.1 seconds", optarg);
+            break;
+        case 'n':
+            config->max_pending = atoi(optarg);
+            if (config->max_pending < 1)
+                return bad_option("--max-pending", "at least 1", optarg);
+            break;
+        case 't':
+            config->handshake_timeout_ms = (int)(atof(optarg) * 1000);
+            if (config->handshake_timeout_ms < 100)
+                return bad_option("--handshake-timeout", "at least 0.1 seconds", optarg);
             break;
         case 'm':
             config->max_frame = atoi(optarg);

@@ -24,6 +24,7 @@
 #include "cv_broker.h"
 #include "cv_cache.h"
 #include "cv_cert.h"
+#include "cv_guard.h"
 #include "cv_log.h"
 #include "cv_queue.h"
 #include "cv_selftest.h"
@@ -134,6 +135,7 @@ struct cv_broker_t {
     cv_store_t *store;
     cv_zap_t *zap;
     zsock_t *router;
+    cv_guard_t *guard;  /* bounds the router's connections still in their handshake */
     zhashx_t *sessions; /* routing hex -> session_t (owns them) */
     zhashx_t *serving;  /* queue_name() -> the session_t serving that queue */
     zhashx_t *queues;   /* queue_name() -> cv_queue_t (owns them) */
@@ -298,6 +300,11 @@ static bool bind_router(cv_broker_t *self, zcert_t *cert, cv_error_t *err)
     zsock_set_sndtimeo(self->router, 0);
     zsock_set_rcvtimeo(self->router, 0);
     zsock_set_linger(self->router, 1000);
+    /* before the bind: libzmq copies the handshake timeout into the listener */
+    self->guard = cv_guard_new(self->router, self->config.max_pending,
+                               self->config.handshake_timeout_ms, err);
+    if (!self->guard)
+        return false;
     if (zsock_bind(self->router, "%s", self->config.endpoint) < 0) {
         cv_error_set(err, NULL, 0, 0, "cannot bind %s: %s", self->config.endpoint,
                      zmq_strerror(zmq_errno()));
@@ -467,6 +474,7 @@ void cv_broker_destroy(cv_broker_t **self_p)
     zhashx_destroy(&self->queues);
     free(self->by_id);
     free(self->route_ids);
+    cv_guard_destroy(&self->guard); /* its monitor first */
     zsock_destroy(&self->router);
     cv_zap_destroy(&self->zap);
     cv_store_close(&self->store);
@@ -2149,6 +2157,7 @@ int cv_broker_run(cv_broker_t *self)
     zpoller_t *poller = zpoller_new(self->router, cv_zap_socket(self->zap), NULL);
     if (cv_store_sync_socket(self->store)) /* wakes the loop when a sync ends */
         zpoller_add(poller, cv_store_sync_socket(self->store));
+    zpoller_add(poller, cv_guard_socket(self->guard));
     cv_log_info(self->log, "serving %s, policy %s version %lld, %d agencies", self->endpoint,
                 cv_policy_protocol(self->policy), (long long)cv_policy_version(self->policy),
                 cv_policy_agency_count(self->policy));
@@ -2172,8 +2181,13 @@ int cv_broker_run(cv_broker_t *self)
                                            : self->unsaved ? SAVE_INTERVAL_MS
                                                            : 200);
         serve_zap(self); /* first, whichever socket woke the poller */
+        /* on every turn too: zpoller reports the first socket ready, and a
+         * flood of messages must not keep pending connections unbounded */
+        if (ready == cv_guard_socket(self->guard) || ready == self->router)
+            cv_guard_handle(self->guard);
         if (ready == self->router ||
-            (ready != cv_zap_socket(self->zap) && (any_dirty(self) || self->unsaved)))
+            (ready != cv_zap_socket(self->zap) && ready != cv_guard_socket(self->guard) &&
+             (any_dirty(self) || self->unsaved)))
             turn(self, ready == self->router || (zsock_events(self->router) & ZMQ_POLLIN));
         else if (!ready && cv_store_wal_pages(self->store) > 0)
             cv_store_checkpoint(self->store); /* idle for a whole poll */

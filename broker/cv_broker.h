@@ -15,11 +15,14 @@ typedef struct {
     const char *cert_path; /* the broker's secret certificate */
     const char *data_dir;
     cv_sync_t sync;
-    int max_frame;      /* bytes; 0: 1 MiB */
-    int max_reports;    /* reports one Publish may hold; 0: 500 */
-    int ack_timeout_ms; /* resend what a session leaves unacknowledged this long; 0: 30 s */
-    bool verbose;       /* debug lines on stderr */
-    bool quiet;         /* no lines at all (fuzzing) */
+    int max_frame;            /* bytes; 0: 1 MiB */
+    int max_reports;          /* reports one Publish may hold; 0: 500 */
+    int ack_timeout_ms;       /* resend what a session leaves unacknowledged this long; 0: 30 s */
+    int max_pending;          /* connections in their handshake before the oldest is ended; 0: a
+                                 quarter of the descriptor limit, at most 1024 */
+    int handshake_timeout_ms; /* a connection not past its handshake by then is dropped; 0: 5 s */
+    bool verbose;             /* debug lines on stderr */
+    bool quiet;               /* no lines at all (fuzzing) */
 } cv_broker_config_t;
 
 typedef struct cv_broker_t cv_broker_t;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,6 +22,7 @@ struct harness_t {
     char path[512];
     char endpoint[512];
     pid_t pid;
+    int nofile; /* caveatd's descriptor limit; 0: inherited */
 };
 
 static void run_shell(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -101,6 +103,8 @@ static void exec_broker(harness_t *self, const char *const *extra, int out_fd)
     int argc = 9;
     for (int i = 0; extra && extra[i] && argc < 31; i++)
         argv[argc++] = extra[i];
+    if (self->nofile > 0)
+        setrlimit(RLIMIT_NOFILE, &(struct rlimit){(rlim_t)self->nofile, (rlim_t)self->nofile});
     /* a test that dies must not leave its broker running */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     dup2(out_fd, STDOUT_FILENO);
@@ -132,6 +136,11 @@ static bool wait_ready(harness_t *self, int fd)
         len++;
     }
     return false;
+}
+
+void harness_set_nofile(harness_t *self, int limit)
+{
+    self->nofile = limit;
 }
 
 bool harness_start(harness_t *self, const char *const *extra)

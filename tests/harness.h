@@ -22,6 +22,10 @@ const char *harness_path(harness_t *self, const char *name);
 /*  Replaces DIR/policy.yaml with text. */
 void harness_write_policy(harness_t *self, const char *text);
 
+/*  The descriptor limit (soft and hard RLIMIT_NOFILE) caveatd is started
+ *  with from now on; 0, the default: the harness's own. */
+void harness_set_nofile(harness_t *self, int limit);
+
 /*  Starts caveatd on DIR/policy.yaml and DIR/data, with extra arguments
  *  (NULL-terminated list, may be empty); waits until it is ready. */
 bool harness_start(harness_t *self, const char *const *extra);

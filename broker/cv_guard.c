@@ -1,0 +1,298 @@
+/*  cv_guard.c: the pending-handshake guard of the broker's ROUTER.
+ *
+ *  Events come from zmq_socket_monitor on an inproc PAIR that the broker's
+ *  loop polls, rather than from czmq's zmonitor: zmonitor is an actor (a
+ *  thread of its own) that re-sends each event as strings through its pipe,
+ *  one more hop for no gain, and its PAIR keeps the default high-water
+ *  mark. libzmq's I/O thread sends monitor events blocking, so ours has
+ *  none: a loop busy with a long turn never stalls connections.
+ *
+ *  What libzmq 4.3 reports (version 1 events, the only ones a build
+ *  without draft APIs has): ACCEPTED and DISCONNECTED carry the
+ *  connection's descriptor; HANDSHAKE_SUCCEEDED and HANDSHAKE_FAILED_*
+ *  carry 0 or an errno. The address of every event of a bound socket is
+ *  the local endpoint, the same for all its connections, so no event says
+ *  whose handshake succeeded. The guard keeps accepted descriptors in
+ *  accept order with their peer's address, forgets one at its
+ *  DISCONNECTED (every failed handshake ends in one), and tells a
+ *  connection past its handshake by what its peer has sent (see
+ *  past_handshake): the kernel counts that per descriptor.
+ */
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#include "cv_guard.h"
+#include "cv_peer.h"
+
+#define DEFAULT_HANDSHAKE_MS 5000
+#define MAX_DEFAULT_PENDING  1024
+#define EVENTS_PER_CALL      256  /* the loop's other sockets wait meanwhile */
+#define LOG_INTERVAL_MS      1000 /* evictions are logged at most this often */
+
+#define WATCHED_EVENTS                                                                             \
+    (ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |                 \
+     ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |                  \
+     ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+
+/*  The least a peer has sent once its CURVE handshake can have completed:
+ *  the ZMTP 3.0 greeting (64 bytes), HELLO (a 200-byte command with 2
+ *  bytes of framing) and INITIATE (at least 257 bytes, libzmq refuses a
+ *  shorter one, with 9 bytes of long framing). A peer that has sent less
+ *  has not completed it; one that has sent this much has, or is about to
+ *  be refused and dropped by libzmq, or is bounded by the timeout. */
+#define HANDSHAKE_MIN_BYTES (64 + 2 + 200 + 9 + 257)
+
+/*  An accepted connection not yet seen past its handshake. */
+typedef struct {
+    int fd;
+    cv_peer_t peer;
+} pending_t;
+
+struct cv_guard_t {
+    zsock_t *router;   /* watched, not owned */
+    zsock_t *events;   /* PAIR receiving the router's monitor events */
+    zlistx_t *pending; /* pending_t, oldest first */
+    size_t max_pending;
+    uint64_t evicted, failed;
+    struct {
+        int64_t logged_at;
+        uint64_t count;
+        char last_peer[64];
+    } burst; /* evictions not yet logged */
+};
+
+static void pending_free(void **item)
+{
+    free(*item);
+    *item = NULL;
+}
+
+static int pending_compare_fd(const void *item1, const void *item2)
+{
+    return ((const pending_t *)item1)->fd - ((const pending_t *)item2)->fd;
+}
+
+/*  The soft descriptor limit raised to the hard one: more connections fit
+ *  before accept fails. Returns the limit in force. */
+static rlim_t raise_descriptor_limit(void)
+{
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0)
+        return 1024;
+    rlim_t was = limit.rlim_cur;
+    if (limit.rlim_max != RLIM_INFINITY && limit.rlim_cur < limit.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &limit) != 0)
+            limit.rlim_cur = was;
+    }
+    if (limit.rlim_cur != was)
+        fprintf(stderr, "caveatd: descriptor limit raised from %llu to %llu\n",
+                (unsigned long long)was, (unsigned long long)limit.rlim_cur);
+    return limit.rlim_cur;
+}
+
+static size_t default_max_pending(rlim_t descriptors)
+{
+    rlim_t quarter = descriptors / 4;
+    return quarter < 1 ? 1 : quarter > MAX_DEFAULT_PENDING ? MAX_DEFAULT_PENDING : (size_t)quarter;
+}
+
+/*  The monitor's PAIR; the endpoint's name only has to be unique in this
+ *  process. */
+static bool start_monitor(cv_guard_t *self, cv_error_t *err)
+{
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "inproc://caveatd-guard-%p", (void *)self);
+    if (zmq_socket_monitor(zsock_resolve(self->router), endpoint, WATCHED_EVENTS) != 0) {
+        cv_error_set(err, NULL, 0, 0, "cannot monitor the router: %s", zmq_strerror(zmq_errno()));
+        return false;
+    }
+    self->events = zsock_new(ZMQ_PAIR);
+    if (!self->events)
+        return false;
+    zsock_set_rcvhwm(self->events, 0);
+    zsock_set_rcvtimeo(self->events, 0);
+    return zsock_connect(self->events, "%s", endpoint) == 0;
+}
+
+cv_guard_t *cv_guard_new(zsock_t *router, int max_pending, int handshake_timeout_ms,
+                         cv_error_t *err)
+{
+    cv_guard_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->router = router;
+    self->pending = zlistx_new();
+    zlistx_set_destructor(self->pending, pending_free);
+    zlistx_set_comparator(self->pending, pending_compare_fd);
+    rlim_t descriptors = raise_descriptor_limit();
+    self->max_pending = max_pending > 0 ? (size_t)max_pending : default_max_pending(descriptors);
+    int timeout_ms = handshake_timeout_ms > 0 ? handshake_timeout_ms : DEFAULT_HANDSHAKE_MS;
+    zsock_set_handshake_ivl(router, timeout_ms);
+    if (!start_monitor(self, err)) {
+        cv_guard_destroy(&self);
+        return NULL;
+    }
+    fprintf(stderr,
+            "caveatd: connections: descriptor limit %llu, at most %zu pending handshakes, "
+            "handshake timeout %.1f s\n",
+            (unsigned long long)descriptors, self->max_pending, timeout_ms / 1000.0);
+    return self;
+}
+
+static void log_evictions(cv_guard_t *self, bool now)
+{
+    int64_t time = zclock_mono();
+    if (self->burst.count == 0 || (!now && time - self->burst.logged_at < LOG_INTERVAL_MS))
+        return;
+    fprintf(stderr,
+            "caveatd: ended %llu connections still in their handshake (more than %zu "
+            "pending; oldest first), the last from %s\n",
+            (unsigned long long)self->burst.count, self->max_pending, self->burst.last_peer);
+    self->burst.count = 0;
+    self->burst.logged_at = time;
+}
+
+void cv_guard_destroy(cv_guard_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    cv_guard_t *self = *self_p;
+    log_evictions(self, true);
+    /* stopped before its PAIR goes: libzmq would block sending to nobody */
+    if (self->events)
+        zmq_socket_monitor(zsock_resolve(self->router), NULL, 0);
+    zsock_destroy(&self->events);
+    zlistx_destroy(&self->pending);
+    free(self);
+    *self_p = NULL;
+}
+
+zsock_t *cv_guard_socket(cv_guard_t *self)
+{
+    return self->events;
+}
+
+/*  Whether the peer on fd has sent enough to have completed its handshake;
+ *  when the kernel does not say, it is taken as done: never end what may
+ *  be an agency's session. */
+static bool past_handshake(int fd)
+{
+    uint64_t received;
+    return !cv_peer_bytes_received(fd, &received) || received >= HANDSHAKE_MIN_BYTES;
+}
+
+static void on_accepted(cv_guard_t *self, int fd)
+{
+    pending_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return;
+    p->fd = fd;
+    if (cv_peer_of(fd, &p->peer)) /* fails when the peer already left */
+        zlistx_add_end(self->pending, p);
+    else
+        free(p);
+}
+
+static void on_disconnected(cv_guard_t *self, int fd)
+{
+    pending_t key = {.fd = fd};
+    void *handle = zlistx_find(self->pending, &key); /* the oldest record of fd */
+    if (handle)
+        zlistx_delete(self->pending, handle);
+}
+
+/*  Some connection's handshake succeeded: forget the newest one whose peer
+ *  has sent a whole handshake (the one that succeeded was accepted a few
+ *  milliseconds ago, so the search is short). */
+static void on_succeeded(cv_guard_t *self)
+{
+    for (pending_t *p = zlistx_last(self->pending); p; p = zlistx_prev(self->pending))
+        if (past_handshake(p->fd)) {
+            zlistx_delete(self->pending, zlistx_cursor(self->pending));
+            return;
+        }
+}
+
+static void on_event(cv_guard_t *self, uint16_t event, uint32_t value)
+{
+    if (event == ZMQ_EVENT_ACCEPTED)
+        on_accepted(self, (int)value);
+    else if (event == ZMQ_EVENT_DISCONNECTED)
+        on_disconnected(self, (int)value);
+    else if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+        on_succeeded(self);
+    else
+        self->failed++;
+}
+
+/*  One event: a frame of uint16 event and uint32 value, then the address. */
+static bool receive_event(cv_guard_t *self)
+{
+    zmsg_t *msg = zmsg_recv(self->events);
+    if (!msg)
+        return false;
+    zframe_t *head = zmsg_first(msg);
+    if (head && zframe_size(head) == 6) {
+        uint16_t event;
+        uint32_t value;
+        memcpy(&event, zframe_data(head), sizeof event);
+        memcpy(&value, zframe_data(head) + 2, sizeof value);
+        on_event(self, event, value);
+    }
+    zmsg_destroy(&msg);
+    return true;
+}
+
+/*  Ends one connection: shutdown, never close, as the descriptor is
+ *  libzmq's; libzmq reads the end of the stream and drops the connection
+ *  itself. */
+static void evict(cv_guard_t *self, const pending_t *p)
+{
+    if (shutdown(p->fd, SHUT_RDWR) != 0)
+        return;
+    self->evicted++;
+    self->burst.count++;
+    cv_peer_format(&p->peer, self->burst.last_peer, sizeof self->burst.last_peer);
+}
+
+/*  The oldest beyond the cap: ended, unless the descriptor now belongs to
+ *  another connection (its events are still queued) or the peer is past
+ *  its handshake; either way no longer pending. */
+static void evict_oldest(cv_guard_t *self)
+{
+    while (zlistx_size(self->pending) > self->max_pending) {
+        pending_t *p = zlistx_first(self->pending);
+        if (cv_peer_is(p->fd, &p->peer) && !past_handshake(p->fd))
+            evict(self, p);
+        zlistx_delete(self->pending, zlistx_cursor(self->pending));
+    }
+}
+
+void cv_guard_handle(cv_guard_t *self)
+{
+    for (int i = 0; i < EVENTS_PER_CALL && receive_event(self); i++)
+        ;
+    evict_oldest(self);
+    log_evictions(self, false);
+}
+
+size_t cv_guard_pending(const cv_guard_t *self)
+{
+    return zlistx_size(self->pending);
+}
+
+uint64_t cv_guard_evicted(const cv_guard_t *self)
+{
+    return self->evicted;
+}
+
+uint64_t cv_guard_handshakes_failed(const cv_guard_t *self)
+{
+    return self->failed;
+}
+
+size_t cv_guard_max_pending(const cv_guard_t *self)
+{
+    return self->max_pending;
+}

@@ -1,0 +1,48 @@
+/*  cv_guard.h: bounds the broker's connections that have not completed
+ *  their CURVE handshake, so that connections which never authenticate
+ *  (idle TCP connections, stalled handshakes) cannot use up the broker's
+ *  descriptors and keep a listed agency out.
+ *
+ *  It raises the descriptor limit, sets the handshake timeout on the
+ *  ROUTER, watches the ROUTER's connection events, and when more
+ *  connections are pending than the cap, ends the oldest pending ones: a
+ *  real agency's handshake takes milliseconds, so it is never the oldest
+ *  for long, while connections that never authenticate age out first.
+ */
+#ifndef CV_GUARD_H
+#define CV_GUARD_H
+
+#include <czmq.h>
+
+#include "cv_policy.h"
+
+typedef struct cv_guard_t cv_guard_t;
+
+/*  Starts guarding router, which must not be bound yet: libzmq copies the
+ *  handshake timeout into the listener at bind time, and the first
+ *  connection's events must find the monitor running. max_pending 0: a
+ *  quarter of the descriptor limit, at most 1024; handshake_timeout_ms 0:
+ *  5 s. NULL with err when the monitor cannot start. */
+cv_guard_t *cv_guard_new(zsock_t *router, int max_pending, int handshake_timeout_ms,
+                         cv_error_t *err);
+/*  Stops the monitor; call before the router is destroyed. */
+void cv_guard_destroy(cv_guard_t **self_p);
+
+/*  The socket to poll: readable when connection events wait. */
+zsock_t *cv_guard_socket(cv_guard_t *self);
+
+/*  Handles the events waiting (a bounded number per call), then ends the
+ *  oldest pending connections beyond the cap. Never blocks. */
+void cv_guard_handle(cv_guard_t *self);
+
+/*  Connections accepted whose handshake has not been seen to complete. */
+size_t cv_guard_pending(const cv_guard_t *self);
+/*  Connections the guard ended, in total. */
+uint64_t cv_guard_evicted(const cv_guard_t *self);
+/*  Handshakes libzmq reported failed: refused keys, protocol errors,
+ *  timeouts, and the connections the guard ended. */
+uint64_t cv_guard_handshakes_failed(const cv_guard_t *self);
+/*  The cap in force. */
+size_t cv_guard_max_pending(const cv_guard_t *self);
+
+#endif

@@ -1,0 +1,241 @@
+/*  The connection guard, end to end: the real caveatd under a low
+ *  descriptor limit, connections that never send a byte, and listed
+ *  agencies that must still get through (broker/cv_guard.h).
+ *
+ *  Correctness, not timing: the deadlines are generous.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <czmq.h>
+
+#include "e2e_checks.h"
+#include "harness.h"
+
+#define IDLE_CONNECTIONS 250
+#define BROKER_NOFILE    200 /* fewer descriptors than idle connections */
+#define DEADLINE_MS      20000
+
+/* ------------------------------------------------------------------------ */
+/*  Helpers.                                                                */
+
+static int port_of(harness_t *h)
+{
+    const char *colon = strrchr(harness_endpoint(h), ':');
+    assert_non_null(colon);
+    return atoi(colon + 1);
+}
+
+/*  A TCP connection to the broker that will never send anything. Not
+ *  blocking: once the broker's accept queue is full the kernel holds the
+ *  connection attempt back, and the test must not wait for it. */
+static int idle_connection(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int rc = connect(fd, (struct sockaddr *)&a, sizeof a);
+    assert_true(rc == 0 || errno == EINPROGRESS);
+    return fd;
+}
+
+static int64_t left(int64_t deadline)
+{
+    int64_t ms = deadline - zclock_mono();
+    return ms > 0 ? ms : 0;
+}
+
+/*  A client of agency, trying again (each try waits 3 s for HelloAck)
+ *  until the deadline. */
+static cv_client_t *client_before(harness_t *h, const char *agency, int64_t deadline)
+{
+    cv_error_t err = {""};
+    cv_client_t *c = NULL;
+    while (!c && left(deadline) > 0)
+        c = harness_client(h, agency, NULL, 0, &err);
+    if (!c)
+        print_error("client %s: %s\n", agency, err.msg);
+    assert_non_null(c);
+    return c;
+}
+
+static void publish_example(cv_client_t *c, const char *name, char *id, size_t size)
+{
+    Caveat__Report *report = harness_report(name);
+    assert_non_null(report);
+    cv_publish_result_t result = {0};
+    cv_error_t err = {""};
+    int refused = cv_client_publish(c, &report, 1, &result, 5000, &err);
+    if (refused != 0)
+        print_error("publish: %s\n", err.msg[0] ? err.msg : result.reason);
+    assert_int_equal(refused, 0);
+    snprintf(id, size, "%s", result.report_id);
+    cv_publish_results_clear(&result, 1);
+    caveat__report__free_unpacked(report, NULL);
+}
+
+/*  The police publish, the council receives it: the example policy's
+ *  safeguarding referral. */
+static void report_flows(cv_client_t *police, cv_client_t *council, int64_t deadline)
+{
+    char id[128];
+    publish_example(police, "vulnerable_individual", id, sizeof id);
+    const Caveat__Wire__Delivery *d = receive(council, (int)left(deadline) + 1);
+    assert_non_null(d);
+    assert_string_equal(d->report_id, id);
+    assert_true(cv_client_ack(council, d->seq, &(cv_error_t){""}));
+}
+
+/*  A CURVE DEALER of agency that never reconnects: if the broker ends its
+ *  connection, it stays ended. */
+static zsock_t *single_connection(harness_t *h, const char *agency)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s", harness_path(h, "broker.cert"));
+    zcert_t *server = zcert_load(path);
+    snprintf(path, sizeof path, "%s/%s.cert_secret", harness_path(h, ""), agency);
+    zcert_t *mine = zcert_load(path);
+    assert_non_null(server);
+    assert_non_null(mine);
+    zsock_t *dealer = zsock_new(ZMQ_DEALER);
+    zsock_set_linger(dealer, 0);
+    zsock_set_rcvtimeo(dealer, 3000);
+    zsock_set_reconnect_ivl(dealer, -1);
+    zcert_apply(mine, dealer);
+    zsock_set_curve_serverkey(dealer, zcert_public_txt(server));
+    zcert_destroy(&server);
+    zcert_destroy(&mine);
+    assert_int_equal(zsock_connect(dealer, "%s", harness_endpoint(h)), 0);
+    return dealer;
+}
+
+/*  Hello (send-only) and its HelloAck, on the same connection. */
+static void assert_hello_answered(zsock_t *dealer)
+{
+    Caveat__Wire__Hello hello = CAVEAT__WIRE__HELLO__INIT;
+    hello.has_version = hello.has_credit = true;
+    hello.version = 1;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_HELLO;
+    frame.hello = &hello;
+    zframe_t *f = zframe_new(NULL, caveat__wire__frame__get_packed_size(&frame));
+    caveat__wire__frame__pack(&frame, zframe_data(f));
+    assert_int_equal(zframe_send(&f, dealer, 0), 0);
+    f = zframe_recv(dealer);
+    assert_non_null(f);
+    Caveat__Wire__Frame *answer = caveat__wire__frame__unpack(NULL, zframe_size(f), zframe_data(f));
+    zframe_destroy(&f);
+    assert_non_null(answer);
+    assert_int_equal(answer->body_case, CAVEAT__WIRE__FRAME__BODY_HELLO_ACK);
+    caveat__wire__frame__free_unpacked(answer, NULL);
+}
+
+static void close_all(int *fds, int n)
+{
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+}
+
+/*  The broker still serves: a new client of another agency gets in at
+ *  once, and the broker stops cleanly (sanitizers quiet). */
+static void assert_healthy_and_stop(harness_t **h)
+{
+    cv_client_t *ctio = client_before(*h, "hum-ctio-hull", zclock_mono() + 10000);
+    cv_client_destroy(&ctio);
+    assert_true(harness_stop(*h));
+    harness_destroy(h);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Tests.                                                                  */
+
+/*  250 connections that never greet, against a broker with 200
+ *  descriptors, a cap of 50 and a handshake timeout longer than the test:
+ *  only evicting the oldest lets the agencies in. */
+static void test_idle_connections_do_not_keep_agencies_out(void **state)
+{
+    (void)state;
+    harness_t *h = harness_new();
+    assert_non_null(h);
+    harness_set_nofile(h, BROKER_NOFILE);
+    const char *extra[] = {"--max-pending", "50", "--handshake-timeout", "60", NULL};
+    assert_true(harness_start(h, extra));
+    int idle[IDLE_CONNECTIONS];
+    for (int i = 0; i < IDLE_CONNECTIONS; i++)
+        idle[i] = idle_connection(port_of(h));
+    zclock_sleep(1000); /* the flood lands first */
+
+    int64_t deadline = zclock_mono() + DEADLINE_MS;
+    cv_client_t *council = client_before(h, "hull-cc", deadline);
+    cv_client_t *police = client_before(h, "hum-bcu-hull", deadline);
+    report_flows(police, council, deadline);
+    cv_client_destroy(&police);
+    cv_client_destroy(&council);
+    close_all(idle, IDLE_CONNECTIONS);
+    assert_healthy_and_stop(&h);
+}
+
+/*  A session whose handshake completed is never taken for a pending one,
+ *  however old: evictions all around it leave its connection alone. */
+static void test_sessions_are_never_evicted(void **state)
+{
+    (void)state;
+    harness_t *h = harness_new();
+    assert_non_null(h);
+    const char *extra[] = {"--max-pending", "10", "--handshake-timeout", "60", NULL};
+    assert_true(harness_start(h, extra));
+    zsock_t *council = single_connection(h, "hull-cc");
+    assert_hello_answered(council); /* the oldest connection of all */
+    int idle[100];
+    for (int i = 0; i < 100; i++)
+        idle[i] = idle_connection(port_of(h));
+    zclock_sleep(2000); /* 90 of them evicted meanwhile */
+    assert_hello_answered(council);
+    zsock_destroy(&council);
+    close_all(idle, 100);
+    assert_healthy_and_stop(&h);
+}
+
+/*  A connection that sends nothing is dropped after the handshake
+ *  timeout: the broker's side of it reads as closed. */
+static void test_idle_connection_dropped_after_handshake_timeout(void **state)
+{
+    (void)state;
+    harness_t *h = harness_new();
+    assert_non_null(h);
+    const char *extra[] = {"--handshake-timeout", "1", NULL};
+    assert_true(harness_start(h, extra));
+    int fd = idle_connection(port_of(h));
+    int64_t start = zclock_mono(), deadline = start + 1000 + 4000;
+    ssize_t n = -1;
+    char buf[256];
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    /* libzmq sends the start of its greeting at once: read past it */
+    while (n != 0 && poll(&p, 1, (int)left(deadline)) == 1)
+        n = read(fd, buf, sizeof buf);
+    int64_t elapsed = zclock_mono() - start;
+    close(fd);
+    assert_int_equal(n, 0);
+    assert_true(elapsed >= 900); /* the timeout, not something sooner */
+    assert_healthy_and_stop(&h);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_idle_connections_do_not_keep_agencies_out),
+        cmocka_unit_test(test_sessions_are_never_evicted),
+        cmocka_unit_test(test_idle_connection_dropped_after_handshake_timeout),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
