@@ -47,6 +47,7 @@
 #define DEFAULT_MAX_REPORTS 500  /* reports one Publish may hold */
 #define REPORTS_PER_TURN    4000 /* reports handled per transaction */
 #define PEER_SNDHWM         64   /* messages queued toward one connection; past it, it is gone */
+#define PEER_RCVHWM         32   /* frames read ahead from one connection (libcaveat sends 8) */
 #define HELLOS_PER_SECOND   10   /* on one connection */
 #define ERRORS_PER_SECOND   20   /* Error frames to one agency's connections without a session */
 #define ZAP_EVERY           64   /* messages handled between two looks at ZAP */
@@ -296,7 +297,7 @@ static bool bind_router(cv_broker_t *self, zcert_t *cert, cv_error_t *err)
     zsock_set_heartbeat_ivl(self->router, 5000);
     zsock_set_heartbeat_timeout(self->router, 15000);
     zsock_set_sndhwm(self->router, PEER_SNDHWM); /* per connection: ROUTER_MANDATORY then fails */
-    zsock_set_rcvhwm(self->router, 100000);
+    zsock_set_rcvhwm(self->router, PEER_RCVHWM); /* per connection: then libzmq stops reading it */
     zsock_set_sndtimeo(self->router, 0);
     zsock_set_rcvtimeo(self->router, 0);
     zsock_set_linger(self->router, 1000);

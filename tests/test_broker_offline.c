@@ -46,8 +46,7 @@ static int agency(offline_t *o, const char *id)
 {
     (void)o;
     cv_error_t err = {""};
-    cv_policy_t *policy =
-        cv_policy_load_file(harness_path(o->files, "policy.yaml"), (const uint8_t *)"", &err);
+    cv_policy_t *policy = cv_policy_load_file(harness_path(o->files, "policy.yaml"), NULL, &err);
     assert_non_null(policy);
     int a = cv_policy_agency_find(policy, id);
     cv_policy_destroy(&policy);

@@ -69,7 +69,7 @@ static void set_up(void)
     fresh_broker();
     atexit(tear_down);
     cv_error_t err = {""};
-    cv_policy_t *policy = cv_policy_load_file(path, (const uint8_t *)"", &err);
+    cv_policy_t *policy = cv_policy_load_file(path, NULL, &err);
     if (!policy)
         fuzz_fail("example policy: %s", err.msg);
     agencies = cv_policy_agency_count(policy);
