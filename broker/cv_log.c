@@ -60,6 +60,8 @@ static void emit_line(const char *line)
     fwrite(out, 1, n, stderr);
 }
 
+static void emit(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+
 static void emit(const char *fmt, va_list ap)
 {
     char line[LINE_MAX_BYTES];
