@@ -294,8 +294,16 @@ static bool bind_router(cv_broker_t *self, zcert_t *cert, cv_error_t *err)
     /* libzmq counts CURVE's own overhead (33 bytes) against the limit: a
      * frame of exactly max_frame, as announced, must still pass */
     zsock_set_maxmsgsize(self->router, self->config.max_frame + CURVE_OVERHEAD);
-    zsock_set_heartbeat_ivl(self->router, 5000);
-    zsock_set_heartbeat_timeout(self->router, 15000);
+    /* No ZMTP heartbeat timer: in libzmq 4.3.4 its timer calls out_event()
+     * on a connection that already failed (one whose input was stopped
+     * because its queue was full, then hung up), which aborts the whole
+     * process (stream_engine_base.cpp: assert !_io_error). Any agency could
+     * do that at will. TCP keepalive finds dead peers instead, in the
+     * kernel; clients' own heartbeats are still answered. */
+    zsock_set_tcp_keepalive(self->router, 1);
+    zsock_set_tcp_keepalive_idle(self->router, 15);
+    zsock_set_tcp_keepalive_intvl(self->router, 5);
+    zsock_set_tcp_keepalive_cnt(self->router, 3);
     zsock_set_sndhwm(self->router, PEER_SNDHWM); /* per connection: ROUTER_MANDATORY then fails */
     zsock_set_rcvhwm(self->router, PEER_RCVHWM); /* per connection: then libzmq stops reading it */
     zsock_set_sndtimeo(self->router, 0);

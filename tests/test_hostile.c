@@ -340,6 +340,36 @@ static void test_handshakes_are_served_while_an_agency_floods(void **state)
     finish(&h);
 }
 
+/*  An agency fills its connection's inbound queue (the broker stops
+ *  reading it) and hangs up. libzmq 4.3.4 then marks the connection
+ *  failed, and a ZMTP heartbeat timer that fires on it after that aborts
+ *  the whole process (stream_engine_base.cpp, timer_event -> out_event,
+ *  assert !_io_error): the broker must use no heartbeat timer of its own,
+ *  and must still be serving afterwards. */
+static void test_a_connection_that_floods_and_hangs_up_kills_nothing(void **state)
+{
+    (void)state;
+    harness_t *h = started_with(NULL);
+    for (int round = 0; round < 3; round++) {
+        zsock_t *college = raw_dealer(h, "hull-college");
+        send_hello_with(college, 1, NULL, 0);
+        assert_int_equal(error_answer(college), 0);
+        zsock_set_sndtimeo(college, 200);
+        for (int i = 0; i < 100; i++) /* 200 KB frames, each unpacked, then refused: LIMIT */
+            send_publish_of(college, 100000);
+        zsock_destroy(&college); /* hangs up with its queue full */
+    }
+    zclock_sleep(7000); /* past a heartbeat interval of 5 s */
+    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
+    cv_client_t *council = client(h, "hull-cc", NULL, 10);
+    char id[64];
+    publish_new(police, "vulnerable_individual", id, sizeof id);
+    assert_delivered(council, id);
+    cv_client_destroy(&council);
+    cv_client_destroy(&police);
+    finish(&h);
+}
+
 /* ------------------------------------------------------------------------ */
 /*  The log.                                                                */
 
@@ -643,6 +673,7 @@ int main(void)
         cmocka_unit_test(test_libcaveat_keeps_to_the_announced_report_limit),
         cmocka_unit_test(test_a_hello_loop_does_not_multiply_what_is_sent),
         cmocka_unit_test(test_handshakes_are_served_while_an_agency_floods),
+        cmocka_unit_test(test_a_connection_that_floods_and_hangs_up_kills_nothing),
         cmocka_unit_test(test_a_report_id_cannot_forge_log_lines),
         cmocka_unit_test(test_an_agencys_log_lines_are_rate_limited),
         cmocka_unit_test(test_a_secret_key_others_can_read_is_refused),
