@@ -1102,6 +1102,22 @@ static void log_result(const cv_broker_t *self, const char *sender,
                       result->reason);
 }
 
+/*  A Publish of more reports than the limit is refused whole, with LIMIT. */
+static bool over_report_limit(cv_broker_t *self, const zframe_t *routing, const char *sender,
+                              size_t reports)
+{
+    if (reports <= (size_t)self->config.max_reports)
+        return false;
+    char reason[96];
+    snprintf(reason, sizeof reason, "a publish may hold at most %d reports",
+             self->config.max_reports);
+    self->stats.limited++;
+    send_error(self, routing, E_LIMIT, reason);
+    cv_log_agency(self->log, sender, false, "publish from %s refused: %zu reports", sender,
+                  reports);
+    return true;
+}
+
 static void on_publish(cv_broker_t *self, const zframe_t *routing, uint64_t session,
                        const char *sender, Caveat__Wire__Publish *publish)
 {
@@ -1109,16 +1125,8 @@ static void on_publish(cv_broker_t *self, const zframe_t *routing, uint64_t sess
         send_error(self, routing, E_BAD_REQUEST, "a publish needs at least one report");
         return;
     }
-    if (publish->n_reports > (size_t)self->config.max_reports) {
-        char reason[96];
-        snprintf(reason, sizeof reason, "a publish may hold at most %d reports",
-                 self->config.max_reports);
-        self->stats.limited++;
-        send_error(self, routing, E_LIMIT, reason);
-        cv_log_agency(self->log, sender, false, "publish from %s refused: %zu reports", sender,
-                      publish->n_reports);
+    if (over_report_limit(self, routing, sender, publish->n_reports))
         return;
-    }
     pending_ack_t *pending = calloc(1, sizeof *pending);
     if (!pending)
         abort(); /* out of memory: docs/architecture.md, "Memory" */
@@ -1841,6 +1849,13 @@ static void dispatch(cv_broker_t *self, const zframe_t *routing, int agency,
 static void handle_frame(cv_broker_t *self, const zframe_t *routing, int agency,
                          const uint8_t key[CV_KEY_BYTES], const uint8_t *data, size_t size)
 {
+    /* counted before unpacking: an oversized Publish costs a scan, not an
+     * allocation per report (the count covers a Publish with or without a
+     * session: either way it is refused) */
+    size_t reports = cv_wire_publish_reports(data, size);
+    if (reports != SIZE_MAX &&
+        over_report_limit(self, routing, cv_policy_agency(self->policy, agency)->id, reports))
+        return;
     /* into the cache's arena: freed with its generation, never here */
     Caveat__Wire__Frame *frame = cv_cache_unpack_frame(self->cache, data, size);
     if (!frame)

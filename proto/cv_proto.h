@@ -106,6 +106,12 @@ size_t cv_slot_size(ProtobufCType type);
  *  allowed.                                                              */
 void cv_proto_drop_unknown(ProtobufCMessage *msg);
 
+/*  How many reports the Publish in a packed caveat.wire.Frame holds,
+ *  counted in the wire bytes without unpacking (0 when the frame is no
+ *  Publish); SIZE_MAX when the bytes are not well formed protobuf. So a
+ *  frame over the report limit is refused before it costs an unpack. */
+size_t cv_wire_publish_reports(const uint8_t *frame, size_t len);
+
 /*  The values at leaf node in msg, as text: every element under every repeated
  *  parent, in order. Strings as they are, numbers in their JSON form, enums
  *  by name, booleans true/false, map entries "key=value". Returns how many

@@ -168,11 +168,60 @@ static void test_oneof_and_null(void **state)
     cv_arena_destroy(&arena);
 }
 
+/*  A packed Frame holding a Publish of n empty reports, malloc'd. */
+static uint8_t *publish_frame(size_t n, size_t *len)
+{
+    Caveat__Report *reports = calloc(n ? n : 1, sizeof *reports);
+    Caveat__Report **list = calloc(n ? n : 1, sizeof *list);
+    for (size_t i = 0; i < n; i++) {
+        caveat__report__init(&reports[i]);
+        list[i] = &reports[i];
+    }
+    Caveat__Wire__Publish publish = CAVEAT__WIRE__PUBLISH__INIT;
+    publish.n_reports = n;
+    publish.reports = list;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_PUBLISH;
+    frame.publish = &publish;
+    *len = caveat__wire__frame__get_packed_size(&frame);
+    uint8_t *bytes = malloc(*len);
+    caveat__wire__frame__pack(&frame, bytes);
+    free(list);
+    free(reports);
+    return bytes;
+}
+
+/*  The scan counts what protobuf-c would unpack, without unpacking. */
+static void test_publish_reports_are_counted_without_unpacking(void **state)
+{
+    (void)state;
+    size_t sizes[] = {0, 1, 2, 500, 501, 100000};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        size_t len;
+        uint8_t *bytes = publish_frame(sizes[i], &len);
+        assert_int_equal(cv_wire_publish_reports(bytes, len), sizes[i]);
+        /* cut short: not well formed */
+        if (len > 2)
+            assert_int_equal(cv_wire_publish_reports(bytes, len - 1), SIZE_MAX);
+        free(bytes);
+    }
+    /* Frame.hello: no publish */
+    static const uint8_t hello[] = {0x0a, 0x02, 0x08, 0x01};
+    assert_int_equal(cv_wire_publish_reports(hello, sizeof hello), 0);
+    /* Frame.publish twice, 2 and 1 reports: protobuf-c merges, so both count */
+    static const uint8_t twice[] = {0x1a, 0x04, 0x12, 0x00, 0x12, 0x00, 0x1a, 0x02, 0x12, 0x00};
+    assert_int_equal(cv_wire_publish_reports(twice, sizeof twice), 3);
+    /* a group (wire type 3) is not read: not well formed here */
+    static const uint8_t group[] = {0x0b, 0x0c};
+    assert_int_equal(cv_wire_publish_reports(group, sizeof group), SIZE_MAX);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_drops_at_every_depth),
         cmocka_unit_test(test_tag_zero),
+        cmocka_unit_test(test_publish_reports_are_counted_without_unpacking),
         cmocka_unit_test(test_oneof_and_null),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

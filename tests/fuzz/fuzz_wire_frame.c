@@ -4,7 +4,10 @@
  *  again. That packed form must unpack, and pack to the same bytes: what
  *  the broker stores it must be able to read back. Without the drop,
  *  protobuf-c's tag-0 quirk breaks this (crashes/tag0-in-report-in-publish:
- *  82 00 re-packs as 02 00, which it refuses). */
+ *  82 00 re-packs as 02 00, which it refuses). And the broker's count of a
+ *  Publish's reports from the wire bytes (cv_wire_publish_reports), which
+ *  decides the report limit before unpacking, must never count fewer than
+ *  protobuf-c unpacks. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,6 +47,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!arena && !(arena = cv_arena_new(0)))
         abort();
     Caveat__Wire__Frame *frame = caveat__wire__frame__unpack(cv_arena_allocator(arena), size, data);
+    size_t counted = cv_wire_publish_reports(data, size);
+    if (frame && frame->body_case == CAVEAT__WIRE__FRAME__BODY_PUBLISH &&
+        (counted == SIZE_MAX || counted < frame->publish->n_reports))
+        fuzz_fail("the scan counted %zu reports, protobuf-c unpacked %zu", counted,
+                  frame->publish->n_reports);
     if (frame) {
         cv_proto_drop_unknown(&frame->base);
         check_repacks(frame);
