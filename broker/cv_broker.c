@@ -47,7 +47,7 @@
 #define DEFAULT_MAX_REPORTS 500  /* reports one Publish may hold */
 #define REPORTS_PER_TURN    4000 /* reports handled per transaction */
 #define PEER_SNDHWM         64   /* messages queued toward one connection; past it, it is gone */
-#define PEER_RCVHWM         32   /* frames read ahead from one connection (libcaveat sends 8) */
+#define PEER_RCVHWM         8    /* frames read ahead from one connection (libcaveat sends 8) */
 #define HELLOS_PER_SECOND   10   /* on one connection */
 #define ERRORS_PER_SECOND   20   /* Error frames to one agency's connections without a session */
 #define ZAP_EVERY           64   /* messages handled between two looks at ZAP */
