@@ -23,6 +23,7 @@
 
 #include "cv_broker.h"
 #include "cv_cache.h"
+#include "cv_alloc.h"
 #include "cv_cert.h"
 #include "cv_guard.h"
 #include "cv_log.h"
@@ -198,19 +199,15 @@ static void install_signals(void)
 }
 
 /*  Grows *buf to at least want bytes. */
-static bool reserve(void **buf, size_t *cap, size_t want)
+static void reserve(void **buf, size_t *cap, size_t want)
 {
     if (want <= *cap)
-        return true;
+        return;
     size_t grown = *cap ? *cap : 4096;
     while (grown < want)
         grown *= 2;
-    void *bigger = realloc(*buf, grown);
-    if (!bigger)
-        return false;
-    *buf = bigger;
+    *buf = cv_xrealloc(*buf, grown);
     *cap = grown;
-    return true;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -365,10 +362,7 @@ static void session_sent(session_t *s, uint64_t seq)
     }
     if (s->out.n == s->out.cap) {
         size_t cap = s->out.cap ? s->out.cap * 2 : 64;
-        uint64_t *grown = realloc(s->out.seqs, cap * sizeof *grown);
-        if (!grown)
-            return; /* out of memory: this one is not counted */
-        s->out.seqs = grown;
+        s->out.seqs = cv_xrealloc(s->out.seqs, cap * sizeof *s->out.seqs);
         s->out.cap = cap;
     }
     s->out.seqs[s->out.n++] = seq;
@@ -727,17 +721,15 @@ static uint32_t hello_refusal(cv_broker_t *self, const zframe_t *routing, int ag
 static session_t *session_new(cv_broker_t *self, const zframe_t *routing, const cv_agency_t *a,
                               const char *feed)
 {
-    session_t *s = calloc(1, sizeof *s);
-    if (!s)
-        abort(); /* out of memory: docs/architecture.md, "Memory" */
+    session_t *s = cv_xcalloc(1, sizeof *s);
     s->serial = ++self->next_serial;
     s->routing_hex = zframe_strhex((zframe_t *)routing);
     s->routing = zframe_dup((zframe_t *)routing);
-    s->agency = strdup(a->id);
+    s->agency = cv_xstrdup(a->id);
     memcpy(s->key, a->key, CV_KEY_BYTES);
-    s->feed = strdup(feed);
-    if (!s->routing_hex || !s->routing || !s->agency || !s->feed)
-        abort();
+    s->feed = cv_xstrdup(feed);
+    if (!s->routing_hex || !s->routing)
+        abort();         /* czmq's own allocations */
     s->resending = true; /* first whatever an earlier session left unacknowledged */
     return s;
 }
@@ -809,8 +801,8 @@ static void set_result(Caveat__Wire__PublishResult *result, Caveat__Wire__Status
 {
     result->has_status = true;
     result->status = status;
-    result->report_id = strdup(id ? id : "");
-    result->reason = reason ? strdup(reason) : NULL;
+    result->report_id = cv_xstrdup(id ? id : "");
+    result->reason = reason ? cv_xstrdup(reason) : NULL;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -977,9 +969,7 @@ static bool route(cv_broker_t *self, const Caveat__Report *report, int64_t rowid
     cv_routed_t item = {rowid, report->has_priority ? (int)report->priority : 0};
     int agencies = cv_policy_agency_count(self->policy);
     /* one queue an agency at most */
-    if (!reserve((void **)&self->route_ids, &self->route_ids_cap,
-                 (size_t)agencies * sizeof(int64_t)))
-        return false;
+    reserve((void **)&self->route_ids, &self->route_ids_cap, (size_t)agencies * sizeof(int64_t));
     size_t n = 0;
     for (int a = 0; a < agencies; a++) {
         if (!cv_policy_decide(self->policy, report, a, NULL, self->decision))
@@ -1010,9 +1000,7 @@ static const char *format_timestamp(int64_t unix_seconds, char *text, size_t siz
 static const uint8_t *report_digest(const Caveat__Report *report, uint8_t digest[CV_DIGEST_BYTES])
 {
     size_t len = caveat__report__get_packed_size(report);
-    uint8_t *packed = malloc(len ? len : 1);
-    if (!packed)
-        abort(); /* out of memory: docs/architecture.md, "Memory" */
+    uint8_t *packed = cv_xmalloc(len);
     caveat__report__pack(report, packed);
     crypto_generichash(digest, CV_DIGEST_BYTES, packed, len, NULL, 0);
     free(packed);
@@ -1026,10 +1014,6 @@ static int64_t accept_report(cv_broker_t *self, const char *sender, Caveat__Repo
                              Caveat__Wire__PublishResult *result)
 {
     cv_error_t err = {""};
-    /* only known fields are stored: protobuf-c packs an unknown field
-     * with tag 0 in a form it refuses to unpack, which would poison the
-     * store for every queue that holds the report */
-    cv_proto_drop_unknown(&report->base);
     if (report->originator && *report->originator && strcmp(report->originator, sender) != 0) {
         snprintf(err.msg, sizeof err.msg, "originator '%.100s' is not the sender %s",
                  report->originator, sender);
@@ -1127,22 +1111,16 @@ static void on_publish(cv_broker_t *self, const zframe_t *routing, uint64_t sess
     }
     if (over_report_limit(self, routing, sender, publish->n_reports))
         return;
-    pending_ack_t *pending = calloc(1, sizeof *pending);
-    if (!pending)
-        abort(); /* out of memory: docs/architecture.md, "Memory" */
+    pending_ack_t *pending = cv_xcalloc(1, sizeof *pending);
     pending->session = session;
     pending->routing = zframe_dup((zframe_t *)routing);
     caveat__wire__publish_ack__init(&pending->ack);
     pending->ack.has_batch = publish->has_batch;
     pending->ack.batch = publish->batch;
     pending->ack.n_results = publish->n_reports;
-    pending->ack.results = calloc(publish->n_reports, sizeof *pending->ack.results);
-    if (!pending->ack.results)
-        abort();
+    pending->ack.results = cv_xcalloc(publish->n_reports, sizeof *pending->ack.results);
     for (size_t i = 0; i < publish->n_reports; i++) {
-        Caveat__Wire__PublishResult *result = calloc(1, sizeof *result);
-        if (!result)
-            abort();
+        Caveat__Wire__PublishResult *result = cv_xcalloc(1, sizeof *result);
         caveat__wire__publish_result__init(result);
         pending->ack.results[i] = result;
         int64_t stored = accept_report(self, sender, publish->reports[i], result);
@@ -1180,14 +1158,13 @@ static const Caveat__Report *decide_entry(cv_broker_t *self, const session_t *s,
 }
 
 /*  Packs the view of report under the last decision into pack.view,
- *  without building it; its size, 0 when it cannot. */
+ *  without building it; its size. */
 static size_t pack_view(cv_broker_t *self, const Caveat__Report *report)
 {
     size_t size = cv_decision_pack(self->decision, report, self->pack.view, self->pack.view_cap);
     if (size <= self->pack.view_cap)
         return size;
-    if (!reserve(&self->pack.view, &self->pack.view_cap, size))
-        return 0;
+    reserve(&self->pack.view, &self->pack.view_cap, size);
     return cv_decision_pack(self->decision, report, self->pack.view, self->pack.view_cap);
 }
 
@@ -1199,8 +1176,9 @@ static bool pack_delivery(cv_broker_t *self, const Caveat__Report *report, uint6
 {
     size_t view = pack_view(self, report);
     size_t n_rules = (size_t)cv_decision_entry_count(self->decision);
-    if (!view || !reserve(&self->pack.rules, &self->pack.rules_cap, (n_rules + 1) * sizeof(char *)))
+    if (!view)
         return false;
+    reserve(&self->pack.rules, &self->pack.rules_cap, (n_rules + 1) * sizeof(char *));
     char **rules = self->pack.rules;
     for (size_t i = 0; i < n_rules; i++)
         rules[i] = (char *)cv_decision_entry_name(self->decision, (int)i);
@@ -1214,8 +1192,7 @@ static bool pack_delivery(cv_broker_t *self, const Caveat__Report *report, uint6
     d.report.len = view;
     d.report.data = self->pack.view;
     size_t len = caveat__wire__packed_delivery__get_packed_size(&d);
-    if (!reserve(&self->pack.bytes, &self->pack.cap, self->pack.used + len))
-        return false;
+    reserve(&self->pack.bytes, &self->pack.cap, self->pack.used + len);
     out->off = self->pack.used;
     out->len = len;
     caveat__wire__packed_delivery__pack(&d, (uint8_t *)self->pack.bytes + self->pack.used);
@@ -1225,9 +1202,7 @@ static bool pack_delivery(cv_broker_t *self, const Caveat__Report *report, uint6
 
 static void outbox_add(cv_broker_t *self, uint64_t session, zmsg_t *msg)
 {
-    held_t *h = malloc(sizeof *h);
-    if (!h)
-        abort(); /* out of memory: docs/architecture.md, "Memory" */
+    held_t *h = cv_xmalloc(sizeof *h);
     *h = (held_t){0, session, msg, true};
     zlistx_add_end(self->outbox, h);
 }
@@ -1712,24 +1687,23 @@ static void run_all_deferred(cv_broker_t *self)
     }
 }
 
-/*  Keeps a copy of the request: the frame it came in is freed. */
-static void defer(cv_broker_t *self, const zframe_t *routing,
+/*  Keeps a copy of the request (the frame it came in is freed); false
+ *  when the copy does not unpack. */
+static bool defer(cv_broker_t *self, const zframe_t *routing,
                   const Caveat__Wire__AdminRequest *request)
 {
     size_t len = caveat__wire__admin_request__get_packed_size(request);
-    uint8_t *buf = malloc(len ? len : 1);
-    deferred_t *d = calloc(1, sizeof *d);
-    if (!buf || !d)
-        abort(); /* out of memory: docs/architecture.md, "Memory" */
+    uint8_t *buf = cv_xmalloc(len);
     caveat__wire__admin_request__pack(request, buf);
-    d->routing = zframe_dup((zframe_t *)routing);
-    /* it unpacked once, from the frame; packed again by protobuf-c it
-     * unpacks again, or only memory can be short */
-    d->request = caveat__wire__admin_request__unpack(NULL, len, buf);
+    Caveat__Wire__AdminRequest *copy = caveat__wire__admin_request__unpack(NULL, len, buf);
     free(buf);
-    if (!d->request)
-        abort();
+    if (!copy)
+        return false;
+    deferred_t *d = cv_xcalloc(1, sizeof *d);
+    d->routing = zframe_dup((zframe_t *)routing);
+    d->request = copy;
     zlistx_add_end(self->deferred, d);
+    return true;
 }
 
 static void on_admin(cv_broker_t *self, const zframe_t *routing, int agency,
@@ -1753,7 +1727,8 @@ static void on_admin(cv_broker_t *self, const zframe_t *routing, int agency,
         send_admin_reply(self, routing, text != NULL, text ? text : "the store cannot list them");
         free(text);
     } else if (strcmp(command, "backup") == 0 || strcmp(command, "purge") == 0) {
-        defer(self, routing, request);
+        if (!defer(self, routing, request))
+            send_error(self, routing, E_BAD_REQUEST, "an admin request that does not read back");
     } else {
         send_error(self, routing, E_BAD_REQUEST, "unknown admin command");
     }
@@ -1780,9 +1755,7 @@ static void send_error_limited(cv_broker_t *self, const zframe_t *routing, int a
 {
     int n = cv_policy_agency_count(self->policy);
     if (self->errors_cap < n) {
-        rate_t *grown = realloc(self->errors, (size_t)n * sizeof *grown);
-        if (!grown)
-            abort();
+        rate_t *grown = cv_xrealloc(self->errors, (size_t)n * sizeof *grown);
         memset(grown + self->errors_cap, 0, (size_t)(n - self->errors_cap) * sizeof *grown);
         self->errors = grown;
         self->errors_cap = n;
@@ -1858,10 +1831,15 @@ static void handle_frame(cv_broker_t *self, const zframe_t *routing, int agency,
         return;
     /* into the cache's arena: freed with its generation, never here */
     Caveat__Wire__Frame *frame = cv_cache_unpack_frame(self->cache, data, size);
-    if (!frame)
+    if (!frame) {
         send_error_limited(self, routing, agency, E_BAD_FRAME, "not a caveat.wire.Frame");
-    else
-        dispatch(self, routing, agency, key, frame);
+        return;
+    }
+    /* only known fields go on: protobuf-c packs an unknown field with tag
+     * 0 in a form it refuses to unpack, which would poison the store (a
+     * report) or an admin request's copy */
+    cv_proto_drop_unknown(&frame->base);
+    dispatch(self, routing, agency, key, frame);
 }
 
 static void handle_message(cv_broker_t *self, zmsg_t *msg)
@@ -1949,7 +1927,7 @@ static void turn_failed(cv_broker_t *self, const char *why)
             if (p->ack.results[i]->status == CAVEAT__WIRE__STATUS__OK) {
                 p->ack.results[i]->status = CAVEAT__WIRE__STATUS__REFUSED_UNAVAILABLE;
                 free(p->ack.results[i]->reason);
-                p->ack.results[i]->reason = strdup("the store could not commit; retry");
+                p->ack.results[i]->reason = cv_xstrdup("the store could not commit; retry");
             }
     held_list_clear(self->outbox);
     for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
@@ -2021,9 +1999,7 @@ static void send_outgoing(cv_broker_t *self)
         Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
         frame.body_case = CAVEAT__WIRE__FRAME__BODY_PUBLISH_ACK;
         frame.publish_ack = &p->ack;
-        held_t *h = malloc(sizeof *h);
-        if (!h)
-            abort(); /* out of memory: docs/architecture.md, "Memory" */
+        held_t *h = cv_xmalloc(sizeof *h);
         *h = (held_t){0, p->session, frame_message(p->routing, &frame), false};
         hold(self, h);
         free_pending(p);
