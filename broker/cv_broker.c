@@ -1464,6 +1464,9 @@ static char *stats_json(cv_broker_t *self)
     FIELD("log_suppressed", cv_log_suppressed(self->log));
     FIELD("zap_admitted", cv_zap_admitted(self->zap));
     FIELD("zap_refused", cv_zap_refused(self->zap));
+    FIELD("handshakes_pending", cv_guard_pending(self->guard));
+    FIELD("handshakes_evicted", cv_guard_evicted(self->guard));
+    FIELD("handshakes_failed", cv_guard_handshakes_failed(self->guard));
     FIELD("reloads", self->stats.reloads);
     FIELD("reload_failures", self->stats.reload_failures);
 #undef FIELD
