@@ -91,9 +91,10 @@ static inline long stat_of(harness_t *h, const char *name)
 
 /*  A raw CURVE DEALER of agency (its example key), for frames libcaveat
  *  would never send. routing_id, when not NULL, is the routing id it
- *  gives the broker (size bytes). */
+ *  gives the broker (size bytes); reconnect false makes a connection the
+ *  broker ends stay ended. */
 static inline zsock_t *raw_dealer_as(harness_t *h, const char *agency, const void *routing_id,
-                                     size_t size)
+                                     size_t size, bool reconnect)
 {
     char path[600];
     snprintf(path, sizeof path, "%s", harness_path(h, "broker.cert"));
@@ -105,6 +106,8 @@ static inline zsock_t *raw_dealer_as(harness_t *h, const char *agency, const voi
     zsock_t *dealer = zsock_new(ZMQ_DEALER);
     zsock_set_linger(dealer, 0);
     zsock_set_rcvtimeo(dealer, 3000);
+    if (!reconnect)
+        zsock_set_reconnect_ivl(dealer, -1);
     zcert_apply(mine, dealer);
     zsock_set_curve_serverkey(dealer, zcert_public_txt(server));
     if (routing_id)
@@ -117,7 +120,7 @@ static inline zsock_t *raw_dealer_as(harness_t *h, const char *agency, const voi
 
 static inline zsock_t *raw_dealer(harness_t *h, const char *agency)
 {
-    return raw_dealer_as(h, agency, NULL, 0);
+    return raw_dealer_as(h, agency, NULL, 0, true);
 }
 
 static inline void send_frame(zsock_t *dealer, const Caveat__Wire__Frame *frame)

@@ -100,23 +100,7 @@ static void report_flows(cv_client_t *police, cv_client_t *council, int64_t dead
  *  connection, it stays ended. */
 static zsock_t *single_connection(harness_t *h, const char *agency)
 {
-    char path[600];
-    snprintf(path, sizeof path, "%s", harness_path(h, "broker.cert"));
-    zcert_t *server = zcert_load(path);
-    snprintf(path, sizeof path, "%s/%s.cert_secret", harness_path(h, ""), agency);
-    zcert_t *mine = zcert_load(path);
-    assert_non_null(server);
-    assert_non_null(mine);
-    zsock_t *dealer = zsock_new(ZMQ_DEALER);
-    zsock_set_linger(dealer, 0);
-    zsock_set_rcvtimeo(dealer, 3000);
-    zsock_set_reconnect_ivl(dealer, -1);
-    zcert_apply(mine, dealer);
-    zsock_set_curve_serverkey(dealer, zcert_public_txt(server));
-    zcert_destroy(&server);
-    zcert_destroy(&mine);
-    assert_int_equal(zsock_connect(dealer, "%s", harness_endpoint(h)), 0);
-    return dealer;
+    return raw_dealer_as(h, agency, NULL, 0, false);
 }
 
 /*  Hello (send-only) and its HelloAck, on the same connection. */

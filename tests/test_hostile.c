@@ -110,7 +110,7 @@ static void test_a_reused_routing_id_serves_no_other_agencys_queue(void **state)
     (void)state;
     harness_t *h = started_with(NULL);
     static const uint8_t routing[5] = {0, 'c', 'v', '0', '1'};
-    zsock_t *victim = raw_dealer_as(h, "hull-cc", routing, sizeof routing);
+    zsock_t *victim = raw_dealer_as(h, "hull-cc", routing, sizeof routing, true);
     send_hello_with(victim, 1, NULL, 1); /* credit 1: one delivery at a time */
     assert_int_equal(error_answer(victim), 0);
 
@@ -122,7 +122,7 @@ static void test_a_reused_routing_id_serves_no_other_agencys_queue(void **state)
     zsock_destroy(&victim); /* seq 1 unacknowledged, no credit left */
     zclock_sleep(300);
 
-    zsock_t *attacker = raw_dealer_as(h, "hull-college", routing, sizeof routing);
+    zsock_t *attacker = raw_dealer_as(h, "hull-college", routing, sizeof routing, true);
     send_ack(attacker, 1, 100);
     assert_int_equal(error_answer(attacker), 2 /* NOT_READY */);
     assert_int_equal(deliveries_within(attacker, 1000), 0);
@@ -144,7 +144,7 @@ static void test_a_chosen_routing_id_gets_no_session(void **state)
 {
     (void)state;
     harness_t *h = started_with(NULL);
-    zsock_t *careless = raw_dealer_as(h, "hull-cc", "hull-cc-1", 9);
+    zsock_t *careless = raw_dealer_as(h, "hull-cc", "hull-cc-1", 9, true);
     send_hello_with(careless, 1, NULL, 100);
     assert_int_equal(error_answer(careless), 8 /* BAD_REQUEST */);
     assert_int_equal(stat_of(h, "sessions"), 0);
