@@ -2183,15 +2183,14 @@ int cv_broker_run(cv_broker_t *self)
         void *ready = zpoller_wait(poller, any_dirty(self) ? 0
                                            : self->unsaved ? SAVE_INTERVAL_MS
                                                            : 200);
-        serve_zap(self); /* first, whichever socket woke the poller */
-        /* on every turn too: zpoller reports the first socket ready, and a
-         * flood of messages must not keep pending connections unbounded */
-        if (ready == cv_guard_socket(self->guard) || ready == self->router)
-            cv_guard_handle(self->guard);
-        if (ready == self->router ||
-            (ready != cv_zap_socket(self->zap) && ready != cv_guard_socket(self->guard) &&
-             (any_dirty(self) || self->unsaved)))
-            turn(self, ready == self->router || (zsock_events(self->router) & ZMQ_POLLIN));
+        /* handshakes and the guard first, whichever socket woke the poller
+         * (zpoller names only the first ready): neither blocks, and a flood
+         * of messages must not starve them */
+        serve_zap(self);
+        cv_guard_handle(self->guard);
+        bool readable = zsock_events(self->router) & ZMQ_POLLIN;
+        if (readable || any_dirty(self) || self->unsaved)
+            turn(self, readable);
         else if (!ready && cv_store_wal_pages(self->store) > 0)
             cv_store_checkpoint(self->store); /* idle for a whole poll */
     }
