@@ -52,6 +52,7 @@
 #define HELLOS_PER_SECOND   10   /* on one connection */
 #define ERRORS_PER_SECOND   20   /* Error frames to one agency's connections without a session */
 #define ZAP_EVERY           64   /* messages handled between two looks at ZAP */
+#define FRAMES_PER_AGENCY   128  /* frames one agency may have handled in a turn */
 
 /* wire.proto's ErrorCode */
 #define E_BAD_FRAME   CAVEAT__WIRE__ERROR_CODE__BAD_FRAME
@@ -83,6 +84,13 @@ static bool rate_allows(rate_t *rate, int limit)
     rate->count++;
     return true;
 }
+
+/*  What one agency's traffic has caused, against its bounds. */
+typedef struct {
+    rate_t errors; /* Errors sent to its connections without a session */
+    uint64_t turn; /* the turn frames counts for */
+    int frames;    /* its frames handled in that turn */
+} agency_use_t;
 
 /*  A session belongs to one connection (its routing id) and one key: a
  *  message is served from a session only when it came with that key. */
@@ -161,8 +169,9 @@ struct cv_broker_t {
     cv_decision_t *decision;
     cv_log_t *log;
     uint64_t next_serial; /* of sessions */
-    rate_t *errors;       /* per agency index: Errors to connections without a session */
-    int errors_cap;
+    agency_use_t *use;    /* per agency index: what its traffic may still cause */
+    int use_cap;
+    uint64_t turns; /* turns begun: agency_use_t.turn counts against it */
     struct {
         void *view; /* one packed view */
         size_t view_cap;
@@ -484,7 +493,7 @@ void cv_broker_destroy(cv_broker_t **self_p)
     cv_policy_destroy(&self->policy);
     cv_decision_destroy(&self->decision);
     cv_log_destroy(&self->log);
-    free(self->errors);
+    free(self->use);
     free(self->pack.view);
     free(self->pack.bytes);
     free(self->pack.rules);
@@ -1753,17 +1762,38 @@ static int sender_of(cv_broker_t *self, zframe_t *frame, uint8_t key[CV_KEY_BYTE
 /*  An Error to a connection that has no session: at most
  *  ERRORS_PER_SECOND a second to each agency, so that frames without a
  *  session cannot make the broker queue answers without bound. */
+/*  The agency's (by index) use, kept across reloads (an index may then be
+ *  another agency's: these are only limits). */
+static agency_use_t *use_of(cv_broker_t *self, int agency)
+{
+    int n = cv_policy_agency_count(self->policy);
+    if (self->use_cap < n) {
+        self->use = cv_xrealloc(self->use, (size_t)n * sizeof *self->use);
+        memset(self->use + self->use_cap, 0, (size_t)(n - self->use_cap) * sizeof *self->use);
+        self->use_cap = n;
+    }
+    assert(agency >= 0 && agency < n);
+    return &self->use[agency];
+}
+
+/*  True while the agency has handled fewer than FRAMES_PER_AGENCY frames
+ *  in this turn. Past that its frames are refused unread, so that one
+ *  agency (however many connections it opens) cannot fill a turn that
+ *  every other agency's traffic waits for. */
+static bool frame_allowed(cv_broker_t *self, int agency)
+{
+    agency_use_t *use = use_of(self, agency);
+    if (use->turn != self->turns) {
+        use->turn = self->turns;
+        use->frames = 0;
+    }
+    return ++use->frames <= FRAMES_PER_AGENCY;
+}
+
 static void send_error_limited(cv_broker_t *self, const zframe_t *routing, int agency,
                                uint32_t code, const char *reason)
 {
-    int n = cv_policy_agency_count(self->policy);
-    if (self->errors_cap < n) {
-        rate_t *grown = cv_xrealloc(self->errors, (size_t)n * sizeof *grown);
-        memset(grown + self->errors_cap, 0, (size_t)(n - self->errors_cap) * sizeof *grown);
-        self->errors = grown;
-        self->errors_cap = n;
-    }
-    if (rate_allows(&self->errors[agency], ERRORS_PER_SECOND))
+    if (rate_allows(&use_of(self, agency)->errors, ERRORS_PER_SECOND))
         send_error(self, routing, code, reason);
     else
         self->stats.limited++;
@@ -1855,6 +1885,10 @@ static void handle_message(cv_broker_t *self, zmsg_t *msg)
         /* no User-Id, or a key the policy no longer lists: never routed */
         self->stats.dropped++;
         cv_log_debug(self->log, "dropped a message from an unknown or revoked key");
+    } else if (!frame_allowed(self, agency)) {
+        self->stats.limited++;
+        send_error_limited(self, routing, agency, E_LIMIT,
+                           "this agency sent more than its share of a turn; slow down");
     } else if (zmsg_size(msg) != 1) {
         send_error_limited(self, routing, agency, E_BAD_FRAME,
                            "a message must be exactly one frame");
@@ -2043,6 +2077,7 @@ static bool begin_turn(cv_broker_t *self)
     }
     cv_cache_next_turn(self->cache);
     self->turn_reports = 0;
+    self->turns++;
     return true;
 }
 

@@ -340,6 +340,43 @@ static void test_handshakes_are_served_while_an_agency_floods(void **state)
     finish(&h);
 }
 
+/*  One agency with many connections cannot fill a turn: past
+ *  FRAMES_PER_AGENCY frames in a turn its frames are refused unread
+ *  (counted in limited), and another agency's report still flows. */
+static void test_an_agencys_frames_per_turn_are_bounded(void **state)
+{
+    (void)state;
+    harness_t *h = started_with(NULL);
+    enum { CONNECTIONS = 40, FRAMES = 400 };
+    zsock_t *college[CONNECTIONS];
+    for (int i = 0; i < CONNECTIONS; i++) {
+        college[i] = raw_dealer(h, "hull-college");
+        send_hello_with(college[i], 1, NULL, 0);
+        assert_int_equal(error_answer(college[i]), 0);
+        zsock_set_sndtimeo(college[i], 100);
+    }
+    Caveat__Wire__Heartbeat beat = CAVEAT__WIRE__HEARTBEAT__INIT;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_HEARTBEAT;
+    frame.heartbeat = &beat;
+    for (int n = 0; n < FRAMES; n++)
+        for (int i = 0; i < CONNECTIONS; i++)
+            send_frame(college[i], &frame);
+    zclock_sleep(500);
+    assert_true(stat_of(h, "limited") > 0);
+    for (int i = 0; i < CONNECTIONS; i++)
+        zsock_destroy(&college[i]);
+
+    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
+    cv_client_t *council = client(h, "hull-cc", NULL, 10);
+    char id[64];
+    publish_new(police, "vulnerable_individual", id, sizeof id);
+    assert_delivered(council, id);
+    cv_client_destroy(&council);
+    cv_client_destroy(&police);
+    finish(&h);
+}
+
 /*  An agency fills its connection's inbound queue (the broker stops
  *  reading it) and hangs up. libzmq 4.3.4 then marks the connection
  *  failed, and a ZMTP heartbeat timer that fires on it after that aborts
@@ -674,6 +711,7 @@ int main(void)
         cmocka_unit_test(test_a_hello_loop_does_not_multiply_what_is_sent),
         cmocka_unit_test(test_handshakes_are_served_while_an_agency_floods),
         cmocka_unit_test(test_a_connection_that_floods_and_hangs_up_kills_nothing),
+        cmocka_unit_test(test_an_agencys_frames_per_turn_are_bounded),
         cmocka_unit_test(test_a_report_id_cannot_forge_log_lines),
         cmocka_unit_test(test_an_agencys_log_lines_are_rate_limited),
         cmocka_unit_test(test_a_secret_key_others_can_read_is_refused),
