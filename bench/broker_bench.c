@@ -1007,9 +1007,6 @@ static void measure_nats(const options_t *opt, path_result_t *r)
 /* ------------------------------------------------------------------------ */
 /*  1d: the store alone, in this process, no network.                       */
 
-#define WAL_PAGES_BUSY 4096  /* as caveatd: ask the checkpointer past this */
-#define WAL_PAGES_MAX  65536 /* as caveatd: checkpoint here and now past this */
-
 typedef struct {
     cv_store_t *store;
     int64_t queue;          /* the subscriber's direct queue, looked up once as caveatd caches it */
@@ -1077,11 +1074,7 @@ static bool store_batch(store_run_t *s, int n)
         return false;
     }
     s->committed += (uint64_t)n;
-    if (cv_store_wal_pages(s->store) > WAL_PAGES_MAX)
-        cv_store_checkpoint_now(s->store);
-    else if (cv_store_wal_pages(s->store) > WAL_PAGES_BUSY)
-        cv_store_checkpoint(s->store);
-    return true;
+    return cv_store_checkpoint_when_due(s->store, &s->err); /* as caveatd does */
 }
 
 /*  Nothing else of the benchmark runs now: this process's CPU is the

@@ -38,8 +38,6 @@
 #define MAX_CREDIT         10000
 #define DRAIN_PER_TURN     1000              /* messages handled per transaction */
 #define DELIVER_BATCH_SIZE (256 * 1024)      /* bytes of deliveries per frame */
-#define WAL_PAGES_BUSY     4096              /* ask the checkpointer past this (~16 MB of WAL) */
-#define WAL_PAGES_MAX      65536             /* checkpoint in the loop past this (~256 MB) */
 #define TURN_BYTES         (2 * 1024 * 1024) /* bytes of frames handled per transaction */
 #define PUMP_MAX           256               /* deliveries a session is sent in one turn */
 #define SAVE_INTERVAL_MS   100               /* acknowledgements are saved this often */
@@ -171,7 +169,8 @@ struct cv_broker_t {
     uint64_t next_serial; /* of sessions */
     agency_use_t *use;    /* per agency index: what its traffic may still cause */
     int use_cap;
-    uint64_t turns; /* turns begun: agency_use_t.turn counts against it */
+    uint64_t turns;             /* turns begun: agency_use_t.turn counts against it */
+    rate_t checkpoint_failures; /* logged at most once a second */
     struct {
         void *view; /* one packed view */
         size_t view_cap;
@@ -2096,10 +2095,9 @@ static void end_turn(cv_broker_t *self)
         self->failures = 0;
     send_outgoing(self);
     run_all_deferred(self);
-    if (cv_store_wal_pages(self->store) > WAL_PAGES_MAX)
-        cv_store_checkpoint_now(self->store);
-    else if (cv_store_wal_pages(self->store) > WAL_PAGES_BUSY)
-        cv_store_checkpoint(self->store);
+    if (!cv_store_checkpoint_when_due(self->store, &err) &&
+        rate_allows(&self->checkpoint_failures, 1))
+        cv_log_info(self->log, "store: %s", err.msg);
 }
 
 static void turn(cv_broker_t *self, bool readable)

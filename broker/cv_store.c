@@ -994,12 +994,36 @@ void cv_store_checkpoint(cv_store_t *self)
         self->checkpointed = self->commits;
 }
 
-void cv_store_checkpoint_now(cv_store_t *self)
+bool cv_store_checkpoint_now(cv_store_t *self, cv_error_t *err)
 {
     int log = 0, done = 0;
-    if (sqlite3_wal_checkpoint_v2(self->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done) ==
-        SQLITE_OK)
-        self->wal_pages = log - done;
+    if (sqlite3_wal_checkpoint_v2(self->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done) !=
+        SQLITE_OK) {
+        db_error(self, err, "checkpoint");
+        return false;
+    }
+    self->wal_pages = log - done;
+    return true;
+}
+
+/*  The WAL is emptied in the checkpointer's thread past WAL_PAGES_BUSY,
+ *  and here and now past WAL_PAGES_MAX: a WAL that grows faster than the
+ *  thread empties it would otherwise grow without bound. */
+#define WAL_PAGES_BUSY 4096  /* ~16 MB of WAL */
+#define WAL_PAGES_MAX  65536 /* ~256 MB */
+
+bool cv_store_checkpoint_when_due(cv_store_t *self, cv_error_t *err)
+{
+    char why[512];
+    if (cv_syncer_checkpoint_failure(self->syncer, why, sizeof why)) {
+        cv_error_set(err, NULL, 0, 0, "%s", why);
+        return false;
+    }
+    if (self->wal_pages > WAL_PAGES_MAX)
+        return cv_store_checkpoint_now(self, err);
+    if (self->wal_pages > WAL_PAGES_BUSY)
+        cv_store_checkpoint(self);
+    return true;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -167,7 +167,12 @@ int cv_store_quarantined(cv_store_t *self, cv_quarantine_fn *each, void *arg, cv
  *  grows faster than the thread empties it. */
 int cv_store_wal_pages(const cv_store_t *self);
 void cv_store_checkpoint(cv_store_t *self);
-void cv_store_checkpoint_now(cv_store_t *self);
+bool cv_store_checkpoint_now(cv_store_t *self, cv_error_t *err);
+/*  After a commit: a checkpoint in the thread when the WAL is large, here
+ *  and now when it is very large. False, with SQLite's message in err,
+ *  when that failed, or when a checkpoint in the thread failed since the
+ *  last call (each failure is told once): the WAL is not being emptied. */
+bool cv_store_checkpoint_when_due(cv_store_t *self, cv_error_t *err);
 
 /*  The categories of stored reports (malloc'd strings in a malloc'd
  *  array): how many, or -1 (nothing to free) on an error. */

@@ -23,10 +23,11 @@ struct cv_syncer_t {
     zactor_t *syncer; /* NULL unless the WAL is synced here */
     zactor_t *checkpointer;
     uint64_t synced;
-    char failed[256];   /* why the syncer stopped; "" while it works */
-    uint64_t wanted;    /* the last commit asked to be synced */
-    bool asking;        /* a sync was asked for and has not been answered */
-    bool checkpointing; /* a checkpoint was asked for and has not ended */
+    char failed[256];            /* why the syncer stopped; "" while it works */
+    uint64_t wanted;             /* the last commit asked to be synced */
+    bool asking;                 /* a sync was asked for and has not been answered */
+    bool checkpointing;          /* a checkpoint was asked for and has not ended */
+    char checkpoint_failed[512]; /* the last checkpoint's failure, not yet taken; "" */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -137,9 +138,13 @@ static void checkpointer_actor(zsock_t *pipe, void *args)
         if (!db)
             db = open_checkpointer(self);
         /* PASSIVE: copies what no reader needs, never blocks the writer */
-        if (db)
-            sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-        zstr_send(pipe, "DONE");
+        if (!db)
+            zstr_sendf(pipe, "FAILED cannot open %s for checkpoints", self->db_path);
+        else if (sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) !=
+                 SQLITE_OK)
+            zstr_sendf(pipe, "FAILED checkpoint of %s: %s", self->db_path, sqlite3_errmsg(db));
+        else
+            zstr_send(pipe, "DONE");
     }
     sqlite3_close(db);
 }
@@ -215,6 +220,8 @@ static void read_news(cv_syncer_t *self)
     ask(self);
     while (zsock_events(self->checkpointer) & ZMQ_POLLIN) {
         char *done = zstr_recv(self->checkpointer);
+        if (done && strncmp(done, "FAILED ", 7) == 0)
+            snprintf(self->checkpoint_failed, sizeof self->checkpoint_failed, "%s", done + 7);
         zstr_free(&done);
         self->checkpointing = false;
     }
@@ -269,6 +276,16 @@ bool cv_syncer_sync_files(const char *db_path)
     char wal[4200];
     snprintf(wal, sizeof wal, "%s-wal", db_path);
     return sync_directory(db_path) && sync_path(db_path) && sync_path(wal);
+}
+
+bool cv_syncer_checkpoint_failure(cv_syncer_t *self, char *why, size_t size)
+{
+    read_news(self);
+    if (!self->checkpoint_failed[0])
+        return false;
+    snprintf(why, size, "%s", self->checkpoint_failed);
+    self->checkpoint_failed[0] = '\0';
+    return true;
 }
 
 bool cv_syncer_checkpoint(cv_syncer_t *self)

@@ -16,6 +16,7 @@
 #define CV_SYNCER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct cv_syncer_t cv_syncer_t;
@@ -51,5 +52,8 @@ bool cv_syncer_sync_files(const char *db_path);
 
 /*  Asks for a checkpoint; false (nothing asked) while one runs. */
 bool cv_syncer_checkpoint(cv_syncer_t *self);
+/*  True, with why (SQLite's message), when a checkpoint failed since the
+ *  last call; each failure is told once. */
+bool cv_syncer_checkpoint_failure(cv_syncer_t *self, char *why, size_t size);
 
 #endif

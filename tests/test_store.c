@@ -33,6 +33,7 @@
 
 #include "cv_queue.h"
 #include "cv_store.h"
+#include "cv_syncer.h"
 
 #define MAX_QUEUES 512  /* store ids of the queues a test makes */
 #define VIEW_MAX   8192 /* deliveries or reports one queue holds in a test */
@@ -2366,12 +2367,33 @@ static int cleanup(void **state)
 
 #define TEST(f) cmocka_unit_test_teardown(f, cleanup)
 
+/*  A checkpoint that fails is told, with why, once: the broker logs it
+ *  (a WAL that is not emptied grows until the disk is full). */
+static void test_checkpoint_failures_are_told(void **state)
+{
+    (void)state;
+    cv_syncer_t *syncer = cv_syncer_new("/nonexistent/caveat.db", false, "NORMAL");
+    assert_non_null(syncer);
+    assert_true(cv_syncer_checkpoint(syncer));
+    char why[512] = "";
+    bool failed = false;
+    for (int i = 0; i < 200 && !failed; i++) {
+        usleep(10 * 1000);
+        failed = cv_syncer_checkpoint_failure(syncer, why, sizeof why);
+    }
+    assert_true(failed);
+    assert_non_null(strstr(why, "/nonexistent/caveat.db"));
+    assert_false(cv_syncer_checkpoint_failure(syncer, why, sizeof why)); /* told once */
+    cv_syncer_destroy(&syncer);
+}
+
 int main(int argc, char **argv)
 {
     /* test_store_reader_leaves_wal's reader in a process of its own */
     if (argc == 3 && strcmp(argv[1], "--count-reports") == 0)
         return count_reports(argv[2], SQLITE_OPEN_READWRITE);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_checkpoint_failures_are_told),
         TEST(test_queue_take_order),
         TEST(test_queue_names),
         TEST(test_queue_give_seq),
