@@ -10,7 +10,7 @@ static const char usage[] =
     "usage: caveatd --policy FILE --endpoint EP --cert BROKER.cert_secret --data DIR\n"
     "               [--sync full|normal|off] [--max-frame BYTES] [--max-reports N]\n"
     "               [--ack-timeout SECONDS] [--max-pending N] [--handshake-timeout SECONDS]\n"
-    "               [--verbose]\n";
+    "               [--clock-skew SECONDS] [--verbose]\n";
 
 static int bad_option(const char *option, const char *expected, const char *value)
 {
@@ -30,6 +30,7 @@ static int parse(int argc, char **argv, cv_broker_config_t *config)
                                             {"help", no_argument, NULL, 'h'},
                                             {"ack-timeout", required_argument, NULL, 'a'},
                                             {"max-reports", required_argument, NULL, 'r'},
+                                            {"clock-skew", required_argument, NULL, 'k'},
                                             {"max-pending", required_argument, NULL, 'n'},
                                             {"handshake-timeout", required_argument, NULL, 't'},
                                             {NULL, 0, NULL, 0}};
@@ -85,6 +86,11 @@ static int parse(int argc, char **argv, cv_broker_config_t *config)
             config->max_reports = atoi(optarg);
             if (config->max_reports < 1 || config->max_reports > 100000)
                 return bad_option("--max-reports", "from 1 to 100000", optarg);
+            break;
+        case 'k':
+            config->clock_skew_s = atoi(optarg);
+            if (config->clock_skew_s < 1 || config->clock_skew_s > 365 * 86400)
+                return bad_option("--clock-skew", "from 1 second to a year", optarg);
             break;
         case 'h':
             fputs(usage, stdout);

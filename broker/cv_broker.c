@@ -43,14 +43,17 @@
 #define SAVE_INTERVAL_MS   100               /* acknowledgements are saved this often */
 #define DROPS_PER_PUMP     2048              /* reports a pump may drop (a store write each) */
 /* Bounds on what one agency can make the broker do (docs/operations.md, "Limits") */
-#define DEFAULT_MAX_REPORTS 500  /* reports one Publish may hold */
-#define REPORTS_PER_TURN    4000 /* reports handled per transaction */
-#define PEER_SNDHWM         64   /* messages queued toward one connection; past it, it is gone */
-#define PEER_RCVHWM         8    /* frames read ahead from one connection (libcaveat sends 8) */
-#define HELLOS_PER_SECOND   10   /* on one connection */
-#define ERRORS_PER_SECOND   20   /* Error frames to one agency's connections without a session */
-#define ZAP_EVERY           64   /* messages handled between two looks at ZAP */
-#define FRAMES_PER_AGENCY   128  /* frames one agency may have handled in a turn */
+#define DEFAULT_MAX_REPORTS 500   /* reports one Publish may hold */
+#define DEFAULT_CLOCK_SKEW  86400 /* seconds a report's created may be ahead of the clock */
+#define REPORTS_PER_TURN    4000  /* reports handled per transaction */
+#define PEER_SNDHWM         64    /* messages queued toward one connection; past it, it is gone */
+#define PEER_RCVHWM         8     /* frames read ahead from one connection (libcaveat sends 8) */
+#define HELLOS_PER_SECOND   10    /* on one connection */
+#define ERRORS_PER_SECOND   20    /* Error frames to one agency's connections without a session */
+#define ZAP_EVERY           64    /* messages handled between two looks at ZAP */
+#define FRAMES_PER_AGENCY   128   /* frames one agency may have handled in a turn */
+#define CREATED_FLOOR       946684800 /* 2000-01-01T00:00:00Z: no report is older */
+#define CLOCK_BACK_SLACK    60        /* seconds the clock may step back before retention waits */
 
 /* wire.proto's ErrorCode */
 #define E_BAD_FRAME   CAVEAT__WIRE__ERROR_CODE__BAD_FRAME
@@ -446,6 +449,8 @@ static cv_broker_t *broker_new(const cv_broker_config_t *config, bool offline, c
         self->config.ack_timeout_ms = 30000;
     if (!self->config.max_reports)
         self->config.max_reports = DEFAULT_MAX_REPORTS;
+    if (!self->config.clock_skew_s)
+        self->config.clock_skew_s = DEFAULT_CLOCK_SKEW;
     self->log = cv_log_new(config->verbose, config->quiet);
     self->sessions = zhashx_new();
     zhashx_set_destructor(self->sessions, session_free);
@@ -1004,6 +1009,25 @@ static const char *format_timestamp(int64_t unix_seconds, char *text, size_t siz
     return text;
 }
 
+/*  A report's `created`, when given, is neither ahead of the broker's
+ *  clock by more than --clock-skew nor before 2000: a date far ahead would
+ *  evade retention, one far back would be purged before anyone saw it. */
+static bool created_plausible(cv_broker_t *self, const char *created, cv_error_t *err)
+{
+    int64_t when;
+    if (!cv_timestamp_parse(created, &when))
+        return true; /* absent: the broker stamps it */
+    int64_t now = (int64_t)time(NULL);
+    if (when > now + self->config.clock_skew_s)
+        cv_error_set(err, NULL, 0, 0, "created: %lld s ahead of the broker's clock (at most %d)",
+                     (long long)(when - now), self->config.clock_skew_s);
+    else if (when < CREATED_FLOOR)
+        cv_error_set(err, NULL, 0, 0, "created: before 2000-01-01");
+    else
+        return true;
+    return false;
+}
+
 /*  BLAKE2b-256 of the packed report, into digest. */
 static const uint8_t *report_digest(const Caveat__Report *report, uint8_t digest[CV_DIGEST_BYTES])
 {
@@ -1040,6 +1064,10 @@ static int64_t accept_report(cv_broker_t *self, const char *sender, Caveat__Repo
     }
     cv_stored_report_t stored = {report->id, sender, report->category, 0, zclock_time(), NULL};
     uint8_t digest[CV_DIGEST_BYTES];
+    if (!created_plausible(self, report->created, &err)) {
+        set_result(result, CAVEAT__WIRE__STATUS__REFUSED_INVALID, report->id, err.msg);
+        return 0;
+    }
     if (!cv_timestamp_parse(report->created, &stored.created)) {
         /* no creation time: the broker's acceptance time stands in. A
          * retry of this report must still be the same report, so it is
@@ -1593,13 +1621,46 @@ static void list_purged(void *arg, const char *id, const char *category, int64_t
     cv_json_object_end(list->out);
 }
 
+/*  Whether the broker's clock can be trusted to purge: not behind the
+ *  time it gave the last report it accepted (the clock went back), and
+ *  not so far past it that every report, the newest included, would be
+ *  past the longest retention period at once (a clock set years ahead).
+ *  Either way nothing is purged, and err says why; the next report
+ *  accepted with the clock put right lets retention run again. */
+static bool clock_plausible(cv_broker_t *self, int64_t now, int64_t longest, cv_error_t *err)
+{
+    int64_t last = 0;
+    int found = cv_store_last_accepted(self->store, &last, err);
+    if (found <= 0)
+        return found == 0;
+    int64_t behind = last / 1000 - now, ahead = now - last / 1000;
+    if (behind > CLOCK_BACK_SLACK)
+        cv_error_set(err, NULL, 0, 0,
+                     "the clock is %lld s behind the last report's acceptance: retention "
+                     "waits until it is not",
+                     (long long)behind);
+    else if (ahead > longest)
+        cv_error_set(err, NULL, 0, 0,
+                     "the clock is %lld days past the last report's acceptance, longer than "
+                     "any retention period: every report would be purged; retention waits "
+                     "until a report is accepted",
+                     (long long)(ahead / 86400));
+    else
+        return true;
+    return false;
+}
+
 static int purge_categories(cv_broker_t *self, bool dry_run, purge_list_t *list, cv_error_t *err)
 {
     char **categories = NULL;
     int n = cv_store_categories(self->store, &categories, err), total = n < 0 ? -1 : 0;
-    int64_t now = (int64_t)time(NULL);
+    int64_t now = (int64_t)time(NULL), longest = 0, period;
+    for (int i = 0; i < n; i++)
+        if (cv_policy_retention(self->policy, categories[i], &period, NULL) && period > longest)
+            longest = period;
+    if (total == 0 && longest > 0 && !clock_plausible(self, now, longest, err))
+        total = -1;
     for (int i = 0; i < n; i++) {
-        int64_t period;
         const char *rule;
         int purged = 0;
         if (total >= 0 && cv_policy_retention(self->policy, categories[i], &period, &rule))

@@ -114,6 +114,7 @@ enum {
     S_MAX_REPORT,
     S_CATEGORIES,
     S_EXPIRED,
+    S_LAST_ACCEPTED,
     S_PURGE_RECORD,
     S_DELETE_ROUTE,
     S_DELETE_REPORT,
@@ -156,8 +157,15 @@ static const char *const statements[S_COUNT] = {
                      " UNION ALL SELECT (SELECT min(category) FROM reports"
                      " WHERE category > c.category) FROM c WHERE c.category IS NOT NULL)"
                      " SELECT category FROM c WHERE category IS NOT NULL",
+    /* past its period counted from its creation and from its acceptance
+     * too: a report made long ago but accepted now is not purged before
+     * its recipients could fetch it */
     [S_EXPIRED] = "SELECT id, originator, created, n FROM reports WHERE category = ?1"
-                  " AND created < ?2 ORDER BY created",
+                  " AND created < ?2 AND accepted < ?2 * 1000 ORDER BY created",
+    /* rowids rise in the order reports were accepted: the last row's
+     * acceptance is the newest the broker's clock said, unless the clock
+     * went back since */
+    [S_LAST_ACCEPTED] = "SELECT accepted FROM reports ORDER BY n DESC LIMIT 1",
     [S_PURGE_RECORD] = "INSERT INTO purges(report_id, originator, category, created, rule)"
                        " VALUES(?1, ?2, ?3, ?4, ?5)",
     [S_DELETE_ROUTE] = "DELETE FROM routes WHERE report = ?1",
@@ -850,6 +858,17 @@ bool cv_store_load(cv_store_t *self, const cv_store_loader_t *loader, void *arg,
     int64_t oldest = 0;
     return load_queues(self, loader, arg, &oldest, err) && load_sent(self, loader, arg, err) &&
            load_routes(self, loader, arg, oldest, err);
+}
+
+int cv_store_last_accepted(cv_store_t *self, int64_t *accepted, cv_error_t *err)
+{
+    sqlite3_stmt *s = stmt(self, S_LAST_ACCEPTED);
+    int rc = sqlite3_step(s);
+    *accepted = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        db_error(self, err, "read the last acceptance time");
+    sqlite3_reset(s);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
 /*  The body read back must be the body stored: a changed byte (a disk, a

@@ -178,7 +178,12 @@ bool cv_store_checkpoint_when_due(cv_store_t *self, cv_error_t *err);
  *  array): how many, or -1 (nothing to free) on an error. */
 int cv_store_categories(cv_store_t *self, char ***out, cv_error_t *err);
 
-/*  Retention: removes the reports of category created before the cutoff,
+/*  The acceptance time (unix ms) of the report accepted last: 1, or 0
+ *  when the store holds none; -1 on error. */
+int cv_store_last_accepted(cv_store_t *self, int64_t *accepted, cv_error_t *err);
+
+/*  Retention: removes the reports of category created, and accepted,
+ *  before the cutoff (unix seconds),
  *  with their queue entries, recording each purge (with rule, the
  *  retention that applied) in the purges table. dry_run only lists. All or
  *  nothing: on an error nothing is purged, -1. Otherwise each is called

@@ -7,6 +7,7 @@
 #define CV_E2E_CHECKS_H
 
 #include <czmq.h>
+#include <sqlite3.h>
 
 #include "harness.h"
 
@@ -161,6 +162,26 @@ static inline void send_hello_with(zsock_t *dealer, uint32_t version, const char
 static inline void send_hello(zsock_t *dealer, uint32_t version)
 {
     send_hello_with(dealer, version, NULL, -1);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  The store, underneath.                                                  */
+
+/*  Runs one SQL statement on DIR/data/caveat.db from the test, as an
+ *  operator's sqlite3 would (SQLite shares the file with a running broker). */
+static inline void store_sql(harness_t *h, const char *sql)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/caveat.db", harness_path(h, "data"));
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    char *error = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &error);
+    if (rc != SQLITE_OK)
+        print_error("%s: %s\n", sql, error);
+    sqlite3_free(error);
+    assert_int_equal(rc, SQLITE_OK);
+    sqlite3_close(db);
 }
 
 #endif

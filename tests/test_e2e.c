@@ -636,7 +636,8 @@ static void publish_created(cv_client_t *c, const char *name, const char *create
     caveat__report__free_unpacked(report, NULL);
 }
 
-/*  The example policy keeps community tension 1 year and referrals 6. */
+/*  The example policy keeps community tension 1 year and referrals 6,
+ *  counted from creation and from acceptance. */
 static void test_retention_purges_exactly_what_is_past_its_period(void **state)
 {
     (void)state;
@@ -652,11 +653,19 @@ static void test_retention_purges_exactly_what_is_past_its_period(void **state)
     cv_client_destroy(&police);
     long queued = stat_of(h, "queued");
 
+    /* accepted now: none is past its period counted from its acceptance */
     cv_client_t *admin_client = admin_client_of(h);
     const char *dry[] = {"dry-run"};
     bool ok = false;
     cv_error_t err = {""};
     char *text = cv_client_admin_args(admin_client, "purge", dry, 1, &ok, 5000, &err);
+    assert_true(ok);
+    assert_non_null(strstr(text, "\"would_purge\":0"));
+    free(text);
+    /* as if each had been accepted when it was created */
+    store_sql(h, "UPDATE reports SET accepted = created * 1000");
+
+    text = cv_client_admin_args(admin_client, "purge", dry, 1, &ok, 5000, &err);
     if (!ok)
         print_error("purge --dry-run: %s\n", text ? text : err.msg);
     assert_true(ok);
@@ -689,6 +698,67 @@ static void test_retention_purges_exactly_what_is_past_its_period(void **state)
     assert_true(saw_new);
     assert_true(saw_referral);
     cv_client_destroy(&council);
+    finish(&h);
+}
+
+/*  The admin purge's reply and whether it succeeded. */
+static char *purge_now(harness_t *h, bool *ok)
+{
+    cv_client_t *admin_client = admin_client_of(h);
+    cv_error_t err = {""};
+    char *text = cv_client_admin_args(admin_client, "purge", NULL, 0, ok, 5000, &err);
+    assert_non_null(text);
+    cv_client_destroy(&admin_client);
+    return text;
+}
+
+/*  Retention trusts the clock only while it is not behind the last
+ *  report's acceptance (it went back) and not so far past it that every
+ *  report would go at once (set years ahead); the next report accepted
+ *  lets it run again. A report's created ahead of the clock, or before
+ *  2000, is refused. */
+static void test_retention_waits_for_a_plausible_clock(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
+    Caveat__Report *report = harness_report("community_tension");
+    free(report->created);
+    report->created = strdup("9999-12-31T00:00:00Z"); /* would never be purged */
+    assert_int_equal(publish(police, report, NULL, 0), CAVEAT__WIRE__STATUS__REFUSED_INVALID);
+    free(report->created);
+    report->created = strdup("1970-01-01T00:00:00Z"); /* would be purged at once */
+    assert_int_equal(publish(police, report, NULL, 0), CAVEAT__WIRE__STATUS__REFUSED_INVALID);
+    caveat__report__free_unpacked(report, NULL);
+    char ids[2][128];
+    for (int i = 0; i < 2; i++)
+        publish_created(police, "community_tension", "2020-01-01T00:00:00Z", ids[i], sizeof ids[i]);
+
+    bool ok = true;
+    /* accepted ten years before the clock, as if it had been set ahead */
+    store_sql(h, "UPDATE reports SET accepted = accepted - 10 * 365 * 86400000");
+    char *text = purge_now(h, &ok);
+    assert_false(ok);
+    assert_non_null(strstr(text, "days past the last report's acceptance"));
+    free(text);
+    /* accepted a day after the clock, as if it had gone back */
+    store_sql(h, "UPDATE reports SET accepted = accepted + 10 * 365 * 86400000 + 86400000");
+    text = purge_now(h, &ok);
+    assert_false(ok);
+    assert_non_null(strstr(text, "behind the last report's acceptance"));
+    free(text);
+    assert_int_equal(stat_of(h, "purged"), 0);
+
+    /* as accepted when created; a new report (its acceptance now) lets
+     * retention purge the two past their year */
+    store_sql(h, "UPDATE reports SET accepted = created * 1000");
+    char fresh[128];
+    publish_created(police, "community_tension", "2026-11-01T00:00:00Z", fresh, sizeof fresh);
+    text = purge_now(h, &ok);
+    assert_true(ok);
+    assert_non_null(strstr(text, "\"purged\":2"));
+    free(text);
+    cv_client_destroy(&police);
     finish(&h);
 }
 
@@ -762,6 +832,7 @@ int main(void)
         cmocka_unit_test(test_a_publisher_does_not_starve_its_agencys_subscriber),
         cmocka_unit_test(test_a_dropped_sender_says_hello_again),
         cmocka_unit_test(test_retention_purges_exactly_what_is_past_its_period),
+        cmocka_unit_test(test_retention_waits_for_a_plausible_clock),
         cmocka_unit_test(test_backup_is_a_data_directory_a_broker_starts_from),
         cmocka_unit_test(test_unacknowledged_deliveries_are_resent_after_the_timeout),
     };

@@ -13,7 +13,6 @@
 
 #include <cmocka.h>
 #include <czmq.h>
-#include <sqlite3.h>
 
 #include "e2e_checks.h"
 #include "harness.h"
@@ -508,22 +507,6 @@ static void test_a_secret_key_others_can_read_is_refused(void **state)
 
 /* ------------------------------------------------------------------------ */
 /*  The store.                                                              */
-
-/*  Runs one SQL statement on DIR/data/caveat.db while no broker runs. */
-static void store_sql(harness_t *h, const char *sql)
-{
-    char path[600];
-    snprintf(path, sizeof path, "%s/caveat.db", harness_path(h, "data"));
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    char *error = NULL;
-    int rc = sqlite3_exec(db, sql, NULL, NULL, &error);
-    if (rc != SQLITE_OK)
-        print_error("%s: %s\n", sql, error);
-    sqlite3_free(error);
-    assert_int_equal(rc, SQLITE_OK);
-    sqlite3_close(db);
-}
 
 /*  A stored report whose bytes were changed underneath (a disk fault, or
  *  what a hostile report once did) is set aside: the queue goes on past

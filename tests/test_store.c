@@ -696,7 +696,8 @@ static int64_t put_report(rig_t *r, const char *id, const char *category, int64_
     cv_error_t err = {""};
     char body[64];
     int len = snprintf(body, sizeof body, "body of %s", id);
-    cv_stored_report_t report = {id, "originator", category, created, 0, NULL};
+    /* accepted when it was created: retention counts from both */
+    cv_stored_report_t report = {id, "originator", category, created, created * 1000, NULL};
     int64_t rowid = -1;
     cv_put_t put =
         cv_store_put_report(r->store, &report, (const uint8_t *)body, (size_t)len, &rowid, &err);
@@ -1370,7 +1371,7 @@ static cv_put_t put_raw(rig_t *r, const char *id, const char *originator, const 
                         int64_t *rowid)
 {
     cv_error_t err = {""};
-    cv_stored_report_t report = {id, originator, "general", 1000, 0, NULL};
+    cv_stored_report_t report = {id, originator, "general", 1000, 1000 * 1000, NULL};
     return cv_store_put_report(r->store, &report, (const uint8_t *)body, strlen(body), rowid, &err);
 }
 
