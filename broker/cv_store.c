@@ -1016,8 +1016,10 @@ void cv_store_checkpoint(cv_store_t *self)
 bool cv_store_checkpoint_now(cv_store_t *self, cv_error_t *err)
 {
     int log = 0, done = 0;
-    if (sqlite3_wal_checkpoint_v2(self->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done) !=
-        SQLITE_OK) {
+    int rc = sqlite3_wal_checkpoint_v2(self->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    if (rc == SQLITE_BUSY) /* the checkpointer thread is at it: not a failure */
+        return true;
+    if (rc != SQLITE_OK) {
         db_error(self, err, "checkpoint");
         return false;
     }
