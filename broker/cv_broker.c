@@ -52,8 +52,10 @@
 #define ERRORS_PER_SECOND   20    /* Error frames to one agency's connections without a session */
 #define ZAP_EVERY           64    /* messages handled between two looks at ZAP */
 #define FRAMES_PER_AGENCY   128   /* frames one agency may have handled in a turn */
-#define CREATED_FLOOR       946684800 /* 2000-01-01T00:00:00Z: no report is older */
-#define CLOCK_BACK_SLACK    60        /* seconds the clock may step back before retention waits */
+#define CREATED_FLOOR       946684800         /* 2000-01-01T00:00:00Z: no report is older */
+#define CLOCK_KEY           "retention_clock" /* meta: the time retention last trusted */
+#define CLOCK_JUMP_SLACK    300               /* seconds the wall clock may drift */
+#define CLOCK_DOWNTIME_MAX  (7 * 86400)       /* a restart this much later is believed */
 
 /* wire.proto's ErrorCode */
 #define E_BAD_FRAME   CAVEAT__WIRE__ERROR_CODE__BAD_FRAME
@@ -174,6 +176,11 @@ struct cv_broker_t {
     int use_cap;
     uint64_t turns;             /* turns begun: agency_use_t.turn counts against it */
     rate_t checkpoint_failures; /* logged at most once a second */
+    struct {
+        int64_t wall, mono; /* the time retention last trusted, and the monotonic clock then */
+        bool known;         /* wall and mono were set in this process */
+        bool suspect;       /* the clock jumped: no retention until an administrator says */
+    } clock;
     struct {
         void *view; /* one packed view */
         size_t view_cap;
@@ -1621,45 +1628,63 @@ static void list_purged(void *arg, const char *id, const char *category, int64_t
     cv_json_object_end(list->out);
 }
 
-/*  Whether the broker's clock can be trusted to purge: not behind the
- *  time it gave the last report it accepted (the clock went back), and
- *  not so far past it that every report, the newest included, would be
- *  past the longest retention period at once (a clock set years ahead).
- *  Either way nothing is purged, and err says why; the next report
- *  accepted with the clock put right lets retention run again. */
-static bool clock_plausible(cv_broker_t *self, int64_t now, int64_t longest, cv_error_t *err)
+/*  Whether the wall clock can be trusted to purge, which cannot be
+ *  undone. Retention remembers the time it last trusted (in the store's
+ *  meta table, and with the monotonic clock beside it in this process).
+ *  In this process the wall clock must have moved as the monotonic one
+ *  did, give or take CLOCK_JUMP_SLACK; after a restart it must be no
+ *  earlier than that time and at most CLOCK_DOWNTIME_MAX later. Otherwise
+ *  retention stops, saying why, until an administrator has checked the
+ *  clock and says so (caveat admin purge --trust-clock): a clock that
+ *  jumped is not believed again just because reports keep arriving. */
+static bool clock_trusted(cv_broker_t *self, int64_t now, bool trust, cv_error_t *err)
 {
-    int64_t last = 0;
-    int found = cv_store_last_accepted(self->store, &last, err);
-    if (found <= 0)
-        return found == 0;
-    int64_t behind = last / 1000 - now, ahead = now - last / 1000;
-    if (behind > CLOCK_BACK_SLACK)
-        cv_error_set(err, NULL, 0, 0,
-                     "the clock is %lld s behind the last report's acceptance: retention "
-                     "waits until it is not",
-                     (long long)behind);
-    else if (ahead > longest)
-        cv_error_set(err, NULL, 0, 0,
-                     "the clock is %lld days past the last report's acceptance, longer than "
-                     "any retention period: every report would be purged; retention waits "
-                     "until a report is accepted",
-                     (long long)(ahead / 86400));
-    else
+    if (trust) {
+        self->clock.suspect = false;
         return true;
+    }
+    int64_t seen = self->clock.wall, low, high;
+    if (self->clock.known) {
+        seen += (zclock_mono() - self->clock.mono) / 1000;
+        low = seen - CLOCK_JUMP_SLACK;
+        high = seen + CLOCK_JUMP_SLACK;
+    } else {
+        int found = cv_store_meta_get(self->store, CLOCK_KEY, &seen, err);
+        if (found <= 0)
+            return found == 0; /* a new store: nothing to hold the clock to */
+        low = seen - CLOCK_JUMP_SLACK;
+        high = seen + CLOCK_DOWNTIME_MAX;
+    }
+    if (!self->clock.suspect && now >= low && now <= high)
+        return true;
+    self->clock.suspect = true;
+    char said[32], expected[32];
+    cv_error_set(err, NULL, 0, 0,
+                 "the clock says %s, %lld s from the %s retention expects; retention stops until "
+                 "the clock is checked and 'caveat admin purge --trust-clock' is run",
+                 format_timestamp(now, said, sizeof said), (long long)(now - seen),
+                 format_timestamp(seen, expected, sizeof expected));
     return false;
 }
 
-static int purge_categories(cv_broker_t *self, bool dry_run, purge_list_t *list, cv_error_t *err)
+/*  The clock retention trusts now: remembered here and in the store (in
+ *  the purge's transaction). */
+static bool trust_clock(cv_broker_t *self, int64_t now, cv_error_t *err)
 {
+    self->clock.wall = now;
+    self->clock.mono = zclock_mono();
+    self->clock.known = true;
+    return cv_store_meta_set(self->store, CLOCK_KEY, now, err);
+}
+
+static int purge_categories(cv_broker_t *self, bool dry_run, bool trust, purge_list_t *list,
+                            cv_error_t *err)
+{
+    int64_t now = (int64_t)time(NULL), period;
+    if (!clock_trusted(self, now, trust, err) || (!dry_run && !trust_clock(self, now, err)))
+        return -1;
     char **categories = NULL;
     int n = cv_store_categories(self->store, &categories, err), total = n < 0 ? -1 : 0;
-    int64_t now = (int64_t)time(NULL), longest = 0, period;
-    for (int i = 0; i < n; i++)
-        if (cv_policy_retention(self->policy, categories[i], &period, NULL) && period > longest)
-            longest = period;
-    if (total == 0 && longest > 0 && !clock_plausible(self, now, longest, err))
-        total = -1;
     for (int i = 0; i < n; i++) {
         const char *rule;
         int purged = 0;
@@ -1689,13 +1714,13 @@ static void commit_saves(cv_broker_t *self)
     }
 }
 
-static int purge(cv_broker_t *self, bool dry_run, purge_list_t *list, cv_error_t *err)
+static int purge(cv_broker_t *self, bool dry_run, bool trust, purge_list_t *list, cv_error_t *err)
 {
     if (!dry_run)
         commit_saves(self); /* the queues are read back after a purge */
     if (!cv_store_begin(self->store, err))
         return -1;
-    int total = purge_categories(self, dry_run, list, err);
+    int total = purge_categories(self, dry_run, trust, list, err);
     if (total < 0 || dry_run || !cv_store_commit(self->store, err)) {
         cv_store_rollback(self->store);
         return dry_run && total >= 0 ? total : -1;
@@ -1709,7 +1734,7 @@ static int purge(cv_broker_t *self, bool dry_run, purge_list_t *list, cv_error_t
     return total;
 }
 
-static char *purge_reply(cv_broker_t *self, bool dry_run, bool *ok)
+static char *purge_reply(cv_broker_t *self, bool dry_run, bool trust, bool *ok)
 {
     cv_json_writer_t *out = cv_json_writer_new(0);
     purge_list_t list = {out, 0};
@@ -1717,7 +1742,7 @@ static char *purge_reply(cv_broker_t *self, bool dry_run, bool *ok)
     cv_json_object_begin(out);
     cv_json_key(out, "reports");
     cv_json_array_begin(out);
-    int total = purge(self, dry_run, &list, &err);
+    int total = purge(self, dry_run, trust, &list, &err);
     cv_json_array_end(out);
     cv_json_key(out, dry_run ? "would_purge" : "purged");
     cv_json_uint(out, total < 0 ? 0 : (uint64_t)total);
@@ -1735,8 +1760,12 @@ static void run_deferred(cv_broker_t *self, deferred_t *d)
     char text[4096] = "";
     bool ok = false;
     if (strcmp(request->command, "purge") == 0) {
-        bool dry_run = request->n_args == 1 && strcmp(request->args[0], "dry-run") == 0;
-        char *reply = purge_reply(self, dry_run, &ok);
+        bool dry_run = false, trust = false;
+        for (size_t i = 0; i < request->n_args; i++) {
+            dry_run = dry_run || strcmp(request->args[i], "dry-run") == 0;
+            trust = trust || strcmp(request->args[i], "trust-clock") == 0;
+        }
+        char *reply = purge_reply(self, dry_run, trust, &ok);
         send_admin_reply(self, d->routing, ok, reply);
         free(reply);
         return;
@@ -2208,7 +2237,7 @@ static void purge_when_due(cv_broker_t *self, int64_t *next)
         return;
     *next = now + 3600 * 1000;
     cv_error_t err = {""};
-    if (purge(self, false, NULL, &err) < 0)
+    if (purge(self, false, false, NULL, &err) < 0)
         cv_log_info(self->log, "retention: %s", err.msg);
 }
 

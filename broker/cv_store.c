@@ -114,7 +114,8 @@ enum {
     S_MAX_REPORT,
     S_CATEGORIES,
     S_EXPIRED,
-    S_LAST_ACCEPTED,
+    S_META_GET,
+    S_META_SET,
     S_PURGE_RECORD,
     S_DELETE_ROUTE,
     S_DELETE_REPORT,
@@ -162,10 +163,8 @@ static const char *const statements[S_COUNT] = {
      * its recipients could fetch it */
     [S_EXPIRED] = "SELECT id, originator, created, n FROM reports WHERE category = ?1"
                   " AND created < ?2 AND accepted < ?2 * 1000 ORDER BY created",
-    /* rowids rise in the order reports were accepted: the last row's
-     * acceptance is the newest the broker's clock said, unless the clock
-     * went back since */
-    [S_LAST_ACCEPTED] = "SELECT accepted FROM reports ORDER BY n DESC LIMIT 1",
+    [S_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+    [S_META_SET] = "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)",
     [S_PURGE_RECORD] = "INSERT INTO purges(report_id, originator, category, created, rule)"
                        " VALUES(?1, ?2, ?3, ?4, ?5)",
     [S_DELETE_ROUTE] = "DELETE FROM routes WHERE report = ?1",
@@ -860,15 +859,28 @@ bool cv_store_load(cv_store_t *self, const cv_store_loader_t *loader, void *arg,
            load_routes(self, loader, arg, oldest, err);
 }
 
-int cv_store_last_accepted(cv_store_t *self, int64_t *accepted, cv_error_t *err)
+int cv_store_meta_get(cv_store_t *self, const char *key, int64_t *value, cv_error_t *err)
 {
-    sqlite3_stmt *s = stmt(self, S_LAST_ACCEPTED);
+    sqlite3_stmt *s = stmt(self, S_META_GET);
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
     int rc = sqlite3_step(s);
-    *accepted = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    *value = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        db_error(self, err, "read the last acceptance time");
+        db_error(self, err, "read the store's meta");
     sqlite3_reset(s);
     return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+bool cv_store_meta_set(cv_store_t *self, const char *key, int64_t value, cv_error_t *err)
+{
+    if (!writing(self, err))
+        return false;
+    sqlite3_stmt *s = stmt(self, S_META_SET);
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, value);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    return rc == SQLITE_DONE || db_error(self, err, "write the store's meta");
 }
 
 /*  The body read back must be the body stored: a changed byte (a disk, a

@@ -178,9 +178,11 @@ bool cv_store_checkpoint_when_due(cv_store_t *self, cv_error_t *err);
  *  array): how many, or -1 (nothing to free) on an error. */
 int cv_store_categories(cv_store_t *self, char ***out, cv_error_t *err);
 
-/*  The acceptance time (unix ms) of the report accepted last: 1, or 0
- *  when the store holds none; -1 on error. */
-int cv_store_last_accepted(cv_store_t *self, int64_t *accepted, cv_error_t *err);
+/*  A number the broker keeps in the store's meta table under key (the
+ *  clock it last trusted, for retention): get gives 1, or 0 when there is
+ *  none, -1 on error; set writes it in the current transaction. */
+int cv_store_meta_get(cv_store_t *self, const char *key, int64_t *value, cv_error_t *err);
+bool cv_store_meta_set(cv_store_t *self, const char *key, int64_t value, cv_error_t *err);
 
 /*  Retention: removes the reports of category created, and accepted,
  *  before the cutoff (unix seconds),

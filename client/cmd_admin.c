@@ -9,9 +9,9 @@
 
 #include "cli.h"
 
-static const char usage[] =
-    "usage: caveat admin stats|reload|quarantined|purge [--dry-run]|backup DIR --broker EP "
-    "--server-key BROKER.cert --cert ADMIN.cert_secret [--timeout S]";
+static const char usage[] = "usage: caveat admin stats|reload|quarantined|purge [--dry-run] "
+                            "[--trust-clock]|backup DIR --broker EP "
+                            "--server-key BROKER.cert --cert ADMIN.cert_secret [--timeout S]";
 
 /*  "--timeout S": seconds, fractions allowed, as milliseconds. */
 static bool parse_timeout(const char *text, int *timeout_ms)
@@ -70,18 +70,22 @@ int cmd_admin(int argc, char **argv)
     if (status != CLI_OK)
         return status;
     bool dry_run = cli_take_flag(&argc, argv, "--dry-run");
+    bool trust_clock = cli_take_flag(&argc, argv, "--trust-clock");
     if (argc < 2 || argv[1][0] == '-')
         return cli_error(CLI_USAGE, "%s", usage);
     const char *command = argv[1];
-    const char *args[1] = {NULL};
+    const char *args[2] = {NULL, NULL};
     size_t n_args = 0;
-    if (strcmp(command, "backup") == 0 && argc == 3)
-        args[n_args++] = argv[2];
-    else if (strcmp(command, "purge") == 0 && argc == 2 && dry_run)
+    bool purge = strcmp(command, "purge") == 0;
+    if (purge && dry_run)
         args[n_args++] = "dry-run";
-    else if ((strcmp(command, "stats") && strcmp(command, "reload") && strcmp(command, "purge") &&
+    if (purge && trust_clock)
+        args[n_args++] = "trust-clock";
+    if (strcmp(command, "backup") == 0 && argc == 3 && !dry_run && !trust_clock)
+        args[n_args++] = argv[2];
+    else if ((strcmp(command, "stats") && strcmp(command, "reload") && !purge &&
               strcmp(command, "quarantined")) ||
-             argc != 2 || dry_run)
+             argc != 2 || ((dry_run || trust_clock) && !purge))
         return cli_error(CLI_USAGE, "%s", usage);
     if (timeout_ms < 0)
         timeout_ms = 10000;
