@@ -572,6 +572,9 @@ static void send_error(cv_broker_t *self, const zframe_t *routing, uint32_t code
     send_frame(self, routing, &frame);
 }
 
+static void send_error_limited(cv_broker_t *self, const zframe_t *routing, int agency,
+                               uint32_t code, const char *reason);
+
 /* ------------------------------------------------------------------------ */
 /*  Sessions.                                                               */
 
@@ -787,7 +790,10 @@ static void on_hello(cv_broker_t *self, const zframe_t *routing, int agency, ses
         reason = "too many Hellos on this connection; wait a second";
     }
     if (refused) {
-        send_error(self, routing, refused, reason);
+        if (s)
+            send_error(self, routing, refused, reason);
+        else /* no session: answers to it are rate-limited per agency */
+            send_error_limited(self, routing, agency, refused, reason);
         cv_log_agency(self->log, a->id, false, "hello from %s refused: %s", a->id, reason);
         return;
     }
@@ -1129,30 +1135,32 @@ static void log_result(const cv_broker_t *self, const char *sender,
                       result->reason);
 }
 
-/*  A Publish of more reports than the limit is refused whole, with LIMIT. */
-static bool over_report_limit(cv_broker_t *self, const zframe_t *routing, const char *sender,
+/*  A Publish of more reports than the limit is refused whole, with LIMIT
+ *  (answers rate-limited per agency). */
+static bool over_report_limit(cv_broker_t *self, const zframe_t *routing, int agency,
                               size_t reports)
 {
+    const char *sender = cv_policy_agency(self->policy, agency)->id;
     if (reports <= (size_t)self->config.max_reports)
         return false;
     char reason[96];
     snprintf(reason, sizeof reason, "a publish may hold at most %d reports",
              self->config.max_reports);
     self->stats.limited++;
-    send_error(self, routing, E_LIMIT, reason);
+    send_error_limited(self, routing, agency, E_LIMIT, reason);
     cv_log_agency(self->log, sender, false, "publish from %s refused: %zu reports", sender,
                   reports);
     return true;
 }
 
-static void on_publish(cv_broker_t *self, const zframe_t *routing, uint64_t session,
+static void on_publish(cv_broker_t *self, const zframe_t *routing, uint64_t session, int agency,
                        const char *sender, Caveat__Wire__Publish *publish)
 {
     if (publish->n_reports == 0) {
         send_error(self, routing, E_BAD_REQUEST, "a publish needs at least one report");
         return;
     }
-    if (over_report_limit(self, routing, sender, publish->n_reports))
+    if (over_report_limit(self, routing, agency, publish->n_reports))
         return;
     pending_ack_t *pending = cv_xcalloc(1, sizeof *pending);
     pending->session = session;
@@ -1922,7 +1930,7 @@ static void dispatch(cv_broker_t *self, const zframe_t *routing, int agency,
     const char *sender = cv_policy_agency(self->policy, agency)->id;
     switch (frame->body_case) {
     case CAVEAT__WIRE__FRAME__BODY_PUBLISH:
-        on_publish(self, routing, s->serial, sender, frame->publish);
+        on_publish(self, routing, s->serial, agency, sender, frame->publish);
         break;
     case CAVEAT__WIRE__FRAME__BODY_DELIVERY_ACK:
         on_ack(self, s, frame->delivery_ack);
@@ -1948,8 +1956,7 @@ static void handle_frame(cv_broker_t *self, const zframe_t *routing, int agency,
      * allocation per report (the count covers a Publish with or without a
      * session: either way it is refused) */
     size_t reports = cv_wire_publish_reports(data, size);
-    if (reports != SIZE_MAX &&
-        over_report_limit(self, routing, cv_policy_agency(self->policy, agency)->id, reports))
+    if (reports != SIZE_MAX && over_report_limit(self, routing, agency, reports))
         return;
     /* into the cache's arena: freed with its generation, never here */
     Caveat__Wire__Frame *frame = cv_cache_unpack_frame(self->cache, data, size);
