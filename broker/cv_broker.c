@@ -681,7 +681,7 @@ static void limit_senders(cv_broker_t *self, const char *agency)
         if (strcmp(s->agency, agency) == 0 && count++ == 0)
             oldest = s;
     if (count > SENDERS_PER_AGENCY)
-        remove_session(self, oldest);
+        end_session(self, oldest); /* nothing more for it, not even a held PublishAck */
 }
 
 static void add_session(cv_broker_t *self, session_t *s)
@@ -695,9 +695,11 @@ static void add_session(cv_broker_t *self, session_t *s)
         limit_senders(self, s->agency);
         return;
     }
-    /* a queue has one session: a new Hello replaces the old one */
+    /* a queue has one session: a new Hello replaces the old one, which is
+     * sent nothing more (its deliveries are in flight in the queue, and
+     * the new session resends them) */
     if ((old = session_of_queue(self, s->agency, s->feed)))
-        remove_session(self, old);
+        end_session(self, old);
     queue_name_t name;
     const char *key = queue_name(&name, s->agency, s->feed);
     if (key)
