@@ -1687,11 +1687,22 @@ static bool trust_clock(cv_broker_t *self, int64_t now, cv_error_t *err)
     return cv_store_meta_set(self->store, CLOCK_KEY, now, err);
 }
 
-static int purge_categories(cv_broker_t *self, bool dry_run, bool trust, purge_list_t *list,
+/*  How a purge runs: for real, or a dry run, at the broker's clock or,
+ *  for a dry run, at a time given (what a clock showing that would purge);
+ *  trust: an administrator checked the clock. */
+typedef struct {
+    bool dry_run, trust;
+    int64_t at; /* unix seconds; 0: now */
+} purge_how_t;
+
+static int purge_categories(cv_broker_t *self, const purge_how_t *how, purge_list_t *list,
                             cv_error_t *err)
 {
-    int64_t now = (int64_t)time(NULL), period;
-    if (!clock_trusted(self, now, trust, err) || (!dry_run && !trust_clock(self, now, err)))
+    bool dry_run = how->dry_run;
+    int64_t now = how->at ? how->at : (int64_t)time(NULL), period;
+    /* a time given is a question about that clock, not about this one */
+    if (!how->at &&
+        (!clock_trusted(self, now, how->trust, err) || (!dry_run && !trust_clock(self, now, err))))
         return -1;
     char **categories = NULL;
     int n = cv_store_categories(self->store, &categories, err), total = n < 0 ? -1 : 0;
@@ -1724,13 +1735,14 @@ static void commit_saves(cv_broker_t *self)
     }
 }
 
-static int purge(cv_broker_t *self, bool dry_run, bool trust, purge_list_t *list, cv_error_t *err)
+static int purge(cv_broker_t *self, const purge_how_t *how, purge_list_t *list, cv_error_t *err)
 {
+    bool dry_run = how->dry_run;
     if (!dry_run)
         commit_saves(self); /* the queues are read back after a purge */
     if (!cv_store_begin(self->store, err))
         return -1;
-    int total = purge_categories(self, dry_run, trust, list, err);
+    int total = purge_categories(self, how, list, err);
     if (total < 0 || dry_run || !cv_store_commit(self->store, err)) {
         cv_store_rollback(self->store);
         return dry_run && total >= 0 ? total : -1;
@@ -1744,7 +1756,7 @@ static int purge(cv_broker_t *self, bool dry_run, bool trust, purge_list_t *list
     return total;
 }
 
-static char *purge_reply(cv_broker_t *self, bool dry_run, bool trust, bool *ok)
+static char *purge_reply(cv_broker_t *self, const purge_how_t *how, bool *ok)
 {
     cv_json_writer_t *out = cv_json_writer_new(0);
     purge_list_t list = {out, 0};
@@ -1752,9 +1764,9 @@ static char *purge_reply(cv_broker_t *self, bool dry_run, bool trust, bool *ok)
     cv_json_object_begin(out);
     cv_json_key(out, "reports");
     cv_json_array_begin(out);
-    int total = purge(self, dry_run, trust, &list, &err);
+    int total = purge(self, how, &list, &err);
     cv_json_array_end(out);
-    cv_json_key(out, dry_run ? "would_purge" : "purged");
+    cv_json_key(out, how->dry_run ? "would_purge" : "purged");
     cv_json_uint(out, total < 0 ? 0 : (uint64_t)total);
     cv_json_object_end(out);
     *ok = total >= 0;
@@ -1770,12 +1782,25 @@ static void run_deferred(cv_broker_t *self, deferred_t *d)
     char text[4096] = "";
     bool ok = false;
     if (strcmp(request->command, "purge") == 0) {
-        bool dry_run = false, trust = false;
+        purge_how_t how = {0};
+        bool known = true;
         for (size_t i = 0; i < request->n_args; i++) {
-            dry_run = dry_run || strcmp(request->args[i], "dry-run") == 0;
-            trust = trust || strcmp(request->args[i], "trust-clock") == 0;
+            const char *arg = request->args[i];
+            if (strcmp(arg, "dry-run") == 0)
+                how.dry_run = true;
+            else if (strcmp(arg, "trust-clock") == 0)
+                how.trust = true;
+            else if (strncmp(arg, "at=", 3) == 0 && cv_timestamp_parse(arg + 3, &how.at))
+                continue;
+            else
+                known = false;
         }
-        char *reply = purge_reply(self, dry_run, trust, &ok);
+        if (!known || (how.at && !how.dry_run)) {
+            send_admin_reply(self, d->routing, false,
+                             "purge takes dry-run, trust-clock and, with dry-run, at=TIME");
+            return;
+        }
+        char *reply = purge_reply(self, &how, &ok);
         send_admin_reply(self, d->routing, ok, reply);
         free(reply);
         return;
@@ -2246,7 +2271,8 @@ static void purge_when_due(cv_broker_t *self, int64_t *next)
         return;
     *next = now + 3600 * 1000;
     cv_error_t err = {""};
-    if (purge(self, false, false, NULL, &err) < 0)
+    static const purge_how_t hourly = {0};
+    if (purge(self, &hourly, NULL, &err) < 0)
         cv_log_info(self->log, "retention: %s", err.msg);
 }
 

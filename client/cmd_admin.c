@@ -9,9 +9,10 @@
 
 #include "cli.h"
 
-static const char usage[] = "usage: caveat admin stats|reload|quarantined|purge [--dry-run] "
-                            "[--trust-clock]|backup DIR --broker EP "
-                            "--server-key BROKER.cert --cert ADMIN.cert_secret [--timeout S]";
+static const char usage[] =
+    "usage: caveat admin stats|reload|quarantined|purge [--dry-run [--at TIME]] "
+    "[--trust-clock]|backup DIR --broker EP "
+    "--server-key BROKER.cert --cert ADMIN.cert_secret [--timeout S]";
 
 /*  "--timeout S": seconds, fractions allowed, as milliseconds. */
 static bool parse_timeout(const char *text, int *timeout_ms)
@@ -71,16 +72,25 @@ int cmd_admin(int argc, char **argv)
         return status;
     bool dry_run = cli_take_flag(&argc, argv, "--dry-run");
     bool trust_clock = cli_take_flag(&argc, argv, "--trust-clock");
+    bool missing = false;
+    const char *at = cli_take_option(&argc, argv, "--at", &missing);
+    if (missing || (at && !dry_run))
+        return cli_error(CLI_USAGE, "--at TIME goes with purge --dry-run");
+    char at_arg[96];
     if (argc < 2 || argv[1][0] == '-')
         return cli_error(CLI_USAGE, "%s", usage);
     const char *command = argv[1];
-    const char *args[2] = {NULL, NULL};
+    const char *args[3] = {NULL, NULL, NULL};
     size_t n_args = 0;
     bool purge = strcmp(command, "purge") == 0;
     if (purge && dry_run)
         args[n_args++] = "dry-run";
     if (purge && trust_clock)
         args[n_args++] = "trust-clock";
+    if (purge && at) {
+        snprintf(at_arg, sizeof at_arg, "at=%s", at);
+        args[n_args++] = at_arg;
+    }
     if (strcmp(command, "backup") == 0 && argc == 3 && !dry_run && !trust_clock)
         args[n_args++] = argv[2];
     else if ((strcmp(command, "stats") && strcmp(command, "reload") && !purge &&

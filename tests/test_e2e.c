@@ -665,6 +665,23 @@ static void test_retention_purges_exactly_what_is_past_its_period(void **state)
     /* as if each had been accepted when it was created */
     store_sql(h, "UPDATE reports SET accepted = created * 1000");
 
+    /* what a clock showing 2028 would purge: the newer tension report too,
+     * not yet the referral (six years); asked of the CLI as an operator
+     * would */
+    char command[2048];
+    snprintf(command, sizeof command,
+             "%s admin purge --dry-run --at 2028-01-01T00:00:00Z --broker %s "
+             "--server-key %s/broker.cert --cert %s/caveat-admin.cert_secret "
+             "| grep -q '\"would_purge\":2'",
+             CAVEAT_CLI, harness_endpoint(h), harness_path(h, ""), harness_path(h, ""));
+    assert_int_equal(system(command), 0);
+    const char *at[] = {"dry-run", "at=2028-01-01T00:00:00Z"};
+    text = cv_client_admin_args(admin_client, "purge", at, 2, &ok, 5000, &err);
+    assert_true(ok);
+    assert_non_null(strstr(text, new_tension));
+    assert_null(strstr(text, referral));
+    free(text);
+
     text = cv_client_admin_args(admin_client, "purge", dry, 1, &ok, 5000, &err);
     if (!ok)
         print_error("purge --dry-run: %s\n", text ? text : err.msg);
