@@ -219,6 +219,9 @@ static bool load_header(loader_t *l, struct fy_node *root)
         return false;
     if (p->n_levels == 0)
         return fail(l, levels, "levels: at least one level is needed");
+    /* the engine holds a level in a byte: a 257th would wrap to the lowest */
+    if (p->n_levels > CV_LEVELS_MAX)
+        return fail(l, levels, "levels: at most %d levels, not %d", CV_LEVELS_MAX, p->n_levels);
 
     struct fy_node *categories = lookup(root, "categories");
     if (categories)

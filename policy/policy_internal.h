@@ -23,6 +23,8 @@ typedef enum {
     CV_GRANT_DENY,
 } cv_grant_t;
 
+#define CV_LEVELS_MAX 256 /* decisions hold a level in a uint8_t */
+
 /*  A set of agencies: by type, by id, or everyone. */
 typedef struct {
     uint64_t types;    /* bit per type id */

@@ -920,9 +920,35 @@ static void test_retention(void **state)
     cv_policy_destroy(&p);
 }
 
+/*  Levels are held in a byte: a policy with a 257th level is refused
+ *  (it would wrap to the lowest, sharing a field marked with it with an
+ *  agency cleared to the first level); 256 are taken. */
+static void test_more_levels_than_a_byte_holds_are_refused(void **state)
+{
+    (void)state;
+    for (int n = 256; n <= 257; n++) {
+        char *text = NULL;
+        size_t len = 0;
+        FILE *out = open_memstream(&text, &len);
+        fprintf(out, "protocol: p\nversion: 1\nlevels: [");
+        for (int i = 0; i < n; i++)
+            fprintf(out, "%sL%03d", i ? ", " : "", i);
+        fprintf(out, "]\n");
+        fclose(out);
+        cv_error_t err = {{0}};
+        cv_policy_t *policy = cv_policy_load_buffer(text, len, "p.yaml", NULL, &err);
+        assert_null(policy); /* it has no agencies either */
+        bool about_levels = strstr(err.msg, "levels: at most 256 levels, not 257") != NULL;
+        assert_true(n == 257 ? about_levels && strncmp(err.msg, "p.yaml:3:", 9) == 0
+                             : !about_levels);
+        free(text);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_more_levels_than_a_byte_holds_are_refused),
         ERROR_CASE(syntax_sequence),
         ERROR_CASE(syntax_bracket),
         ERROR_CASE(duplicate_top_key),
