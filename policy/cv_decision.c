@@ -284,17 +284,6 @@ static bool code_allows(cv_decision_t *self, const cv_approvals_t *approvals)
 }
 
 /*  in_area on interned ids: the report's area among the recipient's. */
-static bool area_ok(const cv_policy_t *p, const cv_agency_hot_t *to, const char *area)
-{
-    if (to->all_areas)
-        return true;
-    int id = to->n_areas ? cv_policy_area_find(p, area) : -1;
-    const int *areas = p->area_pool + to->area_first;
-    for (int i = 0; id >= 0 && i < to->n_areas; i++)
-        if (areas[i] == id)
-            return true;
-    return false;
-}
 
 /*  Semantics 2, for the parts not settled by the index (category and
  *  recipient) or by code_allows. The slow form, which says why not: for
@@ -480,7 +469,7 @@ bool cv_policy_decide(const cv_policy_t *self, const Caveat__Report *report, int
         return false;
 
     d->scanned = true;
-    d->area_ok = area_ok(self, to, report->area);
+    d->area_ok = cv_agency_covers(self, to, report->area);
     d->origin_bit = UINT64_C(1) << self->agency_hot[d->originator].type_id;
     scan_type_rules(d, &self->type_rules[to->type_id]);
     scan_listed(d, to);

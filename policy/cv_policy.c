@@ -215,6 +215,18 @@ static bool valid_id(const char *id, cv_error_t *err)
     return true;
 }
 
+bool cv_agency_covers(const cv_policy_t *p, const cv_agency_hot_t *agency, const char *area)
+{
+    if (agency->all_areas)
+        return true;
+    int id = agency->n_areas ? cv_policy_area_find(p, area) : -1;
+    const int *areas = p->area_pool + agency->area_first;
+    for (int i = 0; id >= 0 && i < agency->n_areas; i++)
+        if (areas[i] == id)
+            return true;
+    return false;
+}
+
 bool cv_policy_validate_report(const cv_policy_t *self, const Caveat__Report *report,
                                cv_error_t *err)
 {
@@ -228,6 +240,11 @@ bool cv_policy_validate_report(const cv_policy_t *self, const Caveat__Report *re
     const char *code = report->grading ? report->grading->handling_code : NULL;
     if (self->n_codes > 0 && !cv_policy_code_find(self, code))
         return refuse(err, "grading.handling_code", "not a handling code of this protocol", code);
+    /* same_area trusts the report's area: an originator may only say one
+     * of its own, or it could reach another area's partners */
+    int originator = cv_policy_agency_find(self, report->originator);
+    if (originator >= 0 && !cv_agency_covers(self, &self->agency_hot[originator], report->area))
+        return refuse(err, "area", "not one of the originator's areas", report->area);
     for (size_t i = 0; i < report->n_field_markings; i++) {
         const Caveat__FieldMarking *m = report->field_markings[i];
         char path[64];

@@ -186,6 +186,9 @@ void cv_table_add(cv_table_t *table, unsigned hash, int index);
 void cv_table_free(cv_table_t *table);
 void cv_policy_index_agency(cv_policy_t *self, int index);          /* adds id and key */
 int cv_policy_area_find(const cv_policy_t *self, const char *area); /* interned id, or -1 */
+/*  True when agency's areas include area (or are "*"): same_area, and the
+ *  rule that a report's area is one of its originator's. */
+bool cv_agency_covers(const cv_policy_t *p, const cv_agency_hot_t *agency, const char *area);
 
 /*  Masks (cv_mask.c). Each returns a malloc'd masked string, or NULL when
  *  the value does not have the shape the mask needs: the caller withholds

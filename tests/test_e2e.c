@@ -220,6 +220,14 @@ static void test_invalid_reports_are_refused(void **state)
     report->grading->handling_code = strdup("9");
     assert_int_equal(publish(police, report, NULL, 0), CAVEAT__WIRE__STATUS__REFUSED_INVALID);
     caveat__report__free_unpacked(report, NULL);
+
+    /* Hull police saying North East Lincolnshire: it would reach that
+     * council through same_area */
+    report = harness_report("vulnerable_individual");
+    free(report->area);
+    report->area = strdup("ne-lincs");
+    assert_int_equal(publish(police, report, NULL, 0), CAVEAT__WIRE__STATUS__REFUSED_INVALID);
+    caveat__report__free_unpacked(report, NULL);
     assert_int_equal(stat_of(h, "queued"), 0);
     cv_client_destroy(&police);
     finish(&h);

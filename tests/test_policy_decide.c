@@ -1664,6 +1664,16 @@ static void test_validate_report(void **state)
     add_marking(report, "subjects.name", "SECRET");
     assert_true(cv_policy_validate_report(main_policy, report, &err));
     report_free(report);
+
+    /* same_area trusts the report's area: Hull police may not say York,
+     * or it would reach York's council; a CTU covering "*" may */
+    report = base_report();
+    set_text(&report->area, "york");
+    assert_false(cv_policy_validate_report(main_policy, report, &err));
+    assert_string_equal(err.msg, "area: not one of the originator's areas 'york'");
+    set_text(&report->originator, "ne-ctu");
+    assert_true(cv_policy_validate_report(main_policy, report, &err));
+    report_free(report);
 }
 
 /*  The broker logs report ids: one with a newline could forge log lines.
