@@ -18,7 +18,7 @@
 
 #include "policy_internal.h"
 
-/*  The categories of DESIGN.md, used when a policy does not list its own. */
+/*  The categories seen in practice, used when a policy does not list its own. */
 static const char *const default_categories[] = {
     "vulnerable_individual", "radicalisation_concern", "venue_of_concern",
     "community_tension",     "critical_incident",      "grievance",
@@ -582,6 +582,11 @@ static bool load_categories(loader_t *l, struct fy_node *seq, uint64_t *mask, co
         const char *name = scalar(l, item, what);
         if (!name)
             return false;
+        if (strcmp(name, "*") == 0) { /* every category, as "*" means every field or area */
+            *mask |= l->policy->n_categories == 64 ? UINT64_MAX
+                                                   : (UINT64_C(1) << l->policy->n_categories) - 1;
+            continue;
+        }
         int id = cv_policy_category_find(l->policy, name);
         if (id < 0)
             return fail(l, item, "%s: unknown category '%s'", what, name);

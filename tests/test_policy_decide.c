@@ -516,6 +516,40 @@ static void test_same_area(void **state)
 }
 
 /* clang-format off */
+static const char every_category_yaml[] =
+    POLICY_HEAD
+    "rules:\n"
+    "  - name: everything-to-ctu\n"
+    "    categories: [\"*\"]\n"
+    "    to_types: [ctu]\n"
+    "    fields: {summary: share}\n"
+    "screening:\n"
+    "  - name: all-to-ctio\n"
+    "    feed: ctio\n"
+    "    to_types: [ctio]\n"
+    "    match: {categories: [\"*\"]}\n"
+    "    fields: {summary: share}\n";
+/* clang-format on */
+
+/*  "*" means every category, in rules and in a screening entry's match,
+ *  as it means every field and every area. */
+static void test_every_category(void **state)
+{
+    (void)state;
+    cv_policy_t *policy = load_policy(every_category_yaml, NULL);
+    const char *categories[] = {"vulnerable_individual", "feedback", "critical_incident"};
+    for (size_t i = 0; i < sizeof categories / sizeof *categories; i++) {
+        Caveat__Report *report = base_report();
+        set_text(&report->category, categories[i]);
+        assert_true(delivered_to(policy, report, "ne-ctu", NULL));
+        assert_true(delivered_to(policy, report, "hull-ctio", NULL));
+        assert_false(delivered_to(policy, report, "hull-cc", NULL));
+        report_free(report);
+    }
+    cv_policy_destroy(&policy);
+}
+
+/* clang-format off */
 static const char levels_yaml[] =
     POLICY_HEAD
     "rules:\n"
@@ -1740,6 +1774,7 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_category),
         cmocka_unit_test(test_default_deny),
         cmocka_unit_test(test_envelope_always_travels),
         cmocka_unit_test(test_category_and_types),
