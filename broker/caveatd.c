@@ -10,7 +10,7 @@ static const char usage[] =
     "usage: caveatd --policy FILE --endpoint EP --cert BROKER.cert_secret --data DIR\n"
     "               [--sync full|normal|off] [--max-frame BYTES] [--max-reports N]\n"
     "               [--ack-timeout SECONDS] [--max-pending N] [--handshake-timeout SECONDS]\n"
-    "               [--clock-skew SECONDS] [--verbose]\n";
+    "               [--clock-skew SECONDS] [--verbose] [--help] [--version]\n";
 
 static int bad_option(const char *option, const char *expected, const char *value)
 {
@@ -31,6 +31,7 @@ static int parse(int argc, char **argv, cv_broker_config_t *config)
                                             {"ack-timeout", required_argument, NULL, 'a'},
                                             {"max-reports", required_argument, NULL, 'r'},
                                             {"clock-skew", required_argument, NULL, 'k'},
+                                            {"version", no_argument, NULL, 'V'},
                                             {"max-pending", required_argument, NULL, 'n'},
                                             {"handshake-timeout", required_argument, NULL, 't'},
                                             {NULL, 0, NULL, 0}};
@@ -95,13 +96,31 @@ static int parse(int argc, char **argv, cv_broker_config_t *config)
         case 'h':
             fputs(usage, stdout);
             return 1;
+        case 'V':
+            printf("caveatd %s\n", CAVEAT_VERSION);
+            return 1;
         default:
             fputs(usage, stderr);
             return 2;
         }
     }
-    if (optind != argc || !config->policy_path || !config->endpoint || !config->cert_path ||
-        !config->data_dir) {
+    if (optind != argc) {
+        fprintf(stderr, "caveatd: unexpected argument '%s'\n%s", argv[optind], usage);
+        return 2;
+    }
+    const char *missing[4];
+    int n = 0;
+    if (!config->policy_path)
+        missing[n++] = "--policy FILE";
+    if (!config->endpoint)
+        missing[n++] = "--endpoint EP";
+    if (!config->cert_path)
+        missing[n++] = "--cert BROKER.cert_secret";
+    if (!config->data_dir)
+        missing[n++] = "--data DIR";
+    for (int i = 0; i < n; i++)
+        fprintf(stderr, "caveatd: missing %s\n", missing[i]);
+    if (n) {
         fputs(usage, stderr);
         return 2;
     }

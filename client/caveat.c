@@ -1,5 +1,6 @@
 /*  caveat: the command line of the caveat broker. Thin: each subcommand is
  *  a function in its own file over the libraries. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -18,16 +19,67 @@ static const char usage[] =
     "            [--timeout S]                publish JSON reports (one, or JSON lines)\n"
     "  subscribe --broker EP --server-key BROKER.cert --cert AGENCY.cert_secret\n"
     "            [--feed NAME] [--count N] [--timeout S]   print deliveries as JSON lines\n"
-    "  admin stats|reload|purge [--dry-run]|backup DIR\n"
+    "  admin stats|reload|quarantined|purge [--dry-run [--at TIME]] [--trust-clock]|backup DIR\n"
     "            --broker EP --server-key BROKER.cert --cert ADMIN.cert_secret\n"
-    "  received LABEL=FILE...               subscribe's output, side by side per report\n";
+    "  received LABEL=FILE...               subscribe's output, side by side per report\n"
+    "  help [COMMAND]                       this, or one command's part of it\n"
+    "  --version                            caveat's version\n";
+
+/*  The lines of usage about command: its own and those indented under it. */
+static void print_usage_of(const char *command, FILE *out)
+{
+    size_t len = strlen(command);
+    bool in = false;
+    for (const char *line = strchr(usage, '\n') + 1; *line;) {
+        const char *end = strchr(line, '\n');
+        size_t n = end ? (size_t)(end - line) + 1 : strlen(line);
+        if (strncmp(line, "  ", 2) == 0 && line[2] != ' ')
+            in = strncmp(line + 2, command, len) == 0 && (line[2 + len] == ' ');
+        if (in)
+            fwrite(line, 1, n, out);
+        line += n;
+    }
+}
+
+static bool is_command(const char *name)
+{
+    static const char *const commands[] = {"keygen", "policy",   "publish", "subscribe",
+                                           "admin",  "received", NULL};
+    for (int i = 0; commands[i]; i++)
+        if (strcmp(name, commands[i]) == 0)
+            return true;
+    return false;
+}
+
+/*  "caveat COMMAND ... --help" and "caveat help COMMAND": the command's
+ *  usage on stdout, nothing else done (no key written for a NAME of
+ *  "--help"). */
+static bool asks_for_help(int argc, char **argv)
+{
+    for (int i = 2; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return true;
+    return false;
+}
 
 int main(int argc, char **argv)
 {
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        (strcmp(argv[1], "help") == 0 && argc == 2)) {
         fputs(usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? CLI_USAGE : CLI_OK;
     }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        printf("caveat %s\n", CAVEAT_VERSION);
+        return CLI_OK;
+    }
+    const char *about = strcmp(argv[1], "help") == 0 ? argv[2] : argv[1];
+    if (is_command(about) && (about != argv[1] || asks_for_help(argc, argv))) {
+        print_usage_of(about, stdout);
+        return CLI_OK;
+    }
+    if (about != argv[1])
+        return cli_error(CLI_USAGE, "help: no command '%s' (caveat help)", about);
     if (strcmp(argv[1], "keygen") == 0)
         return cmd_keygen(argc - 1, argv + 1);
     if (strcmp(argv[1], "policy") == 0)

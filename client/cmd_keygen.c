@@ -23,6 +23,8 @@ int cmd_keygen(int argc, char **argv)
     if (argc != 2)
         return cli_error(CLI_USAGE, "usage: caveat keygen NAME");
     const char *name = argv[1];
+    if (name[0] == '-' || name[0] == '\0')
+        return cli_error(CLI_USAGE, "keygen: NAME '%s' must not be empty or start with '-'", name);
     char path[4096], secret_path[4200];
     snprintf(path, sizeof path, "%s.cert", name);
     snprintf(secret_path, sizeof secret_path, "%s.cert_secret", name);

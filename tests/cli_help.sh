@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# --help, help COMMAND and --version for caveat and caveatd: usage on
+# stdout and exit 0, never the command itself (keygen --help once wrote
+# files named --help.cert); a missing caveatd option is named.
+# Needs CAVEAT and CAVEATD (the built binaries).
+set -euo pipefail
+
+: "${CAVEAT:?set CAVEAT to the caveat binary}"
+: "${CAVEATD:?set CAVEATD to the caveatd binary}"
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+checks=0
+
+fail() {
+    echo "FAIL: $*" >&2
+    failures=$((failures + 1))
+}
+
+# Runs a binary in $tmp with stdout and stderr captured; sets status.
+run() {
+    status=0
+    (cd "$tmp" && timeout 10 "$@" >"$tmp/out" 2>"$tmp/err") || status=$?
+    checks=$((checks + 1))
+}
+
+expect() { # STATUS FILE TEXT
+    [ "$status" -eq "$1" ] || fail "$CMD: exit $status, not $1"
+    grep -qF -- "$3" "$tmp/$2" || fail "$CMD: no '$3' in $2: $(cat "$tmp/$2")"
+}
+
+CMD="caveat keygen --help"; run "$CAVEAT" keygen --help
+expect 0 out "keygen NAME"
+[ -z "$(ls "$tmp" | grep -v '^out$\|^err$')" ] || fail "$CMD wrote files: $(ls "$tmp")"
+
+CMD="caveat help admin"; run "$CAVEAT" help admin
+expect 0 out "admin stats|reload|quarantined"
+CMD="caveat policy --help"; run "$CAVEAT" policy --help
+expect 0 out "policy explain FILE"
+CMD="caveat help"; run "$CAVEAT" help
+expect 0 out "usage: caveat COMMAND"
+CMD="caveat help nosuch"; run "$CAVEAT" help nosuch
+expect 2 err "caveat: help: no command 'nosuch'"
+CMD="caveat --version"; run "$CAVEAT" --version
+expect 0 out "caveat "
+CMD="caveat keygen -x"; run "$CAVEAT" keygen -x
+expect 2 err "must not be empty or start with '-'"
+
+CMD="caveatd --version"; run "$CAVEATD" --version
+expect 0 out "caveatd "
+CMD="caveatd --help"; run "$CAVEATD" --help
+expect 0 out "usage: caveatd --policy FILE"
+CMD="caveatd --policy x"; run "$CAVEATD" --policy x
+expect 2 err "caveatd: missing --endpoint EP"
+grep -qF "caveatd: missing --data DIR" "$tmp/err" || fail "$CMD: --data not named"
+
+if [ "$failures" -ne 0 ]; then
+    echo "$failures of $checks check(s) failed" >&2
+    exit 1
+fi
+echo "cli_help: ok ($checks checks)"
