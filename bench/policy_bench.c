@@ -148,6 +148,7 @@ typedef struct {
     double seconds;
     const char *only; /* NULL: every phase */
     char (*ids)[32];  /* agency ids */
+    uint64_t *areas;  /* per agency: a bit per areas[] entry; 0 for "*" */
 } world_t;
 
 /* ------------------------------------------------------------------------ */
@@ -163,7 +164,8 @@ static int weighted_type(void)
 }
 
 /*  "[a, b, c]" of count distinct picks from a list of n names. */
-static void add_picks(text_t *t, const char *const *names, int n, int count)
+/*  Writes count distinct names drawn from names; returns them as bits. */
+static uint64_t add_picks(text_t *t, const char *const *names, int n, int count)
 {
     uint64_t taken = 0;
     text_add(t, "[");
@@ -176,6 +178,7 @@ static void add_picks(text_t *t, const char *const *names, int n, int count)
         text_add(t, "%s%s", i ? ", " : "", names[k]);
     }
     text_add(t, "]");
+    return taken;
 }
 
 static void add_agency_picks(text_t *t, const world_t *w, int count)
@@ -202,10 +205,11 @@ static void add_agency(text_t *t, world_t *w, int index)
         clearance--;
     text_add(t, "  %s: {organisation: org-%03d, type: %s, clearance: %s, areas: ", w->ids[index],
              rnd(n_orgs), types[type], levels[clearance]);
+    w->areas[index] = 0;
     if (chance(5))
         text_add(t, "[\"*\"]");
     else
-        add_picks(t, areas, N_AREAS, 1 + rnd(3));
+        w->areas[index] = add_picks(t, areas, N_AREAS, 1 + rnd(3));
     text_add(t, ", key: \"%s\"}\n", public_key);
 }
 
@@ -387,10 +391,21 @@ static void add_subject(text_t *t, int k)
         1 + rnd(9), rnd(10), 'A' + rnd(26), 'A' + rnd(26), rnd(1000000), rnd(1000000000));
 }
 
-static void add_report_body(text_t *t)
+/*  An area the originator covers (the broker refuses any other). */
+static const char *area_of(const world_t *w, int originator)
+{
+    uint64_t covered = w->areas[originator];
+    int k;
+    do
+        k = rnd(N_AREAS);
+    while (covered && !(covered >> k & 1));
+    return areas[k];
+}
+
+static void add_report_body(text_t *t, const char *area)
 {
     text_add(t, "\"priority\": \"%s\", \"area\": \"%s\", \"subjects\": [",
-             chance(10) ? "IMMEDIATE" : "ROUTINE", areas[rnd(N_AREAS)]);
+             chance(10) ? "IMMEDIATE" : "ROUTINE", area);
     add_subject(t, 0);
     text_add(t, ", ");
     add_subject(t, 1);
@@ -421,16 +436,16 @@ static char *report_json(const world_t *w, int index)
     int level = 0;
     for (int r = rnd(100); (r -= level_weight[level]) >= 0; level++)
         ;
+    int originator = rnd(w->n_agencies);
     text_t t = {0};
     text_add(&t,
              "{\"id\": \"rep-%05d\", \"originator\": \"%s\", \"author\": \"PC %d Grant\", "
              "\"created\": \"2026-11-20T09:%02d:00Z\", \"category\": \"%s\", "
              "\"handling_level\": \"%s\", \"grading\": {\"source\": \"%c\", "
              "\"intelligence\": \"%d\", \"handling_code\": \"%c\"}, ",
-             index, w->ids[rnd(w->n_agencies)], 1000 + rnd(9000), rnd(60),
-             categories[rnd(N_CATEGORIES)], levels[level], 'A' + rnd(5), 1 + rnd(5),
-             codes[rnd((int)strlen(codes))]);
-    add_report_body(&t);
+             index, w->ids[originator], 1000 + rnd(9000), rnd(60), categories[rnd(N_CATEGORIES)],
+             levels[level], 'A' + rnd(5), 1 + rnd(5), codes[rnd((int)strlen(codes))]);
+    add_report_body(&t, area_of(w, originator));
     return t.data;
 }
 
@@ -784,9 +799,10 @@ int main(int argc, char **argv)
     world_t w = {.n_agencies = 2000, .n_rules = 5000, .seconds = 2.0};
     parse_args(&w, argc, argv);
     w.ids = calloc((size_t)w.n_agencies, sizeof *w.ids);
+    w.areas = calloc((size_t)w.n_agencies, sizeof *w.areas);
     mix_t *mix = calloc(1, sizeof *mix);
     uint8_t *buffer = malloc(PACK_BUFFER);
-    if (!w.ids || !mix || !buffer)
+    if (!w.ids || !w.areas || !mix || !buffer)
         abort();
 
     size_t len;
@@ -812,5 +828,6 @@ int main(int argc, char **argv)
     free(mix);
     free(yaml);
     free(w.ids);
+    free(w.areas);
     return 0;
 }
