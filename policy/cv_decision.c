@@ -38,6 +38,7 @@ typedef enum {
     R_ENTRY_AREA,
     R_ENTRY_LEVEL,
     R_SCREEN_NO_MATCH,
+    R_NOTHING_GRANTED,
     R_NO_ENTRY,
 } reason_code_t;
 
@@ -84,6 +85,7 @@ struct cv_decision_t {
     bool scanned;        /* entries were checked: near misses can be worked out */
     bool delivered;
     const char *feed;
+    const Caveat__Report *grants_for; /* the report grant[] was worked out for, or NULL */
 
     int *matched; /* entry indexes, in policy order once sorted */
     int n_matched, cap_matched;
@@ -365,6 +367,7 @@ static void reset(cv_decision_t *self, const cv_policy_t *policy, const Caveat__
     self->n_reasons = 0;
     self->viewed = false;
     self->outcome_done = false;
+    self->grants_for = NULL;
 }
 
 /*  Matches the rules of one run of buckets that cover the originator.
@@ -445,6 +448,8 @@ static void scan_screens(cv_decision_t *self, const cv_agency_hot_t *to)
     }
 }
 
+static bool grants_something(cv_decision_t *self);
+
 bool cv_policy_decide(const cv_policy_t *self, const Caveat__Report *report, int recipient,
                       const cv_approvals_t *approvals, cv_decision_t *d)
 {
@@ -475,7 +480,9 @@ bool cv_policy_decide(const cv_policy_t *self, const Caveat__Report *report, int
     scan_listed(d, to);
     d->sorted = d->n_matched < 2;
     scan_screens(d, to); /* after every rule: the order stays right */
-    d->delivered = d->n_matched > 0;
+    d->delivered = d->n_matched > 0 && grants_something(d);
+    if (d->n_matched > 0 && !d->delivered)
+        refuse(d, R_NOTHING_GRANTED, -1);
     return d->delivered;
 }
 
@@ -484,9 +491,11 @@ bool cv_decision_delivered(const cv_decision_t *self)
     return self->delivered;
 }
 
+/*  The entries that released the report: none when it was not delivered,
+ *  even if entries matched (they only denied). */
 int cv_decision_entry_count(const cv_decision_t *self)
 {
-    return self->n_matched;
+    return self->delivered ? self->n_matched : 0;
 }
 
 const char *cv_decision_entry_name(const cv_decision_t *self, int index)
@@ -498,7 +507,7 @@ const char *cv_decision_entry_name(const cv_decision_t *self, int index)
 
 const char *cv_decision_feed(const cv_decision_t *self)
 {
-    return self->feed;
+    return self->delivered ? self->feed : NULL;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -626,6 +635,7 @@ static void only_leaves(uint8_t *restrict grant, const uint8_t *restrict kind, s
  *  that goes under them. */
 static void compute_grants(cv_decision_t *self)
 {
+    self->grants_for = self->report;
     bool raised = self->report->n_field_markings > 0 && compute_field_levels(self);
     memset(self->grant, CV_GRANT_NONE, self->size);
     memset(self->failed, 0, self->size);
@@ -639,6 +649,31 @@ static void compute_grants(cv_decision_t *self)
         if (self->nodes[i].parent >= 0)
             self->granted[self->nodes[i].parent] |= self->granted[i];
     }
+}
+
+/*  Semantics 1: entries that match deliver only when one of them is an
+ *  explicit notice (fields: {}) or some field is shared or masked after
+ *  their union (deny wins) and levels: an entry that only denies never
+ *  tells a recipient that a report exists. One entry and no raised fields
+ *  is settled by the entry alone (its grants are all within its cap, which
+ *  decide checked); otherwise the grants are worked out. */
+static bool grants_something(cv_decision_t *self)
+{
+    const cv_policy_t *p = self->policy;
+    bool any = false;
+    for (int m = 0; m < self->n_matched; m++) {
+        const cv_entry_t *entry = &p->entries[self->matched[m]];
+        if (entry->notice)
+            return true;
+        any = any || entry->grants_any;
+    }
+    if (!any || (self->n_matched == 1 && self->report->n_field_markings == 0))
+        return any;
+    compute_grants(self);
+    for (size_t i = 0; i < self->size; i++)
+        if (self->kind[i] == NODE_LEAF && goes(self->grant[i]))
+            return true;
+    return false;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -888,7 +923,8 @@ static bool start_view(cv_decision_t *self, const Caveat__Report *report)
         return false;
     self->report = report;
     self->outcome_done = false;
-    compute_grants(self);
+    if (self->grants_for != report) /* decide may have worked them out already */
+        compute_grants(self);
     self->viewed = true;
     return true;
 }
@@ -1232,6 +1268,9 @@ static char *reason_text(const cv_decision_t *self, const reason_t *r)
         return format("screening %s: the report matches none of its categories, indicators "
                       "or keywords",
                       entry);
+    case R_NOTHING_GRANTED:
+        return format("the matching rules and screening entries share or mask no field here: "
+                      "deny never delivers (fields: {} sends a notice on purpose)");
     case R_NO_ENTRY:
         return format("no rule releases category %s from %s (%s) to %s (%s)", str(report->category),
                       from->id, from->type, to->id, to->type);

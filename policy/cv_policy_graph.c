@@ -73,10 +73,12 @@ static bool some_code_allows(const cv_policy_t *p, int a, int b)
     return false;
 }
 
+/*  An entry that only denies delivers nothing, so it draws no edge. */
 static bool entry_reaches(const cv_policy_t *p, const cv_entry_t *e, int a, int b)
 {
     const cv_agency_internal_t *from = &p->agencies[a], *to = &p->agencies[b];
-    return cv_agency_set_has(&e->from, from, a) && cv_agency_set_has(&e->to, to, b) &&
+    return (e->notice || e->grants_any) && cv_agency_set_has(&e->from, from, a) &&
+           cv_agency_set_has(&e->to, to, b) &&
            (!e->same_area || area_possible(&from->pub, &to->pub));
 }
 

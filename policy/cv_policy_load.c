@@ -566,6 +566,10 @@ static bool load_fields(loader_t *l, struct fy_node *fields, cv_entry_t *entry, 
                 entry->grants[i] = (uint8_t)grant;
         }
     }
+    entry->notice = fy_node_mapping_item_count(fields) == 0;
+    for (int i = 0; i < size; i++)
+        entry->grants_any = entry->grants_any || (entry->grants[i] != CV_GRANT_NONE &&
+                                                  entry->grants[i] != CV_GRANT_DENY);
     return true;
 }
 

@@ -43,6 +43,8 @@ typedef struct {
     bool same_area;
     int max_level;   /* highest level index it may carry */
     uint8_t *grants; /* cv_grant_t per schema node: a row of the policy's grants */
+    bool notice;     /* fields: {} — the envelope alone, on purpose */
+    bool grants_any; /* some field shared or masked: an entry that only denies delivers nothing */
     /* screening match: any one of these */
     uint64_t match_categories;
     char **match_indicators;

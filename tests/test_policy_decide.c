@@ -328,10 +328,22 @@ static const char summary_only_yaml[] =
     "    categories: [vulnerable_individual]\n"
     "    to_types: [local_authority]\n"
     "    fields: {summary: share}\n"
-    "  - name: envelope-only\n"
+    "  - name: deny-only\n"
     "    categories: [critical_incident]\n"
     "    to_types: [local_authority]\n"
-    "    fields: {\"*\": deny}\n";
+    "    fields: {\"*\": deny}\n"
+    "  - name: notice\n"
+    "    categories: [community_tension]\n"
+    "    to_types: [local_authority]\n"
+    "    fields: {}\n"
+    "  - name: grants-what-is-denied\n"
+    "    categories: [grievance]\n"
+    "    to_types: [local_authority]\n"
+    "    fields: {summary: share}\n"
+    "  - name: denies-the-summary\n"
+    "    categories: [grievance]\n"
+    "    to_types: [local_authority]\n"
+    "    fields: {summary: deny}\n";
 /* clang-format on */
 
 static void assert_envelope(const Caveat__Report *view)
@@ -376,17 +388,39 @@ static void test_envelope_always_travels(void **state)
     assert_field("author", "withheld", "no matching rule or screening entry grants it");
     view_free(view);
 
-    /* "*": deny still leaves the envelope of a delivered report */
-    set_text(&report->category, "critical_incident");
+    /* fields: {} is a notice on purpose: the envelope alone */
+    set_text(&report->category, "community_tension");
     view = view_for(policy, report, "hull-cc", NULL);
     assert_non_null(view);
     assert_envelope(view);
-    assert_string_equal(view->category, "critical_incident");
     assert_null(view->summary);
     assert_no_body(view);
-    assert_field("summary", "withheld", "denied by rule envelope-only");
     assert_field("created", "share", "envelope: always travels with a delivered report");
     view_free(view);
+    report_free(report);
+    cv_policy_destroy(&policy);
+}
+
+/*  Deny never delivers: an entry that only denies, or whose grants
+ *  another matching entry denies, tells the recipient nothing, not even
+ *  that the report exists. */
+static void test_deny_never_delivers(void **state)
+{
+    (void)state;
+    cv_policy_t *policy = load_policy(summary_only_yaml, NULL);
+    Caveat__Report *report = base_report();
+    const char *categories[] = {"critical_incident", "grievance"};
+    for (int i = 0; i < 2; i++) {
+        set_text(&report->category, categories[i]);
+        assert_false(delivered_to(policy, report, "hull-cc", NULL));
+        assert_reason("the matching rules and screening entries share or mask no field here: "
+                      "deny never delivers (fields: {} sends a notice on purpose)");
+    }
+    /* a marking that raises the only granted field past the recipient's
+     * clearance leaves nothing either */
+    set_text(&report->category, "vulnerable_individual");
+    add_marking(report, "summary", "SECRET");
+    assert_false(delivered_to(policy, report, "hull-cc", NULL));
     report_free(report);
     cv_policy_destroy(&policy);
 }
@@ -1775,6 +1809,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_category),
+        cmocka_unit_test(test_deny_never_delivers),
         cmocka_unit_test(test_default_deny),
         cmocka_unit_test(test_envelope_always_travels),
         cmocka_unit_test(test_category_and_types),

@@ -211,6 +211,18 @@ static void test_same_area_false_or_star_gives_edge(void **state)
     assert_false(has_edge_after("areas: [york]", "areas: [york, beverley]", edge));
 }
 
+/*  A rule that only denies delivers nothing (deny never delivers), so it
+ *  draws no edge; "fields: {}", an explicit notice, does. */
+static void test_a_deny_only_rule_draws_no_edge(void **state)
+{
+    (void)state;
+    const char *edge = "  \"hum-bcu-hull\" -> \"hull-college\"";
+    const char *grants = "    fields: {summary: share, tension: share}\n";
+    assert_true(has_edge_after(grants, grants, edge));
+    assert_false(has_edge_after(grants, "    fields: {summary: deny, tension: deny}\n", edge));
+    assert_true(has_edge_after(grants, "    fields: {}\n", edge));
+}
+
 static void test_no_edge_without_rule(void **state)
 {
     (void)state;
@@ -268,6 +280,7 @@ static void test_names_are_escaped(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_a_deny_only_rule_draws_no_edge),
         cmocka_unit_test(test_whole_graph),
         cmocka_unit_test(test_one_cluster_per_organisation),
         cmocka_unit_test(test_same_area_with_disjoint_areas_gives_no_edge),
