@@ -11,6 +11,27 @@
 
 #include "harness.h"
 
+/*  A harness with caveatd started (extra: its further arguments, or NULL). */
+static inline harness_t *started_with(const char *const *extra)
+{
+    harness_t *h = harness_new();
+    assert_non_null(h);
+    assert_true(harness_start(h, extra));
+    return h;
+}
+
+static inline harness_t *started(void)
+{
+    return started_with(NULL);
+}
+
+/*  Every test ends here: the broker must stop cleanly, sanitizers quiet. */
+static inline void finish(harness_t **h)
+{
+    assert_true(harness_stop(*h));
+    harness_destroy(h);
+}
+
 static inline cv_client_t *client(harness_t *h, const char *agency, const char *feed,
                                   uint32_t credit)
 {
@@ -44,20 +65,28 @@ static inline void assert_nothing_arrives(cv_client_t *c, int timeout_ms)
 /* ------------------------------------------------------------------------ */
 /*  The administrator's view: stats.                                        */
 
-/*  A send-only client of the administrator, as `caveat admin` opens. */
-static inline cv_client_t *admin_client_of(harness_t *h)
+/*  A send-only client of agency (its example key): it takes no queue, as
+ *  `caveat publish` and `caveat admin` open. */
+static inline cv_client_t *sender_of(harness_t *h, const char *agency)
 {
     char server[600], secret[600];
     snprintf(server, sizeof server, "%s", harness_path(h, "broker.cert"));
-    snprintf(secret, sizeof secret, "%s", harness_path(h, "caveat-admin.cert_secret"));
+    snprintf(secret, sizeof secret, "%s/%s.cert_secret", harness_path(h, ""), agency);
     cv_client_config_t config = {.endpoint = harness_endpoint(h),
                                  .server_cert = server,
                                  .client_cert = secret,
                                  .publish_only = true};
     cv_error_t err = {""};
     cv_client_t *c = cv_client_new(&config, &err);
+    if (!c)
+        print_error("sender %s: %s\n", agency, err.msg);
     assert_non_null(c);
     return c;
+}
+
+static inline cv_client_t *admin_client_of(harness_t *h)
+{
+    return sender_of(h, "caveat-admin");
 }
 
 static inline char *admin(harness_t *h, const char *command, bool *ok)

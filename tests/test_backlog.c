@@ -47,7 +47,7 @@ static int teardown(void **state)
 }
 
 /*  Every test ends here: the broker must stop cleanly, sanitizers quiet. */
-static void finish(harness_t *h)
+static void stop_cleanly(harness_t *h)
 {
     assert_true(harness_stop(h));
 }
@@ -292,7 +292,7 @@ static void test_offline_recipient_gets_whole_backlog_in_order(void **state)
     cv_client_destroy(&police);
     free_ids(ids, n);
     free(referral.bytes);
-    finish(h);
+    stop_cleanly(h);
 }
 
 /*  50 ROUTINE referrals, then 5 IMMEDIATE critical incidents, for agency:
@@ -341,7 +341,7 @@ static void test_immediate_overtakes_routine_backlog(void **state)
     free_ids(immediate, 5);
     free(referral.bytes);
     free(incident.bytes);
-    finish(h);
+    stop_cleanly(h);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -406,7 +406,7 @@ static void test_tightened_rule_applies_to_backlog(void **state)
     free(tight);
     free_ids(ids, REFERRALS);
     free(referral.bytes);
-    finish(h);
+    stop_cleanly(h);
 }
 
 static void test_removed_rule_drops_backlog(void **state)
@@ -443,7 +443,7 @@ static void test_removed_rule_drops_backlog(void **state)
     free(text);
     free_ids(ids, REFERRALS);
     free(referral.bytes);
-    finish(h);
+    stop_cleanly(h);
 }
 
 /*  Seqs in flight that a reload stops releasing are skipped when a new
@@ -488,7 +488,7 @@ static void test_unreleased_in_flight_takes_no_credit(void **state)
     free_ids(concern_ids, CONCERNS);
     free(referral.bytes);
     free(concern.bytes);
-    finish(h);
+    stop_cleanly(h);
 }
 
 /*  The council takes the first referral (seq 1) and goes without
@@ -533,7 +533,7 @@ static void test_dropped_report_stays_dropped(void **state)
     free(text);
     free_ids(ids, REFERRALS);
     free(referral.bytes);
-    finish(h);
+    stop_cleanly(h);
 }
 
 /*  A seq in flight that one reload stopped releasing is sent, with its
@@ -558,7 +558,7 @@ static void test_in_flight_released_again_is_resent(void **state)
     free(text);
     free_ids(ids, REFERRALS);
     free(referral.bytes);
-    finish(h);
+    stop_cleanly(h);
 }
 
 int main(void)

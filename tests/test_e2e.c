@@ -19,21 +19,6 @@
 /* ------------------------------------------------------------------------ */
 /*  Helpers.                                                                */
 
-static harness_t *started(void)
-{
-    harness_t *h = harness_new();
-    assert_non_null(h);
-    assert_true(harness_start(h, NULL));
-    return h;
-}
-
-/*  Every test ends here: the broker must stop cleanly, sanitizers quiet. */
-static void finish(harness_t **h)
-{
-    assert_true(harness_stop(*h));
-    harness_destroy(h);
-}
-
 /*  Publishes one report; returns its status, and its id in id. */
 static int publish(cv_client_t *c, Caveat__Report *report, char *id, size_t size)
 {
@@ -576,16 +561,7 @@ static void test_a_publisher_does_not_starve_its_agencys_subscriber(void **state
     (void)state;
     harness_t *h = started();
     cv_client_t *subscriber = client(h, "hull-cc", NULL, 0);
-    char server[600], secret[600];
-    snprintf(server, sizeof server, "%s", harness_path(h, "broker.cert"));
-    snprintf(secret, sizeof secret, "%s", harness_path(h, "hull-cc.cert_secret"));
-    cv_client_config_t config = {.endpoint = harness_endpoint(h),
-                                 .server_cert = server,
-                                 .client_cert = secret,
-                                 .publish_only = true};
-    cv_error_t err = {""};
-    cv_client_t *publisher = cv_client_new(&config, &err);
-    assert_non_null(publisher);
+    cv_client_t *publisher = sender_of(h, "hull-cc");
     Caveat__Report *report = harness_report("intervention_review");
     assert_int_equal(publish(publisher, report, NULL, 0), CAVEAT__WIRE__STATUS__OK);
     caveat__report__free_unpacked(report, NULL);

@@ -15,20 +15,6 @@
 #include "e2e_checks.h"
 #include "harness.h"
 
-static harness_t *started(void)
-{
-    harness_t *h = harness_new();
-    assert_non_null(h);
-    assert_true(harness_start(h, NULL));
-    return h;
-}
-
-static void finish(harness_t **h)
-{
-    assert_true(harness_stop(*h));
-    harness_destroy(h);
-}
-
 /*  Publishes n example reports under new ids; each is acknowledged. */
 static void publish_many(harness_t *h, int n)
 {

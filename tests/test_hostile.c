@@ -17,20 +17,6 @@
 #include "e2e_checks.h"
 #include "harness.h"
 
-static harness_t *started_with(const char *const *extra)
-{
-    harness_t *h = harness_new();
-    assert_non_null(h);
-    assert_true(harness_start(h, extra));
-    return h;
-}
-
-static void finish(harness_t **h)
-{
-    assert_true(harness_stop(*h));
-    harness_destroy(h);
-}
-
 /*  The next frame the broker sends on dealer, or NULL after timeout_ms. */
 static Caveat__Wire__Frame *next_frame(zsock_t *dealer, int timeout_ms)
 {
