@@ -200,13 +200,6 @@ static const char *scalar_text(struct fy_node *node)
     return fy_node_get_scalar0(node);
 }
 
-static void id_error(cv_error_t *err, struct fy_node *id, const char *file)
-{
-    int line = 0, col = 0;
-    cv_node_position(id, &line, &col);
-    cv_error_set(err, file, line, col, "delivery.report_id: expected a string");
-}
-
 /*  One line of `caveat subscribe`: {"delivery": {...}, "report": {...}}. */
 static bool read_delivery(receipts_t *all, const char *label, const char *line, size_t len,
                           const char *file)
@@ -222,7 +215,7 @@ static bool read_delivery(receipts_t *all, const char *label, const char *line, 
     cv_error_t err = {""};
     const char *report_id = scalar_text(id);
     if (id && !report_id)
-        id_error(&err, id, file);
+        cv_error_at(&err, file, id, "delivery.report_id: expected a string");
     ProtobufCMessage *view = report_id && report
                                  ? cv_json_from_node(cv_schema_report(), report,
                                                      CV_JSON_TYPED | CV_JSON_VIEW, file, &err)

@@ -78,15 +78,11 @@ static bool bad(const runner_t *r, struct fy_node *at, const char *fmt, ...)
 
 static bool bad(const runner_t *r, struct fy_node *at, const char *fmt, ...)
 {
-    char what[400];
+    cv_error_t err;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
+    cv_error_vat(&err, r->file, at, fmt, ap);
     va_end(ap);
-    int line = 0, col = 0;
-    cv_node_position(at, &line, &col);
-    cv_error_t err;
-    cv_error_set(&err, r->file, line, col, "%s", what);
     fprintf(r->options->err, "%s\n", err.msg);
     return false;
 }

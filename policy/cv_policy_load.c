@@ -41,15 +41,10 @@ static bool fail(loader_t *l, struct fy_node *at, const char *fmt, ...)
 
 static bool fail(loader_t *l, struct fy_node *at, const char *fmt, ...)
 {
-    char what[400];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
+    cv_error_vat(l->err, l->file, at, fmt, ap);
     va_end(ap);
-    int line = 0, col = 0;
-    if (at)
-        cv_node_position(at, &line, &col);
-    cv_error_set(l->err, l->file, line, col, "%s", what);
     return false;
 }
 

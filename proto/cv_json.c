@@ -266,6 +266,24 @@ void cv_node_position(struct fy_node *node, int *line, int *col)
     }
 }
 
+void cv_error_vat(cv_error_t *err, const char *file, struct fy_node *node, const char *fmt,
+                  va_list ap)
+{
+    char what[400];
+    vsnprintf(what, sizeof what, fmt, ap);
+    int line = 0, col = 0;
+    cv_node_position(node, &line, &col);
+    cv_error_set(err, file, line, col, "%s", what);
+}
+
+void cv_error_at(cv_error_t *err, const char *file, struct fy_node *node, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    cv_error_vat(err, file, node, fmt, ap);
+    va_end(ap);
+}
+
 /* ------------------------------------------------------------------------ */
 /*  Reading */
 

@@ -7,6 +7,7 @@
 #ifndef CV_PROTO_H
 #define CV_PROTO_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -188,6 +189,11 @@ const char *cv_text_check(const char *buf, size_t len, int *line, int *col);
  *  alias resolution, the key that holds it, or else its parent's. 0 when
  *  nothing has a position.                                                 */
 void cv_node_position(struct fy_node *node, int *line, int *col);
+/*  cv_error_set at node's position (cv_node_position; NULL: none). */
+void cv_error_at(cv_error_t *err, const char *file, struct fy_node *node, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void cv_error_vat(cv_error_t *err, const char *file, struct fy_node *node, const char *fmt,
+                  va_list ap) __attribute__((format(printf, 4, 0)));
 
 /*  A libfyaml diagnostic object that collects errors (for FILE:LINE:COL
  *  messages) and prints nothing; NULL when out of memory.                 */
