@@ -10,7 +10,8 @@ static const char usage[] =
     "usage: caveatd --policy FILE --endpoint EP --cert BROKER.cert_secret --data DIR\n"
     "               [--sync full|normal|off] [--max-frame BYTES] [--max-reports N]\n"
     "               [--ack-timeout SECONDS] [--max-pending N] [--handshake-timeout SECONDS]\n"
-    "               [--clock-skew SECONDS] [--verbose] [--help] [--version]\n";
+    "               [--clock-skew SECONDS] [--disk-reserve MB] [--verbose] [--help]\n"
+    "               [--version]\n";
 
 static int bad_option(const char *option, const char *expected, const char *value)
 {
@@ -34,6 +35,7 @@ static int parse(int argc, char **argv, cv_broker_config_t *config)
                                             {"version", no_argument, NULL, 'V'},
                                             {"max-pending", required_argument, NULL, 'n'},
                                             {"handshake-timeout", required_argument, NULL, 't'},
+                                            {"disk-reserve", required_argument, NULL, 'D'},
                                             {NULL, 0, NULL, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
@@ -92,6 +94,11 @@ static int parse(int argc, char **argv, cv_broker_config_t *config)
             config->clock_skew_s = atoi(optarg);
             if (config->clock_skew_s < 1 || config->clock_skew_s > 365 * 86400)
                 return bad_option("--clock-skew", "from 1 second to a year", optarg);
+            break;
+        case 'D':
+            config->disk_reserve_mb = atoi(optarg);
+            if (config->disk_reserve_mb < 1 || config->disk_reserve_mb > 65536)
+                return bad_option("--disk-reserve", "from 1 to 65536 (MB)", optarg);
             break;
         case 'h':
             fputs(usage, stdout);

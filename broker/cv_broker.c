@@ -29,6 +29,7 @@
 #include "cv_log.h"
 #include "cv_queue.h"
 #include "cv_selftest.h"
+#include "cv_space.h"
 #include "cv_zap.h"
 
 #define DEFAULT_MAX_FRAME  (1024 * 1024)
@@ -43,19 +44,20 @@
 #define SAVE_INTERVAL_MS   100               /* acknowledgements are saved this often */
 #define DROPS_PER_PUMP     2048              /* reports a pump may drop (a store write each) */
 /* Bounds on what one agency can make the broker do (docs/operations.md, "Limits") */
-#define DEFAULT_MAX_REPORTS 500   /* reports one Publish may hold */
-#define DEFAULT_CLOCK_SKEW  86400 /* seconds a report's created may be ahead of the clock */
-#define REPORTS_PER_TURN    4000  /* reports handled per transaction */
-#define PEER_SNDHWM         64    /* messages queued toward one connection; past it, it is gone */
-#define PEER_RCVHWM         8     /* frames read ahead from one connection (libcaveat sends 8) */
-#define HELLOS_PER_SECOND   10    /* on one connection */
-#define ERRORS_PER_SECOND   20    /* Error frames to one agency's connections without a session */
-#define ZAP_EVERY           64    /* messages handled between two looks at ZAP */
-#define FRAMES_PER_AGENCY   128   /* frames one agency may have handled in a turn */
-#define CREATED_FLOOR       946684800         /* 2000-01-01T00:00:00Z: no report is older */
-#define CLOCK_KEY           "retention_clock" /* meta: the time retention last trusted */
-#define CLOCK_JUMP_SLACK    300               /* seconds the wall clock may drift */
-#define CLOCK_DOWNTIME_MAX  (7 * 86400)       /* a restart this much later is believed */
+#define DEFAULT_MAX_REPORTS  500   /* reports one Publish may hold */
+#define DEFAULT_CLOCK_SKEW   86400 /* seconds a report's created may be ahead of the clock */
+#define REPORTS_PER_TURN     4000  /* reports handled per transaction */
+#define PEER_SNDHWM          64    /* messages queued toward one connection; past it, it is gone */
+#define PEER_RCVHWM          8     /* frames read ahead from one connection (libcaveat sends 8) */
+#define HELLOS_PER_SECOND    10    /* on one connection */
+#define ERRORS_PER_SECOND    20    /* Error frames to one agency's connections without a session */
+#define ZAP_EVERY            64    /* messages handled between two looks at ZAP */
+#define FRAMES_PER_AGENCY    128   /* frames one agency may have handled in a turn */
+#define CREATED_FLOOR        946684800          /* 2000-01-01T00:00:00Z: no report is older */
+#define CLOCK_KEY            "retention_clock"  /* meta: the time retention last trusted */
+#define CLOCK_JUMP_SLACK     300                /* seconds the wall clock may drift */
+#define CLOCK_DOWNTIME_MAX   (7 * 86400)        /* a restart this much later is believed */
+#define DEFAULT_DISK_RESERVE (64 * 1024 * 1024) /* bytes kept for deliveries on a full disk */
 
 /* wire.proto's ErrorCode */
 #define E_BAD_FRAME   CAVEAT__WIRE__ERROR_CODE__BAD_FRAME
@@ -115,6 +117,7 @@ typedef struct {
     bool dirty;        /* may have something to send */
     bool publish_only; /* Hello.credit 0: no queue, no deliveries */
     int64_t progress;  /* when it last acknowledged, or was first sent to (ms) */
+    uint64_t acked;    /* the highest seq it acknowledged: kept across a rolled-back turn */
     cv_queue_t *queue; /* the queue it serves (owned by the broker); NULL until resolved */
 } session_t;
 
@@ -146,6 +149,7 @@ struct cv_broker_t {
     cv_policy_t *policy;
     uint8_t pseudonym_key[CV_KEY_BYTES];
     cv_store_t *store;
+    cv_space_t *space; /* the disk under the store: publishes stop before deliveries do */
     cv_zap_t *zap;
     zsock_t *router;
     cv_guard_t *guard;  /* bounds the router's connections still in their handshake */
@@ -191,7 +195,7 @@ struct cv_broker_t {
     } pack; /* reused, so delivering mallocs nothing once warm */
     struct {
         uint64_t published, refused, delivered, resent, dropped, revoked, reloads, reload_failures,
-            purged, limited, foreign, quarantined;
+            purged, limited, foreign, quarantined, refused_no_space;
     } stats;
 };
 
@@ -244,8 +248,10 @@ static bool load_pseudonym_key(cv_broker_t *self, cv_error_t *err)
                        fsync(fd) == 0;
         if (fd >= 0)
             close(fd);
-        if (!written)
+        if (!written) { /* no half a key left for the next start to refuse */
             cv_error_set(err, path, 0, 0, "cannot create: %s", strerror(errno));
+            unlink(path);
+        }
         return written;
     }
     struct stat st;
@@ -258,6 +264,27 @@ static bool load_pseudonym_key(cv_broker_t *self, cv_error_t *err)
     return ok;
 }
 
+/*  why: what made the disk short (a free space, a failed write). */
+static void log_disk_short(cv_broker_t *self, const char *why)
+{
+    cv_log_info(self->log,
+                "disk: %s under %s (reserve %llu bytes): publishes are refused until %llu bytes "
+                "are free; deliveries go on",
+                why, self->config.data_dir, (unsigned long long)cv_space_reserve(self->space),
+                (unsigned long long)cv_space_resume_at(self->space));
+}
+
+static void log_disk_space(cv_broker_t *self)
+{
+    char why[64];
+    snprintf(why, sizeof why, "%llu bytes free", (unsigned long long)cv_space_free(self->space));
+    if (cv_space_short(self->space))
+        log_disk_short(self, why);
+    else
+        cv_log_info(self->log, "disk: %s under %s: publishes are taken again", why,
+                    self->config.data_dir);
+}
+
 static bool open_data(cv_broker_t *self, cv_error_t *err)
 {
     const char *dir = self->config.data_dir;
@@ -265,9 +292,22 @@ static bool open_data(cv_broker_t *self, cv_error_t *err)
         cv_error_set(err, dir, 0, 0, "cannot create: %s", strerror(errno));
         return false;
     }
-    if (!load_pseudonym_key(self, err))
+    uint64_t reserve = self->config.disk_reserve_mb ? (uint64_t)self->config.disk_reserve_mb << 20
+                                                    : DEFAULT_DISK_RESERVE;
+    /* first: on a full disk, an earlier run's reserve is what lets the
+     * store open */
+    self->space = cv_space_new(dir, reserve, err);
+    if (!self->space)
         return false;
-    self->store = cv_store_open(dir, self->config.sync, err);
+    if (load_pseudonym_key(self, err))
+        self->store = cv_store_open(dir, self->config.sync, err);
+    if (!self->store && cv_space_short(self->space)) {
+        cv_error_t why = *err;
+        cv_error_set(err, NULL, 0, 0, "%s; the disk holding %s is full (%llu bytes free)", why.msg,
+                     dir, (unsigned long long)cv_space_free(self->space));
+    }
+    if (self->store && cv_space_short(self->space))
+        log_disk_space(self);
     return self->store != NULL;
 }
 
@@ -501,6 +541,7 @@ void cv_broker_destroy(cv_broker_t **self_p)
     zsock_destroy(&self->router);
     cv_zap_destroy(&self->zap);
     cv_store_close(&self->store);
+    cv_space_destroy(&self->space);
     cv_policy_destroy(&self->policy);
     cv_decision_destroy(&self->decision);
     cv_log_destroy(&self->log);
@@ -848,17 +889,27 @@ static cv_queue_t *add_queue(cv_broker_t *self, int64_t id, const char *agency, 
     return q;
 }
 
-/*  The queue (agency, feed), made (in the store too) on first use. */
-static cv_queue_t *queue_of(cv_broker_t *self, const char *agency, const char *feed,
-                            cv_error_t *err)
+/*  The queue (agency, feed) if there is one; *named false when its name
+ *  could not be made (out of memory). */
+static cv_queue_t *queue_find(cv_broker_t *self, const char *agency, const char *feed, bool *named)
 {
     queue_name_t name;
     const char *key = queue_name(&name, agency, feed);
     cv_queue_t *q = key ? zhashx_lookup(self->queues, key) : NULL;
     queue_name_free(&name);
-    if (!key)
+    *named = key != NULL;
+    return q;
+}
+
+/*  The queue (agency, feed), made (in the store too) on first use. */
+static cv_queue_t *queue_of(cv_broker_t *self, const char *agency, const char *feed,
+                            cv_error_t *err)
+{
+    bool named;
+    cv_queue_t *q = queue_find(self, agency, feed, &named);
+    if (!named)
         self->store_failed = true; /* out of memory: the turn fails, nothing is lost */
-    if (q || !key)
+    if (q || !named)
         return q;
     /* nothing routed before it can be for it */
     int64_t id = cv_store_queue(self->store, agency, feed, self->max_report, err);
@@ -1054,6 +1105,16 @@ static const uint8_t *report_digest(const Caveat__Report *report, uint8_t digest
     return digest;
 }
 
+/*  A write failed for want of space: publishes stop here, and the
+ *  reserve goes to what deliveries and acknowledgements write. */
+static void disk_exhausted(cv_broker_t *self)
+{
+    bool was_short = cv_space_short(self->space);
+    cv_space_exhausted(self->space);
+    if (!was_short)
+        log_disk_short(self, "a write failed for want of space");
+}
+
 /*  Checks, stores and routes one report; fills its result. Returns the
  *  rowid of a report stored now, else 0. The report was unpacked into the
  *  cache's arena: what is set in it is allocated there too. */
@@ -1083,6 +1144,12 @@ static int64_t accept_report(cv_broker_t *self, const char *sender, Caveat__Repo
         set_result(result, CAVEAT__WIRE__STATUS__REFUSED_INVALID, report->id, err.msg);
         return 0;
     }
+    if (cv_space_short(self->space)) {
+        self->stats.refused_no_space++;
+        set_result(result, CAVEAT__WIRE__STATUS__REFUSED_UNAVAILABLE, report->id,
+                   "the broker's disk is full; retry later");
+        return 0;
+    }
     if (!cv_timestamp_parse(report->created, &stored.created)) {
         /* no creation time: the broker's acceptance time stands in. A
          * retry of this report must still be the same report, so it is
@@ -1106,14 +1173,18 @@ static int64_t accept_report(cv_broker_t *self, const char *sender, Caveat__Repo
     }
     if (put == CV_PUT_NEW && !route(self, report, rowid, &err))
         put = CV_PUT_FAILED;
-    /* a failed write may have taken the whole transaction with it (SQLite
-     * rolls back on a full disk): the turn must not commit or acknowledge */
+    if ((put == CV_PUT_UNDONE || put == CV_PUT_FAILED) && cv_store_no_space(self->store))
+        disk_exhausted(self);
+    /* a failed write that took the whole transaction with it (SQLite rolls
+     * back by itself on some errors), or one after the report's queues
+     * were touched: the turn must not commit or acknowledge. A report
+     * undone alone is refused alone. */
     if (put == CV_PUT_FAILED)
         self->store_failed = true;
     if (put == CV_PUT_CONFLICT)
         set_result(result, CAVEAT__WIRE__STATUS__REFUSED_DUPLICATE, report->id,
                    "the id names another of this agency's reports");
-    else if (put == CV_PUT_FAILED)
+    else if (put == CV_PUT_FAILED || put == CV_PUT_UNDONE)
         set_result(result, CAVEAT__WIRE__STATUS__REFUSED_UNAVAILABLE, report->id, err.msg);
     else
         set_result(result, CAVEAT__WIRE__STATUS__OK, report->id, NULL);
@@ -1438,6 +1509,8 @@ static void on_ack(cv_broker_t *self, session_t *s, const Caveat__Wire__Delivery
         return;
     }
     size_t acked = cv_queue_ack(q, ack->up_to);
+    if (ack->up_to > s->acked)
+        s->acked = ack->up_to;
     self->unsaved = self->unsaved || acked > 0;
     s->progress = zclock_mono();
     session_acked(s, ack->up_to);
@@ -1514,6 +1587,9 @@ static char *stats_json(cv_broker_t *self)
     FIELD("limited", self->stats.limited);
     FIELD("foreign", self->stats.foreign);
     FIELD("quarantined", self->stats.quarantined);
+    FIELD("refused_no_space", self->stats.refused_no_space);
+    FIELD("disk_short", cv_space_short(self->space));
+    FIELD("disk_free", cv_space_free(self->space));
     FIELD("log_suppressed", cv_log_suppressed(self->log));
     FIELD("zap_admitted", cv_zap_admitted(self->zap));
     FIELD("zap_refused", cv_zap_refused(self->zap));
@@ -2068,12 +2144,29 @@ static void reload_queues(cv_broker_t *self)
         cv_log_info(self->log, "%s; trying again", err.msg);
 }
 
+/*  An acknowledgement is the client's word that it has a delivery: it
+ *  stands whatever the store lost, and a queue read back from the store
+ *  (which saves acknowledgements every SAVE_INTERVAL_MS) takes it again,
+ *  or the outage would send again what was acknowledged during it. */
+static void reapply_acks(cv_broker_t *self)
+{
+    bool named;
+    for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions)) {
+        /* found, not made: outside the transaction nothing is written */
+        cv_queue_t *q = s->acked ? queue_find(self, s->agency, s->feed, &named) : NULL;
+        if (q && s->acked <= cv_queue_last_seq(q) && cv_queue_ack(q, s->acked) > 0)
+            self->unsaved = true;
+    }
+}
+
 /*  After a failed commit nothing of the turn happened: publishes are
  *  refused as unavailable, deliveries are not sent, and every session
  *  starts again from what the store holds. */
 static void turn_failed(cv_broker_t *self, const char *why)
 {
     cv_log_info(self->log, "store: %s", why);
+    if (cv_store_no_space(self->store))
+        disk_exhausted(self);
     cv_store_rollback(self->store);
     /* a store that keeps failing must not make the loop spin: wait a
      * little longer after each failure in a row (100, 200, 400 ms, then a
@@ -2085,6 +2178,8 @@ static void turn_failed(cv_broker_t *self, const char *why)
          p = zlistx_next(self->pending_acks))
         for (size_t i = 0; i < p->ack.n_results; i++)
             if (p->ack.results[i]->status == CAVEAT__WIRE__STATUS__OK) {
+                self->stats.published--; /* counted when it was taken */
+                self->stats.refused++;
                 p->ack.results[i]->status = CAVEAT__WIRE__STATUS__REFUSED_UNAVAILABLE;
                 free(p->ack.results[i]->reason);
                 p->ack.results[i]->reason = cv_xstrdup("the store could not commit; retry");
@@ -2095,6 +2190,7 @@ static void turn_failed(cv_broker_t *self, const char *why)
     /* rows made in the rolled-back turn are gone: so must be their mirrors */
     cv_cache_forget(self->cache);
     reload_queues(self);
+    reapply_acks(self);
 }
 
 /*  A connection that cannot take a message (gone, or PEER_SNDHWM messages
@@ -2198,6 +2294,8 @@ static bool begin_turn(cv_broker_t *self)
         zclock_sleep(100); /* the store is failing: do not spin */
         return false;
     }
+    if (cv_space_check(self->space, false))
+        log_disk_space(self);
     cv_cache_next_turn(self->cache);
     self->turn_reports = 0;
     self->turns++;
@@ -2222,6 +2320,11 @@ static void end_turn(cv_broker_t *self)
     if (!cv_store_checkpoint_when_due(self->store, &err) &&
         rate_allows(&self->checkpoint_failures, 1))
         cv_log_info(self->log, "store: %s", err.msg);
+    /* on a short disk the WAL is emptied after every commit: a WAL
+     * checkpointed whole starts again from its beginning, into space it
+     * holds already, where a growing one would need more */
+    if (cv_space_short(self->space))
+        cv_store_checkpoint(self->store);
 }
 
 static void turn(cv_broker_t *self, bool readable)

@@ -190,6 +190,7 @@ struct cv_store_t {
     uint64_t commits;      /* commits that wrote something: their numbers */
     int64_t changes;       /* rows changed by all commits so far */
     uint64_t checkpointed; /* the commit number when a checkpoint was last asked for */
+    bool no_space;         /* a write failed for want of disk space since the last begin */
 };
 
 static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int pages)
@@ -199,8 +200,19 @@ static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int pages)
     return SQLITE_OK;
 }
 
+/*  SQLite says SQLITE_FULL for a short write, and an I/O error with the
+ *  system's errno for a write that wrote nothing. */
+static bool for_want_of_space(sqlite3 *db)
+{
+    int errno_was = sqlite3_system_errno(db);
+    return sqlite3_errcode(db) == SQLITE_FULL ||
+           ((sqlite3_errcode(db) == SQLITE_IOERR || sqlite3_errcode(db) == SQLITE_CANTOPEN) &&
+            (errno_was == ENOSPC || errno_was == EDQUOT || errno_was == EFBIG));
+}
+
 static bool db_error(cv_store_t *self, cv_error_t *err, const char *what)
 {
+    self->no_space = self->no_space || for_want_of_space(self->db);
     cv_error_set(err, NULL, 0, 0, "store: %s: %s", what, sqlite3_errmsg(self->db));
     return false;
 }
@@ -293,7 +305,13 @@ static bool check_format(cv_store_t *self, const char *path, cv_error_t *err)
             SQLITE_OK ||
         sqlite3_step(s) != SQLITE_ROW) {
         sqlite3_finalize(s);
-        cv_error_set(err, path, 0, 0, "not a caveat store (%s)", sqlite3_errmsg(self->db));
+        /* a file SQLite cannot read is no store; one it cannot get at is
+         * a disk or I/O problem, and says so */
+        int rc = sqlite3_errcode(self->db);
+        bool unreadable = rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT;
+        cv_error_set(err, path, 0, 0, "%s (%s)",
+                     unreadable ? "not a caveat store" : "cannot read the store",
+                     sqlite3_errmsg(self->db));
         return false;
     }
     tables = sqlite3_column_int(s, 0);
@@ -513,6 +531,7 @@ bool cv_store_begin(cv_store_t *self, cv_error_t *err)
 {
     (void)err;
     self->wanted = true;
+    self->no_space = false;
     return true;
 }
 
@@ -587,6 +606,26 @@ void cv_store_rollback(cv_store_t *self)
         run(self, S_ROLLBACK, NULL);
 }
 
+/* ------------------------------------------------------------------------ */
+/*  Changes made of several statements: whole, or not at all.               */
+
+/*  A savepoint inside the caller's transaction (or a transaction of its
+ *  own outside one): a change that fails half way takes back its first
+ *  half even if the caller commits. */
+static bool whole_begin(cv_store_t *self, cv_error_t *err)
+{
+    return writing(self, err) && run(self, S_SAVEPOINT, err);
+}
+
+static bool whole_end(cv_store_t *self, bool ok, cv_error_t *err)
+{
+    if (sqlite3_get_autocommit(self->db))
+        return ok; /* SQLite rolled everything back by itself */
+    if (!ok)
+        run(self, S_UNDO, NULL);
+    return run(self, S_RELEASE, ok ? err : NULL) && ok;
+}
+
 /*  (originator, id) already stored: the same report again (a retried
  *  publish, whatever the broker stamped into it since) or a conflict. */
 static cv_put_t compare_stored(cv_store_t *self, const cv_stored_report_t *report,
@@ -607,10 +646,21 @@ static cv_put_t compare_stored(cv_store_t *self, const cv_stored_report_t *repor
     return same ? CV_PUT_SAME : CV_PUT_CONFLICT;
 }
 
+/*  The insert runs in a savepoint: when it fails and SQLite kept the
+ *  transaction, the report alone is undone and the turn carries on. */
+static cv_put_t put_failed(cv_store_t *self, cv_error_t *err)
+{
+    bool kept = !sqlite3_get_autocommit(self->db);
+    whole_end(self, false, NULL);
+    if (!kept)
+        cv_error_set(err, NULL, 0, 0, "%s; the transaction was rolled back", err->msg);
+    return kept ? CV_PUT_UNDONE : CV_PUT_FAILED;
+}
+
 cv_put_t cv_store_put_report(cv_store_t *self, const cv_stored_report_t *report,
                              const uint8_t *body, size_t len, int64_t *rowid, cv_error_t *err)
 {
-    if (!writing(self, err))
+    if (!whole_begin(self, err))
         return CV_PUT_FAILED;
     uint8_t checksum[CV_DIGEST_BYTES];
     blake2b(checksum, body, len);
@@ -630,9 +680,17 @@ cv_put_t cv_store_put_report(cv_store_t *self, const cv_stored_report_t *report,
         db_error(self, err, "store report");
     sqlite3_reset(s);
     *rowid = sqlite3_last_insert_rowid(self->db);
-    if (rc == SQLITE_DONE)
-        return CV_PUT_NEW;
-    return taken ? compare_stored(self, report, digest, rowid, err) : CV_PUT_FAILED;
+    cv_put_t put = rc == SQLITE_DONE ? CV_PUT_NEW
+                   : taken           ? compare_stored(self, report, digest, rowid, err)
+                                     : CV_PUT_FAILED;
+    if (put == CV_PUT_FAILED)
+        return put_failed(self, err);
+    return whole_end(self, true, err) ? put : put_failed(self, err);
+}
+
+bool cv_store_no_space(const cv_store_t *self)
+{
+    return self->no_space;
 }
 
 int64_t cv_store_queue(cv_store_t *self, const char *agency, const char *feed, int64_t done,
@@ -925,26 +983,6 @@ int cv_store_get_report(cv_store_t *self, int64_t report, uint8_t **body, size_t
         found = -1;
     sqlite3_reset(s);
     return found;
-}
-
-/* ------------------------------------------------------------------------ */
-/*  Changes made of several statements: whole, or not at all.               */
-
-/*  A savepoint inside the caller's transaction (or a transaction of its
- *  own outside one): a change that fails half way takes back its first
- *  half even if the caller commits. */
-static bool whole_begin(cv_store_t *self, cv_error_t *err)
-{
-    return writing(self, err) && run(self, S_SAVEPOINT, err);
-}
-
-static bool whole_end(cv_store_t *self, bool ok, cv_error_t *err)
-{
-    if (sqlite3_get_autocommit(self->db))
-        return ok; /* SQLite rolled everything back by itself */
-    if (!ok)
-        run(self, S_UNDO, NULL);
-    return run(self, S_RELEASE, ok ? err : NULL) && ok;
 }
 
 /*  A report's row and its route, gone: no queue is built with it again. */

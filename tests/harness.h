@@ -26,6 +26,16 @@ void harness_write_policy(harness_t *self, const char *text);
  *  with from now on; 0, the default: the harness's own. */
 void harness_set_nofile(harness_t *self, int limit);
 
+/*  DIR/data on a disk of its own, of bytes (a tmpfs, in a mount
+ *  namespace of the test process's own). Call before the first start.
+ *  False where the test may not mount (not root, no user namespaces):
+ *  the caller skips. */
+bool harness_small_disk(harness_t *self, size_t bytes);
+/*  Fills that disk (DIR/data/filler, written until it is full): how many
+ *  bytes it took. harness_free_disk removes the filler. */
+size_t harness_fill_disk(harness_t *self);
+void harness_free_disk(harness_t *self);
+
 /*  Starts caveatd on DIR/policy.yaml and DIR/data, with extra arguments
  *  (NULL-terminated list, may be empty); waits until it is ready. */
 bool harness_start(harness_t *self, const char *const *extra);
