@@ -114,11 +114,14 @@ typedef struct {
     } out;          /* what the credit counts: see in_flight() */
     bool resending; /* still resending what an earlier session left unacknowledged */
     uint64_t resent_up_to;
-    bool dirty;        /* may have something to send */
-    bool publish_only; /* Hello.credit 0: no queue, no deliveries */
-    int64_t progress;  /* when it last acknowledged, or was first sent to (ms) */
-    uint64_t acked;    /* the highest seq it acknowledged: kept across a rolled-back turn */
-    cv_queue_t *queue; /* the queue it serves (owned by the broker); NULL until resolved */
+    bool dirty;           /* may have something to send */
+    bool publish_only;    /* Hello.credit 0: no queue, no deliveries */
+    int64_t progress;     /* when it last acknowledged, or was first sent to (ms) */
+    int64_t stalled;      /* when a delivery first found its connection full, since it last
+                             acknowledged (ms); 0: not */
+    int64_t paused_until; /* no pump before (ms): its connection was full */
+    uint64_t acked;       /* the highest seq it acknowledged: kept across a rolled-back turn */
+    cv_queue_t *queue;    /* the queue it serves (owned by the broker); NULL until resolved */
 } session_t;
 
 /*  An admin request that needs the store to itself (backup, purge): it
@@ -285,6 +288,33 @@ static void log_disk_space(cv_broker_t *self)
                     self->config.data_dir);
 }
 
+/*  On a short disk the WAL is kept to a quarter of the reserve: a WAL
+ *  checkpointed whole starts again from its beginning, into space it
+ *  holds already, where a growing one would need more. */
+static void limit_wal(cv_broker_t *self)
+{
+    bool is_short = cv_space_short(self->space);
+    cv_store_limit_wal(self->store, is_short ? cv_space_reserve(self->space) / 4 : 0);
+}
+
+static void disk_changed(cv_broker_t *self)
+{
+    log_disk_space(self);
+    limit_wal(self);
+}
+
+/*  A write failed for want of space: publishes stop here, and the
+ *  reserve goes to what deliveries and acknowledgements write. */
+static void disk_exhausted(cv_broker_t *self)
+{
+    bool was_short = cv_space_short(self->space);
+    cv_space_exhausted(self->space);
+    if (!was_short) {
+        log_disk_short(self, "a write failed for want of space");
+        limit_wal(self);
+    }
+}
+
 static bool open_data(cv_broker_t *self, cv_error_t *err)
 {
     const char *dir = self->config.data_dir;
@@ -307,7 +337,7 @@ static bool open_data(cv_broker_t *self, cv_error_t *err)
                      dir, (unsigned long long)cv_space_free(self->space));
     }
     if (self->store && cv_space_short(self->space))
-        log_disk_space(self);
+        disk_changed(self);
     return self->store != NULL;
 }
 
@@ -581,17 +611,20 @@ static zmsg_t *frame_message(const zframe_t *routing, const Caveat__Wire__Frame 
 }
 
 /*  Sends now; a peer that is gone or full loses the message (counted). */
-static bool send_now(cv_broker_t *self, zmsg_t **msg)
+/*  0 when sent; else errno: EHOSTUNREACH for a connection that is gone,
+ *  EAGAIN for one PEER_SNDHWM messages behind (ROUTER_MANDATORY). */
+static int send_now(cv_broker_t *self, zmsg_t **msg)
 {
     if (!self->router) { /* offline (cv_broker_feed): nowhere to send */
         zmsg_destroy(msg);
-        return true;
+        return 0;
     }
     if (zmsg_send(msg, self->router) == 0)
-        return true;
+        return 0;
+    int failure = errno;
     zmsg_destroy(msg);
     self->stats.dropped++;
-    return false;
+    return failure ? failure : EAGAIN;
 }
 
 static void send_frame(cv_broker_t *self, const zframe_t *routing, const Caveat__Wire__Frame *frame)
@@ -1105,16 +1138,6 @@ static const uint8_t *report_digest(const Caveat__Report *report, uint8_t digest
     return digest;
 }
 
-/*  A write failed for want of space: publishes stop here, and the
- *  reserve goes to what deliveries and acknowledgements write. */
-static void disk_exhausted(cv_broker_t *self)
-{
-    bool was_short = cv_space_short(self->space);
-    cv_space_exhausted(self->space);
-    if (!was_short)
-        log_disk_short(self, "a write failed for want of space");
-}
-
 /*  Checks, stores and routes one report; fills its result. Returns the
  *  rowid of a report stored now, else 0. The report was unpacked into the
  *  cache's arena: what is set in it is allocated there too. */
@@ -1459,6 +1482,10 @@ static void save_queues(cv_broker_t *self, bool now)
 
 static void pump(cv_broker_t *self, session_t *s)
 {
+    if (s->paused_until) {
+        s->dirty = false; /* resend_overdue marks it when the pause ends */
+        return;
+    }
     size_t room = s->credit > in_flight(s) ? s->credit - in_flight(s) : 0;
     if (room > PUMP_MAX)
         room = PUMP_MAX;
@@ -1513,6 +1540,7 @@ static void on_ack(cv_broker_t *self, session_t *s, const Caveat__Wire__Delivery
         s->acked = ack->up_to;
     self->unsaved = self->unsaved || acked > 0;
     s->progress = zclock_mono();
+    s->stalled = 0; /* it reads */
     session_acked(s, ack->up_to);
 }
 
@@ -2193,19 +2221,58 @@ static void turn_failed(cv_broker_t *self, const char *why)
     reapply_acks(self);
 }
 
-/*  A connection that cannot take a message (gone, or PEER_SNDHWM messages
- *  behind) loses its session: it is not reading, and nothing more is
- *  queued for it. Its deliveries stay in flight for the queue's next
- *  session. */
-static void end_session_by_serial(cv_broker_t *self, uint64_t serial)
+static session_t *session_by_serial(cv_broker_t *self, uint64_t serial)
 {
     for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
-        if (s->serial == serial) {
-            cv_log_agency(self->log, s->agency, false,
-                          "session of %s ended: its connection takes nothing more", s->agency);
-            end_session(self, s);
-            return;
-        }
+        if (s->serial == serial)
+            return s;
+    return NULL;
+}
+
+/*  Deliveries of a session still to go out: dropped, they stay in flight. */
+static void forget_deliveries_of(cv_broker_t *self, uint64_t serial)
+{
+    zlistx_t *lists[] = {self->outbox, self->held};
+    for (size_t i = 0; i < sizeof lists / sizeof *lists; i++)
+        for (held_t *h = zlistx_first(lists[i]); h; h = zlistx_next(lists[i]))
+            if (h->session == serial && h->delivery) {
+                zlistx_detach_cur(lists[i]); /* the cursor stays valid for next */
+                zmsg_destroy(&h->msg);
+                free(h);
+            }
+}
+
+#define STALL_PAUSE_MS 100 /* a full connection is sent nothing more for this long */
+
+/*  A message for a session that its connection did not take. A delivery
+ *  that found the connection full (a reader that is slow, now) must not
+ *  leave a gap in what the client gets, or its next cumulative
+ *  acknowledgement would cover a delivery it never had: the session's
+ *  later deliveries are dropped too, it pauses, and then sends again all
+ *  it has in flight, in seq order (the client drops what it has). A
+ *  connection that is gone, that stays full for the ack timeout, or that
+ *  missed anything else (a PublishAck) loses its session: nothing more is
+ *  queued for it, and its deliveries stay in flight for the queue's next
+ *  session. */
+static void send_failed(cv_broker_t *self, uint64_t serial, bool delivery, int failure)
+{
+    session_t *s = session_by_serial(self, serial);
+    if (!s)
+        return;
+    int64_t now = zclock_mono();
+    if (failure == EAGAIN && delivery &&
+        (!s->stalled || now - s->stalled < self->config.ack_timeout_ms)) {
+        if (!s->stalled)
+            s->stalled = now;
+        forget_deliveries_of(self, serial);
+        session_resend_all(s);
+        s->dirty = false;
+        s->paused_until = now + STALL_PAUSE_MS;
+        return;
+    }
+    cv_log_agency(self->log, s->agency, false,
+                  "session of %s ended: its connection takes nothing more", s->agency);
+    end_session(self, s);
 }
 
 /*  Sends what waited for commits now on disk, in order. */
@@ -2216,10 +2283,11 @@ static void release_synced(cv_broker_t *self)
     while ((h = zlistx_first(self->held)) && h->commit <= synced) {
         zlistx_detach_cur(self->held);
         uint64_t session = h->session;
-        bool sent = send_now(self, &h->msg);
+        bool delivery = h->delivery;
+        int failure = send_now(self, &h->msg);
         free(h);
-        if (!sent && session)
-            end_session_by_serial(self, session);
+        if (failure && session)
+            send_failed(self, session, delivery, failure);
     }
 }
 
@@ -2295,7 +2363,7 @@ static bool begin_turn(cv_broker_t *self)
         return false;
     }
     if (cv_space_check(self->space, false))
-        log_disk_space(self);
+        disk_changed(self);
     cv_cache_next_turn(self->cache);
     self->turn_reports = 0;
     self->turns++;
@@ -2320,11 +2388,6 @@ static void end_turn(cv_broker_t *self)
     if (!cv_store_checkpoint_when_due(self->store, &err) &&
         rate_allows(&self->checkpoint_failures, 1))
         cv_log_info(self->log, "store: %s", err.msg);
-    /* on a short disk the WAL is emptied after every commit: a WAL
-     * checkpointed whole starts again from its beginning, into space it
-     * holds already, where a growing one would need more */
-    if (cv_space_short(self->space))
-        cv_store_checkpoint(self->store);
 }
 
 static void turn(cv_broker_t *self, bool readable)
@@ -2351,7 +2414,10 @@ static void resend_overdue(cv_broker_t *self)
 {
     int64_t now = zclock_mono();
     for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
-        if (in_flight(s) > 0 && now - s->progress > self->config.ack_timeout_ms) {
+        if (s->paused_until && now >= s->paused_until) {
+            s->paused_until = 0;
+            s->dirty = true; /* it resends what it has in flight */
+        } else if (in_flight(s) > 0 && now - s->progress > self->config.ack_timeout_ms) {
             self->stats.resent += in_flight(s);
             session_resend_all(s);
             s->progress = now;

@@ -191,6 +191,8 @@ struct cv_store_t {
     int64_t changes;       /* rows changed by all commits so far */
     uint64_t checkpointed; /* the commit number when a checkpoint was last asked for */
     bool no_space;         /* a write failed for want of disk space since the last begin */
+    int page_size;         /* bytes */
+    int wal_pages_busy;    /* the WAL is checkpointed in the thread past this many pages */
 };
 
 static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int pages)
@@ -357,6 +359,13 @@ static bool configure(cv_store_t *self, cv_sync_t sync, const char *path, cv_err
         return false;
     }
     sqlite3_busy_timeout(self->db, 5000);
+    sqlite3_stmt *s = NULL;
+    self->page_size = sqlite3_prepare_v2(self->db, "PRAGMA page_size", -1, &s, NULL) == SQLITE_OK &&
+                              sqlite3_step(s) == SQLITE_ROW
+                          ? sqlite3_column_int(s, 0)
+                          : 4096;
+    sqlite3_finalize(s);
+    cv_store_limit_wal(self, 0);
     /* checkpoints run when the broker asks (cv_store_checkpoint), in a
      * thread, not inside whichever commit crosses SQLite's threshold */
     sqlite3_wal_hook(self->db, on_wal_commit, self);
@@ -1080,8 +1089,14 @@ bool cv_store_checkpoint_now(cv_store_t *self, cv_error_t *err)
 /*  The WAL is emptied in the checkpointer's thread past WAL_PAGES_BUSY,
  *  and here and now past WAL_PAGES_MAX: a WAL that grows faster than the
  *  thread empties it would otherwise grow without bound. */
-#define WAL_PAGES_BUSY 4096  /* ~16 MB of WAL */
+#define WAL_BYTES_BUSY (16 * 1024 * 1024)
 #define WAL_PAGES_MAX  65536 /* ~256 MB */
+
+void cv_store_limit_wal(cv_store_t *self, uint64_t bytes)
+{
+    uint64_t pages = (bytes ? bytes : WAL_BYTES_BUSY) / (uint64_t)self->page_size;
+    self->wal_pages_busy = pages < 1 ? 1 : pages > WAL_PAGES_MAX ? WAL_PAGES_MAX : (int)pages;
+}
 
 bool cv_store_checkpoint_when_due(cv_store_t *self, cv_error_t *err)
 {
@@ -1092,7 +1107,7 @@ bool cv_store_checkpoint_when_due(cv_store_t *self, cv_error_t *err)
     }
     if (self->wal_pages > WAL_PAGES_MAX)
         return cv_store_checkpoint_now(self, err);
-    if (self->wal_pages > WAL_PAGES_BUSY)
+    if (self->wal_pages > self->wal_pages_busy)
         cv_store_checkpoint(self);
     return true;
 }

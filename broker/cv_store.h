@@ -178,6 +178,10 @@ bool cv_store_checkpoint_now(cv_store_t *self, cv_error_t *err);
  *  when that failed, or when a checkpoint in the thread failed since the
  *  last call (each failure is told once): the WAL is not being emptied. */
 bool cv_store_checkpoint_when_due(cv_store_t *self, cv_error_t *err);
+/*  How large the WAL may grow before cv_store_checkpoint_when_due empties
+ *  it in the thread; 0: the default, about 16 MB. A WAL checkpointed whole
+ *  starts again from its beginning, in space it holds already. */
+void cv_store_limit_wal(cv_store_t *self, uint64_t bytes);
 
 /*  The categories of stored reports (malloc'd strings in a malloc'd
  *  array): how many, or -1 (nothing to free) on an error. */
