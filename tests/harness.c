@@ -142,6 +142,51 @@ void harness_free_disk(harness_t *self)
     unlink(harness_path(self, "data/filler"));
 }
 
+void harness_shrink_filler(harness_t *self, size_t bytes)
+{
+    struct stat st;
+    const char *filler = harness_path(self, "data/filler");
+    if (stat(filler, &st) == 0)
+        truncate(filler, (size_t)st.st_size > bytes ? st.st_size - (off_t)bytes : 0);
+}
+
+bool harness_add_councils(harness_t *self, int n)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    FILE *in = fopen(harness_path(self, "policy.yaml"), "r");
+    bool ok = out && in;
+    char line[4096];
+    while (ok && fgets(line, sizeof line, in)) {
+        fputs(line, out);
+        if (strcmp(line, "agencies:\n") != 0)
+            continue;
+        for (int i = 0; ok && i < n; i++) {
+            zcert_t *cert = zcert_new();
+            char path[700];
+            snprintf(path, sizeof path, "%s/council-%d.cert", self->dir, i);
+            ok = cert && zcert_save(cert, path) == 0;
+            snprintf(path, sizeof path, "%s/council-%d.cert_secret", self->dir, i);
+            ok = ok && chmod(path, 0600) == 0;
+            if (ok)
+                fprintf(out,
+                        "  council-%d:\n    organisation: council-%d\n    type: local_authority\n"
+                        "    clearance: OFFICIAL-SENSITIVE\n    areas: [hull]\n    key: \"%s\"\n",
+                        i, i, zcert_public_txt(cert));
+            zcert_destroy(&cert);
+        }
+    }
+    if (in)
+        fclose(in);
+    if (out)
+        fclose(out);
+    if (ok)
+        harness_write_policy(self, text);
+    free(text);
+    return ok;
+}
+
 const char *harness_path(harness_t *self, const char *name)
 {
     snprintf(self->path, sizeof self->path, "%s/%s", self->dir, name);

@@ -86,40 +86,6 @@ static void test_a_reader_of_the_store_loses_nothing(void **state)
 
 enum { COUNCILS = 200 };
 
-/*  The example policy with COUNCILS more councils in Hull, council-N, each
- *  with a new key whose secret certificate is DIR/council-N.cert_secret. */
-static void write_policy_with_councils(harness_t *h)
-{
-    char *text = NULL;
-    size_t len = 0;
-    FILE *out = open_memstream(&text, &len);
-    FILE *in = fopen(harness_path(h, "policy.yaml"), "r");
-    assert_non_null(in);
-    char line[4096];
-    while (fgets(line, sizeof line, in)) {
-        fputs(line, out);
-        if (strcmp(line, "agencies:\n") != 0)
-            continue;
-        for (int i = 0; i < COUNCILS; i++) {
-            zcert_t *cert = zcert_new();
-            char path[700];
-            snprintf(path, sizeof path, "%s/council-%d.cert", harness_path(h, ""), i);
-            assert_int_equal(zcert_save(cert, path), 0);
-            snprintf(path, sizeof path, "%s/council-%d.cert_secret", harness_path(h, ""), i);
-            assert_int_equal(chmod(path, 0600), 0);
-            fprintf(out,
-                    "  council-%d:\n    organisation: council-%d\n    type: local_authority\n"
-                    "    clearance: OFFICIAL-SENSITIVE\n    areas: [hull]\n    key: \"%s\"\n",
-                    i, i, zcert_public_txt(cert));
-            zcert_destroy(&cert);
-        }
-    }
-    fclose(in);
-    fclose(out);
-    harness_write_policy(h, text);
-    free(text);
-}
-
 /*  COUNCILS subscribers say Hello and go without a word (libzmq tells a
  *  ROUTER nothing). The next report goes to every one of them: the sends
  *  fail, each session ends there, and nothing is resent to them after the
@@ -129,7 +95,7 @@ static void test_departed_subscribers_end_their_sessions(void **state)
     (void)state;
     harness_t *h = harness_new();
     assert_non_null(h);
-    write_policy_with_councils(h);
+    assert_true(harness_add_councils(h, COUNCILS));
     const char *const extra[] = {"--ack-timeout", "1", NULL};
     assert_true(harness_start(h, extra));
     for (int i = 0; i < COUNCILS; i++) {
