@@ -1285,23 +1285,40 @@ static const char *str(const char *s)
     return s ? s : "";
 }
 
-/*  "restriction A removes ...", or "restrictions A, B remove ...": every
- *  restriction that applied. */
+/*  True when restriction r denies a field that a matched entry shares or
+ *  masks: it took part in removing what the entries granted. */
+static bool removes_a_grant(const cv_decision_t *self, int r)
+{
+    const cv_policy_t *p = self->policy;
+    const uint8_t *denied = p->restrictions[r].grants;
+    for (int m = 0; m < self->n_matched; m++) {
+        const uint8_t *granted = p->entries[self->matched[m]].grants;
+        for (size_t i = 0; i < self->size; i++)
+            if (self->kind[i] == NODE_LEAF && denied[i] == CV_GRANT_DENY && goes(granted[i]))
+                return true;
+    }
+    return false;
+}
+
+/*  "restriction A removes ...", or "restrictions A, B remove ...": the
+ *  restrictions that denied something the entries granted. */
 static char *restricted_all_text(const cv_decision_t *self)
 {
     char *names = NULL;
     size_t size = 0;
+    int count = 0;
     FILE *out = open_memstream(&names, &size);
     if (!out)
         abort();
     for (int r = 0; r < self->n_restricted; r++)
-        fprintf(out, "%s%s", r ? ", " : "", self->policy->restrictions[self->restricted[r]].name);
+        if (removes_a_grant(self, self->restricted[r]))
+            fprintf(out, "%s%s", count++ ? ", " : "",
+                    self->policy->restrictions[self->restricted[r]].name);
     if (fclose(out) != 0)
         abort();
     char *text = format("%s %s remove%s every field the matching rules and screening entries "
                         "grant here",
-                        self->n_restricted > 1 ? "restrictions" : "restriction", names,
-                        self->n_restricted > 1 ? "" : "s");
+                        count > 1 ? "restrictions" : "restriction", names, count > 1 ? "" : "s");
     free(names);
     return text;
 }
