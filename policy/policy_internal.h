@@ -99,7 +99,7 @@ typedef struct {
     bool same_area;
 } cv_listed_t;
 
-/*  What cv_policy_decide reads of an agency, packed (40 bytes) in one
+/*  What cv_policy_decide reads of an agency, packed (44 bytes) in one
  *  array, with its lists in shared pools: an agency itself spans several
  *  cache lines and is cold when a report is decided for each in turn. The
  *  rules that may send to it are those of its type (type_rules[type_id],
