@@ -588,7 +588,7 @@ static bool load_fields(loader_t *l, struct fy_node *fields, cv_entry_t *entry, 
 /* ------------------------------------------------------------------------ */
 /*  Rules and screening entries.                                            */
 
-static void load_categories_all(const cv_policy_t *p, uint64_t *mask)
+static void every_category(const cv_policy_t *p, uint64_t *mask)
 {
     *mask |= p->n_categories == 64 ? UINT64_MAX : (UINT64_C(1) << p->n_categories) - 1;
 }
@@ -604,7 +604,7 @@ static bool load_categories(loader_t *l, struct fy_node *seq, uint64_t *mask, co
         if (!name)
             return false;
         if (strcmp(name, "*") == 0) { /* every category, as "*" means every field or area */
-            load_categories_all(l->policy, mask);
+            every_category(l->policy, mask);
             continue;
         }
         int id = cv_policy_category_find(l->policy, name);
@@ -794,7 +794,7 @@ static bool load_restriction(loader_t *l, struct fy_node *node, int index)
     if (categories && !load_categories(l, categories, &r->categories, label))
         return false;
     if (!categories) /* every category */
-        load_categories_all(p, &r->categories);
+        every_category(p, &r->categories);
     if (!load_agency_set(l, node, "from", &r->from, false, what) ||
         !load_agency_set(l, node, "to", &r->to, false, what) ||
         !load_agency_set(l, node, "except_to", &r->except_to, false, what))
