@@ -680,14 +680,11 @@ static bool some_leaf_goes(const cv_decision_t *self)
     return false;
 }
 
-/*  Semantics 10: after the union, the restrictions that apply cap it.
- *  Whether they took away all there was is noted for the reason. */
+/*  Semantics 10: after the union, the restrictions that apply cap it. */
 static void apply_restrictions(cv_decision_t *self)
 {
-    bool before = some_leaf_goes(self);
     for (int r = 0; r < self->n_restricted; r++)
         cv_restriction_cap(self->policy, self->restricted[r], self->grant, self->size);
-    self->restricted_all = before && !some_leaf_goes(self);
 }
 
 /*  The grant per leaf (semantics 4 and 5), the same as leaf_outcome's but
@@ -713,6 +710,20 @@ static void compute_grants(cv_decision_t *self)
     }
 }
 
+/*  Whether the entries' union, before restrictions, had a field that goes:
+ *  worked out again only when nothing went after them, for the reason (a
+ *  delivery restrictions empty is rare; a delivery is not). The grants are
+ *  not those of a delivery then, and are left so. */
+static bool entries_alone_grant(cv_decision_t *self)
+{
+    int restricted = self->n_restricted;
+    self->n_restricted = 0;
+    compute_grants(self);
+    self->n_restricted = restricted;
+    self->grants_for = NULL;
+    return some_leaf_goes(self);
+}
+
 /*  Semantics 1: entries that match deliver only when one of them is an
  *  explicit notice (fields: {}) or some field is shared or masked after
  *  their union (deny wins), levels and restrictions: an entry that only
@@ -736,7 +747,11 @@ static bool grants_something(cv_decision_t *self)
         (self->n_matched == 1 && self->report->n_field_markings == 0 && self->n_restricted == 0))
         return any;
     compute_grants(self);
-    return some_leaf_goes(self);
+    if (some_leaf_goes(self))
+        return true;
+    if (self->n_restricted > 0)
+        self->restricted_all = entries_alone_grant(self);
+    return false;
 }
 
 /* ------------------------------------------------------------------------ */
