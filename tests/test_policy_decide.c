@@ -2007,6 +2007,48 @@ static void test_restriction_removes_everything(void **state)
     cv_policy_destroy(&policy);
 }
 
+/*  For one field the most protective outcome wins between a rule and a
+ *  restriction too: a restriction's year leaves a rule's pseudonym as it is
+ *  (the rule is named), and turns a rule's share into a year. */
+static void test_restriction_most_protective(void **state)
+{
+    (void)state;
+    /* clang-format off */
+    static const char yaml[] =
+        POLICY_HEAD
+        "rules:\n"
+        "  - name: pseudonyms\n"
+        "    categories: [grievance]\n"
+        "    to_types: [local_authority]\n"
+        "    fields: {summary: share, subjects.date_of_birth: pseudonymise}\n"
+        "  - name: dates\n"
+        "    categories: [feedback]\n"
+        "    to_types: [local_authority]\n"
+        "    fields: {summary: share, subjects.date_of_birth: share}\n"
+        "restrictions:\n"
+        "  - name: years-only\n"
+        "    fields: {subjects.date_of_birth: {mask: year}}\n";
+    /* clang-format on */
+    cv_policy_t *policy = load_policy(yaml, NULL);
+    Caveat__Report *report = base_report();
+    set_text(&report->category, "grievance");
+    Caveat__Report *view = view_for(policy, report, "hull-cc", NULL);
+    assert_non_null(view);
+    assert_field("subjects.date_of_birth", "mask:pseudonymise", "rule pseudonyms");
+    assert_memory_equal(view->subjects[0]->date_of_birth, CV_PSEUDONYM_PREFIX,
+                        strlen(CV_PSEUDONYM_PREFIX));
+    view_free(view);
+    set_text(&report->category, "feedback");
+    view = view_for(policy, report, "hull-cc", NULL);
+    assert_non_null(view);
+    assert_field("subjects.date_of_birth", "mask:year", "mask:year by restriction years-only");
+    assert_string_equal(view->subjects[0]->date_of_birth, "2009");
+    assert_true(check_same_views(policy, report, "hull-cc"));
+    view_free(view);
+    report_free(report);
+    cv_policy_destroy(&policy);
+}
+
 /*  Several restrictions that together remove everything are all named. */
 static void test_restrictions_named_together(void **state)
 {
@@ -2083,6 +2125,7 @@ int main(void)
         cmocka_unit_test(test_restriction_scope),
         cmocka_unit_test(test_restriction_every_category),
         cmocka_unit_test(test_restriction_removes_everything),
+        cmocka_unit_test(test_restriction_most_protective),
         cmocka_unit_test(test_restrictions_named_together),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

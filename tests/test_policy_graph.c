@@ -305,6 +305,19 @@ static void test_restrictions_remove_edges(void **state)
                        "    fields: {\"*\": deny}\n");
     assert_string_equal(graph, expected_graph);
     free(graph);
+    /* a notice is sent whatever restrictions say: its edge stays */
+    graph = graph_of(HEADER AGENCIES "rules:\n"
+                                     "  - name: tension-notice\n"
+                                     "    categories: [community_tension]\n"
+                                     "    from_types: [police]\n"
+                                     "    to_types: [education]\n"
+                                     "    fields: {}\n"
+                                     "restrictions:\n"
+                                     "  - name: nothing-for-anyone\n"
+                                     "    fields: {\"*\": deny}\n");
+    assert_non_null(strstr(graph, college));
+    assert_int_equal(count(graph, " -> "), 1);
+    free(graph);
 }
 
 /*  One category removed leaves the others on the edge's label. */
