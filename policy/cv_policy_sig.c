@@ -444,6 +444,8 @@ bool cv_sign_key_derive(const uint8_t curve_secret[CV_KEY_BYTES], cv_sign_key_t 
     uint8_t digest[crypto_generichash_BYTES_MIN];
     crypto_generichash(digest, sizeof digest, key->public_key, sizeof key->public_key, NULL, 0);
     memcpy(key->key_id, digest, sizeof key->key_id);
+    if (rc != 0)
+        cv_sign_key_wipe(key);
     return rc == 0;
 }
 
