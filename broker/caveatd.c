@@ -8,6 +8,7 @@
 
 static const char usage[] =
     "usage: caveatd --policy FILE --endpoint EP --cert BROKER.cert_secret --data DIR\n"
+    "               [--policy-signers SIGNERS]  (then only a policy they signed loads)\n"
     "               [--sync full|normal|off] [--max-frame BYTES] [--max-reports N]\n"
     "               [--ack-timeout SECONDS] [--max-pending N] [--handshake-timeout SECONDS]\n"
     "               [--clock-skew SECONDS] [--disk-reserve MB] [--verbose] [--help]\n"
@@ -36,12 +37,16 @@ static int parse(int argc, char **argv, cv_broker_config_t *config)
                                             {"max-pending", required_argument, NULL, 'n'},
                                             {"handshake-timeout", required_argument, NULL, 't'},
                                             {"disk-reserve", required_argument, NULL, 'D'},
+                                            {"policy-signers", required_argument, NULL, 'S'},
                                             {NULL, 0, NULL, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (opt) {
         case 'p':
             config->policy_path = optarg;
+            break;
+        case 'S':
+            config->policy_signers = optarg;
             break;
         case 'e':
             config->endpoint = optarg;

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 
 #include "cv_broker.h"
+#include "cv_policy_sig.h"
 #include "cv_cache.h"
 #include "cv_alloc.h"
 #include "cv_cert.h"
@@ -150,6 +151,7 @@ struct cv_broker_t {
     cv_broker_config_t config;
     char endpoint[512];
     cv_policy_t *policy;
+    cv_signers_t *signers; /* --policy-signers: only a policy they signed loads */
     uint8_t pseudonym_key[CV_KEY_BYTES];
     cv_store_t *store;
     cv_space_t *space; /* the disk under the store: publishes stop before deliveries do */
@@ -477,12 +479,29 @@ static bool load_queues(cv_broker_t *self, cv_error_t *err);
 static void reload_queues(cv_broker_t *self);
 static void forget_held_deliveries(cv_broker_t *self);
 
+/*  The policy file, at start and at every reload. With signers, its
+ *  signature must verify (cv_policy_sig.h): there is no way around it. */
+static cv_policy_t *load_policy(cv_broker_t *self, cv_error_t *err)
+{
+    if (!self->signers)
+        return cv_policy_load_file(self->config.policy_path, self->pseudonym_key, err);
+    cv_signer_t by;
+    cv_policy_t *policy = cv_policy_load_signed(self->config.policy_path, self->signers,
+                                                self->pseudonym_key, &by, err);
+    if (policy)
+        cv_log_info(self->log, "policy signed by %s (key ID %s)", by.name, by.key_id);
+    return policy;
+}
+
 /*  The policy and the store; offline, nothing more. */
 static bool start(cv_broker_t *self, bool offline, cv_error_t *err)
 {
+    if (self->config.policy_signers &&
+        !(self->signers = cv_signers_load(self->config.policy_signers, err)))
+        return false;
     if (!open_data(self, err))
         return false;
-    self->policy = cv_policy_load_file(self->config.policy_path, self->pseudonym_key, err);
+    self->policy = load_policy(self, err);
     if (!self->policy || !load_queues(self, err))
         return false;
     if (offline)
@@ -573,6 +592,7 @@ void cv_broker_destroy(cv_broker_t **self_p)
     cv_store_close(&self->store);
     cv_space_destroy(&self->space);
     cv_policy_destroy(&self->policy);
+    cv_signers_destroy(&self->signers);
     cv_decision_destroy(&self->decision);
     cv_log_destroy(&self->log);
     free(self->use);
@@ -1579,7 +1599,7 @@ static void revoke_removed(cv_broker_t *self)
 /*  Loads the policy file again; on any error the old policy stays. */
 static bool reload(cv_broker_t *self, cv_error_t *err)
 {
-    cv_policy_t *fresh = cv_policy_load_file(self->config.policy_path, self->pseudonym_key, err);
+    cv_policy_t *fresh = load_policy(self, err);
     if (!fresh) {
         self->stats.reload_failures++;
         cv_log_info(self->log, "reload refused, the old policy stays: %s", err->msg);

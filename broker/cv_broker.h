@@ -25,6 +25,8 @@ typedef struct {
     int handshake_timeout_ms; /* a connection not past its handshake by then is dropped; 0: 5 s */
     bool verbose;             /* debug lines on stderr */
     bool quiet;               /* no lines at all (fuzzing) */
+    /* a signers file: when set, only a policy signed by one of them loads */
+    const char *policy_signers;
 } cv_broker_config_t;
 
 typedef struct cv_broker_t cv_broker_t;

@@ -6,16 +6,37 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cv_policy_sig.h"
+
+/*  With --signers, the policy must carry a signature by one of them, as
+ *  caveatd started with --policy-signers requires. */
+static cv_policy_t *load_signed(const char *path, const char *signers_path, cv_signer_t *by)
+{
+    cv_error_t err = {""};
+    cv_signers_t *signers = cv_signers_load(signers_path, &err);
+    cv_policy_t *policy = signers ? cv_policy_load_signed(path, signers, NULL, by, &err) : NULL;
+    if (!policy)
+        fprintf(stderr, "%s\n", err.msg);
+    cv_signers_destroy(&signers);
+    return policy;
+}
 
 static int policy_check(int argc, char **argv)
 {
-    if (argc != 2)
-        return cli_error(CLI_USAGE, "usage: caveat policy check FILE");
-    cv_policy_t *policy = cli_load_policy(argv[1], NULL);
+    bool missing = false;
+    const char *signers = cli_take_option(&argc, argv, "--signers", &missing);
+    if (argc != 2 || missing)
+        return cli_error(CLI_USAGE, "usage: caveat policy check FILE [--signers SIGNERS]");
+    cv_signer_t by = {"", ""};
+    cv_policy_t *policy =
+        signers ? load_signed(argv[1], signers, &by) : cli_load_policy(argv[1], NULL);
     if (!policy)
         return CLI_FAILED;
-    printf("%s: ok: protocol %s version %lld, %d agencies\n", argv[1], cv_policy_protocol(policy),
+    printf("%s: ok: protocol %s version %lld, %d agencies", argv[1], cv_policy_protocol(policy),
            (long long)cv_policy_version(policy), cv_policy_agency_count(policy));
+    if (signers)
+        printf(", signed by %s (key ID %s)", by.name, by.key_id);
+    putchar('\n');
     cv_policy_destroy(&policy);
     return CLI_OK;
 }
@@ -190,7 +211,9 @@ static int policy_explain(int argc, char **argv)
 int cmd_policy(int argc, char **argv)
 {
     if (argc < 2)
-        return cli_error(CLI_USAGE, "usage: caveat policy check|explain|test|graph|diff|views ...");
+        return cli_error(
+            CLI_USAGE,
+            "usage: caveat policy check|explain|test|graph|diff|views|sign|signer-key ...");
     const char *verb = argv[1];
     if (strcmp(verb, "check") == 0)
         return policy_check(argc - 1, argv + 1);
@@ -204,5 +227,9 @@ int cmd_policy(int argc, char **argv)
         return policy_graph(argc - 1, argv + 1);
     if (strcmp(verb, "diff") == 0)
         return policy_diff(argc - 1, argv + 1);
+    if (strcmp(verb, "sign") == 0)
+        return cmd_policy_sign(argc - 1, argv + 1);
+    if (strcmp(verb, "signer-key") == 0)
+        return cmd_policy_signer_key(argc - 1, argv + 1);
     return cli_error(CLI_USAGE, "unknown policy command '%s'", verb);
 }
