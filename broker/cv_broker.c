@@ -16,6 +16,7 @@
  *  in force, so a key removed by a reload is refused from its next message.
  */
 #include <assert.h>
+#include <ctype.h>
 #include <czmq.h>
 #include <signal.h>
 #include <sodium.h>
@@ -123,6 +124,8 @@ typedef struct {
     int64_t paused_until; /* no pump before (ms): its connection was full */
     uint64_t acked;       /* the highest seq it acknowledged: kept across a rolled-back turn */
     cv_queue_t *queue;    /* the queue it serves (owned by the broker); NULL until resolved */
+    char *peer;           /* the connection's address, "" when unknown (admin sessions) */
+    int64_t since;        /* when it said Hello (unix seconds) */
 } session_t;
 
 /*  An admin request that needs the store to itself (backup, purge): it
@@ -180,6 +183,7 @@ struct cv_broker_t {
     cv_cache_t *cache;      /* unpacked frames and reports: a report fanned out is unpacked once */
     cv_decision_t *decision;
     cv_log_t *log;
+    const char *peer;     /* the address of the message being handled (its metadata), or NULL */
     uint64_t next_serial; /* of sessions */
     agency_use_t *use;    /* per agency index: what its traffic may still cause */
     int use_cap;
@@ -272,11 +276,11 @@ static bool load_pseudonym_key(cv_broker_t *self, cv_error_t *err)
 /*  why: what made the disk short (a free space, a failed write). */
 static void log_disk_short(cv_broker_t *self, const char *why)
 {
-    cv_log_info(self->log,
-                "disk: %s under %s (reserve %llu bytes): publishes are refused until %llu bytes "
-                "are free; deliveries go on",
-                why, self->config.data_dir, (unsigned long long)cv_space_reserve(self->space),
-                (unsigned long long)cv_space_resume_at(self->space));
+    cv_log_warning(self->log,
+                   "disk: %s under %s (reserve %llu bytes): publishes are refused until %llu bytes "
+                   "are free; deliveries go on",
+                   why, self->config.data_dir, (unsigned long long)cv_space_reserve(self->space),
+                   (unsigned long long)cv_space_resume_at(self->space));
 }
 
 static void log_disk_space(cv_broker_t *self)
@@ -369,6 +373,19 @@ static zcert_t *load_cert(const char *path, cv_error_t *err)
     return cert;
 }
 
+/*  libzmq takes a TCP port modulo 65536 (tcp://host:99999 binds port
+ *  34463): a number it would wrap is refused here. "*", "!" and 0 choose one. */
+static bool port_in_range(const char *endpoint)
+{
+    const char *colon = strrchr(endpoint, ':');
+    if (strncmp(endpoint, "tcp://", 6) != 0 || !colon || colon < endpoint + 6 ||
+        !isdigit((unsigned char)colon[1]))
+        return true;
+    char *end = NULL;
+    long port = strtol(colon + 1, &end, 10);
+    return *end == '\0' && port >= 0 && port <= 65535; /* 0: any, as "*" */
+}
+
 static bool bind_router(cv_broker_t *self, zcert_t *cert, cv_error_t *err)
 {
     self->router = zsock_new(ZMQ_ROUTER);
@@ -397,16 +414,26 @@ static bool bind_router(cv_broker_t *self, zcert_t *cert, cv_error_t *err)
     zsock_set_rcvtimeo(self->router, 0);
     zsock_set_linger(self->router, 1000);
     /* before the bind: libzmq copies the handshake timeout into the listener */
-    self->guard = cv_guard_new(self->router, self->config.max_pending,
+    self->guard = cv_guard_new(self->router, self->log, self->config.max_pending,
                                self->config.handshake_timeout_ms, err);
     if (!self->guard)
         return false;
+    if (!port_in_range(self->config.endpoint)) {
+        cv_error_set(err, NULL, 0, 0, "cannot bind %s: the port is not from 0 to 65535",
+                     self->config.endpoint);
+        return false;
+    }
     if (zsock_bind(self->router, "%s", self->config.endpoint) < 0) {
         cv_error_set(err, NULL, 0, 0, "cannot bind %s: %s", self->config.endpoint,
                      zmq_strerror(zmq_errno()));
         return false;
     }
-    snprintf(self->endpoint, sizeof self->endpoint, "%s", zsock_endpoint(self->router));
+    /* what libzmq bound, not what was asked for: the port chosen for "*"
+     * or "!", the address a name resolved to */
+    char *bound = zsock_last_endpoint(self->router);
+    snprintf(self->endpoint, sizeof self->endpoint, "%s",
+             bound ? bound : zsock_endpoint(self->router));
+    free(bound);
     return true;
 }
 
@@ -420,8 +447,15 @@ static void session_destroy(session_t **self_p)
     zframe_destroy(&s->routing);
     free(s->agency);
     free(s->feed);
+    free(s->peer);
     free(s);
     *self_p = NULL;
+}
+
+static int session_compare_serial(const void *a, const void *b)
+{
+    uint64_t x = ((const session_t *)a)->serial, y = ((const session_t *)b)->serial;
+    return x < y ? -1 : x > y;
 }
 
 static void session_free(void **item)
@@ -512,10 +546,13 @@ static bool start(cv_broker_t *self, bool offline, cv_error_t *err)
     uint8_t public_key[CV_KEY_BYTES];
     memcpy(public_key, zcert_public_key(cert), CV_KEY_BYTES);
     /* ZAP first: a CURVE socket bound with no handler admits any key */
-    self->zap = cv_zap_new(err);
+    self->zap = cv_zap_new(self->log, err);
     bool ok = self->zap && bind_router(self, cert, err);
     forget_cert(&cert);
-    return ok && cv_selftest_unlisted_key(self->endpoint, public_key, self->zap, self->policy, err);
+    ok = ok && cv_selftest_unlisted_key(self->endpoint, public_key, self->zap, self->policy, err);
+    if (ok)
+        cv_zap_log_refusals(self->zap);
+    return ok;
 }
 
 static cv_broker_t *broker_new(const cv_broker_config_t *config, bool offline, cv_error_t *err);
@@ -547,7 +584,8 @@ static cv_broker_t *broker_new(const cv_broker_config_t *config, bool offline, c
         self->config.max_reports = DEFAULT_MAX_REPORTS;
     if (!self->config.clock_skew_s)
         self->config.clock_skew_s = DEFAULT_CLOCK_SKEW;
-    self->log = cv_log_new(config->verbose, config->quiet);
+    self->log =
+        cv_log_new(config->log_json ? CV_LOG_JSON : CV_LOG_TEXT, config->verbose, config->quiet);
     self->sessions = zhashx_new();
     zhashx_set_destructor(self->sessions, session_free);
     self->serving = zhashx_new();
@@ -847,6 +885,8 @@ static session_t *session_new(cv_broker_t *self, const zframe_t *routing, const 
     s->agency = cv_xstrdup(a->id);
     memcpy(s->key, a->key, CV_KEY_BYTES);
     s->feed = cv_xstrdup(feed);
+    s->peer = cv_xstrdup(self->peer ? self->peer : "");
+    s->since = (int64_t)time(NULL);
     if (!s->routing_hex || !s->routing)
         abort();         /* czmq's own allocations */
     s->resending = true; /* first whatever an earlier session left unacknowledged */
@@ -1062,13 +1102,13 @@ static void quarantine(cv_broker_t *self, int64_t rowid, const char *why)
 {
     cv_error_t err = {""};
     if (!cv_store_quarantine(self->store, rowid, why, &err)) {
-        cv_log_info(self->log, "store: cannot quarantine report %lld: %s", (long long)rowid,
-                    err.msg);
+        cv_log_error(self->log, "store: cannot quarantine report %lld: %s", (long long)rowid,
+                     err.msg);
         self->store_failed = true;
         return;
     }
     self->stats.quarantined++;
-    cv_log_info(self->log, "store: report %lld quarantined: %s", (long long)rowid, why);
+    cv_log_warning(self->log, "store: report %lld quarantined: %s", (long long)rowid, why);
 }
 
 static const Caveat__Report *report_at(cv_broker_t *self, int64_t rowid)
@@ -1602,7 +1642,7 @@ static bool reload(cv_broker_t *self, cv_error_t *err)
     cv_policy_t *fresh = load_policy(self, err);
     if (!fresh) {
         self->stats.reload_failures++;
-        cv_log_info(self->log, "reload refused, the old policy stays: %s", err->msg);
+        cv_log_warning(self->log, "reload refused, the old policy stays: %s", err->msg);
         return false;
     }
     cv_policy_destroy(&self->policy);
@@ -1660,6 +1700,42 @@ static char *stats_json(cv_broker_t *self)
     return copy;
 }
 
+/*  Who is connected: every session, oldest first, as a JSON array. */
+static char *sessions_json(cv_broker_t *self)
+{
+    zlistx_t *all = zlistx_new();
+    for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
+        zlistx_add_end(all, s);
+    zlistx_set_comparator(all, session_compare_serial);
+    zlistx_sort(all);
+    cv_json_writer_t *w = cv_json_writer_new(0);
+    cv_json_array_begin(w);
+    for (session_t *s = zlistx_first(all); s; s = zlistx_next(all)) {
+        char since[32];
+        cv_json_object_begin(w);
+        cv_json_key(w, "agency");
+        cv_json_string(w, s->agency);
+        cv_json_key(w, "feed");
+        cv_json_string(w, s->feed);
+        cv_json_key(w, "kind");
+        cv_json_string(w, s->publish_only ? "send-only" : "delivery");
+        cv_json_key(w, "peer");
+        cv_json_string(w, s->peer);
+        cv_json_key(w, "since");
+        cv_json_string(w, format_timestamp(s->since, since, sizeof since));
+        cv_json_key(w, "in_flight");
+        cv_json_uint(w, in_flight(s));
+        cv_json_key(w, "queued");
+        cv_json_uint(w, s->publish_only || !s->queue ? 0 : cv_queue_size(s->queue));
+        cv_json_object_end(w);
+    }
+    cv_json_array_end(w);
+    zlistx_destroy(&all);
+    char *copy = cv_xstrdup(cv_json_writer_text(w));
+    cv_json_writer_destroy(&w);
+    return copy;
+}
+
 static void list_quarantined(void *arg, int64_t report, const char *id, const char *originator,
                              const char *category, const char *reason, const char *when)
 {
@@ -1691,7 +1767,7 @@ static char *quarantined_json(cv_broker_t *self)
     const char *text = cv_json_writer_text(w);
     char *copy = n >= 0 && text ? strdup(text) : NULL;
     if (n < 0)
-        cv_log_info(self->log, "store: %s", err.msg);
+        cv_log_error(self->log, "store: %s", err.msg);
     cv_json_writer_destroy(&w);
     return copy;
 }
@@ -1714,6 +1790,16 @@ static bool backup(cv_broker_t *self, const char *dir, char *text, size_t size)
 {
     cv_error_t err = {""};
     char path[4096];
+    /* a relative path would be the broker's working directory's, which
+     * the administrator typing it does not see */
+    if (dir[0] != '/') {
+        snprintf(text, size,
+                 "%s: not an absolute path (the broker resolves paths in its own "
+                 "working directory)",
+                 dir);
+        cv_log_info(self->log, "backup: %s", text);
+        return false;
+    }
     if (mkdir(dir, 0700) != 0) {
         snprintf(text, size, "%s: cannot create: %s", dir, strerror(errno));
         return false;
@@ -1982,6 +2068,10 @@ static void on_admin(cv_broker_t *self, const zframe_t *routing, int agency,
         cv_error_t err = {""};
         bool ok = reload(self, &err);
         send_admin_reply(self, routing, ok, ok ? "reloaded" : err.msg);
+    } else if (strcmp(command, "sessions") == 0) {
+        char *text = sessions_json(self);
+        send_admin_reply(self, routing, true, text);
+        free(text);
     } else if (strcmp(command, "quarantined") == 0) {
         char *text = quarantined_json(self);
         send_admin_reply(self, routing, text != NULL, text ? text : "the store cannot list them");
@@ -2140,7 +2230,9 @@ static void handle_message(cv_broker_t *self, zmsg_t *msg)
         send_error_limited(self, routing, agency, E_BAD_FRAME,
                            "a message must be exactly one frame");
     } else {
+        self->peer = zframe_meta(data, "Peer-Address");
         handle_frame(self, routing, agency, key, zframe_data(data), zframe_size(data));
+        self->peer = NULL;
     }
     zframe_destroy(&routing);
 }
@@ -2189,7 +2281,7 @@ static void reload_queues(cv_broker_t *self)
     cv_error_t err;
     self->queues_lost = !load_queues(self, &err);
     if (self->queues_lost)
-        cv_log_info(self->log, "%s; trying again", err.msg);
+        cv_log_error(self->log, "%s; trying again", err.msg);
 }
 
 /*  An acknowledgement is the client's word that it has a delivery: it
@@ -2212,7 +2304,7 @@ static void reapply_acks(cv_broker_t *self)
  *  starts again from what the store holds. */
 static void turn_failed(cv_broker_t *self, const char *why)
 {
-    cv_log_info(self->log, "store: %s", why);
+    cv_log_error(self->log, "store: %s", why);
     if (cv_store_no_space(self->store))
         disk_exhausted(self);
     cv_store_rollback(self->store);
@@ -2378,7 +2470,7 @@ static bool begin_turn(cv_broker_t *self)
         reload_queues(self);
     if (self->queues_lost || !cv_store_begin(self->store, &err)) {
         if (!self->queues_lost)
-            cv_log_info(self->log, "%s", err.msg);
+            cv_log_error(self->log, "%s", err.msg);
         zclock_sleep(100); /* the store is failing: do not spin */
         return false;
     }
@@ -2407,7 +2499,7 @@ static void end_turn(cv_broker_t *self)
     run_all_deferred(self);
     if (!cv_store_checkpoint_when_due(self->store, &err) &&
         rate_allows(&self->checkpoint_failures, 1))
-        cv_log_info(self->log, "store: %s", err.msg);
+        cv_log_error(self->log, "store: %s", err.msg);
 }
 
 static void turn(cv_broker_t *self, bool readable)
@@ -2462,7 +2554,7 @@ static void purge_when_due(cv_broker_t *self, int64_t *next)
     cv_error_t err = {""};
     static const purge_how_t hourly = {0};
     if (purge(self, &hourly, NULL, &err) < 0)
-        cv_log_info(self->log, "retention: %s", err.msg);
+        cv_log_warning(self->log, "retention: %s", err.msg);
 }
 
 void cv_broker_feed(cv_broker_t *self, int agency, uint32_t connection, const void *frame,
@@ -2515,7 +2607,7 @@ int cv_broker_run(cv_broker_t *self)
     while (!stop_requested) {
         const char *failed = cv_store_sync_failed(self->store);
         if (failed) { /* nothing more can be made durable: stop, do not pretend */
-            cv_log_info(self->log, "store: %s; stopping", failed);
+            cv_log_error(self->log, "store: %s; stopping", failed);
             status = 1;
             break;
         }
