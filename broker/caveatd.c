@@ -15,7 +15,8 @@ static const char usage[] =
     "               [--sync full|normal|off] [--max-frame BYTES] [--max-reports N]\n"
     "               [--ack-timeout SECONDS] [--max-pending N] [--handshake-timeout SECONDS]\n"
     "               [--clock-skew SECONDS] [--disk-reserve MB] [--log-format text|json]\n"
-    "               [--pid-file FILE] [--verbose] [--help] [--version]\n";
+    "               [--pid-file FILE] [--monitor [IPV4:]PORT] [--verbose] [--help]\n"
+    "               [--version]\n";
 
 static int bad_option(const char *option, const char *expected, const char *value)
 {
@@ -42,6 +43,7 @@ static int parse(int argc, char **argv, cv_broker_config_t *config)
                                             {"disk-reserve", required_argument, NULL, 'D'},
                                             {"log-format", required_argument, NULL, 'L'},
                                             {"pid-file", required_argument, NULL, 'P'},
+                                            {"monitor", required_argument, NULL, 'M'},
                                             {"policy-signers", required_argument, NULL, 'S'},
                                             {NULL, 0, NULL, 0}};
     int opt;
@@ -109,6 +111,9 @@ static int parse(int argc, char **argv, cv_broker_config_t *config)
             if (strcmp(optarg, "text") != 0 && strcmp(optarg, "json") != 0)
                 return bad_option("--log-format", "text or json", optarg);
             config->log_json = strcmp(optarg, "json") == 0;
+            break;
+        case 'M':
+            config->monitor = optarg;
             break;
         case 'P':
             config->pid_file = optarg;

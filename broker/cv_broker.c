@@ -31,6 +31,7 @@
 #include "cv_log.h"
 #include "cv_queue.h"
 #include "cv_selftest.h"
+#include "cv_monitor.h"
 #include "cv_space.h"
 #include "cv_zap.h"
 
@@ -157,7 +158,8 @@ struct cv_broker_t {
     cv_signers_t *signers; /* --policy-signers: only a policy they signed loads */
     uint8_t pseudonym_key[CV_KEY_BYTES];
     cv_store_t *store;
-    cv_space_t *space; /* the disk under the store: publishes stop before deliveries do */
+    cv_space_t *space;     /* the disk under the store: publishes stop before deliveries do */
+    cv_monitor_t *monitor; /* --monitor's listener, or NULL */
     cv_zap_t *zap;
     zsock_t *router;
     cv_guard_t *guard;  /* bounds the router's connections still in their handshake */
@@ -552,6 +554,13 @@ static bool start(cv_broker_t *self, bool offline, cv_error_t *err)
     ok = ok && cv_selftest_unlisted_key(self->endpoint, public_key, self->zap, self->policy, err);
     if (ok)
         cv_zap_log_refusals(self->zap);
+    if (ok && self->config.monitor) {
+        self->monitor = cv_monitor_new(self->config.monitor, err);
+        ok = self->monitor != NULL;
+        if (ok)
+            cv_log_info(self->log, "monitoring on http://%s (/metrics, /healthz)",
+                        cv_monitor_address(self->monitor));
+    }
     return ok;
 }
 
@@ -629,6 +638,7 @@ void cv_broker_destroy(cv_broker_t **self_p)
     cv_zap_destroy(&self->zap);
     cv_store_close(&self->store);
     cv_space_destroy(&self->space);
+    cv_monitor_destroy(&self->monitor);
     cv_policy_destroy(&self->policy);
     cv_signers_destroy(&self->signers);
     cv_decision_destroy(&self->decision);
@@ -1655,42 +1665,72 @@ static bool reload(cv_broker_t *self, cv_error_t *err)
     return true;
 }
 
+/*  One of the broker's counts: admin stats and /metrics show the same. */
+typedef struct {
+    const char *name; /* in stats; /metrics says caveat_NAME, _total for a counter */
+    bool counter;     /* only ever rises (from start); else a gauge */
+    const char *help;
+    uint64_t value;
+} count_t;
+
+enum { COUNTS = 25 };
+
+static size_t counts_of(cv_broker_t *self, count_t out[COUNTS])
+{
+    size_t n = 0;
+#define COUNT(name, counter, help, value)                                                          \
+    out[n++] = (count_t){name, counter, help, (uint64_t)(value)}
+    COUNT("sessions", false, "delivery sessions open", zhashx_size(self->serving));
+    COUNT("senders", false, "send-only sessions open", zlistx_size(self->senders));
+    COUNT("queued", false, "deliveries waiting in queues", queued(self));
+    COUNT("published", true, "reports accepted and stored", self->stats.published);
+    COUNT("refused", true, "reports refused", self->stats.refused);
+    COUNT("delivered", true, "deliveries sent", self->stats.delivered);
+    COUNT("resent", true, "deliveries sent again after the ack timeout", self->stats.resent);
+    COUNT("purged", true, "reports purged by retention", self->stats.purged);
+    COUNT("dropped", true, "messages dropped: unknown keys, sends that failed",
+          self->stats.dropped);
+    COUNT("revoked", true, "sessions ended by a reload", self->stats.revoked);
+    COUNT("limited", true, "frames refused over a limit", self->stats.limited);
+    COUNT("foreign", true, "frames on a session under another key", self->stats.foreign);
+    COUNT("quarantined", true, "stored reports set aside as unreadable", self->stats.quarantined);
+    COUNT("refused_no_space", true, "reports refused for a short disk",
+          self->stats.refused_no_space);
+    COUNT("disk_short", false, "1 while the disk is short: publishes refused",
+          cv_space_short(self->space));
+    COUNT("disk_free", false, "bytes free on the store's disk, the reserve not counted",
+          cv_space_free(self->space));
+    COUNT("log_suppressed", true, "log lines not written (rate limit)",
+          cv_log_suppressed(self->log));
+    COUNT("zap_admitted", true, "handshakes admitted", cv_zap_admitted(self->zap));
+    COUNT("zap_refused", true, "handshakes refused", cv_zap_refused(self->zap));
+    COUNT("handshakes_pending", false, "connections in their handshake",
+          cv_guard_pending(self->guard));
+    COUNT("handshakes_evicted", true, "connections ended in their handshake (too many pending)",
+          cv_guard_evicted(self->guard));
+    COUNT("handshakes_failed", true, "handshakes that failed",
+          cv_guard_handshakes_failed(self->guard));
+    COUNT("reloads", true, "policy reloads", self->stats.reloads);
+    COUNT("reload_failures", true, "policy reloads refused", self->stats.reload_failures);
+    COUNT("policy_version", false, "version of the policy in force",
+          cv_policy_version(self->policy));
+#undef COUNT
+    assert(n == COUNTS);
+    return n;
+}
+
 static char *stats_json(cv_broker_t *self)
 {
+    count_t counts[COUNTS];
+    size_t n = counts_of(self, counts);
     cv_json_writer_t *w = cv_json_writer_new(0);
     cv_json_object_begin(w);
-#define FIELD(name, value)                                                                         \
-    cv_json_key(w, name);                                                                          \
-    cv_json_uint(w, (uint64_t)(value))
-    FIELD("sessions", zhashx_size(self->serving)); /* delivery sessions */
-    FIELD("senders", zlistx_size(self->senders));
-    FIELD("queued", queued(self));
-    FIELD("published", self->stats.published);
-    FIELD("refused", self->stats.refused);
-    FIELD("delivered", self->stats.delivered);
-    FIELD("resent", self->stats.resent);
-    FIELD("purged", self->stats.purged);
-    FIELD("dropped", self->stats.dropped);
-    FIELD("revoked", self->stats.revoked);
-    FIELD("limited", self->stats.limited);
-    FIELD("foreign", self->stats.foreign);
-    FIELD("quarantined", self->stats.quarantined);
-    FIELD("refused_no_space", self->stats.refused_no_space);
-    FIELD("disk_short", cv_space_short(self->space));
-    FIELD("disk_free", cv_space_free(self->space));
-    FIELD("log_suppressed", cv_log_suppressed(self->log));
-    FIELD("zap_admitted", cv_zap_admitted(self->zap));
-    FIELD("zap_refused", cv_zap_refused(self->zap));
-    FIELD("handshakes_pending", cv_guard_pending(self->guard));
-    FIELD("handshakes_evicted", cv_guard_evicted(self->guard));
-    FIELD("handshakes_failed", cv_guard_handshakes_failed(self->guard));
-    FIELD("reloads", self->stats.reloads);
-    FIELD("reload_failures", self->stats.reload_failures);
-#undef FIELD
+    for (size_t i = 0; i < n; i++) {
+        cv_json_key(w, counts[i].name);
+        cv_json_uint(w, counts[i].value);
+    }
     cv_json_key(w, "policy");
     cv_json_string(w, cv_policy_protocol(self->policy));
-    cv_json_key(w, "policy_version");
-    cv_json_uint(w, (uint64_t)cv_policy_version(self->policy));
     cv_json_key(w, "policy_hash");
     cv_json_string(w, cv_policy_hash(self->policy));
     cv_json_object_end(w);
@@ -1698,6 +1738,66 @@ static char *stats_json(cv_broker_t *self)
     char *copy = text ? strdup(text) : NULL;
     cv_json_writer_destroy(&w);
     return copy;
+}
+
+/*  A label's value as the text format quotes it: \\, \" and \\n escaped. */
+static void label_value(FILE *out, const char *text)
+{
+    for (const char *c = text ? text : ""; *c; c++) {
+        if (*c == '\\' || *c == '"')
+            fputc('\\', out);
+        if (*c == '\n')
+            fputs("\\n", out);
+        else
+            fputc(*c, out);
+    }
+}
+
+/*  The counts in the Prometheus text format (version 0.0.4). */
+static char *metrics_text(cv_broker_t *self)
+{
+    count_t counts[COUNTS];
+    size_t n = counts_of(self, counts);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    if (!out)
+        abort();
+    for (size_t i = 0; i < n; i++) {
+        const char *suffix = counts[i].counter ? "_total" : "";
+        fprintf(out, "# HELP caveat_%s%s %s\n# TYPE caveat_%s%s %s\ncaveat_%s%s %llu\n",
+                counts[i].name, suffix, counts[i].help, counts[i].name, suffix,
+                counts[i].counter ? "counter" : "gauge", counts[i].name, suffix,
+                (unsigned long long)counts[i].value);
+    }
+    fputs("# HELP caveat_policy_info the policy in force\n# TYPE caveat_policy_info gauge\n"
+          "caveat_policy_info{protocol=\"",
+          out);
+    label_value(out, cv_policy_protocol(self->policy));
+    fputs("\",hash=\"", out);
+    label_value(out, cv_policy_hash(self->policy));
+    fputs("\"} 1\n", out);
+    fclose(out);
+    return text;
+}
+
+/*  Every second: the monitor's snapshot, and whether the broker is
+ *  healthy (its loop turns, since it publishes this; its store works). */
+static void publish_monitor(cv_broker_t *self, int64_t *next)
+{
+    int64_t now = zclock_mono();
+    if (!self->monitor || now < *next)
+        return;
+    *next = now + 1000;
+    char *metrics = metrics_text(self), why[128];
+    const char *unhealthy = NULL;
+    if (self->queues_lost || self->failures > 0) {
+        snprintf(why, sizeof why, "the store is failing: %d turns in a row rolled back",
+                 self->failures);
+        unhealthy = why;
+    }
+    cv_monitor_publish(self->monitor, metrics, unhealthy);
+    free(metrics);
 }
 
 /*  Who is connected: every session, oldest first, as a JSON array. */
@@ -2595,7 +2695,7 @@ int64_t cv_broker_check_store(cv_broker_t *self, cv_error_t *err)
 
 int cv_broker_run(cv_broker_t *self)
 {
-    int64_t next_purge = 0;
+    int64_t next_purge = 0, next_monitor = 0;
     zpoller_t *poller = zpoller_new(self->router, cv_zap_socket(self->zap), NULL);
     if (cv_store_sync_socket(self->store)) /* wakes the loop when a sync ends */
         zpoller_add(poller, cv_store_sync_socket(self->store));
@@ -2619,6 +2719,7 @@ int cv_broker_run(cv_broker_t *self)
         release_synced(self);
         resend_overdue(self);
         purge_when_due(self, &next_purge);
+        publish_monitor(self, &next_monitor);
         void *ready = zpoller_wait(poller, any_dirty(self) ? 0
                                            : self->unsaved ? SAVE_INTERVAL_MS
                                                            : 200);

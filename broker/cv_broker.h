@@ -25,6 +25,8 @@ typedef struct {
     int handshake_timeout_ms; /* a connection not past its handshake by then is dropped; 0: 5 s */
     bool verbose;             /* debug lines on stderr */
     bool log_json;            /* log lines as JSON objects (cv_log.h) */
+    const char *monitor;      /* "PORT" or "IPV4:PORT": /metrics and /healthz (cv_monitor.h); NULL:
+                                 none */
     const char *pid_file;     /* caveatd writes its pid there once started; NULL: none */
     bool quiet;               /* no lines at all (fuzzing) */
     /* a signers file: when set, only a policy signed by one of them loads */

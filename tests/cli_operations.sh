@@ -74,7 +74,7 @@ check "port 99999: $(cat "$tmp/err")" \
 check "port 99999: printed ready" [ ! -s "$tmp/out" ]
 
 # --- JSON lines, the pid file, sessions, a refused handshake ----------------------
-start_broker --log-format json --pid-file "$tmp/caveatd.pid"
+start_broker --log-format json --pid-file "$tmp/caveatd.pid" --monitor 0
 check "pid file holds $(cat "$tmp/caveatd.pid"), not $broker_pid" \
     [ "$(cat "$tmp/caveatd.pid")" = "$broker_pid" ]
 port=${endpoint##*:}
@@ -97,6 +97,30 @@ as hum-bcu-hull publish "$CAVEAT_SOURCE_DIR/examples/reports/vulnerable_individu
     >/dev/null
 wait "$subscriber"
 check "the subscriber got nothing" grep -q '"delivery"' "$tmp/received"
+
+# --- the monitoring listener: loopback, /metrics and /healthz ----------------------
+http_get() { # PATH: the whole answer, headers too (HTTP/1.0, bash's /dev/tcp)
+    exec 3<>"/dev/tcp/$monitor_host/$monitor_port"
+    printf 'GET %s HTTP/1.0\r\n\r\n' "$1" >&3
+    cat <&3
+    exec 3<&-
+}
+monitor=$(sed -n 's/.*monitoring on http:\/\/\([0-9.]*:[0-9]*\) .*/\1/p' "$tmp/log")
+monitor_host=${monitor%:*}
+monitor_port=${monitor##*:}
+check "monitor on $monitor, not on loopback" [ "$monitor_host" = 127.0.0.1 ]
+sleep 1.2 # a fresh snapshot, taken every second
+http_get /metrics >"$tmp/metrics"
+check "/metrics: $(head -3 "$tmp/metrics")" grep -q '^HTTP/1.[01] 200' "$tmp/metrics"
+check "/metrics: no published count" grep -qx 'caveat_published_total 1' <(tr -d '\r' <"$tmp/metrics")
+check "/metrics: no TYPE line" grep -qx '# TYPE caveat_published_total counter' "$tmp/metrics"
+check "/metrics: no policy" grep -q '^caveat_policy_info{protocol="humber-prevent",hash="' \
+    "$tmp/metrics"
+http_get /healthz >"$tmp/health"
+check "/healthz: $(cat "$tmp/health")" grep -q '^HTTP/1.[01] 200' "$tmp/health"
+check "/healthz: no ok" grep -qx 'ok' <(tr -d '\r' <"$tmp/health")
+http_get /reports >"$tmp/other"
+check "/reports: $(head -1 "$tmp/other")" grep -q '^HTTP/1.[01] 404' "$tmp/other"
 
 status=0
 as stranger publish "$CAVEAT_SOURCE_DIR/examples/reports/vulnerable_individual.json" \
