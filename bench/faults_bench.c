@@ -8,6 +8,10 @@
  *    went, and after the fan-out and the timeout; the sessions left, and
  *    the deliveries sent again (resent).
  *
+ *  connected: COUNCILS more councils, each connected through libcaveat
+ *    (credit 10) and staying; one report goes to all of them. Prints how
+ *    many got it and how fast, and caveatd's VmRSS per connection.
+ *
  *  disk: the data directory on a tmpfs of its own (a mount namespace: root,
  *    or user namespaces) of DISK_MB, --disk-reserve RESERVE_MB. A backlog
  *    of BACKLOG reports for hull-cc is stored, then drained by one libcaveat
@@ -21,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <czmq.h>
@@ -37,7 +42,7 @@
 #define BATCH      500
 
 typedef struct {
-    bool departed, disk;
+    bool departed, connected, disk;
     int councils, backlog;
 } options_t;
 
@@ -47,8 +52,9 @@ static bool parse(int argc, char **argv, options_t *opt)
         const char *value = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(argv[i], "--only") == 0 && value) {
             opt->departed = strcmp(value, "departed") == 0;
+            opt->connected = strcmp(value, "connected") == 0;
             opt->disk = strcmp(value, "disk") == 0;
-            if (!opt->departed && !opt->disk)
+            if (!opt->departed && !opt->connected && !opt->disk)
                 return false;
             i++;
         } else if (strcmp(argv[i], "--councils") == 0 && value) {
@@ -170,6 +176,64 @@ static bool run_departed(int councils)
     return came == councils && published == REPORTS;
 }
 
+/*  Every council connected at once: this process holds two sockets a
+ *  client (its DEALER and its monitor) and a descriptor each, so both
+ *  limits are raised first. */
+static bool run_connected(int councils)
+{
+    struct rlimit files;
+    getrlimit(RLIMIT_NOFILE, &files);
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+    zsys_set_max_sockets(0); /* as many as the descriptor limit allows */
+    harness_t *h = harness_new();
+    if (!h || !harness_add_councils(h, councils) || !harness_start(h, NULL)) {
+        harness_destroy(&h);
+        return false;
+    }
+    long rss0 = bench_status_kb(harness_pid(h), "VmRSS");
+    cv_client_t **clients = calloc((size_t)councils, sizeof *clients);
+    int came = 0;
+    for (int i = 0; i < councils; i++) {
+        char agency[32];
+        snprintf(agency, sizeof agency, "council-%d", i);
+        cv_error_t err = {""};
+        clients[i] = harness_client(h, agency, NULL, 10, &err);
+        came += clients[i] != NULL;
+        if (!clients[i] && i < 3)
+            fprintf(stderr, "faults_bench: %s: %s\n", agency, err.msg);
+    }
+    long rss1 = bench_status_kb(harness_pid(h), "VmRSS");
+    uint64_t t0 = bench_now_ns();
+    int published = publish(h, 1), got = 0;
+    double last_s = 0;
+    for (int i = 0; i < councils; i++) {
+        cv_error_t err = {""};
+        const Caveat__Wire__Delivery *d =
+            clients[i] ? cv_client_receive(clients[i], 10000, &err) : NULL;
+        if (d) {
+            got++;
+            last_s = (double)(bench_now_ns() - t0) / 1e9;
+            cv_client_ack(clients[i], d->seq, &err);
+        }
+    }
+    long rss2 = bench_status_kb(harness_pid(h), "VmRSS");
+    printf("\nconnected: %d of %d councils connected at once; one report to all of them\n", came,
+           councils);
+    printf("  %-52s %8d of %d\n", "received it", got, came);
+    printf("  %-52s %8.3f s\n", "publish to the last one read", last_s);
+    printf("  %-52s %8.1f MB\n", "caveatd VmRSS before they came", mb(rss0));
+    printf("  %-52s %8.1f MB\n", "VmRSS with them connected", mb(rss1));
+    printf("  %-52s %8.1f MB\n", "VmRSS after the fan-out", mb(rss2));
+    printf("  %-52s %8.1f KB\n", "VmRSS per connection",
+           came > 0 ? (double)(rss1 - rss0) / came : 0);
+    for (int i = 0; i < councils; i++)
+        cv_client_destroy(&clients[i]);
+    free(clients);
+    harness_destroy(&h);
+    return came == councils && got == came && published == 1;
+}
+
 /*  Receives and acknowledges until n came or none came for a second:
  *  deliveries a second. */
 static double drain(harness_t *h, int n, int *received)
@@ -254,14 +318,16 @@ int main(int argc, char **argv)
 {
     options_t opt = {.councils = COUNCILS, .backlog = BACKLOG};
     if (!parse(argc, argv, &opt)) {
-        fprintf(stderr, "usage: faults_bench [--only departed|disk] [--councils N] "
+        fprintf(stderr, "usage: faults_bench [--only departed|connected|disk] [--councils N] "
                         "[--backlog N]\n");
         return 2;
     }
-    bool all = !opt.departed && !opt.disk, ok = true;
+    bool all = !opt.departed && !opt.connected && !opt.disk, ok = true;
     double load0 = bench_load_average();
     if (all || opt.departed)
         ok = run_departed(opt.councils) && ok;
+    if (all || opt.connected)
+        ok = run_connected(opt.councils) && ok;
     if (all || opt.disk)
         ok = run_disk(opt.backlog) && ok;
     double load1 = bench_load_average();
