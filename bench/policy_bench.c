@@ -24,6 +24,7 @@
 #include <zmq.h>
 
 #include "bench_common.h"
+#include "seeded_rng.h"
 #include "policy_internal.h"
 
 #define N_REPORTS      1000
@@ -31,29 +32,8 @@
 #define PACK_BUFFER    (64 * 1024)
 
 /* ------------------------------------------------------------------------ */
-/*  Small utilities: a deterministic PRNG (the same policy shape every run,
- *  only the keys differ), a growable string, a monotonic clock.            */
-
-static uint64_t rng_state = 0x9E3779B97F4A7C15u;
-
-static uint64_t rnd64(void)
-{
-    /* xorshift64*: fast, and good enough to draw names from lists */
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545F4914F6CDD1Du;
-}
-
-static int rnd(int n)
-{
-    return (int)(rnd64() % (uint64_t)n);
-}
-
-static bool chance(int percent)
-{
-    return rnd(100) < percent;
-}
+/*  Small utilities: a monotonic clock and the CPU clock. The PRNG is
+ *  seeded_rng.h's: the same policy shape every run, only the keys differ. */
 
 static double now(void)
 {
