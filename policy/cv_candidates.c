@@ -16,17 +16,18 @@
  *  category, level) into cv_reach_t, split into those reached anywhere and
  *  those reached only in the report's area. The entries that list agencies
  *  (from_agencies or to_agencies) are kept per category and checked for
- *  each report: a policy has few. Per report, the types are turned into
+ *  each report, a few nanoseconds each. Per report, the types are turned into
  *  agencies through lists by type and by area, marked in a bitmap (each
  *  agency once, in order), and the marked ones that the level and the
  *  handling code allow are the candidates.
  *
  *  What is left out is only what deciding refuses anyway; what is kept in
- *  beyond that (a screening entry whose keywords the report lacks, a
- *  same_area rule whose max_level is too low for the field markings...) is
- *  decided and refused. The memory is a few kilobytes per (type, category,
- *  level) and a few ints per agency: it grows with the policy's vocabulary,
- *  not with agencies times agencies.
+ *  beyond that (approvals for handling code 5, a screening entry whose
+ *  keywords the report lacks, field markings or restrictions that leave
+ *  nothing to send) is decided and refused. The memory is 16 bytes per (originator type,
+ *  category, level) and a few ints per agency and per listed agency: it
+ *  grows with the policy's vocabulary and size, never with agencies times
+ *  agencies (about 50 KB for 2,000 agencies and 10 categories).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -134,47 +135,56 @@ static void index_named(cv_policy_t *p)
     free(next);
 }
 
+/*  Each entry's to_agencies as agency indexes, ascending: counted, then
+ *  placed. */
+static void index_to_agencies(cv_policy_t *p)
+{
+    cv_route_index_t *r = &p->route;
+    r->to_first = cv_xcalloc((size_t)p->n_entries + 1, sizeof *r->to_first);
+    for (int e = 0; e < p->n_entries; e++) {
+        const uint8_t *listed = p->entries[e].to.agencies;
+        r->to_first[e + 1] = r->to_first[e];
+        for (int a = 0; listed && a < p->n_agencies; a++)
+            r->to_first[e + 1] += listed[a];
+    }
+    r->to_pool = cv_xcalloc((size_t)r->to_first[p->n_entries], sizeof *r->to_pool);
+    for (int e = 0; e < p->n_entries; e++) {
+        const uint8_t *listed = p->entries[e].to.agencies;
+        for (int a = 0, k = r->to_first[e]; listed && a < p->n_agencies; a++)
+            if (listed[a])
+                r->to_pool[k++] = a;
+    }
+}
+
 /*  Fills *first (count + 1 offsets) and *pool with, per group, the
  *  agencies that `member` puts in it, ascending: counted, then placed.
  *  member writes an agency's groups into groups and returns how many. */
-typedef int (*member_fn)(const cv_policy_t *p, int owner, int agency, int *groups);
+typedef int (*member_fn)(const cv_policy_t *p, int agency, int *groups);
 
-static void index_members(const cv_policy_t *p, int owners, int count, member_fn member,
-                          int **first_p, int **pool_p)
+static void index_members(const cv_policy_t *p, int count, member_fn member, int **first_p,
+                          int **pool_p)
 {
     int *first = cv_xcalloc((size_t)count + 1, sizeof *first);
-    int *groups =
-        cv_xcalloc((size_t)p->n_area_names + 1, sizeof *groups); /* an agency's areas at most */
-    for (int o = 0; o < owners; o++)
-        for (int a = 0; a < p->n_agencies; a++)
-            for (int i = 0, n = member(p, o, a, groups); i < n; i++)
-                first[groups[i] + 1]++;
+    int *groups = cv_xcalloc((size_t)p->n_area_names + 1, sizeof *groups); /* an agency's areas */
+    for (int a = 0; a < p->n_agencies; a++)
+        for (int i = 0, n = member(p, a, groups); i < n; i++)
+            first[groups[i] + 1]++;
     for (int g = 0; g < count; g++)
         first[g + 1] += first[g];
     int *pool = cv_xcalloc((size_t)first[count], sizeof *pool);
     int *next = cv_xcalloc((size_t)count + 1, sizeof *next);
     memcpy(next, first, (size_t)count * sizeof *next);
-    for (int o = 0; o < owners; o++)
-        for (int a = 0; a < p->n_agencies; a++)
-            for (int i = 0, n = member(p, o, a, groups); i < n; i++)
-                pool[next[groups[i]]++] = a;
+    for (int a = 0; a < p->n_agencies; a++)
+        for (int i = 0, n = member(p, a, groups); i < n; i++)
+            pool[next[groups[i]]++] = a;
     free(next);
     free(groups);
     *first_p = first;
     *pool_p = pool;
 }
 
-/*  Entry `owner` lists agency a in to_agencies. */
-static int to_member(const cv_policy_t *p, int owner, int a, int *groups)
+static int type_member(const cv_policy_t *p, int a, int *groups)
 {
-    const cv_agency_set_t *to = &p->entries[owner].to;
-    groups[0] = owner;
-    return to->agencies && to->agencies[a];
-}
-
-static int type_member(const cv_policy_t *p, int owner, int a, int *groups)
-{
-    (void)owner;
     groups[0] = p->agency_hot[a].type_id;
     return 1;
 }
@@ -182,9 +192,8 @@ static int type_member(const cv_policy_t *p, int owner, int a, int *groups)
 /*  The areas agency a serves (the loader refuses one listed twice), unless
  *  it serves all: "*" covers every area, and such agencies are listed
  *  apart. */
-static int area_member(const cv_policy_t *p, int owner, int a, int *groups)
+static int area_member(const cv_policy_t *p, int a, int *groups)
 {
-    (void)owner;
     const cv_agency_hot_t *agency = &p->agency_hot[a];
     if (agency->all_areas)
         return 0;
@@ -206,9 +215,9 @@ void cv_route_index(cv_policy_t *p)
     cv_route_index_t *r = &p->route;
     index_reach(p);
     index_named(p);
-    index_members(p, p->n_entries, p->n_entries, to_member, &r->to_first, &r->to_pool);
-    index_members(p, 1, p->n_types, type_member, &r->type_first, &r->type_pool);
-    index_members(p, 1, p->n_area_names, area_member, &r->area_first, &r->area_members);
+    index_to_agencies(p);
+    index_members(p, p->n_types, type_member, &r->type_first, &r->type_pool);
+    index_members(p, p->n_area_names, area_member, &r->area_first, &r->area_members);
     index_everywhere(p);
 }
 
