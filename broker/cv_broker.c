@@ -1099,7 +1099,7 @@ static const Caveat__Report *report_at(cv_broker_t *self, int64_t rowid)
 
 /*  Queues the report for every agency the policy releases it to, and
  *  stores where it went in one row. Only the policy's candidates for the
- *  report are decided: a partnership's size costs nothing per report. */
+ *  report are decided: agencies it cannot go to cost next to nothing. */
 static bool route(cv_broker_t *self, const Caveat__Report *report, int64_t rowid, cv_error_t *err)
 {
     cv_routed_t item = {rowid, report->has_priority ? (int)report->priority : 0};
