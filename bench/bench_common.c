@@ -232,30 +232,84 @@ bool bench_make_key(harness_t *h, const char *name, char public_key[41])
     return ok;
 }
 
+/*  The agencies beyond the two of workload 1 (more of them), as YAML lines
+ *  of the agencies mapping, and two rules like a partnership's. They never
+ *  connect: fresh public keys whose secrets are thrown away. Four types in
+ *  turn, two agencies an area, none serving the publisher's report area
+ *  (hull). One rule sends the category the publisher publishes from police
+ *  to councils in the same area, so routing has areas to look through; the
+ *  subscriber (every area) gets every report under it too, every field
+ *  shared, so its view is the same. */
+static bool partnership(int more, char **agencies, char **rules)
+{
+    static const char *const types[] = {"police", "local_authority", "education", "health"};
+    text_t a = {0}, r = {0};
+    text_add(&a, "%s", "");
+    for (int i = 0; i < more; i++) {
+        char public_key[41], secret_key[41];
+        if (zmq_curve_keypair(public_key, secret_key) != 0) {
+            free(a.data);
+            return false;
+        }
+        text_add(&a,
+                 "\n  bench-partner-%05d: {organisation: partner-org-%05d, type: %s, "
+                 "clearance: SECRET, areas: [area-%05d], key: \"%s\"}",
+                 i, i / 4, types[i % 4], i / 2, public_key);
+    }
+    text_add(&r, "%s", "");
+    if (more > 0)
+        text_add(&r, "\n  - {name: police-to-councils, categories: [vulnerable_individual],"
+                     " from_types: [police], to_types: [local_authority], same_area: true,"
+                     " fields: {\"*\": share}}"
+                     "\n  - {name: partners-on-tension, categories: [community_tension],"
+                     " from_types: [local_authority], to_types: [police, local_authority],"
+                     " same_area: true, fields: {summary: share}}");
+    *agencies = a.data;
+    *rules = r.data;
+    return true;
+}
+
+/*  text with ${name} replaced by value; frees text. NULL if text is. */
+static char *substituted(char *text, const char *name, const char *value)
+{
+    char *next = text && value ? bench_substitute(text, name, value) : NULL;
+    free(text);
+    return next;
+}
+
 /*  A harness with fresh keys for the broker and bench-publisher and
  *  bench-subscriber, and bench/data/throughput.yaml with their public keys:
- *  everything the publisher sends is released to the subscriber. */
-harness_t *bench_throughput_harness(char *note, size_t size)
+ *  everything the publisher sends is released to the subscriber. With
+ *  agencies > 2, the partnership above too. */
+harness_t *bench_partnership_harness(int agencies, char *note, size_t size)
 {
-    static const char *const agencies[] = {"bench-publisher", "bench-subscriber"};
+    static const char *const names[] = {"bench-publisher", "bench-subscriber"};
     harness_t *h = harness_new();
     char *policy = bench_read_file(BENCH_DATA_DIR "/throughput.yaml"), key[41];
-    bool ok = h && policy && bench_make_key(h, "broker", key);
-    for (int i = 0; ok && i < 2; i++) {
-        char *next =
-            bench_make_key(h, agencies[i], key) ? bench_substitute(policy, agencies[i], key) : NULL;
-        free(policy);
-        policy = next;
-        ok = policy != NULL;
-    }
+    char *more_agencies = NULL, *more_rules = NULL;
+    bool ok = h && policy && bench_make_key(h, "broker", key) &&
+              partnership(agencies - 2, &more_agencies, &more_rules);
+    for (int i = 0; ok && i < 2; i++)
+        ok = (policy = substituted(policy, names[i],
+                                   bench_make_key(h, names[i], key) ? key : NULL)) != NULL;
+    policy = ok ? substituted(policy, "more-agencies", more_agencies) : policy;
+    policy = ok ? substituted(policy, "more-rules", more_rules) : policy;
+    ok = ok && policy;
     if (ok)
         harness_write_policy(h, policy);
     else
         snprintf(note, size, "cannot make keys, or read %s/throughput.yaml", BENCH_DATA_DIR);
     free(policy);
+    free(more_agencies);
+    free(more_rules);
     if (!ok)
         harness_destroy(&h);
     return h;
+}
+
+harness_t *bench_throughput_harness(char *note, size_t size)
+{
+    return bench_partnership_harness(2, note, size);
 }
 
 long bench_status_kb(pid_t pid, const char *name)

@@ -42,6 +42,11 @@ bool bench_make_key(harness_t *h, const char *name, char public_key[41]);
 /*  A harness for the two-agency workload of bench/data/throughput.yaml,
  *  with fresh keys; NULL with note set when it cannot be made. */
 harness_t *bench_throughput_harness(char *note, size_t size);
+/*  The same policy with agencies - 2 more agencies that never connect
+ *  (four types, two an area) and two rules like a partnership's, none of
+ *  which changes what the subscriber gets: what a partnership's size costs
+ *  workload 1. agencies 2 is bench_throughput_harness. */
+harness_t *bench_partnership_harness(int agencies, char *note, size_t size);
 /*  A field of /proc/PID/status in kB (VmRSS, VmHWM), or -1. */
 long bench_status_kb(pid_t pid, const char *name);
 /*  The 1-minute load average, or -1. */

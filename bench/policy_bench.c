@@ -11,10 +11,13 @@
  *  keep views. Then the same policy with R restrictions added (a few broad,
  *  the rest scoped to a category or two and a few agencies, as a mature
  *  protocol has them) is measured again: restrictions must cost decisions
- *  and views less than 10 %.
+ *  and views less than 10 %. Last, (5) routing as the broker routes: per
+ *  report, cv_policy_candidates then a decision for each candidate, against
+ *  a decision for every agency: decisions per report, reports routed per
+ *  second, and the size of the routing index.
  *
  *  Usage: policy_bench [--agencies N] [--rules N] [--restrictions R] [--seconds S]
- *                      [--only load|decide|view|copy]   (one phase, for a profiler)
+ *                      [--only load|decide|view|copy|route]   (one phase, for a profiler)
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,6 +27,7 @@
 #include <zmq.h>
 
 #include "bench_common.h"
+#include "seeded_rng.h"
 #include "policy_internal.h"
 
 #define N_REPORTS      1000
@@ -31,29 +35,8 @@
 #define PACK_BUFFER    (64 * 1024)
 
 /* ------------------------------------------------------------------------ */
-/*  Small utilities: a deterministic PRNG (the same policy shape every run,
- *  only the keys differ), a growable string, a monotonic clock.            */
-
-static uint64_t rng_state = 0x9E3779B97F4A7C15u;
-
-static uint64_t rnd64(void)
-{
-    /* xorshift64*: fast, and good enough to draw names from lists */
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545F4914F6CDD1Du;
-}
-
-static int rnd(int n)
-{
-    return (int)(rnd64() % (uint64_t)n);
-}
-
-static bool chance(int percent)
-{
-    return rnd(100) < percent;
-}
+/*  Small utilities: a monotonic clock and the CPU clock. The PRNG is
+ *  seeded_rng.h's: the same policy shape every run, only the keys differ. */
 
 static double now(void)
 {
@@ -549,6 +532,9 @@ typedef struct {
     /* phase 2: the running position in the (report, recipient) mix */
     int report, recipient;
     uint64_t delivered;
+    /* phase 5: routing, with the index or deciding every agency */
+    cv_candidates_t *candidates;
+    uint64_t decisions;
     /* phase 3: delivered pairs, and what packing produced */
     int (*pairs)[2];
     int n_pairs, next_pair;
@@ -627,11 +613,38 @@ static void copy_work(run_t *r, uint64_t count)
     }
 }
 
+/*  Routes the next report as the broker does: decides its candidates. */
+static void route_work(run_t *r, uint64_t count)
+{
+    for (uint64_t i = 0; i < count; i++) {
+        const Caveat__Report *report = r->mix->reports[r->report];
+        const int *agencies;
+        int n = cv_policy_candidates(r->policy, report, r->candidates, &agencies);
+        for (int k = 0; k < n; k++)
+            r->delivered += cv_policy_decide(r->policy, report, agencies[k], NULL, r->decision);
+        r->decisions += (uint64_t)n;
+        r->report = (r->report + 1) % N_REPORTS;
+    }
+}
+
+/*  Routes the next report deciding every agency, as the broker did. */
+static void route_all_work(run_t *r, uint64_t count)
+{
+    for (uint64_t i = 0; i < count; i++) {
+        const Caveat__Report *report = r->mix->reports[r->report];
+        for (int a = 0; a < r->n_agencies; a++)
+            r->delivered += cv_policy_decide(r->policy, report, a, NULL, r->decision);
+        r->decisions += (uint64_t)r->n_agencies;
+        r->report = (r->report + 1) % N_REPORTS;
+    }
+}
+
 /*  Grows a trial count until it takes 50 ms, then runs the count that
  *  should take `seconds`. Returns the operations done and their time. */
 static uint64_t timed(run_t *r, work_fn work, double seconds, double *elapsed, double *cpu)
 {
-    uint64_t trial = 1000;
+    uint64_t first = work == route_all_work ? 10 : 1000; /* a report: every agency's decision */
+    uint64_t trial = first;
     double t;
     for (;;) {
         double start = now();
@@ -642,9 +655,9 @@ static uint64_t timed(run_t *r, work_fn work, double seconds, double *elapsed, d
         trial *= 4;
     }
     uint64_t count = (uint64_t)((double)trial * seconds / t);
-    if (count < 1000)
-        count = 1000;
-    r->delivered = r->views = r->view_bytes = 0;
+    if (count < first)
+        count = first;
+    r->delivered = r->views = r->view_bytes = r->decisions = 0;
     double start = now(), cpu_start = cpu_now();
     work(r, count);
     *elapsed = now() - start;
@@ -716,13 +729,14 @@ static void parse_args(world_t *w, int argc, char **argv)
             w->only = argv[++i];
         else {
             fprintf(stderr, "usage: policy_bench [--agencies N] [--rules N] [--restrictions R] "
-                            "[--seconds S] [--only load|decide|view|copy]\n");
+                            "[--seconds S] [--only load|decide|view|copy|route]\n");
             exit(2);
         }
     }
     if (w->only && strcmp(w->only, "load") != 0 && strcmp(w->only, "decide") != 0 &&
-        strcmp(w->only, "view") != 0 && strcmp(w->only, "copy") != 0) {
-        fprintf(stderr, "policy_bench: --only takes load, decide, view or copy\n");
+        strcmp(w->only, "view") != 0 && strcmp(w->only, "copy") != 0 &&
+        strcmp(w->only, "route") != 0) {
+        fprintf(stderr, "policy_bench: --only takes load, decide, view, copy or route\n");
         exit(2);
     }
     if (w->n_agencies < N_TYPES || w->n_rules < 1 || w->seconds <= 0 ||
@@ -860,6 +874,49 @@ static void print_table(const world_t *w, const run_t *r, const figures_t *f)
     }
 }
 
+/*  One pass over the reports, routed by work: decisions and deliveries. */
+static void route_pass(run_t *r, work_fn work, uint64_t *decisions, uint64_t *delivered)
+{
+    r->report = 0;
+    r->decisions = r->delivered = 0;
+    work(r, N_REPORTS);
+    *decisions = r->decisions;
+    *delivered = r->delivered;
+}
+
+/*  Phase 5: routing with the index against deciding every agency. */
+static void measure_route(const world_t *w, run_t *r)
+{
+    uint64_t decisions, delivered, all_decisions, all_delivered;
+    r->candidates = cv_candidates_new();
+    route_pass(r, route_work, &decisions, &delivered);
+    route_pass(r, route_all_work, &all_decisions, &all_delivered);
+    double s, cpu, all_s, all_cpu;
+    uint64_t routed = timed(r, route_work, w->seconds, &s, &cpu);
+    uint64_t routed_all = timed(r, route_all_work, w->seconds, &all_s, &all_cpu);
+    size_t bytes = cv_route_index_bytes(r->policy);
+    char figure[64];
+    printf("\nroute: per report, cv_policy_candidates and a decision for each candidate (the "
+           "broker's route()), against a decision for every agency\n");
+    printf("route: %llu reports in %.2f s (CPU %.2f s); every agency: %llu in %.2f s (CPU %.2f "
+           "s)\n",
+           (unsigned long long)routed, s, cpu, (unsigned long long)routed_all, all_s, all_cpu);
+    row("metric", "figure", "target", "result");
+    snprintf(figure, sizeof figure, "%.1f KB", (double)bytes / 1024.0);
+    row("routing index", figure, "< 4 MB", verdict(bytes < 4u << 20));
+    snprintf(figure, sizeof figure, "%.1f", (double)decisions / N_REPORTS);
+    row("decisions/report, index", figure, "-", "-");
+    snprintf(figure, sizeof figure, "%.1f", (double)all_decisions / N_REPORTS);
+    row("decisions/report, every agency", figure, "-", "-");
+    snprintf(figure, sizeof figure, "%.2f", (double)delivered / N_REPORTS);
+    row("deliveries/report (both ways)", figure, "the same", verdict(delivered == all_delivered));
+    snprintf(figure, sizeof figure, "%.0f/s", (double)routed / s);
+    row("reports routed/s, index", figure, "-", "-");
+    snprintf(figure, sizeof figure, "%.0f/s", (double)routed_all / all_s);
+    row("reports routed/s, every agency", figure, "-", "-");
+    cv_candidates_destroy(&r->candidates);
+}
+
 /*  The share of delivered pairs that some restriction applies to. */
 static double restricted_share(const run_t *r)
 {
@@ -958,7 +1015,9 @@ int main(int argc, char **argv)
     measure(&w, &r, &f);
     print_context(&w, &r, &f, len);
     print_table(&w, &r, &f);
-    if (w.n_restrictions > 0)
+    if (phase(&w, "route"))
+        measure_route(&w, &r);
+    if (w.n_restrictions > 0 && !(w.only && strcmp(w.only, "route") == 0))
         measure_restricted(&w, yaml, mix, buffer, &f);
 
     for (int i = 0; i < N_REPORTS; i++)

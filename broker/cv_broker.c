@@ -184,6 +184,7 @@ struct cv_broker_t {
     zlistx_t *deferred;     /* deferred_t: admin work run outside a transaction */
     cv_cache_t *cache;      /* unpacked frames and reports: a report fanned out is unpacked once */
     cv_decision_t *decision;
+    cv_candidates_t *candidates; /* who route() decides a report for */
     cv_log_t *log;
     const char *peer;     /* the address of the message being handled (its metadata), or NULL */
     uint64_t next_serial; /* of sessions */
@@ -606,6 +607,7 @@ static cv_broker_t *broker_new(const cv_broker_config_t *config, bool offline, c
     self->deferred = zlistx_new();
     self->senders = zlistx_new();
     self->decision = cv_decision_new();
+    self->candidates = cv_candidates_new();
     self->cache = cv_cache_new();
     if (!self->cache || !start(self, offline, err))
         cv_broker_destroy(&self);
@@ -642,6 +644,7 @@ void cv_broker_destroy(cv_broker_t **self_p)
     cv_policy_destroy(&self->policy);
     cv_signers_destroy(&self->signers);
     cv_decision_destroy(&self->decision);
+    cv_candidates_destroy(&self->candidates);
     cv_log_destroy(&self->log);
     free(self->use);
     free(self->pack.view);
@@ -1145,15 +1148,18 @@ static const Caveat__Report *report_at(cv_broker_t *self, int64_t rowid)
 }
 
 /*  Queues the report for every agency the policy releases it to, and
- *  stores where it went in one row. */
+ *  stores where it went in one row. Only the policy's candidates for the
+ *  report are decided: agencies it cannot go to cost next to nothing. */
 static bool route(cv_broker_t *self, const Caveat__Report *report, int64_t rowid, cv_error_t *err)
 {
     cv_routed_t item = {rowid, report->has_priority ? (int)report->priority : 0};
-    int agencies = cv_policy_agency_count(self->policy);
+    const int *candidates;
+    int agencies = cv_policy_candidates(self->policy, report, self->candidates, &candidates);
     /* one queue an agency at most */
     reserve((void **)&self->route_ids, &self->route_ids_cap, (size_t)agencies * sizeof(int64_t));
     size_t n = 0;
-    for (int a = 0; a < agencies; a++) {
+    for (int i = 0; i < agencies; i++) {
+        int a = candidates[i];
         if (!cv_policy_decide(self->policy, report, a, NULL, self->decision))
             continue;
         const char *agency = cv_policy_agency(self->policy, a)->id;

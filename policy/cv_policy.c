@@ -215,16 +215,21 @@ static bool valid_id(const char *id, cv_error_t *err)
     return true;
 }
 
-bool cv_agency_covers(const cv_policy_t *p, const cv_agency_hot_t *agency, const char *area)
+bool cv_agency_serves(const cv_policy_t *p, const cv_agency_hot_t *agency, int area)
 {
     if (agency->all_areas)
         return true;
-    int id = agency->n_areas ? cv_policy_area_find(p, area) : -1;
     const int *areas = p->area_pool + agency->area_first;
-    for (int i = 0; id >= 0 && i < agency->n_areas; i++)
-        if (areas[i] == id)
+    for (int i = 0; area >= 0 && i < agency->n_areas; i++)
+        if (areas[i] == area)
             return true;
     return false;
+}
+
+bool cv_agency_covers(const cv_policy_t *p, const cv_agency_hot_t *agency, const char *area)
+{
+    return agency->all_areas ||
+           cv_agency_serves(p, agency, agency->n_areas ? cv_policy_area_find(p, area) : -1);
 }
 
 bool cv_policy_validate_report(const cv_policy_t *self, const Caveat__Report *report,

@@ -159,6 +159,28 @@ typedef struct {
 int cv_decision_field_count(const cv_decision_t *self);
 const cv_field_decision_t *cv_decision_field(const cv_decision_t *self, int index);
 
+/* ------------------------------------------------------------------------ */
+/*  Routing: which agencies to decide a report for, without deciding for
+ *  every agency of the policy. cv_candidates_t is reusable scratch space,
+ *  like a decision: one per thread.                                         */
+
+typedef struct cv_candidates_t cv_candidates_t;
+
+cv_candidates_t *cv_candidates_new(void);
+void cv_candidates_destroy(cv_candidates_t **self_p);
+
+/*  The agencies (indexes, ascending, each once) that some rule or screening
+ *  entry could release report to. Every agency that cv_policy_decide
+ *  delivers the report to, with or without approvals, is among them; so
+ *  may be others, which deciding then refuses. Read from an index built at
+ *  load, so the work grows with the candidates, not with the agencies.
+ *  *agencies is borrowed from scratch and stays valid until the next call
+ *  with it (deciding does not touch it). Returns how many: 0 when deciding
+ *  refuses the report for everyone (unknown originator, category, level or
+ *  handling code).                                                          */
+int cv_policy_candidates(const cv_policy_t *self, const Caveat__Report *report,
+                         cv_candidates_t *scratch, const int **agencies);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1013,6 +1013,7 @@ static void index_policy(cv_policy_t *p)
     index_agencies(p);
     index_hot(p);
     cv_restrictions_index(p);
+    cv_route_index(p);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1280,6 +1281,7 @@ void cv_policy_destroy(cv_policy_t **self_p)
     free(p->restriction_buckets);
     free(p->restriction_pool);
     free(p->restriction_hot);
+    cv_route_index_free(p);
     free_strings(p->levels, p->n_levels);
     free_strings(p->categories, p->n_categories);
     free_strings(p->types, p->n_types);

@@ -33,13 +33,7 @@ bool cv_restriction_to(const cv_policy_t *p, int r, int to)
 
 bool cv_restriction_from(const cv_policy_t *p, int r, int from)
 {
-    const cv_entry_hot_t *hot = &p->restriction_hot[r];
-    if (hot->from_types >> p->agencies[from].type_id & 1)
-        return true;
-    for (int i = 0; i < hot->from_count; i++)
-        if (p->from_pool[hot->from_first + i] == from)
-            return true;
-    return false;
+    return cv_hot_from(p, &p->restriction_hot[r], p->agencies[from].type_id, from);
 }
 
 /*  Each agency's row (a byte per restriction: it may reach the agency)

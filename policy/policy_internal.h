@@ -121,6 +121,32 @@ typedef struct {
     int from_count;
 } cv_entry_hot_t;
 
+/*  Who a report may go to, without deciding for every agency
+ *  (cv_candidates.c): the agency types that the entries naming the
+ *  originator by type reach, per (originator type, category, level), and
+ *  the few entries that name agencies, checked per report. Membership
+ *  lists turn types and areas into agencies. Never smaller than the truth:
+ *  every agency that cv_policy_decide releases a report to is a candidate
+ *  (tests/test_policy_candidates.c holds it). */
+typedef struct {
+    uint64_t anywhere; /* agency types reached whatever the report's area */
+    uint64_t in_area;  /* agency types reached only where they serve the report's area */
+} cv_reach_t;
+
+typedef struct {
+    cv_reach_t *reach; /* (type * n_categories + category) * n_levels + level */
+    int *named_first;  /* per category + 1, into named: CSR */
+    int *named;        /* entries that list originators or recipients by agency */
+    int *to_first;     /* per entry + 1, into to_pool */
+    int *to_pool;      /* each entry's to_agencies, ascending */
+    int *type_first;   /* per type + 1, into type_pool */
+    int *type_pool;    /* agencies by type, ascending */
+    int *area_first;   /* per interned area + 1, into area_members */
+    int *area_members; /* the agencies serving each area, "*" ones apart */
+    int *everywhere;   /* agencies with areas ["*"] */
+    int n_everywhere;
+} cv_route_index_t;
+
 /*  Open addressing over agency indexes, -1 for an empty slot: lookups by
  *  id (every decision) and by key (every message the broker receives). */
 typedef struct {
@@ -183,6 +209,7 @@ struct cv_policy_t {
     int *restriction_buckets;
     int *restriction_pool;
     cv_entry_hot_t *restriction_hot; /* per restriction; from_pool is shared */
+    cv_route_index_t route;          /* candidates per report (cv_candidates.c) */
 };
 
 /*  Lookups by name: index or -1. */
@@ -220,6 +247,9 @@ int cv_policy_area_find(const cv_policy_t *self, const char *area); /* interned 
 /*  True when agency's areas include area (or are "*"): same_area, and the
  *  rule that a report's area is one of its originator's. */
 bool cv_agency_covers(const cv_policy_t *p, const cv_agency_hot_t *agency, const char *area);
+/*  The same with the area interned (cv_policy_area_find; -1 for one no
+ *  agency serves). */
+bool cv_agency_serves(const cv_policy_t *p, const cv_agency_hot_t *agency, int area);
 
 /*  Restrictions (cv_restriction.c).
  *  Builds the restriction index (groups, buckets, pool) once loaded. */
@@ -238,6 +268,25 @@ int cv_restrictions_for(const cv_policy_t *p, int category, int from, int to, in
 void cv_restriction_cap(const cv_policy_t *p, int r, uint8_t *grant, size_t size);
 /*  True when originator index `from` is among the restriction's. */
 bool cv_restriction_from(const cv_policy_t *p, int r, int from);
+
+/*  Whether packed originators (an entry's or a restriction's) include
+ *  agency `from`, of type type_id: by type, or listed in from_pool. */
+static inline bool cv_hot_from(const cv_policy_t *p, const cv_entry_hot_t *hot, int type_id,
+                               int from)
+{
+    if (hot->from_types >> type_id & 1)
+        return true;
+    for (int i = 0; i < hot->from_count; i++)
+        if (p->from_pool[hot->from_first + i] == from)
+            return true;
+    return false;
+}
+
+/*  Candidates (cv_candidates.c): builds p->route once the rest is
+ *  indexed; frees it; and its size in bytes, for the benchmarks. */
+void cv_route_index(cv_policy_t *p);
+void cv_route_index_free(cv_policy_t *p);
+size_t cv_route_index_bytes(const cv_policy_t *p);
 
 /*  Masks (cv_mask.c). Each returns a malloc'd masked string, or NULL when
  *  the value does not have the shape the mask needs: the caller withholds

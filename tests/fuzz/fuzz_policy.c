@@ -3,8 +3,9 @@
  *  decide and explain three example reports for every agency, with and
  *  without an approval, draw it, diff it against itself, and look up
  *  retention. Checks that the packed view (cv_decision_pack, the broker's
- *  fast path) is exactly the built view packed, and that a policy differs
- *  from itself in nothing. */
+ *  fast path) is exactly the built view packed, that every delivery goes
+ *  to one of the report's routing candidates (cv_policy_candidates), and
+ *  that a policy differs from itself in nothing. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,18 +74,33 @@ static void check_view(cv_decision_t *d, const Caveat__Report *report)
     protobuf_c_message_free_unpacked(&view->base, NULL);
 }
 
-static void decide_all(const cv_policy_t *policy, cv_decision_t *d)
+/*  The routing index's promise: a delivery goes to a candidate. */
+static void check_candidate(const cv_policy_t *policy, const Caveat__Report *report, int agency,
+                            const int *candidates, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (candidates[i] == agency)
+            return;
+    fuzz_fail("report %s delivered to %s, which is not among its %d candidates", report->id,
+              cv_policy_agency(policy, agency)->id, n);
+}
+
+static void decide_all(const cv_policy_t *policy, cv_decision_t *d, cv_candidates_t *scratch)
 {
     int n = cv_policy_agency_count(policy);
     for (int r = 0; r < N_REPORTS; r++) {
         cv_error_t err;
         cv_policy_validate_report(policy, reports[r], &err);
+        const int *candidates;
+        int n_candidates = cv_policy_candidates(policy, reports[r], scratch, &candidates);
         for (int a = 0; a < n; a++) {
             const char *to[] = {cv_policy_agency(policy, (a + 1) % n)->id};
             cv_approvals_t approvals = {to, 1};
             for (int with = 0; with < 2; with++) {
-                if (cv_policy_decide(policy, reports[r], a, with ? &approvals : NULL, d))
+                if (cv_policy_decide(policy, reports[r], a, with ? &approvals : NULL, d)) {
+                    check_candidate(policy, reports[r], a, candidates, n_candidates);
                     check_view(d, reports[r]);
+                }
                 touch_explanation(d);
             }
         }
@@ -111,16 +127,17 @@ static void check_tools(const cv_policy_t *policy)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static cv_decision_t *decision;
+    static cv_candidates_t *candidates;
     if (!decision) {
         load_reports();
-        if (!(decision = cv_decision_new()))
+        if (!(decision = cv_decision_new()) || !(candidates = cv_candidates_new()))
             abort();
     }
     cv_error_t err;
     cv_policy_t *policy = cv_policy_load_buffer((const char *)data, size, "fuzz.yaml", NULL, &err);
     if (!policy)
         return 0;
-    decide_all(policy, decision);
+    decide_all(policy, decision, candidates);
     check_tools(policy);
     cv_policy_destroy(&policy);
     return 0;
