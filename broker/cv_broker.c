@@ -889,14 +889,14 @@ static uint32_t hello_refusal(cv_broker_t *self, const zframe_t *routing, int ag
 }
 
 static session_t *session_new(cv_broker_t *self, const zframe_t *routing, const cv_agency_t *a,
-                              const char *feed)
+                              const uint8_t key[CV_KEY_BYTES], const char *feed)
 {
     session_t *s = cv_xcalloc(1, sizeof *s);
     s->serial = ++self->next_serial;
     s->routing_hex = zframe_strhex((zframe_t *)routing);
     s->routing = zframe_dup((zframe_t *)routing);
     s->agency = cv_xstrdup(a->id);
-    memcpy(s->key, a->key, CV_KEY_BYTES);
+    memcpy(s->key, key, CV_KEY_BYTES); /* the one it came with: an agency may have two */
     s->feed = cv_xstrdup(feed);
     s->peer = cv_xstrdup(self->peer ? self->peer : "");
     s->since = (int64_t)time(NULL);
@@ -926,7 +926,8 @@ static void send_hello_ack(cv_broker_t *self, const zframe_t *routing, const cv_
  *  the same queue keeps the session: what it was sent is still on its way
  *  down this connection and is not sent twice (a Hello loop on a
  *  connection that never reads must not multiply what waits for it). */
-static void on_hello(cv_broker_t *self, const zframe_t *routing, int agency, session_t *s,
+static void on_hello(cv_broker_t *self, const zframe_t *routing, int agency,
+                     const uint8_t key[CV_KEY_BYTES], session_t *s,
                      const Caveat__Wire__Hello *hello)
 {
     const cv_agency_t *a = cv_policy_agency(self->policy, agency);
@@ -948,7 +949,7 @@ static void on_hello(cv_broker_t *self, const zframe_t *routing, int agency, ses
     }
     bool publish_only = hello->has_credit && hello->credit == 0;
     if (!s || strcmp(s->feed, feed) != 0 || s->publish_only != publish_only) {
-        s = session_new(self, routing, a, feed);
+        s = session_new(self, routing, a, key, feed);
         s->publish_only = publish_only;
         add_session(self, s); /* replaces the connection's earlier session */
     }
@@ -1631,7 +1632,7 @@ static void revoke_removed(cv_broker_t *self)
     zlistx_t *revoked = zlistx_new(); /* not deleted while the table is walked */
     for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions)) {
         int a = cv_policy_agency_find(self->policy, s->agency);
-        if (a < 0 || memcmp(cv_policy_agency(self->policy, a)->key, s->key, CV_KEY_BYTES) != 0 ||
+        if (a < 0 || !cv_agency_has_key(cv_policy_agency(self->policy, a), s->key) ||
             (*s->feed && !cv_policy_has_feed(self->policy, s->feed)))
             zlistx_add_end(revoked, s);
         else
@@ -1639,8 +1640,7 @@ static void revoke_removed(cv_broker_t *self)
     }
     for (session_t *s = zlistx_first(revoked); s; s = zlistx_next(revoked)) {
         int a = cv_policy_agency_find(self->policy, s->agency);
-        bool key_gone =
-            a < 0 || memcmp(cv_policy_agency(self->policy, a)->key, s->key, CV_KEY_BYTES) != 0;
+        bool key_gone = a < 0 || !cv_agency_has_key(cv_policy_agency(self->policy, a), s->key);
         send_error(self, s->routing, key_gone ? E_REVOKED : E_BAD_REQUEST,
                    key_gone ? "this agency's key is no longer in the policy"
                             : "no screening entry sends to that feed any more");
@@ -2265,7 +2265,7 @@ static void dispatch(cv_broker_t *self, const zframe_t *routing, int agency,
 {
     session_t *s = session_of_key(self, routing, key);
     if (frame->body_case == CAVEAT__WIRE__FRAME__BODY_HELLO) {
-        on_hello(self, routing, agency, s, frame->hello);
+        on_hello(self, routing, agency, key, s, frame->hello);
         return;
     }
     if (frame->body_case == CAVEAT__WIRE__FRAME__BODY_HEARTBEAT)

@@ -47,8 +47,9 @@ zsock_t *cv_zap_socket(cv_zap_t *self)
     return self->socket;
 }
 
-/*  The agency's key in Z85, or "" when the request is not a CURVE request
- *  from an agency of the policy. */
+/*  The key offered, in Z85, when it is an agency's of the policy (its
+ *  current or its next: the session is bound to the one it came with), or
+ *  "" when the request is not a CURVE request from an agency. */
 static void admitted_key(zmsg_t *request, const cv_policy_t *policy, char z85[41])
 {
     z85[0] = '\0';
@@ -60,9 +61,8 @@ static void admitted_key(zmsg_t *request, const cv_policy_t *policy, char z85[41
     zframe_t *credentials = zmsg_next(request);
     if (!zframe_streq(frame, "CURVE") || zframe_size(credentials) != CV_KEY_BYTES)
         return;
-    int agency = cv_policy_agency_by_key(policy, zframe_data(credentials));
-    if (agency >= 0)
-        memcpy(z85, cv_policy_agency(policy, agency)->key_z85, 41);
+    if (cv_policy_agency_by_key(policy, zframe_data(credentials)) >= 0)
+        zmq_z85_encode(z85, zframe_data(credentials), CV_KEY_BYTES);
 }
 
 /*  A refused handshake, logged with the peer's address and the key it

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "policy_internal.h"
 
 const char *cv_policy_protocol(const cv_policy_t *self)
@@ -149,6 +151,14 @@ void cv_policy_index_agency(cv_policy_t *self, int index)
     const cv_agency_t *a = &self->agencies[index].pub;
     cv_table_add(&self->by_id, text_hash(a->id), index);
     cv_table_add(&self->by_key, cv_hash(a->key, CV_KEY_BYTES), index);
+    if (a->has_next_key)
+        cv_table_add(&self->by_key, cv_hash(a->next_key, CV_KEY_BYTES), index);
+}
+
+bool cv_agency_has_key(const cv_agency_t *agency, const uint8_t key[CV_KEY_BYTES])
+{
+    return sodium_memcmp(agency->key, key, CV_KEY_BYTES) == 0 ||
+           (agency->has_next_key && sodium_memcmp(agency->next_key, key, CV_KEY_BYTES) == 0);
 }
 
 int cv_policy_agency_find(const cv_policy_t *self, const char *id)
@@ -180,7 +190,7 @@ int cv_policy_agency_by_key(const cv_policy_t *self, const uint8_t key[CV_KEY_BY
         return -1;
     const cv_table_t *t = &self->by_key;
     for (unsigned h = cv_hash(key, CV_KEY_BYTES) & t->mask; t->slots[h] >= 0; h = (h + 1) & t->mask)
-        if (memcmp(self->agencies[t->slots[h]].pub.key, key, CV_KEY_BYTES) == 0)
+        if (cv_agency_has_key(&self->agencies[t->slots[h]].pub, key))
             return t->slots[h];
     return -1;
 }

@@ -31,11 +31,19 @@ typedef struct {
     int clearance;            /* index into the policy's levels */
     const char *const *areas; /* the areas it serves */
     int n_areas;
-    bool all_areas; /* areas: ["*"] */
-    bool admin;     /* type admin, or listed under administrators */
-    uint8_t key[CV_KEY_BYTES];
+    bool all_areas;            /* areas: ["*"] */
+    bool admin;                /* type admin, or listed under administrators */
+    uint8_t key[CV_KEY_BYTES]; /* its current key */
     char key_z85[41];
+    /*  key: [current, next]: during a key's rotation both are admitted, and
+     *  a session is bound to the one it came with. */
+    bool has_next_key;
+    uint8_t next_key[CV_KEY_BYTES];
+    char next_key_z85[41];
 } cv_agency_t;
+
+/*  Whether key is one of the agency's (current or next). */
+bool cv_agency_has_key(const cv_agency_t *agency, const uint8_t key[CV_KEY_BYTES]);
 
 /* ------------------------------------------------------------------------ */
 /*  Loading. On error returns NULL and err holds one line,

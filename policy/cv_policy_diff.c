@@ -113,7 +113,8 @@ static void diff_agency(diff_t *d, const cv_agency_t *a, const cv_agency_t *b)
         put_areas(d->out, b);
         fputc('\n', d->out);
     }
-    if (memcmp(a->key, b->key, CV_KEY_BYTES) != 0)
+    if (memcmp(a->key, b->key, CV_KEY_BYTES) != 0 || a->has_next_key != b->has_next_key ||
+        (a->has_next_key && memcmp(a->next_key, b->next_key, CV_KEY_BYTES) != 0))
         fprintf(d->out, "~ agency %s: key changed\n", a->id);
     if (a->admin != b->admin)
         fprintf(d->out, "~ agency %s: admin %s\n", a->id, b->admin ? "granted" : "revoked");

@@ -248,18 +248,43 @@ static int intern(char ***names, int *count, const char *name)
     return (*count)++;
 }
 
-static bool load_key(loader_t *l, cv_agency_t *agency, struct fy_node *node, const char *what)
+/*  One Z85 public key into key and z85, not another agency's. */
+static bool load_one_key(loader_t *l, struct fy_node *node, uint8_t key[CV_KEY_BYTES], char z85[41],
+                         const char *what)
 {
     const char *text = scalar(l, node, what);
     if (!text)
         return false;
-    if (strlen(text) != 40 || !zmq_z85_decode(agency->key, text))
+    if (strlen(text) != 40 || !zmq_z85_decode(key, text))
         return fail(l, node, "%s: not a Z85 CURVE public key (40 characters)", what);
-    memcpy(agency->key_z85, text, 41);
-    int same = cv_policy_agency_by_key(l->policy, agency->key);
+    memcpy(z85, text, 41);
+    int same = cv_policy_agency_by_key(l->policy, key);
     if (same >= 0)
         return fail(l, node, "%s: the same key as agency '%s'", what,
                     l->policy->agencies[same].pub.id);
+    return true;
+}
+
+/*  key: "KEY", or [CURRENT, NEXT] while the agency rotates its key. */
+static bool load_key(loader_t *l, cv_agency_t *agency, struct fy_node *node, const char *what)
+{
+    if (!fy_node_is_sequence(node))
+        return load_one_key(l, node, agency->key, agency->key_z85, what);
+    int n = fy_node_sequence_item_count(node);
+    if (n < 1 || n > 2)
+        return fail(l, node, "%s: one key, or two while it is rotated ([current, next]), not %d",
+                    what, n);
+    if (!load_one_key(l, fy_node_sequence_get_by_index(node, 0), agency->key, agency->key_z85,
+                      what))
+        return false;
+    if (n == 1)
+        return true;
+    struct fy_node *next = fy_node_sequence_get_by_index(node, 1);
+    if (!load_one_key(l, next, agency->next_key, agency->next_key_z85, what))
+        return false;
+    if (memcmp(agency->key, agency->next_key, CV_KEY_BYTES) == 0)
+        return fail(l, next, "%s: the same key twice", what);
+    agency->has_next_key = true;
     return true;
 }
 
@@ -334,7 +359,7 @@ static bool load_agencies(loader_t *l, struct fy_node *root)
     /* one spare slot: an agency that fails half-way is freed from there */
     l->policy->agencies = xcalloc((size_t)n + 1, sizeof *l->policy->agencies);
     cv_table_init(&l->policy->by_id, n);
-    cv_table_init(&l->policy->by_key, n);
+    cv_table_init(&l->policy->by_key, 2 * n); /* a current and a next key each, at most */
     void *iter = NULL;
     struct fy_node_pair *pair;
     while ((pair = fy_node_mapping_iterate(agencies, &iter)))

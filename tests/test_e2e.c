@@ -524,6 +524,79 @@ static void test_reload_removing_an_agency_revokes_it(void **state)
     finish(&h);
 }
 
+/*  text with the first occurrence of from replaced by to (malloc'd). */
+static char *replaced(const char *text, const char *from, const char *to)
+{
+    const char *at = strstr(text, from);
+    assert_non_null(at);
+    size_t len = strlen(text) - strlen(from) + strlen(to) + 1;
+    char *out = malloc(len);
+    snprintf(out, len, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+    return out;
+}
+
+static void reload_with(harness_t *h, const char *policy)
+{
+    harness_write_policy(h, policy);
+    bool ok = false;
+    char *text = admin(h, "reload", &ok);
+    if (!ok)
+        print_error("reload: %s\n", text);
+    assert_true(ok);
+    free(text);
+}
+
+/*  An agency rotates its key: with key: [old, new] both connect as the
+ *  agency; once the old key leaves the policy its session is revoked and
+ *  it cannot connect again, while the new key's goes on. The new key is
+ *  DIR/hull-cc-next.cert_secret. */
+static void test_an_agency_rotates_its_key_with_an_overlap(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    zcert_t *next = zcert_new();
+    assert_int_equal(zcert_save(next, harness_path(h, "hull-cc-next.cert")), 0);
+    assert_int_equal(chmod(harness_path(h, "hull-cc-next.cert_secret"), 0600), 0);
+    zcert_t *old = zcert_load(harness_path(h, "hull-cc.cert"));
+    assert_non_null(old);
+    char old_key[64], both[160], new_key[64];
+    snprintf(old_key, sizeof old_key, "key: \"%s\"", zcert_public_txt(old));
+    snprintf(both, sizeof both, "key: [\"%s\", \"%s\"]", zcert_public_txt(old),
+             zcert_public_txt(next));
+    snprintf(new_key, sizeof new_key, "key: \"%s\"", zcert_public_txt(next));
+    char *policy = read_text(harness_path(h, "policy.yaml"));
+    char *overlap = replaced(policy, old_key, both);
+    char *rotated = replaced(policy, old_key, new_key);
+
+    cv_client_t *council_old = client(h, "hull-cc", NULL, 10);
+    cv_error_t err = {""};
+    assert_null(harness_client(h, "hull-cc-next", NULL, 10, &err)); /* not yet */
+    reload_with(h, overlap);
+    cv_client_t *council_new = client(h, "hull-cc-next", NULL, 10);
+    assert_string_equal(cv_client_agency(council_new), "hull-cc");
+    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
+    publish_example(police, "vulnerable_individual", NULL, 0);
+    assert_non_null(receive(council_new, 5000)); /* the newer session serves the queue */
+
+    cv_client_t *sender_old = sender_of(h, "hull-cc"); /* a session under the old key */
+    reload_with(h, rotated);
+    assert_int_equal(stat_of(h, "revoked"), 1);                /* that session, not the new key's */
+    assert_null(harness_client(h, "hull-cc", NULL, 10, &err)); /* the old key is out */
+    publish_example(police, "vulnerable_individual", NULL, 0);
+    assert_non_null(receive(council_new, 5000));
+    cv_client_destroy(&sender_old);
+
+    cv_client_destroy(&police);
+    cv_client_destroy(&council_new);
+    cv_client_destroy(&council_old);
+    zcert_destroy(&old);
+    zcert_destroy(&next);
+    free(policy);
+    free(overlap);
+    free(rotated);
+    finish(&h);
+}
+
 static void test_unacknowledged_deliveries_are_resent_after_the_timeout(void **state)
 {
     (void)state;
@@ -851,6 +924,7 @@ int main(void)
         cmocka_unit_test(test_admin_is_for_administrators),
         cmocka_unit_test(test_bad_reload_keeps_the_old_policy),
         cmocka_unit_test(test_reload_removing_an_agency_revokes_it),
+        cmocka_unit_test(test_an_agency_rotates_its_key_with_an_overlap),
         cmocka_unit_test(test_a_publisher_does_not_starve_its_agencys_subscriber),
         cmocka_unit_test(test_a_dropped_sender_says_hello_again),
         cmocka_unit_test(test_retention_purges_exactly_what_is_past_its_period),

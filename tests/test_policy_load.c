@@ -31,6 +31,7 @@
 #define K2 "XSEn)f@J2=]&MH9eu{9=<ITtalLpr[tWw7}B2APp"
 #define K3 "CLfC.xK:.*ZR&AbkJ*pG:Ebz/ngx4P>9I!8PrmR>"
 #define K4 "6PtBJ>RC})VCt&o)&*ZTVgivQwNGu*WDw*8}u>[j"
+#define K5 "92$PrU]*rf!D3=TM5twcy+MV*?N)!+QEQV3}M<9u"
 
 /*  Policies are data, one YAML line per source line: clang-format is off
  *  for them. */
@@ -293,6 +294,36 @@ static const error_case_t agency_same_key = {
     "    areas: [hull]\n"                    /* 15 */
     "    key: \"" K1 "\"\n",                 /* 16 */
     16, 10, "agencies.hull-cc.key: the same key as agency 'hull-police'"};
+
+static const error_case_t next_key_same_as_another = {
+    PREFIX POLICE
+    "  hull-cc:\n"                           /* 11 */
+    "    organisation: hull-city-council\n"  /* 12 */
+    "    type: local_authority\n"            /* 13 */
+    "    clearance: OFFICIAL\n"              /* 14 */
+    "    areas: [hull]\n"                    /* 15 */
+    "    key: [\"" K2 "\", \"" K1 "\"]\n",    /* 16 */
+    16, 55, "agencies.hull-cc.key: the same key as agency 'hull-police'"};
+
+static const error_case_t next_key_twice = {
+    PREFIX POLICE
+    "  hull-cc:\n"                           /* 11 */
+    "    organisation: hull-city-council\n"  /* 12 */
+    "    type: local_authority\n"            /* 13 */
+    "    clearance: OFFICIAL\n"              /* 14 */
+    "    areas: [hull]\n"                    /* 15 */
+    "    key: [\"" K2 "\", \"" K2 "\"]\n",    /* 16 */
+    16, 55, "agencies.hull-cc.key: the same key twice"};
+
+static const error_case_t three_keys = {
+    PREFIX POLICE
+    "  hull-cc:\n"                           /* 11 */
+    "    organisation: hull-city-council\n"  /* 12 */
+    "    type: local_authority\n"            /* 13 */
+    "    clearance: OFFICIAL\n"              /* 14 */
+    "    areas: [hull]\n"                    /* 15 */
+    "    key: [\"" K2 "\", \"" K3 "\", \"" K4 "\"]\n", /* 16 */
+    16, 11, "agencies.hull-cc.key: one key, or two while it is rotated ([current, next]), not 3"};
 
 #define BAD_KEY_MESSAGE "agencies.hull-cc.key: not a Z85 CURVE public key (40 characters)"
 
@@ -822,6 +853,36 @@ static cv_policy_t *load(const char *yaml, size_t len)
     return policy;
 }
 
+/*  key: [current, next]: both find the agency, and nothing else does. */
+static void test_an_agency_rotating_its_key_has_two(void **state)
+{
+    (void)state;
+    char *text = strdup(good_policy);
+    char *at = strstr(text, "key: \"" K3 "\"");
+    assert_non_null(at);
+    size_t len = strlen(text) + 64;
+    char *rotating = malloc(len);
+    snprintf(rotating, len, "%.*skey: [\"" K3 "\", \"" K5 "\"]%s", (int)(at - text), text,
+             at + strlen("key: \"" K3 "\""));
+    cv_policy_t *p = load(rotating, strlen(rotating));
+    int cc = cv_policy_agency_find(p, "hull-cc");
+    const cv_agency_t *agency = cv_policy_agency(p, cc);
+    uint8_t current[32], next[32];
+    assert_non_null(zmq_z85_decode(current, K3));
+    assert_non_null(zmq_z85_decode(next, K5));
+    assert_true(agency->has_next_key);
+    assert_string_equal(agency->next_key_z85, K5);
+    assert_int_equal(cv_policy_agency_by_key(p, current), cc);
+    assert_int_equal(cv_policy_agency_by_key(p, next), cc);
+    assert_true(cv_agency_has_key(agency, next));
+    assert_false(cv_agency_has_key(cv_policy_agency(p, cv_policy_agency_find(p, "ops")), next));
+    next[5] ^= 1;
+    assert_int_equal(cv_policy_agency_by_key(p, next), -1);
+    cv_policy_destroy(&p);
+    free(rotating);
+    free(text);
+}
+
 static void test_good_policy(void **state)
 {
     (void)state;
@@ -1156,6 +1217,9 @@ int main(void)
         ERROR_CASE(agency_unknown_clearance),
         ERROR_CASE(agency_no_areas),
         ERROR_CASE(agency_same_key),
+        ERROR_CASE(next_key_same_as_another),
+        ERROR_CASE(next_key_twice),
+        ERROR_CASE(three_keys),
         ERROR_CASE(key_too_short),
         ERROR_CASE(key_too_long),
         ERROR_CASE(key_bad_character),
@@ -1223,6 +1287,7 @@ int main(void)
         ERROR_CASE(code_empty),
         ERROR_CASE(code_bad_boolean),
         cmocka_unit_test(test_good_policy),
+        cmocka_unit_test(test_an_agency_rotating_its_key_has_two),
         cmocka_unit_test(test_hash),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_empty_document),
