@@ -16,8 +16,8 @@ import subprocess
 import tempfile
 
 SOURCE_DIR = os.environ.get("CAVEAT_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "../.."))
-CAVEAT = os.environ.get("CAVEAT", os.path.join(SOURCE_DIR, "build/client/caveat"))
-CAVEATD = os.environ.get("CAVEATD", os.path.join(SOURCE_DIR, "build/broker/caveatd"))
+CAVEAT = os.path.abspath(os.environ.get("CAVEAT", os.path.join(SOURCE_DIR, "build/client/caveat")))
+CAVEATD = os.path.abspath(os.environ.get("CAVEATD", os.path.join(SOURCE_DIR, "build/broker/caveatd")))
 READY = "caveatd: ready on "
 SANITIZER_ERRORS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 

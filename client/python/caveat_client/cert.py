@@ -47,13 +47,17 @@ def _read(path):
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
         raise CertError("%s: %s" % (path, e.strerror)) from None
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
+    try:
+        st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise CertError("%s: not a regular file" % path)
         if st.st_size > CERT_MAX_BYTES:
             raise CertError("%s: not a czmq certificate (too large)" % path)
-        data = f.read()
+        data = os.read(fd, CERT_MAX_BYTES + 1)
+    except OSError as e:
+        raise CertError("%s: cannot read a certificate: %s" % (path, e.strerror)) from None
+    finally:
+        os.close(fd)
     try:
         return data.decode("utf-8"), bool(st.st_mode & 0o077)
     except UnicodeDecodeError:

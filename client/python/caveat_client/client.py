@@ -302,12 +302,17 @@ class Client:
             return frame
         return None  # heartbeats, and frames only a client sends
 
+    def _check_open(self):
+        if self._fatal is not None:
+            raise self._fatal
+        if self._sock is None:
+            raise CaveatError("the client is closed")
+
     def _pump(self, deadline):
         """Waits until deadline (time.monotonic()) for something to arrive
         and handles what has: returns the first frame the caller must see,
         or None."""
-        if self._fatal is not None:
-            raise self._fatal
+        self._check_open()
         if self._ack_pending and self._try_send_ack(self._ack_pending):
             self._ack_pending = 0
         wait = max(0, deadline - time.monotonic())
@@ -346,6 +351,7 @@ class Client:
         Returns a PublishResult per report, in order. A report too large
         for a frame on its own is refused here (REFUSED_INVALID) and not
         sent. Raises TimeoutError (with .results) when acks are missing."""
+        self._check_open()
         reports = [r if isinstance(r, proto.Report) else proto.report_from_json(r) for r in reports]
         for report in reports:
             if not report.id:
@@ -500,8 +506,7 @@ class Client:
         ack may be held back while deliveries received are still to be
         returned (one later ack covers it); it goes at the latest before
         the next wait on the network, or at close()."""
-        if self._fatal is not None:
-            raise self._fatal
+        self._check_open()
         # the broker answers a larger value with Error BAD_ACK
         if up_to > self._highest_seq:
             raise CaveatError(
@@ -522,6 +527,7 @@ class Client:
         """An administrator's request ("stats", "reload", "purge", "backup",
         "quarantined"): returns (ok, text) from AdminReply. Raises
         BrokerError FORBIDDEN for an agency that is not an administrator."""
+        self._check_open()
         if not command:
             raise CaveatError("no admin command")
         request = proto.wire_pb2.AdminRequest(command=command, args=list(args))
