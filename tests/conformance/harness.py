@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 
 SOURCE_DIR = os.environ.get("CAVEAT_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "../.."))
 CAVEAT = os.path.abspath(os.environ.get("CAVEAT", os.path.join(SOURCE_DIR, "build/client/caveat")))
@@ -85,9 +86,20 @@ class Harness:
 
     def restart(self, *extra):
         """Stops caveatd and starts it again on the same endpoint: its
-        clients reconnect by themselves."""
+        clients reconnect by themselves. The port, once free, may be taken
+        as another connection's ephemeral port (the kernel gives both from
+        the same range; a client reconnecting to it can even connect to
+        itself): then it tries again, for up to 5 s."""
         self.stop()
-        self.start(*extra, endpoint=self.endpoint)
+        endpoint = self.endpoint
+        for attempt in range(50):
+            logged = len(self.log())
+            try:
+                return self.start(*extra, endpoint=endpoint)
+            except RuntimeError:
+                if attempt == 49 or "Address already in use" not in self.log()[logged:]:
+                    raise
+            time.sleep(0.1)
 
     def log(self):
         try:

@@ -1,10 +1,11 @@
 """run.py: runs the conformance scenarios (scenarios.py) against one client.
 
-  /usr/bin/python3 tests/conformance/run.py c|python [SCENARIO...]
+  /usr/bin/python3 tests/conformance/run.py c|python|cross [SCENARIO...]
 
 c drives libcaveat through the driver program (CAVEAT_CONFORMANCE_DRIVER);
 python, client/python's caveat_client (on PYTHONPATH with the generated
-protobuf modules). Exits 77, ctest's skip, when the Python client cannot
+protobuf modules); cross, the scenarios that hand deliveries from one
+client to the other. Exits 77, ctest's skip, when the Python client cannot
 be imported (no python3-zmq or python3-protobuf)."""
 
 import sys
@@ -13,21 +14,22 @@ import traceback
 
 from clients import factory
 from harness import Harness
-from scenarios import SCENARIOS
+from scenarios import CROSS_SCENARIOS, SCENARIOS
 
 SKIP = 77
 
 
 def run_one(kind, fn):
     harness = Harness()
-    client = factory(kind, harness)
+    kinds = ("c", "python") if kind == "cross" else (kind,)
+    factories = [factory(k, harness) for k in kinds]
     failure = None
     try:
         harness.start(*fn.broker_args)
-        fn(harness, client)
+        fn(harness, *factories)
     except Exception:
         failure = traceback.format_exc()
-    for c in client.made:
+    for c in [c for f in factories for c in f.made]:
         try:
             c.close()
         except Exception:
@@ -42,18 +44,18 @@ def run_one(kind, fn):
 
 
 def main(argv):
-    if len(argv) < 2 or argv[1] not in ("c", "python"):
-        print("usage: run.py c|python [SCENARIO...]", file=sys.stderr)
+    if len(argv) < 2 or argv[1] not in ("c", "python", "cross"):
+        print("usage: run.py c|python|cross [SCENARIO...]", file=sys.stderr)
         return 2
     kind, wanted = argv[1], set(argv[2:])
-    if kind == "python":
+    if kind != "c":
         try:
             import caveat_client  # noqa: F401
         except ImportError as e:
             print("skipped: the Python client cannot be imported: %s" % e)
             return SKIP
     failed = []
-    for fn in SCENARIOS:
+    for fn in CROSS_SCENARIOS if kind == "cross" else SCENARIOS:
         if wanted and fn.__name__ not in wanted:
             continue
         start = time.monotonic()

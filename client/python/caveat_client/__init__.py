@@ -14,8 +14,8 @@ from .errors import (
     CaveatError,
     CertError,
     KeyRefusedError,
+    NoAnswerError,
     SessionClosedError,
-    TimeoutError,
 )
 from .proto import (
     Delivery,
@@ -34,10 +34,10 @@ __all__ = [
     "Client",
     "Delivery",
     "KeyRefusedError",
+    "NoAnswerError",
     "PublishResult",
     "Report",
     "SessionClosedError",
-    "TimeoutError",
     "error_code_name",
     "load_public",
     "load_secret",

@@ -24,7 +24,7 @@ from .errors import (
     CaveatError,
     KeyRefusedError,
     SessionClosedError,
-    TimeoutError,
+    NoAnswerError,
 )
 
 CLIENT_NAME = "caveat_client.py/0.1"
@@ -86,7 +86,7 @@ class Client:
     HelloAck. Raises CertError for a bad certificate, KeyRefusedError when
     the broker refuses the key, BrokerError for an Error answer (VERSION,
     a feed the agency may not have: FORBIDDEN or BAD_REQUEST) and
-    TimeoutError when nothing answers (a wrong broker certificate, no
+    NoAnswerError when nothing answers (a wrong broker certificate, no
     broker).
 
     credit is the deliveries the broker may have unacknowledged (1 to
@@ -173,7 +173,7 @@ class Client:
             if frame is not None and frame.WhichOneof("body") == "hello_ack":
                 return
             if frame is None and time.monotonic() >= deadline:
-                raise TimeoutError(
+                raise NoAnswerError(
                     "no answer from %s within %gs (is this agency's key in the policy?)"
                     % (self.endpoint, timeout)
                 )
@@ -350,7 +350,7 @@ class Client:
         same reports again after a lost acknowledgement is idempotent.
         Returns a PublishResult per report, in order. A report too large
         for a frame on its own is refused here (REFUSED_INVALID) and not
-        sent. Raises TimeoutError (with .results) when acks are missing."""
+        sent. Raises NoAnswerError (with .results) when acks are missing."""
         self._check_open()
         reports = [r if isinstance(r, proto.Report) else proto.report_from_json(r) for r in reports]
         for report in reports:
@@ -360,7 +360,7 @@ class Client:
         batches = self._plan_batches(reports, results)
         try:
             self._run_publish(reports, batches, results, timeout)
-        except TimeoutError as e:
+        except NoAnswerError as e:
             e.results = self._fill_pending(reports, results)
             raise
         return self._fill_pending(reports, results)
@@ -424,7 +424,7 @@ class Client:
                     if not batch.acked:
                         self._send_batch(reports, batch)
             elif frame is None and time.monotonic() >= deadline:
-                raise TimeoutError(
+                raise NoAnswerError(
                     "no PublishAck from %s within %gs (%d of %d batches acknowledged)"
                     % (self.endpoint, timeout, acked, len(batches))
                 )
@@ -538,5 +538,5 @@ class Client:
             if frame is not None and frame.WhichOneof("body") == "admin_reply":
                 return frame.admin_reply.ok, frame.admin_reply.text
             if frame is None and time.monotonic() >= deadline:
-                raise TimeoutError("no AdminReply from %s within %gs" % (self.endpoint, timeout))
+                raise NoAnswerError("no AdminReply from %s within %gs" % (self.endpoint, timeout))
 

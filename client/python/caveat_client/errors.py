@@ -17,7 +17,7 @@ class KeyRefusedError(CaveatError):
     key is listed."""
 
 
-class TimeoutError(CaveatError):  # noqa: A001 (a caveat error, not the OSError)
+class NoAnswerError(CaveatError):
     """No answer in time. publish() sets results: what was acknowledged,
     and PENDING for the rest (publishing them again is safe)."""
 
