@@ -9,6 +9,7 @@ here, once, so both clients are held to the same bytes."""
 import json
 import os
 import re
+import threading
 
 from clients import ClientError
 from harness import SOURCE_DIR
@@ -174,6 +175,25 @@ def resends_dropped_after_reconnect(h, client):
     ok, text = client("caveat-admin", publish_only=True).admin("stats")
     # since the restart: seqs 2 and 3 again, and 4
     check(json.loads(text)["delivered"] == 3, "the broker did send them again", text)
+
+
+@scenario()
+def publish_resent_after_reconnect(h, client):
+    """A publish made while the broker is down waits for it, opens the
+    session again when it is back, and resends; the report is stored once."""
+    council = client("hull-cc")
+    police = client("hum-bcu-hull", publish_only=True)
+    h.kill()
+    comeback = threading.Timer(1.0, h.restart)
+    comeback.start()
+    try:
+        results = police.publish([example("critical_incident")], timeout=20)
+    finally:
+        comeback.join()
+    check(statuses(results) == ["OK"], "stored once the broker is back", results)
+    delivery = council.receive(10)
+    check(delivery is not None and delivery["report_id"] == results[0]["report_id"], "delivered")
+    check(council.receive(1) is None, "once", delivery)
 
 
 @scenario()
