@@ -346,8 +346,10 @@ class Client:
         or text), in batches that keep to HelloAck.max_frame and
         max_reports, and waits until every batch is acknowledged, that is
         stored durably. A report without an id first gets one
-        (new_report_id, written into the Report) so that publishing the
-        same reports again after a lost acknowledgement is idempotent.
+        (new_report_id, written into the Report; a report given as JSON
+        is converted first, so its id is only in the result) so that
+        publishing the same reports again after a lost acknowledgement is
+        idempotent.
         Returns a PublishResult per report, in order. A report too large
         for a frame on its own is refused here (REFUSED_INVALID) and not
         sent. Raises NoAnswerError (with .results) when acks are missing."""
