@@ -28,6 +28,13 @@ class Harness:
         self.dir = tempfile.mkdtemp(prefix="caveat-py-")
         self.proc = None
         self.endpoint = None
+        try:
+            self._populate()
+        except BaseException:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
+
+    def _populate(self):
         for cert in glob.glob(os.path.join(SOURCE_DIR, "examples/keys/*.cert*")):
             shutil.copy(cert, self.dir)
         # git keeps no file modes: the secret keys are made 0600 here
