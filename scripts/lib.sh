@@ -3,7 +3,7 @@
 
 CAVEAT_PACKAGES="build-essential cmake pkg-config libzmq3-dev libczmq-dev libsodium-dev
 libprotobuf-c-dev protobuf-c-compiler libcmocka-dev libfyaml-dev libsqlite3-dev
-libmicrohttpd-dev"
+libmicrohttpd-dev python3-zmq python3-protobuf protobuf-compiler"
 # scripts/fuzz only: clang and its libFuzzer runtime
 CAVEAT_FUZZ_PACKAGES="clang libclang-rt-14-dev"
 
