@@ -380,7 +380,7 @@ static void *caveat_publisher(void *arg)
         uint64_t t = bench_now_ns();
         for (int i = 0; i < n; i++)
             stamp(reports[i], c->run, serial++, t, t);
-        cv_error_t err = {""};
+        cv_error_t err = {0};
         int refused =
             cv_client_publish(c->publisher, reports, (size_t)n, results, PUBLISH_TIMEOUT_MS, &err);
         if (refused != 0)
@@ -403,7 +403,7 @@ static void *caveat_subscriber(void *arg)
     flow_t *f = &c->flow;
     uint64_t highest = 0, acked = 0;
     while (!flow_finished(f)) {
-        cv_error_t err = {""};
+        cv_error_t err = {0};
         const Caveat__Wire__Delivery *d = cv_client_receive(c->subscriber, 100, &err);
         if (d) {
             highest = d->seq;
@@ -456,7 +456,7 @@ static void measure_caveatd(const options_t *opt, const char *sync, path_result_
     if (!h)
         return;
     caveat_flow_t c = {.flow.opt = opt, .run = sync};
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     if (!bench_start_broker(h, sync))
         snprintf(r->note, sizeof r->note, "caveatd did not start");
     else if (!(c.subscriber = harness_client(h, "bench-subscriber", NULL, SUB_CREDIT, &err)) ||
@@ -1252,7 +1252,7 @@ static char *fanout_policy(fanout_t *run)
  *  on the same policy; and so what each subscriber should receive. */
 static double expect_deliveries(fanout_t *run, const char *text)
 {
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     run->policy = cv_policy_load_buffer(text, strlen(text), "<fanout>", NULL, &err);
     if (!run->policy) {
         fprintf(stderr, "broker_bench: fan-out policy refused: %s\n", err.msg);
@@ -1319,7 +1319,7 @@ static void *fanout_subscriber(void *arg)
     uint64_t highest = 0, acked = 0, last_ack = bench_now_ns();
     while (s->received < s->expected && bench_now_ns() < run->deadline &&
            !atomic_load(&run->failed)) {
-        cv_error_t err = {""};
+        cv_error_t err = {0};
         const Caveat__Wire__Delivery *d =
             cv_client_receive(s->client, receive_timeout(highest, acked, last_ack), &err);
         if (d) {
@@ -1379,7 +1379,7 @@ static void fanout_publish(fanout_t *run, cv_client_t *publisher, uint64_t t0)
             replace(&r->area, fanout_areas[v / 3]);
             stamp(r, "fanout", k + i, t0 + (k + i) * interval, t);
         }
-        cv_error_t err = {""};
+        cv_error_t err = {0};
         int refused =
             cv_client_publish(publisher, pool, (size_t)n, results, PUBLISH_TIMEOUT_MS, &err);
         run->call_us[run->calls++] = (uint32_t)((bench_now_ns() - t) / 1000u);
@@ -1397,7 +1397,7 @@ static void fanout_publish(fanout_t *run, cv_client_t *publisher, uint64_t t0)
 
 static bool fanout_connect(fanout_t *run, cv_client_t **publisher, char *note, size_t size)
 {
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     for (int i = 0; i < N_SUBSCRIBERS; i++) {
         subscriber_t *s = &run->subs[i];
         s->client = harness_client(run->harness, s->id, NULL, SUB_CREDIT, &err);

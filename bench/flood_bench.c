@@ -104,7 +104,7 @@ typedef struct {
 static bool delivered(victim_t *v, const char *id, uint64_t deadline)
 {
     while (bench_now_ns() < deadline) {
-        cv_error_t err = {""};
+        cv_error_t err = {0};
         int wait_ms = (int)((deadline - bench_now_ns()) / 1000000) + 1;
         const Caveat__Wire__Delivery *d = cv_client_receive(v->subscriber, wait_ms, &err);
         if (!d)
@@ -126,7 +126,7 @@ static uint64_t round_trip(victim_t *v)
     free(v->report->id);
     v->report->id = strdup(id);
     cv_publish_result_t result = {0};
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     uint64_t start = bench_now_ns();
     int refused = cv_client_publish(v->publisher, &v->report, 1, &result, VICTIM_TIMEOUT_MS, &err);
     cv_publish_results_clear(&result, 1);
@@ -448,7 +448,7 @@ static bool parse(int argc, char **argv, options_t *opt)
 
 static bool start_victim(harness_t *h, victim_t *v)
 {
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     v->subscriber = harness_client(h, SUBSCRIBER, NULL, 100, &err);
     v->publisher = v->subscriber ? harness_client(h, PUBLISHER, NULL, 0, &err) : NULL;
     v->report = harness_report("vulnerable_individual");

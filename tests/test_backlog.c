@@ -88,7 +88,7 @@ static void publish_copies(cv_client_t *c, const template_t *t, size_t n, char *
         size_t k = n - done < PUBLISH_BATCH ? n - done : PUBLISH_BATCH;
         for (size_t i = 0; i < k; i++)
             batch[i] = report_of(t);
-        cv_error_t err = {""};
+        cv_error_t err = {0};
         int refused = cv_client_publish(c, batch, k, results, 30000, &err);
         if (refused != 0)
             print_error("publish: %s\n", refused < 0 ? err.msg : results[0].reason);
@@ -114,7 +114,7 @@ static void free_ids(char **ids, size_t n)
 
 static void ack(cv_client_t *c, uint64_t seq)
 {
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     if (!cv_client_ack(c, seq, &err))
         print_error("ack: %s\n", err.msg);
     assert_true(err.msg[0] == '\0');
@@ -187,7 +187,7 @@ static void reload(harness_t *h, const char *policy)
     harness_write_policy(h, policy);
     cv_client_t *admin = client(h, "caveat-admin", NULL, 0);
     bool ok = false;
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     char *text = cv_client_admin(admin, "reload", &ok, 5000, &err);
     if (!text || !ok)
         print_error("reload: %s\n", text ? text : err.msg);
@@ -219,7 +219,7 @@ static cv_policy_t *policy_of(harness_t *h)
     assert_non_null(f);
     assert_int_equal(fread(key, 1, sizeof key, f), sizeof key);
     fclose(f);
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     cv_policy_t *policy = cv_policy_load_file(harness_path(h, "policy.yaml"), key, &err);
     if (!policy)
         print_error("%s\n", err.msg);

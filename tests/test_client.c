@@ -112,13 +112,13 @@ static cv_client_config_t config_for(const char *endpoint)
 
 static void check_refused(const cv_client_config_t *config, const char *expected)
 {
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     assert_false(cv_client_check_certs(config, &err));
     if (!strstr(err.msg, expected))
         print_error("error '%s' lacks '%s'\n", err.msg, expected);
     assert_non_null(strstr(err.msg, expected));
     /* cv_client_new refuses the same way, before touching the network */
-    cv_error_t err2 = {""};
+    cv_error_t err2 = {0};
     assert_null(cv_client_new(config, &err2));
     assert_string_equal(err.msg, err2.msg);
 }
@@ -127,7 +127,7 @@ static void test_cert_modes(void **state)
 {
     (void)state;
     cv_client_config_t config = config_for("tcp://127.0.0.1:1");
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     assert_true(cv_client_check_certs(&config, &err));
     config.client_cert = copy_key("hull-cc.cert_secret", 0400);
     assert_true(cv_client_check_certs(&config, &err));
@@ -188,7 +188,7 @@ static void test_bad_config(void **state)
     config = config_for(NULL);
     check_refused(&config, "no broker endpoint");
     config = config_for("not-an-endpoint");
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     assert_null(cv_client_new(&config, &err));
     assert_non_null(strstr(err.msg, "not-an-endpoint"));
 }
@@ -209,7 +209,7 @@ static void test_no_answer(void **state)
     snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
     cv_client_config_t config = config_for(endpoint);
     config.timeout_ms = 300;
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     int64_t start = zclock_mono();
     assert_null(cv_client_new(&config, &err));
     assert_true(zclock_mono() - start < 2000);
@@ -533,7 +533,7 @@ static cv_client_t *fake_client(fake_t *fake, const char *feed)
     snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", fake->port);
     cv_client_config_t config = config_for(endpoint);
     config.feed = feed;
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     cv_client_t *client = cv_client_new(&config, &err);
     if (!client)
         print_error("cv_client_new: %s\n", err.msg);
@@ -601,7 +601,7 @@ static void test_publish_batches(void **state)
     for (size_t i = 0; i < N; i++)
         reports[i] = new_report(i == 3 ? "bad-3" : i % 2 ? "" : "given", i == BIG ? 5000 : 300 + i);
     cv_publish_result_t results[N];
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     int refused = cv_client_publish(client, reports, N, results, 5000, &err);
     assert_int_equal(refused, 2); /* "bad-3" by the broker, BIG locally */
     assert_int_equal(results[BIG].status, CAVEAT__WIRE__STATUS__REFUSED_INVALID);
@@ -642,7 +642,7 @@ static void test_deliveries_kept_while_publishing(void **state)
     cv_client_t *client = fake_client(&fake, NULL);
     Caveat__Report *report = new_report("", 10);
     cv_publish_result_t result;
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     assert_int_equal(cv_client_publish(client, &report, 1, &result, 5000, &err), 0);
     char *id = strdup(report->id);
     cv_publish_results_clear(&result, 1);
@@ -674,7 +674,7 @@ static void test_receive_dedupe_and_ack(void **state)
     fake_command(actor, "DELIVER", "1", "2");
     fake_command(actor, "DELIVER", "1", "3");
     uint64_t seen[4] = {0};
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     for (int i = 0; i < 3; i++) {
         const Caveat__Wire__Delivery *d = cv_client_receive(client, 2000, &err);
         assert_non_null(d);
@@ -717,7 +717,7 @@ static void test_no_ack_for_the_application(void **state)
     zactor_t *actor = fake_start(&fake);
     cv_client_t *client = fake_client(&fake, NULL);
     fake_command(actor, "DELIVER", "1", "1");
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     const Caveat__Wire__Delivery *d = cv_client_receive(client, 2000, &err);
     assert_non_null(d);
     fake_command(actor, "DELIVER", "1", "1");
@@ -737,7 +737,7 @@ static void test_revoked(void **state)
     cv_client_t *client = fake_client(&fake, NULL);
     Caveat__Report *report = new_report("a", 10);
     cv_publish_result_t result;
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     assert_int_equal(cv_client_publish(client, &report, 1, &result, 5000, &err), -1);
     assert_string_equal(err.msg, "broker: REVOKED: key removed from the policy");
     assert_int_equal(result.status, CV_PUBLISH_PENDING);
@@ -757,7 +757,7 @@ static void test_admin(void **state)
     zactor_t *actor = fake_start(&fake);
     cv_client_t *client = fake_client(&fake, NULL);
     bool ok = false;
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     char *text = cv_client_admin(client, "stats", &ok, 2000, &err);
     assert_non_null(text);
     assert_true(ok);
@@ -781,7 +781,7 @@ static void test_reconnect_resends(void **state)
     cv_client_t *client = fake_client(&fake, NULL);
     Caveat__Report *reports[2] = {new_report("", 10), new_report("k", 10)};
     cv_publish_result_t results[2];
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     int refused = cv_client_publish(client, reports, 2, results, 8000, &err);
     if (refused < 0)
         print_error("publish: %s\n", err.msg);
@@ -818,7 +818,7 @@ static void test_refused_key(void **state)
     snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", fake.port);
     cv_client_config_t config = config_for(endpoint);
     config.timeout_ms = 5000;
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     int64_t start = zclock_mono();
     assert_null(cv_client_new(&config, &err));
     assert_true(zclock_mono() - start < 4000);

@@ -209,7 +209,7 @@ static bool ensure_client(crash_t *x, cv_client_t **c, int *epoch, int *id, cons
                                  .feed = feed,
                                  .credit = credit,
                                  .timeout_ms = HELLO_TIMEOUT_MS};
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     *c = cv_client_new(&config, &err);
     if (!*c) {
         atomic_fetch_add(&x->connect_failures, 1);
@@ -247,7 +247,7 @@ static int take_all(crash_t *x, cv_client_t **c, int client, const char *agency,
 {
     int got = 0;
     uint64_t highest = 0;
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     const Caveat__Wire__Delivery *d;
     while ((d = cv_client_receive(*c, 0, &err))) {
         record_event(x, agency, feed, client, d);
@@ -340,7 +340,7 @@ static void *publisher_run(void *arg)
                 batch[i] = make_report(p, &templates[i]);
         }
         cv_publish_result_t results[MAX_BATCH] = {{0}};
-        cv_error_t err = {""};
+        cv_error_t err = {0};
         int refused = cv_client_publish(c, batch, n, results, PUBLISH_TIMEOUT_MS, &err);
         if (first)
             record_attempted(p, batch, templates, n); /* the ids are given by now */
@@ -836,7 +836,7 @@ static void test_kill_and_restart_loses_nothing(void **state)
         pthread_join(threads[i], NULL);
     assert_true(kills >= 1); /* else a restart failed: see the broker's log above */
     assert_true(broker_up(&x));
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     cv_policy_t *policy = cv_policy_load_file(harness_path(h, "policy.yaml"), key, &err);
     if (!policy)
         print_error("%s\n", err.msg);

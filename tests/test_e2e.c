@@ -23,7 +23,7 @@
 static int publish(cv_client_t *c, Caveat__Report *report, char *id, size_t size)
 {
     cv_publish_result_t result = {0};
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     int refused = cv_client_publish(c, &report, 1, &result, 5000, &err);
     if (refused < 0)
         print_error("publish: %s\n", err.msg);
@@ -82,7 +82,7 @@ static void test_delivery_with_redaction(void **state)
     assert_false(packed_contains(view, "Example Street"));
     assert_false(packed_contains(view, "2009-04-01"));
     assert_false(packed_contains(view, "SR/2026/0441"));
-    assert_true(cv_client_ack(council, d->seq, &(cv_error_t){""}));
+    assert_true(cv_client_ack(council, d->seq, &(cv_error_t){0}));
 
     /* the originator never receives its own report */
     assert_nothing_arrives(police, 300);
@@ -111,7 +111,7 @@ static void test_store_and_forward_and_redelivery(void **state)
     assert_non_null(d); /* sent again, with the same seq */
     assert_int_equal(d->seq, seq);
     assert_string_equal(d->report_id, id);
-    assert_true(cv_client_ack(council, d->seq, &(cv_error_t){""}));
+    assert_true(cv_client_ack(council, d->seq, &(cv_error_t){0}));
     cv_client_destroy(&council);
 
     council = client(h, "hull-cc", NULL, 0);
@@ -159,7 +159,7 @@ static void test_unlisted_key_cannot_connect(void **state)
                                  .server_cert = server,
                                  .client_cert = secret,
                                  .timeout_ms = 1500};
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     cv_client_t *c = cv_client_new(&config, &err);
     assert_null(c);
     assert_true(err.msg[0] != '\0');
@@ -381,7 +381,7 @@ static void test_slow_subscriber_does_not_stop_a_fast_one(void **state)
     const Caveat__Wire__Delivery *d;
     while (got < N && (d = receive(fast, 5000))) {
         got++;
-        assert_true(cv_client_ack(fast, d->seq, &(cv_error_t){""}));
+        assert_true(cv_client_ack(fast, d->seq, &(cv_error_t){0}));
     }
     assert_int_equal(got, N);
     d = receive(slow, 2000);
@@ -421,7 +421,7 @@ static void test_admin_is_for_administrators(void **state)
     harness_t *h = started();
     cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
     bool ok = true;
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     char *text = cv_client_admin(police, "stats", &ok, 3000, &err);
     assert_null(text);
     assert_non_null(strstr(err.msg, "FORBIDDEN"));
@@ -508,7 +508,7 @@ static void test_reload_removing_an_agency_revokes_it(void **state)
     assert_true(ok);
     free(text);
 
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     const Caveat__Wire__Delivery *d = cv_client_receive(council, 3000, &err);
     assert_null(d);
     assert_non_null(strstr(err.msg, "REVOKED"));
@@ -595,7 +595,7 @@ static void test_a_dropped_sender_says_hello_again(void **state)
                                      .server_cert = server,
                                      .client_cert = secret,
                                      .publish_only = true};
-        cv_error_t err = {""};
+        cv_error_t err = {0};
         senders[i] = cv_client_new(&config, &err);
         assert_non_null(senders[i]);
     }
@@ -641,7 +641,7 @@ static void test_retention_purges_exactly_what_is_past_its_period(void **state)
     cv_client_t *admin_client = admin_client_of(h);
     const char *dry[] = {"dry-run"};
     bool ok = false;
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     char *text = cv_client_admin_args(admin_client, "purge", dry, 1, &ok, 5000, &err);
     assert_true(ok);
     assert_non_null(strstr(text, "\"would_purge\":0"));
@@ -707,7 +707,7 @@ static void test_retention_purges_exactly_what_is_past_its_period(void **state)
 static char *purge_now(harness_t *h, const char *arg, bool *ok)
 {
     cv_client_t *admin_client = admin_client_of(h);
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     const char *args[] = {arg};
     char *text = cv_client_admin_args(admin_client, "purge", args, arg ? 1 : 0, ok, 5000, &err);
     assert_non_null(text);
@@ -801,7 +801,7 @@ static void test_backup_is_a_data_directory_a_broker_starts_from(void **state)
     cv_client_t *admin_client = admin_client_of(h);
     const char *args[] = {dir};
     bool ok = false;
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     char *text = cv_client_admin_args(admin_client, "backup", args, 1, &ok, 5000, &err);
     assert_non_null(text);
     assert_true(ok);

@@ -24,7 +24,7 @@ static void publish_many(harness_t *h, int n)
         free(report->id);
         report->id = NULL;
         cv_publish_result_t result = {0};
-        cv_error_t err = {""};
+        cv_error_t err = {0};
         assert_int_equal(cv_client_publish(police, &report, 1, &result, 5000, &err), 0);
         cv_publish_results_clear(&result, 1);
         caveat__report__free_unpacked(report, NULL);
@@ -71,7 +71,7 @@ static void test_a_reader_of_the_store_loses_nothing(void **state)
     cv_client_t *council = client(h, "hull-cc", NULL, 100);
     int received = 0;
     const Caveat__Wire__Delivery *d;
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     while ((d = receive(council, 2000)) != NULL) {
         received++;
         assert_true(cv_client_ack(council, d->seq, &err));
@@ -131,7 +131,7 @@ static int publish_one(harness_t *h, const char *agency, char **reason)
     free(report->id);
     report->id = NULL;
     cv_publish_result_t result = {0};
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     int refused = cv_client_publish(c, &report, 1, &result, 10000, &err);
     if (refused < 0)
         print_error("publish: %s\n", err.msg);
@@ -152,7 +152,7 @@ static int receive_all(cv_client_t *c, int timeout_ms)
     int n = 0;
     const Caveat__Wire__Delivery *d;
     while ((d = receive(c, timeout_ms))) {
-        cv_error_t err = {""};
+        cv_error_t err = {0};
         assert_true(cv_client_ack(c, d->seq, &err));
         n++;
     }
@@ -239,7 +239,7 @@ static void publish_three(harness_t *h, int statuses[3])
         reports[i]->id = i == 1 ? strdup("poison") : NULL;
     }
     cv_publish_result_t results[3] = {{0}};
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     assert_true(cv_client_publish(c, reports, 3, results, 10000, &err) >= 0);
     for (int i = 0; i < 3; i++) {
         statuses[i] = results[i].status;
@@ -304,7 +304,7 @@ static uint64_t receive_n(cv_client_t *c, int n)
         const Caveat__Wire__Delivery *d = receive(c, 5000);
         assert_non_null(d);
         seq = d->seq;
-        cv_error_t err = {""};
+        cv_error_t err = {0};
         assert_true(cv_client_ack(c, seq, &err));
     }
     return seq;

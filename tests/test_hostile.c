@@ -52,7 +52,7 @@ static void publish_new(cv_client_t *c, const char *name, char *id, size_t size)
     free(report->id);
     report->id = NULL;
     cv_publish_result_t result = {0};
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     int refused = cv_client_publish(c, &report, 1, &result, 5000, &err);
     if (refused != 0)
         print_error("publish: %s %s\n", err.msg, result.reason ? result.reason : "");
@@ -67,7 +67,7 @@ static void assert_delivered(cv_client_t *c, const char *id)
     const Caveat__Wire__Delivery *d = receive(c, 5000);
     assert_non_null(d);
     assert_string_equal(d->report_id, id);
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     assert_true(cv_client_ack(c, d->seq, &err));
 }
 
@@ -246,7 +246,7 @@ static void test_libcaveat_keeps_to_the_announced_report_limit(void **state)
         reports[i]->id = NULL;
     }
     cv_publish_result_t results[N] = {0};
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     assert_int_equal(cv_client_publish(police, reports, N, results, 5000, &err), 0);
     for (int i = 0; i < N; i++) {
         assert_int_equal(results[i].status, CAVEAT__WIRE__STATUS__OK);
@@ -414,7 +414,7 @@ static void test_a_report_id_cannot_forge_log_lines(void **state)
     free(report->category);
     report->category = strdup("no_such_category"); /* refused: logged at info */
     cv_publish_result_t result = {0};
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     assert_int_equal(cv_client_publish(college, &report, 1, &result, 5000, &err), 1);
     cv_publish_results_clear(&result, 1);
     caveat__report__free_unpacked(report, NULL);
@@ -540,7 +540,7 @@ static void test_report_ids_are_scoped_by_originator(void **state)
     free(squat->originator);
     squat->originator = NULL; /* the broker sets it: the college */
     cv_publish_result_t result = {0};
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     assert_int_equal(cv_client_publish(college, &squat, 1, &result, 5000, &err), 0);
     cv_publish_results_clear(&result, 1);
 
@@ -582,7 +582,7 @@ static void test_a_retried_publish_is_idempotent(void **state)
     free(report->created);
     report->created = NULL;
     cv_publish_result_t result = {0};
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     for (int attempt = 0; attempt < 2; attempt++) {
         if (attempt)
             zclock_sleep(1100); /* the stamp would differ by a second */
