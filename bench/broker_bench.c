@@ -84,6 +84,7 @@
 #endif
 
 #include "caveat.h"
+#include "cv_proto.h" /* internals: the schema, JSON, the wire protocol */
 #include "cv_policy.h"
 #include "cv_store.h"
 #include "bench_common.h"
@@ -303,7 +304,7 @@ static void flow_init(flow_t *f, const options_t *opt)
 static void flow_fail(flow_t *f, const char *what, const char *why)
 {
     if (!atomic_exchange(&f->failed, true))
-        snprintf(f->error, sizeof f->error, "%s: %s", what, why);
+        snprintf(f->error, sizeof f->error, "%.60s: %.230s", what, why);
 }
 
 /*  Holds the publisher while it is `more` reports from being too far ahead. */
@@ -381,8 +382,8 @@ static void *caveat_publisher(void *arg)
         for (int i = 0; i < n; i++)
             stamp(reports[i], c->run, serial++, t, t);
         cv_error_t err = {0};
-        int refused =
-            cv_client_publish(c->publisher, reports, (size_t)n, results, PUBLISH_TIMEOUT_MS, &err);
+        int refused = cv_client_publish(c->publisher, (const Caveat__Report *const *)reports,
+                                        (size_t)n, results, PUBLISH_TIMEOUT_MS, &err);
         if (refused != 0)
             flow_fail(f, "publish", publish_failure(refused, &err, results, (size_t)n));
         else
@@ -404,7 +405,7 @@ static void *caveat_subscriber(void *arg)
     uint64_t highest = 0, acked = 0;
     while (!flow_finished(f)) {
         cv_error_t err = {0};
-        const Caveat__Wire__Delivery *d = cv_client_receive(c->subscriber, 100, &err);
+        const cv_delivery_t *d = cv_client_receive(c->subscriber, 100, &err);
         if (d) {
             highest = d->seq;
             flow_received(f, 1);
@@ -1320,7 +1321,7 @@ static void *fanout_subscriber(void *arg)
     while (s->received < s->expected && bench_now_ns() < run->deadline &&
            !atomic_load(&run->failed)) {
         cv_error_t err = {0};
-        const Caveat__Wire__Delivery *d =
+        const cv_delivery_t *d =
             cv_client_receive(s->client, receive_timeout(highest, acked, last_ack), &err);
         if (d) {
             uint64_t t = bench_now_ns();
@@ -1380,8 +1381,8 @@ static void fanout_publish(fanout_t *run, cv_client_t *publisher, uint64_t t0)
             stamp(r, "fanout", k + i, t0 + (k + i) * interval, t);
         }
         cv_error_t err = {0};
-        int refused =
-            cv_client_publish(publisher, pool, (size_t)n, results, PUBLISH_TIMEOUT_MS, &err);
+        int refused = cv_client_publish(publisher, (const Caveat__Report *const *)pool, (size_t)n,
+                                        results, PUBLISH_TIMEOUT_MS, &err);
         run->call_us[run->calls++] = (uint32_t)((bench_now_ns() - t) / 1000u);
         if (refused != 0) {
             fprintf(stderr, "broker_bench: fan-out publish: %s\n",
@@ -1402,13 +1403,13 @@ static bool fanout_connect(fanout_t *run, cv_client_t **publisher, char *note, s
         subscriber_t *s = &run->subs[i];
         s->client = harness_client(run->harness, s->id, NULL, SUB_CREDIT, &err);
         if (!s->client) {
-            snprintf(note, size, "%s: %s", s->id, err.msg);
+            snprintf(note, size, "%s: %.250s", s->id, err.msg);
             return false;
         }
     }
     *publisher = harness_client(run->harness, "bench-publisher", NULL, 0, &err);
     if (!*publisher)
-        snprintf(note, size, "bench-publisher: %s", err.msg);
+        snprintf(note, size, "bench-publisher: %.250s", err.msg);
     return *publisher != NULL;
 }
 

@@ -27,6 +27,7 @@
 
 #include "bench_common.h"
 #include "caveat.h"
+#include "cv_proto.h" /* internals: the schema, JSON, the wire protocol */
 #include "harness.h"
 
 #define COUNCILS   2000
@@ -111,7 +112,8 @@ static int publish(harness_t *h, int n)
         }
         memset(results, 0, sizeof results);
         cv_error_t err = {0};
-        int refused = cv_client_publish(police, batch, (size_t)k, results, 60000, &err);
+        int refused = cv_client_publish(police, (const Caveat__Report *const *)batch, (size_t)k,
+                                        results, 60000, &err);
         taken += refused >= 0 ? k - refused : 0;
         cv_publish_results_clear(results, (size_t)k);
         for (int i = 0; i < k; i++)
@@ -178,7 +180,7 @@ static double drain(harness_t *h, int n, int *received)
     cv_client_t *c = harness_client(h, "hull-cc", NULL, 500, &err);
     *received = 0;
     uint64_t t0 = bench_now_ns(), t1 = t0;
-    const Caveat__Wire__Delivery *d;
+    const cv_delivery_t *d;
     while (c && *received < n && (d = cv_client_receive(c, 1000, &err))) {
         (*received)++;
         if (bench_now_ns() - t1 > 200000000 && t1 > t0)

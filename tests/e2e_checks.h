@@ -44,18 +44,18 @@ static inline cv_client_t *client(harness_t *h, const char *agency, const char *
 }
 
 /*  The next delivery, or NULL on timeout (an error is printed). */
-static inline const Caveat__Wire__Delivery *receive(cv_client_t *c, int timeout_ms)
+static inline const cv_delivery_t *receive(cv_client_t *c, int timeout_ms)
 {
     cv_error_t err = {0};
-    const Caveat__Wire__Delivery *d = cv_client_receive(c, timeout_ms, &err);
-    if (!d && err.msg[0])
+    const cv_delivery_t *d = cv_client_receive(c, timeout_ms, &err);
+    if (!d && err.code != CV_ERR_TIMEOUT)
         print_error("receive: %s\n", err.msg);
     return d;
 }
 
 static inline void assert_nothing_arrives(cv_client_t *c, int timeout_ms)
 {
-    const Caveat__Wire__Delivery *d = receive(c, timeout_ms);
+    const cv_delivery_t *d = receive(c, timeout_ms);
     if (d)
         print_error("unexpected delivery of %s, seq %llu\n", d->report_id,
                     (unsigned long long)d->seq);

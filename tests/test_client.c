@@ -6,6 +6,7 @@
  *  reconnect; the end-to-end tests run the real caveatd.
  */
 #include <inttypes.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +21,7 @@
 #include <ftw.h>
 
 #include "caveat.h"
+#include "cv_proto.h" /* internals: the schema, JSON, the wire protocol */
 
 #define KEYS          CAVEAT_SOURCE_DIR "/examples/keys"
 #define MAX_PUBLISHES 256
@@ -121,6 +123,8 @@ static void check_refused(const cv_client_config_t *config, const char *expected
     cv_error_t err2 = {0};
     assert_null(cv_client_new(config, &err2));
     assert_string_equal(err.msg, err2.msg);
+    assert_int_equal(err.code, CV_ERR_BAD_INPUT);
+    assert_int_equal(err2.code, CV_ERR_BAD_INPUT);
 }
 
 static void test_cert_modes(void **state)
@@ -191,11 +195,12 @@ static void test_bad_config(void **state)
     cv_error_t err = {0};
     assert_null(cv_client_new(&config, &err));
     assert_non_null(strstr(err.msg, "not-an-endpoint"));
+    assert_int_equal(err.code, CV_ERR_BAD_INPUT);
 }
 
 /*  A broker with another key than the one the client expects: the CURVE
  *  handshake fails in silence, so no HelloAck, and the error says what to
- *  check. (A port with nothing on it gives the same silence.) */
+ *  check. */
 static void test_no_answer(void **state)
 {
     (void)state;
@@ -215,10 +220,35 @@ static void test_no_answer(void **state)
     assert_true(zclock_mono() - start < 2000);
     char expected[256];
     snprintf(expected, sizeof expected,
-             "no answer from %s within 0.3s (is this agency's key in the policy?)", endpoint);
+             "%s took the connection but no CURVE handshake completed within 0.3s (is the "
+             "broker certificate this broker's?)",
+             endpoint);
     assert_string_equal(err.msg, expected);
+    assert_int_equal(err.code, CV_ERR_UNREACHABLE);
     zsock_destroy(&router);
     zcert_destroy(&impostor);
+}
+
+/*  Nothing listening: no answer at all, which is not a key problem. */
+static void test_broker_down(void **state)
+{
+    (void)state;
+    zsock_t *placeholder = zsock_new(ZMQ_ROUTER);
+    int port = zsock_bind(placeholder, "tcp://127.0.0.1:*");
+    assert_true(port > 0);
+    zsock_destroy(&placeholder); /* a port that was free a moment ago */
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
+    cv_client_config_t config = config_for(endpoint);
+    config.timeout_ms = 300;
+    cv_error_t err = {0};
+    assert_null(cv_client_new(&config, &err));
+    char expected[256];
+    snprintf(expected, sizeof expected, "no answer from %s within 0.3s (is caveatd running there?)",
+             endpoint);
+    assert_string_equal(err.msg, expected);
+    assert_int_equal(err.code, CV_ERR_UNREACHABLE);
+    assert_string_equal(cv_code_name(err.code), "UNREACHABLE");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -527,18 +557,39 @@ static void fake_command(zactor_t *actor, const char *command, const char *a, co
     zstr_free(&reply);
 }
 
-static cv_client_t *fake_client(fake_t *fake, const char *feed)
+/*  The states a client went through, in order. */
+typedef struct {
+    cv_client_state_t seen[8];
+    int n;
+} states_t;
+
+static void record_state(cv_client_t *client, cv_client_state_t state, void *arg)
+{
+    (void)client;
+    states_t *states = arg;
+    if (states->n < 8)
+        states->seen[states->n++] = state;
+}
+
+static cv_client_t *fake_client_told(fake_t *fake, const char *feed, states_t *states)
 {
     char endpoint[64];
     snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", fake->port);
     cv_client_config_t config = config_for(endpoint);
     config.feed = feed;
+    config.on_state = states ? record_state : NULL;
+    config.on_state_arg = states;
     cv_error_t err = {0};
     cv_client_t *client = cv_client_new(&config, &err);
     if (!client)
         print_error("cv_client_new: %s\n", err.msg);
     assert_non_null(client);
     return client;
+}
+
+static cv_client_t *fake_client(fake_t *fake, const char *feed)
+{
+    return fake_client_told(fake, feed, NULL);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -602,16 +653,20 @@ static void test_publish_batches(void **state)
         reports[i] = new_report(i == 3 ? "bad-3" : i % 2 ? "" : "given", i == BIG ? 5000 : 300 + i);
     cv_publish_result_t results[N];
     cv_error_t err = {0};
-    int refused = cv_client_publish(client, reports, N, results, 5000, &err);
+    int refused =
+        cv_client_publish(client, (const Caveat__Report *const *)reports, N, results, 5000, &err);
     assert_int_equal(refused, 2); /* "bad-3" by the broker, BIG locally */
     assert_int_equal(results[BIG].status, CAVEAT__WIRE__STATUS__REFUSED_INVALID);
     assert_non_null(strstr(results[BIG].reason, "too large"));
     assert_int_equal(results[3].status, CAVEAT__WIRE__STATUS__REFUSED_INVALID);
     assert_string_equal(results[3].reason, "unknown category");
     for (size_t i = 0; i < N; i++) {
-        assert_string_equal(results[i].report_id, reports[i]->id);
-        if (i % 2 && i != 3)
-            assert_true(is_random_id(reports[i]->id));
+        if (i % 2 && i != 3) { /* given an id in the results; the report is left as it was */
+            assert_string_equal(reports[i]->id, "");
+            assert_true(is_random_id(results[i].report_id));
+        } else {
+            assert_string_equal(results[i].report_id, reports[i]->id);
+        }
         if (i != 3 && i != BIG)
             assert_int_equal(results[i].status, CAVEAT__WIRE__STATUS__OK);
     }
@@ -643,15 +698,17 @@ static void test_deliveries_kept_while_publishing(void **state)
     Caveat__Report *report = new_report("", 10);
     cv_publish_result_t result;
     cv_error_t err = {0};
-    assert_int_equal(cv_client_publish(client, &report, 1, &result, 5000, &err), 0);
-    char *id = strdup(report->id);
+    assert_int_equal(cv_client_publish_one(client, report, &result, 5000, &err), 0);
+    assert_true(is_random_id(result.report_id));
+    /* again with the id it was given, so the broker can tell a retry from a
+       new report */
+    free(report->id);
+    report->id = strdup(result.report_id);
     cv_publish_results_clear(&result, 1);
-    /* again: same id, so the broker can tell a retry from a new report */
-    assert_int_equal(cv_client_publish(client, &report, 1, &result, 5000, &err), 0);
-    assert_string_equal(report->id, id);
+    assert_int_equal(cv_client_publish_one(client, report, &result, 5000, &err), 0);
+    assert_string_equal(result.report_id, report->id);
     cv_publish_results_clear(&result, 1);
-    free(id);
-    const Caveat__Wire__Delivery *d = cv_client_receive(client, 0, &err);
+    const cv_delivery_t *d = cv_client_receive(client, 0, &err);
     assert_non_null(d);
     assert_int_equal(d->seq, 1);
     assert_string_equal(d->report_id, "d-1");
@@ -659,6 +716,60 @@ static void test_deliveries_kept_while_publishing(void **state)
     assert_null(cv_client_receive(client, 100, &err));
     assert_string_equal(err.msg, "");
     free_reports(&report, 1);
+    cv_client_destroy(&client);
+    zactor_destroy(&actor);
+}
+
+/*  The reports are the caller's and only read: one on the stack, with
+ *  string literals and an empty id, goes out with a new id that only the
+ *  results carry. */
+static void test_reports_only_read(void **state)
+{
+    (void)state;
+    fake_t fake = {0};
+    zactor_t *actor = fake_start(&fake);
+    cv_client_t *client = fake_client(&fake, NULL);
+    Caveat__Report report = CAVEAT__REPORT__INIT;
+    char *empty = "";
+    report.id = empty;
+    report.category = "feedback";
+    Caveat__Report before = report;
+    cv_publish_result_t result;
+    cv_error_t err = {0};
+    assert_int_equal(cv_client_publish_one(client, &report, &result, 5000, &err), 0);
+    assert_memory_equal(&report, &before, sizeof report);
+    assert_ptr_equal(report.id, empty);
+    assert_true(is_random_id(result.report_id));
+    cv_publish_results_clear(&result, 1);
+    cv_client_destroy(&client);
+    zactor_destroy(&actor);
+}
+
+/*  An event loop polls cv_client_fd, then drains with timeout 0, which
+ *  never waits. */
+static void test_poll_descriptor(void **state)
+{
+    (void)state;
+    fake_t fake = {0};
+    zactor_t *actor = fake_start(&fake);
+    cv_client_t *client = fake_client(&fake, NULL);
+    cv_error_t err = {0};
+    int64_t start = zclock_mono();
+    assert_null(cv_client_receive(client, 0, &err)); /* drained: the edge is reset */
+    assert_int_equal(err.code, CV_ERR_TIMEOUT);
+    assert_true(zclock_mono() - start < 50);
+    struct pollfd item = {.fd = cv_client_fd(client), .events = POLLIN};
+    assert_true(item.fd >= 0);
+    fake_command(actor, "DELIVER", "1", "2");
+    int seen = 0;
+    for (int round = 0; round < 10 && seen < 2; round++) {
+        assert_true(poll(&item, 1, 2000) == 1);
+        const cv_delivery_t *d;
+        while ((d = cv_client_receive(client, 0, &err)))
+            assert_int_equal(d->seq, ++seen);
+        assert_int_equal(err.code, CV_ERR_TIMEOUT);
+    }
+    assert_int_equal(seen, 2);
     cv_client_destroy(&client);
     zactor_destroy(&actor);
 }
@@ -676,7 +787,7 @@ static void test_receive_dedupe_and_ack(void **state)
     uint64_t seen[4] = {0};
     cv_error_t err = {0};
     for (int i = 0; i < 3; i++) {
-        const Caveat__Wire__Delivery *d = cv_client_receive(client, 2000, &err);
+        const cv_delivery_t *d = cv_client_receive(client, 2000, &err);
         assert_non_null(d);
         seen[i] = d->seq;
         assert_int_equal(d->n_rules, 2);
@@ -687,9 +798,11 @@ static void test_receive_dedupe_and_ack(void **state)
     int64_t start = zclock_mono();
     assert_null(cv_client_receive(client, 200, &err));
     assert_string_equal(err.msg, "");
+    assert_int_equal(err.code, CV_ERR_TIMEOUT);
     assert_true(zclock_mono() - start >= 190);
     assert_false(cv_client_ack(client, 4, &err));
     assert_non_null(strstr(err.msg, "highest received is 3"));
+    assert_int_equal(err.code, CV_ERR_BAD_INPUT);
     assert_true(cv_client_ack(client, 3, &err));
     fake_command(actor, "SYNC", NULL, NULL);
     zclock_sleep(50); /* the ack crosses TCP */
@@ -718,7 +831,7 @@ static void test_no_ack_for_the_application(void **state)
     cv_client_t *client = fake_client(&fake, NULL);
     fake_command(actor, "DELIVER", "1", "1");
     cv_error_t err = {0};
-    const Caveat__Wire__Delivery *d = cv_client_receive(client, 2000, &err);
+    const cv_delivery_t *d = cv_client_receive(client, 2000, &err);
     assert_non_null(d);
     fake_command(actor, "DELIVER", "1", "1");
     assert_null(cv_client_receive(client, 200, &err));
@@ -738,13 +851,17 @@ static void test_revoked(void **state)
     Caveat__Report *report = new_report("a", 10);
     cv_publish_result_t result;
     cv_error_t err = {0};
-    assert_int_equal(cv_client_publish(client, &report, 1, &result, 5000, &err), -1);
+    assert_int_equal(cv_client_publish_one(client, report, &result, 5000, &err), -1);
     assert_string_equal(err.msg, "broker: REVOKED: key removed from the policy");
+    assert_int_equal(err.code, CV_ERR_BROKER);
+    assert_int_equal(err.broker_code, 6);
     assert_int_equal(result.status, CV_PUBLISH_PENDING);
     cv_publish_results_clear(&result, 1);
     assert_null(cv_client_receive(client, 100, &err));
     assert_string_equal(err.msg, "broker: REVOKED: key removed from the policy");
+    assert_int_equal(err.code, CV_ERR_CLOSED);
     assert_false(cv_client_ack(client, 0, &err));
+    assert_int_equal(err.code, CV_ERR_CLOSED);
     free_reports(&report, 1);
     cv_client_destroy(&client);
     zactor_destroy(&actor);
@@ -778,11 +895,13 @@ static void test_reconnect_resends(void **state)
     (void)state;
     fake_t fake = {.restart_on_publish = true};
     zactor_t *actor = fake_start(&fake);
-    cv_client_t *client = fake_client(&fake, NULL);
+    states_t states = {0};
+    cv_client_t *client = fake_client_told(&fake, NULL, &states);
     Caveat__Report *reports[2] = {new_report("", 10), new_report("k", 10)};
     cv_publish_result_t results[2];
     cv_error_t err = {0};
-    int refused = cv_client_publish(client, reports, 2, results, 8000, &err);
+    int refused =
+        cv_client_publish(client, (const Caveat__Report *const *)reports, 2, results, 8000, &err);
     if (refused < 0)
         print_error("publish: %s\n", err.msg);
     assert_int_equal(refused, 0);
@@ -791,7 +910,13 @@ static void test_reconnect_resends(void **state)
     assert_int_equal(fake.publishes, 2);
     assert_int_equal(fake.publish_batch[0], fake.publish_batch[1]);
     assert_string_equal(fake.first_ids[0], fake.first_ids[1]);
-    assert_string_equal(fake.first_ids[0], reports[0]->id);
+    assert_string_equal(fake.first_ids[0], results[0].report_id);
+    assert_string_equal(reports[0]->id, "");
+    /* the application heard of it */
+    assert_int_equal(states.n, 3);
+    assert_int_equal(states.seen[0], CV_STATE_CONNECTED);
+    assert_int_equal(states.seen[1], CV_STATE_DISCONNECTED);
+    assert_int_equal(states.seen[2], CV_STATE_CONNECTED);
     cv_publish_results_clear(results, 2);
     free_reports(reports, 2);
     cv_client_destroy(&client);
@@ -818,11 +943,17 @@ static void test_refused_key(void **state)
     snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", fake.port);
     cv_client_config_t config = config_for(endpoint);
     config.timeout_ms = 5000;
+    states_t states = {0};
+    config.on_state = record_state;
+    config.on_state_arg = &states;
     cv_error_t err = {0};
     int64_t start = zclock_mono();
     assert_null(cv_client_new(&config, &err));
     assert_true(zclock_mono() - start < 4000);
     assert_non_null(strstr(err.msg, "refused this agency's key"));
+    assert_int_equal(err.code, CV_ERR_REFUSED_KEY);
+    assert_int_equal(states.n, 1);
+    assert_int_equal(states.seen[0], CV_STATE_REFUSED);
     fake_command(actor, "SYNC", NULL, NULL);
     assert_int_equal(fake.hellos, 0);
     zactor_destroy(&actor);
@@ -836,9 +967,12 @@ int main(void)
         cmocka_unit_test(test_cert_mismatch),
         cmocka_unit_test(test_bad_config),
         cmocka_unit_test(test_no_answer),
+        cmocka_unit_test(test_broker_down),
         cmocka_unit_test(test_hello),
         cmocka_unit_test(test_publish_batches),
         cmocka_unit_test(test_deliveries_kept_while_publishing),
+        cmocka_unit_test(test_reports_only_read),
+        cmocka_unit_test(test_poll_descriptor),
         cmocka_unit_test(test_receive_dedupe_and_ack),
         cmocka_unit_test(test_no_ack_for_the_application),
         cmocka_unit_test(test_revoked),

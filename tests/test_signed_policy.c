@@ -100,10 +100,10 @@ static bool council_receives_a_referral(harness_t *h)
     assert_non_null(report);
     cv_publish_result_t result = {0};
     cv_error_t err = {0};
-    assert_int_equal(cv_client_publish(police, &report, 1, &result, 5000, &err), 0);
+    assert_int_equal(cv_client_publish_one(police, report, &result, 5000, &err), 0);
     cv_publish_results_clear(&result, 1);
     caveat__report__free_unpacked(report, NULL);
-    const Caveat__Wire__Delivery *d = cv_client_receive(council, 3000, &err);
+    const cv_delivery_t *d = cv_client_receive(council, 3000, &err);
     bool received = d != NULL;
     if (d)
         assert_true(cv_client_ack(council, d->seq, &err));
