@@ -109,6 +109,18 @@ static cv_client_config_t config_for(const char *endpoint)
     };
 }
 
+/*  One version: the header's macros, the library's and the programs'. */
+static void test_version(void **state)
+{
+    (void)state;
+    char expected[32];
+    snprintf(expected, sizeof expected, "%d.%d.%d", CAVEAT_VERSION_MAJOR, CAVEAT_VERSION_MINOR,
+             CAVEAT_VERSION_PATCH);
+    assert_string_equal(CAVEAT_VERSION_STRING, expected);
+    assert_string_equal(caveat_version(), CAVEAT_VERSION_STRING);
+    assert_string_equal(CAVEAT_VERSION, CAVEAT_VERSION_STRING); /* caveat --version's */
+}
+
 /* ------------------------------------------------------------------------ */
 /*  Certificates */
 
@@ -962,6 +974,7 @@ static void test_refused_key(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_version),
         cmocka_unit_test(test_cert_modes),
         cmocka_unit_test(test_cert_missing_and_wrong),
         cmocka_unit_test(test_cert_mismatch),
