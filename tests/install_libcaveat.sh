@@ -67,6 +67,18 @@ if grep -q cv_client_publish "$tmp/readme.c" && "$CC" -Wall -Wextra -Werror \
 else
     fail "README.md's example: $(cat "$tmp/cc.err")"
 fi
+# a C++ program includes it too
+if command -v "${CXX:-c++}" >/dev/null; then
+    printf '#include <caveat.h>\nint main() { return caveat_version() == nullptr; }\n' >"$tmp/app.cc"
+    # shellcheck disable=SC2046
+    if "${CXX:-c++}" -Wall -Wextra -Werror $(pkg-config --cflags caveat) -o "$tmp/app" \
+        "$tmp/app.cc" $(pkg-config --libs caveat) -Wl,-rpath,"$libdir" 2>"$tmp/cc.err" &&
+        "$tmp/app"; then
+        ok "a C++ program"
+    else
+        fail "a C++ program: $(cat "$tmp/cc.err")"
+    fi
+fi
 # the static library, with the shared libraries of what caveat.pc requires
 # (pkg-config --static would also ask for their own static dependencies,
 # and Debian's libzmq names some that are not there)
