@@ -272,6 +272,8 @@ typedef struct {
     bool deliver_before_ack;   /* a Deliver (seq 1) ahead of each PublishAck */
     bool restart_on_publish;   /* the first Publish: no ack, rebind instead */
     uint32_t error_on_publish; /* answer Publish with this Error code */
+    int silent_publishes;      /* the first ones: no answer at all */
+    bool silent_hello;         /* no HelloAck */
     const char *allowed_dir;   /* run zauth admitting only these keys */
     /* what it saw (read after fake_sync) */
     int port;
@@ -445,6 +447,8 @@ static void fake_on_publish(fake_state_t *s, const Caveat__Wire__Publish *publis
 {
     fake_t *fake = s->fake;
     fake_record_publish(fake, publish, size);
+    if (fake->publishes <= fake->silent_publishes)
+        return;
     if (fake->restart_on_publish && fake->publishes == 1) {
         zsock_destroy(&s->router); /* the connection drops; the client reconnects */
         zclock_sleep(100);
@@ -471,7 +475,8 @@ static void fake_on_frame(fake_state_t *s, const Caveat__Wire__Frame *frame, siz
         fake->hello_credit = frame->hello->credit;
         snprintf(fake->hello_feed, sizeof fake->hello_feed, "%s",
                  frame->hello->feed ? frame->hello->feed : "");
-        fake_hello_ack(s);
+        if (!fake->silent_hello)
+            fake_hello_ack(s);
         break;
     case CAVEAT__WIRE__FRAME__BODY_PUBLISH:
         fake_on_publish(s, frame->publish, size);
@@ -757,6 +762,57 @@ static void test_reports_only_read(void **state)
     zactor_destroy(&actor);
 }
 
+/*  No PublishAck in time is CV_ERR_TIMEOUT, with the id the report was
+ *  given in its pending result: publishing it again with that id is the
+ *  same report to the broker. */
+static void test_publish_timeout_then_retry(void **state)
+{
+    (void)state;
+    fake_t fake = {.silent_publishes = 1};
+    zactor_t *actor = fake_start(&fake);
+    cv_client_t *client = fake_client(&fake, NULL);
+    Caveat__Report *report = new_report("", 10);
+    cv_publish_result_t result;
+    cv_error_t err = {0};
+    assert_int_equal(cv_client_publish_one(client, report, &result, 300, &err), -1);
+    assert_int_equal(err.code, CV_ERR_TIMEOUT);
+    assert_non_null(strstr(err.msg, "no PublishAck from"));
+    assert_int_equal(result.status, CV_PUBLISH_PENDING);
+    assert_true(is_random_id(result.report_id));
+    free(report->id);
+    report->id = strdup(result.report_id);
+    cv_publish_results_clear(&result, 1);
+    assert_int_equal(cv_client_publish_one(client, report, &result, 5000, &err), 0);
+    assert_string_equal(result.report_id, report->id);
+    cv_publish_results_clear(&result, 1);
+    fake_command(actor, "SYNC", NULL, NULL);
+    assert_int_equal(fake.publishes, 2);
+    assert_string_equal(fake.first_ids[0], fake.first_ids[1]);
+    free_reports(&report, 1);
+    cv_client_destroy(&client);
+    zactor_destroy(&actor);
+}
+
+/*  A broker that accepts the key but does not answer Hello: a timeout,
+ *  not an unreachable broker. */
+static void test_no_hello_ack(void **state)
+{
+    (void)state;
+    fake_t fake = {.silent_hello = true};
+    zactor_t *actor = fake_start(&fake);
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", fake.port);
+    cv_client_config_t config = config_for(endpoint);
+    config.timeout_ms = 300;
+    cv_error_t err = {0};
+    assert_null(cv_client_new(&config, &err));
+    char expected[128];
+    snprintf(expected, sizeof expected, "no HelloAck from %s within 0.3s", endpoint);
+    assert_string_equal(err.msg, expected);
+    assert_int_equal(err.code, CV_ERR_TIMEOUT);
+    zactor_destroy(&actor);
+}
+
 /*  An event loop polls cv_client_fd, then drains with timeout 0, which
  *  never waits. */
 static void test_poll_descriptor(void **state)
@@ -985,6 +1041,8 @@ int main(void)
         cmocka_unit_test(test_publish_batches),
         cmocka_unit_test(test_deliveries_kept_while_publishing),
         cmocka_unit_test(test_reports_only_read),
+        cmocka_unit_test(test_publish_timeout_then_retry),
+        cmocka_unit_test(test_no_hello_ack),
         cmocka_unit_test(test_poll_descriptor),
         cmocka_unit_test(test_receive_dedupe_and_ack),
         cmocka_unit_test(test_no_ack_for_the_application),
