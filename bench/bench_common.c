@@ -105,7 +105,7 @@ static char *report_json(const char *id, const char *category, const char *area,
 
 static Caveat__Report *parse_report(const char *program, const char *json)
 {
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     ProtobufCMessage *msg = cv_json_parse(cv_schema_report(), json, strlen(json), "<bench>", &err);
     if (!msg) {
         fprintf(stderr, "%s: generated report refused: %s\n", program, err.msg);

@@ -94,6 +94,7 @@
 #endif
 
 #include "caveat.h"
+#include "cv_proto.h" /* internals: the schema, JSON, the wire protocol */
 #include "cv_policy.h"
 #include "cv_store.h"
 #include "bench_common.h"
@@ -314,7 +315,7 @@ static void flow_init(flow_t *f, const options_t *opt)
 static void flow_fail(flow_t *f, const char *what, const char *why)
 {
     if (!atomic_exchange(&f->failed, true))
-        snprintf(f->error, sizeof f->error, "%s: %s", what, why);
+        snprintf(f->error, sizeof f->error, "%.60s: %.230s", what, why);
 }
 
 /*  Holds the publisher while it is `more` reports from being too far ahead. */
@@ -391,9 +392,9 @@ static void *caveat_publisher(void *arg)
         uint64_t t = bench_now_ns();
         for (int i = 0; i < n; i++)
             stamp(reports[i], c->run, serial++, t, t);
-        cv_error_t err = {""};
-        int refused =
-            cv_client_publish(c->publisher, reports, (size_t)n, results, PUBLISH_TIMEOUT_MS, &err);
+        cv_error_t err = {0};
+        int refused = cv_client_publish(c->publisher, (const Caveat__Report *const *)reports,
+                                        (size_t)n, results, PUBLISH_TIMEOUT_MS, &err);
         if (refused != 0)
             flow_fail(f, "publish", publish_failure(refused, &err, results, (size_t)n));
         else
@@ -414,8 +415,8 @@ static void *caveat_subscriber(void *arg)
     flow_t *f = &c->flow;
     uint64_t highest = 0, acked = 0;
     while (!flow_finished(f)) {
-        cv_error_t err = {""};
-        const Caveat__Wire__Delivery *d = cv_client_receive(c->subscriber, 100, &err);
+        cv_error_t err = {0};
+        const cv_delivery_t *d = cv_client_receive(c->subscriber, 100, &err);
         if (d) {
             highest = d->seq;
             flow_received(f, 1);
@@ -472,7 +473,7 @@ static void measure_caveatd(const options_t *opt, const char *sync, int agencies
     if (!h)
         return;
     caveat_flow_t c = {.flow.opt = opt, .run = sync};
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     if (!bench_start_broker(h, sync))
         snprintf(r->note, sizeof r->note, "caveatd did not start");
     else if (!(c.subscriber = harness_client(h, "bench-subscriber", NULL, SUB_CREDIT, &err)) ||
@@ -1268,7 +1269,7 @@ static char *fanout_policy(fanout_t *run)
  *  on the same policy; and so what each subscriber should receive. */
 static double expect_deliveries(fanout_t *run, const char *text)
 {
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     run->policy = cv_policy_load_buffer(text, strlen(text), "<fanout>", NULL, &err);
     if (!run->policy) {
         fprintf(stderr, "broker_bench: fan-out policy refused: %s\n", err.msg);
@@ -1335,8 +1336,8 @@ static void *fanout_subscriber(void *arg)
     uint64_t highest = 0, acked = 0, last_ack = bench_now_ns();
     while (s->received < s->expected && bench_now_ns() < run->deadline &&
            !atomic_load(&run->failed)) {
-        cv_error_t err = {""};
-        const Caveat__Wire__Delivery *d =
+        cv_error_t err = {0};
+        const cv_delivery_t *d =
             cv_client_receive(s->client, receive_timeout(highest, acked, last_ack), &err);
         if (d) {
             uint64_t t = bench_now_ns();
@@ -1395,9 +1396,9 @@ static void fanout_publish(fanout_t *run, cv_client_t *publisher, uint64_t t0)
             replace(&r->area, fanout_areas[v / 3]);
             stamp(r, "fanout", k + i, t0 + (k + i) * interval, t);
         }
-        cv_error_t err = {""};
-        int refused =
-            cv_client_publish(publisher, pool, (size_t)n, results, PUBLISH_TIMEOUT_MS, &err);
+        cv_error_t err = {0};
+        int refused = cv_client_publish(publisher, (const Caveat__Report *const *)pool, (size_t)n,
+                                        results, PUBLISH_TIMEOUT_MS, &err);
         run->call_us[run->calls++] = (uint32_t)((bench_now_ns() - t) / 1000u);
         if (refused != 0) {
             fprintf(stderr, "broker_bench: fan-out publish: %s\n",
@@ -1413,18 +1414,18 @@ static void fanout_publish(fanout_t *run, cv_client_t *publisher, uint64_t t0)
 
 static bool fanout_connect(fanout_t *run, cv_client_t **publisher, char *note, size_t size)
 {
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     for (int i = 0; i < N_SUBSCRIBERS; i++) {
         subscriber_t *s = &run->subs[i];
         s->client = harness_client(run->harness, s->id, NULL, SUB_CREDIT, &err);
         if (!s->client) {
-            snprintf(note, size, "%s: %s", s->id, err.msg);
+            snprintf(note, size, "%s: %.250s", s->id, err.msg);
             return false;
         }
     }
     *publisher = harness_client(run->harness, "bench-publisher", NULL, 0, &err);
     if (!*publisher)
-        snprintf(note, size, "bench-publisher: %s", err.msg);
+        snprintf(note, size, "bench-publisher: %.250s", err.msg);
     return *publisher != NULL;
 }
 

@@ -57,6 +57,7 @@
 #endif
 
 #include "caveat.h"
+#include "cv_proto.h" /* internals: the schema, JSON, the wire protocol */
 #include "cv_policy.h"
 #include "bench_common.h"
 #include "harness.h"
@@ -228,10 +229,11 @@ static bool publish_pool(cv_client_t *c, pool_t *p, size_t n, const char *run, u
 {
     for (size_t i = 0; i < n; i++)
         stamp(p->reports[i], run, from + i);
-    cv_error_t err = {""};
-    int refused = cv_client_publish(c, p->reports, n, p->results, PUBLISH_TIMEOUT_MS, &err);
+    cv_error_t err = {0};
+    int refused = cv_client_publish(c, (const Caveat__Report *const *)p->reports, n, p->results,
+                                    PUBLISH_TIMEOUT_MS, &err);
     if (refused < 0)
-        snprintf(why, size, "publish: %s", err.msg);
+        snprintf(why, size, "publish: %.150s", err.msg);
     for (size_t i = 0; refused > 0 && i < n; i++)
         if (p->results[i].status != CAVEAT__WIRE__STATUS__OK) {
             snprintf(why, size, "refused: %s", p->results[i].reason);
@@ -318,7 +320,7 @@ static void measure_caveatd(const options_t *opt, const char *sync, path_result_
     harness_t *h = bench_throughput_harness(r->note, sizeof r->note);
     if (!h)
         return;
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     cv_client_t *c = NULL;
     if (!bench_start_broker(h, sync)) {
         snprintf(r->note, sizeof r->note, "caveatd did not start");
@@ -649,8 +651,8 @@ static void drain_loop(cv_client_t *c, idset_t *ids, uint64_t t0, double limit, 
 {
     uint64_t highest = 0, acked = 0;
     while (r->received < r->filled && seconds_since(t0) < limit) {
-        cv_error_t err = {""};
-        const Caveat__Wire__Delivery *d = cv_client_receive(c, 100, &err);
+        cv_error_t err = {0};
+        const cv_delivery_t *d = cv_client_receive(c, 100, &err);
         if (d) {
             if (r->received + r->duplicates + r->foreign == 0)
                 r->first_s = seconds_since(t0);
@@ -678,7 +680,7 @@ static void drain(harness_t *h, double limit, backlog_result_t *r)
     double cpu0 = process_cpu(pid);
     sampler_start(&sampler, pid);
     uint64_t t0 = bench_now_ns();
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     cv_client_t *c = harness_client(h, "bench-subscriber", NULL, DRAIN_CREDIT, &err);
     if (c)
         drain_loop(c, &ids, t0, limit, r);
@@ -722,7 +724,7 @@ static void measure_backlog(const options_t *opt, backlog_result_t *r)
     harness_t *h = bench_throughput_harness(r->note, sizeof r->note);
     if (!h)
         return;
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     cv_client_t *publisher = NULL;
     if (!bench_start_broker(h, opt->fill_sync))
         snprintf(r->note, sizeof r->note, "caveatd did not start");

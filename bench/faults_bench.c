@@ -32,6 +32,7 @@
 
 #include "bench_common.h"
 #include "caveat.h"
+#include "cv_proto.h" /* internals: the schema, JSON, the wire protocol */
 #include "harness.h"
 
 #define COUNCILS   2000
@@ -77,7 +78,7 @@ static cv_client_t *sender(harness_t *h, const char *agency)
                                  .server_cert = server,
                                  .client_cert = secret,
                                  .publish_only = true};
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     cv_client_t *c = cv_client_new(&config, &err);
     if (!c)
         fprintf(stderr, "faults_bench: %s: %s\n", agency, err.msg);
@@ -89,7 +90,7 @@ static long stat_of(harness_t *h, const char *name)
 {
     cv_client_t *admin = sender(h, "caveat-admin");
     bool ok = false;
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     char *text = admin ? cv_client_admin(admin, "stats", &ok, 5000, &err) : NULL;
     cv_client_destroy(&admin);
     char key[64];
@@ -116,8 +117,9 @@ static int publish(harness_t *h, int n)
             batch[i]->id = NULL;
         }
         memset(results, 0, sizeof results);
-        cv_error_t err = {""};
-        int refused = cv_client_publish(police, batch, (size_t)k, results, 60000, &err);
+        cv_error_t err = {0};
+        int refused = cv_client_publish(police, (const Caveat__Report *const *)batch, (size_t)k,
+                                        results, 60000, &err);
         taken += refused >= 0 ? k - refused : 0;
         cv_publish_results_clear(results, (size_t)k);
         for (int i = 0; i < k; i++)
@@ -151,7 +153,7 @@ static bool run_departed(int councils)
     for (int i = 0; i < councils; i++) {
         char agency[32];
         snprintf(agency, sizeof agency, "council-%d", i);
-        cv_error_t err = {""};
+        cv_error_t err = {0};
         cv_client_t *c = harness_client(h, agency, NULL, 100, &err);
         came += c != NULL;
         cv_client_destroy(&c); /* gone without a word */
@@ -238,11 +240,11 @@ static bool run_connected(int councils)
  *  deliveries a second. */
 static double drain(harness_t *h, int n, int *received)
 {
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     cv_client_t *c = harness_client(h, "hull-cc", NULL, 500, &err);
     *received = 0;
     uint64_t t0 = bench_now_ns(), t1 = t0;
-    const Caveat__Wire__Delivery *d;
+    const cv_delivery_t *d;
     while (c && *received < n && (d = cv_client_receive(c, 1000, &err))) {
         (*received)++;
         if (bench_now_ns() - t1 > 200000000 && t1 > t0)

@@ -39,6 +39,7 @@
 
 #include "bench_common.h"
 #include "caveat.h"
+#include "cv_proto.h" /* internals: the schema, JSON, the wire protocol */
 #include "harness.h"
 
 #define HOSTILE           "hull-college"
@@ -104,9 +105,9 @@ typedef struct {
 static bool delivered(victim_t *v, const char *id, uint64_t deadline)
 {
     while (bench_now_ns() < deadline) {
-        cv_error_t err = {""};
+        cv_error_t err = {0};
         int wait_ms = (int)((deadline - bench_now_ns()) / 1000000) + 1;
-        const Caveat__Wire__Delivery *d = cv_client_receive(v->subscriber, wait_ms, &err);
+        const cv_delivery_t *d = cv_client_receive(v->subscriber, wait_ms, &err);
         if (!d)
             return false;
         bool mine = strcmp(d->report_id, id) == 0;
@@ -126,9 +127,9 @@ static uint64_t round_trip(victim_t *v)
     free(v->report->id);
     v->report->id = strdup(id);
     cv_publish_result_t result = {0};
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     uint64_t start = bench_now_ns();
-    int refused = cv_client_publish(v->publisher, &v->report, 1, &result, VICTIM_TIMEOUT_MS, &err);
+    int refused = cv_client_publish_one(v->publisher, v->report, &result, VICTIM_TIMEOUT_MS, &err);
     cv_publish_results_clear(&result, 1);
     if (refused != 0)
         return 0;
@@ -448,7 +449,7 @@ static bool parse(int argc, char **argv, options_t *opt)
 
 static bool start_victim(harness_t *h, victim_t *v)
 {
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     v->subscriber = harness_client(h, SUBSCRIBER, NULL, 100, &err);
     v->publisher = v->subscriber ? harness_client(h, PUBLISHER, NULL, 0, &err) : NULL;
     v->report = harness_report("vulnerable_individual");

@@ -191,7 +191,7 @@ int main(int argc, char **argv)
     int rc = parse(argc, argv, &config);
     if (rc)
         return rc == 1 ? 0 : rc;
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     cv_broker_t *broker = cv_broker_new(&config, &err);
     if (!broker) {
         fprintf(stderr, "caveatd: %s\n", err.msg[0] ? err.msg : "cannot start");

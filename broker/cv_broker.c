@@ -1114,7 +1114,7 @@ static size_t queued(cv_broker_t *self)
  *  stops nothing else. An administrator lists them (admin quarantined). */
 static void quarantine(cv_broker_t *self, int64_t rowid, const char *why)
 {
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     if (!cv_store_quarantine(self->store, rowid, why, &err)) {
         cv_log_error(self->log, "store: cannot quarantine report %lld: %s", (long long)rowid,
                      err.msg);
@@ -1132,7 +1132,7 @@ static const Caveat__Report *report_at(cv_broker_t *self, int64_t rowid)
         return cached;
     uint8_t *body = NULL;
     size_t len = 0;
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     int found = cv_store_get_report(self->store, rowid, &body, &len, &err);
     Caveat__Report *report = found > 0 ? cv_cache_unpack_report(self->cache, body, len) : NULL;
     free(body);
@@ -1221,7 +1221,7 @@ static const uint8_t *report_digest(const Caveat__Report *report, uint8_t digest
 static int64_t accept_report(cv_broker_t *self, const char *sender, Caveat__Report *report,
                              Caveat__Wire__PublishResult *result)
 {
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     if (report->originator && *report->originator && strcmp(report->originator, sender) != 0) {
         snprintf(err.msg, sizeof err.msg, "originator '%.100s' is not the sender %s",
                  report->originator, sender);
@@ -1866,7 +1866,7 @@ static void list_quarantined(void *arg, int64_t report, const char *id, const ch
 static char *quarantined_json(cv_broker_t *self)
 {
     cv_json_writer_t *w = cv_json_writer_new(0);
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     cv_json_array_begin(w);
     int n = cv_store_quarantined(self->store, list_quarantined, w, &err);
     cv_json_array_end(w);
@@ -1894,7 +1894,7 @@ static void send_admin_reply(cv_broker_t *self, const zframe_t *routing, bool ok
  *  start from. DIR must not exist: a backup never overwrites. */
 static bool backup(cv_broker_t *self, const char *dir, char *text, size_t size)
 {
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     char path[4096];
     /* a relative path would be the broker's working directory's, which
      * the administrator typing it does not see */
@@ -2076,7 +2076,7 @@ static char *purge_reply(cv_broker_t *self, const purge_how_t *how, bool *ok)
 {
     cv_json_writer_t *out = cv_json_writer_new(0);
     purge_list_t list = {out, 0};
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     cv_json_object_begin(out);
     cv_json_key(out, "reports");
     cv_json_array_begin(out);
@@ -2171,7 +2171,7 @@ static void on_admin(cv_broker_t *self, const zframe_t *routing, int agency,
         send_admin_reply(self, routing, text != NULL, text);
         free(text);
     } else if (strcmp(command, "reload") == 0) {
-        cv_error_t err = {""};
+        cv_error_t err = {0};
         bool ok = reload(self, &err);
         send_admin_reply(self, routing, ok, ok ? "reloaded" : err.msg);
     } else if (strcmp(command, "sessions") == 0) {
@@ -2657,7 +2657,7 @@ static void purge_when_due(cv_broker_t *self, int64_t *next)
     if (now < *next)
         return;
     *next = now + 3600 * 1000;
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     static const purge_how_t hourly = {0};
     if (purge(self, &hourly, NULL, &err) < 0)
         cv_log_warning(self->log, "retention: %s", err.msg);

@@ -2,10 +2,30 @@
  *  caveatd (docs/protocol.md). One client is one CURVE-encrypted DEALER
  *  connection and one session on one queue of the agency.
  *
- *  A client is not thread-safe: use it from one thread at a time. Every
- *  call that waits takes a timeout and never blocks forever. Errors come
- *  back as one line in a cv_error_t; after the broker sends Error REVOKED or
- *  VERSION the session is over and every later call fails with that error.
+ *  This is the installed public header: it names libcaveat's own types and
+ *  the report schema, nothing else. Reports cross the API as the
+ *  protobuf-c types of one installed, versioned schema header,
+ *  caveat/report.pb-c.h (generated from proto/report.proto): build them
+ *  with caveat__report__init or caveat__report__unpack, read them as plain
+ *  structs. The wire protocol's types stay inside the library.
+ *
+ *  Threads: a client is used by one thread at a time (calls on one client
+ *  must not overlap); different clients may be used from different threads
+ *  at once. Functions that take no client (cv_client_check_certs,
+ *  cv_status_name, cv_error_code_name, cv_code_name, caveat_version) may be
+ *  called from any thread at any time.
+ *
+ *  Waiting: every call that waits takes a timeout in milliseconds and never
+ *  blocks forever; timeout 0 does what can be done at once and returns.
+ *  For an event loop, cv_client_fd gives a descriptor to poll.
+ *
+ *  Errors come back in a cv_error_t: a code (cv_code_t, caveat/error.h)
+ *  and one line of text. After the broker sends Error REVOKED or VERSION
+ *  the session is over and every later call fails with CV_ERR_CLOSED.
+ *
+ *  Signals: libcaveat installs no signal handler. czmq, which it uses,
+ *  would catch SIGINT and SIGTERM when first used; libcaveat puts back
+ *  whatever handlers the application had.
  *
  *  The library reconnects by itself (ZeroMQ does) and opens the session
  *  again with a new Hello after a reconnect: a publish in flight is resent
@@ -13,8 +33,8 @@
  *  resends unacknowledged deliveries, which cv_client_receive drops when it
  *  has already returned them. A broker that refuses the agency's key
  *  (ZAP) ends the connection for good (libzmq does not retry): every call
- *  then fails with "...refused this agency's key..." until the client is
- *  destroyed and made again.
+ *  then fails with CV_ERR_REFUSED_KEY until the client is destroyed and
+ *  made again.
  */
 #ifndef CAVEAT_H
 #define CAVEAT_H
@@ -23,99 +43,193 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cv_proto.h"
+#include "caveat/error.h"
+#include "caveat/report.pb-c.h"
+
+/*  The library's version, the one version of the whole project (CMake
+ *  reads it from here). The SONAME follows MAJOR: libcaveat.so.0.        */
+#define CAVEAT_VERSION_MAJOR  0
+#define CAVEAT_VERSION_MINOR  2
+#define CAVEAT_VERSION_PATCH  0
+#define CAVEAT_VERSION_STRING "0.2.0"
+
+#if defined(CAVEAT_BUILDING) && defined(__GNUC__)
+#define CAVEAT_EXPORT __attribute__((visibility("default")))
+#else
+#define CAVEAT_EXPORT
+#endif
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
+/*  The version of the library linked at run time ("0.2.0"), to compare
+ *  with the CAVEAT_VERSION_STRING compiled against. Any thread.          */
+CAVEAT_EXPORT const char *caveat_version(void);
+
+/*  "TIMEOUT" for CV_ERR_TIMEOUT, and so on; "UNKNOWN" for other values.
+ *  Any thread.                                                            */
+CAVEAT_EXPORT const char *cv_code_name(int code);
+
 typedef struct cv_client_t cv_client_t;
 
+/*  Changes of the connection under a client. */
+typedef enum {
+    CV_STATE_CONNECTED = 1,    /* a CURVE handshake succeeded: the broker accepted the key */
+    CV_STATE_DISCONNECTED = 2, /* the connection dropped; ZeroMQ reconnects by itself */
+    CV_STATE_REFUSED = 3,      /* the broker refused the agency's key: no more retries */
+} cv_client_state_t;
+
+typedef void(cv_client_state_fn)(cv_client_t *client, cv_client_state_t state, void *arg);
+
 typedef struct {
-    const char *endpoint;    /* "tcp://127.0.0.1:7400" */
-    const char *server_cert; /* the broker's public certificate file (BROKER.cert) */
-    const char *client_cert; /* the agency's secret certificate file (AGENCY.cert_secret) */
-    const char *feed;        /* a screening feed's queue; NULL or "": the direct queue */
-    uint32_t credit;         /* deliveries the broker may have unacknowledged; 0: 100 */
-    bool publish_only;       /* sends only (publish, admin): no deliveries, takes no queue */
-    int timeout_ms;          /* for the Hello handshake; 0: 5000 */
+    const char *endpoint;         /* "tcp://127.0.0.1:7400" */
+    const char *server_cert;      /* the broker's public certificate file (BROKER.cert) */
+    const char *client_cert;      /* the agency's secret certificate file (AGENCY.cert_secret) */
+    const char *feed;             /* a screening feed's queue; NULL or "": the direct queue */
+    uint32_t credit;              /* deliveries the broker may have unacknowledged; 0: 100 */
+    bool publish_only;            /* sends only (publish, admin): no deliveries, takes no queue */
+    int timeout_ms;               /* for the Hello handshake; 0: 5000 */
+    cv_client_state_fn *on_state; /* NULL, or as cv_client_set_state_callback from the start,
+                                     so that cv_client_new's own handshake is told too */
+    void *on_state_arg;
 } cv_client_config_t;
 
 /*  Checks the certificate files of config without connecting: both exist
  *  and hold valid keys, and the secret one is mode 0600 (no group or other
- *  access). A command line uses it to tell bad input from a failure.      */
-bool cv_client_check_certs(const cv_client_config_t *config, cv_error_t *err);
+ *  access). A command line uses it to tell bad input from a failure
+ *  (CV_ERR_BAD_INPUT). Any thread.                                        */
+CAVEAT_EXPORT bool cv_client_check_certs(const cv_client_config_t *config, cv_error_t *err);
 
 /*  Connects, sends Hello and waits for HelloAck. NULL with err on a bad
- *  certificate, an unanswered Hello (for instance a key that is not in the
- *  policy: the CURVE handshake never completes) or a broker Error.        */
-cv_client_t *cv_client_new(const cv_client_config_t *config, cv_error_t *err);
-void cv_client_destroy(cv_client_t **self_p);
+ *  configuration or certificate (CV_ERR_BAD_INPUT), a broker that never
+ *  answered (CV_ERR_UNREACHABLE: not running, a wrong address or a wrong
+ *  broker certificate), a key the broker refused (CV_ERR_REFUSED_KEY: not
+ *  in the policy), a connection that opened but no HelloAck in time
+ *  (CV_ERR_TIMEOUT), or a broker Error (CV_ERR_BROKER).
+ *  Any thread; the client then belongs to one thread at a time.          */
+CAVEAT_EXPORT cv_client_t *cv_client_new(const cv_client_config_t *config, cv_error_t *err);
+/*  Sends a pending acknowledgement (best effort) and closes the
+ *  connection, waiting at most a second for frames still queued. Sets
+ *  *self_p to NULL; NULL is fine. Not while another call on it runs.    */
+CAVEAT_EXPORT void cv_client_destroy(cv_client_t **self_p);
 
 /*  The agency the broker authenticated, and its limit on a frame's size
- *  (both from HelloAck).                                                  */
-const char *cv_client_agency(const cv_client_t *self);
-uint32_t cv_client_max_frame(const cv_client_t *self);
+ *  (both from HelloAck). The client's thread.                             */
+CAVEAT_EXPORT const char *cv_client_agency(const cv_client_t *self);
+CAVEAT_EXPORT uint32_t cv_client_max_frame(const cv_client_t *self);
 
-/*  A report's outcome: report_id and reason are malloc'd (reason "" when
- *  accepted). status is a Caveat__Wire__Status, or CV_PUBLISH_PENDING when
- *  no PublishAck came for it (publish returned -1): it may or may not be
- *  stored, and publishing it again is safe.                               */
+/*  A report's outcome. The values of status are those of the wire
+ *  protocol's Status (docs/protocol.md), and CV_PUBLISH_PENDING when no
+ *  PublishAck came for it (publish returned -1): it may or may not be
+ *  stored, and publishing it again with report_id as its id is safe.     */
+typedef enum {
+    CV_PUBLISH_PENDING = -1,
+    CV_PUBLISH_OK = 0,
+    CV_PUBLISH_REFUSED_SPOOFED_ORIGINATOR = 1, /* originator names another agency */
+    CV_PUBLISH_REFUSED_INVALID = 2,            /* not a valid report, or too large */
+    CV_PUBLISH_REFUSED_DUPLICATE = 3,          /* the id is taken by a different report */
+    CV_PUBLISH_REFUSED_UNAVAILABLE = 4,        /* the store cannot take it now: retry later */
+} cv_publish_status_t;
+
+/*  report_id and reason are malloc'd (reason "" when accepted). report_id
+ *  is the report's id, or the one the library gave a report without one. */
 typedef struct {
     char *report_id;
-    int status;
+    int status; /* a cv_publish_status_t */
     char *reason;
 } cv_publish_result_t;
-
-enum { CV_PUBLISH_PENDING = -1 };
 
 /*  Publishes n reports, split into batches that each fit HelloAck.max_frame,
  *  and waits (timeout_ms overall) until every batch is acknowledged, that is
  *  stored durably. A report too large for a frame on its own is refused
- *  locally (REFUSED_INVALID) and not sent. A report with an empty id first
- *  gets a new one (cv_report_id_new: "r-", time, random), written into the report, so
- *  that publishing the same reports again after a lost acknowledgement is
- *  idempotent: the report must own its strings as protobuf-c unpacking and
- *  cv_json_parse make them (its old id is free()d).
+ *  locally (REFUSED_INVALID) and not sent.
+ *
+ *  The reports are only read, never changed. A report with an empty or
+ *  NULL id is sent with a new one ("r-", time, random), returned in
+ *  results[i].report_id: to publish it again after a lost acknowledgement
+ *  (a retry that stays idempotent) set its id to that value first.
+ *
  *  Fills results[i] for each report (clear them with
  *  cv_publish_results_clear, whatever the return). Returns the number of
- *  refused reports, or -1 with err on a timeout, a transport failure or a
- *  broker Error.                                                          */
-int cv_client_publish(cv_client_t *self, Caveat__Report *const *reports, size_t n,
-                      cv_publish_result_t *results, int timeout_ms, cv_error_t *err);
-void cv_publish_results_clear(cv_publish_result_t *results, size_t n);
+ *  refused reports, or -1 with err on a timeout (CV_ERR_TIMEOUT), a
+ *  transport failure or a broker Error. The client's thread.              */
+CAVEAT_EXPORT int cv_client_publish(cv_client_t *self, const Caveat__Report *const *reports,
+                                    size_t n, cv_publish_result_t *results, int timeout_ms,
+                                    cv_error_t *err);
+/*  The same for one report: cv_client_publish(self, &report, 1, ...).    */
+CAVEAT_EXPORT int cv_client_publish_one(cv_client_t *self, const Caveat__Report *report,
+                                        cv_publish_result_t *result, int timeout_ms,
+                                        cv_error_t *err);
+/*  Frees what results hold. Any thread that owns results.                 */
+CAVEAT_EXPORT void cv_publish_results_clear(cv_publish_result_t *results, size_t n);
+
+/*  A delivery: a report released to this agency, in its redacted view.   */
+typedef struct {
+    uint64_t seq;             /* per (agency, queue): 1, 2, 3, ... to acknowledge */
+    const char *report_id;    /* the report's id */
+    const char *const *rules; /* the rules and screening entries that released it */
+    size_t n_rules;
+    const char *feed;             /* the screening feed that released it, or NULL */
+    const Caveat__Report *report; /* the recipient's view; NULL if the broker sent none */
+} cv_delivery_t;
 
 /*  The next delivery not returned before: one whose seq is not above the
  *  highest already returned is dropped (the broker resends unacknowledged
- *  deliveries when a session opens). NULL on timeout with err->msg "", or
- *  NULL with err saying why (e.g. "broker: REVOKED: ...").
+ *  deliveries when a session opens). NULL when none came within timeout_ms
+ *  (err->code CV_ERR_TIMEOUT, err->msg ""), or NULL with err saying why
+ *  (e.g. CV_ERR_BROKER, "broker: REVOKED: ..."). timeout_ms 0 never waits.
  *  The delivery is borrowed from the client: do not free it. It stays
  *  valid until the next call, on the same client, of cv_client_receive,
  *  cv_client_ack, cv_client_publish, cv_client_admin or
  *  cv_client_admin_args, or until cv_client_destroy; copy whatever must
  *  last longer (cv_client_ack(c, d->seq, &err) is fine: d->seq is read
- *  before the call).                                                      */
-const Caveat__Wire__Delivery *cv_client_receive(cv_client_t *self, int timeout_ms, cv_error_t *err);
+ *  before the call). The client's thread.                                 */
+CAVEAT_EXPORT const cv_delivery_t *cv_client_receive(cv_client_t *self, int timeout_ms,
+                                                     cv_error_t *err);
 
 /*  Acknowledges every delivery with seq <= up_to (cumulative); up_to must
- *  not exceed the highest seq returned by cv_client_receive.              */
-bool cv_client_ack(cv_client_t *self, uint64_t up_to, cv_error_t *err);
+ *  not exceed the highest seq returned by cv_client_receive. Never waits.
+ *  The client's thread.                                                   */
+CAVEAT_EXPORT bool cv_client_ack(cv_client_t *self, uint64_t up_to, cv_error_t *err);
+
+/*  For an event loop (poll, epoll, libuv...): a descriptor that becomes
+ *  readable when the connection may have something for the client. It is
+ *  ZeroMQ's ZMQ_FD, which is edge-triggered and signals "look", not "a
+ *  delivery is here": when it is readable, call cv_client_receive with
+ *  timeout 0 until it returns NULL with CV_ERR_TIMEOUT; and since any call
+ *  on the client may consume what it signalled, drain the same way after
+ *  cv_client_publish, cv_client_ack or an admin call too, before polling
+ *  again. Do not read or write the descriptor, nor close it: it belongs
+ *  to the client and lives as long as it. -1 on failure. The client's
+ *  thread.                                                                */
+CAVEAT_EXPORT int cv_client_fd(cv_client_t *self);
+
+/*  Calls fn(client, state, arg) on each change, from inside whichever
+ *  call of the client notices it (on the client's thread, never from
+ *  another thread): an event loop that wants to hear of a dropped
+ *  connection while idle calls cv_client_receive(c, 0, ...) on a timer.
+ *  fn must not call the client. NULL fn: no more calls. The client's
+ *  thread.                                                                */
+CAVEAT_EXPORT void cv_client_set_state_callback(cv_client_t *self, cv_client_state_fn *fn,
+                                                void *arg);
 
 /*  An administrator's request ("stats" or "reload"): returns
  *  AdminReply.text (malloc'd) and sets *ok to AdminReply.ok, or NULL with
- *  err (e.g. "broker: FORBIDDEN: ..." for an agency that is not an
- *  administrator).                                                        */
-char *cv_client_admin(cv_client_t *self, const char *command, bool *ok, int timeout_ms,
-                      cv_error_t *err);
+ *  err (e.g. CV_ERR_BROKER "broker: FORBIDDEN: ..." for an agency that is
+ *  not an administrator). The client's thread.                            */
+CAVEAT_EXPORT char *cv_client_admin(cv_client_t *self, const char *command, bool *ok,
+                                    int timeout_ms, cv_error_t *err);
 /*  The same with arguments: "backup" takes a directory (on the broker's
  *  machine, which must not exist yet); "purge" takes "dry-run" to list only. */
-char *cv_client_admin_args(cv_client_t *self, const char *command, const char *const *args,
-                           size_t n_args, bool *ok, int timeout_ms, cv_error_t *err);
+CAVEAT_EXPORT char *cv_client_admin_args(cv_client_t *self, const char *command,
+                                         const char *const *args, size_t n_args, bool *ok,
+                                         int timeout_ms, cv_error_t *err);
 
-/*  The name of a Caveat__Wire__Status ("REFUSED_INVALID") and of an Error
- *  code ("REVOKED"); "UNKNOWN" for other values.                          */
-const char *cv_status_name(int status);
-const char *cv_error_code_name(uint32_t code);
+/*  The name of a cv_publish_status_t ("REFUSED_INVALID") and of a broker
+ *  ErrorCode ("REVOKED"); "UNKNOWN" for other values. Any thread.         */
+CAVEAT_EXPORT const char *cv_status_name(int status);
+CAVEAT_EXPORT const char *cv_error_code_name(uint32_t code);
 
 #ifdef __cplusplus
 }

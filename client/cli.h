@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "caveat.h"
+#include "cv_proto.h" /* internals: the schema, JSON, the wire protocol */
 #include "cv_policy.h"
 
 /*  Exit statuses: 0 success, 1 a refusal or failed check, 2 bad usage or

@@ -12,7 +12,7 @@
  *  caveatd started with --policy-signers requires. */
 static cv_policy_t *load_signed(const char *path, const char *signers_path, cv_signer_t *by)
 {
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     cv_signers_t *signers = cv_signers_load(signers_path, &err);
     cv_policy_t *policy = signers ? cv_policy_load_signed(path, signers, NULL, by, &err) : NULL;
     if (!policy)

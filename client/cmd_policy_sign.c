@@ -20,7 +20,7 @@
 static bool load_sign_key(const char *path, cv_sign_key_t *key)
 {
     uint8_t public_key[CV_KEY_BYTES], secret_key[CV_KEY_BYTES];
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     bool ok = cv_cert_load(path, public_key, secret_key, &err);
     if (!ok)
         cli_error(CLI_USAGE, "%s", err.msg);
@@ -60,7 +60,7 @@ static void trusted_comment(char *out, size_t size, const char *path, const cv_p
  *  only be refused later, by caveatd. */
 static int sign_bytes(const char *path, const char *bytes, size_t len, const cv_sign_key_t *key)
 {
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     cv_policy_t *policy = cv_policy_load_buffer(bytes, len, path, NULL, &err);
     if (!policy) {
         fprintf(stderr, "%s\n", err.msg);
@@ -136,7 +136,7 @@ int cmd_policy_signer_key(int argc, char **argv)
     char line[CV_SIG_NAME_MAX + CV_SIG_KEY_TEXT + 2];
     snprintf(line, sizeof line, "%s %s\n", line_name, text);
     /* a line the signers file would refuse is no use */
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     cv_signers_t *check = cv_signers_parse(line, strlen(line), "signer-key", &err);
     if (!check)
         return cli_error(CLI_USAGE, "'%s' is not a signer's name: give one with --name", line_name);

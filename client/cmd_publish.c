@@ -168,8 +168,8 @@ static int publish(const cv_client_config_t *config, reports_t *reports, int tim
         return cli_error(CLI_FAILED, "%s", err.msg);
     cv_publish_result_t *results = calloc(reports->n, sizeof *results);
     int64_t left = deadline - zclock_mono();
-    int refused = results ? cv_client_publish(client, reports->items, reports->n, results,
-                                              left > 0 ? (int)left : 1, &err)
+    int refused = results ? cv_client_publish(client, (const Caveat__Report *const *)reports->items,
+                                              reports->n, results, left > 0 ? (int)left : 1, &err)
                           : (cv_error_set(&err, NULL, 0, 0, "out of memory"), -1);
     cv_client_destroy(&client);
     int status = results ? print_results(results, reports->n, refused >= 0) : CLI_FAILED;

@@ -16,7 +16,7 @@ static const char usage[] = "usage: caveat subscribe --broker EP --server-key BR
 #define DEFAULT_HELLO_MS 10000
 #define WAIT_SLICE_MS    60000 /* without --timeout, waits forever in slices */
 
-static char *delivery_line(const Caveat__Wire__Delivery *d)
+static char *delivery_line(const cv_delivery_t *d)
 {
     cv_json_writer_t *w = cv_json_writer_new(0);
     if (!w)
@@ -49,7 +49,7 @@ static char *delivery_line(const Caveat__Wire__Delivery *d)
 }
 
 /*  Write, flush, then acknowledge: the order is the guarantee. */
-static int emit(cv_client_t *client, const Caveat__Wire__Delivery *d)
+static int emit(cv_client_t *client, const cv_delivery_t *d)
 {
     char *line = delivery_line(d);
     if (!line)
@@ -71,9 +71,9 @@ static int run(cv_client_t *client, uint64_t count, int timeout_ms)
     uint64_t received = 0;
     while (count == 0 || received < count) {
         cv_error_t err;
-        const Caveat__Wire__Delivery *d =
+        const cv_delivery_t *d =
             cv_client_receive(client, timeout_ms > 0 ? timeout_ms : WAIT_SLICE_MS, &err);
-        if (!d && err.msg[0])
+        if (!d && err.code != CV_ERR_TIMEOUT)
             return cli_error(CLI_FAILED, "%s", err.msg);
         if (!d && timeout_ms > 0)
             break;

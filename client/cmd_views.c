@@ -242,7 +242,7 @@ static bool read_delivery(receipts_t *all, const char *label, const char *line, 
     struct fy_node *root = doc ? fy_document_root(doc) : NULL;
     struct fy_node *id = root ? fy_node_by_path(root, "/delivery/report_id", FY_NT, 0) : NULL;
     struct fy_node *report = root ? fy_node_by_path(root, "/report", FY_NT, 0) : NULL;
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     const char *report_id = scalar_text(id);
     if (id && !report_id)
         cv_error_at(&err, file, id, "delivery.report_id: expected a string");

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -32,8 +33,9 @@
 #include "caveat.h"
 #include "cv_arena.h"
 #include "cv_cert.h"
+#include "cv_proto.h"
 
-#define CLIENT_NAME         "libcaveat/0.1"
+#define CLIENT_NAME         "libcaveat/" CAVEAT_VERSION_STRING
 #define PROTOCOL_VERSION    1
 #define DEFAULT_CREDIT      100
 #define MAX_CREDIT          10000 /* docs/protocol.md 3.4 */
@@ -83,14 +85,25 @@ struct cv_client_t {
     inbound_t *done;      /* all returned: the last may still be borrowed */
     cv_arena_t *spares[SPARE_ARENAS];
     size_t n_spares;
-    int handshakes;   /* successful CURVE handshakes so far */
-    bool rehello;     /* a reconnect's Hello is not yet answered */
-    bool key_refused; /* the last handshake failed authentication */
-    bool dead;        /* REVOKED or VERSION: nothing more will work */
-    cv_error_t fatal; /* why, when dead */
+    cv_delivery_t current; /* what cv_client_receive returned last */
+    cv_client_state_fn *on_state;
+    void *on_state_arg;
+    int handshakes;     /* successful CURVE handshakes so far */
+    bool tcp_connected; /* a TCP connection was made at least once */
+    bool rehello;       /* a reconnect's Hello is not yet answered */
+    bool key_refused;   /* the last handshake failed authentication */
+    bool dead;          /* REVOKED or VERSION: nothing more will work */
+    cv_error_t fatal;   /* why, when dead */
 };
 
 typedef enum { PUMP_FRAME, PUMP_AGAIN, PUMP_TIMEOUT, PUMP_ERROR } pump_t;
+
+/*  The public statuses are the wire's, value for value. */
+#define SAME_STATUS(name) ((int)CV_PUBLISH_##name == (int)CAVEAT__WIRE__STATUS__##name)
+_Static_assert(SAME_STATUS(OK) && SAME_STATUS(REFUSED_SPOOFED_ORIGINATOR) &&
+                   SAME_STATUS(REFUSED_INVALID) && SAME_STATUS(REFUSED_DUPLICATE) &&
+                   SAME_STATUS(REFUSED_UNAVAILABLE),
+               "cv_publish_status_t follows wire.proto's Status");
 
 /* ------------------------------------------------------------------------ */
 /*  Names */
@@ -114,6 +127,50 @@ const char *cv_error_code_name(uint32_t code)
     return code == 0 || code > INT32_MAX
                ? "UNKNOWN"
                : enum_name(&caveat__wire__error_code__descriptor, (int)code);
+}
+
+const char *caveat_version(void)
+{
+    return CAVEAT_VERSION_STRING;
+}
+
+const char *cv_code_name(int code)
+{
+    static const char *const names[] = {
+        [CV_OK] = "OK",
+        [CV_ERR_FAILED] = "FAILED",
+        [CV_ERR_BAD_INPUT] = "BAD_INPUT",
+        [CV_ERR_NO_MEMORY] = "NO_MEMORY",
+        [CV_ERR_TIMEOUT] = "TIMEOUT",
+        [CV_ERR_UNREACHABLE] = "UNREACHABLE",
+        [CV_ERR_REFUSED_KEY] = "REFUSED_KEY",
+        [CV_ERR_BROKER] = "BROKER",
+        [CV_ERR_TRANSPORT] = "TRANSPORT",
+        [CV_ERR_CLOSED] = "CLOSED",
+        [CV_ERR_INTERRUPTED] = "INTERRUPTED",
+    };
+    bool known = code >= 0 && (size_t)code < sizeof names / sizeof *names && names[code];
+    return known ? names[code] : "UNKNOWN";
+}
+
+/*  Gives the error just set its code. */
+static void set_code(cv_error_t *err, cv_code_t code)
+{
+    if (err)
+        err->code = code;
+}
+
+static void out_of_memory(cv_error_t *err)
+{
+    cv_error_set(err, NULL, 0, 0, "out of memory");
+    set_code(err, CV_ERR_NO_MEMORY);
+}
+
+/*  Every call after the session ended fails with why it ended. */
+static void closed(const cv_client_t *self, cv_error_t *err)
+{
+    if (err)
+        *err = self->fatal;
 }
 
 /*  Keeps an error one line: text from the broker goes to a terminal. */
@@ -143,15 +200,27 @@ static bool check_config(const cv_client_config_t *config, cv_error_t *err)
         cv_error_set(err, NULL, 0, 0, "negative timeout");
     else
         return true;
+    set_code(err, CV_ERR_BAD_INPUT);
+    return false;
+}
+
+/*  A certificate that cannot be read is the caller's bad input. */
+static bool load_keys(const cv_client_config_t *config, uint8_t server_key[CV_KEY_BYTES],
+                      uint8_t public_key[CV_KEY_BYTES], uint8_t secret_key[CV_KEY_BYTES],
+                      cv_error_t *err)
+{
+    if (cv_cert_load(config->server_cert, server_key, NULL, err) &&
+        cv_cert_load(config->client_cert, public_key, secret_key, err))
+        return true;
+    set_code(err, CV_ERR_BAD_INPUT);
     return false;
 }
 
 bool cv_client_check_certs(const cv_client_config_t *config, cv_error_t *err)
 {
     uint8_t server_key[CV_KEY_BYTES], public_key[CV_KEY_BYTES], secret_key[CV_KEY_BYTES];
-    bool ok = check_config(config, err) &&
-              cv_cert_load(config->server_cert, server_key, NULL, err) &&
-              cv_cert_load(config->client_cert, public_key, secret_key, err);
+    bool ok =
+        check_config(config, err) && load_keys(config, server_key, public_key, secret_key, err);
     sodium_memzero(secret_key, sizeof secret_key);
     return ok;
 }
@@ -169,6 +238,7 @@ static bool send_msg(cv_client_t *self, zmq_msg_t *msg, cv_error_t *err)
         cv_error_set(err, NULL, 0, 0, "%s: cannot send: %s", self->endpoint,
                      code == EAGAIN ? "the send queue is full (is the broker running?)"
                                     : zmq_strerror(code));
+        set_code(err, CV_ERR_TRANSPORT);
         return false;
     }
     return true;
@@ -179,7 +249,7 @@ static bool send_frame(cv_client_t *self, const Caveat__Wire__Frame *frame, cv_e
     size_t size = caveat__wire__frame__get_packed_size(frame);
     zmq_msg_t msg;
     if (zmq_msg_init_size(&msg, size) != 0) {
-        cv_error_set(err, NULL, 0, 0, "out of memory");
+        out_of_memory(err);
         return false;
     }
     caveat__wire__frame__pack(frame, zmq_msg_data(&msg));
@@ -322,9 +392,14 @@ static pump_t on_error(cv_client_t *self, const Caveat__Wire__Error *error, cv_e
     cv_error_set(err, NULL, 0, 0, "broker: %s%s%s", cv_error_code_name(code), *reason ? ": " : "",
                  reason);
     one_line(err);
+    set_code(err, CV_ERR_BROKER);
+    if (err)
+        err->broker_code = code;
     if (code == ERR_REVOKED || code == ERR_VERSION) {
         self->dead = true;
         cv_error_set(&self->fatal, NULL, 0, 0, "%s", err ? err->msg : "broker: session closed");
+        self->fatal.code = CV_ERR_CLOSED;
+        self->fatal.broker_code = code;
     }
     return PUMP_ERROR;
 }
@@ -334,13 +409,14 @@ static bool on_hello_ack(cv_client_t *self, const Caveat__Wire__HelloAck *ack, c
     if (ack->has_version && ack->version != PROTOCOL_VERSION) {
         cv_error_set(&self->fatal, NULL, 0, 0, "broker speaks protocol version %" PRIu32 ", not %d",
                      ack->version, PROTOCOL_VERSION);
+        self->fatal.code = CV_ERR_CLOSED;
         self->dead = true;
-        cv_error_set(err, NULL, 0, 0, "%s", self->fatal.msg);
+        closed(self, err);
         return false;
     }
     char *agency = strdup(ack->agency ? ack->agency : "");
     if (!agency) {
-        cv_error_set(err, NULL, 0, 0, "out of memory");
+        out_of_memory(err);
         return false;
     }
     free(self->agency);
@@ -391,6 +467,12 @@ static void on_handshake(cv_client_t *self)
         self->rehello = true;
 }
 
+static void tell_state(cv_client_t *self, cv_client_state_t state)
+{
+    if (self->on_state)
+        self->on_state(self, state, self->on_state_arg);
+}
+
 static void on_monitor_event(cv_client_t *self)
 {
     zmsg_t *msg = zmsg_recv(self->monitor);
@@ -400,10 +482,17 @@ static void on_monitor_event(cv_client_t *self)
         uint32_t value;
         memcpy(&event, zframe_data(head), sizeof event);
         memcpy(&value, zframe_data(head) + 2, sizeof value);
-        if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+        if (event == ZMQ_EVENT_CONNECTED) {
+            self->tcp_connected = true;
+        } else if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
             on_handshake(self);
-        else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH && value != 300) /* 300: try again */
+            tell_state(self, CV_STATE_CONNECTED);
+        } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH && value != 300) { /* 300: again */
             self->key_refused = true;
+            tell_state(self, CV_STATE_REFUSED);
+        } else if (event == ZMQ_EVENT_DISCONNECTED && self->handshakes > 0) {
+            tell_state(self, CV_STATE_DISCONNECTED); /* only a connection that was up */
+        }
     }
     zmsg_destroy(&msg);
 }
@@ -418,7 +507,7 @@ static bool send_ack(cv_client_t *self, uint64_t up_to, cv_error_t *err);
 static pump_t pump(cv_client_t *self, int64_t deadline, Caveat__Wire__Frame **out, cv_error_t *err)
 {
     if (self->dead) {
-        cv_error_set(err, NULL, 0, 0, "%s", self->fatal.msg);
+        closed(self, err);
         return PUMP_ERROR;
     }
     cv_error_t ignored;
@@ -432,6 +521,7 @@ static pump_t pump(cv_client_t *self, int64_t deadline, Caveat__Wire__Frame **ou
             return PUMP_AGAIN;
         cv_error_set(err, NULL, 0, 0, "%s",
                      zsys_interrupted ? "interrupted" : zmq_strerror(zmq_errno()));
+        set_code(err, zsys_interrupted ? CV_ERR_INTERRUPTED : CV_ERR_FAILED);
         return PUMP_ERROR;
     }
     if (items[1].revents & ZMQ_POLLIN)
@@ -441,6 +531,7 @@ static pump_t pump(cv_client_t *self, int64_t deadline, Caveat__Wire__Frame **ou
                      "%s: the broker refused this agency's key (is this agency's key in the "
                      "policy?)",
                      self->endpoint);
+        set_code(err, CV_ERR_REFUSED_KEY);
         return PUMP_ERROR;
     }
     if (items[0].revents & ZMQ_POLLIN)
@@ -480,8 +571,9 @@ static bool start_monitor(cv_client_t *self)
     char endpoint[96];
     snprintf(endpoint, sizeof endpoint, "inproc://libcaveat-monitor-%u-%p",
              atomic_fetch_add(&counter, 1), (void *)self);
-    if (zmq_socket_monitor(zsock_resolve(self->sock), endpoint,
-                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0)
+    int events = ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                 ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+    if (zmq_socket_monitor(zsock_resolve(self->sock), endpoint, events) != 0)
         return false;
     self->monitor = zsock_new(ZMQ_PAIR);
     if (!self->monitor)
@@ -503,9 +595,31 @@ static bool open_socket(cv_client_t *self, const uint8_t server_key[CV_KEY_BYTES
     }
     if (zsock_connect(self->sock, "%s", self->endpoint) != 0) {
         cv_error_set(err, NULL, 0, 0, "%s: %s", self->endpoint, zmq_strerror(errno));
+        set_code(err, CV_ERR_BAD_INPUT); /* libzmq checks the endpoint's form only */
         return false;
     }
     return true;
+}
+
+/*  How far the connection got tells why no HelloAck came: a refused key
+ *  is an event of its own (pump). */
+static void no_hello_ack(const cv_client_t *self, int timeout_ms, cv_error_t *err)
+{
+    if (!self->tcp_connected) {
+        cv_error_set(err, NULL, 0, 0, "no answer from %s within %gs (is caveatd running there?)",
+                     self->endpoint, seconds(timeout_ms));
+        set_code(err, CV_ERR_UNREACHABLE);
+    } else if (self->handshakes == 0) {
+        cv_error_set(err, NULL, 0, 0,
+                     "%s took the connection but no CURVE handshake completed within %gs "
+                     "(is the broker certificate this broker's?)",
+                     self->endpoint, seconds(timeout_ms));
+        set_code(err, CV_ERR_UNREACHABLE);
+    } else {
+        cv_error_set(err, NULL, 0, 0, "no HelloAck from %s within %gs", self->endpoint,
+                     seconds(timeout_ms));
+        set_code(err, CV_ERR_TIMEOUT);
+    }
 }
 
 /*  Sends Hello and waits for HelloAck. A key the broker's ZAP handler
@@ -523,9 +637,7 @@ static bool open_session(cv_client_t *self, int timeout_ms, cv_error_t *err)
             if (frame->body_case == CAVEAT__WIRE__FRAME__BODY_HELLO_ACK)
                 return true;
         } else if (result == PUMP_TIMEOUT) {
-            cv_error_set(err, NULL, 0, 0,
-                         "no answer from %s within %gs (is this agency's key in the policy?)",
-                         self->endpoint, seconds(timeout_ms));
+            no_hello_ack(self, timeout_ms, err);
             return false;
         } else if (result == PUMP_ERROR) {
             return false;
@@ -555,16 +667,25 @@ static cv_client_t *client_alloc(const cv_client_config_t *config)
     self->max_frame = DEFAULT_MAX_FRAME;
     self->max_reports = DEFAULT_MAX_REPORTS;
     self->next_batch = 1;
+    cv_client_set_state_callback(self, config->on_state, config->on_state_arg);
     if (!self->endpoint || (config->feed && *config->feed && !self->feed))
         cv_client_destroy(&self);
     return self;
 }
 
 /*  czmq's first use sets up process-wide state, and two threads doing it
- *  at once abort in zsys: do it once, first. */
+ *  at once abort in zsys: do it once, first. It also catches SIGINT and
+ *  SIGTERM, which are the application's to handle: whatever handlers were
+ *  there before are put back (czmq's zsys_handler_set(NULL) would also
+ *  undo an application's own czmq handler). */
 static void czmq_init(void)
 {
+    struct sigaction sigint_before, sigterm_before;
+    sigaction(SIGINT, NULL, &sigint_before);
+    sigaction(SIGTERM, NULL, &sigterm_before);
     zsys_init();
+    sigaction(SIGINT, &sigint_before, NULL);
+    sigaction(SIGTERM, &sigterm_before, NULL);
 }
 
 cv_client_t *cv_client_new(const cv_client_config_t *config, cv_error_t *err)
@@ -578,11 +699,10 @@ cv_client_t *cv_client_new(const cv_client_config_t *config, cv_error_t *err)
         return NULL;
     }
     uint8_t server_key[CV_KEY_BYTES], public_key[CV_KEY_BYTES], secret_key[CV_KEY_BYTES];
-    bool keys = cv_cert_load(config->server_cert, server_key, NULL, err) &&
-                cv_cert_load(config->client_cert, public_key, secret_key, err);
+    bool keys = load_keys(config, server_key, public_key, secret_key, err);
     cv_client_t *self = keys ? client_alloc(config) : NULL;
     if (keys && !self)
-        cv_error_set(err, NULL, 0, 0, "out of memory");
+        out_of_memory(err);
     bool ok = self && open_socket(self, server_key, public_key, secret_key, err);
     sodium_memzero(secret_key, sizeof secret_key);
     int timeout_ms = config->timeout_ms ? config->timeout_ms : DEFAULT_TIMEOUT_MS;
@@ -629,6 +749,17 @@ uint32_t cv_client_max_frame(const cv_client_t *self)
     return self->max_frame;
 }
 
+int cv_client_fd(cv_client_t *self)
+{
+    return self && self->sock ? zsock_fd(self->sock) : -1;
+}
+
+void cv_client_set_state_callback(cv_client_t *self, cv_client_state_fn *fn, void *arg)
+{
+    self->on_state = fn;
+    self->on_state_arg = fn ? arg : NULL;
+}
+
 /* ------------------------------------------------------------------------ */
 /*  Publishing */
 
@@ -640,7 +771,8 @@ typedef struct {
 } batch_t;
 
 typedef struct {
-    Caveat__Report *const *reports;
+    const Caveat__Report *const *reports; /* the caller's, never changed */
+    char **ids;                           /* the ids given to reports without one (else NULL) */
     cv_publish_result_t *results;
     size_t *sizes; /* each report's packed size, computed once */
     size_t *order; /* the indices of the reports sent, batch after batch */
@@ -695,6 +827,21 @@ static size_t publish_frame_size(size_t body)
     return 1 + varint_size(publish) + publish;
 }
 
+/*  Report i's id: its own, or the one it was given. */
+static const char *report_id(const publish_t *p, size_t i)
+{
+    return p->ids[i] ? p->ids[i] : p->reports[i]->id;
+}
+
+/*  Report i as it is sent: a shallow copy that carries its id, so the
+ *  caller's report is only read. */
+static Caveat__Report as_sent(const publish_t *p, size_t i)
+{
+    Caveat__Report report = *p->reports[i];
+    report.id = (char *)report_id(p, i);
+    return report;
+}
+
 /*  What goes into a cv_publish_result_t is malloc'd (caveat.h). */
 static bool set_result(cv_publish_result_t *result, const char *id, int status, const char *reason)
 {
@@ -714,16 +861,17 @@ static bool plan_batches(publish_t *p, size_t n, size_t max_frame, size_t max_re
 {
     size_t body = 0, used = 0;
     for (size_t i = 0; i < n; i++) {
-        p->sizes[i] = caveat__report__get_packed_size(p->reports[i]);
+        Caveat__Report report = as_sent(p, i);
+        p->sizes[i] = caveat__report__get_packed_size(&report);
         size_t size = report_field_size(p->sizes[i]);
         if (publish_frame_size(size) > max_frame) {
             char reason[160];
             snprintf(reason, sizeof reason,
                      "too large: %zu bytes in a frame, the broker takes at most %zu",
                      publish_frame_size(size), max_frame);
-            if (!set_result(&p->results[i], p->reports[i]->id,
-                            CAVEAT__WIRE__STATUS__REFUSED_INVALID, reason)) {
-                cv_error_set(err, NULL, 0, 0, "out of memory");
+            if (!set_result(&p->results[i], report_id(p, i), CAVEAT__WIRE__STATUS__REFUSED_INVALID,
+                            reason)) {
+                out_of_memory(err);
                 return false;
             }
             continue;
@@ -744,17 +892,15 @@ static bool plan_batches(publish_t *p, size_t n, size_t max_frame, size_t max_re
 }
 
 /*  An empty id becomes a new id (cv_report_id_new) before anything is
- *  sent, so publishing the same reports again is idempotent. */
-static bool assign_id(Caveat__Report *report)
+ *  sent, and the results give it back: publishing the same report again
+ *  with that id is idempotent. */
+static bool assign_id(publish_t *p, size_t i)
 {
-    if (report->id && *report->id)
+    const char *own = p->reports[i]->id;
+    if (own && *own)
         return true;
-    char *id = cv_report_id_new(); /* the broker's form: ids that rise with time */
-    if (!id)
-        return false;
-    free(report->id);
-    report->id = id;
-    return true;
+    p->ids[i] = cv_report_id_new(); /* the broker's form: ids that rise with time */
+    return p->ids[i] != NULL;
 }
 
 /*  Publish's bytes: Publish.batch and the batch's reports. */
@@ -777,7 +923,8 @@ static void write_publish(const publish_t *p, const batch_t *batch, size_t body,
         size_t i = p->order[batch->first + j];
         *out++ = TAG_PUBLISH_REPORT;
         out = put_varint(out, p->sizes[i]);
-        out += caveat__report__pack(p->reports[i], out);
+        Caveat__Report report = as_sent(p, i);
+        out += caveat__report__pack(&report, out);
     }
 }
 
@@ -787,9 +934,12 @@ static void write_publish(const publish_t *p, const batch_t *batch, size_t body,
 static bool packs_as_protobuf_c(const publish_t *p, const batch_t *batch, const uint8_t *data,
                                 size_t size)
 {
+    Caveat__Report *copies = malloc(batch->count * sizeof *copies);
     Caveat__Report **list = malloc(batch->count * sizeof *list);
-    for (size_t j = 0; list && j < batch->count; j++)
-        list[j] = p->reports[p->order[batch->first + j]];
+    for (size_t j = 0; copies && list && j < batch->count; j++) {
+        copies[j] = as_sent(p, p->order[batch->first + j]);
+        list[j] = &copies[j];
+    }
     Caveat__Wire__Publish publish = CAVEAT__WIRE__PUBLISH__INIT;
     publish.has_batch = true;
     publish.batch = batch->id;
@@ -798,12 +948,13 @@ static bool packs_as_protobuf_c(const publish_t *p, const batch_t *batch, const 
     Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
     frame.body_case = CAVEAT__WIRE__FRAME__BODY_PUBLISH;
     frame.publish = &publish;
-    uint8_t *expected = list ? malloc(size) : NULL;
+    uint8_t *expected = copies && list ? malloc(size) : NULL;
     bool same = !expected || (caveat__wire__frame__get_packed_size(&frame) == size &&
                               caveat__wire__frame__pack(&frame, expected) == size &&
                               memcmp(expected, data, size) == 0);
     free(expected);
     free(list);
+    free(copies);
     return same;
 }
 #endif
@@ -822,7 +973,7 @@ static bool send_batch(cv_client_t *self, const publish_t *p, const batch_t *bat
     }
     zmq_msg_t msg;
     if (zmq_msg_init_size(&msg, size) != 0) {
-        cv_error_set(err, NULL, 0, 0, "out of memory");
+        out_of_memory(err);
         return false;
     }
     write_publish(p, batch, body, zmq_msg_data(&msg));
@@ -869,10 +1020,10 @@ static bool on_publish_ack(publish_t *p, const Caveat__Wire__PublishAck *ack, cv
     for (size_t j = 0; j < batch->count; j++) {
         const Caveat__Wire__PublishResult *r = ack->results[j];
         size_t i = p->order[batch->first + j];
-        const char *id = r->report_id && *r->report_id ? r->report_id : p->reports[i]->id;
+        const char *id = r->report_id && *r->report_id ? r->report_id : report_id(p, i);
         int status = r->has_status ? (int)r->status : CAVEAT__WIRE__STATUS__OK;
         if (!set_result(&p->results[i], id, status, r->reason)) {
-            cv_error_set(err, NULL, 0, 0, "out of memory");
+            out_of_memory(err);
             return false;
         }
     }
@@ -900,10 +1051,12 @@ static bool run_publish(cv_client_t *self, publish_t *p, int timeout_ms, cv_erro
             return false;
         Caveat__Wire__Frame *frame = NULL;
         pump_t result = pump(self, deadline, &frame, err);
-        if (result == PUMP_TIMEOUT)
+        if (result == PUMP_TIMEOUT) {
             cv_error_set(err, NULL, 0, 0,
                          "no PublishAck from %s within %gs (%zu of %zu batches acknowledged)",
                          self->endpoint, seconds(timeout_ms), p->acked, p->n_batches);
+            set_code(err, CV_ERR_TIMEOUT);
+        }
         if (result == PUMP_TIMEOUT || result == PUMP_ERROR)
             return false;
         if (result == PUMP_FRAME && !on_publish_frame(self, p, frame, err))
@@ -914,58 +1067,77 @@ static bool run_publish(cv_client_t *self, publish_t *p, int timeout_ms, cv_erro
 
 /*  Gives every report its id. Results are filled as the acks come, and
  *  at the end for those no ack answered. */
-static bool prepare_reports(Caveat__Report *const *reports, size_t n, cv_publish_result_t *results,
-                            cv_error_t *err)
+static bool prepare_reports(publish_t *p, size_t n, cv_error_t *err)
 {
     for (size_t i = 0; i < n; i++)
-        results[i] = (cv_publish_result_t){.status = CV_PUBLISH_PENDING};
+        p->results[i] = (cv_publish_result_t){.status = CV_PUBLISH_PENDING};
     for (size_t i = 0; i < n; i++)
-        if (!assign_id(reports[i])) {
-            cv_error_set(err, NULL, 0, 0, "out of memory");
+        if (!assign_id(p, i)) {
+            out_of_memory(err);
             return false;
         }
     return true;
 }
 
 /*  What no PublishAck answered is pending, with its id. */
-static bool fill_pending(Caveat__Report *const *reports, size_t n, cv_publish_result_t *results)
+static bool fill_pending(const publish_t *p, size_t n)
 {
     bool ok = true;
     for (size_t i = 0; i < n; i++)
-        if (!results[i].report_id)
-            ok = set_result(&results[i], reports[i]->id, CV_PUBLISH_PENDING, "not acknowledged") &&
+        if (!p->results[i].report_id)
+            ok = set_result(&p->results[i], report_id(p, i), CV_PUBLISH_PENDING,
+                            "not acknowledged") &&
                  ok;
     return ok;
 }
 
-int cv_client_publish(cv_client_t *self, Caveat__Report *const *reports, size_t n,
+static void publish_free(publish_t *p, size_t n)
+{
+    for (size_t i = 0; p->ids && i < n; i++)
+        free(p->ids[i]);
+    free(p->ids);
+    free(p->sizes);
+    free(p->order);
+    free(p->batches);
+}
+
+int cv_client_publish(cv_client_t *self, const Caveat__Report *const *reports, size_t n,
                       cv_publish_result_t *results, int timeout_ms, cv_error_t *err)
 {
     end_borrow(self);
-    publish_t p = {.reports = reports, .results = results};
-    bool ok = prepare_reports(reports, n, results, err);
-    p.sizes = calloc(n ? n : 1, sizeof *p.sizes);
-    p.order = calloc(n ? n : 1, sizeof *p.order);
-    p.batches = calloc(n ? n : 1, sizeof *p.batches);
-    if (ok && !(p.sizes && p.order && p.batches)) {
-        cv_error_set(err, NULL, 0, 0, "out of memory");
-        ok = false;
+    size_t slots = n ? n : 1;
+    publish_t p = {.reports = reports,
+                   .results = results,
+                   .ids = calloc(slots, sizeof *p.ids),
+                   .sizes = calloc(slots, sizeof *p.sizes),
+                   .order = calloc(slots, sizeof *p.order),
+                   .batches = calloc(slots, sizeof *p.batches)};
+    bool ok = p.ids && p.sizes && p.order && p.batches;
+    if (!ok) {
+        for (size_t i = 0; i < n; i++)
+            results[i] = (cv_publish_result_t){.status = CV_PUBLISH_PENDING};
+        out_of_memory(err);
     }
-    ok = ok && plan_batches(&p, n, self->max_frame, self->max_reports, err) &&
+    ok = ok && prepare_reports(&p, n, err) &&
+         plan_batches(&p, n, self->max_frame, self->max_reports, err) &&
          run_publish(self, &p, timeout_ms, err);
-    free(p.sizes);
-    free(p.order);
-    free(p.batches);
-    if (!fill_pending(reports, n, results) && ok) {
-        cv_error_set(err, NULL, 0, 0, "out of memory");
+    if (p.ids && !fill_pending(&p, n) && ok) {
+        out_of_memory(err);
         ok = false;
     }
+    publish_free(&p, n);
     if (!ok)
         return -1;
     int refused = 0;
     for (size_t i = 0; i < n; i++)
         refused += results[i].status != CAVEAT__WIRE__STATUS__OK;
     return refused;
+}
+
+int cv_client_publish_one(cv_client_t *self, const Caveat__Report *report,
+                          cv_publish_result_t *result, int timeout_ms, cv_error_t *err)
+{
+    return cv_client_publish(self, &report, 1, result, timeout_ms, err);
 }
 
 void cv_publish_results_clear(cv_publish_result_t *results, size_t n)
@@ -1015,7 +1187,21 @@ static const Caveat__Wire__Delivery *pop_new(cv_client_t *self)
     return delivery;
 }
 
-const Caveat__Wire__Delivery *cv_client_receive(cv_client_t *self, int timeout_ms, cv_error_t *err)
+/*  The public form of a delivery, pointing into its frame's arena. */
+static const cv_delivery_t *as_public(cv_client_t *self, const Caveat__Wire__Delivery *delivery)
+{
+    self->current = (cv_delivery_t){
+        .seq = delivery->seq,
+        .report_id = delivery->report_id,
+        .rules = (const char *const *)delivery->rules,
+        .n_rules = delivery->n_rules,
+        .feed = delivery->feed,
+        .report = delivery->report,
+    };
+    return &self->current;
+}
+
+const cv_delivery_t *cv_client_receive(cv_client_t *self, int timeout_ms, cv_error_t *err)
 {
     end_borrow(self);
     const Caveat__Wire__Delivery *delivery = pop_new(self);
@@ -1027,19 +1213,19 @@ const Caveat__Wire__Delivery *cv_client_receive(cv_client_t *self, int timeout_m
         Caveat__Wire__Frame *frame = NULL;
         pump_t result = pump(self, deadline, &frame, err);
         if (result == PUMP_TIMEOUT && err)
-            err->msg[0] = '\0';
+            *err = (cv_error_t){.code = CV_ERR_TIMEOUT};
         if (result == PUMP_TIMEOUT || result == PUMP_ERROR)
             return NULL;
         delivery = pop_new(self);
     }
-    return delivery;
+    return as_public(self, delivery);
 }
 
 bool cv_client_ack(cv_client_t *self, uint64_t up_to, cv_error_t *err)
 {
     end_borrow(self);
     if (self->dead) {
-        cv_error_set(err, NULL, 0, 0, "%s", self->fatal.msg);
+        closed(self, err);
         return false;
     }
     /* the broker answers a larger value with Error BAD_ACK */
@@ -1047,6 +1233,7 @@ bool cv_client_ack(cv_client_t *self, uint64_t up_to, cv_error_t *err)
         cv_error_set(err, NULL, 0, 0,
                      "cannot acknowledge seq %" PRIu64 ": the highest received is %" PRIu64, up_to,
                      self->highest_seq);
+        set_code(err, CV_ERR_BAD_INPUT);
         return false;
     }
     /* acks are cumulative: while deliveries received are still to be
@@ -1089,7 +1276,7 @@ static char *admin_text(const Caveat__Wire__AdminReply *reply, bool *ok, cv_erro
 {
     char *text = strdup(reply->text ? reply->text : "");
     if (!text)
-        cv_error_set(err, NULL, 0, 0, "out of memory");
+        out_of_memory(err);
     *ok = reply->has_ok && reply->ok;
     return text;
 }
@@ -1107,6 +1294,7 @@ char *cv_client_admin_args(cv_client_t *self, const char *command, const char *c
     *ok = false;
     if (!command || !*command) {
         cv_error_set(err, NULL, 0, 0, "no admin command");
+        set_code(err, CV_ERR_BAD_INPUT);
         return NULL;
     }
     if (!send_admin(self, command, args, n_args, err))
@@ -1115,9 +1303,11 @@ char *cv_client_admin_args(cv_client_t *self, const char *command, const char *c
     while (true) {
         Caveat__Wire__Frame *frame = NULL;
         pump_t result = pump(self, deadline, &frame, err);
-        if (result == PUMP_TIMEOUT)
+        if (result == PUMP_TIMEOUT) {
             cv_error_set(err, NULL, 0, 0, "no AdminReply from %s within %gs", self->endpoint,
                          seconds(timeout_ms));
+            set_code(err, CV_ERR_TIMEOUT);
+        }
         if (result == PUMP_TIMEOUT || result == PUMP_ERROR)
             return NULL;
         if (frame && frame->body_case == CAVEAT__WIRE__FRAME__BODY_ADMIN_REPLY)

@@ -12,6 +12,8 @@ void cv_error_set(cv_error_t *err, const char *file, int line, int col, const ch
 {
     if (!err)
         return;
+    err->code = CV_ERR_FAILED;
+    err->broker_code = 0;
     size_t used = 0;
     if (file && line > 0)
         used = (size_t)snprintf(err->msg, sizeof err->msg, "%s:%d:%d: error: ", file, line, col);

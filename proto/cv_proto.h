@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "caveat/error.h"
 #include "report.pb-c.h"
 #include "wire.pb-c.h"
 
@@ -24,12 +25,10 @@ extern "C" {
 /* ------------------------------------------------------------------------ */
 /*  Errors: one line, "FILE:LINE:COL: error: what" when a position is known. */
 
-typedef struct {
-    char msg[512];
-} cv_error_t;
-
-/*  Formats the error into err (when err is not NULL). line and col are
- *  1-based; pass 0 for line when no position is known, and NULL for file. */
+/*  cv_error_t is in caveat/error.h, shared with libcaveat's public API.
+ *  Formats the error into err (when err is not NULL), with code
+ *  CV_ERR_FAILED. line and col are 1-based; pass 0 for line when no
+ *  position is known, and NULL for file. */
 void cv_error_set(cv_error_t *err, const char *file, int line, int col, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 

@@ -35,7 +35,7 @@ static inline void finish(harness_t **h)
 static inline cv_client_t *client(harness_t *h, const char *agency, const char *feed,
                                   uint32_t credit)
 {
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     cv_client_t *c = harness_client(h, agency, feed, credit, &err);
     if (!c)
         print_error("client %s: %s\n", agency, err.msg);
@@ -44,18 +44,18 @@ static inline cv_client_t *client(harness_t *h, const char *agency, const char *
 }
 
 /*  The next delivery, or NULL on timeout (an error is printed). */
-static inline const Caveat__Wire__Delivery *receive(cv_client_t *c, int timeout_ms)
+static inline const cv_delivery_t *receive(cv_client_t *c, int timeout_ms)
 {
-    cv_error_t err = {""};
-    const Caveat__Wire__Delivery *d = cv_client_receive(c, timeout_ms, &err);
-    if (!d && err.msg[0])
+    cv_error_t err = {0};
+    const cv_delivery_t *d = cv_client_receive(c, timeout_ms, &err);
+    if (!d && err.code != CV_ERR_TIMEOUT)
         print_error("receive: %s\n", err.msg);
     return d;
 }
 
 static inline void assert_nothing_arrives(cv_client_t *c, int timeout_ms)
 {
-    const Caveat__Wire__Delivery *d = receive(c, timeout_ms);
+    const cv_delivery_t *d = receive(c, timeout_ms);
     if (d)
         print_error("unexpected delivery of %s, seq %llu\n", d->report_id,
                     (unsigned long long)d->seq);
@@ -89,7 +89,7 @@ static inline cv_client_t *sender_of(harness_t *h, const char *agency)
                                  .server_cert = server,
                                  .client_cert = secret,
                                  .publish_only = true};
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     cv_client_t *c = cv_client_new(&config, &err);
     if (!c)
         print_error("sender %s: %s\n", agency, err.msg);
@@ -105,7 +105,7 @@ static inline cv_client_t *admin_client_of(harness_t *h)
 static inline char *admin(harness_t *h, const char *command, bool *ok)
 {
     cv_client_t *c = admin_client_of(h);
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     char *text = cv_client_admin(c, command, ok, 5000, &err);
     if (!text)
         print_error("admin: %s\n", err.msg);

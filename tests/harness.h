@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "caveat.h"
+#include "cv_proto.h" /* internals: the schema, JSON, the wire protocol */
 
 typedef struct harness_t harness_t;
 

@@ -88,8 +88,9 @@ static void publish_copies(cv_client_t *c, const template_t *t, size_t n, char *
         size_t k = n - done < PUBLISH_BATCH ? n - done : PUBLISH_BATCH;
         for (size_t i = 0; i < k; i++)
             batch[i] = report_of(t);
-        cv_error_t err = {""};
-        int refused = cv_client_publish(c, batch, k, results, 30000, &err);
+        cv_error_t err = {0};
+        int refused =
+            cv_client_publish(c, (const Caveat__Report *const *)batch, k, results, 30000, &err);
         if (refused != 0)
             print_error("publish: %s\n", refused < 0 ? err.msg : results[0].reason);
         assert_int_equal(refused, 0);
@@ -114,7 +115,7 @@ static void free_ids(char **ids, size_t n)
 
 static void ack(cv_client_t *c, uint64_t seq)
 {
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     if (!cv_client_ack(c, seq, &err))
         print_error("ack: %s\n", err.msg);
     assert_true(err.msg[0] == '\0');
@@ -125,7 +126,7 @@ static void ack(cv_client_t *c, uint64_t seq)
 static void expect_in_order(cv_client_t *c, char **ids, size_t n, uint64_t first_seq)
 {
     for (size_t i = 0; i < n; i++) {
-        const Caveat__Wire__Delivery *d = receive(c, 10000);
+        const cv_delivery_t *d = receive(c, 10000);
         if (!d)
             print_error("only %zu of %zu deliveries arrived\n", i, n);
         assert_non_null(d);
@@ -187,7 +188,7 @@ static void reload(harness_t *h, const char *policy)
     harness_write_policy(h, policy);
     cv_client_t *admin = client(h, "caveat-admin", NULL, 0);
     bool ok = false;
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     char *text = cv_client_admin(admin, "reload", &ok, 5000, &err);
     if (!text || !ok)
         print_error("reload: %s\n", text ? text : err.msg);
@@ -219,7 +220,7 @@ static cv_policy_t *policy_of(harness_t *h)
     assert_non_null(f);
     assert_int_equal(fread(key, 1, sizeof key, f), sizeof key);
     fclose(f);
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     cv_policy_t *policy = cv_policy_load_file(harness_path(h, "policy.yaml"), key, &err);
     if (!policy)
         print_error("%s\n", err.msg);
@@ -375,7 +376,7 @@ static void test_tightened_rule_applies_to_backlog(void **state)
 
     cv_client_t *council = client(h, "hull-cc", NULL, 0);
     for (size_t i = 0; i < REFERRALS; i++) {
-        const Caveat__Wire__Delivery *d = receive(council, 5000);
+        const cv_delivery_t *d = receive(council, 5000);
         assert_non_null(d);
         assert_string_equal(d->report_id, ids[i]);
         Caveat__Report *stored = stored_report(&referral, ids[i]);
@@ -471,14 +472,14 @@ static void test_unreleased_in_flight_takes_no_credit(void **state)
     council = client(h, "hull-cc", NULL, 5);
     uint64_t first = 0;
     for (int i = 0; i < 5; i++) { /* the credit's worth, all concerns */
-        const Caveat__Wire__Delivery *d = receive(council, 5000);
+        const cv_delivery_t *d = receive(council, 5000);
         assert_non_null(d);
         assert_string_equal(d->report_id, concern_ids[i]);
         first = first ? first : d->seq;
     }
     assert_nothing_arrives(council, 300); /* five unacknowledged: the credit */
     ack(council, first);                  /* frees one delivery's credit, not the skipped seqs' */
-    const Caveat__Wire__Delivery *d = receive(council, 5000);
+    const cv_delivery_t *d = receive(council, 5000);
     assert_non_null(d);
     assert_string_equal(d->report_id, concern_ids[5]);
     assert_nothing_arrives(council, 300);
@@ -497,7 +498,7 @@ static void test_unreleased_in_flight_takes_no_credit(void **state)
 static char *first_in_flight_then_unreleased(harness_t *h, char **ids)
 {
     cv_client_t *council = client(h, "hull-cc", NULL, 1);
-    const Caveat__Wire__Delivery *d = receive(council, 5000);
+    const cv_delivery_t *d = receive(council, 5000);
     assert_non_null(d);
     assert_string_equal(d->report_id, ids[0]);
     cv_client_destroy(&council);
@@ -523,7 +524,7 @@ static void test_dropped_report_stays_dropped(void **state)
     assert_true(harness_start(h, NULL));
 
     council = client(h, "hull-cc", NULL, 50);
-    const Caveat__Wire__Delivery *d = receive(council, 5000);
+    const cv_delivery_t *d = receive(council, 5000);
     assert_non_null(d); /* the one in flight, released again, with its seq */
     assert_string_equal(d->report_id, ids[0]);
     assert_int_equal(d->seq, 1);
@@ -548,7 +549,7 @@ static void test_in_flight_released_again_is_resent(void **state)
     cv_client_t *council = client(h, "hull-cc", NULL, 1);
     assert_nothing_arrives(council, 500); /* seq 1 skipped, the rest dropped */
     reload_as(h, text, 9, NULL);
-    const Caveat__Wire__Delivery *d = receive(council, 5000); /* the same session */
+    const cv_delivery_t *d = receive(council, 5000); /* the same session */
     assert_non_null(d);
     assert_string_equal(d->report_id, ids[0]);
     assert_int_equal(d->seq, 1);

@@ -25,7 +25,7 @@ static int setup(void **state)
     snprintf(policy, sizeof policy, "%s", harness_path(o->files, "policy.yaml"));
     snprintf(data, sizeof data, "%s", harness_path(o->files, "data"));
     cv_broker_config_t config = {.policy_path = policy, .data_dir = data, .sync = CV_SYNC_OFF};
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     o->broker = cv_broker_new_offline(&config, &err);
     if (!o->broker)
         print_error("offline broker: %s\n", err.msg);
@@ -45,7 +45,7 @@ static int teardown(void **state)
 static int agency(offline_t *o, const char *id)
 {
     (void)o;
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     cv_policy_t *policy = cv_policy_load_file(harness_path(o->files, "policy.yaml"), NULL, &err);
     assert_non_null(policy);
     int a = cv_policy_agency_find(policy, id);
@@ -127,7 +127,7 @@ static void test_a_tag_0_field_does_not_poison_the_store(void **state)
     free(body);
     free(publish);
     free(frame);
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     int64_t stored = cv_broker_check_store(o->broker, &err);
     if (stored < 0)
         print_error("%s\n", err.msg);
@@ -148,7 +148,7 @@ static void test_a_tag_0_field_in_an_admin_request_stops_nothing(void **state)
     memcpy(request + n, "\x82\x00\x00", 3);                           /* tag 0, length 0 */
     size_t frame_len = put_field(frame, 0x4a, request, n + 3);        /* Frame.admin_request */
     cv_broker_feed(o->broker, admin, 1, frame, frame_len);
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     assert_int_equal(cv_broker_check_store(o->broker, &err), 0);
 }
 

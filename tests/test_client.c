@@ -6,6 +6,7 @@
  *  reconnect; the end-to-end tests run the real caveatd.
  */
 #include <inttypes.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +21,7 @@
 #include <ftw.h>
 
 #include "caveat.h"
+#include "cv_proto.h" /* internals: the schema, JSON, the wire protocol */
 
 #define KEYS          CAVEAT_SOURCE_DIR "/examples/keys"
 #define MAX_PUBLISHES 256
@@ -107,27 +109,41 @@ static cv_client_config_t config_for(const char *endpoint)
     };
 }
 
+/*  One version: the header's macros, the library's and the programs'. */
+static void test_version(void **state)
+{
+    (void)state;
+    char expected[32];
+    snprintf(expected, sizeof expected, "%d.%d.%d", CAVEAT_VERSION_MAJOR, CAVEAT_VERSION_MINOR,
+             CAVEAT_VERSION_PATCH);
+    assert_string_equal(CAVEAT_VERSION_STRING, expected);
+    assert_string_equal(caveat_version(), CAVEAT_VERSION_STRING);
+    assert_string_equal(CAVEAT_VERSION, CAVEAT_VERSION_STRING); /* caveat --version's */
+}
+
 /* ------------------------------------------------------------------------ */
 /*  Certificates */
 
 static void check_refused(const cv_client_config_t *config, const char *expected)
 {
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     assert_false(cv_client_check_certs(config, &err));
     if (!strstr(err.msg, expected))
         print_error("error '%s' lacks '%s'\n", err.msg, expected);
     assert_non_null(strstr(err.msg, expected));
     /* cv_client_new refuses the same way, before touching the network */
-    cv_error_t err2 = {""};
+    cv_error_t err2 = {0};
     assert_null(cv_client_new(config, &err2));
     assert_string_equal(err.msg, err2.msg);
+    assert_int_equal(err.code, CV_ERR_BAD_INPUT);
+    assert_int_equal(err2.code, CV_ERR_BAD_INPUT);
 }
 
 static void test_cert_modes(void **state)
 {
     (void)state;
     cv_client_config_t config = config_for("tcp://127.0.0.1:1");
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     assert_true(cv_client_check_certs(&config, &err));
     config.client_cert = copy_key("hull-cc.cert_secret", 0400);
     assert_true(cv_client_check_certs(&config, &err));
@@ -188,14 +204,15 @@ static void test_bad_config(void **state)
     config = config_for(NULL);
     check_refused(&config, "no broker endpoint");
     config = config_for("not-an-endpoint");
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     assert_null(cv_client_new(&config, &err));
     assert_non_null(strstr(err.msg, "not-an-endpoint"));
+    assert_int_equal(err.code, CV_ERR_BAD_INPUT);
 }
 
 /*  A broker with another key than the one the client expects: the CURVE
  *  handshake fails in silence, so no HelloAck, and the error says what to
- *  check. (A port with nothing on it gives the same silence.) */
+ *  check. */
 static void test_no_answer(void **state)
 {
     (void)state;
@@ -209,16 +226,41 @@ static void test_no_answer(void **state)
     snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
     cv_client_config_t config = config_for(endpoint);
     config.timeout_ms = 300;
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     int64_t start = zclock_mono();
     assert_null(cv_client_new(&config, &err));
     assert_true(zclock_mono() - start < 2000);
     char expected[256];
     snprintf(expected, sizeof expected,
-             "no answer from %s within 0.3s (is this agency's key in the policy?)", endpoint);
+             "%s took the connection but no CURVE handshake completed within 0.3s (is the "
+             "broker certificate this broker's?)",
+             endpoint);
     assert_string_equal(err.msg, expected);
+    assert_int_equal(err.code, CV_ERR_UNREACHABLE);
     zsock_destroy(&router);
     zcert_destroy(&impostor);
+}
+
+/*  Nothing listening: no answer at all, which is not a key problem. */
+static void test_broker_down(void **state)
+{
+    (void)state;
+    zsock_t *placeholder = zsock_new(ZMQ_ROUTER);
+    int port = zsock_bind(placeholder, "tcp://127.0.0.1:*");
+    assert_true(port > 0);
+    zsock_destroy(&placeholder); /* a port that was free a moment ago */
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
+    cv_client_config_t config = config_for(endpoint);
+    config.timeout_ms = 300;
+    cv_error_t err = {0};
+    assert_null(cv_client_new(&config, &err));
+    char expected[256];
+    snprintf(expected, sizeof expected, "no answer from %s within 0.3s (is caveatd running there?)",
+             endpoint);
+    assert_string_equal(err.msg, expected);
+    assert_int_equal(err.code, CV_ERR_UNREACHABLE);
+    assert_string_equal(cv_code_name(err.code), "UNREACHABLE");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -230,6 +272,8 @@ typedef struct {
     bool deliver_before_ack;   /* a Deliver (seq 1) ahead of each PublishAck */
     bool restart_on_publish;   /* the first Publish: no ack, rebind instead */
     uint32_t error_on_publish; /* answer Publish with this Error code */
+    int silent_publishes;      /* the first ones: no answer at all */
+    bool silent_hello;         /* no HelloAck */
     const char *allowed_dir;   /* run zauth admitting only these keys */
     /* what it saw (read after fake_sync) */
     int port;
@@ -403,6 +447,8 @@ static void fake_on_publish(fake_state_t *s, const Caveat__Wire__Publish *publis
 {
     fake_t *fake = s->fake;
     fake_record_publish(fake, publish, size);
+    if (fake->publishes <= fake->silent_publishes)
+        return;
     if (fake->restart_on_publish && fake->publishes == 1) {
         zsock_destroy(&s->router); /* the connection drops; the client reconnects */
         zclock_sleep(100);
@@ -429,7 +475,8 @@ static void fake_on_frame(fake_state_t *s, const Caveat__Wire__Frame *frame, siz
         fake->hello_credit = frame->hello->credit;
         snprintf(fake->hello_feed, sizeof fake->hello_feed, "%s",
                  frame->hello->feed ? frame->hello->feed : "");
-        fake_hello_ack(s);
+        if (!fake->silent_hello)
+            fake_hello_ack(s);
         break;
     case CAVEAT__WIRE__FRAME__BODY_PUBLISH:
         fake_on_publish(s, frame->publish, size);
@@ -527,18 +574,39 @@ static void fake_command(zactor_t *actor, const char *command, const char *a, co
     zstr_free(&reply);
 }
 
-static cv_client_t *fake_client(fake_t *fake, const char *feed)
+/*  The states a client went through, in order. */
+typedef struct {
+    cv_client_state_t seen[8];
+    int n;
+} states_t;
+
+static void record_state(cv_client_t *client, cv_client_state_t state, void *arg)
+{
+    (void)client;
+    states_t *states = arg;
+    if (states->n < 8)
+        states->seen[states->n++] = state;
+}
+
+static cv_client_t *fake_client_told(fake_t *fake, const char *feed, states_t *states)
 {
     char endpoint[64];
     snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", fake->port);
     cv_client_config_t config = config_for(endpoint);
     config.feed = feed;
-    cv_error_t err = {""};
+    config.on_state = states ? record_state : NULL;
+    config.on_state_arg = states;
+    cv_error_t err = {0};
     cv_client_t *client = cv_client_new(&config, &err);
     if (!client)
         print_error("cv_client_new: %s\n", err.msg);
     assert_non_null(client);
     return client;
+}
+
+static cv_client_t *fake_client(fake_t *fake, const char *feed)
+{
+    return fake_client_told(fake, feed, NULL);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -601,17 +669,21 @@ static void test_publish_batches(void **state)
     for (size_t i = 0; i < N; i++)
         reports[i] = new_report(i == 3 ? "bad-3" : i % 2 ? "" : "given", i == BIG ? 5000 : 300 + i);
     cv_publish_result_t results[N];
-    cv_error_t err = {""};
-    int refused = cv_client_publish(client, reports, N, results, 5000, &err);
+    cv_error_t err = {0};
+    int refused =
+        cv_client_publish(client, (const Caveat__Report *const *)reports, N, results, 5000, &err);
     assert_int_equal(refused, 2); /* "bad-3" by the broker, BIG locally */
     assert_int_equal(results[BIG].status, CAVEAT__WIRE__STATUS__REFUSED_INVALID);
     assert_non_null(strstr(results[BIG].reason, "too large"));
     assert_int_equal(results[3].status, CAVEAT__WIRE__STATUS__REFUSED_INVALID);
     assert_string_equal(results[3].reason, "unknown category");
     for (size_t i = 0; i < N; i++) {
-        assert_string_equal(results[i].report_id, reports[i]->id);
-        if (i % 2 && i != 3)
-            assert_true(is_random_id(reports[i]->id));
+        if (i % 2 && i != 3) { /* given an id in the results; the report is left as it was */
+            assert_string_equal(reports[i]->id, "");
+            assert_true(is_random_id(results[i].report_id));
+        } else {
+            assert_string_equal(results[i].report_id, reports[i]->id);
+        }
         if (i != 3 && i != BIG)
             assert_int_equal(results[i].status, CAVEAT__WIRE__STATUS__OK);
     }
@@ -642,16 +714,18 @@ static void test_deliveries_kept_while_publishing(void **state)
     cv_client_t *client = fake_client(&fake, NULL);
     Caveat__Report *report = new_report("", 10);
     cv_publish_result_t result;
-    cv_error_t err = {""};
-    assert_int_equal(cv_client_publish(client, &report, 1, &result, 5000, &err), 0);
-    char *id = strdup(report->id);
+    cv_error_t err = {0};
+    assert_int_equal(cv_client_publish_one(client, report, &result, 5000, &err), 0);
+    assert_true(is_random_id(result.report_id));
+    /* again with the id it was given, so the broker can tell a retry from a
+       new report */
+    free(report->id);
+    report->id = strdup(result.report_id);
     cv_publish_results_clear(&result, 1);
-    /* again: same id, so the broker can tell a retry from a new report */
-    assert_int_equal(cv_client_publish(client, &report, 1, &result, 5000, &err), 0);
-    assert_string_equal(report->id, id);
+    assert_int_equal(cv_client_publish_one(client, report, &result, 5000, &err), 0);
+    assert_string_equal(result.report_id, report->id);
     cv_publish_results_clear(&result, 1);
-    free(id);
-    const Caveat__Wire__Delivery *d = cv_client_receive(client, 0, &err);
+    const cv_delivery_t *d = cv_client_receive(client, 0, &err);
     assert_non_null(d);
     assert_int_equal(d->seq, 1);
     assert_string_equal(d->report_id, "d-1");
@@ -659,6 +733,111 @@ static void test_deliveries_kept_while_publishing(void **state)
     assert_null(cv_client_receive(client, 100, &err));
     assert_string_equal(err.msg, "");
     free_reports(&report, 1);
+    cv_client_destroy(&client);
+    zactor_destroy(&actor);
+}
+
+/*  The reports are the caller's and only read: one on the stack, with
+ *  string literals and an empty id, goes out with a new id that only the
+ *  results carry. */
+static void test_reports_only_read(void **state)
+{
+    (void)state;
+    fake_t fake = {0};
+    zactor_t *actor = fake_start(&fake);
+    cv_client_t *client = fake_client(&fake, NULL);
+    Caveat__Report report = CAVEAT__REPORT__INIT;
+    char *empty = "";
+    report.id = empty;
+    report.category = "feedback";
+    Caveat__Report before = report;
+    cv_publish_result_t result;
+    cv_error_t err = {0};
+    assert_int_equal(cv_client_publish_one(client, &report, &result, 5000, &err), 0);
+    assert_memory_equal(&report, &before, sizeof report);
+    assert_ptr_equal(report.id, empty);
+    assert_true(is_random_id(result.report_id));
+    cv_publish_results_clear(&result, 1);
+    cv_client_destroy(&client);
+    zactor_destroy(&actor);
+}
+
+/*  No PublishAck in time is CV_ERR_TIMEOUT, with the id the report was
+ *  given in its pending result: publishing it again with that id is the
+ *  same report to the broker. */
+static void test_publish_timeout_then_retry(void **state)
+{
+    (void)state;
+    fake_t fake = {.silent_publishes = 1};
+    zactor_t *actor = fake_start(&fake);
+    cv_client_t *client = fake_client(&fake, NULL);
+    Caveat__Report *report = new_report("", 10);
+    cv_publish_result_t result;
+    cv_error_t err = {0};
+    assert_int_equal(cv_client_publish_one(client, report, &result, 300, &err), -1);
+    assert_int_equal(err.code, CV_ERR_TIMEOUT);
+    assert_non_null(strstr(err.msg, "no PublishAck from"));
+    assert_int_equal(result.status, CV_PUBLISH_PENDING);
+    assert_true(is_random_id(result.report_id));
+    free(report->id);
+    report->id = strdup(result.report_id);
+    cv_publish_results_clear(&result, 1);
+    assert_int_equal(cv_client_publish_one(client, report, &result, 5000, &err), 0);
+    assert_string_equal(result.report_id, report->id);
+    cv_publish_results_clear(&result, 1);
+    fake_command(actor, "SYNC", NULL, NULL);
+    assert_int_equal(fake.publishes, 2);
+    assert_string_equal(fake.first_ids[0], fake.first_ids[1]);
+    free_reports(&report, 1);
+    cv_client_destroy(&client);
+    zactor_destroy(&actor);
+}
+
+/*  A broker that accepts the key but does not answer Hello: a timeout,
+ *  not an unreachable broker. */
+static void test_no_hello_ack(void **state)
+{
+    (void)state;
+    fake_t fake = {.silent_hello = true};
+    zactor_t *actor = fake_start(&fake);
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", fake.port);
+    cv_client_config_t config = config_for(endpoint);
+    config.timeout_ms = 300;
+    cv_error_t err = {0};
+    assert_null(cv_client_new(&config, &err));
+    char expected[128];
+    snprintf(expected, sizeof expected, "no HelloAck from %s within 0.3s", endpoint);
+    assert_string_equal(err.msg, expected);
+    assert_int_equal(err.code, CV_ERR_TIMEOUT);
+    zactor_destroy(&actor);
+}
+
+/*  An event loop polls cv_client_fd, then drains with timeout 0, which
+ *  never waits. */
+static void test_poll_descriptor(void **state)
+{
+    (void)state;
+    fake_t fake = {0};
+    zactor_t *actor = fake_start(&fake);
+    cv_client_t *client = fake_client(&fake, NULL);
+    cv_error_t err = {0};
+    int64_t start = zclock_mono();
+    assert_null(cv_client_receive(client, 0, &err)); /* drained: the edge is reset */
+    assert_int_equal(err.code, CV_ERR_TIMEOUT);
+    assert_true(zclock_mono() - start < 50);
+    struct pollfd item = {.fd = cv_client_fd(client), .events = POLLIN};
+    assert_true(item.fd >= 0);
+    fake_command(actor, "DELIVER", "1", "2");
+    int seen = 0;
+    for (int round = 0; round < 10 && seen < 2; round++) {
+        assert_true(poll(&item, 1, 2000) == 1);
+        const cv_delivery_t *d;
+        while ((d = cv_client_receive(client, 0, &err)))
+            assert_int_equal(d->seq, ++seen);
+        assert_int_equal(err.code, CV_ERR_TIMEOUT);
+    }
+    assert_int_equal(seen, 2);
     cv_client_destroy(&client);
     zactor_destroy(&actor);
 }
@@ -674,9 +853,9 @@ static void test_receive_dedupe_and_ack(void **state)
     fake_command(actor, "DELIVER", "1", "2");
     fake_command(actor, "DELIVER", "1", "3");
     uint64_t seen[4] = {0};
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     for (int i = 0; i < 3; i++) {
-        const Caveat__Wire__Delivery *d = cv_client_receive(client, 2000, &err);
+        const cv_delivery_t *d = cv_client_receive(client, 2000, &err);
         assert_non_null(d);
         seen[i] = d->seq;
         assert_int_equal(d->n_rules, 2);
@@ -687,9 +866,11 @@ static void test_receive_dedupe_and_ack(void **state)
     int64_t start = zclock_mono();
     assert_null(cv_client_receive(client, 200, &err));
     assert_string_equal(err.msg, "");
+    assert_int_equal(err.code, CV_ERR_TIMEOUT);
     assert_true(zclock_mono() - start >= 190);
     assert_false(cv_client_ack(client, 4, &err));
     assert_non_null(strstr(err.msg, "highest received is 3"));
+    assert_int_equal(err.code, CV_ERR_BAD_INPUT);
     assert_true(cv_client_ack(client, 3, &err));
     fake_command(actor, "SYNC", NULL, NULL);
     zclock_sleep(50); /* the ack crosses TCP */
@@ -717,8 +898,8 @@ static void test_no_ack_for_the_application(void **state)
     zactor_t *actor = fake_start(&fake);
     cv_client_t *client = fake_client(&fake, NULL);
     fake_command(actor, "DELIVER", "1", "1");
-    cv_error_t err = {""};
-    const Caveat__Wire__Delivery *d = cv_client_receive(client, 2000, &err);
+    cv_error_t err = {0};
+    const cv_delivery_t *d = cv_client_receive(client, 2000, &err);
     assert_non_null(d);
     fake_command(actor, "DELIVER", "1", "1");
     assert_null(cv_client_receive(client, 200, &err));
@@ -737,14 +918,18 @@ static void test_revoked(void **state)
     cv_client_t *client = fake_client(&fake, NULL);
     Caveat__Report *report = new_report("a", 10);
     cv_publish_result_t result;
-    cv_error_t err = {""};
-    assert_int_equal(cv_client_publish(client, &report, 1, &result, 5000, &err), -1);
+    cv_error_t err = {0};
+    assert_int_equal(cv_client_publish_one(client, report, &result, 5000, &err), -1);
     assert_string_equal(err.msg, "broker: REVOKED: key removed from the policy");
+    assert_int_equal(err.code, CV_ERR_BROKER);
+    assert_int_equal(err.broker_code, 6);
     assert_int_equal(result.status, CV_PUBLISH_PENDING);
     cv_publish_results_clear(&result, 1);
     assert_null(cv_client_receive(client, 100, &err));
     assert_string_equal(err.msg, "broker: REVOKED: key removed from the policy");
+    assert_int_equal(err.code, CV_ERR_CLOSED);
     assert_false(cv_client_ack(client, 0, &err));
+    assert_int_equal(err.code, CV_ERR_CLOSED);
     free_reports(&report, 1);
     cv_client_destroy(&client);
     zactor_destroy(&actor);
@@ -757,7 +942,7 @@ static void test_admin(void **state)
     zactor_t *actor = fake_start(&fake);
     cv_client_t *client = fake_client(&fake, NULL);
     bool ok = false;
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     char *text = cv_client_admin(client, "stats", &ok, 2000, &err);
     assert_non_null(text);
     assert_true(ok);
@@ -778,11 +963,13 @@ static void test_reconnect_resends(void **state)
     (void)state;
     fake_t fake = {.restart_on_publish = true};
     zactor_t *actor = fake_start(&fake);
-    cv_client_t *client = fake_client(&fake, NULL);
+    states_t states = {0};
+    cv_client_t *client = fake_client_told(&fake, NULL, &states);
     Caveat__Report *reports[2] = {new_report("", 10), new_report("k", 10)};
     cv_publish_result_t results[2];
-    cv_error_t err = {""};
-    int refused = cv_client_publish(client, reports, 2, results, 8000, &err);
+    cv_error_t err = {0};
+    int refused =
+        cv_client_publish(client, (const Caveat__Report *const *)reports, 2, results, 8000, &err);
     if (refused < 0)
         print_error("publish: %s\n", err.msg);
     assert_int_equal(refused, 0);
@@ -791,7 +978,13 @@ static void test_reconnect_resends(void **state)
     assert_int_equal(fake.publishes, 2);
     assert_int_equal(fake.publish_batch[0], fake.publish_batch[1]);
     assert_string_equal(fake.first_ids[0], fake.first_ids[1]);
-    assert_string_equal(fake.first_ids[0], reports[0]->id);
+    assert_string_equal(fake.first_ids[0], results[0].report_id);
+    assert_string_equal(reports[0]->id, "");
+    /* the application heard of it */
+    assert_int_equal(states.n, 3);
+    assert_int_equal(states.seen[0], CV_STATE_CONNECTED);
+    assert_int_equal(states.seen[1], CV_STATE_DISCONNECTED);
+    assert_int_equal(states.seen[2], CV_STATE_CONNECTED);
     cv_publish_results_clear(results, 2);
     free_reports(reports, 2);
     cv_client_destroy(&client);
@@ -818,11 +1011,17 @@ static void test_refused_key(void **state)
     snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", fake.port);
     cv_client_config_t config = config_for(endpoint);
     config.timeout_ms = 5000;
-    cv_error_t err = {""};
+    states_t states = {0};
+    config.on_state = record_state;
+    config.on_state_arg = &states;
+    cv_error_t err = {0};
     int64_t start = zclock_mono();
     assert_null(cv_client_new(&config, &err));
     assert_true(zclock_mono() - start < 4000);
     assert_non_null(strstr(err.msg, "refused this agency's key"));
+    assert_int_equal(err.code, CV_ERR_REFUSED_KEY);
+    assert_int_equal(states.n, 1);
+    assert_int_equal(states.seen[0], CV_STATE_REFUSED);
     fake_command(actor, "SYNC", NULL, NULL);
     assert_int_equal(fake.hellos, 0);
     zactor_destroy(&actor);
@@ -831,14 +1030,20 @@ static void test_refused_key(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_version),
         cmocka_unit_test(test_cert_modes),
         cmocka_unit_test(test_cert_missing_and_wrong),
         cmocka_unit_test(test_cert_mismatch),
         cmocka_unit_test(test_bad_config),
         cmocka_unit_test(test_no_answer),
+        cmocka_unit_test(test_broker_down),
         cmocka_unit_test(test_hello),
         cmocka_unit_test(test_publish_batches),
         cmocka_unit_test(test_deliveries_kept_while_publishing),
+        cmocka_unit_test(test_reports_only_read),
+        cmocka_unit_test(test_publish_timeout_then_retry),
+        cmocka_unit_test(test_no_hello_ack),
+        cmocka_unit_test(test_poll_descriptor),
         cmocka_unit_test(test_receive_dedupe_and_ack),
         cmocka_unit_test(test_no_ack_for_the_application),
         cmocka_unit_test(test_revoked),

@@ -209,7 +209,7 @@ static bool ensure_client(crash_t *x, cv_client_t **c, int *epoch, int *id, cons
                                  .feed = feed,
                                  .credit = credit,
                                  .timeout_ms = HELLO_TIMEOUT_MS};
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     *c = cv_client_new(&config, &err);
     if (!*c) {
         atomic_fetch_add(&x->connect_failures, 1);
@@ -223,7 +223,7 @@ static bool ensure_client(crash_t *x, cv_client_t **c, int *epoch, int *id, cons
 
 /*  Records one delivery returned to an application. */
 static void record_event(crash_t *x, const char *agency, const char *feed, int client,
-                         const Caveat__Wire__Delivery *d)
+                         const cv_delivery_t *d)
 {
     event_t *e = calloc(1, sizeof *e);
     require(e && asprintf(&e->queue, "%s/%s", agency, feed ? feed : "") > 0);
@@ -247,14 +247,14 @@ static int take_all(crash_t *x, cv_client_t **c, int client, const char *agency,
 {
     int got = 0;
     uint64_t highest = 0;
-    cv_error_t err = {""};
-    const Caveat__Wire__Delivery *d;
+    cv_error_t err = {0};
+    const cv_delivery_t *d;
     while ((d = cv_client_receive(*c, 0, &err))) {
         record_event(x, agency, feed, client, d);
         highest = d->seq > highest ? d->seq : highest;
         got++;
     }
-    bool ok = !err.msg[0] && (!highest || cv_client_ack(*c, highest, &err));
+    bool ok = err.code == CV_ERR_TIMEOUT && (!highest || cv_client_ack(*c, highest, &err));
     if (!ok) {
         fprintf(stderr, "crash: %s/%s: %s\n", agency, feed ? feed : "", err.msg);
         cv_client_destroy(c);
@@ -279,11 +279,25 @@ static Caveat__Report *report_of(const publisher_t *p, int t, uint64_t number)
     return r;
 }
 
-/*  The next report: libcaveat gives it an id before sending it. */
+/*  The next report: libcaveat gives it an id when sending it. */
 static Caveat__Report *make_report(publisher_t *p, uint8_t *template)
 {
     *template = (uint8_t)(rand_r(&p->seed) % (unsigned)p->n_templates);
     return report_of(p, *template, p->made++);
+}
+
+/*  The ids libcaveat gave the batch go into its reports, so that a retry
+ *  of the same reports is the same reports to the broker. */
+static void keep_ids(Caveat__Report **batch, const cv_publish_result_t *results, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        require(results[i].report_id);
+        if (!batch[i]->id || !*batch[i]->id) {
+            free(batch[i]->id);
+            batch[i]->id = strdup(results[i].report_id);
+            require(batch[i]->id);
+        }
+    }
 }
 
 /*  The reports of a batch become the run's on their first attempt: from
@@ -340,10 +354,13 @@ static void *publisher_run(void *arg)
                 batch[i] = make_report(p, &templates[i]);
         }
         cv_publish_result_t results[MAX_BATCH] = {{0}};
-        cv_error_t err = {""};
-        int refused = cv_client_publish(c, batch, n, results, PUBLISH_TIMEOUT_MS, &err);
-        if (first)
-            record_attempted(p, batch, templates, n); /* the ids are given by now */
+        cv_error_t err = {0};
+        int refused = cv_client_publish(c, (const Caveat__Report *const *)batch, n, results,
+                                        PUBLISH_TIMEOUT_MS, &err);
+        if (first) {
+            keep_ids(batch, results, n);
+            record_attempted(p, batch, templates, n);
+        }
         record_results(x, results, n);
         cv_publish_results_clear(results, n);
         if (refused >= 0) {
@@ -836,7 +853,7 @@ static void test_kill_and_restart_loses_nothing(void **state)
         pthread_join(threads[i], NULL);
     assert_true(kills >= 1); /* else a restart failed: see the broker's log above */
     assert_true(broker_up(&x));
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     cv_policy_t *policy = cv_policy_load_file(harness_path(h, "policy.yaml"), key, &err);
     if (!policy)
         print_error("%s\n", err.msg);

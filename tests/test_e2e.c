@@ -23,8 +23,8 @@
 static int publish(cv_client_t *c, Caveat__Report *report, char *id, size_t size)
 {
     cv_publish_result_t result = {0};
-    cv_error_t err = {""};
-    int refused = cv_client_publish(c, &report, 1, &result, 5000, &err);
+    cv_error_t err = {0};
+    int refused = cv_client_publish_one(c, report, &result, 5000, &err);
     if (refused < 0)
         print_error("publish: %s\n", err.msg);
     assert_true(refused >= 0);
@@ -66,14 +66,14 @@ static void test_delivery_with_redaction(void **state)
     char id[128];
     publish_example(police, "vulnerable_individual", id, sizeof id);
 
-    const Caveat__Wire__Delivery *d = receive(council, 5000);
+    const cv_delivery_t *d = receive(council, 5000);
     assert_non_null(d);
     assert_int_equal(d->seq, 1);
     assert_string_equal(d->report_id, id);
     assert_int_equal(d->n_rules, 1);
     assert_string_equal(d->rules[0], "safeguarding-referral");
     assert_null(d->feed);
-    Caveat__Report *view = d->report;
+    const Caveat__Report *view = d->report;
     assert_string_equal(view->originator, "hum-bcu-hull");
     assert_string_equal(view->subjects[0]->date_of_birth, "2009");
     assert_string_equal(view->subjects[0]->postcode, "HU3");
@@ -82,7 +82,7 @@ static void test_delivery_with_redaction(void **state)
     assert_false(packed_contains(view, "Example Street"));
     assert_false(packed_contains(view, "2009-04-01"));
     assert_false(packed_contains(view, "SR/2026/0441"));
-    assert_true(cv_client_ack(council, d->seq, &(cv_error_t){""}));
+    assert_true(cv_client_ack(council, d->seq, &(cv_error_t){0}));
 
     /* the originator never receives its own report */
     assert_nothing_arrives(police, 300);
@@ -100,7 +100,7 @@ static void test_store_and_forward_and_redelivery(void **state)
     publish_example(police, "vulnerable_individual", id, sizeof id); /* council offline */
 
     cv_client_t *council = client(h, "hull-cc", NULL, 0);
-    const Caveat__Wire__Delivery *d = receive(council, 5000);
+    const cv_delivery_t *d = receive(council, 5000);
     assert_non_null(d);
     assert_string_equal(d->report_id, id);
     uint64_t seq = d->seq;
@@ -111,7 +111,7 @@ static void test_store_and_forward_and_redelivery(void **state)
     assert_non_null(d); /* sent again, with the same seq */
     assert_int_equal(d->seq, seq);
     assert_string_equal(d->report_id, id);
-    assert_true(cv_client_ack(council, d->seq, &(cv_error_t){""}));
+    assert_true(cv_client_ack(council, d->seq, &(cv_error_t){0}));
     cv_client_destroy(&council);
 
     council = client(h, "hull-cc", NULL, 0);
@@ -132,7 +132,7 @@ static void test_restart_keeps_what_was_acknowledged(void **state)
     harness_kill(h); /* a crash right after the PublishAck */
     assert_true(harness_start(h, NULL));
     cv_client_t *council = client(h, "hull-cc", NULL, 0);
-    const Caveat__Wire__Delivery *d = receive(council, 5000);
+    const cv_delivery_t *d = receive(council, 5000);
     assert_non_null(d);
     assert_string_equal(d->report_id, id);
     cv_client_destroy(&council);
@@ -159,7 +159,7 @@ static void test_unlisted_key_cannot_connect(void **state)
                                  .server_cert = server,
                                  .client_cert = secret,
                                  .timeout_ms = 1500};
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     cv_client_t *c = cv_client_new(&config, &err);
     assert_null(c);
     assert_true(err.msg[0] != '\0');
@@ -378,10 +378,10 @@ static void test_slow_subscriber_does_not_stop_a_fast_one(void **state)
     for (int i = 0; i < N; i++)
         publish_example(police, "vulnerable_individual", NULL, 0);
     int got = 0;
-    const Caveat__Wire__Delivery *d;
+    const cv_delivery_t *d;
     while (got < N && (d = receive(fast, 5000))) {
         got++;
-        assert_true(cv_client_ack(fast, d->seq, &(cv_error_t){""}));
+        assert_true(cv_client_ack(fast, d->seq, &(cv_error_t){0}));
     }
     assert_int_equal(got, N);
     d = receive(slow, 2000);
@@ -402,7 +402,7 @@ static void test_ctio_feed_gets_screened_reports_only(void **state)
     char screened[128], plain[128];
     publish_example(police, "critical_incident", plain, sizeof plain);
     publish_example(police, "radicalisation_concern", screened, sizeof screened);
-    const Caveat__Wire__Delivery *d = receive(feed, 5000);
+    const cv_delivery_t *d = receive(feed, 5000);
     assert_non_null(d);
     assert_string_equal(d->report_id, screened);
     assert_string_equal(d->feed, "ctio");
@@ -421,7 +421,7 @@ static void test_admin_is_for_administrators(void **state)
     harness_t *h = started();
     cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
     bool ok = true;
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     char *text = cv_client_admin(police, "stats", &ok, 3000, &err);
     assert_null(text);
     assert_non_null(strstr(err.msg, "FORBIDDEN"));
@@ -466,7 +466,7 @@ static void test_bad_reload_keeps_the_old_policy(void **state)
     cv_client_t *council = client(h, "hull-cc", NULL, 0);
     cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
     publish_example(police, "vulnerable_individual", NULL, 0);
-    const Caveat__Wire__Delivery *d = receive(council, 5000);
+    const cv_delivery_t *d = receive(council, 5000);
     assert_non_null(d);
     cv_client_destroy(&police);
     cv_client_destroy(&council);
@@ -508,8 +508,8 @@ static void test_reload_removing_an_agency_revokes_it(void **state)
     assert_true(ok);
     free(text);
 
-    cv_error_t err = {""};
-    const Caveat__Wire__Delivery *d = cv_client_receive(council, 3000, &err);
+    cv_error_t err = {0};
+    const cv_delivery_t *d = cv_client_receive(council, 3000, &err);
     assert_null(d);
     assert_non_null(strstr(err.msg, "REVOKED"));
     publish_example(police, "vulnerable_individual", NULL, 0);
@@ -643,7 +643,7 @@ static void test_a_publisher_does_not_starve_its_agencys_subscriber(void **state
     cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
     char id[128];
     publish_example(police, "vulnerable_individual", id, sizeof id);
-    const Caveat__Wire__Delivery *d = receive(subscriber, 3000);
+    const cv_delivery_t *d = receive(subscriber, 3000);
     assert_non_null(d); /* still the council's subscriber */
     assert_string_equal(d->report_id, id);
     cv_client_destroy(&police);
@@ -668,7 +668,7 @@ static void test_a_dropped_sender_says_hello_again(void **state)
                                      .server_cert = server,
                                      .client_cert = secret,
                                      .publish_only = true};
-        cv_error_t err = {""};
+        cv_error_t err = {0};
         senders[i] = cv_client_new(&config, &err);
         assert_non_null(senders[i]);
     }
@@ -714,7 +714,7 @@ static void test_retention_purges_exactly_what_is_past_its_period(void **state)
     cv_client_t *admin_client = admin_client_of(h);
     const char *dry[] = {"dry-run"};
     bool ok = false;
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     char *text = cv_client_admin_args(admin_client, "purge", dry, 1, &ok, 5000, &err);
     assert_true(ok);
     assert_non_null(strstr(text, "\"would_purge\":0"));
@@ -761,7 +761,7 @@ static void test_retention_purges_exactly_what_is_past_its_period(void **state)
     assert_true(stat_of(h, "queued") < queued);
 
     cv_client_t *council = client(h, "hull-cc", NULL, 0);
-    const Caveat__Wire__Delivery *d;
+    const cv_delivery_t *d;
     bool saw_new = false, saw_referral = false;
     while ((d = receive(council, 1000))) {
         assert_string_not_equal(d->report_id, old_tension);
@@ -780,7 +780,7 @@ static void test_retention_purges_exactly_what_is_past_its_period(void **state)
 static char *purge_now(harness_t *h, const char *arg, bool *ok)
 {
     cv_client_t *admin_client = admin_client_of(h);
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     const char *args[] = {arg};
     char *text = cv_client_admin_args(admin_client, "purge", args, arg ? 1 : 0, ok, 5000, &err);
     assert_non_null(text);
@@ -874,7 +874,7 @@ static void test_backup_is_a_data_directory_a_broker_starts_from(void **state)
     cv_client_t *admin_client = admin_client_of(h);
     const char *args[] = {dir};
     bool ok = false;
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     char *text = cv_client_admin_args(admin_client, "backup", args, 1, &ok, 5000, &err);
     assert_non_null(text);
     assert_true(ok);
@@ -896,7 +896,7 @@ static void test_backup_is_a_data_directory_a_broker_starts_from(void **state)
     assert_true(harness_start(h, NULL));
     cv_client_t *council = client(h, "hull-cc", NULL, 0);
     for (int i = 0; i < 3; i++) {
-        const Caveat__Wire__Delivery *d = receive(council, 5000);
+        const cv_delivery_t *d = receive(council, 5000);
         assert_non_null(d);
         assert_string_equal(d->report_id, ids[i]);
         assert_true(cv_client_ack(council, d->seq, &err));

@@ -24,8 +24,8 @@ static void publish_many(harness_t *h, int n)
         free(report->id);
         report->id = NULL;
         cv_publish_result_t result = {0};
-        cv_error_t err = {""};
-        assert_int_equal(cv_client_publish(police, &report, 1, &result, 5000, &err), 0);
+        cv_error_t err = {0};
+        assert_int_equal(cv_client_publish_one(police, report, &result, 5000, &err), 0);
         cv_publish_results_clear(&result, 1);
         caveat__report__free_unpacked(report, NULL);
     }
@@ -70,8 +70,8 @@ static void test_a_reader_of_the_store_loses_nothing(void **state)
 
     cv_client_t *council = client(h, "hull-cc", NULL, 100);
     int received = 0;
-    const Caveat__Wire__Delivery *d;
-    cv_error_t err = {""};
+    const cv_delivery_t *d;
+    cv_error_t err = {0};
     while ((d = receive(council, 2000)) != NULL) {
         received++;
         assert_true(cv_client_ack(council, d->seq, &err));
@@ -116,7 +116,7 @@ static void test_departed_subscribers_end_their_sessions(void **state)
     assert_int_equal(stat_of(h, "resent"), 0);
 
     cv_client_t *back = client(h, "council-7", NULL, 10);
-    const Caveat__Wire__Delivery *d = receive(back, 5000);
+    const cv_delivery_t *d = receive(back, 5000);
     assert_non_null(d); /* kept for it */
     cv_client_destroy(&back);
     finish(&h);
@@ -131,8 +131,8 @@ static int publish_one(harness_t *h, const char *agency, char **reason)
     free(report->id);
     report->id = NULL;
     cv_publish_result_t result = {0};
-    cv_error_t err = {""};
-    int refused = cv_client_publish(c, &report, 1, &result, 10000, &err);
+    cv_error_t err = {0};
+    int refused = cv_client_publish_one(c, report, &result, 10000, &err);
     if (refused < 0)
         print_error("publish: %s\n", err.msg);
     assert_true(refused >= 0);
@@ -150,9 +150,9 @@ static int publish_one(harness_t *h, const char *agency, char **reason)
 static int receive_all(cv_client_t *c, int timeout_ms)
 {
     int n = 0;
-    const Caveat__Wire__Delivery *d;
+    const cv_delivery_t *d;
     while ((d = receive(c, timeout_ms))) {
-        cv_error_t err = {""};
+        cv_error_t err = {0};
         assert_true(cv_client_ack(c, d->seq, &err));
         n++;
     }
@@ -239,8 +239,9 @@ static void publish_three(harness_t *h, int statuses[3])
         reports[i]->id = i == 1 ? strdup("poison") : NULL;
     }
     cv_publish_result_t results[3] = {{0}};
-    cv_error_t err = {""};
-    assert_true(cv_client_publish(c, reports, 3, results, 10000, &err) >= 0);
+    cv_error_t err = {0};
+    assert_true(
+        cv_client_publish(c, (const Caveat__Report *const *)reports, 3, results, 10000, &err) >= 0);
     for (int i = 0; i < 3; i++) {
         statuses[i] = results[i].status;
         caveat__report__free_unpacked(reports[i], NULL);
@@ -301,10 +302,10 @@ static uint64_t receive_n(cv_client_t *c, int n)
 {
     uint64_t seq = 0;
     for (int i = 0; i < n; i++) {
-        const Caveat__Wire__Delivery *d = receive(c, 5000);
+        const cv_delivery_t *d = receive(c, 5000);
         assert_non_null(d);
         seq = d->seq;
-        cv_error_t err = {""};
+        cv_error_t err = {0};
         assert_true(cv_client_ack(c, seq, &err));
     }
     return seq;
@@ -334,7 +335,7 @@ static void test_acknowledgements_outlive_failed_turns(void **state)
     harness_kill(h);
     assert_true(harness_start(h, NULL));
     council = client(h, "hull-cc", NULL, 10);
-    const Caveat__Wire__Delivery *d = receive(council, 5000);
+    const cv_delivery_t *d = receive(council, 5000);
     assert_non_null(d);
     assert_int_equal(d->seq, 21);
     cv_client_destroy(&council);

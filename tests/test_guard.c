@@ -59,7 +59,7 @@ static int64_t left(int64_t deadline)
  *  until the deadline. */
 static cv_client_t *client_before(harness_t *h, const char *agency, int64_t deadline)
 {
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     cv_client_t *c = NULL;
     while (!c && left(deadline) > 0)
         c = harness_client(h, agency, NULL, 0, &err);
@@ -74,8 +74,8 @@ static void publish_example(cv_client_t *c, const char *name, char *id, size_t s
     Caveat__Report *report = harness_report(name);
     assert_non_null(report);
     cv_publish_result_t result = {0};
-    cv_error_t err = {""};
-    int refused = cv_client_publish(c, &report, 1, &result, 5000, &err);
+    cv_error_t err = {0};
+    int refused = cv_client_publish_one(c, report, &result, 5000, &err);
     if (refused != 0)
         print_error("publish: %s\n", err.msg[0] ? err.msg : result.reason);
     assert_int_equal(refused, 0);
@@ -90,10 +90,10 @@ static void report_flows(cv_client_t *police, cv_client_t *council, int64_t dead
 {
     char id[128];
     publish_example(police, "vulnerable_individual", id, sizeof id);
-    const Caveat__Wire__Delivery *d = receive(council, (int)left(deadline) + 1);
+    const cv_delivery_t *d = receive(council, (int)left(deadline) + 1);
     assert_non_null(d);
     assert_string_equal(d->report_id, id);
-    assert_true(cv_client_ack(council, d->seq, &(cv_error_t){""}));
+    assert_true(cv_client_ack(council, d->seq, &(cv_error_t){0}));
 }
 
 /*  A CURVE DEALER of agency that never reconnects: if the broker ends its

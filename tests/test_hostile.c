@@ -52,8 +52,8 @@ static void publish_new(cv_client_t *c, const char *name, char *id, size_t size)
     free(report->id);
     report->id = NULL;
     cv_publish_result_t result = {0};
-    cv_error_t err = {""};
-    int refused = cv_client_publish(c, &report, 1, &result, 5000, &err);
+    cv_error_t err = {0};
+    int refused = cv_client_publish_one(c, report, &result, 5000, &err);
     if (refused != 0)
         print_error("publish: %s %s\n", err.msg, result.reason ? result.reason : "");
     assert_int_equal(refused, 0);
@@ -64,10 +64,10 @@ static void publish_new(cv_client_t *c, const char *name, char *id, size_t size)
 
 static void assert_delivered(cv_client_t *c, const char *id)
 {
-    const Caveat__Wire__Delivery *d = receive(c, 5000);
+    const cv_delivery_t *d = receive(c, 5000);
     assert_non_null(d);
     assert_string_equal(d->report_id, id);
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     assert_true(cv_client_ack(c, d->seq, &err));
 }
 
@@ -246,8 +246,10 @@ static void test_libcaveat_keeps_to_the_announced_report_limit(void **state)
         reports[i]->id = NULL;
     }
     cv_publish_result_t results[N] = {0};
-    cv_error_t err = {""};
-    assert_int_equal(cv_client_publish(police, reports, N, results, 5000, &err), 0);
+    cv_error_t err = {0};
+    assert_int_equal(
+        cv_client_publish(police, (const Caveat__Report *const *)reports, N, results, 5000, &err),
+        0);
     for (int i = 0; i < N; i++) {
         assert_int_equal(results[i].status, CAVEAT__WIRE__STATUS__OK);
         caveat__report__free_unpacked(reports[i], NULL);
@@ -414,8 +416,8 @@ static void test_a_report_id_cannot_forge_log_lines(void **state)
     free(report->category);
     report->category = strdup("no_such_category"); /* refused: logged at info */
     cv_publish_result_t result = {0};
-    cv_error_t err = {""};
-    assert_int_equal(cv_client_publish(college, &report, 1, &result, 5000, &err), 1);
+    cv_error_t err = {0};
+    assert_int_equal(cv_client_publish_one(college, report, &result, 5000, &err), 1);
     cv_publish_results_clear(&result, 1);
     caveat__report__free_unpacked(report, NULL);
     cv_client_destroy(&college);
@@ -540,24 +542,24 @@ static void test_report_ids_are_scoped_by_originator(void **state)
     free(squat->originator);
     squat->originator = NULL; /* the broker sets it: the college */
     cv_publish_result_t result = {0};
-    cv_error_t err = {""};
-    assert_int_equal(cv_client_publish(college, &squat, 1, &result, 5000, &err), 0);
+    cv_error_t err = {0};
+    assert_int_equal(cv_client_publish_one(college, squat, &result, 5000, &err), 0);
     cv_publish_results_clear(&result, 1);
 
     cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
     Caveat__Report *report = harness_report("vulnerable_individual");
     free(report->id);
     report->id = strdup("r-police-0001");
-    assert_int_equal(cv_client_publish(police, &report, 1, &result, 5000, &err), 0);
+    assert_int_equal(cv_client_publish_one(police, report, &result, 5000, &err), 0);
     assert_int_equal(result.status, CAVEAT__WIRE__STATUS__OK);
     cv_publish_results_clear(&result, 1);
     /* the college publishing it again learns nothing new: its own report */
-    assert_int_equal(cv_client_publish(college, &squat, 1, &result, 5000, &err), 0);
+    assert_int_equal(cv_client_publish_one(college, squat, &result, 5000, &err), 0);
     assert_int_equal(result.status, CAVEAT__WIRE__STATUS__OK);
     cv_publish_results_clear(&result, 1);
 
     cv_client_t *council = client(h, "hull-cc", NULL, 10);
-    const Caveat__Wire__Delivery *d = receive(council, 5000);
+    const cv_delivery_t *d = receive(council, 5000);
     assert_non_null(d);
     assert_string_equal(d->report->originator, "hum-bcu-hull");
     caveat__report__free_unpacked(squat, NULL);
@@ -582,11 +584,11 @@ static void test_a_retried_publish_is_idempotent(void **state)
     free(report->created);
     report->created = NULL;
     cv_publish_result_t result = {0};
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     for (int attempt = 0; attempt < 2; attempt++) {
         if (attempt)
             zclock_sleep(1100); /* the stamp would differ by a second */
-        assert_int_equal(cv_client_publish(police, &report, 1, &result, 5000, &err), 0);
+        assert_int_equal(cv_client_publish_one(police, report, &result, 5000, &err), 0);
         assert_int_equal(result.status, CAVEAT__WIRE__STATUS__OK);
         cv_publish_results_clear(&result, 1);
     }

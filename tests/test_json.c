@@ -90,7 +90,7 @@ static char *emit(const Caveat__Report *report, int flags)
 /*  Parses json, which must be accepted, and returns its one-line form. */
 static char *reemit(const char *json)
 {
-    cv_error_t err = {{0}};
+    cv_error_t err = {0};
     Caveat__Report *report = parse(json, &err);
     if (!report)
         fail_msg("refused %s: %s", json, err.msg);
@@ -111,7 +111,7 @@ static void expect_round_trip(const char *json, const char *expected)
 
 static void expect_error_n(const char *json, size_t len, const char *expected)
 {
-    cv_error_t err = {{0}};
+    cv_error_t err = {0};
     Caveat__Report *report = parse_n(json, len, &err);
     if (report) {
         report_free(report);
@@ -138,7 +138,7 @@ static struct fy_document *yaml_doc(const char *yaml)
 static void test_example_parses(void **state)
 {
     (void)state;
-    cv_error_t err = {{0}};
+    cv_error_t err = {0};
     Caveat__Report *r = parse(example, &err);
     if (!r)
         fail_msg("%s", err.msg);
@@ -170,7 +170,7 @@ static void test_example_round_trip(void **state)
 static void test_pretty(void **state)
 {
     (void)state;
-    cv_error_t err = {{0}};
+    cv_error_t err = {0};
     Caveat__Report *r = parse("{\"tension\": {\"level\": 3}, \"indicators\": [\"a\", \"b\"],"
                               " \"subjects\": [{\"identifiers\": {\"pnc\": \"1\"}}],"
                               " \"grading\": {\"source\": \"B\"}}",
@@ -213,7 +213,7 @@ static void test_pretty(void **state)
 static void test_empty_object(void **state)
 {
     (void)state;
-    cv_error_t err = {{0}};
+    cv_error_t err = {0};
     Caveat__Report *r = parse(" { } ", &err);
     assert_non_null(r);
     assert_null(r->id);
@@ -364,7 +364,7 @@ static void test_invalid_utf8(void **state)
     expect_error_n("{}\0{\"x\": 1}", 11, "r.json:1:3: error: NUL byte in input");
     expect_error("{\"summary\": \"a\\u0000b\"}",
                  "r.json:1:13: error: summary: contains a NUL character");
-    cv_error_t err = {{0}};
+    cv_error_t err = {0};
     assert_null(parse("{\"summary\": \"\\ud800\"}", &err));
     assert_non_null(strstr(err.msg, "r.json:1:"));
     /* a valid pair of surrogate escapes is one character */
@@ -413,7 +413,7 @@ static void test_doubles(void **state)
         location.latitude = values[i];
         report.location = &location;
         char *text = emit(&report, 0);
-        cv_error_t err = {{0}};
+        cv_error_t err = {0};
         Caveat__Report *back = parse(text, &err);
         if (!back)
             fail_msg("%s: %s", text, err.msg);
@@ -443,7 +443,7 @@ static void test_map_round_trip(void **state)
     (void)state;
     const char *json = "{\"subjects\": [{\"identifiers\": {\"pnc\": \"09/123456A\","
                        " \"nino\": \"AB123456C\", \"\": \"empty key\"}}]}";
-    cv_error_t err = {{0}};
+    cv_error_t err = {0};
     Caveat__Report *r = parse(json, &err);
     assert_non_null(r);
     assert_int_equal(r->subjects[0]->n_identifiers, 3);
@@ -462,7 +462,7 @@ static void test_map_round_trip(void **state)
 static void test_null_is_absent(void **state)
 {
     (void)state;
-    cv_error_t err = {{0}};
+    cv_error_t err = {0};
     Caveat__Report *r = parse("{\"summary\": null, \"grading\": null, \"indicators\": null,"
                               " \"priority\": null, \"tension\": {\"level\": null},"
                               " \"subjects\": [{\"identifiers\": null}]}",
@@ -497,7 +497,7 @@ static void test_yaml_mode(void **state)
                                        "area:\n"
                                        "indicators: [a, 'b', \"c\"]\n"
                                        "tension: {level: 3}\n");
-    cv_error_t err = {{0}};
+    cv_error_t err = {0};
     Caveat__Report *r = (Caveat__Report *)cv_json_from_node(
         cv_schema_report(), fy_document_root(doc), 0, "t.yaml", &err);
     if (!r)
@@ -557,7 +557,7 @@ static void test_escaping_round_trip(void **state)
                               "\xc3\xa9 \xf0\x9f\x98\x80 \\u007f \\u0085 \\u2028 \\ufeff end\","
                               "\"narrative\":\"a\xef\xbf\xbd"
                               "b\xef\xbf\xbd\"}");
-    cv_error_t err = {{0}};
+    cv_error_t err = {0};
     Caveat__Report *back = parse(text, &err);
     if (!back)
         fail_msg("%s", err.msg);
@@ -609,7 +609,7 @@ static void test_node_position(void **state)
  *  and whatever is accepted writes out and reads back the same. */
 static void check_any(const char *buf, size_t len)
 {
-    cv_error_t err = {{0}};
+    cv_error_t err = {0};
     Caveat__Report *r = parse_n(buf, len, &err);
     if (!r) {
         assert_true(strncmp(err.msg, "r.json", 6) == 0);
@@ -670,7 +670,7 @@ static void test_view_mode_allows_masked_formats(void **state)
     struct fy_parse_cfg cfg = {.flags = FYPCF_QUIET | FYPCF_JSON_FORCE};
     struct fy_document *doc = fy_document_build_from_string(&cfg, text, strlen(text));
     assert_non_null(doc);
-    cv_error_t err = {{0}};
+    cv_error_t err = {0};
     assert_null(
         cv_json_from_node(cv_schema_report(), fy_document_root(doc), CV_JSON_TYPED, "v", &err));
     assert_string_equal(err.msg,

@@ -145,7 +145,7 @@ static cv_decision_t *decision;
 
 static cv_policy_t *load_policy(const char *yaml, const uint8_t *key)
 {
-    cv_error_t err = {{0}};
+    cv_error_t err = {0};
     cv_policy_t *policy = cv_policy_load_buffer(yaml, strlen(yaml), "decide.yaml", key, &err);
     if (!policy)
         fail_msg("%s", err.msg);
@@ -159,7 +159,7 @@ static Caveat__Report *parse_report(const char *single_quoted)
     for (char *c = json; *c; c++)
         if (*c == '\'')
             *c = '"';
-    cv_error_t err = {{0}};
+    cv_error_t err = {0};
     ProtobufCMessage *msg =
         cv_json_parse(cv_schema_report(), json, strlen(json), "report.json", &err);
     free(json);
@@ -725,7 +725,7 @@ static void test_unknown_marking_fails_closed(void **state)
     assert_non_null(view);
     assert_string_equal(view->summary, "Girl at risk of online grooming");
     view_free(view);
-    cv_error_t err = {{0}};
+    cv_error_t err = {0};
     assert_false(cv_policy_validate_report(main_policy, report, &err));
     assert_string_equal(err.msg, "field_markings[0].level: unknown level 'ULTRA'");
     report_free(report);
@@ -1075,7 +1075,7 @@ static void test_handling_code_unknown_or_missing(void **state)
 {
     (void)state;
     Caveat__Report *report = base_report();
-    cv_error_t err = {{0}};
+    cv_error_t err = {0};
     assert_true(cv_policy_validate_report(main_policy, report, &err));
 
     set_text(&report->grading->handling_code, "9");
@@ -1709,7 +1709,7 @@ static void test_decision_reuse(void **state)
 static void test_validate_report(void **state)
 {
     (void)state;
-    cv_error_t err = {{0}};
+    cv_error_t err = {0};
     Caveat__Report *report = base_report();
     set_text(&report->category, "gossip");
     assert_false(cv_policy_validate_report(main_policy, report, &err));
@@ -1749,7 +1749,7 @@ static void test_validate_report(void **state)
 static void test_validate_report_id(void **state)
 {
     (void)state;
-    cv_error_t err = {{0}};
+    cv_error_t err = {0};
     Caveat__Report *report = base_report();
     static const char *const refused[] = {"r-1\ncaveatd: session: hum-sb", "r-1\r", "\tr-1",
                                           "r-\x1b[2J", "r-1\x7f"};
@@ -1786,7 +1786,7 @@ static void test_validate_report_id(void **state)
 static int setup(void **state)
 {
     (void)state;
-    cv_error_t err = {{0}};
+    cv_error_t err = {0};
     main_policy =
         cv_policy_load_buffer(main_policy_yaml, strlen(main_policy_yaml), "main.yaml", NULL, &err);
     if (!main_policy) {

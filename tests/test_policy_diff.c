@@ -77,7 +77,7 @@ static const char base[] =
 
 static cv_policy_t *load(const char *text)
 {
-    cv_error_t err = {{0}};
+    cv_error_t err = {0};
     cv_policy_t *policy = cv_policy_load_buffer(text, strlen(text), "test.yaml", NULL, &err);
     if (!policy)
         fail_msg("policy did not load: %s", err.msg);

@@ -83,7 +83,7 @@ typedef struct {
 static void check_error(void **state)
 {
     const error_case_t *c = *state;
-    cv_error_t err = {{0}};
+    cv_error_t err = {0};
     cv_policy_t *policy = cv_policy_load_buffer(c->yaml, strlen(c->yaml), "p.yaml", NULL, &err);
     if (policy) {
         cv_policy_destroy(&policy);
@@ -846,7 +846,7 @@ static const char good_policy[] =
 
 static cv_policy_t *load(const char *yaml, size_t len)
 {
-    cv_error_t err = {{0}};
+    cv_error_t err = {0};
     cv_policy_t *policy = cv_policy_load_buffer(yaml, len, "good.yaml", NULL, &err);
     if (!policy)
         fail_msg("%s", err.msg);
@@ -983,7 +983,7 @@ static void test_load_file(void **state)
     assert_true(fd >= 0);
     assert_int_equal(write(fd, good_policy, strlen(good_policy)), (ssize_t)strlen(good_policy));
     close(fd);
-    cv_error_t err = {{0}};
+    cv_error_t err = {0};
     cv_policy_t *from_file = cv_policy_load_file(path, NULL, &err);
     cv_policy_t *from_buffer = load(good_policy, strlen(good_policy));
     assert_non_null(from_file);
@@ -1015,7 +1015,7 @@ static void test_empty_document(void **state)
     (void)state;
     static const char *const docs[] = {"", "\n", "# nothing here\n", "---\n"};
     for (size_t i = 0; i < sizeof docs / sizeof *docs; i++) {
-        cv_error_t err = {{0}};
+        cv_error_t err = {0};
         assert_null(cv_policy_load_buffer(docs[i], strlen(docs[i]), "p.yaml", NULL, &err));
         assert_memory_equal(err.msg, "p.yaml", 6);
         assert_non_null(strstr(err.msg, "error: "));
@@ -1030,7 +1030,7 @@ static void test_first_error_only(void **state)
     static const char yaml[] = HEADER RULE_HEAD
         "    max_level: TOP\n"                  /* 21 */
         "    fields: {subjects.nmae: share}\n"; /* 22 */
-    cv_error_t err = {{0}};
+    cv_error_t err = {0};
     /* clang-format on */
     assert_null(cv_policy_load_buffer(yaml, strlen(yaml), "p.yaml", NULL, &err));
     assert_string_equal(err.msg, "p.yaml:21:16: error: max_level: unknown level 'TOP'");
@@ -1123,7 +1123,7 @@ static void test_more_levels_than_a_byte_holds_are_refused(void **state)
             fprintf(out, "%sL%03d", i ? ", " : "", i);
         fprintf(out, "]\n");
         fclose(out);
-        cv_error_t err = {{0}};
+        cv_error_t err = {0};
         cv_policy_t *policy = cv_policy_load_buffer(text, len, "p.yaml", NULL, &err);
         assert_null(policy); /* it has no agencies either */
         bool about_levels = strstr(err.msg, "levels: at most 256 levels, not 257") != NULL;

@@ -53,7 +53,7 @@ static void signer_line(char *out, size_t size, const char *name, uint8_t seed)
 
 static cv_signers_t *signers_of(const char *text)
 {
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     cv_signers_t *signers = cv_signers_parse(text, strlen(text), "signers", &err);
     if (!signers)
         print_error("%s\n", err.msg);
@@ -236,7 +236,7 @@ static void test_truncated_or_garbled_signature_is_refused(void **state)
     char *garbled = strdup(sig);
     garbled[line2 - sig + 20] = '*';
     cv_signer_t by;
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     assert_string_equal(verify(policy_text, len, garbled, signers, &by),
                         "p.yaml.minisig:2:1: error: expected the signature (base64 of 74 bytes)");
     free(garbled);
@@ -325,7 +325,7 @@ static void test_empty_signers_file_is_refused(void **state)
     (void)state;
     const char *empties[] = {"", "\n\n", "# no one yet\n   \n# still no one\n"};
     for (size_t i = 0; i < sizeof empties / sizeof empties[0]; i++) {
-        cv_error_t err = {""};
+        cv_error_t err = {0};
         assert_null(cv_signers_parse(empties[i], strlen(empties[i]), "signers", &err));
         assert_string_equal(err.msg, "signers: error: lists no signer: with signers configured "
                                      "only a policy signed by one of them loads, so an empty list "
@@ -376,7 +376,7 @@ static void test_malformed_signers_line_is_refused_at_its_position(void **state)
             snprintf(at, sizeof line2 - (size_t)(at - line2), "%s", bob_key);
         }
         snprintf(text, sizeof text, "%s%s", alice, line2);
-        cv_error_t err = {""};
+        cv_error_t err = {0};
         cv_signers_t *signers = cv_signers_parse(text, strlen(text), "signers", &err);
         if (signers || strcmp(err.msg, cases[i].error) != 0)
             print_error("case %zu: %s\n", i, err.msg);
@@ -417,7 +417,7 @@ static void test_policy_files(void **state)
     char alice[128];
     signer_line(alice, sizeof alice, "alice", 1);
     write_file(&f, "signers", alice, 0644);
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     cv_signers_t *signers = cv_signers_load(file_at(&f, "signers"), &err);
     assert_non_null(signers);
 

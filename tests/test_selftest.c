@@ -30,7 +30,7 @@ static zsock_t *curve_server(zcert_t *cert, char *endpoint, size_t size)
 static void test_without_zap_handler_fails_then_with_it_passes(void **state)
 {
     (void)state;
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     cv_policy_t *policy = cv_policy_load_buffer(policy_text, strlen(policy_text), "p", NULL, &err);
     assert_non_null(policy);
     zcert_t *cert = zcert_new();

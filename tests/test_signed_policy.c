@@ -24,7 +24,7 @@ static void key_of(harness_t *h, const char *agency, cv_sign_key_t *key)
     char name[128];
     snprintf(name, sizeof name, "%s.cert_secret", agency);
     uint8_t public_key[CV_KEY_BYTES], secret_key[CV_KEY_BYTES];
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     assert_true(cv_cert_load(harness_path(h, name), public_key, secret_key, &err));
     assert_true(cv_sign_key_derive(secret_key, key));
     sodium_memzero(secret_key, sizeof secret_key);
@@ -99,11 +99,11 @@ static bool council_receives_a_referral(harness_t *h)
     Caveat__Report *report = harness_report("vulnerable_individual");
     assert_non_null(report);
     cv_publish_result_t result = {0};
-    cv_error_t err = {""};
-    assert_int_equal(cv_client_publish(police, &report, 1, &result, 5000, &err), 0);
+    cv_error_t err = {0};
+    assert_int_equal(cv_client_publish_one(police, report, &result, 5000, &err), 0);
     cv_publish_results_clear(&result, 1);
     caveat__report__free_unpacked(report, NULL);
-    const Caveat__Wire__Delivery *d = cv_client_receive(council, 3000, &err);
+    const cv_delivery_t *d = cv_client_receive(council, 3000, &err);
     bool received = d != NULL;
     if (d)
         assert_true(cv_client_ack(council, d->seq, &err));
@@ -198,7 +198,7 @@ static void test_unsigned_altered_and_foreign_reloads_are_refused(void **state)
         print_error("reload: %s\n", text);
     assert_true(ok);
     free(text);
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     cv_client_t *council = harness_client(h, "hull-cc", NULL, 0, &err);
     assert_null(council); /* no longer in the policy in force */
     free(good);

@@ -607,7 +607,7 @@ static void remove_dir(const char *dir)
 
 static void rig_open(rig_t *r)
 {
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     r->store = cv_store_open(r->dir, r->full_sync ? CV_SYNC_FULL : CV_SYNC_OFF, &err);
     if (!r->store)
         print_error("open %s: %s\n", r->dir, err.msg);
@@ -667,20 +667,20 @@ static cv_queue_t *rig_queue(rig_t *r, int64_t id)
 
 static void begin(rig_t *r)
 {
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     MUST(cv_store_begin(r->store, &err));
 }
 
 static void commit(rig_t *r)
 {
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     MUST(cv_store_commit(r->store, &err));
 }
 
 /*  The queue (agency, feed), made in the store and in memory when new. */
 static int64_t queue_of(rig_t *r, const char *agency, const char *feed)
 {
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     int64_t id = cv_store_queue(r->store, agency, feed, 0, &err);
     if (id < 0)
         print_error("queue %s/%s: %s\n", agency, feed, err.msg);
@@ -693,7 +693,7 @@ static int64_t queue_of(rig_t *r, const char *agency, const char *feed)
 
 static int64_t put_report(rig_t *r, const char *id, const char *category, int64_t created)
 {
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     char body[64];
     int len = snprintf(body, sizeof body, "body of %s", id);
     /* accepted when it was created: retention counts from both */
@@ -713,7 +713,7 @@ static int64_t put_report(rig_t *r, const char *id, const char *category, int64_
 static int64_t publish_in(rig_t *r, const char *category, int64_t created, int priority,
                           const int64_t *queues, size_t n)
 {
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     char id[32];
     snprintf(id, sizeof id, "report-%d", ++r->reports);
     int64_t rowid = put_report(r, id, category, created);
@@ -740,7 +740,7 @@ static int64_t publish1(rig_t *r, int priority, int64_t queue)
  *  the next seq, one sent row for them all. Returns how many (into out). */
 static size_t pump(rig_t *r, int64_t queue, size_t k, cv_sent_t *out)
 {
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     cv_queue_t *q = rig_queue(r, queue);
     cv_routed_t taken[PUMP_MAX];
     assert_true(k <= PUMP_MAX);
@@ -761,7 +761,7 @@ static size_t pump(rig_t *r, int64_t queue, size_t k, cv_sent_t *out)
 /*  An acknowledgement as on_ack handles it: the queue, then its state. */
 static size_t ack(rig_t *r, int64_t queue, uint64_t up_to)
 {
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     cv_queue_t *q = rig_queue(r, queue);
     assert_true(up_to <= cv_queue_last_seq(q)); /* on_ack refuses anything above */
     size_t n = cv_queue_ack(q, up_to);
@@ -822,7 +822,7 @@ static void on_route(void *arg, int64_t report, int priority, const int64_t *que
 static void rig_load(rig_t *r)
 {
     static const cv_store_loader_t loader = {on_queue, on_sent, on_route};
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     rig_forget_queues(r);
     r->n_routed = 0;
     r->load_failed = false;
@@ -1207,7 +1207,7 @@ static void test_store_get_report(void **state)
     int64_t id = publish1(r, 0, q);
     commit(r);
     restart(r);
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     uint8_t *body = NULL;
     size_t len = 0;
     MUST(cv_store_get_report(r->store, id, &body, &len, &err));
@@ -1370,7 +1370,7 @@ static void test_store_random_model(void **state)
 static cv_put_t put_raw(rig_t *r, const char *id, const char *originator, const char *body,
                         int64_t *rowid)
 {
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     cv_stored_report_t report = {id, originator, "general", 1000, 1000 * 1000, NULL};
     return cv_store_put_report(r->store, &report, (const uint8_t *)body, strlen(body), rowid, &err);
 }
@@ -1395,7 +1395,7 @@ static void test_put_same_and_conflict(void **state)
     assert_int_equal(put_raw(r, "x", "org-a", "body!", &again), CV_PUT_CONFLICT);
     assert_int_equal(put_raw(r, "x", "org-a", "", &again), CV_PUT_CONFLICT);
     /* a conflict stores nothing: the first body is still there */
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     uint8_t *body = NULL;
     size_t len = 0;
     MUST(cv_store_get_report(r->store, first, &body, &len, &err));
@@ -1426,7 +1426,7 @@ static void test_put_ids_scoped_by_originator(void **state)
     /* a conflict is within one originator only */
     assert_int_equal(put_raw(r, "x", "org-a", "b's report", &again), CV_PUT_CONFLICT);
     assert_int_equal(again, a_own);
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     uint8_t *body = NULL;
     size_t len = 0;
     MUST(cv_store_get_report(r->store, a_own, &body, &len, &err) == 1);
@@ -1439,7 +1439,7 @@ static void test_put_ids_scoped_by_originator(void **state)
 static cv_put_t put_digest(rig_t *r, const char *id, const char *body, const char *submitted,
                            int64_t *rowid)
 {
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     uint8_t digest[CV_DIGEST_BYTES];
     crypto_generichash(digest, sizeof digest, (const uint8_t *)submitted, strlen(submitted), NULL,
                        0);
@@ -1463,7 +1463,7 @@ static void test_put_retry_same_by_digest(void **state)
     assert_int_equal(put_digest(r, "x", "sent, stamped 10:00:00", "other", &again),
                      CV_PUT_CONFLICT);
     /* the body stored is the first one */
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     uint8_t *body = NULL;
     size_t len = 0;
     MUST(cv_store_get_report(r->store, first, &body, &len, &err) == 1);
@@ -1507,7 +1507,7 @@ static void assert_refused(const char *dir, const char *why)
     snprintf(path, sizeof path, "%s/caveat.db", dir);
     size_t before_len, after_len;
     char *before = slurp(path, &before_len);
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     cv_store_t *s = cv_store_open(dir, CV_SYNC_OFF, &err);
     assert_null(s);
     if (!strstr(err.msg, why))
@@ -1599,7 +1599,7 @@ static int mode_of(const char *path)
  *  why and also. */
 static void assert_open_refused(const char *dir, const char *why, const char *also)
 {
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     cv_store_t *s = cv_store_open(dir, CV_SYNC_OFF, &err);
     cv_store_close(&s);
     if (!strstr(err.msg, why) || !strstr(err.msg, also))
@@ -1619,7 +1619,7 @@ static void test_one_store_per_directory(void **state)
     pid_t child = fork();
     assert_true(child >= 0);
     if (child == 0) {
-        cv_error_t err = {""};
+        cv_error_t err = {0};
         cv_store_t *s = cv_store_open(r->dir, CV_SYNC_OFF, &err);
         _exit(!s && strstr(err.msg, "another caveatd is using this data directory") ? 0 : 1);
     }
@@ -1811,7 +1811,7 @@ static void test_store_corrupt_body(void **state)
     cv_store_close(&r->store);
     flip_body_byte(r->dir, bad);
     rig_open(r);
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     assert_int_equal(get_result(r, bad, &err), CV_GET_CORRUPT);
     assert_non_null(strstr(err.msg, "report-2")); /* which report */
     assert_non_null(strstr(err.msg, "corrupt"));
@@ -1840,7 +1840,7 @@ static void on_quarantined(void *arg, int64_t report, const char *id, const char
 
 static void assert_quarantined(rig_t *r, int64_t report)
 {
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     quarantine_seen_t seen = {0};
     assert_int_equal(cv_store_quarantined(r->store, on_quarantined, &seen, &err), 1);
     assert_int_equal(seen.calls, 1);
@@ -1869,7 +1869,7 @@ static void test_store_quarantine(void **state)
     cv_store_close(&r->store);
     flip_body_byte(r->dir, bad);
     rig_open(r);
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     assert_int_equal(get_result(r, bad, &err), CV_GET_CORRUPT);
     begin(r);
     MUST(cv_store_quarantine(r->store, bad, "checksum mismatch", &err));
@@ -1911,7 +1911,7 @@ static void test_store_quarantine_survives_reopen(void **state)
     publish1(r, 0, q);
     int64_t bad = publish1(r, 1, q);
     commit(r);
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     assert_int_equal(cv_store_quarantined(r->store, NULL, NULL, &err), 0);
     begin(r);
     MUST(cv_store_quarantine(r->store, bad, "checksum mismatch", &err));
@@ -1994,7 +1994,7 @@ static void test_store_upgrades_format_2(void **state)
     view_wait(want, 2, 0);
     assert_queue_is(rig_queue(r, 1), want, "upgraded from format 2");
     /* the bodies got their checksums, and their digests */
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     uint8_t *body = NULL;
     size_t len = 0;
     MUST(cv_store_get_report(r->store, 5, &body, &len, &err) == 1);
@@ -2070,7 +2070,7 @@ static void purge_setup(rig_t *r, int64_t *q, int64_t ids[4])
  *  committed transaction. */
 static void purge_old(rig_t *r, bool dry_run, listed_t *listed)
 {
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     begin(r);
     assert_int_equal(
         cv_store_purge(r->store, "old", 2000, "rule-1", dry_run, on_purged, listed, &err), 2);
@@ -2084,7 +2084,7 @@ static void test_purge_dry_run_removes_nothing(void **state)
     rig_t *r = rig_new();
     int64_t q, ids[4];
     purge_setup(r, &q, ids);
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     listed_t listed = {0};
     purge_old(r, true, &listed);
     assert_string_equal(listed.ids[0], "report-1");
@@ -2108,7 +2108,7 @@ static void test_purge_removes_report_and_route(void **state)
     rig_t *r = rig_new();
     int64_t q, ids[4];
     purge_setup(r, &q, ids);
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     listed_t listed = {0};
     purge_old(r, false, &listed);
     restart(r);
@@ -2147,7 +2147,7 @@ static void test_purge_then_publish_survives_restart(void **state)
     pump(r, q, 2, NULL);
     ack(r, q, 2);
     commit(r);
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     begin(r);
     assert_int_equal(cv_store_purge(r->store, "old", 2000, "rule-1", false, NULL, NULL, &err), 2);
     commit(r);
@@ -2173,7 +2173,7 @@ static void test_purge_in_flight_then_publish(void **state)
     int64_t old = publish_in(r, "old", 1000, 0, &q, 1);
     pump(r, q, 1, NULL); /* seq 1, never acknowledged */
     commit(r);
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     begin(r);
     assert_int_equal(cv_store_purge(r->store, "old", 2000, "rule-1", false, NULL, NULL, &err), 1);
     commit(r);
@@ -2214,7 +2214,7 @@ static void test_retention_reads_report_errors(void **state)
     rig_t *r = rig_new();
     int64_t q, ids[4];
     purge_setup(r, &q, ids);
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     char **categories = NULL;
     assert_int_equal(cv_store_categories(r->store, &categories, &err), 2);
     for (int i = 0; i < 2; i++)
@@ -2246,7 +2246,7 @@ static void test_purge_all_or_nothing(void **state)
     purge_setup(r, &q, ids);
     sql_beside(r, "CREATE TRIGGER refuse BEFORE INSERT ON purges WHEN NEW.report_id = 'report-3'"
                   " BEGIN SELECT RAISE(ABORT, 'refused by the test'); END");
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     listed_t listed = {0};
     begin(r);
     assert_int_equal(
@@ -2290,7 +2290,7 @@ static void test_purge_lists_originators(void **state)
     assert_int_equal(put_raw(r, "same-id", "org-a", "a's", &rowid), CV_PUT_NEW);
     assert_int_equal(put_raw(r, "same-id", "org-b", "b's", &rowid), CV_PUT_NEW);
     commit(r);
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     originators_t seen = {0};
     begin(r);
     assert_int_equal(cv_store_purge_reports(r->store, "general", 2000, "rule-1", false,
@@ -2335,7 +2335,7 @@ static void test_store_late_queue_starts_past_earlier_reports(void **state)
 {
     (void)state;
     rig_t *r = rig_new();
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     begin(r);
     int64_t a = queue_of(r, "a", "");
     for (int i = 0; i < 3; i++)

@@ -38,7 +38,7 @@ static void fresh_broker(void)
     snprintf(data, sizeof data, "%s/data", dir);
     cv_broker_config_t config = {
         .policy_path = policy, .data_dir = data, .sync = CV_SYNC_OFF, .quiet = true};
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     if (!(broker = cv_broker_new_offline(&config, &err)))
         fuzz_fail("offline broker: %s", err.msg);
 }
@@ -68,7 +68,7 @@ static void set_up(void)
     free(text);
     fresh_broker();
     atexit(tear_down);
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     cv_policy_t *policy = cv_policy_load_file(path, NULL, &err);
     if (!policy)
         fuzz_fail("example policy: %s", err.msg);
@@ -95,7 +95,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         data += len;
         size -= len;
     }
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     if (cv_broker_check_store(broker, &err) < 0)
         fuzz_fail("the store holds what the broker cannot read: %s", err.msg);
     return 0;

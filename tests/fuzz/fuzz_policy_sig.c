@@ -22,7 +22,7 @@ static cv_signers_t *signers;
 static void check_verify(const char *sig, size_t size)
 {
     cv_signer_t by;
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     bool ok = cv_sig_verify(policy, policy_len, "policy.yaml", sig, size, signers, &by, &err);
     if (ok && strcmp(by.name, "caveat-admin") != 0)
         fuzz_fail("verified, signed by '%s'", by.name);
@@ -34,7 +34,7 @@ static void check_verify(const char *sig, size_t size)
 
 static void check_signers(const char *text, size_t size)
 {
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     cv_signers_t *parsed = cv_signers_parse(text, size, "signers", &err);
     if (parsed && cv_signers_count(parsed) < 1)
         fuzz_fail("a signers file listing no one was accepted");
@@ -47,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!policy) {
         policy = fuzz_source_file("examples/policy.yaml", &policy_len);
-        cv_error_t err = {""};
+        cv_error_t err = {0};
         signers = cv_signers_parse(signers_text, strlen(signers_text), "signers", &err);
         if (!signers)
             fuzz_fail("%s", err.msg);
