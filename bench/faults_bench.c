@@ -199,7 +199,7 @@ static bool run_connected(int councils)
     for (int i = 0; i < councils; i++) {
         char agency[32];
         snprintf(agency, sizeof agency, "council-%d", i);
-        cv_error_t err = {""};
+        cv_error_t err = {0};
         clients[i] = harness_client(h, agency, NULL, 10, &err);
         came += clients[i] != NULL;
         if (!clients[i] && i < 3)
@@ -210,9 +210,8 @@ static bool run_connected(int councils)
     int published = publish(h, 1), got = 0;
     double last_s = 0;
     for (int i = 0; i < councils; i++) {
-        cv_error_t err = {""};
-        const Caveat__Wire__Delivery *d =
-            clients[i] ? cv_client_receive(clients[i], 10000, &err) : NULL;
+        cv_error_t err = {0};
+        const cv_delivery_t *d = clients[i] ? cv_client_receive(clients[i], 10000, &err) : NULL;
         if (d) {
             got++;
             last_s = (double)(bench_now_ns() - t0) / 1e9;

@@ -569,7 +569,7 @@ static void test_an_agency_rotates_its_key_with_an_overlap(void **state)
     char *rotated = replaced(policy, old_key, new_key);
 
     cv_client_t *council_old = client(h, "hull-cc", NULL, 10);
-    cv_error_t err = {""};
+    cv_error_t err = {0};
     assert_null(harness_client(h, "hull-cc-next", NULL, 10, &err)); /* not yet */
     reload_with(h, overlap);
     cv_client_t *council_new = client(h, "hull-cc-next", NULL, 10);

@@ -254,7 +254,7 @@ static char *policy_yaml(const shape_t *s)
 static cv_policy_t *generate(const shape_t *s)
 {
     char *yaml = policy_yaml(s);
-    cv_error_t err = {{0}};
+    cv_error_t err = {0};
     cv_policy_t *policy = cv_policy_load_buffer(yaml, strlen(yaml), "generated.yaml", NULL, &err);
     if (!policy)
         fail_msg("generated policy refused: %s\n%s", err.msg, yaml);
@@ -310,7 +310,7 @@ static Caveat__Report *report_for(const shape_t *s, int index)
         text_add(&t, ", \"field_markings\": [{\"path\": \"summary\", \"level\": \"L%d\"}]",
                  rnd(s->levels));
     text_add(&t, "}");
-    cv_error_t err = {{0}};
+    cv_error_t err = {0};
     ProtobufCMessage *msg = cv_json_parse(cv_schema_report(), t.data, t.len, "report.json", &err);
     if (!msg)
         fail_msg("generated report refused: %s\n%s", err.msg, t.data);
@@ -428,7 +428,7 @@ static Caveat__Report *small_report(const char *originator, const char *category
              "\"handling_level\": \"%s\", \"area\": \"hull\", "
              "\"grading\": {\"handling_code\": \"%s\"}, \"summary\": \"s\"}",
              originator, category, level, code);
-    cv_error_t err = {{0}};
+    cv_error_t err = {0};
     ProtobufCMessage *msg = cv_json_parse(cv_schema_report(), json, strlen(json), "r.json", &err);
     if (!msg)
         fail_msg("%s", err.msg);
@@ -455,7 +455,7 @@ static const char *candidates_of(const cv_policy_t *policy, cv_candidates_t *can
 static void test_what_keeps_an_agency_out(void **state)
 {
     (void)state;
-    cv_error_t err = {{0}};
+    cv_error_t err = {0};
     cv_policy_t *policy =
         cv_policy_load_buffer(small_yaml, strlen(small_yaml), "small.yaml", NULL, &err);
     if (!policy)

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "caveat.h"
+#include "cv_proto.h"
 
 #define MAX_FIELDS 1024
 
@@ -92,7 +93,7 @@ static cv_client_t *connect_client(const command_t *cmd)
         .publish_only = strcmp(cmd->field[6], "1") == 0,
         .timeout_ms = 3000,
     };
-    cv_error_t err;
+    cv_error_t err = {0};
     cv_client_t *client = cv_client_new(&config, &err);
     if (!client) {
         reply_error(err.msg);
@@ -128,7 +129,7 @@ static void publish(cv_client_t *client, const command_t *cmd)
     size_t n = cmd->n > 2 ? (size_t)cmd->n - 2 : 0;
     Caveat__Report **reports = calloc(n + 1, sizeof *reports);
     cv_publish_result_t *results = calloc(n + 1, sizeof *results);
-    cv_error_t err = {.msg = ""};
+    cv_error_t err = {0};
     size_t parsed = 0;
     while (reports && parsed < n &&
            (reports[parsed] =
@@ -140,7 +141,8 @@ static void publish(cv_client_t *client, const command_t *cmd)
     } else if (parsed < n) {
         reply_error(err.msg);
     } else {
-        int refused = cv_client_publish(client, reports, n, results, atoi(cmd->field[1]), &err);
+        int refused = cv_client_publish(client, (const Caveat__Report *const *)reports, n, results,
+                                        atoi(cmd->field[1]), &err);
         cv_json_writer_t *out = begin(refused >= 0);
         if (refused < 0) {
             cv_json_key(out, "error");
@@ -159,17 +161,25 @@ static void publish(cv_client_t *client, const command_t *cmd)
 
 static void receive(cv_client_t *client, const command_t *cmd)
 {
-    cv_error_t err;
-    const Caveat__Wire__Delivery *delivery =
+    cv_error_t err = {0};
+    const cv_delivery_t *delivery =
         cv_client_receive(client, cmd->n > 1 ? atoi(cmd->field[1]) : 0, &err);
     if (!delivery && err.msg[0]) {
         reply_error(err.msg);
         return;
     }
     cv_json_writer_t *out = begin(true);
-    if (delivery) {
+    if (delivery) { /* written as the wire's Delivery, the form both clients compare */
+        Caveat__Wire__Delivery wire = CAVEAT__WIRE__DELIVERY__INIT;
+        wire.has_seq = true;
+        wire.seq = delivery->seq;
+        wire.report_id = (char *)delivery->report_id;
+        wire.n_rules = delivery->n_rules;
+        wire.rules = (char **)delivery->rules;
+        wire.feed = (char *)delivery->feed;
+        wire.report = (Caveat__Report *)delivery->report;
         cv_json_key(out, "delivery");
-        cv_json_message(out, &delivery->base);
+        cv_json_message(out, &wire.base);
     }
     reply(out);
     cv_json_writer_destroy(&out);
@@ -177,7 +187,7 @@ static void receive(cv_client_t *client, const command_t *cmd)
 
 static void ack(cv_client_t *client, const command_t *cmd)
 {
-    cv_error_t err;
+    cv_error_t err = {0};
     uint64_t up_to = cmd->n > 1 ? strtoull(cmd->field[1], NULL, 10) : 0;
     if (cv_client_ack(client, up_to, &err))
         reply_ok();
@@ -187,7 +197,7 @@ static void ack(cv_client_t *client, const command_t *cmd)
 
 static void admin(cv_client_t *client, const command_t *cmd)
 {
-    cv_error_t err;
+    cv_error_t err = {0};
     bool ok = false;
     char *text =
         cmd->n == 3 ? cv_client_admin(client, cmd->field[1], &ok, atoi(cmd->field[2]), &err) : NULL;
