@@ -9,7 +9,8 @@
 static const char usage[] =
     "usage: caveat COMMAND ...\n"
     "  keygen NAME                          write NAME.cert and NAME.cert_secret\n"
-    "  policy check FILE                    validate a policy\n"
+    "  policy check FILE [--strict]         every error, then warnings (an entry that only\n"
+    "            denies, a shadowed entry, reversed levels); --strict: warnings fail\n"
     "  policy explain FILE --report R --to AGENCY [--data DIR] [--approve WHO]\n"
     "  policy test FILE CASES.yaml [--data DIR]\n"
     "  policy graph FILE                    Graphviz DOT of who may receive what\n"

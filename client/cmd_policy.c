@@ -1,5 +1,6 @@
 /*  caveat policy check|explain|graph|diff: the protocol administrator's
  *  tools. (`policy test` is in cmd_policy_test.c.) */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,16 +8,45 @@
 
 #include "cli.h"
 
+/*  Errors and warnings go to stderr as they are found; check counts them. */
+static void print_line(const char *line, void *count)
+{
+    fprintf(stderr, "%s\n", line);
+    ++*(int *)count;
+}
+
+/*  caveat policy check FILE [--strict]: every error, else the warnings and
+ *  a summary. Exit 1 on an error, or on a warning with --strict. */
 static int policy_check(int argc, char **argv)
 {
+    bool strict = cli_take_flag(&argc, argv, "--strict");
     if (argc != 2)
-        return cli_error(CLI_USAGE, "usage: caveat policy check FILE");
-    cv_policy_t *policy = cli_load_policy(argv[1], NULL);
-    if (!policy)
+        return cli_error(CLI_USAGE, "usage: caveat policy check FILE [--strict]");
+    const char *path = argv[1];
+    size_t len = 0;
+    char *text = cv_read_file(path, &len);
+    int errors = 0, warnings = 0;
+    cv_policy_t *policy = NULL;
+    if (!text)
+        cli_error(CLI_FAILED, "%s: cannot open: %s", path, strerror(errno));
+    else
+        policy = cv_policy_load_buffer_each(text, len, path, NULL, print_line, &errors, NULL);
+    if (policy)
+        cv_policy_lint(policy, text, len, print_line, &warnings);
+    free(text);
+    if (!policy) {
+        if (errors > 1)
+            cli_error(CLI_FAILED, "%s: %d errors", path, errors);
         return CLI_FAILED;
-    printf("%s: ok: protocol %s version %lld, %d agencies\n", argv[1], cv_policy_protocol(policy),
+    }
+    printf("%s: ok: protocol %s version %lld, %d agencies", path, cv_policy_protocol(policy),
            (long long)cv_policy_version(policy), cv_policy_agency_count(policy));
+    if (warnings)
+        printf(", %d warning%s", warnings, warnings == 1 ? "" : "s");
+    putchar('\n');
     cv_policy_destroy(&policy);
+    if (strict && warnings)
+        return cli_error(CLI_FAILED, "%s: --strict: warnings are errors", path);
     return CLI_OK;
 }
 

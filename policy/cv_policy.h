@@ -50,6 +50,20 @@ cv_policy_t *cv_policy_load_buffer(const char *buf, size_t len, const char *name
                                    const uint8_t *pseudonym_key, cv_error_t *err);
 void cv_policy_destroy(cv_policy_t **self_p);
 
+/*  Every error, not only the first (`caveat policy check`): as above, and
+ *  each error line also goes to each(error, arg) in the order found, up to
+ *  CV_POLICY_ERRORS_MAX, then one line saying there are more. After an
+ *  error the loader goes on where it safely can: an entry with an error is
+ *  skipped and the others are still checked; an error in the levels,
+ *  categories or agencies sections, which everything else names, stops it. */
+#define CV_POLICY_ERRORS_MAX 100
+typedef void cv_policy_error_fn(const char *error, void *arg);
+cv_policy_t *cv_policy_load_file_each(const char *path, const uint8_t *pseudonym_key,
+                                      cv_policy_error_fn *each, void *arg, cv_error_t *err);
+cv_policy_t *cv_policy_load_buffer_each(const char *buf, size_t len, const char *name,
+                                        const uint8_t *pseudonym_key, cv_policy_error_fn *each,
+                                        void *arg, cv_error_t *err);
+
 const char *cv_policy_protocol(const cv_policy_t *self);
 int64_t cv_policy_version(const cv_policy_t *self);
 /*  BLAKE2b-256 of the policy file's bytes, lowercase hex: names exactly the
@@ -96,6 +110,15 @@ char *cv_policy_graph(const cv_policy_t *self);
  *  originator type, recipient), the fields gained, lost or masked
  *  differently, one line each (malloc'd; empty string when none).          */
 char *cv_policy_diff(const cv_policy_t *old_policy, const cv_policy_t *new_policy);
+
+/*  Warnings about a policy that loads but probably does not say what its
+ *  author meant: an entry that denies every field, an entry shadowed by
+ *  another, levels that look reversed. Each goes to each(warning, arg) as
+ *  "FILE:LINE:COL: warning: what"; text is the policy's text, read again
+ *  only for positions (NULL: none). Returns the number of warnings.       */
+typedef void cv_policy_warning_fn(const char *warning, void *arg);
+int cv_policy_lint(const cv_policy_t *policy, const char *text, size_t len,
+                   cv_policy_warning_fn *each, void *arg);
 
 /* ------------------------------------------------------------------------ */
 /*  Deciding. A decision is reusable scratch space: decide into it again and
