@@ -71,15 +71,28 @@ static int policy_graph(int argc, char **argv)
     return status;
 }
 
+/*  caveat policy diff OLD NEW: like diff(1), exit 0 when nothing differs,
+ *  1 when anything does, 2 for bad input. A change without a higher
+ *  version is flagged: audit records and reviewers name policies by it. */
 static int policy_diff(int argc, char **argv)
 {
     if (argc != 3)
         return cli_error(CLI_USAGE, "usage: caveat policy diff OLD NEW");
     cv_policy_t *old_policy = cli_load_policy(argv[1], NULL);
     cv_policy_t *new_policy = old_policy ? cli_load_policy(argv[2], NULL) : NULL;
+    char *text = new_policy ? cv_policy_diff(old_policy, new_policy) : NULL;
     int status = CLI_USAGE;
-    if (new_policy)
-        status = print_and_free(cv_policy_diff(old_policy, new_policy));
+    if (new_policy && !text)
+        status = cli_error(CLI_USAGE, "out of memory");
+    else if (text) {
+        fputs(text, stdout);
+        status = *text ? CLI_FAILED : CLI_OK;
+        if (*text && cv_policy_version(new_policy) <= cv_policy_version(old_policy))
+            cli_error(status, "warning: %s: version %lld was not raised (%s has %lld)", argv[2],
+                      (long long)cv_policy_version(new_policy), argv[1],
+                      (long long)cv_policy_version(old_policy));
+    }
+    free(text);
     cv_policy_destroy(&old_policy);
     cv_policy_destroy(&new_policy);
     return status;

@@ -106,9 +106,12 @@ bool cv_policy_retention(const cv_policy_t *self, const char *category, int64_t 
 /*  The Graphviz DOT text of who may receive what (malloc'd).              */
 char *cv_policy_graph(const cv_policy_t *self);
 
-/*  What a reviewer must approve between two versions: per (category,
- *  originator type, recipient), the fields gained, lost or masked
- *  differently, one line each (malloc'd; empty string when none).          */
+/*  What a reviewer must approve between two versions, one line per change:
+ *  the protocol and version, levels, categories, handling codes,
+ *  retention, agencies, rules, screening entries, and per (category,
+ *  originator type, recipient) the fields gained, lost or masked
+ *  differently; then "N changes: SECTION COUNT, ...". Malloc'd; the empty
+ *  string when nothing differs.                                             */
 char *cv_policy_diff(const cv_policy_t *old_policy, const cv_policy_t *new_policy);
 
 /*  Warnings about a policy that loads but probably does not say what its
