@@ -91,6 +91,23 @@ int cv_policy_agency_count(const cv_policy_t *self)
     return self->n_agencies;
 }
 
+int cv_policy_entry_count(const cv_policy_t *self)
+{
+    return self->n_entries;
+}
+
+const char *cv_policy_entry_name(const cv_policy_t *self, int index)
+{
+    return index >= 0 && index < self->n_entries ? self->entries[index].name : NULL;
+}
+
+const char *cv_policy_entry_kind(const cv_policy_t *self, int index)
+{
+    if (index < 0 || index >= self->n_entries)
+        return NULL;
+    return self->entries[index].screening ? "screening" : "rule";
+}
+
 const cv_agency_t *cv_policy_agency(const cv_policy_t *self, int index)
 {
     return index >= 0 && index < self->n_agencies ? &self->agencies[index].pub : NULL;

@@ -81,6 +81,12 @@ bool cv_policy_has_feed(const cv_policy_t *self, const char *feed);
  *  index): only such an agency may open a session on the feed. */
 bool cv_policy_feed_recipient(const cv_policy_t *self, const char *feed, int agency);
 const cv_agency_t *cv_policy_agency(const cv_policy_t *self, int index);
+/*  The entries that decisions name (cv_decision_entry_name), in policy
+ *  order, each with its kind ("rule", "screening"): what `policy test
+ *  --coverage` checks the cases against, whatever kinds the language has. */
+int cv_policy_entry_count(const cv_policy_t *self);
+const char *cv_policy_entry_name(const cv_policy_t *self, int index);                  /* NULL */
+const char *cv_policy_entry_kind(const cv_policy_t *self, int index);                  /* NULL */
 int cv_policy_agency_find(const cv_policy_t *self, const char *id);                    /* -1 */
 int cv_policy_agency_by_key(const cv_policy_t *self, const uint8_t key[CV_KEY_BYTES]); /* -1 */
 
