@@ -155,8 +155,8 @@ static void field_list(cv_json_writer_t *out, const cv_decision_t *decision)
 }
 
 /*  {"delivered", "feed", "rules", "report", "fields", "reasons"} */
-static void explanation(cv_json_writer_t *out, const cv_decision_t *decision,
-                        const Caveat__Report *view)
+void cli_explanation(cv_json_writer_t *out, const cv_decision_t *decision,
+                     const Caveat__Report *view)
 {
     cv_json_object_begin(out);
     cv_json_key(out, "delivered");
@@ -191,7 +191,7 @@ static int explain(const cv_policy_t *policy, const Caveat__Report *report, int 
     cv_json_writer_t *out = cv_json_writer_new(isatty(STDOUT_FILENO) ? CV_JSON_PRETTY : 0);
     const char *text = NULL;
     if (out) {
-        explanation(out, decision, view);
+        cli_explanation(out, decision, view);
         text = cv_json_writer_text(out);
     }
     int status = text ? (puts(text), CLI_OK) : cli_error(CLI_FAILED, "out of memory");

@@ -27,6 +27,11 @@ check "explain: no full date of birth" lacks "$out" '2009-04-01'
 check "explain: no address anywhere" lacks "$out" 'Example Street'
 check "explain: no source anywhere" lacks "$out" 'SR/2026/0441'
 check "explain: one line when piped" test "$(wc -l <<<"$out")" -eq 1
+if command -v script >/dev/null; then # a terminal on stdout: indented, a key per line
+    tty_out=$(script -qec "'$CAVEAT' policy explain $policy --report $referral --to hull-cc" /dev/null)
+    check "explain: pretty on a terminal" test "$(wc -l <<<"$tty_out")" -gt 20
+    check "explain: indented on a terminal" has "$tty_out" '  "delivered": true,'
+fi
 
 out=$("$CAVEAT" policy explain $policy --report $referral --to hull-college)
 check "explain: not delivered has no report" has "$out" '{"delivered":false,"feed":null,"rules":[],"fields":['
