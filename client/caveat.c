@@ -19,6 +19,8 @@ static const char usage[] =
     "  policy diff OLD NEW                  what a reviewer must approve, section by section,\n"
     "            then 'N changes: ...'; exit 0 when nothing differs, 1 when anything does,\n"
     "            2 for bad input; warns when the version was not raised\n"
+    "  policy fmt FILE [--check | -i]       the canonical layout, comments kept, on stdout;\n"
+    "            --check: exit 1 if FILE is not formatted; -i/--write: rewrite FILE\n"
     "  policy views FILE --report R [--data DIR] [--format text|json]\n"
     "            every agency's view, side by side ('*': through a screening feed, not a\n"
     "            rule); json: one object, each agency's view as explain gives it\n"

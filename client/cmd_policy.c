@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -95,6 +96,64 @@ static int policy_diff(int argc, char **argv)
     free(text);
     cv_policy_destroy(&old_policy);
     cv_policy_destroy(&new_policy);
+    return status;
+}
+
+/*  The formatted text replaces path's: written beside it, then renamed
+ *  over it, so a failure leaves the file as it was. The mode is kept. */
+static int write_in_place(const char *path, const char *text)
+{
+    struct stat st;
+    char *temp = NULL;
+    if (stat(path, &st) != 0 || asprintf(&temp, "%s.fmt-XXXXXX", path) < 0)
+        return cli_error(CLI_USAGE, "%s: %s", path, strerror(errno));
+    int fd = mkstemp(temp);
+    FILE *out = fd >= 0 ? fdopen(fd, "w") : NULL;
+    bool ok = out && fputs(text, out) >= 0 && fchmod(fd, st.st_mode & 07777) == 0;
+    ok = out && fclose(out) == 0 && ok;
+    if (!out && fd >= 0)
+        close(fd);
+    ok = ok && rename(temp, path) == 0;
+    if (!ok) {
+        cli_error(CLI_USAGE, "%s: cannot write: %s", path, strerror(errno));
+        unlink(temp);
+    }
+    free(temp);
+    return ok ? CLI_OK : CLI_USAGE;
+}
+
+/*  caveat policy fmt FILE [--check | -i]: the canonical layout on stdout;
+ *  --check exits 1 when FILE is not in it; -i/--write rewrites FILE. */
+static int policy_fmt(int argc, char **argv)
+{
+    bool check = cli_take_flag(&argc, argv, "--check");
+    bool write = cli_take_flag(&argc, argv, "-i") || cli_take_flag(&argc, argv, "--write");
+    if (argc != 2 || (check && write))
+        return cli_error(CLI_USAGE, "usage: caveat policy fmt FILE [--check | -i]");
+    const char *path = argv[1];
+    size_t len = 0;
+    char *text = cv_read_file(path, &len);
+    if (!text)
+        return cli_error(CLI_USAGE, "%s: cannot open: %s", path, strerror(errno));
+    cv_error_t err;
+    char *formatted = cv_policy_format(text, len, path, &err);
+    int status = CLI_OK;
+    if (!formatted) {
+        fprintf(stderr, "%s\n", err.msg);
+        status = CLI_USAGE;
+    } else if (check) {
+        bool same = strlen(formatted) == len && memcmp(formatted, text, len) == 0;
+        if (!same)
+            status =
+                cli_error(CLI_FAILED, "%s: not formatted (caveat policy fmt -i %s)", path, path);
+    } else if (write) {
+        if (strlen(formatted) != len || memcmp(formatted, text, len) != 0)
+            status = write_in_place(path, formatted);
+    } else {
+        fputs(formatted, stdout);
+    }
+    free(formatted);
+    free(text);
     return status;
 }
 
@@ -233,7 +292,8 @@ static int policy_explain(int argc, char **argv)
 int cmd_policy(int argc, char **argv)
 {
     if (argc < 2)
-        return cli_error(CLI_USAGE, "usage: caveat policy check|explain|test|graph|diff|views ...");
+        return cli_error(CLI_USAGE,
+                         "usage: caveat policy check|explain|test|graph|diff|views|fmt ...");
     const char *verb = argv[1];
     if (strcmp(verb, "check") == 0)
         return policy_check(argc - 1, argv + 1);
@@ -247,5 +307,7 @@ int cmd_policy(int argc, char **argv)
         return policy_graph(argc - 1, argv + 1);
     if (strcmp(verb, "diff") == 0)
         return policy_diff(argc - 1, argv + 1);
+    if (strcmp(verb, "fmt") == 0)
+        return policy_fmt(argc - 1, argv + 1);
     return cli_error(CLI_USAGE, "unknown policy command '%s'", verb);
 }

@@ -129,6 +129,13 @@ typedef void cv_policy_warning_fn(const char *warning, void *arg);
 int cv_policy_lint(const cv_policy_t *policy, const char *text, size_t len,
                    cv_policy_warning_fn *each, void *arg);
 
+/*  The policy text in the canonical layout, comments kept (malloc'd), or
+ *  NULL with err set: text that is not YAML, a root that is not a mapping,
+ *  anchors, aliases or tags, or a layout that would change what the text
+ *  says (it is parsed again and compared). Formatting is idempotent.
+ *  docs/policy.md gives the layout and which comments go where.          */
+char *cv_policy_format(const char *text, size_t len, const char *name, cv_error_t *err);
+
 /* ------------------------------------------------------------------------ */
 /*  Deciding. A decision is reusable scratch space: decide into it again and
  *  again without allocating in the hot path.                               */
