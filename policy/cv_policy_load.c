@@ -438,7 +438,10 @@ static bool load_agency_set(loader_t *l, struct fy_node *map, const char *side,
         int id = cv_policy_type_find(p, type);
         if (id < 0)
             return fail(l, item, "%s: no agency has type '%s'", label, type);
-        set->types |= UINT64_C(1) << id;
+        /* a type past the limit is an agency's error already; the load goes
+         * on after it, but a set has no bit for it */
+        if (id < CV_MAX_TYPES)
+            set->types |= UINT64_C(1) << id;
     }
     snprintf(label, sizeof label, "%s.%s", what, key_agencies);
     if (agencies && !expect(l, agencies, FYNT_SEQUENCE, label))

@@ -906,6 +906,37 @@ static void test_every_error(void **state)
                         "p.yaml:14:16: error: agency 'hull-cc': clearance: unknown level 'TOP'");
 }
 
+/*  Past the 64th agency type the load goes on to list more errors: a rule
+ *  naming a type beyond it is checked without a bit for it in its set (a
+ *  shift by 64 or more, undefined behaviour, until it was guarded). */
+static void test_too_many_types(void **state)
+{
+    (void)state;
+    char *yaml = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&yaml, &size);
+    assert_non_null(out);
+    fputs("protocol: p\nversion: 1\nlevels: [A]\nagencies:\n", out);
+    unsigned char key[32] = {0};
+    char z85[41];
+    for (int i = 0; i < 70; i++) {
+        key[0] = (unsigned char)i;
+        assert_non_null(zmq_z85_encode(z85, key, sizeof key));
+        fprintf(out, "  a%d: {organisation: o, type: t%d, clearance: A, areas: [x], key: \"%s\"}\n",
+                i, i, z85);
+    }
+    fputs("rules:\n  - name: r\n    categories: [feedback]\n    to_types: [t69]\n"
+          "    fields: {summary: share}\n",
+          out);
+    fclose(out);
+    error_lines_t lines = {"", 0};
+    assert_null(
+        cv_policy_load_buffer_each(yaml, size, "p.yaml", NULL, collect_error, &lines, NULL));
+    assert_int_equal(lines.count, 6); /* agencies a64 to a69 */
+    assert_non_null(strstr(lines.text, "agency 'a64': more than 64 agency types"));
+    free(yaml);
+}
+
 /*  The list is bounded: CV_POLICY_ERRORS_MAX errors, then one line. */
 static void test_too_many_errors(void **state)
 {
@@ -1113,6 +1144,7 @@ int main(void)
         cmocka_unit_test(test_first_error_only),
         cmocka_unit_test(test_every_error),
         cmocka_unit_test(test_too_many_errors),
+        cmocka_unit_test(test_too_many_types),
         cmocka_unit_test(test_aliases),
         cmocka_unit_test(test_null_error),
         cmocka_unit_test(test_retention),
