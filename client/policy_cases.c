@@ -93,7 +93,8 @@ static bool bad(const runner_t *r, struct fy_node *at, const char *fmt, ...)
     return false;
 }
 
-/*  A failed expectation: "FILE:LINE:COL: FAIL name: what" on options->out. */
+/*  A failed expectation: kept with the case for the JSON and JUnit reports,
+ *  and in text "FILE:LINE:COL: FAIL name: what" on options->out at once. */
 static void fail(const runner_t *r, case_t *c, struct fy_node *at, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
@@ -108,10 +109,9 @@ static void fail(const runner_t *r, case_t *c, struct fy_node *at, const char *f
     va_end(ap);
     if (n < 0 || asprintf(&failure, "%s:%d:%d: %s", r->file, line, col, what) < 0)
         abort();
-    free(what);
     if (r->options->format == CV_CASES_TEXT)
-        fprintf(r->options->out, "%s:%d:%d: FAIL %s: %s\n", r->file, line, col, c->name,
-                failure + strlen(failure) - (size_t)n);
+        fprintf(r->options->out, "%s:%d:%d: FAIL %s: %s\n", r->file, line, col, c->name, what);
+    free(what);
     c->failures = realloc(c->failures, (size_t)(c->n_failures + 1) * sizeof *c->failures);
     if (!c->failures)
         abort();
