@@ -430,8 +430,18 @@ static void put_quoted(fmt_t *f, struct fy_node *node)
 /*  A scalar as written, quotes included, when it is on one line; a block
  *  scalar re-indented; any other quoted. libfyaml's marks span a quoted
  *  scalar's content, and a block scalar's from its first content line. */
+/*  An empty plain scalar: a null, written as nothing at all. */
+static bool is_null(struct fy_node *node)
+{
+    size_t len = 1;
+    return fy_node_is_scalar(node) && fy_node_get_style(node) == FYNS_PLAIN &&
+           (!fy_node_get_scalar(node, &len) || len == 0);
+}
+
 static void put_scalar(fmt_t *f, struct fy_node *node, int indent)
 {
+    if (is_null(node))
+        return;
     struct fy_token *token = fy_node_get_scalar_token(node);
     const struct fy_mark *start = token ? fy_token_start_mark(token) : NULL;
     const struct fy_mark *end = token ? fy_token_end_mark(token) : NULL;
@@ -524,7 +534,8 @@ static void put_pair(fmt_t *f, struct fy_node_pair *pair, int indent, context_t 
     fputc(':', f->out);
     const char *name = fy_node_is_scalar(key) ? fy_node_get_scalar0(key) : NULL;
     if (is_flow(value)) {
-        fputc(' ', f->out);
+        if (!is_null(value))
+            fputc(' ', f->out);
         put_flow(f, value, indent + 2, indent + (int)(ftell(f->out) - key_at));
         put_trailing(f, entry);
         fputc('\n', f->out);

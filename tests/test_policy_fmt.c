@@ -124,7 +124,8 @@ static void test_comments(void **state)
 }
 
 /*  A long list wraps under its first item; a block scalar is re-indented;
- *  a scalar that spans lines is quoted; a '#' inside a scalar is text. */
+ *  a scalar that spans lines is quoted; a '#' inside a scalar is text; a
+ *  null stays a null, not an empty string. */
 static void test_scalars(void **state)
 {
     (void)state;
@@ -136,7 +137,9 @@ static void test_scalars(void **state)
                   "levels: [aaaaaaaaaaaa, bbbbbbbbbbbb, cccccccccccc, dddddddddddd, eeeeeeeeeeee,\n"
                   "  ffffffffffff, gggggggggggg, hhhhhhhhhhhh]\n"
                   "version: 'two\n"
-                  "  lines'\n",
+                  "  lines'\n"
+                  "categories:\n"
+                  "rules: [null, \"\", ~]\n",
                   "protocol: \"p # not a comment\"\n"
                   "version: \"two lines\"\n"
                   "description: |\n"
@@ -145,7 +148,9 @@ static void test_scalars(void **state)
                   "  line three\n"
                   "levels: [aaaaaaaaaaaa, bbbbbbbbbbbb, cccccccccccc, dddddddddddd, eeeeeeeeeeee, "
                   "ffffffffffff,\n"
-                  "         gggggggggggg, hhhhhhhhhhhh]\n");
+                  "         gggggggggggg, hhhhhhhhhhhh]\n"
+                  "categories:\n"
+                  "rules: [null, \"\", ~]\n");
 }
 
 /*  The example policy: formatted once, it stays as it is. */
