@@ -689,11 +689,17 @@ static char *format_document(const char *text, size_t len, struct fy_node *root)
     if (!f.in_scalar || !f.out)
         abort();
     survey(&f, root);
-    qsort(f.entries, (size_t)f.n_entries, sizeof *f.entries, by_position);
+    if (f.n_entries)
+        qsort(f.entries, (size_t)f.n_entries, sizeof *f.entries, by_position);
     find_comments(&f);
     attach_comments(&f);
     put_leading(&f, -1, 0, f.n_entries ? f.entries[0].pos : 0);
-    put_block(&f, root, 0, C_ROOT, false);
+    if (is_flow(root)) { /* {} or [] or one pair: a line of its own */
+        put_flow(&f, root, 0, 0);
+        fputc('\n', f.out);
+    } else {
+        put_block(&f, root, 0, C_ROOT, false);
+    }
     put_leading(&f, -2, 0, 0);
     if (fclose(f.out) != 0)
         abort();

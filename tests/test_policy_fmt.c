@@ -176,6 +176,16 @@ static void test_example_idempotent(void **state)
     free(text);
 }
 
+/*  A document of one line stays one line. */
+static void test_flow_root(void **state)
+{
+    (void)state;
+    expect_format("{}\n", "{}\n");
+    /* no key to go with: the comment goes on top */
+    expect_format("{protocol: p}  # all\n", "# all\n{protocol: p}\n");
+    expect_format("[a,\n b]\n", "[a, b]\n");
+}
+
 static void test_refused(void **state)
 {
     (void)state;
@@ -192,9 +202,9 @@ static void test_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_layout),  cmocka_unit_test(test_comments),
-        cmocka_unit_test(test_scalars), cmocka_unit_test(test_example_idempotent),
-        cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_layout),    cmocka_unit_test(test_comments),
+        cmocka_unit_test(test_scalars),   cmocka_unit_test(test_example_idempotent),
+        cmocka_unit_test(test_flow_root), cmocka_unit_test(test_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
