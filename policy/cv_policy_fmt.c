@@ -518,6 +518,35 @@ static void put_flow(fmt_t *f, struct fy_node *node, int indent, int column)
 static void put_block(fmt_t *f, struct fy_node *node, int indent, context_t context,
                       bool first_inline);
 
+/*  A value on the key's line, then the entry's trailing comments: after a
+ *  block scalar's header, as after its content they would be content. */
+static void put_value_line(fmt_t *f, struct fy_node *value, int indent, int column, int entry)
+{
+    enum fy_node_style style = fy_node_get_style(value);
+    if (!fy_node_is_scalar(value) || (style != FYNS_LITERAL && style != FYNS_FOLDED)) {
+        put_flow(f, value, indent, column);
+        put_trailing(f, entry);
+        fputc('\n', f->out);
+        return;
+    }
+    char *text = NULL;
+    size_t size = 0;
+    FILE *saved = f->out;
+    f->out = open_memstream(&text, &size);
+    if (!f->out)
+        abort();
+    put_scalar(f, value, indent);
+    if (fclose(f->out) != 0)
+        abort();
+    f->out = saved;
+    const char *header_end = strchr(text, '\n');
+    size_t header = header_end ? (size_t)(header_end - text) : size;
+    fwrite(text, 1, header, f->out);
+    put_trailing(f, entry);
+    fprintf(f->out, "%s\n", text + header);
+    free(text);
+}
+
 /*  "key: value", or "key:" and the block under it, at indent; when
  *  inline_start the line is begun already ("- " of an item). */
 static void put_pair(fmt_t *f, struct fy_node_pair *pair, int indent, context_t context,
@@ -536,9 +565,7 @@ static void put_pair(fmt_t *f, struct fy_node_pair *pair, int indent, context_t 
     if (is_flow(value)) {
         if (!is_null(value))
             fputc(' ', f->out);
-        put_flow(f, value, indent + 2, indent + (int)(ftell(f->out) - key_at));
-        put_trailing(f, entry);
-        fputc('\n', f->out);
+        put_value_line(f, value, indent + 2, indent + (int)(ftell(f->out) - key_at), entry);
         return;
     }
     put_trailing(f, entry);

@@ -125,12 +125,13 @@ static void test_comments(void **state)
 
 /*  A long list wraps under its first item; a block scalar is re-indented;
  *  a scalar that spans lines is quoted; a '#' inside a scalar is text; a
- *  null stays a null, not an empty string. */
+ *  null stays a null, not an empty string. A comment after a block
+ *  scalar's header stays there: after the content it would be content. */
 static void test_scalars(void **state)
 {
     (void)state;
     expect_format("protocol: \"p # not a comment\"\n"
-                  "description: |\n"
+                  "description: |  # kept\n"
                   "        line one\n"
                   "          indented\n"
                   "        line three\n"
@@ -142,7 +143,7 @@ static void test_scalars(void **state)
                   "rules: [null, \"\", ~]\n",
                   "protocol: \"p # not a comment\"\n"
                   "version: \"two lines\"\n"
-                  "description: |\n"
+                  "description: |  # kept\n"
                   "  line one\n"
                   "    indented\n"
                   "  line three\n"
