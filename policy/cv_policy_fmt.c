@@ -6,17 +6,20 @@
  *  entries, a match), others as written; a list of scalars, an empty
  *  mapping and a mapping of one scalar pair in flow style on one line
  *  ([a, b], {}, {mask: year}), longer lists wrapped under their first item;
- *  every other collection in block style; a blank line between top-level
- *  sections and between rules or screening entries. Scalars are copied as
- *  written (quotes and all), block scalars re-indented.
+ *  every other collection in block style; a blank line around top-level
+ *  sections that take more than a line and between rules or screening
+ *  entries. Scalars are copied as written (quotes and all), block scalars
+ *  re-indented, any other that spans lines double-quoted on one line; a
+ *  null stays empty.
  *
  *  libfyaml 0.7 keeps some comments on tokens and emits none of them, so
  *  comments are read here, by position, from the text outside scalars. A
  *  comment on its own line goes with the key or list item after it, at its
  *  indentation (with the blank lines between such comments kept); a comment
  *  after content goes at the end of the first line of the key or list item
- *  it follows; comments before the first key stay at the top and those
- *  after the last at the end. Nothing else of the text's layout is kept.
+ *  it follows (a block scalar's header line); comments before the first key
+ *  stay at the top and those after the last at the end. Nothing else of the
+ *  text's layout is kept.
  *
  *  The result must mean what the text meant: it is parsed again and
  *  compared with the original, node by node (fy_node_compare), and an
@@ -283,6 +286,8 @@ static void attach_comments(fmt_t *f)
     }
 }
 
+/*  The entry that starts where node does, or -3: one no comment goes with
+ *  (-1 and -2 are the top and the end). */
 static int entry_index(const fmt_t *f, struct fy_node *node)
 {
     size_t pos = start_of(node);
@@ -324,7 +329,7 @@ static void put_leading(fmt_t *f, int entry, int indent, size_t next_pos)
         const comment_t *c = &f->comments[i];
         if (c->entry != entry || c->trailing)
             continue;
-        if (last && blank_line_between(f, last->end, c->pos - (size_t)0))
+        if (last && blank_line_between(f, last->end, c->pos))
             fputc('\n', f->out);
         fprintf(f->out, "%*s%.*s\n", indent, "", (int)(c->end - c->pos), f->text + c->pos);
         last = c;
