@@ -11,8 +11,9 @@
  *      it matches and, field by field, already gives what it gives (with
  *      several entries the most protective grant wins, so the shadowed
  *      entry changes no decision);
- *    levels that look reversed: a well-known higher marking listed before
- *      a lower one, though the list is lowest first.
+ *    levels that look reversed: a level whose name holds a well-known
+ *      higher marking listed before one holding a lower, though the list is
+ *      lowest first.
  */
 #include <ctype.h>
 #include <libfyaml.h>
@@ -174,8 +175,21 @@ static void lint_shadowed(lint_t *l)
 /* ------------------------------------------------------------------------ */
 /*  Levels that look reversed.                                              */
 
-/*  Well-known markings, lowest first: current UK government classifications
- *  and the older scheme's names. -1 for a name not known. */
+/*  True when word is in name between '-'s or the ends. */
+static bool has_word(const char *name, const char *word)
+{
+    size_t len = strlen(word);
+    for (const char *at = strstr(name, word); at; at = strstr(at + 1, word))
+        if ((at == name || at[-1] == '-') && (at[len] == '\0' || at[len] == '-'))
+            return true;
+    return false;
+}
+
+/*  The rank of the well-known marking a level's name holds, lowest first:
+ *  current UK government classifications and the older scheme's names,
+ *  with or without a prefix or suffix ("UK SECRET", "TOP SECRET STRAP1");
+ *  the longest that fits wins ("OFFICIAL-SENSITIVE", not "OFFICIAL"). -1
+ *  for a name that holds none. Case, spaces and '_' do not matter. */
 static int known_rank(const char *level)
 {
     static const struct {
@@ -192,10 +206,14 @@ static int known_rank(const char *level)
     for (; level[n] && n < sizeof name - 1; n++)
         name[n] = level[n] == ' ' || level[n] == '_' ? '-' : (char)toupper((unsigned char)level[n]);
     name[n] = '\0';
+    int rank = -1;
+    size_t longest = 0;
     for (size_t i = 0; i < sizeof ranks / sizeof *ranks; i++)
-        if (strcmp(ranks[i].name, name) == 0)
-            return ranks[i].rank;
-    return -1;
+        if (strlen(ranks[i].name) > longest && has_word(name, ranks[i].name)) {
+            rank = ranks[i].rank;
+            longest = strlen(ranks[i].name);
+        }
+    return rank;
 }
 
 static void lint_levels(lint_t *l)

@@ -228,6 +228,13 @@ static void test_reversed_levels(void **state)
          "p.yaml:3:20: warning: levels: 'TOP SECRET' is listed before 'SECRET', but levels are "
          "listed lowest first\n"},
         {"[official, official_sensitive, secret]", ""},
+        {"[UK TOP SECRET STRAP1, UK OFFICIAL]",
+         "p.yaml:3:10: warning: levels: 'UK TOP SECRET STRAP1' is listed before 'UK OFFICIAL', "
+         "but levels are listed lowest first\n"},
+        {"[OFFICIAL-SENSITIVE, OFFICIAL]",
+         "p.yaml:3:10: warning: levels: 'OFFICIAL-SENSITIVE' is listed before 'OFFICIAL', but "
+         "levels are listed lowest first\n"},
+        {"[NOTSECRET, OFFICIAL]", ""},
         {"[GREEN, AMBER, RED]", ""},
         {"[HIGH, LOW]", "p.yaml:3:10: warning: levels: 'HIGH' is listed before 'LOW', but "
                         "levels are listed lowest first\n"},
