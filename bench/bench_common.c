@@ -257,3 +257,24 @@ harness_t *bench_throughput_harness(char *note, size_t size)
         harness_destroy(&h);
     return h;
 }
+
+long bench_status_kb(pid_t pid, const char *name)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long kb = -1;
+    size_t len = strlen(name);
+    while (f && kb < 0 && fgets(line, sizeof line, f))
+        if (strncmp(line, name, len) == 0 && line[len] == ':')
+            kb = strtol(line + len + 1, NULL, 10);
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+double bench_load_average(void)
+{
+    double load[1];
+    return getloadavg(load, 1) == 1 ? load[0] : -1;
+}

@@ -42,6 +42,10 @@ bool bench_make_key(harness_t *h, const char *name, char public_key[41]);
 /*  A harness for the two-agency workload of bench/data/throughput.yaml,
  *  with fresh keys; NULL with note set when it cannot be made. */
 harness_t *bench_throughput_harness(char *note, size_t size);
+/*  A field of /proc/PID/status in kB (VmRSS, VmHWM), or -1. */
+long bench_status_kb(pid_t pid, const char *name);
+/*  The 1-minute load average, or -1. */
+double bench_load_average(void);
 /*  rm -rf DIR (a benchmark's own temporary directory). */
 void bench_remove_tree(const char *dir);
 /*  caveatd through the harness, with --sync SYNC. */

@@ -107,22 +107,6 @@ static double process_cpu(pid_t pid)
     return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
 }
 
-/*  A "Name:   1234 kB" line of /proc/PID/status, in kB; -1 if absent. */
-static long status_kb(pid_t pid, const char *name)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    long kb = -1;
-    size_t len = strlen(name);
-    while (f && kb < 0 && fgets(line, sizeof line, f))
-        if (strncmp(line, name, len) == 0 && line[len] == ':')
-            kb = strtol(line + len + 1, NULL, 10);
-    if (f)
-        fclose(f);
-    return kb;
-}
-
 static uint64_t tree_bytes; /* nftw has no closure */
 
 static int add_size(const char *path, const struct stat *st, int type, struct FTW *ftw)
@@ -163,7 +147,7 @@ static void *sampler_run(void *arg)
 {
     sampler_t *s = arg;
     while (!atomic_load(&s->stop)) {
-        long kb = status_kb(s->pid, "VmRSS");
+        long kb = bench_status_kb(s->pid, "VmRSS");
         if (kb > atomic_load(&s->peak_kb))
             atomic_store(&s->peak_kb, kb);
         sleep_us(SAMPLE_US);
@@ -577,8 +561,8 @@ static void fill(const options_t *opt, harness_t *h, cv_client_t *c, backlog_res
     r->fill_s = seconds_since(t0);
     r->fill_peak_kb = sampler_stop(&sampler);
     r->fill_cpu_s = process_cpu(pid) - cpu0;
-    r->fill_rss_kb = status_kb(pid, "VmRSS");
-    r->fill_hwm_kb = status_kb(pid, "VmHWM");
+    r->fill_rss_kb = bench_status_kb(pid, "VmRSS");
+    r->fill_hwm_kb = bench_status_kb(pid, "VmHWM");
     pool_free(&pool);
 }
 
@@ -704,8 +688,8 @@ static void drain(harness_t *h, double limit, backlog_result_t *r)
     r->drain_peak_kb = sampler_stop(&sampler);
     r->drain_cpu_s = process_cpu(pid) - cpu0;
     sleep_us(300000); /* the last ack's turn */
-    r->drain_rss_kb = status_kb(pid, "VmRSS");
-    r->drain_hwm_kb = status_kb(pid, "VmHWM");
+    r->drain_rss_kb = bench_status_kb(pid, "VmRSS");
+    r->drain_hwm_kb = bench_status_kb(pid, "VmHWM");
     cv_client_destroy(&c);
     free(ids.seen);
 }
@@ -726,7 +710,7 @@ static void backlog_run(const options_t *opt, harness_t *h, cv_client_t **publis
         snprintf(r->note, sizeof r->note, "caveatd did not start again");
         return;
     }
-    r->restart_rss_kb = status_kb(harness_pid(h), "VmRSS");
+    r->restart_rss_kb = bench_status_kb(harness_pid(h), "VmRSS");
     drain(h, opt->limit, r);
     harness_stop(h);
     r->disk_after = disk_usage(harness_path(h, "data"));

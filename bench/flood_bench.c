@@ -91,33 +91,6 @@ static double quantile_ms(const uint64_t *sorted_ns, size_t n, double q)
     return n ? sorted_ns[(size_t)(q * (double)(n - 1) + 0.5)] / 1e6 : 0;
 }
 
-/*  VmRSS and VmHWM of pid, in kB (0 when unknown). */
-static void memory_of(pid_t pid, long *rss_kb, long *hwm_kb)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    *rss_kb = *hwm_kb = 0;
-    FILE *f = fopen(path, "r");
-    while (f && fgets(line, sizeof line, f)) {
-        sscanf(line, "VmRSS: %ld", rss_kb);
-        sscanf(line, "VmHWM: %ld", hwm_kb);
-    }
-    if (f)
-        fclose(f);
-}
-
-/*  The 1-minute load average. */
-static double load_average(void)
-{
-    double load = -1;
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (f && fscanf(f, "%lf", &load) != 1)
-        load = -1;
-    if (f)
-        fclose(f);
-    return load;
-}
-
 /* ------------------------------------------------------------------------ */
 /*  The victim: publish one, wait for its delivery, repeat.                 */
 
@@ -178,7 +151,8 @@ static void measure(victim_t *v, const options_t *opt, harness_t *h, phase_t *ph
     phase->p50_ms = quantile_ms(times, phase->n, 0.50);
     phase->p99_ms = quantile_ms(times, phase->n, 0.99);
     phase->max_ms = quantile_ms(times, phase->n, 1.0);
-    memory_of(harness_pid(h), &phase->rss_kb, &phase->hwm_kb);
+    phase->rss_kb = bench_status_kb(harness_pid(h), "VmRSS");
+    phase->hwm_kb = bench_status_kb(harness_pid(h), "VmHWM");
     free(times);
 }
 
@@ -498,7 +472,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: flood_bench [--seconds S] [--reports N]\n");
         return 2;
     }
-    double load_before = load_average();
+    double load_before = bench_load_average();
     harness_t *h = harness_new();
     victim_t v = {0};
     if (!h || !harness_start(h, NULL) || !start_victim(h, &v)) {
@@ -514,7 +488,7 @@ int main(int argc, char **argv)
     measure(&v, &opt, h, &phases[0]);
     run_flood(&v, &opt, h, &flood, &phases[1]);
     measure(&v, &opt, h, &phases[2]);
-    print_results(phases, &flood, load_before, load_average());
+    print_results(phases, &flood, load_before, bench_load_average());
     if (phases[2].rss_kb == 0) /* caveatd is gone: say why, before the harness removes its log */
         show_broker_log(h);
     stop_victim(&v);

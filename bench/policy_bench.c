@@ -8,9 +8,12 @@
  *  (3) decide + cv_decision_pack of delivered views (the view packed into
  *  a buffer, as the broker delivers), and (4) decide + the malloc'd
  *  cv_decision_view + protobuf_c_message_pack + free, for callers that
- *  keep views.
+ *  keep views. Then the same policy with R restrictions added (a few broad,
+ *  the rest scoped to a category or two and a few agencies, as a mature
+ *  protocol has them) is measured again: restrictions must cost decisions
+ *  and views less than 10 %.
  *
- *  Usage: policy_bench [--agencies N] [--rules N] [--seconds S]
+ *  Usage: policy_bench [--agencies N] [--rules N] [--restrictions R] [--seconds S]
  *                      [--only load|decide|view|copy]   (one phase, for a profiler)
  */
 #include <stdarg.h>
@@ -144,7 +147,7 @@ static const char *const indicators[] = {
 #define N_INDICATORS 7
 
 typedef struct {
-    int n_agencies, n_rules;
+    int n_agencies, n_rules, n_restrictions;
     double seconds;
     const char *only; /* NULL: every phase */
     char (*ids)[32];  /* agency ids */
@@ -327,6 +330,64 @@ static char *policy_text(world_t *w, size_t *len)
     for (int i = 0; i < w->n_rules; i++)
         add_rule(&t, w, i);
     add_screening(&t);
+    *len = t.len;
+    return t.data;
+}
+
+/*  Restrictions: three broad ones that apply to many deliveries (health
+ *  identifiers, police sources, prison names), then narrow ones scoped to a
+ *  category or two and to a few agencies or one pair of types, which apply
+ *  to few. */
+static const char *const restriction_fields[] = {
+    "{subjects.identifiers: deny}",
+    "{source: deny, grading: deny}",
+    "{subjects.address: deny}",
+    "{narrative: deny}",
+    "{subjects.name: {mask: initials}}",
+    "{location: deny}",
+    "{subjects.date_of_birth: {mask: year}}",
+    "{author: deny, caveats: deny}",
+};
+#define N_RESTRICTION_FIELDS (int)(sizeof restriction_fields / sizeof *restriction_fields)
+#define N_BROAD_RESTRICTIONS 3
+
+static void add_restriction(text_t *t, const world_t *w, int index)
+{
+    text_add(t, "  - {name: restriction-%04d, categories: ", index);
+    add_picks(t, categories, N_CATEGORIES, 1 + rnd(2));
+    int scope = rnd(100);
+    if (scope < 50) {
+        text_add(t, ", to_agencies: ");
+        add_agency_picks(t, w, 1 + rnd(3));
+    } else if (scope < 80) {
+        text_add(t, ", from_agencies: ");
+        add_agency_picks(t, w, 1 + rnd(3));
+    } else {
+        text_add(t, ", from_types: ");
+        add_picks(t, types, N_TYPES, 1);
+        text_add(t, ", to_types: ");
+        add_picks(t, types, N_TYPES, 1);
+    }
+    text_add(t, ", fields: %s}\n", restriction_fields[rnd(N_RESTRICTION_FIELDS)]);
+}
+
+/*  The policy text base with n restrictions appended. */
+static char *restricted_text(const char *base, const world_t *w, size_t *len)
+{
+    text_t t = {0};
+    text_add(&t, "%s", base);
+    text_add(&t, "restrictions:\n"
+                 "  - {name: health-identifiers, from_types: [health],\n"
+                 "     except_to_types: [health], fields: {subjects.identifiers: deny}}\n"
+                 "  - {name: sources-stay-in-policing, from_types: [police, special_branch, "
+                 "ctio, ctu],\n"
+                 "     except_to_types: [police, special_branch, ctio, ctu],\n"
+                 "     fields: {source: deny, grading: deny}}\n"
+                 "  - {name: prison-names, categories: [prison_intelligence],\n"
+                 "     to_types: [education, local_authority],\n"
+                 "     fields: {subjects.name: {mask: initials}}}\n");
+    for (int i = N_BROAD_RESTRICTIONS; i < w->n_restrictions; i++)
+        add_restriction(&t, w, i);
     *len = t.len;
     return t.data;
 }
@@ -647,13 +708,15 @@ static void parse_args(world_t *w, int argc, char **argv)
             w->n_agencies = atoi(argv[++i]);
         else if (value && strcmp(argv[i], "--rules") == 0)
             w->n_rules = atoi(argv[++i]);
+        else if (value && strcmp(argv[i], "--restrictions") == 0)
+            w->n_restrictions = atoi(argv[++i]);
         else if (value && strcmp(argv[i], "--seconds") == 0)
             w->seconds = atof(argv[++i]);
         else if (value && strcmp(argv[i], "--only") == 0)
             w->only = argv[++i];
         else {
-            fprintf(stderr, "usage: policy_bench [--agencies N] [--rules N] [--seconds S] "
-                            "[--only load|decide|view|copy]\n");
+            fprintf(stderr, "usage: policy_bench [--agencies N] [--rules N] [--restrictions R] "
+                            "[--seconds S] [--only load|decide|view|copy]\n");
             exit(2);
         }
     }
@@ -662,9 +725,12 @@ static void parse_args(world_t *w, int argc, char **argv)
         fprintf(stderr, "policy_bench: --only takes load, decide, view or copy\n");
         exit(2);
     }
-    if (w->n_agencies < N_TYPES || w->n_rules < 1 || w->seconds <= 0) {
-        fprintf(stderr, "policy_bench: need --agencies >= %d, --rules >= 1, --seconds > 0\n",
-                N_TYPES);
+    if (w->n_agencies < N_TYPES || w->n_rules < 1 || w->seconds <= 0 ||
+        (w->n_restrictions > 0 && w->n_restrictions < N_BROAD_RESTRICTIONS)) {
+        fprintf(stderr,
+                "policy_bench: need --agencies >= %d, --rules >= 1, --seconds > 0, "
+                "--restrictions 0 or >= %d\n",
+                N_TYPES, N_BROAD_RESTRICTIONS);
         exit(2);
     }
 }
@@ -794,9 +860,83 @@ static void print_table(const world_t *w, const run_t *r, const figures_t *f)
     }
 }
 
+/*  The share of delivered pairs that some restriction applies to. */
+static double restricted_share(const run_t *r)
+{
+    const cv_policy_t *p = r->policy;
+    int *applying = calloc((size_t)p->n_restrictions + 1, sizeof *applying), hit = 0;
+    if (!applying)
+        abort();
+    for (int i = 0; i < r->n_pairs; i++) {
+        const Caveat__Report *report = r->mix->reports[r->pairs[i][0]];
+        hit += cv_restrictions_for(p, cv_policy_category_find(p, report->category),
+                                   cv_policy_agency_find(p, report->originator), r->pairs[i][1],
+                                   applying) > 0;
+    }
+    free(applying);
+    return r->n_pairs ? (double)hit / r->n_pairs : 0;
+}
+
+/*  A rate with restrictions against the rate without: within 10 %. Per
+ *  CPU second, which a shared machine disturbs less than wall time (a
+ *  process waiting for a core uses none), then per wall second. */
+static void compare_row(const char *metric, uint64_t count, double cpu, double wall,
+                        uint64_t count_without, double cpu_without, double wall_without)
+{
+    double with = (double)count / cpu, without = (double)count_without / cpu_without;
+    char figure[64], target[64];
+    snprintf(figure, sizeof figure, "%.0f/CPU s", with);
+    snprintf(target, sizeof target, ">= %.0f", 0.9 * without);
+    printf("%-34s %-18s %-18s %s (%+.1f %%; wall %.0f/s against %.0f/s)\n", metric, figure, target,
+           verdict(with >= 0.9 * without), 100.0 * (with - without) / without, (double)count / wall,
+           (double)count_without / wall_without);
+}
+
+/*  The same policy and reports with restrictions added, measured again. */
+static void measure_restricted(world_t *w, const char *base, const mix_t *mix, uint8_t *buffer,
+                               const figures_t *without)
+{
+    size_t len;
+    char *yaml = restricted_text(base, w, &len);
+    figures_t f = {0};
+    cv_policy_t *policy = load(yaml, len, phase(w, "load") ? 3 : 1, &f.load_s);
+    run_t r = {.policy = policy,
+               .mix = mix,
+               .decision = cv_decision_new(),
+               .n_agencies = w->n_agencies,
+               .buffer = buffer};
+    measure(w, &r, &f);
+    printf("\nwith %d restrictions (%d broad; the rest scoped to a category or two and a few "
+           "agencies or one pair of types), %d recipient groups",
+           w->n_restrictions, N_BROAD_RESTRICTIONS, policy->n_restriction_groups);
+    if (r.n_pairs)
+        printf("; some restriction applies to %.1f %% of delivered pairs",
+               100.0 * restricted_share(&r));
+    printf("\n");
+    row("metric", "figure", "target", "result");
+    if (phase(w, "load")) {
+        char figure[64];
+        snprintf(figure, sizeof figure, "%.3f s", f.load_s);
+        row("policy load + validation", figure, "< 1 s", verdict(f.load_s < 1.0));
+    }
+    if (f.decisions && without->decisions)
+        compare_row("decisions/s (one core)", f.decisions, f.decide_cpu, f.decide_s,
+                    without->decisions, without->decide_cpu, without->decide_s);
+    if (f.view.views && without->view.views)
+        compare_row("views/s (decide+view+pack)", f.view.views, f.view.cpu, f.view.seconds,
+                    without->view.views, without->view.cpu, without->view.seconds);
+    if (f.copy.views && without->copy.views)
+        compare_row("  with a malloc'd view (+free)", f.copy.views, f.copy.cpu, f.copy.seconds,
+                    without->copy.views, without->copy.cpu, without->copy.seconds);
+    cv_decision_destroy(&r.decision);
+    cv_policy_destroy(&policy);
+    free(r.pairs);
+    free(yaml);
+}
+
 int main(int argc, char **argv)
 {
-    world_t w = {.n_agencies = 2000, .n_rules = 5000, .seconds = 2.0};
+    world_t w = {.n_agencies = 2000, .n_rules = 5000, .n_restrictions = 200, .seconds = 2.0};
     parse_args(&w, argc, argv);
     w.ids = calloc((size_t)w.n_agencies, sizeof *w.ids);
     w.areas = calloc((size_t)w.n_agencies, sizeof *w.areas);
@@ -818,6 +958,8 @@ int main(int argc, char **argv)
     measure(&w, &r, &f);
     print_context(&w, &r, &f, len);
     print_table(&w, &r, &f);
+    if (w.n_restrictions > 0)
+        measure_restricted(&w, yaml, mix, buffer, &f);
 
     for (int i = 0; i < N_REPORTS; i++)
         protobuf_c_message_free_unpacked(&mix->reports[i]->base, NULL);

@@ -1,16 +1,21 @@
 /*  caveatd: the caveat broker. Thin: options, then cv_broker. */
+#include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cv_broker.h"
 
 static const char usage[] =
     "usage: caveatd --policy FILE --endpoint EP --cert BROKER.cert_secret --data DIR\n"
+    "               [--policy-signers SIGNERS]  (then only a policy they signed loads)\n"
     "               [--sync full|normal|off] [--max-frame BYTES] [--max-reports N]\n"
     "               [--ack-timeout SECONDS] [--max-pending N] [--handshake-timeout SECONDS]\n"
-    "               [--clock-skew SECONDS] [--verbose] [--help] [--version]\n";
+    "               [--clock-skew SECONDS] [--disk-reserve MB] [--log-format text|json]\n"
+    "               [--pid-file FILE] [--verbose] [--help] [--version]\n";
 
 static int bad_option(const char *option, const char *expected, const char *value)
 {
@@ -34,12 +39,19 @@ static int parse(int argc, char **argv, cv_broker_config_t *config)
                                             {"version", no_argument, NULL, 'V'},
                                             {"max-pending", required_argument, NULL, 'n'},
                                             {"handshake-timeout", required_argument, NULL, 't'},
+                                            {"disk-reserve", required_argument, NULL, 'D'},
+                                            {"log-format", required_argument, NULL, 'L'},
+                                            {"pid-file", required_argument, NULL, 'P'},
+                                            {"policy-signers", required_argument, NULL, 'S'},
                                             {NULL, 0, NULL, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
         switch (opt) {
         case 'p':
             config->policy_path = optarg;
+            break;
+        case 'S':
+            config->policy_signers = optarg;
             break;
         case 'e':
             config->endpoint = optarg;
@@ -93,6 +105,19 @@ static int parse(int argc, char **argv, cv_broker_config_t *config)
             if (config->clock_skew_s < 1 || config->clock_skew_s > 365 * 86400)
                 return bad_option("--clock-skew", "from 1 second to a year", optarg);
             break;
+        case 'L':
+            if (strcmp(optarg, "text") != 0 && strcmp(optarg, "json") != 0)
+                return bad_option("--log-format", "text or json", optarg);
+            config->log_json = strcmp(optarg, "json") == 0;
+            break;
+        case 'P':
+            config->pid_file = optarg;
+            break;
+        case 'D':
+            config->disk_reserve_mb = atoi(optarg);
+            if (config->disk_reserve_mb < 1 || config->disk_reserve_mb > 65536)
+                return bad_option("--disk-reserve", "from 1 to 65536 (MB)", optarg);
+            break;
         case 'h':
             fputs(usage, stdout);
             return 1;
@@ -127,6 +152,34 @@ static int parse(int argc, char **argv, cv_broker_config_t *config)
     return 0;
 }
 
+/*  FILE holds the broker's pid and a newline, for `kill -HUP $(cat FILE)`
+ *  (pidof would signal every broker on the machine). Written beside and
+ *  renamed: a reader never sees half of it. A file naming a live process
+ *  is another broker's: refused. */
+static bool write_pid_file(const char *path)
+{
+    FILE *in = fopen(path, "r");
+    int other = 0;
+    if (in && fscanf(in, "%d", &other) == 1 && other > 0 && other != getpid() &&
+        kill(other, 0) == 0) {
+        fprintf(stderr, "caveatd: %s: names process %d, which is running\n", path, other);
+        fclose(in);
+        return false;
+    }
+    if (in)
+        fclose(in);
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.new", path);
+    FILE *out = fopen(tmp, "w");
+    bool ok = out && fprintf(out, "%d\n", (int)getpid()) > 0;
+    ok = out && fclose(out) == 0 && ok && rename(tmp, path) == 0;
+    if (!ok) {
+        fprintf(stderr, "caveatd: %s: cannot write: %s\n", path, strerror(errno));
+        unlink(tmp);
+    }
+    return ok;
+}
+
 int main(int argc, char **argv)
 {
     cv_broker_config_t config = {.sync = CV_SYNC_FULL};
@@ -139,10 +192,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "caveatd: %s\n", err.msg[0] ? err.msg : "cannot start");
         return 1;
     }
+    if (config.pid_file && !write_pid_file(config.pid_file)) {
+        cv_broker_destroy(&broker);
+        return 1;
+    }
     /* scripts and tests wait for this line: the endpoint, with its port */
     printf("caveatd: ready on %s\n", cv_broker_endpoint(broker));
     fflush(stdout);
     rc = cv_broker_run(broker);
     cv_broker_destroy(&broker);
+    if (config.pid_file)
+        unlink(config.pid_file);
     return rc;
 }

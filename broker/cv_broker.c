@@ -16,12 +16,14 @@
  *  in force, so a key removed by a reload is refused from its next message.
  */
 #include <assert.h>
+#include <ctype.h>
 #include <czmq.h>
 #include <signal.h>
 #include <sodium.h>
 #include <sys/stat.h>
 
 #include "cv_broker.h"
+#include "cv_policy_sig.h"
 #include "cv_cache.h"
 #include "cv_alloc.h"
 #include "cv_cert.h"
@@ -29,6 +31,7 @@
 #include "cv_log.h"
 #include "cv_queue.h"
 #include "cv_selftest.h"
+#include "cv_space.h"
 #include "cv_zap.h"
 
 #define DEFAULT_MAX_FRAME  (1024 * 1024)
@@ -43,19 +46,20 @@
 #define SAVE_INTERVAL_MS   100               /* acknowledgements are saved this often */
 #define DROPS_PER_PUMP     2048              /* reports a pump may drop (a store write each) */
 /* Bounds on what one agency can make the broker do (docs/operations.md, "Limits") */
-#define DEFAULT_MAX_REPORTS 500   /* reports one Publish may hold */
-#define DEFAULT_CLOCK_SKEW  86400 /* seconds a report's created may be ahead of the clock */
-#define REPORTS_PER_TURN    4000  /* reports handled per transaction */
-#define PEER_SNDHWM         64    /* messages queued toward one connection; past it, it is gone */
-#define PEER_RCVHWM         8     /* frames read ahead from one connection (libcaveat sends 8) */
-#define HELLOS_PER_SECOND   10    /* on one connection */
-#define ERRORS_PER_SECOND   20    /* Error frames to one agency's connections without a session */
-#define ZAP_EVERY           64    /* messages handled between two looks at ZAP */
-#define FRAMES_PER_AGENCY   128   /* frames one agency may have handled in a turn */
-#define CREATED_FLOOR       946684800         /* 2000-01-01T00:00:00Z: no report is older */
-#define CLOCK_KEY           "retention_clock" /* meta: the time retention last trusted */
-#define CLOCK_JUMP_SLACK    300               /* seconds the wall clock may drift */
-#define CLOCK_DOWNTIME_MAX  (7 * 86400)       /* a restart this much later is believed */
+#define DEFAULT_MAX_REPORTS  500   /* reports one Publish may hold */
+#define DEFAULT_CLOCK_SKEW   86400 /* seconds a report's created may be ahead of the clock */
+#define REPORTS_PER_TURN     4000  /* reports handled per transaction */
+#define PEER_SNDHWM          64    /* messages queued toward one connection; past it, it is gone */
+#define PEER_RCVHWM          8     /* frames read ahead from one connection (libcaveat sends 8) */
+#define HELLOS_PER_SECOND    10    /* on one connection */
+#define ERRORS_PER_SECOND    20    /* Error frames to one agency's connections without a session */
+#define ZAP_EVERY            64    /* messages handled between two looks at ZAP */
+#define FRAMES_PER_AGENCY    128   /* frames one agency may have handled in a turn */
+#define CREATED_FLOOR        946684800          /* 2000-01-01T00:00:00Z: no report is older */
+#define CLOCK_KEY            "retention_clock"  /* meta: the time retention last trusted */
+#define CLOCK_JUMP_SLACK     300                /* seconds the wall clock may drift */
+#define CLOCK_DOWNTIME_MAX   (7 * 86400)        /* a restart this much later is believed */
+#define DEFAULT_DISK_RESERVE (64 * 1024 * 1024) /* bytes kept for deliveries on a full disk */
 
 /* wire.proto's ErrorCode */
 #define E_BAD_FRAME   CAVEAT__WIRE__ERROR_CODE__BAD_FRAME
@@ -112,10 +116,16 @@ typedef struct {
     } out;          /* what the credit counts: see in_flight() */
     bool resending; /* still resending what an earlier session left unacknowledged */
     uint64_t resent_up_to;
-    bool dirty;        /* may have something to send */
-    bool publish_only; /* Hello.credit 0: no queue, no deliveries */
-    int64_t progress;  /* when it last acknowledged, or was first sent to (ms) */
-    cv_queue_t *queue; /* the queue it serves (owned by the broker); NULL until resolved */
+    bool dirty;           /* may have something to send */
+    bool publish_only;    /* Hello.credit 0: no queue, no deliveries */
+    int64_t progress;     /* when it last acknowledged, or was first sent to (ms) */
+    int64_t stalled;      /* when a delivery first found its connection full, since it last
+                             acknowledged (ms); 0: not */
+    int64_t paused_until; /* no pump before (ms): its connection was full */
+    uint64_t acked;       /* the highest seq it acknowledged: kept across a rolled-back turn */
+    cv_queue_t *queue;    /* the queue it serves (owned by the broker); NULL until resolved */
+    char *peer;           /* the connection's address, "" when unknown (admin sessions) */
+    int64_t since;        /* when it said Hello (unix seconds) */
 } session_t;
 
 /*  An admin request that needs the store to itself (backup, purge): it
@@ -144,8 +154,10 @@ struct cv_broker_t {
     cv_broker_config_t config;
     char endpoint[512];
     cv_policy_t *policy;
+    cv_signers_t *signers; /* --policy-signers: only a policy they signed loads */
     uint8_t pseudonym_key[CV_KEY_BYTES];
     cv_store_t *store;
+    cv_space_t *space; /* the disk under the store: publishes stop before deliveries do */
     cv_zap_t *zap;
     zsock_t *router;
     cv_guard_t *guard;  /* bounds the router's connections still in their handshake */
@@ -171,6 +183,7 @@ struct cv_broker_t {
     cv_cache_t *cache;      /* unpacked frames and reports: a report fanned out is unpacked once */
     cv_decision_t *decision;
     cv_log_t *log;
+    const char *peer;     /* the address of the message being handled (its metadata), or NULL */
     uint64_t next_serial; /* of sessions */
     agency_use_t *use;    /* per agency index: what its traffic may still cause */
     int use_cap;
@@ -191,7 +204,7 @@ struct cv_broker_t {
     } pack; /* reused, so delivering mallocs nothing once warm */
     struct {
         uint64_t published, refused, delivered, resent, dropped, revoked, reloads, reload_failures,
-            purged, limited, foreign, quarantined;
+            purged, limited, foreign, quarantined, refused_no_space;
     } stats;
 };
 
@@ -244,8 +257,10 @@ static bool load_pseudonym_key(cv_broker_t *self, cv_error_t *err)
                        fsync(fd) == 0;
         if (fd >= 0)
             close(fd);
-        if (!written)
+        if (!written) { /* no half a key left for the next start to refuse */
             cv_error_set(err, path, 0, 0, "cannot create: %s", strerror(errno));
+            unlink(path);
+        }
         return written;
     }
     struct stat st;
@@ -258,6 +273,54 @@ static bool load_pseudonym_key(cv_broker_t *self, cv_error_t *err)
     return ok;
 }
 
+/*  why: what made the disk short (a free space, a failed write). */
+static void log_disk_short(cv_broker_t *self, const char *why)
+{
+    cv_log_warning(self->log,
+                   "disk: %s under %s (reserve %llu bytes): publishes are refused until %llu bytes "
+                   "are free; deliveries go on",
+                   why, self->config.data_dir, (unsigned long long)cv_space_reserve(self->space),
+                   (unsigned long long)cv_space_resume_at(self->space));
+}
+
+static void log_disk_space(cv_broker_t *self)
+{
+    char why[64];
+    snprintf(why, sizeof why, "%llu bytes free", (unsigned long long)cv_space_free(self->space));
+    if (cv_space_short(self->space))
+        log_disk_short(self, why);
+    else
+        cv_log_info(self->log, "disk: %s under %s: publishes are taken again", why,
+                    self->config.data_dir);
+}
+
+/*  On a short disk the WAL is kept to a quarter of the reserve: a WAL
+ *  checkpointed whole starts again from its beginning, into space it
+ *  holds already, where a growing one would need more. */
+static void limit_wal(cv_broker_t *self)
+{
+    bool is_short = cv_space_short(self->space);
+    cv_store_limit_wal(self->store, is_short ? cv_space_reserve(self->space) / 4 : 0);
+}
+
+static void disk_changed(cv_broker_t *self)
+{
+    log_disk_space(self);
+    limit_wal(self);
+}
+
+/*  A write failed for want of space: publishes stop here, and the
+ *  reserve goes to what deliveries and acknowledgements write. */
+static void disk_exhausted(cv_broker_t *self)
+{
+    bool was_short = cv_space_short(self->space);
+    cv_space_exhausted(self->space);
+    if (!was_short) {
+        log_disk_short(self, "a write failed for want of space");
+        limit_wal(self);
+    }
+}
+
 static bool open_data(cv_broker_t *self, cv_error_t *err)
 {
     const char *dir = self->config.data_dir;
@@ -265,9 +328,22 @@ static bool open_data(cv_broker_t *self, cv_error_t *err)
         cv_error_set(err, dir, 0, 0, "cannot create: %s", strerror(errno));
         return false;
     }
-    if (!load_pseudonym_key(self, err))
+    uint64_t reserve = self->config.disk_reserve_mb ? (uint64_t)self->config.disk_reserve_mb << 20
+                                                    : DEFAULT_DISK_RESERVE;
+    /* first: on a full disk, an earlier run's reserve is what lets the
+     * store open */
+    self->space = cv_space_new(dir, reserve, err);
+    if (!self->space)
         return false;
-    self->store = cv_store_open(dir, self->config.sync, err);
+    if (load_pseudonym_key(self, err))
+        self->store = cv_store_open(dir, self->config.sync, err);
+    if (!self->store && cv_space_short(self->space)) {
+        cv_error_t why = *err;
+        cv_error_set(err, NULL, 0, 0, "%s; the disk holding %s is full (%llu bytes free)", why.msg,
+                     dir, (unsigned long long)cv_space_free(self->space));
+    }
+    if (self->store && cv_space_short(self->space))
+        disk_changed(self);
     return self->store != NULL;
 }
 
@@ -295,6 +371,19 @@ static zcert_t *load_cert(const char *path, cv_error_t *err)
     if (!cert)
         abort(); /* out of memory: docs/architecture.md, "Memory" */
     return cert;
+}
+
+/*  libzmq takes a TCP port modulo 65536 (tcp://host:99999 binds port
+ *  34463): a number it would wrap is refused here. "*", "!" and 0 choose one. */
+static bool port_in_range(const char *endpoint)
+{
+    const char *colon = strrchr(endpoint, ':');
+    if (strncmp(endpoint, "tcp://", 6) != 0 || !colon || colon < endpoint + 6 ||
+        !isdigit((unsigned char)colon[1]))
+        return true;
+    char *end = NULL;
+    long port = strtol(colon + 1, &end, 10);
+    return *end == '\0' && port >= 0 && port <= 65535; /* 0: any, as "*" */
 }
 
 static bool bind_router(cv_broker_t *self, zcert_t *cert, cv_error_t *err)
@@ -325,16 +414,26 @@ static bool bind_router(cv_broker_t *self, zcert_t *cert, cv_error_t *err)
     zsock_set_rcvtimeo(self->router, 0);
     zsock_set_linger(self->router, 1000);
     /* before the bind: libzmq copies the handshake timeout into the listener */
-    self->guard = cv_guard_new(self->router, self->config.max_pending,
+    self->guard = cv_guard_new(self->router, self->log, self->config.max_pending,
                                self->config.handshake_timeout_ms, err);
     if (!self->guard)
         return false;
+    if (!port_in_range(self->config.endpoint)) {
+        cv_error_set(err, NULL, 0, 0, "cannot bind %s: the port is not from 0 to 65535",
+                     self->config.endpoint);
+        return false;
+    }
     if (zsock_bind(self->router, "%s", self->config.endpoint) < 0) {
         cv_error_set(err, NULL, 0, 0, "cannot bind %s: %s", self->config.endpoint,
                      zmq_strerror(zmq_errno()));
         return false;
     }
-    snprintf(self->endpoint, sizeof self->endpoint, "%s", zsock_endpoint(self->router));
+    /* what libzmq bound, not what was asked for: the port chosen for "*"
+     * or "!", the address a name resolved to */
+    char *bound = zsock_last_endpoint(self->router);
+    snprintf(self->endpoint, sizeof self->endpoint, "%s",
+             bound ? bound : zsock_endpoint(self->router));
+    free(bound);
     return true;
 }
 
@@ -348,8 +447,15 @@ static void session_destroy(session_t **self_p)
     zframe_destroy(&s->routing);
     free(s->agency);
     free(s->feed);
+    free(s->peer);
     free(s);
     *self_p = NULL;
+}
+
+static int session_compare_serial(const void *a, const void *b)
+{
+    uint64_t x = ((const session_t *)a)->serial, y = ((const session_t *)b)->serial;
+    return x < y ? -1 : x > y;
 }
 
 static void session_free(void **item)
@@ -407,12 +513,29 @@ static bool load_queues(cv_broker_t *self, cv_error_t *err);
 static void reload_queues(cv_broker_t *self);
 static void forget_held_deliveries(cv_broker_t *self);
 
+/*  The policy file, at start and at every reload. With signers, its
+ *  signature must verify (cv_policy_sig.h): there is no way around it. */
+static cv_policy_t *load_policy(cv_broker_t *self, cv_error_t *err)
+{
+    if (!self->signers)
+        return cv_policy_load_file(self->config.policy_path, self->pseudonym_key, err);
+    cv_signer_t by;
+    cv_policy_t *policy = cv_policy_load_signed(self->config.policy_path, self->signers,
+                                                self->pseudonym_key, &by, err);
+    if (policy)
+        cv_log_info(self->log, "policy signed by %s (key ID %s)", by.name, by.key_id);
+    return policy;
+}
+
 /*  The policy and the store; offline, nothing more. */
 static bool start(cv_broker_t *self, bool offline, cv_error_t *err)
 {
+    if (self->config.policy_signers &&
+        !(self->signers = cv_signers_load(self->config.policy_signers, err)))
+        return false;
     if (!open_data(self, err))
         return false;
-    self->policy = cv_policy_load_file(self->config.policy_path, self->pseudonym_key, err);
+    self->policy = load_policy(self, err);
     if (!self->policy || !load_queues(self, err))
         return false;
     if (offline)
@@ -423,10 +546,13 @@ static bool start(cv_broker_t *self, bool offline, cv_error_t *err)
     uint8_t public_key[CV_KEY_BYTES];
     memcpy(public_key, zcert_public_key(cert), CV_KEY_BYTES);
     /* ZAP first: a CURVE socket bound with no handler admits any key */
-    self->zap = cv_zap_new(err);
+    self->zap = cv_zap_new(self->log, err);
     bool ok = self->zap && bind_router(self, cert, err);
     forget_cert(&cert);
-    return ok && cv_selftest_unlisted_key(self->endpoint, public_key, self->zap, self->policy, err);
+    ok = ok && cv_selftest_unlisted_key(self->endpoint, public_key, self->zap, self->policy, err);
+    if (ok)
+        cv_zap_log_refusals(self->zap);
+    return ok;
 }
 
 static cv_broker_t *broker_new(const cv_broker_config_t *config, bool offline, cv_error_t *err);
@@ -458,7 +584,8 @@ static cv_broker_t *broker_new(const cv_broker_config_t *config, bool offline, c
         self->config.max_reports = DEFAULT_MAX_REPORTS;
     if (!self->config.clock_skew_s)
         self->config.clock_skew_s = DEFAULT_CLOCK_SKEW;
-    self->log = cv_log_new(config->verbose, config->quiet);
+    self->log =
+        cv_log_new(config->log_json ? CV_LOG_JSON : CV_LOG_TEXT, config->verbose, config->quiet);
     self->sessions = zhashx_new();
     zhashx_set_destructor(self->sessions, session_free);
     self->serving = zhashx_new();
@@ -501,7 +628,9 @@ void cv_broker_destroy(cv_broker_t **self_p)
     zsock_destroy(&self->router);
     cv_zap_destroy(&self->zap);
     cv_store_close(&self->store);
+    cv_space_destroy(&self->space);
     cv_policy_destroy(&self->policy);
+    cv_signers_destroy(&self->signers);
     cv_decision_destroy(&self->decision);
     cv_log_destroy(&self->log);
     free(self->use);
@@ -540,17 +669,20 @@ static zmsg_t *frame_message(const zframe_t *routing, const Caveat__Wire__Frame 
 }
 
 /*  Sends now; a peer that is gone or full loses the message (counted). */
-static bool send_now(cv_broker_t *self, zmsg_t **msg)
+/*  0 when sent; else errno: EHOSTUNREACH for a connection that is gone,
+ *  EAGAIN for one PEER_SNDHWM messages behind (ROUTER_MANDATORY). */
+static int send_now(cv_broker_t *self, zmsg_t **msg)
 {
     if (!self->router) { /* offline (cv_broker_feed): nowhere to send */
         zmsg_destroy(msg);
-        return true;
+        return 0;
     }
     if (zmsg_send(msg, self->router) == 0)
-        return true;
+        return 0;
+    int failure = errno;
     zmsg_destroy(msg);
     self->stats.dropped++;
-    return false;
+    return failure ? failure : EAGAIN;
 }
 
 static void send_frame(cv_broker_t *self, const zframe_t *routing, const Caveat__Wire__Frame *frame)
@@ -753,6 +885,8 @@ static session_t *session_new(cv_broker_t *self, const zframe_t *routing, const 
     s->agency = cv_xstrdup(a->id);
     memcpy(s->key, a->key, CV_KEY_BYTES);
     s->feed = cv_xstrdup(feed);
+    s->peer = cv_xstrdup(self->peer ? self->peer : "");
+    s->since = (int64_t)time(NULL);
     if (!s->routing_hex || !s->routing)
         abort();         /* czmq's own allocations */
     s->resending = true; /* first whatever an earlier session left unacknowledged */
@@ -848,17 +982,27 @@ static cv_queue_t *add_queue(cv_broker_t *self, int64_t id, const char *agency, 
     return q;
 }
 
-/*  The queue (agency, feed), made (in the store too) on first use. */
-static cv_queue_t *queue_of(cv_broker_t *self, const char *agency, const char *feed,
-                            cv_error_t *err)
+/*  The queue (agency, feed) if there is one; *named false when its name
+ *  could not be made (out of memory). */
+static cv_queue_t *queue_find(cv_broker_t *self, const char *agency, const char *feed, bool *named)
 {
     queue_name_t name;
     const char *key = queue_name(&name, agency, feed);
     cv_queue_t *q = key ? zhashx_lookup(self->queues, key) : NULL;
     queue_name_free(&name);
-    if (!key)
+    *named = key != NULL;
+    return q;
+}
+
+/*  The queue (agency, feed), made (in the store too) on first use. */
+static cv_queue_t *queue_of(cv_broker_t *self, const char *agency, const char *feed,
+                            cv_error_t *err)
+{
+    bool named;
+    cv_queue_t *q = queue_find(self, agency, feed, &named);
+    if (!named)
         self->store_failed = true; /* out of memory: the turn fails, nothing is lost */
-    if (q || !key)
+    if (q || !named)
         return q;
     /* nothing routed before it can be for it */
     int64_t id = cv_store_queue(self->store, agency, feed, self->max_report, err);
@@ -958,13 +1102,13 @@ static void quarantine(cv_broker_t *self, int64_t rowid, const char *why)
 {
     cv_error_t err = {""};
     if (!cv_store_quarantine(self->store, rowid, why, &err)) {
-        cv_log_info(self->log, "store: cannot quarantine report %lld: %s", (long long)rowid,
-                    err.msg);
+        cv_log_error(self->log, "store: cannot quarantine report %lld: %s", (long long)rowid,
+                     err.msg);
         self->store_failed = true;
         return;
     }
     self->stats.quarantined++;
-    cv_log_info(self->log, "store: report %lld quarantined: %s", (long long)rowid, why);
+    cv_log_warning(self->log, "store: report %lld quarantined: %s", (long long)rowid, why);
 }
 
 static const Caveat__Report *report_at(cv_broker_t *self, int64_t rowid)
@@ -1083,6 +1227,12 @@ static int64_t accept_report(cv_broker_t *self, const char *sender, Caveat__Repo
         set_result(result, CAVEAT__WIRE__STATUS__REFUSED_INVALID, report->id, err.msg);
         return 0;
     }
+    if (cv_space_short(self->space)) {
+        self->stats.refused_no_space++;
+        set_result(result, CAVEAT__WIRE__STATUS__REFUSED_UNAVAILABLE, report->id,
+                   "the broker's disk is full; retry later");
+        return 0;
+    }
     if (!cv_timestamp_parse(report->created, &stored.created)) {
         /* no creation time: the broker's acceptance time stands in. A
          * retry of this report must still be the same report, so it is
@@ -1106,14 +1256,18 @@ static int64_t accept_report(cv_broker_t *self, const char *sender, Caveat__Repo
     }
     if (put == CV_PUT_NEW && !route(self, report, rowid, &err))
         put = CV_PUT_FAILED;
-    /* a failed write may have taken the whole transaction with it (SQLite
-     * rolls back on a full disk): the turn must not commit or acknowledge */
+    if ((put == CV_PUT_UNDONE || put == CV_PUT_FAILED) && cv_store_no_space(self->store))
+        disk_exhausted(self);
+    /* a failed write that took the whole transaction with it (SQLite rolls
+     * back by itself on some errors), or one after the report's queues
+     * were touched: the turn must not commit or acknowledge. A report
+     * undone alone is refused alone. */
     if (put == CV_PUT_FAILED)
         self->store_failed = true;
     if (put == CV_PUT_CONFLICT)
         set_result(result, CAVEAT__WIRE__STATUS__REFUSED_DUPLICATE, report->id,
                    "the id names another of this agency's reports");
-    else if (put == CV_PUT_FAILED)
+    else if (put == CV_PUT_FAILED || put == CV_PUT_UNDONE)
         set_result(result, CAVEAT__WIRE__STATUS__REFUSED_UNAVAILABLE, report->id, err.msg);
     else
         set_result(result, CAVEAT__WIRE__STATUS__OK, report->id, NULL);
@@ -1388,6 +1542,10 @@ static void save_queues(cv_broker_t *self, bool now)
 
 static void pump(cv_broker_t *self, session_t *s)
 {
+    if (s->paused_until) {
+        s->dirty = false; /* resend_overdue marks it when the pause ends */
+        return;
+    }
     size_t room = s->credit > in_flight(s) ? s->credit - in_flight(s) : 0;
     if (room > PUMP_MAX)
         room = PUMP_MAX;
@@ -1438,8 +1596,11 @@ static void on_ack(cv_broker_t *self, session_t *s, const Caveat__Wire__Delivery
         return;
     }
     size_t acked = cv_queue_ack(q, ack->up_to);
+    if (ack->up_to > s->acked)
+        s->acked = ack->up_to;
     self->unsaved = self->unsaved || acked > 0;
     s->progress = zclock_mono();
+    s->stalled = 0; /* it reads */
     session_acked(s, ack->up_to);
 }
 
@@ -1478,10 +1639,10 @@ static void revoke_removed(cv_broker_t *self)
 /*  Loads the policy file again; on any error the old policy stays. */
 static bool reload(cv_broker_t *self, cv_error_t *err)
 {
-    cv_policy_t *fresh = cv_policy_load_file(self->config.policy_path, self->pseudonym_key, err);
+    cv_policy_t *fresh = load_policy(self, err);
     if (!fresh) {
         self->stats.reload_failures++;
-        cv_log_info(self->log, "reload refused, the old policy stays: %s", err->msg);
+        cv_log_warning(self->log, "reload refused, the old policy stays: %s", err->msg);
         return false;
     }
     cv_policy_destroy(&self->policy);
@@ -1514,6 +1675,9 @@ static char *stats_json(cv_broker_t *self)
     FIELD("limited", self->stats.limited);
     FIELD("foreign", self->stats.foreign);
     FIELD("quarantined", self->stats.quarantined);
+    FIELD("refused_no_space", self->stats.refused_no_space);
+    FIELD("disk_short", cv_space_short(self->space));
+    FIELD("disk_free", cv_space_free(self->space));
     FIELD("log_suppressed", cv_log_suppressed(self->log));
     FIELD("zap_admitted", cv_zap_admitted(self->zap));
     FIELD("zap_refused", cv_zap_refused(self->zap));
@@ -1532,6 +1696,42 @@ static char *stats_json(cv_broker_t *self)
     cv_json_object_end(w);
     const char *text = cv_json_writer_text(w);
     char *copy = text ? strdup(text) : NULL;
+    cv_json_writer_destroy(&w);
+    return copy;
+}
+
+/*  Who is connected: every session, oldest first, as a JSON array. */
+static char *sessions_json(cv_broker_t *self)
+{
+    zlistx_t *all = zlistx_new();
+    for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
+        zlistx_add_end(all, s);
+    zlistx_set_comparator(all, session_compare_serial);
+    zlistx_sort(all);
+    cv_json_writer_t *w = cv_json_writer_new(0);
+    cv_json_array_begin(w);
+    for (session_t *s = zlistx_first(all); s; s = zlistx_next(all)) {
+        char since[32];
+        cv_json_object_begin(w);
+        cv_json_key(w, "agency");
+        cv_json_string(w, s->agency);
+        cv_json_key(w, "feed");
+        cv_json_string(w, s->feed);
+        cv_json_key(w, "kind");
+        cv_json_string(w, s->publish_only ? "send-only" : "delivery");
+        cv_json_key(w, "peer");
+        cv_json_string(w, s->peer);
+        cv_json_key(w, "since");
+        cv_json_string(w, format_timestamp(s->since, since, sizeof since));
+        cv_json_key(w, "in_flight");
+        cv_json_uint(w, in_flight(s));
+        cv_json_key(w, "queued");
+        cv_json_uint(w, s->publish_only || !s->queue ? 0 : cv_queue_size(s->queue));
+        cv_json_object_end(w);
+    }
+    cv_json_array_end(w);
+    zlistx_destroy(&all);
+    char *copy = cv_xstrdup(cv_json_writer_text(w));
     cv_json_writer_destroy(&w);
     return copy;
 }
@@ -1567,7 +1767,7 @@ static char *quarantined_json(cv_broker_t *self)
     const char *text = cv_json_writer_text(w);
     char *copy = n >= 0 && text ? strdup(text) : NULL;
     if (n < 0)
-        cv_log_info(self->log, "store: %s", err.msg);
+        cv_log_error(self->log, "store: %s", err.msg);
     cv_json_writer_destroy(&w);
     return copy;
 }
@@ -1590,6 +1790,16 @@ static bool backup(cv_broker_t *self, const char *dir, char *text, size_t size)
 {
     cv_error_t err = {""};
     char path[4096];
+    /* a relative path would be the broker's working directory's, which
+     * the administrator typing it does not see */
+    if (dir[0] != '/') {
+        snprintf(text, size,
+                 "%s: not an absolute path (the broker resolves paths in its own "
+                 "working directory)",
+                 dir);
+        cv_log_info(self->log, "backup: %s", text);
+        return false;
+    }
     if (mkdir(dir, 0700) != 0) {
         snprintf(text, size, "%s: cannot create: %s", dir, strerror(errno));
         return false;
@@ -1858,6 +2068,10 @@ static void on_admin(cv_broker_t *self, const zframe_t *routing, int agency,
         cv_error_t err = {""};
         bool ok = reload(self, &err);
         send_admin_reply(self, routing, ok, ok ? "reloaded" : err.msg);
+    } else if (strcmp(command, "sessions") == 0) {
+        char *text = sessions_json(self);
+        send_admin_reply(self, routing, true, text);
+        free(text);
     } else if (strcmp(command, "quarantined") == 0) {
         char *text = quarantined_json(self);
         send_admin_reply(self, routing, text != NULL, text ? text : "the store cannot list them");
@@ -2016,7 +2230,9 @@ static void handle_message(cv_broker_t *self, zmsg_t *msg)
         send_error_limited(self, routing, agency, E_BAD_FRAME,
                            "a message must be exactly one frame");
     } else {
+        self->peer = zframe_meta(data, "Peer-Address");
         handle_frame(self, routing, agency, key, zframe_data(data), zframe_size(data));
+        self->peer = NULL;
     }
     zframe_destroy(&routing);
 }
@@ -2065,7 +2281,22 @@ static void reload_queues(cv_broker_t *self)
     cv_error_t err;
     self->queues_lost = !load_queues(self, &err);
     if (self->queues_lost)
-        cv_log_info(self->log, "%s; trying again", err.msg);
+        cv_log_error(self->log, "%s; trying again", err.msg);
+}
+
+/*  An acknowledgement is the client's word that it has a delivery: it
+ *  stands whatever the store lost, and a queue read back from the store
+ *  (which saves acknowledgements every SAVE_INTERVAL_MS) takes it again,
+ *  or the outage would send again what was acknowledged during it. */
+static void reapply_acks(cv_broker_t *self)
+{
+    bool named;
+    for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions)) {
+        /* found, not made: outside the transaction nothing is written */
+        cv_queue_t *q = s->acked ? queue_find(self, s->agency, s->feed, &named) : NULL;
+        if (q && s->acked <= cv_queue_last_seq(q) && cv_queue_ack(q, s->acked) > 0)
+            self->unsaved = true;
+    }
 }
 
 /*  After a failed commit nothing of the turn happened: publishes are
@@ -2073,7 +2304,9 @@ static void reload_queues(cv_broker_t *self)
  *  starts again from what the store holds. */
 static void turn_failed(cv_broker_t *self, const char *why)
 {
-    cv_log_info(self->log, "store: %s", why);
+    cv_log_error(self->log, "store: %s", why);
+    if (cv_store_no_space(self->store))
+        disk_exhausted(self);
     cv_store_rollback(self->store);
     /* a store that keeps failing must not make the loop spin: wait a
      * little longer after each failure in a row (100, 200, 400 ms, then a
@@ -2085,6 +2318,8 @@ static void turn_failed(cv_broker_t *self, const char *why)
          p = zlistx_next(self->pending_acks))
         for (size_t i = 0; i < p->ack.n_results; i++)
             if (p->ack.results[i]->status == CAVEAT__WIRE__STATUS__OK) {
+                self->stats.published--; /* counted when it was taken */
+                self->stats.refused++;
                 p->ack.results[i]->status = CAVEAT__WIRE__STATUS__REFUSED_UNAVAILABLE;
                 free(p->ack.results[i]->reason);
                 p->ack.results[i]->reason = cv_xstrdup("the store could not commit; retry");
@@ -2095,21 +2330,61 @@ static void turn_failed(cv_broker_t *self, const char *why)
     /* rows made in the rolled-back turn are gone: so must be their mirrors */
     cv_cache_forget(self->cache);
     reload_queues(self);
+    reapply_acks(self);
 }
 
-/*  A connection that cannot take a message (gone, or PEER_SNDHWM messages
- *  behind) loses its session: it is not reading, and nothing more is
- *  queued for it. Its deliveries stay in flight for the queue's next
- *  session. */
-static void end_session_by_serial(cv_broker_t *self, uint64_t serial)
+static session_t *session_by_serial(cv_broker_t *self, uint64_t serial)
 {
     for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
-        if (s->serial == serial) {
-            cv_log_agency(self->log, s->agency, false,
-                          "session of %s ended: its connection takes nothing more", s->agency);
-            end_session(self, s);
-            return;
-        }
+        if (s->serial == serial)
+            return s;
+    return NULL;
+}
+
+/*  Deliveries of a session still to go out: dropped, they stay in flight. */
+static void forget_deliveries_of(cv_broker_t *self, uint64_t serial)
+{
+    zlistx_t *lists[] = {self->outbox, self->held};
+    for (size_t i = 0; i < sizeof lists / sizeof *lists; i++)
+        for (held_t *h = zlistx_first(lists[i]); h; h = zlistx_next(lists[i]))
+            if (h->session == serial && h->delivery) {
+                zlistx_detach_cur(lists[i]); /* the cursor stays valid for next */
+                zmsg_destroy(&h->msg);
+                free(h);
+            }
+}
+
+#define STALL_PAUSE_MS 100 /* a full connection is sent nothing more for this long */
+
+/*  A message for a session that its connection did not take. A delivery
+ *  that found the connection full (a reader that is slow, now) must not
+ *  leave a gap in what the client gets, or its next cumulative
+ *  acknowledgement would cover a delivery it never had: the session's
+ *  later deliveries are dropped too, it pauses, and then sends again all
+ *  it has in flight, in seq order (the client drops what it has). A
+ *  connection that is gone, that stays full for the ack timeout, or that
+ *  missed anything else (a PublishAck) loses its session: nothing more is
+ *  queued for it, and its deliveries stay in flight for the queue's next
+ *  session. */
+static void send_failed(cv_broker_t *self, uint64_t serial, bool delivery, int failure)
+{
+    session_t *s = session_by_serial(self, serial);
+    if (!s)
+        return;
+    int64_t now = zclock_mono();
+    if (failure == EAGAIN && delivery &&
+        (!s->stalled || now - s->stalled < self->config.ack_timeout_ms)) {
+        if (!s->stalled)
+            s->stalled = now;
+        forget_deliveries_of(self, serial);
+        session_resend_all(s);
+        s->dirty = false;
+        s->paused_until = now + STALL_PAUSE_MS;
+        return;
+    }
+    cv_log_agency(self->log, s->agency, false,
+                  "session of %s ended: its connection takes nothing more", s->agency);
+    end_session(self, s);
 }
 
 /*  Sends what waited for commits now on disk, in order. */
@@ -2120,10 +2395,11 @@ static void release_synced(cv_broker_t *self)
     while ((h = zlistx_first(self->held)) && h->commit <= synced) {
         zlistx_detach_cur(self->held);
         uint64_t session = h->session;
-        bool sent = send_now(self, &h->msg);
+        bool delivery = h->delivery;
+        int failure = send_now(self, &h->msg);
         free(h);
-        if (!sent && session)
-            end_session_by_serial(self, session);
+        if (failure && session)
+            send_failed(self, session, delivery, failure);
     }
 }
 
@@ -2194,10 +2470,12 @@ static bool begin_turn(cv_broker_t *self)
         reload_queues(self);
     if (self->queues_lost || !cv_store_begin(self->store, &err)) {
         if (!self->queues_lost)
-            cv_log_info(self->log, "%s", err.msg);
+            cv_log_error(self->log, "%s", err.msg);
         zclock_sleep(100); /* the store is failing: do not spin */
         return false;
     }
+    if (cv_space_check(self->space, false))
+        disk_changed(self);
     cv_cache_next_turn(self->cache);
     self->turn_reports = 0;
     self->turns++;
@@ -2221,7 +2499,7 @@ static void end_turn(cv_broker_t *self)
     run_all_deferred(self);
     if (!cv_store_checkpoint_when_due(self->store, &err) &&
         rate_allows(&self->checkpoint_failures, 1))
-        cv_log_info(self->log, "store: %s", err.msg);
+        cv_log_error(self->log, "store: %s", err.msg);
 }
 
 static void turn(cv_broker_t *self, bool readable)
@@ -2248,7 +2526,10 @@ static void resend_overdue(cv_broker_t *self)
 {
     int64_t now = zclock_mono();
     for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
-        if (in_flight(s) > 0 && now - s->progress > self->config.ack_timeout_ms) {
+        if (s->paused_until && now >= s->paused_until) {
+            s->paused_until = 0;
+            s->dirty = true; /* it resends what it has in flight */
+        } else if (in_flight(s) > 0 && now - s->progress > self->config.ack_timeout_ms) {
             self->stats.resent += in_flight(s);
             session_resend_all(s);
             s->progress = now;
@@ -2273,7 +2554,7 @@ static void purge_when_due(cv_broker_t *self, int64_t *next)
     cv_error_t err = {""};
     static const purge_how_t hourly = {0};
     if (purge(self, &hourly, NULL, &err) < 0)
-        cv_log_info(self->log, "retention: %s", err.msg);
+        cv_log_warning(self->log, "retention: %s", err.msg);
 }
 
 void cv_broker_feed(cv_broker_t *self, int agency, uint32_t connection, const void *frame,
@@ -2326,7 +2607,7 @@ int cv_broker_run(cv_broker_t *self)
     while (!stop_requested) {
         const char *failed = cv_store_sync_failed(self->store);
         if (failed) { /* nothing more can be made durable: stop, do not pretend */
-            cv_log_info(self->log, "store: %s; stopping", failed);
+            cv_log_error(self->log, "store: %s; stopping", failed);
             status = 1;
             break;
         }

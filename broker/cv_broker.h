@@ -18,12 +18,17 @@ typedef struct {
     int max_frame;            /* bytes; 0: 1 MiB */
     int max_reports;          /* reports one Publish may hold; 0: 500 */
     int clock_skew_s;         /* how far ahead of the clock a report's created may be; 0: 1 day */
+    int disk_reserve_mb;      /* disk kept for deliveries when the disk fills (cv_space.h); 0: 64 */
     int ack_timeout_ms;       /* resend what a session leaves unacknowledged this long; 0: 30 s */
     int max_pending;          /* connections in their handshake before the oldest is ended; 0: a
                                  quarter of the descriptor limit, at most 1024 */
     int handshake_timeout_ms; /* a connection not past its handshake by then is dropped; 0: 5 s */
     bool verbose;             /* debug lines on stderr */
+    bool log_json;            /* log lines as JSON objects (cv_log.h) */
+    const char *pid_file;     /* caveatd writes its pid there once started; NULL: none */
     bool quiet;               /* no lines at all (fuzzing) */
+    /* a signers file: when set, only a policy signed by one of them loads */
+    const char *policy_signers;
 } cv_broker_config_t;
 
 typedef struct cv_broker_t cv_broker_t;

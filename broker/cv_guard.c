@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 
 #include "cv_guard.h"
+#include "cv_log.h"
 #include "cv_peer.h"
 
 #define DEFAULT_HANDSHAKE_MS 5000
@@ -50,6 +51,7 @@ typedef struct {
 
 struct cv_guard_t {
     zsock_t *router;   /* watched, not owned */
+    cv_log_t *log;     /* not owned */
     zsock_t *events;   /* PAIR receiving the router's monitor events */
     zlistx_t *pending; /* pending_t, oldest first */
     size_t max_pending;
@@ -74,7 +76,7 @@ static int pending_compare_fd(const void *item1, const void *item2)
 
 /*  The soft descriptor limit raised to the hard one: more connections fit
  *  before accept fails. Returns the limit in force. */
-static rlim_t raise_descriptor_limit(void)
+static rlim_t raise_descriptor_limit(cv_log_t *log)
 {
     struct rlimit limit;
     if (getrlimit(RLIMIT_NOFILE, &limit) != 0)
@@ -86,8 +88,8 @@ static rlim_t raise_descriptor_limit(void)
             limit.rlim_cur = was;
     }
     if (limit.rlim_cur != was)
-        fprintf(stderr, "caveatd: descriptor limit raised from %llu to %llu\n",
-                (unsigned long long)was, (unsigned long long)limit.rlim_cur);
+        cv_log_info(log, "descriptor limit raised from %llu to %llu", (unsigned long long)was,
+                    (unsigned long long)limit.rlim_cur);
     return limit.rlim_cur;
 }
 
@@ -115,17 +117,18 @@ static bool start_monitor(cv_guard_t *self, cv_error_t *err)
     return zsock_connect(self->events, "%s", endpoint) == 0;
 }
 
-cv_guard_t *cv_guard_new(zsock_t *router, int max_pending, int handshake_timeout_ms,
+cv_guard_t *cv_guard_new(zsock_t *router, cv_log_t *log, int max_pending, int handshake_timeout_ms,
                          cv_error_t *err)
 {
     cv_guard_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
     self->router = router;
+    self->log = log;
     self->pending = zlistx_new();
     zlistx_set_destructor(self->pending, pending_free);
     zlistx_set_comparator(self->pending, pending_compare_fd);
-    rlim_t descriptors = raise_descriptor_limit();
+    rlim_t descriptors = raise_descriptor_limit(log);
     self->max_pending = max_pending > 0 ? (size_t)max_pending : default_max_pending(descriptors);
     int timeout_ms = handshake_timeout_ms > 0 ? handshake_timeout_ms : DEFAULT_HANDSHAKE_MS;
     zsock_set_handshake_ivl(router, timeout_ms);
@@ -133,10 +136,10 @@ cv_guard_t *cv_guard_new(zsock_t *router, int max_pending, int handshake_timeout
         cv_guard_destroy(&self);
         return NULL;
     }
-    fprintf(stderr,
-            "caveatd: connections: descriptor limit %llu, at most %zu pending handshakes, "
-            "handshake timeout %.1f s\n",
-            (unsigned long long)descriptors, self->max_pending, timeout_ms / 1000.0);
+    cv_log_info(log,
+                "connections: descriptor limit %llu, at most %zu pending handshakes, "
+                "handshake timeout %.1f s",
+                (unsigned long long)descriptors, self->max_pending, timeout_ms / 1000.0);
     return self;
 }
 
@@ -145,10 +148,10 @@ static void log_evictions(cv_guard_t *self, bool now)
     int64_t time = zclock_mono();
     if (self->burst.count == 0 || (!now && time - self->burst.logged_at < LOG_INTERVAL_MS))
         return;
-    fprintf(stderr,
-            "caveatd: ended %llu connections still in their handshake (more than %zu "
-            "pending; oldest first), the last from %s\n",
-            (unsigned long long)self->burst.count, self->max_pending, self->burst.last_peer);
+    cv_log_warning(self->log,
+                   "ended %llu connections still in their handshake (more than %zu "
+                   "pending; oldest first), the last from %s",
+                   (unsigned long long)self->burst.count, self->max_pending, self->burst.last_peer);
     self->burst.count = 0;
     self->burst.logged_at = time;
 }

@@ -12,6 +12,8 @@
 #ifndef CV_GUARD_H
 #define CV_GUARD_H
 
+#include "cv_log.h"
+
 #include <czmq.h>
 
 #include "cv_policy.h"
@@ -23,7 +25,7 @@ typedef struct cv_guard_t cv_guard_t;
  *  connection's events must find the monitor running. max_pending 0: a
  *  quarter of the descriptor limit, at most 1024; handshake_timeout_ms 0:
  *  5 s. NULL with err when the monitor cannot start. */
-cv_guard_t *cv_guard_new(zsock_t *router, int max_pending, int handshake_timeout_ms,
+cv_guard_t *cv_guard_new(zsock_t *router, cv_log_t *log, int max_pending, int handshake_timeout_ms,
                          cv_error_t *err);
 /*  Stops the monitor; call before the router is destroyed. */
 void cv_guard_destroy(cv_guard_t **self_p);

@@ -1,8 +1,10 @@
 /*  cv_log.c: escaped, rate-limited log lines (cv_log.h). */
 #include <czmq.h>
 #include <stdarg.h>
+#include <sys/time.h>
 
 #include "cv_log.h"
+#include "cv_proto.h"
 
 #define LINE_MAX_BYTES 1024 /* longer lines are cut: a log line, not a dump */
 
@@ -12,7 +14,12 @@ typedef struct {
     uint64_t held;  /* suppressed since the last line written */
 } budget_t;
 
+typedef enum { LEVEL_DEBUG, LEVEL_INFO, LEVEL_WARNING, LEVEL_ERROR } level_t;
+
+static const char *const level_names[] = {"debug", "info", "warning", "error"};
+
 struct cv_log_t {
+    cv_log_format_t format;
     bool verbose, quiet;
     zhashx_t *budgets; /* agency id -> budget_t; agencies come from the policy */
     uint64_t suppressed;
@@ -24,11 +31,12 @@ static void budget_free(void **item)
     *item = NULL;
 }
 
-cv_log_t *cv_log_new(bool verbose, bool quiet)
+cv_log_t *cv_log_new(cv_log_format_t format, bool verbose, bool quiet)
 {
     cv_log_t *self = calloc(1, sizeof *self);
     if (!self)
         abort(); /* out of memory: docs/architecture.md, "Memory" */
+    self->format = format;
     self->verbose = verbose;
     self->quiet = quiet;
     self->budgets = zhashx_new();
@@ -45,11 +53,23 @@ void cv_log_destroy(cv_log_t **self_p)
     *self_p = NULL;
 }
 
-/*  Writes "caveatd: " and line, escaped, in one write. */
-static void emit_line(const char *line)
+/*  Now in RFC 3339, UTC, with milliseconds. */
+static void format_time(char out[32])
 {
-    char out[sizeof "caveatd: " + 4 * LINE_MAX_BYTES + 1];
-    size_t n = (size_t)snprintf(out, sizeof out, "caveatd: ");
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    struct tm tm;
+    gmtime_r(&tv.tv_sec, &tm);
+    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%03dZ", (int)(tv.tv_usec / 1000));
+}
+
+/*  "TIME LEVEL caveatd: " and line, escaped, in one write. */
+static void emit_text(level_t level, const char *line)
+{
+    char out[64 + 4 * LINE_MAX_BYTES + 1], time[32];
+    format_time(time);
+    size_t n = (size_t)snprintf(out, sizeof out, "%s %s caveatd: ", time, level_names[level]);
     for (const unsigned char *c = (const unsigned char *)line; *c; c++) {
         if (*c < 0x20 || *c == 0x7f || *c == '\\')
             n += (size_t)snprintf(out + n, sizeof out - n, "\\x%02x", *c);
@@ -60,41 +80,87 @@ static void emit_line(const char *line)
     fwrite(out, 1, n, stderr);
 }
 
-static void emit(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+/*  One JSON object: the writer escapes what JSON must. */
+static void emit_json(level_t level, const char *agency, const char *line)
+{
+    char time[32];
+    format_time(time);
+    cv_json_writer_t *w = cv_json_writer_new(0);
+    cv_json_object_begin(w);
+    cv_json_key(w, "time");
+    cv_json_string(w, time);
+    cv_json_key(w, "level");
+    cv_json_string(w, level_names[level]);
+    if (agency) {
+        cv_json_key(w, "agency");
+        cv_json_string(w, agency);
+    }
+    cv_json_key(w, "message");
+    cv_json_string(w, line);
+    cv_json_object_end(w);
+    const char *text = cv_json_writer_text(w);
+    if (text)
+        fprintf(stderr, "%s\n", text);
+    cv_json_writer_destroy(&w);
+}
 
-static void emit(const char *fmt, va_list ap)
+static void emit_line(const cv_log_t *self, level_t level, const char *agency, const char *line)
+{
+    if (self->format == CV_LOG_JSON)
+        emit_json(level, agency, line);
+    else
+        emit_text(level, line);
+}
+
+static void emit(const cv_log_t *self, level_t level, const char *agency, const char *fmt,
+                 va_list ap) __attribute__((format(printf, 4, 0)));
+
+static void emit(const cv_log_t *self, level_t level, const char *agency, const char *fmt,
+                 va_list ap)
 {
     char line[LINE_MAX_BYTES];
     vsnprintf(line, sizeof line, fmt, ap);
-    emit_line(line);
+    emit_line(self, level, agency, line);
 }
+
+#define LOG_AT(level)                                                                              \
+    do {                                                                                           \
+        va_list ap;                                                                                \
+        va_start(ap, fmt);                                                                         \
+        emit(self, level, NULL, fmt, ap);                                                          \
+        va_end(ap);                                                                                \
+    } while (0)
 
 void cv_log_info(cv_log_t *self, const char *fmt, ...)
 {
-    if (self->quiet)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    emit(fmt, ap);
-    va_end(ap);
+    if (!self->quiet)
+        LOG_AT(LEVEL_INFO);
+}
+
+void cv_log_warning(cv_log_t *self, const char *fmt, ...)
+{
+    if (!self->quiet)
+        LOG_AT(LEVEL_WARNING);
+}
+
+void cv_log_error(cv_log_t *self, const char *fmt, ...)
+{
+    if (!self->quiet)
+        LOG_AT(LEVEL_ERROR);
 }
 
 void cv_log_debug(cv_log_t *self, const char *fmt, ...)
 {
-    if (!self->verbose || self->quiet)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    emit(fmt, ap);
-    va_end(ap);
+    if (self->verbose && !self->quiet)
+        LOG_AT(LEVEL_DEBUG);
 }
 
-static void say_held(const char *agency, uint64_t held)
+static void say_held(const cv_log_t *self, const char *agency, uint64_t held)
 {
     char line[LINE_MAX_BYTES];
     snprintf(line, sizeof line, "%s: %" PRIu64 " more lines not logged (over %d a second)", agency,
              held, CV_LOG_AGENCY_LINES);
-    emit_line(line);
+    emit_line(self, LEVEL_WARNING, NULL, line);
 }
 
 /*  True when agency may log a line now. */
@@ -112,7 +178,7 @@ static bool take(cv_log_t *self, const char *agency)
         b->second = second;
         b->lines = 0;
         if (b->held) {
-            say_held(agency, b->held);
+            say_held(self, agency, b->held);
             b->held = 0;
         }
     }
@@ -131,7 +197,17 @@ void cv_log_agency(cv_log_t *self, const char *agency, bool debug, const char *f
         return;
     va_list ap;
     va_start(ap, fmt);
-    emit(fmt, ap);
+    emit(self, debug ? LEVEL_DEBUG : LEVEL_INFO, agency, fmt, ap);
+    va_end(ap);
+}
+
+void cv_log_limited(cv_log_t *self, const char *key, const char *fmt, ...)
+{
+    if (self->quiet || !take(self, key))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    emit(self, LEVEL_WARNING, NULL, fmt, ap);
     va_end(ap);
 }
 

@@ -1,5 +1,10 @@
 /*  cv_log.h: caveatd's log, on stderr, one line per event.
  *
+ *  A line is "TIME LEVEL caveatd: MESSAGE", TIME in RFC 3339 UTC with
+ *  milliseconds, LEVEL one of debug, info, warning, error; or, with
+ *  CV_LOG_JSON, one JSON object a line: {"time", "level", "agency" (when
+ *  an agency's traffic caused it), "message"}.
+ *
  *  Every line is escaped as a whole: a byte below 0x20, 0x7f or a
  *  backslash is written as \xNN, so no value (a report id, a feed name, a
  *  peer's address) can start a line of its own or forge one. Lines that an
@@ -18,12 +23,23 @@
 
 typedef struct cv_log_t cv_log_t;
 
+typedef enum { CV_LOG_TEXT, CV_LOG_JSON } cv_log_format_t;
+
 /*  verbose: debug lines too; quiet: no lines at all (fuzzing). */
-cv_log_t *cv_log_new(bool verbose, bool quiet);
+cv_log_t *cv_log_new(cv_log_format_t format, bool verbose, bool quiet);
 void cv_log_destroy(cv_log_t **self_p);
 
-/*  A line about the broker itself: start, reload, store errors. */
+/*  Lines about the broker itself: start and stop, reloads (info); what an
+ *  operator should look at (warning: a refused reload, a short disk, a
+ *  quarantined report); what stops work (error: a failed write, a
+ *  failed sync). */
 void cv_log_info(cv_log_t *self, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cv_log_warning(cv_log_t *self, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cv_log_error(cv_log_t *self, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*  A line caused by something outside any agency (a handshake with an
+ *  unknown key), rate-limited as one more "agency" named by key. */
+void cv_log_limited(cv_log_t *self, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /*  Only with --verbose. */
 void cv_log_debug(cv_log_t *self, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /*  A line caused by agency's traffic, rate-limited per agency; debug lines

@@ -190,6 +190,9 @@ struct cv_store_t {
     uint64_t commits;      /* commits that wrote something: their numbers */
     int64_t changes;       /* rows changed by all commits so far */
     uint64_t checkpointed; /* the commit number when a checkpoint was last asked for */
+    bool no_space;         /* a write failed for want of disk space since the last begin */
+    int page_size;         /* bytes */
+    int wal_pages_busy;    /* the WAL is checkpointed in the thread past this many pages */
 };
 
 static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int pages)
@@ -199,8 +202,19 @@ static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int pages)
     return SQLITE_OK;
 }
 
+/*  SQLite says SQLITE_FULL for a short write, and an I/O error with the
+ *  system's errno for a write that wrote nothing. */
+static bool for_want_of_space(sqlite3 *db)
+{
+    int errno_was = sqlite3_system_errno(db);
+    return sqlite3_errcode(db) == SQLITE_FULL ||
+           ((sqlite3_errcode(db) == SQLITE_IOERR || sqlite3_errcode(db) == SQLITE_CANTOPEN) &&
+            (errno_was == ENOSPC || errno_was == EDQUOT || errno_was == EFBIG));
+}
+
 static bool db_error(cv_store_t *self, cv_error_t *err, const char *what)
 {
+    self->no_space = self->no_space || for_want_of_space(self->db);
     cv_error_set(err, NULL, 0, 0, "store: %s: %s", what, sqlite3_errmsg(self->db));
     return false;
 }
@@ -293,7 +307,13 @@ static bool check_format(cv_store_t *self, const char *path, cv_error_t *err)
             SQLITE_OK ||
         sqlite3_step(s) != SQLITE_ROW) {
         sqlite3_finalize(s);
-        cv_error_set(err, path, 0, 0, "not a caveat store (%s)", sqlite3_errmsg(self->db));
+        /* a file SQLite cannot read is no store; one it cannot get at is
+         * a disk or I/O problem, and says so */
+        int rc = sqlite3_errcode(self->db);
+        bool unreadable = rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT;
+        cv_error_set(err, path, 0, 0, "%s (%s)",
+                     unreadable ? "not a caveat store" : "cannot read the store",
+                     sqlite3_errmsg(self->db));
         return false;
     }
     tables = sqlite3_column_int(s, 0);
@@ -339,6 +359,13 @@ static bool configure(cv_store_t *self, cv_sync_t sync, const char *path, cv_err
         return false;
     }
     sqlite3_busy_timeout(self->db, 5000);
+    sqlite3_stmt *s = NULL;
+    self->page_size = sqlite3_prepare_v2(self->db, "PRAGMA page_size", -1, &s, NULL) == SQLITE_OK &&
+                              sqlite3_step(s) == SQLITE_ROW
+                          ? sqlite3_column_int(s, 0)
+                          : 4096;
+    sqlite3_finalize(s);
+    cv_store_limit_wal(self, 0);
     /* checkpoints run when the broker asks (cv_store_checkpoint), in a
      * thread, not inside whichever commit crosses SQLite's threshold */
     sqlite3_wal_hook(self->db, on_wal_commit, self);
@@ -513,6 +540,7 @@ bool cv_store_begin(cv_store_t *self, cv_error_t *err)
 {
     (void)err;
     self->wanted = true;
+    self->no_space = false;
     return true;
 }
 
@@ -587,6 +615,26 @@ void cv_store_rollback(cv_store_t *self)
         run(self, S_ROLLBACK, NULL);
 }
 
+/* ------------------------------------------------------------------------ */
+/*  Changes made of several statements: whole, or not at all.               */
+
+/*  A savepoint inside the caller's transaction (or a transaction of its
+ *  own outside one): a change that fails half way takes back its first
+ *  half even if the caller commits. */
+static bool whole_begin(cv_store_t *self, cv_error_t *err)
+{
+    return writing(self, err) && run(self, S_SAVEPOINT, err);
+}
+
+static bool whole_end(cv_store_t *self, bool ok, cv_error_t *err)
+{
+    if (sqlite3_get_autocommit(self->db))
+        return ok; /* SQLite rolled everything back by itself */
+    if (!ok)
+        run(self, S_UNDO, NULL);
+    return run(self, S_RELEASE, ok ? err : NULL) && ok;
+}
+
 /*  (originator, id) already stored: the same report again (a retried
  *  publish, whatever the broker stamped into it since) or a conflict. */
 static cv_put_t compare_stored(cv_store_t *self, const cv_stored_report_t *report,
@@ -607,10 +655,21 @@ static cv_put_t compare_stored(cv_store_t *self, const cv_stored_report_t *repor
     return same ? CV_PUT_SAME : CV_PUT_CONFLICT;
 }
 
+/*  The insert runs in a savepoint: when it fails and SQLite kept the
+ *  transaction, the report alone is undone and the turn carries on. */
+static cv_put_t put_failed(cv_store_t *self, cv_error_t *err)
+{
+    bool kept = !sqlite3_get_autocommit(self->db);
+    whole_end(self, false, NULL);
+    if (!kept)
+        cv_error_set(err, NULL, 0, 0, "%s; the transaction was rolled back", err->msg);
+    return kept ? CV_PUT_UNDONE : CV_PUT_FAILED;
+}
+
 cv_put_t cv_store_put_report(cv_store_t *self, const cv_stored_report_t *report,
                              const uint8_t *body, size_t len, int64_t *rowid, cv_error_t *err)
 {
-    if (!writing(self, err))
+    if (!whole_begin(self, err))
         return CV_PUT_FAILED;
     uint8_t checksum[CV_DIGEST_BYTES];
     blake2b(checksum, body, len);
@@ -630,9 +689,17 @@ cv_put_t cv_store_put_report(cv_store_t *self, const cv_stored_report_t *report,
         db_error(self, err, "store report");
     sqlite3_reset(s);
     *rowid = sqlite3_last_insert_rowid(self->db);
-    if (rc == SQLITE_DONE)
-        return CV_PUT_NEW;
-    return taken ? compare_stored(self, report, digest, rowid, err) : CV_PUT_FAILED;
+    cv_put_t put = rc == SQLITE_DONE ? CV_PUT_NEW
+                   : taken           ? compare_stored(self, report, digest, rowid, err)
+                                     : CV_PUT_FAILED;
+    if (put == CV_PUT_FAILED)
+        return put_failed(self, err);
+    return whole_end(self, true, err) ? put : put_failed(self, err);
+}
+
+bool cv_store_no_space(const cv_store_t *self)
+{
+    return self->no_space;
 }
 
 int64_t cv_store_queue(cv_store_t *self, const char *agency, const char *feed, int64_t done,
@@ -927,26 +994,6 @@ int cv_store_get_report(cv_store_t *self, int64_t report, uint8_t **body, size_t
     return found;
 }
 
-/* ------------------------------------------------------------------------ */
-/*  Changes made of several statements: whole, or not at all.               */
-
-/*  A savepoint inside the caller's transaction (or a transaction of its
- *  own outside one): a change that fails half way takes back its first
- *  half even if the caller commits. */
-static bool whole_begin(cv_store_t *self, cv_error_t *err)
-{
-    return writing(self, err) && run(self, S_SAVEPOINT, err);
-}
-
-static bool whole_end(cv_store_t *self, bool ok, cv_error_t *err)
-{
-    if (sqlite3_get_autocommit(self->db))
-        return ok; /* SQLite rolled everything back by itself */
-    if (!ok)
-        run(self, S_UNDO, NULL);
-    return run(self, S_RELEASE, ok ? err : NULL) && ok;
-}
-
 /*  A report's row and its route, gone: no queue is built with it again. */
 static bool delete_report(cv_store_t *self, int64_t report, cv_error_t *err)
 {
@@ -1042,8 +1089,14 @@ bool cv_store_checkpoint_now(cv_store_t *self, cv_error_t *err)
 /*  The WAL is emptied in the checkpointer's thread past WAL_PAGES_BUSY,
  *  and here and now past WAL_PAGES_MAX: a WAL that grows faster than the
  *  thread empties it would otherwise grow without bound. */
-#define WAL_PAGES_BUSY 4096  /* ~16 MB of WAL */
+#define WAL_BYTES_BUSY (16 * 1024 * 1024)
 #define WAL_PAGES_MAX  65536 /* ~256 MB */
+
+void cv_store_limit_wal(cv_store_t *self, uint64_t bytes)
+{
+    uint64_t pages = (bytes ? bytes : WAL_BYTES_BUSY) / (uint64_t)self->page_size;
+    self->wal_pages_busy = pages < 1 ? 1 : pages > WAL_PAGES_MAX ? WAL_PAGES_MAX : (int)pages;
+}
 
 bool cv_store_checkpoint_when_due(cv_store_t *self, cv_error_t *err)
 {
@@ -1054,7 +1107,7 @@ bool cv_store_checkpoint_when_due(cv_store_t *self, cv_error_t *err)
     }
     if (self->wal_pages > WAL_PAGES_MAX)
         return cv_store_checkpoint_now(self, err);
-    if (self->wal_pages > WAL_PAGES_BUSY)
+    if (self->wal_pages > self->wal_pages_busy)
         cv_store_checkpoint(self);
     return true;
 }

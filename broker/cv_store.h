@@ -64,7 +64,8 @@ typedef enum {
     CV_PUT_NEW,      /* stored */
     CV_PUT_SAME,     /* the same report was stored before: nothing to do */
     CV_PUT_CONFLICT, /* the originator's id names another of its reports */
-    CV_PUT_FAILED,
+    CV_PUT_UNDONE,   /* not stored, and nothing else lost: the transaction goes on */
+    CV_PUT_FAILED,   /* not stored, and the transaction is lost: it must roll back */
 } cv_put_t;
 
 #define CV_DIGEST_BYTES 32 /* BLAKE2b-256 (crypto_generichash) */
@@ -86,6 +87,10 @@ typedef struct {
 /*  Sets *rowid to the stored report's (new or, for CV_PUT_SAME, earlier). */
 cv_put_t cv_store_put_report(cv_store_t *self, const cv_stored_report_t *report,
                              const uint8_t *body, size_t len, int64_t *rowid, cv_error_t *err);
+/*  A write since cv_store_begin failed for want of disk space (SQLite's
+ *  SQLITE_FULL, or a write error ENOSPC, EDQUOT or EFBIG). */
+bool cv_store_no_space(const cv_store_t *self);
+
 /*  The id of queue (agency, feed), made when new with everything up to
  *  report rowid done already finished for it; -1 on failure. */
 int64_t cv_store_queue(cv_store_t *self, const char *agency, const char *feed, int64_t done,
@@ -173,6 +178,10 @@ bool cv_store_checkpoint_now(cv_store_t *self, cv_error_t *err);
  *  when that failed, or when a checkpoint in the thread failed since the
  *  last call (each failure is told once): the WAL is not being emptied. */
 bool cv_store_checkpoint_when_due(cv_store_t *self, cv_error_t *err);
+/*  How large the WAL may grow before cv_store_checkpoint_when_due empties
+ *  it in the thread; 0: the default, about 16 MB. A WAL checkpointed whole
+ *  starts again from its beginning, in space it holds already. */
+void cv_store_limit_wal(cv_store_t *self, uint64_t bytes);
 
 /*  The categories of stored reports (malloc'd strings in a malloc'd
  *  array): how many, or -1 (nothing to free) on an error. */

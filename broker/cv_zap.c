@@ -13,14 +13,17 @@
 
 struct cv_zap_t {
     zsock_t *socket;
+    cv_log_t *log;     /* not owned */
+    bool log_refusals; /* not during the start's own test */
     uint64_t admitted, refused;
 };
 
-cv_zap_t *cv_zap_new(cv_error_t *err)
+cv_zap_t *cv_zap_new(cv_log_t *log, cv_error_t *err)
 {
     cv_zap_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
+    self->log = log;
     self->socket = zsock_new(ZMQ_REP);
     if (!self->socket || zsock_bind(self->socket, ZAP_ENDPOINT) != 0) {
         cv_error_set(err, NULL, 0, 0, "cannot bind the ZAP handler at %s: %s", ZAP_ENDPOINT,
@@ -62,6 +65,26 @@ static void admitted_key(zmsg_t *request, const cv_policy_t *policy, char z85[41
         memcpy(z85, cv_policy_agency(policy, agency)->key_z85, 41);
 }
 
+/*  A refused handshake, logged with the peer's address and the key it
+ *  offered (public, and what an administrator compares with the policy);
+ *  at most CV_LOG_AGENCY_LINES a second, for anyone may try. */
+static void log_refusal(cv_zap_t *self, zmsg_t *request)
+{
+    char address[64] = "?", key[41] = "none";
+    zframe_t *frame = zmsg_first(request);
+    for (int i = 0; frame && i < 3; i++)
+        frame = zmsg_next(request);
+    if (frame && zframe_size(frame) < sizeof address)
+        snprintf(address, sizeof address, "%.*s", (int)zframe_size(frame),
+                 (const char *)zframe_data(frame));
+    zframe_t *credentials = zmsg_size(request) == 7 ? zmsg_last(request) : NULL;
+    if (credentials && zframe_size(credentials) == CV_KEY_BYTES)
+        zmq_z85_encode(key, zframe_data(credentials), CV_KEY_BYTES);
+    cv_log_limited(self->log, "refused handshakes",
+                   "handshake refused: key %s from %s is not an agency of this protocol", key,
+                   address);
+}
+
 void cv_zap_handle(cv_zap_t *self, const cv_policy_t *policy)
 {
     zmsg_t *request = zmsg_recv(self->socket);
@@ -69,6 +92,8 @@ void cv_zap_handle(cv_zap_t *self, const cv_policy_t *policy)
         return;
     char key[41];
     admitted_key(request, policy, key);
+    if (!*key && self->log_refusals)
+        log_refusal(self, request);
     zframe_t *version = zmsg_pop(request);
     zframe_t *request_id = zmsg_pop(request);
     zmsg_t *reply = zmsg_new();
@@ -89,6 +114,11 @@ void cv_zap_handle(cv_zap_t *self, const cv_policy_t *policy)
     zframe_destroy(&version);
     zframe_destroy(&request_id);
     zmsg_destroy(&request);
+}
+
+void cv_zap_log_refusals(cv_zap_t *self)
+{
+    self->log_refusals = true;
 }
 
 uint64_t cv_zap_admitted(const cv_zap_t *self)

@@ -7,6 +7,8 @@
 #ifndef CV_ZAP_H
 #define CV_ZAP_H
 
+#include "cv_log.h"
+
 #include <czmq.h>
 
 #include "cv_policy.h"
@@ -14,7 +16,10 @@
 typedef struct cv_zap_t cv_zap_t;
 
 /*  Binds the handler's socket at inproc://zeromq.zap.01. */
-cv_zap_t *cv_zap_new(cv_error_t *err);
+cv_zap_t *cv_zap_new(cv_log_t *log, cv_error_t *err);
+/*  From now on every refused handshake is logged (peer address, the key
+ *  offered), rate-limited: not the broker's own test at start. */
+void cv_zap_log_refusals(cv_zap_t *self);
 void cv_zap_destroy(cv_zap_t **self_p);
 
 /*  The socket to poll. */

@@ -41,6 +41,8 @@ int cmd_keygen(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_policy_test(int argc, char **argv);
 int cmd_policy_views(int argc, char **argv);
+int cmd_policy_sign(int argc, char **argv);
+int cmd_policy_signer_key(int argc, char **argv);
 int cmd_publish(int argc, char **argv);
 int cmd_subscribe(int argc, char **argv);
 int cmd_admin(int argc, char **argv);

@@ -1,4 +1,4 @@
-/*  caveat admin stats|reload|quarantined|purge|backup: an administrator's
+/*  caveat admin stats|sessions|reload|quarantined|purge|backup: an administrator's
  *  request to the broker.
  *  Also the options every broker command shares (cli_broker_options). */
 #include <stdio.h>
@@ -10,7 +10,7 @@
 #include "cli.h"
 
 static const char usage[] =
-    "usage: caveat admin stats|reload|quarantined|purge [--dry-run [--at TIME]] "
+    "usage: caveat admin stats|sessions|reload|quarantined|purge [--dry-run [--at TIME]] "
     "[--trust-clock]|backup DIR --broker EP "
     "--server-key BROKER.cert --cert ADMIN.cert_secret [--timeout S]";
 
@@ -93,8 +93,8 @@ int cmd_admin(int argc, char **argv)
     }
     if (strcmp(command, "backup") == 0 && argc == 3 && !dry_run && !trust_clock)
         args[n_args++] = argv[2];
-    else if ((strcmp(command, "stats") && strcmp(command, "reload") && !purge &&
-              strcmp(command, "quarantined")) ||
+    else if ((strcmp(command, "stats") && strcmp(command, "sessions") &&
+              strcmp(command, "reload") && !purge && strcmp(command, "quarantined")) ||
              argc != 2 || ((dry_run || trust_clock) && !purge))
         return cli_error(CLI_USAGE, "%s", usage);
     if (timeout_ms < 0)

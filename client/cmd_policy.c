@@ -8,6 +8,22 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cv_policy_sig.h"
+
+/*  With --signers, the bytes read must carry a signature by one of them,
+ *  as caveatd started with --policy-signers requires; false after the
+ *  error. */
+static bool signed_by(const char *path, const char *text, size_t len, const char *signers_path,
+                      cv_signer_t *by)
+{
+    cv_error_t err = {""};
+    cv_signers_t *signers = cv_signers_load(signers_path, &err);
+    bool ok = signers && cv_sig_verify_file(path, text, len, signers, by, &err);
+    if (!ok)
+        fprintf(stderr, "%s\n", err.msg);
+    cv_signers_destroy(&signers);
+    return ok;
+}
 
 /*  Errors and warnings go to stderr as they are found; check counts them. */
 static void print_line(const char *line, void *count)
@@ -16,21 +32,26 @@ static void print_line(const char *line, void *count)
     ++*(int *)count;
 }
 
-/*  caveat policy check FILE [--strict]: every error, else the warnings and
- *  a summary. Exit 1 on an error, or on a warning with --strict. */
+/*  caveat policy check FILE [--strict] [--signers SIGNERS]: the signature
+ *  first, then every error, else the warnings and a summary. Exit 1 on a
+ *  bad signature or an error, or on a warning with --strict. */
 static int policy_check(int argc, char **argv)
 {
+    bool missing = false;
+    const char *signers = cli_take_option(&argc, argv, "--signers", &missing);
     bool strict = cli_take_flag(&argc, argv, "--strict");
-    if (argc != 2)
-        return cli_error(CLI_USAGE, "usage: caveat policy check FILE [--strict]");
+    if (argc != 2 || missing)
+        return cli_error(CLI_USAGE,
+                         "usage: caveat policy check FILE [--strict] [--signers SIGNERS]");
     const char *path = argv[1];
     size_t len = 0;
     char *text = cv_read_file(path, &len);
     int errors = 0, warnings = 0;
+    cv_signer_t by = {"", ""};
     cv_policy_t *policy = NULL;
     if (!text)
         cli_error(CLI_FAILED, "%s: cannot open: %s", path, strerror(errno));
-    else
+    else if (!signers || signed_by(path, text, len, signers, &by))
         policy = cv_policy_load_buffer_each(text, len, path, NULL, print_line, &errors, NULL);
     if (policy)
         cv_policy_lint(policy, text, len, print_line, &warnings);
@@ -42,6 +63,8 @@ static int policy_check(int argc, char **argv)
     }
     printf("%s: ok: protocol %s version %lld, %d agencies", path, cv_policy_protocol(policy),
            (long long)cv_policy_version(policy), cv_policy_agency_count(policy));
+    if (signers)
+        printf(", signed by %s (key ID %s)", by.name, by.key_id);
     if (warnings)
         printf(", %d warning%s", warnings, warnings == 1 ? "" : "s");
     putchar('\n');
@@ -292,8 +315,9 @@ static int policy_explain(int argc, char **argv)
 int cmd_policy(int argc, char **argv)
 {
     if (argc < 2)
-        return cli_error(CLI_USAGE,
-                         "usage: caveat policy check|explain|test|graph|diff|views|fmt ...");
+        return cli_error(
+            CLI_USAGE,
+            "usage: caveat policy check|explain|test|graph|diff|views|fmt|sign|signer-key ...");
     const char *verb = argv[1];
     if (strcmp(verb, "check") == 0)
         return policy_check(argc - 1, argv + 1);
@@ -309,5 +333,9 @@ int cmd_policy(int argc, char **argv)
         return policy_diff(argc - 1, argv + 1);
     if (strcmp(verb, "fmt") == 0)
         return policy_fmt(argc - 1, argv + 1);
+    if (strcmp(verb, "sign") == 0)
+        return cmd_policy_sign(argc - 1, argv + 1);
+    if (strcmp(verb, "signer-key") == 0)
+        return cmd_policy_signer_key(argc - 1, argv + 1);
     return cli_error(CLI_USAGE, "unknown policy command '%s'", verb);
 }

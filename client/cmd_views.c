@@ -2,7 +2,8 @@
  *  marks a withheld field.
  *
  *  caveat policy views FILE --report R: every agency's view as the policy
- *  would make it, then the agencies that would receive nothing, and why.
+ *  would make it, then the fields restrictions capped in them and by which
+ *  restriction, then the agencies that would receive nothing, and why.
  *  caveat received LABEL=FILE...: what subscribers really received, from
  *  the JSON lines `caveat subscribe` wrote, one table per report. */
 #include <libfyaml.h>
@@ -18,6 +19,7 @@ typedef struct {
     const char *label;
     Caveat__Report *view;
     const char *feed; /* the screening feed it went out on, not a rule; or NULL */
+    char *restricted; /* "  AGENCY  PATH: WHY" lines, or NULL */
 } column_t;
 
 static int terminal_width(void)
@@ -134,21 +136,50 @@ static void print_refused(const cv_policy_t *policy, const Caveat__Report *repor
     }
 }
 
+/*  The fields of the last decision's view that a restriction capped, one
+ *  line each naming it; NULL when none. */
+static char *restricted_lines(const char *agency, const cv_decision_t *decision)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&text, &size);
+    if (!out)
+        return NULL;
+    for (int i = 0; i < cv_decision_field_count(decision); i++) {
+        const cv_field_decision_t *f = cv_decision_field(decision, i);
+        if (f->restriction)
+            fprintf(out, "  %-18s %s: %s\n", agency, f->path, f->why);
+    }
+    fclose(out);
+    if (text && !*text) {
+        free(text);
+        text = NULL;
+    }
+    return text;
+}
+
 static int views(const cv_policy_t *policy, const Caveat__Report *report)
 {
     int n_agencies = cv_policy_agency_count(policy), n = 0;
     column_t *cols = calloc((size_t)n_agencies, sizeof *cols);
     cv_decision_t *decision = cv_decision_new();
     for (int a = 0; cols && a < n_agencies; a++)
-        if (cv_policy_decide(policy, report, a, NULL, decision))
-            cols[n++] = (column_t){cv_policy_agency(policy, a)->id,
-                                   cv_decision_view(decision, report), cv_decision_feed(decision)};
+        if (cv_policy_decide(policy, report, a, NULL, decision)) {
+            const char *id = cv_policy_agency(policy, a)->id;
+            Caveat__Report *view = cv_decision_view(decision, report);
+            cols[n++] =
+                (column_t){id, view, cv_decision_feed(decision), restricted_lines(id, decision)};
+        }
     printf("report %s  %s from %s at %s\n", report->id ? report->id : "(no id)", report->category,
            report->originator, report->handling_level);
     print_table(report, cols, n);
-    print_refused(policy, report, decision);
     for (int c = 0; c < n; c++)
+        fputs(cols[c].restricted ? cols[c].restricted : "", stdout);
+    print_refused(policy, report, decision);
+    for (int c = 0; c < n; c++) {
         protobuf_c_message_free_unpacked(&cols[c].view->base, NULL);
+        free(cols[c].restricted);
+    }
     free(cols);
     cv_decision_destroy(&decision);
     return CLI_OK;
@@ -277,7 +308,8 @@ static bool read_delivery(receipts_t *all, const char *label, const char *line, 
         const char *feed =
             scalar_text(root ? fy_node_by_path(root, "/delivery/feed", FY_NT, 0) : NULL);
         char *feed_copy = feed ? strdup(feed) : NULL;
-        r->cols[r->n++] = (column_t){label, (Caveat__Report *)view, feed_copy};
+        r->cols[r->n++] =
+            (column_t){.label = label, .view = (Caveat__Report *)view, .feed = feed_copy};
     }
     fy_document_destroy(doc);
     if (!view)

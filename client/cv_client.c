@@ -73,7 +73,9 @@ struct cv_client_t {
     uint64_t next_batch;  /* Publish.batch numbers, unique per client */
     uint64_t highest_seq; /* the highest seq cv_client_receive returned */
     uint64_t acked;       /* the highest seq the application acknowledged */
-    uint64_t ack_pending; /* an ack the full send queue refused: sent at the next chance */
+    uint64_t ack_pending; /* an ack not sent yet (coalesced, or refused by a full send queue):
+                             sent at the next chance */
+    uint64_t ack_sent;    /* the highest up_to sent */
     int send_errno;       /* why the last send failed */
     cv_arena_t *scratch;  /* the next frame is unpacked here */
     inbound_t *inbox;     /* Deliver frames with deliveries not yet returned */
@@ -598,6 +600,9 @@ void cv_client_destroy(cv_client_t **self_p)
     if (!self_p || !*self_p)
         return;
     cv_client_t *self = *self_p;
+    cv_error_t ignored;
+    if (self->ack_pending && self->sock && !self->dead) /* best effort, as any ack */
+        send_ack(self, self->ack_pending, &ignored);
     if (self->sock && self->monitor)
         zmq_socket_monitor(zsock_resolve(self->sock), NULL, 0);
     zsock_destroy(&self->monitor);
@@ -977,6 +982,8 @@ void cv_publish_results_clear(cv_publish_result_t *results, size_t n)
 
 static bool send_ack(cv_client_t *self, uint64_t up_to, cv_error_t *err)
 {
+    if (up_to > self->ack_sent)
+        self->ack_sent = up_to;
     Caveat__Wire__DeliveryAck ack = CAVEAT__WIRE__DELIVERY_ACK__INIT;
     ack.has_up_to = true;
     ack.up_to = up_to;
@@ -1042,12 +1049,19 @@ bool cv_client_ack(cv_client_t *self, uint64_t up_to, cv_error_t *err)
                      self->highest_seq);
         return false;
     }
-    if (!send_ack(self, up_to, err)) {
-        if (self->send_errno != EAGAIN)
+    /* acks are cumulative: while deliveries received are still to be
+     * returned, one ack later covers this one, and the broker limits the
+     * frames an agency may send in a turn. The ack waits for the last of
+     * them, for the next wait on the network, or for half the credit */
+    bool coalesce = self->inbox && up_to - self->ack_sent < self->credit / 2;
+    if (coalesce || !send_ack(self, up_to, err)) {
+        if (!coalesce && self->send_errno != EAGAIN)
             return false;
-        /* acks are cumulative: keep the highest and send it when there is room */
+        /* keep the highest and send it when there is room */
         if (up_to > self->ack_pending)
             self->ack_pending = up_to;
+    } else {
+        self->ack_pending = 0;
     }
     if (up_to > self->acked)
         self->acked = up_to;

@@ -14,7 +14,9 @@
  *  The semantics are those of docs/policy.md, numbered there:
  *  default deny (1), rule matching (2), field levels (4), the union of
  *  grants with the most protective outcome per field (5), masks (6),
- *  handling codes 4 and 5 (7), no echo to the originator (8).
+ *  handling codes 4 and 5 (7), no echo to the originator (8), and
+ *  restrictions, which cap the fields of the deliveries they name after
+ *  the union (10).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -39,6 +41,7 @@ typedef enum {
     R_ENTRY_LEVEL,
     R_SCREEN_NO_MATCH,
     R_NOTHING_GRANTED,
+    R_RESTRICTED_ALL,
     R_NO_ENTRY,
 } reason_code_t;
 
@@ -57,12 +60,13 @@ typedef enum {
     W_ABOVE_MAX_LEVEL,
     W_MASK_FAILED,
     W_NOT_DELIVERED,
+    W_RESTRICTED,
 } why_t;
 
 typedef struct {
     uint8_t grant; /* cv_grant_t */
     uint8_t why;   /* why_t */
-    int entry;     /* the entry behind it, or -1 */
+    int entry;     /* the entry behind it (W_RESTRICTED: the restriction), or -1 */
 } outcome_t;
 
 /*  What compute_grants needs to know of a schema node. */
@@ -89,6 +93,9 @@ struct cv_decision_t {
 
     int *matched; /* entry indexes, in policy order once sorted */
     int n_matched, cap_matched;
+    int *restricted; /* the restrictions that apply, in policy order */
+    int n_restricted, cap_restricted;
+    bool restricted_all; /* they removed every field the entries granted */
     bool sorted;
     reason_t *reasons;
     int n_reasons, cap_reasons;
@@ -205,6 +212,7 @@ void cv_decision_destroy(cv_decision_t **self_p)
     cv_decision_t *self = *self_p;
     free_text(self);
     free(self->matched);
+    free(self->restricted);
     free(self->reasons);
     free(self->order);
     free(self->last_child);
@@ -363,6 +371,8 @@ static void reset(cv_decision_t *self, const cv_policy_t *policy, const Caveat__
     self->scanned = false;
     self->feed = NULL;
     self->n_matched = 0;
+    self->n_restricted = 0;
+    self->restricted_all = false;
     self->sorted = true;
     self->n_reasons = 0;
     self->viewed = false;
@@ -448,6 +458,30 @@ static void scan_screens(cv_decision_t *self, const cv_agency_hot_t *to)
     }
 }
 
+/*  The restrictions that apply (semantics 10): those of the recipient's
+ *  group for the category, settled by the index, that cover the
+ *  originator. Branch-free as scan_run. */
+static void scan_restrictions(cv_decision_t *self, const cv_agency_hot_t *to)
+{
+    const cv_policy_t *p = self->policy;
+    const int *bucket =
+        p->restriction_buckets + to->restriction_group * p->n_categories + self->category;
+    int from = bucket[0], end = bucket[1];
+    while (self->cap_restricted < end - from)
+        self->restricted = grow(self->restricted, &self->cap_restricted, sizeof *self->restricted);
+    int n = 0;
+    for (int i = from; i < end; i++) {
+        int r = p->restriction_pool[i];
+        const cv_entry_hot_t *hot = &p->restriction_hot[r];
+        bool covered = (hot->from_types & self->origin_bit) != 0;
+        if (hot->from_count)
+            covered |= from_listed(self, hot);
+        self->restricted[n] = r;
+        n += covered;
+    }
+    self->n_restricted = n;
+}
+
 static bool grants_something(cv_decision_t *self);
 
 bool cv_policy_decide(const cv_policy_t *self, const Caveat__Report *report, int recipient,
@@ -480,9 +514,11 @@ bool cv_policy_decide(const cv_policy_t *self, const Caveat__Report *report, int
     scan_listed(d, to);
     d->sorted = d->n_matched < 2;
     scan_screens(d, to); /* after every rule: the order stays right */
+    if (d->n_matched > 0 && self->n_restrictions > 0)
+        scan_restrictions(d, to);
     d->delivered = d->n_matched > 0 && grants_something(d);
     if (d->n_matched > 0 && !d->delivered)
-        refuse(d, R_NOTHING_GRANTED, -1);
+        refuse(d, d->restricted_all ? R_RESTRICTED_ALL : R_NOTHING_GRANTED, -1);
     return d->delivered;
 }
 
@@ -545,6 +581,11 @@ static int entry_cap(const cv_decision_t *self, const cv_entry_t *entry)
     return entry->max_level < clearance ? entry->max_level : clearance;
 }
 
+static bool goes(cv_grant_t grant)
+{
+    return grant != CV_GRANT_NONE && grant != CV_GRANT_DENY;
+}
+
 /*  A leaf's outcome and why, entry by entry: for explanations. */
 static outcome_t leaf_outcome(const cv_decision_t *self, int leaf)
 {
@@ -571,6 +612,12 @@ static outcome_t leaf_outcome(const cv_decision_t *self, int leaf)
             out = (outcome_t){(uint8_t)grant, grant == CV_GRANT_DENY ? W_DENIED : W_GRANTED,
                               self->matched[m]};
     }
+    /* restrictions cap what goes; the first to give the outcome is named */
+    for (int r = 0; goes(out.grant) && r < self->n_restricted; r++) {
+        const cv_restriction_t *restriction = &p->restrictions[self->restricted[r]];
+        if (restriction->grants[leaf] > out.grant)
+            out = (outcome_t){restriction->grants[leaf], W_RESTRICTED, self->restricted[r]};
+    }
     return out;
 }
 
@@ -589,11 +636,6 @@ static void explain_outcomes(cv_decision_t *self)
         if (self->failed[i])
             self->outcome[i].why = W_MASK_FAILED;
     }
-}
-
-static bool goes(cv_grant_t grant)
-{
-    return grant != CV_GRANT_NONE && grant != CV_GRANT_DENY;
 }
 
 /*  One matched entry's part of the union (semantics 5: the most protective
@@ -630,6 +672,21 @@ static void only_leaves(uint8_t *restrict grant, const uint8_t *restrict kind, s
                                             : CV_GRANT_NONE;
 }
 
+static bool some_leaf_goes(const cv_decision_t *self)
+{
+    for (size_t i = 0; i < self->size; i++)
+        if (self->kind[i] == NODE_LEAF && goes(self->grant[i]))
+            return true;
+    return false;
+}
+
+/*  Semantics 10: after the union, the restrictions that apply cap it. */
+static void apply_restrictions(cv_decision_t *self)
+{
+    for (int r = 0; r < self->n_restricted; r++)
+        cv_restriction_cap(self->policy, self->restricted[r], self->grant, self->size);
+}
+
 /*  The grant per leaf (semantics 4 and 5), the same as leaf_outcome's but
  *  entry by entry over the whole schema; and which nodes have something
  *  that goes under them. */
@@ -642,6 +699,8 @@ static void compute_grants(cv_decision_t *self)
     memset(self->granted, 0, self->size);
     for (int m = 0; m < self->n_matched; m++)
         add_entry_grants(self, self->matched[m], raised);
+    if (self->n_restricted > 0)
+        apply_restrictions(self);
     only_leaves(self->grant, self->kind, self->size);
     /* pre-order: a node's descendants come after it, so from the end up */
     for (int i = (int)self->size - 1; i >= 0; i--) {
@@ -651,12 +710,29 @@ static void compute_grants(cv_decision_t *self)
     }
 }
 
+/*  Whether the entries' union, before restrictions, had a field that goes:
+ *  worked out again only when nothing went after them, for the reason (a
+ *  delivery restrictions empty is rare; a delivery is not). The grants are
+ *  not those of a delivery then, and are left so. */
+static bool entries_alone_grant(cv_decision_t *self)
+{
+    int restricted = self->n_restricted;
+    self->n_restricted = 0;
+    compute_grants(self);
+    self->n_restricted = restricted;
+    self->grants_for = NULL;
+    return some_leaf_goes(self);
+}
+
 /*  Semantics 1: entries that match deliver only when one of them is an
  *  explicit notice (fields: {}) or some field is shared or masked after
- *  their union (deny wins) and levels: an entry that only denies never
- *  tells a recipient that a report exists. One entry and no raised fields
- *  is settled by the entry alone (its grants are all within its cap, which
- *  decide checked); otherwise the grants are worked out. */
+ *  their union (deny wins), levels and restrictions: an entry that only
+ *  denies never tells a recipient that a report exists, and neither does
+ *  one whose every field a restriction removes. A notice delivers whatever
+ *  the restrictions say: they cap fields, and a notice has none. One entry,
+ *  no raised fields and no restriction is settled by the entry alone (its
+ *  grants are all within its cap, which decide checked); otherwise the
+ *  grants are worked out. */
 static bool grants_something(cv_decision_t *self)
 {
     const cv_policy_t *p = self->policy;
@@ -667,12 +743,14 @@ static bool grants_something(cv_decision_t *self)
             return true;
         any = any || entry->grants_any;
     }
-    if (!any || (self->n_matched == 1 && self->report->n_field_markings == 0))
+    if (!any ||
+        (self->n_matched == 1 && self->report->n_field_markings == 0 && self->n_restricted == 0))
         return any;
     compute_grants(self);
-    for (size_t i = 0; i < self->size; i++)
-        if (self->kind[i] == NODE_LEAF && goes(self->grant[i]))
-            return true;
+    if (some_leaf_goes(self))
+        return true;
+    if (self->n_restricted > 0)
+        self->restricted_all = entries_alone_grant(self);
     return false;
 }
 
@@ -1222,6 +1300,54 @@ static const char *str(const char *s)
     return s ? s : "";
 }
 
+/*  True when restriction r denies a field that a matched entry shares or
+ *  masks: it took part in removing what the entries granted. */
+static bool removes_a_grant(const cv_decision_t *self, int r)
+{
+    const cv_policy_t *p = self->policy;
+    const uint8_t *denied = p->restrictions[r].grants;
+    for (int m = 0; m < self->n_matched; m++) {
+        const uint8_t *granted = p->entries[self->matched[m]].grants;
+        for (size_t i = 0; i < self->size; i++)
+            if (self->kind[i] == NODE_LEAF && denied[i] == CV_GRANT_DENY && goes(granted[i]))
+                return true;
+    }
+    return false;
+}
+
+/*  "restriction A removes ...", or "restrictions A, B remove ...": the
+ *  restrictions that denied something the entries granted. */
+static char *restricted_all_text(const cv_decision_t *self)
+{
+    char *names = NULL;
+    size_t size = 0;
+    int count = 0;
+    FILE *out = open_memstream(&names, &size);
+    if (!out)
+        abort();
+    for (int r = 0; r < self->n_restricted; r++)
+        if (removes_a_grant(self, self->restricted[r]))
+            fprintf(out, "%s%s", count++ ? ", " : "",
+                    self->policy->restrictions[self->restricted[r]].name);
+    if (fclose(out) != 0)
+        abort();
+    char *text = format("%s %s remove%s every field the matching rules and screening entries "
+                        "grant here",
+                        count > 1 ? "restrictions" : "restriction", names, count > 1 ? "" : "s");
+    free(names);
+    return text;
+}
+
+/*  "[PATH: ]denied by restriction X" or "[PATH: ]mask:year by restriction X":
+ *  a field's explanation, and with its path a reason. */
+static char *restricted_text(const cv_decision_t *self, int node, const char *path)
+{
+    outcome_t o = self->outcome[node];
+    return format("%s%s%s by restriction %s", path ? path : "", path ? ": " : "",
+                  o.grant == CV_GRANT_DENY ? "denied" : cv_grant_name(o.grant),
+                  self->policy->restrictions[o.entry].name);
+}
+
 static char *reason_text(const cv_decision_t *self, const reason_t *r)
 {
     const cv_policy_t *p = self->policy;
@@ -1271,6 +1397,8 @@ static char *reason_text(const cv_decision_t *self, const reason_t *r)
     case R_NOTHING_GRANTED:
         return format("the matching rules and screening entries share or mask no field here: "
                       "deny never delivers (fields: {} sends a notice on purpose)");
+    case R_RESTRICTED_ALL:
+        return restricted_all_text(self);
     case R_NO_ENTRY:
         return format("no rule releases category %s from %s (%s) to %s (%s)", str(report->category),
                       from->id, from->type, to->id, to->type);
@@ -1357,6 +1485,8 @@ static void format_reasons(cv_decision_t *self)
     const cv_policy_t *p = self->policy;
     for (int i = 0; i < (int)self->size; i++) {
         why_t why = self->outcome[i].why;
+        if (self->present[i] && why == W_RESTRICTED)
+            add_reason_text(self, restricted_text(self, i, self->nodes[i].path));
         if (!self->present[i] || (why != W_ABOVE_CLEARANCE && why != W_ABOVE_MAX_LEVEL))
             continue;
         add_reason_text(self, format("%s: marked %s, above %s", self->nodes[i].path,
@@ -1436,6 +1566,8 @@ static char *field_why(const cv_decision_t *self, int node)
         return format("a value does not have the shape %s needs; withheld", cv_grant_name(o.grant));
     case W_NOT_DELIVERED:
         return format("not delivered");
+    case W_RESTRICTED:
+        return restricted_text(self, node, NULL);
     default:
         return format("no matching rule or screening entry grants it");
     }
@@ -1467,6 +1599,7 @@ static void format_fields(cv_decision_t *self)
             .path = self->nodes[i].path,
             .decision = withheld ? "withheld" : cv_grant_name(o.grant),
             .why = self->field_why[self->n_fields],
+            .restriction = o.why == W_RESTRICTED ? self->policy->restrictions[o.entry].name : NULL,
         };
         self->n_fields++;
     }

@@ -162,7 +162,8 @@ int cv_decision_entry_count(const cv_decision_t *self);
 const char *cv_decision_entry_name(const cv_decision_t *self, int index);
 /*  The screening feed that released it, or NULL.                           */
 const char *cv_decision_feed(const cv_decision_t *self);
-/*  Why it was not delivered, or what capped it: one line each.             */
+/*  Why it was not delivered, or what capped it (levels, restrictions): one
+ *  line each.                                                               */
 int cv_decision_reason_count(const cv_decision_t *self);
 const char *cv_decision_reason(const cv_decision_t *self, int index);
 
@@ -185,11 +186,13 @@ size_t cv_decision_pack(cv_decision_t *self, const Caveat__Report *report, uint8
 
 /*  After cv_decision_view or cv_decision_pack:
  *  for each field present in the report, the decision ("share",
- *  "mask:NAME", "withheld") and why.                                        */
+ *  "mask:NAME", "withheld") and why; and the restriction that capped it,
+ *  if one did ("denied by restriction X" or "mask:year by restriction X").  */
 typedef struct {
     const char *path;
     const char *decision;
     const char *why;
+    const char *restriction; /* NULL unless a restriction capped the field */
 } cv_field_decision_t;
 
 int cv_decision_field_count(const cv_decision_t *self);

@@ -5,6 +5,12 @@
  *  categories that may flow and the highest level that may. A dashed edge
  *  is a screening feed. Everything is written in policy order, so one
  *  policy always gives the same text and two versions can be diffed.
+ *
+ *  Restrictions are drawn exactly: whether one applies depends only on the
+ *  category, the originator and the recipient, all known here. A category
+ *  whose every field the rules grant from A to B is removed by
+ *  restrictions is left off the edge, and an edge left with no category
+ *  is not drawn; a feed likewise, over the categories its entry may match.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +77,65 @@ static bool some_code_allows(const cv_policy_t *p, int a, int b)
             return true;
     }
     return false;
+}
+
+/*  Scratch for working out restrictions on one (a, b) pair. */
+typedef struct {
+    uint64_t restricted; /* categories some restriction applies to */
+    int *applying;       /* room for n_restrictions */
+    uint8_t *grants;     /* one row */
+} pair_t;
+
+static void pair_start(const cv_policy_t *p, pair_t *pair, int a, int b)
+{
+    pair->restricted = 0;
+    int group = p->agency_hot[b].restriction_group;
+    for (int c = 0; c < p->n_categories; c++) {
+        const int *bucket = p->restriction_buckets + group * p->n_categories + c;
+        for (int i = bucket[0]; i < bucket[1]; i++)
+            if (cv_restriction_from(p, p->restriction_pool[i], a))
+                pair->restricted |= UINT64_C(1) << c;
+    }
+}
+
+/*  True when e still delivers something in category c from a to b once
+ *  the restrictions that apply there have capped its grants. */
+static bool survives(const cv_policy_t *p, pair_t *pair, const cv_entry_t *e, int c, int a, int b)
+{
+    if (e->notice || !(pair->restricted >> c & 1))
+        return true;
+    size_t size = (size_t)cv_schema_size(p->schema);
+    memcpy(pair->grants, e->grants, size);
+    int n = cv_restrictions_for(p, c, a, b, pair->applying);
+    for (int i = 0; i < n; i++)
+        cv_restriction_cap(p, pair->applying[i], pair->grants, size);
+    for (size_t i = 0; i < size; i++) {
+        const cv_schema_node_t *node = cv_schema_node(p->schema, (int)i);
+        if (node->is_leaf && !node->envelope && pair->grants[i] != CV_GRANT_NONE &&
+            pair->grants[i] != CV_GRANT_DENY)
+            return true;
+    }
+    return false;
+}
+
+/*  The categories of `categories` in which e still delivers from a to b. */
+static uint64_t surviving(const cv_policy_t *p, pair_t *pair, const cv_entry_t *e,
+                          uint64_t categories, int a, int b)
+{
+    uint64_t kept = 0;
+    for (uint64_t c = categories; c; c &= c - 1)
+        if (survives(p, pair, e, __builtin_ctzll(c), a, b))
+            kept |= c & -c;
+    return kept;
+}
+
+/*  The categories a screening entry may release: its match categories, or
+ *  any when indicators or keywords may match a report of any category. */
+static uint64_t screen_categories(const cv_policy_t *p, const cv_entry_t *e)
+{
+    if (e->n_match_indicators || e->n_match_keywords)
+        return p->n_categories == 64 ? UINT64_MAX : (UINT64_C(1) << p->n_categories) - 1;
+    return e->match_categories;
 }
 
 /*  An entry that only denies delivers nothing, so it draws no edge. */
@@ -149,18 +214,23 @@ static void put_categories(FILE *out, const cv_policy_t *p, uint64_t categories)
     }
 }
 
-/*  One edge for all the rules from a to b: the union of their categories,
- *  capped at the highest max_level among them and at b's clearance. */
-static void put_rule_edge(FILE *out, const cv_policy_t *p, int a, int b)
+/*  One edge for all the rules from a to b: the union of the categories
+ *  restrictions leave them, capped at the highest max_level among them and
+ *  at b's clearance. */
+static void put_rule_edge(FILE *out, const cv_policy_t *p, pair_t *pair, int a, int b)
 {
     uint64_t categories = 0;
     int level = 0;
-    for (int e = 0; e < p->n_rules; e++)
-        if (entry_reaches(p, &p->entries[e], a, b)) {
-            categories |= p->entries[e].categories;
-            if (p->entries[e].max_level > level)
-                level = p->entries[e].max_level;
-        }
+    for (int e = 0; e < p->n_rules; e++) {
+        const cv_entry_t *entry = &p->entries[e];
+        uint64_t kept =
+            entry_reaches(p, entry, a, b) ? surviving(p, pair, entry, entry->categories, a, b) : 0;
+        if (!kept)
+            continue;
+        categories |= kept;
+        if (entry->max_level > level)
+            level = entry->max_level;
+    }
     if (!categories)
         return;
     if (level > p->agencies[b].pub.clearance)
@@ -172,20 +242,28 @@ static void put_rule_edge(FILE *out, const cv_policy_t *p, int a, int b)
     fputs("\"];\n", out);
 }
 
+/*  A screening entry that, restrictions applied, may release something
+ *  from a to b. */
+static bool feed_reaches(const cv_policy_t *p, pair_t *pair, int e, int a, int b)
+{
+    const cv_entry_t *entry = &p->entries[e];
+    return entry_reaches(p, entry, a, b) &&
+           surviving(p, pair, entry, screen_categories(p, entry), a, b) != 0;
+}
+
 /*  True when a screening entry before e already drew e's feed from a to b. */
-static bool feed_drawn(const cv_policy_t *p, int e, int a, int b)
+static bool feed_drawn(const cv_policy_t *p, pair_t *pair, int e, int a, int b)
 {
     for (int f = p->n_rules; f < e; f++)
-        if (strcmp(p->entries[f].feed, p->entries[e].feed) == 0 &&
-            entry_reaches(p, &p->entries[f], a, b))
+        if (strcmp(p->entries[f].feed, p->entries[e].feed) == 0 && feed_reaches(p, pair, f, a, b))
             return true;
     return false;
 }
 
-static void put_feed_edges(FILE *out, const cv_policy_t *p, int a, int b)
+static void put_feed_edges(FILE *out, const cv_policy_t *p, pair_t *pair, int a, int b)
 {
     for (int e = p->n_rules; e < p->n_entries; e++) {
-        if (!entry_reaches(p, &p->entries[e], a, b) || feed_drawn(p, e, a, b))
+        if (!feed_reaches(p, pair, e, a, b) || feed_drawn(p, pair, e, a, b))
             continue;
         put_edge_start(out, p, a, b);
         fputs("feed ", out);
@@ -196,12 +274,19 @@ static void put_feed_edges(FILE *out, const cv_policy_t *p, int a, int b)
 
 static void put_edges(FILE *out, const cv_policy_t *p)
 {
+    pair_t pair = {.applying = calloc((size_t)p->n_restrictions + 1, sizeof *pair.applying),
+                   .grants = malloc((size_t)cv_schema_size(p->schema))};
+    if (!pair.applying || !pair.grants)
+        abort();
     for (int a = 0; a < p->n_agencies; a++)
         for (int b = 0; b < p->n_agencies; b++)
             if (a != b && some_code_allows(p, a, b)) {
-                put_rule_edge(out, p, a, b);
-                put_feed_edges(out, p, a, b);
+                pair_start(p, &pair, a, b);
+                put_rule_edge(out, p, &pair, a, b);
+                put_feed_edges(out, p, &pair, a, b);
             }
+    free(pair.applying);
+    free(pair.grants);
 }
 
 char *cv_policy_graph(const cv_policy_t *self)

@@ -37,7 +37,9 @@ typedef struct {
     void *arg;
     int n_errors;
     char subject[200]; /* "rule 'x'": the entry being loaded, named in its errors */
-    cv_table_t names;  /* entry names, by FNV-1a: no name compared with every other */
+    cv_table_t names;  /* entry and restriction names, by FNV-1a: no name compared with
+                          every other */
+    int n_entry_slots; /* the names table's slots for entries; restrictions' follow */
 } loader_t;
 
 /* ------------------------------------------------------------------------ */
@@ -575,12 +577,13 @@ static bool parse_grant(loader_t *l, struct fy_node *value, cv_grant_t *grant, c
 
 /*  A more specific path overrides a more general one within an entry:
  *  "*: share" with "source: deny" shares all but the source. So apply the
- *  entry's paths from the shallowest to the deepest. */
-static bool load_fields(loader_t *l, struct fy_node *fields, cv_entry_t *entry, const char *what)
+ *  entry's paths from the shallowest to the deepest. A restriction only
+ *  denies or masks. */
+static bool load_grants(loader_t *l, struct fy_node *fields, uint8_t *grants, const char *what,
+                        bool restriction)
 {
     const cv_schema_t *schema = l->policy->schema;
     int size = cv_schema_size(schema);
-    entry->grants = l->policy->grants + (size_t)(entry - l->policy->entries) * (size_t)size;
     if (!expect(l, fields, FYNT_MAPPING, what))
         return false;
     /* each field is checked once, in the pass for its depth; a bad one is
@@ -611,6 +614,10 @@ static bool load_fields(loader_t *l, struct fy_node *fields, cv_entry_t *entry, 
             cv_grant_t grant = CV_GRANT_NONE;
             if (!parse_grant(l, fy_node_pair_value(pair), &grant, path))
                 ok = false;
+            else if (restriction && grant == CV_GRANT_SHARE)
+                ok = fail(l, fy_node_pair_value(pair),
+                          "%s: share is not allowed in a restriction: it only denies or masks",
+                          path);
             else if (!cv_grant_fits(schema, from, grant) && strcmp(path, "*") != 0)
                 ok = fail(l, fy_node_pair_value(pair),
                           "%s: %s does not apply to every field under it", path,
@@ -620,13 +627,20 @@ static bool load_fields(loader_t *l, struct fy_node *fields, cv_entry_t *entry, 
                           "*: a mask cannot apply to every field; name the fields");
             else
                 for (int i = from; i < to; i++)
-                    entry->grants[i] = (uint8_t)grant;
+                    grants[i] = (uint8_t)grant;
         }
     }
-    if (!ok)
+    return ok;
+}
+
+static bool load_fields(loader_t *l, struct fy_node *fields, cv_entry_t *entry, const char *what)
+{
+    size_t size = (size_t)cv_schema_size(l->policy->schema);
+    entry->grants = l->policy->grants + (size_t)(entry - l->policy->entries) * size;
+    if (!load_grants(l, fields, entry->grants, what, false))
         return false;
     entry->notice = fy_node_mapping_item_count(fields) == 0;
-    for (int i = 0; i < size; i++)
+    for (size_t i = 0; i < size; i++)
         entry->grants_any = entry->grants_any || (entry->grants[i] != CV_GRANT_NONE &&
                                                   entry->grants[i] != CV_GRANT_DENY);
     return true;
@@ -634,6 +648,11 @@ static bool load_fields(loader_t *l, struct fy_node *fields, cv_entry_t *entry, 
 
 /* ------------------------------------------------------------------------ */
 /*  Rules and screening entries.                                            */
+
+static void every_category(const cv_policy_t *p, uint64_t *mask)
+{
+    *mask |= p->n_categories == 64 ? UINT64_MAX : (UINT64_C(1) << p->n_categories) - 1;
+}
 
 static bool load_categories(loader_t *l, struct fy_node *seq, uint64_t *mask, const char *what)
 {
@@ -646,8 +665,7 @@ static bool load_categories(loader_t *l, struct fy_node *seq, uint64_t *mask, co
         if (!name)
             return false;
         if (strcmp(name, "*") == 0) { /* every category, as "*" means every field or area */
-            *mask |= l->policy->n_categories == 64 ? UINT64_MAX
-                                                   : (UINT64_C(1) << l->policy->n_categories) - 1;
+            every_category(l->policy, mask);
             continue;
         }
         int id = cv_policy_category_find(l->policy, name);
@@ -683,17 +701,41 @@ static bool load_match(loader_t *l, struct fy_node *match, cv_entry_t *entry, co
     return true;
 }
 
-/*  True when an earlier entry has the name; otherwise records it for entry
- *  index, which the caller fills next. */
-static bool entry_name_taken(loader_t *l, const char *name, int index)
+/*  The name in slot of the names table: an entry's, or past the entries a
+ *  restriction's. */
+static const char *name_in_slot(const loader_t *l, int slot)
+{
+    return slot < l->n_entry_slots ? l->policy->entries[slot].name
+                                   : l->policy->restrictions[slot - l->n_entry_slots].name;
+}
+
+/*  True when an earlier entry or restriction has the name (one namespace,
+ *  so that a name in an explanation or a review means one thing);
+ *  otherwise records it for slot, which the caller fills next. */
+static bool name_taken(loader_t *l, const char *name, int slot)
 {
     cv_table_t *t = &l->names;
     unsigned h = cv_hash(name, strlen(name)) & t->mask;
     for (; t->slots[h] >= 0; h = (h + 1) & t->mask)
-        if (strcmp(l->policy->entries[t->slots[h]].name, name) == 0)
+        if (strcmp(name_in_slot(l, t->slots[h]), name) == 0)
             return true;
-    t->slots[h] = index;
+    t->slots[h] = slot;
     return false;
+}
+
+/*  A name for an entry or restriction, taken for slot; NULL after the
+ *  error when it is missing, empty or not unique. */
+static const char *unique_name(loader_t *l, struct fy_node *node, int slot, const char *what)
+{
+    const char *name = scalar(l, required(l, node, "name", what), "name");
+    if (!name)
+        return NULL;
+    if (!*name || name_taken(l, name, slot)) {
+        fail(l, lookup(node, "name"), "name: '%s' is %s", name,
+             *name ? "the name of another entry" : "empty");
+        return NULL;
+    }
+    return name;
 }
 
 static bool load_entry(loader_t *l, struct fy_node *node, bool screening)
@@ -711,12 +753,9 @@ static bool load_entry(loader_t *l, struct fy_node *node, bool screening)
         !known_keys(l, node, screening ? screen_keys : rule_keys, what))
         return false;
     cv_entry_t *entry = &p->entries[p->n_entries];
-    const char *name = scalar(l, required(l, node, "name", what), "name");
+    const char *name = unique_name(l, node, p->n_entries, what);
     if (!name)
         return false;
-    if (!*name || entry_name_taken(l, name, p->n_entries))
-        return fail(l, lookup(node, "name"), "name: '%s' is %s", name,
-                    *name ? "the name of another entry" : "empty");
     entry->name = xstrdup(name);
     entry->screening = screening;
     entry->max_level = p->n_levels - 1;
@@ -748,15 +787,17 @@ static bool load_entry(loader_t *l, struct fy_node *node, bool screening)
     return (fields && load_fields(l, fields, entry, "fields")) && ok;
 }
 
-/*  "rule 'x'", or "rules[2]" for an entry without a usable name. */
-static void entry_subject(loader_t *l, struct fy_node *node, bool screening, int index)
+/*  "rule 'x'" (kind "rule"), or "rules[2]" (section "rules") for an entry
+ *  without a usable name. */
+static void name_subject(loader_t *l, struct fy_node *node, const char *kind, const char *section,
+                         int index)
 {
     struct fy_node *name = fy_node_is_mapping(node) ? lookup(node, "name") : NULL;
     const char *text = name && fy_node_is_scalar(name) ? fy_node_get_scalar0(name) : NULL;
     if (text && *text)
-        snprintf(l->subject, sizeof l->subject, "%s '%s'", screening ? "screening" : "rule", text);
+        snprintf(l->subject, sizeof l->subject, "%s '%s'", kind, text);
     else
-        snprintf(l->subject, sizeof l->subject, "%s[%d]", screening ? "screening" : "rules", index);
+        snprintf(l->subject, sizeof l->subject, "%s[%d]", section, index);
 }
 
 static bool load_entries(loader_t *l, struct fy_node *root)
@@ -764,27 +805,94 @@ static bool load_entries(loader_t *l, struct fy_node *root)
     struct fy_node *rules = lookup(root, "rules");
     struct fy_node *screening = lookup(root, "screening");
     if (rules && !expect(l, rules, FYNT_SEQUENCE, "rules"))
-        return false;
+        rules = NULL;
     if (screening && !expect(l, screening, FYNT_SEQUENCE, "screening"))
-        return false;
+        screening = NULL;
     int n_rules = rules ? fy_node_sequence_item_count(rules) : 0;
     int n_screens = screening ? fy_node_sequence_item_count(screening) : 0;
     l->policy->entries = xcalloc((size_t)(n_rules + n_screens), sizeof *l->policy->entries);
     l->policy->grants =
         xcalloc((size_t)(n_rules + n_screens) * (size_t)cv_schema_size(l->policy->schema), 1);
-    cv_table_init(&l->names, n_rules + n_screens);
+    /* the restrictions share the entries' names, and are loaded next */
+    struct fy_node *restrictions = lookup(root, "restrictions");
+    l->n_entry_slots = n_rules + n_screens;
+    cv_table_init(&l->names, n_rules + n_screens +
+                                 (restrictions && fy_node_is_sequence(restrictions)
+                                      ? fy_node_sequence_item_count(restrictions)
+                                      : 0));
     /* iterate: fy_node_sequence_get_by_index walks from the start each time */
     void *iter = NULL;
     struct fy_node *item;
     for (int i = 0; rules && (item = fy_node_sequence_iterate(rules, &iter)); i++) {
-        entry_subject(l, item, false, i);
+        name_subject(l, item, "rule", "rules", i);
         load_entry(l, item, false);
     }
     l->policy->n_rules = n_rules;
     iter = NULL;
     for (int i = 0; screening && (item = fy_node_sequence_iterate(screening, &iter)); i++) {
-        entry_subject(l, item, true, i);
+        name_subject(l, item, "screening", "screening", i);
         load_entry(l, item, true);
+    }
+    l->subject[0] = '\0';
+    return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Restrictions: the deliveries each names, and the fields it denies or
+ *  masks in them.                                                          */
+
+static bool load_restriction(loader_t *l, struct fy_node *node)
+{
+    static const char *const keys[] = {
+        "name",     "description", "categories",      "from_types",         "from_agencies",
+        "to_types", "to_agencies", "except_to_types", "except_to_agencies", "fields",
+        NULL};
+    cv_policy_t *p = l->policy;
+    const char *what = ""; /* the subject names the restriction */
+    if (!expect(l, node, FYNT_MAPPING, what) || !known_keys(l, node, keys, what))
+        return false;
+    cv_restriction_t *r = &p->restrictions[p->n_restrictions];
+    const char *name = unique_name(l, node, l->n_entry_slots + p->n_restrictions, what);
+    if (!name)
+        return false;
+    *r = (cv_restriction_t){.name = xstrdup(name)};
+    cv_node_position(lookup(node, "name"), &r->line, &r->column);
+    r->grants =
+        p->restriction_grants + (size_t)p->n_restrictions * (size_t)cv_schema_size(p->schema);
+    p->n_restrictions++;
+
+    /* the parts are independent: each is checked whatever the others hold */
+    struct fy_node *categories = lookup(node, "categories");
+    bool ok = !categories || load_categories(l, categories, &r->categories, "categories");
+    if (!categories) /* every category */
+        every_category(p, &r->categories);
+    ok = load_agency_set(l, node, "from", &r->from, false, what) && ok;
+    ok = load_agency_set(l, node, "to", &r->to, false, what) && ok;
+    ok = load_agency_set(l, node, "except_to", &r->except_to, false, what) && ok;
+    struct fy_node *fields = required(l, node, "fields", what);
+    if (!fields || !load_grants(l, fields, r->grants, "fields", true))
+        return false;
+    if (fy_node_mapping_item_count(fields) == 0)
+        return fail(l, fields, "fields: a restriction must deny or mask at least one field");
+    return ok;
+}
+
+static bool load_restrictions(loader_t *l, struct fy_node *root)
+{
+    struct fy_node *restrictions = lookup(root, "restrictions");
+    if (!restrictions)
+        return true;
+    if (!expect(l, restrictions, FYNT_SEQUENCE, "restrictions"))
+        return false;
+    cv_policy_t *p = l->policy;
+    int n = fy_node_sequence_item_count(restrictions);
+    p->restrictions = xcalloc((size_t)n, sizeof *p->restrictions);
+    p->restriction_grants = xcalloc((size_t)n * (size_t)cv_schema_size(p->schema), 1);
+    void *iter = NULL;
+    struct fy_node *item;
+    for (int i = 0; (item = fy_node_sequence_iterate(restrictions, &iter)); i++) {
+        name_subject(l, item, "restriction", "restrictions", i);
+        load_restriction(l, item);
     }
     l->subject[0] = '\0';
     return true;
@@ -928,26 +1036,42 @@ static void index_agencies(cv_policy_t *p)
     index_screens(p);
 }
 
-/*  The packed form of each entry's originators (cv_entry_hot_t). */
+static int listed_count(const cv_policy_t *p, const cv_agency_set_t *from)
+{
+    int count = 0;
+    for (int a = 0; from->agencies && a < p->n_agencies; a++)
+        count += from->agencies[a];
+    return count;
+}
+
+/*  One packed originator set, its agencies appended to from_pool at *pool. */
+static cv_entry_hot_t pack_from(cv_policy_t *p, const cv_agency_set_t *from, int *pool)
+{
+    cv_entry_hot_t hot = {.from_types = from->any ? UINT64_MAX : from->types, .from_first = *pool};
+    for (int a = 0; from->agencies && a < p->n_agencies; a++)
+        if (from->agencies[a])
+            p->from_pool[(*pool)++] = a; /* ascending */
+    hot.from_count = *pool - hot.from_first;
+    return hot;
+}
+
+/*  The packed form of each entry's and restriction's originators
+ *  (cv_entry_hot_t), their listed agencies in one from_pool. */
 static void index_hot(cv_policy_t *p)
 {
     int pool = 0;
     for (int e = 0; e < p->n_entries; e++)
-        for (int a = 0; p->entries[e].from.agencies && a < p->n_agencies; a++)
-            pool += p->entries[e].from.agencies[a];
+        pool += listed_count(p, &p->entries[e].from);
+    for (int r = 0; r < p->n_restrictions; r++)
+        pool += listed_count(p, &p->restrictions[r].from);
     p->hot = xcalloc((size_t)p->n_entries, sizeof *p->hot);
+    p->restriction_hot = xcalloc((size_t)p->n_restrictions, sizeof *p->restriction_hot);
     p->from_pool = xcalloc((size_t)pool, sizeof *p->from_pool);
     pool = 0;
-    for (int e = 0; e < p->n_entries; e++) {
-        const cv_agency_set_t *from = &p->entries[e].from;
-        cv_entry_hot_t *hot = &p->hot[e];
-        hot->from_types = from->any ? UINT64_MAX : from->types;
-        hot->from_first = pool;
-        for (int a = 0; from->agencies && a < p->n_agencies; a++)
-            if (from->agencies[a])
-                p->from_pool[pool++] = a; /* ascending */
-        hot->from_count = pool - hot->from_first;
-    }
+    for (int e = 0; e < p->n_entries; e++)
+        p->hot[e] = pack_from(p, &p->entries[e].from, &pool);
+    for (int r = 0; r < p->n_restrictions; r++)
+        p->restriction_hot[r] = pack_from(p, &p->restrictions[r].from, &pool);
 }
 
 static void index_policy(cv_policy_t *p)
@@ -959,6 +1083,7 @@ static void index_policy(cv_policy_t *p)
     free(next);
     index_agencies(p);
     index_hot(p);
+    cv_restrictions_index(p);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1027,8 +1152,9 @@ static bool load_retention(loader_t *l, struct fy_node *root)
 static bool load_root(loader_t *l, struct fy_node *root)
 {
     static const char *const keys[] = {
-        "protocol", "version",        "description", "levels",    "categories", "handling_codes",
-        "agencies", "administrators", "rules",       "screening", "retention",  NULL};
+        "protocol", "version",        "description", "levels",    "categories",   "handling_codes",
+        "agencies", "administrators", "rules",       "screening", "restrictions", "retention",
+        NULL};
     if (!root)
         return fail(l, NULL, "empty policy");
     if (!expect(l, root, FYNT_MAPPING, "policy"))
@@ -1041,6 +1167,7 @@ static bool load_root(loader_t *l, struct fy_node *root)
     load_administrators(l, root);
     load_codes(l, root);
     load_entries(l, root);
+    load_restrictions(l, root);
     load_retention(l, root);
     if (l->n_errors)
         return false;
@@ -1277,6 +1404,18 @@ void cv_policy_destroy(cv_policy_t **self_p)
     }
     free(p->entries);
     free(p->grants);
+    for (int i = 0; i < p->n_restrictions; i++) {
+        cv_restriction_t *r = &p->restrictions[i];
+        free(r->name);
+        agency_set_free(&r->from);
+        agency_set_free(&r->to);
+        agency_set_free(&r->except_to);
+    }
+    free(p->restrictions);
+    free(p->restriction_grants);
+    free(p->restriction_buckets);
+    free(p->restriction_pool);
+    free(p->restriction_hot);
     free_strings(p->levels, p->n_levels);
     free_strings(p->categories, p->n_categories);
     free_strings(p->types, p->n_types);

@@ -53,6 +53,20 @@ typedef struct {
     int n_match_keywords;
 } cv_entry_t;
 
+/*  A restriction (top-level restrictions:): caps the fields of every
+ *  delivery it names, after the rules and screening entries, whatever they
+ *  grant. Laid out like cv_entry_t (name, categories, from, to, a row of
+ *  grants) so that tools reading rules read restrictions the same way. */
+typedef struct {
+    char *name;
+    int line, column;    /* of its name in the policy file, 1-based */
+    uint64_t categories; /* every category when none are listed */
+    cv_agency_set_t from;
+    cv_agency_set_t to;
+    cv_agency_set_t except_to; /* .any: no exception */
+    uint8_t *grants;           /* cv_grant_t per schema node: deny, a mask, or NONE */
+} cv_restriction_t;
+
 typedef struct {
     char *code;
     cv_agency_set_t to; /* empty unless to_types/to_agencies given */
@@ -85,7 +99,7 @@ typedef struct {
     bool same_area;
 } cv_listed_t;
 
-/*  What cv_policy_decide reads of an agency, packed (40 bytes) in one
+/*  What cv_policy_decide reads of an agency, packed (44 bytes) in one
  *  array, with its lists in shared pools: an agency itself spans several
  *  cache lines and is cold when a report is decided for each in turn. The
  *  rules that may send to it are those of its type (type_rules[type_id],
@@ -96,6 +110,7 @@ typedef struct {
     int area_first, n_areas;     /* its areas, interned, in area_pool */
     int listed_first, n_listed;  /* in listed_pool, ascending */
     int screen_first, n_screens; /* screening entries that may send to it, in screen_pool */
+    int restriction_group;       /* agencies that the same restrictions may reach */
 } cv_agency_hot_t;
 
 /*  What the decision loop reads per candidate rule, packed (16 bytes) so
@@ -154,6 +169,20 @@ struct cv_policy_t {
     uint8_t *grants;     /* entry e's row at e * schema size: views read a few rows */
     int n_entries;
     int n_rules;
+
+    cv_restriction_t *restrictions; /* in policy order */
+    uint8_t *restriction_grants;    /* restriction r's row at r * schema size */
+    int n_restrictions;
+    /* Restrictions by (recipient group, category), CSR: those that may apply
+     * to a report of category c for an agency of group g are
+     * restriction_pool[restriction_buckets[g * n_categories + c] ..
+     * restriction_buckets[g * n_categories + c + 1]), ascending; their
+     * originators in restriction_hot. Groups gather the agencies that the
+     * same restrictions reach (to, except_to), so most are a few. */
+    int n_restriction_groups;
+    int *restriction_buckets;
+    int *restriction_pool;
+    cv_entry_hot_t *restriction_hot; /* per restriction; from_pool is shared */
 };
 
 /*  Lookups by name: index or -1. */
@@ -191,6 +220,24 @@ int cv_policy_area_find(const cv_policy_t *self, const char *area); /* interned 
 /*  True when agency's areas include area (or are "*"): same_area, and the
  *  rule that a report's area is one of its originator's. */
 bool cv_agency_covers(const cv_policy_t *p, const cv_agency_hot_t *agency, const char *area);
+
+/*  Restrictions (cv_restriction.c).
+ *  Builds the restriction index (groups, buckets, pool) once loaded. */
+void cv_restrictions_index(cv_policy_t *p);
+/*  True when restriction r may reach agency index `to`: in its to, not in
+ *  its except_to. */
+bool cv_restriction_to(const cv_policy_t *p, int r, int to);
+/*  The restrictions that apply to a report of category from agency `from`
+ *  to agency `to` (indexes), in policy order, into out (room for
+ *  n_restrictions); returns how many. For tools; deciding reads the
+ *  index directly. */
+int cv_restrictions_for(const cv_policy_t *p, int category, int from, int to, int *out);
+/*  Caps grant (a row per schema node) with restriction r's row: a field
+ *  granted keeps the more protective of the two outcomes; a field not
+ *  granted stays so (a restriction never grants). */
+void cv_restriction_cap(const cv_policy_t *p, int r, uint8_t *grant, size_t size);
+/*  True when originator index `from` is among the restriction's. */
+bool cv_restriction_from(const cv_policy_t *p, int r, int from);
 
 /*  Masks (cv_mask.c). Each returns a malloc'd masked string, or NULL when
  *  the value does not have the shape the mask needs: the caller withholds

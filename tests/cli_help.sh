@@ -35,7 +35,7 @@ expect 0 out "keygen NAME"
 [ -z "$(ls "$tmp" | grep -v '^out$\|^err$')" ] || fail "$CMD wrote files: $(ls "$tmp")"
 
 CMD="caveat help admin"; run "$CAVEAT" help admin
-expect 0 out "admin stats|reload|quarantined"
+expect 0 out "admin stats|sessions|reload|quarantined"
 CMD="caveat policy --help"; run "$CAVEAT" policy --help
 expect 0 out "policy explain FILE"
 # the administrator's tools describe their options

@@ -62,6 +62,19 @@ static inline void assert_nothing_arrives(cv_client_t *c, int timeout_ms)
     assert_null(d);
 }
 
+/*  Lines of the broker's log that hold text. */
+static inline int log_lines_with(harness_t *h, const char *text)
+{
+    FILE *f = fopen(harness_path(h, "broker.log"), "r");
+    assert_non_null(f);
+    char line[4096];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, text) != NULL;
+    fclose(f);
+    return n;
+}
+
 /* ------------------------------------------------------------------------ */
 /*  The administrator's view: stats.                                        */
 
@@ -204,6 +217,7 @@ static inline void store_sql(harness_t *h, const char *sql)
     snprintf(path, sizeof path, "%s/caveat.db", harness_path(h, "data"));
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000); /* the broker may be in a transaction */
     char *error = NULL;
     int rc = sqlite3_exec(db, sql, NULL, NULL, &error);
     if (rc != SQLITE_OK)

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -22,7 +24,8 @@ struct harness_t {
     char path[512];
     char endpoint[512];
     pid_t pid;
-    int nofile; /* caveatd's descriptor limit; 0: inherited */
+    int nofile;      /* caveatd's descriptor limit; 0: inherited */
+    bool small_disk; /* DIR/data is a tmpfs of its own */
 };
 
 static void run_shell(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -69,9 +72,119 @@ void harness_destroy(harness_t **self_p)
         return;
     harness_t *self = *self_p;
     harness_stop(self);
+    if (self->small_disk)
+        umount2(harness_path(self, "data"), MNT_DETACH);
     run_shell("rm -rf %s", self->dir);
     free(self);
     *self_p = NULL;
+}
+
+/*  A mount namespace of the test's own, so that its mounts are private to
+ *  it and its brokers: as root, or as a user where user namespaces are
+ *  allowed (then root within one). */
+static bool own_mount_namespace(void)
+{
+    static int done = -1;
+    if (done >= 0)
+        return done;
+    uid_t uid = getuid();
+    gid_t gid = getgid();
+    done = unshare(CLONE_NEWNS) == 0;
+    if (!done && unshare(CLONE_NEWUSER | CLONE_NEWNS) == 0) {
+        char map[64];
+        int fd = open("/proc/self/setgroups", O_WRONLY);
+        done = fd >= 0 && write(fd, "deny", 4) == 4;
+        if (fd >= 0)
+            close(fd);
+        snprintf(map, sizeof map, "0 %u 1", (unsigned)uid);
+        fd = open("/proc/self/uid_map", O_WRONLY);
+        done = done && fd >= 0 && write(fd, map, strlen(map)) == (ssize_t)strlen(map);
+        if (fd >= 0)
+            close(fd);
+        snprintf(map, sizeof map, "0 %u 1", (unsigned)gid);
+        fd = open("/proc/self/gid_map", O_WRONLY);
+        done = done && fd >= 0 && write(fd, map, strlen(map)) == (ssize_t)strlen(map);
+        if (fd >= 0)
+            close(fd);
+    }
+    done = done && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0;
+    return done;
+}
+
+bool harness_small_disk(harness_t *self, size_t bytes)
+{
+    char options[64];
+    snprintf(options, sizeof options, "size=%zu,mode=0700", bytes);
+    const char *data = harness_path(self, "data");
+    if (!own_mount_namespace() || mkdir(data, 0700) != 0 ||
+        mount("tmpfs", data, "tmpfs", MS_NOSUID | MS_NODEV, options) != 0)
+        return false;
+    self->small_disk = true;
+    return true;
+}
+
+size_t harness_fill_disk(harness_t *self)
+{
+    static char block[64 * 1024];
+    int fd = open(harness_path(self, "data/filler"), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    size_t written = 0;
+    ssize_t n;
+    for (size_t size = sizeof block; fd >= 0 && size > 0; size /= 2)
+        while ((n = write(fd, block, size)) > 0)
+            written += (size_t)n;
+    if (fd >= 0)
+        close(fd);
+    return written;
+}
+
+void harness_free_disk(harness_t *self)
+{
+    unlink(harness_path(self, "data/filler"));
+}
+
+void harness_shrink_filler(harness_t *self, size_t bytes)
+{
+    struct stat st;
+    const char *filler = harness_path(self, "data/filler");
+    if (stat(filler, &st) == 0)
+        truncate(filler, (size_t)st.st_size > bytes ? st.st_size - (off_t)bytes : 0);
+}
+
+bool harness_add_councils(harness_t *self, int n)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    FILE *in = fopen(harness_path(self, "policy.yaml"), "r");
+    bool ok = out && in;
+    char line[4096];
+    while (ok && fgets(line, sizeof line, in)) {
+        fputs(line, out);
+        if (strcmp(line, "agencies:\n") != 0)
+            continue;
+        for (int i = 0; ok && i < n; i++) {
+            zcert_t *cert = zcert_new();
+            char path[700];
+            snprintf(path, sizeof path, "%s/council-%d.cert", self->dir, i);
+            ok = cert && zcert_save(cert, path) == 0;
+            snprintf(path, sizeof path, "%s/council-%d.cert_secret", self->dir, i);
+            ok = ok && chmod(path, 0600) == 0;
+            if (ok)
+                fprintf(out,
+                        "  council-%d:\n    organisation: council-%d\n    type: local_authority\n"
+                        "    clearance: OFFICIAL-SENSITIVE\n    areas: [hull]\n    key: \"%s\"\n",
+                        i, i, zcert_public_txt(cert));
+            zcert_destroy(&cert);
+        }
+    }
+    if (in)
+        fclose(in);
+    if (out)
+        fclose(out);
+    if (ok)
+        harness_write_policy(self, text);
+    free(text);
+    return ok;
 }
 
 const char *harness_path(harness_t *self, const char *name)

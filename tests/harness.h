@@ -22,9 +22,26 @@ const char *harness_path(harness_t *self, const char *name);
 /*  Replaces DIR/policy.yaml with text. */
 void harness_write_policy(harness_t *self, const char *text);
 
+/*  Adds n councils in Hull to DIR/policy.yaml: council-0 .. council-(n-1),
+ *  local authorities cleared to OFFICIAL-SENSITIVE, each with a new key
+ *  whose secret certificate is DIR/council-N.cert_secret. */
+bool harness_add_councils(harness_t *self, int n);
+
 /*  The descriptor limit (soft and hard RLIMIT_NOFILE) caveatd is started
  *  with from now on; 0, the default: the harness's own. */
 void harness_set_nofile(harness_t *self, int limit);
+
+/*  DIR/data on a disk of its own, of bytes (a tmpfs, in a mount
+ *  namespace of the test process's own). Call before the first start.
+ *  False where the test may not mount (not root, no user namespaces):
+ *  the caller skips. */
+bool harness_small_disk(harness_t *self, size_t bytes);
+/*  Fills that disk (DIR/data/filler, written until it is full): how many
+ *  bytes it took. harness_free_disk removes the filler. */
+size_t harness_fill_disk(harness_t *self);
+void harness_free_disk(harness_t *self);
+/*  Makes the filler bytes shorter: that much is free again. */
+void harness_shrink_filler(harness_t *self, size_t bytes);
 
 /*  Starts caveatd on DIR/policy.yaml and DIR/data, with extra arguments
  *  (NULL-terminated list, may be empty); waits until it is ready. */

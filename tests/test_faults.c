@@ -86,40 +86,6 @@ static void test_a_reader_of_the_store_loses_nothing(void **state)
 
 enum { COUNCILS = 200 };
 
-/*  The example policy with COUNCILS more councils in Hull, council-N, each
- *  with a new key whose secret certificate is DIR/council-N.cert_secret. */
-static void write_policy_with_councils(harness_t *h)
-{
-    char *text = NULL;
-    size_t len = 0;
-    FILE *out = open_memstream(&text, &len);
-    FILE *in = fopen(harness_path(h, "policy.yaml"), "r");
-    assert_non_null(in);
-    char line[4096];
-    while (fgets(line, sizeof line, in)) {
-        fputs(line, out);
-        if (strcmp(line, "agencies:\n") != 0)
-            continue;
-        for (int i = 0; i < COUNCILS; i++) {
-            zcert_t *cert = zcert_new();
-            char path[700];
-            snprintf(path, sizeof path, "%s/council-%d.cert", harness_path(h, ""), i);
-            assert_int_equal(zcert_save(cert, path), 0);
-            snprintf(path, sizeof path, "%s/council-%d.cert_secret", harness_path(h, ""), i);
-            assert_int_equal(chmod(path, 0600), 0);
-            fprintf(out,
-                    "  council-%d:\n    organisation: council-%d\n    type: local_authority\n"
-                    "    clearance: OFFICIAL-SENSITIVE\n    areas: [hull]\n    key: \"%s\"\n",
-                    i, i, zcert_public_txt(cert));
-            zcert_destroy(&cert);
-        }
-    }
-    fclose(in);
-    fclose(out);
-    harness_write_policy(h, text);
-    free(text);
-}
-
 /*  COUNCILS subscribers say Hello and go without a word (libzmq tells a
  *  ROUTER nothing). The next report goes to every one of them: the sends
  *  fail, each session ends there, and nothing is resent to them after the
@@ -129,7 +95,7 @@ static void test_departed_subscribers_end_their_sessions(void **state)
     (void)state;
     harness_t *h = harness_new();
     assert_non_null(h);
-    write_policy_with_councils(h);
+    assert_true(harness_add_councils(h, COUNCILS));
     const char *const extra[] = {"--ack-timeout", "1", NULL};
     assert_true(harness_start(h, extra));
     for (int i = 0; i < COUNCILS; i++) {
@@ -156,11 +122,235 @@ static void test_departed_subscribers_end_their_sessions(void **state)
     finish(&h);
 }
 
+/*  Publishes one new example report as agency: its status. *reason (may
+ *  be NULL) gets a copy of the broker's reason. */
+static int publish_one(harness_t *h, const char *agency, char **reason)
+{
+    cv_client_t *c = sender_of(h, agency);
+    Caveat__Report *report = harness_report("vulnerable_individual");
+    free(report->id);
+    report->id = NULL;
+    cv_publish_result_t result = {0};
+    cv_error_t err = {""};
+    int refused = cv_client_publish(c, &report, 1, &result, 10000, &err);
+    if (refused < 0)
+        print_error("publish: %s\n", err.msg);
+    assert_true(refused >= 0);
+    int status = result.status;
+    if (reason)
+        *reason = strdup(result.reason ? result.reason : "");
+    cv_publish_results_clear(&result, 1);
+    caveat__report__free_unpacked(report, NULL);
+    cv_client_destroy(&c);
+    return status;
+}
+
+/*  Receives and acknowledges deliveries until none comes for timeout_ms:
+ *  how many. */
+static int receive_all(cv_client_t *c, int timeout_ms)
+{
+    int n = 0;
+    const Caveat__Wire__Delivery *d;
+    while ((d = receive(c, timeout_ms))) {
+        cv_error_t err = {""};
+        assert_true(cv_client_ack(c, d->seq, &err));
+        n++;
+    }
+    return n;
+}
+
+#define SMALL_DISK (24 * 1024 * 1024)
+#define BACKLOG    300
+
+/*  The disk under the store fills while a backlog waits for the council.
+ *  Publishes are refused, saying why; the council still gets every stored
+ *  report, and its acknowledgements hold across a crash; the stats count
+ *  what was refused as refused; once there is room again, publishes are
+ *  taken again. A 24 MB tmpfs, a 2 MB reserve. */
+static void test_a_full_disk_stops_publishes_not_deliveries(void **state)
+{
+    (void)state;
+    harness_t *h = harness_new();
+    assert_non_null(h);
+    if (!harness_small_disk(h, SMALL_DISK)) {
+        harness_destroy(&h);
+        skip(); /* no mount here: not root, no user namespaces */
+    }
+    const char *const extra[] = {"--disk-reserve", "2", NULL};
+    assert_true(harness_start(h, extra));
+    publish_many(h, BACKLOG);
+    assert_int_equal(stat_of(h, "disk_short"), 0);
+
+    assert_true(harness_fill_disk(h) > 0);
+    zclock_sleep(300); /* the broker looks at the disk every 100 ms */
+    char *reason = NULL;
+    assert_int_equal(publish_one(h, "hum-bcu-hull", &reason),
+                     CAVEAT__WIRE__STATUS__REFUSED_UNAVAILABLE);
+    assert_non_null(strstr(reason, "disk is full"));
+    free(reason);
+    assert_int_equal(stat_of(h, "disk_short"), 1);
+
+    cv_client_t *council = client(h, "hull-cc", NULL, 50);
+    assert_int_equal(receive_all(council, 2000), BACKLOG);
+    cv_client_destroy(&council);
+    assert_int_equal(stat_of(h, "published"), BACKLOG);
+    assert_true(stat_of(h, "refused_no_space") >= 1);
+    zclock_sleep(500); /* the acknowledgements are saved within 100 ms */
+    harness_kill(h);
+
+    /* a start on the full disk, and nothing acknowledged comes back */
+    assert_true(harness_start(h, extra));
+    council = client(h, "hull-cc", NULL, 50);
+    assert_nothing_arrives(council, 1000);
+    cv_client_destroy(&council);
+
+    harness_free_disk(h);
+    zclock_sleep(300);
+    assert_int_equal(publish_one(h, "hum-bcu-hull", NULL), CAVEAT__WIRE__STATUS__OK);
+    assert_int_equal(stat_of(h, "disk_short"), 0);
+    finish(&h);
+}
+
+/*  With no reserve left from an earlier run, a broker cannot start on a
+ *  full disk: it says so, rather than blame the store. */
+static void test_a_start_on_a_full_disk_says_so(void **state)
+{
+    (void)state;
+    harness_t *h = harness_new();
+    assert_non_null(h);
+    if (!harness_small_disk(h, 4 * 1024 * 1024)) {
+        harness_destroy(&h);
+        skip();
+    }
+    assert_true(harness_fill_disk(h) > 0);
+    assert_false(harness_start(h, NULL));
+    assert_int_equal(log_lines_with(h, "is full (0 bytes free)"), 1);
+    harness_destroy(&h);
+}
+
+/*  Reports of a new id each: three, the middle one with id "poison". */
+static void publish_three(harness_t *h, int statuses[3])
+{
+    cv_client_t *c = sender_of(h, "hum-bcu-hull");
+    Caveat__Report *reports[3];
+    for (int i = 0; i < 3; i++) {
+        reports[i] = harness_report("vulnerable_individual");
+        free(reports[i]->id);
+        reports[i]->id = i == 1 ? strdup("poison") : NULL;
+    }
+    cv_publish_result_t results[3] = {{0}};
+    cv_error_t err = {""};
+    assert_true(cv_client_publish(c, reports, 3, results, 10000, &err) >= 0);
+    for (int i = 0; i < 3; i++) {
+        statuses[i] = results[i].status;
+        caveat__report__free_unpacked(reports[i], NULL);
+    }
+    cv_publish_results_clear(results, 3);
+    cv_client_destroy(&c);
+}
+
+/*  A write that fails (here a trigger, as a full disk or an I/O error
+ *  would) refuses the report that needed it, not the others handled in
+ *  the same transaction. */
+static void test_a_failed_write_refuses_only_its_report(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    store_sql(h, "CREATE TRIGGER poison BEFORE INSERT ON reports WHEN NEW.id = 'poison'"
+                 " BEGIN SELECT RAISE(ABORT, 'injected'); END");
+    int statuses[3];
+    publish_three(h, statuses);
+    assert_int_equal(statuses[0], CAVEAT__WIRE__STATUS__OK);
+    assert_int_equal(statuses[1], CAVEAT__WIRE__STATUS__REFUSED_UNAVAILABLE);
+    assert_int_equal(statuses[2], CAVEAT__WIRE__STATUS__OK);
+    assert_int_equal(stat_of(h, "published"), 2);
+    assert_int_equal(stat_of(h, "refused"), 1);
+    cv_client_t *council = client(h, "hull-cc", NULL, 10);
+    assert_int_equal(receive_all(council, 1000), 2);
+    cv_client_destroy(&council);
+    finish(&h);
+}
+
+/*  A turn that cannot commit refuses its publishes as unavailable, even
+ *  those stored before the write that failed (here the council's
+ *  delivery, pumped in the same turn), and the stats count them as
+ *  refused, not as published. */
+static void test_a_failed_turn_counts_its_publishes_refused(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    cv_client_t *council = client(h, "hull-cc", NULL, 10);
+    store_sql(h, "CREATE TRIGGER fail BEFORE INSERT ON sent"
+                 " BEGIN SELECT RAISE(ABORT, 'injected'); END");
+    char *reason = NULL;
+    assert_int_equal(publish_one(h, "hum-bcu-hull", &reason),
+                     CAVEAT__WIRE__STATUS__REFUSED_UNAVAILABLE);
+    assert_non_null(strstr(reason, "retry"));
+    free(reason);
+    assert_int_equal(stat_of(h, "published"), 0);
+    assert_int_equal(stat_of(h, "refused"), 1);
+    store_sql(h, "DROP TRIGGER fail");
+    assert_int_equal(publish_one(h, "hum-bcu-hull", NULL), CAVEAT__WIRE__STATUS__OK);
+    assert_int_equal(receive_all(council, 1000), 1); /* the refused one was never stored */
+    cv_client_destroy(&council);
+    finish(&h);
+}
+
+/*  Receives n deliveries, acknowledging each: the last seq. */
+static uint64_t receive_n(cv_client_t *c, int n)
+{
+    uint64_t seq = 0;
+    for (int i = 0; i < n; i++) {
+        const Caveat__Wire__Delivery *d = receive(c, 5000);
+        assert_non_null(d);
+        seq = d->seq;
+        cv_error_t err = {""};
+        assert_true(cv_client_ack(c, seq, &err));
+    }
+    return seq;
+}
+
+/*  Acknowledgements made while turns fail (saving a queue fails here) are
+ *  the client's word all the same: once the store takes writes again they
+ *  are saved, and after a crash nothing acknowledged comes back. */
+static void test_acknowledgements_outlive_failed_turns(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    publish_many(h, 40);
+    cv_client_t *council = client(h, "hull-cc", NULL, 10);
+    assert_int_equal(receive_n(council, 10), 10);
+    zclock_sleep(500); /* saved */
+    store_sql(h, "CREATE TRIGGER fail BEFORE UPDATE ON queues"
+                 " BEGIN SELECT RAISE(ABORT, 'injected'); END");
+    /* the next ten were sent on the strength of saved acknowledgements;
+     * their acknowledgements cannot be saved, and every turn fails */
+    assert_int_equal(receive_n(council, 10), 20);
+    zclock_sleep(1500);
+    assert_true(log_lines_with(h, "the turn is rolled back") > 0);
+    store_sql(h, "DROP TRIGGER fail");
+    zclock_sleep(1500); /* past the back-off, then saved */
+    cv_client_destroy(&council);
+    harness_kill(h);
+    assert_true(harness_start(h, NULL));
+    council = client(h, "hull-cc", NULL, 10);
+    const Caveat__Wire__Delivery *d = receive(council, 5000);
+    assert_non_null(d);
+    assert_int_equal(d->seq, 21);
+    cv_client_destroy(&council);
+    finish(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_reader_of_the_store_loses_nothing),
         cmocka_unit_test(test_departed_subscribers_end_their_sessions),
+        cmocka_unit_test(test_a_full_disk_stops_publishes_not_deliveries),
+        cmocka_unit_test(test_a_start_on_a_full_disk_says_so),
+        cmocka_unit_test(test_a_failed_write_refuses_only_its_report),
+        cmocka_unit_test(test_a_failed_turn_counts_its_publishes_refused),
+        cmocka_unit_test(test_acknowledgements_outlive_failed_turns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

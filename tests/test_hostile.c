@@ -390,18 +390,6 @@ static void test_a_connection_that_floods_and_hangs_up_kills_nothing(void **stat
 /* ------------------------------------------------------------------------ */
 /*  The log.                                                                */
 
-static int log_lines_with(harness_t *h, const char *text)
-{
-    FILE *f = fopen(harness_path(h, "broker.log"), "r");
-    assert_non_null(f);
-    char line[4096];
-    int n = 0;
-    while (fgets(line, sizeof line, f))
-        n += strstr(line, text) != NULL;
-    fclose(f);
-    return n;
-}
-
 static int log_lines_starting(harness_t *h, const char *text)
 {
     FILE *f = fopen(harness_path(h, "broker.log"), "r");

@@ -1805,6 +1805,281 @@ static int teardown(void **state)
     return 0;
 }
 
+/* ------------------------------------------------------------------------ */
+/*  10. Restrictions: after every rule and screening entry, whatever they
+ *  grant, the most protective outcome per field.                          */
+
+/* clang-format off */
+static const char restricted_yaml[] =
+    POLICY_HEAD
+    "rules:\n"
+    "  - name: referral\n"
+    "    categories: [vulnerable_individual, grievance]\n"
+    "    from_types: [police]\n"
+    "    to_types: [local_authority, ctu]\n"
+    "    fields: {summary: share, narrative: share, subjects.name: share,\n"
+    "             subjects.identifiers: share, subjects.postcode: {mask: postcode_district}}\n"
+    "  - name: notice\n"
+    "    categories: [community_tension]\n"
+    "    to_types: [local_authority]\n"
+    "    fields: {}\n"
+    "  - name: tension-summary\n"
+    "    categories: [community_tension]\n"
+    "    to_types: [local_authority]\n"
+    "    fields: {summary: share}\n"
+    "  - name: summary-only\n"
+    "    categories: [critical_incident]\n"
+    "    to_types: [local_authority]\n"
+    "    fields: {summary: share}\n"
+    "screening:\n"
+    "  - name: screen\n"
+    "    feed: ctio\n"
+    "    to_types: [ctio]\n"
+    "    match: {categories: [vulnerable_individual]}\n"
+    "    fields: {\"*\": share}\n"
+    "restrictions:\n"
+    "  - name: no-identifiers\n"
+    "    from_types: [police]\n"
+    "    except_to_types: [ctu]\n"
+    "    fields: {subjects.identifiers: deny}\n"
+    "  - name: initials-only\n"
+    "    categories: [vulnerable_individual]\n"
+    "    to_agencies: [hull-cc, hull-ctio]\n"
+    "    fields: {subjects.name: {mask: initials}, subjects.postcode: deny}\n"
+    "  - name: no-summary\n"
+    "    categories: [critical_incident, community_tension]\n"
+    "    fields: {summary: deny}\n"
+    "  - name: year-of-birth\n"
+    "    categories: [critical_incident]\n"
+    "    fields: {subjects.date_of_birth: {mask: year}}\n"
+    "  - name: not-york\n"
+    "    from_agencies: [york-police]\n"
+    "    fields: {narrative: deny}\n"
+    "  - name: feedback-never\n"
+    "    categories: [feedback]\n"
+    "    fields: {\"*\": deny}\n";
+/* clang-format on */
+
+static cv_policy_t *restricted_policy(void)
+{
+    return load_policy(restricted_yaml, NULL);
+}
+
+static const char *restriction_of(const char *path)
+{
+    return field(path)->restriction;
+}
+
+/*  A restriction's deny beats a rule's share; its mask beats a share, and
+ *  its deny a rule's mask. The explanation names it. */
+static void test_restriction_beats_rule(void **state)
+{
+    (void)state;
+    cv_policy_t *policy = restricted_policy();
+    Caveat__Report *report = base_report();
+    Caveat__Report *view = view_for(policy, report, "hull-cc", NULL);
+    assert_non_null(view);
+    const char *released[] = {"referral"};
+    assert_entries(released, 1);
+    assert_string_equal(view->summary, "Girl at risk of online grooming");
+    assert_string_equal(view->narrative, "Jane was seen with an older man near the library.");
+    assert_int_equal(view->n_subjects, 1);
+    assert_int_equal(view->subjects[0]->n_identifiers, 0);
+    assert_string_equal(view->subjects[0]->name, "J. D.");
+    assert_null(view->subjects[0]->postcode);
+    assert_field("subjects.identifiers", "withheld", "denied by restriction no-identifiers");
+    assert_string_equal(restriction_of("subjects.identifiers"), "no-identifiers");
+    assert_field("subjects.name", "mask:initials", "mask:initials by restriction initials-only");
+    assert_field("subjects.postcode", "withheld", "denied by restriction initials-only");
+    assert_field("summary", "share", "rule referral");
+    assert_null(restriction_of("summary"));
+    assert_reason("subjects.identifiers: denied by restriction no-identifiers");
+    assert_reason("subjects.name: mask:initials by restriction initials-only");
+    assert_reason("subjects.postcode: denied by restriction initials-only");
+    assert_true(check_same_views(policy, report, "hull-cc"));
+    view_free(view);
+    report_free(report);
+    cv_policy_destroy(&policy);
+}
+
+/*  Over a screening entry's "*": share too. */
+static void test_restriction_beats_screening(void **state)
+{
+    (void)state;
+    cv_policy_t *policy = restricted_policy();
+    Caveat__Report *report = base_report();
+    Caveat__Report *view = view_for(policy, report, "hull-ctio", NULL);
+    assert_non_null(view);
+    assert_string_equal(cv_decision_feed(decision), "ctio");
+    assert_int_equal(view->subjects[0]->n_identifiers, 0);
+    assert_string_equal(view->subjects[0]->name, "J. D.");
+    assert_string_equal(view->subjects[0]->address, "1 Example Street, Hull");
+    assert_field("subjects.identifiers", "withheld", "denied by restriction no-identifiers");
+    assert_field("subjects.address", "share", "screening screen");
+    assert_true(check_same_views(policy, report, "hull-ctio"));
+    view_free(view);
+    report_free(report);
+    cv_policy_destroy(&policy);
+}
+
+/*  except_to exempts a recipient the restriction would otherwise reach;
+ *  to_agencies reaches only those listed; from_agencies only reports of
+ *  those listed. */
+static void test_restriction_scope(void **state)
+{
+    (void)state;
+    cv_policy_t *policy = restricted_policy();
+    Caveat__Report *report = base_report();
+    Caveat__Report *view = view_for(policy, report, "ne-ctu", NULL);
+    assert_non_null(view);
+    assert_int_equal(view->subjects[0]->n_identifiers, 1);
+    assert_string_equal(view->subjects[0]->identifiers[0]->value, "09/123456A");
+    assert_string_equal(view->subjects[0]->name, "Jane Doe");
+    assert_field("subjects.identifiers", "share", "rule referral");
+    assert_null(restriction_of("subjects.identifiers"));
+    view_free(view);
+
+    /* the same referral from York police: not-york applies to it alone */
+    assert_non_null(view = view_for(policy, report, "hull-cc", NULL));
+    assert_non_null(view->narrative);
+    view_free(view);
+    set_text(&report->originator, "york-police");
+    set_text(&report->area, "york");
+    assert_non_null(view = view_for(policy, report, "york-cc", NULL));
+    assert_null(view->narrative);
+    assert_string_equal(view->subjects[0]->name, "Jane Doe"); /* initials-only: not york-cc */
+    assert_field("narrative", "withheld", "denied by restriction not-york");
+    view_free(view);
+    report_free(report);
+    cv_policy_destroy(&policy);
+}
+
+/*  A restriction without categories applies to every category. */
+static void test_restriction_every_category(void **state)
+{
+    (void)state;
+    cv_policy_t *policy = restricted_policy();
+    Caveat__Report *report = base_report();
+    set_text(&report->category, "grievance");
+    Caveat__Report *view = view_for(policy, report, "hull-cc", NULL);
+    assert_non_null(view);
+    assert_int_equal(view->subjects[0]->n_identifiers, 0);
+    assert_field("subjects.identifiers", "withheld", "denied by restriction no-identifiers");
+    assert_string_equal(view->subjects[0]->name, "Jane Doe"); /* initials-only: another category */
+    view_free(view);
+    report_free(report);
+    cv_policy_destroy(&policy);
+}
+
+/*  A delivery whose every granted field restrictions remove is not made,
+ *  and a restriction's mask grants nothing (year-of-birth would otherwise
+ *  leave a date of birth). The reason names only the restriction that
+ *  removed something. A notice still delivers its envelope. */
+static void test_restriction_removes_everything(void **state)
+{
+    (void)state;
+    cv_policy_t *policy = restricted_policy();
+    Caveat__Report *report = base_report();
+    set_text(&report->category, "critical_incident");
+    assert_false(delivered_to(policy, report, "hull-cc", NULL));
+    assert_int_equal(cv_decision_entry_count(decision), 0);
+    assert_int_equal(cv_decision_reason_count(decision), 1);
+    assert_reason("restriction no-summary removes every field the matching rules and screening "
+                  "entries grant here");
+    assert_int_equal(cv_decision_pack(decision, report, NULL, 0), 0);
+
+    set_text(&report->category, "feedback"); /* no rule: default deny, not the restriction */
+    assert_false(delivered_to(policy, report, "hull-cc", NULL));
+    assert_reason("no rule releases category feedback from hull-police (police) to hull-cc "
+                  "(local_authority)");
+
+    set_text(&report->category, "community_tension");
+    Caveat__Report *view = view_for(policy, report, "hull-cc", NULL);
+    assert_non_null(view);
+    assert_envelope(view);
+    assert_no_body(view);
+    assert_null(view->summary);
+    assert_field("summary", "withheld", "denied by restriction no-summary");
+    const char *released[] = {"notice", "tension-summary"};
+    assert_entries(released, 2);
+    view_free(view);
+    report_free(report);
+    cv_policy_destroy(&policy);
+}
+
+/*  For one field the most protective outcome wins between a rule and a
+ *  restriction too: a restriction's year leaves a rule's pseudonym as it is
+ *  (the rule is named), and turns a rule's share into a year. */
+static void test_restriction_most_protective(void **state)
+{
+    (void)state;
+    /* clang-format off */
+    static const char yaml[] =
+        POLICY_HEAD
+        "rules:\n"
+        "  - name: pseudonyms\n"
+        "    categories: [grievance]\n"
+        "    to_types: [local_authority]\n"
+        "    fields: {summary: share, subjects.date_of_birth: pseudonymise}\n"
+        "  - name: dates\n"
+        "    categories: [feedback]\n"
+        "    to_types: [local_authority]\n"
+        "    fields: {summary: share, subjects.date_of_birth: share}\n"
+        "restrictions:\n"
+        "  - name: years-only\n"
+        "    fields: {subjects.date_of_birth: {mask: year}}\n";
+    /* clang-format on */
+    cv_policy_t *policy = load_policy(yaml, NULL);
+    Caveat__Report *report = base_report();
+    set_text(&report->category, "grievance");
+    Caveat__Report *view = view_for(policy, report, "hull-cc", NULL);
+    assert_non_null(view);
+    assert_field("subjects.date_of_birth", "mask:pseudonymise", "rule pseudonyms");
+    assert_memory_equal(view->subjects[0]->date_of_birth, CV_PSEUDONYM_PREFIX,
+                        strlen(CV_PSEUDONYM_PREFIX));
+    view_free(view);
+    set_text(&report->category, "feedback");
+    view = view_for(policy, report, "hull-cc", NULL);
+    assert_non_null(view);
+    assert_field("subjects.date_of_birth", "mask:year", "mask:year by restriction years-only");
+    assert_string_equal(view->subjects[0]->date_of_birth, "2009");
+    assert_true(check_same_views(policy, report, "hull-cc"));
+    view_free(view);
+    report_free(report);
+    cv_policy_destroy(&policy);
+}
+
+/*  Several restrictions that together remove everything are all named. */
+static void test_restrictions_named_together(void **state)
+{
+    (void)state;
+    /* clang-format off */
+    static const char yaml[] =
+        POLICY_HEAD
+        "rules:\n"
+        "  - name: two-fields\n"
+        "    categories: [grievance]\n"
+        "    to_types: [local_authority]\n"
+        "    fields: {summary: share, narrative: share}\n"
+        "restrictions:\n"
+        "  - name: no-summary\n"
+        "    fields: {summary: deny}\n"
+        "  - name: masks-only\n"
+        "    fields: {subjects.name: {mask: initials}}\n"
+        "  - name: no-narrative\n"
+        "    categories: [grievance]\n"
+        "    fields: {narrative: deny}\n";
+    /* clang-format on */
+    cv_policy_t *policy = load_policy(yaml, NULL);
+    Caveat__Report *report = base_report();
+    set_text(&report->category, "grievance");
+    assert_false(delivered_to(policy, report, "hull-cc", NULL));
+    assert_reason("restrictions no-summary, no-narrative remove every field the matching rules "
+                  "and screening entries grant here");
+    report_free(report);
+    cv_policy_destroy(&policy);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1845,6 +2120,13 @@ int main(void)
         cmocka_unit_test(test_decision_reuse),
         cmocka_unit_test(test_validate_report),
         cmocka_unit_test(test_validate_report_id),
+        cmocka_unit_test(test_restriction_beats_rule),
+        cmocka_unit_test(test_restriction_beats_screening),
+        cmocka_unit_test(test_restriction_scope),
+        cmocka_unit_test(test_restriction_every_category),
+        cmocka_unit_test(test_restriction_removes_everything),
+        cmocka_unit_test(test_restriction_most_protective),
+        cmocka_unit_test(test_restrictions_named_together),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

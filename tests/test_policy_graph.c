@@ -264,6 +264,102 @@ static void test_handling_codes_limit_edges(void **state)
     free(graph);
 }
 
+/*  The graph of policy_text with restrictions appended. */
+static char *graph_with(const char *restrictions)
+{
+    size_t size = strlen(policy_text) + strlen(restrictions) + 1;
+    char *text = malloc(size);
+    assert_non_null(text);
+    snprintf(text, size, "%s%s", policy_text, restrictions);
+    char *graph = graph_of(text);
+    free(text);
+    return graph;
+}
+
+/*  Restrictions depend only on category, originator and recipient, so the
+ *  graph draws them exactly: an edge whose every granted field they remove
+ *  goes, one that keeps a field stays, and an exempted recipient keeps its
+ *  edge. */
+static void test_restrictions_remove_edges(void **state)
+{
+    (void)state;
+    const char *college = "  \"hum-bcu-hull\" -> \"hull-college\"";
+    char *graph = graph_with("restrictions:\n"
+                             "  - name: nothing-for-colleges\n"
+                             "    from_types: [police]\n"
+                             "    to_types: [education]\n"
+                             "    fields: {summary: deny, tension: deny}\n");
+    assert_null(strstr(graph, college));
+    assert_int_equal(count(graph, " -> "), 7);
+    free(graph);
+    graph = graph_with("restrictions:\n"
+                       "  - name: no-summary-for-colleges\n"
+                       "    to_types: [education]\n"
+                       "    fields: {summary: deny}\n"); /* tension still goes */
+    assert_non_null(strstr(graph, college));
+    free(graph);
+    graph = graph_with("restrictions:\n"
+                       "  - name: nothing-for-education\n"
+                       "    to_types: [education]\n"
+                       "    except_to_agencies: [hull-college]\n"
+                       "    fields: {\"*\": deny}\n");
+    assert_string_equal(graph, expected_graph);
+    free(graph);
+    /* a notice is sent whatever restrictions say: its edge stays */
+    graph = graph_of(HEADER AGENCIES "rules:\n"
+                                     "  - name: tension-notice\n"
+                                     "    categories: [community_tension]\n"
+                                     "    from_types: [police]\n"
+                                     "    to_types: [education]\n"
+                                     "    fields: {}\n"
+                                     "restrictions:\n"
+                                     "  - name: nothing-for-anyone\n"
+                                     "    fields: {\"*\": deny}\n");
+    assert_non_null(strstr(graph, college));
+    assert_int_equal(count(graph, " -> "), 1);
+    free(graph);
+}
+
+/*  One category removed leaves the others on the edge's label. */
+static void test_restrictions_remove_categories(void **state)
+{
+    (void)state;
+    char *graph = graph_with("restrictions:\n"
+                             "  - name: concerns-stay-with-police\n"
+                             "    categories: [radicalisation_concern]\n"
+                             "    to_types: [local_authority]\n"
+                             "    fields: {summary: deny, subjects: deny}\n");
+    assert_non_null(strstr(graph, "  \"hum-bcu-hull\" -> \"hull-cc\" [label=\"vulnerable_individual"
+                                  "\\n≤ OFFICIAL-SENSITIVE\"];\n"));
+    free(graph);
+}
+
+/*  A feed goes when restrictions remove everything its entries may carry
+ *  in every category they may match; the keyword screen may match any. */
+static void test_restrictions_remove_feeds(void **state)
+{
+    (void)state;
+    char *graph = graph_with("restrictions:\n"
+                             "  - name: councils-feed-nothing\n"
+                             "    from_types: [local_authority]\n"
+                             "    to_types: [ctio]\n"
+                             "    fields: {\"*\": deny}\n");
+    assert_null(strstr(graph, "\"hull-cc\" -> \"hum-ctio-hull\""));
+    assert_null(strstr(graph, "\"york-cc\" -> \"hum-ctio-hull\""));
+    assert_non_null(strstr(graph, "\"hull-college\" -> \"hum-ctio-hull\""));
+    free(graph);
+    /* the keyword screen may match a feedback report: not every category is
+     * restricted, so the feed stays */
+    graph = graph_with("restrictions:\n"
+                       "  - name: councils-feed-no-concerns\n"
+                       "    categories: [radicalisation_concern, vulnerable_individual]\n"
+                       "    from_types: [local_authority]\n"
+                       "    fields: {\"*\": deny}\n");
+    assert_non_null(strstr(graph, "\"york-cc\" -> \"hum-ctio-hull\""));
+    assert_null(strstr(graph, "\"hull-cc\" -> \"hum-bcu-hull\""));
+    free(graph);
+}
+
 /*  Quotes and backslashes in names cannot break out of a DOT string. */
 static void test_names_are_escaped(void **state)
 {
@@ -289,6 +385,9 @@ int main(void)
         cmocka_unit_test(test_no_rules_no_edges),
         cmocka_unit_test(test_handling_codes_limit_edges),
         cmocka_unit_test(test_names_are_escaped),
+        cmocka_unit_test(test_restrictions_remove_edges),
+        cmocka_unit_test(test_restrictions_remove_categories),
+        cmocka_unit_test(test_restrictions_remove_feeds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

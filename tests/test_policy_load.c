@@ -24,6 +24,7 @@
 #include <zmq.h>
 
 #include "cv_policy.h"
+#include "policy_internal.h" /* a restriction's compiled form */
 
 /*  CURVE public keys made once with zmq_curve_keypair. */
 #define K1 "kY8[f}w2}*bW5UFN>7fbWOR$QBz=n<qa*v:t*tLN"
@@ -581,6 +582,132 @@ static const error_case_t screening_unknown_to_type = {
     20, 16, "screening 's1': to_types: no agency has type 'ctio'"};
 
 /* ------------------------------------------------------------------------ */
+/*  Restrictions.                                                           */
+
+/*  Lines 17-18, open for more keys at line 19. */
+#define RESTRICTION_HEAD                                                                           \
+    "restrictions:\n"                                   /* 17 */                                   \
+    "  - name: x1\n"                                    /* 18 */
+
+/*  A restriction only takes away: share would grant, so it is refused,
+ *  naming the restriction. */
+static const error_case_t restriction_share = {
+    HEADER RESTRICTION_HEAD
+    "    fields: {narrative: deny, summary: share}\n",  /* 19 */
+    19, 40, "restriction 'x1': summary: share is not allowed in a restriction: it only "
+            "denies or masks"};
+
+static const error_case_t restriction_share_all = {
+    HEADER RESTRICTION_HEAD
+    "    fields:\n"                                     /* 19 */
+    "      \"*\": share\n",                             /* 20 */
+    20, 12, "restriction 'x1': *: share is not allowed in a restriction: it only denies or masks"};
+
+static const error_case_t restriction_unknown_path = {
+    HEADER RESTRICTION_HEAD
+    "    fields: {subjects.nmae: deny}\n",              /* 19 */
+    19, 14, "restriction 'x1': fields: unknown field path 'subjects.nmae'"};
+
+static const error_case_t restriction_mask_misfit = {
+    HEADER RESTRICTION_HEAD
+    "    fields: {summary: {mask: year}}\n",            /* 19 */
+    19, 24, "restriction 'x1': summary: mask:year does not apply to every field under it"};
+
+static const error_case_t restriction_unknown_from_type = {
+    HEADER RESTRICTION_HEAD
+    "    from_types: [helth]\n"                         /* 19 */
+    "    fields: {summary: deny}\n",                    /* 20 */
+    19, 18, "restriction 'x1': from_types: no agency has type 'helth'"};
+
+static const error_case_t restriction_unknown_to_type = {
+    HEADER RESTRICTION_HEAD
+    "    to_types: [council]\n"                         /* 19 */
+    "    fields: {summary: deny}\n",                    /* 20 */
+    19, 16, "restriction 'x1': to_types: no agency has type 'council'"};
+
+static const error_case_t restriction_unknown_except_type = {
+    HEADER RESTRICTION_HEAD
+    "    except_to_types: [police, ctu]\n"              /* 19 */
+    "    fields: {summary: deny}\n",                    /* 20 */
+    19, 31, "restriction 'x1': except_to_types: no agency has type 'ctu'"};
+
+static const error_case_t restriction_unknown_from_agency = {
+    HEADER RESTRICTION_HEAD
+    "    from_agencies: [hull-nhs]\n"                   /* 19 */
+    "    fields: {summary: deny}\n",                    /* 20 */
+    19, 21, "restriction 'x1': from_agencies: unknown agency 'hull-nhs'"};
+
+static const error_case_t restriction_unknown_to_agency = {
+    HEADER RESTRICTION_HEAD
+    "    to_agencies: [hull-nhs]\n"                     /* 19 */
+    "    fields: {summary: deny}\n",                    /* 20 */
+    19, 19, "restriction 'x1': to_agencies: unknown agency 'hull-nhs'"};
+
+static const error_case_t restriction_unknown_except_agency = {
+    HEADER RESTRICTION_HEAD
+    "    except_to_agencies: [hull-cc, hull-nhs]\n"     /* 19 */
+    "    fields: {summary: deny}\n",                    /* 20 */
+    19, 35, "restriction 'x1': except_to_agencies: unknown agency 'hull-nhs'"};
+
+static const error_case_t restriction_unknown_category = {
+    HEADER RESTRICTION_HEAD
+    "    categories: [gossip]\n"                        /* 19 */
+    "    fields: {summary: deny}\n",                    /* 20 */
+    19, 18, "restriction 'x1': categories: unknown category 'gossip'"};
+
+static const error_case_t restriction_without_name = {
+    HEADER
+    "restrictions:\n"                                   /* 17 */
+    "  - from_types: [police]\n"                        /* 18 */
+    "    fields: {summary: deny}\n",                    /* 19 */
+    18, 5, "restrictions[0]: missing 'name'"};
+
+static const error_case_t restriction_empty_name = {
+    HEADER
+    "restrictions:\n"                                   /* 17 */
+    "  - name: \"\"\n"                                  /* 18 */
+    "    fields: {summary: deny}\n",                    /* 19 */
+    18, 11, "restrictions[0]: name: '' is empty"};
+
+static const error_case_t restriction_duplicate_name = {
+    HEADER RESTRICTION_HEAD
+    "    fields: {summary: deny}\n"                     /* 19 */
+    "  - name: x1\n"                                    /* 20 */
+    "    fields: {narrative: deny}\n",                  /* 21 */
+    20, 11, "restriction 'x1': name: 'x1' is the name of another entry"};
+
+/*  One namespace with rules and screening entries: "x1" in an explanation
+ *  or a review names one thing. */
+static const error_case_t restriction_named_as_rule = {
+    HEADER RULE_HEAD
+    "    fields: {summary: share}\n"                    /* 21 */
+    "restrictions:\n"                                   /* 22 */
+    "  - name: r1\n"                                    /* 23 */
+    "    fields: {summary: deny}\n",                    /* 24 */
+    23, 11, "restriction 'r1': name: 'r1' is the name of another entry"};
+
+static const error_case_t restriction_without_fields = {
+    HEADER RESTRICTION_HEAD
+    "    from_types: [police]\n",                       /* 19 */
+    18, 5, "restriction 'x1': missing 'fields'"};
+
+static const error_case_t restriction_empty_fields = {
+    HEADER RESTRICTION_HEAD
+    "    fields: {}\n",                                 /* 19 */
+    19, 0, "restriction 'x1': fields: a restriction must deny or mask at least one field"};
+
+static const error_case_t restriction_unknown_key = {
+    HEADER RESTRICTION_HEAD
+    "    same_area: true\n"                             /* 19 */
+    "    fields: {summary: deny}\n",                    /* 20 */
+    19, 5, "restriction 'x1': unknown key 'same_area'"};
+
+static const error_case_t restrictions_not_a_list = {
+    HEADER
+    "restrictions: {name: x1}\n",                       /* 17 */
+    17, 16, "restrictions: expected a list"};
+
+/* ------------------------------------------------------------------------ */
 /*  Handling codes.                                                         */
 
 static const error_case_t code_unknown_key = {
@@ -1059,6 +1186,59 @@ static void test_more_levels_than_a_byte_holds_are_refused(void **state)
     }
 }
 
+/*  A restriction's compiled form, as tools (diff, coverage) read it: its
+ *  name and where it is, the deliveries it names, its grants. */
+static void test_restrictions(void **state)
+{
+    (void)state;
+    static const char text[] =
+        HEADER RULE_HEAD "    fields: {summary: share}\n"                                   /* 21 */
+                         "restrictions:\n"                                                  /* 22 */
+                         "  - name: no-names\n"                                             /* 23 */
+                         "    from_types: [police]\n"                                       /* 24 */
+                         "    except_to_agencies: [hull-police]\n"                          /* 25 */
+                         "    fields: {subjects.name: {mask: initials}, narrative: deny}\n" /* 26 */
+                         "  - name: feedback-only\n"                                        /* 27 */
+                         "    categories: [feedback]\n"                                     /* 28 */
+                         "    to_types: [local_authority]\n"                                /* 29 */
+                         "    fields: {\"*\": deny}\n";                                     /* 30 */
+    cv_policy_t *p = load(text, strlen(text));
+    assert_int_equal(p->n_restrictions, 2);
+    const cv_restriction_t *r = &p->restrictions[0];
+    assert_string_equal(r->name, "no-names");
+    assert_int_equal(r->line, 23);
+    assert_int_equal(r->column, 11);
+    assert_int_equal(r->categories, (UINT64_C(1) << p->n_categories) - 1); /* every category */
+    assert_true(r->from.types >> cv_policy_type_find(p, "police") & 1);
+    assert_false(r->from.any);
+    assert_true(r->to.any); /* every recipient */
+    assert_false(r->except_to.any);
+    assert_true(r->except_to.agencies[cv_policy_agency_find(p, "hull-police")]);
+    assert_false(r->except_to.agencies[cv_policy_agency_find(p, "hull-cc")]);
+    const cv_schema_t *schema = cv_schema_report();
+    assert_int_equal(r->grants[cv_schema_find(schema, "subjects.name")], CV_GRANT_INITIALS);
+    assert_int_equal(r->grants[cv_schema_find(schema, "narrative")], CV_GRANT_DENY);
+    assert_int_equal(r->grants[cv_schema_find(schema, "summary")], CV_GRANT_NONE);
+    r = &p->restrictions[1];
+    assert_string_equal(r->name, "feedback-only");
+    assert_int_equal(r->line, 27);
+    assert_int_equal(r->categories, UINT64_C(1) << cv_policy_category_find(p, "feedback"));
+    assert_true(r->from.any);
+    assert_true(r->except_to.any); /* no exception */
+    for (int i = 0; i < cv_schema_size(schema); i++)
+        assert_int_equal(r->grants[i], CV_GRANT_DENY);
+    /* the index: the first reaches the council, not the police it exempts */
+    int out[2];
+    int police = cv_policy_agency_find(p, "hull-police"), cc = cv_policy_agency_find(p, "hull-cc");
+    int feedback = cv_policy_category_find(p, "feedback");
+    assert_int_equal(cv_restrictions_for(p, feedback, police, cc, out), 2);
+    assert_int_equal(out[0], 0);
+    assert_int_equal(out[1], 1);
+    assert_int_equal(cv_restrictions_for(p, feedback, cc, police, out), 0);
+    assert_int_equal(cv_restrictions_for(p, 0, police, cc, out), 1);
+    cv_policy_destroy(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1130,6 +1310,25 @@ int main(void)
         ERROR_CASE(screening_without_feed),
         ERROR_CASE(screening_rule_key),
         ERROR_CASE(screening_unknown_to_type),
+        ERROR_CASE(restriction_share),
+        ERROR_CASE(restriction_share_all),
+        ERROR_CASE(restriction_unknown_path),
+        ERROR_CASE(restriction_mask_misfit),
+        ERROR_CASE(restriction_unknown_from_type),
+        ERROR_CASE(restriction_unknown_to_type),
+        ERROR_CASE(restriction_unknown_except_type),
+        ERROR_CASE(restriction_unknown_from_agency),
+        ERROR_CASE(restriction_unknown_to_agency),
+        ERROR_CASE(restriction_unknown_except_agency),
+        ERROR_CASE(restriction_unknown_category),
+        ERROR_CASE(restriction_without_name),
+        ERROR_CASE(restriction_empty_name),
+        ERROR_CASE(restriction_duplicate_name),
+        ERROR_CASE(restriction_named_as_rule),
+        ERROR_CASE(restriction_without_fields),
+        ERROR_CASE(restriction_empty_fields),
+        ERROR_CASE(restriction_unknown_key),
+        ERROR_CASE(restrictions_not_a_list),
         ERROR_CASE(code_unknown_key),
         ERROR_CASE(code_unknown_type),
         ERROR_CASE(code_unknown_agency),
@@ -1148,6 +1347,7 @@ int main(void)
         cmocka_unit_test(test_aliases),
         cmocka_unit_test(test_null_error),
         cmocka_unit_test(test_retention),
+        cmocka_unit_test(test_restrictions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

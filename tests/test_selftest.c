@@ -41,7 +41,8 @@ static void test_without_zap_handler_fails_then_with_it_passes(void **state)
     assert_non_null(strstr(err.msg, "was admitted"));
     zsock_destroy(&open_server);
 
-    cv_zap_t *zap = cv_zap_new(&err);
+    cv_log_t *log = cv_log_new(CV_LOG_TEXT, false, true);
+    cv_zap_t *zap = cv_zap_new(log, &err);
     assert_non_null(zap);
     zsock_t *guarded = curve_server(cert, endpoint, sizeof endpoint);
     bool passed = cv_selftest_unlisted_key(endpoint, zcert_public_key(cert), zap, policy, &err);
@@ -52,6 +53,7 @@ static void test_without_zap_handler_fails_then_with_it_passes(void **state)
     assert_int_equal(cv_zap_admitted(zap), 0);
     zsock_destroy(&guarded);
     cv_zap_destroy(&zap);
+    cv_log_destroy(&log);
     zcert_destroy(&cert);
     cv_policy_destroy(&policy);
 }

@@ -1,0 +1,273 @@
+/*  faults_bench: what faults cost the real caveatd (through the end-to-end
+ *  harness, the example policy, loopback only).
+ *
+ *  departed: COUNCILS more councils in the policy; each connects through
+ *    libcaveat (a delivery session) and goes without a word. Then REPORTS
+ *    reports go to every council and the broker waits past its ack timeout
+ *    (2 s). Prints caveatd's VmRSS before the councils came, after they
+ *    went, and after the fan-out and the timeout; the sessions left, and
+ *    the deliveries sent again (resent).
+ *
+ *  disk: the data directory on a tmpfs of its own (a mount namespace: root,
+ *    or user namespaces) of DISK_MB, --disk-reserve RESERVE_MB. A backlog
+ *    of BACKLOG reports for hull-cc is stored, then drained by one libcaveat
+ *    subscriber (credit 500, every delivery acknowledged): once with room
+ *    on the disk, once with the disk filled. Prints both rates and their
+ *    ratio; then frees the disk a MB at a time and prints how much was
+ *    free (stats disk_free) when publishes were taken again.
+ *
+ *  Exits 0 whatever the figures; 1 when the run itself failed.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <czmq.h>
+
+#include "bench_common.h"
+#include "caveat.h"
+#include "harness.h"
+
+#define COUNCILS   2000
+#define REPORTS    100
+#define DISK_MB    192
+#define RESERVE_MB 8
+#define BACKLOG    20000
+#define BATCH      500
+
+typedef struct {
+    bool departed, disk;
+    int councils, backlog;
+} options_t;
+
+static bool parse(int argc, char **argv, options_t *opt)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(argv[i], "--only") == 0 && value) {
+            opt->departed = strcmp(value, "departed") == 0;
+            opt->disk = strcmp(value, "disk") == 0;
+            if (!opt->departed && !opt->disk)
+                return false;
+            i++;
+        } else if (strcmp(argv[i], "--councils") == 0 && value) {
+            opt->councils = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--backlog") == 0 && value) {
+            opt->backlog = atoi(argv[++i]);
+        } else {
+            return false;
+        }
+    }
+    return opt->councils > 0 && opt->backlog > 0;
+}
+
+static cv_client_t *sender(harness_t *h, const char *agency)
+{
+    char server[600], secret[600];
+    snprintf(server, sizeof server, "%s", harness_path(h, "broker.cert"));
+    snprintf(secret, sizeof secret, "%s/%s.cert_secret", harness_path(h, ""), agency);
+    cv_client_config_t config = {.endpoint = harness_endpoint(h),
+                                 .server_cert = server,
+                                 .client_cert = secret,
+                                 .publish_only = true};
+    cv_error_t err = {""};
+    cv_client_t *c = cv_client_new(&config, &err);
+    if (!c)
+        fprintf(stderr, "faults_bench: %s: %s\n", agency, err.msg);
+    return c;
+}
+
+/*  A counter of the broker's stats, or -1. */
+static long stat_of(harness_t *h, const char *name)
+{
+    cv_client_t *admin = sender(h, "caveat-admin");
+    bool ok = false;
+    cv_error_t err = {""};
+    char *text = admin ? cv_client_admin(admin, "stats", &ok, 5000, &err) : NULL;
+    cv_client_destroy(&admin);
+    char key[64];
+    snprintf(key, sizeof key, "\"%s\":", name);
+    const char *at = text && ok ? strstr(text, key) : NULL;
+    long value = at ? atol(at + strlen(key)) : -1;
+    free(text);
+    return value;
+}
+
+/*  Publishes n new reports from the police BCU in batches: how many were
+ *  taken. */
+static int publish(harness_t *h, int n)
+{
+    cv_client_t *police = sender(h, "hum-bcu-hull");
+    Caveat__Report *batch[BATCH];
+    cv_publish_result_t results[BATCH];
+    int taken = 0;
+    for (int done = 0; police && done < n;) {
+        int k = n - done < BATCH ? n - done : BATCH;
+        for (int i = 0; i < k; i++) {
+            batch[i] = harness_report("vulnerable_individual");
+            free(batch[i]->id);
+            batch[i]->id = NULL;
+        }
+        memset(results, 0, sizeof results);
+        cv_error_t err = {""};
+        int refused = cv_client_publish(police, batch, (size_t)k, results, 60000, &err);
+        taken += refused >= 0 ? k - refused : 0;
+        cv_publish_results_clear(results, (size_t)k);
+        for (int i = 0; i < k; i++)
+            caveat__report__free_unpacked(batch[i], NULL);
+        if (refused < 0)
+            break;
+        done += k;
+    }
+    cv_client_destroy(&police);
+    return taken;
+}
+
+static double mb(long kb)
+{
+    return kb / 1024.0;
+}
+
+/* ------------------------------------------------------------------------ */
+
+static bool run_departed(int councils)
+{
+    harness_t *h = harness_new();
+    const char *const extra[] = {"--ack-timeout", "2", NULL};
+    if (!h || !harness_add_councils(h, councils) || !harness_start(h, extra)) {
+        harness_destroy(&h);
+        return false;
+    }
+    long rss0 = bench_status_kb(harness_pid(h), "VmRSS");
+    uint64_t t0 = bench_now_ns();
+    int came = 0;
+    for (int i = 0; i < councils; i++) {
+        char agency[32];
+        snprintf(agency, sizeof agency, "council-%d", i);
+        cv_error_t err = {""};
+        cv_client_t *c = harness_client(h, agency, NULL, 100, &err);
+        came += c != NULL;
+        cv_client_destroy(&c); /* gone without a word */
+    }
+    double connect_s = (double)(bench_now_ns() - t0) / 1e9;
+    long rss1 = bench_status_kb(harness_pid(h), "VmRSS");
+    int published = publish(h, REPORTS);
+    zclock_sleep(3000); /* past the ack timeout */
+    long rss2 = bench_status_kb(harness_pid(h), "VmRSS");
+    long hwm = bench_status_kb(harness_pid(h), "VmHWM");
+    printf("\ndeparted: %d councils connected and went (%.1f s), then %d reports to each\n", came,
+           connect_s, published);
+    printf("  %-52s %8.1f MB\n", "caveatd VmRSS before they came", mb(rss0));
+    printf("  %-52s %8.1f MB\n", "VmRSS after they went", mb(rss1));
+    printf("  %-52s %8.1f MB\n", "VmRSS after the fan-out and the ack timeout", mb(rss2));
+    printf("  %-52s %8.1f MB\n", "VmHWM (peak)", mb(hwm));
+    printf("  %-52s %8.2f\n", "VmRSS after / before", rss0 > 0 ? (double)rss2 / rss0 : 0);
+    printf("  %-52s %8ld\n", "delivery sessions left", stat_of(h, "sessions"));
+    printf("  %-52s %8ld\n", "deliveries sent again (resent)", stat_of(h, "resent"));
+    printf("  %-52s %8ld\n", "deliveries sent", stat_of(h, "delivered"));
+    harness_destroy(&h);
+    return came == councils && published == REPORTS;
+}
+
+/*  Receives and acknowledges until n came or none came for a second:
+ *  deliveries a second. */
+static double drain(harness_t *h, int n, int *received)
+{
+    cv_error_t err = {""};
+    cv_client_t *c = harness_client(h, "hull-cc", NULL, 500, &err);
+    *received = 0;
+    uint64_t t0 = bench_now_ns(), t1 = t0;
+    const Caveat__Wire__Delivery *d;
+    while (c && *received < n && (d = cv_client_receive(c, 1000, &err))) {
+        (*received)++;
+        if (bench_now_ns() - t1 > 200000000 && t1 > t0)
+            fprintf(stderr, "gap %.0f ms at %d seq %llu\n", (bench_now_ns() - t1) / 1e6, *received,
+                    (unsigned long long)d->seq);
+        t1 = bench_now_ns();
+        cv_client_ack(c, d->seq, &err);
+    }
+    if (*received < n)
+        fprintf(stderr, "drain stopped: %s\n", err.msg);
+    cv_client_destroy(&c);
+    return t1 > t0 ? *received / ((double)(t1 - t0) / 1e9) : 0;
+}
+
+/*  Frees the filled disk a MB at a time until a publish is taken: the
+ *  bytes free (the reserve not counted) when it was. */
+static long free_needed(harness_t *h)
+{
+    for (int mbs = 1; mbs <= DISK_MB; mbs++) {
+        harness_shrink_filler(h, 1024 * 1024);
+        zclock_sleep(150); /* the broker looks every 100 ms */
+        if (stat_of(h, "disk_short") == 0) {
+            long free_bytes = stat_of(h, "disk_free");
+            return publish(h, 1) == 1 ? free_bytes + RESERVE_MB * 1024L * 1024 : -1;
+        }
+    }
+    return -1;
+}
+
+static bool run_disk(int backlog)
+{
+    harness_t *h = harness_new();
+    char reserve[16];
+    snprintf(reserve, sizeof reserve, "%d", RESERVE_MB);
+    const char *const extra[] = {"--disk-reserve", reserve, NULL};
+    if (!h || !harness_small_disk(h, (size_t)DISK_MB << 20)) {
+        printf("\ndisk: skipped: cannot mount a tmpfs here (not root, no user namespaces)\n");
+        harness_destroy(&h);
+        return true;
+    }
+    if (!harness_start(h, extra)) {
+        harness_destroy(&h);
+        return false;
+    }
+    int stored_room = publish(h, backlog), got_room = 0;
+    double rate_room = drain(h, stored_room, &got_room);
+    long dropped_room = stat_of(h, "dropped");
+    int stored_full = publish(h, backlog), got_full = 0;
+    size_t filled = harness_fill_disk(h);
+    zclock_sleep(300);
+    int refused = publish(h, 1) == 0;
+    double rate_full = drain(h, stored_full, &got_full);
+    long dropped_full = stat_of(h, "dropped") - dropped_room;
+    long recovered_at = free_needed(h);
+    printf("\ndisk: a %d MB tmpfs, --disk-reserve %d; hull-cc drains a backlog of %d reports\n",
+           DISK_MB, RESERVE_MB, backlog);
+    printf("  %-52s %8d of %d, %8.0f /s\n", "with room: delivered", got_room, stored_room,
+           rate_room);
+    printf("  %-52s %8d of %d, %8.0f /s\n", "disk full: delivered", got_full, stored_full,
+           rate_full);
+    printf("  %-52s %8ld, %ld\n", "sends that failed (with room, full)", dropped_room,
+           dropped_full);
+    printf("  %-52s %8.2f\n", "full / room", rate_room > 0 ? rate_full / rate_room : 0);
+    printf("  %-52s %8.1f MB (a publish %s)\n", "filler written", filled / 1048576.0,
+           refused ? "was refused" : "WAS TAKEN");
+    printf("  %-52s %8.1f MB (2 x reserve + 1 MB)\n", "free when publishes were taken again",
+           recovered_at / 1048576.0);
+    harness_destroy(&h);
+    return got_room == stored_room && got_full == stored_full && refused && recovered_at > 0;
+}
+
+int main(int argc, char **argv)
+{
+    options_t opt = {.councils = COUNCILS, .backlog = BACKLOG};
+    if (!parse(argc, argv, &opt)) {
+        fprintf(stderr, "usage: faults_bench [--only departed|disk] [--councils N] "
+                        "[--backlog N]\n");
+        return 2;
+    }
+    bool all = !opt.departed && !opt.disk, ok = true;
+    double load0 = bench_load_average();
+    if (all || opt.departed)
+        ok = run_departed(opt.councils) && ok;
+    if (all || opt.disk)
+        ok = run_disk(opt.backlog) && ok;
+    double load1 = bench_load_average();
+    printf("\nload average (1 min): %.2f before, %.2f after%s\n", load0, load1,
+           load0 > sysconf(_SC_NPROCESSORS_ONLN) || load1 > sysconf(_SC_NPROCESSORS_ONLN)
+               ? ": NOT COMPARABLE, something else was running"
+               : "");
+    return ok ? 0 : 1;
+}

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# caveatd for an operator: log lines with an RFC 3339 time and a level, or
+# JSON; a refused handshake logged with the peer's address and key; the
+# pid file; the endpoint actually bound; `caveat admin sessions`; a
+# backup path the broker would resolve in its own directory refused.
+# Needs CAVEAT and CAVEATD (the built binaries) and CAVEAT_SOURCE_DIR.
+set -euo pipefail
+
+: "${CAVEAT:?set CAVEAT to the caveat binary}"
+: "${CAVEATD:?set CAVEATD to the caveatd binary}"
+: "${CAVEAT_SOURCE_DIR:?set CAVEAT_SOURCE_DIR to the source tree}"
+
+tmp=$(mktemp -d)
+broker_pid=
+cleanup() {
+    [ -z "$broker_pid" ] || kill -KILL "$broker_pid" 2>/dev/null || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+failures=0
+checks=0
+
+fail() {
+    echo "FAIL: $*" >&2
+    failures=$((failures + 1))
+}
+
+check() { # DESCRIPTION COMMAND...
+    local what=$1
+    shift
+    checks=$((checks + 1))
+    "$@" || fail "$what"
+}
+
+cp "$CAVEAT_SOURCE_DIR"/examples/keys/*.cert* "$CAVEAT_SOURCE_DIR"/examples/policy.yaml "$tmp/"
+chmod 600 "$tmp"/*.cert_secret
+rm -f "$tmp"/broker.cert*
+(cd "$tmp" && "$CAVEAT" keygen broker >/dev/null && "$CAVEAT" keygen stranger >/dev/null)
+
+# Starts caveatd with extra arguments; waits for "ready"; sets endpoint.
+start_broker() {
+    (cd "$tmp" && exec "$CAVEATD" --policy policy.yaml --cert broker.cert_secret \
+        --endpoint 'tcp://127.0.0.1:*' --data data "$@" >"$tmp/out" 2>"$tmp/log") &
+    broker_pid=$!
+    for _ in $(seq 200); do
+        grep -q "^caveatd: ready on" "$tmp/out" 2>/dev/null && break
+        kill -0 "$broker_pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    endpoint=$(sed -n 's/^caveatd: ready on //p' "$tmp/out")
+    [ -n "$endpoint" ] || { echo "caveatd did not start: $(cat "$tmp/log")" >&2; exit 1; }
+}
+
+stop_broker() {
+    kill -TERM "$(cat "$tmp/caveatd.pid")"
+    wait "$broker_pid" || true
+    broker_pid=
+}
+
+as() { # AGENCY CAVEAT-ARGS...
+    local agency=$1
+    shift
+    (cd "$tmp" && timeout 20 "$CAVEAT" "$@" --broker "$endpoint" --server-key broker.cert \
+        --cert "$agency.cert_secret")
+}
+
+# --- a port libzmq would wrap ---------------------------------------------------
+status=0
+(cd "$tmp" && timeout 10 "$CAVEATD" --policy policy.yaml --cert broker.cert_secret \
+    --endpoint tcp://127.0.0.1:99999 --data data >"$tmp/out" 2>"$tmp/err") || status=$?
+check "port 99999: exit $status, not 1" [ "$status" -eq 1 ]
+check "port 99999: $(cat "$tmp/err")" \
+    grep -qF "cannot bind tcp://127.0.0.1:99999: the port is not from 0 to 65535" "$tmp/err"
+check "port 99999: printed ready" [ ! -s "$tmp/out" ]
+
+# --- JSON lines, the pid file, sessions, a refused handshake ----------------------
+start_broker --log-format json --pid-file "$tmp/caveatd.pid"
+check "pid file holds $(cat "$tmp/caveatd.pid"), not $broker_pid" \
+    [ "$(cat "$tmp/caveatd.pid")" = "$broker_pid" ]
+port=${endpoint##*:}
+if command -v ss >/dev/null; then
+    check "ready on $endpoint: the port bound is not it" \
+        grep -q "127.0.0.1:$port " <(ss -ltnp | grep "pid=$broker_pid,")
+fi
+
+as hull-cc subscribe --count 1 --timeout 15 >"$tmp/received" 2>&1 &
+subscriber=$!
+for _ in $(seq 100); do
+    as caveat-admin admin sessions >"$tmp/sessions" 2>&1 || true
+    grep -q '"agency":"hull-cc"' "$tmp/sessions" && break
+    sleep 0.1
+done
+check "admin sessions: no hull-cc: $(cat "$tmp/sessions")" \
+    grep -qE '\{"agency":"hull-cc","feed":"","kind":"delivery","peer":"127\.0\.0\.1","since":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z","in_flight":0,"queued":0\}' \
+    "$tmp/sessions"
+as hum-bcu-hull publish "$CAVEAT_SOURCE_DIR/examples/reports/vulnerable_individual.json" \
+    >/dev/null
+wait "$subscriber"
+check "the subscriber got nothing" grep -q '"delivery"' "$tmp/received"
+
+status=0
+as stranger publish "$CAVEAT_SOURCE_DIR/examples/reports/vulnerable_individual.json" \
+    >/dev/null 2>&1 || status=$?
+check "a stranger's publish: exit $status" [ "$status" -ne 0 ]
+stranger_key=$(sed -n 's/^ *public-key = "\(.*\)"$/\1/p' "$tmp/stranger.cert")
+check "no refused handshake logged for $stranger_key: $(cat "$tmp/log")" \
+    grep -qF "handshake refused: key $stranger_key from 127.0.0.1" "$tmp/log"
+
+status=0
+as caveat-admin admin backup relative/dir >"$tmp/backup" 2>&1 || status=$?
+check "a relative backup path: exit $status" [ "$status" -ne 0 ]
+check "a relative backup path: $(cat "$tmp/backup")" \
+    grep -qF "relative/dir: not an absolute path" "$tmp/backup"
+check "a relative backup path was made" [ ! -e "$tmp/relative" ]
+
+# every line a JSON object with a time, a level and a message
+check "log lines not JSON: $(grep -v '^{"time":"[0-9-]*T[0-9:.]*Z","level":"\(debug\|info\|warning\|error\)",' "$tmp/log")" \
+    [ -z "$(grep -v '^{"time":"[0-9-]*T[0-9:.]*Z","level":"\(debug\|info\|warning\|error\)",' "$tmp/log")" ]
+if command -v python3 >/dev/null; then
+    check "a log line does not parse as JSON" \
+        python3 -c 'import json,sys; [json.loads(l) for l in open(sys.argv[1])]' "$tmp/log"
+fi
+
+# a second broker may not take over the pid file of one that runs
+status=0
+(cd "$tmp" && timeout 10 "$CAVEATD" --policy policy.yaml --cert broker.cert_secret \
+    --endpoint 'tcp://127.0.0.1:*' --data data2 --pid-file "$tmp/caveatd.pid" \
+    >/dev/null 2>"$tmp/err2") || status=$?
+check "a second broker on the pid file: exit $status" [ "$status" -eq 1 ]
+check "a second broker: $(cat "$tmp/err2")" \
+    grep -qF "caveatd.pid: names process $broker_pid, which is running" "$tmp/err2"
+
+stop_broker
+check "pid file left behind" [ ! -e "$tmp/caveatd.pid" ]
+
+# --- text lines: TIME LEVEL caveatd: MESSAGE -------------------------------------
+start_broker --pid-file "$tmp/caveatd.pid"
+stop_broker
+check "text lines without time and level: $(cat "$tmp/log")" \
+    [ -z "$(grep -vE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z (debug|info|warning|error) caveatd: ' "$tmp/log")" ]
+check "no 'serving' line" grep -qE ' info caveatd: serving tcp://127\.0\.0\.1:' "$tmp/log"
+
+if [ "$failures" -ne 0 ]; then
+    echo "$failures of $checks check(s) failed" >&2
+    exit 1
+fi
+echo "cli_operations: ok ($checks checks)"
