@@ -11,7 +11,8 @@
  *  see, so a value is compared as the text a subscriber would read.
  *
  *  Results are text, one JSON object, or JUnit XML for CI; with coverage,
- *  also the policy's entries that no case's decision names.
+ *  also the policy's entries that no case's decision names, and the
+ *  restrictions that capped no field of a case's view.
  */
 #include <errno.h>
 #include <libfyaml.h>
@@ -72,7 +73,7 @@ typedef struct {
     const cv_schema_t *schema;
     case_t *cases;
     int n_cases;
-    bool *exercised; /* per policy entry: some case's decision names it */
+    bool *exercised; /* per coverage item (see item_name): some case's decision names it */
 } runner_t;
 
 /* ------------------------------------------------------------------------ */
@@ -706,14 +707,45 @@ static void check_refusal(const runner_t *r, case_t *c)
              text_of(c->value[K_REASON]));
 }
 
-/*  Coverage: the entries the decision names were exercised. */
+/*  What coverage counts: the policy's entries, then its restrictions. */
+static int item_count(const runner_t *r)
+{
+    return cv_policy_entry_count(r->policy) + cv_policy_restriction_count(r->policy);
+}
+
+static bool item_is_restriction(const runner_t *r, int item)
+{
+    return item >= cv_policy_entry_count(r->policy);
+}
+
+static const char *item_kind(const runner_t *r, int item)
+{
+    return item_is_restriction(r, item) ? "restriction" : cv_policy_entry_kind(r->policy, item);
+}
+
+static const char *item_name(const runner_t *r, int item)
+{
+    int entries = cv_policy_entry_count(r->policy);
+    return item < entries ? cv_policy_entry_name(r->policy, item)
+                          : cv_policy_restriction_name(r->policy, item - entries);
+}
+
+/*  Coverage: the entries the decision names were exercised, and the
+ *  restrictions that capped one of its fields. */
 static void mark_exercised(const runner_t *r, const cv_decision_t *decision)
 {
+    int entries = cv_policy_entry_count(r->policy);
     for (int i = 0; i < cv_decision_entry_count(decision); i++) {
         const char *name = cv_decision_entry_name(decision, i);
-        for (int e = 0; e < cv_policy_entry_count(r->policy); e++)
+        for (int e = 0; e < entries; e++)
             if (strcmp(cv_policy_entry_name(r->policy, e), name) == 0)
                 r->exercised[e] = true;
+    }
+    for (int i = 0; i < cv_decision_field_count(decision); i++) {
+        const char *restriction = cv_decision_field(decision, i)->restriction;
+        for (int x = entries; restriction && x < item_count(r); x++)
+            if (strcmp(item_name(r, x), restriction) == 0)
+                r->exercised[x] = true;
     }
 }
 
@@ -725,8 +757,8 @@ static void run_case(const runner_t *r, case_t *c, cv_decision_t *decision)
     cv_approvals_t approvals = {c->approvals, c->n_approvals};
     bool delivered = cv_policy_decide(r->policy, c->report, c->recipient,
                                       c->key[K_APPROVALS] ? &approvals : NULL, decision);
-    mark_exercised(r, decision);
     if (delivered != c->delivered) {
+        mark_exercised(r, decision);
         char *reasons = join_reasons(decision);
         if (delivered)
             fail(r, c, at(c, c->key[K_DELIVERED] ? K_DELIVERED : K_TO),
@@ -744,6 +776,7 @@ static void run_case(const runner_t *r, case_t *c, cv_decision_t *decision)
             check_rules(r, c, decision);
         check_view(r, c, decision); /* builds the view that reasons may cite */
     }
+    mark_exercised(r, decision); /* after the view: its fields name the restrictions */
     if (c->key[K_REASON])
         check_reason(r, c, decision);
 }
@@ -753,11 +786,13 @@ static void run_case(const runner_t *r, case_t *c, cv_decision_t *decision)
 /* ------------------------------------------------------------------------ */
 /*  Reports.                                                                */
 
-static int count_unexercised(const runner_t *r)
+/*  The coverage items from from to to (not included) that no case
+ *  exercised. */
+static int count_unexercised(const runner_t *r, int from, int to)
 {
     int n = 0;
-    for (int e = 0; e < cv_policy_entry_count(r->policy); e++)
-        n += !r->exercised[e];
+    for (int i = from; i < to; i++)
+        n += !r->exercised[i];
     return n;
 }
 
@@ -767,12 +802,15 @@ static void report_text(const runner_t *r, int failed)
     fprintf(out, "%d passed, %d failed\n", r->n_cases - failed, failed);
     if (!r->options->coverage)
         return;
-    int entries = cv_policy_entry_count(r->policy);
-    fprintf(out, "coverage: %d of %d entries exercised\n", entries - count_unexercised(r), entries);
-    for (int e = 0; e < entries; e++)
-        if (!r->exercised[e])
-            fprintf(out, "not exercised: %s '%s'\n", cv_policy_entry_kind(r->policy, e),
-                    cv_policy_entry_name(r->policy, e));
+    int entries = cv_policy_entry_count(r->policy), items = item_count(r);
+    fprintf(out, "coverage: %d of %d entries exercised\n",
+            entries - count_unexercised(r, 0, entries), entries);
+    if (items > entries)
+        fprintf(out, "coverage: %d of %d restrictions exercised\n",
+                items - entries - count_unexercised(r, entries, items), items - entries);
+    for (int i = 0; i < items; i++)
+        if (!r->exercised[i])
+            fprintf(out, "not exercised: %s '%s'\n", item_kind(r, i), item_name(r, i));
 }
 
 static void json_count(cv_json_writer_t *out, const char *key, int count)
@@ -783,21 +821,24 @@ static void json_count(cv_json_writer_t *out, const char *key, int count)
 
 static void json_coverage(const runner_t *r, cv_json_writer_t *out)
 {
-    int entries = cv_policy_entry_count(r->policy);
+    int entries = cv_policy_entry_count(r->policy), items = item_count(r);
     cv_json_key(out, "coverage");
     cv_json_object_begin(out);
     json_count(out, "entries", entries);
-    json_count(out, "exercised", entries - count_unexercised(r));
+    json_count(out, "exercised", entries - count_unexercised(r, 0, entries));
+    json_count(out, "restrictions", items - entries);
+    json_count(out, "restrictions_exercised",
+               items - entries - count_unexercised(r, entries, items));
     cv_json_key(out, "not_exercised");
     cv_json_array_begin(out);
-    for (int e = 0; e < entries; e++) {
-        if (r->exercised[e])
+    for (int i = 0; i < items; i++) {
+        if (r->exercised[i])
             continue;
         cv_json_object_begin(out);
         cv_json_key(out, "kind");
-        cv_json_string(out, cv_policy_entry_kind(r->policy, e));
+        cv_json_string(out, item_kind(r, i));
         cv_json_key(out, "name");
-        cv_json_string(out, cv_policy_entry_name(r->policy, e));
+        cv_json_string(out, item_name(r, i));
         cv_json_object_end(out);
     }
     cv_json_array_end(out);
@@ -898,12 +939,12 @@ static void report_junit(const runner_t *r, int failed)
         }
         fputs("</failure>\n    </testcase>\n", out);
     }
-    if (r->options->coverage && count_unexercised(r)) {
+    if (r->options->coverage && count_unexercised(r, 0, item_count(r))) {
         fputs("    <system-out>", out);
-        for (int e = 0; e < cv_policy_entry_count(r->policy); e++)
-            if (!r->exercised[e]) {
-                fprintf(out, "not exercised: %s '", cv_policy_entry_kind(r->policy, e));
-                xml_text(out, cv_policy_entry_name(r->policy, e));
+        for (int i = 0; i < item_count(r); i++)
+            if (!r->exercised[i]) {
+                fprintf(out, "not exercised: %s '", item_kind(r, i));
+                xml_text(out, item_name(r, i));
                 fputs("'\n", out);
             }
         fputs("</system-out>\n", out);
@@ -964,7 +1005,7 @@ static void free_cases(runner_t *r)
 static int run(runner_t *r)
 {
     cv_decision_t *decision = cv_decision_new();
-    r->exercised = calloc((size_t)cv_policy_entry_count(r->policy) + 1, sizeof *r->exercised);
+    r->exercised = calloc((size_t)item_count(r) + 1, sizeof *r->exercised);
     if (!decision || !r->exercised)
         abort();
     int failed = 0;

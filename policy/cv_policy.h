@@ -85,8 +85,12 @@ const cv_agency_t *cv_policy_agency(const cv_policy_t *self, int index);
  *  order, each with its kind ("rule", "screening"): what `policy test
  *  --coverage` checks the cases against, whatever kinds the language has. */
 int cv_policy_entry_count(const cv_policy_t *self);
-const char *cv_policy_entry_name(const cv_policy_t *self, int index);                  /* NULL */
-const char *cv_policy_entry_kind(const cv_policy_t *self, int index);                  /* NULL */
+const char *cv_policy_entry_name(const cv_policy_t *self, int index); /* NULL */
+const char *cv_policy_entry_kind(const cv_policy_t *self, int index); /* NULL */
+/*  The restrictions, in policy order: a field decision's restriction
+ *  (cv_field_decision_t) is one of these names. */
+int cv_policy_restriction_count(const cv_policy_t *self);
+const char *cv_policy_restriction_name(const cv_policy_t *self, int index);            /* NULL */
 int cv_policy_agency_find(const cv_policy_t *self, const char *id);                    /* -1 */
 int cv_policy_agency_by_key(const cv_policy_t *self, const uint8_t key[CV_KEY_BYTES]); /* -1 */
 

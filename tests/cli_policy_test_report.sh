@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `caveat policy test --coverage` lists the entries no case exercises;
+# `caveat policy test --coverage` lists the entries no case exercises,
+# and the restrictions that capped no case's field;
 # `--format json` writes one JSON object and `--format junit` JUnit XML
 # (a testcase per case, failures with their message, markup escaped).
 # Needs CAVEAT; the JSON and XML are read back with python3 when present.
@@ -20,7 +21,7 @@ rules:
     categories: [vulnerable_individual]
     from_types: [police]
     to_types: [local_authority]
-    fields: {summary: share}
+    fields: {summary: share, grading: share}
   - name: feedback
     categories: [feedback]
     from_types: [local_authority]
@@ -32,6 +33,14 @@ screening:
     to_types: [ctio]
     match: {keywords: [knife]}
     fields: {summary: share}
+restrictions:
+  - name: grading-stays-with-police
+    from_types: [police]
+    to_types: [local_authority]
+    fields: {grading: deny}
+  - name: ctio-gets-no-narrative
+    to_types: [ctio]
+    fields: {narrative: deny}
 YAML
 
 cat >"$tmp/cases.yaml" <<'YAML'
@@ -55,6 +64,11 @@ expect_line "$tmp/out" "coverage: 1 of 3 entries exercised" "coverage line"
 expect_line "$tmp/out" "not exercised: rule 'feedback'" "unexercised rule"
 expect_line "$tmp/out" "not exercised: screening 'screen'" "unexercised screening entry"
 grep -q "not exercised: rule 'referral'" "$tmp/out" && fail "referral is exercised"
+expect_line "$tmp/out" "coverage: 1 of 2 restrictions exercised" "restrictions coverage line"
+expect_line "$tmp/out" "not exercised: restriction 'ctio-gets-no-narrative'" \
+    "unexercised restriction"
+grep -q "not exercised: restriction 'grading-stays-with-police'" "$tmp/out" &&
+    fail "grading-stays-with-police capped the council's grading"
 
 run policy test "$tmp/policy.yaml" "$tmp/cases.yaml"
 grep -q "coverage" "$tmp/out" && fail "coverage without --coverage"
@@ -71,14 +85,19 @@ assert r["passed"] == 1 and r["failed"] == 1, r
 assert [c["passed"] for c in r["cases"]] == [True, False], r
 assert r["cases"][1]["name"] == "a <wrong> & \"odd\" 'case'", r
 assert "summary is present, expected absent" in r["cases"][1]["failures"][0], r
-assert r["coverage"] == {"entries": 3, "exercised": 1, "not_exercised": [
-    {"kind": "rule", "name": "feedback"}, {"kind": "screening", "name": "screen"}]}, r
+assert r["coverage"] == {"entries": 3, "exercised": 1, "restrictions": 2,
+                         "restrictions_exercised": 1, "not_exercised": [
+    {"kind": "rule", "name": "feedback"}, {"kind": "screening", "name": "screen"},
+    {"kind": "restriction", "name": "ctio-gets-no-narrative"}]}, r
 PY
 fi
 
 run policy test "$tmp/policy.yaml" "$tmp/cases.yaml" --format junit
 expect_status 1 "junit with a failing case"
 cp "$tmp/out" "$tmp/report.xml"
+run policy test "$tmp/policy.yaml" "$tmp/cases.yaml" --format junit --coverage
+grep -qF "not exercised: restriction 'ctio-gets-no-narrative'" "$tmp/out" ||
+    fail "junit coverage: $(cat "$tmp/out")"
 grep -qF '<testsuites tests="2" failures="1">' "$tmp/report.xml" || fail "junit counts"
 grep -qF 'name="a &lt;wrong&gt; &amp; &quot;odd&quot; &apos;case&apos;"' "$tmp/report.xml" ||
     fail "junit escaping: $(cat "$tmp/report.xml")"
