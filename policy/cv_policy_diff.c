@@ -7,13 +7,16 @@
  *    rules, then screening entries: removed, added, and what the field
  *    lines cannot show (max_level, same_area; a screening entry's feed and
  *    match);
+ *    restrictions: removed, added, and changed (categories, from, to,
+ *    except_to, fields), by name;
  *    per flow (category or "feed NAME", originator, recipient) the fields
  *    gained (+), lost (-) or masked differently (~), in schema order;
  *    then, when anything changed, "N changes: SECTION COUNT, ...".
  *
  *  A flow's fields are what its matching entries grant to the most
- *  permissive report it admits: the lowest level, no field markings,
- *  same_area holding, a handling code allowing the recipient. What those
+ *  permissive report it admits (the lowest level, no field markings,
+ *  same_area holding, a handling code allowing the recipient), capped by
+ *  the restrictions that apply to it. What those
  *  assumptions hide is what the agency and entry lines show. Names come in
  *  the old policy's order followed by what the new one adds, so the output
  *  is deterministic.
@@ -98,6 +101,11 @@ static const cv_agency_t *agency_named(const cv_policy_t *p, const char *id)
     return cv_policy_agency(p, cv_policy_agency_find(p, id));
 }
 
+static const cv_schema_node_t *node_at(int index)
+{
+    return cv_schema_node(cv_schema_report(), index);
+}
+
 static const cv_entry_t *entry_named(const cv_policy_t *p, const char *name)
 {
     for (int i = 0; i < p->n_entries; i++)
@@ -145,9 +153,10 @@ static int compare_names(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/*  A set of agencies as sorted type and id names, so that two policies
- *  that intern types in another order still compare equal (malloc'd). */
-static char *set_text(const cv_policy_t *p, const cv_agency_set_t *set)
+/*  A set of agencies as sorted type and id names, "SIDE_types [..]
+ *  SIDE_agencies [..]", so that two policies that intern types in another
+ *  order still compare equal (malloc'd). */
+static char *set_text(const cv_policy_t *p, const cv_agency_set_t *set, const char *side)
 {
     const char **names = calloc((size_t)(p->n_types + p->n_agencies) + 1, sizeof *names);
     if (!names)
@@ -162,7 +171,7 @@ static char *set_text(const cv_policy_t *p, const cv_agency_set_t *set)
     qsort(names, (size_t)n_types, sizeof *names, compare_names);
     qsort(names + n_types, (size_t)n_ids, sizeof *names, compare_names);
     char *types = joined(names, n_types), *ids = joined(names + n_types, n_ids), *text = NULL;
-    if (asprintf(&text, "to_types [%s] to_agencies [%s]", types, ids) < 0)
+    if (asprintf(&text, "%s_types [%s] %s_agencies [%s]", side, types, side, ids) < 0)
         abort();
     free(types);
     free(ids);
@@ -173,7 +182,7 @@ static char *set_text(const cv_policy_t *p, const cv_agency_set_t *set)
 /*  What a handling code allows, as text (malloc'd). */
 static char *code_text(const cv_policy_t *p, const cv_handling_code_t *code)
 {
-    char *to = code->has_to ? set_text(p, &code->to) : NULL, *text = NULL;
+    char *to = code->has_to ? set_text(p, &code->to, "to") : NULL, *text = NULL;
     if (asprintf(&text, "%s%s%s%s", to ? to : "",
                  code->same_organisation ? (to ? ", same_organisation" : "same_organisation") : "",
                  code->originator_approval && (to || code->same_organisation) ? ", " : "",
@@ -370,6 +379,107 @@ static void diff_screening(diff_t *d)
 }
 
 /* ------------------------------------------------------------------------ */
+/*  Restrictions, by name.                                                  */
+
+static const cv_restriction_t *restriction_named(const cv_policy_t *p, const char *name)
+{
+    for (int r = 0; r < p->n_restrictions; r++)
+        if (strcmp(p->restrictions[r].name, name) == 0)
+            return &p->restrictions[r];
+    return NULL;
+}
+
+/*  "categories [a, b]" of the categories in mask (malloc'd). */
+static char *categories_text(const cv_policy_t *p, uint64_t mask)
+{
+    const char *names[CV_MAX_CATEGORIES];
+    int n = 0;
+    for (int c = 0; c < p->n_categories; c++)
+        if (mask >> c & 1)
+            names[n++] = p->categories[c];
+    qsort(names, (size_t)n, sizeof *names, compare_names);
+    char *list = joined(names, n), *text = NULL;
+    if (asprintf(&text, "categories [%s]", list) < 0)
+        abort();
+    free(list);
+    return text;
+}
+
+/*  What a restriction does to fields, "fields {PATH: deny, PATH: mask:M}",
+ *  naming the shallowest node under which every field fares the same
+ *  (malloc'd). */
+static char *fields_text(const diff_t *d, const uint8_t *grants)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&text, &size);
+    if (!out)
+        abort();
+    const char *sep = "";
+    fputs("fields {", out);
+    for (int i = 0; i < d->size;) {
+        const cv_schema_node_t *node = node_at(i);
+        bool uniform = true;
+        int first = i;
+        while (first < node->end && !node_at(first)->is_leaf)
+            first++;
+        for (int n = first; n < node->end && uniform; n++)
+            uniform = !node_at(n)->is_leaf || grants[n] == grants[first];
+        if (!uniform) {
+            i++;
+            continue;
+        }
+        if (first < node->end && grants[first] != CV_GRANT_NONE) {
+            fprintf(out, "%s%s: %s", sep, node->path,
+                    grants[first] == CV_GRANT_DENY ? "deny" : cv_grant_name(grants[first]));
+            sep = ", ";
+        }
+        i = node->end;
+    }
+    fputc('}', out);
+    if (fclose(out) != 0)
+        abort();
+    return text;
+}
+
+/*  One "~ restriction NAME: WAS -> NOW" line when the texts differ; takes
+ *  both. */
+static void restriction_change(diff_t *d, const char *name, char *was, char *now)
+{
+    if (strcmp(was, now) != 0)
+        change(d, "~ restriction %s: %s -> %s", name, was, now);
+    free(was);
+    free(now);
+}
+
+static void diff_restriction(diff_t *d, const cv_restriction_t *r, const cv_restriction_t *s)
+{
+    const cv_policy_t *a = d->before, *b = d->after;
+    restriction_change(d, r->name, categories_text(a, r->categories),
+                       categories_text(b, s->categories));
+    restriction_change(d, r->name, set_text(a, &r->from, "from"), set_text(b, &s->from, "from"));
+    restriction_change(d, r->name, set_text(a, &r->to, "to"), set_text(b, &s->to, "to"));
+    restriction_change(d, r->name, set_text(a, &r->except_to, "except_to"),
+                       set_text(b, &s->except_to, "except_to"));
+    restriction_change(d, r->name, fields_text(d, r->grants), fields_text(d, s->grants));
+}
+
+static void diff_restrictions(diff_t *d)
+{
+    for (int i = 0; i < d->before->n_restrictions; i++) {
+        const cv_restriction_t *r = &d->before->restrictions[i];
+        const cv_restriction_t *s = restriction_named(d->after, r->name);
+        if (s)
+            diff_restriction(d, r, s);
+        else
+            change(d, "- restriction %s", r->name);
+    }
+    for (int i = 0; i < d->after->n_restrictions; i++)
+        if (!restriction_named(d->before, d->after->restrictions[i].name))
+            change(d, "+ restriction %s", d->after->restrictions[i].name);
+}
+
+/* ------------------------------------------------------------------------ */
 /*  Rule matching per flow: cv_policy_decide needs a report and an
  *  originating agency, a flow has neither, so matching is redone here on
  *  the compiled entries.                                                   */
@@ -382,16 +492,29 @@ static bool covers_label(const cv_policy_t *p, const cv_entry_t *e, const flow_t
     return !e->screening && category >= 0 && (e->categories >> category & 1);
 }
 
-/*  A type stands for any agency of it: entries open to every originator or
- *  listing the type. An agency id also matches entries naming it. */
-static bool covers_from(const cv_policy_t *p, const cv_entry_t *e, const flow_t *f)
+/*  A type stands for any agency of it: entries (or restrictions) open to
+ *  every originator or listing the type. An agency id also matches those
+ *  naming it. */
+static bool covers_from(const cv_policy_t *p, const cv_agency_set_t *from, const flow_t *f)
 {
     if (f->from_agency) {
         int a = cv_policy_agency_find(p, f->from);
-        return a >= 0 && cv_agency_set_has(&e->from, &p->agencies[a], a);
+        return a >= 0 && cv_agency_set_has(from, &p->agencies[a], a);
     }
     int type = cv_policy_type_find(p, f->from);
-    return e->from.any || (type >= 0 && (e->from.types >> type & 1));
+    return from->any || (type >= 0 && (from->types >> type & 1));
+}
+
+/*  A restriction caps a category flow of its categories, and a feed's flow
+ *  whatever category the report has (erring, like the feed's entries,
+ *  towards the more protective grant). */
+static bool restriction_covers(const cv_policy_t *p, int r, const flow_t *f, int to)
+{
+    const cv_restriction_t *restriction = &p->restrictions[r];
+    int category = f->feed ? -1 : cv_policy_category_find(p, f->label);
+    if (!f->feed && (category < 0 || !(restriction->categories >> category & 1)))
+        return false;
+    return covers_from(p, &restriction->from, f) && cv_restriction_to(p, r, to);
 }
 
 /*  Nothing flows unless some agency other than the recipient could send. */
@@ -418,13 +541,16 @@ static void flow_grants(const diff_t *d, const cv_policy_t *p, const flow_t *f, 
         return;
     for (int i = 0; i < p->n_entries; i++) {
         const cv_entry_t *e = &p->entries[i];
-        if (!covers_label(p, e, f) || !covers_from(p, e, f) ||
+        if (!covers_label(p, e, f) || !covers_from(p, &e->from, f) ||
             !cv_agency_set_has(&e->to, &p->agencies[to], to))
             continue;
         for (int n = 0; n < d->size; n++)
             if (e->grants[n] > grants[n])
                 grants[n] = e->grants[n];
     }
+    for (int r = 0; r < p->n_restrictions; r++)
+        if (restriction_covers(p, r, f, to))
+            cv_restriction_cap(p, r, grants, (size_t)d->size);
     /* deny and no grant both withhold (cv_grant_name calls both so): compare
      * what the recipient would see */
     for (int n = 0; n < d->size; n++)
@@ -434,11 +560,6 @@ static void flow_grants(const diff_t *d, const cv_policy_t *p, const flow_t *f, 
 
 /* ------------------------------------------------------------------------ */
 /*  Field lines.                                                            */
-
-static const cv_schema_node_t *node_at(int index)
-{
-    return cv_schema_node(cv_schema_report(), index);
-}
 
 /*  A leaf's change is shown unless the originator is an agency id that
  *  fares exactly as its type does: the type's line already says it. */
@@ -559,6 +680,10 @@ static void collect_names(diff_t *d, const cv_policy_t *p)
             if (e->from.agencies[a])
                 names_add(&d->named, p->agencies[a].pub.id);
     }
+    for (int r = 0; r < p->n_restrictions; r++)
+        for (int a = 0; p->restrictions[r].from.agencies && a < p->n_agencies; a++)
+            if (p->restrictions[r].from.agencies[a])
+                names_add(&d->named, p->agencies[a].pub.id);
 }
 
 static void diff_flows(diff_t *d)
@@ -574,9 +699,16 @@ static const struct {
     const char *name;
     void (*run)(diff_t *d);
 } sections[] = {
-    {"protocol", diff_header},      {"levels", diff_levels},       {"categories", diff_categories},
-    {"handling codes", diff_codes}, {"retention", diff_retention}, {"agencies", diff_agencies},
-    {"rules", diff_rules},          {"screening", diff_screening}, {"fields", diff_flows},
+    {"protocol", diff_header},
+    {"levels", diff_levels},
+    {"categories", diff_categories},
+    {"handling codes", diff_codes},
+    {"retention", diff_retention},
+    {"agencies", diff_agencies},
+    {"rules", diff_rules},
+    {"screening", diff_screening},
+    {"restrictions", diff_restrictions},
+    {"fields", diff_flows},
 };
 
 #define N_SECTIONS (int)(sizeof sections / sizeof *sections)

@@ -30,6 +30,17 @@ expect_status 1 "a change with the version raised"
 [ ! -s "$tmp/err" ] || fail "a raised version warned: $(cat "$tmp/err")"
 expect_line "$tmp/out" "2 changes: protocol 1, retention 1" "summary with the version"
 
+# a restriction alone: no rule sends to the administrator, so the change
+# is the restriction's line, which counts and sets the exit status
+sed '/^  - name: administrators-receive-no-reports$/,$s/^    to_types: \[admin\]$/    to_types: [admin, education]/' \
+    "$POLICY" >"$tmp/restricted.yaml"
+run policy diff "$POLICY" "$tmp/restricted.yaml"
+expect_status 1 "a restriction-only change"
+expect_line "$tmp/out" "~ restriction administrators-receive-no-reports: to_types [admin] \
+to_agencies [] -> to_types [admin, education] to_agencies []" "the restriction line"
+[ "$(tail -n 1 "$tmp/out")" = "$(($(wc -l <"$tmp/out") - 1)) changes: restrictions 1, fields \
+$(($(wc -l <"$tmp/out") - 2))" ] || fail "summary line is '$(tail -n 1 "$tmp/out")'"
+
 # bad input: 2, whatever differs
 printf 'protocol: x\n' >"$tmp/broken.yaml"
 run policy diff "$POLICY" "$tmp/broken.yaml"

@@ -447,6 +447,87 @@ static void test_changed_screening(void **state)
                 "1 change: screening 1\n");
 }
 
+/* ------------------------------------------------------------------------ */
+/*  Restrictions.                                                           */
+
+static const char restriction[] = "restrictions:\n"
+                                  "  - name: narrative-stays-with-police\n"
+                                  "    categories: [vulnerable_individual]\n"
+                                  "    from_types: [police]\n"
+                                  "    except_to_types: [police, ctio]\n"
+                                  "    fields: {narrative: deny}\n";
+
+static char *with_restriction(const char *from, const char *to)
+{
+    char *text = malloc(sizeof base + sizeof restriction);
+    assert_non_null(text);
+    snprintf(text, sizeof base + sizeof restriction, "%s%s", base, restriction);
+    if (!from)
+        return text;
+    char *edited = replace_once(text, from, to);
+    free(text);
+    return edited;
+}
+
+/*  A new restriction is a line of its own, and the fields it caps show in
+ *  the flows it applies to (the councils', not the CTIO's). */
+static void test_added_restriction(void **state)
+{
+    (void)state;
+    char *after = with_restriction(NULL, NULL);
+    expect_diff(base, after,
+                "+ restriction narrative-stays-with-police\n"
+                "vulnerable_individual police -> hull-cc: - narrative (was share)\n"
+                "vulnerable_individual police -> york-cc: - narrative (was share)\n"
+                "3 changes: restrictions 1, fields 2\n");
+    free(after);
+}
+
+static void test_removed_restriction(void **state)
+{
+    (void)state;
+    char *before = with_restriction(NULL, NULL);
+    expect_diff(before, base,
+                "- restriction narrative-stays-with-police\n"
+                "vulnerable_individual police -> hull-cc: + narrative (share)\n"
+                "vulnerable_individual police -> york-cc: + narrative (share)\n"
+                "3 changes: restrictions 1, fields 2\n");
+    free(before);
+}
+
+/*  Each part that changed is a line, named by the restriction. */
+static void test_changed_restriction(void **state)
+{
+    (void)state;
+    char *before = with_restriction(NULL, NULL);
+    char *after = with_restriction("    categories: [vulnerable_individual]\n"
+                                   "    from_types: [police]\n"
+                                   "    except_to_types: [police, ctio]\n"
+                                   "    fields: {narrative: deny}\n",
+                                   "    categories: [radicalisation_concern, vulnerable_individual]\n"
+                                   "    from_types: [police]\n"
+                                   "    except_to_types: [police]\n"
+                                   "    fields: {narrative: deny, subjects.date_of_birth: deny}\n");
+    expect_diff(before, after,
+                "~ restriction narrative-stays-with-police: categories [vulnerable_individual] -> "
+                "categories [radicalisation_concern, vulnerable_individual]\n"
+                "~ restriction narrative-stays-with-police: except_to_types [ctio, police] "
+                "except_to_agencies [] -> except_to_types [police] except_to_agencies []\n"
+                "~ restriction narrative-stays-with-police: fields {narrative: deny} -> fields "
+                "{subjects.date_of_birth: deny, narrative: deny}\n"
+                "vulnerable_individual police -> hull-cc: - subjects.date_of_birth (was mask:year)\n"
+                "vulnerable_individual police -> york-cc: - subjects.date_of_birth (was mask:year)\n"
+                "radicalisation_concern police -> hull-cc: - subjects.date_of_birth (was "
+                "mask:year)\n"
+                "radicalisation_concern police -> hull-cc: - narrative (was share)\n"
+                "radicalisation_concern police -> york-cc: - subjects.date_of_birth (was "
+                "mask:year)\n"
+                "radicalisation_concern police -> york-cc: - narrative (was share)\n"
+                "9 changes: restrictions 3, fields 6\n");
+    free(before);
+    free(after);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -473,6 +554,9 @@ int main(void)
         cmocka_unit_test(test_reordered_agencies),
         cmocka_unit_test(test_removed_rule),
         cmocka_unit_test(test_changed_screening),
+        cmocka_unit_test(test_added_restriction),
+        cmocka_unit_test(test_removed_restriction),
+        cmocka_unit_test(test_changed_restriction),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
