@@ -88,6 +88,46 @@ static void test_layout(void **state)
         "colour: red\n");
 }
 
+/*  A restriction's keys in the language's order, except_to_* after to_*;
+ *  the section after screening, its entries apart like rules. */
+static void test_restrictions(void **state)
+{
+    (void)state;
+    expect_format("restrictions:\n"
+                  "- fields: {subjects.identifiers: deny}\n"
+                  "  except_to_agencies: [a1]\n"
+                  "  except_to_types: [health]\n"
+                  "  to_agencies: [a2]\n"
+                  "  to_types: [police]\n"
+                  "  from_agencies: [a3]\n"
+                  "  from_types: [health]\n"
+                  "  categories: [feedback]\n"
+                  "  description: d\n"
+                  "  name: x1\n"
+                  "- {fields: {source: deny, grading: deny}, name: x2}\n"
+                  "screening: []\n"
+                  "protocol: p\n",
+                  "protocol: p\n"
+                  "screening: []\n"
+                  "\n"
+                  "restrictions:\n"
+                  "  - name: x1\n"
+                  "    description: d\n"
+                  "    categories: [feedback]\n"
+                  "    from_types: [health]\n"
+                  "    from_agencies: [a3]\n"
+                  "    to_types: [police]\n"
+                  "    to_agencies: [a2]\n"
+                  "    except_to_types: [health]\n"
+                  "    except_to_agencies: [a1]\n"
+                  "    fields: {subjects.identifiers: deny}\n"
+                  "\n"
+                  "  - name: x2\n"
+                  "    fields:\n"
+                  "      source: deny\n"
+                  "      grading: deny\n");
+}
+
 /*  Comments stay with what they describe, wherever it moves. */
 static void test_comments(void **state)
 {
@@ -206,6 +246,7 @@ int main(void)
         cmocka_unit_test(test_layout),    cmocka_unit_test(test_comments),
         cmocka_unit_test(test_scalars),   cmocka_unit_test(test_example_idempotent),
         cmocka_unit_test(test_flow_root), cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_restrictions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
