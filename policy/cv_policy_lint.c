@@ -11,6 +11,8 @@
  *      it matches and, field by field, already gives what it gives (with
  *      several entries the most protective grant wins, so the shadowed
  *      entry changes no decision);
+ *    a restriction that can never apply: its to_* and except_to_* leave no
+ *      recipient, or its from_* no originator other than the recipients;
  *    levels that look reversed: a level whose name holds a well-known
  *      higher marking listed before one holding a lower, though the list is
  *      lowest first.
@@ -173,6 +175,40 @@ static void lint_shadowed(lint_t *l)
 }
 
 /* ------------------------------------------------------------------------ */
+/*  Restrictions that can never apply.                                      */
+
+/*  Some agency other than recipient to is among restriction r's
+ *  originators. */
+static bool has_originator(const cv_policy_t *p, int r, int to)
+{
+    for (int a = 0; a < p->n_agencies; a++)
+        if (a != to && cv_agency_set_has(&p->restrictions[r].from, &p->agencies[a], a))
+            return true;
+    return false;
+}
+
+static void lint_restrictions(lint_t *l)
+{
+    const cv_policy_t *p = l->policy;
+    struct fy_node *list =
+        l->root ? fy_node_mapping_lookup_by_string(l->root, "restrictions", FY_NT) : NULL;
+    for (int r = 0; r < p->n_restrictions; r++) {
+        bool recipient = false, delivery = false;
+        for (int to = 0; to < p->n_agencies && !delivery; to++)
+            if (cv_restriction_to(p, r, to)) {
+                recipient = true;
+                delivery = has_originator(p, r, to);
+            }
+        if (delivery)
+            continue;
+        warn(l, list ? fy_node_sequence_get_by_index(list, r) : NULL,
+             "restriction '%s' can never apply: %s", p->restrictions[r].name,
+             recipient ? "its from_* name no agency that could send to a recipient it names"
+                       : "its to_* and except_to_* leave no recipient");
+    }
+}
+
+/* ------------------------------------------------------------------------ */
 /*  Levels that look reversed.                                              */
 
 /*  True when word is in name between '-'s or the ends. */
@@ -247,6 +283,7 @@ int cv_policy_lint(const cv_policy_t *policy, const char *text, size_t len,
     lint_levels(&l);
     lint_all_deny(&l);
     lint_shadowed(&l);
+    lint_restrictions(&l);
     fy_document_destroy(doc);
     return l.count;
 }

@@ -128,6 +128,27 @@ sed 's/^levels: .*/levels: [SECRET, OFFICIAL-SENSITIVE, OFFICIAL]/' "$clean" >"$
 expect_warning "$tmp/levels.yaml" "$tmp/levels.yaml:3:10: warning: levels: 'SECRET' is listed \
 before 'OFFICIAL-SENSITIVE', but levels are listed lowest first" "reversed levels"
 
+{
+    cat "$clean"
+    cat <<'YAML'
+restrictions:
+  - name: all-excepted
+    to_types: [local_authority]
+    except_to_agencies: [council]
+    fields: {narrative: deny}
+YAML
+} >"$tmp/restriction.yaml"
+expect_warning "$tmp/restriction.yaml" "$tmp/restriction.yaml:14:5: warning: restriction \
+'all-excepted' can never apply: its to_* and except_to_* leave no recipient" "a restriction \
+that never applies"
+
+# the example says what never happens with restrictions, not with rules that
+# only deny: it checks clean, even with --strict
+: "${CAVEAT_SOURCE_DIR:?set CAVEAT_SOURCE_DIR to the repository root}"
+run policy check --strict "$CAVEAT_SOURCE_DIR/examples/policy.yaml"
+expect_status 0 "the example with --strict"
+[ ! -s "$tmp/err" ] || fail "the example warned: $(cat "$tmp/err")"
+
 run policy check --help
 expect_status 0 "check --help"
 grep -q -- "--strict" "$tmp/out" || fail "check --help does not describe --strict"

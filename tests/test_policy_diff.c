@@ -500,30 +500,32 @@ static void test_changed_restriction(void **state)
 {
     (void)state;
     char *before = with_restriction(NULL, NULL);
-    char *after = with_restriction("    categories: [vulnerable_individual]\n"
-                                   "    from_types: [police]\n"
-                                   "    except_to_types: [police, ctio]\n"
-                                   "    fields: {narrative: deny}\n",
-                                   "    categories: [radicalisation_concern, vulnerable_individual]\n"
-                                   "    from_types: [police]\n"
-                                   "    except_to_types: [police]\n"
-                                   "    fields: {narrative: deny, subjects.date_of_birth: deny}\n");
-    expect_diff(before, after,
-                "~ restriction narrative-stays-with-police: categories [vulnerable_individual] -> "
-                "categories [radicalisation_concern, vulnerable_individual]\n"
-                "~ restriction narrative-stays-with-police: except_to_types [ctio, police] "
-                "except_to_agencies [] -> except_to_types [police] except_to_agencies []\n"
-                "~ restriction narrative-stays-with-police: fields {narrative: deny} -> fields "
-                "{subjects.date_of_birth: deny, narrative: deny}\n"
-                "vulnerable_individual police -> hull-cc: - subjects.date_of_birth (was mask:year)\n"
-                "vulnerable_individual police -> york-cc: - subjects.date_of_birth (was mask:year)\n"
-                "radicalisation_concern police -> hull-cc: - subjects.date_of_birth (was "
-                "mask:year)\n"
-                "radicalisation_concern police -> hull-cc: - narrative (was share)\n"
-                "radicalisation_concern police -> york-cc: - subjects.date_of_birth (was "
-                "mask:year)\n"
-                "radicalisation_concern police -> york-cc: - narrative (was share)\n"
-                "9 changes: restrictions 3, fields 6\n");
+    char *after =
+        with_restriction("    categories: [vulnerable_individual]\n"
+                         "    from_types: [police]\n"
+                         "    except_to_types: [police, ctio]\n"
+                         "    fields: {narrative: deny}\n",
+                         "    categories: [radicalisation_concern, vulnerable_individual]\n"
+                         "    from_types: [police]\n"
+                         "    except_to_types: [police]\n"
+                         "    fields: {narrative: deny, subjects.date_of_birth: deny}\n");
+    expect_diff(
+        before, after,
+        "~ restriction narrative-stays-with-police: categories [vulnerable_individual] -> "
+        "categories [radicalisation_concern, vulnerable_individual]\n"
+        "~ restriction narrative-stays-with-police: except_to_types [ctio, police] "
+        "except_to_agencies [] -> except_to_types [police] except_to_agencies []\n"
+        "~ restriction narrative-stays-with-police: fields {narrative: deny} -> fields "
+        "{subjects.date_of_birth: deny, narrative: deny}\n"
+        "vulnerable_individual police -> hull-cc: - subjects.date_of_birth (was mask:year)\n"
+        "vulnerable_individual police -> york-cc: - subjects.date_of_birth (was mask:year)\n"
+        "radicalisation_concern police -> hull-cc: - subjects.date_of_birth (was "
+        "mask:year)\n"
+        "radicalisation_concern police -> hull-cc: - narrative (was share)\n"
+        "radicalisation_concern police -> york-cc: - subjects.date_of_birth (was "
+        "mask:year)\n"
+        "radicalisation_concern police -> york-cc: - narrative (was share)\n"
+        "9 changes: restrictions 3, fields 6\n");
     free(before);
     free(after);
 }

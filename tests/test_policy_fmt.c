@@ -243,9 +243,9 @@ static void test_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_layout),    cmocka_unit_test(test_comments),
-        cmocka_unit_test(test_scalars),   cmocka_unit_test(test_example_idempotent),
-        cmocka_unit_test(test_flow_root), cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_layout),       cmocka_unit_test(test_comments),
+        cmocka_unit_test(test_scalars),      cmocka_unit_test(test_example_idempotent),
+        cmocka_unit_test(test_flow_root),    cmocka_unit_test(test_refused),
         cmocka_unit_test(test_restrictions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

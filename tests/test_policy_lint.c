@@ -97,6 +97,30 @@ static void test_all_deny(void **state)
                     "deliver a report, only withhold fields that other entries grant\n");
 }
 
+/*  A restriction whose recipients are all excepted, or whose only
+ *  originator is its only recipient, can never apply; one that names
+ *  deliveries does not warn. */
+static void test_restriction_never_applies(void **state)
+{
+    (void)state;
+    expect_warnings(AGENCIES BROAD "restrictions:\n"                            /* 15 */
+                                   "  - name: applies\n"                        /* 16 */
+                                   "    to_types: [education]\n"                /* 17 */
+                                   "    fields: {narrative: deny}\n"            /* 18 */
+                                   "  - name: all-excepted\n"                   /* 19 */
+                                   "    to_types: [education, police]\n"        /* 20 */
+                                   "    except_to_types: [police, education]\n" /* 21 */
+                                   "    fields: {narrative: deny}\n"            /* 22 */
+                                   "  - name: to-itself\n"                      /* 23 */
+                                   "    from_agencies: [college]\n"             /* 24 */
+                                   "    to_agencies: [college]\n"               /* 25 */
+                                   "    fields: {narrative: deny}\n",           /* 26 */
+                    "p.yaml:19:5: warning: restriction 'all-excepted' can never apply: its to_* "
+                    "and except_to_* leave no recipient\n"
+                    "p.yaml:23:5: warning: restriction 'to-itself' can never apply: its from_* "
+                    "name no agency that could send to a recipient it names\n");
+}
+
 #define SHADOWED(name, by)                                                                         \
     "p.yaml:15:5: warning: rule '" name "' is shadowed by rule '" by "': that one matches every "  \
     "delivery this one matches and already gives each field as much protection\n"
@@ -273,10 +297,11 @@ static void test_without_text(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_clean_policy),    cmocka_unit_test(test_all_deny),
-        cmocka_unit_test(test_shadowed),        cmocka_unit_test(test_not_shadowed),
-        cmocka_unit_test(test_duplicate_entry), cmocka_unit_test(test_screening),
-        cmocka_unit_test(test_reversed_levels), cmocka_unit_test(test_without_text),
+        cmocka_unit_test(test_clean_policy), cmocka_unit_test(test_restriction_never_applies),
+        cmocka_unit_test(test_all_deny),     cmocka_unit_test(test_shadowed),
+        cmocka_unit_test(test_not_shadowed), cmocka_unit_test(test_duplicate_entry),
+        cmocka_unit_test(test_screening),    cmocka_unit_test(test_reversed_levels),
+        cmocka_unit_test(test_without_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
