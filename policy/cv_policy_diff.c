@@ -405,9 +405,28 @@ static char *categories_text(const cv_policy_t *p, uint64_t mask)
     return text;
 }
 
+/*  The first leaf of nodes from..to when every leaf there has the same
+ *  grant; to when there is none, -1 when they differ. */
+static int uniform_leaf(const uint8_t *grants, int from, int to)
+{
+    int first = from;
+    while (first < to && !node_at(first)->is_leaf)
+        first++;
+    for (int n = first; n < to; n++)
+        if (node_at(n)->is_leaf && grants[n] != grants[first])
+            return -1;
+    return first;
+}
+
+static void put_grant(FILE *out, const char **sep, const char *path, uint8_t grant)
+{
+    fprintf(out, "%s%s: %s", *sep, path, grant == CV_GRANT_DENY ? "deny" : cv_grant_name(grant));
+    *sep = ", ";
+}
+
 /*  What a restriction does to fields, "fields {PATH: deny, PATH: mask:M}",
- *  naming the shallowest node under which every field fares the same
- *  (malloc'd). */
+ *  naming the shallowest node under which every field fares the same, or
+ *  "*" for all (malloc'd). */
 static char *fields_text(const diff_t *d, const uint8_t *grants)
 {
     char *text = NULL;
@@ -417,25 +436,20 @@ static char *fields_text(const diff_t *d, const uint8_t *grants)
         abort();
     const char *sep = "";
     fputs("fields {", out);
-    for (int i = 0; i < d->size;) {
+    int all = uniform_leaf(grants, 0, d->size);
+    for (int i = 0; all < 0 && i < d->size;) {
         const cv_schema_node_t *node = node_at(i);
-        bool uniform = true;
-        int first = i;
-        while (first < node->end && !node_at(first)->is_leaf)
-            first++;
-        for (int n = first; n < node->end && uniform; n++)
-            uniform = !node_at(n)->is_leaf || grants[n] == grants[first];
-        if (!uniform) {
+        int first = uniform_leaf(grants, i, node->end);
+        if (first < 0) {
             i++;
             continue;
         }
-        if (first < node->end && grants[first] != CV_GRANT_NONE) {
-            fprintf(out, "%s%s: %s", sep, node->path,
-                    grants[first] == CV_GRANT_DENY ? "deny" : cv_grant_name(grants[first]));
-            sep = ", ";
-        }
+        if (first < node->end && grants[first] != CV_GRANT_NONE)
+            put_grant(out, &sep, node->path, grants[first]);
         i = node->end;
     }
+    if (all >= 0 && all < d->size && grants[all] != CV_GRANT_NONE)
+        put_grant(out, &sep, "*", grants[all]);
     fputc('}', out);
     if (fclose(out) != 0)
         abort();

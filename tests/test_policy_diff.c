@@ -530,6 +530,28 @@ static void test_changed_restriction(void **state)
     free(after);
 }
 
+/*  Every field alike is "*", as written. */
+static void test_restriction_of_every_field(void **state)
+{
+    (void)state;
+    char *before = with_restriction(NULL, NULL);
+    char *after =
+        with_restriction("    fields: {narrative: deny}\n", "    fields: {\"*\": deny}\n");
+    expect_diff(
+        before, after,
+        "~ restriction narrative-stays-with-police: fields {narrative: deny} -> fields "
+        "{*: deny}\n"
+        "vulnerable_individual police -> hull-cc: - subjects.name (was share)\n"
+        "vulnerable_individual police -> hull-cc: - subjects.date_of_birth (was mask:year)\n"
+        "vulnerable_individual police -> hull-cc: - summary (was share)\n"
+        "vulnerable_individual police -> york-cc: - subjects.name (was share)\n"
+        "vulnerable_individual police -> york-cc: - subjects.date_of_birth (was mask:year)\n"
+        "vulnerable_individual police -> york-cc: - summary (was share)\n"
+        "7 changes: restrictions 1, fields 6\n");
+    free(before);
+    free(after);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -559,6 +581,7 @@ int main(void)
         cmocka_unit_test(test_added_restriction),
         cmocka_unit_test(test_removed_restriction),
         cmocka_unit_test(test_changed_restriction),
+        cmocka_unit_test(test_restriction_of_every_field),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
