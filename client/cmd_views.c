@@ -18,6 +18,7 @@
 typedef struct {
     const char *label;
     Caveat__Report *view;
+    const char *feed; /* the screening feed it went out on, not a rule; or NULL */
     char *restricted; /* "  AGENCY  PATH: WHY" lines, or NULL */
 } column_t;
 
@@ -109,12 +110,19 @@ static void print_table(const Caveat__Report *original, const column_t *cols, in
     if (width < 12)
         width = 12;
     cell("field", path_width);
-    for (int c = 0; c < n; c++)
-        cell(cols[c].label, width);
+    for (int c = 0; c < n; c++) {
+        char label[200];
+        snprintf(label, sizeof label, "%s%s", cols[c].label, cols[c].feed ? "*" : "");
+        cell(label, width);
+    }
     putchar('\n');
     for (int node = 0; node < cv_schema_size(schema); node++)
         if (cv_schema_node(schema, node)->is_leaf && shown(original, cols, n, node))
             print_row(cols, n, node, path_width, width);
+    for (int c = 0; c < n; c++)
+        if (cols[c].feed)
+            printf("* %s: through the screening feed '%s', not a rule\n", cols[c].label,
+                   cols[c].feed);
 }
 
 static void print_refused(const cv_policy_t *policy, const Caveat__Report *report,
@@ -159,7 +167,8 @@ static int views(const cv_policy_t *policy, const Caveat__Report *report)
         if (cv_policy_decide(policy, report, a, NULL, decision)) {
             const char *id = cv_policy_agency(policy, a)->id;
             Caveat__Report *view = cv_decision_view(decision, report);
-            cols[n++] = (column_t){id, view, restricted_lines(id, decision)};
+            cols[n++] =
+                (column_t){id, view, cv_decision_feed(decision), restricted_lines(id, decision)};
         }
     printf("report %s  %s from %s at %s\n", report->id ? report->id : "(no id)", report->category,
            report->originator, report->handling_level);
@@ -176,19 +185,61 @@ static int views(const cv_policy_t *policy, const Caveat__Report *report)
     return CLI_OK;
 }
 
+/*  {"report": {"id", "category", "originator", "handling_level"},
+ *   "agencies": {ID: what `policy explain` prints for it, ...}}: a view's
+ *  "feed" says it went out on a screening feed, not by a rule, and each
+ *  field's "why" names the entry that granted it. */
+static int views_json(const cv_policy_t *policy, const Caveat__Report *report)
+{
+    cv_json_writer_t *out = cv_json_writer_new(isatty(STDOUT_FILENO) ? CV_JSON_PRETTY : 0);
+    cv_decision_t *decision = cv_decision_new();
+    if (!out || !decision)
+        abort();
+    cv_json_object_begin(out);
+    cv_json_key(out, "report");
+    cv_json_object_begin(out);
+    const char *keys[] = {"id", "category", "originator", "handling_level"};
+    const char *values[] = {report->id, report->category, report->originator,
+                            report->handling_level};
+    for (int i = 0; i < 4; i++) {
+        cv_json_key(out, keys[i]);
+        cv_json_string(out, values[i]);
+    }
+    cv_json_object_end(out);
+    cv_json_key(out, "agencies");
+    cv_json_object_begin(out);
+    for (int a = 0; a < cv_policy_agency_count(policy); a++) {
+        cv_policy_decide(policy, report, a, NULL, decision);
+        Caveat__Report *view = cv_decision_view(decision, report);
+        cv_json_key(out, cv_policy_agency(policy, a)->id);
+        cli_explanation(out, decision, view);
+        if (view)
+            protobuf_c_message_free_unpacked(&view->base, NULL);
+    }
+    cv_json_object_end(out);
+    cv_json_object_end(out);
+    const char *text = cv_json_writer_text(out);
+    int status = text ? (puts(text), CLI_OK) : cli_error(CLI_FAILED, "out of memory");
+    cv_json_writer_destroy(&out);
+    cv_decision_destroy(&decision);
+    return status;
+}
+
 int cmd_policy_views(int argc, char **argv)
 {
     bool missing = false;
     const char *report_path = cli_take_option(&argc, argv, "--report", &missing);
     const char *data = cli_take_option(&argc, argv, "--data", &missing);
-    if (argc != 2 || !report_path || missing)
+    const char *format = cli_take_option(&argc, argv, "--format", &missing);
+    bool json = format && strcmp(format, "json") == 0;
+    if (argc != 2 || !report_path || missing || (format && !json && strcmp(format, "text") != 0))
         return cli_error(CLI_USAGE, "usage: caveat policy views FILE --report REPORT.json "
-                                    "[--data DIR]");
+                                    "[--data DIR] [--format text|json]");
     cv_policy_t *policy = cli_load_policy(argv[1], data);
     if (!policy)
         return CLI_USAGE;
     Caveat__Report *report = cli_load_report(policy, report_path);
-    int status = report ? views(policy, report) : CLI_USAGE;
+    int status = !report ? CLI_USAGE : json ? views_json(policy, report) : views(policy, report);
     if (report)
         protobuf_c_message_free_unpacked(&report->base, NULL);
     cv_policy_destroy(&policy);
@@ -253,7 +304,12 @@ static bool read_delivery(receipts_t *all, const char *label, const char *line, 
     if (view) {
         received_t *r = receipt_for(all, report_id);
         r->cols = realloc(r->cols, (size_t)(r->n + 1) * sizeof *r->cols);
-        r->cols[r->n++] = (column_t){.label = label, .view = (Caveat__Report *)view};
+        /* the feed's name is the document's: the column keeps a copy */
+        const char *feed =
+            scalar_text(root ? fy_node_by_path(root, "/delivery/feed", FY_NT, 0) : NULL);
+        char *feed_copy = feed ? strdup(feed) : NULL;
+        r->cols[r->n++] =
+            (column_t){.label = label, .view = (Caveat__Report *)view, .feed = feed_copy};
     }
     fy_document_destroy(doc);
     if (!view)
@@ -293,8 +349,10 @@ static void print_receipts(receipts_t *all)
 static void free_receipts(receipts_t *all)
 {
     for (int i = 0; i < all->n; i++) {
-        for (int c = 0; c < all->items[i].n; c++)
+        for (int c = 0; c < all->items[i].n; c++) {
             protobuf_c_message_free_unpacked(&all->items[i].cols[c].view->base, NULL);
+            free((char *)all->items[i].cols[c].feed);
+        }
         free(all->items[i].cols);
         free(all->items[i].report_id);
     }

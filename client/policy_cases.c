@@ -9,6 +9,10 @@
  *  All cases are read and checked first, so bad input never leaves half a
  *  run behind. Views are checked on their JSON form, the form recipients
  *  see, so a value is compared as the text a subscriber would read.
+ *
+ *  Results are text, one JSON object, or JUnit XML for CI; with coverage,
+ *  also the policy's entries that no case's decision names, and the
+ *  restrictions that capped no field of a case's view.
  */
 #include <errno.h>
 #include <libfyaml.h>
@@ -58,6 +62,8 @@ typedef struct {
     size_t n_approvals;
     bool delivered, refused;
     bool failed;
+    char **failures; /* "FILE:LINE:COL: what", for the JSON and JUnit reports */
+    int n_failures;
 } case_t;
 
 typedef struct {
@@ -67,6 +73,7 @@ typedef struct {
     const cv_schema_t *schema;
     case_t *cases;
     int n_cases;
+    bool *exercised; /* per coverage item (see item_name): some case's decision names it */
 } runner_t;
 
 /* ------------------------------------------------------------------------ */
@@ -87,7 +94,8 @@ static bool bad(const runner_t *r, struct fy_node *at, const char *fmt, ...)
     return false;
 }
 
-/*  A failed expectation: "FILE:LINE:COL: FAIL name: what" on options->out. */
+/*  A failed expectation: kept with the case for the JSON and JUnit reports,
+ *  and in text "FILE:LINE:COL: FAIL name: what" on options->out at once. */
 static void fail(const runner_t *r, case_t *c, struct fy_node *at, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
@@ -95,12 +103,20 @@ static void fail(const runner_t *r, case_t *c, struct fy_node *at, const char *f
 {
     int line = 0, col = 0;
     cv_node_position(at ? at : c->node, &line, &col);
-    fprintf(r->options->out, "%s:%d:%d: FAIL %s: ", r->file, line, col, c->name);
+    char *what = NULL, *failure = NULL;
     va_list ap;
     va_start(ap, fmt);
-    vfprintf(r->options->out, fmt, ap);
+    int n = vasprintf(&what, fmt, ap);
     va_end(ap);
-    fputc('\n', r->options->out);
+    if (n < 0 || asprintf(&failure, "%s:%d:%d: %s", r->file, line, col, what) < 0)
+        abort();
+    if (r->options->format == CV_CASES_TEXT)
+        fprintf(r->options->out, "%s:%d:%d: FAIL %s: %s\n", r->file, line, col, c->name, what);
+    free(what);
+    c->failures = realloc(c->failures, (size_t)(c->n_failures + 1) * sizeof *c->failures);
+    if (!c->failures)
+        abort();
+    c->failures[c->n_failures++] = failure;
     c->failed = true;
 }
 
@@ -691,6 +707,48 @@ static void check_refusal(const runner_t *r, case_t *c)
              text_of(c->value[K_REASON]));
 }
 
+/*  What coverage counts: the policy's entries, then its restrictions. */
+static int item_count(const runner_t *r)
+{
+    return cv_policy_entry_count(r->policy) + cv_policy_restriction_count(r->policy);
+}
+
+static bool item_is_restriction(const runner_t *r, int item)
+{
+    return item >= cv_policy_entry_count(r->policy);
+}
+
+static const char *item_kind(const runner_t *r, int item)
+{
+    return item_is_restriction(r, item) ? "restriction" : cv_policy_entry_kind(r->policy, item);
+}
+
+static const char *item_name(const runner_t *r, int item)
+{
+    int entries = cv_policy_entry_count(r->policy);
+    return item < entries ? cv_policy_entry_name(r->policy, item)
+                          : cv_policy_restriction_name(r->policy, item - entries);
+}
+
+/*  Coverage: the entries the decision names were exercised, and the
+ *  restrictions that capped one of its fields. */
+static void mark_exercised(const runner_t *r, const cv_decision_t *decision)
+{
+    int entries = cv_policy_entry_count(r->policy);
+    for (int i = 0; i < cv_decision_entry_count(decision); i++) {
+        const char *name = cv_decision_entry_name(decision, i);
+        for (int e = 0; e < entries; e++)
+            if (strcmp(cv_policy_entry_name(r->policy, e), name) == 0)
+                r->exercised[e] = true;
+    }
+    for (int i = 0; i < cv_decision_field_count(decision); i++) {
+        const char *restriction = cv_decision_field(decision, i)->restriction;
+        for (int x = entries; restriction && x < item_count(r); x++)
+            if (strcmp(item_name(r, x), restriction) == 0)
+                r->exercised[x] = true;
+    }
+}
+
 static void run_case(const runner_t *r, case_t *c, cv_decision_t *decision)
 {
     check_refusal(r, c);
@@ -700,6 +758,7 @@ static void run_case(const runner_t *r, case_t *c, cv_decision_t *decision)
     bool delivered = cv_policy_decide(r->policy, c->report, c->recipient,
                                       c->key[K_APPROVALS] ? &approvals : NULL, decision);
     if (delivered != c->delivered) {
+        mark_exercised(r, decision);
         char *reasons = join_reasons(decision);
         if (delivered)
             fail(r, c, at(c, c->key[K_DELIVERED] ? K_DELIVERED : K_TO),
@@ -717,8 +776,180 @@ static void run_case(const runner_t *r, case_t *c, cv_decision_t *decision)
             check_rules(r, c, decision);
         check_view(r, c, decision); /* builds the view that reasons may cite */
     }
+    mark_exercised(r, decision); /* after the view: its fields name the restrictions */
     if (c->key[K_REASON])
         check_reason(r, c, decision);
+}
+
+/* ------------------------------------------------------------------------ */
+
+/* ------------------------------------------------------------------------ */
+/*  Reports.                                                                */
+
+/*  The coverage items from from to to (not included) that no case
+ *  exercised. */
+static int count_unexercised(const runner_t *r, int from, int to)
+{
+    int n = 0;
+    for (int i = from; i < to; i++)
+        n += !r->exercised[i];
+    return n;
+}
+
+static void report_text(const runner_t *r, int failed)
+{
+    FILE *out = r->options->out;
+    fprintf(out, "%d passed, %d failed\n", r->n_cases - failed, failed);
+    if (!r->options->coverage)
+        return;
+    int entries = cv_policy_entry_count(r->policy), items = item_count(r);
+    fprintf(out, "coverage: %d of %d entries exercised\n",
+            entries - count_unexercised(r, 0, entries), entries);
+    if (items > entries)
+        fprintf(out, "coverage: %d of %d restrictions exercised\n",
+                items - entries - count_unexercised(r, entries, items), items - entries);
+    for (int i = 0; i < items; i++)
+        if (!r->exercised[i])
+            fprintf(out, "not exercised: %s '%s'\n", item_kind(r, i), item_name(r, i));
+}
+
+static void json_count(cv_json_writer_t *out, const char *key, int count)
+{
+    cv_json_key(out, key);
+    cv_json_uint(out, (uint64_t)count);
+}
+
+static void json_coverage(const runner_t *r, cv_json_writer_t *out)
+{
+    int entries = cv_policy_entry_count(r->policy), items = item_count(r);
+    cv_json_key(out, "coverage");
+    cv_json_object_begin(out);
+    json_count(out, "entries", entries);
+    json_count(out, "exercised", entries - count_unexercised(r, 0, entries));
+    json_count(out, "restrictions", items - entries);
+    json_count(out, "restrictions_exercised",
+               items - entries - count_unexercised(r, entries, items));
+    cv_json_key(out, "not_exercised");
+    cv_json_array_begin(out);
+    for (int i = 0; i < items; i++) {
+        if (r->exercised[i])
+            continue;
+        cv_json_object_begin(out);
+        cv_json_key(out, "kind");
+        cv_json_string(out, item_kind(r, i));
+        cv_json_key(out, "name");
+        cv_json_string(out, item_name(r, i));
+        cv_json_object_end(out);
+    }
+    cv_json_array_end(out);
+    cv_json_object_end(out);
+}
+
+/*  {"file", "passed", "failed", "cases": [{"name", "passed", "failures":
+ *  ["FILE:LINE:COL: what"]}], "coverage": {...} with coverage}          */
+static void report_json(const runner_t *r, int failed)
+{
+    cv_json_writer_t *out = cv_json_writer_new(0);
+    if (!out)
+        abort();
+    cv_json_object_begin(out);
+    cv_json_key(out, "file");
+    cv_json_string(out, r->file);
+    json_count(out, "passed", r->n_cases - failed);
+    json_count(out, "failed", failed);
+    cv_json_key(out, "cases");
+    cv_json_array_begin(out);
+    for (int i = 0; i < r->n_cases; i++) {
+        const case_t *c = &r->cases[i];
+        cv_json_object_begin(out);
+        cv_json_key(out, "name");
+        cv_json_string(out, c->name);
+        cv_json_key(out, "passed");
+        cv_json_bool(out, !c->failed);
+        cv_json_key(out, "failures");
+        cv_json_array_begin(out);
+        for (int f = 0; f < c->n_failures; f++)
+            cv_json_string(out, c->failures[f]);
+        cv_json_array_end(out);
+        cv_json_object_end(out);
+    }
+    cv_json_array_end(out);
+    if (r->options->coverage)
+        json_coverage(r, out);
+    cv_json_object_end(out);
+    const char *text = cv_json_writer_text(out);
+    if (!text)
+        abort();
+    fprintf(r->options->out, "%s\n", text);
+    cv_json_writer_destroy(&out);
+}
+
+/*  Text as XML character data or an attribute value: the five markup
+ *  characters escaped, and the control characters XML 1.0 forbids
+ *  replaced. */
+static void xml_text(FILE *out, const char *text)
+{
+    for (const unsigned char *c = (const unsigned char *)text; *c; c++) {
+        switch (*c) {
+        case '&':
+            fputs("&amp;", out);
+            break;
+        case '<':
+            fputs("&lt;", out);
+            break;
+        case '>':
+            fputs("&gt;", out);
+            break;
+        case '"':
+            fputs("&quot;", out);
+            break;
+        case '\'':
+            fputs("&apos;", out);
+            break;
+        default:
+            fputc(*c < 0x20 && *c != '\t' && *c != '\n' && *c != '\r' ? '?' : *c, out);
+        }
+    }
+}
+
+/*  One testsuite, one testcase per case; a failing case's failure carries
+ *  its first message as the message and all of them as the text. With
+ *  coverage, the entries no case exercises go in the suite's system-out. */
+static void report_junit(const runner_t *r, int failed)
+{
+    FILE *out = r->options->out;
+    fputs("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites tests=\"", out);
+    fprintf(out, "%d\" failures=\"%d\">\n  <testsuite name=\"", r->n_cases, failed);
+    xml_text(out, r->file);
+    fprintf(out, "\" tests=\"%d\" failures=\"%d\" errors=\"0\">\n", r->n_cases, failed);
+    for (int i = 0; i < r->n_cases; i++) {
+        const case_t *c = &r->cases[i];
+        fputs("    <testcase classname=\"policy\" name=\"", out);
+        xml_text(out, c->name);
+        if (!c->failed) {
+            fputs("\"/>\n", out);
+            continue;
+        }
+        fputs("\">\n      <failure message=\"", out);
+        xml_text(out, c->failures[0]);
+        fputs("\">", out);
+        for (int f = 0; f < c->n_failures; f++) {
+            xml_text(out, c->failures[f]);
+            fputc('\n', out);
+        }
+        fputs("</failure>\n    </testcase>\n", out);
+    }
+    if (r->options->coverage && count_unexercised(r, 0, item_count(r))) {
+        fputs("    <system-out>", out);
+        for (int i = 0; i < item_count(r); i++)
+            if (!r->exercised[i]) {
+                fprintf(out, "not exercised: %s '", item_kind(r, i));
+                xml_text(out, item_name(r, i));
+                fputs("'\n", out);
+            }
+        fputs("</system-out>\n", out);
+    }
+    fputs("  </testsuite>\n</testsuites>\n", out);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -763,27 +994,34 @@ static void free_cases(runner_t *r)
         if (r->cases[i].report)
             protobuf_c_message_free_unpacked(&r->cases[i].report->base, NULL);
         free(r->cases[i].approvals);
+        for (int f = 0; f < r->cases[i].n_failures; f++)
+            free(r->cases[i].failures[f]);
+        free(r->cases[i].failures);
     }
     free(r->cases);
+    free(r->exercised);
 }
 
 static int run(runner_t *r)
 {
     cv_decision_t *decision = cv_decision_new();
-    if (!decision)
+    r->exercised = calloc((size_t)item_count(r) + 1, sizeof *r->exercised);
+    if (!decision || !r->exercised)
         abort();
-    int passed = 0, failed = 0;
+    int failed = 0;
     for (int i = 0; i < r->n_cases; i++) {
         run_case(r, &r->cases[i], decision);
-        if (r->cases[i].failed)
-            failed++;
-        else
-            passed++;
-        if (r->options->verbose && !r->cases[i].failed)
+        failed += r->cases[i].failed;
+        if (r->options->verbose && !r->cases[i].failed && r->options->format == CV_CASES_TEXT)
             fprintf(r->options->out, "PASS %s\n", r->cases[i].name);
     }
     cv_decision_destroy(&decision);
-    fprintf(r->options->out, "%d passed, %d failed\n", passed, failed);
+    if (r->options->format == CV_CASES_JSON)
+        report_json(r, failed);
+    else if (r->options->format == CV_CASES_JUNIT)
+        report_junit(r, failed);
+    else
+        report_text(r, failed);
     return failed ? CV_CASES_FAILED : CV_CASES_PASSED;
 }
 

@@ -13,10 +13,19 @@
 /*  What cv_cases_run returns; the command's exit status too. */
 enum { CV_CASES_PASSED = 0, CV_CASES_FAILED = 1, CV_CASES_BAD_INPUT = 2 };
 
+/*  How the results are written on out. */
+typedef enum {
+    CV_CASES_TEXT,  /* FAIL lines as cases fail, then "N passed, M failed" */
+    CV_CASES_JSON,  /* one JSON object, for scripts */
+    CV_CASES_JUNIT, /* JUnit XML, for CI: a testcase per case */
+} cv_cases_format_t;
+
 typedef struct {
-    FILE *out;    /* FAIL lines, PASS lines when verbose, the summary */
+    FILE *out;    /* the results, in format */
     FILE *err;    /* bad input: "FILE:LINE:COL: error: what" */
-    bool verbose; /* a PASS line for each passing case */
+    bool verbose; /* text: a PASS line for each passing case */
+    cv_cases_format_t format;
+    bool coverage; /* also the policy's entries that no case exercises */
     /*  Reads a report file a case names (as cv_read_file, which NULL
      *  stands for): the fuzz tests keep fuzzed names off the disk. */
     char *(*read_file)(const char *path, size_t *len);

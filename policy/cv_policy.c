@@ -93,6 +93,33 @@ int cv_policy_agency_count(const cv_policy_t *self)
     return self->n_agencies;
 }
 
+int cv_policy_entry_count(const cv_policy_t *self)
+{
+    return self->n_entries;
+}
+
+const char *cv_policy_entry_name(const cv_policy_t *self, int index)
+{
+    return index >= 0 && index < self->n_entries ? self->entries[index].name : NULL;
+}
+
+const char *cv_policy_entry_kind(const cv_policy_t *self, int index)
+{
+    if (index < 0 || index >= self->n_entries)
+        return NULL;
+    return self->entries[index].screening ? "screening" : "rule";
+}
+
+int cv_policy_restriction_count(const cv_policy_t *self)
+{
+    return self->n_restrictions;
+}
+
+const char *cv_policy_restriction_name(const cv_policy_t *self, int index)
+{
+    return index >= 0 && index < self->n_restrictions ? self->restrictions[index].name : NULL;
+}
+
 const cv_agency_t *cv_policy_agency(const cv_policy_t *self, int index)
 {
     return index >= 0 && index < self->n_agencies ? &self->agencies[index].pub : NULL;

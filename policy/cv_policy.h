@@ -58,6 +58,20 @@ cv_policy_t *cv_policy_load_buffer(const char *buf, size_t len, const char *name
                                    const uint8_t *pseudonym_key, cv_error_t *err);
 void cv_policy_destroy(cv_policy_t **self_p);
 
+/*  Every error, not only the first (`caveat policy check`): as above, and
+ *  each error line also goes to each(error, arg) in the order found, up to
+ *  CV_POLICY_ERRORS_MAX, then one line saying there are more. After an
+ *  error the loader goes on where it safely can: an entry with an error is
+ *  skipped and the others are still checked; an error in the levels,
+ *  categories or agencies sections, which everything else names, stops it. */
+#define CV_POLICY_ERRORS_MAX 100
+typedef void cv_policy_error_fn(const char *error, void *arg);
+cv_policy_t *cv_policy_load_file_each(const char *path, const uint8_t *pseudonym_key,
+                                      cv_policy_error_fn *each, void *arg, cv_error_t *err);
+cv_policy_t *cv_policy_load_buffer_each(const char *buf, size_t len, const char *name,
+                                        const uint8_t *pseudonym_key, cv_policy_error_fn *each,
+                                        void *arg, cv_error_t *err);
+
 const char *cv_policy_protocol(const cv_policy_t *self);
 int64_t cv_policy_version(const cv_policy_t *self);
 /*  BLAKE2b-256 of the policy file's bytes, lowercase hex: names exactly the
@@ -75,6 +89,16 @@ bool cv_policy_has_feed(const cv_policy_t *self, const char *feed);
  *  index): only such an agency may open a session on the feed. */
 bool cv_policy_feed_recipient(const cv_policy_t *self, const char *feed, int agency);
 const cv_agency_t *cv_policy_agency(const cv_policy_t *self, int index);
+/*  The entries that decisions name (cv_decision_entry_name), in policy
+ *  order, each with its kind ("rule", "screening"): what `policy test
+ *  --coverage` checks the cases against, whatever kinds the language has. */
+int cv_policy_entry_count(const cv_policy_t *self);
+const char *cv_policy_entry_name(const cv_policy_t *self, int index); /* NULL */
+const char *cv_policy_entry_kind(const cv_policy_t *self, int index); /* NULL */
+/*  The restrictions, in policy order: a field decision's restriction
+ *  (cv_field_decision_t) is one of these names. */
+int cv_policy_restriction_count(const cv_policy_t *self);
+const char *cv_policy_restriction_name(const cv_policy_t *self, int index);            /* NULL */
 int cv_policy_agency_find(const cv_policy_t *self, const char *id);                    /* -1 */
 int cv_policy_agency_by_key(const cv_policy_t *self, const uint8_t key[CV_KEY_BYTES]); /* -1 */
 
@@ -100,10 +124,29 @@ bool cv_policy_retention(const cv_policy_t *self, const char *category, int64_t 
 /*  The Graphviz DOT text of who may receive what (malloc'd).              */
 char *cv_policy_graph(const cv_policy_t *self);
 
-/*  What a reviewer must approve between two versions: per (category,
- *  originator type, recipient), the fields gained, lost or masked
- *  differently, one line each (malloc'd; empty string when none).          */
+/*  What a reviewer must approve between two versions, one line per change:
+ *  the protocol and version, levels, categories, handling codes,
+ *  retention, agencies, rules, screening entries, and per (category,
+ *  originator type, recipient) the fields gained, lost or masked
+ *  differently; then "N changes: SECTION COUNT, ...". Malloc'd; the empty
+ *  string when nothing differs.                                             */
 char *cv_policy_diff(const cv_policy_t *old_policy, const cv_policy_t *new_policy);
+
+/*  Warnings about a policy that loads but probably does not say what its
+ *  author meant: an entry that denies every field, an entry shadowed by
+ *  another, levels that look reversed. Each goes to each(warning, arg) as
+ *  "FILE:LINE:COL: warning: what"; text is the policy's text, read again
+ *  only for positions (NULL: none). Returns the number of warnings.       */
+typedef void cv_policy_warning_fn(const char *warning, void *arg);
+int cv_policy_lint(const cv_policy_t *policy, const char *text, size_t len,
+                   cv_policy_warning_fn *each, void *arg);
+
+/*  The policy text in the canonical layout, comments kept (malloc'd), or
+ *  NULL with err set: text that is not YAML, a root that is not a mapping,
+ *  anchors, aliases or tags, or a layout that would change what the text
+ *  says (it is parsed again and compared). Formatting is idempotent.
+ *  docs/policy.md gives the layout and which comments go where.          */
+char *cv_policy_format(const char *text, size_t len, const char *name, cv_error_t *err);
 
 /* ------------------------------------------------------------------------ */
 /*  Deciding. A decision is reusable scratch space: decide into it again and

@@ -1,8 +1,12 @@
 /*  cv_policy_load.c: read a policy file, validate every part of it, and
  *  compile it into the structure that cv_policy_decide.c reads.
  *
- *  The loader stops at the first error and reports it as
- *  FILE:LINE:COL: error: what. Nothing is half-loaded: the caller gets a
+ *  Errors are FILE:LINE:COL: error: what, naming the entry they are in
+ *  ("rule 'x': ..."). The loader goes on after an error where it safely
+ *  can, so that `policy check` lists them all: an entry with an error is
+ *  skipped and the others are still checked; only a section the rest
+ *  depends on (levels, categories, agencies) stops it. Callers that want
+ *  one line get the first. Nothing is half-loaded: the caller gets a
  *  complete policy or NULL. Every name a policy uses (levels, categories,
  *  agency types and ids, field paths, masks) is checked here, once, so the
  *  decision code never meets an unknown one.
@@ -28,7 +32,11 @@ static const char *const default_categories[] = {
 typedef struct {
     cv_policy_t *policy;
     const char *file;
-    cv_error_t *err;
+    cv_error_t *err;          /* the first error */
+    cv_policy_error_fn *each; /* every error, or NULL */
+    void *arg;
+    int n_errors;
+    char subject[200]; /* "rule 'x'": the entry being loaded, named in its errors */
     cv_table_t names;  /* entry and restriction names, by FNV-1a: no name compared with
                           every other */
     int n_entry_slots; /* the names table's slots for entries; restrictions' follow */
@@ -41,12 +49,42 @@ typedef struct {
 static bool fail(loader_t *l, struct fy_node *at, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/*  Counts an error: the first goes to err, each (up to the limit) to the
+ *  error sink, then one line saying that there are more. */
+static void record(loader_t *l, const cv_error_t *error)
+{
+    if (l->n_errors++ == 0 && l->err)
+        *l->err = *error;
+    if (!l->each || l->n_errors > CV_POLICY_ERRORS_MAX + 1)
+        return;
+    if (l->n_errors <= CV_POLICY_ERRORS_MAX) {
+        l->each(error->msg, l->arg);
+        return;
+    }
+    cv_error_t more;
+    cv_error_set(&more, l->file, 0, 0, "too many errors (more than %d); not listing the rest",
+                 CV_POLICY_ERRORS_MAX);
+    l->each(more.msg, l->arg);
+}
+
 static bool fail(loader_t *l, struct fy_node *at, const char *fmt, ...)
 {
+    char what[sizeof l->err->msg];
     va_list ap;
     va_start(ap, fmt);
-    cv_error_vat(l->err, l->file, at, fmt, ap);
+    vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
+    /* Within an entry the subject names it, so the entry's own label is
+     * "": its "%s: " or "%s." leaves a ": " or "." to drop. */
+    const char *text = what;
+    if (*l->subject)
+        text += strncmp(text, ": ", 2) == 0 ? 2 : *text == '.';
+    cv_error_t error;
+    if (*l->subject)
+        cv_error_at(&error, l->file, at, "%s: %s", l->subject, text);
+    else
+        cv_error_at(&error, l->file, at, "%s", text);
+    record(l, &error);
     return false;
 }
 
@@ -93,18 +131,17 @@ static bool known_keys(loader_t *l, struct fy_node *map, const char *const *allo
 {
     void *iter = NULL;
     struct fy_node_pair *pair;
+    bool ok = true;
     while ((pair = fy_node_mapping_iterate(map, &iter))) {
         struct fy_node *key = fy_node_pair_key(pair);
         const char *name = scalar(l, key, what);
-        if (!name)
-            return false;
         const char *const *a = allowed;
-        while (*a && strcmp(*a, name) != 0)
+        while (name && *a && strcmp(*a, name) != 0)
             a++;
-        if (!*a)
-            return fail(l, key, "%s: unknown key '%s'", what, name);
+        if (!name || !*a)
+            ok = name ? fail(l, key, "%s: unknown key '%s'", what, name) : false;
     }
-    return true;
+    return ok;
 }
 
 static struct fy_node *lookup(struct fy_node *map, const char *key)
@@ -192,25 +229,30 @@ static int level_of(loader_t *l, struct fy_node *node, const char *what)
 /* ------------------------------------------------------------------------ */
 /*  Header: protocol, version, levels, categories.                          */
 
-static bool load_header(loader_t *l, struct fy_node *root)
+/*  Protocol and version: nothing else depends on them, so an error here
+ *  does not stop the load. */
+static void load_name(loader_t *l, struct fy_node *root)
 {
     cv_policy_t *p = l->policy;
     const char *protocol = scalar(l, required(l, root, "protocol", "policy"), "protocol");
-    if (!protocol)
-        return false;
-    if (!*protocol)
-        return fail(l, lookup(root, "protocol"), "protocol: empty name");
-    p->protocol = xstrdup(protocol);
+    if (protocol && !*protocol)
+        fail(l, lookup(root, "protocol"), "protocol: empty name");
+    else if (protocol)
+        p->protocol = xstrdup(protocol);
 
     struct fy_node *version = required(l, root, "version", "policy");
     const char *text = scalar(l, version, "version");
-    if (!text)
-        return false;
     char *end;
-    p->version = strtoll(text, &end, 10);
-    if (*end || end == text || p->version < 0)
-        return fail(l, version, "version: expected a whole number, not '%s'", text);
+    if (text && ((p->version = strtoll(text, &end, 10)) < 0 || *end || end == text))
+        fail(l, version, "version: expected a whole number, not '%s'", text);
+}
 
+/*  Levels and categories: every entry names them, so an error here stops
+ *  the load. */
+static bool load_header(loader_t *l, struct fy_node *root)
+{
+    cv_policy_t *p = l->policy;
+    load_name(l, root);
     struct fy_node *levels = required(l, root, "levels", "policy");
     if (!levels || !string_list(l, levels, &p->levels, &p->n_levels, "levels"))
         return false;
@@ -302,25 +344,11 @@ static bool load_areas(loader_t *l, cv_agency_t *agency, struct fy_node *node, c
     return true;
 }
 
-static bool load_agency(loader_t *l, struct fy_node *key, struct fy_node *value)
+/*  The agency's properties; what is "" (the subject names the agency). */
+static bool agency_fields(loader_t *l, cv_agency_internal_t *agency, struct fy_node *value,
+                          const char *what)
 {
-    static const char *const keys[] = {"organisation", "type",        "clearance", "areas",
-                                       "key",          "description", NULL};
     cv_policy_t *p = l->policy;
-    const char *id = scalar(l, key, "agencies");
-    if (!id)
-        return false;
-    char what[160];
-    snprintf(what, sizeof what, "agencies.%s", id);
-    if (!*id)
-        return fail(l, key, "agencies: empty agency id");
-    if (cv_policy_agency_find(p, id) >= 0)
-        return fail(l, key, "%s: agency listed twice", what);
-    if (!expect(l, value, FYNT_MAPPING, what) || !known_keys(l, value, keys, what))
-        return false;
-
-    cv_agency_internal_t *agency = &p->agencies[p->n_agencies];
-    agency->pub.id = xstrdup(id);
     char label[200];
 #define LABEL(key) (snprintf(label, sizeof label, "%s.%s", what, key), label)
     const char *org = scalar(l, required(l, value, "organisation", what), LABEL("organisation"));
@@ -344,8 +372,31 @@ static bool load_agency(loader_t *l, struct fy_node *key, struct fy_node *value)
     if (!pubkey || !load_key(l, &agency->pub, pubkey, LABEL("key")))
         return false;
 #undef LABEL
-    cv_policy_index_agency(p, p->n_agencies++);
     return true;
+}
+
+/*  An agency with an error in its properties still takes its id, so that
+ *  the entries naming it are checked without an error of their own. */
+static bool load_agency(loader_t *l, struct fy_node *key, struct fy_node *value)
+{
+    static const char *const keys[] = {"organisation", "type",        "clearance", "areas",
+                                       "key",          "description", NULL};
+    cv_policy_t *p = l->policy;
+    const char *id = scalar(l, key, "agencies");
+    if (!id)
+        return false;
+    if (!*id)
+        return fail(l, key, "agencies: empty agency id");
+    if (cv_policy_agency_find(p, id) >= 0)
+        return fail(l, key, "agencies: '%s' is listed twice", id);
+    snprintf(l->subject, sizeof l->subject, "agency '%s'", id);
+    bool ok = expect(l, value, FYNT_MAPPING, "") && known_keys(l, value, keys, "");
+    cv_agency_internal_t *agency = &p->agencies[p->n_agencies];
+    agency->pub.id = xstrdup(id);
+    ok = ok && agency_fields(l, agency, value, "");
+    l->subject[0] = '\0';
+    cv_policy_index_agency(p, p->n_agencies++);
+    return ok;
 }
 
 static bool load_agencies(loader_t *l, struct fy_node *root)
@@ -363,8 +414,7 @@ static bool load_agencies(loader_t *l, struct fy_node *root)
     void *iter = NULL;
     struct fy_node_pair *pair;
     while ((pair = fy_node_mapping_iterate(agencies, &iter)))
-        if (!load_agency(l, fy_node_pair_key(pair), fy_node_pair_value(pair)))
-            return false;
+        load_agency(l, fy_node_pair_key(pair), fy_node_pair_value(pair));
     return true;
 }
 
@@ -379,12 +429,11 @@ static bool load_administrators(loader_t *l, struct fy_node *root)
     struct fy_node *item;
     while ((item = fy_node_sequence_iterate(admins, &iter))) {
         const char *id = scalar(l, item, "administrators");
-        if (!id)
-            return false;
-        int index = cv_policy_agency_find(l->policy, id);
-        if (index < 0)
-            return fail(l, item, "administrators: unknown agency '%s'", id);
-        l->policy->agencies[index].pub.admin = true;
+        int index = id ? cv_policy_agency_find(l->policy, id) : -1;
+        if (index >= 0)
+            l->policy->agencies[index].pub.admin = true;
+        else if (id)
+            fail(l, item, "administrators: unknown agency '%s'", id);
     }
     return true;
 }
@@ -416,7 +465,10 @@ static bool load_agency_set(loader_t *l, struct fy_node *map, const char *side,
         int id = cv_policy_type_find(p, type);
         if (id < 0)
             return fail(l, item, "%s: no agency has type '%s'", label, type);
-        set->types |= UINT64_C(1) << id;
+        /* a type past the limit is an agency's error already; the load goes
+         * on after it, but a set has no bit for it */
+        if (id < CV_MAX_TYPES)
+            set->types |= UINT64_C(1) << id;
     }
     snprintf(label, sizeof label, "%s.%s", what, key_agencies);
     if (agencies && !expect(l, agencies, FYNT_SEQUENCE, label))
@@ -448,10 +500,9 @@ static bool load_code(loader_t *l, struct fy_node *key, struct fy_node *value)
     const char *name = scalar(l, key, "handling_codes");
     if (!name)
         return false;
-    char what[80];
-    snprintf(what, sizeof what, "handling_codes.%s", name);
+    const char *what = ""; /* the subject names the code */
     if (cv_policy_code_find(p, name))
-        return fail(l, key, "%s: listed twice", what);
+        return fail(l, key, "listed twice");
     code->code = xstrdup(name);
     p->n_codes++;
     if (!expect(l, value, FYNT_MAPPING, what) || !known_keys(l, value, keys, what))
@@ -483,9 +534,14 @@ static bool load_codes(loader_t *l, struct fy_node *root)
     l->policy->codes = xcalloc((size_t)fy_node_mapping_item_count(codes), sizeof *l->policy->codes);
     void *iter = NULL;
     struct fy_node_pair *pair;
-    while ((pair = fy_node_mapping_iterate(codes, &iter)))
-        if (!load_code(l, fy_node_pair_key(pair), fy_node_pair_value(pair)))
-            return false;
+    while ((pair = fy_node_mapping_iterate(codes, &iter))) {
+        struct fy_node *key = fy_node_pair_key(pair);
+        const char *name = fy_node_is_scalar(key) ? fy_node_get_scalar0(key) : NULL;
+        if (name)
+            snprintf(l->subject, sizeof l->subject, "handling code '%s'", name);
+        load_code(l, key, fy_node_pair_value(pair));
+        l->subject[0] = '\0';
+    }
     return true;
 }
 
@@ -546,28 +602,35 @@ static bool parse_grant(loader_t *l, struct fy_node *value, cv_grant_t *grant, c
 
 /*  A more specific path overrides a more general one within an entry:
  *  "*: share" with "source: deny" shares all but the source. So apply the
- *  entry's paths from the shallowest to the deepest. A restriction (named
- *  by restriction, else NULL) only denies or masks. */
+ *  entry's paths from the shallowest to the deepest. A restriction only
+ *  denies or masks. */
 static bool load_grants(loader_t *l, struct fy_node *fields, uint8_t *grants, const char *what,
-                        const char *restriction)
+                        bool restriction)
 {
     const cv_schema_t *schema = l->policy->schema;
     int size = cv_schema_size(schema);
     if (!expect(l, fields, FYNT_MAPPING, what))
         return false;
+    /* each field is checked once, in the pass for its depth; a bad one is
+     * reported and the others still checked */
+    bool ok = true;
     for (int depth = -1; depth < 8; depth++) {
         void *iter = NULL;
         struct fy_node_pair *pair;
         while ((pair = fy_node_mapping_iterate(fields, &iter))) {
             struct fy_node *key = fy_node_pair_key(pair);
-            const char *path = scalar(l, key, what);
-            if (!path)
-                return false;
+            const char *path = depth < 0 ? scalar(l, key, what) : fy_node_get_scalar0(key);
+            if (!path) {
+                ok = false;
+                continue;
+            }
             int from = 0, to = size, node_depth = -1;
             if (strcmp(path, "*") != 0) {
                 from = cv_schema_find(schema, path);
-                if (from < 0)
-                    return fail(l, key, "%s: unknown field path '%s'", what, path);
+                if (from < 0) {
+                    ok = depth < 0 ? fail(l, key, "%s: unknown field path '%s'", what, path) : ok;
+                    continue;
+                }
                 to = cv_schema_node(schema, from)->end;
                 node_depth = cv_schema_node(schema, from)->depth;
             }
@@ -575,33 +638,31 @@ static bool load_grants(loader_t *l, struct fy_node *fields, uint8_t *grants, co
                 continue;
             cv_grant_t grant = CV_GRANT_NONE;
             if (!parse_grant(l, fy_node_pair_value(pair), &grant, path))
-                return false;
-            if (restriction && grant == CV_GRANT_SHARE)
-                return fail(l, fy_node_pair_value(pair),
-                            "restrictions.%s: %s: share is not allowed in a restriction: it "
-                            "only denies or masks",
-                            restriction, path);
-            if (!cv_grant_fits(schema, from, grant) && strcmp(path, "*") != 0)
-                return fail(l, fy_node_pair_value(pair),
-                            "%s: %s does not apply to every "
-                            "field under it",
-                            path, cv_grant_name(grant));
-            if (strcmp(path, "*") == 0 && grant > CV_GRANT_SHARE && grant < CV_GRANT_DENY)
-                return fail(l, fy_node_pair_value(pair),
-                            "*: a mask cannot apply to every "
-                            "field; name the fields");
-            for (int i = from; i < to; i++)
-                grants[i] = (uint8_t)grant;
+                ok = false;
+            else if (restriction && grant == CV_GRANT_SHARE)
+                ok = fail(l, fy_node_pair_value(pair),
+                          "%s: share is not allowed in a restriction: it only denies or masks",
+                          path);
+            else if (!cv_grant_fits(schema, from, grant) && strcmp(path, "*") != 0)
+                ok = fail(l, fy_node_pair_value(pair),
+                          "%s: %s does not apply to every field under it", path,
+                          cv_grant_name(grant));
+            else if (strcmp(path, "*") == 0 && grant > CV_GRANT_SHARE && grant < CV_GRANT_DENY)
+                ok = fail(l, fy_node_pair_value(pair),
+                          "*: a mask cannot apply to every field; name the fields");
+            else
+                for (int i = from; i < to; i++)
+                    grants[i] = (uint8_t)grant;
         }
     }
-    return true;
+    return ok;
 }
 
 static bool load_fields(loader_t *l, struct fy_node *fields, cv_entry_t *entry, const char *what)
 {
     size_t size = (size_t)cv_schema_size(l->policy->schema);
     entry->grants = l->policy->grants + (size_t)(entry - l->policy->entries) * size;
-    if (!load_grants(l, fields, entry->grants, what, NULL))
+    if (!load_grants(l, fields, entry->grants, what, false))
         return false;
     entry->notice = fy_node_mapping_item_count(fields) == 0;
     for (size_t i = 0; i < size; i++)
@@ -702,7 +763,7 @@ static const char *unique_name(loader_t *l, struct fy_node *node, int slot, cons
     return name;
 }
 
-static bool load_entry(loader_t *l, struct fy_node *node, bool screening, int index)
+static bool load_entry(loader_t *l, struct fy_node *node, bool screening)
 {
     static const char *const rule_keys[] = {
         "name",          "description", "categories",  "from_types",
@@ -712,8 +773,7 @@ static bool load_entry(loader_t *l, struct fy_node *node, bool screening, int in
         "name",     "description", "feed",      "match",     "from_types", "from_agencies",
         "to_types", "to_agencies", "same_area", "max_level", "fields",     NULL};
     cv_policy_t *p = l->policy;
-    char what[200];
-    snprintf(what, sizeof what, "%s[%d]", screening ? "screening" : "rules", index);
+    const char *what = ""; /* the subject names the entry */
     if (!expect(l, node, FYNT_MAPPING, what) ||
         !known_keys(l, node, screening ? screen_keys : rule_keys, what))
         return false;
@@ -725,34 +785,44 @@ static bool load_entry(loader_t *l, struct fy_node *node, bool screening, int in
     entry->screening = screening;
     entry->max_level = p->n_levels - 1;
     p->n_entries++;
-    snprintf(what, sizeof what, "%s", name);
 
+    /* the parts are independent: each is checked whatever the others hold */
+    bool ok = true;
     if (screening) {
         const char *feed = scalar(l, required(l, node, "feed", what), "feed");
-        if (!feed)
-            return false;
-        entry->feed = xstrdup(feed);
+        if (feed)
+            entry->feed = xstrdup(feed);
         struct fy_node *match = required(l, node, "match", what);
-        if (!match || !load_match(l, match, entry, "match"))
-            return false;
+        ok = feed && match && load_match(l, match, entry, "match");
     } else {
         struct fy_node *categories = required(l, node, "categories", what);
-        if (!categories || !load_categories(l, categories, &entry->categories, "categories"))
-            return false;
-        if (!entry->categories)
-            return fail(l, categories, "categories: at least one category is needed");
+        ok = categories && load_categories(l, categories, &entry->categories, "categories");
+        if (ok && !entry->categories)
+            ok = fail(l, categories, "categories: at least one category is needed");
     }
-    if (!load_agency_set(l, node, "from", &entry->from, false, what) ||
-        !load_agency_set(l, node, "to", &entry->to, true, what))
-        return false;
+    ok = load_agency_set(l, node, "from", &entry->from, false, what) && ok;
+    ok = load_agency_set(l, node, "to", &entry->to, true, what) && ok;
     struct fy_node *same_area = lookup(node, "same_area");
     if (same_area && !boolean(l, same_area, &entry->same_area, "same_area"))
-        return false;
+        ok = false;
     struct fy_node *max_level = lookup(node, "max_level");
     if (max_level && (entry->max_level = level_of(l, max_level, "max_level")) < 0)
-        return false;
+        ok = false;
     struct fy_node *fields = required(l, node, "fields", what);
-    return fields && load_fields(l, fields, entry, "fields");
+    return (fields && load_fields(l, fields, entry, "fields")) && ok;
+}
+
+/*  "rule 'x'" (kind "rule"), or "rules[2]" (section "rules") for an entry
+ *  without a usable name. */
+static void name_subject(loader_t *l, struct fy_node *node, const char *kind, const char *section,
+                         int index)
+{
+    struct fy_node *name = fy_node_is_mapping(node) ? lookup(node, "name") : NULL;
+    const char *text = name && fy_node_is_scalar(name) ? fy_node_get_scalar0(name) : NULL;
+    if (text && *text)
+        snprintf(l->subject, sizeof l->subject, "%s '%s'", kind, text);
+    else
+        snprintf(l->subject, sizeof l->subject, "%s[%d]", section, index);
 }
 
 static bool load_entries(loader_t *l, struct fy_node *root)
@@ -760,14 +830,15 @@ static bool load_entries(loader_t *l, struct fy_node *root)
     struct fy_node *rules = lookup(root, "rules");
     struct fy_node *screening = lookup(root, "screening");
     if (rules && !expect(l, rules, FYNT_SEQUENCE, "rules"))
-        return false;
+        rules = NULL;
     if (screening && !expect(l, screening, FYNT_SEQUENCE, "screening"))
-        return false;
+        screening = NULL;
     int n_rules = rules ? fy_node_sequence_item_count(rules) : 0;
     int n_screens = screening ? fy_node_sequence_item_count(screening) : 0;
     l->policy->entries = xcalloc((size_t)(n_rules + n_screens), sizeof *l->policy->entries);
     l->policy->grants =
         xcalloc((size_t)(n_rules + n_screens) * (size_t)cv_schema_size(l->policy->schema), 1);
+    /* the restrictions share the entries' names, and are loaded next */
     struct fy_node *restrictions = lookup(root, "restrictions");
     l->n_entry_slots = n_rules + n_screens;
     cv_table_init(&l->names, n_rules + n_screens +
@@ -777,14 +848,17 @@ static bool load_entries(loader_t *l, struct fy_node *root)
     /* iterate: fy_node_sequence_get_by_index walks from the start each time */
     void *iter = NULL;
     struct fy_node *item;
-    for (int i = 0; rules && (item = fy_node_sequence_iterate(rules, &iter)); i++)
-        if (!load_entry(l, item, false, i))
-            return false;
+    for (int i = 0; rules && (item = fy_node_sequence_iterate(rules, &iter)); i++) {
+        name_subject(l, item, "rule", "rules", i);
+        load_entry(l, item, false);
+    }
     l->policy->n_rules = n_rules;
     iter = NULL;
-    for (int i = 0; screening && (item = fy_node_sequence_iterate(screening, &iter)); i++)
-        if (!load_entry(l, item, true, i))
-            return false;
+    for (int i = 0; screening && (item = fy_node_sequence_iterate(screening, &iter)); i++) {
+        name_subject(l, item, "screening", "screening", i);
+        load_entry(l, item, true);
+    }
+    l->subject[0] = '\0';
     return true;
 }
 
@@ -792,15 +866,14 @@ static bool load_entries(loader_t *l, struct fy_node *root)
 /*  Restrictions: the deliveries each names, and the fields it denies or
  *  masks in them.                                                          */
 
-static bool load_restriction(loader_t *l, struct fy_node *node, int index)
+static bool load_restriction(loader_t *l, struct fy_node *node)
 {
     static const char *const keys[] = {
         "name",     "description", "categories",      "from_types",         "from_agencies",
         "to_types", "to_agencies", "except_to_types", "except_to_agencies", "fields",
         NULL};
     cv_policy_t *p = l->policy;
-    char what[200];
-    snprintf(what, sizeof what, "restrictions[%d]", index);
+    const char *what = ""; /* the subject names the restriction */
     if (!expect(l, node, FYNT_MAPPING, what) || !known_keys(l, node, keys, what))
         return false;
     cv_restriction_t *r = &p->restrictions[p->n_restrictions];
@@ -812,25 +885,21 @@ static bool load_restriction(loader_t *l, struct fy_node *node, int index)
     r->grants =
         p->restriction_grants + (size_t)p->n_restrictions * (size_t)cv_schema_size(p->schema);
     p->n_restrictions++;
-    snprintf(what, sizeof what, "restrictions.%s", name);
-    char label[240];
-    snprintf(label, sizeof label, "%s.categories", what);
+
+    /* the parts are independent: each is checked whatever the others hold */
     struct fy_node *categories = lookup(node, "categories");
-    if (categories && !load_categories(l, categories, &r->categories, label))
-        return false;
+    bool ok = !categories || load_categories(l, categories, &r->categories, "categories");
     if (!categories) /* every category */
         every_category(p, &r->categories);
-    if (!load_agency_set(l, node, "from", &r->from, false, what) ||
-        !load_agency_set(l, node, "to", &r->to, false, what) ||
-        !load_agency_set(l, node, "except_to", &r->except_to, false, what))
-        return false;
-    snprintf(label, sizeof label, "%s.fields", what);
+    ok = load_agency_set(l, node, "from", &r->from, false, what) && ok;
+    ok = load_agency_set(l, node, "to", &r->to, false, what) && ok;
+    ok = load_agency_set(l, node, "except_to", &r->except_to, false, what) && ok;
     struct fy_node *fields = required(l, node, "fields", what);
-    if (!fields || !load_grants(l, fields, r->grants, label, name))
+    if (!fields || !load_grants(l, fields, r->grants, "fields", true))
         return false;
     if (fy_node_mapping_item_count(fields) == 0)
-        return fail(l, fields, "%s: a restriction must deny or mask at least one field", label);
-    return true;
+        return fail(l, fields, "fields: a restriction must deny or mask at least one field");
+    return ok;
 }
 
 static bool load_restrictions(loader_t *l, struct fy_node *root)
@@ -846,9 +915,11 @@ static bool load_restrictions(loader_t *l, struct fy_node *root)
     p->restriction_grants = xcalloc((size_t)n * (size_t)cv_schema_size(p->schema), 1);
     void *iter = NULL;
     struct fy_node *item;
-    for (int i = 0; (item = fy_node_sequence_iterate(restrictions, &iter)); i++)
-        if (!load_restriction(l, item, i))
-            return false;
+    for (int i = 0; (item = fy_node_sequence_iterate(restrictions, &iter)); i++) {
+        name_subject(l, item, "restriction", "restrictions", i);
+        load_restriction(l, item);
+    }
+    l->subject[0] = '\0';
     return true;
 }
 
@@ -1085,16 +1156,18 @@ static bool load_retention(loader_t *l, struct fy_node *root)
     while ((pair = fy_node_mapping_iterate(retention, &iter))) {
         const char *name = scalar(l, fy_node_pair_key(pair), "retention");
         if (!name)
-            return false;
+            continue;
         /* slot n_categories holds the default */
         int slot =
             strcmp(name, "default") == 0 ? p->n_categories : cv_policy_category_find(p, name);
         char what[160];
         snprintf(what, sizeof what, "retention.%s", name);
-        if (slot < 0)
-            return fail(l, fy_node_pair_key(pair), "retention: unknown category '%s'", name);
+        if (slot < 0) {
+            fail(l, fy_node_pair_key(pair), "retention: unknown category '%s'", name);
+            continue;
+        }
         if (!period(l, fy_node_pair_value(pair), &p->retention[slot], what))
-            return false;
+            continue;
         char text[200];
         snprintf(text, sizeof text, "%s: %s", what, fy_node_get_scalar0(fy_node_pair_value(pair)));
         p->retention_text[slot] = xstrdup(text);
@@ -1110,26 +1183,63 @@ static bool load_root(loader_t *l, struct fy_node *root)
         NULL};
     if (!root)
         return fail(l, NULL, "empty policy");
-    if (!expect(l, root, FYNT_MAPPING, "policy") || !known_keys(l, root, keys, "policy"))
+    if (!expect(l, root, FYNT_MAPPING, "policy"))
         return false;
-    if (!load_header(l, root) || !load_agencies(l, root) || !load_administrators(l, root) ||
-        !load_codes(l, root) || !load_entries(l, root) || !load_restrictions(l, root) ||
-        !load_retention(l, root))
+    known_keys(l, root, keys, "policy");
+    /* the sections after the agencies name levels, categories and agencies:
+     * without those they would only repeat the error */
+    if (!load_header(l, root) || !load_agencies(l, root))
+        return false;
+    load_administrators(l, root);
+    load_codes(l, root);
+    load_entries(l, root);
+    load_restrictions(l, root);
+    load_retention(l, root);
+    if (l->n_errors)
         return false;
     index_policy(l->policy);
     return true;
 }
 
-/*  libfyaml reports syntax errors through its diagnostic object. */
-static void syntax_error(loader_t *l, struct fy_document *doc, struct fy_diag *diag)
+/*  The key that starts at line:col of buf (1-based), as written: up to
+ *  its closing quote, or to the ':' or flow punctuation after a plain key. */
+static void key_at(const char *buf, size_t len, int line, int col, char *out, size_t size)
+{
+    const char *p = buf, *end = buf + len;
+    for (int l = 1; l < line && p < end; p++)
+        l += *p == '\n';
+    p += col > 0 ? col - 1 : 0;
+    const char *stop = p;
+    if (p < end && (*p == '"' || *p == '\''))
+        for (stop = p + 1; stop < end && *stop != *p && *stop != '\n'; stop++)
+            ;
+    else
+        while (stop < end && !strchr(":,{}[]\n", *stop))
+            stop++;
+    if (p < end && (*p == '"' || *p == '\''))
+        p++;
+    while (stop > p && stop[-1] == ' ')
+        stop--;
+    snprintf(out, size, "%.*s", p < end ? (int)(stop - p) : 0, p);
+}
+
+/*  libfyaml reports syntax errors through its diagnostic object. Its
+ *  "duplicate key" says where, not which: the key is read from the text. */
+static void syntax_error(loader_t *l, const char *buf, size_t len, struct fy_diag *diag)
 {
     void *iter = NULL;
     struct fy_diag_error *e = diag ? fy_diag_errors_iterate(diag, &iter) : NULL;
-    if (e)
-        cv_error_set(l->err, l->file, e->line, e->column, "%s", e->msg); /* already 1-based */
-    else
-        cv_error_set(l->err, l->file, 0, 0, "not a YAML document");
-    (void)doc;
+    cv_error_t error;
+    char key[120];
+    if (e && strcmp(e->msg, "duplicate key") == 0) {
+        key_at(buf, len, e->line, e->column, key, sizeof key);
+        cv_error_set(&error, l->file, e->line, e->column, "duplicate key '%s'", key);
+    } else if (e) {
+        cv_error_set(&error, l->file, e->line, e->column, "%s", e->msg); /* already 1-based */
+    } else {
+        cv_error_set(&error, l->file, 0, 0, "not a YAML document");
+    }
+    record(l, &error);
 }
 
 /*  True when node or anything under it is an alias or a merge key ("<<"). */
@@ -1181,30 +1291,47 @@ static void derive_key(cv_policy_t *p, const uint8_t *pseudonym_key)
                        strlen(p->protocol), (const uint8_t *)context, sizeof context - 1);
 }
 
+/*  An error found before the loader runs: it too goes to the sink. */
+static void early_error(const char *name, int line, int col, const char *what,
+                        cv_policy_error_fn *each, void *arg, cv_error_t *err)
+{
+    loader_t l = {.file = name, .err = err, .each = each, .arg = arg};
+    cv_error_t error;
+    cv_error_set(&error, name, line, col, "%s", what);
+    record(&l, &error);
+}
+
 cv_policy_t *cv_policy_load_buffer(const char *buf, size_t len, const char *name,
                                    const uint8_t *pseudonym_key, cv_error_t *err)
 {
+    return cv_policy_load_buffer_each(buf, len, name, pseudonym_key, NULL, NULL, err);
+}
+
+cv_policy_t *cv_policy_load_buffer_each(const char *buf, size_t len, const char *name,
+                                        const uint8_t *pseudonym_key, cv_policy_error_fn *each,
+                                        void *arg, cv_error_t *err)
+{
     if (sodium_init() < 0) {
-        cv_error_set(err, name, 0, 0, "libsodium failed to initialise");
+        early_error(name, 0, 0, "libsodium failed to initialise", each, arg, err);
         return NULL;
     }
     int line, col;
     const char *bad = cv_text_check(buf, len, &line, &col);
     if (bad) {
-        cv_error_set(err, name, line, col, "%s", bad);
+        early_error(name, line, col, bad, each, arg, err);
         return NULL;
     }
     cv_policy_t *policy = xcalloc(1, sizeof *policy);
     policy->name = xstrdup(name);
     policy->schema = cv_schema_report();
-    loader_t l = {.policy = policy, .file = name, .err = err};
+    loader_t l = {.policy = policy, .file = name, .err = err, .each = each, .arg = arg};
 
     struct fy_diag *diag = cv_diag_collecting();
     struct fy_parse_cfg cfg = {.flags = FYPCF_QUIET | FYPCF_COLLECT_DIAG, .diag = diag};
     struct fy_document *doc = fy_document_build_from_string(&cfg, buf, len);
     bool ok = false;
     if (!doc || !resolve(doc))
-        syntax_error(&l, NULL, diag);
+        syntax_error(&l, buf, len, diag);
     else
         ok = load_root(&l, fy_document_root(doc));
     fy_document_destroy(doc);
@@ -1223,13 +1350,22 @@ cv_policy_t *cv_policy_load_buffer(const char *buf, size_t len, const char *name
 
 cv_policy_t *cv_policy_load_file(const char *path, const uint8_t *pseudonym_key, cv_error_t *err)
 {
+    return cv_policy_load_file_each(path, pseudonym_key, NULL, NULL, err);
+}
+
+cv_policy_t *cv_policy_load_file_each(const char *path, const uint8_t *pseudonym_key,
+                                      cv_policy_error_fn *each, void *arg, cv_error_t *err)
+{
     size_t size = 0;
     char *buf = cv_read_file(path, &size);
     if (!buf) {
-        cv_error_set(err, path, 0, 0, "cannot open: %s", strerror(errno));
+        char what[300];
+        snprintf(what, sizeof what, "cannot open: %s", strerror(errno));
+        early_error(path, 0, 0, what, each, arg, err);
         return NULL;
     }
-    cv_policy_t *policy = cv_policy_load_buffer(buf, size, path, pseudonym_key, err);
+    cv_policy_t *policy =
+        cv_policy_load_buffer_each(buf, size, path, pseudonym_key, each, arg, err);
     free(buf);
     return policy;
 }

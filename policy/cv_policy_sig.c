@@ -402,29 +402,40 @@ bool cv_sig_verify(const void *bytes, size_t len, const char *name, const char *
     return false;
 }
 
-cv_policy_t *cv_policy_load_signed(const char *path, const cv_signers_t *signers,
-                                   const uint8_t *pseudonym_key, cv_signer_t *by, cv_error_t *err)
+bool cv_sig_verify_file(const char *path, const void *bytes, size_t len,
+                        const cv_signers_t *signers, cv_signer_t *by, cv_error_t *err)
 {
     memset(by, 0, sizeof *by);
-    size_t len = 0, sig_len = 0;
-    char *bytes = cv_read_file(path, &len);
-    if (!bytes) {
-        cv_error_set(err, path, 0, 0, "cannot open: %s", strerror(errno));
-        return NULL;
-    }
     char sig_path[4096];
     snprintf(sig_path, sizeof sig_path, "%s%s", path, CV_SIG_SUFFIX);
     char why[256];
+    size_t sig_len = 0;
     char *sig = read_small_file(sig_path, SIG_FILE_MAX, true, &sig_len, why);
-    cv_policy_t *policy = NULL;
+    bool ok = false;
     if (!sig)
         cv_error_set(err, path, 0, 0,
                      "not signed (%s%s: %s), and with signers configured only a signed policy "
                      "loads",
                      path, CV_SIG_SUFFIX, why);
-    else if (cv_sig_verify(bytes, len, path, sig, sig_len, signers, by, err))
-        policy = cv_policy_load_buffer(bytes, len, path, pseudonym_key, err);
+    else
+        ok = cv_sig_verify(bytes, len, path, sig, sig_len, signers, by, err);
     free(sig);
+    return ok;
+}
+
+cv_policy_t *cv_policy_load_signed(const char *path, const cv_signers_t *signers,
+                                   const uint8_t *pseudonym_key, cv_signer_t *by, cv_error_t *err)
+{
+    memset(by, 0, sizeof *by);
+    size_t len = 0;
+    char *bytes = cv_read_file(path, &len);
+    if (!bytes) {
+        cv_error_set(err, path, 0, 0, "cannot open: %s", strerror(errno));
+        return NULL;
+    }
+    cv_policy_t *policy = NULL;
+    if (cv_sig_verify_file(path, bytes, len, signers, by, err))
+        policy = cv_policy_load_buffer(bytes, len, path, pseudonym_key, err);
     free(bytes);
     return policy;
 }

@@ -67,6 +67,11 @@ int cv_signers_count(const cv_signers_t *self);
 bool cv_sig_verify(const void *bytes, size_t len, const char *name, const char *sig, size_t sig_len,
                    const cv_signers_t *signers, cv_signer_t *by, cv_error_t *err);
 
+/*  Whether path.minisig is a valid signature of bytes, the len bytes read
+ *  from path, by a key in signers; err and by as cv_sig_verify's. */
+bool cv_sig_verify_file(const char *path, const void *bytes, size_t len,
+                        const cv_signers_t *signers, cv_signer_t *by, cv_error_t *err);
+
 /*  Loads the policy file path only when path.minisig verifies against
  *  signers: the file is read once and the verified bytes are parsed. NULL
  *  with err, and by as far as known, when it does not or does not load. */

@@ -27,6 +27,11 @@ check "explain: no full date of birth" lacks "$out" '2009-04-01'
 check "explain: no address anywhere" lacks "$out" 'Example Street'
 check "explain: no source anywhere" lacks "$out" 'SR/2026/0441'
 check "explain: one line when piped" test "$(wc -l <<<"$out")" -eq 1
+if command -v script >/dev/null; then # a terminal on stdout: indented, a key per line
+    tty_out=$(script -qec "'$CAVEAT' policy explain $policy --report $referral --to hull-cc" /dev/null)
+    check "explain: pretty on a terminal" test "$(wc -l <<<"$tty_out")" -gt 20
+    check "explain: indented on a terminal" has "$tty_out" '  "delivered": true,'
+fi
 
 out=$("$CAVEAT" policy explain $policy --report $referral --to hull-college)
 check "explain: not delivered has no report" has "$out" '{"delivered":false,"feed":null,"rules":[],"fields":['
@@ -57,10 +62,10 @@ expect_error "missing report" 2 "caveat: $tmp/none.json: cannot read" \
     "$CAVEAT" policy explain $policy --report "$tmp/none.json" --to hull-cc
 expect_error "usage" 2 "usage: caveat policy explain" "$CAVEAT" policy explain $policy
 
-sed 's/clearance: OFFICIAL-SENSITIVE/clearance: OFFICIAL-SENSTIVE/' $policy >"$tmp/bad.yaml"
+sed '0,/clearance: OFFICIAL-SENSITIVE/s//clearance: OFFICIAL-SENSTIVE/' $policy >"$tmp/bad.yaml"
 line=$(grep -n 'OFFICIAL-SENSTIVE' "$tmp/bad.yaml" | head -1 | cut -d: -f1)
 expect_error "bad policy" 1 "$tmp/bad.yaml:$line:" "$CAVEAT" policy check "$tmp/bad.yaml"
-check "bad policy: says what" has "$err" "error: agencies."
+check "bad policy: says what" has "$err" "error: agency 'hull-cc': clearance: "
 check "bad policy: says what" has "$err" "unknown level 'OFFICIAL-SENSTIVE'"
 printf 'protocol: x\nversion: 1\nlevels: [A]\n\xff: 1\n' >"$tmp/utf8.yaml"
 expect_error "invalid UTF-8 policy" 1 "$tmp/utf8.yaml:4:1: error: invalid UTF-8" \

@@ -38,6 +38,13 @@ CMD="caveat help admin"; run "$CAVEAT" help admin
 expect 0 out "admin stats|sessions|reload|quarantined"
 CMD="caveat policy --help"; run "$CAVEAT" policy --help
 expect 0 out "policy explain FILE"
+# the administrator's tools describe their options
+for option in "check FILE [--strict]" "--coverage" "--format text (default), json (one object) or junit" \
+    "exit 0 when nothing differs, 1 when anything does" "policy fmt FILE [--check | -i]" \
+    "[--format text|json]"; do
+    CMD="caveat policy fmt --help"; run "$CAVEAT" policy fmt --help
+    expect 0 out "$option"
+done
 CMD="caveat help"; run "$CAVEAT" help
 expect 0 out "usage: caveat COMMAND"
 CMD="caveat help nosuch"; run "$CAVEAT" help nosuch

@@ -60,6 +60,19 @@ CMD="policy check --signers"
 run "$CAVEAT" policy check policy.yaml --signers signers
 expect 0 out "policy.yaml: ok: protocol humber-prevent version 7, 12 agencies, signed by caveat-admin (key ID $key_id)"
 
+# --strict and --signers together: the signature first, then the warnings
+CMD="policy check --signers --strict"
+run "$CAVEAT" policy check policy.yaml --signers signers --strict
+expect 0 out "policy.yaml: ok: protocol humber-prevent version 7, 12 agencies, signed by caveat-admin (key ID $key_id)"
+{ cat "$tmp/policy.yaml"; printf '  - name: nobody\n    to_types: [admin]\n    except_to_types: [admin]\n    fields: {narrative: deny}\n'; } >"$tmp/warns.yaml"
+(cd "$tmp" && "$CAVEAT" policy sign warns.yaml --key caveat-admin.cert_secret >/dev/null)
+CMD="policy check --signers --strict with a warning"
+run "$CAVEAT" policy check warns.yaml --signers signers --strict
+expect 1 err "caveat: warns.yaml: --strict: warnings are errors"
+grep -qF "warns.yaml:" "$tmp/err" && grep -qF "warning: restriction 'nobody' can never apply" "$tmp/err" ||
+    fail "$CMD: no warning: $(cat "$tmp/err")"
+expect 1 out "warns.yaml: ok: protocol humber-prevent version 7, 12 agencies, signed by caveat-admin (key ID $key_id), 1 warning"
+
 CMD="policy sign with a public certificate"
 run "$CAVEAT" policy sign policy.yaml --key caveat-admin.cert
 expect 2 err "caveat: caveat-admin.cert: not a secret certificate (NAME.cert_secret)"

@@ -11,35 +11,7 @@ EXAMPLES="$CAVEAT_SOURCE_DIR/examples"
 POLICY="$EXAMPLES/policy.yaml"
 CASES="$EXAMPLES/CASES.yaml"
 
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
-
-# Runs caveat with stdout and stderr captured in $tmp/out and $tmp/err;
-# sets status to its exit code.
-run() {
-    status=0
-    "$CAVEAT" "$@" >"$tmp/out" 2>"$tmp/err" || status=$?
-}
-
-expect_status() {
-    if [ "$status" -ne "$1" ]; then
-        fail "$2: exit $status, expected $1"
-        sed 's/^/  | /' "$tmp/out" "$tmp/err" >&2
-    fi
-}
-
-expect_line() { # FILE EXACT-LINE WHAT
-    if ! grep -qxF -- "$2" "$1"; then
-        fail "$3: no line '$2'"
-        sed 's/^/  | /' "$1" >&2
-    fi
-}
+. "$(dirname "$0")/lib_cli.sh"
 
 # Line and 1-based column of the first occurrence of TEXT in FILE, outside
 # comments.

@@ -36,6 +36,14 @@ grep -q '^report r-1  feedback from hum-bcu-hull at OFFICIAL$' "$tmp/out" ||
     fail "no table header for r-1: $(cat "$tmp/out")"
 grep -qE '^summary +seen +seen' "$tmp/out" || fail "no summary row: $(cat "$tmp/out")"
 
+# a delivery on a screening feed is marked as such
+printf '{"delivery": {"report_id": "r-2", "seq": 2, "feed": "ctio"}, "report": %s}\n' \
+    "$(tr -d '\n' <<<"$report")" >"$tmp/feed.jsonl"
+run received ctio="$tmp/feed.jsonl" council="$tmp/good.jsonl"
+grep -qE '^field +ctio\* +$' "$tmp/out" || fail "feed column not marked: $(cat "$tmp/out")"
+grep -qxF "* ctio: through the screening feed 'ctio', not a rule" "$tmp/out" ||
+    fail "no feed note: $(cat "$tmp/out")"
+
 # a report_id that is not a string crashed on strdup(NULL)
 for id in '[1]' '{"a": 1}' 'null' '7'; do
     line "$id" >"$tmp/bad.jsonl"

@@ -63,7 +63,17 @@ rc=0
 err=$("$CAVEAT" policy check "$tmp/share.yaml" 2>&1 >/dev/null) || rc=$?
 check "share refused: exit 1" test "$rc" -eq 1
 check "share refused: position and text" has "$err" \
-    "$tmp/share.yaml:$line:23: error: restrictions.leaky: summary: share is not allowed in a restriction: it only denies or masks"
+    "$tmp/share.yaml:$line:23: error: restriction 'leaky': summary: share is not allowed in a restriction: it only denies or masks"
+
+# loading goes on past a bad restriction: the one after it is checked too
+printf '  - name: mistyped\n    to_types: [polise]\n    fields: {summary: deny}\n' >>"$tmp/share.yaml"
+rc=0
+err=$("$CAVEAT" policy check "$tmp/share.yaml" 2>&1 >/dev/null) || rc=$?
+check "two bad restrictions: exit 1" test "$rc" -eq 1
+check "two bad restrictions: the first" has "$err" "error: restriction 'leaky': summary: share"
+check "two bad restrictions: the second" has "$err" \
+    "error: restriction 'mistyped': to_types: no agency has type 'polise'"
+check "two bad restrictions: counted" has "$err" "share.yaml: 2 errors"
 
 echo "$failures failed"
 [ "$failures" -eq 0 ]

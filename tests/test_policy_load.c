@@ -123,7 +123,7 @@ static const error_case_t syntax_bracket = {
 /*  libfyaml refuses duplicate keys itself, naming the second one. */
 static const error_case_t duplicate_top_key = {
     HEADER "protocol: other\n", /* 17 */
-    17, 1, "duplicate key"};
+    17, 1, "duplicate key 'protocol'"};
 
 static const error_case_t duplicate_agency_id = {
     PREFIX POLICE
@@ -133,7 +133,7 @@ static const error_case_t duplicate_agency_id = {
     "    clearance: OFFICIAL\n"              /* 14 */
     "    areas: [hull]\n"                    /* 15 */
     "    key: \"" K2 "\"\n",                 /* 16 */
-    11, 3, "duplicate key"};
+    11, 3, "duplicate key 'hull-police'"};
 
 static const error_case_t not_a_mapping = {
     "- protocol\n", 1, 3, "policy: expected a mapping"};
@@ -234,7 +234,7 @@ static const error_case_t own_categories = {
     "    categories: [vulnerable_individual]\n" /* 20 */
     "    to_types: [local_authority]\n"  /* 21 */
     "    fields: {summary: share}\n",    /* 22 */
-    20, 18, "categories: unknown category 'vulnerable_individual'"};
+    20, 18, "rule 'r1': categories: unknown category 'vulnerable_individual'"};
 
 static const error_case_t unknown_administrator = {
     HEADER "administrators: [nobody]\n", /* 17 */
@@ -245,7 +245,7 @@ static const error_case_t unknown_administrator = {
 
 static const error_case_t agency_unknown_key = {
     HEADER "    colour: red\n", /* 17 */
-    17, 5, "agencies.hull-cc: unknown key 'colour'"};
+    17, 5, "agency 'hull-cc': unknown key 'colour'"};
 
 static const error_case_t agency_missing_type = {
     PREFIX POLICE
@@ -254,7 +254,7 @@ static const error_case_t agency_missing_type = {
     "    clearance: OFFICIAL-SENSITIVE\n"    /* 13 */
     "    areas: [hull]\n"                    /* 14 */
     "    key: \"" K2 "\"\n",                 /* 15 */
-    12, 5, "agencies.hull-cc: missing 'type'"};
+    12, 5, "agency 'hull-cc': missing 'type'"};
 
 static const error_case_t agency_missing_key = {
     PREFIX POLICE
@@ -263,7 +263,7 @@ static const error_case_t agency_missing_key = {
     "    type: local_authority\n"            /* 13 */
     "    clearance: OFFICIAL-SENSITIVE\n"    /* 14 */
     "    areas: [hull]\n",                   /* 15 */
-    12, 5, "agencies.hull-cc: missing 'key'"};
+    12, 5, "agency 'hull-cc': missing 'key'"};
 
 static const error_case_t agency_unknown_clearance = {
     PREFIX POLICE
@@ -273,7 +273,7 @@ static const error_case_t agency_unknown_clearance = {
     "    clearance: TOP-SECRET\n"            /* 14 */
     "    areas: [hull]\n"                    /* 15 */
     "    key: \"" K2 "\"\n",                 /* 16 */
-    14, 16, "agencies.hull-cc.clearance: unknown level 'TOP-SECRET'"};
+    14, 16, "agency 'hull-cc': clearance: unknown level 'TOP-SECRET'"};
 
 static const error_case_t agency_no_areas = {
     PREFIX POLICE
@@ -283,7 +283,7 @@ static const error_case_t agency_no_areas = {
     "    clearance: OFFICIAL\n"              /* 14 */
     "    areas: []\n"                        /* 15 */
     "    key: \"" K2 "\"\n",                 /* 16 */
-    15, 0, "agencies.hull-cc.areas: at least one area (or \"*\") is needed"};
+    15, 0, "agency 'hull-cc': areas: at least one area (or \"*\") is needed"};
 
 static const error_case_t agency_same_key = {
     PREFIX POLICE
@@ -293,7 +293,7 @@ static const error_case_t agency_same_key = {
     "    clearance: OFFICIAL\n"              /* 14 */
     "    areas: [hull]\n"                    /* 15 */
     "    key: \"" K1 "\"\n",                 /* 16 */
-    16, 10, "agencies.hull-cc.key: the same key as agency 'hull-police'"};
+    16, 10, "agency 'hull-cc': key: the same key as agency 'hull-police'"};
 
 static const error_case_t next_key_same_as_another = {
     PREFIX POLICE
@@ -303,7 +303,7 @@ static const error_case_t next_key_same_as_another = {
     "    clearance: OFFICIAL\n"              /* 14 */
     "    areas: [hull]\n"                    /* 15 */
     "    key: [\"" K2 "\", \"" K1 "\"]\n",    /* 16 */
-    16, 55, "agencies.hull-cc.key: the same key as agency 'hull-police'"};
+    16, 55, "agency 'hull-cc': key: the same key as agency 'hull-police'"};
 
 static const error_case_t next_key_twice = {
     PREFIX POLICE
@@ -313,7 +313,7 @@ static const error_case_t next_key_twice = {
     "    clearance: OFFICIAL\n"              /* 14 */
     "    areas: [hull]\n"                    /* 15 */
     "    key: [\"" K2 "\", \"" K2 "\"]\n",    /* 16 */
-    16, 55, "agencies.hull-cc.key: the same key twice"};
+    16, 55, "agency 'hull-cc': key: the same key twice"};
 
 static const error_case_t three_keys = {
     PREFIX POLICE
@@ -323,9 +323,9 @@ static const error_case_t three_keys = {
     "    clearance: OFFICIAL\n"              /* 14 */
     "    areas: [hull]\n"                    /* 15 */
     "    key: [\"" K2 "\", \"" K3 "\", \"" K4 "\"]\n", /* 16 */
-    16, 11, "agencies.hull-cc.key: one key, or two while it is rotated ([current, next]), not 3"};
+    16, 11, "agency 'hull-cc': key: one key, or two while it is rotated ([current, next]), not 3"};
 
-#define BAD_KEY_MESSAGE "agencies.hull-cc.key: not a Z85 CURVE public key (40 characters)"
+#define BAD_KEY_MESSAGE "agency 'hull-cc': key: not a Z85 CURVE public key (40 characters)"
 
 static const error_case_t key_too_short = {
     PREFIX POLICE
@@ -374,7 +374,7 @@ static const error_case_t rule_unknown_key = {
     HEADER RULE_HEAD
     "    colour: red\n"                /* 21 */
     "    fields: {summary: share}\n",  /* 22 */
-    21, 5, "rules[0]: unknown key 'colour'"};
+    21, 5, "rule 'r1': unknown key 'colour'"};
 
 static const error_case_t rule_without_to = {
     HEADER
@@ -382,7 +382,7 @@ static const error_case_t rule_without_to = {
     "  - name: r1\n"                             /* 18 */
     "    categories: [vulnerable_individual]\n"  /* 19 */
     "    fields: {summary: share}\n",            /* 20 */
-    18, 5, "r1: needs to_types or to_agencies"};
+    18, 5, "rule 'r1': needs to_types or to_agencies"};
 
 static const error_case_t rule_without_name = {
     HEADER
@@ -398,10 +398,10 @@ static const error_case_t rule_without_categories = {
     "  - name: r1\n"                     /* 18 */
     "    to_types: [local_authority]\n"  /* 19 */
     "    fields: {summary: share}\n",    /* 20 */
-    18, 5, "r1: missing 'categories'"};
+    18, 5, "rule 'r1': missing 'categories'"};
 
 static const error_case_t rule_without_fields = {
-    HEADER RULE_HEAD, 18, 5, "r1: missing 'fields'"};
+    HEADER RULE_HEAD, 18, 5, "rule 'r1': missing 'fields'"};
 
 static const error_case_t rule_unknown_category = {
     HEADER
@@ -410,7 +410,7 @@ static const error_case_t rule_unknown_category = {
     "    categories: [gossip]\n"         /* 19 */
     "    to_types: [local_authority]\n"  /* 20 */
     "    fields: {summary: share}\n",    /* 21 */
-    19, 18, "categories: unknown category 'gossip'"};
+    19, 18, "rule 'r1': categories: unknown category 'gossip'"};
 
 static const error_case_t rule_no_categories = {
     HEADER
@@ -419,7 +419,7 @@ static const error_case_t rule_no_categories = {
     "    categories: []\n"               /* 19 */
     "    to_types: [local_authority]\n"  /* 20 */
     "    fields: {summary: share}\n",    /* 21 */
-    19, 0, "categories: at least one category is needed"};
+    19, 0, "rule 'r1': categories: at least one category is needed"};
 
 static const error_case_t rule_unknown_to_type = {
     HEADER
@@ -428,13 +428,13 @@ static const error_case_t rule_unknown_to_type = {
     "    categories: [vulnerable_individual]\n"  /* 19 */
     "    to_types: [health]\n"                   /* 20 */
     "    fields: {summary: share}\n",            /* 21 */
-    20, 16, "r1.to_types: no agency has type 'health'"};
+    20, 16, "rule 'r1': to_types: no agency has type 'health'"};
 
 static const error_case_t rule_unknown_from_type = {
     HEADER RULE_HEAD
     "    from_types: [health]\n"       /* 21 */
     "    fields: {summary: share}\n",  /* 22 */
-    21, 18, "r1.from_types: no agency has type 'health'"};
+    21, 18, "rule 'r1': from_types: no agency has type 'health'"};
 
 static const error_case_t rule_unknown_to_agency = {
     HEADER
@@ -443,25 +443,25 @@ static const error_case_t rule_unknown_to_agency = {
     "    categories: [vulnerable_individual]\n"  /* 19 */
     "    to_agencies: [hull-police, nobody]\n"   /* 20 */
     "    fields: {summary: share}\n",            /* 21 */
-    20, 32, "r1.to_agencies: unknown agency 'nobody'"};
+    20, 32, "rule 'r1': to_agencies: unknown agency 'nobody'"};
 
 static const error_case_t rule_unknown_from_agency = {
     HEADER RULE_HEAD
     "    from_agencies: [nobody]\n"    /* 21 */
     "    fields: {summary: share}\n",  /* 22 */
-    21, 21, "r1.from_agencies: unknown agency 'nobody'"};
+    21, 21, "rule 'r1': from_agencies: unknown agency 'nobody'"};
 
 static const error_case_t rule_unknown_max_level = {
     HEADER RULE_HEAD
     "    max_level: TOP\n"             /* 21 */
     "    fields: {summary: share}\n",  /* 22 */
-    21, 16, "max_level: unknown level 'TOP'"};
+    21, 16, "rule 'r1': max_level: unknown level 'TOP'"};
 
 static const error_case_t rule_bad_same_area = {
     HEADER RULE_HEAD
     "    same_area: maybe\n"           /* 21 */
     "    fields: {summary: share}\n",  /* 22 */
-    21, 16, "same_area: expected true or false, not 'maybe'"};
+    21, 16, "rule 'r1': same_area: expected true or false, not 'maybe'"};
 
 static const error_case_t duplicate_rule_name = {
     HEADER RULE_HEAD
@@ -470,7 +470,7 @@ static const error_case_t duplicate_rule_name = {
     "    categories: [vulnerable_individual]\n"    /* 23 */
     "    to_types: [local_authority]\n"            /* 24 */
     "    fields: {summary: share}\n",              /* 25 */
-    22, 11, "name: 'r1' is the name of another entry"};
+    22, 11, "rule 'r1': name: 'r1' is the name of another entry"};
 
 static const error_case_t screening_named_as_rule = {
     HEADER RULE_HEAD
@@ -481,7 +481,7 @@ static const error_case_t screening_named_as_rule = {
     "    to_types: [police]\n"         /* 25 */
     "    match: {keywords: [knife]}\n" /* 26 */
     "    fields: {summary: share}\n",  /* 27 */
-    23, 11, "name: 'r1' is the name of another entry"};
+    23, 11, "screening 'r1': name: 'r1' is the name of another entry"};
 
 static const error_case_t empty_rule_name = {
     HEADER
@@ -490,7 +490,7 @@ static const error_case_t empty_rule_name = {
     "    categories: [vulnerable_individual]\n"  /* 19 */
     "    to_types: [local_authority]\n"          /* 20 */
     "    fields: {summary: share}\n",            /* 21 */
-    18, 11, "name: '' is empty"};
+    18, 11, "rules[0]: name: '' is empty"};
 
 /* ------------------------------------------------------------------------ */
 /*  Fields, grants and masks.                                               */
@@ -499,52 +499,52 @@ static const error_case_t empty_rule_name = {
 
 static const error_case_t unknown_field_path = {
     FIELDS_AT_22 "      subjects.nmae: share\n", /* 22 */
-    22, 7, "fields: unknown field path 'subjects.nmae'"};
+    22, 7, "rule 'r1': fields: unknown field path 'subjects.nmae'"};
 
 static const error_case_t unknown_grant = {
     FIELDS_AT_22 "      summary: blur\n", /* 22 */
-    22, 16, "summary: expected share, deny, pseudonymise or {mask: NAME}, not 'blur'"};
+    22, 16, "rule 'r1': summary: expected share, deny, pseudonymise or {mask: NAME}, not 'blur'"};
 
 static const error_case_t unknown_mask = {
     FIELDS_AT_22 "      summary: {mask: blur}\n", /* 22 */
     22, 23,
-    "summary: unknown mask 'blur' (year, postcode_district, initials, round_1km, pseudonymise)"};
+    "rule 'r1': summary: unknown mask 'blur' (year, postcode_district, initials, round_1km, pseudonymise)"};
 
 static const error_case_t mask_unknown_key = {
     FIELDS_AT_22 "      summary: {mask: year, colour: red}\n", /* 22 */
-    22, 29, "summary: unknown key 'colour'"};
+    22, 29, "rule 'r1': summary: unknown key 'colour'"};
 
 static const error_case_t mask_missing = {
     FIELDS_AT_22 "      summary: {}\n", /* 22 */
-    22, 0, "summary: missing 'mask'"};
+    22, 0, "rule 'r1': summary: missing 'mask'"};
 
 static const error_case_t year_on_text = {
     FIELDS_AT_22 "      summary: {mask: year}\n", /* 22 */
-    22, 17, "summary: mask:year does not apply to every field under it"};
+    22, 17, "rule 'r1': summary: mask:year does not apply to every field under it"};
 
 static const error_case_t round_on_string = {
     FIELDS_AT_22 "      location.name: {mask: round_1km}\n", /* 22 */
-    22, 23, "location.name: mask:round_1km does not apply to every field under it"};
+    22, 23, "rule 'r1': location.name: mask:round_1km does not apply to every field under it"};
 
 static const error_case_t postcode_on_double = {
     FIELDS_AT_22 "      location.latitude: {mask: postcode_district}\n", /* 22 */
-    22, 27, "location.latitude: mask:postcode_district does not apply to every field under it"};
+    22, 27, "rule 'r1': location.latitude: mask:postcode_district does not apply to every field under it"};
 
 static const error_case_t initials_on_map = {
     FIELDS_AT_22 "      subjects: {mask: initials}\n", /* 22 */
-    22, 18, "subjects: mask:initials does not apply to every field under it"};
+    22, 18, "rule 'r1': subjects: mask:initials does not apply to every field under it"};
 
 static const error_case_t pseudonymise_on_int = {
     FIELDS_AT_22 "      tension.level: pseudonymise\n", /* 22 */
-    22, 22, "tension.level: mask:pseudonymise does not apply to every field under it"};
+    22, 22, "rule 'r1': tension.level: mask:pseudonymise does not apply to every field under it"};
 
 static const error_case_t mask_on_star = {
     FIELDS_AT_22 "      \"*\": {mask: initials}\n", /* 22 */
-    22, 13, "*: a mask cannot apply to every field; name the fields"};
+    22, 13, "rule 'r1': *: a mask cannot apply to every field; name the fields"};
 
 static const error_case_t pseudonymise_on_star = {
     FIELDS_AT_22 "      \"*\": pseudonymise\n", /* 22 */
-    22, 12, "*: a mask cannot apply to every field; name the fields"};
+    22, 12, "rule 'r1': *: a mask cannot apply to every field; name the fields"};
 
 /* ------------------------------------------------------------------------ */
 /*  Screening.                                                              */
@@ -561,30 +561,30 @@ static const error_case_t match_unknown_key = {
     "    match:\n"               /* 21 */
     "      colour: red\n"        /* 22 */
     "    fields: {\"*\": share}\n", /* 23 */
-    22, 7, "match: unknown key 'colour'"};
+    22, 7, "screening 's1': match: unknown key 'colour'"};
 
 static const error_case_t match_nothing = {
     HEADER SCREEN_HEAD
     "    match: {keywords: []}\n"  /* 21 */
     "    fields: {\"*\": share}\n", /* 22 */
-    21, 13, "match: matches nothing: give categories, indicators or keywords"};
+    21, 13, "screening 's1': match: matches nothing: give categories, indicators or keywords"};
 
 static const error_case_t match_empty = {
     HEADER SCREEN_HEAD
     "    match: {}\n"               /* 21 */
     "    fields: {\"*\": share}\n", /* 22 */
-    21, 0, "match: matches nothing: give categories, indicators or keywords"};
+    21, 0, "screening 's1': match: matches nothing: give categories, indicators or keywords"};
 
 static const error_case_t match_unknown_category = {
     HEADER SCREEN_HEAD
     "    match: {categories: [gossip]}\n" /* 21 */
     "    fields: {\"*\": share}\n",       /* 22 */
-    21, 26, "match: unknown category 'gossip'"};
+    21, 26, "screening 's1': match: unknown category 'gossip'"};
 
 static const error_case_t screening_without_match = {
     HEADER SCREEN_HEAD
     "    fields: {\"*\": share}\n", /* 21 */
-    18, 5, "s1: missing 'match'"};
+    18, 5, "screening 's1': missing 'match'"};
 
 static const error_case_t screening_without_feed = {
     HEADER
@@ -593,14 +593,14 @@ static const error_case_t screening_without_feed = {
     "    to_types: [police]\n"         /* 19 */
     "    match: {keywords: [knife]}\n" /* 20 */
     "    fields: {\"*\": share}\n",    /* 21 */
-    18, 5, "s1: missing 'feed'"};
+    18, 5, "screening 's1': missing 'feed'"};
 
 static const error_case_t screening_rule_key = {
     HEADER SCREEN_HEAD
     "    categories: [vulnerable_individual]\n" /* 21 */
     "    match: {keywords: [knife]}\n"          /* 22 */
     "    fields: {\"*\": share}\n",             /* 23 */
-    21, 5, "screening[0]: unknown key 'categories'"};
+    21, 5, "screening 's1': unknown key 'categories'"};
 
 static const error_case_t screening_unknown_to_type = {
     HEADER
@@ -610,7 +610,7 @@ static const error_case_t screening_unknown_to_type = {
     "    to_types: [ctio]\n"           /* 20 */
     "    match: {keywords: [knife]}\n" /* 21 */
     "    fields: {\"*\": share}\n",    /* 22 */
-    20, 16, "s1.to_types: no agency has type 'ctio'"};
+    20, 16, "screening 's1': to_types: no agency has type 'ctio'"};
 
 /* ------------------------------------------------------------------------ */
 /*  Restrictions.                                                           */
@@ -625,66 +625,66 @@ static const error_case_t screening_unknown_to_type = {
 static const error_case_t restriction_share = {
     HEADER RESTRICTION_HEAD
     "    fields: {narrative: deny, summary: share}\n",  /* 19 */
-    19, 40, "restrictions.x1: summary: share is not allowed in a restriction: it only denies "
-            "or masks"};
+    19, 40, "restriction 'x1': summary: share is not allowed in a restriction: it only "
+            "denies or masks"};
 
 static const error_case_t restriction_share_all = {
     HEADER RESTRICTION_HEAD
     "    fields:\n"                                     /* 19 */
     "      \"*\": share\n",                             /* 20 */
-    20, 12, "restrictions.x1: *: share is not allowed in a restriction: it only denies or masks"};
+    20, 12, "restriction 'x1': *: share is not allowed in a restriction: it only denies or masks"};
 
 static const error_case_t restriction_unknown_path = {
     HEADER RESTRICTION_HEAD
     "    fields: {subjects.nmae: deny}\n",              /* 19 */
-    19, 14, "restrictions.x1.fields: unknown field path 'subjects.nmae'"};
+    19, 14, "restriction 'x1': fields: unknown field path 'subjects.nmae'"};
 
 static const error_case_t restriction_mask_misfit = {
     HEADER RESTRICTION_HEAD
     "    fields: {summary: {mask: year}}\n",            /* 19 */
-    19, 24, "summary: mask:year does not apply to every field under it"};
+    19, 24, "restriction 'x1': summary: mask:year does not apply to every field under it"};
 
 static const error_case_t restriction_unknown_from_type = {
     HEADER RESTRICTION_HEAD
     "    from_types: [helth]\n"                         /* 19 */
     "    fields: {summary: deny}\n",                    /* 20 */
-    19, 18, "restrictions.x1.from_types: no agency has type 'helth'"};
+    19, 18, "restriction 'x1': from_types: no agency has type 'helth'"};
 
 static const error_case_t restriction_unknown_to_type = {
     HEADER RESTRICTION_HEAD
     "    to_types: [council]\n"                         /* 19 */
     "    fields: {summary: deny}\n",                    /* 20 */
-    19, 16, "restrictions.x1.to_types: no agency has type 'council'"};
+    19, 16, "restriction 'x1': to_types: no agency has type 'council'"};
 
 static const error_case_t restriction_unknown_except_type = {
     HEADER RESTRICTION_HEAD
     "    except_to_types: [police, ctu]\n"              /* 19 */
     "    fields: {summary: deny}\n",                    /* 20 */
-    19, 31, "restrictions.x1.except_to_types: no agency has type 'ctu'"};
+    19, 31, "restriction 'x1': except_to_types: no agency has type 'ctu'"};
 
 static const error_case_t restriction_unknown_from_agency = {
     HEADER RESTRICTION_HEAD
     "    from_agencies: [hull-nhs]\n"                   /* 19 */
     "    fields: {summary: deny}\n",                    /* 20 */
-    19, 21, "restrictions.x1.from_agencies: unknown agency 'hull-nhs'"};
+    19, 21, "restriction 'x1': from_agencies: unknown agency 'hull-nhs'"};
 
 static const error_case_t restriction_unknown_to_agency = {
     HEADER RESTRICTION_HEAD
     "    to_agencies: [hull-nhs]\n"                     /* 19 */
     "    fields: {summary: deny}\n",                    /* 20 */
-    19, 19, "restrictions.x1.to_agencies: unknown agency 'hull-nhs'"};
+    19, 19, "restriction 'x1': to_agencies: unknown agency 'hull-nhs'"};
 
 static const error_case_t restriction_unknown_except_agency = {
     HEADER RESTRICTION_HEAD
     "    except_to_agencies: [hull-cc, hull-nhs]\n"     /* 19 */
     "    fields: {summary: deny}\n",                    /* 20 */
-    19, 35, "restrictions.x1.except_to_agencies: unknown agency 'hull-nhs'"};
+    19, 35, "restriction 'x1': except_to_agencies: unknown agency 'hull-nhs'"};
 
 static const error_case_t restriction_unknown_category = {
     HEADER RESTRICTION_HEAD
     "    categories: [gossip]\n"                        /* 19 */
     "    fields: {summary: deny}\n",                    /* 20 */
-    19, 18, "restrictions.x1.categories: unknown category 'gossip'"};
+    19, 18, "restriction 'x1': categories: unknown category 'gossip'"};
 
 static const error_case_t restriction_without_name = {
     HEADER
@@ -698,14 +698,14 @@ static const error_case_t restriction_empty_name = {
     "restrictions:\n"                                   /* 17 */
     "  - name: \"\"\n"                                  /* 18 */
     "    fields: {summary: deny}\n",                    /* 19 */
-    18, 11, "name: '' is empty"};
+    18, 11, "restrictions[0]: name: '' is empty"};
 
 static const error_case_t restriction_duplicate_name = {
     HEADER RESTRICTION_HEAD
     "    fields: {summary: deny}\n"                     /* 19 */
     "  - name: x1\n"                                    /* 20 */
     "    fields: {narrative: deny}\n",                  /* 21 */
-    20, 11, "name: 'x1' is the name of another entry"};
+    20, 11, "restriction 'x1': name: 'x1' is the name of another entry"};
 
 /*  One namespace with rules and screening entries: "x1" in an explanation
  *  or a review names one thing. */
@@ -715,23 +715,23 @@ static const error_case_t restriction_named_as_rule = {
     "restrictions:\n"                                   /* 22 */
     "  - name: r1\n"                                    /* 23 */
     "    fields: {summary: deny}\n",                    /* 24 */
-    23, 11, "name: 'r1' is the name of another entry"};
+    23, 11, "restriction 'r1': name: 'r1' is the name of another entry"};
 
 static const error_case_t restriction_without_fields = {
     HEADER RESTRICTION_HEAD
     "    from_types: [police]\n",                       /* 19 */
-    18, 5, "restrictions.x1: missing 'fields'"};
+    18, 5, "restriction 'x1': missing 'fields'"};
 
 static const error_case_t restriction_empty_fields = {
     HEADER RESTRICTION_HEAD
     "    fields: {}\n",                                 /* 19 */
-    19, 0, "restrictions.x1.fields: a restriction must deny or mask at least one field"};
+    19, 0, "restriction 'x1': fields: a restriction must deny or mask at least one field"};
 
 static const error_case_t restriction_unknown_key = {
     HEADER RESTRICTION_HEAD
     "    same_area: true\n"                             /* 19 */
     "    fields: {summary: deny}\n",                    /* 20 */
-    19, 5, "restrictions[0]: unknown key 'same_area'"};
+    19, 5, "restriction 'x1': unknown key 'same_area'"};
 
 static const error_case_t restrictions_not_a_list = {
     HEADER
@@ -745,19 +745,19 @@ static const error_case_t code_unknown_key = {
     HEADER
     "handling_codes:\n"                             /* 17 */
     "  \"1\": {to_types: [police], colour: red}\n", /* 18 */
-    18, 29, "handling_codes.1: unknown key 'colour'"};
+    18, 29, "handling code '1': unknown key 'colour'"};
 
 static const error_case_t code_unknown_type = {
     HEADER
     "handling_codes:\n"                  /* 17 */
     "  \"1\": {to_types: [health]}\n",   /* 18 */
-    18, 20, "handling_codes.1.to_types: no agency has type 'health'"};
+    18, 20, "handling code '1': to_types: no agency has type 'health'"};
 
 static const error_case_t code_unknown_agency = {
     HEADER
     "handling_codes:\n"                   /* 17 */
     "  \"1\": {to_agencies: [nobody]}\n", /* 18 */
-    18, 23, "handling_codes.1.to_agencies: unknown agency 'nobody'"};
+    18, 23, "handling code '1': to_agencies: unknown agency 'nobody'"};
 
 #define SAYS_NOTHING                                                                               \
     "says nothing: give to_types, to_agencies, same_organisation or originator_approval"
@@ -766,25 +766,25 @@ static const error_case_t code_says_nothing = {
     HEADER
     "handling_codes:\n"                       /* 17 */
     "  \"1\": {description: all partners}\n", /* 18 */
-    18, 9, "handling_codes.1: " SAYS_NOTHING};
+    18, 9, "handling code '1': " SAYS_NOTHING};
 
 static const error_case_t code_says_false = {
     HEADER
     "handling_codes:\n"                                              /* 17 */
     "  \"4\": {same_organisation: false, originator_approval: false}\n", /* 18 */
-    18, 9, "handling_codes.4: " SAYS_NOTHING};
+    18, 9, "handling code '4': " SAYS_NOTHING};
 
 static const error_case_t code_empty = {
     HEADER
     "handling_codes:\n" /* 17 */
     "  \"1\": {}\n",    /* 18 */
-    18, 0, "handling_codes.1: " SAYS_NOTHING};
+    18, 0, "handling code '1': " SAYS_NOTHING};
 
 static const error_case_t code_bad_boolean = {
     HEADER
     "handling_codes:\n"                       /* 17 */
     "  \"4\": {same_organisation: yes}\n",    /* 18 */
-    18, 28, "same_organisation: expected true or false, not 'yes'"};
+    18, 28, "handling code '4': same_organisation: expected true or false, not 'yes'"};
 
 /* ------------------------------------------------------------------------ */
 /*  A good policy, and what loading it gives.                               */
@@ -1033,8 +1033,122 @@ static void test_first_error_only(void **state)
     cv_error_t err = {0};
     /* clang-format on */
     assert_null(cv_policy_load_buffer(yaml, strlen(yaml), "p.yaml", NULL, &err));
-    assert_string_equal(err.msg, "p.yaml:21:16: error: max_level: unknown level 'TOP'");
+    assert_string_equal(err.msg, "p.yaml:21:16: error: rule 'r1': max_level: unknown level 'TOP'");
     assert_null(strchr(err.msg, '\n'));
+}
+
+/*  The errors a load found, one per line. */
+typedef struct {
+    char text[16384];
+    int count;
+} error_lines_t;
+
+static void collect_error(const char *error, void *arg)
+{
+    error_lines_t *lines = arg;
+    size_t used = strlen(lines->text);
+    snprintf(lines->text + used, sizeof lines->text - used, "%s\n", error);
+    lines->count++;
+}
+
+/*  With an error sink, every error comes out: an entry with an error is
+ *  skipped, the others are still checked, and an agency with an error
+ *  still answers to its id (no second error where a rule names it). */
+static void test_every_error(void **state)
+{
+    (void)state;
+    /* clang-format off */
+    static const char yaml[] = PREFIX POLICE
+        "  hull-cc:\n"                              /* 11 */
+        "    organisation: hull-city-council\n"     /* 12 */
+        "    type: local_authority\n"               /* 13 */
+        "    clearance: TOP\n"                      /* 14 */
+        "    areas: [hull]\n"                       /* 15 */
+        "    key: \"" K2 "\"\n"                      /* 16 */
+        RULE_HEAD
+        "    max_level: TOP\n"                      /* 21 */
+        "    fields: {subjects.nmae: share, summary: blur}\n" /* 22 */
+        "  - name: r2\n"                            /* 23 */
+        "    categories: [vulnerable_individual]\n" /* 24 */
+        "    to_agencies: [hull-cc]\n"              /* 25 */
+        "    fields: {summary: share}\n"            /* 26 */
+        "  - name: r3\n"                            /* 27 */
+        "    categories: [gossip]\n"                /* 28 */
+        "    to_types: [local_authority]\n"         /* 29 */
+        "    fields: {summary: share}\n";           /* 30 */
+    /* clang-format on */
+    error_lines_t lines = {"", 0};
+    cv_error_t err = {{0}};
+    assert_null(cv_policy_load_buffer_each(yaml, strlen(yaml), "p.yaml", NULL, collect_error,
+                                           &lines, &err));
+    assert_string_equal(lines.text,
+                        "p.yaml:14:16: error: agency 'hull-cc': clearance: unknown level 'TOP'\n"
+                        "p.yaml:21:16: error: rule 'r1': max_level: unknown level 'TOP'\n"
+                        "p.yaml:22:14: error: rule 'r1': fields: unknown field path "
+                        "'subjects.nmae'\n"
+                        "p.yaml:22:45: error: rule 'r1': summary: expected share, deny, "
+                        "pseudonymise or {mask: NAME}, not 'blur'\n"
+                        "p.yaml:28:18: error: rule 'r3': categories: unknown category 'gossip'\n");
+    /* callers without a sink get the first */
+    assert_string_equal(err.msg,
+                        "p.yaml:14:16: error: agency 'hull-cc': clearance: unknown level 'TOP'");
+}
+
+/*  Past the 64th agency type the load goes on to list more errors: a rule
+ *  naming a type beyond it is checked without a bit for it in its set (a
+ *  shift by 64 or more, undefined behaviour, until it was guarded). */
+static void test_too_many_types(void **state)
+{
+    (void)state;
+    char *yaml = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&yaml, &size);
+    assert_non_null(out);
+    fputs("protocol: p\nversion: 1\nlevels: [A]\nagencies:\n", out);
+    unsigned char key[32] = {0};
+    char z85[41];
+    for (int i = 0; i < 70; i++) {
+        key[0] = (unsigned char)i;
+        assert_non_null(zmq_z85_encode(z85, key, sizeof key));
+        fprintf(out, "  a%d: {organisation: o, type: t%d, clearance: A, areas: [x], key: \"%s\"}\n",
+                i, i, z85);
+    }
+    fputs("rules:\n  - name: r\n    categories: [feedback]\n    to_types: [t69]\n"
+          "    fields: {summary: share}\n",
+          out);
+    fclose(out);
+    error_lines_t lines = {"", 0};
+    assert_null(
+        cv_policy_load_buffer_each(yaml, size, "p.yaml", NULL, collect_error, &lines, NULL));
+    assert_int_equal(lines.count, 6); /* agencies a64 to a69 */
+    assert_non_null(strstr(lines.text, "agency 'a64': more than 64 agency types"));
+    free(yaml);
+}
+
+/*  The list is bounded: CV_POLICY_ERRORS_MAX errors, then one line. */
+static void test_too_many_errors(void **state)
+{
+    (void)state;
+    char *yaml = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&yaml, &size);
+    assert_non_null(out);
+    fputs(HEADER "rules:\n", out);
+    for (int i = 0; i < CV_POLICY_ERRORS_MAX + 20; i++)
+        fprintf(out,
+                "  - name: r%d\n    categories: [vulnerable_individual]\n"
+                "    to_types: [local_authority]\n    fields: {nothing: share}\n",
+                i);
+    fclose(out);
+    error_lines_t lines = {"", 0};
+    assert_null(
+        cv_policy_load_buffer_each(yaml, size, "p.yaml", NULL, collect_error, &lines, NULL));
+    assert_int_equal(lines.count, CV_POLICY_ERRORS_MAX + 1);
+    const char *last = strstr(lines.text, "p.yaml: error: too many errors");
+    assert_non_null(last);
+    assert_string_equal(last, "p.yaml: error: too many errors (more than 100); not listing the "
+                              "rest\n");
+    free(yaml);
 }
 
 /*  A policy may use YAML anchors and aliases to share field lists. */
@@ -1292,6 +1406,9 @@ int main(void)
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_empty_document),
         cmocka_unit_test(test_first_error_only),
+        cmocka_unit_test(test_every_error),
+        cmocka_unit_test(test_too_many_errors),
+        cmocka_unit_test(test_too_many_types),
         cmocka_unit_test(test_aliases),
         cmocka_unit_test(test_null_error),
         cmocka_unit_test(test_retention),
