@@ -21,7 +21,7 @@
  *  again changes nothing. */
 static void expect_format(const char *text, const char *expected)
 {
-    cv_error_t err = {{0}};
+    cv_error_t err = {0};
     char *once = cv_policy_format(text, strlen(text), "p.yaml", &err);
     if (!once)
         fail_msg("not formatted: %s", err.msg);
@@ -35,7 +35,7 @@ static void expect_format(const char *text, const char *expected)
 
 static void expect_refused(const char *text, const char *error)
 {
-    cv_error_t err = {{0}};
+    cv_error_t err = {0};
     assert_null(cv_policy_format(text, strlen(text), "p.yaml", &err));
     assert_string_equal(err.msg, error);
 }
@@ -201,7 +201,7 @@ static void test_example_idempotent(void **state)
     size_t len = 0;
     char *text = cv_read_file(CAVEAT_SOURCE_DIR "/examples/policy.yaml", &len);
     assert_non_null(text);
-    cv_error_t err = {{0}};
+    cv_error_t err = {0};
     char *once = cv_policy_format(text, len, "policy.yaml", &err);
     if (!once)
         fail_msg("not formatted: %s", err.msg);

@@ -56,7 +56,7 @@ static void collect(const char *warning, void *arg)
 /*  Loads text and compares its warnings, one per line, with expected. */
 static void expect_warnings(const char *text, const char *expected)
 {
-    cv_error_t err = {{0}};
+    cv_error_t err = {0};
     cv_policy_t *policy = cv_policy_load_buffer(text, strlen(text), "p.yaml", NULL, &err);
     if (!policy)
         fail_msg("policy did not load: %s", err.msg);

@@ -1078,7 +1078,7 @@ static void test_every_error(void **state)
         "    fields: {summary: share}\n";           /* 30 */
     /* clang-format on */
     error_lines_t lines = {"", 0};
-    cv_error_t err = {{0}};
+    cv_error_t err = {0};
     assert_null(cv_policy_load_buffer_each(yaml, strlen(yaml), "p.yaml", NULL, collect_error,
                                            &lines, &err));
     assert_string_equal(lines.text,
