@@ -179,15 +179,10 @@ static bool run_departed(int councils)
 }
 
 /*  Every council connected at once: this process holds two sockets a
- *  client (its DEALER and its monitor) and a descriptor each, so both
- *  limits are raised first. */
+ *  client (its DEALER and its monitor) and a descriptor each (main raised
+ *  both limits before the first socket). */
 static bool run_connected(int councils)
 {
-    struct rlimit files;
-    getrlimit(RLIMIT_NOFILE, &files);
-    files.rlim_cur = files.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &files);
-    zsys_set_max_sockets(0); /* as many as the descriptor limit allows */
     harness_t *h = harness_new();
     if (!h || !harness_add_councils(h, councils) || !harness_start(h, NULL)) {
         harness_destroy(&h);
@@ -323,6 +318,13 @@ int main(int argc, char **argv)
                         "[--backlog N]\n");
         return 2;
     }
+    /* before the first socket: libzmq fixes its socket limit then */
+    struct rlimit files;
+    getrlimit(RLIMIT_NOFILE, &files);
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+    zsys_set_max_sockets(0); /* as many as the descriptor limit allows */
+    setvbuf(stdout, NULL, _IOLBF, 0);
     bool all = !opt.departed && !opt.connected && !opt.disk, ok = true;
     double load0 = bench_load_average();
     if (all || opt.departed)

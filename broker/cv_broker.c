@@ -50,12 +50,13 @@
 #define DEFAULT_MAX_REPORTS  500   /* reports one Publish may hold */
 #define DEFAULT_CLOCK_SKEW   86400 /* seconds a report's created may be ahead of the clock */
 #define REPORTS_PER_TURN     4000  /* reports handled per transaction */
-#define PEER_SNDHWM          64    /* messages queued toward one connection; past it, it is gone */
-#define PEER_RCVHWM          8     /* frames read ahead from one connection (libcaveat sends 8) */
-#define HELLOS_PER_SECOND    10    /* on one connection */
-#define ERRORS_PER_SECOND    20    /* Error frames to one agency's connections without a session */
-#define ZAP_EVERY            64    /* messages handled between two looks at ZAP */
-#define FRAMES_PER_AGENCY    128   /* frames one agency may have handled in a turn */
+#define OUT_BYTES_MAX        (16 * 1024 * 1024) /* Delivers packed, waiting for their sync */
+#define PEER_SNDHWM          64  /* messages queued toward one connection; past it, it is gone */
+#define PEER_RCVHWM          8   /* frames read ahead from one connection (libcaveat sends 8) */
+#define HELLOS_PER_SECOND    10  /* on one connection */
+#define ERRORS_PER_SECOND    20  /* Error frames to one agency's connections without a session */
+#define ZAP_EVERY            64  /* messages handled between two looks at ZAP */
+#define FRAMES_PER_AGENCY    128 /* frames one agency may have handled in a turn */
 #define CREATED_FLOOR        946684800          /* 2000-01-01T00:00:00Z: no report is older */
 #define CLOCK_KEY            "retention_clock"  /* meta: the time retention last trusted */
 #define CLOCK_JUMP_SLACK     300                /* seconds the wall clock may drift */
@@ -142,6 +143,7 @@ typedef struct {
     uint64_t session; /* the serial of the session it is for: it ends with it */
     zmsg_t *msg;
     bool delivery; /* a Deliver, decided under the policy of its turn */
+    size_t bytes;  /* a Deliver's, counted in out_bytes until it leaves */
 } held_t;
 
 /*  A publish waiting for the commit before its PublishAck goes out. */
@@ -170,6 +172,7 @@ struct cv_broker_t {
     size_t by_id_cap;
     int64_t max_report;  /* the highest report rowid routed */
     bool store_failed;   /* a write of this turn failed: it rolls back */
+    size_t out_bytes;    /* of Delivers packed and not yet handed to libzmq: OUT_BYTES_MAX */
     bool queues_lost;    /* the queues could not be read back after a rollback */
     int64_t next_save;   /* when acknowledgements are next saved (ms) */
     int failures;        /* turns failed in a row: the back-off */
@@ -786,6 +789,14 @@ static void remove_session(cv_broker_t *self, session_t *s)
 
 static void free_pending(pending_ack_t *p);
 
+static void held_destroy(cv_broker_t *self, held_t *h)
+{
+    assert(self->out_bytes >= h->bytes);
+    self->out_bytes -= h->bytes;
+    zmsg_destroy(&h->msg);
+    free(h);
+}
+
 /*  Drops whatever waits to be sent for the session with serial: a
  *  PublishAck, deliveries held for their sync or in the outbox. */
 static void forget_messages_of(cv_broker_t *self, uint64_t serial)
@@ -801,8 +812,7 @@ static void forget_messages_of(cv_broker_t *self, uint64_t serial)
         for (held_t *h = zlistx_first(lists[i]); h; h = zlistx_next(lists[i]))
             if (h->session == serial) {
                 zlistx_detach_cur(lists[i]);
-                zmsg_destroy(&h->msg);
-                free(h);
+                held_destroy(self, h);
             }
 }
 
@@ -1427,7 +1437,8 @@ static bool pack_delivery(cv_broker_t *self, const Caveat__Report *report, uint6
 static void outbox_add(cv_broker_t *self, uint64_t session, zmsg_t *msg)
 {
     held_t *h = cv_xmalloc(sizeof *h);
-    *h = (held_t){0, session, msg, true};
+    *h = (held_t){0, session, msg, true, zmsg_content_size(msg)};
+    self->out_bytes += h->bytes;
     zlistx_add_end(self->outbox, h);
 }
 
@@ -1559,6 +1570,11 @@ static void save_queues(cv_broker_t *self, bool now)
 
 static void pump(cv_broker_t *self, session_t *s)
 {
+    /* what waits for its sync is bounded in bytes: a fan-out to thousands
+     * of sessions (gone or not) goes out over several turns, not all
+     * packed at once; the session stays dirty for a later one */
+    if (self->out_bytes >= OUT_BYTES_MAX)
+        return;
     if (s->paused_until) {
         s->dirty = false; /* resend_overdue marks it when the pause ends */
         return;
@@ -2358,13 +2374,11 @@ static void free_pending(pending_ack_t *p)
     free(p);
 }
 
-static void held_list_clear(zlistx_t *list)
+static void held_list_clear(cv_broker_t *self, zlistx_t *list)
 {
     held_t *h;
-    while (list && (h = zlistx_detach(list, NULL))) {
-        zmsg_destroy(&h->msg);
-        free(h);
-    }
+    while (list && (h = zlistx_detach(list, NULL)))
+        held_destroy(self, h);
 }
 
 static void clear_outgoing(cv_broker_t *self)
@@ -2373,8 +2387,8 @@ static void clear_outgoing(cv_broker_t *self)
     while (self->pending_acks && (p = zlistx_detach(self->pending_acks, NULL)))
         free_pending(p);
     /* never synced: not sent (a client resends a publish, the broker a delivery) */
-    held_list_clear(self->outbox);
-    held_list_clear(self->held);
+    held_list_clear(self, self->outbox);
+    held_list_clear(self, self->held);
 }
 
 /*  The queues in memory as the store has them; until that succeeds (a
@@ -2430,7 +2444,7 @@ static void turn_failed(cv_broker_t *self, const char *why)
                 free(p->ack.results[i]->reason);
                 p->ack.results[i]->reason = cv_xstrdup("the store could not commit; retry");
             }
-    held_list_clear(self->outbox);
+    held_list_clear(self, self->outbox);
     for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
         session_resend_all(s);
     /* rows made in the rolled-back turn are gone: so must be their mirrors */
@@ -2455,8 +2469,7 @@ static void forget_deliveries_of(cv_broker_t *self, uint64_t serial)
         for (held_t *h = zlistx_first(lists[i]); h; h = zlistx_next(lists[i]))
             if (h->session == serial && h->delivery) {
                 zlistx_detach_cur(lists[i]); /* the cursor stays valid for next */
-                zmsg_destroy(&h->msg);
-                free(h);
+                held_destroy(self, h);
             }
 }
 
@@ -2502,6 +2515,7 @@ static void release_synced(cv_broker_t *self)
         zlistx_detach_cur(self->held);
         uint64_t session = h->session;
         bool delivery = h->delivery;
+        self->out_bytes -= h->bytes;
         int failure = send_now(self, &h->msg);
         free(h);
         if (failure && session)
@@ -2524,8 +2538,7 @@ static void forget_held_deliveries(cv_broker_t *self)
     for (held_t *h = zlistx_first(self->held); h; h = zlistx_next(self->held))
         if (h->delivery) {
             zlistx_detach_cur(self->held); /* the cursor stays valid for next */
-            zmsg_destroy(&h->msg);
-            free(h);
+            held_destroy(self, h);
         }
     /* every session, held deliveries or not: what was skipped under the
      * old policy may be released by the new one */
@@ -2542,7 +2555,7 @@ static void send_outgoing(cv_broker_t *self)
         frame.body_case = CAVEAT__WIRE__FRAME__BODY_PUBLISH_ACK;
         frame.publish_ack = &p->ack;
         held_t *h = cv_xmalloc(sizeof *h);
-        *h = (held_t){0, p->session, frame_message(p->routing, &frame), false};
+        *h = (held_t){0, p->session, frame_message(p->routing, &frame), false, 0};
         hold(self, h);
         free_pending(p);
     }
@@ -2644,6 +2657,8 @@ static void resend_overdue(cv_broker_t *self)
 
 static bool any_dirty(cv_broker_t *self)
 {
+    if (self->out_bytes >= OUT_BYTES_MAX)
+        return false; /* the sync socket wakes the loop when some leaves */
     for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
         if (s->dirty && in_flight(s) < s->credit)
             return true;
