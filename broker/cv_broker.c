@@ -170,9 +170,10 @@ struct cv_broker_t {
     zhashx_t *queues;   /* queue_name() -> cv_queue_t (owns them) */
     cv_queue_t **by_id; /* queues by store id, while loading */
     size_t by_id_cap;
-    int64_t max_report;  /* the highest report rowid routed */
-    bool store_failed;   /* a write of this turn failed: it rolls back */
-    size_t out_bytes;    /* of Delivers packed and not yet handed to libzmq: OUT_BYTES_MAX */
+    int64_t max_report; /* the highest report rowid routed */
+    bool store_failed;  /* a write of this turn failed: it rolls back */
+    size_t out_bytes;   /* of Delivers packed and not yet handed to libzmq: OUT_BYTES_MAX */
+    size_t out_bytes_peak;
     bool queues_lost;    /* the queues could not be read back after a rollback */
     int64_t next_save;   /* when acknowledgements are next saved (ms) */
     int failures;        /* turns failed in a row: the back-off */
@@ -1439,6 +1440,8 @@ static void outbox_add(cv_broker_t *self, uint64_t session, zmsg_t *msg)
     held_t *h = cv_xmalloc(sizeof *h);
     *h = (held_t){0, session, msg, true, zmsg_content_size(msg)};
     self->out_bytes += h->bytes;
+    if (self->out_bytes > self->out_bytes_peak)
+        self->out_bytes_peak = self->out_bytes;
     zlistx_add_end(self->outbox, h);
 }
 
@@ -1695,7 +1698,7 @@ typedef struct {
     uint64_t value;
 } count_t;
 
-enum { COUNTS = 25 };
+enum { COUNTS = 26 };
 
 static size_t counts_of(cv_broker_t *self, count_t out[COUNTS])
 {
@@ -1718,6 +1721,8 @@ static size_t counts_of(cv_broker_t *self, count_t out[COUNTS])
     COUNT("quarantined", true, "stored reports set aside as unreadable", self->stats.quarantined);
     COUNT("refused_no_space", true, "reports refused for a short disk",
           self->stats.refused_no_space);
+    COUNT("out_bytes_peak", false, "most bytes of deliveries waiting for their sync at once",
+          self->out_bytes_peak);
     COUNT("disk_short", false, "1 while the disk is short: publishes refused",
           cv_space_short(self->space));
     COUNT("disk_free", false, "bytes free on the store's disk, the reserve not counted",
