@@ -169,8 +169,16 @@ cv_syncer_t *cv_syncer_new(const char *db_path, bool sync_wal, const char *synch
     if (sync_wal)
         self->syncer = zactor_new(syncer_actor, self);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (!self->checkpointer || (sync_wal && !self->syncer))
+    if (!self->checkpointer || (sync_wal && !self->syncer)) {
         cv_syncer_destroy(&self);
+        return NULL;
+    }
+    /* the loop only ever reads what is there: a receive that would wait
+     * (a signal, a readiness that is gone) returns at once instead of
+     * stopping the broker */
+    zsock_set_rcvtimeo(self->checkpointer, 0);
+    if (self->syncer)
+        zsock_set_rcvtimeo(self->syncer, 0);
     return self;
 }
 
@@ -179,6 +187,11 @@ void cv_syncer_destroy(cv_syncer_t **self_p)
     if (!self_p || !*self_p)
         return;
     cv_syncer_t *self = *self_p;
+    /* zactor_destroy waits for the actor's last word: let it wait */
+    if (self->syncer)
+        zsock_set_rcvtimeo(self->syncer, -1);
+    if (self->checkpointer)
+        zsock_set_rcvtimeo(self->checkpointer, -1);
     zactor_destroy(&self->syncer);
     zactor_destroy(&self->checkpointer);
     free(self);
@@ -208,7 +221,9 @@ static void read_news(cv_syncer_t *self)
 {
     while (self->syncer && (zsock_events(self->syncer) & ZMQ_POLLIN)) {
         char *what = NULL, *value = NULL;
-        if (zsock_recv(self->syncer, "ss", &what, &value) == 0 && what && value) {
+        if (zsock_recv(self->syncer, "ss", &what, &value) != 0)
+            break; /* nothing after all: never wait here */
+        if (what && value) {
             uint64_t synced = strtoull(value, NULL, 10);
             if (streq(what, "SYNCED") && synced > self->synced)
                 self->synced = synced;
@@ -222,6 +237,8 @@ static void read_news(cv_syncer_t *self)
     ask(self);
     while (zsock_events(self->checkpointer) & ZMQ_POLLIN) {
         char *done = zstr_recv(self->checkpointer);
+        if (!done)
+            break;
         if (done && strncmp(done, "FAILED ", 7) == 0)
             snprintf(self->checkpoint_failed, sizeof self->checkpoint_failed, "%s", done + 7);
         zstr_free(&done);
