@@ -95,7 +95,9 @@ struct cv_decision_t {
     int n_matched, cap_matched;
     int *restricted; /* the restrictions that apply, in policy order */
     int n_restricted, cap_restricted;
-    bool restricted_all; /* they removed every field the entries granted */
+    bool restrictions_pending; /* not looked up yet: ensure_restricted before reading them */
+    bool grants_restricted;    /* grant[] has the restrictions applied */
+    bool restricted_all;       /* they removed every field the entries granted */
     bool sorted;
     reason_t *reasons;
     int n_reasons, cap_reasons;
@@ -372,6 +374,7 @@ static void reset(cv_decision_t *self, const cv_policy_t *policy, const Caveat__
     self->feed = NULL;
     self->n_matched = 0;
     self->n_restricted = 0;
+    self->restrictions_pending = false;
     self->restricted_all = false;
     self->sorted = true;
     self->n_reasons = 0;
@@ -484,6 +487,16 @@ static void scan_restrictions(cv_decision_t *self, const cv_agency_hot_t *to)
 
 static bool grants_something(cv_decision_t *self);
 
+/*  The restrictions that apply, looked up now if decide left them: every
+ *  reader of restricted[] calls this first. */
+static void ensure_restricted(cv_decision_t *self)
+{
+    if (!self->restrictions_pending)
+        return;
+    self->restrictions_pending = false;
+    scan_restrictions(self, &self->policy->agency_hot[self->recipient]);
+}
+
 bool cv_policy_decide(const cv_policy_t *self, const Caveat__Report *report, int recipient,
                       const cv_approvals_t *approvals, cv_decision_t *d)
 {
@@ -514,8 +527,9 @@ bool cv_policy_decide(const cv_policy_t *self, const Caveat__Report *report, int
     scan_listed(d, to);
     d->sorted = d->n_matched < 2;
     scan_screens(d, to); /* after every rule: the order stays right */
-    if (d->n_matched > 0 && self->n_restrictions > 0)
-        scan_restrictions(d, to);
+    /* which restrictions apply is looked up only when it matters: most
+     * deliveries keep a field no restriction ever denies */
+    d->restrictions_pending = d->n_matched > 0 && self->n_restrictions > 0;
     d->delivered = d->n_matched > 0 && grants_something(d);
     if (d->n_matched > 0 && !d->delivered)
         refuse(d, d->restricted_all ? R_RESTRICTED_ALL : R_NOTHING_GRANTED, -1);
@@ -629,6 +643,7 @@ static void explain_outcomes(cv_decision_t *self)
         return;
     self->outcome_done = true;
     sort_matched(self); /* the first entry to give a leaf its outcome is named */
+    ensure_restricted(self);
     compute_field_levels(self);
     for (int i = 0; i < (int)self->size; i++) {
         self->outcome[i] = self->nodes[i].is_leaf ? leaf_outcome(self, i)
@@ -690,24 +705,46 @@ static void apply_restrictions(cv_decision_t *self)
 /*  The grant per leaf (semantics 4 and 5), the same as leaf_outcome's but
  *  entry by entry over the whole schema; and which nodes have something
  *  that goes under them. */
-static void compute_grants(cv_decision_t *self)
+/*  granted[]: whether something under each node goes. */
+static void mark_granted(cv_decision_t *self)
 {
-    self->grants_for = self->report;
-    bool raised = self->report->n_field_markings > 0 && compute_field_levels(self);
-    memset(self->grant, CV_GRANT_NONE, self->size);
-    memset(self->failed, 0, self->size);
     memset(self->granted, 0, self->size);
-    for (int m = 0; m < self->n_matched; m++)
-        add_entry_grants(self, self->matched[m], raised);
-    if (self->n_restricted > 0)
-        apply_restrictions(self);
-    only_leaves(self->grant, self->kind, self->size);
     /* pre-order: a node's descendants come after it, so from the end up */
     for (int i = (int)self->size - 1; i >= 0; i--) {
         self->granted[i] |= goes(self->grant[i]);
         if (self->nodes[i].parent >= 0)
             self->granted[self->nodes[i].parent] |= self->granted[i];
     }
+}
+
+static void compute_grants(cv_decision_t *self)
+{
+    ensure_restricted(self);
+    self->grants_for = self->report;
+    self->grants_restricted = true;
+    bool raised = self->report->n_field_markings > 0 && compute_field_levels(self);
+    memset(self->grant, CV_GRANT_NONE, self->size);
+    memset(self->failed, 0, self->size);
+    for (int m = 0; m < self->n_matched; m++)
+        add_entry_grants(self, self->matched[m], raised);
+    if (self->n_restricted > 0)
+        apply_restrictions(self);
+    only_leaves(self->grant, self->kind, self->size);
+    mark_granted(self);
+}
+
+/*  Grants worked out without restrictions (goes_whatever_restricted),
+ *  capped now: the same as compute_grants, since a cap leaves NONE alone
+ *  and only_leaves puts the envelope back whatever a row said. */
+static void restrict_grants(cv_decision_t *self)
+{
+    ensure_restricted(self);
+    self->grants_restricted = true;
+    if (self->n_restricted == 0)
+        return;
+    apply_restrictions(self);
+    only_leaves(self->grant, self->kind, self->size);
+    mark_granted(self);
 }
 
 /*  Whether the entries' union, before restrictions, had a field that goes:
@@ -733,6 +770,37 @@ static bool entries_alone_grant(cv_decision_t *self)
  *  no raised fields and no restriction is settled by the entry alone (its
  *  grants are all within its cap, which decide checked); otherwise the
  *  grants are worked out. */
+/*  A field that goes whatever restrictions apply: one that goes after the
+ *  entries' union (deny wins, levels count) and that no restriction of the
+ *  policy denies, since a restriction only caps a field and a mask leaves it
+ *  going. With one entry and no raised field the entry's row says it alone
+ *  (its match checked the level); else the union is worked out without
+ *  restrictions, and left for compute_grants to redo with them. */
+static bool goes_whatever_restricted(cv_decision_t *self, bool alone)
+{
+    const cv_policy_t *p = self->policy;
+    const uint8_t *denies = p->restriction_denies;
+    if (alone) {
+        const uint8_t *row = p->grants + (size_t)self->matched[0] * self->size;
+        for (size_t i = 0; i < self->size; i++)
+            if (self->kind[i] == NODE_LEAF && goes(row[i]) && !denies[i])
+                return true;
+        return false;
+    }
+    bool pending = self->restrictions_pending;
+    int restricted = self->n_restricted;
+    self->restrictions_pending = false;
+    self->n_restricted = 0;
+    compute_grants(self);
+    self->restrictions_pending = pending;
+    self->n_restricted = restricted;
+    self->grants_restricted = false; /* the view caps them (restrict_grants) */
+    for (size_t i = 0; i < self->size; i++)
+        if (self->kind[i] == NODE_LEAF && goes(self->grant[i]) && !denies[i])
+            return true;
+    return false;
+}
+
 static bool grants_something(cv_decision_t *self)
 {
     const cv_policy_t *p = self->policy;
@@ -743,9 +811,11 @@ static bool grants_something(cv_decision_t *self)
             return true;
         any = any || entry->grants_any;
     }
-    if (!any ||
-        (self->n_matched == 1 && self->report->n_field_markings == 0 && self->n_restricted == 0))
+    bool alone = self->n_matched == 1 && self->report->n_field_markings == 0;
+    if (!any || (alone && p->n_restrictions == 0))
         return any;
+    if (p->n_restrictions > 0 && goes_whatever_restricted(self, alone))
+        return true; /* the grants and restrictions are worked out for the view */
     compute_grants(self);
     if (some_leaf_goes(self))
         return true;
@@ -1003,6 +1073,8 @@ static bool start_view(cv_decision_t *self, const Caveat__Report *report)
     self->outcome_done = false;
     if (self->grants_for != report) /* decide may have worked them out already */
         compute_grants(self);
+    else if (!self->grants_restricted)
+        restrict_grants(self);
     self->viewed = true;
     return true;
 }

@@ -1441,6 +1441,7 @@ void cv_policy_destroy(cv_policy_t **self_p)
     free(p->restriction_grants);
     free(p->restriction_buckets);
     free(p->restriction_pool);
+    free(p->restriction_denies);
     free(p->restriction_hot);
     cv_route_index_free(p);
     free_strings(p->levels, p->n_levels);

@@ -96,6 +96,12 @@ void cv_restrictions_index(cv_policy_t *p)
     for (int a = 0; a < p->n_agencies; a++)
         p->agency_hot[a].restriction_group = group_of(p, rows, a, &groups, rep);
     fill_buckets(p, rows, rep);
+    size_t size = (size_t)cv_schema_size(p->schema);
+    p->restriction_denies = xcalloc(size, 1);
+    for (int r = 0; r < p->n_restrictions; r++)
+        for (size_t i = 0; i < size; i++)
+            p->restriction_denies[i] |=
+                p->restriction_grants[(size_t)r * size + i] == CV_GRANT_DENY;
     cv_table_free(&groups);
     free(rep);
     free(rows);

@@ -209,7 +209,11 @@ struct cv_policy_t {
     int *restriction_buckets;
     int *restriction_pool;
     cv_entry_hot_t *restriction_hot; /* per restriction; from_pool is shared */
-    cv_route_index_t route;          /* candidates per report (cv_candidates.c) */
+    /* per schema node: 1 when some restriction denies it. A delivery with a
+     * field that goes and that no restriction ever denies is delivered
+     * whatever restrictions apply to it (cv_decision.c). */
+    uint8_t *restriction_denies;
+    cv_route_index_t route; /* candidates per report (cv_candidates.c) */
 };
 
 /*  Lookups by name: index or -1. */

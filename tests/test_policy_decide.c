@@ -1870,6 +1870,51 @@ static const char *restriction_of(const char *path)
     return field(path)->restriction;
 }
 
+/*  Two rules match; a restriction denies one of their fields and masks
+ *  another. A field no restriction ever denies settles the delivery
+ *  without looking the restrictions up; the view must still be capped by
+ *  them, the same built or packed. With every granted field denied, the
+ *  delivery is not made. */
+static const char two_rules_yaml[] = POLICY_HEAD
+    "rules:\n"
+    "  - {name: first, categories: [vulnerable_individual], to_types: [local_authority],\n"
+    "     fields: {summary: share, narrative: share}}\n"
+    "  - {name: second, categories: [vulnerable_individual], to_types: [local_authority],\n"
+    "     fields: {narrative: share, subjects.name: share}}\n"
+    "restrictions:\n"
+    "  - {name: no-narrative, fields: {narrative: deny, subjects.name: {mask: initials}}}\n";
+
+static void test_restrictions_cap_a_delivery_decided_without_them(void **state)
+{
+    (void)state;
+    cv_policy_t *policy = load_policy(two_rules_yaml, NULL);
+    Caveat__Report *report = base_report();
+    Caveat__Report *view = view_for(policy, report, "hull-cc", NULL);
+    assert_non_null(view);
+    const char *released[] = {"first", "second"};
+    assert_entries(released, 2);
+    assert_string_equal(view->summary, "Girl at risk of online grooming");
+    assert_null(view->narrative);
+    assert_string_equal(view->subjects[0]->name, "J. D.");
+    assert_field("narrative", "withheld", "denied by restriction no-narrative");
+    assert_true(check_same_views(policy, report, "hull-cc"));
+    view_free(view);
+    cv_policy_destroy(&policy);
+
+    char *everything = strdup(two_rules_yaml);
+    char *at = strstr(everything, "{narrative: deny, subjects.name: {mask: initials}}");
+    assert_non_null(at);
+    const char *all = "{\"*\": deny}";
+    memcpy(at, all, strlen(all));
+    memset(at + strlen(all), ' ',
+           strlen("{narrative: deny, subjects.name: {mask: initials}}") - strlen(all));
+    policy = load_policy(everything, NULL);
+    assert_null(view_for(policy, report, "hull-cc", NULL));
+    report_free(report);
+    cv_policy_destroy(&policy);
+    free(everything);
+}
+
 /*  A restriction's deny beats a rule's share; its mask beats a share, and
  *  its deny a rule's mask. The explanation names it. */
 static void test_restriction_beats_rule(void **state)
@@ -2121,6 +2166,7 @@ int main(void)
         cmocka_unit_test(test_validate_report),
         cmocka_unit_test(test_validate_report_id),
         cmocka_unit_test(test_restriction_beats_rule),
+        cmocka_unit_test(test_restrictions_cap_a_delivery_decided_without_them),
         cmocka_unit_test(test_restriction_beats_screening),
         cmocka_unit_test(test_restriction_scope),
         cmocka_unit_test(test_restriction_every_category),
