@@ -15,6 +15,8 @@
 #include <string.h>
 
 #include "cv_policy.h"
+#include "cv_proto.h"
+#include "policy_internal.h" /* the policy's categories, areas and codes, to generate reports */
 
 /*  Distinct, valid Z85 public keys. */
 #define KEY(c) "\"000000000000000000000000000000000000000" c "\""
@@ -373,6 +375,189 @@ static void test_names_are_escaped(void **state)
     free(graph);
 }
 
+/* ------------------------------------------------------------------------ */
+/*  The picture and the engine agree: over every report the example policy
+ *  accepts (each originator, category, area, level, handling code, with
+ *  and without screening indicators, as the broker validates them), every
+ *  delivery is an edge
+ *  of the graph with its category and a level within the edge's, or a
+ *  feed edge; and every category of every edge, and every feed edge, has a
+ *  delivery behind it.                                                     */
+
+typedef struct {
+    char from[64], to[64];
+    char label[1024];    /* categories, ", " and "\n" between, then "\n<= LEVEL"; or "feed NAME" */
+    bool witnessed[64];  /* per category index: a delivery behind it */
+    bool feed_witnessed; /* a feed edge: a delivery through the feed */
+    int top_level;       /* the highest level delivered on it, or -1 */
+} edge_t;
+
+static int parse_edges(const char *graph, edge_t *edges, int max)
+{
+    int n = 0;
+    for (const char *line = graph; line && *line && n < max; line = strchr(line, '\n')) {
+        line += *line == '\n';
+        edge_t *e = &edges[n];
+        memset(e, 0, sizeof *e);
+        e->top_level = -1;
+        const char *end = strchr(line, '\n');
+        const char *label = strstr(line, "label=\"");
+        if (sscanf(line, " \"%63[^\"]\" -> \"%63[^\"]\"", e->from, e->to) == 2 && label &&
+            (!end || label < end) && sscanf(label, "label=\"%1023[^\"]\"", e->label) == 1)
+            n++;
+    }
+    return n;
+}
+
+static edge_t *edge_of(edge_t *edges, int n, const char *from, const char *to, bool feed)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(edges[i].from, from) == 0 && strcmp(edges[i].to, to) == 0 &&
+            (strncmp(edges[i].label, "feed ", 5) == 0) == feed)
+            return &edges[i];
+    return NULL;
+}
+
+/*  Whether the label lists category, as a whole word between separators. */
+static bool label_has(const char *label, const char *category)
+{
+    size_t len = strlen(category);
+    for (const char *at = strstr(label, category); at; at = strstr(at + 1, category)) {
+        bool starts = at == label || at[-1] == ' ' || at[-1] == 'n';
+        bool ends = at[len] == ',' || at[len] == '\\' || at[len] == '\0';
+        if (starts && ends)
+            return true;
+    }
+    return false;
+}
+
+/*  The level after the label's "<= ", as an index, or -1. */
+static int label_level(const cv_policy_t *p, const char *label)
+{
+    const char *at = strstr(label, "\xe2\x89\xa4 ");
+    return at ? cv_policy_level_find(p, at + 4) : -1;
+}
+
+static Caveat__Report *generated_report(const char *originator, const char *category,
+                                        const char *area, const char *level, const char *code,
+                                        bool screened)
+{
+    char json[1024];
+    snprintf(json, sizeof json,
+             "{\"id\": \"g\", \"originator\": \"%s\", \"category\": \"%s\", \"area\": \"%s\","
+             " \"handling_level\": \"%s\", \"grading\": {\"handling_code\": \"%s\"},"
+             " \"summary\": \"%s\", \"narrative\": \"seen\"%s}",
+             originator, category, area, level, code, screened ? "signs of radicalisation" : "seen",
+             screened ? ", \"indicators\": [\"extremist_literature\", \"online_radicalisation\","
+                        " \"travel_to_conflict\"]"
+                      : "");
+    cv_error_t err = {0};
+    Caveat__Report *report =
+        (Caveat__Report *)cv_json_parse(cv_schema_report(), json, strlen(json), "report", &err);
+    if (!report)
+        fail_msg("%s", err.msg);
+    return report;
+}
+
+/*  Whether a rule, not only a screening entry, released the delivery. */
+static bool rule_matched(const cv_policy_t *p, const cv_decision_t *d)
+{
+    for (int i = 0; i < cv_decision_entry_count(d); i++)
+        for (int e = 0; e < p->n_entries; e++)
+            if (!p->entries[e].screening &&
+                strcmp(p->entries[e].name, cv_decision_entry_name(d, i)) == 0)
+                return true;
+    return false;
+}
+
+/*  Every delivery of one report is in the graph; marks what it witnesses. */
+static int check_deliveries(const cv_policy_t *p, const Caveat__Report *report, int category,
+                            edge_t *edges, int n_edges, cv_decision_t *d)
+{
+    int delivered = 0;
+    for (int to = 0; to < cv_policy_agency_count(p); to++) {
+        if (!cv_policy_decide(p, report, to, NULL, d))
+            continue;
+        delivered++;
+        const char *recipient = cv_policy_agency(p, to)->id;
+        bool feed = cv_decision_feed(d) != NULL;
+        edge_t *e = edge_of(edges, n_edges, report->originator, recipient, feed);
+        if (!e)
+            fail_msg("%s -> %s (%s, %s%s): delivered, but no such edge", report->originator,
+                     recipient, report->category, report->handling_level, feed ? ", feed" : "");
+        if (feed) {
+            e->feed_witnessed = true;
+            /* a rule that matched too goes out on the feed with it: it is
+             * drawn as a direct edge, and this delivery is behind it */
+            if (!rule_matched(p, d))
+                continue;
+            e = edge_of(edges, n_edges, report->originator, recipient, false);
+            if (!e)
+                fail_msg("%s -> %s (%s): a rule released it, but no direct edge",
+                         report->originator, recipient, report->category);
+        }
+        if (!label_has(e->label, report->category) ||
+            cv_policy_level_find(p, report->handling_level) > label_level(p, e->label))
+            fail_msg("%s -> %s: delivered %s at %s, the edge says '%s'", report->originator,
+                     recipient, report->category, report->handling_level, e->label);
+        e->witnessed[category] = true;
+        int level = cv_policy_level_find(p, report->handling_level);
+        if (level > e->top_level)
+            e->top_level = level;
+    }
+    return delivered;
+}
+
+static void test_graph_edges_are_the_engines_deliveries(void **state)
+{
+    (void)state;
+    cv_error_t err = {0};
+    cv_policy_t *p = cv_policy_load_file(CAVEAT_SOURCE_DIR "/examples/policy.yaml", NULL, &err);
+    assert_non_null(p);
+    char *graph = cv_policy_graph(p);
+    static edge_t edges[1024];
+    int n_edges = parse_edges(graph, edges, 1024);
+    assert_true(n_edges > 10);
+    cv_decision_t *d = cv_decision_new();
+    int delivered = 0;
+    for (int o = 0; o < cv_policy_agency_count(p); o++) {
+        const cv_agency_t *a = cv_policy_agency(p, o);
+        for (int c = 0; c < p->n_categories; c++)
+            for (int area = 0; area < p->n_area_names; area++)
+                for (int level = 0; level < cv_policy_level_count(p); level++)
+                    for (int code = 0; code < p->n_codes; code++)
+                        for (int screened = 0; screened < 2; screened++) {
+                            Caveat__Report *report = generated_report(
+                                a->id, p->categories[c], p->area_names[area],
+                                cv_policy_level_name(p, level), p->codes[code].code, screened);
+                            cv_error_t refused = {0}; /* an area it does not serve, say */
+                            if (cv_policy_validate_report(p, report, &refused))
+                                delivered += check_deliveries(p, report, c, edges, n_edges, d);
+                            caveat__report__free_unpacked(report, NULL);
+                        }
+    }
+    assert_true(delivered > 1000);
+    for (int i = 0; i < n_edges; i++) {
+        const edge_t *e = &edges[i];
+        if (strncmp(e->label, "feed ", 5) == 0) {
+            if (!e->feed_witnessed)
+                fail_msg("%s -> %s [%s]: no delivery behind it", e->from, e->to, e->label);
+            continue;
+        }
+        if (label_level(p, e->label) != e->top_level)
+            fail_msg("%s -> %s: the edge says up to %s, deliveries went up to %s", e->from, e->to,
+                     cv_policy_level_name(p, label_level(p, e->label)),
+                     e->top_level >= 0 ? cv_policy_level_name(p, e->top_level) : "none");
+        for (int c = 0; c < p->n_categories; c++)
+            if (label_has(e->label, p->categories[c]) && !e->witnessed[c])
+                fail_msg("%s -> %s: %s is on the edge, but no report of it went", e->from, e->to,
+                         p->categories[c]);
+    }
+    cv_decision_destroy(&d);
+    free(graph);
+    cv_policy_destroy(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -388,6 +573,7 @@ int main(void)
         cmocka_unit_test(test_restrictions_remove_edges),
         cmocka_unit_test(test_restrictions_remove_categories),
         cmocka_unit_test(test_restrictions_remove_feeds),
+        cmocka_unit_test(test_graph_edges_are_the_engines_deliveries),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
