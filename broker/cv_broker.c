@@ -126,7 +126,7 @@ typedef struct {
     int64_t paused_until; /* no pump before (ms): its connection was full */
     uint64_t acked;       /* the highest seq it acknowledged: kept across a rolled-back turn */
     cv_queue_t *queue;    /* the queue it serves (owned by the broker); NULL until resolved */
-    char *peer;           /* the connection's address, "" when unknown (admin sessions) */
+    char *peer;           /* the connection's address (admin sessions), "" offline */
     int64_t since;        /* when it said Hello (unix seconds) */
 } session_t;
 
