@@ -4,6 +4,9 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -337,17 +340,49 @@ static uint64_t receive_n(cv_client_t *c, int n)
     return seq;
 }
 
+/*  The HTTP status caveatd --monitor answers for path (the port from its
+ *  log line), or 0. */
+static int monitor_status(harness_t *h, const char *path)
+{
+    FILE *log = fopen(harness_path(h, "broker.log"), "r");
+    assert_non_null(log);
+    char line[4096];
+    int port = 0;
+    while (!port && fgets(line, sizeof line, log)) {
+        const char *at = strstr(line, "monitoring on http://127.0.0.1:");
+        if (at)
+            port = atoi(at + strlen("monitoring on http://127.0.0.1:"));
+    }
+    fclose(log);
+    assert_true(port > 0);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int status = 0;
+    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0) {
+        char request[128], answer[64] = "";
+        int len = snprintf(request, sizeof request, "GET %s HTTP/1.0\r\n\r\n", path);
+        if (write(fd, request, (size_t)len) == len && read(fd, answer, sizeof answer - 1) > 0)
+            sscanf(answer, "HTTP/%*s %d", &status);
+    }
+    close(fd);
+    return status;
+}
+
 /*  Acknowledgements made while turns fail (saving a queue fails here) are
  *  the client's word all the same: once the store takes writes again they
- *  are saved, and after a crash nothing acknowledged comes back. */
+ *  are saved, and after a crash nothing acknowledged comes back. Meanwhile
+ *  the monitor's /healthz says the broker is unhealthy, and healthy after. */
 static void test_acknowledgements_outlive_failed_turns(void **state)
 {
     (void)state;
-    harness_t *h = started();
+    const char *const monitor[] = {"--monitor", "0", NULL};
+    harness_t *h = started_with(monitor);
     publish_many(h, 40);
     cv_client_t *council = client(h, "hull-cc", NULL, 10);
     assert_int_equal(receive_n(council, 10), 10);
-    zclock_sleep(500); /* saved */
+    zclock_sleep(1200); /* saved, and a snapshot of the counts taken since */
+    assert_int_equal(monitor_status(h, "/healthz"), 200);
     store_sql(h, "CREATE TRIGGER fail BEFORE UPDATE ON queues"
                  " BEGIN SELECT RAISE(ABORT, 'injected'); END");
     /* the next ten were sent on the strength of saved acknowledgements;
@@ -355,8 +390,10 @@ static void test_acknowledgements_outlive_failed_turns(void **state)
     assert_int_equal(receive_n(council, 10), 20);
     zclock_sleep(1500);
     assert_true(log_lines_with(h, "the turn is rolled back") > 0);
+    assert_int_equal(monitor_status(h, "/healthz"), 503); /* the store is failing */
     store_sql(h, "DROP TRIGGER fail");
-    zclock_sleep(1500); /* past the back-off, then saved */
+    zclock_sleep(2500); /* past the back-off, then saved, and a snapshot since */
+    assert_int_equal(monitor_status(h, "/healthz"), 200);
     cv_client_destroy(&council);
     harness_kill(h);
     assert_true(harness_start(h, NULL));
