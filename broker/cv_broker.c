@@ -50,6 +50,7 @@
 #define DEFAULT_MAX_REPORTS  500   /* reports one Publish may hold */
 #define DEFAULT_CLOCK_SKEW   86400 /* seconds a report's created may be ahead of the clock */
 #define REPORTS_PER_TURN     4000  /* reports handled per transaction */
+#define UNHEALTHY_FOR_MS     3000  /* /healthz says 503 this long after a rollback */
 #define OUT_BYTES_MAX        (16 * 1024 * 1024) /* Delivers packed, waiting for their sync */
 #define PEER_SNDHWM          64  /* messages queued toward one connection; past it, it is gone */
 #define PEER_RCVHWM          8   /* frames read ahead from one connection (libcaveat sends 8) */
@@ -174,12 +175,13 @@ struct cv_broker_t {
     bool store_failed;  /* a write of this turn failed: it rolls back */
     size_t out_bytes;   /* of Delivers packed and not yet handed to libzmq: OUT_BYTES_MAX */
     size_t out_bytes_peak;
-    bool queues_lost;    /* the queues could not be read back after a rollback */
-    int64_t next_save;   /* when acknowledgements are next saved (ms) */
-    int failures;        /* turns failed in a row: the back-off */
-    bool unsaved;        /* acknowledgements not yet saved */
-    size_t turn_reports; /* reports handled in this turn */
-    int64_t *route_ids;  /* one report's queue ids, reused */
+    bool queues_lost;     /* the queues could not be read back after a rollback */
+    int64_t next_save;    /* when acknowledgements are next saved (ms) */
+    int failures;         /* turns failed in a row: the back-off */
+    int64_t last_failure; /* when a turn last rolled back (zclock_mono), 0: never */
+    bool unsaved;         /* acknowledgements not yet saved */
+    size_t turn_reports;  /* reports handled in this turn */
+    int64_t *route_ids;   /* one report's queue ids, reused */
     size_t route_ids_cap;
     zlistx_t *senders;      /* send-only sessions, oldest first (not owned) */
     zlistx_t *pending_acks; /* pending_ack_t */
@@ -1818,9 +1820,12 @@ static void publish_monitor(cv_broker_t *self, int64_t *next)
     *next = now + 1000;
     char *metrics = metrics_text(self), why[128];
     const char *unhealthy = NULL;
-    if (self->queues_lost || self->failures > 0) {
-        snprintf(why, sizeof why, "the store is failing: %d turns in a row rolled back",
-                 self->failures);
+    /* a store that fails now and then (a turn that writes fails, the next
+     * that writes nothing succeeds) is failing all the same */
+    int64_t since = self->last_failure ? now - self->last_failure : -1;
+    if (self->queues_lost || (since >= 0 && since < UNHEALTHY_FOR_MS)) {
+        snprintf(why, sizeof why, "the store is failing: a turn rolled back %lld ms ago",
+                 (long long)since);
         unhealthy = why;
     }
     cv_monitor_publish(self->monitor, metrics, unhealthy);
@@ -2437,6 +2442,7 @@ static void turn_failed(cv_broker_t *self, const char *why)
      * little longer after each failure in a row (100, 200, 400 ms, then a
      * second), with the store's lock released */
     self->failures = self->failures < 10 ? self->failures + 1 : 10;
+    self->last_failure = zclock_mono();
     zclock_sleep(self->failures < 4 ? 100 << (self->failures - 1) : 1000);
     self->store_failed = false;
     for (pending_ack_t *p = zlistx_first(self->pending_acks); p;
