@@ -71,15 +71,8 @@ static bool parse(int argc, char **argv, options_t *opt)
 
 static cv_client_t *sender(harness_t *h, const char *agency)
 {
-    char server[600], secret[600];
-    snprintf(server, sizeof server, "%s", harness_path(h, "broker.cert"));
-    snprintf(secret, sizeof secret, "%s/%s.cert_secret", harness_path(h, ""), agency);
-    cv_client_config_t config = {.endpoint = harness_endpoint(h),
-                                 .server_cert = server,
-                                 .client_cert = secret,
-                                 .publish_only = true};
     cv_error_t err = {0};
-    cv_client_t *c = cv_client_new(&config, &err);
+    cv_client_t *c = harness_sender(h, agency, &err);
     if (!c)
         fprintf(stderr, "faults_bench: %s: %s\n", agency, err.msg);
     return c;

@@ -5,25 +5,18 @@
 # backup path the broker would resolve in its own directory refused.
 # Needs CAVEAT and CAVEATD (the built binaries) and CAVEAT_SOURCE_DIR.
 set -euo pipefail
+source "$(dirname "$0")/lib_cli.sh"
 
-: "${CAVEAT:?set CAVEAT to the caveat binary}"
 : "${CAVEATD:?set CAVEATD to the caveatd binary}"
 : "${CAVEAT_SOURCE_DIR:?set CAVEAT_SOURCE_DIR to the source tree}"
 
-tmp=$(mktemp -d)
 broker_pid=
 cleanup() {
     [ -z "$broker_pid" ] || kill -KILL "$broker_pid" 2>/dev/null || true
     rm -rf "$tmp"
 }
-trap cleanup EXIT
-failures=0
+trap cleanup EXIT # lib_cli.sh's, and the broker's if one runs
 checks=0
-
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
 
 check() { # DESCRIPTION COMMAND...
     local what=$1

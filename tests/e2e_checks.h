@@ -82,15 +82,8 @@ static inline int log_lines_with(harness_t *h, const char *text)
  *  `caveat publish` and `caveat admin` open. */
 static inline cv_client_t *sender_of(harness_t *h, const char *agency)
 {
-    char server[600], secret[600];
-    snprintf(server, sizeof server, "%s", harness_path(h, "broker.cert"));
-    snprintf(secret, sizeof secret, "%s/%s.cert_secret", harness_path(h, ""), agency);
-    cv_client_config_t config = {.endpoint = harness_endpoint(h),
-                                 .server_cert = server,
-                                 .client_cert = secret,
-                                 .publish_only = true};
     cv_error_t err = {0};
-    cv_client_t *c = cv_client_new(&config, &err);
+    cv_client_t *c = harness_sender(h, agency, &err);
     if (!c)
         print_error("sender %s: %s\n", agency, err.msg);
     assert_non_null(c);

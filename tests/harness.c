@@ -332,21 +332,30 @@ pid_t harness_pid(const harness_t *self)
     return self->pid;
 }
 
-cv_client_t *harness_client(harness_t *self, const char *agency, const char *feed, uint32_t credit,
-                            cv_error_t *err)
+/*  A client of agency with its DIR/AGENCY.cert_secret, to this broker. */
+static cv_client_t *client_of(harness_t *self, const char *agency, cv_client_config_t config,
+                              cv_error_t *err)
 {
     char server[600], client[600];
     snprintf(server, sizeof server, "%s/broker.cert", self->dir);
     snprintf(client, sizeof client, "%s/%s.cert_secret", self->dir, agency);
-    cv_client_config_t config = {
-        .endpoint = self->endpoint,
-        .server_cert = server,
-        .client_cert = client,
-        .feed = feed,
-        .credit = credit,
-        .timeout_ms = 3000,
-    };
+    config.endpoint = self->endpoint;
+    config.server_cert = server;
+    config.client_cert = client;
     return cv_client_new(&config, err);
+}
+
+cv_client_t *harness_client(harness_t *self, const char *agency, const char *feed, uint32_t credit,
+                            cv_error_t *err)
+{
+    cv_client_config_t config = {.feed = feed, .credit = credit, .timeout_ms = 3000};
+    return client_of(self, agency, config, err);
+}
+
+cv_client_t *harness_sender(harness_t *self, const char *agency, cv_error_t *err)
+{
+    cv_client_config_t config = {.publish_only = true};
+    return client_of(self, agency, config, err);
 }
 
 Caveat__Report *harness_report(const char *name)

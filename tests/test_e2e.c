@@ -660,18 +660,8 @@ static void test_a_dropped_sender_says_hello_again(void **state)
     harness_t *h = started();
     enum { N = 65 }; /* one more than the broker keeps per agency */
     cv_client_t *senders[N];
-    for (int i = 0; i < N; i++) {
-        char server[600], secret[600];
-        snprintf(server, sizeof server, "%s", harness_path(h, "broker.cert"));
-        snprintf(secret, sizeof secret, "%s", harness_path(h, "hum-bcu-hull.cert_secret"));
-        cv_client_config_t config = {.endpoint = harness_endpoint(h),
-                                     .server_cert = server,
-                                     .client_cert = secret,
-                                     .publish_only = true};
-        cv_error_t err = {0};
-        senders[i] = cv_client_new(&config, &err);
-        assert_non_null(senders[i]);
-    }
+    for (int i = 0; i < N; i++)
+        senders[i] = sender_of(h, "hum-bcu-hull");
     assert_int_equal(stat_of(h, "senders"), 64 + 1); /* the police's, and the one asking */
     publish_example(senders[0], "vulnerable_individual", NULL, 0); /* the dropped one */
     for (int i = 0; i < N; i++)
