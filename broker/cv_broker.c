@@ -28,6 +28,7 @@
 #include "cv_alloc.h"
 #include "cv_cert.h"
 #include "cv_guard.h"
+#include "cv_hasher.h"
 #include "cv_log.h"
 #include "cv_queue.h"
 #include "cv_selftest.h"
@@ -191,6 +192,15 @@ struct cv_broker_t {
     cv_cache_t *cache;      /* unpacked frames and reports: a report fanned out is unpacked once */
     cv_decision_t *decision;
     cv_candidates_t *candidates; /* who route() decides a report for */
+    cv_hasher_t *hasher;         /* stored reports' checksums, beside the loop */
+    struct {
+        void *bytes; /* one Publish's reports, packed */
+        size_t cap, used;
+    } bodies;
+    struct {
+        cv_hash_job_t *all; /* their checksums (and digests) */
+        size_t cap;         /* bytes */
+    } jobs;
     cv_log_t *log;
     const char *peer;     /* the address of the message being handled (its metadata), or NULL */
     uint64_t next_serial; /* of sessions */
@@ -615,6 +625,7 @@ static cv_broker_t *broker_new(const cv_broker_config_t *config, bool offline, c
     self->decision = cv_decision_new();
     self->candidates = cv_candidates_new();
     self->cache = cv_cache_new();
+    self->hasher = cv_hasher_new(); /* NULL: the loop takes the sums itself */
     if (!self->cache || !start(self, offline, err))
         cv_broker_destroy(&self);
     else if (!offline)
@@ -651,6 +662,9 @@ void cv_broker_destroy(cv_broker_t **self_p)
     cv_signers_destroy(&self->signers);
     cv_decision_destroy(&self->decision);
     cv_candidates_destroy(&self->candidates);
+    cv_hasher_destroy(&self->hasher);
+    free(self->bodies.bytes);
+    free(self->jobs.all);
     cv_log_destroy(&self->log);
     free(self->use);
     free(self->pack.view);
@@ -1217,74 +1231,130 @@ static bool created_plausible(cv_broker_t *self, const char *created, cv_error_t
     return false;
 }
 
-/*  BLAKE2b-256 of the packed report, into digest. */
-static const uint8_t *report_digest(const Caveat__Report *report, uint8_t digest[CV_DIGEST_BYTES])
+/*  A report of a Publish between its checks and its store. Its body (and,
+ *  when the broker stamps it, the report as sent) is packed in
+ *  self->bodies; their sums are taken off the loop (cv_hasher.h). */
+typedef struct {
+    Caveat__Report *report;
+    cv_stored_report_t stored;
+    size_t body, body_len;  /* in self->bodies */
+    size_t sent, sent_len;  /* the report as sent: its digest names a retry */
+    int body_job, sent_job; /* in self->jobs; sent_job -1: nothing stamped */
+} prepared_t;
+
+static void refuse_no_space(cv_broker_t *self, const Caveat__Report *report,
+                            Caveat__Wire__PublishResult *result)
 {
-    size_t len = caveat__report__get_packed_size(report);
-    uint8_t *packed = cv_xmalloc(len);
-    caveat__report__pack(report, packed);
-    crypto_generichash(digest, CV_DIGEST_BYTES, packed, len, NULL, 0);
-    free(packed);
-    return digest;
+    self->stats.refused_no_space++;
+    set_result(result, CAVEAT__WIRE__STATUS__REFUSED_UNAVAILABLE, report->id,
+               "the broker's disk is full; retry later");
 }
 
-/*  Checks, stores and routes one report; fills its result. Returns the
- *  rowid of a report stored now, else 0. The report was unpacked into the
- *  cache's arena: what is set in it is allocated there too. */
-static int64_t accept_report(cv_broker_t *self, const char *sender, Caveat__Report *report,
-                             Caveat__Wire__PublishResult *result)
+/*  Appends report, packed, to self->bodies; its offset. */
+static size_t pack_body(cv_broker_t *self, const Caveat__Report *report, size_t *len)
+{
+    *len = caveat__report__get_packed_size(report);
+    reserve(&self->bodies.bytes, &self->bodies.cap, self->bodies.used + *len);
+    size_t at = self->bodies.used;
+    caveat__report__pack(report, (uint8_t *)self->bodies.bytes + at);
+    self->bodies.used += *len;
+    return at;
+}
+
+/*  The checks a report passes before it is stored, and the broker's
+ *  stamps (originator, id, created); false with the result set when
+ *  refused. The report was unpacked into the cache's arena: what is set in
+ *  it is allocated there too. */
+static bool check_report(cv_broker_t *self, const char *sender, Caveat__Report *report,
+                         Caveat__Wire__PublishResult *result)
 {
     cv_error_t err = {0};
     if (report->originator && *report->originator && strcmp(report->originator, sender) != 0) {
         snprintf(err.msg, sizeof err.msg, "originator '%.100s' is not the sender %s",
                  report->originator, sender);
         set_result(result, CAVEAT__WIRE__STATUS__REFUSED_SPOOFED_ORIGINATOR, report->id, err.msg);
-        return 0;
+        return false;
     }
     report->originator = cv_cache_strdup(self->cache, sender);
     if (!cv_policy_validate_report(self->policy, report, &err)) {
         set_result(result, CAVEAT__WIRE__STATUS__REFUSED_INVALID, report->id, err.msg);
-        return 0;
+        return false;
     }
     if (!report->id || !*report->id) {
         char *id = cv_report_id_new();
         report->id = id ? cv_cache_strdup(self->cache, id) : NULL;
         free(id);
     }
-    cv_stored_report_t stored = {report->id, sender, report->category, 0, zclock_time(), NULL};
-    uint8_t digest[CV_DIGEST_BYTES];
     if (!created_plausible(self, report->created, &err)) {
         set_result(result, CAVEAT__WIRE__STATUS__REFUSED_INVALID, report->id, err.msg);
-        return 0;
+        return false;
     }
     if (cv_space_short(self->space)) {
-        self->stats.refused_no_space++;
-        set_result(result, CAVEAT__WIRE__STATUS__REFUSED_UNAVAILABLE, report->id,
-                   "the broker's disk is full; retry later");
+        refuse_no_space(self, report, result);
+        return false;
+    }
+    return true;
+}
+
+/*  Packs a report that passed its checks. Without a creation time the
+ *  broker's acceptance time stands in; a retry of the report must still be
+ *  the same report, so it is known by its digest as sent, before the
+ *  stamp. */
+static void prepare_report(cv_broker_t *self, const char *sender, Caveat__Report *report,
+                           prepared_t *p)
+{
+    p->report = report;
+    p->stored =
+        (cv_stored_report_t){report->id, sender, report->category, 0, zclock_time(), NULL, NULL};
+    p->sent_job = -1;
+    if (!cv_timestamp_parse(report->created, &p->stored.created)) {
+        p->sent = pack_body(self, report, &p->sent_len);
+        p->sent_job = 0;
+        char text[32];
+        p->stored.created = (int64_t)time(NULL);
+        report->created =
+            cv_cache_strdup(self->cache, format_timestamp(p->stored.created, text, sizeof text));
+    }
+    p->body = pack_body(self, report, &p->body_len);
+}
+
+/*  The sums to take for the prepared reports, once every body is packed
+ *  (self->bodies no longer moves); how many. */
+static size_t hash_jobs(cv_broker_t *self, prepared_t *prepared, size_t n)
+{
+    const uint8_t *bytes = self->bodies.bytes;
+    size_t jobs = 0;
+    reserve((void **)&self->jobs.all, &self->jobs.cap, 2 * n * sizeof *self->jobs.all);
+    for (size_t i = 0; i < n; i++) {
+        prepared_t *p = &prepared[i];
+        if (!p->report)
+            continue;
+        self->jobs.all[jobs] = (cv_hash_job_t){.bytes = bytes + p->body, .len = p->body_len};
+        p->body_job = (int)jobs++;
+        if (p->sent_job < 0)
+            continue;
+        self->jobs.all[jobs] = (cv_hash_job_t){.bytes = bytes + p->sent, .len = p->sent_len};
+        p->sent_job = (int)jobs++;
+    }
+    return jobs;
+}
+
+/*  Stores and routes one prepared report; fills its result. Returns the
+ *  rowid of a report stored now, else 0. */
+static int64_t store_report(cv_broker_t *self, prepared_t *p, Caveat__Wire__PublishResult *result)
+{
+    if (cv_space_short(self->space)) { /* an earlier report of this Publish filled it */
+        refuse_no_space(self, p->report, result);
         return 0;
     }
-    if (!cv_timestamp_parse(report->created, &stored.created)) {
-        /* no creation time: the broker's acceptance time stands in. A
-         * retry of this report must still be the same report, so it is
-         * known by its digest as sent, before the stamp */
-        stored.digest = report_digest(report, digest);
-        char text[32];
-        stored.created = (int64_t)time(NULL);
-        report->created =
-            cv_cache_strdup(self->cache, format_timestamp(stored.created, text, sizeof text));
-    }
-    size_t len = caveat__report__get_packed_size(report);
-    uint8_t *body = malloc(len ? len : 1);
+    cv_error_t err = {0};
+    p->stored.checksum = cv_hasher_take(self->hasher, self->jobs.all, (size_t)p->body_job);
+    if (p->sent_job >= 0)
+        p->stored.digest = cv_hasher_take(self->hasher, self->jobs.all, (size_t)p->sent_job);
     int64_t rowid = 0;
-    cv_put_t put = CV_PUT_FAILED;
-    if (body) {
-        caveat__report__pack(report, body);
-        put = cv_store_put_report(self->store, &stored, body, len, &rowid, &err);
-        free(body);
-    } else {
-        cv_error_set(&err, NULL, 0, 0, "out of memory");
-    }
-    if (put == CV_PUT_NEW && !route(self, report, rowid, &err))
+    const uint8_t *body = (const uint8_t *)self->bodies.bytes + p->body;
+    cv_put_t put = cv_store_put_report(self->store, &p->stored, body, p->body_len, &rowid, &err);
+    if (put == CV_PUT_NEW && !route(self, p->report, rowid, &err))
         put = CV_PUT_FAILED;
     if ((put == CV_PUT_UNDONE || put == CV_PUT_FAILED) && cv_store_no_space(self->store))
         disk_exhausted(self);
@@ -1295,12 +1365,12 @@ static int64_t accept_report(cv_broker_t *self, const char *sender, Caveat__Repo
     if (put == CV_PUT_FAILED)
         self->store_failed = true;
     if (put == CV_PUT_CONFLICT)
-        set_result(result, CAVEAT__WIRE__STATUS__REFUSED_DUPLICATE, report->id,
+        set_result(result, CAVEAT__WIRE__STATUS__REFUSED_DUPLICATE, p->report->id,
                    "the id names another of this agency's reports");
     else if (put == CV_PUT_FAILED || put == CV_PUT_UNDONE)
-        set_result(result, CAVEAT__WIRE__STATUS__REFUSED_UNAVAILABLE, report->id, err.msg);
+        set_result(result, CAVEAT__WIRE__STATUS__REFUSED_UNAVAILABLE, p->report->id, err.msg);
     else
-        set_result(result, CAVEAT__WIRE__STATUS__OK, report->id, NULL);
+        set_result(result, CAVEAT__WIRE__STATUS__OK, p->report->id, NULL);
     return put == CV_PUT_NEW ? rowid : 0;
 }
 
@@ -1339,6 +1409,35 @@ static bool over_report_limit(cv_broker_t *self, const zframe_t *routing, int ag
     return true;
 }
 
+/*  Checks and packs every report of a Publish, then stores them in order
+ *  while their checksums are taken beside the loop (cv_hasher.h). */
+static void accept_reports(cv_broker_t *self, const char *sender, Caveat__Wire__Publish *publish,
+                           Caveat__Wire__PublishResult **results)
+{
+    size_t n = publish->n_reports;
+    prepared_t *prepared = cv_xcalloc(n, sizeof *prepared);
+    self->bodies.used = 0;
+    for (size_t i = 0; i < n; i++) {
+        results[i] = cv_xcalloc(1, sizeof *results[i]);
+        caveat__wire__publish_result__init(results[i]);
+        if (check_report(self, sender, publish->reports[i], results[i]))
+            prepare_report(self, sender, publish->reports[i], &prepared[i]);
+    }
+    cv_hasher_start(self->hasher, self->jobs.all, hash_jobs(self, prepared, n));
+    for (size_t i = 0; i < n; i++) {
+        int64_t stored = prepared[i].report ? store_report(self, &prepared[i], results[i]) : 0;
+        if (stored) /* its first deliveries are made from it, as it came */
+            cv_cache_put(self->cache, stored, publish->reports[i]);
+        if (results[i]->status == CAVEAT__WIRE__STATUS__OK)
+            self->stats.published++;
+        else
+            self->stats.refused++;
+        log_result(self, sender, results[i]);
+    }
+    cv_hasher_end(self->hasher);
+    free(prepared);
+}
+
 static void on_publish(cv_broker_t *self, const zframe_t *routing, uint64_t session, int agency,
                        const char *sender, Caveat__Wire__Publish *publish)
 {
@@ -1356,19 +1455,7 @@ static void on_publish(cv_broker_t *self, const zframe_t *routing, uint64_t sess
     pending->ack.batch = publish->batch;
     pending->ack.n_results = publish->n_reports;
     pending->ack.results = cv_xcalloc(publish->n_reports, sizeof *pending->ack.results);
-    for (size_t i = 0; i < publish->n_reports; i++) {
-        Caveat__Wire__PublishResult *result = cv_xcalloc(1, sizeof *result);
-        caveat__wire__publish_result__init(result);
-        pending->ack.results[i] = result;
-        int64_t stored = accept_report(self, sender, publish->reports[i], result);
-        if (stored) /* its first deliveries are made from it, as it came */
-            cv_cache_put(self->cache, stored, publish->reports[i]);
-        if (result->status == CAVEAT__WIRE__STATUS__OK)
-            self->stats.published++;
-        else
-            self->stats.refused++;
-        log_result(self, sender, result);
-    }
+    accept_reports(self, sender, publish, pending->ack.results);
     zlistx_add_end(self->pending_acks, pending);
     self->turn_reports += publish->n_reports;
 }
@@ -1700,7 +1787,7 @@ typedef struct {
     uint64_t value;
 } count_t;
 
-enum { COUNTS = 26 };
+enum { COUNTS = 27 };
 
 static size_t counts_of(cv_broker_t *self, count_t out[COUNTS])
 {
@@ -1723,6 +1810,8 @@ static size_t counts_of(cv_broker_t *self, count_t out[COUNTS])
     COUNT("quarantined", true, "stored reports set aside as unreadable", self->stats.quarantined);
     COUNT("refused_no_space", true, "reports refused for a short disk",
           self->stats.refused_no_space);
+    COUNT("checksum_loop_us", true, "microseconds the loop spent on stored reports' checksums",
+          cv_hasher_loop_ns(self->hasher) / 1000);
     COUNT("out_bytes_peak", false, "most bytes of deliveries waiting for their sync at once",
           self->out_bytes_peak);
     COUNT("disk_short", false, "1 while the disk is short: publishes refused",

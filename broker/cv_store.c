@@ -250,18 +250,12 @@ static bool run(cv_store_t *self, int which, cv_error_t *err)
     return step_done(self, stmt(self, which), err);
 }
 
-/*  BLAKE2b-256: digests and checksums of bodies. */
-static void blake2b(uint8_t out[CV_DIGEST_BYTES], const void *bytes, size_t len)
-{
-    crypto_generichash(out, CV_DIGEST_BYTES, bytes ? bytes : (const void *)"", len, NULL, 0);
-}
-
 /*  caveat_blake2b(blob) in SQL, for upgrading rows stored without. */
 static void sql_blake2b(sqlite3_context *context, int argc, sqlite3_value **argv)
 {
     (void)argc;
     uint8_t sum[CV_DIGEST_BYTES];
-    blake2b(sum, sqlite3_value_blob(argv[0]), (size_t)sqlite3_value_bytes(argv[0]));
+    cv_checksum(sum, sqlite3_value_blob(argv[0]), (size_t)sqlite3_value_bytes(argv[0]));
     sqlite3_result_blob(context, sum, sizeof sum, SQLITE_TRANSIENT);
 }
 
@@ -666,13 +660,28 @@ static cv_put_t put_failed(cv_store_t *self, cv_error_t *err)
     return kept ? CV_PUT_UNDONE : CV_PUT_FAILED;
 }
 
+#ifndef NDEBUG
+/*  For an assert: a checksum the caller took is the body's. */
+static bool checksum_matches(const uint8_t *checksum, const uint8_t *body, size_t len)
+{
+    uint8_t sum[CV_DIGEST_BYTES];
+    cv_checksum(sum, body, len);
+    return memcmp(sum, checksum, CV_DIGEST_BYTES) == 0;
+}
+#endif
+
 cv_put_t cv_store_put_report(cv_store_t *self, const cv_stored_report_t *report,
                              const uint8_t *body, size_t len, int64_t *rowid, cv_error_t *err)
 {
     if (!whole_begin(self, err))
         return CV_PUT_FAILED;
-    uint8_t checksum[CV_DIGEST_BYTES];
-    blake2b(checksum, body, len);
+    uint8_t own[CV_DIGEST_BYTES];
+    const uint8_t *checksum = report->checksum;
+    if (!checksum) {
+        cv_checksum(own, body, len);
+        checksum = own;
+    }
+    assert(checksum == own || checksum_matches(checksum, body, len));
     const uint8_t *digest = report->digest ? report->digest : checksum;
     sqlite3_stmt *s = stmt(self, S_PUT);
     sqlite3_bind_text(s, 1, report->id, -1, SQLITE_STATIC);
@@ -956,7 +965,7 @@ static int check_body(sqlite3_stmt *s, int64_t report, const uint8_t *body, size
                       cv_error_t *err)
 {
     uint8_t sum[CV_DIGEST_BYTES];
-    blake2b(sum, body, len);
+    cv_checksum(sum, body, len);
     if (sqlite3_column_bytes(s, 1) == CV_DIGEST_BYTES &&
         memcmp(sqlite3_column_blob(s, 1), sum, CV_DIGEST_BYTES) == 0)
         return 1;

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cv_hasher.h"
 #include "cv_proto.h"
 
 typedef struct cv_store_t cv_store_t;
@@ -68,7 +69,7 @@ typedef enum {
     CV_PUT_FAILED,   /* not stored, and the transaction is lost: it must roll back */
 } cv_put_t;
 
-#define CV_DIGEST_BYTES 32 /* BLAKE2b-256 (crypto_generichash) */
+#define CV_DIGEST_BYTES CV_HASH_BYTES /* BLAKE2b-256: cv_checksum() */
 
 /*  A report is named by (originator, id): an id names one report of its
  *  originator, and means nothing to another agency's. */
@@ -82,6 +83,9 @@ typedef struct {
      *  broker stamped anything into it: a retry is the same report when its
      *  digest is. NULL: the digest of the body stored. */
     const uint8_t *digest;
+    /*  CV_DIGEST_BYTES: the body's checksum, taken by the caller (off the
+     *  loop: cv_hasher.h). NULL: taken here. */
+    const uint8_t *checksum;
 } cv_stored_report_t;
 
 /*  Sets *rowid to the stored report's (new or, for CV_PUT_SAME, earlier). */

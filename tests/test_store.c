@@ -697,7 +697,7 @@ static int64_t put_report(rig_t *r, const char *id, const char *category, int64_
     char body[64];
     int len = snprintf(body, sizeof body, "body of %s", id);
     /* accepted when it was created: retention counts from both */
-    cv_stored_report_t report = {id, "originator", category, created, created * 1000, NULL};
+    cv_stored_report_t report = {id, "originator", category, created, created * 1000, NULL, NULL};
     int64_t rowid = -1;
     cv_put_t put =
         cv_store_put_report(r->store, &report, (const uint8_t *)body, (size_t)len, &rowid, &err);
@@ -1371,7 +1371,7 @@ static cv_put_t put_raw(rig_t *r, const char *id, const char *originator, const 
                         int64_t *rowid)
 {
     cv_error_t err = {0};
-    cv_stored_report_t report = {id, originator, "general", 1000, 1000 * 1000, NULL};
+    cv_stored_report_t report = {id, originator, "general", 1000, 1000 * 1000, NULL, NULL};
     return cv_store_put_report(r->store, &report, (const uint8_t *)body, strlen(body), rowid, &err);
 }
 
@@ -1443,7 +1443,7 @@ static cv_put_t put_digest(rig_t *r, const char *id, const char *body, const cha
     uint8_t digest[CV_DIGEST_BYTES];
     crypto_generichash(digest, sizeof digest, (const uint8_t *)submitted, strlen(submitted), NULL,
                        0);
-    cv_stored_report_t report = {id, "org-a", "general", 1000, 0, digest};
+    cv_stored_report_t report = {id, "org-a", "general", 1000, 0, digest, NULL};
     return cv_store_put_report(r->store, &report, (const uint8_t *)body, strlen(body), rowid, &err);
 }
 

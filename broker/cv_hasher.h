@@ -1,0 +1,52 @@
+/*  cv_hasher.h: the BLAKE2b-256 sums of a batch of byte strings, taken by
+ *  a worker thread while the broker's loop goes on with its other work.
+ *
+ *  The loop prepares a Publish's reports (checks, stamps, packs), starts
+ *  their sums here, then stores them one by one: by the time it asks for a
+ *  report's sum, the worker has usually taken it. A sum nobody has begun
+ *  when the loop asks is taken on the loop, so the loop never waits for
+ *  the worker to wake, and one the worker is in is waited for no longer
+ *  than a sum takes.
+ *
+ *  One batch at a time, and only the loop (one thread) calls these.
+ */
+#ifndef CV_HASHER_H
+#define CV_HASHER_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CV_HASH_BYTES 32 /* BLAKE2b-256 (crypto_generichash) */
+
+typedef struct {
+    const uint8_t *bytes;
+    size_t len;
+    uint8_t sum[CV_HASH_BYTES];  /* the claimer's */
+    uint8_t mine[CV_HASH_BYTES]; /* the loop's, when it tired of waiting */
+    atomic_bool done;            /* set by whoever claimed the job, once sum is written */
+} cv_hash_job_t;
+
+typedef struct cv_hasher_t cv_hasher_t;
+
+/*  The sum itself, on the calling thread. */
+void cv_checksum(uint8_t sum[CV_HASH_BYTES], const void *bytes, size_t len);
+
+/*  Starts the worker thread; NULL when it cannot (sums are then taken on
+ *  the loop: the functions below accept a NULL hasher). */
+cv_hasher_t *cv_hasher_new(void);
+void cv_hasher_destroy(cv_hasher_t **self_p);
+
+/*  Hands jobs[0..n) to the worker. They must stay where they are, and
+ *  their bytes unchanged, until cv_hasher_end. */
+void cv_hasher_start(cv_hasher_t *self, cv_hash_job_t *jobs, size_t n);
+/*  The sum of jobs[i] (of the batch started): the worker's, or taken now. */
+const uint8_t *cv_hasher_take(cv_hasher_t *self, cv_hash_job_t *jobs, size_t i);
+/*  Ends the batch: on return the worker no longer reads the jobs. */
+void cv_hasher_end(cv_hasher_t *self);
+
+/*  Nanoseconds the loop spent on sums (taken or waited for) since the
+ *  hasher began: what the checksum costs the loop. */
+uint64_t cv_hasher_loop_ns(const cv_hasher_t *self);
+
+#endif
