@@ -226,6 +226,7 @@ typedef struct {
     double end_to_end_s;  /* first publish .. last receipt */
     double server_cpu_s;  /* the broker's CPU in that time */
     double clients_cpu_s; /* this process's, less any in-process server */
+    double checksum_loop_s; /* caveatd's loop on checksums (its stats); < 0: unknown */
 } path_result_t;
 
 /*  Workload 2. */
@@ -459,6 +460,19 @@ static void run_caveat_flow(caveat_flow_t *c, harness_t *h, path_result_t *r)
     flow_result(&c->flow, r);
 }
 
+/*  The time caveatd's loop spent on stored reports' checksums (the stat
+ *  checksum_loop_us), or -1 when it cannot say. */
+static double checksum_loop_seconds(cv_client_t *admin)
+{
+    cv_error_t err = {0};
+    bool ok = false;
+    char *stats = cv_client_admin(admin, "stats", &ok, 5000, &err);
+    const char *at = ok && stats ? strstr(stats, "\"checksum_loop_us\":") : NULL;
+    double seconds = at ? atof(at + strlen("\"checksum_loop_us\":")) / 1e6 : -1;
+    free(stats);
+    return seconds;
+}
+
 /*  caveatd with --sync SYNC and a policy of `agencies` agencies: the two
  *  of the workload, and the rest a partnership that never connects. */
 static void measure_caveatd(const options_t *opt, const char *sync, int agencies, path_result_t *r)
@@ -481,6 +495,7 @@ static void measure_caveatd(const options_t *opt, const char *sync, int agencies
         snprintf(r->note, sizeof r->note, "client: %.300s", err.msg);
     else
         run_caveat_flow(&c, h, r);
+    r->checksum_loop_s = c.publisher ? checksum_loop_seconds(c.publisher) : -1;
     cv_client_destroy(&c.publisher);
     cv_client_destroy(&c.subscriber);
     if (r->note[0])
@@ -1862,20 +1877,27 @@ static double checksum_seconds(size_t size)
     return seconds;
 }
 
-/*  What the checksum of each stored report costs: its time against a
- *  report's time at a path's rate. */
+/*  What the checksum of each stored report costs. caveatd takes it beside
+ *  its loop (broker/cv_hasher.h); what is left on the loop, from its
+ *  stats, against the run's time, is what it costs throughput. The hash's
+ *  own time says what it would cost on the loop. */
 static void print_checksum_cost(size_t size, const path_result_t paths[N_PATHS])
 {
     double hash = checksum_seconds(size);
     printf("\nchecksum: BLAKE2b-256 of a %zu-byte report takes %.2f us on this machine\n", size,
            hash * 1e6);
-    const int shown[] = {P_FULL, P_STORE};
-    for (size_t i = 0; i < sizeof shown / sizeof *shown; i++) {
-        double rate = rate_of(&paths[shown[i]]);
-        if (rate > 0)
-            printf("  %-40s %.1f %% of a report's time (target < 3 %%: %s)\n", paths[shown[i]].name,
-                   100 * hash * rate, bench_verdict(100 * hash * rate < 3));
-    }
+    double rate = rate_of(&paths[P_STORE]);
+    if (rate > 0)
+        printf("  %-40s %.1f %% of a report's time, taken in line\n", paths[P_STORE].name,
+               100 * hash * rate);
+    const path_result_t *full = &paths[P_FULL];
+    if (!full->ran || full->checksum_loop_s < 0 || full->received == 0)
+        return;
+    double share = full->checksum_loop_s / full->end_to_end_s;
+    printf("  %-40s %.2f us per report left on the loop, %.2f %% of the run (target < 3 %%: "
+           "%s)\n",
+           full->name, full->checksum_loop_s * 1e6 / (double)full->received, 100 * share,
+           bench_verdict(100 * share < 3));
 }
 
 static void print_workload1(const options_t *opt, const path_result_t paths[N_PATHS])
