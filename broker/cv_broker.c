@@ -31,6 +31,7 @@
 #include "cv_hasher.h"
 #include "cv_log.h"
 #include "cv_queue.h"
+#include "cv_router.h"
 #include "cv_selftest.h"
 #include "cv_monitor.h"
 #include "cv_space.h"
@@ -166,24 +167,20 @@ struct cv_broker_t {
     cv_monitor_t *monitor; /* --monitor's listener, or NULL */
     cv_zap_t *zap;
     zsock_t *router;
-    cv_guard_t *guard;  /* bounds the router's connections still in their handshake */
-    zhashx_t *sessions; /* routing hex -> session_t (owns them) */
-    zhashx_t *serving;  /* queue_name() -> the session_t serving that queue */
-    zhashx_t *queues;   /* queue_name() -> cv_queue_t (owns them) */
-    cv_queue_t **by_id; /* queues by store id, while loading */
-    size_t by_id_cap;
-    int64_t max_report; /* the highest report rowid routed */
-    bool store_failed;  /* a write of this turn failed: it rolls back */
-    size_t out_bytes;   /* of Delivers packed and not yet handed to libzmq: OUT_BYTES_MAX */
+    cv_guard_t *guard;     /* bounds the router's connections still in their handshake */
+    zhashx_t *sessions;    /* routing hex -> session_t (owns them) */
+    zhashx_t *serving;     /* cv_queue_name() -> the session_t serving that queue */
+    cv_router_t *queues;   /* the queues, kept in step with the store (cv_router.h) */
+    cv_error_t turn_error; /* the first failure of this turn ("": none): it rolls back */
+    size_t out_bytes;      /* of Delivers packed and not yet handed to libzmq: OUT_BYTES_MAX */
     size_t out_bytes_peak;
-    bool queues_lost;     /* the queues could not be read back after a rollback */
-    int64_t next_save;    /* when acknowledgements are next saved (ms) */
-    int failures;         /* turns failed in a row: the back-off */
-    int64_t last_failure; /* when a turn last rolled back (zclock_mono), 0: never */
-    bool unsaved;         /* acknowledgements not yet saved */
-    size_t turn_reports;  /* reports handled in this turn */
-    int64_t *route_ids;   /* one report's queue ids, reused */
-    size_t route_ids_cap;
+    bool queues_lost;      /* the queues could not be read back after a rollback */
+    int64_t next_save;     /* when acknowledgements are next saved (ms) */
+    int failures;          /* turns failed in a row: the back-off */
+    int64_t last_failure;  /* when a turn last rolled back (zclock_mono), 0: never */
+    size_t turn_reports;   /* reports handled in this turn */
+    cv_queue_t **route_to; /* one report's queues, reused */
+    size_t route_to_cap;
     zlistx_t *senders;      /* send-only sessions, oldest first (not owned) */
     zlistx_t *pending_acks; /* pending_ack_t */
     zlistx_t *outbox;       /* held_t: deliveries to send after the commit */
@@ -482,11 +479,6 @@ static void session_free(void **item)
     session_destroy((session_t **)item);
 }
 
-static void queue_free(void **item)
-{
-    cv_queue_destroy((cv_queue_t **)item);
-}
-
 /*  Deliveries sent on a session and not acknowledged: what its credit
  *  counts. Not the queue's list of seqs in flight, which also holds seqs
  *  the policy stopped releasing: those are never sent, so they take no
@@ -615,8 +607,6 @@ static cv_broker_t *broker_new(const cv_broker_config_t *config, bool offline, c
     self->sessions = zhashx_new();
     zhashx_set_destructor(self->sessions, session_free);
     self->serving = zhashx_new();
-    self->queues = zhashx_new();
-    zhashx_set_destructor(self->queues, queue_free);
     self->pending_acks = zlistx_new();
     self->outbox = zlistx_new();
     self->held = zlistx_new();
@@ -649,9 +639,8 @@ void cv_broker_destroy(cv_broker_t **self_p)
     cv_cache_destroy(&self->cache);
     zhashx_destroy(&self->serving);
     zhashx_destroy(&self->sessions);
-    zhashx_destroy(&self->queues);
-    free(self->by_id);
-    free(self->route_ids);
+    cv_router_destroy(&self->queues);
+    free(self->route_to);
     cv_guard_destroy(&self->guard); /* its monitor first */
     zsock_destroy(&self->router);
     cv_zap_destroy(&self->zap);
@@ -751,53 +740,22 @@ static session_t *session_of(cv_broker_t *self, const zframe_t *routing)
     return s;
 }
 
-/*  The key of a queue and of the session serving it: the agency's length
- *  first, so that no agency id and feed name spell another's. On the
- *  stack when short (always, in practice), else on the heap; text is NULL
- *  only when out of memory. */
-typedef struct {
-    char buf[256];
-    char *heap;
-    const char *text;
-} queue_name_t;
-
-static const char *queue_name(queue_name_t *name, const char *agency, const char *feed)
-{
-    int n = snprintf(name->buf, sizeof name->buf, "%zu:%s/%s", strlen(agency), agency, feed);
-    name->heap = NULL;
-    name->text = name->buf;
-    if (n >= 0 && (size_t)n < sizeof name->buf)
-        return name->text;
-    name->text = NULL;
-    if (asprintf(&name->heap, "%zu:%s/%s", strlen(agency), agency, feed) < 0)
-        name->heap = NULL;
-    else
-        name->text = name->heap;
-    return name->text;
-}
-
-static void queue_name_free(queue_name_t *name)
-{
-    free(name->heap);
-    name->heap = NULL;
-}
-
 static session_t *session_of_queue(cv_broker_t *self, const char *agency, const char *feed)
 {
-    queue_name_t name;
-    const char *key = queue_name(&name, agency, feed);
+    cv_queue_name_t name;
+    const char *key = cv_queue_name(&name, agency, feed);
     session_t *s = key ? zhashx_lookup(self->serving, key) : NULL;
-    queue_name_free(&name);
+    cv_queue_name_free(&name);
     return s;
 }
 
 static void remove_session(cv_broker_t *self, session_t *s)
 {
-    queue_name_t name;
-    const char *key = queue_name(&name, s->agency, s->feed);
+    cv_queue_name_t name;
+    const char *key = cv_queue_name(&name, s->agency, s->feed);
     if (key && zhashx_lookup(self->serving, key) == s)
         zhashx_delete(self->serving, key);
-    queue_name_free(&name);
+    cv_queue_name_free(&name);
     void *handle = s->publish_only ? zlistx_find(self->senders, s) : NULL;
     if (handle)
         zlistx_delete(self->senders, handle);
@@ -872,11 +830,11 @@ static void add_session(cv_broker_t *self, session_t *s)
      * the new session resends them) */
     if ((old = session_of_queue(self, s->agency, s->feed)))
         end_session(self, old);
-    queue_name_t name;
-    const char *key = queue_name(&name, s->agency, s->feed);
+    cv_queue_name_t name;
+    const char *key = cv_queue_name(&name, s->agency, s->feed);
     if (key)
         zhashx_insert(self->serving, key, s);
-    queue_name_free(&name);
+    cv_queue_name_free(&name);
 }
 
 /*  libzmq's ROUTER names a connection that gives no routing id of its own
@@ -1012,125 +970,38 @@ static void set_result(Caveat__Wire__PublishResult *result, Caveat__Wire__Status
 /*  Queues and the report cache. Both mirror rows of the store, so a
  *  rolled-back turn forgets them (turn_failed).                            */
 
-static cv_queue_t *add_queue(cv_broker_t *self, int64_t id, const char *agency, const char *feed)
+/*  The first failure of a turn, kept with the store's own message: the
+ *  turn rolls back and says why. */
+static void fail_turn(cv_broker_t *self, const char *why)
 {
-    queue_name_t name;
-    const char *key = queue_name(&name, agency, feed);
-    cv_queue_t *q = key ? cv_queue_new(id, agency, feed) : NULL;
-    if (q)
-        zhashx_update(self->queues, key, q);
-    queue_name_free(&name);
-    return q;
+    if (!self->turn_error.msg[0])
+        cv_error_set(&self->turn_error, NULL, 0, 0, "%s", why && *why ? why : "a write failed");
 }
 
-/*  The queue (agency, feed) if there is one; *named false when its name
- *  could not be made (out of memory). */
-static cv_queue_t *queue_find(cv_broker_t *self, const char *agency, const char *feed, bool *named)
+static bool turn_failing(const cv_broker_t *self)
 {
-    queue_name_t name;
-    const char *key = queue_name(&name, agency, feed);
-    cv_queue_t *q = key ? zhashx_lookup(self->queues, key) : NULL;
-    queue_name_free(&name);
-    *named = key != NULL;
-    return q;
+    return self->turn_error.msg[0] != '\0';
 }
 
 /*  The queue (agency, feed), made (in the store too) on first use. */
-static cv_queue_t *queue_of(cv_broker_t *self, const char *agency, const char *feed,
-                            cv_error_t *err)
+static cv_queue_t *queue_of(cv_broker_t *self, const char *agency, const char *feed)
 {
-    bool named;
-    cv_queue_t *q = queue_find(self, agency, feed, &named);
-    if (!named)
-        self->store_failed = true; /* out of memory: the turn fails, nothing is lost */
-    if (q || !named)
-        return q;
-    /* nothing routed before it can be for it */
-    int64_t id = cv_store_queue(self->store, agency, feed, self->max_report, err);
-    q = id >= 0 ? add_queue(self, id, agency, feed) : NULL;
+    cv_error_t err = {0};
+    cv_queue_t *q = cv_router_queue(self->queues, agency, feed, &err);
     if (!q)
-        self->store_failed = true;
+        fail_turn(self, err.msg);
     return q;
-}
-
-/*  Loading: queues are found by store id until the load ends. */
-static bool index_queue(cv_broker_t *self, cv_queue_t *q)
-{
-    size_t id = (size_t)cv_queue_id(q);
-    if (id >= self->by_id_cap) {
-        size_t cap = id * 2 + 16;
-        cv_queue_t **grown = realloc(self->by_id, cap * sizeof *grown);
-        if (!grown)
-            return false;
-        memset(grown + self->by_id_cap, 0, (cap - self->by_id_cap) * sizeof *grown);
-        self->by_id = grown;
-        self->by_id_cap = cap;
-    }
-    self->by_id[id] = q;
-    return true;
-}
-
-static cv_queue_t *loaded(cv_broker_t *self, int64_t id)
-{
-    return id >= 0 && (size_t)id < self->by_id_cap ? self->by_id[id] : NULL;
-}
-
-static void on_load_queue(void *arg, int64_t id, const char *agency, const char *feed,
-                          const cv_queue_state_t *state)
-{
-    cv_broker_t *self = arg;
-    cv_queue_t *q = add_queue(self, id, agency, feed);
-    if (q && index_queue(self, q))
-        cv_queue_restore_state(q, state);
-    else
-        self->store_failed = true;
-}
-
-static void on_load_sent(void *arg, int64_t queue, uint64_t seq, cv_routed_t item)
-{
-    cv_broker_t *self = arg;
-    cv_queue_t *q = loaded(self, queue);
-    if (q && !cv_queue_restore_sent(q, seq, item))
-        self->store_failed = true;
-}
-
-static void on_load_route(void *arg, int64_t report, int priority, const int64_t *queues, size_t n)
-{
-    cv_broker_t *self = arg;
-    for (size_t i = 0; i < n; i++) {
-        cv_queue_t *q = loaded(self, queues[i]);
-        if (q && !cv_queue_restore_route(q, (cv_routed_t){report, priority}))
-            self->store_failed = true;
-    }
 }
 
 /*  Every queue as the store has it: at start, and after a turn that failed
  *  to commit, whose changes to the queues in memory are thrown away. */
 static bool load_queues(cv_broker_t *self, cv_error_t *err)
 {
-    static const cv_store_loader_t loader = {on_load_queue, on_load_sent, on_load_route};
-    zhashx_purge(self->queues);
-    self->store_failed = false;
-    bool ok = cv_store_load(self->store, &loader, self, &self->max_report, err);
-    for (cv_queue_t *q = zhashx_first(self->queues); q; q = zhashx_next(self->queues))
-        cv_queue_restore_end(q);
-    if (ok && self->store_failed) {
-        cv_error_set(err, NULL, 0, 0, "store: out of memory loading the queues");
-        ok = false;
+    if (!self->queues && !(self->queues = cv_router_new(self->store))) {
+        cv_error_set(err, NULL, 0, 0, "out of memory");
+        return false;
     }
-    free(self->by_id);
-    self->by_id = NULL;
-    self->by_id_cap = 0;
-    self->store_failed = false;
-    return ok;
-}
-
-static size_t queued(cv_broker_t *self)
-{
-    size_t n = 0;
-    for (cv_queue_t *q = zhashx_first(self->queues); q; q = zhashx_next(self->queues))
-        n += cv_queue_size(q);
-    return n;
+    return cv_router_load(self->queues, err);
 }
 
 /*  The stored report by rowid, unpacked; owned by the cache. NULL when
@@ -1145,7 +1016,7 @@ static void quarantine(cv_broker_t *self, int64_t rowid, const char *why)
     if (!cv_store_quarantine(self->store, rowid, why, &err)) {
         cv_log_error(self->log, "store: cannot quarantine report %lld: %s", (long long)rowid,
                      err.msg);
-        self->store_failed = true;
+        fail_turn(self, err.msg);
         return;
     }
     self->stats.quarantined++;
@@ -1167,9 +1038,8 @@ static const Caveat__Report *report_at(cv_broker_t *self, int64_t rowid)
         quarantine(self, rowid, err.msg);
     else if (found > 0 && !report)
         quarantine(self, rowid, "its stored bytes do not unpack");
-    else if (found < 0)
-        self->store_failed =
-            true; /* the store failed to read: the turn fails, nothing is dropped */
+    else if (found < 0) /* the store failed to read: the turn fails, nothing is dropped */
+        fail_turn(self, err.msg);
     if (report)
         cv_cache_put(self->cache, rowid, report);
     return report;
@@ -1180,11 +1050,10 @@ static const Caveat__Report *report_at(cv_broker_t *self, int64_t rowid)
  *  report are decided: agencies it cannot go to cost next to nothing. */
 static bool route(cv_broker_t *self, const Caveat__Report *report, int64_t rowid, cv_error_t *err)
 {
-    cv_routed_t item = {rowid, report->has_priority ? (int)report->priority : 0};
     const int *candidates;
     int agencies = cv_policy_candidates(self->policy, report, self->candidates, &candidates);
     /* one queue an agency at most */
-    reserve((void **)&self->route_ids, &self->route_ids_cap, (size_t)agencies * sizeof(int64_t));
+    reserve((void **)&self->route_to, &self->route_to_cap, (size_t)agencies * sizeof(cv_queue_t *));
     size_t n = 0;
     for (int i = 0; i < agencies; i++) {
         int a = candidates[i];
@@ -1192,15 +1061,14 @@ static bool route(cv_broker_t *self, const Caveat__Report *report, int64_t rowid
             continue;
         const char *agency = cv_policy_agency(self->policy, a)->id;
         const char *feed = cv_decision_feed(self->decision);
-        cv_queue_t *q = queue_of(self, agency, feed ? feed : "", err);
-        if (!q || !cv_queue_push(q, item))
+        cv_queue_t *q = cv_router_queue(self->queues, agency, feed ? feed : "", err);
+        if (!q)
             return false;
-        self->route_ids[n++] = cv_queue_id(q);
+        self->route_to[n++] = q;
         mark_dirty(self, agency, feed ? feed : "");
     }
-    if (rowid > self->max_report)
-        self->max_report = rowid;
-    return n == 0 || cv_store_route(self->store, rowid, item.priority, self->route_ids, n, err);
+    int priority = report->has_priority ? (int)report->priority : 0;
+    return cv_router_route(self->queues, rowid, priority, self->route_to, n, err);
 }
 
 static const char *format_timestamp(int64_t unix_seconds, char *text, size_t size)
@@ -1363,7 +1231,7 @@ static int64_t store_report(cv_broker_t *self, prepared_t *p, Caveat__Wire__Publ
      * were touched: the turn must not commit or acknowledge. A report
      * undone alone is refused alone. */
     if (put == CV_PUT_FAILED)
-        self->store_failed = true;
+        fail_turn(self, err.msg);
     if (put == CV_PUT_CONFLICT)
         set_result(result, CAVEAT__WIRE__STATUS__REFUSED_DUPLICATE, p->report->id,
                    "the id names another of this agency's reports");
@@ -1562,9 +1430,8 @@ static void post_deliveries(cv_broker_t *self, const session_t *s, const packed_
 /*  The session's queue, resolved (and made) on first use. */
 static cv_queue_t *session_queue(cv_broker_t *self, session_t *s)
 {
-    cv_error_t err;
     if (!s->queue)
-        s->queue = queue_of(self, s->agency, s->feed, &err);
+        s->queue = queue_of(self, s->agency, s->feed);
     return s->queue;
 }
 
@@ -1594,30 +1461,31 @@ static size_t pump_resends(cv_broker_t *self, session_t *s, size_t room, packed_
 }
 
 /*  Sends what waits, most urgent first, each given the next seq; one
- *  store row for them all. What the policy no longer releases is dropped.
- *  Returns the credit used; *packed, the deliveries in items. */
+ *  store row for them all (cv_router.h). What the policy no longer
+ *  releases is dropped. Returns the credit used; *packed, the deliveries
+ *  in items. */
 static size_t pump_new(cv_broker_t *self, session_t *s, size_t room, packed_t *items,
                        size_t *packed, bool *more)
 {
-    cv_routed_t taken[PUMP_MAX];
-    size_t n = 0, given = 0, dropped = 0;
-    uint64_t first_seq = cv_queue_last_seq(s->queue) + 1;
+    cv_pump_t pump;
+    cv_routed_t item;
+    cv_error_t err = {0};
+    size_t n = 0, dropped = 0;
+    cv_router_pump_begin(self->queues, &pump, s->queue);
     /* drops are bounded too (each is a store write): a backlog the policy
      * stopped releasing is dropped over several turns, not in one */
-    while (given < room && !(*more = dropped >= DROPS_PER_PUMP) &&
-           cv_queue_take(s->queue, &taken[given])) {
-        const Caveat__Report *report = decide_entry(self, s, taken[given].report);
+    while (pump.n < room && !(*more = dropped >= DROPS_PER_PUMP) &&
+           cv_router_pump_take(self->queues, &pump, &item)) {
+        const Caveat__Report *report = decide_entry(self, s, item.report);
         if (!report) { /* dropped for good: no restart queues it again */
             dropped++;
-            cv_error_t err;
-            if (!self->store_failed &&
-                !cv_store_unroute(self->store, taken[given].report, cv_queue_id(s->queue), &err))
-                self->store_failed = true;
+            if (!turn_failing(self) && !cv_router_pump_drop(self->queues, &pump, item, &err))
+                fail_turn(self, err.msg);
             continue;
         }
-        uint64_t seq = cv_queue_give_seq(s->queue, taken[given]);
+        uint64_t seq = cv_router_pump_give(self->queues, &pump, item);
         if (!seq) {
-            self->store_failed = true; /* out of memory: the turn rolls back */
+            fail_turn(self, "out of memory giving a seq");
             break;
         }
         /* a delivery that cannot be packed now counts as sent: the ack
@@ -1625,39 +1493,26 @@ static size_t pump_new(cv_broker_t *self, session_t *s, size_t room, packed_t *i
         if (pack_delivery(self, report, seq, &items[n]))
             n++;
         session_sent(s, seq);
-        given++;
     }
-    cv_error_t err;
-    if (given && !cv_store_sent(self->store, cv_queue_id(s->queue), first_seq, taken, given, &err))
-        self->store_failed = true;
+    if (!cv_router_pump_end(self->queues, &pump, &err))
+        fail_turn(self, err.msg);
     *packed = n;
-    return given;
+    return pump.n;
 }
 
-static void save_queue(cv_broker_t *self, cv_queue_t *q)
-{
-    cv_queue_state_t state;
-    cv_error_t err;
-    cv_queue_state(q, self->max_report, &state);
-    if (!cv_store_save_queue(self->store, cv_queue_id(q), &state, &err))
-        self->store_failed = true;
-    cv_queue_mark_saved(q);
-}
-
-/*  Acknowledgements reach the store in bulk, each queue's at most every
- *  SAVE_INTERVAL_MS: one row written for many acks. Until then the store
- *  holds the queue as it was, sent rows included, so a crash in between
- *  only means those deliveries are sent again with their seqs. */
+/*  Acknowledgements reach the store in bulk, at most every
+ *  SAVE_INTERVAL_MS: one row written a queue for many acks. Until then the
+ *  store holds the queue as it was, sent rows included, so a crash in
+ *  between only means those deliveries are sent again with their seqs. */
 static void save_queues(cv_broker_t *self, bool now)
 {
     int64_t time = zclock_mono();
     if (!now && time < self->next_save)
         return;
     self->next_save = time + SAVE_INTERVAL_MS;
-    self->unsaved = false;
-    for (cv_queue_t *q = zhashx_first(self->queues); q; q = zhashx_next(self->queues))
-        if (cv_queue_unsaved(q))
-            save_queue(self, q);
+    cv_error_t err = {0};
+    if (!cv_router_save_all(self->queues, &err))
+        fail_turn(self, err.msg);
 }
 
 static void pump(cv_broker_t *self, session_t *s)
@@ -1698,9 +1553,11 @@ static void pump(cv_broker_t *self, session_t *s)
      * strength of acknowledgements not yet saved: they are saved in this
      * turn, before it leaves, so a delivery whose acknowledgement has had an
      * effect never comes back after a crash */
+    cv_error_t err = {0};
     if (cv_queue_unsaved(s->queue) &&
-        cv_queue_last_seq(s->queue) > cv_queue_saved_acked(s->queue) + s->credit)
-        save_queue(self, s->queue);
+        cv_queue_last_seq(s->queue) > cv_queue_saved_acked(s->queue) + s->credit &&
+        !cv_router_save(self->queues, s->queue, &err))
+        fail_turn(self, err.msg);
     self->stats.delivered += sent;
 }
 
@@ -1720,10 +1577,9 @@ static void on_ack(cv_broker_t *self, session_t *s, const Caveat__Wire__Delivery
         send_error(self, s->routing, E_BAD_ACK, "acknowledges a seq never sent");
         return;
     }
-    size_t acked = cv_queue_ack(q, ack->up_to);
+    cv_router_ack(self->queues, q, ack->up_to);
     if (ack->up_to > s->acked)
         s->acked = ack->up_to;
-    self->unsaved = self->unsaved || acked > 0;
     s->progress = zclock_mono();
     s->stalled = 0; /* it reads */
     session_acked(s, ack->up_to);
@@ -1796,7 +1652,7 @@ static size_t counts_of(cv_broker_t *self, count_t out[COUNTS])
     out[n++] = (count_t){name, counter, help, (uint64_t)(value)}
     COUNT("sessions", false, "delivery sessions open", zhashx_size(self->serving));
     COUNT("senders", false, "send-only sessions open", zlistx_size(self->senders));
-    COUNT("queued", false, "deliveries waiting in queues", queued(self));
+    COUNT("queued", false, "deliveries waiting in queues", cv_router_queued(self->queues));
     COUNT("published", true, "reports accepted and stored", self->stats.published);
     COUNT("refused", true, "reports refused", self->stats.refused);
     COUNT("delivered", true, "deliveries sent", self->stats.delivered);
@@ -2159,9 +2015,9 @@ static void commit_saves(cv_broker_t *self)
     if (!cv_store_begin(self->store, &err))
         return;
     save_queues(self, true);
-    if (self->store_failed || !cv_store_commit(self->store, &err)) {
+    if (turn_failing(self) || !cv_store_commit(self->store, &err)) {
         cv_store_rollback(self->store);
-        self->store_failed = false;
+        self->turn_error.msg[0] = '\0';
         reload_queues(self);
     }
 }
@@ -2509,12 +2365,11 @@ static void reload_queues(cv_broker_t *self)
  *  or the outage would send again what was acknowledged during it. */
 static void reapply_acks(cv_broker_t *self)
 {
-    bool named;
     for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions)) {
         /* found, not made: outside the transaction nothing is written */
-        cv_queue_t *q = s->acked ? queue_find(self, s->agency, s->feed, &named) : NULL;
-        if (q && s->acked <= cv_queue_last_seq(q) && cv_queue_ack(q, s->acked) > 0)
-            self->unsaved = true;
+        cv_queue_t *q = s->acked ? cv_router_find(self->queues, s->agency, s->feed) : NULL;
+        if (q && s->acked <= cv_queue_last_seq(q))
+            cv_router_ack(self->queues, q, s->acked);
     }
 }
 
@@ -2523,7 +2378,7 @@ static void reapply_acks(cv_broker_t *self)
  *  starts again from what the store holds. */
 static void turn_failed(cv_broker_t *self, const char *why)
 {
-    cv_log_error(self->log, "store: %s", why);
+    cv_log_error(self->log, "store: %s; the turn is rolled back", why);
     if (cv_store_no_space(self->store))
         disk_exhausted(self);
     cv_store_rollback(self->store);
@@ -2533,7 +2388,7 @@ static void turn_failed(cv_broker_t *self, const char *why)
     self->failures = self->failures < 10 ? self->failures + 1 : 10;
     self->last_failure = zclock_mono();
     zclock_sleep(self->failures < 4 ? 100 << (self->failures - 1) : 1000);
-    self->store_failed = false;
+    self->turn_error.msg[0] = '\0';
     for (pending_ack_t *p = zlistx_first(self->pending_acks); p;
          p = zlistx_next(self->pending_acks))
         for (size_t i = 0; i < p->ack.n_results; i++)
@@ -2708,8 +2563,8 @@ static void end_turn(cv_broker_t *self)
     cv_error_t err;
     pump_sessions(self);
     save_queues(self, false);
-    if (self->store_failed)
-        turn_failed(self, "a write failed; the turn is rolled back");
+    if (turn_failing(self))
+        turn_failed(self, self->turn_error.msg);
     else if (!cv_store_commit(self->store, &err))
         turn_failed(self, err.msg);
     else
@@ -2796,7 +2651,7 @@ void cv_broker_feed(cv_broker_t *self, int agency, uint32_t connection, const vo
 int64_t cv_broker_check_store(cv_broker_t *self, cv_error_t *err)
 {
     int64_t stored = 0;
-    for (int64_t rowid = 1; rowid <= self->max_report; rowid++) {
+    for (int64_t rowid = 1; rowid <= cv_router_max_report(self->queues); rowid++) {
         uint8_t *body = NULL;
         size_t len = 0;
         int found = cv_store_get_report(self->store, rowid, &body, &len, err);
@@ -2841,16 +2696,16 @@ int cv_broker_run(cv_broker_t *self)
         resend_overdue(self);
         purge_when_due(self, &next_purge);
         publish_monitor(self, &next_monitor);
-        void *ready = zpoller_wait(poller, any_dirty(self) ? 0
-                                           : self->unsaved ? SAVE_INTERVAL_MS
-                                                           : 200);
+        void *ready = zpoller_wait(poller, any_dirty(self)                   ? 0
+                                           : cv_router_unsaved(self->queues) ? SAVE_INTERVAL_MS
+                                                                             : 200);
         /* handshakes and the guard first, whichever socket woke the poller
          * (zpoller names only the first ready): neither blocks, and a flood
          * of messages must not starve them */
         serve_zap(self);
         cv_guard_handle(self->guard);
         bool readable = zsock_events(self->router) & ZMQ_POLLIN;
-        if (readable || any_dirty(self) || self->unsaved)
+        if (readable || any_dirty(self) || cv_router_unsaved(self->queues))
             turn(self, readable);
         else if (!ready && cv_store_wal_pages(self->store) > 0)
             cv_store_checkpoint(self->store); /* idle for a whole poll */

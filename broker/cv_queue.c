@@ -4,10 +4,28 @@
  *  waits, and one of (seq, report, priority) for what is in flight. Both
  *  only ever take from the front and add at the back.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cv_queue.h"
+
+const char *cv_queue_name(cv_queue_name_t *name, const char *agency, const char *feed)
+{
+    int n = snprintf(name->buf, sizeof name->buf, "%zu:%s/%s", strlen(agency), agency, feed);
+    name->heap = NULL;
+    if (n >= 0 && (size_t)n < sizeof name->buf)
+        return name->buf;
+    if (asprintf(&name->heap, "%zu:%s/%s", strlen(agency), agency, feed) < 0)
+        name->heap = NULL;
+    return name->heap;
+}
+
+void cv_queue_name_free(cv_queue_name_t *name)
+{
+    free(name->heap);
+    name->heap = NULL;
+}
 
 typedef struct {
     char *items;

@@ -6,14 +6,12 @@
  *  given at sending, 1, 2, 3... with no gaps, so the unacknowledged ones
  *  always run from acked_seq + 1 to last_seq.
  *
- *  The broker keeps each queue and the store (cv_store.h) in step inside a
- *  turn's transaction: the store holds where reports were routed, one row
- *  per pump, and cv_queue_state() saved after acknowledgements, from which
- *  cv_store_load builds the queues again after a restart. No store write is
- *  needed per delivery. The saved state may lag behind the queue as long
- *  as nothing above its done marks is finished: a report taken and
- *  dropped (the policy no longer releases it) and not yet covered by a
- *  save is decided again after a restart.
+ *  cv_router (cv_router.h) keeps each queue and the store in step inside
+ *  a turn's transaction: the store holds where reports were routed, one
+ *  row per pump, and cv_queue_state() saved after acknowledgements, from
+ *  which cv_store_load builds the queues again after a restart. No store
+ *  write is needed per delivery. The saved state may lag behind the queue
+ *  as long as nothing above its done marks is finished.
  */
 #ifndef CV_QUEUE_H
 #define CV_QUEUE_H
@@ -26,6 +24,17 @@ typedef struct {
     uint64_t seq;
     cv_routed_t item;
 } cv_sent_t;
+
+/*  The key of the queue (agency, feed), for tables of queues and of the
+ *  sessions serving them: the agency's length first, so that no agency id
+ *  and feed name spell another's. On the stack when short (always, in
+ *  practice), else on the heap; NULL only when out of memory. */
+typedef struct {
+    char buf[256];
+    char *heap;
+} cv_queue_name_t;
+const char *cv_queue_name(cv_queue_name_t *name, const char *agency, const char *feed);
+void cv_queue_name_free(cv_queue_name_t *name);
 
 cv_queue_t *cv_queue_new(int64_t id, const char *agency, const char *feed);
 void cv_queue_destroy(cv_queue_t **self_p);

@@ -383,7 +383,8 @@ static bool monitor_says(harness_t *h, int status, int timeout_ms)
 
 /*  Acknowledgements made while turns fail (saving a queue fails here) are
  *  the client's word all the same: once the store takes writes again they
- *  are saved, and after a crash nothing acknowledged comes back. Meanwhile
+ *  are saved, and after a crash nothing acknowledged comes back. The log
+ *  says why each turn rolled back, in the store's words. Meanwhile
  *  the monitor's /healthz says the broker is unhealthy, and healthy after. */
 static void test_acknowledgements_outlive_failed_turns(void **state)
 {
@@ -402,6 +403,7 @@ static void test_acknowledgements_outlive_failed_turns(void **state)
     assert_int_equal(receive_n(council, 10), 20);
     zclock_sleep(1500);
     assert_true(log_lines_with(h, "the turn is rolled back") > 0);
+    assert_true(log_lines_with(h, "injected") > 0); /* with SQLite's own message */
     assert_true(monitor_says(h, 503, 5000)); /* the store is failing */
     store_sql(h, "DROP TRIGGER fail");
     assert_true(monitor_says(h, 200, 10000)); /* saved, and 3 s past the last rollback */

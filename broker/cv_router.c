@@ -1,0 +1,268 @@
+/*  cv_router.c: the queues and their mirror in the store; see cv_router.h.
+ *
+ *  Queues are found by name (cv_queue_name); while loading, also by store
+ *  id, which is how the store's rows name them.
+ */
+#include <assert.h>
+#include <czmq.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cv_router.h"
+
+struct cv_router_t {
+    cv_store_t *store;
+    zhashx_t *queues;   /* cv_queue_name() -> cv_queue_t (owns them) */
+    int64_t max_report; /* the highest report rowid routed */
+    bool unsaved;       /* acknowledgements not yet saved */
+    struct {
+        cv_queue_t **by_id; /* by store id */
+        size_t cap;
+        bool failed; /* out of memory, or a row naming no queue */
+    } load;
+};
+
+static void queue_free(void **item)
+{
+    cv_queue_destroy((cv_queue_t **)item);
+}
+
+cv_router_t *cv_router_new(cv_store_t *store)
+{
+    cv_router_t *self = calloc(1, sizeof *self);
+    if (!self || !(self->queues = zhashx_new())) {
+        free(self);
+        return NULL;
+    }
+    zhashx_set_destructor(self->queues, queue_free);
+    self->store = store;
+    return self;
+}
+
+void cv_router_destroy(cv_router_t **self_p)
+{
+    cv_router_t *self = *self_p;
+    if (!self)
+        return;
+    zhashx_destroy(&self->queues);
+    free(self->load.by_id);
+    free(self);
+    *self_p = NULL;
+}
+
+static cv_queue_t *add_queue(cv_router_t *self, int64_t id, const char *agency, const char *feed)
+{
+    cv_queue_name_t name;
+    const char *key = cv_queue_name(&name, agency, feed);
+    cv_queue_t *q = key ? cv_queue_new(id, agency, feed) : NULL;
+    if (q)
+        zhashx_update(self->queues, key, q);
+    cv_queue_name_free(&name);
+    return q;
+}
+
+cv_queue_t *cv_router_find(cv_router_t *self, const char *agency, const char *feed)
+{
+    cv_queue_name_t name;
+    const char *key = cv_queue_name(&name, agency, feed);
+    cv_queue_t *q = key ? zhashx_lookup(self->queues, key) : NULL;
+    cv_queue_name_free(&name);
+    return q;
+}
+
+cv_queue_t *cv_router_queue(cv_router_t *self, const char *agency, const char *feed,
+                            cv_error_t *err)
+{
+    cv_queue_t *q = cv_router_find(self, agency, feed);
+    if (q)
+        return q;
+    /* nothing routed before it can be for it */
+    int64_t id = cv_store_queue(self->store, agency, feed, self->max_report, err);
+    if (id < 0)
+        return NULL;
+    q = add_queue(self, id, agency, feed);
+    if (!q)
+        cv_error_set(err, NULL, 0, 0, "out of memory making a queue");
+    return q;
+}
+
+size_t cv_router_queued(const cv_router_t *self)
+{
+    size_t n = 0;
+    for (cv_queue_t *q = zhashx_first(self->queues); q; q = zhashx_next(self->queues))
+        n += cv_queue_size(q);
+    return n;
+}
+
+int64_t cv_router_max_report(const cv_router_t *self)
+{
+    return self->max_report;
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Loading: the store's rows name queues by id.                            */
+
+static bool index_queue(cv_router_t *self, cv_queue_t *q)
+{
+    size_t id = (size_t)cv_queue_id(q);
+    if (id >= self->load.cap) {
+        size_t cap = id * 2 + 16;
+        cv_queue_t **grown = realloc(self->load.by_id, cap * sizeof *grown);
+        if (!grown)
+            return false;
+        memset(grown + self->load.cap, 0, (cap - self->load.cap) * sizeof *grown);
+        self->load.by_id = grown;
+        self->load.cap = cap;
+    }
+    self->load.by_id[id] = q;
+    return true;
+}
+
+static cv_queue_t *loaded(cv_router_t *self, int64_t id)
+{
+    return id >= 0 && (size_t)id < self->load.cap ? self->load.by_id[id] : NULL;
+}
+
+static void on_load_queue(void *arg, int64_t id, const char *agency, const char *feed,
+                          const cv_queue_state_t *state)
+{
+    cv_router_t *self = arg;
+    cv_queue_t *q = add_queue(self, id, agency, feed);
+    if (q && index_queue(self, q))
+        cv_queue_restore_state(q, state);
+    else
+        self->load.failed = true;
+}
+
+static void on_load_sent(void *arg, int64_t queue, uint64_t seq, cv_routed_t item)
+{
+    cv_router_t *self = arg;
+    cv_queue_t *q = loaded(self, queue);
+    if (q && !cv_queue_restore_sent(q, seq, item))
+        self->load.failed = true;
+}
+
+static void on_load_route(void *arg, int64_t report, int priority, const int64_t *queues, size_t n)
+{
+    cv_router_t *self = arg;
+    for (size_t i = 0; i < n; i++) {
+        cv_queue_t *q = loaded(self, queues[i]);
+        if (q && !cv_queue_restore_route(q, (cv_routed_t){report, priority}))
+            self->load.failed = true;
+    }
+}
+
+bool cv_router_load(cv_router_t *self, cv_error_t *err)
+{
+    static const cv_store_loader_t loader = {on_load_queue, on_load_sent, on_load_route};
+    zhashx_purge(self->queues);
+    self->load.failed = false;
+    self->unsaved = false;
+    bool ok = cv_store_load(self->store, &loader, self, &self->max_report, err);
+    for (cv_queue_t *q = zhashx_first(self->queues); q; q = zhashx_next(self->queues))
+        cv_queue_restore_end(q);
+    if (ok && self->load.failed) {
+        cv_error_set(err, NULL, 0, 0, "store: out of memory loading the queues");
+        ok = false;
+    }
+    free(self->load.by_id);
+    self->load.by_id = NULL;
+    self->load.cap = 0;
+    if (!ok)
+        zhashx_purge(self->queues);
+    return ok;
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Routing, pumping, acknowledging.                                        */
+
+bool cv_router_route(cv_router_t *self, int64_t report, int priority, cv_queue_t *const *queues,
+                     size_t n, cv_error_t *err)
+{
+    assert(report > 0);
+    int64_t ids[64], *heap = n > 64 ? malloc(n * sizeof *heap) : NULL, *at = n > 64 ? heap : ids;
+    if (!at) {
+        cv_error_set(err, NULL, 0, 0, "out of memory routing a report");
+        return false;
+    }
+    bool ok = true;
+    for (size_t i = 0; i < n && ok; i++) {
+        at[i] = cv_queue_id(queues[i]);
+        ok = cv_queue_push(queues[i], (cv_routed_t){report, priority});
+    }
+    if (!ok)
+        cv_error_set(err, NULL, 0, 0, "out of memory routing a report");
+    if (report > self->max_report)
+        self->max_report = report;
+    ok = ok && (n == 0 || cv_store_route(self->store, report, priority, at, n, err));
+    free(heap);
+    return ok;
+}
+
+void cv_router_pump_begin(cv_router_t *self, cv_pump_t *pump, cv_queue_t *queue)
+{
+    (void)self;
+    pump->queue = queue;
+    pump->first_seq = cv_queue_last_seq(queue) + 1;
+    pump->n = 0;
+}
+
+bool cv_router_pump_take(cv_router_t *self, cv_pump_t *pump, cv_routed_t *item)
+{
+    (void)self;
+    return pump->n < CV_PUMP_MAX && cv_queue_take(pump->queue, item);
+}
+
+uint64_t cv_router_pump_give(cv_router_t *self, cv_pump_t *pump, cv_routed_t item)
+{
+    (void)self;
+    assert(pump->n < CV_PUMP_MAX);
+    uint64_t seq = cv_queue_give_seq(pump->queue, item);
+    if (seq) {
+        assert(seq == pump->first_seq + pump->n); /* seqs run without gaps */
+        pump->given[pump->n++] = item;
+    }
+    return seq;
+}
+
+bool cv_router_pump_drop(cv_router_t *self, cv_pump_t *pump, cv_routed_t item, cv_error_t *err)
+{
+    return cv_store_unroute(self->store, item.report, cv_queue_id(pump->queue), err);
+}
+
+bool cv_router_pump_end(cv_router_t *self, cv_pump_t *pump, cv_error_t *err)
+{
+    return pump->n == 0 || cv_store_sent(self->store, cv_queue_id(pump->queue), pump->first_seq,
+                                         pump->given, pump->n, err);
+}
+
+size_t cv_router_ack(cv_router_t *self, cv_queue_t *queue, uint64_t up_to)
+{
+    assert(up_to <= cv_queue_last_seq(queue));
+    size_t acked = cv_queue_ack(queue, up_to);
+    self->unsaved = self->unsaved || acked > 0;
+    return acked;
+}
+
+bool cv_router_unsaved(const cv_router_t *self)
+{
+    return self->unsaved;
+}
+
+bool cv_router_save(cv_router_t *self, cv_queue_t *queue, cv_error_t *err)
+{
+    cv_queue_state_t state;
+    cv_queue_state(queue, self->max_report, &state);
+    cv_queue_mark_saved(queue);
+    return cv_store_save_queue(self->store, cv_queue_id(queue), &state, err);
+}
+
+bool cv_router_save_all(cv_router_t *self, cv_error_t *err)
+{
+    bool ok = true;
+    self->unsaved = false;
+    for (cv_queue_t *q = zhashx_first(self->queues); q && ok; q = zhashx_next(self->queues))
+        if (cv_queue_unsaved(q))
+            ok = cv_router_save(self, q, err);
+    return ok;
+}
