@@ -164,7 +164,8 @@ static inline void send_frame(zsock_t *dealer, const Caveat__Wire__Frame *frame)
     size_t size = caveat__wire__frame__get_packed_size(frame);
     zframe_t *f = zframe_new(NULL, size);
     caveat__wire__frame__pack(frame, zframe_data(f));
-    zframe_send(&f, dealer, 0);
+    if (zframe_send(&f, dealer, 0) != 0)
+        zframe_destroy(&f); /* czmq keeps a frame it could not send */
 }
 
 /*  The error code of the broker's answer, or 0 when it is no error. */
