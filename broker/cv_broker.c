@@ -121,7 +121,8 @@ typedef struct {
     } out;          /* what the credit counts: see in_flight() */
     bool resending; /* still resending what an earlier session left unacknowledged */
     uint64_t resent_up_to;
-    bool dirty;           /* may have something to send */
+    bool dirty;           /* may have something to send: set_dirty() */
+    void *pending;        /* its handle in the broker's pending list, or NULL */
     bool publish_only;    /* Hello.credit 0: no queue, no deliveries */
     int64_t progress;     /* when it last acknowledged, or was first sent to (ms) */
     int64_t stalled;      /* when a delivery first found its connection full, since it last
@@ -182,6 +183,7 @@ struct cv_broker_t {
     cv_queue_t **route_to; /* one report's queues, reused */
     size_t route_to_cap;
     zlistx_t *senders;      /* send-only sessions, oldest first (not owned) */
+    zlistx_t *pending;      /* sessions that may have something to send (not owned) */
     zlistx_t *pending_acks; /* pending_ack_t */
     zlistx_t *outbox;       /* held_t: deliveries to send after the commit */
     zlistx_t *held;         /* held_t: messages waiting for their commit's sync */
@@ -511,13 +513,26 @@ static void session_acked(session_t *s, uint64_t up_to)
         s->out.first = s->out.n = 0;
 }
 
+/*  Whether the session may have something to send. The loop pumps only
+ *  the sessions on self->pending, never the whole table: a national
+ *  partnership keeps thousands of sessions open, most of them idle (as
+ *  redis keeps its clients with pending writes). A session leaves the
+ *  list when a pump finds it has nothing more. */
+static void set_dirty(cv_broker_t *self, session_t *s, bool dirty)
+{
+    s->dirty = dirty;
+    if (dirty && !s->pending)
+        s->pending = zlistx_add_end(self->pending, s);
+}
+
 /*  Everything sent counts as not sent: the session is sent again all its
  *  queue has in flight, from the first unacknowledged seq. */
-static void session_resend_all(session_t *s)
+static void session_resend_all(cv_broker_t *self, session_t *s)
 {
     s->out.first = s->out.n = 0;
-    s->resending = s->dirty = true;
+    s->resending = true;
     s->resent_up_to = 0;
+    set_dirty(self, s, true);
 }
 
 static bool load_queues(cv_broker_t *self, cv_error_t *err);
@@ -612,6 +627,7 @@ static cv_broker_t *broker_new(const cv_broker_config_t *config, bool offline, c
     self->held = zlistx_new();
     self->deferred = zlistx_new();
     self->senders = zlistx_new();
+    self->pending = zlistx_new();
     self->decision = cv_decision_new();
     self->candidates = cv_candidates_new();
     self->cache = cv_cache_new();
@@ -636,6 +652,7 @@ void cv_broker_destroy(cv_broker_t **self_p)
     zlistx_destroy(&self->held);
     zlistx_destroy(&self->deferred);
     zlistx_destroy(&self->senders);
+    zlistx_destroy(&self->pending);
     cv_cache_destroy(&self->cache);
     zhashx_destroy(&self->serving);
     zhashx_destroy(&self->sessions);
@@ -759,6 +776,9 @@ static void remove_session(cv_broker_t *self, session_t *s)
     void *handle = s->publish_only ? zlistx_find(self->senders, s) : NULL;
     if (handle)
         zlistx_delete(self->senders, handle);
+    if (s->pending)
+        zlistx_delete(self->pending, s->pending);
+    s->pending = NULL;
     zhashx_delete(self->sessions, s->routing_hex);
 }
 
@@ -942,7 +962,7 @@ static void on_hello(cv_broker_t *self, const zframe_t *routing, int agency,
     s->credit = hello->has_credit && hello->credit ? hello->credit : DEFAULT_CREDIT;
     if (s->credit > MAX_CREDIT)
         s->credit = MAX_CREDIT;
-    s->dirty = !s->publish_only;
+    set_dirty(self, s, !s->publish_only);
     send_hello_ack(self, routing, a);
     cv_log_agency(self->log, a->id, false, "session: %s%s%s", a->id, *feed ? " feed " : "", feed);
 }
@@ -951,7 +971,7 @@ static void mark_dirty(cv_broker_t *self, const char *agency, const char *feed)
 {
     session_t *s = session_of_queue(self, agency, feed);
     if (s)
-        s->dirty = true;
+        set_dirty(self, s, true);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1523,14 +1543,14 @@ static void pump(cv_broker_t *self, session_t *s)
     if (self->out_bytes >= OUT_BYTES_MAX)
         return;
     if (s->paused_until) {
-        s->dirty = false; /* resend_overdue marks it when the pause ends */
+        set_dirty(self, s, false); /* resend_overdue marks it when the pause ends */
         return;
     }
     size_t room = s->credit > in_flight(s) ? s->credit - in_flight(s) : 0;
     if (room > PUMP_MAX)
         room = PUMP_MAX;
     if (s->publish_only || !session_queue(self, s) || room == 0) {
-        s->dirty = room == 0 && !s->publish_only; /* nothing more until credit comes back */
+        set_dirty(self, s, room == 0 && !s->publish_only); /* nothing more until credit */
         return;
     }
     packed_t items[PUMP_MAX];
@@ -1545,7 +1565,7 @@ static void pump(cv_broker_t *self, session_t *s)
         sent += packed;
     }
     /* else the queue is empty: routing marks it again */
-    s->dirty = used == room || s->resending || more;
+    set_dirty(self, s, used == room || s->resending || more);
     if (!sent)
         return;
     post_deliveries(self, s, items, sent);
@@ -1565,7 +1585,7 @@ static void on_ack(cv_broker_t *self, session_t *s, const Caveat__Wire__Delivery
 {
     if (ack->has_credit && ack->credit)
         s->credit = ack->credit > MAX_CREDIT ? MAX_CREDIT : ack->credit;
-    s->dirty = true;
+    set_dirty(self, s, true);
     if (!ack->has_up_to)
         return;
     if (s->publish_only) {
@@ -1600,7 +1620,7 @@ static void revoke_removed(cv_broker_t *self)
             (*s->feed && !cv_policy_has_feed(self->policy, s->feed)))
             zlistx_add_end(revoked, s);
         else
-            s->dirty = true; /* the new policy may send more, or less */
+            set_dirty(self, s, true); /* the new policy may send more, or less */
     }
     for (session_t *s = zlistx_first(revoked); s; s = zlistx_next(revoked)) {
         int a = cv_policy_agency_find(self->policy, s->agency);
@@ -2401,7 +2421,7 @@ static void turn_failed(cv_broker_t *self, const char *why)
             }
     held_list_clear(self, self->outbox);
     for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
-        session_resend_all(s);
+        session_resend_all(self, s);
     /* rows made in the rolled-back turn are gone: so must be their mirrors */
     cv_cache_forget(self->cache);
     reload_queues(self);
@@ -2451,8 +2471,8 @@ static void send_failed(cv_broker_t *self, uint64_t serial, bool delivery, int f
         if (!s->stalled)
             s->stalled = now;
         forget_deliveries_of(self, serial);
-        session_resend_all(s);
-        s->dirty = false;
+        session_resend_all(self, s);
+        set_dirty(self, s, false);
         s->paused_until = now + STALL_PAUSE_MS;
         return;
     }
@@ -2498,7 +2518,7 @@ static void forget_held_deliveries(cv_broker_t *self)
     /* every session, held deliveries or not: what was skipped under the
      * old policy may be released by the new one */
     for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
-        session_resend_all(s);
+        session_resend_all(self, s);
 }
 
 /*  The turn's PublishAcks and deliveries wait for its commit to be synced. */
@@ -2520,11 +2540,18 @@ static void send_outgoing(cv_broker_t *self)
     release_synced(self);
 }
 
+/*  Pumps the sessions on the pending list; those left with nothing to
+ *  send leave it. */
 static void pump_sessions(cv_broker_t *self)
 {
-    for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
+    for (session_t *s = zlistx_first(self->pending); s; s = zlistx_next(self->pending)) {
         if (s->dirty)
             pump(self, s);
+        if (!s->dirty) {
+            zlistx_detach_cur(self->pending); /* the cursor stays valid for next */
+            s->pending = NULL;
+        }
+    }
 }
 
 /*  Every handshake waiting for ZAP, answered now: new connections are not
@@ -2594,18 +2621,25 @@ static void turn(cv_broker_t *self, bool readable)
     end_turn(self);
 }
 
+#define OVERDUE_EVERY_MS 20 /* how often the whole session table is walked for timeouts */
+
 /*  A session that holds deliveries without acknowledging them for the ack
- *  timeout gets them again, with their seq: the client drops what it had. */
-static void resend_overdue(cv_broker_t *self)
+ *  timeout gets them again, with their seq: the client drops what it had.
+ *  A paused session's pause ends. Both are timers, so the table is walked
+ *  every OVERDUE_EVERY_MS, not at every turn. */
+static void resend_overdue(cv_broker_t *self, int64_t *next)
 {
     int64_t now = zclock_mono();
+    if (now < *next)
+        return;
+    *next = now + OVERDUE_EVERY_MS;
     for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
         if (s->paused_until && now >= s->paused_until) {
             s->paused_until = 0;
-            s->dirty = true; /* it resends what it has in flight */
+            set_dirty(self, s, true); /* it resends what it has in flight */
         } else if (in_flight(s) > 0 && now - s->progress > self->config.ack_timeout_ms) {
             self->stats.resent += in_flight(s);
-            session_resend_all(s);
+            session_resend_all(self, s);
             s->progress = now;
         }
 }
@@ -2614,7 +2648,7 @@ static bool any_dirty(cv_broker_t *self)
 {
     if (self->out_bytes >= OUT_BYTES_MAX)
         return false; /* the sync socket wakes the loop when some leaves */
-    for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
+    for (session_t *s = zlistx_first(self->pending); s; s = zlistx_next(self->pending))
         if (s->dirty && in_flight(s) < s->credit)
             return true;
     return false;
@@ -2671,7 +2705,7 @@ int64_t cv_broker_check_store(cv_broker_t *self, cv_error_t *err)
 
 int cv_broker_run(cv_broker_t *self)
 {
-    int64_t next_purge = 0, next_monitor = 0;
+    int64_t next_purge = 0, next_monitor = 0, next_overdue = 0;
     zpoller_t *poller = zpoller_new(self->router, cv_zap_socket(self->zap), NULL);
     if (cv_store_sync_socket(self->store)) /* wakes the loop when a sync ends */
         zpoller_add(poller, cv_store_sync_socket(self->store));
@@ -2693,7 +2727,7 @@ int cv_broker_run(cv_broker_t *self)
             reload(self, &err);
         }
         release_synced(self);
-        resend_overdue(self);
+        resend_overdue(self, &next_overdue);
         purge_when_due(self, &next_purge);
         publish_monitor(self, &next_monitor);
         void *ready = zpoller_wait(poller, any_dirty(self)                   ? 0
