@@ -332,3 +332,28 @@ double bench_load_average(void)
     double load[1];
     return getloadavg(load, 1) == 1 ? load[0] : -1;
 }
+
+/*  CPU seconds (user + system) from a /proc/.../stat file. */
+double bench_stat_cpu(const char *path)
+{
+    char buf[1024];
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    unsigned long utime = 0, stime = 0;
+    if (!p ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
+        return 0;
+    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+double bench_process_cpu(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    return bench_stat_cpu(path);
+}

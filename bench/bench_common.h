@@ -49,6 +49,9 @@ harness_t *bench_throughput_harness(char *note, size_t size);
 harness_t *bench_partnership_harness(int agencies, char *note, size_t size);
 /*  A field of /proc/PID/status in kB (VmRSS, VmHWM), or -1. */
 long bench_status_kb(pid_t pid, const char *name);
+/*  CPU seconds (user + system) from a /proc/.../stat file, and of a process. */
+double bench_stat_cpu(const char *path);
+double bench_process_cpu(pid_t pid);
 /*  The 1-minute load average, or -1. */
 double bench_load_average(void);
 /*  rm -rf DIR (a benchmark's own temporary directory). */

@@ -131,31 +131,6 @@ static void sleep_us(unsigned us)
     sleep_until(bench_now_ns() + (uint64_t)us * 1000u);
 }
 
-/*  CPU seconds (user + system) from a /proc/.../stat file. */
-static double stat_cpu(const char *path)
-{
-    char buf[1024];
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
-    unsigned long utime = 0, stime = 0;
-    if (!p ||
-        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
-        return 0;
-    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
-}
-
-static double process_cpu(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    return stat_cpu(path);
-}
-
 /*  CPU of this process's threads whose name starts with prefix. */
 static double threads_cpu(const char *prefix)
 {
@@ -176,7 +151,7 @@ static double threads_cpu(const char *prefix)
         if (strncmp(name, prefix, strlen(prefix)) != 0)
             continue;
         snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
-        total += stat_cpu(path);
+        total += bench_stat_cpu(path);
     }
     if (dir)
         closedir(dir);
@@ -222,10 +197,10 @@ typedef struct {
     char note[320];     /* why it did not run, or what went wrong */
     uint64_t published; /* acknowledged (caveatd) or handed to the transport */
     uint64_t received;
-    double publish_s;     /* first publish .. last publish returned */
-    double end_to_end_s;  /* first publish .. last receipt */
-    double server_cpu_s;  /* the broker's CPU in that time */
-    double clients_cpu_s; /* this process's, less any in-process server */
+    double publish_s;       /* first publish .. last publish returned */
+    double end_to_end_s;    /* first publish .. last receipt */
+    double server_cpu_s;    /* the broker's CPU in that time */
+    double clients_cpu_s;   /* this process's, less any in-process server */
     double checksum_loop_s; /* caveatd's loop on checksums (its stats); < 0: unknown */
 } path_result_t;
 
@@ -448,15 +423,15 @@ static void show_broker_log(harness_t *h)
 static void run_caveat_flow(caveat_flow_t *c, harness_t *h, path_result_t *r)
 {
     pid_t pid = harness_pid(h);
-    double cpu0 = process_cpu(pid), self0 = process_cpu(getpid());
+    double cpu0 = bench_process_cpu(pid), self0 = bench_process_cpu(getpid());
     pthread_t pub, sub;
     flow_init(&c->flow, c->flow.opt);
     pthread_create(&sub, NULL, caveat_subscriber, c);
     pthread_create(&pub, NULL, caveat_publisher, c);
     pthread_join(pub, NULL);
     pthread_join(sub, NULL);
-    r->server_cpu_s = process_cpu(pid) - cpu0;
-    r->clients_cpu_s = process_cpu(getpid()) - self0;
+    r->server_cpu_s = bench_process_cpu(pid) - cpu0;
+    r->clients_cpu_s = bench_process_cpu(getpid()) - self0;
     flow_result(&c->flow, r);
 }
 
@@ -802,7 +777,7 @@ static double forwarder_cpu(void)
 
 static void run_zmq_flow(zmq_flow_t *z, path_result_t *r)
 {
-    double fw0 = forwarder_cpu(), self0 = process_cpu(getpid());
+    double fw0 = forwarder_cpu(), self0 = bench_process_cpu(getpid());
     pthread_t pub, sub;
     flow_init(&z->flow, z->flow.opt);
     pthread_create(&sub, NULL, zmq_subscriber, z);
@@ -810,7 +785,7 @@ static void run_zmq_flow(zmq_flow_t *z, path_result_t *r)
     pthread_join(pub, NULL);
     pthread_join(sub, NULL);
     r->server_cpu_s = forwarder_cpu() - fw0;
-    r->clients_cpu_s = process_cpu(getpid()) - self0 - r->server_cpu_s;
+    r->clients_cpu_s = bench_process_cpu(getpid()) - self0 - r->server_cpu_s;
     flow_result(&z->flow, r);
 }
 
@@ -957,15 +932,15 @@ static void *nats_publisher(void *arg)
 
 static void run_nats_flow(nats_flow_t *n, pid_t server, path_result_t *r)
 {
-    double cpu0 = process_cpu(server), self0 = process_cpu(getpid());
+    double cpu0 = bench_process_cpu(server), self0 = bench_process_cpu(getpid());
     flow_init(&n->flow, n->flow.opt);
     pthread_t pub;
     pthread_create(&pub, NULL, nats_publisher, n);
     pthread_join(pub, NULL);
     while (!flow_finished(&n->flow))
         sleep_us(1000);
-    r->server_cpu_s = process_cpu(server) - cpu0;
-    r->clients_cpu_s = process_cpu(getpid()) - self0;
+    r->server_cpu_s = bench_process_cpu(server) - cpu0;
+    r->clients_cpu_s = bench_process_cpu(getpid()) - self0;
     flow_result(&n->flow, r);
 }
 
@@ -1113,13 +1088,13 @@ static bool store_batch(store_run_t *s, int n)
  *  store's, its checkpointer thread included. */
 static void run_store(store_run_t *s, const options_t *opt, path_result_t *r)
 {
-    double cpu0 = process_cpu(getpid());
+    double cpu0 = bench_process_cpu(getpid());
     uint64_t t0 = bench_now_ns(), end = t0 + (uint64_t)(opt->seconds * 1e9);
     bool ok = true;
     while (ok && bench_now_ns() < end)
         ok = store_batch(s, opt->batch);
     uint64_t t1 = bench_now_ns();
-    r->server_cpu_s = process_cpu(getpid()) - cpu0;
+    r->server_cpu_s = bench_process_cpu(getpid()) - cpu0;
     r->ran = true;
     r->published = r->received = s->committed;
     r->publish_s = r->end_to_end_s = seconds_between(t0, t1);
@@ -1513,14 +1488,14 @@ static void fanout_run(fanout_t *run, cv_client_t *publisher, fanout_result_t *r
     run->deadline = t0 + (uint64_t)((run->opt->seconds + DRAIN_LIMIT_S) * 1e9);
     for (int i = 0; i < N_SUBSCRIBERS; i++)
         pthread_create(&run->subs[i].thread, NULL, fanout_subscriber, &run->subs[i]);
-    double cpu0 = process_cpu(pid), self0 = process_cpu(getpid());
+    double cpu0 = bench_process_cpu(pid), self0 = bench_process_cpu(getpid());
     fanout_publish(run, publisher, t0);
     uint64_t t_pub_end = bench_now_ns();
     for (int i = 0; i < N_SUBSCRIBERS; i++)
         pthread_join(run->subs[i].thread, NULL);
-    r->server_cpu_s = process_cpu(pid) - cpu0;
+    r->server_cpu_s = bench_process_cpu(pid) - cpu0;
     count_extra_deliveries(run);
-    r->clients_cpu_s = process_cpu(getpid()) - self0;
+    r->clients_cpu_s = bench_process_cpu(getpid()) - self0;
     r->published = run->reports;
     fanout_figures(run, t0, t_pub_end, r);
 }
@@ -1791,14 +1766,14 @@ static void fanfwd_run(fanout_forwarder_t *ff, fanout_t *run, fanout_result_t *r
     run->deadline = t0 + (uint64_t)((run->opt->seconds + DRAIN_LIMIT_S) * 1e9);
     for (int i = 0; i < N_SUBSCRIBERS; i++)
         pthread_create(&run->subs[i].thread, NULL, fanfwd_subscriber, &run->subs[i]);
-    double fw0 = forwarder_cpu(), self0 = process_cpu(getpid());
+    double fw0 = forwarder_cpu(), self0 = bench_process_cpu(getpid());
     fanfwd_publish(run, ff->publisher, t0);
     uint64_t t_pub_end = bench_now_ns();
     for (int i = 0; i < N_SUBSCRIBERS; i++)
         pthread_join(run->subs[i].thread, NULL);
     r->server_cpu_s = forwarder_cpu() - fw0;
     fanfwd_extra(run);
-    r->clients_cpu_s = process_cpu(getpid()) - self0 - (forwarder_cpu() - fw0);
+    r->clients_cpu_s = bench_process_cpu(getpid()) - self0 - (forwarder_cpu() - fw0);
     r->published = run->reports;
     fanout_figures(run, t0, t_pub_end, r);
 }

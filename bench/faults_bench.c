@@ -171,6 +171,34 @@ static bool run_departed(int councils)
     return came == councils && published == REPORTS;
 }
 
+#define IDLE_CALLS 3000 /* publish calls of one report each, to measure the loop's cost */
+
+/*  caveatd's CPU per publish call of one report (a grievance, which the
+ *  policy releases to no council): with councils connected and idle, what
+ *  their sessions cost each of the loop's turns. */
+static double cpu_per_call(harness_t *h)
+{
+    cv_client_t *police = sender(h, "hum-bcu-hull");
+    Caveat__Report *report = harness_report("grievance");
+    double cpu0 = bench_process_cpu(harness_pid(h));
+    int calls = 0;
+    for (; police && calls < IDLE_CALLS; calls++) {
+        cv_publish_result_t result = {0};
+        cv_error_t err = {0};
+        free(report->id);
+        report->id = NULL; /* a new report each time */
+        int refused = cv_client_publish(police, (const Caveat__Report *const *)&report, 1, &result,
+                                        10000, &err);
+        cv_publish_results_clear(&result, 1);
+        if (refused != 0)
+            break;
+    }
+    double cpu = bench_process_cpu(harness_pid(h)) - cpu0;
+    caveat__report__free_unpacked(report, NULL);
+    cv_client_destroy(&police);
+    return calls == IDLE_CALLS ? cpu / calls : -1;
+}
+
 /*  Every council connected at once: this process holds two sockets a
  *  client (its DEALER and its monitor) and a descriptor each (main raised
  *  both limits before the first socket). */
@@ -181,6 +209,7 @@ static bool run_connected(int councils)
         harness_destroy(&h);
         return false;
     }
+    double alone = cpu_per_call(h);
     long rss0 = bench_status_kb(harness_pid(h), "VmRSS");
     cv_client_t **clients = calloc((size_t)councils, sizeof *clients);
     int came = 0;
@@ -194,6 +223,7 @@ static bool run_connected(int councils)
             fprintf(stderr, "faults_bench: %s: %s\n", agency, err.msg);
     }
     long rss1 = bench_status_kb(harness_pid(h), "VmRSS");
+    double among = cpu_per_call(h);
     uint64_t t0 = bench_now_ns();
     int published = publish(h, 1), got = 0;
     double last_s = 0;
@@ -216,6 +246,10 @@ static bool run_connected(int councils)
     printf("  %-52s %8.1f MB\n", "VmRSS after the fan-out", mb(rss2));
     printf("  %-52s %8.1f KB\n", "VmRSS per connection",
            came > 0 ? (double)(rss1 - rss0) / came : 0);
+    printf("  %-52s %8.1f us\n", "caveatd CPU per publish call, nobody connected", alone * 1e6);
+    printf("  %-52s %8.1f us\n", "the same with them connected and idle", among * 1e6);
+    if (alone > 0 && among > 0)
+        printf("  %-52s %8.2f\n", "ratio (idle sessions' cost on a turn)", among / alone);
     for (int i = 0; i < councils; i++)
         cv_client_destroy(&clients[i]);
     free(clients);
