@@ -104,6 +104,22 @@ typedef struct {
     int frames;    /* its frames handled in that turn */
 } agency_use_t;
 
+/*  Where a delivery session is in sending (a send-only session never
+ *  sends, and stays RESENDING with nothing in flight):
+ *
+ *    Hello -> RESENDING -- sent again all the queue has in flight --> LIVE
+ *    LIVE -- the ack timeout, or a reload --> RESENDING
+ *    any -- its connection full (EAGAIN) --> PAUSED -- STALL_PAUSE_MS --> RESENDING
+ *
+ *  A session ends from any state (a connection gone, full for the ack
+ *  timeout, replaced by another Hello, revoked): it is then removed, and
+ *  its deliveries stay in flight in its queue for the next session. */
+typedef enum {
+    SESSION_RESENDING, /* sending again, with their seqs, what the queue has in flight */
+    SESSION_LIVE,      /* sending what waits in the queue, each with the next seq */
+    SESSION_PAUSED,    /* sending nothing until paused_until */
+} session_state_t;
+
 /*  A session belongs to one connection (its routing id) and one key: a
  *  message is served from a session only when it came with that key. */
 typedef struct {
@@ -118,20 +134,20 @@ typedef struct {
     struct {
         uint64_t *seqs; /* sent on this session and not acknowledged, rising */
         size_t first, n, cap;
-    } out;          /* what the credit counts: see in_flight() */
-    bool resending; /* still resending what an earlier session left unacknowledged */
-    uint64_t resent_up_to;
-    bool dirty;           /* may have something to send: set_dirty() */
-    void *pending;        /* its handle in the broker's pending list, or NULL */
-    bool publish_only;    /* Hello.credit 0: no queue, no deliveries */
-    int64_t progress;     /* when it last acknowledged, or was first sent to (ms) */
-    int64_t stalled;      /* when a delivery first found its connection full, since it last
-                             acknowledged (ms); 0: not */
-    int64_t paused_until; /* no pump before (ms): its connection was full */
-    uint64_t acked;       /* the highest seq it acknowledged: kept across a rolled-back turn */
-    cv_queue_t *queue;    /* the queue it serves (owned by the broker); NULL until resolved */
-    char *peer;           /* the connection's address (admin sessions), "" offline */
-    int64_t since;        /* when it said Hello (unix seconds) */
+    } out; /* what the credit counts: see in_flight() */
+    session_state_t state;
+    uint64_t resent_up_to; /* RESENDING: the seq it got to */
+    bool dirty;            /* may have something to send: set_dirty() */
+    void *pending;         /* its handle in the broker's pending list, or NULL */
+    bool publish_only;     /* Hello.credit 0: no queue, no deliveries */
+    int64_t progress;      /* when it last acknowledged, or was first sent to (ms) */
+    int64_t stalled;       /* when a delivery first found its connection full, since it last
+                              acknowledged (ms); 0: not */
+    int64_t paused_until;  /* PAUSED: until when (ms) */
+    uint64_t acked;        /* the highest seq it acknowledged: kept across a rolled-back turn */
+    cv_queue_t *queue;     /* the queue it serves (owned by the broker); NULL until resolved */
+    char *peer;            /* the connection's address (admin sessions), "" offline */
+    int64_t since;         /* when it said Hello (unix seconds) */
 } session_t;
 
 /*  An admin request that needs the store to itself (backup, purge): it
@@ -526,11 +542,13 @@ static void set_dirty(cv_broker_t *self, session_t *s, bool dirty)
 }
 
 /*  Everything sent counts as not sent: the session is sent again all its
- *  queue has in flight, from the first unacknowledged seq. */
+ *  queue has in flight, from the first unacknowledged seq (once its pause
+ *  ends, if it is paused). */
 static void session_resend_all(cv_broker_t *self, session_t *s)
 {
     s->out.first = s->out.n = 0;
-    s->resending = true;
+    if (s->state != SESSION_PAUSED)
+        s->state = SESSION_RESENDING;
     s->resent_up_to = 0;
     set_dirty(self, s, true);
 }
@@ -906,8 +924,8 @@ static session_t *session_new(cv_broker_t *self, const zframe_t *routing, const 
     s->peer = cv_xstrdup(self->peer ? self->peer : "");
     s->since = (int64_t)time(NULL);
     if (!s->routing_hex || !s->routing)
-        abort();         /* czmq's own allocations */
-    s->resending = true; /* first whatever an earlier session left unacknowledged */
+        abort();                  /* czmq's own allocations */
+    s->state = SESSION_RESENDING; /* first whatever an earlier session left unacknowledged */
     return s;
 }
 
@@ -1475,7 +1493,7 @@ static size_t pump_resends(cv_broker_t *self, session_t *s, size_t room, packed_
         session_sent(s, sent->seq); /* if it could not be packed, the ack timeout resends it */
     }
     if (walked < room)
-        s->resending = false;
+        s->state = SESSION_LIVE;
     *packed = n;
     return in_flight(s) - before;
 }
@@ -1542,7 +1560,7 @@ static void pump(cv_broker_t *self, session_t *s)
      * packed at once; the session stays dirty for a later one */
     if (self->out_bytes >= OUT_BYTES_MAX)
         return;
-    if (s->paused_until) {
+    if (s->state == SESSION_PAUSED) {
         set_dirty(self, s, false); /* resend_overdue marks it when the pause ends */
         return;
     }
@@ -1557,15 +1575,16 @@ static void pump(cv_broker_t *self, session_t *s)
     self->pack.used = 0;
     if (in_flight(s) == 0)
         s->progress = zclock_mono(); /* the ack clock starts with the first in flight */
-    size_t sent = 0, used = s->resending ? pump_resends(self, s, room, items, &sent) : 0;
+    size_t sent = 0,
+           used = s->state == SESSION_RESENDING ? pump_resends(self, s, room, items, &sent) : 0;
     bool more = false;
-    if (used < room && !s->resending) {
+    if (used < room && s->state == SESSION_LIVE) {
         size_t packed = 0;
         used += pump_new(self, s, room - used, items + sent, &packed, &more);
         sent += packed;
     }
     /* else the queue is empty: routing marks it again */
-    set_dirty(self, s, used == room || s->resending || more);
+    set_dirty(self, s, used == room || s->state == SESSION_RESENDING || more);
     if (!sent)
         return;
     post_deliveries(self, s, items, sent);
@@ -2473,6 +2492,7 @@ static void send_failed(cv_broker_t *self, uint64_t serial, bool delivery, int f
         forget_deliveries_of(self, serial);
         session_resend_all(self, s);
         set_dirty(self, s, false);
+        s->state = SESSION_PAUSED;
         s->paused_until = now + STALL_PAUSE_MS;
         return;
     }
@@ -2634,10 +2654,11 @@ static void resend_overdue(cv_broker_t *self, int64_t *next)
         return;
     *next = now + OVERDUE_EVERY_MS;
     for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
-        if (s->paused_until && now >= s->paused_until) {
-            s->paused_until = 0;
-            set_dirty(self, s, true); /* it resends what it has in flight */
-        } else if (in_flight(s) > 0 && now - s->progress > self->config.ack_timeout_ms) {
+        if (s->state == SESSION_PAUSED && now >= s->paused_until) {
+            s->state = SESSION_RESENDING; /* what it has in flight, from the first */
+            set_dirty(self, s, true);
+        } else if (s->state != SESSION_PAUSED && in_flight(s) > 0 &&
+                   now - s->progress > self->config.ack_timeout_ms) {
             self->stats.resent += in_flight(s);
             session_resend_all(self, s);
             s->progress = now;

@@ -35,9 +35,9 @@ struct cv_hasher_t {
     uint64_t loop_ns;
 };
 
-void cv_checksum(uint8_t sum[CV_HASH_BYTES], const void *bytes, size_t len)
+void cv_checksum(uint8_t sum[CV_CHECKSUM_BYTES], const void *bytes, size_t len)
 {
-    crypto_generichash(sum, CV_HASH_BYTES, bytes ? bytes : (const void *)"", len, NULL, 0);
+    crypto_generichash(sum, CV_CHECKSUM_BYTES, bytes ? bytes : (const void *)"", len, NULL, 0);
 }
 
 static void hash_job(cv_hash_job_t *job)

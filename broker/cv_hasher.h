@@ -17,20 +17,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CV_HASH_BYTES 32 /* BLAKE2b-256 (crypto_generichash) */
+#define CV_CHECKSUM_BYTES 32 /* BLAKE2b-256 (crypto_generichash) */
 
 typedef struct {
     const uint8_t *bytes;
     size_t len;
-    uint8_t sum[CV_HASH_BYTES];  /* the claimer's */
-    uint8_t mine[CV_HASH_BYTES]; /* the loop's, when it tired of waiting */
-    atomic_bool done;            /* set by whoever claimed the job, once sum is written */
+    uint8_t sum[CV_CHECKSUM_BYTES];  /* the claimer's */
+    uint8_t mine[CV_CHECKSUM_BYTES]; /* the loop's, when it tired of waiting */
+    atomic_bool done;                /* set by whoever claimed the job, once sum is written */
 } cv_hash_job_t;
 
 typedef struct cv_hasher_t cv_hasher_t;
 
 /*  The sum itself, on the calling thread. */
-void cv_checksum(uint8_t sum[CV_HASH_BYTES], const void *bytes, size_t len);
+void cv_checksum(uint8_t sum[CV_CHECKSUM_BYTES], const void *bytes, size_t len);
 
 /*  Starts the worker thread; NULL when it cannot (sums are then taken on
  *  the loop: the functions below accept a NULL hasher). */

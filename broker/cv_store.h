@@ -69,7 +69,7 @@ typedef enum {
     CV_PUT_FAILED,   /* not stored, and the transaction is lost: it must roll back */
 } cv_put_t;
 
-#define CV_DIGEST_BYTES CV_HASH_BYTES /* BLAKE2b-256: cv_checksum() */
+#define CV_DIGEST_BYTES CV_CHECKSUM_BYTES /* BLAKE2b-256: cv_checksum() */
 
 /*  A report is named by (originator, id): an id names one report of its
  *  originator, and means nothing to another agency's. */

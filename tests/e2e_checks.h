@@ -126,11 +126,12 @@ static inline long stat_of(harness_t *h, const char *name)
 /*  Frames libcaveat would never send: a raw CURVE DEALER.                  */
 
 /*  A raw CURVE DEALER of agency (its example key), for frames libcaveat
- *  would never send. routing_id, when not NULL, is the routing id it
- *  gives the broker (size bytes); reconnect false makes a connection the
- *  broker ends stay ended. */
-static inline zsock_t *raw_dealer_as(harness_t *h, const char *agency, const void *routing_id,
-                                     size_t size, bool reconnect)
+ *  would never send, not yet connected (raw_dealer_connect): a test may
+ *  set socket options first. routing_id, when not NULL, is the routing id
+ *  it gives the broker (size bytes); reconnect false makes a connection
+ *  the broker ends stay ended. */
+static inline zsock_t *raw_dealer_new(harness_t *h, const char *agency, const void *routing_id,
+                                      size_t size, bool reconnect)
 {
     char path[600];
     snprintf(path, sizeof path, "%s", harness_path(h, "broker.cert"));
@@ -150,7 +151,19 @@ static inline zsock_t *raw_dealer_as(harness_t *h, const char *agency, const voi
         zmq_setsockopt(zsock_resolve(dealer), ZMQ_ROUTING_ID, routing_id, size);
     zcert_destroy(&server);
     zcert_destroy(&mine);
+    return dealer;
+}
+
+static inline void raw_dealer_connect(harness_t *h, zsock_t *dealer)
+{
     assert_int_equal(zsock_connect(dealer, "%s", harness_endpoint(h)), 0);
+}
+
+static inline zsock_t *raw_dealer_as(harness_t *h, const char *agency, const void *routing_id,
+                                     size_t size, bool reconnect)
+{
+    zsock_t *dealer = raw_dealer_new(h, agency, routing_id, size, reconnect);
+    raw_dealer_connect(h, dealer);
     return dealer;
 }
 
