@@ -218,11 +218,12 @@ typedef struct {
 bool cv_audit_verify(sqlite3 *db, const cv_note_verifier_t *verifier, cv_audit_summary_t *summary,
                      cv_error_t *err);
 /*  The c2sp.org/tlog-proof@v1 text for leaf index: its inclusion proof in
- *  the latest checkpoint that covers it, that checkpoint, and extra (NULL:
- *  no extra line) as the extra data. Malloc'd; NULL with err. Choosing the
- *  leaf (by report, by recipient) is the caller's. */
-char *cv_audit_prove(sqlite3 *db, uint64_t index, const void *extra, size_t extra_len,
-                     cv_error_t *err);
+ *  the stored checkpoint of size tree_size (0: the latest, which covers
+ *  every leaf checkpointed), that checkpoint, and extra (NULL: no extra
+ *  line) as the extra data. Malloc'd; NULL with err. Choosing the leaf (by
+ *  report, by recipient) is the caller's. */
+char *cv_audit_prove(sqlite3 *db, uint64_t index, uint64_t tree_size, const void *extra,
+                     size_t extra_len, cv_error_t *err);
 /*  The consistency proof between two checkpointed sizes:
  *  "caveat/tlog-consistency@v1 OLD NEW\n" then one base64 hash a line.
  *  Malloc'd; NULL with err when either size has no checkpoint. */

@@ -393,23 +393,42 @@ static int prove_inclusion(leaf_reader_t *reader, uint64_t index, const cv_check
     return n;
 }
 
-char *cv_audit_prove(sqlite3 *db, uint64_t index, const void *extra, size_t extra_len,
-                     cv_error_t *err)
+/*  The checkpoint a proof of index is in: of size tree_size, or the
+ *  latest. */
+static char *proving_checkpoint(sqlite3 *db, uint64_t index, uint64_t tree_size,
+                                cv_checkpoint_t *checkpoint, cv_error_t *err)
+{
+    char missing[64];
+    if (tree_size && tree_size <= index) {
+        cv_error_set(err, NULL, 0, 0,
+                     "audit log: a tree of %" PRIu64 " leaves has no leaf %" PRIu64, tree_size,
+                     index);
+        return NULL;
+    }
+    if (tree_size) {
+        snprintf(missing, sizeof missing, "of size %" PRIu64, tree_size);
+        return stored_checkpoint(db, "SELECT note FROM tlog_checkpoints WHERE size = ?1",
+                                 (int64_t)tree_size, checkpoint, missing, err);
+    }
+    snprintf(missing, sizeof missing, "covers leaf %" PRIu64 " yet", index);
+    return stored_checkpoint(db,
+                             "SELECT note FROM tlog_checkpoints WHERE size > ?1"
+                             " ORDER BY size DESC LIMIT 1",
+                             (int64_t)index, checkpoint, missing, err);
+}
+
+char *cv_audit_prove(sqlite3 *db, uint64_t index, uint64_t tree_size, const void *extra,
+                     size_t extra_len, cv_error_t *err)
 {
     leaf_reader_t reader = {0};
     cv_checkpoint_t checkpoint;
     cv_hash_t proof[CV_MERKLE_MAX_PROOF];
     char *note = NULL, *text = NULL;
-    char missing[64];
-    snprintf(missing, sizeof missing, "covers leaf %" PRIu64 " yet", index);
     int n = -1;
-    if (index >= INT64_MAX)
+    if (index >= INT64_MAX || tree_size > INT64_MAX)
         cv_error_set(err, NULL, 0, 0, "audit log: no leaf %" PRIu64, index);
     else if (open_reader(db, &reader, err) &&
-             (note = stored_checkpoint(db,
-                                       "SELECT note FROM tlog_checkpoints WHERE size > ?1"
-                                       " ORDER BY size DESC LIMIT 1",
-                                       (int64_t)index, &checkpoint, missing, err)))
+             (note = proving_checkpoint(db, index, tree_size, &checkpoint, err)))
         n = prove_inclusion(&reader, index, &checkpoint, proof, err);
     if (n >= 0 && (text = proof_header(index, extra, extra_len))) {
         append_hashes(&text, proof, n);

@@ -13,7 +13,7 @@
 #include "cv_audit.h"
 
 static const char usage[] =
-    "usage: caveat audit key DIR | verify DIR [--key VERIFIER-KEY] | prove DIR --index N |"
+    "usage: caveat audit key DIR | verify DIR [--key VERIFIER-KEY] | prove DIR --index N [--checkpoint SIZE] |"
     " consistency DIR OLD NEW | checkpoint DIR [--size N]";
 
 /*  A leaf index or tree size: decimal digits only. */
@@ -114,7 +114,7 @@ static int print_from_store(const char *dir,
 
 static char *make_proof(sqlite3 *db, const uint64_t *args, cv_error_t *err)
 {
-    return cv_audit_prove(db, args[0], NULL, 0, err);
+    return cv_audit_prove(db, args[0], args[1], NULL, 0, err);
 }
 
 static char *make_consistency(sqlite3 *db, const uint64_t *args, cv_error_t *err)
@@ -131,11 +131,14 @@ static int audit_prove(int argc, char **argv)
 {
     bool missing = false;
     const char *index = cli_take_option(&argc, argv, "--index", &missing);
-    uint64_t args[1];
+    const char *size = cli_take_option(&argc, argv, "--checkpoint", &missing);
+    uint64_t args[2] = {0, 0};
     if (argc != 2 || missing || !index)
-        return cli_error(CLI_USAGE, "usage: caveat audit prove DIR --index N");
+        return cli_error(CLI_USAGE, "usage: caveat audit prove DIR --index N [--checkpoint SIZE]");
     if (!parse_count(index, &args[0]))
         return cli_error(CLI_USAGE, "--index %s: not a leaf index", index);
+    if (size && (!parse_count(size, &args[1]) || args[1] == 0))
+        return cli_error(CLI_USAGE, "--checkpoint %s: not a tree size", size);
     return print_from_store(argv[1], make_proof, args);
 }
 
