@@ -5,12 +5,12 @@
 # golang-go and golang-golang-x-mod-dev).
 set -eu
 : "${CAVEAT:?}" "${AUDIT_FIXTURE:?}" "${BUILD_DIR:?}"
-here=$(cd "$(dirname "$0")" && pwd)
 x_mod=/usr/share/gocode/src/golang.org/x/mod
 if ! command -v go >/dev/null || [ ! -f "$x_mod/sumdb/tlog/tlog.go" ]; then
     echo "tlogcheck: skipped: needs go and $x_mod (golang-go golang-golang-x-mod-dev)"
     exit 77
 fi
+here=$(cd "$(dirname "$0")" && pwd)
 out="$BUILD_DIR/tlogcheck"
 mkdir -p "$out"
 export GOFLAGS=-mod=mod GOPROXY=off GOTOOLCHAIN=local GOCACHE="$out/cache" GOPATH="$out/gopath"
