@@ -10,7 +10,11 @@
  *  - notes: signed and verified; refused when not signed by the key, when
  *    the body or the signature changed, and when malformed; a cosignature
  *    by another key is allowed;
- *  - checkpoints: the body's form, and every malformed body refused.
+ *  - checkpoints: the body's form, and every malformed body refused;
+ *  - Go's golang.org/x/mod/sumdb/note wrote the same key's verifier key
+ *    and signed checkpoints (tests/fuzz/fuzz_audit_note/corpus): caveat
+ *    reads them, and signing the same body gives the same bytes (Ed25519
+ *    signatures are deterministic).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -391,6 +395,43 @@ static void test_checkpoint_refusals(void **state)
     expect_checkpoint_refused(body, "the last line does not end in a newline");
 }
 
+static char *corpus_file(const char *name)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tests/fuzz/fuzz_audit_note/corpus/%s", CAVEAT_SOURCE_DIR, name);
+    size_t len = 0;
+    char *text = cv_read_file(path, &len);
+    assert_non_null(text);
+    return text;
+}
+
+static void test_go_interop(void **state)
+{
+    cv_note_signer_t *signer = fixed_signer(*state);
+    char text[CV_VERIFIER_KEY_MAX];
+    cv_note_verifier_text(cv_note_signer_verifier(signer), text);
+    char *go_key = corpus_file("verifier_key");
+    assert_string_equal(text, go_key);
+    const char *names[] = {"checkpoint", "checkpoint_extension"};
+    for (int i = 0; i < 2; i++) {
+        char *go_note = corpus_file(names[i]);
+        cv_checkpoint_t checkpoint;
+        cv_error_t err = {0};
+        if (!cv_checkpoint_open(go_note, strlen(go_note), cv_note_signer_verifier(signer),
+                                &checkpoint, &err))
+            fail_msg("%s: %s", names[i], err.msg);
+        assert_int_equal(checkpoint.size, 20852163);
+        char *body = strndup(go_note, (size_t)(strstr(go_note, "\n\n") + 1 - go_note));
+        char *note = cv_note_sign(signer, body);
+        assert_string_equal(note, go_note);
+        free(note);
+        free(body);
+        free(go_note);
+    }
+    free(go_key);
+    cv_note_signer_destroy(&signer);
+}
+
 /*  A leaf is one compact JSON object, "event" and "time" first. */
 static void test_leaf(void **state)
 {
@@ -425,6 +466,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_note_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_go_interop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_leaf, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
