@@ -7,6 +7,7 @@
  *  the 4-byte key ID and the signature. Lines by other keys are allowed
  *  (witnesses may cosign) and not checked.
  */
+#include <assert.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,12 +16,23 @@
 
 #define SIG_PREFIX     "\xe2\x80\x94 " /* U+2014 EM DASH, a space */
 #define MAX_SIGNATURES 100             /* as Go's reader allows */
+#define B64_DECODE_MAX 96              /* bytes: a signature with its key ID, and more */
 
+/*  libsodium's decoder takes some bytes outside the alphabet for letters of
+ *  it (0xa7 decodes as '/'), and ignores the unused bits of the last
+ *  letter: only text that the bytes encode back to exactly is accepted, so
+ *  that one value has one text, as in Go's reader. */
 bool cv_base64_decode(const char *text, size_t len, uint8_t *out, size_t max, size_t *got)
 {
+    char back[B64_DECODE_MAX / 3 * 4 + 1];
+    assert(max <= B64_DECODE_MAX);
     *got = 0;
-    return len > 0 && sodium_base642bin(out, max, text, len, NULL, got, NULL,
-                                        sodium_base64_VARIANT_ORIGINAL) == 0;
+    if (len == 0 || len > 4 * ((max + 2) / 3) ||
+        sodium_base642bin(out, max, text, len, NULL, got, NULL, sodium_base64_VARIANT_ORIGINAL) !=
+            0)
+        return false;
+    cv_base64_encode(out, *got, back, sizeof back);
+    return strlen(back) == len && memcmp(back, text, len) == 0;
 }
 
 void cv_base64_encode(const void *bytes, size_t len, char *out, size_t size)
