@@ -55,33 +55,36 @@ static cv_note_signer_t *from_seed(const char *name, const uint8_t seed[crypto_s
     return self;
 }
 
+/*  "PRIVATE+KEY+NAME+KEYID+": the name and key ID into named; *seed_text
+ *  is what follows. */
+static bool split_key(const char *text, cv_note_verifier_t *named, const char **seed_text)
+{
+    size_t prefix = strlen(KEY_PREFIX);
+    if (strncmp(text, KEY_PREFIX, prefix) != 0)
+        return false;
+    const char *name = text + prefix, *hex = strchr(name, '+');
+    const char *seed = hex ? strchr(hex + 1, '+') : NULL;
+    if (!seed || seed - hex != 1 + 2 * CV_NOTE_KEY_ID_BYTES || hex - name >= CV_NOTE_NAME_MAX)
+        return false;
+    memcpy(named->name, name, (size_t)(hex - name));
+    named->name[hex - name] = '\0';
+    *seed_text = seed + 1;
+    return cv_note_name_valid(named->name) &&
+           sodium_hex2bin(named->key_id, CV_NOTE_KEY_ID_BYTES, hex + 1, 2 * CV_NOTE_KEY_ID_BYTES,
+                          NULL, NULL, NULL) == 0;
+}
+
 /*  The key file's text (without its '\n'): the seed into a signer, the key
  *  ID checked against the key it gives. */
-static cv_note_signer_t *parse_key(char *text, const char *path, cv_error_t *err)
+static cv_note_signer_t *parse_key(const char *text, const char *path, cv_error_t *err)
 {
     cv_note_verifier_t named; /* name and key ID as written; the key is the seed's */
     uint8_t seed[1 + crypto_sign_SEEDBYTES];
     size_t got = 0;
-    char *key = NULL;
-    bool ok = strncmp(text, KEY_PREFIX, strlen(KEY_PREFIX)) == 0;
-    if (ok) {
-        /* the verifier parser reads NAME+KEYID+BASE64; its key check fails
-         * for a seed, so only the name and the digits are taken from it */
-        char *hex = strchr(text + strlen(KEY_PREFIX), '+');
-        key = hex ? strchr(hex + 1, '+') : NULL;
-        ok = key && key - hex == 1 + 2 * CV_NOTE_KEY_ID_BYTES &&
-             (size_t)(hex - text) - strlen(KEY_PREFIX) < CV_NOTE_NAME_MAX;
-        if (ok) {
-            memcpy(named.name, text + strlen(KEY_PREFIX),
-                   (size_t)(hex - text) - strlen(KEY_PREFIX));
-            named.name[hex - text - strlen(KEY_PREFIX)] = '\0';
-            ok = cv_note_name_valid(named.name) &&
-                 sodium_hex2bin(named.key_id, CV_NOTE_KEY_ID_BYTES, hex + 1,
-                                2 * CV_NOTE_KEY_ID_BYTES, NULL, NULL, NULL) == 0;
-        }
-    }
-    ok = ok && cv_base64_decode(key + 1, strlen(key + 1), seed, sizeof seed, &got) &&
-         got == sizeof seed && seed[0] == CV_NOTE_ALG_ED25519;
+    const char *seed_text = NULL;
+    bool ok = split_key(text, &named, &seed_text) &&
+              cv_base64_decode(seed_text, strlen(seed_text), seed, sizeof seed, &got) &&
+              got == sizeof seed && seed[0] == CV_NOTE_ALG_ED25519;
     cv_note_signer_t *self = ok ? from_seed(named.name, seed + 1) : NULL;
     sodium_memzero(seed, sizeof seed);
     if (!ok)

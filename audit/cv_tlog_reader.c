@@ -471,9 +471,20 @@ static int prove_consistency(leaf_reader_t *reader, const cv_checkpoint_t *old,
     return n;
 }
 
+/*  The proof's text: its header line, then the hashes. */
+static char *consistency_text(uint64_t old_size, uint64_t new_size, const cv_hash_t *proof, int n)
+{
+    char header[96];
+    snprintf(header, sizeof header, "caveat/tlog-consistency@v1 %" PRIu64 " %" PRIu64 "\n",
+             old_size, new_size);
+    char *text = strdup(header);
+    append_hashes(&text, proof, n);
+    return text;
+}
+
 char *cv_audit_consistency(sqlite3 *db, uint64_t old_size, uint64_t new_size, cv_error_t *err)
 {
-    if (old_size == 0 || old_size > new_size) {
+    if (old_size == 0 || old_size > new_size || new_size > INT64_MAX) {
         cv_error_set(err, NULL, 0, 0,
                      "audit log: no consistency proof from size %" PRIu64 " to %" PRIu64
                      ": the old size must be at least 1 and at most the new",
@@ -488,16 +499,11 @@ char *cv_audit_consistency(sqlite3 *db, uint64_t old_size, uint64_t new_size, cv
     snprintf(old_missing, sizeof old_missing, "of size %" PRIu64, old_size);
     snprintf(new_missing, sizeof new_missing, "of size %" PRIu64, new_size);
     int n = -1;
-    if (new_size <= INT64_MAX && open_reader(db, &reader, err) &&
+    if (open_reader(db, &reader, err) &&
         (old_note = stored_checkpoint(db, by_size, (int64_t)old_size, &old, old_missing, err)) &&
         (new_note = stored_checkpoint(db, by_size, (int64_t)new_size, &new, new_missing, err)))
         n = prove_consistency(&reader, &old, &new, proof, err);
-    char header[96];
-    snprintf(header, sizeof header, "caveat/tlog-consistency@v1 %" PRIu64 " %" PRIu64 "\n",
-             old_size, new_size);
-    if (n >= 0 && (text = strdup(header)))
-        append_hashes(&text, proof, n);
-    if (n >= 0 && !text)
+    if (n >= 0 && !(text = consistency_text(old_size, new_size, proof, n)))
         cv_error_set(err, NULL, 0, 0, "audit log: out of memory");
     sqlite3_finalize(reader.stmt);
     free(old_note);

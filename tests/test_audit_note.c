@@ -227,6 +227,10 @@ static void test_key_file_refusals(void **state)
     memcpy(text + strlen("PRIVATE+KEY+"), "EXAMPLE", 7);
     write_file(rig->key_path, text, 0600);
     expect_key_refused(rig, "the key ID is not the key's");
+    /* a name no note can carry is no key's, whatever its ID */
+    memcpy(text + strlen("PRIVATE+KEY+"), "exa ple", 7);
+    write_file(rig->key_path, text, 0600);
+    expect_key_refused(rig, "not an audit key");
 }
 
 static void test_bad_name(void **state)
