@@ -1,4 +1,5 @@
 /*  audit_fixture.c: see audit_fixture.h. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -126,4 +127,19 @@ bool audit_fixture_make(const char *dir, uint64_t leaves, uint64_t every, uint64
     sqlite3_close(db);
     cv_note_signer_destroy(&signer);
     return ok;
+}
+
+void audit_fixture_remove(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char path[4096];
+    while (d && (e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+    if (d)
+        closedir(d);
+    rmdir(dir);
 }

@@ -19,6 +19,9 @@
  *  nowhere). Prints what failed on stderr. */
 bool audit_fixture_make(const char *dir, uint64_t leaves, uint64_t every, uint64_t tail, FILE *out);
 
+/*  Removes dir and the files in it (a data directory holds no others). */
+void audit_fixture_remove(const char *dir);
+
 /*  The leaf audit_fixture_make writes at index, malloc'd. */
 char *audit_fixture_leaf(uint64_t index);
 

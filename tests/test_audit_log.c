@@ -20,7 +20,6 @@
 #include <stddef.h>
 
 #include <cmocka.h>
-#include <dirent.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,21 +40,6 @@ typedef struct {
     sqlite3 *db; /* read-write, for tampering and the log */
     cv_note_signer_t *signer;
 } rig_t;
-
-static void remove_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    struct dirent *e;
-    char path[4096];
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-            unlink(path);
-        }
-    closedir(d);
-    rmdir(dir);
-}
 
 static int setup(void **state)
 {
@@ -78,7 +62,7 @@ static int teardown(void **state)
     rig_t *rig = *state;
     cv_note_signer_destroy(&rig->signer);
     sqlite3_close(rig->db);
-    remove_dir(rig->dir);
+    audit_fixture_remove(rig->dir);
     free(rig);
     return 0;
 }
