@@ -133,7 +133,8 @@ typedef struct cv_note_signer_t cv_note_signer_t;
 #define CV_AUDIT_KEY_FILE "audit.key" /* in the data directory */
 
 cv_note_signer_t *cv_note_signer_load(const char *path, cv_error_t *err);
-/*  A new key named name, written to path (refused when path exists). */
+/*  A new key named name, written to path (refused when path exists).
+ *  libsodium must be started (sodium_init). */
 cv_note_signer_t *cv_note_signer_create(const char *path, const char *name, cv_error_t *err);
 /*  DIR/audit.key, made when absent with name origin (NULL: "caveat/" and
  *  8 random hex digits, unique to the key). */

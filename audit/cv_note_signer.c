@@ -185,6 +185,10 @@ cv_note_signer_t *cv_audit_key_open(const char *dir, const char *origin, cv_erro
     snprintf(path, sizeof path, "%s/%s", dir, CV_AUDIT_KEY_FILE);
     if (access(path, F_OK) == 0 || errno != ENOENT)
         return cv_note_signer_load(path, err);
+    if (sodium_init() < 0) { /* randombytes wants it; a no-op once done */
+        cv_error_set(err, NULL, 0, 0, "%s: libsodium cannot start", path);
+        return NULL;
+    }
     if (!origin) {
         uint8_t unique[4];
         char hex[2 * sizeof unique + 1];
