@@ -36,6 +36,15 @@ static const char usage[] =
     "        backup DIR\n"
     "            --broker EP --server-key BROKER.cert --cert ADMIN.cert_secret\n"
     "  received LABEL=FILE...               subscribe's output, side by side per report\n"
+    "  audit key DIR                        the verifier key of DIR's audit log\n"
+    "  audit verify DIR [--key VERIFIER-KEY]\n"
+    "            every leaf and checkpoint of DIR's audit log checked; exit 1 naming the\n"
+    "            first that is wrong; --key: the verifier key (default: DIR's own key's)\n"
+    "  audit prove DIR --index N [--checkpoint SIZE]\n"
+    "            c2sp.org/tlog-proof@v1 of leaf N: its inclusion proof in the latest\n"
+    "            checkpoint (or the one of SIZE leaves), and that checkpoint\n"
+    "  audit consistency DIR OLD NEW        the consistency proof between two checkpoints\n"
+    "  audit checkpoint DIR [--size N]      a signed checkpoint (default: the last)\n"
     "  help [COMMAND]                       this, or one command's part of it\n"
     "  --version                            caveat's version\n";
 
@@ -58,7 +67,7 @@ static void print_usage_of(const char *command, FILE *out)
 static bool is_command(const char *name)
 {
     static const char *const commands[] = {"keygen", "policy",   "publish", "subscribe",
-                                           "admin",  "received", NULL};
+                                           "admin",  "received", "audit",   NULL};
     for (int i = 0; commands[i]; i++)
         if (strcmp(name, commands[i]) == 0)
             return true;
@@ -106,5 +115,7 @@ int main(int argc, char **argv)
         return cmd_admin(argc - 1, argv + 1);
     if (strcmp(argv[1], "received") == 0)
         return cmd_received(argc - 1, argv + 1);
+    if (strcmp(argv[1], "audit") == 0)
+        return cmd_audit(argc - 1, argv + 1);
     return cli_error(CLI_USAGE, "unknown command '%s' (caveat --help)", argv[1]);
 }

@@ -48,6 +48,7 @@ int cmd_publish(int argc, char **argv);
 int cmd_subscribe(int argc, char **argv);
 int cmd_admin(int argc, char **argv);
 int cmd_received(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
 
 /*  For the commands that talk to a broker (publish, subscribe, admin):
  *  takes --broker EP, --server-key FILE, --cert FILE and --timeout S from

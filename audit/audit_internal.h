@@ -1,0 +1,19 @@
+/*  audit_internal.h: what the audit library's files share and its users
+ *  need not see. */
+#ifndef CV_AUDIT_INTERNAL_H
+#define CV_AUDIT_INTERNAL_H
+
+#include "cv_audit.h"
+#include "cv_proto.h" /* cv_error_set, the JSON writer */
+
+#define CV_NOTE_ALG_ED25519 0x01 /* the algorithm byte of a note key */
+
+/*  Standard base64 with padding (RFC 4648 section 4), as the note and
+ *  checkpoint formats have it. decode refuses anything else (a text that
+ *  is not the canonical encoding of its bytes included), and more than max
+ *  bytes; *got is how many were written. */
+bool cv_base64_decode(const char *text, size_t len, uint8_t *out, size_t max, size_t *got);
+/*  out holds at least sodium_base64_ENCODED_LEN(len, ORIGINAL) bytes. */
+void cv_base64_encode(const void *bytes, size_t len, char *out, size_t size);
+
+#endif

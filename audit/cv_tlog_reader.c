@@ -1,0 +1,512 @@
+/*  cv_tlog_reader.c: the audit log read back: checked whole, and proofs
+ *  drawn from it. Works on any connection, a read-only one included, and
+ *  writes nothing.
+ *
+ *  Verifying hashes every leaf once, in index order, into a frontier, and
+ *  compares the root with each checkpoint when the frontier reaches its
+ *  size: the first checkpoint that differs bounds the leaf that changed to
+ *  the leaves after the checkpoint before it. Proofs hash the leaves up to
+ *  the checkpoint's size (cv_merkle.c), and each proof is checked against
+ *  the checkpoint's root before it is given out.
+ */
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit_internal.h"
+
+#define ROOT_TEXT_MAX sodium_base64_ENCODED_LEN(CV_HASH_BYTES, sodium_base64_VARIANT_ORIGINAL)
+
+static bool db_error(sqlite3 *db, cv_error_t *err, const char *doing)
+{
+    cv_error_set(err, NULL, 0, 0, "audit log: %s: %s", doing, sqlite3_errmsg(db));
+    return false;
+}
+
+/*  A percent-encoded file: URI, so that no character of dir is taken for
+ *  a URI's '?' or '#'. */
+static char *readonly_uri(const char *dir)
+{
+    size_t len = strlen(dir);
+    char *uri = malloc(3 * len + 64);
+    if (!uri)
+        return NULL;
+    char *out = uri + sprintf(uri, "file:");
+    for (const unsigned char *c = (const unsigned char *)dir; *c; c++)
+        out += strchr("?#%", *c) || *c < 0x21 || *c > 0x7e ? sprintf(out, "%%%02X", *c)
+                                                           : sprintf(out, "%c", *c);
+    sprintf(out, "/caveat.db?mode=ro");
+    return uri;
+}
+
+sqlite3 *cv_audit_open_readonly(const char *dir, cv_error_t *err)
+{
+    char *uri = readonly_uri(dir);
+    sqlite3 *db = NULL;
+    int rc = uri ? sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL)
+                 : SQLITE_NOMEM;
+    free(uri);
+    if (rc == SQLITE_OK)
+        sqlite3_busy_timeout(db, 5000);
+    else {
+        cv_error_set(err, NULL, 0, 0, "%s/caveat.db: cannot open: %s", dir,
+                     db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        sqlite3_close(db);
+        db = NULL;
+    }
+    return db;
+}
+
+/*  Whether the store has an audit log at all. */
+static bool has_log(sqlite3 *db, cv_error_t *err)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(db,
+                                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name"
+                                " IN ('tlog_leaves', 'tlog_frontier', 'tlog_checkpoints')",
+                                -1, &s, NULL);
+    if (rc != SQLITE_OK) {
+        sqlite3_finalize(s);
+        return db_error(db, err, "reading the schema");
+    }
+    bool found = sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int(s, 0) == 3;
+    sqlite3_finalize(s);
+    if (!found)
+        cv_error_set(err, NULL, 0, 0, "audit log: this store has none (no tlog tables)");
+    return found;
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Verifying.                                                              */
+
+/*  One stored checkpoint, its signature checked. */
+typedef struct {
+    int64_t size;
+    cv_checkpoint_t checkpoint;
+} stored_t;
+
+typedef struct {
+    stored_t *items;
+    size_t count;
+} checkpoints_t;
+
+static bool check_one(sqlite3_stmt *s, const cv_note_verifier_t *verifier, stored_t *item,
+                      cv_error_t *err)
+{
+    item->size = sqlite3_column_int64(s, 0);
+    const char *note = (const char *)sqlite3_column_text(s, 1);
+    cv_error_t why;
+    if (!note || !cv_checkpoint_open(note, (size_t)sqlite3_column_bytes(s, 1), verifier,
+                                     &item->checkpoint, &why)) {
+        cv_error_set(err, NULL, 0, 0, "checkpoint at size %" PRId64 ": %s", item->size,
+                     note ? why.msg : "no note");
+        return false;
+    }
+    if (item->size <= 0 || item->checkpoint.size != (uint64_t)item->size) {
+        cv_error_set(err, NULL, 0, 0,
+                     "checkpoint at size %" PRId64
+                     ": stored under that size, it says size %" PRIu64,
+                     item->size, item->checkpoint.size);
+        return false;
+    }
+    return true;
+}
+
+/*  Every stored checkpoint, ascending, its signature checked. */
+static bool load_checkpoints(sqlite3 *db, const cv_note_verifier_t *verifier, checkpoints_t *out,
+                             cv_error_t *err)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT size, note FROM tlog_checkpoints ORDER BY size", -1, &s,
+                           NULL) != SQLITE_OK)
+        return db_error(db, err, "reading checkpoints");
+    bool ok = true;
+    int rc;
+    while (ok && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        stored_t *grown = realloc(out->items, (out->count + 1) * sizeof *grown);
+        ok = grown != NULL;
+        if (ok) {
+            out->items = grown;
+            ok = check_one(s, verifier, &out->items[out->count++], err);
+        } else {
+            cv_error_set(err, NULL, 0, 0, "audit log: out of memory");
+        }
+    }
+    if (ok && rc != SQLITE_DONE)
+        ok = db_error(db, err, "reading checkpoints");
+    sqlite3_finalize(s);
+    return ok;
+}
+
+/*  The scan's state: the frontier so far and the next checkpoint to meet. */
+typedef struct {
+    cv_frontier_t frontier;
+    const checkpoints_t *checkpoints;
+    size_t next; /* the first checkpoint not yet met */
+} scan_t;
+
+/*  When the leaves reach a checkpoint's size, its root must be theirs. */
+static bool meet_checkpoint(scan_t *scan, cv_error_t *err)
+{
+    if (scan->next == scan->checkpoints->count ||
+        (uint64_t)scan->checkpoints->items[scan->next].size != scan->frontier.size)
+        return true;
+    cv_hash_t root;
+    cv_frontier_root(&scan->frontier, &root);
+    const stored_t *met = &scan->checkpoints->items[scan->next];
+    if (!cv_hash_equal(&root, &met->checkpoint.root)) {
+        uint64_t from = scan->next ? (uint64_t)scan->checkpoints->items[scan->next - 1].size : 0;
+        cv_error_set(err, NULL, 0, 0,
+                     "checkpoint at size %" PRId64 ": the leaves do not hash to its root: one of "
+                     "leaves %" PRIu64 " to %" PRId64 " was changed, inserted, removed or moved",
+                     met->size, from, met->size - 1);
+        return false;
+    }
+    scan->next++;
+    return true;
+}
+
+static bool scan_leaf(scan_t *scan, int64_t idx, const void *data, size_t len, cv_error_t *err)
+{
+    if (idx < 0 || (uint64_t)idx != scan->frontier.size) {
+        if (idx < 0 || (uint64_t)idx < scan->frontier.size)
+            cv_error_set(err, NULL, 0, 0, "leaf %" PRId64 ": not an index the log gives", idx);
+        else
+            cv_error_set(err, NULL, 0, 0,
+                         "leaf %" PRIu64 " is missing: the leaves go from %" PRId64 " to %" PRId64,
+                         scan->frontier.size, (int64_t)scan->frontier.size - 1, idx);
+        return false;
+    }
+    cv_hash_t hash;
+    cv_merkle_leaf_hash(data, len, &hash);
+    cv_frontier_append(&scan->frontier, &hash);
+    return meet_checkpoint(scan, err);
+}
+
+static bool scan_leaves(sqlite3 *db, scan_t *scan, cv_error_t *err)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT idx, data FROM tlog_leaves ORDER BY idx", -1, &s, NULL) !=
+        SQLITE_OK)
+        return db_error(db, err, "reading leaves");
+    bool ok = true;
+    int rc;
+    while (ok && (rc = sqlite3_step(s)) == SQLITE_ROW)
+        ok = scan_leaf(scan, sqlite3_column_int64(s, 0), sqlite3_column_blob(s, 1),
+                       (size_t)sqlite3_column_bytes(s, 1), err);
+    if (ok && rc != SQLITE_DONE)
+        ok = db_error(db, err, "reading leaves");
+    sqlite3_finalize(s);
+    return ok;
+}
+
+/*  The stored frontier is what appending the leaves gave: a leaf after the
+ *  last checkpoint changed, or one added or removed behind the log's back,
+ *  shows here. */
+static bool check_frontier(sqlite3 *db, const scan_t *scan, uint64_t checkpointed, cv_error_t *err)
+{
+    sqlite3_stmt *s = NULL;
+    cv_frontier_t stored;
+    bool read = sqlite3_prepare_v2(db, "SELECT size, nodes FROM tlog_frontier WHERE id = 0", -1, &s,
+                                   NULL) == SQLITE_OK &&
+                sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int64(s, 0) >= 0 &&
+                cv_frontier_unpack(&stored, (uint64_t)sqlite3_column_int64(s, 0),
+                                   sqlite3_column_blob(s, 1), (size_t)sqlite3_column_bytes(s, 1));
+    sqlite3_finalize(s);
+    if (!read)
+        cv_error_set(err, NULL, 0, 0, "audit log: the stored frontier is missing or damaged");
+    else if (stored.size != scan->frontier.size)
+        cv_error_set(err, NULL, 0, 0,
+                     "the log has %" PRIu64 " leaves, its frontier says %" PRIu64
+                     ": leaves were added or removed behind its back",
+                     scan->frontier.size, stored.size);
+    else if (!cv_frontier_equal(&stored, &scan->frontier))
+        cv_error_set(err, NULL, 0, 0,
+                     "the leaves do not hash to the stored frontier: one of leaves %" PRIu64
+                     " to %" PRIu64 " (not yet checkpointed) was changed or moved",
+                     checkpointed, scan->frontier.size - 1);
+    return read && cv_frontier_equal(&stored, &scan->frontier);
+}
+
+static bool check_tail(const scan_t *scan, cv_error_t *err)
+{
+    if (scan->next == scan->checkpoints->count)
+        return true;
+    cv_error_set(err, NULL, 0, 0,
+                 "checkpoint at size %" PRId64
+                 " covers leaves the log no longer has: it has %" PRIu64 " (truncated)",
+                 scan->checkpoints->items[scan->next].size, scan->frontier.size);
+    return false;
+}
+
+bool cv_audit_verify(sqlite3 *db, const cv_note_verifier_t *verifier, cv_audit_summary_t *summary,
+                     cv_error_t *err)
+{
+    memset(summary, 0, sizeof *summary);
+    checkpoints_t checkpoints = {0};
+    scan_t scan = {.checkpoints = &checkpoints};
+    cv_frontier_init(&scan.frontier);
+    bool ok = has_log(db, err) && load_checkpoints(db, verifier, &checkpoints, err) &&
+              scan_leaves(db, &scan, err) && check_tail(&scan, err);
+    if (ok && checkpoints.count) {
+        summary->last = checkpoints.items[checkpoints.count - 1].checkpoint;
+        summary->checkpointed = summary->last.size;
+    }
+    ok = ok && check_frontier(db, &scan, summary->checkpointed, err);
+    summary->leaves = scan.frontier.size;
+    summary->checkpoints = checkpoints.count;
+    cv_frontier_root(&scan.frontier, &summary->root);
+    free(checkpoints.items);
+    return ok;
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Proving.                                                                */
+
+/*  Leaf hashes read by index, for cv_merkle's proofs. */
+typedef struct {
+    sqlite3 *db;
+    sqlite3_stmt *stmt;
+    cv_error_t *err;
+} leaf_reader_t;
+
+static bool read_leaf_hash(void *arg, uint64_t index, cv_hash_t *out)
+{
+    leaf_reader_t *reader = arg;
+    sqlite3_bind_int64(reader->stmt, 1, (int64_t)index);
+    bool found = sqlite3_step(reader->stmt) == SQLITE_ROW;
+    if (found)
+        cv_merkle_leaf_hash(sqlite3_column_blob(reader->stmt, 0),
+                            (size_t)sqlite3_column_bytes(reader->stmt, 0), out);
+    else
+        cv_error_set(reader->err, NULL, 0, 0, "leaf %" PRIu64 " is missing", index);
+    sqlite3_reset(reader->stmt);
+    return found;
+}
+
+static bool open_reader(sqlite3 *db, leaf_reader_t *reader, cv_error_t *err)
+{
+    *reader = (leaf_reader_t){db, NULL, err};
+    return has_log(db, err) &&
+           (sqlite3_prepare_v2(db, "SELECT data FROM tlog_leaves WHERE idx = ?1", -1, &reader->stmt,
+                               NULL) == SQLITE_OK ||
+            db_error(db, err, "reading leaves"));
+}
+
+/*  A stored checkpoint's note (malloc'd) and its parsed body, signature
+ *  not checked (that is for whoever reads the proof): the one sql selects
+ *  with bound bound to ?1. NULL with err; "no checkpoint " and missing when
+ *  there is none. */
+static char *stored_checkpoint(sqlite3 *db, const char *sql, int64_t bound, cv_checkpoint_t *out,
+                               const char *missing, cv_error_t *err)
+{
+    sqlite3_stmt *s = NULL;
+    char *note = NULL;
+    size_t body_len = 0;
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
+        db_error(db, err, "reading checkpoints");
+        return NULL;
+    }
+    sqlite3_bind_int64(s, 1, bound);
+    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
+        note = strdup((const char *)sqlite3_column_text(s, 0));
+    else
+        cv_error_set(err, NULL, 0, 0, "audit log: no checkpoint %s", missing);
+    sqlite3_finalize(s);
+    if (note && !(cv_note_body(note, strlen(note), &body_len, err) &&
+                  cv_checkpoint_parse(note, body_len, out, err))) {
+        free(note);
+        note = NULL;
+    }
+    return note;
+}
+
+/*  Appends text to a malloc'd string; *out is freed and NULL on failure. */
+static void append(char **out, const char *text)
+{
+    if (!*out)
+        return;
+    size_t had = strlen(*out), len = strlen(text);
+    char *grown = realloc(*out, had + len + 1);
+    if (!grown) {
+        free(*out);
+        *out = NULL;
+        return;
+    }
+    memcpy(grown + had, text, len + 1);
+    *out = grown;
+}
+
+static void append_hashes(char **out, const cv_hash_t *hashes, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char line[ROOT_TEXT_MAX + 1];
+        cv_base64_encode(hashes[i].bytes, CV_HASH_BYTES, line, ROOT_TEXT_MAX);
+        strcat(line, "\n");
+        append(out, line);
+    }
+}
+
+/*  "c2sp.org/tlog-proof@v1", the extra line, the index. */
+static char *proof_header(uint64_t index, const void *extra, size_t extra_len)
+{
+    char *text = strdup("c2sp.org/tlog-proof@v1\n");
+    if (extra) {
+        size_t size = sodium_base64_ENCODED_LEN(extra_len, sodium_base64_VARIANT_ORIGINAL);
+        char *b64 = malloc(size);
+        if (b64) {
+            cv_base64_encode(extra, extra_len, b64, size);
+            append(&text, "extra ");
+            append(&text, b64);
+            append(&text, "\n");
+        }
+        free(b64);
+        if (!b64) {
+            free(text);
+            return NULL;
+        }
+    }
+    char line[64];
+    snprintf(line, sizeof line, "index %" PRIu64 "\n", index);
+    append(&text, line);
+    return text;
+}
+
+/*  The inclusion proof of index in checkpoint, checked against its root. */
+static int prove_inclusion(leaf_reader_t *reader, uint64_t index, const cv_checkpoint_t *checkpoint,
+                           cv_hash_t proof[CV_MERKLE_MAX_PROOF], cv_error_t *err)
+{
+    cv_hash_t leaf;
+    int n = read_leaf_hash(reader, index, &leaf)
+                ? cv_merkle_inclusion_proof(index, checkpoint->size, read_leaf_hash, reader, proof)
+                : -1;
+    if (n >= 0 && !cv_merkle_verify_inclusion(index, checkpoint->size, &leaf, proof, (size_t)n,
+                                              &checkpoint->root)) {
+        cv_error_set(err, NULL, 0, 0,
+                     "checkpoint at size %" PRIu64 ": the leaves do not hash to its root"
+                     " (caveat audit verify says which)",
+                     checkpoint->size);
+        return -1;
+    }
+    return n;
+}
+
+/*  The checkpoint a proof of index is in: of size tree_size, or the
+ *  latest. */
+static char *proving_checkpoint(sqlite3 *db, uint64_t index, uint64_t tree_size,
+                                cv_checkpoint_t *checkpoint, cv_error_t *err)
+{
+    char missing[64];
+    if (tree_size && tree_size <= index) {
+        cv_error_set(err, NULL, 0, 0,
+                     "audit log: a tree of %" PRIu64 " leaves has no leaf %" PRIu64, tree_size,
+                     index);
+        return NULL;
+    }
+    if (tree_size) {
+        snprintf(missing, sizeof missing, "of size %" PRIu64, tree_size);
+        return stored_checkpoint(db, "SELECT note FROM tlog_checkpoints WHERE size = ?1",
+                                 (int64_t)tree_size, checkpoint, missing, err);
+    }
+    snprintf(missing, sizeof missing, "covers leaf %" PRIu64 " yet", index);
+    return stored_checkpoint(db,
+                             "SELECT note FROM tlog_checkpoints WHERE size > ?1"
+                             " ORDER BY size DESC LIMIT 1",
+                             (int64_t)index, checkpoint, missing, err);
+}
+
+char *cv_audit_prove(sqlite3 *db, uint64_t index, uint64_t tree_size, const void *extra,
+                     size_t extra_len, cv_error_t *err)
+{
+    leaf_reader_t reader = {0};
+    cv_checkpoint_t checkpoint;
+    cv_hash_t proof[CV_MERKLE_MAX_PROOF];
+    char *note = NULL, *text = NULL;
+    int n = -1;
+    if (index >= INT64_MAX || tree_size > INT64_MAX)
+        cv_error_set(err, NULL, 0, 0, "audit log: no leaf %" PRIu64, index);
+    else if (open_reader(db, &reader, err) &&
+             (note = proving_checkpoint(db, index, tree_size, &checkpoint, err)))
+        n = prove_inclusion(&reader, index, &checkpoint, proof, err);
+    if (n >= 0 && (text = proof_header(index, extra, extra_len))) {
+        append_hashes(&text, proof, n);
+        append(&text, "\n");
+        append(&text, note);
+    }
+    if (n >= 0 && !text)
+        cv_error_set(err, NULL, 0, 0, "audit log: out of memory");
+    sqlite3_finalize(reader.stmt);
+    free(note);
+    return text;
+}
+
+char *cv_audit_checkpoint(sqlite3 *db, uint64_t size, cv_error_t *err)
+{
+    cv_checkpoint_t checkpoint;
+    char missing[64];
+    snprintf(missing, sizeof missing, size ? "of size %" PRIu64 : "yet", size);
+    if (size > INT64_MAX || !has_log(db, err))
+        return NULL;
+    return stored_checkpoint(db,
+                             size ? "SELECT note FROM tlog_checkpoints WHERE size = ?1"
+                                  : "SELECT note FROM tlog_checkpoints ORDER BY size DESC LIMIT 1",
+                             (int64_t)size, &checkpoint, missing, err);
+}
+
+static int prove_consistency(leaf_reader_t *reader, const cv_checkpoint_t *old,
+                             const cv_checkpoint_t *new, cv_hash_t proof[CV_MERKLE_MAX_PROOF],
+                             cv_error_t *err)
+{
+    int n = cv_merkle_consistency_proof(old->size, new->size, read_leaf_hash, reader, proof);
+    if (n >= 0 && !cv_merkle_verify_consistency(old->size, new->size, &old->root, &new->root, proof,
+                                                (size_t)n)) {
+        cv_error_set(err, NULL, 0, 0,
+                     "checkpoints at sizes %" PRIu64 " and %" PRIu64
+                     " are not consistent with the leaves (caveat audit verify says which)",
+                     old->size, new->size);
+        return -1;
+    }
+    return n;
+}
+
+/*  The proof's text: its header line, then the hashes. */
+static char *consistency_text(uint64_t old_size, uint64_t new_size, const cv_hash_t *proof, int n)
+{
+    char header[96];
+    snprintf(header, sizeof header, "caveat/tlog-consistency@v1 %" PRIu64 " %" PRIu64 "\n",
+             old_size, new_size);
+    char *text = strdup(header);
+    append_hashes(&text, proof, n);
+    return text;
+}
+
+char *cv_audit_consistency(sqlite3 *db, uint64_t old_size, uint64_t new_size, cv_error_t *err)
+{
+    if (old_size == 0 || old_size > new_size || new_size > INT64_MAX) {
+        cv_error_set(err, NULL, 0, 0,
+                     "audit log: no consistency proof from size %" PRIu64 " to %" PRIu64
+                     ": the old size must be at least 1 and at most the new",
+                     old_size, new_size);
+        return NULL;
+    }
+    static const char by_size[] = "SELECT note FROM tlog_checkpoints WHERE size = ?1";
+    leaf_reader_t reader = {0};
+    cv_checkpoint_t old, new;
+    cv_hash_t proof[CV_MERKLE_MAX_PROOF];
+    char *old_note = NULL, *new_note = NULL, *text = NULL, old_missing[64], new_missing[64];
+    snprintf(old_missing, sizeof old_missing, "of size %" PRIu64, old_size);
+    snprintf(new_missing, sizeof new_missing, "of size %" PRIu64, new_size);
+    int n = -1;
+    if (open_reader(db, &reader, err) &&
+        (old_note = stored_checkpoint(db, by_size, (int64_t)old_size, &old, old_missing, err)) &&
+        (new_note = stored_checkpoint(db, by_size, (int64_t)new_size, &new, new_missing, err)))
+        n = prove_consistency(&reader, &old, &new, proof, err);
+    if (n >= 0 && !(text = consistency_text(old_size, new_size, proof, n)))
+        cv_error_set(err, NULL, 0, 0, "audit log: out of memory");
+    sqlite3_finalize(reader.stmt);
+    free(old_note);
+    free(new_note);
+    return text;
+}

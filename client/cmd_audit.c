@@ -1,0 +1,186 @@
+/*  caveat audit key|verify|prove|consistency|checkpoint: the broker's
+ *  audit log (audit/cv_audit.h) read from its data directory, in a process
+ *  of its own: the store is opened read-only, and nothing is written. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "cli.h"
+#include "cv_audit.h"
+
+static const char usage[] =
+    "usage: caveat audit key DIR | verify DIR [--key VERIFIER-KEY] | prove DIR --index N [--checkpoint SIZE] |"
+    " consistency DIR OLD NEW | checkpoint DIR [--size N]";
+
+/*  A leaf index or tree size: decimal digits only. */
+static bool parse_count(const char *text, uint64_t *value)
+{
+    if (!*text || strspn(text, "0123456789") != strlen(text) || strlen(text) > 18)
+        return false;
+    *value = strtoull(text, NULL, 10);
+    return true;
+}
+
+/*  The verifier key: --key's text, else the one of DIR's signing key. */
+static bool load_verifier(const char *dir, const char *text, cv_note_verifier_t *out)
+{
+    cv_error_t err = {0};
+    if (text) {
+        if (!cv_note_verifier_parse(text, out, &err))
+            return cli_error(CLI_USAGE, "--key: %s", err.msg), false;
+        return true;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, CV_AUDIT_KEY_FILE);
+    cv_note_signer_t *signer = cv_note_signer_load(path, &err);
+    if (!signer)
+        return cli_error(CLI_USAGE, "%s", err.msg), false;
+    *out = *cv_note_signer_verifier(signer);
+    cv_note_signer_destroy(&signer);
+    return true;
+}
+
+static int audit_key(int argc, char **argv)
+{
+    if (argc != 2)
+        return cli_error(CLI_USAGE, "usage: caveat audit key DIR");
+    cv_note_verifier_t verifier;
+    if (!load_verifier(argv[1], NULL, &verifier))
+        return CLI_USAGE;
+    char text[CV_VERIFIER_KEY_MAX];
+    cv_note_verifier_text(&verifier, text);
+    printf("%s\n", text);
+    return CLI_OK;
+}
+
+static void print_summary(const cv_audit_summary_t *summary)
+{
+    char root[sodium_base64_ENCODED_LEN(CV_HASH_BYTES, sodium_base64_VARIANT_ORIGINAL)];
+    sodium_bin2base64(root, sizeof root, summary->root.bytes, CV_HASH_BYTES,
+                      sodium_base64_VARIANT_ORIGINAL);
+    printf("audit log good: %" PRIu64 " leaves, root %s; %" PRIu64 " checkpoints", summary->leaves,
+           root, summary->checkpoints);
+    if (summary->checkpoints)
+        printf(", the last of %s at size %" PRIu64, summary->last.origin, summary->checkpointed);
+    if (summary->leaves > summary->checkpointed)
+        printf("; %" PRIu64 " leaves not yet checkpointed",
+               summary->leaves - summary->checkpointed);
+    printf("\n");
+}
+
+static int audit_verify(int argc, char **argv)
+{
+    bool missing = false;
+    const char *key = cli_take_option(&argc, argv, "--key", &missing);
+    if (argc != 2 || missing)
+        return cli_error(CLI_USAGE, "usage: caveat audit verify DIR [--key VERIFIER-KEY]");
+    cv_note_verifier_t verifier;
+    if (!load_verifier(argv[1], key, &verifier))
+        return CLI_USAGE;
+    cv_error_t err = {0};
+    sqlite3 *db = cv_audit_open_readonly(argv[1], &err);
+    if (!db)
+        return cli_error(CLI_USAGE, "%s", err.msg);
+    cv_audit_summary_t summary;
+    bool good = cv_audit_verify(db, &verifier, &summary, &err);
+    sqlite3_close(db);
+    if (!good)
+        return cli_error(CLI_FAILED, "%s: %s", argv[1], err.msg);
+    print_summary(&summary);
+    return CLI_OK;
+}
+
+/*  Runs make on DIR's store opened read-only and prints what it gives. */
+static int print_from_store(const char *dir,
+                            char *(*make)(sqlite3 *, const uint64_t *, cv_error_t *),
+                            const uint64_t *args)
+{
+    cv_error_t err = {0};
+    sqlite3 *db = cv_audit_open_readonly(dir, &err);
+    if (!db)
+        return cli_error(CLI_USAGE, "%s", err.msg);
+    char *text = make(db, args, &err);
+    sqlite3_close(db);
+    if (!text)
+        return cli_error(CLI_FAILED, "%s: %s", dir, err.msg);
+    fputs(text, stdout);
+    free(text);
+    return CLI_OK;
+}
+
+static char *make_proof(sqlite3 *db, const uint64_t *args, cv_error_t *err)
+{
+    return cv_audit_prove(db, args[0], args[1], NULL, 0, err);
+}
+
+static char *make_consistency(sqlite3 *db, const uint64_t *args, cv_error_t *err)
+{
+    return cv_audit_consistency(db, args[0], args[1], err);
+}
+
+static char *make_checkpoint(sqlite3 *db, const uint64_t *args, cv_error_t *err)
+{
+    return cv_audit_checkpoint(db, args[0], err);
+}
+
+static int audit_prove(int argc, char **argv)
+{
+    bool missing = false;
+    const char *index = cli_take_option(&argc, argv, "--index", &missing);
+    const char *size = cli_take_option(&argc, argv, "--checkpoint", &missing);
+    uint64_t args[2] = {0, 0};
+    if (argc != 2 || missing || !index)
+        return cli_error(CLI_USAGE, "usage: caveat audit prove DIR --index N [--checkpoint SIZE]");
+    if (!parse_count(index, &args[0]))
+        return cli_error(CLI_USAGE, "--index %s: not a leaf index", index);
+    if (size && (!parse_count(size, &args[1]) || args[1] == 0))
+        return cli_error(CLI_USAGE, "--checkpoint %s: not a tree size", size);
+    return print_from_store(argv[1], make_proof, args);
+}
+
+static int audit_consistency(int argc, char **argv)
+{
+    uint64_t args[2];
+    if (argc != 4)
+        return cli_error(CLI_USAGE, "usage: caveat audit consistency DIR OLD NEW");
+    for (int i = 0; i < 2; i++)
+        if (!parse_count(argv[2 + i], &args[i]))
+            return cli_error(CLI_USAGE, "%s: not a tree size", argv[2 + i]);
+    return print_from_store(argv[1], make_consistency, args);
+}
+
+static int audit_checkpoint(int argc, char **argv)
+{
+    bool missing = false;
+    const char *size = cli_take_option(&argc, argv, "--size", &missing);
+    uint64_t args[1] = {0};
+    if (argc != 2 || missing)
+        return cli_error(CLI_USAGE, "usage: caveat audit checkpoint DIR [--size N]");
+    if (size && (!parse_count(size, &args[0]) || args[0] == 0))
+        return cli_error(CLI_USAGE, "--size %s: not a tree size", size);
+    return print_from_store(argv[1], make_checkpoint, args);
+}
+
+int cmd_audit(int argc, char **argv)
+{
+    if (argc < 2)
+        return cli_error(CLI_USAGE, "%s", usage);
+    if (sodium_init() < 0)
+        return cli_error(CLI_FAILED, "libsodium cannot start");
+    const char *verb = argv[1];
+    if (strcmp(verb, "key") == 0)
+        return audit_key(argc - 1, argv + 1);
+    if (strcmp(verb, "verify") == 0)
+        return audit_verify(argc - 1, argv + 1);
+    if (strcmp(verb, "prove") == 0)
+        return audit_prove(argc - 1, argv + 1);
+    if (strcmp(verb, "consistency") == 0)
+        return audit_consistency(argc - 1, argv + 1);
+    if (strcmp(verb, "checkpoint") == 0)
+        return audit_checkpoint(argc - 1, argv + 1);
+    return cli_error(CLI_USAGE, "unknown audit command '%s' (%s)", verb, usage);
+}

@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# `caveat audit` on a data directory made by audit_fixture: each command's
+# good answer, and each bad argument, missing store or key, and wrong key
+# refused with its exit status and a clear `caveat: ...` line. (Tampering
+# with the log is test_audit_log's.)
+# Needs CAVEAT and AUDIT_FIXTURE (the built programs).
+set -euo pipefail
+: "${AUDIT_FIXTURE:?set AUDIT_FIXTURE to the audit_fixture binary}"
+source "$(dirname "$0")/lib_cli.sh"
+
+expect_err() { # TEXT WHAT: stderr has TEXT
+    if ! grep -qF -- "$1" "$tmp/err"; then
+        fail "$2: stderr does not say '$1'"
+        sed 's/^/  | /' "$tmp/err" >&2
+    fi
+}
+
+dir="$tmp/data"
+"$AUDIT_FIXTURE" "$dir" 10 4 2 >/dev/null
+
+run audit key "$dir"
+expect_status 0 "key"
+key=$(cat "$tmp/out")
+[[ "$key" =~ ^caveat\.test/audit\+[0-9a-f]{8}\+[A-Za-z0-9+/]{44}$ ]] || fail "key: '$key'"
+
+run audit verify "$dir"
+expect_status 0 "verify"
+grep -q '^audit log good: 12 leaves, root .*; 3 checkpoints, the last of caveat.test/audit at size 10; 2 leaves not yet checkpointed$' "$tmp/out" ||
+    fail "verify: $(cat "$tmp/out")"
+run audit verify "$dir" --key "$key"
+expect_status 0 "verify --key"
+
+run audit prove "$dir" --index 3
+expect_status 0 "prove"
+expect_line "$tmp/out" "c2sp.org/tlog-proof@v1" "prove"
+expect_line "$tmp/out" "index 3" "prove"
+expect_line "$tmp/out" "10" "prove: the latest checkpoint, of 10 leaves"
+run audit prove "$dir" --index 3 --checkpoint 4
+expect_status 0 "prove --checkpoint"
+expect_line "$tmp/out" "4" "prove --checkpoint 4"
+
+run audit consistency "$dir" 4 10
+expect_status 0 "consistency"
+expect_line "$tmp/out" "caveat/tlog-consistency@v1 4 10" "consistency"
+[ "$(wc -l <"$tmp/out")" -eq 3 ] || fail "consistency 4 10: not two hashes"
+run audit consistency "$dir" 8 8
+expect_status 0 "consistency of a checkpoint with itself"
+[ "$(wc -l <"$tmp/out")" -eq 1 ] || fail "consistency 8 8: hashes"
+
+run audit checkpoint "$dir"
+expect_status 0 "checkpoint"
+expect_line "$tmp/out" "10" "checkpoint: the last"
+run audit checkpoint "$dir" --size 8
+expect_status 0 "checkpoint --size"
+expect_line "$tmp/out" "8" "checkpoint --size 8"
+
+# bad usage: exit 2
+for args in "" "frob $dir" "key" "verify" "verify $dir extra" "prove $dir" "prove $dir --index" \
+    "prove $dir --index x" "prove $dir --index -1" "prove $dir --index 1 --checkpoint 0" \
+    "consistency $dir 4" "consistency $dir four 10" "checkpoint $dir --size 0" \
+    "checkpoint $dir --size"; do
+    # shellcheck disable=SC2086
+    run audit $args
+    expect_status 2 "audit $args"
+    grep -q '^caveat: ' "$tmp/err" || fail "audit $args: no 'caveat: ' line"
+done
+
+# what the log cannot prove: exit 1
+run audit prove "$dir" --index 10
+expect_status 1 "prove a leaf no checkpoint covers"
+expect_err "no checkpoint covers leaf 10 yet" "prove --index 10"
+run audit consistency "$dir" 4 9
+expect_status 1 "consistency to a size with no checkpoint"
+expect_err "no checkpoint of size 9" "consistency 4 9"
+run audit consistency "$dir" 10 4
+expect_status 1 "consistency backwards"
+expect_err "the old size must be at least 1 and at most the new" "consistency 10 4"
+
+# another log's key: the checkpoints are not its
+other="$tmp/other"
+"$AUDIT_FIXTURE" "$other" 1 >/dev/null
+run audit key "$other"
+run audit verify "$dir" --key "$(cat "$tmp/out")"
+expect_status 1 "verify with another key"
+expect_err "checkpoint at size 4: note: not signed by caveat.test/audit (key ID" "verify --key other"
+run audit verify "$dir" --key "caveat.test/audit+00000000+AAAA"
+expect_status 2 "verify with a malformed key"
+expect_err "--key: " "verify --key malformed"
+
+# the key file: readable by others, or absent
+chmod 644 "$dir/audit.key"
+run audit key "$dir"
+expect_status 2 "key readable by others"
+expect_err "audit.key: mode 0644 lets group or others read the audit key; it must be mode 0600" \
+    "key 0644"
+run audit verify "$dir"
+expect_status 2 "verify with a key readable by others"
+chmod 600 "$dir/audit.key"
+run audit key "$tmp/nowhere"
+expect_status 2 "key of no directory"
+expect_err "nowhere/audit.key: No such file or directory" "key of no directory"
+
+# no store, or a store with no log
+run audit verify "$tmp/nowhere" --key "$key"
+expect_status 2 "verify no store"
+expect_err "nowhere/caveat.db: cannot open" "verify no store"
+mkdir -m 700 "$tmp/empty"
+run audit prove "$tmp/empty" --index 0
+expect_status 2 "prove without a store"
+expect_err "caveat.db: cannot open" "prove without a store"
+: >"$tmp/empty/caveat.db" # an empty SQLite database
+run audit prove "$tmp/empty" --index 0
+expect_status 1 "prove from a store with no log"
+expect_err "audit log: this store has none" "prove from a store with no log"
+
+# a data directory whose name a URI would misread
+weird="$tmp/a?b#c%d"
+"$AUDIT_FIXTURE" "$weird" 3 >/dev/null
+run audit verify "$weird"
+expect_status 0 "verify in a directory named with ? # %"
+
+finish cli_audit
