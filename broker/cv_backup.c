@@ -19,6 +19,7 @@
 #include "cv_backup.h"
 
 #define PAGES_PER_STEP 256 /* about 1 MB: a stop waits for one step at most */
+#define STEPS_PER_SYNC 8   /* the copy is synced every few MB, not all at the end */
 #define BUSY_PAUSE_MS  10
 
 struct cv_backup_t {
@@ -36,6 +37,7 @@ typedef struct {
     const cv_backup_t *backup;
     zsock_t *pipe;
     sqlite3 *source, *copy;
+    int copy_fd; /* the copy's file, open from before SQLite opens it to after it closes it */
     char key_path[2200], partial[2200], journal[2200], done[2200];
     char text[CV_BACKUP_TEXT]; /* the reply */
 } work_t;
@@ -102,16 +104,18 @@ static bool room_for(work_t *w, uint64_t bytes)
 }
 
 /*  caveat.db.partial, made here (0600: SQLite gives its journal the same
- *  mode) and opened by SQLite; nothing else has it open, so closing the
- *  descriptor made here drops no lock. */
+ *  mode) and opened by SQLite. The descriptor made here stays open until
+ *  SQLite has closed the file: closing it before would drop SQLite's
+ *  locks on it (cv_syncer.h). It syncs the copy as it grows, so that the
+ *  disk takes the copy a few MB at a time rather than all at once at the
+ *  end, when the broker's own syncs would wait behind it. */
 static bool open_copy(work_t *w)
 {
-    int fd = open(w->partial, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
+    w->copy_fd = open(w->partial, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (w->copy_fd < 0) {
         snprintf(w->text, sizeof w->text, "%s: cannot create: %s", w->partial, strerror(errno));
         return false;
     }
-    close(fd);
     if (sqlite3_open_v2(w->partial, &w->copy, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK)
         return true;
     snprintf(w->text, sizeof w->text, "%s: cannot open: %s", w->partial,
@@ -130,8 +134,10 @@ static bool copy_pages(work_t *w, bool *stopped)
     }
     int rc = SQLITE_OK;
     bool room = true;
-    while (rc == SQLITE_OK && !*stopped && room) {
+    for (int step = 1; rc == SQLITE_OK && !*stopped && room; step++) {
         rc = sqlite3_backup_step(b, PAGES_PER_STEP);
+        if (step % STEPS_PER_SYNC == 0 && fdatasync(w->copy_fd) != 0)
+            rc = SQLITE_IOERR;
         if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
             zclock_sleep(BUSY_PAUSE_MS);
             rc = SQLITE_OK;
@@ -153,34 +159,45 @@ static bool copy_pages(work_t *w, bool *stopped)
     return false;
 }
 
-/*  fsync of path, a file or a directory nothing else has open. */
-static bool sync_path(const char *path, int flags)
+/*  fsync of a directory: the names in it survive a power loss. */
+static bool sync_directory(const char *path)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | flags);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_DIRECTORY);
     bool ok = fd >= 0 && fsync(fd) == 0;
     if (fd >= 0)
         close(fd);
     return ok;
 }
 
+/*  The copy closed by SQLite, then synced (when sync) and its
+ *  descriptor closed. */
+static bool close_copy(work_t *w, bool sync)
+{
+    bool ok = sqlite3_close_v2(w->copy) == SQLITE_OK;
+    w->copy = NULL;
+    if (w->copy_fd >= 0) {
+        ok = ok && (!sync || fdatasync(w->copy_fd) == 0);
+        ok = close(w->copy_fd) == 0 && ok;
+        w->copy_fd = -1;
+    }
+    return ok;
+}
+
 /*  The copy, closed and synced, under its final name, and the name synced. */
 static bool complete(work_t *w)
 {
-    bool closed = sqlite3_close(w->copy) == SQLITE_OK;
-    w->copy = NULL;
-    if (closed && sync_path(w->partial, 0) && rename(w->partial, w->done) == 0 &&
-        sync_path(w->backup->dir, O_DIRECTORY))
+    bool closed = close_copy(w, true);
+    if (closed && rename(w->partial, w->done) == 0 && sync_directory(w->backup->dir))
         return true;
     snprintf(w->text, sizeof w->text, "%s: cannot complete the copy: %s", w->backup->dir,
-             closed ? strerror(errno) : "the copy does not close");
+             closed ? strerror(errno) : "the copy does not close or sync");
     return false;
 }
 
 /*  Everything the backup wrote, and its directory, gone. */
 static void remove_all(work_t *w)
 {
-    sqlite3_close(w->copy);
-    w->copy = NULL;
+    close_copy(w, false);
     unlink(w->partial);
     unlink(w->journal);
     unlink(w->done);
@@ -208,7 +225,7 @@ static bool run(work_t *w, bool *stopped)
 static void backup_actor(zsock_t *pipe, void *args)
 {
     const cv_backup_t *self = args;
-    work_t w = {.backup = self, .pipe = pipe};
+    work_t w = {.backup = self, .pipe = pipe, .copy_fd = -1};
     snprintf(w.key_path, sizeof w.key_path, "%s/pseudonym.key", self->dir);
     snprintf(w.partial, sizeof w.partial, "%s/caveat.db.partial", self->dir);
     snprintf(w.journal, sizeof w.journal, "%s/caveat.db.partial-journal", self->dir);
