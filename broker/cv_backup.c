@@ -11,8 +11,10 @@
 #include <signal.h>
 #include <sodium.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "cv_alloc.h"
@@ -21,6 +23,7 @@
 #define PAGES_PER_STEP 256 /* about 1 MB: a stop waits for one step at most */
 #define STEPS_PER_SYNC 8   /* the copy is synced every few MB, not all at the end */
 #define BUSY_PAUSE_MS  10
+#define BACKUP_NICE    10 /* the copy's thread, behind the loop's */
 
 struct cv_backup_t {
     char db_path[4096];
@@ -222,9 +225,20 @@ static bool run(work_t *w, bool *stopped)
     return ok;
 }
 
+/*  The copy is not urgent; the loop is: on a machine with few cores, the
+ *  scheduler gives the loop's thread the CPU first. (On Linux a nice
+ *  value is a thread's own.) */
+static void yield_to_the_loop(void)
+{
+#ifdef __linux__
+    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), BACKUP_NICE);
+#endif
+}
+
 static void backup_actor(zsock_t *pipe, void *args)
 {
     const cv_backup_t *self = args;
+    yield_to_the_loop();
     work_t w = {.backup = self, .pipe = pipe, .copy_fd = -1};
     snprintf(w.key_path, sizeof w.key_path, "%s/pseudonym.key", self->dir);
     snprintf(w.partial, sizeof w.partial, "%s/caveat.db.partial", self->dir);
