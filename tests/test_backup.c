@@ -327,7 +327,8 @@ static void test_a_second_backup_while_one_runs_is_refused(void **state)
 }
 
 /*  Refused at once, nothing made: a directory that exists (a backup never
- *  overwrites) and a relative path (it would be the broker's). */
+ *  overwrites), a relative path (it would be the broker's), a path too
+ *  long to hold the copy's names, no path at all. */
 static void test_a_backup_never_overwrites_nor_takes_a_relative_path(void **state)
 {
     fixture_t *f = *state;
@@ -345,7 +346,24 @@ static void test_a_backup_never_overwrites_nor_takes_a_relative_path(void **stat
     assert_false(ok);
     assert_non_null(strstr(text, "not an absolute path"));
     free(text);
-    assert_false(exists(harness_path(f->h, "backup-c-relative")));
+    assert_false(exists("backup-c-relative")); /* the broker runs in the test's directory */
+
+    char long_dir[12 * 201 + 1]; /* each name well within NAME_MAX, the whole past 2048 */
+    for (int i = 0; i < 12; i++)
+        snprintf(long_dir + i * 201, sizeof long_dir - (size_t)i * 201, "/%0200d", i);
+    text = backup_now(f->h, long_dir, &ok);
+    assert_false(ok);
+    assert_string_equal(text, "the directory's path is too long");
+    free(text);
+
+    cv_client_t *c = admin_client_of(f->h); /* no directory at all */
+    cv_error_t err = {0};
+    text = cv_client_admin_args(c, "backup", NULL, 0, &ok, 5000, &err);
+    assert_non_null(text);
+    assert_false(ok);
+    assert_non_null(strstr(text, "backup needs one argument: a new directory"));
+    free(text);
+    cv_client_destroy(&c);
 }
 
 /*  The administrator who asked goes before the backup ends: it ends all
