@@ -68,6 +68,7 @@
 #define CLOCK_JUMP_SLACK     300                /* seconds the wall clock may drift */
 #define CLOCK_DOWNTIME_MAX   (7 * 86400)        /* a restart this much later is believed */
 #define DEFAULT_DISK_RESERVE (64 * 1024 * 1024) /* bytes kept for deliveries on a full disk */
+#define BACKUP_LOOK_MS       10 /* the disk is looked at this often while a backup runs */
 
 /* wire.proto's ErrorCode */
 #define E_BAD_FRAME   CAVEAT__WIRE__ERROR_CODE__BAD_FRAME
@@ -207,6 +208,7 @@ struct cv_broker_t {
         cv_backup_t *run;          /* the backup running (one at a time), or NULL */
         zframe_t *routing;         /* who asked: the reply goes there, */
         uint8_t key[CV_KEY_BYTES]; /* if a session of this key is still there */
+        int64_t next_look;         /* at the disk (zclock_mono) */
     } backup;
     zpoller_t *poller; /* the loop's, while it runs: a backup's end wakes it */
     struct {
@@ -2091,15 +2093,19 @@ static void stop_backup(cv_broker_t *self, const char *why)
 
 /*  Every time round the loop: a backup that ended is answered, and one
  *  that runs is stopped when the disk goes short. While a backup runs the
- *  disk is looked at each time (a statvfs), not every 100 ms of turns:
- *  the WAL grows behind it, idle or not. */
+ *  disk is looked at every BACKUP_LOOK_MS (a statvfs), idle or not, and
+ *  not only every 100 ms of turns: the WAL grows behind it. */
 static void watch_backup(cv_broker_t *self)
 {
     reap_backup(self);
     if (!self->backup.run)
         return;
-    if (cv_space_check(self->space, true))
-        disk_changed(self);
+    int64_t now = zclock_mono();
+    if (now >= self->backup.next_look) {
+        self->backup.next_look = now + BACKUP_LOOK_MS;
+        if (cv_space_check(self->space, true))
+            disk_changed(self);
+    }
     if (cv_space_short(self->space))
         stop_backup(self, SHORT_DISK_STOPS_BACKUPS);
 }
