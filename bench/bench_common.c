@@ -135,6 +135,56 @@ uint64_t bench_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+void bench_sort_ns(uint64_t *ns, size_t n)
+{
+    qsort(ns, n, sizeof *ns, cmp_u64);
+}
+
+double bench_quantile_ms(const uint64_t *sorted_ns, size_t n, double q)
+{
+    return n ? sorted_ns[(size_t)(q * (double)(n - 1) + 0.5)] / 1e6 : 0;
+}
+
+/*  Waits for the delivery of id until deadline (ns). */
+static bool delivered(bench_victim_t *v, const char *id, uint64_t deadline)
+{
+    while (bench_now_ns() < deadline) {
+        cv_error_t err = {0};
+        int wait_ms = (int)((deadline - bench_now_ns()) / 1000000) + 1;
+        const cv_delivery_t *d = cv_client_receive(v->subscriber, wait_ms, &err);
+        if (!d)
+            return false;
+        bool mine = strcmp(d->report_id, id) == 0;
+        cv_client_ack(v->subscriber, d->seq, &err);
+        if (mine)
+            return true;
+    }
+    return false;
+}
+
+uint64_t bench_round_trip(bench_victim_t *v)
+{
+    char id[96];
+    snprintf(id, sizeof id, "%s-%d-%06llu", v->tag, (int)getpid(), (unsigned long long)v->serial++);
+    free(v->report->id);
+    v->report->id = strdup(id);
+    cv_publish_result_t result = {0};
+    cv_error_t err = {0};
+    uint64_t start = bench_now_ns();
+    int refused = cv_client_publish_one(v->publisher, v->report, &result, v->timeout_ms, &err);
+    cv_publish_results_clear(&result, 1);
+    if (refused != 0)
+        return 0;
+    bool ok = delivered(v, id, start + (uint64_t)v->timeout_ms * 1000000);
+    return ok ? bench_now_ns() - start : 0;
+}
+
 char *bench_read_file(const char *path)
 {
     FILE *f = fopen(path, "rb");

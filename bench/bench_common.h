@@ -27,6 +27,25 @@ Caveat__Report *bench_make_report(const char *program, const char *id, const cha
 
 /*  CLOCK_MONOTONIC in nanoseconds. */
 uint64_t bench_now_ns(void);
+
+/*  Latencies: n of them (ns) sorted, and the one at quantile q (0 to 1)
+ *  of the sorted, in ms (0 when there are none). */
+void bench_sort_ns(uint64_t *ns, size_t n);
+double bench_quantile_ms(const uint64_t *sorted_ns, size_t n, double q);
+
+/*  A victim: one agency publishes a report, another receives it, one at
+ *  a time; a round trip runs from the publish call to the delivery. */
+typedef struct {
+    cv_client_t *publisher, *subscriber;
+    Caveat__Report *report; /* published again and again, each time under a new id */
+    const char *tag;        /* the ids begin with it: which benchmark */
+    int timeout_ms;         /* a publish, or a delivery, waits at most this long */
+    uint64_t serial;
+} bench_victim_t;
+
+/*  One round trip in ns, or 0 when the report was refused or not
+ *  delivered in time (other deliveries are acknowledged and skipped). */
+uint64_t bench_round_trip(bench_victim_t *v);
 /*  The program's path on PATH, /usr/sbin and /usr/local/sbin, or NULL (malloc'd). */
 char *bench_find_program(const char *name);
 /*  A TCP port on 127.0.0.1 free at the moment of asking, or -1. */

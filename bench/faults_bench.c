@@ -20,12 +20,24 @@
  *    ratio; then frees the disk a MB at a time and prints how much was
  *    free (stats disk_free) when publishes were taken again.
  *
+ *  backup: a store of --backup-mb MB (big vulnerable_individual reports
+ *    for hull-cc, who is not connected), then a victim: hum-bcu-hull
+ *    publishes community_tension reports one at a time and hull-college
+ *    receives them. Its round trips (publish call to delivery) for
+ *    BACKUP_IDLE_MS with the broker otherwise idle, then while `admin
+ *    backup` copies the store. Prints both p50/p99, the p99 ratio against
+ *    its target (under 3x), how long the backup took and the WAL's size
+ *    before and after it.
+ *
  *  Exits 0 whatever the figures; 1 when the run itself failed.
  */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <czmq.h>
@@ -42,9 +54,18 @@
 #define BACKLOG    20000
 #define BATCH      500
 
+#define BACKUP_MB         1024
+#define BIG_REPORT        (256 * 1024) /* bytes: the reports that make the store */
+#define BIG_BATCH         4            /* of them a publish */
+#define BACKUP_IDLE_MS    3000
+#define BACKUP_WAIT_MS    (3600 * 1000)
+#define VICTIM_TIMEOUT_MS 10000
+#define BACKUP_P99_TARGET 3.0 /* while a backup runs, at most this times the idle p99 */
+#define MAX_ROUND_TRIPS   1000000
+
 typedef struct {
-    bool departed, connected, disk;
-    int councils, backlog;
+    bool departed, connected, disk, backup;
+    int councils, backlog, backup_mb;
 } options_t;
 
 static bool parse(int argc, char **argv, options_t *opt)
@@ -55,18 +76,21 @@ static bool parse(int argc, char **argv, options_t *opt)
             opt->departed = strcmp(value, "departed") == 0;
             opt->connected = strcmp(value, "connected") == 0;
             opt->disk = strcmp(value, "disk") == 0;
-            if (!opt->departed && !opt->connected && !opt->disk)
+            opt->backup = strcmp(value, "backup") == 0;
+            if (!opt->departed && !opt->connected && !opt->disk && !opt->backup)
                 return false;
             i++;
         } else if (strcmp(argv[i], "--councils") == 0 && value) {
             opt->councils = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--backlog") == 0 && value) {
             opt->backlog = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--backup-mb") == 0 && value) {
+            opt->backup_mb = atoi(argv[++i]);
         } else {
             return false;
         }
     }
-    return opt->councils > 0 && opt->backlog > 0;
+    return opt->councils > 0 && opt->backlog > 0 && opt->backup_mb > 0;
 }
 
 static cv_client_t *sender(harness_t *h, const char *agency)
@@ -337,12 +361,165 @@ static bool run_disk(int backlog)
     return got_room == stored_room && got_full == stored_full && refused && recovered_at > 0;
 }
 
+/* ------------------------------------------------------------------------ */
+/*  A backup while another agency publishes and receives.                   */
+
+/*  Stores big reports until about mb MB went in: how many MB did. */
+static int fill_store(harness_t *h, int mb)
+{
+    cv_client_t *police = sender(h, "hum-bcu-hull");
+    Caveat__Report *batch[BIG_BATCH];
+    for (int i = 0; i < BIG_BATCH; i++)
+        batch[i] = bench_make_report("faults_bench", "fb-000000000000", "vulnerable_individual",
+                                     "hull", "backup filler", BIG_REPORT);
+    int64_t stored = 0;
+    for (int serial = 0; police && stored < (int64_t)mb << 20;) {
+        for (int i = 0; i < BIG_BATCH; i++) {
+            free(batch[i]->id);
+            batch[i]->id = NULL;
+            if (asprintf(&batch[i]->id, "fb-%d-%08d", (int)getpid(), serial++) < 0)
+                abort();
+        }
+        cv_publish_result_t results[BIG_BATCH] = {0};
+        cv_error_t err = {0};
+        int refused = cv_client_publish(police, (const Caveat__Report *const *)batch, BIG_BATCH,
+                                        results, 60000, &err);
+        cv_publish_results_clear(results, BIG_BATCH);
+        if (refused != 0) {
+            fprintf(stderr, "faults_bench: filling the store: %s\n",
+                    refused < 0 ? err.msg : "a report was refused");
+            break;
+        }
+        stored += BIG_BATCH * BIG_REPORT;
+    }
+    for (int i = 0; i < BIG_BATCH; i++)
+        caveat__report__free_unpacked(batch[i], NULL);
+    cv_client_destroy(&police);
+    return (int)(stored >> 20);
+}
+
+/*  The backup, asked for in a thread: its admin call waits for the reply. */
+typedef struct {
+    harness_t *h;
+    char dir[600];
+    atomic_bool done;
+    bool ok;
+    char *text;
+    uint64_t took_ns;
+} backup_call_t;
+
+static void *backup_thread(void *arg)
+{
+    backup_call_t *call = arg;
+    cv_client_t *admin = sender(call->h, "caveat-admin");
+    const char *args[] = {call->dir};
+    cv_error_t err = {0};
+    uint64_t t0 = bench_now_ns();
+    call->text =
+        admin ? cv_client_admin_args(admin, "backup", args, 1, &call->ok, BACKUP_WAIT_MS, &err)
+              : NULL;
+    call->took_ns = bench_now_ns() - t0;
+    if (!call->text)
+        call->text = strdup(err.msg);
+    cv_client_destroy(&admin);
+    atomic_store(&call->done, true);
+    return NULL;
+}
+
+/*  Round trips until until_ns, or until *done: p50 and p99 in ms. */
+typedef struct {
+    size_t n, lost;
+    double p50_ms, p99_ms;
+} latency_t;
+
+static latency_t victim_while(bench_victim_t *v, uint64_t until_ns, atomic_bool *done)
+{
+    latency_t l = {0};
+    uint64_t *times = calloc(MAX_ROUND_TRIPS, sizeof *times);
+    while (bench_now_ns() < until_ns && !(done && atomic_load(done)) &&
+           l.n + l.lost < MAX_ROUND_TRIPS) {
+        uint64_t ns = bench_round_trip(v);
+        if (ns)
+            times[l.n++] = ns;
+        else
+            l.lost++;
+    }
+    bench_sort_ns(times, l.n);
+    l.p50_ms = bench_quantile_ms(times, l.n, 0.50);
+    l.p99_ms = bench_quantile_ms(times, l.n, 0.99);
+    free(times);
+    return l;
+}
+
+static double file_mb(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? st.st_size / 1048576.0 : 0;
+}
+
+static bool run_backup(int backup_mb)
+{
+    harness_t *h = harness_new();
+    if (!h || !harness_start(h, NULL)) {
+        harness_destroy(&h);
+        return false;
+    }
+    char wal[700];
+    snprintf(wal, sizeof wal, "%s/caveat.db-wal", harness_path(h, "data"));
+    uint64_t t0 = bench_now_ns();
+    int stored_mb = fill_store(h, backup_mb);
+    double fill_s = (bench_now_ns() - t0) / 1e9;
+    cv_error_t err = {0};
+    bench_victim_t v = {.tag = "faults-bench", .timeout_ms = VICTIM_TIMEOUT_MS};
+    v.subscriber = harness_client(h, "hull-college", NULL, 100, &err);
+    v.publisher = v.subscriber ? harness_client(h, "hum-bcu-hull", NULL, 0, &err) : NULL;
+    v.report = harness_report("community_tension");
+    bool ok = v.publisher && v.report && stored_mb >= backup_mb;
+    latency_t idle = {0}, during = {0};
+    backup_call_t call = {.h = h};
+    double wal_before = 0;
+    if (ok) {
+        bench_round_trip(&v); /* the college's queue made */
+        idle = victim_while(&v, bench_now_ns() + BACKUP_IDLE_MS * 1000000ull, NULL);
+        wal_before = file_mb(wal);
+        snprintf(call.dir, sizeof call.dir, "%s", harness_path(h, "backup"));
+        pthread_t thread;
+        ok = pthread_create(&thread, NULL, backup_thread, &call) == 0;
+        if (ok) {
+            during = victim_while(&v, UINT64_MAX, &call.done);
+            pthread_join(thread, NULL);
+        }
+    }
+    double ratio = idle.p99_ms > 0 ? during.p99_ms / idle.p99_ms : 0;
+    printf("\nbackup: a store of %d MB (made in %.1f s); hum-bcu-hull -> hull-college round "
+           "trips\n",
+           stored_mb, fill_s);
+    printf("  %-40s %8zu, %2zu lost, p50 %8.2f ms, p99 %8.2f ms\n", "idle", idle.n, idle.lost,
+           idle.p50_ms, idle.p99_ms);
+    printf("  %-40s %8zu, %2zu lost, p50 %8.2f ms, p99 %8.2f ms\n", "while the backup runs",
+           during.n, during.lost, during.p50_ms, during.p99_ms);
+    printf("  %-40s %8.2f (target < %.0f): %s\n", "p99 backup / idle", ratio, BACKUP_P99_TARGET,
+           bench_verdict(ratio > 0 && ratio < BACKUP_P99_TARGET));
+    printf("  %-40s %8.1f s: %s\n", "the backup took", call.took_ns / 1e9,
+           call.text ? call.text : "not run");
+    printf("  %-40s %8.1f MB when the backup began, %.1f MB after\n", "the WAL file", wal_before,
+           file_mb(wal));
+    ok = ok && call.ok && during.n > 0;
+    free(call.text);
+    cv_client_destroy(&v.publisher);
+    cv_client_destroy(&v.subscriber);
+    if (v.report)
+        caveat__report__free_unpacked(v.report, NULL);
+    harness_destroy(&h);
+    return ok;
+}
+
 int main(int argc, char **argv)
 {
-    options_t opt = {.councils = COUNCILS, .backlog = BACKLOG};
+    options_t opt = {.councils = COUNCILS, .backlog = BACKLOG, .backup_mb = BACKUP_MB};
     if (!parse(argc, argv, &opt)) {
-        fprintf(stderr, "usage: faults_bench [--only departed|connected|disk] [--councils N] "
-                        "[--backlog N]\n");
+        fprintf(stderr, "usage: faults_bench [--only departed|connected|disk|backup] "
+                        "[--councils N] [--backlog N] [--backup-mb N]\n");
         return 2;
     }
     /* before the first socket: libzmq fixes its socket limit then */
@@ -352,7 +529,7 @@ int main(int argc, char **argv)
     setrlimit(RLIMIT_NOFILE, &files);
     zsys_set_max_sockets(0); /* as many as the descriptor limit allows */
     setvbuf(stdout, NULL, _IOLBF, 0);
-    bool all = !opt.departed && !opt.connected && !opt.disk, ok = true;
+    bool all = !opt.departed && !opt.connected && !opt.disk && !opt.backup, ok = true;
     double load0 = bench_load_average();
     if (all || opt.departed)
         ok = run_departed(opt.councils) && ok;
@@ -360,6 +537,8 @@ int main(int argc, char **argv)
         ok = run_connected(opt.councils) && ok;
     if (all || opt.disk)
         ok = run_disk(opt.backlog) && ok;
+    if (all || opt.backup)
+        ok = run_backup(opt.backup_mb) && ok;
     double load1 = bench_load_average();
     printf("\nload average (1 min): %.2f before, %.2f after%s\n", load0, load1,
            load0 > sysconf(_SC_NPROCESSORS_ONLN) || load1 > sysconf(_SC_NPROCESSORS_ONLN)

@@ -81,77 +81,24 @@ static uint64_t ms_to_ns(double ms)
     return (uint64_t)(ms * 1e6);
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double quantile_ms(const uint64_t *sorted_ns, size_t n, double q)
-{
-    return n ? sorted_ns[(size_t)(q * (double)(n - 1) + 0.5)] / 1e6 : 0;
-}
-
 /* ------------------------------------------------------------------------ */
 /*  The victim: publish one, wait for its delivery, repeat.                 */
 
-typedef struct {
-    cv_client_t *publisher, *subscriber;
-    Caveat__Report *report;
-    uint64_t serial;
-} victim_t;
-
-/*  Waits for the delivery of id (others are acknowledged and skipped). */
-static bool delivered(victim_t *v, const char *id, uint64_t deadline)
-{
-    while (bench_now_ns() < deadline) {
-        cv_error_t err = {0};
-        int wait_ms = (int)((deadline - bench_now_ns()) / 1000000) + 1;
-        const cv_delivery_t *d = cv_client_receive(v->subscriber, wait_ms, &err);
-        if (!d)
-            return false;
-        bool mine = strcmp(d->report_id, id) == 0;
-        cv_client_ack(v->subscriber, d->seq, &err);
-        if (mine)
-            return true;
-    }
-    return false;
-}
-
-/*  One round trip in ns, or 0 when the report was refused or not delivered
- *  in time. */
-static uint64_t round_trip(victim_t *v)
-{
-    char id[64];
-    snprintf(id, sizeof id, "flood-bench-%d-%06" PRIu64, (int)getpid(), v->serial++);
-    free(v->report->id);
-    v->report->id = strdup(id);
-    cv_publish_result_t result = {0};
-    cv_error_t err = {0};
-    uint64_t start = bench_now_ns();
-    int refused = cv_client_publish_one(v->publisher, v->report, &result, VICTIM_TIMEOUT_MS, &err);
-    cv_publish_results_clear(&result, 1);
-    if (refused != 0)
-        return 0;
-    bool ok = delivered(v, id, start + ms_to_ns(VICTIM_TIMEOUT_MS));
-    return ok ? bench_now_ns() - start : 0;
-}
-
-static void measure(victim_t *v, const options_t *opt, harness_t *h, phase_t *phase)
+static void measure(bench_victim_t *v, const options_t *opt, harness_t *h, phase_t *phase)
 {
     uint64_t *times = calloc((size_t)opt->reports, sizeof *times);
     uint64_t end = bench_now_ns() + ms_to_ns(opt->seconds * 1000);
     while (bench_now_ns() < end && phase->n + phase->lost < (size_t)opt->reports) {
-        uint64_t ns = round_trip(v);
+        uint64_t ns = bench_round_trip(v);
         if (ns)
             times[phase->n++] = ns;
         else
             phase->lost++;
     }
-    qsort(times, phase->n, sizeof *times, cmp_u64);
-    phase->p50_ms = quantile_ms(times, phase->n, 0.50);
-    phase->p99_ms = quantile_ms(times, phase->n, 0.99);
-    phase->max_ms = quantile_ms(times, phase->n, 1.0);
+    bench_sort_ns(times, phase->n);
+    phase->p50_ms = bench_quantile_ms(times, phase->n, 0.50);
+    phase->p99_ms = bench_quantile_ms(times, phase->n, 0.99);
+    phase->max_ms = bench_quantile_ms(times, phase->n, 1.0);
     phase->rss_kb = bench_status_kb(harness_pid(h), "VmRSS");
     phase->hwm_kb = bench_status_kb(harness_pid(h), "VmHWM");
     free(times);
@@ -368,7 +315,8 @@ static int open_idle(harness_t *h, int *fds, int n)
 
 typedef void *(thread_fn)(void *);
 
-static void run_flood(victim_t *v, const options_t *opt, harness_t *h, flood_t *f, phase_t *phase)
+static void run_flood(bench_victim_t *v, const options_t *opt, harness_t *h, flood_t *f,
+                      phase_t *phase)
 {
     thread_fn *const kinds[] = {publish_flooder, hello_looper};
     pthread_t threads[2 + HEARTBEATERS];
@@ -447,18 +395,20 @@ static bool parse(int argc, char **argv, options_t *opt)
     return opt->seconds > 0 && opt->reports > 0;
 }
 
-static bool start_victim(harness_t *h, victim_t *v)
+static bool start_victim(harness_t *h, bench_victim_t *v)
 {
     cv_error_t err = {0};
     v->subscriber = harness_client(h, SUBSCRIBER, NULL, 100, &err);
     v->publisher = v->subscriber ? harness_client(h, PUBLISHER, NULL, 0, &err) : NULL;
     v->report = harness_report("vulnerable_individual");
+    v->tag = "flood-bench";
+    v->timeout_ms = VICTIM_TIMEOUT_MS;
     if (!v->publisher || !v->report)
         fprintf(stderr, "flood_bench: %s\n", err.msg[0] ? err.msg : "no example report");
     return v->publisher && v->report;
 }
 
-static void stop_victim(victim_t *v)
+static void stop_victim(bench_victim_t *v)
 {
     cv_client_destroy(&v->publisher);
     cv_client_destroy(&v->subscriber);
@@ -475,7 +425,7 @@ int main(int argc, char **argv)
     }
     double load_before = bench_load_average();
     harness_t *h = harness_new();
-    victim_t v = {0};
+    bench_victim_t v = {0};
     if (!h || !harness_start(h, NULL) || !start_victim(h, &v)) {
         stop_victim(&v);
         harness_destroy(&h);

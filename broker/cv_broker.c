@@ -11,6 +11,9 @@
  *  durable, and the loop goes on with the next turn meanwhile (group
  *  commit: one fdatasync for many turns when busy).
  *
+ *  Backups run in a thread of their own (cv_backup): the loop starts
+ *  one, goes on serving, and answers when the thread says it ended.
+ *
  *  Identity comes from the connection: ZAP admitted it with the agency's
  *  key as User-Id, and every message's User-Id is looked up in the policy
  *  in force, so a key removed by a reload is refused from its next message.
@@ -23,6 +26,8 @@
 #include <sys/stat.h>
 
 #include "cv_broker.h"
+#include "cv_admin.h"
+#include "cv_backup.h"
 #include "cv_policy_sig.h"
 #include "cv_cache.h"
 #include "cv_alloc.h"
@@ -65,6 +70,7 @@
 #define CLOCK_JUMP_SLACK     300                /* seconds the wall clock may drift */
 #define CLOCK_DOWNTIME_MAX   (7 * 86400)        /* a restart this much later is believed */
 #define DEFAULT_DISK_RESERVE (64 * 1024 * 1024) /* bytes kept for deliveries on a full disk */
+#define BACKUP_LOOK_MS       10 /* the disk is looked at this often while a backup runs */
 
 /* wire.proto's ErrorCode */
 #define E_BAD_FRAME   CAVEAT__WIRE__ERROR_CODE__BAD_FRAME
@@ -150,8 +156,8 @@ typedef struct {
     int64_t since;         /* when it said Hello (unix seconds) */
 } session_t;
 
-/*  An admin request that needs the store to itself (backup, purge): it
- *  runs after the turn's commit, never inside the write transaction. */
+/*  An admin request that needs the store to itself (purge): it runs
+ *  after the turn's commit, never inside the write transaction. */
 typedef struct {
     zframe_t *routing;
     Caveat__Wire__AdminRequest *request;
@@ -223,6 +229,13 @@ struct cv_broker_t {
     int use_cap;
     uint64_t turns;             /* turns begun: agency_use_t.turn counts against it */
     rate_t checkpoint_failures; /* logged at most once a second */
+    struct {
+        cv_backup_t *run;          /* the backup running (one at a time), or NULL */
+        zframe_t *routing;         /* who asked: the reply goes there, */
+        uint8_t key[CV_KEY_BYTES]; /* if a session of this key is still there */
+        int64_t next_look;         /* at the disk (zclock_mono) */
+    } backup;
+    zpoller_t *poller; /* the loop's, while it runs: a backup's end wakes it */
     struct {
         int64_t wall, mono; /* the time retention last trusted, and the monotonic clock then */
         bool known;         /* wall and mono were set in this process */
@@ -669,6 +682,8 @@ void cv_broker_destroy(cv_broker_t **self_p)
     zlistx_destroy(&self->outbox);
     zlistx_destroy(&self->held);
     zlistx_destroy(&self->deferred);
+    cv_backup_destroy(&self->backup.run); /* a broker fed offline, never run */
+    zframe_destroy(&self->backup.routing);
     zlistx_destroy(&self->senders);
     zlistx_destroy(&self->pending);
     cv_cache_destroy(&self->cache);
@@ -1674,21 +1689,13 @@ static bool reload(cv_broker_t *self, cv_error_t *err)
     return true;
 }
 
-/*  One of the broker's counts: admin stats and /metrics show the same. */
-typedef struct {
-    const char *name; /* in stats; /metrics says caveat_NAME, _total for a counter */
-    bool counter;     /* only ever rises (from start); else a gauge */
-    const char *help;
-    uint64_t value;
-} count_t;
-
 enum { COUNTS = 27 };
 
-static size_t counts_of(cv_broker_t *self, count_t out[COUNTS])
+static size_t counts_of(cv_broker_t *self, cv_count_t out[COUNTS])
 {
     size_t n = 0;
 #define COUNT(name, counter, help, value)                                                          \
-    out[n++] = (count_t){name, counter, help, (uint64_t)(value)}
+    out[n++] = (cv_count_t){name, counter, help, (uint64_t)(value)}
     COUNT("sessions", false, "delivery sessions open", zhashx_size(self->serving));
     COUNT("senders", false, "send-only sessions open", zlistx_size(self->senders));
     COUNT("queued", false, "deliveries waiting in queues", cv_router_queued(self->queues));
@@ -1732,66 +1739,23 @@ static size_t counts_of(cv_broker_t *self, count_t out[COUNTS])
     return n;
 }
 
+static cv_admin_policy_t policy_named(const cv_broker_t *self)
+{
+    return (cv_admin_policy_t){cv_policy_protocol(self->policy), cv_policy_hash(self->policy)};
+}
+
 static char *stats_json(cv_broker_t *self)
 {
-    count_t counts[COUNTS];
+    cv_count_t counts[COUNTS];
     size_t n = counts_of(self, counts);
-    cv_json_writer_t *w = cv_json_writer_new(0);
-    cv_json_object_begin(w);
-    for (size_t i = 0; i < n; i++) {
-        cv_json_key(w, counts[i].name);
-        cv_json_uint(w, counts[i].value);
-    }
-    cv_json_key(w, "policy");
-    cv_json_string(w, cv_policy_protocol(self->policy));
-    cv_json_key(w, "policy_hash");
-    cv_json_string(w, cv_policy_hash(self->policy));
-    cv_json_object_end(w);
-    const char *text = cv_json_writer_text(w);
-    char *copy = text ? strdup(text) : NULL;
-    cv_json_writer_destroy(&w);
-    return copy;
+    return cv_admin_stats_json(counts, n, policy_named(self));
 }
 
-/*  A label's value as the text format quotes it: \\, \" and \\n escaped. */
-static void label_value(FILE *out, const char *text)
-{
-    for (const char *c = text ? text : ""; *c; c++) {
-        if (*c == '\\' || *c == '"')
-            fputc('\\', out);
-        if (*c == '\n')
-            fputs("\\n", out);
-        else
-            fputc(*c, out);
-    }
-}
-
-/*  The counts in the Prometheus text format (version 0.0.4). */
 static char *metrics_text(cv_broker_t *self)
 {
-    count_t counts[COUNTS];
+    cv_count_t counts[COUNTS];
     size_t n = counts_of(self, counts);
-    char *text = NULL;
-    size_t len = 0;
-    FILE *out = open_memstream(&text, &len);
-    if (!out)
-        abort();
-    for (size_t i = 0; i < n; i++) {
-        const char *suffix = counts[i].counter ? "_total" : "";
-        fprintf(out, "# HELP caveat_%s%s %s\n# TYPE caveat_%s%s %s\ncaveat_%s%s %llu\n",
-                counts[i].name, suffix, counts[i].help, counts[i].name, suffix,
-                counts[i].counter ? "counter" : "gauge", counts[i].name, suffix,
-                (unsigned long long)counts[i].value);
-    }
-    fputs("# HELP caveat_policy_info the policy in force\n# TYPE caveat_policy_info gauge\n"
-          "caveat_policy_info{protocol=\"",
-          out);
-    label_value(out, cv_policy_protocol(self->policy));
-    fputs("\",hash=\"", out);
-    label_value(out, cv_policy_hash(self->policy));
-    fputs("\"} 1\n", out);
-    fclose(out);
-    return text;
+    return cv_admin_metrics_text(counts, n, policy_named(self));
 }
 
 /*  Every second: the monitor's snapshot, and whether the broker is
@@ -1824,68 +1788,32 @@ static char *sessions_json(cv_broker_t *self)
         zlistx_add_end(all, s);
     zlistx_set_comparator(all, session_compare_serial);
     zlistx_sort(all);
-    cv_json_writer_t *w = cv_json_writer_new(0);
-    cv_json_array_begin(w);
-    for (session_t *s = zlistx_first(all); s; s = zlistx_next(all)) {
-        char since[32];
-        cv_json_object_begin(w);
-        cv_json_key(w, "agency");
-        cv_json_string(w, s->agency);
-        cv_json_key(w, "feed");
-        cv_json_string(w, s->feed);
-        cv_json_key(w, "kind");
-        cv_json_string(w, s->publish_only ? "send-only" : "delivery");
-        cv_json_key(w, "peer");
-        cv_json_string(w, s->peer);
-        cv_json_key(w, "since");
-        cv_json_string(w, format_timestamp(s->since, since, sizeof since));
-        cv_json_key(w, "in_flight");
-        cv_json_uint(w, in_flight(s));
-        cv_json_key(w, "queued");
-        cv_json_uint(w, s->publish_only || !s->queue ? 0 : cv_queue_size(s->queue));
-        cv_json_object_end(w);
-    }
-    cv_json_array_end(w);
+    size_t n = 0;
+    cv_admin_session_t *views = cv_xcalloc(zlistx_size(all) + 1, sizeof *views);
+    for (session_t *s = zlistx_first(all); s; s = zlistx_next(all))
+        views[n++] = (cv_admin_session_t){
+            .agency = s->agency,
+            .feed = s->feed,
+            .peer = s->peer,
+            .send_only = s->publish_only,
+            .since = s->since,
+            .in_flight = in_flight(s),
+            .queued = s->publish_only || !s->queue ? 0 : cv_queue_size(s->queue),
+        };
     zlistx_destroy(&all);
-    char *copy = cv_xstrdup(cv_json_writer_text(w));
-    cv_json_writer_destroy(&w);
-    return copy;
-}
-
-static void list_quarantined(void *arg, int64_t report, const char *id, const char *originator,
-                             const char *category, const char *reason, const char *when)
-{
-    cv_json_writer_t *w = arg;
-    cv_json_object_begin(w);
-    cv_json_key(w, "report");
-    cv_json_uint(w, (uint64_t)report);
-    cv_json_key(w, "id");
-    cv_json_string(w, id);
-    cv_json_key(w, "originator");
-    cv_json_string(w, originator);
-    cv_json_key(w, "category");
-    cv_json_string(w, category);
-    cv_json_key(w, "reason");
-    cv_json_string(w, reason);
-    cv_json_key(w, "quarantined");
-    cv_json_string(w, when);
-    cv_json_object_end(w);
+    char *text = cv_admin_sessions_json(views, n);
+    free(views);
+    return text;
 }
 
 /*  The reports set aside as unreadable, as a JSON array; NULL on error. */
 static char *quarantined_json(cv_broker_t *self)
 {
-    cv_json_writer_t *w = cv_json_writer_new(0);
     cv_error_t err = {0};
-    cv_json_array_begin(w);
-    int n = cv_store_quarantined(self->store, list_quarantined, w, &err);
-    cv_json_array_end(w);
-    const char *text = cv_json_writer_text(w);
-    char *copy = n >= 0 && text ? strdup(text) : NULL;
-    if (n < 0)
+    char *text = cv_admin_quarantined_json(self->store, &err);
+    if (!text)
         cv_log_error(self->log, "store: %s", err.msg);
-    cv_json_writer_destroy(&w);
-    return copy;
+    return text;
 }
 
 static void send_admin_reply(cv_broker_t *self, const zframe_t *routing, bool ok, const char *text)
@@ -1900,69 +1828,9 @@ static void send_admin_reply(cv_broker_t *self, const zframe_t *routing, bool ok
     send_frame(self, routing, &frame);
 }
 
-/*  DIR/caveat.db and DIR/pseudonym.key: a data directory a broker can
- *  start from. DIR must not exist: a backup never overwrites. */
-static bool backup(cv_broker_t *self, const char *dir, char *text, size_t size)
-{
-    cv_error_t err = {0};
-    char path[4096];
-    /* a relative path would be the broker's working directory's, which
-     * the administrator typing it does not see */
-    if (dir[0] != '/') {
-        snprintf(text, size,
-                 "%s: not an absolute path (the broker resolves paths in its own "
-                 "working directory)",
-                 dir);
-        cv_log_info(self->log, "backup: %s", text);
-        return false;
-    }
-    if (mkdir(dir, 0700) != 0) {
-        snprintf(text, size, "%s: cannot create: %s", dir, strerror(errno));
-        return false;
-    }
-    snprintf(path, sizeof path, "%s/pseudonym.key", dir);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    bool ok =
-        fd >= 0 && write(fd, self->pseudonym_key, CV_KEY_BYTES) == CV_KEY_BYTES && fsync(fd) == 0;
-    if (fd >= 0)
-        close(fd);
-    snprintf(path, sizeof path, "%s/caveat.db", dir);
-    ok = ok && cv_store_backup(self->store, path, &err);
-    if (ok)
-        snprintf(text, size, "backed up to %s", dir);
-    else
-        snprintf(text, size, "%s", err.msg[0] ? err.msg : "cannot write the key");
-    cv_log_info(self->log, "backup: %s", text);
-    return ok;
-}
-
 /*  Retention: for every category in the store, the policy's period (or
  *  its default); reports created longer ago than that are purged, and each
- *  purge is recorded in the store. The reply lists them as JSON. */
-typedef struct {
-    cv_json_writer_t *out;
-    int listed;
-} purge_list_t;
-
-static void list_purged(void *arg, const char *id, const char *category, int64_t created)
-{
-    purge_list_t *list = arg;
-    if (list->listed++ >= 1000) /* a reply, not an export: the count says the rest */
-        return;
-    char when[32];
-    time_t t = (time_t)created;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    cv_json_object_begin(list->out);
-    cv_json_key(list->out, "id");
-    cv_json_string(list->out, id);
-    cv_json_key(list->out, "category");
-    cv_json_string(list->out, category);
-    cv_json_key(list->out, "created");
-    cv_json_string(list->out, when);
-    cv_json_object_end(list->out);
-}
+ *  purge is recorded in the store. The reply lists them (cv_admin). */
 
 /*  Whether the wall clock can be trusted to purge, which cannot be
  *  undone. Retention remembers the time it last trusted (in the store's
@@ -2013,15 +1881,8 @@ static bool trust_clock(cv_broker_t *self, int64_t now, cv_error_t *err)
     return cv_store_meta_set(self->store, CLOCK_KEY, now, err);
 }
 
-/*  How a purge runs: for real, or a dry run, at the broker's clock or,
- *  for a dry run, at a time given (what a clock showing that would purge);
- *  trust: an administrator checked the clock. */
-typedef struct {
-    bool dry_run, trust;
-    int64_t at; /* unix seconds; 0: now */
-} purge_how_t;
-
-static int purge_categories(cv_broker_t *self, const purge_how_t *how, purge_list_t *list,
+/*  list: a cv_admin_purged_t the purged reports are added to, or NULL. */
+static int purge_categories(cv_broker_t *self, const cv_purge_how_t *how, cv_admin_purged_t *list,
                             cv_error_t *err)
 {
     bool dry_run = how->dry_run;
@@ -2037,7 +1898,7 @@ static int purge_categories(cv_broker_t *self, const purge_how_t *how, purge_lis
         int purged = 0;
         if (total >= 0 && cv_policy_retention(self->policy, categories[i], &period, &rule))
             purged = cv_store_purge(self->store, categories[i], now - period, rule, dry_run,
-                                    list ? list_purged : NULL, list, err);
+                                    list ? cv_admin_purged_add : NULL, list, err);
         total = purged < 0 || total < 0 ? -1 : total + purged;
         free(categories[i]);
     }
@@ -2061,7 +1922,8 @@ static void commit_saves(cv_broker_t *self)
     }
 }
 
-static int purge(cv_broker_t *self, const purge_how_t *how, purge_list_t *list, cv_error_t *err)
+static int purge(cv_broker_t *self, const cv_purge_how_t *how, cv_admin_purged_t *list,
+                 cv_error_t *err)
 {
     bool dry_run = how->dry_run;
     if (!dry_run)
@@ -2082,67 +1944,27 @@ static int purge(cv_broker_t *self, const purge_how_t *how, purge_list_t *list, 
     return total;
 }
 
-static char *purge_reply(cv_broker_t *self, const purge_how_t *how, bool *ok)
+static void run_purge(cv_broker_t *self, const zframe_t *routing,
+                      const Caveat__Wire__AdminRequest *request)
 {
-    cv_json_writer_t *out = cv_json_writer_new(0);
-    purge_list_t list = {out, 0};
-    cv_error_t err = {0};
-    cv_json_object_begin(out);
-    cv_json_key(out, "reports");
-    cv_json_array_begin(out);
-    int total = purge(self, how, &list, &err);
-    cv_json_array_end(out);
-    cv_json_key(out, how->dry_run ? "would_purge" : "purged");
-    cv_json_uint(out, total < 0 ? 0 : (uint64_t)total);
-    cv_json_object_end(out);
-    *ok = total >= 0;
-    const char *text = cv_json_writer_text(out);
-    char *reply = strdup(*ok && text ? text : err.msg);
-    cv_json_writer_destroy(&out);
-    return reply;
-}
-
-static void run_deferred(cv_broker_t *self, deferred_t *d)
-{
-    const Caveat__Wire__AdminRequest *request = d->request;
-    char text[4096] = "";
-    bool ok = false;
-    if (strcmp(request->command, "purge") == 0) {
-        purge_how_t how = {0};
-        bool known = true;
-        for (size_t i = 0; i < request->n_args; i++) {
-            const char *arg = request->args[i];
-            if (strcmp(arg, "dry-run") == 0)
-                how.dry_run = true;
-            else if (strcmp(arg, "trust-clock") == 0)
-                how.trust = true;
-            else if (strncmp(arg, "at=", 3) == 0 && cv_timestamp_parse(arg + 3, &how.at))
-                continue;
-            else
-                known = false;
-        }
-        if (!known || (how.at && !how.dry_run)) {
-            send_admin_reply(self, d->routing, false,
-                             "purge takes dry-run, trust-clock and, with dry-run, at=TIME");
-            return;
-        }
-        char *reply = purge_reply(self, &how, &ok);
-        send_admin_reply(self, d->routing, ok, reply);
-        free(reply);
+    cv_purge_how_t how;
+    if (!cv_admin_purge_args((const char *const *)request->args, request->n_args, &how)) {
+        send_admin_reply(self, routing, false, cv_admin_purge_usage);
         return;
     }
-    if (request->n_args == 1)
-        ok = backup(self, request->args[0], text, sizeof text);
-    else
-        snprintf(text, sizeof text, "backup needs one argument: a new directory");
-    send_admin_reply(self, d->routing, ok, text);
+    cv_admin_purged_t *list = cv_admin_purged_new();
+    cv_error_t err = {0};
+    int total = purge(self, &how, list, &err);
+    char *reply = cv_admin_purged_reply(&list, how.dry_run, total, err.msg);
+    send_admin_reply(self, routing, total >= 0, reply);
+    free(reply);
 }
 
 static void run_all_deferred(cv_broker_t *self)
 {
     deferred_t *d;
     while ((d = zlistx_detach(self->deferred, NULL))) {
-        run_deferred(self, d);
+        run_purge(self, d->routing, d->request);
         zframe_destroy(&d->routing);
         caveat__wire__admin_request__free_unpacked(d->request, NULL);
         free(d);
@@ -2168,8 +1990,112 @@ static bool defer(cv_broker_t *self, const zframe_t *routing,
     return true;
 }
 
+/* ------------------------------------------------------------------------ */
+/*  Backup: in its own thread (cv_backup); the loop only starts it, hears  */
+/*  its end and answers.                                                    */
+
+/*  A backup holds the WAL from starting again at its beginning (its
+ *  snapshot is in it): on a short disk the space left is for deliveries,
+ *  not for a WAL growing behind a backup. */
+#define SHORT_DISK_STOPS_BACKUPS                                                                   \
+    "the store's disk is short: no backup until there is room again (a backup holds the WAL "      \
+    "from being reused)"
+
+static void start_backup(cv_broker_t *self, const zframe_t *routing,
+                         const uint8_t key[CV_KEY_BYTES], const Caveat__Wire__AdminRequest *request)
+{
+    char text[4096], db_path[4200];
+    if (request->n_args != 1) {
+        send_admin_reply(self, routing, false, "backup needs one argument: a new directory");
+        return;
+    }
+    if (self->backup.run) {
+        snprintf(text, sizeof text, "a backup is already running (to %s); ask again once it ends",
+                 cv_backup_dir(self->backup.run));
+        send_admin_reply(self, routing, false, text);
+        return;
+    }
+    if (cv_space_short(self->space)) {
+        send_admin_reply(self, routing, false, SHORT_DISK_STOPS_BACKUPS);
+        return;
+    }
+    snprintf(db_path, sizeof db_path, "%s/caveat.db", self->config.data_dir);
+    /* a copy on the store's disk must not take what the reserve counts on */
+    self->backup.run = cv_backup_new(db_path, request->args[0], self->pseudonym_key,
+                                     cv_space_resume_at(self->space), text, sizeof text);
+    if (!self->backup.run) {
+        cv_log_info(self->log, "backup: %s", text);
+        send_admin_reply(self, routing, false, text);
+        return;
+    }
+    self->backup.routing = zframe_dup((zframe_t *)routing);
+    memcpy(self->backup.key, key, CV_KEY_BYTES);
+    if (self->poller)
+        zpoller_add(self->poller, cv_backup_socket(self->backup.run));
+    cv_log_info(self->log, "backup: to %s, in the background", request->args[0]);
+}
+
+/*  Ends the backup (stopping it if it runs: its thread removes what it
+ *  wrote) and answers the session that asked, when it is still there
+ *  under the same key: a routing id alone may have been reused. */
+static void end_backup(cv_broker_t *self, bool ok, const char *text)
+{
+    assert(self->backup.run);
+    if (self->poller)
+        zpoller_remove(self->poller, cv_backup_socket(self->backup.run));
+    cv_backup_destroy(&self->backup.run); /* a stop waits for one step of the copy at most */
+    cv_log_info(self->log, "backup: %s", text);
+    session_t *s = session_of(self, self->backup.routing);
+    if (s && sodium_memcmp(s->key, self->backup.key, CV_KEY_BYTES) == 0)
+        send_admin_reply(self, self->backup.routing, ok, text);
+    else
+        cv_log_info(self->log, "backup: the administrator who asked has gone: no reply");
+    zframe_destroy(&self->backup.routing);
+    sodium_memzero(self->backup.key, CV_KEY_BYTES);
+}
+
+/*  A backup that ended is answered. */
+static void reap_backup(cv_broker_t *self)
+{
+    char text[CV_BACKUP_TEXT];
+    bool ok = false;
+    if (self->backup.run && cv_backup_ended(self->backup.run, &ok, text, sizeof text))
+        end_backup(self, ok, text);
+}
+
+/*  Stops a running backup, saying why. */
+static void stop_backup(cv_broker_t *self, const char *why)
+{
+    reap_backup(self); /* it may have ended already */
+    if (!self->backup.run)
+        return;
+    char text[CV_BACKUP_TEXT];
+    snprintf(text, sizeof text, "%s: backup stopped, its copy removed: %s",
+             cv_backup_dir(self->backup.run), why);
+    end_backup(self, false, text);
+}
+
+/*  Every time round the loop: a backup that ended is answered, and one
+ *  that runs is stopped when the disk goes short. While a backup runs the
+ *  disk is looked at every BACKUP_LOOK_MS (a statvfs), idle or not, and
+ *  not only every 100 ms of turns: the WAL grows behind it. */
+static void watch_backup(cv_broker_t *self)
+{
+    reap_backup(self);
+    if (!self->backup.run)
+        return;
+    int64_t now = zclock_mono();
+    if (now >= self->backup.next_look) {
+        self->backup.next_look = now + BACKUP_LOOK_MS;
+        if (cv_space_check(self->space, true))
+            disk_changed(self);
+    }
+    if (cv_space_short(self->space))
+        stop_backup(self, SHORT_DISK_STOPS_BACKUPS);
+}
+
 static void on_admin(cv_broker_t *self, const zframe_t *routing, int agency,
-                     const Caveat__Wire__AdminRequest *request)
+                     const uint8_t key[CV_KEY_BYTES], const Caveat__Wire__AdminRequest *request)
 {
     if (!cv_policy_agency(self->policy, agency)->admin) {
         send_error(self, routing, E_FORBIDDEN, "not an administrator");
@@ -2192,7 +2118,9 @@ static void on_admin(cv_broker_t *self, const zframe_t *routing, int agency,
         char *text = quarantined_json(self);
         send_admin_reply(self, routing, text != NULL, text ? text : "the store cannot list them");
         free(text);
-    } else if (strcmp(command, "backup") == 0 || strcmp(command, "purge") == 0) {
+    } else if (strcmp(command, "backup") == 0) {
+        start_backup(self, routing, key, request);
+    } else if (strcmp(command, "purge") == 0) {
         if (!defer(self, routing, request))
             send_error(self, routing, E_BAD_REQUEST, "an admin request that does not read back");
     } else {
@@ -2293,7 +2221,7 @@ static void dispatch(cv_broker_t *self, const zframe_t *routing, int agency,
         on_ack(self, s, frame->delivery_ack);
         break;
     case CAVEAT__WIRE__FRAME__BODY_ADMIN_REQUEST:
-        on_admin(self, routing, agency, frame->admin_request);
+        on_admin(self, routing, agency, key, frame->admin_request);
         break;
     case CAVEAT__WIRE__FRAME__BODY_FEEDBACK:
     case CAVEAT__WIRE__FRAME__BODY_APPROVAL:
@@ -2683,7 +2611,7 @@ static void purge_when_due(cv_broker_t *self, int64_t *next)
         return;
     *next = now + 3600 * 1000;
     cv_error_t err = {0};
-    static const purge_how_t hourly = {0};
+    static const cv_purge_how_t hourly = {0};
     if (purge(self, &hourly, NULL, &err) < 0)
         cv_log_warning(self->log, "retention: %s", err.msg);
 }
@@ -2731,6 +2659,7 @@ int cv_broker_run(cv_broker_t *self)
     if (cv_store_sync_socket(self->store)) /* wakes the loop when a sync ends */
         zpoller_add(poller, cv_store_sync_socket(self->store));
     zpoller_add(poller, cv_guard_socket(self->guard));
+    self->poller = poller;
     cv_log_info(self->log, "serving %s, policy %s version %lld, %d agencies", self->endpoint,
                 cv_policy_protocol(self->policy), (long long)cv_policy_version(self->policy),
                 cv_policy_agency_count(self->policy));
@@ -2751,6 +2680,7 @@ int cv_broker_run(cv_broker_t *self)
         resend_overdue(self, &next_overdue);
         purge_when_due(self, &next_purge);
         publish_monitor(self, &next_monitor);
+        watch_backup(self);
         void *ready = zpoller_wait(poller, any_dirty(self)                   ? 0
                                            : cv_router_unsaved(self->queues) ? SAVE_INTERVAL_MS
                                                                              : 200);
@@ -2765,6 +2695,8 @@ int cv_broker_run(cv_broker_t *self)
         else if (!ready && cv_store_wal_pages(self->store) > 0)
             cv_store_checkpoint(self->store); /* idle for a whole poll */
     }
+    stop_backup(self, "the broker is stopping");
+    self->poller = NULL;
     zpoller_destroy(&poller);
     if (status == 0) {
         commit_saves(self); /* a clean stop resends nothing acknowledged */

@@ -1265,26 +1265,3 @@ int cv_store_purge(cv_store_t *self, const char *category, int64_t created_befor
     return cv_store_purge_reports(self, category, created_before, rule, dry_run,
                                   each ? purged_by_id : NULL, &caller, err);
 }
-
-/* ------------------------------------------------------------------------ */
-/*  Online backup: a consistent copy while the broker serves.               */
-
-bool cv_store_backup(cv_store_t *self, const char *path, cv_error_t *err)
-{
-    sqlite3 *copy = NULL;
-    mode_t old = umask(077);
-    int rc = sqlite3_open_v2(path, &copy, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
-    umask(old);
-    sqlite3_backup *backup =
-        rc == SQLITE_OK ? sqlite3_backup_init(copy, "main", self->db, "main") : NULL;
-    if (backup) {
-        rc = sqlite3_backup_step(backup, -1);
-        sqlite3_backup_finish(backup);
-    }
-    bool ok = backup && rc == SQLITE_DONE;
-    if (!ok)
-        cv_error_set(err, path, 0, 0, "backup failed: %s",
-                     copy ? sqlite3_errmsg(copy) : sqlite3_errstr(rc));
-    sqlite3_close(copy);
-    return ok;
-}

@@ -214,8 +214,4 @@ int cv_store_purge_reports(cv_store_t *self, const char *category, int64_t creat
                            const char *rule, bool dry_run, cv_purged_fn *each, void *arg,
                            cv_error_t *err);
 
-/*  A consistent copy of the store at path (SQLite's online backup), from
- *  which a broker can start. Call outside a write transaction. */
-bool cv_store_backup(cv_store_t *self, const char *path, cv_error_t *err);
-
 #endif

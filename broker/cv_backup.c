@@ -1,0 +1,349 @@
+/*  cv_backup.c: a backup of the store in a thread; see cv_backup.h.
+ *
+ *  The actor says one thing over its pipe when the backup ends, "OK" or
+ *  "FAILED" with the reply's text, then waits for $TERM. A $TERM that
+ *  comes first (cv_backup_destroy while it runs) stops the copy between
+ *  two steps; what was written is removed.
+ */
+#include <czmq.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "cv_alloc.h"
+#include "cv_backup.h"
+
+#define PAGES_PER_STEP 256 /* about 1 MB: a stop waits for one step at most */
+#define STEPS_PER_SYNC 8   /* the copy is synced every few MB, not all at the end */
+#define BUSY_PAUSE_MS  10
+#define BACKUP_NICE    10 /* the copy's thread, behind the loop's */
+
+struct cv_backup_t {
+    char db_path[4096];
+    char dir[2100];
+    uint8_t key[CV_KEY_BYTES];
+    uint64_t keep_free;
+    zactor_t *actor;
+    bool ended, ok;
+    char text[CV_BACKUP_TEXT];
+};
+
+/*  What the thread works on; every path under dir. */
+typedef struct {
+    const cv_backup_t *backup;
+    zsock_t *pipe;
+    sqlite3 *source, *copy;
+    int copy_fd; /* the copy's file, open from before SQLite opens it to after it closes it */
+    char key_path[2200], partial[2200], journal[2200], done[2200];
+    char text[CV_BACKUP_TEXT]; /* the reply */
+} work_t;
+
+/*  Bytes the broker's user may still write on dir's disk. */
+static uint64_t free_bytes(const char *dir)
+{
+    struct statvfs st;
+    return statvfs(dir, &st) == 0 ? (uint64_t)st.f_bavail * st.f_frsize : 0;
+}
+
+/*  A new file of the bytes given, 0600, synced: the key before the copy,
+ *  so that no caveat.db is ever there without it. */
+static bool write_key(work_t *w)
+{
+    int fd = open(w->key_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    bool ok = fd >= 0 && write(fd, w->backup->key, CV_KEY_BYTES) == CV_KEY_BYTES && fsync(fd) == 0;
+    if (!ok)
+        snprintf(w->text, sizeof w->text, "%s: cannot write: %s", w->key_path, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+static int64_t pragma_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *s = NULL;
+    int64_t value = -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+        value = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return value;
+}
+
+/*  A read-only connection holding one read transaction: the snapshot the
+ *  copy is of, kept from the first step to the last, so that the broker's
+ *  commits meanwhile neither restart the copy nor appear in it. */
+static bool open_source(work_t *w)
+{
+    const char *path = w->backup->db_path;
+    if (sqlite3_open_v2(path, &w->source, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+        sqlite3_busy_timeout(w->source, 1000);
+        if (sqlite3_exec(w->source, "BEGIN; SELECT count(*) FROM sqlite_master;", NULL, NULL,
+                         NULL) == SQLITE_OK)
+            return true;
+    }
+    snprintf(w->text, sizeof w->text, "%s: cannot read the store: %s", path,
+             w->source ? sqlite3_errmsg(w->source) : "out of memory");
+    return false;
+}
+
+/*  Whether the copy's size fits on dir's disk with keep_free to spare. */
+static bool room_for(work_t *w, uint64_t bytes)
+{
+    uint64_t available = free_bytes(w->backup->dir), keep = w->backup->keep_free;
+    if (available >= bytes && available - bytes >= keep)
+        return true;
+    snprintf(w->text, sizeof w->text,
+             "%s: not enough room: %llu bytes free, the copy needs %llu more and %llu are kept "
+             "free for the store",
+             w->backup->dir, (unsigned long long)available, (unsigned long long)bytes,
+             (unsigned long long)keep);
+    return false;
+}
+
+/*  caveat.db.partial, made here (0600: SQLite gives its journal the same
+ *  mode) and opened by SQLite. The descriptor made here stays open until
+ *  SQLite has closed the file: closing it before would drop SQLite's
+ *  locks on it (cv_syncer.h). It syncs the copy as it grows, so that the
+ *  disk takes the copy a few MB at a time rather than all at once at the
+ *  end, when the broker's own syncs would wait behind it. */
+static bool open_copy(work_t *w)
+{
+    w->copy_fd = open(w->partial, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (w->copy_fd < 0) {
+        snprintf(w->text, sizeof w->text, "%s: cannot create: %s", w->partial, strerror(errno));
+        return false;
+    }
+    if (sqlite3_open_v2(w->partial, &w->copy, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK)
+        return true;
+    snprintf(w->text, sizeof w->text, "%s: cannot open: %s", w->partial,
+             w->copy ? sqlite3_errmsg(w->copy) : "out of memory");
+    return false;
+}
+
+/*  The copy, a step at a time: stopped by a message on the pipe ($TERM),
+ *  or by the disk getting too full for keep_free. *stopped says which. */
+static bool copy_pages(work_t *w, bool *stopped)
+{
+    sqlite3_backup *b = sqlite3_backup_init(w->copy, "main", w->source, "main");
+    if (!b) {
+        snprintf(w->text, sizeof w->text, "backup failed: %s", sqlite3_errmsg(w->copy));
+        return false;
+    }
+    int rc = SQLITE_OK;
+    bool room = true;
+    for (int step = 1; rc == SQLITE_OK && !*stopped && room; step++) {
+        rc = sqlite3_backup_step(b, PAGES_PER_STEP);
+        if (step % STEPS_PER_SYNC == 0 && fdatasync(w->copy_fd) != 0)
+            rc = SQLITE_IOERR;
+        if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
+            zclock_sleep(BUSY_PAUSE_MS);
+            rc = SQLITE_OK;
+        }
+        *stopped = zsock_events(w->pipe) & ZMQ_POLLIN;
+        room = room_for(w, 0);
+    }
+    int pages = sqlite3_backup_pagecount(b);
+    int finished = sqlite3_backup_finish(b);
+    if (*stopped) /* even when whole: a stop asked for removes it */
+        return false;
+    if (rc == SQLITE_DONE && finished == SQLITE_OK) {
+        snprintf(w->text, sizeof w->text, "backed up to %s: %d pages", w->backup->dir, pages);
+        return true;
+    }
+    if (room)
+        snprintf(w->text, sizeof w->text, "%s: backup failed: %s", w->backup->dir,
+                 rc == SQLITE_FULL ? "the disk is full" : sqlite3_errstr(rc));
+    return false;
+}
+
+/*  fsync of a directory: the names in it survive a power loss. */
+static bool sync_directory(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_DIRECTORY);
+    bool ok = fd >= 0 && fsync(fd) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+/*  The copy closed by SQLite, then synced (when sync) and its
+ *  descriptor closed. */
+static bool close_copy(work_t *w, bool sync)
+{
+    bool ok = sqlite3_close_v2(w->copy) == SQLITE_OK;
+    w->copy = NULL;
+    if (w->copy_fd >= 0) {
+        ok = ok && (!sync || fdatasync(w->copy_fd) == 0);
+        ok = close(w->copy_fd) == 0 && ok;
+        w->copy_fd = -1;
+    }
+    return ok;
+}
+
+/*  The copy, closed and synced, under its final name, and the name synced. */
+static bool complete(work_t *w)
+{
+    bool closed = close_copy(w, true);
+    if (closed && rename(w->partial, w->done) == 0 && sync_directory(w->backup->dir))
+        return true;
+    snprintf(w->text, sizeof w->text, "%s: cannot complete the copy: %s", w->backup->dir,
+             closed ? strerror(errno) : "the copy does not close or sync");
+    return false;
+}
+
+/*  Everything the backup wrote, and its directory, gone. */
+static void remove_all(work_t *w)
+{
+    close_copy(w, false);
+    unlink(w->partial);
+    unlink(w->journal);
+    unlink(w->done);
+    unlink(w->key_path);
+    rmdir(w->backup->dir);
+}
+
+static bool run(work_t *w, bool *stopped)
+{
+    bool ok = write_key(w) && open_source(w);
+    if (ok) {
+        int64_t pages = pragma_int(w->source, "PRAGMA page_count"),
+                page_size = pragma_int(w->source, "PRAGMA page_size");
+        ok = pages >= 0 && page_size > 0 && room_for(w, (uint64_t)(pages * page_size));
+    }
+    ok = ok && open_copy(w) && copy_pages(w, stopped) && complete(w);
+    sqlite3_exec(w->source, "COMMIT", NULL, NULL, NULL); /* the snapshot goes */
+    sqlite3_close(w->source);
+    w->source = NULL;
+    if (!ok)
+        remove_all(w);
+    return ok;
+}
+
+/*  The copy is not urgent; the loop is: on a machine with few cores, the
+ *  scheduler gives the loop's thread the CPU first. (On Linux a nice
+ *  value is a thread's own.) */
+static void yield_to_the_loop(void)
+{
+#ifdef __linux__
+    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), BACKUP_NICE);
+#endif
+}
+
+static void backup_actor(zsock_t *pipe, void *args)
+{
+    const cv_backup_t *self = args;
+    yield_to_the_loop();
+    work_t w = {.backup = self, .pipe = pipe, .copy_fd = -1};
+    snprintf(w.key_path, sizeof w.key_path, "%s/pseudonym.key", self->dir);
+    snprintf(w.partial, sizeof w.partial, "%s/caveat.db.partial", self->dir);
+    snprintf(w.journal, sizeof w.journal, "%s/caveat.db.partial-journal", self->dir);
+    snprintf(w.done, sizeof w.done, "%s/caveat.db", self->dir);
+    zsock_signal(pipe, 0);
+    bool stopped = false;
+    bool ok = run(&w, &stopped);
+    if (stopped)
+        return; /* the $TERM that stopped it is the last word */
+    zsock_send(pipe, "ss", ok ? "OK" : "FAILED", w.text);
+    char *command;
+    while ((command = zstr_recv(pipe)) && !streq(command, "$TERM"))
+        zstr_free(&command);
+    zstr_free(&command);
+}
+
+/*  A new directory for the backup, or why not. */
+static bool make_dir(const char *dir, char *why, size_t size)
+{
+    /* a relative path would be the broker's working directory's, which
+     * the administrator typing it does not see */
+    if (dir[0] != '/') {
+        snprintf(why, size,
+                 "%s: not an absolute path (the broker resolves paths in its own "
+                 "working directory)",
+                 dir);
+        return false;
+    }
+    if (strlen(dir) > 2048) {
+        snprintf(why, size, "the directory's path is too long");
+        return false;
+    }
+    if (mkdir(dir, 0700) != 0) {
+        snprintf(why, size, "%s: cannot create: %s", dir, strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+cv_backup_t *cv_backup_new(const char *db_path, const char *dir, const uint8_t key[CV_KEY_BYTES],
+                           uint64_t keep_free, char *why, size_t size)
+{
+    if (!make_dir(dir, why, size))
+        return NULL;
+    cv_backup_t *self = cv_xcalloc(1, sizeof *self);
+    snprintf(self->db_path, sizeof self->db_path, "%s", db_path);
+    snprintf(self->dir, sizeof self->dir, "%s", dir);
+    memcpy(self->key, key, CV_KEY_BYTES);
+    self->keep_free = keep_free;
+    /* signals are the loop's: an interrupted call in the thread would
+     * read as a failure */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    self->actor = zactor_new(backup_actor, self);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (!self->actor) {
+        snprintf(why, size, "cannot start the backup's thread");
+        rmdir(dir);
+        cv_backup_destroy(&self);
+        return NULL;
+    }
+    zsock_set_rcvtimeo(self->actor, 0); /* the loop never waits here */
+    return self;
+}
+
+void cv_backup_destroy(cv_backup_t **self_p)
+{
+    cv_backup_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->actor)
+        zsock_set_rcvtimeo(self->actor, -1); /* zactor_destroy waits for the actor's end */
+    zactor_destroy(&self->actor);
+    sodium_memzero(self->key, sizeof self->key);
+    free(self);
+    *self_p = NULL;
+}
+
+void *cv_backup_socket(cv_backup_t *self)
+{
+    return self->actor;
+}
+
+bool cv_backup_ended(cv_backup_t *self, bool *ok, char *text, size_t size)
+{
+    if (!self->ended && (zsock_events(self->actor) & ZMQ_POLLIN)) {
+        char *status = NULL, *said = NULL;
+        if (zsock_recv(self->actor, "ss", &status, &said) == 0 && status && said) {
+            self->ended = true;
+            self->ok = streq(status, "OK");
+            snprintf(self->text, sizeof self->text, "%s", said);
+        }
+        zstr_free(&status);
+        zstr_free(&said);
+    }
+    if (self->ended) {
+        *ok = self->ok;
+        snprintf(text, size, "%s", self->text);
+    }
+    return self->ended;
+}
+
+const char *cv_backup_dir(const cv_backup_t *self)
+{
+    return self->dir;
+}

@@ -1,0 +1,56 @@
+/*  cv_backup.h: `admin backup`, in a thread of its own.
+ *
+ *  A copy of the store can take minutes; the broker's loop must go on
+ *  serving meanwhile. So a backup runs in a czmq actor with its own
+ *  read-only SQLite connection to the store: it holds one read transaction
+ *  from start to end, so the copy is the store as it was when the backup
+ *  began (WAL mode: a reader sees one snapshot and never blocks the
+ *  writer), and copies it 256 pages at a time, looking between steps for
+ *  the word to stop.
+ *
+ *  The thread touches only its own connection, the new directory and the
+ *  copy of the pseudonym key it was given; never the broker's state, and
+ *  never the store's files but through SQLite (closing any descriptor of
+ *  a file drops every POSIX lock the process holds on it, SQLite's
+ *  included: cv_syncer.h).
+ *
+ *  DIR ends up holding pseudonym.key (0600, written first) and caveat.db,
+ *  a data directory a broker starts from. The copy is written as
+ *  caveat.db.partial and renamed to caveat.db only once whole and synced:
+ *  a directory without caveat.db is not a backup. A backup that fails or
+ *  is stopped removes what it wrote, DIR included.
+ */
+#ifndef CV_BACKUP_H
+#define CV_BACKUP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cv_proto.h"
+
+typedef struct cv_backup_t cv_backup_t;
+
+#define CV_BACKUP_TEXT 8192 /* bytes: room for what a backup says */
+
+/*  Starts a backup of the store db_path (its caveat.db) into dir, which
+ *  must be an absolute path that does not exist yet: it is made here
+ *  (0700), before the thread starts, so that a refusal is immediate. The
+ *  copy leaves at least keep_free bytes free on dir's disk, or fails: a
+ *  backup never takes the space the store's reserve counts on. NULL with
+ *  why when refused. */
+cv_backup_t *cv_backup_new(const char *db_path, const char *dir, const uint8_t key[CV_KEY_BYTES],
+                           uint64_t keep_free, char *why, size_t size);
+/*  Stops a backup still running (it removes what it wrote) and waits for
+ *  its thread; nothing when it has ended. */
+void cv_backup_destroy(cv_backup_t **self_p);
+
+/*  Readable (a zsock_t *, for the loop's poller) when the backup ended. */
+void *cv_backup_socket(cv_backup_t *self);
+/*  True once the backup ended, with *ok and text saying how ("backed up
+ *  to DIR ...", or why it failed); false while it runs. Never waits. */
+bool cv_backup_ended(cv_backup_t *self, bool *ok, char *text, size_t size);
+/*  The directory it writes. */
+const char *cv_backup_dir(const cv_backup_t *self);
+
+#endif
