@@ -186,6 +186,11 @@ void cv_tlog_destroy(cv_tlog_t **self_p);
  *  NULL) is its index. Refused outside a transaction. */
 bool cv_tlog_append(cv_tlog_t *self, const void *data, size_t len, uint64_t *index,
                     cv_error_t *err);
+/*  Appends n leaves in order, in the open transaction, reading and writing
+ *  the frontier once for all of them; *first (may be NULL) is the first's
+ *  index. On an error the transaction holds some of them: roll it back. */
+bool cv_tlog_append_many(cv_tlog_t *self, const void *const *data, const size_t *lens, size_t n,
+                         uint64_t *first, cv_error_t *err);
 /*  Leaves in the log, and in its last checkpoint; -1 on an error. */
 int64_t cv_tlog_size(cv_tlog_t *self, cv_error_t *err);
 int64_t cv_tlog_checkpointed(cv_tlog_t *self, cv_error_t *err);

@@ -135,30 +135,45 @@ static bool write_frontier(cv_tlog_t *self, const cv_frontier_t *frontier, cv_er
     return ok || db_error(self, err, "saving the frontier");
 }
 
-bool cv_tlog_append(cv_tlog_t *self, const void *data, size_t len, uint64_t *index, cv_error_t *err)
+/*  Inserts the leaf at index at, and adds it to frontier. */
+static bool insert_leaf(cv_tlog_t *self, cv_frontier_t *frontier, const void *data, size_t len,
+                        cv_error_t *err)
 {
-    cv_frontier_t frontier;
-    if (!in_transaction(self, err) || !read_frontier(self, &frontier, err))
-        return false;
     if (len > INT32_MAX) {
         cv_error_set(err, NULL, 0, 0, "audit log: a leaf of %zu bytes is too large", len);
         return false;
     }
-    uint64_t at = frontier.size;
     cv_hash_t leaf;
     cv_merkle_leaf_hash(data, len, &leaf);
-    cv_frontier_append(&frontier, &leaf);
     sqlite3_stmt *s = self->stmt[S_APPEND];
-    sqlite3_bind_int64(s, 1, (int64_t)at);
+    sqlite3_bind_int64(s, 1, (int64_t)frontier->size);
     sqlite3_bind_blob(s, 2, len ? data : "", (int)len, SQLITE_STATIC);
     bool ok = sqlite3_step(s) == SQLITE_DONE;
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
     if (!ok)
         return db_error(self, err, "appending a leaf");
-    if (index)
-        *index = at;
-    return write_frontier(self, &frontier, err);
+    cv_frontier_append(frontier, &leaf);
+    return true;
+}
+
+bool cv_tlog_append_many(cv_tlog_t *self, const void *const *data, const size_t *lens, size_t n,
+                         uint64_t *first, cv_error_t *err)
+{
+    cv_frontier_t frontier;
+    if (!in_transaction(self, err) || !read_frontier(self, &frontier, err))
+        return false;
+    if (first)
+        *first = frontier.size;
+    for (size_t i = 0; i < n; i++)
+        if (!insert_leaf(self, &frontier, data[i], lens[i], err))
+            return false;
+    return n == 0 || write_frontier(self, &frontier, err);
+}
+
+bool cv_tlog_append(cv_tlog_t *self, const void *data, size_t len, uint64_t *index, cv_error_t *err)
+{
+    return cv_tlog_append_many(self, &data, &len, 1, index, err);
 }
 
 int64_t cv_tlog_size(cv_tlog_t *self, cv_error_t *err)
