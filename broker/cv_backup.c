@@ -41,7 +41,7 @@ typedef struct {
     zsock_t *pipe;
     sqlite3 *source, *copy;
     int copy_fd; /* the copy's file, open from before SQLite opens it to after it closes it */
-    char key_path[2200], partial[2200], journal[2200], done[2200];
+    char key_path[2200], audit_key[2200], partial[2200], journal[2200], done[2200];
     char text[CV_BACKUP_TEXT]; /* the reply */
 } work_t;
 
@@ -52,17 +52,43 @@ static uint64_t free_bytes(const char *dir)
     return statvfs(dir, &st) == 0 ? (uint64_t)st.f_bavail * st.f_frsize : 0;
 }
 
-/*  A new file of the bytes given, 0600, synced: the key before the copy,
- *  so that no caveat.db is ever there without it. */
-static bool write_key(work_t *w)
+/*  A new file at path of len bytes, 0600, synced. */
+static bool write_secret(work_t *w, const char *path, const void *bytes, size_t len)
 {
-    int fd = open(w->key_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    bool ok = fd >= 0 && write(fd, w->backup->key, CV_KEY_BYTES) == CV_KEY_BYTES && fsync(fd) == 0;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    bool ok = fd >= 0 && write(fd, bytes, len) == (ssize_t)len && fsync(fd) == 0;
     if (!ok)
-        snprintf(w->text, sizeof w->text, "%s: cannot write: %s", w->key_path, strerror(errno));
+        snprintf(w->text, sizeof w->text, "%s: cannot write: %s", path, strerror(errno));
     if (fd >= 0)
         close(fd);
     return ok;
+}
+
+/*  The audit log's signing key (DATA/audit.key, beside the store), copied:
+ *  a store restored without it could not go on signing its log. A store
+ *  without one (none made yet) is copied without. */
+static bool copy_audit_key(work_t *w)
+{
+    char from[4200], key[4096];
+    const char *db = w->backup->db_path, *slash = strrchr(db, '/');
+    snprintf(from, sizeof from, "%.*saudit.key", slash ? (int)(slash - db + 1) : 0, db);
+    int fd = open(from, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT;
+    ssize_t len = read(fd, key, sizeof key);
+    close(fd);
+    bool ok = len > 0 && write_secret(w, w->audit_key, key, (size_t)len);
+    sodium_memzero(key, sizeof key);
+    if (len <= 0)
+        snprintf(w->text, sizeof w->text, "%s: cannot read", from);
+    return ok;
+}
+
+/*  The keys before the copy, so that no caveat.db is ever there without
+ *  them. */
+static bool write_key(work_t *w)
+{
+    return write_secret(w, w->key_path, w->backup->key, CV_KEY_BYTES) && copy_audit_key(w);
 }
 
 static int64_t pragma_int(sqlite3 *db, const char *sql)
@@ -205,6 +231,7 @@ static void remove_all(work_t *w)
     unlink(w->journal);
     unlink(w->done);
     unlink(w->key_path);
+    unlink(w->audit_key);
     rmdir(w->backup->dir);
 }
 
@@ -241,6 +268,7 @@ static void backup_actor(zsock_t *pipe, void *args)
     yield_to_the_loop();
     work_t w = {.backup = self, .pipe = pipe, .copy_fd = -1};
     snprintf(w.key_path, sizeof w.key_path, "%s/pseudonym.key", self->dir);
+    snprintf(w.audit_key, sizeof w.audit_key, "%s/audit.key", self->dir);
     snprintf(w.partial, sizeof w.partial, "%s/caveat.db.partial", self->dir);
     snprintf(w.journal, sizeof w.journal, "%s/caveat.db.partial-journal", self->dir);
     snprintf(w.done, sizeof w.done, "%s/caveat.db", self->dir);

@@ -14,7 +14,8 @@
  *  a file drops every POSIX lock the process holds on it, SQLite's
  *  included: cv_syncer.h).
  *
- *  DIR ends up holding pseudonym.key (0600, written first) and caveat.db,
+ *  DIR ends up holding pseudonym.key and audit.key (0600, written first)
+ *  and caveat.db,
  *  a data directory a broker starts from. The copy is written as
  *  caveat.db.partial and renamed to caveat.db only once whole and synced:
  *  a directory without caveat.db is not a backup. A backup that fails or

@@ -36,6 +36,7 @@
 #include "cv_hasher.h"
 #include "cv_log.h"
 #include "cv_queue.h"
+#include "cv_record.h"
 #include "cv_router.h"
 #include "cv_selftest.h"
 #include "cv_monitor.h"
@@ -194,6 +195,7 @@ struct cv_broker_t {
     zhashx_t *sessions;    /* routing hex -> session_t (owns them) */
     zhashx_t *serving;     /* cv_queue_name() -> the session_t serving that queue */
     cv_router_t *queues;   /* the queues, kept in step with the store (cv_router.h) */
+    cv_record_t *record;   /* the audit log: a leaf per event, in the same transactions */
     cv_error_t turn_error; /* the first failure of this turn ("": none): it rolls back */
     size_t out_bytes;      /* of Delivers packed and not yet handed to libzmq: OUT_BYTES_MAX */
     size_t out_bytes_peak;
@@ -584,6 +586,20 @@ static cv_policy_t *load_policy(cv_broker_t *self, cv_error_t *err)
     return policy;
 }
 
+/*  The audit log, checked, and the policy in force recorded in it. */
+static bool open_record(cv_broker_t *self, cv_error_t *err)
+{
+    self->record = cv_record_new(self->store, self->config.data_dir, err);
+    if (!self->record || !cv_store_begin(self->store, err))
+        return false;
+    if (cv_record_policy(self->record, self->policy, err) &&
+        cv_record_flush(self->record, false, err) && cv_store_commit(self->store, err))
+        return true;
+    cv_record_discard(self->record);
+    cv_store_rollback(self->store);
+    return false;
+}
+
 /*  The policy and the store; offline, nothing more. */
 static bool start(cv_broker_t *self, bool offline, cv_error_t *err)
 {
@@ -593,7 +609,7 @@ static bool start(cv_broker_t *self, bool offline, cv_error_t *err)
     if (!open_data(self, err))
         return false;
     self->policy = load_policy(self, err);
-    if (!self->policy || !load_queues(self, err))
+    if (!self->policy || !load_queues(self, err) || !open_record(self, err))
         return false;
     if (offline)
         return true;
@@ -689,6 +705,7 @@ void cv_broker_destroy(cv_broker_t **self_p)
     cv_cache_destroy(&self->cache);
     zhashx_destroy(&self->serving);
     zhashx_destroy(&self->sessions);
+    cv_record_destroy(&self->record); /* before the store it writes in */
     cv_router_destroy(&self->queues);
     free(self->route_to);
     cv_guard_destroy(&self->guard); /* its monitor first */
@@ -1108,20 +1125,29 @@ static bool route(cv_broker_t *self, const Caveat__Report *report, int64_t rowid
     /* one queue an agency at most */
     reserve((void **)&self->route_to, &self->route_to_cap, (size_t)agencies * sizeof(cv_queue_t *));
     size_t n = 0;
-    for (int i = 0; i < agencies; i++) {
+    bool queued = true;
+    cv_record_accepted_begin(self->record, report);
+    for (int i = 0; i < agencies && queued; i++) {
         int a = candidates[i];
-        if (!cv_policy_decide(self->policy, report, a, NULL, self->decision))
-            continue;
         const char *agency = cv_policy_agency(self->policy, a)->id;
+        bool delivered = cv_policy_decide(self->policy, report, a, NULL, self->decision);
+        cv_record_recipient(self->record, agency, self->decision);
+        if (!delivered)
+            continue;
         const char *feed = cv_decision_feed(self->decision);
         cv_queue_t *q = cv_router_queue(self->queues, agency, feed ? feed : "", err);
-        if (!q)
-            return false;
+        if (!(queued = q != NULL))
+            break;
         self->route_to[n++] = q;
         mark_dirty(self, agency, feed ? feed : "");
     }
+    /* the leaf is ended whatever happened: a failure rolls the turn back
+     * with it */
+    cv_error_t ended = {0};
+    bool recorded = cv_record_accepted_end(self->record, queued ? err : &ended);
     int priority = report->has_priority ? (int)report->priority : 0;
-    return cv_router_route(self->queues, rowid, priority, self->route_to, n, err);
+    return queued && recorded &&
+           cv_router_route(self->queues, rowid, priority, self->route_to, n, err);
 }
 
 static const char *format_timestamp(int64_t unix_seconds, char *text, size_t size)
@@ -1330,6 +1356,24 @@ static bool over_report_limit(cv_broker_t *self, const zframe_t *routing, int ag
     return true;
 }
 
+/*  A report the policy or the originator's own record refused goes into
+ *  the audit log; one refused for want of disk or store (UNAVAILABLE) does
+ *  not: that refusal says nothing about the report, and writing it would
+ *  spend what the disk has left. */
+static void record_refusal(cv_broker_t *self, const char *sender,
+                           const Caveat__Wire__PublishResult *result)
+{
+    if (result->status == CAVEAT__WIRE__STATUS__OK ||
+        result->status == CAVEAT__WIRE__STATUS__REFUSED_UNAVAILABLE)
+        return;
+    const ProtobufCEnumValue *status =
+        protobuf_c_enum_descriptor_get_value(&caveat__wire__status__descriptor, result->status);
+    cv_error_t err = {0};
+    if (!cv_record_refused(self->record, sender, result->report_id,
+                           status ? status->name : "refused", &err))
+        fail_turn(self, err.msg);
+}
+
 /*  Checks and packs every report of a Publish, then stores them in order
  *  while their checksums are taken beside the loop (cv_hasher.h). */
 static void accept_reports(cv_broker_t *self, const char *sender, Caveat__Wire__Publish *publish,
@@ -1354,6 +1398,7 @@ static void accept_reports(cv_broker_t *self, const char *sender, Caveat__Wire__
         else
             self->stats.refused++;
         log_result(self, sender, results[i]);
+        record_refusal(self, sender, results[i]);
     }
     cv_hasher_end(self->hasher);
     free(prepared);
@@ -1674,11 +1719,16 @@ static void revoke_removed(cv_broker_t *self)
 static bool reload(cv_broker_t *self, cv_error_t *err)
 {
     cv_policy_t *fresh = load_policy(self, err);
+    cv_error_t recorded = {0};
     if (!fresh) {
         self->stats.reload_failures++;
         cv_log_warning(self->log, "reload refused, the old policy stays: %s", err->msg);
+        if (!cv_record_policy_refused(self->record, err->msg, &recorded))
+            fail_turn(self, recorded.msg);
         return false;
     }
+    if (!cv_record_policy(self->record, fresh, &recorded))
+        fail_turn(self, recorded.msg);
     cv_policy_destroy(&self->policy);
     self->policy = fresh;
     self->stats.reloads++;
@@ -1882,6 +1932,26 @@ static bool trust_clock(cv_broker_t *self, int64_t now, cv_error_t *err)
 }
 
 /*  list: a cv_admin_purged_t the purged reports are added to, or NULL. */
+/*  What a purge does with each report it removes: lists it for the reply
+ *  (when asked), and records it in the audit log (unless a dry run). */
+typedef struct {
+    cv_broker_t *broker;
+    cv_admin_purged_t *list;
+    const char *rule;
+    bool dry_run;
+    cv_error_t err; /* the first failure to record one */
+} purge_each_t;
+
+static void on_purged(void *arg, const char *originator, const char *id, const char *category,
+                      int64_t created)
+{
+    purge_each_t *each = arg;
+    if (each->list)
+        cv_admin_purged_add(each->list, id, category, created);
+    if (!each->dry_run && !each->err.msg[0])
+        cv_record_purged(each->broker->record, originator, id, category, each->rule, &each->err);
+}
+
 static int purge_categories(cv_broker_t *self, const cv_purge_how_t *how, cv_admin_purged_t *list,
                             cv_error_t *err)
 {
@@ -1896,9 +1966,16 @@ static int purge_categories(cv_broker_t *self, const cv_purge_how_t *how, cv_adm
     for (int i = 0; i < n; i++) {
         const char *rule;
         int purged = 0;
-        if (total >= 0 && cv_policy_retention(self->policy, categories[i], &period, &rule))
-            purged = cv_store_purge(self->store, categories[i], now - period, rule, dry_run,
-                                    list ? cv_admin_purged_add : NULL, list, err);
+        purge_each_t each = {.broker = self, .list = list, .dry_run = dry_run};
+        if (total >= 0 && cv_policy_retention(self->policy, categories[i], &period, &rule)) {
+            each.rule = rule;
+            purged = cv_store_purge_reports(self->store, categories[i], now - period, rule, dry_run,
+                                            on_purged, &each, err);
+        }
+        if (each.err.msg[0]) { /* not recorded: nothing may be purged */
+            *err = each.err;
+            purged = -1;
+        }
         total = purged < 0 || total < 0 ? -1 : total + purged;
         free(categories[i]);
     }
@@ -1909,13 +1986,16 @@ static int purge_categories(cv_broker_t *self, const cv_purge_how_t *how, cv_adm
 /*  One transaction: a purge is all or nothing. */
 /*  Saves every queue's acknowledgements now, in a transaction of their
  *  own; if that fails the queues are read back as the store has them. */
-static void commit_saves(cv_broker_t *self)
+static void commit_saves(cv_broker_t *self, bool checkpoint)
 {
-    cv_error_t err;
+    cv_error_t err = {0};
     if (!cv_store_begin(self->store, &err))
         return;
     save_queues(self, true);
+    if (!turn_failing(self) && !cv_record_flush(self->record, checkpoint, &err))
+        fail_turn(self, err.msg);
     if (turn_failing(self) || !cv_store_commit(self->store, &err)) {
+        cv_record_discard(self->record);
         cv_store_rollback(self->store);
         self->turn_error.msg[0] = '\0';
         reload_queues(self);
@@ -1927,11 +2007,13 @@ static int purge(cv_broker_t *self, const cv_purge_how_t *how, cv_admin_purged_t
 {
     bool dry_run = how->dry_run;
     if (!dry_run)
-        commit_saves(self); /* the queues are read back after a purge */
+        commit_saves(self, false); /* the queues are read back after a purge */
     if (!cv_store_begin(self->store, err))
         return -1;
     int total = purge_categories(self, how, list, err);
-    if (total < 0 || dry_run || !cv_store_commit(self->store, err)) {
+    if (total < 0 || dry_run || !cv_record_flush(self->record, false, err) ||
+        !cv_store_commit(self->store, err)) {
+        cv_record_discard(self->record);
         cv_store_rollback(self->store);
         return dry_run && total >= 0 ? total : -1;
     }
@@ -2094,6 +2176,17 @@ static void watch_backup(cv_broker_t *self)
         stop_backup(self, SHORT_DISK_STOPS_BACKUPS);
 }
 
+/*  An administrator's action that changes something (reload, backup,
+ *  purge) goes into the audit log as it is asked for; ok says whether it
+ *  was taken (a reload's outcome; a backup's and a purge's come later, in
+ *  the reply and the broker's log). */
+static void record_admin(cv_broker_t *self, const char *agency, const char *action, bool ok)
+{
+    cv_error_t err = {0};
+    if (!cv_record_admin(self->record, agency, action, ok, &err))
+        fail_turn(self, err.msg);
+}
+
 static void on_admin(cv_broker_t *self, const zframe_t *routing, int agency,
                      const uint8_t key[CV_KEY_BYTES], const Caveat__Wire__AdminRequest *request)
 {
@@ -2102,6 +2195,8 @@ static void on_admin(cv_broker_t *self, const zframe_t *routing, int agency,
         return;
     }
     const char *command = request->command ? request->command : "";
+    char admin[256]; /* a reload frees the policy that names it */
+    snprintf(admin, sizeof admin, "%s", cv_policy_agency(self->policy, agency)->id);
     if (strcmp(command, "stats") == 0) {
         char *text = stats_json(self);
         send_admin_reply(self, routing, text != NULL, text);
@@ -2109,6 +2204,7 @@ static void on_admin(cv_broker_t *self, const zframe_t *routing, int agency,
     } else if (strcmp(command, "reload") == 0) {
         cv_error_t err = {0};
         bool ok = reload(self, &err);
+        record_admin(self, admin, command, ok);
         send_admin_reply(self, routing, ok, ok ? "reloaded" : err.msg);
     } else if (strcmp(command, "sessions") == 0) {
         char *text = sessions_json(self);
@@ -2119,9 +2215,12 @@ static void on_admin(cv_broker_t *self, const zframe_t *routing, int agency,
         send_admin_reply(self, routing, text != NULL, text ? text : "the store cannot list them");
         free(text);
     } else if (strcmp(command, "backup") == 0) {
+        record_admin(self, admin, command, true);
         start_backup(self, routing, key, request);
     } else if (strcmp(command, "purge") == 0) {
-        if (!defer(self, routing, request))
+        bool taken = defer(self, routing, request);
+        record_admin(self, admin, command, taken);
+        if (!taken)
             send_error(self, routing, E_BAD_REQUEST, "an admin request that does not read back");
     } else {
         send_error(self, routing, E_BAD_REQUEST, "unknown admin command");
@@ -2348,6 +2447,7 @@ static void turn_failed(cv_broker_t *self, const char *why)
     cv_log_error(self->log, "store: %s; the turn is rolled back", why);
     if (cv_store_no_space(self->store))
         disk_exhausted(self);
+    cv_record_discard(self->record);
     cv_store_rollback(self->store);
     /* a store that keeps failing must not make the loop spin: wait a
      * little longer after each failure in a row (100, 200, 400 ms, then a
@@ -2535,9 +2635,11 @@ static bool begin_turn(cv_broker_t *self)
  *  allows once it is synced. */
 static void end_turn(cv_broker_t *self)
 {
-    cv_error_t err;
+    cv_error_t err = {0};
     pump_sessions(self);
     save_queues(self, false);
+    if (!turn_failing(self) && !cv_record_flush(self->record, false, &err))
+        fail_turn(self, err.msg);
     if (turn_failing(self))
         turn_failed(self, self->turn_error.msg);
     else if (!cv_store_commit(self->store, &err))
@@ -2671,10 +2773,11 @@ int cv_broker_run(cv_broker_t *self)
             status = 1;
             break;
         }
-        if (reload_requested) {
+        if (reload_requested && begin_turn(self)) { /* in a turn: its leaf is written with it */
             reload_requested = 0;
             cv_error_t err;
             reload(self, &err);
+            end_turn(self);
         }
         release_synced(self);
         resend_overdue(self, &next_overdue);
@@ -2699,7 +2802,8 @@ int cv_broker_run(cv_broker_t *self)
     self->poller = NULL;
     zpoller_destroy(&poller);
     if (status == 0) {
-        commit_saves(self); /* a clean stop resends nothing acknowledged */
+        commit_saves(self, true); /* a clean stop resends nothing acknowledged, and
+                                   * signs what the audit log holds */
         /* what waits for a sync leaves once synced, within a second */
         cv_store_sync_wait(self->store, 1000);
         release_synced(self);

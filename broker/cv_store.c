@@ -541,6 +541,18 @@ bool cv_store_begin(cv_store_t *self, cv_error_t *err)
 /*  Opens the transaction at the first write. SQLite rolls a transaction
  *  back by itself on some errors (a full disk, an I/O error): a transaction
  *  begun and no longer open is an error, never a fresh start. */
+static bool writing(cv_store_t *self, cv_error_t *err);
+
+sqlite3 *cv_store_db(cv_store_t *self)
+{
+    return self->db;
+}
+
+bool cv_store_writing(cv_store_t *self, cv_error_t *err)
+{
+    return writing(self, err);
+}
+
 static bool writing(cv_store_t *self, cv_error_t *err)
 {
     if (self->begun && sqlite3_get_autocommit(self->db)) {

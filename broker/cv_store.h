@@ -88,6 +88,13 @@ typedef struct {
     const uint8_t *checksum;
 } cv_stored_report_t;
 
+/*  The store's SQLite connection, for the audit log (cv_record.h), which
+ *  writes its tables in the store's transactions. */
+struct sqlite3 *cv_store_db(cv_store_t *self);
+/*  Begins the transaction cv_store_begin asked for, if no write has yet:
+ *  for a caller that writes through cv_store_db. */
+bool cv_store_writing(cv_store_t *self, cv_error_t *err);
+
 /*  Sets *rowid to the stored report's (new or, for CV_PUT_SAME, earlier). */
 cv_put_t cv_store_put_report(cv_store_t *self, const cv_stored_report_t *report,
                              const uint8_t *body, size_t len, int64_t *rowid, cv_error_t *err);

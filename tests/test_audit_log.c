@@ -27,6 +27,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "audit_cli.h"
 #include "audit_fixture.h"
 #include "cv_audit.h"
 
@@ -84,19 +85,11 @@ static int64_t count(rig_t *rig, const char *sql)
     return n;
 }
 
-/*  `caveat audit ARGS` on the rig's directory: its exit status, and its
- *  stdout and stderr together in out. */
+/*  `caveat audit ARGS` on the rig's directory (audit_cli.h). */
 static int run_cli(rig_t *rig, const char *args, char *out, size_t size)
 {
-    char command[8192];
-    snprintf(command, sizeof command, "'%s' audit %s 2>&1", CAVEAT_CLI, args);
     (void)rig;
-    FILE *pipe = popen(command, "r");
-    assert_non_null(pipe);
-    size_t got = fread(out, 1, size - 1, pipe);
-    out[got] = '\0';
-    int status = pclose(pipe);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return audit_cli(args, out, size);
 }
 
 static int verify_cli(rig_t *rig, char *out, size_t size)

@@ -1,0 +1,203 @@
+/*  cv_record.c: caveatd's events in its audit log; see cv_record.h.
+ *
+ *  A leaf is the JSON object cv_audit_leaf_begin opens ("event", "time")
+ *  with the event's keys after it. Appending goes through the store's own
+ *  connection, after cv_store_writing has begun the transaction the turn
+ *  asked for.
+ */
+#include <assert.h>
+#include <czmq.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cv_alloc.h"
+#include "cv_record.h"
+
+struct cv_record_t {
+    cv_store_t *store;
+    cv_note_signer_t *signer;
+    cv_tlog_t *log;
+    cv_json_writer_t *accepted; /* the "accepted" leaf being written, or NULL */
+    struct {
+        char **data; /* the transaction's leaves, not yet written: cv_record_flush */
+        size_t *lens;
+        size_t n, cap;
+    } pending;
+};
+
+cv_record_t *cv_record_new(cv_store_t *store, const char *data_dir, cv_error_t *err)
+{
+    cv_record_t *self = calloc(1, sizeof *self);
+    if (!self) {
+        cv_error_set(err, NULL, 0, 0, "out of memory");
+        return NULL;
+    }
+    self->store = store;
+    self->signer = cv_audit_key_open(data_dir, NULL, err);
+    self->log = self->signer ? cv_tlog_open(cv_store_db(store), self->signer, err) : NULL;
+    if (!self->log)
+        cv_record_destroy(&self);
+    return self;
+}
+
+void cv_record_destroy(cv_record_t **self_p)
+{
+    cv_record_t *self = *self_p;
+    if (!self)
+        return;
+    cv_json_writer_destroy(&self->accepted);
+    cv_record_discard(self);
+    free(self->pending.data);
+    free(self->pending.lens);
+    cv_tlog_destroy(&self->log);
+    cv_note_signer_destroy(&self->signer);
+    free(self);
+    *self_p = NULL;
+}
+
+/*  Ends leaf and keeps it for cv_record_flush: the log's frontier is read
+ *  and written once a transaction, not once a leaf. */
+static bool append(cv_record_t *self, cv_json_writer_t **leaf, cv_error_t *err)
+{
+    char *data = cv_audit_leaf_end(leaf);
+    if (!data) {
+        cv_error_set(err, NULL, 0, 0, "audit: out of memory writing a leaf");
+        return false;
+    }
+    if (self->pending.n == self->pending.cap) {
+        size_t cap = self->pending.cap ? self->pending.cap * 2 : 64;
+        self->pending.data = cv_xrealloc(self->pending.data, cap * sizeof *self->pending.data);
+        self->pending.lens = cv_xrealloc(self->pending.lens, cap * sizeof *self->pending.lens);
+        self->pending.cap = cap;
+    }
+    self->pending.data[self->pending.n] = data;
+    self->pending.lens[self->pending.n++] = strlen(data);
+    return true;
+}
+
+void cv_record_discard(cv_record_t *self)
+{
+    for (size_t i = 0; i < self->pending.n; i++)
+        free(self->pending.data[i]);
+    self->pending.n = 0;
+}
+
+bool cv_record_flush(cv_record_t *self, bool checkpoint, cv_error_t *err)
+{
+    assert(!self->accepted);
+    bool ok = self->pending.n == 0 ||
+              (cv_store_writing(self->store, err) &&
+               cv_tlog_append_many(self->log, (const void *const *)self->pending.data,
+                                   self->pending.lens, self->pending.n, NULL, err));
+    cv_record_discard(self);
+    int64_t now = (int64_t)time(NULL);
+    if (!ok || (!checkpoint && !cv_tlog_checkpoint_due(self->log, CV_RECORD_EVERY_LEAVES,
+                                                       CV_RECORD_EVERY_SECONDS, now)))
+        return ok;
+    return cv_store_writing(self->store, err) && cv_tlog_checkpoint(self->log, now, err) >= 0;
+}
+
+static cv_json_writer_t *leaf_begin(const char *event)
+{
+    return cv_audit_leaf_begin(event, (uint64_t)zclock_time());
+}
+
+static void key_string(cv_json_writer_t *w, const char *key, const char *value)
+{
+    cv_json_key(w, key);
+    cv_json_string(w, value ? value : "");
+}
+
+void cv_record_accepted_begin(cv_record_t *self, const Caveat__Report *report)
+{
+    assert(!self->accepted);
+    cv_json_writer_t *w = self->accepted = leaf_begin("accepted");
+    key_string(w, "report", report->id);
+    key_string(w, "originator", report->originator);
+    key_string(w, "category", report->category);
+    cv_json_key(w, "to");
+    cv_json_array_begin(w);
+}
+
+/*  Who it went to, under which entries; or why not. */
+void cv_record_recipient(cv_record_t *self, const char *agency, const cv_decision_t *decision)
+{
+    cv_json_writer_t *w = self->accepted;
+    assert(w);
+    bool delivered = cv_decision_delivered(decision);
+    cv_json_object_begin(w);
+    key_string(w, "agency", agency);
+    cv_json_key(w, "delivered");
+    cv_json_bool(w, delivered);
+    if (delivered && cv_decision_feed(decision))
+        key_string(w, "feed", cv_decision_feed(decision));
+    cv_json_key(w, "rules");
+    cv_json_array_begin(w);
+    for (int i = 0; i < cv_decision_entry_count(decision); i++)
+        cv_json_string(w, cv_decision_entry_name(decision, i));
+    cv_json_array_end(w);
+    if (cv_decision_reason_count(decision) > 0) {
+        cv_json_key(w, "reasons");
+        cv_json_array_begin(w);
+        for (int i = 0; i < cv_decision_reason_count(decision); i++)
+            cv_json_string(w, cv_decision_reason(decision, i));
+        cv_json_array_end(w);
+    }
+    cv_json_object_end(w);
+}
+
+bool cv_record_accepted_end(cv_record_t *self, cv_error_t *err)
+{
+    assert(self->accepted);
+    cv_json_array_end(self->accepted);
+    return append(self, &self->accepted, err);
+}
+
+bool cv_record_refused(cv_record_t *self, const char *sender, const char *report_id,
+                       const char *status, cv_error_t *err)
+{
+    cv_json_writer_t *w = leaf_begin("refused");
+    key_string(w, "report", report_id);
+    key_string(w, "originator", sender);
+    key_string(w, "status", status);
+    return append(self, &w, err);
+}
+
+bool cv_record_policy(cv_record_t *self, const cv_policy_t *policy, cv_error_t *err)
+{
+    cv_json_writer_t *w = leaf_begin("policy");
+    key_string(w, "protocol", cv_policy_protocol(policy));
+    cv_json_key(w, "version");
+    cv_json_uint(w, (uint64_t)cv_policy_version(policy));
+    key_string(w, "digest", cv_policy_hash(policy));
+    return append(self, &w, err);
+}
+
+bool cv_record_policy_refused(cv_record_t *self, const char *why, cv_error_t *err)
+{
+    cv_json_writer_t *w = leaf_begin("policy refused");
+    key_string(w, "why", why);
+    return append(self, &w, err);
+}
+
+bool cv_record_admin(cv_record_t *self, const char *agency, const char *action, bool ok,
+                     cv_error_t *err)
+{
+    cv_json_writer_t *w = leaf_begin("admin");
+    key_string(w, "agency", agency);
+    key_string(w, "action", action);
+    cv_json_key(w, "ok");
+    cv_json_bool(w, ok);
+    return append(self, &w, err);
+}
+
+bool cv_record_purged(cv_record_t *self, const char *originator, const char *report_id,
+                      const char *category, const char *rule, cv_error_t *err)
+{
+    cv_json_writer_t *w = leaf_begin("purged");
+    key_string(w, "report", report_id);
+    key_string(w, "originator", originator);
+    key_string(w, "category", category);
+    key_string(w, "rule", rule);
+    return append(self, &w, err);
+}

@@ -1,0 +1,63 @@
+/*  cv_record.h: what caveatd writes into its audit log (audit/cv_audit.h).
+ *
+ *  Each event is one leaf, written in the store's open transaction (by
+ *  cv_record_flush, before it commits), so it commits or rolls back with
+ *  the state it describes: a report stored has
+ *  its "accepted" leaf, a turn rolled back takes its leaves with it.
+ *  Leaves name reports and agencies and say what was decided, never a
+ *  report's content. docs/operations.md, "The audit log", lists the events.
+ *
+ *  The log is checked when the record opens (a log whose leaves do not hash
+ *  to its signed checkpoints is refused, and nothing is signed over it),
+ *  and a checkpoint is signed every CV_RECORD_EVERY_LEAVES leaves or
+ *  CV_RECORD_EVERY_SECONDS seconds, and when the broker stops.
+ */
+#ifndef CV_RECORD_H
+#define CV_RECORD_H
+
+#include "cv_audit.h"
+#include "cv_policy.h"
+#include "cv_store.h"
+
+#define CV_RECORD_EVERY_LEAVES  1000
+#define CV_RECORD_EVERY_SECONDS 10
+
+typedef struct cv_record_t cv_record_t;
+
+/*  The record of the store in data_dir: its key (DATA/audit.key, made at
+ *  the first start) and its log, checked. NULL with err when either is
+ *  refused. */
+cv_record_t *cv_record_new(cv_store_t *store, const char *data_dir, cv_error_t *err);
+void cv_record_destroy(cv_record_t **self_p);
+
+/*  A report accepted and stored: begin, then one recipient for each
+ *  agency the report was decided for (the decision just made), then end.
+ *  Agencies not among the report's routing candidates are not listed: no
+ *  entry of the policy could release the report to them. */
+void cv_record_accepted_begin(cv_record_t *self, const Caveat__Report *report);
+void cv_record_recipient(cv_record_t *self, const char *agency, const cv_decision_t *decision);
+bool cv_record_accepted_end(cv_record_t *self, cv_error_t *err);
+
+/*  A report refused, with its status name (caveat.wire.Status). */
+bool cv_record_refused(cv_record_t *self, const char *sender, const char *report_id,
+                       const char *status, cv_error_t *err);
+/*  A policy loaded (at start or by a reload). */
+bool cv_record_policy(cv_record_t *self, const cv_policy_t *policy, cv_error_t *err);
+/*  A policy refused (a reload that failed: the old policy stays), why. */
+bool cv_record_policy_refused(cv_record_t *self, const char *why, cv_error_t *err);
+/*  An administrator's action (reload, purge, backup), with its outcome. */
+bool cv_record_admin(cv_record_t *self, const char *agency, const char *action, bool ok,
+                     cv_error_t *err);
+/*  A report purged by retention, under rule. */
+bool cv_record_purged(cv_record_t *self, const char *originator, const char *report_id,
+                      const char *category, const char *rule, cv_error_t *err);
+
+/*  Before the transaction commits: writes its leaves into the log (all at
+ *  once: the log's frontier is read and written once), then signs a
+ *  checkpoint when one is due, or whenever leaves were added since the
+ *  last with checkpoint. */
+bool cv_record_flush(cv_record_t *self, bool checkpoint, cv_error_t *err);
+/*  The transaction rolled back: its leaves are forgotten. */
+void cv_record_discard(cv_record_t *self);
+
+#endif

@@ -1,0 +1,186 @@
+/*  The broker's audit log, end to end: the real caveatd writes a leaf per
+ *  event in the transaction of what it records, signs checkpoints, and
+ *  refuses to start on a log that was changed underneath; the real
+ *  `caveat audit verify` checks what it wrote (broker/cv_record.h).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "audit_cli.h"
+#include "e2e_checks.h"
+#include "harness.h"
+
+/*  The leaves, in order, as one text (one JSON object a line). */
+static char *leaves(harness_t *h)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/caveat.db", harness_path(h, "data"));
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "SELECT data FROM tlog_leaves ORDER BY idx", -1, &s, NULL),
+        SQLITE_OK);
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&text, &size);
+    while (sqlite3_step(s) == SQLITE_ROW)
+        fprintf(out, "%.*s\n", sqlite3_column_bytes(s, 0), (const char *)sqlite3_column_blob(s, 0));
+    fclose(out);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return text;
+}
+
+static int64_t count_of(harness_t *h, const char *sql)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/caveat.db", harness_path(h, "data"));
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return n;
+}
+
+/*  `caveat audit verify` on the data directory: its exit status. */
+static int verify(harness_t *h, char *out, size_t size)
+{
+    char args[1200];
+    snprintf(args, sizeof args, "verify '%s'", harness_path(h, "data"));
+    return audit_cli(args, out, size);
+}
+
+static int publish_example(harness_t *h, const char *name, const char *originator, char *id,
+                           size_t size)
+{
+    cv_client_t *c = sender_of(h, "hum-bcu-hull");
+    Caveat__Report *report = harness_report(name);
+    free(report->id);
+    report->id = NULL;
+    if (originator) {
+        free(report->originator);
+        report->originator = strdup(originator);
+    }
+    cv_publish_result_t result = {0};
+    cv_error_t err = {0};
+    int refused = cv_client_publish_one(c, report, &result, 5000, &err);
+    assert_true(refused >= 0);
+    snprintf(id, size, "%s", result.report_id ? result.report_id : "");
+    int status = result.status;
+    cv_publish_results_clear(&result, 1);
+    caveat__report__free_unpacked(report, NULL);
+    cv_client_destroy(&c);
+    return status;
+}
+
+static void assert_has(const char *text, const char *what)
+{
+    if (!strstr(text, what))
+        print_error("no %s in the leaves:\n%s", what, text);
+    assert_non_null(strstr(text, what));
+}
+
+/*  What the broker did is in the log, and the log verifies: the policy at
+ *  start, a report accepted with who got it under which rule, a spoofed
+ *  report refused, a reload; a checkpoint signed at the stop covers all. */
+static void test_what_the_broker_did_is_in_its_log(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    char id[64], spoofed[64], want[256];
+    assert_int_equal(publish_example(h, "vulnerable_individual", NULL, id, sizeof id),
+                     CAVEAT__WIRE__STATUS__OK);
+    assert_int_equal(publish_example(h, "vulnerable_individual", "ne-ctu", spoofed, sizeof spoofed),
+                     CAVEAT__WIRE__STATUS__REFUSED_SPOOFED_ORIGINATOR);
+    bool ok = false;
+    free(admin(h, "reload", &ok));
+    assert_true(ok);
+    assert_true(harness_stop(h)); /* a clean stop signs what the log holds */
+
+    char *text = leaves(h);
+    assert_true(strncmp(text, "{\"event\":\"policy\"", 17) == 0);
+    snprintf(want, sizeof want, "{\"event\":\"accepted\",");
+    assert_has(text, want);
+    snprintf(want, sizeof want, "\"report\":\"%s\",\"originator\":\"hum-bcu-hull\"", id);
+    assert_has(text, want);
+    assert_has(text, "{\"agency\":\"hull-cc\",\"delivered\":true,\"rules\":[\"");
+    assert_has(text, "\"status\":\"REFUSED_SPOOFED_ORIGINATOR\"");
+    assert_has(text, "\"agency\":\"caveat-admin\",\"action\":\"reload\",\"ok\":true");
+    assert_null(strstr(text, "narrative")); /* names and decisions, never content */
+    free(text);
+
+    int64_t n = count_of(h, "SELECT count(*) FROM tlog_leaves");
+    assert_int_equal(count_of(h, "SELECT max(size) FROM tlog_checkpoints"), n);
+    char out[4096];
+    int status = verify(h, out, sizeof out);
+    if (status != 0)
+        print_error("verify: %s", out);
+    assert_int_equal(status, 0);
+    finish(&h);
+}
+
+/*  A turn that rolls back takes its leaves with it: the publish refused
+ *  as unavailable has no "accepted" leaf, and the log still verifies. */
+static void test_a_rolled_back_turn_leaves_no_leaf(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    store_sql(h, "CREATE TRIGGER fail BEFORE INSERT ON routes BEGIN SELECT RAISE(ABORT, 'x'); END");
+    char id[64];
+    assert_int_equal(publish_example(h, "vulnerable_individual", NULL, id, sizeof id),
+                     CAVEAT__WIRE__STATUS__REFUSED_UNAVAILABLE);
+    store_sql(h, "DROP TRIGGER fail");
+    assert_true(harness_stop(h));
+    char *text = leaves(h);
+    assert_null(strstr(text, "\"event\":\"accepted\""));
+    free(text);
+    char out[4096];
+    assert_int_equal(verify(h, out, sizeof out), 0);
+    finish(&h);
+}
+
+/*  A leaf changed underneath: verify names it, and the broker refuses to
+ *  start (it would sign over it), saying why; everyone else's data stays. */
+static void test_a_changed_log_stops_the_broker(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    char id[64];
+    assert_int_equal(publish_example(h, "vulnerable_individual", NULL, id, sizeof id),
+                     CAVEAT__WIRE__STATUS__OK);
+    assert_true(harness_stop(h));
+    int64_t reports = count_of(h, "SELECT count(*) FROM reports");
+    /* the leaves are blobs: the same bytes, with one changed */
+    store_sql(h, "UPDATE tlog_leaves SET data = CAST(replace(CAST(data AS TEXT), "
+                 "'\"delivered\":true', '\"delivered\":fals') AS BLOB)"
+                 " WHERE CAST(data AS TEXT) LIKE '%\"accepted\"%'");
+    assert_int_equal(count_of(h, "SELECT count(*) FROM tlog_leaves"
+                                 " WHERE CAST(data AS TEXT) LIKE '%\"delivered\":fals%'"),
+                     1);
+    char out[4096];
+    assert_int_equal(verify(h, out, sizeof out), 1);
+    assert_non_null(strstr(out, "do not hash to its root"));
+    assert_false(harness_start(h, NULL));
+    assert_true(log_lines_with(h, "do not hash to its root") > 0);
+    assert_int_equal(count_of(h, "SELECT count(*) FROM reports"), reports);
+    finish(&h);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_what_the_broker_did_is_in_its_log),
+        cmocka_unit_test(test_a_rolled_back_turn_leaves_no_leaf),
+        cmocka_unit_test(test_a_changed_log_stops_the_broker),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
