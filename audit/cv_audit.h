@@ -249,6 +249,15 @@ struct cv_json_writer_t;
 struct cv_json_writer_t *cv_audit_leaf_begin(const char *event, uint64_t time_ms);
 char *cv_audit_leaf_end(struct cv_json_writer_t **writer_p);
 
+/*  The leaves that name report_id (and, when agency is not NULL, that
+ *  agency too), in order: each(arg, index, data, len) for every one. The
+ *  number found, or -1 with err. A report is named as the leaves write it,
+ *  "report":ID, so an id that is a substring of another's is not found in
+ *  its place. */
+typedef void(cv_audit_leaf_fn)(void *arg, uint64_t index, const void *data, size_t len);
+int cv_audit_find_report(sqlite3 *db, const char *report_id, const char *agency,
+                         cv_audit_leaf_fn *each, void *arg, cv_error_t *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -34,3 +34,55 @@ char *cv_audit_leaf_end(cv_json_writer_t **writer_p)
     cv_json_writer_destroy(writer_p);
     return leaf;
 }
+
+/*  The JSON text of a key and string value, as the leaves write it:
+ *  "key":"value" with the writer's escaping, so that it is found byte for
+ *  byte. */
+static char *key_value(const char *key, const char *value)
+{
+    cv_json_writer_t *w = cv_json_writer_new(0);
+    if (!w)
+        return NULL;
+    cv_json_object_begin(w);
+    cv_json_key(w, key);
+    cv_json_string(w, value);
+    cv_json_object_end(w);
+    const char *text = cv_json_writer_text(w);
+    size_t len = text ? strlen(text) : 0;
+    char *pair = len >= 2 ? strndup(text + 1, len - 2) : NULL; /* without the braces */
+    cv_json_writer_destroy(&w);
+    return pair;
+}
+
+static bool holds(const void *data, size_t len, const char *pair)
+{
+    return pair && memmem(data, len, pair, strlen(pair)) != NULL;
+}
+
+int cv_audit_find_report(sqlite3 *db, const char *report_id, const char *agency,
+                         cv_audit_leaf_fn *each, void *arg, cv_error_t *err)
+{
+    char *report = key_value("report", report_id),
+         *to = agency ? key_value("agency", agency) : NULL;
+    sqlite3_stmt *s = NULL;
+    int found = -1;
+    if (!report || (agency && !to))
+        cv_error_set(err, NULL, 0, 0, "audit log: out of memory");
+    else if (sqlite3_prepare_v2(db, "SELECT idx, data FROM tlog_leaves ORDER BY idx", -1, &s,
+                                NULL) != SQLITE_OK)
+        cv_error_set(err, NULL, 0, 0, "audit log: cannot read the leaves: %s", sqlite3_errmsg(db));
+    else
+        found = 0;
+    while (found >= 0 && sqlite3_step(s) == SQLITE_ROW) {
+        const void *data = sqlite3_column_blob(s, 1);
+        size_t len = (size_t)sqlite3_column_bytes(s, 1);
+        if (holds(data, len, report) && (!to || holds(data, len, to))) {
+            found++;
+            each(arg, (uint64_t)sqlite3_column_int64(s, 0), data, len);
+        }
+    }
+    sqlite3_finalize(s);
+    free(report);
+    free(to);
+    return found;
+}

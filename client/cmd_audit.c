@@ -1,4 +1,4 @@
-/*  caveat audit key|verify|prove|consistency|checkpoint: the broker's
+/*  caveat audit key|verify|prove|consistency|checkpoint|trace: the broker's
  *  audit log (audit/cv_audit.h) read from its data directory, in a process
  *  of its own: the store is opened read-only, and nothing is written. */
 #include <errno.h>
@@ -13,8 +13,9 @@
 #include "cv_audit.h"
 
 static const char usage[] =
-    "usage: caveat audit key DIR | verify DIR [--key VERIFIER-KEY] | prove DIR --index N [--checkpoint SIZE] |"
-    " consistency DIR OLD NEW | checkpoint DIR [--size N]";
+    "usage: caveat audit key DIR | verify DIR [--key VERIFIER-KEY] |"
+    " prove DIR (--index N | --report ID [--to AGENCY]) [--checkpoint SIZE] |"
+    " consistency DIR OLD NEW | checkpoint DIR [--size N] | trace DIR REPORT_ID";
 
 /*  A leaf index or tree size: decimal digits only. */
 static bool parse_count(const char *text, uint64_t *value)
@@ -127,19 +128,91 @@ static char *make_checkpoint(sqlite3 *db, const uint64_t *args, cv_error_t *err)
     return cv_audit_checkpoint(db, args[0], err);
 }
 
+/*  The "accepted" leaves found: where the first is, and how many. */
+typedef struct {
+    uint64_t index;
+    int accepted;
+} accepted_t;
+
+static void on_accepted(void *arg, uint64_t index, const void *data, size_t len)
+{
+    static const char prefix[] = "{\"event\":\"accepted\",";
+    accepted_t *found = arg;
+    if (len < sizeof prefix - 1 || memcmp(data, prefix, sizeof prefix - 1) != 0)
+        return;
+    if (found->accepted++ == 0)
+        found->index = index;
+}
+
+/*  The index of the leaf that accepted report_id (decided for agency,
+ *  when given): CLI_OK, or an error said. */
+static int find_accepted(const char *dir, const char *report_id, const char *agency,
+                         uint64_t *index)
+{
+    cv_error_t err = {0};
+    sqlite3 *db = cv_audit_open_readonly(dir, &err);
+    if (!db)
+        return cli_error(CLI_USAGE, "%s", err.msg);
+    accepted_t found = {0, 0};
+    int n = cv_audit_find_report(db, report_id, agency, on_accepted, &found, &err);
+    sqlite3_close(db);
+    if (n < 0)
+        return cli_error(CLI_FAILED, "%s: %s", dir, err.msg);
+    if (found.accepted == 0)
+        return cli_error(CLI_FAILED, "%s: no report %s accepted%s%s in the audit log", dir,
+                         report_id, agency ? " and decided for " : "", agency ? agency : "");
+    if (found.accepted > 1)
+        return cli_error(CLI_FAILED,
+                         "%s: %d reports of different originators have the id %s: "
+                         "see caveat audit trace, and prove one with --index",
+                         dir, found.accepted, report_id);
+    *index = found.index;
+    return CLI_OK;
+}
+
 static int audit_prove(int argc, char **argv)
 {
     bool missing = false;
     const char *index = cli_take_option(&argc, argv, "--index", &missing);
+    const char *report = cli_take_option(&argc, argv, "--report", &missing);
+    const char *to = cli_take_option(&argc, argv, "--to", &missing);
     const char *size = cli_take_option(&argc, argv, "--checkpoint", &missing);
     uint64_t args[2] = {0, 0};
-    if (argc != 2 || missing || !index)
-        return cli_error(CLI_USAGE, "usage: caveat audit prove DIR --index N [--checkpoint SIZE]");
-    if (!parse_count(index, &args[0]))
+    if (argc != 2 || missing || !index == !report || (to && !report))
+        return cli_error(CLI_USAGE, "usage: caveat audit prove DIR (--index N | --report ID "
+                                    "[--to AGENCY]) [--checkpoint SIZE]");
+    if (index && !parse_count(index, &args[0]))
         return cli_error(CLI_USAGE, "--index %s: not a leaf index", index);
+    int found = report ? find_accepted(argv[1], report, to, &args[0]) : CLI_OK;
+    if (found != CLI_OK)
+        return found;
     if (size && (!parse_count(size, &args[1]) || args[1] == 0))
         return cli_error(CLI_USAGE, "--checkpoint %s: not a tree size", size);
     return print_from_store(argv[1], make_proof, args);
+}
+
+static void print_leaf(void *arg, uint64_t index, const void *data, size_t len)
+{
+    (void)arg;
+    printf("%" PRIu64 " %.*s\n", index, (int)len, (const char *)data);
+}
+
+/*  Every leaf that names the report, in order, as INDEX JSON lines. */
+static int audit_trace(int argc, char **argv)
+{
+    if (argc != 3)
+        return cli_error(CLI_USAGE, "usage: caveat audit trace DIR REPORT_ID");
+    cv_error_t err = {0};
+    sqlite3 *db = cv_audit_open_readonly(argv[1], &err);
+    if (!db)
+        return cli_error(CLI_USAGE, "%s", err.msg);
+    int n = cv_audit_find_report(db, argv[2], NULL, print_leaf, NULL, &err);
+    sqlite3_close(db);
+    if (n < 0)
+        return cli_error(CLI_FAILED, "%s: %s", argv[1], err.msg);
+    if (n == 0)
+        return cli_error(CLI_FAILED, "%s: no leaf names report %s", argv[1], argv[2]);
+    return CLI_OK;
 }
 
 static int audit_consistency(int argc, char **argv)
@@ -182,5 +255,7 @@ int cmd_audit(int argc, char **argv)
         return audit_consistency(argc - 1, argv + 1);
     if (strcmp(verb, "checkpoint") == 0)
         return audit_checkpoint(argc - 1, argv + 1);
+    if (strcmp(verb, "trace") == 0)
+        return audit_trace(argc - 1, argv + 1);
     return cli_error(CLI_USAGE, "unknown audit command '%s' (%s)", verb, usage);
 }

@@ -59,27 +59,41 @@ static int verify(harness_t *h, char *out, size_t size)
     return audit_cli(args, out, size);
 }
 
-static int publish_example(harness_t *h, const char *name, const char *originator, char *id,
-                           size_t size)
+/*  Publishes example report name as agency, under id (NULL: a new one),
+ *  claiming originator (NULL: as it is); its status, and the id it was
+ *  given in out. */
+static int publish_claiming(harness_t *h, const char *agency, const char *name, const char *id,
+                            const char *originator, char *out, size_t size)
 {
-    cv_client_t *c = sender_of(h, "hum-bcu-hull");
+    cv_client_t *c = sender_of(h, agency);
     Caveat__Report *report = harness_report(name);
     free(report->id);
-    report->id = NULL;
+    report->id = id ? strdup(id) : NULL;
     if (originator) {
         free(report->originator);
         report->originator = strdup(originator);
     }
     cv_publish_result_t result = {0};
     cv_error_t err = {0};
-    int refused = cv_client_publish_one(c, report, &result, 5000, &err);
-    assert_true(refused >= 0);
-    snprintf(id, size, "%s", result.report_id ? result.report_id : "");
+    assert_true(cv_client_publish_one(c, report, &result, 5000, &err) >= 0);
+    snprintf(out, size, "%s", result.report_id ? result.report_id : "");
     int status = result.status;
     cv_publish_results_clear(&result, 1);
     caveat__report__free_unpacked(report, NULL);
     cv_client_destroy(&c);
     return status;
+}
+
+static int publish_as(harness_t *h, const char *agency, const char *name, const char *id, char *out,
+                      size_t size)
+{
+    return publish_claiming(h, agency, name, id, NULL, out, size);
+}
+
+static int publish_example(harness_t *h, const char *name, const char *originator, char *id,
+                           size_t size)
+{
+    return publish_claiming(h, "hum-bcu-hull", name, NULL, originator, id, size);
 }
 
 static void assert_has(const char *text, const char *what)
@@ -175,12 +189,63 @@ static void test_a_changed_log_stops_the_broker(void **state)
     finish(&h);
 }
 
+/*  `caveat audit ARGS DIR-of-h REST`, its status; its output in out. */
+static int audit_on(harness_t *h, const char *verb, const char *rest, char *out, size_t size)
+{
+    char args[2000];
+    snprintf(args, sizeof args, "%s '%s' %s", verb, harness_path(h, "data"), rest);
+    return audit_cli(args, out, size);
+}
+
+/*  A report's leaves are found by its id: trace lists them, prove
+ *  --report proves its acceptance (with --to, only for an agency it was
+ *  decided for), and an id two originators share is not proved blindly. */
+static void test_a_report_is_traced_and_proved(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    char id[64], other[64], rest[256], out[8192];
+    assert_int_equal(publish_as(h, "hum-bcu-hull", "vulnerable_individual", NULL, id, sizeof id),
+                     CAVEAT__WIRE__STATUS__OK);
+    assert_int_equal(
+        publish_as(h, "hum-bcu-hull", "vulnerable_individual", "shared-7", other, sizeof other),
+        CAVEAT__WIRE__STATUS__OK);
+    assert_int_equal(
+        publish_as(h, "hull-cc", "intervention_review", "shared-7", other, sizeof other),
+        CAVEAT__WIRE__STATUS__OK);
+    assert_true(harness_stop(h));
+
+    assert_int_equal(audit_on(h, "trace", id, out, sizeof out), 0);
+    uint64_t index = strtoull(out, NULL, 10);
+    assert_non_null(strstr(out, "{\"event\":\"accepted\""));
+    assert_null(strchr(strchr(out, '\n') + 1, '\n')); /* one leaf names it */
+
+    snprintf(rest, sizeof rest, "--report %s", id);
+    assert_int_equal(audit_on(h, "prove", rest, out, sizeof out), 0);
+    char want[64];
+    snprintf(want, sizeof want, "c2sp.org/tlog-proof@v1\nindex %llu\n", (unsigned long long)index);
+    assert_true(strncmp(out, want, strlen(want)) == 0);
+
+    snprintf(rest, sizeof rest, "--report %s --to hull-cc", id);
+    assert_int_equal(audit_on(h, "prove", rest, out, sizeof out), 0);
+    snprintf(rest, sizeof rest, "--report %s --to no-such-agency", id);
+    assert_int_equal(audit_on(h, "prove", rest, out, sizeof out), 1);
+    assert_non_null(strstr(out, "decided for no-such-agency"));
+
+    assert_int_equal(audit_on(h, "prove", "--report shared-7", out, sizeof out), 1);
+    assert_non_null(strstr(out, "2 reports of different originators have the id shared-7"));
+    assert_int_equal(audit_on(h, "trace", "shared-7", out, sizeof out), 0);
+    assert_int_equal(audit_on(h, "trace", "shared-", out, sizeof out), 1); /* not a prefix */
+    finish(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_what_the_broker_did_is_in_its_log),
         cmocka_unit_test(test_a_rolled_back_turn_leaves_no_leaf),
         cmocka_unit_test(test_a_changed_log_stops_the_broker),
+        cmocka_unit_test(test_a_report_is_traced_and_proved),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
