@@ -1388,7 +1388,8 @@ static void accept_reports(cv_broker_t *self, const char *sender, Caveat__Wire__
         if (check_report(self, sender, publish->reports[i], results[i]))
             prepare_report(self, sender, publish->reports[i], &prepared[i]);
     }
-    cv_hasher_start(self->hasher, self->jobs.all, hash_jobs(self, prepared, n));
+    size_t jobs = hash_jobs(self, prepared, n); /* first: it may move self->jobs.all */
+    cv_hasher_start(self->hasher, self->jobs.all, jobs);
     for (size_t i = 0; i < n; i++) {
         int64_t stored = prepared[i].report ? store_report(self, &prepared[i], results[i]) : 0;
         if (stored) /* its first deliveries are made from it, as it came */
