@@ -204,6 +204,7 @@ struct cv_broker_t {
     int failures;          /* turns failed in a row: the back-off */
     int64_t last_failure;  /* when a turn last rolled back (zclock_mono), 0: never */
     size_t turn_reports;   /* reports handled in this turn */
+    bool turn_urgent;      /* an IMMEDIATE report was stored in this turn: it drains no more */
     cv_queue_t **route_to; /* one report's queues, reused */
     size_t route_to_cap;
     zlistx_t *senders;      /* send-only sessions, oldest first (not owned) */
@@ -1303,6 +1304,9 @@ static int64_t store_report(cv_broker_t *self, prepared_t *p, Caveat__Wire__Publ
     cv_put_t put = cv_store_put_report(self->store, &p->stored, body, p->body_len, &rowid, &err);
     if (put == CV_PUT_NEW && !route(self, p->report, rowid, &err))
         put = CV_PUT_FAILED;
+    if (put == CV_PUT_NEW && p->report->has_priority &&
+        p->report->priority == CAVEAT__PRIORITY__IMMEDIATE)
+        self->turn_urgent = true;
     if ((put == CV_PUT_UNDONE || put == CV_PUT_FAILED) && cv_store_no_space(self->store))
         disk_exhausted(self);
     /* a failed write that took the whole transaction with it (SQLite rolls
@@ -2628,6 +2632,7 @@ static bool begin_turn(cv_broker_t *self)
         disk_changed(self);
     cv_cache_next_turn(self->cache);
     self->turn_reports = 0;
+    self->turn_urgent = false;
     self->turns++;
     return true;
 }
@@ -2654,13 +2659,21 @@ static void end_turn(cv_broker_t *self)
         cv_log_error(self->log, "store: %s", err.msg);
 }
 
+/*  Whether a turn that has handled taken messages takes another. It stops
+ *  at its bounds, and after an IMMEDIATE report: what a turn has taken
+ *  waits for its commit, so a critical incident is not made to wait for
+ *  the routine traffic that came in after it. */
+static bool turn_takes_more(const cv_broker_t *self, int taken)
+{
+    return taken < DRAIN_PER_TURN && self->turn_reports < REPORTS_PER_TURN &&
+           cv_cache_turn_bytes(self->cache) < TURN_BYTES && !self->turn_urgent;
+}
+
 static void turn(cv_broker_t *self, bool readable)
 {
     if (!begin_turn(self))
         return;
-    for (int i = 0; readable && i < DRAIN_PER_TURN && self->turn_reports < REPORTS_PER_TURN &&
-                    cv_cache_turn_bytes(self->cache) < TURN_BYTES;
-         i++) {
+    for (int i = 0; readable && turn_takes_more(self, i); i++) {
         if (i % ZAP_EVERY == ZAP_EVERY - 1)
             serve_zap(self);
         zmsg_t *msg = zmsg_recv(self->router); /* receive timeout 0: NULL when drained */
@@ -2719,19 +2732,31 @@ static void purge_when_due(cv_broker_t *self, int64_t *next)
         cv_log_warning(self->log, "retention: %s", err.msg);
 }
 
+int cv_broker_feed_all(cv_broker_t *self, const cv_broker_frame_t *frames, size_t n)
+{
+    assert(!self->router);
+    int turns = 0;
+    for (size_t next = 0; next < n && begin_turn(self); turns++) {
+        for (int i = 0; next < n && turn_takes_more(self, i); i++, next++) {
+            const cv_broker_frame_t *f = &frames[next];
+            const cv_agency_t *a = cv_policy_agency(self->policy, f->agency);
+            assert(a);
+            uint8_t id[5] = {0}; /* as the transport assigns them: 0, then 4 bytes */
+            memcpy(id + 1, &f->connection, sizeof f->connection);
+            zframe_t *routing = zframe_new(id, sizeof id);
+            handle_frame(self, routing, f->agency, a->key, f->bytes, f->size);
+            zframe_destroy(&routing);
+        }
+        end_turn(self);
+    }
+    return turns;
+}
+
 void cv_broker_feed(cv_broker_t *self, int agency, uint32_t connection, const void *frame,
                     size_t size)
 {
-    const cv_agency_t *a = cv_policy_agency(self->policy, agency);
-    assert(a && !self->router);
-    uint8_t id[5] = {0}; /* as the transport assigns them: 0, then 4 bytes */
-    memcpy(id + 1, &connection, sizeof connection);
-    zframe_t *routing = zframe_new(id, sizeof id);
-    if (begin_turn(self)) {
-        handle_frame(self, routing, agency, a->key, frame, size);
-        end_turn(self);
-    }
-    zframe_destroy(&routing);
+    cv_broker_frame_t one = {agency, connection, frame, size};
+    cv_broker_feed_all(self, &one, 1);
 }
 
 int64_t cv_broker_check_store(cv_broker_t *self, cv_error_t *err)

@@ -53,6 +53,15 @@ const char *cv_broker_endpoint(const cv_broker_t *self);
 cv_broker_t *cv_broker_new_offline(const cv_broker_config_t *config, cv_error_t *err);
 void cv_broker_feed(cv_broker_t *self, int agency, uint32_t connection, const void *frame,
                     size_t size);
+/*  Frames handled as the loop drains its socket: as many to a turn as a
+ *  turn takes. Returns the number of turns. */
+typedef struct {
+    int agency;
+    uint32_t connection;
+    const void *bytes;
+    size_t size;
+} cv_broker_frame_t;
+int cv_broker_feed_all(cv_broker_t *self, const cv_broker_frame_t *frames, size_t n);
 int64_t cv_broker_check_store(cv_broker_t *self, cv_error_t *err);
 
 /*  Serves until SIGINT or SIGTERM; SIGHUP reloads the policy. */

@@ -152,9 +152,57 @@ static void test_a_tag_0_field_in_an_admin_request_stops_nothing(void **state)
     assert_int_equal(cv_broker_check_store(o->broker, &err), 0);
 }
 
+/*  A Publish of one example report (a new id each), packed: malloc'd. */
+static cv_broker_frame_t publish_frame(int from, const char *name)
+{
+    Caveat__Report *report = harness_report(name);
+    assert_non_null(report);
+    free(report->id);
+    report->id = NULL;
+    Caveat__Wire__Publish publish = CAVEAT__WIRE__PUBLISH__INIT;
+    publish.n_reports = 1;
+    publish.reports = &report;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_PUBLISH;
+    frame.publish = &publish;
+    size_t size = caveat__wire__frame__get_packed_size(&frame);
+    uint8_t *bytes = malloc(size);
+    caveat__wire__frame__pack(&frame, bytes);
+    caveat__report__free_unpacked(report, NULL);
+    return (cv_broker_frame_t){from, 1, bytes, size};
+}
+
+/*  Turns the frames take, in order: routine ones, and an IMMEDIATE one at
+ *  immediate (or none, -1). */
+static int turns_for(offline_t *o, int from, int n, int immediate)
+{
+    cv_broker_frame_t frames[16];
+    assert_true(n <= 16);
+    for (int i = 0; i < n; i++)
+        frames[i] = publish_frame(from, i == immediate ? "critical_incident" : "community_tension");
+    int turns = cv_broker_feed_all(o->broker, frames, (size_t)n);
+    for (int i = 0; i < n; i++)
+        free((void *)frames[i].bytes);
+    return turns;
+}
+
+/*  A turn's messages wait for its commit: one that stored an IMMEDIATE
+ *  report takes no more, so the critical incident does not wait for the
+ *  routine traffic that came in after it. Routine frames share a turn. */
+static void test_an_immediate_report_ends_its_turn(void **state)
+{
+    offline_t *o = *state;
+    int police = agency(o, "hum-bcu-hull");
+    hello(o, police);
+    assert_int_equal(turns_for(o, police, 11, -1), 1);
+    assert_int_equal(turns_for(o, police, 11, 5), 2);
+    assert_int_equal(turns_for(o, police, 11, 10), 1); /* the last: nothing waits behind it */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_an_immediate_report_ends_its_turn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_tag_0_field_does_not_poison_the_store, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_tag_0_field_in_an_admin_request_stops_nothing, setup,
