@@ -64,6 +64,7 @@
 #define PEER_RCVHWM          8   /* frames read ahead from one connection (libcaveat sends 8) */
 #define HELLOS_PER_SECOND    10  /* on one connection */
 #define ERRORS_PER_SECOND    20  /* Error frames to one agency's connections without a session */
+#define REFUSALS_PER_SECOND  20  /* refused reports of one agency recorded one leaf each */
 #define ZAP_EVERY            64  /* messages handled between two looks at ZAP */
 #define FRAMES_PER_AGENCY    128 /* frames one agency may have handled in a turn */
 #define CREATED_FLOOR        946684800          /* 2000-01-01T00:00:00Z: no report is older */
@@ -106,9 +107,10 @@ static bool rate_allows(rate_t *rate, int limit)
 
 /*  What one agency's traffic has caused, against its bounds. */
 typedef struct {
-    rate_t errors; /* Errors sent to its connections without a session */
-    uint64_t turn; /* the turn frames counts for */
-    int frames;    /* its frames handled in that turn */
+    rate_t errors;   /* Errors sent to its connections without a session */
+    rate_t refusals; /* its refused reports written one by one into the audit log */
+    uint64_t turn;   /* the turn frames counts for */
+    int frames;      /* its frames handled in that turn */
 } agency_use_t;
 
 /*  Where a delivery session is in sending (a send-only session never
@@ -254,7 +256,7 @@ struct cv_broker_t {
     } pack; /* reused, so delivering mallocs nothing once warm */
     struct {
         uint64_t published, refused, delivered, resent, dropped, revoked, reloads, reload_failures,
-            purged, limited, foreign, quarantined, refused_no_space;
+            purged, limited, foreign, quarantined, refused_no_space, refusals_counted;
     } stats;
 };
 
@@ -1360,16 +1362,25 @@ static bool over_report_limit(cv_broker_t *self, const zframe_t *routing, int ag
     return true;
 }
 
+static agency_use_t *use_of(cv_broker_t *self, int agency);
+
 /*  A report the policy or the originator's own record refused goes into
  *  the audit log; one refused for want of disk or store (UNAVAILABLE) does
  *  not: that refusal says nothing about the report, and writing it would
- *  spend what the disk has left. */
-static void record_refusal(cv_broker_t *self, const char *sender,
-                           const Caveat__Wire__PublishResult *result)
+ *  spend what the disk has left. An agency's refusals are written one by
+ *  one up to REFUSALS_PER_SECOND; past that they are counted (*unrecorded)
+ *  for one leaf a Publish, so that an agency sending reports to be refused
+ *  cannot grow the log faster than it sends. */
+static void record_refusal(cv_broker_t *self, int agency, const char *sender,
+                           const Caveat__Wire__PublishResult *result, size_t *unrecorded)
 {
     if (result->status == CAVEAT__WIRE__STATUS__OK ||
         result->status == CAVEAT__WIRE__STATUS__REFUSED_UNAVAILABLE)
         return;
+    if (!rate_allows(&use_of(self, agency)->refusals, REFUSALS_PER_SECOND)) {
+        (*unrecorded)++;
+        return;
+    }
     const ProtobufCEnumValue *status =
         protobuf_c_enum_descriptor_get_value(&caveat__wire__status__descriptor, result->status);
     cv_error_t err = {0};
@@ -1378,12 +1389,21 @@ static void record_refusal(cv_broker_t *self, const char *sender,
         fail_turn(self, err.msg);
 }
 
+/*  The refusals of a Publish not written one by one, as one leaf. */
+static void record_unrecorded(cv_broker_t *self, const char *sender, size_t unrecorded)
+{
+    cv_error_t err = {0};
+    self->stats.refusals_counted += unrecorded;
+    if (unrecorded && !cv_record_refusals(self->record, sender, unrecorded, &err))
+        fail_turn(self, err.msg);
+}
+
 /*  Checks and packs every report of a Publish, then stores them in order
  *  while their checksums are taken beside the loop (cv_hasher.h). */
-static void accept_reports(cv_broker_t *self, const char *sender, Caveat__Wire__Publish *publish,
-                           Caveat__Wire__PublishResult **results)
+static void accept_reports(cv_broker_t *self, int agency, const char *sender,
+                           Caveat__Wire__Publish *publish, Caveat__Wire__PublishResult **results)
 {
-    size_t n = publish->n_reports;
+    size_t n = publish->n_reports, unrecorded = 0;
     prepared_t *prepared = cv_xcalloc(n, sizeof *prepared);
     self->bodies.used = 0;
     for (size_t i = 0; i < n; i++) {
@@ -1403,8 +1423,9 @@ static void accept_reports(cv_broker_t *self, const char *sender, Caveat__Wire__
         else
             self->stats.refused++;
         log_result(self, sender, results[i]);
-        record_refusal(self, sender, results[i]);
+        record_refusal(self, agency, sender, results[i], &unrecorded);
     }
+    record_unrecorded(self, sender, unrecorded);
     cv_hasher_end(self->hasher);
     free(prepared);
 }
@@ -1426,7 +1447,7 @@ static void on_publish(cv_broker_t *self, const zframe_t *routing, uint64_t sess
     pending->ack.batch = publish->batch;
     pending->ack.n_results = publish->n_reports;
     pending->ack.results = cv_xcalloc(publish->n_reports, sizeof *pending->ack.results);
-    accept_reports(self, sender, publish, pending->ack.results);
+    accept_reports(self, agency, sender, publish, pending->ack.results);
     zlistx_add_end(self->pending_acks, pending);
     self->turn_reports += publish->n_reports;
 }
@@ -1744,7 +1765,7 @@ static bool reload(cv_broker_t *self, cv_error_t *err)
     return true;
 }
 
-enum { COUNTS = 27 };
+enum { COUNTS = 28 };
 
 static size_t counts_of(cv_broker_t *self, cv_count_t out[COUNTS])
 {
@@ -1767,6 +1788,9 @@ static size_t counts_of(cv_broker_t *self, cv_count_t out[COUNTS])
     COUNT("quarantined", true, "stored reports set aside as unreadable", self->stats.quarantined);
     COUNT("refused_no_space", true, "reports refused for a short disk",
           self->stats.refused_no_space);
+    COUNT("refusals_counted", true,
+          "refused reports the audit log counts in one leaf a Publish (over an agency's rate)",
+          self->stats.refusals_counted);
     COUNT("checksum_loop_us", true, "microseconds the loop spent on stored reports' checksums",
           cv_hasher_loop_ns(self->hasher) / 1000);
     COUNT("out_bytes_peak", false, "most bytes of deliveries waiting for their sync at once",

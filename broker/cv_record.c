@@ -157,9 +157,21 @@ bool cv_record_refused(cv_record_t *self, const char *sender, const char *report
                        const char *status, cv_error_t *err)
 {
     cv_json_writer_t *w = leaf_begin("refused");
-    key_string(w, "report", report_id);
+    /* an id longer than any report's is not written: the sender chose it */
+    bool id = report_id && strnlen(report_id, CV_REPORT_ID_MAX + 1) <= CV_REPORT_ID_MAX;
+    cv_json_key(w, "report");
+    cv_json_string(w, id ? report_id : NULL);
     key_string(w, "originator", sender);
     key_string(w, "status", status);
+    return append(self, &w, err);
+}
+
+bool cv_record_refusals(cv_record_t *self, const char *sender, size_t count, cv_error_t *err)
+{
+    cv_json_writer_t *w = leaf_begin("refusals");
+    key_string(w, "originator", sender);
+    cv_json_key(w, "count");
+    cv_json_uint(w, count);
     return append(self, &w, err);
 }
 

@@ -38,9 +38,13 @@ void cv_record_accepted_begin(cv_record_t *self, const Caveat__Report *report);
 void cv_record_recipient(cv_record_t *self, const char *agency, const cv_decision_t *decision);
 bool cv_record_accepted_end(cv_record_t *self, cv_error_t *err);
 
-/*  A report refused, with its status name (caveat.wire.Status). */
+/*  A report refused, with its status name (caveat.wire.Status); an id
+ *  longer than CV_REPORT_ID_MAX is written null. */
 bool cv_record_refused(cv_record_t *self, const char *sender, const char *report_id,
                        const char *status, cv_error_t *err);
+/*  count refusals of one Publish from sender, in one leaf: those past the
+ *  sender's rate of refusals written one by one. */
+bool cv_record_refusals(cv_record_t *self, const char *sender, size_t count, cv_error_t *err);
 /*  A policy loaded (at start or by a reload). */
 bool cv_record_policy(cv_record_t *self, const cv_policy_t *policy, cv_error_t *err);
 /*  A policy refused (a reload that failed: the old policy stays), why. */

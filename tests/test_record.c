@@ -239,6 +239,84 @@ static void test_a_report_is_traced_and_proved(void **state)
     finish(&h);
 }
 
+/*  Occurrences of needle in text. */
+static int count_in(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *at = text; (at = strstr(at, needle)); at += strlen(needle))
+        n++;
+    return n;
+}
+
+/*  The counts of the "refusals" leaves, added up. */
+static long counted_refusals(const char *text)
+{
+    long total = 0;
+    const char *key = "\"event\":\"refusals\"";
+    for (const char *at = text; (at = strstr(at, key)); at += strlen(key)) {
+        const char *count = strstr(at, "\"count\":");
+        assert_non_null(count);
+        total += atol(count + strlen("\"count\":"));
+    }
+    return total;
+}
+
+/*  An agency sending reports to be refused: each is accounted for, but
+ *  past REFUSALS_PER_SECOND a Publish's refusals are one leaf with their
+ *  count, so it cannot grow the log faster than it sends; an id longer than
+ *  any report's is not written. Another agency's report is recorded as
+ *  ever. */
+static void test_refusals_cannot_flood_the_log(void **state)
+{
+    (void)state;
+    enum { MANY = 200 };
+    harness_t *h = started();
+    char id[64], long_id[1001];
+    memset(long_id, 'x', sizeof long_id - 1);
+    long_id[sizeof long_id - 1] = '\0';
+    assert_int_equal(publish_claiming(h, "hum-bcu-hull", "vulnerable_individual", long_id, "ne-ctu",
+                                      id, sizeof id),
+                     CAVEAT__WIRE__STATUS__REFUSED_SPOOFED_ORIGINATOR);
+    cv_client_t *police = sender_of(h, "hum-bcu-hull");
+    Caveat__Report *reports[MANY];
+    cv_publish_result_t results[MANY];
+    memset(results, 0, sizeof results);
+    for (int i = 0; i < MANY; i++) {
+        reports[i] = harness_report("vulnerable_individual");
+        free(reports[i]->category);
+        reports[i]->category = strdup("no-such-category");
+    }
+    cv_error_t err = {0};
+    assert_int_equal(cv_client_publish(police, (const Caveat__Report *const *)reports, MANY,
+                                       results, 10000, &err),
+                     MANY);
+    cv_publish_results_clear(results, MANY);
+    for (int i = 0; i < MANY; i++)
+        caveat__report__free_unpacked(reports[i], NULL);
+    cv_client_destroy(&police);
+    char other[64];
+    assert_int_equal(publish_as(h, "hull-cc", "intervention_review", NULL, other, sizeof other),
+                     CAVEAT__WIRE__STATUS__OK);
+    long counted = stat_of(h, "refusals_counted");
+    assert_true(harness_stop(h));
+
+    char *text = leaves(h);
+    int one_by_one = count_in(text, "\"event\":\"refused\"");
+    assert_true(one_by_one <= 2 * 20); /* the rate's window may turn once */
+    assert_int_equal(one_by_one + counted_refusals(text), MANY + 1);
+    assert_int_equal(counted_refusals(text), counted);
+    assert_true(counted > 0);
+    assert_has(text, "\"report\":null,\"originator\":\"hum-bcu-hull\"");
+    assert_null(strstr(text, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"));
+    char want[128];
+    snprintf(want, sizeof want, "\"report\":\"%s\",\"originator\":\"hull-cc\"", other);
+    assert_has(text, want);
+    free(text);
+    char out[4096];
+    assert_int_equal(verify(h, out, sizeof out), 0);
+    finish(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -246,6 +324,7 @@ int main(void)
         cmocka_unit_test(test_a_rolled_back_turn_leaves_no_leaf),
         cmocka_unit_test(test_a_changed_log_stops_the_broker),
         cmocka_unit_test(test_a_report_is_traced_and_proved),
+        cmocka_unit_test(test_refusals_cannot_flood_the_log),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
