@@ -89,25 +89,6 @@ static void sleep_us(unsigned us)
         ;
 }
 
-/*  CPU seconds (user + system) of a process, from /proc/PID/stat. */
-static double process_cpu(pid_t pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
-    unsigned long utime = 0, stime = 0;
-    if (!p ||
-        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
-        return 0;
-    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
-}
-
 static uint64_t tree_bytes; /* nftw has no closure */
 
 static int add_size(const char *path, const struct stat *st, int type, struct FTW *ftw)
@@ -328,11 +309,11 @@ static void measure_caveatd(const options_t *opt, const char *sync, path_result_
         snprintf(r->note, sizeof r->note, "client: %.300s", err.msg);
     } else {
         pid_t pid = harness_pid(h);
-        double cpu0 = process_cpu(pid), self0 = process_cpu(getpid());
+        double cpu0 = bench_process_cpu(pid), self0 = bench_process_cpu(getpid());
         r->ran = true;
         caveat_publish_loop(opt, c, sync, r);
-        r->server_cpu_s = process_cpu(pid) - cpu0;
-        r->client_cpu_s = process_cpu(getpid()) - self0;
+        r->server_cpu_s = bench_process_cpu(pid) - cpu0;
+        r->client_cpu_s = bench_process_cpu(getpid()) - self0;
     }
     cv_client_destroy(&c);
     if (r->note[0])
@@ -488,11 +469,11 @@ static void js_session(const options_t *opt, nats_server_t *srv, path_result_t *
         snprintf(r->note, sizeof r->note, "jetstream: cannot connect or add the stream (%s)",
                  natsStatus_GetText(s));
     } else {
-        double cpu0 = process_cpu(srv->pid), self0 = process_cpu(getpid());
+        double cpu0 = bench_process_cpu(srv->pid), self0 = bench_process_cpu(getpid());
         r->ran = true;
         js_publish_loop(opt, js, &acks, r);
-        r->server_cpu_s = process_cpu(srv->pid) - cpu0;
-        r->client_cpu_s = process_cpu(getpid()) - self0;
+        r->server_cpu_s = bench_process_cpu(srv->pid) - cpu0;
+        r->client_cpu_s = bench_process_cpu(getpid()) - self0;
     }
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
@@ -552,7 +533,7 @@ static void fill(const options_t *opt, harness_t *h, cv_client_t *c, backlog_res
     pool_init(&pool, (size_t)opt->fill_batch);
     sampler_t sampler;
     pid_t pid = harness_pid(h);
-    double cpu0 = process_cpu(pid);
+    double cpu0 = bench_process_cpu(pid);
     sampler_start(&sampler, pid);
     uint64_t t0 = bench_now_ns();
     while (r->filled < r->wanted && seconds_since(t0) < opt->limit && !r->note[0]) {
@@ -562,7 +543,7 @@ static void fill(const options_t *opt, harness_t *h, cv_client_t *c, backlog_res
     }
     r->fill_s = seconds_since(t0);
     r->fill_peak_kb = sampler_stop(&sampler);
-    r->fill_cpu_s = process_cpu(pid) - cpu0;
+    r->fill_cpu_s = bench_process_cpu(pid) - cpu0;
     r->fill_rss_kb = bench_status_kb(pid, "VmRSS");
     r->fill_hwm_kb = bench_status_kb(pid, "VmHWM");
     pool_free(&pool);
@@ -677,7 +658,7 @@ static void drain(harness_t *h, double limit, backlog_result_t *r)
     idset_t ids = {.seen = calloc(r->filled / 8 + 1, 1), .n = r->filled};
     pid_t pid = harness_pid(h);
     sampler_t sampler;
-    double cpu0 = process_cpu(pid);
+    double cpu0 = bench_process_cpu(pid);
     sampler_start(&sampler, pid);
     uint64_t t0 = bench_now_ns();
     cv_error_t err = {0};
@@ -688,7 +669,7 @@ static void drain(harness_t *h, double limit, backlog_result_t *r)
         snprintf(r->note, sizeof r->note, "recipient: %.300s", err.msg);
     r->drain_s = seconds_since(t0);
     r->drain_peak_kb = sampler_stop(&sampler);
-    r->drain_cpu_s = process_cpu(pid) - cpu0;
+    r->drain_cpu_s = bench_process_cpu(pid) - cpu0;
     sleep_us(300000); /* the last ack's turn */
     r->drain_rss_kb = bench_status_kb(pid, "VmRSS");
     r->drain_hwm_kb = bench_status_kb(pid, "VmHWM");
