@@ -1389,8 +1389,9 @@ static void record_refusal(cv_broker_t *self, int agency, const char *sender,
         fail_turn(self, err.msg);
 }
 
-/*  The refusals of a Publish not written one by one, as one leaf. */
-static void record_unrecorded(cv_broker_t *self, const char *sender, size_t unrecorded)
+/*  The refusals of a Publish past the sender's rate, as one leaf with their
+ *  count. */
+static void record_refusal_count(cv_broker_t *self, const char *sender, size_t unrecorded)
 {
     cv_error_t err = {0};
     self->stats.refusals_counted += unrecorded;
@@ -1425,7 +1426,7 @@ static void accept_reports(cv_broker_t *self, int agency, const char *sender,
         log_result(self, sender, results[i]);
         record_refusal(self, agency, sender, results[i], &unrecorded);
     }
-    record_unrecorded(self, sender, unrecorded);
+    record_refusal_count(self, sender, unrecorded);
     cv_hasher_end(self->hasher);
     free(prepared);
 }
