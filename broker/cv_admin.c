@@ -8,6 +8,7 @@
 
 #include "cv_admin.h"
 #include "cv_alloc.h"
+#include "cv_policy.h"
 
 #define PURGED_LISTED 1000 /* a reply, not an export: the count says the rest */
 
@@ -18,14 +19,6 @@ static char *text_of(cv_json_writer_t **w)
     char *copy = text ? cv_xstrdup(text) : NULL;
     cv_json_writer_destroy(w);
     return copy;
-}
-
-static void utc_text(int64_t unix_seconds, char text[32])
-{
-    time_t t = (time_t)unix_seconds;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(text, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 char *cv_admin_stats_json(const cv_count_t *counts, size_t n, cv_admin_policy_t policy)
@@ -88,8 +81,8 @@ char *cv_admin_sessions_json(const cv_admin_session_t *sessions, size_t n)
     cv_json_array_begin(w);
     for (size_t i = 0; i < n; i++) {
         const cv_admin_session_t *s = &sessions[i];
-        char since[32];
-        utc_text(s->since, since);
+        char since[CV_TIMESTAMP_MAX];
+        cv_timestamp_format(s->since, since);
         cv_json_object_begin(w);
         cv_json_key(w, "agency");
         cv_json_string(w, s->agency);
@@ -166,6 +159,93 @@ bool cv_admin_purge_args(const char *const *args, size_t n, cv_purge_how_t *how)
     return true;
 }
 
+/*  Text an administrator typed, stored and logged: one line of printable
+ *  bytes (UTF-8 beyond ASCII allowed), not empty. */
+static bool plain_text(const char *text, size_t max)
+{
+    size_t len = strlen(text);
+    for (const unsigned char *c = (const unsigned char *)text; *c; c++)
+        if (*c < 0x20 || *c == 0x7f)
+            return false;
+    return len > 0 && len <= max;
+}
+
+/*  The value of "name=value" in arg, or NULL. */
+static const char *value_of(const char *arg, const char *name)
+{
+    size_t len = strlen(name);
+    return strncmp(arg, name, len) == 0 && arg[len] == '=' ? arg + len + 1 : NULL;
+}
+
+static bool review_arg(const char *arg, cv_review_args_t *out)
+{
+    const char *value;
+    if (strcmp(arg, "dispose") == 0)
+        return !out->dispose && (out->dispose = true);
+    if ((value = value_of(arg, "report")))
+        return !out->id && (out->id = value);
+    if ((value = value_of(arg, "originator")))
+        return !out->originator && (out->originator = value);
+    if ((value = value_of(arg, "reason")))
+        return !out->reason && (out->reason = value);
+    if ((value = value_of(arg, "retain-until")))
+        return !out->retain_until && cv_timestamp_parse(value, &out->retain_until) &&
+               out->retain_until != 0;
+    return false;
+}
+
+bool cv_admin_review_args(const char *const *args, size_t n, int64_t now, cv_review_args_t *out,
+                          const char **why)
+{
+    cv_review_args_t asked = {0};
+    for (size_t i = 0; i < n; i++)
+        if (!review_arg(args[i], &asked)) {
+            *why = "review takes report=ID, originator=AGENCY, retain-until=TIME or dispose, "
+                   "and reason=TEXT, each once";
+            return false;
+        }
+    if (!asked.id || !plain_text(asked.id, CV_REPORT_ID_MAX))
+        *why = "review: report=ID names the report";
+    else if (asked.originator && !plain_text(asked.originator, 255))
+        *why = "review: originator=AGENCY is not an agency id";
+    else if (!asked.reason || !plain_text(asked.reason, CV_REVIEW_REASON_MAX))
+        *why = "review: reason=TEXT is required: one line, at most 500 bytes";
+    else if (asked.dispose == (asked.retain_until != 0))
+        *why = "review: give retain-until=TIME or dispose";
+    else if (!asked.dispose && asked.retain_until <= now)
+        *why = "review: retain-until is not in the future (dispose of the report instead)";
+    else {
+        *out = asked;
+        return true;
+    }
+    return false;
+}
+
+char *cv_admin_review_reply(const cv_review_args_t *args, int found, const char *error)
+{
+    if (found == 0)
+        return cv_xstrdup("review: no such report");
+    if (found == 2)
+        return cv_xstrdup("review: more than one agency used that report id: name the "
+                          "originator");
+    if (found < 0)
+        return cv_xstrdup(error && *error ? error : "review: the store refused it");
+    cv_json_writer_t *w = cv_json_writer_new(0);
+    cv_json_object_begin(w);
+    cv_json_key(w, "report");
+    cv_json_string(w, args->id);
+    if (args->dispose) {
+        cv_json_key(w, "disposed");
+        cv_json_bool(w, true);
+    } else {
+        char until[CV_TIMESTAMP_MAX];
+        cv_json_key(w, "retain_until");
+        cv_json_string(w, cv_timestamp_format(args->retain_until, until));
+    }
+    cv_json_object_end(w);
+    return text_of(&w);
+}
+
 struct cv_admin_purged_t {
     cv_json_writer_t *out; /* {"reports":[ so far */
     int listed;
@@ -186,8 +266,8 @@ void cv_admin_purged_add(void *list, const char *id, const char *category, int64
     cv_admin_purged_t *self = list;
     if (self->listed++ >= PURGED_LISTED)
         return;
-    char when[32];
-    utc_text(created, when);
+    char when[CV_TIMESTAMP_MAX];
+    cv_timestamp_format(created, when);
     cv_json_object_begin(self->out);
     cv_json_key(self->out, "id");
     cv_json_string(self->out, id);

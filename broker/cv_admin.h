@@ -65,6 +65,25 @@ typedef struct {
 bool cv_admin_purge_args(const char *const *args, size_t n, cv_purge_how_t *how);
 extern const char *const cv_admin_purge_usage;
 
+/*  `admin review`'s arguments: report=ID, originator=AGENCY (when
+ *  several agencies used the id), retain-until=TIME (RFC 3339, later
+ *  than now) or dispose, and reason=TEXT. Pointers into args. false with
+ *  *why when they are not that. */
+#define CV_REVIEW_REASON_MAX 500 /* bytes: a reviewer's note, not a document */
+
+typedef struct {
+    const char *id, *originator, *reason;
+    int64_t retain_until; /* 0 with dispose */
+    bool dispose;
+} cv_review_args_t;
+
+bool cv_admin_review_args(const char *const *args, size_t n, int64_t now, cv_review_args_t *out,
+                          const char **why);
+
+/*  `admin review`'s reply for found (cv_store_review's answer): the
+ *  decision as JSON when 1, else what went wrong. malloc'd. */
+char *cv_admin_review_reply(const cv_review_args_t *args, int found, const char *error);
+
 /*  `admin purge`'s reply, built while the store purges: the list is a
  *  cv_purge_fn's arg, given every report purged (the first 1000 are
  *  listed; the count says the rest). */

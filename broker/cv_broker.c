@@ -159,11 +159,12 @@ typedef struct {
     int64_t since;         /* when it said Hello (unix seconds) */
 } session_t;
 
-/*  An admin request that needs the store to itself (purge): it runs
- *  after the turn's commit, never inside the write transaction. */
+/*  An admin request that needs the store to itself (purge, review): it
+ *  runs after the turn's commit, never inside the write transaction. */
 typedef struct {
     zframe_t *routing;
     Caveat__Wire__AdminRequest *request;
+    char admin[256]; /* the administrator's agency: a reload may free the policy's */
 } deferred_t;
 
 /*  A message that may leave once commit is on disk (cv_store_synced). */
@@ -1153,15 +1154,6 @@ static bool route(cv_broker_t *self, const Caveat__Report *report, int64_t rowid
            cv_router_route(self->queues, rowid, priority, self->route_to, n, err);
 }
 
-static const char *format_timestamp(int64_t unix_seconds, char *text, size_t size)
-{
-    time_t t = (time_t)unix_seconds;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(text, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return text;
-}
-
 /*  A report's `created`, when given, is neither ahead of the broker's
  *  clock by more than --clock-skew nor before 2000: a date far ahead would
  *  evade retention, one far back would be purged before anyone saw it. */
@@ -1260,10 +1252,10 @@ static void prepare_report(cv_broker_t *self, const char *sender, Caveat__Report
     if (!cv_timestamp_parse(report->created, &p->stored.created)) {
         p->sent = pack_body(self, report, &p->sent_len);
         p->sent_job = 0;
-        char text[32];
+        char text[CV_TIMESTAMP_MAX];
         p->stored.created = (int64_t)time(NULL);
         report->created =
-            cv_cache_strdup(self->cache, format_timestamp(p->stored.created, text, sizeof text));
+            cv_cache_strdup(self->cache, cv_timestamp_format(p->stored.created, text));
     }
     p->body = pack_body(self, report, &p->body_len);
 }
@@ -1896,7 +1888,7 @@ static char *quarantined_json(cv_broker_t *self)
     return text;
 }
 
-static void send_admin_reply(cv_broker_t *self, const zframe_t *routing, bool ok, const char *text)
+static zmsg_t *admin_reply(const zframe_t *routing, bool ok, const char *text)
 {
     Caveat__Wire__AdminReply reply = CAVEAT__WIRE__ADMIN_REPLY__INIT;
     reply.has_ok = true;
@@ -1905,7 +1897,25 @@ static void send_admin_reply(cv_broker_t *self, const zframe_t *routing, bool ok
     Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
     frame.body_case = CAVEAT__WIRE__FRAME__BODY_ADMIN_REPLY;
     frame.admin_reply = &reply;
-    send_frame(self, routing, &frame);
+    return frame_message(routing, &frame);
+}
+
+static void send_admin_reply(cv_broker_t *self, const zframe_t *routing, bool ok, const char *text)
+{
+    zmsg_t *msg = admin_reply(routing, ok, text);
+    send_now(self, &msg);
+}
+
+static void hold(cv_broker_t *self, held_t *h);
+
+/*  A reply that says something was done: it leaves once the commit that
+ *  did it is on disk, as a PublishAck does. */
+static void send_admin_reply_synced(cv_broker_t *self, const zframe_t *routing, bool ok,
+                                    const char *text)
+{
+    held_t *h = cv_xcalloc(1, sizeof *h);
+    h->msg = admin_reply(routing, ok, text);
+    hold(self, h);
 }
 
 /*  Retention: for every category in the store, the policy's period (or
@@ -1942,12 +1952,12 @@ static bool clock_trusted(cv_broker_t *self, int64_t now, bool trust, cv_error_t
     if (!self->clock.suspect && now >= low && now <= high)
         return true;
     self->clock.suspect = true;
-    char said[32], expected[32];
+    char said[CV_TIMESTAMP_MAX], expected[CV_TIMESTAMP_MAX];
     cv_error_set(err, NULL, 0, 0,
                  "the clock says %s, %lld s from the %s retention expects; retention stops until "
                  "the clock is checked and 'caveat admin purge --trust-clock' is run",
-                 format_timestamp(now, said, sizeof said), (long long)(now - seen),
-                 format_timestamp(seen, expected, sizeof expected));
+                 cv_timestamp_format(now, said), (long long)(now - seen),
+                 cv_timestamp_format(seen, expected));
     return false;
 }
 
@@ -1982,6 +1992,21 @@ static void on_purged(void *arg, const char *originator, const char *id, const c
         cv_record_purged(each->broker->record, originator, id, category, each->rule, &each->err);
 }
 
+/*  The reports whose review said to keep them until now: total and
+ *  these, or -1. */
+static int purge_reviewed(cv_broker_t *self, int64_t now, bool dry_run, cv_admin_purged_t *list,
+                          int total, cv_error_t *err)
+{
+    purge_each_t each = {
+        .broker = self, .list = list, .dry_run = dry_run, .rule = CV_STORE_REVIEW_RULE};
+    int purged = cv_store_purge_reviewed(self->store, now, dry_run, on_purged, &each, err);
+    if (each.err.msg[0]) {
+        *err = each.err;
+        purged = -1;
+    }
+    return purged < 0 ? -1 : total + purged;
+}
+
 static int purge_categories(cv_broker_t *self, const cv_purge_how_t *how, cv_admin_purged_t *list,
                             cv_error_t *err)
 {
@@ -2010,7 +2035,7 @@ static int purge_categories(cv_broker_t *self, const cv_purge_how_t *how, cv_adm
         free(categories[i]);
     }
     free(categories);
-    return total;
+    return total < 0 ? -1 : purge_reviewed(self, now, dry_run, list, total, err);
 }
 
 /*  One transaction: a purge is all or nothing. */
@@ -2068,15 +2093,100 @@ static void run_purge(cv_broker_t *self, const zframe_t *routing,
     cv_error_t err = {0};
     int total = purge(self, &how, list, &err);
     char *reply = cv_admin_purged_reply(&list, how.dry_run, total, err.msg);
-    send_admin_reply(self, routing, total >= 0, reply);
+    if (total > 0 && !how.dry_run)
+        send_admin_reply_synced(self, routing, true, reply);
+    else
+        send_admin_reply(self, routing, total >= 0, reply);
     free(reply);
+}
+
+/*  Review decisions (MOPI): an administrator keeps one report past its
+ *  category's period, or shortens it, or disposes of it now. The review,
+ *  its leaf and a disposal's purge commit together, and the reply leaves
+ *  once that commit is on disk. */
+typedef struct {
+    cv_broker_t *broker;
+    const cv_review_t *review;
+    cv_error_t err; /* the first failure to record it */
+} review_each_t;
+
+static void on_reviewed(void *arg, const char *originator, const char *id, const char *category,
+                        int64_t created)
+{
+    (void)created;
+    review_each_t *each = arg;
+    cv_record_t *record = each->broker->record;
+    const cv_review_t *review = each->review;
+    if (cv_record_review(record, originator, id, review, &each->err) && review->dispose)
+        cv_record_purged(record, originator, id, category, CV_STORE_REVIEW_RULE, &each->err);
+}
+
+/*  1 reviewed, 0 no such report, 2 ambiguous id, -1 an error (err). */
+static int review(cv_broker_t *self, const cv_review_args_t *args, const cv_review_t *decision,
+                  cv_error_t *err)
+{
+    if (decision->dispose)
+        commit_saves(self, false); /* the queues are read back after a disposal */
+    if (!cv_store_begin(self->store, err))
+        return -1;
+    review_each_t each = {.broker = self, .review = decision};
+    int found =
+        cv_store_review(self->store, args->id, args->originator, decision, on_reviewed, &each, err);
+    if (found == 1 && each.err.msg[0]) {
+        *err = each.err;
+        found = -1;
+    }
+    if (found != 1 || !cv_record_flush(self->record, false, err) ||
+        !cv_store_commit(self->store, err)) {
+        cv_record_discard(self->record);
+        cv_store_rollback(self->store);
+        return found == 1 ? -1 : found;
+    }
+    if (decision->dispose) {
+        self->stats.purged++;
+        cv_cache_forget(self->cache); /* nothing disposed of is sent again */
+        reload_queues(self);
+    }
+    return 1;
+}
+
+static void send_admin_reply_synced(cv_broker_t *self, const zframe_t *routing, bool ok,
+                                    const char *text);
+
+static void run_review(cv_broker_t *self, const deferred_t *d)
+{
+    const Caveat__Wire__AdminRequest *request = d->request;
+    int64_t now = (int64_t)time(NULL);
+    cv_review_args_t args;
+    const char *why = NULL;
+    if (!cv_admin_review_args((const char *const *)request->args, request->n_args, now, &args,
+                              &why)) {
+        send_admin_reply(self, d->routing, false, why);
+        return;
+    }
+    cv_review_t decision = {.retain_until = args.retain_until,
+                            .dispose = args.dispose,
+                            .reason = args.reason,
+                            .reviewer = d->admin,
+                            .decided = now};
+    cv_error_t err = {0};
+    int found = review(self, &args, &decision, &err);
+    char *text = cv_admin_review_reply(&args, found, err.msg);
+    if (found == 1)
+        send_admin_reply_synced(self, d->routing, true, text);
+    else
+        send_admin_reply(self, d->routing, false, text);
+    free(text);
 }
 
 static void run_all_deferred(cv_broker_t *self)
 {
     deferred_t *d;
     while ((d = zlistx_detach(self->deferred, NULL))) {
-        run_purge(self, d->routing, d->request);
+        if (strcmp(d->request->command, "review") == 0)
+            run_review(self, d);
+        else
+            run_purge(self, d->routing, d->request);
         zframe_destroy(&d->routing);
         caveat__wire__admin_request__free_unpacked(d->request, NULL);
         free(d);
@@ -2085,7 +2195,7 @@ static void run_all_deferred(cv_broker_t *self)
 
 /*  Keeps a copy of the request (the frame it came in is freed); false
  *  when the copy does not unpack. */
-static bool defer(cv_broker_t *self, const zframe_t *routing,
+static bool defer(cv_broker_t *self, const zframe_t *routing, const char *admin,
                   const Caveat__Wire__AdminRequest *request)
 {
     size_t len = caveat__wire__admin_request__get_packed_size(request);
@@ -2098,6 +2208,7 @@ static bool defer(cv_broker_t *self, const zframe_t *routing,
     deferred_t *d = cv_xcalloc(1, sizeof *d);
     d->routing = zframe_dup((zframe_t *)routing);
     d->request = copy;
+    snprintf(d->admin, sizeof d->admin, "%s", admin);
     zlistx_add_end(self->deferred, d);
     return true;
 }
@@ -2247,8 +2358,8 @@ static void on_admin(cv_broker_t *self, const zframe_t *routing, int agency,
     } else if (strcmp(command, "backup") == 0) {
         record_admin(self, admin, command, true);
         start_backup(self, routing, key, request);
-    } else if (strcmp(command, "purge") == 0) {
-        bool taken = defer(self, routing, request);
+    } else if (strcmp(command, "purge") == 0 || strcmp(command, "review") == 0) {
+        bool taken = defer(self, routing, admin, request);
         record_admin(self, admin, command, taken);
         if (!taken)
             send_error(self, routing, E_BAD_REQUEST, "an admin request that does not read back");

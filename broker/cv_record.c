@@ -203,6 +203,24 @@ bool cv_record_admin(cv_record_t *self, const char *agency, const char *action, 
     return append(self, &w, err);
 }
 
+bool cv_record_review(cv_record_t *self, const char *originator, const char *report_id,
+                      const cv_review_t *review, cv_error_t *err)
+{
+    cv_json_writer_t *w = leaf_begin("review");
+    key_string(w, "report", report_id);
+    key_string(w, "originator", originator);
+    key_string(w, "reviewer", review->reviewer);
+    if (review->dispose) {
+        cv_json_key(w, "dispose");
+        cv_json_bool(w, true);
+    } else {
+        char until[CV_TIMESTAMP_MAX];
+        key_string(w, "retain_until", cv_timestamp_format(review->retain_until, until));
+    }
+    key_string(w, "reason", review->reason);
+    return append(self, &w, err);
+}
+
 bool cv_record_purged(cv_record_t *self, const char *originator, const char *report_id,
                       const char *category, const char *rule, cv_error_t *err)
 {

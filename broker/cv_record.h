@@ -56,6 +56,11 @@ bool cv_record_admin(cv_record_t *self, const char *agency, const char *action, 
 bool cv_record_purged(cv_record_t *self, const char *originator, const char *report_id,
                       const char *category, const char *rule, cv_error_t *err);
 
+/*  An administrator's review decision on a report (cv_store_review): its
+ *  new retention, or its disposal, and the reviewer's reason. */
+bool cv_record_review(cv_record_t *self, const char *originator, const char *report_id,
+                      const cv_review_t *review, cv_error_t *err);
+
 /*  Before the transaction commits: writes its leaves into the log (all at
  *  once: the log's frontier is read and written once), then signs a
  *  checkpoint when one is due, or whenever leaves were added since the

@@ -4,6 +4,7 @@
  *  stored it has committed; with CV_SYNC_FULL that commit is fsynced. All
  *  statements are prepared once and reused.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
@@ -20,7 +21,7 @@
 #include "cv_syncer.h"
 
 #define STORE_FORMAT  "caveat-store"
-#define STORE_VERSION 3
+#define STORE_VERSION 4
 
 /*  Reports are named by (originator, id): one agency's ids say nothing
  *  about another's, so that no agency can learn of, or take, another's.
@@ -48,9 +49,17 @@
     "  reason TEXT NOT NULL,"                                                                      \
     "  quarantined TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')));"
 
+/*  Format 4: review decisions (MOPI). A reviewed report is kept until
+ *  retain_until (unix seconds), whatever its category's period says,
+ *  and then purged; a disposal is a review due at once. reviewer is the
+ *  administrator's agency, decided unix seconds. */
+#define REVIEWS_TABLE                                                                              \
+    "CREATE TABLE reviews(report INTEGER PRIMARY KEY, retain_until INTEGER NOT NULL,"              \
+    "  reason TEXT NOT NULL, reviewer TEXT NOT NULL, decided INTEGER NOT NULL);"
+
 static const char schema_sql[] =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);" REPORTS_TABLE("reports")
-        REPORTS_AGE_INDEX QUARANTINE_TABLE
+        REPORTS_AGE_INDEX QUARANTINE_TABLE REVIEWS_TABLE
     /* what retention removed, kept for oversight after the report is gone */
     "CREATE TABLE purges(report_id TEXT NOT NULL, originator TEXT NOT NULL,"
     "  category TEXT NOT NULL, created INTEGER NOT NULL, rule TEXT NOT NULL,"
@@ -90,6 +99,10 @@ static const char upgrade_from_2_sql[] = "BEGIN IMMEDIATE;" REPORTS_TABLE(
                   "UPDATE meta SET value = '3' WHERE key = 'version';"
                   "COMMIT;";
 
+static const char upgrade_from_3_sql[] =
+    "BEGIN IMMEDIATE;" REVIEWS_TABLE "UPDATE meta SET value = '4' WHERE key = 'version';"
+    "COMMIT;";
+
 enum {
     S_BEGIN,
     S_COMMIT,
@@ -114,6 +127,10 @@ enum {
     S_MAX_REPORT,
     S_CATEGORIES,
     S_EXPIRED,
+    S_EXPIRED_REVIEWED,
+    S_FIND_REPORT,
+    S_REVIEW_SET,
+    S_DELETE_REVIEW,
     S_META_GET,
     S_META_SET,
     S_PURGE_RECORD,
@@ -161,8 +178,19 @@ static const char *const statements[S_COUNT] = {
     /* past its period counted from its creation and from its acceptance
      * too: a report made long ago but accepted now is not purged before
      * its recipients could fetch it */
-    [S_EXPIRED] = "SELECT id, originator, created, n FROM reports WHERE category = ?1"
-                  " AND created < ?2 AND accepted < ?2 * 1000 ORDER BY created",
+    [S_EXPIRED] = "SELECT id, originator, created, n, category FROM reports WHERE category = ?1"
+                  " AND created < ?2 AND accepted < ?2 * 1000"
+                  " AND n NOT IN (SELECT report FROM reviews) ORDER BY created",
+    /* a review decides instead of the category's period */
+    [S_EXPIRED_REVIEWED] = "SELECT r.id, r.originator, r.created, r.n, r.category"
+                           " FROM reviews v JOIN reports r ON r.n = v.report"
+                           " WHERE v.retain_until <= ?1 ORDER BY r.n",
+    /* two rows are enough to say the id is ambiguous */
+    [S_FIND_REPORT] = "SELECT id, originator, created, n, category FROM reports"
+                      " WHERE id = ?1 AND (?2 IS NULL OR originator = ?2) LIMIT 2",
+    [S_REVIEW_SET] = "INSERT OR REPLACE INTO reviews(report, retain_until, reason, reviewer,"
+                     " decided) VALUES(?1, ?2, ?3, ?4, ?5)",
+    [S_DELETE_REVIEW] = "DELETE FROM reviews WHERE report = ?1",
     [S_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [S_META_SET] = "INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)",
     [S_PURGE_RECORD] = "INSERT INTO purges(report_id, originator, category, created, rule)"
@@ -274,15 +302,17 @@ static bool create_store(cv_store_t *self, const char *path, cv_error_t *err)
     return rc == SQLITE_OK;
 }
 
-/*  One transaction: a store is upgraded whole or stays as it was. */
-static bool upgrade_from_2(cv_store_t *self, const char *path, cv_error_t *err)
+/*  One transaction a step: a store is upgraded from version by sql whole,
+ *  or stays as it was. */
+static bool upgrade(cv_store_t *self, const char *path, int version, const char *sql,
+                    cv_error_t *err)
 {
     char *msg = NULL;
     if (sqlite3_create_function(self->db, "caveat_blake2b", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC,
                                 NULL, sql_blake2b, NULL, NULL) != SQLITE_OK ||
-        sqlite3_exec(self->db, upgrade_from_2_sql, NULL, NULL, &msg) != SQLITE_OK) {
-        cv_error_set(err, path, 0, 0, "cannot upgrade the store from format version 2: %s",
-                     msg ? msg : sqlite3_errmsg(self->db));
+        sqlite3_exec(self->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        cv_error_set(err, path, 0, 0, "cannot upgrade the store from format version %d: %s",
+                     version, msg ? msg : sqlite3_errmsg(self->db));
         sqlite3_free(msg);
         if (!sqlite3_get_autocommit(self->db))
             sqlite3_exec(self->db, "ROLLBACK", NULL, NULL, NULL);
@@ -325,12 +355,14 @@ static bool check_format(cv_store_t *self, const char *path, cv_error_t *err)
         cv_error_set(err, path, 0, 0, "not a caveat store; refusing to touch it");
         return false;
     }
-    if (version == 2)
-        return upgrade_from_2(self, path, err);
-    if (version != STORE_VERSION)
-        cv_error_set(err, path, 0, 0, "store format version %d; this broker reads 2 and %d",
-                     version, STORE_VERSION);
-    return version == STORE_VERSION;
+    if (version == 2 && !upgrade(self, path, 2, upgrade_from_2_sql, err))
+        return false;
+    if (version <= 3 && version >= 2 && !upgrade(self, path, 3, upgrade_from_3_sql, err))
+        return false;
+    if (version < 2 || version > STORE_VERSION)
+        cv_error_set(err, path, 0, 0, "store format version %d; this broker reads 2 to %d", version,
+                     STORE_VERSION);
+    return version >= 2 && version <= STORE_VERSION;
 }
 
 /*  CV_SYNC_FULL commits as NORMAL does, without waiting for the disk: the
@@ -1022,6 +1054,10 @@ static bool delete_report(cv_store_t *self, int64_t report, cv_error_t *err)
     sqlite3_bind_int64(s, 1, report);
     if (!step_done(self, s, err))
         return false;
+    s = stmt(self, S_DELETE_REVIEW);
+    sqlite3_bind_int64(s, 1, report);
+    if (!step_done(self, s, err))
+        return false;
     s = stmt(self, S_DELETE_REPORT);
     sqlite3_bind_int64(s, 1, report);
     return step_done(self, s, err);
@@ -1171,7 +1207,7 @@ int cv_store_categories(cv_store_t *self, char ***out, cv_error_t *err)
 }
 
 typedef struct {
-    char *id, *originator;
+    char *id, *originator, *category;
     int64_t created, rowid;
 } expired_t;
 
@@ -1180,18 +1216,22 @@ static void free_expired(expired_t *rows, int n)
     for (int i = 0; i < n; i++) {
         free(rows[i].id);
         free(rows[i].originator);
+        free(rows[i].category);
     }
     free(rows);
 }
 
-/*  The reports of category created before the cutoff, collected first:
- *  rows are deleted while the select would still run. -1 on an error. */
-static int list_expired(cv_store_t *self, const char *category, int64_t created_before,
-                        expired_t **out, cv_error_t *err)
+static char *column_dup(sqlite3_stmt *s, int column)
 {
-    sqlite3_stmt *s = stmt(self, S_EXPIRED);
-    sqlite3_bind_text(s, 1, category, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 2, created_before);
+    const unsigned char *text = sqlite3_column_text(s, column);
+    return text ? strdup((const char *)text) : NULL;
+}
+
+/*  The rows of s, bound and selecting (id, originator, created, rowid,
+ *  category), collected first: rows are deleted while the select would
+ *  still run. -1 on an error. */
+static int list_reports(cv_store_t *self, sqlite3_stmt *s, expired_t **out, cv_error_t *err)
+{
     expired_t *rows = NULL;
     int n = 0, rc;
     bool fits = true;
@@ -1201,14 +1241,13 @@ static int list_expired(cv_store_t *self, const char *category, int64_t created_
         fits = grown != NULL;
         if (!fits)
             break;
-        rows[n] = (expired_t){strdup((const char *)sqlite3_column_text(s, 0)),
-                              strdup((const char *)sqlite3_column_text(s, 1)),
+        rows[n] = (expired_t){column_dup(s, 0), column_dup(s, 1), column_dup(s, 4),
                               sqlite3_column_int64(s, 2), sqlite3_column_int64(s, 3)};
-        fits = rows[n].id && rows[n].originator;
+        fits = rows[n].id && rows[n].originator && rows[n].category;
         n++;
     }
     if (fits && rc != SQLITE_DONE)
-        db_error(self, err, "list expired reports");
+        db_error(self, err, "list reports");
     else if (!fits)
         out_of_memory(err);
     sqlite3_reset(s);
@@ -1220,41 +1259,95 @@ static int list_expired(cv_store_t *self, const char *category, int64_t created_
     return n;
 }
 
-static bool purge_one(cv_store_t *self, const expired_t *row, const char *category,
-                      const char *rule, cv_error_t *err)
+static bool purge_one(cv_store_t *self, const expired_t *row, const char *rule, cv_error_t *err)
 {
     sqlite3_stmt *s = stmt(self, S_PURGE_RECORD);
     sqlite3_bind_text(s, 1, row->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, row->originator, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, category, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, row->category, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 4, row->created);
     sqlite3_bind_text(s, 5, rule, -1, SQLITE_STATIC);
     return step_done(self, s, err) && delete_report(self, row->rowid, err);
 }
 
-static bool purge_all(cv_store_t *self, const expired_t *rows, int n, const char *category,
-                      const char *rule, cv_error_t *err)
+static bool purge_all(cv_store_t *self, const expired_t *rows, int n, const char *rule,
+                      cv_error_t *err)
 {
     if (!whole_begin(self, err))
         return false;
     bool ok = true;
     for (int i = 0; ok && i < n; i++)
-        ok = purge_one(self, &rows[i], category, rule, err);
+        ok = purge_one(self, &rows[i], rule, err);
     return whole_end(self, ok, err);
+}
+
+/*  Purges the reports s lists under rule, all or none; each is told of
+ *  every one once all is done. */
+static int purge_listed(cv_store_t *self, sqlite3_stmt *s, const char *rule, bool dry_run,
+                        cv_purged_fn *each, void *arg, cv_error_t *err)
+{
+    expired_t *rows = NULL;
+    int n = list_reports(self, s, &rows, err);
+    bool ok = n >= 0 && (n == 0 || dry_run || purge_all(self, rows, n, rule, err));
+    /* listed once all is done: a listing never names what an error kept */
+    for (int i = 0; ok && each && i < n; i++)
+        each(arg, rows[i].originator, rows[i].id, rows[i].category, rows[i].created);
+    free_expired(rows, n);
+    return ok ? n : -1;
 }
 
 int cv_store_purge_reports(cv_store_t *self, const char *category, int64_t created_before,
                            const char *rule, bool dry_run, cv_purged_fn *each, void *arg,
                            cv_error_t *err)
 {
+    sqlite3_stmt *s = stmt(self, S_EXPIRED);
+    sqlite3_bind_text(s, 1, category, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, created_before);
+    return purge_listed(self, s, rule, dry_run, each, arg, err);
+}
+
+int cv_store_purge_reviewed(cv_store_t *self, int64_t now, bool dry_run, cv_purged_fn *each,
+                            void *arg, cv_error_t *err)
+{
+    sqlite3_stmt *s = stmt(self, S_EXPIRED_REVIEWED);
+    sqlite3_bind_int64(s, 1, now);
+    return purge_listed(self, s, CV_STORE_REVIEW_RULE, dry_run, each, arg, err);
+}
+
+static bool set_review(cv_store_t *self, int64_t report, const cv_review_t *review, cv_error_t *err)
+{
+    sqlite3_stmt *s = stmt(self, S_REVIEW_SET);
+    sqlite3_bind_int64(s, 1, report);
+    sqlite3_bind_int64(s, 2, review->dispose ? review->decided : review->retain_until);
+    sqlite3_bind_text(s, 3, review->reason, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, review->reviewer, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, review->decided);
+    return step_done(self, s, err);
+}
+
+int cv_store_review(cv_store_t *self, const char *id, const char *originator,
+                    const cv_review_t *review, cv_purged_fn *each, void *arg, cv_error_t *err)
+{
+    assert(review->dispose || review->retain_until > review->decided);
+    sqlite3_stmt *s = stmt(self, S_FIND_REPORT);
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    if (originator)
+        sqlite3_bind_text(s, 2, originator, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, 2);
     expired_t *rows = NULL;
-    int n = list_expired(self, category, created_before, &rows, err);
-    bool ok = n >= 0 && (n == 0 || dry_run || purge_all(self, rows, n, category, rule, err));
-    /* listed once all is done: a listing never names what an error kept */
-    for (int i = 0; ok && each && i < n; i++)
-        each(arg, rows[i].originator, rows[i].id, category, rows[i].created);
-    free_expired(rows, n);
-    return ok ? n : -1;
+    int listed = list_reports(self, s, &rows, err), n = listed;
+    if (n == 1 &&
+        !(whole_begin(self, err) &&
+          whole_end(self,
+                    set_review(self, rows[0].rowid, review, err) &&
+                        (!review->dispose || purge_one(self, &rows[0], CV_STORE_REVIEW_RULE, err)),
+                    err)))
+        n = -1;
+    if (n == 1 && each)
+        each(arg, rows[0].originator, rows[0].id, rows[0].category, rows[0].created);
+    free_expired(rows, listed);
+    return n;
 }
 
 typedef struct {

@@ -221,4 +221,29 @@ int cv_store_purge_reports(cv_store_t *self, const char *category, int64_t creat
                            const char *rule, bool dry_run, cv_purged_fn *each, void *arg,
                            cv_error_t *err);
 
+/*  Review decisions (MOPI): an administrator's decision on one report
+ *  overrides its category's retention period. A reviewed report is kept
+ *  until retain_until, then purged under the rule CV_STORE_REVIEW_RULE;
+ *  a disposal purges it at once. cv_store_purge_reports leaves reviewed
+ *  reports alone; cv_store_purge_reviewed purges those due at now. */
+#define CV_STORE_REVIEW_RULE "review"
+
+typedef struct {
+    int64_t retain_until; /* unix seconds, after decided; ignored when dispose */
+    bool dispose;
+    const char *reason;
+    const char *reviewer; /* the administrator's agency */
+    int64_t decided;      /* unix seconds */
+} cv_review_t;
+
+/*  Records review of the report id (of originator; NULL: whichever
+ *  agency's, when only one used the id), in the current transaction, and
+ *  when it disposes, purges the report. each is told of the report.
+ *  Returns 1; 0 when there is no such report; 2 when several originators
+ *  used id (name one); -1 on an error, nothing changed. */
+int cv_store_review(cv_store_t *self, const char *id, const char *originator,
+                    const cv_review_t *review, cv_purged_fn *each, void *arg, cv_error_t *err);
+int cv_store_purge_reviewed(cv_store_t *self, int64_t now, bool dry_run, cv_purged_fn *each,
+                            void *arg, cv_error_t *err);
+
 #endif

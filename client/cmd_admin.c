@@ -1,5 +1,5 @@
-/*  caveat admin stats|sessions|reload|quarantined|purge|backup: an administrator's
- *  request to the broker.
+/*  caveat admin stats|sessions|reload|quarantined|purge|backup|review: an
+ *  administrator's request to the broker.
  *  Also the options every broker command shares (cli_broker_options). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +11,8 @@
 
 static const char usage[] =
     "usage: caveat admin stats|sessions|reload|quarantined|purge [--dry-run [--at TIME]] "
-    "[--trust-clock]|backup DIR --broker EP "
+    "[--trust-clock]|backup DIR|review REPORT_ID (--retain-until TIME | --dispose) "
+    "--reason TEXT [--originator AGENCY] --broker EP "
     "--server-key BROKER.cert --cert ADMIN.cert_secret [--timeout S]";
 
 /*  "--timeout S": seconds, fractions allowed, as milliseconds. */
@@ -55,6 +56,37 @@ int cli_broker_options(int *argc, char **argv, const char *usage_text, cv_client
     return CLI_OK;
 }
 
+/*  `admin review`'s options as the request's arguments, "name=value"
+ *  each, in args (room for 4); how many, or -1 when they are not right. */
+typedef struct {
+    char text[4][640];
+} review_args_t;
+
+static int review_args(int *argc, char **argv, review_args_t *out, const char *args[4])
+{
+    bool missing = false;
+    const char *until = cli_take_option(argc, argv, "--retain-until", &missing);
+    const char *reason = cli_take_option(argc, argv, "--reason", &missing);
+    const char *originator = cli_take_option(argc, argv, "--originator", &missing);
+    bool dispose = cli_take_flag(argc, argv, "--dispose");
+    if (missing || *argc != 3 || !reason || dispose == (until != NULL))
+        return -1;
+    const char *values[][2] = {{"report", argv[2]},
+                               {"reason", reason},
+                               {until ? "retain-until" : NULL, until},
+                               {originator ? "originator" : NULL, originator}};
+    int n = 0;
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++)
+        if (values[i][0]) {
+            snprintf(out->text[n], sizeof out->text[n], "%s=%s", values[i][0], values[i][1]);
+            args[n] = out->text[n];
+            n++;
+        }
+    if (dispose)
+        args[n++] = "dispose";
+    return n;
+}
+
 /*  The reply's text as one line, for stderr. */
 static void flatten(char *text)
 {
@@ -80,9 +112,17 @@ int cmd_admin(int argc, char **argv)
     if (argc < 2 || argv[1][0] == '-')
         return cli_error(CLI_USAGE, "%s", usage);
     const char *command = argv[1];
-    const char *args[3] = {NULL, NULL, NULL};
+    const char *args[4] = {NULL, NULL, NULL, NULL};
     size_t n_args = 0;
     bool purge = strcmp(command, "purge") == 0;
+    review_args_t review;
+    if (strcmp(command, "review") == 0) {
+        int n = dry_run || trust_clock ? -1 : review_args(&argc, argv, &review, args);
+        if (n < 0)
+            return cli_error(CLI_USAGE, "%s", usage);
+        n_args = (size_t)n;
+        argc = 2; /* the report id is taken */
+    }
     if (purge && dry_run)
         args[n_args++] = "dry-run";
     if (purge && trust_clock)
@@ -94,7 +134,8 @@ int cmd_admin(int argc, char **argv)
     if (strcmp(command, "backup") == 0 && argc == 3 && !dry_run && !trust_clock)
         args[n_args++] = argv[2];
     else if ((strcmp(command, "stats") && strcmp(command, "sessions") &&
-              strcmp(command, "reload") && !purge && strcmp(command, "quarantined")) ||
+              strcmp(command, "reload") && !purge && strcmp(command, "quarantined") &&
+              strcmp(command, "review")) ||
              argc != 2 || ((dry_run || trust_clock) && !purge))
         return cli_error(CLI_USAGE, "%s", usage);
     if (timeout_ms < 0)

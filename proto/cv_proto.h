@@ -87,6 +87,11 @@ bool cv_format_valid(cv_format_t format, const char *text);
 /*  An RFC 3339 timestamp as unix seconds (UTC); false when not valid.     */
 bool cv_timestamp_parse(const char *text, int64_t *unix_seconds);
 
+/*  unix_seconds as an RFC 3339 timestamp in UTC, "2026-01-02T03:04:05Z";
+ *  returns text.                                                         */
+#define CV_TIMESTAMP_MAX 32
+const char *cv_timestamp_format(int64_t unix_seconds, char text[CV_TIMESTAMP_MAX]);
+
 /*  A new report id (malloc'd; call sodium_init() first): "r-", 12 hex digits of the time in
  *  milliseconds and 12 random ones. Ids made later sort later, so the
  *  store's index of ids grows at its end instead of at random places.     */

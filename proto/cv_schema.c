@@ -216,6 +216,15 @@ bool cv_format_valid(cv_format_t format, const char *text)
     }
 }
 
+const char *cv_timestamp_format(int64_t unix_seconds, char text[CV_TIMESTAMP_MAX])
+{
+    time_t t = (time_t)unix_seconds;
+    struct tm tm;
+    if (!gmtime_r(&t, &tm) || strftime(text, CV_TIMESTAMP_MAX, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(text, CV_TIMESTAMP_MAX, "%lld", (long long)unix_seconds);
+    return text;
+}
+
 bool cv_timestamp_parse(const char *text, int64_t *unix_seconds)
 {
     if (!text || !valid_timestamp(text))

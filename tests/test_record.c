@@ -317,6 +317,99 @@ static void test_refusals_cannot_flood_the_log(void **state)
     finish(&h);
 }
 
+/*  `admin review` with args as the administrator: whether the broker
+ *  agreed, and its reply in out. */
+static bool review_as(harness_t *h, const char *agency, const char *const *args, size_t n,
+                      char *out, size_t size)
+{
+    cv_client_t *c = sender_of(h, agency);
+    bool ok = false;
+    cv_error_t err = {0};
+    char *text = cv_client_admin_args(c, "review", args, n, &ok, 5000, &err);
+    snprintf(out, size, "%s", text ? text : err.msg);
+    free(text);
+    cv_client_destroy(&c);
+    return ok;
+}
+
+/*  A review decision (MOPI) overrides the category's retention for one
+ *  report: kept past its period, or disposed of at once, never delivered
+ *  again; each decision is a leaf with the reviewer and the reason. Only
+ *  an administrator may review, and a review that does not name a real
+ *  report, a reason and a future date or a disposal changes nothing. */
+static void test_a_review_decides_retention_and_is_recorded(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    char kept[64], other[64], out[4096], report_arg[96];
+    assert_int_equal(
+        publish_as(h, "hum-bcu-hull", "vulnerable_individual", NULL, kept, sizeof kept),
+        CAVEAT__WIRE__STATUS__OK);
+    assert_int_equal(
+        publish_as(h, "hum-bcu-hull", "vulnerable_individual", NULL, other, sizeof other),
+        CAVEAT__WIRE__STATUS__OK);
+    int64_t leaves_before = count_of(h, "SELECT count(*) FROM tlog_leaves");
+
+    snprintf(report_arg, sizeof report_arg, "report=%s", kept);
+    const char *no_reason[] = {report_arg, "retain-until=2099-01-01T00:00:00Z"};
+    const char *past[] = {report_arg, "retain-until=2001-01-01T00:00:00Z", "reason=late"};
+    const char *unknown[] = {"report=no-such-report", "dispose", "reason=gone"};
+    const char *both[] = {report_arg, "dispose", "retain-until=2099-01-01T00:00:00Z", "reason=x"};
+    const char *dispose[] = {report_arg, "dispose", "reason=MOPI review: no longer needed"};
+    assert_false(review_as(h, "hull-cc", dispose, 3, out, sizeof out)); /* not an administrator */
+    assert_false(review_as(h, "caveat-admin", no_reason, 2, out, sizeof out));
+    assert_non_null(strstr(out, "reason=TEXT is required"));
+    assert_false(review_as(h, "caveat-admin", past, 3, out, sizeof out));
+    assert_non_null(strstr(out, "not in the future"));
+    assert_false(review_as(h, "caveat-admin", unknown, 3, out, sizeof out));
+    assert_non_null(strstr(out, "no such report"));
+    assert_false(review_as(h, "caveat-admin", both, 4, out, sizeof out));
+
+    /* kept to 2099, asked of the CLI as an administrator would */
+    char command[2048];
+    snprintf(command, sizeof command,
+             "%s admin review %s --retain-until 2099-01-01T00:00:00Z --reason 'MOPI: keep' "
+             "--broker %s --server-key %s/broker.cert --cert %s/caveat-admin.cert_secret "
+             "| grep -q '\"retain_until\":\"2099-01-01T00:00:00Z\"'",
+             CAVEAT_CLI, kept, harness_endpoint(h), harness_path(h, ""), harness_path(h, ""));
+    assert_int_equal(system(command), 0);
+    /* both long past their six years: only the one not reviewed goes */
+    store_sql(h, "UPDATE reports SET created = 946684800, accepted = 946684800000");
+    bool ok = false;
+    char *text = admin(h, "purge", &ok);
+    assert_true(ok);
+    assert_non_null(strstr(text, other));
+    assert_null(strstr(text, kept));
+    free(text);
+
+    assert_true(review_as(h, "caveat-admin", dispose, 3, out, sizeof out));
+    assert_non_null(strstr(out, "\"disposed\":true"));
+    assert_int_equal(count_of(h, "SELECT count(*) FROM reports"), 0);
+    cv_client_t *council = client(h, "hull-cc", NULL, 0);
+    assert_nothing_arrives(council, 500);
+    cv_client_destroy(&council);
+    assert_true(harness_stop(h));
+
+    text = leaves(h);
+    assert_int_equal(count_in(text, "\"event\":\"review\""), 2);
+    assert_has(text, "\"reviewer\":\"caveat-admin\",\"retain_until\":\"2099-01-01T00:00:00Z\","
+                     "\"reason\":\"MOPI: keep\"");
+    assert_has(text, "\"dispose\":true,\"reason\":\"MOPI review: no longer needed\"");
+    char want[256];
+    snprintf(want, sizeof want,
+             "\"report\":\"%s\",\"originator\":\"hum-bcu-hull\","
+             "\"category\":\"vulnerable_individual\",\"rule\":\"review\"",
+             kept);
+    assert_has(text, want);
+    free(text);
+    /* the refused reviews wrote nothing but the admin leaves */
+    assert_true(count_of(h, "SELECT count(*) FROM tlog_leaves") > leaves_before);
+    assert_int_equal(audit_on(h, "trace", kept, out, sizeof out), 0);
+    assert_non_null(strstr(out, "\"event\":\"review\""));
+    assert_int_equal(verify(h, out, sizeof out), 0);
+    finish(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -325,6 +418,7 @@ int main(void)
         cmocka_unit_test(test_a_changed_log_stops_the_broker),
         cmocka_unit_test(test_a_report_is_traced_and_proved),
         cmocka_unit_test(test_refusals_cannot_flood_the_log),
+        cmocka_unit_test(test_a_review_decides_retention_and_is_recorded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

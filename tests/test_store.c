@@ -1567,7 +1567,7 @@ static void test_refuses_garbage_file(void **state)
 static void test_refuses_other_versions(void **state)
 {
     (void)state;
-    static const char *const versions[] = {"1", "4"};
+    static const char *const versions[] = {"1", "5"};
     for (size_t i = 0; i < 2; i++) {
         const char *dir = scratch_dir();
         char path[128], sql[512], why[64];
@@ -1994,7 +1994,7 @@ static void test_store_upgrades_format_2(void **state)
     sql_file(path_in(r->dir, "caveat.db"), format_2_rows_sql);
     rig_open(r);
     rig_load(r);
-    assert_int_equal(store_version(r->dir), 3);
+    assert_int_equal(store_version(r->dir), 4);
     assert_int_equal(r->max_report, 7);
     view_t *want = view_new(1);
     view_sent(want, 1, 1, 0);
@@ -2019,7 +2019,7 @@ static void test_store_upgrades_format_2(void **state)
     assert_int_equal(rowid, 8);
     commit(r);
     restart(r);
-    assert_int_equal(store_version(r->dir), 3);
+    assert_int_equal(store_version(r->dir), 4);
     assert_int_equal(cv_store_quarantined(r->store, NULL, NULL, &err), 0);
     rig_free(r);
 }
@@ -2042,18 +2042,18 @@ static void on_purged(void *arg, const char *id, const char *category, int64_t c
     l->calls++;
 }
 
-static int purges_recorded(const char *dir)
+/*  Purges recorded under rule in dir's store. */
+static int purges_under(const char *dir, const char *rule)
 {
     char path[128];
     snprintf(path, sizeof path, "%s/caveat.db", dir);
     sqlite3 *db = NULL;
     sqlite3_stmt *s = NULL;
     assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT count(*) FROM purges WHERE category = 'old'"
-                                        " AND rule = 'rule-1'",
-                                        -1, &s, NULL),
-                     SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "SELECT count(*) FROM purges WHERE rule = ?1", -1, &s, NULL),
+        SQLITE_OK);
+    sqlite3_bind_text(s, 1, rule, -1, SQLITE_STATIC);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
     int n = sqlite3_column_int(s, 0);
     sqlite3_finalize(s);
@@ -2105,8 +2105,91 @@ static void test_purge_dry_run_removes_nothing(void **state)
     MUST(cv_store_get_report(r->store, ids[0], &body, &len, &err));
     free(body);
     cv_store_close(&r->store);
-    assert_int_equal(purges_recorded(r->dir), 0);
+    assert_int_equal(purges_under(r->dir, "rule-1"), 0);
     rig_open(r);
+    rig_free(r);
+}
+
+static void on_reviewed(void *arg, const char *originator, const char *id, const char *category,
+                        int64_t created)
+{
+    (void)originator, (void)category, (void)created;
+    listed_t *l = arg;
+    if (l->calls < 8)
+        snprintf(l->ids[l->calls], sizeof l->ids[0], "%s", id);
+    l->calls++;
+}
+
+static int review(rig_t *r, const char *id, const char *originator, int64_t until, bool dispose,
+                  listed_t *listed)
+{
+    cv_error_t err = {0};
+    cv_review_t decision = {until, dispose, "reviewed", "an-admin", 1000};
+    return cv_store_review(r->store, id, originator, &decision, on_reviewed, listed, &err);
+}
+
+/*  A review decides a report's retention instead of its category's
+ *  period: kept past it, or disposed of at once. */
+static void test_review_overrides_retention(void **state)
+{
+    (void)state;
+    rig_t *r = rig_new();
+    int64_t q, ids[4];
+    purge_setup(r, &q, ids);
+    cv_error_t err = {0};
+    listed_t listed = {0};
+    begin(r);
+    assert_int_equal(review(r, "report-1", NULL, 3000, false, &listed), 1);     /* kept to 3000 */
+    assert_int_equal(review(r, "report-3", "originator", 0, true, &listed), 1); /* disposed */
+    assert_int_equal(review(r, "report-9", NULL, 3000, false, &listed), 0);
+    assert_int_equal(review(r, "report-4", "someone-else", 3000, false, &listed), 0);
+    commit(r);
+    assert_int_equal(listed.calls, 2);
+    assert_string_equal(listed.ids[1], "report-3");
+    assert_false(was_routed(r, ids[2])); /* gone at once */
+
+    /* the category's period no longer purges report-1 */
+    begin(r);
+    assert_int_equal(cv_store_purge(r->store, "old", 2000, "rule-1", false, NULL, NULL, &err), 0);
+    assert_int_equal(cv_store_purge_reviewed(r->store, 2999, false, NULL, NULL, &err), 0);
+    commit(r);
+    restart(r);
+    assert_true(was_routed(r, ids[0]));
+    begin(r);
+    assert_int_equal(cv_store_purge_reviewed(r->store, 3000, false, NULL, NULL, &err), 1);
+    commit(r);
+    restart(r);
+    assert_false(was_routed(r, ids[0]));
+    assert_true(was_routed(r, ids[1]));
+    assert_true(was_routed(r, ids[3]));
+    cv_store_close(&r->store);
+    assert_int_equal(purges_under(r->dir, CV_STORE_REVIEW_RULE), 2);
+    rig_open(r);
+    rig_free(r);
+}
+
+/*  Ids are their originator's: an id two agencies used names no report
+ *  until the originator is given. */
+static void test_review_of_an_ambiguous_id(void **state)
+{
+    (void)state;
+    rig_t *r = rig_new();
+    int64_t a = 0, b = 0;
+    listed_t listed = {0};
+    begin(r);
+    assert_int_equal(put_raw(r, "same", "org-a", "a's", &a), CV_PUT_NEW);
+    assert_int_equal(put_raw(r, "same", "org-b", "b's", &b), CV_PUT_NEW);
+    assert_int_equal(review(r, "same", NULL, 0, true, &listed), 2);
+    assert_int_equal(listed.calls, 0);
+    assert_int_equal(review(r, "same", "org-b", 0, true, &listed), 1);
+    assert_int_equal(review(r, "same", NULL, 0, true, &listed), 1); /* a's, the one left */
+    commit(r);
+    assert_int_equal(listed.calls, 2);
+    cv_error_t err = {0};
+    uint8_t *body = NULL;
+    size_t len = 0;
+    assert_int_equal(cv_store_get_report(r->store, a, &body, &len, &err), 0);
+    assert_int_equal(cv_store_get_report(r->store, b, &body, &len, &err), 0);
     rig_free(r);
 }
 
@@ -2136,7 +2219,7 @@ static void test_purge_removes_report_and_route(void **state)
     assert_int_equal(cv_store_purge(r->store, "old", 2000, "rule-1", false, NULL, NULL, &err), 0);
     commit(r);
     cv_store_close(&r->store);
-    assert_int_equal(purges_recorded(r->dir), 2);
+    assert_int_equal(purges_under(r->dir, "rule-1"), 2);
     rig_open(r);
     rig_free(r);
 }
@@ -2267,7 +2350,7 @@ static void test_purge_all_or_nothing(void **state)
         assert_true(was_routed(r, ids[i]));
     assert_int_equal(get_result(r, ids[0], &err), 1);
     cv_store_close(&r->store);
-    assert_int_equal(purges_recorded(r->dir), 0);
+    assert_int_equal(purges_under(r->dir, "rule-1"), 0);
     rig_open(r);
     rig_free(r);
 }
@@ -2441,6 +2524,8 @@ int main(int argc, char **argv)
         TEST(test_store_upgrades_format_2),
         TEST(test_purge_dry_run_removes_nothing),
         TEST(test_purge_removes_report_and_route),
+        TEST(test_review_overrides_retention),
+        TEST(test_review_of_an_ambiguous_id),
         TEST(test_purge_then_publish_survives_restart),
         TEST(test_purge_in_flight_then_publish),
         TEST(test_retention_reads_report_errors),
