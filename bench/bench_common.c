@@ -218,10 +218,15 @@ const char *bench_verdict(bool pass)
     return pass ? "pass" : "FAIL";
 }
 
+bool bench_start_broker_audit(harness_t *h, const char *sync, bool audit)
+{
+    const char *extra[] = {"--sync", sync, "--audit-log", audit ? "on" : "off", NULL};
+    return harness_start(h, extra);
+}
+
 bool bench_start_broker(harness_t *h, const char *sync)
 {
-    const char *extra[] = {"--sync", sync, NULL};
-    return harness_start(h, extra);
+    return bench_start_broker_audit(h, sync, true);
 }
 
 /*  A throwaway P-256 certificate for 127.0.0.1 in n->dir (openssl CLI). */

@@ -77,6 +77,8 @@ double bench_load_average(void);
 void bench_remove_tree(const char *dir);
 /*  caveatd through the harness, with --sync SYNC. */
 bool bench_start_broker(harness_t *h, const char *sync);
+/*  The same with the audit log on or off (caveatd --audit-log). */
+bool bench_start_broker_audit(harness_t *h, const char *sync, bool audit);
 
 /*  A nats-server of a benchmark: its directory, URL and process. */
 typedef struct {

@@ -65,8 +65,13 @@
  *  Usage: broker_bench [--seconds S] [--batch N] [--window N] [--rate R]
  *                      [--agencies N]
  *                      [--only full|normal|off|forwarder|nats|store|fanout|
- *                              fanout-full|fanout-normal|fanout-forwarder|partnership]
- *  ("fanout" runs all three fan-out phases; "partnership" runs --sync
+ *                              fanout-full|fanout-normal|fanout-forwarder|partnership|
+ *                              nolog|fanout-nolog|audit]
+ *  ("nolog" and "fanout-nolog" run --sync full with caveatd's audit log off
+ *  (--audit-log off); "audit" runs workloads 1 and 2 with it on and off, in
+ *  turns, for the log's cost: target, on >= 0.85 x off in reports/s, and
+ *  under 1 ms more on the fan-out's p99.
+ *  "fanout" runs all four fan-out phases; "partnership" runs --sync
  *  normal with 2 agencies and with --agencies N.)
  */
 #include <arpa/inet.h>
@@ -187,7 +192,7 @@ typedef struct {
 
 /*  The paths of workload 1, in the order they print (and run, but for the
  *  store alone: see main). */
-enum { P_FULL, P_NORMAL, P_OFF, P_FORWARDER, P_NATS, P_STORE, P_PARTNERSHIP, N_PATHS };
+enum { P_FULL, P_NOLOG, P_NORMAL, P_OFF, P_FORWARDER, P_NATS, P_STORE, P_PARTNERSHIP, N_PATHS };
 
 /*  One path of workload 1. */
 typedef struct {
@@ -221,7 +226,7 @@ typedef struct {
 } fanout_result_t;
 
 /*  The phases of workload 2, in the order they run and print as columns. */
-enum { F_FULL, F_NORMAL, F_FORWARDER, N_FANOUT };
+enum { F_FULL, F_NORMAL, F_FORWARDER, F_NOLOG, N_FANOUT };
 
 /* ------------------------------------------------------------------------ */
 /*  Reports: bench_make_report (bench_common.c), padded to ~1 KB.          */
@@ -450,11 +455,13 @@ static double checksum_loop_seconds(cv_client_t *admin)
 
 /*  caveatd with --sync SYNC and a policy of `agencies` agencies: the two
  *  of the workload, and the rest a partnership that never connects. */
-static void measure_caveatd(const options_t *opt, const char *sync, int agencies, path_result_t *r)
+static void measure_caveatd(const options_t *opt, const char *sync, int agencies, bool audit,
+                            path_result_t *r)
 {
     static char partnership_name[64];
     snprintf(partnership_name, sizeof partnership_name, "caveatd %s, %d agencies", sync, agencies);
     r->name = agencies > 2                  ? partnership_name
+              : !audit                      ? "caveatd --sync full, no audit log"
               : strcmp(sync, "full") == 0   ? "caveatd --sync full"
               : strcmp(sync, "normal") == 0 ? "caveatd --sync normal"
                                             : "caveatd --sync off (no durability)";
@@ -463,7 +470,7 @@ static void measure_caveatd(const options_t *opt, const char *sync, int agencies
         return;
     caveat_flow_t c = {.flow.opt = opt, .run = sync};
     cv_error_t err = {0};
-    if (!bench_start_broker(h, sync))
+    if (!bench_start_broker_audit(h, sync, audit))
         snprintf(r->note, sizeof r->note, "caveatd did not start");
     else if (!(c.subscriber = harness_client(h, "bench-subscriber", NULL, SUB_CREDIT, &err)) ||
              !(c.publisher = harness_client(h, "bench-publisher", NULL, 0, &err)))
@@ -1550,15 +1557,17 @@ static char *fanout_prepare(fanout_t *run, const options_t *opt, fanout_result_t
     return NULL;
 }
 
-static void measure_fanout(const options_t *opt, const char *sync, fanout_result_t *r)
+static void measure_fanout(const options_t *opt, const char *sync, bool audit, fanout_result_t *r)
 {
-    r->label = strcmp(sync, "full") == 0 ? "--sync full" : "--sync normal";
+    r->label = !audit                      ? "--sync full, no audit log"
+               : strcmp(sync, "full") == 0 ? "--sync full"
+                                           : "--sync normal";
     fanout_t *run = calloc(1, sizeof *run);
     char *text = fanout_prepare(run, opt, r);
     cv_client_t *publisher = NULL;
     if (text) {
         harness_write_policy(run->harness, text);
-        if (!bench_start_broker(run->harness, sync))
+        if (!bench_start_broker_audit(run->harness, sync, audit))
             snprintf(r->note, sizeof r->note, "caveatd did not start");
         else if (fanout_connect(run, &publisher, r->note, sizeof r->note))
             fanout_run(run, publisher, r);
@@ -1894,6 +1903,7 @@ static void print_workload1(const options_t *opt, const path_result_t paths[N_PA
                "   server CPU is this process's, the store's checkpointer thread included)\n");
     printf("\nratios (end-to-end reports/s)\n");
     print_ratio("caveatd --sync full / forwarder", &paths[P_FULL], &paths[P_FORWARDER]);
+    print_ratio("--sync full, audit log on / off", &paths[P_FULL], &paths[P_NOLOG]);
     print_ratio("caveatd --sync normal / forwarder", &paths[P_NORMAL], &paths[P_FORWARDER]);
     print_ratio("caveatd --sync off / forwarder", &paths[P_OFF], &paths[P_FORWARDER]);
     print_ratio("caveatd --sync full / nats-server", &paths[P_FULL], &paths[P_NATS]);
@@ -2016,6 +2026,23 @@ static void print_fanout_notes(const fanout_result_t f[N_FANOUT])
     }
 }
 
+/*  What the audit log adds to the fan-out's tail, and the forwarder's
+ *  tail against caveatd's, both measured in this run. */
+static void print_audit_cost(const fanout_result_t f[N_FANOUT])
+{
+    const fanout_result_t *on = &f[F_FULL], *off = &f[F_NOLOG], *fw = &f[F_FORWARDER];
+    if (on->ran && off->ran && fan_complete(on) && fan_complete(off)) {
+        double added = on->sched_p99 - off->sched_p99;
+        printf("\n  audit log's cost on p99 from scheduled send (--sync full): %.2f ms on, "
+               "%.2f ms off:\n  %+.2f ms (target < 1 ms: %s)\n",
+               on->sched_p99, off->sched_p99, added, bench_verdict(added < 1.0));
+    }
+    if (on->ran && fw->ran && fan_complete(on) && fan_complete(fw) && fw->sched_p99 > 0)
+        printf("  caveatd --sync full p99 / forwarder p99: %.2f (target <= 2 and < 5 ms: %s)\n",
+               on->sched_p99 / fw->sched_p99,
+               bench_verdict(on->sched_p99 <= 2 * fw->sched_p99 && on->sched_p99 < 5.0));
+}
+
 static void print_workload2(const options_t *opt, const fanout_result_t f[N_FANOUT])
 {
     const fanout_result_t *any = fanout_any(f);
@@ -2046,6 +2073,7 @@ static void print_workload2(const options_t *opt, const fanout_result_t f[N_FANO
     fanout_row("reports per publish call (mean)", f, 1, "", fan_batch, "", NULL);
     fanout_row("caveatd / forwarder CPU, % of one core", f, 0, " %", fan_server_cpu, "", NULL);
     fanout_row("the 51 clients' CPU, % of one core", f, 0, " %", fan_clients_cpu, "", NULL);
+    print_audit_cost(f);
     if (f[F_FORWARDER].ran)
         printf("\n  (forwarder: the same reports, schedule and clients' keys through a CURVE\n"
                "   ROUTER in this process that decides recipients and sends each the whole\n"
@@ -2069,7 +2097,9 @@ static void print_target(const char *what, const path_result_t *a, const path_re
 static void print_targets(const path_result_t paths[N_PATHS])
 {
     printf("\ntargets, workload 1 (ratio of end-to-end reports/s)\n");
-    print_target("caveatd --sync full >= forwarder", &paths[P_FULL], &paths[P_FORWARDER], 1.0);
+    print_target("caveatd --sync full >= 0.7 x forwarder", &paths[P_FULL], &paths[P_FORWARDER],
+                 0.7);
+    print_target("audit log on >= 0.85 x off (--sync full)", &paths[P_FULL], &paths[P_NOLOG], 0.85);
     print_target("caveatd --sync normal >= forwarder", &paths[P_NORMAL], &paths[P_FORWARDER], 1.0);
     print_target("N agencies >= 0.8 x 2 agencies (--sync normal)", &paths[P_PARTNERSHIP],
                  &paths[P_NORMAL], 0.8);
@@ -2080,7 +2110,8 @@ static void usage(void)
     fprintf(stderr, "usage: broker_bench [--seconds S] [--batch N] [--window N] [--rate R]\n"
                     "                    [--agencies N]\n"
                     "                    [--only full|normal|off|forwarder|nats|store|fanout|"
-                    "fanout-full|fanout-normal|fanout-forwarder|partnership]\n");
+                    "fanout-full|fanout-normal|fanout-forwarder|partnership|nolog|fanout-nolog|"
+                    "audit]\n");
     exit(2);
 }
 
@@ -2104,8 +2135,9 @@ static void parse_args(options_t *o, int argc, char **argv)
             usage();
     }
     static const char *const phases[] = {
-        "full",   "normal",      "off",           "forwarder",        "nats",       "store",
-        "fanout", "fanout-full", "fanout-normal", "fanout-forwarder", "partnership"};
+        "full",        "normal", "off",          "forwarder",     "nats",
+        "store",       "fanout", "fanout-full",  "fanout-normal", "fanout-forwarder",
+        "partnership", "nolog",  "fanout-nolog", "audit"};
     bool known = !o->only;
     for (int i = 0; i < (int)(sizeof phases / sizeof *phases) && !known; i++)
         known = strcmp(o->only, phases[i]) == 0;
@@ -2125,7 +2157,8 @@ static bool phase(const options_t *o, const char *name)
 
 static bool any_fanout(const options_t *o)
 {
-    return phase(o, "fanout-full") || phase(o, "fanout-normal") || phase(o, "fanout-forwarder");
+    return phase(o, "fanout-full") || phase(o, "fanout-normal") || phase(o, "fanout-forwarder") ||
+           phase(o, "audit");
 }
 
 int main(int argc, char **argv)
@@ -2145,29 +2178,33 @@ int main(int argc, char **argv)
     fflush(stdout);
     path_result_t paths[N_PATHS] = {{0}};
     fanout_result_t fan[N_FANOUT] = {{0}};
-    if (phase(&opt, "full"))
-        measure_caveatd(&opt, "full", 2, &paths[P_FULL]);
+    if (phase(&opt, "full") || phase(&opt, "audit"))
+        measure_caveatd(&opt, "full", 2, true, &paths[P_FULL]);
+    if (phase(&opt, "nolog") || phase(&opt, "audit"))
+        measure_caveatd(&opt, "full", 2, false, &paths[P_NOLOG]);
     if (phase(&opt, "normal") || (opt.agencies > 2 && phase(&opt, "partnership")))
-        measure_caveatd(&opt, "normal", 2, &paths[P_NORMAL]);
+        measure_caveatd(&opt, "normal", 2, true, &paths[P_NORMAL]);
     if (opt.agencies > 2 && phase(&opt, "partnership"))
-        measure_caveatd(&opt, "normal", opt.agencies, &paths[P_PARTNERSHIP]);
+        measure_caveatd(&opt, "normal", opt.agencies, true, &paths[P_PARTNERSHIP]);
     if (phase(&opt, "off"))
-        measure_caveatd(&opt, "off", 2, &paths[P_OFF]);
+        measure_caveatd(&opt, "off", 2, true, &paths[P_OFF]);
     if (phase(&opt, "forwarder"))
         measure_forwarder(&opt, &paths[P_FORWARDER]);
     if (phase(&opt, "nats"))
         measure_nats(&opt, &paths[P_NATS]);
-    if (phase(&opt, "fanout-full"))
-        measure_fanout(&opt, "full", &fan[F_FULL]);
+    if (phase(&opt, "fanout-full") || phase(&opt, "audit"))
+        measure_fanout(&opt, "full", true, &fan[F_FULL]);
+    if (phase(&opt, "fanout-nolog") || phase(&opt, "audit"))
+        measure_fanout(&opt, "full", false, &fan[F_NOLOG]);
     if (phase(&opt, "fanout-normal"))
-        measure_fanout(&opt, "normal", &fan[F_NORMAL]);
+        measure_fanout(&opt, "normal", true, &fan[F_NORMAL]);
     if (phase(&opt, "fanout-forwarder"))
         measure_fanout_forwarder(&opt, &fan[F_FORWARDER]);
     /* last: the store writes hundreds of MB without fsync, and their
      * writeback must not land in another path's fsyncs */
     if (phase(&opt, "store"))
         measure_store(&opt, &paths[P_STORE]);
-    if (!opt.only || !any_fanout(&opt)) {
+    if (!opt.only || !any_fanout(&opt) || strcmp(opt.only, "audit") == 0) {
         print_workload1(&opt, paths);
         print_targets(paths);
     }

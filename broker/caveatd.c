@@ -15,6 +15,7 @@ static const char usage[] =
     "               [--sync full|normal|off] [--max-frame BYTES] [--max-reports N]\n"
     "               [--ack-timeout SECONDS] [--max-pending N] [--handshake-timeout SECONDS]\n"
     "               [--clock-skew SECONDS] [--disk-reserve MB] [--log-format text|json]\n"
+    "               [--audit-log on|off]\n"
     "               [--pid-file FILE] [--monitor [IPV4:]PORT] [--verbose] [--help]\n"
     "               [--version]\n";
 
@@ -45,6 +46,7 @@ static int parse(int argc, char **argv, cv_broker_config_t *config)
                                             {"pid-file", required_argument, NULL, 'P'},
                                             {"monitor", required_argument, NULL, 'M'},
                                             {"policy-signers", required_argument, NULL, 'S'},
+                                            {"audit-log", required_argument, NULL, 'A'},
                                             {NULL, 0, NULL, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
@@ -114,6 +116,11 @@ static int parse(int argc, char **argv, cv_broker_config_t *config)
             break;
         case 'M':
             config->monitor = optarg;
+            break;
+        case 'A':
+            if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0)
+                return bad_option("--audit-log", "on or off", optarg);
+            config->audit_off = strcmp(optarg, "off") == 0;
             break;
         case 'P':
             config->pid_file = optarg;

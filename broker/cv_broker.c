@@ -597,8 +597,13 @@ static bool open_record(cv_broker_t *self, cv_error_t *err)
     if (!self->record || !cv_store_begin(self->store, err))
         return false;
     if (cv_record_policy(self->record, self->policy, err) &&
-        cv_record_flush(self->record, false, err) && cv_store_commit(self->store, err))
+        (!self->config.audit_off || cv_record_turn_off(self->record, err)) &&
+        cv_record_flush(self->record, false, err) && cv_store_commit(self->store, err)) {
+        if (self->config.audit_off)
+            cv_log_warning(self->log, "the audit log is off (--audit-log off): nothing this "
+                                      "broker does is recorded for oversight");
         return true;
+    }
     cv_record_discard(self->record);
     cv_store_rollback(self->store);
     return false;

@@ -31,6 +31,7 @@ typedef struct {
     bool quiet;               /* no lines at all (fuzzing) */
     /* a signers file: when set, only a policy signed by one of them loads */
     const char *policy_signers;
+    bool audit_off; /* --audit-log off: for measuring the log's cost (cv_record_turn_off) */
 } cv_broker_config_t;
 
 typedef struct cv_broker_t cv_broker_t;

@@ -18,6 +18,7 @@ struct cv_record_t {
     cv_note_signer_t *signer;
     cv_tlog_t *log;
     cv_json_writer_t *accepted; /* the "accepted" leaf being written, or NULL */
+    bool off;                   /* cv_record_turn_off: nothing more is written */
     struct {
         char **data; /* the transaction's leaves, not yet written: cv_record_flush */
         size_t *lens;
@@ -59,6 +60,10 @@ void cv_record_destroy(cv_record_t **self_p)
  *  and written once a transaction, not once a leaf. */
 static bool append(cv_record_t *self, cv_json_writer_t **leaf, cv_error_t *err)
 {
+    if (self->off) {
+        cv_json_writer_destroy(leaf);
+        return true;
+    }
     char *data = cv_audit_leaf_end(leaf);
     if (!data) {
         cv_error_set(err, NULL, 0, 0, "audit: out of memory writing a leaf");
@@ -108,9 +113,20 @@ static void key_string(cv_json_writer_t *w, const char *key, const char *value)
     cv_json_string(w, value ? value : "");
 }
 
+bool cv_record_turn_off(cv_record_t *self, cv_error_t *err)
+{
+    cv_json_writer_t *w = leaf_begin("audit off");
+    bool ok = append(self, &w, err);
+    self->off = true;
+    return ok;
+}
+
+/*  The accepted leaf is the log's hot path: when off, not even built. */
 void cv_record_accepted_begin(cv_record_t *self, const Caveat__Report *report)
 {
     assert(!self->accepted);
+    if (self->off)
+        return;
     cv_json_writer_t *w = self->accepted = leaf_begin("accepted");
     key_string(w, "report", report->id);
     key_string(w, "originator", report->originator);
@@ -123,7 +139,9 @@ void cv_record_accepted_begin(cv_record_t *self, const Caveat__Report *report)
 void cv_record_recipient(cv_record_t *self, const char *agency, const cv_decision_t *decision)
 {
     cv_json_writer_t *w = self->accepted;
-    assert(w);
+    assert(w || self->off);
+    if (!w)
+        return;
     bool delivered = cv_decision_delivered(decision);
     cv_json_object_begin(w);
     key_string(w, "agency", agency);
@@ -148,7 +166,9 @@ void cv_record_recipient(cv_record_t *self, const char *agency, const cv_decisio
 
 bool cv_record_accepted_end(cv_record_t *self, cv_error_t *err)
 {
-    assert(self->accepted);
+    assert(self->accepted || self->off);
+    if (!self->accepted)
+        return true;
     cv_json_array_end(self->accepted);
     return append(self, &self->accepted, err);
 }

@@ -28,6 +28,13 @@ typedef struct cv_record_t cv_record_t;
  *  the first start) and its log, checked. NULL with err when either is
  *  refused. */
 cv_record_t *cv_record_new(cv_store_t *store, const char *data_dir, cv_error_t *err);
+
+/*  caveatd --audit-log off, for measuring what the log costs: one leaf,
+ *  "audit off", says that nothing more is recorded by this process, and
+ *  nothing more is (every other call writes nothing and succeeds). The
+ *  log is still checked at start and signed at the stop, so the gap is
+ *  in the signed record. */
+bool cv_record_turn_off(cv_record_t *self, cv_error_t *err);
 void cv_record_destroy(cv_record_t **self_p);
 
 /*  A report accepted and stored: begin, then one recipient for each

@@ -410,6 +410,36 @@ static void test_a_review_decides_retention_and_is_recorded(void **state)
     finish(&h);
 }
 
+/*  caveatd --audit-log off (for measuring the log's cost) says so in the
+ *  log, once, and then records nothing more; the log still verifies, and
+ *  the next start with it on records again. */
+static void test_an_audit_log_turned_off_says_so(void **state)
+{
+    (void)state;
+    const char *off[] = {"--audit-log", "off", NULL};
+    harness_t *h = started_with(off);
+    char id[64], out[4096];
+    assert_int_equal(publish_as(h, "hum-bcu-hull", "vulnerable_individual", NULL, id, sizeof id),
+                     CAVEAT__WIRE__STATUS__OK);
+    assert_true(log_lines_with(h, "the audit log is off") == 1);
+    assert_true(harness_stop(h));
+    char *text = leaves(h);
+    assert_int_equal(count_in(text, "\"event\":\"audit off\""), 1);
+    assert_null(strstr(text, "\"event\":\"accepted\""));
+    free(text);
+    assert_int_equal(verify(h, out, sizeof out), 0);
+
+    assert_true(harness_start(h, NULL));
+    assert_int_equal(publish_as(h, "hum-bcu-hull", "vulnerable_individual", NULL, id, sizeof id),
+                     CAVEAT__WIRE__STATUS__OK);
+    assert_true(harness_stop(h));
+    text = leaves(h);
+    assert_int_equal(count_in(text, "\"event\":\"accepted\""), 1);
+    free(text);
+    assert_int_equal(verify(h, out, sizeof out), 0);
+    harness_destroy(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -419,6 +449,7 @@ int main(void)
         cmocka_unit_test(test_a_report_is_traced_and_proved),
         cmocka_unit_test(test_refusals_cannot_flood_the_log),
         cmocka_unit_test(test_a_review_decides_retention_and_is_recorded),
+        cmocka_unit_test(test_an_audit_log_turned_off_says_so),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
