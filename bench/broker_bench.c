@@ -2088,7 +2088,7 @@ static void print_target(const char *what, const path_result_t *a, const path_re
                          double floor)
 {
     char target[16];
-    snprintf(target, sizeof target, ">= %.1f", floor);
+    snprintf(target, sizeof target, ">= %.2g", floor);
     if (rate_of(a) > 0 && rate_of(b) > 0)
         printf("  %-44s %-10.3f %-10s %s\n", what, rate_of(a) / rate_of(b), target,
                bench_verdict(rate_of(a) >= floor * rate_of(b)));
