@@ -388,6 +388,15 @@ double bench_load_average(void)
     return getloadavg(load, 1) == 1 ? load[0] : -1;
 }
 
+void bench_print_load(double before)
+{
+    double after = bench_load_average();
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    bool comparable = before <= cores && after <= cores;
+    printf("\nload average (1 min): %.2f before, %.2f after, %ld cores: %s\n", before, after, cores,
+           comparable ? "comparable" : "NOT COMPARABLE (load exceeded the cores)");
+}
+
 /*  CPU seconds (user + system) from a /proc/.../stat file. */
 double bench_stat_cpu(const char *path)
 {

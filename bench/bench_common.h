@@ -73,6 +73,11 @@ double bench_stat_cpu(const char *path);
 double bench_process_cpu(pid_t pid);
 /*  The 1-minute load average, or -1. */
 double bench_load_average(void);
+/*  The last line of every benchmark: the load average before (taken at
+ *  the start) and now, and whether the run is comparable: a load above
+ *  the core count means something else ran, and the figures say nothing
+ *  about a limit. */
+void bench_print_load(double before);
 /*  rm -rf DIR (a benchmark's own temporary directory). */
 void bench_remove_tree(const char *dir);
 /*  caveatd through the harness, with --sync SYNC. */

@@ -2210,5 +2210,6 @@ int main(int argc, char **argv)
     }
     if (any_fanout(&opt))
         print_workload2(&opt, fan);
+    bench_print_load(load[0]);
     return 0;
 }

@@ -965,5 +965,6 @@ int main(int argc, char **argv)
         print_throughput(&opt, paths);
     if (phase(&opt, "backlog"))
         print_backlog(&opt, &backlog);
+    bench_print_load(load[0]);
     return 0;
 }

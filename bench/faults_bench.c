@@ -539,10 +539,6 @@ int main(int argc, char **argv)
         ok = run_disk(opt.backlog) && ok;
     if (all || opt.backup)
         ok = run_backup(opt.backup_mb) && ok;
-    double load1 = bench_load_average();
-    printf("\nload average (1 min): %.2f before, %.2f after%s\n", load0, load1,
-           load0 > sysconf(_SC_NPROCESSORS_ONLN) || load1 > sysconf(_SC_NPROCESSORS_ONLN)
-               ? ": NOT COMPARABLE, something else was running"
-               : "");
+    bench_print_load(load0);
     return ok ? 0 : 1;
 }

@@ -348,8 +348,7 @@ static double ratio(double flood, double quiet)
     return quiet > 0 ? flood / quiet : 0;
 }
 
-static void print_results(const phase_t phases[3], const flood_t *f, double load_before,
-                          double load_after)
+static void print_results(const phase_t phases[3], const flood_t *f, double load_before)
 {
     printf("%-7s %8s %6s %9s %9s %9s %10s %10s\n", "phase", "reports", "lost", "p50 ms", "p99 ms",
            "max ms", "VmRSS MB", "VmHWM MB");
@@ -364,11 +363,7 @@ static void print_results(const phase_t phases[3], const flood_t *f, double load
            HEARTBEATERS, c->idle_open);
     printf("flood/quiet: p50 %.1fx, p99 %.1fx\n", ratio(phases[1].p50_ms, phases[0].p50_ms),
            ratio(phases[1].p99_ms, phases[0].p99_ms));
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    bool comparable = load_before <= cores && load_after <= cores;
-    printf("load average (1 min): %.2f before, %.2f after, %ld cores: %s\n", load_before,
-           load_after, cores,
-           comparable ? "comparable" : "NOT COMPARABLE (load exceeded the cores)");
+    bench_print_load(load_before);
 }
 
 static void show_broker_log(harness_t *h)
@@ -439,7 +434,7 @@ int main(int argc, char **argv)
     measure(&v, &opt, h, &phases[0]);
     run_flood(&v, &opt, h, &flood, &phases[1]);
     measure(&v, &opt, h, &phases[2]);
-    print_results(phases, &flood, load_before, bench_load_average());
+    print_results(phases, &flood, load_before);
     if (phases[2].rss_kb == 0) /* caveatd is gone: say why, before the harness removes its log */
         show_broker_log(h);
     stop_victim(&v);
