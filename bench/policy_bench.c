@@ -1021,7 +1021,7 @@ int main(int argc, char **argv)
 {
     world_t w = {.n_agencies = 2000, .n_rules = 5000, .n_restrictions = 200, .seconds = 2.0};
     parse_args(&w, argc, argv);
-    double load = bench_load_average();
+    double load_before = bench_load_average();
     w.ids = calloc((size_t)w.n_agencies, sizeof *w.ids);
     w.areas = calloc((size_t)w.n_agencies, sizeof *w.areas);
     mix_t *mix = calloc(1, sizeof *mix);
@@ -1057,6 +1057,6 @@ int main(int argc, char **argv)
     free(yaml);
     free(w.ids);
     free(w.areas);
-    bench_print_load(load);
+    bench_print_load(load_before);
     return 0;
 }
