@@ -157,6 +157,26 @@ typedef struct {
 CAVEAT_EXPORT int cv_client_publish(cv_client_t *self, const Caveat__Report *const *reports,
                                     size_t n, cv_publish_result_t *results, int timeout_ms,
                                     cv_error_t *err);
+/*  Pipelined publishing: a publisher that must not wait for one
+ *  publish's PublishAck (its durable store) before sending the next.
+ *  cv_client_publish_start sends the reports now (batches go while fewer
+ *  than 8 are unacknowledged over all publishes in flight; the rest go as
+ *  acks come, in any call that waits on the network) and returns a ticket
+ *  (> 0), or -1 with err. reports and results must stay valid, and
+ *  unchanged, until cv_client_publish_finish for that ticket, or
+ *  cv_client_destroy, which leaves the results of unfinished publishes
+ *  CV_PUBLISH_PENDING with their ids. At most 64 publishes are in flight.
+ *  cv_client_publish_done reads what has arrived without waiting, and says
+ *  whether finish would return at once. cv_client_publish_finish waits
+ *  (timeout_ms) for the ticket's acks and returns as cv_client_publish
+ *  does; the ticket is then gone, whatever the outcome. cv_client_publish
+ *  is start and finish. The client's thread.                              */
+CAVEAT_EXPORT int64_t cv_client_publish_start(cv_client_t *self,
+                                              const Caveat__Report *const *reports, size_t n,
+                                              cv_publish_result_t *results, cv_error_t *err);
+CAVEAT_EXPORT bool cv_client_publish_done(cv_client_t *self, int64_t ticket);
+CAVEAT_EXPORT int cv_client_publish_finish(cv_client_t *self, int64_t ticket, int timeout_ms,
+                                           cv_error_t *err);
 /*  The same for one report: cv_client_publish(self, &report, 1, ...).    */
 CAVEAT_EXPORT int cv_client_publish_one(cv_client_t *self, const Caveat__Report *report,
                                         cv_publish_result_t *result, int timeout_ms,

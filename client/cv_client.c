@@ -42,9 +42,10 @@
 #define DEFAULT_TIMEOUT_MS  5000
 #define DEFAULT_MAX_FRAME   (1024 * 1024) /* the broker's default, when HelloAck omits it */
 #define PUBLISH_WINDOW      8             /* batches in flight: enough to hide the commit wait */
-#define BATCH_BYTES         (256 * 1024)  /* a batch's frame at most, below max_frame */
-#define DEFAULT_MAX_REPORTS 500           /* HelloAck.max_reports absent or 0 */
-#define LINGER_MS           1000          /* destroy sends a last ack, but never hangs */
+#define MAX_PUBLISHES       64 /* publishes started and not finished (cv_client_publish_start) */
+#define BATCH_BYTES         (256 * 1024) /* a batch's frame at most, below max_frame */
+#define DEFAULT_MAX_REPORTS 500          /* HelloAck.max_reports absent or 0 */
+#define LINGER_MS           1000         /* destroy sends a last ack, but never hangs */
 #define HWM                 1000
 #define SPARE_ARENAS        2 /* emptied arenas kept for the next frames */
 #define ARENA_BLOCK         (8 * 1024)
@@ -88,15 +89,23 @@ struct cv_client_t {
     cv_delivery_t current; /* what cv_client_receive returned last */
     cv_client_state_fn *on_state;
     void *on_state_arg;
-    int handshakes;     /* successful CURVE handshakes so far */
-    bool tcp_connected; /* a TCP connection was made at least once */
-    bool rehello;       /* a reconnect's Hello is not yet answered */
-    bool key_refused;   /* the last handshake failed authentication */
-    bool dead;          /* REVOKED or VERSION: nothing more will work */
-    cv_error_t fatal;   /* why, when dead */
+    int handshakes;                             /* successful CURVE handshakes so far */
+    bool tcp_connected;                         /* a TCP connection was made at least once */
+    bool rehello;                               /* a reconnect's Hello is not yet answered */
+    bool key_refused;                           /* the last handshake failed authentication */
+    bool dead;                                  /* REVOKED or VERSION: nothing more will work */
+    cv_error_t fatal;                           /* why, when dead */
+    struct publish_t *publishes[MAX_PUBLISHES]; /* started and not finished, oldest first */
+    size_t n_publishes;
+    int64_t next_ticket; /* cv_client_publish_start's numbers */
 };
 
 typedef enum { PUMP_FRAME, PUMP_AGAIN, PUMP_TIMEOUT, PUMP_ERROR } pump_t;
+
+/*  Publishes in flight (below): any wait on the network hands them their acks. */
+static void publishes_on_ack(cv_client_t *self, const Caveat__Wire__PublishAck *ack);
+static bool publishes_resend(cv_client_t *self, cv_error_t *err);
+static void publishes_abandon(cv_client_t *self);
 
 /*  The public statuses are the wire's, value for value. */
 #define SAME_STATUS(name) ((int)CV_PUBLISH_##name == (int)CAVEAT__WIRE__STATUS__##name)
@@ -444,9 +453,15 @@ static pump_t on_frame(cv_client_t *self, Caveat__Wire__Frame *frame, Caveat__Wi
         result = on_error(self, frame->error, err);
         break;
     case CAVEAT__WIRE__FRAME__BODY_HELLO_ACK:
-        result = on_hello_ack(self, frame->hello_ack, err) ? PUMP_FRAME : PUMP_ERROR;
+        /* a reconnect: the new session may never have seen what was in flight */
+        result = on_hello_ack(self, frame->hello_ack, err) && publishes_resend(self, err)
+                     ? PUMP_FRAME
+                     : PUMP_ERROR;
         break;
     case CAVEAT__WIRE__FRAME__BODY_PUBLISH_ACK:
+        /* whichever call is waiting: acks of started publishes come any time */
+        publishes_on_ack(self, frame->publish_ack);
+        break;
     case CAVEAT__WIRE__FRAME__BODY_ADMIN_REPLY:
         result = PUMP_FRAME;
         break;
@@ -723,6 +738,7 @@ void cv_client_destroy(cv_client_t **self_p)
     cv_error_t ignored;
     if (self->ack_pending && self->sock && !self->dead) /* best effort, as any ack */
         send_ack(self, self->ack_pending, &ignored);
+    publishes_abandon(self);
     if (self->sock && self->monitor)
         zmq_socket_monitor(zsock_resolve(self->sock), NULL, 0);
     zsock_destroy(&self->monitor);
@@ -770,7 +786,11 @@ typedef struct {
     bool acked;
 } batch_t;
 
-typedef struct {
+typedef struct publish_t {
+    int64_t ticket; /* cv_client_publish_start's */
+    size_t n;       /* reports */
+    bool failed;    /* a PublishAck that did not fit: error says why */
+    cv_error_t error;
     const Caveat__Report *const *reports; /* the caller's, never changed */
     char **ids;                           /* the ids given to reports without one (else NULL) */
     cv_publish_result_t *results;
@@ -781,6 +801,7 @@ typedef struct {
     size_t sent;  /* batches sent: batches[0 .. sent-1] */
     size_t acked; /* of those, acknowledged */
 } publish_t;
+
 
 /*  Publish frames are written here, around caveat__report__pack, not by
  *  caveat__wire__frame__pack: that would size every report again at each
@@ -981,37 +1002,51 @@ static bool send_batch(cv_client_t *self, const publish_t *p, const batch_t *bat
     return send_msg(self, &msg, err);
 }
 
-/*  Sends batches until PUBLISH_WINDOW are waiting for their ack. */
-static bool fill_window(cv_client_t *self, publish_t *p, cv_error_t *err)
+/*  Batches sent and not acknowledged, over every publish in flight. */
+static size_t batches_in_flight(const cv_client_t *self)
 {
-    while (p->sent < p->n_batches && p->sent - p->acked < PUBLISH_WINDOW) {
-        batch_t *batch = &p->batches[p->sent];
-        batch->id = self->next_batch++;
-        if (!send_batch(self, p, batch, err))
-            return false;
-        p->sent++;
+    size_t n = 0;
+    for (size_t i = 0; i < self->n_publishes; i++)
+        n += self->publishes[i]->sent - self->publishes[i]->acked;
+    return n;
+}
+
+/*  Sends batches, oldest publish first, until PUBLISH_WINDOW are waiting
+ *  for their ack. A batch that cannot be sent fails its publish. */
+static void fill_window(cv_client_t *self)
+{
+    size_t in_flight = batches_in_flight(self);
+    for (size_t i = 0; i < self->n_publishes && in_flight < PUBLISH_WINDOW; i++) {
+        publish_t *p = self->publishes[i];
+        while (!p->failed && p->sent < p->n_batches && in_flight < PUBLISH_WINDOW) {
+            batch_t *batch = &p->batches[p->sent];
+            batch->id = self->next_batch++;
+            if (!send_batch(self, p, batch, &p->error)) {
+                p->failed = true;
+                break;
+            }
+            p->sent++;
+            in_flight++;
+        }
     }
-    return true;
 }
 
 /*  After a reconnect's HelloAck: the broker may never have seen what was in
  *  flight. Resending is safe, every report has its id. */
-static bool resend_unacked(cv_client_t *self, publish_t *p, cv_error_t *err)
+static bool publishes_resend(cv_client_t *self, cv_error_t *err)
 {
-    for (size_t b = 0; b < p->sent; b++)
-        if (!p->batches[b].acked && !send_batch(self, p, &p->batches[b], err))
-            return false;
+    for (size_t i = 0; i < self->n_publishes; i++) {
+        publish_t *p = self->publishes[i];
+        for (size_t b = 0; b < p->sent; b++)
+            if (!p->batches[b].acked && !send_batch(self, p, &p->batches[b], err))
+                return false;
+    }
     return true;
 }
 
-static bool on_publish_ack(publish_t *p, const Caveat__Wire__PublishAck *ack, cv_error_t *err)
+static bool on_publish_ack(publish_t *p, batch_t *batch, const Caveat__Wire__PublishAck *ack,
+                           cv_error_t *err)
 {
-    batch_t *batch = NULL;
-    for (size_t b = 0; b < p->sent && !batch; b++)
-        if (p->batches[b].id == ack->batch && !p->batches[b].acked)
-            batch = &p->batches[b];
-    if (!batch) /* a late ack of an earlier call, or a duplicate after a resend */
-        return true;
     if (ack->n_results != batch->count) {
         cv_error_set(err, NULL, 0, 0, "broker: PublishAck has %zu results for %zu reports",
                      ack->n_results, batch->count);
@@ -1032,25 +1067,30 @@ static bool on_publish_ack(publish_t *p, const Caveat__Wire__PublishAck *ack, cv
     return true;
 }
 
-static bool on_publish_frame(cv_client_t *self, publish_t *p, const Caveat__Wire__Frame *frame,
-                             cv_error_t *err)
+/*  An ack goes to the publish whose batch it names; an ack of a publish no
+ *  longer in flight (it timed out), or a duplicate after a resend, to none. */
+static void publishes_on_ack(cv_client_t *self, const Caveat__Wire__PublishAck *ack)
 {
-    if (frame->body_case == CAVEAT__WIRE__FRAME__BODY_PUBLISH_ACK)
-        return on_publish_ack(p, frame->publish_ack, err);
-    if (frame->body_case == CAVEAT__WIRE__FRAME__BODY_HELLO_ACK)
-        return resend_unacked(self, p, err);
-    return true; /* a stray AdminReply */
+    for (size_t i = 0; i < self->n_publishes; i++) {
+        publish_t *p = self->publishes[i];
+        for (size_t b = 0; b < p->sent; b++)
+            if (p->batches[b].id == ack->batch && !p->batches[b].acked) {
+                if (!on_publish_ack(p, &p->batches[b], ack, &p->error))
+                    p->failed = true;
+                fill_window(self);
+                return;
+            }
+    }
 }
 
-/*  Sends every batch and waits for every ack. */
+/*  Waits until every batch of p is acknowledged. */
 static bool run_publish(cv_client_t *self, publish_t *p, int timeout_ms, cv_error_t *err)
 {
     int64_t deadline = zclock_mono() + (timeout_ms > 0 ? timeout_ms : 0);
-    while (p->acked < p->n_batches) {
-        if (!fill_window(self, p, err))
-            return false;
-        Caveat__Wire__Frame *frame = NULL;
-        pump_t result = pump(self, deadline, &frame, err);
+    while (p->acked < p->n_batches && !p->failed) {
+        fill_window(self);
+        Caveat__Wire__Frame *frame = NULL; /* a HelloAck or a stray AdminReply: handled */
+        pump_t result = p->failed ? PUMP_AGAIN : pump(self, deadline, &frame, err);
         if (result == PUMP_TIMEOUT) {
             cv_error_set(err, NULL, 0, 0,
                          "no PublishAck from %s within %gs (%zu of %zu batches acknowledged)",
@@ -1059,18 +1099,16 @@ static bool run_publish(cv_client_t *self, publish_t *p, int timeout_ms, cv_erro
         }
         if (result == PUMP_TIMEOUT || result == PUMP_ERROR)
             return false;
-        if (result == PUMP_FRAME && !on_publish_frame(self, p, frame, err))
-            return false;
     }
-    return true;
+    if (p->failed && err)
+        *err = p->error;
+    return !p->failed;
 }
 
 /*  Gives every report its id. Results are filled as the acks come, and
  *  at the end for those no ack answered. */
 static bool prepare_reports(publish_t *p, size_t n, cv_error_t *err)
 {
-    for (size_t i = 0; i < n; i++)
-        p->results[i] = (cv_publish_result_t){.status = CV_PUBLISH_PENDING};
     for (size_t i = 0; i < n; i++)
         if (!assign_id(p, i)) {
             out_of_memory(err);
@@ -1091,47 +1129,145 @@ static bool fill_pending(const publish_t *p, size_t n)
     return ok;
 }
 
-static void publish_free(publish_t *p, size_t n)
+static void publish_destroy(publish_t **p_p)
 {
-    for (size_t i = 0; p->ids && i < n; i++)
+    publish_t *p = *p_p;
+    if (!p)
+        return;
+    for (size_t i = 0; p->ids && i < p->n; i++)
         free(p->ids[i]);
     free(p->ids);
     free(p->sizes);
     free(p->order);
     free(p->batches);
+    free(p);
+    *p_p = NULL;
+}
+
+/*  A publish of n reports, with ids and planned in batches; NULL with err. */
+static publish_t *publish_new(cv_client_t *self, const Caveat__Report *const *reports, size_t n,
+                              cv_publish_result_t *results, cv_error_t *err)
+{
+    for (size_t i = 0; i < n; i++)
+        results[i] = (cv_publish_result_t){.status = CV_PUBLISH_PENDING};
+    size_t slots = n ? n : 1;
+    publish_t *p = calloc(1, sizeof *p);
+    if (p)
+        *p = (publish_t){.n = n,
+                         .reports = reports,
+                         .results = results,
+                         .ids = calloc(slots, sizeof *p->ids),
+                         .sizes = calloc(slots, sizeof *p->sizes),
+                         .order = calloc(slots, sizeof *p->order),
+                         .batches = calloc(slots, sizeof *p->batches)};
+    if (!p || !p->ids || !p->sizes || !p->order || !p->batches) {
+        out_of_memory(err);
+        publish_destroy(&p);
+        return NULL;
+    }
+    if (!prepare_reports(p, n, err) ||
+        !plan_batches(p, n, self->max_frame, self->max_reports, err)) {
+        fill_pending(p, n);
+        publish_destroy(&p);
+    }
+    return p;
+}
+
+/*  Takes p out of the publishes in flight. */
+static void publishes_remove(cv_client_t *self, const publish_t *p)
+{
+    for (size_t i = 0; i < self->n_publishes; i++)
+        if (self->publishes[i] == p) {
+            memmove(&self->publishes[i], &self->publishes[i + 1],
+                    (self->n_publishes - i - 1) * sizeof self->publishes[0]);
+            self->n_publishes--;
+            return;
+        }
+}
+
+/*  The client goes: what no ack answered is pending, with its id. */
+static void publishes_abandon(cv_client_t *self)
+{
+    while (self->n_publishes) {
+        publish_t *p = self->publishes[--self->n_publishes];
+        fill_pending(p, p->n);
+        publish_destroy(&p);
+    }
+}
+
+int64_t cv_client_publish_start(cv_client_t *self, const Caveat__Report *const *reports, size_t n,
+                                cv_publish_result_t *results, cv_error_t *err)
+{
+    end_borrow(self);
+    if (self->n_publishes == MAX_PUBLISHES) {
+        for (size_t i = 0; i < n; i++)
+            results[i] = (cv_publish_result_t){.status = CV_PUBLISH_PENDING};
+        cv_error_set(err, NULL, 0, 0, "%d publishes are in flight: finish one first",
+                     MAX_PUBLISHES);
+        set_code(err, CV_ERR_BAD_INPUT);
+        return -1;
+    }
+    publish_t *p = publish_new(self, reports, n, results, err);
+    if (!p)
+        return -1;
+    p->ticket = ++self->next_ticket;
+    self->publishes[self->n_publishes++] = p;
+    fill_window(self);
+    return p->ticket;
+}
+
+static publish_t *publish_of(cv_client_t *self, int64_t ticket)
+{
+    for (size_t i = 0; i < self->n_publishes; i++)
+        if (self->publishes[i]->ticket == ticket)
+            return self->publishes[i];
+    return NULL;
+}
+
+int cv_client_publish_finish(cv_client_t *self, int64_t ticket, int timeout_ms, cv_error_t *err)
+{
+    end_borrow(self);
+    publish_t *p = publish_of(self, ticket);
+    if (!p) {
+        cv_error_set(err, NULL, 0, 0, "no publish %" PRId64 " in flight", ticket);
+        set_code(err, CV_ERR_BAD_INPUT);
+        return -1;
+    }
+    bool ok = run_publish(self, p, timeout_ms, err);
+    publishes_remove(self, p);
+    if (!fill_pending(p, p->n) && ok) {
+        out_of_memory(err);
+        ok = false;
+    }
+    int refused = 0;
+    for (size_t i = 0; i < p->n; i++)
+        refused += p->results[i].status != CAVEAT__WIRE__STATUS__OK;
+    publish_destroy(&p);
+    fill_window(self); /* its room in the window goes to the next */
+    return ok ? refused : -1;
+}
+
+/*  Reads what has arrived, without waiting (a bounded number of frames:
+ *  a busy connection must not keep the caller here). */
+bool cv_client_publish_done(cv_client_t *self, int64_t ticket)
+{
+    end_borrow(self);
+    publish_t *p = publish_of(self, ticket);
+    cv_error_t ignored;
+    for (int i = 0; i < 64 && p && p->acked < p->n_batches && !p->failed; i++) {
+        Caveat__Wire__Frame *frame = NULL;
+        pump_t result = pump(self, zclock_mono(), &frame, &ignored);
+        if (result == PUMP_TIMEOUT || result == PUMP_ERROR)
+            break;
+    }
+    return !p || p->acked == p->n_batches || p->failed;
 }
 
 int cv_client_publish(cv_client_t *self, const Caveat__Report *const *reports, size_t n,
                       cv_publish_result_t *results, int timeout_ms, cv_error_t *err)
 {
-    end_borrow(self);
-    size_t slots = n ? n : 1;
-    publish_t p = {.reports = reports,
-                   .results = results,
-                   .ids = calloc(slots, sizeof *p.ids),
-                   .sizes = calloc(slots, sizeof *p.sizes),
-                   .order = calloc(slots, sizeof *p.order),
-                   .batches = calloc(slots, sizeof *p.batches)};
-    bool ok = p.ids && p.sizes && p.order && p.batches;
-    if (!ok) {
-        for (size_t i = 0; i < n; i++)
-            results[i] = (cv_publish_result_t){.status = CV_PUBLISH_PENDING};
-        out_of_memory(err);
-    }
-    ok = ok && prepare_reports(&p, n, err) &&
-         plan_batches(&p, n, self->max_frame, self->max_reports, err) &&
-         run_publish(self, &p, timeout_ms, err);
-    if (p.ids && !fill_pending(&p, n) && ok) {
-        out_of_memory(err);
-        ok = false;
-    }
-    publish_free(&p, n);
-    if (!ok)
-        return -1;
-    int refused = 0;
-    for (size_t i = 0; i < n; i++)
-        refused += results[i].status != CAVEAT__WIRE__STATUS__OK;
-    return refused;
+    int64_t ticket = cv_client_publish_start(self, reports, n, results, err);
+    return ticket < 0 ? -1 : cv_client_publish_finish(self, ticket, timeout_ms, err);
 }
 
 int cv_client_publish_one(cv_client_t *self, const Caveat__Report *report,

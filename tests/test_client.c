@@ -793,6 +793,37 @@ static void test_publish_timeout_then_retry(void **state)
     zactor_destroy(&actor);
 }
 
+/*  Pipelined publishes: an ack goes to the publish whose batch it names,
+ *  not to the oldest waiting; one that never comes times out its own
+ *  publish alone. */
+static void test_pipelined_ack_goes_to_its_publish(void **state)
+{
+    (void)state;
+    fake_t fake = {.silent_publishes = 1};
+    zactor_t *actor = fake_start(&fake);
+    cv_client_t *client = fake_client(&fake, NULL);
+    Caveat__Report *first = new_report("first", 10), *second = new_report("second", 10);
+    cv_publish_result_t a, b;
+    cv_error_t err = {0};
+    int64_t ta = cv_client_publish_start(client, (const Caveat__Report *const *)&first, 1, &a, &err);
+    int64_t tb =
+        cv_client_publish_start(client, (const Caveat__Report *const *)&second, 1, &b, &err);
+    assert_true(ta > 0 && tb > ta);
+    assert_int_equal(cv_client_publish_finish(client, tb, 5000, &err), 0);
+    assert_string_equal(b.report_id, "second");
+    assert_false(cv_client_publish_done(client, ta));
+    assert_int_equal(cv_client_publish_finish(client, ta, 300, &err), -1);
+    assert_int_equal(err.code, CV_ERR_TIMEOUT);
+    assert_int_equal(a.status, CV_PUBLISH_PENDING);
+    assert_string_equal(a.report_id, "first");
+    cv_publish_results_clear(&a, 1);
+    cv_publish_results_clear(&b, 1);
+    free_reports(&first, 1);
+    free_reports(&second, 1);
+    cv_client_destroy(&client);
+    zactor_destroy(&actor);
+}
+
 /*  A broker that accepts the key but does not answer Hello: a timeout,
  *  not an unreachable broker. */
 static void test_no_hello_ack(void **state)
@@ -1042,6 +1073,7 @@ int main(void)
         cmocka_unit_test(test_deliveries_kept_while_publishing),
         cmocka_unit_test(test_reports_only_read),
         cmocka_unit_test(test_publish_timeout_then_retry),
+        cmocka_unit_test(test_pipelined_ack_goes_to_its_publish),
         cmocka_unit_test(test_no_hello_ack),
         cmocka_unit_test(test_poll_descriptor),
         cmocka_unit_test(test_receive_dedupe_and_ack),

@@ -897,6 +897,75 @@ static void test_backup_is_a_data_directory_a_broker_starts_from(void **state)
     finish(&h);
 }
 
+/*  Pipelined publishing: publishes started one after another without
+ *  waiting are acknowledged each to its own ticket, finished in any order;
+ *  a ticket finishes once; the publishes in flight are bounded, and a
+ *  client destroyed with some in flight leaves their results pending
+ *  with the ids to publish them again under. */
+static void test_pipelined_publishes_finish_in_any_order(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    cv_client_t *police = sender_of(h, "hum-bcu-hull");
+    Caveat__Report *good[3], *bad = harness_report("vulnerable_individual");
+    for (int i = 0; i < 3; i++)
+        good[i] = harness_report("vulnerable_individual");
+    free(bad->category);
+    bad->category = strdup("no-such-category");
+    cv_publish_result_t a[2] = {{0}}, b[1] = {{0}}, c[1] = {{0}};
+    cv_error_t err = {0};
+    int64_t ta = cv_client_publish_start(police, (const Caveat__Report *const *)good, 2, a, &err);
+    int64_t tb = cv_client_publish_start(police, (const Caveat__Report *const *)&bad, 1, b, &err);
+    int64_t tc =
+        cv_client_publish_start(police, (const Caveat__Report *const *)&good[2], 1, c, &err);
+    assert_true(ta > 0 && tb > ta && tc > tb);
+    assert_int_equal(cv_client_publish_finish(police, tc, 5000, &err), 0);
+    assert_int_equal(c[0].status, CV_PUBLISH_OK);
+    while (!cv_client_publish_done(police, ta))
+        usleep(1000);
+    assert_int_equal(cv_client_publish_finish(police, ta, 0, &err), 0);
+    assert_int_equal(cv_client_publish_finish(police, tb, 5000, &err), 1);
+    assert_int_equal(b[0].status, CV_PUBLISH_REFUSED_INVALID);
+    assert_int_equal(cv_client_publish_finish(police, ta, 5000, &err), -1);
+    assert_int_equal(err.code, CV_ERR_BAD_INPUT);
+
+    cv_publish_result_t many[65];
+    memset(many, 0, sizeof many);
+    for (int i = 0; i < 64; i++)
+        assert_true(cv_client_publish_start(police, (const Caveat__Report *const *)&good[0], 1,
+                                            &many[i], &err) > 0);
+    assert_int_equal(
+        cv_client_publish_start(police, (const Caveat__Report *const *)&good[0], 1, &many[64], &err),
+        -1);
+    assert_int_equal(err.code, CV_ERR_BAD_INPUT);
+    cv_client_destroy(&police);
+    for (int i = 0; i < 64; i++) { /* acknowledged before the end, or pending with its id */
+        assert_non_null(many[i].report_id);
+        assert_true(many[i].status == CV_PUBLISH_OK || many[i].status == CV_PUBLISH_PENDING);
+        assert_true(strncmp(many[i].report_id, "r-", 2) == 0);
+    }
+    cv_publish_results_clear(many, 65);
+
+    cv_client_t *council = client(h, "hull-cc", NULL, 0);
+    int seen = 0;
+    const cv_delivery_t *d;
+    while ((d = receive(council, 1000))) {
+        seen += strcmp(d->report_id, a[0].report_id) == 0 ||
+                strcmp(d->report_id, a[1].report_id) == 0 ||
+                strcmp(d->report_id, c[0].report_id) == 0;
+        assert_true(cv_client_ack(council, d->seq, &err));
+    }
+    assert_int_equal(seen, 3);
+    cv_client_destroy(&council);
+    cv_publish_results_clear(a, 2);
+    cv_publish_results_clear(b, 1);
+    cv_publish_results_clear(c, 1);
+    for (int i = 0; i < 3; i++)
+        caveat__report__free_unpacked(good[i], NULL);
+    caveat__report__free_unpacked(bad, NULL);
+    finish(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -921,6 +990,7 @@ int main(void)
         cmocka_unit_test(test_retention_purges_exactly_what_is_past_its_period),
         cmocka_unit_test(test_retention_waits_for_a_plausible_clock),
         cmocka_unit_test(test_backup_is_a_data_directory_a_broker_starts_from),
+        cmocka_unit_test(test_pipelined_publishes_finish_in_any_order),
         cmocka_unit_test(test_unacknowledged_deliveries_are_resent_after_the_timeout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
