@@ -8,6 +8,13 @@
 
 #define CV_NOTE_ALG_ED25519 0x01 /* the algorithm byte of a note key */
 
+/*  SHA-256 of the parts one after the other (cv_sha256.c). */
+typedef struct {
+    const void *data;
+    size_t len;
+} cv_bytes_t;
+void cv_sha256_parts(const cv_bytes_t *parts, size_t n, uint8_t out[CV_HASH_BYTES]);
+
 /*  Standard base64 with padding (RFC 4648 section 4), as the note and
  *  checkpoint formats have it. decode refuses anything else (a text that
  *  is not the canonical encoding of its bytes included), and more than max

@@ -9,32 +9,26 @@
 #include <sodium.h>
 #include <string.h>
 
-#include "cv_audit.h"
+#include "audit_internal.h"
 
 void cv_merkle_leaf_hash(const void *data, size_t len, cv_hash_t *out)
 {
     static const uint8_t prefix = 0x00;
-    crypto_hash_sha256_state state;
-    crypto_hash_sha256_init(&state);
-    crypto_hash_sha256_update(&state, &prefix, 1);
-    crypto_hash_sha256_update(&state, data, len);
-    crypto_hash_sha256_final(&state, out->bytes);
+    const cv_bytes_t parts[] = {{&prefix, 1}, {data, len}};
+    cv_sha256_parts(parts, 2, out->bytes);
 }
 
 void cv_merkle_node_hash(const cv_hash_t *left, const cv_hash_t *right, cv_hash_t *out)
 {
     static const uint8_t prefix = 0x01;
-    crypto_hash_sha256_state state;
-    crypto_hash_sha256_init(&state);
-    crypto_hash_sha256_update(&state, &prefix, 1);
-    crypto_hash_sha256_update(&state, left->bytes, CV_HASH_BYTES);
-    crypto_hash_sha256_update(&state, right->bytes, CV_HASH_BYTES);
-    crypto_hash_sha256_final(&state, out->bytes);
+    const cv_bytes_t parts[] = {
+        {&prefix, 1}, {left->bytes, CV_HASH_BYTES}, {right->bytes, CV_HASH_BYTES}};
+    cv_sha256_parts(parts, 3, out->bytes);
 }
 
 void cv_merkle_empty_root(cv_hash_t *out)
 {
-    crypto_hash_sha256(out->bytes, NULL, 0);
+    cv_sha256_parts(NULL, 0, out->bytes);
 }
 
 bool cv_hash_equal(const cv_hash_t *a, const cv_hash_t *b)

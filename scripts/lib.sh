@@ -3,7 +3,7 @@
 
 CAVEAT_PACKAGES="build-essential cmake pkg-config libzmq3-dev libczmq-dev libsodium-dev
 libprotobuf-c-dev protobuf-c-compiler libcmocka-dev libfyaml-dev libsqlite3-dev
-libmicrohttpd-dev python3-zmq python3-protobuf protobuf-compiler
+libmicrohttpd-dev libssl-dev python3-zmq python3-protobuf protobuf-compiler
 golang-go golang-golang-x-mod-dev"
 # golang-go and golang-golang-x-mod-dev: tests/tlogcheck, the audit log checked
 # by Go's golang.org/x/mod (skipped without them)
