@@ -18,7 +18,8 @@ static const char usage[] =
     "usage: caveat audit key DIR | verify DIR [--key VERIFIER-KEY] |"
     " prove DIR (--index N | --report ID [--to AGENCY]) [--checkpoint SIZE] |"
     " consistency DIR OLD NEW | checkpoint DIR [--size N] | trace DIR REPORT_ID |"
-    " sample DIR --count N [--since DATE] [--category C] [--seed SIZE] [--format text|json] |"
+    " sample DIR --count N [--since DATE] [--category C] [--seed SIZE] [--key VERIFIER-KEY]"
+    " [--format text|json] |"
     " summary DIR [--since DATE] [--svg FILE] [--format text|json]";
 
 static int audit_key(int argc, char **argv)
