@@ -1127,7 +1127,8 @@ static const Caveat__Report *report_at(cv_broker_t *self, int64_t rowid)
 /*  Queues the report for every agency the policy releases it to, and
  *  stores where it went in one row. Only the policy's candidates for the
  *  report are decided: agencies it cannot go to cost next to nothing. */
-static bool route(cv_broker_t *self, const Caveat__Report *report, int64_t rowid, cv_error_t *err)
+static bool route(cv_broker_t *self, const Caveat__Report *report, int64_t rowid,
+                  const uint8_t *stored, cv_error_t *err)
 {
     const int *candidates;
     int agencies = cv_policy_candidates(self->policy, report, self->candidates, &candidates);
@@ -1135,12 +1136,13 @@ static bool route(cv_broker_t *self, const Caveat__Report *report, int64_t rowid
     reserve((void **)&self->route_to, &self->route_to_cap, (size_t)agencies * sizeof(cv_queue_t *));
     size_t n = 0;
     bool queued = true;
-    cv_record_accepted_begin(self->record, report);
+    cv_record_accepted_begin(self->record, report, stored, self->policy);
     for (int i = 0; i < agencies && queued; i++) {
         int a = candidates[i];
-        const char *agency = cv_policy_agency(self->policy, a)->id;
+        const cv_agency_t *to = cv_policy_agency(self->policy, a);
+        const char *agency = to->id;
         bool delivered = cv_policy_decide(self->policy, report, a, NULL, self->decision);
-        cv_record_recipient(self->record, agency, self->decision);
+        cv_record_recipient(self->record, to, self->decision);
         if (!delivered)
             continue;
         const char *feed = cv_decision_feed(self->decision);
@@ -1301,7 +1303,7 @@ static int64_t store_report(cv_broker_t *self, prepared_t *p, Caveat__Wire__Publ
     int64_t rowid = 0;
     const uint8_t *body = (const uint8_t *)self->bodies.bytes + p->body;
     cv_put_t put = cv_store_put_report(self->store, &p->stored, body, p->body_len, &rowid, &err);
-    if (put == CV_PUT_NEW && !route(self, p->report, rowid, &err))
+    if (put == CV_PUT_NEW && !route(self, p->report, rowid, p->stored.checksum, &err))
         put = CV_PUT_FAILED;
     if (put == CV_PUT_NEW && p->report->has_priority &&
         p->report->priority == CAVEAT__PRIORITY__IMMEDIATE)

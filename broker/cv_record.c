@@ -7,6 +7,7 @@
  */
 #include <assert.h>
 #include <czmq.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +20,15 @@ struct cv_record_t {
     cv_tlog_t *log;
     cv_json_writer_t *accepted; /* the "accepted" leaf being written, or NULL */
     bool off;                   /* cv_record_turn_off: nothing more is written */
+    /*  Its distinct views: what a delivered recipient is given of each
+     *  field the report holds. Recipients given the same share one. */
+    struct {
+        const char **paths; /* the fields the report holds, schema order */
+        const char **rows;  /* view v's outcomes at v * cap */
+        const char **row;   /* the recipient's, being compared */
+        int fields, cap;    /* fields, and room for them in a row */
+        int n, cap_rows;
+    } views;
     struct {
         char **data; /* the transaction's leaves, not yet written: cv_record_flush */
         size_t *lens;
@@ -47,6 +57,9 @@ void cv_record_destroy(cv_record_t **self_p)
     if (!self)
         return;
     cv_json_writer_destroy(&self->accepted);
+    free(self->views.paths);
+    free(self->views.rows);
+    free(self->views.row);
     cv_record_discard(self);
     free(self->pending.data);
     free(self->pending.lens);
@@ -121,8 +134,17 @@ bool cv_record_turn_off(cv_record_t *self, cv_error_t *err)
     return ok;
 }
 
+static void key_hex(cv_json_writer_t *w, const char *key, const uint8_t *bytes, size_t len)
+{
+    char hex[2 * 64 + 1];
+    assert(len <= 64);
+    sodium_bin2hex(hex, sizeof hex, bytes, len);
+    key_string(w, key, hex);
+}
+
 /*  The accepted leaf is the log's hot path: when off, not even built. */
-void cv_record_accepted_begin(cv_record_t *self, const Caveat__Report *report)
+void cv_record_accepted_begin(cv_record_t *self, const Caveat__Report *report,
+                              const uint8_t stored[CV_DIGEST_BYTES], const cv_policy_t *policy)
 {
     assert(!self->accepted);
     if (self->off)
@@ -131,12 +153,56 @@ void cv_record_accepted_begin(cv_record_t *self, const Caveat__Report *report)
     key_string(w, "report", report->id);
     key_string(w, "originator", report->originator);
     key_string(w, "category", report->category);
+    key_hex(w, "stored", stored, CV_DIGEST_BYTES);
+    cv_json_key(w, "policy");
+    cv_json_object_begin(w);
+    key_string(w, "protocol", cv_policy_protocol(policy));
+    cv_json_key(w, "version");
+    cv_json_uint(w, (uint64_t)cv_policy_version(policy));
+    key_string(w, "digest", cv_policy_hash(policy));
+    cv_json_object_end(w);
     cv_json_key(w, "to");
     cv_json_array_begin(w);
+    self->views.n = 0;
+    self->views.fields = -1; /* not known until a recipient is given the report */
 }
 
-/*  Who it went to, under which entries; or why not. */
-void cv_record_recipient(cv_record_t *self, const char *agency, const cv_decision_t *decision)
+/*  The decision's outcomes into views.row, views.paths filled the first
+ *  time; rows grow with the report's fields. */
+static void take_outcomes(cv_record_t *self, cv_decision_t *decision)
+{
+    int n;
+    while ((n = cv_decision_outcomes(decision, self->views.paths, self->views.row,
+                                     self->views.cap)) > self->views.cap) {
+        self->views.cap = n;
+        self->views.paths = cv_xrealloc(self->views.paths, (size_t)n * sizeof(char *));
+        self->views.row = cv_xrealloc(self->views.row, (size_t)n * sizeof(char *));
+        assert(self->views.n == 0); /* a report's first view: no row of the old width */
+    }
+    assert(self->views.fields < 0 || self->views.fields == n);
+    self->views.fields = n;
+}
+
+/*  The index of the view the recipient was given: an earlier recipient's
+ *  when the same, else a new one. */
+static int view_of(cv_record_t *self, cv_decision_t *decision)
+{
+    take_outcomes(self, decision);
+    size_t width = (size_t)self->views.cap, bytes = (size_t)self->views.fields * sizeof(char *);
+    for (int v = 0; v < self->views.n; v++)
+        if (memcmp(self->views.rows + (size_t)v * width, self->views.row, bytes) == 0)
+            return v;
+    if (self->views.n == self->views.cap_rows) {
+        self->views.cap_rows = self->views.cap_rows ? 2 * self->views.cap_rows : 8;
+        self->views.rows =
+            cv_xrealloc(self->views.rows, (size_t)self->views.cap_rows * width * sizeof(char *));
+    }
+    memcpy(self->views.rows + (size_t)self->views.n * width, self->views.row, bytes);
+    return self->views.n++;
+}
+
+/*  Who it went to, under which entries, and which view; or why not. */
+void cv_record_recipient(cv_record_t *self, const cv_agency_t *agency, cv_decision_t *decision)
 {
     cv_json_writer_t *w = self->accepted;
     assert(w || self->off);
@@ -144,7 +210,8 @@ void cv_record_recipient(cv_record_t *self, const char *agency, const cv_decisio
         return;
     bool delivered = cv_decision_delivered(decision);
     cv_json_object_begin(w);
-    key_string(w, "agency", agency);
+    key_string(w, "agency", agency->id);
+    key_string(w, "organisation", agency->organisation);
     cv_json_key(w, "delivered");
     cv_json_bool(w, delivered);
     if (delivered && cv_decision_feed(decision))
@@ -161,7 +228,74 @@ void cv_record_recipient(cv_record_t *self, const char *agency, const cv_decisio
             cv_json_string(w, cv_decision_reason(decision, i));
         cv_json_array_end(w);
     }
+    if (delivered) {
+        cv_json_key(w, "view");
+        cv_json_uint(w, (uint64_t)view_of(self, decision));
+    }
     cv_json_object_end(w);
+}
+
+/*  The indexes (into "fields") of row's fields whose outcome is outcome,
+ *  as key: [...]; nothing when there are none. */
+static void write_group(cv_record_t *self, const char **row, const char *key, const char *outcome)
+{
+    cv_json_writer_t *w = self->accepted;
+    bool any = false;
+    for (int i = 0; i < self->views.fields; i++) {
+        if (strcmp(row[i], outcome) != 0)
+            continue;
+        if (!any) {
+            cv_json_key(w, key);
+            cv_json_array_begin(w);
+            any = true;
+        }
+        cv_json_uint(w, (uint64_t)i);
+    }
+    if (any)
+        cv_json_array_end(w);
+}
+
+/*  A view: {"masked":{"MASK":[i...]}, "withheld":[i...]}, each part only
+ *  when it has a field; the fields it does not name are shared. */
+static void write_view(cv_record_t *self, const char **row)
+{
+    static const char mask[] = "mask:";
+    cv_json_writer_t *w = self->accepted;
+    cv_json_object_begin(w);
+    bool masked = false;
+    for (int i = 0; i < self->views.fields; i++) {
+        bool first = strncmp(row[i], mask, sizeof mask - 1) == 0;
+        for (int j = 0; first && j < i; j++)
+            first = row[j] != row[i];
+        if (!first)
+            continue;
+        if (!masked) {
+            cv_json_key(w, "masked");
+            cv_json_object_begin(w);
+            masked = true;
+        }
+        write_group(self, row, row[i] + sizeof mask - 1, row[i]);
+    }
+    if (masked)
+        cv_json_object_end(w);
+    write_group(self, row, "withheld", "withheld");
+    cv_json_object_end(w);
+}
+
+/*  The fields the report holds, once, and each distinct view of them. */
+static void write_views(cv_record_t *self)
+{
+    cv_json_writer_t *w = self->accepted;
+    cv_json_key(w, "fields");
+    cv_json_array_begin(w);
+    for (int i = 0; i < self->views.fields; i++)
+        cv_json_string(w, self->views.paths[i]);
+    cv_json_array_end(w);
+    cv_json_key(w, "views");
+    cv_json_array_begin(w);
+    for (int v = 0; v < self->views.n; v++)
+        write_view(self, self->views.rows + (size_t)v * (size_t)self->views.cap);
+    cv_json_array_end(w);
 }
 
 bool cv_record_accepted_end(cv_record_t *self, cv_error_t *err)
@@ -170,6 +304,8 @@ bool cv_record_accepted_end(cv_record_t *self, cv_error_t *err)
     if (!self->accepted)
         return true;
     cv_json_array_end(self->accepted);
+    if (self->views.n > 0)
+        write_views(self);
     return append(self, &self->accepted, err);
 }
 

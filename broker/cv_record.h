@@ -37,12 +37,17 @@ cv_record_t *cv_record_new(cv_store_t *store, const char *data_dir, cv_error_t *
 bool cv_record_turn_off(cv_record_t *self, cv_error_t *err);
 void cv_record_destroy(cv_record_t **self_p);
 
-/*  A report accepted and stored: begin, then one recipient for each
- *  agency the report was decided for (the decision just made), then end.
- *  Agencies not among the report's routing candidates are not listed: no
- *  entry of the policy could release the report to them. */
-void cv_record_accepted_begin(cv_record_t *self, const Caveat__Report *report);
-void cv_record_recipient(cv_record_t *self, const char *agency, const cv_decision_t *decision);
+/*  A report accepted and stored: begin, with the checksum of the bytes
+ *  stored (BLAKE2b-256, the store's) and the policy that decided, then
+ *  one recipient for each agency the report was decided for (the decision
+ *  just made), then end. Agencies not among the report's routing
+ *  candidates are not listed: no entry of the policy could release the
+ *  report to them. Each recipient given the report names a view, the
+ *  fields it was given (shared, masked by which mask, withheld), written
+ *  once for all the recipients given the same. */
+void cv_record_accepted_begin(cv_record_t *self, const Caveat__Report *report,
+                              const uint8_t stored[CV_DIGEST_BYTES], const cv_policy_t *policy);
+void cv_record_recipient(cv_record_t *self, const cv_agency_t *agency, cv_decision_t *decision);
 bool cv_record_accepted_end(cv_record_t *self, cv_error_t *err);
 
 /*  A report refused, with its status name (caveat.wire.Status); an id

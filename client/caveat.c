@@ -48,6 +48,14 @@ static const char usage[] =
     "  audit trace DIR REPORT_ID            every leaf that names the report, as INDEX JSON\n"
     "  audit consistency DIR OLD NEW        the consistency proof between two checkpoints\n"
     "  audit checkpoint DIR [--size N]      a signed checkpoint (default: the last)\n"
+    "  audit sample DIR --count N [--since DATE] [--category C] [--seed SIZE]\n"
+    "            [--key VERIFIER-KEY] [--format text|json]\n"
+    "            N accepted reports drawn at random, reproducibly, from the leaves the\n"
+    "            checkpoint of SIZE leaves (default: the last) covers, each with who was\n"
+    "            given which fields under which rule\n"
+    "  audit summary DIR [--since DATE] [--svg FILE] [--format text|json]\n"
+    "            reports shared per category and recipient organisation; --svg: also\n"
+    "            as a bar chart\n"
     "  help [COMMAND]                       this, or one command's part of it\n"
     "  --version                            caveat's version\n";
 

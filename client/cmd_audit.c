@@ -1,4 +1,5 @@
-/*  caveat audit key|verify|prove|consistency|checkpoint|trace: the broker's
+/*  caveat audit key|verify|prove|consistency|checkpoint|trace (and sample,
+ *  summary: cmd_audit_sample.c, cmd_audit_summary.c): the broker's
  *  audit log (audit/cv_audit.h) read from its data directory, in a process
  *  of its own: the store is opened read-only, and nothing is written. */
 #include <errno.h>
@@ -9,48 +10,24 @@
 
 #include <sodium.h>
 
+#include "audit_leaves.h"
 #include "cli.h"
 #include "cv_audit.h"
 
 static const char usage[] =
     "usage: caveat audit key DIR | verify DIR [--key VERIFIER-KEY] |"
     " prove DIR (--index N | --report ID [--to AGENCY]) [--checkpoint SIZE] |"
-    " consistency DIR OLD NEW | checkpoint DIR [--size N] | trace DIR REPORT_ID";
-
-/*  A leaf index or tree size: decimal digits only. */
-static bool parse_count(const char *text, uint64_t *value)
-{
-    if (!*text || strspn(text, "0123456789") != strlen(text) || strlen(text) > 18)
-        return false;
-    *value = strtoull(text, NULL, 10);
-    return true;
-}
-
-/*  The verifier key: --key's text, else the one of DIR's signing key. */
-static bool load_verifier(const char *dir, const char *text, cv_note_verifier_t *out)
-{
-    cv_error_t err = {0};
-    if (text) {
-        if (!cv_note_verifier_parse(text, out, &err))
-            return cli_error(CLI_USAGE, "--key: %s", err.msg), false;
-        return true;
-    }
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, CV_AUDIT_KEY_FILE);
-    cv_note_signer_t *signer = cv_note_signer_load(path, &err);
-    if (!signer)
-        return cli_error(CLI_USAGE, "%s", err.msg), false;
-    *out = *cv_note_signer_verifier(signer);
-    cv_note_signer_destroy(&signer);
-    return true;
-}
+    " consistency DIR OLD NEW | checkpoint DIR [--size N] | trace DIR REPORT_ID |"
+    " sample DIR --count N [--since DATE] [--category C] [--seed SIZE] [--key VERIFIER-KEY]"
+    " [--format text|json] |"
+    " summary DIR [--since DATE] [--svg FILE] [--format text|json]";
 
 static int audit_key(int argc, char **argv)
 {
     if (argc != 2)
         return cli_error(CLI_USAGE, "usage: caveat audit key DIR");
     cv_note_verifier_t verifier;
-    if (!load_verifier(argv[1], NULL, &verifier))
+    if (!audit_load_verifier(argv[1], NULL, &verifier))
         return CLI_USAGE;
     char text[CV_VERIFIER_KEY_MAX];
     cv_note_verifier_text(&verifier, text);
@@ -80,7 +57,7 @@ static int audit_verify(int argc, char **argv)
     if (argc != 2 || missing)
         return cli_error(CLI_USAGE, "usage: caveat audit verify DIR [--key VERIFIER-KEY]");
     cv_note_verifier_t verifier;
-    if (!load_verifier(argv[1], key, &verifier))
+    if (!audit_load_verifier(argv[1], key, &verifier))
         return CLI_USAGE;
     cv_error_t err = {0};
     sqlite3 *db = cv_audit_open_readonly(argv[1], &err);
@@ -181,12 +158,12 @@ static int audit_prove(int argc, char **argv)
     if (argc != 2 || missing || !index == !report || (to && !report))
         return cli_error(CLI_USAGE, "usage: caveat audit prove DIR (--index N | --report ID "
                                     "[--to AGENCY]) [--checkpoint SIZE]");
-    if (index && !parse_count(index, &args[0]))
+    if (index && !audit_parse_count(index, &args[0]))
         return cli_error(CLI_USAGE, "--index %s: not a leaf index", index);
     int found = report ? find_accepted(argv[1], report, to, &args[0]) : CLI_OK;
     if (found != CLI_OK)
         return found;
-    if (size && (!parse_count(size, &args[1]) || args[1] == 0))
+    if (size && (!audit_parse_count(size, &args[1]) || args[1] == 0))
         return cli_error(CLI_USAGE, "--checkpoint %s: not a tree size", size);
     return print_from_store(argv[1], make_proof, args);
 }
@@ -221,7 +198,7 @@ static int audit_consistency(int argc, char **argv)
     if (argc != 4)
         return cli_error(CLI_USAGE, "usage: caveat audit consistency DIR OLD NEW");
     for (int i = 0; i < 2; i++)
-        if (!parse_count(argv[2 + i], &args[i]))
+        if (!audit_parse_count(argv[2 + i], &args[i]))
             return cli_error(CLI_USAGE, "%s: not a tree size", argv[2 + i]);
     return print_from_store(argv[1], make_consistency, args);
 }
@@ -233,7 +210,7 @@ static int audit_checkpoint(int argc, char **argv)
     uint64_t args[1] = {0};
     if (argc != 2 || missing)
         return cli_error(CLI_USAGE, "usage: caveat audit checkpoint DIR [--size N]");
-    if (size && (!parse_count(size, &args[0]) || args[0] == 0))
+    if (size && (!audit_parse_count(size, &args[0]) || args[0] == 0))
         return cli_error(CLI_USAGE, "--size %s: not a tree size", size);
     return print_from_store(argv[1], make_checkpoint, args);
 }
@@ -257,5 +234,9 @@ int cmd_audit(int argc, char **argv)
         return audit_checkpoint(argc - 1, argv + 1);
     if (strcmp(verb, "trace") == 0)
         return audit_trace(argc - 1, argv + 1);
+    if (strcmp(verb, "sample") == 0)
+        return cmd_audit_sample(argc - 1, argv + 1);
+    if (strcmp(verb, "summary") == 0)
+        return cmd_audit_summary(argc - 1, argv + 1);
     return cli_error(CLI_USAGE, "unknown audit command '%s' (%s)", verb, usage);
 }

@@ -887,7 +887,7 @@ static void report_json(const runner_t *r, int failed)
 /*  Text as XML character data or an attribute value: the five markup
  *  characters escaped, and the control characters XML 1.0 forbids
  *  replaced. */
-static void xml_text(FILE *out, const char *text)
+void cv_xml_text(FILE *out, const char *text)
 {
     for (const unsigned char *c = (const unsigned char *)text; *c; c++) {
         switch (*c) {
@@ -920,21 +920,21 @@ static void report_junit(const runner_t *r, int failed)
     FILE *out = r->options->out;
     fputs("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites tests=\"", out);
     fprintf(out, "%d\" failures=\"%d\">\n  <testsuite name=\"", r->n_cases, failed);
-    xml_text(out, r->file);
+    cv_xml_text(out, r->file);
     fprintf(out, "\" tests=\"%d\" failures=\"%d\" errors=\"0\">\n", r->n_cases, failed);
     for (int i = 0; i < r->n_cases; i++) {
         const case_t *c = &r->cases[i];
         fputs("    <testcase classname=\"policy\" name=\"", out);
-        xml_text(out, c->name);
+        cv_xml_text(out, c->name);
         if (!c->failed) {
             fputs("\"/>\n", out);
             continue;
         }
         fputs("\">\n      <failure message=\"", out);
-        xml_text(out, c->failures[0]);
+        cv_xml_text(out, c->failures[0]);
         fputs("\">", out);
         for (int f = 0; f < c->n_failures; f++) {
-            xml_text(out, c->failures[f]);
+            cv_xml_text(out, c->failures[f]);
             fputc('\n', out);
         }
         fputs("</failure>\n    </testcase>\n", out);
@@ -944,7 +944,7 @@ static void report_junit(const runner_t *r, int failed)
         for (int i = 0; i < item_count(r); i++)
             if (!r->exercised[i]) {
                 fprintf(out, "not exercised: %s '", item_kind(r, i));
-                xml_text(out, item_name(r, i));
+                cv_xml_text(out, item_name(r, i));
                 fputs("'\n", out);
             }
         fputs("</system-out>\n", out);

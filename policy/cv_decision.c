@@ -1688,3 +1688,30 @@ const cv_field_decision_t *cv_decision_field(const cv_decision_t *self, int inde
     format_fields((cv_decision_t *)self);
     return index >= 0 && index < self->n_fields ? &self->fields[index] : NULL;
 }
+
+/*  The grants of the last decision, without a view or any text: for the
+ *  audit record, which writes what each recipient was given of every
+ *  report. The envelope is left out: it goes with every delivery. */
+int cv_decision_outcomes(cv_decision_t *self, const char **paths, const char **outcomes, int cap)
+{
+    const char *withheld = cv_grant_name(CV_GRANT_NONE);
+    if (self->delivered && self->grants_for != self->report)
+        compute_grants(self);
+    else if (self->delivered && !self->grants_restricted)
+        restrict_grants(self);
+    memset(self->present, 0, self->size);
+    mark_present(self, &self->report->base, -1);
+    int n = 0;
+    for (int i = 0; i < (int)self->size; i++) {
+        const cv_schema_node_t *node = &self->nodes[i];
+        if (!self->present[i] || !node->is_leaf || node->envelope)
+            continue;
+        if (n < cap) {
+            bool given = self->delivered && goes(self->grant[i]);
+            paths[n] = node->path;
+            outcomes[n] = given ? cv_grant_name(self->grant[i]) : withheld;
+        }
+        n++;
+    }
+    return n;
+}

@@ -210,6 +210,16 @@ typedef struct {
 int cv_decision_field_count(const cv_decision_t *self);
 const cv_field_decision_t *cv_decision_field(const cv_decision_t *self, int index);
 
+/*  After cv_policy_decide, cheaply (no view, no text): each leaf field
+ *  present in the report, in schema order, and what the recipient is
+ *  given of it: "share", "mask:NAME" or "withheld" (every field when not
+ *  delivered). The envelope (docs/policy.md), which goes with every
+ *  delivery, is left out. The strings are static and the same outcome is
+ *  always the same pointer. A mask that does not fit a value withholds
+ *  that value when the view is built; this says what was decided.
+ *  Returns how many fields; the first cap of them are written.            */
+int cv_decision_outcomes(cv_decision_t *self, const char **paths, const char **outcomes, int cap);
+
 /* ------------------------------------------------------------------------ */
 /*  Routing: which agencies to decide a report for, without deciding for
  *  every agency of the policy. cv_candidates_t is reusable scratch space,

@@ -2125,6 +2125,54 @@ static void test_restrictions_named_together(void **state)
     cv_policy_destroy(&policy);
 }
 
+/*  cv_decision_outcomes, asked right after deciding (as the audit record
+ *  asks it, before any view), says what the view's explanations say of
+ *  every field but the envelope's: for every agency of policy. */
+static void assert_outcomes_agree(const cv_policy_t *policy, const Caveat__Report *report)
+{
+    const char *paths[64], *outcomes[64];
+    for (int a = 0; a < cv_policy_agency_count(policy); a++) {
+        bool delivered = cv_policy_decide(policy, report, a, NULL, decision);
+        int n = cv_decision_outcomes(decision, paths, outcomes, 64);
+        assert_true(n > 0 && n <= 64);
+        assert_int_equal(cv_decision_outcomes(decision, paths, outcomes, 1), n);
+        n = cv_decision_outcomes(decision, paths, outcomes, 64);
+        Caveat__Report *view = cv_decision_view(decision, report);
+        assert_int_equal(view != NULL, delivered);
+        int others = 0;
+        for (int i = 0; i < cv_decision_field_count(decision); i++)
+            others += strncmp(cv_decision_field(decision, i)->why, "envelope", 8) != 0;
+        if (delivered)
+            assert_int_equal(n, others);
+        for (int i = 0; i < n; i++) {
+            const cv_field_decision_t *f = field(paths[i]);
+            if (strcmp(f->decision, outcomes[i]) != 0)
+                fail_msg("%s to %s: outcome %s, the view says %s (%s)", paths[i],
+                         cv_policy_agency(policy, a)->id, outcomes[i], f->decision, f->why);
+        }
+        view_free(view);
+    }
+}
+
+static void test_outcomes_agree_with_the_view(void **state)
+{
+    (void)state;
+    Caveat__Report *report = base_report();
+    assert_outcomes_agree(main_policy, report);
+    cv_policy_t *policy = restricted_policy();
+    assert_outcomes_agree(policy, report);
+    /* two entries: the delivery is settled before the restrictions cap it */
+    cv_policy_t *two_rules = load_policy(two_rules_yaml, NULL);
+    assert_outcomes_agree(two_rules, report);
+    add_marking(report, "narrative", "SECRET"); /* above some entries' max_level */
+    assert_outcomes_agree(main_policy, report);
+    assert_outcomes_agree(policy, report);
+    assert_outcomes_agree(two_rules, report);
+    report_free(report);
+    cv_policy_destroy(&policy);
+    cv_policy_destroy(&two_rules);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2173,6 +2221,7 @@ int main(void)
         cmocka_unit_test(test_restriction_removes_everything),
         cmocka_unit_test(test_restriction_most_protective),
         cmocka_unit_test(test_restrictions_named_together),
+        cmocka_unit_test(test_outcomes_agree_with_the_view),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -8,35 +8,16 @@
 #include <stddef.h>
 
 #include <cmocka.h>
+#include <sodium.h>
 #include <sqlite3.h>
 
 #include "audit_cli.h"
+#include "cv_audit.h"
 #include "e2e_checks.h"
 #include "harness.h"
 
-/*  The leaves, in order, as one text (one JSON object a line). */
-static char *leaves(harness_t *h)
-{
-    char path[600];
-    snprintf(path, sizeof path, "%s/caveat.db", harness_path(h, "data"));
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *s = NULL;
-    assert_int_equal(
-        sqlite3_prepare_v2(db, "SELECT data FROM tlog_leaves ORDER BY idx", -1, &s, NULL),
-        SQLITE_OK);
-    char *text = NULL;
-    size_t size = 0;
-    FILE *out = open_memstream(&text, &size);
-    while (sqlite3_step(s) == SQLITE_ROW)
-        fprintf(out, "%.*s\n", sqlite3_column_bytes(s, 0), (const char *)sqlite3_column_blob(s, 0));
-    fclose(out);
-    sqlite3_finalize(s);
-    sqlite3_close(db);
-    return text;
-}
-
-static int64_t count_of(harness_t *h, const char *sql)
+/*  sql prepared on the store of h, opened read-only; done() closes both. */
+static sqlite3_stmt *query(harness_t *h, const char *sql)
 {
     char path[600];
     snprintf(path, sizeof path, "%s/caveat.db", harness_path(h, "data"));
@@ -44,10 +25,36 @@ static int64_t count_of(harness_t *h, const char *sql)
     assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     sqlite3_stmt *s = NULL;
     assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    int64_t n = sqlite3_column_int64(s, 0);
+    return s;
+}
+
+static void done(sqlite3_stmt *s)
+{
+    sqlite3 *db = sqlite3_db_handle(s);
     sqlite3_finalize(s);
     sqlite3_close(db);
+}
+
+/*  The leaves, in order, as one text (one JSON object a line). */
+static char *leaves(harness_t *h)
+{
+    sqlite3_stmt *s = query(h, "SELECT data FROM tlog_leaves ORDER BY idx");
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&text, &size);
+    while (sqlite3_step(s) == SQLITE_ROW)
+        fprintf(out, "%.*s\n", sqlite3_column_bytes(s, 0), (const char *)sqlite3_column_blob(s, 0));
+    fclose(out);
+    done(s);
+    return text;
+}
+
+static int64_t count_of(harness_t *h, const char *sql)
+{
+    sqlite3_stmt *s = query(h, sql);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(s, 0);
+    done(s);
     return n;
 }
 
@@ -126,10 +133,14 @@ static void test_what_the_broker_did_is_in_its_log(void **state)
     assert_has(text, want);
     snprintf(want, sizeof want, "\"report\":\"%s\",\"originator\":\"hum-bcu-hull\"", id);
     assert_has(text, want);
-    assert_has(text, "{\"agency\":\"hull-cc\",\"delivered\":true,\"rules\":[\"");
+    assert_has(text, "{\"agency\":\"hull-cc\",\"organisation\":\"hull-city-council\","
+                     "\"delivered\":true,\"rules\":[\"");
     assert_has(text, "\"status\":\"REFUSED_SPOOFED_ORIGINATOR\"");
     assert_has(text, "\"agency\":\"caveat-admin\",\"action\":\"reload\",\"ok\":true");
-    assert_null(strstr(text, "narrative")); /* names and decisions, never content */
+    /* names and decisions, never content: the narrative's field is named,
+     * its text is not; nor is the subject's name */
+    assert_null(strstr(text, "Mother called 101"));
+    assert_null(strstr(text, "Jordan"));
     free(text);
 
     int64_t n = count_of(h, "SELECT count(*) FROM tlog_leaves");
@@ -440,6 +451,245 @@ static void test_an_audit_log_turned_off_says_so(void **state)
     harness_destroy(&h);
 }
 
+/*  One leaf's bytes, NUL-terminated (malloc'd), or NULL. */
+static char *leaf_at(harness_t *h, uint64_t index)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT CAST(data AS TEXT) FROM tlog_leaves WHERE idx = %llu",
+             (unsigned long long)index);
+    sqlite3_stmt *s = query(h, sql);
+    char *text =
+        sqlite3_step(s) == SQLITE_ROW ? strdup((const char *)sqlite3_column_text(s, 0)) : NULL;
+    done(s);
+    return text;
+}
+
+/*  The root of the stored checkpoint of size. */
+static void checkpoint_root(harness_t *h, int64_t size, cv_hash_t *root)
+{
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT note FROM tlog_checkpoints WHERE size = %lld",
+             (long long)size);
+    sqlite3_stmt *s = query(h, sql);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    const char *note = (const char *)sqlite3_column_text(s, 0);
+    size_t body = 0;
+    cv_error_t err = {0};
+    cv_checkpoint_t checkpoint;
+    assert_true(cv_note_body(note, strlen(note), &body, &err));
+    assert_true(cv_checkpoint_parse(note, body, &checkpoint, &err));
+    *root = checkpoint.root;
+    done(s);
+}
+
+/*  What the sample must be, worked out here from its definition: among
+ *  the accepted leaves below size (of category, when given), the count of
+ *  smallest SHA-256(root || index as 8 bytes big-endian), by index. */
+static int expected_sample(harness_t *h, int64_t size, const char *category, int count,
+                           uint64_t *out)
+{
+    cv_hash_t root;
+    checkpoint_root(h, size, &root);
+    uint8_t ranks[256][32];
+    uint64_t indexes[256];
+    int n = 0;
+    char want[128];
+    snprintf(want, sizeof want, "\"category\":\"%s\"", category ? category : "");
+    for (int64_t i = 0; i < size && n < 256; i++) {
+        char *leaf = leaf_at(h, (uint64_t)i);
+        bool match =
+            strncmp(leaf, "{\"event\":\"accepted\"", 19) == 0 && (!category || strstr(leaf, want));
+        free(leaf);
+        if (!match)
+            continue;
+        uint8_t input[40];
+        memcpy(input, root.bytes, 32);
+        for (int b = 0; b < 8; b++)
+            input[32 + b] = (uint8_t)((uint64_t)i >> (56 - 8 * b));
+        crypto_hash_sha256(ranks[n], input, sizeof input);
+        indexes[n++] = (uint64_t)i;
+    }
+    bool taken[256] = {false};
+    int picked = 0;
+    for (; picked < count && picked < n; picked++) { /* the smallest not yet taken */
+        int best = -1;
+        for (int i = 0; i < n; i++)
+            if (!taken[i] && (best < 0 || memcmp(ranks[i], ranks[best], 32) < 0))
+                best = i;
+        taken[best] = true;
+    }
+    int k = 0;
+    for (int i = 0; i < n; i++) /* by index */
+        if (taken[i])
+            out[k++] = indexes[i];
+    return picked;
+}
+
+/*  The leaf indexes a sample's text names ("leaf N, ..."), in order; each
+ *  leaf is an acceptance of a report the sample names, as the log has it. */
+static int sampled(harness_t *h, const char *text, uint64_t *out)
+{
+    int n = 0;
+    for (const char *at = text; (at = strstr(at, "\nleaf ")); at++) {
+        out[n] = strtoull(at + 6, NULL, 10);
+        const char *report = strstr(at, ": report ");
+        assert_non_null(report);
+        char id[128];
+        assert_int_equal(sscanf(report + 9, "%127s", id), 1);
+        char *leaf = leaf_at(h, out[n]);
+        char want[200];
+        snprintf(want, sizeof want, "{\"event\":\"accepted\",");
+        assert_true(strncmp(leaf, want, strlen(want)) == 0);
+        snprintf(want, sizeof want, "\"report\":\"%s\"", id);
+        assert_non_null(strstr(leaf, want));
+        free(leaf);
+        n++;
+    }
+    return n;
+}
+
+static void assert_sample(harness_t *h, const char *out, int64_t size, const char *category,
+                          int count)
+{
+    uint64_t want[256], got[256];
+    int n = expected_sample(h, size, category, count, want);
+    char header[160];
+    snprintf(header, sizeof header, "seeded by the checkpoint of ");
+    assert_non_null(strstr(out, header));
+    snprintf(header, sizeof header, " at size %lld, root ", (long long)size);
+    if (!strstr(out, header))
+        print_error("not seeded at size %lld:\n%s", (long long)size, out);
+    assert_non_null(strstr(out, header));
+    assert_int_equal(sampled(h, out, got), n);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(got[i], want[i]);
+}
+
+/*  Publishes vulnerable (from the police) and reviews (from the council)
+ *  reports of the example; the broker then stops, signing a checkpoint.
+ *  Returns its size. */
+static int64_t publish_set(harness_t *h, int vulnerable, int reviews)
+{
+    char id[64];
+    for (int i = 0; i < vulnerable; i++)
+        assert_int_equal(
+            publish_as(h, "hum-bcu-hull", "vulnerable_individual", NULL, id, sizeof id),
+            CAVEAT__WIRE__STATUS__OK);
+    for (int i = 0; i < reviews; i++)
+        assert_int_equal(publish_as(h, "hull-cc", "intervention_review", NULL, id, sizeof id),
+                         CAVEAT__WIRE__STATUS__OK);
+    assert_true(harness_stop(h));
+    return count_of(h, "SELECT max(size) FROM tlog_checkpoints");
+}
+
+/*  A dip sample is the smallest ranks of SHA-256(root || index) among the
+ *  accepted leaves a checkpoint covers: real acceptances, each with who
+ *  was given which fields under which rule; the same for the same seed,
+ *  drawn again from an earlier checkpoint for --seed; filters respected. */
+static void test_a_dip_sample_is_reproducible(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    int64_t first = publish_set(h, 6, 3);
+    assert_true(harness_start(h, NULL));
+    int64_t last = publish_set(h, 6, 0);
+    assert_true(last > first);
+    char out[65536], again[65536], rest[256];
+
+    assert_int_equal(audit_on(h, "sample", "--count 4", out, sizeof out), 0);
+    assert_sample(h, out, last, NULL, 4);
+    assert_int_equal(audit_on(h, "sample", "--count 4", again, sizeof again), 0);
+    assert_string_equal(out, again);
+    snprintf(rest, sizeof rest, "--count 4 --seed %lld", (long long)last);
+    assert_int_equal(audit_on(h, "sample", rest, again, sizeof again), 0);
+    assert_string_equal(out, again);
+    /* who was given what, under which rule, as the policy decides it */
+    assert_non_null(strstr(out, "  hull-cc (hull-city-council): delivered under "));
+    assert_non_null(strstr(out, "    masked (year): subjects.date_of_birth"));
+    assert_non_null(strstr(out, "    masked (postcode_district): subjects.postcode"));
+    assert_null(strstr(out, "Jordan")); /* decisions, never content */
+
+    snprintf(rest, sizeof rest, "--count 4 --seed %lld", (long long)first);
+    assert_int_equal(audit_on(h, "sample", rest, again, sizeof again), 0);
+    assert_sample(h, again, first, NULL, 4);
+
+    assert_int_equal(
+        audit_on(h, "sample", "--count 10 --category intervention_review", out, sizeof out), 0);
+    assert_sample(h, out, last, "intervention_review", 10);
+    assert_int_equal(count_in(out, "\nleaf "), 3);
+    assert_int_equal(count_in(out, ", category intervention_review"), 3);
+    assert_int_equal(audit_on(h, "sample", "--count 3 --since 2000-01-01", out, sizeof out), 0);
+    assert_int_equal(count_in(out, "\nleaf "), 3);
+    assert_int_equal(audit_on(h, "sample", "--count 3 --since 2999-01-01", out, sizeof out), 0);
+    assert_int_equal(count_in(out, "\nleaf "), 0);
+
+    assert_int_equal(audit_on(h, "sample", "--count 2 --format json", out, sizeof out), 0);
+    assert_int_equal(count_in(out, "\"index\": "), 2);
+    assert_non_null(strstr(out, "\"organisation\": \"hull-city-council\""));
+
+    assert_int_equal(audit_on(h, "sample", "--count 2 --seed 99999", out, sizeof out), 1);
+    assert_non_null(strstr(out, "no checkpoint of size 99999"));
+    assert_int_equal(audit_on(h, "sample", "--count 0", out, sizeof out), 2);
+    assert_int_equal(audit_on(h, "sample", "--count 2 --since yesterday", out, sizeof out), 2);
+    assert_int_equal(audit_on(h, "sample", "", out, sizeof out), 2);
+    finish(&h);
+}
+
+/*  The summary counts reports once per recipient organisation (two police
+ *  agencies receive every vulnerable_individual report: it counts once for
+ *  humberside-police), and the SVG chart parses and holds the counts. */
+static void test_the_summary_counts_reports_per_organisation(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    publish_set(h, 3, 2);
+    char out[16384], rest[1200], svg[700];
+    assert_int_equal(audit_on(h, "summary", "", out, sizeof out), 0);
+    static const char *const rows[][3] = {
+        {"intervention_review", "humber-nhs-trust", "2"},
+        {"intervention_review", "humberside-police", "2"},
+        {"vulnerable_individual", "hull-city-council", "3"},
+        {"vulnerable_individual", "humberside-police", "3"},
+        {"vulnerable_individual", "ne-ctu", "3"},
+    };
+    const char *line = strchr(strchr(out, '\n') + 1, '\n') + 1; /* past the title and header */
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++, line = strchr(line, '\n') + 1) {
+        char category[64], organisation[64], reports[16];
+        assert_int_equal(sscanf(line, "%63s %63s %15s", category, organisation, reports), 3);
+        assert_string_equal(category, rows[i][0]);
+        assert_string_equal(organisation, rows[i][1]);
+        assert_string_equal(reports, rows[i][2]);
+    }
+    assert_true(
+        strncmp(line, "5 reports accepted, 5 shared with at least one organisation\n", 60) == 0);
+    assert_int_equal(audit_on(h, "summary", "--since 2999-01-01", out, sizeof out), 0);
+    assert_non_null(strstr(out, "0 reports accepted, 0 shared"));
+
+    snprintf(svg, sizeof svg, "%s/shared.svg", harness_path(h, "data"));
+    snprintf(rest, sizeof rest, "--svg '%s'", svg);
+    assert_int_equal(audit_on(h, "summary", rest, out, sizeof out), 0);
+    char command[1600];
+    snprintf(command, sizeof command,
+             "python3 -c 'import sys, xml.etree.ElementTree as E\n"
+             "ns = \"{http://www.w3.org/2000/svg}\"\n"
+             "svg = E.parse(sys.argv[1]).getroot()\n"
+             "assert svg.tag == ns + \"svg\"\n"
+             "print(\"|\".join(r.find(ns + \"title\").text for r in svg.iter(ns + \"rect\")"
+             " if r.find(ns + \"title\") is not None))\n"
+             "print(\"|\".join(t.text or \"\" for t in svg.iter(ns + \"text\")))' '%s' 2>&1",
+             svg);
+    FILE *pipe = popen(command, "r");
+    size_t got = fread(out, 1, sizeof out - 1, pipe);
+    out[got] = '\0';
+    assert_int_equal(pclose(pipe), 0);
+    assert_non_null(strstr(out, "vulnerable_individual, humberside-police: 3|"));
+    assert_non_null(strstr(out, "intervention_review, humber-nhs-trust: 2|"));
+    assert_non_null(strstr(out, "Reports shared, by category and recipient organisation|"));
+    assert_non_null(strstr(out, "|Reports shared|"));
+    assert_non_null(strstr(out, "|Recipient organisation|"));
+    finish(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -450,6 +700,8 @@ int main(void)
         cmocka_unit_test(test_refusals_cannot_flood_the_log),
         cmocka_unit_test(test_a_review_decides_retention_and_is_recorded),
         cmocka_unit_test(test_an_audit_log_turned_off_says_so),
+        cmocka_unit_test(test_a_dip_sample_is_reproducible),
+        cmocka_unit_test(test_the_summary_counts_reports_per_organisation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
