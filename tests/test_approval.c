@@ -257,6 +257,40 @@ static void test_approvals_are_limited(void **state)
     finish(&h);
 }
 
+/*  `caveat approve ID --to WHO` as agency, its exit status; stdout and
+ *  stderr together in out. */
+static int approve_cli(harness_t *h, const char *agency, const char *id, const char *to, char *out,
+                       size_t size)
+{
+    char cert[1024], command[4096];
+    snprintf(cert, sizeof cert, "%s.cert_secret", agency);
+    snprintf(cert, sizeof cert, "%s", harness_path(h, cert));
+    snprintf(command, sizeof command,
+             "'%s' approve '%s' --to '%s' --broker '%s' --server-key '%s' --cert '%s' 2>&1",
+             CAVEAT_CLI, id, to, harness_endpoint(h), harness_path(h, "broker.cert"), cert);
+    return command_output(command, out, size);
+}
+
+/*  The command line: the agencies released on stdout; a refusal in one
+ *  line on stderr, exit 1. */
+static void test_the_command_line_approves(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    cv_client_t *council = client(h, "hull-cc", NULL, 0);
+    publish_held(h, "held-4", "5");
+    char out[4096];
+    assert_int_equal(approve_cli(h, "hum-bcu-hull", "held-4", "local_authority", out, sizeof out),
+                     0);
+    assert_string_equal(out, "hull-cc\n");
+    assert_receives(council, "held-4");
+    assert_int_equal(approve_cli(h, "hum-bcu-nel", "held-4", "hull-cc", out, sizeof out), 1);
+    assert_string_equal(out, "caveat: broker: BAD_REQUEST: no such report of this agency\n");
+    assert_nothing_arrives(council, 300);
+    cv_client_destroy(&council);
+    finish(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -264,6 +298,7 @@ int main(void)
         cmocka_unit_test(test_approvals_outlive_a_restart_and_a_reload),
         cmocka_unit_test(test_refused_approvals_release_nothing),
         cmocka_unit_test(test_approvals_are_limited),
+        cmocka_unit_test(test_the_command_line_approves),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
