@@ -110,11 +110,12 @@ static bool rate_allows(rate_t *rate, int limit)
 
 /*  What one agency's traffic has caused, against its bounds. */
 typedef struct {
-    rate_t errors;    /* Errors sent to its connections without a session */
-    rate_t refusals;  /* its refused reports written one by one into the audit log */
+    rate_t errors;   /* Errors sent to its connections without a session */
+    rate_t refusals; /* its refused reports written one by one into the audit log */
+    uint64_t turn;   /* the turn frames counts for */
+    int frames;      /* its frames handled in that turn */
+
     rate_t approvals; /* its Approvals */
-    uint64_t turn;    /* the turn frames counts for */
-    int frames;       /* its frames handled in that turn */
 } agency_use_t;
 
 /*  Where a delivery session is in sending (a send-only session never
@@ -208,15 +209,13 @@ struct cv_broker_t {
     cv_monitor_t *monitor; /* --monitor's listener, or NULL */
     cv_zap_t *zap;
     zsock_t *router;
-    cv_guard_t *guard;              /* bounds the router's connections still in their handshake */
-    zhashx_t *sessions;             /* routing hex -> session_t (owns them) */
-    zhashx_t *serving;              /* cv_queue_name() -> the session_t serving that queue */
-    cv_router_t *queues;            /* the queues, kept in step with the store (cv_router.h) */
-    cv_record_t *record;            /* the audit log: a leaf per event, in the same transactions */
-    cv_approval_store_t *approvals; /* originators' approvals (handling code 5) */
-    zlistx_t *approval_answers;     /* approval_answer_t: ApprovalAcks waiting for the commit */
-    cv_error_t turn_error;          /* the first failure of this turn ("": none): it rolls back */
-    size_t out_bytes; /* of Delivers packed and not yet handed to libzmq: OUT_BYTES_MAX */
+    cv_guard_t *guard;     /* bounds the router's connections still in their handshake */
+    zhashx_t *sessions;    /* routing hex -> session_t (owns them) */
+    zhashx_t *serving;     /* cv_queue_name() -> the session_t serving that queue */
+    cv_router_t *queues;   /* the queues, kept in step with the store (cv_router.h) */
+    cv_record_t *record;   /* the audit log: a leaf per event, in the same transactions */
+    cv_error_t turn_error; /* the first failure of this turn ("": none): it rolls back */
+    size_t out_bytes;      /* of Delivers packed and not yet handed to libzmq: OUT_BYTES_MAX */
     size_t out_bytes_peak;
     bool queues_lost;      /* the queues could not be read back after a rollback */
     int64_t next_save;     /* when acknowledgements are next saved (ms) */
@@ -249,6 +248,10 @@ struct cv_broker_t {
     uint64_t next_serial; /* of sessions */
     agency_use_t *use;    /* per agency index: what its traffic may still cause */
     int use_cap;
+
+    cv_approval_store_t *approvals; /* originators' approvals (handling code 5) */
+    zlistx_t *approval_answers;     /* approval_answer_t: ApprovalAcks waiting for the commit */
+
     uint64_t turns;             /* turns begun: agency_use_t.turn counts against it */
     rate_t checkpoint_failures; /* logged at most once a second */
     struct {
