@@ -258,6 +258,36 @@ static void test_approvals_are_limited(void **state)
     finish(&h);
 }
 
+/*  A turn that cannot commit stores nothing of its approval: the answer
+ *  says so (send it again), nobody gets the report, and the approval sent
+ *  again once the store takes writes releases it. */
+static void test_an_approval_the_store_cannot_take_is_answered_unavailable(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    cv_client_t *council = client(h, "hull-cc", NULL, 0);
+    publish_held(h, "held-5", "5");
+    store_sql(h, "CREATE TRIGGER fail BEFORE INSERT ON approval_releases"
+                 " BEGIN SELECT RAISE(ABORT, 'injected'); END");
+    cv_client_t *police = sender_of(h, "hum-bcu-hull");
+    cv_approval_result_t result;
+    cv_error_t err = {0};
+    assert_int_equal(cv_client_approve(police, "held-5", "hull-cc", &result, 5000, &err), 1);
+    assert_int_equal(result.status, CV_PUBLISH_REFUSED_UNAVAILABLE);
+    assert_non_null(strstr(result.reason, "retry"));
+    assert_int_equal(result.n_recipients, 0);
+    cv_approval_result_clear(&result);
+    assert_nothing_arrives(council, 500);
+    store_sql(h, "DROP TRIGGER fail");
+    assert_int_equal(cv_client_approve(police, "held-5", "hull-cc", &result, 5000, &err), 0);
+    assert_int_equal(result.n_recipients, 1);
+    cv_approval_result_clear(&result);
+    assert_receives(council, "held-5");
+    cv_client_destroy(&police);
+    cv_client_destroy(&council);
+    finish(&h);
+}
+
 /*  `caveat approve ID --to WHO` as agency, its exit status; stdout and
  *  stderr together in out. */
 static int approve_cli(harness_t *h, const char *agency, const char *id, const char *to, char *out,
@@ -300,6 +330,7 @@ int main(void)
         cmocka_unit_test(test_refused_approvals_release_nothing),
         cmocka_unit_test(test_approvals_are_limited),
         cmocka_unit_test(test_the_command_line_approves),
+        cmocka_unit_test(test_an_approval_the_store_cannot_take_is_answered_unavailable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
