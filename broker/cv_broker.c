@@ -27,6 +27,7 @@
 
 #include "cv_broker.h"
 #include "cv_admin.h"
+#include "cv_approval_store.h"
 #include "cv_backup.h"
 #include "cv_policy_sig.h"
 #include "cv_cache.h"
@@ -67,6 +68,8 @@
 #define REFUSALS_PER_SECOND  20  /* refused reports of one agency recorded one leaf each */
 #define ZAP_EVERY            64  /* messages handled between two looks at ZAP */
 #define FRAMES_PER_AGENCY    128 /* frames one agency may have handled in a turn */
+#define APPROVALS_PER_SECOND 10  /* Approvals of one agency handled a second */
+#define APPROVALS_PER_REPORT 32  /* agencies and types one report may be approved to */
 #define CREATED_FLOOR        946684800          /* 2000-01-01T00:00:00Z: no report is older */
 #define CLOCK_KEY            "retention_clock"  /* meta: the time retention last trusted */
 #define CLOCK_JUMP_SLACK     300                /* seconds the wall clock may drift */
@@ -111,6 +114,8 @@ typedef struct {
     rate_t refusals; /* its refused reports written one by one into the audit log */
     uint64_t turn;   /* the turn frames counts for */
     int frames;      /* its frames handled in that turn */
+
+    rate_t approvals; /* its Approvals */
 } agency_use_t;
 
 /*  Where a delivery session is in sending (a send-only session never
@@ -176,6 +181,17 @@ typedef struct {
     size_t bytes;  /* a Deliver's, counted in out_bytes until it leaves */
 } held_t;
 
+/*  An approval waiting for the commit before its ApprovalAck goes out;
+ *  unavailable when the turn rolled back (nothing of it was stored). */
+typedef struct {
+    uint64_t session;
+    zframe_t *routing;
+    char *report_id, *to;
+    char **recipients; /* the agencies it released the report to */
+    size_t n_recipients;
+    bool unavailable;
+} approval_answer_t;
+
 /*  A publish waiting for the commit before its PublishAck goes out. */
 typedef struct {
     uint64_t session;
@@ -233,6 +249,10 @@ struct cv_broker_t {
     uint64_t next_serial; /* of sessions */
     agency_use_t *use;    /* per agency index: what its traffic may still cause */
     int use_cap;
+
+    cv_approval_store_t *approvals; /* originators' approvals (handling code 5) */
+    zlistx_t *approval_answers;     /* approval_answer_t: ApprovalAcks waiting for the commit */
+
     uint64_t turns;             /* turns begun: agency_use_t.turn counts against it */
     rate_t checkpoint_failures; /* logged at most once a second */
     struct {
@@ -618,7 +638,8 @@ static bool start(cv_broker_t *self, bool offline, cv_error_t *err)
     if (!open_data(self, err))
         return false;
     self->policy = load_policy(self, err);
-    if (!self->policy || !load_queues(self, err) || !open_record(self, err))
+    if (!self->policy || !load_queues(self, err) || !open_record(self, err) ||
+        !(self->approvals = cv_approval_store_new(self->store, err)))
         return false;
     if (offline)
         return true;
@@ -679,6 +700,7 @@ static cv_broker_t *broker_new(const cv_broker_config_t *config, bool offline, c
     zhashx_set_destructor(self->sessions, session_free);
     self->serving = zhashx_new();
     self->pending_acks = zlistx_new();
+    self->approval_answers = zlistx_new();
     self->outbox = zlistx_new();
     self->held = zlistx_new();
     self->deferred = zlistx_new();
@@ -704,6 +726,7 @@ void cv_broker_destroy(cv_broker_t **self_p)
     cv_broker_t *self = *self_p;
     clear_outgoing(self);
     zlistx_destroy(&self->pending_acks);
+    zlistx_destroy(&self->approval_answers);
     zlistx_destroy(&self->outbox);
     zlistx_destroy(&self->held);
     zlistx_destroy(&self->deferred);
@@ -715,6 +738,7 @@ void cv_broker_destroy(cv_broker_t **self_p)
     zhashx_destroy(&self->serving);
     zhashx_destroy(&self->sessions);
     cv_record_destroy(&self->record); /* before the store it writes in */
+    cv_approval_store_destroy(&self->approvals);
     cv_router_destroy(&self->queues);
     free(self->route_to);
     cv_guard_destroy(&self->guard); /* its monitor first */
@@ -842,6 +866,7 @@ static void remove_session(cv_broker_t *self, session_t *s)
 }
 
 static void free_pending(pending_ack_t *p);
+static void forget_approval_answers_of(cv_broker_t *self, uint64_t serial);
 
 static void held_destroy(cv_broker_t *self, held_t *h)
 {
@@ -868,6 +893,7 @@ static void forget_messages_of(cv_broker_t *self, uint64_t serial)
                 zlistx_detach_cur(lists[i]);
                 held_destroy(self, h);
             }
+    forget_approval_answers_of(self, serial);
 }
 
 /*  Ends a session now: nothing more is sent for it, not even what waits
@@ -1102,6 +1128,34 @@ static void quarantine(cv_broker_t *self, int64_t rowid, const char *why)
     cv_log_warning(self->log, "store: report %lld quarantined: %s", (long long)rowid, why);
 }
 
+static const Caveat__Report *report_at(cv_broker_t *self, int64_t rowid);
+
+/*  A rowid that names no stored report may be an approved release's
+ *  (cv_approval_store.h): the report it stands for, else NULL. */
+static const Caveat__Report *approved_release_at(cv_broker_t *self, int64_t rowid)
+{
+    cv_error_t err = {0};
+    int64_t report = cv_approval_store_resolve(self->approvals, rowid, &err);
+    if (report < 0)
+        fail_turn(self, err.msg); /* not read: nothing is dropped for it */
+    return report > 0 && report != rowid ? report_at(self, report) : NULL;
+}
+
+/*  The report's approvals, for deciding it: NULL when its handling code
+ *  needs none. A store that cannot read them fails the turn, so that no
+ *  delivery is dropped for want of them. */
+static const cv_approvals_t *approvals_of(cv_broker_t *self, const Caveat__Report *report,
+                                          cv_approvals_t *approvals)
+{
+    if (!cv_policy_needs_approval(self->policy, report))
+        return NULL;
+    cv_error_t err = {0};
+    if (cv_approval_store_list(self->approvals, report->originator, report->id, approvals, &err) <
+        0)
+        fail_turn(self, err.msg);
+    return approvals;
+}
+
 static const Caveat__Report *report_at(cv_broker_t *self, int64_t rowid)
 {
     const Caveat__Report *cached = cv_cache_get(self->cache, rowid);
@@ -1111,6 +1165,8 @@ static const Caveat__Report *report_at(cv_broker_t *self, int64_t rowid)
     size_t len = 0;
     cv_error_t err = {0};
     int found = cv_store_get_report(self->store, rowid, &body, &len, &err);
+    if (found == 0)
+        return approved_release_at(self, rowid);
     Caveat__Report *report = found > 0 ? cv_cache_unpack_report(self->cache, body, len) : NULL;
     free(body);
     if (found == CV_GET_CORRUPT)
@@ -1466,8 +1522,10 @@ static const Caveat__Report *decide_entry(cv_broker_t *self, const session_t *s,
 {
     const Caveat__Report *report = report_at(self, rowid);
     int agency = cv_policy_agency_find(self->policy, s->agency);
+    cv_approvals_t approvals;
     if (!report || agency < 0 ||
-        !cv_policy_decide(self->policy, report, agency, NULL, self->decision))
+        !cv_policy_decide(self->policy, report, agency, approvals_of(self, report, &approvals),
+                          self->decision))
         return NULL;
     const char *feed = cv_decision_feed(self->decision);
     return strcmp(feed ? feed : "", s->feed) == 0 ? report : NULL;
@@ -1708,6 +1766,209 @@ static void on_ack(cv_broker_t *self, session_t *s, const Caveat__Wire__Delivery
     s->progress = zclock_mono();
     s->stalled = 0; /* it reads */
     session_acked(s, ack->up_to);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Approvals: an originator releases its handling-code-5 report.           */
+
+static void approval_answer_free(approval_answer_t *a)
+{
+    zframe_destroy(&a->routing);
+    free(a->report_id);
+    free(a->to);
+    for (size_t i = 0; i < a->n_recipients; i++)
+        free(a->recipients[i]);
+    free(a->recipients);
+    free(a);
+}
+
+/*  Drops the ApprovalAcks waiting for the session with serial (0: every
+ *  one). */
+static void forget_approval_answers_of(cv_broker_t *self, uint64_t serial)
+{
+    zlistx_t *list = self->approval_answers;
+    for (approval_answer_t *a = list ? zlistx_first(list) : NULL; a; a = zlistx_next(list))
+        if (!serial || a->session == serial) {
+            zlistx_detach_cur(list); /* the cursor stays valid for next */
+            approval_answer_free(a);
+        }
+}
+
+/*  The turn rolled back: nothing its approvals did was stored. */
+static void approvals_unavailable(cv_broker_t *self)
+{
+    for (approval_answer_t *a = zlistx_first(self->approval_answers); a;
+         a = zlistx_next(self->approval_answers)) {
+        a->unavailable = true;
+        for (size_t i = 0; i < a->n_recipients; i++)
+            free(a->recipients[i]);
+        a->n_recipients = 0;
+    }
+}
+
+static approval_answer_t *approval_answer_new(cv_broker_t *self, const session_t *s,
+                                              const char *report_id, const char *to)
+{
+    approval_answer_t *a = cv_xcalloc(1, sizeof *a);
+    a->session = s->serial;
+    a->routing = zframe_dup(s->routing);
+    a->report_id = cv_xstrdup(report_id);
+    a->to = cv_xstrdup(to);
+    zlistx_add_end(self->approval_answers, a);
+    return a;
+}
+
+static void approval_released_to(approval_answer_t *a, const char *agency)
+{
+    a->recipients = cv_xrealloc(a->recipients, (a->n_recipients + 1) * sizeof *a->recipients);
+    a->recipients[a->n_recipients++] = cv_xstrdup(agency);
+}
+
+/*  Whether agency already has the report (rowid) or is to: routed to it
+ *  when it was accepted, or released to it by an earlier approval. -1 on
+ *  a store error. Nothing goes twice to one agency's queues. */
+static int already_released(cv_broker_t *self, int64_t rowid, const Caveat__Report *report,
+                            const char *agency, cv_error_t *err)
+{
+    int released =
+        cv_approval_store_released(self->approvals, report->originator, report->id, agency, err);
+    return released ? released : cv_approval_store_routed(self->approvals, rowid, agency, err);
+}
+
+/*  Decides the report again, with its approvals, for every candidate it
+ *  has not gone to, and routes it to those now released, under one new
+ *  rowid (cv_approval_store.h). The answer lists them. */
+static bool release_approved(cv_broker_t *self, int64_t rowid, const Caveat__Report *report,
+                             approval_answer_t *answer, cv_error_t *err)
+{
+    cv_approvals_t approvals;
+    if (cv_approval_store_list(self->approvals, report->originator, report->id, &approvals, err) <
+        0)
+        return false;
+    const int *candidates;
+    int agencies = cv_policy_candidates(self->policy, report, self->candidates, &candidates);
+    reserve((void **)&self->route_to, &self->route_to_cap, (size_t)agencies * sizeof(cv_queue_t *));
+    size_t n = 0;
+    for (int i = 0; i < agencies; i++) {
+        const char *agency = cv_policy_agency(self->policy, candidates[i])->id;
+        int released = already_released(self, rowid, report, agency, err);
+        if (released < 0)
+            return false;
+        if (released ||
+            !cv_policy_decide(self->policy, report, candidates[i], &approvals, self->decision))
+            continue;
+        const char *feed = cv_decision_feed(self->decision);
+        cv_queue_t *q = cv_router_queue(self->queues, agency, feed ? feed : "", err);
+        if (!q || !cv_approval_store_release(self->approvals, report->originator, report->id,
+                                             agency, err))
+            return false;
+        self->route_to[n++] = q;
+        approval_released_to(answer, agency);
+        mark_dirty(self, agency, feed ? feed : "");
+    }
+    if (n == 0)
+        return true;
+    int64_t release = cv_approval_store_alias(self->approvals, rowid, err);
+    int priority = report->has_priority ? (int)report->priority : 0;
+    return release > 0 && cv_router_route(self->queues, release, priority, self->route_to, n, err);
+}
+
+/*  Why an approval is refused (its Error code and reason), or 0 with the
+ *  report found. An id that names none of the sender's reports is answered
+ *  the same whether or not another agency has a report of that id: ids are
+ *  the originator's own, and the answer must not tell who has which. */
+static uint32_t approval_refusal(cv_broker_t *self, const char *sender,
+                                 const Caveat__Wire__Approval *approval, int64_t *rowid,
+                                 const Caveat__Report **report, const char **reason)
+{
+    const char *id = approval->report_id ? approval->report_id : "";
+    cv_error_t err = {0};
+    int found = *id && strlen(id) <= CV_REPORT_ID_MAX
+                    ? cv_approval_store_report(self->approvals, sender, id, rowid, &err)
+                    : 0;
+    if (found < 0)
+        fail_turn(self, err.msg); /* answered REFUSED_UNAVAILABLE with the turn */
+    *report = found > 0 ? report_at(self, *rowid) : NULL;
+    if (found >= 0 && !*report && !turn_failing(self)) {
+        *reason = "no such report of this agency";
+        return E_BAD_REQUEST;
+    }
+    if (!cv_policy_names_recipient(self->policy, approval->to)) {
+        *reason = "'to' names no agency and no agency type of the policy";
+        return E_BAD_REQUEST;
+    }
+    if (*report && !cv_policy_needs_approval(self->policy, *report)) {
+        *reason = "this report's handling code needs no approval";
+        return E_BAD_REQUEST;
+    }
+    return 0;
+}
+
+/*  Records the approval, unless the report has APPROVALS_PER_REPORT
+ *  already: 1, 0 over the limit, -1 on a store error. */
+static int add_approval(cv_broker_t *self, const Caveat__Report *report, const char *to,
+                        cv_error_t *err)
+{
+    cv_approvals_t approvals;
+    int count =
+        cv_approval_store_list(self->approvals, report->originator, report->id, &approvals, err);
+    bool known = false;
+    for (int i = 0; i < count; i++)
+        known = known || strcmp(approvals.to[i], to) == 0;
+    if (count < 0)
+        return -1;
+    if (!known && count >= APPROVALS_PER_REPORT)
+        return 0;
+    return cv_approval_store_add(self->approvals, report->originator, report->id, to, err) < 0 ? -1
+                                                                                               : 1;
+}
+
+/*  An originator's approval: stored, the report routed to the agencies it
+ *  releases, and the audit leaf, all in the turn's transaction; answered
+ *  once that is on disk. Answered with an Error, and nothing changed, when
+ *  refused. An approval already given is decided again: a reload may have
+ *  added agencies of its type. */
+static void on_approval(cv_broker_t *self, session_t *s, int agency, const char *sender,
+                        const Caveat__Wire__Approval *approval)
+{
+    char reason[96];
+    if (!rate_allows(&use_of(self, agency)->approvals, APPROVALS_PER_SECOND)) {
+        self->stats.limited++;
+        snprintf(reason, sizeof reason, "at most %d approvals a second; wait a second",
+                 APPROVALS_PER_SECOND);
+        send_error(self, s->routing, E_LIMIT, reason);
+        return;
+    }
+    const Caveat__Report *report = NULL;
+    const char *why = NULL;
+    int64_t rowid = 0;
+    uint32_t refused = approval_refusal(self, sender, approval, &rowid, &report, &why);
+    if (refused) {
+        send_error(self, s->routing, refused, why);
+        cv_log_agency(self->log, sender, false, "approval from %s refused: %s", sender, why);
+        return;
+    }
+    cv_error_t err = {0};
+    int added = turn_failing(self) ? -1 : add_approval(self, report, approval->to, &err);
+    if (added == 0) {
+        snprintf(reason, sizeof reason, "a report may be approved to at most %d agencies or types",
+                 APPROVALS_PER_REPORT);
+        send_error(self, s->routing, E_LIMIT, reason);
+        return;
+    }
+    /* from here it is answered: ApprovalAck, or REFUSED_UNAVAILABLE if the
+     * turn rolls back */
+    approval_answer_t *answer = approval_answer_new(self, s, approval->report_id, approval->to);
+    if (turn_failing(self))
+        return;
+    if (added < 0 || !release_approved(self, rowid, report, answer, &err) ||
+        !cv_record_approval(self->record, sender, report->id, approval->to,
+                            (const char *const *)answer->recipients, answer->n_recipients, &err)) {
+        fail_turn(self, err.msg);
+        return;
+    }
+    cv_log_agency(self->log, sender, false, "approval from %s: %s released to %zu agencies", sender,
+                  report->id, answer->n_recipients);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -2470,9 +2731,11 @@ static void dispatch(cv_broker_t *self, const zframe_t *routing, int agency,
     case CAVEAT__WIRE__FRAME__BODY_ADMIN_REQUEST:
         on_admin(self, routing, agency, key, frame->admin_request);
         break;
-    case CAVEAT__WIRE__FRAME__BODY_FEEDBACK:
     case CAVEAT__WIRE__FRAME__BODY_APPROVAL:
-        send_error(self, routing, E_UNSUPPORTED, "feedback and approval are not supported yet");
+        on_approval(self, s, agency, sender, frame->approval);
+        break;
+    case CAVEAT__WIRE__FRAME__BODY_FEEDBACK:
+        send_error(self, routing, E_UNSUPPORTED, "feedback is not supported yet");
         break;
     default:
         send_error(self, routing, E_BAD_FRAME, "not a frame a client sends");
@@ -2555,6 +2818,7 @@ static void clear_outgoing(cv_broker_t *self)
     pending_ack_t *p;
     while (self->pending_acks && (p = zlistx_detach(self->pending_acks, NULL)))
         free_pending(p);
+    forget_approval_answers_of(self, 0);
     /* never synced: not sent (a client resends a publish, the broker a delivery) */
     held_list_clear(self, self->outbox);
     held_list_clear(self, self->held);
@@ -2615,6 +2879,7 @@ static void turn_failed(cv_broker_t *self, const char *why)
                 p->ack.results[i]->reason = cv_xstrdup("the store could not commit; retry");
             }
     held_list_clear(self, self->outbox);
+    approvals_unavailable(self);
     for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
         session_resend_all(self, s);
     /* rows made in the rolled-back turn are gone: so must be their mirrors */
@@ -2717,6 +2982,31 @@ static void forget_held_deliveries(cv_broker_t *self)
         session_resend_all(self, s);
 }
 
+/*  The turn's ApprovalAcks, held for its commit's sync like PublishAcks. */
+static void hold_approval_answers(cv_broker_t *self)
+{
+    approval_answer_t *a;
+    while ((a = zlistx_detach(self->approval_answers, NULL))) {
+        Caveat__Wire__ApprovalAck ack = CAVEAT__WIRE__APPROVAL_ACK__INIT;
+        ack.report_id = a->report_id;
+        ack.to = a->to;
+        ack.has_status = ack.has_released = true;
+        ack.status =
+            a->unavailable ? CAVEAT__WIRE__STATUS__REFUSED_UNAVAILABLE : CAVEAT__WIRE__STATUS__OK;
+        ack.reason = a->unavailable ? "the store could not commit; retry" : NULL;
+        ack.released = (uint32_t)a->n_recipients;
+        ack.n_recipients = a->n_recipients;
+        ack.recipients = a->recipients;
+        Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+        frame.body_case = CAVEAT__WIRE__FRAME__BODY_APPROVAL_ACK;
+        frame.approval_ack = &ack;
+        held_t *h = cv_xmalloc(sizeof *h);
+        *h = (held_t){0, a->session, frame_message(a->routing, &frame), false, 0};
+        hold(self, h);
+        approval_answer_free(a);
+    }
+}
+
 /*  The turn's PublishAcks and deliveries wait for its commit to be synced. */
 static void send_outgoing(cv_broker_t *self)
 {
@@ -2730,6 +3020,7 @@ static void send_outgoing(cv_broker_t *self)
         hold(self, h);
         free_pending(p);
     }
+    hold_approval_answers(self);
     held_t *h;
     while ((h = zlistx_detach(self->outbox, NULL)))
         hold(self, h);

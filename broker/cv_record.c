@@ -387,3 +387,19 @@ bool cv_record_purged(cv_record_t *self, const char *originator, const char *rep
     key_string(w, "rule", rule);
     return append(self, &w, err);
 }
+
+bool cv_record_approval(cv_record_t *self, const char *originator, const char *report_id,
+                        const char *to, const char *const *released, size_t n_released,
+                        cv_error_t *err)
+{
+    cv_json_writer_t *w = leaf_begin("approval");
+    key_string(w, "report", report_id);
+    key_string(w, "originator", originator);
+    key_string(w, "to", to);
+    cv_json_key(w, "released");
+    cv_json_array_begin(w);
+    for (size_t i = 0; i < n_released; i++)
+        cv_json_string(w, released[i]);
+    cv_json_array_end(w);
+    return append(self, &w, err);
+}

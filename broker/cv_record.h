@@ -72,6 +72,11 @@ bool cv_record_purged(cv_record_t *self, const char *originator, const char *rep
  *  new retention, or its disposal, and the reviewer's reason. */
 bool cv_record_review(cv_record_t *self, const char *originator, const char *report_id,
                       const cv_review_t *review, cv_error_t *err);
+/*  An originator's approval of its report to an agency id or type, and the
+ *  agencies it released the report to (none: nothing new was released). */
+bool cv_record_approval(cv_record_t *self, const char *originator, const char *report_id,
+                        const char *to, const char *const *released, size_t n_released,
+                        cv_error_t *err);
 
 /*  Before the transaction commits: writes its leaves into the log (all at
  *  once: the log's frontier is read and written once), then signs a

@@ -30,6 +30,10 @@ static const char usage[] =
     "  policy signer-key --key ADMIN.cert_secret [--name NAME]   the signers-file line\n"
     "  publish   --broker EP --server-key BROKER.cert --cert AGENCY.cert_secret [FILE|-]\n"
     "            [--timeout S]                publish JSON reports (one, or JSON lines)\n"
+    "  approve REPORT_ID --to AGENCY_OR_TYPE --broker EP --server-key BROKER.cert\n"
+    "            --cert AGENCY.cert_secret [--timeout S]   release your own report that its\n"
+    "            handling code holds for your approval (code 5) to an agency, or to every\n"
+    "            agency of a type; prints each agency it now goes to\n"
     "  subscribe --broker EP --server-key BROKER.cert --cert AGENCY.cert_secret\n"
     "            [--feed NAME] [--count N] [--timeout S]   print deliveries as JSON lines\n"
     "  admin stats|sessions|reload|quarantined|purge [--dry-run [--at TIME]] [--trust-clock]|\n"
@@ -77,7 +81,7 @@ static void print_usage_of(const char *command, FILE *out)
 
 static bool is_command(const char *name)
 {
-    static const char *const commands[] = {"keygen", "policy",   "publish", "subscribe",
+    static const char *const commands[] = {"keygen", "policy",   "publish", "approve", "subscribe",
                                            "admin",  "received", "audit",   NULL};
     for (int i = 0; commands[i]; i++)
         if (strcmp(name, commands[i]) == 0)
@@ -120,6 +124,8 @@ int main(int argc, char **argv)
         return cmd_policy(argc - 1, argv + 1);
     if (strcmp(argv[1], "publish") == 0)
         return cmd_publish(argc - 1, argv + 1);
+    if (strcmp(argv[1], "approve") == 0)
+        return cmd_approve(argc - 1, argv + 1);
     if (strcmp(argv[1], "subscribe") == 0)
         return cmd_subscribe(argc - 1, argv + 1);
     if (strcmp(argv[1], "admin") == 0)

@@ -246,6 +246,34 @@ CAVEAT_EXPORT char *cv_client_admin_args(cv_client_t *self, const char *command,
                                          const char *const *args, size_t n_args, bool *ok,
                                          int timeout_ms, cv_error_t *err);
 
+/*  The answer to an approval: status CV_PUBLISH_OK, or
+ *  CV_PUBLISH_REFUSED_UNAVAILABLE when the broker could not store it (send
+ *  it again); the agencies it released the report to (none when every
+ *  agency it approves had the report already, or the policy releases it
+ *  to none of them). Strings malloc'd: cv_approval_result_clear.          */
+typedef struct {
+    int status; /* a cv_publish_status_t */
+    char *reason;
+    char **recipients;
+    size_t n_recipients;
+} cv_approval_result_t;
+
+/*  The originator's approval of one of its own reports, whose handling
+ *  code holds it until the originator approves each release, to an agency
+ *  id or an agency type of the policy. Waits (timeout_ms) until the broker
+ *  has stored the approval and routed the report to the agencies it
+ *  releases, each of which then gets its own redacted view. Returns 0
+ *  (stored), 1 (not stored: result->reason), or -1 with err: a timeout,
+ *  a transport failure, or a broker Error (CV_ERR_BROKER; BAD_REQUEST for
+ *  no such report of this agency, an unknown agency or type, or a report
+ *  that needs no approval; LIMIT past the approvals an agency may send a
+ *  second or a report may have). Clear result whatever the return. The
+ *  client's thread.                                                       */
+CAVEAT_EXPORT int cv_client_approve(cv_client_t *self, const char *report_id, const char *to,
+                                    cv_approval_result_t *result, int timeout_ms, cv_error_t *err);
+/*  Frees what result holds. Any thread that owns result.                  */
+CAVEAT_EXPORT void cv_approval_result_clear(cv_approval_result_t *result);
+
 /*  The name of a cv_publish_status_t ("REFUSED_INVALID") and of a broker
  *  ErrorCode ("REVOKED"); "UNKNOWN" for other values. Any thread.         */
 CAVEAT_EXPORT const char *cv_status_name(int status);

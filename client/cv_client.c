@@ -463,6 +463,7 @@ static pump_t on_frame(cv_client_t *self, Caveat__Wire__Frame *frame, Caveat__Wi
         publishes_on_ack(self, frame->publish_ack);
         break;
     case CAVEAT__WIRE__FRAME__BODY_ADMIN_REPLY:
+    case CAVEAT__WIRE__FRAME__BODY_APPROVAL_ACK:
         result = PUMP_FRAME;
         break;
     default: /* heartbeats, and frames only a client sends */
@@ -1407,6 +1408,29 @@ static bool send_admin(cv_client_t *self, const char *command, const char *const
     return send_frame(self, &frame, err);
 }
 
+/*  The answer of the kind body to a request just sent, within timeout_ms;
+ *  NULL with err on a timeout, a transport failure or a broker Error (the
+ *  answer to what was sent: docs/protocol.md 7). Valid until the next
+ *  pump. */
+static Caveat__Wire__Frame *await_answer(cv_client_t *self, Caveat__Wire__Frame__BodyCase body,
+                                         const char *name, int timeout_ms, cv_error_t *err)
+{
+    int64_t deadline = zclock_mono() + (timeout_ms > 0 ? timeout_ms : 0);
+    while (true) {
+        Caveat__Wire__Frame *frame = NULL;
+        pump_t result = pump(self, deadline, &frame, err);
+        if (result == PUMP_TIMEOUT) {
+            cv_error_set(err, NULL, 0, 0, "no %s from %s within %gs", name, self->endpoint,
+                         seconds(timeout_ms));
+            set_code(err, CV_ERR_TIMEOUT);
+        }
+        if (result == PUMP_TIMEOUT || result == PUMP_ERROR)
+            return NULL;
+        if (frame && frame->body_case == body)
+            return frame;
+    }
+}
+
 /*  A copy of the reply's text: the frame's arena is reused. */
 static char *admin_text(const Caveat__Wire__AdminReply *reply, bool *ok, cv_error_t *err)
 {
@@ -1435,18 +1459,69 @@ char *cv_client_admin_args(cv_client_t *self, const char *command, const char *c
     }
     if (!send_admin(self, command, args, n_args, err))
         return NULL;
-    int64_t deadline = zclock_mono() + (timeout_ms > 0 ? timeout_ms : 0);
-    while (true) {
-        Caveat__Wire__Frame *frame = NULL;
-        pump_t result = pump(self, deadline, &frame, err);
-        if (result == PUMP_TIMEOUT) {
-            cv_error_set(err, NULL, 0, 0, "no AdminReply from %s within %gs", self->endpoint,
-                         seconds(timeout_ms));
-            set_code(err, CV_ERR_TIMEOUT);
-        }
-        if (result == PUMP_TIMEOUT || result == PUMP_ERROR)
-            return NULL;
-        if (frame && frame->body_case == CAVEAT__WIRE__FRAME__BODY_ADMIN_REPLY)
-            return admin_text(frame->admin_reply, ok, err);
+    Caveat__Wire__Frame *frame =
+        await_answer(self, CAVEAT__WIRE__FRAME__BODY_ADMIN_REPLY, "AdminReply", timeout_ms, err);
+    return frame ? admin_text(frame->admin_reply, ok, err) : NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Approval */
+
+static bool send_approval(cv_client_t *self, const char *report_id, const char *to, cv_error_t *err)
+{
+    Caveat__Wire__Approval approval = CAVEAT__WIRE__APPROVAL__INIT;
+    approval.report_id = (char *)report_id;
+    approval.to = (char *)to;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_APPROVAL;
+    frame.approval = &approval;
+    return send_frame(self, &frame, err);
+}
+
+/*  The ApprovalAck copied out of its frame's arena, which is reused. */
+static int approval_result(const Caveat__Wire__ApprovalAck *ack, cv_approval_result_t *result,
+                           cv_error_t *err)
+{
+    result->status = ack->has_status ? (int)ack->status : CV_PUBLISH_OK;
+    result->reason = strdup(ack->reason ? ack->reason : "");
+    result->recipients = calloc(ack->n_recipients + 1, sizeof *result->recipients);
+    bool copied = result->reason && result->recipients;
+    for (size_t i = 0; copied && i < ack->n_recipients; i++) {
+        copied = (result->recipients[i] = strdup(ack->recipients[i])) != NULL;
+        result->n_recipients += copied;
     }
+    if (!copied) {
+        cv_approval_result_clear(result);
+        out_of_memory(err);
+        return -1;
+    }
+    return result->status != CV_PUBLISH_OK;
+}
+
+int cv_client_approve(cv_client_t *self, const char *report_id, const char *to,
+                      cv_approval_result_t *result, int timeout_ms, cv_error_t *err)
+{
+    end_borrow(self);
+    *result = (cv_approval_result_t){0};
+    if (!report_id || !*report_id || !to || !*to) {
+        cv_error_set(err, NULL, 0, 0, "an approval needs a report id and an agency or type");
+        set_code(err, CV_ERR_BAD_INPUT);
+        return -1;
+    }
+    if (!send_approval(self, report_id, to, err))
+        return -1;
+    Caveat__Wire__Frame *frame =
+        await_answer(self, CAVEAT__WIRE__FRAME__BODY_APPROVAL_ACK, "ApprovalAck", timeout_ms, err);
+    return frame ? approval_result(frame->approval_ack, result, err) : -1;
+}
+
+void cv_approval_result_clear(cv_approval_result_t *result)
+{
+    if (!result)
+        return;
+    for (size_t i = 0; result->recipients && i < result->n_recipients; i++)
+        free(result->recipients[i]);
+    free(result->recipients);
+    free(result->reason);
+    *result = (cv_approval_result_t){0};
 }

@@ -67,6 +67,25 @@ const cv_handling_code_t *cv_policy_code_find(const cv_policy_t *self, const cha
     return NULL;
 }
 
+bool cv_policy_needs_approval(const cv_policy_t *self, const Caveat__Report *report)
+{
+    const cv_handling_code_t *code =
+        cv_policy_code_find(self, report->grading ? report->grading->handling_code : NULL);
+    return code && code->originator_approval;
+}
+
+bool cv_policy_names_recipient(const cv_policy_t *self, const char *name)
+{
+    if (!name || !*name)
+        return false;
+    if (cv_policy_agency_find(self, name) >= 0)
+        return true;
+    for (int i = 0; i < self->n_agencies; i++)
+        if (strcmp(self->agencies[i].pub.type, name) == 0)
+            return true;
+    return false;
+}
+
 bool cv_policy_has_feed(const cv_policy_t *self, const char *feed)
 {
     for (int e = self->n_rules; feed && e < self->n_entries; e++)

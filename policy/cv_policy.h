@@ -162,6 +162,13 @@ typedef struct {
     size_t count;
 } cv_approvals_t;
 
+/*  Whether report's handling code holds it until its originator approves
+ *  each release (originator_approval).                                    */
+bool cv_policy_needs_approval(const cv_policy_t *self, const Caveat__Report *report);
+/*  Whether name is an agency id or an agency type of the policy: what an
+ *  approval may name.                                                     */
+bool cv_policy_names_recipient(const cv_policy_t *self, const char *name);
+
 /*  Decides whether report goes to agency recipient (an index), and which
  *  entries (rules, screening entries) release it. The originator is
  *  report->originator. approvals may be NULL. Returns delivered.           */

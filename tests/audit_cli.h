@@ -6,16 +6,23 @@
 #include <stdio.h>
 #include <sys/wait.h>
 
-static inline int audit_cli(const char *args, char *out, size_t size)
+/*  A shell command's exit status, its stdout (and whatever it sends
+ *  there) in out. */
+static inline int command_output(const char *command, char *out, size_t size)
 {
-    char command[8192];
-    snprintf(command, sizeof command, "'%s' audit %s 2>&1", CAVEAT_CLI, args);
     FILE *pipe = popen(command, "r");
     assert_non_null(pipe);
     size_t got = fread(out, 1, size - 1, pipe);
     out[got] = '\0';
     int status = pclose(pipe);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static inline int audit_cli(const char *args, char *out, size_t size)
+{
+    char command[8192];
+    snprintf(command, sizeof command, "'%s' audit %s 2>&1", CAVEAT_CLI, args);
+    return command_output(command, out, size);
 }
 
 #endif

@@ -41,7 +41,7 @@ soname=$(readelf -d "$libdir/libcaveat.so" | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p
 [ -f "$libdir/libcaveat.a" ] && ok "libcaveat.a" || fail "no libcaveat.a"
 # exported: the API (cv_client_*, cv_*_name, ...) and the report schema only
 internal=$(nm -D --defined-only "$libdir/libcaveat.so" | awk '{print $3}' |
-    grep -v -E '^(cv_client_|cv_publish_results_clear$|cv_status_name$|cv_error_code_name$|cv_code_name$|caveat_version$|caveat__)' || true)
+    grep -v -E '^(cv_client_|cv_publish_results_clear$|cv_approval_result_clear$|cv_status_name$|cv_error_code_name$|cv_code_name$|caveat_version$|caveat__)' || true)
 [ -z "$internal" ] && ok "only the API exported" || fail "internal symbols exported: $internal"
 version=$(pkg-config --modversion caveat)
 grep -q "#define CAVEAT_VERSION_STRING \"$version\"" "$prefix/include/caveat.h" &&
