@@ -56,6 +56,11 @@ bool cv_record_admin(cv_record_t *self, const char *agency, const char *action, 
 bool cv_record_purged(cv_record_t *self, const char *originator, const char *report_id,
                       const char *category, const char *rule, cv_error_t *err);
 
+/*  Feedback stored from agency from on report (report_id of originator),
+ *  with its value; never its text. */
+bool cv_record_feedback(cv_record_t *self, const char *report_id, const char *originator,
+                        const char *from, const char *value, cv_error_t *err);
+
 /*  Before the transaction commits: writes its leaves into the log (all at
  *  once: the log's frontier is read and written once), then signs a
  *  checkpoint when one is due, or whenever leaves were added since the
