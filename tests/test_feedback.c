@@ -331,6 +331,58 @@ static void test_feedback_over_its_limits_is_refused(void **state)
     finish(&h);
 }
 
+/* ------------------------------------------------------------------------ */
+/*  The command line.                                                       */
+
+/*  `caveat ARGS --broker ... --cert AGENCY` run as an agency would: exit
+ *  status, and stdout (stderr too) in out. */
+static int caveat_as(harness_t *h, const char *agency, const char *args, char *out, size_t size)
+{
+    char command[4096], dir[1024];
+    snprintf(dir, sizeof dir, "%s", harness_path(h, ""));
+    snprintf(command, sizeof command,
+             "'%s' %s --broker '%s' --server-key '%s/broker.cert' --cert '%s/%s.cert_secret' 2>&1",
+             CAVEAT_CLI, args, harness_endpoint(h), dir, dir, agency);
+    FILE *pipe = popen(command, "r");
+    assert_non_null(pipe);
+    size_t got = fread(out, 1, size - 1, pipe);
+    out[got] = '\0';
+    int status = pclose(pipe);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void test_the_command_line_gives_and_prints_feedback(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    char id[128];
+    publish_report(h, id, sizeof id);
+    cv_client_t *council = receiver(h, "hull-cc", id);
+    char args[1024], out[8192];
+
+    snprintf(args, sizeof args, "feedback '%s' --value excellent", id);
+    assert_int_equal(caveat_as(h, "hull-cc", args, out, sizeof out), 2);
+    assert_non_null(strstr(out, "feedback value must be useful"));
+    snprintf(args, sizeof args, "feedback '%s' --value seen", id);
+    assert_int_equal(caveat_as(h, "hull-nhs", args, out, sizeof out), 1);
+    assert_non_null(strstr(out, "FORBIDDEN"));
+    snprintf(args, sizeof args, "feedback '%s' --value useful --text 'seen at the panel'", id);
+    assert_int_equal(caveat_as(h, "hull-cc", args, out, sizeof out), 0);
+
+    assert_int_equal(caveat_as(h, ORIGINATOR, "subscribe --count 1 --timeout 5", out, sizeof out),
+                     0);
+    char expected[512];
+    snprintf(expected, sizeof expected,
+             "\"report\":null,\"feedback\":{\"report_id\":\"%s\",\"from\":\"hull-cc\","
+             "\"value\":\"useful\",\"text\":\"seen at the panel\",\"time\":\"",
+             id);
+    if (!strstr(out, expected))
+        print_error("subscribe printed %s\n", out);
+    assert_non_null(strstr(out, expected));
+    cv_client_destroy(&council);
+    finish(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -339,6 +391,7 @@ int main(void)
         cmocka_unit_test(test_feedback_on_a_report_not_received_is_refused_alike),
         cmocka_unit_test(test_feedback_of_a_bad_form_is_refused),
         cmocka_unit_test(test_feedback_over_its_limits_is_refused),
+        cmocka_unit_test(test_the_command_line_gives_and_prints_feedback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
