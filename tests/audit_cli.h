@@ -1,21 +1,30 @@
-/*  `caveat audit ARGS` run from a test, as an operator runs it: its exit
- *  status, and its stdout and stderr together in out. Needs CAVEAT_CLI. */
+/*  `caveat audit ARGS` (and any `caveat ARGS`) run from a test, as an
+ *  operator runs it: its exit status, and its stdout and stderr together
+ *  in out. Needs CAVEAT_CLI. */
 #ifndef AUDIT_CLI_H
 #define AUDIT_CLI_H
 
 #include <stdio.h>
 #include <sys/wait.h>
 
-static inline int audit_cli(const char *args, char *out, size_t size)
+/*  `caveat ARGS`, the same way. */
+static inline int caveat_cli(const char *args, char *out, size_t size)
 {
-    char command[8192];
-    snprintf(command, sizeof command, "'%s' audit %s 2>&1", CAVEAT_CLI, args);
+    char command[16384];
+    snprintf(command, sizeof command, "'%s' %s 2>&1", CAVEAT_CLI, args);
     FILE *pipe = popen(command, "r");
     assert_non_null(pipe);
     size_t got = fread(out, 1, size - 1, pipe);
     out[got] = '\0';
     int status = pclose(pipe);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static inline int audit_cli(const char *args, char *out, size_t size)
+{
+    char command[8192];
+    snprintf(command, sizeof command, "audit %s", args);
+    return caveat_cli(command, out, size);
 }
 
 #endif

@@ -341,14 +341,9 @@ static int caveat_as(harness_t *h, const char *agency, const char *args, char *o
     char command[4096], dir[1024];
     snprintf(dir, sizeof dir, "%s", harness_path(h, ""));
     snprintf(command, sizeof command,
-             "'%s' %s --broker '%s' --server-key '%s/broker.cert' --cert '%s/%s.cert_secret' 2>&1",
-             CAVEAT_CLI, args, harness_endpoint(h), dir, dir, agency);
-    FILE *pipe = popen(command, "r");
-    assert_non_null(pipe);
-    size_t got = fread(out, 1, size - 1, pipe);
-    out[got] = '\0';
-    int status = pclose(pipe);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+             "%s --broker '%s' --server-key '%s/broker.cert' --cert '%s/%s.cert_secret'", args,
+             harness_endpoint(h), dir, dir, agency);
+    return caveat_cli(command, out, size);
 }
 
 static void test_the_command_line_gives_and_prints_feedback(void **state)
