@@ -237,7 +237,9 @@ CAVEAT_EXPORT void cv_client_set_state_callback(cv_client_t *self, cv_client_sta
  *  broker_code FORBIDDEN (no report of that id was delivered to the
  *  agency), BAD_REQUEST or LIMIT (too much feedback: later, or no more
  *  on this report), CV_ERR_FAILED (the broker could not store it: retry),
- *  CV_ERR_TIMEOUT. The client's thread.                                   */
+ *  CV_ERR_TIMEOUT. Sent again on a new session after a reconnect; a
+ *  FeedbackAck lost with a connection may make the broker store it twice.
+ *  The client's thread.                                                   */
 CAVEAT_EXPORT bool cv_client_feedback(cv_client_t *self, const char *report_id,
                                       const char *originator, const char *value, const char *text,
                                       int timeout_ms, cv_error_t *err);

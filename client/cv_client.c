@@ -1270,9 +1270,12 @@ bool cv_client_ack(cv_client_t *self, uint64_t up_to, cv_error_t *err)
 
 /*  Waits (timeout_ms) for the broker's answer to a request just sent, a
  *  frame of body (named name in the error), handling whatever else comes
- *  meanwhile. The frame lives until the next pump; NULL with err. */
+ *  meanwhile. A new session (a reconnect's HelloAck) never saw the
+ *  request: it is sent again when again is not NULL. The frame lives until
+ *  the next pump; NULL with err. */
 static Caveat__Wire__Frame *answer_to(cv_client_t *self, Caveat__Wire__Frame__BodyCase body,
-                                      const char *name, int timeout_ms, cv_error_t *err)
+                                      const char *name, const Caveat__Wire__Frame *again,
+                                      int timeout_ms, cv_error_t *err)
 {
     int64_t deadline = zclock_mono() + (timeout_ms > 0 ? timeout_ms : 0);
     while (true) {
@@ -1287,6 +1290,9 @@ static Caveat__Wire__Frame *answer_to(cv_client_t *self, Caveat__Wire__Frame__Bo
             return NULL;
         if (frame && frame->body_case == body)
             return frame;
+        if (frame && frame->body_case == CAVEAT__WIRE__FRAME__BODY_HELLO_ACK && again &&
+            !send_frame(self, again, err))
+            return NULL;
     }
 }
 
@@ -1334,8 +1340,8 @@ bool cv_client_feedback(cv_client_t *self, const char *report_id, const char *or
     frame.feedback = &feedback;
     if (!send_frame(self, &frame, err))
         return false;
-    Caveat__Wire__Frame *answer =
-        answer_to(self, CAVEAT__WIRE__FRAME__BODY_FEEDBACK_ACK, "FeedbackAck", timeout_ms, err);
+    Caveat__Wire__Frame *answer = answer_to(self, CAVEAT__WIRE__FRAME__BODY_FEEDBACK_ACK,
+                                            "FeedbackAck", &frame, timeout_ms, err);
     return answer && feedback_stored(answer->feedback_ack, err);
 }
 
@@ -1384,6 +1390,6 @@ char *cv_client_admin_args(cv_client_t *self, const char *command, const char *c
     if (!send_admin(self, command, args, n_args, err))
         return NULL;
     Caveat__Wire__Frame *frame =
-        answer_to(self, CAVEAT__WIRE__FRAME__BODY_ADMIN_REPLY, "AdminReply", timeout_ms, err);
+        answer_to(self, CAVEAT__WIRE__FRAME__BODY_ADMIN_REPLY, "AdminReply", NULL, timeout_ms, err);
     return frame ? admin_text(frame->admin_reply, ok, err) : NULL;
 }

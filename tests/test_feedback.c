@@ -148,6 +148,30 @@ static void test_feedback_outlives_a_restart_until_acknowledged(void **state)
     finish(&h);
 }
 
+static void test_a_dropped_sender_sends_its_feedback_again(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    char id[128];
+    publish_report(h, id, sizeof id);
+    cv_client_t *council = receiver(h, "hull-cc", id);
+    enum { N = 65 }; /* one more send-only session than the broker keeps per agency */
+    cv_client_t *senders[N];
+    for (int i = 0; i < N; i++)
+        senders[i] = sender_of(h, "hull-cc");
+    /* the first has no session any more: NOT_READY, Hello, and again */
+    cv_error_t err;
+    assert_true(give_feedback(senders[0], id, "seen", NULL, &err));
+    cv_client_t *police = client(h, ORIGINATOR, NULL, 0);
+    expect_feedback(police, id, "hull-cc", "seen", NULL);
+    assert_nothing_arrives(police, 300);
+    for (int i = 0; i < N; i++)
+        cv_client_destroy(&senders[i]);
+    cv_client_destroy(&police);
+    cv_client_destroy(&council);
+    finish(&h);
+}
+
 /* ------------------------------------------------------------------------ */
 /*  Refusals.                                                               */
 
@@ -383,6 +407,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_feedback_reaches_the_originator_alone),
         cmocka_unit_test(test_feedback_outlives_a_restart_until_acknowledged),
+        cmocka_unit_test(test_a_dropped_sender_sends_its_feedback_again),
         cmocka_unit_test(test_feedback_on_a_report_not_received_is_refused_alike),
         cmocka_unit_test(test_feedback_of_a_bad_form_is_refused),
         cmocka_unit_test(test_feedback_over_its_limits_is_refused),
