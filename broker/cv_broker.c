@@ -2436,22 +2436,47 @@ typedef struct {
     int64_t report;     /* the first found, 0: none */
     char *originator;   /* its originator */
     int reports;        /* how many different reports */
+    int64_t last;       /* the last counted */
 } delivered_t;
 
 /*  A route of the report to one of the sender's queues: it was delivered
- *  there when that queue has given it a seq (it no longer waits). */
+ *  there when that queue has given it a seq (it no longer waits). Routes
+ *  come in rowid order, so a report delivered on two queues (direct and a
+ *  feed) comes twice in a row. */
 static void on_routed_to(void *arg, int64_t report, const char *originator, int priority,
                          const char *feed)
 {
     delivered_t *d = arg;
     cv_queue_t *q = cv_router_find(d->broker->queues, d->agency, feed);
-    if (!q || cv_queue_waits(q, (cv_routed_t){report, priority}) || report == d->report)
+    if (!q || cv_queue_waits(q, (cv_routed_t){report, priority}) || report == d->last)
         return;
-    if (!d->report) {
+    d->last = report;
+    if (d->reports++ == 0) {
         d->report = report;
         d->originator = cv_xstrdup(originator);
     }
-    d->reports += report != d->report || d->reports == 0;
+}
+
+/*  A FeedbackAck to routing: stored, or not (why). */
+static zmsg_t *feedback_ack(const zframe_t *routing, const char *report_id, const char *not_stored)
+{
+    Caveat__Wire__FeedbackAck ack = CAVEAT__WIRE__FEEDBACK_ACK__INIT;
+    ack.report_id = (char *)report_id;
+    ack.has_status = true;
+    ack.status = not_stored ? CAVEAT__WIRE__STATUS__REFUSED_UNAVAILABLE : CAVEAT__WIRE__STATUS__OK;
+    ack.reason = (char *)not_stored;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_FEEDBACK_ACK;
+    frame.feedback_ack = &ack;
+    return frame_message(routing, &frame);
+}
+
+/*  Nothing is stored, through no fault of the sender's: it may send again. */
+static void feedback_unavailable(cv_broker_t *self, const session_t *s, const char *report_id,
+                                 const char *why)
+{
+    zmsg_t *msg = feedback_ack(s->routing, report_id, why);
+    send_now(self, &msg);
 }
 
 /*  Stores the feedback, queues it for the originator's direct queue and
@@ -2500,14 +2525,19 @@ static void on_feedback(cv_broker_t *self, const session_t *s, int agency, const
         send_error(self, s->routing, E_BAD_REQUEST, why);
         return;
     }
+    if (cv_space_short(self->space)) { /* as a publish is: deliveries go first */
+        feedback_unavailable(self, s, feedback->report_id,
+                             "the broker's disk is full; retry later");
+        return;
+    }
     cv_error_t err = {0};
-    delivered_t d = {self, sender, 0, NULL, 0};
+    delivered_t d = {self, sender, 0, NULL, 0, 0};
     int routes = cv_store_routed_to(self->store, feedback->report_id, feedback->originator, sender,
                                     on_routed_to, &d, &err);
     int given = d.reports == 1 ? cv_feedback_count(self->feedback, d.report, sender, &err) : 0;
     if (routes < 0 || given < 0) {
         cv_log_error(self->log, "feedback from %s: %s", sender, err.msg);
-        send_error(self, s->routing, E_BAD_REQUEST, "the broker cannot read its store; retry");
+        feedback_unavailable(self, s, feedback->report_id, "the store could not be read; retry");
     } else if (d.reports == 0) {
         send_error(self, s->routing, E_FORBIDDEN, "no report of that id was delivered to you");
     } else if (d.reports > 1) {
@@ -2635,16 +2665,9 @@ static void hold_feedback_acks(cv_broker_t *self)
 {
     pending_feedback_t *p;
     while ((p = zlistx_detach(self->pending_feedback, NULL))) {
-        Caveat__Wire__FeedbackAck ack = CAVEAT__WIRE__FEEDBACK_ACK__INIT;
-        ack.report_id = p->report_id;
-        ack.has_status = true;
-        ack.status = p->lost ? CAVEAT__WIRE__STATUS__REFUSED_UNAVAILABLE : CAVEAT__WIRE__STATUS__OK;
-        ack.reason = p->lost ? "the store could not commit; retry" : NULL;
-        Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
-        frame.body_case = CAVEAT__WIRE__FRAME__BODY_FEEDBACK_ACK;
-        frame.feedback_ack = &ack;
+        const char *why = p->lost ? "the store could not commit; retry" : NULL;
         held_t *h = cv_xmalloc(sizeof *h);
-        *h = (held_t){0, p->session, frame_message(p->routing, &frame), false, 0};
+        *h = (held_t){0, p->session, feedback_ack(p->routing, p->report_id, why), false, 0};
         hold(self, h);
         free_pending_feedback(p);
     }

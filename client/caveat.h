@@ -236,7 +236,8 @@ CAVEAT_EXPORT void cv_client_set_state_callback(cv_client_t *self, cv_client_sta
  *  the broker would refuse, checked before sending), CV_ERR_BROKER with
  *  broker_code FORBIDDEN (no report of that id was delivered to the
  *  agency), BAD_REQUEST or LIMIT (too much feedback: later, or no more
- *  on this report), CV_ERR_FAILED (the broker could not store it: retry),
+ *  on this report), CV_ERR_FAILED (the broker could not store it now, its
+ *  disk short or its store failing: retry later),
  *  CV_ERR_TIMEOUT. Sent again on a new session after a reconnect; a
  *  FeedbackAck lost with a connection may make the broker store it twice.
  *  The client's thread.                                                   */

@@ -286,6 +286,38 @@ static void test_feedback_of_a_bad_form_is_refused(void **state)
     finish(&h);
 }
 
+static void test_feedback_waits_while_the_disk_is_short(void **state)
+{
+    (void)state;
+    harness_t *h = harness_new();
+    assert_non_null(h);
+    if (!harness_small_disk(h, 24 * 1024 * 1024)) {
+        harness_destroy(&h);
+        skip(); /* no mount here: not root, no user namespaces */
+    }
+    const char *const extra[] = {"--disk-reserve", "2", NULL};
+    assert_true(harness_start(h, extra));
+    char id[128];
+    publish_report(h, id, sizeof id);
+    cv_client_t *council = receiver(h, "hull-cc", id);
+    assert_true(harness_fill_disk(h) > 0);
+    zclock_sleep(300); /* the broker looks at the disk every 100 ms */
+    cv_error_t err;
+    assert_false(give_feedback(council, id, "useful", NULL, &err));
+    assert_int_equal(err.code, CV_ERR_FAILED);
+    assert_non_null(strstr(err.msg, "disk is full"));
+    cv_client_t *police = client(h, ORIGINATOR, NULL, 0);
+    assert_nothing_arrives(police, 300);
+
+    harness_free_disk(h);
+    zclock_sleep(300);
+    assert_true(give_feedback(council, id, "useful", NULL, &err));
+    expect_feedback(police, id, "hull-cc", "useful", NULL);
+    cv_client_destroy(&police);
+    cv_client_destroy(&council);
+    finish(&h);
+}
+
 /*  The answers to n frames just sent: how many were FeedbackAcks and how
  *  many Errors of code. */
 static void count_answers(zsock_t *dealer, int n, uint32_t code, int *acks, int *errors)
@@ -411,6 +443,7 @@ int main(void)
         cmocka_unit_test(test_feedback_on_a_report_not_received_is_refused_alike),
         cmocka_unit_test(test_feedback_of_a_bad_form_is_refused),
         cmocka_unit_test(test_feedback_over_its_limits_is_refused),
+        cmocka_unit_test(test_feedback_waits_while_the_disk_is_short),
         cmocka_unit_test(test_the_command_line_gives_and_prints_feedback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
