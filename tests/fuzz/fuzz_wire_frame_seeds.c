@@ -39,6 +39,19 @@ static void write_frame(const char *dir, const char *name, const Caveat__Wire__F
     free(bytes);
 }
 
+/*  A Deliver of one delivery. */
+static void write_deliver(const char *dir, const char *name, Caveat__Wire__Delivery *delivery)
+{
+    Caveat__Wire__Delivery *deliveries[] = {delivery};
+    Caveat__Wire__Deliver deliver = CAVEAT__WIRE__DELIVER__INIT;
+    deliver.n_deliveries = 1;
+    deliver.deliveries = deliveries;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_DELIVER;
+    frame.deliver = &deliver;
+    write_frame(dir, name, &frame);
+}
+
 static void control_frames(const char *dir)
 {
     Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
@@ -115,13 +128,7 @@ static void feedback_frames(const char *dir)
     delivery.seq = 4;
     delivery.report_id = feedback.report_id;
     delivery.feedback = &note;
-    Caveat__Wire__Delivery *deliveries[] = {&delivery};
-    Caveat__Wire__Deliver deliver = CAVEAT__WIRE__DELIVER__INIT;
-    deliver.n_deliveries = 1;
-    deliver.deliveries = deliveries;
-    frame.body_case = CAVEAT__WIRE__FRAME__BODY_DELIVER;
-    frame.deliver = &deliver;
-    write_frame(dir, "deliver_feedback", &frame);
+    write_deliver(dir, "deliver_feedback", &delivery);
 }
 
 static void report_frames(const char *dir)
@@ -146,13 +153,7 @@ static void report_frames(const char *dir)
     delivery.n_rules = 1;
     delivery.rules = rules;
     delivery.report = reports[0];
-    Caveat__Wire__Delivery *deliveries[] = {&delivery};
-    Caveat__Wire__Deliver deliver = CAVEAT__WIRE__DELIVER__INIT;
-    deliver.n_deliveries = 1;
-    deliver.deliveries = deliveries;
-    frame.body_case = CAVEAT__WIRE__FRAME__BODY_DELIVER;
-    frame.deliver = &deliver;
-    write_frame(dir, "deliver", &frame);
+    write_deliver(dir, "deliver", &delivery);
     for (size_t i = 0; i < sizeof reports / sizeof *reports; i++)
         caveat__report__free_unpacked(reports[i], NULL);
 }
