@@ -33,6 +33,7 @@
 #include "cv_cache.h"
 #include "cv_alloc.h"
 #include "cv_cert.h"
+#include "cv_feedback.h"
 #include "cv_guard.h"
 #include "cv_hasher.h"
 #include "cv_log.h"
@@ -70,6 +71,8 @@
 #define FRAMES_PER_AGENCY    128 /* frames one agency may have handled in a turn */
 #define APPROVALS_PER_SECOND 10  /* Approvals of one agency handled a second */
 #define APPROVALS_PER_REPORT 32  /* agencies and types one report may be approved to */
+#define FEEDBACK_PER_SECOND  10  /* Feedback frames one agency may send */
+#define FEEDBACK_PER_REPORT  20  /* feedback stored from one agency on one report, ever */
 #define CREATED_FLOOR        946684800          /* 2000-01-01T00:00:00Z: no report is older */
 #define CLOCK_KEY            "retention_clock"  /* meta: the time retention last trusted */
 #define CLOCK_JUMP_SLACK     300                /* seconds the wall clock may drift */
@@ -84,7 +87,6 @@
 #define E_BAD_ACK     CAVEAT__WIRE__ERROR_CODE__BAD_ACK
 #define E_FORBIDDEN   CAVEAT__WIRE__ERROR_CODE__FORBIDDEN
 #define E_REVOKED     CAVEAT__WIRE__ERROR_CODE__REVOKED
-#define E_UNSUPPORTED CAVEAT__WIRE__ERROR_CODE__UNSUPPORTED
 #define E_BAD_REQUEST CAVEAT__WIRE__ERROR_CODE__BAD_REQUEST
 #define E_LIMIT       CAVEAT__WIRE__ERROR_CODE__LIMIT
 
@@ -112,6 +114,7 @@ static bool rate_allows(rate_t *rate, int limit)
 typedef struct {
     rate_t errors;   /* Errors sent to its connections without a session */
     rate_t refusals; /* its refused reports written one by one into the audit log */
+    rate_t feedback; /* its Feedback frames */
     uint64_t turn;   /* the turn frames counts for */
     int frames;      /* its frames handled in that turn */
 
@@ -191,6 +194,13 @@ typedef struct {
     size_t n_recipients;
     bool unavailable;
 } approval_answer_t;
+/*  A Feedback stored in this turn: its FeedbackAck waits for the commit. */
+typedef struct {
+    uint64_t session;
+    zframe_t *routing;
+    char *report_id;
+    bool lost; /* the turn rolled back: not stored */
+} pending_feedback_t;
 
 /*  A publish waiting for the commit before its PublishAck goes out. */
 typedef struct {
@@ -226,13 +236,15 @@ struct cv_broker_t {
     bool turn_urgent;      /* an IMMEDIATE report was stored in this turn: it drains no more */
     cv_queue_t **route_to; /* one report's queues, reused */
     size_t route_to_cap;
-    zlistx_t *senders;      /* send-only sessions, oldest first (not owned) */
-    zlistx_t *pending;      /* sessions that may have something to send (not owned) */
-    zlistx_t *pending_acks; /* pending_ack_t */
-    zlistx_t *outbox;       /* held_t: deliveries to send after the commit */
-    zlistx_t *held;         /* held_t: messages waiting for their commit's sync */
-    zlistx_t *deferred;     /* deferred_t: admin work run outside a transaction */
-    cv_cache_t *cache;      /* unpacked frames and reports: a report fanned out is unpacked once */
+    zlistx_t *senders;          /* send-only sessions, oldest first (not owned) */
+    zlistx_t *pending;          /* sessions that may have something to send (not owned) */
+    zlistx_t *pending_acks;     /* pending_ack_t */
+    zlistx_t *pending_feedback; /* pending_feedback_t */
+    cv_feedback_t *feedback;    /* feedback rows in the store, on their way to originators */
+    zlistx_t *outbox;           /* held_t: deliveries to send after the commit */
+    zlistx_t *held;             /* held_t: messages waiting for their commit's sync */
+    zlistx_t *deferred;         /* deferred_t: admin work run outside a transaction */
+    cv_cache_t *cache; /* unpacked frames and reports: a report fanned out is unpacked once */
     cv_decision_t *decision;
     cv_candidates_t *candidates; /* who route() decides a report for */
     cv_hasher_t *hasher;         /* stored reports' checksums, beside the loop */
@@ -635,7 +647,7 @@ static bool start(cv_broker_t *self, bool offline, cv_error_t *err)
     if (self->config.policy_signers &&
         !(self->signers = cv_signers_load(self->config.policy_signers, err)))
         return false;
-    if (!open_data(self, err))
+    if (!open_data(self, err) || !(self->feedback = cv_feedback_new(self->store, err)))
         return false;
     self->policy = load_policy(self, err);
     if (!self->policy || !load_queues(self, err) || !open_record(self, err) ||
@@ -701,6 +713,7 @@ static cv_broker_t *broker_new(const cv_broker_config_t *config, bool offline, c
     self->serving = zhashx_new();
     self->pending_acks = zlistx_new();
     self->approval_answers = zlistx_new();
+    self->pending_feedback = zlistx_new();
     self->outbox = zlistx_new();
     self->held = zlistx_new();
     self->deferred = zlistx_new();
@@ -727,6 +740,7 @@ void cv_broker_destroy(cv_broker_t **self_p)
     clear_outgoing(self);
     zlistx_destroy(&self->pending_acks);
     zlistx_destroy(&self->approval_answers);
+    zlistx_destroy(&self->pending_feedback);
     zlistx_destroy(&self->outbox);
     zlistx_destroy(&self->held);
     zlistx_destroy(&self->deferred);
@@ -744,6 +758,7 @@ void cv_broker_destroy(cv_broker_t **self_p)
     cv_guard_destroy(&self->guard); /* its monitor first */
     zsock_destroy(&self->router);
     cv_zap_destroy(&self->zap);
+    cv_feedback_destroy(&self->feedback); /* its statements, before the store closes */
     cv_store_close(&self->store);
     cv_space_destroy(&self->space);
     cv_monitor_destroy(&self->monitor);
@@ -1542,6 +1557,73 @@ static size_t pack_view(cv_broker_t *self, const Caveat__Report *report)
     return cv_decision_pack(self->decision, report, self->pack.view, self->pack.view_cap);
 }
 
+/*  Appends d, packed, to pack.bytes. */
+static void append_delivery(cv_broker_t *self, const Caveat__Wire__PackedDelivery *d, packed_t *out)
+{
+    size_t len = caveat__wire__packed_delivery__get_packed_size(d);
+    reserve(&self->pack.bytes, &self->pack.cap, self->pack.used + len);
+    out->off = self->pack.used;
+    out->len = len;
+    caveat__wire__packed_delivery__pack(d, (uint8_t *)self->pack.bytes + self->pack.used);
+    self->pack.used += len;
+}
+
+/*  Appends the Delivery of a feedback note: no report, no rules. */
+static void pack_feedback(cv_broker_t *self, const cv_feedback_row_t *row, uint64_t seq,
+                          packed_t *out)
+{
+    char time[CV_TIMESTAMP_MAX];
+    Caveat__Wire__FeedbackNote note = CAVEAT__WIRE__FEEDBACK_NOTE__INIT;
+    note.report_id = (char *)row->report_id;
+    note.from = (char *)row->from;
+    note.value = (char *)row->value;
+    note.text = *row->text ? (char *)row->text : NULL;
+    note.time = (char *)cv_timestamp_format(row->time / 1000, time);
+    Caveat__Wire__PackedDelivery d = CAVEAT__WIRE__PACKED_DELIVERY__INIT;
+    d.has_seq = true;
+    d.seq = seq;
+    d.report_id = (char *)row->report_id;
+    d.feedback = &note;
+    append_delivery(self, &d, out);
+}
+
+/*  What a queue entry is to a session now: a report decided for it, or
+ *  feedback for its agency (the report's originator) on its direct queue;
+ *  neither when the policy no longer releases the report here, or what the
+ *  entry named is gone (purged, quarantined). */
+typedef struct {
+    const Caveat__Report *report;
+    bool feedback;
+    cv_feedback_row_t note; /* valid until the next entry is looked at */
+} entry_t;
+
+static bool entry_for(cv_broker_t *self, const session_t *s, int64_t rowid, entry_t *e)
+{
+    cv_error_t err = {0};
+    e->report = decide_entry(self, s, rowid);
+    e->feedback = false;
+    if (e->report || turn_failing(self))
+        return e->report != NULL;
+    /* no report has this rowid: feedback may */
+    int found = cv_feedback_get(self->feedback, rowid, &e->note, &err);
+    if (found < 0) /* the store failed to read: the turn fails, nothing is dropped */
+        fail_turn(self, err.msg);
+    e->feedback = found > 0 && !*s->feed && strcmp(e->note.originator, s->agency) == 0;
+    return e->feedback;
+}
+
+static bool pack_delivery(cv_broker_t *self, const Caveat__Report *report, uint64_t seq,
+                          packed_t *out);
+
+/*  Appends the delivery of entry with seq to pack.bytes. */
+static bool pack_entry(cv_broker_t *self, const entry_t *e, uint64_t seq, packed_t *out)
+{
+    if (e->report)
+        return pack_delivery(self, e->report, seq, out);
+    pack_feedback(self, &e->note, seq, out);
+    return true;
+}
+
 /*  Appends the Delivery of report under the last decision, packed, to
  *  pack.bytes. Strings are borrowed: protobuf-c only reads them here, and
  *  the report may leave the cache before the frame is packed. */
@@ -1565,12 +1647,7 @@ static bool pack_delivery(cv_broker_t *self, const Caveat__Report *report, uint6
     d.rules = rules;
     d.report.len = view;
     d.report.data = self->pack.view;
-    size_t len = caveat__wire__packed_delivery__get_packed_size(&d);
-    reserve(&self->pack.bytes, &self->pack.cap, self->pack.used + len);
-    out->off = self->pack.used;
-    out->len = len;
-    caveat__wire__packed_delivery__pack(&d, (uint8_t *)self->pack.bytes + self->pack.used);
-    self->pack.used += len;
+    append_delivery(self, &d, out);
     return true;
 }
 
@@ -1629,10 +1706,10 @@ static size_t pump_resends(cv_broker_t *self, session_t *s, size_t room, packed_
     while (walked < room && (sent = cv_queue_sent_after(s->queue, s->resent_up_to))) {
         s->resent_up_to = sent->seq;
         walked++;
-        const Caveat__Report *report = decide_entry(self, s, sent->item.report);
-        if (!report)
+        entry_t entry;
+        if (!entry_for(self, s, sent->item.report, &entry))
             continue; /* not released any more: not sent, takes no credit */
-        if (pack_delivery(self, report, sent->seq, &items[n]))
+        if (pack_entry(self, &entry, sent->seq, &items[n]))
             n++;
         session_sent(s, sent->seq); /* if it could not be packed, the ack timeout resends it */
     }
@@ -1658,8 +1735,9 @@ static size_t pump_new(cv_broker_t *self, session_t *s, size_t room, packed_t *i
      * stopped releasing is dropped over several turns, not in one */
     while (pump.n < room && !(*more = dropped >= DROPS_PER_PUMP) &&
            cv_router_pump_take(self->queues, &pump, &item)) {
-        const Caveat__Report *report = decide_entry(self, s, item.report);
-        if (!report) { /* dropped for good: no restart queues it again */
+        entry_t entry;
+        if (!entry_for(self, s, item.report,
+                       &entry)) { /* dropped for good: no restart queues it again */
             dropped++;
             if (!turn_failing(self) && !cv_router_pump_drop(self->queues, &pump, item, &err))
                 fail_turn(self, err.msg);
@@ -1672,7 +1750,7 @@ static size_t pump_new(cv_broker_t *self, session_t *s, size_t room, packed_t *i
         }
         /* a delivery that cannot be packed now counts as sent: the ack
          * timeout sends it again */
-        if (pack_delivery(self, report, seq, &items[n]))
+        if (pack_entry(self, &entry, seq, &items[n]))
             n++;
         session_sent(s, seq);
     }
@@ -2334,6 +2412,9 @@ static int purge(cv_broker_t *self, const cv_purge_how_t *how, cv_admin_purged_t
     if (!cv_store_begin(self->store, err))
         return -1;
     int total = purge_categories(self, how, list, err);
+    /* feedback goes with the report it is on */
+    if (total > 0 && !dry_run && cv_feedback_forget_orphans(self->feedback, err) < 0)
+        total = -1;
     if (total < 0 || dry_run || !cv_record_flush(self->record, false, err) ||
         !cv_store_commit(self->store, err)) {
         cv_record_discard(self->record);
@@ -2706,6 +2787,145 @@ static session_t *session_of_key(cv_broker_t *self, const zframe_t *routing,
     return s;
 }
 
+/* ------------------------------------------------------------------------ */
+/*  Feedback: a recipient's word on a report, for its originator alone.     */
+
+/*  What a Feedback may say, whoever sends it: why not, or NULL. */
+static const char *feedback_form_refusal(const Caveat__Wire__Feedback *feedback)
+{
+    cv_error_t err = {0};
+    const char *why = cv_feedback_form_refusal(feedback->value, feedback->text);
+    if (why)
+        return why;
+    if (!cv_policy_report_id_ok(feedback->report_id, &err))
+        return "feedback needs the id of a report";
+    if (feedback->originator && !cv_policy_report_id_ok(feedback->originator, &err))
+        return "feedback names no agency as the originator";
+    return NULL;
+}
+
+/*  The report a Feedback names, among those delivered to the sender. */
+typedef struct {
+    cv_broker_t *broker;
+    const char *agency; /* the sender's */
+    int64_t report;     /* the first found, 0: none */
+    char *originator;   /* its originator */
+    int reports;        /* how many different reports */
+    int64_t last;       /* the last counted */
+} delivered_t;
+
+/*  A route of the report to one of the sender's queues: it was delivered
+ *  there when that queue has given it a seq (it no longer waits). Routes
+ *  come in rowid order, so a report delivered on two queues (direct and a
+ *  feed) comes twice in a row. */
+static void on_routed_to(void *arg, int64_t report, const char *originator, int priority,
+                         const char *feed)
+{
+    delivered_t *d = arg;
+    cv_queue_t *q = cv_router_find(d->broker->queues, d->agency, feed);
+    if (!q || cv_queue_waits(q, (cv_routed_t){report, priority}) || report == d->last)
+        return;
+    d->last = report;
+    if (d->reports++ == 0) {
+        d->report = report;
+        d->originator = cv_xstrdup(originator);
+    }
+}
+
+/*  A FeedbackAck to routing: stored, or not (why). */
+static zmsg_t *feedback_ack(const zframe_t *routing, const char *report_id, const char *not_stored)
+{
+    Caveat__Wire__FeedbackAck ack = CAVEAT__WIRE__FEEDBACK_ACK__INIT;
+    ack.report_id = (char *)report_id;
+    ack.has_status = true;
+    ack.status = not_stored ? CAVEAT__WIRE__STATUS__REFUSED_UNAVAILABLE : CAVEAT__WIRE__STATUS__OK;
+    ack.reason = (char *)not_stored;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_FEEDBACK_ACK;
+    frame.feedback_ack = &ack;
+    return frame_message(routing, &frame);
+}
+
+/*  Nothing is stored, through no fault of the sender's: it may send again. */
+static void feedback_unavailable(cv_broker_t *self, const session_t *s, const char *report_id,
+                                 const char *why)
+{
+    zmsg_t *msg = feedback_ack(s->routing, report_id, why);
+    send_now(self, &msg);
+}
+
+/*  Stores the feedback, queues it for the originator's direct queue and
+ *  records it, all in the turn's transaction; its FeedbackAck waits for
+ *  the commit. */
+static void store_feedback(cv_broker_t *self, const session_t *s, const char *sender,
+                           const Caveat__Wire__Feedback *feedback, const delivered_t *d)
+{
+    cv_error_t err = {0};
+    cv_feedback_row_t row = {.report = d->report,
+                             .from = sender,
+                             .value = feedback->value,
+                             .text = feedback->text,
+                             .time = (int64_t)zclock_time()};
+    int64_t rowid = cv_feedback_put(self->feedback, &row, &err);
+    cv_queue_t *q = rowid ? cv_router_queue(self->queues, d->originator, "", &err) : NULL;
+    if (!q || !cv_router_route(self->queues, rowid, 0, &q, 1, &err) ||
+        !cv_record_feedback(self->record, feedback->report_id, d->originator, sender,
+                            feedback->value, &err))
+        fail_turn(self, err.msg);
+    mark_dirty(self, d->originator, "");
+    pending_feedback_t *p = cv_xcalloc(1, sizeof *p);
+    *p = (pending_feedback_t){s->serial, zframe_dup(s->routing), cv_xstrdup(feedback->report_id),
+                              false};
+    zlistx_add_end(self->pending_feedback, p);
+    cv_log_agency(self->log, sender, false, "feedback from %s on %s of %s: %s", sender,
+                  feedback->report_id, d->originator, feedback->value);
+}
+
+/*  A Feedback from the agency of session s. Refused, with nothing stored:
+ *  over the agency's rate (LIMIT), a bad form (BAD_REQUEST), a report not
+ *  delivered to the agency, whether or not one of that id exists
+ *  (FORBIDDEN, in the same words), too much feedback on one report
+ *  (LIMIT). */
+static void on_feedback(cv_broker_t *self, const session_t *s, int agency, const char *sender,
+                        const Caveat__Wire__Feedback *feedback)
+{
+    if (!rate_allows(&use_of(self, agency)->feedback, FEEDBACK_PER_SECOND)) {
+        self->stats.limited++;
+        send_error_limited(self, s->routing, agency, E_LIMIT,
+                           "more feedback a second than the broker takes from one agency");
+        return;
+    }
+    const char *why = feedback_form_refusal(feedback);
+    if (why) {
+        send_error(self, s->routing, E_BAD_REQUEST, why);
+        return;
+    }
+    if (cv_space_short(self->space)) { /* as a publish is: deliveries go first */
+        feedback_unavailable(self, s, feedback->report_id,
+                             "the broker's disk is full; retry later");
+        return;
+    }
+    cv_error_t err = {0};
+    delivered_t d = {self, sender, 0, NULL, 0, 0};
+    int routes = cv_store_routed_to(self->store, feedback->report_id, feedback->originator, sender,
+                                    on_routed_to, &d, &err);
+    int given = d.reports == 1 ? cv_feedback_count(self->feedback, d.report, sender, &err) : 0;
+    if (routes < 0 || given < 0) {
+        cv_log_error(self->log, "feedback from %s: %s", sender, err.msg);
+        feedback_unavailable(self, s, feedback->report_id, "the store could not be read; retry");
+    } else if (d.reports == 0) {
+        send_error(self, s->routing, E_FORBIDDEN, "no report of that id was delivered to you");
+    } else if (d.reports > 1) {
+        send_error(self, s->routing, E_BAD_REQUEST,
+                   "reports of different originators have that id: name the originator");
+    } else if (given >= FEEDBACK_PER_REPORT) {
+        send_error(self, s->routing, E_LIMIT, "no more feedback on this report is taken from you");
+    } else {
+        store_feedback(self, s, sender, feedback, &d);
+    }
+    free(d.originator);
+}
+
 static void dispatch(cv_broker_t *self, const zframe_t *routing, int agency,
                      const uint8_t key[CV_KEY_BYTES], Caveat__Wire__Frame *frame)
 {
@@ -2735,7 +2955,7 @@ static void dispatch(cv_broker_t *self, const zframe_t *routing, int agency,
         on_approval(self, s, agency, sender, frame->approval);
         break;
     case CAVEAT__WIRE__FRAME__BODY_FEEDBACK:
-        send_error(self, routing, E_UNSUPPORTED, "feedback is not supported yet");
+        on_feedback(self, s, agency, sender, frame->feedback);
         break;
     default:
         send_error(self, routing, E_BAD_FRAME, "not a frame a client sends");
@@ -2806,6 +3026,28 @@ static void free_pending(pending_ack_t *p)
     free(p);
 }
 
+static void free_pending_feedback(pending_feedback_t *p)
+{
+    zframe_destroy(&p->routing);
+    free(p->report_id);
+    free(p);
+}
+
+static void hold(cv_broker_t *self, held_t *h);
+
+/*  The turn's FeedbackAcks, held for its commit's sync like PublishAcks. */
+static void hold_feedback_acks(cv_broker_t *self)
+{
+    pending_feedback_t *p;
+    while ((p = zlistx_detach(self->pending_feedback, NULL))) {
+        const char *why = p->lost ? "the store could not commit; retry" : NULL;
+        held_t *h = cv_xmalloc(sizeof *h);
+        *h = (held_t){0, p->session, feedback_ack(p->routing, p->report_id, why), false, 0};
+        hold(self, h);
+        free_pending_feedback(p);
+    }
+}
+
 static void held_list_clear(cv_broker_t *self, zlistx_t *list)
 {
     held_t *h;
@@ -2819,6 +3061,9 @@ static void clear_outgoing(cv_broker_t *self)
     while (self->pending_acks && (p = zlistx_detach(self->pending_acks, NULL)))
         free_pending(p);
     forget_approval_answers_of(self, 0);
+    pending_feedback_t *f;
+    while (self->pending_feedback && (f = zlistx_detach(self->pending_feedback, NULL)))
+        free_pending_feedback(f);
     /* never synced: not sent (a client resends a publish, the broker a delivery) */
     held_list_clear(self, self->outbox);
     held_list_clear(self, self->held);
@@ -2878,6 +3123,9 @@ static void turn_failed(cv_broker_t *self, const char *why)
                 free(p->ack.results[i]->reason);
                 p->ack.results[i]->reason = cv_xstrdup("the store could not commit; retry");
             }
+    for (pending_feedback_t *f = zlistx_first(self->pending_feedback); f;
+         f = zlistx_next(self->pending_feedback))
+        f->lost = true;
     held_list_clear(self, self->outbox);
     approvals_unavailable(self);
     for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
@@ -3021,6 +3269,7 @@ static void send_outgoing(cv_broker_t *self)
         free_pending(p);
     }
     hold_approval_answers(self);
+    hold_feedback_acks(self);
     held_t *h;
     while ((h = zlistx_detach(self->outbox, NULL)))
         hold(self, h);

@@ -148,6 +148,23 @@ bool cv_queue_take(cv_queue_t *self, cv_routed_t *item)
     return false;
 }
 
+bool cv_queue_waits(const cv_queue_t *self, cv_routed_t item)
+{
+    const ring_t *r = &self->waiting[clamp_priority(item.priority)];
+    size_t low = 0, high = r->count; /* rising rowids: routed, and restored, in that order */
+    while (low < high) {
+        size_t mid = low + (high - low) / 2;
+        int64_t at = *(const int64_t *)ring_at(r, mid);
+        if (at == item.report)
+            return true;
+        if (at < item.report)
+            low = mid + 1;
+        else
+            high = mid;
+    }
+    return false;
+}
+
 uint64_t cv_queue_give_seq(cv_queue_t *self, cv_routed_t item)
 {
     cv_sent_t sent = {self->last_seq + 1, {item.report, clamp_priority(item.priority)}};

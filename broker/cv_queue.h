@@ -52,6 +52,10 @@ bool cv_queue_take(cv_queue_t *self, cv_routed_t *item);
  *  out of memory, nothing recorded). */
 uint64_t cv_queue_give_seq(cv_queue_t *self, cv_routed_t item);
 
+/*  Whether item is routed here and still waits to be sent (given no seq
+ *  yet). O(log n): what waits is in order of acceptance. */
+bool cv_queue_waits(const cv_queue_t *self, cv_routed_t item);
+
 /*  Unacknowledged deliveries: how many, and the first with seq > after
  *  (NULL when none). */
 size_t cv_queue_in_flight(const cv_queue_t *self);

@@ -403,3 +403,14 @@ bool cv_record_approval(cv_record_t *self, const char *originator, const char *r
     cv_json_array_end(w);
     return append(self, &w, err);
 }
+
+bool cv_record_feedback(cv_record_t *self, const char *report_id, const char *originator,
+                        const char *from, const char *value, cv_error_t *err)
+{
+    cv_json_writer_t *w = leaf_begin("feedback");
+    key_string(w, "report", report_id);
+    key_string(w, "originator", originator);
+    key_string(w, "from", from);
+    key_string(w, "value", value);
+    return append(self, &w, err);
+}

@@ -77,6 +77,10 @@ bool cv_record_review(cv_record_t *self, const char *originator, const char *rep
 bool cv_record_approval(cv_record_t *self, const char *originator, const char *report_id,
                         const char *to, const char *const *released, size_t n_released,
                         cv_error_t *err);
+/*  Feedback stored from agency from on report (report_id of originator),
+ *  with its value; never its text. */
+bool cv_record_feedback(cv_record_t *self, const char *report_id, const char *originator,
+                        const char *from, const char *value, cv_error_t *err);
 
 /*  Before the transaction commits: writes its leaves into the log (all at
  *  once: the log's frontier is read and written once), then signs a

@@ -139,6 +139,8 @@ enum {
     S_QUARANTINE,
     S_IN_QUARANTINE,
     S_QUARANTINED,
+    S_AGENCY_QUEUES,
+    S_ROUTES_OF_ID,
     S_COUNT
 };
 
@@ -202,6 +204,10 @@ static const char *const statements[S_COUNT] = {
     [S_IN_QUARANTINE] = "SELECT 1 FROM quarantine WHERE report = ?1",
     [S_QUARANTINED] = "SELECT report, id, originator, category, reason, quarantined"
                       " FROM quarantine ORDER BY quarantined, report",
+    [S_AGENCY_QUEUES] = "SELECT id, feed FROM queues WHERE agency = ?1",
+    [S_ROUTES_OF_ID] = "SELECT r.n, r.originator, t.priority, t.queues FROM reports r"
+                       " JOIN routes t ON t.report = r.n WHERE r.id = ?1"
+                       " AND (?2 IS NULL OR r.originator = ?2) ORDER BY r.n",
 };
 
 struct cv_store_t {
@@ -363,6 +369,22 @@ static bool check_format(cv_store_t *self, const char *path, cv_error_t *err)
         cv_error_set(err, path, 0, 0, "store format version %d; this broker reads 2 to %d", version,
                      STORE_VERSION);
     return version >= 2 && version <= STORE_VERSION;
+}
+
+/*  Feedback names a report by its id alone (the sender may not know its
+ *  originator): the index that finds it without a scan. An index changes
+ *  no row, so it comes without a new format: a broker of before ignores it,
+ *  and SQLite keeps it up to date whoever writes. */
+static bool add_report_id_index(cv_store_t *self, const char *path, cv_error_t *err)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(self->db, "CREATE INDEX IF NOT EXISTS reports_id ON reports(id)", NULL, NULL,
+                     &msg) == SQLITE_OK)
+        return true;
+    cv_error_set(err, path, 0, 0, "cannot index the reports' ids: %s",
+                 msg ? msg : sqlite3_errmsg(self->db));
+    sqlite3_free(msg);
+    return false;
 }
 
 /*  CV_SYNC_FULL commits as NORMAL does, without waiting for the disk: the
@@ -528,7 +550,8 @@ cv_store_t *cv_store_open(const char *dir, cv_sync_t sync, cv_error_t *err)
                      self->db ? sqlite3_errmsg(self->db) : sqlite3_errstr(rc));
         ok = false;
     }
-    ok = ok && check_format(self, path, err) && configure(self, sync, path, err);
+    ok = ok && check_format(self, path, err) && add_report_id_index(self, path, err) &&
+         configure(self, sync, path, err);
     for (int i = 0; ok && i < S_COUNT; i++)
         if (sqlite3_prepare_v3(self->db, statements[i], -1, SQLITE_PREPARE_PERSISTENT,
                                &self->stmt[i], NULL) != SQLITE_OK)
@@ -823,6 +846,86 @@ bool cv_store_route(cv_store_t *self, int64_t report, int priority, const int64_
     sqlite3_bind_int(s, 2, priority);
     sqlite3_bind_blob(s, 3, blob, (int)(n * 4), SQLITE_STATIC);
     return step_done(self, s, err);
+}
+
+/*  An agency's queues: a few (its direct queue and its feeds'). */
+typedef struct {
+    int64_t *ids;
+    char **feeds;
+    int n;
+} agency_queues_t;
+
+static void agency_queues_free(agency_queues_t *queues)
+{
+    for (int q = 0; q < queues->n; q++)
+        free(queues->feeds[q]);
+    free(queues->feeds);
+    free(queues->ids);
+    *queues = (agency_queues_t){0};
+}
+
+static bool agency_queue_add(agency_queues_t *queues, int64_t id, const char *feed)
+{
+    int64_t *ids = realloc(queues->ids, (size_t)(queues->n + 1) * sizeof *ids);
+    if (ids)
+        queues->ids = ids;
+    char **feeds = ids ? realloc(queues->feeds, (size_t)(queues->n + 1) * sizeof *feeds) : NULL;
+    if (feeds)
+        queues->feeds = feeds;
+    char *copy = feeds ? strdup(feed) : NULL;
+    if (!copy)
+        return false;
+    queues->ids[queues->n] = id;
+    queues->feeds[queues->n++] = copy;
+    return true;
+}
+
+static bool agency_queues(cv_store_t *self, const char *agency, agency_queues_t *queues,
+                          cv_error_t *err)
+{
+    sqlite3_stmt *s = stmt(self, S_AGENCY_QUEUES);
+    sqlite3_bind_text(s, 1, agency, -1, SQLITE_STATIC);
+    bool ok = true;
+    int rc;
+    while (ok && (rc = sqlite3_step(s)) == SQLITE_ROW)
+        ok = agency_queue_add(queues, sqlite3_column_int64(s, 0),
+                              (const char *)sqlite3_column_text(s, 1)) ||
+             out_of_memory(err);
+    if (ok && rc != SQLITE_DONE)
+        ok = db_error(self, err, "reading an agency's queues");
+    sqlite3_reset(s);
+    if (!ok)
+        agency_queues_free(queues);
+    return ok;
+}
+
+int cv_store_routed_to(cv_store_t *self, const char *report_id, const char *originator,
+                       const char *agency, cv_routed_to_fn *each, void *arg, cv_error_t *err)
+{
+    agency_queues_t queues = {0};
+    if (!agency_queues(self, agency, &queues, err))
+        return -1;
+    sqlite3_stmt *s = stmt(self, S_ROUTES_OF_ID);
+    sqlite3_bind_text(s, 1, report_id, -1, SQLITE_STATIC);
+    if (originator)
+        sqlite3_bind_text(s, 2, originator, -1, SQLITE_STATIC);
+    int calls = 0, rc = queues.n ? SQLITE_ROW : SQLITE_DONE; /* no queue: nothing routed to it */
+    while (rc == SQLITE_ROW && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const uint8_t *blob = sqlite3_column_blob(s, 3);
+        size_t routed = (size_t)sqlite3_column_bytes(s, 3) / 4;
+        for (size_t i = 0; i < routed; i++)
+            for (int q = 0; q < queues.n; q++)
+                if ((int64_t)get_le(blob + 4 * i, 4) == queues.ids[q]) {
+                    each(arg, sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1),
+                         sqlite3_column_int(s, 2), queues.feeds[q]);
+                    calls++;
+                }
+    }
+    if (rc != SQLITE_DONE)
+        calls = db_error(self, err, "finding a report by its id") ? 0 : -1;
+    sqlite3_reset(s);
+    agency_queues_free(&queues);
+    return calls;
 }
 
 bool cv_store_unroute(cv_store_t *self, int64_t report, int64_t queue, cv_error_t *err)

@@ -120,6 +120,15 @@ typedef struct {
     int priority;
 } cv_routed_t;
 
+/*  Where the reports of id report_id (of originator, or any when NULL)
+ *  were routed among agency's queues: each(arg, rowid, originator,
+ *  priority, feed) once for every such queue, in order of acceptance. A
+ *  route the pump dropped is not there. Returns how many calls, or -1. */
+typedef void(cv_routed_to_fn)(void *arg, int64_t report, const char *originator, int priority,
+                              const char *feed);
+int cv_store_routed_to(cv_store_t *self, const char *report_id, const char *originator,
+                       const char *agency, cv_routed_to_fn *each, void *arg, cv_error_t *err);
+
 /*  One pump: items[i] was sent with seq first_seq + i. */
 bool cv_store_sent(cv_store_t *self, int64_t queue, uint64_t first_seq, const cv_routed_t *items,
                    size_t n, cv_error_t *err);

@@ -35,7 +35,12 @@ static const char usage[] =
     "            handling code holds for your approval (code 5) to an agency, or to every\n"
     "            agency of a type; prints each agency it now goes to\n"
     "  subscribe --broker EP --server-key BROKER.cert --cert AGENCY.cert_secret\n"
-    "            [--feed NAME] [--count N] [--timeout S]   print deliveries as JSON lines\n"
+    "            [--feed NAME] [--count N] [--timeout S]   print deliveries (reports, and\n"
+    "            feedback on this agency's reports) as JSON lines\n"
+    "  feedback REPORT_ID --value useful|not_useful|action_taken|seen [--text T]\n"
+    "            [--originator AGENCY] --broker EP --server-key BROKER.cert\n"
+    "            --cert AGENCY.cert_secret [--timeout S]   feedback on a report received,\n"
+    "            for its originator alone\n"
     "  admin stats|sessions|reload|quarantined|purge [--dry-run [--at TIME]] [--trust-clock]|\n"
     "        backup DIR|review REPORT_ID (--retain-until TIME|--dispose) --reason TEXT\n"
     "        [--originator AGENCY]\n"
@@ -81,8 +86,8 @@ static void print_usage_of(const char *command, FILE *out)
 
 static bool is_command(const char *name)
 {
-    static const char *const commands[] = {"keygen", "policy",   "publish", "approve", "subscribe",
-                                           "admin",  "received", "audit",   NULL};
+    static const char *const commands[] = {"keygen",   "policy", "publish",  "approve", "subscribe",
+                                           "feedback", "admin",  "received", "audit",   NULL};
     for (int i = 0; commands[i]; i++)
         if (strcmp(name, commands[i]) == 0)
             return true;
@@ -128,6 +133,8 @@ int main(int argc, char **argv)
         return cmd_approve(argc - 1, argv + 1);
     if (strcmp(argv[1], "subscribe") == 0)
         return cmd_subscribe(argc - 1, argv + 1);
+    if (strcmp(argv[1], "feedback") == 0)
+        return cmd_feedback(argc - 1, argv + 1);
     if (strcmp(argv[1], "admin") == 0)
         return cmd_admin(argc - 1, argv + 1);
     if (strcmp(argv[1], "received") == 0)

@@ -184,14 +184,27 @@ CAVEAT_EXPORT int cv_client_publish_one(cv_client_t *self, const Caveat__Report 
 /*  Frees what results hold. Any thread that owns results.                 */
 CAVEAT_EXPORT void cv_publish_results_clear(cv_publish_result_t *results, size_t n);
 
-/*  A delivery: a report released to this agency, in its redacted view.   */
+/*  Feedback from a recipient on a report this agency published.          */
+typedef struct {
+    const char *report_id; /* the report it is on: this agency's */
+    const char *from;      /* the agency that sent it, as the broker authenticated it */
+    const char *value;     /* "useful", "not_useful", "action_taken" or "seen" */
+    const char *text;      /* the sender's words, or "" */
+    const char *time;      /* when the broker stored it: RFC 3339, UTC */
+} cv_feedback_note_t;
+
+/*  A delivery: a report released to this agency, in its redacted view,
+ *  or (feedback not NULL) feedback on one of the agency's own reports.
+ *  Both are acknowledged alike, by seq.                                  */
 typedef struct {
     uint64_t seq;             /* per (agency, queue): 1, 2, 3, ... to acknowledge */
     const char *report_id;    /* the report's id */
     const char *const *rules; /* the rules and screening entries that released it */
     size_t n_rules;
-    const char *feed;             /* the screening feed that released it, or NULL */
-    const Caveat__Report *report; /* the recipient's view; NULL if the broker sent none */
+    const char *feed;                   /* the screening feed that released it, or NULL */
+    const Caveat__Report *report;       /* the recipient's view; NULL if the broker sent none */
+    const cv_feedback_note_t *feedback; /* feedback instead of a report, or NULL; then
+                                           report is NULL and rules empty */
 } cv_delivery_t;
 
 /*  The next delivery not returned before: one whose seq is not above the
@@ -233,6 +246,24 @@ CAVEAT_EXPORT int cv_client_fd(cv_client_t *self);
  *  thread.                                                                */
 CAVEAT_EXPORT void cv_client_set_state_callback(cv_client_t *self, cv_client_state_fn *fn,
                                                 void *arg);
+
+/*  Sends feedback on a report delivered to this agency: value is
+ *  "useful", "not_useful", "action_taken" or "seen", text (NULL: none) at
+ *  most 1,000 bytes, originator NULL unless reports of two originators
+ *  with this id were delivered to the agency. The broker passes it to the
+ *  report's originator alone. Waits (timeout_ms) for the broker's word
+ *  that it is stored. false with err: CV_ERR_BAD_INPUT (a value or text
+ *  the broker would refuse, checked before sending), CV_ERR_BROKER with
+ *  broker_code FORBIDDEN (no report of that id was delivered to the
+ *  agency), BAD_REQUEST or LIMIT (too much feedback: later, or no more
+ *  on this report), CV_ERR_FAILED (the broker could not store it now, its
+ *  disk short or its store failing: retry later),
+ *  CV_ERR_TIMEOUT. Sent again on a new session after a reconnect; a
+ *  FeedbackAck lost with a connection may make the broker store it twice.
+ *  The client's thread.                                                   */
+CAVEAT_EXPORT bool cv_client_feedback(cv_client_t *self, const char *report_id,
+                                      const char *originator, const char *value, const char *text,
+                                      int timeout_ms, cv_error_t *err);
 
 /*  An administrator's request ("stats" or "reload"): returns
  *  AdminReply.text (malloc'd) and sets *ok to AdminReply.ok, or NULL with

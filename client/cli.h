@@ -47,6 +47,7 @@ int cmd_policy_signer_key(int argc, char **argv);
 int cmd_publish(int argc, char **argv);
 int cmd_approve(int argc, char **argv);
 int cmd_subscribe(int argc, char **argv);
+int cmd_feedback(int argc, char **argv);
 int cmd_admin(int argc, char **argv);
 int cmd_received(int argc, char **argv);
 int cmd_audit(int argc, char **argv);

@@ -1,5 +1,8 @@
 /*  caveat subscribe: prints each delivery as one JSON line
- *  {"delivery": {"report_id", "seq", "rules", "feed"}, "report": {...}}
+ *  {"delivery": {"report_id", "seq", "rules", "feed"}, "report": {...}},
+ *  and feedback on the agency's own reports as
+ *  {"delivery": {...}, "report": null, "feedback": {"report_id", "from",
+ *  "value", "text", "time"}},
  *  and acknowledges it only once the line is written and flushed, so a
  *  delivery lost by a crash is delivered again, never dropped. */
 #include <inttypes.h>
@@ -15,6 +18,19 @@ static const char usage[] = "usage: caveat subscribe --broker EP --server-key BR
 #define SUBSCRIBE_CREDIT 100
 #define DEFAULT_HELLO_MS 10000
 #define WAIT_SLICE_MS    60000 /* without --timeout, waits forever in slices */
+
+static void feedback_object(cv_json_writer_t *w, const cv_feedback_note_t *note)
+{
+    const char *const keys[] = {"report_id", "from", "value", "text", "time"};
+    const char *const values[] = {note->report_id, note->from, note->value, note->text, note->time};
+    cv_json_key(w, "feedback");
+    cv_json_object_begin(w);
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+        cv_json_key(w, keys[i]);
+        cv_json_string(w, values[i]);
+    }
+    cv_json_object_end(w);
+}
 
 static char *delivery_line(const cv_delivery_t *d)
 {
@@ -41,6 +57,8 @@ static char *delivery_line(const cv_delivery_t *d)
         cv_json_message(w, &d->report->base);
     else
         cv_json_string(w, NULL);
+    if (d->feedback)
+        feedback_object(w, d->feedback);
     cv_json_object_end(w);
     const char *text = cv_json_writer_text(w);
     char *line = text ? strdup(text) : NULL;

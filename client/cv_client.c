@@ -86,7 +86,8 @@ struct cv_client_t {
     inbound_t *done;      /* all returned: the last may still be borrowed */
     cv_arena_t *spares[SPARE_ARENAS];
     size_t n_spares;
-    cv_delivery_t current; /* what cv_client_receive returned last */
+    cv_delivery_t current;           /* what cv_client_receive returned last */
+    cv_feedback_note_t current_note; /* its feedback, when it is feedback */
     cv_client_state_fn *on_state;
     void *on_state_arg;
     int handshakes;                             /* successful CURVE handshakes so far */
@@ -464,6 +465,7 @@ static pump_t on_frame(cv_client_t *self, Caveat__Wire__Frame *frame, Caveat__Wi
         break;
     case CAVEAT__WIRE__FRAME__BODY_ADMIN_REPLY:
     case CAVEAT__WIRE__FRAME__BODY_APPROVAL_ACK:
+    case CAVEAT__WIRE__FRAME__BODY_FEEDBACK_ACK:
         result = PUMP_FRAME;
         break;
     default: /* heartbeats, and frames only a client sends */
@@ -802,7 +804,6 @@ typedef struct publish_t {
     size_t sent;  /* batches sent: batches[0 .. sent-1] */
     size_t acked; /* of those, acknowledged */
 } publish_t;
-
 
 /*  Publish frames are written here, around caveat__report__pack, not by
  *  caveat__wire__frame__pack: that would size every report again at each
@@ -1335,6 +1336,17 @@ static const cv_delivery_t *as_public(cv_client_t *self, const Caveat__Wire__Del
         .feed = delivery->feed,
         .report = delivery->report,
     };
+    const Caveat__Wire__FeedbackNote *note = delivery->feedback;
+    if (note) {
+        self->current_note = (cv_feedback_note_t){
+            .report_id = note->report_id ? note->report_id : "",
+            .from = note->from ? note->from : "",
+            .value = note->value ? note->value : "",
+            .text = note->text ? note->text : "",
+            .time = note->time ? note->time : "",
+        };
+        self->current.feedback = &self->current_note;
+    }
     return &self->current;
 }
 
@@ -1345,8 +1357,8 @@ const cv_delivery_t *cv_client_receive(cv_client_t *self, int timeout_ms, cv_err
     /* the clock only when there is a wait: most calls find one queued */
     int64_t deadline = delivery ? 0 : zclock_mono() + (timeout_ms > 0 ? timeout_ms : 0);
     while (!delivery) {
-        /* any frame returned is a late PublishAck or AdminReply, or a
-           reconnect's HelloAck: nothing to do */
+        /* any frame returned is a late PublishAck, FeedbackAck or
+           AdminReply, or a reconnect's HelloAck: nothing to do */
         Caveat__Wire__Frame *frame = NULL;
         pump_t result = pump(self, deadline, &frame, err);
         if (result == PUMP_TIMEOUT && err)
@@ -1392,28 +1404,14 @@ bool cv_client_ack(cv_client_t *self, uint64_t up_to, cv_error_t *err)
     return true;
 }
 
-/* ------------------------------------------------------------------------ */
-/*  Administration */
-
-static bool send_admin(cv_client_t *self, const char *command, const char *const *args,
-                       size_t n_args, cv_error_t *err)
-{
-    Caveat__Wire__AdminRequest request = CAVEAT__WIRE__ADMIN_REQUEST__INIT;
-    request.command = (char *)command;
-    request.args = (char **)args;
-    request.n_args = n_args;
-    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
-    frame.body_case = CAVEAT__WIRE__FRAME__BODY_ADMIN_REQUEST;
-    frame.admin_request = &request;
-    return send_frame(self, &frame, err);
-}
-
-/*  The answer of the kind body to a request just sent, within timeout_ms;
- *  NULL with err on a timeout, a transport failure or a broker Error (the
- *  answer to what was sent: docs/protocol.md 7). Valid until the next
- *  pump. */
-static Caveat__Wire__Frame *await_answer(cv_client_t *self, Caveat__Wire__Frame__BodyCase body,
-                                         const char *name, int timeout_ms, cv_error_t *err)
+/*  Waits (timeout_ms) for the broker's answer to a request just sent, a
+ *  frame of body (named name in the error), handling whatever else comes
+ *  meanwhile. A new session (a reconnect's HelloAck) never saw the
+ *  request: it is sent again when again is not NULL. The frame lives until
+ *  the next pump; NULL with err. */
+static Caveat__Wire__Frame *answer_to(cv_client_t *self, Caveat__Wire__Frame__BodyCase body,
+                                      const char *name, const Caveat__Wire__Frame *again,
+                                      int timeout_ms, cv_error_t *err)
 {
     int64_t deadline = zclock_mono() + (timeout_ms > 0 ? timeout_ms : 0);
     while (true) {
@@ -1428,7 +1426,75 @@ static Caveat__Wire__Frame *await_answer(cv_client_t *self, Caveat__Wire__Frame_
             return NULL;
         if (frame && frame->body_case == body)
             return frame;
+        if (frame && frame->body_case == CAVEAT__WIRE__FRAME__BODY_HELLO_ACK && again &&
+            !send_frame(self, again, err))
+            return NULL;
     }
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Feedback */
+
+/*  What the broker would refuse for its form, said before anything is
+ *  sent. */
+static bool feedback_checked(const char *report_id, const char *value, const char *text,
+                             cv_error_t *err)
+{
+    const char *why = report_id && *report_id ? cv_feedback_form_refusal(value, text)
+                                              : "feedback needs a report id";
+    if (!why)
+        return true;
+    cv_error_set(err, NULL, 0, 0, "%s", why);
+    set_code(err, CV_ERR_BAD_INPUT);
+    return false;
+}
+
+static bool feedback_stored(const Caveat__Wire__FeedbackAck *ack, cv_error_t *err)
+{
+    if (ack->has_status && ack->status == CAVEAT__WIRE__STATUS__OK)
+        return true;
+    cv_error_set(err, NULL, 0, 0, "feedback not stored: %s",
+                 ack->reason ? ack->reason : "the broker did not say why");
+    one_line(err);
+    set_code(err, CV_ERR_FAILED);
+    return false;
+}
+
+bool cv_client_feedback(cv_client_t *self, const char *report_id, const char *originator,
+                        const char *value, const char *text, int timeout_ms, cv_error_t *err)
+{
+    end_borrow(self);
+    if (!feedback_checked(report_id, value, text, err))
+        return false;
+    Caveat__Wire__Feedback feedback = CAVEAT__WIRE__FEEDBACK__INIT;
+    feedback.report_id = (char *)report_id;
+    feedback.originator = (char *)originator;
+    feedback.value = (char *)value;
+    feedback.text = (char *)text;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_FEEDBACK;
+    frame.feedback = &feedback;
+    if (!send_frame(self, &frame, err))
+        return false;
+    Caveat__Wire__Frame *answer = answer_to(self, CAVEAT__WIRE__FRAME__BODY_FEEDBACK_ACK,
+                                            "FeedbackAck", &frame, timeout_ms, err);
+    return answer && feedback_stored(answer->feedback_ack, err);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Administration */
+
+static bool send_admin(cv_client_t *self, const char *command, const char *const *args,
+                       size_t n_args, cv_error_t *err)
+{
+    Caveat__Wire__AdminRequest request = CAVEAT__WIRE__ADMIN_REQUEST__INIT;
+    request.command = (char *)command;
+    request.args = (char **)args;
+    request.n_args = n_args;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_ADMIN_REQUEST;
+    frame.admin_request = &request;
+    return send_frame(self, &frame, err);
 }
 
 /*  A copy of the reply's text: the frame's arena is reused. */
@@ -1460,7 +1526,7 @@ char *cv_client_admin_args(cv_client_t *self, const char *command, const char *c
     if (!send_admin(self, command, args, n_args, err))
         return NULL;
     Caveat__Wire__Frame *frame =
-        await_answer(self, CAVEAT__WIRE__FRAME__BODY_ADMIN_REPLY, "AdminReply", timeout_ms, err);
+        answer_to(self, CAVEAT__WIRE__FRAME__BODY_ADMIN_REPLY, "AdminReply", NULL, timeout_ms, err);
     return frame ? admin_text(frame->admin_reply, ok, err) : NULL;
 }
 
@@ -1510,8 +1576,8 @@ int cv_client_approve(cv_client_t *self, const char *report_id, const char *to,
     }
     if (!send_approval(self, report_id, to, err))
         return -1;
-    Caveat__Wire__Frame *frame =
-        await_answer(self, CAVEAT__WIRE__FRAME__BODY_APPROVAL_ACK, "ApprovalAck", timeout_ms, err);
+    Caveat__Wire__Frame *frame = answer_to(self, CAVEAT__WIRE__FRAME__BODY_APPROVAL_ACK,
+                                           "ApprovalAck", NULL, timeout_ms, err);
     return frame ? approval_result(frame->approval_ack, result, err) : -1;
 }
 

@@ -271,6 +271,11 @@ static bool valid_id(const char *id, cv_error_t *err)
     return true;
 }
 
+bool cv_policy_report_id_ok(const char *id, cv_error_t *err)
+{
+    return id && *id ? valid_id(id, err) : (cv_error_set(err, NULL, 0, 0, "id: missing"), false);
+}
+
 bool cv_agency_serves(const cv_policy_t *p, const cv_agency_hot_t *agency, int area)
 {
     if (agency->all_areas)

@@ -105,6 +105,10 @@ int cv_policy_agency_by_key(const cv_policy_t *self, const uint8_t key[CV_KEY_BY
 /*  The longest report id accepted, in bytes. */
 #define CV_REPORT_ID_MAX 128
 
+/*  Whether id could name a report: present, and as the check below wants
+ *  a report's id (feedback names reports by id). */
+bool cv_policy_report_id_ok(const char *id, cv_error_t *err);
+
 /*  Checks a report against the policy before it is accepted: an id of at
  *  most CV_REPORT_ID_MAX bytes without control characters (the broker logs
  *  ids), known category and handling level, a handling code the policy

@@ -117,6 +117,12 @@ void cv_proto_drop_unknown(ProtobufCMessage *msg);
  *  frame over the report limit is refused before it costs an unpack. */
 size_t cv_wire_publish_reports(const uint8_t *frame, size_t len);
 
+/*  A Feedback's value and text: why the broker refuses them, or NULL when
+ *  value is one it knows and text (NULL: none) at most
+ *  CV_FEEDBACK_TEXT_MAX bytes. */
+#define CV_FEEDBACK_TEXT_MAX 1000
+const char *cv_feedback_form_refusal(const char *value, const char *text);
+
 /*  The values at leaf node in msg, as text: every element under every repeated
  *  parent, in order. Strings as they are, numbers in their JSON form, enums
  *  by name, booleans true/false, map entries "key=value". Returns how many

@@ -39,6 +39,19 @@ static void write_frame(const char *dir, const char *name, const Caveat__Wire__F
     free(bytes);
 }
 
+/*  A Deliver of one delivery. */
+static void write_deliver(const char *dir, const char *name, Caveat__Wire__Delivery *delivery)
+{
+    Caveat__Wire__Delivery *deliveries[] = {delivery};
+    Caveat__Wire__Deliver deliver = CAVEAT__WIRE__DELIVER__INIT;
+    deliver.n_deliveries = 1;
+    deliver.deliveries = deliveries;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_DELIVER;
+    frame.deliver = &deliver;
+    write_frame(dir, name, &frame);
+}
+
 static void control_frames(const char *dir)
 {
     Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
@@ -83,6 +96,41 @@ static void control_frames(const char *dir)
     write_frame(dir, "heartbeat", &frame);
 }
 
+/*  Feedback, its answer, and the Delivery that carries it to the report's
+ *  originator. */
+static void feedback_frames(const char *dir)
+{
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    Caveat__Wire__Feedback feedback = CAVEAT__WIRE__FEEDBACK__INIT;
+    feedback.report_id = "r-019ad5e3c2a0a1b2c3d4e5f6";
+    feedback.value = "action_taken";
+    feedback.text = "adopted into Channel";
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_FEEDBACK;
+    frame.feedback = &feedback;
+    write_frame(dir, "feedback", &frame);
+
+    Caveat__Wire__FeedbackAck ack = CAVEAT__WIRE__FEEDBACK_ACK__INIT;
+    ack.report_id = feedback.report_id;
+    ack.has_status = true;
+    ack.status = CAVEAT__WIRE__STATUS__OK;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_FEEDBACK_ACK;
+    frame.feedback_ack = &ack;
+    write_frame(dir, "feedback_ack", &frame);
+
+    Caveat__Wire__FeedbackNote note = CAVEAT__WIRE__FEEDBACK_NOTE__INIT;
+    note.report_id = feedback.report_id;
+    note.from = "hull-cc";
+    note.value = feedback.value;
+    note.text = feedback.text;
+    note.time = "2026-12-02T15:04:46Z";
+    Caveat__Wire__Delivery delivery = CAVEAT__WIRE__DELIVERY__INIT;
+    delivery.has_seq = true;
+    delivery.seq = 4;
+    delivery.report_id = feedback.report_id;
+    delivery.feedback = &note;
+    write_deliver(dir, "deliver_feedback", &delivery);
+}
+
 static void report_frames(const char *dir)
 {
     Caveat__Report *reports[] = {example_report("vulnerable_individual"),
@@ -105,13 +153,7 @@ static void report_frames(const char *dir)
     delivery.n_rules = 1;
     delivery.rules = rules;
     delivery.report = reports[0];
-    Caveat__Wire__Delivery *deliveries[] = {&delivery};
-    Caveat__Wire__Deliver deliver = CAVEAT__WIRE__DELIVER__INIT;
-    deliver.n_deliveries = 1;
-    deliver.deliveries = deliveries;
-    frame.body_case = CAVEAT__WIRE__FRAME__BODY_DELIVER;
-    frame.deliver = &deliver;
-    write_frame(dir, "deliver", &frame);
+    write_deliver(dir, "deliver", &delivery);
     for (size_t i = 0; i < sizeof reports / sizeof *reports; i++)
         caveat__report__free_unpacked(reports[i], NULL);
 }
@@ -123,6 +165,7 @@ int main(int argc, char **argv)
         return 2;
     }
     control_frames(argv[1]);
+    feedback_frames(argv[1]);
     report_frames(argv[1]);
     return 0;
 }
