@@ -2932,16 +2932,18 @@ int cv_broker_run(cv_broker_t *self)
         purge_when_due(self, &next_purge);
         publish_monitor(self, &next_monitor);
         watch_backup(self);
-        void *ready = zpoller_wait(poller, any_dirty(self)                   ? 0
-                                           : cv_router_unsaved(self->queues) ? SAVE_INTERVAL_MS
-                                                                             : 200);
+        bool receipts = cv_receipts_pending(self->receipts);
+        void *ready =
+            zpoller_wait(poller, any_dirty(self)                               ? 0
+                                 : cv_router_unsaved(self->queues) || receipts ? SAVE_INTERVAL_MS
+                                                                               : 200);
         /* handshakes and the guard first, whichever socket woke the poller
          * (zpoller names only the first ready): neither blocks, and a flood
          * of messages must not starve them */
         serve_zap(self);
         cv_guard_handle(self->guard);
         bool readable = zsock_events(self->router) & ZMQ_POLLIN;
-        if (readable || any_dirty(self) || cv_router_unsaved(self->queues))
+        if (readable || any_dirty(self) || cv_router_unsaved(self->queues) || receipts)
             turn(self, readable);
         else if (!ready && cv_store_wal_pages(self->store) > 0)
             cv_store_checkpoint(self->store); /* idle for a whole poll */

@@ -159,6 +159,14 @@ size_t cv_receipts_waiting(cv_receipts_t *self, const void *session)
     return w ? w->n - w->first : 0;
 }
 
+bool cv_receipts_pending(cv_receipts_t *self)
+{
+    for (waiting_t *w = zhashx_first(self->sessions); w; w = zhashx_next(self->sessions))
+        if (w->first < w->n)
+            return true;
+    return false;
+}
+
 bool cv_receipts_want_checkpoint(cv_receipts_t *self, int64_t now_ms)
 {
     if (zhashx_size(self->sessions) == 0)

@@ -35,6 +35,8 @@ void cv_receipts_settle(cv_receipts_t *self, bool committed);
 void cv_receipts_forget(cv_receipts_t *self, const void *session);
 /*  Receipts waiting for session (its deliveries stop at CV_RECEIPTS_WAITING). */
 size_t cv_receipts_waiting(cv_receipts_t *self, const void *session);
+/*  Whether any receipts wait to be sent: the loop turns for them. */
+bool cv_receipts_pending(cv_receipts_t *self);
 /*  Whether receipts wait for a checkpoint, the oldest for
  *  CV_RECEIPTS_PROMPT_MS or more (now_ms monotonic). */
 bool cv_receipts_want_checkpoint(cv_receipts_t *self, int64_t now_ms);

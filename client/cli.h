@@ -49,6 +49,7 @@ int cmd_subscribe(int argc, char **argv);
 int cmd_admin(int argc, char **argv);
 int cmd_received(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
+int cmd_audit_receipt(int argc, char **argv);
 
 /*  For the commands that talk to a broker (publish, subscribe, admin):
  *  takes --broker EP, --server-key FILE, --cert FILE and --timeout S from

@@ -15,7 +15,8 @@
 static const char usage[] =
     "usage: caveat audit key DIR | verify DIR [--key VERIFIER-KEY] |"
     " prove DIR (--index N | --report ID [--to AGENCY]) [--checkpoint SIZE] |"
-    " consistency DIR OLD NEW | checkpoint DIR [--size N] | trace DIR REPORT_ID";
+    " consistency DIR OLD NEW | checkpoint DIR [--size N] | trace DIR REPORT_ID |"
+    " receipt FILE --key VERIFIER-KEY";
 
 /*  A leaf index or tree size: decimal digits only. */
 static bool parse_count(const char *text, uint64_t *value)
@@ -257,5 +258,7 @@ int cmd_audit(int argc, char **argv)
         return audit_checkpoint(argc - 1, argv + 1);
     if (strcmp(verb, "trace") == 0)
         return audit_trace(argc - 1, argv + 1);
+    if (strcmp(verb, "receipt") == 0)
+        return cmd_audit_receipt(argc - 1, argv + 1);
     return cli_error(CLI_USAGE, "unknown audit command '%s' (%s)", verb, usage);
 }
