@@ -32,6 +32,8 @@ static const char usage[] =
     "            [--timeout S]                publish JSON reports (one, or JSON lines)\n"
     "  subscribe --broker EP --server-key BROKER.cert --cert AGENCY.cert_secret\n"
     "            [--feed NAME] [--count N] [--timeout S]   print deliveries as JSON lines\n"
+    "            [--receipts DIR]   and write a receipt of each delivery, checked against\n"
+    "            the view received, as DIR/ID.SEQ.tlog-proof\n"
     "  admin stats|sessions|reload|quarantined|purge [--dry-run [--at TIME]] [--trust-clock]|\n"
     "        backup DIR\n"
     "            --broker EP --server-key BROKER.cert --cert ADMIN.cert_secret\n"
@@ -47,6 +49,9 @@ static const char usage[] =
     "  audit trace DIR REPORT_ID            every leaf that names the report, as INDEX JSON\n"
     "  audit consistency DIR OLD NEW        the consistency proof between two checkpoints\n"
     "  audit checkpoint DIR [--size N]      a signed checkpoint (default: the last)\n"
+    "  audit receipt FILE --key VERIFIER-KEY\n"
+    "            a receipt (subscribe --receipts) checked without the log: signed by the\n"
+    "            key, its leaf in the checkpoint; prints the leaf\n"
     "  help [COMMAND]                       this, or one command's part of it\n"
     "  --version                            caveat's version\n";
 
