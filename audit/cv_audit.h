@@ -316,8 +316,8 @@ int cv_prover_learn(cv_prover_t *self, uint64_t size, uint64_t budget, cv_error_
 /*  The tlog-proof@v1 text for leaf index in checkpoint (its note and
  *  parsed body), with the leaf's bytes as its extra data, and the leaf
  *  (malloc'd) in *leaf. The proof is checked against the checkpoint's root
- *  before it is given. Needs cv_prover_learn to have said 1 for the
- *  checkpoint's size. NULL with err. */
+ *  before it is given. O(log N) once cv_prover_learn has said 1 for the
+ *  checkpoint's size; right, and slower, before. NULL with err. */
 char *cv_prover_prove(cv_prover_t *self, uint64_t index, const char *note,
                       const cv_checkpoint_t *checkpoint, uint8_t **leaf, size_t *leaf_len,
                       cv_error_t *err);
