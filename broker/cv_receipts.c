@@ -169,15 +169,16 @@ bool cv_receipts_pending(cv_receipts_t *self)
 
 bool cv_receipts_want_checkpoint(cv_receipts_t *self, int64_t now_ms)
 {
-    if (zhashx_size(self->sessions) == 0)
-        return false;
-    cv_error_t err;
-    int64_t covered = cv_record_checkpointed(self->record, &err);
+    uint64_t newest = 0;
+    bool due = false;
     for (waiting_t *w = zhashx_first(self->sessions); w; w = zhashx_next(self->sessions))
-        if (w->first < w->n && (int64_t)w->items[w->n - 1].index >= covered &&
-            now_ms - w->since >= CV_RECEIPTS_PROMPT_MS)
-            return true;
-    return false;
+        if (w->first < w->n && now_ms - w->since >= CV_RECEIPTS_PROMPT_MS) {
+            due = true;
+            if (w->items[w->n - 1].index > newest)
+                newest = w->items[w->n - 1].index;
+        }
+    cv_error_t err;
+    return due && cv_record_checkpointed(self->record, &err) <= (int64_t)newest;
 }
 
 /*  One Receipts frame of w's receipts below the checkpoint, at most max;
@@ -227,7 +228,7 @@ static int prove_some(cv_receipts_t *self, waiting_t *w, const char *note,
 
 bool cv_receipts_take(cv_receipts_t *self, cv_receipts_send_fn *send, void *arg, cv_error_t *err)
 {
-    if (zhashx_size(self->sessions) == 0)
+    if (!cv_receipts_pending(self))
         return true;
     int64_t covered = cv_record_checkpointed(self->record, err);
     if (covered <= 0)
