@@ -200,7 +200,7 @@ CAVEAT_EXPORT bool cv_client_ack(cv_client_t *self, uint64_t up_to, cv_error_t *
  *  `caveat audit receipt FILE --key VERIFIER` checks one. The leaf (a JSON
  *  object) names the agency, queue, seq, report and "view": the SHA-256,
  *  in hex, of the report's view as sent (the packed caveat.Report, which
- *  packing the received report again gives: cv_delivery_view_hash). */
+ *  packing the received report again gives: cv_client_view_hash). */
 typedef struct {
     uint64_t seq;          /* the delivery's */
     const char *report_id; /* the delivery's */
@@ -222,7 +222,7 @@ CAVEAT_EXPORT const cv_receipt_t *cv_client_receipt(cv_client_t *self);
 /*  SHA-256 of the view of a delivery, as the broker hashes it for its
  *  "delivered" leaf: of d->report packed. false when out of memory or the
  *  delivery has no report. Any thread.                                    */
-CAVEAT_EXPORT bool cv_delivery_view_hash(const cv_delivery_t *d, uint8_t hash[32]);
+CAVEAT_EXPORT bool cv_client_view_hash(const cv_delivery_t *d, uint8_t hash[32]);
 
 /*  For an event loop (poll, epoll, libuv...): a descriptor that becomes
  *  readable when the connection may have something for the client. It is

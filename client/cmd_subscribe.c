@@ -46,7 +46,7 @@ static bool remember_view(receipts_t *r, const cv_delivery_t *d)
     char key[24], hex[65];
     if (!r->dir)
         return true;
-    if (!cv_delivery_view_hash(d, hash))
+    if (!cv_client_view_hash(d, hash))
         return false;
     seq_key(key, d->seq);
     zhashx_update(r->views, key, strdup(sodium_bin2hex(hex, sizeof hex, hash, sizeof hash)));

@@ -443,7 +443,7 @@ const cv_receipt_t *cv_client_receipt(cv_client_t *self)
     return &r->public;
 }
 
-bool cv_delivery_view_hash(const cv_delivery_t *d, uint8_t hash[32])
+bool cv_client_view_hash(const cv_delivery_t *d, uint8_t hash[32])
 {
     if (!d->report)
         return false;

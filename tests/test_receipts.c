@@ -62,7 +62,7 @@ static void receive_all(cv_client_t *c, seen_t *seen, int n)
         assert_non_null(d);
         assert_int_equal(d->seq, i + 1);
         uint8_t hash[32];
-        assert_true(cv_delivery_view_hash(d, hash));
+        assert_true(cv_client_view_hash(d, hash));
         snprintf(seen[i].id, sizeof seen[i].id, "%s", d->report_id);
         sodium_bin2hex(seen[i].view, sizeof seen[i].view, hash, sizeof hash);
         assert_true(cv_client_ack(c, d->seq, &(cv_error_t){0}));
@@ -251,7 +251,7 @@ static void test_a_delivery_acknowledged_after_a_restart_names_its_view(void **s
         const cv_delivery_t *d = receive(council, 5000);
         assert_non_null(d);
         uint8_t hash[32];
-        assert_true(cv_delivery_view_hash(d, hash));
+        assert_true(cv_client_view_hash(d, hash));
         snprintf(seen[i].id, sizeof seen[i].id, "%s", d->report_id);
         sodium_bin2hex(seen[i].view, sizeof seen[i].view, hash, sizeof hash);
     }
