@@ -49,6 +49,9 @@ void cv_merkle_leaf_hash(const void *data, size_t len, cv_hash_t *out);
 void cv_merkle_node_hash(const cv_hash_t *left, const cv_hash_t *right, cv_hash_t *out);
 void cv_merkle_empty_root(cv_hash_t *out);
 bool cv_hash_equal(const cv_hash_t *a, const cv_hash_t *b);
+/*  Plain SHA-256 of len bytes (the audit log's hash function, fast: the
+ *  broker takes one of every view it sends). */
+void cv_audit_sha256(const void *data, size_t len, uint8_t out[CV_HASH_BYTES]);
 
 /*  The hash of leaf index; false when it cannot be had (the caller's
  *  error then says why). */
@@ -64,6 +67,14 @@ int cv_merkle_inclusion_proof(uint64_t index, uint64_t size, cv_leaf_hash_fn *le
  *  is 0 or size), or -1 when old_size > size or a leaf failed. */
 int cv_merkle_consistency_proof(uint64_t old_size, uint64_t size, cv_leaf_hash_fn *leaf, void *arg,
                                 cv_hash_t proof[CV_MERKLE_MAX_PROOF]);
+/*  The same, with the hash of each range of leaves the proof needs,
+ *  MTH(D[lo:hi]), from range: a caller that keeps complete subtrees'
+ *  hashes proves in O(log size) without reading every leaf. */
+typedef bool(cv_range_hash_fn)(void *arg, uint64_t lo, uint64_t hi, cv_hash_t *out);
+int cv_merkle_inclusion_proof_ranges(uint64_t index, uint64_t size, cv_range_hash_fn *range,
+                                     void *arg, cv_hash_t proof[CV_MERKLE_MAX_PROOF]);
+/*  RFC 6962's split of n > 1 leaves: the largest power of two below n. */
+uint64_t cv_merkle_split(uint64_t n);
 /*  Whether proof shows leaf_hash at index in the tree of size with root. */
 bool cv_merkle_verify_inclusion(uint64_t index, uint64_t size, const cv_hash_t *leaf_hash,
                                 const cv_hash_t *proof, size_t n, const cv_hash_t *root);
@@ -230,6 +241,33 @@ bool cv_audit_verify(sqlite3 *db, const cv_note_verifier_t *verifier, cv_audit_s
  *  report, by recipient) is the caller's. */
 char *cv_audit_prove(sqlite3 *db, uint64_t index, uint64_t tree_size, const void *extra,
                      size_t extra_len, cv_error_t *err);
+/*  The c2sp.org/tlog-proof@v1 text of an inclusion proof of n hashes for
+ *  leaf index in the checkpoint note, with extra (NULL: none). Malloc'd;
+ *  NULL when out of memory. */
+char *cv_audit_proof_text(uint64_t index, const void *extra, size_t extra_len,
+                          const cv_hash_t *proof, int n, const char *note);
+
+/*  A c2sp.org/tlog-proof@v1 text read back: its extra data (malloc'd, or
+ *  NULL when it has none), index, proof and checkpoint note (pointing into
+ *  text). Refuses anything not in the form cv_audit_proof_text writes. */
+typedef struct {
+    uint8_t *extra;
+    size_t extra_len;
+    uint64_t index;
+    cv_hash_t proof[CV_MERKLE_MAX_PROOF];
+    int n;
+    const char *note;
+    size_t note_len;
+} cv_audit_proof_t;
+
+bool cv_audit_proof_parse(const char *text, size_t len, cv_audit_proof_t *out, cv_error_t *err);
+void cv_audit_proof_clear(cv_audit_proof_t *self);
+/*  Whether proof shows leaf (its bytes) in its checkpoint, signed by
+ *  verifier; *checkpoint (may be NULL) is that checkpoint. */
+bool cv_audit_proof_check(const cv_audit_proof_t *proof, const void *leaf, size_t len,
+                          const cv_note_verifier_t *verifier, cv_checkpoint_t *checkpoint,
+                          cv_error_t *err);
+
 /*  The consistency proof between two checkpointed sizes:
  *  "caveat/tlog-consistency@v1 OLD NEW\n" then one base64 hash a line.
  *  Malloc'd; NULL with err when either size has no checkpoint. */
@@ -257,6 +295,35 @@ char *cv_audit_leaf_end(struct cv_json_writer_t **writer_p);
 typedef void(cv_audit_leaf_fn)(void *arg, uint64_t index, const void *data, size_t len);
 int cv_audit_find_report(sqlite3 *db, const char *report_id, const char *agency,
                          cv_audit_leaf_fn *each, void *arg, cv_error_t *err);
+
+/* ------------------------------------------------------------------------ */
+/*  A prover for a log that is being appended to (the broker's receipts):
+ *  it keeps the hashes of complete subtrees of CV_PROVER_TILE leaves and
+ *  more, so that a proof reads at most two tiles of leaves (the leaf's and
+ *  the tree's last, partial one) and hashes O(log N) nodes. It learns the
+ *  log's complete tiles as it is told to (cv_prover_learn), a bounded
+ *  number at a time; leaves once checkpointed never change, so nothing it
+ *  keeps goes stale. Memory: 64 bytes a tile.                              */
+
+#define CV_PROVER_TILE_LEVEL 8
+#define CV_PROVER_TILE       (1u << CV_PROVER_TILE_LEVEL)
+
+typedef struct cv_prover_t cv_prover_t;
+
+/*  A prover of the log on db (borrowed; read between transactions). */
+cv_prover_t *cv_prover_new(sqlite3 *db);
+void cv_prover_destroy(cv_prover_t **self_p);
+/*  Learns the complete tiles below size, at most budget tiles of leaves
+ *  read: 1 when it knows them all, 0 when more are left, -1 with err. */
+int cv_prover_learn(cv_prover_t *self, uint64_t size, uint64_t budget, cv_error_t *err);
+/*  The tlog-proof@v1 text for leaf index in checkpoint (its note and
+ *  parsed body), with the leaf's bytes as its extra data, and the leaf
+ *  (malloc'd) in *leaf. The proof is checked against the checkpoint's root
+ *  before it is given. O(log N) once cv_prover_learn has said 1 for the
+ *  checkpoint's size; right, and slower, before. NULL with err. */
+char *cv_prover_prove(cv_prover_t *self, uint64_t index, const char *note,
+                      const cv_checkpoint_t *checkpoint, uint8_t **leaf, size_t *leaf_len,
+                      cv_error_t *err);
 
 #ifdef __cplusplus
 }

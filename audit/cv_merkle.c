@@ -74,13 +74,21 @@ typedef struct {
     cv_hash_t *hashes;
     int count;
     cv_leaf_hash_fn *leaf;
+    cv_range_hash_fn *range; /* when set, it hashes the ranges, not leaf */
     void *arg;
 } proof_t;
 
 static bool add_range(proof_t *proof, uint64_t lo, uint64_t hi)
 {
     assert(proof->count < CV_MERKLE_MAX_PROOF);
-    return range_hash(lo, hi, proof->leaf, proof->arg, &proof->hashes[proof->count++]);
+    cv_hash_t *out = &proof->hashes[proof->count++];
+    return proof->range ? proof->range(proof->arg, lo, hi, out)
+                        : range_hash(lo, hi, proof->leaf, proof->arg, out);
+}
+
+uint64_t cv_merkle_split(uint64_t n)
+{
+    return split_point(n);
 }
 
 /*  PATH(m, D[lo:hi]): the path to leaf lo + m, deepest sibling first. */
@@ -99,7 +107,16 @@ int cv_merkle_inclusion_proof(uint64_t index, uint64_t size, cv_leaf_hash_fn *le
 {
     if (index >= size)
         return -1;
-    proof_t built = {proof, 0, leaf, arg};
+    proof_t built = {proof, 0, leaf, NULL, arg};
+    return path(&built, index, 0, size) ? built.count : -1;
+}
+
+int cv_merkle_inclusion_proof_ranges(uint64_t index, uint64_t size, cv_range_hash_fn *range,
+                                     void *arg, cv_hash_t proof[CV_MERKLE_MAX_PROOF])
+{
+    if (index >= size)
+        return -1;
+    proof_t built = {proof, 0, NULL, range, arg};
     return path(&built, index, 0, size) ? built.count : -1;
 }
 
@@ -123,7 +140,7 @@ int cv_merkle_consistency_proof(uint64_t old_size, uint64_t size, cv_leaf_hash_f
         return -1;
     if (old_size == 0 || old_size == size)
         return 0;
-    proof_t built = {proof, 0, leaf, arg};
+    proof_t built = {proof, 0, leaf, NULL, arg};
     return subproof(&built, old_size, 0, size, true) ? built.count : -1;
 }
 

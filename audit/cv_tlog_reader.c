@@ -374,6 +374,16 @@ static char *proof_header(uint64_t index, const void *extra, size_t extra_len)
     return text;
 }
 
+char *cv_audit_proof_text(uint64_t index, const void *extra, size_t extra_len,
+                          const cv_hash_t *proof, int n, const char *note)
+{
+    char *text = proof_header(index, extra, extra_len);
+    append_hashes(&text, proof, n);
+    append(&text, "\n");
+    append(&text, note);
+    return text;
+}
+
 /*  The inclusion proof of index in checkpoint, checked against its root. */
 static int prove_inclusion(leaf_reader_t *reader, uint64_t index, const cv_checkpoint_t *checkpoint,
                            cv_hash_t proof[CV_MERKLE_MAX_PROOF], cv_error_t *err)
@@ -430,11 +440,8 @@ char *cv_audit_prove(sqlite3 *db, uint64_t index, uint64_t tree_size, const void
     else if (open_reader(db, &reader, err) &&
              (note = proving_checkpoint(db, index, tree_size, &checkpoint, err)))
         n = prove_inclusion(&reader, index, &checkpoint, proof, err);
-    if (n >= 0 && (text = proof_header(index, extra, extra_len))) {
-        append_hashes(&text, proof, n);
-        append(&text, "\n");
-        append(&text, note);
-    }
+    if (n >= 0)
+        text = cv_audit_proof_text(index, extra, extra_len, proof, n, note);
     if (n >= 0 && !text)
         cv_error_set(err, NULL, 0, 0, "audit log: out of memory");
     sqlite3_finalize(reader.stmt);

@@ -62,8 +62,13 @@
  *  Every run makes fresh CURVE keys (broker and agencies) in the harness's
  *  temporary directory: see make_key.
  *
+ *  Workload 1's caveatd paths with --receipts: the subscriber asks for a
+ *  receipt of each delivery (Hello.receipts) and takes them as they come;
+ *  against a run without, this is what receipts cost (the "delivered"
+ *  leaves are written either way).
+ *
  *  Usage: broker_bench [--seconds S] [--batch N] [--window N] [--rate R]
- *                      [--agencies N]
+ *                      [--agencies N] [--receipts]
  *                      [--only full|normal|off|forwarder|nats|store|fanout|
  *                              fanout-full|fanout-normal|fanout-forwarder|partnership|
  *                              nolog|fanout-nolog|audit]
@@ -189,6 +194,7 @@ typedef struct {
     int rate;        /* reports/s offered, workload 2 */
     int agencies;    /* in the policy of workload 1's partnership path; 2: no such path */
     const char *only;
+    bool receipts; /* workload 1's caveat subscriber asks for receipts */
 } options_t;
 
 /*  The paths of workload 1, in the order they print (and run, but for the
@@ -405,6 +411,8 @@ static void *caveat_subscriber(void *arg)
         } else if (err.msg[0]) {
             flow_fail(f, "receive", err.msg);
         }
+        while (f->opt->receipts && cv_client_receipt(c->subscriber))
+            ; /* taken as they come, as an application keeps them */
         /* cumulative: every ACK_EVERY, and whenever the stream pauses */
         if (highest > acked && (!d || highest - acked >= ACK_EVERY)) {
             if (!cv_client_ack(c->subscriber, highest, &err))
@@ -473,7 +481,11 @@ static void measure_caveatd(const options_t *opt, const char *sync, int agencies
     cv_error_t err = {0};
     if (!bench_start_broker_audit(h, sync, audit))
         snprintf(r->note, sizeof r->note, "caveatd did not start");
-    else if (!(c.subscriber = harness_client(h, "bench-subscriber", NULL, SUB_CREDIT, &err)) ||
+    else if (!(c.subscriber = harness_client_with(
+                   h, "bench-subscriber",
+                   (cv_client_config_t){
+                       .credit = SUB_CREDIT, .timeout_ms = 3000, .receipts = opt->receipts},
+                   &err)) ||
              !(c.publisher = harness_client(h, "bench-publisher", NULL, 0, &err)))
         snprintf(r->note, sizeof r->note, "client: %.300s", err.msg);
     else
@@ -2144,7 +2156,7 @@ static void print_targets(const path_result_t paths[N_PATHS])
 static void usage(void)
 {
     fprintf(stderr, "usage: broker_bench [--seconds S] [--batch N] [--window N] [--rate R]\n"
-                    "                    [--agencies N]\n"
+                    "                    [--agencies N] [--receipts]\n"
                     "                    [--only full|normal|off|forwarder|nats|store|fanout|"
                     "fanout-full|fanout-normal|fanout-forwarder|partnership|nolog|fanout-nolog|"
                     "audit]\n");
@@ -2167,6 +2179,8 @@ static void parse_args(options_t *o, int argc, char **argv)
             o->agencies = atoi(argv[++i]);
         else if (value && strcmp(argv[i], "--only") == 0)
             o->only = argv[++i];
+        else if (strcmp(argv[i], "--receipts") == 0)
+            o->receipts = true;
         else
             usage();
     }

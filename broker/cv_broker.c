@@ -39,6 +39,7 @@
 #include "cv_log.h"
 #include "cv_queue.h"
 #include "cv_record.h"
+#include "cv_receipts.h"
 #include "cv_router.h"
 #include "cv_selftest.h"
 #include "cv_monitor.h"
@@ -157,6 +158,7 @@ typedef struct {
     bool dirty;            /* may have something to send: set_dirty() */
     void *pending;         /* its handle in the broker's pending list, or NULL */
     bool publish_only;     /* Hello.credit 0: no queue, no deliveries */
+    bool receipts;         /* Hello.receipts: a Receipt for each acknowledged delivery */
     int64_t progress;      /* when it last acknowledged, or was first sent to (ms) */
     int64_t stalled;       /* when a delivery first found its connection full, since it last
                               acknowledged (ms); 0: not */
@@ -220,13 +222,14 @@ struct cv_broker_t {
     cv_monitor_t *monitor; /* --monitor's listener, or NULL */
     cv_zap_t *zap;
     zsock_t *router;
-    cv_guard_t *guard;     /* bounds the router's connections still in their handshake */
-    zhashx_t *sessions;    /* routing hex -> session_t (owns them) */
-    zhashx_t *serving;     /* cv_queue_name() -> the session_t serving that queue */
-    cv_router_t *queues;   /* the queues, kept in step with the store (cv_router.h) */
-    cv_record_t *record;   /* the audit log: a leaf per event, in the same transactions */
-    cv_error_t turn_error; /* the first failure of this turn ("": none): it rolls back */
-    size_t out_bytes;      /* of Delivers packed and not yet handed to libzmq: OUT_BYTES_MAX */
+    cv_guard_t *guard;       /* bounds the router's connections still in their handshake */
+    zhashx_t *sessions;      /* routing hex -> session_t (owns them) */
+    zhashx_t *serving;       /* cv_queue_name() -> the session_t serving that queue */
+    cv_router_t *queues;     /* the queues, kept in step with the store (cv_router.h) */
+    cv_record_t *record;     /* the audit log: a leaf per event, in the same transactions */
+    cv_receipts_t *receipts; /* proofs of sessions' deliveries in the log (Hello.receipts) */
+    cv_error_t turn_error;   /* the first failure of this turn ("": none): it rolls back */
+    size_t out_bytes;        /* of Delivers packed and not yet handed to libzmq: OUT_BYTES_MAX */
     size_t out_bytes_peak;
     bool queues_lost;      /* the queues could not be read back after a rollback */
     int64_t next_save;     /* when acknowledgements are next saved (ms) */
@@ -622,12 +625,16 @@ static cv_policy_t *load_policy(cv_broker_t *self, cv_error_t *err)
     return policy;
 }
 
+static bool record_deliveries(void *arg, cv_queue_t *queue, cv_error_t *err);
+
 /*  The audit log, checked, and the policy in force recorded in it. */
 static bool open_record(cv_broker_t *self, cv_error_t *err)
 {
     self->record = cv_record_new(self->store, self->config.data_dir, err);
     if (!self->record || !cv_store_begin(self->store, err))
         return false;
+    self->receipts = cv_receipts_new(self->record);
+    cv_router_set_saving(self->queues, record_deliveries, self);
     if (cv_record_policy(self->record, self->policy, err) &&
         (!self->config.audit_off || cv_record_turn_off(self->record, err)) &&
         cv_record_flush(self->record, false, err) && cv_store_commit(self->store, err)) {
@@ -751,6 +758,7 @@ void cv_broker_destroy(cv_broker_t **self_p)
     cv_cache_destroy(&self->cache);
     zhashx_destroy(&self->serving);
     zhashx_destroy(&self->sessions);
+    cv_receipts_destroy(&self->receipts);
     cv_record_destroy(&self->record); /* before the store it writes in */
     cv_approval_store_destroy(&self->approvals);
     cv_router_destroy(&self->queues);
@@ -877,6 +885,7 @@ static void remove_session(cv_broker_t *self, session_t *s)
     if (s->pending)
         zlistx_delete(self->pending, s->pending);
     s->pending = NULL;
+    cv_receipts_forget(self->receipts, s); /* a receipt is for the session that acknowledged */
     zhashx_delete(self->sessions, s->routing_hex);
 }
 
@@ -1059,6 +1068,7 @@ static void on_hello(cv_broker_t *self, const zframe_t *routing, int agency,
         add_session(self, s); /* replaces the connection's earlier session */
     }
     s->hellos = hellos;
+    s->receipts = !publish_only && hello->has_receipts && hello->receipts;
     s->credit = hello->has_credit && hello->credit ? hello->credit : DEFAULT_CREDIT;
     if (s->credit > MAX_CREDIT)
         s->credit = MAX_CREDIT;
@@ -1533,17 +1543,23 @@ typedef struct {
 
 /*  Decides one queued report for the session's agency with the policy in
  *  force now; the report, or NULL when it no longer goes to this queue. */
-static const Caveat__Report *decide_entry(cv_broker_t *self, const session_t *s, int64_t rowid)
+static const Caveat__Report *decide_for(cv_broker_t *self, const char *agency_id,
+                                        const char *queue_feed, int64_t rowid)
 {
     const Caveat__Report *report = report_at(self, rowid);
-    int agency = cv_policy_agency_find(self->policy, s->agency);
+    int agency = cv_policy_agency_find(self->policy, agency_id);
     cv_approvals_t approvals;
     if (!report || agency < 0 ||
         !cv_policy_decide(self->policy, report, agency, approvals_of(self, report, &approvals),
                           self->decision))
         return NULL;
     const char *feed = cv_decision_feed(self->decision);
-    return strcmp(feed ? feed : "", s->feed) == 0 ? report : NULL;
+    return strcmp(feed ? feed : "", queue_feed) == 0 ? report : NULL;
+}
+
+static const Caveat__Report *decide_entry(cv_broker_t *self, const session_t *s, int64_t rowid)
+{
+    return decide_for(self, s->agency, s->feed, rowid);
 }
 
 /*  Packs the view of report under the last decision into pack.view,
@@ -1568,23 +1584,47 @@ static void append_delivery(cv_broker_t *self, const Caveat__Wire__PackedDeliver
     self->pack.used += len;
 }
 
-/*  Appends the Delivery of a feedback note: no report, no rules. */
-static void pack_feedback(cv_broker_t *self, const cv_feedback_row_t *row, uint64_t seq,
-                          packed_t *out)
+/*  The note of a feedback row, its strings borrowed; time is its room. */
+static Caveat__Wire__FeedbackNote feedback_note(const cv_feedback_row_t *row,
+                                                char time[CV_TIMESTAMP_MAX])
 {
-    char time[CV_TIMESTAMP_MAX];
     Caveat__Wire__FeedbackNote note = CAVEAT__WIRE__FEEDBACK_NOTE__INIT;
     note.report_id = (char *)row->report_id;
     note.from = (char *)row->from;
     note.value = (char *)row->value;
     note.text = *row->text ? (char *)row->text : NULL;
     note.time = (char *)cv_timestamp_format(row->time / 1000, time);
+    return note;
+}
+
+/*  The SHA-256 of the FeedbackNote's bytes: what a "delivered" leaf says
+ *  of a feedback delivery, as the view's hash for a report. */
+static void feedback_hash(cv_broker_t *self, const Caveat__Wire__FeedbackNote *note,
+                          uint8_t hash[CV_VIEW_HASH_BYTES])
+{
+    size_t size = caveat__wire__feedback_note__get_packed_size(note);
+    reserve(&self->pack.view, &self->pack.view_cap, size);
+    caveat__wire__feedback_note__pack(note, self->pack.view);
+    cv_audit_sha256(self->pack.view, size, hash);
+}
+
+/*  Appends the Delivery of a feedback note: no report, no rules. */
+static bool pack_feedback(cv_broker_t *self, cv_queue_t *queue, const cv_feedback_row_t *row,
+                          uint64_t seq, packed_t *out)
+{
+    char time[CV_TIMESTAMP_MAX];
+    Caveat__Wire__FeedbackNote note = feedback_note(row, time);
+    uint8_t hash[CV_VIEW_HASH_BYTES];
+    feedback_hash(self, &note, hash);
+    if (!cv_queue_viewed(queue, seq, hash, row->report_id))
+        return false;
     Caveat__Wire__PackedDelivery d = CAVEAT__WIRE__PACKED_DELIVERY__INIT;
     d.has_seq = true;
     d.seq = seq;
     d.report_id = (char *)row->report_id;
     d.feedback = &note;
     append_delivery(self, &d, out);
+    return true;
 }
 
 /*  What a queue entry is to a session now: a report decided for it, or
@@ -1612,27 +1652,33 @@ static bool entry_for(cv_broker_t *self, const session_t *s, int64_t rowid, entr
     return e->feedback;
 }
 
-static bool pack_delivery(cv_broker_t *self, const Caveat__Report *report, uint64_t seq,
-                          packed_t *out);
+static bool pack_delivery(cv_broker_t *self, cv_queue_t *queue, const Caveat__Report *report,
+                          uint64_t seq, packed_t *out);
 
 /*  Appends the delivery of entry with seq to pack.bytes. */
-static bool pack_entry(cv_broker_t *self, const entry_t *e, uint64_t seq, packed_t *out)
+static bool pack_entry(cv_broker_t *self, cv_queue_t *queue, const entry_t *e, uint64_t seq,
+                       packed_t *out)
 {
     if (e->report)
-        return pack_delivery(self, e->report, seq, out);
-    pack_feedback(self, &e->note, seq, out);
-    return true;
+        return pack_delivery(self, queue, e->report, seq, out);
+    return pack_feedback(self, queue, &e->note, seq, out);
 }
 
 /*  Appends the Delivery of report under the last decision, packed, to
  *  pack.bytes. Strings are borrowed: protobuf-c only reads them here, and
  *  the report may leave the cache before the frame is packed. */
-static bool pack_delivery(cv_broker_t *self, const Caveat__Report *report, uint64_t seq,
-                          packed_t *out)
+static bool pack_delivery(cv_broker_t *self, cv_queue_t *queue, const Caveat__Report *report,
+                          uint64_t seq, packed_t *out)
 {
     size_t view = pack_view(self, report);
     size_t n_rules = (size_t)cv_decision_entry_count(self->decision);
     if (!view)
+        return false;
+    /* the hash of the exact bytes sent, kept with the delivery in flight
+     * for its "delivered" leaf (a resend hashes again what it sends) */
+    uint8_t hash[CV_VIEW_HASH_BYTES];
+    cv_audit_sha256(self->pack.view, view, hash);
+    if (!cv_queue_viewed(queue, seq, hash, report->id))
         return false;
     reserve(&self->pack.rules, &self->pack.rules_cap, (n_rules + 1) * sizeof(char *));
     char **rules = self->pack.rules;
@@ -1709,7 +1755,7 @@ static size_t pump_resends(cv_broker_t *self, session_t *s, size_t room, packed_
         entry_t entry;
         if (!entry_for(self, s, sent->item.report, &entry))
             continue; /* not released any more: not sent, takes no credit */
-        if (pack_entry(self, &entry, sent->seq, &items[n]))
+        if (pack_entry(self, s->queue, &entry, sent->seq, &items[n]))
             n++;
         session_sent(s, sent->seq); /* if it could not be packed, the ack timeout resends it */
     }
@@ -1750,7 +1796,7 @@ static size_t pump_new(cv_broker_t *self, session_t *s, size_t room, packed_t *i
         }
         /* a delivery that cannot be packed now counts as sent: the ack
          * timeout sends it again */
-        if (pack_entry(self, &entry, seq, &items[n]))
+        if (pack_entry(self, s->queue, &entry, seq, &items[n]))
             n++;
         session_sent(s, seq);
     }
@@ -1789,6 +1835,10 @@ static void pump(cv_broker_t *self, session_t *s)
     size_t room = s->credit > in_flight(s) ? s->credit - in_flight(s) : 0;
     if (room > PUMP_MAX)
         room = PUMP_MAX;
+    /* receipts not yet sent hold back deliveries: what one subscriber's
+     * receipts can make the broker keep is bounded */
+    if (s->receipts && cv_receipts_waiting(self->receipts, s) >= CV_RECEIPTS_WAITING)
+        room = 0;
     if (s->publish_only || !session_queue(self, s) || room == 0) {
         set_dirty(self, s, room == 0 && !s->publish_only); /* nothing more until credit */
         return;
@@ -1844,6 +1894,61 @@ static void on_ack(cv_broker_t *self, session_t *s, const Caveat__Wire__Delivery
     s->progress = zclock_mono();
     s->stalled = 0; /* it reads */
     session_acked(s, ack->up_to);
+}
+
+/*  The hash of the view the broker would send now for a delivery it did
+ *  not send in this process (read back after a restart, and acknowledged
+ *  before it was resent): views are deterministic, so under the same
+ *  policy it is the one sent. false: the policy no longer releases it. */
+static bool view_now(cv_broker_t *self, cv_queue_t *queue, const cv_sent_t *sent,
+                     uint8_t hash[CV_VIEW_HASH_BYTES], const char **report_id)
+{
+    const char *agency = cv_queue_agency(queue), *feed = cv_queue_feed(queue);
+    const Caveat__Report *report = decide_for(self, agency, feed, sent->item.report);
+    if (!report) { /* feedback for the originator, or nothing now */
+        cv_error_t err = {0};
+        cv_feedback_row_t row; /* its strings the feedback module's, until its next call */
+        if (*feed || cv_feedback_get(self->feedback, sent->item.report, &row, &err) <= 0 ||
+            strcmp(row.originator, agency) != 0)
+            return false;
+        char time[CV_TIMESTAMP_MAX];
+        Caveat__Wire__FeedbackNote note = feedback_note(&row, time);
+        feedback_hash(self, &note, hash);
+        *report_id = row.report_id;
+        return true;
+    }
+    size_t view = pack_view(self, report);
+    *report_id = report->id;
+    if (!view)
+        return false;
+    cv_audit_sha256(self->pack.view, view, hash);
+    return true;
+}
+
+/*  A "delivered" leaf for each delivery whose acknowledgement the queue's
+ *  save stores, in the same transaction (cv_router_set_saving), and a
+ *  receipt to come for the session serving the queue if it asked. */
+static bool record_deliveries(void *arg, cv_queue_t *queue, cv_error_t *err)
+{
+    cv_broker_t *self = arg;
+    session_t *s = session_of_queue(self, cv_queue_agency(queue), cv_queue_feed(queue));
+    for (size_t i = 0; i < cv_queue_acked_count(queue); i++) {
+        const cv_sent_t *sent = cv_queue_acked_at(queue, i);
+        uint8_t hash[CV_VIEW_HASH_BYTES];
+        const char *id = sent->report_id;
+        bool viewed = sent->viewed || view_now(self, queue, sent, hash, &id);
+        size_t position = 0;
+        if (!cv_record_delivered(self->record, cv_queue_agency(queue), cv_queue_feed(queue),
+                                 sent->seq, id,
+                                 !viewed        ? NULL
+                                 : sent->viewed ? sent->view
+                                                : hash,
+                                 &position, err))
+            return false;
+        if (s && s->receipts)
+            cv_receipts_note(self->receipts, s, position, sent->seq, id);
+    }
+    return true;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -2398,9 +2503,11 @@ static void commit_saves(cv_broker_t *self, bool checkpoint)
     if (turn_failing(self) || !cv_store_commit(self->store, &err)) {
         cv_record_discard(self->record);
         cv_store_rollback(self->store);
+        cv_receipts_settle(self->receipts, false);
         self->turn_error.msg[0] = '\0';
         reload_queues(self);
-    }
+    } else
+        cv_receipts_settle(self->receipts, true);
 }
 
 static int purge(cv_broker_t *self, const cv_purge_how_t *how, cv_admin_purged_t *list,
@@ -3320,6 +3427,28 @@ static bool begin_turn(cv_broker_t *self)
     return true;
 }
 
+/*  A Receipts frame for session, held for the sync of the commit that
+ *  stored the checkpoint it proves against. */
+static void post_receipts(void *arg, const void *session, const Caveat__Wire__Receipts *receipts)
+{
+    cv_broker_t *self = arg;
+    const session_t *s = session;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_RECEIPTS;
+    frame.receipts = (Caveat__Wire__Receipts *)receipts;
+    held_t *h = cv_xmalloc(sizeof *h);
+    *h = (held_t){0, s->serial, frame_message(s->routing, &frame), false, 0};
+    hold(self, h);
+}
+
+static void send_receipts(cv_broker_t *self)
+{
+    cv_error_t err = {0};
+    if (!cv_receipts_take(self->receipts, post_receipts, self, &err) &&
+        rate_allows(&self->checkpoint_failures, 1))
+        cv_log_error(self->log, "receipts: %s", err.msg);
+}
+
 /*  The turn's end: pump, commit (or roll back), and send what the commit
  *  allows once it is synced. */
 static void end_turn(cv_broker_t *self)
@@ -3327,7 +3456,8 @@ static void end_turn(cv_broker_t *self)
     cv_error_t err = {0};
     pump_sessions(self);
     save_queues(self, false);
-    if (!turn_failing(self) && !cv_record_flush(self->record, false, &err))
+    bool prompt = cv_receipts_want_checkpoint(self->receipts, zclock_mono());
+    if (!turn_failing(self) && !cv_record_flush(self->record, prompt, &err))
         fail_turn(self, err.msg);
     if (turn_failing(self))
         turn_failed(self, self->turn_error.msg);
@@ -3335,6 +3465,8 @@ static void end_turn(cv_broker_t *self)
         turn_failed(self, err.msg);
     else
         self->failures = 0;
+    cv_receipts_settle(self->receipts, self->failures == 0);
+    send_receipts(self);
     send_outgoing(self);
     run_all_deferred(self);
     if (!cv_store_checkpoint_when_due(self->store, &err) &&
@@ -3493,16 +3625,18 @@ int cv_broker_run(cv_broker_t *self)
         purge_when_due(self, &next_purge);
         publish_monitor(self, &next_monitor);
         watch_backup(self);
-        void *ready = zpoller_wait(poller, any_dirty(self)                   ? 0
-                                           : cv_router_unsaved(self->queues) ? SAVE_INTERVAL_MS
-                                                                             : 200);
+        bool receipts = cv_receipts_pending(self->receipts);
+        void *ready =
+            zpoller_wait(poller, any_dirty(self)                               ? 0
+                                 : cv_router_unsaved(self->queues) || receipts ? SAVE_INTERVAL_MS
+                                                                               : 200);
         /* handshakes and the guard first, whichever socket woke the poller
          * (zpoller names only the first ready): neither blocks, and a flood
          * of messages must not starve them */
         serve_zap(self);
         cv_guard_handle(self->guard);
         bool readable = zsock_events(self->router) & ZMQ_POLLIN;
-        if (readable || any_dirty(self) || cv_router_unsaved(self->queues))
+        if (readable || any_dirty(self) || cv_router_unsaved(self->queues) || receipts)
             turn(self, readable);
         else if (!ready && cv_store_wal_pages(self->store) > 0)
             cv_store_checkpoint(self->store); /* idle for a whole poll */

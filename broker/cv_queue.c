@@ -4,6 +4,7 @@
  *  waits, and one of (seq, report, priority) for what is in flight. Both
  *  only ever take from the front and add at the back.
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,7 @@ struct cv_queue_t {
     uint64_t last_seq, acked_seq;
     ring_t waiting[CV_PRIORITIES]; /* int64_t rowids, in order of acceptance */
     ring_t in_flight;              /* cv_sent_t, seqs acked_seq + 1 .. last_seq */
+    ring_t acked;                  /* cv_sent_t, acknowledged since the last save */
     int64_t done[CV_PRIORITIES];   /* as loaded: routes up to here are finished */
     int64_t *in_flight_sorted;     /* while loading: the reports in flight, sorted */
     size_t in_flight_sorted_n;
@@ -86,10 +88,18 @@ cv_queue_t *cv_queue_new(int64_t id, const char *agency, const char *feed)
     self->feed = strdup(feed);
     for (int p = 0; p < CV_PRIORITIES; p++)
         self->waiting[p].size = sizeof(int64_t);
-    self->in_flight.size = sizeof(cv_sent_t);
+    self->in_flight.size = self->acked.size = sizeof(cv_sent_t);
     if (!self->agency || !self->feed)
         cv_queue_destroy(&self);
     return self;
+}
+
+/*  Drops the first n of r, cv_sent_t, freeing what they own. */
+static void sent_drop(ring_t *r, size_t n)
+{
+    for (size_t i = 0; i < n && i < r->count; i++)
+        free(((cv_sent_t *)ring_at(r, i))->report_id);
+    ring_drop(r, n);
 }
 
 void cv_queue_destroy(cv_queue_t **self_p)
@@ -97,6 +107,9 @@ void cv_queue_destroy(cv_queue_t **self_p)
     if (!self_p || !*self_p)
         return;
     cv_queue_t *self = *self_p;
+    sent_drop(&self->in_flight, self->in_flight.count);
+    sent_drop(&self->acked, self->acked.count);
+    free(self->acked.items);
     for (int p = 0; p < CV_PRIORITIES; p++)
         free(self->waiting[p].items);
     free(self->in_flight.items);
@@ -167,10 +180,44 @@ bool cv_queue_waits(const cv_queue_t *self, cv_routed_t item)
 
 uint64_t cv_queue_give_seq(cv_queue_t *self, cv_routed_t item)
 {
-    cv_sent_t sent = {self->last_seq + 1, {item.report, clamp_priority(item.priority)}};
+    cv_sent_t sent = {.seq = self->last_seq + 1,
+                      .item = {item.report, clamp_priority(item.priority)}};
     if (!ring_push(&self->in_flight, &sent))
         return 0;
     return ++self->last_seq;
+}
+
+bool cv_queue_viewed(cv_queue_t *self, uint64_t seq, const uint8_t view[CV_VIEW_HASH_BYTES],
+                     const char *report_id)
+{
+    ring_t *r = &self->in_flight;
+    if (r->count == 0)
+        return false;
+    uint64_t first = ((const cv_sent_t *)ring_at(r, 0))->seq;
+    if (seq < first || seq - first >= r->count)
+        return false;
+    cv_sent_t *sent = ring_at(r, (size_t)(seq - first));
+    assert(sent->seq == seq); /* seqs in flight run without gaps */
+    if (!sent->report_id || strcmp(sent->report_id, report_id) != 0) {
+        char *id = strdup(report_id);
+        if (!id)
+            return false;
+        free(sent->report_id);
+        sent->report_id = id;
+    }
+    memcpy(sent->view, view, CV_VIEW_HASH_BYTES);
+    sent->viewed = true;
+    return true;
+}
+
+size_t cv_queue_acked_count(const cv_queue_t *self)
+{
+    return self->acked.count;
+}
+
+const cv_sent_t *cv_queue_acked_at(const cv_queue_t *self, size_t i)
+{
+    return i < self->acked.count ? ring_at(&self->acked, i) : NULL;
 }
 
 size_t cv_queue_in_flight(const cv_queue_t *self)
@@ -194,7 +241,13 @@ size_t cv_queue_ack(cv_queue_t *self, uint64_t up_to)
     size_t n = 0;
     while (n < r->count && ((cv_sent_t *)ring_at(r, n))->seq <= up_to)
         n++;
-    ring_drop(r, n);
+    /* kept until saved, for the save's audit leaves; out of memory, a
+     * delivery goes unrecorded rather than unacknowledged */
+    size_t kept = 0;
+    while (kept < n && ring_push(&self->acked, ring_at(r, kept)))
+        kept++;
+    ring_drop(r, kept); /* theirs now */
+    sent_drop(r, n - kept);
     if (up_to > self->acked_seq)
         self->acked_seq = up_to;
     self->unsaved = self->unsaved || n > 0;
@@ -213,6 +266,7 @@ uint64_t cv_queue_saved_acked(const cv_queue_t *self)
 
 void cv_queue_mark_saved(cv_queue_t *self)
 {
+    sent_drop(&self->acked, self->acked.count);
     self->unsaved = false;
     self->saved_acked = self->acked_seq;
 }
@@ -274,7 +328,7 @@ bool cv_queue_restore_sent(cv_queue_t *self, uint64_t seq, cv_routed_t item)
     /* a pump acknowledged in part: its acknowledged seqs are finished */
     if (seq <= self->acked_seq)
         return true;
-    cv_sent_t sent = {seq, {item.report, clamp_priority(item.priority)}};
+    cv_sent_t sent = {.seq = seq, .item = {item.report, clamp_priority(item.priority)}};
     return ring_push(&self->in_flight, &sent);
 }
 

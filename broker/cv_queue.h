@@ -20,9 +20,18 @@
 
 typedef struct cv_queue_t cv_queue_t;
 
+#define CV_VIEW_HASH_BYTES 32 /* SHA-256 */
+
+/*  A delivery in flight, and once acknowledged until its state is saved.
+ *  viewed: sent by this process, which knows the SHA-256 of the exact view
+ *  it sent last (cv_queue_viewed) and the report's id (owned). A delivery
+ *  read back from the store after a restart is not viewed until resent. */
 typedef struct {
     uint64_t seq;
     cv_routed_t item;
+    bool viewed;
+    uint8_t view[CV_VIEW_HASH_BYTES];
+    char *report_id;
 } cv_sent_t;
 
 /*  The key of the queue (agency, feed), for tables of queues and of the
@@ -63,6 +72,17 @@ const cv_sent_t *cv_queue_sent_after(const cv_queue_t *self, uint64_t after);
 /*  A cumulative acknowledgement; returns how many deliveries it finished.
  *  The caller checks up_to <= last_seq first. */
 size_t cv_queue_ack(cv_queue_t *self, uint64_t up_to);
+
+/*  The delivery seq (in flight) was sent as the view whose SHA-256 is
+ *  view, of the report report_id. false: seq is not in flight, or out of
+ *  memory. */
+bool cv_queue_viewed(cv_queue_t *self, uint64_t seq, const uint8_t view[CV_VIEW_HASH_BYTES],
+                     const char *report_id);
+/*  The deliveries acknowledged since the state was last saved, in seq
+ *  order: what the save's "delivered" audit leaves describe. Forgotten
+ *  when it is marked saved. */
+size_t cv_queue_acked_count(const cv_queue_t *self);
+const cv_sent_t *cv_queue_acked_at(const cv_queue_t *self, size_t i);
 
 uint64_t cv_queue_last_seq(const cv_queue_t *self);
 /*  Reports waiting, sent or not. */

@@ -34,6 +34,7 @@ struct cv_record_t {
         size_t *lens;
         size_t n, cap;
     } pending;
+    uint64_t flushed_first; /* the index of the last flush's first leaf */
 };
 
 cv_record_t *cv_record_new(cv_store_t *store, const char *data_dir, cv_error_t *err)
@@ -106,7 +107,7 @@ bool cv_record_flush(cv_record_t *self, bool checkpoint, cv_error_t *err)
     bool ok = self->pending.n == 0 ||
               (cv_store_writing(self->store, err) &&
                cv_tlog_append_many(self->log, (const void *const *)self->pending.data,
-                                   self->pending.lens, self->pending.n, NULL, err));
+                                   self->pending.lens, self->pending.n, &self->flushed_first, err));
     cv_record_discard(self);
     int64_t now = (int64_t)time(NULL);
     if (!ok || (!checkpoint && !cv_tlog_checkpoint_due(self->log, CV_RECORD_EVERY_LEAVES,
@@ -412,5 +413,39 @@ bool cv_record_feedback(cv_record_t *self, const char *report_id, const char *or
     key_string(w, "originator", originator);
     key_string(w, "from", from);
     key_string(w, "value", value);
+    return append(self, &w, err);
+}
+
+uint64_t cv_record_flushed_first(const cv_record_t *self)
+{
+    return self->flushed_first;
+}
+
+int64_t cv_record_checkpointed(cv_record_t *self, cv_error_t *err)
+{
+    return cv_tlog_checkpointed(self->log, err);
+}
+
+sqlite3 *cv_record_db(const cv_record_t *self)
+{
+    return cv_store_db(self->store);
+}
+
+bool cv_record_delivered(cv_record_t *self, const char *agency, const char *feed, uint64_t seq,
+                         const char *report_id, const uint8_t *view, size_t *position,
+                         cv_error_t *err)
+{
+    cv_json_writer_t *w = leaf_begin("delivered");
+    key_string(w, "report", report_id);
+    key_string(w, "agency", agency);
+    cv_json_key(w, "feed");
+    cv_json_string(w, feed && *feed ? feed : NULL);
+    cv_json_key(w, "seq");
+    cv_json_uint(w, seq);
+    cv_json_key(w, "view");
+    char hex[2 * CV_HASH_BYTES + 1];
+    cv_json_string(w, view ? sodium_bin2hex(hex, sizeof hex, view, CV_HASH_BYTES) : NULL);
+    if (position)
+        *position = self->pending.n;
     return append(self, &w, err);
 }

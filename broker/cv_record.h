@@ -81,6 +81,21 @@ bool cv_record_approval(cv_record_t *self, const char *originator, const char *r
  *  with its value; never its text. */
 bool cv_record_feedback(cv_record_t *self, const char *report_id, const char *originator,
                         const char *from, const char *value, cv_error_t *err);
+/*  A delivery acknowledged, as its queue's state is saved: the recipient
+ *  agency, its queue (feed "" for the direct one), the seq, the report,
+ *  and the SHA-256 of the exact view sent (NULL: the broker no longer
+ *  knows it). *position (may be NULL) is the leaf's place among the
+ *  transaction's leaves: after the flush, its index is
+ *  cv_record_flushed_first() + position. */
+bool cv_record_delivered(cv_record_t *self, const char *agency, const char *feed, uint64_t seq,
+                         const char *report_id, const uint8_t *view, size_t *position,
+                         cv_error_t *err);
+/*  The index of the first leaf the last cv_record_flush wrote. */
+uint64_t cv_record_flushed_first(const cv_record_t *self);
+/*  The size of the last checkpoint stored (0: none); -1 with err. */
+int64_t cv_record_checkpointed(cv_record_t *self, cv_error_t *err);
+/*  The log's store connection, for proofs (cv_audit_prove) after commit. */
+sqlite3 *cv_record_db(const cv_record_t *self);
 
 /*  Before the transaction commits: writes its leaves into the log (all at
  *  once: the log's frontier is read and written once), then signs a

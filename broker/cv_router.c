@@ -12,9 +12,11 @@
 
 struct cv_router_t {
     cv_store_t *store;
-    zhashx_t *queues;   /* cv_queue_name() -> cv_queue_t (owns them) */
-    int64_t max_report; /* the highest report rowid routed */
-    bool unsaved;       /* acknowledgements not yet saved */
+    zhashx_t *queues;            /* cv_queue_name() -> cv_queue_t (owns them) */
+    int64_t max_report;          /* the highest report rowid routed */
+    bool unsaved;                /* acknowledgements not yet saved */
+    cv_router_saving_fn *saving; /* the audit leaves of what a save finishes */
+    void *saving_arg;
     struct {
         cv_queue_t **by_id; /* by store id */
         size_t cap;
@@ -249,8 +251,16 @@ bool cv_router_unsaved(const cv_router_t *self)
     return self->unsaved;
 }
 
+void cv_router_set_saving(cv_router_t *self, cv_router_saving_fn *fn, void *arg)
+{
+    self->saving = fn;
+    self->saving_arg = arg;
+}
+
 bool cv_router_save(cv_router_t *self, cv_queue_t *queue, cv_error_t *err)
 {
+    if (self->saving && cv_queue_acked_count(queue) && !self->saving(self->saving_arg, queue, err))
+        return false;
     cv_queue_state_t state;
     cv_queue_state(queue, self->max_report, &state);
     cv_queue_mark_saved(queue);

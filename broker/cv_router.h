@@ -78,6 +78,11 @@ bool cv_router_pump_end(cv_router_t *self, cv_pump_t *pump, cv_error_t *err);
 size_t cv_router_ack(cv_router_t *self, cv_queue_t *queue, uint64_t up_to);
 /*  Whether acknowledgements wait to be saved. */
 bool cv_router_unsaved(const cv_router_t *self);
+/*  Called by every save of a queue with acknowledgements, in the save's
+ *  transaction, before they are forgotten (cv_queue_acked_at): the audit
+ *  log's "delivered" leaves. false (err set) fails the save. */
+typedef bool(cv_router_saving_fn)(void *arg, cv_queue_t *queue, cv_error_t *err);
+void cv_router_set_saving(cv_router_t *self, cv_router_saving_fn *fn, void *arg);
 /*  Saves queue's state now. */
 bool cv_router_save(cv_router_t *self, cv_queue_t *queue, cv_error_t *err);
 /*  Saves every queue an acknowledgement changed since its last save. */

@@ -37,6 +37,8 @@ static const char usage[] =
     "  subscribe --broker EP --server-key BROKER.cert --cert AGENCY.cert_secret\n"
     "            [--feed NAME] [--count N] [--timeout S]   print deliveries (reports, and\n"
     "            feedback on this agency's reports) as JSON lines\n"
+    "            [--receipts DIR]   and write a receipt of each delivery, checked against\n"
+    "            the view received, as DIR/ID.SEQ.tlog-proof\n"
     "  feedback REPORT_ID --value useful|not_useful|action_taken|seen [--text T]\n"
     "            [--originator AGENCY] --broker EP --server-key BROKER.cert\n"
     "            --cert AGENCY.cert_secret [--timeout S]   feedback on a report received,\n"
@@ -65,6 +67,9 @@ static const char usage[] =
     "  audit summary DIR [--since DATE] [--svg FILE] [--format text|json]\n"
     "            reports shared per category and recipient organisation; --svg: also\n"
     "            as a bar chart\n"
+    "  audit receipt FILE --key VERIFIER-KEY\n"
+    "            a receipt (subscribe --receipts) checked without the log: signed by the\n"
+    "            key, its leaf in the checkpoint; prints the leaf\n"
     "  help [COMMAND]                       this, or one command's part of it\n"
     "  --version                            caveat's version\n";
 

@@ -93,6 +93,7 @@ typedef struct {
     cv_client_state_fn *on_state; /* NULL, or as cv_client_set_state_callback from the start,
                                      so that cv_client_new's own handshake is told too */
     void *on_state_arg;
+    bool receipts; /* ask for a receipt of each acknowledged delivery: cv_client_receipt */
 } cv_client_config_t;
 
 /*  Checks the certificate files of config without connecting: both exist
@@ -225,6 +226,36 @@ CAVEAT_EXPORT const cv_delivery_t *cv_client_receive(cv_client_t *self, int time
  *  not exceed the highest seq returned by cv_client_receive. Never waits.
  *  The client's thread.                                                   */
 CAVEAT_EXPORT bool cv_client_ack(cv_client_t *self, uint64_t up_to, cv_error_t *err);
+
+/*  A receipt: the broker's proof that it recorded one acknowledged
+ *  delivery in its signed audit log (docs/protocol.md, "Receipts").
+ *  proof is a c2sp.org/tlog-proof@v1 file whose extra data is the leaf;
+ *  `caveat audit receipt FILE --key VERIFIER` checks one. The leaf (a JSON
+ *  object) names the agency, queue, seq, report and "view": the SHA-256,
+ *  in hex, of the report's view as sent (the packed caveat.Report, which
+ *  packing the received report again gives: cv_client_view_hash). */
+typedef struct {
+    uint64_t seq;          /* the delivery's */
+    const char *report_id; /* the delivery's */
+    uint64_t index;        /* the leaf's index in the log */
+    const uint8_t *leaf;   /* the leaf's bytes */
+    size_t leaf_len;
+    const char *proof; /* the tlog-proof@v1 text, NUL-terminated */
+    size_t proof_len;
+} cv_receipt_t;
+
+/*  The next receipt received (with config.receipts) and not returned
+ *  before, or NULL when none is here: receipts come in the background of
+ *  cv_client_receive, some time after the acknowledgement (the broker
+ *  proves against a checkpoint signed after it), so an application that
+ *  wants every receipt keeps calling cv_client_receive (timeout > 0) until
+ *  they are in. Borrowed until the next call of cv_client_receipt or
+ *  cv_client_destroy. The client's thread.                                */
+CAVEAT_EXPORT const cv_receipt_t *cv_client_receipt(cv_client_t *self);
+/*  SHA-256 of the view of a delivery, as the broker hashes it for its
+ *  "delivered" leaf: of d->report packed, or for feedback of its
+ *  FeedbackNote packed. false when out of memory. Any thread.            */
+CAVEAT_EXPORT bool cv_client_view_hash(const cv_delivery_t *d, uint8_t hash[32]);
 
 /*  For an event loop (poll, epoll, libuv...): a descriptor that becomes
  *  readable when the connection may have something for the client. It is

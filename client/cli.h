@@ -53,6 +53,7 @@ int cmd_received(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_audit_sample(int argc, char **argv);
 int cmd_audit_summary(int argc, char **argv);
+int cmd_audit_receipt(int argc, char **argv);
 
 /*  For the commands that talk to a broker (publish, subscribe, admin):
  *  takes --broker EP, --server-key FILE, --cert FILE and --timeout S from

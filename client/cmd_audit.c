@@ -20,7 +20,8 @@ static const char usage[] =
     " consistency DIR OLD NEW | checkpoint DIR [--size N] | trace DIR REPORT_ID |"
     " sample DIR --count N [--since DATE] [--category C] [--seed SIZE] [--key VERIFIER-KEY]"
     " [--format text|json] |"
-    " summary DIR [--since DATE] [--svg FILE] [--format text|json]";
+    " summary DIR [--since DATE] [--svg FILE] [--format text|json] |"
+    " receipt FILE --key VERIFIER-KEY";
 
 static int audit_key(int argc, char **argv)
 {
@@ -238,5 +239,7 @@ int cmd_audit(int argc, char **argv)
         return cmd_audit_sample(argc - 1, argv + 1);
     if (strcmp(verb, "summary") == 0)
         return cmd_audit_summary(argc - 1, argv + 1);
+    if (strcmp(verb, "receipt") == 0)
+        return cmd_audit_receipt(argc - 1, argv + 1);
     return cli_error(CLI_USAGE, "unknown audit command '%s' (%s)", verb, usage);
 }

@@ -4,20 +4,118 @@
  *  {"delivery": {...}, "report": null, "feedback": {"report_id", "from",
  *  "value", "text", "time"}},
  *  and acknowledges it only once the line is written and flushed, so a
- *  delivery lost by a crash is delivered again, never dropped. */
+ *  delivery lost by a crash is delivered again, never dropped.
+ *
+ *  With --receipts DIR it asks the broker for a receipt of each delivery
+ *  and writes each, once it has checked that it names the view received
+ *  (its SHA-256), as DIR/ID.SEQ.tlog-proof; with --count it waits for the
+ *  receipts of those deliveries before it ends. */
+#include <czmq.h>
+#include <errno.h>
 #include <inttypes.h>
+#include <sodium.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <ctype.h>
 #include <string.h>
 
 #include "cli.h"
 
 static const char usage[] = "usage: caveat subscribe --broker EP --server-key BROKER.cert "
-                            "--cert AGENCY.cert_secret [--feed NAME] [--count N] [--timeout S]";
+                            "--cert AGENCY.cert_secret [--feed NAME] [--count N] [--timeout S] "
+                            "[--receipts DIR]";
 
 #define SUBSCRIBE_CREDIT 100
 #define DEFAULT_HELLO_MS 10000
 #define WAIT_SLICE_MS    60000 /* without --timeout, waits forever in slices */
+#define RECEIPT_WAIT_MS  30000 /* with --count and no --timeout: for the last receipts */
+
+/*  --receipts: where they go, and the views received whose receipts have
+ *  not come yet (seq -> hex SHA-256). */
+typedef struct {
+    const char *dir;
+    zhashx_t *views;
+} receipts_t;
+
+static void seq_key(char key[24], uint64_t seq)
+{
+    snprintf(key, 24, "%" PRIu64, seq);
+}
+
+static bool remember_view(receipts_t *r, const cv_delivery_t *d)
+{
+    uint8_t hash[32];
+    char key[24], hex[65];
+    if (!r->dir)
+        return true;
+    if (!cv_client_view_hash(d, hash))
+        return false;
+    seq_key(key, d->seq);
+    zhashx_update(r->views, key, strdup(sodium_bin2hex(hex, sizeof hex, hash, sizeof hash)));
+    return true;
+}
+
+/*  DIR/ID.SEQ.tlog-proof, every byte of the id outside [A-Za-z0-9_-] as
+ *  %XX: an id is the sender's choice, a file name must not climb out. */
+static void receipt_path(char *path, size_t size, const char *dir, const cv_receipt_t *receipt)
+{
+    size_t at = (size_t)snprintf(path, size, "%s/", dir);
+    for (const unsigned char *c = (const unsigned char *)receipt->report_id; *c && at + 4 < size;
+         c++)
+        at += (size_t)snprintf(path + at, size - at,
+                               isalnum(*c) || *c == '_' || *c == '-' ? "%c" : "%%%02X", *c);
+    snprintf(path + at, size - at, ".%" PRIu64 ".tlog-proof", receipt->seq);
+}
+
+/*  Written whole or not at all: to a temporary name, then renamed. */
+static bool write_receipt(const char *path, const cv_receipt_t *receipt)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *file = fopen(tmp, "wb");
+    bool ok = file && fwrite(receipt->proof, 1, receipt->proof_len, file) == receipt->proof_len;
+    ok = file && fclose(file) == 0 && ok;
+    return ok && rename(tmp, path) == 0;
+}
+
+/*  Every receipt that came: checked against the view received, written. */
+static int take_receipts(cv_client_t *client, receipts_t *r)
+{
+    const cv_receipt_t *receipt;
+    while (r->dir && (receipt = cv_client_receipt(client))) {
+        char key[24], path[4096], view[80];
+        seq_key(key, receipt->seq);
+        char *hex = zhashx_lookup(r->views, key);
+        snprintf(view, sizeof view, "\"view\":\"%s\"", hex ? hex : "");
+        if (hex && !memmem(receipt->leaf, receipt->leaf_len, view, strlen(view)))
+            return cli_error(CLI_FAILED,
+                             "the receipt of seq %" PRIu64 " names a view other than the one"
+                             " received",
+                             receipt->seq);
+        receipt_path(path, sizeof path, r->dir, receipt);
+        if (!write_receipt(path, receipt))
+            return cli_error(CLI_FAILED, "%s: %s", path, strerror(errno));
+        zhashx_delete(r->views, key);
+    }
+    return CLI_OK;
+}
+
+/*  With --count: the receipts of what was received, within timeout_ms. */
+static int await_receipts(cv_client_t *client, receipts_t *r, int timeout_ms)
+{
+    int64_t deadline = zclock_mono() + (timeout_ms > 0 ? timeout_ms : RECEIPT_WAIT_MS);
+    int status = take_receipts(client, r);
+    while (status == CLI_OK && r->dir && zhashx_size(r->views) > 0 && zclock_mono() < deadline) {
+        cv_error_t err;
+        if (!cv_client_receive(client, 100, &err) && err.code != CV_ERR_TIMEOUT)
+            return cli_error(CLI_FAILED, "%s", err.msg);
+        status = take_receipts(client, r);
+    }
+    if (status == CLI_OK && r->dir && zhashx_size(r->views) > 0)
+        return cli_error(CLI_FAILED, "timeout: %zu receipts did not come", zhashx_size(r->views));
+    return status;
+}
 
 static void feedback_object(cv_json_writer_t *w, const cv_feedback_note_t *note)
 {
@@ -84,27 +182,41 @@ static int emit(cv_client_t *client, const cv_delivery_t *d)
 
 /*  Receives until count deliveries (0: no limit), or until timeout_ms pass
  *  without one (-1: never). */
-static int run(cv_client_t *client, uint64_t count, int timeout_ms)
+static int run(cv_client_t *client, uint64_t count, int timeout_ms, receipts_t *r)
 {
     uint64_t received = 0;
+    /* with receipts, waits in short slices so that receipts are written as
+     * they come, not only when a delivery does */
+    int slice = r->dir ? 200 : timeout_ms > 0 ? timeout_ms : WAIT_SLICE_MS;
+    int64_t deadline = timeout_ms > 0 ? zclock_mono() + timeout_ms : INT64_MAX;
     while (count == 0 || received < count) {
         cv_error_t err;
-        const cv_delivery_t *d =
-            cv_client_receive(client, timeout_ms > 0 ? timeout_ms : WAIT_SLICE_MS, &err);
+        const cv_delivery_t *d = cv_client_receive(client, slice, &err);
         if (!d && err.code != CV_ERR_TIMEOUT)
             return cli_error(CLI_FAILED, "%s", err.msg);
-        if (!d && timeout_ms > 0)
-            break;
-        if (!d)
-            continue;
-        int status = emit(client, d);
+        int status = take_receipts(client, r);
+        if (d && status == CLI_OK && !remember_view(r, d))
+            status = cli_error(CLI_FAILED, "out of memory");
+        if (d && status == CLI_OK)
+            status = emit(client, d);
         if (status != CLI_OK)
             return status;
-        received++;
+        if (d) {
+            received++;
+            deadline = timeout_ms > 0 ? zclock_mono() + timeout_ms : INT64_MAX;
+        } else if (zclock_mono() >= deadline)
+            break;
     }
     if (count && received < count)
         return cli_error(CLI_FAILED, "timeout: received %" PRIu64 " of %" PRIu64, received, count);
-    return CLI_OK;
+    return count ? await_receipts(client, r, timeout_ms) : CLI_OK;
+}
+
+static int make_receipts_dir(const char *dir)
+{
+    if (mkdir(dir, 0700) == 0 || errno == EEXIST)
+        return CLI_OK;
+    return cli_error(CLI_FAILED, "--receipts %s: %s", dir, strerror(errno));
 }
 
 static bool parse_count(const char *text, uint64_t *count)
@@ -122,7 +234,9 @@ int cmd_subscribe(int argc, char **argv)
     bool missing = false;
     const char *feed = cli_take_option(&argc, argv, "--feed", &missing);
     const char *count_text = cli_take_option(&argc, argv, "--count", &missing);
-    cv_client_config_t config = {.feed = feed, .credit = SUBSCRIBE_CREDIT};
+    receipts_t receipts = {cli_take_option(&argc, argv, "--receipts", &missing), NULL};
+    cv_client_config_t config = {
+        .feed = feed, .credit = SUBSCRIBE_CREDIT, .receipts = receipts.dir != NULL};
     int timeout_ms;
     int status = cli_broker_options(&argc, argv, usage, &config, &timeout_ms);
     if (status != CLI_OK)
@@ -133,12 +247,17 @@ int cmd_subscribe(int argc, char **argv)
     if (count_text && !parse_count(count_text, &count))
         return cli_error(CLI_USAGE, "--count %s: not a positive number", count_text);
     config.timeout_ms = timeout_ms > 0 ? timeout_ms : DEFAULT_HELLO_MS;
+    if (receipts.dir && (status = make_receipts_dir(receipts.dir)) != CLI_OK)
+        return status;
 
     cv_error_t err;
     cv_client_t *client = cv_client_new(&config, &err);
     if (!client)
         return cli_error(CLI_FAILED, "%s", err.msg);
-    status = run(client, count, timeout_ms);
+    receipts.views = zhashx_new();
+    zhashx_set_destructor(receipts.views, (zhashx_destructor_fn *)zstr_free);
+    status = run(client, count, timeout_ms, &receipts);
+    zhashx_destroy(&receipts.views);
     cv_client_destroy(&client);
     return status;
 }

@@ -64,6 +64,12 @@ typedef struct inbound_t {
     size_t n, taken; /* deliveries[taken] is the next to return */
 } inbound_t;
 
+/*  A receipt received and not yet returned, in memory of its own. */
+typedef struct receipt_t {
+    struct receipt_t *next;
+    cv_receipt_t public;
+} receipt_t;
+
 struct cv_client_t {
     zsock_t *sock;
     zsock_t *monitor; /* PAIR receiving the DEALER's handshake events */
@@ -99,6 +105,11 @@ struct cv_client_t {
     struct publish_t *publishes[MAX_PUBLISHES]; /* started and not finished, oldest first */
     size_t n_publishes;
     int64_t next_ticket; /* cv_client_publish_start's numbers */
+    bool receipts;       /* Hello.receipts */
+    struct {
+        receipt_t *first, *last; /* received, not yet returned */
+        receipt_t *returned;     /* the one cv_client_receipt returned last */
+    } receipts_in;
 };
 
 typedef enum { PUMP_FRAME, PUMP_AGAIN, PUMP_TIMEOUT, PUMP_ERROR } pump_t;
@@ -330,6 +341,8 @@ static bool send_hello(cv_client_t *self, cv_error_t *err)
     hello.feed = self->feed;
     hello.has_credit = true;
     hello.credit = self->credit;
+    hello.has_receipts = self->receipts;
+    hello.receipts = self->receipts;
     Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
     frame.body_case = CAVEAT__WIRE__FRAME__BODY_HELLO;
     frame.hello = &hello;
@@ -385,6 +398,86 @@ static void end_borrow(cv_client_t *self)
         self->done = in->next; /* in lives in the arena given back */
         arena_give(self, in->arena);
     }
+}
+
+static void receipt_free(receipt_t *r)
+{
+    free(r); /* one block: the strings and the leaf follow the struct */
+}
+
+/*  A receipt copied out of its frame's arena into one block. Dropped when
+ *  out of memory or malformed: a receipt is evidence, not a delivery. */
+static receipt_t *receipt_copy(const Caveat__Wire__Receipt *in)
+{
+    const char *id = in->report_id ? in->report_id : "", *proof = in->tlog_proof;
+    if (!proof || !in->has_seq || !in->has_index)
+        return NULL;
+    size_t id_len = strlen(id), proof_len = strlen(proof), leaf_len = in->leaf.len;
+    receipt_t *r = malloc(sizeof *r + id_len + 1 + proof_len + 1 + leaf_len);
+    if (!r)
+        return NULL;
+    char *at = (char *)(r + 1);
+    r->next = NULL;
+    r->public = (cv_receipt_t){in->seq, at, in->index, NULL, leaf_len, NULL, proof_len};
+    memcpy(at, id, id_len + 1);
+    at += id_len + 1;
+    r->public.proof = memcpy(at, proof, proof_len + 1);
+    at += proof_len + 1;
+    r->public.leaf = leaf_len ? memcpy(at, in->leaf.data, leaf_len) : (const uint8_t *)at;
+    return r;
+}
+
+static void queue_receipts(cv_client_t *self, const Caveat__Wire__Receipts *receipts)
+{
+    for (size_t i = 0; self->receipts && i < receipts->n_receipts; i++) {
+        receipt_t *r = receipt_copy(receipts->receipts[i]);
+        if (!r)
+            continue;
+        if (self->receipts_in.last)
+            self->receipts_in.last->next = r;
+        else
+            self->receipts_in.first = r;
+        self->receipts_in.last = r;
+    }
+}
+
+const cv_receipt_t *cv_client_receipt(cv_client_t *self)
+{
+    receipt_free(self->receipts_in.returned);
+    receipt_t *r = self->receipts_in.returned = self->receipts_in.first;
+    if (!r)
+        return NULL;
+    self->receipts_in.first = r->next;
+    if (!r->next)
+        self->receipts_in.last = NULL;
+    return &r->public;
+}
+
+/*  What a "delivered" leaf hashes: the view's bytes, or for feedback the
+ *  FeedbackNote's, packed again as the broker packed them (protobuf-c
+ *  writes fields in order, so the bytes are the same). */
+bool cv_client_view_hash(const cv_delivery_t *d, uint8_t hash[32])
+{
+    Caveat__Wire__FeedbackNote note = CAVEAT__WIRE__FEEDBACK_NOTE__INIT;
+    const ProtobufCMessage *message = d->report ? &d->report->base : NULL;
+    if (!message && d->feedback) {
+        note.report_id = (char *)d->feedback->report_id;
+        note.from = (char *)d->feedback->from;
+        note.value = (char *)d->feedback->value;
+        note.text = *d->feedback->text ? (char *)d->feedback->text : NULL;
+        note.time = (char *)d->feedback->time;
+        message = &note.base;
+    }
+    if (!message)
+        return false;
+    size_t len = protobuf_c_message_get_packed_size(message);
+    uint8_t *bytes = malloc(len ? len : 1);
+    if (!bytes)
+        return false;
+    protobuf_c_message_pack(message, bytes);
+    crypto_hash_sha256(hash, bytes, len);
+    free(bytes);
+    return true;
 }
 
 static pump_t on_error(cv_client_t *self, const Caveat__Wire__Error *error, cv_error_t *err)
@@ -452,6 +545,9 @@ static pump_t on_frame(cv_client_t *self, Caveat__Wire__Frame *frame, Caveat__Wi
         break;
     case CAVEAT__WIRE__FRAME__BODY_ERROR:
         result = on_error(self, frame->error, err);
+        break;
+    case CAVEAT__WIRE__FRAME__BODY_RECEIPTS:
+        queue_receipts(self, frame->receipts);
         break;
     case CAVEAT__WIRE__FRAME__BODY_HELLO_ACK:
         /* a reconnect: the new session may never have seen what was in flight */
@@ -685,6 +781,7 @@ static cv_client_t *client_alloc(const cv_client_config_t *config)
     self->max_frame = DEFAULT_MAX_FRAME;
     self->max_reports = DEFAULT_MAX_REPORTS;
     self->next_batch = 1;
+    self->receipts = config->receipts && !config->publish_only;
     cv_client_set_state_callback(self, config->on_state, config->on_state_arg);
     if (!self->endpoint || (config->feed && *config->feed && !self->feed))
         cv_client_destroy(&self);
@@ -748,6 +845,12 @@ void cv_client_destroy(cv_client_t **self_p)
     zsock_destroy(&self->sock);
     arenas_free(self->inbox);
     arenas_free(self->done);
+    receipt_free(self->receipts_in.returned);
+    while (self->receipts_in.first) {
+        receipt_t *r = self->receipts_in.first;
+        self->receipts_in.first = r->next;
+        receipt_free(r);
+    }
     while (self->n_spares)
         cv_arena_destroy(&self->spares[--self->n_spares]);
     cv_arena_destroy(&self->scratch);

@@ -7,15 +7,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib_cli.sh"
 
-: "${CAVEATD:?set CAVEATD to the caveatd binary}"
-: "${CAVEAT_SOURCE_DIR:?set CAVEAT_SOURCE_DIR to the source tree}"
-
-broker_pid=
-cleanup() {
-    [ -z "$broker_pid" ] || kill -KILL "$broker_pid" 2>/dev/null || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT # lib_cli.sh's, and the broker's if one runs
+source "$(dirname "$0")/lib_broker.sh"
 checks=0
 
 check() { # DESCRIPTION COMMAND...
@@ -23,38 +15,6 @@ check() { # DESCRIPTION COMMAND...
     shift
     checks=$((checks + 1))
     "$@" || fail "$what"
-}
-
-cp "$CAVEAT_SOURCE_DIR"/examples/keys/*.cert* "$CAVEAT_SOURCE_DIR"/examples/policy.yaml "$tmp/"
-chmod 600 "$tmp"/*.cert_secret
-rm -f "$tmp"/broker.cert*
-(cd "$tmp" && "$CAVEAT" keygen broker >/dev/null && "$CAVEAT" keygen stranger >/dev/null)
-
-# Starts caveatd with extra arguments; waits for "ready"; sets endpoint.
-start_broker() {
-    (cd "$tmp" && exec "$CAVEATD" --policy policy.yaml --cert broker.cert_secret \
-        --endpoint 'tcp://127.0.0.1:*' --data data "$@" >"$tmp/out" 2>"$tmp/log") &
-    broker_pid=$!
-    for _ in $(seq 200); do
-        grep -q "^caveatd: ready on" "$tmp/out" 2>/dev/null && break
-        kill -0 "$broker_pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    endpoint=$(sed -n 's/^caveatd: ready on //p' "$tmp/out")
-    [ -n "$endpoint" ] || { echo "caveatd did not start: $(cat "$tmp/log")" >&2; exit 1; }
-}
-
-stop_broker() {
-    kill -TERM "$(cat "$tmp/caveatd.pid")"
-    wait "$broker_pid" || true
-    broker_pid=
-}
-
-as() { # AGENCY CAVEAT-ARGS...
-    local agency=$1
-    shift
-    (cd "$tmp" && timeout 20 "$CAVEAT" "$@" --broker "$endpoint" --server-key broker.cert \
-        --cert "$agency.cert_secret")
 }
 
 # --- a port libzmq would wrap ---------------------------------------------------

@@ -345,6 +345,12 @@ static cv_client_t *client_of(harness_t *self, const char *agency, cv_client_con
     return cv_client_new(&config, err);
 }
 
+cv_client_t *harness_client_with(harness_t *self, const char *agency, cv_client_config_t config,
+                                 cv_error_t *err)
+{
+    return client_of(self, agency, config, err);
+}
+
 cv_client_t *harness_client(harness_t *self, const char *agency, const char *feed, uint32_t credit,
                             cv_error_t *err)
 {

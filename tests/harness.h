@@ -61,6 +61,10 @@ pid_t harness_pid(const harness_t *self);
 cv_client_t *harness_client(harness_t *self, const char *agency, const char *feed, uint32_t credit,
                             cv_error_t *err);
 
+/*  A client of agency with config (its endpoint and keys filled in). */
+cv_client_t *harness_client_with(harness_t *self, const char *agency, cv_client_config_t config,
+                                 cv_error_t *err);
+
 /*  A send-only client of agency (no queue, as `caveat publish` and `caveat
  *  admin` open), with libcaveat's default timeout. */
 cv_client_t *harness_sender(harness_t *self, const char *agency, cv_error_t *err);

@@ -63,7 +63,7 @@ static view_t *view_new(uint64_t last_seq)
 static void view_sent(view_t *v, uint64_t seq, int64_t report, int priority)
 {
     assert_true(v->n_sent < VIEW_MAX);
-    v->sent[v->n_sent++] = (cv_sent_t){seq, {report, priority}};
+    v->sent[v->n_sent++] = (cv_sent_t){.seq = seq, .item = {report, priority}};
 }
 
 static void view_wait(view_t *v, int64_t report, int priority)
@@ -190,7 +190,7 @@ static bool model_take(model_t *m, cv_routed_t *item)
 static uint64_t model_give(model_t *m, cv_routed_t item)
 {
     assert_true(m->fly_tail < VIEW_MAX);
-    m->fly[m->fly_tail++] = (cv_sent_t){++m->last_seq, item};
+    m->fly[m->fly_tail++] = (cv_sent_t){.seq = ++m->last_seq, .item = item};
     return m->last_seq;
 }
 
@@ -766,7 +766,7 @@ static size_t pump(rig_t *r, int64_t queue, size_t k, cv_sent_t *out)
         uint64_t seq = cv_router_pump_give(r->router, &p, item);
         assert_int_equal(seq, first + p.n - 1);
         if (out)
-            out[p.n - 1] = (cv_sent_t){seq, item};
+            out[p.n - 1] = (cv_sent_t){.seq = seq, .item = item};
     }
     MUST(cv_router_pump_end(r->router, &p, &err));
     return p.n;

@@ -13,6 +13,13 @@
 // hash of nothing.
 //
 // usage: tlogcheck CAVEAT AUDIT_FIXTURE SCRATCH_DIR
+//
+//	tlogcheck receipts VERIFIER-KEY FILE...
+//
+// The second form checks receipts (`caveat subscribe --receipts`): each a
+// tlog-proof whose extra data is the leaf, whose checkpoint the key signed
+// and whose proof puts the leaf at its index; and each with a hash of its
+// proof changed must fail.
 package main
 
 import (
@@ -131,6 +138,7 @@ func parseHashes(lines []string) ([]tlog.Hash, int, error) {
 
 // proof is a c2sp.org/tlog-proof@v1 file read.
 type proof struct {
+	extra  []byte // the extra line's data, when there is one
 	index  int64
 	hashes tlog.RecordProof
 	signed []byte
@@ -149,6 +157,11 @@ func parseProof(text []byte) (proof, error) {
 	}
 	lines = lines[1:]
 	if len(lines) > 0 && strings.HasPrefix(lines[0], "extra ") {
+		extra, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(lines[0], "extra "))
+		if err != nil {
+			return p, fmt.Errorf("extra line: %v", err)
+		}
+		p.extra = extra
 		lines = lines[1:]
 	}
 	if len(lines) == 0 || !strings.HasPrefix(lines[0], "index ") {
@@ -291,7 +304,58 @@ func (c *checker) checkSize(n int64) {
 	c.checkConsistency((n*104729+7)%n+1, latest)
 }
 
+// checkReceipts: each file's leaf (its extra data) is at its index in
+// its checkpoint, for x/mod, and not once a proof hash is changed.
+func checkReceipts(key string, files []string) {
+	verifier, err := note.NewVerifier(key)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "tlogcheck: note.NewVerifier(%q): %v\n", key, err)
+		os.Exit(1)
+	}
+	c := &checker{verifier: verifier}
+	for _, file := range files {
+		text, err := os.ReadFile(file)
+		if err != nil {
+			c.fail("%v", err)
+			continue
+		}
+		p, err := parseProof(text)
+		if err == nil && p.extra == nil {
+			err = fmt.Errorf("no extra line: no leaf")
+		}
+		if err != nil {
+			c.fail("%s: %v", file, err)
+			continue
+		}
+		tree, err := c.tree(p.signed)
+		if err != nil {
+			c.fail("%s: checkpoint: %v", file, err)
+			continue
+		}
+		leaf := tlog.RecordHash(p.extra)
+		if err := tlog.CheckRecord(p.hashes, tree.N, tree.Hash, p.index, leaf); err != nil {
+			c.fail("%s: tlog.CheckRecord: %v", file, err)
+		}
+		for i := range p.hashes {
+			bad := append(tlog.RecordProof(nil), p.hashes...)
+			bad[i] = flip(bad[i])
+			if tlog.CheckRecord(bad, tree.N, tree.Hash, p.index, leaf) == nil {
+				c.fail("%s: hash %d changed, and tlog still takes it", file, i)
+			}
+		}
+	}
+	if c.failures > 0 || len(files) == 0 {
+		fmt.Fprintf(os.Stderr, "%d failure(s) in %d receipts\n", c.failures, len(files))
+		os.Exit(1)
+	}
+	fmt.Printf("tlogcheck: %d receipts verify with golang.org/x/mod\n", len(files))
+}
+
 func main() {
+	if len(os.Args) >= 3 && os.Args[1] == "receipts" {
+		checkReceipts(os.Args[2], os.Args[3:])
+		return
+	}
 	if len(os.Args) != 4 {
 		fmt.Fprintln(os.Stderr, "usage: tlogcheck CAVEAT AUDIT_FIXTURE SCRATCH_DIR")
 		os.Exit(2)

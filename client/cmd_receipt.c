@@ -1,0 +1,67 @@
+/*  caveat audit receipt FILE --key VERIFIER-KEY: checks a receipt (a
+ *  c2sp.org/tlog-proof@v1 file whose extra data is the leaf, as `caveat
+ *  subscribe --receipts` writes them) without the broker's data directory:
+ *  the checkpoint is signed by the verifier key, and the leaf is at its
+ *  index in that checkpoint's tree. Prints the leaf. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "cv_audit.h"
+
+static const char usage[] = "usage: caveat audit receipt FILE --key VERIFIER-KEY";
+
+#define RECEIPT_MAX (64 * 1024) /* far more than any proof of a 2^63-leaf tree */
+
+static char *read_receipt(const char *path, size_t *len)
+{
+    FILE *file = fopen(path, "rb");
+    char *text = file ? malloc(RECEIPT_MAX + 1) : NULL;
+    *len = text ? fread(text, 1, RECEIPT_MAX + 1, file) : 0;
+    bool whole = file && !ferror(file) && *len <= RECEIPT_MAX;
+    if (file)
+        fclose(file);
+    if (!whole) {
+        free(text);
+        return NULL;
+    }
+    text[*len] = '\0';
+    return text;
+}
+
+int cmd_audit_receipt(int argc, char **argv)
+{
+    bool missing = false;
+    const char *key = cli_take_option(&argc, argv, "--key", &missing);
+    if (argc != 2 || missing || !key)
+        return cli_error(CLI_USAGE, "%s", usage);
+    cv_error_t err = {0};
+    cv_note_verifier_t verifier;
+    if (!cv_note_verifier_parse(key, &verifier, &err))
+        return cli_error(CLI_USAGE, "--key: %s", err.msg);
+    size_t len = 0;
+    char *text = read_receipt(argv[1], &len);
+    if (!text)
+        return cli_error(CLI_FAILED, "%s: cannot read it, or larger than %d bytes", argv[1],
+                         RECEIPT_MAX);
+    cv_audit_proof_t proof;
+    cv_checkpoint_t checkpoint;
+    bool ok = cv_audit_proof_parse(text, len, &proof, &err);
+    if (ok && !proof.extra) {
+        cv_error_set(&err, NULL, 0, 0, "tlog-proof: no extra line: a receipt carries its leaf");
+        ok = false;
+    }
+    ok = ok &&
+         cv_audit_proof_check(&proof, proof.extra, proof.extra_len, &verifier, &checkpoint, &err);
+    int status = CLI_OK;
+    if (ok)
+        printf("receipt good: leaf %" PRIu64 " of %s at size %" PRIu64 "\n%.*s\n", proof.index,
+               checkpoint.origin, checkpoint.size, (int)proof.extra_len, (char *)proof.extra);
+    else
+        status = cli_error(CLI_FAILED, "%s: %s", argv[1], err.msg);
+    cv_audit_proof_clear(&proof);
+    free(text);
+    return status;
+}

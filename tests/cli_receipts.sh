@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Receipts end to end, through the command line against a real caveatd:
+# `caveat subscribe --receipts DIR` gets one for every delivery (and checks
+# that each names the view it received); each verifies with `caveat audit
+# receipt` and the broker's verifier key, and with Go's x/mod when it is
+# installed (tests/tlogcheck); a receipt changed in any part, or checked
+# with another log's key, fails; a subscriber without --receipts gets
+# none; the "delivered" leaves are in `caveat audit trace`, and `caveat
+# audit verify` stays good.
+# Needs CAVEAT, CAVEATD, CAVEAT_SOURCE_DIR, AUDIT_FIXTURE and BUILD_DIR.
+set -euo pipefail
+source "$(dirname "$0")/lib_cli.sh"
+source "$(dirname "$0")/lib_broker.sh"
+: "${AUDIT_FIXTURE:?}" "${BUILD_DIR:?}"
+
+N=3
+start_broker
+key=$("$CAVEAT" audit key "$tmp/data")
+
+# both are recipients of the police's vulnerable_individual reports
+as hull-cc subscribe --count $N --timeout 15 --receipts "$tmp/receipts" \
+    >"$tmp/hull.out" 2>"$tmp/hull.err" &
+with=$!
+as ne-ctu subscribe --count $N --timeout 15 >"$tmp/ctu.out" 2>"$tmp/ctu.err" &
+without=$!
+for i in $(seq $N); do
+    sed "s/\"id\": *\"[^\"]*\"/\"id\": \"r-receipt-$i\"/" \
+        "$CAVEAT_SOURCE_DIR/examples/reports/vulnerable_individual.json" >"$tmp/report$i.json"
+    as hum-bcu-hull publish "$tmp/report$i.json" >/dev/null
+done
+status=0
+wait "$with" || status=$?
+[ "$status" -eq 0 ] || fail "subscribe --receipts: exit $status: $(cat "$tmp/hull.err")"
+status=0
+wait "$without" || status=$?
+[ "$status" -eq 0 ] || fail "subscribe: exit $status: $(cat "$tmp/ctu.err")"
+
+# one receipt a delivery, named by report id and seq, each good
+ids=$(grep -o '"report_id":"[^"]*"' "$tmp/hull.out" | cut -d'"' -f4 | sort -u)
+[ "$(echo "$ids" | wc -l)" -eq $N ] || fail "hull-cc got $(echo "$ids" | wc -l) reports"
+[ "$(ls "$tmp/receipts" | wc -l)" -eq $N ] || fail "receipts: $(ls "$tmp/receipts")"
+seq=0
+for id in $ids; do
+    seq=$((seq + 1))
+    file="$tmp/receipts/$id.$seq.tlog-proof"
+    [ -f "$file" ] || { fail "no receipt $file: $(ls "$tmp/receipts")"; continue; }
+    run audit receipt "$file" --key "$key"
+    expect_status 0 "audit receipt $id"
+    grep -q '^receipt good: leaf [0-9]* of caveat/[0-9a-f]* at size [0-9]*$' "$tmp/out" ||
+        fail "receipt $id: $(cat "$tmp/out")"
+    grep -q "\"event\":\"delivered\".*\"report\":\"$id\",\"agency\":\"hull-cc\",\"feed\":null,\"seq\":$seq,\"view\":\"[0-9a-f]\{64\}\"" \
+        "$tmp/out" || fail "receipt $id: the leaf: $(cat "$tmp/out")"
+done
+
+# a receipt changed anywhere, or read with another log's key, fails
+one=$(ls "$tmp/receipts"/*.tlog-proof | head -1)
+tamper() { # WHAT SED-SCRIPT
+    sed "$2" "$one" >"$tmp/bad.tlog-proof"
+    cmp -s "$one" "$tmp/bad.tlog-proof" && fail "$1: the sed changed nothing"
+    run audit receipt "$tmp/bad.tlog-proof" --key "$key"
+    expect_status 1 "$1"
+    grep -q '^caveat: ' "$tmp/err" || fail "$1: no 'caveat: ' line"
+}
+tamper "a proof hash changed" '4s/^./\x00/; 4s/^\x00/A/; 4{/^A/!s/^./B/}'
+tamper "the leaf changed" '2s/^extra \(.\)./extra \1A/; 2{/^extra .A/!s/^extra \(.\)./extra \1B/}'
+tamper "the index changed" 's/^index \([0-9]*\)$/index 1\1/'
+tamper "the checkpoint changed" '/^[0-9][0-9]*$/s/$/1/'
+"$AUDIT_FIXTURE" "$tmp/other" 2 1 >/dev/null
+run audit receipt "$one" --key "$("$CAVEAT" audit key "$tmp/other")"
+expect_status 1 "another log's key"
+run audit receipt "$one"
+expect_status 2 "no --key"
+
+# without --receipts: none asked for, none written, deliveries as ever
+[ "$(grep -c '"delivery"' "$tmp/ctu.out")" -eq $N ] || fail "ne-ctu: $(cat "$tmp/ctu.out")"
+
+# x/mod takes them too (and not with a hash changed)
+status=0
+tlogcheck=$(BUILD_DIR="$BUILD_DIR" bash "$CAVEAT_SOURCE_DIR/tests/tlogcheck/build.sh") || status=$?
+if [ "$status" -eq 0 ]; then
+    "$tlogcheck" receipts "$key" "$tmp/receipts"/*.tlog-proof >"$tmp/go" 2>&1 ||
+        fail "tlogcheck receipts: $(cat "$tmp/go")"
+    cat "$tmp/go"
+elif [ "$status" -eq 77 ]; then
+    echo "cli_receipts: the x/mod check skipped (no go or x/mod source)"
+else
+    fail "tlogcheck would not build"
+fi
+
+# the log: a delivered leaf for each recipient, and still good
+first=$(echo "$ids" | head -1)
+stop_broker
+run audit trace "$tmp/data" "$first"
+expect_status 0 "trace"
+grep -q "\"event\":\"delivered\".*\"agency\":\"hull-cc\"" "$tmp/out" || fail "trace: no hull-cc leaf"
+grep -q "\"event\":\"delivered\".*\"agency\":\"ne-ctu\"" "$tmp/out" || fail "trace: no ne-ctu leaf"
+run audit verify "$tmp/data" --key "$key"
+expect_status 0 "verify"
+finish cli_receipts

@@ -1,0 +1,294 @@
+/*  Receipts end to end, through libcaveat against the real caveatd: each
+ *  acknowledged delivery of a session that asked gets one receipt, whose
+ *  leaf names that delivery (agency, seq, report) and the SHA-256 of the
+ *  view it received, and whose proof checks with the broker's verifier
+ *  key; an agency gets receipts for its own deliveries only; a session
+ *  that did not ask gets none; and a delivery acknowledged after a restart
+ *  before it was sent again is named with the view it was first sent as
+ *  (views are deterministic). The command line's side is cli_receipts.sh.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "cv_audit.h"
+#include "e2e_checks.h"
+#include "harness.h"
+
+#define N 12 /* reports published */
+
+typedef struct {
+    char id[129];  /* a report id is at most 128 bytes */
+    char view[65]; /* hex SHA-256 */
+    int receipts;
+} seen_t;
+
+static cv_client_t *subscriber(harness_t *h, const char *agency, bool receipts)
+{
+    cv_error_t err = {0};
+    cv_client_config_t config = {.credit = 100, .timeout_ms = 3000, .receipts = receipts};
+    cv_client_t *c = harness_client_with(h, agency, config, &err);
+    if (!c)
+        print_error("client %s: %s\n", agency, err.msg);
+    assert_non_null(c);
+    return c;
+}
+
+static void publish_reports(harness_t *h, int n)
+{
+    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
+    Caveat__Report *report = harness_report("vulnerable_individual");
+    for (int i = 0; i < n; i++) {
+        free(report->id);
+        report->id = NULL; /* a new one each time */
+        cv_publish_result_t result = {0};
+        cv_error_t err = {0};
+        assert_int_equal(cv_client_publish_one(police, report, &result, 5000, &err), 0);
+        cv_publish_results_clear(&result, 1);
+    }
+    caveat__report__free_unpacked(report, NULL);
+    cv_client_destroy(&police);
+}
+
+/*  Receives n deliveries (seqs 1..n), keeping each view's hash, and
+ *  acknowledges them. */
+static void receive_all(cv_client_t *c, seen_t *seen, int n)
+{
+    for (int i = 0; i < n; i++) {
+        const cv_delivery_t *d = receive(c, 5000);
+        assert_non_null(d);
+        assert_int_equal(d->seq, i + 1);
+        uint8_t hash[32];
+        assert_true(cv_client_view_hash(d, hash));
+        snprintf(seen[i].id, sizeof seen[i].id, "%s", d->report_id);
+        sodium_bin2hex(seen[i].view, sizeof seen[i].view, hash, sizeof hash);
+        assert_true(cv_client_ack(c, d->seq, &(cv_error_t){0}));
+    }
+}
+
+static cv_note_verifier_t broker_verifier(harness_t *h)
+{
+    cv_error_t err = {0};
+    cv_note_signer_t *signer = cv_note_signer_load(harness_path(h, "data/audit.key"), &err);
+    assert_non_null(signer);
+    cv_note_verifier_t verifier = *cv_note_signer_verifier(signer);
+    cv_note_signer_destroy(&signer);
+    return verifier;
+}
+
+static bool leaf_has(const cv_receipt_t *r, const char *text)
+{
+    return memmem(r->leaf, r->leaf_len, text, strlen(text)) != NULL;
+}
+
+/*  One receipt checked: its proof, with the verifier; its leaf, against
+ *  what agency was delivered. */
+static void check_receipt(const cv_receipt_t *r, const cv_note_verifier_t *verifier,
+                          const char *agency, seen_t *seen, int n)
+{
+    cv_audit_proof_t proof;
+    cv_error_t err = {0};
+    char text[256];
+    assert_true(r->seq >= 1 && r->seq <= (uint64_t)n);
+    seen_t *s = &seen[r->seq - 1];
+    s->receipts++;
+    assert_string_equal(r->report_id, s->id);
+    assert_true(cv_audit_proof_parse(r->proof, r->proof_len, &proof, &err));
+    assert_int_equal(proof.index, r->index);
+    assert_int_equal(proof.extra_len, r->leaf_len);
+    assert_memory_equal(proof.extra, r->leaf, r->leaf_len);
+    if (!cv_audit_proof_check(&proof, r->leaf, r->leaf_len, verifier, NULL, &err))
+        print_error("receipt of seq %llu: %s\n", (unsigned long long)r->seq, err.msg);
+    assert_true(cv_audit_proof_check(&proof, r->leaf, r->leaf_len, verifier, NULL, &err));
+    /* a leaf that is not the one proven fails */
+    uint8_t *other = malloc(r->leaf_len);
+    memcpy(other, r->leaf, r->leaf_len);
+    other[r->leaf_len / 2] ^= 1;
+    assert_false(cv_audit_proof_check(&proof, other, r->leaf_len, verifier, NULL, &err));
+    free(other);
+    cv_audit_proof_clear(&proof);
+    assert_true(leaf_has(r, "\"event\":\"delivered\""));
+    snprintf(text, sizeof text, "\"report\":\"%s\",\"agency\":\"%s\",\"feed\":null,\"seq\":%llu,",
+             s->id, agency, (unsigned long long)r->seq);
+    assert_true(leaf_has(r, text));
+    snprintf(text, sizeof text, "\"view\":\"%s\"", s->view);
+    assert_true(leaf_has(r, text));
+}
+
+/*  Receives until want receipts came, or timeout_ms passed; how many. */
+static int collect_receipts(cv_client_t *c, const cv_note_verifier_t *verifier, const char *agency,
+                            seen_t *seen, int n, int want, int timeout_ms)
+{
+    int got = 0;
+    int64_t deadline = zclock_mono() + timeout_ms;
+    while (got < want && zclock_mono() < deadline) {
+        assert_null(receive(c, 50)); /* nothing more is delivered */
+        const cv_receipt_t *r;
+        while ((r = cv_client_receipt(c))) {
+            check_receipt(r, verifier, agency, seen, n);
+            got++;
+        }
+    }
+    return got;
+}
+
+static void test_each_delivery_gets_a_receipt_of_its_own_agency(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    cv_note_verifier_t verifier = broker_verifier(h);
+    cv_client_t *council = subscriber(h, "hull-cc", true);
+    cv_client_t *ctu = subscriber(h, "ne-ctu", true);
+    publish_reports(h, N);
+    seen_t council_seen[N] = {0}, ctu_seen[N] = {0};
+    receive_all(council, council_seen, N);
+    receive_all(ctu, ctu_seen, N);
+    /* each gets its own, once each: a receipt of the other's would name
+     * the other agency and fail check_receipt */
+    assert_int_equal(collect_receipts(council, &verifier, "hull-cc", council_seen, N, N, 10000), N);
+    assert_int_equal(collect_receipts(ctu, &verifier, "ne-ctu", ctu_seen, N, N, 10000), N);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(council_seen[i].receipts, 1);
+        assert_int_equal(ctu_seen[i].receipts, 1);
+    }
+    /* and nothing more comes */
+    assert_int_equal(collect_receipts(council, &verifier, "hull-cc", council_seen, N, 1, 700), 0);
+    cv_client_destroy(&ctu);
+    cv_client_destroy(&council);
+    finish(&h);
+}
+
+/*  The next frame of body on dealer, unpacked (others skipped); NULL when
+ *  none comes within the dealer's receive timeout. */
+static Caveat__Wire__Frame *frame_of(zsock_t *dealer, Caveat__Wire__Frame__BodyCase body)
+{
+    for (;;) {
+        zframe_t *f = zframe_recv(dealer);
+        if (!f)
+            return NULL;
+        Caveat__Wire__Frame *frame =
+            caveat__wire__frame__unpack(NULL, zframe_size(f), zframe_data(f));
+        zframe_destroy(&f);
+        assert_non_null(frame);
+        if (frame->body_case == body)
+            return frame;
+        caveat__wire__frame__free_unpacked(frame, NULL);
+    }
+}
+
+/*  A raw session of agency, its Hello with receipts or not. */
+static zsock_t *raw_subscriber(harness_t *h, const char *agency, bool receipts)
+{
+    zsock_t *dealer = raw_dealer(h, agency);
+    Caveat__Wire__Hello hello = CAVEAT__WIRE__HELLO__INIT;
+    hello.has_version = hello.has_credit = hello.has_receipts = true;
+    hello.version = 1;
+    hello.credit = 100;
+    hello.receipts = receipts;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_HELLO;
+    frame.hello = &hello;
+    send_frame(dealer, &frame);
+    return dealer;
+}
+
+static void raw_ack(zsock_t *dealer, uint64_t up_to)
+{
+    Caveat__Wire__DeliveryAck ack = CAVEAT__WIRE__DELIVERY_ACK__INIT;
+    ack.has_up_to = true;
+    ack.up_to = up_to;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_DELIVERY_ACK;
+    frame.delivery_ack = &ack;
+    send_frame(dealer, &frame);
+}
+
+/*  The broker itself sends no Receipts to a session that did not ask
+ *  (libcaveat would drop them: the wire is watched here). */
+static void test_no_receipts_unless_asked(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    cv_note_verifier_t verifier = broker_verifier(h);
+    cv_client_t *council = subscriber(h, "hull-cc", true);
+    zsock_t *ctu = raw_subscriber(h, "ne-ctu", false);
+    publish_reports(h, 3);
+    seen_t council_seen[3] = {0};
+    receive_all(council, council_seen, 3);
+    size_t delivered = 0;
+    Caveat__Wire__Frame *frame;
+    while (delivered < 3 && (frame = frame_of(ctu, CAVEAT__WIRE__FRAME__BODY_DELIVER))) {
+        delivered += frame->deliver->n_deliveries;
+        caveat__wire__frame__free_unpacked(frame, NULL);
+    }
+    assert_int_equal(delivered, 3);
+    raw_ack(ctu, 3);
+    /* by the time the one that asked has its receipts, the other would
+     * have had its own */
+    assert_int_equal(collect_receipts(council, &verifier, "hull-cc", council_seen, 3, 3, 10000), 3);
+    zsock_set_rcvtimeo(ctu, 1000);
+    frame = frame_of(ctu, CAVEAT__WIRE__FRAME__BODY_RECEIPTS);
+    assert_null(frame);
+    zsock_destroy(&ctu);
+    cv_client_destroy(&council);
+    finish(&h);
+}
+
+/*  Deliveries sent before a restart and acknowledged after it, before the
+ *  broker sent them again: their leaves name the views first sent. */
+static void test_a_delivery_acknowledged_after_a_restart_names_its_view(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    cv_note_verifier_t verifier = broker_verifier(h);
+    cv_client_t *council = subscriber(h, "hull-cc", false);
+    publish_reports(h, 3);
+    seen_t seen[3] = {0};
+    for (int i = 0; i < 3; i++) { /* received, not acknowledged */
+        const cv_delivery_t *d = receive(council, 5000);
+        assert_non_null(d);
+        uint8_t hash[32];
+        assert_true(cv_client_view_hash(d, hash));
+        snprintf(seen[i].id, sizeof seen[i].id, "%s", d->report_id);
+        sodium_bin2hex(seen[i].view, sizeof seen[i].view, hash, sizeof hash);
+    }
+    cv_client_destroy(&council); /* its last ack sends nothing: none was made */
+    assert_true(harness_stop(h));
+    assert_true(harness_start(h, NULL));
+
+    /* Hello and the acknowledgement in one go: the broker takes both in
+     * one turn, before it pumps the resends */
+    zsock_t *dealer = raw_subscriber(h, "hull-cc", true);
+    raw_ack(dealer, 3);
+
+    int got = 0;
+    Caveat__Wire__Frame *answer;
+    zsock_set_rcvtimeo(dealer, 5000);
+    while (got < 3 && (answer = frame_of(dealer, CAVEAT__WIRE__FRAME__BODY_RECEIPTS))) {
+        for (size_t i = 0; i < answer->receipts->n_receipts; i++) {
+            const Caveat__Wire__Receipt *in = answer->receipts->receipts[i];
+            cv_receipt_t r = {
+                in->seq,        in->report_id,         in->index, in->leaf.data, in->leaf.len,
+                in->tlog_proof, strlen(in->tlog_proof)};
+            check_receipt(&r, &verifier, "hull-cc", seen, 3);
+            got++;
+        }
+        caveat__wire__frame__free_unpacked(answer, NULL);
+    }
+    assert_int_equal(got, 3);
+    zsock_destroy(&dealer);
+    finish(&h);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_each_delivery_gets_a_receipt_of_its_own_agency),
+        cmocka_unit_test(test_no_receipts_unless_asked),
+        cmocka_unit_test(test_a_delivery_acknowledged_after_a_restart_names_its_view),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
