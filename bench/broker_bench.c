@@ -116,7 +116,7 @@
 #define SUB_CREDIT         1000  /* Hello.credit of every caveat subscriber */
 #define ACK_EVERY          100   /* a caveat subscriber acknowledges at least this often */
 #define FANOUT_MAX_BATCH   500   /* reports one paced publish call may carry */
-#define FANOUT_IN_FLIGHT   16    /* publishes started and not yet finished */
+#define FANOUT_IN_FLIGHT   1     /* publishes in flight: more made p99 worse (performance.md) */
 #define N_SUBSCRIBERS      50    /* fan-out: subscriber agencies */
 #define NATS_SUBJECT       "caveat.reports"
 #define FORWARDER_ZMQ      7 /* thread-name prefix of the forwarder's libzmq context */
