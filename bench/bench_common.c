@@ -392,9 +392,13 @@ void bench_print_load(double before)
 {
     double after = bench_load_average();
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    bool comparable = before <= cores && after <= cores;
-    printf("\nload average (1 min): %.2f before, %.2f after, %ld cores: %s\n", before, after, cores,
-           comparable ? "comparable" : "NOT COMPARABLE (load exceeded the cores)");
+    /* the after figure counts this run's own processes: only the before
+     * one says whether something else was running */
+    bool comparable = before <= cores;
+    printf("\nload average (1 min): %.2f before, %.2f after (this run's own included), %ld "
+           "cores: %s\n",
+           before, after, cores,
+           comparable ? "comparable" : "NOT COMPARABLE (load exceeded the cores before the run)");
 }
 
 /*  CPU seconds (user + system) from a /proc/.../stat file. */

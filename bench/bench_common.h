@@ -75,8 +75,9 @@ double bench_process_cpu(pid_t pid);
 double bench_load_average(void);
 /*  The last line of every benchmark: the load average before (taken at
  *  the start) and now, and whether the run is comparable: a load above
- *  the core count means something else ran, and the figures say nothing
- *  about a limit. */
+ *  the core count before the run means something else was running, and
+ *  the figures say nothing about a limit. (The after figure includes the
+ *  run's own work, so it is printed, not judged.) */
 void bench_print_load(double before);
 /*  rm -rf DIR (a benchmark's own temporary directory). */
 void bench_remove_tree(const char *dir);
