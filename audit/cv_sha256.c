@@ -9,7 +9,8 @@
  *  SHA-256 stays where speed does not matter (key IDs).
  *
  *  One EVP_MD_CTX per thread, kept in thread-specific data (freed when
- *  the thread ends), so that a hash allocates nothing.
+ *  the thread ends), so that a hash allocates nothing, and the digest
+ *  fetched once for the process (it lives as long as the process).
  */
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -19,7 +20,7 @@
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static pthread_key_t ctx_key;
-static const EVP_MD *sha256;
+static EVP_MD *sha256; /* fetched once: EVP_sha256()'s would be fetched again each hash */
 
 static void free_ctx(void *ctx)
 {
@@ -28,8 +29,8 @@ static void free_ctx(void *ctx)
 
 static void init(void)
 {
-    sha256 = EVP_sha256();
-    if (pthread_key_create(&ctx_key, free_ctx) != 0)
+    sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    if (!sha256 || pthread_key_create(&ctx_key, free_ctx) != 0)
         abort();
 }
 

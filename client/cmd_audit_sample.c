@@ -135,6 +135,10 @@ static void print_view(struct fy_node *leaf, struct fy_node *recipient)
     struct fy_node *view = which ? fy_node_by_path(leaf, path, FY_NT, FYNWF_DONT_FOLLOW) : NULL;
     struct fy_node *fields = fy_node_mapping_lookup_by_string(leaf, "fields", FY_NT);
     int n = fields && fy_node_is_sequence(fields) ? fy_node_sequence_item_count(fields) : 0;
+    if (view && fy_node_is_mapping(view) && !fields) { /* the leaf lists none: all shared */
+        printf("    shared: every field of the report as stored\n");
+        return;
+    }
     if (!view || !fy_node_is_mapping(view) || n == 0) {
         printf("    (the envelope alone)\n");
         return;

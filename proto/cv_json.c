@@ -1003,6 +1003,12 @@ static char short_escape(uint32_t cp)
     }
 }
 
+/*  Printable ASCII but the two JSON escapes: written as it is. */
+static bool plain_ascii(unsigned char c)
+{
+    return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+}
+
 static void emit_string(out_t *o, const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -1011,7 +1017,12 @@ static void emit_string(out_t *o, const char *s)
     for (size_t i = 0, len; i < n; i += len) {
         uint32_t cp;
         char esc[8] = {'\\'};
-        if ((len = utf8_decode(p + i, n - i, &cp)) == 0) {
+        /* runs of plain ASCII at once: ids, names and paths are all of it */
+        for (len = 0; i + len < n && plain_ascii(p[i + len]); len++)
+            ;
+        if (len > 0)
+            put(o, s + i, len);
+        else if ((len = utf8_decode(p + i, n - i, &cp)) == 0) {
             /* a string from the wire may be any bytes: U+FFFD, written raw
              * so that the output reads back and writes out the same */
             put(o, "\xef\xbf\xbd", 3);
