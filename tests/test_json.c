@@ -623,6 +623,31 @@ static void check_any(const char *buf, size_t len)
     free(text);
 }
 
+/*  The writer's numbers and strings: every digit of a uint64, and strings
+ *  of plain ASCII, escapes and UTF-8 in one, as JSON has them. */
+static void test_writer_numbers_and_strings(void **state)
+{
+    (void)state;
+    cv_json_writer_t *w = cv_json_writer_new(0);
+    cv_json_array_begin(w);
+    cv_json_uint(w, 0);
+    cv_json_uint(w, 7);
+    cv_json_uint(w, 10);
+    cv_json_uint(w, 1796224904233u);
+    cv_json_uint(w, UINT64_MAX);
+    cv_json_string(w, "plain");
+    cv_json_string(w, "a\"b\\c\nd\x01"
+                      "e\xc3\xa9"
+                      "f");
+    cv_json_string(w, "");
+    cv_json_array_end(w);
+    assert_string_equal(cv_json_writer_text(w),
+                        "[0,7,10,1796224904233,18446744073709551615,\"plain\","
+                        "\"a\\\"b\\\\c\\nd\\u0001e\xc3\xa9"
+                        "f\",\"\"]");
+    cv_json_writer_destroy(&w);
+}
+
 static void test_robustness(void **state)
 {
     (void)state;
@@ -707,6 +732,7 @@ int main(void)
         cmocka_unit_test(test_escaping_round_trip),
         cmocka_unit_test(test_node_position),
         cmocka_unit_test(test_robustness),
+        cmocka_unit_test(test_writer_numbers_and_strings),
         cmocka_unit_test(test_view_mode_allows_masked_formats),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
