@@ -283,12 +283,46 @@ static void test_a_delivery_acknowledged_after_a_restart_names_its_view(void **s
     finish(&h);
 }
 
+/*  Feedback delivered to a report's originator is a delivery like any
+ *  other: its leaf names the SHA-256 of the FeedbackNote sent, and the
+ *  originator's receipt for it checks against what it received. */
+static void test_feedback_to_the_originator_has_its_receipt(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    cv_note_verifier_t verifier = broker_verifier(h);
+    cv_client_t *police = subscriber(h, "hum-bcu-hull", true);
+    cv_client_t *council = subscriber(h, "hull-cc", false);
+    /* published on the police's session: a second session of the agency
+     * would take its queue */
+    Caveat__Report *report = harness_report("vulnerable_individual");
+    cv_publish_result_t result = {0};
+    cv_error_t err = {0};
+    assert_int_equal(cv_client_publish_one(police, report, &result, 5000, &err), 0);
+    cv_publish_results_clear(&result, 1);
+    caveat__report__free_unpacked(report, NULL);
+    const cv_delivery_t *d = receive(council, 5000);
+    assert_non_null(d);
+    char id[128];
+    snprintf(id, sizeof id, "%s", d->report_id);
+    assert_true(cv_client_ack(council, d->seq, &err));
+    assert_true(cv_client_feedback(council, id, NULL, "useful", "it helped", 5000, &err));
+    seen_t seen[1] = {0};
+    receive_all(police, seen, 1);
+    assert_string_equal(seen[0].id, id);
+    assert_int_equal(collect_receipts(police, &verifier, "hum-bcu-hull", seen, 1, 1, 10000), 1);
+    cv_client_destroy(&council);
+    cv_client_destroy(&police);
+    finish(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_each_delivery_gets_a_receipt_of_its_own_agency),
         cmocka_unit_test(test_no_receipts_unless_asked),
         cmocka_unit_test(test_a_delivery_acknowledged_after_a_restart_names_its_view),
+        cmocka_unit_test(test_feedback_to_the_originator_has_its_receipt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
