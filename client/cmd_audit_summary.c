@@ -286,7 +286,8 @@ static int summarise(sqlite3 *db, const char *dir, tally_t *t, const char *since
     cv_error_t err = {0};
     if (!audit_leaves_each(db, UINT64_MAX, count_leaf, t, &err))
         return cli_error(CLI_FAILED, "%s: %s", dir, err.msg);
-    qsort(t->cells, t->n, sizeof *t->cells, by_category);
+    if (t->n) /* none: cells is NULL, which qsort may not be given */
+        qsort(t->cells, t->n, sizeof *t->cells, by_category);
     if (svg && !write_svg(svg, t, since))
         return cli_error(CLI_USAGE, "%s: cannot write: %m", svg);
     if (json)

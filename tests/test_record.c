@@ -662,12 +662,18 @@ static void test_the_summary_counts_reports_per_organisation(void **state)
     }
     assert_true(
         strncmp(line, "5 reports accepted, 5 shared with at least one organisation\n", 60) == 0);
-    assert_int_equal(audit_on(h, "summary", "--since 2999-01-01", out, sizeof out), 0);
+    int later = audit_on(h, "summary", "--since 2999-01-01", out, sizeof out);
+    if (later != 0)
+        print_error("summary --since: %d\n%s\n", later, out);
+    assert_int_equal(later, 0);
     assert_non_null(strstr(out, "0 reports accepted, 0 shared"));
 
     snprintf(svg, sizeof svg, "%s/shared.svg", harness_path(h, "data"));
     snprintf(rest, sizeof rest, "--svg '%s'", svg);
-    assert_int_equal(audit_on(h, "summary", rest, out, sizeof out), 0);
+    int status = audit_on(h, "summary", rest, out, sizeof out);
+    if (status != 0)
+        print_error("summary --svg: %d\n%s\n", status, out);
+    assert_int_equal(status, 0);
     char command[1600];
     snprintf(command, sizeof command,
              "python3 -c 'import sys, xml.etree.ElementTree as E\n"
