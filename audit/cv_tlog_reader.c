@@ -185,10 +185,10 @@ static bool scan_leaf(scan_t *scan, int64_t idx, const cv_hash_t *hash, cv_error
     return meet_checkpoint(scan, err);
 }
 
-/*  Leaves read in batches: while a thread hashes one batch, the reader
- *  reads the next, so that SQLite's reading and SHA-256 share the
- *  machine's cores. The batch is then taken into the frontier in index
- *  order, as one leaf at a time would be. */
+/*  Leaves read in batches: while a thread hashes one batch and takes it
+ *  into the frontier (in index order, as one leaf at a time would be), the
+ *  reader reads the next, so that SQLite's reading and SHA-256 share the
+ *  machine's cores. One batch is worked on at a time. */
 #define BATCH_LEAVES 4096
 
 typedef struct {
@@ -200,11 +200,24 @@ typedef struct {
     cv_hash_t hash[BATCH_LEAVES];
 } batch_t;
 
-static void *hash_batch(void *arg)
+/*  A batch's work, away from the reader: hash its leaves and take them
+ *  into the scan. The reader joins it before the next batch starts. */
+typedef struct {
+    scan_t *scan;
+    batch_t *batch;
+    bool ok;
+    cv_error_t err;
+} batch_work_t;
+
+static bool take_batch(scan_t *scan, const batch_t *b, cv_error_t *err);
+
+static void *work_batch(void *arg)
 {
-    batch_t *b = arg;
+    batch_work_t *w = arg;
+    batch_t *b = w->batch;
     for (size_t i = 0; i < b->n; i++)
         cv_merkle_leaf_hash(b->bytes + b->off[i], b->len[i], &b->hash[i]);
+    w->ok = take_batch(w->scan, b, &w->err);
     return NULL;
 }
 
@@ -256,17 +269,20 @@ static bool scan_leaves(sqlite3 *db, scan_t *scan, cv_error_t *err)
     if (!batches)
         cv_error_set(err, NULL, 0, 0, "audit log: out of memory reading leaves");
     for (int cur = 0; ok && batches[cur].n > 0; cur = !cur) {
-        pthread_t hasher;
-        bool threaded = pthread_create(&hasher, NULL, hash_batch, &batches[cur]) == 0;
-        if (!threaded) /* no thread to be had: hash here */
-            hash_batch(&batches[cur]);
+        batch_work_t work = {.scan = scan, .batch = &batches[cur]};
+        pthread_t worker;
+        bool threaded = pthread_create(&worker, NULL, work_batch, &work) == 0;
+        if (!threaded) /* no thread to be had: do it here */
+            work_batch(&work);
         batches[!cur].n = 0;
         bool read = done || read_batch(db, s, &batches[!cur], &done, err);
         if (threaded)
-            pthread_join(hasher, NULL);
+            pthread_join(worker, NULL);
         /* the leaves before a read error are checked first: a changed leaf
          * is named, whatever follows it */
-        ok = take_batch(scan, &batches[cur], err) && read;
+        if (!work.ok)
+            *err = work.err;
+        ok = work.ok && read;
     }
     for (int i = 0; batches && i < 2; i++)
         free(batches[i].bytes);
