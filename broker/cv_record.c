@@ -127,6 +127,17 @@ static void key_string(cv_json_writer_t *w, const char *key, const char *value)
     cv_json_string(w, value ? value : "");
 }
 
+/*  A leaf about one report: a report is named by its id and originator
+ *  together (the store's names), in every leaf that names one. */
+static cv_json_writer_t *report_leaf_begin(const char *event, const char *report_id,
+                                           const char *originator)
+{
+    cv_json_writer_t *w = leaf_begin(event);
+    key_string(w, "report", report_id);
+    key_string(w, "originator", originator);
+    return w;
+}
+
 bool cv_record_turn_off(cv_record_t *self, cv_error_t *err)
 {
     cv_json_writer_t *w = leaf_begin("audit off");
@@ -150,9 +161,8 @@ void cv_record_accepted_begin(cv_record_t *self, const Caveat__Report *report,
     assert(!self->accepted);
     if (self->off)
         return;
-    cv_json_writer_t *w = self->accepted = leaf_begin("accepted");
-    key_string(w, "report", report->id);
-    key_string(w, "originator", report->originator);
+    cv_json_writer_t *w = self->accepted =
+        report_leaf_begin("accepted", report->id, report->originator);
     key_string(w, "category", report->category);
     key_hex(w, "stored", stored, CV_DIGEST_BYTES);
     cv_json_key(w, "policy");
@@ -385,9 +395,7 @@ bool cv_record_admin(cv_record_t *self, const char *agency, const char *action, 
 bool cv_record_review(cv_record_t *self, const char *originator, const char *report_id,
                       const cv_review_t *review, cv_error_t *err)
 {
-    cv_json_writer_t *w = leaf_begin("review");
-    key_string(w, "report", report_id);
-    key_string(w, "originator", originator);
+    cv_json_writer_t *w = report_leaf_begin("review", report_id, originator);
     key_string(w, "reviewer", review->reviewer);
     if (review->dispose) {
         cv_json_key(w, "dispose");
@@ -403,9 +411,7 @@ bool cv_record_review(cv_record_t *self, const char *originator, const char *rep
 bool cv_record_purged(cv_record_t *self, const char *originator, const char *report_id,
                       const char *category, const char *rule, cv_error_t *err)
 {
-    cv_json_writer_t *w = leaf_begin("purged");
-    key_string(w, "report", report_id);
-    key_string(w, "originator", originator);
+    cv_json_writer_t *w = report_leaf_begin("purged", report_id, originator);
     key_string(w, "category", category);
     key_string(w, "rule", rule);
     return append(self, &w, err);
@@ -415,9 +421,7 @@ bool cv_record_approval(cv_record_t *self, const char *originator, const char *r
                         const char *to, const char *const *released, size_t n_released,
                         cv_error_t *err)
 {
-    cv_json_writer_t *w = leaf_begin("approval");
-    key_string(w, "report", report_id);
-    key_string(w, "originator", originator);
+    cv_json_writer_t *w = report_leaf_begin("approval", report_id, originator);
     key_string(w, "to", to);
     cv_json_key(w, "released");
     cv_json_array_begin(w);
@@ -430,9 +434,7 @@ bool cv_record_approval(cv_record_t *self, const char *originator, const char *r
 bool cv_record_feedback(cv_record_t *self, const char *report_id, const char *originator,
                         const char *from, const char *value, cv_error_t *err)
 {
-    cv_json_writer_t *w = leaf_begin("feedback");
-    key_string(w, "report", report_id);
-    key_string(w, "originator", originator);
+    cv_json_writer_t *w = report_leaf_begin("feedback", report_id, originator);
     key_string(w, "from", from);
     key_string(w, "value", value);
     return append(self, &w, err);
