@@ -627,6 +627,18 @@ static cv_policy_t *load_policy(cv_broker_t *self, cv_error_t *err)
 
 static bool record_deliveries(void *arg, cv_queue_t *queue, cv_error_t *err);
 
+/*  Ends a transaction begun outside a turn (start, admin work): when ok,
+ *  its leaves are written and it commits; otherwise, or when that fails,
+ *  both are undone. Whether it committed. */
+static bool end_recorded(cv_broker_t *self, bool ok, cv_error_t *err)
+{
+    if (ok && cv_record_flush(self->record, false, err) && cv_store_commit(self->store, err))
+        return true;
+    cv_record_discard(self->record);
+    cv_store_rollback(self->store);
+    return false;
+}
+
 /*  The audit log, checked, and the policy in force recorded in it. */
 static bool open_record(cv_broker_t *self, cv_error_t *err)
 {
@@ -635,17 +647,14 @@ static bool open_record(cv_broker_t *self, cv_error_t *err)
         return false;
     self->receipts = cv_receipts_new(self->record);
     cv_router_set_saving(self->queues, record_deliveries, self);
-    if (cv_record_policy(self->record, self->policy, err) &&
-        (!self->config.audit_off || cv_record_turn_off(self->record, err)) &&
-        cv_record_flush(self->record, false, err) && cv_store_commit(self->store, err)) {
-        if (self->config.audit_off)
-            cv_log_warning(self->log, "the audit log is off (--audit-log off): nothing this "
-                                      "broker does is recorded for oversight");
-        return true;
-    }
-    cv_record_discard(self->record);
-    cv_store_rollback(self->store);
-    return false;
+    bool recorded = cv_record_policy(self->record, self->policy, err) &&
+                    (!self->config.audit_off || cv_record_turn_off(self->record, err));
+    if (!end_recorded(self, recorded, err))
+        return false;
+    if (self->config.audit_off)
+        cv_log_warning(self->log, "the audit log is off (--audit-log off): nothing this "
+                                  "broker does is recorded for oversight");
+    return true;
 }
 
 /*  The policy and the store; offline, nothing more. */
@@ -2489,7 +2498,24 @@ static int purge_categories(cv_broker_t *self, const cv_purge_how_t *how, cv_adm
     return total < 0 ? -1 : purge_reviewed(self, now, dry_run, list, total, err);
 }
 
-/*  One transaction: a purge is all or nothing. */
+/*  Reports were removed from the store in the open transaction (by
+ *  retention or a disposal): the feedback on them goes too. */
+static bool forget_removed(cv_broker_t *self, cv_error_t *err)
+{
+    return cv_feedback_forget_orphans(self->feedback, err) >= 0;
+}
+
+/*  ...and that committed: n more purged, and nothing removed is sent
+ *  again, not even from memory; the queues are read back without it. */
+static void removed(cv_broker_t *self, int n)
+{
+    self->stats.purged += (uint64_t)n;
+    if (n == 0)
+        return;
+    cv_cache_forget(self->cache);
+    reload_queues(self);
+}
+
 /*  Saves every queue's acknowledgements now, in a transaction of their
  *  own; if that fails the queues are read back as the store has them. */
 static void commit_saves(cv_broker_t *self, bool checkpoint)
@@ -2510,6 +2536,7 @@ static void commit_saves(cv_broker_t *self, bool checkpoint)
         cv_receipts_settle(self->receipts, true);
 }
 
+/*  One transaction: a purge is all or nothing. */
 static int purge(cv_broker_t *self, const cv_purge_how_t *how, cv_admin_purged_t *list,
                  cv_error_t *err)
 {
@@ -2519,21 +2546,13 @@ static int purge(cv_broker_t *self, const cv_purge_how_t *how, cv_admin_purged_t
     if (!cv_store_begin(self->store, err))
         return -1;
     int total = purge_categories(self, how, list, err);
-    /* feedback goes with the report it is on */
-    if (total > 0 && !dry_run && cv_feedback_forget_orphans(self->feedback, err) < 0)
+    if (total > 0 && !dry_run && !forget_removed(self, err))
         total = -1;
-    if (total < 0 || dry_run || !cv_record_flush(self->record, false, err) ||
-        !cv_store_commit(self->store, err)) {
-        cv_record_discard(self->record);
-        cv_store_rollback(self->store);
+    if (!end_recorded(self, total >= 0 && !dry_run, err))
         return dry_run && total >= 0 ? total : -1;
-    }
-    self->stats.purged += (uint64_t)total;
-    if (total > 0) {
+    if (total > 0)
         cv_log_info(self->log, "retention: purged %d reports", total);
-        cv_cache_forget(self->cache); /* nothing purged is sent again, not even from memory */
-        reload_queues(self);          /* without what was purged */
-    }
+    removed(self, total);
     return total;
 }
 
@@ -2592,17 +2611,12 @@ static int review(cv_broker_t *self, const cv_review_args_t *args, const cv_revi
         *err = each.err;
         found = -1;
     }
-    if (found != 1 || !cv_record_flush(self->record, false, err) ||
-        !cv_store_commit(self->store, err)) {
-        cv_record_discard(self->record);
-        cv_store_rollback(self->store);
+    if (found == 1 && decision->dispose && !forget_removed(self, err))
+        found = -1;
+    if (!end_recorded(self, found == 1, err))
         return found == 1 ? -1 : found;
-    }
-    if (decision->dispose) {
-        self->stats.purged++;
-        cv_cache_forget(self->cache); /* nothing disposed of is sent again */
-        reload_queues(self);
-    }
+    if (decision->dispose)
+        removed(self, 1);
     return 1;
 }
 
