@@ -1646,6 +1646,17 @@ typedef struct {
     cv_feedback_row_t note; /* valid until the next entry is looked at */
 } entry_t;
 
+/*  The feedback row at rowid when it goes to the queue (agency, feed):
+ *  feedback goes to its report's originator's direct queue alone. 1, 0
+ *  when it is not this queue's (or there is none), -1 with err. row's
+ *  strings are the feedback module's, until its next call. */
+static int feedback_for(cv_broker_t *self, const char *agency, const char *feed, int64_t rowid,
+                        cv_feedback_row_t *row, cv_error_t *err)
+{
+    int found = cv_feedback_get(self->feedback, rowid, row, err);
+    return found <= 0 ? found : !*feed && strcmp(row->originator, agency) == 0;
+}
+
 static bool entry_for(cv_broker_t *self, const session_t *s, int64_t rowid, entry_t *e)
 {
     cv_error_t err = {0};
@@ -1654,10 +1665,10 @@ static bool entry_for(cv_broker_t *self, const session_t *s, int64_t rowid, entr
     if (e->report || turn_failing(self))
         return e->report != NULL;
     /* no report has this rowid: feedback may */
-    int found = cv_feedback_get(self->feedback, rowid, &e->note, &err);
+    int found = feedback_for(self, s->agency, s->feed, rowid, &e->note, &err);
     if (found < 0) /* the store failed to read: the turn fails, nothing is dropped */
         fail_turn(self, err.msg);
-    e->feedback = found > 0 && !*s->feed && strcmp(e->note.originator, s->agency) == 0;
+    e->feedback = found > 0;
     return e->feedback;
 }
 
@@ -1916,9 +1927,8 @@ static bool view_now(cv_broker_t *self, cv_queue_t *queue, const cv_sent_t *sent
     const Caveat__Report *report = decide_for(self, agency, feed, sent->item.report);
     if (!report) { /* feedback for the originator, or nothing now */
         cv_error_t err = {0};
-        cv_feedback_row_t row; /* its strings the feedback module's, until its next call */
-        if (*feed || cv_feedback_get(self->feedback, sent->item.report, &row, &err) <= 0 ||
-            strcmp(row.originator, agency) != 0)
+        cv_feedback_row_t row;
+        if (feedback_for(self, agency, feed, sent->item.report, &row, &err) <= 0)
             return false;
         char time[CV_TIMESTAMP_MAX];
         Caveat__Wire__FeedbackNote note = feedback_note(&row, time);
