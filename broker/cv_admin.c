@@ -204,7 +204,7 @@ bool cv_admin_review_args(const char *const *args, size_t n, int64_t now, cv_rev
                    "and reason=TEXT, each once";
             return false;
         }
-    if (!asked.id || !plain_text(asked.id, CV_REPORT_ID_MAX))
+    if (!cv_policy_report_id_ok(asked.id, &(cv_error_t){0}))
         *why = "review: report=ID names the report";
     else if (asked.originator && !plain_text(asked.originator, 255))
         *why = "review: originator=AGENCY is not an agency id";
