@@ -481,11 +481,11 @@ static void measure_caveatd(const options_t *opt, const char *sync, int agencies
     cv_error_t err = {0};
     if (!bench_start_broker_audit(h, sync, audit))
         snprintf(r->note, sizeof r->note, "caveatd did not start");
-    else if (!(c.subscriber = harness_client_with(
-                   h, "bench-subscriber",
-                   (cv_client_config_t){
-                       .credit = SUB_CREDIT, .timeout_ms = 3000, .receipts = opt->receipts},
-                   &err)) ||
+    else if (!(c.subscriber = harness_client_with(h, "bench-subscriber",
+                                                  (cv_client_config_t){.credit = SUB_CREDIT,
+                                                                       .timeout_ms = 3000,
+                                                                       .receipts = opt->receipts},
+                                                  &err)) ||
              !(c.publisher = harness_client(h, "bench-publisher", NULL, 0, &err)))
         snprintf(r->note, sizeof r->note, "client: %.300s", err.msg);
     else
@@ -2208,7 +2208,7 @@ static bool phase(const options_t *o, const char *name)
 static bool any_fanout(const options_t *o)
 {
     return phase(o, "fanout-full") || phase(o, "fanout-normal") || phase(o, "fanout-forwarder") ||
-           phase(o, "audit");
+           phase(o, "fanout-nolog") || phase(o, "audit");
 }
 
 int main(int argc, char **argv)
