@@ -1944,34 +1944,42 @@ static bool view_now(cv_broker_t *self, cv_queue_t *queue, const cv_sent_t *sent
     return true;
 }
 
-/*  A "delivered" leaf for each delivery whose acknowledgement the queue's
- *  save stores, in the same transaction (cv_router_set_saving), and a
- *  receipt to come for the session serving the queue if it asked. */
+/*  A "delivered" leaf for every CV_RECORD_DELIVERIES_PER_LEAF deliveries
+ *  whose acknowledgement the queue's save stores, in the same transaction
+ *  (cv_router_set_saving), and a receipt to come for each if the session
+ *  serving the queue asked. */
 static bool record_deliveries(void *arg, cv_queue_t *queue, cv_error_t *err)
 {
     cv_broker_t *self = arg;
-    session_t *s = session_of_queue(self, cv_queue_agency(queue), cv_queue_feed(queue));
-    for (size_t i = 0; i < cv_queue_acked_count(queue); i++) {
+    const char *agency = cv_queue_agency(queue), *feed = cv_queue_feed(queue);
+    session_t *s = session_of_queue(self, agency, feed);
+    cv_delivered_t leaf[CV_RECORD_DELIVERIES_PER_LEAF];
+    uint8_t hashes[CV_RECORD_DELIVERIES_PER_LEAF][CV_VIEW_HASH_BYTES];
+    /* ids decided again: view_now's last only lives until its next call */
+    char ids[CV_RECORD_DELIVERIES_PER_LEAF][CV_REPORT_ID_MAX + 1];
+    size_t acked = cv_queue_acked_count(queue), n = 0;
+    for (size_t i = 0; i < acked; i++) {
         const cv_sent_t *sent = cv_queue_acked_at(queue, i);
-        uint8_t hash[CV_VIEW_HASH_BYTES];
+        cv_delivered_t *d = &leaf[n];
+        *d = (cv_delivered_t){sent->seq, sent->report_id, sent->viewed ? sent->view : NULL};
         const char *id = sent->report_id;
-        bool viewed = sent->viewed || view_now(self, queue, sent, hash, &id);
+        if (!sent->viewed && view_now(self, queue, sent, hashes[n], &id))
+            d->view = hashes[n];
+        if (id != sent->report_id) { /* ids are at most CV_REPORT_ID_MAX: never cut */
+            snprintf(ids[n], sizeof ids[n], "%s", id);
+            d->report_id = ids[n];
+        }
+        if (++n < CV_RECORD_DELIVERIES_PER_LEAF && i + 1 < acked)
+            continue;
         size_t position = 0;
-        if (!cv_record_delivered(self->record, cv_queue_agency(queue), cv_queue_feed(queue),
-                                 sent->seq, id,
-                                 !viewed        ? NULL
-                                 : sent->viewed ? sent->view
-                                                : hash,
-                                 &position, err))
+        if (!cv_record_delivered(self->record, agency, feed, leaf, n, &position, err))
             return false;
-        if (s && s->receipts)
-            cv_receipts_note(self->receipts, s, position, sent->seq, id);
+        for (size_t k = 0; s && s->receipts && k < n; k++)
+            cv_receipts_note(self->receipts, s, position, leaf[k].seq, leaf[k].report_id);
+        n = 0;
     }
     return true;
 }
-
-/* ------------------------------------------------------------------------ */
-/*  Approvals: an originator releases its handling-code-5 report.           */
 
 static void approval_answer_free(approval_answer_t *a)
 {

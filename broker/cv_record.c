@@ -455,20 +455,30 @@ sqlite3 *cv_record_db(const cv_record_t *self)
     return cv_store_db(self->store);
 }
 
-bool cv_record_delivered(cv_record_t *self, const char *agency, const char *feed, uint64_t seq,
-                         const char *report_id, const uint8_t *view, size_t *position,
+bool cv_record_delivered(cv_record_t *self, const char *agency, const char *feed,
+                         const cv_delivered_t *deliveries, size_t n, size_t *position,
                          cv_error_t *err)
 {
+    assert(n >= 1 && n <= CV_RECORD_DELIVERIES_PER_LEAF);
     cv_json_writer_t *w = leaf_begin("delivered");
-    key_string(w, "report", report_id);
     key_string(w, "agency", agency);
     cv_json_key(w, "feed");
     cv_json_string(w, feed && *feed ? feed : NULL);
-    cv_json_key(w, "seq");
-    cv_json_uint(w, seq);
-    cv_json_key(w, "view");
-    char hex[2 * CV_HASH_BYTES + 1];
-    cv_json_string(w, view ? sodium_bin2hex(hex, sizeof hex, view, CV_HASH_BYTES) : NULL);
+    cv_json_key(w, "deliveries");
+    cv_json_array_begin(w);
+    for (size_t i = 0; i < n; i++) {
+        const cv_delivered_t *d = &deliveries[i];
+        assert(i == 0 || d->seq > deliveries[i - 1].seq);
+        cv_json_object_begin(w);
+        key_string(w, "report", d->report_id);
+        cv_json_key(w, "seq");
+        cv_json_uint(w, d->seq);
+        cv_json_key(w, "view");
+        char hex[2 * CV_HASH_BYTES + 1];
+        cv_json_string(w, d->view ? sodium_bin2hex(hex, sizeof hex, d->view, CV_HASH_BYTES) : NULL);
+        cv_json_object_end(w);
+    }
+    cv_json_array_end(w);
     if (position)
         *position = self->pending.n;
     return append(self, &w, err);

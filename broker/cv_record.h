@@ -81,14 +81,26 @@ bool cv_record_approval(cv_record_t *self, const char *originator, const char *r
  *  with its value; never its text. */
 bool cv_record_feedback(cv_record_t *self, const char *report_id, const char *originator,
                         const char *from, const char *value, cv_error_t *err);
-/*  A delivery acknowledged, as its queue's state is saved: the recipient
- *  agency, its queue (feed "" for the direct one), the seq, the report,
- *  and the SHA-256 of the exact view sent (NULL: the broker no longer
- *  knows it). *position (may be NULL) is the leaf's place among the
- *  transaction's leaves: after the flush, its index is
- *  cv_record_flushed_first() + position. */
-bool cv_record_delivered(cv_record_t *self, const char *agency, const char *feed, uint64_t seq,
-                         const char *report_id, const uint8_t *view, size_t *position,
+/*  One delivery acknowledged: its seq, its report, and the SHA-256 of the
+ *  exact view sent (NULL: the broker no longer knows it). */
+typedef struct {
+    uint64_t seq;
+    const char *report_id;
+    const uint8_t *view;
+} cv_delivered_t;
+
+/*  Deliveries acknowledged, as their queue's state is saved: one leaf
+ *  names the recipient agency and its queue (feed "" for the direct one)
+ *  once, then up to CV_RECORD_DELIVERIES_PER_LEAF deliveries, in seq
+ *  order. One leaf per acknowledged delivery would be the same record at
+ *  many times the cost (a row, two hashes and the agency's name each),
+ *  where a subscriber acknowledges by the hundred; the bound keeps a
+ *  receipt, which carries its whole leaf, small. *position (may be NULL)
+ *  is the leaf's place among the transaction's leaves: after the flush,
+ *  its index is cv_record_flushed_first() + position. */
+#define CV_RECORD_DELIVERIES_PER_LEAF 16
+bool cv_record_delivered(cv_record_t *self, const char *agency, const char *feed,
+                         const cv_delivered_t *deliveries, size_t n, size_t *position,
                          cv_error_t *err);
 /*  The index of the first leaf the last cv_record_flush wrote. */
 uint64_t cv_record_flushed_first(const cv_record_t *self);

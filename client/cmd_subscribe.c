@@ -84,10 +84,12 @@ static int take_receipts(cv_client_t *client, receipts_t *r)
 {
     const cv_receipt_t *receipt;
     while (r->dir && (receipt = cv_client_receipt(client))) {
-        char key[24], path[4096], view[80];
+        char key[24], path[4096], view[120];
         seq_key(key, receipt->seq);
         char *hex = zhashx_lookup(r->views, key);
-        snprintf(view, sizeof view, "\"view\":\"%s\"", hex ? hex : "");
+        /* the leaf lists several deliveries: this seq's entry names the view */
+        snprintf(view, sizeof view, "\"seq\":%" PRIu64 ",\"view\":\"%s\"}", receipt->seq,
+                 hex ? hex : "");
         if (hex && !memmem(receipt->leaf, receipt->leaf_len, view, strlen(view)))
             return cli_error(CLI_FAILED,
                              "the receipt of seq %" PRIu64 " names a view other than the one"

@@ -18,7 +18,8 @@
 #include "e2e_checks.h"
 #include "harness.h"
 
-#define N 12 /* reports published */
+#define N                                    12 /* reports published */
+#define CV_RECORD_DELIVERIES_PER_LEAF_TESTED 16 /* cv_record.h's bound, as documented */
 
 typedef struct {
     char id[129];  /* a report id is at most 128 bytes */
@@ -53,9 +54,10 @@ static void publish_reports(harness_t *h, int n)
     cv_client_destroy(&police);
 }
 
-/*  Receives n deliveries (seqs 1..n), keeping each view's hash, and
- *  acknowledges them. */
-static void receive_all(cv_client_t *c, seen_t *seen, int n)
+/*  Receives n deliveries (seqs 1..n), keeping each view's hash,
+ *  acknowledging each as it comes or, when not ack_each, leaving that to
+ *  the caller. */
+static void receive_views(cv_client_t *c, seen_t *seen, int n, bool ack_each)
 {
     for (int i = 0; i < n; i++) {
         const cv_delivery_t *d = receive(c, 5000);
@@ -65,8 +67,13 @@ static void receive_all(cv_client_t *c, seen_t *seen, int n)
         assert_true(cv_client_view_hash(d, hash));
         snprintf(seen[i].id, sizeof seen[i].id, "%s", d->report_id);
         sodium_bin2hex(seen[i].view, sizeof seen[i].view, hash, sizeof hash);
-        assert_true(cv_client_ack(c, d->seq, &(cv_error_t){0}));
+        assert_true(!ack_each || cv_client_ack(c, d->seq, &(cv_error_t){0}));
     }
+}
+
+static void receive_all(cv_client_t *c, seen_t *seen, int n)
+{
+    receive_views(c, seen, n, true);
 }
 
 static cv_note_verifier_t broker_verifier(harness_t *h)
@@ -111,10 +118,11 @@ static void check_receipt(const cv_receipt_t *r, const cv_note_verifier_t *verif
     free(other);
     cv_audit_proof_clear(&proof);
     assert_true(leaf_has(r, "\"event\":\"delivered\""));
-    snprintf(text, sizeof text, "\"report\":\"%s\",\"agency\":\"%s\",\"feed\":null,\"seq\":%llu,",
-             s->id, agency, (unsigned long long)r->seq);
+    snprintf(text, sizeof text, "\"agency\":\"%s\",\"feed\":null,\"deliveries\":[", agency);
     assert_true(leaf_has(r, text));
-    snprintf(text, sizeof text, "\"view\":\"%s\"", s->view);
+    /* the leaf lists this delivery, with the hash of the view received */
+    snprintf(text, sizeof text, "{\"report\":\"%s\",\"seq\":%llu,\"view\":\"%s\"}", s->id,
+             (unsigned long long)r->seq, s->view);
     assert_true(leaf_has(r, text));
 }
 
@@ -157,6 +165,52 @@ static void test_each_delivery_gets_a_receipt_of_its_own_agency(void **state)
     /* and nothing more comes */
     assert_int_equal(collect_receipts(council, &verifier, "hull-cc", council_seen, N, 1, 700), 0);
     cv_client_destroy(&ctu);
+    cv_client_destroy(&council);
+    finish(&h);
+}
+
+/*  How many deliveries a "delivered" leaf lists. */
+static int deliveries_in(const cv_receipt_t *r)
+{
+    int n = 0;
+    const char *leaf = (const char *)r->leaf;
+    for (const char *p = leaf, *end = leaf + r->leaf_len;
+         (p = memmem(p, (size_t)(end - p), "\"seq\":", 6)); p += 6)
+        n++;
+    return n;
+}
+
+/*  One acknowledgement of many deliveries is recorded in leaves of at most
+ *  16 deliveries (cv_record.h): every delivery in exactly one leaf, each
+ *  with its own view, and a receipt for each naming the leaf it is in. */
+static void test_one_acknowledgement_of_many_is_recorded_sixteen_to_a_leaf(void **state)
+{
+    (void)state;
+    enum { MANY = 40 };
+    harness_t *h = started();
+    cv_note_verifier_t verifier = broker_verifier(h);
+    cv_client_t *council = subscriber(h, "hull-cc", true);
+    publish_reports(h, MANY);
+    seen_t seen[MANY] = {0};
+    receive_views(council, seen, MANY, false); /* and acknowledged once, at the end */
+    assert_true(cv_client_ack(council, MANY, &(cv_error_t){0}));
+    uint64_t indexes[MANY];
+    int got = 0, leaves = 0;
+    int64_t deadline = zclock_mono() + 10000;
+    while (got < MANY && zclock_mono() < deadline) {
+        assert_null(receive(council, 50));
+        const cv_receipt_t *r;
+        while ((r = cv_client_receipt(council)) && got < MANY) {
+            check_receipt(r, &verifier, "hull-cc", seen, MANY);
+            assert_in_range(deliveries_in(r), 1, CV_RECORD_DELIVERIES_PER_LEAF_TESTED);
+            leaves += got == 0 || indexes[got - 1] != r->index;
+            indexes[got++] = r->index;
+        }
+    }
+    assert_int_equal(got, MANY);
+    for (int i = 0; i < MANY; i++)
+        assert_int_equal(seen[i].receipts, 1);
+    assert_int_equal(leaves, 3); /* 16 + 16 + 8, one after another */
     cv_client_destroy(&council);
     finish(&h);
 }
@@ -323,6 +377,7 @@ int main(void)
         cmocka_unit_test(test_no_receipts_unless_asked),
         cmocka_unit_test(test_a_delivery_acknowledged_after_a_restart_names_its_view),
         cmocka_unit_test(test_feedback_to_the_originator_has_its_receipt),
+        cmocka_unit_test(test_one_acknowledgement_of_many_is_recorded_sixteen_to_a_leaf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
