@@ -35,6 +35,7 @@ struct cv_record_t {
         size_t n, cap;
     } pending;
     uint64_t flushed_first; /* the index of the last flush's first leaf */
+    int64_t looked;         /* when a flush without leaves last looked for a due checkpoint */
 };
 
 cv_record_t *cv_record_new(cv_store_t *store, const char *data_dir, cv_error_t *err)
@@ -104,14 +105,21 @@ void cv_record_discard(cv_record_t *self)
 bool cv_record_flush(cv_record_t *self, bool checkpoint, cv_error_t *err)
 {
     assert(!self->accepted);
-    bool ok = self->pending.n == 0 ||
+    bool appended = self->pending.n > 0;
+    bool ok = !appended ||
               (cv_store_writing(self->store, err) &&
                cv_tlog_append_many(self->log, (const void *const *)self->pending.data,
                                    self->pending.lens, self->pending.n, &self->flushed_first, err));
     cv_record_discard(self);
     int64_t now = (int64_t)time(NULL);
-    if (!ok || (!checkpoint && !cv_tlog_checkpoint_due(self->log, CV_RECORD_EVERY_LEAVES,
-                                                       CV_RECORD_EVERY_SECONDS, now)))
+    /* looking costs two queries: a turn that added no leaf can only find a
+     * checkpoint due by its age, which changes by the second */
+    bool look = checkpoint || appended || now != self->looked;
+    if (!appended)
+        self->looked = now;
+    if (!ok || !look ||
+        (!checkpoint &&
+         !cv_tlog_checkpoint_due(self->log, CV_RECORD_EVERY_LEAVES, CV_RECORD_EVERY_SECONDS, now)))
         return ok;
     return cv_store_writing(self->store, err) && cv_tlog_checkpoint(self->log, now, err) >= 0;
 }
