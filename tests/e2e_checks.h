@@ -234,4 +234,21 @@ static inline void store_sql(harness_t *h, const char *sql)
     sqlite3_close(db);
 }
 
+/*  The one integer a query on DIR/data/caveat.db gives (a count). */
+static inline int64_t store_count(harness_t *h, const char *sql)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/caveat.db", harness_path(h, "data"));
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return n;
+}
+
 #endif

@@ -207,6 +207,46 @@ static void assert_refused(cv_client_t *c, const char *id, const char *value, ui
         snprintf(reason, size, "%s", err.msg);
 }
 
+/*  A report disposed of by a review decision takes its feedback with it,
+ *  as a purge does: the originator is never sent feedback on a report the
+ *  broker no longer holds, before or after a restart, and feedback on it
+ *  is refused as on a report never received. */
+static void test_feedback_goes_with_its_report_when_disposed(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    char id[128], report_arg[160];
+    publish_report(h, id, sizeof id);
+    cv_client_t *council = receiver(h, "hull-cc", id);
+    cv_error_t err;
+    assert_true(give_feedback(council, id, "useful", NULL, &err)); /* the originator is away */
+    assert_int_equal(store_count(h, "SELECT count(*) FROM feedback"), 1);
+
+    snprintf(report_arg, sizeof report_arg, "report=%s", id);
+    const char *dispose[] = {report_arg, "dispose", "reason=MOPI review: not needed"};
+    cv_client_t *admin = admin_client_of(h);
+    bool ok = false;
+    char *text = cv_client_admin_args(admin, "review", dispose, 3, &ok, 5000, &err);
+    if (!ok)
+        print_error("review: %s\n", text ? text : err.msg);
+    assert_true(ok);
+    free(text);
+    cv_client_destroy(&admin);
+    assert_int_equal(store_count(h, "SELECT count(*) FROM feedback"), 0); /* not kept, unseen */
+
+    cv_client_t *police = client(h, ORIGINATOR, NULL, 0);
+    assert_nothing_arrives(police, 500);
+    cv_client_destroy(&police);
+    assert_refused(council, id, "action_taken", CAVEAT__WIRE__ERROR_CODE__FORBIDDEN, NULL, 0);
+    cv_client_destroy(&council);
+    assert_true(harness_stop(h));
+    assert_true(harness_start(h, NULL));
+    police = client(h, ORIGINATOR, NULL, 0);
+    assert_nothing_arrives(police, 500); /* nor from the store, after a restart */
+    cv_client_destroy(&police);
+    finish(&h);
+}
+
 static void test_feedback_on_a_report_not_received_is_refused_alike(void **state)
 {
     (void)state;
@@ -439,6 +479,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_feedback_reaches_the_originator_alone),
         cmocka_unit_test(test_feedback_outlives_a_restart_until_acknowledged),
+        cmocka_unit_test(test_feedback_goes_with_its_report_when_disposed),
         cmocka_unit_test(test_a_dropped_sender_sends_its_feedback_again),
         cmocka_unit_test(test_feedback_on_a_report_not_received_is_refused_alike),
         cmocka_unit_test(test_feedback_of_a_bad_form_is_refused),

@@ -49,15 +49,6 @@ static char *leaves(harness_t *h)
     return text;
 }
 
-static int64_t count_of(harness_t *h, const char *sql)
-{
-    sqlite3_stmt *s = query(h, sql);
-    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    int64_t n = sqlite3_column_int64(s, 0);
-    done(s);
-    return n;
-}
-
 /*  `caveat audit verify` on the data directory: its exit status. */
 static int verify(harness_t *h, char *out, size_t size)
 {
@@ -143,8 +134,8 @@ static void test_what_the_broker_did_is_in_its_log(void **state)
     assert_null(strstr(text, "Jordan"));
     free(text);
 
-    int64_t n = count_of(h, "SELECT count(*) FROM tlog_leaves");
-    assert_int_equal(count_of(h, "SELECT max(size) FROM tlog_checkpoints"), n);
+    int64_t n = store_count(h, "SELECT count(*) FROM tlog_leaves");
+    assert_int_equal(store_count(h, "SELECT max(size) FROM tlog_checkpoints"), n);
     char out[4096];
     int status = verify(h, out, sizeof out);
     if (status != 0)
@@ -183,20 +174,20 @@ static void test_a_changed_log_stops_the_broker(void **state)
     assert_int_equal(publish_example(h, "vulnerable_individual", NULL, id, sizeof id),
                      CAVEAT__WIRE__STATUS__OK);
     assert_true(harness_stop(h));
-    int64_t reports = count_of(h, "SELECT count(*) FROM reports");
+    int64_t reports = store_count(h, "SELECT count(*) FROM reports");
     /* the leaves are blobs: the same bytes, with one changed */
     store_sql(h, "UPDATE tlog_leaves SET data = CAST(replace(CAST(data AS TEXT), "
                  "'\"delivered\":true', '\"delivered\":fals') AS BLOB)"
                  " WHERE CAST(data AS TEXT) LIKE '%\"accepted\"%'");
-    assert_int_equal(count_of(h, "SELECT count(*) FROM tlog_leaves"
-                                 " WHERE CAST(data AS TEXT) LIKE '%\"delivered\":fals%'"),
+    assert_int_equal(store_count(h, "SELECT count(*) FROM tlog_leaves"
+                                    " WHERE CAST(data AS TEXT) LIKE '%\"delivered\":fals%'"),
                      1);
     char out[4096];
     assert_int_equal(verify(h, out, sizeof out), 1);
     assert_non_null(strstr(out, "do not hash to its root"));
     assert_false(harness_start(h, NULL));
     assert_true(log_lines_with(h, "do not hash to its root") > 0);
-    assert_int_equal(count_of(h, "SELECT count(*) FROM reports"), reports);
+    assert_int_equal(store_count(h, "SELECT count(*) FROM reports"), reports);
     finish(&h);
 }
 
@@ -359,7 +350,7 @@ static void test_a_review_decides_retention_and_is_recorded(void **state)
     assert_int_equal(
         publish_as(h, "hum-bcu-hull", "vulnerable_individual", NULL, other, sizeof other),
         CAVEAT__WIRE__STATUS__OK);
-    int64_t leaves_before = count_of(h, "SELECT count(*) FROM tlog_leaves");
+    int64_t leaves_before = store_count(h, "SELECT count(*) FROM tlog_leaves");
 
     snprintf(report_arg, sizeof report_arg, "report=%s", kept);
     const char *no_reason[] = {report_arg, "retain-until=2099-01-01T00:00:00Z"};
@@ -395,7 +386,7 @@ static void test_a_review_decides_retention_and_is_recorded(void **state)
 
     assert_true(review_as(h, "caveat-admin", dispose, 3, out, sizeof out));
     assert_non_null(strstr(out, "\"disposed\":true"));
-    assert_int_equal(count_of(h, "SELECT count(*) FROM reports"), 0);
+    assert_int_equal(store_count(h, "SELECT count(*) FROM reports"), 0);
     cv_client_t *council = client(h, "hull-cc", NULL, 0);
     assert_nothing_arrives(council, 500);
     cv_client_destroy(&council);
@@ -414,7 +405,7 @@ static void test_a_review_decides_retention_and_is_recorded(void **state)
     assert_has(text, want);
     free(text);
     /* the refused reviews wrote nothing but the admin leaves */
-    assert_true(count_of(h, "SELECT count(*) FROM tlog_leaves") > leaves_before);
+    assert_true(store_count(h, "SELECT count(*) FROM tlog_leaves") > leaves_before);
     assert_int_equal(audit_on(h, "trace", kept, out, sizeof out), 0);
     assert_non_null(strstr(out, "\"event\":\"review\""));
     assert_int_equal(verify(h, out, sizeof out), 0);
@@ -579,7 +570,7 @@ static int64_t publish_set(harness_t *h, int vulnerable, int reviews)
         assert_int_equal(publish_as(h, "hull-cc", "intervention_review", NULL, id, sizeof id),
                          CAVEAT__WIRE__STATUS__OK);
     assert_true(harness_stop(h));
-    return count_of(h, "SELECT max(size) FROM tlog_checkpoints");
+    return store_count(h, "SELECT max(size) FROM tlog_checkpoints");
 }
 
 /*  A dip sample is the smallest ranks of SHA-256(root || index) among the
