@@ -78,6 +78,25 @@ static inline int log_lines_with(harness_t *h, const char *text)
 /* ------------------------------------------------------------------------ */
 /*  The administrator's view: stats.                                        */
 
+/*  hum-bcu-hull publishes the example vulnerable_individual report n
+ *  times, under a new id each time; each is acknowledged. */
+static inline void publish_examples(harness_t *h, int n)
+{
+    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
+    Caveat__Report *report = harness_report("vulnerable_individual");
+    assert_non_null(report);
+    for (int i = 0; i < n; i++) {
+        free(report->id);
+        report->id = NULL; /* a new one each time */
+        cv_publish_result_t result = {0};
+        cv_error_t err = {0};
+        assert_int_equal(cv_client_publish_one(police, report, &result, 5000, &err), 0);
+        cv_publish_results_clear(&result, 1);
+    }
+    caveat__report__free_unpacked(report, NULL);
+    cv_client_destroy(&police);
+}
+
 /*  A send-only client of agency (its example key): it takes no queue, as
  *  `caveat publish` and `caveat admin` open. */
 static inline cv_client_t *sender_of(harness_t *h, const char *agency)

@@ -18,23 +18,6 @@
 #include "e2e_checks.h"
 #include "harness.h"
 
-/*  Publishes n example reports under new ids; each is acknowledged. */
-static void publish_many(harness_t *h, int n)
-{
-    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
-    for (int i = 0; i < n; i++) {
-        Caveat__Report *report = harness_report("vulnerable_individual");
-        free(report->id);
-        report->id = NULL;
-        cv_publish_result_t result = {0};
-        cv_error_t err = {0};
-        assert_int_equal(cv_client_publish_one(police, report, &result, 5000, &err), 0);
-        cv_publish_results_clear(&result, 1);
-        caveat__report__free_unpacked(report, NULL);
-    }
-    cv_client_destroy(&police);
-}
-
 /*  Publishes n new example reports in one call: one turn routes them all. */
 static void publish_batch(harness_t *h, int n)
 {
@@ -86,11 +69,11 @@ static void test_a_reader_of_the_store_loses_nothing(void **state)
 {
     (void)state;
     harness_t *h = started();
-    publish_many(h, 5);
+    publish_examples(h, 5);
     count_reports_from_another_process(h);
-    publish_many(h, 20);
+    publish_examples(h, 20);
     count_reports_from_another_process(h);
-    publish_many(h, 5);
+    publish_examples(h, 5);
     harness_kill(h);
     assert_true(harness_start(h, NULL));
 
@@ -288,7 +271,7 @@ static void test_a_full_disk_stops_publishes_not_deliveries(void **state)
     }
     const char *const extra[] = {"--disk-reserve", "2", NULL};
     assert_true(harness_start(h, extra));
-    publish_many(h, BACKLOG);
+    publish_examples(h, BACKLOG);
     assert_int_equal(stat_of(h, "disk_short"), 0);
 
     assert_true(harness_fill_disk(h) > 0);
@@ -472,7 +455,7 @@ static void test_acknowledgements_outlive_failed_turns(void **state)
     (void)state;
     const char *const monitor[] = {"--monitor", "0", NULL};
     harness_t *h = started_with(monitor);
-    publish_many(h, 40);
+    publish_examples(h, 40);
     cv_client_t *council = client(h, "hull-cc", NULL, 10);
     assert_int_equal(receive_n(council, 10), 10);
     zclock_sleep(1200); /* saved, and a snapshot of the counts taken since */

@@ -38,22 +38,6 @@ static cv_client_t *subscriber(harness_t *h, const char *agency, bool receipts)
     return c;
 }
 
-static void publish_reports(harness_t *h, int n)
-{
-    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
-    Caveat__Report *report = harness_report("vulnerable_individual");
-    for (int i = 0; i < n; i++) {
-        free(report->id);
-        report->id = NULL; /* a new one each time */
-        cv_publish_result_t result = {0};
-        cv_error_t err = {0};
-        assert_int_equal(cv_client_publish_one(police, report, &result, 5000, &err), 0);
-        cv_publish_results_clear(&result, 1);
-    }
-    caveat__report__free_unpacked(report, NULL);
-    cv_client_destroy(&police);
-}
-
 /*  Receives n deliveries (seqs 1..n), keeping each view's hash,
  *  acknowledging each as it comes or, when not ack_each, leaving that to
  *  the caller. */
@@ -150,7 +134,7 @@ static void test_each_delivery_gets_a_receipt_of_its_own_agency(void **state)
     cv_note_verifier_t verifier = broker_verifier(h);
     cv_client_t *council = subscriber(h, "hull-cc", true);
     cv_client_t *ctu = subscriber(h, "ne-ctu", true);
-    publish_reports(h, N);
+    publish_examples(h, N);
     seen_t council_seen[N] = {0}, ctu_seen[N] = {0};
     receive_all(council, council_seen, N);
     receive_all(ctu, ctu_seen, N);
@@ -190,7 +174,7 @@ static void test_one_acknowledgement_of_many_is_recorded_sixteen_to_a_leaf(void 
     harness_t *h = started();
     cv_note_verifier_t verifier = broker_verifier(h);
     cv_client_t *council = subscriber(h, "hull-cc", true);
-    publish_reports(h, MANY);
+    publish_examples(h, MANY);
     seen_t seen[MANY] = {0};
     receive_views(council, seen, MANY, false); /* and acknowledged once, at the end */
     assert_true(cv_client_ack(council, MANY, &(cv_error_t){0}));
@@ -269,7 +253,7 @@ static void test_no_receipts_unless_asked(void **state)
     cv_note_verifier_t verifier = broker_verifier(h);
     cv_client_t *council = subscriber(h, "hull-cc", true);
     zsock_t *ctu = raw_subscriber(h, "ne-ctu", false);
-    publish_reports(h, 3);
+    publish_examples(h, 3);
     seen_t council_seen[3] = {0};
     receive_all(council, council_seen, 3);
     size_t delivered = 0;
@@ -299,7 +283,7 @@ static void test_a_delivery_acknowledged_after_a_restart_names_its_view(void **s
     harness_t *h = started();
     cv_note_verifier_t verifier = broker_verifier(h);
     cv_client_t *council = subscriber(h, "hull-cc", false);
-    publish_reports(h, 3);
+    publish_examples(h, 3);
     seen_t seen[3] = {0};
     for (int i = 0; i < 3; i++) { /* received, not acknowledged */
         const cv_delivery_t *d = receive(council, 5000);
