@@ -1981,6 +1981,9 @@ static bool record_deliveries(void *arg, cv_queue_t *queue, cv_error_t *err)
     return true;
 }
 
+/* ------------------------------------------------------------------------ */
+/*  Approvals: an originator releases its handling-code-5 report.           */
+
 static void approval_answer_free(approval_answer_t *a)
 {
     zframe_destroy(&a->routing);
