@@ -614,7 +614,12 @@ static void test_a_dip_sample_is_reproducible(void **state)
     assert_int_equal(audit_on(h, "sample", "--count 3 --since 2999-01-01", out, sizeof out), 0);
     assert_int_equal(count_in(out, "\nleaf "), 0);
 
-    assert_int_equal(audit_on(h, "sample", "--count 2 --format json", out, sizeof out), 0);
+    /* the category is named: a sample of two drawn from all fifteen is both
+     *  intervention reviews (sent to no council) about one run in 35 */
+    assert_int_equal(audit_on(h, "sample",
+                              "--count 2 --category vulnerable_individual --format json", out,
+                              sizeof out),
+                     0);
     assert_int_equal(count_in(out, "\"index\": "), 2);
     assert_non_null(strstr(out, "\"organisation\": \"hull-city-council\""));
 
