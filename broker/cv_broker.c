@@ -3630,6 +3630,17 @@ int64_t cv_broker_check_store(cv_broker_t *self, cv_error_t *err)
     return stored;
 }
 
+/*  How long the loop may wait for a message: not at all when a session
+ *  has work; until acknowledgements or receipts are due to be saved; and
+ *  while a backup runs, no longer than watch_backup's look at the disk. */
+static int poll_timeout(cv_broker_t *self, bool receipts)
+{
+    if (any_dirty(self))
+        return 0;
+    int timeout = cv_router_unsaved(self->queues) || receipts ? SAVE_INTERVAL_MS : 200;
+    return self->backup.run && timeout > BACKUP_LOOK_MS ? BACKUP_LOOK_MS : timeout;
+}
+
 int cv_broker_run(cv_broker_t *self)
 {
     int64_t next_purge = 0, next_monitor = 0, next_overdue = 0;
@@ -3661,10 +3672,7 @@ int cv_broker_run(cv_broker_t *self)
         publish_monitor(self, &next_monitor);
         watch_backup(self);
         bool receipts = cv_receipts_pending(self->receipts);
-        void *ready =
-            zpoller_wait(poller, any_dirty(self)                               ? 0
-                                 : cv_router_unsaved(self->queues) || receipts ? SAVE_INTERVAL_MS
-                                                                               : 200);
+        void *ready = zpoller_wait(poller, poll_timeout(self, receipts));
         /* handshakes and the guard first, whichever socket woke the poller
          * (zpoller names only the first ready): neither blocks, and a flood
          * of messages must not starve them */
