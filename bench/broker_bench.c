@@ -68,7 +68,7 @@
  *  leaves are written either way).
  *
  *  Usage: broker_bench [--seconds S] [--batch N] [--window N] [--rate R]
- *                      [--agencies N] [--receipts]
+ *                      [--agencies N] [--receipts] [--repeat N]
  *                      [--only full|normal|off|forwarder|nats|store|fanout|
  *                              fanout-full|fanout-normal|fanout-forwarder|partnership|
  *                              nolog|fanout-nolog|audit]
@@ -78,17 +78,25 @@
  *  under 1 ms more on the fan-out's p99.
  *  "fanout" runs all four fan-out phases; "partnership" runs --sync
  *  normal with 2 agencies and with --agencies N.)
+ *
+ *  --repeat N runs the chosen phases N times over, each run printed as
+ *  ever, then the targets' figures of every run and their medians, with
+ *  the verdicts on the medians: one run of a tail on two busy cores moves
+ *  by tens of percent, and a target is met or missed by the median. The
+ *  audit log's on and off phases take turns going first.
  */
 #include <arpa/inet.h>
 #include <czmq.h>
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,6 +203,7 @@ typedef struct {
     int agencies;    /* in the policy of workload 1's partnership path; 2: no such path */
     const char *only;
     bool receipts; /* workload 1's caveat subscriber asks for receipts */
+    int repeat;    /* runs of the phases, one after another; verdicts on medians */
 } options_t;
 
 /*  The paths of workload 1, in the order they print (and run, but for the
@@ -2156,7 +2165,7 @@ static void print_targets(const path_result_t paths[N_PATHS])
 static void usage(void)
 {
     fprintf(stderr, "usage: broker_bench [--seconds S] [--batch N] [--window N] [--rate R]\n"
-                    "                    [--agencies N] [--receipts]\n"
+                    "                    [--agencies N] [--receipts] [--repeat N]\n"
                     "                    [--only full|normal|off|forwarder|nats|store|fanout|"
                     "fanout-full|fanout-normal|fanout-forwarder|partnership|nolog|fanout-nolog|"
                     "audit]\n");
@@ -2179,6 +2188,8 @@ static void parse_args(options_t *o, int argc, char **argv)
             o->agencies = atoi(argv[++i]);
         else if (value && strcmp(argv[i], "--only") == 0)
             o->only = argv[++i];
+        else if (value && strcmp(argv[i], "--repeat") == 0)
+            o->repeat = atoi(argv[++i]);
         else if (strcmp(argv[i], "--receipts") == 0)
             o->receipts = true;
         else
@@ -2193,7 +2204,7 @@ static void parse_args(options_t *o, int argc, char **argv)
         known = strcmp(o->only, phases[i]) == 0;
     if (!known || o->seconds <= 0 || o->seconds > 60 || o->batch < 1 || o->batch > 5000 ||
         o->window < (uint64_t)o->batch || o->rate < 1 || o->rate > 100000 || o->agencies < 2 ||
-        o->agencies > 100000)
+        o->agencies > 100000 || o->repeat < 1 || o->repeat > 50)
         usage();
 }
 
@@ -2211,11 +2222,140 @@ static bool any_fanout(const options_t *o)
            phase(o, "fanout-nolog") || phase(o, "audit");
 }
 
+/*  The targets' figures of one run of the phases; NAN where it had no
+ *  such phase (or the phase did not complete). */
+typedef struct {
+    double full_forwarder; /* workload 1 reports/s: --sync full / forwarder */
+    double log_on_off;     /* workload 1: audit log on / off */
+    double partnership;    /* workload 1: --agencies N / 2 (--sync normal) */
+    double log_adds_ms;    /* fan-out p99 from the scheduled send: log on - off */
+    double fan_full_p99;   /* fan-out --sync full p99, ms */
+    double fan_ratio;      /* fan-out p99: --sync full / forwarder */
+} figures_t;
+
+static double ratio_or_nan(const path_result_t *a, const path_result_t *b)
+{
+    return rate_of(a) > 0 && rate_of(b) > 0 ? rate_of(a) / rate_of(b) : NAN;
+}
+
+static double p99_or_nan(const fanout_result_t *f)
+{
+    return f->ran && fan_complete(f) ? f->sched_p99 : NAN;
+}
+
+static figures_t figures_of(const path_result_t paths[N_PATHS], const fanout_result_t f[N_FANOUT])
+{
+    double fw = p99_or_nan(&f[F_FORWARDER]);
+    return (figures_t){
+        .full_forwarder = ratio_or_nan(&paths[P_FULL], &paths[P_FORWARDER]),
+        .log_on_off = ratio_or_nan(&paths[P_FULL], &paths[P_NOLOG]),
+        .partnership = ratio_or_nan(&paths[P_PARTNERSHIP], &paths[P_NORMAL]),
+        .log_adds_ms = p99_or_nan(&f[F_FULL]) - p99_or_nan(&f[F_NOLOG]),
+        .fan_full_p99 = p99_or_nan(&f[F_FULL]),
+        .fan_ratio = fw > 0 ? p99_or_nan(&f[F_FULL]) / fw : NAN,
+    };
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/*  One figure over the runs, its median, and the verdict on the median
+ *  (at_most: the target is a ceiling, else a floor). Nothing when no run
+ *  gave it. */
+static void repeat_row(const char *what, const figures_t *runs, int n, size_t field,
+                       const char *target, double bound, bool at_most)
+{
+    double v[50];
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        double x = *(const double *)((const char *)&runs[i] + field);
+        if (!isnan(x))
+            v[k++] = x;
+    }
+    if (k == 0)
+        return;
+    printf("  %-40s", what);
+    for (int i = 0; i < k; i++)
+        printf(" %.3g", v[i]);
+    qsort(v, (size_t)k, sizeof *v, cmp_double);
+    double median = k % 2 ? v[k / 2] : (v[k / 2 - 1] + v[k / 2]) / 2;
+    printf("\n  %-40s %-10.3f %-10s %s\n", "  median", median, target,
+           bench_verdict(at_most ? median < bound : median >= bound));
+}
+
+static void print_repeats(const figures_t *runs, int n)
+{
+    printf("\ntargets over %d runs, judged on the medians\n", n);
+    repeat_row("workload 1: --sync full / forwarder", runs, n, offsetof(figures_t, full_forwarder),
+               ">= 0.7", 0.7, false);
+    repeat_row("workload 1: audit log on / off", runs, n, offsetof(figures_t, log_on_off),
+               ">= 0.85", 0.85, false);
+    repeat_row("workload 1: N agencies / 2", runs, n, offsetof(figures_t, partnership), ">= 0.8",
+               0.8, false);
+    repeat_row("fan-out: the log adds to p99, ms", runs, n, offsetof(figures_t, log_adds_ms), "< 1",
+               1.0, true);
+    repeat_row("fan-out: --sync full p99, ms", runs, n, offsetof(figures_t, fan_full_p99), "< 5",
+               5.0, true);
+    repeat_row("fan-out: p99 --sync full / forwarder", runs, n, offsetof(figures_t, fan_ratio),
+               "<= 2", 2.0 + 1e-9, true);
+}
+
+/*  The audit log on, then off; in odd runs of --repeat off first, so that
+ *  neither always runs in the writeback of the phases before it. */
+static void measure_log_on_off(const options_t *opt, int run, path_result_t paths[N_PATHS])
+{
+    for (int i = 0; i < 2; i++) {
+        bool on = (i == 0) == (run % 2 == 0);
+        bool wanted = on ? phase(opt, "full") : phase(opt, "nolog");
+        if (wanted || phase(opt, "audit"))
+            measure_caveatd(opt, "full", 2, on, &paths[on ? P_FULL : P_NOLOG]);
+    }
+}
+
+static void measure_fanout_on_off(const options_t *opt, int run, fanout_result_t fan[N_FANOUT])
+{
+    for (int i = 0; i < 2; i++) {
+        bool on = (i == 0) == (run % 2 == 0);
+        bool wanted = on ? phase(opt, "fanout-full") : phase(opt, "fanout-nolog");
+        if (wanted || phase(opt, "audit"))
+            measure_fanout(opt, "full", on, &fan[on ? F_FULL : F_NOLOG]);
+    }
+}
+
+static void run_phases(const options_t *opt, int run, path_result_t paths[N_PATHS],
+                       fanout_result_t fan[N_FANOUT])
+{
+    measure_log_on_off(opt, run, paths);
+    if (phase(opt, "normal") || (opt->agencies > 2 && phase(opt, "partnership")))
+        measure_caveatd(opt, "normal", 2, true, &paths[P_NORMAL]);
+    if (opt->agencies > 2 && phase(opt, "partnership"))
+        measure_caveatd(opt, "normal", opt->agencies, true, &paths[P_PARTNERSHIP]);
+    if (phase(opt, "off"))
+        measure_caveatd(opt, "off", 2, true, &paths[P_OFF]);
+    if (phase(opt, "forwarder"))
+        measure_forwarder(opt, &paths[P_FORWARDER]);
+    if (phase(opt, "nats"))
+        measure_nats(opt, &paths[P_NATS]);
+    measure_fanout_on_off(opt, run, fan);
+    if (phase(opt, "fanout-normal"))
+        measure_fanout(opt, "normal", true, &fan[F_NORMAL]);
+    if (phase(opt, "fanout-forwarder"))
+        measure_fanout_forwarder(opt, &fan[F_FORWARDER]);
+    /* last: the store writes hundreds of MB without fsync, and their
+     * writeback must not land in another path's fsyncs */
+    if (phase(opt, "store"))
+        measure_store(opt, &paths[P_STORE]);
+}
+
 int main(int argc, char **argv)
 {
     /* 1000 reports a call: libcaveat sends them as four batches of about 256
      * KB, all in flight at once, so the broker always has the next one */
-    options_t opt = {.seconds = 5, .batch = 1000, .window = 10000, .rate = 1000, .agencies = 2};
+    options_t opt = {
+        .seconds = 5, .batch = 1000, .window = 10000, .rate = 1000, .agencies = 2, .repeat = 1};
     parse_args(&opt, argc, argv);
     signal(SIGPIPE, SIG_IGN);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -2226,40 +2366,24 @@ int main(int argc, char **argv)
            "127.0.0.1\n",
            cores, load[0]);
     fflush(stdout);
-    path_result_t paths[N_PATHS] = {{0}};
-    fanout_result_t fan[N_FANOUT] = {{0}};
-    if (phase(&opt, "full") || phase(&opt, "audit"))
-        measure_caveatd(&opt, "full", 2, true, &paths[P_FULL]);
-    if (phase(&opt, "nolog") || phase(&opt, "audit"))
-        measure_caveatd(&opt, "full", 2, false, &paths[P_NOLOG]);
-    if (phase(&opt, "normal") || (opt.agencies > 2 && phase(&opt, "partnership")))
-        measure_caveatd(&opt, "normal", 2, true, &paths[P_NORMAL]);
-    if (opt.agencies > 2 && phase(&opt, "partnership"))
-        measure_caveatd(&opt, "normal", opt.agencies, true, &paths[P_PARTNERSHIP]);
-    if (phase(&opt, "off"))
-        measure_caveatd(&opt, "off", 2, true, &paths[P_OFF]);
-    if (phase(&opt, "forwarder"))
-        measure_forwarder(&opt, &paths[P_FORWARDER]);
-    if (phase(&opt, "nats"))
-        measure_nats(&opt, &paths[P_NATS]);
-    if (phase(&opt, "fanout-full") || phase(&opt, "audit"))
-        measure_fanout(&opt, "full", true, &fan[F_FULL]);
-    if (phase(&opt, "fanout-nolog") || phase(&opt, "audit"))
-        measure_fanout(&opt, "full", false, &fan[F_NOLOG]);
-    if (phase(&opt, "fanout-normal"))
-        measure_fanout(&opt, "normal", true, &fan[F_NORMAL]);
-    if (phase(&opt, "fanout-forwarder"))
-        measure_fanout_forwarder(&opt, &fan[F_FORWARDER]);
-    /* last: the store writes hundreds of MB without fsync, and their
-     * writeback must not land in another path's fsyncs */
-    if (phase(&opt, "store"))
-        measure_store(&opt, &paths[P_STORE]);
-    if (!opt.only || !any_fanout(&opt) || strcmp(opt.only, "audit") == 0) {
-        print_workload1(&opt, paths);
-        print_targets(paths);
+    figures_t runs[50];
+    for (int run = 0; run < opt.repeat; run++) {
+        if (opt.repeat > 1)
+            printf("\n== run %d of %d\n", run + 1, opt.repeat);
+        path_result_t paths[N_PATHS] = {{0}};
+        fanout_result_t fan[N_FANOUT] = {{0}};
+        run_phases(&opt, run, paths, fan);
+        if (!opt.only || !any_fanout(&opt) || strcmp(opt.only, "audit") == 0) {
+            print_workload1(&opt, paths);
+            print_targets(paths);
+        }
+        if (any_fanout(&opt))
+            print_workload2(&opt, fan);
+        runs[run] = figures_of(paths, fan);
+        fflush(stdout);
     }
-    if (any_fanout(&opt))
-        print_workload2(&opt, fan);
+    if (opt.repeat > 1)
+        print_repeats(runs, opt.repeat);
     bench_print_load(load[0]);
     return 0;
 }
