@@ -96,7 +96,6 @@
 #include <signal.h>
 #include <sodium.h>
 #include <stdatomic.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,7 +126,8 @@
 #define FANOUT_IN_FLIGHT   1     /* publishes in flight: more made p99 worse (performance.md) */
 #define N_SUBSCRIBERS      50    /* fan-out: subscriber agencies */
 #define NATS_SUBJECT       "caveat.reports"
-#define FORWARDER_ZMQ      7 /* thread-name prefix of the forwarder's libzmq context */
+#define FORWARDER_ZMQ      7  /* thread-name prefix of the forwarder's libzmq context */
+#define MAX_REPEAT         50 /* --repeat at most */
 
 /* ------------------------------------------------------------------------ */
 /*  Small utilities.                                                        */
@@ -2204,7 +2204,7 @@ static void parse_args(options_t *o, int argc, char **argv)
         known = strcmp(o->only, phases[i]) == 0;
     if (!known || o->seconds <= 0 || o->seconds > 60 || o->batch < 1 || o->batch > 5000 ||
         o->window < (uint64_t)o->batch || o->rate < 1 || o->rate > 100000 || o->agencies < 2 ||
-        o->agencies > 100000 || o->repeat < 1 || o->repeat > 50)
+        o->agencies > 100000 || o->repeat < 1 || o->repeat > MAX_REPEAT)
         usage();
 }
 
@@ -2224,14 +2224,32 @@ static bool any_fanout(const options_t *o)
 
 /*  The targets' figures of one run of the phases; NAN where it had no
  *  such phase (or the phase did not complete). */
+enum {
+    FIG_FULL_FORWARDER, /* workload 1 reports/s: --sync full / forwarder */
+    FIG_LOG_ON_OFF,     /* workload 1: audit log on / off */
+    FIG_PARTNERSHIP,    /* workload 1: --agencies N / 2 (--sync normal) */
+    FIG_LOG_ADDS_MS,    /* fan-out p99 from the scheduled send: log on - off */
+    FIG_FAN_FULL_P99,   /* fan-out --sync full p99, ms */
+    FIG_FAN_RATIO,      /* fan-out p99: --sync full / forwarder */
+    N_FIGURES
+};
 typedef struct {
-    double full_forwarder; /* workload 1 reports/s: --sync full / forwarder */
-    double log_on_off;     /* workload 1: audit log on / off */
-    double partnership;    /* workload 1: --agencies N / 2 (--sync normal) */
-    double log_adds_ms;    /* fan-out p99 from the scheduled send: log on - off */
-    double fan_full_p99;   /* fan-out --sync full p99, ms */
-    double fan_ratio;      /* fan-out p99: --sync full / forwarder */
+    double v[N_FIGURES];
 } figures_t;
+
+/*  Each figure's target: a floor, or a ceiling (at_most, not reached). */
+static const struct {
+    const char *what, *target;
+    double bound;
+    bool at_most;
+} figure_targets[N_FIGURES] = {
+    [FIG_FULL_FORWARDER] = {"workload 1: --sync full / forwarder", ">= 0.7", 0.7, false},
+    [FIG_LOG_ON_OFF] = {"workload 1: audit log on / off", ">= 0.85", 0.85, false},
+    [FIG_PARTNERSHIP] = {"workload 1: N agencies / 2", ">= 0.8", 0.8, false},
+    [FIG_LOG_ADDS_MS] = {"fan-out: the log adds to p99, ms", "< 1", 1.0, true},
+    [FIG_FAN_FULL_P99] = {"fan-out: --sync full p99, ms", "< 5", 5.0, true},
+    [FIG_FAN_RATIO] = {"fan-out: p99 --sync full / forwarder", "<= 2", 2.0 + 1e-9, true},
+};
 
 static double ratio_or_nan(const path_result_t *a, const path_result_t *b)
 {
@@ -2245,15 +2263,15 @@ static double p99_or_nan(const fanout_result_t *f)
 
 static figures_t figures_of(const path_result_t paths[N_PATHS], const fanout_result_t f[N_FANOUT])
 {
-    double fw = p99_or_nan(&f[F_FORWARDER]);
-    return (figures_t){
-        .full_forwarder = ratio_or_nan(&paths[P_FULL], &paths[P_FORWARDER]),
-        .log_on_off = ratio_or_nan(&paths[P_FULL], &paths[P_NOLOG]),
-        .partnership = ratio_or_nan(&paths[P_PARTNERSHIP], &paths[P_NORMAL]),
-        .log_adds_ms = p99_or_nan(&f[F_FULL]) - p99_or_nan(&f[F_NOLOG]),
-        .fan_full_p99 = p99_or_nan(&f[F_FULL]),
-        .fan_ratio = fw > 0 ? p99_or_nan(&f[F_FULL]) / fw : NAN,
-    };
+    double full = p99_or_nan(&f[F_FULL]), fw = p99_or_nan(&f[F_FORWARDER]);
+    return (figures_t){{
+        [FIG_FULL_FORWARDER] = ratio_or_nan(&paths[P_FULL], &paths[P_FORWARDER]),
+        [FIG_LOG_ON_OFF] = ratio_or_nan(&paths[P_FULL], &paths[P_NOLOG]),
+        [FIG_PARTNERSHIP] = ratio_or_nan(&paths[P_PARTNERSHIP], &paths[P_NORMAL]),
+        [FIG_LOG_ADDS_MS] = full - p99_or_nan(&f[F_NOLOG]),
+        [FIG_FAN_FULL_P99] = full,
+        [FIG_FAN_RATIO] = fw > 0 ? full / fw : NAN,
+    }};
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -2262,45 +2280,33 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/*  One figure over the runs, its median, and the verdict on the median
- *  (at_most: the target is a ceiling, else a floor). Nothing when no run
- *  gave it. */
-static void repeat_row(const char *what, const figures_t *runs, int n, size_t field,
-                       const char *target, double bound, bool at_most)
+/*  Figure fig over the runs, its median, and the verdict on the median.
+ *  Nothing when no run gave it. */
+static void repeat_row(const figures_t *runs, int n, int fig)
 {
-    double v[50];
+    double v[MAX_REPEAT];
     int k = 0;
-    for (int i = 0; i < n; i++) {
-        double x = *(const double *)((const char *)&runs[i] + field);
-        if (!isnan(x))
-            v[k++] = x;
-    }
+    for (int i = 0; i < n; i++)
+        if (!isnan(runs[i].v[fig]))
+            v[k++] = runs[i].v[fig];
     if (k == 0)
         return;
-    printf("  %-40s", what);
+    printf("  %-40s", figure_targets[fig].what);
     for (int i = 0; i < k; i++)
         printf(" %.3g", v[i]);
     qsort(v, (size_t)k, sizeof *v, cmp_double);
     double median = k % 2 ? v[k / 2] : (v[k / 2 - 1] + v[k / 2]) / 2;
-    printf("\n  %-40s %-10.3f %-10s %s\n", "  median", median, target,
+    bool at_most = figure_targets[fig].at_most;
+    double bound = figure_targets[fig].bound;
+    printf("\n  %-40s %-10.3f %-10s %s\n", "  median", median, figure_targets[fig].target,
            bench_verdict(at_most ? median < bound : median >= bound));
 }
 
 static void print_repeats(const figures_t *runs, int n)
 {
     printf("\ntargets over %d runs, judged on the medians\n", n);
-    repeat_row("workload 1: --sync full / forwarder", runs, n, offsetof(figures_t, full_forwarder),
-               ">= 0.7", 0.7, false);
-    repeat_row("workload 1: audit log on / off", runs, n, offsetof(figures_t, log_on_off),
-               ">= 0.85", 0.85, false);
-    repeat_row("workload 1: N agencies / 2", runs, n, offsetof(figures_t, partnership), ">= 0.8",
-               0.8, false);
-    repeat_row("fan-out: the log adds to p99, ms", runs, n, offsetof(figures_t, log_adds_ms), "< 1",
-               1.0, true);
-    repeat_row("fan-out: --sync full p99, ms", runs, n, offsetof(figures_t, fan_full_p99), "< 5",
-               5.0, true);
-    repeat_row("fan-out: p99 --sync full / forwarder", runs, n, offsetof(figures_t, fan_ratio),
-               "<= 2", 2.0 + 1e-9, true);
+    for (int fig = 0; fig < N_FIGURES; fig++)
+        repeat_row(runs, n, fig);
 }
 
 /*  The audit log on, then off; in odd runs of --repeat off first, so that
@@ -2366,7 +2372,7 @@ int main(int argc, char **argv)
            "127.0.0.1\n",
            cores, load[0]);
     fflush(stdout);
-    figures_t runs[50];
+    figures_t runs[MAX_REPEAT];
     for (int run = 0; run < opt.repeat; run++) {
         if (opt.repeat > 1)
             printf("\n== run %d of %d\n", run + 1, opt.repeat);

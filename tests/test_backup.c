@@ -470,8 +470,8 @@ static void test_a_short_disk_stops_a_backup(void **state)
     char path[700];
     assert_true(appears(in(path, sizeof path, call.dir, "caveat.db.partial"), 10000));
     /* nothing else happens: an idle broker looks at its disk every 10 ms
-     * while a backup runs (between looks it waits at most 200 ms for a
-     * message), and the copy takes a few hundred */
+     * while a backup runs (it once waited up to 200 ms for a message
+     * between looks), and the copy takes a few hundred */
     int64_t filled = zclock_mono();
     assert_true(harness_fill_disk(h) > 0);
     backup_end(&call);
