@@ -29,10 +29,8 @@ char *cv_audit_leaf_end(cv_json_writer_t **writer_p)
     if (!writer_p || !*writer_p)
         return NULL;
     cv_json_object_end(*writer_p);
-    const char *text = cv_json_writer_text(*writer_p);
-    char *leaf = text ? strdup(text) : NULL;
-    cv_json_writer_destroy(writer_p);
-    return leaf;
+    size_t len;
+    return cv_json_writer_take(writer_p, &len);
 }
 
 /*  The JSON text of a key and string value, as the leaves write it:

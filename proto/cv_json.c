@@ -936,22 +936,30 @@ typedef struct {
     bool pretty;
 } out_t;
 
-static void put(out_t *o, const char *s, size_t n)
+/*  Room for n more bytes and the NUL; false when there is none. */
+static bool room_for(out_t *o, size_t n)
 {
     if (o->failed)
-        return;
-    if (o->cap - o->len <= n) { /* room for n bytes and the NUL */
-        size_t cap = o->cap ? o->cap : 256;
-        while (cap - o->len <= n && cap <= SIZE_MAX / 2)
-            cap *= 2;
-        char *data = cap - o->len > n ? realloc(o->data, cap) : NULL;
-        if (!data) {
-            o->failed = true;
-            return;
-        }
-        o->data = data;
-        o->cap = cap;
+        return false;
+    if (o->cap - o->len > n)
+        return true;
+    size_t cap = o->cap ? o->cap : 512; /* an audit leaf, mostly, in one */
+    while (cap - o->len <= n && cap <= SIZE_MAX / 2)
+        cap *= 2;
+    char *data = cap - o->len > n ? realloc(o->data, cap) : NULL;
+    if (!data) {
+        o->failed = true;
+        return false;
     }
+    o->data = data;
+    o->cap = cap;
+    return true;
+}
+
+static void put(out_t *o, const char *s, size_t n)
+{
+    if (!room_for(o, n))
+        return;
     memcpy(o->data + o->len, s, n);
     o->len += n;
     o->data[o->len] = '\0';
@@ -1009,10 +1017,31 @@ static bool plain_ascii(unsigned char c)
     return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
 }
 
+/*  How many bytes from p on are plain ASCII, up to the NUL. */
+static size_t plain_run(const unsigned char *p)
+{
+    size_t len = 0;
+    while (plain_ascii(p[len]))
+        len++;
+    return len;
+}
+
 static void emit_string(out_t *o, const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
-    size_t n = strlen(s);
+    size_t plain = plain_run(p);
+    if (!p[plain]) { /* plain ASCII to the end, as ids, names and keys are: at once */
+        if (room_for(o, plain + 2)) {
+            char *at = o->data + o->len;
+            at[0] = '"';
+            memcpy(at + 1, s, plain);
+            at[plain + 1] = '"';
+            at[plain + 2] = '\0';
+            o->len += plain + 2;
+        }
+        return;
+    }
+    size_t n = plain + strlen(s + plain);
     put(o, "\"", 1);
     for (size_t i = 0, len; i < n; i += len) {
         uint32_t cp;
@@ -1345,4 +1374,17 @@ void cv_json_message(cv_json_writer_t *self, const ProtobufCMessage *msg)
 const char *cv_json_writer_text(const cv_json_writer_t *self)
 {
     return self->out.failed ? NULL : self->out.data ? self->out.data : "";
+}
+
+char *cv_json_writer_take(cv_json_writer_t **self_p, size_t *len)
+{
+    cv_json_writer_t *self = *self_p;
+    char *text = NULL;
+    if (!self->out.failed) {
+        text = self->out.data ? self->out.data : strdup("");
+        self->out.data = NULL;
+    }
+    *len = text ? self->out.len : 0;
+    cv_json_writer_destroy(self_p);
+    return text;
 }

@@ -186,6 +186,9 @@ void cv_json_uint(cv_json_writer_t *self, uint64_t value);
 void cv_json_message(cv_json_writer_t *self, const ProtobufCMessage *msg);
 /*  The text so far, owned by the writer; NULL after an allocation failure. */
 const char *cv_json_writer_text(const cv_json_writer_t *self);
+/*  The text, now the caller's to free, and its length; the writer is
+ *  destroyed. NULL after an allocation failure. */
+char *cv_json_writer_take(cv_json_writer_t **self_p, size_t *len);
 
 /*  libfyaml 0.7 takes an invalid UTF-8 byte between tokens for the end of
  *  input and silently parses a truncated document; so every parser checks

@@ -648,6 +648,34 @@ static void test_writer_numbers_and_strings(void **state)
     cv_json_writer_destroy(&w);
 }
 
+/*  The text taken from a writer is the caller's, with its length: past
+ *  the writer's first buffer, and for a writer that wrote nothing. */
+static void test_writer_take(void **state)
+{
+    (void)state;
+    cv_json_writer_t *w = cv_json_writer_new(0);
+    cv_json_array_begin(w);
+    char want[4096] = "[";
+    for (int i = 0; i < 300; i++) {
+        cv_json_string(w, "abc");
+        strcat(want, i ? ",\"abc\"" : "\"abc\"");
+    }
+    cv_json_array_end(w);
+    strcat(want, "]");
+    size_t len = 0;
+    char *text = cv_json_writer_take(&w, &len);
+    assert_null(w);
+    assert_string_equal(text, want);
+    assert_int_equal(len, strlen(want));
+    free(text);
+
+    w = cv_json_writer_new(0);
+    text = cv_json_writer_take(&w, &len);
+    assert_string_equal(text, "");
+    assert_int_equal(len, 0);
+    free(text);
+}
+
 static void test_robustness(void **state)
 {
     (void)state;
@@ -733,6 +761,7 @@ int main(void)
         cmocka_unit_test(test_node_position),
         cmocka_unit_test(test_robustness),
         cmocka_unit_test(test_writer_numbers_and_strings),
+        cmocka_unit_test(test_writer_take),
         cmocka_unit_test(test_view_mode_allows_masked_formats),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
