@@ -1,5 +1,6 @@
-/*  cv_hasher.h: the BLAKE2b-256 sums of a batch of byte strings, taken by
- *  a worker thread while the broker's loop goes on with its other work.
+/*  cv_hasher.h: the sums of a batch of byte strings (BLAKE2b-256 unless a
+ *  job says otherwise), taken by a worker thread while the broker's loop
+ *  goes on with its other work.
  *
  *  The loop prepares a Publish's reports (checks, stamps, packs), starts
  *  their sums here, then stores them one by one: by the time it asks for a
@@ -19,9 +20,13 @@
 
 #define CV_CHECKSUM_BYTES 32 /* BLAKE2b-256 (crypto_generichash) */
 
+/*  A 32-byte hash of bytes (cv_checksum's form). */
+typedef void cv_hash_fn(uint8_t sum[CV_CHECKSUM_BYTES], const void *bytes, size_t len);
+
 typedef struct {
     const uint8_t *bytes;
     size_t len;
+    cv_hash_fn *fn;                  /* how it is hashed; NULL: cv_checksum */
     uint8_t sum[CV_CHECKSUM_BYTES];  /* the claimer's */
     uint8_t mine[CV_CHECKSUM_BYTES]; /* the loop's, when it tired of waiting */
     atomic_bool done;                /* set by whoever claimed the job, once sum is written */
@@ -29,7 +34,7 @@ typedef struct {
 
 typedef struct cv_hasher_t cv_hasher_t;
 
-/*  The sum itself, on the calling thread. */
+/*  The sum itself (BLAKE2b-256), on the calling thread. */
 void cv_checksum(uint8_t sum[CV_CHECKSUM_BYTES], const void *bytes, size_t len);
 
 /*  Starts the worker thread; NULL when it cannot (sums are then taken on

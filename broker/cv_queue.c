@@ -187,17 +187,26 @@ uint64_t cv_queue_give_seq(cv_queue_t *self, cv_routed_t item)
     return ++self->last_seq;
 }
 
-bool cv_queue_viewed(cv_queue_t *self, uint64_t seq, const uint8_t view[CV_VIEW_HASH_BYTES],
-                     const char *report_id)
+/*  The delivery seq in flight, or NULL. */
+static cv_sent_t *in_flight_at(cv_queue_t *self, uint64_t seq)
 {
     ring_t *r = &self->in_flight;
     if (r->count == 0)
-        return false;
+        return NULL;
     uint64_t first = ((const cv_sent_t *)ring_at(r, 0))->seq;
     if (seq < first || seq - first >= r->count)
-        return false;
+        return NULL;
     cv_sent_t *sent = ring_at(r, (size_t)(seq - first));
     assert(sent->seq == seq); /* seqs in flight run without gaps */
+    return sent;
+}
+
+bool cv_queue_viewed(cv_queue_t *self, uint64_t seq, const uint8_t view[CV_VIEW_HASH_BYTES],
+                     const char *report_id)
+{
+    cv_sent_t *sent = in_flight_at(self, seq);
+    if (!sent)
+        return false;
     if (!sent->report_id || strcmp(sent->report_id, report_id) != 0) {
         char *id = strdup(report_id);
         if (!id)
@@ -205,6 +214,15 @@ bool cv_queue_viewed(cv_queue_t *self, uint64_t seq, const uint8_t view[CV_VIEW_
         free(sent->report_id);
         sent->report_id = id;
     }
+    sent->viewed = false; /* until its hash is known: the view sent may differ from the last */
+    return !view || cv_queue_view_hashed(self, seq, view);
+}
+
+bool cv_queue_view_hashed(cv_queue_t *self, uint64_t seq, const uint8_t view[CV_VIEW_HASH_BYTES])
+{
+    cv_sent_t *sent = in_flight_at(self, seq);
+    if (!sent || !sent->report_id)
+        return false;
     memcpy(sent->view, view, CV_VIEW_HASH_BYTES);
     sent->viewed = true;
     return true;

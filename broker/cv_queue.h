@@ -74,10 +74,14 @@ const cv_sent_t *cv_queue_sent_after(const cv_queue_t *self, uint64_t after);
 size_t cv_queue_ack(cv_queue_t *self, uint64_t up_to);
 
 /*  The delivery seq (in flight) was sent as the view whose SHA-256 is
- *  view, of the report report_id. false: seq is not in flight, or out of
- *  memory. */
+ *  view, of the report report_id. view NULL: its hash is being taken and
+ *  comes with cv_queue_view_hashed (until then the delivery is not
+ *  viewed). false: seq is not in flight, or out of memory. */
 bool cv_queue_viewed(cv_queue_t *self, uint64_t seq, const uint8_t view[CV_VIEW_HASH_BYTES],
                      const char *report_id);
+/*  The hash of the view last sent as seq, which cv_queue_viewed named
+ *  without it. false: seq is no longer in flight. */
+bool cv_queue_view_hashed(cv_queue_t *self, uint64_t seq, const uint8_t view[CV_VIEW_HASH_BYTES]);
 /*  The deliveries acknowledged since the state was last saved, in seq
  *  order: what the save's "delivered" audit leaves describe. Forgotten
  *  when it is marked saved. */
