@@ -5,7 +5,9 @@
  *  is under test is the client's framing, batching, buffering, dedupe and
  *  reconnect; the end-to-end tests run the real caveatd.
  */
+#include <arpa/inet.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -241,14 +244,20 @@ static void test_no_answer(void **state)
     zcert_destroy(&impostor);
 }
 
-/*  Nothing listening: no answer at all, which is not a key problem. */
+/*  Nothing listening: no answer at all, which is not a key problem. The
+ *  port is held bound and not listening, so connections to it are refused
+ *  and no other test's broker can take it meanwhile (a port merely free a
+ *  moment ago was, once, taken by one). */
 static void test_broker_down(void **state)
 {
     (void)state;
-    zsock_t *placeholder = zsock_new(ZMQ_ROUTER);
-    int port = zsock_bind(placeholder, "tcp://127.0.0.1:*");
-    assert_true(port > 0);
-    zsock_destroy(&placeholder); /* a port that was free a moment ago */
+    int held = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(held >= 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof addr;
+    assert_int_equal(bind(held, (struct sockaddr *)&addr, sizeof addr), 0);
+    assert_int_equal(getsockname(held, (struct sockaddr *)&addr, &len), 0);
+    int port = ntohs(addr.sin_port);
     char endpoint[64];
     snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", port);
     cv_client_config_t config = config_for(endpoint);
@@ -261,6 +270,7 @@ static void test_broker_down(void **state)
     assert_string_equal(err.msg, expected);
     assert_int_equal(err.code, CV_ERR_UNREACHABLE);
     assert_string_equal(cv_code_name(err.code), "UNREACHABLE");
+    close(held);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -805,7 +815,8 @@ static void test_pipelined_ack_goes_to_its_publish(void **state)
     Caveat__Report *first = new_report("first", 10), *second = new_report("second", 10);
     cv_publish_result_t a, b;
     cv_error_t err = {0};
-    int64_t ta = cv_client_publish_start(client, (const Caveat__Report *const *)&first, 1, &a, &err);
+    int64_t ta =
+        cv_client_publish_start(client, (const Caveat__Report *const *)&first, 1, &a, &err);
     int64_t tb =
         cv_client_publish_start(client, (const Caveat__Report *const *)&second, 1, &b, &err);
     assert_true(ta > 0 && tb > ta);
