@@ -218,9 +218,32 @@ bool cv_queue_viewed(cv_queue_t *self, uint64_t seq, const uint8_t view[CV_VIEW_
     return !view || cv_queue_view_hashed(self, seq, view);
 }
 
+/*  The delivery seq acknowledged since the last save, or NULL. They run
+ *  in seq order, without gaps unless memory ran out as they were kept. */
+static cv_sent_t *acked_at(cv_queue_t *self, uint64_t seq)
+{
+    ring_t *r = &self->acked;
+    if (r->count == 0)
+        return NULL;
+    uint64_t first = ((const cv_sent_t *)ring_at(r, 0))->seq;
+    if (seq >= first && seq - first < r->count) {
+        cv_sent_t *sent = ring_at(r, (size_t)(seq - first));
+        if (sent->seq == seq)
+            return sent;
+    }
+    for (size_t i = 0; i < r->count; i++) {
+        cv_sent_t *sent = ring_at(r, i);
+        if (sent->seq == seq)
+            return sent;
+    }
+    return NULL;
+}
+
 bool cv_queue_view_hashed(cv_queue_t *self, uint64_t seq, const uint8_t view[CV_VIEW_HASH_BYTES])
 {
     cv_sent_t *sent = in_flight_at(self, seq);
+    if (!sent)
+        sent = acked_at(self, seq);
     if (!sent || !sent->report_id)
         return false;
     memcpy(sent->view, view, CV_VIEW_HASH_BYTES);

@@ -80,7 +80,8 @@ size_t cv_queue_ack(cv_queue_t *self, uint64_t up_to);
 bool cv_queue_viewed(cv_queue_t *self, uint64_t seq, const uint8_t view[CV_VIEW_HASH_BYTES],
                      const char *report_id);
 /*  The hash of the view last sent as seq, which cv_queue_viewed named
- *  without it. false: seq is no longer in flight. */
+ *  without it: in flight, or acknowledged and not yet saved. false: the
+ *  queue no longer holds seq. */
 bool cv_queue_view_hashed(cv_queue_t *self, uint64_t seq, const uint8_t view[CV_VIEW_HASH_BYTES]);
 /*  The deliveries acknowledged since the state was last saved, in seq
  *  order: what the save's "delivered" audit leaves describe. Forgotten

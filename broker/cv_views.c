@@ -23,7 +23,6 @@ struct cv_views_t {
     cv_hash_job_t *jobs; /* views[i]'s is jobs[i], from cv_views_start */
     size_t n, cap;
     bool started;
-    uint64_t loop_ns;
 };
 
 cv_views_t *cv_views_new(cv_hasher_t *hasher)
@@ -90,19 +89,12 @@ void cv_views_finish(cv_views_t *self)
 {
     if (!self->started)
         cv_views_start(self); /* nothing to start when no view was added */
-    uint64_t before = cv_hasher_loop_ns(self->hasher);
     /* in the order sent: a delivery sent twice in a turn keeps its last */
     for (size_t i = 0; i < self->n; i++) {
         const uint8_t *hash = cv_hasher_take(self->hasher, self->jobs, i);
         cv_queue_view_hashed(self->views[i].queue, self->views[i].seq, hash);
     }
-    self->loop_ns += cv_hasher_loop_ns(self->hasher) - before;
     cv_views_discard(self);
-}
-
-uint64_t cv_views_loop_ns(const cv_views_t *self)
-{
-    return self->loop_ns;
 }
 
 void cv_views_discard(cv_views_t *self)

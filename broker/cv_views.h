@@ -2,12 +2,16 @@
  *  loop.
  *
  *  A "delivered" audit leaf names the hash of the exact view sent, but it
- *  is written only when the recipient acknowledges, turns later. So the
- *  loop does not hash a view as it packs it: it keeps a copy here, starts
- *  the turn's hashes on the hasher's worker (cv_hasher.h) before it
- *  writes the turn's leaves and commits, and gives each queue its hashes
- *  after the commit (cv_queue_view_hashed). Until then the deliveries are
- *  not "viewed"; no acknowledgement is handled in between.
+ *  is written only when the recipient's acknowledgement is saved, a turn
+ *  or more later. So the loop does not hash a view as it packs it: it
+ *  keeps a copy here, starts the turn's hashes on a hasher of their own
+ *  (cv_hasher.h) once it has pumped, and gives each queue its hashes at
+ *  the start of the next turn's end, before that turn saves
+ *  acknowledgements (cv_queue_view_hashed: the delivery may have been
+ *  acknowledged meanwhile). The worker has the whole of the next turn's
+ *  handling to take them. Until then the deliveries are not "viewed"; a
+ *  save that comes first names their views by packing them again, as
+ *  after a restart, so nothing is recorded wrong, only later.
  *
  *  What one turn copies here is bounded by what it may send (the broker's
  *  OUT_BYTES_MAX of deliveries waiting for their sync).
@@ -31,12 +35,11 @@ void cv_views_add(cv_views_t *self, cv_queue_t *queue, uint64_t seq, const void 
  *  cv_views_finish or cv_views_discard. */
 void cv_views_start(cv_views_t *self);
 /*  Gives each view's queue its hash, then forgets them all. The queues
- *  must still be those they were added with. */
+ *  must still be those they were added with: before queues are read back
+ *  from the store, cv_views_discard. */
 void cv_views_finish(cv_views_t *self);
-/*  Forgets them (the turn rolled back, taking its deliveries). */
+/*  Forgets them (the turn rolled back, taking its deliveries, or the
+ *  queues are read back). */
 void cv_views_discard(cv_views_t *self);
-/*  Nanoseconds the loop spent on views' hashes (taken or waited for in
- *  cv_views_finish): part of cv_hasher_loop_ns. */
-uint64_t cv_views_loop_ns(const cv_views_t *self);
 
 #endif

@@ -1,8 +1,8 @@
 /*  The hashes of the views a turn sends, taken beside the loop
  *  (broker/cv_views.h): after the finish every delivery added is viewed
  *  with the SHA-256 (libsodium's, not the code under test) of the bytes
- *  last added for it; before it, and after a discard, none is; a delivery
- *  no longer in flight is passed over.
+ *  last added for it, acknowledged meanwhile or not; before it, and after
+ *  a discard, none is; one the queue no longer holds is passed over.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -134,9 +134,10 @@ static void a_discarded_turn_views_nothing(void **state)
     cv_hasher_destroy(&hasher);
 }
 
-/*  Deliveries acknowledged before the finish are no longer in flight:
- *  passed over, the rest still given their hashes. */
-static void deliveries_gone_are_passed_over(void **state)
+/*  Deliveries acknowledged before the finish (the next turn's) are given
+ *  their hashes all the same, for the save's leaves; those whose
+ *  acknowledgement was saved meanwhile are gone, and passed over. */
+static void acknowledged_ones_are_given_theirs(void **state)
 {
     (void)state;
     cv_hasher_t *hasher = cv_hasher_new();
@@ -146,11 +147,18 @@ static void deliveries_gone_are_passed_over(void **state)
     for (uint64_t seq = 1; seq <= 10; seq++)
         send_view(views, q, seq, want[seq]);
     cv_views_start(views);
-    assert_int_equal(cv_queue_ack(q, 4), 4);
+    assert_int_equal(cv_queue_ack(q, 2), 2);
+    cv_queue_mark_saved(q); /* 1 and 2: saved, forgotten */
+    assert_int_equal(cv_queue_ack(q, 6), 4);
     cv_views_finish(views);
-    for (size_t i = 0; i < cv_queue_acked_count(q); i++)
-        assert_false(cv_queue_acked_at(q, i)->viewed);
-    for (uint64_t seq = 5; seq <= 10; seq++)
+    assert_int_equal(cv_queue_acked_count(q), 4);
+    for (size_t i = 0; i < 4; i++) {
+        const cv_sent_t *sent = cv_queue_acked_at(q, i);
+        assert_int_equal(sent->seq, i + 3);
+        assert_true(sent->viewed);
+        assert_memory_equal(sent->view, want[i + 3], 32);
+    }
+    for (uint64_t seq = 7; seq <= 10; seq++)
         assert_memory_equal(sent_at(q, seq)->view, want[seq], 32);
     cv_queue_destroy(&q);
     cv_views_destroy(&views);
@@ -165,7 +173,7 @@ int main(void)
         cmocka_unit_test(views_are_sha256_of_what_was_sent),
         cmocka_unit_test(no_worker),
         cmocka_unit_test(a_discarded_turn_views_nothing),
-        cmocka_unit_test(deliveries_gone_are_passed_over),
+        cmocka_unit_test(acknowledged_ones_are_given_theirs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
