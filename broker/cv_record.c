@@ -24,10 +24,11 @@ struct cv_record_t {
      *  field the report holds. Recipients given the same share one. */
     struct {
         const char **paths; /* the fields the report holds, schema order */
-        const char **rows;  /* view v's outcomes at v * cap */
+        const char **rows;  /* view v's outcomes at v * cap; room for rows_room outcomes */
         const char **row;   /* the recipient's, being compared */
         int fields, cap;    /* fields, and room for them in a row */
-        int n, cap_rows;
+        int n;
+        size_t rows_room;
     } views;
     struct {
         char **data; /* the transaction's leaves, not yet written: cv_record_flush */
@@ -211,10 +212,15 @@ static int view_of(cv_record_t *self, cv_decision_t *decision)
     for (int v = 0; v < self->views.n; v++)
         if (memcmp(self->views.rows + (size_t)v * width, self->views.row, bytes) == 0)
             return v;
-    if (self->views.n == self->views.cap_rows) {
-        self->views.cap_rows = self->views.cap_rows ? 2 * self->views.cap_rows : 8;
-        self->views.rows =
-            cv_xrealloc(self->views.rows, (size_t)self->views.cap_rows * width * sizeof(char *));
+    /* room counted in outcomes, not rows: a report with more fields than
+     * the last has wider rows in the same table */
+    size_t need = ((size_t)self->views.n + 1) * width;
+    if (need > self->views.rows_room || !self->views.rows) { /* never NULL: memcpy's */
+        size_t room = self->views.rows_room ? 2 * self->views.rows_room : 8 * width + 1;
+        while (room < need)
+            room *= 2;
+        self->views.rows = cv_xrealloc(self->views.rows, room * sizeof(char *));
+        self->views.rows_room = room;
     }
     memcpy(self->views.rows + (size_t)self->views.n * width, self->views.row, bytes);
     return self->views.n++;
