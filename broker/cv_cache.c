@@ -82,14 +82,22 @@ char *cv_cache_strdup(cv_cache_t *self, const char *text)
     return copy;
 }
 
+/*  Unsigned, so that a rowid below 1 (which only a damaged store holds)
+ *  still names a slot rather than memory before the table. */
+static size_t slot_of(int64_t rowid)
+{
+    return (size_t)((uint64_t)rowid % SLOTS);
+}
+
 void cv_cache_put(cv_cache_t *self, int64_t rowid, const Caveat__Report *report)
 {
-    self->slots[rowid % SLOTS] = (slot_t){rowid, report, self->current, self->epoch[self->current]};
+    self->slots[slot_of(rowid)] =
+        (slot_t){rowid, report, self->current, self->epoch[self->current]};
 }
 
 const Caveat__Report *cv_cache_get(const cv_cache_t *self, int64_t rowid)
 {
-    const slot_t *s = &self->slots[rowid % SLOTS];
+    const slot_t *s = &self->slots[slot_of(rowid)];
     return s->rowid == rowid && s->report && s->epoch == self->epoch[s->generation] ? s->report
                                                                                     : NULL;
 }

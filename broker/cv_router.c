@@ -18,9 +18,11 @@ struct cv_router_t {
     cv_router_saving_fn *saving; /* the audit leaves of what a save finishes */
     void *saving_arg;
     struct {
-        cv_queue_t **by_id; /* by store id */
-        size_t cap;
-        bool failed; /* out of memory, or a row naming no queue */
+        cv_queue_t **by_id; /* in ascending store id, as the store lists them */
+        size_t n, cap;
+        bool failed;  /* out of memory */
+        bool damaged; /* a row caveat never writes: the id below */
+        int64_t damaged_id;
     } load;
 };
 
@@ -104,31 +106,61 @@ int64_t cv_router_max_report(const cv_router_t *self)
 /* ------------------------------------------------------------------------ */
 /*  Loading: the store's rows name queues by id.                            */
 
+/*  Queues arrive in ascending id; they are kept in that order and found
+ *  by binary search, so memory follows the number of queues, not their
+ *  ids (a damaged store's id of 2^32 must not size an array). */
 static bool index_queue(cv_router_t *self, cv_queue_t *q)
 {
-    size_t id = (size_t)cv_queue_id(q);
-    if (id >= self->load.cap) {
-        size_t cap = id * 2 + 16;
+    if (self->load.n == self->load.cap) {
+        size_t cap = self->load.cap * 2 + 16;
         cv_queue_t **grown = realloc(self->load.by_id, cap * sizeof *grown);
         if (!grown)
             return false;
-        memset(grown + self->load.cap, 0, (cap - self->load.cap) * sizeof *grown);
         self->load.by_id = grown;
         self->load.cap = cap;
     }
-    self->load.by_id[id] = q;
+    self->load.by_id[self->load.n++] = q;
     return true;
 }
 
 static cv_queue_t *loaded(cv_router_t *self, int64_t id)
 {
-    return id >= 0 && (size_t)id < self->load.cap ? self->load.by_id[id] : NULL;
+    size_t lo = 0, hi = self->load.n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int64_t at = cv_queue_id(self->load.by_id[mid]);
+        if (at == id)
+            return self->load.by_id[mid];
+        if (at < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+/*  Notes the first id caveat never writes, and whether id is one: queue
+ *  ids are positive, ascending, and fit the routes' 4-byte entries; report
+ *  rowids are positive. A store holding others was damaged outside caveat
+ *  and is refused rather than half-loaded. */
+static bool damaged(cv_router_t *self, int64_t id, bool bad)
+{
+    if (bad && !self->load.damaged) {
+        self->load.damaged = true;
+        self->load.damaged_id = id;
+    }
+    return bad;
 }
 
 static void on_load_queue(void *arg, int64_t id, const char *agency, const char *feed,
                           const cv_queue_state_t *state)
 {
     cv_router_t *self = arg;
+    size_t n = self->load.n;
+    if (damaged(self, id,
+                id <= 0 || id > (int64_t)UINT32_MAX ||
+                    (n && id <= cv_queue_id(self->load.by_id[n - 1]))))
+        return;
     cv_queue_t *q = add_queue(self, id, agency, feed);
     if (q && index_queue(self, q))
         cv_queue_restore_state(q, state);
@@ -140,13 +172,15 @@ static void on_load_sent(void *arg, int64_t queue, uint64_t seq, cv_routed_t ite
 {
     cv_router_t *self = arg;
     cv_queue_t *q = loaded(self, queue);
-    if (q && !cv_queue_restore_sent(q, seq, item))
+    if (q && !damaged(self, item.report, item.report <= 0) && !cv_queue_restore_sent(q, seq, item))
         self->load.failed = true;
 }
 
 static void on_load_route(void *arg, int64_t report, int priority, const int64_t *queues, size_t n)
 {
     cv_router_t *self = arg;
+    if (damaged(self, report, report <= 0))
+        return;
     for (size_t i = 0; i < n; i++) {
         cv_queue_t *q = loaded(self, queues[i]);
         if (q && !cv_queue_restore_route(q, (cv_routed_t){report, priority}))
@@ -159,17 +193,24 @@ bool cv_router_load(cv_router_t *self, cv_error_t *err)
     static const cv_store_loader_t loader = {on_load_queue, on_load_sent, on_load_route};
     zhashx_purge(self->queues);
     self->load.failed = false;
+    self->load.damaged = false;
+    self->load.n = 0;
     self->unsaved = false;
     bool ok = cv_store_load(self->store, &loader, self, &self->max_report, err);
     for (cv_queue_t *q = zhashx_first(self->queues); q; q = zhashx_next(self->queues))
         cv_queue_restore_end(q);
-    if (ok && self->load.failed) {
+    if (ok && self->load.damaged) {
+        cv_error_set(err, NULL, 0, 0,
+                     "store: damaged: a queue or report id of %lld, which caveat never writes",
+                     (long long)self->load.damaged_id);
+        ok = false;
+    } else if (ok && self->load.failed) {
         cv_error_set(err, NULL, 0, 0, "store: out of memory loading the queues");
         ok = false;
     }
     free(self->load.by_id);
     self->load.by_id = NULL;
-    self->load.cap = 0;
+    self->load.n = self->load.cap = 0;
     if (!ok)
         zhashx_purge(self->queues);
     return ok;

@@ -57,15 +57,19 @@ static bool remember_view(receipts_t *r, const cv_delivery_t *d)
 }
 
 /*  DIR/ID.SEQ.tlog-proof, every byte of the id outside [A-Za-z0-9_-] as
- *  %XX: an id is the sender's choice, a file name must not climb out. */
-static void receipt_path(char *path, size_t size, const char *dir, const cv_receipt_t *receipt)
+ *  %XX: an id is the sender's choice, a file name must not climb out.
+ *  False when that does not fit in size: a cut name is another file. */
+static bool receipt_path(char *path, size_t size, const char *dir, const cv_receipt_t *receipt)
 {
     size_t at = (size_t)snprintf(path, size, "%s/", dir);
-    for (const unsigned char *c = (const unsigned char *)receipt->report_id; *c && at + 4 < size;
-         c++)
+    const unsigned char *c = (const unsigned char *)receipt->report_id;
+    for (; *c && at + 4 < size; c++)
         at += (size_t)snprintf(path + at, size - at,
                                isalnum(*c) || *c == '_' || *c == '-' ? "%c" : "%%%02X", *c);
-    snprintf(path + at, size - at, ".%" PRIu64 ".tlog-proof", receipt->seq);
+    if (*c || at >= size)
+        return false;
+    int tail = snprintf(path + at, size - at, ".%" PRIu64 ".tlog-proof", receipt->seq);
+    return tail > 0 && (size_t)tail < size - at;
 }
 
 /*  Written whole or not at all: to a temporary name, then renamed. */
@@ -95,7 +99,8 @@ static int take_receipts(cv_client_t *client, receipts_t *r)
                              "the receipt of seq %" PRIu64 " names a view other than the one"
                              " received",
                              receipt->seq);
-        receipt_path(path, sizeof path, r->dir, receipt);
+        if (!receipt_path(path, sizeof path, r->dir, receipt))
+            return cli_error(CLI_FAILED, "%s: a receipt's file name would be too long", r->dir);
         if (!write_receipt(path, receipt))
             return cli_error(CLI_FAILED, "%s: %s", path, strerror(errno));
         zhashx_delete(r->views, key);

@@ -88,6 +88,25 @@ else
     fail "tlogcheck would not build"
 fi
 
+# a DIR that leaves no room for a receipt's file name (a long report id
+# in a deep directory) is refused, not cut to another file's name
+long="$tmp"
+while [ ${#long} -lt 3950 ]; do long="$long/$(printf 'd%.0s' $(seq 190))"; done
+mkdir -p "$long"
+as hull-cc subscribe --count 1 --timeout 15 --receipts "$long" >"$tmp/long.out" \
+    2>"$tmp/long.err" &
+longsub=$!
+longid="r-$(printf '.%.0s' $(seq 100))" # 102 bytes, 302 in a file name
+sed "1a\\  \"id\": \"$longid\"," \
+    "$CAVEAT_SOURCE_DIR/examples/reports/vulnerable_individual.json" >"$tmp/long.json"
+as hum-bcu-hull publish "$tmp/long.json" >/dev/null
+status=0
+wait "$longsub" || status=$?
+[ "$status" -eq 1 ] || fail "a long --receipts DIR: exit $status: $(cat "$tmp/long.err")"
+grep -q "a receipt's file name would be too long" "$tmp/long.err" ||
+    fail "a long --receipts DIR: $(cat "$tmp/long.err")"
+[ -z "$(ls -A "$long")" ] || fail "a long --receipts DIR: written: $(ls -A "$long")"
+
 # the log: a delivered leaf for each recipient, and still good
 first=$(echo "$ids" | head -1)
 stop_broker

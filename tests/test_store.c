@@ -31,6 +31,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cv_cache.h"
 #include "cv_queue.h"
 #include "cv_router.h"
 #include "cv_store.h"
@@ -1225,6 +1226,75 @@ static void test_store_get_report(void **state)
     assert_false(cv_store_get_report(r->store, id + 100, &body, &len, &err));
     assert_non_null(strstr(err.msg, "no report"));
     rig_free(r);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  A store altered outside caveat: ids caveat never writes are refused.    */
+
+/*  A store with two queues, two reports routed to both and one delivery
+ *  of the first pending on "a"; then sql run on its file, as an intruder
+ *  or a broken tool would. Loading it must fail, naming the damage, with
+ *  no queue half-loaded (and, under ASan, no write outside the router). */
+static void sql_file(const char *path, const char *sql);
+
+static void assert_damage_refused(const char *sql)
+{
+    rig_t *r = rig_new();
+    begin(r);
+    int64_t qs[2] = {queue_of(r, "a", ""), queue_of(r, "b", "")};
+    publish(r, 0, qs, 2);
+    publish(r, 0, qs, 2);
+    assert_int_equal(pump(r, qs[0], 1, NULL), 1);
+    commit(r);
+    rig_close(r);
+    char path[sizeof r->dir + 16];
+    snprintf(path, sizeof path, "%s/caveat.db", r->dir);
+    sql_file(path, sql);
+    rig_open(r);
+    cv_error_t err = {0};
+    bool loaded = cv_router_load(r->router, &err);
+    if (loaded)
+        print_error("%s: loaded\n", sql);
+    assert_false(loaded);
+    if (!strstr(err.msg, "damaged"))
+        print_error("%s: refused with \"%s\"\n", sql, err.msg);
+    assert_non_null(strstr(err.msg, "damaged"));
+    assert_null(cv_router_find(r->router, "a", ""));
+    assert_null(cv_router_find(r->router, "b", ""));
+    rig_free(r);
+}
+
+static void test_router_refuses_damaged_ids(void **state)
+{
+    (void)state;
+    assert_damage_refused("UPDATE queues SET id = -7 WHERE agency = 'a'");
+    assert_damage_refused("UPDATE queues SET id = 0 WHERE agency = 'b'");
+    assert_damage_refused("UPDATE queues SET id = 4294967296 WHERE agency = 'b'");
+    assert_damage_refused("UPDATE queues SET id = 9223372036854775807 WHERE agency = 'b'");
+    /* (routes are read from the oldest report still waiting up: one below 1 is never read) */
+    assert_damage_refused("UPDATE sent SET reports = x'ffffffffffffffff'");
+    assert_damage_refused("UPDATE sent SET reports = x'0000000000000000'");
+}
+
+/*  The broker's report cache is found by rowid: a rowid below 1 (from a
+ *  damaged store) still names one of its slots, the one its unsigned
+ *  value names, and nothing before the table. */
+static void test_cache_rowids_below_one(void **state)
+{
+    (void)state;
+    cv_cache_t *cache = cv_cache_new();
+    assert_non_null(cache);
+    static const Caveat__Report first = CAVEAT__REPORT__INIT, second = CAVEAT__REPORT__INIT;
+    cv_cache_put(cache, -1, &first);
+    assert_ptr_equal(cv_cache_get(cache, -1), &first);
+    assert_null(cv_cache_get(cache, 1));
+    /* 2^64 - 1 is 16383 modulo the table's 16384 slots: the same slot */
+    cv_cache_put(cache, 16383, &second);
+    assert_null(cv_cache_get(cache, -1));
+    assert_ptr_equal(cv_cache_get(cache, 16383), &second);
+    cv_cache_put(cache, INT64_MIN, &first);
+    assert_ptr_equal(cv_cache_get(cache, INT64_MIN), &first);
+    cv_cache_destroy(&cache);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -2506,6 +2576,8 @@ int main(int argc, char **argv)
         TEST(test_store_dropped_report_stays_dropped),
         TEST(test_store_drop_lost_with_its_turn),
         TEST(test_store_get_report),
+        TEST(test_router_refuses_damaged_ids),
+        TEST(test_cache_rowids_below_one),
         TEST(test_store_late_queue_starts_past_earlier_reports),
         TEST(test_store_random_model),
         TEST(test_put_same_and_conflict),
