@@ -388,8 +388,8 @@ static void test_checkpoint_refusals(void **state)
                            "CgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCg==",
                            "CgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgo= ",
                            /* libsodium alone reads 0xa7 as '/' (fuzz_audit_note found it) */
-                           "AAcOFRwjKjE4P0ZN\xa7"
-                           "FtiaXB3fMk5oWqhqK+2vcTL0tk=",
+                           ("AAcOFRwjKjE4P0ZN\xa7"
+                            "FtiaXB3fMk5oWqhqK+2vcTL0tk="),
                            /* the unused bits of the last letter set: not canonical */
                            "CgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgoKCgp="};
     for (size_t i = 0; i < sizeof roots / sizeof *roots; i++) {

@@ -33,7 +33,7 @@ typedef struct {
     size_t len, cap;
 } text_t;
 
-static void text_add(text_t *t, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void text_add(text_t *t, const char *fmt, ...)
 {
     for (;;) {
         va_list ap;
