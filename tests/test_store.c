@@ -792,7 +792,7 @@ static size_t ack(rig_t *r, int64_t queue, uint64_t up_to)
 {
     cv_error_t err = {0};
     cv_queue_t *q = rig_queue(r, queue);
-    assert_true(up_to <= cv_queue_last_seq(q)); /* on_ack refuses anything above */
+    assert_true(up_to <= cv_queue_last_seq(q)); /* broker_on_ack refuses anything above */
     size_t n = cv_router_ack(r->router, q, up_to);
     MUST(cv_router_save_all(r->router, &err));
     return n;

@@ -1,0 +1,683 @@
+/*  cv_broker_admin.c: what administrators ask for (stats, sessions,
+ *  reload, purge, review, backup), and the policy reload that SIGHUP asks
+ *  for too. Work that needs the store to itself runs after the turn's
+ *  commit; a backup runs in its own thread. See cv_broker_int.h.
+ */
+#include "cv_broker_int.h"
+
+/* ------------------------------------------------------------------------ */
+/*  Policy reload and administration.                                       */
+
+/*  Ends the sessions of keys the policy no longer lists (Error REVOKED)
+ *  and of screening feeds it no longer has (Error BAD_REQUEST): they get
+ *  nothing more. */
+static void revoke_removed(cv_broker_t *self)
+{
+    zlistx_t *revoked = zlistx_new(); /* not deleted while the table is walked */
+    for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions)) {
+        int a = cv_policy_agency_find(self->policy, s->agency);
+        if (a < 0 || !cv_agency_has_key(cv_policy_agency(self->policy, a), s->key) ||
+            (*s->feed && !cv_policy_has_feed(self->policy, s->feed)))
+            zlistx_add_end(revoked, s);
+        else
+            broker_set_dirty(self, s, true); /* the new policy may send more, or less */
+    }
+    for (session_t *s = zlistx_first(revoked); s; s = zlistx_next(revoked)) {
+        int a = cv_policy_agency_find(self->policy, s->agency);
+        bool key_gone = a < 0 || !cv_agency_has_key(cv_policy_agency(self->policy, a), s->key);
+        broker_send_error(self, s->routing, key_gone ? E_REVOKED : E_BAD_REQUEST,
+                          key_gone ? "this agency's key is no longer in the policy"
+                                   : "no screening entry sends to that feed any more");
+        cv_log_info(self->log, "revoked: %s%s%s", s->agency, key_gone ? "" : " feed ",
+                    key_gone ? "" : s->feed);
+        self->stats.revoked++;
+        broker_end_session(self, s); /* nothing more, not even what waits for a sync */
+    }
+    zlistx_destroy(&revoked);
+}
+
+/*  Loads the policy file again; on any error the old policy stays. */
+bool broker_reload(cv_broker_t *self, cv_error_t *err)
+{
+    cv_policy_t *fresh = broker_load_policy(self, err);
+    cv_error_t recorded = {0};
+    if (!fresh) {
+        self->stats.reload_failures++;
+        cv_log_warning(self->log, "reload refused, the old policy stays: %s", err->msg);
+        if (!cv_record_policy_refused(self->record, err->msg, &recorded))
+            broker_fail_turn(self, recorded.msg);
+        return false;
+    }
+    if (!cv_record_policy(self->record, fresh, &recorded))
+        broker_fail_turn(self, recorded.msg);
+    cv_policy_destroy(&self->policy);
+    self->policy = fresh;
+    self->stats.reloads++;
+    cv_log_info(self->log, "policy %s version %lld loaded (%s)", cv_policy_protocol(fresh),
+                (long long)cv_policy_version(fresh), cv_policy_hash(fresh));
+    broker_forget_held_deliveries(self);
+    revoke_removed(self);
+    return true;
+}
+
+enum { COUNTS = 29 };
+
+static size_t counts_of(cv_broker_t *self, cv_count_t out[COUNTS])
+{
+    size_t n = 0;
+#define COUNT(name, counter, help, value)                                                          \
+    out[n++] = (cv_count_t){name, counter, help, (uint64_t)(value)}
+    COUNT("sessions", false, "delivery sessions open", zhashx_size(self->serving));
+    COUNT("senders", false, "send-only sessions open", zlistx_size(self->senders));
+    COUNT("queued", false, "deliveries waiting in queues", cv_router_queued(self->queues));
+    COUNT("published", true, "reports accepted and stored", self->stats.published);
+    COUNT("refused", true, "reports refused", self->stats.refused);
+    COUNT("delivered", true, "deliveries sent", self->stats.delivered);
+    COUNT("resent", true, "deliveries sent again after the ack timeout", self->stats.resent);
+    COUNT("purged", true, "reports purged by retention", self->stats.purged);
+    COUNT("dropped", true, "messages dropped: unknown keys, sends that failed",
+          self->stats.dropped);
+    COUNT("revoked", true, "sessions ended by a reload", self->stats.revoked);
+    COUNT("limited", true, "frames refused over a limit", self->stats.limited);
+    COUNT("foreign", true, "frames on a session under another key", self->stats.foreign);
+    COUNT("quarantined", true, "stored reports set aside as unreadable", self->stats.quarantined);
+    COUNT("refused_no_space", true, "reports refused for a short disk",
+          self->stats.refused_no_space);
+    COUNT("refusals_counted", true,
+          "refused reports the audit log counts in one leaf a Publish (over an agency's rate)",
+          self->stats.refusals_counted);
+    COUNT("checksum_loop_us", true, "microseconds the loop spent on stored reports' checksums",
+          cv_hasher_loop_ns(self->hasher) / 1000);
+    COUNT("view_hash_loop_us", true, "microseconds the loop spent on the hashes of views sent",
+          cv_hasher_loop_ns(self->view_hasher) / 1000);
+    COUNT("out_bytes_peak", false, "most bytes of deliveries waiting for their sync at once",
+          self->out_bytes_peak);
+    COUNT("disk_short", false, "1 while the disk is short: publishes refused",
+          cv_space_short(self->space));
+    COUNT("disk_free", false, "bytes free on the store's disk, the reserve not counted",
+          cv_space_free(self->space));
+    COUNT("log_suppressed", true, "log lines not written (rate limit)",
+          cv_log_suppressed(self->log));
+    COUNT("zap_admitted", true, "handshakes admitted", cv_zap_admitted(self->zap));
+    COUNT("zap_refused", true, "handshakes refused", cv_zap_refused(self->zap));
+    COUNT("handshakes_pending", false, "connections in their handshake",
+          cv_guard_pending(self->guard));
+    COUNT("handshakes_evicted", true, "connections ended in their handshake (too many pending)",
+          cv_guard_evicted(self->guard));
+    COUNT("handshakes_failed", true, "handshakes that failed",
+          cv_guard_handshakes_failed(self->guard));
+    COUNT("reloads", true, "policy reloads", self->stats.reloads);
+    COUNT("reload_failures", true, "policy reloads refused", self->stats.reload_failures);
+    COUNT("policy_version", false, "version of the policy in force",
+          cv_policy_version(self->policy));
+#undef COUNT
+    assert(n == COUNTS);
+    return n;
+}
+
+static cv_admin_policy_t policy_named(const cv_broker_t *self)
+{
+    return (cv_admin_policy_t){cv_policy_protocol(self->policy), cv_policy_hash(self->policy)};
+}
+
+static char *stats_json(cv_broker_t *self)
+{
+    cv_count_t counts[COUNTS];
+    size_t n = counts_of(self, counts);
+    return cv_admin_stats_json(counts, n, policy_named(self));
+}
+
+static char *metrics_text(cv_broker_t *self)
+{
+    cv_count_t counts[COUNTS];
+    size_t n = counts_of(self, counts);
+    return cv_admin_metrics_text(counts, n, policy_named(self));
+}
+
+/*  Every second: the monitor's snapshot, and whether the broker is
+ *  healthy (its loop turns, since it publishes this; its store works). */
+void broker_publish_monitor(cv_broker_t *self, int64_t *next)
+{
+    int64_t now = zclock_mono();
+    if (!self->monitor || now < *next)
+        return;
+    *next = now + 1000;
+    char *metrics = metrics_text(self), why[128];
+    const char *unhealthy = NULL;
+    /* a store that fails now and then (a turn that writes fails, the next
+     * that writes nothing succeeds) is failing all the same */
+    int64_t since = self->last_failure ? now - self->last_failure : -1;
+    if (self->queues_lost || (since >= 0 && since < UNHEALTHY_FOR_MS)) {
+        snprintf(why, sizeof why, "the store is failing: a turn rolled back %lld ms ago",
+                 (long long)since);
+        unhealthy = why;
+    }
+    cv_monitor_publish(self->monitor, metrics, unhealthy);
+    free(metrics);
+}
+
+/*  Who is connected: every session, oldest first, as a JSON array. */
+static char *sessions_json(cv_broker_t *self)
+{
+    zlistx_t *all = zlistx_new();
+    for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
+        zlistx_add_end(all, s);
+    zlistx_set_comparator(all, broker_session_compare_serial);
+    zlistx_sort(all);
+    size_t n = 0;
+    cv_admin_session_t *views = cv_xcalloc(zlistx_size(all) + 1, sizeof *views);
+    for (session_t *s = zlistx_first(all); s; s = zlistx_next(all))
+        views[n++] = (cv_admin_session_t){
+            .agency = s->agency,
+            .feed = s->feed,
+            .peer = s->peer,
+            .send_only = s->publish_only,
+            .since = s->since,
+            .in_flight = broker_in_flight(s),
+            .queued = s->publish_only || !s->queue ? 0 : cv_queue_size(s->queue),
+        };
+    zlistx_destroy(&all);
+    char *text = cv_admin_sessions_json(views, n);
+    free(views);
+    return text;
+}
+
+/*  The reports set aside as unreadable, as a JSON array; NULL on error. */
+static char *quarantined_json(cv_broker_t *self)
+{
+    cv_error_t err = {0};
+    char *text = cv_admin_quarantined_json(self->store, &err);
+    if (!text)
+        cv_log_error(self->log, "store: %s", err.msg);
+    return text;
+}
+
+static zmsg_t *admin_reply(const zframe_t *routing, bool ok, const char *text)
+{
+    Caveat__Wire__AdminReply reply = CAVEAT__WIRE__ADMIN_REPLY__INIT;
+    reply.has_ok = true;
+    reply.ok = ok;
+    reply.text = (char *)text;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_ADMIN_REPLY;
+    frame.admin_reply = &reply;
+    return broker_frame_message(routing, &frame);
+}
+
+static void send_admin_reply(cv_broker_t *self, const zframe_t *routing, bool ok, const char *text)
+{
+    zmsg_t *msg = admin_reply(routing, ok, text);
+    broker_send_now(self, &msg);
+}
+
+/*  A reply that says something was done: it leaves once the commit that
+ *  did it is on disk, as a PublishAck does. */
+static void send_admin_reply_synced(cv_broker_t *self, const zframe_t *routing, bool ok,
+                                    const char *text)
+{
+    held_t *h = cv_xcalloc(1, sizeof *h);
+    h->msg = admin_reply(routing, ok, text);
+    broker_hold(self, h);
+}
+
+/*  Retention: for every category in the store, the policy's period (or
+ *  its default); reports created longer ago than that are purged, and each
+ *  purge is recorded in the store. The reply lists them (cv_admin). */
+
+/*  Whether the wall clock can be trusted to purge, which cannot be
+ *  undone. Retention remembers the time it last trusted (in the store's
+ *  meta table, and with the monotonic clock beside it in this process).
+ *  In this process the wall clock must have moved as the monotonic one
+ *  did, give or take CLOCK_JUMP_SLACK; after a restart it must be no
+ *  earlier than that time and at most CLOCK_DOWNTIME_MAX later. Otherwise
+ *  retention stops, saying why, until an administrator has checked the
+ *  clock and says so (caveat admin purge --trust-clock): a clock that
+ *  jumped is not believed again just because reports keep arriving. */
+static bool clock_trusted(cv_broker_t *self, int64_t now, bool trust, cv_error_t *err)
+{
+    if (trust) {
+        self->clock.suspect = false;
+        return true;
+    }
+    int64_t seen = self->clock.wall, low, high;
+    if (self->clock.known) {
+        seen += (zclock_mono() - self->clock.mono) / 1000;
+        low = seen - CLOCK_JUMP_SLACK;
+        high = seen + CLOCK_JUMP_SLACK;
+    } else {
+        int found = cv_store_meta_get(self->store, CLOCK_KEY, &seen, err);
+        if (found <= 0)
+            return found == 0; /* a new store: nothing to hold the clock to */
+        low = seen - CLOCK_JUMP_SLACK;
+        high = seen + CLOCK_DOWNTIME_MAX;
+    }
+    if (!self->clock.suspect && now >= low && now <= high)
+        return true;
+    self->clock.suspect = true;
+    char said[CV_TIMESTAMP_MAX], expected[CV_TIMESTAMP_MAX];
+    cv_error_set(err, NULL, 0, 0,
+                 "the clock says %s, %lld s from the %s retention expects; retention stops until "
+                 "the clock is checked and 'caveat admin purge --trust-clock' is run",
+                 cv_timestamp_format(now, said), (long long)(now - seen),
+                 cv_timestamp_format(seen, expected));
+    return false;
+}
+
+/*  The clock retention trusts now: remembered here and in the store (in
+ *  the purge's transaction). */
+static bool trust_clock(cv_broker_t *self, int64_t now, cv_error_t *err)
+{
+    self->clock.wall = now;
+    self->clock.mono = zclock_mono();
+    self->clock.known = true;
+    return cv_store_meta_set(self->store, CLOCK_KEY, now, err);
+}
+
+/*  list: a cv_admin_purged_t the purged reports are added to, or NULL. */
+/*  What a purge does with each report it removes: lists it for the reply
+ *  (when asked), and records it in the audit log (unless a dry run). */
+typedef struct {
+    cv_broker_t *broker;
+    cv_admin_purged_t *list;
+    const char *rule;
+    bool dry_run;
+    cv_error_t err; /* the first failure to record one */
+} purge_each_t;
+
+static void on_purged(void *arg, const char *originator, const char *id, const char *category,
+                      int64_t created)
+{
+    purge_each_t *each = arg;
+    if (each->list)
+        cv_admin_purged_add(each->list, id, category, created);
+    if (!each->dry_run && !each->err.msg[0])
+        cv_record_purged(each->broker->record, originator, id, category, each->rule, &each->err);
+}
+
+/*  The reports whose review said to keep them until now: total and
+ *  these, or -1. */
+static int purge_reviewed(cv_broker_t *self, int64_t now, bool dry_run, cv_admin_purged_t *list,
+                          int total, cv_error_t *err)
+{
+    purge_each_t each = {
+        .broker = self, .list = list, .dry_run = dry_run, .rule = CV_STORE_REVIEW_RULE};
+    int purged = cv_store_purge_reviewed(self->store, now, dry_run, on_purged, &each, err);
+    if (each.err.msg[0]) {
+        *err = each.err;
+        purged = -1;
+    }
+    return purged < 0 ? -1 : total + purged;
+}
+
+static int purge_categories(cv_broker_t *self, const cv_purge_how_t *how, cv_admin_purged_t *list,
+                            cv_error_t *err)
+{
+    bool dry_run = how->dry_run;
+    int64_t now = how->at ? how->at : (int64_t)time(NULL), period;
+    /* a time given is a question about that clock, not about this one */
+    if (!how->at &&
+        (!clock_trusted(self, now, how->trust, err) || (!dry_run && !trust_clock(self, now, err))))
+        return -1;
+    char **categories = NULL;
+    int n = cv_store_categories(self->store, &categories, err), total = n < 0 ? -1 : 0;
+    for (int i = 0; i < n; i++) {
+        const char *rule;
+        int purged = 0;
+        purge_each_t each = {.broker = self, .list = list, .dry_run = dry_run};
+        if (total >= 0 && cv_policy_retention(self->policy, categories[i], &period, &rule)) {
+            each.rule = rule;
+            purged = cv_store_purge_reports(self->store, categories[i], now - period, rule, dry_run,
+                                            on_purged, &each, err);
+        }
+        if (each.err.msg[0]) { /* not recorded: nothing may be purged */
+            *err = each.err;
+            purged = -1;
+        }
+        total = purged < 0 || total < 0 ? -1 : total + purged;
+        free(categories[i]);
+    }
+    free(categories);
+    return total < 0 ? -1 : purge_reviewed(self, now, dry_run, list, total, err);
+}
+
+/*  Reports were removed from the store in the open transaction (by
+ *  retention or a disposal): the feedback on them goes too. */
+static bool forget_removed(cv_broker_t *self, cv_error_t *err)
+{
+    return cv_feedback_forget_orphans(self->feedback, err) >= 0;
+}
+
+/*  ...and that committed: n more purged, and nothing removed is sent
+ *  again, not even from memory; the queues are read back without it. */
+static void removed(cv_broker_t *self, int n)
+{
+    self->stats.purged += (uint64_t)n;
+    if (n == 0)
+        return;
+    cv_cache_forget(self->cache);
+    broker_reload_queues(self);
+}
+
+/*  Saves every queue's acknowledgements now, in a transaction of their
+ *  own; if that fails the queues are read back as the store has them. */
+void broker_commit_saves(cv_broker_t *self, bool checkpoint)
+{
+    cv_error_t err = {0};
+    if (!cv_store_begin(self->store, &err))
+        return;
+    cv_views_finish(self->views); /* the last turn's, for the leaves the save writes */
+    broker_save_queues(self, true);
+    if (!broker_turn_failing(self) && !cv_record_flush(self->record, checkpoint, &err))
+        broker_fail_turn(self, err.msg);
+    if (broker_turn_failing(self) || !cv_store_commit(self->store, &err)) {
+        cv_record_discard(self->record);
+        cv_store_rollback(self->store);
+        cv_receipts_settle(self->receipts, false);
+        self->turn_error.msg[0] = '\0';
+        broker_reload_queues(self);
+    } else
+        cv_receipts_settle(self->receipts, true);
+}
+
+/*  One transaction: a purge is all or nothing. */
+int broker_purge(cv_broker_t *self, const cv_purge_how_t *how, cv_admin_purged_t *list,
+                 cv_error_t *err)
+{
+    bool dry_run = how->dry_run;
+    if (!dry_run)
+        broker_commit_saves(self, false); /* the queues are read back after a purge */
+    if (!cv_store_begin(self->store, err))
+        return -1;
+    int total = purge_categories(self, how, list, err);
+    if (total > 0 && !dry_run && !forget_removed(self, err))
+        total = -1;
+    if (!broker_end_recorded(self, total >= 0 && !dry_run, err))
+        return dry_run && total >= 0 ? total : -1;
+    if (total > 0)
+        cv_log_info(self->log, "retention: purged %d reports", total);
+    removed(self, total);
+    return total;
+}
+
+static void run_purge(cv_broker_t *self, const zframe_t *routing,
+                      const Caveat__Wire__AdminRequest *request)
+{
+    cv_purge_how_t how;
+    if (!cv_admin_purge_args((const char *const *)request->args, request->n_args, &how)) {
+        send_admin_reply(self, routing, false, cv_admin_purge_usage);
+        return;
+    }
+    cv_admin_purged_t *list = cv_admin_purged_new();
+    cv_error_t err = {0};
+    int total = broker_purge(self, &how, list, &err);
+    char *reply = cv_admin_purged_reply(&list, how.dry_run, total, err.msg);
+    if (total > 0 && !how.dry_run)
+        send_admin_reply_synced(self, routing, true, reply);
+    else
+        send_admin_reply(self, routing, total >= 0, reply);
+    free(reply);
+}
+
+/*  Review decisions (MOPI): an administrator keeps one report past its
+ *  category's period, or shortens it, or disposes of it now. The review,
+ *  its leaf and a disposal's purge commit together, and the reply leaves
+ *  once that commit is on disk. */
+typedef struct {
+    cv_broker_t *broker;
+    const cv_review_t *review;
+    cv_error_t err; /* the first failure to record it */
+} review_each_t;
+
+static void on_reviewed(void *arg, const char *originator, const char *id, const char *category,
+                        int64_t created)
+{
+    (void)created;
+    review_each_t *each = arg;
+    cv_record_t *record = each->broker->record;
+    const cv_review_t *review = each->review;
+    if (cv_record_review(record, originator, id, review, &each->err) && review->dispose)
+        cv_record_purged(record, originator, id, category, CV_STORE_REVIEW_RULE, &each->err);
+}
+
+/*  1 reviewed, 0 no such report, 2 ambiguous id, -1 an error (err). */
+static int review(cv_broker_t *self, const cv_review_args_t *args, const cv_review_t *decision,
+                  cv_error_t *err)
+{
+    if (decision->dispose)
+        broker_commit_saves(self, false); /* the queues are read back after a disposal */
+    if (!cv_store_begin(self->store, err))
+        return -1;
+    review_each_t each = {.broker = self, .review = decision};
+    int found =
+        cv_store_review(self->store, args->id, args->originator, decision, on_reviewed, &each, err);
+    if (found == 1 && each.err.msg[0]) {
+        *err = each.err;
+        found = -1;
+    }
+    if (found == 1 && decision->dispose && !forget_removed(self, err))
+        found = -1;
+    if (!broker_end_recorded(self, found == 1, err))
+        return found == 1 ? -1 : found;
+    if (decision->dispose)
+        removed(self, 1);
+    return 1;
+}
+
+static void send_admin_reply_synced(cv_broker_t *self, const zframe_t *routing, bool ok,
+                                    const char *text);
+
+static void run_review(cv_broker_t *self, const deferred_t *d)
+{
+    const Caveat__Wire__AdminRequest *request = d->request;
+    int64_t now = (int64_t)time(NULL);
+    cv_review_args_t args;
+    const char *why = NULL;
+    if (!cv_admin_review_args((const char *const *)request->args, request->n_args, now, &args,
+                              &why)) {
+        send_admin_reply(self, d->routing, false, why);
+        return;
+    }
+    cv_review_t decision = {.retain_until = args.retain_until,
+                            .dispose = args.dispose,
+                            .reason = args.reason,
+                            .reviewer = d->admin,
+                            .decided = now};
+    cv_error_t err = {0};
+    int found = review(self, &args, &decision, &err);
+    char *text = cv_admin_review_reply(&args, found, err.msg);
+    if (found == 1)
+        send_admin_reply_synced(self, d->routing, true, text);
+    else
+        send_admin_reply(self, d->routing, false, text);
+    free(text);
+}
+
+void broker_run_all_deferred(cv_broker_t *self)
+{
+    deferred_t *d;
+    while ((d = zlistx_detach(self->deferred, NULL))) {
+        if (strcmp(d->request->command, "review") == 0)
+            run_review(self, d);
+        else
+            run_purge(self, d->routing, d->request);
+        zframe_destroy(&d->routing);
+        caveat__wire__admin_request__free_unpacked(d->request, NULL);
+        free(d);
+    }
+}
+
+/*  Keeps a copy of the request (the frame it came in is freed); false
+ *  when the copy does not unpack. */
+static bool defer(cv_broker_t *self, const zframe_t *routing, const char *admin,
+                  const Caveat__Wire__AdminRequest *request)
+{
+    size_t len = caveat__wire__admin_request__get_packed_size(request);
+    uint8_t *buf = cv_xmalloc(len);
+    caveat__wire__admin_request__pack(request, buf);
+    Caveat__Wire__AdminRequest *copy = caveat__wire__admin_request__unpack(NULL, len, buf);
+    free(buf);
+    if (!copy)
+        return false;
+    deferred_t *d = cv_xcalloc(1, sizeof *d);
+    d->routing = zframe_dup((zframe_t *)routing);
+    d->request = copy;
+    snprintf(d->admin, sizeof d->admin, "%s", admin);
+    zlistx_add_end(self->deferred, d);
+    return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Backup: in its own thread (cv_backup); the loop only starts it, hears  */
+/*  its end and answers.                                                    */
+
+/*  A backup holds the WAL from starting again at its beginning (its
+ *  snapshot is in it): on a short disk the space left is for deliveries,
+ *  not for a WAL growing behind a backup. */
+#define SHORT_DISK_STOPS_BACKUPS                                                                   \
+    "the store's disk is short: no backup until there is room again (a backup holds the WAL "      \
+    "from being reused)"
+
+static void start_backup(cv_broker_t *self, const zframe_t *routing,
+                         const uint8_t key[CV_KEY_BYTES], const Caveat__Wire__AdminRequest *request)
+{
+    char text[4096], db_path[4200];
+    if (request->n_args != 1) {
+        send_admin_reply(self, routing, false, "backup needs one argument: a new directory");
+        return;
+    }
+    if (self->backup.run) {
+        snprintf(text, sizeof text, "a backup is already running (to %s); ask again once it ends",
+                 cv_backup_dir(self->backup.run));
+        send_admin_reply(self, routing, false, text);
+        return;
+    }
+    if (cv_space_short(self->space)) {
+        send_admin_reply(self, routing, false, SHORT_DISK_STOPS_BACKUPS);
+        return;
+    }
+    snprintf(db_path, sizeof db_path, "%s/caveat.db", self->config.data_dir);
+    /* a copy on the store's disk must not take what the reserve counts on */
+    self->backup.run = cv_backup_new(db_path, request->args[0], self->pseudonym_key,
+                                     cv_space_resume_at(self->space), text, sizeof text);
+    if (!self->backup.run) {
+        cv_log_info(self->log, "backup: %s", text);
+        send_admin_reply(self, routing, false, text);
+        return;
+    }
+    self->backup.routing = zframe_dup((zframe_t *)routing);
+    memcpy(self->backup.key, key, CV_KEY_BYTES);
+    if (self->poller)
+        zpoller_add(self->poller, cv_backup_socket(self->backup.run));
+    cv_log_info(self->log, "backup: to %s, in the background", request->args[0]);
+}
+
+/*  Ends the backup (stopping it if it runs: its thread removes what it
+ *  wrote) and answers the session that asked, when it is still there
+ *  under the same key: a routing id alone may have been reused. */
+static void end_backup(cv_broker_t *self, bool ok, const char *text)
+{
+    assert(self->backup.run);
+    if (self->poller)
+        zpoller_remove(self->poller, cv_backup_socket(self->backup.run));
+    cv_backup_destroy(&self->backup.run); /* a stop waits for one step of the copy at most */
+    cv_log_info(self->log, "backup: %s", text);
+    session_t *s = broker_session_of(self, self->backup.routing);
+    if (s && sodium_memcmp(s->key, self->backup.key, CV_KEY_BYTES) == 0)
+        send_admin_reply(self, self->backup.routing, ok, text);
+    else
+        cv_log_info(self->log, "backup: the administrator who asked has gone: no reply");
+    zframe_destroy(&self->backup.routing);
+    sodium_memzero(self->backup.key, CV_KEY_BYTES);
+}
+
+/*  A backup that ended is answered. */
+static void reap_backup(cv_broker_t *self)
+{
+    char text[CV_BACKUP_TEXT];
+    bool ok = false;
+    if (self->backup.run && cv_backup_ended(self->backup.run, &ok, text, sizeof text))
+        end_backup(self, ok, text);
+}
+
+/*  Stops a running backup, saying why. */
+void broker_stop_backup(cv_broker_t *self, const char *why)
+{
+    reap_backup(self); /* it may have ended already */
+    if (!self->backup.run)
+        return;
+    char text[CV_BACKUP_TEXT];
+    snprintf(text, sizeof text, "%s: backup stopped, its copy removed: %s",
+             cv_backup_dir(self->backup.run), why);
+    end_backup(self, false, text);
+}
+
+/*  Every time round the loop: a backup that ended is answered, and one
+ *  that runs is stopped when the disk goes short. While a backup runs the
+ *  disk is looked at every BACKUP_LOOK_MS (a statvfs), idle or not, and
+ *  not only every 100 ms of turns: the WAL grows behind it. */
+void broker_watch_backup(cv_broker_t *self)
+{
+    reap_backup(self);
+    if (!self->backup.run)
+        return;
+    int64_t now = zclock_mono();
+    if (now >= self->backup.next_look) {
+        self->backup.next_look = now + BACKUP_LOOK_MS;
+        if (cv_space_check(self->space, true))
+            broker_disk_changed(self);
+    }
+    if (cv_space_short(self->space))
+        broker_stop_backup(self, SHORT_DISK_STOPS_BACKUPS);
+}
+
+/*  An administrator's action that changes something (reload, backup,
+ *  purge) goes into the audit log as it is asked for; ok says whether it
+ *  was taken (a reload's outcome; a backup's and a purge's come later, in
+ *  the reply and the broker's log). */
+static void record_admin(cv_broker_t *self, const char *agency, const char *action, bool ok)
+{
+    cv_error_t err = {0};
+    if (!cv_record_admin(self->record, agency, action, ok, &err))
+        broker_fail_turn(self, err.msg);
+}
+
+void broker_on_admin(cv_broker_t *self, const zframe_t *routing, int agency,
+                     const uint8_t key[CV_KEY_BYTES], const Caveat__Wire__AdminRequest *request)
+{
+    if (!cv_policy_agency(self->policy, agency)->admin) {
+        broker_send_error(self, routing, E_FORBIDDEN, "not an administrator");
+        return;
+    }
+    const char *command = request->command ? request->command : "";
+    char admin[256]; /* a reload frees the policy that names it */
+    snprintf(admin, sizeof admin, "%s", cv_policy_agency(self->policy, agency)->id);
+    if (strcmp(command, "stats") == 0) {
+        char *text = stats_json(self);
+        send_admin_reply(self, routing, text != NULL, text);
+        free(text);
+    } else if (strcmp(command, "reload") == 0) {
+        cv_error_t err = {0};
+        bool ok = broker_reload(self, &err);
+        record_admin(self, admin, command, ok);
+        send_admin_reply(self, routing, ok, ok ? "reloaded" : err.msg);
+    } else if (strcmp(command, "sessions") == 0) {
+        char *text = sessions_json(self);
+        send_admin_reply(self, routing, true, text);
+        free(text);
+    } else if (strcmp(command, "quarantined") == 0) {
+        char *text = quarantined_json(self);
+        send_admin_reply(self, routing, text != NULL, text ? text : "the store cannot list them");
+        free(text);
+    } else if (strcmp(command, "backup") == 0) {
+        record_admin(self, admin, command, true);
+        start_backup(self, routing, key, request);
+    } else if (strcmp(command, "purge") == 0 || strcmp(command, "review") == 0) {
+        bool taken = defer(self, routing, admin, request);
+        record_admin(self, admin, command, taken);
+        if (!taken)
+            broker_send_error(self, routing, E_BAD_REQUEST,
+                              "an admin request that does not read back");
+    } else {
+        broker_send_error(self, routing, E_BAD_REQUEST, "unknown admin command");
+    }
+}

@@ -1,0 +1,450 @@
+/*  cv_broker_publish.c: a Publish's reports checked, stored and routed to
+ *  the queues the policy releases them to, inside the turn's transaction;
+ *  and the turn's failure, which rolls all of it back. See cv_broker_int.h.
+ */
+#include "cv_broker_int.h"
+
+/* ------------------------------------------------------------------------ */
+/*  Publishing.                                                             */
+
+static void set_result(Caveat__Wire__PublishResult *result, Caveat__Wire__Status status,
+                       const char *id, const char *reason)
+{
+    result->has_status = true;
+    result->status = status;
+    result->report_id = cv_xstrdup(id ? id : "");
+    result->reason = reason ? cv_xstrdup(reason) : NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Queues and the report cache. Both mirror rows of the store, so a
+ *  rolled-back turn forgets them (turn_failed).                            */
+
+/*  The first failure of a turn, kept with the store's own message: the
+ *  turn rolls back and says why. */
+void broker_fail_turn(cv_broker_t *self, const char *why)
+{
+    if (!self->turn_error.msg[0])
+        cv_error_set(&self->turn_error, NULL, 0, 0, "%s", why && *why ? why : "a write failed");
+}
+
+bool broker_turn_failing(const cv_broker_t *self)
+{
+    return self->turn_error.msg[0] != '\0';
+}
+
+/*  The queue (agency, feed), made (in the store too) on first use. */
+cv_queue_t *broker_queue_of(cv_broker_t *self, const char *agency, const char *feed)
+{
+    cv_error_t err = {0};
+    cv_queue_t *q = cv_router_queue(self->queues, agency, feed, &err);
+    if (!q)
+        broker_fail_turn(self, err.msg);
+    return q;
+}
+
+/*  Every queue as the store has it: at start, and after a turn that failed
+ *  to commit, whose changes to the queues in memory are thrown away. */
+bool broker_load_queues(cv_broker_t *self, cv_error_t *err)
+{
+    if (!self->queues && !(self->queues = cv_router_new(self->store))) {
+        cv_error_set(err, NULL, 0, 0, "out of memory");
+        return false;
+    }
+    return cv_router_load(self->queues, err);
+}
+
+/*  The stored report by rowid, unpacked; owned by the cache. NULL when
+ *  purged, and also when it cannot be read: then the turn fails, so that
+ *  nothing is dropped for a read error. */
+/*  A stored report that cannot be read as it was stored is set aside
+ *  (cv_store_quarantine): no queue waits for it, it is never sent, and it
+ *  stops nothing else. An administrator lists them (admin quarantined). */
+static void quarantine(cv_broker_t *self, int64_t rowid, const char *why)
+{
+    cv_error_t err = {0};
+    if (!cv_store_quarantine(self->store, rowid, why, &err)) {
+        cv_log_error(self->log, "store: cannot quarantine report %lld: %s", (long long)rowid,
+                     err.msg);
+        broker_fail_turn(self, err.msg);
+        return;
+    }
+    self->stats.quarantined++;
+    cv_log_warning(self->log, "store: report %lld quarantined: %s", (long long)rowid, why);
+}
+
+/*  A rowid that names no stored report may be an approved release's
+ *  (cv_approval_store.h): the report it stands for, else NULL. */
+static const Caveat__Report *approved_release_at(cv_broker_t *self, int64_t rowid)
+{
+    cv_error_t err = {0};
+    int64_t report = cv_approval_store_resolve(self->approvals, rowid, &err);
+    if (report < 0)
+        broker_fail_turn(self, err.msg); /* not read: nothing is dropped for it */
+    return report > 0 && report != rowid ? broker_report_at(self, report) : NULL;
+}
+
+/*  The report's approvals, for deciding it: NULL when its handling code
+ *  needs none. A store that cannot read them fails the turn, so that no
+ *  delivery is dropped for want of them. */
+const cv_approvals_t *broker_approvals_of(cv_broker_t *self, const Caveat__Report *report,
+                                          cv_approvals_t *approvals)
+{
+    if (!cv_policy_needs_approval(self->policy, report))
+        return NULL;
+    cv_error_t err = {0};
+    if (cv_approval_store_list(self->approvals, report->originator, report->id, approvals, &err) <
+        0)
+        broker_fail_turn(self, err.msg);
+    return approvals;
+}
+
+const Caveat__Report *broker_report_at(cv_broker_t *self, int64_t rowid)
+{
+    const Caveat__Report *cached = cv_cache_get(self->cache, rowid);
+    if (cached)
+        return cached;
+    uint8_t *body = NULL;
+    size_t len = 0;
+    cv_error_t err = {0};
+    int found = cv_store_get_report(self->store, rowid, &body, &len, &err);
+    if (found == 0)
+        return approved_release_at(self, rowid);
+    Caveat__Report *report = found > 0 ? cv_cache_unpack_report(self->cache, body, len) : NULL;
+    free(body);
+    if (found == CV_GET_CORRUPT)
+        quarantine(self, rowid, err.msg);
+    else if (found > 0 && !report)
+        quarantine(self, rowid, "its stored bytes do not unpack");
+    else if (found < 0) /* the store failed to read: the turn fails, nothing is dropped */
+        broker_fail_turn(self, err.msg);
+    if (report)
+        cv_cache_put(self->cache, rowid, report);
+    return report;
+}
+
+/*  Queues the report for every agency the policy releases it to, and
+ *  stores where it went in one row. Only the policy's candidates for the
+ *  report are decided: agencies it cannot go to cost next to nothing. */
+static bool route(cv_broker_t *self, const Caveat__Report *report, int64_t rowid,
+                  const uint8_t *stored, cv_error_t *err)
+{
+    const int *candidates;
+    int agencies = cv_policy_candidates(self->policy, report, self->candidates, &candidates);
+    /* one queue an agency at most */
+    reserve((void **)&self->route_to, &self->route_to_cap, (size_t)agencies * sizeof(cv_queue_t *));
+    size_t n = 0;
+    bool queued = true;
+    cv_record_accepted_begin(self->record, report, stored, self->policy);
+    for (int i = 0; i < agencies && queued; i++) {
+        int a = candidates[i];
+        const cv_agency_t *to = cv_policy_agency(self->policy, a);
+        const char *agency = to->id;
+        bool delivered = cv_policy_decide(self->policy, report, a, NULL, self->decision);
+        cv_record_recipient(self->record, to, self->decision);
+        if (!delivered)
+            continue;
+        const char *feed = cv_decision_feed(self->decision);
+        cv_queue_t *q = cv_router_queue(self->queues, agency, feed ? feed : "", err);
+        if (!(queued = q != NULL))
+            break;
+        self->route_to[n++] = q;
+        broker_mark_dirty(self, agency, feed ? feed : "");
+    }
+    /* the leaf is ended whatever happened: a failure rolls the turn back
+     * with it */
+    cv_error_t ended = {0};
+    bool recorded = cv_record_accepted_end(self->record, queued ? err : &ended);
+    int priority = report->has_priority ? (int)report->priority : 0;
+    return queued && recorded &&
+           cv_router_route(self->queues, rowid, priority, self->route_to, n, err);
+}
+
+/*  A report's `created`, when given, is neither ahead of the broker's
+ *  clock by more than --clock-skew nor before 2000: a date far ahead would
+ *  evade retention, one far back would be purged before anyone saw it. */
+static bool created_plausible(cv_broker_t *self, const char *created, cv_error_t *err)
+{
+    int64_t when;
+    if (!cv_timestamp_parse(created, &when))
+        return true; /* absent: the broker stamps it */
+    int64_t now = (int64_t)time(NULL);
+    if (when > now + self->config.clock_skew_s)
+        cv_error_set(err, NULL, 0, 0, "created: %lld s ahead of the broker's clock (at most %d)",
+                     (long long)(when - now), self->config.clock_skew_s);
+    else if (when < CREATED_FLOOR)
+        cv_error_set(err, NULL, 0, 0, "created: before 2000-01-01");
+    else
+        return true;
+    return false;
+}
+
+/*  A report of a Publish between its checks and its store. Its body (and,
+ *  when the broker stamps it, the report as sent) is packed in
+ *  self->bodies; their sums are taken off the loop (cv_hasher.h). */
+typedef struct {
+    Caveat__Report *report;
+    cv_stored_report_t stored;
+    size_t body, body_len;  /* in self->bodies */
+    size_t sent, sent_len;  /* the report as sent: its digest names a retry */
+    int body_job, sent_job; /* in self->jobs; sent_job -1: nothing stamped */
+} prepared_t;
+
+static void refuse_no_space(cv_broker_t *self, const Caveat__Report *report,
+                            Caveat__Wire__PublishResult *result)
+{
+    self->stats.refused_no_space++;
+    set_result(result, CAVEAT__WIRE__STATUS__REFUSED_UNAVAILABLE, report->id,
+               "the broker's disk is full; retry later");
+}
+
+/*  Appends report, packed, to self->bodies; its offset. */
+static size_t pack_body(cv_broker_t *self, const Caveat__Report *report, size_t *len)
+{
+    *len = caveat__report__get_packed_size(report);
+    reserve(&self->bodies.bytes, &self->bodies.cap, self->bodies.used + *len);
+    size_t at = self->bodies.used;
+    caveat__report__pack(report, (uint8_t *)self->bodies.bytes + at);
+    self->bodies.used += *len;
+    return at;
+}
+
+/*  The checks a report passes before it is stored, and the broker's
+ *  stamps (originator, id, created); false with the result set when
+ *  refused. The report was unpacked into the cache's arena: what is set in
+ *  it is allocated there too. */
+static bool check_report(cv_broker_t *self, const char *sender, Caveat__Report *report,
+                         Caveat__Wire__PublishResult *result)
+{
+    cv_error_t err = {0};
+    if (report->originator && *report->originator && strcmp(report->originator, sender) != 0) {
+        snprintf(err.msg, sizeof err.msg, "originator '%.100s' is not the sender %s",
+                 report->originator, sender);
+        set_result(result, CAVEAT__WIRE__STATUS__REFUSED_SPOOFED_ORIGINATOR, report->id, err.msg);
+        return false;
+    }
+    report->originator = cv_cache_strdup(self->cache, sender);
+    if (!cv_policy_validate_report(self->policy, report, &err)) {
+        set_result(result, CAVEAT__WIRE__STATUS__REFUSED_INVALID, report->id, err.msg);
+        return false;
+    }
+    if (!report->id || !*report->id) {
+        char *id = cv_report_id_new();
+        report->id = id ? cv_cache_strdup(self->cache, id) : NULL;
+        free(id);
+    }
+    if (!created_plausible(self, report->created, &err)) {
+        set_result(result, CAVEAT__WIRE__STATUS__REFUSED_INVALID, report->id, err.msg);
+        return false;
+    }
+    if (cv_space_short(self->space)) {
+        refuse_no_space(self, report, result);
+        return false;
+    }
+    return true;
+}
+
+/*  Packs a report that passed its checks. Without a creation time the
+ *  broker's acceptance time stands in; a retry of the report must still be
+ *  the same report, so it is known by its digest as sent, before the
+ *  stamp. */
+static void prepare_report(cv_broker_t *self, const char *sender, Caveat__Report *report,
+                           prepared_t *p)
+{
+    p->report = report;
+    p->stored =
+        (cv_stored_report_t){report->id, sender, report->category, 0, zclock_time(), NULL, NULL};
+    p->sent_job = -1;
+    if (!cv_timestamp_parse(report->created, &p->stored.created)) {
+        p->sent = pack_body(self, report, &p->sent_len);
+        p->sent_job = 0;
+        char text[CV_TIMESTAMP_MAX];
+        p->stored.created = (int64_t)time(NULL);
+        report->created =
+            cv_cache_strdup(self->cache, cv_timestamp_format(p->stored.created, text));
+    }
+    p->body = pack_body(self, report, &p->body_len);
+}
+
+/*  The sums to take for the prepared reports, once every body is packed
+ *  (self->bodies no longer moves); how many. */
+static size_t hash_jobs(cv_broker_t *self, prepared_t *prepared, size_t n)
+{
+    const uint8_t *bytes = self->bodies.bytes;
+    size_t jobs = 0;
+    reserve((void **)&self->jobs.all, &self->jobs.cap, 2 * n * sizeof *self->jobs.all);
+    for (size_t i = 0; i < n; i++) {
+        prepared_t *p = &prepared[i];
+        if (!p->report)
+            continue;
+        self->jobs.all[jobs] = (cv_hash_job_t){.bytes = bytes + p->body, .len = p->body_len};
+        p->body_job = (int)jobs++;
+        if (p->sent_job < 0)
+            continue;
+        self->jobs.all[jobs] = (cv_hash_job_t){.bytes = bytes + p->sent, .len = p->sent_len};
+        p->sent_job = (int)jobs++;
+    }
+    return jobs;
+}
+
+/*  Stores and routes one prepared report; fills its result. Returns the
+ *  rowid of a report stored now, else 0. */
+static int64_t store_report(cv_broker_t *self, prepared_t *p, Caveat__Wire__PublishResult *result)
+{
+    if (cv_space_short(self->space)) { /* an earlier report of this Publish filled it */
+        refuse_no_space(self, p->report, result);
+        return 0;
+    }
+    cv_error_t err = {0};
+    p->stored.checksum = cv_hasher_take(self->hasher, self->jobs.all, (size_t)p->body_job);
+    if (p->sent_job >= 0)
+        p->stored.digest = cv_hasher_take(self->hasher, self->jobs.all, (size_t)p->sent_job);
+    int64_t rowid = 0;
+    const uint8_t *body = (const uint8_t *)self->bodies.bytes + p->body;
+    cv_put_t put = cv_store_put_report(self->store, &p->stored, body, p->body_len, &rowid, &err);
+    if (put == CV_PUT_NEW && !route(self, p->report, rowid, p->stored.checksum, &err))
+        put = CV_PUT_FAILED;
+    if (put == CV_PUT_NEW && p->report->has_priority &&
+        p->report->priority == CAVEAT__PRIORITY__IMMEDIATE)
+        self->turn_urgent = true;
+    if ((put == CV_PUT_UNDONE || put == CV_PUT_FAILED) && cv_store_no_space(self->store))
+        broker_disk_exhausted(self);
+    /* a failed write that took the whole transaction with it (SQLite rolls
+     * back by itself on some errors), or one after the report's queues
+     * were touched: the turn must not commit or acknowledge. A report
+     * undone alone is refused alone. */
+    if (put == CV_PUT_FAILED)
+        broker_fail_turn(self, err.msg);
+    if (put == CV_PUT_CONFLICT)
+        set_result(result, CAVEAT__WIRE__STATUS__REFUSED_DUPLICATE, p->report->id,
+                   "the id names another of this agency's reports");
+    else if (put == CV_PUT_FAILED || put == CV_PUT_UNDONE)
+        set_result(result, CAVEAT__WIRE__STATUS__REFUSED_UNAVAILABLE, p->report->id, err.msg);
+    else
+        set_result(result, CAVEAT__WIRE__STATUS__OK, p->report->id, NULL);
+    return put == CV_PUT_NEW ? rowid : 0;
+}
+
+/*  A refusal is logged with its status; the reason may quote the report
+ *  (a claimed originator, an unknown category), so only at debug level. */
+static void log_result(const cv_broker_t *self, const char *sender,
+                       const Caveat__Wire__PublishResult *result)
+{
+    const ProtobufCEnumValue *status =
+        protobuf_c_enum_descriptor_get_value(&caveat__wire__status__descriptor, result->status);
+    bool ok = result->status == CAVEAT__WIRE__STATUS__OK;
+    cv_log_agency(self->log, sender, ok, "publish from %s: %s %s", sender, result->report_id,
+                  ok       ? "stored"
+                  : status ? status->name
+                           : "refused");
+    if (!ok && result->reason)
+        cv_log_agency(self->log, sender, true, "publish from %s: %s: %s", sender, result->report_id,
+                      result->reason);
+}
+
+/*  A Publish of more reports than the limit is refused whole, with LIMIT
+ *  (answers rate-limited per agency). */
+bool broker_over_report_limit(cv_broker_t *self, const zframe_t *routing, int agency,
+                              size_t reports)
+{
+    const char *sender = cv_policy_agency(self->policy, agency)->id;
+    if (reports <= (size_t)self->config.max_reports)
+        return false;
+    char reason[96];
+    snprintf(reason, sizeof reason, "a publish may hold at most %d reports",
+             self->config.max_reports);
+    self->stats.limited++;
+    broker_send_error_limited(self, routing, agency, E_LIMIT, reason);
+    cv_log_agency(self->log, sender, false, "publish from %s refused: %zu reports", sender,
+                  reports);
+    return true;
+}
+
+/*  A report the policy or the originator's own record refused goes into
+ *  the audit log; one refused for want of disk or store (UNAVAILABLE) does
+ *  not: that refusal says nothing about the report, and writing it would
+ *  spend what the disk has left. An agency's refusals are written one by
+ *  one up to REFUSALS_PER_SECOND; past that they are counted (*unrecorded)
+ *  for one leaf a Publish, so that an agency sending reports to be refused
+ *  cannot grow the log faster than it sends. */
+static void record_refusal(cv_broker_t *self, int agency, const char *sender,
+                           const Caveat__Wire__PublishResult *result, size_t *unrecorded)
+{
+    if (result->status == CAVEAT__WIRE__STATUS__OK ||
+        result->status == CAVEAT__WIRE__STATUS__REFUSED_UNAVAILABLE)
+        return;
+    if (!rate_allows(&broker_use_of(self, agency)->refusals, REFUSALS_PER_SECOND)) {
+        (*unrecorded)++;
+        return;
+    }
+    const ProtobufCEnumValue *status =
+        protobuf_c_enum_descriptor_get_value(&caveat__wire__status__descriptor, result->status);
+    cv_error_t err = {0};
+    if (!cv_record_refused(self->record, sender, result->report_id,
+                           status ? status->name : "refused", &err))
+        broker_fail_turn(self, err.msg);
+}
+
+/*  The refusals of a Publish past the sender's rate, as one leaf with their
+ *  count. */
+static void record_refusal_count(cv_broker_t *self, const char *sender, size_t unrecorded)
+{
+    cv_error_t err = {0};
+    self->stats.refusals_counted += unrecorded;
+    if (unrecorded && !cv_record_refusals(self->record, sender, unrecorded, &err))
+        broker_fail_turn(self, err.msg);
+}
+
+/*  Checks and packs every report of a Publish, then stores them in order
+ *  while their checksums are taken beside the loop (cv_hasher.h). */
+static void accept_reports(cv_broker_t *self, int agency, const char *sender,
+                           Caveat__Wire__Publish *publish, Caveat__Wire__PublishResult **results)
+{
+    size_t n = publish->n_reports, unrecorded = 0;
+    prepared_t *prepared = cv_xcalloc(n, sizeof *prepared);
+    self->bodies.used = 0;
+    for (size_t i = 0; i < n; i++) {
+        results[i] = cv_xcalloc(1, sizeof *results[i]);
+        caveat__wire__publish_result__init(results[i]);
+        if (check_report(self, sender, publish->reports[i], results[i]))
+            prepare_report(self, sender, publish->reports[i], &prepared[i]);
+    }
+    size_t jobs = hash_jobs(self, prepared, n); /* first: it may move self->jobs.all */
+    cv_hasher_start(self->hasher, self->jobs.all, jobs);
+    for (size_t i = 0; i < n; i++) {
+        int64_t stored = prepared[i].report ? store_report(self, &prepared[i], results[i]) : 0;
+        if (stored) /* its first deliveries are made from it, as it came */
+            cv_cache_put(self->cache, stored, publish->reports[i]);
+        if (results[i]->status == CAVEAT__WIRE__STATUS__OK)
+            self->stats.published++;
+        else
+            self->stats.refused++;
+        log_result(self, sender, results[i]);
+        record_refusal(self, agency, sender, results[i], &unrecorded);
+    }
+    record_refusal_count(self, sender, unrecorded);
+    cv_hasher_end(self->hasher);
+    free(prepared);
+}
+
+void broker_on_publish(cv_broker_t *self, const zframe_t *routing, uint64_t session, int agency,
+                       const char *sender, Caveat__Wire__Publish *publish)
+{
+    if (publish->n_reports == 0) {
+        broker_send_error(self, routing, E_BAD_REQUEST, "a publish needs at least one report");
+        return;
+    }
+    if (broker_over_report_limit(self, routing, agency, publish->n_reports))
+        return;
+    pending_ack_t *pending = cv_xcalloc(1, sizeof *pending);
+    pending->session = session;
+    pending->routing = zframe_dup((zframe_t *)routing);
+    caveat__wire__publish_ack__init(&pending->ack);
+    pending->ack.has_batch = publish->has_batch;
+    pending->ack.batch = publish->batch;
+    pending->ack.n_results = publish->n_reports;
+    pending->ack.results = cv_xcalloc(publish->n_reports, sizeof *pending->ack.results);
+    accept_reports(self, agency, sender, publish, pending->ack.results);
+    zlistx_add_end(self->pending_acks, pending);
+    self->turn_reports += publish->n_reports;
+}

@@ -1,0 +1,308 @@
+/*  cv_broker_session.c: sessions. A Hello opens one for a connection and
+ *  the key it came with; it serves one queue (or, send-only, none), holds
+ *  the credit the client gave, and counts what is in flight against it.
+ *  See cv_broker_int.h for how the broker's files divide its work.
+ */
+#include "cv_broker_int.h"
+
+static void session_destroy(session_t **self_p)
+{
+    if (!*self_p)
+        return;
+    session_t *s = *self_p;
+    free(s->out.seqs);
+    free(s->routing_hex);
+    zframe_destroy(&s->routing);
+    free(s->agency);
+    free(s->feed);
+    free(s->peer);
+    free(s);
+    *self_p = NULL;
+}
+
+int broker_session_compare_serial(const void *a, const void *b)
+{
+    uint64_t x = ((const session_t *)a)->serial, y = ((const session_t *)b)->serial;
+    return x < y ? -1 : x > y;
+}
+
+void broker_session_free(void **item)
+{
+    session_destroy((session_t **)item);
+}
+
+void broker_session_sent(session_t *s, uint64_t seq)
+{
+    if (s->out.first > 0 && s->out.n == s->out.cap) { /* room at the front: move down */
+        memmove(s->out.seqs, s->out.seqs + s->out.first, broker_in_flight(s) * sizeof *s->out.seqs);
+        s->out.n -= s->out.first;
+        s->out.first = 0;
+    }
+    if (s->out.n == s->out.cap) {
+        size_t cap = s->out.cap ? s->out.cap * 2 : 64;
+        s->out.seqs = cv_xrealloc(s->out.seqs, cap * sizeof *s->out.seqs);
+        s->out.cap = cap;
+    }
+    s->out.seqs[s->out.n++] = seq;
+}
+
+void broker_session_acked(session_t *s, uint64_t up_to)
+{
+    while (s->out.first < s->out.n && s->out.seqs[s->out.first] <= up_to)
+        s->out.first++;
+    if (s->out.first == s->out.n)
+        s->out.first = s->out.n = 0;
+}
+
+/*  Whether the session may have something to send. The loop pumps only
+ *  the sessions on self->pending, never the whole table: a national
+ *  partnership keeps thousands of sessions open, most of them idle (as
+ *  redis keeps its clients with pending writes). A session leaves the
+ *  list when a pump finds it has nothing more. */
+void broker_set_dirty(cv_broker_t *self, session_t *s, bool dirty)
+{
+    s->dirty = dirty;
+    if (dirty && !s->pending)
+        s->pending = zlistx_add_end(self->pending, s);
+}
+
+/*  Everything sent counts as not sent: the session is sent again all its
+ *  queue has in flight, from the first unacknowledged seq (once its pause
+ *  ends, if it is paused). */
+void broker_session_resend_all(cv_broker_t *self, session_t *s)
+{
+    s->out.first = s->out.n = 0;
+    if (s->state != SESSION_PAUSED)
+        s->state = SESSION_RESENDING;
+    s->resent_up_to = 0;
+    broker_set_dirty(self, s, true);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  Sessions.                                                               */
+
+session_t *broker_session_of(cv_broker_t *self, const zframe_t *routing)
+{
+    char *hex = zframe_strhex((zframe_t *)routing);
+    session_t *s = zhashx_lookup(self->sessions, hex);
+    free(hex);
+    return s;
+}
+
+session_t *broker_session_of_queue(cv_broker_t *self, const char *agency, const char *feed)
+{
+    cv_queue_name_t name;
+    const char *key = cv_queue_name(&name, agency, feed);
+    session_t *s = key ? zhashx_lookup(self->serving, key) : NULL;
+    cv_queue_name_free(&name);
+    return s;
+}
+
+static void remove_session(cv_broker_t *self, session_t *s)
+{
+    cv_queue_name_t name;
+    const char *key = cv_queue_name(&name, s->agency, s->feed);
+    if (key && zhashx_lookup(self->serving, key) == s)
+        zhashx_delete(self->serving, key);
+    cv_queue_name_free(&name);
+    void *handle = s->publish_only ? zlistx_find(self->senders, s) : NULL;
+    if (handle)
+        zlistx_delete(self->senders, handle);
+    if (s->pending)
+        zlistx_delete(self->pending, s->pending);
+    s->pending = NULL;
+    cv_receipts_forget(self->receipts, s); /* a receipt is for the session that acknowledged */
+    zhashx_delete(self->sessions, s->routing_hex);
+}
+
+void broker_held_destroy(cv_broker_t *self, held_t *h)
+{
+    assert(self->out_bytes >= h->bytes);
+    self->out_bytes -= h->bytes;
+    zmsg_destroy(&h->msg);
+    free(h);
+}
+
+/*  Drops whatever waits to be sent for the session with serial: a
+ *  PublishAck, deliveries held for their sync or in the outbox. */
+static void forget_messages_of(cv_broker_t *self, uint64_t serial)
+{
+    for (pending_ack_t *p = zlistx_first(self->pending_acks); p;
+         p = zlistx_next(self->pending_acks))
+        if (p->session == serial) {
+            zlistx_detach_cur(self->pending_acks); /* the cursor stays valid for next */
+            broker_free_pending(p);
+        }
+    zlistx_t *lists[] = {self->outbox, self->held};
+    for (size_t i = 0; i < sizeof lists / sizeof *lists; i++)
+        for (held_t *h = zlistx_first(lists[i]); h; h = zlistx_next(lists[i]))
+            if (h->session == serial) {
+                zlistx_detach_cur(lists[i]);
+                broker_held_destroy(self, h);
+            }
+    broker_forget_approval_answers_of(self, serial);
+}
+
+/*  Ends a session now: nothing more is sent for it, not even what waits
+ *  for a sync. Its deliveries stay in flight in its queue, for the next
+ *  session of that queue. */
+void broker_end_session(cv_broker_t *self, session_t *s)
+{
+    forget_messages_of(self, s->serial);
+    remove_session(self, s);
+}
+
+/*  libzmq 4.3 tells a ROUTER nothing when a peer goes, and send-only
+ *  sessions replace no one: keep the newest SENDERS_PER_AGENCY of each
+ *  agency. A dropped one that sends again gets NOT_READY and says Hello. */
+static void limit_senders(cv_broker_t *self, const char *agency)
+{
+    int count = 0;
+    session_t *oldest = NULL;
+    for (session_t *s = zlistx_first(self->senders); s; s = zlistx_next(self->senders))
+        if (strcmp(s->agency, agency) == 0 && count++ == 0)
+            oldest = s;
+    if (count > SENDERS_PER_AGENCY)
+        broker_end_session(self, oldest); /* nothing more for it, not even a held PublishAck */
+}
+
+static void add_session(cv_broker_t *self, session_t *s)
+{
+    session_t *old = broker_session_of(self, s->routing);
+    if (old)
+        remove_session(self, old);
+    zhashx_insert(self->sessions, s->routing_hex, s);
+    if (s->publish_only) { /* it serves no queue, so it replaces nobody's */
+        zlistx_add_end(self->senders, s);
+        limit_senders(self, s->agency);
+        return;
+    }
+    /* a queue has one session: a new Hello replaces the old one, which is
+     * sent nothing more (its deliveries are in flight in the queue, and
+     * the new session resends them) */
+    if ((old = broker_session_of_queue(self, s->agency, s->feed)))
+        broker_end_session(self, old);
+    cv_queue_name_t name;
+    const char *key = cv_queue_name(&name, s->agency, s->feed);
+    if (key)
+        zhashx_insert(self->serving, key, s);
+    cv_queue_name_free(&name);
+}
+
+/*  libzmq's ROUTER names a connection that gives no routing id of its own
+ *  with 5 bytes, the first 0. A routing id a client chose could be chosen
+ *  again by another agency once the first connection is gone, and libzmq
+ *  4.3 does not tell the broker it went: sessions live only on routing ids
+ *  the transport assigned, which no peer learns. */
+static bool assigned_routing_id(const zframe_t *routing)
+{
+    return zframe_size((zframe_t *)routing) == 5 && zframe_data((zframe_t *)routing)[0] == 0;
+}
+
+/*  Why a Hello opens no session, as an Error code and reason; 0 if it may. */
+static uint32_t hello_refusal(cv_broker_t *self, const zframe_t *routing, int agency,
+                              const Caveat__Wire__Hello *hello, const char **reason)
+{
+    const char *feed = hello->feed ? hello->feed : "";
+    if (!hello->has_version || hello->version != 1) {
+        *reason = "this broker speaks protocol version 1";
+        return E_VERSION;
+    }
+    if (!assigned_routing_id(routing)) {
+        *reason = "a client must not set its own routing id";
+        return E_BAD_REQUEST;
+    }
+    /* a queue is made for what a session asks: only for feeds that exist,
+     * and only by their recipients */
+    if (*feed && !cv_policy_has_feed(self->policy, feed)) {
+        *reason = "no screening entry sends to that feed";
+        return E_BAD_REQUEST;
+    }
+    if (*feed && !cv_policy_feed_recipient(self->policy, feed, agency)) {
+        *reason = "this agency is not a recipient of that feed";
+        return E_FORBIDDEN;
+    }
+    return 0;
+}
+
+static session_t *session_new(cv_broker_t *self, const zframe_t *routing, const cv_agency_t *a,
+                              const uint8_t key[CV_KEY_BYTES], const char *feed)
+{
+    session_t *s = cv_xcalloc(1, sizeof *s);
+    s->serial = ++self->next_serial;
+    s->routing_hex = zframe_strhex((zframe_t *)routing);
+    s->routing = zframe_dup((zframe_t *)routing);
+    s->agency = cv_xstrdup(a->id);
+    memcpy(s->key, key, CV_KEY_BYTES); /* the one it came with: an agency may have two */
+    s->feed = cv_xstrdup(feed);
+    s->peer = cv_xstrdup(self->peer ? self->peer : "");
+    s->since = (int64_t)time(NULL);
+    if (!s->routing_hex || !s->routing)
+        abort();                  /* czmq's own allocations */
+    s->state = SESSION_RESENDING; /* first whatever an earlier session left unacknowledged */
+    return s;
+}
+
+static void send_hello_ack(cv_broker_t *self, const zframe_t *routing, const cv_agency_t *a)
+{
+    Caveat__Wire__HelloAck ack = CAVEAT__WIRE__HELLO_ACK__INIT;
+    ack.has_version = ack.has_protocol_version = ack.has_max_frame = ack.has_max_reports = true;
+    ack.version = 1;
+    ack.agency = (char *)a->id;
+    ack.protocol = (char *)cv_policy_protocol(self->policy);
+    ack.protocol_version = cv_policy_version(self->policy);
+    ack.max_frame = (uint32_t)self->config.max_frame;
+    ack.max_reports = (uint32_t)self->config.max_reports;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_HELLO_ACK;
+    frame.hello_ack = &ack;
+    broker_send_frame(self, routing, &frame);
+}
+
+/*  s is the connection's session with this key, or NULL. A Hello again for
+ *  the same queue keeps the session: what it was sent is still on its way
+ *  down this connection and is not sent twice (a Hello loop on a
+ *  connection that never reads must not multiply what waits for it). */
+void broker_on_hello(cv_broker_t *self, const zframe_t *routing, int agency,
+                     const uint8_t key[CV_KEY_BYTES], session_t *s,
+                     const Caveat__Wire__Hello *hello)
+{
+    const cv_agency_t *a = cv_policy_agency(self->policy, agency);
+    const char *feed = hello->feed ? hello->feed : "", *reason = NULL;
+    uint32_t refused = hello_refusal(self, routing, agency, hello, &reason);
+    rate_t hellos = s ? s->hellos : (rate_t){0};
+    if (!refused && !rate_allows(&hellos, HELLOS_PER_SECOND)) {
+        self->stats.limited++;
+        refused = E_LIMIT;
+        reason = "too many Hellos on this connection; wait a second";
+    }
+    if (refused) {
+        if (s)
+            broker_send_error(self, routing, refused, reason);
+        else /* no session: answers to it are rate-limited per agency */
+            broker_send_error_limited(self, routing, agency, refused, reason);
+        cv_log_agency(self->log, a->id, false, "hello from %s refused: %s", a->id, reason);
+        return;
+    }
+    bool publish_only = hello->has_credit && hello->credit == 0;
+    if (!s || strcmp(s->feed, feed) != 0 || s->publish_only != publish_only) {
+        s = session_new(self, routing, a, key, feed);
+        s->publish_only = publish_only;
+        add_session(self, s); /* replaces the connection's earlier session */
+    }
+    s->hellos = hellos;
+    s->receipts = !publish_only && hello->has_receipts && hello->receipts;
+    s->credit = hello->has_credit && hello->credit ? hello->credit : DEFAULT_CREDIT;
+    if (s->credit > MAX_CREDIT)
+        s->credit = MAX_CREDIT;
+    broker_set_dirty(self, s, !s->publish_only);
+    send_hello_ack(self, routing, a);
+    cv_log_agency(self->log, a->id, false, "session: %s%s%s", a->id, *feed ? " feed " : "", feed);
+}
+
+void broker_mark_dirty(cv_broker_t *self, const char *agency, const char *feed)
+{
+    session_t *s = broker_session_of_queue(self, agency, feed);
+    if (s)
+        broker_set_dirty(self, s, true);
+}
