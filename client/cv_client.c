@@ -736,15 +736,22 @@ static void no_hello_ack(const cv_client_t *self, int timeout_ms, cv_error_t *er
     }
 }
 
-/*  Sends Hello and waits for HelloAck. A key the broker's ZAP handler
- *  refuses shows up as a handshake event; a wrong server key or a broker
- *  that is not there, as silence. */
+/*  Waits for the first CURVE handshake, then sends Hello and waits for
+ *  HelloAck. A key the broker's ZAP handler refuses shows up as a
+ *  handshake event; a wrong server key or a broker that is not there, as
+ *  silence. The Hello waits for the handshake because libzmq drops a
+ *  refused connection's pipe: a Hello sent once the refusal is in would
+ *  find no pipe and fail as "the send queue is full", hiding why. */
 static bool open_session(cv_client_t *self, int timeout_ms, cv_error_t *err)
 {
-    if (!send_hello(self, err))
-        return false;
     int64_t deadline = zclock_mono() + timeout_ms;
+    bool hello_sent = false;
     while (true) {
+        if (!hello_sent && self->handshakes > 0) {
+            hello_sent = true; /* after a second handshake, on_handshake sent it */
+            if (self->handshakes == 1 && !send_hello(self, err))
+                return false;
+        }
         Caveat__Wire__Frame *frame = NULL;
         pump_t result = pump(self, deadline, &frame, err);
         if (result == PUMP_FRAME) {

@@ -1034,7 +1034,10 @@ static void test_reconnect_resends(void **state)
 }
 
 /*  With a ZAP handler that does not list the key, the handshake fails and
- *  the client says so at once instead of waiting out its timeout. */
+ *  the client says so at once instead of waiting out its timeout. Again
+ *  and again: a refusal that comes in before the Hello is sent is told as
+ *  a refusal too (libzmq drops the refused connection's pipe, and a Hello
+ *  sent then failed as a full send queue). */
 static void test_refused_key(void **state)
 {
     (void)state;
@@ -1053,17 +1056,19 @@ static void test_refused_key(void **state)
     snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", fake.port);
     cv_client_config_t config = config_for(endpoint);
     config.timeout_ms = 5000;
-    states_t states = {0};
-    config.on_state = record_state;
-    config.on_state_arg = &states;
-    cv_error_t err = {0};
-    int64_t start = zclock_mono();
-    assert_null(cv_client_new(&config, &err));
-    assert_true(zclock_mono() - start < 4000);
-    assert_non_null(strstr(err.msg, "refused this agency's key"));
-    assert_int_equal(err.code, CV_ERR_REFUSED_KEY);
-    assert_int_equal(states.n, 1);
-    assert_int_equal(states.seen[0], CV_STATE_REFUSED);
+    for (int attempt = 0; attempt < 20; attempt++) {
+        states_t states = {0};
+        config.on_state = record_state;
+        config.on_state_arg = &states;
+        cv_error_t err = {0};
+        int64_t start = zclock_mono();
+        assert_null(cv_client_new(&config, &err));
+        assert_true(zclock_mono() - start < 4000);
+        assert_non_null(strstr(err.msg, "refused this agency's key"));
+        assert_int_equal(err.code, CV_ERR_REFUSED_KEY);
+        assert_int_equal(states.n, 1);
+        assert_int_equal(states.seen[0], CV_STATE_REFUSED);
+    }
     fake_command(actor, "SYNC", NULL, NULL);
     assert_int_equal(fake.hellos, 0);
     zactor_destroy(&actor);

@@ -166,9 +166,16 @@ class Client:
             raise CaveatError("%s: %s" % (self.endpoint, e.strerror)) from None
 
     def _open_session(self, timeout):
-        self._send_hello()
+        # the Hello waits for the first handshake: libzmq drops a refused
+        # connection's pipe, and a Hello sent once the refusal is in would
+        # fail as "the send queue is full", hiding why
         deadline = time.monotonic() + timeout
+        hello_sent = False
         while True:
+            if not hello_sent and self._handshakes > 0:
+                hello_sent = True  # after a second handshake, the monitor sent it
+                if self._handshakes == 1:
+                    self._send_hello()
             frame = self._pump(deadline)
             if frame is not None and frame.WhichOneof("body") == "hello_ack":
                 return
