@@ -14,12 +14,17 @@
 #include "cv_audit.h"
 #include "fuzz.h"
 
+/*  Leaf index of every seed tree, in leaf; its length. */
+static size_t leaf_text(uint64_t index, char leaf[64])
+{
+    return (size_t)snprintf(leaf, 64, "fuzz leaf %" PRIu64, index);
+}
+
 static bool leaf_hash(void *arg, uint64_t index, cv_hash_t *out)
 {
     (void)arg;
     char leaf[64];
-    int n = snprintf(leaf, sizeof leaf, "fuzz leaf %" PRIu64, index);
-    cv_merkle_leaf_hash(leaf, (size_t)n, out);
+    cv_merkle_leaf_hash(leaf, leaf_text(index, leaf), out);
     return true;
 }
 
@@ -45,8 +50,8 @@ static void write_receipt(const char *dir, const cv_note_signer_t *signer, uint6
     char *body = cv_checkpoint_body(&checkpoint);
     char *note = body ? cv_note_sign(signer, body) : NULL;
     char leaf[64];
-    int len = snprintf(leaf, sizeof leaf, "fuzz leaf %" PRIu64, index);
-    char *text = note ? cv_audit_proof_text(index, leaf, (size_t)len, proof, n, note) : NULL;
+    size_t len = leaf_text(index, leaf);
+    char *text = note ? cv_audit_proof_text(index, leaf, len, proof, n, note) : NULL;
     if (!text)
         fuzz_fail("out of memory");
     char name[64];
