@@ -199,9 +199,12 @@ bool cv_tlog_append(cv_tlog_t *self, const void *data, size_t len, uint64_t *ind
                     cv_error_t *err);
 /*  Appends n leaves in order, in the open transaction, reading and writing
  *  the frontier once for all of them; *first (may be NULL) is the first's
- *  index. On an error the transaction holds some of them: roll it back. */
+ *  index. leaf_hash (may be NULL: they are taken here) gives leaf i's
+ *  hash, cv_merkle_leaf_hash of data[i], with arg and i, once every row
+ *  is in: a caller may take them on another thread meanwhile. On an error
+ *  the transaction holds some of them: roll it back. */
 bool cv_tlog_append_many(cv_tlog_t *self, const void *const *data, const size_t *lens, size_t n,
-                         uint64_t *first, cv_error_t *err);
+                         cv_leaf_hash_fn *leaf_hash, void *arg, uint64_t *first, cv_error_t *err);
 /*  Leaves in the log, and in its last checkpoint; -1 on an error. */
 int64_t cv_tlog_size(cv_tlog_t *self, cv_error_t *err);
 int64_t cv_tlog_checkpointed(cv_tlog_t *self, cv_error_t *err);

@@ -104,7 +104,8 @@ static bool append_batch(sqlite3 *db, cv_tlog_t *log, uint64_t first, uint64_t n
     }
     cv_error_t err = {0};
     bool ok = exec(db, "BEGIN IMMEDIATE") &&
-              cv_tlog_append_many(log, (const void *const *)leaves, lens, (size_t)n, NULL, &err) &&
+              cv_tlog_append_many(log, (const void *const *)leaves, lens, (size_t)n, NULL, NULL,
+                                  NULL, &err) &&
               cv_tlog_checkpoint(log, 1796083200 + (int64_t)first, &err) >= 0;
     if (!ok && err.msg[0])
         fprintf(stderr, "audit_bench: %s\n", err.msg);
