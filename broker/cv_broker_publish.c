@@ -162,17 +162,20 @@ static bool route(cv_broker_t *self, const Caveat__Report *report, int64_t rowid
 
 /*  A report's `created`, when given, is neither ahead of the broker's
  *  clock by more than --clock-skew nor before 2000: a date far ahead would
- *  evade retention, one far back would be purged before anyone saw it. */
-static bool created_plausible(cv_broker_t *self, const char *created, cv_error_t *err)
+ *  evade retention, one far back would be purged before anyone saw it.
+ *  *when is it in unix seconds, or -1 when absent (the broker stamps it). */
+static bool created_plausible(cv_broker_t *self, const char *created, int64_t *when,
+                              cv_error_t *err)
 {
-    int64_t when;
-    if (!cv_timestamp_parse(created, &when))
-        return true; /* absent: the broker stamps it */
+    if (!cv_timestamp_parse(created, when)) {
+        *when = -1;
+        return true;
+    }
     int64_t now = (int64_t)time(NULL);
-    if (when > now + self->config.clock_skew_s)
+    if (*when > now + self->config.clock_skew_s)
         cv_error_set(err, NULL, 0, 0, "created: %lld s ahead of the broker's clock (at most %d)",
-                     (long long)(when - now), self->config.clock_skew_s);
-    else if (when < CREATED_FLOOR)
+                     (long long)(*when - now), self->config.clock_skew_s);
+    else if (*when < CREATED_FLOOR)
         cv_error_set(err, NULL, 0, 0, "created: before 2000-01-01");
     else
         return true;
@@ -210,11 +213,12 @@ static size_t pack_body(cv_broker_t *self, const Caveat__Report *report, size_t 
 }
 
 /*  The checks a report passes before it is stored, and the broker's
- *  stamps (originator, id, created); false with the result set when
- *  refused. The report was unpacked into the cache's arena: what is set in
- *  it is allocated there too. */
+ *  stamps (originator, id); false with the result set when refused.
+ *  *created is its creation time, -1 when it has none. The report was
+ *  unpacked into the cache's arena: what is set in it is allocated there
+ *  too. */
 static bool check_report(cv_broker_t *self, const char *sender, Caveat__Report *report,
-                         Caveat__Wire__PublishResult *result)
+                         int64_t *created, Caveat__Wire__PublishResult *result)
 {
     cv_error_t err = {0};
     if (report->originator && *report->originator && strcmp(report->originator, sender) != 0) {
@@ -233,7 +237,7 @@ static bool check_report(cv_broker_t *self, const char *sender, Caveat__Report *
         report->id = id ? cv_cache_strdup(self->cache, id) : NULL;
         free(id);
     }
-    if (!created_plausible(self, report->created, &err)) {
+    if (!created_plausible(self, report->created, created, &err)) {
         set_result(result, CAVEAT__WIRE__STATUS__REFUSED_INVALID, report->id, err.msg);
         return false;
     }
@@ -249,13 +253,16 @@ static bool check_report(cv_broker_t *self, const char *sender, Caveat__Report *
  *  the same report, so it is known by its digest as sent, before the
  *  stamp. */
 static void prepare_report(cv_broker_t *self, const char *sender, Caveat__Report *report,
-                           prepared_t *p)
+                           int64_t created, prepared_t *p)
 {
     p->report = report;
-    p->stored =
-        (cv_stored_report_t){report->id, sender, report->category, 0, zclock_time(), NULL, NULL};
+    p->stored = (cv_stored_report_t){.id = report->id,
+                                     .originator = sender,
+                                     .category = report->category,
+                                     .created = created,
+                                     .accepted = zclock_time()};
     p->sent_job = -1;
-    if (!cv_timestamp_parse(report->created, &p->stored.created)) {
+    if (created < 0) {
         p->sent = pack_body(self, report, &p->sent_len);
         p->sent_job = 0;
         char text[CV_TIMESTAMP_MAX];
@@ -406,8 +413,9 @@ static void accept_reports(cv_broker_t *self, int agency, const char *sender,
     for (size_t i = 0; i < n; i++) {
         results[i] = cv_xcalloc(1, sizeof *results[i]);
         caveat__wire__publish_result__init(results[i]);
-        if (check_report(self, sender, publish->reports[i], results[i]))
-            prepare_report(self, sender, publish->reports[i], &prepared[i]);
+        int64_t created;
+        if (check_report(self, sender, publish->reports[i], &created, results[i]))
+            prepare_report(self, sender, publish->reports[i], created, &prepared[i]);
     }
     size_t jobs = hash_jobs(self, prepared, n); /* first: it may move self->jobs.all */
     cv_hasher_start(self->hasher, self->jobs.all, jobs);

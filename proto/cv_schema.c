@@ -161,22 +161,33 @@ static bool all_digits(const char *s, size_t n)
     return true;
 }
 
-/*  strptime accepts too much (no field widths, "2026-2-3"), so check the
- *  shape by hand and let mktime's normalisation reject 2026-02-30. */
+/*  The value of n digits, already checked to be digits: atoi's strtol
+ *  was most of a report's validation, a few times for each timestamp. */
+static int digits_value(const char *s, size_t n)
+{
+    int value = 0;
+    for (size_t i = 0; i < n; i++)
+        value = value * 10 + (s[i] - '0');
+    return value;
+}
+
+static int days_in_month(int year, int month)
+{
+    static const int days[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    return month == 2 && leap ? 29 : days[month - 1];
+}
+
+/*  strptime accepts too much (no field widths, "2026-2-3"), so the shape
+ *  is checked by hand, and the day against the month's length in the
+ *  Gregorian calendar (2026-02-30 is no date). */
 static bool valid_date(const char *s)
 {
     if (strlen(s) < 10 || !all_digits(s, 4) || s[4] != '-' || !all_digits(s + 5, 2) ||
         s[7] != '-' || !all_digits(s + 8, 2))
         return false;
-    struct tm tm = {0};
-    tm.tm_year = atoi(s) - 1900;
-    tm.tm_mon = atoi(s + 5) - 1;
-    tm.tm_mday = atoi(s + 8);
-    tm.tm_hour = 12;
-    struct tm check = tm;
-    if (timegm(&check) == (time_t)-1)
-        return false;
-    return check.tm_mon == tm.tm_mon && check.tm_mday == tm.tm_mday;
+    int month = digits_value(s + 5, 2), day = digits_value(s + 8, 2);
+    return month >= 1 && month <= 12 && day >= 1 && day <= days_in_month(digits_value(s, 4), month);
 }
 
 /*  RFC 3339: YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM). */
@@ -188,7 +199,7 @@ static bool valid_timestamp(const char *s)
     if (!all_digits(t, 2) || t[2] != ':' || !all_digits(t + 3, 2) || t[5] != ':' ||
         !all_digits(t + 6, 2))
         return false;
-    if (atoi(t) > 23 || atoi(t + 3) > 59 || atoi(t + 6) > 60)
+    if (digits_value(t, 2) > 23 || digits_value(t + 3, 2) > 59 || digits_value(t + 6, 2) > 60)
         return false;
     t += 8;
     if (*t == '.') {
@@ -201,7 +212,8 @@ static bool valid_timestamp(const char *s)
     if ((*t == 'Z' || *t == 'z') && t[1] == '\0')
         return true;
     return (*t == '+' || *t == '-') && all_digits(t + 1, 2) && t[3] == ':' &&
-           all_digits(t + 4, 2) && t[6] == '\0' && atoi(t + 1) <= 23 && atoi(t + 4) <= 59;
+           all_digits(t + 4, 2) && t[6] == '\0' && digits_value(t + 1, 2) <= 23 &&
+           digits_value(t + 4, 2) <= 59;
 }
 
 bool cv_format_valid(cv_format_t format, const char *text)
@@ -230,18 +242,18 @@ bool cv_timestamp_parse(const char *text, int64_t *unix_seconds)
     if (!text || !valid_timestamp(text))
         return false;
     struct tm tm = {0};
-    tm.tm_year = atoi(text) - 1900;
-    tm.tm_mon = atoi(text + 5) - 1;
-    tm.tm_mday = atoi(text + 8);
-    tm.tm_hour = atoi(text + 11);
-    tm.tm_min = atoi(text + 14);
-    tm.tm_sec = atoi(text + 17);
+    tm.tm_year = digits_value(text, 4) - 1900;
+    tm.tm_mon = digits_value(text + 5, 2) - 1;
+    tm.tm_mday = digits_value(text + 8, 2);
+    tm.tm_hour = digits_value(text + 11, 2);
+    tm.tm_min = digits_value(text + 14, 2);
+    tm.tm_sec = digits_value(text + 17, 2);
     int64_t seconds = (int64_t)timegm(&tm);
     const char *zone = text + 19;
     while (*zone == '.' || (*zone >= '0' && *zone <= '9'))
         zone++;
     if (*zone == '+' || *zone == '-') {
-        int64_t offset = atoi(zone + 1) * 3600 + atoi(zone + 4) * 60;
+        int64_t offset = digits_value(zone + 1, 2) * 3600 + digits_value(zone + 4, 2) * 60;
         seconds -= *zone == '+' ? offset : -offset; /* 10:00+01:00 is 09:00Z */
     }
     *unix_seconds = seconds;

@@ -3,10 +3,12 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -245,6 +247,27 @@ static void test_dates(void **state)
     assert_false(cv_format_valid(CV_FORMAT_DATE, "yesterday"));
 }
 
+/*  Every day of four centuries and some, against libc's calendar: a date
+ *  is valid when timegm keeps it as it is (2026-02-30 becomes March). */
+static void test_dates_agree_with_timegm(void **state)
+{
+    (void)state;
+    for (int year = 1899; year <= 2301; year++)
+        for (int month = 0; month <= 13; month++)
+            for (int day = 0; day <= 32; day++) {
+                char text[16];
+                snprintf(text, sizeof text, "%04d-%02d-%02d", year, month, day);
+                struct tm tm = {
+                    .tm_year = year - 1900, .tm_mon = month - 1, .tm_mday = day, .tm_hour = 12};
+                struct tm check = tm;
+                bool kept = timegm(&check) != (time_t)-1 && check.tm_mon == tm.tm_mon &&
+                            check.tm_mday == tm.tm_mday && month >= 1 && month <= 12;
+                if (cv_format_valid(CV_FORMAT_DATE, text) != kept)
+                    fail_msg("%s: caveat says %s, timegm %s", text, kept ? "invalid" : "valid",
+                             kept ? "valid" : "invalid");
+            }
+}
+
 static void test_timestamps(void **state)
 {
     (void)state;
@@ -320,6 +343,7 @@ int main(void)
         cmocka_unit_test(test_find_unknown),
         cmocka_unit_test(test_child),
         cmocka_unit_test(test_dates),
+        cmocka_unit_test(test_dates_agree_with_timegm),
         cmocka_unit_test(test_timestamps),
         cmocka_unit_test(test_timestamp_offset_range),
         cmocka_unit_test(test_text_is_anything),
