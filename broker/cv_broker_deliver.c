@@ -224,6 +224,16 @@ static cv_queue_t *session_queue(cv_broker_t *self, session_t *s)
     return s->queue;
 }
 
+/*  Whether the deliveries packed in this pump, with what already waits for
+ *  its sync, reach OUT_BYTES_MAX: a pump stops there, however much credit
+ *  is left, so that big reports cannot make one pump hold many times the
+ *  bound. A delivery is at most a frame, far below it, so the bound is
+ *  passed by at most one. */
+static bool pack_full(const cv_broker_t *self)
+{
+    return self->out_bytes + self->pack.used >= OUT_BYTES_MAX;
+}
+
 /*  Resends what the queue has in flight, with its seqs, from where this
  *  session got to. What the policy no longer releases stays in flight
  *  unsent: a later acknowledgement covers it. Returns the credit used;
@@ -233,7 +243,9 @@ static size_t pump_resends(cv_broker_t *self, session_t *s, size_t room, packed_
 {
     size_t n = 0, walked = 0, before = broker_in_flight(s);
     const cv_sent_t *sent;
-    while (walked < room && (sent = cv_queue_sent_after(s->queue, s->resent_up_to))) {
+    bool full = false;
+    while (walked < room && !(full = pack_full(self)) &&
+           (sent = cv_queue_sent_after(s->queue, s->resent_up_to))) {
         s->resent_up_to = sent->seq;
         walked++;
         entry_t entry;
@@ -244,7 +256,7 @@ static size_t pump_resends(cv_broker_t *self, session_t *s, size_t room, packed_
         broker_session_sent(s,
                             sent->seq); /* if it could not be packed, the ack timeout resends it */
     }
-    if (walked < room)
+    if (walked < room && !full) /* nothing more in flight: resent, all of it */
         s->state = SESSION_LIVE;
     *packed = n;
     return broker_in_flight(s) - before;
@@ -264,7 +276,7 @@ static size_t pump_new(cv_broker_t *self, session_t *s, size_t room, packed_t *i
     cv_router_pump_begin(self->queues, &broker_pump, s->queue);
     /* drops are bounded too (each is a store write): a backlog the policy
      * stopped releasing is dropped over several turns, not in one */
-    while (broker_pump.n < room && !(*more = dropped >= DROPS_PER_PUMP) &&
+    while (broker_pump.n < room && !(*more = dropped >= DROPS_PER_PUMP || pack_full(self)) &&
            cv_router_pump_take(self->queues, &broker_pump, &item)) {
         entry_t entry;
         if (!entry_for(self, s, item.report,
@@ -343,9 +355,15 @@ void broker_pump(cv_broker_t *self, session_t *s)
     }
     /* else the queue is empty: routing marks it again */
     broker_set_dirty(self, s, used == room || s->state == SESSION_RESENDING || more);
+    if (sent)
+        post_deliveries(self, s, items, sent);
+    if (self->pack.cap > PACK_KEPT) { /* big reports' room, not kept for the life of the process */
+        free(self->pack.bytes);
+        self->pack.bytes = NULL;
+        self->pack.cap = 0;
+    }
     if (!sent)
         return;
-    post_deliveries(self, s, items, sent);
     /* a seq past the saved acknowledgements plus the credit was sent on the
      * strength of acknowledgements not yet saved: they are saved in this
      * turn, before it leaves, so a delivery whose acknowledgement has had an

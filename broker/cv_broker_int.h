@@ -55,12 +55,13 @@
 #define DEFAULT_CREDIT     100
 #define SENDERS_PER_AGENCY 64 /* send-only sessions kept per agency, oldest dropped */
 #define MAX_CREDIT         10000
-#define DRAIN_PER_TURN     1000              /* messages handled per transaction */
-#define DELIVER_BATCH_SIZE (256 * 1024)      /* bytes of deliveries per frame */
-#define TURN_BYTES         (2 * 1024 * 1024) /* bytes of frames handled per transaction */
-#define PUMP_MAX           256               /* deliveries a session is sent in one turn */
-#define SAVE_INTERVAL_MS   100               /* acknowledgements are saved this often */
-#define DROPS_PER_PUMP     2048              /* reports a pump may drop (a store write each) */
+#define DRAIN_PER_TURN     1000                     /* messages handled per transaction */
+#define DELIVER_BATCH_SIZE (256 * 1024)             /* bytes of deliveries per frame */
+#define PACK_KEPT          (4 * DELIVER_BATCH_SIZE) /* a pump's packing room kept between pumps */
+#define TURN_BYTES         (2 * 1024 * 1024)        /* bytes of frames handled per transaction */
+#define PUMP_MAX           256                      /* deliveries a session is sent in one turn */
+#define SAVE_INTERVAL_MS   100                      /* acknowledgements are saved this often */
+#define DROPS_PER_PUMP     2048 /* reports a pump may drop (a store write each) */
 /* Bounds on what one agency can make the broker do (docs/operations.md, "Limits") */
 #define DEFAULT_MAX_REPORTS  500   /* reports one Publish may hold */
 #define DEFAULT_CLOCK_SKEW   86400 /* seconds a report's created may be ahead of the clock */

@@ -117,15 +117,16 @@ void broker_send_error_limited(cv_broker_t *self, const zframe_t *routing, int a
 
 /*  The connection's session, if it is this key's. A session found by
  *  routing id under another key means the connection behind that routing
- *  id changed: that session ends here, and nothing of it is sent on. */
-static session_t *session_of_key(cv_broker_t *self, const zframe_t *routing,
+ *  id changed: that session ends here, and nothing of it is sent on. The
+ *  log line counts against the sender (agency), who caused it. */
+static session_t *session_of_key(cv_broker_t *self, const zframe_t *routing, int agency,
                                  const uint8_t key[CV_KEY_BYTES])
 {
     session_t *s = broker_session_of(self, routing);
     if (s && sodium_memcmp(s->key, key, CV_KEY_BYTES) != 0) {
         self->stats.foreign++;
-        cv_log_info(self->log, "session of %s ended: its routing id came with another key",
-                    s->agency);
+        cv_log_agency(self->log, cv_policy_agency(self->policy, agency)->id, false,
+                      "session of %s ended: its routing id came with another key", s->agency);
         broker_end_session(self, s);
         s = NULL;
     }
@@ -135,7 +136,7 @@ static session_t *session_of_key(cv_broker_t *self, const zframe_t *routing,
 static void dispatch(cv_broker_t *self, const zframe_t *routing, int agency,
                      const uint8_t key[CV_KEY_BYTES], Caveat__Wire__Frame *frame)
 {
-    session_t *s = session_of_key(self, routing, key);
+    session_t *s = session_of_key(self, routing, agency, key);
     if (frame->body_case == CAVEAT__WIRE__FRAME__BODY_HELLO) {
         broker_on_hello(self, routing, agency, key, s, frame->hello);
         return;

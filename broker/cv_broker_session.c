@@ -193,7 +193,10 @@ static void add_session(cv_broker_t *self, session_t *s)
  *  with 5 bytes, the first 0. A routing id a client chose could be chosen
  *  again by another agency once the first connection is gone, and libzmq
  *  4.3 does not tell the broker it went: sessions live only on routing ids
- *  the transport assigned, which no peer learns. */
+ *  shaped as the transport assigns them, which no peer learns. The shape
+ *  is all the broker can see (the handshake's Identity property reaches it
+ *  as a C string, empty for an id that starts with 0), so a client that
+ *  imitates it is not told apart: docs/protocol.md, section 1. */
 static bool assigned_routing_id(const zframe_t *routing)
 {
     return zframe_size((zframe_t *)routing) == 5 && zframe_data((zframe_t *)routing)[0] == 0;
