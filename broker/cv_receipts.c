@@ -119,6 +119,11 @@ static void waiting_push(cv_receipts_t *self, due_t *due)
         w->first = w->n = 0;
         w->since = zclock_mono();
     }
+    if (w->n == w->cap && w->first > 0) { /* the sent ones' room, taken back */
+        memmove(w->items, w->items + w->first, (w->n - w->first) * sizeof *w->items);
+        w->n -= w->first;
+        w->first = 0;
+    }
     if (w->n == w->cap) {
         w->cap = w->cap ? w->cap * 2 : 64;
         w->items = cv_xrealloc(w->items, w->cap * sizeof *w->items);
@@ -157,6 +162,12 @@ size_t cv_receipts_waiting(cv_receipts_t *self, const void *session)
 {
     waiting_t *w = zhashx_lookup(self->sessions, session);
     return w ? w->n - w->first : 0;
+}
+
+size_t cv_receipts_room(cv_receipts_t *self, const void *session)
+{
+    waiting_t *w = zhashx_lookup(self->sessions, session);
+    return w ? w->cap : 0;
 }
 
 bool cv_receipts_pending(cv_receipts_t *self)

@@ -35,6 +35,10 @@ void cv_receipts_settle(cv_receipts_t *self, bool committed);
 void cv_receipts_forget(cv_receipts_t *self, const void *session);
 /*  Receipts waiting for session (its deliveries stop at CV_RECEIPTS_WAITING). */
 size_t cv_receipts_waiting(cv_receipts_t *self, const void *session);
+/*  How many receipts session's list has room for: its memory. Sent ones'
+ *  room is taken back before the list grows, so it stays within twice the
+ *  most that waited at once, however many the session was ever owed. */
+size_t cv_receipts_room(cv_receipts_t *self, const void *session);
 /*  Whether any receipts wait to be sent: the loop turns for them. */
 bool cv_receipts_pending(cv_receipts_t *self);
 /*  Whether receipts wait for a checkpoint, the oldest for
