@@ -27,25 +27,26 @@ typedef struct {
     const char *agency; /* the sender's */
     int64_t report;     /* the first found, 0: none */
     char *originator;   /* its originator */
-    int reports;        /* how many different reports */
-    int64_t last;       /* the last counted */
+    int reports;        /* how many different reports: 0, 1, or 2 for more */
 } delivered_t;
 
 /*  A route of the report to one of the sender's queues: it was delivered
- *  there when that queue has given it a seq (it no longer waits). Routes
- *  come in rowid order, so a report delivered on two queues (direct and a
- *  feed) comes twice in a row. */
-static void on_routed_to(void *arg, int64_t report, const char *originator, int priority,
-                         const char *feed)
+ *  there when that queue has given it a seq (it no longer waits). A report
+ *  may come more than once: delivered on two queues (direct and a feed),
+ *  or released by its originator's approval (under the release's rowid). */
+static void on_routed_to(void *arg, int64_t report, int64_t routed, const char *originator,
+                         int priority, const char *feed)
 {
     delivered_t *d = arg;
     cv_queue_t *q = cv_router_find(d->broker->queues, d->agency, feed);
-    if (!q || cv_queue_waits(q, (cv_routed_t){report, priority}) || report == d->last)
+    if (!q || cv_queue_waits(q, (cv_routed_t){routed, priority}))
         return;
-    d->last = report;
-    if (d->reports++ == 0) {
+    if (d->reports == 0) {
+        d->reports = 1;
         d->report = report;
         d->originator = cv_xstrdup(originator);
+    } else if (report != d->report) {
+        d->reports = 2;
     }
 }
 
@@ -123,7 +124,7 @@ void broker_on_feedback(cv_broker_t *self, const session_t *s, int agency, const
         return;
     }
     cv_error_t err = {0};
-    delivered_t d = {self, sender, 0, NULL, 0, 0};
+    delivered_t d = {self, sender, 0, NULL, 0};
     int routes = cv_store_routed_to(self->store, feedback->report_id, feedback->originator, sender,
                                     on_routed_to, &d, &err);
     int given = d.reports == 1 ? cv_feedback_count(self->feedback, d.report, sender, &err) : 0;

@@ -205,7 +205,7 @@ static const char *const statements[S_COUNT] = {
     [S_QUARANTINED] = "SELECT report, id, originator, category, reason, quarantined"
                       " FROM quarantine ORDER BY quarantined, report",
     [S_AGENCY_QUEUES] = "SELECT id, feed FROM queues WHERE agency = ?1",
-    [S_ROUTES_OF_ID] = "SELECT r.n, r.originator, t.priority, t.queues FROM reports r"
+    [S_ROUTES_OF_ID] = "SELECT r.n, r.originator, t.priority, t.queues, r.n FROM reports r"
                        " JOIN routes t ON t.report = r.n WHERE r.id = ?1"
                        " AND (?2 IS NULL OR r.originator = ?2) ORDER BY r.n",
 };
@@ -216,6 +216,9 @@ struct cv_store_t {
     int lock_fd;   /* DIR/caveat.lock, flocked while the store is open */
     int wal_pages; /* pages in the WAL after the last commit */
     uint8_t *blob; /* routes and sent rows are encoded here */
+    /* releases an originator approved (cv_approval_store.c's table, made
+     * when the broker starts): prepared when first wanted */
+    sqlite3_stmt *approved_routes;
     size_t blob_cap;
     cv_sync_t sync;
     cv_syncer_t *syncer;   /* fdatasync (CV_SYNC_FULL) and checkpoints, off the loop */
@@ -577,6 +580,7 @@ void cv_store_close(cv_store_t **self_p)
     cv_syncer_destroy(&self->syncer);
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize(self->stmt[i]);
+    sqlite3_finalize(self->approved_routes);
     sqlite3_close(self->db);
     /* the last: the directory is free once SQLite is done with it */
     if (self->lock_fd >= 0)
@@ -903,33 +907,65 @@ static bool agency_queues(cv_store_t *self, const char *agency, agency_queues_t 
     return ok;
 }
 
+/*  Steps s (bound, its columns report, originator, priority, queues,
+ *  routed) and calls each for every route to one of queues; adds the calls
+ *  to *calls. False when SQLite failed. */
+static bool each_route_to(sqlite3_stmt *s, const agency_queues_t *queues, cv_routed_to_fn *each,
+                          void *arg, int *calls)
+{
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const uint8_t *blob = sqlite3_column_blob(s, 3);
+        size_t routed = (size_t)sqlite3_column_bytes(s, 3) / 4;
+        for (size_t i = 0; i < routed; i++)
+            for (int q = 0; q < queues->n; q++)
+                if ((int64_t)get_le(blob + 4 * i, 4) == queues->ids[q]) {
+                    each(arg, sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 4),
+                         (const char *)sqlite3_column_text(s, 1), sqlite3_column_int(s, 2),
+                         queues->feeds[q]);
+                    (*calls)++;
+                }
+    }
+    return rc == SQLITE_DONE;
+}
+
+/*  The statement for routes of approved releases; NULL when the store has
+ *  no approvals table (a store no broker has started on). */
+static sqlite3_stmt *approved_routes(cv_store_t *self)
+{
+    if (!self->approved_routes)
+        sqlite3_prepare_v2(self->db,
+                           "SELECT r.n, r.originator, t.priority, t.queues, a.n FROM reports r"
+                           " JOIN approval_routes a ON a.report = r.n"
+                           " JOIN routes t ON t.report = a.n WHERE r.id = ?1"
+                           " AND (?2 IS NULL OR r.originator = ?2) ORDER BY r.n, a.n",
+                           -1, &self->approved_routes, NULL);
+    return self->approved_routes;
+}
+
 int cv_store_routed_to(cv_store_t *self, const char *report_id, const char *originator,
                        const char *agency, cv_routed_to_fn *each, void *arg, cv_error_t *err)
 {
     agency_queues_t queues = {0};
     if (!agency_queues(self, agency, &queues, err))
         return -1;
-    sqlite3_stmt *s = stmt(self, S_ROUTES_OF_ID);
-    sqlite3_bind_text(s, 1, report_id, -1, SQLITE_STATIC);
-    if (originator)
-        sqlite3_bind_text(s, 2, originator, -1, SQLITE_STATIC);
-    int calls = 0, rc = queues.n ? SQLITE_ROW : SQLITE_DONE; /* no queue: nothing routed to it */
-    while (rc == SQLITE_ROW && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        const uint8_t *blob = sqlite3_column_blob(s, 3);
-        size_t routed = (size_t)sqlite3_column_bytes(s, 3) / 4;
-        for (size_t i = 0; i < routed; i++)
-            for (int q = 0; q < queues.n; q++)
-                if ((int64_t)get_le(blob + 4 * i, 4) == queues.ids[q]) {
-                    each(arg, sqlite3_column_int64(s, 0), (const char *)sqlite3_column_text(s, 1),
-                         sqlite3_column_int(s, 2), queues.feeds[q]);
-                    calls++;
-                }
+    int calls = 0;
+    bool ok = true;
+    sqlite3_stmt *lookups[] = {stmt(self, S_ROUTES_OF_ID), approved_routes(self)};
+    for (size_t i = 0; ok && queues.n && i < 2; i++) { /* no queue: nothing routed to it */
+        sqlite3_stmt *s = lookups[i];
+        if (!s)
+            continue;
+        sqlite3_bind_text(s, 1, report_id, -1, SQLITE_STATIC);
+        if (originator)
+            sqlite3_bind_text(s, 2, originator, -1, SQLITE_STATIC);
+        ok = each_route_to(s, &queues, each, arg, &calls) ||
+             db_error(self, err, "finding a report by its id");
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
     }
-    if (rc != SQLITE_DONE)
-        calls = db_error(self, err, "finding a report by its id") ? 0 : -1;
-    sqlite3_reset(s);
     agency_queues_free(&queues);
-    return calls;
+    return ok ? calls : -1;
 }
 
 bool cv_store_unroute(cv_store_t *self, int64_t report, int64_t queue, cv_error_t *err)

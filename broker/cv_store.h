@@ -121,11 +121,13 @@ typedef struct {
 } cv_routed_t;
 
 /*  Where the reports of id report_id (of originator, or any when NULL)
- *  were routed among agency's queues: each(arg, rowid, originator,
- *  priority, feed) once for every such queue, in order of acceptance. A
- *  route the pump dropped is not there. Returns how many calls, or -1. */
-typedef void(cv_routed_to_fn)(void *arg, int64_t report, const char *originator, int priority,
-                              const char *feed);
+ *  were routed among agency's queues: each(arg, rowid, routed, originator,
+ *  priority, feed) once for every such queue, routed being the rowid the
+ *  queue holds it under (the report's own, or the rowid of a release its
+ *  originator approved: cv_approval_store.h). A route the pump dropped is
+ *  not there. Returns how many calls, or -1. */
+typedef void(cv_routed_to_fn)(void *arg, int64_t report, int64_t routed, const char *originator,
+                              int priority, const char *feed);
 int cv_store_routed_to(cv_store_t *self, const char *report_id, const char *originator,
                        const char *agency, cv_routed_to_fn *each, void *arg, cv_error_t *err);
 

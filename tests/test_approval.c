@@ -152,6 +152,39 @@ static void test_only_approved_recipients_get_a_held_report(void **state)
 
 /*  An approval given before a crash is delivered after it, and survives a
  *  reload; one given after a restart releases too; nothing comes twice. */
+/*  A recipient of an approved release received the report: its feedback
+ *  is taken and goes to the originator, as on any delivered report (the
+ *  release's route is held under a rowid of its own, which the feedback
+ *  check once missed: FORBIDDEN). An agency the approval did not name is
+ *  still refused. */
+static void test_feedback_on_an_approved_release_reaches_the_originator(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    cv_client_t *council = client(h, "hull-cc", NULL, 0);
+    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
+    publish_held(h, "held-feedback", "5");
+    assert_string_equal(approved(h, "held-feedback", "hull-cc"), "hull-cc");
+    assert_receives(council, "held-feedback");
+    cv_error_t err = {0};
+    if (!cv_client_feedback(council, "held-feedback", NULL, "useful", NULL, 5000, &err))
+        fail_msg("feedback on an approved release: %s", err.msg);
+    const cv_delivery_t *d = receive(police, 5000);
+    assert_non_null(d);
+    assert_non_null(d->feedback);
+    assert_string_equal(d->feedback->report_id, "held-feedback");
+    assert_string_equal(d->feedback->from, "hull-cc");
+    assert_string_equal(d->feedback->value, "useful");
+
+    cv_client_t *college = client(h, "hull-college", NULL, 0);
+    assert_false(cv_client_feedback(college, "held-feedback", NULL, "useful", NULL, 5000, &err));
+    assert_int_equal(err.broker_code, CAVEAT__WIRE__ERROR_CODE__FORBIDDEN);
+    cv_client_destroy(&college);
+    cv_client_destroy(&police);
+    cv_client_destroy(&council);
+    finish(&h);
+}
+
 static void test_approvals_outlive_a_restart_and_a_reload(void **state)
 {
     (void)state;
@@ -326,6 +359,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_only_approved_recipients_get_a_held_report),
+        cmocka_unit_test(test_feedback_on_an_approved_release_reaches_the_originator),
         cmocka_unit_test(test_approvals_outlive_a_restart_and_a_reload),
         cmocka_unit_test(test_refused_approvals_release_nothing),
         cmocka_unit_test(test_approvals_are_limited),
