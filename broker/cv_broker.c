@@ -217,8 +217,9 @@ static bool bind_router(cv_broker_t *self, zcert_t *cert, cv_error_t *err)
     zsock_set_rcvtimeo(self->router, 0);
     zsock_set_linger(self->router, 1000);
     /* before the bind: libzmq copies the handshake timeout into the listener */
-    self->guard = cv_guard_new(self->router, self->log, self->config.max_pending,
-                               self->config.handshake_timeout_ms, err);
+    self->guard =
+        cv_guard_new(self->router, self->log, self->config.max_pending,
+                     self->config.handshake_timeout_ms, broker_connection_gone, self, err);
     if (!self->guard)
         return false;
     if (!port_in_range(self->config.endpoint)) {
@@ -341,6 +342,7 @@ static cv_broker_t *new_broker(const cv_broker_config_t *config, bool offline, c
     if (!self)
         return NULL;
     self->config = *config;
+    self->peer_fd = -1;
     if (!self->config.max_frame)
         self->config.max_frame = DEFAULT_MAX_FRAME;
     if (!self->config.ack_timeout_ms)
@@ -613,6 +615,8 @@ static void send_failed(cv_broker_t *self, uint64_t serial, bool delivery, int f
 /*  Sends what waited for commits now on disk, in order. */
 static void release_synced(cv_broker_t *self)
 {
+    if (self->guard) /* a gone connection's routing id must not be sent to */
+        cv_guard_handle(self->guard);
     uint64_t synced = cv_store_synced(self->store);
     held_t *h;
     while ((h = zlistx_first(self->held)) && h->commit <= synced) {
@@ -714,6 +718,9 @@ static void pump_sessions(cv_broker_t *self)
  *  kept waiting behind client traffic, however much of it there is. */
 static void serve_zap(cv_broker_t *self)
 {
+    /* connections that went first: their sessions end before a new
+     * connection, which may take a gone one's routing id, is admitted */
+    cv_guard_handle(self->guard);
     zsock_t *zap = cv_zap_socket(self->zap);
     while (zsock_events(zap) & ZMQ_POLLIN)
         cv_zap_handle(self->zap, self->policy);

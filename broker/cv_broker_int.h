@@ -171,6 +171,7 @@ typedef struct {
     uint64_t acked;        /* the highest seq it acknowledged: kept across a rolled-back turn */
     cv_queue_t *queue;     /* the queue it serves (owned by the broker); NULL until resolved */
     char *peer;            /* the connection's address (admin sessions), "" offline */
+    int fd;                /* the connection's descriptor (libzmq's); -1: not known */
     int64_t since;         /* when it said Hello (unix seconds) */
 } session_t;
 
@@ -268,6 +269,7 @@ struct cv_broker_t {
     } jobs;
     cv_log_t *log;
     const char *peer;     /* the address of the message being handled (its metadata), or NULL */
+    int peer_fd;          /* the descriptor it came on, or -1 */
     uint64_t next_serial; /* of sessions */
     agency_use_t *use;    /* per agency index: what its traffic may still cause */
     int use_cap;
@@ -398,6 +400,8 @@ void broker_session_acked(session_t *s, uint64_t up_to);
 void broker_set_dirty(cv_broker_t *self, session_t *s, bool dirty);
 void broker_session_resend_all(cv_broker_t *self, session_t *s);
 session_t *broker_session_of(cv_broker_t *self, const zframe_t *routing);
+/*  The connection on descriptor fd went: its sessions end. */
+void broker_connection_gone(void *self, int fd);
 session_t *broker_session_of_queue(cv_broker_t *self, const char *agency, const char *feed);
 void broker_held_destroy(cv_broker_t *self, held_t *h);
 void broker_end_session(cv_broker_t *self, session_t *s);

@@ -193,6 +193,17 @@ void broker_handle_frame(cv_broker_t *self, const zframe_t *routing, int agency,
     dispatch(self, routing, agency, key, frame);
 }
 
+/*  The descriptor of the connection data came on: libzmq 4.3 keeps it in
+ *  every message's metadata as "__fd", what its (deprecated) ZMQ_SRCFD
+ *  reads; czmq's frames reach it only by name. -1 when absent. */
+static int connection_fd(zframe_t *data)
+{
+    const char *text = zframe_meta(data, "__fd");
+    char *end = NULL;
+    long fd = text ? strtol(text, &end, 10) : -1;
+    return text && end != text && *end == '\0' && fd >= 0 && fd <= INT_MAX ? (int)fd : -1;
+}
+
 void broker_handle_message(cv_broker_t *self, zmsg_t *msg)
 {
     zframe_t *routing = zmsg_pop(msg);
@@ -212,8 +223,10 @@ void broker_handle_message(cv_broker_t *self, zmsg_t *msg)
                                   "a message must be exactly one frame");
     } else {
         self->peer = zframe_meta(data, "Peer-Address");
+        self->peer_fd = connection_fd(data);
         broker_handle_frame(self, routing, agency, key, zframe_data(data), zframe_size(data));
         self->peer = NULL;
+        self->peer_fd = -1;
     }
     zframe_destroy(&routing);
 }

@@ -152,9 +152,29 @@ void broker_end_session(cv_broker_t *self, session_t *s)
     remove_session(self, s);
 }
 
-/*  libzmq 4.3 tells a ROUTER nothing when a peer goes, and send-only
- *  sessions replace no one: keep the newest SENDERS_PER_AGENCY of each
- *  agency. A dropped one that sends again gets NOT_READY and says Hello. */
+/*  A routing id lives as long as its connection: once that is gone libzmq
+ *  may give it to the next connection that asks for it (a client may set
+ *  its own, shaped as an assigned one: see assigned_routing_id), so the
+ *  sessions on it end now, before that connection's handshake is answered
+ *  (the guard's events are read before every ZAP request and every send)
+ *  rather than when their agency says Hello again. */
+void broker_connection_gone(void *arg, int fd)
+{
+    cv_broker_t *self = arg;
+    if (fd < 0)
+        return;
+    for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
+        if (s->fd == fd) { /* a connection has one routing id, so one session */
+            cv_log_agency(self->log, s->agency, true, "session of %s ended with its connection",
+                          s->agency);
+            broker_end_session(self, s);
+            return;
+        }
+}
+
+/*  Send-only sessions replace no one, and a connection may open one and
+ *  stay: keep the newest SENDERS_PER_AGENCY of each agency. A dropped one
+ *  that sends again gets NOT_READY and says Hello. */
 static void limit_senders(cv_broker_t *self, const char *agency)
 {
     int count = 0;
@@ -191,12 +211,12 @@ static void add_session(cv_broker_t *self, session_t *s)
 
 /*  libzmq's ROUTER names a connection that gives no routing id of its own
  *  with 5 bytes, the first 0. A routing id a client chose could be chosen
- *  again by another agency once the first connection is gone, and libzmq
- *  4.3 does not tell the broker it went: sessions live only on routing ids
- *  shaped as the transport assigns them, which no peer learns. The shape
- *  is all the broker can see (the handshake's Identity property reaches it
- *  as a C string, empty for an id that starts with 0), so a client that
- *  imitates it is not told apart: docs/protocol.md, section 1. */
+ *  again by another agency once the first connection is gone: sessions
+ *  live only on routing ids shaped as the transport assigns them, which no
+ *  peer learns, and end with their connection (broker_connection_gone).
+ *  The shape is all the broker can see (the handshake's Identity property
+ *  reaches it as a C string, empty for an id that starts with 0), so a
+ *  client that imitates it is not told apart: docs/protocol.md, section 1. */
 static bool assigned_routing_id(const zframe_t *routing)
 {
     return zframe_size((zframe_t *)routing) == 5 && zframe_data((zframe_t *)routing)[0] == 0;
@@ -239,6 +259,7 @@ static session_t *session_new(cv_broker_t *self, const zframe_t *routing, const 
     memcpy(s->key, key, CV_KEY_BYTES); /* the one it came with: an agency may have two */
     s->feed = cv_xstrdup(feed);
     s->peer = cv_xstrdup(self->peer ? self->peer : "");
+    s->fd = self->peer_fd;
     s->since = (int64_t)time(NULL);
     if (!s->routing_hex || !s->routing)
         abort();                  /* czmq's own allocations */

@@ -54,6 +54,8 @@ struct cv_guard_t {
     cv_log_t *log;     /* not owned */
     zsock_t *events;   /* PAIR receiving the router's monitor events */
     zlistx_t *pending; /* pending_t, oldest first */
+    cv_guard_gone_fn *gone;
+    void *gone_arg;
     size_t max_pending;
     uint64_t evicted, failed;
     struct {
@@ -118,13 +120,15 @@ static bool start_monitor(cv_guard_t *self, cv_error_t *err)
 }
 
 cv_guard_t *cv_guard_new(zsock_t *router, cv_log_t *log, int max_pending, int handshake_timeout_ms,
-                         cv_error_t *err)
+                         cv_guard_gone_fn *gone, void *gone_arg, cv_error_t *err)
 {
     cv_guard_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
     self->router = router;
     self->log = log;
+    self->gone = gone;
+    self->gone_arg = gone_arg;
     self->pending = zlistx_new();
     zlistx_set_destructor(self->pending, pending_free);
     zlistx_set_comparator(self->pending, pending_compare_fd);
@@ -203,6 +207,8 @@ static void on_disconnected(cv_guard_t *self, int fd)
     void *handle = zlistx_find(self->pending, &key); /* the oldest record of fd */
     if (handle)
         zlistx_delete(self->pending, handle);
+    if (self->gone)
+        self->gone(self->gone_arg, fd);
 }
 
 /*  Some connection's handshake succeeded: forget the newest one whose peer

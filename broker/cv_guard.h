@@ -20,13 +20,18 @@
 
 typedef struct cv_guard_t cv_guard_t;
 
+/*  Called with the descriptor of every connection that went, when the
+ *  guard reads its DISCONNECTED event. */
+typedef void(cv_guard_gone_fn)(void *arg, int fd);
+
 /*  Starts guarding router, which must not be bound yet: libzmq copies the
  *  handshake timeout into the listener at bind time, and the first
  *  connection's events must find the monitor running. max_pending 0: a
  *  quarter of the descriptor limit, at most 1024; handshake_timeout_ms 0:
- *  5 s. NULL with err when the monitor cannot start. */
+ *  5 s. gone (may be NULL) is told of each connection that went. NULL
+ *  with err when the monitor cannot start. */
 cv_guard_t *cv_guard_new(zsock_t *router, cv_log_t *log, int max_pending, int handshake_timeout_ms,
-                         cv_error_t *err);
+                         cv_guard_gone_fn *gone, void *gone_arg, cv_error_t *err);
 /*  Stops the monitor; call before the router is destroyed. */
 void cv_guard_destroy(cv_guard_t **self_p);
 

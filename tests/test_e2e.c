@@ -227,14 +227,13 @@ static void test_unknown_feed_and_send_only_acks_are_refused(void **state)
 {
     (void)state;
     harness_t *h = started();
-    zsock_t *dealer = raw_dealer(h, "hum-ctio-hull");
-    send_hello_with(dealer, 1, "no-such-feed", -1);
-    assert_int_equal(error_answer(dealer), 8 /* BAD_REQUEST */);
-    send_hello_with(dealer, 1, "ctio", -1); /* the example policy's feed */
-    assert_int_equal(error_answer(dealer), 0);
-    zsock_destroy(&dealer);
+    zsock_t *ctio = raw_dealer(h, "hum-ctio-hull");
+    send_hello_with(ctio, 1, "no-such-feed", -1);
+    assert_int_equal(error_answer(ctio), 8 /* BAD_REQUEST */);
+    send_hello_with(ctio, 1, "ctio", -1); /* the example policy's feed */
+    assert_int_equal(error_answer(ctio), 0);
 
-    dealer = raw_dealer(h, "hum-bcu-hull");
+    zsock_t *dealer = raw_dealer(h, "hum-bcu-hull");
     send_hello_with(dealer, 1, NULL, 0); /* credit 0: send-only */
     assert_int_equal(error_answer(dealer), 0);
     Caveat__Wire__DeliveryAck ack = CAVEAT__WIRE__DELIVERY_ACK__INIT;
@@ -245,9 +244,11 @@ static void test_unknown_feed_and_send_only_acks_are_refused(void **state)
     frame.delivery_ack = &ack;
     send_frame(dealer, &frame);
     assert_int_equal(error_answer(dealer), 4 /* BAD_ACK */);
-    zsock_destroy(&dealer);
-
     assert_int_equal(stat_of(h, "sessions"), 1); /* the ctio feed's only */
+    zsock_destroy(&dealer);
+    zsock_destroy(&ctio);
+    zclock_sleep(200);
+    assert_int_equal(stat_of(h, "sessions"), 0); /* each ended with its connection */
     finish(&h);
 }
 
@@ -934,9 +935,9 @@ static void test_pipelined_publishes_finish_in_any_order(void **state)
     for (int i = 0; i < 64; i++)
         assert_true(cv_client_publish_start(police, (const Caveat__Report *const *)&good[0], 1,
                                             &many[i], &err) > 0);
-    assert_int_equal(
-        cv_client_publish_start(police, (const Caveat__Report *const *)&good[0], 1, &many[64], &err),
-        -1);
+    assert_int_equal(cv_client_publish_start(police, (const Caveat__Report *const *)&good[0], 1,
+                                             &many[64], &err),
+                     -1);
     assert_int_equal(err.code, CV_ERR_BAD_INPUT);
     cv_client_destroy(&police);
     for (int i = 0; i < 64; i++) { /* acknowledged before the end, or pending with its id */

@@ -100,9 +100,11 @@ static void send_ack(zsock_t *dealer, uint64_t up_to, uint32_t credit)
 /*  Sessions belong to a key.                                               */
 
 /*  The council's connection, with a routing id of the form the transport
- *  assigns, holds a delivery it has not acknowledged and goes. A college
- *  reconnects with the same routing id and, without a Hello, acknowledges
- *  and grants credit: it must get nothing, and the council everything. */
+ *  assigns, holds a delivery it has not acknowledged and goes: its
+ *  session ends with it. A college reconnects with the same routing id
+ *  and, without a Hello, acknowledges and grants credit: it finds no
+ *  session (NOT_READY, and no session of another key to end: foreign 0),
+ *  gets nothing, and the council everything. */
 static void test_a_reused_routing_id_serves_no_other_agencys_queue(void **state)
 {
     (void)state;
@@ -117,14 +119,16 @@ static void test_a_reused_routing_id_serves_no_other_agencys_queue(void **state)
     publish_new(police, "vulnerable_individual", first, sizeof first);
     publish_new(police, "vulnerable_individual", second, sizeof second);
     assert_int_equal(deliveries_within(victim, 2000), 1);
-    zsock_destroy(&victim); /* seq 1 unacknowledged, no credit left */
+    long sessions = stat_of(h, "sessions"); /* the council's and the police's */
+    zsock_destroy(&victim);                 /* seq 1 unacknowledged, no credit left */
     zclock_sleep(300);
+    assert_int_equal(stat_of(h, "sessions"), sessions - 1);
 
     zsock_t *attacker = raw_dealer_as(h, "hull-college", routing, sizeof routing, true);
     send_ack(attacker, 1, 100);
     assert_int_equal(error_answer(attacker), 2 /* NOT_READY */);
     assert_int_equal(deliveries_within(attacker, 1000), 0);
-    assert_int_equal(stat_of(h, "foreign"), 1);
+    assert_int_equal(stat_of(h, "foreign"), 0);
     zsock_destroy(&attacker);
 
     cv_client_t *council = client(h, "hull-cc", NULL, 10); /* loses nothing */
@@ -133,6 +137,45 @@ static void test_a_reused_routing_id_serves_no_other_agencys_queue(void **state)
     assert_nothing_arrives(council, 300);
     cv_client_destroy(&council);
     cv_client_destroy(&police);
+    finish(&h);
+}
+
+/*  The police publish a referral for the council: other, a connection that
+ *  must get nothing, gets nothing within wait_ms (and is closed), and the
+ *  council, connecting after, gets it. */
+static void assert_the_council_alone_gets_a_referral(harness_t *h, zsock_t **other, int wait_ms)
+{
+    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
+    char id[64];
+    publish_new(police, "vulnerable_individual", id, sizeof id);
+    assert_int_equal(deliveries_within(*other, wait_ms), 0);
+    zsock_destroy(other);
+    cv_client_t *council = client(h, "hull-cc", NULL, 10);
+    assert_delivered(council, id);
+    cv_client_destroy(&council);
+    cv_client_destroy(&police);
+}
+
+/*  The same, with an attacker that sends nothing: a session ends with its
+ *  connection, so the routing id the council's connection had (of the
+ *  form the transport assigns) carries nothing to the college's, which
+ *  takes it and waits. The council then gets the report. */
+static void test_a_silent_connection_on_a_gone_routing_id_gets_nothing(void **state)
+{
+    (void)state;
+    harness_t *h = started_with(NULL);
+    static const uint8_t routing[5] = {0, 'c', 'v', '0', '2'};
+    zsock_t *victim = raw_dealer_as(h, "hull-cc", routing, sizeof routing, true);
+    send_hello_with(victim, 1, NULL, 10);
+    assert_int_equal(error_answer(victim), 0); /* HelloAck: a session */
+    assert_int_equal(stat_of(h, "sessions"), 1);
+    zsock_destroy(&victim);
+    zclock_sleep(300);
+    assert_int_equal(stat_of(h, "sessions"), 0); /* ended with its connection */
+
+    zsock_t *attacker = raw_dealer_as(h, "hull-college", routing, sizeof routing, true);
+    zclock_sleep(300); /* connected, on the council's old routing id; it sends nothing */
+    assert_the_council_alone_gets_a_referral(h, &attacker, 1500);
     finish(&h);
 }
 
@@ -146,17 +189,7 @@ static void test_a_chosen_routing_id_gets_no_session(void **state)
     send_hello_with(careless, 1, NULL, 100);
     assert_int_equal(error_answer(careless), 8 /* BAD_REQUEST */);
     assert_int_equal(stat_of(h, "sessions"), 0);
-
-    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
-    char id[64];
-    publish_new(police, "vulnerable_individual", id, sizeof id);
-    assert_int_equal(deliveries_within(careless, 500), 0);
-    zsock_destroy(&careless);
-
-    cv_client_t *council = client(h, "hull-cc", NULL, 10);
-    assert_delivered(council, id);
-    cv_client_destroy(&council);
-    cv_client_destroy(&police);
+    assert_the_council_alone_gets_a_referral(h, &careless, 500);
     finish(&h);
 }
 
@@ -720,6 +753,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_reused_routing_id_serves_no_other_agencys_queue),
+        cmocka_unit_test(test_a_silent_connection_on_a_gone_routing_id_gets_nothing),
         cmocka_unit_test(test_a_chosen_routing_id_gets_no_session),
         cmocka_unit_test(test_a_feed_is_opened_only_by_its_recipients),
         cmocka_unit_test(test_a_publish_over_the_report_limit_is_refused),
