@@ -633,6 +633,10 @@ static void release_synced(cv_broker_t *self)
 
 void broker_hold(cv_broker_t *self, held_t *h)
 {
+    if (h->session && broker_session_gone(self, zmsg_first(h->msg), h->session)) {
+        broker_held_destroy(self, h); /* its routing id may be another connection's soon */
+        return;
+    }
     h->commit = cv_store_last_commit(self->store);
     zlistx_add_end(self->held, h);
 }
@@ -834,8 +838,11 @@ static void resend_overdue(cv_broker_t *self, int64_t *next)
     if (now < *next)
         return;
     *next = now + OVERDUE_EVERY_MS;
+    broker_end_gone_sessions(self, now);
     for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
-        if (s->state == SESSION_PAUSED && now >= s->paused_until) {
+        if (s->gone_at)
+            continue;
+        else if (s->state == SESSION_PAUSED && now >= s->paused_until) {
             s->state = SESSION_RESENDING; /* what it has in flight, from the first */
             broker_set_dirty(self, s, true);
         } else if (s->state != SESSION_PAUSED && broker_in_flight(s) > 0 &&

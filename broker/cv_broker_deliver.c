@@ -326,6 +326,10 @@ void broker_pump(cv_broker_t *self, session_t *s)
      * packed at once; the session stays dirty for a later one */
     if (self->out_bytes >= OUT_BYTES_MAX)
         return;
+    if (s->gone_at) { /* its connection went: nothing more is sent on its routing id */
+        broker_set_dirty(self, s, false);
+        return;
+    }
     if (s->state == SESSION_PAUSED) {
         broker_set_dirty(self, s, false); /* resend_overdue marks it when the pause ends */
         return;

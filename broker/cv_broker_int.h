@@ -60,7 +60,8 @@
 #define PACK_KEPT          (4 * DELIVER_BATCH_SIZE) /* a pump's packing room kept between pumps */
 #define TURN_BYTES         (2 * 1024 * 1024)        /* bytes of frames handled per transaction */
 #define PUMP_MAX           256                      /* deliveries a session is sent in one turn */
-#define SAVE_INTERVAL_MS   100                      /* acknowledgements are saved this often */
+#define GONE_LINGER_MS     500  /* a gone connection's frames are read within this */
+#define SAVE_INTERVAL_MS   100  /* acknowledgements are saved this often */
 #define DROPS_PER_PUMP     2048 /* reports a pump may drop (a store write each) */
 /* Bounds on what one agency can make the broker do (docs/operations.md, "Limits") */
 #define DEFAULT_MAX_REPORTS  500   /* reports one Publish may hold */
@@ -172,6 +173,7 @@ typedef struct {
     cv_queue_t *queue;     /* the queue it serves (owned by the broker); NULL until resolved */
     char *peer;            /* the connection's address (admin sessions), "" offline */
     int fd;                /* the connection's descriptor (libzmq's); -1: not known */
+    int64_t gone_at;       /* when its connection went (ms, monotonic), 0: connected */
     int64_t since;         /* when it said Hello (unix seconds) */
 } session_t;
 
@@ -400,8 +402,13 @@ void broker_session_acked(session_t *s, uint64_t up_to);
 void broker_set_dirty(cv_broker_t *self, session_t *s, bool dirty);
 void broker_session_resend_all(cv_broker_t *self, session_t *s);
 session_t *broker_session_of(cv_broker_t *self, const zframe_t *routing);
-/*  The connection on descriptor fd went: its sessions end. */
+/*  The connection on descriptor fd went: its session is sent nothing more,
+ *  and ends once what it sent before going has been read. */
 void broker_connection_gone(void *self, int fd);
+/*  Whether the session with serial is one whose connection went. */
+bool broker_session_gone(cv_broker_t *self, const zframe_t *routing, uint64_t serial);
+/*  Ends the sessions whose connections went GONE_LINGER_MS ago or more. */
+void broker_end_gone_sessions(cv_broker_t *self, int64_t now);
 session_t *broker_session_of_queue(cv_broker_t *self, const char *agency, const char *feed);
 void broker_held_destroy(cv_broker_t *self, held_t *h);
 void broker_end_session(cv_broker_t *self, session_t *s);

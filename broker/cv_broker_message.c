@@ -129,6 +129,9 @@ static session_t *session_of_key(cv_broker_t *self, const zframe_t *routing, int
                       "session of %s ended: its routing id came with another key", s->agency);
         broker_end_session(self, s);
         s = NULL;
+    } else if (s && s->gone_at && self->peer_fd != s->fd) {
+        broker_end_session(self, s); /* another connection on a gone one's routing id */
+        s = NULL;
     }
     return s;
 }

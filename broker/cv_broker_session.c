@@ -98,7 +98,8 @@ session_t *broker_session_of_queue(cv_broker_t *self, const char *agency, const 
     return s;
 }
 
-static void remove_session(cv_broker_t *self, session_t *s)
+/*  s serves its queue no more, and counts as a sender no more. */
+static void stop_serving(cv_broker_t *self, session_t *s)
 {
     cv_queue_name_t name;
     const char *key = cv_queue_name(&name, s->agency, s->feed);
@@ -108,6 +109,11 @@ static void remove_session(cv_broker_t *self, session_t *s)
     void *handle = s->publish_only ? zlistx_find(self->senders, s) : NULL;
     if (handle)
         zlistx_delete(self->senders, handle);
+}
+
+static void remove_session(cv_broker_t *self, session_t *s)
+{
+    stop_serving(self, s);
     if (s->pending)
         zlistx_delete(self->pending, s->pending);
     s->pending = NULL;
@@ -154,22 +160,49 @@ void broker_end_session(cv_broker_t *self, session_t *s)
 
 /*  A routing id lives as long as its connection: once that is gone libzmq
  *  may give it to the next connection that asks for it (a client may set
- *  its own, shaped as an assigned one: see assigned_routing_id), so the
- *  sessions on it end now, before that connection's handshake is answered
- *  (the guard's events are read before every ZAP request and every send)
- *  rather than when their agency says Hello again. */
+ *  its own, shaped as an assigned one: see assigned_routing_id). So the
+ *  session on it is sent nothing more from the moment the broker reads
+ *  that the connection went (the guard's events are read before every ZAP
+ *  answer and every send, so before another connection is admitted or sent
+ *  anything), while the frames the connection sent before going, still
+ *  queued (a last acknowledgement, a request), are handled; it ends
+ *  GONE_LINGER_MS later, or at once when another connection shows up on
+ *  its routing id. */
 void broker_connection_gone(void *arg, int fd)
 {
     cv_broker_t *self = arg;
     if (fd < 0)
         return;
     for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
-        if (s->fd == fd) { /* a connection has one routing id, so one session */
-            cv_log_agency(self->log, s->agency, true, "session of %s ended with its connection",
+        if (s->fd == fd && !s->gone_at) { /* a connection has one routing id, so one session */
+            s->gone_at = zclock_mono();
+            forget_messages_of(self, s->serial);
+            stop_serving(self, s); /* a Hello for its queue replaces nobody */
+            cv_log_agency(self->log, s->agency, true, "session of %s: its connection went",
                           s->agency);
-            broker_end_session(self, s);
             return;
         }
+}
+
+bool broker_session_gone(cv_broker_t *self, const zframe_t *routing, uint64_t serial)
+{
+    session_t *s = broker_session_of(self, routing);
+    return s && s->serial == serial && s->gone_at;
+}
+
+void broker_end_gone_sessions(cv_broker_t *self, int64_t now)
+{
+    session_t *ended[64];
+    size_t n;
+    do { /* ended outside the walk of the table */
+        n = 0;
+        for (session_t *s = zhashx_first(self->sessions); s && n < 64;
+             s = zhashx_next(self->sessions))
+            if (s->gone_at && now - s->gone_at >= GONE_LINGER_MS)
+                ended[n++] = s;
+        for (size_t i = 0; i < n; i++)
+            broker_end_session(self, ended[i]);
+    } while (n == 64);
 }
 
 /*  Send-only sessions replace no one, and a connection may open one and
@@ -293,6 +326,10 @@ void broker_on_hello(cv_broker_t *self, const zframe_t *routing, int agency,
 {
     const cv_agency_t *a = cv_policy_agency(self->policy, agency);
     const char *feed = hello->feed ? hello->feed : "", *reason = NULL;
+    if (s && s->gone_at) { /* a Hello is a connection's first word: not the gone one's */
+        broker_end_session(self, s);
+        s = NULL;
+    }
     uint32_t refused = hello_refusal(self, routing, agency, hello, &reason);
     rate_t hellos = s ? s->hellos : (rate_t){0};
     if (!refused && !rate_allows(&hellos, HELLOS_PER_SECOND)) {

@@ -195,9 +195,8 @@ static const char *in(char *buf, size_t size, const char *dir, const char *name)
 }
 
 /*  An administrator's backup request over a raw connection that goes as
- *  soon as the broker has taken it (logged it): nobody waits for the
- *  reply. (A connection that goes before its request is read has its
- *  session ended, and the request with it.) */
+ *  soon as the broker has taken it (logged it), so mid-backup: nobody
+ *  waits for the reply. */
 static void backup_and_leave(harness_t *h, const char *dir)
 {
     zsock_t *dealer = raw_dealer_as(h, "caveat-admin", NULL, 0, false);
