@@ -271,6 +271,39 @@ static void lint_levels(lint_t *l)
 
 /* ------------------------------------------------------------------------ */
 
+/* ------------------------------------------------------------------------ */
+/*  Names an approval cannot tell apart.                                    */
+
+static bool any_approval_code(const cv_policy_t *p)
+{
+    for (int c = 0; c < p->n_codes; c++)
+        if (p->codes[c].originator_approval)
+            return true;
+    return false;
+}
+
+/*  An approval names an agency or an agency type: an agency that has a
+ *  type's name would be approved with every agency of that type. */
+static void lint_approval_names(lint_t *l)
+{
+    const cv_policy_t *p = l->policy;
+    if (!any_approval_code(p))
+        return;
+    struct fy_node *agencies =
+        l->root ? fy_node_mapping_lookup_by_string(l->root, "agencies", FY_NT) : NULL;
+    for (int a = 0; a < p->n_agencies; a++) {
+        const char *id = p->agencies[a].pub.id;
+        if (cv_policy_type_find(p, id) < 0)
+            continue;
+        struct fy_node *at =
+            agencies ? fy_node_mapping_lookup_key_by_string(agencies, id, FY_NT) : NULL;
+        warn(l, at,
+             "agency '%s' has the name of an agency type: an approval of a held report to "
+             "'%s' releases it to every agency of that type too",
+             id, id);
+    }
+}
+
 int cv_policy_lint(const cv_policy_t *policy, const char *text, size_t len,
                    cv_policy_warning_fn *each, void *arg)
 {
@@ -284,6 +317,7 @@ int cv_policy_lint(const cv_policy_t *policy, const char *text, size_t len,
     lint_all_deny(&l);
     lint_shadowed(&l);
     lint_restrictions(&l);
+    lint_approval_names(&l);
     fy_document_destroy(doc);
     return l.count;
 }

@@ -276,6 +276,23 @@ static void test_reversed_levels(void **state)
     }
 }
 
+/*  With a handling code that waits for the originator's approval, an
+ *  agency named as a type (police, here) is ambiguous to an approval: one
+ *  to "police" would approve every police agency. Without such a code the
+ *  name is harmless and not warned of (test_clean_policy). */
+static void test_an_approval_name_shared_with_a_type(void **state)
+{
+    (void)state;
+    expect_warnings(AGENCIES BROAD "handling_codes:\n"                       /* 15 */
+                                   "  \"5\": {originator_approval: true}\n", /* 16 */
+                    "p.yaml:5:3: warning: agency 'police' has the name of an agency type: an "
+                    "approval of a held report to 'police' releases it to every agency of that "
+                    "type too\n"
+                    "p.yaml:6:3: warning: agency 'ctio' has the name of an agency type: an "
+                    "approval of a held report to 'ctio' releases it to every agency of that "
+                    "type too\n");
+}
+
 /*  Without the text there are no positions, but the same warnings. */
 static void test_without_text(void **state)
 {
@@ -297,11 +314,16 @@ static void test_without_text(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_clean_policy), cmocka_unit_test(test_restriction_never_applies),
-        cmocka_unit_test(test_all_deny),     cmocka_unit_test(test_shadowed),
-        cmocka_unit_test(test_not_shadowed), cmocka_unit_test(test_duplicate_entry),
-        cmocka_unit_test(test_screening),    cmocka_unit_test(test_reversed_levels),
+        cmocka_unit_test(test_clean_policy),
+        cmocka_unit_test(test_restriction_never_applies),
+        cmocka_unit_test(test_all_deny),
+        cmocka_unit_test(test_shadowed),
+        cmocka_unit_test(test_not_shadowed),
+        cmocka_unit_test(test_duplicate_entry),
+        cmocka_unit_test(test_screening),
+        cmocka_unit_test(test_reversed_levels),
         cmocka_unit_test(test_without_text),
+        cmocka_unit_test(test_an_approval_name_shared_with_a_type),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
