@@ -5,7 +5,6 @@
  *  was ever owed: the sent ones' room was taken back only when none
  *  waited. The list must stay the size of what waits.
  */
-#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "audit_fixture.h"
 #include "cv_receipts.h"
 #include "cv_record.h"
 
@@ -102,16 +102,7 @@ static int teardown(void **state)
     cv_receipts_destroy(&rig->receipts);
     cv_record_destroy(&rig->record);
     cv_store_close(&rig->store);
-    DIR *d = opendir(rig->dir);
-    char path[600];
-    for (struct dirent *e; d && (e = readdir(d));)
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(path, sizeof path, "%s/%s", rig->dir, e->d_name);
-            unlink(path);
-        }
-    if (d)
-        closedir(d);
-    rmdir(rig->dir);
+    audit_fixture_remove(rig->dir);
     free(rig);
     return 0;
 }

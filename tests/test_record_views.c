@@ -4,7 +4,6 @@
  *  reports came before: a report holding many more fields than the first
  *  one the record saw once wrote its views past the end of their table.
  */
-#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +16,7 @@
 #include <sodium.h>
 #include <sqlite3.h>
 
+#include "audit_fixture.h"
 #include "cv_record.h"
 
 #define K1 "kY8[f}w2}*bW5UFN>7fbWOR$QBz=n<qa*v:t*tLN"
@@ -120,16 +120,7 @@ static int teardown(void **state)
     cv_policy_destroy(&rig->policy);
     cv_record_destroy(&rig->record);
     cv_store_close(&rig->store);
-    DIR *d = opendir(rig->dir);
-    char path[600];
-    for (struct dirent *e; d && (e = readdir(d));)
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(path, sizeof path, "%s/%s", rig->dir, e->d_name);
-            unlink(path);
-        }
-    if (d)
-        closedir(d);
-    rmdir(rig->dir);
+    audit_fixture_remove(rig->dir);
     free(rig);
     return 0;
 }
