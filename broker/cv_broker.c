@@ -830,19 +830,22 @@ static void turn(cv_broker_t *self, bool readable)
 
 /*  A session that holds deliveries without acknowledging them for the ack
  *  timeout gets them again, with their seq: the client drops what it had.
- *  A paused session's pause ends. Both are timers, so the table is walked
- *  every OVERDUE_EVERY_MS, not at every turn. */
+ *  A paused session's pause ends. A session whose connection went ends
+ *  GONE_LINGER_MS after (up to 64 a walk, ended after it). All are timers,
+ *  so the table is walked every OVERDUE_EVERY_MS, not at every turn. */
 static void resend_overdue(cv_broker_t *self, int64_t *next)
 {
     int64_t now = zclock_mono();
     if (now < *next)
         return;
     *next = now + OVERDUE_EVERY_MS;
-    broker_end_gone_sessions(self, now);
+    session_t *ended[64];
+    size_t n = 0;
     for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
-        if (s->gone_at)
-            continue;
-        else if (s->state == SESSION_PAUSED && now >= s->paused_until) {
+        if (s->gone_at) {
+            if (now - s->gone_at >= GONE_LINGER_MS && n < 64)
+                ended[n++] = s;
+        } else if (s->state == SESSION_PAUSED && now >= s->paused_until) {
             s->state = SESSION_RESENDING; /* what it has in flight, from the first */
             broker_set_dirty(self, s, true);
         } else if (s->state != SESSION_PAUSED && broker_in_flight(s) > 0 &&
@@ -851,6 +854,8 @@ static void resend_overdue(cv_broker_t *self, int64_t *next)
             broker_session_resend_all(self, s);
             s->progress = now;
         }
+    for (size_t i = 0; i < n; i++)
+        broker_end_session(self, ended[i]);
 }
 
 static bool any_dirty(cv_broker_t *self)
@@ -967,11 +972,11 @@ int cv_broker_run(cv_broker_t *self)
         broker_watch_backup(self);
         bool receipts = cv_receipts_pending(self->receipts);
         void *ready = zpoller_wait(poller, poll_timeout(self, receipts));
-        /* handshakes and the guard first, whichever socket woke the poller
-         * (zpoller names only the first ready): neither blocks, and a flood
-         * of messages must not starve them */
+        /* the guard and handshakes first (serve_zap reads the guard),
+         * whichever socket woke the poller (zpoller names only the first
+         * ready): neither blocks, and a flood of messages must not starve
+         * them */
         serve_zap(self);
-        cv_guard_handle(self->guard);
         bool readable = zsock_events(self->router) & ZMQ_POLLIN;
         if (readable || any_dirty(self) || cv_router_unsaved(self->queues) || receipts)
             turn(self, readable);

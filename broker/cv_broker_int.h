@@ -273,6 +273,7 @@ struct cv_broker_t {
     const char *peer;     /* the address of the message being handled (its metadata), or NULL */
     int peer_fd;          /* the descriptor it came on, or -1 */
     uint64_t next_serial; /* of sessions */
+    size_t sessions_gone; /* sessions whose connection went, not yet ended */
     agency_use_t *use;    /* per agency index: what its traffic may still cause */
     int use_cap;
 
@@ -407,8 +408,6 @@ session_t *broker_session_of(cv_broker_t *self, const zframe_t *routing);
 void broker_connection_gone(void *self, int fd);
 /*  Whether the session with serial is one whose connection went. */
 bool broker_session_gone(cv_broker_t *self, const zframe_t *routing, uint64_t serial);
-/*  Ends the sessions whose connections went GONE_LINGER_MS ago or more. */
-void broker_end_gone_sessions(cv_broker_t *self, int64_t now);
 session_t *broker_session_of_queue(cv_broker_t *self, const char *agency, const char *feed);
 void broker_held_destroy(cv_broker_t *self, held_t *h);
 void broker_end_session(cv_broker_t *self, session_t *s);

@@ -113,6 +113,10 @@ static void stop_serving(cv_broker_t *self, session_t *s)
 
 static void remove_session(cv_broker_t *self, session_t *s)
 {
+    if (s->gone_at) {
+        assert(self->sessions_gone > 0);
+        self->sessions_gone--;
+    }
     stop_serving(self, s);
     if (s->pending)
         zlistx_delete(self->pending, s->pending);
@@ -176,6 +180,7 @@ void broker_connection_gone(void *arg, int fd)
     for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
         if (s->fd == fd && !s->gone_at) { /* a connection has one routing id, so one session */
             s->gone_at = zclock_mono();
+            self->sessions_gone++;
             forget_messages_of(self, s->serial);
             stop_serving(self, s); /* a Hello for its queue replaces nobody */
             cv_log_agency(self->log, s->agency, true, "session of %s: its connection went",
@@ -186,23 +191,10 @@ void broker_connection_gone(void *arg, int fd)
 
 bool broker_session_gone(cv_broker_t *self, const zframe_t *routing, uint64_t serial)
 {
+    if (self->sessions_gone == 0) /* the common case, at every message held: no lookup */
+        return false;
     session_t *s = broker_session_of(self, routing);
     return s && s->serial == serial && s->gone_at;
-}
-
-void broker_end_gone_sessions(cv_broker_t *self, int64_t now)
-{
-    session_t *ended[64];
-    size_t n;
-    do { /* ended outside the walk of the table */
-        n = 0;
-        for (session_t *s = zhashx_first(self->sessions); s && n < 64;
-             s = zhashx_next(self->sessions))
-            if (s->gone_at && now - s->gone_at >= GONE_LINGER_MS)
-                ended[n++] = s;
-        for (size_t i = 0; i < n; i++)
-            broker_end_session(self, ended[i]);
-    } while (n == 64);
 }
 
 /*  Send-only sessions replace no one, and a connection may open one and
