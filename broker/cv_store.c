@@ -19,6 +19,7 @@
 
 #include "cv_store.h"
 #include "cv_syncer.h"
+#include "cv_walbuf.h"
 
 #define STORE_FORMAT  "caveat-store"
 #define STORE_VERSION 4
@@ -547,10 +548,11 @@ cv_store_t *cv_store_open(const char *dir, cv_sync_t sync, cv_error_t *err)
     /* before SQLite's first use: no memory statistics, whose counters take
      * a global mutex on every allocation (a later call changes nothing) */
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
-    /* NOMUTEX: this connection is only ever used by the broker's loop */
-    int rc =
-        ok ? sqlite3_open_v2(path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL)
-           : SQLITE_OK;
+    /* NOMUTEX: this connection is only ever used by the broker's loop;
+     * its WAL frames are written a transaction at a time (cv_walbuf.h) */
+    int rc = ok ? sqlite3_open_v2(path, &self->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                                  cv_walbuf_vfs())
+                : SQLITE_OK;
     umask(old);
     if (ok && rc != SQLITE_OK) {
         cv_error_set(err, path, 0, 0, "cannot open: %s",

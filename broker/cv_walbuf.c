@@ -1,0 +1,431 @@
+/*  cv_walbuf.c: WAL frames written in one call a transaction; see
+ *  cv_walbuf.h.
+ *
+ *  A file object of this VFS is ours (walbuf_file) followed by the default
+ *  VFS's own, which does the real work. A database file is linked to its
+ *  WAL file when SQLite opens the WAL (same name, "-wal" after), so that
+ *  the database file's shared-memory calls can empty the WAL's buffer.
+ */
+#include <assert.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "cv_walbuf.h"
+
+#define VFS_NAME           "caveat-walbuf"
+#define FRAME_HEADER_BYTES 24 /* SQLite's WAL file format */
+#define WAL_HEADER_BYTES   32
+
+typedef struct walbuf_file walbuf_file;
+struct walbuf_file {
+    sqlite3_file base;          /* base.pMethods = &methods */
+    sqlite3_io_methods methods; /* forwarding, of the real file's version */
+    sqlite3_file *real;         /* the default VFS's file, just after this */
+    const char *name;           /* SQLite's, valid while the file is open */
+    bool is_main, is_wal;
+    walbuf_file *wal;  /* main: its WAL file while open */
+    walbuf_file *main; /* WAL: its database file */
+    walbuf_file *next; /* the open database files */
+    /*  WAL files: the writes not yet made, which cover [start, start + len) */
+    unsigned char *buf;
+    size_t len;
+    sqlite3_int64 start;
+    bool commit_page_next; /* the last write was a commit frame's header */
+};
+
+static sqlite3_vfs vfs;
+static sqlite3_vfs *real_vfs;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static bool registered;
+static pthread_mutex_t files_lock = PTHREAD_MUTEX_INITIALIZER;
+static walbuf_file *main_files;
+static atomic_uint_fast64_t writes_given, writes_made;
+
+#define REAL(f)         (((walbuf_file *)(f))->real)
+#define REAL_METHODS(f) (REAL(f)->pMethods)
+
+/* ------------------------------------------------------------------------ */
+/*  The buffer.                                                              */
+
+static int flush(walbuf_file *f)
+{
+    if (f->len == 0)
+        return SQLITE_OK;
+    int rc = REAL_METHODS(f)->xWrite(REAL(f), f->buf, (int)f->len, f->start);
+    atomic_fetch_add(&writes_made, 1);
+    /* on failure too: SQLite fails the operation that wanted the bytes
+     * written and rolls the transaction back, so none of it is kept */
+    f->len = 0;
+    return rc;
+}
+
+/*  Whether a frame header names the database's size: only a commit's
+ *  does (bytes 4-7, big-endian, non-zero). */
+static bool commit_header(const void *data, int amt, sqlite3_int64 offset)
+{
+    const unsigned char *b = data;
+    return amt == FRAME_HEADER_BYTES && offset >= WAL_HEADER_BYTES &&
+           (b[4] | b[5] | b[6] | b[7]) != 0;
+}
+
+static int wal_write(walbuf_file *f, const void *data, int amt, sqlite3_int64 offset)
+{
+    atomic_fetch_add(&writes_given, 1);
+    bool follows = f->len > 0 && offset == f->start + (sqlite3_int64)f->len;
+    int rc = SQLITE_OK;
+    if (f->len > 0 && (!follows || (size_t)amt > CV_WALBUF_BYTES - f->len))
+        rc = flush(f);
+    if (rc == SQLITE_OK && !f->buf)
+        f->buf = malloc(CV_WALBUF_BYTES);
+    if (rc != SQLITE_OK)
+        return rc;
+    if ((size_t)amt > CV_WALBUF_BYTES || !f->buf) { /* too big, or no memory: as it comes */
+        atomic_fetch_add(&writes_made, 1);
+        rc = REAL_METHODS(f)->xWrite(REAL(f), data, amt, offset);
+    } else {
+        if (f->len == 0)
+            f->start = offset;
+        memcpy(f->buf + f->len, data, (size_t)amt);
+        f->len += (size_t)amt;
+    }
+    bool commit_page = f->commit_page_next;
+    f->commit_page_next = commit_header(data, amt, offset);
+    /* a commit's last frame: in the file before SQLite goes on to publish
+     * it, and its error is the commit's */
+    if (rc == SQLITE_OK && commit_page && !f->commit_page_next)
+        rc = flush(f);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/*  The file methods: forwarded, the WAL's buffer emptied first.            */
+
+static int file_close(sqlite3_file *file)
+{
+    walbuf_file *f = (walbuf_file *)file;
+    int rc = f->is_wal ? flush(f) : SQLITE_OK;
+    int closed = REAL_METHODS(f)->xClose(REAL(f));
+    pthread_mutex_lock(&files_lock);
+    if (f->is_wal && f->main)
+        f->main->wal = NULL;
+    if (f->is_main) {
+        walbuf_file **p = &main_files;
+        while (*p && *p != f)
+            p = &(*p)->next;
+        if (*p)
+            *p = f->next;
+        if (f->wal)
+            f->wal->main = NULL;
+    }
+    pthread_mutex_unlock(&files_lock);
+    free(f->buf);
+    return rc != SQLITE_OK ? rc : closed;
+}
+
+/*  Empties f's buffer when f is a WAL file: before anything but a write
+ *  reaches the file. */
+static int settle(sqlite3_file *file)
+{
+    walbuf_file *f = (walbuf_file *)file;
+    return f->is_wal ? flush(f) : SQLITE_OK;
+}
+
+/*  Empties the buffer of a database file's WAL: before its shared memory,
+ *  through which other connections learn of frames, is locked or
+ *  published. */
+static int settle_wal_of(sqlite3_file *file)
+{
+    walbuf_file *f = (walbuf_file *)file;
+    return f->wal ? flush(f->wal) : SQLITE_OK;
+}
+
+static int file_read(sqlite3_file *file, void *data, int amt, sqlite3_int64 offset)
+{
+    int rc = settle(file);
+    return rc != SQLITE_OK ? rc : REAL_METHODS(file)->xRead(REAL(file), data, amt, offset);
+}
+
+static int file_write(sqlite3_file *file, const void *data, int amt, sqlite3_int64 offset)
+{
+    walbuf_file *f = (walbuf_file *)file;
+    if (f->is_wal)
+        return wal_write(f, data, amt, offset);
+    return REAL_METHODS(f)->xWrite(REAL(f), data, amt, offset);
+}
+
+static int file_truncate(sqlite3_file *file, sqlite3_int64 size)
+{
+    int rc = settle(file);
+    return rc != SQLITE_OK ? rc : REAL_METHODS(file)->xTruncate(REAL(file), size);
+}
+
+static int file_sync(sqlite3_file *file, int flags)
+{
+    int rc = settle(file);
+    return rc != SQLITE_OK ? rc : REAL_METHODS(file)->xSync(REAL(file), flags);
+}
+
+static int file_size(sqlite3_file *file, sqlite3_int64 *size)
+{
+    int rc = settle(file);
+    return rc != SQLITE_OK ? rc : REAL_METHODS(file)->xFileSize(REAL(file), size);
+}
+
+static int file_lock(sqlite3_file *file, int level)
+{
+    int rc = settle(file);
+    return rc != SQLITE_OK ? rc : REAL_METHODS(file)->xLock(REAL(file), level);
+}
+
+static int file_unlock(sqlite3_file *file, int level)
+{
+    int rc = settle(file);
+    return rc != SQLITE_OK ? rc : REAL_METHODS(file)->xUnlock(REAL(file), level);
+}
+
+static int file_check_reserved(sqlite3_file *file, int *out)
+{
+    return REAL_METHODS(file)->xCheckReservedLock(REAL(file), out);
+}
+
+static int file_control(sqlite3_file *file, int op, void *arg)
+{
+    int rc = settle(file);
+    return rc != SQLITE_OK ? rc : REAL_METHODS(file)->xFileControl(REAL(file), op, arg);
+}
+
+static int file_sector_size(sqlite3_file *file)
+{
+    return REAL_METHODS(file)->xSectorSize(REAL(file));
+}
+
+static int file_device(sqlite3_file *file)
+{
+    return REAL_METHODS(file)->xDeviceCharacteristics(REAL(file));
+}
+
+static int file_shm_map(sqlite3_file *file, int page, int size, int extend, void volatile **p)
+{
+    return REAL_METHODS(file)->xShmMap(REAL(file), page, size, extend, p);
+}
+
+/*  SQLite takes and drops the WAL's locks here, and publishes a commit
+ *  (the wal-index header) around xShmBarrier: the frames go first. */
+static int file_shm_lock(sqlite3_file *file, int offset, int n, int flags)
+{
+    int rc = settle_wal_of(file);
+    return rc != SQLITE_OK ? rc : REAL_METHODS(file)->xShmLock(REAL(file), offset, n, flags);
+}
+
+static void file_shm_barrier(sqlite3_file *file)
+{
+    (void)settle_wal_of(file); /* already empty after a commit frame; no error to return */
+    REAL_METHODS(file)->xShmBarrier(REAL(file));
+}
+
+static int file_shm_unmap(sqlite3_file *file, int delete_flag)
+{
+    return REAL_METHODS(file)->xShmUnmap(REAL(file), delete_flag);
+}
+
+static int file_fetch(sqlite3_file *file, sqlite3_int64 offset, int amt, void **p)
+{
+    int rc = settle(file);
+    return rc != SQLITE_OK ? rc : REAL_METHODS(file)->xFetch(REAL(file), offset, amt, p);
+}
+
+static int file_unfetch(sqlite3_file *file, sqlite3_int64 offset, void *p)
+{
+    return REAL_METHODS(file)->xUnfetch(REAL(file), offset, p);
+}
+
+static const sqlite3_io_methods forwarding = {
+    .iVersion = 3,
+    .xClose = file_close,
+    .xRead = file_read,
+    .xWrite = file_write,
+    .xTruncate = file_truncate,
+    .xSync = file_sync,
+    .xFileSize = file_size,
+    .xLock = file_lock,
+    .xUnlock = file_unlock,
+    .xCheckReservedLock = file_check_reserved,
+    .xFileControl = file_control,
+    .xSectorSize = file_sector_size,
+    .xDeviceCharacteristics = file_device,
+    .xShmMap = file_shm_map,
+    .xShmLock = file_shm_lock,
+    .xShmBarrier = file_shm_barrier,
+    .xShmUnmap = file_shm_unmap,
+    .xFetch = file_fetch,
+    .xUnfetch = file_unfetch,
+};
+
+/* ------------------------------------------------------------------------ */
+/*  The VFS: xOpen wraps, the rest is the default VFS's.                    */
+
+static size_t ours_size(void)
+{
+    return (sizeof(walbuf_file) + 7) & ~(size_t)7;
+}
+
+/*  A WAL file's database file: the open one whose name is the WAL's
+ *  without "-wal", not yet linked. */
+static void link_wal(walbuf_file *wal)
+{
+    size_t len = strlen(wal->name);
+    pthread_mutex_lock(&files_lock);
+    for (walbuf_file *m = main_files; m; m = m->next)
+        if (!m->wal && len == strlen(m->name) + 4 && strncmp(m->name, wal->name, len - 4) == 0 &&
+            strcmp(wal->name + len - 4, "-wal") == 0) {
+            m->wal = wal;
+            wal->main = m;
+            break;
+        }
+    pthread_mutex_unlock(&files_lock);
+}
+
+static int vfs_open(sqlite3_vfs *self, sqlite3_filename name, sqlite3_file *file, int flags,
+                    int *out_flags)
+{
+    (void)self;
+    walbuf_file *f = (walbuf_file *)file;
+    memset(f, 0, sizeof *f);
+    f->real = (sqlite3_file *)((char *)f + ours_size());
+    int rc = real_vfs->xOpen(real_vfs, name, f->real, flags, out_flags);
+    if (rc != SQLITE_OK || !f->real->pMethods) {
+        f->base.pMethods = NULL; /* SQLite calls no method, xClose included */
+        return rc;
+    }
+    f->methods = forwarding;
+    f->methods.iVersion =
+        f->real->pMethods->iVersion < forwarding.iVersion ? f->real->pMethods->iVersion : 3;
+    f->base.pMethods = &f->methods;
+    f->name = name;
+    f->is_main = name && (flags & SQLITE_OPEN_MAIN_DB);
+    f->is_wal = name && (flags & SQLITE_OPEN_WAL);
+    if (f->is_main) {
+        pthread_mutex_lock(&files_lock);
+        f->next = main_files;
+        main_files = f;
+        pthread_mutex_unlock(&files_lock);
+    } else if (f->is_wal) {
+        link_wal(f);
+    }
+    return SQLITE_OK;
+}
+
+static int vfs_delete(sqlite3_vfs *self, const char *name, int sync_dir)
+{
+    (void)self;
+    return real_vfs->xDelete(real_vfs, name, sync_dir);
+}
+
+static int vfs_access(sqlite3_vfs *self, const char *name, int flags, int *out)
+{
+    (void)self;
+    return real_vfs->xAccess(real_vfs, name, flags, out);
+}
+
+static int vfs_full_pathname(sqlite3_vfs *self, const char *name, int n, char *out)
+{
+    (void)self;
+    return real_vfs->xFullPathname(real_vfs, name, n, out);
+}
+
+static void *vfs_dl_open(sqlite3_vfs *self, const char *name)
+{
+    (void)self;
+    return real_vfs->xDlOpen(real_vfs, name);
+}
+
+static void vfs_dl_error(sqlite3_vfs *self, int n, char *out)
+{
+    (void)self;
+    real_vfs->xDlError(real_vfs, n, out);
+}
+
+static void (*vfs_dl_sym(sqlite3_vfs *self, void *handle, const char *symbol))(void)
+{
+    (void)self;
+    return real_vfs->xDlSym(real_vfs, handle, symbol);
+}
+
+static void vfs_dl_close(sqlite3_vfs *self, void *handle)
+{
+    (void)self;
+    real_vfs->xDlClose(real_vfs, handle);
+}
+
+static int vfs_randomness(sqlite3_vfs *self, int n, char *out)
+{
+    (void)self;
+    return real_vfs->xRandomness(real_vfs, n, out);
+}
+
+static int vfs_sleep(sqlite3_vfs *self, int microseconds)
+{
+    (void)self;
+    return real_vfs->xSleep(real_vfs, microseconds);
+}
+
+static int vfs_current_time(sqlite3_vfs *self, double *out)
+{
+    (void)self;
+    return real_vfs->xCurrentTime(real_vfs, out);
+}
+
+static int vfs_last_error(sqlite3_vfs *self, int n, char *out)
+{
+    (void)self;
+    return real_vfs->xGetLastError(real_vfs, n, out);
+}
+
+static int vfs_current_time_int64(sqlite3_vfs *self, sqlite3_int64 *out)
+{
+    (void)self;
+    return real_vfs->xCurrentTimeInt64(real_vfs, out);
+}
+
+static void register_vfs(void)
+{
+    real_vfs = sqlite3_vfs_find(NULL);
+    if (!real_vfs || real_vfs->iVersion < 2)
+        return;
+    vfs = (sqlite3_vfs){
+        .iVersion = 2,
+        .szOsFile = (int)ours_size() + real_vfs->szOsFile,
+        .mxPathname = real_vfs->mxPathname,
+        .zName = VFS_NAME,
+        .xOpen = vfs_open,
+        .xDelete = vfs_delete,
+        .xAccess = vfs_access,
+        .xFullPathname = vfs_full_pathname,
+        .xDlOpen = vfs_dl_open,
+        .xDlError = vfs_dl_error,
+        .xDlSym = vfs_dl_sym,
+        .xDlClose = vfs_dl_close,
+        .xRandomness = vfs_randomness,
+        .xSleep = vfs_sleep,
+        .xCurrentTime = vfs_current_time,
+        .xGetLastError = vfs_last_error,
+        .xCurrentTimeInt64 = vfs_current_time_int64,
+    };
+    registered = sqlite3_vfs_register(&vfs, 0) == SQLITE_OK;
+}
+
+const char *cv_walbuf_vfs(void)
+{
+    pthread_once(&once, register_vfs);
+    return registered ? VFS_NAME : NULL;
+}
+
+cv_walbuf_counts_t cv_walbuf_counts(void)
+{
+    return (cv_walbuf_counts_t){atomic_load(&writes_given), atomic_load(&writes_made)};
+}

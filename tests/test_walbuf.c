@@ -1,0 +1,281 @@
+/*  WAL frames written a transaction at a time (broker/cv_walbuf.h): a
+ *  commit reaches the file in a call or two and before it returns, so that
+ *  another connection reads it at once; a write that fails fails the
+ *  commit and leaves the store as it was; pages spilled mid-transaction
+ *  read back and roll back; the WAL restarts after a checkpoint.
+ *
+ *  Each test writes through the VFS as the broker's connection does (WAL,
+ *  synchronous=NORMAL) and reads through SQLite's default VFS, as the
+ *  broker's checkpointer, backups and `caveat audit` do.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "cv_walbuf.h"
+
+#define ROW_BYTES 2000
+
+static int version; /* the rows' (row_bytes) */
+
+typedef struct {
+    char dir[64];
+    char path[96];
+    sqlite3 *db;             /* through the VFS */
+    struct rlimit file_size; /* the process's, put back after each test */
+    void (*on_too_big)(int); /* SIGXFSZ's handler, likewise */
+} rig_t;
+
+static int rig_setup(void **state)
+{
+    rig_t *r = calloc(1, sizeof *r);
+    assert_non_null(r);
+    snprintf(r->dir, sizeof r->dir, "/tmp/caveat-walbuf-XXXXXX");
+    assert_non_null(mkdtemp(r->dir));
+    snprintf(r->path, sizeof r->path, "%s/t.db", r->dir);
+    version = 0;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &r->file_size), 0);
+    r->on_too_big = signal(SIGXFSZ, SIG_IGN);
+    signal(SIGXFSZ, r->on_too_big);
+    assert_non_null(cv_walbuf_vfs());
+    assert_int_equal(sqlite3_open_v2(r->path, &r->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                                     cv_walbuf_vfs()),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_exec(r->db,
+                                  "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                                  " PRAGMA wal_autocheckpoint=0;"
+                                  " CREATE TABLE t(n INTEGER PRIMARY KEY, b BLOB NOT NULL);",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    *state = r;
+    return 0;
+}
+
+static int rig_teardown(void **state)
+{
+    rig_t *r = *state;
+    setrlimit(RLIMIT_FSIZE, &r->file_size); /* a failed test may have left it low */
+    signal(SIGXFSZ, r->on_too_big);
+    sqlite3_close(r->db);
+    const char *names[] = {"t.db", "t.db-wal", "t.db-shm"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        char file[128];
+        snprintf(file, sizeof file, "%s/%s", r->dir, names[i]);
+        unlink(file);
+    }
+    rmdir(r->dir);
+    free(r);
+    return 0;
+}
+
+/*  Row n's bytes: they say which row they are, and which version (0:
+ *  as inserted; update_rows writes others). */
+static void row_bytes(int n, unsigned char *out)
+{
+    for (int i = 0; i < ROW_BYTES; i++)
+        out[i] = (unsigned char)(n * 31 + i * 7 + version * 13);
+}
+
+static int write_rows(sqlite3 *db, const char *sql, int first, int count)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &s, NULL);
+    unsigned char bytes[ROW_BYTES];
+    for (int n = first; rc == SQLITE_OK && n < first + count; n++) {
+        row_bytes(n, bytes);
+        sqlite3_bind_int(s, 1, n);
+        sqlite3_bind_blob(s, 2, bytes, ROW_BYTES, SQLITE_TRANSIENT);
+        rc = sqlite3_step(s) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(db);
+        sqlite3_reset(s);
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+static int insert_rows(sqlite3 *db, int first, int count)
+{
+    return write_rows(db, "INSERT INTO t(n, b) VALUES (?, ?)", first, count);
+}
+
+/*  Rows [0, count) in the next version. */
+static int update_rows(sqlite3 *db, int count)
+{
+    version++;
+    return write_rows(db, "UPDATE t SET n = ?1, b = ?2 WHERE n = ?1", 0, count);
+}
+
+/*  Rows [first, first + count) are there with their bytes, and nothing
+ *  else, read through db. */
+static void assert_rows(sqlite3 *db, int first, int count)
+{
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT n, b FROM t ORDER BY n", -1, &s, NULL),
+                     SQLITE_OK);
+    unsigned char bytes[ROW_BYTES];
+    int seen = 0;
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        int n = sqlite3_column_int(s, 0);
+        assert_int_equal(n, first + seen);
+        row_bytes(n, bytes);
+        assert_int_equal(sqlite3_column_bytes(s, 1), ROW_BYTES);
+        assert_memory_equal(sqlite3_column_blob(s, 1), bytes, ROW_BYTES);
+        seen++;
+    }
+    assert_int_equal(sqlite3_errcode(db), SQLITE_DONE);
+    sqlite3_finalize(s);
+    assert_int_equal(seen, count);
+}
+
+/*  What another connection, through the default VFS, finds. */
+static void assert_rows_elsewhere(const rig_t *r, int first, int count)
+{
+    sqlite3 *other = NULL;
+    assert_int_equal(sqlite3_open_v2(r->path, &other, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_rows(other, first, count);
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(sqlite3_prepare_v2(other, "PRAGMA integrity_check", -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(s, 0), "ok");
+    sqlite3_finalize(s);
+    sqlite3_close(other);
+}
+
+static void test_a_commit_is_one_write_and_read_at_once_elsewhere(void **state)
+{
+    rig_t *r = *state;
+    for (int round = 0; round < 3; round++) {
+        cv_walbuf_counts_t before = cv_walbuf_counts();
+        assert_int_equal(sqlite3_exec(r->db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+        assert_int_equal(insert_rows(r->db, round * 40, 40), SQLITE_OK); /* 80 KB: ~22 pages */
+        assert_int_equal(sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+        cv_walbuf_counts_t after = cv_walbuf_counts();
+        /* two calls a page from SQLite; one or two writes made (the first
+         * round also writes the WAL's header) */
+        assert_true(after.given - before.given >= 40);
+        assert_in_range(after.made - before.made, 1, 2);
+        assert_rows_elsewhere(r, 0, (round + 1) * 40);
+    }
+}
+
+static void test_a_big_commit_is_written_in_buffers(void **state)
+{
+    rig_t *r = *state;
+    cv_walbuf_counts_t before = cv_walbuf_counts();
+    assert_int_equal(sqlite3_exec(r->db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(insert_rows(r->db, 0, 1000), SQLITE_OK); /* 2 MB */
+    assert_int_equal(sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    cv_walbuf_counts_t after = cv_walbuf_counts();
+    uint64_t given = after.given - before.given, made = after.made - before.made;
+    assert_true(given >= 1000);
+    assert_true(made >= 2000 * 1000 / CV_WALBUF_BYTES && made <= given / 20);
+    assert_rows_elsewhere(r, 0, 1000);
+}
+
+/*  A write the file refuses (here: over the process's file size limit,
+ *  as a full disk would) fails the COMMIT that made it, not a later call,
+ *  and the store keeps what it had; once the file takes writes again, the
+ *  connection goes on. */
+static void test_a_failed_write_fails_its_commit_and_keeps_the_store(void **state)
+{
+    rig_t *r = *state;
+    assert_int_equal(insert_rows(r->db, 0, 10), SQLITE_OK);
+    char wal[128];
+    snprintf(wal, sizeof wal, "%s-wal", r->path);
+    struct stat st;
+    assert_int_equal(stat(wal, &st), 0);
+    signal(SIGXFSZ, SIG_IGN); /* the write fails with EFBIG */
+    struct rlimit low = {(rlim_t)st.st_size + 8192, r->file_size.rlim_max};
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &low), 0);
+
+    assert_int_equal(sqlite3_exec(r->db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    int rc = insert_rows(r->db, 10, 30); /* 60 KB, all in the buffer until the commit */
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL);
+    assert_int_not_equal(rc, SQLITE_OK);
+    sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &r->file_size), 0);
+    signal(SIGXFSZ, r->on_too_big);
+    assert_rows_elsewhere(r, 0, 10);
+    assert_rows(r->db, 0, 10);
+    assert_int_equal(insert_rows(r->db, 10, 30), SQLITE_OK);
+    assert_rows_elsewhere(r, 0, 40);
+}
+
+/*  A transaction bigger than the page cache spills pages into the WAL
+ *  before its commit: the connection reads them back from there, and a
+ *  rollback abandons them. */
+static void test_spilled_pages_read_back_and_roll_back(void **state)
+{
+    rig_t *r = *state;
+    assert_int_equal(sqlite3_exec(r->db, "PRAGMA cache_size=10", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(insert_rows(r->db, 0, 5), SQLITE_OK);
+    /* 40 rows: 20 pages, half of them spilled and still in the buffer */
+    assert_int_equal(sqlite3_exec(r->db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(insert_rows(r->db, 5, 40), SQLITE_OK);
+    assert_rows(r->db, 0, 45); /* in the transaction, its spilled pages included */
+    assert_int_equal(insert_rows(r->db, 45, 260), SQLITE_OK); /* and past the buffer */
+    assert_rows(r->db, 0, 305);
+    assert_int_equal(sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    assert_rows(r->db, 0, 5);
+    assert_rows_elsewhere(r, 0, 5);
+    /* pages spilled and changed again are written again over their
+     * frames, behind the buffer's end */
+    assert_int_equal(sqlite3_exec(r->db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(insert_rows(r->db, 5, 20), SQLITE_OK);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(update_rows(r->db, 25), SQLITE_OK);
+    assert_rows(r->db, 0, 25);
+    assert_int_equal(sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    assert_rows_elsewhere(r, 0, 25);
+    version = 0;
+}
+
+/*  Another connection checkpoints and truncates the WAL (as the broker's
+ *  checkpointer does); the next commit starts the WAL again from its
+ *  header, at offset 0. */
+static void test_the_wal_starts_again_after_a_checkpoint(void **state)
+{
+    rig_t *r = *state;
+    sqlite3 *other = NULL;
+    assert_int_equal(sqlite3_open_v2(r->path, &other, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    for (int round = 0; round < 4; round++) {
+        assert_int_equal(insert_rows(r->db, round * 20, 20), SQLITE_OK);
+        assert_rows(other, 0, (round + 1) * 20); /* other now knows the WAL */
+        int log = -1, done = -1;
+        assert_int_equal(
+            sqlite3_wal_checkpoint_v2(other, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log, &done),
+            SQLITE_OK);
+        assert_int_equal(log, 0); /* truncated: the next write starts it again */
+        assert_rows(other, 0, (round + 1) * 20);
+    }
+    sqlite3_close(other);
+    assert_rows_elsewhere(r, 0, 80);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_a_commit_is_one_write_and_read_at_once_elsewhere,
+                                        rig_setup, rig_teardown),
+        cmocka_unit_test_setup_teardown(test_a_big_commit_is_written_in_buffers, rig_setup,
+                                        rig_teardown),
+        cmocka_unit_test_setup_teardown(test_a_failed_write_fails_its_commit_and_keeps_the_store,
+                                        rig_setup, rig_teardown),
+        cmocka_unit_test_setup_teardown(test_spilled_pages_read_back_and_roll_back, rig_setup,
+                                        rig_teardown),
+        cmocka_unit_test_setup_teardown(test_the_wal_starts_again_after_a_checkpoint, rig_setup,
+                                        rig_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
