@@ -216,10 +216,13 @@ void cv_syncer_request(cv_syncer_t *self, uint64_t commit)
     ask(self);
 }
 
-/*  What the actors said so far, without waiting. */
+/*  What the actors said so far, without waiting. Each answers a request
+ *  and says nothing unasked, so a pipe with no request out is not looked
+ *  at: a look is two system calls, and the loop asks for news several
+ *  times a turn. */
 static void read_news(cv_syncer_t *self)
 {
-    while (self->syncer && (zsock_events(self->syncer) & ZMQ_POLLIN)) {
+    while (self->syncer && self->asking && (zsock_events(self->syncer) & ZMQ_POLLIN)) {
         char *what = NULL, *value = NULL;
         if (zsock_recv(self->syncer, "ss", &what, &value) != 0)
             break; /* nothing after all: never wait here */
@@ -235,7 +238,7 @@ static void read_news(cv_syncer_t *self)
         self->asking = false;
     }
     ask(self);
-    while (zsock_events(self->checkpointer) & ZMQ_POLLIN) {
+    while (self->checkpointing && (zsock_events(self->checkpointer) & ZMQ_POLLIN)) {
         char *done = zstr_recv(self->checkpointer);
         if (!done)
             break;
