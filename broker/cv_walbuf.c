@@ -64,13 +64,19 @@ static int flush(walbuf_file *f)
     return rc;
 }
 
-/*  Whether a frame header names the database's size: only a commit's
- *  does (bytes 4-7, big-endian, non-zero). */
+/*  Whether a write starts with a frame header that names the database's
+ *  size: only a commit's does (bytes 4-7, big-endian, non-zero). */
 static bool commit_header(const void *data, int amt, sqlite3_int64 offset)
 {
     const unsigned char *b = data;
-    return amt == FRAME_HEADER_BYTES && offset >= WAL_HEADER_BYTES &&
+    return amt >= FRAME_HEADER_BYTES && offset >= WAL_HEADER_BYTES &&
            (b[4] | b[5] | b[6] | b[7]) != 0;
+}
+
+/*  A page size SQLite allows: a power of two, 512 to 65536. */
+static bool page_size(int amt)
+{
+    return amt >= 512 && amt <= 65536 && (amt & (amt - 1)) == 0;
 }
 
 static int wal_write(walbuf_file *f, const void *data, int amt, sqlite3_int64 offset)
@@ -93,11 +99,14 @@ static int wal_write(walbuf_file *f, const void *data, int amt, sqlite3_int64 of
         memcpy(f->buf + f->len, data, (size_t)amt);
         f->len += (size_t)amt;
     }
-    bool commit_page = f->commit_page_next;
-    f->commit_page_next = commit_header(data, amt, offset);
-    /* a commit's last frame: in the file before SQLite goes on to publish
-     * it, and its error is the commit's */
-    if (rc == SQLITE_OK && commit_page && !f->commit_page_next)
+    /* a commit's frame ends with its page: SQLite 3.40 writes the header
+     * and the page in two calls, and a whole frame in one would do too */
+    bool commit_ends = (f->commit_page_next && page_size(amt)) ||
+                       (page_size(amt - FRAME_HEADER_BYTES) && commit_header(data, amt, offset));
+    f->commit_page_next = amt == FRAME_HEADER_BYTES && commit_header(data, amt, offset);
+    /* in the file before SQLite goes on to publish the commit, and its
+     * error is the commit's */
+    if (rc == SQLITE_OK && commit_ends)
         rc = flush(f);
     return rc;
 }

@@ -9,7 +9,8 @@
  *  buffer (CV_WALBUF_BYTES) that goes to the file:
  *
  *  - when a commit frame has been written (its header names the database
- *    size, which only a commit's does), before xWrite returns, so that
+ *    size, which only a commit's does; header and page in two calls, as
+ *    SQLite 3.40 writes them, or in one), before xWrite returns, so that
  *    SQLite sees any error of the write (a full disk) as the commit's and
  *    rolls it back, and every frame is in the file before SQLite
  *    publishes the commit to other connections in the wal-index;
@@ -23,7 +24,10 @@
  *  Nothing else changes: the same bytes reach the same offsets in the same
  *  order, only in fewer calls. Durability is still the syncer's
  *  fdatasync after the commit (cv_syncer.h). The buffer belongs to the
- *  connection that opened the file, as SQLite's file objects do.
+ *  connection that opened the file, as SQLite's file objects do. A
+ *  database file is linked to its WAL file by name, so at most one
+ *  connection a database may use this VFS (the store's lock makes it so);
+ *  the others use SQLite's default VFS.
  */
 #ifndef CV_WALBUF_H
 #define CV_WALBUF_H

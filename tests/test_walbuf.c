@@ -263,6 +263,49 @@ static void test_the_wal_starts_again_after_a_checkpoint(void **state)
     assert_rows_elsewhere(r, 0, 80);
 }
 
+/*  A WAL file of the VFS, written directly: a frame whose header names
+ *  the database's size (a commit's) reaches the file once its page has
+ *  been given, whether header and page come in two calls (as SQLite 3.40
+ *  writes them) or in one; other frames wait in the buffer. */
+static void test_a_commit_frame_in_one_call_or_two_is_written_at_once(void **state)
+{
+    rig_t *r = *state;
+    sqlite3_vfs *vfs = sqlite3_vfs_find(cv_walbuf_vfs());
+    assert_non_null(vfs);
+    sqlite3_file *file = calloc(1, (size_t)vfs->szOsFile);
+    assert_non_null(file);
+    char db[128], path[136];
+    snprintf(db, sizeof db, "%s/direct.db", r->dir); /* a WAL takes its database's mode */
+    snprintf(path, sizeof path, "%s-wal", db);
+    FILE *made = fopen(db, "w");
+    assert_non_null(made);
+    fclose(made);
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_WAL;
+    assert_int_equal(vfs->xOpen(vfs, path, file, flags, &flags), SQLITE_OK);
+    unsigned char frame[24 + 4096] = {0}, commit[24 + 4096] = {0};
+    commit[7] = 9; /* the database's size in pages after the commit */
+    sqlite3_int64 at = 32;
+    cv_walbuf_counts_t before = cv_walbuf_counts();
+    for (int i = 0; i < 3; i++, at += sizeof frame) /* other frames: held */
+        assert_int_equal(file->pMethods->xWrite(file, frame, sizeof frame, at), SQLITE_OK);
+    assert_int_equal(cv_walbuf_counts().made, before.made);
+    assert_int_equal(file->pMethods->xWrite(file, commit, 24, at), SQLITE_OK);
+    assert_int_equal(cv_walbuf_counts().made, before.made); /* its page is to come */
+    assert_int_equal(file->pMethods->xWrite(file, commit + 24, 4096, at + 24), SQLITE_OK);
+    assert_int_equal(cv_walbuf_counts().made, before.made + 1);
+    at += sizeof commit;
+    assert_int_equal(file->pMethods->xWrite(file, commit, sizeof commit, at), SQLITE_OK);
+    assert_int_equal(cv_walbuf_counts().made, before.made + 2);
+    at += sizeof commit;
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_size, at); /* all of it in the file */
+    assert_int_equal(file->pMethods->xClose(file), SQLITE_OK);
+    free(file);
+    unlink(path);
+    unlink(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -276,6 +319,8 @@ int main(void)
                                         rig_teardown),
         cmocka_unit_test_setup_teardown(test_the_wal_starts_again_after_a_checkpoint, rig_setup,
                                         rig_teardown),
+        cmocka_unit_test_setup_teardown(test_a_commit_frame_in_one_call_or_two_is_written_at_once,
+                                        rig_setup, rig_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
