@@ -36,6 +36,8 @@ struct walbuf_file {
     size_t len;
     sqlite3_int64 start;
     bool commit_page_next; /* the last write was a commit frame's header */
+    sqlite3_int64 end;     /* where the log's frames end: the next append */
+    bool end_known;        /* end is known (from a write since the open or a truncation) */
 };
 
 static sqlite3_vfs vfs;
@@ -79,18 +81,28 @@ static bool page_size(int amt)
     return amt >= 512 && amt <= 65536 && (amt & (amt - 1)) == 0;
 }
 
+/*  Only appends are held. A write where the log already has frames (a
+ *  page SQLite writes again in place, or a frame header it writes again
+ *  with its checksum, which at a commit comes after the commit frame) goes
+ *  to the file at once, after what is held: nothing of a commit is left
+ *  held, and every error is the caller's. */
 static int wal_write(walbuf_file *f, const void *data, int amt, sqlite3_int64 offset)
 {
     atomic_fetch_add(&writes_given, 1);
-    bool follows = f->len > 0 && offset == f->start + (sqlite3_int64)f->len;
+    if (offset == 0 || !f->end_known) { /* the log's header: it starts again */
+        f->end = offset;
+        f->end_known = true;
+    }
+    bool append = offset == f->end;
+    assert(f->len == 0 || f->start + (sqlite3_int64)f->len == f->end);
     int rc = SQLITE_OK;
-    if (f->len > 0 && (!follows || (size_t)amt > CV_WALBUF_BYTES - f->len))
+    if (f->len > 0 && (!append || (size_t)amt > CV_WALBUF_BYTES - f->len))
         rc = flush(f);
-    if (rc == SQLITE_OK && !f->buf)
+    if (rc == SQLITE_OK && append && !f->buf)
         f->buf = malloc(CV_WALBUF_BYTES);
     if (rc != SQLITE_OK)
         return rc;
-    if ((size_t)amt > CV_WALBUF_BYTES || !f->buf) { /* too big, or no memory: as it comes */
+    if (!append || (size_t)amt > CV_WALBUF_BYTES || !f->buf) { /* as it comes */
         atomic_fetch_add(&writes_made, 1);
         rc = REAL_METHODS(f)->xWrite(REAL(f), data, amt, offset);
     } else {
@@ -99,6 +111,8 @@ static int wal_write(walbuf_file *f, const void *data, int amt, sqlite3_int64 of
         memcpy(f->buf + f->len, data, (size_t)amt);
         f->len += (size_t)amt;
     }
+    if (offset + amt > f->end)
+        f->end = offset + amt;
     /* a commit's frame ends with its page: SQLite 3.40 writes the header
      * and the page in two calls, and a whole frame in one would do too */
     bool commit_ends = (f->commit_page_next && page_size(amt)) ||
@@ -169,6 +183,7 @@ static int file_write(sqlite3_file *file, const void *data, int amt, sqlite3_int
 
 static int file_truncate(sqlite3_file *file, sqlite3_int64 size)
 {
+    ((walbuf_file *)file)->end_known = false; /* the next write says where it ends */
     int rc = settle(file);
     return rc != SQLITE_OK ? rc : REAL_METHODS(file)->xTruncate(REAL(file), size);
 }
@@ -233,6 +248,9 @@ static int file_shm_lock(sqlite3_file *file, int offset, int n, int flags)
 
 static void file_shm_barrier(sqlite3_file *file)
 {
+    /* SQLite publishes a commit here: its frames went with its commit
+     * frame, so a frame still held means the commit was not recognised */
+    assert(!((walbuf_file *)file)->wal || ((walbuf_file *)file)->wal->len == 0);
     (void)settle_wal_of(file); /* already empty after a commit frame; no error to return */
     REAL_METHODS(file)->xShmBarrier(REAL(file));
 }

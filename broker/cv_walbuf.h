@@ -5,8 +5,10 @@
  *  and its page, and a turn commits tens to hundreds of pages: on the
  *  machines caveatd runs on, where a system call costs microseconds, those
  *  calls were an eighth of the broker loop's time. This VFS wraps the
- *  default one and, for WAL files only, gathers consecutive writes in a
- *  buffer (CV_WALBUF_BYTES) that goes to the file:
+ *  default one and, for WAL files only, gathers the frames appended to
+ *  the log in a buffer (CV_WALBUF_BYTES); a write over frames already
+ *  there (SQLite rewrites a page in place, or a header with its new
+ *  checksum) goes to the file at once. The buffer goes to the file:
  *
  *  - when a commit frame has been written (its header names the database
  *    size, which only a commit's does; header and page in two calls, as
@@ -19,7 +21,7 @@
  *    barrier or lock calls, with which SQLite publishes or ends a
  *    transaction: should SQLite one day write a commit some other way,
  *    no reader still sees a frame that is not in the file;
- *  - when a write does not follow the last, or would overflow the buffer.
+ *  - when a write does not append, or would overflow the buffer.
  *
  *  Nothing else changes: the same bytes reach the same offsets in the same
  *  order, only in fewer calls. Durability is still the syncer's
