@@ -90,6 +90,10 @@ static int wal_write(walbuf_file *f, const void *data, int amt, sqlite3_int64 of
 {
     atomic_fetch_add(&writes_given, 1);
     if (offset == 0 || !f->end_known) { /* the log's header: it starts again */
+        /* what is held goes where it was first (frames a savepoint undid) */
+        int rc = flush(f);
+        if (rc != SQLITE_OK)
+            return rc;
         f->end = offset;
         f->end_known = true;
     }
@@ -150,12 +154,22 @@ static int file_close(sqlite3_file *file)
     return rc != SQLITE_OK ? rc : closed;
 }
 
+/*  A flush for a method other than xWrite. Its failure is reported as a
+ *  write error: SQLite rolls the whole transaction back for SQLITE_IOERR,
+ *  where SQLITE_FULL (a full disk) from a read would cost only the
+ *  statement, and the transaction would go on to commit frames that never
+ *  reached the file. */
+static int flush_for_other(walbuf_file *f)
+{
+    return flush(f) == SQLITE_OK ? SQLITE_OK : SQLITE_IOERR_WRITE;
+}
+
 /*  Empties f's buffer when f is a WAL file: before anything but a write
  *  reaches the file. */
 static int settle(sqlite3_file *file)
 {
     walbuf_file *f = (walbuf_file *)file;
-    return f->is_wal ? flush(f) : SQLITE_OK;
+    return f->is_wal ? flush_for_other(f) : SQLITE_OK;
 }
 
 /*  Empties the buffer of a database file's WAL: before its shared memory,
@@ -164,7 +178,7 @@ static int settle(sqlite3_file *file)
 static int settle_wal_of(sqlite3_file *file)
 {
     walbuf_file *f = (walbuf_file *)file;
-    return f->wal ? flush(f->wal) : SQLITE_OK;
+    return f->wal ? flush_for_other(f->wal) : SQLITE_OK;
 }
 
 static int file_read(sqlite3_file *file, void *data, int amt, sqlite3_int64 offset)
@@ -209,7 +223,8 @@ static int file_lock(sqlite3_file *file, int level)
 static int file_unlock(sqlite3_file *file, int level)
 {
     int rc = settle(file);
-    return rc != SQLITE_OK ? rc : REAL_METHODS(file)->xUnlock(REAL(file), level);
+    int unlocked = REAL_METHODS(file)->xUnlock(REAL(file), level); /* whatever the flush did */
+    return rc != SQLITE_OK ? rc : unlocked;
 }
 
 static int file_check_reserved(sqlite3_file *file, int *out)
@@ -243,7 +258,12 @@ static int file_shm_map(sqlite3_file *file, int page, int size, int extend, void
 static int file_shm_lock(sqlite3_file *file, int offset, int n, int flags)
 {
     int rc = settle_wal_of(file);
-    return rc != SQLITE_OK ? rc : REAL_METHODS(file)->xShmLock(REAL(file), offset, n, flags);
+    if (rc != SQLITE_OK && !(flags & SQLITE_SHM_UNLOCK))
+        return rc; /* not taken */
+    /* an unlock is made whatever the flush did: SQLite does not look at
+     * what an unlock returns, and a lock kept would stop every writer */
+    int locked = REAL_METHODS(file)->xShmLock(REAL(file), offset, n, flags);
+    return rc != SQLITE_OK ? rc : locked;
 }
 
 static void file_shm_barrier(sqlite3_file *file)
@@ -301,15 +321,16 @@ static size_t ours_size(void)
     return (sizeof(walbuf_file) + 7) & ~(size_t)7;
 }
 
-/*  A WAL file's database file: the open one whose name is the WAL's
- *  without "-wal", not yet linked. */
+/*  A WAL file's database file: the one whose connection names it. SQLite
+ *  opens the WAL with the very string sqlite3_filename_wal gives for the
+ *  database's name, one per connection, so two connections to the same
+ *  database are never linked across. */
 static void link_wal(walbuf_file *wal)
 {
-    size_t len = strlen(wal->name);
     pthread_mutex_lock(&files_lock);
     for (walbuf_file *m = main_files; m; m = m->next)
-        if (!m->wal && len == strlen(m->name) + 4 && strncmp(m->name, wal->name, len - 4) == 0 &&
-            strcmp(wal->name + len - 4, "-wal") == 0) {
+        if (sqlite3_filename_wal(m->name) == wal->name) {
+            assert(!m->wal);
             m->wal = wal;
             wal->main = m;
             break;

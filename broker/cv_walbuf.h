@@ -26,10 +26,11 @@
  *  Nothing else changes: the same bytes reach the same offsets in the same
  *  order, only in fewer calls. Durability is still the syncer's
  *  fdatasync after the commit (cv_syncer.h). The buffer belongs to the
- *  connection that opened the file, as SQLite's file objects do. A
- *  database file is linked to its WAL file by name, so at most one
- *  connection a database may use this VFS (the store's lock makes it so);
- *  the others use SQLite's default VFS.
+ *  connection that opened the file, as SQLite's file objects do; each
+ *  database file is linked to its own connection's WAL file. A flush that
+ *  fails outside xWrite is reported as SQLITE_IOERR_WRITE, which rolls
+ *  the whole transaction back (SQLITE_FULL from a read would cost only
+ *  the statement), and an unlock is made whatever the flush did.
  */
 #ifndef CV_WALBUF_H
 #define CV_WALBUF_H

@@ -2,13 +2,19 @@
  *  commit reaches the file in a call or two and before it returns, so that
  *  another connection reads it at once; a write that fails fails the
  *  commit and leaves the store as it was; pages spilled mid-transaction
- *  read back and roll back; the WAL restarts after a checkpoint.
+ *  read back and roll back; the WAL restarts after a checkpoint; a full
+ *  disk met anywhere rolls the whole transaction back and never keeps a
+ *  lock; a savepoint undone over the WAL's restart; connections to one
+ *  database keep their own logs. What other connections read is checked
+ *  live and as a crash would leave it (the files copied without their
+ *  shared memory, so SQLite recovers the log from its frames' checksums).
  *
  *  Each test writes through the VFS as the broker's connection does (WAL,
  *  synchronous=NORMAL) and reads through SQLite's default VFS, as the
  *  broker's checkpointer, backups and `caveat audit` do.
  */
 #include <setjmp.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,6 +34,43 @@
 
 static int version; /* the rows' (row_bytes) */
 
+/*  SQLite's default VFS with a switch that makes writes to WAL files fail
+ *  as on a full disk. main() makes it the default before the walbuf VFS
+ *  is first used, so that the walbuf VFS wraps it. */
+static sqlite3_vfs faulty_vfs, *unix_vfs;
+static const sqlite3_io_methods *unix_wal_methods;
+static sqlite3_io_methods faulty_wal_methods;
+static bool disk_full;
+
+static int faulty_write(sqlite3_file *file, const void *data, int amt, sqlite3_int64 offset)
+{
+    return disk_full ? SQLITE_FULL : unix_wal_methods->xWrite(file, data, amt, offset);
+}
+
+static int faulty_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *file, int flags,
+                       int *out)
+{
+    (void)vfs;
+    int rc = unix_vfs->xOpen(unix_vfs, name, file, flags, out);
+    if (rc == SQLITE_OK && file->pMethods && (flags & SQLITE_OPEN_WAL)) {
+        unix_wal_methods = file->pMethods;
+        faulty_wal_methods = *file->pMethods;
+        faulty_wal_methods.xWrite = faulty_write;
+        file->pMethods = &faulty_wal_methods;
+    }
+    return rc;
+}
+
+static void install_faulty_vfs(void)
+{
+    unix_vfs = sqlite3_vfs_find(NULL);
+    faulty_vfs = *unix_vfs;
+    faulty_vfs.zName = "caveat-test-faulty";
+    faulty_vfs.xOpen = faulty_open;
+    if (sqlite3_vfs_register(&faulty_vfs, 1) != SQLITE_OK)
+        abort();
+}
+
 typedef struct {
     char dir[64];
     char path[96];
@@ -44,6 +87,7 @@ static int rig_setup(void **state)
     assert_non_null(mkdtemp(r->dir));
     snprintf(r->path, sizeof r->path, "%s/t.db", r->dir);
     version = 0;
+    disk_full = false;
     assert_int_equal(getrlimit(RLIMIT_FSIZE, &r->file_size), 0);
     r->on_too_big = signal(SIGXFSZ, SIG_IGN);
     signal(SIGXFSZ, r->on_too_big);
@@ -67,11 +111,14 @@ static int rig_teardown(void **state)
     setrlimit(RLIMIT_FSIZE, &r->file_size); /* a failed test may have left it low */
     signal(SIGXFSZ, r->on_too_big);
     sqlite3_close(r->db);
-    const char *names[] = {"t.db", "t.db-wal", "t.db-shm"};
+    const char *names[] = {"t.db",          "t.db-wal",      "t.db-shm",
+                           "direct.db",     "direct.db-wal", "copy/t.db",
+                           "copy/t.db-wal", "copy/t.db-shm", "copy"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         char file[128];
         snprintf(file, sizeof file, "%s/%s", r->dir, names[i]);
-        unlink(file);
+        if (unlink(file) != 0)
+            rmdir(file);
     }
     rmdir(r->dir);
     free(r);
@@ -136,11 +183,10 @@ static void assert_rows(sqlite3 *db, int first, int count)
     assert_int_equal(seen, count);
 }
 
-/*  What another connection, through the default VFS, finds. */
-static void assert_rows_elsewhere(const rig_t *r, int first, int count)
+static void assert_intact(const char *path, int first, int count)
 {
     sqlite3 *other = NULL;
-    assert_int_equal(sqlite3_open_v2(r->path, &other, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_open_v2(path, &other, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     assert_rows(other, first, count);
     sqlite3_stmt *s = NULL;
     assert_int_equal(sqlite3_prepare_v2(other, "PRAGMA integrity_check", -1, &s, NULL), SQLITE_OK);
@@ -148,6 +194,39 @@ static void assert_rows_elsewhere(const rig_t *r, int first, int count)
     assert_string_equal((const char *)sqlite3_column_text(s, 0), "ok");
     sqlite3_finalize(s);
     sqlite3_close(other);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+    assert_non_null(in);
+    assert_non_null(out);
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        assert_int_equal(fwrite(buf, 1, n, out), n);
+    fclose(in);
+    assert_int_equal(fclose(out), 0);
+}
+
+/*  What another connection, through the default VFS, finds; and what a
+ *  crash now would leave: the database and its log copied without their
+ *  shared memory, which SQLite then rebuilds from the log's frames. */
+static void assert_rows_elsewhere(const rig_t *r, int first, int count)
+{
+    assert_intact(r->path, first, count);
+    char dir[96], db[128], wal[160], shm[160];
+    snprintf(dir, sizeof dir, "%s/copy", r->dir);
+    snprintf(db, sizeof db, "%s/t.db", dir);
+    snprintf(wal, sizeof wal, "%s-wal", db);
+    snprintf(shm, sizeof shm, "%s-shm", db);
+    mkdir(dir, 0700);
+    unlink(shm);
+    copy_file(r->path, db);
+    char from[160];
+    snprintf(from, sizeof from, "%s-wal", r->path);
+    copy_file(from, wal);
+    assert_intact(db, first, count);
 }
 
 static void test_a_commit_is_one_write_and_read_at_once_elsewhere(void **state)
@@ -306,6 +385,112 @@ static void test_a_commit_frame_in_one_call_or_two_is_written_at_once(void **sta
     unlink(db);
 }
 
+/*  A full disk met when a read empties the buffer of spilled frames:
+ *  SQLite would take SQLITE_FULL from a read as the statement's failure
+ *  alone and commit the rest, frames lost with it; the whole transaction
+ *  is rolled back instead. */
+static void test_a_full_disk_met_on_a_read_rolls_the_transaction_back(void **state)
+{
+    rig_t *r = *state;
+    assert_int_equal(insert_rows(r->db, 0, 5), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(r->db, "PRAGMA cache_size=10", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(r->db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(insert_rows(r->db, 5, 40), SQLITE_OK); /* spilled frames held */
+    disk_full = true;
+    int rc = sqlite3_exec(r->db, "INSERT INTO t(n, b) SELECT n + 100000, b FROM t WHERE n < 3",
+                          NULL, NULL, NULL);
+    disk_full = false;
+    assert_int_not_equal(rc, SQLITE_OK);
+    sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL); /* nothing to commit, or refused */
+    sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+    assert_rows(r->db, 0, 5);
+    assert_rows_elsewhere(r, 0, 5);
+    assert_int_equal(insert_rows(r->db, 5, 40), SQLITE_OK);
+    assert_rows_elsewhere(r, 0, 45);
+}
+
+/*  A transaction rolled back while the disk is full: the write lock it
+ *  held is let go, so other connections write on. */
+static void test_a_rollback_on_a_full_disk_lets_go_of_the_lock(void **state)
+{
+    rig_t *r = *state;
+    assert_int_equal(insert_rows(r->db, 0, 5), SQLITE_OK);
+    /* an empty log: the rollback reads no page back from it */
+    assert_int_equal(sqlite3_wal_checkpoint_v2(r->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_exec(r->db, "PRAGMA cache_size=10", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(r->db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(insert_rows(r->db, 5, 40), SQLITE_OK);
+    disk_full = true;
+    sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+    disk_full = false;
+    sqlite3 *other = NULL;
+    assert_int_equal(sqlite3_open_v2(r->path, &other, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    assert_int_equal(insert_rows(other, 5, 1), SQLITE_OK); /* SQLITE_BUSY if the lock stayed */
+    sqlite3_close(other);
+    assert_int_equal(insert_rows(r->db, 6, 10), SQLITE_OK);
+    assert_rows_elsewhere(r, 0, 16);
+}
+
+/*  A savepoint taken before another connection's checkpoint let the log
+ *  start again: undoing it while spilled frames are held makes the next
+ *  frames start the log again from its header. With synchronous=OFF (the
+ *  broker's --sync off) no sync empties the buffer in between. */
+static void test_a_savepoint_undone_over_the_log_starting_again(void **state)
+{
+    rig_t *r = *state;
+    assert_int_equal(sqlite3_exec(r->db, "PRAGMA synchronous=OFF", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(insert_rows(r->db, 0, 5), SQLITE_OK);
+    sqlite3 *other = NULL;
+    assert_int_equal(sqlite3_open_v2(r->path, &other, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    assert_rows(other, 0, 5);
+    assert_int_equal(sqlite3_wal_checkpoint_v2(other, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(other);
+    assert_int_equal(sqlite3_exec(r->db, "PRAGMA cache_size=10", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(r->db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(insert_rows(r->db, 5, 1), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(r->db, "SAVEPOINT sp", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(insert_rows(r->db, 6, 40), SQLITE_OK); /* the first spill starts the log */
+    assert_int_equal(sqlite3_exec(r->db, "ROLLBACK TO sp; RELEASE sp", NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(insert_rows(r->db, 6, 40), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    assert_rows(r->db, 0, 46);
+    assert_rows_elsewhere(r, 0, 46);
+}
+
+/*  Three connections to one database through the VFS: each WAL buffer is
+ *  emptied by its own connection's calls. One rolls back frames it had
+ *  spilled; another commits over the same place in the log; the first
+ *  then reads. */
+static void test_connections_to_one_database_keep_their_own_logs(void **state)
+{
+    rig_t *r = *state;
+    assert_int_equal(insert_rows(r->db, 0, 5), SQLITE_OK);
+    sqlite3 *b = NULL, *c = NULL;
+    assert_int_equal(sqlite3_open_v2(r->path, &b, SQLITE_OPEN_READWRITE, cv_walbuf_vfs()),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_open_v2(r->path, &c, SQLITE_OPEN_READWRITE, cv_walbuf_vfs()),
+                     SQLITE_OK);
+    /* an empty log: b's rollback reads no page back from it */
+    assert_int_equal(sqlite3_wal_checkpoint_v2(r->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_exec(b, "PRAGMA cache_size=10", NULL, NULL, NULL), SQLITE_OK);
+    assert_rows(b, 0, 5); /* the logs opened after both databases, b's first */
+    assert_rows(c, 0, 5);
+    assert_int_equal(sqlite3_exec(b, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(insert_rows(b, 5, 40), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(b, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(r->db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(insert_rows(r->db, 5, 100), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    assert_rows(b, 0, 105);
+    sqlite3_close(b);
+    sqlite3_close(c);
+    assert_rows_elsewhere(r, 0, 105);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -321,6 +506,15 @@ int main(void)
                                         rig_teardown),
         cmocka_unit_test_setup_teardown(test_a_commit_frame_in_one_call_or_two_is_written_at_once,
                                         rig_setup, rig_teardown),
+        cmocka_unit_test_setup_teardown(test_a_full_disk_met_on_a_read_rolls_the_transaction_back,
+                                        rig_setup, rig_teardown),
+        cmocka_unit_test_setup_teardown(test_a_rollback_on_a_full_disk_lets_go_of_the_lock,
+                                        rig_setup, rig_teardown),
+        cmocka_unit_test_setup_teardown(test_a_savepoint_undone_over_the_log_starting_again,
+                                        rig_setup, rig_teardown),
+        cmocka_unit_test_setup_teardown(test_connections_to_one_database_keep_their_own_logs,
+                                        rig_setup, rig_teardown),
     };
+    install_faulty_vfs(); /* before the walbuf VFS is first used: it wraps the default */
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
