@@ -3,8 +3,8 @@
  *
  *  A file object of this VFS is ours (walbuf_file) followed by the default
  *  VFS's own, which does the real work. A database file is linked to its
- *  WAL file when SQLite opens the WAL (same name, "-wal" after), so that
- *  the database file's shared-memory calls can empty the WAL's buffer.
+ *  connection's WAL file when SQLite opens the WAL (link_wal), so that the
+ *  database file's shared-memory calls can empty the WAL's buffer.
  */
 #include <assert.h>
 #include <pthread.h>

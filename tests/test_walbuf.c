@@ -161,6 +161,15 @@ static int update_rows(sqlite3 *db, int count)
     return write_rows(db, "UPDATE t SET n = ?1, b = ?2 WHERE n = ?1", 0, count);
 }
 
+/*  Opens a transaction on db that adds rows 5 to 44: 20 pages against a
+ *  cache of 10, so that some are spilled into the log and still held in
+ *  the buffer. */
+static void begin_with_spilled_frames(sqlite3 *db)
+{
+    assert_int_equal(sqlite3_exec(db, "PRAGMA cache_size=10; BEGIN", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(insert_rows(db, 5, 40), SQLITE_OK);
+}
+
 /*  Rows [first, first + count) are there with their bytes, and nothing
  *  else, read through db. */
 static void assert_rows(sqlite3 *db, int first, int count)
@@ -297,11 +306,8 @@ static void test_a_failed_write_fails_its_commit_and_keeps_the_store(void **stat
 static void test_spilled_pages_read_back_and_roll_back(void **state)
 {
     rig_t *r = *state;
-    assert_int_equal(sqlite3_exec(r->db, "PRAGMA cache_size=10", NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(insert_rows(r->db, 0, 5), SQLITE_OK);
-    /* 40 rows: 20 pages, half of them spilled and still in the buffer */
-    assert_int_equal(sqlite3_exec(r->db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
-    assert_int_equal(insert_rows(r->db, 5, 40), SQLITE_OK);
+    begin_with_spilled_frames(r->db);
     assert_rows(r->db, 0, 45); /* in the transaction, its spilled pages included */
     assert_int_equal(insert_rows(r->db, 45, 260), SQLITE_OK); /* and past the buffer */
     assert_rows(r->db, 0, 305);
@@ -393,9 +399,7 @@ static void test_a_full_disk_met_on_a_read_rolls_the_transaction_back(void **sta
 {
     rig_t *r = *state;
     assert_int_equal(insert_rows(r->db, 0, 5), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(r->db, "PRAGMA cache_size=10", NULL, NULL, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(r->db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
-    assert_int_equal(insert_rows(r->db, 5, 40), SQLITE_OK); /* spilled frames held */
+    begin_with_spilled_frames(r->db); /* spilled frames held */
     disk_full = true;
     int rc = sqlite3_exec(r->db, "INSERT INTO t(n, b) SELECT n + 100000, b FROM t WHERE n < 3",
                           NULL, NULL, NULL);
@@ -418,9 +422,7 @@ static void test_a_rollback_on_a_full_disk_lets_go_of_the_lock(void **state)
     /* an empty log: the rollback reads no page back from it */
     assert_int_equal(sqlite3_wal_checkpoint_v2(r->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL),
                      SQLITE_OK);
-    assert_int_equal(sqlite3_exec(r->db, "PRAGMA cache_size=10", NULL, NULL, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(r->db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
-    assert_int_equal(insert_rows(r->db, 5, 40), SQLITE_OK);
+    begin_with_spilled_frames(r->db);
     disk_full = true;
     sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
     disk_full = false;
@@ -476,11 +478,9 @@ static void test_connections_to_one_database_keep_their_own_logs(void **state)
     /* an empty log: b's rollback reads no page back from it */
     assert_int_equal(sqlite3_wal_checkpoint_v2(r->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL),
                      SQLITE_OK);
-    assert_int_equal(sqlite3_exec(b, "PRAGMA cache_size=10", NULL, NULL, NULL), SQLITE_OK);
     assert_rows(b, 0, 5); /* the logs opened after both databases, b's first */
     assert_rows(c, 0, 5);
-    assert_int_equal(sqlite3_exec(b, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
-    assert_int_equal(insert_rows(b, 5, 40), SQLITE_OK);
+    begin_with_spilled_frames(b);
     assert_int_equal(sqlite3_exec(b, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_exec(r->db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);
     assert_int_equal(insert_rows(r->db, 5, 100), SQLITE_OK);
