@@ -61,31 +61,6 @@ bool audit_leaf_accepted(const void *data, size_t len, uint64_t *time_ms)
     return digits > 0;
 }
 
-struct fy_document *audit_leaf_parse(const void *data, size_t len)
-{
-    int line, col;
-    if (cv_text_check(data, len, &line, &col)) /* libfyaml stops at a bad byte */
-        return NULL;
-    struct fy_parse_cfg cfg = {.flags = FYPCF_QUIET | FYPCF_JSON_FORCE};
-    struct fy_document *doc = fy_document_build_from_string(&cfg, data, len);
-    if (doc && !fy_node_is_mapping(fy_document_root(doc)))
-        fy_document_destroy(doc), doc = NULL;
-    return doc;
-}
-
-const char *audit_leaf_text(struct fy_node *map, const char *key)
-{
-    struct fy_node *value = map ? fy_node_mapping_lookup_by_string(map, key, FY_NT) : NULL;
-    return value && fy_node_is_scalar(value) ? fy_node_get_scalar0(value) : NULL;
-}
-
-bool audit_leaf_true(struct fy_node *map, const char *key)
-{
-    struct fy_node *value = map ? fy_node_mapping_lookup_by_string(map, key, FY_NT) : NULL;
-    return value && fy_node_is_scalar(value) && fy_node_get_style(value) == FYNS_PLAIN &&
-           strcmp(fy_node_get_scalar0(value), "true") == 0;
-}
-
 static void scalar_json(cv_json_writer_t *w, struct fy_node *node)
 {
     const char *text = fy_node_get_scalar0(node);

@@ -9,9 +9,7 @@
 
 #include "cv_audit.h"
 #include "cv_proto.h"
-
-struct fy_document;
-struct fy_node;
+#include "leaf_json.h"
 
 /*  A leaf index or tree size: decimal digits only. */
 bool audit_parse_count(const char *text, uint64_t *value);
@@ -27,15 +25,6 @@ int audit_seed_checkpoint(sqlite3 *db, const char *dir, uint64_t size,
 /*  Whether data is an "accepted" leaf; *time_ms its time. Read from the
  *  leaf's first bytes, as the broker writes them, without parsing it. */
 bool audit_leaf_accepted(const void *data, size_t len, uint64_t *time_ms);
-
-/*  A leaf parsed: NULL when it is not a JSON object. Free with
- *  fy_document_destroy. */
-struct fy_document *audit_leaf_parse(const void *data, size_t len);
-/*  The text of key in mapping map, NUL-terminated and owned by its
- *  document; NULL when absent or not a scalar. */
-const char *audit_leaf_text(struct fy_node *map, const char *key);
-/*  Whether key in map is true. */
-bool audit_leaf_true(struct fy_node *map, const char *key);
 
 /*  Writes node (a leaf, or part of one) to w as it is: mappings as
  *  objects, sequences as arrays, true, false, null and digits as

@@ -1,0 +1,152 @@
+/*  The check `caveat subscribe --receipts` makes of each receipt before it
+ *  writes it (client/receipt_check.h): the leaf must record this agency's
+ *  delivery on this queue, of this seq and report, with the view received.
+ *  A broker that answers with any other leaf, however well proven, is
+ *  refused with what does not match. (The proof itself is checked by
+ *  `caveat audit receipt`: cli_receipts.sh and test_receipts.c.)
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "receipt_check.h"
+
+#define VIEW_A "0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9"
+#define VIEW_B "f9e8d7c6b5a4938271605f4e3d2c1b0af9e8d7c6b5a4938271605f4e3d2c1b0a"
+
+/*  A "delivered" leaf as the broker writes it: agency hull-cc, its direct
+ *  queue, seqs 7 (r-1, VIEW_A) and 8 (r-2, VIEW_B). */
+static const char good_leaf[] =
+    "{\"event\":\"delivered\",\"time\":1796224904233,\"agency\":\"hull-cc\",\"feed\":null,"
+    "\"deliveries\":[{\"report\":\"r-1\",\"seq\":7,\"view\":\"" VIEW_A "\"},"
+    "{\"report\":\"r-2\",\"seq\":8,\"view\":\"" VIEW_B "\"}]}";
+
+static cv_receipt_t receipt_of(const char *leaf, uint64_t seq, const char *report_id)
+{
+    return (cv_receipt_t){.seq = seq,
+                          .report_id = report_id,
+                          .leaf = (const uint8_t *)leaf,
+                          .leaf_len = strlen(leaf)};
+}
+
+/*  The check of leaf for hull-cc's direct queue; why when refused. */
+static bool check(const char *leaf, uint64_t seq, const char *report_id, const char *view,
+                  char why[120])
+{
+    cv_receipt_t r = receipt_of(leaf, seq, report_id);
+    why[0] = '\0';
+    return receipt_check(&r, "hull-cc", NULL, view, why, 120);
+}
+
+static void expect_refused(const char *leaf, uint64_t seq, const char *report_id, const char *view,
+                           const char *reason)
+{
+    char why[120];
+    assert_false(check(leaf, seq, report_id, view, why));
+    if (!strstr(why, reason))
+        print_error("refused for \"%s\", not \"%s\"\n", why, reason);
+    assert_non_null(strstr(why, reason));
+}
+
+static void test_each_delivery_of_the_leaf_is_taken(void **state)
+{
+    (void)state;
+    char why[120];
+    assert_true(check(good_leaf, 7, "r-1", VIEW_A, why));
+    assert_true(check(good_leaf, 8, "r-2", VIEW_B, why));
+    /* the direct queue is "" or NULL alike */
+    cv_receipt_t r = receipt_of(good_leaf, 7, "r-1");
+    assert_true(receipt_check(&r, "hull-cc", "", VIEW_A, why, sizeof why));
+}
+
+/*  A "delivered" leaf with the parts given as JSON text, in buf. */
+static const char *leaf(char buf[600], const char *event, const char *agency, const char *feed,
+                        const char *deliveries)
+{
+    snprintf(buf, 600, "{\"event\":%s,\"time\":1,\"agency\":%s,\"feed\":%s,\"deliveries\":%s}",
+             event, agency, feed, deliveries);
+    return buf;
+}
+
+/*  hull-cc's direct queue, with deliveries as given. */
+static const char *direct(char buf[600], const char *deliveries)
+{
+    return leaf(buf, "\"delivered\"", "\"hull-cc\"", "null", deliveries);
+}
+
+#define R1_SEQ7_A "{\"report\":\"r-1\",\"seq\":7,\"view\":\"" VIEW_A "\"}"
+
+static void test_another_delivery_is_refused(void **state)
+{
+    (void)state;
+    char buf[600];
+    expect_refused(good_leaf, 9, "r-1", VIEW_A, "does not list its seq");
+    expect_refused(good_leaf, 7, "r-2", VIEW_A, "another report");
+    expect_refused(good_leaf, 7, "r-1", VIEW_B, "a view other than the one received");
+    /* seq 7 written as a string, or as another number's text */
+    expect_refused(direct(buf, "[{\"report\":\"r-1\",\"seq\":\"7\",\"view\":\"" VIEW_A "\"}]"), 7,
+                   "r-1", VIEW_A, "does not list its seq");
+    expect_refused(direct(buf, "[{\"report\":\"r-1\",\"seq\":07,\"view\":\"" VIEW_A "\"}]"), 7,
+                   "r-1", VIEW_A, "");
+    /* listed twice: which one would it be? */
+    expect_refused(
+        direct(buf, "[" R1_SEQ7_A ",{\"report\":\"r-9\",\"seq\":7,\"view\":\"" VIEW_B "\"}]"), 7,
+        "r-1", VIEW_A, "does not list its seq, once");
+    /* JSON's null is no report, not one whose id is "null" */
+    expect_refused(direct(buf, "[{\"report\":null,\"seq\":7,\"view\":\"" VIEW_A "\"}]"), 7, "null",
+                   VIEW_A, "another report");
+    /* a view not hashed (null) is not the view received */
+    expect_refused(direct(buf, "[{\"report\":\"r-1\",\"seq\":7,\"view\":null}]"), 7, "r-1", VIEW_A,
+                   "a view other");
+}
+
+static void test_another_agency_or_queue_is_refused(void **state)
+{
+    (void)state;
+    char buf[600];
+    expect_refused(leaf(buf, "\"delivered\"", "\"hull-xx\"", "null", "[" R1_SEQ7_A "]"), 7, "r-1",
+                   VIEW_A, "another agency's");
+    expect_refused(leaf(buf, "\"delivered\"", "\"hull-cc\"", "\"prevent\"", "[" R1_SEQ7_A "]"), 7,
+                   "r-1", VIEW_A, "another queue's");
+    /* the string "null" is a feed's name, not the direct queue */
+    expect_refused(leaf(buf, "\"delivered\"", "\"hull-cc\"", "\"null\"", "[" R1_SEQ7_A "]"), 7,
+                   "r-1", VIEW_A, "another queue's");
+    /* and a feed's subscriber refuses the direct queue's leaf */
+    cv_receipt_t r = receipt_of(good_leaf, 7, "r-1");
+    char why[120];
+    assert_false(receipt_check(&r, "hull-cc", "prevent", VIEW_A, why, sizeof why));
+    assert_non_null(strstr(why, "another queue's"));
+}
+
+static void test_other_leaves_are_refused(void **state)
+{
+    (void)state;
+    char buf[600];
+    expect_refused(leaf(buf, "\"accepted\"", "\"hull-cc\"", "null", "[" R1_SEQ7_A "]"), 7, "r-1",
+                   VIEW_A, "not a \"delivered\" leaf");
+    expect_refused(direct(buf, R1_SEQ7_A), 7, "r-1", VIEW_A, "does not list its seq");
+    /* a key given twice could say two things */
+    expect_refused(
+        leaf(buf, "\"delivered\"", "\"hull-xx\",\"agency\":\"hull-cc\"", "null", "[" R1_SEQ7_A "]"),
+        7, "r-1", VIEW_A, "not a JSON object");
+    expect_refused("[]", 7, "r-1", VIEW_A, "not a JSON object");
+    expect_refused("{\"event\":\"delivered\"", 7, "r-1", VIEW_A, "not a JSON object");
+    expect_refused("", 7, "r-1", VIEW_A, "not a JSON object");
+    static const char bad_byte[] = "{\"event\":\"delivered\xff\"}";
+    expect_refused(bad_byte, 7, "r-1", VIEW_A, "not a JSON object");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_each_delivery_of_the_leaf_is_taken),
+        cmocka_unit_test(test_another_delivery_is_refused),
+        cmocka_unit_test(test_another_agency_or_queue_is_refused),
+        cmocka_unit_test(test_other_leaves_are_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
