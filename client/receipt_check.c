@@ -25,12 +25,13 @@ static bool is_number(struct fy_node *node, uint64_t n)
            strcmp(fy_node_get_scalar0(node), digits) == 0;
 }
 
-/*  Whether key in map is the text expected (a string, not null). */
+/*  Whether key in map is the text expected (a string, not null); never
+ *  when nothing is expected. */
 static bool text_is(struct fy_node *map, const char *key, const char *expected)
 {
     struct fy_node *node = fy_node_mapping_lookup_by_string(map, key, FY_NT);
     const char *text = audit_leaf_text(map, key);
-    return text && !audit_node_null(node) && strcmp(text, expected) == 0;
+    return expected && text && !audit_node_null(node) && strcmp(text, expected) == 0;
 }
 
 static bool same_feed(struct fy_node *leaf, const char *feed)

@@ -16,8 +16,9 @@
 #include "caveat.h"
 
 /*  feed: the subscriber's ("" or NULL: its direct queue). view_hex: the
- *  received view's SHA-256 in lower-case hex. False with why (what does
- *  not match) otherwise. */
+ *  received view's SHA-256 in lower-case hex. True when the leaf records
+ *  that delivery; false with why (what does not match) otherwise, and
+ *  always without an agency or a view to hold it to. */
 bool receipt_check(const cv_receipt_t *receipt, const char *agency, const char *feed,
                    const char *view_hex, char *why, size_t why_size);
 

@@ -115,6 +115,11 @@ static void test_another_agency_or_queue_is_refused(void **state)
     /* the string "null" is a feed's name, not the direct queue */
     expect_refused(leaf(buf, "\"delivered\"", "\"hull-cc\"", "\"null\"", "[" R1_SEQ7_A "]"), 7,
                    "r-1", VIEW_A, "another queue's");
+    /* no agency or view to hold it to: nothing matches */
+    cv_receipt_t none = receipt_of(good_leaf, 7, "r-1");
+    char why_none[120];
+    assert_false(receipt_check(&none, NULL, NULL, VIEW_A, why_none, sizeof why_none));
+    assert_false(receipt_check(&none, "hull-cc", NULL, NULL, why_none, sizeof why_none));
     /* and a feed's subscriber refuses the direct queue's leaf */
     cv_receipt_t r = receipt_of(good_leaf, 7, "r-1");
     char why[120];
