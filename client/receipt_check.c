@@ -26,12 +26,16 @@ static bool is_number(struct fy_node *node, uint64_t n)
 }
 
 /*  Whether key in map is the text expected (a string, not null); never
- *  when nothing is expected. */
+ *  when nothing is expected. Compared by length too: JSON's \u0000 puts a
+ *  NUL inside a string, and "hull-cc\u0000x" is not "hull-cc". */
 static bool text_is(struct fy_node *map, const char *key, const char *expected)
 {
     struct fy_node *node = fy_node_mapping_lookup_by_string(map, key, FY_NT);
-    const char *text = audit_leaf_text(map, key);
-    return expected && text && !audit_node_null(node) && strcmp(text, expected) == 0;
+    size_t len = 0;
+    const char *text = node && fy_node_is_scalar(node) && !audit_node_null(node)
+                           ? fy_node_get_scalar(node, &len)
+                           : NULL;
+    return expected && text && len == strlen(expected) && memcmp(text, expected, len) == 0;
 }
 
 static bool same_feed(struct fy_node *leaf, const char *feed)

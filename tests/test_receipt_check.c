@@ -115,6 +115,14 @@ static void test_another_agency_or_queue_is_refused(void **state)
     /* the string "null" is a feed's name, not the direct queue */
     expect_refused(leaf(buf, "\"delivered\"", "\"hull-cc\"", "\"null\"", "[" R1_SEQ7_A "]"), 7,
                    "r-1", VIEW_A, "another queue's");
+    /* a NUL inside a string does not end it */
+    expect_refused(leaf(buf, "\"delivered\"", "\"hull-cc\\u0000x\"", "null", "[" R1_SEQ7_A "]"), 7,
+                   "r-1", VIEW_A, "another agency's");
+    cv_receipt_t fed = receipt_of(
+        leaf(buf, "\"delivered\"", "\"hull-cc\"", "\"prevent\\u0000x\"", "[" R1_SEQ7_A "]"), 7,
+        "r-1");
+    char why_fed[120];
+    assert_false(receipt_check(&fed, "hull-cc", "prevent", VIEW_A, why_fed, sizeof why_fed));
     /* no agency or view to hold it to: nothing matches */
     cv_receipt_t none = receipt_of(good_leaf, 7, "r-1");
     char why_none[120];
