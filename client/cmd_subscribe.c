@@ -33,29 +33,41 @@ static const char usage[] = "usage: caveat subscribe --broker EP --server-key BR
 #define WAIT_SLICE_MS    60000 /* without --timeout, waits forever in slices */
 #define RECEIPT_WAIT_MS  30000 /* with --count and no --timeout: for the last receipts */
 
-/*  --receipts: where they go, whose they must be, and the views received
- *  whose receipts have not come yet (seq -> hex SHA-256). */
+/*  --receipts: where they go, whose they must be, and the deliveries
+ *  received whose receipts have not come yet (seq -> the view's SHA-256 in
+ *  hex, then the report id: see delivered). */
 typedef struct {
     const char *dir;
     const char *feed; /* --feed, or NULL */
     zhashx_t *views;
 } receipts_t;
 
+#define VIEW_HEX 64 /* a SHA-256 in hex: the first bytes of a views entry */
+
 static void seq_key(char key[24], uint64_t seq)
 {
     snprintf(key, 24, "%" PRIu64, seq);
 }
 
+static const char *delivered_id(const cv_delivery_t *d)
+{
+    return d->report_id ? d->report_id : d->report ? d->report->id : NULL;
+}
+
 static bool remember_view(receipts_t *r, const cv_delivery_t *d)
 {
     uint8_t hash[32];
-    char key[24], hex[65];
+    char key[24], hex[VIEW_HEX + 1];
     if (!r->dir)
         return true;
-    if (!cv_client_view_hash(d, hash))
+    const char *id = delivered_id(d);
+    char *entry = NULL;
+    if (!cv_client_view_hash(d, hash) ||
+        asprintf(&entry, "%s%s", sodium_bin2hex(hex, sizeof hex, hash, sizeof hash), id ? id : "") <
+            0)
         return false;
     seq_key(key, d->seq);
-    zhashx_update(r->views, key, strdup(sodium_bin2hex(hex, sizeof hex, hash, sizeof hash)));
+    zhashx_update(r->views, key, entry);
     return true;
 }
 
@@ -96,13 +108,16 @@ static int take_receipts(cv_client_t *client, receipts_t *r)
     while (r->dir && (receipt = cv_client_receipt(client))) {
         char key[24], path[4096], why[120];
         seq_key(key, receipt->seq);
-        const char *hex = zhashx_lookup(r->views, key);
-        if (!hex) {
+        const char *entry = zhashx_lookup(r->views, key);
+        if (!entry) {
             fprintf(stderr, "caveat: a receipt of seq %" PRIu64 " not awaited: not written\n",
                     receipt->seq);
             continue;
         }
-        if (!receipt_check(receipt, cv_client_agency(client), r->feed, hex, why, sizeof why))
+        char hex[VIEW_HEX + 1];
+        snprintf(hex, sizeof hex, "%s", entry);
+        if (!receipt_check(receipt, cv_client_agency(client), r->feed, entry + VIEW_HEX, hex, why,
+                           sizeof why))
             return cli_error(CLI_FAILED, "the receipt of seq %" PRIu64 ": %s", receipt->seq, why);
         if (!receipt_path(path, sizeof path, r->dir, receipt))
             return cli_error(CLI_FAILED, "%s: a receipt's file name would be too long", r->dir);
@@ -151,7 +166,7 @@ static char *delivery_line(const cv_delivery_t *d)
     cv_json_key(w, "delivery");
     cv_json_object_begin(w);
     cv_json_key(w, "report_id");
-    cv_json_string(w, d->report_id ? d->report_id : d->report ? d->report->id : NULL);
+    cv_json_string(w, delivered_id(d));
     cv_json_key(w, "seq");
     cv_json_uint(w, d->seq);
     cv_json_key(w, "rules");

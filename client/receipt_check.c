@@ -1,7 +1,13 @@
 /*  receipt_check.c: see receipt_check.h. The leaf's form is the broker's
- *  (docs/operations.md, "The audit log"): {"event":"delivered","time":...,
- *  "agency":...,"feed":null or a name,"deliveries":[{"report":...,"seq":N,
- *  "view":hex or null},...]}. */
+ *  (docs/protocol.md, 5a): {"event":"delivered","time":...,"agency":...,
+ *  "feed":null or a name,"deliveries":[{"report":...,"seq":N,"view":hex
+ *  or null},...]}, compact, seqs ascending.
+ *
+ *  The leaf is the broker's word, so it is held to that form exactly, not
+ *  to whatever libfyaml reads as JSON: another reader of the same bytes
+ *  must not find a different delivery in them (a second value after the
+ *  object, a second seq 7 written 7.0, a comment libfyaml skips).
+ */
 #include <inttypes.h>
 #include <libfyaml.h>
 #include <stdio.h>
@@ -10,32 +16,71 @@
 #include "leaf_json.h"
 #include "receipt_check.h"
 
+/*  16 deliveries of ids of at most 128 bytes, each byte escaped at worst
+ *  (\u00XX), and two names, are far below it. libfyaml's check for a key
+ *  given twice is quadratic in the keys: a frame-sized leaf of short keys
+ *  would keep the subscriber for minutes. */
+#define RECEIPT_LEAF_MAX (32 * 1024)
+
 static bool refuse(char *why, size_t size, const char *what)
 {
     snprintf(why, size, "%s", what);
     return false;
 }
 
-/*  Whether node is the number n, in decimal digits alone. */
-static bool is_number(struct fy_node *node, uint64_t n)
+/*  Whether the leaf is written as the broker writes it: an object, no
+ *  space, line break or comment outside its strings. */
+static bool compact(const uint8_t *leaf, size_t len)
 {
-    char digits[24];
-    snprintf(digits, sizeof digits, "%" PRIu64, n);
-    return node && fy_node_is_scalar(node) && fy_node_get_style(node) == FYNS_PLAIN &&
-           strcmp(fy_node_get_scalar0(node), digits) == 0;
+    if (len == 0 || leaf[0] != '{')
+        return false;
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        uint8_t c = leaf[i];
+        if (in_string && c == '\\')
+            i++; /* the escaped byte, whatever it is */
+        else if (c == '"')
+            in_string = !in_string;
+        else if (!in_string && (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '#'))
+            return false;
+    }
+    return true;
 }
 
-/*  Whether key in map is the text expected (a string, not null); never
- *  when nothing is expected. Compared by length too: JSON's \u0000 puts a
- *  NUL inside a string, and "hull-cc\u0000x" is not "hull-cc". */
+/*  The seq node holds, in canonical decimal only (no sign, point,
+ *  exponent or leading zero, and within 64 bits). */
+static bool seq_of(struct fy_node *node, uint64_t *seq)
+{
+    size_t len = 0;
+    const char *digits = node && fy_node_is_scalar(node) && fy_node_get_style(node) == FYNS_PLAIN
+                             ? fy_node_get_scalar(node, &len)
+                             : NULL;
+    if (!digits || len == 0 || len > 20 || (len > 1 && digits[0] == '0'))
+        return false;
+    uint64_t value = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned digit = (unsigned)(digits[i] - '0');
+        if (digit > 9 || value > (UINT64_MAX - digit) / 10)
+            return false;
+        value = value * 10 + digit;
+    }
+    *seq = value;
+    return true;
+}
+
+/*  Whether key in map is a JSON string, and the text expected; never when
+ *  nothing (or "") is expected. Compared by length too: JSON's \u0000 puts
+ *  a NUL inside a string, and "hull-cc\u0000x" is not "hull-cc". */
 static bool text_is(struct fy_node *map, const char *key, const char *expected)
 {
     struct fy_node *node = fy_node_mapping_lookup_by_string(map, key, FY_NT);
     size_t len = 0;
-    const char *text = node && fy_node_is_scalar(node) && !audit_node_null(node)
-                           ? fy_node_get_scalar(node, &len)
-                           : NULL;
-    return expected && text && len == strlen(expected) && memcmp(text, expected, len) == 0;
+    const char *text =
+        node && fy_node_is_scalar(node) && fy_node_get_style(node) == FYNS_DOUBLE_QUOTED
+            ? fy_node_get_scalar(node, &len)
+            : NULL;
+    return expected && *expected && text && len == strlen(expected) &&
+           memcmp(text, expected, len) == 0;
 }
 
 static bool same_feed(struct fy_node *leaf, const char *feed)
@@ -45,25 +90,30 @@ static bool same_feed(struct fy_node *leaf, const char *feed)
     return text_is(leaf, "feed", feed);
 }
 
-/*  The one entry of deliveries with seq; NULL when none or several. */
+/*  The entry of deliveries with seq; NULL when there is none, or when any
+ *  entry is not an object with a canonical seq above the one before it (as
+ *  the broker lists them): then no seq is listed only once for sure. */
 static struct fy_node *entry_of(struct fy_node *deliveries, uint64_t seq)
 {
     struct fy_node *found = NULL, *item;
     void *iter = NULL;
+    uint64_t last = 0;
     while ((item = fy_node_sequence_iterate(deliveries, &iter)) != NULL) {
-        struct fy_node *number =
-            fy_node_is_mapping(item) ? fy_node_mapping_lookup_by_string(item, "seq", FY_NT) : NULL;
-        if (!is_number(number, seq))
-            continue;
-        if (found)
+        uint64_t n;
+        if (!fy_node_is_mapping(item) ||
+            !seq_of(fy_node_mapping_lookup_by_string(item, "seq", FY_NT), &n) ||
+            (last && n <= last))
             return NULL;
-        found = item;
+        last = n;
+        if (n == seq)
+            found = item;
     }
     return found;
 }
 
 static bool check_leaf(struct fy_node *leaf, const cv_receipt_t *receipt, const char *agency,
-                       const char *feed, const char *view_hex, char *why, size_t size)
+                       const char *feed, const char *report_id, const char *view_hex, char *why,
+                       size_t size)
 {
     if (!text_is(leaf, "event", "delivered"))
         return refuse(why, size, "its leaf is not a \"delivered\" leaf");
@@ -76,7 +126,7 @@ static bool check_leaf(struct fy_node *leaf, const cv_receipt_t *receipt, const 
         deliveries && fy_node_is_sequence(deliveries) ? entry_of(deliveries, receipt->seq) : NULL;
     if (!entry)
         return refuse(why, size, "its leaf does not list its seq, once");
-    if (!text_is(entry, "report", receipt->report_id))
+    if (!text_is(entry, "report", report_id))
         return refuse(why, size, "its leaf names another report at its seq");
     if (!text_is(entry, "view", view_hex))
         return refuse(why, size, "its leaf names a view other than the one received");
@@ -84,12 +134,19 @@ static bool check_leaf(struct fy_node *leaf, const cv_receipt_t *receipt, const 
 }
 
 bool receipt_check(const cv_receipt_t *receipt, const char *agency, const char *feed,
-                   const char *view_hex, char *why, size_t why_size)
+                   const char *report_id, const char *view_hex, char *why, size_t why_size)
 {
+    if (!report_id || !receipt->report_id || strcmp(receipt->report_id, report_id) != 0)
+        return refuse(why, why_size, "it is for another report than the one received");
+    if (receipt->leaf_len > RECEIPT_LEAF_MAX)
+        return refuse(why, why_size, "its leaf is too long");
+    if (!compact(receipt->leaf, receipt->leaf_len))
+        return refuse(why, why_size, "its leaf is not written as the broker writes leaves");
     struct fy_document *doc = audit_leaf_parse(receipt->leaf, receipt->leaf_len);
     if (!doc)
         return refuse(why, why_size, "its leaf is not a JSON object");
-    bool good = check_leaf(fy_document_root(doc), receipt, agency, feed, view_hex, why, why_size);
+    bool good = check_leaf(fy_document_root(doc), receipt, agency, feed, report_id, view_hex, why,
+                           why_size);
     fy_document_destroy(doc);
     return good;
 }

@@ -39,7 +39,7 @@ static bool check(const char *leaf, uint64_t seq, const char *report_id, const c
 {
     cv_receipt_t r = receipt_of(leaf, seq, report_id);
     why[0] = '\0';
-    return receipt_check(&r, "hull-cc", NULL, view, why, 120);
+    return receipt_check(&r, "hull-cc", NULL, report_id, view, why, 120);
 }
 
 static void expect_refused(const char *leaf, uint64_t seq, const char *report_id, const char *view,
@@ -60,7 +60,7 @@ static void test_each_delivery_of_the_leaf_is_taken(void **state)
     assert_true(check(good_leaf, 8, "r-2", VIEW_B, why));
     /* the direct queue is "" or NULL alike */
     cv_receipt_t r = receipt_of(good_leaf, 7, "r-1");
-    assert_true(receipt_check(&r, "hull-cc", "", VIEW_A, why, sizeof why));
+    assert_true(receipt_check(&r, "hull-cc", "", "r-1", VIEW_A, why, sizeof why));
 }
 
 /*  A "delivered" leaf with the parts given as JSON text, in buf. */
@@ -80,6 +80,15 @@ static const char *direct(char buf[600], const char *deliveries)
 
 #define R1_SEQ7_A "{\"report\":\"r-1\",\"seq\":7,\"view\":\"" VIEW_A "\"}"
 
+/*  r-1 at seq 7, then r-9 at seq second_seq (as JSON text): refused. */
+static void expect_second_refused(const char *second_seq)
+{
+    char buf[600], deliveries[300];
+    snprintf(deliveries, sizeof deliveries,
+             "[" R1_SEQ7_A ",{\"report\":\"r-9\",\"seq\":%s,\"view\":\"" VIEW_B "\"}]", second_seq);
+    expect_refused(direct(buf, deliveries), 7, "r-1", VIEW_A, "does not list its seq");
+}
+
 static void test_another_delivery_is_refused(void **state)
 {
     (void)state;
@@ -93,9 +102,7 @@ static void test_another_delivery_is_refused(void **state)
     expect_refused(direct(buf, "[{\"report\":\"r-1\",\"seq\":07,\"view\":\"" VIEW_A "\"}]"), 7,
                    "r-1", VIEW_A, "");
     /* listed twice: which one would it be? */
-    expect_refused(
-        direct(buf, "[" R1_SEQ7_A ",{\"report\":\"r-9\",\"seq\":7,\"view\":\"" VIEW_B "\"}]"), 7,
-        "r-1", VIEW_A, "does not list its seq, once");
+    expect_second_refused("7");
     /* JSON's null is no report, not one whose id is "null" */
     expect_refused(direct(buf, "[{\"report\":null,\"seq\":7,\"view\":\"" VIEW_A "\"}]"), 7, "null",
                    VIEW_A, "another report");
@@ -122,16 +129,16 @@ static void test_another_agency_or_queue_is_refused(void **state)
         leaf(buf, "\"delivered\"", "\"hull-cc\"", "\"prevent\\u0000x\"", "[" R1_SEQ7_A "]"), 7,
         "r-1");
     char why_fed[120];
-    assert_false(receipt_check(&fed, "hull-cc", "prevent", VIEW_A, why_fed, sizeof why_fed));
+    assert_false(receipt_check(&fed, "hull-cc", "prevent", "r-1", VIEW_A, why_fed, sizeof why_fed));
     /* no agency or view to hold it to: nothing matches */
     cv_receipt_t none = receipt_of(good_leaf, 7, "r-1");
     char why_none[120];
-    assert_false(receipt_check(&none, NULL, NULL, VIEW_A, why_none, sizeof why_none));
-    assert_false(receipt_check(&none, "hull-cc", NULL, NULL, why_none, sizeof why_none));
+    assert_false(receipt_check(&none, NULL, NULL, "r-1", VIEW_A, why_none, sizeof why_none));
+    assert_false(receipt_check(&none, "hull-cc", NULL, "r-1", NULL, why_none, sizeof why_none));
     /* and a feed's subscriber refuses the direct queue's leaf */
     cv_receipt_t r = receipt_of(good_leaf, 7, "r-1");
     char why[120];
-    assert_false(receipt_check(&r, "hull-cc", "prevent", VIEW_A, why, sizeof why));
+    assert_false(receipt_check(&r, "hull-cc", "prevent", "r-1", VIEW_A, why, sizeof why));
     assert_non_null(strstr(why, "another queue's"));
 }
 
@@ -146,11 +153,63 @@ static void test_other_leaves_are_refused(void **state)
     expect_refused(
         leaf(buf, "\"delivered\"", "\"hull-xx\",\"agency\":\"hull-cc\"", "null", "[" R1_SEQ7_A "]"),
         7, "r-1", VIEW_A, "not a JSON object");
-    expect_refused("[]", 7, "r-1", VIEW_A, "not a JSON object");
+    expect_refused("[]", 7, "r-1", VIEW_A, "not written as the broker writes");
     expect_refused("{\"event\":\"delivered\"", 7, "r-1", VIEW_A, "not a JSON object");
-    expect_refused("", 7, "r-1", VIEW_A, "not a JSON object");
+    expect_refused("", 7, "r-1", VIEW_A, "not written as the broker writes");
     static const char bad_byte[] = "{\"event\":\"delivered\xff\"}";
     expect_refused(bad_byte, 7, "r-1", VIEW_A, "not a JSON object");
+}
+
+/*  What another JSON reader might read otherwise is refused: the leaf is
+ *  held to the form the broker writes. */
+static void test_only_the_broker_s_form_is_taken(void **state)
+{
+    (void)state;
+    char buf[600], two[1300];
+    /* a second value after the object: two leaves to another reader */
+    snprintf(two, sizeof two, "%s{\"event\":\"delivered\",\"agency\":\"hull-xx\"}", good_leaf);
+    expect_refused(two, 7, "r-1", VIEW_A, "not a JSON object");
+    snprintf(two, sizeof two, "%s\"x\"", good_leaf);
+    expect_refused(two, 7, "r-1", VIEW_A, "not a JSON object");
+    /* seq 7 again, as 7.0 or 7e0: the same number to another reader */
+    expect_second_refused("7.0");
+    expect_second_refused("7e0");
+    /* seqs not ascending, as the broker lists them */
+    expect_second_refused("6");
+    /* a number, or true, is not a string */
+    expect_refused(direct(buf, "[{\"report\":123,\"seq\":7,\"view\":\"" VIEW_A "\"}]"), 7, "123",
+                   VIEW_A, "another report");
+    expect_refused(leaf(buf, "\"delivered\"", "true", "null", "[" R1_SEQ7_A "]"), 7, "r-1", VIEW_A,
+                   "another agency's");
+    /* space or a comment outside the strings: not the broker's writing */
+    expect_refused(leaf(buf, "\"delivered\"", "\"hull-cc\" #c\n", "null", "[" R1_SEQ7_A "]"), 7,
+                   "r-1", VIEW_A, "not written as the broker writes");
+    expect_refused(" {}", 7, "r-1", VIEW_A, "not written as the broker writes");
+    expect_refused("\xef\xbb\xbf{}", 7, "r-1", VIEW_A, "not written as the broker writes");
+    /* longer than any leaf the broker writes: refused before it is read */
+    static char long_leaf[40 * 1024];
+    size_t at = (size_t)snprintf(long_leaf, sizeof long_leaf, "%.*s", (int)strlen(good_leaf) - 1,
+                                 good_leaf);
+    for (int k = 0; at + 16 < sizeof long_leaf; k++)
+        at += (size_t)snprintf(long_leaf + at, sizeof long_leaf - at, ",\"k%d\":1", k);
+    snprintf(long_leaf + at, sizeof long_leaf - at, "}");
+    expect_refused(long_leaf, 7, "r-1", VIEW_A, "too long");
+}
+
+/*  The receipt's report is held to the delivery received at its seq, not
+ *  to the receipt's own word; an agency of "" matches nothing. */
+static void test_the_delivery_received_decides(void **state)
+{
+    (void)state;
+    char buf[600], why[120];
+    cv_receipt_t r = receipt_of(
+        direct(buf, "[{\"report\":\"r-9\",\"seq\":7,\"view\":\"" VIEW_A "\"}]"), 7, "r-9");
+    assert_false(receipt_check(&r, "hull-cc", NULL, "r-1", VIEW_A, why, sizeof why));
+    assert_non_null(strstr(why, "another report than the one received"));
+    assert_true(receipt_check(&r, "hull-cc", NULL, "r-9", VIEW_A, why, sizeof why));
+    cv_receipt_t nobody =
+        receipt_of(leaf(buf, "\"delivered\"", "\"\"", "null", "[" R1_SEQ7_A "]"), 7, "r-1");
+    assert_false(receipt_check(&nobody, "", NULL, "r-1", VIEW_A, why, sizeof why));
 }
 
 int main(void)
@@ -160,6 +219,8 @@ int main(void)
         cmocka_unit_test(test_another_delivery_is_refused),
         cmocka_unit_test(test_another_agency_or_queue_is_refused),
         cmocka_unit_test(test_other_leaves_are_refused),
+        cmocka_unit_test(test_only_the_broker_s_form_is_taken),
+        cmocka_unit_test(test_the_delivery_received_decides),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

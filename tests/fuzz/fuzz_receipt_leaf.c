@@ -4,8 +4,8 @@
  *  word: any bytes. Checked for hull-cc's direct queue and for its feed
  *  "prevent", seq 7 of report r-1 with VIEW: every refusal has its reason,
  *  a leaf is taken for one queue at most, and one taken does name that
- *  agency, report and view (its bytes hold each as a JSON string, when it
- *  has no escapes, which could spell them otherwise). */
+ *  agency, report and view, and seq 7 only once (its bytes hold each as
+ *  JSON, when it has no escapes, which could spell them otherwise). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,11 +20,26 @@ static bool holds(const uint8_t *data, size_t size, const char *text)
     return memmem(data, size, text, strlen(text)) != NULL;
 }
 
+/*  How many times seq 7 is written in data ("seq":7 not followed by a
+ *  digit, so also 7.0 or 7e0). */
+static int sevens(const uint8_t *data, size_t size)
+{
+    static const char seven[] = "\"seq\":7";
+    int n = 0;
+    for (const uint8_t *at = data, *end = data + size;
+         (at = memmem(at, (size_t)(end - at), seven, sizeof seven - 1)) != NULL;
+         at += sizeof seven - 1) {
+        const uint8_t *after = at + sizeof seven - 1;
+        n += after == end || *after < '0' || *after > '9';
+    }
+    return n;
+}
+
 static bool taken(const uint8_t *data, size_t size, const char *feed)
 {
     cv_receipt_t receipt = {.seq = 7, .report_id = "r-1", .leaf = data, .leaf_len = size};
     char why[120] = "";
-    if (receipt_check(&receipt, "hull-cc", feed, VIEW, why, sizeof why))
+    if (receipt_check(&receipt, "hull-cc", feed, "r-1", VIEW, why, sizeof why))
         return true;
     if (!why[0])
         fuzz_fail("a receipt refused with no reason");
@@ -40,5 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         (!holds(data, size, "\"hull-cc\"") || !holds(data, size, "\"r-1\"") ||
          !holds(data, size, "\"" VIEW "\"") || !holds(data, size, "\"delivered\"")))
         fuzz_fail("a leaf taken that does not name the delivery");
+    if ((direct || feed) && !memchr(data, '\\', size) && sevens(data, size) != 1)
+        fuzz_fail("a leaf taken that writes seq 7 more than once");
     return 0;
 }
