@@ -34,15 +34,25 @@ static const char usage[] = "usage: caveat subscribe --broker EP --server-key BR
 #define RECEIPT_WAIT_MS  30000 /* with --count and no --timeout: for the last receipts */
 
 /*  --receipts: where they go, whose they must be, and the deliveries
- *  received whose receipts have not come yet (seq -> the view's SHA-256 in
- *  hex, then the report id: see delivered). */
+ *  received whose receipts have not come yet (seq -> received_t). */
 typedef struct {
     const char *dir;
     const char *feed; /* --feed, or NULL */
-    zhashx_t *views;
+    zhashx_t *received;
 } receipts_t;
 
-#define VIEW_HEX 64 /* a SHA-256 in hex: the first bytes of a views entry */
+/*  What a receipt of a delivery must name: its view's SHA-256, in hex,
+ *  and its report. */
+typedef struct {
+    char view[65];
+    char report_id[];
+} received_t;
+
+static void received_free(void **item)
+{
+    free(*item);
+    *item = NULL;
+}
 
 static void seq_key(char key[24], uint64_t seq)
 {
@@ -54,20 +64,22 @@ static const char *delivered_id(const cv_delivery_t *d)
     return d->report_id ? d->report_id : d->report ? d->report->id : NULL;
 }
 
-static bool remember_view(receipts_t *r, const cv_delivery_t *d)
+static bool remember_delivery(receipts_t *r, const cv_delivery_t *d)
 {
     uint8_t hash[32];
-    char key[24], hex[VIEW_HEX + 1];
+    char key[24];
     if (!r->dir)
         return true;
-    const char *id = delivered_id(d);
-    char *entry = NULL;
-    if (!cv_client_view_hash(d, hash) ||
-        asprintf(&entry, "%s%s", sodium_bin2hex(hex, sizeof hex, hash, sizeof hash), id ? id : "") <
-            0)
+    const char *id = delivered_id(d) ? delivered_id(d) : "";
+    received_t *received = malloc(sizeof *received + strlen(id) + 1);
+    if (!received || !cv_client_view_hash(d, hash)) {
+        free(received);
         return false;
+    }
+    sodium_bin2hex(received->view, sizeof received->view, hash, sizeof hash);
+    strcpy(received->report_id, id);
     seq_key(key, d->seq);
-    zhashx_update(r->views, key, entry);
+    zhashx_update(r->received, key, received);
     return true;
 }
 
@@ -108,22 +120,20 @@ static int take_receipts(cv_client_t *client, receipts_t *r)
     while (r->dir && (receipt = cv_client_receipt(client))) {
         char key[24], path[4096], why[120];
         seq_key(key, receipt->seq);
-        const char *entry = zhashx_lookup(r->views, key);
-        if (!entry) {
+        const received_t *received = zhashx_lookup(r->received, key);
+        if (!received) {
             fprintf(stderr, "caveat: a receipt of seq %" PRIu64 " not awaited: not written\n",
                     receipt->seq);
             continue;
         }
-        char hex[VIEW_HEX + 1];
-        snprintf(hex, sizeof hex, "%s", entry);
-        if (!receipt_check(receipt, cv_client_agency(client), r->feed, entry + VIEW_HEX, hex, why,
-                           sizeof why))
+        if (!receipt_check(receipt, cv_client_agency(client), r->feed, received->report_id,
+                           received->view, why, sizeof why))
             return cli_error(CLI_FAILED, "the receipt of seq %" PRIu64 ": %s", receipt->seq, why);
         if (!receipt_path(path, sizeof path, r->dir, receipt))
             return cli_error(CLI_FAILED, "%s: a receipt's file name would be too long", r->dir);
         if (!write_receipt(path, receipt))
             return cli_error(CLI_FAILED, "%s: %s", path, strerror(errno));
-        zhashx_delete(r->views, key);
+        zhashx_delete(r->received, key);
     }
     return CLI_OK;
 }
@@ -133,14 +143,15 @@ static int await_receipts(cv_client_t *client, receipts_t *r, int timeout_ms)
 {
     int64_t deadline = zclock_mono() + (timeout_ms > 0 ? timeout_ms : RECEIPT_WAIT_MS);
     int status = take_receipts(client, r);
-    while (status == CLI_OK && r->dir && zhashx_size(r->views) > 0 && zclock_mono() < deadline) {
+    while (status == CLI_OK && r->dir && zhashx_size(r->received) > 0 && zclock_mono() < deadline) {
         cv_error_t err;
         if (!cv_client_receive(client, 100, &err) && err.code != CV_ERR_TIMEOUT)
             return cli_error(CLI_FAILED, "%s", err.msg);
         status = take_receipts(client, r);
     }
-    if (status == CLI_OK && r->dir && zhashx_size(r->views) > 0)
-        return cli_error(CLI_FAILED, "timeout: %zu receipts did not come", zhashx_size(r->views));
+    if (status == CLI_OK && r->dir && zhashx_size(r->received) > 0)
+        return cli_error(CLI_FAILED, "timeout: %zu receipts did not come",
+                         zhashx_size(r->received));
     return status;
 }
 
@@ -222,7 +233,7 @@ static int run(cv_client_t *client, uint64_t count, int timeout_ms, receipts_t *
         if (!d && err.code != CV_ERR_TIMEOUT)
             return cli_error(CLI_FAILED, "%s", err.msg);
         int status = take_receipts(client, r);
-        if (d && status == CLI_OK && !remember_view(r, d))
+        if (d && status == CLI_OK && !remember_delivery(r, d))
             status = cli_error(CLI_FAILED, "out of memory");
         if (d && status == CLI_OK)
             status = emit(client, d);
@@ -281,10 +292,10 @@ int cmd_subscribe(int argc, char **argv)
     cv_client_t *client = cv_client_new(&config, &err);
     if (!client)
         return cli_error(CLI_FAILED, "%s", err.msg);
-    receipts.views = zhashx_new();
-    zhashx_set_destructor(receipts.views, (zhashx_destructor_fn *)zstr_free);
+    receipts.received = zhashx_new();
+    zhashx_set_destructor(receipts.received, received_free);
     status = run(client, count, timeout_ms, &receipts);
-    zhashx_destroy(&receipts.views);
+    zhashx_destroy(&receipts.received);
     cv_client_destroy(&client);
     return status;
 }

@@ -15,21 +15,7 @@ struct fy_document *audit_leaf_parse(const void *data, size_t len)
     struct fy_diag *diag = cv_diag_collecting();
     struct fy_parse_cfg cfg = {.flags = FYPCF_QUIET | FYPCF_COLLECT_DIAG | FYPCF_JSON_FORCE,
                                .diag = diag};
-    struct fy_parser *parser = diag ? fy_parser_create(&cfg) : NULL;
-    struct fy_document *doc = NULL, *extra = NULL;
-    if (parser && fy_parser_set_string(parser, data, len) == 0)
-        doc = fy_parse_load_document(parser);
-    /* one JSON value and nothing after it: "{...}{...}" is two leaves to
-     * another reader, and would be one here */
-    if (doc)
-        extra = fy_parse_load_document(parser);
-    void *iter = NULL;
-    if (doc && (extra || fy_parser_get_stream_error(parser) || fy_diag_errors_iterate(diag, &iter)))
-        fy_parse_document_destroy(parser, doc), doc = NULL;
-    if (extra)
-        fy_parse_document_destroy(parser, extra);
-    if (parser)
-        fy_parser_destroy(parser);
+    struct fy_document *doc = fy_document_build_from_string(&cfg, data, len);
     if (diag)
         fy_diag_destroy(diag);
     if (doc && !fy_node_is_mapping(fy_document_root(doc)))

@@ -10,8 +10,9 @@
 struct fy_document;
 struct fy_node;
 
-/*  A leaf parsed: NULL when it is not one JSON object with nothing after
- *  it (or has a key twice). Free with fy_document_destroy. */
+/*  A leaf parsed: NULL when it does not begin with a JSON object (or that
+ *  has a key twice); what follows the object is not read. Free with
+ *  fy_document_destroy. */
 struct fy_document *audit_leaf_parse(const void *data, size_t len);
 /*  The text of key in mapping map, NUL-terminated and owned by its
  *  document; NULL when absent or not a scalar. */

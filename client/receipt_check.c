@@ -8,7 +8,6 @@
  *  must not find a different delivery in them (a second value after the
  *  object, a second seq 7 written 7.0, a comment libfyaml skips).
  */
-#include <inttypes.h>
 #include <libfyaml.h>
 #include <stdio.h>
 #include <string.h>
@@ -28,21 +27,32 @@ static bool refuse(char *why, size_t size, const char *what)
     return false;
 }
 
-/*  Whether the leaf is written as the broker writes it: an object, no
- *  space, line break or comment outside its strings. */
+/*  Whether the leaf is written as the broker writes it: one object and
+ *  nothing after it (libfyaml reads the first value and stops, where
+ *  another reader would find a second), no space, line break or comment
+ *  outside its strings. */
 static bool compact(const uint8_t *leaf, size_t len)
 {
     if (len == 0 || leaf[0] != '{')
         return false;
     bool in_string = false;
+    size_t depth = 0;
     for (size_t i = 0; i < len; i++) {
         uint8_t c = leaf[i];
-        if (in_string && c == '\\')
-            i++; /* the escaped byte, whatever it is */
-        else if (c == '"')
-            in_string = !in_string;
-        else if (!in_string && (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '#'))
+        if (in_string) {
+            if (c == '\\')
+                i++; /* the escaped byte, whatever it is */
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if ((c == '}' || c == ']') && --depth == 0 && i + 1 < len) {
+            return false; /* the object ended before the leaf did */
+        } else if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '#') {
             return false;
+        }
     }
     return true;
 }

@@ -168,9 +168,9 @@ static void test_only_the_broker_s_form_is_taken(void **state)
     char buf[600], two[1300];
     /* a second value after the object: two leaves to another reader */
     snprintf(two, sizeof two, "%s{\"event\":\"delivered\",\"agency\":\"hull-xx\"}", good_leaf);
-    expect_refused(two, 7, "r-1", VIEW_A, "not a JSON object");
+    expect_refused(two, 7, "r-1", VIEW_A, "not written as the broker writes");
     snprintf(two, sizeof two, "%s\"x\"", good_leaf);
-    expect_refused(two, 7, "r-1", VIEW_A, "not a JSON object");
+    expect_refused(two, 7, "r-1", VIEW_A, "not written as the broker writes");
     /* seq 7 again, as 7.0 or 7e0: the same number to another reader */
     expect_second_refused("7.0");
     expect_second_refused("7e0");
