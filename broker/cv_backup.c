@@ -282,6 +282,7 @@ static void yield_to_the_loop(void)
 static void backup_actor(zsock_t *pipe, void *args)
 {
     const cv_backup_t *self = args;
+    pthread_setname_np(pthread_self(), "cv-backup");
     yield_to_the_loop();
     work_t w = {.backup = self, .pipe = pipe, .copy_fd = -1};
     snprintf(w.key_path, sizeof w.key_path, "%s/pseudonym.key", self->dir);

@@ -93,7 +93,7 @@ static void *worker(void *arg)
     return NULL;
 }
 
-cv_hasher_t *cv_hasher_new(void)
+cv_hasher_t *cv_hasher_new(const char *name)
 {
     cv_hasher_t *self = calloc(1, sizeof *self);
     if (!self)
@@ -108,6 +108,7 @@ cv_hasher_t *cv_hasher_new(void)
         free(self);
         return NULL;
     }
+    pthread_setname_np(self->thread, name); /* a name too long is left unset */
     return self;
 }
 

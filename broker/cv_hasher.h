@@ -37,9 +37,10 @@ typedef struct cv_hasher_t cv_hasher_t;
 /*  The sum itself (BLAKE2b-256), on the calling thread. */
 void cv_checksum(uint8_t sum[CV_CHECKSUM_BYTES], const void *bytes, size_t len);
 
-/*  Starts the worker thread; NULL when it cannot (sums are then taken on
- *  the loop: the functions below accept a NULL hasher). */
-cv_hasher_t *cv_hasher_new(void);
+/*  Starts the worker thread, named name (at most 15 bytes: what `top -H`
+ *  and /proc/PID/task/TID/comm show); NULL when it cannot (sums are then
+ *  taken on the loop: the functions below accept a NULL hasher). */
+cv_hasher_t *cv_hasher_new(const char *name);
 void cv_hasher_destroy(cv_hasher_t **self_p);
 
 /*  Hands jobs[0..n) to the worker. They must stay where they are, and

@@ -55,7 +55,7 @@ cv_record_t *cv_record_new(cv_store_t *store, const char *data_dir, cv_error_t *
         return NULL;
     }
     self->store = store;
-    self->hasher = cv_hasher_new();
+    self->hasher = cv_hasher_new("cv-leaf-hashes");
     self->signer = cv_audit_key_open(data_dir, NULL, err);
     self->log = self->signer ? cv_tlog_open(cv_store_db(store), self->signer, err) : NULL;
     if (!self->log)

@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
@@ -80,6 +81,7 @@ static bool take_requests(zsock_t *pipe, uint64_t *wanted)
 static void syncer_actor(zsock_t *pipe, void *args)
 {
     const cv_syncer_t *self = args;
+    pthread_setname_np(pthread_self(), "cv-sync");
     int fd = -1;
     uint64_t wanted = 0, done = 0;
     bool failed = false;
@@ -127,6 +129,7 @@ static sqlite3 *open_checkpointer(const cv_syncer_t *self)
 static void checkpointer_actor(zsock_t *pipe, void *args)
 {
     const cv_syncer_t *self = args;
+    pthread_setname_np(pthread_self(), "cv-checkpoint");
     sqlite3 *db = open_checkpointer(self);
     zsock_signal(pipe, 0);
     while (true) {

@@ -2,7 +2,10 @@
  *  every sum is libsodium's BLAKE2b-256 of its bytes, whoever took it, in
  *  whatever order the loop asks, batch after batch.
  */
+#include <dirent.h>
 #include <setjmp.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -58,7 +61,7 @@ static void run_batch(cv_hasher_t *hasher, batch_t *b, size_t n, bool backwards)
 static void sums_are_blake2b_in_any_order(void **state)
 {
     (void)state;
-    cv_hasher_t *hasher = cv_hasher_new();
+    cv_hasher_t *hasher = cv_hasher_new("cv-test-hasher");
     assert_non_null(hasher);
     batch_t b = {0};
     static const size_t sizes[] = {0, 1, 2, 3, 17, 200, MAX_JOBS};
@@ -75,7 +78,7 @@ static void sums_are_blake2b_in_any_order(void **state)
 static void batch_ended_early(void **state)
 {
     (void)state;
-    cv_hasher_t *hasher = cv_hasher_new();
+    cv_hasher_t *hasher = cv_hasher_new("cv-test-hasher");
     batch_t b = {0};
     for (int round = 0; round < 200; round++) {
         fill(&b, 50);
@@ -93,6 +96,31 @@ static void batch_ended_early(void **state)
 }
 
 /*  Without the worker (it could not start), the loop takes every sum. */
+/*  The worker is named as asked, so `top -H` tells the broker's threads
+ *  apart. */
+static void worker_is_named(void **state)
+{
+    (void)state;
+    cv_hasher_t *hasher = cv_hasher_new("cv-test-named");
+    assert_non_null(hasher);
+    bool found = false;
+    char path[64];
+    DIR *tasks = opendir("/proc/self/task");
+    assert_non_null(tasks);
+    for (struct dirent *task; !found && (task = readdir(tasks));) {
+        char comm[32] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%.16s/comm", task->d_name);
+        FILE *f = fopen(path, "r");
+        if (f && fgets(comm, sizeof comm, f))
+            found = strcmp(comm, "cv-test-named\n") == 0;
+        if (f)
+            fclose(f);
+    }
+    closedir(tasks);
+    assert_true(found);
+    cv_hasher_destroy(&hasher);
+}
+
 static void no_worker(void **state)
 {
     (void)state;
@@ -106,7 +134,7 @@ static void no_worker(void **state)
 static void loop_time_counted(void **state)
 {
     (void)state;
-    cv_hasher_t *hasher = cv_hasher_new();
+    cv_hasher_t *hasher = cv_hasher_new("cv-test-hasher");
     batch_t b = {0};
     run_batch(hasher, &b, 1, false); /* one job: never the worker's */
     assert_true(cv_hasher_loop_ns(hasher) > 0);
@@ -122,6 +150,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(sums_are_blake2b_in_any_order),
         cmocka_unit_test(batch_ended_early),
+        cmocka_unit_test(worker_is_named),
         cmocka_unit_test(no_worker),
         cmocka_unit_test(loop_time_counted),
     };

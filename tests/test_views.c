@@ -90,7 +90,7 @@ static void turns_of(cv_hasher_t *hasher, size_t n)
 static void views_are_sha256_of_what_was_sent(void **state)
 {
     (void)state;
-    cv_hasher_t *hasher = cv_hasher_new();
+    cv_hasher_t *hasher = cv_hasher_new("cv-test-hasher");
     assert_non_null(hasher);
     static const size_t sizes[] = {1, 2, 50, 300};
     for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++)
@@ -110,7 +110,7 @@ static void no_worker(void **state)
 static void a_discarded_turn_views_nothing(void **state)
 {
     (void)state;
-    cv_hasher_t *hasher = cv_hasher_new();
+    cv_hasher_t *hasher = cv_hasher_new("cv-test-hasher");
     cv_views_t *views = cv_views_new(hasher);
     cv_queue_t *q = queue_in_flight(20);
     uint8_t want[32];
@@ -140,7 +140,7 @@ static void a_discarded_turn_views_nothing(void **state)
 static void acknowledged_ones_are_given_theirs(void **state)
 {
     (void)state;
-    cv_hasher_t *hasher = cv_hasher_new();
+    cv_hasher_t *hasher = cv_hasher_new("cv-test-hasher");
     cv_views_t *views = cv_views_new(hasher);
     cv_queue_t *q = queue_in_flight(10);
     uint8_t want[11][32];
