@@ -151,17 +151,19 @@ static void sleep_us(unsigned us)
     sleep_until(bench_now_ns() + (uint64_t)us * 1000u);
 }
 
-/*  CPU of this process's threads whose name starts with prefix. */
-static double threads_cpu(const char *prefix)
+/*  CPU of process pid's threads whose name starts with prefix. */
+static double process_threads_cpu(pid_t pid, const char *prefix)
 {
-    DIR *dir = opendir("/proc/self/task");
+    char path[300];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *dir = opendir(path);
     double total = 0;
     struct dirent *e;
     while (dir && (e = readdir(dir))) {
         if (e->d_name[0] == '.')
             continue;
-        char path[300], name[64] = "";
-        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        char name[64] = "";
+        snprintf(path, sizeof path, "/proc/%d/task/%s/comm", (int)pid, e->d_name);
         FILE *f = fopen(path, "r");
         if (f) {
             if (!fgets(name, sizeof name, f))
@@ -170,12 +172,31 @@ static double threads_cpu(const char *prefix)
         }
         if (strncmp(name, prefix, strlen(prefix)) != 0)
             continue;
-        snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+        snprintf(path, sizeof path, "/proc/%d/task/%s/stat", (int)pid, e->d_name);
         total += bench_stat_cpu(path);
     }
     if (dir)
         closedir(dir);
     return total;
+}
+
+/*  CPU of this process's threads whose name starts with prefix. */
+static double threads_cpu(const char *prefix)
+{
+    return process_threads_cpu(getpid(), prefix);
+}
+
+/*  caveatd's threads, by the names it gives them: where a report's CPU goes
+ *  (its loop keeps the process's name). */
+static const char *const caveatd_threads[] = {"caveatd",        "ZMQbg/IO",       "cv-checksums",
+                                              "cv-view-hashes", "cv-leaf-hashes", "cv-sync",
+                                              "cv-checkpoint"};
+#define N_CAVEATD_THREADS (sizeof caveatd_threads / sizeof *caveatd_threads)
+
+static void caveatd_threads_cpu(pid_t pid, double cpu[N_CAVEATD_THREADS])
+{
+    for (size_t i = 0; i < N_CAVEATD_THREADS; i++)
+        cpu[i] = process_threads_cpu(pid, caveatd_threads[i]);
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -224,6 +245,8 @@ typedef struct {
     double server_cpu_s;    /* the broker's CPU in that time */
     double clients_cpu_s;   /* this process's, less any in-process server */
     double checksum_loop_s; /* caveatd's loop on checksums (its stats); < 0: unknown */
+    bool threads;           /* caveatd: its threads' CPU below was taken */
+    double thread_cpu_s[N_CAVEATD_THREADS];
 } path_result_t;
 
 /*  Workload 2. */
@@ -448,6 +471,8 @@ static void run_caveat_flow(caveat_flow_t *c, harness_t *h, path_result_t *r)
 {
     pid_t pid = harness_pid(h);
     double cpu0 = bench_process_cpu(pid), self0 = bench_process_cpu(getpid());
+    double threads0[N_CAVEATD_THREADS];
+    caveatd_threads_cpu(pid, threads0);
     pthread_t pub, sub;
     flow_init(&c->flow, c->flow.opt);
     pthread_create(&sub, NULL, caveat_subscriber, c);
@@ -456,6 +481,10 @@ static void run_caveat_flow(caveat_flow_t *c, harness_t *h, path_result_t *r)
     pthread_join(sub, NULL);
     r->server_cpu_s = bench_process_cpu(pid) - cpu0;
     r->clients_cpu_s = bench_process_cpu(getpid()) - self0;
+    caveatd_threads_cpu(pid, r->thread_cpu_s);
+    for (size_t i = 0; i < N_CAVEATD_THREADS; i++)
+        r->thread_cpu_s[i] -= threads0[i];
+    r->threads = true;
     flow_result(&c->flow, r);
 }
 
@@ -1895,6 +1924,36 @@ static void print_path(const path_result_t *r)
         printf("  %-34s   ^ %s\n", "", r->note);
 }
 
+/*  Where each report's CPU went, by caveatd's threads and in the clients:
+ *  on two cores a ratio of throughputs follows the ratio of the CPU each
+ *  report takes in all, so a cost off the loop still costs throughput. */
+static void print_threads(const path_result_t paths[N_PATHS])
+{
+    static const char *const heads[N_CAVEATD_THREADS] = {
+        "loop", "zmq I/O", "checksums", "view sums", "leaf sums", "sync", "checkpoint"};
+    bool any = false;
+    for (int i = 0; i < N_PATHS; i++)
+        any |= paths[i].ran && paths[i].threads && paths[i].received > 0;
+    if (!any)
+        return;
+    printf("\nCPU per report received, us, by caveatd's threads (top -H names them) and in "
+           "the clients\n  %-34s",
+           "path");
+    for (size_t t = 0; t < N_CAVEATD_THREADS; t++)
+        printf(" %10s", heads[t]);
+    printf(" %8s %8s\n", "caveatd", "clients");
+    for (int i = 0; i < N_PATHS; i++) {
+        const path_result_t *r = &paths[i];
+        if (!r->ran || !r->threads || r->received == 0)
+            continue;
+        double per = 1e6 / (double)r->received;
+        printf("  %-34s", r->name);
+        for (size_t t = 0; t < N_CAVEATD_THREADS; t++)
+            printf(" %10.2f", r->thread_cpu_s[t] * per);
+        printf(" %8.2f %8.2f\n", r->server_cpu_s * per, r->clients_cpu_s * per);
+    }
+}
+
 static void print_ratio(const char *what, const path_result_t *a, const path_result_t *b)
 {
     if (rate_of(a) > 0 && rate_of(b) > 0)
@@ -1959,6 +2018,7 @@ static void print_workload1(const options_t *opt, const path_result_t paths[N_PA
     if (paths[P_STORE].ran)
         printf("  (store alone: reports committed to SQLite in this process, no network; its\n"
                "   server CPU is this process's, the store's checkpointer thread included)\n");
+    print_threads(paths);
     printf("\nratios (end-to-end reports/s)\n");
     print_ratio("caveatd --sync full / forwarder", &paths[P_FULL], &paths[P_FORWARDER]);
     print_ratio("--sync full, audit log on / off", &paths[P_FULL], &paths[P_NOLOG]);
