@@ -648,6 +648,54 @@ static void test_writer_numbers_and_strings(void **state)
     cv_json_writer_destroy(&w);
 }
 
+/*  What the writer must make of a string of 'a's with the one byte c in
+ *  it: c itself when plain ASCII, else its escape, or U+FFFD for a byte
+ *  that cannot begin UTF-8 alone. */
+static void expected_one_special(char *out, const unsigned char *s, size_t len)
+{
+    static const char shorts[] = "\"\\\b\f\n\r\t", written[] = "\"\\bfnrt";
+    char *at = out;
+    *at++ = '"';
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = s[i];
+        const char *in = c ? strchr(shorts, c) : NULL;
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
+            *at++ = (char)c;
+        else if (in)
+            at += sprintf(at, "\\%c", written[in - shorts]);
+        else if (c < 0x80)
+            at += sprintf(at, "\\u%04x", c);
+        else
+            at += sprintf(at, "\xef\xbf\xbd");
+    }
+    *at++ = '"';
+    *at = '\0';
+}
+
+/*  Every byte value, at every place in a string of plain ASCII (the
+ *  first, the last, and each place of the first three 8-byte words), is
+ *  written as JSON has it: itself, its escape, or U+FFFD. */
+static void test_writer_every_byte_everywhere(void **state)
+{
+    (void)state;
+    unsigned char s[32];
+    char want[64];
+    for (size_t len = 1; len <= 25; len++)
+        for (size_t at = 0; at < len; at++)
+            for (int c = 1; c < 256; c++) {
+                memset(s, 'a', len);
+                s[at] = (unsigned char)c;
+                s[len] = '\0';
+                expected_one_special(want, s, len);
+                cv_json_writer_t *w = cv_json_writer_new(0);
+                cv_json_string(w, (const char *)s);
+                if (strcmp(cv_json_writer_text(w), want) != 0)
+                    fail_msg("byte 0x%02x at %zu of %zu: %s, not %s", c, at, len,
+                             cv_json_writer_text(w), want);
+                cv_json_writer_destroy(&w);
+            }
+}
+
 /*  The text taken from a writer is the caller's, with its length: past
  *  the writer's first buffer, and for a writer that wrote nothing. */
 static void test_writer_take(void **state)
@@ -761,6 +809,7 @@ int main(void)
         cmocka_unit_test(test_node_position),
         cmocka_unit_test(test_robustness),
         cmocka_unit_test(test_writer_numbers_and_strings),
+        cmocka_unit_test(test_writer_every_byte_everywhere),
         cmocka_unit_test(test_writer_take),
         cmocka_unit_test(test_view_mode_allows_masked_formats),
     };
