@@ -141,7 +141,7 @@ static bool route(cv_broker_t *self, const Caveat__Report *report, int64_t rowid
         const cv_agency_t *to = cv_policy_agency(self->policy, a);
         const char *agency = to->id;
         bool delivered = cv_policy_decide(self->policy, report, a, NULL, self->decision);
-        cv_record_recipient(self->record, to, self->decision);
+        cv_record_recipient(self->record, a, self->decision);
         if (!delivered)
             continue;
         const char *feed = cv_decision_feed(self->decision);

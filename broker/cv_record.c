@@ -23,6 +23,21 @@ struct cv_record_t {
     cv_tlog_t *log;
     cv_json_writer_t *accepted; /* the "accepted" leaf being written, or NULL */
     bool off;                   /* cv_record_turn_off: nothing more is written */
+    /*  What an accepted leaf says that depends on the policy alone, written
+     *  once per policy rather than once per report: its "policy" member, and
+     *  each agency's "agency" and "organisation" (by its index in the
+     *  policy) the first time it is a recipient. Their text is the same as
+     *  the writer's would be. The policy's digest (of its file's bytes, so
+     *  the same agencies at the same indexes) says which policy they are of. */
+    struct {
+        char digest[2 * CV_HASH_BYTES + 1];
+        const cv_policy_t *policy; /* the report's, while its leaf is written */
+        char *policy_member;
+        size_t policy_len;
+        char **agency; /* NULL until the agency is a recipient */
+        size_t *agency_len;
+        int agencies;
+    } parts;
     /*  Its distinct views: what a delivered recipient is given of each
      *  field the report holds. Recipients given the same share one. */
     struct {
@@ -47,6 +62,16 @@ struct cv_record_t {
     int64_t looked;         /* when a flush without leaves last looked for a due checkpoint */
 };
 
+static void parts_clear(cv_record_t *self)
+{
+    for (int i = 0; i < self->parts.agencies; i++)
+        free(self->parts.agency[i]);
+    free(self->parts.agency);
+    free(self->parts.agency_len);
+    free(self->parts.policy_member);
+    memset(&self->parts, 0, sizeof self->parts);
+}
+
 cv_record_t *cv_record_new(cv_store_t *store, const char *data_dir, cv_error_t *err)
 {
     cv_record_t *self = calloc(1, sizeof *self);
@@ -69,6 +94,7 @@ void cv_record_destroy(cv_record_t **self_p)
     if (!self)
         return;
     cv_json_writer_destroy(&self->accepted);
+    parts_clear(self);
     free(self->views.paths);
     free(self->views.rows);
     free(self->views.row);
@@ -207,6 +233,67 @@ static void key_hex(cv_json_writer_t *w, const char *key, const uint8_t *bytes, 
     key_string(w, key, hex);
 }
 
+/*  The members a compact writer wrote between an object's braces, its
+ *  own; the writer is destroyed. A writer that failed leaves none. */
+static char *members_of(cv_json_writer_t **w, size_t *len)
+{
+    cv_json_object_end(*w);
+    char *text = cv_json_writer_take(w, len);
+    if (!text || *len < 2) {
+        free(text);
+        *len = 0;
+        return NULL;
+    }
+    *len -= 2;
+    memmove(text, text + 1, *len);
+    text[*len] = '\0';
+    return text;
+}
+
+/*  The parts of policy's accepted leaves, made again when it is another
+ *  policy than theirs. */
+static void parts_of(cv_record_t *self, const cv_policy_t *policy)
+{
+    self->parts.policy = policy;
+    const char *digest = cv_policy_hash(policy);
+    if (self->parts.policy_member && strcmp(digest, self->parts.digest) == 0)
+        return;
+    parts_clear(self);
+    self->parts.policy = policy;
+    snprintf(self->parts.digest, sizeof self->parts.digest, "%s", digest);
+    cv_json_writer_t *w = cv_json_writer_new(0);
+    cv_json_object_begin(w);
+    cv_json_key(w, "policy");
+    cv_json_object_begin(w);
+    key_string(w, "protocol", cv_policy_protocol(policy));
+    cv_json_key(w, "version");
+    cv_json_uint(w, (uint64_t)cv_policy_version(policy));
+    key_string(w, "digest", digest);
+    cv_json_object_end(w);
+    self->parts.policy_member = members_of(&w, &self->parts.policy_len);
+    int n = cv_policy_agency_count(policy);
+    self->parts.agency = cv_xcalloc((size_t)n + 1, sizeof *self->parts.agency);
+    self->parts.agency_len = cv_xcalloc((size_t)n + 1, sizeof *self->parts.agency_len);
+    self->parts.agencies = n;
+}
+
+/*  The "agency" and "organisation" members of the policy's agency at
+ *  index, written the first time they are asked for. */
+static const char *agency_part(cv_record_t *self, int index, size_t *len)
+{
+    assert(index >= 0 && index < self->parts.agencies);
+    if (!self->parts.agency[index]) {
+        const cv_agency_t *agency = cv_policy_agency(self->parts.policy, index);
+        cv_json_writer_t *w = cv_json_writer_new(0);
+        cv_json_object_begin(w);
+        key_string(w, "agency", agency->id);
+        key_string(w, "organisation", agency->organisation);
+        self->parts.agency[index] = members_of(&w, &self->parts.agency_len[index]);
+    }
+    *len = self->parts.agency_len[index];
+    return self->parts.agency[index];
+}
+
 /*  The accepted leaf is the log's hot path: when off, not even built. */
 void cv_record_accepted_begin(cv_record_t *self, const Caveat__Report *report,
                               const uint8_t stored[CV_DIGEST_BYTES], const cv_policy_t *policy)
@@ -218,13 +305,8 @@ void cv_record_accepted_begin(cv_record_t *self, const Caveat__Report *report,
         report_leaf_begin("accepted", report->id, report->originator);
     key_string(w, "category", report->category);
     key_hex(w, "stored", stored, CV_DIGEST_BYTES);
-    cv_json_key(w, "policy");
-    cv_json_object_begin(w);
-    key_string(w, "protocol", cv_policy_protocol(policy));
-    cv_json_key(w, "version");
-    cv_json_uint(w, (uint64_t)cv_policy_version(policy));
-    key_string(w, "digest", cv_policy_hash(policy));
-    cv_json_object_end(w);
+    parts_of(self, policy);
+    cv_json_members(w, self->parts.policy_member, self->parts.policy_len);
     cv_json_key(w, "to");
     cv_json_array_begin(w);
     self->views.n = 0;
@@ -271,16 +353,17 @@ static int view_of(cv_record_t *self, cv_decision_t *decision)
 }
 
 /*  Who it went to, under which entries, and which view; or why not. */
-void cv_record_recipient(cv_record_t *self, const cv_agency_t *agency, cv_decision_t *decision)
+void cv_record_recipient(cv_record_t *self, int agency, cv_decision_t *decision)
 {
     cv_json_writer_t *w = self->accepted;
     assert(w || self->off);
     if (!w)
         return;
     bool delivered = cv_decision_delivered(decision);
+    size_t len;
+    const char *part = agency_part(self, agency, &len);
     cv_json_object_begin(w);
-    key_string(w, "agency", agency->id);
-    key_string(w, "organisation", agency->organisation);
+    cv_json_members(w, part, len);
     cv_json_key(w, "delivered");
     cv_json_bool(w, delivered);
     if (delivered && cv_decision_feed(decision))

@@ -47,7 +47,8 @@ void cv_record_destroy(cv_record_t **self_p);
  *  once for all the recipients given the same. */
 void cv_record_accepted_begin(cv_record_t *self, const Caveat__Report *report,
                               const uint8_t stored[CV_DIGEST_BYTES], const cv_policy_t *policy);
-void cv_record_recipient(cv_record_t *self, const cv_agency_t *agency, cv_decision_t *decision);
+/*  agency: its index in the policy given to cv_record_accepted_begin. */
+void cv_record_recipient(cv_record_t *self, int agency, cv_decision_t *decision);
 bool cv_record_accepted_end(cv_record_t *self, cv_error_t *err);
 
 /*  A report refused, with its status name (caveat.wire.Status); an id

@@ -6,6 +6,7 @@
  *  libfyaml's: libfyaml picks quoting from the text, so the string "2" would
  *  come out as the number 2.
  */
+#include <assert.h>
 #include <errno.h>
 #include <float.h>
 #include <inttypes.h>
@@ -1369,6 +1370,17 @@ void cv_json_message(cv_json_writer_t *self, const ProtobufCMessage *msg)
 {
     value_prefix(self);
     emit_message(&self->out, msg, self->depth);
+}
+
+void cv_json_members(cv_json_writer_t *self, const char *members, size_t len)
+{
+    assert(!self->out.pretty && !self->after_key && self->depth > 0);
+    if (len == 0)
+        return;
+    if (!self->first[self->depth])
+        put(&self->out, ",", 1);
+    put(&self->out, members, len);
+    self->first[self->depth] = false;
 }
 
 const char *cv_json_writer_text(const cv_json_writer_t *self)

@@ -184,6 +184,10 @@ void cv_json_string(cv_json_writer_t *self, const char *text); /* NULL writes nu
 void cv_json_bool(cv_json_writer_t *self, bool value);
 void cv_json_uint(cv_json_writer_t *self, uint64_t value);
 void cv_json_message(cv_json_writer_t *self, const ProtobufCMessage *msg);
+/*  Members of the object being written, rendered beforehand by a compact
+ *  writer: the len bytes between that object's braces ("k":v,...), for
+ *  parts that are the same in every object (a compact writer only). */
+void cv_json_members(cv_json_writer_t *self, const char *members, size_t len);
 /*  The text so far, owned by the writer; NULL after an allocation failure. */
 const char *cv_json_writer_text(const cv_json_writer_t *self);
 /*  The text, now the caller's to free, and its length; the writer is

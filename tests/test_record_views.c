@@ -154,7 +154,7 @@ static char *accepted_leaf(rig_t *rig, const char *json)
         if (strcmp(agency->id, report->originator) == 0)
             continue;
         cv_policy_decide(rig->policy, report, i, NULL, rig->decision);
-        cv_record_recipient(rig->record, agency, rig->decision);
+        cv_record_recipient(rig->record, i, rig->decision);
     }
     MUST(cv_record_accepted_end(rig->record, &err));
     MUST(cv_record_flush(rig->record, false, &err));
@@ -215,12 +215,105 @@ static void views_grow_with_the_reports_fields(void **state)
     }
 }
 
+/*  text with every from replaced by to; text is freed. */
+static char *replaced(char *text, const char *from, const char *to)
+{
+    size_t from_len = strlen(from), to_len = strlen(to), n = 0;
+    for (const char *at = text; (at = strstr(at, from)); at += from_len)
+        n++;
+    char *out = malloc(strlen(text) + n * to_len + 1), *end = out;
+    const char *rest = text;
+    for (const char *at; (at = strstr(rest, from)); rest = at + from_len) {
+        memcpy(end, rest, (size_t)(at - rest));
+        end += at - rest;
+        memcpy(end, to, to_len);
+        end += to_len;
+    }
+    strcpy(end, rest);
+    free(text);
+    return out;
+}
+
+/*  The policy's text with each of edits (from, to) made wherever from is,
+ *  and the CTIO and the college swapped when swap: the same agency ids at
+ *  other indexes. */
+static cv_policy_t *edited_policy(const char *const edits[][2], size_t n_edits, bool swap)
+{
+    char *text = strdup(policy_yaml);
+    for (size_t i = 0; i < n_edits; i++)
+        text = replaced(text, edits[i][0], edits[i][1]);
+    if (swap) {
+        char *ctio = strstr(text, "  hull-ctio:"), *college = strstr(text, "  hull-college:");
+        char *ctio_end = strchr(ctio, '\n') + 1, *college_end = strchr(college, '\n') + 1;
+        size_t ctio_len = (size_t)(ctio_end - ctio), college_len = (size_t)(college_end - college);
+        char *swapped = malloc(strlen(text) + 1);
+        size_t at = (size_t)(ctio - text), middle = (size_t)(college - ctio_end);
+        memcpy(swapped, text, at);
+        memcpy(swapped + at, college, college_len);
+        memcpy(swapped + at + college_len, ctio_end, middle);
+        memcpy(swapped + at + college_len + middle, ctio, ctio_len);
+        strcpy(swapped + at + college_len + middle + ctio_len, college_end);
+        free(text);
+        text = swapped;
+    }
+    cv_error_t err = {0};
+    uint8_t key[32] = {0};
+    cv_policy_t *policy = cv_policy_load_buffer(text, strlen(text), "other.yaml", key, &err);
+    if (!policy)
+        fail_msg("%s", err.msg);
+    free(text);
+    return policy;
+}
+
+/*  Renamed organisations, another version, two agencies swapped. */
+static cv_policy_t *reordered_policy(void)
+{
+    static const char *const renames[][2] = {{"version: 1", "version: 2"},
+                                             {"humberside-police", "police-force-xyzw"},
+                                             {"hull-city-council", "city-council-xyzw"}};
+    return edited_policy(renames, sizeof renames / sizeof *renames, true);
+}
+
+/*  The parts of a leaf the record writes once per policy follow the policy
+ *  in force: after a reload each recipient is named as the new policy
+ *  names it, whatever index it now has, and back again. */
+static void a_new_policy_names_its_own_agencies(void **state)
+{
+    rig_t *rig = *state;
+    cv_policy_t *first = rig->policy, *other = reordered_policy();
+    assert_string_not_equal(cv_policy_agency(first, 1)->id, cv_policy_agency(other, 1)->id);
+    for (int round = 0; round < 2; round++) {
+        rig->policy = first;
+        char *leaf = accepted_leaf(rig, small_report);
+        assert_has(leaf, "\"version\":1,");
+        assert_has(leaf, "{\"agency\":\"hull-ctio\",\"organisation\":\"humberside-police\"");
+        assert_has(leaf, "{\"agency\":\"hull-college\",\"organisation\":\"hull-college\"");
+        assert_has(leaf, "{\"agency\":\"hull-cc\",\"organisation\":\"hull-city-council\"");
+        assert_view(leaf, "hull-ctio", 0);
+        free(leaf);
+
+        rig->policy = other;
+        leaf = accepted_leaf(rig, small_report);
+        char digest[128];
+        snprintf(digest, sizeof digest, "\"digest\":\"%s\"}", cv_policy_hash(other));
+        assert_has(leaf, "\"version\":2,");
+        assert_has(leaf, digest);
+        assert_has(leaf, "{\"agency\":\"hull-ctio\",\"organisation\":\"police-force-xyzw\"");
+        assert_has(leaf, "{\"agency\":\"hull-college\",\"organisation\":\"hull-college\"");
+        assert_has(leaf, "{\"agency\":\"hull-cc\",\"organisation\":\"city-council-xyzw\"");
+        free(leaf);
+    }
+    rig->policy = first;
+    cv_policy_destroy(&other);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
         return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(views_grow_with_the_reports_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_new_policy_names_its_own_agencies, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
