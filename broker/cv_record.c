@@ -47,6 +47,10 @@ struct cv_record_t {
         int fields, cap;    /* fields, and room for them in a row */
         int n;
         size_t rows_room;
+        /*  The view that is the whole report, or -1: recipients given every
+         *  field as it is (cv_decision_shares_all) are given it without the
+         *  report's fields being listed, and its row is never read. */
+        int whole;
     } views;
     struct {
         char **data; /* the transaction's leaves, not yet written: cv_record_flush */
@@ -311,6 +315,7 @@ void cv_record_accepted_begin(cv_record_t *self, const Caveat__Report *report,
     cv_json_array_begin(w);
     self->views.n = 0;
     self->views.fields = -1; /* not known until a recipient is given the report */
+    self->views.whole = -1;
 }
 
 /*  The decision's outcomes into views.row, views.paths filled the first
@@ -323,21 +328,47 @@ static void take_outcomes(cv_record_t *self, cv_decision_t *decision)
         self->views.cap = n;
         self->views.paths = cv_xrealloc(self->views.paths, (size_t)n * sizeof(char *));
         self->views.row = cv_xrealloc(self->views.row, (size_t)n * sizeof(char *));
-        assert(self->views.n == 0); /* a report's first view: no row of the old width */
+        /* a report's first row: none of the old width to move */
+        assert(self->views.n == (self->views.whole >= 0 ? 1 : 0));
     }
     assert(self->views.fields < 0 || self->views.fields == n);
     self->views.fields = n;
 }
 
+/*  Whether every outcome of row is "share". */
+static bool row_shares_all(const char **row, int fields)
+{
+    for (int i = 0; i < fields; i++)
+        if (strcmp(row[i], "share") != 0)
+            return false;
+    return true;
+}
+
 /*  The index of the view the recipient was given: an earlier recipient's
- *  when the same, else a new one. */
+ *  when the same, else a new one. A recipient given every field as it is
+ *  has the whole report, known without asking for each field's outcome:
+ *  the leaf's commonest case, and the outcomes were a sixth of its cost. */
 static int view_of(cv_record_t *self, cv_decision_t *decision)
 {
-    take_outcomes(self, decision);
+    bool whole = cv_decision_shares_all(decision);
+    if (whole && self->views.whole >= 0)
+        return self->views.whole;
+    if (!whole) {
+        take_outcomes(self, decision);
+        if (self->views.whole >= 0 && row_shares_all(self->views.row, self->views.fields))
+            return self->views.whole;
+    }
     size_t width = (size_t)self->views.cap, bytes = (size_t)self->views.fields * sizeof(char *);
-    for (int v = 0; v < self->views.n; v++)
-        if (memcmp(self->views.rows + (size_t)v * width, self->views.row, bytes) == 0)
-            return v;
+    for (int v = 0; v < self->views.n; v++) {
+        const char **row = self->views.rows + (size_t)v * width;
+        if (v == self->views.whole) /* the whole report's: its row is not written */
+            continue;
+        if (whole ? row_shares_all(row, self->views.fields)
+                  : memcmp(row, self->views.row, bytes) == 0)
+            return whole ? (self->views.whole = v) : v;
+    }
+    if (whole) /* its row is never read, so none is written */
+        return self->views.whole = self->views.n++;
     /* room counted in outcomes, not rows: a report with more fields than
      * the last has wider rows in the same table */
     size_t need = ((size_t)self->views.n + 1) * width;
@@ -440,7 +471,7 @@ static bool all_shared(const cv_record_t *self)
 {
     const char *share = NULL;
     for (int v = 0; v < self->views.n; v++)
-        for (int i = 0; i < self->views.fields; i++) {
+        for (int i = 0; v != self->views.whole && i < self->views.fields; i++) {
             const char *outcome = self->views.rows[(size_t)v * (size_t)self->views.cap + i];
             if (!share && strcmp(outcome, "share") == 0)
                 share = outcome;
@@ -467,8 +498,14 @@ static void write_views(cv_record_t *self)
     }
     cv_json_key(w, "views");
     cv_json_array_begin(w);
-    for (int v = 0; v < self->views.n; v++)
-        write_view(self, self->views.rows + (size_t)v * (size_t)self->views.cap);
+    for (int v = 0; v < self->views.n; v++) {
+        if (v == self->views.whole) { /* nothing masked, nothing withheld */
+            cv_json_object_begin(w);
+            cv_json_object_end(w);
+        } else {
+            write_view(self, self->views.rows + (size_t)v * (size_t)self->views.cap);
+        }
+    }
     cv_json_array_end(w);
 }
 

@@ -1692,13 +1692,22 @@ const cv_field_decision_t *cv_decision_field(const cv_decision_t *self, int inde
 /*  The grants of the last decision, without a view or any text: for the
  *  audit record, which writes what each recipient was given of every
  *  report. The envelope is left out: it goes with every delivery. */
+/*  The grants of a delivered decision, worked out, and capped by the
+ *  restrictions, once. */
+static void settle_grants(cv_decision_t *self)
+{
+    assert(self->delivered);
+    if (self->grants_for != self->report)
+        compute_grants(self);
+    else if (!self->grants_restricted)
+        restrict_grants(self);
+}
+
 int cv_decision_outcomes(cv_decision_t *self, const char **paths, const char **outcomes, int cap)
 {
     const char *withheld = cv_grant_name(CV_GRANT_NONE);
-    if (self->delivered && self->grants_for != self->report)
-        compute_grants(self);
-    else if (self->delivered && !self->grants_restricted)
-        restrict_grants(self);
+    if (self->delivered)
+        settle_grants(self);
     memset(self->present, 0, self->size);
     mark_present(self, &self->report->base, -1);
     int n = 0;
@@ -1714,4 +1723,17 @@ int cv_decision_outcomes(cv_decision_t *self, const char **paths, const char **o
         n++;
     }
     return n;
+}
+
+bool cv_decision_shares_all(cv_decision_t *self)
+{
+    if (!self->delivered)
+        return false;
+    settle_grants(self);
+    for (size_t i = 0; i < self->size; i++) {
+        const cv_schema_node_t *node = &self->nodes[i];
+        if (node->is_leaf && !node->envelope && self->grant[i] != CV_GRANT_SHARE)
+            return false;
+    }
+    return true;
 }

@@ -230,6 +230,12 @@ const cv_field_decision_t *cv_decision_field(const cv_decision_t *self, int inde
  *  that value when the view is built; this says what was decided.
  *  Returns how many fields; the first cap of them are written.            */
 int cv_decision_outcomes(cv_decision_t *self, const char **paths, const char **outcomes, int cap);
+/*  After cv_policy_decide, more cheaply still: whether the recipient is
+ *  given every field of the schema as it is (delivered, nothing masked or
+ *  withheld), so that every outcome is "share" whatever the report holds.
+ *  False says only that some field of the schema is not shared: the
+ *  report may hold none of them. */
+bool cv_decision_shares_all(cv_decision_t *self);
 
 /* ------------------------------------------------------------------------ */
 /*  Routing: which agencies to decide a report for, without deciding for

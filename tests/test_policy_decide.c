@@ -2125,15 +2125,48 @@ static void test_restrictions_named_together(void **state)
     cv_policy_destroy(&policy);
 }
 
+/*  cv_decision_shares_all, asked right after deciding as the audit record
+ *  asks it: when it says so, the view is the report itself, byte for byte.
+ *  Returns what it said. */
+static bool assert_shares_all_is_the_report(const cv_policy_t *policy, const Caveat__Report *report,
+                                            int agency)
+{
+    cv_policy_decide(policy, report, agency, NULL, decision);
+    if (!cv_decision_shares_all(decision))
+        return false;
+    Caveat__Report *view = cv_decision_view(decision, report);
+    assert_non_null(view);
+    size_t size = protobuf_c_message_get_packed_size(&report->base);
+    assert_int_equal(protobuf_c_message_get_packed_size(&view->base), size);
+    uint8_t *want = malloc(size + 1), *got = malloc(size + 1);
+    protobuf_c_message_pack(&report->base, want);
+    protobuf_c_message_pack(&view->base, got);
+    if (memcmp(want, got, size) != 0)
+        fail_msg("shares all with %s, but the view is not the report",
+                 cv_policy_agency(policy, agency)->id);
+    free(want);
+    free(got);
+    view_free(view);
+    return true;
+}
+
 /*  cv_decision_outcomes, asked right after deciding (as the audit record
  *  asks it, before any view), says what the view's explanations say of
- *  every field but the envelope's: for every agency of policy. */
-static void assert_outcomes_agree(const cv_policy_t *policy, const Caveat__Report *report)
+ *  every field but the envelope's: for every agency of policy. Returns
+ *  how many agencies cv_decision_shares_all said were given everything;
+ *  every outcome of theirs is "share". */
+static int assert_outcomes_agree(const cv_policy_t *policy, const Caveat__Report *report)
 {
     const char *paths[64], *outcomes[64];
+    int all = 0;
     for (int a = 0; a < cv_policy_agency_count(policy); a++) {
+        bool shares_all = assert_shares_all_is_the_report(policy, report, a);
+        all += shares_all;
         bool delivered = cv_policy_decide(policy, report, a, NULL, decision);
+        assert_true(delivered || !shares_all);
         int n = cv_decision_outcomes(decision, paths, outcomes, 64);
+        for (int i = 0; shares_all && i < n; i++)
+            assert_string_equal(outcomes[i], "share");
         assert_true(n > 0 && n <= 64);
         assert_int_equal(cv_decision_outcomes(decision, paths, outcomes, 1), n);
         n = cv_decision_outcomes(decision, paths, outcomes, 64);
@@ -2152,6 +2185,7 @@ static void assert_outcomes_agree(const cv_policy_t *policy, const Caveat__Repor
         }
         view_free(view);
     }
+    return all;
 }
 
 static void test_outcomes_agree_with_the_view(void **state)
@@ -2169,6 +2203,23 @@ static void test_outcomes_agree_with_the_view(void **state)
     assert_outcomes_agree(policy, report);
     assert_outcomes_agree(two_rules, report);
     report_free(report);
+    /* police to police: all of it, unless a field is marked above a
+     * recipient's clearance */
+    report = base_report();
+    set_text(&report->category, "critical_incident");
+    assert_true(assert_outcomes_agree(main_policy, report) > 0);
+    add_marking(report, "narrative", "SECRET");
+    assert_outcomes_agree(main_policy, report);
+    /* everything given, but one field masked: not all of it as it is */
+    cv_policy_t *masked = load_policy(
+        POLICY_HEAD "rules:\n"
+                    "  - {name: all-but-a-year, categories: [\"*\"], to_types: [police],\n"
+                    "     fields: {\"*\": share,"
+                    " subjects.date_of_birth: {mask: year}}}\n",
+        NULL);
+    assert_int_equal(assert_outcomes_agree(masked, report), 0);
+    report_free(report);
+    cv_policy_destroy(&masked);
     cv_policy_destroy(&policy);
     cv_policy_destroy(&two_rules);
 }

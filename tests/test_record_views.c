@@ -307,6 +307,36 @@ static void a_new_policy_names_its_own_agencies(void **state)
     cv_policy_destroy(&other);
 }
 
+/*  A recipient given everything as it is (the CTIO) and one whose rule
+ *  gives exactly the fields the report holds (the college, here) were
+ *  given the same view, and share it whichever is decided first. */
+static void the_whole_report_is_one_view(void **state)
+{
+    rig_t *rig = *state;
+    static const char *const college_sees_all_of_small[][2] = {
+        {"    fields: {summary: share}\n",
+         "    fields: {summary: share, grading: share, priority: share, area: share}\n"}};
+    cv_policy_t *first = rig->policy;
+    for (int swap = 0; swap < 2; swap++) {
+        rig->policy = edited_policy(college_sees_all_of_small, 1, swap);
+        char *leaf = accepted_leaf(rig, small_report);
+        assert_view(leaf, "hull-ctio", 0);
+        assert_view(leaf, "hull-college", 0);
+        assert_view(leaf, "hull-cc", 1);
+        assert_view(leaf, "hull-cc-children", 1);
+        assert_has(leaf, "\"views\":[{},{\"withheld\":[0,1,2,3,4]}]");
+        free(leaf);
+        /* the large report: three views, the CTIO's the whole report, its
+         * place in the leaf where the CTIO comes in the policy */
+        leaf = accepted_leaf(rig, large_report);
+        assert_view(leaf, "hull-ctio", swap ? 2 : 0);
+        assert_view(leaf, "hull-college", swap ? 0 : 2);
+        free(leaf);
+        cv_policy_destroy(&rig->policy);
+    }
+    rig->policy = first;
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -314,6 +344,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(views_grow_with_the_reports_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(a_new_policy_names_its_own_agencies, setup, teardown),
+        cmocka_unit_test_setup_teardown(the_whole_report_is_one_view, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
