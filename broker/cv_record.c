@@ -237,17 +237,27 @@ static void key_hex(cv_json_writer_t *w, const char *key, const uint8_t *bytes, 
     key_string(w, key, hex);
 }
 
-/*  The members a compact writer wrote between an object's braces, its
- *  own; the writer is destroyed. A writer that failed leaves none. */
+/*  A part is written as an object of its own, then taken without its
+ *  braces (members_of). Out of memory aborts, as caveatd does
+ *  (cv_alloc.h): a part missing would leave every leaf without it. */
+static cv_json_writer_t *part_begin(void)
+{
+    cv_json_writer_t *w = cv_json_writer_new(0);
+    if (!w)
+        abort();
+    cv_json_object_begin(w);
+    return w;
+}
+
+/*  The members the part's writer wrote, the caller's; the writer is
+ *  destroyed. */
 static char *members_of(cv_json_writer_t **w, size_t *len)
 {
     cv_json_object_end(*w);
     char *text = cv_json_writer_take(w, len);
-    if (!text || *len < 2) {
-        free(text);
-        *len = 0;
-        return NULL;
-    }
+    if (!text)
+        abort();
+    assert(*len >= 2 && text[0] == '{' && text[*len - 1] == '}');
     *len -= 2;
     memmove(text, text + 1, *len);
     text[*len] = '\0';
@@ -265,8 +275,7 @@ static void parts_of(cv_record_t *self, const cv_policy_t *policy)
     parts_clear(self);
     self->parts.policy = policy;
     snprintf(self->parts.digest, sizeof self->parts.digest, "%s", digest);
-    cv_json_writer_t *w = cv_json_writer_new(0);
-    cv_json_object_begin(w);
+    cv_json_writer_t *w = part_begin();
     cv_json_key(w, "policy");
     cv_json_object_begin(w);
     key_string(w, "protocol", cv_policy_protocol(policy));
@@ -288,8 +297,7 @@ static const char *agency_part(cv_record_t *self, int index, size_t *len)
     assert(index >= 0 && index < self->parts.agencies);
     if (!self->parts.agency[index]) {
         const cv_agency_t *agency = cv_policy_agency(self->parts.policy, index);
-        cv_json_writer_t *w = cv_json_writer_new(0);
-        cv_json_object_begin(w);
+        cv_json_writer_t *w = part_begin();
         key_string(w, "agency", agency->id);
         key_string(w, "organisation", agency->organisation);
         self->parts.agency[index] = members_of(&w, &self->parts.agency_len[index]);
