@@ -368,9 +368,9 @@ static int view_of(cv_record_t *self, cv_decision_t *decision)
     }
     size_t width = (size_t)self->views.cap, bytes = (size_t)self->views.fields * sizeof(char *);
     for (int v = 0; v < self->views.n; v++) {
-        const char **row = self->views.rows + (size_t)v * width;
         if (v == self->views.whole) /* the whole report's: its row is not written */
             continue;
+        const char **row = self->views.rows + (size_t)v * width;
         if (whole ? row_shares_all(row, self->views.fields)
                   : memcmp(row, self->views.row, bytes) == 0)
             return whole ? (self->views.whole = v) : v;
