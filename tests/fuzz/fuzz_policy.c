@@ -4,8 +4,10 @@
  *  without an approval, draw it, diff it against itself, and look up
  *  retention. Checks that the packed view (cv_decision_pack, the broker's
  *  fast path) is exactly the built view packed, that every delivery goes
- *  to one of the report's routing candidates (cv_policy_candidates), and
- *  that a policy differs from itself in nothing. */
+ *  to one of the report's routing candidates (cv_policy_candidates), that
+ *  a recipient the decision says is given everything (cv_decision_shares_all)
+ *  gets the report itself, and that a policy differs from itself in
+ *  nothing. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,8 +52,10 @@ static size_t touch_explanation(const cv_decision_t *d)
     return total;
 }
 
-/*  The view built and the view packed straight into a buffer agree. */
-static void check_view(cv_decision_t *d, const Caveat__Report *report)
+/*  The view built and the view packed straight into a buffer agree; when
+ *  the decision said it shares everything (asked first, as the audit
+ *  record asks it), both are the report itself. */
+static void check_view(cv_decision_t *d, const Caveat__Report *report, bool shares_all)
 {
     Caveat__Report *view = cv_decision_view(d, report);
     if (!view)
@@ -65,6 +69,14 @@ static void check_view(cv_decision_t *d, const Caveat__Report *report)
     if (packed_len != len || memcmp(built, packed, len) != 0)
         fuzz_fail("cv_decision_pack wrote %zu bytes, the view packs to %zu (or differs)",
                   packed_len, len);
+    if (shares_all) {
+        uint8_t *whole = malloc(caveat__report__get_packed_size(report) + 1);
+        if (!whole)
+            abort();
+        if (caveat__report__pack(report, whole) != len || memcmp(whole, built, len) != 0)
+            fuzz_fail("report %s: shares all, but the view is not the report", report->id);
+        free(whole);
+    }
     char *json = cv_json_emit(&view->base, 0);
     if (!json)
         fuzz_fail("cv_json_emit failed on a view");
@@ -99,7 +111,7 @@ static void decide_all(const cv_policy_t *policy, cv_decision_t *d, cv_candidate
             for (int with = 0; with < 2; with++) {
                 if (cv_policy_decide(policy, reports[r], a, with ? &approvals : NULL, d)) {
                     check_candidate(policy, reports[r], a, candidates, n_candidates);
-                    check_view(d, reports[r]);
+                    check_view(d, reports[r], cv_decision_shares_all(d));
                 }
                 touch_explanation(d);
             }
