@@ -672,7 +672,7 @@ static void expected_one_special(char *out, const unsigned char *s, size_t len)
     *at = '\0';
 }
 
-/*  Every byte value, at every place in a string of plain ASCII (the
+/*  Every byte value, at every place in a string (or a key) of plain ASCII (the
  *  first, the last, and each place of the first three 8-byte words), is
  *  written as JSON has it: itself, its escape, or U+FFFD. */
 static void test_writer_every_byte_everywhere(void **state)
@@ -692,6 +692,20 @@ static void test_writer_every_byte_everywhere(void **state)
                 if (strcmp(cv_json_writer_text(w), want) != 0)
                     fail_msg("byte 0x%02x at %zu of %zu: %s, not %s", c, at, len,
                              cv_json_writer_text(w), want);
+                cv_json_writer_destroy(&w);
+                /* and as the second key of an object */
+                char object[96];
+                snprintf(object, sizeof object, "{\"k\":0,%s:1}", want);
+                w = cv_json_writer_new(0);
+                cv_json_object_begin(w);
+                cv_json_key(w, "k");
+                cv_json_uint(w, 0);
+                cv_json_key(w, (const char *)s);
+                cv_json_uint(w, 1);
+                cv_json_object_end(w);
+                if (strcmp(cv_json_writer_text(w), object) != 0)
+                    fail_msg("key, byte 0x%02x at %zu of %zu: %s, not %s", c, at, len,
+                             cv_json_writer_text(w), object);
                 cv_json_writer_destroy(&w);
             }
 }
