@@ -665,9 +665,14 @@ static bool load_fields(loader_t *l, struct fy_node *fields, cv_entry_t *entry, 
     if (!load_grants(l, fields, entry->grants, what, false))
         return false;
     entry->notice = fy_node_mapping_item_count(fields) == 0;
-    for (size_t i = 0; i < size; i++)
+    entry->shares_all = true;
+    for (size_t i = 0; i < size; i++) {
+        const cv_schema_node_t *node = cv_schema_node(l->policy->schema, (int)i);
         entry->grants_any = entry->grants_any || (entry->grants[i] != CV_GRANT_NONE &&
                                                   entry->grants[i] != CV_GRANT_DENY);
+        if (node->is_leaf && !node->envelope && entry->grants[i] != CV_GRANT_SHARE)
+            entry->shares_all = false;
+    }
     return true;
 }
 

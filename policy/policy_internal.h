@@ -45,6 +45,7 @@ typedef struct {
     uint8_t *grants; /* cv_grant_t per schema node: a row of the policy's grants */
     bool notice;     /* fields: {} — the envelope alone, on purpose */
     bool grants_any; /* some field shared or masked: an entry that only denies delivers nothing */
+    bool shares_all; /* every field of the schema shared as it is (fields: {"*": share}) */
     /* screening match: any one of these */
     uint64_t match_categories;
     char **match_indicators;

@@ -2218,6 +2218,19 @@ static void test_outcomes_agree_with_the_view(void **state)
                     " subjects.date_of_birth: {mask: year}}}\n",
         NULL);
     assert_int_equal(assert_outcomes_agree(masked, report), 0);
+    /* one rule of everything, capped below a marked field: that field is
+     * withheld, so not all of it */
+    cv_policy_t *capped = load_policy(
+        POLICY_HEAD "rules:\n"
+                    "  - {name: all-to-police, categories: [\"*\"], to_types: [police],\n"
+                    "     max_level: OFFICIAL-SENSITIVE, fields: {\"*\": share}}\n",
+        NULL);
+    assert_int_equal(assert_outcomes_agree(capped, report), 0); /* narrative is SECRET */
+    Caveat__Report *unmarked = base_report();
+    set_text(&unmarked->category, "critical_incident");
+    assert_true(assert_outcomes_agree(capped, unmarked) > 0);
+    report_free(unmarked);
+    cv_policy_destroy(&capped);
     report_free(report);
     cv_policy_destroy(&masked);
     cv_policy_destroy(&policy);
