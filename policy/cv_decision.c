@@ -1689,9 +1689,6 @@ const cv_field_decision_t *cv_decision_field(const cv_decision_t *self, int inde
     return index >= 0 && index < self->n_fields ? &self->fields[index] : NULL;
 }
 
-/*  The grants of the last decision, without a view or any text: for the
- *  audit record, which writes what each recipient was given of every
- *  report. The envelope is left out: it goes with every delivery. */
 /*  The grants of a delivered decision, worked out, and capped by the
  *  restrictions, once. */
 static void settle_grants(cv_decision_t *self)
@@ -1703,6 +1700,9 @@ static void settle_grants(cv_decision_t *self)
         restrict_grants(self);
 }
 
+/*  The grants of the last decision, without a view or any text: for the
+ *  audit record, which writes what each recipient was given of every
+ *  report. The envelope is left out: it goes with every delivery. */
 int cv_decision_outcomes(cv_decision_t *self, const char **paths, const char **outcomes, int cap)
 {
     const char *withheld = cv_grant_name(CV_GRANT_NONE);

@@ -95,7 +95,6 @@ static void batch_ended_early(void **state)
     cv_hasher_destroy(&hasher);
 }
 
-/*  Without the worker (it could not start), the loop takes every sum. */
 /*  The worker is named as asked, so `top -H` tells the broker's threads
  *  apart. */
 static void worker_is_named(void **state)
@@ -121,6 +120,7 @@ static void worker_is_named(void **state)
     cv_hasher_destroy(&hasher);
 }
 
+/*  Without the worker (it could not start), the loop takes every sum. */
 static void no_worker(void **state)
 {
     (void)state;
