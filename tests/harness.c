@@ -1,4 +1,5 @@
 /*  harness.c: start and stop the real caveatd for end-to-end tests. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -330,6 +331,27 @@ const char *harness_endpoint(const harness_t *self)
 pid_t harness_pid(const harness_t *self)
 {
     return self->pid;
+}
+
+bool harness_has_thread(pid_t pid, const char *name)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *tasks = opendir(path);
+    bool found = false;
+    for (struct dirent *task; tasks && !found && (task = readdir(tasks));) {
+        char comm[32] = "";
+        snprintf(path, sizeof path, "/proc/%d/task/%.16s/comm", (int)pid, task->d_name);
+        FILE *f = fopen(path, "r");
+        if (f && fgets(comm, sizeof comm, f))
+            comm[strcspn(comm, "\n")] = '\0';
+        if (f)
+            fclose(f);
+        found = strcmp(comm, name) == 0;
+    }
+    if (tasks)
+        closedir(tasks);
+    return found;
 }
 
 /*  A client of agency with its DIR/AGENCY.cert_secret, to this broker. */

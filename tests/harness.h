@@ -56,6 +56,9 @@ void harness_kill(harness_t *self);
 void harness_signal(harness_t *self, int sig);
 const char *harness_endpoint(const harness_t *self);
 pid_t harness_pid(const harness_t *self);
+/*  Whether one of process pid's threads is called name
+ *  (/proc/PID/task/TID/comm): a broker's, or this process's. */
+bool harness_has_thread(pid_t pid, const char *name);
 
 /*  A client of agency (its example key), on feed (NULL: direct queue). */
 cv_client_t *harness_client(harness_t *self, const char *agency, const char *feed, uint32_t credit,

@@ -5,7 +5,6 @@
  *  Each test starts its own broker in its own directory, so tests share
  *  nothing but the example files.
  */
-#include <dirent.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -968,28 +967,6 @@ static void test_pipelined_publishes_finish_in_any_order(void **state)
     finish(&h);
 }
 
-/*  Whether one of pid's threads is called name (/proc/PID/task/TID/comm). */
-static bool has_thread(pid_t pid, const char *name)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
-    DIR *tasks = opendir(path);
-    bool found = false;
-    for (struct dirent *task; tasks && !found && (task = readdir(tasks));) {
-        char comm[32] = "";
-        snprintf(path, sizeof path, "/proc/%d/task/%.16s/comm", (int)pid, task->d_name);
-        FILE *f = fopen(path, "r");
-        if (f && fgets(comm, sizeof comm, f))
-            comm[strcspn(comm, "\n")] = '\0';
-        if (f)
-            fclose(f);
-        found = strcmp(comm, name) == 0;
-    }
-    if (tasks)
-        closedir(tasks);
-    return found;
-}
-
 /*  An operator's `top -H` tells the broker's threads apart: each says what
  *  it does (docs/operations.md). */
 static void test_the_brokers_threads_are_named(void **state)
@@ -999,7 +976,7 @@ static void test_the_brokers_threads_are_named(void **state)
     static const char *const names[] = {"cv-sync", "cv-checkpoint", "cv-checksums",
                                         "cv-view-hashes", "cv-leaf-hashes"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-        if (!has_thread(harness_pid(h), names[i]))
+        if (!harness_has_thread(harness_pid(h), names[i]))
             fail_msg("caveatd has no thread called %s", names[i]);
     finish(&h);
 }

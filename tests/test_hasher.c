@@ -2,10 +2,7 @@
  *  every sum is libsodium's BLAKE2b-256 of its bytes, whoever took it, in
  *  whatever order the loop asks, batch after batch.
  */
-#include <dirent.h>
 #include <setjmp.h>
-#include <stdbool.h>
-#include <stdio.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -16,6 +13,7 @@
 #include <sodium.h>
 
 #include "cv_hasher.h"
+#include "harness.h"
 #include "seeded_rng.h"
 
 #define MAX_JOBS 600
@@ -102,21 +100,8 @@ static void worker_is_named(void **state)
     (void)state;
     cv_hasher_t *hasher = cv_hasher_new("cv-test-named");
     assert_non_null(hasher);
-    bool found = false;
-    char path[64];
-    DIR *tasks = opendir("/proc/self/task");
-    assert_non_null(tasks);
-    for (struct dirent *task; !found && (task = readdir(tasks));) {
-        char comm[32] = "";
-        snprintf(path, sizeof path, "/proc/self/task/%.16s/comm", task->d_name);
-        FILE *f = fopen(path, "r");
-        if (f && fgets(comm, sizeof comm, f))
-            found = strcmp(comm, "cv-test-named\n") == 0;
-        if (f)
-            fclose(f);
-    }
-    closedir(tasks);
-    assert_true(found);
+    assert_true(harness_has_thread(getpid(), "cv-test-named"));
+    assert_false(harness_has_thread(getpid(), "cv-test-unnamed"));
     cv_hasher_destroy(&hasher);
 }
 
