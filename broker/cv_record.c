@@ -264,16 +264,10 @@ static char *members_of(cv_json_writer_t **w, size_t *len)
     return text;
 }
 
-/*  The parts of policy's accepted leaves, made again when it is another
- *  policy than theirs. */
-static void parts_of(cv_record_t *self, const cv_policy_t *policy)
+/*  The policy's parts, those of another policy dropped. */
+static void parts_render(cv_record_t *self, const cv_policy_t *policy, const char *digest)
 {
-    self->parts.policy = policy;
-    const char *digest = cv_policy_hash(policy);
-    if (self->parts.policy_member && strcmp(digest, self->parts.digest) == 0)
-        return;
     parts_clear(self);
-    self->parts.policy = policy;
     snprintf(self->parts.digest, sizeof self->parts.digest, "%s", digest);
     cv_json_writer_t *w = part_begin();
     cv_json_key(w, "policy");
@@ -288,6 +282,16 @@ static void parts_of(cv_record_t *self, const cv_policy_t *policy)
     self->parts.agency = cv_xcalloc((size_t)n + 1, sizeof *self->parts.agency);
     self->parts.agency_len = cv_xcalloc((size_t)n + 1, sizeof *self->parts.agency_len);
     self->parts.agencies = n;
+}
+
+/*  The parts of policy's accepted leaves, made again when it is another
+ *  policy than theirs. */
+static void parts_of(cv_record_t *self, const cv_policy_t *policy)
+{
+    const char *digest = cv_policy_hash(policy);
+    if (!self->parts.policy_member || strcmp(digest, self->parts.digest) != 0)
+        parts_render(self, policy, digest);
+    self->parts.policy = policy;
 }
 
 /*  The "agency" and "organisation" members of the policy's agency at
