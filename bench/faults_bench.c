@@ -10,7 +10,9 @@
  *
  *  connected: COUNCILS more councils, each connected through libcaveat
  *    (credit 10) and staying; one report goes to all of them. Prints how
- *    many got it and how fast, and caveatd's VmRSS per connection.
+ *    many got it and how fast, and caveatd's VmRSS per connection; and,
+ *    before they came and while they stay, caveatd's CPU per publish call
+ *    and per TCP connection opened and closed without a handshake.
  *
  *  disk: the data directory on a tmpfs of its own (a mount namespace: root,
  *    or user namespaces) of DISK_MB, --disk-reserve RESERVE_MB. A backlog
@@ -34,9 +36,12 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -223,6 +228,54 @@ static double cpu_per_call(harness_t *h)
     return calls == IDLE_CALLS ? cpu / calls : -1;
 }
 
+#define CHURN 5000 /* TCP connections opened and closed without a handshake */
+
+/*  The CPU time of caveatd's loop, its main thread, in seconds: from
+ *  schedstat, in nanoseconds, as /proc's clock ticks are too coarse here. */
+static double loop_cpu(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/schedstat", (int)pid, (int)pid);
+    FILE *f = fopen(path, "r");
+    unsigned long long ns = 0;
+    if (!f || fscanf(f, "%llu", &ns) != 1)
+        ns = 0;
+    if (f)
+        fclose(f);
+    return (double)ns / 1e9;
+}
+
+/*  The CPU of caveatd's loop per TCP connection that comes and goes
+ *  without a word, which anyone who can reach the port can make: each ends
+ *  in a DISCONNECTED event the loop matches to its session, if any. The
+ *  loop's rate while idle (its timers walk the sessions), measured over a
+ *  second before, is taken off. */
+static double cpu_per_churn(harness_t *h)
+{
+    const char *colon = strrchr(harness_endpoint(h), ':');
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    pid_t pid = harness_pid(h);
+    double idle0 = loop_cpu(pid);
+    uint64_t t0 = bench_now_ns();
+    usleep(1000000);
+    double cpu0 = loop_cpu(pid), t1 = (double)(bench_now_ns() - t0) / 1e9;
+    double idle_rate = (cpu0 - idle0) / t1;
+    int made = 0;
+    for (int i = 0; i < CHURN; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        made += fd >= 0 && connect(fd, (struct sockaddr *)&to, sizeof to) == 0;
+        if (fd >= 0)
+            close(fd);
+        if (i % 100 == 99)
+            usleep(2000); /* within the accept backlog */
+    }
+    usleep(500000); /* the last of them handled */
+    double cpu = loop_cpu(pid) - cpu0;
+    double seconds = (double)(bench_now_ns() - t0) / 1e9 - t1;
+    return made == CHURN ? (cpu - idle_rate * seconds) / made : -1;
+}
+
 /*  Every council connected at once: this process holds two sockets a
  *  client (its DEALER and its monitor) and a descriptor each (main raised
  *  both limits before the first socket). */
@@ -233,7 +286,7 @@ static bool run_connected(int councils)
         harness_destroy(&h);
         return false;
     }
-    double alone = cpu_per_call(h);
+    double alone = cpu_per_call(h), churn_alone = cpu_per_churn(h);
     long rss0 = bench_status_kb(harness_pid(h), "VmRSS");
     cv_client_t **clients = calloc((size_t)councils, sizeof *clients);
     int came = 0;
@@ -247,7 +300,7 @@ static bool run_connected(int councils)
             fprintf(stderr, "faults_bench: %s: %s\n", agency, err.msg);
     }
     long rss1 = bench_status_kb(harness_pid(h), "VmRSS");
-    double among = cpu_per_call(h);
+    double among = cpu_per_call(h), churn_among = cpu_per_churn(h);
     uint64_t t0 = bench_now_ns();
     int published = publish(h, 1), got = 0;
     double last_s = 0;
@@ -274,6 +327,12 @@ static bool run_connected(int councils)
     printf("  %-52s %8.1f us\n", "the same with them connected and idle", among * 1e6);
     if (alone > 0 && among > 0)
         printf("  %-52s %8.2f\n", "ratio (idle sessions' cost on a turn)", among / alone);
+    printf("  %-52s %8.1f us\n", "caveatd loop CPU per TCP connection, nobody connected",
+           churn_alone * 1e6);
+    printf("  %-52s %8.1f us\n", "the same with them connected", churn_among * 1e6);
+    if (churn_alone > 0 && churn_among > 0)
+        printf("  %-52s %8.2f\n", "ratio (sessions' cost on a connection's end)",
+               churn_among / churn_alone);
     for (int i = 0; i < councils; i++)
         cv_client_destroy(&clients[i]);
     free(clients);

@@ -398,6 +398,7 @@ void cv_broker_destroy(cv_broker_t **self_p)
     cv_cache_destroy(&self->cache);
     zhashx_destroy(&self->serving);
     zhashx_destroy(&self->sessions);
+    free(self->by_fd);
     cv_receipts_destroy(&self->receipts);
     cv_record_destroy(&self->record); /* before the store it writes in */
     cv_approval_store_destroy(&self->approvals);
@@ -558,12 +559,16 @@ static void turn_failed(cv_broker_t *self, const char *why)
     reapply_acks(self);
 }
 
-static session_t *session_by_serial(cv_broker_t *self, uint64_t serial)
+/*  The session a message held for serial was for, if it is still there:
+ *  found by the message's routing id (routing, size bytes), not by walking
+ *  every session. */
+static session_t *session_sent_to(cv_broker_t *self, const void *routing, size_t size,
+                                  uint64_t serial)
 {
-    for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
-        if (s->serial == serial)
-            return s;
-    return NULL;
+    zframe_t *frame = zframe_new(routing, size);
+    session_t *s = frame ? broker_session_of(self, frame) : NULL;
+    zframe_destroy(&frame);
+    return s && s->serial == serial ? s : NULL;
 }
 
 /*  Deliveries of a session still to go out: dropped, they stay in flight. */
@@ -590,11 +595,9 @@ static void forget_deliveries_of(cv_broker_t *self, uint64_t serial)
  *  missed anything else (a PublishAck) loses its session: nothing more is
  *  queued for it, and its deliveries stay in flight for the queue's next
  *  session. */
-static void send_failed(cv_broker_t *self, uint64_t serial, bool delivery, int failure)
+static void send_failed(cv_broker_t *self, session_t *s, bool delivery, int failure)
 {
-    session_t *s = session_by_serial(self, serial);
-    if (!s)
-        return;
+    uint64_t serial = s->serial;
     int64_t now = zclock_mono();
     if (failure == EAGAIN && delivery &&
         (!s->stalled || now - s->stalled < self->config.ack_timeout_ms)) {
@@ -624,10 +627,16 @@ static void release_synced(cv_broker_t *self)
         uint64_t session = h->session;
         bool delivery = h->delivery;
         self->out_bytes -= h->bytes;
+        uint8_t routing[256]; /* a routing id is at most 255 bytes */
+        size_t routing_size = zframe_size(zmsg_first(h->msg));
+        assert(routing_size <= sizeof routing);
+        memcpy(routing, zframe_data(zmsg_first(h->msg)), routing_size);
         int failure = broker_send_now(self, &h->msg);
         free(h);
-        if (failure && session)
-            send_failed(self, session, delivery, failure);
+        session_t *s =
+            failure && session ? session_sent_to(self, routing, routing_size, session) : NULL;
+        if (s)
+            send_failed(self, s, delivery, failure);
     }
 }
 

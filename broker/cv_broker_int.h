@@ -230,8 +230,10 @@ struct cv_broker_t {
     cv_monitor_t *monitor; /* --monitor's listener, or NULL */
     cv_zap_t *zap;
     zsock_t *router;
-    cv_guard_t *guard;       /* bounds the router's connections still in their handshake */
-    zhashx_t *sessions;      /* routing hex -> session_t (owns them) */
+    cv_guard_t *guard;  /* bounds the router's connections still in their handshake */
+    zhashx_t *sessions; /* routing hex -> session_t (owns them) */
+    session_t **by_fd;  /* descriptor -> the connected session on it, or NULL */
+    size_t by_fd_size;
     zhashx_t *serving;       /* cv_queue_name() -> the session_t serving that queue */
     cv_router_t *queues;     /* the queues, kept in step with the store (cv_router.h) */
     cv_record_t *record;     /* the audit log: a leaf per event, in the same transactions */

@@ -111,8 +111,42 @@ static void stop_serving(cv_broker_t *self, session_t *s)
         zlistx_delete(self->senders, handle);
 }
 
+/*  The connected session on each descriptor, so that a connection's end
+ *  finds its session without walking every session: anyone who can reach
+ *  the port can make connections end, and each end is matched. A session
+ *  without a descriptor (-1: none known, or offline) is not in it. */
+static void unindex_fd(cv_broker_t *self, const session_t *s)
+{
+    if (s->fd >= 0 && (size_t)s->fd < self->by_fd_size && self->by_fd[s->fd] == s)
+        self->by_fd[s->fd] = NULL;
+}
+
+static void connection_went(cv_broker_t *self, session_t *s);
+
+static void index_fd(cv_broker_t *self, session_t *s)
+{
+    if (s->fd < 0)
+        return;
+    size_t fd = (size_t)s->fd;
+    if (fd >= self->by_fd_size) {
+        size_t size = self->by_fd_size ? self->by_fd_size : 64;
+        while (size <= fd)
+            size *= 2;
+        self->by_fd = cv_xrealloc(self->by_fd, size * sizeof *self->by_fd);
+        memset(self->by_fd + self->by_fd_size, 0, (size - self->by_fd_size) * sizeof *self->by_fd);
+        self->by_fd_size = size;
+    }
+    /* another connection on the same descriptor: the kernel gave it out
+     * again, so the one before has gone, whether or not its event has been
+     * read yet (one connection has one routing id, so one session) */
+    if (self->by_fd[fd] && self->by_fd[fd] != s)
+        connection_went(self, self->by_fd[fd]);
+    self->by_fd[fd] = s;
+}
+
 static void remove_session(cv_broker_t *self, session_t *s)
 {
+    unindex_fd(self, s);
     if (s->gone_at) {
         assert(self->sessions_gone > 0);
         self->sessions_gone--;
@@ -175,18 +209,19 @@ void broker_end_session(cv_broker_t *self, session_t *s)
 void broker_connection_gone(void *arg, int fd)
 {
     cv_broker_t *self = arg;
-    if (fd < 0)
-        return;
-    for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
-        if (s->fd == fd && !s->gone_at) { /* a connection has one routing id, so one session */
-            s->gone_at = zclock_mono();
-            self->sessions_gone++;
-            forget_messages_of(self, s->serial);
-            stop_serving(self, s); /* a Hello for its queue replaces nobody */
-            cv_log_agency(self->log, s->agency, true, "session of %s: its connection went",
-                          s->agency);
-            return;
-        }
+    if (fd >= 0 && (size_t)fd < self->by_fd_size && self->by_fd[fd])
+        connection_went(self, self->by_fd[fd]);
+}
+
+static void connection_went(cv_broker_t *self, session_t *s)
+{
+    assert(!s->gone_at);
+    unindex_fd(self, s);
+    s->gone_at = zclock_mono();
+    self->sessions_gone++;
+    forget_messages_of(self, s->serial);
+    stop_serving(self, s); /* a Hello for its queue replaces nobody */
+    cv_log_agency(self->log, s->agency, true, "session of %s: its connection went", s->agency);
 }
 
 bool broker_session_gone(cv_broker_t *self, const zframe_t *routing, uint64_t serial)
@@ -217,6 +252,7 @@ static void add_session(cv_broker_t *self, session_t *s)
     if (old)
         remove_session(self, old);
     zhashx_insert(self->sessions, s->routing_hex, s);
+    index_fd(self, s);
     if (s->publish_only) { /* it serves no queue, so it replaces nobody's */
         zlistx_add_end(self->senders, s);
         limit_senders(self, s->agency);

@@ -5,11 +5,15 @@
  *  things: the attacker gets nothing it is not entitled to, the victim
  *  loses nothing, and the other agencies carry on.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <czmq.h>
@@ -176,6 +180,60 @@ static void test_a_silent_connection_on_a_gone_routing_id_gets_nothing(void **st
     zsock_t *attacker = raw_dealer_as(h, "hull-college", routing, sizeof routing, true);
     zclock_sleep(300); /* connected, on the council's old routing id; it sends nothing */
     assert_the_council_alone_gets_a_referral(h, &attacker, 1500);
+    finish(&h);
+}
+
+/*  Opens n TCP connections to the broker and closes each at once, without
+ *  a byte: anyone who can reach the port can. */
+static void connect_and_close(harness_t *h, int n)
+{
+    const char *colon = strrchr(harness_endpoint(h), ':');
+    assert_non_null(colon);
+    struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (int i = 0; i < n; i++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        assert_true(fd >= 0);
+        assert_int_equal(connect(fd, (struct sockaddr *)&to, sizeof to), 0);
+        close(fd);
+    }
+}
+
+/*  Connections come and go under a council's session, descriptors are
+ *  given out again: each end is matched to its own connection's session
+ *  (there is none), so the council's session stays and gets its referral;
+ *  when the council's own connection goes, its session ends. The council's
+ *  first connection, whose session the second one's Hello replaced, ends
+ *  nothing when it goes. */
+static void test_connections_that_come_and_go_end_nobody_elses_session(void **state)
+{
+    (void)state;
+    harness_t *h = started_with(NULL);
+    zsock_t *replaced = raw_dealer(h, "hull-cc");
+    send_hello_with(replaced, 1, NULL, 10);
+    assert_int_equal(error_answer(replaced), 0);
+    zsock_t *council = raw_dealer(h, "hull-cc");
+    send_hello_with(council, 1, NULL, 10);
+    assert_int_equal(error_answer(council), 0);
+    zsock_destroy(&replaced); /* its session ended at the Hello above */
+    for (int round = 0; round < 4; round++) {
+        connect_and_close(h, 100);
+        zsock_t *college = raw_dealer(h, "hull-college"); /* a session that comes and goes */
+        send_hello_with(college, 1, NULL, 10);
+        assert_int_equal(error_answer(college), 0);
+        zsock_destroy(&college);
+    }
+    zclock_sleep(300);
+    assert_int_equal(stat_of(h, "sessions"), 1); /* the council's alone */
+
+    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
+    char id[64];
+    publish_new(police, "vulnerable_individual", id, sizeof id);
+    cv_client_destroy(&police);
+    assert_int_equal(deliveries_within(council, 2000), 1);
+    zsock_destroy(&council);
+    zclock_sleep(300);
+    assert_int_equal(stat_of(h, "sessions"), 0); /* ended with its connection */
     finish(&h);
 }
 
@@ -755,6 +813,7 @@ int main(void)
         cmocka_unit_test(test_a_reused_routing_id_serves_no_other_agencys_queue),
         cmocka_unit_test(test_a_silent_connection_on_a_gone_routing_id_gets_nothing),
         cmocka_unit_test(test_a_chosen_routing_id_gets_no_session),
+        cmocka_unit_test(test_connections_that_come_and_go_end_nobody_elses_session),
         cmocka_unit_test(test_a_feed_is_opened_only_by_its_recipients),
         cmocka_unit_test(test_a_publish_over_the_report_limit_is_refused),
         cmocka_unit_test(test_libcaveat_keeps_to_the_announced_report_limit),
