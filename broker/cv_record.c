@@ -391,7 +391,8 @@ static int view_of(cv_record_t *self, cv_decision_t *decision)
         self->views.rows = cv_xrealloc(self->views.rows, room * sizeof(char *));
         self->views.rows_room = room;
     }
-    memcpy(self->views.rows + (size_t)self->views.n * width, self->views.row, bytes);
+    if (bytes) /* a first row without fields may have no row buffer yet */
+        memcpy(self->views.rows + (size_t)self->views.n * width, self->views.row, bytes);
     return self->views.n++;
 }
 
