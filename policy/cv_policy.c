@@ -321,6 +321,13 @@ bool cv_policy_validate_report(const cv_policy_t *self, const Caveat__Report *re
         if (cv_policy_level_find(self, m->level) < 0)
             return refuse(err, path, "unknown level", m->level);
     }
+    /* a view leaves such an entry out while the stored report keeps it: what
+     * the audit log says was shared would not be what was sent */
+    char map[128];
+    if (!cv_proto_maps_whole(&report->base, map, sizeof map)) {
+        cv_error_set(err, NULL, 0, 0, "%s: an entry without its key or its value", map);
+        return false;
+    }
     return true;
 }
 

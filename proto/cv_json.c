@@ -116,15 +116,11 @@ static void sanitize(char *out, size_t size, const char *text, size_t len)
 /* ------------------------------------------------------------------------ */
 /*  Descriptor helpers shared by reading and writing */
 
-/*  Must agree with is_map_entry in cv_schema.c; the emitter has no schema. */
+/*  The emitter has no schema: it knows a map by its entry's shape. */
 static bool is_map_field(const ProtobufCFieldDescriptor *f)
 {
-    if (f->type != PROTOBUF_C_TYPE_MESSAGE || f->label != PROTOBUF_C_LABEL_REPEATED)
-        return false;
-    const ProtobufCMessageDescriptor *d = f->descriptor;
-    size_t len = strlen(d->name);
-    return d->n_fields == 2 && len > 5 && strcmp(d->name + len - 5, "Entry") == 0 &&
-           strcmp(d->fields[0].name, "key") == 0 && strcmp(d->fields[1].name, "value") == 0;
+    return f->type == PROTOBUF_C_TYPE_MESSAGE && f->label == PROTOBUF_C_LABEL_REPEATED &&
+           cv_proto_is_map_entry(f->descriptor);
 }
 
 size_t cv_slot_size(ProtobufCType type)

@@ -111,6 +111,18 @@ size_t cv_slot_size(ProtobufCType type);
  *  allowed.                                                              */
 void cv_proto_drop_unknown(ProtobufCMessage *msg);
 
+/*  Whether d is the entry of a map<K,V>: protobuf-c compiles one to a
+ *  repeated message "XEntry" with fields key = 1 and value = 2, and keeps
+ *  no map flag, so this recognises that shape.                           */
+bool cv_proto_is_map_entry(const ProtobufCMessageDescriptor *d);
+
+/*  Whether every map entry in msg and in every message under it has both
+ *  its key and its value. A proto2 entry read from the wire without one
+ *  has it NULL: no view or JSON form can carry such an entry as it is, so
+ *  a message holding one is refused, not stored. On false, path (size
+ *  bytes) names the map, e.g. "subjects.identifiers". NULL is whole.     */
+bool cv_proto_maps_whole(const ProtobufCMessage *msg, char *path, size_t size);
+
 /*  How many reports the Publish in a packed caveat.wire.Frame holds,
  *  counted in the wire bytes without unpacking (0 when the frame is no
  *  Publish); SIZE_MAX when the bytes are not well formed protobuf. So a

@@ -35,9 +35,7 @@ static const struct {
     {"subjects.date_of_birth", CV_FORMAT_DATE, false},
 };
 
-/*  protobuf-c compiles map<K,V> to a repeated message "XEntry" with fields
- *  key = 1 and value = 2; it keeps no map flag, so recognise that shape. */
-static bool is_map_entry(const ProtobufCMessageDescriptor *d)
+bool cv_proto_is_map_entry(const ProtobufCMessageDescriptor *d)
 {
     size_t len = strlen(d->name);
     return d->n_fields == 2 && len > 5 && strcmp(d->name + len - 5, "Entry") == 0 &&
@@ -50,7 +48,7 @@ static int count_nodes(const ProtobufCMessageDescriptor *d)
     for (unsigned i = 0; i < d->n_fields; i++) {
         const ProtobufCFieldDescriptor *f = &d->fields[i];
         n++;
-        if (f->type == PROTOBUF_C_TYPE_MESSAGE && !is_map_entry(f->descriptor))
+        if (f->type == PROTOBUF_C_TYPE_MESSAGE && !cv_proto_is_map_entry(f->descriptor))
             n += count_nodes(f->descriptor);
     }
     return n;
@@ -74,7 +72,7 @@ static int add_nodes(cv_schema_t *self, const ProtobufCMessageDescriptor *d, int
             .field = f,
             .parent = parent,
             .depth = depth,
-            .is_map = message && is_map_entry(f->descriptor),
+            .is_map = message && cv_proto_is_map_entry(f->descriptor),
         };
         node->is_leaf = !message || node->is_map;
         int index = next++;

@@ -1,4 +1,6 @@
-/*  cv_unknown.c: forgetting the unknown fields protobuf-c keeps.
+/*  cv_unknown.c: what is taken out of, or refused in, a message read from
+ *  the wire before it is kept: unknown fields, and map entries missing
+ *  their key or value.
  *
  *  protobuf-c keeps every field it does not know, to pack it again. It
  *  accepts an unknown field with tag 0 written as a two-byte varint
@@ -6,6 +8,10 @@
  *  message it read could not be read again once stored. The broker forwards
  *  nothing it does not know, so it drops them all.
  */
+#include <assert.h>
+#include <stdio.h>
+#include <string.h>
+
 #include "cv_proto.h"
 
 /*  The message under field f of msg, for a singular message field; a oneof
@@ -43,4 +49,64 @@ void cv_proto_drop_unknown(ProtobufCMessage *msg)
     const ProtobufCMessageDescriptor *d = msg->descriptor;
     for (unsigned i = 0; i < d->n_fields; i++)
         drop_in_field(msg, &d->fields[i]);
+}
+
+/*  Whether field f of entry (a map entry) is there: a string or message
+ *  set, any other type's has_ flag (proto2), or a required field. */
+static bool entry_field_present(const ProtobufCMessage *entry, const ProtobufCFieldDescriptor *f)
+{
+    const char *base = (const char *)entry;
+    if (f->type == PROTOBUF_C_TYPE_STRING || f->type == PROTOBUF_C_TYPE_MESSAGE)
+        return *(void *const *)(base + f->offset) != NULL;
+    return f->label == PROTOBUF_C_LABEL_REQUIRED ||
+           *(const protobuf_c_boolean *)(base + f->quantifier_offset);
+}
+
+static bool maps_whole_in(const ProtobufCMessage *msg, char *path, size_t size, size_t at);
+
+/*  The messages under field f of msg, each whole; path names f meanwhile. */
+static bool field_whole(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f, char *path,
+                        size_t size, size_t at)
+{
+    const char *base = (const char *)msg;
+    ProtobufCMessage *one = NULL;
+    ProtobufCMessage *const *items = &one;
+    size_t n = 1;
+    if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+        n = *(const size_t *)(base + f->quantifier_offset);
+        items = *(ProtobufCMessage *const *const *)(base + f->offset);
+    } else {
+        one = submessage((ProtobufCMessage *)msg, f);
+    }
+    snprintf(path + at, size - at, "%s%s", at ? "." : "", f->name);
+    size_t len = strlen(path);
+    const ProtobufCMessageDescriptor *type = f->descriptor;
+    bool map = cv_proto_is_map_entry(type);
+    for (size_t i = 0; items && i < n; i++) {
+        if (!items[i])
+            continue;
+        if (map ? !entry_field_present(items[i], &type->fields[0]) ||
+                      !entry_field_present(items[i], &type->fields[1])
+                : !maps_whole_in(items[i], path, size, len))
+            return false;
+    }
+    path[at] = '\0';
+    return true;
+}
+
+static bool maps_whole_in(const ProtobufCMessage *msg, char *path, size_t size, size_t at)
+{
+    const ProtobufCMessageDescriptor *d = msg->descriptor;
+    for (unsigned i = 0; i < d->n_fields; i++)
+        if (d->fields[i].type == PROTOBUF_C_TYPE_MESSAGE &&
+            !field_whole(msg, &d->fields[i], path, size, at))
+            return false;
+    return true;
+}
+
+bool cv_proto_maps_whole(const ProtobufCMessage *msg, char *path, size_t size)
+{
+    assert(size > 0);
+    path[0] = '\0';
+    return !msg || maps_whole_in(msg, path, size, 0);
 }

@@ -134,6 +134,36 @@ static void test_a_tag_0_field_does_not_poison_the_store(void **state)
     assert_int_equal(stored, 1);
 }
 
+/*  A report whose map entry came without its value is refused (no view
+ *  could carry the entry as stored); the report beside it in the same
+ *  Publish is stored. */
+static void test_a_map_entry_without_its_value_is_not_stored(void **state)
+{
+    offline_t *o = *state;
+    int police = agency(o, "hum-bcu-hull");
+    hello(o, police);
+    Caveat__Report *bad = harness_report("vulnerable_individual");
+    Caveat__Report *good = harness_report("vulnerable_individual");
+    assert_non_null(bad);
+    assert_non_null(good);
+    assert_true(bad->n_subjects > 0 && bad->subjects[0]->n_identifiers > 0);
+    char *value = bad->subjects[0]->identifiers[0]->value;
+    bad->subjects[0]->identifiers[0]->value = NULL; /* packed without it */
+    Caveat__Report *reports[] = {bad, good};
+    Caveat__Wire__Publish publish = CAVEAT__WIRE__PUBLISH__INIT;
+    publish.n_reports = 2;
+    publish.reports = reports;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_PUBLISH;
+    frame.publish = &publish;
+    feed(o, police, &frame);
+    bad->subjects[0]->identifiers[0]->value = value;
+    caveat__report__free_unpacked(bad, NULL);
+    caveat__report__free_unpacked(good, NULL);
+    cv_error_t err = {0};
+    assert_int_equal(cv_broker_check_store(o->broker, &err), 1);
+}
+
 /*  The same field in an admin request the broker keeps a copy of (purge
  *  and backup run after the turn): the copy must read back, or the broker
  *  refuses the request; it never stops. */
@@ -203,6 +233,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_an_immediate_report_ends_its_turn, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_map_entry_without_its_value_is_not_stored, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_a_tag_0_field_does_not_poison_the_store, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_tag_0_field_in_an_admin_request_stops_nothing, setup,

@@ -1100,6 +1100,35 @@ static void test_handling_code_unknown_or_missing(void **state)
     cv_policy_destroy(&policy);
 }
 
+/*  A map entry read from the wire without its value (or key) has it NULL:
+ *  no view could carry it as stored, so the report is refused, naming the
+ *  map. Packed and read back, as a publisher's bytes would be. */
+static void test_a_map_entry_without_its_value_is_refused(void **state)
+{
+    (void)state;
+    Caveat__Report *report = base_report();
+    cv_error_t err = {0};
+    assert_true(cv_policy_validate_report(main_policy, report, &err));
+    Caveat__Subject__IdentifiersEntry *entry = report->subjects[0]->identifiers[0];
+    for (int missing = 0; missing < 2; missing++) {
+        char **member = missing == 0 ? &entry->value : &entry->key;
+        char *kept = *member;
+        *member = NULL;
+        size_t size = caveat__report__get_packed_size(report);
+        uint8_t *bytes = malloc(size);
+        caveat__report__pack(report, bytes);
+        *member = kept;
+        Caveat__Report *read = caveat__report__unpack(NULL, size, bytes);
+        free(bytes);
+        assert_non_null(read);
+        assert_int_equal(read->subjects[0]->n_identifiers, 1);
+        assert_false(cv_policy_validate_report(main_policy, read, &err));
+        assert_string_equal(err.msg, "subjects.identifiers: an entry without its key or its value");
+        caveat__report__free_unpacked(read, NULL);
+    }
+    report_free(report);
+}
+
 /* ------------------------------------------------------------------------ */
 /*  8. The originator never receives its own report.                        */
 
@@ -2229,6 +2258,17 @@ static void test_outcomes_agree_with_the_view(void **state)
     Caveat__Report *unmarked = base_report();
     set_text(&unmarked->category, "critical_incident");
     assert_true(assert_outcomes_agree(capped, unmarked) > 0);
+    /* everything from one rule, a field denied by another that matches
+     * too: the most protective wins, so not all of it */
+    cv_policy_t *two_entries = load_policy(
+        POLICY_HEAD "rules:\n"
+                    "  - {name: all-to-police, categories: [\"*\"], to_types: [police],\n"
+                    "     fields: {\"*\": share}}\n"
+                    "  - {name: no-narrative, categories: [\"*\"], to_types: [police],\n"
+                    "     fields: {narrative: deny}}\n",
+        NULL);
+    assert_int_equal(assert_outcomes_agree(two_entries, unmarked), 0);
+    cv_policy_destroy(&two_entries);
     report_free(unmarked);
     cv_policy_destroy(&capped);
     report_free(report);
@@ -2260,6 +2300,7 @@ int main(void)
         cmocka_unit_test(test_handling_code_same_organisation),
         cmocka_unit_test(test_handling_code_approval),
         cmocka_unit_test(test_handling_code_unknown_or_missing),
+        cmocka_unit_test(test_a_map_entry_without_its_value_is_refused),
         cmocka_unit_test(test_no_echo),
         cmocka_unit_test(test_screening_by_category),
         cmocka_unit_test(test_screening_by_indicator),
