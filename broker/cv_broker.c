@@ -731,10 +731,14 @@ static void pump_sessions(cv_broker_t *self)
  *  kept waiting behind client traffic, however much of it there is. */
 static void serve_zap(cv_broker_t *self)
 {
-    /* connections that went first: their sessions end before a new
-     * connection, which may take a gone one's routing id, is admitted */
-    cv_guard_handle(self->guard);
+    /* connections that went first, every one: their sessions end before a
+     * new connection, which may take a gone one's routing id or
+     * descriptor, is admitted */
     zsock_t *zap = cv_zap_socket(self->zap);
+    if (zsock_events(zap) & ZMQ_POLLIN)
+        cv_guard_drain(self->guard);
+    else
+        cv_guard_handle(self->guard);
     while (zsock_events(zap) & ZMQ_POLLIN)
         cv_zap_handle(self->zap, self->policy);
 }

@@ -136,11 +136,12 @@ static void index_fd(cv_broker_t *self, session_t *s)
         memset(self->by_fd + self->by_fd_size, 0, (size - self->by_fd_size) * sizeof *self->by_fd);
         self->by_fd_size = size;
     }
-    /* another connection on the same descriptor: the kernel gave it out
-     * again, so the one before has gone, whether or not its event has been
-     * read yet (one connection has one routing id, so one session) */
-    if (self->by_fd[fd] && self->by_fd[fd] != s)
-        connection_went(self, self->by_fd[fd]);
+    /* another session on the same descriptor is not ended here: every end
+     * read before a connection is admitted (cv_guard_drain), so this one
+     * may be a late message of a connection that went, queued before it
+     * went, while the other is live. The newest takes the slot; the other,
+     * if its connection went, ends when a send to it fails or its queue's
+     * next Hello replaces it. */
     self->by_fd[fd] = s;
 }
 
@@ -200,9 +201,9 @@ void broker_end_session(cv_broker_t *self, session_t *s)
  *  may give it to the next connection that asks for it (a client may set
  *  its own, shaped as an assigned one: see assigned_routing_id). So the
  *  session on it is sent nothing more from the moment the broker reads
- *  that the connection went (the guard's events are read before every ZAP
- *  answer and every send, so before another connection is admitted or sent
- *  anything), while the frames the connection sent before going, still
+ *  that the connection went (every guard event waiting is read before a ZAP
+ *  answer, cv_guard_drain, so before another connection is admitted; and
+ *  some before every send), while the frames the connection sent before going, still
  *  queued (a last acknowledgement, a request), are handled; it ends
  *  GONE_LINGER_MS later, or at once when another connection shows up on
  *  its routing id. */

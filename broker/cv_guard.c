@@ -286,6 +286,14 @@ void cv_guard_handle(cv_guard_t *self)
     log_evictions(self, false);
 }
 
+void cv_guard_drain(cv_guard_t *self)
+{
+    while (receive_event(self))
+        ;
+    evict_oldest(self);
+    log_evictions(self, false);
+}
+
 size_t cv_guard_pending(const cv_guard_t *self)
 {
     return zlistx_size(self->pending);

@@ -376,7 +376,7 @@ static int view_of(cv_record_t *self, cv_decision_t *decision)
             continue;
         const char **row = self->views.rows + (size_t)v * width;
         if (whole ? row_shares_all(row, self->views.fields)
-                  : memcmp(row, self->views.row, bytes) == 0)
+                  : bytes == 0 || memcmp(row, self->views.row, bytes) == 0)
             return whole ? (self->views.whole = v) : v;
     }
     if (whole) /* its row is never read, so none is written */

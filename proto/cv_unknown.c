@@ -52,17 +52,31 @@ void cv_proto_drop_unknown(ProtobufCMessage *msg)
 }
 
 /*  Whether field f of entry (a map entry) is there: a string or message
- *  set, any other type's has_ flag (proto2), or a required field. */
+ *  set; an optional field of another type by its has_ flag; a required
+ *  one, or proto3's without presence, always. */
 static bool entry_field_present(const ProtobufCMessage *entry, const ProtobufCFieldDescriptor *f)
 {
     const char *base = (const char *)entry;
     if (f->type == PROTOBUF_C_TYPE_STRING || f->type == PROTOBUF_C_TYPE_MESSAGE)
         return *(void *const *)(base + f->offset) != NULL;
-    return f->label == PROTOBUF_C_LABEL_REQUIRED ||
+    return f->label != PROTOBUF_C_LABEL_OPTIONAL ||
            *(const protobuf_c_boolean *)(base + f->quantifier_offset);
 }
 
 static bool maps_whole_in(const ProtobufCMessage *msg, char *path, size_t size, size_t at);
+
+/*  Both halves there, and a message value whole itself. */
+static bool entry_whole(const ProtobufCMessage *entry, char *path, size_t size, size_t at)
+{
+    const ProtobufCFieldDescriptor *key = &entry->descriptor->fields[0];
+    const ProtobufCFieldDescriptor *value = &entry->descriptor->fields[1];
+    if (!entry_field_present(entry, key) || !entry_field_present(entry, value))
+        return false;
+    if (value->type != PROTOBUF_C_TYPE_MESSAGE)
+        return true;
+    return maps_whole_in(*(ProtobufCMessage *const *)((const char *)entry + value->offset), path,
+                         size, at);
+}
 
 /*  The messages under field f of msg, each whole; path names f meanwhile. */
 static bool field_whole(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f, char *path,
@@ -80,13 +94,11 @@ static bool field_whole(const ProtobufCMessage *msg, const ProtobufCFieldDescrip
     }
     snprintf(path + at, size - at, "%s%s", at ? "." : "", f->name);
     size_t len = strlen(path);
-    const ProtobufCMessageDescriptor *type = f->descriptor;
-    bool map = cv_proto_is_map_entry(type);
+    bool map = cv_proto_is_map_entry(f->descriptor);
     for (size_t i = 0; items && i < n; i++) {
         if (!items[i])
             continue;
-        if (map ? !entry_field_present(items[i], &type->fields[0]) ||
-                      !entry_field_present(items[i], &type->fields[1])
+        if (map ? !entry_whole(items[i], path, size, len)
                 : !maps_whole_in(items[i], path, size, len))
             return false;
     }

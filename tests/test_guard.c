@@ -17,6 +17,7 @@
 #include <cmocka.h>
 #include <czmq.h>
 
+#include "cv_guard.h"
 #include "e2e_checks.h"
 #include "harness.h"
 
@@ -219,9 +220,52 @@ static void test_idle_connection_dropped_after_handshake_timeout(void **state)
     assert_healthy_and_stop(&h);
 }
 
+static int ends_read;
+
+static void count_end(void *arg, int fd)
+{
+    (void)arg;
+    (void)fd;
+    ends_read++;
+}
+
+#define ENDS 600 /* more than cv_guard_handle reads in one call */
+
+/*  Many connections came and went, their ends all waiting: one
+ *  cv_guard_handle reads a bounded number, and cv_guard_drain every one.
+ *  The broker drains before it admits a connection, so that a connection
+ *  on a gone one's descriptor is never taken for it when that one's end is
+ *  read late. */
+static void test_drain_reads_every_end_waiting(void **state)
+{
+    (void)state;
+    zsock_t *router = zsock_new(ZMQ_ROUTER);
+    cv_log_t *log = cv_log_new(CV_LOG_TEXT, false, true);
+    cv_error_t err = {0};
+    cv_guard_t *guard = cv_guard_new(router, log, 0, 0, count_end, NULL, &err);
+    assert_non_null(guard);
+    int port = zsock_bind(router, "tcp://127.0.0.1:*");
+    assert_true(port > 0);
+    for (int i = 0; i < ENDS; i++) {
+        int fd = idle_connection(port);
+        struct pollfd p = {fd, POLLOUT, 0};
+        assert_int_equal(poll(&p, 1, 5000), 1); /* connected */
+        close(fd);
+    }
+    zclock_sleep(1500); /* the transport has seen them all end */
+    cv_guard_handle(guard);
+    assert_true(ends_read < ENDS);
+    cv_guard_drain(guard);
+    assert_int_equal(ends_read, ENDS);
+    cv_guard_destroy(&guard);
+    zsock_destroy(&router);
+    cv_log_destroy(&log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_drain_reads_every_end_waiting),
         cmocka_unit_test(test_idle_connections_do_not_keep_agencies_out),
         cmocka_unit_test(test_sessions_are_never_evicted),
         cmocka_unit_test(test_idle_connection_dropped_after_handshake_timeout),
