@@ -78,7 +78,8 @@ static bool entry_whole(const ProtobufCMessage *entry, char *path, size_t size, 
                          size, at);
 }
 
-/*  The messages under field f of msg, each whole; path names f meanwhile. */
+/*  The messages under field f of msg, each whole; path (NULL: not kept)
+ *  names f meanwhile. */
 static bool field_whole(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f, char *path,
                         size_t size, size_t at)
 {
@@ -92,8 +93,11 @@ static bool field_whole(const ProtobufCMessage *msg, const ProtobufCFieldDescrip
     } else {
         one = submessage((ProtobufCMessage *)msg, f);
     }
-    snprintf(path + at, size - at, "%s%s", at ? "." : "", f->name);
-    size_t len = strlen(path);
+    size_t len = at;
+    if (path) { /* only on the second walk, to name what failed: snprintf costs */
+        snprintf(path + at, size - at, "%s%s", at ? "." : "", f->name);
+        len = strlen(path);
+    }
     bool map = cv_proto_is_map_entry(f->descriptor);
     for (size_t i = 0; items && i < n; i++) {
         if (!items[i])
@@ -102,7 +106,8 @@ static bool field_whole(const ProtobufCMessage *msg, const ProtobufCFieldDescrip
                 : !maps_whole_in(items[i], path, size, len))
             return false;
     }
-    path[at] = '\0';
+    if (path)
+        path[at] = '\0';
     return true;
 }
 
@@ -120,5 +125,8 @@ bool cv_proto_maps_whole(const ProtobufCMessage *msg, char *path, size_t size)
 {
     assert(size > 0);
     path[0] = '\0';
-    return !msg || maps_whole_in(msg, path, size, 0);
+    if (!msg || maps_whole_in(msg, NULL, 0, 0)) /* every report, once: no names */
+        return true;
+    maps_whole_in(msg, path, size, 0); /* a refusal: again, naming the map */
+    return false;
 }
