@@ -735,11 +735,14 @@ static void serve_zap(cv_broker_t *self)
      * new connection, which may take a gone one's routing id or
      * descriptor, is admitted */
     zsock_t *zap = cv_zap_socket(self->zap);
-    if (zsock_events(zap) & ZMQ_POLLIN)
-        cv_guard_drain(self->guard);
-    else
+    if (!(zsock_events(zap) & ZMQ_POLLIN)) {
         cv_guard_handle(self->guard);
-    while (zsock_events(zap) & ZMQ_POLLIN)
+        return;
+    }
+    /* before each answer: a request that came during the last one comes
+     * after ends that must be read first; a backlog too long to read now
+     * leaves the requests waiting (the handshake timeout bounds them) */
+    while ((zsock_events(zap) & ZMQ_POLLIN) && cv_guard_drain(self->guard))
         cv_zap_handle(self->zap, self->policy);
 }
 

@@ -28,6 +28,7 @@
 #define DEFAULT_HANDSHAKE_MS 5000
 #define MAX_DEFAULT_PENDING  1024
 #define EVENTS_PER_CALL      256  /* the loop's other sockets wait meanwhile */
+#define DRAIN_MAX            8192 /* events cv_guard_drain reads at most */
 #define LOG_INTERVAL_MS      1000 /* evictions are logged at most this often */
 
 #define WATCHED_EVENTS                                                                             \
@@ -286,12 +287,20 @@ void cv_guard_handle(cv_guard_t *self)
     log_evictions(self, false);
 }
 
-void cv_guard_drain(cv_guard_t *self)
+bool cv_guard_drain(cv_guard_t *self)
 {
-    while (receive_event(self))
-        ;
-    evict_oldest(self);
+    for (int n = 0; n < DRAIN_MAX; n += EVENTS_PER_CALL) {
+        int i = 0;
+        while (i < EVENTS_PER_CALL && receive_event(self))
+            i++;
+        evict_oldest(self); /* the pending list stays within its cap as it goes */
+        if (i < EVENTS_PER_CALL) {
+            log_evictions(self, false);
+            return true;
+        }
+    }
     log_evictions(self, false);
+    return !(zsock_events(self->events) & ZMQ_POLLIN);
 }
 
 size_t cv_guard_pending(const cv_guard_t *self)

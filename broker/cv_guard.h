@@ -42,12 +42,15 @@ zsock_t *cv_guard_socket(cv_guard_t *self);
  *  oldest pending connections beyond the cap. Never blocks. */
 void cv_guard_handle(cv_guard_t *self);
 
-/*  Handles every event waiting, however many. Before a connection is
- *  admitted: its descriptor may be one a connection that went had, and the
- *  end of that one, queued before the new one's acceptance, must be read
- *  first, or it would be taken for the new connection's. Cheap next to the
- *  connections that made the events: each costs the transport far more. */
-void cv_guard_drain(cv_guard_t *self);
+/*  Handles every event waiting, up to 8,192, keeping the pending list
+ *  within its cap as it goes; true when none is left. Before a connection
+ *  is admitted: its descriptor may be one a connection that went had, and
+ *  the end of that one, queued before the new one's acceptance, must be
+ *  read first, or it would be taken for the new connection's. Reading an
+ *  event is cheap next to making it (a connection costs the transport far
+ *  more), so the queue empties unless the loop fell far behind; false
+ *  says it did, and nobody should be admitted yet. */
+bool cv_guard_drain(cv_guard_t *self);
 
 /*  Connections accepted whose handshake has not been seen to complete. */
 size_t cv_guard_pending(const cv_guard_t *self);

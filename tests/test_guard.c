@@ -229,17 +229,21 @@ static void count_end(void *arg, int fd)
     ends_read++;
 }
 
-#define ENDS 600 /* more than cv_guard_handle reads in one call */
+#define ENDS 600 /* connections, three events each: many more than one call reads */
 
-/*  Many connections came and went, their ends all waiting: one
- *  cv_guard_handle reads a bounded number, and cv_guard_drain every one.
- *  The broker drains before it admits a connection, so that a connection
- *  on a gone one's descriptor is never taken for it when that one's end is
- *  read late. */
+/*  Many connections came and went, their ends waiting: one
+ *  cv_guard_handle reads a bounded number of events, and cv_guard_drain
+ *  reads on past that bound (to the last, unless more come than it reads
+ *  at once, which 1,800 events do not). The broker drains before it
+ *  admits a connection, so that a connection on a gone one's descriptor is
+ *  never taken for it when that one's end is read late. The transport is
+ *  given its time (a slow machine may take longer), so the assertions
+ *  are on what one call can read, not on timing. */
 static void test_drain_reads_every_end_waiting(void **state)
 {
     (void)state;
     zsock_t *router = zsock_new(ZMQ_ROUTER);
+    zsock_set_backlog(router, ENDS); /* every connection accepted, none held back */
     cv_log_t *log = cv_log_new(CV_LOG_TEXT, false, true);
     cv_error_t err = {0};
     cv_guard_t *guard = cv_guard_new(router, log, 0, 0, count_end, NULL, &err);
@@ -252,11 +256,18 @@ static void test_drain_reads_every_end_waiting(void **state)
         assert_int_equal(poll(&p, 1, 5000), 1); /* connected */
         close(fd);
     }
-    zclock_sleep(1500); /* the transport has seen them all end */
+    zclock_sleep(2000); /* most of them have ended, as the transport saw it */
     cv_guard_handle(guard);
-    assert_true(ends_read < ENDS);
-    cv_guard_drain(guard);
-    assert_int_equal(ends_read, ENDS);
+    int one_call = ends_read;
+    assert_true(one_call <= 256); /* at most its events, one end each */
+    assert_true(cv_guard_drain(guard));
+    assert_true(ends_read > one_call + 256); /* on past one call's bound */
+    int64_t deadline = zclock_mono() + DEADLINE_MS;
+    while (ends_read < ENDS && zclock_mono() < deadline) {
+        zclock_sleep(100);
+        assert_true(cv_guard_drain(guard));
+    }
+    assert_int_equal(ends_read, ENDS); /* and nothing is lost */
     cv_guard_destroy(&guard);
     zsock_destroy(&router);
     cv_log_destroy(&log);
