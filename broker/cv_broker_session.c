@@ -121,8 +121,6 @@ static void unindex_fd(cv_broker_t *self, const session_t *s)
         self->by_fd[s->fd] = NULL;
 }
 
-static void connection_went(cv_broker_t *self, session_t *s);
-
 static void index_fd(cv_broker_t *self, session_t *s)
 {
     if (s->fd < 0)
@@ -197,6 +195,18 @@ void broker_end_session(cv_broker_t *self, session_t *s)
     remove_session(self, s);
 }
 
+/*  The session's connection went: it is sent nothing more. */
+static void connection_went(cv_broker_t *self, session_t *s)
+{
+    assert(!s->gone_at);
+    unindex_fd(self, s);
+    s->gone_at = zclock_mono();
+    self->sessions_gone++;
+    forget_messages_of(self, s->serial);
+    stop_serving(self, s); /* a Hello for its queue replaces nobody */
+    cv_log_agency(self->log, s->agency, true, "session of %s: its connection went", s->agency);
+}
+
 /*  A routing id lives as long as its connection: once that is gone libzmq
  *  may give it to the next connection that asks for it (a client may set
  *  its own, shaped as an assigned one: see assigned_routing_id). So the
@@ -212,17 +222,6 @@ void broker_connection_gone(void *arg, int fd)
     cv_broker_t *self = arg;
     if (fd >= 0 && (size_t)fd < self->by_fd_size && self->by_fd[fd])
         connection_went(self, self->by_fd[fd]);
-}
-
-static void connection_went(cv_broker_t *self, session_t *s)
-{
-    assert(!s->gone_at);
-    unindex_fd(self, s);
-    s->gone_at = zclock_mono();
-    self->sessions_gone++;
-    forget_messages_of(self, s->serial);
-    stop_serving(self, s); /* a Hello for its queue replaces nobody */
-    cv_log_agency(self->log, s->agency, true, "session of %s: its connection went", s->agency);
 }
 
 bool broker_session_gone(cv_broker_t *self, const zframe_t *routing, uint64_t serial)

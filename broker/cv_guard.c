@@ -279,28 +279,30 @@ static void evict_oldest(cv_guard_t *self)
     }
 }
 
+/*  Up to EVENTS_PER_CALL events, then the pending list back within its
+ *  cap; how many were read. */
+static int handle_some(cv_guard_t *self)
+{
+    int n = 0;
+    while (n < EVENTS_PER_CALL && receive_event(self))
+        n++;
+    evict_oldest(self);
+    return n;
+}
+
 void cv_guard_handle(cv_guard_t *self)
 {
-    for (int i = 0; i < EVENTS_PER_CALL && receive_event(self); i++)
-        ;
-    evict_oldest(self);
+    handle_some(self);
     log_evictions(self, false);
 }
 
 bool cv_guard_drain(cv_guard_t *self)
 {
-    for (int n = 0; n < DRAIN_MAX; n += EVENTS_PER_CALL) {
-        int i = 0;
-        while (i < EVENTS_PER_CALL && receive_event(self))
-            i++;
-        evict_oldest(self); /* the pending list stays within its cap as it goes */
-        if (i < EVENTS_PER_CALL) {
-            log_evictions(self, false);
-            return true;
-        }
-    }
+    bool empty = false;
+    for (int n = 0; n < DRAIN_MAX && !empty; n += EVENTS_PER_CALL)
+        empty = handle_some(self) < EVENTS_PER_CALL;
     log_evictions(self, false);
-    return !(zsock_events(self->events) & ZMQ_POLLIN);
+    return empty || !(zsock_events(self->events) & ZMQ_POLLIN);
 }
 
 size_t cv_guard_pending(const cv_guard_t *self)

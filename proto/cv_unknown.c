@@ -25,17 +25,29 @@ static ProtobufCMessage *submessage(ProtobufCMessage *msg, const ProtobufCFieldD
     return *(ProtobufCMessage **)(base + f->offset);
 }
 
+/*  The messages under message field f of msg: *n of them (NULL ones
+ *  among them), a singular one held in *one. */
+static ProtobufCMessage *const *messages_of(const ProtobufCMessage *msg,
+                                            const ProtobufCFieldDescriptor *f,
+                                            ProtobufCMessage **one, size_t *n)
+{
+    const char *base = (const char *)msg;
+    if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+        *n = *(const size_t *)(base + f->quantifier_offset);
+        return *(ProtobufCMessage *const *const *)(base + f->offset);
+    }
+    *one = submessage((ProtobufCMessage *)msg, f);
+    *n = 1;
+    return one;
+}
+
 static void drop_in_field(ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f)
 {
     if (f->type != PROTOBUF_C_TYPE_MESSAGE)
         return;
-    if (f->label != PROTOBUF_C_LABEL_REPEATED) {
-        cv_proto_drop_unknown(submessage(msg, f));
-        return;
-    }
-    char *base = (char *)msg;
-    size_t n = *(const size_t *)(base + f->quantifier_offset);
-    ProtobufCMessage **items = *(ProtobufCMessage ***)(base + f->offset);
+    ProtobufCMessage *one;
+    size_t n;
+    ProtobufCMessage *const *items = messages_of(msg, f, &one, &n);
     for (size_t i = 0; items && i < n; i++)
         cv_proto_drop_unknown(items[i]);
 }
@@ -83,16 +95,9 @@ static bool entry_whole(const ProtobufCMessage *entry, char *path, size_t size, 
 static bool field_whole(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f, char *path,
                         size_t size, size_t at)
 {
-    const char *base = (const char *)msg;
-    ProtobufCMessage *one = NULL;
-    ProtobufCMessage *const *items = &one;
-    size_t n = 1;
-    if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-        n = *(const size_t *)(base + f->quantifier_offset);
-        items = *(ProtobufCMessage *const *const *)(base + f->offset);
-    } else {
-        one = submessage((ProtobufCMessage *)msg, f);
-    }
+    ProtobufCMessage *one;
+    size_t n;
+    ProtobufCMessage *const *items = messages_of(msg, f, &one, &n);
     size_t len = at;
     if (path) { /* only on the second walk, to name what failed: snprintf costs */
         snprintf(path + at, size - at, "%s%s", at ? "." : "", f->name);
