@@ -250,6 +250,7 @@ static void test_drain_reads_every_end_waiting(void **state)
     assert_non_null(guard);
     int port = zsock_bind(router, "tcp://127.0.0.1:*");
     assert_true(port > 0);
+    ends_read = 0;
     for (int i = 0; i < ENDS; i++) {
         int fd = idle_connection(port);
         struct pollfd p = {fd, POLLOUT, 0};
@@ -273,10 +274,49 @@ static void test_drain_reads_every_end_waiting(void **state)
     cv_log_destroy(&log);
 }
 
+#define FLOOD 4000 /* connections: 12,000 events, more than one drain reads */
+
+/*  An attacker's connections come and go faster than one drain reads: the
+ *  drain stops at its bound and says it did not finish (the broker then
+ *  admits nobody yet), and the next drains read the rest, nothing lost. */
+static void test_a_drain_stops_at_its_bound(void **state)
+{
+    (void)state;
+    zsock_t *router = zsock_new(ZMQ_ROUTER);
+    zsock_set_backlog(router, FLOOD);
+    cv_log_t *log = cv_log_new(CV_LOG_TEXT, false, true);
+    cv_error_t err = {0};
+    cv_guard_t *guard = cv_guard_new(router, log, 0, 0, count_end, NULL, &err);
+    assert_non_null(guard);
+    int port = zsock_bind(router, "tcp://127.0.0.1:*");
+    assert_true(port > 0);
+    ends_read = 0;
+    for (int i = 0; i < FLOOD; i++) {
+        int fd = idle_connection(port);
+        struct pollfd p = {fd, POLLOUT, 0};
+        assert_int_equal(poll(&p, 1, 5000), 1);
+        close(fd);
+    }
+    zclock_sleep(3000); /* the transport has seen most of them end */
+    assert_false(cv_guard_drain(guard));
+    assert_true(ends_read < FLOOD);
+    int64_t deadline = zclock_mono() + DEADLINE_MS;
+    while (ends_read < FLOOD && zclock_mono() < deadline) {
+        zclock_sleep(100);
+        cv_guard_drain(guard);
+    }
+    assert_int_equal(ends_read, FLOOD);
+    assert_true(cv_guard_drain(guard));
+    cv_guard_destroy(&guard);
+    zsock_destroy(&router);
+    cv_log_destroy(&log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_drain_reads_every_end_waiting),
+        cmocka_unit_test(test_a_drain_stops_at_its_bound),
         cmocka_unit_test(test_idle_connections_do_not_keep_agencies_out),
         cmocka_unit_test(test_sessions_are_never_evicted),
         cmocka_unit_test(test_idle_connection_dropped_after_handshake_timeout),
