@@ -313,6 +313,36 @@ static void test_queue_names(void **state)
     cv_queue_destroy(NULL);
 }
 
+/*  The key the router and the sessions find a queue by: the agency's
+ *  length first, so that no agency and feed spell another pair's key;
+ *  on the heap past the buffer on the stack. */
+static void test_queue_name_keys(void **state)
+{
+    (void)state;
+    cv_queue_name_t a, b;
+    assert_string_equal(cv_queue_name(&a, "hull-cc", ""), "7:hull-cc/");
+    assert_null(a.heap);
+    assert_string_equal(cv_queue_name(&a, "hull-cc", "prevent"), "7:hull-cc/prevent");
+    assert_string_not_equal(cv_queue_name(&a, "a/b", "c"), cv_queue_name(&b, "a", "b/c"));
+    assert_string_equal(cv_queue_name(&a, "", ""), "0:/");
+    char agency[300], want[320 + 16];
+    for (size_t len = 249; len <= 252; len++) { /* "250:" + 250 + "/" and NUL fill 256 bytes */
+        memset(agency, 'x', len);
+        agency[len] = '\0';
+        snprintf(want, sizeof want, "%zu:%s/", len, agency);
+        assert_string_equal(cv_queue_name(&a, agency, ""), want);
+        assert_true((a.heap != NULL) == (strlen(want) + 1 > sizeof a.buf));
+        cv_queue_name_free(&a);
+        assert_null(a.heap);
+    }
+    memset(agency, 'x', sizeof agency - 1);
+    agency[sizeof agency - 1] = '\0';
+    snprintf(want, sizeof want, "%zu:%s/feed", strlen(agency), agency);
+    assert_string_equal(cv_queue_name(&a, agency, "feed"), want);
+    assert_non_null(a.heap);
+    cv_queue_name_free(&a);
+}
+
 static void test_queue_give_seq(void **state)
 {
     (void)state;
@@ -2558,6 +2588,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_checkpoint_failures_are_told),
         TEST(test_queue_take_order),
         TEST(test_queue_names),
+        TEST(test_queue_name_keys),
         TEST(test_queue_give_seq),
         TEST(test_queue_ack),
         TEST(test_queue_ring_grows_wrapped),
