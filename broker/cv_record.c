@@ -7,7 +7,6 @@
  */
 #include <assert.h>
 #include <czmq.h>
-#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -231,10 +230,8 @@ bool cv_record_turn_off(cv_record_t *self, cv_error_t *err)
 
 static void key_hex(cv_json_writer_t *w, const char *key, const uint8_t *bytes, size_t len)
 {
-    char hex[2 * 64 + 1];
-    assert(len <= 64);
-    sodium_bin2hex(hex, sizeof hex, bytes, len);
-    key_string(w, key, hex);
+    cv_json_key(w, key);
+    cv_json_hex(w, bytes, len);
 }
 
 /*  A part is written as an object of its own, then taken without its
@@ -664,9 +661,7 @@ bool cv_record_delivered(cv_record_t *self, const char *agency, const char *feed
         key_string(w, "report", d->report_id);
         cv_json_key(w, "seq");
         cv_json_uint(w, d->seq);
-        cv_json_key(w, "view");
-        char hex[2 * CV_HASH_BYTES + 1];
-        cv_json_string(w, d->view ? sodium_bin2hex(hex, sizeof hex, d->view, CV_HASH_BYTES) : NULL);
+        key_hex(w, "view", d->view, CV_HASH_BYTES);
         cv_json_object_end(w);
     }
     cv_json_array_end(w);

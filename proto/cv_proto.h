@@ -195,6 +195,8 @@ void cv_json_key(cv_json_writer_t *self, const char *key);
 void cv_json_string(cv_json_writer_t *self, const char *text); /* NULL writes null */
 void cv_json_bool(cv_json_writer_t *self, bool value);
 void cv_json_uint(cv_json_writer_t *self, uint64_t value);
+/*  bytes as a string of lowercase hex digits (a hash); NULL writes null. */
+void cv_json_hex(cv_json_writer_t *self, const uint8_t *bytes, size_t len);
 void cv_json_message(cv_json_writer_t *self, const ProtobufCMessage *msg);
 /*  Members of the object being written, rendered beforehand by a compact
  *  writer: the len bytes between that object's braces ("k":v,...), for

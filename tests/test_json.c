@@ -648,6 +648,41 @@ static void test_writer_numbers_and_strings(void **state)
     cv_json_writer_destroy(&w);
 }
 
+/*  Hashes as hex: every nibble's digit, lowercase, as a value after a key
+ *  and in an array, null for none; and past the writer's first buffer. */
+static void test_writer_hex(void **state)
+{
+    (void)state;
+    const uint8_t bytes[] = {0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x00, 0xff};
+    cv_json_writer_t *w = cv_json_writer_new(0);
+    cv_json_object_begin(w);
+    cv_json_key(w, "h");
+    cv_json_hex(w, bytes, sizeof bytes);
+    cv_json_key(w, "none");
+    cv_json_hex(w, NULL, 32);
+    cv_json_key(w, "list");
+    cv_json_array_begin(w);
+    cv_json_hex(w, bytes, 1);
+    cv_json_hex(w, bytes, 0);
+    cv_json_array_end(w);
+    cv_json_object_end(w);
+    assert_string_equal(cv_json_writer_text(w),
+                        "{\"h\":\"0123456789abcdef00ff\",\"none\":null,\"list\":[\"01\",\"\"]}");
+    cv_json_writer_destroy(&w);
+
+    uint8_t big[1000];
+    char want[2 * sizeof big + 3] = "\"";
+    for (size_t i = 0; i < sizeof big; i++) {
+        big[i] = (uint8_t)(i * 7);
+        snprintf(want + 1 + 2 * i, 3, "%02x", big[i]);
+    }
+    strcat(want, "\"");
+    w = cv_json_writer_new(0);
+    cv_json_hex(w, big, sizeof big);
+    assert_string_equal(cv_json_writer_text(w), want);
+    cv_json_writer_destroy(&w);
+}
+
 /*  What the writer must make of a string of 'a's with the one byte c in
  *  it: c itself when plain ASCII, else its escape, or U+FFFD for a byte
  *  that cannot begin UTF-8 alone. */
@@ -823,6 +858,7 @@ int main(void)
         cmocka_unit_test(test_node_position),
         cmocka_unit_test(test_robustness),
         cmocka_unit_test(test_writer_numbers_and_strings),
+        cmocka_unit_test(test_writer_hex),
         cmocka_unit_test(test_writer_every_byte_everywhere),
         cmocka_unit_test(test_writer_take),
         cmocka_unit_test(test_view_mode_allows_masked_formats),
