@@ -78,25 +78,7 @@ run() {
 }
 run on
 run off
-python3 - "$work" "$reports" <<'PY'
-import re, subprocess, sys
-work, reports = sys.argv[1], int(sys.argv[2])
-parts = ["cv_broker_run", "cv_sha256_parts", "cv_record_accepted_begin", "cv_record_recipient",
-         "cv_decision_outcomes", "cv_record_accepted_end", "cv_record_delivered",
-         "cv_record_flush", "cv_tlog_append_many", "sqlite3_step"]
-def counts(log):
-    # the loop's thread is the first: its file ends -01
-    text = subprocess.run(["callgrind_annotate", "--inclusive=yes", work + "/" + log + ".out-01"],
-                          capture_output=True, text=True).stdout
-    found = {}
-    for line in text.splitlines():
-        m = re.match(r"\s*([\d,]+) .*[?:]+(\w+) \[", line)
-        if m and m.group(2) in parts and m.group(2) not in found:
-            found[m.group(2)] = int(m.group(1).replace(",", "")) / reports
-    return found
-on, off = counts("on"), counts("off")
-print("instructions a report on the loop's thread (%d reports), audit log on and off" % reports)
-for label, get in [("the loop, less SHA-256", lambda c: c.get("cv_broker_run", 0) - c.get("cv_sha256_parts", 0))] + \
-        [(part, lambda c, part=part: c.get(part, 0)) for part in parts]:
-    print("  %-28s %10.0f %10.0f" % (label, get(on), get(off)))
-PY
+"$source_dir/bench/callgrind_parts.py" "$work/on.out" "$work/off.out" "$reports" \
+    "instructions a report on the loop's thread ($reports reports), audit log on and off" \
+    cv_record_accepted_begin cv_record_recipient cv_decision_outcomes cv_record_accepted_end \
+    cv_record_delivered cv_record_flush cv_tlog_append_many sqlite3_step

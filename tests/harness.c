@@ -212,11 +212,22 @@ static void exec_broker(harness_t *self, const char *const *extra, int out_fd)
     snprintf(cert, sizeof cert, "%s/broker.cert_secret", self->dir);
     snprintf(data, sizeof data, "%s/data", self->dir);
     snprintf(log, sizeof log, "%s/broker.log", self->dir);
-    const char *argv[32] = {CAVEATD,  "--policy", policy,   "--endpoint", "tcp://127.0.0.1:!",
-                            "--cert", cert,       "--data", data};
-    int argc = 9;
-    for (int i = 0; extra && extra[i] && argc < 31; i++)
+    const char *argv[48];
+    int argc = 0;
+    /* a tool to run the broker under, for the benchmarks' instruction
+     * counts ("valgrind --tool=callgrind ..."): words split at spaces */
+    char *tool = getenv("CAVEAT_BROKER_TOOL") ? strdup(getenv("CAVEAT_BROKER_TOOL")) : NULL;
+    char *save = NULL;
+    for (char *word = tool ? strtok_r(tool, " ", &save) : NULL; word && argc < 16;
+         word = strtok_r(NULL, " ", &save))
+        argv[argc++] = word;
+    const char *const broker[] = {CAVEATD,  "--policy", policy,   "--endpoint", "tcp://127.0.0.1:!",
+                                  "--cert", cert,       "--data", data};
+    for (size_t i = 0; i < sizeof broker / sizeof *broker; i++)
+        argv[argc++] = broker[i];
+    for (int i = 0; extra && extra[i] && argc < 47; i++)
         argv[argc++] = extra[i];
+    argv[argc] = NULL;
     if (self->nofile > 0)
         setrlimit(RLIMIT_NOFILE, &(struct rlimit){(rlim_t)self->nofile, (rlim_t)self->nofile});
     /* a test that dies must not leave its broker running */
@@ -225,7 +236,7 @@ static void exec_broker(harness_t *self, const char *const *extra, int out_fd)
     int log_fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
     if (log_fd >= 0)
         dup2(log_fd, STDERR_FILENO);
-    execv(CAVEATD, (char *const *)argv);
+    execvp(argv[0], (char *const *)argv);
     _exit(127);
 }
 
