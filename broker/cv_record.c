@@ -50,6 +50,13 @@ struct cv_record_t {
          *  field as it is (cv_decision_shares_all) are given it without the
          *  report's fields being listed, and its row is never read. */
         int whole;
+        /*  Views known by the entry that decided them alone
+         *  (cv_decision_grants_entry): recipients under the same entry
+         *  have the same view, found without taking their outcomes. */
+        struct {
+            int entry, view;
+        } * by_entry;
+        int n_by_entry, by_entry_room;
     } views;
     struct {
         char **data; /* the transaction's leaves, not yet written: cv_record_flush */
@@ -101,6 +108,7 @@ void cv_record_destroy(cv_record_t **self_p)
     free(self->views.paths);
     free(self->views.rows);
     free(self->views.row);
+    free(self->views.by_entry);
     cv_record_discard(self);
     free(self->pending.data);
     free(self->pending.lens);
@@ -325,6 +333,7 @@ void cv_record_accepted_begin(cv_record_t *self, const Caveat__Report *report,
     self->views.n = 0;
     self->views.fields = -1; /* not known until a recipient is given the report */
     self->views.whole = -1;
+    self->views.n_by_entry = 0;
 }
 
 /*  The decision's outcomes into views.row, views.paths filled the first
@@ -357,7 +366,7 @@ static bool row_shares_all(const char **row, int fields)
  *  when the same, else a new one. A recipient given every field as it is
  *  has the whole report, known without asking for each field's outcome:
  *  the leaf's commonest case, and the outcomes were a sixth of its cost. */
-static int view_of(cv_record_t *self, cv_decision_t *decision)
+static int view_by_outcomes(cv_record_t *self, cv_decision_t *decision)
 {
     bool whole = cv_decision_shares_all(decision);
     if (whole && self->views.whole >= 0)
@@ -391,6 +400,32 @@ static int view_of(cv_record_t *self, cv_decision_t *decision)
     if (bytes) /* a first row without fields may have no row buffer yet */
         memcpy(self->views.rows + (size_t)self->views.n * width, self->views.row, bytes);
     return self->views.n++;
+}
+
+/*  view_by_outcomes, asked once for each entry that decides alone: at a
+ *  fan-out most recipients are given the report under a rule another
+ *  recipient was given it under, and taking their outcomes (marking the
+ *  report's fields, working out the grants, a row of strings to compare)
+ *  was two thirds of writing their entry in the leaf. */
+static int view_of(cv_record_t *self, cv_decision_t *decision)
+{
+    int entry = cv_decision_grants_entry(decision);
+    for (int i = 0; entry >= 0 && i < self->views.n_by_entry; i++)
+        if (self->views.by_entry[i].entry == entry)
+            return self->views.by_entry[i].view;
+    int view = view_by_outcomes(self, decision);
+    if (entry >= 0) {
+        if (self->views.n_by_entry == self->views.by_entry_room) {
+            self->views.by_entry_room =
+                self->views.by_entry_room ? 2 * self->views.by_entry_room : 8;
+            self->views.by_entry =
+                cv_xrealloc(self->views.by_entry,
+                            (size_t)self->views.by_entry_room * sizeof *self->views.by_entry);
+        }
+        self->views.by_entry[self->views.n_by_entry].entry = entry;
+        self->views.by_entry[self->views.n_by_entry++].view = view;
+    }
+    return view;
 }
 
 /*  Who it went to, under which entries, and which view; or why not. */

@@ -1725,17 +1725,23 @@ int cv_decision_outcomes(cv_decision_t *self, const char **paths, const char **o
     return n;
 }
 
+int cv_decision_grants_entry(cv_decision_t *self)
+{
+    /* one entry, no marking to raise a field and no restriction: its row
+     * is the grants (compute_grants), known at load */
+    if (!self->delivered || self->n_matched != 1 || self->report->n_field_markings != 0)
+        return -1;
+    ensure_restricted(self);
+    return self->n_restricted == 0 ? self->matched[0] : -1;
+}
+
 bool cv_decision_shares_all(cv_decision_t *self)
 {
     if (!self->delivered)
         return false;
-    /* one entry, no marking to raise a field and no restriction: its row
-     * is the grants (compute_grants), known at load */
-    if (self->n_matched == 1 && self->report->n_field_markings == 0) {
-        ensure_restricted(self);
-        if (self->n_restricted == 0)
-            return self->policy->entries[self->matched[0]].shares_all;
-    }
+    int entry = cv_decision_grants_entry(self);
+    if (entry >= 0)
+        return self->policy->entries[entry].shares_all;
     settle_grants(self);
     for (size_t i = 0; i < self->size; i++) {
         const cv_schema_node_t *node = &self->nodes[i];

@@ -236,6 +236,12 @@ int cv_decision_outcomes(cv_decision_t *self, const char **paths, const char **o
  *  False says only that some field of the schema is not shared: the
  *  report may hold none of them. */
 bool cv_decision_shares_all(cv_decision_t *self);
+/*  After cv_policy_decide: the entry whose grants a delivery's are,
+ *  exactly (one entry matched, no field of the report marked, nothing
+ *  restricted for the recipient), else -1. Two such decisions on the same
+ *  report with the same entry give the same outcomes, so a caller may
+ *  take cv_decision_outcomes once for them.                               */
+int cv_decision_grants_entry(cv_decision_t *self);
 
 /* ------------------------------------------------------------------------ */
 /*  Routing: which agencies to decide a report for, without deciding for

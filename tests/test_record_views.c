@@ -337,6 +337,63 @@ static void the_whole_report_is_one_view(void **state)
     rig->policy = first;
 }
 
+/*  Recipients under one rule share a view without their outcomes being
+ *  taken again only when the rule alone decides what they are given: a
+ *  restriction on one of them, a field marked above one's clearance, or a
+ *  second rule for one, gives it a view of its own, as its outcomes say. */
+static void one_rule_gives_two_views(void **state)
+{
+    rig_t *rig = *state;
+    cv_policy_t *first = rig->policy;
+    static const char *const restricted[][2] = {{"rules:\n", "restrictions:\n"
+                                                             "  - name: no-names-for-children\n"
+                                                             "    to_agencies: [hull-cc-children]\n"
+                                                             "    fields: {subjects.name: deny}\n"
+                                                             "rules:\n"}};
+    rig->policy = edited_policy(restricted, 1, false);
+    char *leaf = accepted_leaf(rig, large_report);
+    assert_view(leaf, "hull-ctio", 0);
+    assert_view(leaf, "hull-cc", 1);
+    assert_view(leaf, "hull-cc-children", 2);
+    assert_view(leaf, "hull-college", 3);
+    free(leaf);
+    cv_policy_destroy(&rig->policy);
+
+    static const char *const cleared[][2] = {
+        {"hull-cc-children: {organisation: hull-city-council, type: local_authority,"
+         " clearance: OFFICIAL-SENSITIVE",
+         "hull-cc-children: {organisation: hull-city-council, type: local_authority,"
+         " clearance: SECRET"}};
+    rig->policy = edited_policy(cleared, 1, false);
+    char *marked = strdup(large_report);
+    marked = replaced(marked, " 'caveats':",
+                      " 'field_markings': [{'path': 'narrative', 'level': 'SECRET'}], 'caveats':");
+    for (int round = 0; round < 2; round++) { /* and after a report without the marking */
+        leaf = accepted_leaf(rig, round ? large_report : marked);
+        assert_view(leaf, "hull-cc", 1);
+        assert_view(leaf, "hull-cc-children", round ? 1 : 2);
+        free(leaf);
+    }
+    free(marked);
+    cv_policy_destroy(&rig->policy);
+
+    static const char *const two_rules[][2] = {
+        {"    to_types: [education]\n    fields: {summary: share}\n",
+         "    to_types: [education]\n    fields: {summary: share}\n"
+         "  - name: children-addresses\n" /* after safeguarding: its second entry */
+         "    categories: [vulnerable_individual]\n"
+         "    from_types: [police]\n"
+         "    to_agencies: [hull-cc-children]\n"
+         "    fields: {subjects.address: share}\n"}};
+    rig->policy = edited_policy(two_rules, 1, false);
+    leaf = accepted_leaf(rig, large_report);
+    assert_view(leaf, "hull-cc", 1);
+    assert_view(leaf, "hull-cc-children", 2);
+    free(leaf);
+    cv_policy_destroy(&rig->policy);
+    rig->policy = first;
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -345,6 +402,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(views_grow_with_the_reports_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(a_new_policy_names_its_own_agencies, setup, teardown),
         cmocka_unit_test_setup_teardown(the_whole_report_is_one_view, setup, teardown),
+        cmocka_unit_test_setup_teardown(one_rule_gives_two_views, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
