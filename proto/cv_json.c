@@ -1403,7 +1403,11 @@ void cv_json_hex(cv_json_writer_t *self, const uint8_t *bytes, size_t len)
         return;
     }
     out_t *o = &self->out;
-    if (len > (SIZE_MAX - 3) / 2 || !room_for(o, 2 * len + 2))
+    if (len > (SIZE_MAX - 3) / 2) {
+        o->failed = true; /* as room_for fails: never a key without its value */
+        return;
+    }
+    if (!room_for(o, 2 * len + 2))
         return;
     char *at = o->data + o->len;
     *at++ = '"';

@@ -240,13 +240,15 @@ static void exec_broker(harness_t *self, const char *const *extra, int out_fd)
     _exit(127);
 }
 
-/*  Reads "caveatd: ready on ENDPOINT" within 10 s. */
+/*  Reads "caveatd: ready on ENDPOINT" within 10 s, or 60 s for a broker
+ *  under a tool (CAVEAT_BROKER_TOOL): callgrind starts it far slower. */
 static bool wait_ready(harness_t *self, int fd)
 {
     char line[512] = "";
     size_t len = 0;
     struct pollfd p = {.fd = fd, .events = POLLIN};
-    while (len < sizeof line - 1 && poll(&p, 1, 10000) == 1) {
+    int timeout_ms = getenv("CAVEAT_BROKER_TOOL") ? 60000 : 10000;
+    while (len < sizeof line - 1 && poll(&p, 1, timeout_ms) == 1) {
         ssize_t n = read(fd, line + len, 1);
         if (n <= 0)
             break;

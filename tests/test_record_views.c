@@ -368,7 +368,7 @@ static void one_rule_gives_two_views(void **state)
     char *marked = strdup(large_report);
     marked = replaced(marked, " 'caveats':",
                       " 'field_markings': [{'path': 'narrative', 'level': 'SECRET'}], 'caveats':");
-    for (int round = 0; round < 2; round++) { /* and after a report without the marking */
+    for (int round = 0; round < 2; round++) { /* then unmarked: one view for both */
         leaf = accepted_leaf(rig, round ? large_report : marked);
         assert_view(leaf, "hull-cc", 1);
         assert_view(leaf, "hull-cc-children", round ? 1 : 2);
