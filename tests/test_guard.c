@@ -229,6 +229,41 @@ static void count_end(void *arg, int fd)
     ends_read++;
 }
 
+/*  A ROUTER on a loopback port under a guard that counts the ends it
+ *  reads, and n connections to it made and closed at once, their ends
+ *  waiting to be read. */
+typedef struct {
+    zsock_t *router;
+    cv_log_t *log;
+    cv_guard_t *guard;
+} ends_rig_t;
+
+static ends_rig_t ends_waiting(int n)
+{
+    ends_rig_t rig = {zsock_new(ZMQ_ROUTER), cv_log_new(CV_LOG_TEXT, false, true), NULL};
+    zsock_set_backlog(rig.router, n); /* every connection accepted, none held back */
+    cv_error_t err = {0};
+    rig.guard = cv_guard_new(rig.router, rig.log, 0, 0, count_end, NULL, &err);
+    assert_non_null(rig.guard);
+    int port = zsock_bind(rig.router, "tcp://127.0.0.1:*");
+    assert_true(port > 0);
+    ends_read = 0;
+    for (int i = 0; i < n; i++) {
+        int fd = idle_connection(port);
+        struct pollfd p = {fd, POLLOUT, 0};
+        assert_int_equal(poll(&p, 1, 5000), 1); /* connected */
+        close(fd);
+    }
+    return rig;
+}
+
+static void ends_rig_destroy(ends_rig_t *rig)
+{
+    cv_guard_destroy(&rig->guard);
+    zsock_destroy(&rig->router);
+    cv_log_destroy(&rig->log);
+}
+
 #define ENDS 600 /* connections, three events each: many more than one call reads */
 
 /*  Many connections came and went, their ends waiting: one
@@ -242,21 +277,8 @@ static void count_end(void *arg, int fd)
 static void test_drain_reads_every_end_waiting(void **state)
 {
     (void)state;
-    zsock_t *router = zsock_new(ZMQ_ROUTER);
-    zsock_set_backlog(router, ENDS); /* every connection accepted, none held back */
-    cv_log_t *log = cv_log_new(CV_LOG_TEXT, false, true);
-    cv_error_t err = {0};
-    cv_guard_t *guard = cv_guard_new(router, log, 0, 0, count_end, NULL, &err);
-    assert_non_null(guard);
-    int port = zsock_bind(router, "tcp://127.0.0.1:*");
-    assert_true(port > 0);
-    ends_read = 0;
-    for (int i = 0; i < ENDS; i++) {
-        int fd = idle_connection(port);
-        struct pollfd p = {fd, POLLOUT, 0};
-        assert_int_equal(poll(&p, 1, 5000), 1); /* connected */
-        close(fd);
-    }
+    ends_rig_t rig = ends_waiting(ENDS);
+    cv_guard_t *guard = rig.guard;
     zclock_sleep(2000); /* most of them have ended, as the transport saw it */
     cv_guard_handle(guard);
     int one_call = ends_read;
@@ -269,9 +291,7 @@ static void test_drain_reads_every_end_waiting(void **state)
         assert_true(cv_guard_drain(guard));
     }
     assert_int_equal(ends_read, ENDS); /* and nothing is lost */
-    cv_guard_destroy(&guard);
-    zsock_destroy(&router);
-    cv_log_destroy(&log);
+    ends_rig_destroy(&rig);
 }
 
 #define FLOOD 4000 /* connections: 12,000 events, more than one drain reads */
@@ -282,21 +302,8 @@ static void test_drain_reads_every_end_waiting(void **state)
 static void test_a_drain_stops_at_its_bound(void **state)
 {
     (void)state;
-    zsock_t *router = zsock_new(ZMQ_ROUTER);
-    zsock_set_backlog(router, FLOOD);
-    cv_log_t *log = cv_log_new(CV_LOG_TEXT, false, true);
-    cv_error_t err = {0};
-    cv_guard_t *guard = cv_guard_new(router, log, 0, 0, count_end, NULL, &err);
-    assert_non_null(guard);
-    int port = zsock_bind(router, "tcp://127.0.0.1:*");
-    assert_true(port > 0);
-    ends_read = 0;
-    for (int i = 0; i < FLOOD; i++) {
-        int fd = idle_connection(port);
-        struct pollfd p = {fd, POLLOUT, 0};
-        assert_int_equal(poll(&p, 1, 5000), 1);
-        close(fd);
-    }
+    ends_rig_t rig = ends_waiting(FLOOD);
+    cv_guard_t *guard = rig.guard;
     zclock_sleep(3000); /* the transport has seen most of them end */
     assert_false(cv_guard_drain(guard));
     assert_true(ends_read < FLOOD);
@@ -307,9 +314,7 @@ static void test_a_drain_stops_at_its_bound(void **state)
     }
     assert_int_equal(ends_read, FLOOD);
     assert_true(cv_guard_drain(guard));
-    cv_guard_destroy(&guard);
-    zsock_destroy(&router);
-    cv_log_destroy(&log);
+    ends_rig_destroy(&rig);
 }
 
 int main(void)
