@@ -369,7 +369,7 @@ static cv_broker_t *new_broker(const cv_broker_config_t *config, bool offline, c
     self->cache = cv_cache_new();
     self->hasher = cv_hasher_new("cv-checksums"); /* NULL: the loop takes the sums itself */
     self->view_hasher = cv_hasher_new("cv-view-hashes");
-    self->views = cv_views_new(self->view_hasher);
+    self->views = cv_views_new(self->view_hasher, !config->audit_off);
     if (!self->cache || !start(self, offline, err))
         cv_broker_destroy(&self);
     else if (!offline)

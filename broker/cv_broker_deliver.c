@@ -45,6 +45,24 @@ static size_t pack_view(cv_broker_t *self, const Caveat__Report *report)
     return cv_decision_pack(self->decision, report, self->pack.view, self->pack.view_cap);
 }
 
+/*  The view of the report at rowid under the last decision: the one this
+ *  pump's pass already packed under the same name (cv_views.h), or packed
+ *  now into pack.view; NULL when it cannot be packed. */
+static const uint8_t *view_of(cv_broker_t *self, int64_t rowid, const Caveat__Report *report,
+                              int64_t name, size_t *len)
+{
+    const uint8_t *view = cv_views_find(self->views, rowid, name, len);
+#ifndef NDEBUG
+    /* the name is the policy's promise that the bytes are the same */
+    if (view)
+        assert(pack_view(self, report) == *len && memcmp(self->pack.view, view, *len) == 0);
+#endif
+    if (view)
+        return view;
+    *len = pack_view(self, report);
+    return *len ? self->pack.view : NULL;
+}
+
 /*  Appends d, packed, to pack.bytes. */
 static void append_delivery(cv_broker_t *self, const Caveat__Wire__PackedDelivery *d, packed_t *out)
 {
@@ -104,6 +122,7 @@ static bool pack_feedback(cv_broker_t *self, cv_queue_t *queue, const cv_feedbac
  *  neither when the policy no longer releases the report here, or what the
  *  entry named is gone (purged, quarantined). */
 typedef struct {
+    int64_t rowid;
     const Caveat__Report *report;
     bool feedback;
     cv_feedback_row_t note; /* valid until the next entry is looked at */
@@ -123,6 +142,7 @@ static int feedback_for(cv_broker_t *self, const char *agency, const char *feed,
 static bool entry_for(cv_broker_t *self, const session_t *s, int64_t rowid, entry_t *e)
 {
     cv_error_t err = {0};
+    e->rowid = rowid;
     e->report = decide_entry(self, s, rowid);
     e->feedback = false;
     if (e->report || broker_turn_failing(self))
@@ -135,35 +155,37 @@ static bool entry_for(cv_broker_t *self, const session_t *s, int64_t rowid, entr
     return e->feedback;
 }
 
-static bool pack_delivery(cv_broker_t *self, cv_queue_t *queue, const Caveat__Report *report,
-                          uint64_t seq, packed_t *out);
+static bool pack_delivery(cv_broker_t *self, cv_queue_t *queue, int64_t rowid,
+                          const Caveat__Report *report, uint64_t seq, packed_t *out);
 
 /*  Appends the delivery of entry with seq to pack.bytes. */
 static bool pack_entry(cv_broker_t *self, cv_queue_t *queue, const entry_t *e, uint64_t seq,
                        packed_t *out)
 {
     if (e->report)
-        return pack_delivery(self, queue, e->report, seq, out);
+        return pack_delivery(self, queue, e->rowid, e->report, seq, out);
     return pack_feedback(self, queue, &e->note, seq, out);
 }
 
 /*  Appends the Delivery of report under the last decision, packed, to
  *  pack.bytes. Strings are borrowed: protobuf-c only reads them here, and
  *  the report may leave the cache before the frame is packed. */
-static bool pack_delivery(cv_broker_t *self, cv_queue_t *queue, const Caveat__Report *report,
-                          uint64_t seq, packed_t *out)
+static bool pack_delivery(cv_broker_t *self, cv_queue_t *queue, int64_t rowid,
+                          const Caveat__Report *report, uint64_t seq, packed_t *out)
 {
-    size_t view = pack_view(self, report);
+    int64_t name = cv_decision_view_key(self->decision);
+    size_t len = 0;
+    const uint8_t *view = view_of(self, rowid, report, name, &len);
     size_t n_rules = (size_t)cv_decision_entry_count(self->decision);
     if (!view)
         return false;
     /* the hash of the exact bytes sent, kept with the delivery in flight
      * for its "delivered" leaf (a resend hashes again what it sends),
-     * taken beside the loop while the turn commits (cv_views.h) */
+     * taken beside the loop while the turn commits (cv_views.h); kept
+     * too for the recipients given the same view after this one */
     if (!cv_queue_viewed(queue, seq, NULL, report->id))
         return false;
-    if (!self->config.audit_off) /* off: no leaf will name it */
-        cv_views_add(self->views, queue, seq, self->pack.view, view);
+    cv_views_add(self->views, queue, seq, rowid, name, view, len);
     reserve(&self->pack.rules, &self->pack.rules_cap, (n_rules + 1) * sizeof(char *));
     char **rules = self->pack.rules;
     for (size_t i = 0; i < n_rules; i++)
@@ -175,8 +197,8 @@ static bool pack_delivery(cv_broker_t *self, cv_queue_t *queue, const Caveat__Re
     d.feed = (char *)cv_decision_feed(self->decision);
     d.n_rules = n_rules;
     d.rules = rules;
-    d.report.len = view;
-    d.report.data = self->pack.view;
+    d.report.len = len;
+    d.report.data = (uint8_t *)view;
     append_delivery(self, &d, out);
     return true;
 }

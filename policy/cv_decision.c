@@ -1735,6 +1735,19 @@ int cv_decision_grants_entry(cv_decision_t *self)
     return self->n_restricted == 0 ? self->matched[0] : -1;
 }
 
+int64_t cv_decision_view_key(cv_decision_t *self)
+{
+    int entry = cv_decision_grants_entry(self);
+    if (entry < 0)
+        return -1;
+    /* the grants are the entry's row; of the recipient, a view depends
+     * on its organisation alone, and only through pseudonyms (mask_into) */
+    if (!self->policy->entries[entry].pseudonymises)
+        return entry;
+    int organisation = self->policy->agencies[self->recipient].org_id;
+    return entry + (int64_t)self->policy->n_entries * (1 + (int64_t)organisation);
+}
+
 bool cv_decision_shares_all(cv_decision_t *self)
 {
     if (!self->delivered)

@@ -242,6 +242,13 @@ bool cv_decision_shares_all(cv_decision_t *self);
  *  report with the same entry give the same outcomes, so a caller may
  *  take cv_decision_outcomes once for them.                               */
 int cv_decision_grants_entry(cv_decision_t *self);
+/*  After cv_policy_decide: a name for the delivery's view among the
+ *  decisions on the same report under the same policy, or -1. Two
+ *  decisions with the same name >= 0 pack the same bytes
+ *  (cv_decision_pack), so a caller may pack the view once and copy it:
+ *  the name is the grants' entry (cv_decision_grants_entry) and, when the
+ *  entry pseudonymises, the recipient's organisation.                     */
+int64_t cv_decision_view_key(cv_decision_t *self);
 
 /* ------------------------------------------------------------------------ */
 /*  Routing: which agencies to decide a report for, without deciding for

@@ -672,6 +672,8 @@ static bool load_fields(loader_t *l, struct fy_node *fields, cv_entry_t *entry, 
                                                   entry->grants[i] != CV_GRANT_DENY);
         if (node->is_leaf && !node->envelope && entry->grants[i] != CV_GRANT_SHARE)
             entry->shares_all = false;
+        if (entry->grants[i] == CV_GRANT_PSEUDONYMISE)
+            entry->pseudonymises = true;
     }
     return true;
 }

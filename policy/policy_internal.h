@@ -46,6 +46,7 @@ typedef struct {
     bool notice;     /* fields: {} — the envelope alone, on purpose */
     bool grants_any; /* some field shared or masked: an entry that only denies delivers nothing */
     bool shares_all; /* every field of the schema shared as it is (fields: {"*": share}) */
+    bool pseudonymises; /* some field masked by pseudonymise: its view depends on the recipient */
     /* screening match: any one of these */
     uint64_t match_categories;
     char **match_indicators;

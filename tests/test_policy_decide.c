@@ -2277,6 +2277,89 @@ static void test_outcomes_agree_with_the_view(void **state)
     cv_policy_destroy(&two_rules);
 }
 
+/*  The view of report packed for agency, or NULL when it is not
+ *  delivered; *key, cv_decision_view_key's name for it. */
+static uint8_t *packed_view_for(const cv_policy_t *policy, const Caveat__Report *report, int agency,
+                                size_t *len, int64_t *key)
+{
+    *key = -1;
+    if (!cv_policy_decide(policy, report, agency, NULL, decision))
+        return NULL;
+    *key = cv_decision_view_key(decision);
+    *len = cv_decision_pack(decision, report, NULL, 0);
+    uint8_t *bytes = malloc(*len + 1);
+    assert_non_null(bytes);
+    assert_int_equal(cv_decision_pack(decision, report, bytes, *len), *len);
+    return bytes;
+}
+
+/*  Every two agencies whose views of report cv_decision_view_key names
+ *  alike are given the same bytes. Returns how many agencies share their
+ *  view's name with an agency before them. */
+static int assert_named_views_agree(const cv_policy_t *policy, const Caveat__Report *report)
+{
+    int n = cv_policy_agency_count(policy), shared = 0;
+    uint8_t **views = calloc((size_t)n, sizeof *views);
+    size_t *lens = calloc((size_t)n, sizeof *lens);
+    int64_t *keys = calloc((size_t)n, sizeof *keys);
+    for (int a = 0; a < n; a++) {
+        views[a] = packed_view_for(policy, report, a, &lens[a], &keys[a]);
+        assert_true(views[a] || keys[a] == -1);
+        for (int b = 0; b < a && keys[a] >= 0; b++) {
+            if (keys[b] != keys[a])
+                continue;
+            if (lens[a] != lens[b] || memcmp(views[a], views[b], lens[a]) != 0)
+                fail_msg("%s and %s: one view name, two views", cv_policy_agency(policy, a)->id,
+                         cv_policy_agency(policy, b)->id);
+            shared++;
+            break;
+        }
+    }
+    for (int a = 0; a < n; a++)
+        free(views[a]);
+    free(views);
+    free(lens);
+    free(keys);
+    return shared;
+}
+
+/*  cv_decision_view_key: a view packed once may be copied to every
+ *  recipient its name covers, across rules, markings, restrictions and
+ *  pseudonyms. */
+static void test_view_names(void **state)
+{
+    (void)state;
+    Caveat__Report *report = base_report();
+    cv_policy_t *restricted = restricted_policy();
+    cv_policy_t *two_rules = load_policy(two_rules_yaml, NULL);
+    cv_policy_t *pseudonyms = load_policy(pseudonym_yaml, NULL);
+    assert_true(assert_named_views_agree(main_policy, report) > 0);
+    assert_named_views_agree(restricted, report);
+    assert_named_views_agree(two_rules, report);
+    /* one organisation links its pseudonyms, two cannot: hull-cc and
+     * hull-cc-children share a name, york-cc has its own */
+    assert_true(assert_named_views_agree(pseudonyms, report) > 0);
+    int64_t hull, hull_children, york;
+    size_t len;
+    free(packed_view_for(pseudonyms, report, cv_policy_agency_find(pseudonyms, "hull-cc"), &len,
+                         &hull));
+    free(packed_view_for(pseudonyms, report, cv_policy_agency_find(pseudonyms, "hull-cc-children"),
+                         &len, &hull_children));
+    free(packed_view_for(pseudonyms, report, cv_policy_agency_find(pseudonyms, "york-cc"), &len,
+                         &york));
+    assert_true(hull >= 0);
+    assert_true(hull == hull_children);
+    assert_true(york >= 0 && york != hull);
+    /* a marked field: every decision on the report is worked out anew */
+    add_marking(report, "narrative", "SECRET");
+    assert_int_equal(assert_named_views_agree(main_policy, report), 0);
+    assert_int_equal(assert_named_views_agree(pseudonyms, report), 0);
+    report_free(report);
+    cv_policy_destroy(&restricted);
+    cv_policy_destroy(&two_rules);
+    cv_policy_destroy(&pseudonyms);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2316,6 +2399,7 @@ int main(void)
         cmocka_unit_test(test_packed_views_match),
         cmocka_unit_test(test_view_outlives_report),
         cmocka_unit_test(test_decision_reuse),
+        cmocka_unit_test(test_view_names),
         cmocka_unit_test(test_validate_report),
         cmocka_unit_test(test_validate_report_id),
         cmocka_unit_test(test_restriction_beats_rule),

@@ -48,7 +48,7 @@ static void send_view(cv_views_t *views, cv_queue_t *q, uint64_t seq, uint8_t wa
     static uint8_t view[VIEW_MAX];
     size_t len = random_view(view);
     assert_true(cv_queue_viewed(q, seq, NULL, "report-x"));
-    cv_views_add(views, q, seq, view, len);
+    cv_views_add(views, q, seq, (int64_t)seq, -1, view, len);
     crypto_hash_sha256(want, view, len);
 }
 
@@ -64,7 +64,7 @@ static const cv_sent_t *sent_at(const cv_queue_t *q, uint64_t seq)
  *  turn: each ends with the hash of the view sent last. */
 static void turns_of(cv_hasher_t *hasher, size_t n)
 {
-    cv_views_t *views = cv_views_new(hasher);
+    cv_views_t *views = cv_views_new(hasher, true);
     cv_queue_t *q = queue_in_flight(n);
     uint8_t(*want)[32] = calloc(n, 32);
     for (int turn = 0; turn < 5; turn++) {
@@ -111,7 +111,7 @@ static void a_discarded_turn_views_nothing(void **state)
 {
     (void)state;
     cv_hasher_t *hasher = cv_hasher_new("cv-test-hasher");
-    cv_views_t *views = cv_views_new(hasher);
+    cv_views_t *views = cv_views_new(hasher, true);
     cv_queue_t *q = queue_in_flight(20);
     uint8_t want[32];
     for (uint64_t seq = 1; seq <= 20; seq++)
@@ -141,7 +141,7 @@ static void acknowledged_ones_are_given_theirs(void **state)
 {
     (void)state;
     cv_hasher_t *hasher = cv_hasher_new("cv-test-hasher");
-    cv_views_t *views = cv_views_new(hasher);
+    cv_views_t *views = cv_views_new(hasher, true);
     cv_queue_t *q = queue_in_flight(10);
     uint8_t want[11][32];
     for (uint64_t seq = 1; seq <= 10; seq++)
@@ -165,6 +165,92 @@ static void acknowledged_ones_are_given_theirs(void **state)
     cv_hasher_destroy(&hasher);
 }
 
+/*  A view for (rowid, name) that no other pair has: its bytes spell both. */
+static size_t named_view(int64_t rowid, int64_t name, uint8_t *view)
+{
+    size_t len = 16 + (size_t)((rowid * 7 + name) % 200);
+    uint64_t r = (uint64_t)rowid, n = (uint64_t)name;
+    for (size_t k = 0; k < len; k++)
+        view[k] = (uint8_t)(k < 8 ? r >> (8 * k) : k < 16 ? n >> (8 * (k - 8)) : k);
+    return len;
+}
+
+/*  A pass of the pump that gives 600 reports' views to four queues, each
+ *  report's under names 0..2 (past the slots' first sizes): each view is
+ *  found under its report and name alone, from the first delivery that
+ *  added it, and every delivery that shared it is given its hash. */
+static void pass_shares_named_views(bool hashed)
+{
+    enum { REPORTS = 600, NAMES = 3, QUEUES = 4 };
+    cv_hasher_t *hasher = cv_hasher_new("cv-test-hasher");
+    cv_views_t *views = cv_views_new(hasher, hashed);
+    cv_queue_t *queues[QUEUES];
+    for (int q = 0; q < QUEUES; q++)
+        queues[q] = queue_in_flight(REPORTS);
+    static uint8_t view[512];
+    size_t len;
+    for (int q = 0; q < QUEUES; q++) {
+        for (int64_t r = 1; r <= REPORTS; r++) {
+            int64_t name = (r + q) % NAMES;
+            const uint8_t *found = cv_views_find(views, r, name, &len);
+            /* the first three queues add a name each; the fourth finds
+             * the first's */
+            size_t want_len = named_view(r, name, view);
+            assert_int_equal(found != NULL, q >= NAMES);
+            if (found) {
+                assert_int_equal(len, want_len);
+                assert_memory_equal(found, view, len);
+            }
+            assert_true(cv_queue_viewed(queues[q], (uint64_t)r, NULL, "report-x"));
+            cv_views_add(views, queues[q], (uint64_t)r, r, name, found ? found : view,
+                         found ? len : want_len);
+            assert_non_null(cv_views_find(views, r, name, &len));
+            assert_null(cv_views_find(views, r, -1, &len));
+            assert_null(cv_views_find(views, r + REPORTS, name, &len));
+        }
+    }
+    /* every (report, name) pair was added: found, with its own bytes */
+    for (int64_t r = 1; r <= REPORTS; r++)
+        for (int64_t name = 0; name < NAMES; name++) {
+            size_t want_len = named_view(r, name, view);
+            const uint8_t *found = cv_views_find(views, r, name, &len);
+            assert_non_null(found);
+            assert_int_equal(len, want_len);
+            assert_memory_equal(found, view, len);
+        }
+    cv_views_start(views);
+    cv_views_finish(views);
+    for (int q = 0; q < QUEUES; q++)
+        for (int64_t r = 1; r <= REPORTS; r++) {
+            const cv_sent_t *sent = sent_at(queues[q], (uint64_t)r);
+            assert_int_equal(sent->viewed, hashed);
+            if (!hashed)
+                continue;
+            uint8_t want[32];
+            crypto_hash_sha256(want, view, named_view(r, (r + q) % NAMES, view));
+            assert_memory_equal(sent->view, want, 32);
+        }
+    /* a new pass starts empty */
+    assert_null(cv_views_find(views, 1, 1, &len));
+    for (int q = 0; q < QUEUES; q++)
+        cv_queue_destroy(&queues[q]);
+    cv_views_destroy(&views);
+    cv_hasher_destroy(&hasher);
+}
+
+static void named_views_are_shared_within_a_pass(void **state)
+{
+    (void)state;
+    pass_shares_named_views(true);
+}
+
+/*  With the audit log off nothing is hashed, and views are still shared. */
+static void without_hashes_named_views_are_shared(void **state)
+{
+    (void)state;
+    pass_shares_named_views(false);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -174,6 +260,8 @@ int main(void)
         cmocka_unit_test(no_worker),
         cmocka_unit_test(a_discarded_turn_views_nothing),
         cmocka_unit_test(acknowledged_ones_are_given_theirs),
+        cmocka_unit_test(named_views_are_shared_within_a_pass),
+        cmocka_unit_test(without_hashes_named_views_are_shared),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
