@@ -49,6 +49,10 @@
 #define HWM                 1000
 #define SPARE_ARENAS        2 /* emptied arenas kept for the next frames */
 #define ARENA_BLOCK         (8 * 1024)
+/* what an emptied arena keeps for the next frame: about what the largest
+ * Deliver the broker sends (256 KB packed) takes unpacked, so that a busy
+ * subscriber stops taking blocks from malloc and giving them back */
+#define ARENA_KEEP (1024 * 1024)
 
 enum { /* Error codes, docs/protocol.md 7 */
        ERR_NOT_READY = 2,
@@ -284,7 +288,12 @@ static bool send_frame(cv_client_t *self, const Caveat__Wire__Frame *frame, cv_e
  *  per delivery. */
 static cv_arena_t *arena_take(cv_client_t *self)
 {
-    return self->n_spares ? self->spares[--self->n_spares] : cv_arena_new(ARENA_BLOCK);
+    if (self->n_spares)
+        return self->spares[--self->n_spares];
+    cv_arena_t *arena = cv_arena_new(ARENA_BLOCK);
+    if (arena)
+        cv_arena_keep(arena, ARENA_KEEP);
+    return arena;
 }
 
 static void arena_give(cv_client_t *self, cv_arena_t *arena)

@@ -49,6 +49,9 @@ struct cv_arena_t {
     size_t room;
     block_t *blocks; /* of block_size bytes, the one in use first */
     block_t *large;  /* one request each */
+    block_t *spare;  /* of block_size bytes, kept by a reset for what comes next */
+    size_t keep;     /* blocks a reset keeps: at least one */
+    size_t mallocs;  /* blocks taken from malloc, ever */
 };
 
 static block_t *block_new(size_t size)
@@ -79,9 +82,15 @@ static void blocks_free(block_t *block)
 __attribute__((noinline)) static void *take_block(cv_arena_t *self, size_t rounded)
 {
     bool own = rounded > self->block_size;
-    block_t *block = block_new(own ? rounded : self->block_size);
-    if (!block)
+    block_t *block = NULL;
+    if (!own && self->spare) { /* one a reset kept */
+        block = self->spare;
+        self->spare = block->next;
+    } else if ((block = block_new(own ? rounded : self->block_size)) != NULL) {
+        self->mallocs++;
+    } else {
         return NULL;
+    }
     block_t **list = own ? &self->large : &self->blocks;
     block->next = *list;
     *list = block;
@@ -127,6 +136,7 @@ cv_arena_t *cv_arena_new(size_t block_size)
     if (!self)
         return NULL;
     self->block_size = (size + ALIGN - 1) & ~(ALIGN - 1);
+    self->keep = 1;
     self->allocator = (ProtobufCAllocator){arena_alloc, arena_free, self};
     return self;
 }
@@ -138,6 +148,7 @@ void cv_arena_destroy(cv_arena_t **self_p)
     cv_arena_t *self = *self_p;
     blocks_free(self->blocks);
     blocks_free(self->large);
+    blocks_free(self->spare);
     free(self);
     *self_p = NULL;
 }
@@ -147,15 +158,40 @@ ProtobufCAllocator *cv_arena_allocator(cv_arena_t *self)
     return &self->allocator;
 }
 
+size_t cv_arena_mallocs(const cv_arena_t *self)
+{
+    return self->mallocs;
+}
+
+void cv_arena_keep(cv_arena_t *self, size_t bytes)
+{
+    size_t blocks = bytes / self->block_size;
+    self->keep = blocks ? blocks : 1;
+}
+
 void cv_arena_reset(cv_arena_t *self)
 {
     blocks_free(self->large);
     self->large = NULL;
-    if (self->blocks) {
-        blocks_free(self->blocks->next);
-        self->blocks->next = NULL;
-        POISON(self->blocks->data, self->block_size);
+    /* the blocks in use join the spares, up to keep of them: malloc would
+     * give the same memory back at a cost (a freed run of blocks at the top
+     * of the heap goes back to the system, and comes back page by page) */
+    size_t kept = 0;
+    for (block_t *b = self->spare; b; b = b->next)
+        kept++;
+    while (self->blocks) {
+        block_t *block = self->blocks;
+        self->blocks = block->next;
+        if (kept < self->keep) {
+            POISON(block->data, self->block_size);
+            block->next = self->spare;
+            self->spare = block;
+            kept++;
+        } else {
+            block->next = NULL;
+            blocks_free(block);
+        }
     }
-    self->next = self->blocks ? self->blocks->data : NULL;
-    self->room = self->blocks ? self->block_size : 0;
+    self->next = NULL;
+    self->room = 0;
 }

@@ -39,8 +39,15 @@ void cv_arena_destroy(cv_arena_t **self_p);
 ProtobufCAllocator *cv_arena_allocator(cv_arena_t *self);
 
 /*  Takes back everything allocated: keeps one block for what comes next
- *  and frees the others.                                                   */
+ *  (or as many as cv_arena_keep allows) and frees the others.              */
 void cv_arena_reset(cv_arena_t *self);
+/*  A reset keeps up to bytes of blocks (at least one) instead of one: an
+ *  arena filled to about the same size again and again then takes nothing
+ *  more from malloc. What it keeps is the arena's until it is destroyed. */
+void cv_arena_keep(cv_arena_t *self, size_t bytes);
+/*  How many blocks the arena has taken from malloc since it was made:
+ *  what tests look at.                                                    */
+size_t cv_arena_mallocs(const cv_arena_t *self);
 
 #ifdef __cplusplus
 }

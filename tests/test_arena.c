@@ -252,12 +252,47 @@ static void test_many_resets(void **state)
     free(buf);
 }
 
+/*  Filled to about the same size again and again, an arena told to keep
+ *  enough takes no more blocks from malloc after the first fill; one that
+ *  keeps its one block takes all but one again at every fill. Large
+ *  requests are never kept. */
+static size_t blocks_over_fills(size_t keep)
+{
+    cv_arena_t *arena = cv_arena_new(4096);
+    if (keep)
+        cv_arena_keep(arena, keep);
+    for (int fill = 0; fill < 5; fill++) {
+        for (size_t i = 0; i < 100; i++) /* about 25 blocks */
+            memset(arena_alloc(arena, 1000), 'x', 1000);
+        memset(arena_alloc(arena, 10000), 'L', 10000); /* a block of its own */
+        cv_arena_reset(arena);
+    }
+    size_t n = cv_arena_mallocs(arena);
+    cv_arena_destroy(&arena);
+    return n;
+}
+
+static void test_reset_keeps_blocks(void **state)
+{
+    (void)state;
+    /* a fill is 25 blocks (four requests of 1,000 bytes a block, with or
+     * without AddressSanitizer's gaps) and the large request's */
+    enum { FILL = 25, FILLS = 5 };
+    /* room for all of them: the first fill's, and a large one a fill */
+    assert_int_equal(blocks_over_fills(64 * 4096), FILL + FILLS);
+    /* the default keeps one block */
+    assert_int_equal(blocks_over_fills(0), FILLS * FILL - (FILLS - 1) + FILLS);
+    assert_int_equal(blocks_over_fills(4095), FILLS * FILL - (FILLS - 1) + FILLS);
+    assert_int_equal(blocks_over_fills(10 * 4096), FILLS * FILL - 10 * (FILLS - 1) + FILLS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_alignment),
         cmocka_unit_test(test_large_allocations),
         cmocka_unit_test(test_reset_reuses_memory),
+        cmocka_unit_test(test_reset_keeps_blocks),
         cmocka_unit_test(test_unpack_deliver_as_with_malloc),
         cmocka_unit_test(test_many_resets),
     };
