@@ -141,7 +141,8 @@ static uint32_t approval_refusal(cv_broker_t *self, const char *sender,
 }
 
 /*  Records the approval, unless the report has APPROVALS_PER_REPORT
- *  already: 1, 0 over the limit, -1 on a store error. */
+ *  already: 1, 2 when it was recorded before, 0 over the limit, -1 on a
+ *  store error. */
 static int add_approval(cv_broker_t *self, const Caveat__Report *report, const char *to,
                         cv_error_t *err)
 {
@@ -155,8 +156,9 @@ static int add_approval(cv_broker_t *self, const Caveat__Report *report, const c
         return -1;
     if (!known && count >= APPROVALS_PER_REPORT)
         return 0;
-    return cv_approval_store_add(self->approvals, report->originator, report->id, to, err) < 0 ? -1
-                                                                                               : 1;
+    if (cv_approval_store_add(self->approvals, report->originator, report->id, to, err) < 0)
+        return -1;
+    return known ? 2 : 1;
 }
 
 /*  An originator's approval: stored, the report routed to the agencies it
@@ -197,7 +199,14 @@ void broker_on_approval(cv_broker_t *self, session_t *s, int agency, const char 
     approval_answer_t *answer = approval_answer_new(self, s, approval->report_id, approval->to);
     if (broker_turn_failing(self))
         return;
-    if (added < 0 || !release_approved(self, rowid, report, answer, &err) ||
+    if (added < 0 || !release_approved(self, rowid, report, answer, &err)) {
+        broker_fail_turn(self, err.msg);
+        return;
+    }
+    /* one given before that releases no one new changes nothing: no leaf,
+     * or an originator could grow the log at the approvals' rate forever */
+    bool changed = added == 1 || answer->n_recipients > 0;
+    if (changed &&
         !cv_record_approval(self->record, sender, report->id, approval->to,
                             (const char *const *)answer->recipients, answer->n_recipients, &err)) {
         broker_fail_turn(self, err.msg);

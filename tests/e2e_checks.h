@@ -75,6 +75,15 @@ static inline int log_lines_with(harness_t *h, const char *text)
     return n;
 }
 
+/*  How many times needle occurs in text. */
+static inline int occurrences(const char *text, const char *needle)
+{
+    int n = 0;
+    for (const char *p = text; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    return n;
+}
+
 /* ------------------------------------------------------------------------ */
 /*  The administrator's view: stats.                                        */
 
