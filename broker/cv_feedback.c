@@ -15,7 +15,17 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS feedback(n INTEGER PRIMARY KEY, report INTEGER NOT NULL,"
     "  from_agency TEXT NOT NULL, value TEXT NOT NULL, text TEXT NOT NULL,"
     "  time INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS feedback_of ON feedback(report, from_agency);";
+    "CREATE INDEX IF NOT EXISTS feedback_of ON feedback(report, from_agency);"
+    /* a report's feedback goes with it, however it goes (retention, a
+     * disposal, quarantine), and a feedback row's entry in the queues (its
+     * routes row) with the feedback: what a recipient's feedback adds to
+     * the store lives no longer than the report */
+    "CREATE TRIGGER IF NOT EXISTS feedback_of_removed AFTER DELETE ON reports BEGIN"
+    "  DELETE FROM feedback WHERE report = OLD.n;"
+    "END;"
+    "CREATE TRIGGER IF NOT EXISTS routes_of_feedback AFTER DELETE ON feedback BEGIN"
+    "  DELETE FROM routes WHERE report = OLD.n;"
+    "END;";
 
 enum { F_NEXT_ROWID, F_PUT, F_COUNT, F_GET, F_FORGET, F_STATEMENTS };
 
