@@ -646,6 +646,9 @@ void broker_on_admin(cv_broker_t *self, const zframe_t *routing, int agency,
 {
     if (!cv_policy_agency(self->policy, agency)->admin) {
         broker_send_error(self, routing, E_FORBIDDEN, "not an administrator");
+        const char *id = cv_policy_agency(self->policy, agency)->id;
+        cv_log_agency(self->log, id, false, "admin request from %s refused: not an administrator",
+                      id);
         return;
     }
     const char *command = request->command ? request->command : "";

@@ -99,6 +99,15 @@ static void store_feedback(cv_broker_t *self, const session_t *s, const char *se
                   feedback->report_id, d->originator, feedback->value);
 }
 
+/*  Answers a refused Feedback with an Error and logs why (never the text
+ *  the agency sent): each refusal has its line, within the agency's. */
+static void refuse(cv_broker_t *self, const session_t *s, const char *sender, uint32_t code,
+                   const char *why)
+{
+    broker_send_error(self, s->routing, code, why);
+    cv_log_agency(self->log, sender, false, "feedback from %s refused: %s", sender, why);
+}
+
 /*  A Feedback from the agency of session s. Refused, with nothing stored:
  *  over the agency's rate (LIMIT), a bad form (BAD_REQUEST), a report not
  *  delivered to the agency, whether or not one of that id exists
@@ -115,7 +124,7 @@ void broker_on_feedback(cv_broker_t *self, const session_t *s, int agency, const
     }
     const char *why = feedback_form_refusal(feedback);
     if (why) {
-        broker_send_error(self, s->routing, E_BAD_REQUEST, why);
+        refuse(self, s, sender, E_BAD_REQUEST, why);
         return;
     }
     if (cv_space_short(self->space)) { /* as a publish is: deliveries go first */
@@ -132,14 +141,12 @@ void broker_on_feedback(cv_broker_t *self, const session_t *s, int agency, const
         cv_log_error(self->log, "feedback from %s: %s", sender, err.msg);
         feedback_unavailable(self, s, feedback->report_id, "the store could not be read; retry");
     } else if (d.reports == 0) {
-        broker_send_error(self, s->routing, E_FORBIDDEN,
-                          "no report of that id was delivered to you");
+        refuse(self, s, sender, E_FORBIDDEN, "no report of that id was delivered to you");
     } else if (d.reports > 1) {
-        broker_send_error(self, s->routing, E_BAD_REQUEST,
-                          "reports of different originators have that id: name the originator");
+        refuse(self, s, sender, E_BAD_REQUEST,
+               "reports of different originators have that id: name the originator");
     } else if (given >= FEEDBACK_PER_REPORT) {
-        broker_send_error(self, s->routing, E_LIMIT,
-                          "no more feedback on this report is taken from you");
+        refuse(self, s, sender, E_LIMIT, "no more feedback on this report is taken from you");
     } else {
         store_feedback(self, s, sender, feedback, &d);
     }

@@ -269,6 +269,11 @@ static void test_feedback_on_a_report_not_received_is_refused_alike(void **state
                    unknown, sizeof unknown);
     /* nothing tells a report that exists from one that does not */
     assert_string_equal(never, unknown);
+    /* each refusal has its log line, which names no report */
+    assert_int_equal(log_lines_with(h, "feedback from hull-nhs refused: no report of that id was "
+                                       "delivered to you"),
+                     2);
+    assert_int_equal(log_lines_with(h, "r-000000000000000000000000"), 0);
     /* routed to ne-ctu, but not yet sent to it: not received either */
     cv_client_t *ctu = sender_of(h, "ne-ctu");
     assert_refused(ctu, id, "seen", CAVEAT__WIRE__ERROR_CODE__FORBIDDEN, NULL, 0);

@@ -359,6 +359,8 @@ static void test_a_review_decides_retention_and_is_recorded(void **state)
     const char *both[] = {report_arg, "dispose", "retain-until=2099-01-01T00:00:00Z", "reason=x"};
     const char *dispose[] = {report_arg, "dispose", "reason=MOPI review: no longer needed"};
     assert_false(review_as(h, "hull-cc", dispose, 3, out, sizeof out)); /* not an administrator */
+    assert_int_equal(log_lines_with(h, "admin request from hull-cc refused: not an administrator"),
+                     1);
     assert_false(review_as(h, "caveat-admin", no_reason, 2, out, sizeof out));
     assert_non_null(strstr(out, "reason=TEXT is required"));
     assert_false(review_as(h, "caveat-admin", past, 3, out, sizeof out));
