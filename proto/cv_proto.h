@@ -131,7 +131,8 @@ size_t cv_wire_publish_reports(const uint8_t *frame, size_t len);
 
 /*  A Feedback's value and text: why the broker refuses them, or NULL when
  *  value is one it knows and text (NULL: none) at most
- *  CV_FEEDBACK_TEXT_MAX bytes. */
+ *  CV_FEEDBACK_TEXT_MAX bytes of UTF-8 without control characters but
+ *  line feed and tab. */
 #define CV_FEEDBACK_TEXT_MAX 1000
 const char *cv_feedback_form_refusal(const char *value, const char *text);
 

@@ -329,6 +329,23 @@ static void test_feedback_of_a_bad_form_is_refused(void **state)
     send_feedback(raw, "r-1\nforged log line", "useful", NULL);
     assert_int_equal(error_answer(raw), CAVEAT__WIRE__ERROR_CODE__BAD_REQUEST);
     assert_nothing_arrives(police, 300);
+    /* text the originator's terminal would take for commands, or that is
+     * not UTF-8, from either (a second on: within the agency's rate) */
+    zclock_sleep(1100);
+    static const char *const unreadable[] = {"seen\x1b[2J",        "bell\a",
+                                             "nul-free but \x7f",  "c1 \xc2\x9b 2J",
+                                             "not utf-8 \xff\xfe", "cut \xe2\x82"};
+    for (size_t i = 0; i < sizeof unreadable / sizeof *unreadable; i++) {
+        assert_false(give_feedback(council, id, "useful", unreadable[i], &err));
+        assert_int_equal(err.code, CV_ERR_BAD_INPUT);
+        send_feedback(raw, id, "useful", unreadable[i]);
+        assert_int_equal(error_answer(raw), CAVEAT__WIRE__ERROR_CODE__BAD_REQUEST);
+    }
+    assert_nothing_arrives(police, 300);
+    /* lines, tabs and any language are text */
+    const char *lines = "Seen at 14:02.\n\tAction: visit booked \xe2\x80\x94 caf\xc3\xa9 \xc2\xa3";
+    assert_true(give_feedback(council, id, "action_taken", lines, &err));
+    expect_feedback(police, id, "hull-cc", "action_taken", lines);
 
     /* 1,000 bytes is the limit, not over it */
     text[1000] = '\0';
