@@ -35,7 +35,7 @@ enum {
     S_RELEASED,
     S_RELEASE,
     S_ROUTES,
-    S_QUEUE_AGENCY,
+    S_AGENCY_QUEUES,
     S_NEXT_ROWID,
     S_ALIAS,
     S_RESOLVE,
@@ -53,7 +53,7 @@ static const char *const statements[S_COUNT] = {
     [S_RELEASE] = "INSERT OR IGNORE INTO approval_releases(originator, report_id, agency)"
                   " VALUES(?1, ?2, ?3)",
     [S_ROUTES] = "SELECT queues FROM routes WHERE report = ?1",
-    [S_QUEUE_AGENCY] = "SELECT agency FROM queues WHERE id = ?1",
+    [S_AGENCY_QUEUES] = "SELECT id FROM queues WHERE agency = ?1",
     /* the reports' AUTOINCREMENT sequence, taken one further: a rowid no
      * report will ever be given (SQLite lets sqlite_sequence be updated) */
     [S_NEXT_ROWID] = "UPDATE sqlite_sequence SET seq = seq + 1 WHERE name = 'reports'"
@@ -211,39 +211,50 @@ bool cv_approval_store_release(cv_approval_store_t *self, const char *originator
     return write_step(self, bound(self, S_RELEASE, originator, id, agency), err) >= 0;
 }
 
-/*  Whether the queue (its id) is one of agency's. */
-static int queue_of_agency(cv_approval_store_t *self, int64_t queue, const char *agency,
-                           cv_error_t *err)
+/*  agency's queue ids (its direct queue and its feeds'), in *ids (the
+ *  caller frees): how many, -1 on a store error. */
+static int agency_queues(cv_approval_store_t *self, const char *agency, int64_t **ids,
+                         cv_error_t *err)
 {
-    sqlite3_stmt *s = bound(self, S_QUEUE_AGENCY, NULL, NULL, NULL);
-    sqlite3_bind_int64(s, 1, queue);
-    int found = step(self, s, err);
-    if (found > 0)
-        found = strcmp((const char *)sqlite3_column_text(s, 0), agency) == 0;
+    sqlite3_stmt *s = bound(self, S_AGENCY_QUEUES, agency, NULL, NULL);
+    int n = 0, cap = 0, found;
+    *ids = NULL;
+    while ((found = step(self, s, err)) > 0) {
+        if (n == cap) {
+            cap = cap ? 2 * cap : 4;
+            *ids = cv_xrealloc(*ids, (size_t)cap * sizeof **ids);
+        }
+        (*ids)[n++] = sqlite3_column_int64(s, 0);
+    }
     sqlite3_reset(s);
-    return found;
+    return found < 0 ? -1 : n;
 }
 
 /*  The routes row lists the report's queues as 4-byte little-endian ids
- *  (cv_store.c). */
+ *  (cv_store.c). The agency's few queues are read once and looked for in
+ *  it, so an approval's cost does not grow with how widely the report
+ *  went before. */
 int cv_approval_store_routed(cv_approval_store_t *self, int64_t report, const char *agency,
                              cv_error_t *err)
 {
+    int64_t *ids;
+    int n = agency_queues(self, agency, &ids, err);
+    if (n <= 0)
+        return n; /* no queue: never routed to */
     sqlite3_stmt *s = bound(self, S_ROUTES, NULL, NULL, NULL);
     sqlite3_bind_int64(s, 1, report);
     int found = step(self, s, err);
-    size_t len = found > 0 ? (size_t)sqlite3_column_bytes(s, 0) : 0;
-    uint8_t *queues = len ? cv_xmalloc(len) : NULL;
-    if (len)
-        memcpy(queues, sqlite3_column_blob(s, 0), len);
-    sqlite3_reset(s);
+    const uint8_t *queues = found > 0 ? sqlite3_column_blob(s, 0) : NULL;
+    size_t len = queues ? (size_t)sqlite3_column_bytes(s, 0) : 0;
     int routed = found < 0 ? -1 : 0;
     for (size_t i = 0; i + 4 <= len && routed == 0; i += 4) {
         int64_t queue = (int64_t)queues[i] | (int64_t)queues[i + 1] << 8 |
                         (int64_t)queues[i + 2] << 16 | (int64_t)queues[i + 3] << 24;
-        routed = queue_of_agency(self, queue, agency, err);
+        for (int k = 0; k < n && routed == 0; k++)
+            routed = queue == ids[k];
     }
-    free(queues);
+    sqlite3_reset(s);
+    free(ids);
     return routed;
 }
 

@@ -75,6 +75,32 @@ static inline int log_lines_with(harness_t *h, const char *text)
     return n;
 }
 
+/*  The file at path, as text (the caller frees). */
+static inline char *read_text(const char *path)
+{
+    size_t len = 0;
+    char *text = cv_read_file(path, &len);
+    assert_non_null(text);
+    return text;
+}
+
+/*  text with its first occurrence of from, at or after after, replaced
+ *  (the caller frees). */
+static inline char *text_replace(const char *text, const char *after, const char *from,
+                                 const char *to)
+{
+    const char *start = strstr(text, after);
+    assert_non_null(start);
+    const char *at = strstr(start, from);
+    assert_non_null(at);
+    char *out = malloc(strlen(text) - strlen(from) + strlen(to) + 1);
+    size_t head = (size_t)(at - text);
+    memcpy(out, text, head);
+    strcpy(out + head, to);
+    strcat(out, at + strlen(from));
+    return out;
+}
+
 /*  How many times needle occurs in text. */
 static inline int occurrences(const char *text, const char *needle)
 {

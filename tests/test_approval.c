@@ -219,6 +219,37 @@ static void test_approvals_outlive_a_restart_and_a_reload(void **state)
     finish(&h);
 }
 
+/*  A report routed when it was accepted, whose handling code a reload
+ *  then holds for approval: an approval never sends it again to an agency
+ *  acceptance routed it to, nor grows with how many that was. */
+static void test_an_approval_never_resends_what_acceptance_routed(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    cv_client_t *council = client(h, "hull-cc", NULL, 0);
+    publish_held(h, "routine-3", "2"); /* code 2: routed at once */
+    assert_receives(council, "routine-3");
+
+    char *text = read_text(harness_path(h, "policy.yaml"));
+    char *v8 = text_replace(text, "\nversion: ", "version: 7", "version: 8");
+    char *held = text_replace(v8, "\n  \"2\":\n", "    description: law enforcement and statutory",
+                              "    originator_approval: true\n    description: law enforcement and"
+                              " statutory");
+    harness_write_policy(h, held);
+    harness_signal(h, SIGHUP);
+    zclock_sleep(500);
+    assert_int_equal(log_lines_with(h, "version 8"), 1);
+
+    assert_string_equal(approved(h, "routine-3", "hull-cc"), ""); /* it has it already */
+    assert_string_equal(approved(h, "routine-3", "local_authority"), "");
+    assert_nothing_arrives(council, 500);
+    free(held);
+    free(v8);
+    free(text);
+    cv_client_destroy(&council);
+    finish(&h);
+}
+
 #define E_BAD_REQUEST CAVEAT__WIRE__ERROR_CODE__BAD_REQUEST
 #define E_LIMIT       CAVEAT__WIRE__ERROR_CODE__LIMIT
 
@@ -364,6 +395,7 @@ int main(void)
         cmocka_unit_test(test_only_approved_recipients_get_a_held_report),
         cmocka_unit_test(test_feedback_on_an_approved_release_reaches_the_originator),
         cmocka_unit_test(test_approvals_outlive_a_restart_and_a_reload),
+        cmocka_unit_test(test_an_approval_never_resends_what_acceptance_routed),
         cmocka_unit_test(test_refused_approvals_release_nothing),
         cmocka_unit_test(test_approvals_are_limited),
         cmocka_unit_test(test_the_command_line_approves),

@@ -140,32 +140,6 @@ static void expect_in_order(cv_client_t *c, char **ids, size_t n, uint64_t first
     }
 }
 
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    static char buf[1 << 17];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return strdup(buf);
-}
-
-/*  text with its first occurrence of from, at or after after, replaced. */
-static char *replace(const char *text, const char *after, const char *from, const char *to)
-{
-    const char *start = strstr(text, after);
-    assert_non_null(start);
-    const char *at = strstr(start, from);
-    assert_non_null(at);
-    char *out = malloc(strlen(text) - strlen(from) + strlen(to) + 1);
-    size_t head = (size_t)(at - text);
-    memcpy(out, text, head);
-    strcpy(out + head, to);
-    strcat(out, at + strlen(from));
-    return out;
-}
-
 /*  text without the rule named name (its "  - name:" line up to the next
  *  entry). */
 static char *without_rule(const char *text, const char *name)
@@ -204,7 +178,7 @@ static void reload_as(harness_t *h, const char *original, int version, const cha
 {
     char to[32];
     snprintf(to, sizeof to, "version: %d", version);
-    char *edited = replace(original, "\nversion: ", "version: 7", to);
+    char *edited = text_replace(original, "\nversion: ", "version: 7", to);
     char *without = rule ? without_rule(edited, rule) : NULL;
     reload(h, without ? without : edited);
     free(without);
@@ -400,9 +374,9 @@ static void test_tightened_rule_applies_to_backlog(void **state)
     cv_policy_t *old_policy = policy_of(h);
 
     char *text = read_text(harness_path(h, "policy.yaml"));
-    char *v8 = replace(text, "\nversion: ", "version: 7", "version: 8");
-    char *tight = replace(v8, "- name: safeguarding-referral\n", "      subjects.name: share\n",
-                          "      subjects.name: deny\n");
+    char *v8 = text_replace(text, "\nversion: ", "version: 7", "version: 8");
+    char *tight = text_replace(v8, "- name: safeguarding-referral\n",
+                               "      subjects.name: share\n", "      subjects.name: deny\n");
     reload(h, tight);
     cv_policy_t *new_policy = policy_of(h);
 

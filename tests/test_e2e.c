@@ -431,17 +431,6 @@ static void test_admin_is_for_administrators(void **state)
     finish(&h);
 }
 
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    static char buf[1 << 17];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return strdup(buf);
-}
-
 static void test_bad_reload_keeps_the_old_policy(void **state)
 {
     (void)state;

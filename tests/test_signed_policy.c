@@ -38,14 +38,6 @@ static void write_text(const char *path, const char *text)
     fclose(f);
 }
 
-static char *read_text(const char *path)
-{
-    size_t len = 0;
-    char *text = cv_read_file(path, &len);
-    assert_non_null(text);
-    return text;
-}
-
 /*  DIR/policy.yaml.minisig: text signed by agency's key. */
 static void write_signature(harness_t *h, const char *text, const char *agency)
 {
