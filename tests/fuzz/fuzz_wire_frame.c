@@ -7,7 +7,8 @@
  *  82 00 re-packs as 02 00, which it refuses). And the broker's count of a
  *  Publish's reports from the wire bytes (cv_wire_publish_reports), which
  *  decides the report limit before unpacking, must never count fewer than
- *  protobuf-c unpacks. */
+ *  protobuf-c unpacks. A Feedback's form is checked as the broker checks
+ *  it. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,6 +53,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         (counted == SIZE_MAX || counted < frame->publish->n_reports))
         fuzz_fail("the scan counted %zu reports, protobuf-c unpacked %zu", counted,
                   frame->publish->n_reports);
+    if (frame && frame->body_case == CAVEAT__WIRE__FRAME__BODY_FEEDBACK) {
+        /* what the broker and libcaveat refuse of a Feedback's form; text
+         * taken is UTF-8 (the broker stores and sends it on) */
+        const char *text = frame->feedback->text;
+        if (!cv_feedback_form_refusal(frame->feedback->value, text) && text) {
+            int line, col;
+            if (cv_text_check(text, strlen(text), &line, &col))
+                fuzz_fail("feedback text taken that is not UTF-8");
+        }
+    }
     if (frame) {
         cv_proto_drop_unknown(&frame->base);
         check_repacks(frame);
