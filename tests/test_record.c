@@ -241,15 +241,6 @@ static void test_a_report_is_traced_and_proved(void **state)
     finish(&h);
 }
 
-/*  Occurrences of needle in text. */
-static int count_in(const char *text, const char *needle)
-{
-    int n = 0;
-    for (const char *at = text; (at = strstr(at, needle)); at += strlen(needle))
-        n++;
-    return n;
-}
-
 /*  The counts of the "refusals" leaves, added up. */
 static long counted_refusals(const char *text)
 {
@@ -303,7 +294,7 @@ static void test_refusals_cannot_flood_the_log(void **state)
     assert_true(harness_stop(h));
 
     char *text = leaves(h);
-    int one_by_one = count_in(text, "\"event\":\"refused\"");
+    int one_by_one = occurrences(text, "\"event\":\"refused\"");
     assert_true(one_by_one <= 2 * 20); /* the rate's window may turn once */
     assert_int_equal(one_by_one + counted_refusals(text), MANY + 1);
     assert_int_equal(counted_refusals(text), counted);
@@ -395,7 +386,7 @@ static void test_a_review_decides_retention_and_is_recorded(void **state)
     assert_true(harness_stop(h));
 
     text = leaves(h);
-    assert_int_equal(count_in(text, "\"event\":\"review\""), 2);
+    assert_int_equal(occurrences(text, "\"event\":\"review\""), 2);
     assert_has(text, "\"reviewer\":\"caveat-admin\",\"retain_until\":\"2099-01-01T00:00:00Z\","
                      "\"reason\":\"MOPI: keep\"");
     assert_has(text, "\"dispose\":true,\"reason\":\"MOPI review: no longer needed\"");
@@ -428,7 +419,7 @@ static void test_an_audit_log_turned_off_says_so(void **state)
     assert_true(log_lines_with(h, "the audit log is off") == 1);
     assert_true(harness_stop(h));
     char *text = leaves(h);
-    assert_int_equal(count_in(text, "\"event\":\"audit off\""), 1);
+    assert_int_equal(occurrences(text, "\"event\":\"audit off\""), 1);
     assert_null(strstr(text, "\"event\":\"accepted\""));
     free(text);
     assert_int_equal(verify(h, out, sizeof out), 0);
@@ -438,7 +429,7 @@ static void test_an_audit_log_turned_off_says_so(void **state)
                      CAVEAT__WIRE__STATUS__OK);
     assert_true(harness_stop(h));
     text = leaves(h);
-    assert_int_equal(count_in(text, "\"event\":\"accepted\""), 1);
+    assert_int_equal(occurrences(text, "\"event\":\"accepted\""), 1);
     free(text);
     assert_int_equal(verify(h, out, sizeof out), 0);
     harness_destroy(&h);
@@ -609,12 +600,12 @@ static void test_a_dip_sample_is_reproducible(void **state)
     assert_int_equal(
         audit_on(h, "sample", "--count 10 --category intervention_review", out, sizeof out), 0);
     assert_sample(h, out, last, "intervention_review", 10);
-    assert_int_equal(count_in(out, "\nleaf "), 3);
-    assert_int_equal(count_in(out, ", category intervention_review"), 3);
+    assert_int_equal(occurrences(out, "\nleaf "), 3);
+    assert_int_equal(occurrences(out, ", category intervention_review"), 3);
     assert_int_equal(audit_on(h, "sample", "--count 3 --since 2000-01-01", out, sizeof out), 0);
-    assert_int_equal(count_in(out, "\nleaf "), 3);
+    assert_int_equal(occurrences(out, "\nleaf "), 3);
     assert_int_equal(audit_on(h, "sample", "--count 3 --since 2999-01-01", out, sizeof out), 0);
-    assert_int_equal(count_in(out, "\nleaf "), 0);
+    assert_int_equal(occurrences(out, "\nleaf "), 0);
 
     /* the category is named: a sample of two drawn from all fifteen is both
      *  intervention reviews (sent to no council) about one run in 35 */
@@ -622,7 +613,7 @@ static void test_a_dip_sample_is_reproducible(void **state)
                               "--count 2 --category vulnerable_individual --format json", out,
                               sizeof out),
                      0);
-    assert_int_equal(count_in(out, "\"index\": "), 2);
+    assert_int_equal(occurrences(out, "\"index\": "), 2);
     assert_non_null(strstr(out, "\"organisation\": \"hull-city-council\""));
 
     assert_int_equal(audit_on(h, "sample", "--count 2 --seed 99999", out, sizeof out), 1);
