@@ -85,15 +85,21 @@ static size_t probe(const cv_views_t *self, int64_t rowid, int64_t name)
     }
 }
 
-const uint8_t *cv_views_find(const cv_views_t *self, int64_t rowid, int64_t name, size_t *len)
+/*  The copy held under (rowid, name), or NULL: none, or not to be shared. */
+static const copy_t *named_copy(const cv_views_t *self, int64_t rowid, int64_t name)
 {
-    assert(!self->started);
     if (name < 0 || self->named == 0)
         return NULL;
     uint32_t held = self->slots[probe(self, rowid, name)];
-    if (!held)
+    return held ? &self->copies[held - 1] : NULL;
+}
+
+const uint8_t *cv_views_find(const cv_views_t *self, int64_t rowid, int64_t name, size_t *len)
+{
+    assert(!self->started);
+    const copy_t *c = named_copy(self, rowid, name);
+    if (!c)
         return NULL;
-    const copy_t *c = &self->copies[held - 1];
     *len = c->len;
     return self->bytes.data + c->off;
 }
@@ -144,18 +150,10 @@ void cv_views_add(cv_views_t *self, cv_queue_t *queue, uint64_t seq, int64_t row
     assert(!self->started);
     if (name < 0 && !self->hashed)
         return; /* neither shared nor hashed */
-    size_t copy = SIZE_MAX;
-    if (name >= 0 && self->named > 0) {
-        uint32_t held = self->slots[probe(self, rowid, name)];
-        if (held) {
-            copy = held - 1;
-            /* one name, one view: what cv_decision_view_key promises */
-            assert(self->copies[copy].len == len &&
-                   memcmp(self->bytes.data + self->copies[copy].off, view, len) == 0);
-        }
-    }
-    if (copy == SIZE_MAX)
-        copy = copy_view(self, rowid, name, view, len);
+    const copy_t *held = named_copy(self, rowid, name);
+    /* one name, one view: what cv_decision_view_key promises */
+    assert(!held || (held->len == len && memcmp(self->bytes.data + held->off, view, len) == 0));
+    size_t copy = held ? (size_t)(held - self->copies) : copy_view(self, rowid, name, view, len);
     if (!self->hashed)
         return;
     if (self->n == self->cap) {
