@@ -31,6 +31,12 @@ struct harness_t {
 
 static void run_shell(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/*  Harnesses not destroyed yet. A failed cmocka assertion leaves its test
+ *  at once, so its harness is never destroyed: at exit, what its broker
+ *  was doing is printed (ctest shows it on failure) and it is cleaned up. */
+#define LIVE_MAX 64
+static harness_t *live[LIVE_MAX];
+
 static void run_shell(const char *fmt, ...)
 {
     char command[2048];
@@ -40,6 +46,53 @@ static void run_shell(const char *fmt, ...)
     va_end(ap);
     if (system(command) != 0)
         fprintf(stderr, "harness: failed: %s\n", command);
+}
+
+/*  Where a broker a failed test left is: its state and CPU time from
+ *  /proc (a busy loop or a wait), its threads' stacks when gdb is here,
+ *  and the end of its log. */
+static void report_abandoned(harness_t *self)
+{
+    fprintf(stderr, "harness: a test ended without stopping caveatd (pid %d) in %s\n",
+            (int)self->pid, self->dir);
+    if (self->pid > 0) {
+        run_shell(
+            "cut -d' ' -f3,14,15 /proc/%d/stat | sed 's/^/harness: state, utime, stime: /' >&2",
+            (int)self->pid);
+        run_shell("! command -v gdb >/dev/null || gdb -batch -p %d -ex 'thread apply all bt' "
+                  "2>/dev/null | grep -E '^(Thread|#)' | head -120 >&2",
+                  (int)self->pid);
+    }
+    fprintf(stderr, "harness: the end of its broker.log:\n");
+    run_shell("tail -n 60 %s/broker.log >&2", self->dir);
+}
+
+static pid_t live_owner; /* a forked child that exits leaves them alone */
+
+static void clean_up_abandoned(void)
+{
+    if (getpid() != live_owner)
+        return;
+    for (size_t i = 0; i < LIVE_MAX; i++)
+        if (live[i]) {
+            report_abandoned(live[i]);
+            harness_kill(live[i]); /* it may not answer SIGTERM */
+            harness_destroy(&live[i]);
+        }
+}
+
+static void set_live(harness_t *old, harness_t *new)
+{
+    static bool registered;
+    if (!registered) {
+        live_owner = getpid();
+        registered = atexit(clean_up_abandoned) == 0;
+    }
+    for (size_t i = 0; i < LIVE_MAX; i++)
+        if (live[i] == old) {
+            live[i] = new;
+            return;
+        }
 }
 
 harness_t *harness_new(void)
@@ -64,6 +117,7 @@ harness_t *harness_new(void)
         harness_destroy(&self);
         return NULL;
     }
+    set_live(NULL, self);
     return self;
 }
 
@@ -72,6 +126,7 @@ void harness_destroy(harness_t **self_p)
     if (!self_p || !*self_p)
         return;
     harness_t *self = *self_p;
+    set_live(self, NULL);
     harness_stop(self);
     if (self->small_disk)
         umount2(harness_path(self, "data"), MNT_DETACH);

@@ -92,7 +92,10 @@ static bool council_receives_a_referral(harness_t *h)
     assert_non_null(report);
     cv_publish_result_t result = {0};
     cv_error_t err = {0};
-    assert_int_equal(cv_client_publish_one(police, report, &result, 5000, &err), 0);
+    int published = cv_client_publish_one(police, report, &result, 5000, &err);
+    if (published != 0)
+        print_error("publish: code %d: %s\n", (int)err.code, err.msg);
+    assert_int_equal(published, 0);
     cv_publish_results_clear(&result, 1);
     caveat__report__free_unpacked(report, NULL);
     const cv_delivery_t *d = cv_client_receive(council, 3000, &err);
