@@ -975,6 +975,12 @@ int cv_broker_run(cv_broker_t *self)
             status = 1;
             break;
         }
+        int64_t slow_ms;
+        if (cv_store_slow_sync(self->store, &slow_ms))
+            cv_log_warning(self->log,
+                           "store: a sync of the WAL took %lld ms, and what it covered waited "
+                           "for it: a slow or overloaded disk",
+                           (long long)slow_ms);
         if (reload_requested && begin_turn(self)) { /* in a turn: its leaf is written with it */
             reload_requested = 0;
             cv_error_t err;

@@ -674,6 +674,11 @@ const char *cv_store_sync_failed(cv_store_t *self)
     return cv_syncer_failed(self->syncer);
 }
 
+bool cv_store_slow_sync(cv_store_t *self, int64_t *ms)
+{
+    return cv_syncer_take_slow(self->syncer, ms);
+}
+
 bool cv_store_sync_wait(cv_store_t *self, int timeout_ms)
 {
     return self->sync != CV_SYNC_FULL || cv_syncer_wait(self->syncer, self->commits, timeout_ms);

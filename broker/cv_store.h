@@ -58,6 +58,9 @@ uint64_t cv_store_synced(cv_store_t *self);
 void *cv_store_sync_socket(cv_store_t *self);
 /*  Why syncing stopped for good (a failed fdatasync), or NULL. */
 const char *cv_store_sync_failed(cv_store_t *self);
+/*  Whether a sync took over CV_SYNC_SLOW_MS since the last call (*ms: the
+ *  longest): a disk that stalls publishers, for the operator. */
+bool cv_store_slow_sync(cv_store_t *self, int64_t *ms);
 /*  Waits at most timeout_ms for the last commit to be synced. */
 bool cv_store_sync_wait(cv_store_t *self, int timeout_ms);
 

@@ -1,10 +1,10 @@
 /*  cv_syncer.c: fdatasync and checkpoints in threads; see cv_syncer.h.
  *
  *  Each actor talks over its pipe: "SYNC" + 8 bytes (a commit number) and
- *  "CHECKPOINT" in; "SYNCED" + the commit number synced, "FAILED" + the
- *  error, or "DONE" out. A failed fdatasync is final: after one, Linux may
- *  report a later one as a success although the pages were lost, so the
- *  syncer stops and the broker must not carry on as if durable.
+ *  "CHECKPOINT" in; "SYNCED" + the commit number synced + the sync's
+ *  milliseconds, "FAILED" + the error + "0", or "DONE" out. A failed fdatasync is final: after one,
+ * Linux may report a later one as a success although the pages were lost, so the syncer stops and
+ * the broker must not carry on as if durable.
  */
 #include <czmq.h>
 #include <errno.h>
@@ -25,6 +25,8 @@ struct cv_syncer_t {
     zactor_t *checkpointer;
     uint64_t synced;
     char failed[256];            /* why the syncer stopped; "" while it works */
+    int64_t slow_ms;             /* a sync longer than this is slow */
+    int64_t slowest_ms;          /* the longest slow sync not yet taken; -1: none */
     uint64_t wanted;             /* the last commit asked to be synced */
     bool asking;                 /* a sync was asked for and has not been answered */
     bool checkpointing;          /* a checkpoint was asked for and has not ended */
@@ -92,16 +94,18 @@ static void syncer_actor(zsock_t *pipe, void *args)
         uint64_t covers = wanted; /* everything committed before this sync starts */
         if (fd < 0)
             fd = open_wal(self->db_path);
+        int64_t began = zclock_mono();
         if (fd >= 0 && fdatasync(fd) == 0) {
             done = covers;
-            char number[24];
+            char number[24], took[24];
             snprintf(number, sizeof number, "%" PRIu64, done);
-            zsock_send(pipe, "ss", "SYNCED", number);
+            snprintf(took, sizeof took, "%" PRId64, zclock_mono() - began);
+            zsock_send(pipe, "sss", "SYNCED", number, took);
         } else {
             char why[200];
             snprintf(why, sizeof why, "%s the WAL: %s", fd < 0 ? "cannot open" : "fdatasync of",
                      strerror(errno));
-            zsock_send(pipe, "ss", "FAILED", why);
+            zsock_send(pipe, "sss", "FAILED", why, "0");
             failed = true;
         }
     }
@@ -163,6 +167,8 @@ cv_syncer_t *cv_syncer_new(const char *db_path, bool sync_wal, const char *synch
         return NULL;
     snprintf(self->db_path, sizeof self->db_path, "%s", db_path);
     snprintf(self->synchronous, sizeof self->synchronous, "%s", synchronous);
+    self->slow_ms = CV_SYNC_SLOW_MS;
+    self->slowest_ms = -1;
     /* the threads inherit a mask that leaves signals to the broker's loop:
      * an interrupted receive in an actor would read as the end */
     sigset_t all, old;
@@ -226,18 +232,22 @@ void cv_syncer_request(cv_syncer_t *self, uint64_t commit)
 static void read_news(cv_syncer_t *self)
 {
     while (self->syncer && self->asking && (zsock_events(self->syncer) & ZMQ_POLLIN)) {
-        char *what = NULL, *value = NULL;
-        if (zsock_recv(self->syncer, "ss", &what, &value) != 0)
+        char *what = NULL, *value = NULL, *took = NULL;
+        if (zsock_recv(self->syncer, "sss", &what, &value, &took) != 0)
             break; /* nothing after all: never wait here */
-        if (what && value) {
+        if (what && value && took) {
             uint64_t synced = strtoull(value, NULL, 10);
+            int64_t ms = strtoll(took, NULL, 10);
             if (streq(what, "SYNCED") && synced > self->synced)
                 self->synced = synced;
             else if (streq(what, "FAILED"))
                 snprintf(self->failed, sizeof self->failed, "%s", value);
+            if (streq(what, "SYNCED") && ms > self->slow_ms && ms > self->slowest_ms)
+                self->slowest_ms = ms;
         }
         zstr_free(&what);
         zstr_free(&value);
+        zstr_free(&took);
         self->asking = false;
     }
     ask(self);
@@ -274,6 +284,19 @@ bool cv_syncer_wait(cv_syncer_t *self, uint64_t commit, int timeout_ms)
 void *cv_syncer_socket(cv_syncer_t *self)
 {
     return self->syncer;
+}
+
+void cv_syncer_set_slow_ms(cv_syncer_t *self, int64_t ms)
+{
+    self->slow_ms = ms;
+}
+
+bool cv_syncer_take_slow(cv_syncer_t *self, int64_t *ms)
+{
+    read_news(self);
+    *ms = self->slowest_ms;
+    self->slowest_ms = -1;
+    return *ms >= 0;
 }
 
 const char *cv_syncer_failed(cv_syncer_t *self)

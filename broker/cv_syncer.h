@@ -38,6 +38,13 @@ bool cv_syncer_wait(cv_syncer_t *self, uint64_t commit, int timeout_ms);
  *  the broker's poller); NULL without a syncer. */
 void *cv_syncer_socket(cv_syncer_t *self);
 
+/*  A sync that takes longer than this (by default) is worth an operator's
+ *  look: every PublishAck and delivery of the commits it covers waited. */
+#define CV_SYNC_SLOW_MS 1000
+void cv_syncer_set_slow_ms(cv_syncer_t *self, int64_t ms);
+/*  Whether a sync was slow since the last call; *ms: the longest one's
+ *  milliseconds. Each is told once. */
+bool cv_syncer_take_slow(cv_syncer_t *self, int64_t *ms);
 /*  Why the syncer stopped (a failed fdatasync: nothing more can be made
  *  durable), or NULL while it works. */
 const char *cv_syncer_failed(cv_syncer_t *self);

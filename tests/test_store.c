@@ -2579,6 +2579,37 @@ static void test_checkpoint_failures_are_told(void **state)
     cv_syncer_destroy(&syncer);
 }
 
+/*  A sync over the threshold is told, with its milliseconds, once: the
+ *  broker logs it, as every PublishAck and delivery waited for it. A
+ *  threshold of -1 makes every sync slow; the default, a quick one not. */
+static void test_slow_syncs_are_told(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/caveat-syncer-XXXXXX", db[64], wal[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(db, sizeof db, "%s/caveat.db", dir);
+    snprintf(wal, sizeof wal, "%s/caveat.db-wal", dir);
+    FILE *f = fopen(wal, "w");
+    assert_non_null(f);
+    fputs("pages", f);
+    fclose(f);
+    cv_syncer_t *syncer = cv_syncer_new(db, true, "NORMAL");
+    assert_non_null(syncer);
+    int64_t ms = 0;
+    cv_syncer_request(syncer, 1);
+    assert_true(cv_syncer_wait(syncer, 1, 5000));
+    assert_false(cv_syncer_take_slow(syncer, &ms)); /* under a second */
+    cv_syncer_set_slow_ms(syncer, -1);
+    cv_syncer_request(syncer, 2);
+    assert_true(cv_syncer_wait(syncer, 2, 5000));
+    assert_true(cv_syncer_take_slow(syncer, &ms));
+    assert_true(ms >= 0 && ms < 5000);
+    assert_false(cv_syncer_take_slow(syncer, &ms)); /* told once */
+    cv_syncer_destroy(&syncer);
+    unlink(wal);
+    rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
     /* test_store_reader_leaves_wal's reader in a process of its own */
@@ -2586,6 +2617,7 @@ int main(int argc, char **argv)
         return count_reports(argv[2], SQLITE_OPEN_READWRITE);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_checkpoint_failures_are_told),
+        cmocka_unit_test(test_slow_syncs_are_told),
         TEST(test_queue_take_order),
         TEST(test_queue_names),
         TEST(test_queue_name_keys),
