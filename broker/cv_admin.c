@@ -159,15 +159,12 @@ bool cv_admin_purge_args(const char *const *args, size_t n, cv_purge_how_t *how)
     return true;
 }
 
-/*  Text an administrator typed, stored and logged: one line of printable
- *  bytes (UTF-8 beyond ASCII allowed), not empty. */
+/*  Text an administrator typed, stored and logged: one line of readable
+ *  UTF-8, not empty. */
 static bool plain_text(const char *text, size_t max)
 {
     size_t len = strlen(text);
-    for (const unsigned char *c = (const unsigned char *)text; *c; c++)
-        if (*c < 0x20 || *c == 0x7f)
-            return false;
-    return len > 0 && len <= max;
+    return len > 0 && len <= max && cv_text_readable(text, len, "");
 }
 
 /*  The value of "name=value" in arg, or NULL. */

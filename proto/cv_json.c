@@ -78,6 +78,20 @@ static bool utf8_valid(const char *s, size_t n)
     return true;
 }
 
+bool cv_text_readable(const char *text, size_t len, const char *controls)
+{
+    const unsigned char *p = (const unsigned char *)text;
+    uint32_t cp;
+    for (size_t i = 0, n; i < len; i += n) {
+        if ((n = utf8_decode(p + i, len - i, &cp)) == 0 || cp == 0)
+            return false;
+        bool c0 = cp < 0x20 && !strchr(controls, (int)cp);
+        if (c0 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f)) /* C0, DEL, C1 */
+            return false;
+    }
+    return true;
+}
+
 /*  NUL is refused too: JSON never allows it raw, and C strings end at it. */
 const char *cv_text_check(const char *buf, size_t len, int *line, int *col)
 {

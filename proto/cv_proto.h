@@ -214,6 +214,10 @@ char *cv_json_writer_take(cv_json_writer_t **self_p, size_t *len);
  *  its input first. Returns NULL when buf is valid UTF-8 without NUL bytes,
  *  else what is wrong, with the 1-based position in line and col.        */
 const char *cv_text_check(const char *buf, size_t len, int *line, int *col);
+/*  Whether text is something a person may read anywhere (a log, a
+ *  terminal, a leaf of the audit log): UTF-8 without NUL, and no control
+ *  character (C0, DEL, C1) but those in controls ("" for one line).      */
+bool cv_text_readable(const char *text, size_t len, const char *controls);
 
 /*  Position of a node for error messages: 1-based line and column of the
  *  node, or of its first key/item when it is a collection (libfyaml 0.7

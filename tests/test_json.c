@@ -833,9 +833,32 @@ static void test_view_mode_allows_masked_formats(void **state)
     fy_document_destroy(doc);
 }
 
+/*  Readable text: UTF-8 without NUL and without C0 (but the controls
+ *  allowed), DEL or C1 controls, whatever their encoding's length. */
+static void test_text_readable(void **state)
+{
+    (void)state;
+    const char *fine = "Caf\xc3\xa9, \xe2\x80\x94 \xf0\x9f\x99\x82 ok";
+    assert_true(cv_text_readable(fine, strlen(fine), ""));
+    assert_true(cv_text_readable("", 0, ""));
+    assert_true(cv_text_readable("a\nb\tc", 5, "\n\t"));
+    assert_false(cv_text_readable("a\nb", 3, ""));
+    assert_false(cv_text_readable("a\tb", 3, "\n"));
+    assert_false(cv_text_readable("a\rb", 3, "\n\t"));
+    assert_false(cv_text_readable("a\x1b[2Jb", 6, "\n\t")); /* a terminal's command */
+    assert_false(cv_text_readable("a\x7f", 2, "\n\t"));     /* DEL */
+    assert_false(cv_text_readable("a\xc2\x85", 3, "\n\t")); /* NEL, a C1 control */
+    assert_false(cv_text_readable("a\xc2\x9f", 3, "\n\t"));
+    assert_true(cv_text_readable("a\xc2\xa0", 3, ""));      /* NBSP, past C1 */
+    assert_false(cv_text_readable("a\xff", 2, "\n\t"));     /* not UTF-8 */
+    assert_false(cv_text_readable("a\xc0\x80", 3, "\n\t")); /* an overlong NUL */
+    assert_false(cv_text_readable("a\0b", 3, "\n\t"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_text_readable),
         cmocka_unit_test(test_example_parses),
         cmocka_unit_test(test_example_round_trip),
         cmocka_unit_test(test_pretty),

@@ -349,10 +349,19 @@ static void test_a_review_decides_retention_and_is_recorded(void **state)
     const char *unknown[] = {"report=no-such-report", "dispose", "reason=gone"};
     const char *both[] = {report_arg, "dispose", "retain-until=2099-01-01T00:00:00Z", "reason=x"};
     const char *dispose[] = {report_arg, "dispose", "reason=MOPI review: no longer needed"};
+    /* a reason is stored, logged and read on terminals: no C1 control, no bad UTF-8 */
+    const char *c1[] = {report_arg, "dispose",
+                        "reason=MOPI\xc2\x9b"
+                        "2Jreview"};
+    const char *not_utf8[] = {report_arg, "dispose", "reason=MOPI \xff review"};
     assert_false(review_as(h, "hull-cc", dispose, 3, out, sizeof out)); /* not an administrator */
     assert_int_equal(log_lines_with(h, "admin request from hull-cc refused: not an administrator"),
                      1);
     assert_false(review_as(h, "caveat-admin", no_reason, 2, out, sizeof out));
+    assert_non_null(strstr(out, "reason=TEXT is required"));
+    assert_false(review_as(h, "caveat-admin", c1, 3, out, sizeof out));
+    assert_non_null(strstr(out, "reason=TEXT is required"));
+    assert_false(review_as(h, "caveat-admin", not_utf8, 3, out, sizeof out));
     assert_non_null(strstr(out, "reason=TEXT is required"));
     assert_false(review_as(h, "caveat-admin", past, 3, out, sizeof out));
     assert_non_null(strstr(out, "not in the future"));
