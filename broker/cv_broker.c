@@ -612,7 +612,7 @@ static void send_failed(cv_broker_t *self, session_t *s, bool delivery, int fail
     }
     cv_log_agency(self->log, s->agency, false,
                   "session of %s ended: its connection takes nothing more", s->agency);
-    broker_end_session(self, s);
+    broker_end_connection(self, s);
 }
 
 /*  Sends what waited for commits now on disk, in order. */

@@ -47,6 +47,7 @@
 #include "cv_router.h"
 #include "cv_selftest.h"
 #include "cv_monitor.h"
+#include "cv_peer.h"
 #include "cv_space.h"
 #include "cv_zap.h"
 
@@ -173,6 +174,8 @@ typedef struct {
     cv_queue_t *queue;     /* the queue it serves (owned by the broker); NULL until resolved */
     char *peer;            /* the connection's address (admin sessions), "" offline */
     int fd;                /* the connection's descriptor (libzmq's); -1: not known */
+    cv_peer_t conn;        /* the kernel's peer of fd at Hello, */
+    bool conn_known;       /* if it said: the connection broker_end_connection may end */
     int64_t gone_at;       /* when its connection went (ms, monotonic), 0: connected */
     int64_t since;         /* when it said Hello (unix seconds) */
 } session_t;
@@ -413,6 +416,8 @@ bool broker_session_gone(cv_broker_t *self, const zframe_t *routing, uint64_t se
 session_t *broker_session_of_queue(cv_broker_t *self, const char *agency, const char *feed);
 void broker_held_destroy(cv_broker_t *self, held_t *h);
 void broker_end_session(cv_broker_t *self, session_t *s);
+/*  Ends s and the connection it is on, if that is still there. */
+void broker_end_connection(cv_broker_t *self, session_t *s);
 void broker_on_hello(cv_broker_t *self, const zframe_t *routing, int agency,
                      const uint8_t key[CV_KEY_BYTES], session_t *s,
                      const Caveat__Wire__Hello *hello);

@@ -195,6 +195,27 @@ void broker_end_session(cv_broker_t *self, session_t *s)
     remove_session(self, s);
 }
 
+/*  Ends s, and its connection if it is still there and still the one s
+ *  was opened on: what libzmq holds for a connection (up to PEER_SNDHWM
+ *  messages, a Deliver of up to a frame or a PublishAck of
+ *  max_reports results each) stays until the connection goes, whoever
+ *  serves the queue now. A session that ends here (replaced by another
+ *  connection's Hello, the oldest of an agency's send-only sessions, or
+ *  a connection that takes nothing more) would otherwise leave all that
+ *  behind, and an agency that opens connection after connection and reads
+ *  none could make the broker hold it for each. shutdown, never close: the
+ *  descriptor is libzmq's, which reads the end and drops the connection
+ *  with its queue (as cv_guard ends handshakes); a descriptor given to
+ *  another connection meanwhile is not touched (cv_peer_is). */
+void broker_end_connection(cv_broker_t *self, session_t *s)
+{
+    if (!s->gone_at && s->conn_known && cv_peer_is(s->fd, &s->conn) &&
+        shutdown(s->fd, SHUT_RDWR) == 0)
+        cv_log_agency(self->log, s->agency, false, "connection of %s ended with its session",
+                      s->agency);
+    broker_end_session(self, s);
+}
+
 /*  The session's connection went: it is sent nothing more. */
 static void connection_went(cv_broker_t *self, session_t *s)
 {
@@ -243,7 +264,7 @@ static void limit_senders(cv_broker_t *self, const char *agency)
         if (strcmp(s->agency, agency) == 0 && count++ == 0)
             oldest = s;
     if (count > SENDERS_PER_AGENCY)
-        broker_end_session(self, oldest); /* nothing more for it, not even a held PublishAck */
+        broker_end_connection(self, oldest); /* nothing more for it, not even a held PublishAck */
 }
 
 static void add_session(cv_broker_t *self, session_t *s)
@@ -262,7 +283,7 @@ static void add_session(cv_broker_t *self, session_t *s)
      * sent nothing more (its deliveries are in flight in the queue, and
      * the new session resends them) */
     if ((old = broker_session_of_queue(self, s->agency, s->feed)))
-        broker_end_session(self, old);
+        broker_end_connection(self, old); /* on another connection: it goes too */
     cv_queue_name_t name;
     const char *key = cv_queue_name(&name, s->agency, s->feed);
     if (key)
@@ -321,6 +342,7 @@ static session_t *session_new(cv_broker_t *self, const zframe_t *routing, const 
     s->feed = cv_xstrdup(feed);
     s->peer = cv_xstrdup(self->peer ? self->peer : "");
     s->fd = self->peer_fd;
+    s->conn_known = s->fd >= 0 && cv_peer_of(s->fd, &s->conn);
     s->since = (int64_t)time(NULL);
     if (!s->routing_hex || !s->routing)
         abort();                  /* czmq's own allocations */
