@@ -26,7 +26,9 @@ cv_cache_t *cv_cache_new(void);
 void cv_cache_destroy(cv_cache_t **self_p);
 
 /*  Unpacks into the current generation, counting packed_size bytes
- *  against it. NULL when not valid. */
+ *  against it (a frame: the bytes it took, which may be many times more).
+ *  NULL when not valid, or for a frame that would take more than 16 times
+ *  its size and 1 MiB. */
 Caveat__Wire__Frame *cv_cache_unpack_frame(cv_cache_t *self, const uint8_t *data, size_t size);
 Caveat__Report *cv_cache_unpack_report(cv_cache_t *self, const uint8_t *data, size_t size);
 /*  A copy of text in the current generation: for strings the broker sets

@@ -93,10 +93,88 @@ static void test_deaf_connections_one_after_another_hold_one_share(void **state)
     finish(&h);
 }
 
+/*  Publishes of reports with many empty subjects: 2 bytes each on the wire. */
+static void send_subjects_publish(zsock_t *dealer, size_t subjects)
+{
+    Caveat__Subject *all = calloc(subjects, sizeof *all);
+    Caveat__Subject **list = calloc(subjects, sizeof *list);
+    for (size_t i = 0; i < subjects; i++) {
+        caveat__subject__init(&all[i]);
+        list[i] = &all[i];
+    }
+    Caveat__Report report = CAVEAT__REPORT__INIT;
+    report.n_subjects = subjects;
+    report.subjects = list;
+    Caveat__Report *reports[] = {&report};
+    Caveat__Wire__Publish publish = CAVEAT__WIRE__PUBLISH__INIT;
+    publish.n_reports = 1;
+    publish.reports = reports;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_PUBLISH;
+    frame.publish = &publish;
+    send_frame(dealer, &frame);
+    free(list);
+    free(all);
+}
+
+/*  Waits for the next HelloAck on dealer (other frames skipped). */
+static void await_hello_ack(zsock_t *dealer)
+{
+    for (;;) {
+        zframe_t *f = zframe_recv(dealer);
+        assert_non_null(f);
+        Caveat__Wire__Frame *frame =
+            caveat__wire__frame__unpack(NULL, zframe_size(f), zframe_data(f));
+        zframe_destroy(&f);
+        assert_non_null(frame);
+        bool acked = frame->body_case == CAVEAT__WIRE__FRAME__BODY_HELLO_ACK;
+        caveat__wire__frame__free_unpacked(frame, NULL);
+        if (acked)
+            return;
+    }
+}
+
+/*  A frame of empty subjects, two bytes each on the wire, unpacked to 66
+ *  times its size (a Subject struct and a pointer each), and the cache's
+ *  generations counted packed bytes: 12 such frames of 1 MB made the
+ *  broker hold some 800 MB. A frame may now take 16 times its size and
+ *  1 MiB (this one is refused, BAD_FRAME), and what frames take is what
+ *  the generations count. */
+static void test_frames_that_unpack_many_times_larger_are_bounded(void **state)
+{
+    (void)state;
+    enum { FRAMES = 12, SUBJECTS = 500000 }; /* about 1 MB a frame */
+    harness_t *h = started();
+    zsock_t *college = raw_dealer(h, "hull-college");
+    send_hello_with(college, 1, NULL, 0);
+    assert_int_equal(error_answer(college), 0);
+    long before = broker_rss_kb(h);
+    for (int i = 0; i < FRAMES; i++)
+        send_subjects_publish(college, SUBJECTS);
+    send_hello_with(college, 1, NULL, 0); /* answered once all before it were read */
+    await_hello_ack(college);
+    long grown = broker_rss_kb(h) - before;
+    print_message("%d frames of %d empty subjects: the broker grew by %ld kB\n", FRAMES, SUBJECTS,
+                  grown);
+    assert_true(grown < 300 * 1024);
+    assert_int_equal(stat_of(h, "published") + stat_of(h, "refused"), 0); /* none unpacked */
+    zsock_destroy(&college);
+    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
+    cv_client_t *council = client(h, "hull-cc", NULL, 10);
+    publish_big(police, 900 * 1000); /* a report near the largest frame still goes */
+    const cv_delivery_t *d = receive(council, 10000);
+    assert_non_null(d);
+    assert_int_equal(strlen(d->report->narrative), 900 * 1000);
+    cv_client_destroy(&council);
+    cv_client_destroy(&police);
+    finish(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_deaf_connections_one_after_another_hold_one_share),
+        cmocka_unit_test(test_frames_that_unpack_many_times_larger_are_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
