@@ -779,6 +779,8 @@ static void post_receipts(void *arg, const void *session, const Caveat__Wire__Re
     held_t *h = cv_xmalloc(sizeof *h);
     *h = (held_t){0, s->serial, broker_frame_message(s->routing, &frame), false, 0};
     broker_hold(self, h);
+    /* fewer of its receipts wait: deliveries its receipts held back go on */
+    broker_set_dirty(self, (session_t *)s, true);
 }
 
 static void send_receipts(cv_broker_t *self)

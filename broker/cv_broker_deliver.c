@@ -360,9 +360,14 @@ void broker_pump(cv_broker_t *self, session_t *s)
     if (room > PUMP_MAX)
         room = PUMP_MAX;
     /* receipts not yet sent hold back deliveries: what one subscriber's
-     * receipts can make the broker keep is bounded */
-    if (s->receipts && cv_receipts_waiting(self->receipts, s) >= CV_RECEIPTS_WAITING)
-        room = 0;
+     * receipts can make the broker keep is bounded. The session waits off
+     * the pending list until some of them are sent (post_receipts marks it
+     * again): dirty with credit, it would make the loop turn without
+     * pause, for nothing, until a checkpoint lets them go */
+    if (s->receipts && cv_receipts_waiting(self->receipts, s) >= CV_RECEIPTS_WAITING) {
+        broker_set_dirty(self, s, false);
+        return;
+    }
     if (s->publish_only || !session_queue(self, s) || room == 0) {
         broker_set_dirty(self, s, room == 0 && !s->publish_only); /* nothing more until credit */
         return;

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <czmq.h>
@@ -170,11 +171,116 @@ static void test_frames_that_unpack_many_times_larger_are_bounded(void **state)
     finish(&h);
 }
 
+/*  CPU time the broker's loop (its main thread) has used, in ms. */
+static long loop_cpu_ms(harness_t *h)
+{
+    char path[96], buf[2048];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)harness_pid(h), (int)harness_pid(h));
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    long utime = 0, stime = 0;
+    const char *after = strrchr(buf, ')'); /* the name may hold spaces */
+    assert_non_null(after);
+    assert_int_equal(
+        sscanf(after + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &utime, &stime),
+        2);
+    return (utime + stime) * 1000 / sysconf(_SC_CLK_TCK);
+}
+
+/*  A session with receipts that has acknowledged more deliveries than
+ *  CV_RECEIPTS_WAITING (4,096) before a checkpoint lets their receipts go
+ *  is sent nothing more meanwhile, with its queue not empty. It stayed
+ *  on the pending list, dirty with credit, and the loop turned without
+ *  pause until the receipts went (some 300 ms at 100% of a core, each
+ *  time): the loop now waits for them idle. */
+static void test_a_subscriber_held_back_by_its_receipts_costs_no_spin(void **state)
+{
+    (void)state;
+    enum { N = 6000, HELD = 4096 };
+    harness_t *h = started();
+    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
+    Caveat__Report **reports = calloc(N, sizeof *reports);
+    cv_publish_result_t *results = calloc(N, sizeof *results);
+    assert_non_null(reports);
+    assert_non_null(results);
+    for (int i = 0; i < N; i++) {
+        reports[i] = harness_report("vulnerable_individual");
+        free(reports[i]->id);
+        reports[i]->id = NULL;
+    }
+    cv_error_t err = {0};
+    assert_int_equal(
+        cv_client_publish(police, (const Caveat__Report *const *)reports, N, results, 60000, &err),
+        0);
+    cv_publish_results_clear(results, N);
+    for (int i = 0; i < N; i++)
+        caveat__report__free_unpacked(reports[i], NULL);
+    free(reports);
+    free(results);
+    cv_client_destroy(&police);
+    zclock_sleep(1500); /* the store settles */
+
+    zsock_t *council = raw_dealer(h, "hull-cc");
+    Caveat__Wire__Hello hello = CAVEAT__WIRE__HELLO__INIT;
+    hello.has_version = hello.has_credit = hello.has_receipts = true;
+    hello.version = 1;
+    hello.credit = 500;
+    hello.receipts = true;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_HELLO;
+    frame.hello = &hello;
+    send_frame(council, &frame);
+    uint64_t top = 0;
+    long held_from = -1, held_cpu = 0, held_ms = 0;
+    zsock_set_rcvtimeo(council, 5000);
+    for (;;) { /* acknowledges each Deliver as it comes, until receipts come */
+        zframe_t *f = zframe_recv(council);
+        assert_non_null(f);
+        Caveat__Wire__Frame *got =
+            caveat__wire__frame__unpack(NULL, zframe_size(f), zframe_data(f));
+        zframe_destroy(&f);
+        assert_non_null(got);
+        bool receipts = got->body_case == CAVEAT__WIRE__FRAME__BODY_RECEIPTS;
+        if (got->body_case == CAVEAT__WIRE__FRAME__BODY_DELIVER) {
+            for (size_t i = 0; i < got->deliver->n_deliveries; i++)
+                if (got->deliver->deliveries[i]->seq > top)
+                    top = got->deliver->deliveries[i]->seq;
+            Caveat__Wire__DeliveryAck ack = CAVEAT__WIRE__DELIVERY_ACK__INIT;
+            ack.has_up_to = true;
+            ack.up_to = top;
+            Caveat__Wire__Frame answer = CAVEAT__WIRE__FRAME__INIT;
+            answer.body_case = CAVEAT__WIRE__FRAME__BODY_DELIVERY_ACK;
+            answer.delivery_ack = &ack;
+            send_frame(council, &answer);
+            if (held_from < 0 && top >= HELD) { /* its receipts hold it from about here */
+                held_from = (long)zclock_mono();
+                held_cpu = loop_cpu_ms(h);
+            }
+        }
+        caveat__wire__frame__free_unpacked(got, NULL);
+        if (receipts)
+            break;
+    }
+    assert_true(held_from >= 0); /* no receipt came before HELD deliveries */
+    held_ms = (long)zclock_mono() - held_from;
+    held_cpu = loop_cpu_ms(h) - held_cpu;
+    print_message("held back by its receipts for %ld ms: the loop used %ld ms of CPU\n", held_ms,
+                  held_cpu);
+    assert_true(held_ms >= 100); /* the checkpoint for them comes 200 ms after the first */
+    assert_true(held_cpu < held_ms / 2);
+    zsock_destroy(&council);
+    finish(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_deaf_connections_one_after_another_hold_one_share),
         cmocka_unit_test(test_frames_that_unpack_many_times_larger_are_bounded),
+        cmocka_unit_test(test_a_subscriber_held_back_by_its_receipts_costs_no_spin),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
