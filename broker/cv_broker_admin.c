@@ -56,11 +56,12 @@ bool broker_reload(cv_broker_t *self, cv_error_t *err)
     cv_log_info(self->log, "policy %s version %lld loaded (%s)", cv_policy_protocol(fresh),
                 (long long)cv_policy_version(fresh), cv_policy_hash(fresh));
     broker_forget_held_deliveries(self);
+    broker_forget_displaced(self);
     revoke_removed(self);
     return true;
 }
 
-enum { COUNTS = 29 };
+enum { COUNTS = 30 };
 
 static size_t counts_of(cv_broker_t *self, cv_count_t out[COUNTS])
 {
@@ -108,6 +109,8 @@ static size_t counts_of(cv_broker_t *self, cv_count_t out[COUNTS])
           cv_guard_handshakes_failed(self->guard));
     COUNT("reloads", true, "policy reloads", self->stats.reloads);
     COUNT("reload_failures", true, "policy reloads refused", self->stats.reload_failures);
+    COUNT("turns", true, "turns of the broker's loop (a busy one turns without waiting)",
+          self->turns);
     COUNT("policy_version", false, "version of the policy in force",
           cv_policy_version(self->policy));
 #undef COUNT

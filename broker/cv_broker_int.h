@@ -118,6 +118,18 @@ static inline bool rate_allows(rate_t *rate, int limit)
     return true;
 }
 
+/*  Connections whose session another connection's Hello replaced, kept
+ *  per agency (two running copies of one subscriber take turns, each
+ *  reconnecting when ended); the oldest beyond is ended, as what libzmq
+ *  holds for a connection stays until it goes. */
+#define DISPLACED_PER_AGENCY 2
+
+/*  A connection replaced, by its descriptor and the peer on it then. */
+typedef struct {
+    int fd;
+    cv_peer_t peer;
+} displaced_t;
+
 /*  What one agency's traffic has caused, against its bounds. */
 typedef struct {
     rate_t errors;   /* Errors sent to its connections without a session */
@@ -126,7 +138,9 @@ typedef struct {
     uint64_t turn;   /* the turn frames counts for */
     int frames;      /* its frames handled in that turn */
 
-    rate_t approvals; /* its Approvals */
+    rate_t approvals;                            /* its Approvals */
+    displaced_t displaced[DISPLACED_PER_AGENCY]; /* oldest first */
+    int n_displaced;
 } agency_use_t;
 
 /*  Where a delivery session is in sending (a send-only session never
@@ -418,6 +432,9 @@ void broker_held_destroy(cv_broker_t *self, held_t *h);
 void broker_end_session(cv_broker_t *self, session_t *s);
 /*  Ends s and the connection it is on, if that is still there. */
 void broker_end_connection(cv_broker_t *self, session_t *s);
+/*  A reload may number the agencies anew: the replaced connections kept
+ *  are forgotten (left open), not charged to another agency. */
+void broker_forget_displaced(cv_broker_t *self);
 void broker_on_hello(cv_broker_t *self, const zframe_t *routing, int agency,
                      const uint8_t key[CV_KEY_BYTES], session_t *s,
                      const Caveat__Wire__Hello *hello);

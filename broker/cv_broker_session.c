@@ -195,25 +195,74 @@ void broker_end_session(cv_broker_t *self, session_t *s)
     remove_session(self, s);
 }
 
-/*  Ends s, and its connection if it is still there and still the one s
- *  was opened on: what libzmq holds for a connection (up to PEER_SNDHWM
- *  messages, a Deliver of up to a frame or a PublishAck of
- *  max_reports results each) stays until the connection goes, whoever
- *  serves the queue now. A session that ends here (replaced by another
- *  connection's Hello, the oldest of an agency's send-only sessions, or
- *  a connection that takes nothing more) would otherwise leave all that
- *  behind, and an agency that opens connection after connection and reads
- *  none could make the broker hold it for each. shutdown, never close: the
- *  descriptor is libzmq's, which reads the end and drops the connection
- *  with its queue (as cv_guard ends handshakes); a descriptor given to
- *  another connection meanwhile is not touched (cv_peer_is). */
+/*  Ends the connection on fd if it is still the one peer was on: shutdown,
+ *  never close, as the descriptor is libzmq's, which reads the end and
+ *  drops the connection with what it held for it (as cv_guard ends
+ *  handshakes); a descriptor given to another connection meanwhile is not
+ *  touched (cv_peer_is). */
+static void end_connection(cv_broker_t *self, int fd, const cv_peer_t *peer, const char *agency)
+{
+    if (cv_peer_is(fd, peer) && shutdown(fd, SHUT_RDWR) == 0)
+        cv_log_agency(self->log, agency, false, "a connection of %s ended", agency);
+}
+
+/*  Ends s, and its connection if it is still there: what libzmq holds for
+ *  a connection (up to PEER_SNDHWM messages, a Deliver of up to a frame or
+ *  a PublishAck of max_reports results each) stays until the connection
+ *  goes. For a session that ends while its connection stays (the oldest of
+ *  an agency's send-only sessions, a connection that takes nothing more),
+ *  an agency that opens connection after connection and reads none could
+ *  otherwise make the broker hold all that for each. */
 void broker_end_connection(cv_broker_t *self, session_t *s)
 {
-    if (!s->gone_at && s->conn_known && cv_peer_is(s->fd, &s->conn) &&
-        shutdown(s->fd, SHUT_RDWR) == 0)
-        cv_log_agency(self->log, s->agency, false, "connection of %s ended with its session",
-                      s->agency);
+    if (!s->gone_at && s->conn_known)
+        end_connection(self, s->fd, &s->conn, s->agency);
     broker_end_session(self, s);
+}
+
+/*  old's session was replaced by another connection's Hello for its
+ *  queue. Its connection stays: two running copies of one subscriber (a
+ *  mistake, but a common one) take turns as each says Hello again, where
+ *  ending the other's connection would have them reconnect and replace
+ *  each other without end. The agency keeps DISPLACED_PER_AGENCY such
+ *  connections, and the oldest beyond is ended. */
+static void displace(cv_broker_t *self, const session_t *old, int agency)
+{
+    if (old->gone_at || !old->conn_known)
+        return;
+    agency_use_t *use = broker_use_of(self, agency);
+    if (use->n_displaced == DISPLACED_PER_AGENCY) {
+        end_connection(self, use->displaced[0].fd, &use->displaced[0].peer, old->agency);
+        memmove(use->displaced, use->displaced + 1,
+                (DISPLACED_PER_AGENCY - 1) * sizeof *use->displaced);
+        use->n_displaced--;
+    }
+    use->displaced[use->n_displaced++] = (displaced_t){old->fd, old->conn};
+}
+
+static bool same_peer(const cv_peer_t *a, const cv_peer_t *b)
+{
+    return a->len == b->len && memcmp(&a->addr, &b->addr, a->len) == 0;
+}
+
+/*  s's connection is no longer a replaced one, if it was. */
+static void undisplace(cv_broker_t *self, const session_t *s, int agency)
+{
+    agency_use_t *use = broker_use_of(self, agency);
+    for (int i = 0; i < use->n_displaced; i++)
+        if (s->conn_known && use->displaced[i].fd == s->fd &&
+            same_peer(&use->displaced[i].peer, &s->conn)) {
+            memmove(use->displaced + i, use->displaced + i + 1,
+                    (size_t)(use->n_displaced - i - 1) * sizeof *use->displaced);
+            use->n_displaced--;
+            return;
+        }
+}
+
+void broker_forget_displaced(cv_broker_t *self)
+{
+    for (int i = 0; i < self->use_cap; i++)
+        self->use[i].n_displaced = 0;
 }
 
 /*  The session's connection went: it is sent nothing more. */
@@ -267,13 +316,14 @@ static void limit_senders(cv_broker_t *self, const char *agency)
         broker_end_connection(self, oldest); /* nothing more for it, not even a held PublishAck */
 }
 
-static void add_session(cv_broker_t *self, session_t *s)
+static void add_session(cv_broker_t *self, session_t *s, int agency)
 {
     session_t *old = broker_session_of(self, s->routing);
     if (old)
         remove_session(self, old);
     zhashx_insert(self->sessions, s->routing_hex, s);
     index_fd(self, s);
+    undisplace(self, s, agency);
     if (s->publish_only) { /* it serves no queue, so it replaces nobody's */
         zlistx_add_end(self->senders, s);
         limit_senders(self, s->agency);
@@ -282,8 +332,10 @@ static void add_session(cv_broker_t *self, session_t *s)
     /* a queue has one session: a new Hello replaces the old one, which is
      * sent nothing more (its deliveries are in flight in the queue, and
      * the new session resends them) */
-    if ((old = broker_session_of_queue(self, s->agency, s->feed)))
-        broker_end_connection(self, old); /* on another connection: it goes too */
+    if ((old = broker_session_of_queue(self, s->agency, s->feed))) {
+        displace(self, old, agency);
+        broker_end_session(self, old);
+    }
     cv_queue_name_t name;
     const char *key = cv_queue_name(&name, s->agency, s->feed);
     if (key)
@@ -399,7 +451,7 @@ void broker_on_hello(cv_broker_t *self, const zframe_t *routing, int agency,
     if (!s || strcmp(s->feed, feed) != 0 || s->publish_only != publish_only) {
         s = session_new(self, routing, a, key, feed);
         s->publish_only = publish_only;
-        add_session(self, s); /* replaces the connection's earlier session */
+        add_session(self, s, agency); /* replaces the connection's earlier session */
     }
     s->hellos = hellos;
     s->receipts = !publish_only && hello->has_receipts && hello->receipts;

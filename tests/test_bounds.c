@@ -11,6 +11,15 @@
 #include "e2e_checks.h"
 #include "harness.h"
 
+/*  AddressSanitizer keeps what is freed in a quarantine (256 MB) before
+ *  it is used again: there the broker's growth is not what it holds, and
+ *  only the connections it ended (its log) are counted. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZED true
+#else
+#define SANITIZED false
+#endif
+
 /*  The broker's resident memory, in kB (/proc/PID/status VmRSS). */
 static long broker_rss_kb(harness_t *h)
 {
@@ -59,28 +68,36 @@ static zsock_t *deaf_subscriber(harness_t *h, const char *agency, int credit)
  *  says Hello for its queue, which replaces the last connection's session
  *  and is sent again every delivery in flight. What libzmq holds for a
  *  connection (PEER_SNDHWM messages of up to a frame) stays until the
- *  connection goes, so the broker ends the connection of a session
- *  another connection's Hello replaced: its memory stays about one
- *  connection's worth (18 MB here), however many connections come. */
-static void test_deaf_connections_one_after_another_hold_one_share(void **state)
+ *  connection goes. The broker keeps two replaced connections of an
+ *  agency open (two running copies of a subscriber take turns) and ends
+ *  the oldest beyond: after the first few, more connections make it hold
+ *  no more. */
+static void test_deaf_connections_one_after_another_hold_three_shares(void **state)
 {
     (void)state;
-    enum { REPORTS = 20, BYTES = 900 * 1000, CONNECTIONS = 8 };
+    enum { REPORTS = 20, BYTES = 900 * 1000, CONNECTIONS = 10, KEPT = 2 };
+    const long share_kb = REPORTS * BYTES / 1000; /* a connection's: 18 MB */
     harness_t *h = started();
     cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
     for (int i = 0; i < REPORTS; i++)
         publish_big(police, BYTES);
     cv_client_destroy(&police);
     zsock_t *deaf[CONNECTIONS];
-    long before = broker_rss_kb(h);
+    long before = broker_rss_kb(h), settled = 0;
     for (int i = 0; i < CONNECTIONS; i++) {
         deaf[i] = deaf_subscriber(h, "hull-cc", 100);
-        zclock_sleep(1000); /* all in flight sent to it, unread */
+        zclock_sleep(1000);                  /* all in flight sent to it, unread */
+        int ended = i > KEPT ? i - KEPT : 0; /* the live one and KEPT replaced stay */
+        assert_int_equal(log_lines_with(h, "a connection of hull-cc ended"), ended);
+        if (i == KEPT + 2)
+            settled = broker_rss_kb(h);
     }
-    long grown = broker_rss_kb(h) - before;
-    print_message("%d connections that read nothing: the broker grew by %ld kB\n", CONNECTIONS,
-                  grown);
-    assert_true(grown < 4 * REPORTS * BYTES / 1000); /* 8 shares would be 144 MB */
+    long grown = broker_rss_kb(h) - before, later = broker_rss_kb(h) - settled;
+    print_message("%d connections that read nothing: the broker grew by %ld kB, %ld kB of it "
+                  "after the first %d\n",
+                  CONNECTIONS, grown, later, KEPT + 3);
+    assert_true(SANITIZED || later < 2 * share_kb);          /* 5 more shares: 90 MB */
+    assert_true(SANITIZED || grown < (KEPT + 3) * share_kb); /* 10 shares: 180 MB */
     for (int i = 0; i < CONNECTIONS; i++)
         zsock_destroy(&deaf[i]);
     zclock_sleep(300);
@@ -91,6 +108,24 @@ static void test_deaf_connections_one_after_another_hold_one_share(void **state)
         assert_true(cv_client_ack(council, d->seq, &(cv_error_t){0}));
     }
     cv_client_destroy(&council);
+    finish(&h);
+}
+
+/*  Two running copies of one subscriber (a mistake, but a common one):
+ *  the second's Hello replaces the first's session, and the first's
+ *  connection stays. Were it ended, its client would reconnect and say
+ *  Hello, ending the second's, and so on without end. */
+static void test_two_copies_of_a_subscriber_do_not_end_each_other(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    cv_client_t *first = client(h, "hull-cc", NULL, 0);
+    cv_client_t *second = client(h, "hull-cc", NULL, 0);
+    zclock_sleep(1500); /* a reconnect would come within libzmq's 100 ms */
+    assert_int_equal(log_lines_with(h, "session: hull-cc"), 2);
+    assert_int_equal(log_lines_with(h, "a connection of hull-cc ended"), 0);
+    cv_client_destroy(&first);
+    cv_client_destroy(&second);
     finish(&h);
 }
 
@@ -157,7 +192,7 @@ static void test_frames_that_unpack_many_times_larger_are_bounded(void **state)
     long grown = broker_rss_kb(h) - before;
     print_message("%d frames of %d empty subjects: the broker grew by %ld kB\n", FRAMES, SUBJECTS,
                   grown);
-    assert_true(grown < 300 * 1024);
+    assert_true(grown < (SANITIZED ? 600 : 300) * 1024); /* 800 MB without the bound */
     assert_int_equal(stat_of(h, "published") + stat_of(h, "refused"), 0); /* none unpacked */
     zsock_destroy(&college);
     cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
@@ -234,7 +269,7 @@ static void test_a_subscriber_held_back_by_its_receipts_costs_no_spin(void **sta
     frame.hello = &hello;
     send_frame(council, &frame);
     uint64_t top = 0;
-    long held_from = -1, held_cpu = 0, held_ms = 0;
+    long held_from = -1, held_cpu = 0, held_ms = 0, held_turns = 0;
     zsock_set_rcvtimeo(council, 5000);
     for (;;) { /* acknowledges each Deliver as it comes, until receipts come */
         zframe_t *f = zframe_recv(council);
@@ -258,6 +293,7 @@ static void test_a_subscriber_held_back_by_its_receipts_costs_no_spin(void **sta
             if (held_from < 0 && top >= HELD) { /* its receipts hold it from about here */
                 held_from = (long)zclock_mono();
                 held_cpu = loop_cpu_ms(h);
+                held_turns = stat_of(h, "turns");
             }
         }
         caveat__wire__frame__free_unpacked(got, NULL);
@@ -267,10 +303,14 @@ static void test_a_subscriber_held_back_by_its_receipts_costs_no_spin(void **sta
     assert_true(held_from >= 0); /* no receipt came before HELD deliveries */
     held_ms = (long)zclock_mono() - held_from;
     held_cpu = loop_cpu_ms(h) - held_cpu;
-    print_message("held back by its receipts for %ld ms: the loop used %ld ms of CPU\n", held_ms,
-                  held_cpu);
+    held_turns = stat_of(h, "turns") - held_turns;
+    print_message("held back by its receipts for %ld ms: the loop used %ld ms of CPU in %ld "
+                  "turns\n",
+                  held_ms, held_cpu, held_turns);
     assert_true(held_ms >= 100); /* the checkpoint for them comes 200 ms after the first */
-    assert_true(held_cpu < held_ms / 2);
+    /* counted in turns, not CPU: a build with sanitizers takes the proofs'
+     * CPU for a spin. A spin turns thousands of times; the work, tens */
+    assert_true(held_turns < held_ms / 4);
     zsock_destroy(&council);
     finish(&h);
 }
@@ -278,7 +318,8 @@ static void test_a_subscriber_held_back_by_its_receipts_costs_no_spin(void **sta
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_deaf_connections_one_after_another_hold_one_share),
+        cmocka_unit_test(test_deaf_connections_one_after_another_hold_three_shares),
+        cmocka_unit_test(test_two_copies_of_a_subscriber_do_not_end_each_other),
         cmocka_unit_test(test_frames_that_unpack_many_times_larger_are_bounded),
         cmocka_unit_test(test_a_subscriber_held_back_by_its_receipts_costs_no_spin),
     };
