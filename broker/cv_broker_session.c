@@ -248,10 +248,11 @@ static bool same_peer(const cv_peer_t *a, const cv_peer_t *b)
 /*  s's connection is no longer a replaced one, if it was. */
 static void undisplace(cv_broker_t *self, const session_t *s, int agency)
 {
+    if (!s->conn_known)
+        return;
     agency_use_t *use = broker_use_of(self, agency);
     for (int i = 0; i < use->n_displaced; i++)
-        if (s->conn_known && use->displaced[i].fd == s->fd &&
-            same_peer(&use->displaced[i].peer, &s->conn)) {
+        if (use->displaced[i].fd == s->fd && same_peer(&use->displaced[i].peer, &s->conn)) {
             memmove(use->displaced + i, use->displaced + i + 1,
                     (size_t)(use->n_displaced - i - 1) * sizeof *use->displaced);
             use->n_displaced--;

@@ -2,9 +2,10 @@
  *
  *  Each actor talks over its pipe: "SYNC" + 8 bytes (a commit number) and
  *  "CHECKPOINT" in; "SYNCED" + the commit number synced + the sync's
- *  milliseconds, "FAILED" + the error + "0", or "DONE" out. A failed fdatasync is final: after one,
- * Linux may report a later one as a success although the pages were lost, so the syncer stops and
- * the broker must not carry on as if durable.
+ *  milliseconds, "FAILED" + the error + "0", or "DONE" out. A failed
+ *  fdatasync is final: after one, Linux may report a later one as a
+ *  success although the pages were lost, so the syncer stops and the
+ *  broker must not carry on as if durable.
  */
 #include <czmq.h>
 #include <errno.h>
@@ -291,9 +292,11 @@ void cv_syncer_set_slow_ms(cv_syncer_t *self, int64_t ms)
     self->slow_ms = ms;
 }
 
+/*  What read_news recorded: the loop reads the syncer's news at every
+ *  iteration already (cv_syncer_synced, cv_syncer_failed), and a look is
+ *  two system calls. */
 bool cv_syncer_take_slow(cv_syncer_t *self, int64_t *ms)
 {
-    read_news(self);
     *ms = self->slowest_ms;
     self->slowest_ms = -1;
     return *ms >= 0;

@@ -42,8 +42,9 @@ void *cv_syncer_socket(cv_syncer_t *self);
  *  look: every PublishAck and delivery of the commits it covers waited. */
 #define CV_SYNC_SLOW_MS 1000
 void cv_syncer_set_slow_ms(cv_syncer_t *self, int64_t ms);
-/*  Whether a sync was slow since the last call; *ms: the longest one's
- *  milliseconds. Each is told once. */
+/*  Whether a sync was slow since the last call, among the answers read
+ *  (cv_syncer_synced, cv_syncer_wait and cv_syncer_failed read them); *ms:
+ *  the longest one's milliseconds. Each is told once. */
 bool cv_syncer_take_slow(cv_syncer_t *self, int64_t *ms);
 /*  Why the syncer stopped (a failed fdatasync: nothing more can be made
  *  durable), or NULL while it works. */
