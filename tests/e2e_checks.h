@@ -132,6 +132,26 @@ static inline void publish_examples(harness_t *h, int n)
     cv_client_destroy(&police);
 }
 
+/*  Publishes a vulnerable_individual report whose narrative is bytes long. */
+static inline void publish_big(cv_client_t *c, size_t bytes)
+{
+    Caveat__Report *report = harness_report("vulnerable_individual");
+    assert_non_null(report);
+    free(report->id);
+    report->id = NULL;
+    free(report->narrative);
+    report->narrative = malloc(bytes + 1);
+    assert_non_null(report->narrative);
+    memset(report->narrative, 'x', bytes);
+    report->narrative[bytes] = '\0';
+    cv_publish_result_t result = {0};
+    cv_error_t err = {0};
+    if (cv_client_publish_one(c, report, &result, 20000, &err) != 0)
+        fail_msg("publish: %s %s", err.msg, result.reason ? result.reason : "");
+    cv_publish_results_clear(&result, 1);
+    caveat__report__free_unpacked(report, NULL);
+}
+
 /*  A send-only client of agency (its example key): it takes no queue, as
  *  `caveat publish` and `caveat admin` open. */
 static inline cv_client_t *sender_of(harness_t *h, const char *agency)
@@ -235,13 +255,40 @@ static inline void send_frame(zsock_t *dealer, const Caveat__Wire__Frame *frame)
         zframe_destroy(&f); /* czmq keeps a frame it could not send */
 }
 
+/*  The broker's next frame on dealer, unpacked (it must unpack); NULL when
+ *  none comes within the dealer's receive timeout. */
+static inline Caveat__Wire__Frame *next_frame(zsock_t *dealer)
+{
+    zframe_t *f = zframe_recv(dealer);
+    if (!f)
+        return NULL;
+    Caveat__Wire__Frame *frame = caveat__wire__frame__unpack(NULL, zframe_size(f), zframe_data(f));
+    zframe_destroy(&f);
+    assert_non_null(frame);
+    return frame;
+}
+
+/*  next_frame within timeout_ms, which stays the dealer's. */
+static inline Caveat__Wire__Frame *next_frame_within(zsock_t *dealer, int timeout_ms)
+{
+    zsock_set_rcvtimeo(dealer, timeout_ms);
+    return next_frame(dealer);
+}
+
+/*  The next frame of body on dealer (others skipped), or NULL as
+ *  next_frame. */
+static inline Caveat__Wire__Frame *frame_of(zsock_t *dealer, Caveat__Wire__Frame__BodyCase body)
+{
+    Caveat__Wire__Frame *frame;
+    while ((frame = next_frame(dealer)) && frame->body_case != body)
+        caveat__wire__frame__free_unpacked(frame, NULL);
+    return frame;
+}
+
 /*  The error code of the broker's answer, or 0 when it is no error. */
 static inline uint32_t error_answer(zsock_t *dealer)
 {
-    zframe_t *f = zframe_recv(dealer);
-    assert_non_null(f);
-    Caveat__Wire__Frame *frame = caveat__wire__frame__unpack(NULL, zframe_size(f), zframe_data(f));
-    zframe_destroy(&f);
+    Caveat__Wire__Frame *frame = next_frame(dealer);
     assert_non_null(frame);
     uint32_t code = frame->body_case == CAVEAT__WIRE__FRAME__BODY_ERROR ? frame->error->code : 0;
     caveat__wire__frame__free_unpacked(frame, NULL);
@@ -265,6 +312,24 @@ static inline void send_hello_with(zsock_t *dealer, uint32_t version, const char
 static inline void send_hello(zsock_t *dealer, uint32_t version)
 {
     send_hello_with(dealer, version, NULL, -1);
+}
+
+/*  A raw session of agency with credit, its Hello asking for receipts or
+ *  not. */
+static inline zsock_t *raw_subscriber(harness_t *h, const char *agency, uint32_t credit,
+                                      bool receipts)
+{
+    zsock_t *dealer = raw_dealer(h, agency);
+    Caveat__Wire__Hello hello = CAVEAT__WIRE__HELLO__INIT;
+    hello.has_version = hello.has_credit = hello.has_receipts = true;
+    hello.version = 1;
+    hello.credit = credit;
+    hello.receipts = receipts;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_HELLO;
+    frame.hello = &hello;
+    send_frame(dealer, &frame);
+    return dealer;
 }
 
 /* ------------------------------------------------------------------------ */

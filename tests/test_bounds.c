@@ -35,24 +35,6 @@ static long broker_rss_kb(harness_t *h)
     return kb;
 }
 
-static void publish_big(cv_client_t *c, size_t bytes)
-{
-    Caveat__Report *report = harness_report("vulnerable_individual");
-    assert_non_null(report);
-    free(report->id);
-    report->id = NULL;
-    free(report->narrative);
-    report->narrative = malloc(bytes + 1);
-    memset(report->narrative, 'x', bytes);
-    report->narrative[bytes] = '\0';
-    cv_publish_result_t result = {0};
-    cv_error_t err = {0};
-    if (cv_client_publish_one(c, report, &result, 20000, &err) != 0)
-        fail_msg("publish: %s %s", err.msg, result.reason ? result.reason : "");
-    cv_publish_results_clear(&result, 1);
-    caveat__report__free_unpacked(report, NULL);
-}
-
 /*  A connection of agency that says Hello and never reads. */
 static zsock_t *deaf_subscriber(harness_t *h, const char *agency, int credit)
 {
@@ -153,23 +135,6 @@ static void send_subjects_publish(zsock_t *dealer, size_t subjects)
     free(all);
 }
 
-/*  Waits for the next HelloAck on dealer (other frames skipped). */
-static void await_hello_ack(zsock_t *dealer)
-{
-    for (;;) {
-        zframe_t *f = zframe_recv(dealer);
-        assert_non_null(f);
-        Caveat__Wire__Frame *frame =
-            caveat__wire__frame__unpack(NULL, zframe_size(f), zframe_data(f));
-        zframe_destroy(&f);
-        assert_non_null(frame);
-        bool acked = frame->body_case == CAVEAT__WIRE__FRAME__BODY_HELLO_ACK;
-        caveat__wire__frame__free_unpacked(frame, NULL);
-        if (acked)
-            return;
-    }
-}
-
 /*  A frame of empty subjects, two bytes each on the wire, unpacked to 66
  *  times its size (a Subject struct and a pointer each), and the cache's
  *  generations counted packed bytes: 12 such frames of 1 MB made the
@@ -188,7 +153,9 @@ static void test_frames_that_unpack_many_times_larger_are_bounded(void **state)
     for (int i = 0; i < FRAMES; i++)
         send_subjects_publish(college, SUBJECTS);
     send_hello_with(college, 1, NULL, 0); /* answered once all before it were read */
-    await_hello_ack(college);
+    Caveat__Wire__Frame *ack = frame_of(college, CAVEAT__WIRE__FRAME__BODY_HELLO_ACK);
+    assert_non_null(ack);
+    caveat__wire__frame__free_unpacked(ack, NULL);
     long grown = broker_rss_kb(h) - before;
     print_message("%d frames of %d empty subjects: the broker grew by %ld kB\n", FRAMES, SUBJECTS,
                   grown);
@@ -258,25 +225,11 @@ static void test_a_subscriber_held_back_by_its_receipts_costs_no_spin(void **sta
     cv_client_destroy(&police);
     zclock_sleep(1500); /* the store settles */
 
-    zsock_t *council = raw_dealer(h, "hull-cc");
-    Caveat__Wire__Hello hello = CAVEAT__WIRE__HELLO__INIT;
-    hello.has_version = hello.has_credit = hello.has_receipts = true;
-    hello.version = 1;
-    hello.credit = 500;
-    hello.receipts = true;
-    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
-    frame.body_case = CAVEAT__WIRE__FRAME__BODY_HELLO;
-    frame.hello = &hello;
-    send_frame(council, &frame);
+    zsock_t *council = raw_subscriber(h, "hull-cc", 500, true);
     uint64_t top = 0;
     long held_from = -1, held_cpu = 0, held_ms = 0, held_turns = 0;
-    zsock_set_rcvtimeo(council, 5000);
     for (;;) { /* acknowledges each Deliver as it comes, until receipts come */
-        zframe_t *f = zframe_recv(council);
-        assert_non_null(f);
-        Caveat__Wire__Frame *got =
-            caveat__wire__frame__unpack(NULL, zframe_size(f), zframe_data(f));
-        zframe_destroy(&f);
+        Caveat__Wire__Frame *got = next_frame_within(council, 5000);
         assert_non_null(got);
         bool receipts = got->body_case == CAVEAT__WIRE__FRAME__BODY_RECEIPTS;
         if (got->body_case == CAVEAT__WIRE__FRAME__BODY_DELIVER) {

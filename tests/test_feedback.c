@@ -395,11 +395,7 @@ static void count_answers(zsock_t *dealer, int n, uint32_t code, int *acks, int 
 {
     *acks = *errors = 0;
     for (int i = 0; i < n; i++) {
-        zframe_t *f = zframe_recv(dealer);
-        assert_non_null(f);
-        Caveat__Wire__Frame *frame =
-            caveat__wire__frame__unpack(NULL, zframe_size(f), zframe_data(f));
-        zframe_destroy(&f);
+        Caveat__Wire__Frame *frame = next_frame(dealer);
         assert_non_null(frame);
         if (frame->body_case == CAVEAT__WIRE__FRAME__BODY_FEEDBACK_ACK)
             *acks += frame->feedback_ack->status == CAVEAT__WIRE__STATUS__OK;

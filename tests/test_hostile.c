@@ -21,26 +21,13 @@
 #include "e2e_checks.h"
 #include "harness.h"
 
-/*  The next frame the broker sends on dealer, or NULL after timeout_ms. */
-static Caveat__Wire__Frame *next_frame(zsock_t *dealer, int timeout_ms)
-{
-    zsock_set_rcvtimeo(dealer, timeout_ms);
-    zframe_t *f = zframe_recv(dealer);
-    if (!f)
-        return NULL;
-    Caveat__Wire__Frame *frame = caveat__wire__frame__unpack(NULL, zframe_size(f), zframe_data(f));
-    zframe_destroy(&f);
-    assert_non_null(frame);
-    return frame;
-}
-
 /*  Deliveries among the frames dealer receives within timeout_ms. */
 static size_t deliveries_within(zsock_t *dealer, int timeout_ms)
 {
     size_t n = 0;
     int64_t until = zclock_mono() + timeout_ms;
     Caveat__Wire__Frame *frame;
-    while (zclock_mono() < until && (frame = next_frame(dealer, 100)) != NULL) {
+    while (zclock_mono() < until && (frame = next_frame_within(dealer, 100)) != NULL) {
         if (frame->body_case == CAVEAT__WIRE__FRAME__BODY_DELIVER)
             n += frame->deliver->n_deliveries;
         caveat__wire__frame__free_unpacked(frame, NULL);
@@ -304,7 +291,7 @@ static void test_a_publish_over_the_report_limit_is_refused(void **state)
     harness_t *h = started_with(NULL);
     zsock_t *college = raw_dealer(h, "hull-college");
     send_hello_with(college, 1, NULL, 0);
-    Caveat__Wire__Frame *ack = next_frame(college, 5000);
+    Caveat__Wire__Frame *ack = next_frame_within(college, 5000);
     assert_non_null(ack);
     assert_int_equal(ack->body_case, CAVEAT__WIRE__FRAME__BODY_HELLO_ACK);
     assert_int_equal(ack->hello_ack->max_reports, 500);
@@ -456,26 +443,6 @@ static void test_an_agencys_frames_per_turn_are_bounded(void **state)
     finish(&h);
 }
 
-/*  Publishes a vulnerable_individual report whose narrative is bytes long. */
-static void publish_big(cv_client_t *c, size_t bytes)
-{
-    Caveat__Report *report = harness_report("vulnerable_individual");
-    assert_non_null(report);
-    free(report->id);
-    report->id = NULL;
-    free(report->narrative);
-    report->narrative = malloc(bytes + 1);
-    assert_non_null(report->narrative);
-    memset(report->narrative, 'x', bytes);
-    report->narrative[bytes] = '\0';
-    cv_publish_result_t result = {0};
-    cv_error_t err = {0};
-    if (cv_client_publish_one(c, report, &result, 20000, &err) != 0)
-        fail_msg("publish: %s %s", err.msg, result.reason ? result.reason : "");
-    cv_publish_results_clear(&result, 1);
-    caveat__report__free_unpacked(report, NULL);
-}
-
 /*  Reports near the largest frame, 40 of them waiting for a council that
  *  then connects with credit for all: one pump would have packed 36 MB,
  *  twice what the broker lets wait for a sync (16 MiB). The pump stops at
@@ -582,7 +549,7 @@ static void test_an_agencys_log_lines_are_rate_limited(void **state)
     /* nor are answers queued for each: no session, so at most 20 a second */
     size_t answers = 0;
     Caveat__Wire__Frame *answer;
-    while ((answer = next_frame(college, 300)) != NULL) {
+    while ((answer = next_frame_within(college, 300)) != NULL) {
         answers++;
         caveat__wire__frame__free_unpacked(answer, NULL);
     }
@@ -756,7 +723,7 @@ static void test_a_retried_publish_is_idempotent(void **state)
         if (attempt)
             zclock_sleep(1100);
         send_frame(raw, &frame);
-        Caveat__Wire__Frame *ack = next_frame(raw, 5000);
+        Caveat__Wire__Frame *ack = next_frame_within(raw, 5000);
         assert_non_null(ack);
         assert_int_equal(ack->body_case, CAVEAT__WIRE__FRAME__BODY_PUBLISH_ACK);
         assert_int_equal(ack->publish_ack->results[0]->status, CAVEAT__WIRE__STATUS__OK);

@@ -199,40 +199,6 @@ static void test_one_acknowledgement_of_many_is_recorded_sixteen_to_a_leaf(void 
     finish(&h);
 }
 
-/*  The next frame of body on dealer, unpacked (others skipped); NULL when
- *  none comes within the dealer's receive timeout. */
-static Caveat__Wire__Frame *frame_of(zsock_t *dealer, Caveat__Wire__Frame__BodyCase body)
-{
-    for (;;) {
-        zframe_t *f = zframe_recv(dealer);
-        if (!f)
-            return NULL;
-        Caveat__Wire__Frame *frame =
-            caveat__wire__frame__unpack(NULL, zframe_size(f), zframe_data(f));
-        zframe_destroy(&f);
-        assert_non_null(frame);
-        if (frame->body_case == body)
-            return frame;
-        caveat__wire__frame__free_unpacked(frame, NULL);
-    }
-}
-
-/*  A raw session of agency, its Hello with receipts or not. */
-static zsock_t *raw_subscriber(harness_t *h, const char *agency, bool receipts)
-{
-    zsock_t *dealer = raw_dealer(h, agency);
-    Caveat__Wire__Hello hello = CAVEAT__WIRE__HELLO__INIT;
-    hello.has_version = hello.has_credit = hello.has_receipts = true;
-    hello.version = 1;
-    hello.credit = 100;
-    hello.receipts = receipts;
-    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
-    frame.body_case = CAVEAT__WIRE__FRAME__BODY_HELLO;
-    frame.hello = &hello;
-    send_frame(dealer, &frame);
-    return dealer;
-}
-
 static void raw_ack(zsock_t *dealer, uint64_t up_to)
 {
     Caveat__Wire__DeliveryAck ack = CAVEAT__WIRE__DELIVERY_ACK__INIT;
@@ -252,7 +218,7 @@ static void test_no_receipts_unless_asked(void **state)
     harness_t *h = started();
     cv_note_verifier_t verifier = broker_verifier(h);
     cv_client_t *council = subscriber(h, "hull-cc", true);
-    zsock_t *ctu = raw_subscriber(h, "ne-ctu", false);
+    zsock_t *ctu = raw_subscriber(h, "ne-ctu", 100, false);
     publish_examples(h, 3);
     seen_t council_seen[3] = {0};
     receive_all(council, council_seen, 3);
@@ -299,7 +265,7 @@ static void test_a_delivery_acknowledged_after_a_restart_names_its_view(void **s
 
     /* Hello and the acknowledgement in one go: the broker takes both in
      * one turn, before it pumps the resends */
-    zsock_t *dealer = raw_subscriber(h, "hull-cc", true);
+    zsock_t *dealer = raw_subscriber(h, "hull-cc", 100, true);
     raw_ack(dealer, 3);
 
     int got = 0;
