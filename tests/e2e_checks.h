@@ -295,7 +295,10 @@ static inline uint32_t error_answer(zsock_t *dealer)
     return code;
 }
 
-static inline void send_hello_with(zsock_t *dealer, uint32_t version, const char *feed, int credit)
+/*  A Hello of version for feed (NULL: the agency's own queue), with
+ *  credit (-1: none given), asking for receipts or not. */
+static inline void send_hello_asking(zsock_t *dealer, uint32_t version, const char *feed,
+                                     int credit, bool receipts)
 {
     Caveat__Wire__Hello hello = CAVEAT__WIRE__HELLO__INIT;
     hello.has_version = true;
@@ -303,10 +306,16 @@ static inline void send_hello_with(zsock_t *dealer, uint32_t version, const char
     hello.feed = (char *)feed;
     hello.has_credit = credit >= 0;
     hello.credit = credit >= 0 ? (uint32_t)credit : 0;
+    hello.has_receipts = hello.receipts = receipts;
     Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
     frame.body_case = CAVEAT__WIRE__FRAME__BODY_HELLO;
     frame.hello = &hello;
     send_frame(dealer, &frame);
+}
+
+static inline void send_hello_with(zsock_t *dealer, uint32_t version, const char *feed, int credit)
+{
+    send_hello_asking(dealer, version, feed, credit, false);
 }
 
 static inline void send_hello(zsock_t *dealer, uint32_t version)
@@ -314,21 +323,26 @@ static inline void send_hello(zsock_t *dealer, uint32_t version)
     send_hello_with(dealer, version, NULL, -1);
 }
 
+/*  A DeliveryAck of every seq up to up_to, with new credit (-1: none). */
+static inline void send_ack(zsock_t *dealer, uint64_t up_to, int credit)
+{
+    Caveat__Wire__DeliveryAck ack = CAVEAT__WIRE__DELIVERY_ACK__INIT;
+    ack.has_up_to = true;
+    ack.up_to = up_to;
+    ack.has_credit = credit >= 0;
+    ack.credit = credit >= 0 ? (uint32_t)credit : 0;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_DELIVERY_ACK;
+    frame.delivery_ack = &ack;
+    send_frame(dealer, &frame);
+}
+
 /*  A raw session of agency with credit, its Hello asking for receipts or
  *  not. */
-static inline zsock_t *raw_subscriber(harness_t *h, const char *agency, uint32_t credit,
-                                      bool receipts)
+static inline zsock_t *raw_subscriber(harness_t *h, const char *agency, int credit, bool receipts)
 {
     zsock_t *dealer = raw_dealer(h, agency);
-    Caveat__Wire__Hello hello = CAVEAT__WIRE__HELLO__INIT;
-    hello.has_version = hello.has_credit = hello.has_receipts = true;
-    hello.version = 1;
-    hello.credit = credit;
-    hello.receipts = receipts;
-    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
-    frame.body_case = CAVEAT__WIRE__FRAME__BODY_HELLO;
-    frame.hello = &hello;
-    send_frame(dealer, &frame);
+    send_hello_asking(dealer, 1, NULL, credit, receipts);
     return dealer;
 }
 

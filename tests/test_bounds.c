@@ -236,13 +236,7 @@ static void test_a_subscriber_held_back_by_its_receipts_costs_no_spin(void **sta
             for (size_t i = 0; i < got->deliver->n_deliveries; i++)
                 if (got->deliver->deliveries[i]->seq > top)
                     top = got->deliver->deliveries[i]->seq;
-            Caveat__Wire__DeliveryAck ack = CAVEAT__WIRE__DELIVERY_ACK__INIT;
-            ack.has_up_to = true;
-            ack.up_to = top;
-            Caveat__Wire__Frame answer = CAVEAT__WIRE__FRAME__INIT;
-            answer.body_case = CAVEAT__WIRE__FRAME__BODY_DELIVERY_ACK;
-            answer.delivery_ack = &ack;
-            send_frame(council, &answer);
+            send_ack(council, top, -1);
             if (held_from < 0 && top >= HELD) { /* its receipts hold it from about here */
                 held_from = (long)zclock_mono();
                 held_cpu = loop_cpu_ms(h);

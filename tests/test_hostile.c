@@ -75,18 +75,6 @@ static void assert_others_carry_on(harness_t *h)
     cv_client_destroy(&police);
 }
 
-static void send_ack(zsock_t *dealer, uint64_t up_to, uint32_t credit)
-{
-    Caveat__Wire__DeliveryAck ack = CAVEAT__WIRE__DELIVERY_ACK__INIT;
-    ack.has_up_to = ack.has_credit = true;
-    ack.up_to = up_to;
-    ack.credit = credit;
-    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
-    frame.body_case = CAVEAT__WIRE__FRAME__BODY_DELIVERY_ACK;
-    frame.delivery_ack = &ack;
-    send_frame(dealer, &frame);
-}
-
 /* ------------------------------------------------------------------------ */
 /*  Sessions belong to a key.                                               */
 

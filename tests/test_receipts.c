@@ -199,17 +199,6 @@ static void test_one_acknowledgement_of_many_is_recorded_sixteen_to_a_leaf(void 
     finish(&h);
 }
 
-static void raw_ack(zsock_t *dealer, uint64_t up_to)
-{
-    Caveat__Wire__DeliveryAck ack = CAVEAT__WIRE__DELIVERY_ACK__INIT;
-    ack.has_up_to = true;
-    ack.up_to = up_to;
-    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
-    frame.body_case = CAVEAT__WIRE__FRAME__BODY_DELIVERY_ACK;
-    frame.delivery_ack = &ack;
-    send_frame(dealer, &frame);
-}
-
 /*  The broker itself sends no Receipts to a session that did not ask
  *  (libcaveat would drop them: the wire is watched here). */
 static void test_no_receipts_unless_asked(void **state)
@@ -229,7 +218,7 @@ static void test_no_receipts_unless_asked(void **state)
         caveat__wire__frame__free_unpacked(frame, NULL);
     }
     assert_int_equal(delivered, 3);
-    raw_ack(ctu, 3);
+    send_ack(ctu, 3, -1);
     /* by the time the one that asked has its receipts, the other would
      * have had its own */
     assert_int_equal(collect_receipts(council, &verifier, "hull-cc", council_seen, 3, 3, 10000), 3);
@@ -266,7 +255,7 @@ static void test_a_delivery_acknowledged_after_a_restart_names_its_view(void **s
     /* Hello and the acknowledgement in one go: the broker takes both in
      * one turn, before it pumps the resends */
     zsock_t *dealer = raw_subscriber(h, "hull-cc", 100, true);
-    raw_ack(dealer, 3);
+    send_ack(dealer, 3, -1);
 
     int got = 0;
     Caveat__Wire__Frame *answer;
