@@ -648,10 +648,11 @@ void broker_on_admin(cv_broker_t *self, const zframe_t *routing, int agency,
                      const uint8_t key[CV_KEY_BYTES], const Caveat__Wire__AdminRequest *request)
 {
     if (!cv_policy_agency(self->policy, agency)->admin) {
-        broker_send_error(self, routing, E_FORBIDDEN, "not an administrator");
+        /* logged before the answer: whoever reads the answer finds the line */
         const char *id = cv_policy_agency(self->policy, agency)->id;
         cv_log_agency(self->log, id, false, "admin request from %s refused: not an administrator",
                       id);
+        broker_send_error(self, routing, E_FORBIDDEN, "not an administrator");
         return;
     }
     const char *command = request->command ? request->command : "";

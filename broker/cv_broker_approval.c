@@ -182,8 +182,8 @@ void broker_on_approval(cv_broker_t *self, session_t *s, int agency, const char 
     int64_t rowid = 0;
     uint32_t refused = approval_refusal(self, sender, approval, &rowid, &report, &why);
     if (refused) {
-        broker_send_error(self, s->routing, refused, why);
         cv_log_agency(self->log, sender, false, "approval from %s refused: %s", sender, why);
+        broker_send_error(self, s->routing, refused, why);
         return;
     }
     cv_error_t err = {0};

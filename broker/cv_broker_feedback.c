@@ -99,13 +99,14 @@ static void store_feedback(cv_broker_t *self, const session_t *s, const char *se
                   feedback->report_id, d->originator, feedback->value);
 }
 
-/*  Answers a refused Feedback with an Error and logs why (never the text
- *  the agency sent): each refusal has its line, within the agency's. */
+/*  Logs why a Feedback is refused (never the text the agency sent), then
+ *  answers it with an Error: each refusal has its line, within the
+ *  agency's, written before the sender can read the answer. */
 static void refuse(cv_broker_t *self, const session_t *s, const char *sender, uint32_t code,
                    const char *why)
 {
-    broker_send_error(self, s->routing, code, why);
     cv_log_agency(self->log, sender, false, "feedback from %s refused: %s", sender, why);
+    broker_send_error(self, s->routing, code, why);
 }
 
 /*  A Feedback from the agency of session s. Refused, with nothing stored:

@@ -361,9 +361,9 @@ bool broker_over_report_limit(cv_broker_t *self, const zframe_t *routing, int ag
     snprintf(reason, sizeof reason, "a publish may hold at most %d reports",
              self->config.max_reports);
     self->stats.limited++;
-    broker_send_error_limited(self, routing, agency, E_LIMIT, reason);
     cv_log_agency(self->log, sender, false, "publish from %s refused: %zu reports", sender,
                   reports);
+    broker_send_error_limited(self, routing, agency, E_LIMIT, reason);
     return true;
 }
 

@@ -441,11 +441,11 @@ void broker_on_hello(cv_broker_t *self, const zframe_t *routing, int agency,
         reason = "too many Hellos on this connection; wait a second";
     }
     if (refused) {
+        cv_log_agency(self->log, a->id, false, "hello from %s refused: %s", a->id, reason);
         if (s)
             broker_send_error(self, routing, refused, reason);
         else /* no session: answers to it are rate-limited per agency */
             broker_send_error_limited(self, routing, agency, refused, reason);
-        cv_log_agency(self->log, a->id, false, "hello from %s refused: %s", a->id, reason);
         return;
     }
     bool publish_only = hello->has_credit && hello->credit == 0;
