@@ -323,6 +323,18 @@ static inline void send_hello(zsock_t *dealer, uint32_t version)
     send_hello_with(dealer, version, NULL, -1);
 }
 
+/*  A Publish of reports[0..n). */
+static inline void send_publish(zsock_t *dealer, Caveat__Report **reports, size_t n)
+{
+    Caveat__Wire__Publish publish = CAVEAT__WIRE__PUBLISH__INIT;
+    publish.n_reports = n;
+    publish.reports = reports;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_PUBLISH;
+    frame.publish = &publish;
+    send_frame(dealer, &frame);
+}
+
 /*  A DeliveryAck of every seq up to up_to, with new credit (-1: none). */
 static inline void send_ack(zsock_t *dealer, uint64_t up_to, int credit)
 {

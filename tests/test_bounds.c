@@ -124,13 +124,7 @@ static void send_subjects_publish(zsock_t *dealer, size_t subjects)
     report.n_subjects = subjects;
     report.subjects = list;
     Caveat__Report *reports[] = {&report};
-    Caveat__Wire__Publish publish = CAVEAT__WIRE__PUBLISH__INIT;
-    publish.n_reports = 1;
-    publish.reports = reports;
-    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
-    frame.body_case = CAVEAT__WIRE__FRAME__BODY_PUBLISH;
-    frame.publish = &publish;
-    send_frame(dealer, &frame);
+    send_publish(dealer, reports, 1);
     free(list);
     free(all);
 }

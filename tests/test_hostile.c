@@ -259,13 +259,7 @@ static void send_publish_of(zsock_t *dealer, size_t n)
         caveat__report__init(&reports[i]);
         list[i] = &reports[i];
     }
-    Caveat__Wire__Publish publish = CAVEAT__WIRE__PUBLISH__INIT;
-    publish.n_reports = n;
-    publish.reports = list;
-    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
-    frame.body_case = CAVEAT__WIRE__FRAME__BODY_PUBLISH;
-    frame.publish = &publish;
-    send_frame(dealer, &frame);
+    send_publish(dealer, list, n);
     free(list);
     free(reports);
 }
