@@ -68,7 +68,7 @@
  *  leaves are written either way).
  *
  *  Usage: broker_bench [--seconds S] [--batch N] [--window N] [--rate R]
- *                      [--agencies N] [--receipts] [--repeat N]
+ *                      [--in-flight N] [--agencies N] [--receipts] [--repeat N]
  *                      [--only full|normal|off|forwarder|nats|store|fanout|
  *                              fanout-full|fanout-normal|fanout-forwarder|partnership|
  *                              nolog|fanout-nolog|audit|audit-throughput]
@@ -124,7 +124,6 @@
 #define SUB_CREDIT         1000  /* Hello.credit of every caveat subscriber */
 #define ACK_EVERY          100   /* a caveat subscriber acknowledges at least this often */
 #define FANOUT_MAX_BATCH   500   /* reports one paced publish call may carry */
-#define FANOUT_IN_FLIGHT   1     /* publishes in flight: more made p99 worse (performance.md) */
 #define N_SUBSCRIBERS      50    /* fan-out: subscriber agencies */
 #define NATS_SUBJECT       "caveat.reports"
 #define FORWARDER_ZMQ      7  /* thread-name prefix of the forwarder's libzmq context */
@@ -222,6 +221,7 @@ typedef struct {
     int batch;       /* reports per cv_client_publish call, workload 1 */
     uint64_t window; /* reports the publisher may be ahead of the subscriber */
     int rate;        /* reports/s offered, workload 2 */
+    int in_flight;   /* publishes workload 2's publisher may have unacknowledged */
     int agencies;    /* in the policy of workload 1's partnership path; 2: no such path */
     const char *only;
     bool receipts; /* workload 1's caveat subscriber asks for receipts */
@@ -1442,25 +1442,43 @@ static void fanout_finish(fanout_t *run, cv_client_t *publisher, fan_slot_t *slo
     cv_publish_results_clear(slot->results, slot->n);
 }
 
+/*  The publisher's reports, one pool per publish in flight, made before
+ *  the schedule's start: the publisher's own set-up is not the broker's
+ *  latency (16 pools of 500 reports take most of a second). */
+static fan_slot_t *fanout_slots_new(int in_flight)
+{
+    fan_slot_t *slots = calloc((size_t)in_flight, sizeof *slots);
+    for (int s = 0; slots && s < in_flight; s++)
+        for (int i = 0; i < FANOUT_MAX_BATCH; i++)
+            slots[s].pool[i] = make_report(fanout_categories[0], fanout_areas[0]);
+    return slots;
+}
+
+static void fanout_slots_destroy(fan_slot_t **slots_p, int in_flight)
+{
+    for (int s = 0; *slots_p && s < in_flight; s++)
+        for (int i = 0; i < FANOUT_MAX_BATCH; i++)
+            caveat__report__free_unpacked((*slots_p)[s].pool[i], NULL);
+    free(*slots_p);
+    *slots_p = NULL;
+}
+
 /*  Report k is due at t0 + k/rate. Each publish carries every report due
  *  by now (at least one), stamped with its due time and the time it is
  *  sent. Publishes are pipelined, as a publisher that must keep to a
  *  schedule would: started at once (libcaveat's cv_client_publish_start),
- *  finished once acknowledged, at most FANOUT_IN_FLIGHT at a time; a slow
+ *  finished once acknowledged, at most --in-flight at a time; a slow
  *  acknowledgement still shows up in the scheduled-time latency once the
  *  pipeline is full, rather than silently lowering the offered rate. */
-static void fanout_publish(fanout_t *run, cv_client_t *publisher, uint64_t t0)
+static void fanout_publish(fanout_t *run, cv_client_t *publisher, fan_slot_t *slots, uint64_t t0)
 {
-    fan_slot_t *slots = calloc(FANOUT_IN_FLIGHT, sizeof *slots);
-    for (int s = 0; s < FANOUT_IN_FLIGHT; s++)
-        for (int i = 0; i < FANOUT_MAX_BATCH; i++)
-            slots[s].pool[i] = make_report(fanout_categories[0], fanout_areas[0]);
     uint64_t interval = 1000000000u / (uint64_t)run->opt->rate, started = 0, finished = 0;
+    uint64_t in_flight = (uint64_t)run->opt->in_flight;
     for (uint64_t k = 0; k < run->reports && !atomic_load(&run->failed);) {
         sleep_until(t0 + k * interval);
-        if (started - finished == FANOUT_IN_FLIGHT) /* the pipeline is full: wait */
-            fanout_finish(run, publisher, &slots[finished++ % FANOUT_IN_FLIGHT]);
-        fan_slot_t *slot = &slots[started % FANOUT_IN_FLIGHT];
+        if (started - finished == in_flight) /* the pipeline is full: wait */
+            fanout_finish(run, publisher, &slots[finished++ % in_flight]);
+        fan_slot_t *slot = &slots[started % in_flight];
         uint64_t t = bench_now_ns(), due = (t - t0) / interval + 1;
         uint64_t n = (due < run->reports ? due : run->reports) - k;
         n = n > FANOUT_MAX_BATCH ? FANOUT_MAX_BATCH : n < 1 ? 1 : n;
@@ -1485,15 +1503,11 @@ static void fanout_publish(fanout_t *run, cv_client_t *publisher, uint64_t t0)
         started++;
         k += n;
         while (finished < started &&
-               cv_client_publish_done(publisher, slots[finished % FANOUT_IN_FLIGHT].ticket))
-            fanout_finish(run, publisher, &slots[finished++ % FANOUT_IN_FLIGHT]);
+               cv_client_publish_done(publisher, slots[finished % in_flight].ticket))
+            fanout_finish(run, publisher, &slots[finished++ % in_flight]);
     }
     while (finished < started)
-        fanout_finish(run, publisher, &slots[finished++ % FANOUT_IN_FLIGHT]);
-    for (int s = 0; s < FANOUT_IN_FLIGHT; s++)
-        for (int i = 0; i < FANOUT_MAX_BATCH; i++)
-            caveat__report__free_unpacked(slots[s].pool[i], NULL);
-    free(slots);
+        fanout_finish(run, publisher, &slots[finished++ % in_flight]);
 }
 
 static bool fanout_connect(fanout_t *run, cv_client_t **publisher, char *note, size_t size)
@@ -1520,6 +1534,7 @@ static uint32_t *merged(const fanout_t *run, bool scheduled, uint64_t *n)
     for (int i = 0; i < N_SUBSCRIBERS; i++)
         *n += run->subs[i].received;
     uint32_t *all = malloc((*n + 1) * sizeof *all), *p = all;
+
     for (int i = 0; i < N_SUBSCRIBERS; i++) {
         const subscriber_t *s = &run->subs[i];
         memcpy(p, scheduled ? s->sched_us : s->sent_us, s->received * sizeof *p);
@@ -1578,12 +1593,18 @@ static void fanout_figures(fanout_t *run, uint64_t t0, uint64_t t_pub_end, fanou
 static void fanout_run(fanout_t *run, cv_client_t *publisher, fanout_result_t *r)
 {
     pid_t pid = harness_pid(run->harness);
+    fan_slot_t *slots = fanout_slots_new(run->opt->in_flight);
+    if (!slots) {
+        atomic_store(&run->failed, true);
+        return;
+    }
     uint64_t t0 = bench_now_ns() + 100000000u; /* 100 ms for the threads to start */
     run->deadline = t0 + (uint64_t)((run->opt->seconds + DRAIN_LIMIT_S) * 1e9);
     for (int i = 0; i < N_SUBSCRIBERS; i++)
         pthread_create(&run->subs[i].thread, NULL, fanout_subscriber, &run->subs[i]);
     double cpu0 = bench_process_cpu(pid), self0 = bench_process_cpu(getpid());
-    fanout_publish(run, publisher, t0);
+    fanout_publish(run, publisher, slots, t0);
+    fanout_slots_destroy(&slots, run->opt->in_flight);
     uint64_t t_pub_end = bench_now_ns();
     for (int i = 0; i < N_SUBSCRIBERS; i++)
         pthread_join(run->subs[i].thread, NULL);
@@ -2231,7 +2252,7 @@ static void print_targets(const path_result_t paths[N_PATHS])
 static void usage(void)
 {
     fprintf(stderr, "usage: broker_bench [--seconds S] [--batch N] [--window N] [--rate R]\n"
-                    "                    [--agencies N] [--receipts] [--repeat N]\n"
+                    "                    [--in-flight N] [--agencies N] [--receipts] [--repeat N]\n"
                     "                    [--only full|normal|off|forwarder|nats|store|fanout|"
                     "fanout-full|fanout-normal|fanout-forwarder|partnership|nolog|fanout-nolog|"
                     "audit|audit-throughput]\n");
@@ -2250,6 +2271,8 @@ static void parse_args(options_t *o, int argc, char **argv)
             o->window = strtoull(argv[++i], NULL, 10);
         else if (value && strcmp(argv[i], "--rate") == 0)
             o->rate = atoi(argv[++i]);
+        else if (value && strcmp(argv[i], "--in-flight") == 0)
+            o->in_flight = atoi(argv[++i]);
         else if (value && strcmp(argv[i], "--agencies") == 0)
             o->agencies = atoi(argv[++i]);
         else if (value && strcmp(argv[i], "--only") == 0)
@@ -2269,8 +2292,9 @@ static void parse_args(options_t *o, int argc, char **argv)
     for (int i = 0; i < (int)(sizeof phases / sizeof *phases) && !known; i++)
         known = strcmp(o->only, phases[i]) == 0;
     if (!known || o->seconds <= 0 || o->seconds > 60 || o->batch < 1 || o->batch > 5000 ||
-        o->window < (uint64_t)o->batch || o->rate < 1 || o->rate > 100000 || o->agencies < 2 ||
-        o->agencies > 100000 || o->repeat < 1 || o->repeat > MAX_REPEAT)
+        o->window < (uint64_t)o->batch || o->rate < 1 || o->rate > 100000 || o->in_flight < 1 ||
+        o->in_flight > 16 || o->agencies < 2 || o->agencies > 100000 || o->repeat < 1 ||
+        o->repeat > MAX_REPEAT)
         usage();
 }
 
@@ -2426,8 +2450,13 @@ int main(int argc, char **argv)
 {
     /* 1000 reports a call: libcaveat sends them as four batches of about 256
      * KB, all in flight at once, so the broker always has the next one */
-    options_t opt = {
-        .seconds = 5, .batch = 1000, .window = 10000, .rate = 1000, .agencies = 2, .repeat = 1};
+    options_t opt = {.seconds = 5,
+                     .batch = 1000,
+                     .window = 10000,
+                     .rate = 1000,
+                     .in_flight = 1,
+                     .agencies = 2,
+                     .repeat = 1};
     parse_args(&opt, argc, argv);
     signal(SIGPIPE, SIG_IGN);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
