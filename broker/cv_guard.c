@@ -247,8 +247,6 @@ static void evict(cv_guard_t *self, const pending_t *p)
  *  authenticate, or authenticate and never say Hello, age out first. */
 static void evict_oldest(cv_guard_t *self)
 {
-    if (zlistx_size(self->pending) == 0) /* the common case: no clock read on every turn */
-        return;
     int64_t expired = zclock_mono() - self->timeout_ms;
     pending_t *p;
     while ((p = zlistx_first(self->pending)) &&
@@ -260,7 +258,7 @@ static void evict_oldest(cv_guard_t *self)
 }
 
 /*  Up to EVENTS_PER_CALL events, then the pending list back within its
- *  cap and timeout; how many were read. */
+ *  cap; how many were read. */
 static int handle_some(cv_guard_t *self)
 {
     int n = 0;
