@@ -101,10 +101,9 @@ static size_t counts_of(cv_broker_t *self, cv_count_t out[COUNTS])
           cv_log_suppressed(self->log));
     COUNT("zap_admitted", true, "handshakes admitted", cv_zap_admitted(self->zap));
     COUNT("zap_refused", true, "handshakes refused", cv_zap_refused(self->zap));
-    COUNT("handshakes_pending", false, "connections without a session (handshake or Hello due)",
+    COUNT("handshakes_pending", false, "connections in their handshake",
           cv_guard_pending(self->guard));
-    COUNT("handshakes_evicted", true,
-          "connections ended without a session (too many, or past the handshake timeout)",
+    COUNT("handshakes_evicted", true, "connections ended in their handshake (too many pending)",
           cv_guard_evicted(self->guard));
     COUNT("handshakes_failed", true, "handshakes that failed",
           cv_guard_handshakes_failed(self->guard));

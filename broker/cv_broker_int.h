@@ -247,7 +247,7 @@ struct cv_broker_t {
     cv_monitor_t *monitor; /* --monitor's listener, or NULL */
     cv_zap_t *zap;
     zsock_t *router;
-    cv_guard_t *guard;  /* bounds the router's connections without a session */
+    cv_guard_t *guard;  /* bounds the router's connections still in their handshake */
     zhashx_t *sessions; /* routing hex -> session_t (owns them) */
     session_t **by_fd;  /* descriptor -> the connected session on it, or NULL */
     size_t by_fd_size;

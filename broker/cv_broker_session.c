@@ -324,8 +324,6 @@ static void add_session(cv_broker_t *self, session_t *s, int agency)
         remove_session(self, old);
     zhashx_insert(self->sessions, s->routing_hex, s);
     index_fd(self, s);
-    if (self->guard && s->fd >= 0) /* no longer ended for want of a session */
-        cv_guard_admit(self->guard, s->fd);
     undisplace(self, s, agency);
     if (s->publish_only) { /* it serves no queue, so it replaces nobody's */
         zlistx_add_end(self->senders, s);

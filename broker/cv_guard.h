@@ -1,18 +1,13 @@
-/*  cv_guard.h: bounds the broker's connections that have not opened a
- *  session: those still in their CURVE handshake and those authenticated
- *  that have not said Hello. So neither connections which never
- *  authenticate (idle TCP connections, stalled handshakes) nor a listed
- *  agency's connections that authenticate and stay silent can use up the
- *  broker's descriptors and keep other agencies out.
+/*  cv_guard.h: bounds the broker's connections that have not completed
+ *  their CURVE handshake, so that connections which never authenticate
+ *  (idle TCP connections, stalled handshakes) cannot use up the broker's
+ *  descriptors and keep a listed agency out.
  *
  *  It raises the descriptor limit, sets the handshake timeout on the
- *  ROUTER, and watches the ROUTER's connection events. A connection is
- *  pending from its acceptance until the broker says it opened a session
- *  (cv_guard_admit). Pending connections older than the handshake timeout
- *  are ended, and when more are pending than the cap, the oldest are: a
- *  real agency's handshake and Hello take milliseconds, so it is never the
- *  oldest for long, while connections that never get that far age out
- *  first.
+ *  ROUTER, watches the ROUTER's connection events, and when more
+ *  connections are pending than the cap, ends the oldest pending ones: a
+ *  real agency's handshake takes milliseconds, so it is never the oldest
+ *  for long, while connections that never authenticate age out first.
  */
 #ifndef CV_GUARD_H
 #define CV_GUARD_H
@@ -44,8 +39,7 @@ void cv_guard_destroy(cv_guard_t **self_p);
 zsock_t *cv_guard_socket(cv_guard_t *self);
 
 /*  Handles the events waiting (a bounded number per call), then ends the
- *  pending connections past the timeout and the oldest beyond the cap.
- *  Never blocks. */
+ *  oldest pending connections beyond the cap. Never blocks. */
 void cv_guard_handle(cv_guard_t *self);
 
 /*  Handles every event waiting, up to 8,192, keeping the pending list
@@ -58,11 +52,7 @@ void cv_guard_handle(cv_guard_t *self);
  *  says it did, and nobody should be admitted yet. */
 bool cv_guard_drain(cv_guard_t *self);
 
-/*  A session was opened on the connection on fd: it is no longer pending,
- *  and no longer ended by the timeout or the cap. */
-void cv_guard_admit(cv_guard_t *self, int fd);
-
-/*  Connections accepted that have not opened a session. */
+/*  Connections accepted whose handshake has not been seen to complete. */
 size_t cv_guard_pending(const cv_guard_t *self);
 /*  Connections the guard ended, in total. */
 uint64_t cv_guard_evicted(const cv_guard_t *self);

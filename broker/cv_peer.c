@@ -1,5 +1,6 @@
 /*  cv_peer.c: getpeername and TCP_INFO for the connection guard. */
 #include <arpa/inet.h>
+#include <linux/tcp.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -34,4 +35,16 @@ void cv_peer_format(const cv_peer_t *peer, char *text, size_t size)
     } else {
         snprintf(text, size, "(not an IP peer)");
     }
+}
+
+bool cv_peer_bytes_received(int fd, uint64_t *bytes)
+{
+    struct tcp_info info;
+    socklen_t len = sizeof info;
+    /* tcpi_bytes_received came with Linux 4.1: an older kernel fills less */
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0 ||
+        len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof info.tcpi_bytes_received)
+        return false;
+    *bytes = info.tcpi_bytes_received;
+    return true;
 }
