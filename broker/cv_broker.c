@@ -1006,6 +1006,9 @@ int cv_broker_run(cv_broker_t *self)
             turn(self, readable);
         else if (!ready && cv_store_wal_pages(self->store) > 0)
             cv_store_checkpoint(self->store); /* idle for a whole poll */
+        /* after the turn: a connection whose Hello it read is admitted,
+         * not ended for want of a session */
+        cv_guard_enforce(self->guard);
     }
     broker_stop_backup(self, "the broker is stopping");
     self->poller = NULL;

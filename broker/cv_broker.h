@@ -20,9 +20,10 @@ typedef struct {
     int clock_skew_s;         /* how far ahead of the clock a report's created may be; 0: 1 day */
     int disk_reserve_mb;      /* disk kept for deliveries when the disk fills (cv_space.h); 0: 64 */
     int ack_timeout_ms;       /* resend what a session leaves unacknowledged this long; 0: 30 s */
-    int max_pending;          /* connections in their handshake before the oldest is ended; 0: a
+    int max_pending;          /* connections without a session before the oldest is ended; 0: a
                                  quarter of the descriptor limit, at most 1024 */
-    int handshake_timeout_ms; /* a connection not past its handshake by then is dropped; 0: 5 s */
+    int handshake_timeout_ms; /* a connection not past its handshake by then is dropped, one
+                                 without a session by twice that; 0: 5 s */
     bool verbose;             /* debug lines on stderr */
     bool log_json;            /* log lines as JSON objects (cv_log.h) */
     const char *monitor;      /* "PORT" or "IPV4:PORT": /metrics and /healthz (cv_monitor.h); NULL:

@@ -31,7 +31,9 @@ static void revoke_removed(cv_broker_t *self)
         cv_log_info(self->log, "revoked: %s%s%s", s->agency, key_gone ? "" : " feed ",
                     key_gone ? "" : s->feed);
         self->stats.revoked++;
-        broker_end_session(self, s); /* nothing more, not even what waits for a sync */
+        /* nothing more, not even what waits for a sync; its connection,
+         * which a client may use for a new Hello, is bounded as a new one */
+        broker_release_connection(self, s);
     }
     zlistx_destroy(&revoked);
 }
@@ -56,7 +58,7 @@ bool broker_reload(cv_broker_t *self, cv_error_t *err)
     cv_log_info(self->log, "policy %s version %lld loaded (%s)", cv_policy_protocol(fresh),
                 (long long)cv_policy_version(fresh), cv_policy_hash(fresh));
     broker_forget_held_deliveries(self);
-    broker_forget_displaced(self);
+    broker_repend_displaced(self);
     revoke_removed(self);
     return true;
 }
@@ -101,9 +103,10 @@ static size_t counts_of(cv_broker_t *self, cv_count_t out[COUNTS])
           cv_log_suppressed(self->log));
     COUNT("zap_admitted", true, "handshakes admitted", cv_zap_admitted(self->zap));
     COUNT("zap_refused", true, "handshakes refused", cv_zap_refused(self->zap));
-    COUNT("handshakes_pending", false, "connections in their handshake",
+    COUNT("handshakes_pending", false, "connections without a session (handshake or Hello due)",
           cv_guard_pending(self->guard));
-    COUNT("handshakes_evicted", true, "connections ended in their handshake (too many pending)",
+    COUNT("handshakes_evicted", true,
+          "connections ended without a session (too many, or past the handshake timeout)",
           cv_guard_evicted(self->guard));
     COUNT("handshakes_failed", true, "handshakes that failed",
           cv_guard_handshakes_failed(self->guard));

@@ -189,7 +189,8 @@ typedef struct {
     char *peer;            /* the connection's address (admin sessions), "" offline */
     int fd;                /* the connection's descriptor (libzmq's); -1: not known */
     cv_peer_t conn;        /* the kernel's peer of fd at Hello, */
-    bool conn_known;       /* if it said: the connection broker_end_connection may end */
+    bool conn_known;       /* if it said, on the address the Hello came from: the connection
+                              this session holds, which broker_end_connection may end */
     int64_t gone_at;       /* when its connection went (ms, monotonic), 0: connected */
     int64_t since;         /* when it said Hello (unix seconds) */
 } session_t;
@@ -247,7 +248,7 @@ struct cv_broker_t {
     cv_monitor_t *monitor; /* --monitor's listener, or NULL */
     cv_zap_t *zap;
     zsock_t *router;
-    cv_guard_t *guard;  /* bounds the router's connections still in their handshake */
+    cv_guard_t *guard;  /* bounds the router's connections without a session */
     zhashx_t *sessions; /* routing hex -> session_t (owns them) */
     session_t **by_fd;  /* descriptor -> the connected session on it, or NULL */
     size_t by_fd_size;
@@ -390,8 +391,7 @@ void broker_on_feedback(cv_broker_t *self, const session_t *s, int agency, const
 zmsg_t *broker_message_to(const zframe_t *routing, const ProtobufCMessage *frame);
 zmsg_t *broker_frame_message(const zframe_t *routing, const Caveat__Wire__Frame *frame);
 int broker_send_now(cv_broker_t *self, zmsg_t **msg);
-void broker_send_frame(cv_broker_t *self, const zframe_t *routing,
-                       const Caveat__Wire__Frame *frame);
+int broker_send_frame(cv_broker_t *self, const zframe_t *routing, const Caveat__Wire__Frame *frame);
 void broker_send_error(cv_broker_t *self, const zframe_t *routing, uint32_t code,
                        const char *reason);
 agency_use_t *broker_use_of(cv_broker_t *self, int agency);
@@ -433,8 +433,11 @@ void broker_end_session(cv_broker_t *self, session_t *s);
 /*  Ends s and the connection it is on, if that is still there. */
 void broker_end_connection(cv_broker_t *self, session_t *s);
 /*  A reload may number the agencies anew: the replaced connections kept
- *  are forgotten (left open), not charged to another agency. */
-void broker_forget_displaced(cv_broker_t *self);
+ *  are charged to no agency any more, but pending again (cv_guard_pend). */
+void broker_repend_displaced(cv_broker_t *self);
+/*  Ends s but not its connection, which is pending again (cv_guard_pend):
+ *  it opens another session within the guard's timeout, or is ended. */
+void broker_release_connection(cv_broker_t *self, session_t *s);
 void broker_on_hello(cv_broker_t *self, const zframe_t *routing, int agency,
                      const uint8_t key[CV_KEY_BYTES], session_t *s,
                      const Caveat__Wire__Hello *hello);

@@ -43,10 +43,10 @@ int broker_send_now(cv_broker_t *self, zmsg_t **msg)
     return failure ? failure : EAGAIN;
 }
 
-void broker_send_frame(cv_broker_t *self, const zframe_t *routing, const Caveat__Wire__Frame *frame)
+int broker_send_frame(cv_broker_t *self, const zframe_t *routing, const Caveat__Wire__Frame *frame)
 {
     zmsg_t *msg = broker_frame_message(routing, frame);
-    broker_send_now(self, &msg);
+    return broker_send_now(self, &msg);
 }
 
 void broker_send_error(cv_broker_t *self, const zframe_t *routing, uint32_t code,

@@ -137,9 +137,16 @@ static void index_fd(cv_broker_t *self, session_t *s)
     /* another session on the same descriptor is not ended here: every end
      * read before a connection is admitted (cv_guard_drain), so this one
      * may be a late message of a connection that went, queued before it
-     * went, while the other is live. The newest takes the slot; the other,
-     * if its connection went, ends when a send to it fails or its queue's
-     * next Hello replaces it. */
+     * went, while the other is live. The newest takes the slot and the
+     * connection: the other may no longer end it (an agency's late Hello
+     * must not let it end whoever holds the descriptor now); if its own
+     * connection went, it ends when a send to it fails or its queue's next
+     * Hello replaces it. */
+    if (!s->conn_known) /* it holds no connection: the slot stays whose it is */
+        return;
+    session_t *other = self->by_fd[fd];
+    if (other && other != s)
+        other->conn_known = false;
     self->by_fd[fd] = s;
 }
 
@@ -260,10 +267,32 @@ static void undisplace(cv_broker_t *self, const session_t *s, int agency)
         }
 }
 
-void broker_forget_displaced(cv_broker_t *self)
+/*  The connection on fd, if it is still the one peer was on, is pending
+ *  again: it opens another session within the guard's timeout, or ends. */
+static void repend(cv_broker_t *self, int fd, const cv_peer_t *peer)
 {
-    for (int i = 0; i < self->use_cap; i++)
-        self->use[i].n_displaced = 0;
+    if (self->guard && cv_peer_is(fd, peer))
+        cv_guard_pend(self->guard, fd);
+}
+
+/*  At a policy reload agencies are numbered anew, and the replaced
+ *  connections kept per agency are no longer held by any count: each is
+ *  pending again, as a connection that has yet to open a session. */
+void broker_repend_displaced(cv_broker_t *self)
+{
+    for (int i = 0; i < self->use_cap; i++) {
+        agency_use_t *use = &self->use[i];
+        for (int j = 0; j < use->n_displaced; j++)
+            repend(self, use->displaced[j].fd, &use->displaced[j].peer);
+        use->n_displaced = 0;
+    }
+}
+
+void broker_release_connection(cv_broker_t *self, session_t *s)
+{
+    if (!s->gone_at && s->conn_known)
+        repend(self, s->fd, &s->conn);
+    broker_end_session(self, s);
 }
 
 /*  The session's connection went: it is sent nothing more. */
@@ -324,6 +353,8 @@ static void add_session(cv_broker_t *self, session_t *s, int agency)
         remove_session(self, old);
     zhashx_insert(self->sessions, s->routing_hex, s);
     index_fd(self, s);
+    if (self->guard && s->conn_known) /* no longer ended for want of a session */
+        cv_guard_admit(self->guard, s->fd);
     undisplace(self, s, agency);
     if (s->publish_only) { /* it serves no queue, so it replaces nobody's */
         zlistx_add_end(self->senders, s);
@@ -383,8 +414,51 @@ static uint32_t hello_refusal(cv_broker_t *self, const zframe_t *routing, int ag
     return 0;
 }
 
+/*  The connection a Hello came on, as far as the kernel can confirm it. */
+typedef struct {
+    int fd;         /* the descriptor its message named, or -1 */
+    cv_peer_t peer; /* the peer on fd now */
+    bool held;      /* the new session may hold it: end it, admit it */
+} hello_conn_t;
+
+/*  Whether the connection on fd (peer) is one of agency's replaced ones. */
+static bool is_displaced(cv_broker_t *self, int agency, int fd, const cv_peer_t *peer)
+{
+    agency_use_t *use = broker_use_of(self, agency);
+    for (int i = 0; i < use->n_displaced; i++)
+        if (use->displaced[i].fd == fd && same_peer(&use->displaced[i].peer, peer))
+            return true;
+    return false;
+}
+
+/*  False when the Hello's connection certainly went: the descriptor its
+ *  message names holds a peer on another address now (its end and
+ *  another's acceptance were read while the Hello waited). The new session
+ *  may hold the connection only if it is still pending, or is the one the
+ *  connection's earlier session held, or one of the agency's replaced
+ *  connections (which says Hello again). A Hello that waited while its
+ *  connection went and another from the same address took the descriptor
+ *  is not told apart this way; it takes at most a connection that has not
+ *  opened a session yet, whose client reconnects if it is ended. */
+static bool hello_connection(cv_broker_t *self, int agency, const session_t *earlier,
+                             hello_conn_t *conn)
+{
+    conn->fd = self->peer_fd;
+    conn->held = false;
+    if (conn->fd < 0 || !cv_peer_of(conn->fd, &conn->peer))
+        return true; /* not known: a session without a connection to end */
+    if (!cv_peer_host_is(&conn->peer, self->peer))
+        return false;
+    conn->held = (self->guard && cv_guard_is_pending(self->guard, conn->fd)) ||
+                 (earlier && earlier->conn_known && earlier->fd == conn->fd &&
+                  same_peer(&earlier->conn, &conn->peer)) ||
+                 is_displaced(self, agency, conn->fd, &conn->peer);
+    return true;
+}
+
 static session_t *session_new(cv_broker_t *self, const zframe_t *routing, const cv_agency_t *a,
-                              const uint8_t key[CV_KEY_BYTES], const char *feed)
+                              const uint8_t key[CV_KEY_BYTES], const char *feed,
+                              const hello_conn_t *conn)
 {
     session_t *s = cv_xcalloc(1, sizeof *s);
     s->serial = ++self->next_serial;
@@ -394,8 +468,9 @@ static session_t *session_new(cv_broker_t *self, const zframe_t *routing, const 
     memcpy(s->key, key, CV_KEY_BYTES); /* the one it came with: an agency may have two */
     s->feed = cv_xstrdup(feed);
     s->peer = cv_xstrdup(self->peer ? self->peer : "");
-    s->fd = self->peer_fd;
-    s->conn_known = s->fd >= 0 && cv_peer_of(s->fd, &s->conn);
+    s->fd = conn->fd;
+    s->conn = conn->peer;
+    s->conn_known = conn->held;
     s->since = (int64_t)time(NULL);
     if (!s->routing_hex || !s->routing)
         abort();                  /* czmq's own allocations */
@@ -403,7 +478,8 @@ static session_t *session_new(cv_broker_t *self, const zframe_t *routing, const 
     return s;
 }
 
-static void send_hello_ack(cv_broker_t *self, const zframe_t *routing, const cv_agency_t *a)
+/*  0 when sent, else an errno (broker_send_now). */
+static int send_hello_ack(cv_broker_t *self, const zframe_t *routing, const cv_agency_t *a)
 {
     Caveat__Wire__HelloAck ack = CAVEAT__WIRE__HELLO_ACK__INIT;
     ack.has_version = ack.has_protocol_version = ack.has_max_frame = ack.has_max_reports = true;
@@ -416,7 +492,7 @@ static void send_hello_ack(cv_broker_t *self, const zframe_t *routing, const cv_
     Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
     frame.body_case = CAVEAT__WIRE__FRAME__BODY_HELLO_ACK;
     frame.hello_ack = &ack;
-    broker_send_frame(self, routing, &frame);
+    return broker_send_frame(self, routing, &frame);
 }
 
 /*  s is the connection's session with this key, or NULL. A Hello again for
@@ -449,8 +525,21 @@ void broker_on_hello(cv_broker_t *self, const zframe_t *routing, int agency,
         return;
     }
     bool publish_only = hello->has_credit && hello->credit == 0;
+    bool answered = false;
     if (!s || strcmp(s->feed, feed) != 0 || s->publish_only != publish_only) {
-        s = session_new(self, routing, a, key, feed);
+        /* answered first: a Hello read after its connection went (queued
+         * before) finds no routing id, and opens no session that would
+         * hold the descriptor the connection had, now maybe another's; nor
+         * does one the connection cannot take (EAGAIN) */
+        hello_conn_t conn;
+        if (!hello_connection(self, agency, s, &conn) || send_hello_ack(self, routing, a) != 0) {
+            cv_log_agency(self->log, a->id, true,
+                          "hello from %s opens nothing: its connection went, or takes nothing",
+                          a->id);
+            return;
+        }
+        answered = true;
+        s = session_new(self, routing, a, key, feed, &conn);
         s->publish_only = publish_only;
         add_session(self, s, agency); /* replaces the connection's earlier session */
     }
@@ -460,7 +549,8 @@ void broker_on_hello(cv_broker_t *self, const zframe_t *routing, int agency,
     if (s->credit > MAX_CREDIT)
         s->credit = MAX_CREDIT;
     broker_set_dirty(self, s, !s->publish_only);
-    send_hello_ack(self, routing, a);
+    if (!answered)
+        send_hello_ack(self, routing, a);
     cv_log_agency(self->log, a->id, false, "session: %s%s%s", a->id, *feed ? " feed " : "", feed);
 }
 

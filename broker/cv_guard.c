@@ -1,4 +1,5 @@
-/*  cv_guard.c: the pending-handshake guard of the broker's ROUTER.
+/*  cv_guard.c: the guard of the broker's ROUTER against connections
+ *  without a session; see cv_guard.h.
  *
  *  Events come from zmq_socket_monitor on an inproc PAIR that the broker's
  *  loop polls, rather than from czmq's zmonitor: zmonitor is an actor (a
@@ -9,15 +10,15 @@
  *
  *  What libzmq 4.3 reports (version 1 events, the only ones a build
  *  without draft APIs has): ACCEPTED and DISCONNECTED carry the
- *  connection's descriptor; HANDSHAKE_SUCCEEDED and HANDSHAKE_FAILED_*
- *  carry 0 or an errno. The address of every event of a bound socket is
- *  the local endpoint, the same for all its connections, so no event says
- *  whose handshake succeeded. The guard keeps accepted descriptors in
- *  accept order with their peer's address, forgets one at its
- *  DISCONNECTED (every failed handshake ends in one), and tells a
- *  connection past its handshake by what its peer has sent (see
- *  past_handshake): the kernel counts that per descriptor.
+ *  connection's descriptor; HANDSHAKE_FAILED_* carry 0 or an errno. No
+ *  event says whose handshake succeeded (the address of every event of a
+ *  bound socket is the local endpoint), so the guard does not follow
+ *  handshakes: it keeps accepted descriptors in accept order with their
+ *  peer's address until the broker says one opened a session
+ *  (cv_guard_admit), or its DISCONNECTED comes (every failed handshake
+ *  ends in one).
  */
+#include <assert.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 
@@ -32,22 +33,14 @@
 #define LOG_INTERVAL_MS      1000 /* evictions are logged at most this often */
 
 #define WATCHED_EVENTS                                                                             \
-    (ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |                 \
-     ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |                  \
-     ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+    (ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |          \
+     ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
 
-/*  The least a peer has sent once its CURVE handshake can have completed:
- *  the ZMTP 3.0 greeting (64 bytes), HELLO (a 200-byte command with 2
- *  bytes of framing) and INITIATE (at least 257 bytes, libzmq refuses a
- *  shorter one, with 9 bytes of long framing). A peer that has sent less
- *  has not completed it; one that has sent this much has, or is about to
- *  be refused and dropped by libzmq, or is bounded by the timeout. */
-#define HANDSHAKE_MIN_BYTES (64 + 2 + 200 + 9 + 257)
-
-/*  An accepted connection not yet seen past its handshake. */
+/*  An accepted connection that has not opened a session. */
 typedef struct {
     int fd;
     cv_peer_t peer;
+    int64_t since; /* accepted then (zclock_mono) */
 } pending_t;
 
 struct cv_guard_t {
@@ -55,9 +48,12 @@ struct cv_guard_t {
     cv_log_t *log;     /* not owned */
     zsock_t *events;   /* PAIR receiving the router's monitor events */
     zlistx_t *pending; /* pending_t, oldest first */
+    void **by_fd;      /* descriptor -> its handle in pending, or NULL */
+    size_t by_fd_size;
     cv_guard_gone_fn *gone;
     void *gone_arg;
     size_t max_pending;
+    int64_t timeout_ms; /* a connection has this long from acceptance to open a session */
     uint64_t evicted, failed;
     struct {
         int64_t logged_at;
@@ -72,9 +68,21 @@ static void pending_free(void **item)
     *item = NULL;
 }
 
-static int pending_compare_fd(const void *item1, const void *item2)
+/*  The handle of fd's record in pending, or NULL: an index, not a walk
+ *  of the list, which a flood may make long just when Hellos must be
+ *  admitted fast. */
+static void *handle_of(const cv_guard_t *self, int fd)
 {
-    return ((const pending_t *)item1)->fd - ((const pending_t *)item2)->fd;
+    return fd >= 0 && (size_t)fd < self->by_fd_size ? self->by_fd[fd] : NULL;
+}
+
+static void forget(cv_guard_t *self, int fd)
+{
+    void *handle = handle_of(self, fd);
+    if (!handle)
+        return;
+    zlistx_delete(self->pending, handle);
+    self->by_fd[fd] = NULL;
 }
 
 /*  The soft descriptor limit raised to the hard one: more connections fit
@@ -132,31 +140,37 @@ cv_guard_t *cv_guard_new(zsock_t *router, cv_log_t *log, int max_pending, int ha
     self->gone_arg = gone_arg;
     self->pending = zlistx_new();
     zlistx_set_destructor(self->pending, pending_free);
-    zlistx_set_comparator(self->pending, pending_compare_fd);
     rlim_t descriptors = raise_descriptor_limit(log);
     self->max_pending = max_pending > 0 ? (size_t)max_pending : default_max_pending(descriptors);
     int timeout_ms = handshake_timeout_ms > 0 ? handshake_timeout_ms : DEFAULT_HANDSHAKE_MS;
     zsock_set_handshake_ivl(router, timeout_ms);
+    /* the handshake's own limit, then as long again for Hello: a client
+     * whose handshake ends at the last moment still has time to say it */
+    self->timeout_ms = 2 * (int64_t)timeout_ms;
     if (!start_monitor(self, err)) {
         cv_guard_destroy(&self);
         return NULL;
     }
     cv_log_info(log,
-                "connections: descriptor limit %llu, at most %zu pending handshakes, "
-                "handshake timeout %.1f s",
-                (unsigned long long)descriptors, self->max_pending, timeout_ms / 1000.0);
+                "connections: descriptor limit %llu, at most %zu without a session, "
+                "handshake timeout %.1f s, Hello within %.1f s of acceptance",
+                (unsigned long long)descriptors, self->max_pending, timeout_ms / 1000.0,
+                (double)self->timeout_ms / 1000.0);
     return self;
 }
 
 static void log_evictions(cv_guard_t *self, bool now)
 {
+    if (self->burst.count == 0) /* the common case: no clock read */
+        return;
     int64_t time = zclock_mono();
-    if (self->burst.count == 0 || (!now && time - self->burst.logged_at < LOG_INTERVAL_MS))
+    if (!now && time - self->burst.logged_at < LOG_INTERVAL_MS)
         return;
     cv_log_warning(self->log,
-                   "ended %llu connections still in their handshake (more than %zu "
-                   "pending; oldest first), the last from %s",
-                   (unsigned long long)self->burst.count, self->max_pending, self->burst.last_peer);
+                   "ended %llu connections without a session (more than %zu, oldest first, "
+                   "or none within %.1f s), the last from %s",
+                   (unsigned long long)self->burst.count, self->max_pending,
+                   (double)self->timeout_ms / 1000.0, self->burst.last_peer);
     self->burst.count = 0;
     self->burst.logged_at = time;
 }
@@ -172,6 +186,7 @@ void cv_guard_destroy(cv_guard_t **self_p)
         zmq_socket_monitor(zsock_resolve(self->router), NULL, 0);
     zsock_destroy(&self->events);
     zlistx_destroy(&self->pending);
+    free(self->by_fd);
     free(self);
     *self_p = NULL;
 }
@@ -181,57 +196,49 @@ zsock_t *cv_guard_socket(cv_guard_t *self)
     return self->events;
 }
 
-/*  Whether the peer on fd has sent enough to have completed its handshake;
- *  when the kernel does not say, it is taken as done: never end what may
- *  be an agency's session. */
-static bool past_handshake(int fd)
-{
-    uint64_t received;
-    return !cv_peer_bytes_received(fd, &received) || received >= HANDSHAKE_MIN_BYTES;
-}
-
-static void on_accepted(cv_guard_t *self, int fd)
+/*  fd's connection is pending from now (at its end of the list, the
+ *  newest: the list stays in order of since). */
+static void add_pending(cv_guard_t *self, int fd)
 {
     pending_t *p = calloc(1, sizeof *p);
     if (!p)
         return;
     p->fd = fd;
-    if (cv_peer_of(fd, &p->peer)) /* fails when the peer already left */
-        zlistx_add_end(self->pending, p);
-    else
+    p->since = zclock_mono();
+    if (fd < 0 || !cv_peer_of(fd, &p->peer)) { /* fails when the peer already left */
         free(p);
+        return;
+    }
+    forget(self, fd); /* one record per descriptor, the newest */
+    if ((size_t)fd >= self->by_fd_size) {
+        size_t size = self->by_fd_size ? self->by_fd_size : 64;
+        while (size <= (size_t)fd)
+            size *= 2;
+        void **grown = realloc(self->by_fd, size * sizeof *grown);
+        if (!grown) {
+            free(p);
+            return;
+        }
+        memset(grown + self->by_fd_size, 0, (size - self->by_fd_size) * sizeof *grown);
+        self->by_fd = grown;
+        self->by_fd_size = size;
+    }
+    self->by_fd[fd] = zlistx_add_end(self->pending, p);
 }
 
 static void on_disconnected(cv_guard_t *self, int fd)
 {
-    pending_t key = {.fd = fd};
-    void *handle = zlistx_find(self->pending, &key); /* the oldest record of fd */
-    if (handle)
-        zlistx_delete(self->pending, handle);
+    forget(self, fd);
     if (self->gone)
         self->gone(self->gone_arg, fd);
-}
-
-/*  Some connection's handshake succeeded: forget the newest one whose peer
- *  has sent a whole handshake (the one that succeeded was accepted a few
- *  milliseconds ago, so the search is short). */
-static void on_succeeded(cv_guard_t *self)
-{
-    for (pending_t *p = zlistx_last(self->pending); p; p = zlistx_prev(self->pending))
-        if (past_handshake(p->fd)) {
-            zlistx_delete(self->pending, zlistx_cursor(self->pending));
-            return;
-        }
 }
 
 static void on_event(cv_guard_t *self, uint16_t event, uint32_t value)
 {
     if (event == ZMQ_EVENT_ACCEPTED)
-        on_accepted(self, (int)value);
+        add_pending(self, (int)value);
     else if (event == ZMQ_EVENT_DISCONNECTED)
         on_disconnected(self, (int)value);
-    else if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
-        on_succeeded(self);
     else
         self->failed++;
 }
@@ -266,34 +273,43 @@ static void evict(cv_guard_t *self, const pending_t *p)
     cv_peer_format(&p->peer, self->burst.last_peer, sizeof self->burst.last_peer);
 }
 
-/*  The oldest beyond the cap: ended, unless the descriptor now belongs to
- *  another connection (its events are still queued) or the peer is past
- *  its handshake; either way no longer pending. */
+/*  The oldest beyond the cap, and those past the timeout: ended, unless
+ *  the descriptor now belongs to another connection (its events are still
+ *  queued); either way no longer pending. A session is opened within
+ *  milliseconds of acceptance (the handshake, then Hello), so under a
+ *  flood it is never the oldest for long, while connections that never
+ *  authenticate, or authenticate and never say Hello, age out first. */
 static void evict_oldest(cv_guard_t *self)
 {
-    while (zlistx_size(self->pending) > self->max_pending) {
-        pending_t *p = zlistx_first(self->pending);
-        if (cv_peer_is(p->fd, &p->peer) && !past_handshake(p->fd))
+    if (zlistx_size(self->pending) == 0) /* the common case: no clock read on every turn */
+        return;
+    int64_t expired = zclock_mono() - self->timeout_ms;
+    pending_t *p;
+    while ((p = zlistx_first(self->pending)) &&
+           (zlistx_size(self->pending) > self->max_pending || p->since <= expired)) {
+        assert(handle_of(self, p->fd) == zlistx_cursor(self->pending)); /* indexed */
+        if (cv_peer_is(p->fd, &p->peer))
             evict(self, p);
-        zlistx_delete(self->pending, zlistx_cursor(self->pending));
+        forget(self, p->fd);
     }
 }
 
-/*  Up to EVENTS_PER_CALL events, then the pending list back within its
- *  cap; how many were read. */
+/*  Up to EVENTS_PER_CALL events; how many were read. Nobody is ended
+ *  here: the Hellos of connections accepted in a burst may be waiting on
+ *  the ROUTER, unread, and they are read before the cap is applied
+ *  (cv_guard_enforce). The list holds open descriptors only, so the
+ *  descriptor limit bounds it meanwhile. */
 static int handle_some(cv_guard_t *self)
 {
     int n = 0;
     while (n < EVENTS_PER_CALL && receive_event(self))
         n++;
-    evict_oldest(self);
     return n;
 }
 
 void cv_guard_handle(cv_guard_t *self)
 {
     handle_some(self);
-    log_evictions(self, false);
 }
 
 bool cv_guard_drain(cv_guard_t *self)
@@ -301,8 +317,28 @@ bool cv_guard_drain(cv_guard_t *self)
     bool empty = false;
     for (int n = 0; n < DRAIN_MAX && !empty; n += EVENTS_PER_CALL)
         empty = handle_some(self) < EVENTS_PER_CALL;
-    log_evictions(self, false);
     return empty || !(zsock_events(self->events) & ZMQ_POLLIN);
+}
+
+void cv_guard_enforce(cv_guard_t *self)
+{
+    evict_oldest(self);
+    log_evictions(self, false);
+}
+
+void cv_guard_admit(cv_guard_t *self, int fd)
+{
+    forget(self, fd);
+}
+
+void cv_guard_pend(cv_guard_t *self, int fd)
+{
+    add_pending(self, fd);
+}
+
+bool cv_guard_is_pending(const cv_guard_t *self, int fd)
+{
+    return handle_of(self, fd) != NULL;
 }
 
 size_t cv_guard_pending(const cv_guard_t *self)

@@ -1,6 +1,6 @@
-/*  cv_peer.c: getpeername and TCP_INFO for the connection guard. */
+/*  cv_peer.c: getpeername for the connection guard and the sessions. */
 #include <arpa/inet.h>
-#include <linux/tcp.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -37,14 +37,11 @@ void cv_peer_format(const cv_peer_t *peer, char *text, size_t size)
     }
 }
 
-bool cv_peer_bytes_received(int fd, uint64_t *bytes)
+bool cv_peer_host_is(const cv_peer_t *peer, const char *host)
 {
-    struct tcp_info info;
-    socklen_t len = sizeof info;
-    /* tcpi_bytes_received came with Linux 4.1: an older kernel fills less */
-    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0 ||
-        len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof info.tcpi_bytes_received)
-        return false;
-    *bytes = info.tcpi_bytes_received;
-    return true;
+    char text[NI_MAXHOST];
+    return host &&
+           getnameinfo((const struct sockaddr *)&peer->addr, peer->len, text, sizeof text, NULL, 0,
+                       NI_NUMERICHOST) == 0 &&
+           strcmp(text, host) == 0;
 }

@@ -1,8 +1,6 @@
 /*  cv_peer.h: what the kernel says about one accepted TCP connection, by
- *  its descriptor: who is at the other end, and how much it has sent.
- *
- *  Apart from czmq on purpose: the byte counters are in <linux/tcp.h>,
- *  which cannot be included beside the <netinet/tcp.h> that czmq.h pulls in.
+ *  its descriptor: who is at the other end, and whether the descriptor
+ *  still holds that connection.
  */
 #ifndef CV_PEER_H
 #define CV_PEER_H
@@ -25,11 +23,11 @@ bool cv_peer_of(int fd, cv_peer_t *peer);
  *  descriptor was closed, or reused for anything else. */
 bool cv_peer_is(int fd, const cv_peer_t *peer);
 
+/*  Whether peer's address, written as libzmq writes a message's
+ *  Peer-Address (getnameinfo, numeric), is host. */
+bool cv_peer_host_is(const cv_peer_t *peer, const char *host);
+
 /*  "ip:port" ("[ip]:port" for IPv6). */
 void cv_peer_format(const cv_peer_t *peer, char *text, size_t size);
-
-/*  Bytes the peer has sent on fd since the connection opened (TCP_INFO);
- *  false when the kernel does not say. */
-bool cv_peer_bytes_received(int fd, uint64_t *bytes);
 
 #endif

@@ -100,12 +100,13 @@ struct cv_client_t {
     cv_feedback_note_t current_note; /* its feedback, when it is feedback */
     cv_client_state_fn *on_state;
     void *on_state_arg;
-    int handshakes;                             /* successful CURVE handshakes so far */
-    bool tcp_connected;                         /* a TCP connection was made at least once */
-    bool rehello;                               /* a reconnect's Hello is not yet answered */
-    bool key_refused;                           /* the last handshake failed authentication */
-    bool dead;                                  /* REVOKED or VERSION: nothing more will work */
-    cv_error_t fatal;                           /* why, when dead */
+    int handshakes;     /* successful CURVE handshakes so far */
+    bool tcp_connected; /* a TCP connection was made at least once */
+    bool rehello;       /* a reconnect's Hello is not yet answered */
+    bool hello_due;     /* a reconnect's Hello, sent once the waiting events are read */
+    bool key_refused;   /* the last handshake failed authentication */
+    bool dead;          /* REVOKED or VERSION: nothing more will work */
+    cv_error_t fatal;   /* why, when dead */
     struct publish_t *publishes[MAX_PUBLISHES]; /* started and not finished, oldest first */
     size_t n_publishes;
     int64_t next_ticket; /* cv_client_publish_start's numbers */
@@ -582,11 +583,25 @@ static pump_t on_frame(cv_client_t *self, Caveat__Wire__Frame *frame, Caveat__Wi
 }
 
 /*  A second successful handshake is a new connection, which has no
- *  session at the broker: open it again. */
+ *  session at the broker: open it again (pump sends the Hello). */
 static void on_handshake(cv_client_t *self)
 {
     self->key_refused = false;
-    if (++self->handshakes > 1 && send_hello(self, NULL))
+    if (++self->handshakes > 1)
+        self->hello_due = true;
+}
+
+/*  One Hello for however many reconnects the events waiting tell of: an
+ *  application that did not call in for a while finds several, and the
+ *  broker takes only so many Hellos a second on one connection. Sent as
+ *  soon as the events are read, since the broker ends a connection that
+ *  opens no session within its timeout. */
+static void send_due_hello(cv_client_t *self)
+{
+    if (!self->hello_due || (zsock_events(self->monitor) & ZMQ_POLLIN))
+        return;
+    self->hello_due = false;
+    if (send_hello(self, NULL))
         self->rehello = true;
 }
 
@@ -647,8 +662,10 @@ static pump_t pump(cv_client_t *self, int64_t deadline, Caveat__Wire__Frame **ou
         set_code(err, zsys_interrupted ? CV_ERR_INTERRUPTED : CV_ERR_FAILED);
         return PUMP_ERROR;
     }
-    if (items[1].revents & ZMQ_POLLIN)
+    if (items[1].revents & ZMQ_POLLIN) {
         on_monitor_event(self);
+        send_due_hello(self);
+    }
     if (self->key_refused) {
         cv_error_set(err, NULL, 0, 0,
                      "%s: the broker refused this agency's key (is this agency's key in the "

@@ -101,6 +101,23 @@ static inline char *text_replace(const char *text, const char *after, const char
     return out;
 }
 
+/*  The policy text without the agency block of id. */
+static inline char *without_agency(const char *policy, const char *id)
+{
+    char header[64];
+    snprintf(header, sizeof header, "\n  %s:\n", id);
+    const char *start = strstr(policy, header);
+    assert_non_null(start);
+    const char *end = start + strlen(header);
+    while (strncmp(end, "    ", 4) == 0) /* the agency's indented lines */
+        end = strchr(end, '\n') + 1;
+    char *out = malloc(strlen(policy) + 1);
+    size_t head = (size_t)(start - policy) + 1;
+    memcpy(out, policy, head);
+    strcpy(out + head, end);
+    return out;
+}
+
 /*  How many times needle occurs in text. */
 static inline int occurrences(const char *text, const char *needle)
 {

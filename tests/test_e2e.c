@@ -466,23 +466,6 @@ static void test_bad_reload_keeps_the_old_policy(void **state)
     finish(&h);
 }
 
-/*  The policy text without the agency block of id. */
-static char *without_agency(const char *policy, const char *id)
-{
-    char header[64];
-    snprintf(header, sizeof header, "\n  %s:\n", id);
-    const char *start = strstr(policy, header);
-    assert_non_null(start);
-    const char *end = start + strlen(header);
-    while (strncmp(end, "    ", 4) == 0) /* the agency's indented lines */
-        end = strchr(end, '\n') + 1;
-    char *out = malloc(strlen(policy) + 1);
-    size_t head = (size_t)(start - policy) + 1;
-    memcpy(out, policy, head);
-    strcpy(out + head, end);
-    return out;
-}
-
 static void test_reload_removing_an_agency_revokes_it(void **state)
 {
     (void)state;

@@ -5,6 +5,7 @@
  *  Correctness, not timing: the deadlines are generous.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -97,6 +98,18 @@ static void report_flows(cv_client_t *police, cv_client_t *council, int64_t dead
     assert_true(cv_client_ack(council, d->seq, &(cv_error_t){0}));
 }
 
+/*  New clients of the council and the police get in (trying until the
+ *  deadline) and a referral flows between them. */
+static void assert_reports_flow(harness_t *h)
+{
+    int64_t deadline = zclock_mono() + DEADLINE_MS;
+    cv_client_t *council = client_before(h, "hull-cc", deadline);
+    cv_client_t *police = client_before(h, "hum-bcu-hull", deadline);
+    report_flows(police, council, deadline);
+    cv_client_destroy(&police);
+    cv_client_destroy(&council);
+}
+
 /*  A CURVE DEALER of agency that never reconnects: if the broker ends its
  *  connection, it stays ended. */
 static zsock_t *single_connection(harness_t *h, const char *agency)
@@ -123,6 +136,57 @@ static void assert_hello_answered(zsock_t *dealer)
     assert_non_null(answer);
     assert_int_equal(answer->body_case, CAVEAT__WIRE__FRAME__BODY_HELLO_ACK);
     caveat__wire__frame__free_unpacked(answer, NULL);
+}
+
+/*  The broker's descriptors that are sockets: its listener and its
+ *  connections, whatever state they are in. */
+static int broker_sockets(harness_t *h)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)harness_pid(h));
+    DIR *dir = opendir(path);
+    assert_non_null(dir);
+    int sockets = 0;
+    for (struct dirent *e = readdir(dir); e; e = readdir(dir)) {
+        char link[600], target[64];
+        snprintf(link, sizeof link, "%s/%s", path, e->d_name);
+        ssize_t n = readlink(link, target, sizeof target - 1);
+        sockets += n > 0 && strncmp(target, "socket:", 7) == 0;
+    }
+    closedir(dir);
+    return sockets;
+}
+
+/*  Waits until the broker holds at least (above true) or at most want
+ *  sockets, or the deadline; the count. */
+static int broker_sockets_reach(harness_t *h, int want, bool above, int64_t deadline)
+{
+    int sockets = broker_sockets(h);
+    while ((above ? sockets < want : sockets > want) && left(deadline) > 0) {
+        zclock_sleep(50);
+        sockets = broker_sockets(h);
+    }
+    return sockets;
+}
+
+/*  A subscriber's Hello (the agency's default queue) and its HelloAck. */
+static void assert_subscribed(zsock_t *dealer)
+{
+    send_hello_with(dealer, 1, NULL, 10);
+    Caveat__Wire__Frame *f = frame_of(dealer, CAVEAT__WIRE__FRAME__BODY_HELLO_ACK);
+    assert_non_null(f);
+    caveat__wire__frame__free_unpacked(f, NULL);
+}
+
+/*  Reloads the policy by SIGHUP and waits until the broker has. */
+static void reload_by_signal(harness_t *h)
+{
+    long reloads = stat_of(h, "reloads");
+    harness_signal(h, SIGHUP);
+    int64_t deadline = zclock_mono() + DEADLINE_MS;
+    while (stat_of(h, "reloads") == reloads && left(deadline) > 0)
+        zclock_sleep(50);
+    assert_int_equal(stat_of(h, "reloads"), reloads + 1);
 }
 
 static void close_all(int *fds, int n)
@@ -160,16 +224,16 @@ static void test_idle_connections_do_not_keep_agencies_out(void **state)
         idle[i] = idle_connection(port_of(h));
     zclock_sleep(1000); /* the flood lands first */
 
-    int64_t deadline = zclock_mono() + DEADLINE_MS;
-    cv_client_t *council = client_before(h, "hull-cc", deadline);
-    cv_client_t *police = client_before(h, "hum-bcu-hull", deadline);
-    report_flows(police, council, deadline);
-    cv_client_destroy(&police);
-    cv_client_destroy(&council);
+    assert_reports_flow(h);
     /* the administrator sees it: connections were ended, and no more than
      * the cap are pending (under 200 descriptors only some of the 250 are
-     * ever accepted; the rest wait in the kernel's backlog) */
+     * ever accepted; the rest wait in the kernel's backlog, accepted as
+     * descriptors are freed: the cap is applied after each turn, so a
+     * stat read in one may count some accepted since the last) */
     assert_true(stat_of(h, "handshakes_evicted") > 0);
+    int64_t deadline = zclock_mono() + DEADLINE_MS;
+    while (stat_of(h, "handshakes_pending") > 50 && left(deadline) > 0)
+        zclock_sleep(100);
     assert_true(stat_of(h, "handshakes_pending") <= 50);
     close_all(idle, IDLE_CONNECTIONS);
     assert_healthy_and_stop(&h);
@@ -180,10 +244,8 @@ static void test_idle_connections_do_not_keep_agencies_out(void **state)
 static void test_sessions_are_never_evicted(void **state)
 {
     (void)state;
-    harness_t *h = harness_new();
-    assert_non_null(h);
-    const char *extra[] = {"--max-pending", "10", "--handshake-timeout", "60", NULL};
-    assert_true(harness_start(h, extra));
+    harness_t *h = started_with(
+        (const char *const[]){"--max-pending", "10", "--handshake-timeout", "60", NULL});
     zsock_t *council = single_connection(h, "hull-cc");
     assert_hello_answered(council); /* the oldest connection of all */
     int idle[100];
@@ -201,10 +263,7 @@ static void test_sessions_are_never_evicted(void **state)
 static void test_idle_connection_dropped_after_handshake_timeout(void **state)
 {
     (void)state;
-    harness_t *h = harness_new();
-    assert_non_null(h);
-    const char *extra[] = {"--handshake-timeout", "1", NULL};
-    assert_true(harness_start(h, extra));
+    harness_t *h = started_with((const char *const[]){"--handshake-timeout", "1", NULL});
     int fd = idle_connection(port_of(h));
     int64_t start = zclock_mono(), deadline = start + 1000 + 4000;
     ssize_t n = -1;
@@ -217,6 +276,67 @@ static void test_idle_connection_dropped_after_handshake_timeout(void **state)
     close(fd);
     assert_int_equal(n, 0);
     assert_true(elapsed >= 900); /* the timeout, not something sooner */
+    assert_healthy_and_stop(&h);
+}
+
+#define SILENT 20 /* authenticated connections that never say Hello */
+
+/*  Connections of a listed agency that complete their handshake and never
+ *  say Hello: held no longer than twice the handshake timeout, however many,
+ *  while a session as old lives on. Before, the guard forgot a connection
+ *  once its handshake was done, so an agency could hold descriptors
+ *  without end and keep every other agency out. */
+static void test_connections_without_a_session_are_ended_after_the_timeout(void **state)
+{
+    (void)state;
+    harness_t *h = started_with((const char *const[]){"--handshake-timeout", "2", NULL});
+    zsock_t *council = single_connection(h, "hull-cc");
+    assert_hello_answered(council);
+    int before = broker_sockets(h);
+    zsock_t *silent[SILENT];
+    for (int i = 0; i < SILENT; i++)
+        silent[i] = single_connection(h, "hum-bcu-hull");
+    /* all of them pending (their handshakes take milliseconds, the timeout
+     * is 4 s), then all ended: the broker is back to the listener and the
+     * council's */
+    int64_t deadline = zclock_mono() + DEADLINE_MS;
+    while (stat_of(h, "handshakes_pending") < SILENT && left(deadline) > 0)
+        zclock_sleep(50);
+    assert_true(stat_of(h, "handshakes_pending") >= SILENT);
+    while (stat_of(h, "handshakes_evicted") < SILENT && left(deadline) > 0)
+        zclock_sleep(100);
+    assert_true(stat_of(h, "handshakes_evicted") >= SILENT);
+    assert_true(broker_sockets_reach(h, before, false, deadline) <= before);
+    zclock_sleep(1500);
+    assert_hello_answered(council); /* its session outlived the timeout */
+    for (int i = 0; i < SILENT; i++)
+        zsock_destroy(&silent[i]);
+    zsock_destroy(&council);
+    assert_healthy_and_stop(&h);
+}
+
+#define SILENT_CAP 10
+
+/*  The same connections under a timeout longer than the test: no more
+ *  than --max-pending of them are held, the oldest ended first, and other
+ *  agencies' reports still flow. */
+static void test_connections_without_a_session_are_capped(void **state)
+{
+    (void)state;
+    harness_t *h = started_with(
+        (const char *const[]){"--max-pending", "10", "--handshake-timeout", "60", NULL});
+    int before = broker_sockets(h);
+    zsock_t *silent[4 * SILENT_CAP];
+    for (int i = 0; i < 4 * SILENT_CAP; i++) {
+        silent[i] = single_connection(h, "hum-bcu-hull");
+        zclock_sleep(20); /* one at a time: the cap is what ends them */
+    }
+    zclock_sleep(1000);
+    assert_true(broker_sockets(h) <= before + SILENT_CAP);
+    assert_true(stat_of(h, "handshakes_evicted") >= 3 * SILENT_CAP);
+    assert_reports_flow(h);
+    for (int i = 0; i < 4 * SILENT_CAP; i++)
+        zsock_destroy(&silent[i]);
     assert_healthy_and_stop(&h);
 }
 
@@ -317,14 +437,130 @@ static void test_a_drain_stops_at_its_bound(void **state)
     ends_rig_destroy(&rig);
 }
 
+/*  A session a reload revokes is answered REVOKED, and its connection,
+ *  which no longer opens anything, is ended once the timeout has passed:
+ *  before, it stayed open for good. */
+static void test_a_revoked_sessions_connection_is_ended(void **state)
+{
+    (void)state;
+    harness_t *h = started_with((const char *const[]){"--handshake-timeout", "1", NULL});
+    zsock_t *council = single_connection(h, "hull-cc");
+    assert_hello_answered(council);
+    int with_council = broker_sockets(h);
+    char *policy = read_text(harness_path(h, "policy.yaml"));
+    char *reduced = without_agency(policy, "hull-cc");
+    harness_write_policy(h, reduced);
+    reload_by_signal(h);
+    assert_int_equal(error_answer(council), CAVEAT__WIRE__ERROR_CODE__REVOKED);
+    int64_t deadline = zclock_mono() + DEADLINE_MS;
+    assert_true(broker_sockets_reach(h, with_council - 1, false, deadline) <= with_council - 1);
+    assert_true(stat_of(h, "handshakes_evicted") >= 1);
+    zsock_destroy(&council);
+    free(policy);
+    free(reduced);
+    assert_healthy_and_stop(&h);
+}
+
+/*  Two connections of one agency for one queue: the second replaces the
+ *  first, which the broker keeps open (DISPLACED_PER_AGENCY) until a
+ *  reload, when agencies are counted anew and it must open a session
+ *  again: it ends, the other lives on. Before, a reload forgot it, open. */
+static void test_replaced_connections_end_after_a_reload(void **state)
+{
+    (void)state;
+    harness_t *h = started_with((const char *const[]){"--handshake-timeout", "1", NULL});
+    zsock_t *first = single_connection(h, "hull-cc");
+    assert_subscribed(first);
+    zsock_t *second = single_connection(h, "hull-cc");
+    assert_subscribed(second); /* first is replaced, its connection kept */
+    int both = broker_sockets(h);
+    reload_by_signal(h);
+    int64_t deadline = zclock_mono() + DEADLINE_MS;
+    assert_true(broker_sockets_reach(h, both - 1, false, deadline) <= both - 1);
+    assert_true(stat_of(h, "handshakes_evicted") >= 1);
+    assert_hello_answered(second);
+    zsock_destroy(&first);
+    zsock_destroy(&second);
+    assert_healthy_and_stop(&h);
+}
+
+#define IDLE_MS 15000 /* some 13 reconnects at a 0.5 s handshake timeout */
+
+/*  A client whose broker came back, left idle (the application does not
+ *  call in) while the broker ends its connection again and again for want
+ *  of a Hello: when the application does call in, one Hello opens its
+ *  session and the publish goes through. Before, libcaveat sent a Hello
+ *  for every reconnect it then read, and the broker refused the eleventh
+ *  on one connection (LIMIT), failing the publish. */
+static void test_an_idle_client_gets_in_after_reconnects(void **state)
+{
+    (void)state;
+    const char *extra[] = {"--handshake-timeout", "0.5", NULL, NULL, NULL};
+    harness_t *h = started_with(extra);
+    cv_client_t *police = sender_of(h, "hum-bcu-hull");
+    publish_example(police, "vulnerable_individual", NULL, 0);
+    char endpoint[256];
+    snprintf(endpoint, sizeof endpoint, "%s", harness_endpoint(h));
+    assert_true(harness_stop(h));
+    extra[2] = "--endpoint"; /* the same port: the client reconnects by itself */
+    extra[3] = endpoint;
+    assert_true(harness_start(h, extra));
+    zclock_sleep(IDLE_MS);
+    assert_true(stat_of(h, "handshakes_evicted") >= 5); /* it did reconnect, often */
+    publish_example(police, "vulnerable_individual", NULL, 0);
+    cv_client_destroy(&police);
+    assert_healthy_and_stop(&h);
+}
+
+#define BURST 20
+
+/*  Reading events ends nobody, however many are pending: the broker reads
+ *  the ROUTER (where a burst of new clients' Hellos may wait) before the
+ *  cap is applied, by cv_guard_enforce, oldest first. */
+static void test_only_enforce_ends_connections(void **state)
+{
+    (void)state;
+    zsock_t *router = zsock_new(ZMQ_ROUTER);
+    cv_log_t *log = cv_log_new(CV_LOG_TEXT, false, true);
+    cv_error_t err = {0};
+    cv_guard_t *guard = cv_guard_new(router, log, 5, 60000, NULL, NULL, &err);
+    assert_non_null(guard);
+    int port = zsock_bind(router, "tcp://127.0.0.1:*");
+    assert_true(port > 0);
+    int fds[BURST];
+    for (int i = 0; i < BURST; i++)
+        fds[i] = idle_connection(port);
+    int64_t deadline = zclock_mono() + DEADLINE_MS;
+    while (cv_guard_pending(guard) < BURST && left(deadline) > 0) {
+        zclock_sleep(20);
+        cv_guard_handle(guard);
+        cv_guard_drain(guard);
+    }
+    assert_int_equal(cv_guard_pending(guard), BURST);
+    assert_int_equal(cv_guard_evicted(guard), 0);
+    cv_guard_enforce(guard);
+    assert_int_equal(cv_guard_pending(guard), 5);
+    assert_int_equal(cv_guard_evicted(guard), BURST - 5);
+    close_all(fds, BURST);
+    cv_guard_destroy(&guard);
+    zsock_destroy(&router);
+    cv_log_destroy(&log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_drain_reads_every_end_waiting),
         cmocka_unit_test(test_a_drain_stops_at_its_bound),
+        cmocka_unit_test(test_only_enforce_ends_connections),
         cmocka_unit_test(test_idle_connections_do_not_keep_agencies_out),
         cmocka_unit_test(test_sessions_are_never_evicted),
         cmocka_unit_test(test_idle_connection_dropped_after_handshake_timeout),
+        cmocka_unit_test(test_connections_without_a_session_are_ended_after_the_timeout),
+        cmocka_unit_test(test_connections_without_a_session_are_capped),
+        cmocka_unit_test(test_a_revoked_sessions_connection_is_ended),
+        cmocka_unit_test(test_replaced_connections_end_after_a_reload),
+        cmocka_unit_test(test_an_idle_client_gets_in_after_reconnects),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -126,6 +126,7 @@ class Client:
         self._ack_pending = 0  # an ack held back (coalesced, or a full send queue)
         self._handshakes = 0
         self._rehello = False  # a reconnect's Hello is not yet answered
+        self._hello_due = False  # a reconnect's Hello, sent once the events are read
         self._key_refused = False
         self._fatal = None  # SessionClosedError once REVOKED or VERSION
         self._ctx = context or zmq.Context.instance()
@@ -252,9 +253,16 @@ class Client:
             self._handshakes += 1
             # a new connection has no session at the broker: open it again
             if self._handshakes > 1:
-                self._try_send_hello()
+                self._hello_due = True
         elif event == zmq.EVENT_HANDSHAKE_FAILED_AUTH and value != AUTH_TRY_AGAIN:
             self._key_refused = True
+        # one Hello for however many reconnects the waiting events tell of
+        # (the broker takes only so many a second on one connection), sent
+        # once they are read: the broker ends a connection that opens no
+        # session within its timeout
+        if self._hello_due and not self._monitor.get(zmq.EVENTS) & zmq.POLLIN:
+            self._hello_due = False
+            self._try_send_hello()
 
     def _try_send_hello(self):
         try:
