@@ -13,6 +13,7 @@ import re
 import shutil
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../conformance"))
@@ -240,6 +241,22 @@ class SmallFrames(WithBroker):
         results = c.publish([big, example("critical_incident")])
         self.assertEqual([r.status for r in results], ["REFUSED_INVALID", "OK"])
         self.assertRegex(results[0].reason, r"^too large: \d+ bytes in a frame, the broker takes at most 4096$")
+
+
+class IdleReconnects(WithBroker):
+    broker_args = ("--handshake-timeout", "0.5")
+
+    def test_an_idle_client_gets_in_after_reconnects(self):
+        """The broker comes back and, while the application does not call
+        in, ends the client's connection again and again for want of a
+        Hello (some 13 times in 15 s); at the next call one Hello opens the
+        session. One Hello per reconnect would get LIMIT past ten."""
+        c = self.client("hum-bcu-hull", publish_only=True)
+        self.assertEqual([r.status for r in c.publish([example("critical_incident")])], ["OK"])
+        self.h.restart(*self.broker_args)
+        time.sleep(15)
+        results = c.publish([example("critical_incident")], timeout=10)
+        self.assertEqual([r.status for r in results], ["OK"])
 
 
 if __name__ == "__main__":
