@@ -309,6 +309,11 @@ static bool start(cv_broker_t *self, bool offline, cv_error_t *err)
     bool ok = self->zap && bind_router(self, cert, err);
     forget_cert(&cert);
     ok = ok && cv_selftest_unlisted_key(self->endpoint, public_key, self->zap, self->policy, err);
+    if (ok) { /* after the self-test, which reads the ZAP socket its own way */
+        self->router_in = cv_inbox_new(self->router, true);
+        self->zap_in = cv_inbox_new(cv_zap_socket(self->zap), true);
+        ok = self->router_in && self->zap_in;
+    }
     if (ok)
         cv_zap_log_refusals(self->zap);
     if (ok && self->config.monitor) {
@@ -405,6 +410,8 @@ void cv_broker_destroy(cv_broker_t **self_p)
     cv_router_destroy(&self->queues);
     free(self->route_to);
     cv_guard_destroy(&self->guard); /* its monitor first */
+    cv_inbox_destroy(&self->router_in);
+    cv_inbox_destroy(&self->zap_in);
     zsock_destroy(&self->router);
     cv_zap_destroy(&self->zap);
     cv_feedback_destroy(&self->feedback); /* its statements, before the store closes */
@@ -728,22 +735,27 @@ static void pump_sessions(cv_broker_t *self)
 }
 
 /*  Every handshake waiting for ZAP, answered now: new connections are not
- *  kept waiting behind client traffic, however much of it there is. */
-static void serve_zap(cv_broker_t *self)
+ *  kept waiting behind client traffic, however much of it there is. now:
+ *  requests up to this moment (mid-turn, a system call), not only those
+ *  the poller's last wait heard of. */
+static void serve_zap(cv_broker_t *self, bool now)
 {
     /* connections that went first, every one: their sessions end before a
      * new connection, which may take a gone one's routing id or
      * descriptor, is admitted */
-    zsock_t *zap = cv_zap_socket(self->zap);
-    if (!(zsock_events(zap) & ZMQ_POLLIN)) {
+    if (!(now ? cv_inbox_ready_now(self->zap_in) : cv_inbox_ready(self->zap_in))) {
         cv_guard_handle(self->guard);
         return;
     }
     /* before each answer: a request that came during the last one comes
-     * after ends that must be read first; a backlog too long to read now
+     * after ends that must be read first (cv_guard_drain reads up to now,
+     * not up to the poller's last wait); a backlog too long to read now
      * leaves the requests waiting (the handshake timeout bounds them) */
-    while ((zsock_events(zap) & ZMQ_POLLIN) && cv_guard_drain(self->guard))
+    do {
+        if (!cv_guard_drain(self->guard))
+            break;
         cv_zap_handle(self->zap, self->policy);
+    } while (cv_inbox_ready(self->zap_in));
 }
 
 /*  One turn: drain, store, route, pump, commit, then send. */
@@ -834,7 +846,7 @@ static void turn(cv_broker_t *self, bool readable)
         return;
     for (int i = 0; readable && turn_takes_more(self, i); i++) {
         if (i % ZAP_EVERY == ZAP_EVERY - 1)
-            serve_zap(self);
+            serve_zap(self, true);
         zmsg_t *msg = zmsg_recv(self->router); /* receive timeout 0: NULL when drained */
         if (!msg)
             break;
@@ -961,10 +973,15 @@ static int poll_timeout(cv_broker_t *self, bool receipts)
 int cv_broker_run(cv_broker_t *self)
 {
     int64_t next_purge = 0, next_monitor = 0, next_overdue = 0;
-    zpoller_t *poller = zpoller_new(self->router, cv_zap_socket(self->zap), NULL);
-    if (cv_store_sync_socket(self->store)) /* wakes the loop when a sync ends */
-        zpoller_add(poller, cv_store_sync_socket(self->store));
-    zpoller_add(poller, cv_guard_socket(self->guard));
+    cv_poller_t *poller = cv_poller_new();
+    /* the store's threads wake the loop when a sync or a checkpoint ends */
+    if (!poller || cv_poller_add(poller, self->router_in) != 0 ||
+        cv_poller_add(poller, self->zap_in) != 0 || cv_store_watch(self->store, poller) != 0 ||
+        cv_guard_watch(self->guard, poller) != 0) {
+        cv_log_error(self->log, "out of memory");
+        cv_poller_destroy(&poller);
+        return 1;
+    }
     self->poller = poller;
     cv_log_info(self->log, "serving %s, policy %s version %lld, %d agencies", self->endpoint,
                 cv_policy_protocol(self->policy), (long long)cv_policy_version(self->policy),
@@ -995,16 +1012,15 @@ int cv_broker_run(cv_broker_t *self)
         broker_publish_monitor(self, &next_monitor);
         broker_watch_backup(self);
         bool receipts = cv_receipts_pending(self->receipts);
-        void *ready = zpoller_wait(poller, poll_timeout(self, receipts));
+        bool woken = cv_poller_wait(poller, poll_timeout(self, receipts)) > 0;
         /* the guard and handshakes first (serve_zap reads the guard),
-         * whichever socket woke the poller (zpoller names only the first
-         * ready): neither blocks, and a flood of messages must not starve
-         * them */
-        serve_zap(self);
-        bool readable = zsock_events(self->router) & ZMQ_POLLIN;
+         * whichever socket woke the poller: neither blocks, and a flood of
+         * messages must not starve them */
+        serve_zap(self, false);
+        bool readable = cv_inbox_ready(self->router_in);
         if (readable || any_dirty(self) || cv_router_unsaved(self->queues) || receipts)
             turn(self, readable);
-        else if (!ready && cv_store_wal_pages(self->store) > 0)
+        else if (!woken && cv_store_wal_pages(self->store) > 0)
             cv_store_checkpoint(self->store); /* idle for a whole poll */
         /* after the turn: a connection whose Hello it read is admitted,
          * not ended for want of a session */
@@ -1012,7 +1028,7 @@ int cv_broker_run(cv_broker_t *self)
     }
     broker_stop_backup(self, "the broker is stopping");
     self->poller = NULL;
-    zpoller_destroy(&poller);
+    cv_poller_destroy(&poller);
     if (status == 0) {
         broker_commit_saves(self, true); /* a clean stop resends nothing acknowledged, and
                                           * signs what the audit log holds */

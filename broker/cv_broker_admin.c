@@ -572,8 +572,10 @@ static void start_backup(cv_broker_t *self, const zframe_t *routing,
     }
     self->backup.routing = zframe_dup((zframe_t *)routing);
     memcpy(self->backup.key, key, CV_KEY_BYTES);
-    if (self->poller)
-        zpoller_add(self->poller, cv_backup_socket(self->backup.run));
+    /* shared: the backup's own code looks at its socket too */
+    self->backup_in = cv_inbox_new(cv_backup_socket(self->backup.run), false);
+    if (self->poller && self->backup_in)
+        cv_poller_add(self->poller, self->backup_in);
     cv_log_info(self->log, "backup: to %s, in the background", request->args[0]);
 }
 
@@ -583,8 +585,9 @@ static void start_backup(cv_broker_t *self, const zframe_t *routing,
 static void end_backup(cv_broker_t *self, bool ok, const char *text)
 {
     assert(self->backup.run);
-    if (self->poller)
-        zpoller_remove(self->poller, cv_backup_socket(self->backup.run));
+    if (self->poller && self->backup_in)
+        cv_poller_remove(self->poller, self->backup_in);
+    cv_inbox_destroy(&self->backup_in);
     cv_backup_destroy(&self->backup.run); /* a stop waits for one step of the copy at most */
     cv_log_info(self->log, "backup: %s", text);
     session_t *s = broker_session_of(self, self->backup.routing);

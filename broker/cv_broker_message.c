@@ -35,7 +35,10 @@ int broker_send_now(cv_broker_t *self, zmsg_t **msg)
         zmsg_destroy(msg);
         return 0;
     }
-    if (zmsg_send(msg, self->router) == 0)
+    int sent = zmsg_send(msg, self->router);
+    if (self->router_in) /* a send may read the router's news of messages */
+        cv_inbox_touched(self->router_in);
+    if (sent == 0)
         return 0;
     int failure = errno;
     zmsg_destroy(msg);

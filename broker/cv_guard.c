@@ -44,11 +44,12 @@ typedef struct {
 } pending_t;
 
 struct cv_guard_t {
-    zsock_t *router;   /* watched, not owned */
-    cv_log_t *log;     /* not owned */
-    zsock_t *events;   /* PAIR receiving the router's monitor events */
-    zlistx_t *pending; /* pending_t, oldest first */
-    void **by_fd;      /* descriptor -> its handle in pending, or NULL */
+    zsock_t *router;       /* watched, not owned */
+    cv_log_t *log;         /* not owned */
+    zsock_t *events;       /* PAIR receiving the router's monitor events */
+    cv_inbox_t *events_in; /* looked at without a system call while quiet */
+    zlistx_t *pending;     /* pending_t, oldest first */
+    void **by_fd;          /* descriptor -> its handle in pending, or NULL */
     size_t by_fd_size;
     cv_guard_gone_fn *gone;
     void *gone_arg;
@@ -125,7 +126,8 @@ static bool start_monitor(cv_guard_t *self, cv_error_t *err)
         return false;
     zsock_set_rcvhwm(self->events, 0);
     zsock_set_rcvtimeo(self->events, 0);
-    return zsock_connect(self->events, "%s", endpoint) == 0;
+    self->events_in = cv_inbox_new(self->events, true);
+    return self->events_in && zsock_connect(self->events, "%s", endpoint) == 0;
 }
 
 cv_guard_t *cv_guard_new(zsock_t *router, cv_log_t *log, int max_pending, int handshake_timeout_ms,
@@ -184,6 +186,7 @@ void cv_guard_destroy(cv_guard_t **self_p)
     /* stopped before its PAIR goes: libzmq would block sending to nobody */
     if (self->events)
         zmq_socket_monitor(zsock_resolve(self->router), NULL, 0);
+    cv_inbox_destroy(&self->events_in);
     zsock_destroy(&self->events);
     zlistx_destroy(&self->pending);
     free(self->by_fd);
@@ -191,9 +194,9 @@ void cv_guard_destroy(cv_guard_t **self_p)
     *self_p = NULL;
 }
 
-zsock_t *cv_guard_socket(cv_guard_t *self)
+int cv_guard_watch(cv_guard_t *self, cv_poller_t *poller)
 {
-    return self->events;
+    return cv_poller_add(poller, self->events_in);
 }
 
 /*  fd's connection is pending from now (at its end of the list, the
@@ -299,25 +302,29 @@ static void evict_oldest(cv_guard_t *self)
  *  the ROUTER, unread, and they are read before the cap is applied
  *  (cv_guard_enforce). The list holds open descriptors only, so the
  *  descriptor limit bounds it meanwhile. */
-static int handle_some(cv_guard_t *self)
+/*  now: events up to this moment, not only those the loop's poller has
+ *  heard of (a look that may cost a system call). */
+static int handle_some(cv_guard_t *self, bool now)
 {
     int n = 0;
-    while (n < EVENTS_PER_CALL && receive_event(self))
+    while (n < EVENTS_PER_CALL &&
+           (now ? cv_inbox_ready_now(self->events_in) : cv_inbox_ready(self->events_in)) &&
+           receive_event(self))
         n++;
     return n;
 }
 
 void cv_guard_handle(cv_guard_t *self)
 {
-    handle_some(self);
+    handle_some(self, false);
 }
 
 bool cv_guard_drain(cv_guard_t *self)
 {
     bool empty = false;
     for (int n = 0; n < DRAIN_MAX && !empty; n += EVENTS_PER_CALL)
-        empty = handle_some(self) < EVENTS_PER_CALL;
-    return empty || !(zsock_events(self->events) & ZMQ_POLLIN);
+        empty = handle_some(self, true) < EVENTS_PER_CALL;
+    return empty || !cv_inbox_ready_now(self->events_in);
 }
 
 void cv_guard_enforce(cv_guard_t *self)

@@ -19,6 +19,7 @@
 #define CV_GUARD_H
 
 #include "cv_log.h"
+#include "cv_poller.h"
 
 #include <czmq.h>
 
@@ -41,11 +42,12 @@ cv_guard_t *cv_guard_new(zsock_t *router, cv_log_t *log, int max_pending, int ha
 /*  Stops the monitor; call before the router is destroyed. */
 void cv_guard_destroy(cv_guard_t **self_p);
 
-/*  The socket to poll: readable when connection events wait. */
-zsock_t *cv_guard_socket(cv_guard_t *self);
+/*  Puts the connection events' socket in the loop's poller. */
+int cv_guard_watch(cv_guard_t *self, cv_poller_t *poller);
 
-/*  Handles the events waiting (a bounded number per call). Never blocks,
- *  and ends nobody: see cv_guard_enforce. */
+/*  Handles the events waiting (a bounded number per call), as of the
+ *  poller's last wait. Never blocks, and ends nobody: see
+ *  cv_guard_enforce. */
 void cv_guard_handle(cv_guard_t *self);
 
 /*  Ends the pending connections past the timeout, and the oldest beyond
@@ -53,7 +55,8 @@ void cv_guard_handle(cv_guard_t *self);
  *  whose Hello was waiting there are admitted, not ended. */
 void cv_guard_enforce(cv_guard_t *self);
 
-/*  Handles every event waiting, up to 8,192; true when none is left. Before a connection
+/*  Handles every event waiting up to now (not only those the poller has
+ *  heard of), up to 8,192; true when none is left. Before a connection
  *  is admitted: its descriptor may be one a connection that went had, and
  *  the end of that one, queued before the new one's acceptance, must be
  *  read first, or it would be taken for the new connection's. Reading an

@@ -664,9 +664,9 @@ uint64_t cv_store_synced(cv_store_t *self)
     return self->sync == CV_SYNC_FULL ? cv_syncer_synced(self->syncer) : self->commits;
 }
 
-void *cv_store_sync_socket(cv_store_t *self)
+int cv_store_watch(cv_store_t *self, cv_poller_t *poller)
 {
-    return cv_syncer_socket(self->syncer);
+    return cv_syncer_watch(self->syncer, poller);
 }
 
 const char *cv_store_sync_failed(cv_store_t *self)

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "cv_hasher.h"
+#include "cv_poller.h"
 #include "cv_proto.h"
 
 typedef struct cv_store_t cv_store_t;
@@ -49,13 +50,13 @@ void cv_store_rollback(cv_store_t *self);
  *  CV_SYNC_FULL a thread fdatasyncs the WAL after each and cv_store_synced
  *  says up to which commit that is done (the others say every commit at
  *  once). Whatever depends on a commit being on disk (a PublishAck, a
- *  delivery with a new seq) waits for it. The sync socket (a zsock_t *,
- *  NULL unless CV_SYNC_FULL) is readable when cv_store_synced may have
- *  risen. Opening a CV_SYNC_FULL store syncs what an earlier process may
- *  have left unsynced; closing waits for the last commit's sync. */
+ *  delivery with a new seq) waits for it. cv_store_watch puts the store's
+ *  threads' pipes in the broker's poller, which then wakes when
+ *  cv_store_synced may have risen or a checkpoint ended. Opening a CV_SYNC_FULL store syncs what an
+ * earlier process may have left unsynced; closing waits for the last commit's sync. */
 uint64_t cv_store_last_commit(const cv_store_t *self);
 uint64_t cv_store_synced(cv_store_t *self);
-void *cv_store_sync_socket(cv_store_t *self);
+int cv_store_watch(cv_store_t *self, cv_poller_t *poller);
 /*  Why syncing stopped for good (a failed fdatasync), or NULL. */
 const char *cv_store_sync_failed(cv_store_t *self);
 /*  Whether a sync took over CV_SYNC_SLOW_MS since the last call (*ms: the

@@ -24,6 +24,8 @@ struct cv_syncer_t {
     char synchronous[8];
     zactor_t *syncer; /* NULL unless the WAL is synced here */
     zactor_t *checkpointer;
+    cv_inbox_t *syncer_in; /* their pipes, looked at without a system call when quiet */
+    cv_inbox_t *checkpointer_in;
     uint64_t synced;
     char failed[256];            /* why the syncer stopped; "" while it works */
     int64_t slow_ms;             /* a sync longer than this is slow */
@@ -189,6 +191,10 @@ cv_syncer_t *cv_syncer_new(const char *db_path, bool sync_wal, const char *synch
     zsock_set_rcvtimeo(self->checkpointer, 0);
     if (self->syncer)
         zsock_set_rcvtimeo(self->syncer, 0);
+    self->checkpointer_in = cv_inbox_new(zactor_sock(self->checkpointer), true);
+    self->syncer_in = self->syncer ? cv_inbox_new(zactor_sock(self->syncer), true) : NULL;
+    if (!self->checkpointer_in || (self->syncer && !self->syncer_in))
+        cv_syncer_destroy(&self);
     return self;
 }
 
@@ -197,6 +203,8 @@ void cv_syncer_destroy(cv_syncer_t **self_p)
     if (!self_p || !*self_p)
         return;
     cv_syncer_t *self = *self_p;
+    cv_inbox_destroy(&self->syncer_in);
+    cv_inbox_destroy(&self->checkpointer_in);
     /* zactor_destroy waits for the actor's last word: let it wait */
     if (self->syncer)
         zsock_set_rcvtimeo(self->syncer, -1);
@@ -215,6 +223,7 @@ static void ask(cv_syncer_t *self)
 {
     if (self->syncer && !self->asking && self->wanted > self->synced) {
         zsock_send(self->syncer, "s8", "SYNC", self->wanted);
+        cv_inbox_touched(self->syncer_in); /* a send may read the pipe's news */
         self->asking = true;
     }
 }
@@ -228,11 +237,12 @@ void cv_syncer_request(cv_syncer_t *self, uint64_t commit)
 
 /*  What the actors said so far, without waiting. Each answers a request
  *  and says nothing unasked, so a pipe with no request out is not looked
- *  at: a look is two system calls, and the loop asks for news several
- *  times a turn. */
+ *  at; one with a request out is looked at through its inbox, which costs
+ *  nothing until the loop's poller hears from the pipe, since the loop
+ *  asks for news several times a turn. */
 static void read_news(cv_syncer_t *self)
 {
-    while (self->syncer && self->asking && (zsock_events(self->syncer) & ZMQ_POLLIN)) {
+    while (self->syncer && self->asking && cv_inbox_ready(self->syncer_in)) {
         char *what = NULL, *value = NULL, *took = NULL;
         if (zsock_recv(self->syncer, "sss", &what, &value, &took) != 0)
             break; /* nothing after all: never wait here */
@@ -252,7 +262,7 @@ static void read_news(cv_syncer_t *self)
         self->asking = false;
     }
     ask(self);
-    while (self->checkpointing && (zsock_events(self->checkpointer) & ZMQ_POLLIN)) {
+    while (self->checkpointing && cv_inbox_ready(self->checkpointer_in)) {
         char *done = zstr_recv(self->checkpointer);
         if (!done)
             break;
@@ -276,15 +286,16 @@ bool cv_syncer_wait(cv_syncer_t *self, uint64_t commit, int timeout_ms)
         int64_t left = deadline - zclock_mono();
         if (left <= 0)
             return false;
-        zmq_pollitem_t item = {zsock_resolve(self->syncer), 0, ZMQ_POLLIN, 0};
-        zmq_poll(&item, 1, (long)left);
+        cv_inbox_wait(self->syncer_in, (int)left);
     }
     return true;
 }
 
-void *cv_syncer_socket(cv_syncer_t *self)
+int cv_syncer_watch(cv_syncer_t *self, cv_poller_t *poller)
 {
-    return self->syncer;
+    if (self->syncer_in && cv_poller_add(poller, self->syncer_in) != 0)
+        return -1;
+    return cv_poller_add(poller, self->checkpointer_in);
 }
 
 void cv_syncer_set_slow_ms(cv_syncer_t *self, int64_t ms)
@@ -346,5 +357,6 @@ bool cv_syncer_checkpoint(cv_syncer_t *self)
         return false;
     self->checkpointing = true;
     zstr_send(self->checkpointer, "CHECKPOINT");
+    cv_inbox_touched(self->checkpointer_in);
     return true;
 }

@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cv_poller.h"
+
 typedef struct cv_syncer_t cv_syncer_t;
 
 /*  db_path: the store's database file (its WAL is db_path + "-wal").
@@ -34,9 +36,10 @@ void cv_syncer_request(cv_syncer_t *self, uint64_t commit);
 uint64_t cv_syncer_synced(cv_syncer_t *self);
 /*  Waits at most timeout_ms for commit to be durable. */
 bool cv_syncer_wait(cv_syncer_t *self, uint64_t commit, int timeout_ms);
-/*  A socket that is readable when the syncer has news (a zsock_t *, for
- *  the broker's poller); NULL without a syncer. */
-void *cv_syncer_socket(cv_syncer_t *self);
+/*  Puts the actors' pipes in the broker's poller, which then wakes the
+ *  loop when a sync or a checkpoint ends; their news is read at the
+ *  loop's next look without a system call while there is none. */
+int cv_syncer_watch(cv_syncer_t *self, cv_poller_t *poller);
 
 /*  A sync that takes longer than this (by default) is worth an operator's
  *  look: every PublishAck and delivery of the commits it covers waited. */

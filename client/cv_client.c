@@ -33,6 +33,7 @@
 #include "caveat.h"
 #include "cv_arena.h"
 #include "cv_cert.h"
+#include "cv_poller.h"
 #include "cv_proto.h"
 
 #define CLIENT_NAME         "libcaveat/" CAVEAT_VERSION_STRING
@@ -76,7 +77,9 @@ typedef struct receipt_t {
 
 struct cv_client_t {
     zsock_t *sock;
-    zsock_t *monitor; /* PAIR receiving the DEALER's handshake events */
+    zsock_t *monitor;                 /* PAIR receiving the DEALER's handshake events */
+    cv_inbox_t *sock_in, *monitor_in; /* the two, looked at without a system call */
+    cv_poller_t *poller;              /* while quiet, and waited on together */
     char *endpoint;
     char *feed; /* NULL: the direct queue */
     uint32_t credit;
@@ -258,7 +261,9 @@ bool cv_client_check_certs(const cv_client_config_t *config, cv_error_t *err)
 static bool send_msg(cv_client_t *self, zmq_msg_t *msg, cv_error_t *err)
 {
     /* never block: a full send queue means the broker is gone or stuck */
-    if (zmq_msg_send(msg, zsock_resolve(self->sock), ZMQ_DONTWAIT) < 0) {
+    int sent = zmq_msg_send(msg, zsock_resolve(self->sock), ZMQ_DONTWAIT);
+    cv_inbox_touched(self->sock_in); /* a send may read the socket's news of messages */
+    if (sent < 0) {
         int code = self->send_errno = zmq_errno();
         zmq_msg_close(msg);
         cv_error_set(err, NULL, 0, 0, "%s: cannot send: %s", self->endpoint,
@@ -598,7 +603,7 @@ static void on_handshake(cv_client_t *self)
  *  opens no session within its timeout. */
 static void send_due_hello(cv_client_t *self)
 {
-    if (!self->hello_due || (zsock_events(self->monitor) & ZMQ_POLLIN))
+    if (!self->hello_due || cv_inbox_ready_now(self->monitor_in))
         return;
     self->hello_due = false;
     if (send_hello(self, NULL))
@@ -652,17 +657,15 @@ static pump_t pump(cv_client_t *self, int64_t deadline, Caveat__Wire__Frame **ou
     if (self->ack_pending && send_ack(self, self->ack_pending, &ignored))
         self->ack_pending = 0;
     int64_t wait = deadline - zclock_mono();
-    zmq_pollitem_t items[] = {{zsock_resolve(self->sock), 0, ZMQ_POLLIN, 0},
-                              {zsock_resolve(self->monitor), 0, ZMQ_POLLIN, 0}};
-    if (zmq_poll(items, 2, wait > 0 ? (long)wait : 0) < 0) {
-        if (zmq_errno() == EINTR && !zsys_interrupted)
-            return PUMP_AGAIN;
-        cv_error_set(err, NULL, 0, 0, "%s",
-                     zsys_interrupted ? "interrupted" : zmq_strerror(zmq_errno()));
-        set_code(err, zsys_interrupted ? CV_ERR_INTERRUPTED : CV_ERR_FAILED);
+    if (cv_poller_wait(self->poller, wait > 0 ? (int)wait : 0) < 0) {
+        if (!zsys_interrupted)
+            return PUMP_AGAIN; /* a signal the application handles */
+        cv_error_set(err, NULL, 0, 0, "interrupted");
+        set_code(err, CV_ERR_INTERRUPTED);
         return PUMP_ERROR;
     }
-    if (items[1].revents & ZMQ_POLLIN) {
+    bool event = cv_inbox_ready(self->monitor_in);
+    if (event) {
         on_monitor_event(self);
         send_due_hello(self);
     }
@@ -674,9 +677,9 @@ static pump_t pump(cv_client_t *self, int64_t deadline, Caveat__Wire__Frame **ou
         set_code(err, CV_ERR_REFUSED_KEY);
         return PUMP_ERROR;
     }
-    if (items[0].revents & ZMQ_POLLIN)
+    if (cv_inbox_ready(self->sock_in))
         return on_frame(self, recv_frame(self), out, err);
-    if (items[1].revents & ZMQ_POLLIN)
+    if (event)
         return PUMP_AGAIN;
     return zclock_mono() >= deadline ? PUMP_TIMEOUT : PUMP_AGAIN;
 }
@@ -724,12 +727,22 @@ static bool start_monitor(cv_client_t *self)
     return zsock_connect(self->monitor, "%s", endpoint) == 0;
 }
 
+static bool watch(cv_client_t *self)
+{
+    self->sock_in = cv_inbox_new(self->sock, true);
+    self->monitor_in = cv_inbox_new(self->monitor, true);
+    self->poller = cv_poller_new();
+    return self->sock_in && self->monitor_in && self->poller &&
+           cv_poller_add(self->poller, self->sock_in) == 0 &&
+           cv_poller_add(self->poller, self->monitor_in) == 0;
+}
+
 static bool open_socket(cv_client_t *self, const uint8_t server_key[CV_KEY_BYTES],
                         const uint8_t public_key[CV_KEY_BYTES],
                         const uint8_t secret_key[CV_KEY_BYTES], cv_error_t *err)
 {
     self->sock = make_socket(server_key, public_key, secret_key);
-    if (!self->sock || !start_monitor(self)) {
+    if (!self->sock || !start_monitor(self) || !watch(self)) {
         cv_error_set(err, NULL, 0, 0, "cannot make a ZeroMQ socket: %s", zmq_strerror(errno));
         return false;
     }
@@ -874,6 +887,9 @@ void cv_client_destroy(cv_client_t **self_p)
     publishes_abandon(self);
     if (self->sock && self->monitor)
         zmq_socket_monitor(zsock_resolve(self->sock), NULL, 0);
+    cv_poller_destroy(&self->poller);
+    cv_inbox_destroy(&self->sock_in);
+    cv_inbox_destroy(&self->monitor_in);
     zsock_destroy(&self->monitor);
     zsock_destroy(&self->sock);
     arenas_free(self->inbox);

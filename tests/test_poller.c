@@ -1,0 +1,216 @@
+/*  test_poller.c: an inbox that found nothing costs nothing to look at
+ *  until its descriptor speaks, and never misses a message for it
+ *  (proto/cv_poller.h). The broker's loop and libcaveat wait on these, so
+ *  a lost wakeup here is a report that sits unread.
+ */
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+#include <czmq.h>
+
+#include "cv_poller.h"
+
+typedef struct {
+    zsock_t *peer; /* sends to sock */
+    zsock_t *sock; /* the inbox's */
+    cv_inbox_t *inbox;
+    cv_poller_t *poller;
+} pair_t;
+
+static void pair_open(pair_t *pair, bool exclusive, bool watched)
+{
+    static int counter;
+    char endpoint[64];
+    snprintf(endpoint, sizeof endpoint, "inproc://test-poller-%d", counter++);
+    pair->sock = zsock_new(ZMQ_PAIR);
+    assert_non_null(pair->sock);
+    assert_int_equal(zsock_bind(pair->sock, "%s", endpoint), 0);
+    pair->peer = zsock_new(ZMQ_PAIR);
+    assert_int_equal(zsock_connect(pair->peer, "%s", endpoint), 0);
+    zsock_set_rcvtimeo(pair->sock, 0);
+    pair->inbox = cv_inbox_new(pair->sock, exclusive);
+    pair->poller = cv_poller_new();
+    assert_non_null(pair->inbox);
+    assert_non_null(pair->poller);
+    if (watched)
+        assert_int_equal(cv_poller_add(pair->poller, pair->inbox), 0);
+}
+
+static void pair_close(pair_t *pair)
+{
+    cv_poller_destroy(&pair->poller);
+    cv_inbox_destroy(&pair->inbox);
+    zsock_destroy(&pair->peer);
+    zsock_destroy(&pair->sock);
+}
+
+static void receive(pair_t *pair, const char *expected)
+{
+    char *got = zstr_recv(pair->sock);
+    assert_non_null(got);
+    assert_string_equal(got, expected);
+    zstr_free(&got);
+}
+
+/*  Found empty, the inbox answers "nothing" without asking libzmq, even
+ *  with a message there: that is the saving. The poller's wait hears of
+ *  the message, and the next look finds it. */
+static void test_a_quiet_inbox_is_woken_by_the_wait(void **state)
+{
+    (void)state;
+    pair_t pair;
+    pair_open(&pair, true, true);
+    assert_int_equal(cv_poller_wait(pair.poller, 0), 0);
+    assert_false(cv_inbox_ready(pair.inbox));
+    zstr_send(pair.peer, "one");
+    assert_false(cv_inbox_ready(pair.inbox)); /* quiet: libzmq was not asked */
+    assert_int_equal(cv_poller_wait(pair.poller, 1000), 1);
+    assert_true(cv_inbox_ready(pair.inbox));
+    receive(&pair, "one");
+    assert_false(cv_inbox_ready(pair.inbox));
+    pair_close(&pair);
+}
+
+/*  A look "now" takes in what came after the last wait. */
+static void test_ready_now_sees_what_came_after_the_wait(void **state)
+{
+    (void)state;
+    pair_t pair;
+    pair_open(&pair, true, true);
+    assert_int_equal(cv_poller_wait(pair.poller, 0), 0);
+    zstr_send(pair.peer, "one");
+    assert_true(cv_inbox_ready_now(pair.inbox));
+    receive(&pair, "one");
+    assert_false(cv_inbox_ready_now(pair.inbox));
+    pair_close(&pair);
+}
+
+/*  The hazard the owner's cv_inbox_touched answers: a send on the
+ *  socket reads libzmq's news of a message (once a millisecond or so), so
+ *  the descriptor goes quiet with the message waiting. */
+static void test_a_send_that_read_the_news_is_told(void **state)
+{
+    (void)state;
+    pair_t pair;
+    pair_open(&pair, true, true);
+    assert_int_equal(cv_poller_wait(pair.poller, 0), 0);
+    zstr_send(pair.peer, "one");
+    zclock_sleep(20); /* past libzmq's throttle on reading news at a send */
+    zstr_send(pair.sock, "reply");
+    struct pollfd fd = {zsock_fd(pair.sock), POLLIN, 0};
+    assert_int_equal(poll(&fd, 1, 0), 0); /* the news was read by the send */
+    cv_inbox_touched(pair.inbox);
+    assert_int_equal(cv_poller_wait(pair.poller, 1000), 1);
+    assert_true(cv_inbox_ready(pair.inbox));
+    receive(&pair, "one");
+    pair_close(&pair);
+}
+
+/*  A socket with a message always waiting does not keep the poller from
+ *  hearing a quiet one. */
+static void test_a_busy_inbox_does_not_starve_a_quiet_one(void **state)
+{
+    (void)state;
+    pair_t busy, quiet;
+    pair_open(&busy, true, true);
+    pair_open(&quiet, true, false);
+    assert_int_equal(cv_poller_add(busy.poller, quiet.inbox), 0);
+    zstr_send(busy.peer, "always there");
+    assert_int_equal(cv_poller_wait(busy.poller, 0), 1);
+    assert_false(cv_inbox_ready(quiet.inbox));
+    zstr_send(quiet.peer, "one");
+    assert_int_equal(cv_poller_wait(busy.poller, 0), 1);
+    assert_true(cv_inbox_ready(quiet.inbox));
+    receive(&quiet, "one");
+    cv_poller_remove(busy.poller, quiet.inbox);
+    pair_close(&quiet);
+    pair_close(&busy);
+}
+
+/*  Inboxes that cannot trust the descriptor's silence ask at every look:
+ *  a shared one (someone else uses the socket), and one no poller wakes. */
+static void test_shared_and_unwatched_inboxes_always_ask(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 3; i++) {
+        pair_t pair;
+        bool exclusive = i != 0, watched = i != 1;
+        pair_open(&pair, exclusive, watched);
+        assert_int_equal(cv_poller_wait(pair.poller, 0), 0);
+        assert_false(cv_inbox_ready(pair.inbox));
+        if (i == 2) /* removed from its poller: nobody will wake it */
+            cv_poller_remove(pair.poller, pair.inbox);
+        zstr_send(pair.peer, "one");
+        assert_true(cv_inbox_ready(pair.inbox));
+        receive(&pair, "one");
+        pair_close(&pair);
+    }
+}
+
+static void test_waits_time_out(void **state)
+{
+    (void)state;
+    pair_t pair;
+    pair_open(&pair, true, true);
+    int64_t start = zclock_mono();
+    assert_int_equal(cv_poller_wait(pair.poller, 50), 0);
+    assert_true(zclock_mono() - start >= 45);
+    start = zclock_mono();
+    assert_false(cv_inbox_wait(pair.inbox, 50));
+    assert_true(zclock_mono() - start >= 45);
+    zstr_send(pair.peer, "one");
+    assert_true(cv_inbox_wait(pair.inbox, 1000));
+    receive(&pair, "one");
+    pair_close(&pair);
+}
+
+/*  Messages sent by another thread while the owner waits. */
+static void sender(zsock_t *pipe, void *arg)
+{
+    zsock_t *peer = arg;
+    zsock_signal(pipe, 0);
+    for (int i = 0; i < 1000; i++) {
+        if (i % 100 == 0)
+            zclock_sleep(1);
+        zstr_sendf(peer, "%d", i);
+    }
+}
+
+static void test_every_message_from_another_thread_is_read(void **state)
+{
+    (void)state;
+    pair_t pair;
+    pair_open(&pair, true, true);
+    zactor_t *actor = zactor_new(sender, pair.peer);
+    int next = 0;
+    int64_t deadline = zclock_mono() + 10000;
+    while (next < 1000 && zclock_mono() < deadline) {
+        if (cv_poller_wait(pair.poller, 100) < 0)
+            continue;
+        while (cv_inbox_ready(pair.inbox)) {
+            char expected[16];
+            snprintf(expected, sizeof expected, "%d", next++);
+            receive(&pair, expected);
+        }
+    }
+    assert_int_equal(next, 1000);
+    zactor_destroy(&actor);
+    pair_close(&pair);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_a_quiet_inbox_is_woken_by_the_wait),
+        cmocka_unit_test(test_ready_now_sees_what_came_after_the_wait),
+        cmocka_unit_test(test_a_send_that_read_the_news_is_told),
+        cmocka_unit_test(test_a_busy_inbox_does_not_starve_a_quiet_one),
+        cmocka_unit_test(test_shared_and_unwatched_inboxes_always_ask),
+        cmocka_unit_test(test_waits_time_out),
+        cmocka_unit_test(test_every_message_from_another_thread_is_read),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
