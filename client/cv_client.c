@@ -106,6 +106,7 @@ struct cv_client_t {
     int handshakes;     /* successful CURVE handshakes so far */
     bool tcp_connected; /* a TCP connection was made at least once */
     bool rehello;       /* a reconnect's Hello is not yet answered */
+    uint64_t hellos;    /* Hellos sent: a request sent after the last one needs no resend */
     bool hello_due;     /* a reconnect's Hello, sent once the waiting events are read */
     bool key_refused;   /* the last handshake failed authentication */
     bool dead;          /* REVOKED or VERSION: nothing more will work */
@@ -361,7 +362,22 @@ static bool send_hello(cv_client_t *self, cv_error_t *err)
     Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
     frame.body_case = CAVEAT__WIRE__FRAME__BODY_HELLO;
     frame.hello = &hello;
-    return send_frame(self, &frame, err);
+    if (!send_frame(self, &frame, err))
+        return false;
+    self->hellos++;
+    return true;
+}
+
+/*  Whether a request last sent when self->hellos was sent_at must go again
+ *  on a HelloAck. Frames on one connection arrive in order, so a request
+ *  sent after the last Hello reaches the session that Hello opens (and if
+ *  the connection drops, the reconnect's Hello is a later one). Two Hellos
+ *  can be unanswered at once, a NOT_READY's and a reconnect's: resending
+ *  on each HelloAck would store one feedback twice. */
+static bool needs_resend(const cv_client_t *self, uint64_t sent_at)
+{
+    assert(sent_at <= self->hellos);
+    return sent_at < self->hellos;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -935,9 +951,10 @@ void cv_client_set_state_callback(cv_client_t *self, cv_client_state_fn *fn, voi
 /*  Publishing */
 
 typedef struct {
-    size_t first; /* into publish_t.order */
-    size_t count; /* reports in the batch */
-    uint64_t id;  /* Publish.batch, once sent */
+    size_t first;   /* into publish_t.order */
+    size_t count;   /* reports in the batch */
+    uint64_t id;    /* Publish.batch, once sent */
+    uint64_t hello; /* cv_client_t.hellos when last sent */
     bool acked;
 } batch_t;
 
@@ -1134,7 +1151,7 @@ static bool packs_as_protobuf_c(const publish_t *p, const batch_t *batch, const 
 }
 #endif
 
-static bool send_batch(cv_client_t *self, const publish_t *p, const batch_t *batch, cv_error_t *err)
+static bool send_batch(cv_client_t *self, const publish_t *p, batch_t *batch, cv_error_t *err)
 {
     size_t body = publish_body_size(p, batch);
     size_t size = 1 + varint_size(body) + body;
@@ -1153,6 +1170,7 @@ static bool send_batch(cv_client_t *self, const publish_t *p, const batch_t *bat
     }
     write_publish(p, batch, body, zmq_msg_data(&msg));
     assert(packs_as_protobuf_c(p, batch, zmq_msg_data(&msg), size));
+    batch->hello = self->hellos;
     return send_msg(self, &msg, err);
 }
 
@@ -1186,13 +1204,15 @@ static void fill_window(cv_client_t *self)
 }
 
 /*  After a reconnect's HelloAck: the broker may never have seen what was in
- *  flight. Resending is safe, every report has its id. */
+ *  flight. Resending is safe, every report has its id, but not needed for
+ *  a batch sent after the last Hello (see needs_resend). */
 static bool publishes_resend(cv_client_t *self, cv_error_t *err)
 {
     for (size_t i = 0; i < self->n_publishes; i++) {
         publish_t *p = self->publishes[i];
         for (size_t b = 0; b < p->sent; b++)
-            if (!p->batches[b].acked && !send_batch(self, p, &p->batches[b], err))
+            if (!p->batches[b].acked && needs_resend(self, p->batches[b].hello) &&
+                !send_batch(self, p, &p->batches[b], err))
                 return false;
     }
     return true;
@@ -1556,31 +1576,56 @@ bool cv_client_ack(cv_client_t *self, uint64_t up_to, cv_error_t *err)
     return true;
 }
 
-/*  Waits (timeout_ms) for the broker's answer to a request just sent, a
- *  frame of body (named name in the error), handling whatever else comes
- *  meanwhile. A new session (a reconnect's HelloAck) never saw the
- *  request: it is sent again when again is not NULL. The frame lives until
- *  the next pump; NULL with err. */
-static Caveat__Wire__Frame *answer_to(cv_client_t *self, Caveat__Wire__Frame__BodyCase body,
-                                      const char *name, const Caveat__Wire__Frame *again,
-                                      int timeout_ms, cv_error_t *err)
+/*  A request waiting for its answer. */
+typedef struct {
+    Caveat__Wire__Frame__BodyCase answer; /* the body of the frame that answers it */
+    const char *name;                     /* that frame's name, for errors */
+    const Caveat__Wire__Frame *again;     /* what a new session is sent again, or NULL */
+    const char *report_id;                /* what the answer names, or NULL */
+} request_t;
+
+/*  The report an answer names: an answer that names another is one a
+ *  request that timed out is given late. */
+static bool answers(const request_t *request, const Caveat__Wire__Frame *frame)
+{
+    if (frame->body_case != request->answer)
+        return false;
+    const char *named = frame->body_case == CAVEAT__WIRE__FRAME__BODY_FEEDBACK_ACK
+                            ? frame->feedback_ack->report_id
+                        : frame->body_case == CAVEAT__WIRE__FRAME__BODY_APPROVAL_ACK
+                            ? frame->approval_ack->report_id
+                            : NULL;
+    return !request->report_id || (named && strcmp(named, request->report_id) == 0);
+}
+
+/*  Waits (timeout_ms) for the broker's answer to a request just sent,
+ *  handling whatever else comes meanwhile. A new session (a reconnect's
+ *  HelloAck) never saw the request: it is sent again when the request says
+ *  so and it went before the last Hello. The frame lives until the next
+ *  pump; NULL with err. */
+static Caveat__Wire__Frame *answer_to(cv_client_t *self, const request_t *request, int timeout_ms,
+                                      cv_error_t *err)
 {
     int64_t deadline = zclock_mono() + (timeout_ms > 0 ? timeout_ms : 0);
+    uint64_t sent_at = self->hellos; /* the caller has just sent the request */
     while (true) {
         Caveat__Wire__Frame *frame = NULL;
         pump_t result = pump(self, deadline, &frame, err);
         if (result == PUMP_TIMEOUT) {
-            cv_error_set(err, NULL, 0, 0, "no %s from %s within %gs", name, self->endpoint,
+            cv_error_set(err, NULL, 0, 0, "no %s from %s within %gs", request->name, self->endpoint,
                          seconds(timeout_ms));
             set_code(err, CV_ERR_TIMEOUT);
         }
         if (result == PUMP_TIMEOUT || result == PUMP_ERROR)
             return NULL;
-        if (frame && frame->body_case == body)
+        if (frame && answers(request, frame))
             return frame;
-        if (frame && frame->body_case == CAVEAT__WIRE__FRAME__BODY_HELLO_ACK && again &&
-            !send_frame(self, again, err))
-            return NULL;
+        if (frame && frame->body_case == CAVEAT__WIRE__FRAME__BODY_HELLO_ACK && request->again &&
+            needs_resend(self, sent_at)) {
+            if (!send_frame(self, request->again, err))
+                return NULL;
+            sent_at = self->hellos;
+        }
     }
 }
 
@@ -1628,8 +1673,8 @@ bool cv_client_feedback(cv_client_t *self, const char *report_id, const char *or
     frame.feedback = &feedback;
     if (!send_frame(self, &frame, err))
         return false;
-    Caveat__Wire__Frame *answer = answer_to(self, CAVEAT__WIRE__FRAME__BODY_FEEDBACK_ACK,
-                                            "FeedbackAck", &frame, timeout_ms, err);
+    request_t request = {CAVEAT__WIRE__FRAME__BODY_FEEDBACK_ACK, "FeedbackAck", &frame, report_id};
+    Caveat__Wire__Frame *answer = answer_to(self, &request, timeout_ms, err);
     return answer && feedback_stored(answer->feedback_ack, err);
 }
 
@@ -1677,8 +1722,8 @@ char *cv_client_admin_args(cv_client_t *self, const char *command, const char *c
     }
     if (!send_admin(self, command, args, n_args, err))
         return NULL;
-    Caveat__Wire__Frame *frame =
-        answer_to(self, CAVEAT__WIRE__FRAME__BODY_ADMIN_REPLY, "AdminReply", NULL, timeout_ms, err);
+    request_t request = {CAVEAT__WIRE__FRAME__BODY_ADMIN_REPLY, "AdminReply", NULL, NULL};
+    Caveat__Wire__Frame *frame = answer_to(self, &request, timeout_ms, err);
     return frame ? admin_text(frame->admin_reply, ok, err) : NULL;
 }
 
@@ -1728,8 +1773,8 @@ int cv_client_approve(cv_client_t *self, const char *report_id, const char *to,
     }
     if (!send_approval(self, report_id, to, err))
         return -1;
-    Caveat__Wire__Frame *frame = answer_to(self, CAVEAT__WIRE__FRAME__BODY_APPROVAL_ACK,
-                                           "ApprovalAck", NULL, timeout_ms, err);
+    request_t request = {CAVEAT__WIRE__FRAME__BODY_APPROVAL_ACK, "ApprovalAck", NULL, report_id};
+    Caveat__Wire__Frame *frame = answer_to(self, &request, timeout_ms, err);
     return frame ? approval_result(frame->approval_ack, result, err) : -1;
 }
 

@@ -284,6 +284,9 @@ typedef struct {
     uint32_t error_on_publish; /* answer Publish with this Error code */
     int silent_publishes;      /* the first ones: no answer at all */
     bool silent_hello;         /* no HelloAck */
+    bool not_ready_once;       /* the first Publish or Feedback: Error NOT_READY */
+    int hello_acks;            /* HelloAcks for each Hello after the first (default 1) */
+    int late_feedback_ms;      /* the first FeedbackAck comes this late */
     const char *allowed_dir;   /* run zauth admitting only these keys */
     /* what it saw (read after fake_sync) */
     int port;
@@ -298,6 +301,7 @@ typedef struct {
     uint64_t acked;
     int acks;
     int frames_before_hello;
+    int feedbacks;
 } fake_t;
 
 typedef struct {
@@ -453,11 +457,39 @@ static void fake_record_publish(fake_t *fake, const Caveat__Wire__Publish *publi
              publish->n_reports ? publish->reports[0]->id : "");
 }
 
+/*  As a broker that dropped the session answers a request: once. */
+static bool fake_not_ready(fake_state_t *s)
+{
+    if (!s->fake->not_ready_once)
+        return false;
+    s->fake->not_ready_once = false;
+    fake_error(s, CAVEAT__WIRE__ERROR_CODE__NOT_READY, "send Hello first");
+    return true;
+}
+
+static void fake_on_feedback(fake_state_t *s, const Caveat__Wire__Feedback *feedback)
+{
+    if (s->fake->feedbacks++ == 0)
+        zclock_sleep(s->fake->late_feedback_ms);
+    if (fake_not_ready(s))
+        return;
+    bool bad = strncmp(feedback->report_id, "bad", 3) == 0;
+    Caveat__Wire__FeedbackAck ack = CAVEAT__WIRE__FEEDBACK_ACK__INIT;
+    ack.report_id = feedback->report_id;
+    ack.has_status = true;
+    ack.status = bad ? CAVEAT__WIRE__STATUS__REFUSED_UNAVAILABLE : CAVEAT__WIRE__STATUS__OK;
+    ack.reason = bad ? "the store could not commit; retry" : NULL;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_FEEDBACK_ACK;
+    frame.feedback_ack = &ack;
+    fake_send(s, &frame);
+}
+
 static void fake_on_publish(fake_state_t *s, const Caveat__Wire__Publish *publish, size_t size)
 {
     fake_t *fake = s->fake;
     fake_record_publish(fake, publish, size);
-    if (fake->publishes <= fake->silent_publishes)
+    if (fake->publishes <= fake->silent_publishes || fake_not_ready(s))
         return;
     if (fake->restart_on_publish && fake->publishes == 1) {
         zsock_destroy(&s->router); /* the connection drops; the client reconnects */
@@ -485,8 +517,15 @@ static void fake_on_frame(fake_state_t *s, const Caveat__Wire__Frame *frame, siz
         fake->hello_credit = frame->hello->credit;
         snprintf(fake->hello_feed, sizeof fake->hello_feed, "%s",
                  frame->hello->feed ? frame->hello->feed : "");
-        if (!fake->silent_hello)
+        /* more than one: as the answers to Hellos the client sent while
+           one was unanswered (a NOT_READY's and a reconnect's) */
+        for (int i = 0; !fake->silent_hello &&
+                        i < (fake->hellos > 1 && fake->hello_acks ? fake->hello_acks : 1);
+             i++)
             fake_hello_ack(s);
+        break;
+    case CAVEAT__WIRE__FRAME__BODY_FEEDBACK:
+        fake_on_feedback(s, frame->feedback);
         break;
     case CAVEAT__WIRE__FRAME__BODY_PUBLISH:
         fake_on_publish(s, frame->publish, size);
@@ -1033,6 +1072,62 @@ static void test_reconnect_resends(void **state)
     zactor_destroy(&actor);
 }
 
+/*  A request the broker answered NOT_READY goes again once the new
+ *  session is open, and once only: a HelloAck of a Hello the request went
+ *  after (two Hellos can be unanswered at once) does not send it again,
+ *  since the broker would store a feedback twice. */
+static void test_not_ready_resends_once(void **state)
+{
+    (void)state;
+    fake_t fake = {.not_ready_once = true, .hello_acks = 2};
+    zactor_t *actor = fake_start(&fake);
+    cv_client_t *client = fake_client(&fake, NULL);
+    cv_error_t err = {0};
+    bool stored = cv_client_feedback(client, "r-1", NULL, "seen", NULL, 5000, &err);
+    if (!stored)
+        print_error("feedback: %s\n", err.msg);
+    assert_true(stored);
+    assert_true(cv_client_feedback(client, "r-2", NULL, "seen", NULL, 5000, &err));
+    fake_command(actor, "SYNC", NULL, NULL);
+    assert_int_equal(fake.hellos, 2);
+
+    fake.not_ready_once = true; /* the same for a publish's batch */
+    Caveat__Report *report = new_report("k", 10);
+    cv_publish_result_t result;
+    assert_int_equal(
+        cv_client_publish(client, (const Caveat__Report *const *)&report, 1, &result, 5000, &err),
+        0);
+    fake_command(actor, "SYNC", NULL, NULL);
+    assert_int_equal(fake.hellos, 3);
+    assert_int_equal(fake.publishes, 2);
+    /* r-1 twice (NOT_READY, then to the new session) and r-2, all before
+       the publish on the same connection */
+    assert_int_equal(fake.feedbacks, 3);
+    cv_publish_results_clear(&result, 1);
+    free_reports(&report, 1);
+    cv_client_destroy(&client);
+    zactor_destroy(&actor);
+}
+
+/*  A FeedbackAck that comes after its call gave up is not the next
+ *  call's answer: that one waits for the ack naming its own report. */
+static void test_a_late_answer_is_not_the_next_ones(void **state)
+{
+    (void)state;
+    fake_t fake = {.late_feedback_ms = 300};
+    zactor_t *actor = fake_start(&fake);
+    cv_client_t *client = fake_client(&fake, NULL);
+    cv_error_t err = {0};
+    assert_false(cv_client_feedback(client, "r-1", NULL, "seen", NULL, 50, &err));
+    assert_int_equal(err.code, CV_ERR_TIMEOUT);
+    err = (cv_error_t){0};
+    assert_false(cv_client_feedback(client, "bad-2", NULL, "seen", NULL, 5000, &err));
+    assert_int_equal(err.code, CV_ERR_FAILED);
+    assert_non_null(strstr(err.msg, "could not commit"));
+    cv_client_destroy(&client);
+    zactor_destroy(&actor);
+}
+
 /*  With a ZAP handler that does not list the key, the handshake fails and
  *  the client says so at once instead of waiting out its timeout. Again
  *  and again: a refusal that comes in before the Hello is sent is told as
@@ -1097,6 +1192,8 @@ int main(void)
         cmocka_unit_test(test_revoked),
         cmocka_unit_test(test_admin),
         cmocka_unit_test(test_reconnect_resends),
+        cmocka_unit_test(test_not_ready_resends_once),
+        cmocka_unit_test(test_a_late_answer_is_not_the_next_ones),
         cmocka_unit_test(test_refused_key),
     };
     return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);

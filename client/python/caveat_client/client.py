@@ -75,10 +75,11 @@ def _publish_frame_size(body):
 
 
 class _Batch:
-    __slots__ = ("indices", "id", "acked")
+    __slots__ = ("indices", "id", "acked", "hello")
 
     def __init__(self):
         self.indices, self.id, self.acked = [], None, False
+        self.hello = 0  # Client._hellos when last sent
 
 
 class Client:
@@ -126,6 +127,7 @@ class Client:
         self._ack_pending = 0  # an ack held back (coalesced, or a full send queue)
         self._handshakes = 0
         self._rehello = False  # a reconnect's Hello is not yet answered
+        self._hellos = 0  # Hellos sent: a batch sent after the last one needs no resend
         self._hello_due = False  # a reconnect's Hello, sent once the events are read
         self._key_refused = False
         self._fatal = None  # SessionClosedError once REVOKED or VERSION
@@ -225,6 +227,7 @@ class Client:
         if self.feed:
             hello.feed = self.feed
         self._send(proto.Frame(hello=hello))
+        self._hellos += 1
 
     def _recv(self):
         """One waiting message as a Frame; None when nothing waits. A
@@ -419,6 +422,7 @@ class Client:
                 "a batch of %d bytes exceeds the broker's new limit of %d"
                 % (frame.ByteSize(), self.max_frame)
             )
+        batch.hello = self._hellos
         self._send(frame)
 
     def _run_publish(self, reports, batches, results, timeout):
@@ -436,9 +440,11 @@ class Client:
                 acked += self._on_publish_ack(reports, batches[:sent], results, frame.publish_ack)
             elif body == "hello_ack":
                 # after a reconnect the broker may never have seen what was
-                # in flight; resending is safe, every report has its id
+                # in flight; resending is safe, every report has its id. A
+                # batch sent after the last Hello reaches the session that
+                # Hello opens (two Hellos can be unanswered at once)
                 for batch in batches[:sent]:
-                    if not batch.acked:
+                    if not batch.acked and batch.hello < self._hellos:
                         self._send_batch(reports, batch)
             elif frame is None and time.monotonic() >= deadline:
                 raise NoAnswerError(
