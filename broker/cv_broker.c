@@ -755,6 +755,7 @@ static void serve_zap(cv_broker_t *self, bool now)
         if (!cv_guard_drain(self->guard))
             break;
         cv_zap_handle(self->zap, self->policy);
+        cv_inbox_touched(self->zap_in); /* its answer was a send */
     } while (cv_inbox_ready(self->zap_in));
 }
 
@@ -970,6 +971,21 @@ static int poll_timeout(cv_broker_t *self, bool receipts)
     return self->backup.run && timeout > BACKUP_LOOK_MS ? BACKUP_LOOK_MS : timeout;
 }
 
+/*  A message the poller found only by its periodic look at idle sockets
+ *  waited up to a quarter of a second for a wakeup that some use of its
+ *  socket took: said at the first and at each doubling. */
+static void report_recovered(cv_broker_t *self, const cv_poller_t *poller)
+{
+    uint64_t n = cv_poller_recovered(poller);
+    if (n == 0 || n == self->recovered_reported || (n & (n - 1)) != 0)
+        return;
+    self->recovered_reported = n;
+    cv_log_warning(self->log,
+                   "%llu messages found late by the look at idle sockets (a missed wakeup in "
+                   "caveatd: please report)",
+                   (unsigned long long)n);
+}
+
 int cv_broker_run(cv_broker_t *self)
 {
     int64_t next_purge = 0, next_monitor = 0, next_overdue = 0;
@@ -1013,6 +1029,7 @@ int cv_broker_run(cv_broker_t *self)
         broker_watch_backup(self);
         bool receipts = cv_receipts_pending(self->receipts);
         bool woken = cv_poller_wait(poller, poll_timeout(self, receipts)) > 0;
+        report_recovered(self, poller);
         /* the guard and handshakes first (serve_zap reads the guard),
          * whichever socket woke the poller: neither blocks, and a flood of
          * messages must not starve them */

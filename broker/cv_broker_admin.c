@@ -63,7 +63,7 @@ bool broker_reload(cv_broker_t *self, cv_error_t *err)
     return true;
 }
 
-enum { COUNTS = 30 };
+enum { COUNTS = 31 };
 
 static size_t counts_of(cv_broker_t *self, cv_count_t out[COUNTS])
 {
@@ -114,6 +114,9 @@ static size_t counts_of(cv_broker_t *self, cv_count_t out[COUNTS])
     COUNT("reload_failures", true, "policy reloads refused", self->stats.reload_failures);
     COUNT("turns", true, "turns of the broker's loop (a busy one turns without waiting)",
           self->turns);
+    COUNT("wakeups_recovered", true,
+          "messages the loop found only by its periodic look at idle sockets (a bug to report)",
+          self->poller ? cv_poller_recovered(self->poller) : 0);
     COUNT("policy_version", false, "version of the policy in force",
           cv_policy_version(self->policy));
 #undef COUNT

@@ -308,10 +308,11 @@ struct cv_broker_t {
         uint8_t key[CV_KEY_BYTES]; /* if a session of this key is still there */
         int64_t next_look;         /* at the disk (zclock_mono) */
     } backup;
-    cv_poller_t *poller;   /* the loop's, while it runs: a backup's end wakes it */
-    cv_inbox_t *router_in; /* the router's messages and the ZAP handler's requests, */
-    cv_inbox_t *zap_in;    /* looked at without a system call while quiet */
-    cv_inbox_t *backup_in; /* a backup's end, while one runs */
+    cv_poller_t *poller;         /* the loop's, while it runs: a backup's end wakes it */
+    uint64_t recovered_reported; /* cv_poller_recovered when last logged */
+    cv_inbox_t *router_in;       /* the router's messages and the ZAP handler's requests, */
+    cv_inbox_t *zap_in;          /* looked at without a system call while quiet */
+    cv_inbox_t *backup_in;       /* a backup's end, while one runs */
     struct {
         int64_t wall, mono; /* the time retention last trusted, and the monotonic clock then */
         bool known;         /* wall and mono were set in this process */

@@ -8,6 +8,9 @@
 
 #include "cv_poller.h"
 
+/*  How long a wait trusts a quiet inbox before asking libzmq again. */
+#define QUIET_TRUST_MS 250
+
 typedef enum {
     INBOX_ASK,     /* nothing known: the next look asks libzmq */
     INBOX_QUIET,   /* libzmq found nothing, and its descriptor has not spoken since */
@@ -20,12 +23,14 @@ struct cv_inbox_t {
     bool exclusive;
     int watchers; /* pollers holding this inbox: a quiet one needs one to wake it */
     inbox_state_t state;
+    int64_t quiet_since; /* zclock_mono when it last became quiet */
 };
 
 struct cv_poller_t {
     cv_inbox_t **inboxes;
     struct pollfd *fds;
     size_t count, size;
+    uint64_t recovered; /* messages a quiet inbox held that its descriptor never told of */
 };
 
 cv_inbox_t *cv_inbox_new(void *sock, bool exclusive)
@@ -62,6 +67,8 @@ static bool ask(cv_inbox_t *self)
 {
     bool waiting = zsock_events(self->sock) & ZMQ_POLLIN;
     self->state = !waiting && self->exclusive && self->watchers > 0 ? INBOX_QUIET : INBOX_ASK;
+    if (self->state == INBOX_QUIET)
+        self->quiet_since = zclock_mono();
     return waiting;
 }
 
@@ -98,9 +105,10 @@ bool cv_inbox_wait(cv_inbox_t *self, int timeout_ms)
         int left = deadline < 0 ? -1 : (int)(deadline - zclock_mono());
         if (deadline >= 0 && left <= 0)
             return false;
-        if (!fd_readable(self->fd, left))
-            return false; /* timed out, or a signal */
-        self->state = INBOX_ASK;
+        struct pollfd item = {self->fd, POLLIN, 0};
+        if (poll(&item, 1, left < 0 || left > QUIET_TRUST_MS ? QUIET_TRUST_MS : left) < 0)
+            return false;        /* a signal */
+        self->state = INBOX_ASK; /* news, or trusted long enough (cv_poller_wait) */
     }
     return true;
 }
@@ -159,19 +167,54 @@ void cv_poller_remove(cv_poller_t *self, cv_inbox_t *inbox)
         }
 }
 
+/*  Asks libzmq again about each inbox quiet for QUIET_TRUST_MS or longer,
+ *  whatever else woke the wait. A quiet inbox is trusted only as far as
+ *  every use of its socket was told to it; should some path have read
+ *  libzmq's news untold, its message waits at most about QUIET_TRUST_MS
+ *  instead of for ever, busy or idle. One whose descriptor is readable
+ *  now had its wakeup (news that came after the wait's poll), so only a
+ *  message behind a silent descriptor counts as recovered. */
+static bool ask_the_quiet(cv_poller_t *self)
+{
+    bool any = false;
+    int64_t now = zclock_mono();
+    for (size_t i = 0; i < self->count; i++) {
+        cv_inbox_t *inbox = self->inboxes[i];
+        if (inbox->state != INBOX_QUIET || now - inbox->quiet_since < QUIET_TRUST_MS)
+            continue;
+        bool told = fd_readable(inbox->fd, 0);
+        if (ask(inbox)) {
+            inbox->state = INBOX_WAITING;
+            self->recovered += !told;
+            any = true;
+        }
+    }
+    return any;
+}
+
 int cv_poller_wait(cv_poller_t *self, int timeout_ms)
 {
     bool any = false;
+    int64_t oldest = -1; /* the longest-quiet inbox's quiet_since */
     for (size_t i = 0; i < self->count; i++) {
         cv_inbox_t *inbox = self->inboxes[i];
         if (inbox->state == INBOX_ASK && ask(inbox))
             inbox->state = INBOX_WAITING;
         any = any || inbox->state == INBOX_WAITING;
+        if (inbox->state == INBOX_QUIET && (oldest < 0 || inbox->quiet_since < oldest))
+            oldest = inbox->quiet_since;
         self->fds[i] = (struct pollfd){inbox->fd, POLLIN, 0};
+    }
+    int wait = any ? 0 : timeout_ms;
+    if (oldest >= 0) { /* no longer than its trust lasts: the caller may see an early timeout */
+        int64_t trust = oldest + QUIET_TRUST_MS - zclock_mono();
+        trust = trust < 0 ? 0 : trust;
+        if (wait < 0 || wait > trust)
+            wait = (int)trust;
     }
     /* polled even when a message waits, so that a busy socket does not
      * keep the quiet ones from ever hearing their news */
-    int rc = poll(self->fds, self->count, any ? 0 : timeout_ms);
+    int rc = poll(self->fds, self->count, wait);
     if (rc < 0 && !any)
         return -1;
     for (size_t i = 0; rc > 0 && i < self->count; i++)
@@ -179,5 +222,12 @@ int cv_poller_wait(cv_poller_t *self, int timeout_ms)
             cv_inbox_touched(self->inboxes[i]);
             any = true;
         }
+    if (oldest >= 0 && ask_the_quiet(self))
+        any = true;
     return any ? 1 : 0;
+}
+
+uint64_t cv_poller_recovered(const cv_poller_t *self)
+{
+    return self->recovered;
 }

@@ -23,6 +23,7 @@
 
 #include <czmq.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 typedef struct cv_inbox_t cv_inbox_t;
 typedef struct cv_poller_t cv_poller_t;
@@ -48,7 +49,7 @@ bool cv_inbox_ready(cv_inbox_t *self);
 bool cv_inbox_ready_now(cv_inbox_t *self);
 
 /*  Waits up to timeout_ms (-1: without end) for a message in this inbox
- *  alone. */
+ *  alone, asking libzmq again at least every 250 ms (cv_poller_wait). */
 bool cv_inbox_wait(cv_inbox_t *self, int timeout_ms);
 
 /*  The owner used the socket in a way that may have read libzmq's news
@@ -65,10 +66,18 @@ int cv_poller_add(cv_poller_t *self, cv_inbox_t *inbox);
 void cv_poller_remove(cv_poller_t *self, cv_inbox_t *inbox);
 
 /*  Waits up to timeout_ms (0: not at all, -1: without end) until an inbox
- *  has a message or news, or a signal comes. Every inbox with news is
- *  looked at again by its next cv_inbox_ready. Returns 1 when an inbox
- *  was ready or had news, 0 after the timeout, -1 when a signal cut the
- *  wait short (errno EINTR). */
+ *  has a message or news, or poll() fails (a signal: errno EINTR). Every
+ *  inbox with news is looked at again by its next cv_inbox_ready. Returns
+ *  1 when an inbox was ready or had news, 0 after the timeout, -1 when
+ *  poll() failed. A quiet inbox is trusted for 250 ms: the wait that
+ *  ends after that, whatever ended it, asks libzmq about it again, and no
+ *  wait lasts past it (so 0 may come sooner than timeout_ms). A use of a
+ *  socket its owner failed to tell costs a delay, never a message left
+ *  unread. */
 int cv_poller_wait(cv_poller_t *self, int timeout_ms);
+
+/*  Messages those second looks found behind a descriptor that had said
+ *  nothing: each is a wakeup the inboxes' rules missed, a bug to report. */
+uint64_t cv_poller_recovered(const cv_poller_t *self);
 
 #endif

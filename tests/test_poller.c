@@ -39,6 +39,21 @@ static void pair_open(pair_t *pair, bool exclusive, bool watched)
         assert_int_equal(cv_poller_add(pair->poller, pair->inbox), 0);
 }
 
+/*  poll() as cv_poller.c sees it (linked with --wrap=poll): a message can
+ *  be made to arrive just after a poll of several descriptors timed out. */
+static zsock_t *send_after_timeout;
+int __real_poll(struct pollfd *fds, nfds_t n, int timeout);
+int __wrap_poll(struct pollfd *fds, nfds_t n, int timeout);
+int __wrap_poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+    int rc = __real_poll(fds, n, timeout);
+    if (rc == 0 && n > 1 && send_after_timeout) {
+        zstr_send(send_after_timeout, "just now");
+        send_after_timeout = NULL;
+    }
+    return rc;
+}
+
 static void pair_close(pair_t *pair)
 {
     cv_poller_destroy(&pair->poller);
@@ -150,6 +165,101 @@ static void test_shared_and_unwatched_inboxes_always_ask(void **state)
     }
 }
 
+/*  A use of the socket its owner did not tell (here a ZMQ_EVENTS look,
+ *  which reads libzmq's news as a send can) leaves a quiet inbox with a
+ *  message its descriptor will never tell of. The waits ask libzmq again
+ *  after 250 ms without news, so the message is late, not lost, and the
+ *  poller counts it for the owner to report. */
+static void test_an_untold_use_delays_and_never_loses(void **state)
+{
+    (void)state;
+    pair_t pair;
+    pair_open(&pair, true, true);
+    assert_int_equal(cv_poller_wait(pair.poller, 0), 0);
+    zstr_send(pair.peer, "one");
+    assert_true(zsock_events(pair.sock) & ZMQ_POLLIN); /* untold */
+    struct pollfd fd = {zsock_fd(pair.sock), POLLIN, 0};
+    assert_int_equal(poll(&fd, 1, 0), 0); /* the descriptor will not speak */
+    assert_false(cv_inbox_ready(pair.inbox));
+    int64_t start = zclock_mono();
+    assert_int_equal(cv_poller_wait(pair.poller, 5000), 1);
+    int64_t waited = zclock_mono() - start;
+    assert_true(waited >= 240 && waited < 2000);
+    assert_int_equal(cv_poller_recovered(pair.poller), 1);
+    assert_true(cv_inbox_ready(pair.inbox));
+    receive(&pair, "one");
+
+    /* a wait with nothing to find is cut at 250 ms too: the caller's
+     * deadline is its own to keep */
+    assert_int_equal(cv_poller_wait(pair.poller, 0), 0);
+    start = zclock_mono();
+    assert_int_equal(cv_poller_wait(pair.poller, 5000), 0);
+    assert_true(zclock_mono() - start < 2000);
+    assert_int_equal(cv_poller_recovered(pair.poller), 1);
+
+    /* and a wait on the inbox alone */
+    zstr_send(pair.peer, "two");
+    assert_true(zsock_events(pair.sock) & ZMQ_POLLIN); /* untold again */
+    start = zclock_mono();
+    assert_true(cv_inbox_wait(pair.inbox, 5000));
+    assert_true(zclock_mono() - start < 2000);
+    receive(&pair, "two");
+    pair_close(&pair);
+}
+
+/*  The second look does not wait for an idle moment: a loop kept busy
+ *  by another socket asks the quiet inbox again all the same. */
+static void test_an_untold_message_is_found_while_busy(void **state)
+{
+    (void)state;
+    pair_t busy, quiet;
+    pair_open(&busy, true, true);
+    pair_open(&quiet, true, false);
+    assert_int_equal(cv_poller_add(busy.poller, quiet.inbox), 0);
+    assert_int_equal(cv_poller_wait(busy.poller, 0), 0); /* both quiet */
+    zstr_send(quiet.peer, "lost");
+    assert_true(zsock_events(quiet.sock) & ZMQ_POLLIN); /* untold */
+    bool found = false;
+    int64_t start = zclock_mono();
+    while (!found && zclock_mono() - start < 2000) {
+        zstr_send(busy.peer, "traffic");
+        assert_int_equal(cv_poller_wait(busy.poller, 200), 1);
+        while (cv_inbox_ready(busy.inbox))
+            receive(&busy, "traffic");
+        found = cv_inbox_ready(quiet.inbox);
+        zclock_sleep(20);
+    }
+    assert_true(found);
+    assert_true(zclock_mono() - start < 1000);
+    assert_int_equal(cv_poller_recovered(busy.poller), 1);
+    receive(&quiet, "lost");
+    cv_poller_remove(busy.poller, quiet.inbox);
+    pair_close(&quiet);
+    pair_close(&busy);
+}
+
+/*  A message that comes between the wait's poll and the second look had
+ *  its wakeup: it is read, and not counted as a missed one. */
+static void test_a_late_arrival_is_not_a_missed_wakeup(void **state)
+{
+    (void)state;
+    pair_t a, b;
+    pair_open(&a, true, true);
+    pair_open(&b, true, false);
+    assert_int_equal(cv_poller_add(a.poller, b.inbox), 0);
+    assert_int_equal(cv_poller_wait(a.poller, 0), 0);
+    zclock_sleep(300); /* quiet for longer than the trust */
+    send_after_timeout = a.peer;
+    assert_int_equal(cv_poller_wait(a.poller, 50), 1);
+    assert_null(send_after_timeout); /* it did come after the poll */
+    assert_true(cv_inbox_ready(a.inbox));
+    receive(&a, "just now");
+    assert_int_equal(cv_poller_recovered(a.poller), 0);
+    cv_poller_remove(a.poller, b.inbox);
+    pair_close(&b);
+    pair_close(&a);
+}
+
 static void test_waits_time_out(void **state)
 {
     (void)state;
@@ -209,6 +319,9 @@ int main(void)
         cmocka_unit_test(test_a_send_that_read_the_news_is_told),
         cmocka_unit_test(test_a_busy_inbox_does_not_starve_a_quiet_one),
         cmocka_unit_test(test_shared_and_unwatched_inboxes_always_ask),
+        cmocka_unit_test(test_an_untold_use_delays_and_never_loses),
+        cmocka_unit_test(test_an_untold_message_is_found_while_busy),
+        cmocka_unit_test(test_a_late_arrival_is_not_a_missed_wakeup),
         cmocka_unit_test(test_waits_time_out),
         cmocka_unit_test(test_every_message_from_another_thread_is_read),
     };
