@@ -396,7 +396,8 @@ void cv_broker_destroy(cv_broker_t **self_p)
     zlistx_destroy(&self->outbox);
     zlistx_destroy(&self->held);
     zlistx_destroy(&self->deferred);
-    cv_backup_destroy(&self->backup.run); /* a broker fed offline, never run */
+    cv_inbox_destroy(&self->backup_in);   /* a broker fed offline, never run: */
+    cv_backup_destroy(&self->backup.run); /* no poller holds the inbox */
     zframe_destroy(&self->backup.routing);
     zlistx_destroy(&self->senders);
     zlistx_destroy(&self->pending);

@@ -182,6 +182,29 @@ static void test_a_tag_0_field_in_an_admin_request_stops_nothing(void **state)
     assert_int_equal(cv_broker_check_store(o->broker, &err), 0);
 }
 
+/*  A backup asked of a broker fed offline starts and is never reaped by a
+ *  loop: destroying the broker stops it and frees all of it (the
+ *  sanitizer build's leak check fails this test otherwise). */
+static void test_a_backup_asked_offline_is_freed_with_the_broker(void **state)
+{
+    offline_t *o = *state;
+    int admin = agency(o, "caveat-admin");
+    hello(o, admin);
+    char *args[] = {(char *)harness_path(o->files, "backup")};
+    Caveat__Wire__AdminRequest request = CAVEAT__WIRE__ADMIN_REQUEST__INIT;
+    request.command = "backup";
+    request.n_args = 1;
+    request.args = args;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_ADMIN_REQUEST;
+    frame.admin_request = &request;
+    feed(o, admin, &frame);
+    cv_error_t err = {0};
+    assert_int_equal(cv_broker_check_store(o->broker, &err), 0);
+    cv_broker_destroy(&o->broker);
+    assert_null(o->broker);
+}
+
 /*  A Publish of one example report (a new id each), packed: malloc'd. */
 static cv_broker_frame_t publish_frame(int from, const char *name)
 {
@@ -236,6 +259,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_map_entry_without_its_value_is_not_stored, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_tag_0_field_does_not_poison_the_store, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_backup_asked_offline_is_freed_with_the_broker, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_tag_0_field_in_an_admin_request_stops_nothing, setup,
                                         teardown),
