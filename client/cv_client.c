@@ -674,10 +674,11 @@ static pump_t pump(cv_client_t *self, int64_t deadline, Caveat__Wire__Frame **ou
         self->ack_pending = 0;
     int64_t wait = deadline - zclock_mono();
     if (cv_poller_wait(self->poller, wait > 0 ? (int)wait : 0) < 0) {
-        if (errno == EINTR && !zsys_interrupted)
+        int code = errno; /* before anything else may set it */
+        if (code == EINTR && !zsys_interrupted)
             return PUMP_AGAIN; /* a signal the application handles */
-        cv_error_set(err, NULL, 0, 0, "%s", errno == EINTR ? "interrupted" : strerror(errno));
-        set_code(err, errno == EINTR ? CV_ERR_INTERRUPTED : CV_ERR_FAILED);
+        cv_error_set(err, NULL, 0, 0, "%s", code == EINTR ? "interrupted" : strerror(code));
+        set_code(err, code == EINTR ? CV_ERR_INTERRUPTED : CV_ERR_FAILED);
         return PUMP_ERROR;
     }
     bool event = cv_inbox_ready(self->monitor_in);

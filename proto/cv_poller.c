@@ -81,10 +81,16 @@ bool cv_inbox_ready(cv_inbox_t *self)
     return self->state == INBOX_QUIET ? false : ask(self);
 }
 
-static bool fd_readable(int fd, int timeout_ms)
+/*  poll() of one descriptor: 1 readable, 0 timed out, -1 failed. */
+static int poll_fd(int fd, int timeout_ms)
 {
     struct pollfd item = {fd, POLLIN, 0};
-    return poll(&item, 1, timeout_ms) > 0;
+    return poll(&item, 1, timeout_ms);
+}
+
+static bool fd_readable(int fd, int timeout_ms)
+{
+    return poll_fd(fd, timeout_ms) > 0;
 }
 
 bool cv_inbox_ready_now(cv_inbox_t *self)
@@ -105,8 +111,7 @@ bool cv_inbox_wait(cv_inbox_t *self, int timeout_ms)
         int left = deadline < 0 ? -1 : (int)(deadline - zclock_mono());
         if (deadline >= 0 && left <= 0)
             return false;
-        struct pollfd item = {self->fd, POLLIN, 0};
-        if (poll(&item, 1, left < 0 || left > QUIET_TRUST_MS ? QUIET_TRUST_MS : left) < 0)
+        if (poll_fd(self->fd, left < 0 || left > QUIET_TRUST_MS ? QUIET_TRUST_MS : left) < 0)
             return false;        /* a signal */
         self->state = INBOX_ASK; /* news, or trusted long enough (cv_poller_wait) */
     }
