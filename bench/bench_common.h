@@ -27,6 +27,8 @@ Caveat__Report *bench_make_report(const char *program, const char *id, const cha
 
 /*  CLOCK_MONOTONIC in nanoseconds. */
 uint64_t bench_now_ns(void);
+/*  Sleeps until that clock reads ns (a signal does not cut it short). */
+void bench_sleep_until(uint64_t ns);
 
 /*  Latencies: n of them (ns) sorted, and the one at quantile q (0 to 1)
  *  of the sorted, in ms (0 when there are none). */

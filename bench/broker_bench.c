@@ -137,17 +137,9 @@ static double seconds_between(uint64_t from, uint64_t to)
     return to > from ? (double)(to - from) * 1e-9 : 0.0;
 }
 
-static void sleep_until(uint64_t ns)
-{
-    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u),
-                          .tv_nsec = (long)(ns % 1000000000u)};
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-        ;
-}
-
 static void sleep_us(unsigned us)
 {
-    sleep_until(bench_now_ns() + (uint64_t)us * 1000u);
+    bench_sleep_until(bench_now_ns() + (uint64_t)us * 1000u);
 }
 
 /*  CPU of process pid's threads whose name starts with prefix. */
@@ -1475,7 +1467,7 @@ static void fanout_publish(fanout_t *run, cv_client_t *publisher, fan_slot_t *sl
     uint64_t interval = 1000000000u / (uint64_t)run->opt->rate, started = 0, finished = 0;
     uint64_t in_flight = (uint64_t)run->opt->in_flight;
     for (uint64_t k = 0; k < run->reports && !atomic_load(&run->failed);) {
-        sleep_until(t0 + k * interval);
+        bench_sleep_until(t0 + k * interval);
         if (started - finished == in_flight) /* the pipeline is full: wait */
             fanout_finish(run, publisher, &slots[finished++ % in_flight]);
         fan_slot_t *slot = &slots[started % in_flight];
@@ -1813,7 +1805,7 @@ static void fanfwd_publish(fanout_t *run, void *publisher, uint64_t t0)
     Caveat__Report *r = make_report(fanout_categories[0], fanout_areas[0]);
     uint64_t interval = 1000000000u / (uint64_t)run->opt->rate;
     for (uint64_t k = 0; k < run->reports && !atomic_load(&run->failed); k++) {
-        sleep_until(t0 + k * interval);
+        bench_sleep_until(t0 + k * interval);
         uint64_t v = k % N_VARIANTS, t = bench_now_ns();
         replace(&r->category, fanout_categories[v % 3]);
         replace(&r->area, fanout_areas[v / 3]);
