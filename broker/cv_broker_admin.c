@@ -201,31 +201,36 @@ static char *quarantined_json(cv_broker_t *self)
     return text;
 }
 
-static zmsg_t *admin_reply(const zframe_t *routing, bool ok, const char *text)
+/*  The request's id goes back with its reply, so that a client whose call
+ *  gave up does not take this reply as the next call's answer. */
+static zmsg_t *admin_reply(const zframe_t *routing, uint64_t id, bool ok, const char *text)
 {
     Caveat__Wire__AdminReply reply = CAVEAT__WIRE__ADMIN_REPLY__INIT;
     reply.has_ok = true;
     reply.ok = ok;
     reply.text = (char *)text;
+    reply.has_id = id != 0;
+    reply.id = id;
     Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
     frame.body_case = CAVEAT__WIRE__FRAME__BODY_ADMIN_REPLY;
     frame.admin_reply = &reply;
     return broker_frame_message(routing, &frame);
 }
 
-static void send_admin_reply(cv_broker_t *self, const zframe_t *routing, bool ok, const char *text)
+static void send_admin_reply(cv_broker_t *self, const zframe_t *routing, uint64_t id, bool ok,
+                             const char *text)
 {
-    zmsg_t *msg = admin_reply(routing, ok, text);
+    zmsg_t *msg = admin_reply(routing, id, ok, text);
     broker_send_now(self, &msg);
 }
 
 /*  A reply that says something was done: it leaves once the commit that
  *  did it is on disk, as a PublishAck does. */
-static void send_admin_reply_synced(cv_broker_t *self, const zframe_t *routing, bool ok,
-                                    const char *text)
+static void send_admin_reply_synced(cv_broker_t *self, const zframe_t *routing, uint64_t id,
+                                    bool ok, const char *text)
 {
     held_t *h = cv_xcalloc(1, sizeof *h);
-    h->msg = admin_reply(routing, ok, text);
+    h->msg = admin_reply(routing, id, ok, text);
     broker_hold(self, h);
 }
 
@@ -413,7 +418,7 @@ static void run_purge(cv_broker_t *self, const zframe_t *routing,
 {
     cv_purge_how_t how;
     if (!cv_admin_purge_args((const char *const *)request->args, request->n_args, &how)) {
-        send_admin_reply(self, routing, false, cv_admin_purge_usage);
+        send_admin_reply(self, routing, request->id, false, cv_admin_purge_usage);
         return;
     }
     cv_admin_purged_t *list = cv_admin_purged_new();
@@ -421,9 +426,9 @@ static void run_purge(cv_broker_t *self, const zframe_t *routing,
     int total = broker_purge(self, &how, list, &err);
     char *reply = cv_admin_purged_reply(&list, how.dry_run, total, err.msg);
     if (total > 0 && !how.dry_run)
-        send_admin_reply_synced(self, routing, true, reply);
+        send_admin_reply_synced(self, routing, request->id, true, reply);
     else
-        send_admin_reply(self, routing, total >= 0, reply);
+        send_admin_reply(self, routing, request->id, total >= 0, reply);
     free(reply);
 }
 
@@ -472,8 +477,8 @@ static int review(cv_broker_t *self, const cv_review_args_t *args, const cv_revi
     return 1;
 }
 
-static void send_admin_reply_synced(cv_broker_t *self, const zframe_t *routing, bool ok,
-                                    const char *text);
+static void send_admin_reply_synced(cv_broker_t *self, const zframe_t *routing, uint64_t id,
+                                    bool ok, const char *text);
 
 static void run_review(cv_broker_t *self, const deferred_t *d)
 {
@@ -483,7 +488,7 @@ static void run_review(cv_broker_t *self, const deferred_t *d)
     const char *why = NULL;
     if (!cv_admin_review_args((const char *const *)request->args, request->n_args, now, &args,
                               &why)) {
-        send_admin_reply(self, d->routing, false, why);
+        send_admin_reply(self, d->routing, request->id, false, why);
         return;
     }
     cv_review_t decision = {.retain_until = args.retain_until,
@@ -495,9 +500,9 @@ static void run_review(cv_broker_t *self, const deferred_t *d)
     int found = review(self, &args, &decision, &err);
     char *text = cv_admin_review_reply(&args, found, err.msg);
     if (found == 1)
-        send_admin_reply_synced(self, d->routing, true, text);
+        send_admin_reply_synced(self, d->routing, request->id, true, text);
     else
-        send_admin_reply(self, d->routing, false, text);
+        send_admin_reply(self, d->routing, request->id, false, text);
     free(text);
 }
 
@@ -551,17 +556,18 @@ static void start_backup(cv_broker_t *self, const zframe_t *routing,
 {
     char text[4096], db_path[4200];
     if (request->n_args != 1) {
-        send_admin_reply(self, routing, false, "backup needs one argument: a new directory");
+        send_admin_reply(self, routing, request->id, false,
+                         "backup needs one argument: a new directory");
         return;
     }
     if (self->backup.run) {
         snprintf(text, sizeof text, "a backup is already running (to %s); ask again once it ends",
                  cv_backup_dir(self->backup.run));
-        send_admin_reply(self, routing, false, text);
+        send_admin_reply(self, routing, request->id, false, text);
         return;
     }
     if (cv_space_short(self->space)) {
-        send_admin_reply(self, routing, false, SHORT_DISK_STOPS_BACKUPS);
+        send_admin_reply(self, routing, request->id, false, SHORT_DISK_STOPS_BACKUPS);
         return;
     }
     snprintf(db_path, sizeof db_path, "%s/caveat.db", self->config.data_dir);
@@ -570,10 +576,11 @@ static void start_backup(cv_broker_t *self, const zframe_t *routing,
                                      cv_space_resume_at(self->space), text, sizeof text);
     if (!self->backup.run) {
         cv_log_info(self->log, "backup: %s", text);
-        send_admin_reply(self, routing, false, text);
+        send_admin_reply(self, routing, request->id, false, text);
         return;
     }
     self->backup.routing = zframe_dup((zframe_t *)routing);
+    self->backup.request_id = request->id;
     memcpy(self->backup.key, key, CV_KEY_BYTES);
     /* shared: the backup's own code looks at its socket too */
     self->backup_in = cv_inbox_new(cv_backup_socket(self->backup.run), false);
@@ -595,7 +602,7 @@ static void end_backup(cv_broker_t *self, bool ok, const char *text)
     cv_log_info(self->log, "backup: %s", text);
     session_t *s = broker_session_of(self, self->backup.routing);
     if (s && sodium_memcmp(s->key, self->backup.key, CV_KEY_BYTES) == 0)
-        send_admin_reply(self, self->backup.routing, ok, text);
+        send_admin_reply(self, self->backup.routing, self->backup.request_id, ok, text);
     else
         cv_log_info(self->log, "backup: the administrator who asked has gone: no reply");
     zframe_destroy(&self->backup.routing);
@@ -669,20 +676,21 @@ void broker_on_admin(cv_broker_t *self, const zframe_t *routing, int agency,
     snprintf(admin, sizeof admin, "%s", cv_policy_agency(self->policy, agency)->id);
     if (strcmp(command, "stats") == 0) {
         char *text = stats_json(self);
-        send_admin_reply(self, routing, text != NULL, text);
+        send_admin_reply(self, routing, request->id, text != NULL, text);
         free(text);
     } else if (strcmp(command, "reload") == 0) {
         cv_error_t err = {0};
         bool ok = broker_reload(self, &err);
         record_admin(self, admin, command, ok);
-        send_admin_reply(self, routing, ok, ok ? "reloaded" : err.msg);
+        send_admin_reply(self, routing, request->id, ok, ok ? "reloaded" : err.msg);
     } else if (strcmp(command, "sessions") == 0) {
         char *text = sessions_json(self);
-        send_admin_reply(self, routing, true, text);
+        send_admin_reply(self, routing, request->id, true, text);
         free(text);
     } else if (strcmp(command, "quarantined") == 0) {
         char *text = quarantined_json(self);
-        send_admin_reply(self, routing, text != NULL, text ? text : "the store cannot list them");
+        send_admin_reply(self, routing, request->id, text != NULL,
+                         text ? text : "the store cannot list them");
         free(text);
     } else if (strcmp(command, "backup") == 0) {
         record_admin(self, admin, command, true);

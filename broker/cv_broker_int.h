@@ -306,6 +306,7 @@ struct cv_broker_t {
         cv_backup_t *run;          /* the backup running (one at a time), or NULL */
         zframe_t *routing;         /* who asked: the reply goes there, */
         uint8_t key[CV_KEY_BYTES]; /* if a session of this key is still there */
+        uint64_t request_id;       /* its AdminRequest's id, for the reply */
         int64_t next_look;         /* at the disk (zclock_mono) */
     } backup;
     cv_poller_t *poller;         /* the loop's, while it runs: a backup's end wakes it */

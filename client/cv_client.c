@@ -103,14 +103,15 @@ struct cv_client_t {
     cv_feedback_note_t current_note; /* its feedback, when it is feedback */
     cv_client_state_fn *on_state;
     void *on_state_arg;
-    int handshakes;     /* successful CURVE handshakes so far */
-    bool tcp_connected; /* a TCP connection was made at least once */
-    bool rehello;       /* a reconnect's Hello is not yet answered */
-    uint64_t hellos;    /* Hellos sent: a request sent after the last one needs no resend */
-    bool hello_due;     /* a reconnect's Hello, sent once the waiting events are read */
-    bool key_refused;   /* the last handshake failed authentication */
-    bool dead;          /* REVOKED or VERSION: nothing more will work */
-    cv_error_t fatal;   /* why, when dead */
+    int handshakes;          /* successful CURVE handshakes so far */
+    bool tcp_connected;      /* a TCP connection was made at least once */
+    bool rehello;            /* a reconnect's Hello is not yet answered */
+    uint64_t hellos;         /* Hellos sent: a request sent after the last one needs no resend */
+    uint64_t admin_requests; /* AdminRequests sent: each carries its number as its id */
+    bool hello_due;          /* a reconnect's Hello, sent once the waiting events are read */
+    bool key_refused;        /* the last handshake failed authentication */
+    bool dead;               /* REVOKED or VERSION: nothing more will work */
+    cv_error_t fatal;        /* why, when dead */
     struct publish_t *publishes[MAX_PUBLISHES]; /* started and not finished, oldest first */
     size_t n_publishes;
     int64_t next_ticket; /* cv_client_publish_start's numbers */
@@ -1583,20 +1584,34 @@ typedef struct {
     const char *name;                     /* that frame's name, for errors */
     const Caveat__Wire__Frame *again;     /* what a new session is sent again, or NULL */
     const char *report_id;                /* what the answer names, or NULL */
+    const char *to;                       /* an approval's agency or type */
+    uint64_t admin_id;                    /* an admin request's id */
 } request_t;
 
-/*  The report an answer names: an answer that names another is one a
- *  request that timed out is given late. */
+static bool same(const char *answered, const char *asked)
+{
+    return answered && strcmp(answered, asked) == 0;
+}
+
+/*  Whether frame is the answer to request, by what it names: an answer
+ *  that names another report, agency or admin request is one a request
+ *  that timed out is given late. A broker that does not send an
+ *  AdminReply's id back is taken at its word. */
 static bool answers(const request_t *request, const Caveat__Wire__Frame *frame)
 {
     if (frame->body_case != request->answer)
         return false;
-    const char *named = frame->body_case == CAVEAT__WIRE__FRAME__BODY_FEEDBACK_ACK
-                            ? frame->feedback_ack->report_id
-                        : frame->body_case == CAVEAT__WIRE__FRAME__BODY_APPROVAL_ACK
-                            ? frame->approval_ack->report_id
-                            : NULL;
-    return !request->report_id || (named && strcmp(named, request->report_id) == 0);
+    switch (frame->body_case) {
+    case CAVEAT__WIRE__FRAME__BODY_FEEDBACK_ACK:
+        return same(frame->feedback_ack->report_id, request->report_id);
+    case CAVEAT__WIRE__FRAME__BODY_APPROVAL_ACK:
+        return same(frame->approval_ack->report_id, request->report_id) &&
+               same(frame->approval_ack->to, request->to);
+    case CAVEAT__WIRE__FRAME__BODY_ADMIN_REPLY:
+        return !frame->admin_reply->has_id || frame->admin_reply->id == request->admin_id;
+    default:
+        return true;
+    }
 }
 
 /*  Waits (timeout_ms) for the broker's answer to a request just sent,
@@ -1674,7 +1689,10 @@ bool cv_client_feedback(cv_client_t *self, const char *report_id, const char *or
     frame.feedback = &feedback;
     if (!send_frame(self, &frame, err))
         return false;
-    request_t request = {CAVEAT__WIRE__FRAME__BODY_FEEDBACK_ACK, "FeedbackAck", &frame, report_id};
+    request_t request = {.answer = CAVEAT__WIRE__FRAME__BODY_FEEDBACK_ACK,
+                         .name = "FeedbackAck",
+                         .again = &frame,
+                         .report_id = report_id};
     Caveat__Wire__Frame *answer = answer_to(self, &request, timeout_ms, err);
     return answer && feedback_stored(answer->feedback_ack, err);
 }
@@ -1689,6 +1707,8 @@ static bool send_admin(cv_client_t *self, const char *command, const char *const
     request.command = (char *)command;
     request.args = (char **)args;
     request.n_args = n_args;
+    request.has_id = true;
+    request.id = ++self->admin_requests;
     Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
     frame.body_case = CAVEAT__WIRE__FRAME__BODY_ADMIN_REQUEST;
     frame.admin_request = &request;
@@ -1723,7 +1743,9 @@ char *cv_client_admin_args(cv_client_t *self, const char *command, const char *c
     }
     if (!send_admin(self, command, args, n_args, err))
         return NULL;
-    request_t request = {CAVEAT__WIRE__FRAME__BODY_ADMIN_REPLY, "AdminReply", NULL, NULL};
+    request_t request = {.answer = CAVEAT__WIRE__FRAME__BODY_ADMIN_REPLY,
+                         .name = "AdminReply",
+                         .admin_id = self->admin_requests};
     Caveat__Wire__Frame *frame = answer_to(self, &request, timeout_ms, err);
     return frame ? admin_text(frame->admin_reply, ok, err) : NULL;
 }
@@ -1774,7 +1796,10 @@ int cv_client_approve(cv_client_t *self, const char *report_id, const char *to,
     }
     if (!send_approval(self, report_id, to, err))
         return -1;
-    request_t request = {CAVEAT__WIRE__FRAME__BODY_APPROVAL_ACK, "ApprovalAck", NULL, report_id};
+    request_t request = {.answer = CAVEAT__WIRE__FRAME__BODY_APPROVAL_ACK,
+                         .name = "ApprovalAck",
+                         .report_id = report_id,
+                         .to = to};
     Caveat__Wire__Frame *frame = answer_to(self, &request, timeout_ms, err);
     return frame ? approval_result(frame->approval_ack, result, err) : -1;
 }

@@ -287,6 +287,9 @@ typedef struct {
     bool not_ready_once;       /* the first Publish or Feedback: Error NOT_READY */
     int hello_acks;            /* HelloAcks for each Hello after the first (default 1) */
     int late_feedback_ms;      /* the first FeedbackAck comes this late */
+    int late_admin_ms;         /* the first AdminReply comes this late */
+    bool admin_without_id;     /* AdminReply without the request's id, as before ids */
+    int late_approval_ms;      /* the first ApprovalAck comes this late */
     const char *allowed_dir;   /* run zauth admitting only these keys */
     /* what it saw (read after fake_sync) */
     int port;
@@ -302,6 +305,8 @@ typedef struct {
     int acks;
     int frames_before_hello;
     int feedbacks;
+    int admins;
+    int approvals;
 } fake_t;
 
 typedef struct {
@@ -433,9 +438,14 @@ static void fake_publish_ack(fake_state_t *s, const Caveat__Wire__Publish *publi
     free(list);
 }
 
-static void fake_admin(fake_state_t *s, const char *command)
+static void fake_admin(fake_state_t *s, const Caveat__Wire__AdminRequest *request)
 {
+    const char *command = request->command;
+    if (s->fake->admins++ == 0)
+        zclock_sleep(s->fake->late_admin_ms);
     Caveat__Wire__AdminReply reply = CAVEAT__WIRE__ADMIN_REPLY__INIT;
+    reply.has_id = request->has_id && !s->fake->admin_without_id;
+    reply.id = request->id;
     reply.has_ok = true;
     reply.ok = strcmp(command, "stats") == 0;
     reply.text = reply.ok ? "{\"sessions\":1}" : "policy.yaml:3:1: error: bad";
@@ -482,6 +492,26 @@ static void fake_on_feedback(fake_state_t *s, const Caveat__Wire__Feedback *feed
     Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
     frame.body_case = CAVEAT__WIRE__FRAME__BODY_FEEDBACK_ACK;
     frame.feedback_ack = &ack;
+    fake_send(s, &frame);
+}
+
+/*  Releases the report to the agency named, and says so. */
+static void fake_on_approval(fake_state_t *s, const Caveat__Wire__Approval *approval)
+{
+    if (s->fake->approvals++ == 0)
+        zclock_sleep(s->fake->late_approval_ms);
+    Caveat__Wire__ApprovalAck ack = CAVEAT__WIRE__APPROVAL_ACK__INIT;
+    ack.report_id = approval->report_id;
+    ack.to = approval->to;
+    ack.has_status = ack.has_released = true;
+    ack.status = CAVEAT__WIRE__STATUS__OK;
+    ack.released = 1;
+    ack.n_recipients = 1;
+    char *to = approval->to;
+    ack.recipients = &to;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_APPROVAL_ACK;
+    frame.approval_ack = &ack;
     fake_send(s, &frame);
 }
 
@@ -535,7 +565,10 @@ static void fake_on_frame(fake_state_t *s, const Caveat__Wire__Frame *frame, siz
         fake->acks++;
         break;
     case CAVEAT__WIRE__FRAME__BODY_ADMIN_REQUEST:
-        fake_admin(s, frame->admin_request->command);
+        fake_admin(s, frame->admin_request);
+        break;
+    case CAVEAT__WIRE__FRAME__BODY_APPROVAL:
+        fake_on_approval(s, frame->approval);
         break;
     default:
         break;
@@ -1128,6 +1161,58 @@ static void test_a_late_answer_is_not_the_next_ones(void **state)
     zactor_destroy(&actor);
 }
 
+/*  The same for an AdminReply, matched by the id its request carried: a
+ *  late "stats" reply is not the answer to the "reload" asked next. A
+ *  broker that sends no id back is taken at its word, as before. */
+static void test_a_late_admin_reply_is_not_the_next_ones(void **state)
+{
+    (void)state;
+    for (int without_id = 0; without_id < 2; without_id++) {
+        fake_t fake = {.late_admin_ms = 300, .admin_without_id = without_id};
+        zactor_t *actor = fake_start(&fake);
+        cv_client_t *client = fake_client(&fake, NULL);
+        bool ok = false;
+        cv_error_t err = {0};
+        assert_null(cv_client_admin(client, "stats", &ok, 50, &err));
+        assert_int_equal(err.code, CV_ERR_TIMEOUT);
+        err = (cv_error_t){0};
+        char *text = cv_client_admin(client, "reload", &ok, 5000, &err);
+        assert_non_null(text);
+        if (without_id) { /* the late reply is all it can go by */
+            assert_true(ok);
+            assert_string_equal(text, "{\"sessions\":1}");
+        } else {
+            assert_false(ok);
+            assert_non_null(strstr(text, "error: bad"));
+        }
+        free(text);
+        cv_client_destroy(&client);
+        zactor_destroy(&actor);
+    }
+}
+
+/*  An ApprovalAck names the report and the agency approved: a late ack of
+ *  one agency's approval is not the answer to another's for the same
+ *  report. */
+static void test_a_late_approval_ack_is_not_the_next_ones(void **state)
+{
+    (void)state;
+    fake_t fake = {.late_approval_ms = 300};
+    zactor_t *actor = fake_start(&fake);
+    cv_client_t *client = fake_client(&fake, NULL);
+    cv_approval_result_t result;
+    cv_error_t err = {0};
+    assert_int_equal(cv_client_approve(client, "r-1", "hull-college", &result, 50, &err), -1);
+    assert_int_equal(err.code, CV_ERR_TIMEOUT);
+    err = (cv_error_t){0};
+    assert_int_equal(cv_client_approve(client, "r-1", "hull-cc", &result, 5000, &err), 0);
+    assert_int_equal(result.n_recipients, 1);
+    assert_string_equal(result.recipients[0], "hull-cc");
+    cv_approval_result_clear(&result);
+    cv_client_destroy(&client);
+    zactor_destroy(&actor);
+}
+
 /*  With a ZAP handler that does not list the key, the handshake fails and
  *  the client says so at once instead of waiting out its timeout. Again
  *  and again: a refusal that comes in before the Hello is sent is told as
@@ -1194,6 +1279,8 @@ int main(void)
         cmocka_unit_test(test_reconnect_resends),
         cmocka_unit_test(test_not_ready_resends_once),
         cmocka_unit_test(test_a_late_answer_is_not_the_next_ones),
+        cmocka_unit_test(test_a_late_admin_reply_is_not_the_next_ones),
+        cmocka_unit_test(test_a_late_approval_ack_is_not_the_next_ones),
         cmocka_unit_test(test_refused_key),
     };
     return cmocka_run_group_tests(tests, make_tmpdir, remove_tmpdir);

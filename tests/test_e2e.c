@@ -431,6 +431,65 @@ static void test_admin_is_for_administrators(void **state)
     finish(&h);
 }
 
+/*  An AdminRequest's id comes back in its AdminReply, whether the reply
+ *  goes at once (stats), after its commit (purge, deferred to the end of
+ *  the turn) or when a background job ends (backup); a request without
+ *  one gets a reply without one. */
+static Caveat__Wire__AdminReply *admin_reply_to(zsock_t *dealer, const char *command,
+                                                const char *arg, bool has_id, uint64_t id)
+{
+    char *args[] = {(char *)arg};
+    Caveat__Wire__AdminRequest request = CAVEAT__WIRE__ADMIN_REQUEST__INIT;
+    request.command = (char *)command;
+    request.n_args = arg ? 1 : 0;
+    request.args = args;
+    request.has_id = has_id;
+    request.id = id;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_ADMIN_REQUEST;
+    frame.admin_request = &request;
+    send_frame(dealer, &frame);
+    Caveat__Wire__Frame *answer = frame_of(dealer, CAVEAT__WIRE__FRAME__BODY_ADMIN_REPLY);
+    assert_non_null(answer);
+    Caveat__Wire__AdminReply *reply = answer->admin_reply;
+    answer->admin_reply = NULL; /* the caller's now */
+    answer->body_case = CAVEAT__WIRE__FRAME__BODY__NOT_SET;
+    caveat__wire__frame__free_unpacked(answer, NULL);
+    return reply;
+}
+
+static void test_admin_replies_carry_their_requests_id(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    zsock_t *dealer = raw_dealer(h, "caveat-admin");
+    zsock_set_rcvtimeo(dealer, 10000);
+    send_hello_asking(dealer, 1, NULL, -1, false);
+    Caveat__Wire__Frame *ack = frame_of(dealer, CAVEAT__WIRE__FRAME__BODY_HELLO_ACK);
+    assert_non_null(ack);
+    caveat__wire__frame__free_unpacked(ack, NULL);
+    struct {
+        const char *command, *arg;
+        bool has_id;
+        uint64_t id;
+    } asked[] = {
+        {"stats", NULL, true, 7},
+        {"stats", NULL, false, 0},
+        {"purge", "dry-run", true, UINT64_MAX},
+        {"backup", harness_path(h, "copy"), true, 1},
+    };
+    for (size_t i = 0; i < sizeof asked / sizeof asked[0]; i++) {
+        Caveat__Wire__AdminReply *reply =
+            admin_reply_to(dealer, asked[i].command, asked[i].arg, asked[i].has_id, asked[i].id);
+        assert_true(reply->ok);
+        assert_int_equal(reply->has_id, asked[i].has_id);
+        assert_true(reply->id == asked[i].id);
+        caveat__wire__admin_reply__free_unpacked(reply, NULL);
+    }
+    zsock_destroy(&dealer);
+    finish(&h);
+}
+
 static void test_bad_reload_keeps_the_old_policy(void **state)
 {
     (void)state;
@@ -970,6 +1029,7 @@ int main(void)
         cmocka_unit_test(test_slow_subscriber_does_not_stop_a_fast_one),
         cmocka_unit_test(test_ctio_feed_gets_screened_reports_only),
         cmocka_unit_test(test_admin_is_for_administrators),
+        cmocka_unit_test(test_admin_replies_carry_their_requests_id),
         cmocka_unit_test(test_bad_reload_keeps_the_old_policy),
         cmocka_unit_test(test_reload_removing_an_agency_revokes_it),
         cmocka_unit_test(test_an_agency_rotates_its_key_with_an_overlap),

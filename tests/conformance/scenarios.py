@@ -282,6 +282,18 @@ def admin_stats(h, client):
     expect_error(lambda: council.admin("stats"), "broker: FORBIDDEN")
 
 
+@scenario()
+def late_admin_reply_is_not_the_next_ones(h, client):
+    """A call that gave up before its AdminReply came does not hand that
+    reply to the next call: "sessions" gets the sessions, not the stats."""
+    admin = client("caveat-admin", publish_only=True)
+    expect_error(lambda: admin.admin("stats", timeout=0), "no AdminReply")
+    ok, text = admin.admin("sessions")
+    sessions = json.loads(text)
+    check(ok and isinstance(sessions, list), "the sessions, not the late stats", text)
+    check(any(s.get("agency") == "caveat-admin" for s in sessions), "its own session", sessions)
+
+
 # Across the clients: the same delivery decoded by each (run.py cross).
 CROSS_SCENARIOS = []
 

@@ -128,6 +128,7 @@ class Client:
         self._handshakes = 0
         self._rehello = False  # a reconnect's Hello is not yet answered
         self._hellos = 0  # Hellos sent: a batch sent after the last one needs no resend
+        self._admin_requests = 0  # AdminRequests sent: each carries its number as its id
         self._hello_due = False  # a reconnect's Hello, sent once the events are read
         self._key_refused = False
         self._fatal = None  # SessionClosedError once REVOKED or VERSION
@@ -553,13 +554,20 @@ class Client:
         self._check_open()
         if not command:
             raise CaveatError("no admin command")
-        request = proto.wire_pb2.AdminRequest(command=command, args=list(args))
+        # each request is numbered, and its reply carries the number back: a
+        # late reply to a request that gave up is not this one's answer
+        self._admin_requests += 1
+        request = proto.wire_pb2.AdminRequest(
+            command=command, args=list(args), id=self._admin_requests
+        )
         self._send(proto.Frame(admin_request=request))
         deadline = time.monotonic() + timeout
         while True:
             frame = self._pump(deadline)
             if frame is not None and frame.WhichOneof("body") == "admin_reply":
-                return frame.admin_reply.ok, frame.admin_reply.text
+                reply = frame.admin_reply
+                if not reply.HasField("id") or reply.id == self._admin_requests:
+                    return reply.ok, reply.text
             if frame is None and time.monotonic() >= deadline:
                 raise NoAnswerError("no AdminReply from %s within %gs" % (self.endpoint, timeout))
 
