@@ -19,6 +19,7 @@
 
 #include "cv_alloc.h"
 #include "cv_backup.h"
+#include "cv_poller.h"
 
 #define PAGES_PER_STEP 256 /* about 1 MB: a stop waits for one step at most */
 #define BUSY_PAUSE_MS  10
@@ -188,7 +189,7 @@ static bool copy_pages(work_t *w, bool *stopped)
             zclock_sleep(BUSY_PAUSE_MS);
             rc = SQLITE_OK;
         }
-        *stopped = zsock_events(w->pipe) & ZMQ_POLLIN;
+        *stopped = cv_socket_events(w->pipe) & ZMQ_POLLIN;
         room = room_for(w, 0);
     }
     int pages = sqlite3_backup_pagecount(b);
@@ -372,7 +373,7 @@ void *cv_backup_socket(cv_backup_t *self)
 
 bool cv_backup_ended(cv_backup_t *self, bool *ok, char *text, size_t size)
 {
-    if (!self->ended && (zsock_events(self->actor) & ZMQ_POLLIN)) {
+    if (!self->ended && (cv_socket_events(self->actor) & ZMQ_POLLIN)) {
         char *status = NULL, *said = NULL;
         if (zsock_recv(self->actor, "ss", &status, &said) == 0 && status && said) {
             self->ended = true;

@@ -313,6 +313,8 @@ static bool start(cv_broker_t *self, bool offline, cv_error_t *err)
         self->router_in = cv_inbox_new(self->router, true);
         self->zap_in = cv_inbox_new(cv_zap_socket(self->zap), true);
         ok = self->router_in && self->zap_in;
+        if (!ok)
+            cv_error_set(err, NULL, 0, 0, "out of memory for the router's inboxes");
     }
     if (ok)
         cv_zap_log_refusals(self->zap);

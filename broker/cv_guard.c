@@ -122,20 +122,31 @@ static bool start_monitor(cv_guard_t *self, cv_error_t *err)
         return false;
     }
     self->events = zsock_new(ZMQ_PAIR);
-    if (!self->events)
+    if (self->events) {
+        zsock_set_rcvhwm(self->events, 0);
+        zsock_set_rcvtimeo(self->events, 0);
+        self->events_in = cv_inbox_new(self->events, true);
+    }
+    if (!self->events_in) {
+        cv_error_set(err, NULL, 0, 0, "out of memory for the router's monitor");
         return false;
-    zsock_set_rcvhwm(self->events, 0);
-    zsock_set_rcvtimeo(self->events, 0);
-    self->events_in = cv_inbox_new(self->events, true);
-    return self->events_in && zsock_connect(self->events, "%s", endpoint) == 0;
+    }
+    if (zsock_connect(self->events, "%s", endpoint) != 0) {
+        cv_error_set(err, NULL, 0, 0, "cannot connect to the router's monitor: %s",
+                     zmq_strerror(zmq_errno()));
+        return false;
+    }
+    return true;
 }
 
 cv_guard_t *cv_guard_new(zsock_t *router, cv_log_t *log, int max_pending, int handshake_timeout_ms,
                          cv_guard_gone_fn *gone, void *gone_arg, cv_error_t *err)
 {
     cv_guard_t *self = calloc(1, sizeof *self);
-    if (!self)
+    if (!self) {
+        cv_error_set(err, NULL, 0, 0, "out of memory for the connection guard");
         return NULL;
+    }
     self->router = router;
     self->log = log;
     self->gone = gone;

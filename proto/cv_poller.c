@@ -60,12 +60,21 @@ void *cv_inbox_socket(const cv_inbox_t *self)
     return self->sock;
 }
 
+int cv_socket_events(void *sock)
+{
+    int events = 0;
+    size_t size = sizeof events;
+    if (zmq_getsockopt(zsock_resolve(sock), ZMQ_EVENTS, &events, &size) != 0)
+        return 0;
+    return events;
+}
+
 /*  Asks libzmq (the two system calls this module saves elsewhere). A no
  *  leaves the inbox quiet only where that can be trusted: an exclusive
  *  inbox that a poller will wake. */
 static bool ask(cv_inbox_t *self)
 {
-    bool waiting = zsock_events(self->sock) & ZMQ_POLLIN;
+    bool waiting = cv_socket_events(self->sock) & ZMQ_POLLIN;
     self->state = !waiting && self->exclusive && self->watchers > 0 ? INBOX_QUIET : INBOX_ASK;
     if (self->state == INBOX_QUIET)
         self->quiet_since = zclock_mono();
