@@ -189,7 +189,8 @@ static bool copy_pages(work_t *w, bool *stopped)
             zclock_sleep(BUSY_PAUSE_MS);
             rc = SQLITE_OK;
         }
-        *stopped = cv_socket_events(w->pipe) & ZMQ_POLLIN;
+        int events = cv_socket_events(w->pipe); /* an ended context stops the copy too */
+        *stopped = events < 0 || (events & ZMQ_POLLIN);
         room = room_for(w, 0);
     }
     int pages = sqlite3_backup_pagecount(b);
@@ -373,7 +374,7 @@ void *cv_backup_socket(cv_backup_t *self)
 
 bool cv_backup_ended(cv_backup_t *self, bool *ok, char *text, size_t size)
 {
-    if (!self->ended && (cv_socket_events(self->actor) & ZMQ_POLLIN)) {
+    if (!self->ended && cv_socket_readable(self->actor)) {
         char *status = NULL, *said = NULL;
         if (zsock_recv(self->actor, "ss", &status, &said) == 0 && status && said) {
             self->ended = true;

@@ -48,6 +48,7 @@ struct cv_guard_t {
     cv_log_t *log;         /* not owned */
     zsock_t *events;       /* PAIR receiving the router's monitor events */
     cv_inbox_t *events_in; /* looked at without a system call while quiet */
+    bool monitoring;       /* the router's monitor runs: stopped before events goes */
     zlistx_t *pending;     /* pending_t, oldest first */
     void **by_fd;          /* descriptor -> its handle in pending, or NULL */
     size_t by_fd_size;
@@ -121,12 +122,16 @@ static bool start_monitor(cv_guard_t *self, cv_error_t *err)
         cv_error_set(err, NULL, 0, 0, "cannot monitor the router: %s", zmq_strerror(zmq_errno()));
         return false;
     }
+    self->monitoring = true;
     self->events = zsock_new(ZMQ_PAIR);
-    if (self->events) {
-        zsock_set_rcvhwm(self->events, 0);
-        zsock_set_rcvtimeo(self->events, 0);
-        self->events_in = cv_inbox_new(self->events, true);
+    if (!self->events) {
+        cv_error_set(err, NULL, 0, 0, "cannot make the router's monitor socket: %s",
+                     zmq_strerror(zmq_errno()));
+        return false;
     }
+    zsock_set_rcvhwm(self->events, 0);
+    zsock_set_rcvtimeo(self->events, 0);
+    self->events_in = cv_inbox_new(self->events, true);
     if (!self->events_in) {
         cv_error_set(err, NULL, 0, 0, "out of memory for the router's monitor");
         return false;
@@ -195,7 +200,7 @@ void cv_guard_destroy(cv_guard_t **self_p)
     cv_guard_t *self = *self_p;
     log_evictions(self, true);
     /* stopped before its PAIR goes: libzmq would block sending to nobody */
-    if (self->events)
+    if (self->monitoring)
         zmq_socket_monitor(zsock_resolve(self->router), NULL, 0);
     cv_inbox_destroy(&self->events_in);
     zsock_destroy(&self->events);

@@ -79,7 +79,7 @@ static bool take_requests(zsock_t *pipe, uint64_t *wanted)
             return false;
         if (commit > *wanted)
             *wanted = commit;
-    } while (cv_socket_events(pipe) & ZMQ_POLLIN);
+    } while (cv_socket_readable(pipe));
     return true;
 }
 

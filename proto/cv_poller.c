@@ -65,8 +65,14 @@ int cv_socket_events(void *sock)
     int events = 0;
     size_t size = sizeof events;
     if (zmq_getsockopt(zsock_resolve(sock), ZMQ_EVENTS, &events, &size) != 0)
-        return 0;
+        return -1;
     return events;
+}
+
+bool cv_socket_readable(void *sock)
+{
+    int events = cv_socket_events(sock);
+    return events > 0 && (events & ZMQ_POLLIN);
 }
 
 /*  Asks libzmq (the two system calls this module saves elsewhere). A no
@@ -74,7 +80,7 @@ int cv_socket_events(void *sock)
  *  inbox that a poller will wake. */
 static bool ask(cv_inbox_t *self)
 {
-    bool waiting = cv_socket_events(self->sock) & ZMQ_POLLIN;
+    bool waiting = cv_socket_readable(self->sock);
     self->state = !waiting && self->exclusive && self->watchers > 0 ? INBOX_QUIET : INBOX_ASK;
     if (self->state == INBOX_QUIET)
         self->quiet_since = zclock_mono();

@@ -58,10 +58,12 @@ void cv_inbox_touched(cv_inbox_t *self);
 
 void *cv_inbox_socket(const cv_inbox_t *self);
 
-/*  A socket's ZMQ_EVENTS (a zsock_t, an actor or a libzmq socket), or 0
+/*  A socket's ZMQ_EVENTS (a zsock_t, an actor or a libzmq socket), or -1
  *  when libzmq cannot tell (ETERM once its context ends): czmq's
- *  zsock_events returns an uninitialised int then.                     */
+ *  zsock_events returns an uninitialised int then. cv_socket_readable:
+ *  a message waits (false on an error).                                */
 int cv_socket_events(void *sock);
+bool cv_socket_readable(void *sock);
 
 /*  A set of inboxes to wait on. It does not own them; each must outlive
  *  its place in the poller. NULL when out of memory. */

@@ -432,17 +432,17 @@ static void test_admin_is_for_administrators(void **state)
 }
 
 /*  An AdminRequest's id comes back in its AdminReply, whether the reply
- *  goes at once (stats), after its commit (purge, deferred to the end of
- *  the turn) or when a background job ends (backup); a request without
- *  one gets a reply without one. */
+ *  goes at once (stats, a dry-run purge), after the commit of what it did
+ *  (a review's disposal, run at the end of the turn) or when a background
+ *  job ends (backup); a request without one gets a reply without one. */
 static Caveat__Wire__AdminReply *admin_reply_to(zsock_t *dealer, const char *command,
-                                                const char *arg, bool has_id, uint64_t id)
+                                                const char *const *args, size_t n_args, bool has_id,
+                                                uint64_t id)
 {
-    char *args[] = {(char *)arg};
     Caveat__Wire__AdminRequest request = CAVEAT__WIRE__ADMIN_REQUEST__INIT;
     request.command = (char *)command;
-    request.n_args = arg ? 1 : 0;
-    request.args = args;
+    request.n_args = n_args;
+    request.args = (char **)args;
     request.has_id = has_id;
     request.id = id;
     Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
@@ -462,25 +462,36 @@ static void test_admin_replies_carry_their_requests_id(void **state)
 {
     (void)state;
     harness_t *h = started();
+    char id[64], report_arg[96];
+    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
+    publish_example(police, "vulnerable_individual", id, sizeof id);
+    cv_client_destroy(&police);
+    snprintf(report_arg, sizeof report_arg, "report=%s", id);
     zsock_t *dealer = raw_dealer(h, "caveat-admin");
     zsock_set_rcvtimeo(dealer, 10000);
     send_hello_asking(dealer, 1, NULL, -1, false);
     Caveat__Wire__Frame *ack = frame_of(dealer, CAVEAT__WIRE__FRAME__BODY_HELLO_ACK);
     assert_non_null(ack);
     caveat__wire__frame__free_unpacked(ack, NULL);
+    const char *dry_run[] = {"dry-run"};
+    const char *dispose[] = {report_arg, "dispose", "reason=the id comes back"};
+    const char *backup[] = {harness_path(h, "copy")};
     struct {
-        const char *command, *arg;
+        const char *command;
+        const char *const *args;
+        size_t n_args;
         bool has_id;
         uint64_t id;
     } asked[] = {
-        {"stats", NULL, true, 7},
-        {"stats", NULL, false, 0},
-        {"purge", "dry-run", true, UINT64_MAX},
-        {"backup", harness_path(h, "copy"), true, 1},
+        {"stats", NULL, 0, true, 7},    {"stats", NULL, 0, false, 0},
+        {"purge", dry_run, 1, true, 8}, {"review", dispose, 3, true, UINT64_MAX},
+        {"backup", backup, 1, true, 1},
     };
     for (size_t i = 0; i < sizeof asked / sizeof asked[0]; i++) {
-        Caveat__Wire__AdminReply *reply =
-            admin_reply_to(dealer, asked[i].command, asked[i].arg, asked[i].has_id, asked[i].id);
+        Caveat__Wire__AdminReply *reply = admin_reply_to(
+            dealer, asked[i].command, asked[i].args, asked[i].n_args, asked[i].has_id, asked[i].id);
+        if (!reply->ok)
+            print_error("%s: %s\n", asked[i].command, reply->text);
         assert_true(reply->ok);
         assert_int_equal(reply->has_id, asked[i].has_id);
         assert_true(reply->id == asked[i].id);
