@@ -6,14 +6,15 @@
  *  rest of that sync (and then for its own). This program makes the same
  *  pattern of writes as caveatd's store at workload 2's fan-out, without
  *  SQLite, sockets or any of caveatd's threads: --rate times a second
- *  (default 250, what caveatd's syncer does at the fan-out) it appends
- *  --bytes (default 96 KB, 24 pages: one turn's WAL frames) to a
+ *  (default 250, what caveatd's syncer does at the fan-out) a turn
+ *  appends --bytes (default 96 KB, 24 pages: one turn's WAL frames) to a
  *  preallocated 18 MB file that it wraps round, as a WAL reused after
- *  checkpoints is, and fdatasyncs it. With --checkpoint a second thread
- *  copies --checkpoint-share (default 0.4) of those bytes a second into a
- *  growing "database" file and fdatasyncs it every 450 ms, as caveatd's
- *  checkpointer does (at the fan-out it writes about 2,400 pages a second
- *  against the WAL's 6,000 frames: many frames are new versions of the
+ *  checkpoints is, and a sync covers what was appended before it: as
+ *  caveatd's syncer does, one fdatasync at a time, so the turns due while
+ *  one runs are written after it and covered by the next one together. With --checkpoint a second
+ * thread copies --checkpoint-share (default 0.4) of those bytes a second into a growing "database"
+ * file and fdatasyncs it every 450 ms, as caveatd's checkpointer does (at the fan-out it writes
+ * about 2,400 pages a second against the WAL's 6,000 frames: many frames are new versions of the
  *  same page).
  *
  *  It prints the syncs' p50, p99 and worst, and the share of the run's
@@ -54,7 +55,16 @@ typedef struct {
     size_t bytes_per_s;
     atomic_bool stop;
     unsigned syncs;
+    int error; /* errno of its first failure, which ends it */
 } checkpointer_t;
+
+/*  What the run did, and the first failure's step and errno. */
+typedef struct {
+    size_t syncs;
+    uint64_t span;
+    const char *failed;
+    int error;
+} run_t;
 
 static bool write_all(int fd, const uint8_t *data, size_t size, off_t at)
 {
@@ -77,9 +87,15 @@ static void *checkpointer_run(void *arg)
     size_t pages = c->bytes_per_s * CHECKPOINT_EVERY / 1000 / PAGE;
     off_t at = 0;
     for (uint64_t next = bench_now_ns(); !atomic_load(&c->stop);) {
-        for (size_t i = 0; i < pages && write_all(c->fd, page, PAGE, at); i++)
-            at += PAGE;
-        fdatasync(c->fd);
+        for (size_t i = 0; i < pages; i++, at += PAGE)
+            if (!write_all(c->fd, page, PAGE, at)) {
+                c->error = errno;
+                return NULL;
+            }
+        if (fdatasync(c->fd) != 0) {
+            c->error = errno;
+            return NULL;
+        }
         c->syncs++;
         bench_sleep_until(next += CHECKPOINT_EVERY * 1000000ull);
     }
@@ -110,31 +126,52 @@ static int make_wal(const char *dir)
     return -1;
 }
 
-/*  The syncs, paced at o->rate; each one's duration in ns. */
-static size_t run_syncs(const options_t *o, int wal, uint64_t *took, size_t most, uint64_t *span)
+/*  Appends turns to the WAL, wrapping round at its end. */
+static bool append(int wal, const uint8_t *frames, size_t bytes, size_t turns, size_t *at)
 {
+    for (size_t i = 0; i < turns; i++) {
+        if (*at + bytes > WAL_BYTES)
+            *at = 0;
+        if (!write_all(wal, frames, bytes, (off_t)*at))
+            return false;
+        *at += bytes;
+    }
+    return true;
+}
+
+/*  The turns, due o->rate times a second, and the syncs that cover them,
+ *  one at a time; each sync's duration in took (ns). */
+static run_t run_syncs(const options_t *o, int wal, uint64_t *took, size_t most)
+{
+    run_t run = {0};
     uint8_t *frames = malloc(o->bytes);
-    if (!frames)
-        return 0;
+    if (!frames) {
+        run = (run_t){.failed = "malloc", .error = ENOMEM};
+        return run;
+    }
     memset(frames, 0x5c, o->bytes);
     uint64_t interval = (uint64_t)(1e9 / o->rate), t0 = bench_now_ns();
-    uint64_t end = t0 + (uint64_t)(o->seconds * 1e9);
-    size_t n = 0, at = 0;
-    while (n < most && bench_now_ns() < end) {
-        bench_sleep_until(t0 + n * interval);
-        if (at + o->bytes > WAL_BYTES)
-            at = 0;
-        if (!write_all(wal, frames, o->bytes, (off_t)at))
+    uint64_t end = t0 + (uint64_t)(o->seconds * 1e9), turns = 0;
+    size_t at = 0, wrap = WAL_BYTES / 2 / o->bytes; /* at most half the WAL a sync */
+    while (run.syncs < most && bench_now_ns() < end) {
+        bench_sleep_until(t0 + turns * interval);
+        uint64_t due = (bench_now_ns() - t0) / interval + 1; /* turns due by now */
+        size_t n = (size_t)(due - turns < wrap ? due - turns : wrap);
+        turns = due;
+        if (!append(wal, frames, o->bytes, n, &at)) {
+            run.failed = "write to the WAL", run.error = errno;
             break;
-        at += o->bytes;
+        }
         uint64_t began = bench_now_ns();
-        if (fdatasync(wal) != 0)
+        if (fdatasync(wal) != 0) {
+            run.failed = "fdatasync of the WAL", run.error = errno;
             break;
-        took[n++] = bench_now_ns() - began;
+        }
+        took[run.syncs++] = bench_now_ns() - began;
     }
-    *span = bench_now_ns() - t0;
+    run.span = bench_now_ns() - t0;
     free(frames);
-    return n;
+    return run;
 }
 
 static void report(const options_t *o, uint64_t *took, size_t n, uint64_t span)
@@ -157,6 +194,18 @@ static void report(const options_t *o, uint64_t *took, size_t n, uint64_t span)
            o->over_ms, 100.0 * waiting / (double)span, o->over_ms);
 }
 
+/*  A number in [low, high], all of text. */
+static bool number(const char *text, double low, double high, double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double value = strtod(text, &end);
+    if (errno || end == text || *end || !(value >= low && value <= high))
+        return false;
+    *out = value;
+    return true;
+}
+
 static bool parse(int argc, char **argv, options_t *o)
 {
     *o = (options_t){.seconds = 8,
@@ -165,28 +214,31 @@ static bool parse(int argc, char **argv, options_t *o)
                      .checkpoint_share = 0.4,
                      .bytes = 24 * PAGE,
                      .dir = "/tmp"};
-    for (int i = 1; i < argc; i++) {
-        bool value = i + 1 < argc;
-        if (value && strcmp(argv[i], "--seconds") == 0)
-            o->seconds = atof(argv[++i]);
-        else if (value && strcmp(argv[i], "--rate") == 0)
-            o->rate = atof(argv[++i]);
-        else if (value && strcmp(argv[i], "--bytes") == 0)
-            o->bytes = (size_t)strtoul(argv[++i], NULL, 10);
-        else if (value && strcmp(argv[i], "--over") == 0)
-            o->over_ms = atof(argv[++i]);
-        else if (value && strcmp(argv[i], "--dir") == 0)
-            o->dir = argv[++i];
-        else if (value && strcmp(argv[i], "--checkpoint-share") == 0)
-            o->checkpoint_share = atof(argv[++i]);
-        else if (strcmp(argv[i], "--checkpoint") == 0)
+    double bytes = (double)o->bytes;
+    bool ok = true;
+    for (int i = 1; ok && i < argc; i++) {
+        const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(argv[i], "--checkpoint") == 0)
             o->checkpoint = true;
+        else if (!value)
+            ok = false;
+        else if (strcmp(argv[i], "--seconds") == 0)
+            ok = number(value, 0.001, 86400, &o->seconds), i++;
+        else if (strcmp(argv[i], "--rate") == 0)
+            ok = number(value, 1, 10000, &o->rate), i++;
+        else if (strcmp(argv[i], "--bytes") == 0)
+            ok = number(value, 1, WAL_BYTES / 4, &bytes), i++;
+        else if (strcmp(argv[i], "--over") == 0)
+            ok = number(value, 0, 10000, &o->over_ms), i++;
+        else if (strcmp(argv[i], "--checkpoint-share") == 0)
+            ok = number(value, 0, 4, &o->checkpoint_share), i++;
+        else if (strcmp(argv[i], "--dir") == 0)
+            o->dir = value, i++;
         else
-            return false;
+            ok = false;
     }
-    return o->seconds > 0 && o->rate > 0 && o->rate <= 10000 && o->bytes > 0 &&
-           o->bytes <= WAL_BYTES / 4 && o->over_ms >= 0 && o->checkpoint_share >= 0 &&
-           o->checkpoint_share <= 4;
+    o->bytes = (size_t)bytes;
+    return ok && strlen(o->dir) < 400;
 }
 
 int main(int argc, char **argv)
@@ -204,28 +256,39 @@ int main(int argc, char **argv)
         fprintf(stderr, "disk_bench: cannot make a directory in %s: %s\n", o.dir, strerror(errno));
         return 1;
     }
+    run_t run = {0};
     int wal = make_wal(dir);
+    if (wal < 0)
+        run = (run_t){.failed = "writing the WAL beforehand", .error = errno};
     size_t most = (size_t)(o.seconds * o.rate) + 1;
-    uint64_t *took = calloc(most, sizeof *took), span = 0;
+    uint64_t *took = calloc(most, sizeof *took);
+    if (!took && !run.failed)
+        run = (run_t){.failed = "calloc", .error = ENOMEM};
     checkpointer_t c = {.fd = o.checkpoint ? open_file(dir, "db") : -1,
                         .bytes_per_s = (size_t)((double)o.bytes * o.rate * o.checkpoint_share)};
+    if (o.checkpoint && c.fd < 0 && !run.failed)
+        run = (run_t){.failed = "opening the database file", .error = errno};
     pthread_t thread;
-    bool threaded = c.fd >= 0 && pthread_create(&thread, NULL, checkpointer_run, &c) == 0;
-    size_t n =
-        wal >= 0 && took && (threaded || !o.checkpoint) ? run_syncs(&o, wal, took, most, &span) : 0;
+    int created = c.fd >= 0 ? pthread_create(&thread, NULL, checkpointer_run, &c) : -1;
+    if (o.checkpoint && created != 0 && !run.failed)
+        run = (run_t){.failed = "starting the checkpointer", .error = created};
+    if (!run.failed)
+        run = run_syncs(&o, wal, took, most);
     atomic_store(&c.stop, true);
-    if (threaded)
+    if (created == 0)
         pthread_join(thread, NULL);
-    printf("disk_bench: %zu bytes fdatasync'd %.0f times a second for %.0f s in %s\n", o.bytes,
-           o.rate, o.seconds, o.dir);
+    if (c.error && !run.failed)
+        run = (run_t){.failed = "the checkpointer's write or sync", .error = c.error};
+    printf("disk_bench: %zu bytes a turn, %.0f turns a second, for %.0f s in %s\n", o.bytes, o.rate,
+           o.seconds, o.dir);
     if (o.checkpoint)
         printf("  beside a checkpointer copying %.2f of those bytes into a database file\n",
                o.checkpoint_share);
-    if (n > 0)
-        report(&o, took, n, span);
+    if (run.failed)
+        fprintf(stderr, "disk_bench: %s failed: %s\n", run.failed, strerror(run.error));
     else
-        fprintf(stderr, "disk_bench: the run failed: %s\n", strerror(errno));
-    if (threaded)
+        report(&o, took, run.syncs, run.span);
+    if (created == 0)
         printf("  checkpointer's database syncs           %u\n", c.syncs);
     free(took);
     if (wal >= 0)
@@ -234,5 +297,5 @@ int main(int argc, char **argv)
         close(c.fd);
     bench_remove_tree(dir);
     bench_print_load(load);
-    return n > 0 ? 0 : 1;
+    return run.failed ? 1 : 0;
 }
