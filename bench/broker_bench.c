@@ -255,6 +255,8 @@ typedef struct {
     double sched_p50, sched_p99, sched_max; /* from the scheduled send time, ms */
     double sent_p50, sent_p99, sent_max;    /* from the actual send time, ms */
     char views[400];                        /* mean view size per recipient type */
+    bool stats;                 /* caveatd's stats were read before and after the phase: */
+    double stalls, stall_share; /* WAL syncs over 5 ms; their time beyond it / the phase's */
 } fanout_result_t;
 
 /*  The phases of workload 2, in the order they run and print as columns. */
@@ -482,15 +484,23 @@ static void run_caveat_flow(caveat_flow_t *c, harness_t *h, path_result_t *r)
 
 /*  The time caveatd's loop spent on stored reports' checksums (the stat
  *  checksum_loop_us), or -1 when it cannot say. */
-static double checksum_loop_seconds(cv_client_t *admin)
+/*  A counter of caveatd's stats, or -1 when it cannot be read. */
+static double broker_stat(cv_client_t *admin, const char *name)
 {
     cv_error_t err = {0};
     bool ok = false;
-    char *stats = cv_client_admin(admin, "stats", &ok, 5000, &err);
-    const char *at = ok && stats ? strstr(stats, "\"checksum_loop_us\":") : NULL;
-    double seconds = at ? atof(at + strlen("\"checksum_loop_us\":")) / 1e6 : -1;
+    char *stats = cv_client_admin(admin, "stats", &ok, 5000, &err), key[64];
+    snprintf(key, sizeof key, "\"%s\":", name);
+    const char *at = ok && stats ? strstr(stats, key) : NULL;
+    double value = at ? atof(at + strlen(key)) : -1;
     free(stats);
-    return seconds;
+    return value;
+}
+
+static double checksum_loop_seconds(cv_client_t *admin)
+{
+    double us = broker_stat(admin, "checksum_loop_us");
+    return us < 0 ? -1 : us / 1e6;
 }
 
 /*  caveatd with --sync SYNC and a policy of `agencies` agencies: the two
@@ -1282,7 +1292,9 @@ static char *fanout_policy(fanout_t *run)
     text_t t = {0};
     text_add(&t, "protocol: brokerbench-fanout\nversion: 1\n"
                  "description: broker_bench workload 2, generated\n"
-                 "levels: [OFFICIAL, OFFICIAL-SENSITIVE, SECRET]\nagencies:\n");
+                 "levels: [OFFICIAL, OFFICIAL-SENSITIVE, SECRET]\n"
+                 "administrators: [bench-publisher] # it reads the broker's stats\n"
+                 "agencies:\n");
     char broker_key[41];
     bool ok = bench_make_key(run->harness, "broker", broker_key) &&
               add_fanout_agency(&t, run->harness, "bench-publisher", "police", "[\"*\"]");
@@ -1594,6 +1606,9 @@ static void fanout_run(fanout_t *run, cv_client_t *publisher, fanout_result_t *r
     run->deadline = t0 + (uint64_t)((run->opt->seconds + DRAIN_LIMIT_S) * 1e9);
     for (int i = 0; i < N_SUBSCRIBERS; i++)
         pthread_create(&run->subs[i].thread, NULL, fanout_subscriber, &run->subs[i]);
+    double stalls0 = broker_stat(publisher, "wal_sync_stalls");
+    double stall0 = broker_stat(publisher, "wal_sync_stall_us");
+    uint64_t stats0 = bench_now_ns();
     double cpu0 = bench_process_cpu(pid), self0 = bench_process_cpu(getpid());
     fanout_publish(run, publisher, slots, t0);
     fanout_slots_destroy(&slots, run->opt->in_flight);
@@ -1603,6 +1618,11 @@ static void fanout_run(fanout_t *run, cv_client_t *publisher, fanout_result_t *r
     r->server_cpu_s = bench_process_cpu(pid) - cpu0;
     count_extra_deliveries(run);
     r->clients_cpu_s = bench_process_cpu(getpid()) - self0;
+    double stall = broker_stat(publisher, "wal_sync_stall_us");
+    double stalls = broker_stat(publisher, "wal_sync_stalls");
+    r->stats = stall >= 0 && stall0 >= 0 && stalls >= 0 && stalls0 >= 0;
+    r->stalls = stalls - stalls0;
+    r->stall_share = (stall - stall0) * 1e3 / (double)(bench_now_ns() - stats0);
     r->published = run->reports;
     fanout_figures(run, t0, t_pub_end, r);
 }
@@ -2059,7 +2079,7 @@ static void fanout_row(const char *metric, const fanout_result_t f[N_FANOUT], in
     char figures[N_FANOUT][48], results[48] = "-";
     for (int i = 0; i < N_FANOUT; i++) {
         snprintf(figures[i], sizeof figures[i], "-");
-        if (f[i].ran)
+        if (f[i].ran && !isnan(value(&f[i]))) /* NAN: not this column's */
             snprintf(figures[i], sizeof figures[i], "%.*f%s", decimals, value(&f[i]), unit);
     }
     if (pass)
@@ -2128,6 +2148,14 @@ static double fan_call_p99(const fanout_result_t *f)
 static double fan_batch(const fanout_result_t *f)
 {
     return f->calls ? (double)f->reports / (double)f->calls : 0;
+}
+static double fan_stalls(const fanout_result_t *f)
+{
+    return f->stats ? f->stalls : NAN;
+}
+static double fan_stall_share(const fanout_result_t *f)
+{
+    return f->stats ? 100 * f->stall_share : NAN;
 }
 static double fan_server_cpu(const fanout_result_t *f)
 {
@@ -2207,6 +2235,8 @@ static void print_workload2(const options_t *opt, const fanout_result_t f[N_FANO
     fanout_row("publish call p50 (start / zmq send)", f, 2, " ms", fan_call_p50, "", NULL);
     fanout_row("publish call p99 (start / zmq send)", f, 2, " ms", fan_call_p99, "", NULL);
     fanout_row("reports per publish call (mean)", f, 1, "", fan_batch, "", NULL);
+    fanout_row("WAL syncs over 5 ms (caveatd's stats)", f, 0, "", fan_stalls, "", NULL);
+    fanout_row("  time beyond 5 ms, % of the phase", f, 2, " %", fan_stall_share, "< 1 %", NULL);
     fanout_row("caveatd / forwarder CPU, % of one core", f, 0, " %", fan_server_cpu, "", NULL);
     fanout_row("the 51 clients' CPU, % of one core", f, 0, " %", fan_clients_cpu, "", NULL);
     print_audit_cost(f);

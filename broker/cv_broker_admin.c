@@ -63,7 +63,7 @@ bool broker_reload(cv_broker_t *self, cv_error_t *err)
     return true;
 }
 
-enum { COUNTS = 31 };
+enum { COUNTS = 34 };
 
 static size_t counts_of(cv_broker_t *self, cv_count_t out[COUNTS])
 {
@@ -112,6 +112,13 @@ static size_t counts_of(cv_broker_t *self, cv_count_t out[COUNTS])
           cv_guard_handshakes_failed(self->guard));
     COUNT("reloads", true, "policy reloads", self->stats.reloads);
     COUNT("reload_failures", true, "policy reloads refused", self->stats.reload_failures);
+    cv_sync_counts_t syncs = cv_store_sync_counts(self->store);
+    COUNT("wal_syncs", true, "fdatasyncs of the WAL (--sync full)", syncs.syncs);
+    COUNT("wal_sync_stalls", true, "fdatasyncs of the WAL that took over 5 ms", syncs.stalls);
+    COUNT("wal_sync_stall_us", true,
+          "microseconds WAL fdatasyncs took beyond their first 5 ms: what was due meanwhile "
+          "waited longer",
+          syncs.stall_us);
     COUNT("turns", true, "turns of the broker's loop (a busy one turns without waiting)",
           self->turns);
     COUNT("wakeups_recovered", true,

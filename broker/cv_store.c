@@ -679,6 +679,11 @@ bool cv_store_slow_sync(cv_store_t *self, int64_t *ms)
     return cv_syncer_take_slow(self->syncer, ms);
 }
 
+cv_sync_counts_t cv_store_sync_counts(const cv_store_t *self)
+{
+    return cv_syncer_counts(self->syncer);
+}
+
 bool cv_store_sync_wait(cv_store_t *self, int timeout_ms)
 {
     return self->sync != CV_SYNC_FULL || cv_syncer_wait(self->syncer, self->commits, timeout_ms);

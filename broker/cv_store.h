@@ -19,6 +19,7 @@
 #include "cv_hasher.h"
 #include "cv_poller.h"
 #include "cv_proto.h"
+#include "cv_syncer.h"
 
 typedef struct cv_store_t cv_store_t;
 
@@ -62,6 +63,9 @@ const char *cv_store_sync_failed(cv_store_t *self);
 /*  Whether a sync took over CV_SYNC_SLOW_MS since the last call (*ms: the
  *  longest): a disk that stalls publishers, for the operator. */
 bool cv_store_slow_sync(cv_store_t *self, int64_t *ms);
+/*  The WAL's syncs so far, and their stalls (cv_syncer.h): all 0 unless
+ *  CV_SYNC_FULL. */
+cv_sync_counts_t cv_store_sync_counts(const cv_store_t *self);
 /*  Waits at most timeout_ms for the last commit to be synced. */
 bool cv_store_sync_wait(cv_store_t *self, int timeout_ms);
 

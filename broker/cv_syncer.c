@@ -2,7 +2,7 @@
  *
  *  Each actor talks over its pipe: "SYNC" + 8 bytes (a commit number) and
  *  "CHECKPOINT" in; "SYNCED" + the commit number synced + the sync's
- *  milliseconds, "FAILED" + the error + "0", or "DONE" out. A failed
+ *  microseconds, "FAILED" + the error + "0", or "DONE" out. A failed
  *  fdatasync is final: after one, Linux may report a later one as a
  *  success although the pages were lost, so the syncer stops and the
  *  broker must not carry on as if durable.
@@ -27,9 +27,11 @@ struct cv_syncer_t {
     cv_inbox_t *syncer_in; /* their pipes, looked at without a system call when quiet */
     cv_inbox_t *checkpointer_in;
     uint64_t synced;
-    char failed[256];            /* why the syncer stopped; "" while it works */
-    int64_t slow_ms;             /* a sync longer than this is slow */
-    int64_t slowest_ms;          /* the longest slow sync not yet taken; -1: none */
+    char failed[256];   /* why the syncer stopped; "" while it works */
+    int64_t slow_ms;    /* a sync longer than this is slow */
+    int64_t slowest_ms; /* the longest slow sync not yet taken; -1: none */
+    int64_t stall_us;   /* a sync longer than this is a stall */
+    cv_sync_counts_t counts;
     uint64_t wanted;             /* the last commit asked to be synced */
     bool asking;                 /* a sync was asked for and has not been answered */
     bool checkpointing;          /* a checkpoint was asked for and has not ended */
@@ -97,12 +99,12 @@ static void syncer_actor(zsock_t *pipe, void *args)
         uint64_t covers = wanted; /* everything committed before this sync starts */
         if (fd < 0)
             fd = open_wal(self->db_path);
-        int64_t began = zclock_mono();
+        int64_t began = zclock_usecs();
         if (fd >= 0 && fdatasync(fd) == 0) {
             done = covers;
-            char number[24], took[24];
+            char number[24], took[24]; /* microseconds */
             snprintf(number, sizeof number, "%" PRIu64, done);
-            snprintf(took, sizeof took, "%" PRId64, zclock_mono() - began);
+            snprintf(took, sizeof took, "%" PRId64, zclock_usecs() - began);
             zsock_send(pipe, "sss", "SYNCED", number, took);
         } else {
             char why[200];
@@ -172,6 +174,7 @@ cv_syncer_t *cv_syncer_new(const char *db_path, bool sync_wal, const char *synch
     snprintf(self->synchronous, sizeof self->synchronous, "%s", synchronous);
     self->slow_ms = CV_SYNC_SLOW_MS;
     self->slowest_ms = -1;
+    self->stall_us = CV_SYNC_STALL_US;
     /* the threads inherit a mask that leaves signals to the broker's loop:
      * an interrupted receive in an actor would read as the end */
     sigset_t all, old;
@@ -235,6 +238,20 @@ void cv_syncer_request(cv_syncer_t *self, uint64_t commit)
     ask(self);
 }
 
+/*  A sync that ended, after us microseconds: a slow one is kept to be
+ *  told, a stall counted. */
+static void count_sync(cv_syncer_t *self, int64_t us)
+{
+    int64_t ms = us / 1000;
+    if (ms > self->slow_ms && ms > self->slowest_ms)
+        self->slowest_ms = ms;
+    self->counts.syncs++;
+    if (us > self->stall_us) {
+        self->counts.stalls++;
+        self->counts.stall_us += (uint64_t)(us - self->stall_us);
+    }
+}
+
 /*  What the actors said so far, without waiting. Each answers a request
  *  and says nothing unasked, so a pipe with no request out is not looked
  *  at; one with a request out is looked at through its inbox, which costs
@@ -246,15 +263,13 @@ static void read_news(cv_syncer_t *self)
         char *what = NULL, *value = NULL, *took = NULL;
         if (zsock_recv(self->syncer, "sss", &what, &value, &took) != 0)
             break; /* nothing after all: never wait here */
-        if (what && value && took) {
+        if (what && value && took && streq(what, "SYNCED")) {
             uint64_t synced = strtoull(value, NULL, 10);
-            int64_t ms = strtoll(took, NULL, 10);
-            if (streq(what, "SYNCED") && synced > self->synced)
+            if (synced > self->synced)
                 self->synced = synced;
-            else if (streq(what, "FAILED"))
-                snprintf(self->failed, sizeof self->failed, "%s", value);
-            if (streq(what, "SYNCED") && ms > self->slow_ms && ms > self->slowest_ms)
-                self->slowest_ms = ms;
+            count_sync(self, strtoll(took, NULL, 10));
+        } else if (what && value && streq(what, "FAILED")) {
+            snprintf(self->failed, sizeof self->failed, "%s", value);
         }
         zstr_free(&what);
         zstr_free(&value);
@@ -311,6 +326,16 @@ bool cv_syncer_take_slow(cv_syncer_t *self, int64_t *ms)
     *ms = self->slowest_ms;
     self->slowest_ms = -1;
     return *ms >= 0;
+}
+
+cv_sync_counts_t cv_syncer_counts(const cv_syncer_t *self)
+{
+    return self->counts;
+}
+
+void cv_syncer_set_stall_us(cv_syncer_t *self, int64_t us)
+{
+    self->stall_us = us;
 }
 
 const char *cv_syncer_failed(cv_syncer_t *self)

@@ -49,6 +49,19 @@ void cv_syncer_set_slow_ms(cv_syncer_t *self, int64_t ms);
  *  (cv_syncer_synced, cv_syncer_wait and cv_syncer_failed read them); *ms:
  *  the longest one's milliseconds. Each is told once. */
 bool cv_syncer_take_slow(cv_syncer_t *self, int64_t *ms);
+/*  What the syncs have cost the broker's deliveries: how many, how many
+ *  took longer than the stall threshold (CV_SYNC_STALL_US by default),
+ *  and the microseconds they took beyond it. With --sync full every
+ *  message of the commits a sync covers waits for it, so a stall holds
+ *  up everything due while it lasts: stall_us over a span of time is the
+ *  share of that time in which a report waited longer than the threshold
+ *  for the disk alone. Counted as the answers are read.                */
+#define CV_SYNC_STALL_US 5000
+typedef struct {
+    uint64_t syncs, stalls, stall_us;
+} cv_sync_counts_t;
+cv_sync_counts_t cv_syncer_counts(const cv_syncer_t *self);
+void cv_syncer_set_stall_us(cv_syncer_t *self, int64_t us);
 /*  Why the syncer stopped (a failed fdatasync: nothing more can be made
  *  durable), or NULL while it works. */
 const char *cv_syncer_failed(cv_syncer_t *self);

@@ -466,6 +466,7 @@ static void test_admin_replies_carry_their_requests_id(void **state)
     cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
     publish_example(police, "vulnerable_individual", id, sizeof id);
     cv_client_destroy(&police);
+    assert_true(stat_of(h, "wal_syncs") >= 1); /* its commit's, --sync full being the default */
     snprintf(report_arg, sizeof report_arg, "report=%s", id);
     zsock_t *dealer = raw_dealer(h, "caveat-admin");
     zsock_set_rcvtimeo(dealer, 10000);

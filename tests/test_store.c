@@ -2582,19 +2582,44 @@ static void test_checkpoint_failures_are_told(void **state)
 /*  A sync over the threshold is told, with its milliseconds, once: the
  *  broker logs it, as every PublishAck and delivery waited for it. A
  *  threshold of -1 makes every sync slow; the default, a quick one not. */
+/*  A syncer of a WAL with something in it, in a directory of its own. */
+typedef struct {
+    char dir[32], db[64], wal[64];
+    cv_syncer_t *syncer;
+} wal_syncer_t;
+
+static void wal_append(const wal_syncer_t *w, const char *text)
+{
+    FILE *f = fopen(w->wal, "a");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void wal_syncer_open(wal_syncer_t *w)
+{
+    snprintf(w->dir, sizeof w->dir, "/tmp/caveat-syncer-XXXXXX");
+    assert_non_null(mkdtemp(w->dir));
+    snprintf(w->db, sizeof w->db, "%s/caveat.db", w->dir);
+    snprintf(w->wal, sizeof w->wal, "%s/caveat.db-wal", w->dir);
+    wal_append(w, "pages");
+    w->syncer = cv_syncer_new(w->db, true, "NORMAL");
+    assert_non_null(w->syncer);
+}
+
+static void wal_syncer_close(wal_syncer_t *w)
+{
+    cv_syncer_destroy(&w->syncer);
+    unlink(w->wal);
+    rmdir(w->dir);
+}
+
 static void test_slow_syncs_are_told(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/caveat-syncer-XXXXXX", db[64], wal[64];
-    assert_non_null(mkdtemp(dir));
-    snprintf(db, sizeof db, "%s/caveat.db", dir);
-    snprintf(wal, sizeof wal, "%s/caveat.db-wal", dir);
-    FILE *f = fopen(wal, "w");
-    assert_non_null(f);
-    fputs("pages", f);
-    fclose(f);
-    cv_syncer_t *syncer = cv_syncer_new(db, true, "NORMAL");
-    assert_non_null(syncer);
+    wal_syncer_t w;
+    wal_syncer_open(&w);
+    cv_syncer_t *syncer = w.syncer;
     int64_t ms = 0;
     cv_syncer_request(syncer, 1);
     assert_true(cv_syncer_wait(syncer, 1, 5000));
@@ -2605,9 +2630,33 @@ static void test_slow_syncs_are_told(void **state)
     assert_true(cv_syncer_take_slow(syncer, &ms));
     assert_true(ms >= 0 && ms < 5000);
     assert_false(cv_syncer_take_slow(syncer, &ms)); /* told once */
-    cv_syncer_destroy(&syncer);
-    unlink(wal);
-    rmdir(dir);
+    wal_syncer_close(&w);
+}
+
+/*  Every sync is counted, and a stall's time beyond the threshold: with a
+ *  threshold of 0 every sync is a stall, its whole duration counted; with
+ *  a threshold no sync reaches, none is. */
+static void test_sync_stalls_are_counted(void **state)
+{
+    (void)state;
+    wal_syncer_t w;
+    wal_syncer_open(&w);
+    cv_syncer_t *syncer = w.syncer;
+    cv_syncer_set_stall_us(syncer, 3600 * 1000000ll);
+    cv_syncer_request(syncer, 1);
+    assert_true(cv_syncer_wait(syncer, 1, 5000));
+    cv_sync_counts_t counts = cv_syncer_counts(syncer);
+    assert_true(counts.syncs == 1 && counts.stalls == 0 && counts.stall_us == 0);
+    cv_syncer_set_stall_us(syncer, 0);
+    wal_append(&w, "more pages"); /* something to sync: the sync takes time */
+    uint64_t before = zclock_usecs();
+    cv_syncer_request(syncer, 2);
+    assert_true(cv_syncer_wait(syncer, 2, 5000));
+    uint64_t took = zclock_usecs() - before;
+    counts = cv_syncer_counts(syncer);
+    assert_true(counts.syncs == 2 && counts.stalls == 1);
+    assert_true(counts.stall_us > 0 && counts.stall_us <= took); /* within the wait for it */
+    wal_syncer_close(&w);
 }
 
 int main(int argc, char **argv)
@@ -2618,6 +2667,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_checkpoint_failures_are_told),
         cmocka_unit_test(test_slow_syncs_are_told),
+        cmocka_unit_test(test_sync_stalls_are_counted),
         TEST(test_queue_take_order),
         TEST(test_queue_names),
         TEST(test_queue_name_keys),
