@@ -9,6 +9,7 @@ here, once, so both clients are held to the same bytes."""
 import json
 import os
 import re
+import signal
 import threading
 
 from clients import ClientError
@@ -285,9 +286,15 @@ def admin_stats(h, client):
 @scenario()
 def late_admin_reply_is_not_the_next_ones(h, client):
     """A call that gave up before its AdminReply came does not hand that
-    reply to the next call: "sessions" gets the sessions, not the stats."""
+    reply to the next call: "sessions" gets the sessions, not the stats.
+    The broker is stopped (SIGSTOP) while the first call waits, so that
+    its reply comes late whatever the machine's speed."""
     admin = client("caveat-admin", publish_only=True)
-    expect_error(lambda: admin.admin("stats", timeout=0), "no AdminReply")
+    h.proc.send_signal(signal.SIGSTOP)
+    try:
+        expect_error(lambda: admin.admin("stats", timeout=0.2), "no AdminReply")
+    finally:
+        h.proc.send_signal(signal.SIGCONT)
     ok, text = admin.admin("sessions")
     sessions = json.loads(text)
     check(ok and isinstance(sessions, list), "the sessions, not the late stats", text)
