@@ -482,24 +482,35 @@ static void run_caveat_flow(caveat_flow_t *c, harness_t *h, path_result_t *r)
     flow_result(&c->flow, r);
 }
 
-/*  The time caveatd's loop spent on stored reports' checksums (the stat
- *  checksum_loop_us), or -1 when it cannot say. */
-/*  A counter of caveatd's stats, or -1 when it cannot be read. */
-static double broker_stat(cv_client_t *admin, const char *name)
+/*  caveatd's stats, a JSON object (malloc'd), or NULL when it cannot say. */
+static char *broker_stats(cv_client_t *admin)
 {
     cv_error_t err = {0};
     bool ok = false;
-    char *stats = cv_client_admin(admin, "stats", &ok, 5000, &err), key[64];
-    snprintf(key, sizeof key, "\"%s\":", name);
-    const char *at = ok && stats ? strstr(stats, key) : NULL;
-    double value = at ? atof(at + strlen(key)) : -1;
-    free(stats);
-    return value;
+    char *stats = cv_client_admin(admin, "stats", &ok, 5000, &err);
+    if (!ok) {
+        free(stats);
+        return NULL;
+    }
+    return stats;
 }
 
+/*  A counter in those stats, or -1 when there is none. */
+static double stat_in(const char *stats, const char *name)
+{
+    char key[64];
+    snprintf(key, sizeof key, "\"%s\":", name);
+    const char *at = stats ? strstr(stats, key) : NULL;
+    return at ? atof(at + strlen(key)) : -1;
+}
+
+/*  The time caveatd's loop spent on stored reports' checksums (the stat
+ *  checksum_loop_us), or -1 when it cannot say. */
 static double checksum_loop_seconds(cv_client_t *admin)
 {
-    double us = broker_stat(admin, "checksum_loop_us");
+    char *stats = broker_stats(admin);
+    double us = stat_in(stats, "checksum_loop_us");
+    free(stats);
     return us < 0 ? -1 : us / 1e6;
 }
 
@@ -1594,6 +1605,17 @@ static void fanout_figures(fanout_t *run, uint64_t t0, uint64_t t_pub_end, fanou
     fanout_views(run, r);
 }
 
+/*  The WAL's sync stalls between two reads of caveatd's stats, ns apart. */
+static void fanout_stalls(fanout_result_t *r, const char *before, const char *after, uint64_t ns)
+{
+    double stalls0 = stat_in(before, "wal_sync_stalls"),
+           stall0 = stat_in(before, "wal_sync_stall_us");
+    double stalls = stat_in(after, "wal_sync_stalls"), stall = stat_in(after, "wal_sync_stall_us");
+    r->stats = stall >= 0 && stall0 >= 0 && stalls >= 0 && stalls0 >= 0;
+    r->stalls = stalls - stalls0;
+    r->stall_share = (stall - stall0) * 1e3 / (double)ns;
+}
+
 static void fanout_run(fanout_t *run, cv_client_t *publisher, fanout_result_t *r)
 {
     pid_t pid = harness_pid(run->harness);
@@ -1606,8 +1628,7 @@ static void fanout_run(fanout_t *run, cv_client_t *publisher, fanout_result_t *r
     run->deadline = t0 + (uint64_t)((run->opt->seconds + DRAIN_LIMIT_S) * 1e9);
     for (int i = 0; i < N_SUBSCRIBERS; i++)
         pthread_create(&run->subs[i].thread, NULL, fanout_subscriber, &run->subs[i]);
-    double stalls0 = broker_stat(publisher, "wal_sync_stalls");
-    double stall0 = broker_stat(publisher, "wal_sync_stall_us");
+    char *before = broker_stats(publisher);
     uint64_t stats0 = bench_now_ns();
     double cpu0 = bench_process_cpu(pid), self0 = bench_process_cpu(getpid());
     fanout_publish(run, publisher, slots, t0);
@@ -1618,11 +1639,10 @@ static void fanout_run(fanout_t *run, cv_client_t *publisher, fanout_result_t *r
     r->server_cpu_s = bench_process_cpu(pid) - cpu0;
     count_extra_deliveries(run);
     r->clients_cpu_s = bench_process_cpu(getpid()) - self0;
-    double stall = broker_stat(publisher, "wal_sync_stall_us");
-    double stalls = broker_stat(publisher, "wal_sync_stalls");
-    r->stats = stall >= 0 && stall0 >= 0 && stalls >= 0 && stalls0 >= 0;
-    r->stalls = stalls - stalls0;
-    r->stall_share = (stall - stall0) * 1e3 / (double)(bench_now_ns() - stats0);
+    char *after = broker_stats(publisher);
+    fanout_stalls(r, before, after, bench_now_ns() - stats0);
+    free(before);
+    free(after);
     r->published = run->reports;
     fanout_figures(run, t0, t_pub_end, r);
 }

@@ -352,6 +352,23 @@ static inline void send_publish(zsock_t *dealer, Caveat__Report **reports, size_
     send_frame(dealer, &frame);
 }
 
+/*  An AdminRequest of command with args[0..n_args) and the client's id
+ *  for it (0: none, as on the wire). */
+static inline void send_admin_request(zsock_t *dealer, const char *command, const char *const *args,
+                                      size_t n_args, uint64_t id)
+{
+    Caveat__Wire__AdminRequest request = CAVEAT__WIRE__ADMIN_REQUEST__INIT;
+    request.command = (char *)command;
+    request.n_args = n_args;
+    request.args = (char **)args;
+    request.has_id = id != 0;
+    request.id = id;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_ADMIN_REQUEST;
+    frame.admin_request = &request;
+    send_frame(dealer, &frame);
+}
+
 /*  A DeliveryAck of every seq up to up_to, with new credit (-1: none). */
 static inline void send_ack(zsock_t *dealer, uint64_t up_to, int credit)
 {

@@ -202,15 +202,8 @@ static void backup_and_leave(harness_t *h, const char *dir)
     zsock_t *dealer = raw_dealer_as(h, "caveat-admin", NULL, 0, false);
     send_hello_with(dealer, 1, NULL, 0); /* send-only, as `caveat admin` */
     assert_int_equal(error_answer(dealer), 0);
-    Caveat__Wire__AdminRequest request = CAVEAT__WIRE__ADMIN_REQUEST__INIT;
-    request.command = "backup";
-    char *args[] = {(char *)dir};
-    request.args = args;
-    request.n_args = 1;
-    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
-    frame.body_case = CAVEAT__WIRE__FRAME__BODY_ADMIN_REQUEST;
-    frame.admin_request = &request;
-    send_frame(dealer, &frame);
+    const char *args[] = {dir};
+    send_admin_request(dealer, "backup", args, 1, 0);
     char taken[700];
     snprintf(taken, sizeof taken, "backup: to %s, in the background", dir);
     for (int i = 0; i < 1000 && log_lines_with(h, taken) == 0; i++)

@@ -436,19 +436,9 @@ static void test_admin_is_for_administrators(void **state)
  *  (a review's disposal, run at the end of the turn) or when a background
  *  job ends (backup); a request without one gets a reply without one. */
 static Caveat__Wire__AdminReply *admin_reply_to(zsock_t *dealer, const char *command,
-                                                const char *const *args, size_t n_args, bool has_id,
-                                                uint64_t id)
+                                                const char *const *args, size_t n_args, uint64_t id)
 {
-    Caveat__Wire__AdminRequest request = CAVEAT__WIRE__ADMIN_REQUEST__INIT;
-    request.command = (char *)command;
-    request.n_args = n_args;
-    request.args = (char **)args;
-    request.has_id = has_id;
-    request.id = id;
-    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
-    frame.body_case = CAVEAT__WIRE__FRAME__BODY_ADMIN_REQUEST;
-    frame.admin_request = &request;
-    send_frame(dealer, &frame);
+    send_admin_request(dealer, command, args, n_args, id);
     Caveat__Wire__Frame *answer = frame_of(dealer, CAVEAT__WIRE__FRAME__BODY_ADMIN_REPLY);
     assert_non_null(answer);
     Caveat__Wire__AdminReply *reply = answer->admin_reply;
@@ -481,20 +471,19 @@ static void test_admin_replies_carry_their_requests_id(void **state)
         const char *command;
         const char *const *args;
         size_t n_args;
-        bool has_id;
-        uint64_t id;
+        uint64_t id; /* 0: none */
     } asked[] = {
-        {"stats", NULL, 0, true, 7},    {"stats", NULL, 0, false, 0},
-        {"purge", dry_run, 1, true, 8}, {"review", dispose, 3, true, UINT64_MAX},
-        {"backup", backup, 1, true, 1},
+        {"stats", NULL, 0, 7},    {"stats", NULL, 0, 0},
+        {"purge", dry_run, 1, 8}, {"review", dispose, 3, UINT64_MAX},
+        {"backup", backup, 1, 1},
     };
     for (size_t i = 0; i < sizeof asked / sizeof asked[0]; i++) {
-        Caveat__Wire__AdminReply *reply = admin_reply_to(
-            dealer, asked[i].command, asked[i].args, asked[i].n_args, asked[i].has_id, asked[i].id);
+        Caveat__Wire__AdminReply *reply =
+            admin_reply_to(dealer, asked[i].command, asked[i].args, asked[i].n_args, asked[i].id);
         if (!reply->ok)
             print_error("%s: %s\n", asked[i].command, reply->text);
         assert_true(reply->ok);
-        assert_int_equal(reply->has_id, asked[i].has_id);
+        assert_int_equal(reply->has_id, asked[i].id != 0);
         assert_true(reply->id == asked[i].id);
         caveat__wire__admin_reply__free_unpacked(reply, NULL);
     }
