@@ -46,57 +46,6 @@ int audit_seed_checkpoint(sqlite3 *db, const char *dir, uint64_t size,
     return CLI_OK;
 }
 
-bool audit_leaf_accepted(const void *data, size_t len, uint64_t *time_ms)
-{
-    static const char prefix[] = "{\"event\":\"accepted\",\"time\":";
-    const char *text = data;
-    size_t at = sizeof prefix - 1;
-    if (len < at || memcmp(text, prefix, at) != 0)
-        return false;
-    uint64_t ms = 0;
-    size_t digits = 0;
-    for (; at < len && text[at] >= '0' && text[at] <= '9' && digits < 19; at++, digits++)
-        ms = ms * 10 + (uint64_t)(text[at] - '0');
-    *time_ms = ms;
-    return digits > 0;
-}
-
-static void scalar_json(cv_json_writer_t *w, struct fy_node *node)
-{
-    const char *text = fy_node_get_scalar0(node);
-    bool plain = fy_node_get_style(node) == FYNS_PLAIN;
-    if (plain && strcmp(text, "null") == 0)
-        cv_json_string(w, NULL);
-    else if (plain && (strcmp(text, "true") == 0 || strcmp(text, "false") == 0))
-        cv_json_bool(w, text[0] == 't');
-    else if (plain && *text && strspn(text, "0123456789") == strlen(text) && strlen(text) < 20)
-        cv_json_uint(w, strtoull(text, NULL, 10));
-    else
-        cv_json_string(w, text);
-}
-
-void audit_node_json(cv_json_writer_t *w, struct fy_node *node)
-{
-    void *iter = NULL;
-    if (fy_node_is_mapping(node)) {
-        cv_json_object_begin(w);
-        struct fy_node_pair *pair;
-        while ((pair = fy_node_mapping_iterate(node, &iter))) {
-            cv_json_key(w, fy_node_get_scalar0(fy_node_pair_key(pair)));
-            audit_node_json(w, fy_node_pair_value(pair));
-        }
-        cv_json_object_end(w);
-    } else if (fy_node_is_sequence(node)) {
-        cv_json_array_begin(w);
-        struct fy_node *item;
-        while ((item = fy_node_sequence_iterate(node, &iter)))
-            audit_node_json(w, item);
-        cv_json_array_end(w);
-    } else {
-        scalar_json(w, node);
-    }
-}
-
 bool audit_leaves_each(sqlite3 *db, uint64_t upto, audit_leaf_each_fn *each, void *arg,
                        cv_error_t *err)
 {

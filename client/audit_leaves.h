@@ -22,15 +22,6 @@ bool audit_load_verifier(const char *dir, const char *text, cv_note_verifier_t *
 int audit_seed_checkpoint(sqlite3 *db, const char *dir, uint64_t size,
                           const cv_note_verifier_t *verifier, cv_checkpoint_t *out);
 
-/*  Whether data is an "accepted" leaf; *time_ms its time. Read from the
- *  leaf's first bytes, as the broker writes them, without parsing it. */
-bool audit_leaf_accepted(const void *data, size_t len, uint64_t *time_ms);
-
-/*  Writes node (a leaf, or part of one) to w as it is: mappings as
- *  objects, sequences as arrays, true, false, null and digits as
- *  themselves, other scalars as strings. Keys it does not know are kept. */
-void audit_node_json(cv_json_writer_t *w, struct fy_node *node);
-
 /*  Each of the first upto leaves, in order: each(arg, index, data, len)
  *  until it returns false. False with err when the store cannot be read. */
 typedef bool(audit_leaf_each_fn)(void *arg, uint64_t index, const void *data, size_t len);

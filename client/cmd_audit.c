@@ -169,10 +169,14 @@ static int audit_prove(int argc, char **argv)
     return print_from_store(argv[1], make_proof, args);
 }
 
+/*  A leaf as the broker writes it, compact JSON, is written as it is; the
+ *  bytes of an edited one cannot write to the terminal or start a line. */
 static void print_leaf(void *arg, uint64_t index, const void *data, size_t len)
 {
     (void)arg;
-    printf("%" PRIu64 " %.*s\n", index, (int)len, (const char *)data);
+    printf("%" PRIu64 " ", index);
+    cv_text_write(stdout, data, len);
+    putchar('\n');
 }
 
 /*  Every leaf that names the report, in order, as INDEX JSON lines. */

@@ -14,8 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "audit_leaf_print.h"
 #include "audit_leaves.h"
 #include "cli.h"
 
@@ -93,138 +93,6 @@ static int by_index(const void *a, const void *b)
     return x->index < y->index ? -1 : x->index > y->index;
 }
 
-/*  The fields whose outcome is outcome, as "label: a, b"; nothing when
- *  there are none. */
-static void print_fields(const char *label, struct fy_node *fields, const char **outcomes, int n,
-                         const char *outcome)
-{
-    const char *sep = " ";
-    for (int i = 0; i < n; i++) {
-        if (outcomes[i] != outcome && (!outcome || !outcomes[i] || strcmp(outcomes[i], outcome)))
-            continue;
-        if (*sep == ' ')
-            printf("    %s:", label);
-        printf("%s%s", sep, fy_node_get_scalar0(fy_node_sequence_get_by_index(fields, i)));
-        sep = ", ";
-    }
-    if (*sep == ',')
-        printf("\n");
-}
-
-/*  Marks the fields a list of indexes names with outcome. */
-static void mark(struct fy_node *indexes, const char **outcomes, int n, const char *outcome)
-{
-    void *iter = NULL;
-    struct fy_node *item;
-    while (indexes && fy_node_is_sequence(indexes) &&
-           (item = fy_node_sequence_iterate(indexes, &iter))) {
-        const char *text = fy_node_get_scalar0(item);
-        long i = text ? strtol(text, NULL, 10) : -1;
-        if (i >= 0 && i < n)
-            outcomes[i] = outcome;
-    }
-}
-
-/*  The fields a recipient was given, from the leaf's fields and the
- *  recipient's view of them: those the view does not name are shared. */
-static void print_view(struct fy_node *leaf, struct fy_node *recipient)
-{
-    const char *which = audit_leaf_text(recipient, "view");
-    char path[48];
-    snprintf(path, sizeof path, "/views/%s", which ? which : "");
-    struct fy_node *view = which ? fy_node_by_path(leaf, path, FY_NT, FYNWF_DONT_FOLLOW) : NULL;
-    struct fy_node *fields = fy_node_mapping_lookup_by_string(leaf, "fields", FY_NT);
-    int n = fields && fy_node_is_sequence(fields) ? fy_node_sequence_item_count(fields) : 0;
-    if (view && fy_node_is_mapping(view) && !fields) { /* the leaf lists none: all shared */
-        printf("    shared: every field of the report as stored\n");
-        return;
-    }
-    if (!view || !fy_node_is_mapping(view) || n == 0) {
-        printf("    (the envelope alone)\n");
-        return;
-    }
-    const char **outcomes = calloc((size_t)n, sizeof *outcomes);
-    struct fy_node *masked = fy_node_mapping_lookup_by_string(view, "masked", FY_NT);
-    void *iter = NULL;
-    struct fy_node_pair *pair;
-    while (masked && fy_node_is_mapping(masked) && (pair = fy_node_mapping_iterate(masked, &iter)))
-        mark(fy_node_pair_value(pair), outcomes, n, fy_node_get_scalar0(fy_node_pair_key(pair)));
-    mark(fy_node_mapping_lookup_by_string(view, "withheld", FY_NT), outcomes, n, "withheld");
-    print_fields("shared", fields, outcomes, n, NULL);
-    iter = NULL;
-    while (masked && fy_node_is_mapping(masked) &&
-           (pair = fy_node_mapping_iterate(masked, &iter))) {
-        const char *name = fy_node_get_scalar0(fy_node_pair_key(pair));
-        char label[160];
-        snprintf(label, sizeof label, "masked (%s)", name);
-        print_fields(label, fields, outcomes, n, name);
-    }
-    print_fields("withheld", fields, outcomes, n, "withheld");
-    free(outcomes);
-}
-
-static void print_strings(struct fy_node *list, const char *sep)
-{
-    void *iter = NULL;
-    struct fy_node *item;
-    const char *between = "";
-    while (list && fy_node_is_sequence(list) && (item = fy_node_sequence_iterate(list, &iter))) {
-        printf("%s%s", between, fy_node_get_scalar0(item));
-        between = sep;
-    }
-}
-
-static void print_recipient(struct fy_node *leaf, struct fy_node *to)
-{
-    const char *organisation = audit_leaf_text(to, "organisation");
-    printf("  %s", audit_leaf_text(to, "agency") ? audit_leaf_text(to, "agency") : "?");
-    if (organisation)
-        printf(" (%s)", organisation);
-    if (!audit_leaf_true(to, "delivered")) {
-        printf(": not delivered: ");
-        print_strings(fy_node_mapping_lookup_by_string(to, "reasons", FY_NT), "; ");
-        printf("\n");
-        return;
-    }
-    printf(": delivered under ");
-    print_strings(fy_node_mapping_lookup_by_string(to, "rules", FY_NT), ", ");
-    if (audit_leaf_text(to, "feed"))
-        printf(" (feed %s)", audit_leaf_text(to, "feed"));
-    printf("\n");
-    print_view(leaf, to);
-}
-
-static void print_pick(const pick_t *pick)
-{
-    struct fy_document *doc = audit_leaf_parse(pick->data, pick->len);
-    struct fy_node *leaf = doc ? fy_document_root(doc) : NULL;
-    if (!leaf) {
-        printf("\nleaf %" PRIu64 " (not JSON): %s\n", pick->index, pick->data);
-        return;
-    }
-    uint64_t ms = 0;
-    audit_leaf_accepted(pick->data, pick->len, &ms);
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    char when[32];
-    gmtime_r(&t, &tm);
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    printf("\nleaf %" PRIu64 ", %s: report %s of %s, category %s", pick->index, when,
-           audit_leaf_text(leaf, "report"), audit_leaf_text(leaf, "originator"),
-           audit_leaf_text(leaf, "category"));
-    struct fy_node *policy = fy_node_mapping_lookup_by_string(leaf, "policy", FY_NT);
-    if (policy)
-        printf(", policy %s version %s", audit_leaf_text(policy, "protocol"),
-               audit_leaf_text(policy, "version"));
-    printf("\n");
-    struct fy_node *to = fy_node_mapping_lookup_by_string(leaf, "to", FY_NT), *item;
-    void *iter = NULL;
-    while (to && fy_node_is_sequence(to) && (item = fy_node_sequence_iterate(to, &iter)))
-        if (fy_node_is_mapping(item))
-            print_recipient(leaf, item);
-    fy_document_destroy(doc);
-}
-
 static void print_text(const sampler_t *s, const char *root, const char *rerun)
 {
     printf("sample of %zu accepted report%s (of %zu asked) from leaves 0 to %" PRIu64
@@ -233,7 +101,7 @@ static void print_text(const sampler_t *s, const char *root, const char *rerun)
            root);
     printf("the same sample again: caveat audit sample DIR %s\n", rerun);
     for (size_t i = 0; i < s->n; i++)
-        print_pick(&s->picks[i]);
+        audit_leaf_print(stdout, s->picks[i].index, s->picks[i].data, s->picks[i].len);
 }
 
 static void print_json(const sampler_t *s, const char *root)
@@ -253,19 +121,8 @@ static void print_json(const sampler_t *s, const char *root)
     cv_json_uint(w, s->count);
     cv_json_key(w, "sample");
     cv_json_array_begin(w);
-    for (size_t i = 0; i < s->n; i++) {
-        struct fy_document *doc = audit_leaf_parse(s->picks[i].data, s->picks[i].len);
-        cv_json_object_begin(w);
-        cv_json_key(w, "index");
-        cv_json_uint(w, s->picks[i].index);
-        cv_json_key(w, "leaf");
-        if (doc)
-            audit_node_json(w, fy_document_root(doc));
-        else
-            cv_json_string(w, s->picks[i].data);
-        cv_json_object_end(w);
-        fy_document_destroy(doc);
-    }
+    for (size_t i = 0; i < s->n; i++)
+        audit_leaf_write_json(w, s->picks[i].index, s->picks[i].data, s->picks[i].len);
     cv_json_array_end(w);
     cv_json_object_end(w);
     printf("%s\n", cv_json_writer_text(w));

@@ -2,11 +2,7 @@
  *  recipient organisation, as a table and as an SVG bar chart for an
  *  oversight meeting.
  *
- *  Read from the "accepted" leaves: a report counts once for each
- *  organisation it was delivered to (two agencies of one organisation
- *  count once), under the organisation the leaf names for the agency; a
- *  leaf that names none (written before leaves named organisations) counts
- *  under the agency itself.
+ *  The counting and the forms are audit_tally.h's.
  */
 #include <inttypes.h>
 #include <libfyaml.h>
@@ -15,285 +11,41 @@
 #include <string.h>
 
 #include "audit_leaves.h"
+#include "audit_tally.h"
 #include "cli.h"
-#include "policy_cases.h"
 
 static const char usage[] =
     "usage: caveat audit summary DIR [--since DATE] [--svg FILE] [--format text|json]";
 
-typedef struct {
-    char *category, *organisation;
-    uint64_t reports;
-} cell_t;
-
-typedef struct {
-    uint64_t since_ms;
-    uint64_t accepted, shared; /* reports, and those delivered to someone */
-    cell_t *cells;
-    size_t n, cap;
-    char **seen; /* the organisations of the current report, once each */
-    size_t n_seen, cap_seen;
-} tally_t;
-
-static void *grow(void *array, size_t *cap, size_t item)
-{
-    *cap = *cap ? 2 * *cap : 16;
-    void *grown = realloc(array, *cap * item);
-    if (!grown)
-        abort();
-    return grown;
-}
-
-static void count_cell(tally_t *t, const char *category, const char *organisation)
-{
-    for (size_t i = 0; i < t->n; i++)
-        if (strcmp(t->cells[i].category, category) == 0 &&
-            strcmp(t->cells[i].organisation, organisation) == 0) {
-            t->cells[i].reports++;
-            return;
-        }
-    if (t->n == t->cap)
-        t->cells = grow(t->cells, &t->cap, sizeof *t->cells);
-    t->cells[t->n++] = (cell_t){strdup(category), strdup(organisation), 1};
-}
-
-/*  Whether the report was counted for organisation already; notes it. */
-static bool seen_before(tally_t *t, const char *organisation)
-{
-    for (size_t i = 0; i < t->n_seen; i++)
-        if (strcmp(t->seen[i], organisation) == 0)
-            return true;
-    if (t->n_seen == t->cap_seen)
-        t->seen = grow(t->seen, &t->cap_seen, sizeof *t->seen);
-    t->seen[t->n_seen++] = (char *)organisation;
-    return false;
-}
-
+/*  Each leaf into the tally. */
 static bool count_leaf(void *arg, uint64_t index, const void *data, size_t len)
 {
     (void)index;
-    tally_t *t = arg;
-    uint64_t time_ms;
-    if (!audit_leaf_accepted(data, len, &time_ms) || time_ms < t->since_ms)
-        return true;
-    struct fy_document *doc = audit_leaf_parse(data, len);
-    struct fy_node *leaf = doc ? fy_document_root(doc) : NULL;
-    const char *category = audit_leaf_text(leaf, "category");
-    struct fy_node *to = leaf ? fy_node_mapping_lookup_by_string(leaf, "to", FY_NT) : NULL, *item;
-    void *iter = NULL;
-    t->n_seen = 0;
-    while (category && to && fy_node_is_sequence(to) &&
-           (item = fy_node_sequence_iterate(to, &iter))) {
-        const char *organisation = audit_leaf_text(item, "organisation");
-        if (!organisation)
-            organisation = audit_leaf_text(item, "agency");
-        if (organisation && audit_leaf_true(item, "delivered") && !seen_before(t, organisation))
-            count_cell(t, category, organisation);
-    }
-    t->accepted += category != NULL;
-    t->shared += t->n_seen > 0;
-    fy_document_destroy(doc);
+    audit_tally_add(arg, data, len);
     return true;
 }
 
-static int by_category(const void *a, const void *b)
-{
-    const cell_t *x = a, *y = b;
-    int c = strcmp(x->category, y->category);
-    return c ? c : strcmp(x->organisation, y->organisation);
-}
-
-/*  The distinct values of the cells' field at offset, sorted. */
-static size_t distinct(const tally_t *t, size_t offset, const char **out)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < t->n; i++) {
-        const char *value = *(char *const *)((const char *)&t->cells[i] + offset);
-        size_t at = 0;
-        while (at < n && strcmp(out[at], value) < 0)
-            at++;
-        if (at < n && strcmp(out[at], value) == 0)
-            continue;
-        memmove(&out[at + 1], &out[at], (n - at) * sizeof *out);
-        out[at] = value;
-        n++;
-    }
-    return n;
-}
-
-static void print_table(const tally_t *t, const char *since)
-{
-    int width_c = (int)strlen("CATEGORY"), width_o = (int)strlen("ORGANISATION");
-    for (size_t i = 0; i < t->n; i++) {
-        int c = (int)strlen(t->cells[i].category), o = (int)strlen(t->cells[i].organisation);
-        width_c = c > width_c ? c : width_c;
-        width_o = o > width_o ? o : width_o;
-    }
-    printf("reports shared, by category and recipient organisation%s%s\n", since ? ", since " : "",
-           since ? since : "");
-    printf("%-*s  %-*s  %s\n", width_c, "CATEGORY", width_o, "ORGANISATION", "REPORTS");
-    for (size_t i = 0; i < t->n; i++)
-        printf("%-*s  %-*s  %" PRIu64 "\n", width_c, t->cells[i].category, width_o,
-               t->cells[i].organisation, t->cells[i].reports);
-    printf("%" PRIu64 " reports accepted, %" PRIu64 " shared with at least one organisation\n",
-           t->accepted, t->shared);
-}
-
-static void print_json(const tally_t *t)
-{
-    cv_json_writer_t *w = cv_json_writer_new(CV_JSON_PRETTY);
-    cv_json_object_begin(w);
-    cv_json_key(w, "accepted");
-    cv_json_uint(w, t->accepted);
-    cv_json_key(w, "shared");
-    cv_json_uint(w, t->shared);
-    cv_json_key(w, "by");
-    cv_json_array_begin(w);
-    for (size_t i = 0; i < t->n; i++) {
-        cv_json_object_begin(w);
-        cv_json_key(w, "category");
-        cv_json_string(w, t->cells[i].category);
-        cv_json_key(w, "organisation");
-        cv_json_string(w, t->cells[i].organisation);
-        cv_json_key(w, "reports");
-        cv_json_uint(w, t->cells[i].reports);
-        cv_json_object_end(w);
-    }
-    cv_json_array_end(w);
-    cv_json_object_end(w);
-    printf("%s\n", cv_json_writer_text(w));
-    cv_json_writer_destroy(&w);
-}
-
-/*  Distinct colours for up to 10 organisations, then round again. */
-static const char *const colours[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-                                      "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
-
-#define SVG_LEFT 220 /* room for the category names */
-#define SVG_BAR  18
-#define SVG_GAP  14  /* between categories */
-#define SVG_PLOT 520 /* the longest bar */
-#define SVG_TOP  70
-#define SVG_ROW  20 /* a legend line */
-
-static void svg_bars(FILE *out, const tally_t *t, const char **orgs, size_t n_orgs, uint64_t max,
-                     int *y)
-{
-    const char *category = NULL;
-    for (size_t i = 0; i < t->n; i++) {
-        const cell_t *c = &t->cells[i];
-        if (!category || strcmp(category, c->category) != 0) {
-            *y += category ? SVG_GAP : 0;
-            category = c->category;
-            fprintf(out, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">", SVG_LEFT - 8, *y + 14);
-            cv_xml_text(out, category);
-            fprintf(out, "</text>\n");
-        }
-        size_t o = 0;
-        while (o < n_orgs && strcmp(orgs[o], c->organisation) != 0)
-            o++;
-        int length = (int)(c->reports * SVG_PLOT / max);
-        fprintf(out, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\"><title>",
-                SVG_LEFT, *y, length > 0 ? length : 1, SVG_BAR - 2, colours[o % 10]);
-        cv_xml_text(out, c->category);
-        fputs(", ", out);
-        cv_xml_text(out, c->organisation);
-        fprintf(out, ": %" PRIu64 "</title></rect>\n", c->reports);
-        fprintf(out, "<text x=\"%d\" y=\"%d\" class=\"count\">%" PRIu64 "</text>\n",
-                SVG_LEFT + length + 6, *y + 13, c->reports);
-        *y += SVG_BAR;
-    }
-}
-
-/*  A horizontal bar chart: a group of bars per category, a bar per
- *  organisation, coloured by organisation, with the count at its end. */
-static bool write_svg(const char *path, const tally_t *t, const char *since)
+static bool write_svg(const char *path, audit_tally_t *t, const char *since)
 {
     FILE *out = fopen(path, "w");
     if (!out)
         return false;
-    const char **orgs = calloc(t->n + 1, sizeof *orgs), **cats = calloc(t->n + 1, sizeof *cats);
-    size_t n_orgs = distinct(t, offsetof(cell_t, organisation), orgs);
-    size_t n_cats = distinct(t, offsetof(cell_t, category), cats);
-    uint64_t max = 1;
-    for (size_t i = 0; i < t->n; i++)
-        max = t->cells[i].reports > max ? t->cells[i].reports : max;
-    int plot = (int)(t->n * SVG_BAR + (n_cats ? n_cats - 1 : 0) * SVG_GAP);
-    int width = SVG_LEFT + SVG_PLOT + 60;
-    int height = SVG_TOP + plot + 50 + (int)n_orgs * SVG_ROW + 20;
-    fprintf(out,
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-            "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"13\">\n"
-            "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
-            "<text x=\"%d\" y=\"28\" font-size=\"18\" font-weight=\"bold\" "
-            "text-anchor=\"middle\">Reports shared, by category and recipient organisation"
-            "</text>\n",
-            width, height, width, height, width / 2);
-    fprintf(out, "<text x=\"%d\" y=\"48\" text-anchor=\"middle\" fill=\"#444\">", width / 2);
-    fprintf(out, "%" PRIu64 " reports accepted, %" PRIu64 " shared", t->accepted, t->shared);
-    if (since) {
-        fputs(", since ", out);
-        cv_xml_text(out, since);
-    }
-    fputs("</text>\n", out);
-    fprintf(out,
-            "<text transform=\"translate(16,%d) rotate(-90)\" text-anchor=\"middle\" "
-            "font-weight=\"bold\">Category</text>\n",
-            SVG_TOP + plot / 2);
-    int y = SVG_TOP;
-    svg_bars(out, t, orgs, n_orgs, max, &y);
-    fprintf(out,
-            "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"black\"/>\n"
-            "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"black\"/>\n"
-            "<text x=\"%d\" y=\"%d\" text-anchor=\"start\">0</text>\n"
-            "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%" PRIu64 "</text>\n"
-            "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" font-weight=\"bold\">"
-            "Reports shared</text>\n",
-            SVG_LEFT, SVG_TOP - 4, SVG_LEFT, y + 4, SVG_LEFT, y + 4, SVG_LEFT + SVG_PLOT, y + 4,
-            SVG_LEFT, y + 18, SVG_LEFT + SVG_PLOT, y + 18, max, SVG_LEFT + SVG_PLOT / 2, y + 36);
-    y += 56;
-    fprintf(out, "<text x=\"%d\" y=\"%d\" font-weight=\"bold\">Recipient organisation</text>\n",
-            SVG_LEFT, y);
-    for (size_t o = 0; o < n_orgs; o++) {
-        y += SVG_ROW;
-        fprintf(out,
-                "<rect x=\"%d\" y=\"%d\" width=\"14\" height=\"14\" fill=\"%s\"/>"
-                "<text x=\"%d\" y=\"%d\">",
-                SVG_LEFT, y - 12, colours[o % 10], SVG_LEFT + 20, y);
-        cv_xml_text(out, orgs[o]);
-        fputs("</text>\n", out);
-    }
-    fputs("</svg>\n", out);
-    free(orgs);
-    free(cats);
-    return fclose(out) == 0;
+    bool written = audit_tally_svg(t, out, since);
+    return fclose(out) == 0 && written;
 }
 
-static void tally_free(tally_t *t)
-{
-    for (size_t i = 0; i < t->n; i++) {
-        free(t->cells[i].category);
-        free(t->cells[i].organisation);
-    }
-    free(t->cells);
-    free(t->seen);
-}
-
-static int summarise(sqlite3 *db, const char *dir, tally_t *t, const char *since, const char *svg,
-                     bool json)
+static int summarise(sqlite3 *db, const char *dir, audit_tally_t *t, const char *since,
+                     const char *svg, bool json)
 {
     cv_error_t err = {0};
     if (!audit_leaves_each(db, UINT64_MAX, count_leaf, t, &err))
         return cli_error(CLI_FAILED, "%s: %s", dir, err.msg);
-    if (t->n) /* none: cells is NULL, which qsort may not be given */
-        qsort(t->cells, t->n, sizeof *t->cells, by_category);
     if (svg && !write_svg(svg, t, since))
         return cli_error(CLI_USAGE, "%s: cannot write: %m", svg);
     if (json)
-        print_json(t);
+        audit_tally_json(t, stdout);
     else
-        print_table(t, since);
+        audit_tally_print(t, stdout, since);
     return CLI_OK;
 }
 
@@ -303,10 +55,10 @@ int cmd_audit_summary(int argc, char **argv)
     const char *since = cli_take_option(&argc, argv, "--since", &missing);
     const char *svg = cli_take_option(&argc, argv, "--svg", &missing);
     const char *format = cli_take_option(&argc, argv, "--format", &missing);
-    tally_t tally = {0};
+    uint64_t since_ms = 0;
     if (argc != 2 || missing)
         return cli_error(CLI_USAGE, "%s", usage);
-    if (since && !audit_parse_since(since, &tally.since_ms))
+    if (since && !audit_parse_since(since, &since_ms))
         return cli_error(CLI_USAGE, "--since %s: not a date (YYYY-MM-DD) or RFC 3339 time", since);
     if (format && strcmp(format, "text") != 0 && strcmp(format, "json") != 0)
         return cli_error(CLI_USAGE, "--format %s: text or json", format);
@@ -314,8 +66,11 @@ int cmd_audit_summary(int argc, char **argv)
     sqlite3 *db = cv_audit_open_readonly(argv[1], &err);
     if (!db)
         return cli_error(CLI_USAGE, "%s", err.msg);
-    int status = summarise(db, argv[1], &tally, since, svg, format && strcmp(format, "json") == 0);
+    audit_tally_t *tally = audit_tally_new(since_ms);
+    if (!tally)
+        abort();
+    int status = summarise(db, argv[1], tally, since, svg, format && strcmp(format, "json") == 0);
     sqlite3_close(db);
-    tally_free(&tally);
+    audit_tally_destroy(&tally);
     return status;
 }

@@ -1,5 +1,6 @@
 /*  leaf_json.c: see leaf_json.h. */
 #include <libfyaml.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cv_proto.h"
@@ -23,15 +24,22 @@ struct fy_document *audit_leaf_parse(const void *data, size_t len)
     return doc;
 }
 
+struct fy_node *audit_leaf_member(struct fy_node *map, const char *key)
+{
+    return map && key && fy_node_is_mapping(map)
+               ? fy_node_mapping_lookup_value_by_simple_key(map, key, FY_NT)
+               : NULL;
+}
+
 const char *audit_leaf_text(struct fy_node *map, const char *key)
 {
-    struct fy_node *value = map ? fy_node_mapping_lookup_by_string(map, key, FY_NT) : NULL;
+    struct fy_node *value = audit_leaf_member(map, key);
     return value && fy_node_is_scalar(value) ? fy_node_get_scalar0(value) : NULL;
 }
 
 bool audit_leaf_true(struct fy_node *map, const char *key)
 {
-    struct fy_node *value = map ? fy_node_mapping_lookup_by_string(map, key, FY_NT) : NULL;
+    struct fy_node *value = audit_leaf_member(map, key);
     return value && fy_node_is_scalar(value) && fy_node_get_style(value) == FYNS_PLAIN &&
            strcmp(fy_node_get_scalar0(value), "true") == 0;
 }
@@ -40,4 +48,63 @@ bool audit_node_null(struct fy_node *node)
 {
     return node && fy_node_is_scalar(node) && fy_node_get_style(node) == FYNS_PLAIN &&
            strcmp(fy_node_get_scalar0(node), "null") == 0;
+}
+
+bool audit_leaf_accepted(const void *data, size_t len, uint64_t *time_ms)
+{
+    static const char prefix[] = "{\"event\":\"accepted\",\"time\":";
+    const char *text = data;
+    size_t at = sizeof prefix - 1;
+    if (len < at || memcmp(text, prefix, at) != 0)
+        return false;
+    uint64_t ms = 0;
+    size_t digits = 0;
+    for (; at < len && text[at] >= '0' && text[at] <= '9' && digits < 19; at++, digits++)
+        ms = ms * 10 + (uint64_t)(text[at] - '0');
+    *time_ms = ms;
+    return digits > 0;
+}
+
+static void scalar_json(cv_json_writer_t *w, struct fy_node *node)
+{
+    const char *text = fy_node_get_scalar0(node);
+    bool plain = fy_node_get_style(node) == FYNS_PLAIN;
+    if (plain && strcmp(text, "null") == 0)
+        cv_json_string(w, NULL);
+    else if (plain && (strcmp(text, "true") == 0 || strcmp(text, "false") == 0))
+        cv_json_bool(w, text[0] == 't');
+    else if (plain && *text && strspn(text, "0123456789") == strlen(text) && strlen(text) < 20)
+        cv_json_uint(w, strtoull(text, NULL, 10));
+    else
+        cv_json_string(w, text);
+}
+
+void audit_node_json(cv_json_writer_t *w, struct fy_node *node)
+{
+    void *iter = NULL;
+    if (fy_node_is_mapping(node)) {
+        cv_json_object_begin(w);
+        struct fy_node_pair *pair;
+        while ((pair = fy_node_mapping_iterate(node, &iter))) {
+            cv_json_key(w, fy_node_get_scalar0(fy_node_pair_key(pair)));
+            audit_node_json(w, fy_node_pair_value(pair));
+        }
+        cv_json_object_end(w);
+    } else if (fy_node_is_sequence(node)) {
+        cv_json_array_begin(w);
+        struct fy_node *item;
+        while ((item = fy_node_sequence_iterate(node, &iter)))
+            audit_node_json(w, item);
+        cv_json_array_end(w);
+    } else {
+        scalar_json(w, node);
+    }
+}
+
+void audit_text(FILE *out, const char *text)
+{
+    if (text)
+        cv_text_write(out, text, strlen(text));
+    else
+        fputc('?', out);
 }

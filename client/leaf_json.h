@@ -6,6 +6,10 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "cv_proto.h"
 
 struct fy_document;
 struct fy_node;
@@ -14,6 +18,10 @@ struct fy_node;
  *  has a key twice); what follows the object is not read. Free with
  *  fy_document_destroy. */
 struct fy_document *audit_leaf_parse(const void *data, size_t len);
+/*  The value of key in map; NULL when map is not a mapping or has no such
+ *  key. The key is compared as a string: libfyaml's lookup by string
+ *  would parse it as YAML, and a key may come from the leaf itself. */
+struct fy_node *audit_leaf_member(struct fy_node *map, const char *key);
 /*  The text of key in mapping map, NUL-terminated and owned by its
  *  document; NULL when absent or not a scalar. */
 const char *audit_leaf_text(struct fy_node *map, const char *key);
@@ -21,5 +29,18 @@ const char *audit_leaf_text(struct fy_node *map, const char *key);
 bool audit_leaf_true(struct fy_node *map, const char *key);
 /*  Whether node is JSON's null (not the string "null"). */
 bool audit_node_null(struct fy_node *node);
+
+/*  Whether data is an "accepted" leaf; *time_ms its time. Read from the
+ *  leaf's first bytes, as the broker writes them, without parsing it. */
+bool audit_leaf_accepted(const void *data, size_t len, uint64_t *time_ms);
+
+/*  Writes node (a leaf, or part of one) to w as it is: mappings as
+ *  objects, sequences as arrays, true, false, null and digits as
+ *  themselves, other scalars as strings. Keys it does not know are kept. */
+void audit_node_json(cv_json_writer_t *w, struct fy_node *node);
+
+/*  text (a leaf's string, or NULL for one it lacks: "?") written with
+ *  cv_text_write, so that an edited leaf cannot write to the terminal. */
+void audit_text(FILE *out, const char *text);
 
 #endif

@@ -884,34 +884,6 @@ static void report_json(const runner_t *r, int failed)
     cv_json_writer_destroy(&out);
 }
 
-/*  Text as XML character data or an attribute value: the five markup
- *  characters escaped, and the control characters XML 1.0 forbids
- *  replaced. */
-void cv_xml_text(FILE *out, const char *text)
-{
-    for (const unsigned char *c = (const unsigned char *)text; *c; c++) {
-        switch (*c) {
-        case '&':
-            fputs("&amp;", out);
-            break;
-        case '<':
-            fputs("&lt;", out);
-            break;
-        case '>':
-            fputs("&gt;", out);
-            break;
-        case '"':
-            fputs("&quot;", out);
-            break;
-        case '\'':
-            fputs("&apos;", out);
-            break;
-        default:
-            fputc(*c < 0x20 && *c != '\t' && *c != '\n' && *c != '\r' ? '?' : *c, out);
-        }
-    }
-}
-
 /*  One testsuite, one testcase per case; a failing case's failure carries
  *  its first message as the message and all of them as the text. With
  *  coverage, the entries no case exercises go in the suite's system-out. */

@@ -37,9 +37,4 @@ typedef struct {
 int cv_cases_run(const cv_policy_t *policy, const char *text, size_t len, const char *file,
                  const cv_cases_options_t *options);
 
-/*  Text as XML character data or an attribute value: the five markup
- *  characters escaped, and the control characters XML 1.0 forbids
- *  replaced. For the JUnit report and `caveat audit summary --svg`. */
-void cv_xml_text(FILE *out, const char *text);
-
 #endif

@@ -92,6 +92,44 @@ bool cv_text_readable(const char *text, size_t len, const char *controls)
     return true;
 }
 
+void cv_text_write(FILE *out, const char *text, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)text;
+    uint32_t cp;
+    for (size_t i = 0, n; i < len; i += n) {
+        n = utf8_decode(p + i, len - i, &cp);
+        if (n == 0 || cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f) || cp == '\\') {
+            n = n ? n : 1; /* an invalid byte alone, a character whole */
+            for (size_t b = 0; b < n; b++)
+                fprintf(out, "\\x%02x", p[i + b]);
+        } else {
+            fwrite(p + i, 1, n, out);
+        }
+    }
+}
+
+void cv_xml_text(FILE *out, const char *text)
+{
+    static const char *const markup[] = {
+        ['&'] = "&amp;", ['<'] = "&lt;", ['>'] = "&gt;", ['"'] = "&quot;", ['\''] = "&apos;"};
+    const unsigned char *p = (const unsigned char *)text;
+    size_t len = strlen(text);
+    uint32_t cp;
+    for (size_t i = 0, n; i < len; i += n) {
+        n = utf8_decode(p + i, len - i, &cp);
+        if (n == 0) { /* not UTF-8: the document says it is */
+            fputc('?', out);
+            n = 1;
+        } else if (cp < sizeof markup / sizeof *markup && markup[cp]) {
+            fputs(markup[cp], out);
+        } else if (cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r') {
+            fputc('?', out); /* XML 1.0 has no way to write these */
+        } else {
+            fwrite(p + i, 1, n, out);
+        }
+    }
+}
+
 /*  NUL is refused too: JSON never allows it raw, and C strings end at it. */
 const char *cv_text_check(const char *buf, size_t len, int *line, int *col)
 {

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "caveat/error.h"
 #include "report.pb-c.h"
@@ -218,6 +219,17 @@ const char *cv_text_check(const char *buf, size_t len, int *line, int *col);
  *  terminal, a leaf of the audit log): UTF-8 without NUL, and no control
  *  character (C0, DEL, C1) but those in controls ("" for one line).      */
 bool cv_text_readable(const char *text, size_t len, const char *controls);
+/*  Writes text as a person may read it on a terminal, whatever its bytes:
+ *  what cv_text_readable refuses (C0 and C1 controls, DEL, bytes that are
+ *  not UTF-8) and the backslash as \xNN a byte, the rest as it is. So a
+ *  string from a store someone may have edited cannot move the cursor,
+ *  start a new line or pass for another string.                       */
+void cv_text_write(FILE *out, const char *text, size_t len);
+/*  Text as XML character data or an attribute value: the five markup
+ *  characters escaped, and what XML 1.0 cannot hold (the C0 controls but
+ *  tab and line ends, bytes that are not UTF-8) written as '?'. For the
+ *  JUnit report of `caveat policy test` and `caveat audit summary --svg`. */
+void cv_xml_text(FILE *out, const char *text);
 
 /*  Position of a node for error messages: 1-based line and column of the
  *  node, or of its first key/item when it is a collection (libfyaml 0.7

@@ -199,6 +199,46 @@ static int audit_on(harness_t *h, const char *verb, const char *rest, char *out,
     return audit_cli(args, out, size);
 }
 
+/*  Leaves edited to hold a terminal's escape and a line break in their
+ *  category, one as raw bytes (no longer JSON) and one as JSON's escapes:
+ *  trace, sample and summary print them as \xNN, so a leaf cannot clear
+ *  the reviewer's screen or add a line that passes for another leaf. */
+static void edit_category(harness_t *h, const char *id, const char *with)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "UPDATE tlog_leaves SET data = CAST(replace(CAST(data AS TEXT), '\"category\":\"', "
+             "'\"category\":\"' || %s) AS BLOB) WHERE CAST(data AS TEXT) LIKE "
+             "'{\"event\":\"accepted\"%%\"%s\"%%'",
+             with, id);
+    store_sql(h, sql);
+}
+
+static void test_an_edited_leaf_reaches_the_terminal_as_text(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    char raw[64], escaped[64], out[16384];
+    assert_int_equal(publish_example(h, "vulnerable_individual", NULL, raw, sizeof raw),
+                     CAVEAT__WIRE__STATUS__OK);
+    assert_int_equal(publish_example(h, "vulnerable_individual", NULL, escaped, sizeof escaped),
+                     CAVEAT__WIRE__STATUS__OK);
+    assert_true(harness_stop(h));
+    edit_category(h, raw, "char(27) || '[2J' || char(10) || '9 {}'");
+    edit_category(h, escaped, "'\\u001b[2J\\n9 {}'");
+    static const char *const runs[][2] = {
+        {"trace", NULL}, {"sample", "--count 2"}, {"summary", ""}};
+    for (size_t i = 0; i < sizeof runs / sizeof *runs; i++) {
+        assert_int_equal(audit_on(h, runs[i][0], runs[i][1] ? runs[i][1] : raw, out, sizeof out),
+                         0);
+        assert_null(strchr(out, 27));
+        assert_non_null(strstr(out, "\\x1b[2J\\x0a9 {}"));
+    }
+    assert_int_equal(audit_on(h, "trace", raw, out, sizeof out), 0);
+    assert_null(strchr(strchr(out, '\n') + 1, '\n')); /* still one line */
+    finish(&h);
+}
+
 /*  A report's leaves are found by its id: trace lists them, prove
  *  --report proves its acceptance (with --to, only for an agency it was
  *  decided for), and an id two originators share is not proved blindly. */
@@ -701,6 +741,7 @@ int main(void)
         cmocka_unit_test(test_a_rolled_back_turn_leaves_no_leaf),
         cmocka_unit_test(test_a_changed_log_stops_the_broker),
         cmocka_unit_test(test_a_report_is_traced_and_proved),
+        cmocka_unit_test(test_an_edited_leaf_reaches_the_terminal_as_text),
         cmocka_unit_test(test_refusals_cannot_flood_the_log),
         cmocka_unit_test(test_a_review_decides_retention_and_is_recorded),
         cmocka_unit_test(test_an_audit_log_turned_off_says_so),
