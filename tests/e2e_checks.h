@@ -213,6 +213,20 @@ static inline long stat_of(harness_t *h, const char *name)
     return value;
 }
 
+/*  The counter once it is want, or its value after timeout_ms: for what
+ *  the broker does in its own time (a connection's end, read from
+ *  libzmq's monitor), however busy the machine. */
+static inline long stat_awaited(harness_t *h, const char *name, long want, int timeout_ms)
+{
+    int64_t until = zclock_mono() + timeout_ms;
+    long value = stat_of(h, name);
+    while (value != want && zclock_mono() < until) {
+        zclock_sleep(50);
+        value = stat_of(h, name);
+    }
+    return value;
+}
+
 /* ------------------------------------------------------------------------ */
 /*  Frames libcaveat would never send: a raw CURVE DEALER.                  */
 
