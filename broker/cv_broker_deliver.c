@@ -247,13 +247,16 @@ static cv_queue_t *session_queue(cv_broker_t *self, session_t *s)
 }
 
 /*  Whether the deliveries packed in this pump, with what already waits for
- *  its sync, reach OUT_BYTES_MAX: a pump stops there, however much credit
- *  is left, so that big reports cannot make one pump hold many times the
- *  bound. A delivery is at most a frame, far below it, so the bound is
- *  passed by at most one. */
+ *  its sync, reach OUT_BYTES_MAX, or the reports read back from the store
+ *  in this turn READ_BACK_MAX: a pump stops there, however much credit is
+ *  left, so that big reports cannot make one pump hold many times the
+ *  bound. A delivery is at most a frame, far below it, and a report read
+ *  back at most 16 times its size and 64 KiB, so a bound is passed by at
+ *  most one. */
 static bool pack_full(const cv_broker_t *self)
 {
-    return self->out_bytes + self->pack.used >= OUT_BYTES_MAX;
+    return self->out_bytes + self->pack.used >= OUT_BYTES_MAX ||
+           cv_cache_turn_reads(self->cache) >= READ_BACK_MAX;
 }
 
 /*  Resends what the queue has in flight, with its seqs, from where this

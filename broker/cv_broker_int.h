@@ -70,6 +70,7 @@
 #define REPORTS_PER_TURN     4000  /* reports handled per transaction */
 #define UNHEALTHY_FOR_MS     3000  /* /healthz says 503 this long after a rollback */
 #define OUT_BYTES_MAX        (16 * 1024 * 1024) /* Delivers packed, waiting for their sync */
+#define READ_BACK_MAX        (8 * 1024 * 1024)  /* stored reports read back in a turn, unpacked */
 #define PEER_SNDHWM          64  /* messages queued toward one connection; past it, it is gone */
 #define PEER_RCVHWM          8   /* frames read ahead from one connection (libcaveat sends 8) */
 #define HELLOS_PER_SECOND    10  /* on one connection */

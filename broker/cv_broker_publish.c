@@ -115,7 +115,8 @@ const Caveat__Report *broker_report_at(cv_broker_t *self, int64_t rowid)
     if (found == CV_GET_CORRUPT)
         quarantine(self, rowid, err.msg);
     else if (found > 0 && !report)
-        quarantine(self, rowid, "its stored bytes do not unpack");
+        quarantine(self, rowid,
+                   "its stored bytes do not unpack, or would take over 16 times their size");
     else if (found < 0) /* the store failed to read: the turn fails, nothing is dropped */
         broker_fail_turn(self, err.msg);
     if (report)
@@ -273,6 +274,23 @@ static void prepare_report(cv_broker_t *self, const char *sender, Caveat__Report
     p->body = pack_body(self, report, &p->body_len);
 }
 
+/*  A report is stored only if it can be read back within its bound
+ *  (cv_cache_report_fits): one of thousands of empty repeated entries
+ *  passes the bound of the frame it came in, beside bigger reports, and
+ *  would take far more when read back alone. Refused, as invalid. */
+static bool fits_when_read_back(cv_broker_t *self, prepared_t *p,
+                                Caveat__Wire__PublishResult *result)
+{
+    const uint8_t *body = (const uint8_t *)self->bodies.bytes + p->body;
+    if (cv_cache_report_fits(self->cache, p->report, body, p->body_len))
+        return true;
+    set_result(result, CAVEAT__WIRE__STATUS__REFUSED_INVALID, p->report->id,
+               "the report would take more than 16 times its size to read back "
+               "(thousands of empty repeated entries?)");
+    p->report = NULL;
+    return false;
+}
+
 /*  The sums to take for the prepared reports, once every body is packed
  *  (self->bodies no longer moves); how many. */
 static size_t hash_jobs(cv_broker_t *self, prepared_t *prepared, size_t n)
@@ -414,8 +432,10 @@ static void accept_reports(cv_broker_t *self, int agency, const char *sender,
         results[i] = cv_xcalloc(1, sizeof *results[i]);
         caveat__wire__publish_result__init(results[i]);
         int64_t created;
-        if (check_report(self, sender, publish->reports[i], &created, results[i]))
+        if (check_report(self, sender, publish->reports[i], &created, results[i])) {
             prepare_report(self, sender, publish->reports[i], created, &prepared[i]);
+            fits_when_read_back(self, &prepared[i], results[i]);
+        }
     }
     size_t jobs = hash_jobs(self, prepared, n); /* first: it may move self->jobs.all */
     cv_hasher_start(self->hasher, self->jobs.all, jobs);

@@ -24,10 +24,12 @@ typedef struct {
 
 struct cv_cache_t {
     cv_arena_t *arena[CV_CACHE_GENERATIONS];
+    cv_arena_t *trial; /* cv_cache_report_fits unpacks here, and resets it */
     uint64_t epoch[CV_CACHE_GENERATIONS];
     int current;
     size_t generation_bytes; /* packed bytes unpacked into the current generation */
     size_t turn_bytes;       /* ... in this turn */
+    size_t turn_reads;       /* what reports read back took in this turn */
     slot_t slots[SLOTS];
 };
 
@@ -39,8 +41,10 @@ cv_cache_t *cv_cache_new(void)
     for (int g = 0; g < CV_CACHE_GENERATIONS; g++)
         if (!(self->arena[g] = cv_arena_new(0))) {
             cv_cache_destroy(&self);
-            break;
+            return NULL;
         }
+    if (!(self->trial = cv_arena_new(0)))
+        cv_cache_destroy(&self);
     return self;
 }
 
@@ -51,6 +55,7 @@ void cv_cache_destroy(cv_cache_t **self_p)
     cv_cache_t *self = *self_p;
     for (int g = 0; g < CV_CACHE_GENERATIONS; g++)
         cv_arena_destroy(&self->arena[g]);
+    cv_arena_destroy(&self->trial);
     free(self);
     *self_p = NULL;
 }
@@ -106,9 +111,38 @@ Caveat__Wire__Frame *cv_cache_unpack_frame(cv_cache_t *self, const uint8_t *data
     return frame;
 }
 
+/*  What one stored report may take unpacked: as a frame may, but with
+ *  less slack, since a turn may read back hundreds of them (cv_cache.h). */
+#define REPORT_SLACK (64 * 1024)
+
+static size_t report_budget(size_t size)
+{
+    return size < (SIZE_MAX - REPORT_SLACK) / UNPACK_FACTOR ? size * UNPACK_FACTOR + REPORT_SLACK
+                                                            : SIZE_MAX;
+}
+
 Caveat__Report *cv_cache_unpack_report(cv_cache_t *self, const uint8_t *data, size_t size)
 {
-    return caveat__report__unpack(current(self, size), size, data);
+    budget_t b = {cv_arena_allocator(self->arena[self->current]), 0, report_budget(size)};
+    ProtobufCAllocator counted = {budget_alloc, budget_free, &b};
+    Caveat__Report *report = caveat__report__unpack(&counted, size, data);
+    size_t took = b.used > size ? b.used : size;
+    current(self, took);
+    self->turn_reads += took;
+    return report;
+}
+
+bool cv_cache_report_fits(cv_cache_t *self, const Caveat__Report *report, const uint8_t *data,
+                          size_t size)
+{
+    size_t budget = report_budget(size);
+    if (cv_proto_unpack_bound(&report->base) <= budget)
+        return true; /* the common case: no need to unpack it again */
+    budget_t b = {cv_arena_allocator(self->trial), 0, budget};
+    ProtobufCAllocator counted = {budget_alloc, budget_free, &b};
+    bool fits = caveat__report__unpack(&counted, size, data) != NULL;
+    cv_arena_reset(self->trial);
+    return fits;
 }
 
 char *cv_cache_strdup(cv_cache_t *self, const char *text)
@@ -149,6 +183,7 @@ void cv_cache_forget(cv_cache_t *self)
 void cv_cache_next_turn(cv_cache_t *self)
 {
     self->turn_bytes = 0;
+    self->turn_reads = 0;
     if (self->generation_bytes < GENERATION_BYTES)
         return;
     /* the oldest generation becomes the current one, empty */
@@ -161,4 +196,9 @@ void cv_cache_next_turn(cv_cache_t *self)
 size_t cv_cache_turn_bytes(const cv_cache_t *self)
 {
     return self->turn_bytes;
+}
+
+size_t cv_cache_turn_reads(const cv_cache_t *self)
+{
+    return self->turn_reads;
 }

@@ -30,7 +30,18 @@ void cv_cache_destroy(cv_cache_t **self_p);
  *  NULL when not valid, or for a frame that would take more than 16 times
  *  its size and 1 MiB. */
 Caveat__Wire__Frame *cv_cache_unpack_frame(cv_cache_t *self, const uint8_t *data, size_t size);
+/*  A stored report read back: counted as what it takes, and NULL when it
+ *  would take more than 16 times its size and 64 KiB (which the broker
+ *  checks before it stores one: cv_cache_report_fits). */
 Caveat__Report *cv_cache_unpack_report(cv_cache_t *self, const uint8_t *data, size_t size);
+/*  Whether data (size bytes: report, packed) can be read back by
+ *  cv_cache_unpack_report. An empty repeated element is 2 bytes packed
+ *  and a whole struct unpacked, and a frame's bound covers its reports
+ *  together, not each: a report stored without this check could be
+ *  acknowledged and never read back, or take many times what it is
+ *  counted. */
+bool cv_cache_report_fits(cv_cache_t *self, const Caveat__Report *report, const uint8_t *data,
+                          size_t size);
 /*  A copy of text in the current generation: for strings the broker sets
  *  in a report it unpacked. */
 char *cv_cache_strdup(cv_cache_t *self, const char *text);
@@ -47,5 +58,9 @@ void cv_cache_next_turn(cv_cache_t *self);
 /*  Bytes unpacked in the current turn so far: a turn stops draining past
  *  a bound, so one generation never holds more than its share by much. */
 size_t cv_cache_turn_bytes(const cv_cache_t *self);
+/*  What reports read back from the store took in this turn: the sends
+ *  stop past a bound, so that reading back a backlog does not fill a
+ *  generation many times over in one turn. */
+size_t cv_cache_turn_reads(const cv_cache_t *self);
 
 #endif

@@ -111,6 +111,10 @@ size_t cv_slot_size(ProtobufCType type);
  *  with malloc'd messages the unknown fields' bytes would leak. NULL is
  *  allowed.                                                              */
 void cv_proto_drop_unknown(ProtobufCMessage *msg);
+/*  At least what protobuf-c allocates to unpack msg's packed form (the
+ *  structs, arrays, strings and bytes, and its scan records for each field
+ *  it meets): a check that needs no unpacking, for the common case. */
+size_t cv_proto_unpack_bound(const ProtobufCMessage *msg);
 
 /*  Whether d is the entry of a map<K,V>: protobuf-c compiles one to a
  *  repeated message "XEntry" with fields key = 1 and value = 2, and keeps

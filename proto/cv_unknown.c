@@ -1,6 +1,7 @@
 /*  cv_unknown.c: what is taken out of, or refused in, a message read from
- *  the wire before it is kept: unknown fields, and map entries missing
- *  their key or value.
+ *  the wire before it is kept: unknown fields, map entries missing their
+ *  key or value, and (cv_proto_unpack_bound) what reading it back could
+ *  take.
  *
  *  protobuf-c keeps every field it does not know, to pack it again. It
  *  accepts an unknown field with tag 0 written as a two-byte varint
@@ -134,4 +135,67 @@ bool cv_proto_maps_whole(const ProtobufCMessage *msg, char *path, size_t size)
         return true;
     maps_whole_in(msg, path, size, 0); /* a refusal: again, naming the map */
     return false;
+}
+
+/*  protobuf-c notes each field it meets in slabs of 32-byte records that
+ *  double in size, so at most twice 32 bytes a field met; 96, to spare. */
+#define SCAN_BYTES 96
+
+static size_t element_size(const ProtobufCFieldDescriptor *f)
+{
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_STRING:
+    case PROTOBUF_C_TYPE_MESSAGE:
+        return sizeof(void *);
+    case PROTOBUF_C_TYPE_BYTES:
+        return sizeof(ProtobufCBinaryData);
+    default:
+        return cv_slot_size(f->type);
+    }
+}
+
+/*  What the value at p (of field f) takes beyond its slot. */
+static size_t value_bound(const ProtobufCFieldDescriptor *f, const void *p)
+{
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_STRING: {
+        const char *text = *(const char *const *)p;
+        return text ? strlen(text) + 1 : 0;
+    }
+    case PROTOBUF_C_TYPE_BYTES:
+        return ((const ProtobufCBinaryData *)p)->len;
+    case PROTOBUF_C_TYPE_MESSAGE:
+        return cv_proto_unpack_bound(*(const ProtobufCMessage *const *)p);
+    default:
+        return 0;
+    }
+}
+
+size_t cv_proto_unpack_bound(const ProtobufCMessage *msg)
+{
+    if (!msg)
+        return 0;
+    const ProtobufCMessageDescriptor *d = msg->descriptor;
+    const char *base = (const char *)msg;
+    size_t bound = d->sizeof_message, met = msg->n_unknown_fields;
+    for (unsigned i = 0; i < msg->n_unknown_fields; i++)
+        bound += sizeof *msg->unknown_fields + msg->unknown_fields[i].len;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        if (f->label != PROTOBUF_C_LABEL_REPEATED) {
+            if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+                *(const uint32_t *)(base + f->quantifier_offset) != f->id)
+                continue;
+            bound += value_bound(f, base + f->offset);
+            met++;
+            continue;
+        }
+        size_t n = *(const size_t *)(base + f->quantifier_offset), size = element_size(f);
+        const char *items = *(const char *const *)(base + f->offset);
+        bound += n * size;
+        met += n;
+        for (size_t j = 0; items && j < n; j++)
+            bound += value_bound(f, items + j * size);
+    }
+    return bound + met * SCAN_BYTES;
 }

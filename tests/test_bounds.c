@@ -167,6 +167,114 @@ static void test_frames_that_unpack_many_times_larger_are_bounded(void **state)
     finish(&h);
 }
 
+/*  A valid report with subjects empty subjects added (2 bytes each on the
+ *  wire), or with a narrative of narrative bytes. */
+static Caveat__Report *report_of(size_t subjects, size_t narrative)
+{
+    Caveat__Report *report = harness_report("vulnerable_individual");
+    assert_non_null(report);
+    free(report->id);
+    report->id = NULL;
+    if (narrative) {
+        free(report->narrative);
+        report->narrative = malloc(narrative + 1);
+        assert_non_null(report->narrative);
+        memset(report->narrative, 'x', narrative);
+        report->narrative[narrative] = '\0';
+    }
+    size_t n = report->n_subjects + subjects;
+    report->subjects = realloc(report->subjects, n * sizeof *report->subjects);
+    assert_non_null(report->subjects);
+    for (size_t i = report->n_subjects; i < n; i++) {
+        report->subjects[i] = malloc(sizeof *report->subjects[i]);
+        assert_non_null(report->subjects[i]);
+        caveat__subject__init(report->subjects[i]);
+    }
+    report->n_subjects = n;
+    return report;
+}
+
+/*  A report of 60,000 empty subjects (120 KB on the wire, some 7 MB
+ *  unpacked) beside one with a narrative of 850 KB passes the frame's bound,
+ *  which covers both together. Stored, it took 7 MB each time it was read
+ *  back (an approval naming it, 10 a second, or its delivery to a
+ *  subscriber back from a day away) and was counted 120 KB: the cache's
+ *  generations held a gigabyte. It is now refused as invalid, the report
+ *  beside it stored and delivered, and the sender's session goes on. */
+static void test_a_report_that_would_read_back_large_is_refused(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    cv_client_t *council = client(h, "hull-cc", NULL, 10);
+    zsock_t *police = raw_dealer(h, "hum-bcu-hull");
+    send_hello_with(police, 1, NULL, 0);
+    assert_int_equal(error_answer(police), 0);
+    Caveat__Report *reports[] = {report_of(60000, 0), report_of(0, 850 * 1000)};
+    send_publish(police, reports, 2);
+    Caveat__Wire__Frame *ack = frame_of(police, CAVEAT__WIRE__FRAME__BODY_PUBLISH_ACK);
+    assert_non_null(ack);
+    assert_int_equal(ack->publish_ack->n_results, 2);
+    assert_int_equal(ack->publish_ack->results[0]->status, CAVEAT__WIRE__STATUS__REFUSED_INVALID);
+    assert_non_null(strstr(ack->publish_ack->results[0]->reason, "16 times its size"));
+    assert_int_equal(ack->publish_ack->results[1]->status, CAVEAT__WIRE__STATUS__OK);
+    caveat__wire__frame__free_unpacked(ack, NULL);
+    assert_int_equal(stat_of(h, "published"), 1);
+    const cv_delivery_t *d = receive(council, 10000);
+    assert_non_null(d);
+    assert_int_equal(strlen(d->report->narrative), 850 * 1000);
+    assert_int_equal(d->report->n_subjects, reports[1]->n_subjects);
+    assert_null(receive(council, 500)); /* and nothing of the other */
+    for (size_t i = 0; i < 2; i++)
+        caveat__report__free_unpacked(reports[i], NULL);
+    send_hello_with(police, 1, NULL, 0); /* the sender carries on */
+    assert_int_equal(error_answer(police), 0);
+    zsock_destroy(&police);
+    cv_client_destroy(&council);
+    finish(&h);
+}
+
+/*  A backlog of 200 reports for a subscriber away, each of 7,000 empty
+ *  subjects and a narrative of 100 KB: 114 KB on the wire and some 1.2 MB
+ *  unpacked, within what a report may take read back. When the subscriber
+ *  comes back after a restart each is read back from the store, and the
+ *  turn's sends stopped only at 16 MB of deliveries: some 140 reports, 170
+ *  MB unpacked in one turn, in one generation of the cache. They now stop
+ *  at 8 MiB read back, and the backlog goes over more turns. */
+static void test_a_backlog_read_back_is_bounded_per_turn(void **state)
+{
+    (void)state;
+    enum { REPORTS = 200, SUBJECTS = 7000, NARRATIVE = 100 * 1000 };
+    harness_t *h = started();
+    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
+    Caveat__Report *report = report_of(SUBJECTS, NARRATIVE);
+    for (int i = 0; i < REPORTS; i++) {
+        cv_publish_result_t result = {0};
+        cv_error_t err = {0};
+        assert_int_equal(cv_client_publish_one(police, report, &result, 10000, &err), 0);
+        assert_int_equal(result.status, CAVEAT__WIRE__STATUS__OK);
+        cv_publish_results_clear(&result, 1);
+        free(report->id);
+        report->id = NULL;
+    }
+    caveat__report__free_unpacked(report, NULL);
+    cv_client_destroy(&police);
+    assert_true(harness_stop(h)); /* nothing cached: every report is read back */
+    assert_true(harness_start(h, NULL));
+    long before = broker_rss_kb(h);
+    cv_client_t *council = client(h, "hull-cc", NULL, 256);
+    for (int i = 0; i < REPORTS; i++) {
+        const cv_delivery_t *d = receive(council, 10000);
+        assert_non_null(d);
+        assert_int_equal(d->report->n_subjects, SUBJECTS + 1);
+        assert_true(cv_client_ack(council, d->seq, &(cv_error_t){0}));
+    }
+    long grown = broker_rss_kb(h) - before;
+    print_message("a backlog of %d reports read back: the broker grew by %ld kB\n", REPORTS, grown);
+    assert_true(SANITIZED || grown < 180 * 1024); /* 260 MB without the bound */
+    cv_client_destroy(&council);
+    finish(&h);
+}
+
 /*  CPU time the broker's loop (its main thread) has used, in ms. */
 static long loop_cpu_ms(harness_t *h)
 {
@@ -269,6 +377,8 @@ int main(void)
         cmocka_unit_test(test_deaf_connections_one_after_another_hold_three_shares),
         cmocka_unit_test(test_two_copies_of_a_subscriber_do_not_end_each_other),
         cmocka_unit_test(test_frames_that_unpack_many_times_larger_are_bounded),
+        cmocka_unit_test(test_a_report_that_would_read_back_large_is_refused),
+        cmocka_unit_test(test_a_backlog_read_back_is_bounded_per_turn),
         cmocka_unit_test(test_a_subscriber_held_back_by_its_receipts_costs_no_spin),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1327,6 +1327,77 @@ static void test_cache_rowids_below_one(void **state)
     cv_cache_destroy(&cache);
 }
 
+/*  A report with subjects subjects, named when named, else empty (2 bytes
+ *  each on the wire), packed into *len bytes of a buffer of the caller's. */
+static uint8_t *packed_report(size_t subjects, bool named, size_t *len)
+{
+    Caveat__Report report = CAVEAT__REPORT__INIT;
+    report.category = "vulnerable_individual";
+    report.narrative = "seen near the station";
+    Caveat__Subject *all = calloc(subjects + 1, sizeof *all);
+    Caveat__Subject **list = calloc(subjects + 1, sizeof *list);
+    assert_true(all && list);
+    for (size_t i = 0; i < subjects; i++) {
+        caveat__subject__init(&all[i]);
+        all[i].name = named ? "Jane Doe" : "";
+        list[i] = &all[i];
+    }
+    report.n_subjects = subjects;
+    report.subjects = list;
+    *len = caveat__report__get_packed_size(&report);
+    uint8_t *bytes = malloc(*len + 1);
+    assert_non_null(bytes);
+    caveat__report__pack(&report, bytes);
+    free(list);
+    free(all);
+    return bytes;
+}
+
+/*  A report read back from the store is counted as what it takes unpacked,
+ *  never more than cv_proto_unpack_bound says (which lets the broker skip
+ *  unpacking a report again to check it), and one that would take more
+ *  than 16 times its size and 64 KiB is neither stored (cv_cache_report_fits)
+ *  nor read back: one of empty subjects, 2 bytes each on the wire, would. */
+static void test_cache_counts_reports_as_unpacked(void **state)
+{
+    (void)state;
+    cv_cache_t *cache = cv_cache_new();
+    assert_non_null(cache);
+    static const size_t counts[] = {0, 1, 15, 16, 17, 100, 1000, 3000};
+    for (size_t c = 0; c < sizeof counts / sizeof *counts; c++) {
+        for (int named = 0; named < 2; named++) {
+            size_t len;
+            uint8_t *bytes = packed_report(counts[c], named, &len);
+            size_t before = cv_cache_turn_reads(cache);
+            Caveat__Report *report = cv_cache_unpack_report(cache, bytes, len);
+            size_t took = cv_cache_turn_reads(cache) - before;
+            bool large = !named && counts[c] >= 3000;
+            assert_true(took >= len);
+            if (large) { /* refused when stored, and when read back */
+                assert_null(report);
+                assert_true(took > 16 * len);
+            } else {
+                assert_non_null(report);
+                assert_true(took <= cv_proto_unpack_bound(&report->base));
+                assert_true(cv_cache_report_fits(cache, report, bytes, len));
+            }
+            free(bytes);
+        }
+    }
+    /* the check unpacks again only past the bound, and then decides alone */
+    size_t len;
+    uint8_t *bytes = packed_report(3000, false, &len);
+    Caveat__Report *whole = caveat__report__unpack(NULL, len, bytes);
+    assert_non_null(whole);
+    assert_true(cv_proto_unpack_bound(&whole->base) > 16 * len + 64 * 1024);
+    assert_false(cv_cache_report_fits(cache, whole, bytes, len));
+    caveat__report__free_unpacked(whole, NULL);
+    free(bytes);
+    cv_cache_next_turn(cache);
+    assert_int_equal(cv_cache_turn_reads(cache), 0);
+    cv_cache_destroy(&cache);
+}
+
 /* ------------------------------------------------------------------------ */
 /*  The randomized model test: five queues, thousands of operations.       */
 
@@ -2691,6 +2762,7 @@ int main(int argc, char **argv)
         TEST(test_store_get_report),
         TEST(test_router_refuses_damaged_ids),
         TEST(test_cache_rowids_below_one),
+        TEST(test_cache_counts_reports_as_unpacked),
         TEST(test_store_late_queue_starts_past_earlier_reports),
         TEST(test_store_random_model),
         TEST(test_put_same_and_conflict),
