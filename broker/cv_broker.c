@@ -340,6 +340,30 @@ cv_broker_t *cv_broker_new_offline(const cv_broker_config_t *config, cv_error_t 
     return new_broker(config, true, err);
 }
 
+/*  The config's strings, the broker's own: a caller's buffers need not
+ *  outlive it. */
+static const char **config_string(cv_broker_config_t *c, int i)
+{
+    const char **all[] = {&c->policy_path, &c->endpoint, &c->cert_path,     &c->data_dir,
+                          &c->monitor,     &c->pid_file, &c->policy_signers};
+    return i < (int)(sizeof all / sizeof *all) ? all[i] : NULL;
+}
+
+static void own_config_strings(cv_broker_config_t *c)
+{
+    const char **field;
+    for (int i = 0; (field = config_string(c, i)) != NULL; i++)
+        if (*field)
+            *field = cv_xstrdup(*field);
+}
+
+static void free_config_strings(cv_broker_config_t *c)
+{
+    const char **field;
+    for (int i = 0; (field = config_string(c, i)) != NULL; i++)
+        free((char *)*field);
+}
+
 static cv_broker_t *new_broker(const cv_broker_config_t *config, bool offline, cv_error_t *err)
 {
     if (sodium_init() < 0)
@@ -349,6 +373,7 @@ static cv_broker_t *new_broker(const cv_broker_config_t *config, bool offline, c
     if (!self)
         return NULL;
     self->config = *config;
+    own_config_strings(&self->config);
     self->peer_fd = -1;
     if (!self->config.max_frame)
         self->config.max_frame = DEFAULT_MAX_FRAME;
@@ -436,6 +461,7 @@ void cv_broker_destroy(cv_broker_t **self_p)
     free(self->pack.bytes);
     free(self->pack.rules);
     sodium_memzero(self->pseudonym_key, sizeof self->pseudonym_key);
+    free_config_strings(&self->config);
     free(self);
     *self_p = NULL;
 }
@@ -460,7 +486,7 @@ void broker_free_pending(pending_ack_t *p)
     free(p);
 }
 
-static void free_pending_feedback(pending_feedback_t *p)
+void broker_pending_feedback_free(pending_feedback_t *p)
 {
     zframe_destroy(&p->routing);
     free(p->report_id);
@@ -476,7 +502,7 @@ static void hold_feedback_acks(cv_broker_t *self)
         held_t *h = cv_xmalloc(sizeof *h);
         *h = (held_t){0, p->session, broker_feedback_ack(p->routing, p->report_id, why), false, 0};
         broker_hold(self, h);
-        free_pending_feedback(p);
+        broker_pending_feedback_free(p);
     }
 }
 
@@ -495,7 +521,7 @@ static void clear_outgoing(cv_broker_t *self)
     broker_forget_approval_answers_of(self, 0);
     pending_feedback_t *f;
     while (self->pending_feedback && (f = zlistx_detach(self->pending_feedback, NULL)))
-        free_pending_feedback(f);
+        broker_pending_feedback_free(f);
     /* never synced: not sent (a client resends a publish, the broker a delivery) */
     held_list_clear(self, self->outbox);
     held_list_clear(self, self->held);
@@ -933,6 +959,13 @@ int cv_broker_feed_all(cv_broker_t *self, const cv_broker_frame_t *frames, size_
         end_turn(self);
     }
     return turns;
+}
+
+void cv_broker_on_sent(cv_broker_t *self, cv_broker_sent_fn *fn, void *arg)
+{
+    assert(!self->router);
+    self->sent_fn = fn;
+    self->sent_arg = arg;
 }
 
 void cv_broker_feed(cv_broker_t *self, int agency, uint32_t connection, const void *frame,

@@ -65,6 +65,11 @@ typedef struct {
 } cv_broker_frame_t;
 int cv_broker_feed_all(cv_broker_t *self, const cv_broker_frame_t *frames, size_t n);
 int64_t cv_broker_check_store(cv_broker_t *self, cv_error_t *err);
+/*  Offline: each message the broker would send, as it would send it (the
+ *  connection's number, as cv_broker_feed takes it, and the frame's
+ *  bytes), to fn; NULL to drop them again. For tests of who is sent what. */
+typedef void(cv_broker_sent_fn)(void *arg, uint32_t connection, const uint8_t *frame, size_t size);
+void cv_broker_on_sent(cv_broker_t *self, cv_broker_sent_fn *fn, void *arg);
 
 /*  Serves until SIGINT or SIGTERM; SIGHUP reloads the policy. */
 int cv_broker_run(cv_broker_t *self);

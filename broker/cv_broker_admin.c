@@ -233,11 +233,12 @@ static void send_admin_reply(cv_broker_t *self, const zframe_t *routing, uint64_
 
 /*  A reply that says something was done: it leaves once the commit that
  *  did it is on disk, as a PublishAck does. */
-static void send_admin_reply_synced(cv_broker_t *self, const zframe_t *routing, uint64_t id,
-                                    bool ok, const char *text)
+static void send_admin_reply_synced(cv_broker_t *self, const zframe_t *routing, uint64_t session,
+                                    uint64_t id, bool ok, const char *text)
 {
     held_t *h = cv_xcalloc(1, sizeof *h);
     h->msg = admin_reply(routing, id, ok, text);
+    h->session = session; /* dropped if the session ends before the sync */
     broker_hold(self, h);
 }
 
@@ -420,22 +421,34 @@ int broker_purge(cv_broker_t *self, const cv_purge_how_t *how, cv_admin_purged_t
     return total;
 }
 
-static void run_purge(cv_broker_t *self, const zframe_t *routing,
-                      const Caveat__Wire__AdminRequest *request)
+/*  The answer to a deferred request, to the session that asked (asker),
+ *  if it is still there; synced: once the commit that did it is on disk. */
+static void answer_deferred(cv_broker_t *self, const deferred_t *d, uint64_t asker, bool synced,
+                            bool ok, const char *text)
 {
+    if (!asker)
+        cv_log_info(self->log, "%s: the administrator who asked has gone: no reply",
+                    d->request->command);
+    else if (synced)
+        send_admin_reply_synced(self, d->routing, asker, d->request->id, ok, text);
+    else
+        send_admin_reply(self, d->routing, d->request->id, ok, text);
+}
+
+static void run_purge(cv_broker_t *self, const deferred_t *d, uint64_t asker)
+{
+    const Caveat__Wire__AdminRequest *request = d->request;
     cv_purge_how_t how;
     if (!cv_admin_purge_args((const char *const *)request->args, request->n_args, &how)) {
-        send_admin_reply(self, routing, request->id, false, cv_admin_purge_usage);
+        answer_deferred(self, d, asker, false, false, cv_admin_purge_usage);
         return;
     }
     cv_admin_purged_t *list = cv_admin_purged_new();
     cv_error_t err = {0};
     int total = broker_purge(self, &how, list, &err);
     char *reply = cv_admin_purged_reply(&list, how.dry_run, total, err.msg);
-    if (total > 0 && !how.dry_run)
-        send_admin_reply_synced(self, routing, request->id, true, reply);
-    else
-        send_admin_reply(self, routing, request->id, total >= 0, reply);
+    bool done = total > 0 && !how.dry_run;
+    answer_deferred(self, d, asker, done, total >= 0, reply);
     free(reply);
 }
 
@@ -484,10 +497,7 @@ static int review(cv_broker_t *self, const cv_review_args_t *args, const cv_revi
     return 1;
 }
 
-static void send_admin_reply_synced(cv_broker_t *self, const zframe_t *routing, uint64_t id,
-                                    bool ok, const char *text);
-
-static void run_review(cv_broker_t *self, const deferred_t *d)
+static void run_review(cv_broker_t *self, const deferred_t *d, uint64_t asker)
 {
     const Caveat__Wire__AdminRequest *request = d->request;
     int64_t now = (int64_t)time(NULL);
@@ -495,7 +505,7 @@ static void run_review(cv_broker_t *self, const deferred_t *d)
     const char *why = NULL;
     if (!cv_admin_review_args((const char *const *)request->args, request->n_args, now, &args,
                               &why)) {
-        send_admin_reply(self, d->routing, request->id, false, why);
+        answer_deferred(self, d, asker, false, false, why);
         return;
     }
     cv_review_t decision = {.retain_until = args.retain_until,
@@ -506,10 +516,7 @@ static void run_review(cv_broker_t *self, const deferred_t *d)
     cv_error_t err = {0};
     int found = review(self, &args, &decision, &err);
     char *text = cv_admin_review_reply(&args, found, err.msg);
-    if (found == 1)
-        send_admin_reply_synced(self, d->routing, request->id, true, text);
-    else
-        send_admin_reply(self, d->routing, request->id, false, text);
+    answer_deferred(self, d, asker, found == 1, found == 1, text);
     free(text);
 }
 
@@ -517,10 +524,15 @@ void broker_run_all_deferred(cv_broker_t *self)
 {
     deferred_t *d;
     while ((d = zlistx_detach(self->deferred, NULL))) {
+        /* the work stands whoever is there; the answer goes to the session
+         * that asked alone: its routing id may be another connection's now */
+        session_t *s = broker_session_of(self, d->routing);
+        uint64_t asker =
+            s && !s->gone_at && sodium_memcmp(s->key, d->key, CV_KEY_BYTES) == 0 ? s->serial : 0;
         if (strcmp(d->request->command, "review") == 0)
-            run_review(self, d);
+            run_review(self, d, asker);
         else
-            run_purge(self, d->routing, d->request);
+            run_purge(self, d, asker);
         zframe_destroy(&d->routing);
         caveat__wire__admin_request__free_unpacked(d->request, NULL);
         free(d);
@@ -529,8 +541,8 @@ void broker_run_all_deferred(cv_broker_t *self)
 
 /*  Keeps a copy of the request (the frame it came in is freed); false
  *  when the copy does not unpack. */
-static bool defer(cv_broker_t *self, const zframe_t *routing, const char *admin,
-                  const Caveat__Wire__AdminRequest *request)
+static bool defer(cv_broker_t *self, const zframe_t *routing, const uint8_t key[CV_KEY_BYTES],
+                  const char *admin, const Caveat__Wire__AdminRequest *request)
 {
     size_t len = caveat__wire__admin_request__get_packed_size(request);
     uint8_t *buf = cv_xmalloc(len);
@@ -541,6 +553,7 @@ static bool defer(cv_broker_t *self, const zframe_t *routing, const char *admin,
         return false;
     deferred_t *d = cv_xcalloc(1, sizeof *d);
     d->routing = zframe_dup((zframe_t *)routing);
+    memcpy(d->key, key, CV_KEY_BYTES);
     d->request = copy;
     snprintf(d->admin, sizeof d->admin, "%s", admin);
     zlistx_add_end(self->deferred, d);
@@ -703,7 +716,7 @@ void broker_on_admin(cv_broker_t *self, const zframe_t *routing, int agency,
         record_admin(self, admin, command, true);
         start_backup(self, routing, key, request);
     } else if (strcmp(command, "purge") == 0 || strcmp(command, "review") == 0) {
-        bool taken = defer(self, routing, admin, request);
+        bool taken = defer(self, routing, key, admin, request);
         record_admin(self, admin, command, taken);
         if (!taken)
             broker_send_error(self, routing, E_BAD_REQUEST,

@@ -200,6 +200,7 @@ typedef struct {
  *  runs after the turn's commit, never inside the write transaction. */
 typedef struct {
     zframe_t *routing;
+    uint8_t key[CV_KEY_BYTES]; /* of the session that asked: only it is answered */
     Caveat__Wire__AdminRequest *request;
     char admin[256]; /* the administrator's agency: a reload may free the policy's */
 } deferred_t;
@@ -230,6 +231,7 @@ typedef struct {
     char *report_id;
     bool lost; /* the turn rolled back: not stored */
 } pending_feedback_t;
+void broker_pending_feedback_free(pending_feedback_t *p);
 
 /*  A publish waiting for the commit before its PublishAck goes out. */
 typedef struct {
@@ -272,11 +274,13 @@ struct cv_broker_t {
     zlistx_t *pending;          /* sessions that may have something to send (not owned) */
     zlistx_t *pending_acks;     /* pending_ack_t */
     zlistx_t *pending_feedback; /* pending_feedback_t */
-    cv_feedback_t *feedback;    /* feedback rows in the store, on their way to originators */
-    zlistx_t *outbox;           /* held_t: deliveries to send after the commit */
-    zlistx_t *held;             /* held_t: messages waiting for their commit's sync */
-    zlistx_t *deferred;         /* deferred_t: admin work run outside a transaction */
-    cv_cache_t *cache; /* unpacked frames and reports: a report fanned out is unpacked once */
+    cv_broker_sent_fn *sent_fn; /* offline: what would be sent (cv_broker_on_sent) */
+    void *sent_arg;
+    cv_feedback_t *feedback; /* feedback rows in the store, on their way to originators */
+    zlistx_t *outbox;        /* held_t: deliveries to send after the commit */
+    zlistx_t *held;          /* held_t: messages waiting for their commit's sync */
+    zlistx_t *deferred;      /* deferred_t: admin work run outside a transaction */
+    cv_cache_t *cache;       /* unpacked frames and reports: a report fanned out is unpacked once */
     cv_decision_t *decision;
     cv_candidates_t *candidates; /* who route() decides a report for */
     cv_hasher_t *hasher;         /* stored reports' checksums, beside the loop */

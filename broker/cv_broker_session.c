@@ -174,7 +174,8 @@ void broker_held_destroy(cv_broker_t *self, held_t *h)
 }
 
 /*  Drops whatever waits to be sent for the session with serial: a
- *  PublishAck, deliveries held for their sync or in the outbox. */
+ *  PublishAck or FeedbackAck, deliveries held for their sync or in the
+ *  outbox, approval answers. */
 static void forget_messages_of(cv_broker_t *self, uint64_t serial)
 {
     for (pending_ack_t *p = zlistx_first(self->pending_acks); p;
@@ -182,6 +183,12 @@ static void forget_messages_of(cv_broker_t *self, uint64_t serial)
         if (p->session == serial) {
             zlistx_detach_cur(self->pending_acks); /* the cursor stays valid for next */
             broker_free_pending(p);
+        }
+    for (pending_feedback_t *f = zlistx_first(self->pending_feedback); f;
+         f = zlistx_next(self->pending_feedback))
+        if (f->session == serial) {
+            zlistx_detach_cur(self->pending_feedback);
+            broker_pending_feedback_free(f);
         }
     zlistx_t *lists[] = {self->outbox, self->held};
     for (size_t i = 0; i < sizeof lists / sizeof *lists; i++)

@@ -21,6 +21,7 @@ static int setup(void **state)
 {
     offline_t *o = calloc(1, sizeof *o);
     o->files = harness_new();
+    /* the broker keeps copies: these go when setup returns */
     char policy[600], data[600];
     snprintf(policy, sizeof policy, "%s", harness_path(o->files, "policy.yaml"));
     snprintf(data, sizeof data, "%s", harness_path(o->files, "data"));
@@ -72,6 +73,56 @@ static void hello(offline_t *o, int from)
     frame.body_case = CAVEAT__WIRE__FRAME__BODY_HELLO;
     frame.hello = &hello;
     feed(o, from, &frame);
+}
+
+/*  frame, packed (malloc'd), as agency from sends it on connection. */
+static cv_broker_frame_t packed(int from, uint32_t connection, const Caveat__Wire__Frame *frame)
+{
+    size_t size = caveat__wire__frame__get_packed_size(frame);
+    uint8_t *bytes = malloc(size ? size : 1);
+    assert_non_null(bytes);
+    caveat__wire__frame__pack(frame, bytes);
+    return (cv_broker_frame_t){from, connection, bytes, size};
+}
+
+/*  A Publish of one example report, packed (malloc'd), as agency from
+ *  sends it on connection; id NULL: a new one, the broker's. */
+static cv_broker_frame_t publish_frame_as(int from, uint32_t connection, const char *name,
+                                          const char *id)
+{
+    Caveat__Report *report = harness_report(name);
+    assert_non_null(report);
+    free(report->id);
+    report->id = id ? strdup(id) : NULL;
+    Caveat__Wire__Publish publish = CAVEAT__WIRE__PUBLISH__INIT;
+    publish.n_reports = 1;
+    publish.reports = &report;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_PUBLISH;
+    frame.publish = &publish;
+    cv_broker_frame_t packed_frame = packed(from, connection, &frame);
+    caveat__report__free_unpacked(report, NULL);
+    return packed_frame;
+}
+
+static cv_broker_frame_t publish_frame(int from, const char *name)
+{
+    return publish_frame_as(from, 1, name, NULL);
+}
+
+/*  An AdminRequest, packed (malloc'd), as agency from sends it on
+ *  connection. */
+static cv_broker_frame_t admin_frame(int from, uint32_t connection, const char *command,
+                                     char **args, size_t n_args)
+{
+    Caveat__Wire__AdminRequest request = CAVEAT__WIRE__ADMIN_REQUEST__INIT;
+    request.command = (char *)command;
+    request.n_args = n_args;
+    request.args = args;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_ADMIN_REQUEST;
+    frame.admin_request = &request;
+    return packed(from, connection, &frame);
 }
 
 /*  protobuf-c 1.4 accepts an unknown field with tag 0 written as the
@@ -191,38 +242,13 @@ static void test_a_backup_asked_offline_is_freed_with_the_broker(void **state)
     int admin = agency(o, "caveat-admin");
     hello(o, admin);
     char *args[] = {(char *)harness_path(o->files, "backup")};
-    Caveat__Wire__AdminRequest request = CAVEAT__WIRE__ADMIN_REQUEST__INIT;
-    request.command = "backup";
-    request.n_args = 1;
-    request.args = args;
-    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
-    frame.body_case = CAVEAT__WIRE__FRAME__BODY_ADMIN_REQUEST;
-    frame.admin_request = &request;
-    feed(o, admin, &frame);
+    cv_broker_frame_t backup = admin_frame(admin, 1, "backup", args, 1);
+    cv_broker_feed_all(o->broker, &backup, 1);
+    free((void *)backup.bytes);
     cv_error_t err = {0};
     assert_int_equal(cv_broker_check_store(o->broker, &err), 0);
     cv_broker_destroy(&o->broker);
     assert_null(o->broker);
-}
-
-/*  A Publish of one example report (a new id each), packed: malloc'd. */
-static cv_broker_frame_t publish_frame(int from, const char *name)
-{
-    Caveat__Report *report = harness_report(name);
-    assert_non_null(report);
-    free(report->id);
-    report->id = NULL;
-    Caveat__Wire__Publish publish = CAVEAT__WIRE__PUBLISH__INIT;
-    publish.n_reports = 1;
-    publish.reports = &report;
-    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
-    frame.body_case = CAVEAT__WIRE__FRAME__BODY_PUBLISH;
-    frame.publish = &publish;
-    size_t size = caveat__wire__frame__get_packed_size(&frame);
-    uint8_t *bytes = malloc(size);
-    caveat__wire__frame__pack(&frame, bytes);
-    caveat__report__free_unpacked(report, NULL);
-    return (cv_broker_frame_t){from, 1, bytes, size};
 }
 
 /*  Turns the frames take, in order: routine ones, and an IMMEDIATE one at
@@ -252,10 +278,116 @@ static void test_an_immediate_report_ends_its_turn(void **state)
     assert_int_equal(turns_for(o, police, 11, 10), 1); /* the last: nothing waits behind it */
 }
 
+/*  What the broker sent, in order: to which connection, which frame. */
+typedef struct {
+    size_t n;
+    uint32_t connection[256];
+    Caveat__Wire__Frame__BodyCase body[256];
+} sent_t;
+
+static void on_sent(void *arg, uint32_t connection, const uint8_t *bytes, size_t size)
+{
+    sent_t *sent = arg;
+    Caveat__Wire__Frame *frame = caveat__wire__frame__unpack(NULL, size, bytes);
+    assert_non_null(frame);
+    if (sent->n < 256) {
+        sent->connection[sent->n] = connection;
+        sent->body[sent->n++] = frame->body_case;
+    }
+    caveat__wire__frame__free_unpacked(frame, NULL);
+}
+
+/*  How many of the frames sent from index from on went to connection with
+ *  body. */
+static int sent_to(const sent_t *sent, size_t from, uint32_t connection,
+                   Caveat__Wire__Frame__BodyCase body)
+{
+    int n = 0;
+    for (size_t i = from; i < sent->n; i++)
+        n += sent->connection[i] == connection && sent->body[i] == body;
+    return n;
+}
+
+static cv_broker_frame_t hello_with(int from, uint32_t connection, uint32_t credit)
+{
+    Caveat__Wire__Hello hello = CAVEAT__WIRE__HELLO__INIT;
+    hello.has_version = hello.has_credit = true;
+    hello.version = 1;
+    hello.credit = credit;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_HELLO;
+    frame.hello = &hello;
+    return packed(from, connection, &frame);
+}
+
+static cv_broker_frame_t feedback_on(int from, uint32_t connection, const char *report_id,
+                                     const char *value)
+{
+    Caveat__Wire__Feedback feedback = CAVEAT__WIRE__FEEDBACK__INIT;
+    feedback.report_id = (char *)report_id;
+    feedback.value = (char *)value;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_FEEDBACK;
+    frame.feedback = &feedback;
+    return packed(from, connection, &frame);
+}
+
+/*  Feeds the frames, all in one turn, and frees them. */
+static void one_turn(offline_t *o, cv_broker_frame_t *frames, size_t n)
+{
+    assert_int_equal(cv_broker_feed_all(o->broker, frames, n), 1);
+    for (size_t i = 0; i < n; i++)
+        free((void *)frames[i].bytes);
+}
+
+/*  Answers that wait for their turn's commit (a FeedbackAck, the reply to a
+ *  purge, which runs after it) go to the session that asked alone. When
+ *  another agency's key shows up on the same routing id in the same turn
+ *  (a connection that went, its routing id taken by another that chose
+ *  one of the transport's form), the asking session ends there, and its
+ *  answers with it: the newcomer gets its own HelloAck and nothing else. */
+static void test_answers_after_the_commit_go_to_the_asker_alone(void **state)
+{
+    offline_t *o = *state;
+    int police = agency(o, "hum-bcu-hull"), council = agency(o, "hull-cc"),
+        admin = agency(o, "caveat-admin"), college = agency(o, "hull-college");
+    sent_t sent = {0};
+    cv_broker_on_sent(o->broker, on_sent, &sent);
+    cv_broker_frame_t start[] = {hello_with(police, 1, 0), hello_with(council, 2, 10),
+                                 hello_with(admin, 3, 0)};
+    one_turn(o, start, 3);
+    cv_broker_frame_t publishing[] = {
+        publish_frame_as(police, 1, "vulnerable_individual", "r-answers")};
+    one_turn(o, publishing, 1);
+    assert_int_equal(sent_to(&sent, 0, 2, CAVEAT__WIRE__FRAME__BODY_DELIVER), 1);
+
+    /* asked alone, each is answered */
+    size_t mark = sent.n;
+    cv_broker_frame_t asked[] = {feedback_on(council, 2, "r-answers", "seen"),
+                                 admin_frame(admin, 3, "purge", (char *[]){"dry-run"}, 1)};
+    one_turn(o, asked, 2);
+    assert_int_equal(sent_to(&sent, mark, 2, CAVEAT__WIRE__FRAME__BODY_FEEDBACK_ACK), 1);
+    assert_int_equal(sent_to(&sent, mark, 3, CAVEAT__WIRE__FRAME__BODY_ADMIN_REPLY), 1);
+
+    /* asked, then the routing ids come with the college's key */
+    mark = sent.n;
+    cv_broker_frame_t taken[] = {feedback_on(council, 2, "r-answers", "useful"),
+                                 admin_frame(admin, 3, "purge", (char *[]){"dry-run"}, 1),
+                                 hello_with(college, 2, 0), hello_with(college, 3, 0)};
+    one_turn(o, taken, 4);
+    for (uint32_t c = 2; c <= 3; c++) {
+        assert_int_equal(sent_to(&sent, mark, c, CAVEAT__WIRE__FRAME__BODY_HELLO_ACK), 1);
+        assert_int_equal(sent_to(&sent, mark, c, CAVEAT__WIRE__FRAME__BODY_FEEDBACK_ACK), 0);
+        assert_int_equal(sent_to(&sent, mark, c, CAVEAT__WIRE__FRAME__BODY_ADMIN_REPLY), 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_an_immediate_report_ends_its_turn, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_answers_after_the_commit_go_to_the_asker_alone, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_a_map_entry_without_its_value_is_not_stored, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_tag_0_field_does_not_poison_the_store, setup,
