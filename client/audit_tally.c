@@ -23,68 +23,6 @@ struct audit_tally_t {
     bool sorted; /* cells by category, then organisation */
 };
 
-static void *grow(void *array, size_t *cap, size_t item)
-{
-    *cap = *cap ? 2 * *cap : 16;
-    void *grown = realloc(array, *cap * item);
-    if (!grown)
-        abort();
-    return grown;
-}
-
-static void count_cell(audit_tally_t *t, const char *category, const char *organisation)
-{
-    for (size_t i = 0; i < t->n; i++)
-        if (strcmp(t->cells[i].category, category) == 0 &&
-            strcmp(t->cells[i].organisation, organisation) == 0) {
-            t->cells[i].reports++;
-            return;
-        }
-    if (t->n == t->cap)
-        t->cells = grow(t->cells, &t->cap, sizeof *t->cells);
-    cell_t cell = {strdup(category), strdup(organisation), 1};
-    if (!cell.category || !cell.organisation)
-        abort();
-    t->cells[t->n++] = cell;
-}
-
-/*  Whether the report was counted for organisation already; notes it. */
-static bool seen_before(audit_tally_t *t, const char *organisation)
-{
-    for (size_t i = 0; i < t->n_seen; i++)
-        if (strcmp(t->seen[i], organisation) == 0)
-            return true;
-    if (t->n_seen == t->cap_seen)
-        t->seen = grow(t->seen, &t->cap_seen, sizeof *t->seen);
-    t->seen[t->n_seen++] = (char *)organisation;
-    return false;
-}
-
-void audit_tally_add(audit_tally_t *t, const void *data, size_t len)
-{
-    uint64_t time_ms;
-    if (!audit_leaf_accepted(data, len, &time_ms) || time_ms < t->since_ms)
-        return;
-    struct fy_document *doc = audit_leaf_parse(data, len);
-    struct fy_node *leaf = doc ? fy_document_root(doc) : NULL;
-    const char *category = audit_leaf_text(leaf, "category");
-    struct fy_node *to = leaf ? audit_leaf_member(leaf, "to") : NULL, *item;
-    void *iter = NULL;
-    t->n_seen = 0;
-    while (category && to && fy_node_is_sequence(to) &&
-           (item = fy_node_sequence_iterate(to, &iter))) {
-        const char *organisation = audit_leaf_text(item, "organisation");
-        if (!organisation)
-            organisation = audit_leaf_text(item, "agency");
-        if (organisation && audit_leaf_true(item, "delivered") && !seen_before(t, organisation))
-            count_cell(t, category, organisation);
-    }
-    t->accepted += category != NULL;
-    t->shared += t->n_seen > 0;
-    t->sorted = false;
-    fy_document_destroy(doc);
-}
-
 audit_tally_t *audit_tally_new(uint64_t since_ms)
 {
     audit_tally_t *self = calloc(1, sizeof *self);
@@ -148,6 +86,68 @@ static size_t distinct(const audit_tally_t *t, size_t offset, const char **out)
         n++;
     }
     return n;
+}
+
+static void *grow(void *array, size_t *cap, size_t item)
+{
+    *cap = *cap ? 2 * *cap : 16;
+    void *grown = realloc(array, *cap * item);
+    if (!grown)
+        abort();
+    return grown;
+}
+
+static void count_cell(audit_tally_t *t, const char *category, const char *organisation)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (strcmp(t->cells[i].category, category) == 0 &&
+            strcmp(t->cells[i].organisation, organisation) == 0) {
+            t->cells[i].reports++;
+            return;
+        }
+    if (t->n == t->cap)
+        t->cells = grow(t->cells, &t->cap, sizeof *t->cells);
+    cell_t cell = {strdup(category), strdup(organisation), 1};
+    if (!cell.category || !cell.organisation)
+        abort();
+    t->cells[t->n++] = cell;
+}
+
+/*  Whether the report was counted for organisation already; notes it. */
+static bool seen_before(audit_tally_t *t, const char *organisation)
+{
+    for (size_t i = 0; i < t->n_seen; i++)
+        if (strcmp(t->seen[i], organisation) == 0)
+            return true;
+    if (t->n_seen == t->cap_seen)
+        t->seen = grow(t->seen, &t->cap_seen, sizeof *t->seen);
+    t->seen[t->n_seen++] = (char *)organisation;
+    return false;
+}
+
+void audit_tally_add(audit_tally_t *t, const void *data, size_t len)
+{
+    uint64_t time_ms;
+    if (!audit_leaf_accepted(data, len, &time_ms) || time_ms < t->since_ms)
+        return;
+    struct fy_document *doc = audit_leaf_parse(data, len);
+    struct fy_node *leaf = doc ? fy_document_root(doc) : NULL;
+    const char *category = audit_leaf_text(leaf, "category");
+    struct fy_node *to = leaf ? audit_leaf_member(leaf, "to") : NULL, *item;
+    void *iter = NULL;
+    t->n_seen = 0;
+    while (category && to && fy_node_is_sequence(to) &&
+           (item = fy_node_sequence_iterate(to, &iter))) {
+        const char *organisation = audit_leaf_text(item, "organisation");
+        if (!organisation)
+            organisation = audit_leaf_text(item, "agency");
+        if (organisation && audit_leaf_true(item, "delivered") && !seen_before(t, organisation))
+            count_cell(t, category, organisation);
+    }
+    t->accepted += category != NULL;
+    t->shared += t->n_seen > 0;
+    t->sorted = false;
+    fy_document_destroy(doc);
 }
 
 /*  s as cv_text_write writes it, in a string of the caller's. */
