@@ -55,13 +55,21 @@ static int agency(offline_t *o, const char *id)
     return a;
 }
 
-static void feed(offline_t *o, int from, const Caveat__Wire__Frame *frame)
+/*  frame, packed (malloc'd), as agency from sends it on connection. */
+static cv_broker_frame_t packed(int from, uint32_t connection, const Caveat__Wire__Frame *frame)
 {
     size_t size = caveat__wire__frame__get_packed_size(frame);
     uint8_t *bytes = malloc(size ? size : 1);
+    assert_non_null(bytes);
     caveat__wire__frame__pack(frame, bytes);
-    cv_broker_feed(o->broker, from, 1, bytes, size);
-    free(bytes);
+    return (cv_broker_frame_t){from, connection, bytes, size};
+}
+
+static void feed(offline_t *o, int from, const Caveat__Wire__Frame *frame)
+{
+    cv_broker_frame_t one = packed(from, 1, frame);
+    cv_broker_feed_all(o->broker, &one, 1);
+    free((void *)one.bytes);
 }
 
 static void hello(offline_t *o, int from)
@@ -73,16 +81,6 @@ static void hello(offline_t *o, int from)
     frame.body_case = CAVEAT__WIRE__FRAME__BODY_HELLO;
     frame.hello = &hello;
     feed(o, from, &frame);
-}
-
-/*  frame, packed (malloc'd), as agency from sends it on connection. */
-static cv_broker_frame_t packed(int from, uint32_t connection, const Caveat__Wire__Frame *frame)
-{
-    size_t size = caveat__wire__frame__get_packed_size(frame);
-    uint8_t *bytes = malloc(size ? size : 1);
-    assert_non_null(bytes);
-    caveat__wire__frame__pack(frame, bytes);
-    return (cv_broker_frame_t){from, connection, bytes, size};
 }
 
 /*  A Publish of one example report, packed (malloc'd), as agency from
