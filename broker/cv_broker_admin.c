@@ -101,15 +101,15 @@ static size_t counts_of(cv_broker_t *self, cv_count_t out[COUNTS])
           cv_space_free(self->space));
     COUNT("log_suppressed", true, "log lines not written (rate limit)",
           cv_log_suppressed(self->log));
-    COUNT("zap_admitted", true, "handshakes admitted", cv_zap_admitted(self->zap));
-    COUNT("zap_refused", true, "handshakes refused", cv_zap_refused(self->zap));
+    COUNT("zap_admitted", true, "handshakes admitted", self->zap ? cv_zap_admitted(self->zap) : 0);
+    COUNT("zap_refused", true, "handshakes refused", self->zap ? cv_zap_refused(self->zap) : 0);
     COUNT("handshakes_pending", false, "connections without a session (handshake or Hello due)",
-          cv_guard_pending(self->guard));
+          self->guard ? cv_guard_pending(self->guard) : 0);
     COUNT("handshakes_evicted", true,
           "connections ended without a session (too many, or past the handshake timeout)",
-          cv_guard_evicted(self->guard));
+          self->guard ? cv_guard_evicted(self->guard) : 0);
     COUNT("handshakes_failed", true, "handshakes that failed",
-          cv_guard_handshakes_failed(self->guard));
+          self->guard ? cv_guard_handshakes_failed(self->guard) : 0);
     COUNT("reloads", true, "policy reloads", self->stats.reloads);
     COUNT("reload_failures", true, "policy reloads refused", self->stats.reload_failures);
     cv_sync_counts_t syncs = cv_store_sync_counts(self->store);
