@@ -941,6 +941,15 @@ static void purge_when_due(cv_broker_t *self, int64_t *next)
         cv_log_warning(self->log, "retention: %s", err.msg);
 }
 
+/*  Offline: connection's routing id, as the transport assigns them: 0,
+ *  then 4 bytes. */
+static zframe_t *offline_routing(uint32_t connection)
+{
+    uint8_t id[5] = {0};
+    memcpy(id + 1, &connection, sizeof connection);
+    return zframe_new(id, sizeof id);
+}
+
 int cv_broker_feed_all(cv_broker_t *self, const cv_broker_frame_t *frames, size_t n)
 {
     assert(!self->router);
@@ -950,9 +959,7 @@ int cv_broker_feed_all(cv_broker_t *self, const cv_broker_frame_t *frames, size_
             const cv_broker_frame_t *f = &frames[next];
             const cv_agency_t *a = cv_policy_agency(self->policy, f->agency);
             assert(a);
-            uint8_t id[5] = {0}; /* as the transport assigns them: 0, then 4 bytes */
-            memcpy(id + 1, &f->connection, sizeof f->connection);
-            zframe_t *routing = zframe_new(id, sizeof id);
+            zframe_t *routing = offline_routing(f->connection);
             broker_handle_frame(self, routing, f->agency, a->key, f->bytes, f->size);
             zframe_destroy(&routing);
         }
@@ -966,6 +973,14 @@ void cv_broker_on_sent(cv_broker_t *self, cv_broker_sent_fn *fn, void *arg)
     assert(!self->router);
     self->sent_fn = fn;
     self->sent_arg = arg;
+}
+
+void cv_broker_went(cv_broker_t *self, uint32_t connection)
+{
+    assert(!self->router);
+    zframe_t *routing = offline_routing(connection);
+    broker_routing_went(self, routing);
+    zframe_destroy(&routing);
 }
 
 void cv_broker_feed(cv_broker_t *self, int agency, uint32_t connection, const void *frame,

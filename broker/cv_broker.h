@@ -70,6 +70,10 @@ int64_t cv_broker_check_store(cv_broker_t *self, cv_error_t *err);
  *  bytes), to fn; NULL to drop them again. For tests of who is sent what. */
 typedef void(cv_broker_sent_fn)(void *arg, uint32_t connection, const uint8_t *frame, size_t size);
 void cv_broker_on_sent(cv_broker_t *self, cv_broker_sent_fn *fn, void *arg);
+/*  Offline: the connection numbered connection went, as the broker reads
+ *  it from libzmq's monitor; frames fed from it after this are those it
+ *  sent before going. */
+void cv_broker_went(cv_broker_t *self, uint32_t connection);
 
 /*  Serves until SIGINT or SIGTERM; SIGHUP reloads the policy. */
 int cv_broker_run(cv_broker_t *self);

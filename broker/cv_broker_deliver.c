@@ -13,12 +13,12 @@ typedef struct {
     size_t off, len;
 } packed_t;
 
-/*  Decides one queued report for the session's agency with the policy in
- *  force now; the report, or NULL when it no longer goes to this queue. */
+/*  Decides one queued report (read back, or NULL) for the agency of a
+ *  queue with the policy in force now; the report, or NULL when it no
+ *  longer goes to this queue. */
 static const Caveat__Report *decide_for(cv_broker_t *self, const char *agency_id,
-                                        const char *queue_feed, int64_t rowid)
+                                        const char *queue_feed, const Caveat__Report *report)
 {
-    const Caveat__Report *report = broker_report_at(self, rowid);
     int agency = cv_policy_agency_find(self->policy, agency_id);
     cv_approvals_t approvals;
     if (!report || agency < 0 ||
@@ -31,7 +31,7 @@ static const Caveat__Report *decide_for(cv_broker_t *self, const char *agency_id
 
 static const Caveat__Report *decide_entry(cv_broker_t *self, const session_t *s, int64_t rowid)
 {
-    return decide_for(self, s->agency, s->feed, rowid);
+    return decide_for(self, s->agency, s->feed, broker_report_at(self, rowid));
 }
 
 /*  Packs the view of report under the last decision into pack.view,
@@ -426,11 +426,15 @@ void broker_on_ack(cv_broker_t *self, session_t *s, const Caveat__Wire__Delivery
         broker_send_error(self, s->routing, E_BAD_ACK, "acknowledges a seq never sent");
         return;
     }
-    cv_router_ack(self->queues, q, ack->up_to);
+    /* only an acknowledgement of something new shows that the client
+     * reads: one of nothing (up_to 0, or repeated) would keep a connection
+     * that never reads from ever ending, each pause's resend packed again */
+    if (cv_router_ack(self->queues, q, ack->up_to) > 0) {
+        s->progress = zclock_mono();
+        s->stalled = 0;
+    }
     if (ack->up_to > s->acked)
         s->acked = ack->up_to;
-    s->progress = zclock_mono();
-    s->stalled = 0; /* it reads */
     broker_session_acked(s, ack->up_to);
 }
 
@@ -442,7 +446,10 @@ static bool view_now(cv_broker_t *self, cv_queue_t *queue, const cv_sent_t *sent
                      uint8_t hash[CV_VIEW_HASH_BYTES], const char **report_id)
 {
     const char *agency = cv_queue_agency(queue), *feed = cv_queue_feed(queue);
-    const Caveat__Report *report = decide_for(self, agency, feed, sent->item.report);
+    /* a save may hash thousands of them in one turn: beyond the turn's
+     * read-back bound each is read, hashed and let go */
+    const Caveat__Report *report =
+        decide_for(self, agency, feed, broker_report_passing(self, sent->item.report));
     if (!report) { /* feedback for the originator, or nothing now */
         cv_error_t err = {0};
         cv_feedback_row_t row;

@@ -74,6 +74,7 @@
 #define PEER_SNDHWM          64  /* messages queued toward one connection; past it, it is gone */
 #define PEER_RCVHWM          8   /* frames read ahead from one connection (libcaveat sends 8) */
 #define HELLOS_PER_SECOND    10  /* on one connection */
+#define REPLACED_PER_SECOND  10  /* an agency's sessions replaced by its other connections */
 #define ERRORS_PER_SECOND    20  /* Error frames to one agency's connections without a session */
 #define REFUSALS_PER_SECOND  20  /* refused reports of one agency recorded one leaf each */
 #define ZAP_EVERY            64  /* messages handled between two looks at ZAP */
@@ -136,6 +137,7 @@ typedef struct {
     rate_t errors;   /* Errors sent to its connections without a session */
     rate_t refusals; /* its refused reports written one by one into the audit log */
     rate_t feedback; /* its Feedback frames */
+    rate_t replaced; /* its sessions replaced by a Hello on another of its connections */
     uint64_t turn;   /* the turn frames counts for */
     int frames;      /* its frames handled in that turn */
 
@@ -301,6 +303,9 @@ struct cv_broker_t {
     size_t sessions_gone; /* sessions whose connection went, not yet ended */
     agency_use_t *use;    /* per agency index: what its traffic may still cause */
     int use_cap;
+    /* the routing id of the message being handled when its connection
+     * went: nothing is answered on it (dispatch) */
+    const zframe_t *gone_routing;
 
     cv_approval_store_t *approvals; /* originators' approvals (handling code 5) */
     zlistx_t *approval_answers;     /* approval_answer_t: ApprovalAcks waiting for the commit */
@@ -419,6 +424,7 @@ bool broker_load_queues(cv_broker_t *self, cv_error_t *err);
 const cv_approvals_t *broker_approvals_of(cv_broker_t *self, const Caveat__Report *report,
                                           cv_approvals_t *approvals);
 const Caveat__Report *broker_report_at(cv_broker_t *self, int64_t rowid);
+const Caveat__Report *broker_report_passing(cv_broker_t *self, int64_t rowid);
 bool broker_over_report_limit(cv_broker_t *self, const zframe_t *routing, int agency,
                               size_t reports);
 void broker_on_publish(cv_broker_t *self, const zframe_t *routing, uint64_t session, int agency,
@@ -435,6 +441,7 @@ session_t *broker_session_of(cv_broker_t *self, const zframe_t *routing);
 /*  The connection on descriptor fd went: its session is sent nothing more,
  *  and ends once what it sent before going has been read. */
 void broker_connection_gone(void *self, int fd);
+void broker_routing_went(cv_broker_t *self, const zframe_t *routing);
 /*  Whether the session with serial is one whose connection went. */
 bool broker_session_gone(cv_broker_t *self, const zframe_t *routing, uint64_t serial);
 session_t *broker_session_of_queue(cv_broker_t *self, const char *agency, const char *feed);

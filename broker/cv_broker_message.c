@@ -31,6 +31,12 @@ zmsg_t *broker_frame_message(const zframe_t *routing, const Caveat__Wire__Frame 
  *  EAGAIN for one PEER_SNDHWM messages behind (ROUTER_MANDATORY). */
 int broker_send_now(cv_broker_t *self, zmsg_t **msg)
 {
+    /* an answer to a frame its connection sent before it went goes
+     * nowhere: the routing id may be the next connection's */
+    if (self->gone_routing && zframe_eq(zmsg_first(*msg), (zframe_t *)self->gone_routing)) {
+        zmsg_destroy(msg);
+        return 0;
+    }
     if (!self->router) { /* offline (cv_broker_feed): nowhere to send but a test's */
         zframe_t *routing = zmsg_first(*msg), *frame = zmsg_last(*msg);
         uint32_t connection = 0;
@@ -145,10 +151,9 @@ static session_t *session_of_key(cv_broker_t *self, const zframe_t *routing, int
     return s;
 }
 
-static void dispatch(cv_broker_t *self, const zframe_t *routing, int agency,
-                     const uint8_t key[CV_KEY_BYTES], Caveat__Wire__Frame *frame)
+static void dispatch_to(cv_broker_t *self, const zframe_t *routing, int agency,
+                        const uint8_t key[CV_KEY_BYTES], session_t *s, Caveat__Wire__Frame *frame)
 {
-    session_t *s = session_of_key(self, routing, agency, key);
     if (frame->body_case == CAVEAT__WIRE__FRAME__BODY_HELLO) {
         broker_on_hello(self, routing, agency, key, s, frame->hello);
         return;
@@ -180,6 +185,20 @@ static void dispatch(cv_broker_t *self, const zframe_t *routing, int agency,
         broker_send_error(self, routing, E_BAD_FRAME, "not a frame a client sends");
         break;
     }
+}
+
+/*  A frame its connection sent before it went (read after the broker
+ *  learnt it went) still counts: an acknowledgement, a publish, a
+ *  request. But nothing is answered on its routing id, which may be the
+ *  next connection's; a Hello is taken as that next connection's. */
+static void dispatch(cv_broker_t *self, const zframe_t *routing, int agency,
+                     const uint8_t key[CV_KEY_BYTES], Caveat__Wire__Frame *frame)
+{
+    session_t *s = session_of_key(self, routing, agency, key);
+    bool hello = frame->body_case == CAVEAT__WIRE__FRAME__BODY_HELLO;
+    self->gone_routing = s && s->gone_at && !hello ? routing : NULL;
+    dispatch_to(self, routing, agency, key, s, frame);
+    self->gone_routing = NULL;
 }
 
 /*  One frame's bytes, from agency (its key) on the connection routing. */

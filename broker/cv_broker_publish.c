@@ -73,15 +73,17 @@ static void quarantine(cv_broker_t *self, int64_t rowid, const char *why)
     cv_log_warning(self->log, "store: report %lld quarantined: %s", (long long)rowid, why);
 }
 
+static const Caveat__Report *report_at(cv_broker_t *self, int64_t rowid, bool keep);
+
 /*  A rowid that names no stored report may be an approved release's
  *  (cv_approval_store.h): the report it stands for, else NULL. */
-static const Caveat__Report *approved_release_at(cv_broker_t *self, int64_t rowid)
+static const Caveat__Report *approved_release_at(cv_broker_t *self, int64_t rowid, bool keep)
 {
     cv_error_t err = {0};
     int64_t report = cv_approval_store_resolve(self->approvals, rowid, &err);
     if (report < 0)
         broker_fail_turn(self, err.msg); /* not read: nothing is dropped for it */
-    return report > 0 && report != rowid ? broker_report_at(self, report) : NULL;
+    return report > 0 && report != rowid ? report_at(self, report, keep) : NULL;
 }
 
 /*  The report's approvals, for deciding it: NULL when its handling code
@@ -99,7 +101,10 @@ const cv_approvals_t *broker_approvals_of(cv_broker_t *self, const Caveat__Repor
     return approvals;
 }
 
-const Caveat__Report *broker_report_at(cv_broker_t *self, int64_t rowid)
+/*  The report at rowid, from the cache or read back; kept in the cache
+ *  for the rest of the turn and later ones, or (keep false) only until
+ *  the next report read so. */
+static const Caveat__Report *report_at(cv_broker_t *self, int64_t rowid, bool keep)
 {
     const Caveat__Report *cached = cv_cache_get(self->cache, rowid);
     if (cached)
@@ -109,8 +114,10 @@ const Caveat__Report *broker_report_at(cv_broker_t *self, int64_t rowid)
     cv_error_t err = {0};
     int found = cv_store_get_report(self->store, rowid, &body, &len, &err);
     if (found == 0)
-        return approved_release_at(self, rowid);
-    Caveat__Report *report = found > 0 ? cv_cache_unpack_report(self->cache, body, len) : NULL;
+        return approved_release_at(self, rowid, keep);
+    Caveat__Report *report = found <= 0 ? NULL
+                             : keep     ? cv_cache_unpack_report(self->cache, body, len)
+                                        : cv_cache_unpack_passing(self->cache, body, len);
     free(body);
     if (found == CV_GET_CORRUPT)
         quarantine(self, rowid, err.msg);
@@ -119,9 +126,21 @@ const Caveat__Report *broker_report_at(cv_broker_t *self, int64_t rowid)
                    "its stored bytes do not unpack, or would take over 16 times their size");
     else if (found < 0) /* the store failed to read: the turn fails, nothing is dropped */
         broker_fail_turn(self, err.msg);
-    if (report)
+    if (report && keep)
         cv_cache_put(self->cache, rowid, report);
     return report;
+}
+
+const Caveat__Report *broker_report_at(cv_broker_t *self, int64_t rowid)
+{
+    return report_at(self, rowid, true);
+}
+
+/*  Past what a turn may read back and keep (READ_BACK_MAX), a report is
+ *  read for the moment only. */
+const Caveat__Report *broker_report_passing(cv_broker_t *self, int64_t rowid)
+{
+    return report_at(self, rowid, cv_cache_turn_reads(self->cache) < READ_BACK_MAX);
 }
 
 /*  Queues the report for every agency the policy releases it to, and

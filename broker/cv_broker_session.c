@@ -331,6 +331,14 @@ void broker_connection_gone(void *arg, int fd)
         connection_went(self, self->by_fd[fd]);
 }
 
+/*  Offline, where no descriptor names a connection: the one on routing went. */
+void broker_routing_went(cv_broker_t *self, const zframe_t *routing)
+{
+    session_t *s = broker_session_of(self, routing);
+    if (s && !s->gone_at)
+        connection_went(self, s);
+}
+
 bool broker_session_gone(cv_broker_t *self, const zframe_t *routing, uint64_t serial)
 {
     if (self->sessions_gone == 0) /* the common case, at every message held: no lookup */
@@ -502,6 +510,23 @@ static int send_hello_ack(cv_broker_t *self, const zframe_t *routing, const cv_a
     return broker_send_frame(self, routing, &frame);
 }
 
+/*  Whether a Hello that would replace the live session of its queue on
+ *  another connection comes past the agency's REPLACED_PER_SECOND
+ *  (counted if not). The Hello rate is a connection's, and a replaced
+ *  connection has no session to keep it: two connections taking turns
+ *  would each start from nothing, and every replacement resends the
+ *  queue's whole window. */
+static bool replaces_too_often(cv_broker_t *self, int agency, const char *agency_id,
+                               const char *feed, bool publish_only, const session_t *s)
+{
+    if (publish_only)
+        return false; /* a send-only session replaces nobody's */
+    const session_t *serving = broker_session_of_queue(self, agency_id, feed);
+    if (!serving || serving == s || serving->gone_at)
+        return false;
+    return !rate_allows(&broker_use_of(self, agency)->replaced, REPLACED_PER_SECOND);
+}
+
 /*  s is the connection's session with this key, or NULL. A Hello again for
  *  the same queue keeps the session: what it was sent is still on its way
  *  down this connection and is not sent twice (a Hello loop on a
@@ -518,10 +543,15 @@ void broker_on_hello(cv_broker_t *self, const zframe_t *routing, int agency,
     }
     uint32_t refused = hello_refusal(self, routing, agency, hello, &reason);
     rate_t hellos = s ? s->hellos : (rate_t){0};
+    bool publish_only = hello->has_credit && hello->credit == 0;
     if (!refused && !rate_allows(&hellos, HELLOS_PER_SECOND)) {
         self->stats.limited++;
         refused = E_LIMIT;
         reason = "too many Hellos on this connection; wait a second";
+    } else if (!refused && replaces_too_often(self, agency, a->id, feed, publish_only, s)) {
+        self->stats.limited++;
+        refused = E_LIMIT;
+        reason = "this queue's session was replaced too often; wait a second";
     }
     if (refused) {
         cv_log_agency(self->log, a->id, false, "hello from %s refused: %s", a->id, reason);
@@ -531,7 +561,6 @@ void broker_on_hello(cv_broker_t *self, const zframe_t *routing, int agency,
             broker_send_error_limited(self, routing, agency, refused, reason);
         return;
     }
-    bool publish_only = hello->has_credit && hello->credit == 0;
     bool answered = false;
     if (!s || strcmp(s->feed, feed) != 0 || s->publish_only != publish_only) {
         /* answered first: a Hello read after its connection went (queued

@@ -24,7 +24,8 @@ typedef struct {
 
 struct cv_cache_t {
     cv_arena_t *arena[CV_CACHE_GENERATIONS];
-    cv_arena_t *trial; /* cv_cache_report_fits unpacks here, and resets it */
+    cv_arena_t *trial;   /* cv_cache_report_fits unpacks here, and resets it */
+    cv_arena_t *passing; /* cv_cache_unpack_passing's one report */
     uint64_t epoch[CV_CACHE_GENERATIONS];
     int current;
     size_t generation_bytes; /* packed bytes unpacked into the current generation */
@@ -43,7 +44,7 @@ cv_cache_t *cv_cache_new(void)
             cv_cache_destroy(&self);
             return NULL;
         }
-    if (!(self->trial = cv_arena_new(0)))
+    if (!(self->trial = cv_arena_new(0)) || !(self->passing = cv_arena_new(0)))
         cv_cache_destroy(&self);
     return self;
 }
@@ -56,6 +57,7 @@ void cv_cache_destroy(cv_cache_t **self_p)
     for (int g = 0; g < CV_CACHE_GENERATIONS; g++)
         cv_arena_destroy(&self->arena[g]);
     cv_arena_destroy(&self->trial);
+    cv_arena_destroy(&self->passing);
     free(self);
     *self_p = NULL;
 }
@@ -130,6 +132,14 @@ Caveat__Report *cv_cache_unpack_report(cv_cache_t *self, const uint8_t *data, si
     current(self, took);
     self->turn_reads += took;
     return report;
+}
+
+Caveat__Report *cv_cache_unpack_passing(cv_cache_t *self, const uint8_t *data, size_t size)
+{
+    cv_arena_reset(self->passing);
+    budget_t b = {cv_arena_allocator(self->passing), 0, report_budget(size)};
+    ProtobufCAllocator counted = {budget_alloc, budget_free, &b};
+    return caveat__report__unpack(&counted, size, data);
 }
 
 bool cv_cache_report_fits(cv_cache_t *self, const Caveat__Report *report, const uint8_t *data,

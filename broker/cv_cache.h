@@ -34,6 +34,11 @@ Caveat__Wire__Frame *cv_cache_unpack_frame(cv_cache_t *self, const uint8_t *data
  *  would take more than 16 times its size and 64 KiB (which the broker
  *  checks before it stores one: cv_cache_report_fits). */
 Caveat__Report *cv_cache_unpack_report(cv_cache_t *self, const uint8_t *data, size_t size);
+/*  The same, into a place of its own that the next call reuses: for a
+ *  report needed once, past what a turn may keep (a save that hashes the
+ *  views of thousands of acknowledged deliveries). Not counted, and
+ *  never given to cv_cache_put. */
+Caveat__Report *cv_cache_unpack_passing(cv_cache_t *self, const uint8_t *data, size_t size);
 /*  Whether data (size bytes: report, packed) can be read back by
  *  cv_cache_unpack_report. An empty repeated element is 2 bytes packed
  *  and a whole struct unpacked, and a frame's bound covers its reports

@@ -397,6 +397,18 @@ static inline void send_ack(zsock_t *dealer, uint64_t up_to, int credit)
     send_frame(dealer, &frame);
 }
 
+/*  A connection of agency that says Hello and never reads: one message
+ *  and a 4 KB kernel buffer fill it. */
+static inline zsock_t *deaf_subscriber(harness_t *h, const char *agency, int credit)
+{
+    zsock_t *dealer = raw_dealer_new(h, agency, NULL, 0, true);
+    zsock_set_rcvhwm(dealer, 1);
+    zsock_set_rcvbuf(dealer, 4096);
+    raw_dealer_connect(h, dealer);
+    send_hello_with(dealer, 1, NULL, credit);
+    return dealer;
+}
+
 /*  A raw session of agency with credit, its Hello asking for receipts or
  *  not. */
 static inline zsock_t *raw_subscriber(harness_t *h, const char *agency, int credit, bool receipts)

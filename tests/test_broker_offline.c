@@ -380,11 +380,124 @@ static void test_answers_after_the_commit_go_to_the_asker_alone(void **state)
     }
 }
 
+/*  Two connections of one agency taking turns at Hello for its queue:
+ *  each replaces the other's session, and the replaced connection has no
+ *  session left to count its Hellos, so the per-connection rate started
+ *  again at every Hello and every replacement resent the queue's whole
+ *  window. The agency's replacements are now counted: past
+ *  REPLACED_PER_SECOND in a second (twice that if the turn straddles
+ *  one) a Hello is refused with LIMIT; the others carry on. */
+static void test_connections_taking_turns_replace_at_the_agency_rate(void **state)
+{
+    offline_t *o = *state;
+    enum { HELLOS = 60, ALLOWED = 2 * 10 + 1 };
+    int police = agency(o, "hum-bcu-hull"), council = agency(o, "hull-cc");
+    sent_t sent = {0};
+    cv_broker_on_sent(o->broker, on_sent, &sent);
+    cv_broker_frame_t start[] = {hello_with(police, 1, 0), hello_with(council, 2, 10)};
+    one_turn(o, start, 2);
+    size_t mark = sent.n;
+    cv_broker_frame_t turns[HELLOS];
+    for (int i = 0; i < HELLOS; i++)
+        turns[i] = hello_with(council, 2 + (uint32_t)i % 2, 10);
+    one_turn(o, turns, HELLOS);
+    int answered = 0, limited = 0;
+    for (uint32_t c = 2; c <= 3; c++) {
+        answered += sent_to(&sent, mark, c, CAVEAT__WIRE__FRAME__BODY_HELLO_ACK);
+        limited += sent_to(&sent, mark, c, CAVEAT__WIRE__FRAME__BODY_ERROR);
+    }
+    /* refusals to a connection without a session go at the agency's
+     * rate of Errors: some are not answered at all */
+    assert_true(answered >= 2 && answered <= ALLOWED);
+    assert_true(limited > 0 && answered + limited <= HELLOS);
+
+    /* the police publish, and the council's session that is left gets it */
+    mark = sent.n;
+    cv_broker_frame_t publishing[] = {
+        publish_frame_as(police, 1, "vulnerable_individual", "r-turns")};
+    one_turn(o, publishing, 1);
+    assert_int_equal(sent_to(&sent, mark, 1, CAVEAT__WIRE__FRAME__BODY_PUBLISH_ACK), 1);
+    assert_int_equal(sent_to(&sent, mark, 2, CAVEAT__WIRE__FRAME__BODY_DELIVER) +
+                         sent_to(&sent, mark, 3, CAVEAT__WIRE__FRAME__BODY_DELIVER),
+                     1);
+}
+
+static cv_broker_frame_t ack_frame(int from, uint32_t connection, uint64_t up_to)
+{
+    Caveat__Wire__DeliveryAck ack = CAVEAT__WIRE__DELIVERY_ACK__INIT;
+    ack.has_up_to = true;
+    ack.up_to = up_to;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_DELIVERY_ACK;
+    frame.delivery_ack = &ack;
+    return packed(from, connection, &frame);
+}
+
+static cv_broker_frame_t approval_frame(int from, uint32_t connection, const char *report_id,
+                                        const char *to)
+{
+    Caveat__Wire__Approval approval = CAVEAT__WIRE__APPROVAL__INIT;
+    approval.report_id = (char *)report_id;
+    approval.to = (char *)to;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_APPROVAL;
+    frame.approval = &approval;
+    return packed(from, connection, &frame);
+}
+
+/*  Frames a connection sent before it went, read after the broker learnt
+ *  that it went, are still handled, but nothing is answered at once on
+ *  its routing id, which the transport may give the next connection:
+ *  neither the refusal of an acknowledgement, of feedback or of an
+ *  approval, nor an admin reply. Connections still there are answered
+ *  as ever. */
+static void test_nothing_is_answered_to_a_connection_that_went(void **state)
+{
+    offline_t *o = *state;
+    int police = agency(o, "hum-bcu-hull"), council = agency(o, "hull-cc"),
+        admin = agency(o, "caveat-admin");
+    sent_t sent = {0};
+    cv_broker_on_sent(o->broker, on_sent, &sent);
+    cv_broker_frame_t start[] = {hello_with(police, 1, 0), hello_with(council, 2, 10),
+                                 hello_with(admin, 3, 0)};
+    one_turn(o, start, 3);
+    cv_broker_frame_t publishing[] = {
+        publish_frame_as(police, 1, "vulnerable_individual", "r-went")};
+    one_turn(o, publishing, 1);
+    assert_int_equal(sent_to(&sent, 0, 2, CAVEAT__WIRE__FRAME__BODY_DELIVER), 1);
+
+    cv_broker_frame_t asked[] = {ack_frame(council, 2, 99),
+                                 feedback_on(council, 2, "r-never-sent", "seen"),
+                                 approval_frame(council, 2, "r-went", "hull-college"),
+                                 admin_frame(admin, 3, "stats", NULL, 0)};
+    size_t mark = sent.n;
+    one_turn(o, asked, 4);
+    assert_int_equal(sent_to(&sent, mark, 2, CAVEAT__WIRE__FRAME__BODY_ERROR), 3);
+    assert_int_equal(sent_to(&sent, mark, 3, CAVEAT__WIRE__FRAME__BODY_ADMIN_REPLY), 1);
+
+    cv_broker_went(o->broker, 2);
+    cv_broker_went(o->broker, 3);
+    cv_broker_frame_t again[] = {ack_frame(council, 2, 99),
+                                 feedback_on(council, 2, "r-never-sent", "seen"),
+                                 approval_frame(council, 2, "r-went", "hull-college"),
+                                 admin_frame(admin, 3, "stats", NULL, 0),
+                                 publish_frame_as(police, 1, "vulnerable_individual", "r-went-2")};
+    mark = sent.n;
+    one_turn(o, again, 5);
+    for (size_t i = mark; i < sent.n; i++)
+        assert_int_equal(sent.connection[i], 1);
+    assert_int_equal(sent_to(&sent, mark, 1, CAVEAT__WIRE__FRAME__BODY_PUBLISH_ACK), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_an_immediate_report_ends_its_turn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_answers_after_the_commit_go_to_the_asker_alone, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_connections_taking_turns_replace_at_the_agency_rate,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nothing_is_answered_to_a_connection_that_went, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_map_entry_without_its_value_is_not_stored, setup,
                                         teardown),

@@ -205,11 +205,7 @@ static void test_a_full_connection_gets_everything_in_order(void **state)
     (void)state;
     enum { BIG = 12, SMALL = 200 };
     harness_t *h = started_with(NULL);
-    zsock_t *council = raw_dealer_new(h, "hull-cc", NULL, 0, true);
-    zsock_set_rcvhwm(council, 1);
-    zsock_set_rcvbuf(council, 4096);
-    raw_dealer_connect(h, council);
-    send_hello_with(council, 1, NULL, 10000);
+    zsock_t *council = deaf_subscriber(h, "hull-cc", 10000);
     assert_int_equal(error_answer(council), 0);
     publish_sized(h, BIG, 400 * 1024); /* past the 4 MB a loopback send buffer grows to */
     publish_sized(h, SMALL, 100);
@@ -256,6 +252,47 @@ static int receive_all(cv_client_t *c, int timeout_ms)
         n++;
     }
     return n;
+}
+
+/*  A connection that never reads, and sends an acknowledgement of nothing
+ *  (up_to 0) now and then. Only an acknowledgement of something new shows
+ *  that a client reads: the empty ones kept the connection's stall from
+ *  ever reaching the ack timeout, so the session never ended, and every
+ *  pause's end packed and tried its window again. The session now ends
+ *  once full for the ack timeout, and Special Branch is served
+ *  throughout. */
+static void test_acknowledgements_of_nothing_do_not_keep_a_full_connection(void **state)
+{
+    (void)state;
+    const char *const extra[] = {"--ack-timeout", "1", NULL};
+    harness_t *h = started_with(extra);
+    zsock_t *deaf = deaf_subscriber(h, "hull-cc", 10000);
+    assert_int_equal(error_answer(deaf), 0);
+    cv_client_t *other = client(h, "hum-sb", NULL, 100);
+    publish_sized(h, 12, 400 * 1024); /* fills it, as in the test above */
+    publish_sized(h, 200, 100);
+    for (int waited = 0; stat_of(h, "dropped") == 0 && waited < 10000; waited += 200)
+        zclock_sleep(200);
+    assert_true(stat_of(h, "dropped") > 0); /* its connection is full */
+    /* four ack timeouts of acknowledgements of nothing, Special Branch
+     * reading meanwhile */
+    int got = 0;
+    int64_t until = zclock_mono() + 4000, next_ack = 0;
+    while (zclock_mono() < until && log_lines_with(h, "takes nothing more") == 0) {
+        if (zclock_mono() >= next_ack) {
+            send_ack(deaf, 0, -1);
+            next_ack = zclock_mono() + 250;
+        }
+        const cv_delivery_t *d = receive(other, 50);
+        if (d && ++got)
+            assert_true(cv_client_ack(other, d->seq, &(cv_error_t){0}));
+    }
+    assert_int_equal(log_lines_with(h, "session of hull-cc ended: its connection takes nothing"),
+                     1);
+    assert_int_equal(got + receive_all(other, 2000), 12 + 200);
+    cv_client_destroy(&other);
+    zsock_destroy(&deaf);
+    finish(&h);
 }
 
 #define SMALL_DISK (24 * 1024 * 1024)
@@ -494,6 +531,7 @@ int main(void)
         cmocka_unit_test(test_a_reader_of_the_store_loses_nothing),
         cmocka_unit_test(test_departed_subscribers_end_their_sessions),
         cmocka_unit_test(test_a_full_connection_gets_everything_in_order),
+        cmocka_unit_test(test_acknowledgements_of_nothing_do_not_keep_a_full_connection),
         cmocka_unit_test(test_a_full_disk_stops_publishes_not_deliveries),
         cmocka_unit_test(test_a_start_on_a_full_disk_says_so),
         cmocka_unit_test(test_a_failed_write_refuses_only_its_report),
