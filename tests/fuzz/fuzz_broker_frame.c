@@ -3,7 +3,9 @@
  *  directory with the example policy. An input is a run of messages, each
  *
  *      agency (1 byte, an index into the policy's agencies, modulo)
- *      connection (1 byte: 0-3, so sessions can meet on a routing id)
+ *      connection (1 byte: 0-3 in its low bits, so sessions can meet on
+ *                  a routing id; bit 7 set: that connection went first,
+ *                  as the broker reads it from libzmq's monitor)
  *      length (2 bytes, little-endian) and that many bytes of frame
  *
  *  each fed as one turn, so the fuzzer can say Hello, publish, acknowledge
@@ -86,6 +88,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     while (size >= 4) {
         int agency = data[0] % agencies;
         uint32_t connection = data[1] % 4;
+        if (data[1] & 0x80) /* its frames now are those it sent before going */
+            cv_broker_went(broker, connection);
         size_t len = (size_t)data[2] | (size_t)data[3] << 8;
         data += 4;
         size -= 4;
