@@ -7,6 +7,7 @@
  */
 #include <assert.h>
 #include <czmq.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,12 +17,20 @@
 
 _Static_assert(CV_HASH_BYTES == CV_CHECKSUM_BYTES, "a leaf hash is a hasher's sum");
 
+#define SALTS_AT_ONCE 256
+
 struct cv_record_t {
     cv_store_t *store;
     cv_note_signer_t *signer;
     cv_tlog_t *log;
     cv_json_writer_t *accepted; /* the "accepted" leaf being written, or NULL */
     bool off;                   /* cv_record_turn_off: nothing more is written */
+    /*  Random bytes for the leaves' salts (leaf_begin), drawn a block at a
+     *  time: one system call for every SALTS_AT_ONCE leaves, not one each. */
+    struct {
+        uint8_t bytes[CV_RECORD_SALT_BYTES * SALTS_AT_ONCE];
+        size_t left; /* unused, at the end of bytes */
+    } salt;
     /*  What an accepted leaf says that depends on the policy alone, written
      *  once per policy rather than once per report: its "policy" member, and
      *  each agency's "agency" and "organisation" (by its index in the
@@ -116,6 +125,7 @@ void cv_record_destroy(cv_record_t **self_p)
     free(self->jobs);
     cv_tlog_destroy(&self->log);
     cv_note_signer_destroy(&self->signer);
+    sodium_memzero(self->salt.bytes, sizeof self->salt.bytes); /* salts of leaves to come */
     free(self);
     *self_p = NULL;
 }
@@ -206,9 +216,26 @@ bool cv_record_flush(cv_record_t *self, bool checkpoint, cv_error_t *err)
     return cv_store_writing(self->store, err) && cv_tlog_checkpoint(self->log, now, err) >= 0;
 }
 
-static cv_json_writer_t *leaf_begin(const char *event)
+/*  A leaf's hash goes to other agencies: an inclusion proof, which every
+ *  receipt carries, holds the hashes of the leaves beside the receipt's
+ *  own. A leaf another agency could guess whole (feedback on a report it
+ *  received too: the originator, one of some fifty senders, one of four
+ *  values, a time to the millisecond) would tell it what that leaf says.
+ *  So every leaf the broker writes carries 16 random bytes, "salt", after
+ *  its time: its hash says nothing to whoever does not hold the leaf. */
+static cv_json_writer_t *leaf_begin(cv_record_t *self, const char *event)
 {
-    return cv_audit_leaf_begin(event, (uint64_t)zclock_time());
+    cv_json_writer_t *w = cv_audit_leaf_begin(event, (uint64_t)zclock_time());
+    if (self->salt.left < CV_RECORD_SALT_BYTES) {
+        randombytes_buf(self->salt.bytes, sizeof self->salt.bytes);
+        self->salt.left = sizeof self->salt.bytes;
+    }
+    uint8_t *salt = self->salt.bytes + sizeof self->salt.bytes - self->salt.left;
+    cv_json_key(w, "salt");
+    cv_json_hex(w, salt, CV_RECORD_SALT_BYTES);
+    sodium_memzero(salt, CV_RECORD_SALT_BYTES);
+    self->salt.left -= CV_RECORD_SALT_BYTES;
+    return w;
 }
 
 static void key_string(cv_json_writer_t *w, const char *key, const char *value)
@@ -219,10 +246,10 @@ static void key_string(cv_json_writer_t *w, const char *key, const char *value)
 
 /*  A leaf about one report: a report is named by its id and originator
  *  together (the store's names), in every leaf that names one. */
-static cv_json_writer_t *report_leaf_begin(const char *event, const char *report_id,
-                                           const char *originator)
+static cv_json_writer_t *report_leaf_begin(cv_record_t *self, const char *event,
+                                           const char *report_id, const char *originator)
 {
-    cv_json_writer_t *w = leaf_begin(event);
+    cv_json_writer_t *w = leaf_begin(self, event);
     key_string(w, "report", report_id);
     key_string(w, "originator", originator);
     return w;
@@ -230,7 +257,7 @@ static cv_json_writer_t *report_leaf_begin(const char *event, const char *report
 
 bool cv_record_turn_off(cv_record_t *self, cv_error_t *err)
 {
-    cv_json_writer_t *w = leaf_begin("audit off");
+    cv_json_writer_t *w = leaf_begin(self, "audit off");
     bool ok = append(self, &w, err);
     self->off = true;
     return ok;
@@ -323,7 +350,7 @@ void cv_record_accepted_begin(cv_record_t *self, const Caveat__Report *report,
     if (self->off)
         return;
     cv_json_writer_t *w = self->accepted =
-        report_leaf_begin("accepted", report->id, report->originator);
+        report_leaf_begin(self, "accepted", report->id, report->originator);
     key_string(w, "category", report->category);
     key_hex(w, "stored", stored, CV_DIGEST_BYTES);
     parts_of(self, policy);
@@ -568,7 +595,7 @@ bool cv_record_accepted_end(cv_record_t *self, cv_error_t *err)
 bool cv_record_refused(cv_record_t *self, const char *sender, const char *report_id,
                        const char *status, cv_error_t *err)
 {
-    cv_json_writer_t *w = leaf_begin("refused");
+    cv_json_writer_t *w = leaf_begin(self, "refused");
     /* an id longer than any report's is not written: the sender chose it */
     bool id = report_id && strnlen(report_id, CV_REPORT_ID_MAX + 1) <= CV_REPORT_ID_MAX;
     cv_json_key(w, "report");
@@ -580,7 +607,7 @@ bool cv_record_refused(cv_record_t *self, const char *sender, const char *report
 
 bool cv_record_refusals(cv_record_t *self, const char *sender, size_t count, cv_error_t *err)
 {
-    cv_json_writer_t *w = leaf_begin("refusals");
+    cv_json_writer_t *w = leaf_begin(self, "refusals");
     key_string(w, "originator", sender);
     cv_json_key(w, "count");
     cv_json_uint(w, count);
@@ -589,7 +616,7 @@ bool cv_record_refusals(cv_record_t *self, const char *sender, size_t count, cv_
 
 bool cv_record_policy(cv_record_t *self, const cv_policy_t *policy, cv_error_t *err)
 {
-    cv_json_writer_t *w = leaf_begin("policy");
+    cv_json_writer_t *w = leaf_begin(self, "policy");
     key_string(w, "protocol", cv_policy_protocol(policy));
     cv_json_key(w, "version");
     cv_json_uint(w, (uint64_t)cv_policy_version(policy));
@@ -599,7 +626,7 @@ bool cv_record_policy(cv_record_t *self, const cv_policy_t *policy, cv_error_t *
 
 bool cv_record_policy_refused(cv_record_t *self, const char *why, cv_error_t *err)
 {
-    cv_json_writer_t *w = leaf_begin("policy refused");
+    cv_json_writer_t *w = leaf_begin(self, "policy refused");
     key_string(w, "why", why);
     return append(self, &w, err);
 }
@@ -607,7 +634,7 @@ bool cv_record_policy_refused(cv_record_t *self, const char *why, cv_error_t *er
 bool cv_record_admin(cv_record_t *self, const char *agency, const char *action, bool ok,
                      cv_error_t *err)
 {
-    cv_json_writer_t *w = leaf_begin("admin");
+    cv_json_writer_t *w = leaf_begin(self, "admin");
     key_string(w, "agency", agency);
     key_string(w, "action", action);
     cv_json_key(w, "ok");
@@ -618,7 +645,7 @@ bool cv_record_admin(cv_record_t *self, const char *agency, const char *action, 
 bool cv_record_review(cv_record_t *self, const char *originator, const char *report_id,
                       const cv_review_t *review, cv_error_t *err)
 {
-    cv_json_writer_t *w = report_leaf_begin("review", report_id, originator);
+    cv_json_writer_t *w = report_leaf_begin(self, "review", report_id, originator);
     key_string(w, "reviewer", review->reviewer);
     if (review->dispose) {
         cv_json_key(w, "dispose");
@@ -634,7 +661,7 @@ bool cv_record_review(cv_record_t *self, const char *originator, const char *rep
 bool cv_record_purged(cv_record_t *self, const char *originator, const char *report_id,
                       const char *category, const char *rule, cv_error_t *err)
 {
-    cv_json_writer_t *w = report_leaf_begin("purged", report_id, originator);
+    cv_json_writer_t *w = report_leaf_begin(self, "purged", report_id, originator);
     key_string(w, "category", category);
     key_string(w, "rule", rule);
     return append(self, &w, err);
@@ -644,7 +671,7 @@ bool cv_record_approval(cv_record_t *self, const char *originator, const char *r
                         const char *to, const char *const *released, size_t n_released,
                         cv_error_t *err)
 {
-    cv_json_writer_t *w = report_leaf_begin("approval", report_id, originator);
+    cv_json_writer_t *w = report_leaf_begin(self, "approval", report_id, originator);
     key_string(w, "to", to);
     cv_json_key(w, "released");
     cv_json_array_begin(w);
@@ -657,7 +684,7 @@ bool cv_record_approval(cv_record_t *self, const char *originator, const char *r
 bool cv_record_feedback(cv_record_t *self, const char *report_id, const char *originator,
                         const char *from, const char *value, cv_error_t *err)
 {
-    cv_json_writer_t *w = report_leaf_begin("feedback", report_id, originator);
+    cv_json_writer_t *w = report_leaf_begin(self, "feedback", report_id, originator);
     key_string(w, "from", from);
     key_string(w, "value", value);
     return append(self, &w, err);
@@ -683,7 +710,7 @@ bool cv_record_delivered(cv_record_t *self, const char *agency, const char *feed
                          cv_error_t *err)
 {
     assert(n >= 1 && n <= CV_RECORD_DELIVERIES_PER_LEAF);
-    cv_json_writer_t *w = leaf_begin("delivered");
+    cv_json_writer_t *w = leaf_begin(self, "delivered");
     key_string(w, "agency", agency);
     cv_json_key(w, "feed");
     cv_json_string(w, feed && *feed ? feed : NULL);

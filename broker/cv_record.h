@@ -82,6 +82,11 @@ bool cv_record_approval(cv_record_t *self, const char *originator, const char *r
  *  with its value; never its text. */
 bool cv_record_feedback(cv_record_t *self, const char *report_id, const char *originator,
                         const char *from, const char *value, cv_error_t *err);
+/*  Every leaf the broker writes carries this many random bytes, as the
+ *  hex member "salt" after its time: its hash, which other agencies'
+ *  receipts carry, cannot be matched against a guess of what it says. */
+#define CV_RECORD_SALT_BYTES 16
+
 /*  One delivery acknowledged: its seq, its report, and the SHA-256 of the
  *  exact view sent (NULL: the broker no longer knows it). */
 typedef struct {

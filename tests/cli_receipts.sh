@@ -48,7 +48,7 @@ for id in $ids; do
     expect_status 0 "audit receipt $id"
     grep -q '^receipt good: leaf [0-9]* of caveat/[0-9a-f]* at size [0-9]*$' "$tmp/out" ||
         fail "receipt $id: $(cat "$tmp/out")"
-    grep -q "\"event\":\"delivered\",\"time\":[0-9]*,\"agency\":\"hull-cc\",\"feed\":null,\"deliveries\":\[.*{\"report\":\"$id\",\"seq\":$seq,\"view\":\"[0-9a-f]\{64\}\"}" \
+    grep -q "\"event\":\"delivered\",\"time\":[0-9]*,\"salt\":\"[0-9a-f]\{32\}\",\"agency\":\"hull-cc\",\"feed\":null,\"deliveries\":\[.*{\"report\":\"$id\",\"seq\":$seq,\"view\":\"[0-9a-f]\{64\}\"}" \
         "$tmp/out" || fail "receipt $id: the leaf: $(cat "$tmp/out")"
 done
 

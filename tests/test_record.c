@@ -3,6 +3,7 @@
  *  refuses to start on a log that was changed underneath; the real
  *  `caveat audit verify` checks what it wrote (broker/cv_record.h).
  */
+#include <regex.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -47,6 +48,33 @@ static char *leaves(harness_t *h)
     fclose(out);
     done(s);
     return text;
+}
+
+/*  Every leaf (one a line of text) opens with its event, its time and a
+ *  salt of 16 random bytes, and no two leaves have the same salt: a leaf's
+ *  hash, which goes to other agencies in the proofs of their receipts,
+ *  must not be matched against a guess of what the leaf says. */
+static void assert_salted(const char *text)
+{
+    regex_t opening;
+    assert_int_equal(
+        regcomp(&opening, "^\\{\"event\":\"[^\"]+\",\"time\":[0-9]+,\"salt\":\"([0-9a-f]{32})\",",
+                REG_EXTENDED),
+        0);
+    char salts[64][33];
+    int n = 0;
+    for (const char *line = text; *line; line = strchr(line, '\n') + 1) {
+        regmatch_t m[2];
+        if (regexec(&opening, line, 2, m, 0) != 0)
+            fail_msg("a leaf without its salt: %.*s", (int)strcspn(line, "\n"), line);
+        assert_true(n < 64);
+        snprintf(salts[n], sizeof salts[n], "%.32s", line + m[1].rm_so);
+        for (int i = 0; i < n; i++)
+            assert_string_not_equal(salts[i], salts[n]);
+        n++;
+    }
+    assert_true(n >= 4);
+    regfree(&opening);
 }
 
 /*  `caveat audit verify` on the data directory: its exit status. */
@@ -132,6 +160,7 @@ static void test_what_the_broker_did_is_in_its_log(void **state)
      * its text is not; nor is the subject's name */
     assert_null(strstr(text, "Mother called 101"));
     assert_null(strstr(text, "Jordan"));
+    assert_salted(text);
     free(text);
 
     int64_t n = store_count(h, "SELECT count(*) FROM tlog_leaves");
