@@ -650,6 +650,13 @@ static bool load_grants(loader_t *l, struct fy_node *fields, uint8_t *grants, co
             else if (strcmp(path, "*") == 0 && grant > CV_GRANT_SHARE && grant < CV_GRANT_DENY)
                 ok = fail(l, fy_node_pair_value(pair),
                           "*: a mask cannot apply to every field; name the fields");
+            else if (strcmp(path, "*") != 0 && cv_schema_node(schema, from)->envelope &&
+                     grant > CV_GRANT_SHARE && grant < CV_GRANT_DENY)
+                /* accepted, it would promise what no delivery keeps */
+                ok = fail(l, fy_node_pair_value(pair),
+                          "%s: the envelope (id, originator, created, category, handling_level) "
+                          "goes whole with every delivered report; it cannot be masked",
+                          path);
             else
                 for (int i = from; i < to; i++)
                     grants[i] = (uint8_t)grant;
@@ -668,8 +675,11 @@ static bool load_fields(loader_t *l, struct fy_node *fields, cv_entry_t *entry, 
     entry->shares_all = true;
     for (size_t i = 0; i < size; i++) {
         const cv_schema_node_t *node = cv_schema_node(l->policy->schema, (int)i);
-        entry->grants_any = entry->grants_any || (entry->grants[i] != CV_GRANT_NONE &&
-                                                  entry->grants[i] != CV_GRANT_DENY);
+        /* the envelope goes with any delivery, and delivers nothing by
+         * itself: only {} asks for a notice (docs/policy.md, rule 1) */
+        entry->grants_any =
+            entry->grants_any || (!node->envelope && entry->grants[i] != CV_GRANT_NONE &&
+                                  entry->grants[i] != CV_GRANT_DENY);
         if (node->is_leaf && !node->envelope && entry->grants[i] != CV_GRANT_SHARE)
             entry->shares_all = false;
         if (entry->grants[i] == CV_GRANT_PSEUDONYMISE)

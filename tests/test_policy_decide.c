@@ -53,7 +53,7 @@
     AGENCY("hull-cc-children", "hull-city-council", "local_authority", "OFFICIAL-SENSITIVE",       \
            "[hull]", K8)
 
-/*  The main policy: DESIGN.md's example, grown a little. */
+/*  The main policy: the example of docs/policy.md, grown a little. */
 static const char main_policy_yaml[] =
     POLICY_HEAD
     "handling_codes:\n"
@@ -343,7 +343,11 @@ static const char summary_only_yaml[] =
     "  - name: denies-the-summary\n"
     "    categories: [grievance]\n"
     "    to_types: [local_authority]\n"
-    "    fields: {summary: deny}\n";
+    "    fields: {summary: deny}\n"
+    "  - name: envelope-only\n"
+    "    categories: [venue_of_concern]\n"
+    "    to_types: [local_authority]\n"
+    "    fields: {id: share}\n";
 /* clang-format on */
 
 static void assert_envelope(const Caveat__Report *view)
@@ -409,8 +413,12 @@ static void test_deny_never_delivers(void **state)
     (void)state;
     cv_policy_t *policy = load_policy(summary_only_yaml, NULL);
     Caveat__Report *report = base_report();
-    const char *categories[] = {"critical_incident", "grievance"};
-    for (int i = 0; i < 2; i++) {
+    /* venue_of_concern: an entry that grants only the envelope, which
+     * goes with any delivery and delivers nothing by itself (only {} asks
+     * for a notice). With no marking and no restriction the decision took
+     * a shorter path, which counted the envelope and sent a notice. */
+    const char *categories[] = {"critical_incident", "grievance", "venue_of_concern"};
+    for (int i = 0; i < 3; i++) {
         set_text(&report->category, categories[i]);
         assert_false(delivered_to(policy, report, "hull-cc", NULL));
         assert_reason("the matching rules and screening entries share or mask no field here: "

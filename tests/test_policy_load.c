@@ -546,6 +546,21 @@ static const error_case_t pseudonymise_on_star = {
     FIELDS_AT_22 "      \"*\": pseudonymise\n", /* 22 */
     22, 12, "rule 'r1': *: a mask cannot apply to every field; name the fields"};
 
+/*  The envelope goes whole with every delivery: a mask on it would be a
+ *  promise no delivery keeps (it was accepted, and created went to the
+ *  second under {mask: year}). */
+static const error_case_t year_on_created = {
+    FIELDS_AT_22 "      created: {mask: year}\n", /* 22 */
+    22, 17,
+    "rule 'r1': created: the envelope (id, originator, created, category, handling_level) goes "
+    "whole with every delivered report; it cannot be masked"};
+
+static const error_case_t pseudonymise_on_originator = {
+    FIELDS_AT_22 "      originator: pseudonymise\n", /* 22 */
+    22, 19,
+    "rule 'r1': originator: the envelope (id, originator, created, category, handling_level) "
+    "goes whole with every delivered report; it cannot be masked"};
+
 /* ------------------------------------------------------------------------ */
 /*  Screening.                                                              */
 
@@ -1366,6 +1381,8 @@ int main(void)
         ERROR_CASE(pseudonymise_on_int),
         ERROR_CASE(mask_on_star),
         ERROR_CASE(pseudonymise_on_star),
+        ERROR_CASE(year_on_created),
+        ERROR_CASE(pseudonymise_on_originator),
         ERROR_CASE(match_unknown_key),
         ERROR_CASE(match_nothing),
         ERROR_CASE(match_empty),
