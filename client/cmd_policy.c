@@ -181,7 +181,7 @@ static int policy_fmt(int argc, char **argv)
 }
 
 /* ------------------------------------------------------------------------ */
-/*  explain: one JSON object, the shape of DESIGN.md.                       */
+/*  explain: one JSON object, the shape docs/policy.md gives.               */
 
 Caveat__Report *cli_load_report(const cv_policy_t *policy, const char *path)
 {

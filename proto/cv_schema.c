@@ -20,7 +20,7 @@ struct cv_schema_t {
 };
 
 /*  What the descriptor cannot say: formats of string fields and the
- *  envelope (DESIGN.md: id, originator, category, handling_level, created
+ *  envelope (docs/policy.md: id, originator, category, handling_level, created
  *  always travel with a delivered report). */
 static const struct {
     const char *path;

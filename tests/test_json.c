@@ -18,7 +18,7 @@
 
 #include "cv_proto.h"
 
-/*  The example report of DESIGN.md, "The report". */
+/*  The example report (examples/reports), as docs/protocol.md describes it. */
 static const char example[] =
     "{\n"
     "  \"id\": \"assigned by the broker when empty\",\n"
