@@ -111,8 +111,9 @@ struct cv_decision_t {
     uint8_t *failed;    /* a value of this leaf failed its mask */
     outcome_t *outcome; /* why, worked out for explanations only */
     bool outcome_done;
-    uint8_t *granted; /* something under this node goes */
-    uint8_t *present; /* the report has a value here */
+    uint8_t *granted;  /* something under this node goes */
+    int markings_node; /* field_markings: each value names another field */
+    uint8_t *present;  /* the report has a value here */
     bool viewed;
 
     arena_block_t *arena;
@@ -184,6 +185,7 @@ cv_decision_t *cv_decision_new(void)
                                                   : NODE_LEAF;
     link_siblings(self);
     self->encodable = encodable(cv_schema_descriptor(schema), 0);
+    self->markings_node = cv_schema_find(schema, "field_markings");
     return self;
 }
 
@@ -1003,6 +1005,19 @@ static bool copy_value(cv_decision_t *self, int node, const void *src_value, voi
     }
 }
 
+/*  A field marking names a field and its level. One that names a field
+ *  nothing of which goes to the recipient would tell it that the field
+ *  exists and how it is marked: it is left out, as that field is. (One
+ *  naming no field of the schema names nothing, and goes as it is.) */
+static bool marking_hidden(const cv_decision_t *self, int node, const void *value)
+{
+    if (node != self->markings_node)
+        return false;
+    const Caveat__FieldMarking *marking = *(Caveat__FieldMarking *const *)value;
+    int marked = marking && marking->path ? cv_schema_find(cv_schema_report(), marking->path) : -1;
+    return marked >= 0 && !self->granted[marked];
+}
+
 static void copy_repeated(cv_decision_t *self, int node, const ProtobufCMessage *src,
                           ProtobufCMessage *dst)
 {
@@ -1014,13 +1029,16 @@ static void copy_repeated(cv_decision_t *self, int node, const ProtobufCMessage 
         return;
     prefetch_values(f, from, n);
     char *to = view_alloc(self, n * size);
-    size_t kept = 0;
+    size_t kept = 0, hidden = 0;
     for (size_t i = 0; i < n; i++)
-        if (copy_value(self, node, from + i * size, to + kept * size))
+        if (marking_hidden(self, node, from + i * size))
+            hidden++;
+        else if (copy_value(self, node, from + i * size, to + kept * size))
             kept++;
     if (kept == 0) {
         /* every value failed its mask (a message always copies) */
-        self->failed[node] = 1;
+        if (hidden < n)
+            self->failed[node] = 1;
         view_free(self, to);
         return;
     }
@@ -1299,15 +1317,18 @@ static void pack_field(cv_decision_t *self, int node, const ProtobufCMessage *sr
     const ProtobufCFieldDescriptor *f = self->nodes[node].field;
     const char *member = (const char *)src + f->offset;
     if (f->label == PROTOBUF_C_LABEL_REPEATED) {
-        size_t n = *(const size_t *)((const char *)src + f->quantifier_offset), kept = 0;
+        size_t n = *(const size_t *)((const char *)src + f->quantifier_offset), kept = 0,
+               hidden = 0;
         const char *values = *(char *const *)member;
         prefetch_values(f, values, n);
         for (size_t i = n; i-- > 0;)
-            if (prepend_value(self, node, values + i * cv_slot_size(f->type))) {
+            if (marking_hidden(self, node, values + i * cv_slot_size(f->type)))
+                hidden++;
+            else if (prepend_value(self, node, values + i * cv_slot_size(f->type))) {
                 prepend_tag(self, f);
                 kept++;
             }
-        if (n > 0 && kept == 0)
+        if (n > 0 && kept == 0 && hidden < n)
             self->failed[node] = 1; /* as copy_repeated */
         return;
     }

@@ -685,6 +685,51 @@ static void test_marking_on_parent(void **state)
     report_free(report);
 }
 
+/* clang-format off */
+static const char everything_yaml[] =
+    POLICY_HEAD
+    "rules:\n"
+    "  - name: everything\n"
+    "    categories: [vulnerable_individual]\n"
+    "    to_types: [local_authority, police]\n"
+    "    fields: {\"*\": share}\n";
+/* clang-format on */
+
+/*  field_markings is a field like any other, and "*" shares it: a marking
+ *  naming a field withheld from the recipient told it that the field
+ *  exists and how it is marked. Such markings are now left out, in the
+ *  view built and in the one packed; a recipient given the field gets its
+ *  marking. */
+static void test_markings_of_withheld_fields_stay_behind(void **state)
+{
+    (void)state;
+    cv_policy_t *policy = load_policy(everything_yaml, NULL);
+    Caveat__Report *report = base_report();
+    add_marking(report, "source", "SECRET");
+    add_marking(report, "summary", "OFFICIAL-SENSITIVE");
+    const char *to[] = {"hull-cc", "york-police"};
+    for (int i = 0; i < 2; i++) {
+        Caveat__Report *view = view_for(policy, report, to[i], NULL);
+        assert_non_null(view);
+        bool cleared = i == 1; /* york-police holds SECRET */
+        assert_int_equal(view->source != NULL, cleared);
+        assert_int_equal(view->n_field_markings, cleared ? 2 : 1);
+        assert_string_equal(view->field_markings[cleared ? 1 : 0]->path, "summary");
+        size_t size = protobuf_c_message_get_packed_size(&view->base);
+        uint8_t *built = malloc(size), *packed = malloc(size);
+        assert_non_null(built);
+        assert_non_null(packed);
+        protobuf_c_message_pack(&view->base, built);
+        assert_int_equal(cv_decision_pack(decision, report, packed, size), size);
+        assert_memory_equal(built, packed, size);
+        free(built);
+        free(packed);
+        view_free(view);
+    }
+    report_free(report);
+    cv_policy_destroy(&policy);
+}
+
 static void test_marking_on_field(void **state)
 {
     (void)state;
@@ -2382,6 +2427,7 @@ int main(void)
         cmocka_unit_test(test_unknown_names),
         cmocka_unit_test(test_marking_on_parent),
         cmocka_unit_test(test_marking_on_field),
+        cmocka_unit_test(test_markings_of_withheld_fields_stay_behind),
         cmocka_unit_test(test_unknown_marking_fails_closed),
         cmocka_unit_test(test_union_of_grants),
         cmocka_unit_test(test_most_protective_wins),
