@@ -1005,6 +1005,31 @@ static bool copy_value(cv_decision_t *self, int node, const void *src_value, voi
     }
 }
 
+static bool field_present(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f);
+
+static bool message_empty(const ProtobufCMessage *msg)
+{
+    for (unsigned i = 0; i < msg->descriptor->n_fields; i++)
+        if (field_present(msg, &msg->descriptor->fields[i]))
+            return false;
+    return true;
+}
+
+/*  Whether a sub-message (at src_value) that held something is left with
+ *  nothing (its copy at dst_value, or a packed length of 0): every field
+ *  it held is withheld. Sent empty, it would still say that it was there
+ *  (a second subject, a source), so it is left out as its fields are. One
+ *  empty in the report goes as it is, as the report given whole does. */
+static bool emptied(const cv_schema_node_t *n, const void *src_value, const void *dst_value,
+                    size_t packed_len)
+{
+    if (n->field->type != PROTOBUF_C_TYPE_MESSAGE || n->is_map)
+        return false;
+    if (dst_value ? !message_empty(*(ProtobufCMessage *const *)dst_value) : packed_len != 0)
+        return false;
+    return !message_empty(*(ProtobufCMessage *const *)src_value);
+}
+
 /*  A field marking names a field and its level. One that names a field
  *  nothing of which goes to the recipient would tell it that the field
  *  exists and how it is marked: it is left out, as that field is. (One
@@ -1033,7 +1058,12 @@ static void copy_repeated(cv_decision_t *self, int node, const ProtobufCMessage 
     for (size_t i = 0; i < n; i++)
         if (marking_hidden(self, node, from + i * size))
             hidden++;
-        else if (copy_value(self, node, from + i * size, to + kept * size))
+        else if (!copy_value(self, node, from + i * size, to + kept * size))
+            continue;
+        else if (emptied(&self->nodes[node], from + i * size, to + kept * size, 0)) {
+            view_free(self, *(void **)(to + kept * size)); /* no field: the struct alone */
+            hidden++;
+        } else
             kept++;
     if (kept == 0) {
         /* every value failed its mask (a message always copies) */
@@ -1061,6 +1091,11 @@ static void copy_field(cv_decision_t *self, int node, const ProtobufCMessage *sr
         return;
     if (!copy_value(self, node, from, (char *)dst + f->offset)) {
         self->failed[node] = 1;
+        return;
+    }
+    if (emptied(&self->nodes[node], from, (char *)dst + f->offset, 0)) {
+        view_free(self, *(void **)((char *)dst + f->offset)); /* no field: the struct alone */
+        *(void **)((char *)dst + f->offset) = NULL;
         return;
     }
     if (!pointer)
@@ -1321,13 +1356,21 @@ static void pack_field(cv_decision_t *self, int node, const ProtobufCMessage *sr
                hidden = 0;
         const char *values = *(char *const *)member;
         prefetch_values(f, values, n);
-        for (size_t i = n; i-- > 0;)
-            if (marking_hidden(self, node, values + i * cv_slot_size(f->type)))
+        for (size_t i = n; i-- > 0;) {
+            const char *value = values + i * cv_slot_size(f->type);
+            size_t before = self->used;
+            if (marking_hidden(self, node, value)) {
                 hidden++;
-            else if (prepend_value(self, node, values + i * cv_slot_size(f->type))) {
+            } else if (!prepend_value(self, node, value)) {
+                continue;
+            } else if (emptied(&self->nodes[node], value, NULL, self->used - before - 1)) {
+                self->used = before; /* its length, 0, taken back: as copy_repeated */
+                hidden++;
+            } else {
                 prepend_tag(self, f);
                 kept++;
             }
+        }
         if (n > 0 && kept == 0 && hidden < n)
             self->failed[node] = 1; /* as copy_repeated */
         return;
@@ -1336,8 +1379,11 @@ static void pack_field(cv_decision_t *self, int node, const ProtobufCMessage *sr
     if (pointer ? *(void *const *)member == NULL
                 : !*(const protobuf_c_boolean *)((const char *)src + f->quantifier_offset))
         return;
+    size_t before = self->used;
     if (!prepend_value(self, node, member))
         self->failed[node] = 1;
+    else if (emptied(&self->nodes[node], member, NULL, self->used - before - 1))
+        self->used = before; /* as copy_field */
     else
         prepend_tag(self, f);
 }

@@ -685,6 +685,20 @@ static void test_marking_on_parent(void **state)
     report_free(report);
 }
 
+/*  The view packed for the last decision is the built view packed. */
+static void assert_packed_as_built(const Caveat__Report *report, const Caveat__Report *view)
+{
+    size_t size = protobuf_c_message_get_packed_size(&view->base);
+    uint8_t *built = malloc(size ? size : 1), *packed = malloc(size ? size : 1);
+    assert_non_null(built);
+    assert_non_null(packed);
+    protobuf_c_message_pack(&view->base, built);
+    assert_int_equal(cv_decision_pack(decision, report, packed, size), size);
+    assert_memory_equal(built, packed, size);
+    free(built);
+    free(packed);
+}
+
 /* clang-format off */
 static const char everything_yaml[] =
     POLICY_HEAD
@@ -715,15 +729,47 @@ static void test_markings_of_withheld_fields_stay_behind(void **state)
         assert_int_equal(view->source != NULL, cleared);
         assert_int_equal(view->n_field_markings, cleared ? 2 : 1);
         assert_string_equal(view->field_markings[cleared ? 1 : 0]->path, "summary");
-        size_t size = protobuf_c_message_get_packed_size(&view->base);
-        uint8_t *built = malloc(size), *packed = malloc(size);
-        assert_non_null(built);
-        assert_non_null(packed);
-        protobuf_c_message_pack(&view->base, built);
-        assert_int_equal(cv_decision_pack(decision, report, packed, size), size);
-        assert_memory_equal(built, packed, size);
-        free(built);
-        free(packed);
+        assert_packed_as_built(report, view);
+        view_free(view);
+    }
+    report_free(report);
+    cv_policy_destroy(&policy);
+}
+
+/*  A sub-message whose every field is withheld went as an empty one: two
+ *  subjects that held only an address reached the council as {} {},
+ *  telling it there were two more subjects; a location holding only a
+ *  name marked SECRET went as location {}. Such a sub-message is now
+ *  left out, in the view built and in the one packed. One that is empty
+ *  in the report goes as it is, as the report given whole would. */
+static void test_emptied_sub_messages_stay_behind(void **state)
+{
+    (void)state;
+    Caveat__Report *report = parse_report(
+        "{'id': 'rep-2', 'originator': 'hull-police', 'created': '2026-11-20T09:30:00Z',"
+        " 'category': 'vulnerable_individual', 'handling_level': 'OFFICIAL-SENSITIVE',"
+        " 'grading': {'source': 'B', 'intelligence': '2', 'handling_code': '2'},"
+        " 'area': 'hull', 'summary': 'Three people at one address',"
+        " 'subjects': [{'name': 'Jane Doe'}, {'address': '2 Example Street, Hull'}, {},"
+        "   {'address': '3 Example Street, Hull'}],"
+        " 'location': {'name': 'Albion Library'}}");
+    Caveat__Report *view = view_for(main_policy, report, "hull-cc", NULL);
+    assert_non_null(view);
+    assert_int_equal(view->n_subjects, 2); /* Jane, and the one empty as published */
+    assert_string_equal(view->subjects[0]->name, "Jane Doe");
+    assert_null(view->subjects[1]->name);
+    assert_packed_as_built(report, view);
+    view_free(view);
+
+    cv_policy_t *policy = load_policy(everything_yaml, NULL);
+    add_marking(report, "location.name", "SECRET");
+    const char *to[] = {"hull-cc", "york-police"};
+    for (int i = 0; i < 2; i++) {
+        view = view_for(policy, report, to[i], NULL);
+        assert_non_null(view);
+        assert_int_equal(view->location != NULL, i == 1); /* york-police holds SECRET */
+        assert_int_equal(view->n_subjects, 4);
+        assert_packed_as_built(report, view);
         view_free(view);
     }
     report_free(report);
@@ -2428,6 +2474,7 @@ int main(void)
         cmocka_unit_test(test_marking_on_parent),
         cmocka_unit_test(test_marking_on_field),
         cmocka_unit_test(test_markings_of_withheld_fields_stay_behind),
+        cmocka_unit_test(test_emptied_sub_messages_stay_behind),
         cmocka_unit_test(test_unknown_marking_fails_closed),
         cmocka_unit_test(test_union_of_grants),
         cmocka_unit_test(test_most_protective_wins),
