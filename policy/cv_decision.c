@@ -112,8 +112,11 @@ struct cv_decision_t {
     outcome_t *outcome; /* why, worked out for explanations only */
     bool outcome_done;
     uint8_t *granted;  /* something under this node goes */
-    int markings_node; /* field_markings: each value names another field */
     uint8_t *present;  /* the report has a value here */
+    int markings_node; /* field_markings: each value names another field */
+    int *marked;       /* per marking of the report, the node it names or -1
+                          (compute_field_levels, for marking_hidden) */
+    int cap_marked;
     bool viewed;
 
     arena_block_t *arena;
@@ -219,6 +222,7 @@ void cv_decision_destroy(cv_decision_t **self_p)
     free(self->restricted);
     free(self->reasons);
     free(self->order);
+    free(self->marked);
     free(self->last_child);
     free(self->prev_sibling);
     free(self->out);
@@ -574,9 +578,12 @@ static bool compute_field_levels(cv_decision_t *self)
     const Caveat__Report *report = self->report;
     bool raised = false;
     memset(self->field_level, self->level, self->size);
+    while ((size_t)self->cap_marked < report->n_field_markings)
+        self->marked = grow(self->marked, &self->cap_marked, sizeof *self->marked);
     for (size_t m = 0; m < report->n_field_markings; m++) {
         const Caveat__FieldMarking *marking = report->field_markings[m];
         int node = marking->path ? cv_schema_find(p->schema, marking->path) : -1;
+        self->marked[m] = node;
         if (node < 0)
             continue;
         int level = cv_policy_level_find(p, marking->level);
@@ -1034,12 +1041,13 @@ static bool emptied(const cv_schema_node_t *n, const void *src_value, const void
  *  nothing of which goes to the recipient would tell it that the field
  *  exists and how it is marked: it is left out, as that field is. (One
  *  naming no field of the schema names nothing, and goes as it is.) */
-static bool marking_hidden(const cv_decision_t *self, int node, const void *value)
+static bool marking_hidden(const cv_decision_t *self, int node, size_t index)
 {
     if (node != self->markings_node)
         return false;
-    const Caveat__FieldMarking *marking = *(Caveat__FieldMarking *const *)value;
-    int marked = marking && marking->path ? cv_schema_find(cv_schema_report(), marking->path) : -1;
+    /* the grants, and so the levels and the nodes marked, are this report's */
+    assert(self->grants_for == self->report && index < self->report->n_field_markings);
+    int marked = self->marked[index];
     return marked >= 0 && !self->granted[marked];
 }
 
@@ -1056,7 +1064,7 @@ static void copy_repeated(cv_decision_t *self, int node, const ProtobufCMessage 
     char *to = view_alloc(self, n * size);
     size_t kept = 0, hidden = 0;
     for (size_t i = 0; i < n; i++)
-        if (marking_hidden(self, node, from + i * size))
+        if (marking_hidden(self, node, i))
             hidden++;
         else if (!copy_value(self, node, from + i * size, to + kept * size))
             continue;
@@ -1359,7 +1367,7 @@ static void pack_field(cv_decision_t *self, int node, const ProtobufCMessage *sr
         for (size_t i = n; i-- > 0;) {
             const char *value = values + i * cv_slot_size(f->type);
             size_t before = self->used;
-            if (marking_hidden(self, node, value)) {
+            if (marking_hidden(self, node, i)) {
                 hidden++;
             } else if (!prepend_value(self, node, value)) {
                 continue;
