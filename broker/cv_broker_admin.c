@@ -8,26 +8,39 @@
 /* ------------------------------------------------------------------------ */
 /*  Policy reload and administration.                                       */
 
+/*  Whether the session's key is still one of its agency's in the policy. */
+static bool key_still_listed(cv_broker_t *self, const session_t *s)
+{
+    int a = cv_policy_agency_find(self->policy, s->agency);
+    return a >= 0 && cv_agency_has_key(cv_policy_agency(self->policy, a), s->key);
+}
+
+/*  Whether the session's screening feed, if it has one, still sends to
+ *  its agency (the feed may be gone, or sent to others only). */
+static bool feed_still_sent(cv_broker_t *self, const session_t *s)
+{
+    return !*s->feed || cv_policy_feed_recipient(self->policy, s->feed,
+                                                 cv_policy_agency_find(self->policy, s->agency));
+}
+
 /*  Ends the sessions of keys the policy no longer lists (Error REVOKED)
- *  and of screening feeds it no longer has (Error BAD_REQUEST): they get
- *  nothing more. */
+ *  and on screening feeds that no longer send to their agency (Error
+ *  FORBIDDEN, as a Hello for such a feed gets): they get nothing more. */
 static void revoke_removed(cv_broker_t *self)
 {
     zlistx_t *revoked = zlistx_new(); /* not deleted while the table is walked */
     for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions)) {
-        int a = cv_policy_agency_find(self->policy, s->agency);
-        if (a < 0 || !cv_agency_has_key(cv_policy_agency(self->policy, a), s->key) ||
-            (*s->feed && !cv_policy_has_feed(self->policy, s->feed)))
+        if (!key_still_listed(self, s) || !feed_still_sent(self, s))
             zlistx_add_end(revoked, s);
         else
             broker_set_dirty(self, s, true); /* the new policy may send more, or less */
     }
     for (session_t *s = zlistx_first(revoked); s; s = zlistx_next(revoked)) {
-        int a = cv_policy_agency_find(self->policy, s->agency);
-        bool key_gone = a < 0 || !cv_agency_has_key(cv_policy_agency(self->policy, a), s->key);
-        broker_send_error(self, s->routing, key_gone ? E_REVOKED : E_BAD_REQUEST,
-                          key_gone ? "this agency's key is no longer in the policy"
-                                   : "no screening entry sends to that feed any more");
+        bool key_gone = !key_still_listed(self, s);
+        broker_send_error(self, s->routing, key_gone ? E_REVOKED : E_FORBIDDEN,
+                          key_gone
+                              ? "this agency's key is no longer in the policy"
+                              : "no screening feed of that name sends to this agency any more");
         cv_log_info(self->log, "revoked: %s%s%s", s->agency, key_gone ? "" : " feed ",
                     key_gone ? "" : s->feed);
         self->stats.revoked++;

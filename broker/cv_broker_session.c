@@ -416,14 +416,11 @@ static uint32_t hello_refusal(cv_broker_t *self, const zframe_t *routing, int ag
         *reason = "a client must not set its own routing id";
         return E_BAD_REQUEST;
     }
-    /* a queue is made for what a session asks: only for feeds that exist,
-     * and only by their recipients */
-    if (*feed && !cv_policy_has_feed(self->policy, feed)) {
-        *reason = "no screening entry sends to that feed";
-        return E_BAD_REQUEST;
-    }
+    /* a queue is made for what a session asks: only for feeds that send
+     * to its agency. A feed that exists and one that does not are refused
+     * alike, so that no agency learns the names of feeds it is not sent */
     if (*feed && !cv_policy_feed_recipient(self->policy, feed, agency)) {
-        *reason = "this agency is not a recipient of that feed";
+        *reason = "no screening feed of that name sends to this agency";
         return E_FORBIDDEN;
     }
     return 0;

@@ -86,14 +86,6 @@ bool cv_policy_names_recipient(const cv_policy_t *self, const char *name)
     return false;
 }
 
-bool cv_policy_has_feed(const cv_policy_t *self, const char *feed)
-{
-    for (int e = self->n_rules; feed && e < self->n_entries; e++)
-        if (self->entries[e].feed && strcmp(self->entries[e].feed, feed) == 0)
-            return true;
-    return false;
-}
-
 bool cv_policy_feed_recipient(const cv_policy_t *self, const char *feed, int agency)
 {
     if (agency < 0 || agency >= self->n_agencies)

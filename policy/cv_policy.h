@@ -83,8 +83,6 @@ const char *cv_policy_level_name(const cv_policy_t *self, int level);
 int cv_policy_level_find(const cv_policy_t *self, const char *name); /* -1 */
 
 int cv_policy_agency_count(const cv_policy_t *self);
-/*  Whether a screening entry sends to the feed of that name. */
-bool cv_policy_has_feed(const cv_policy_t *self, const char *feed);
 /*  True when a screening entry with that feed may send to the agency (by
  *  index): only such an agency may open a session on the feed. */
 bool cv_policy_feed_recipient(const cv_policy_t *self, const char *feed, int agency);

@@ -326,6 +326,20 @@ static inline uint32_t error_answer(zsock_t *dealer)
     return code;
 }
 
+/*  The broker's answer as "CODE reason" (malloc'd), "0" when it is no
+ *  error: to compare two refusals word for word. */
+static inline char *error_text_answer(zsock_t *dealer)
+{
+    Caveat__Wire__Frame *frame = next_frame(dealer);
+    assert_non_null(frame);
+    bool error = frame->body_case == CAVEAT__WIRE__FRAME__BODY_ERROR;
+    char *text = error ? zsys_sprintf("%u %s", frame->error->code,
+                                      frame->error->reason ? frame->error->reason : "")
+                       : strdup("0");
+    caveat__wire__frame__free_unpacked(frame, NULL);
+    return text;
+}
+
 /*  A Hello of version for feed (NULL: the agency's own queue), with
  *  credit (-1: none given), asking for receipts or not. */
 static inline void send_hello_asking(zsock_t *dealer, uint32_t version, const char *feed,

@@ -221,15 +221,16 @@ static void test_invalid_reports_are_refused(void **state)
 /* ------------------------------------------------------------------------ */
 /*  Frames libcaveat would never send.                                      */
 
-/*  A Hello for a feed no screening entry sends to makes no queue; a
- *  send-only session has nothing to acknowledge. */
+/*  A Hello for a feed no screening entry sends to makes no queue (and is
+ *  refused as a feed that sends to others is: test_hostile); a send-only
+ *  session has nothing to acknowledge. */
 static void test_unknown_feed_and_send_only_acks_are_refused(void **state)
 {
     (void)state;
     harness_t *h = started();
     zsock_t *ctio = raw_dealer(h, "hum-ctio-hull");
     send_hello_with(ctio, 1, "no-such-feed", -1);
-    assert_int_equal(error_answer(ctio), 8 /* BAD_REQUEST */);
+    assert_int_equal(error_answer(ctio), 5 /* FORBIDDEN */);
     send_hello_with(ctio, 1, "ctio", -1); /* the example policy's feed */
     assert_int_equal(error_answer(ctio), 0);
 
@@ -628,6 +629,44 @@ static void test_an_agency_rotates_its_key_with_an_overlap(void **state)
     free(policy);
     free(overlap);
     free(rotated);
+    finish(&h);
+}
+
+/*  A reload that takes an agency off a screening feed's recipients (the
+ *  feed stays, for others) ends its session on the feed with FORBIDDEN,
+ *  as a Hello for it now gets: nothing more comes on the feed, and its
+ *  direct queue carries on. */
+static void test_reload_taking_an_agency_off_a_feed_ends_its_session(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    cv_client_t *feed = client(h, "hum-ctio-hull", "ctio", 0);
+    cv_client_t *direct = client(h, "hum-ctio-hull", NULL, 0);
+    char *policy = read_text(harness_path(h, "policy.yaml"));
+    char *others = replaced(policy, "feed: ctio\n    to_types: [ctio]",
+                            "feed: ctio\n    to_types: [special_branch]");
+    reload_with(h, others);
+
+    cv_error_t err = {0};
+    assert_null(cv_client_receive(feed, 3000, &err));
+    assert_non_null(strstr(err.msg, "FORBIDDEN"));
+    assert_int_equal(stat_of(h, "revoked"), 1); /* the feed's session, not the direct one */
+    cv_client_t *council = client(h, "hull-cc", NULL, 0);
+    Caveat__Report *concern = harness_report("radicalisation_concern"); /* screened, and */
+    free(concern->originator); /* a partner's referral to the police and CTIO */
+    concern->originator = strdup("hull-cc");
+    assert_int_equal(publish(council, concern, NULL, 0), CAVEAT__WIRE__STATUS__OK);
+    caveat__report__free_unpacked(concern, NULL);
+    const cv_delivery_t *d = receive(direct, 5000);
+    assert_non_null(d);
+    assert_null(d->feed);                                             /* the direct queue's */
+    assert_null(harness_client(h, "hum-ctio-hull", "ctio", 0, &err)); /* nor back on the feed */
+    assert_non_null(strstr(err.msg, "FORBIDDEN"));
+    cv_client_destroy(&council);
+    cv_client_destroy(&direct);
+    cv_client_destroy(&feed);
+    free(policy);
+    free(others);
     finish(&h);
 }
 
@@ -1033,6 +1072,7 @@ int main(void)
         cmocka_unit_test(test_admin_replies_carry_their_requests_id),
         cmocka_unit_test(test_bad_reload_keeps_the_old_policy),
         cmocka_unit_test(test_reload_removing_an_agency_revokes_it),
+        cmocka_unit_test(test_reload_taking_an_agency_off_a_feed_ends_its_session),
         cmocka_unit_test(test_an_agency_rotates_its_key_with_an_overlap),
         cmocka_unit_test(test_a_publisher_does_not_starve_its_agencys_subscriber),
         cmocka_unit_test(test_a_dropped_sender_says_hello_again),

@@ -227,15 +227,23 @@ static void test_a_chosen_routing_id_gets_no_session(void **state)
 }
 
 /*  A screening feed is opened only by the agencies it sends to: a health
- *  trust asking for the CTIO's feed gets FORBIDDEN and no queue. */
+ *  trust asking for the CTIO's feed gets FORBIDDEN and no queue, in the
+ *  very words a feed the policy does not have gets, so that asking does
+ *  not tell it which feeds there are. */
 static void test_a_feed_is_opened_only_by_its_recipients(void **state)
 {
     (void)state;
     harness_t *h = started_with(NULL);
     zsock_t *trust = raw_dealer(h, "hull-nhs");
     send_hello_with(trust, 1, "ctio", 100);
-    assert_int_equal(error_answer(trust), 5 /* FORBIDDEN */);
+    char *forbidden = error_text_answer(trust);
+    send_hello_with(trust, 1, "no-such-feed", 100);
+    char *unknown = error_text_answer(trust);
+    assert_int_equal(atoi(forbidden), 5 /* FORBIDDEN */);
+    assert_string_equal(forbidden, unknown);
     assert_int_equal(stat_of(h, "sessions"), 0);
+    zstr_free(&forbidden);
+    zstr_free(&unknown);
     zsock_destroy(&trust);
 
     zsock_t *ctio = raw_dealer(h, "hum-ctio-hull");

@@ -86,7 +86,7 @@ class Client:
     """A session with caveatd: connects, sends Hello and waits for
     HelloAck. Raises CertError for a bad certificate, KeyRefusedError when
     the broker refuses the key, BrokerError for an Error answer (VERSION,
-    a feed the agency may not have: FORBIDDEN or BAD_REQUEST) and
+    a feed that does not send to the agency: FORBIDDEN) and
     NoAnswerError when nothing answers (a wrong broker certificate, no
     broker).
 
