@@ -33,6 +33,7 @@ typedef struct {
 struct cv_prover_t {
     sqlite3 *db;
     sqlite3_stmt *range; /* leaves idx >= ?1 AND idx < ?2, in order */
+    sqlite3_stmt *one;   /* the leaf idx = ?1: prepared once, as receipts ask one by one */
     level_t nodes[LEVELS];
     tile_t tiles[2]; /* the last two tiles read: a leaf's and the tree's partial last */
     int next_tile;   /* the one replaced next */
@@ -57,6 +58,7 @@ void cv_prover_destroy(cv_prover_t **self_p)
     for (int l = 0; l < LEVELS; l++)
         free(self->nodes[l].hashes);
     sqlite3_finalize(self->range);
+    sqlite3_finalize(self->one);
     free(self);
     *self_p = NULL;
 }
@@ -193,10 +195,11 @@ static bool range_hash(void *arg, uint64_t lo, uint64_t hi, cv_hash_t *out)
 /*  The leaf's bytes, malloc'd. */
 static uint8_t *read_leaf(cv_prover_t *self, uint64_t index, size_t *len, cv_error_t *err)
 {
-    sqlite3_stmt *s = NULL;
+    sqlite3_stmt *s = self->one;
     uint8_t *data = NULL;
-    if (sqlite3_prepare_v2(self->db, "SELECT data FROM tlog_leaves WHERE idx = ?1", -1, &s, NULL) ==
-        SQLITE_OK) {
+    if (s || sqlite3_prepare_v2(self->db, "SELECT data FROM tlog_leaves WHERE idx = ?1", -1,
+                                &self->one, NULL) == SQLITE_OK) {
+        s = self->one;
         sqlite3_bind_int64(s, 1, (int64_t)index);
         if (sqlite3_step(s) == SQLITE_ROW) {
             *len = (size_t)sqlite3_column_bytes(s, 0);
@@ -208,7 +211,8 @@ static uint8_t *read_leaf(cv_prover_t *self, uint64_t index, size_t *len, cv_err
     if (!data)
         cv_error_set(err, NULL, 0, 0, "audit log: cannot read leaf %" PRIu64 ": %s", index,
                      sqlite3_errmsg(self->db));
-    sqlite3_finalize(s);
+    if (s)
+        sqlite3_reset(s);
     return data;
 }
 
