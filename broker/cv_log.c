@@ -64,20 +64,23 @@ static void format_time(char out[32])
     snprintf(out + n, 32 - n, ".%03dZ", (int)(tv.tv_usec / 1000));
 }
 
-/*  "TIME LEVEL caveatd: " and line, escaped, in one write. */
+/*  "TIME LEVEL caveatd: " and line, escaped as cv_text_write does (C0,
+ *  DEL, C1 and bytes that are not UTF-8: an id or a peer's text cannot
+ *  move a terminal's cursor or start a line), in one write. */
 static void emit_text(level_t level, const char *line)
 {
-    char out[64 + 4 * LINE_MAX_BYTES + 1], time[32];
+    char out[64 + 4 * LINE_MAX_BYTES + 2], time[32]; /* "\xNN" at most a byte */
     format_time(time);
-    size_t n = (size_t)snprintf(out, sizeof out, "%s %s caveatd: ", time, level_names[level]);
-    for (const unsigned char *c = (const unsigned char *)line; *c; c++) {
-        if (*c < 0x20 || *c == 0x7f || *c == '\\')
-            n += (size_t)snprintf(out + n, sizeof out - n, "\\x%02x", *c);
-        else
-            out[n++] = (char)*c;
-    }
-    out[n++] = '\n';
-    fwrite(out, 1, n, stderr);
+    FILE *text = fmemopen(out, sizeof out, "w");
+    if (!text)
+        return;
+    fprintf(text, "%s %s caveatd: ", time, level_names[level]);
+    cv_text_write(text, line, strlen(line));
+    fputc('\n', text);
+    long n = ftell(text);
+    fclose(text);
+    if (n > 0)
+        fwrite(out, 1, (size_t)n, stderr);
 }
 
 /*  One JSON object: the writer escapes what JSON must. */

@@ -5,9 +5,10 @@
  *  CV_LOG_JSON, one JSON object a line: {"time", "level", "agency" (when
  *  an agency's traffic caused it), "message"}.
  *
- *  Every line is escaped as a whole: a byte below 0x20, 0x7f or a
- *  backslash is written as \xNN, so no value (a report id, a feed name, a
- *  peer's address) can start a line of its own or forge one. Lines that an
+ *  Every line is escaped as a whole: a C0 or C1 control, DEL, a byte
+ *  that is not UTF-8 or a backslash is written as \xNN a byte, so no
+ *  value (a report id, a feed name, a peer's address) can start a line of
+ *  its own, forge one, or send a terminal an escape sequence. Lines that an
  *  agency's traffic causes are rate-limited per agency: at most
  *  CV_LOG_AGENCY_LINES a second each, the rest counted and reported in
  *  one line when that agency next logs in a later second. Report content

@@ -244,8 +244,11 @@ static bool refuse(cv_error_t *err, const char *path, const char *what, const ch
 }
 
 /*  An id goes into the broker's log lines: a newline or an escape sequence
- *  in it would let an agency forge or hide them. UTF-8 beyond ASCII is
- *  text and stays allowed. */
+ *  in it would let an agency forge or hide them (C1 controls, the 8-bit
+ *  CSI among them, as well). It must be UTF-8 too: the audit log holds
+ *  it as JSON text, where bytes that are not UTF-8 would be replaced, and
+ *  two ids would read alike there, or a receipt name another report than
+ *  its delivery. UTF-8 beyond ASCII is text and stays allowed. */
 static bool valid_id(const char *id, cv_error_t *err)
 {
     size_t len = id ? strnlen(id, CV_REPORT_ID_MAX + 1) : 0;
@@ -259,6 +262,10 @@ static bool valid_id(const char *id, cv_error_t *err)
             cv_error_set(err, NULL, 0, 0, "id: control character 0x%02x at byte %zu", c, i + 1);
             return false;
         }
+    }
+    if (!cv_text_readable(id, len, "")) {
+        cv_error_set(err, NULL, 0, 0, "id: not UTF-8 text, or a C1 control character");
+        return false;
     }
     return true;
 }

@@ -505,25 +505,40 @@ static int log_lines_starting(harness_t *h, const char *text)
     return n;
 }
 
-/*  A report id carrying a newline cannot write a line of its own. */
+/*  A refused publish of a report with that id, logged at info. */
+static void publish_refused_with_id(cv_client_t *c, const char *id)
+{
+    Caveat__Report *report = harness_report("community_tension");
+    free(report->id);
+    report->id = strdup(id);
+    free(report->category);
+    report->category = strdup("no_such_category"); /* refused: logged at info */
+    cv_publish_result_t result = {0};
+    cv_error_t err = {0};
+    assert_int_equal(cv_client_publish_one(c, report, &result, 5000, &err), 1);
+    cv_publish_results_clear(&result, 1);
+    caveat__report__free_unpacked(report, NULL);
+}
+
+/*  A report id carrying a newline cannot write a line of its own, nor
+ *  one carrying a C1 control (the 8-bit CSI, in UTF-8 or as a byte) or
+ *  bytes that are not UTF-8 reach an operator's terminal as they are. */
 static void test_a_report_id_cannot_forge_log_lines(void **state)
 {
     (void)state;
     harness_t *h = started_with(NULL);
     cv_client_t *college = client(h, "hull-college", NULL, 0);
-    Caveat__Report *report = harness_report("community_tension");
-    free(report->id);
-    report->id = strdup("x\ncaveatd: revoked: hum-sb");
-    free(report->category);
-    report->category = strdup("no_such_category"); /* refused: logged at info */
-    cv_publish_result_t result = {0};
-    cv_error_t err = {0};
-    assert_int_equal(cv_client_publish_one(college, report, &result, 5000, &err), 1);
-    cv_publish_results_clear(&result, 1);
-    caveat__report__free_unpacked(report, NULL);
+    publish_refused_with_id(college, "x\ncaveatd: revoked: hum-sb");
+    publish_refused_with_id(college, "y\xc2\x9b"
+                                     "2J");
+    publish_refused_with_id(college, "z\x9b"
+                                     "2J\xff");
     cv_client_destroy(&college);
     assert_int_equal(log_lines_starting(h, "caveatd: revoked"), 0);
     assert_true(log_lines_with(h, "x\\x0acaveatd: revoked: hum-sb") >= 1);
+    assert_true(log_lines_with(h, "y\\xc2\\x9b2J") >= 1);
+    assert_true(log_lines_with(h, "z\\x9b2J\\xff") >= 1);
+    assert_int_equal(log_lines_with(h, "\x9b"), 0);
     finish(&h);
 }
 

@@ -1890,6 +1890,21 @@ static void test_validate_report_id(void **state)
     set_text(&report->id, "r-1\n");
     assert_false(cv_policy_validate_report(main_policy, report, &err));
     assert_string_equal(err.msg, "id: control character 0x0a at byte 4");
+    /* not UTF-8 (the audit log could not hold it as it is), or a C1
+     * control (U+009B, the 8-bit CSI, in UTF-8 and as the byte alone) */
+    static const char *const unreadable[] = {"r-\xff",
+                                             "r-\xc2\x9b"
+                                             "2J",
+                                             "r-\x9b"
+                                             "2J",
+                                             "r-\xc3"};
+    for (size_t i = 0; i < sizeof unreadable / sizeof *unreadable; i++) {
+        set_text(&report->id, unreadable[i]);
+        assert_false(cv_policy_validate_report(main_policy, report, &err));
+        assert_string_equal(err.msg, "id: not UTF-8 text, or a C1 control character");
+    }
+    set_text(&report->id, "r-\xc3\xa9t\xc3\xa9"); /* é: text */
+    assert_true(cv_policy_validate_report(main_policy, report, &err));
 
     char id[CV_REPORT_ID_MAX + 2];
     memset(id, 'a', sizeof id - 1);
