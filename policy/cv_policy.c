@@ -243,6 +243,44 @@ static bool refuse(cv_error_t *err, const char *path, const char *what, const ch
     return false;
 }
 
+/*  Each field marking names a field of the schema, once, and a level of
+ *  the policy. Once: two levels for one field say nothing a reader could
+ *  trust, and every decision looks at each marking of the report for
+ *  every recipient, so their number is bounded by the schema's fields,
+ *  not by the frame's bytes. */
+static bool markings_valid(const cv_policy_t *self, const Caveat__Report *report, cv_error_t *err)
+{
+    int fields = cv_schema_size(self->schema);
+    if (report->n_field_markings > (size_t)fields) {
+        cv_error_set(err, NULL, 0, 0, "field_markings: more than the %d fields a report has",
+                     fields);
+        return false;
+    }
+    uint8_t *marked = calloc((size_t)fields + 1, 1);
+    if (!marked) {
+        cv_error_set(err, NULL, 0, 0, "field_markings: out of memory");
+        return false;
+    }
+    bool valid = true;
+    char path[64];
+    for (size_t i = 0; valid && i < report->n_field_markings; i++) {
+        const Caveat__FieldMarking *m = report->field_markings[i];
+        int node = m->path ? cv_schema_find(self->schema, m->path) : -1;
+        if (node < 0 || marked[node]) {
+            snprintf(path, sizeof path, "field_markings[%zu].path", i);
+            valid = node < 0 ? refuse(err, path, "unknown field path", m->path)
+                             : refuse(err, path, "marked twice", m->path);
+        } else if (cv_policy_level_find(self, m->level) < 0) {
+            snprintf(path, sizeof path, "field_markings[%zu].level", i);
+            valid = refuse(err, path, "unknown level", m->level);
+        }
+        if (node >= 0)
+            marked[node] = 1;
+    }
+    free(marked);
+    return valid;
+}
+
 /*  An id goes into the broker's log lines: a newline or an escape sequence
  *  in it would let an agency forge or hide them (C1 controls, the 8-bit
  *  CSI among them, as well). It must be UTF-8 too: the audit log holds
@@ -310,21 +348,14 @@ bool cv_policy_validate_report(const cv_policy_t *self, const Caveat__Report *re
     int originator = cv_policy_agency_find(self, report->originator);
     if (originator >= 0 && !cv_agency_covers(self, &self->agency_hot[originator], report->area))
         return refuse(err, "area", "not one of the originator's areas", report->area);
-    for (size_t i = 0; i < report->n_field_markings; i++) {
-        const Caveat__FieldMarking *m = report->field_markings[i];
-        char path[64];
-        snprintf(path, sizeof path, "field_markings[%zu].path", i);
-        if (!m->path || cv_schema_find(self->schema, m->path) < 0)
-            return refuse(err, path, "unknown field path", m->path);
-        snprintf(path, sizeof path, "field_markings[%zu].level", i);
-        if (cv_policy_level_find(self, m->level) < 0)
-            return refuse(err, path, "unknown level", m->level);
-    }
-    /* a view leaves such an entry out while the stored report keeps it: what
-     * the audit log says was shared would not be what was sent */
-    char map[128];
-    if (!cv_proto_maps_whole(&report->base, map, sizeof map)) {
-        cv_error_set(err, NULL, 0, 0, "%s: an entry without its key or its value", map);
+    if (!markings_valid(self, report, err))
+        return false;
+    /* a view or the JSON form would carry it otherwise than it is stored:
+     * what the audit log says was shared would not be what was sent */
+    char path[128];
+    const char *fault = cv_proto_form_fault(&report->base, path, sizeof path);
+    if (fault) {
+        cv_error_set(err, NULL, 0, 0, "%s: %s", path, fault);
         return false;
     }
     return true;

@@ -121,12 +121,17 @@ size_t cv_proto_unpack_bound(const ProtobufCMessage *msg);
  *  no map flag, so this recognises that shape.                           */
 bool cv_proto_is_map_entry(const ProtobufCMessageDescriptor *d);
 
-/*  Whether every map entry in msg and in every message under it has both
- *  its key and its value. A proto2 entry read from the wire without one
- *  has it NULL: no view or JSON form can carry such an entry as it is, so
- *  a message holding one is refused, not stored. On false, path (size
- *  bytes) names the map, e.g. "subjects.identifiers". NULL is whole.     */
-bool cv_proto_maps_whole(const ProtobufCMessage *msg, char *path, size_t size);
+/*  What in msg, or in a message under it, cannot be kept as it came, or
+ *  NULL (and a NULL msg is fine). A message holding one is refused, not
+ *  stored, as no view or JSON form could carry it as it is:
+ *  - "an entry without its key or its value": proto2 lets the wire leave
+ *    either out of a map entry, and protobuf-c then holds it NULL;
+ *  - "a key given twice": JSON and every view hold a map as an object, one
+ *    value a key, and which of the two a reader keeps differs;
+ *  - "a value its enum does not define": protobuf-c keeps any number in a
+ *    proto2 enum, and the JSON form writes values by name.
+ *  path (size bytes) names the field, e.g. "subjects.identifiers".       */
+const char *cv_proto_form_fault(const ProtobufCMessage *msg, char *path, size_t size);
 
 /*  How many reports the Publish in a packed caveat.wire.Frame holds,
  *  counted in the wire bytes without unpacking (0 when the frame is no

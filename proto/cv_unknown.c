@@ -1,7 +1,7 @@
 /*  cv_unknown.c: what is taken out of, or refused in, a message read from
  *  the wire before it is kept: unknown fields, map entries missing their
- *  key or value, and (cv_proto_unpack_bound) what reading it back could
- *  take.
+ *  key or value or given a key twice, enum values their enum does not
+ *  define, and (cv_proto_unpack_bound) what reading it back could take.
  *
  *  protobuf-c keeps every field it does not know, to pack it again. It
  *  accepts an unknown field with tag 0 written as a two-byte varint
@@ -11,6 +11,7 @@
  */
 #include <assert.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cv_proto.h"
@@ -76,65 +77,153 @@ static bool entry_field_present(const ProtobufCMessage *entry, const ProtobufCFi
            *(const protobuf_c_boolean *)(base + f->quantifier_offset);
 }
 
-static bool maps_whole_in(const ProtobufCMessage *msg, char *path, size_t size, size_t at);
+static const char *const PART_MISSING = "an entry without its key or its value";
+static const char *const KEY_TWICE = "a key given twice";
+static const char *const ENUM_UNKNOWN = "a value its enum does not define";
 
-/*  Both halves there, and a message value whole itself. */
-static bool entry_whole(const ProtobufCMessage *entry, char *path, size_t size, size_t at)
+static const char *form_in(const ProtobufCMessage *msg, char *path, size_t size, size_t at);
+
+/*  The values of enum field f of msg: *n of them. Those of an optional
+ *  field not set, or of a oneof member not chosen, are none; proto3's
+ *  enums are open (a value they do not define is a value), so none. */
+static const int *enum_values(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f,
+                              size_t *n)
+{
+    const char *base = (const char *)msg;
+    *n = 0;
+    if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+        *n = *(const size_t *)(base + f->quantifier_offset);
+        return *(const int *const *)(base + f->offset);
+    }
+    if (f->label == PROTOBUF_C_LABEL_NONE)
+        return NULL;
+    if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+            ? *(const uint32_t *)(base + f->quantifier_offset) != f->id
+            : f->label == PROTOBUF_C_LABEL_OPTIONAL &&
+                  !*(const protobuf_c_boolean *)(base + f->quantifier_offset))
+        return NULL;
+    *n = 1;
+    return (const int *)(base + f->offset);
+}
+
+static bool enums_defined(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f)
+{
+    size_t n;
+    const int *values = enum_values(msg, f, &n);
+    for (size_t i = 0; values && i < n; i++)
+        if (!protobuf_c_enum_descriptor_get_value(f->descriptor, values[i]))
+            return false;
+    return true;
+}
+
+/*  A map entry's key, to sort: text for a string key, else the number. */
+typedef struct {
+    const char *text;
+    uint64_t number;
+} map_key_t;
+
+static map_key_t key_of(const ProtobufCMessage *entry)
+{
+    const ProtobufCFieldDescriptor *key = &entry->descriptor->fields[0];
+    const char *at = (const char *)entry + key->offset;
+    map_key_t k = {NULL, 0};
+    if (key->type == PROTOBUF_C_TYPE_STRING)
+        k.text = *(const char *const *)at;
+    else /* an integer or a bool: equal keys have equal bytes */
+        memcpy(&k.number, at, cv_slot_size(key->type));
+    return k;
+}
+
+static int key_compare(const void *a, const void *b)
+{
+    const map_key_t *x = a, *y = b;
+    if (x->text || y->text)
+        return strcmp(x->text, y->text);
+    return (x->number > y->number) - (x->number < y->number);
+}
+
+/*  Whether the n entries (each with its key) have n different keys:
+ *  sorted, so that a map of thousands costs n log n, not n squared. */
+static bool keys_distinct(ProtobufCMessage *const *entries, size_t n)
+{
+    if (n < 2)
+        return true;
+    map_key_t *keys = malloc(n * sizeof *keys);
+    if (!keys)
+        return false; /* refused as a duplicate: nothing is kept unchecked */
+    for (size_t i = 0; i < n; i++)
+        keys[i] = key_of(entries[i]);
+    qsort(keys, n, sizeof *keys, key_compare);
+    bool distinct = true;
+    for (size_t i = 1; distinct && i < n; i++)
+        distinct = key_compare(&keys[i - 1], &keys[i]) != 0;
+    free(keys);
+    return distinct;
+}
+
+/*  Both halves there, and a message value of good form itself. */
+static const char *entry_form(const ProtobufCMessage *entry, char *path, size_t size, size_t at)
 {
     const ProtobufCFieldDescriptor *key = &entry->descriptor->fields[0];
     const ProtobufCFieldDescriptor *value = &entry->descriptor->fields[1];
     if (!entry_field_present(entry, key) || !entry_field_present(entry, value))
-        return false;
+        return PART_MISSING;
+    if (value->type == PROTOBUF_C_TYPE_ENUM && !enums_defined(entry, value))
+        return ENUM_UNKNOWN;
     if (value->type != PROTOBUF_C_TYPE_MESSAGE)
-        return true;
-    return maps_whole_in(*(ProtobufCMessage *const *)((const char *)entry + value->offset), path,
-                         size, at);
+        return NULL;
+    return form_in(*(ProtobufCMessage *const *)((const char *)entry + value->offset), path, size,
+                   at);
 }
 
-/*  The messages under field f of msg, each whole; path (NULL: not kept)
- *  names f meanwhile. */
-static bool field_whole(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f, char *path,
-                        size_t size, size_t at)
+/*  The fault under field f of msg, or NULL; path (NULL: not kept) names f
+ *  meanwhile. */
+static const char *field_form(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f,
+                              char *path, size_t size, size_t at)
 {
-    ProtobufCMessage *one;
-    size_t n;
-    ProtobufCMessage *const *items = messages_of(msg, f, &one, &n);
+    if (f->type != PROTOBUF_C_TYPE_MESSAGE && f->type != PROTOBUF_C_TYPE_ENUM)
+        return NULL;
     size_t len = at;
     if (path) { /* only on the second walk, to name what failed: snprintf costs */
         snprintf(path + at, size - at, "%s%s", at ? "." : "", f->name);
         len = strlen(path);
     }
-    bool map = cv_proto_is_map_entry(f->descriptor);
-    for (size_t i = 0; items && i < n; i++) {
-        if (!items[i])
-            continue;
-        if (map ? !entry_whole(items[i], path, size, len)
-                : !maps_whole_in(items[i], path, size, len))
-            return false;
+    const char *fault = NULL;
+    if (f->type == PROTOBUF_C_TYPE_ENUM) {
+        fault = enums_defined(msg, f) ? NULL : ENUM_UNKNOWN;
+    } else {
+        ProtobufCMessage *one;
+        size_t n;
+        ProtobufCMessage *const *items = messages_of(msg, f, &one, &n);
+        bool map = cv_proto_is_map_entry(f->descriptor);
+        for (size_t i = 0; items && !fault && i < n; i++)
+            if (items[i])
+                fault = map ? entry_form(items[i], path, size, len)
+                            : form_in(items[i], path, size, len);
+        if (!fault && map && items && !keys_distinct(items, n))
+            fault = KEY_TWICE;
     }
-    if (path)
+    if (path && !fault)
         path[at] = '\0';
-    return true;
+    return fault;
 }
 
-static bool maps_whole_in(const ProtobufCMessage *msg, char *path, size_t size, size_t at)
+static const char *form_in(const ProtobufCMessage *msg, char *path, size_t size, size_t at)
 {
     const ProtobufCMessageDescriptor *d = msg->descriptor;
-    for (unsigned i = 0; i < d->n_fields; i++)
-        if (d->fields[i].type == PROTOBUF_C_TYPE_MESSAGE &&
-            !field_whole(msg, &d->fields[i], path, size, at))
-            return false;
-    return true;
+    const char *fault = NULL;
+    for (unsigned i = 0; !fault && i < d->n_fields; i++)
+        fault = field_form(msg, &d->fields[i], path, size, at);
+    return fault;
 }
 
-bool cv_proto_maps_whole(const ProtobufCMessage *msg, char *path, size_t size)
+const char *cv_proto_form_fault(const ProtobufCMessage *msg, char *path, size_t size)
 {
     assert(size > 0);
     path[0] = '\0';
-    if (!msg || maps_whole_in(msg, NULL, 0, 0)) /* every report, once: no names */
-        return true;
-    maps_whole_in(msg, path, size, 0); /* a refusal: again, naming the map */
-    return false;
+    if (!msg || !form_in(msg, NULL, 0, 0)) /* every report, once: no names */
+        return NULL;
+    return form_in(msg, path, size, 0); /* a refusal: again, naming the field */
 }
 
 /*  protobuf-c notes each field it meets in slabs of 32-byte records that

@@ -1228,6 +1228,96 @@ static void test_a_map_entry_without_its_value_is_refused(void **state)
     report_free(report);
 }
 
+/*  report packed and read back, as a publisher's bytes would be. */
+static Caveat__Report *through_the_wire(const Caveat__Report *report)
+{
+    size_t size = caveat__report__get_packed_size(report);
+    uint8_t *bytes = malloc(size);
+    assert_non_null(bytes);
+    caveat__report__pack(report, bytes);
+    Caveat__Report *read = caveat__report__unpack(NULL, size, bytes);
+    free(bytes);
+    assert_non_null(read);
+    return read;
+}
+
+/*  A map with a key given twice: the JSON form and every view hold one
+ *  value a key, so what was stored could not be what a recipient reads
+ *  (which of the two a JSON reader keeps differs; libfyaml refuses the
+ *  line). Refused, naming the map, never the key. */
+static void test_a_map_key_given_twice_is_refused(void **state)
+{
+    (void)state;
+    Caveat__Report *report = base_report();
+    Caveat__Subject *subject = report->subjects[0];
+    Caveat__Subject__IdentifiersEntry *again = malloc(sizeof *again);
+    assert_non_null(again);
+    caveat__subject__identifiers_entry__init(again);
+    again->key = strdup(subject->identifiers[0]->key);
+    again->value = strdup("another value");
+    Caveat__Subject__IdentifiersEntry **grown =
+        realloc(subject->identifiers, (subject->n_identifiers + 1) * sizeof *grown);
+    assert_non_null(grown);
+    grown[subject->n_identifiers++] = again;
+    subject->identifiers = grown;
+    Caveat__Report *read = through_the_wire(report);
+    assert_int_equal(read->subjects[0]->n_identifiers, 2);
+    cv_error_t err = {0};
+    assert_false(cv_policy_validate_report(main_policy, read, &err));
+    assert_string_equal(err.msg, "subjects.identifiers: a key given twice");
+    free(read->subjects[0]->identifiers[1]->key); /* another key: taken */
+    read->subjects[0]->identifiers[1]->key = strdup("warrant");
+    assert_true(cv_policy_validate_report(main_policy, read, &err));
+    report_free(read);
+    report_free(report);
+}
+
+/*  protobuf-c keeps any number in a proto2 enum; the JSON form names the
+ *  value, and a reader takes only the names it knows. Refused. */
+static void test_an_enum_value_not_defined_is_refused(void **state)
+{
+    (void)state;
+    Caveat__Report *report = base_report();
+    report->has_priority = true;
+    report->priority = 7;
+    Caveat__Report *read = through_the_wire(report);
+    assert_int_equal(read->priority, 7);
+    cv_error_t err = {0};
+    assert_false(cv_policy_validate_report(main_policy, read, &err));
+    assert_string_equal(err.msg, "priority: a value its enum does not define");
+    read->priority = CAVEAT__PRIORITY__IMMEDIATE;
+    assert_true(cv_policy_validate_report(main_policy, read, &err));
+    report_free(read);
+    report_free(report);
+}
+
+/*  Every decision looks at every marking of the report: a field is marked
+ *  once, so a report carries no more markings than it has fields, however
+ *  many its bytes would hold. */
+static void test_a_field_is_marked_once(void **state)
+{
+    (void)state;
+    Caveat__Report *report = base_report();
+    cv_error_t err = {0};
+    add_marking(report, "summary", "SECRET");
+    add_marking(report, "source", "SECRET");
+    assert_true(cv_policy_validate_report(main_policy, report, &err));
+    add_marking(report, "summary", "OFFICIAL");
+    assert_false(cv_policy_validate_report(main_policy, report, &err));
+    assert_string_equal(err.msg, "field_markings[2].path: marked twice 'summary'");
+    report_free(report);
+
+    report = base_report();
+    int fields = cv_schema_size(cv_schema_report());
+    for (int i = 0; i <= fields; i++) /* one more than there are fields */
+        add_marking(report, "summary", "SECRET");
+    assert_false(cv_policy_validate_report(main_policy, report, &err));
+    char want[80];
+    snprintf(want, sizeof want, "field_markings: more than the %d fields a report has", fields);
+    assert_string_equal(err.msg, want);
+    report_free(report);
+}
+
 /* ------------------------------------------------------------------------ */
 /*  8. The originator never receives its own report.                        */
 
@@ -2500,6 +2590,9 @@ int main(void)
         cmocka_unit_test(test_handling_code_approval),
         cmocka_unit_test(test_handling_code_unknown_or_missing),
         cmocka_unit_test(test_a_map_entry_without_its_value_is_refused),
+        cmocka_unit_test(test_a_map_key_given_twice_is_refused),
+        cmocka_unit_test(test_an_enum_value_not_defined_is_refused),
+        cmocka_unit_test(test_a_field_is_marked_once),
         cmocka_unit_test(test_no_echo),
         cmocka_unit_test(test_screening_by_category),
         cmocka_unit_test(test_screening_by_indicator),
