@@ -1199,6 +1199,19 @@ static void test_handling_code_unknown_or_missing(void **state)
     cv_policy_destroy(&policy);
 }
 
+/*  report packed and read back, as a publisher's bytes would be. */
+static Caveat__Report *through_the_wire(const Caveat__Report *report)
+{
+    size_t size = caveat__report__get_packed_size(report);
+    uint8_t *bytes = malloc(size);
+    assert_non_null(bytes);
+    caveat__report__pack(report, bytes);
+    Caveat__Report *read = caveat__report__unpack(NULL, size, bytes);
+    free(bytes);
+    assert_non_null(read);
+    return read;
+}
+
 /*  A map entry read from the wire without its value (or key) has it NULL:
  *  no view could carry it as stored, so the report is refused, naming the
  *  map. Packed and read back, as a publisher's bytes would be. */
@@ -1213,32 +1226,14 @@ static void test_a_map_entry_without_its_value_is_refused(void **state)
         char **member = missing == 0 ? &entry->value : &entry->key;
         char *kept = *member;
         *member = NULL;
-        size_t size = caveat__report__get_packed_size(report);
-        uint8_t *bytes = malloc(size);
-        caveat__report__pack(report, bytes);
+        Caveat__Report *read = through_the_wire(report);
         *member = kept;
-        Caveat__Report *read = caveat__report__unpack(NULL, size, bytes);
-        free(bytes);
-        assert_non_null(read);
         assert_int_equal(read->subjects[0]->n_identifiers, 1);
         assert_false(cv_policy_validate_report(main_policy, read, &err));
         assert_string_equal(err.msg, "subjects.identifiers: an entry without its key or its value");
         caveat__report__free_unpacked(read, NULL);
     }
     report_free(report);
-}
-
-/*  report packed and read back, as a publisher's bytes would be. */
-static Caveat__Report *through_the_wire(const Caveat__Report *report)
-{
-    size_t size = caveat__report__get_packed_size(report);
-    uint8_t *bytes = malloc(size);
-    assert_non_null(bytes);
-    caveat__report__pack(report, bytes);
-    Caveat__Report *read = caveat__report__unpack(NULL, size, bytes);
-    free(bytes);
-    assert_non_null(read);
-    return read;
 }
 
 /*  A map with a key given twice: the JSON form and every view hold one
