@@ -33,10 +33,39 @@ static int terminal_width(void)
     return 160;
 }
 
-/*  Prints text in a cell of width display columns, cut on a UTF-8
- *  character boundary and padded with spaces. */
-static void cell(const char *text, int width)
+/*  text as cv_text_write writes it (malloc'd; NULL when out of memory):
+ *  a value a report or a subscriber's file carries (an escape sequence, a
+ *  line feed, bytes that are not UTF-8) cannot redraw the terminal or
+ *  forge a row. */
+static char *readable(const char *text)
 {
+    char *out = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&out, &size);
+    if (!f)
+        return NULL;
+    cv_text_write(f, text, strlen(text));
+    fclose(f);
+    return out;
+}
+
+/*  text, made readable, on stdout. */
+static void put_readable(const char *text)
+{
+    char *shown = readable(text ? text : "");
+    fputs(shown ? shown : "?", stdout);
+    free(shown);
+}
+
+/*  Prints text in a cell of width display columns, made readable, cut on
+ *  a UTF-8 character boundary and padded with spaces. */
+static void cell(const char *value, int width)
+{
+    char *text = readable(value);
+    if (!text) {
+        printf("%*s", width, "");
+        return;
+    }
     int shown = 0;
     const unsigned char *p = (const unsigned char *)text;
     while (*p && shown < width - 1) {
@@ -51,6 +80,7 @@ static void cell(const char *text, int width)
             break;
     }
     printf("%*s", width - shown, "");
+    free(text);
 }
 
 static char *joined_values(const ProtobufCMessage *msg, int node)
@@ -120,9 +150,25 @@ static void print_table(const Caveat__Report *original, const column_t *cols, in
         if (cv_schema_node(schema, node)->is_leaf && shown(original, cols, n, node))
             print_row(cols, n, node, path_width, width);
     for (int c = 0; c < n; c++)
-        if (cols[c].feed)
-            printf("* %s: through the screening feed '%s', not a rule\n", cols[c].label,
-                   cols[c].feed);
+        if (cols[c].feed) {
+            fputs("* ", stdout);
+            put_readable(cols[c].label);
+            fputs(": through the screening feed '", stdout);
+            put_readable(cols[c].feed);
+            fputs("', not a rule\n", stdout);
+        }
+}
+
+/*  "report ID  CATEGORY from ORIGINATOR at LEVEL", each made readable. */
+static void print_header(const char *id, const Caveat__Report *report)
+{
+    const char *parts[] = {"report ", id,
+                           "  ",      report->category,
+                           " from ",  report->originator,
+                           " at ",    report->handling_level};
+    for (size_t i = 0; i < sizeof parts / sizeof *parts; i++)
+        i % 2 ? put_readable(parts[i]) : (void)fputs(parts[i], stdout);
+    putchar('\n');
 }
 
 static void print_refused(const cv_policy_t *policy, const Caveat__Report *report,
@@ -170,8 +216,7 @@ static int views(const cv_policy_t *policy, const Caveat__Report *report)
             cols[n++] =
                 (column_t){id, view, cv_decision_feed(decision), restricted_lines(id, decision)};
         }
-    printf("report %s  %s from %s at %s\n", report->id ? report->id : "(no id)", report->category,
-           report->originator, report->handling_level);
+    print_header(report->id ? report->id : "(no id)", report);
     print_table(report, cols, n);
     for (int c = 0; c < n; c++)
         fputs(cols[c].restricted ? cols[c].restricted : "", stdout);
@@ -249,8 +294,11 @@ int cmd_policy_views(int argc, char **argv)
 /* ------------------------------------------------------------------------ */
 /*  caveat received LABEL=FILE...                                           */
 
+/*  One report: ids are an originator's own, so two originators' reports
+ *  of one id are two tables. */
 typedef struct {
     char *report_id;
+    char *originator;
     column_t *cols;
     int n;
 } received_t;
@@ -260,15 +308,33 @@ typedef struct {
     int n;
 } receipts_t;
 
-static received_t *receipt_for(receipts_t *all, const char *report_id)
+static received_t *receipt_for(receipts_t *all, const char *report_id, const char *originator)
 {
+    originator = originator ? originator : "";
     for (int i = 0; i < all->n; i++)
-        if (strcmp(all->items[i].report_id, report_id) == 0)
+        if (strcmp(all->items[i].report_id, report_id) == 0 &&
+            strcmp(all->items[i].originator, originator) == 0)
             return &all->items[i];
     all->items = realloc(all->items, (size_t)(all->n + 1) * sizeof *all->items);
     received_t *r = &all->items[all->n++];
-    *r = (received_t){strdup(report_id), NULL, 0};
+    *r = (received_t){strdup(report_id), strdup(originator), NULL, 0};
     return r;
+}
+
+/*  A line of feedback on the agency's own report ("report": null and a
+ *  "feedback" object): what subscribe writes beside deliveries, not a
+ *  view of a report, so not a column of any table. */
+static bool feedback_line(struct fy_node *root)
+{
+    struct fy_node *feedback = root ? fy_node_by_path(root, "/feedback", FY_NT, 0) : NULL;
+    struct fy_node *report = root ? fy_node_by_path(root, "/report", FY_NT, 0) : NULL;
+    size_t len = 0;
+    const char *text = report && fy_node_is_scalar(report) && !fy_node_is_alias(report) &&
+                               fy_node_get_style(report) == FYNS_PLAIN
+                           ? fy_node_get_scalar(report, &len)
+                           : NULL;
+    return feedback && fy_node_is_mapping(feedback) && text && len == 4 &&
+           memcmp(text, "null", 4) == 0;
 }
 
 /*  A delivery's report_id is a JSON string; anything else (a list, an
@@ -293,6 +359,10 @@ static bool read_delivery(receipts_t *all, const char *label, const char *line, 
     struct fy_node *root = doc ? fy_document_root(doc) : NULL;
     struct fy_node *id = root ? fy_node_by_path(root, "/delivery/report_id", FY_NT, 0) : NULL;
     struct fy_node *report = root ? fy_node_by_path(root, "/report", FY_NT, 0) : NULL;
+    if (feedback_line(root)) {
+        fy_document_destroy(doc);
+        return true;
+    }
     cv_error_t err = {0};
     const char *report_id = scalar_text(id);
     if (id && !report_id)
@@ -302,7 +372,7 @@ static bool read_delivery(receipts_t *all, const char *label, const char *line, 
                                                      CV_JSON_TYPED | CV_JSON_VIEW, file, &err)
                                  : NULL;
     if (view) {
-        received_t *r = receipt_for(all, report_id);
+        received_t *r = receipt_for(all, report_id, ((Caveat__Report *)view)->originator);
         r->cols = realloc(r->cols, (size_t)(r->n + 1) * sizeof *r->cols);
         /* the feed's name is the document's: the column keeps a copy */
         const char *feed =
@@ -339,9 +409,8 @@ static void print_receipts(receipts_t *all)
 {
     for (int i = 0; i < all->n; i++) {
         received_t *r = &all->items[i];
-        const Caveat__Report *first = r->cols[0].view;
-        printf("\nreport %s  %s from %s at %s\n", r->report_id, first->category, first->originator,
-               first->handling_level);
+        putchar('\n');
+        print_header(r->report_id, r->cols[0].view);
         print_table(NULL, r->cols, r->n);
     }
 }
@@ -355,6 +424,7 @@ static void free_receipts(receipts_t *all)
         }
         free(all->items[i].cols);
         free(all->items[i].report_id);
+        free(all->items[i].originator);
     }
     free(all->items);
 }
