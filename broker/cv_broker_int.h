@@ -65,30 +65,31 @@
 #define SAVE_INTERVAL_MS   100  /* acknowledgements are saved this often */
 #define DROPS_PER_PUMP     2048 /* reports a pump may drop (a store write each) */
 /* Bounds on what one agency can make the broker do (docs/operations.md, "Limits") */
-#define DEFAULT_MAX_REPORTS  500   /* reports one Publish may hold */
-#define DEFAULT_CLOCK_SKEW   86400 /* seconds a report's created may be ahead of the clock */
-#define REPORTS_PER_TURN     4000  /* reports handled per transaction */
-#define UNHEALTHY_FOR_MS     3000  /* /healthz says 503 this long after a rollback */
-#define OUT_BYTES_MAX        (16 * 1024 * 1024) /* Delivers packed, waiting for their sync */
-#define READ_BACK_MAX        (8 * 1024 * 1024)  /* stored reports read back in a turn, unpacked */
-#define PEER_SNDHWM          64  /* messages queued toward one connection; past it, it is gone */
-#define PEER_RCVHWM          8   /* frames read ahead from one connection (libcaveat sends 8) */
-#define HELLOS_PER_SECOND    10  /* on one connection */
-#define REPLACED_PER_SECOND  10  /* an agency's sessions replaced by its other connections */
-#define ERRORS_PER_SECOND    20  /* Error frames to one agency's connections without a session */
-#define REFUSALS_PER_SECOND  20  /* refused reports of one agency recorded one leaf each */
-#define ZAP_EVERY            64  /* messages handled between two looks at ZAP */
-#define FRAMES_PER_AGENCY    128 /* frames one agency may have handled in a turn */
-#define APPROVALS_PER_SECOND 10  /* Approvals of one agency handled a second */
-#define APPROVALS_PER_REPORT 32  /* agencies and types one report may be approved to */
-#define FEEDBACK_PER_SECOND  10  /* Feedback frames one agency may send */
-#define FEEDBACK_PER_REPORT  20  /* feedback stored from one agency on one report, ever */
-#define CREATED_FLOOR        946684800          /* 2000-01-01T00:00:00Z: no report is older */
-#define CLOCK_KEY            "retention_clock"  /* meta: the time retention last trusted */
-#define CLOCK_JUMP_SLACK     300                /* seconds the wall clock may drift */
-#define CLOCK_DOWNTIME_MAX   (7 * 86400)        /* a restart this much later is believed */
-#define DEFAULT_DISK_RESERVE (64 * 1024 * 1024) /* bytes kept for deliveries on a full disk */
-#define BACKUP_LOOK_MS       10 /* the disk is looked at this often while a backup runs */
+#define DEFAULT_MAX_REPORTS     500   /* reports one Publish may hold */
+#define DEFAULT_CLOCK_SKEW      86400 /* seconds a report's created may be ahead of the clock */
+#define REPORTS_PER_TURN        4000  /* reports handled per transaction */
+#define UNHEALTHY_FOR_MS        3000  /* /healthz says 503 this long after a rollback */
+#define OUT_BYTES_MAX           (16 * 1024 * 1024) /* Delivers packed, waiting for their sync */
+#define READ_BACK_MAX           (8 * 1024 * 1024) /* stored reports read back in a turn, unpacked */
+#define PEER_SNDHWM             64  /* messages queued toward one connection; past it, it is gone */
+#define PEER_RCVHWM             8   /* frames read ahead from one connection (libcaveat sends 8) */
+#define HELLOS_PER_SECOND       10  /* on one connection */
+#define REPLACED_PER_SECOND     10  /* an agency's sessions replaced by its other connections */
+#define ERRORS_PER_SECOND       20  /* Error frames to one agency's connections without a session */
+#define REFUSALS_PER_SECOND     20  /* refused reports of one agency recorded one leaf each */
+#define ZAP_EVERY               64  /* messages handled between two looks at ZAP */
+#define FRAMES_PER_AGENCY       128 /* frames one agency may have handled in a turn */
+#define APPROVALS_PER_SECOND    10  /* Approvals of one agency handled a second */
+#define APPROVALS_PER_REPORT    32  /* agencies and types one report may be approved to */
+#define FEEDBACK_PER_SECOND     10  /* Feedback frames one agency may send */
+#define FEEDBACK_PER_REPORT     20  /* feedback stored from one agency on one report, ever */
+#define URGENT_TURNS_PER_SECOND 20  /* turns one agency's IMMEDIATE reports may end early */
+#define CREATED_FLOOR           946684800          /* 2000-01-01T00:00:00Z: no report is older */
+#define CLOCK_KEY               "retention_clock"  /* meta: the time retention last trusted */
+#define CLOCK_JUMP_SLACK        300                /* seconds the wall clock may drift */
+#define CLOCK_DOWNTIME_MAX      (7 * 86400)        /* a restart this much later is believed */
+#define DEFAULT_DISK_RESERVE    (64 * 1024 * 1024) /* bytes kept for deliveries on a full disk */
+#define BACKUP_LOOK_MS          10 /* the disk is looked at this often while a backup runs */
 
 /* wire.proto's ErrorCode */
 #define E_BAD_FRAME   CAVEAT__WIRE__ERROR_CODE__BAD_FRAME
@@ -141,6 +142,7 @@ typedef struct {
     uint64_t turn;   /* the turn frames counts for */
     int frames;      /* its frames handled in that turn */
 
+    rate_t urgent;                               /* turns its IMMEDIATE reports ended */
     rate_t approvals;                            /* its Approvals */
     displaced_t displaced[DISPLACED_PER_AGENCY]; /* oldest first */
     int n_displaced;

@@ -353,9 +353,6 @@ static int64_t store_report(cv_broker_t *self, prepared_t *p, Caveat__Wire__Publ
     cv_put_t put = cv_store_put_report(self->store, &p->stored, body, p->body_len, &rowid, &err);
     if (put == CV_PUT_NEW && !route(self, p->report, rowid, p->stored.checksum, &err))
         put = CV_PUT_FAILED;
-    if (put == CV_PUT_NEW && p->report->has_priority &&
-        p->report->priority == CAVEAT__PRIORITY__IMMEDIATE)
-        self->turn_urgent = true;
     if ((put == CV_PUT_UNDONE || put == CV_PUT_FAILED) && cv_store_no_space(self->store))
         broker_disk_exhausted(self);
     /* a failed write that took the whole transaction with it (SQLite rolls
@@ -450,6 +447,7 @@ static void accept_reports(cv_broker_t *self, int agency, const char *sender,
                            Caveat__Wire__Publish *publish, Caveat__Wire__PublishResult **results)
 {
     size_t n = publish->n_reports, unrecorded = 0;
+    bool urgent = false;
     prepared_t *prepared = cv_xcalloc(n, sizeof *prepared);
     self->bodies.used = 0;
     for (size_t i = 0; i < n; i++) {
@@ -467,6 +465,8 @@ static void accept_reports(cv_broker_t *self, int agency, const char *sender,
         int64_t stored = prepared[i].report ? store_report(self, &prepared[i], results[i]) : 0;
         if (stored) /* its first deliveries are made from it, as it came */
             cv_cache_put(self->cache, stored, publish->reports[i]);
+        urgent |= stored && publish->reports[i]->has_priority &&
+                  publish->reports[i]->priority == CAVEAT__PRIORITY__IMMEDIATE;
         if (results[i]->status == CAVEAT__WIRE__STATUS__OK)
             self->stats.published++;
         else
@@ -477,6 +477,11 @@ static void accept_reports(cv_broker_t *self, int agency, const char *sender,
     record_refusal_count(self, sender, unrecorded);
     cv_hasher_end(self->hasher);
     free(prepared);
+    /* an IMMEDIATE report ends the turn, to be committed and sent at once:
+     * that many times a second for each agency, or one that sent nothing
+     * but small IMMEDIATE frames would have a commit made for each */
+    if (urgent && rate_allows(&broker_use_of(self, agency)->urgent, URGENT_TURNS_PER_SECOND))
+        self->turn_urgent = true;
 }
 
 void broker_on_publish(cv_broker_t *self, const zframe_t *routing, uint64_t session, int agency,

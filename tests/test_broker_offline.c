@@ -92,6 +92,8 @@ static cv_broker_frame_t publish_frame_as(int from, uint32_t connection, const c
     assert_non_null(report);
     free(report->id);
     report->id = id ? strdup(id) : NULL;
+    free(report->originator); /* the broker stamps the sender's */
+    report->originator = NULL;
     Caveat__Wire__Publish publish = CAVEAT__WIRE__PUBLISH__INIT;
     publish.n_reports = 1;
     publish.reports = &report;
@@ -318,6 +320,36 @@ static cv_broker_frame_t hello_with(int from, uint32_t connection, uint32_t cred
     return packed(from, connection, &frame);
 }
 
+/*  One agency's IMMEDIATE reports end at most 20 turns a second
+ *  (URGENT_TURNS_PER_SECOND): a stream of small IMMEDIATE frames cannot
+ *  have a commit made for each. Past that its frames share turns as
+ *  routine ones do, while another agency's IMMEDIATE report still ends
+ *  its turn. */
+static void test_an_agency_ends_few_turns_early(void **state)
+{
+    offline_t *o = *state;
+    int police = agency(o, "hum-bcu-hull"), council = agency(o, "hull-cc");
+    hello(o, police); /* on connection 1 */
+    cv_broker_frame_t council_hello = hello_with(council, 2, 10);
+    cv_broker_feed_all(o->broker, &council_hello, 1);
+    free((void *)council_hello.bytes);
+    enum { FRAMES = 100 };
+    cv_broker_frame_t frames[FRAMES];
+    for (int i = 0; i < FRAMES; i++)
+        frames[i] = publish_frame(police, "critical_incident");
+    int turns = cv_broker_feed_all(o->broker, frames, FRAMES);
+    for (int i = 0; i < FRAMES; i++) {
+        free((void *)frames[i].bytes);
+        frames[i] =
+            publish_frame_as(council, 2, i == 5 ? "critical_incident" : "community_tension", NULL);
+    }
+    assert_true(turns >= 20);     /* each of the first ended one */
+    assert_true(turns <= 2 * 21); /* then shared, however the seconds fall */
+    assert_int_equal(cv_broker_feed_all(o->broker, frames, 11), 2); /* the council's ends */
+    for (int i = 0; i < FRAMES; i++)
+        free((void *)frames[i].bytes);
+}
+
 static cv_broker_frame_t feedback_on(int from, uint32_t connection, const char *report_id,
                                      const char *value)
 {
@@ -493,6 +525,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_an_immediate_report_ends_its_turn, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_an_agency_ends_few_turns_early, setup, teardown),
         cmocka_unit_test_setup_teardown(test_answers_after_the_commit_go_to_the_asker_alone, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_connections_taking_turns_replace_at_the_agency_rate,
