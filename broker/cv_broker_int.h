@@ -74,7 +74,7 @@
 #define PEER_SNDHWM             64  /* messages queued toward one connection; past it, it is gone */
 #define PEER_RCVHWM             8   /* frames read ahead from one connection (libcaveat sends 8) */
 #define HELLOS_PER_SECOND       10  /* on one connection */
-#define REPLACED_PER_SECOND     10  /* an agency's sessions replaced by its other connections */
+#define REPLACED_PER_SECOND     10  /* an agency's delivery sessions that resend a window */
 #define ERRORS_PER_SECOND       20  /* Error frames to one agency's connections without a session */
 #define REFUSALS_PER_SECOND     20  /* refused reports of one agency recorded one leaf each */
 #define ZAP_EVERY               64  /* messages handled between two looks at ZAP */
@@ -138,7 +138,7 @@ typedef struct {
     rate_t errors;   /* Errors sent to its connections without a session */
     rate_t refusals; /* its refused reports written one by one into the audit log */
     rate_t feedback; /* its Feedback frames */
-    rate_t replaced; /* its sessions replaced by a Hello on another of its connections */
+    rate_t replaced; /* its delivery sessions opened that resend a window */
     uint64_t turn;   /* the turn frames counts for */
     int frames;      /* its frames handled in that turn */
 

@@ -507,19 +507,25 @@ static int send_hello_ack(cv_broker_t *self, const zframe_t *routing, const cv_a
     return broker_send_frame(self, routing, &frame);
 }
 
-/*  Whether a Hello that would replace the live session of its queue on
- *  another connection comes past the agency's REPLACED_PER_SECOND
- *  (counted if not). The Hello rate is a connection's, and a replaced
- *  connection has no session to keep it: two connections taking turns
- *  would each start from nothing, and every replacement resends the
- *  queue's whole window. */
+/*  Whether a Hello that opens a delivery session on a queue that costs a
+ *  resend (one another connection's session serves, or whose deliveries
+ *  are in flight) comes past the agency's REPLACED_PER_SECOND (counted if
+ *  not). Every such session sends the queue's whole window again, and the
+ *  Hello rate is a connection's: two connections taking turns, or one
+ *  going to send-only and back, would each start a resend with nobody
+ *  counting. A queue with nothing in flight that nobody serves costs
+ *  nothing: its first Hello is never counted. */
 static bool replaces_too_often(cv_broker_t *self, int agency, const char *agency_id,
                                const char *feed, bool publish_only, const session_t *s)
 {
     if (publish_only)
         return false; /* a send-only session replaces nobody's */
+    if (s && !s->publish_only && strcmp(s->feed, feed) == 0)
+        return false; /* a Hello again: the session stays, nothing is resent */
     const session_t *serving = broker_session_of_queue(self, agency_id, feed);
-    if (!serving || serving == s || serving->gone_at)
+    bool replaces = serving && serving != s && !serving->gone_at;
+    const cv_queue_t *queue = cv_router_find(self->queues, agency_id, feed);
+    if (!replaces && !(queue && cv_queue_in_flight(queue) > 0))
         return false;
     return !rate_allows(&broker_use_of(self, agency)->replaced, REPLACED_PER_SECOND);
 }

@@ -454,6 +454,43 @@ static void test_connections_taking_turns_replace_at_the_agency_rate(void **stat
                      1);
 }
 
+/*  Connections of one agency each going to send-only and back: every
+ *  delivery session opened anew sent the queue's window again, and none
+ *  replaced a live session, so none was counted. Now a delivery session
+ *  opened on a queue with deliveries in flight counts too: past
+ *  REPLACED_PER_SECOND (twice that if the turns straddle a second) the
+ *  Hello gets LIMIT. The police's report, in flight, is resent no more
+ *  often than that. */
+static void test_going_send_only_and_back_resends_at_the_agency_rate(void **state)
+{
+    offline_t *o = *state;
+    enum { CONNECTIONS = 6, ROUNDS = 5, ALLOWED = 2 * 10 + 1 };
+    int police = agency(o, "hum-bcu-hull"), council = agency(o, "hull-cc");
+    sent_t sent = {0};
+    cv_broker_on_sent(o->broker, on_sent, &sent);
+    cv_broker_frame_t start[] = {hello_with(police, 1, 0), hello_with(council, 2, 10)};
+    one_turn(o, start, 2);
+    cv_broker_frame_t publishing[] = {
+        publish_frame_as(police, 1, "vulnerable_individual", "r-switching")};
+    one_turn(o, publishing, 1);
+    assert_int_equal(sent_to(&sent, 0, 2, CAVEAT__WIRE__FRAME__BODY_DELIVER), 1); /* in flight */
+    size_t mark = sent.n;
+    for (int r = 0; r < ROUNDS; r++)
+        for (uint32_t c = 2; c < 2 + CONNECTIONS; c++) {
+            cv_broker_frame_t delivery[] = {hello_with(council, c, 10)};
+            one_turn(o, delivery, 1);
+            cv_broker_frame_t send_only[] = {hello_with(council, c, 0)};
+            one_turn(o, send_only, 1);
+        }
+    int resent = 0, limited = 0;
+    for (uint32_t c = 2; c < 2 + CONNECTIONS; c++) {
+        resent += sent_to(&sent, mark, c, CAVEAT__WIRE__FRAME__BODY_DELIVER);
+        limited += sent_to(&sent, mark, c, CAVEAT__WIRE__FRAME__BODY_ERROR);
+    }
+    assert_true(resent >= 1 && resent <= ALLOWED); /* of 30 delivery sessions asked for */
+    assert_true(limited > 0);
+}
+
 static cv_broker_frame_t ack_frame(int from, uint32_t connection, uint64_t up_to)
 {
     Caveat__Wire__DeliveryAck ack = CAVEAT__WIRE__DELIVERY_ACK__INIT;
@@ -529,6 +566,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_answers_after_the_commit_go_to_the_asker_alone, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_connections_taking_turns_replace_at_the_agency_rate,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_going_send_only_and_back_resends_at_the_agency_rate,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_nothing_is_answered_to_a_connection_that_went, setup,
                                         teardown),
