@@ -596,8 +596,10 @@ bool cv_record_refused(cv_record_t *self, const char *sender, const char *report
                        const char *status, cv_error_t *err)
 {
     cv_json_writer_t *w = leaf_begin(self, "refused");
-    /* an id longer than any report's is not written: the sender chose it */
-    bool id = report_id && strnlen(report_id, CV_REPORT_ID_MAX + 1) <= CV_REPORT_ID_MAX;
+    /* what is no id (empty: the publish result's for one too long, with a
+     * control character or not UTF-8) is not written: the sender chose it */
+    bool id =
+        report_id && *report_id && strnlen(report_id, CV_REPORT_ID_MAX + 1) <= CV_REPORT_ID_MAX;
     cv_json_key(w, "report");
     cv_json_string(w, id ? report_id : NULL);
     key_string(w, "originator", sender);
