@@ -122,8 +122,9 @@ void cv_xml_text(FILE *out, const char *text)
             n = 1;
         } else if (cp < sizeof markup / sizeof *markup && markup[cp]) {
             fputs(markup[cp], out);
-        } else if (cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r') {
-            fputc('?', out); /* XML 1.0 has no way to write these */
+        } else if ((cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r') || cp == 0xFFFE ||
+                   cp == 0xFFFF) {
+            fputc('?', out); /* outside XML 1.0's Char: no way to write these */
         } else {
             fwrite(p + i, 1, n, out);
         }

@@ -116,6 +116,12 @@ static void check_svg(const memory_t *m)
     int line, col;
     if (cv_text_check(m->text, m->len, &line, &col))
         fuzz_fail("the SVG is not UTF-8 at %d:%d", line, col);
+    /* XML 1.0's Char: no C0 but tab and line ends, no U+FFFE or U+FFFF */
+    for (size_t i = 0; i < m->len; i++)
+        if ((unsigned char)m->text[i] < 0x20 && !strchr("\t\n\r", m->text[i]))
+            fuzz_fail("the SVG holds the control 0x%02x", (unsigned char)m->text[i]);
+    if (memmem(m->text, m->len, "\xef\xbf\xbe", 3) || memmem(m->text, m->len, "\xef\xbf\xbf", 3))
+        fuzz_fail("the SVG holds U+FFFE or U+FFFF, which XML 1.0 cannot");
     for (const char *at = m->text; (at = strpbrk(at, "<&")) != NULL; at++) {
         const char *const *list = *at == '<' ? opens : escapes;
         size_t n = *at == '<' ? sizeof opens / sizeof *opens : sizeof escapes / sizeof *escapes;
