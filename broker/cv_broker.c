@@ -285,6 +285,12 @@ static bool open_record(cv_broker_t *self, cv_error_t *err)
     return true;
 }
 
+static void rate_free(void **item)
+{
+    free(*item);
+    *item = NULL;
+}
+
 /*  The policy and the store; offline, nothing more. */
 static bool start(cv_broker_t *self, bool offline, cv_error_t *err)
 {
@@ -388,6 +394,8 @@ static cv_broker_t *new_broker(const cv_broker_config_t *config, bool offline, c
     self->sessions = zhashx_new();
     zhashx_set_destructor(self->sessions, broker_session_free);
     self->serving = zhashx_new();
+    self->resends = zhashx_new(); /* rate_t each, freed with it */
+    zhashx_set_destructor(self->resends, rate_free);
     self->pending_acks = zlistx_new();
     self->approval_answers = zlistx_new();
     self->pending_feedback = zlistx_new();
@@ -430,6 +438,7 @@ void cv_broker_destroy(cv_broker_t **self_p)
     zlistx_destroy(&self->pending);
     cv_cache_destroy(&self->cache);
     zhashx_destroy(&self->serving);
+    zhashx_destroy(&self->resends);
     zhashx_destroy(&self->sessions);
     free(self->by_fd);
     cv_receipts_destroy(&self->receipts);

@@ -74,7 +74,7 @@
 #define PEER_SNDHWM             64  /* messages queued toward one connection; past it, it is gone */
 #define PEER_RCVHWM             8   /* frames read ahead from one connection (libcaveat sends 8) */
 #define HELLOS_PER_SECOND       10  /* on one connection */
-#define REPLACED_PER_SECOND     10  /* an agency's delivery sessions that resend a window */
+#define REPLACED_PER_SECOND     10  /* a queue's delivery sessions that resend its window */
 #define ERRORS_PER_SECOND       20  /* Error frames to one agency's connections without a session */
 #define REFUSALS_PER_SECOND     20  /* refused reports of one agency recorded one leaf each */
 #define ZAP_EVERY               64  /* messages handled between two looks at ZAP */
@@ -138,7 +138,6 @@ typedef struct {
     rate_t errors;   /* Errors sent to its connections without a session */
     rate_t refusals; /* its refused reports written one by one into the audit log */
     rate_t feedback; /* its Feedback frames */
-    rate_t replaced; /* its delivery sessions opened that resend a window */
     uint64_t turn;   /* the turn frames counts for */
     int frames;      /* its frames handled in that turn */
 
@@ -260,6 +259,7 @@ struct cv_broker_t {
     session_t **by_fd;  /* descriptor -> the connected session on it, or NULL */
     size_t by_fd_size;
     zhashx_t *serving;       /* cv_queue_name() -> the session_t serving that queue */
+    zhashx_t *resends;       /* cv_queue_name() -> rate_t: its window sent again to new sessions */
     cv_router_t *queues;     /* the queues, kept in step with the store (cv_router.h) */
     cv_record_t *record;     /* the audit log: a leaf per event, in the same transactions */
     cv_receipts_t *receipts; /* proofs of sessions' deliveries in the log (Hello.receipts) */

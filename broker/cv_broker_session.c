@@ -507,16 +507,30 @@ static int send_hello_ack(cv_broker_t *self, const zframe_t *routing, const cv_a
     return broker_send_frame(self, routing, &frame);
 }
 
+/*  The rate of new sessions sent the window of queue (agency, feed) again. */
+static rate_t *resends_of(cv_broker_t *self, const char *agency, const char *feed)
+{
+    cv_queue_name_t name;
+    const char *key = cv_queue_name(&name, agency, feed);
+    rate_t *rate = key ? zhashx_lookup(self->resends, key) : NULL;
+    if (key && !rate && (rate = calloc(1, sizeof *rate)))
+        zhashx_insert(self->resends, key, rate); /* one per queue: as many as the policy makes */
+    cv_queue_name_free(&name);
+    return rate;
+}
+
 /*  Whether a Hello that opens a delivery session on a queue that costs a
- *  resend (one another connection's session serves, or whose deliveries
- *  are in flight) comes past the agency's REPLACED_PER_SECOND (counted if
- *  not). Every such session sends the queue's whole window again, and the
- *  Hello rate is a connection's: two connections taking turns, or one
- *  going to send-only and back, would each start a resend with nobody
- *  counting. A queue with nothing in flight that nobody serves costs
- *  nothing: its first Hello is never counted. */
-static bool replaces_too_often(cv_broker_t *self, int agency, const char *agency_id,
-                               const char *feed, bool publish_only, const session_t *s)
+ *  resend (one another connection's live session serves, or whose
+ *  deliveries are in flight) comes past that queue's REPLACED_PER_SECOND
+ *  (counted if not). Every such session sends the queue's whole window
+ *  again, and the Hello rate is a connection's: two connections taking
+ *  turns, or going to send-only and back, would each start a resend with
+ *  nobody counting. Counted per queue, so that an agency's subscribers
+ *  all coming back at once after a network fault (each queue once) are
+ *  never refused; a queue with nothing in flight that nobody serves costs
+ *  nothing, and is not counted. */
+static bool replaces_too_often(cv_broker_t *self, const char *agency_id, const char *feed,
+                               bool publish_only, const session_t *s)
 {
     if (publish_only)
         return false; /* a send-only session replaces nobody's */
@@ -527,7 +541,8 @@ static bool replaces_too_often(cv_broker_t *self, int agency, const char *agency
     const cv_queue_t *queue = cv_router_find(self->queues, agency_id, feed);
     if (!replaces && !(queue && cv_queue_in_flight(queue) > 0))
         return false;
-    return !rate_allows(&broker_use_of(self, agency)->replaced, REPLACED_PER_SECOND);
+    rate_t *rate = resends_of(self, agency_id, feed);
+    return !rate || !rate_allows(rate, REPLACED_PER_SECOND);
 }
 
 /*  s is the connection's session with this key, or NULL. A Hello again for
@@ -551,10 +566,10 @@ void broker_on_hello(cv_broker_t *self, const zframe_t *routing, int agency,
         self->stats.limited++;
         refused = E_LIMIT;
         reason = "too many Hellos on this connection; wait a second";
-    } else if (!refused && replaces_too_often(self, agency, a->id, feed, publish_only, s)) {
+    } else if (!refused && replaces_too_often(self, a->id, feed, publish_only, s)) {
         self->stats.limited++;
         refused = E_LIMIT;
-        reason = "this queue's session was replaced too often; wait a second";
+        reason = "this queue's window was sent again too often; wait a second";
     }
     if (refused) {
         cv_log_agency(self->log, a->id, false, "hello from %s refused: %s", a->id, reason);

@@ -47,6 +47,7 @@
 #define BATCH_BYTES         (256 * 1024) /* a batch's frame at most, below max_frame */
 #define DEFAULT_MAX_REPORTS 500          /* HelloAck.max_reports absent or 0 */
 #define LINGER_MS           1000         /* destroy sends a last ack, but never hangs */
+#define HELLO_AGAIN_MS      1000         /* a reconnect's Hello the broker limited, again */
 #define HWM                 1000
 #define SPARE_ARENAS        2 /* emptied arenas kept for the next frames */
 #define ARENA_BLOCK         (8 * 1024)
@@ -109,6 +110,7 @@ struct cv_client_t {
     uint64_t hellos;         /* Hellos sent: a request sent after the last one needs no resend */
     uint64_t admin_requests; /* AdminRequests sent: each carries its number as its id */
     bool hello_due;          /* a reconnect's Hello, sent once the waiting events are read */
+    int64_t hello_again_at;  /* a reconnect's Hello the broker limited: said again then, or 0 */
     bool key_refused;        /* the last handshake failed authentication */
     bool dead;               /* REVOKED or VERSION: nothing more will work */
     cv_error_t fatal;        /* why, when dead */
@@ -523,6 +525,14 @@ static pump_t on_error(cv_client_t *self, const Caveat__Wire__Error *error, cv_e
         self->rehello = true;
         return PUMP_AGAIN;
     }
+    /* a reconnect's Hello over the broker's rate (its queue's window sent
+       again too often, many reconnects in a second): a second later, not
+       the application's error */
+    if (code == CAVEAT__WIRE__ERROR_CODE__LIMIT && self->rehello) {
+        self->rehello = false;
+        self->hello_again_at = zclock_mono() + HELLO_AGAIN_MS;
+        return PUMP_AGAIN;
+    }
     const char *reason = error->reason ? error->reason : "";
     cv_error_set(err, NULL, 0, 0, "broker: %s%s%s", cv_error_code_name(code), *reason ? ": " : "",
                  reason);
@@ -673,7 +683,9 @@ static pump_t pump(cv_client_t *self, int64_t deadline, Caveat__Wire__Frame **ou
     cv_error_t ignored;
     if (self->ack_pending && send_ack(self, self->ack_pending, &ignored))
         self->ack_pending = 0;
-    int64_t wait = deadline - zclock_mono();
+    int64_t wake =
+        self->hello_again_at && self->hello_again_at < deadline ? self->hello_again_at : deadline;
+    int64_t wait = wake - zclock_mono();
     if (cv_poller_wait(self->poller, wait > 0 ? (int)wait : 0) < 0) {
         int code = errno; /* before anything else may set it */
         if (code == EINTR && !zsys_interrupted)
@@ -686,6 +698,11 @@ static pump_t pump(cv_client_t *self, int64_t deadline, Caveat__Wire__Frame **ou
     if (event) {
         on_monitor_event(self);
         send_due_hello(self);
+    }
+    if (self->hello_again_at && zclock_mono() >= self->hello_again_at) {
+        self->hello_again_at = 0;
+        if (send_hello(self, NULL))
+            self->rehello = true;
     }
     if (self->key_refused) {
         cv_error_set(err, NULL, 0, 0,

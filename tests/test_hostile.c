@@ -520,6 +520,48 @@ static void publish_refused_with_id(cv_client_t *c, const char *id)
     caveat__report__free_unpacked(report, NULL);
 }
 
+/*  A reconnect's Hello that the broker limits (its queue's window sent
+ *  again ten times already in that second, here by ten connections of
+ *  the agency taking the queue in turn) is said again a second later by
+ *  libcaveat: the subscriber gets what was in flight, with no error. */
+static void test_a_limited_reconnect_says_hello_again(void **state)
+{
+    (void)state;
+    enum { TAKERS = 10 };
+    harness_t *h = started_with(NULL);
+    cv_client_t *council = client(h, "hull-cc", NULL, 10);
+    cv_client_t *police = client(h, "hum-bcu-hull", NULL, 0);
+    char id[64], next[64];
+    publish_new(police, "vulnerable_individual", id, sizeof id);
+    const cv_delivery_t *d = receive(council, 5000); /* read, not acknowledged: in flight */
+    assert_non_null(d);
+    assert_string_equal(d->report_id, id);
+    zsock_t *takers[TAKERS];
+    for (int i = 0; i < TAKERS; i++)
+        takers[i] = raw_dealer(h, "hull-cc");
+    while (zclock_mono() % 1000 > 100) /* the broker counts by the same clock's seconds */
+        zclock_sleep(5);
+    for (int i = 0; i < TAKERS; i++) {
+        send_hello_with(takers[i], 1, NULL, 10);
+        assert_int_equal(error_answer(takers[i]), 0); /* each sent the window again */
+    }
+    publish_new(police, "vulnerable_individual", next, sizeof next); /* to the last taker */
+    /* the council's connection, replaced and then ended (two kept), comes
+     * back within the second: its Hello is the eleventh */
+    cv_error_t err = {0};
+    d = cv_client_receive(council, 5000, &err);
+    if (!d)
+        print_error("receive: %s\n", err.msg);
+    assert_non_null(d);
+    assert_string_equal(d->report_id, next);
+    assert_true(stat_of(h, "limited") >= 1); /* it was limited, and came back */
+    for (int i = 0; i < TAKERS; i++)
+        zsock_destroy(&takers[i]);
+    cv_client_destroy(&police);
+    cv_client_destroy(&council);
+    finish(&h);
+}
+
 /*  A result names its report by an id only when it is one: a refused
  *  report's megabyte "id", echoed in each of a frame's results, would make
  *  the answer many times what the sender sent, and a sender that never
@@ -846,6 +888,7 @@ int main(void)
         cmocka_unit_test(test_big_reports_keep_one_pump_to_the_bytes_bound),
         cmocka_unit_test(test_a_report_id_cannot_forge_log_lines),
         cmocka_unit_test(test_a_refusal_does_not_echo_what_is_no_id),
+        cmocka_unit_test(test_a_limited_reconnect_says_hello_again),
         cmocka_unit_test(test_an_agencys_log_lines_are_rate_limited),
         cmocka_unit_test(test_a_secret_key_others_can_read_is_refused),
         cmocka_unit_test(test_an_unreadable_stored_report_is_quarantined),

@@ -161,6 +161,49 @@ class WithBroker(unittest.TestCase):
 
 
 class Sessions(WithBroker):
+    def taker(self, agency):
+        """A raw CURVE DEALER of agency, connected, that has said nothing."""
+        import zmq
+
+        sock = zmq.Context.instance().socket(zmq.DEALER)
+        sock.linger = 0
+        sock.curve_serverkey = cc.load_public(self.h.path("broker.cert"))
+        sock.curve_publickey, sock.curve_secretkey = cc.load_secret(self.h.path(agency + ".cert_secret"))
+        sock.connect(self.h.endpoint)
+        return sock
+
+    def test_a_limited_reconnect_says_hello_again(self):
+        # ten connections of the council take its queue in turn within one
+        # second, each having the window (one delivery in flight) sent
+        # again; the subscriber's connection, replaced and ended, comes back
+        # within that second and is limited: a second later it says Hello
+        # again, and gets what was sent meanwhile, with no error
+        from caveat_client import proto
+
+        council = self.client("hull-cc", credit=10, timeout=5)
+        police = self.client("hum-bcu-hull", publish_only=True)
+        first = police.publish([example("vulnerable_individual")])[0]
+        self.assertEqual(council.receive(5).report_id, first.report_id)  # not acknowledged
+        takers = [self.taker("hull-cc") for _ in range(10)]
+        hello = proto.Frame(hello=proto.wire_pb2.Hello(version=1, credit=10)).SerializeToString()
+        while time.monotonic() % 1 > 0.1:  # the broker counts by the same clock's seconds
+            time.sleep(0.005)
+        for sock in takers:
+            sock.send(hello)
+            answer = proto.Frame()
+            self.assertTrue(sock.poll(5000))
+            answer.ParseFromString(sock.recv())
+            self.assertEqual(answer.WhichOneof("body"), "hello_ack")
+        second = police.publish([example("vulnerable_individual")])[0]  # to the last taker
+        delivery = council.receive(5)
+        self.assertIsNotNone(delivery)
+        self.assertEqual(delivery.report_id, second.report_id)
+        admin = self.client("caveat-admin", publish_only=True)
+        ok, text = admin.admin("stats")
+        self.assertGreaterEqual(json.loads(text)["limited"], 1)
+        for sock in takers:
+            sock.close()
+
     def test_hello_ack(self):
         c = self.client("hull-cc")
         self.assertEqual((c.agency, c.protocol, c.protocol_version), ("hull-cc", "humber-prevent", 7))

@@ -39,7 +39,8 @@ LINGER_MS = 1000  # close sends a last ack, but never hangs
 HWM = 1000
 AUTH_TRY_AGAIN = 300  # a ZAP status that is no refusal
 
-ERR_NOT_READY, ERR_VERSION, ERR_REVOKED = 2, 3, 6  # docs/protocol.md 7
+ERR_NOT_READY, ERR_VERSION, ERR_REVOKED, ERR_LIMIT = 2, 3, 6, 9  # docs/protocol.md 7
+HELLO_AGAIN_S = 1.0  # a reconnect's Hello the broker limited, said again
 
 PublishResult = collections.namedtuple("PublishResult", "report_id status reason")
 PublishResult.__doc__ = """A report's outcome: status is a wire Status name
@@ -130,6 +131,7 @@ class Client:
         self._hellos = 0  # Hellos sent: a batch sent after the last one needs no resend
         self._admin_requests = 0  # AdminRequests sent: each carries its number as its id
         self._hello_due = False  # a reconnect's Hello, sent once the events are read
+        self._hello_again_at = None  # a reconnect's Hello the broker limited: again then
         self._key_refused = False
         self._fatal = None  # SessionClosedError once REVOKED or VERSION
         self._ctx = context or zmq.Context.instance()
@@ -285,6 +287,13 @@ class Client:
                 self._try_send_hello()
             if self._rehello:
                 return
+        # a reconnect's Hello over the broker's rate (its queue's window sent
+        # again too often, many reconnects in a second): a second later, not
+        # the application's error
+        if code == ERR_LIMIT and self._rehello:
+            self._rehello = False
+            self._hello_again_at = time.monotonic() + HELLO_AGAIN_S
+            return
         name = proto.error_code_name(code)
         reason = " ".join(error.reason.split())  # one line: it goes to a terminal
         if code in (ERR_REVOKED, ERR_VERSION):
@@ -334,7 +343,8 @@ class Client:
         self._check_open()
         if self._ack_pending and self._try_send_ack(self._ack_pending):
             self._ack_pending = 0
-        wait = max(0, deadline - time.monotonic())
+        wake = deadline if self._hello_again_at is None else min(deadline, self._hello_again_at)
+        wait = max(0, wake - time.monotonic())
         try:
             ready = dict(self._poller.poll(int(wait * 1000)))
         except zmq.ZMQError as e:
@@ -344,6 +354,9 @@ class Client:
         if self._monitor in ready:
             while self._monitor.poll(0):
                 self._on_monitor_event()
+        if self._hello_again_at is not None and time.monotonic() >= self._hello_again_at:
+            self._hello_again_at = None
+            self._try_send_hello()
         if self._key_refused:
             raise KeyRefusedError(
                 "%s: the broker refused this agency's key (is this agency's key in the policy?)"
