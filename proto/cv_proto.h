@@ -129,7 +129,11 @@ bool cv_proto_is_map_entry(const ProtobufCMessageDescriptor *d);
  *  - "a key given twice": JSON and every view hold a map as an object, one
  *    value a key, and which of the two a reader keeps differs;
  *  - "a value its enum does not define": protobuf-c keeps any number in a
- *    proto2 enum, and the JSON form writes values by name.
+ *    proto2 enum, and the JSON form writes values by name;
+ *  - "not UTF-8 text": a protobuf string is UTF-8, which protobuf-c does
+ *    not check, and the JSON form writes each byte that is not as U+FFFD,
+ *    so that two map keys could read alike there, or a value otherwise
+ *    than stored.
  *  path (size bytes) names the field, e.g. "subjects.identifiers".       */
 const char *cv_proto_form_fault(const ProtobufCMessage *msg, char *path, size_t size);
 
@@ -219,6 +223,9 @@ const char *cv_json_writer_text(const cv_json_writer_t *self);
  *  destroyed. NULL after an allocation failure. */
 char *cv_json_writer_take(cv_json_writer_t **self_p, size_t *len);
 
+/*  Whether the n bytes at s are UTF-8 (no overlong form, surrogate or
+ *  code point beyond U+10FFFF).                                          */
+bool cv_utf8_valid(const char *s, size_t n);
 /*  libfyaml 0.7 takes an invalid UTF-8 byte between tokens for the end of
  *  input and silently parses a truncated document; so every parser checks
  *  its input first. Returns NULL when buf is valid UTF-8 without NUL bytes,

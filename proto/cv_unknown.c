@@ -80,6 +80,7 @@ static bool entry_field_present(const ProtobufCMessage *entry, const ProtobufCFi
 static const char *const PART_MISSING = "an entry without its key or its value";
 static const char *const KEY_TWICE = "a key given twice";
 static const char *const ENUM_UNKNOWN = "a value its enum does not define";
+static const char *const NOT_UTF8 = "not UTF-8 text";
 
 static const char *form_in(const ProtobufCMessage *msg, char *path, size_t size, size_t at);
 
@@ -112,6 +113,27 @@ static bool enums_defined(const ProtobufCMessage *msg, const ProtobufCFieldDescr
     const int *values = enum_values(msg, f, &n);
     for (size_t i = 0; values && i < n; i++)
         if (!protobuf_c_enum_descriptor_get_value(f->descriptor, values[i]))
+            return false;
+    return true;
+}
+
+/*  Whether each string of string field f of msg is UTF-8. */
+static bool strings_utf8(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f)
+{
+    const char *base = (const char *)msg;
+    const char *const *texts;
+    size_t n = 1;
+    if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+        n = *(const size_t *)(base + f->quantifier_offset);
+        texts = *(const char *const *const *)(base + f->offset);
+    } else if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+               *(const uint32_t *)(base + f->quantifier_offset) != f->id) {
+        return true;
+    } else {
+        texts = (const char *const *)(base + f->offset);
+    }
+    for (size_t i = 0; texts && i < n; i++)
+        if (texts[i] && !cv_utf8_valid(texts[i], strlen(texts[i])))
             return false;
     return true;
 }
@@ -150,30 +172,28 @@ static bool keys_distinct(ProtobufCMessage *const *entries, size_t n)
         return true;
     map_key_t *keys = malloc(n * sizeof *keys);
     if (!keys)
-        return false; /* refused as a duplicate: nothing is kept unchecked */
+        abort(); /* as everywhere in the broker: out of memory is the end */
+    size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        keys[i] = key_of(entries[i]);
-    qsort(keys, n, sizeof *keys, key_compare);
+        if (entries[i]) /* NULL ones are passed over, as by the walk */
+            keys[k++] = key_of(entries[i]);
+    qsort(keys, k, sizeof *keys, key_compare);
     bool distinct = true;
-    for (size_t i = 1; distinct && i < n; i++)
+    for (size_t i = 1; distinct && i < k; i++)
         distinct = key_compare(&keys[i - 1], &keys[i]) != 0;
     free(keys);
     return distinct;
 }
 
-/*  Both halves there, and a message value of good form itself. */
+/*  Both halves there, each of good form itself (a string key or value
+ *  UTF-8, an enum value defined, a message value whole). */
 static const char *entry_form(const ProtobufCMessage *entry, char *path, size_t size, size_t at)
 {
     const ProtobufCFieldDescriptor *key = &entry->descriptor->fields[0];
     const ProtobufCFieldDescriptor *value = &entry->descriptor->fields[1];
     if (!entry_field_present(entry, key) || !entry_field_present(entry, value))
         return PART_MISSING;
-    if (value->type == PROTOBUF_C_TYPE_ENUM && !enums_defined(entry, value))
-        return ENUM_UNKNOWN;
-    if (value->type != PROTOBUF_C_TYPE_MESSAGE)
-        return NULL;
-    return form_in(*(ProtobufCMessage *const *)((const char *)entry + value->offset), path, size,
-                   at);
+    return form_in(entry, path, size, at);
 }
 
 /*  The fault under field f of msg, or NULL; path (NULL: not kept) names f
@@ -181,7 +201,8 @@ static const char *entry_form(const ProtobufCMessage *entry, char *path, size_t 
 static const char *field_form(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f,
                               char *path, size_t size, size_t at)
 {
-    if (f->type != PROTOBUF_C_TYPE_MESSAGE && f->type != PROTOBUF_C_TYPE_ENUM)
+    if (f->type != PROTOBUF_C_TYPE_MESSAGE && f->type != PROTOBUF_C_TYPE_ENUM &&
+        f->type != PROTOBUF_C_TYPE_STRING)
         return NULL;
     size_t len = at;
     if (path) { /* only on the second walk, to name what failed: snprintf costs */
@@ -191,6 +212,8 @@ static const char *field_form(const ProtobufCMessage *msg, const ProtobufCFieldD
     const char *fault = NULL;
     if (f->type == PROTOBUF_C_TYPE_ENUM) {
         fault = enums_defined(msg, f) ? NULL : ENUM_UNKNOWN;
+    } else if (f->type == PROTOBUF_C_TYPE_STRING) {
+        fault = strings_utf8(msg, f) ? NULL : NOT_UTF8;
     } else {
         ProtobufCMessage *one;
         size_t n;

@@ -833,6 +833,28 @@ static void test_view_mode_allows_masked_formats(void **state)
     fy_document_destroy(doc);
 }
 
+/*  cv_utf8_valid reads ASCII eight bytes at a time: a byte that is not
+ *  UTF-8 is found at every position, in strings of every length around
+ *  the word's, and a character split across a word's end is whole. */
+static void test_utf8_valid_at_every_position(void **state)
+{
+    (void)state;
+    char text[40];
+    for (size_t len = 1; len < sizeof text; len++)
+        for (size_t at = 0; at < len; at++) {
+            memset(text, 'a', len);
+            text[at] = (char)0xff;
+            assert_false(cv_utf8_valid(text, len));
+            text[at] = 'a';
+            assert_true(cv_utf8_valid(text, len));
+            if (at + 1 < len) { /* é across whatever boundary */
+                memcpy(text + at, "\xc3\xa9", 2);
+                assert_true(cv_utf8_valid(text, len));
+                assert_false(cv_utf8_valid(text, at + 1)); /* cut after its first byte */
+            }
+        }
+}
+
 /*  Readable text: UTF-8 without NUL and without C0 (but the controls
  *  allowed), DEL or C1 controls, whatever their encoding's length. */
 static void test_text_readable(void **state)
@@ -859,6 +881,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_text_readable),
+        cmocka_unit_test(test_utf8_valid_at_every_position),
         cmocka_unit_test(test_example_parses),
         cmocka_unit_test(test_example_round_trip),
         cmocka_unit_test(test_pretty),

@@ -1267,6 +1267,39 @@ static void test_a_map_key_given_twice_is_refused(void **state)
     report_free(report);
 }
 
+/*  A protobuf string is UTF-8, which protobuf-c does not check; the JSON
+ *  form writes each byte that is not as U+FFFD, so the keys "pnc\xff" and
+ *  "pnc\xfe" would be one key there, and a summary would read otherwise
+ *  than stored. Refused, naming the field. */
+static void test_a_string_not_utf8_is_refused(void **state)
+{
+    (void)state;
+    Caveat__Report *report = base_report();
+    cv_error_t err = {0};
+    set_text(&report->summary, "caf\xe9"); /* Latin-1 */
+    Caveat__Report *read = through_the_wire(report);
+    assert_false(cv_policy_validate_report(main_policy, read, &err));
+    assert_string_equal(err.msg, "summary: not UTF-8 text");
+    report_free(read);
+    set_text(&report->summary, "caf\xc3\xa9");
+    set_text(&report->subjects[0]->identifiers[0]->key, "pnc\xff");
+    read = through_the_wire(report);
+    assert_false(cv_policy_validate_report(main_policy, read, &err));
+    assert_string_equal(err.msg, "subjects.identifiers.key: not UTF-8 text");
+    report_free(read);
+    set_text(&report->subjects[0]->identifiers[0]->key, "pnc");
+    set_text(&report->subjects[0]->identifiers[0]->value, "\xed\xa0\x80"); /* a surrogate */
+    read = through_the_wire(report);
+    assert_false(cv_policy_validate_report(main_policy, read, &err));
+    assert_string_equal(err.msg, "subjects.identifiers.value: not UTF-8 text");
+    report_free(read);
+    set_text(&report->subjects[0]->identifiers[0]->value, "09/123456A");
+    read = through_the_wire(report);
+    assert_true(cv_policy_validate_report(main_policy, read, &err));
+    report_free(read);
+    report_free(report);
+}
+
 /*  protobuf-c keeps any number in a proto2 enum; the JSON form names the
  *  value, and a reader takes only the names it knows. Refused. */
 static void test_an_enum_value_not_defined_is_refused(void **state)
@@ -2587,6 +2620,7 @@ int main(void)
         cmocka_unit_test(test_a_map_entry_without_its_value_is_refused),
         cmocka_unit_test(test_a_map_key_given_twice_is_refused),
         cmocka_unit_test(test_an_enum_value_not_defined_is_refused),
+        cmocka_unit_test(test_a_string_not_utf8_is_refused),
         cmocka_unit_test(test_a_field_is_marked_once),
         cmocka_unit_test(test_no_echo),
         cmocka_unit_test(test_screening_by_category),
