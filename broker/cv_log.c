@@ -72,8 +72,10 @@ static void emit_text(level_t level, const char *line)
     char out[64 + 4 * LINE_MAX_BYTES + 2], time[32]; /* "\xNN" at most a byte */
     format_time(time);
     FILE *text = fmemopen(out, sizeof out, "w");
-    if (!text)
+    if (!text) { /* out of memory: the line's level and time, never its value unescaped */
+        fprintf(stderr, "%s %s caveatd: (a line lost: out of memory)\n", time, level_names[level]);
         return;
+    }
     fprintf(text, "%s %s caveatd: ", time, level_names[level]);
     cv_text_write(text, line, strlen(line));
     fputc('\n', text);
