@@ -68,16 +68,22 @@ static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
     return len;
 }
 
-/*  Eight bytes at a time while they are ASCII, as most text is: every
- *  string of every published report passes here. */
+/*  32 bytes at a time while they are ASCII, as most text is, then 8:
+ *  every string of every published report passes here. */
 bool cv_utf8_valid(const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;
+    const uint64_t high = UINT64_C(0x8080808080808080);
     uint32_t cp;
-    for (size_t i = 0, len; i < n; i += len) {
+    size_t i = 0;
+    for (uint64_t w[4]; n - i >= sizeof w; i += sizeof w) {
+        memcpy(w, p + i, sizeof w);
+        if (((w[0] | w[1] | w[2] | w[3]) & high) != 0)
+            break;
+    }
+    for (size_t len; i < n; i += len) {
         uint64_t word;
-        if (n - i >= sizeof word &&
-            (memcpy(&word, p + i, sizeof word), (word & UINT64_C(0x8080808080808080)) == 0)) {
+        if (n - i >= sizeof word && (memcpy(&word, p + i, sizeof word), (word & high) == 0)) {
             len = sizeof word;
             continue;
         }

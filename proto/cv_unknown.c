@@ -201,9 +201,6 @@ static const char *entry_form(const ProtobufCMessage *entry, char *path, size_t 
 static const char *field_form(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f,
                               char *path, size_t size, size_t at)
 {
-    if (f->type != PROTOBUF_C_TYPE_MESSAGE && f->type != PROTOBUF_C_TYPE_ENUM &&
-        f->type != PROTOBUF_C_TYPE_STRING)
-        return NULL;
     size_t len = at;
     if (path) { /* only on the second walk, to name what failed: snprintf costs */
         snprintf(path + at, size - at, "%s%s", at ? "." : "", f->name);
@@ -235,8 +232,12 @@ static const char *form_in(const ProtobufCMessage *msg, char *path, size_t size,
 {
     const ProtobufCMessageDescriptor *d = msg->descriptor;
     const char *fault = NULL;
-    for (unsigned i = 0; !fault && i < d->n_fields; i++)
-        fault = field_form(msg, &d->fields[i], path, size, at);
+    for (unsigned i = 0; !fault && i < d->n_fields; i++) {
+        ProtobufCType type = d->fields[i].type;
+        if (type == PROTOBUF_C_TYPE_STRING || type == PROTOBUF_C_TYPE_MESSAGE ||
+            type == PROTOBUF_C_TYPE_ENUM) /* the others hold nothing to check */
+            fault = field_form(msg, &d->fields[i], path, size, at);
+    }
     return fault;
 }
 
