@@ -10,14 +10,16 @@
 /*  A result names its report by the id it came with, if that is an id at
  *  all: one of a megabyte echoed in each result of a frame of 500 would
  *  make an answer far bigger than what the sender sent, held in libzmq's
- *  queue for a sender that never reads. */
+ *  queue for a sender that never reads. A stored report's id passed the
+ *  same check (or is the broker's), so only a refusal's is looked at. */
 static void set_result(Caveat__Wire__PublishResult *result, Caveat__Wire__Status status,
                        const char *id, const char *reason)
 {
     cv_error_t err;
+    bool named = id && (status == CAVEAT__WIRE__STATUS__OK || cv_policy_report_id_ok(id, &err));
     result->has_status = true;
     result->status = status;
-    result->report_id = cv_xstrdup(id && cv_policy_report_id_ok(id, &err) ? id : "");
+    result->report_id = cv_xstrdup(named ? id : "");
     result->reason = reason ? cv_xstrdup(reason) : NULL;
 }
 

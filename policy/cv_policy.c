@@ -296,18 +296,17 @@ static bool valid_id(const char *id, cv_error_t *err)
         cv_error_set(err, NULL, 0, 0, "id: longer than %d bytes", CV_REPORT_ID_MAX);
         return false;
     }
-    for (size_t i = 0; i < len; i++) {
+    if (cv_text_readable(id, len, "")) /* one pass for every good id */
+        return true;
+    for (size_t i = 0; i < len; i++) { /* a refusal: which byte, when it is a C0 or DEL */
         unsigned char c = (unsigned char)id[i];
         if (c < 0x20 || c == 0x7f) {
             cv_error_set(err, NULL, 0, 0, "id: control character 0x%02x at byte %zu", c, i + 1);
             return false;
         }
     }
-    if (!cv_text_readable(id, len, "")) {
-        cv_error_set(err, NULL, 0, 0, "id: not UTF-8 text, or a C1 control character");
-        return false;
-    }
-    return true;
+    cv_error_set(err, NULL, 0, 0, "id: not UTF-8 text, or a C1 control character");
+    return false;
 }
 
 bool cv_policy_report_id_ok(const char *id, cv_error_t *err)
