@@ -736,15 +736,18 @@ static cv_put_t compare_stored(cv_store_t *self, const cv_stored_report_t *repor
     return same ? CV_PUT_SAME : CV_PUT_CONFLICT;
 }
 
-/*  The insert runs in a savepoint: when it fails and SQLite kept the
- *  transaction, the report alone is undone and the turn carries on. */
+/*  A failed insert. One statement is whole by itself: SQLite undoes a
+ *  statement that fails and keeps the transaction (a constraint; a full
+ *  disk met with a statement journal), or rolls the whole transaction
+ *  back (an I/O error, a full disk without one). So no savepoint is
+ *  needed around it: when the transaction is kept, or there was none,
+ *  the report alone is undone and the turn carries on. */
 static cv_put_t put_failed(cv_store_t *self, cv_error_t *err)
 {
-    bool kept = !sqlite3_get_autocommit(self->db);
-    whole_end(self, false, NULL);
-    if (!kept)
-        cv_error_set(err, NULL, 0, 0, "%s; the transaction was rolled back", err->msg);
-    return kept ? CV_PUT_UNDONE : CV_PUT_FAILED;
+    if (!self->begun || !sqlite3_get_autocommit(self->db))
+        return CV_PUT_UNDONE;
+    cv_error_set(err, NULL, 0, 0, "%s; the transaction was rolled back", err->msg);
+    return CV_PUT_FAILED;
 }
 
 #ifndef NDEBUG
@@ -760,7 +763,7 @@ static bool checksum_matches(const uint8_t *checksum, const uint8_t *body, size_
 cv_put_t cv_store_put_report(cv_store_t *self, const cv_stored_report_t *report,
                              const uint8_t *body, size_t len, int64_t *rowid, cv_error_t *err)
 {
-    if (!whole_begin(self, err))
+    if (!writing(self, err))
         return CV_PUT_FAILED;
     uint8_t own[CV_DIGEST_BYTES];
     const uint8_t *checksum = report->checksum;
@@ -788,9 +791,7 @@ cv_put_t cv_store_put_report(cv_store_t *self, const cv_stored_report_t *report,
     cv_put_t put = rc == SQLITE_DONE ? CV_PUT_NEW
                    : taken           ? compare_stored(self, report, digest, rowid, err)
                                      : CV_PUT_FAILED;
-    if (put == CV_PUT_FAILED)
-        return put_failed(self, err);
-    return whole_end(self, true, err) ? put : put_failed(self, err);
+    return put == CV_PUT_FAILED ? put_failed(self, err) : put;
 }
 
 bool cv_store_no_space(const cv_store_t *self)

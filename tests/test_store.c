@@ -1554,6 +1554,15 @@ static cv_put_t put_raw(rig_t *r, const char *id, const char *originator, const 
     return cv_store_put_report(r->store, &report, (const uint8_t *)body, strlen(body), rowid, &err);
 }
 
+/*  The report is stored already, as rowid. */
+static void expect_same(rig_t *r, const char *id, const char *originator, const char *body,
+                        int64_t rowid)
+{
+    int64_t again = 0;
+    assert_int_equal(put_raw(r, id, originator, body, &again), CV_PUT_SAME);
+    assert_int_equal(again, rowid);
+}
+
 static void test_put_same_and_conflict(void **state)
 {
     (void)state;
@@ -1567,9 +1576,7 @@ static void test_put_same_and_conflict(void **state)
     assert_int_equal(again, first); /* the earlier rowid, not the last insert's */
     commit(r);
     restart(r);
-    again = 0;
-    assert_int_equal(put_raw(r, "x", "org-a", "body", &again), CV_PUT_SAME);
-    assert_int_equal(again, first);
+    expect_same(r, "x", "org-a", "body", first);
     assert_int_equal(put_raw(r, "x", "org-a", "bodY", &again), CV_PUT_CONFLICT);
     assert_int_equal(put_raw(r, "x", "org-a", "body!", &again), CV_PUT_CONFLICT);
     assert_int_equal(put_raw(r, "x", "org-a", "", &again), CV_PUT_CONFLICT);
@@ -1581,6 +1588,31 @@ static void test_put_same_and_conflict(void **state)
     assert_int_equal(len, 4);
     assert_memory_equal(body, "body", 4);
     free(body);
+    rig_free(r);
+}
+
+/*  An insert that fails inside a turn takes back that report alone: the
+ *  turn's other reports stay, and the failed one left no row, no index
+ *  entry and no rowid behind. */
+static void test_put_failure_undoes_the_report_alone(void **state)
+{
+    (void)state;
+    rig_t *r = rig_new();
+    int64_t first = 0, failed = 0, last = 0, again = 0;
+    begin(r);
+    assert_int_equal(put_raw(r, "x", "org-a", "body", &first), CV_PUT_NEW);
+    cv_error_t err = {0};
+    cv_stored_report_t bad = {"y", "org-a", NULL, 1000, 1000 * 1000, NULL, NULL}; /* NOT NULL */
+    assert_int_equal(cv_store_put_report(r->store, &bad, (const uint8_t *)"b", 1, &failed, &err),
+                     CV_PUT_UNDONE);
+    assert_non_null(strstr(err.msg, "NOT NULL"));
+    assert_int_equal(put_raw(r, "z", "org-a", "last", &last), CV_PUT_NEW);
+    assert_int_equal(last, first + 1); /* the failed insert gave no rowid away */
+    commit(r);
+    restart(r);
+    expect_same(r, "x", "org-a", "body", first);
+    expect_same(r, "z", "org-a", "last", last);
+    assert_int_equal(put_raw(r, "y", "org-a", "b", &again), CV_PUT_NEW); /* no trace of it */
     rig_free(r);
 }
 
@@ -1598,10 +1630,8 @@ static void test_put_ids_scoped_by_originator(void **state)
     assert_true(a_own != b_first);
     commit(r);
     restart(r);
-    assert_int_equal(put_raw(r, "x", "org-a", "a's report", &again), CV_PUT_SAME);
-    assert_int_equal(again, a_own);
-    assert_int_equal(put_raw(r, "x", "org-b", "b's report", &again), CV_PUT_SAME);
-    assert_int_equal(again, b_first);
+    expect_same(r, "x", "org-a", "a's report", a_own);
+    expect_same(r, "x", "org-b", "b's report", b_first);
     /* a conflict is within one originator only */
     assert_int_equal(put_raw(r, "x", "org-a", "b's report", &again), CV_PUT_CONFLICT);
     assert_int_equal(again, a_own);
@@ -2766,6 +2796,7 @@ int main(int argc, char **argv)
         TEST(test_store_late_queue_starts_past_earlier_reports),
         TEST(test_store_random_model),
         TEST(test_put_same_and_conflict),
+        TEST(test_put_failure_undoes_the_report_alone),
         TEST(test_put_ids_scoped_by_originator),
         TEST(test_put_retry_same_by_digest),
         TEST(test_refuses_foreign_sqlite),
