@@ -62,13 +62,18 @@
  *  Every run makes fresh CURVE keys (broker and agencies) in the harness's
  *  temporary directory: see make_key.
  *
+ *  Workload 1's caveatd paths with --pipeline N: the publisher keeps up to
+ *  N publish calls in flight instead of one, as a publisher that wants
+ *  throughput would (cv_client_publish_start); against --pipeline 1, this
+ *  is what the wait for each call's PublishAck costs.
+ *
  *  Workload 1's caveatd paths with --receipts: the subscriber asks for a
  *  receipt of each delivery (Hello.receipts) and takes them as they come;
  *  against a run without, this is what receipts cost (the "delivered"
  *  leaves are written either way).
  *
  *  Usage: broker_bench [--seconds S] [--batch N] [--window N] [--rate R]
- *                      [--in-flight N] [--agencies N] [--receipts] [--repeat N]
+ *                      [--in-flight N] [--pipeline N] [--agencies N] [--receipts] [--repeat N]
  *                      [--only full|normal|off|forwarder|nats|store|fanout|
  *                              fanout-full|fanout-normal|fanout-forwarder|partnership|
  *                              nolog|fanout-nolog|audit|audit-throughput]
@@ -214,6 +219,7 @@ typedef struct {
     uint64_t window; /* reports the publisher may be ahead of the subscriber */
     int rate;        /* reports/s offered, workload 2 */
     int in_flight;   /* publishes workload 2's publisher may have unacknowledged */
+    int pipeline;    /* publish calls workload 1's caveatd publisher may have in flight */
     int agencies;    /* in the policy of workload 1's partnership path; 2: no such path */
     const char *only;
     bool receipts; /* workload 1's caveat subscriber asks for receipts */
@@ -391,36 +397,61 @@ typedef struct {
     const char *run; /* report id prefix */
 } caveat_flow_t;
 
+/*  Publishes --batch reports a call with up to --pipeline calls in flight
+ *  (cv_client_publish_start, then _finish in order), as a publisher that
+ *  wants throughput would: the broker has the next call's frames while
+ *  the last one's commit is synced and acknowledged. */
 static void *caveat_publisher(void *arg)
 {
     caveat_flow_t *c = arg;
     flow_t *f = &c->flow;
-    int n = f->opt->batch;
-    Caveat__Report **reports = calloc((size_t)n, sizeof *reports);
-    cv_publish_result_t *results = calloc((size_t)n, sizeof *results);
-    for (int i = 0; i < n; i++)
+    int n = f->opt->batch, depth = f->opt->pipeline;
+    Caveat__Report **reports = calloc((size_t)(n * depth), sizeof *reports);
+    cv_publish_result_t *results = calloc((size_t)(n * depth), sizeof *results);
+    int64_t *tickets = calloc((size_t)depth, sizeof *tickets);
+    for (int i = 0; i < n * depth; i++)
         reports[i] = make_report("vulnerable_individual", "hull");
-    uint64_t serial = 0;
+    uint64_t serial = 0, started = 0, finished = 0;
     f->t_start = bench_now_ns();
-    while (flow_publishing(f)) {
-        flow_wait_window(f, (uint64_t)n);
+    for (;;) {
+        bool more = flow_publishing(f);
+        if (finished < started && (!more || started - finished == (uint64_t)depth)) {
+            size_t slot = (size_t)(finished++ % (uint64_t)depth);
+            cv_error_t err = {0};
+            int refused =
+                cv_client_publish_finish(c->publisher, tickets[slot], PUBLISH_TIMEOUT_MS, &err);
+            if (refused != 0)
+                flow_fail(f, "publish",
+                          publish_failure(refused, &err, results + slot * (size_t)n, (size_t)n));
+            else
+                atomic_fetch_add(&f->sent, (uint64_t)n);
+            cv_publish_results_clear(results + slot * (size_t)n, (size_t)n);
+            continue;
+        }
+        if (!more)
+            break;
+        flow_wait_window(f, (started - finished + 1) * (uint64_t)n);
+        size_t slot = (size_t)(started % (uint64_t)depth);
+        Caveat__Report **pool = reports + slot * (size_t)n;
         uint64_t t = bench_now_ns();
         for (int i = 0; i < n; i++)
-            stamp(reports[i], c->run, serial++, t, t);
+            stamp(pool[i], c->run, serial++, t, t);
         cv_error_t err = {0};
-        int refused = cv_client_publish(c->publisher, (const Caveat__Report *const *)reports,
-                                        (size_t)n, results, PUBLISH_TIMEOUT_MS, &err);
-        if (refused != 0)
-            flow_fail(f, "publish", publish_failure(refused, &err, results, (size_t)n));
-        else
-            atomic_fetch_add(&f->sent, (uint64_t)n);
-        cv_publish_results_clear(results, (size_t)n);
+        tickets[slot] = cv_client_publish_start(c->publisher, (const Caveat__Report *const *)pool,
+                                                (size_t)n, results + slot * (size_t)n, &err);
+        if (tickets[slot] < 0) {
+            flow_fail(f, "publish", err.msg);
+            cv_publish_results_clear(results + slot * (size_t)n, (size_t)n);
+            break;
+        }
+        started++;
     }
     flow_publisher_done(f);
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n * depth; i++)
         caveat__report__free_unpacked(reports[i], NULL);
     free(reports);
     free(results);
+    free(tickets);
     return NULL;
 }
 
@@ -2293,11 +2324,13 @@ static void print_targets(const path_result_t paths[N_PATHS])
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: broker_bench [--seconds S] [--batch N] [--window N] [--rate R]\n"
-                    "                    [--in-flight N] [--agencies N] [--receipts] [--repeat N]\n"
-                    "                    [--only full|normal|off|forwarder|nats|store|fanout|"
-                    "fanout-full|fanout-normal|fanout-forwarder|partnership|nolog|fanout-nolog|"
-                    "audit|audit-throughput]\n");
+    fprintf(stderr,
+            "usage: broker_bench [--seconds S] [--batch N] [--window N] [--rate R]\n"
+            "                    [--in-flight N] [--pipeline N] [--agencies N] [--receipts]\n"
+            "                    [--repeat N]\n"
+            "                    [--only full|normal|off|forwarder|nats|store|fanout|"
+            "fanout-full|fanout-normal|fanout-forwarder|partnership|nolog|fanout-nolog|"
+            "audit|audit-throughput]\n");
     exit(2);
 }
 
@@ -2315,6 +2348,8 @@ static void parse_args(options_t *o, int argc, char **argv)
             o->rate = atoi(argv[++i]);
         else if (value && strcmp(argv[i], "--in-flight") == 0)
             o->in_flight = atoi(argv[++i]);
+        else if (value && strcmp(argv[i], "--pipeline") == 0)
+            o->pipeline = atoi(argv[++i]);
         else if (value && strcmp(argv[i], "--agencies") == 0)
             o->agencies = atoi(argv[++i]);
         else if (value && strcmp(argv[i], "--only") == 0)
@@ -2334,9 +2369,10 @@ static void parse_args(options_t *o, int argc, char **argv)
     for (int i = 0; i < (int)(sizeof phases / sizeof *phases) && !known; i++)
         known = strcmp(o->only, phases[i]) == 0;
     if (!known || o->seconds <= 0 || o->seconds > 60 || o->batch < 1 || o->batch > 5000 ||
-        o->window < (uint64_t)o->batch || o->rate < 1 || o->rate > 100000 || o->in_flight < 1 ||
-        o->in_flight > 16 || o->agencies < 2 || o->agencies > 100000 || o->repeat < 1 ||
-        o->repeat > MAX_REPEAT)
+        o->window < (uint64_t)o->batch * (uint64_t)(o->pipeline > 0 ? o->pipeline : 1) ||
+        o->rate < 1 || o->rate > 100000 || o->in_flight < 1 || o->in_flight > 16 ||
+        o->pipeline < 1 || o->pipeline > 16 || o->agencies < 2 || o->agencies > 100000 ||
+        o->repeat < 1 || o->repeat > MAX_REPEAT)
         usage();
 }
 
@@ -2497,6 +2533,7 @@ int main(int argc, char **argv)
                      .window = 10000,
                      .rate = 1000,
                      .in_flight = 1,
+                     .pipeline = 1,
                      .agencies = 2,
                      .repeat = 1};
     parse_args(&opt, argc, argv);
