@@ -26,6 +26,9 @@
 
 /*  Reports are named by (originator, id): one agency's ids say nothing
  *  about another's, so that no agency can learn of, or take, another's.
+ *  The unique index leads with id, so that it also finds a report by its
+ *  id alone, as feedback names it (stores made before that keep an index
+ *  of their own for it: add_report_id_index).
  *  digest is the report as its originator sent it (a retry is the same
  *  report when its digest is), checksum the body as stored (read back, a
  *  body that differs from it is corrupt). AUTOINCREMENT: a rowid is never
@@ -36,7 +39,7 @@
     "  originator TEXT NOT NULL, category TEXT NOT NULL,"                                          \
     "  created INTEGER NOT NULL, accepted INTEGER NOT NULL,"                                       \
     "  digest BLOB NOT NULL, checksum BLOB NOT NULL, body BLOB NOT NULL,"                          \
-    "  UNIQUE(originator, id));"
+    "  UNIQUE(id, originator));"
 
 /*  created: unix seconds, UTC (what retention counts from); accepted: unix
  *  milliseconds, UTC. */
@@ -375,12 +378,30 @@ static bool check_format(cv_store_t *self, const char *path, cv_error_t *err)
     return version >= 2 && version <= STORE_VERSION;
 }
 
+/*  Whether the reports' unique index leads with their id, as in stores
+ *  made since it does: the index that finds a report by id alone. */
+static bool unique_leads_with_id(cv_store_t *self)
+{
+    sqlite3_stmt *s = NULL;
+    bool leads = sqlite3_prepare_v2(self->db,
+                                    "SELECT 1 FROM pragma_index_list('reports') l,"
+                                    " pragma_index_info(l.name) i"
+                                    " WHERE l.\"unique\" AND i.seqno = 0 AND i.name = 'id'",
+                                    -1, &s, NULL) == SQLITE_OK &&
+                 sqlite3_step(s) == SQLITE_ROW;
+    sqlite3_finalize(s);
+    return leads;
+}
+
 /*  Feedback names a report by its id alone (the sender may not know its
- *  originator): the index that finds it without a scan. An index changes
- *  no row, so it comes without a new format: a broker of before ignores it,
- *  and SQLite keeps it up to date whoever writes. */
+ *  originator): in a store whose unique index leads with the originator,
+ *  the index that finds it without a scan. An index changes no row, so it
+ *  comes without a new format: a broker of before ignores it, and SQLite
+ *  keeps it up to date whoever writes. */
 static bool add_report_id_index(cv_store_t *self, const char *path, cv_error_t *err)
 {
+    if (unique_leads_with_id(self))
+        return true;
     char *msg = NULL;
     if (sqlite3_exec(self->db, "CREATE INDEX IF NOT EXISTS reports_id ON reports(id)", NULL, NULL,
                      &msg) == SQLITE_OK)

@@ -2225,6 +2225,74 @@ static void test_store_upgrades_format_2(void **state)
     rig_free(r);
 }
 
+/*  How SQLite finds a report by id alone in dir's store, as feedback and
+ *  reviews do, and whether an index named reports_id exists. */
+static void id_lookup(const char *dir, char *plan, size_t size, bool *own_index)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(sqlite3_open_v2(path_in(dir, "caveat.db"), &db, SQLITE_OPEN_READONLY, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "EXPLAIN QUERY PLAN SELECT n FROM reports WHERE id = ?1",
+                                        -1, &s, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    snprintf(plan, size, "%s", (const char *)sqlite3_column_text(s, 3));
+    sqlite3_finalize(s);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+                                        " AND name = 'reports_id'",
+                                        -1, &s, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    *own_index = sqlite3_column_int(s, 0) == 1;
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+}
+
+/*  A report is found by its id alone without a scan: in a new store by its
+ *  unique index, which leads with the id (no index more to keep up at
+ *  every insert); in a store made when it led with the originator, by an
+ *  index of its own, made at open. Either way (originator, id) is unique. */
+static void test_store_finds_ids_in_either_layout(void **state)
+{
+    (void)state;
+    rig_t *r = rig_new();
+    int64_t rowid = 0;
+    begin(r);
+    assert_int_equal(put_raw(r, "x", "org-a", "a's", &rowid), CV_PUT_NEW);
+    commit(r);
+    char plan[256];
+    bool own_index = true;
+    id_lookup(r->dir, plan, sizeof plan, &own_index);
+    assert_non_null(strstr(plan, "sqlite_autoindex_reports_1 (id=?)"));
+    assert_false(own_index);
+    rig_close(r);
+    /* the layout before: the unique index led with the originator */
+    sql_file(path_in(r->dir, "caveat.db"),
+             "BEGIN; CREATE TABLE old(n INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL,"
+             " originator TEXT NOT NULL, category TEXT NOT NULL, created INTEGER NOT NULL,"
+             " accepted INTEGER NOT NULL, digest BLOB NOT NULL, checksum BLOB NOT NULL,"
+             " body BLOB NOT NULL, UNIQUE(originator, id));"
+             "INSERT INTO old SELECT * FROM reports; DROP TABLE reports;"
+             "ALTER TABLE old RENAME TO reports;"
+             "CREATE INDEX reports_age ON reports(category, created); COMMIT;");
+    id_lookup(r->dir, plan, sizeof plan, &own_index);
+    assert_non_null(strstr(plan, "SCAN")); /* what opening must put right */
+    rig_open(r);
+    rig_load(r);
+    id_lookup(r->dir, plan, sizeof plan, &own_index);
+    assert_non_null(strstr(plan, "reports_id (id=?)"));
+    assert_true(own_index);
+    begin(r);
+    expect_same(r, "x", "org-a", "a's", rowid);
+    assert_int_equal(put_raw(r, "x", "org-a", "changed", &rowid), CV_PUT_CONFLICT);
+    assert_int_equal(put_raw(r, "x", "org-b", "b's", &rowid), CV_PUT_NEW);
+    commit(r);
+    rig_free(r);
+}
+
 /* ------------------------------------------------------------------------ */
 /*  Retention.                                                              */
 
@@ -2797,6 +2865,7 @@ int main(int argc, char **argv)
         TEST(test_store_random_model),
         TEST(test_put_same_and_conflict),
         TEST(test_put_failure_undoes_the_report_alone),
+        TEST(test_store_finds_ids_in_either_layout),
         TEST(test_put_ids_scoped_by_originator),
         TEST(test_put_retry_same_by_digest),
         TEST(test_refuses_foreign_sqlite),
