@@ -23,7 +23,12 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS tlog_checkpoints(size INTEGER PRIMARY KEY, note TEXT NOT NULL,"
     "  signed INTEGER NOT NULL);";
 
-enum { S_FRONTIER, S_SET_FRONTIER, S_APPEND, S_LAST, S_CHECKPOINT, S_COUNT };
+enum { S_FRONTIER, S_SET_FRONTIER, S_APPEND, S_LAST, S_CHECKPOINT, S_APPEND_BATCH, S_COUNT };
+
+/*  Leaves inserted by one statement when a flush has this many or more: a
+ *  statement's run (its cursor opened, its end) costs about as much as
+ *  a row, and a turn writes hundreds of leaves. */
+#define APPEND_BATCH 16
 
 static const char *const statements[S_COUNT] = {
     [S_FRONTIER] = "SELECT size, nodes FROM tlog_frontier WHERE id = 0",
@@ -31,7 +36,23 @@ static const char *const statements[S_COUNT] = {
     [S_APPEND] = "INSERT INTO tlog_leaves(idx, data) VALUES (?1, ?2)",
     [S_LAST] = "SELECT size, signed FROM tlog_checkpoints ORDER BY size DESC LIMIT 1",
     [S_CHECKPOINT] = "INSERT INTO tlog_checkpoints(size, note, signed) VALUES (?1, ?2, ?3)",
+    [S_APPEND_BATCH] = NULL, /* made by append_batch_sql */
 };
+
+/*  "INSERT ... VALUES (?1, ?2), (?1 + 1, ?3), ...": APPEND_BATCH leaves
+ *  at consecutive indexes from ?1. */
+static const char *append_batch_sql(void)
+{
+    static char sql[64 + APPEND_BATCH * 24];
+    if (!sql[0]) {
+        size_t at = (size_t)snprintf(sql, sizeof sql, "INSERT INTO tlog_leaves(idx, data) VALUES");
+        for (int i = 0; i < APPEND_BATCH; i++)
+            at += (size_t)snprintf(sql + at, sizeof sql - at, "%s(?1 + %d, ?%d)", i ? "," : " ", i,
+                                   i + 2);
+        assert(at < sizeof sql);
+    }
+    return sql;
+}
 
 struct cv_tlog_t {
     sqlite3 *db;
@@ -78,9 +99,9 @@ cv_tlog_t *cv_tlog_open(sqlite3 *db, const cv_note_signer_t *signer, cv_error_t 
     self->db = db;
     self->signer = signer;
     for (int i = 0; i < S_COUNT; i++)
-        if (sqlite3_prepare_v3(db, statements[i], -1, SQLITE_PREPARE_PERSISTENT, &self->stmt[i],
-                               NULL) != SQLITE_OK) {
-            db_error(self, err, statements[i]);
+        if (sqlite3_prepare_v3(db, statements[i] ? statements[i] : append_batch_sql(), -1,
+                               SQLITE_PREPARE_PERSISTENT, &self->stmt[i], NULL) != SQLITE_OK) {
+            db_error(self, err, statements[i] ? statements[i] : "the leaves' batch insert");
             cv_tlog_destroy(&self);
             break;
         }
@@ -135,20 +156,51 @@ static bool write_frontier(cv_tlog_t *self, const cv_frontier_t *frontier, cv_er
     return ok || db_error(self, err, "saving the frontier");
 }
 
-/*  Inserts the leaf at index at. */
-static bool insert_leaf(cv_tlog_t *self, uint64_t at, const void *data, size_t len, cv_error_t *err)
+static bool leaf_fits(size_t len, cv_error_t *err)
 {
-    if (len > INT32_MAX) {
-        cv_error_set(err, NULL, 0, 0, "audit log: a leaf of %zu bytes is too large", len);
-        return false;
-    }
-    sqlite3_stmt *s = self->stmt[S_APPEND];
-    sqlite3_bind_int64(s, 1, (int64_t)at);
-    sqlite3_bind_blob(s, 2, len ? data : "", (int)len, SQLITE_STATIC);
+    if (len <= INT32_MAX)
+        return true;
+    cv_error_set(err, NULL, 0, 0, "audit log: a leaf of %zu bytes is too large", len);
+    return false;
+}
+
+/*  Runs s, whose leaves from index at are bound, and clears it. */
+static bool run_insert(cv_tlog_t *self, sqlite3_stmt *s, cv_error_t *err)
+{
     bool ok = sqlite3_step(s) == SQLITE_DONE;
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
     return ok || db_error(self, err, "appending a leaf");
+}
+
+/*  Inserts the n leaves at indexes from at: APPEND_BATCH a statement while
+ *  there are that many, then one a statement. */
+static bool insert_leaves(cv_tlog_t *self, uint64_t at, const void *const *data, const size_t *lens,
+                          size_t n, cv_error_t *err)
+{
+    size_t i = 0;
+    for (; n - i >= APPEND_BATCH; i += APPEND_BATCH) {
+        sqlite3_stmt *s = self->stmt[S_APPEND_BATCH];
+        sqlite3_bind_int64(s, 1, (int64_t)(at + i));
+        for (int j = 0; j < APPEND_BATCH; j++) {
+            if (!leaf_fits(lens[i + j], err))
+                return false;
+            sqlite3_bind_blob(s, j + 2, lens[i + j] ? data[i + j] : "", (int)lens[i + j],
+                              SQLITE_STATIC);
+        }
+        if (!run_insert(self, s, err))
+            return false;
+    }
+    for (; i < n; i++) {
+        sqlite3_stmt *s = self->stmt[S_APPEND];
+        if (!leaf_fits(lens[i], err))
+            return false;
+        sqlite3_bind_int64(s, 1, (int64_t)(at + i));
+        sqlite3_bind_blob(s, 2, lens[i] ? data[i] : "", (int)lens[i], SQLITE_STATIC);
+        if (!run_insert(self, s, err))
+            return false;
+    }
+    return true;
 }
 
 /*  Leaf i's hash: the caller's (leaf_hash), or taken here. */
@@ -181,9 +233,8 @@ bool cv_tlog_append_many(cv_tlog_t *self, const void *const *data, const size_t 
         return false;
     if (first)
         *first = frontier.size;
-    for (size_t i = 0; i < n; i++)
-        if (!insert_leaf(self, frontier.size + i, data[i], lens[i], err))
-            return false;
+    if (!insert_leaves(self, frontier.size, data, lens, n, err))
+        return false;
     for (size_t i = 0; i < n; i++) {
         cv_hash_t leaf;
         if (!hash_of(data, lens, i, leaf_hash, arg, &leaf, err))

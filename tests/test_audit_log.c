@@ -321,6 +321,54 @@ static void test_rollback(void **state)
                      0);
 }
 
+/*  Flushes of many leaves go in by batches of statements (16 rows each,
+ *  then one at a time): every leaf lands at its index, empty ones too, and
+ *  the tree signed over them is the tree of the rows read back. */
+static void test_append_many_in_batches(void **state)
+{
+    rig_t *rig = *state;
+    cv_error_t err = {0};
+    cv_tlog_t *log = cv_tlog_open(rig->db, rig->signer, &err);
+    assert_non_null(log);
+    static const size_t flushes[] = {1, 16, 37, 0, 17, 48};
+    char text[128][32];
+    const void *data[128];
+    size_t lens[128], total = 0;
+    exec_sql(rig, "BEGIN");
+    for (size_t f = 0; f < sizeof flushes / sizeof *flushes; f++) {
+        for (size_t i = 0; i < flushes[f]; i++, total++) {
+            /* every fifth leaf empty, the others of different lengths */
+            snprintf(text[i], sizeof text[i], "%.*s%zu", (int)(total % 4), "abc", total);
+            data[i] = text[i];
+            lens[i] = total % 5 == 3 ? 0 : strlen(text[i]);
+        }
+        uint64_t first = 0;
+        assert_true(cv_tlog_append_many(log, data, lens, flushes[f], NULL, NULL, &first, &err));
+        assert_int_equal(first, LEAVES + TAIL + total - flushes[f]);
+    }
+    assert_int_equal(cv_tlog_checkpoint(log, 100, &err), 1);
+    exec_sql(rig, "COMMIT");
+    cv_tlog_destroy(&log);
+    for (size_t n = 0; n < total; n++) {
+        char want[32], sql[128];
+        snprintf(want, sizeof want, "%.*s%zu", (int)(n % 4), "abc", n);
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM tlog_leaves WHERE idx = %zu AND data = %s",
+                 LEAVES + TAIL + n, n % 5 == 3 ? "x''" : "CAST(? AS BLOB)");
+        sqlite3_stmt *s = NULL;
+        assert_int_equal(sqlite3_prepare_v2(rig->db, sql, -1, &s, NULL), SQLITE_OK);
+        sqlite3_bind_text(s, 1, want, -1, SQLITE_STATIC);
+        assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+        if (sqlite3_column_int(s, 0) != 1)
+            fail_msg("leaf %zu is not where it was appended", n);
+        sqlite3_finalize(s);
+    }
+    cv_audit_summary_t summary;
+    if (!cv_audit_verify(rig->db, cv_note_signer_verifier(rig->signer), &summary, &err))
+        fail_msg("%s", err.msg);
+    assert_int_equal(summary.leaves, LEAVES + TAIL + total);
+    assert_int_equal(summary.checkpointed, LEAVES + TAIL + total);
+}
+
 static void test_checkpoint_due(void **state)
 {
     rig_t *rig = *state;
@@ -439,6 +487,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_append_outside_transaction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_append_many_in_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_due, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prove_refusals, setup, teardown),
