@@ -45,15 +45,21 @@ static size_t pack_view(cv_broker_t *self, const Caveat__Report *report)
     return cv_decision_pack(self->decision, report, self->pack.view, self->pack.view_cap);
 }
 
-/*  The view of the report at rowid under the last decision: the one this
- *  pump's pass already packed under the same name (cv_views.h), or packed
- *  now into pack.view; NULL when it cannot be packed. */
+/*  The view of the report at rowid under the last decision: the report as
+ *  stored when the recipient is given all of it (the view is then the
+ *  report itself), the one this pump's pass already packed under the same
+ *  name (cv_views.h), or packed now into pack.view; NULL when it cannot be
+ *  packed. */
 static const uint8_t *view_of(cv_broker_t *self, int64_t rowid, const Caveat__Report *report,
                               int64_t name, size_t *len)
 {
-    const uint8_t *view = cv_views_find(self->views, rowid, name, len);
+    const uint8_t *view = cv_decision_shares_all(self->decision)
+                              ? cv_cache_packed(self->cache, rowid, report, len)
+                              : NULL;
+    if (!view)
+        view = cv_views_find(self->views, rowid, name, len);
 #ifndef NDEBUG
-    /* the name is the policy's promise that the bytes are the same */
+    /* the policy's promise that the bytes are the same: a name, or all */
     if (view)
         assert(pack_view(self, report) == *len && memcmp(self->pack.view, view, *len) == 0);
 #endif

@@ -125,6 +125,8 @@ static const Caveat__Report *report_at(cv_broker_t *self, int64_t rowid, bool ke
     Caveat__Report *report = found <= 0 ? NULL
                              : keep     ? cv_cache_unpack_report(self->cache, body, len)
                                         : cv_cache_unpack_passing(self->cache, body, len);
+    if (report && keep)
+        cv_cache_put(self->cache, rowid, report, body, len);
     free(body);
     if (found == CV_GET_CORRUPT)
         quarantine(self, rowid, err.msg);
@@ -133,8 +135,6 @@ static const Caveat__Report *report_at(cv_broker_t *self, int64_t rowid, bool ke
                    "its stored bytes do not unpack, or would take over 16 times their size");
     else if (found < 0) /* the store failed to read: the turn fails, nothing is dropped */
         broker_fail_turn(self, err.msg);
-    if (report && keep)
-        cv_cache_put(self->cache, rowid, report);
     return report;
 }
 
@@ -466,7 +466,9 @@ static void accept_reports(cv_broker_t *self, int agency, const char *sender,
     for (size_t i = 0; i < n; i++) {
         int64_t stored = prepared[i].report ? store_report(self, &prepared[i], results[i]) : 0;
         if (stored) /* its first deliveries are made from it, as it came */
-            cv_cache_put(self->cache, stored, publish->reports[i]);
+            cv_cache_put(self->cache, stored, publish->reports[i],
+                         (const uint8_t *)self->bodies.bytes + prepared[i].body,
+                         prepared[i].body_len);
         urgent |= stored && publish->reports[i]->has_priority &&
                   publish->reports[i]->priority == CAVEAT__PRIORITY__IMMEDIATE;
         if (results[i]->status == CAVEAT__WIRE__STATUS__OK)

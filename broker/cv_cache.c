@@ -18,6 +18,8 @@
 typedef struct {
     int64_t rowid; /* 0: empty */
     const Caveat__Report *report;
+    const uint8_t *packed; /* NULL: not kept */
+    size_t packed_len;
     int generation;
     uint64_t epoch;
 } slot_t;
@@ -172,17 +174,40 @@ static size_t slot_of(int64_t rowid)
     return (size_t)((uint64_t)rowid % SLOTS);
 }
 
-void cv_cache_put(cv_cache_t *self, int64_t rowid, const Caveat__Report *report)
+void cv_cache_put(cv_cache_t *self, int64_t rowid, const Caveat__Report *report,
+                  const uint8_t *packed, size_t len)
 {
+    uint8_t *copy = NULL;
+    if (packed && len) {
+        ProtobufCAllocator *a = current(self, len);
+        if ((copy = a->alloc(a->allocator_data, len)))
+            memcpy(copy, packed, len);
+    }
     self->slots[slot_of(rowid)] =
-        (slot_t){rowid, report, self->current, self->epoch[self->current]};
+        (slot_t){rowid, report, copy, copy ? len : 0, self->current, self->epoch[self->current]};
+}
+
+/*  The slot of rowid while its generation lasts, else NULL. */
+static const slot_t *kept(const cv_cache_t *self, int64_t rowid)
+{
+    const slot_t *s = &self->slots[slot_of(rowid)];
+    return s->rowid == rowid && s->report && s->epoch == self->epoch[s->generation] ? s : NULL;
 }
 
 const Caveat__Report *cv_cache_get(const cv_cache_t *self, int64_t rowid)
 {
-    const slot_t *s = &self->slots[slot_of(rowid)];
-    return s->rowid == rowid && s->report && s->epoch == self->epoch[s->generation] ? s->report
-                                                                                    : NULL;
+    const slot_t *s = kept(self, rowid);
+    return s ? s->report : NULL;
+}
+
+const uint8_t *cv_cache_packed(const cv_cache_t *self, int64_t rowid, const Caveat__Report *report,
+                               size_t *len)
+{
+    const slot_t *s = kept(self, rowid);
+    if (!s || s->report != report)
+        s = NULL;
+    *len = s ? s->packed_len : 0;
+    return s ? s->packed : NULL;
 }
 
 void cv_cache_forget(cv_cache_t *self)

@@ -52,9 +52,17 @@ bool cv_cache_report_fits(cv_cache_t *self, const Caveat__Report *report, const 
 char *cv_cache_strdup(cv_cache_t *self, const char *text);
 
 /*  Keeps report (unpacked by this cache, in this turn) as the report at
- *  rowid; finds it again until its generation ends. */
-void cv_cache_put(cv_cache_t *self, int64_t rowid, const Caveat__Report *report);
+ *  rowid; finds it again until its generation ends. packed (len bytes) is
+ *  the report as stored, copied into the generation (counted as unpacked
+ *  bytes are): a recipient given the whole report is sent those bytes
+ *  rather than the report packed again. NULL: not kept. */
+void cv_cache_put(cv_cache_t *self, int64_t rowid, const Caveat__Report *report,
+                  const uint8_t *packed, size_t len);
 const Caveat__Report *cv_cache_get(const cv_cache_t *self, int64_t rowid);
+/*  The stored bytes of report, kept at rowid with them (cv_cache_put);
+ *  NULL when it is not kept there or they were not given. */
+const uint8_t *cv_cache_packed(const cv_cache_t *self, int64_t rowid, const Caveat__Report *report,
+                               size_t *len);
 /*  Forgets every report (a rolled-back turn may have given their rowids). */
 void cv_cache_forget(cv_cache_t *self);
 

@@ -1315,14 +1315,14 @@ static void test_cache_rowids_below_one(void **state)
     cv_cache_t *cache = cv_cache_new();
     assert_non_null(cache);
     static const Caveat__Report first = CAVEAT__REPORT__INIT, second = CAVEAT__REPORT__INIT;
-    cv_cache_put(cache, -1, &first);
+    cv_cache_put(cache, -1, &first, NULL, 0);
     assert_ptr_equal(cv_cache_get(cache, -1), &first);
     assert_null(cv_cache_get(cache, 1));
     /* 2^64 - 1 is 16383 modulo the table's 16384 slots: the same slot */
-    cv_cache_put(cache, 16383, &second);
+    cv_cache_put(cache, 16383, &second, NULL, 0);
     assert_null(cv_cache_get(cache, -1));
     assert_ptr_equal(cv_cache_get(cache, 16383), &second);
-    cv_cache_put(cache, INT64_MIN, &first);
+    cv_cache_put(cache, INT64_MIN, &first, NULL, 0);
     assert_ptr_equal(cv_cache_get(cache, INT64_MIN), &first);
     cv_cache_destroy(&cache);
 }
@@ -1351,6 +1351,51 @@ static uint8_t *packed_report(size_t subjects, bool named, size_t *len)
     free(list);
     free(all);
     return bytes;
+}
+
+/*  The bytes a report is kept with are a copy, counted against the turn,
+ *  given back for that report at that rowid only, and gone with its
+ *  generation. */
+static void test_cache_keeps_reports_as_stored(void **state)
+{
+    (void)state;
+    cv_cache_t *cache = cv_cache_new();
+    assert_non_null(cache);
+    size_t len, got;
+    uint8_t *bytes = packed_report(3, true, &len);
+    Caveat__Report *report = cv_cache_unpack_report(cache, bytes, len);
+    assert_non_null(report);
+    static const Caveat__Report other = CAVEAT__REPORT__INIT;
+    size_t before = cv_cache_turn_bytes(cache);
+    cv_cache_put(cache, 7, report, bytes, len);
+    assert_int_equal(cv_cache_turn_bytes(cache) - before, len);
+    memset(bytes, 0, len); /* the caller's buffer goes, as a frame's does */
+    const uint8_t *kept = cv_cache_packed(cache, 7, report, &got);
+    assert_non_null(kept);
+    assert_int_equal(got, len);
+    assert_ptr_not_equal(kept, bytes);
+    Caveat__Report *again = caveat__report__unpack(NULL, got, kept);
+    assert_non_null(again);
+    assert_string_equal(again->narrative, report->narrative);
+    caveat__report__free_unpacked(again, NULL);
+    assert_null(cv_cache_packed(cache, 7, &other, &got)); /* another report */
+    assert_null(cv_cache_packed(cache, 8, report, &got));
+    cv_cache_put(cache, 8, report, NULL, 0); /* kept without its bytes */
+    assert_null(cv_cache_packed(cache, 8, report, &got));
+    assert_int_equal(got, 0);
+    free(bytes);
+    /* its generation ends once every other one has been filled */
+    uint8_t *big = packed_report(20000, true, &len);
+    int turns = 0;
+    for (; turns < 64 && cv_cache_get(cache, 7); turns++) {
+        assert_non_null(cv_cache_packed(cache, 7, report, &got));
+        assert_non_null(cv_cache_unpack_report(cache, big, len));
+        cv_cache_next_turn(cache);
+    }
+    assert_true(turns >= 7 && turns < 64);
+    assert_null(cv_cache_packed(cache, 7, report, &got));
+    free(big);
+    cv_cache_destroy(&cache);
 }
 
 /*  A report read back from the store is counted as what it takes unpacked,
@@ -2861,6 +2906,7 @@ int main(int argc, char **argv)
         TEST(test_router_refuses_damaged_ids),
         TEST(test_cache_rowids_below_one),
         TEST(test_cache_counts_reports_as_unpacked),
+        TEST(test_cache_keeps_reports_as_stored),
         TEST(test_store_late_queue_starts_past_earlier_reports),
         TEST(test_store_random_model),
         TEST(test_put_same_and_conflict),
