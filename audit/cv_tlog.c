@@ -36,23 +36,14 @@ static const char *const statements[S_COUNT] = {
     [S_APPEND] = "INSERT INTO tlog_leaves(idx, data) VALUES (?1, ?2)",
     [S_LAST] = "SELECT size, signed FROM tlog_checkpoints ORDER BY size DESC LIMIT 1",
     [S_CHECKPOINT] = "INSERT INTO tlog_checkpoints(size, note, signed) VALUES (?1, ?2, ?3)",
-    [S_APPEND_BATCH] = NULL, /* made by append_batch_sql */
+    /* APPEND_BATCH leaves at consecutive indexes from ?1 */
+    [S_APPEND_BATCH] = "INSERT INTO tlog_leaves(idx, data) VALUES "
+                       "(?1 + 0, ?2), (?1 + 1, ?3), (?1 + 2, ?4), (?1 + 3, ?5), "
+                       "(?1 + 4, ?6), (?1 + 5, ?7), (?1 + 6, ?8), (?1 + 7, ?9), "
+                       "(?1 + 8, ?10), (?1 + 9, ?11), (?1 + 10, ?12), (?1 + 11, ?13), "
+                       "(?1 + 12, ?14), (?1 + 13, ?15), (?1 + 14, ?16), (?1 + 15, ?17)",
 };
-
-/*  "INSERT ... VALUES (?1, ?2), (?1 + 1, ?3), ...": APPEND_BATCH leaves
- *  at consecutive indexes from ?1. */
-static const char *append_batch_sql(void)
-{
-    static char sql[64 + APPEND_BATCH * 24];
-    if (!sql[0]) {
-        size_t at = (size_t)snprintf(sql, sizeof sql, "INSERT INTO tlog_leaves(idx, data) VALUES");
-        for (int i = 0; i < APPEND_BATCH; i++)
-            at += (size_t)snprintf(sql + at, sizeof sql - at, "%s(?1 + %d, ?%d)", i ? "," : " ", i,
-                                   i + 2);
-        assert(at < sizeof sql);
-    }
-    return sql;
-}
+_Static_assert(APPEND_BATCH == 16, "S_APPEND_BATCH holds 16 rows");
 
 struct cv_tlog_t {
     sqlite3 *db;
@@ -99,9 +90,9 @@ cv_tlog_t *cv_tlog_open(sqlite3 *db, const cv_note_signer_t *signer, cv_error_t 
     self->db = db;
     self->signer = signer;
     for (int i = 0; i < S_COUNT; i++)
-        if (sqlite3_prepare_v3(db, statements[i] ? statements[i] : append_batch_sql(), -1,
-                               SQLITE_PREPARE_PERSISTENT, &self->stmt[i], NULL) != SQLITE_OK) {
-            db_error(self, err, statements[i] ? statements[i] : "the leaves' batch insert");
+        if (sqlite3_prepare_v3(db, statements[i], -1, SQLITE_PREPARE_PERSISTENT, &self->stmt[i],
+                               NULL) != SQLITE_OK) {
+            db_error(self, err, statements[i]);
             cv_tlog_destroy(&self);
             break;
         }

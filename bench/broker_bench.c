@@ -439,10 +439,10 @@ static void *caveat_publisher(void *arg)
         cv_error_t err = {0};
         tickets[slot] = cv_client_publish_start(c->publisher, (const Caveat__Report *const *)pool,
                                                 (size_t)n, results + slot * (size_t)n, &err);
-        if (tickets[slot] < 0) {
+        if (tickets[slot] < 0) { /* the calls in flight are finished before their memory goes */
             flow_fail(f, "publish", err.msg);
             cv_publish_results_clear(results + slot * (size_t)n, (size_t)n);
-            break;
+            continue;
         }
         started++;
     }

@@ -125,8 +125,11 @@ static const Caveat__Report *report_at(cv_broker_t *self, int64_t rowid, bool ke
     Caveat__Report *report = found <= 0 ? NULL
                              : keep     ? cv_cache_unpack_report(self->cache, body, len)
                                         : cv_cache_unpack_passing(self->cache, body, len);
+    /* kept without its bytes: a body stored by an earlier version may hold
+     * what the broker no longer sends (fields it does not know), so a
+     * recipient of the whole report is given it packed again */
     if (report && keep)
-        cv_cache_put(self->cache, rowid, report, body, len);
+        cv_cache_put(self->cache, rowid, report, NULL, 0);
     free(body);
     if (found == CV_GET_CORRUPT)
         quarantine(self, rowid, err.msg);

@@ -53,9 +53,11 @@ char *cv_cache_strdup(cv_cache_t *self, const char *text);
 
 /*  Keeps report (unpacked by this cache, in this turn) as the report at
  *  rowid; finds it again until its generation ends. packed (len bytes) is
- *  the report as stored, copied into the generation (counted as unpacked
- *  bytes are): a recipient given the whole report is sent those bytes
- *  rather than the report packed again. NULL: not kept. */
+ *  the report as caveat__report__pack writes it, copied into the
+ *  generation (counted as unpacked bytes are): a recipient given the whole
+ *  report is sent those bytes rather than the report packed again. NULL:
+ *  not kept (a body read back from the store may have been written by
+ *  another version, and hold what this one would not pack). */
 void cv_cache_put(cv_cache_t *self, int64_t rowid, const Caveat__Report *report,
                   const uint8_t *packed, size_t len);
 const Caveat__Report *cv_cache_get(const cv_cache_t *self, int64_t rowid);

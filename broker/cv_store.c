@@ -757,17 +757,19 @@ static cv_put_t compare_stored(cv_store_t *self, const cv_stored_report_t *repor
     return same ? CV_PUT_SAME : CV_PUT_CONFLICT;
 }
 
-/*  A failed insert. One statement is whole by itself: SQLite undoes a
- *  statement that fails and keeps the transaction (a constraint; a full
- *  disk met with a statement journal), or rolls the whole transaction
- *  back (an I/O error, a full disk without one). So no savepoint is
- *  needed around it: when the transaction is kept, or there was none,
- *  the report alone is undone and the turn carries on. */
-static cv_put_t put_failed(cv_store_t *self, cv_error_t *err)
+/*  A failed insert. SQLite checks a row's constraints before it writes
+ *  any of it, so an insert a constraint refused left nothing, and the turn
+ *  goes on with the report alone refused; so did any failure outside a
+ *  transaction, where the statement was one of its own. Any other failure
+ *  may have come with part of the row written (SQLite undoes a statement
+ *  alone only when it kept a journal for it), so the turn must not commit:
+ *  SQLite rolled the transaction back itself, or the caller does. */
+static cv_put_t put_failed(cv_store_t *self, int code, cv_error_t *err)
 {
-    if (!self->begun || !sqlite3_get_autocommit(self->db))
+    if (!self->begun || code == SQLITE_CONSTRAINT)
         return CV_PUT_UNDONE;
-    cv_error_set(err, NULL, 0, 0, "%s; the transaction was rolled back", err->msg);
+    if (sqlite3_get_autocommit(self->db))
+        cv_error_set(err, NULL, 0, 0, "%s; the transaction was rolled back", err->msg);
     return CV_PUT_FAILED;
 }
 
@@ -804,6 +806,7 @@ cv_put_t cv_store_put_report(cv_store_t *self, const cv_stored_report_t *report,
     sqlite3_bind_blob(s, 7, checksum, CV_DIGEST_BYTES, SQLITE_STATIC);
     sqlite3_bind_blob(s, 8, body ? (const void *)body : "", (int)len, SQLITE_STATIC);
     int rc = sqlite3_step(s);
+    int code = sqlite3_errcode(self->db);
     bool taken = sqlite3_extended_errcode(self->db) == SQLITE_CONSTRAINT_UNIQUE;
     if (rc != SQLITE_DONE && !taken)
         db_error(self, err, "store report");
@@ -812,7 +815,9 @@ cv_put_t cv_store_put_report(cv_store_t *self, const cv_stored_report_t *report,
     cv_put_t put = rc == SQLITE_DONE ? CV_PUT_NEW
                    : taken           ? compare_stored(self, report, digest, rowid, err)
                                      : CV_PUT_FAILED;
-    return put == CV_PUT_FAILED ? put_failed(self, err) : put;
+    if (put == CV_PUT_FAILED && taken)
+        code = sqlite3_errcode(self->db); /* the comparison's failure */
+    return put == CV_PUT_FAILED ? put_failed(self, code, err) : put;
 }
 
 bool cv_store_no_space(const cv_store_t *self)

@@ -8,6 +8,8 @@
 
 #include <cmocka.h>
 #include <czmq.h>
+#include <sodium.h>
+#include <sqlite3.h>
 
 #include "cv_broker.h"
 #include "harness.h"
@@ -17,19 +19,26 @@ typedef struct {
     cv_broker_t *broker;
 } offline_t;
 
-static int setup(void **state)
+/*  The offline broker on o's files: its store as the last one left it. */
+static cv_broker_t *open_broker(offline_t *o)
 {
-    offline_t *o = calloc(1, sizeof *o);
-    o->files = harness_new();
-    /* the broker keeps copies: these go when setup returns */
+    /* the broker keeps copies: these go when this returns */
     char policy[600], data[600];
     snprintf(policy, sizeof policy, "%s", harness_path(o->files, "policy.yaml"));
     snprintf(data, sizeof data, "%s", harness_path(o->files, "data"));
     cv_broker_config_t config = {.policy_path = policy, .data_dir = data, .sync = CV_SYNC_OFF};
     cv_error_t err = {0};
-    o->broker = cv_broker_new_offline(&config, &err);
-    if (!o->broker)
+    cv_broker_t *broker = cv_broker_new_offline(&config, &err);
+    if (!broker)
         print_error("offline broker: %s\n", err.msg);
+    return broker;
+}
+
+static int setup(void **state)
+{
+    offline_t *o = calloc(1, sizeof *o);
+    o->files = harness_new();
+    o->broker = open_broker(o);
     *state = o;
     return o->broker ? 0 : -1;
 }
@@ -370,6 +379,84 @@ static void one_turn(offline_t *o, cv_broker_frame_t *frames, size_t n)
         free((void *)frames[i].bytes);
 }
 
+/*  What one report's delivery carried, from the Deliver frames sent. */
+typedef struct {
+    const char *report_id;
+    int deliveries;
+    size_t unknown_fields; /* in the views of those deliveries */
+} view_seen_t;
+
+static void on_sent_view(void *arg, uint32_t connection, const uint8_t *bytes, size_t size)
+{
+    (void)connection;
+    view_seen_t *seen = arg;
+    Caveat__Wire__Frame *frame = caveat__wire__frame__unpack(NULL, size, bytes);
+    assert_non_null(frame);
+    for (size_t i = 0;
+         frame->body_case == CAVEAT__WIRE__FRAME__BODY_DELIVER && i < frame->deliver->n_deliveries;
+         i++) {
+        const Caveat__Wire__Delivery *d = frame->deliver->deliveries[i];
+        if (d->report_id && strcmp(d->report_id, seen->report_id) == 0 && d->report) {
+            seen->deliveries++;
+            seen->unknown_fields += d->report->base.n_unknown_fields;
+        }
+    }
+    caveat__wire__frame__free_unpacked(frame, NULL);
+}
+
+/*  A body stored by an earlier version may hold a field this one does not
+ *  know (before unknown fields were dropped at publish). Read back and
+ *  delivered to a recipient given the whole report, it goes as the views
+ *  always went: without that field, never as the bytes it was stored as. */
+static void test_a_whole_view_read_back_carries_no_unknown_field(void **state)
+{
+    offline_t *o = *state;
+    int council = agency(o, "hull-cc"), police = agency(o, "hum-bcu-hull");
+    cv_broker_frame_t published[] = {
+        hello_with(council, 1, 0), publish_frame_as(council, 1, "vulnerable_individual", "r-old")};
+    one_turn(o, published, 2);
+    cv_broker_destroy(&o->broker);
+    /* the body as an earlier version would have kept it: field 1000, a
+     * varint, after the rest, and its checksum to match */
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(harness_path(o->files, "data/caveat.db"), &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "UPDATE reports SET body = body || x'c03e07' WHERE id = 'r-old';"
+                                  "SELECT 1",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "SELECT body FROM reports WHERE id = 'r-old'", -1, &s, NULL),
+        SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    uint8_t sum[crypto_generichash_BYTES];
+    crypto_generichash(sum, sizeof sum, sqlite3_column_blob(s, 0),
+                       (size_t)sqlite3_column_bytes(s, 0), NULL, 0);
+    Caveat__Report *stored =
+        caveat__report__unpack(NULL, (size_t)sqlite3_column_bytes(s, 0), sqlite3_column_blob(s, 0));
+    assert_non_null(stored);
+    assert_int_equal(stored->base.n_unknown_fields, 1); /* what the test is about */
+    caveat__report__free_unpacked(stored, NULL);
+    sqlite3_finalize(s);
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "UPDATE reports SET checksum = ?1 WHERE id = 'r-old'", -1, &s, NULL),
+        SQLITE_OK);
+    sqlite3_bind_blob(s, 1, sum, sizeof sum, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(s), SQLITE_DONE);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+
+    o->broker = open_broker(o);
+    assert_non_null(o->broker);
+    view_seen_t seen = {"r-old", 0, 0};
+    cv_broker_on_sent(o->broker, on_sent_view, &seen);
+    cv_broker_frame_t police_comes[] = {hello_with(police, 2, 10)};
+    one_turn(o, police_comes, 1);
+    assert_int_equal(seen.deliveries, 1);
+    assert_int_equal(seen.unknown_fields, 0);
+}
+
 /*  Answers that wait for their turn's commit (a FeedbackAck, the reply to a
  *  purge, which runs after it) go to the session that asked alone. When
  *  another agency's key shows up on the same routing id in the same turn
@@ -570,6 +657,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_going_send_only_and_back_resends_at_the_agency_rate,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_nothing_is_answered_to_a_connection_that_went, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_whole_view_read_back_carries_no_unknown_field, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_map_entry_without_its_value_is_not_stored, setup,
                                         teardown),

@@ -1661,6 +1661,38 @@ static void test_put_failure_undoes_the_report_alone(void **state)
     rig_free(r);
 }
 
+/*  An insert that fails for any reason but a constraint may have written
+ *  part of its row before it failed: the turn must not commit it, so the
+ *  put says the turn failed, and rolled back the turn holds neither
+ *  report. A trigger of the test's own makes such a failure (a function's
+ *  error, after the row is in). */
+static void test_put_other_failure_fails_the_turn(void **state)
+{
+    (void)state;
+    rig_t *r = rig_new();
+    rig_close(r);
+    char path[sizeof r->dir + 16];
+    snprintf(path, sizeof path, "%s/caveat.db", r->dir);
+    sql_file(path, "CREATE TRIGGER fails AFTER INSERT ON reports WHEN new.id = 'bad'"
+                   " BEGIN SELECT json('{'); END;");
+    rig_open(r);
+    rig_load(r);
+    int64_t first = 0, failed = 0;
+    begin(r);
+    assert_int_equal(put_raw(r, "x", "org-a", "body", &first), CV_PUT_NEW);
+    cv_error_t err = {0};
+    cv_stored_report_t bad = {"bad", "org-a", "general", 1000, 1000 * 1000, NULL, NULL};
+    assert_int_equal(cv_store_put_report(r->store, &bad, (const uint8_t *)"b", 1, &failed, &err),
+                     CV_PUT_FAILED);
+    assert_non_null(strstr(err.msg, "JSON"));
+    cv_store_rollback(r->store);
+    restart(r);
+    begin(r);
+    assert_int_equal(put_raw(r, "x", "org-a", "body", &first), CV_PUT_NEW); /* nothing kept */
+    commit(r);
+    rig_free(r);
+}
+
 /*  Ids are the originator's: another agency's use of one takes nothing
  *  from it, nor tells it that the id exists. */
 static void test_put_ids_scoped_by_originator(void **state)
@@ -2911,6 +2943,7 @@ int main(int argc, char **argv)
         TEST(test_store_random_model),
         TEST(test_put_same_and_conflict),
         TEST(test_put_failure_undoes_the_report_alone),
+        TEST(test_put_other_failure_fails_the_turn),
         TEST(test_store_finds_ids_in_either_layout),
         TEST(test_put_ids_scoped_by_originator),
         TEST(test_put_retry_same_by_digest),
