@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cv_syncer.h"
+#include "cv_walbuf.h"
 
 struct cv_syncer_t {
     char db_path[4096];
@@ -126,7 +127,9 @@ static sqlite3 *open_checkpointer(const cv_syncer_t *self)
     sqlite3 *db = NULL;
     char pragma[64];
     snprintf(pragma, sizeof pragma, "PRAGMA synchronous=%s;", self->synchronous);
-    if (sqlite3_open_v2(self->db_path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
+    /* the log read ahead: a checkpoint copies its frames mostly in order */
+    if (sqlite3_open_v2(self->db_path, &db, SQLITE_OPEN_READWRITE, cv_walbuf_ahead_vfs()) !=
+            SQLITE_OK ||
         sqlite3_exec(db, pragma, NULL, NULL, NULL) != SQLITE_OK) {
         sqlite3_close(db);
         return NULL;

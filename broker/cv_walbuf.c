@@ -18,6 +18,7 @@
 #include "cv_walbuf.h"
 
 #define VFS_NAME           "caveat-walbuf"
+#define VFS_AHEAD_NAME     "caveat-walbuf-ahead"
 #define FRAME_HEADER_BYTES 24 /* SQLite's WAL file format */
 #define WAL_HEADER_BYTES   32
 
@@ -38,9 +39,16 @@ struct walbuf_file {
     bool commit_page_next; /* the last write was a commit frame's header */
     sqlite3_int64 end;     /* where the log's frames end: the next append */
     bool end_known;        /* end is known (from a write since the open or a truncation) */
+    /*  WAL files of the reading-ahead VFS: bytes read at [ahead_start,
+     *  ahead_start + ahead_len), until the database's next shared-memory
+     *  call (forget_ahead) */
+    bool reads_ahead;
+    unsigned char *ahead;
+    size_t ahead_len;
+    sqlite3_int64 ahead_start;
 };
 
-static sqlite3_vfs vfs;
+static sqlite3_vfs vfs, vfs_ahead;
 static sqlite3_vfs *real_vfs;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static bool registered;
@@ -151,6 +159,7 @@ static int file_close(sqlite3_file *file)
     }
     pthread_mutex_unlock(&files_lock);
     free(f->buf);
+    free(f->ahead);
     return rc != SQLITE_OK ? rc : closed;
 }
 
@@ -181,15 +190,64 @@ static int settle_wal_of(sqlite3_file *file)
     return f->wal ? flush_for_other(f->wal) : SQLITE_OK;
 }
 
+/* ------------------------------------------------------------------------ */
+/*  Reading ahead (cv_walbuf_ahead_vfs).                                     */
+
+/*  What was read ahead of a WAL file is let go whenever its database's
+ *  shared memory is called (a lock of the log taken or dropped, a
+ *  barrier, an unmap), and when the file is written or cut. SQLite asks
+ *  for frames only under a lock that keeps them as they are (a reader's
+ *  mark, the checkpointer's), and a writer starts the log again, over old
+ *  frames, only while no such lock is held: so nothing read ahead under
+ *  one lock is served under the next. Bytes past the frames SQLite may
+ *  ask for (a commit being written, frames of before a restart) are read
+ *  too, and never asked for before they are let go. */
+static void forget_ahead(walbuf_file *wal)
+{
+    if (wal)
+        wal->ahead_len = 0;
+}
+
+/*  A read of a WAL file that reads ahead: from the bytes read ahead when
+ *  they hold it all, else read now with what follows it, up to
+ *  CV_WALBUF_AHEAD and the file's end. */
+static int read_ahead(walbuf_file *f, void *data, int amt, sqlite3_int64 offset)
+{
+    sqlite3_int64 held_end = f->ahead_start + (sqlite3_int64)f->ahead_len;
+    if (f->ahead_len && offset >= f->ahead_start && offset + amt <= held_end) {
+        memcpy(data, f->ahead + (offset - f->ahead_start), (size_t)amt);
+        return SQLITE_OK;
+    }
+    f->ahead_len = 0;
+    sqlite3_int64 size = 0;
+    if (amt <= 0 || amt > CV_WALBUF_AHEAD / 2 ||
+        (!f->ahead && !(f->ahead = malloc(CV_WALBUF_AHEAD))) ||
+        REAL_METHODS(f)->xFileSize(REAL(f), &size) != SQLITE_OK || size - offset < amt)
+        return REAL_METHODS(f)->xRead(REAL(f), data, amt, offset); /* as asked: a short read
+                                                                    * is SQLite's to see */
+    int n = size - offset < CV_WALBUF_AHEAD ? (int)(size - offset) : CV_WALBUF_AHEAD;
+    int rc = REAL_METHODS(f)->xRead(REAL(f), f->ahead, n, offset);
+    if (rc != SQLITE_OK) /* the file changed size meanwhile, or failed: as asked */
+        return REAL_METHODS(f)->xRead(REAL(f), data, amt, offset);
+    f->ahead_start = offset;
+    f->ahead_len = (size_t)n;
+    memcpy(data, f->ahead, (size_t)amt);
+    return SQLITE_OK;
+}
+
 static int file_read(sqlite3_file *file, void *data, int amt, sqlite3_int64 offset)
 {
+    walbuf_file *f = (walbuf_file *)file;
     int rc = settle(file);
+    if (rc == SQLITE_OK && f->reads_ahead && f->main && f->len == 0)
+        return read_ahead(f, data, amt, offset);
     return rc != SQLITE_OK ? rc : REAL_METHODS(file)->xRead(REAL(file), data, amt, offset);
 }
 
 static int file_write(sqlite3_file *file, const void *data, int amt, sqlite3_int64 offset)
 {
     walbuf_file *f = (walbuf_file *)file;
+    forget_ahead(f);
     if (f->is_wal)
         return wal_write(f, data, amt, offset);
     return REAL_METHODS(f)->xWrite(REAL(f), data, amt, offset);
@@ -198,6 +256,7 @@ static int file_write(sqlite3_file *file, const void *data, int amt, sqlite3_int
 static int file_truncate(sqlite3_file *file, sqlite3_int64 size)
 {
     ((walbuf_file *)file)->end_known = false; /* the next write says where it ends */
+    forget_ahead((walbuf_file *)file);
     int rc = settle(file);
     return rc != SQLITE_OK ? rc : REAL_METHODS(file)->xTruncate(REAL(file), size);
 }
@@ -257,6 +316,7 @@ static int file_shm_map(sqlite3_file *file, int page, int size, int extend, void
  *  (the wal-index header) around xShmBarrier: the frames go first. */
 static int file_shm_lock(sqlite3_file *file, int offset, int n, int flags)
 {
+    forget_ahead(((walbuf_file *)file)->wal);
     int rc = settle_wal_of(file);
     if (rc != SQLITE_OK && !(flags & SQLITE_SHM_UNLOCK))
         return rc; /* not taken */
@@ -272,11 +332,13 @@ static void file_shm_barrier(sqlite3_file *file)
      * frame, so a frame still held means the commit was not recognised */
     assert(!((walbuf_file *)file)->wal || ((walbuf_file *)file)->wal->len == 0);
     (void)settle_wal_of(file); /* already empty after a commit frame; no error to return */
+    forget_ahead(((walbuf_file *)file)->wal);
     REAL_METHODS(file)->xShmBarrier(REAL(file));
 }
 
 static int file_shm_unmap(sqlite3_file *file, int delete_flag)
 {
+    forget_ahead(((walbuf_file *)file)->wal);
     return REAL_METHODS(file)->xShmUnmap(REAL(file), delete_flag);
 }
 
@@ -341,7 +403,6 @@ static void link_wal(walbuf_file *wal)
 static int vfs_open(sqlite3_vfs *self, sqlite3_filename name, sqlite3_file *file, int flags,
                     int *out_flags)
 {
-    (void)self;
     walbuf_file *f = (walbuf_file *)file;
     memset(f, 0, sizeof *f);
     f->real = (sqlite3_file *)((char *)f + ours_size());
@@ -357,6 +418,7 @@ static int vfs_open(sqlite3_vfs *self, sqlite3_filename name, sqlite3_file *file
     f->name = name;
     f->is_main = name && (flags & SQLITE_OPEN_MAIN_DB);
     f->is_wal = name && (flags & SQLITE_OPEN_WAL);
+    f->reads_ahead = f->is_wal && self == &vfs_ahead;
     if (f->is_main) {
         pthread_mutex_lock(&files_lock);
         f->next = main_files;
@@ -464,13 +526,22 @@ static void register_vfs(void)
         .xGetLastError = vfs_last_error,
         .xCurrentTimeInt64 = vfs_current_time_int64,
     };
-    registered = sqlite3_vfs_register(&vfs, 0) == SQLITE_OK;
+    vfs_ahead = vfs;
+    vfs_ahead.zName = VFS_AHEAD_NAME;
+    registered = sqlite3_vfs_register(&vfs, 0) == SQLITE_OK &&
+                 sqlite3_vfs_register(&vfs_ahead, 0) == SQLITE_OK;
 }
 
 const char *cv_walbuf_vfs(void)
 {
     pthread_once(&once, register_vfs);
     return registered ? VFS_NAME : NULL;
+}
+
+const char *cv_walbuf_ahead_vfs(void)
+{
+    pthread_once(&once, register_vfs);
+    return registered ? VFS_AHEAD_NAME : NULL;
 }
 
 cv_walbuf_counts_t cv_walbuf_counts(void)

@@ -45,6 +45,16 @@
  *  the default); NULL when SQLite would not register it. Any thread.   */
 const char *cv_walbuf_vfs(void);
 
+/*  The same VFS, whose WAL files are also read ahead: a read the bytes
+ *  read before do not hold reads up to CV_WALBUF_AHEAD from where it
+ *  starts. For the checkpointer's connection, which copies the log's
+ *  frames in order of page and so mostly in the order they were written:
+ *  one call for dozens of frames instead of one a frame. What was read
+ *  ahead is let go at every call on the database's shared memory (see
+ *  forget_ahead in cv_walbuf.c for why that is enough).                  */
+#define CV_WALBUF_AHEAD (256 * 1024)
+const char *cv_walbuf_ahead_vfs(void);
+
 /*  How many writes the VFS has made to WAL files since the process began,
  *  and how many it was given: what tests and benchmarks look at.        */
 typedef struct {

@@ -491,6 +491,39 @@ static void test_connections_to_one_database_keep_their_own_logs(void **state)
     assert_rows_elsewhere(r, 0, 105);
 }
 
+/*  A checkpointer reading the log ahead (cv_walbuf_ahead_vfs) copies
+ *  what was committed, and only that: pages written again and again, and
+ *  a log started again over its old frames between two checkpoints (what
+ *  was read ahead before must not be taken for the frames now there),
+ *  while the writer commits beside it. */
+static void test_a_checkpointer_reading_ahead_copies_what_was_committed(void **state)
+{
+    rig_t *r = *state;
+    sqlite3 *checkpointer = NULL;
+    assert_non_null(cv_walbuf_ahead_vfs());
+    assert_int_equal(
+        sqlite3_open_v2(r->path, &checkpointer, SQLITE_OPEN_READWRITE, cv_walbuf_ahead_vfs()),
+        SQLITE_OK);
+    int rows = 0;
+    for (int round = 0; round < 40; round++) {
+        assert_int_equal(update_rows(r->db, rows), SQLITE_OK); /* every page again */
+        assert_int_equal(insert_rows(r->db, rows, 7), SQLITE_OK);
+        rows += 7;
+        /* now and then the log is copied whole and cut, so that the next
+         * commit writes it again from its start, over frames read before */
+        int mode = round % 3 == 2 ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE;
+        int rc = sqlite3_wal_checkpoint_v2(checkpointer, NULL, mode, NULL, NULL);
+        assert_true(rc == SQLITE_OK || rc == SQLITE_BUSY);
+        assert_rows(checkpointer, 0, rows);
+    }
+    assert_int_equal(
+        sqlite3_wal_checkpoint_v2(checkpointer, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(checkpointer);
+    /* the database file alone, its log copied in: every row as written */
+    assert_rows_elsewhere(r, 0, rows);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -513,6 +546,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_savepoint_undone_over_the_log_starting_again,
                                         rig_setup, rig_teardown),
         cmocka_unit_test_setup_teardown(test_connections_to_one_database_keep_their_own_logs,
+                                        rig_setup, rig_teardown),
+        cmocka_unit_test_setup_teardown(test_a_checkpointer_reading_ahead_copies_what_was_committed,
                                         rig_setup, rig_teardown),
     };
     install_faulty_vfs(); /* before the walbuf VFS is first used: it wraps the default */
