@@ -51,10 +51,10 @@ struct walbuf_file {
 static sqlite3_vfs vfs, vfs_ahead;
 static sqlite3_vfs *real_vfs;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
-static bool registered;
+static bool registered, registered_ahead;
 static pthread_mutex_t files_lock = PTHREAD_MUTEX_INITIALIZER;
 static walbuf_file *main_files;
-static atomic_uint_fast64_t writes_given, writes_made;
+static atomic_uint_fast64_t writes_given, writes_made, reads_given, reads_made;
 
 #define REAL(f)         (((walbuf_file *)(f))->real)
 #define REAL_METHODS(f) (REAL(f)->pMethods)
@@ -213,12 +213,14 @@ static void forget_ahead(walbuf_file *wal)
  *  CV_WALBUF_AHEAD and the file's end. */
 static int read_ahead(walbuf_file *f, void *data, int amt, sqlite3_int64 offset)
 {
+    atomic_fetch_add(&reads_given, 1);
     sqlite3_int64 held_end = f->ahead_start + (sqlite3_int64)f->ahead_len;
     if (f->ahead_len && offset >= f->ahead_start && offset + amt <= held_end) {
         memcpy(data, f->ahead + (offset - f->ahead_start), (size_t)amt);
         return SQLITE_OK;
     }
     f->ahead_len = 0;
+    atomic_fetch_add(&reads_made, 1);
     sqlite3_int64 size = 0;
     if (amt <= 0 || amt > CV_WALBUF_AHEAD / 2 ||
         (!f->ahead && !(f->ahead = malloc(CV_WALBUF_AHEAD))) ||
@@ -528,8 +530,8 @@ static void register_vfs(void)
     };
     vfs_ahead = vfs;
     vfs_ahead.zName = VFS_AHEAD_NAME;
-    registered = sqlite3_vfs_register(&vfs, 0) == SQLITE_OK &&
-                 sqlite3_vfs_register(&vfs_ahead, 0) == SQLITE_OK;
+    registered = sqlite3_vfs_register(&vfs, 0) == SQLITE_OK;
+    registered_ahead = registered && sqlite3_vfs_register(&vfs_ahead, 0) == SQLITE_OK;
 }
 
 const char *cv_walbuf_vfs(void)
@@ -541,10 +543,11 @@ const char *cv_walbuf_vfs(void)
 const char *cv_walbuf_ahead_vfs(void)
 {
     pthread_once(&once, register_vfs);
-    return registered ? VFS_AHEAD_NAME : NULL;
+    return registered_ahead ? VFS_AHEAD_NAME : NULL;
 }
 
 cv_walbuf_counts_t cv_walbuf_counts(void)
 {
-    return (cv_walbuf_counts_t){atomic_load(&writes_given), atomic_load(&writes_made)};
+    return (cv_walbuf_counts_t){atomic_load(&writes_given), atomic_load(&writes_made),
+                                atomic_load(&reads_given), atomic_load(&reads_made)};
 }

@@ -58,8 +58,10 @@ const char *cv_walbuf_ahead_vfs(void);
 /*  How many writes the VFS has made to WAL files since the process began,
  *  and how many it was given: what tests and benchmarks look at.        */
 typedef struct {
-    uint64_t given; /* xWrite calls from SQLite on WAL files */
-    uint64_t made;  /* writes to the files underneath */
+    uint64_t given;       /* xWrite calls from SQLite on WAL files */
+    uint64_t made;        /* writes to the files underneath */
+    uint64_t reads_given; /* xRead calls from SQLite on WAL files that read ahead */
+    uint64_t reads_made;  /* reads of those files underneath */
 } cv_walbuf_counts_t;
 cv_walbuf_counts_t cv_walbuf_counts(void);
 
