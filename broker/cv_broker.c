@@ -21,27 +21,57 @@
  *  This file holds the set-up and the loop; cv_broker_int.h lists the
  *  files that handle each kind of message.
  */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+
 #include "cv_broker_int.h"
 
-static volatile sig_atomic_t reload_requested, stop_requested;
+static atomic_bool reload_requested, stop_requested;
 
-static void on_signal(int sig)
+/*  SIGHUP reloads; SIGINT and SIGTERM stop. */
+static void signal_set(sigset_t *set)
 {
-    if (sig == SIGHUP)
-        reload_requested = 1;
-    else
-        stop_requested = 1;
+    sigemptyset(set);
+    sigaddset(set, SIGHUP);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
 }
 
-/*  Installed before the broker says it is ready: a SIGTERM at any moment
- *  after that is a clean stop. */
+/*  The signals are taken by a thread of their own that waits for them,
+ *  never by a handler: a handler runs in whichever thread the kernel
+ *  picks, and the system call it interrupts there fails with EINTR. One
+ *  that failed the loop's request to the syncer left every later
+ *  acknowledgement held, the broker idle, after a SIGHUP. So they are
+ *  blocked in the first thread before any other starts (threads take
+ *  their creator's mask), and taken by cv-signals from the moment the
+ *  broker is ready: one that comes before waits for it. The loop looks at
+ *  the flags at every turn of its loop, whose waits are at most a quarter
+ *  of a second. */
+static void block_signals(void)
+{
+    sigset_t set;
+    signal_set(&set);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+static void *take_signals(void *arg)
+{
+    (void)arg;
+    sigset_t set;
+    signal_set(&set);
+    for (int sig; sigwait(&set, &sig) == 0;)
+        atomic_store(sig == SIGHUP ? &reload_requested : &stop_requested, true);
+    return NULL;
+}
+
 static void install_signals(void)
 {
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGHUP, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    pthread_t taker;
+    if (pthread_create(&taker, NULL, take_signals, NULL) == 0) {
+        pthread_setname_np(taker, "cv-signals");
+        pthread_detach(taker);
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -375,6 +405,8 @@ static cv_broker_t *new_broker(const cv_broker_config_t *config, bool offline, c
     if (sodium_init() < 0)
         return NULL;
     zsys_handler_set(NULL); /* our own signal handling, below */
+    if (!offline)
+        block_signals(); /* before any thread starts */
     cv_broker_t *self = calloc(1, sizeof *self);
     if (!self)
         return NULL;
@@ -1063,7 +1095,7 @@ int cv_broker_run(cv_broker_t *self)
                 cv_policy_protocol(self->policy), (long long)cv_policy_version(self->policy),
                 cv_policy_agency_count(self->policy));
     int status = 0;
-    while (!stop_requested) {
+    while (!atomic_load(&stop_requested)) {
         const char *failed = cv_store_sync_failed(self->store);
         if (failed) { /* nothing more can be made durable: stop, do not pretend */
             cv_log_error(self->log, "store: %s; stopping", failed);
@@ -1076,8 +1108,9 @@ int cv_broker_run(cv_broker_t *self)
                            "store: a sync of the WAL took %lld ms, and what it covered waited "
                            "for it: a slow or overloaded disk",
                            (long long)slow_ms);
-        if (reload_requested && begin_turn(self)) { /* in a turn: its leaf is written with it */
-            reload_requested = 0;
+        if (atomic_load(&reload_requested) && begin_turn(self)) { /* in a turn: its leaf is
+                                                                   * written with it */
+            atomic_store(&reload_requested, false);
             cv_error_t err;
             broker_reload(self, &err);
             end_turn(self);

@@ -228,9 +228,11 @@ void cv_syncer_destroy(cv_syncer_t **self_p)
 static void ask(cv_syncer_t *self)
 {
     if (self->syncer && !self->asking && self->wanted > self->synced) {
-        zsock_send(self->syncer, "s8", "SYNC", self->wanted);
+        /* asking only once sent: a send that failed (a signal's EINTR, once)
+         * is made again at the next look at the syncer (read_news), not
+         * waited for forever, with everything that waits for the sync */
+        self->asking = zsock_send(self->syncer, "s8", "SYNC", self->wanted) == 0;
         cv_inbox_touched(self->syncer_in); /* a send may read the pipe's news */
-        self->asking = true;
     }
 }
 
@@ -383,8 +385,7 @@ bool cv_syncer_checkpoint(cv_syncer_t *self)
     read_news(self);
     if (self->checkpointing)
         return false;
-    self->checkpointing = true;
-    zstr_send(self->checkpointer, "CHECKPOINT");
+    self->checkpointing = zstr_send(self->checkpointer, "CHECKPOINT") == 0;
     cv_inbox_touched(self->checkpointer_in);
-    return true;
+    return self->checkpointing;
 }
