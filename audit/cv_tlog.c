@@ -147,12 +147,15 @@ static bool write_frontier(cv_tlog_t *self, const cv_frontier_t *frontier, cv_er
     return ok || db_error(self, err, "saving the frontier");
 }
 
-static bool leaf_fits(size_t len, cv_error_t *err)
+/*  Binds a leaf's bytes to parameter param of s. */
+static bool bind_leaf(sqlite3_stmt *s, int param, const void *data, size_t len, cv_error_t *err)
 {
-    if (len <= INT32_MAX)
-        return true;
-    cv_error_set(err, NULL, 0, 0, "audit log: a leaf of %zu bytes is too large", len);
-    return false;
+    if (len > INT32_MAX) {
+        cv_error_set(err, NULL, 0, 0, "audit log: a leaf of %zu bytes is too large", len);
+        return false;
+    }
+    sqlite3_bind_blob(s, param, len ? data : "", (int)len, SQLITE_STATIC);
+    return true;
 }
 
 /*  Runs s, whose leaves from index at are bound, and clears it. */
@@ -169,25 +172,13 @@ static bool run_insert(cv_tlog_t *self, sqlite3_stmt *s, cv_error_t *err)
 static bool insert_leaves(cv_tlog_t *self, uint64_t at, const void *const *data, const size_t *lens,
                           size_t n, cv_error_t *err)
 {
-    size_t i = 0;
-    for (; n - i >= APPEND_BATCH; i += APPEND_BATCH) {
-        sqlite3_stmt *s = self->stmt[S_APPEND_BATCH];
+    for (size_t i = 0; i < n;) {
+        int rows = n - i >= APPEND_BATCH ? APPEND_BATCH : 1;
+        sqlite3_stmt *s = self->stmt[rows > 1 ? S_APPEND_BATCH : S_APPEND];
         sqlite3_bind_int64(s, 1, (int64_t)(at + i));
-        for (int j = 0; j < APPEND_BATCH; j++) {
-            if (!leaf_fits(lens[i + j], err))
+        for (int j = 0; j < rows; j++, i++)
+            if (!bind_leaf(s, j + 2, data[i], lens[i], err))
                 return false;
-            sqlite3_bind_blob(s, j + 2, lens[i + j] ? data[i + j] : "", (int)lens[i + j],
-                              SQLITE_STATIC);
-        }
-        if (!run_insert(self, s, err))
-            return false;
-    }
-    for (; i < n; i++) {
-        sqlite3_stmt *s = self->stmt[S_APPEND];
-        if (!leaf_fits(lens[i], err))
-            return false;
-        sqlite3_bind_int64(s, 1, (int64_t)(at + i));
-        sqlite3_bind_blob(s, 2, lens[i] ? data[i] : "", (int)lens[i], SQLITE_STATIC);
         if (!run_insert(self, s, err))
             return false;
     }

@@ -204,7 +204,7 @@ const uint8_t *cv_cache_packed(const cv_cache_t *self, int64_t rowid, const Cave
                                size_t *len)
 {
     const slot_t *s = kept(self, rowid);
-    if (!s || s->report != report)
+    if (s && s->report != report)
         s = NULL;
     *len = s ? s->packed_len : 0;
     return s ? s->packed : NULL;
