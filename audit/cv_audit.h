@@ -288,6 +288,10 @@ char *cv_audit_checkpoint(sqlite3 *db, uint64_t size, cv_error_t *err);
 
 struct cv_json_writer_t;
 struct cv_json_writer_t *cv_audit_leaf_begin(const char *event, uint64_t time_ms);
+/*  The same two keys, opening a leaf in writer after what it holds (at
+ *  its top level: cv_json_writer_rewind); the caller closes the object.
+ *  For a writer that holds a run of leaves, one allocation for them all. */
+void cv_audit_leaf_open(struct cv_json_writer_t *writer, const char *event, uint64_t time_ms);
 char *cv_audit_leaf_end(struct cv_json_writer_t **writer_p);
 
 /*  The leaves that name report_id (and, when agency is not NULL, that

@@ -11,16 +11,20 @@
 
 #include "audit_internal.h"
 
-cv_json_writer_t *cv_audit_leaf_begin(const char *event, uint64_t time_ms)
+void cv_audit_leaf_open(cv_json_writer_t *writer, const char *event, uint64_t time_ms)
 {
-    cv_json_writer_t *writer = cv_json_writer_new(0);
-    if (!writer)
-        return NULL;
     cv_json_object_begin(writer);
     cv_json_key(writer, "event");
     cv_json_string(writer, event);
     cv_json_key(writer, "time");
     cv_json_uint(writer, time_ms);
+}
+
+cv_json_writer_t *cv_audit_leaf_begin(const char *event, uint64_t time_ms)
+{
+    cv_json_writer_t *writer = cv_json_writer_new(0);
+    if (writer)
+        cv_audit_leaf_open(writer, event, time_ms);
     return writer;
 }
 

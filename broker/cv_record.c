@@ -23,7 +23,11 @@ struct cv_record_t {
     cv_store_t *store;
     cv_note_signer_t *signer;
     cv_tlog_t *log;
-    cv_json_writer_t *accepted; /* the "accepted" leaf being written, or NULL */
+    /*  The transaction's leaves, one after another in one buffer, kept
+     *  from one transaction to the next: a writer and its buffer a leaf
+     *  (allocated, grown, freed) cost more than a small leaf's keys. */
+    cv_json_writer_t *leaves;
+    cv_json_writer_t *accepted; /* leaves, while an "accepted" leaf is written; else NULL */
     bool off;                   /* cv_record_turn_off: nothing more is written */
     /*  Random bytes for the leaves' salts (leaf_begin), drawn a block at a
      *  time: one system call for every SALTS_AT_ONCE leaves, not one each. */
@@ -68,9 +72,10 @@ struct cv_record_t {
         int n_by_entry, by_entry_room;
     } views;
     struct {
-        char **data; /* the transaction's leaves, not yet written: cv_record_flush */
-        size_t *lens;
+        size_t *starts, *lens; /* each leaf's bytes in leaves, not yet written */
+        const void **data;     /* where they are, once the last is written (flush) */
         size_t n, cap;
+        size_t open; /* the start of the leaf being written */
     } pending;
     /*  The leaves' hashes, taken beside the loop while their rows go in:
      *  SHA-256 of every leaf was a twentieth of the loop's time. */
@@ -100,6 +105,12 @@ cv_record_t *cv_record_new(cv_store_t *store, const char *data_dir, cv_error_t *
     }
     self->store = store;
     self->hasher = cv_hasher_new("cv-leaf-hashes");
+    self->leaves = cv_json_writer_new(0);
+    if (!self->leaves) {
+        cv_error_set(err, NULL, 0, 0, "out of memory");
+        cv_record_destroy(&self);
+        return NULL;
+    }
     self->signer = cv_audit_key_open(data_dir, NULL, err);
     self->log = self->signer ? cv_tlog_open(cv_store_db(store), self->signer, err) : NULL;
     if (!self->log)
@@ -112,15 +123,15 @@ void cv_record_destroy(cv_record_t **self_p)
     cv_record_t *self = *self_p;
     if (!self)
         return;
-    cv_json_writer_destroy(&self->accepted);
     parts_clear(self);
     free(self->views.paths);
     free(self->views.rows);
     free(self->views.row);
     free(self->views.by_entry);
-    cv_record_discard(self);
-    free(self->pending.data);
+    cv_json_writer_destroy(&self->leaves);
+    free(self->pending.starts);
     free(self->pending.lens);
+    free(self->pending.data);
     cv_hasher_destroy(&self->hasher);
     free(self->jobs);
     cv_tlog_destroy(&self->log);
@@ -130,35 +141,49 @@ void cv_record_destroy(cv_record_t **self_p)
     *self_p = NULL;
 }
 
-/*  Ends leaf and keeps it for cv_record_flush: the log's frontier is read
- *  and written once a transaction, not once a leaf. */
-static bool append(cv_record_t *self, cv_json_writer_t **leaf, cv_error_t *err)
+/*  Ends the leaf being written (leaf_begin) and keeps it for
+ *  cv_record_flush: the log's frontier is read and written once a
+ *  transaction, not once a leaf. */
+static bool append(cv_record_t *self, cv_error_t *err)
 {
     if (self->off) {
-        cv_json_writer_destroy(leaf);
+        cv_json_writer_rewind(self->leaves, self->pending.open);
         return true;
     }
-    char *data = cv_audit_leaf_end(leaf);
-    if (!data) {
+    cv_json_object_end(self->leaves);
+    size_t end = cv_json_writer_length(self->leaves);
+    if (!cv_json_writer_text(self->leaves)) {
         cv_error_set(err, NULL, 0, 0, "audit: out of memory writing a leaf");
-        return false;
+        return false; /* the turn rolls back, and cv_record_discard empties the writer */
     }
     if (self->pending.n == self->pending.cap) {
         size_t cap = self->pending.cap ? self->pending.cap * 2 : 64;
-        self->pending.data = cv_xrealloc(self->pending.data, cap * sizeof *self->pending.data);
+        self->pending.starts =
+            cv_xrealloc(self->pending.starts, cap * sizeof *self->pending.starts);
         self->pending.lens = cv_xrealloc(self->pending.lens, cap * sizeof *self->pending.lens);
+        self->pending.data = cv_xrealloc(self->pending.data, cap * sizeof *self->pending.data);
         self->pending.cap = cap;
     }
-    self->pending.data[self->pending.n] = data;
-    self->pending.lens[self->pending.n++] = strlen(data);
+    assert(end > self->pending.open);
+    self->pending.starts[self->pending.n] = self->pending.open;
+    self->pending.lens[self->pending.n++] = end - self->pending.open;
+    cv_json_writer_rewind(self->leaves, end); /* the next leaf starts after this one */
     return true;
 }
 
+/*  A transaction's leaves rarely take more; a larger buffer is let go. */
+#define LEAVES_KEPT (1u << 20)
+
 void cv_record_discard(cv_record_t *self)
 {
-    for (size_t i = 0; i < self->pending.n; i++)
-        free(self->pending.data[i]);
     self->pending.n = 0;
+    if (cv_json_writer_length(self->leaves) <= LEAVES_KEPT) {
+        cv_json_writer_rewind(self->leaves, 0);
+        return;
+    }
+    cv_json_writer_destroy(&self->leaves);
+    if (!(self->leaves = cv_json_writer_new(0)))
+        abort(); /* out of memory, as cv_alloc.h's allocations do */
 }
 
 static void leaf_sum(uint8_t sum[CV_CHECKSUM_BYTES], const void *bytes, size_t len)
@@ -180,6 +205,10 @@ static bool leaf_hash_taken(void *arg, uint64_t i, cv_hash_t *out)
 static bool append_pending(cv_record_t *self, cv_error_t *err)
 {
     size_t n = self->pending.n;
+    const char *text = cv_json_writer_text(self->leaves);
+    assert(text); /* append refused a leaf the writer failed on */
+    for (size_t i = 0; i < n; i++)
+        self->pending.data[i] = text + self->pending.starts[i];
     if (n > self->jobs_cap) {
         self->jobs_cap = n > 2 * self->jobs_cap ? n : 2 * self->jobs_cap;
         free(self->jobs);
@@ -225,7 +254,15 @@ bool cv_record_flush(cv_record_t *self, bool checkpoint, cv_error_t *err)
  *  its time: its hash says nothing to whoever does not hold the leaf. */
 static cv_json_writer_t *leaf_begin(cv_record_t *self, const char *event)
 {
-    cv_json_writer_t *w = cv_audit_leaf_begin(event, (uint64_t)zclock_time());
+    assert(!self->accepted); /* one leaf at a time in self->leaves */
+    cv_json_writer_t *w = self->leaves;
+    size_t n = self->pending.n;
+    /* it holds the pending leaves and nothing else: a turn's leaves
+     * forgotten (cv_record_discard) take their bytes with them */
+    assert(cv_json_writer_length(w) ==
+           (n ? self->pending.starts[n - 1] + self->pending.lens[n - 1] : 0));
+    self->pending.open = cv_json_writer_length(w);
+    cv_audit_leaf_open(w, event, (uint64_t)zclock_time());
     if (self->salt.left < CV_RECORD_SALT_BYTES) {
         randombytes_buf(self->salt.bytes, sizeof self->salt.bytes);
         self->salt.left = sizeof self->salt.bytes;
@@ -257,8 +294,8 @@ static cv_json_writer_t *report_leaf_begin(cv_record_t *self, const char *event,
 
 bool cv_record_turn_off(cv_record_t *self, cv_error_t *err)
 {
-    cv_json_writer_t *w = leaf_begin(self, "audit off");
-    bool ok = append(self, &w, err);
+    leaf_begin(self, "audit off");
+    bool ok = append(self, err);
     self->off = true;
     return ok;
 }
@@ -589,7 +626,8 @@ bool cv_record_accepted_end(cv_record_t *self, cv_error_t *err)
     cv_json_array_end(self->accepted);
     if (self->views.n > 0)
         write_views(self);
-    return append(self, &self->accepted, err);
+    self->accepted = NULL;
+    return append(self, err);
 }
 
 bool cv_record_refused(cv_record_t *self, const char *sender, const char *report_id,
@@ -604,7 +642,7 @@ bool cv_record_refused(cv_record_t *self, const char *sender, const char *report
     cv_json_string(w, id ? report_id : NULL);
     key_string(w, "originator", sender);
     key_string(w, "status", status);
-    return append(self, &w, err);
+    return append(self, err);
 }
 
 bool cv_record_refusals(cv_record_t *self, const char *sender, size_t count, cv_error_t *err)
@@ -613,7 +651,7 @@ bool cv_record_refusals(cv_record_t *self, const char *sender, size_t count, cv_
     key_string(w, "originator", sender);
     cv_json_key(w, "count");
     cv_json_uint(w, count);
-    return append(self, &w, err);
+    return append(self, err);
 }
 
 bool cv_record_policy(cv_record_t *self, const cv_policy_t *policy, cv_error_t *err)
@@ -623,14 +661,14 @@ bool cv_record_policy(cv_record_t *self, const cv_policy_t *policy, cv_error_t *
     cv_json_key(w, "version");
     cv_json_uint(w, (uint64_t)cv_policy_version(policy));
     key_string(w, "digest", cv_policy_hash(policy));
-    return append(self, &w, err);
+    return append(self, err);
 }
 
 bool cv_record_policy_refused(cv_record_t *self, const char *why, cv_error_t *err)
 {
     cv_json_writer_t *w = leaf_begin(self, "policy refused");
     key_string(w, "why", why);
-    return append(self, &w, err);
+    return append(self, err);
 }
 
 bool cv_record_admin(cv_record_t *self, const char *agency, const char *action, bool ok,
@@ -641,7 +679,7 @@ bool cv_record_admin(cv_record_t *self, const char *agency, const char *action, 
     key_string(w, "action", action);
     cv_json_key(w, "ok");
     cv_json_bool(w, ok);
-    return append(self, &w, err);
+    return append(self, err);
 }
 
 bool cv_record_review(cv_record_t *self, const char *originator, const char *report_id,
@@ -657,7 +695,7 @@ bool cv_record_review(cv_record_t *self, const char *originator, const char *rep
         key_string(w, "retain_until", cv_timestamp_format(review->retain_until, until));
     }
     key_string(w, "reason", review->reason);
-    return append(self, &w, err);
+    return append(self, err);
 }
 
 bool cv_record_purged(cv_record_t *self, const char *originator, const char *report_id,
@@ -666,7 +704,7 @@ bool cv_record_purged(cv_record_t *self, const char *originator, const char *rep
     cv_json_writer_t *w = report_leaf_begin(self, "purged", report_id, originator);
     key_string(w, "category", category);
     key_string(w, "rule", rule);
-    return append(self, &w, err);
+    return append(self, err);
 }
 
 bool cv_record_approval(cv_record_t *self, const char *originator, const char *report_id,
@@ -680,7 +718,7 @@ bool cv_record_approval(cv_record_t *self, const char *originator, const char *r
     for (size_t i = 0; i < n_released; i++)
         cv_json_string(w, released[i]);
     cv_json_array_end(w);
-    return append(self, &w, err);
+    return append(self, err);
 }
 
 bool cv_record_feedback(cv_record_t *self, const char *report_id, const char *originator,
@@ -689,7 +727,7 @@ bool cv_record_feedback(cv_record_t *self, const char *report_id, const char *or
     cv_json_writer_t *w = report_leaf_begin(self, "feedback", report_id, originator);
     key_string(w, "from", from);
     key_string(w, "value", value);
-    return append(self, &w, err);
+    return append(self, err);
 }
 
 uint64_t cv_record_flushed_first(const cv_record_t *self)
@@ -731,5 +769,5 @@ bool cv_record_delivered(cv_record_t *self, const char *agency, const char *feed
     cv_json_array_end(w);
     if (position)
         *position = self->pending.n;
-    return append(self, &w, err);
+    return append(self, err);
 }

@@ -1464,7 +1464,23 @@ void cv_json_hex(cv_json_writer_t *self, const uint8_t *bytes, size_t len)
     /* written straight into the output: every audit leaf names a hash or
      * two, and converting them first, then scanning the digits for what
      * to escape, cost more than the rest of the leaf's strings together */
-    static const char digits[] = "0123456789abcdef";
+    static const char pairs[] = /* byte b's two digits at 2 * b */
+        "000102030405060708090a0b0c0d0e0f"
+        "101112131415161718191a1b1c1d1e1f"
+        "202122232425262728292a2b2c2d2e2f"
+        "303132333435363738393a3b3c3d3e3f"
+        "404142434445464748494a4b4c4d4e4f"
+        "505152535455565758595a5b5c5d5e5f"
+        "606162636465666768696a6b6c6d6e6f"
+        "707172737475767778797a7b7c7d7e7f"
+        "808182838485868788898a8b8c8d8e8f"
+        "909192939495969798999a9b9c9d9e9f"
+        "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf"
+        "b0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+        "c0c1c2c3c4c5c6c7c8c9cacbcccdcecf"
+        "d0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+        "e0e1e2e3e4e5e6e7e8e9eaebecedeeef"
+        "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
     value_prefix(self);
     if (!bytes) {
         put_str(&self->out, "null");
@@ -1479,10 +1495,8 @@ void cv_json_hex(cv_json_writer_t *self, const uint8_t *bytes, size_t len)
         return;
     char *at = o->data + o->len;
     *at++ = '"';
-    for (size_t i = 0; i < len; i++) {
-        *at++ = digits[bytes[i] >> 4];
-        *at++ = digits[bytes[i] & 0xf];
-    }
+    for (size_t i = 0; i < len; i++, at += 2)
+        memcpy(at, pairs + 2 * bytes[i], 2);
     *at++ = '"';
     *at = '\0';
     o->len += 2 * len + 2;
@@ -1508,6 +1522,25 @@ void cv_json_members(cv_json_writer_t *self, const char *members, size_t len)
 const char *cv_json_writer_text(const cv_json_writer_t *self)
 {
     return self->out.failed ? NULL : self->out.data ? self->out.data : "";
+}
+
+size_t cv_json_writer_length(const cv_json_writer_t *self)
+{
+    return self->out.failed ? 0 : self->out.len;
+}
+
+void cv_json_writer_rewind(cv_json_writer_t *self, size_t len)
+{
+    assert(len == 0 || (!self->out.failed && len <= self->out.len));
+    if (self->out.failed || len > self->out.len)
+        len = 0;
+    self->out.failed = false;
+    self->out.len = len;
+    if (self->out.data)
+        self->out.data[len] = '\0';
+    self->depth = 0;
+    self->first[0] = true;
+    self->after_key = false;
 }
 
 char *cv_json_writer_take(cv_json_writer_t **self_p, size_t *len)

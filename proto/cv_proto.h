@@ -219,6 +219,15 @@ void cv_json_message(cv_json_writer_t *self, const ProtobufCMessage *msg);
 void cv_json_members(cv_json_writer_t *self, const char *members, size_t len);
 /*  The text so far, owned by the writer; NULL after an allocation failure. */
 const char *cv_json_writer_text(const cv_json_writer_t *self);
+/*  The length of the text so far; 0 after an allocation failure. */
+size_t cv_json_writer_length(const cv_json_writer_t *self);
+/*  Keeps the first len bytes of the text and goes back to the top level:
+ *  what is written next is a new document after them, with no separator,
+ *  in the same buffer. len = cv_json_writer_length() starts a second
+ *  document after the first (a run of audit leaves in one allocation); 0
+ *  empties the writer, and is the only len allowed after an allocation
+ *  failure, which it clears. */
+void cv_json_writer_rewind(cv_json_writer_t *self, size_t len);
 /*  The text, now the caller's to free, and its length; the writer is
  *  destroyed. NULL after an allocation failure. */
 char *cv_json_writer_take(cv_json_writer_t **self_p, size_t *len);

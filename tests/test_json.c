@@ -773,6 +773,38 @@ static void test_writer_take(void **state)
     free(text);
 }
 
+/*  Documents written one after another in one writer: no separator
+ *  between them, and a rewind drops what came after the length kept. */
+static void test_writer_rewind(void **state)
+{
+    (void)state;
+    cv_json_writer_t *w = cv_json_writer_new(0);
+    cv_json_object_begin(w);
+    cv_json_key(w, "a");
+    cv_json_uint(w, 1);
+    cv_json_object_end(w);
+    size_t first = cv_json_writer_length(w);
+    assert_int_equal(first, strlen("{\"a\":1}"));
+    cv_json_writer_rewind(w, first);
+    cv_json_object_begin(w);
+    cv_json_key(w, "b");
+    cv_json_array_begin(w);
+    cv_json_string(w, "x");
+    assert_int_equal(cv_json_writer_length(w), strlen("{\"a\":1}{\"b\":[\"x\""));
+    /* a document dropped half-written: the writer is back at its top level */
+    cv_json_writer_rewind(w, first);
+    assert_string_equal(cv_json_writer_text(w), "{\"a\":1}");
+    cv_json_string(w, "c");
+    assert_string_equal(cv_json_writer_text(w), "{\"a\":1}\"c\"");
+    cv_json_writer_rewind(w, 0);
+    assert_string_equal(cv_json_writer_text(w), "");
+    assert_int_equal(cv_json_writer_length(w), 0);
+    cv_json_array_begin(w);
+    cv_json_array_end(w);
+    assert_string_equal(cv_json_writer_text(w), "[]");
+    cv_json_writer_destroy(&w);
+}
+
 static void test_robustness(void **state)
 {
     (void)state;
@@ -907,6 +939,7 @@ int main(void)
         cmocka_unit_test(test_writer_hex),
         cmocka_unit_test(test_writer_every_byte_everywhere),
         cmocka_unit_test(test_writer_take),
+        cmocka_unit_test(test_writer_rewind),
         cmocka_unit_test(test_view_mode_allows_masked_formats),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

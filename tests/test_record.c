@@ -184,9 +184,21 @@ static void test_a_rolled_back_turn_leaves_no_leaf(void **state)
     assert_int_equal(publish_example(h, "vulnerable_individual", NULL, id, sizeof id),
                      CAVEAT__WIRE__STATUS__REFUSED_UNAVAILABLE);
     store_sql(h, "DROP TRIGGER fail");
+    /* the next turn's leaves are its own: none of the rolled back one's
+     * bytes stay in the buffer the leaves are written in */
+    char second[64];
+    assert_int_equal(publish_example(h, "vulnerable_individual", NULL, second, sizeof second),
+                     CAVEAT__WIRE__STATUS__OK);
     assert_true(harness_stop(h));
     char *text = leaves(h);
-    assert_null(strstr(text, "\"event\":\"accepted\""));
+    const char *accepted = strstr(text, "\"event\":\"accepted\"");
+    assert_non_null(accepted);
+    assert_null(strstr(accepted + 1, "\"event\":\"accepted\""));
+    char named[100];
+    snprintf(named, sizeof named, "\"report\":\"%s\"", second);
+    const char *found = strstr(accepted, named);
+    assert_non_null(found);
+    assert_true(found < strchr(accepted, '\n')); /* in the accepted leaf's own line */
     free(text);
     char out[4096];
     assert_int_equal(verify(h, out, sizeof out), 0);
