@@ -245,6 +245,15 @@ bool cv_record_flush(cv_record_t *self, bool checkpoint, cv_error_t *err)
     return cv_store_writing(self->store, err) && cv_tlog_checkpoint(self->log, now, err) >= 0;
 }
 
+#ifndef NDEBUG
+/*  Where the last pending leaf ends in self->leaves: 0 when none is. */
+static size_t pending_end(const cv_record_t *self)
+{
+    size_t n = self->pending.n;
+    return n ? self->pending.starts[n - 1] + self->pending.lens[n - 1] : 0;
+}
+#endif
+
 /*  A leaf's hash goes to other agencies: an inclusion proof, which every
  *  receipt carries, holds the hashes of the leaves beside the receipt's
  *  own. A leaf another agency could guess whole (feedback on a report it
@@ -256,11 +265,9 @@ static cv_json_writer_t *leaf_begin(cv_record_t *self, const char *event)
 {
     assert(!self->accepted); /* one leaf at a time in self->leaves */
     cv_json_writer_t *w = self->leaves;
-    size_t n = self->pending.n;
     /* it holds the pending leaves and nothing else: a turn's leaves
      * forgotten (cv_record_discard) take their bytes with them */
-    assert(cv_json_writer_length(w) ==
-           (n ? self->pending.starts[n - 1] + self->pending.lens[n - 1] : 0));
+    assert(cv_json_writer_length(w) == pending_end(self));
     self->pending.open = cv_json_writer_length(w);
     cv_audit_leaf_open(w, event, (uint64_t)zclock_time());
     if (self->salt.left < CV_RECORD_SALT_BYTES) {
