@@ -48,6 +48,14 @@ struct cv_record_t {
         size_t policy_len;
         char **agency; /* NULL until the agency is a recipient */
         size_t *agency_len;
+        /*  Each agency's entry up to its view when it was last given a
+         *  report under one entry, with nothing said why (released_part):
+         *  the commonest recipient, the same from report to report. */
+        struct released {
+            int entry; /* the entry's index in the policy */
+            char *members;
+            size_t len;
+        } * released;
         int agencies;
     } parts;
     /*  Its distinct views: what a delivered recipient is given of each
@@ -88,8 +96,11 @@ struct cv_record_t {
 
 static void parts_clear(cv_record_t *self)
 {
-    for (int i = 0; i < self->parts.agencies; i++)
+    for (int i = 0; i < self->parts.agencies; i++) {
         free(self->parts.agency[i]);
+        free(self->parts.released[i].members);
+    }
+    free(self->parts.released);
     free(self->parts.agency);
     free(self->parts.agency_len);
     free(self->parts.policy_member);
@@ -357,6 +368,7 @@ static void parts_render(cv_record_t *self, const cv_policy_t *policy, const cha
     int n = cv_policy_agency_count(policy);
     self->parts.agency = cv_xcalloc((size_t)n + 1, sizeof *self->parts.agency);
     self->parts.agency_len = cv_xcalloc((size_t)n + 1, sizeof *self->parts.agency_len);
+    self->parts.released = cv_xcalloc((size_t)n + 1, sizeof *self->parts.released);
     self->parts.agencies = n;
 }
 
@@ -499,18 +511,10 @@ static int view_of(cv_record_t *self, cv_decision_t *decision)
     return view;
 }
 
-/*  Who it went to, under which entries, and which view; or why not. */
-void cv_record_recipient(cv_record_t *self, int agency, cv_decision_t *decision)
+/*  Whether the report went, under which entries, or why not. */
+static void write_release(cv_json_writer_t *w, cv_decision_t *decision)
 {
-    cv_json_writer_t *w = self->accepted;
-    assert(w || self->off);
-    if (!w)
-        return;
     bool delivered = cv_decision_delivered(decision);
-    size_t len;
-    const char *part = agency_part(self, agency, &len);
-    cv_json_object_begin(w);
-    cv_json_members(w, part, len);
     cv_json_key(w, "delivered");
     cv_json_bool(w, delivered);
     if (delivered && cv_decision_feed(decision))
@@ -527,7 +531,53 @@ void cv_record_recipient(cv_record_t *self, int agency, cv_decision_t *decision)
             cv_json_string(w, cv_decision_reason(decision, i));
         cv_json_array_end(w);
     }
-    if (delivered) {
+}
+
+/*  The agency's members and write_release's, when the report went to it
+ *  under one entry with nothing said why: written once for the agency and
+ *  that entry (an index means the same entry for as long as the policy's
+ *  digest is the same), not for every report, where writing them was most
+ *  of a recipient's cost. NULL for any other decision. */
+static const char *released_part(cv_record_t *self, int agency, cv_decision_t *decision,
+                                 size_t *len)
+{
+    if (!cv_decision_delivered(decision) || cv_decision_entry_count(decision) != 1 ||
+        cv_decision_reason_count(decision) != 0)
+        return NULL;
+    int entry = cv_decision_entry_index(decision, 0);
+    struct released *released = &self->parts.released[agency];
+    if (!released->members || released->entry != entry) {
+        size_t agency_len;
+        const char *agency_members = agency_part(self, agency, &agency_len);
+        cv_json_writer_t *w = part_begin();
+        cv_json_members(w, agency_members, agency_len);
+        write_release(w, decision);
+        free(released->members);
+        released->members = members_of(&w, &released->len);
+        released->entry = entry;
+    }
+    *len = released->len;
+    return released->members;
+}
+
+/*  Who it went to, under which entries, and which view; or why not. */
+void cv_record_recipient(cv_record_t *self, int agency, cv_decision_t *decision)
+{
+    cv_json_writer_t *w = self->accepted;
+    assert(w || self->off);
+    if (!w)
+        return;
+    size_t len;
+    const char *part = released_part(self, agency, decision, &len);
+    cv_json_object_begin(w);
+    if (part) {
+        cv_json_members(w, part, len);
+    } else {
+        part = agency_part(self, agency, &len);
+        cv_json_members(w, part, len);
+        write_release(w, decision);
+    }
+    if (cv_decision_delivered(decision)) {
         cv_json_key(w, "view");
         cv_json_uint(w, (uint64_t)view_of(self, decision));
     }

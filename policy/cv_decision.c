@@ -561,6 +561,12 @@ const char *cv_decision_entry_name(const cv_decision_t *self, int index)
                                                  : NULL;
 }
 
+int cv_decision_entry_index(const cv_decision_t *self, int index)
+{
+    sort_matched((cv_decision_t *)self);
+    return index >= 0 && index < self->n_matched ? self->matched[index] : -1;
+}
+
 const char *cv_decision_feed(const cv_decision_t *self)
 {
     return self->delivered ? self->feed : NULL;

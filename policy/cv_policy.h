@@ -181,6 +181,8 @@ bool cv_decision_delivered(const cv_decision_t *self);
 /*  Names of the rules and screening entries that released the report.     */
 int cv_decision_entry_count(const cv_decision_t *self);
 const char *cv_decision_entry_name(const cv_decision_t *self, int index);
+/*  The same entry's index in the policy (its place in the file), or -1. */
+int cv_decision_entry_index(const cv_decision_t *self, int index);
 /*  The screening feed that released it, or NULL.                           */
 const char *cv_decision_feed(const cv_decision_t *self);
 /*  Why it was not delivered, or what capped it (levels, restrictions): one

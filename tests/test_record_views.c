@@ -394,6 +394,44 @@ static void one_rule_gives_two_views(void **state)
     rig->policy = first;
 }
 
+/*  The rules named for a recipient are those of its own decision: an
+ *  agency given one report under one rule and the next under another has
+ *  each leaf name the rule that released that report, and then the first
+ *  again. */
+static void each_report_names_its_own_rule(void **state)
+{
+    rig_t *rig = *state;
+    cv_policy_t *first = rig->policy;
+    static const char *const tension_for_schools[][2] = {
+        {"    to_types: [education]\n    fields: {summary: share}\n",
+         "    to_types: [education]\n    fields: {summary: share}\n"
+         "  - name: schools-tension\n"
+         "    categories: [community_tension]\n"
+         "    from_types: [police]\n"
+         "    to_types: [education]\n"
+         "    fields: {summary: share}\n"}};
+    rig->policy = edited_policy(tension_for_schools, 1, false);
+    char *tension = replaced(strdup(small_report), "vulnerable_individual", "community_tension");
+    static const char college[] = "{\"agency\":\"hull-college\",\"organisation\":\"hull-college\","
+                                  "\"delivered\":true,\"rules\":[\"%s\"],\"view\":";
+    char want[256];
+    for (int round = 0; round < 2; round++) {
+        char *leaf = accepted_leaf(rig, small_report);
+        snprintf(want, sizeof want, college, "schools");
+        assert_has(leaf, want);
+        free(leaf);
+        leaf = accepted_leaf(rig, tension);
+        snprintf(want, sizeof want, college, "schools-tension");
+        assert_has(leaf, want);
+        assert_has(leaf, "{\"agency\":\"hull-ctio\",\"organisation\":\"humberside-police\","
+                         "\"delivered\":false,\"rules\":[],\"reasons\":[");
+        free(leaf);
+    }
+    free(tension);
+    cv_policy_destroy(&rig->policy);
+    rig->policy = first;
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -403,6 +441,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_new_policy_names_its_own_agencies, setup, teardown),
         cmocka_unit_test_setup_teardown(the_whole_report_is_one_view, setup, teardown),
         cmocka_unit_test_setup_teardown(one_rule_gives_two_views, setup, teardown),
+        cmocka_unit_test_setup_teardown(each_report_names_its_own_rule, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
