@@ -164,8 +164,11 @@ static bool append(cv_record_t *self, cv_error_t *err)
     cv_json_object_end(self->leaves);
     size_t end = cv_json_writer_length(self->leaves);
     if (!cv_json_writer_text(self->leaves)) {
+        /* this leaf alone is lost (the turn fails and rolls back): the
+         * leaves before it stay as they were, for what the turn does next */
+        cv_json_writer_rewind(self->leaves, self->pending.open);
         cv_error_set(err, NULL, 0, 0, "audit: out of memory writing a leaf");
-        return false; /* the turn rolls back, and cv_record_discard empties the writer */
+        return false;
     }
     if (self->pending.n == self->pending.cap) {
         size_t cap = self->pending.cap ? self->pending.cap * 2 : 64;
@@ -182,13 +185,14 @@ static bool append(cv_record_t *self, cv_error_t *err)
     return true;
 }
 
-/*  A transaction's leaves rarely take more; a larger buffer is let go. */
+/*  A transaction's leaves rarely take more; a larger buffer, or one that
+ *  could not grow, is let go. */
 #define LEAVES_KEPT (1u << 20)
 
 void cv_record_discard(cv_record_t *self)
 {
     self->pending.n = 0;
-    if (cv_json_writer_length(self->leaves) <= LEAVES_KEPT) {
+    if (cv_json_writer_text(self->leaves) && cv_json_writer_length(self->leaves) <= LEAVES_KEPT) {
         cv_json_writer_rewind(self->leaves, 0);
         return;
     }
@@ -544,6 +548,7 @@ static const char *released_part(cv_record_t *self, int agency, cv_decision_t *d
     if (!cv_decision_delivered(decision) || cv_decision_entry_count(decision) != 1 ||
         cv_decision_reason_count(decision) != 0)
         return NULL;
+    assert(agency >= 0 && agency < self->parts.agencies);
     int entry = cv_decision_entry_index(decision, 0);
     struct released *released = &self->parts.released[agency];
     if (!released->members || released->entry != entry) {

@@ -1531,9 +1531,11 @@ size_t cv_json_writer_length(const cv_json_writer_t *self)
 
 void cv_json_writer_rewind(cv_json_writer_t *self, size_t len)
 {
-    assert(len == 0 || (!self->out.failed && len <= self->out.len));
-    if (self->out.failed || len > self->out.len)
-        len = 0;
+    /* a write that failed wrote nothing (room_for before every byte), so
+     * the text before it is whole, failed or not */
+    assert(len <= self->out.len);
+    if (len > self->out.len)
+        len = self->out.len;
     self->out.failed = false;
     self->out.len = len;
     if (self->out.data)

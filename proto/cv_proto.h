@@ -225,8 +225,9 @@ size_t cv_json_writer_length(const cv_json_writer_t *self);
  *  what is written next is a new document after them, with no separator,
  *  in the same buffer. len = cv_json_writer_length() starts a second
  *  document after the first (a run of audit leaves in one allocation); 0
- *  empties the writer, and is the only len allowed after an allocation
- *  failure, which it clears. */
+ *  empties the writer. After an allocation failure it takes a length
+ *  read before the failure (a failed write wrote nothing), drops what
+ *  came after, and clears the failure. */
 void cv_json_writer_rewind(cv_json_writer_t *self, size_t len);
 /*  The text, now the caller's to free, and its length; the writer is
  *  destroyed. NULL after an allocation failure. */

@@ -802,6 +802,20 @@ static void test_writer_rewind(void **state)
     cv_json_array_begin(w);
     cv_json_array_end(w);
     assert_string_equal(cv_json_writer_text(w), "[]");
+    /* a write that fails (here a hex string no buffer could hold) leaves
+     * no text; a rewind to a length read before it gives back what came
+     * before and clears the failure */
+    size_t before = cv_json_writer_length(w);
+    cv_json_writer_rewind(w, before);
+    cv_json_object_begin(w);
+    cv_json_key(w, "h");
+    cv_json_hex(w, (const uint8_t *)"", SIZE_MAX / 2);
+    assert_null(cv_json_writer_text(w));
+    assert_int_equal(cv_json_writer_length(w), 0);
+    cv_json_writer_rewind(w, before);
+    assert_string_equal(cv_json_writer_text(w), "[]");
+    cv_json_string(w, "after");
+    assert_string_equal(cv_json_writer_text(w), "[]\"after\"");
     cv_json_writer_destroy(&w);
 }
 

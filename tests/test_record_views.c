@@ -432,6 +432,53 @@ static void each_report_names_its_own_rule(void **state)
     rig->policy = first;
 }
 
+/*  A recipient under two entries is named with both, and under one of
+ *  them alone with that one, in either order (what is written once for an
+ *  agency and its one entry is never taken for two); and one given the
+ *  report by a screening entry names its feed. */
+static void two_rules_and_a_feed_are_named(void **state)
+{
+    rig_t *rig = *state;
+    cv_policy_t *first = rig->policy;
+    static const char *const edits[][2] = {
+        {"  - name: safeguarding\n    categories: [vulnerable_individual]\n",
+         "  - name: safeguarding\n    categories: [vulnerable_individual, community_tension]\n"},
+        {"    to_types: [education]\n    fields: {summary: share}\n",
+         "    to_types: [education]\n    fields: {summary: share}\n"
+         "  - name: children-addresses\n"
+         "    categories: [vulnerable_individual]\n"
+         "    from_types: [police]\n"
+         "    to_agencies: [hull-cc-children]\n"
+         "    fields: {subjects.address: share}\n"
+         "screening:\n"
+         "  - name: tension-screen\n"
+         "    feed: ctio\n"
+         "    to_types: [ctio]\n"
+         "    match: {categories: [community_tension]}\n"
+         "    fields: {summary: share}\n"}};
+    rig->policy = edited_policy(edits, 2, false);
+    char *tension = replaced(strdup(small_report), "vulnerable_individual", "community_tension");
+    static const char children[] =
+        "{\"agency\":\"hull-cc-children\",\"organisation\":\"hull-city-council\","
+        "\"delivered\":true,\"rules\":[%s],\"view\":";
+    char want[256];
+    for (int round = 0; round < 4; round++) {
+        bool both = round % 2 == 0; /* two entries, one, two, one */
+        char *leaf = accepted_leaf(rig, both ? large_report : tension);
+        snprintf(want, sizeof want, children,
+                 both ? "\"safeguarding\",\"children-addresses\"" : "\"safeguarding\"");
+        assert_has(leaf, want);
+        if (!both)
+            assert_has(leaf, "{\"agency\":\"hull-ctio\",\"organisation\":\"humberside-police\","
+                             "\"delivered\":true,\"feed\":\"ctio\",\"rules\":[\"tension-screen\"],"
+                             "\"view\":");
+        free(leaf);
+    }
+    free(tension);
+    cv_policy_destroy(&rig->policy);
+    rig->policy = first;
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -442,6 +489,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(the_whole_report_is_one_view, setup, teardown),
         cmocka_unit_test_setup_teardown(one_rule_gives_two_views, setup, teardown),
         cmocka_unit_test_setup_teardown(each_report_names_its_own_rule, setup, teardown),
+        cmocka_unit_test_setup_teardown(two_rules_and_a_feed_are_named, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
