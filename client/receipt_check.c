@@ -1,7 +1,8 @@
 /*  receipt_check.c: see receipt_check.h. The leaf's form is the broker's
- *  (docs/protocol.md, 5a): {"event":"delivered","time":...,"agency":...,
- *  "feed":null or a name,"deliveries":[{"report":...,"seq":N,"view":hex
- *  or null},...]}, compact, seqs ascending.
+ *  (docs/protocol.md, 5a): {"event":"delivered","time":...,"salt":...,
+ *  "agency":...,"feed":null or a name,"deliveries":[{"report":...,
+ *  "seq":N,"view":hex or null},...]}, compact, seqs ascending, no other
+ *  key.
  *
  *  The leaf is the broker's word, so it is held to that form exactly, not
  *  to whatever libfyaml reads as JSON: another reader of the same bytes
@@ -100,6 +101,31 @@ static bool same_feed(struct fy_node *leaf, const char *feed)
     return text_is(leaf, "feed", feed);
 }
 
+/*  Whether every key of map is one of keys (NULL-ended): a key the
+ *  broker does not write (a second "seq" beside the deliveries, say)
+ *  could be read by another reader as the delivery. Keys given twice
+ *  libfyaml refuses. */
+static bool only_keys(struct fy_node *map, const char *const *keys)
+{
+    struct fy_node_pair *pair;
+    void *iter = NULL;
+    while ((pair = fy_node_mapping_iterate(map, &iter)) != NULL) {
+        struct fy_node *key = fy_node_pair_key(pair);
+        size_t len = 0;
+        const char *text = key && fy_node_is_scalar(key) ? fy_node_get_scalar(key, &len) : NULL;
+        bool known = false;
+        for (const char *const *k = keys; text && *k && !known; k++)
+            known = len == strlen(*k) && memcmp(text, *k, len) == 0;
+        if (!known)
+            return false;
+    }
+    return true;
+}
+
+static const char *const leaf_keys[] = {"event", "time",       "salt", "agency",
+                                        "feed",  "deliveries", NULL};
+static const char *const entry_keys[] = {"report", "seq", "view", NULL};
+
 /*  The entry of deliveries with seq; NULL when there is none, or when any
  *  entry is not an object with a canonical seq above the one before it (as
  *  the broker lists them): then no seq is listed only once for sure. */
@@ -110,7 +136,7 @@ static struct fy_node *entry_of(struct fy_node *deliveries, uint64_t seq)
     uint64_t last = 0;
     while ((item = fy_node_sequence_iterate(deliveries, &iter)) != NULL) {
         uint64_t n;
-        if (!fy_node_is_mapping(item) ||
+        if (!fy_node_is_mapping(item) || !only_keys(item, entry_keys) ||
             !seq_of(fy_node_mapping_lookup_by_string(item, "seq", FY_NT), &n) ||
             (last && n <= last))
             return NULL;
@@ -127,6 +153,8 @@ static bool check_leaf(struct fy_node *leaf, const cv_receipt_t *receipt, const 
 {
     if (!text_is(leaf, "event", "delivered"))
         return refuse(why, size, "its leaf is not a \"delivered\" leaf");
+    if (!only_keys(leaf, leaf_keys))
+        return refuse(why, size, "its leaf has a key a \"delivered\" leaf does not");
     if (!text_is(leaf, "agency", agency))
         return refuse(why, size, "its leaf is another agency's delivery");
     if (!same_feed(leaf, feed))

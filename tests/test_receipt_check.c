@@ -176,6 +176,13 @@ static void test_only_the_broker_s_form_is_taken(void **state)
     expect_second_refused("7e0");
     /* seqs not ascending, as the broker lists them */
     expect_second_refused("6");
+    /* a key the broker does not write: seq 7 again, beside the
+     * deliveries or in its own entry, to a reader that looks there */
+    expect_refused(leaf(buf, "\"delivered\"", "\"hull-cc\",\"seq\":7", "null", "[" R1_SEQ7_A "]"),
+                   7, "r-1", VIEW_A, "a key a \"delivered\" leaf does not");
+    expect_refused(
+        direct(buf, "[{\"report\":\"r-1\",\"seq\":7,\"view\":\"" VIEW_A "\",\"at\":{\"seq\":7}}]"),
+        7, "r-1", VIEW_A, "does not list its seq");
     /* a number, or true, is not a string */
     expect_refused(direct(buf, "[{\"report\":123,\"seq\":7,\"view\":\"" VIEW_A "\"}]"), 7, "123",
                    VIEW_A, "another report");
