@@ -80,10 +80,10 @@ struct cv_record_t {
         int n_by_entry, by_entry_room;
     } views;
     struct {
-        size_t *starts, *lens; /* each leaf's bytes in leaves, not yet written */
-        const void **data;     /* where they are, once the last is written (flush) */
+        size_t *lens;      /* each leaf's bytes, back to back in leaves, not yet written */
+        const void **data; /* where they are, once the last is written (flush) */
         size_t n, cap;
-        size_t open; /* the start of the leaf being written */
+        size_t bytes; /* theirs in all: where the next leaf starts */
     } pending;
     /*  The leaves' hashes, taken beside the loop while their rows go in:
      *  SHA-256 of every leaf was a twentieth of the loop's time. */
@@ -140,7 +140,6 @@ void cv_record_destroy(cv_record_t **self_p)
     free(self->views.row);
     free(self->views.by_entry);
     cv_json_writer_destroy(&self->leaves);
-    free(self->pending.starts);
     free(self->pending.lens);
     free(self->pending.data);
     cv_hasher_destroy(&self->hasher);
@@ -158,29 +157,27 @@ void cv_record_destroy(cv_record_t **self_p)
 static bool append(cv_record_t *self, cv_error_t *err)
 {
     if (self->off) {
-        cv_json_writer_rewind(self->leaves, self->pending.open);
+        cv_json_writer_rewind(self->leaves, self->pending.bytes);
         return true;
     }
     cv_json_object_end(self->leaves);
-    size_t end = cv_json_writer_length(self->leaves);
     if (!cv_json_writer_text(self->leaves)) {
         /* this leaf alone is lost (the turn fails and rolls back): the
          * leaves before it stay as they were, for what the turn does next */
-        cv_json_writer_rewind(self->leaves, self->pending.open);
+        cv_json_writer_rewind(self->leaves, self->pending.bytes);
         cv_error_set(err, NULL, 0, 0, "audit: out of memory writing a leaf");
         return false;
     }
     if (self->pending.n == self->pending.cap) {
         size_t cap = self->pending.cap ? self->pending.cap * 2 : 64;
-        self->pending.starts =
-            cv_xrealloc(self->pending.starts, cap * sizeof *self->pending.starts);
         self->pending.lens = cv_xrealloc(self->pending.lens, cap * sizeof *self->pending.lens);
         self->pending.data = cv_xrealloc(self->pending.data, cap * sizeof *self->pending.data);
         self->pending.cap = cap;
     }
-    assert(end > self->pending.open);
-    self->pending.starts[self->pending.n] = self->pending.open;
-    self->pending.lens[self->pending.n++] = end - self->pending.open;
+    size_t end = cv_json_writer_length(self->leaves);
+    assert(end > self->pending.bytes);
+    self->pending.lens[self->pending.n++] = end - self->pending.bytes;
+    self->pending.bytes = end;
     cv_json_writer_rewind(self->leaves, end); /* the next leaf starts after this one */
     return true;
 }
@@ -192,6 +189,7 @@ static bool append(cv_record_t *self, cv_error_t *err)
 void cv_record_discard(cv_record_t *self)
 {
     self->pending.n = 0;
+    self->pending.bytes = 0;
     if (cv_json_writer_text(self->leaves) && cv_json_writer_length(self->leaves) <= LEAVES_KEPT) {
         cv_json_writer_rewind(self->leaves, 0);
         return;
@@ -222,8 +220,8 @@ static bool append_pending(cv_record_t *self, cv_error_t *err)
     size_t n = self->pending.n;
     const char *text = cv_json_writer_text(self->leaves);
     assert(text); /* append refused a leaf the writer failed on */
-    for (size_t i = 0; i < n; i++)
-        self->pending.data[i] = text + self->pending.starts[i];
+    for (size_t i = 0, at = 0; i < n; at += self->pending.lens[i++])
+        self->pending.data[i] = text + at;
     if (n > self->jobs_cap) {
         self->jobs_cap = n > 2 * self->jobs_cap ? n : 2 * self->jobs_cap;
         free(self->jobs);
@@ -260,15 +258,6 @@ bool cv_record_flush(cv_record_t *self, bool checkpoint, cv_error_t *err)
     return cv_store_writing(self->store, err) && cv_tlog_checkpoint(self->log, now, err) >= 0;
 }
 
-#ifndef NDEBUG
-/*  Where the last pending leaf ends in self->leaves: 0 when none is. */
-static size_t pending_end(const cv_record_t *self)
-{
-    size_t n = self->pending.n;
-    return n ? self->pending.starts[n - 1] + self->pending.lens[n - 1] : 0;
-}
-#endif
-
 /*  A leaf's hash goes to other agencies: an inclusion proof, which every
  *  receipt carries, holds the hashes of the leaves beside the receipt's
  *  own. A leaf another agency could guess whole (feedback on a report it
@@ -282,8 +271,7 @@ static cv_json_writer_t *leaf_begin(cv_record_t *self, const char *event)
     cv_json_writer_t *w = self->leaves;
     /* it holds the pending leaves and nothing else: a turn's leaves
      * forgotten (cv_record_discard) take their bytes with them */
-    assert(cv_json_writer_length(w) == pending_end(self));
-    self->pending.open = cv_json_writer_length(w);
+    assert(cv_json_writer_length(w) == self->pending.bytes);
     cv_audit_leaf_open(w, event, (uint64_t)zclock_time());
     if (self->salt.left < CV_RECORD_SALT_BYTES) {
         randombytes_buf(self->salt.bytes, sizeof self->salt.bytes);
