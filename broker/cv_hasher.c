@@ -33,6 +33,7 @@ struct cv_hasher_t {
     bool stopping;
     atomic_size_t next; /* the next job to claim */
     uint64_t loop_ns;
+    uint64_t handed; /* batches the worker was woken for */
 };
 
 void cv_checksum(uint8_t sum[CV_CHECKSUM_BYTES], const void *bytes, size_t len)
@@ -135,16 +136,24 @@ void cv_hasher_start(cv_hasher_t *self, cv_hash_job_t *jobs, size_t n)
         atomic_init(&jobs[i].done, false);
     if (!self)
         return;
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += jobs[i].len;
+    /* a small batch is the loop's own: waking a thread costs more than
+     * its sums (docs/performance.md, "Small batches hashed on the loop") */
+    bool hand_over = n > 1 && bytes >= CV_HASHER_HAND_OVER_BYTES;
     pthread_mutex_lock(&self->lock);
     assert(!self->jobs && !self->working);
     self->jobs = jobs;
     self->n = n;
     self->batch++;
     atomic_store(&self->next, 0);
-    /* one job is the loop's own: waking a thread costs more than a sum */
-    if (n > 1)
-        pthread_cond_signal(&self->wake);
+    self->handed += hand_over;
     pthread_mutex_unlock(&self->lock);
+    /* signalled after the unlock, so the woken worker does not block at
+     * once on the mutex the loop still holds */
+    if (hand_over)
+        pthread_cond_signal(&self->wake);
 }
 
 const uint8_t *cv_hasher_take(cv_hasher_t *self, cv_hash_job_t *jobs, size_t i)
@@ -188,4 +197,9 @@ void cv_hasher_end(cv_hasher_t *self)
 uint64_t cv_hasher_loop_ns(const cv_hasher_t *self)
 {
     return self ? self->loop_ns : 0;
+}
+
+uint64_t cv_hasher_handed(const cv_hasher_t *self)
+{
+    return self ? self->handed : 0;
 }

@@ -128,6 +128,49 @@ static void loop_time_counted(void **state)
     cv_hasher_destroy(&hasher); /* twice: a no-op */
 }
 
+/*  n jobs of len bytes each. */
+static void fill_even(batch_t *b, size_t n, size_t len)
+{
+    b->bytes = realloc(b->bytes, n * len + 1);
+    assert_non_null(b->bytes);
+    for (size_t i = 0; i < n; i++) {
+        memset(b->bytes + i * len, (int)i, len);
+        b->jobs[i] = (cv_hash_job_t){.bytes = b->bytes + i * len, .len = len};
+    }
+}
+
+static void take_all(cv_hasher_t *hasher, batch_t *b, size_t n)
+{
+    cv_hasher_start(hasher, b->jobs, n);
+    for (size_t i = 0; i < n; i++)
+        assert_sum(&b->jobs[i], cv_hasher_take(hasher, b->jobs, i));
+    cv_hasher_end(hasher);
+}
+
+/*  A batch under CV_HASHER_HAND_OVER_BYTES is hashed on the loop, the
+ *  worker left asleep; one of that size or more is handed over, and a
+ *  single job never is, however long. */
+static void small_batches_stay_on_the_loop(void **state)
+{
+    (void)state;
+    cv_hasher_t *hasher = cv_hasher_new("cv-test-hasher");
+    batch_t b = {0};
+    size_t under = CV_HASHER_HAND_OVER_BYTES / 8 - 1;
+    fill_even(&b, 8, under);
+    take_all(hasher, &b, 8);
+    assert_int_equal(cv_hasher_handed(hasher), 0);
+    assert_true(cv_hasher_loop_ns(hasher) > 0);
+    fill_even(&b, 1, CV_HASHER_HAND_OVER_BYTES * 2);
+    take_all(hasher, &b, 1);
+    assert_int_equal(cv_hasher_handed(hasher), 0);
+    fill_even(&b, 8, CV_HASHER_HAND_OVER_BYTES / 8);
+    take_all(hasher, &b, 8);
+    assert_int_equal(cv_hasher_handed(hasher), 1);
+    assert_int_equal(cv_hasher_handed(NULL), 0);
+    free(b.bytes);
+    cv_hasher_destroy(&hasher);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -138,6 +181,7 @@ int main(void)
         cmocka_unit_test(worker_is_named),
         cmocka_unit_test(no_worker),
         cmocka_unit_test(loop_time_counted),
+        cmocka_unit_test(small_batches_stay_on_the_loop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
