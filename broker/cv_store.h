@@ -38,6 +38,13 @@ typedef enum {
  *  store holds: DIR/caveat.lock is locked (flock) while the store is open,
  *  so that one broker only works on a data directory. */
 cv_store_t *cv_store_open(const char *dir, cv_sync_t sync, cv_error_t *err);
+
+/*  The store's page cache: CV_STORE_CACHE_KB of pages kept between
+ *  transactions, and a transaction's changed pages held in memory until
+ *  its commit up to CV_STORE_SPILL_KB (past that SQLite writes them into
+ *  the WAL early). */
+#define CV_STORE_CACHE_KB 4096
+#define CV_STORE_SPILL_KB 32768
 void cv_store_close(cv_store_t **self_p);
 
 /*  One write transaction around many changes: group commit. The

@@ -1258,6 +1258,37 @@ static void test_store_get_report(void **state)
     rig_free(r);
 }
 
+/*  A transaction bigger than the page cache kept between transactions
+ *  stays in memory until its commit (no page spilled into the WAL early),
+ *  and after it the cache is back to CV_STORE_CACHE_KB: a big cache costs
+ *  every commit a walk of it (cv_store.c, configure). */
+static void test_store_turn_held_until_commit_cache_kept_small(void **state)
+{
+    (void)state;
+    rig_t *r = rig_new();
+    sqlite3 *db = cv_store_db(r->store);
+    assert_int_equal(sqlite3_exec(db, "CREATE TABLE scratch(b BLOB)", NULL, NULL, NULL), SQLITE_OK);
+    int spilled = 0, used = 0, highest = 0;
+    sqlite3_db_status(db, SQLITE_DBSTATUS_CACHE_SPILL, &spilled, &highest, 1);
+    /* four times the cache kept, half the spill threshold */
+    int rows = CV_STORE_CACHE_KB;
+    assert_true(rows * 4 < CV_STORE_SPILL_KB);
+    char sql[128];
+    snprintf(sql, sizeof sql,
+             "BEGIN; WITH n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d)"
+             " INSERT INTO scratch SELECT randomblob(4000) FROM n;",
+             rows);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_db_status(db, SQLITE_DBSTATUS_CACHE_SPILL, &spilled, &highest, 0);
+    assert_int_equal(spilled, 0);
+    sqlite3_db_status(db, SQLITE_DBSTATUS_CACHE_USED, &used, &highest, 0);
+    assert_true(used > 3 * CV_STORE_CACHE_KB * 1024); /* all of it held */
+    assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_db_status(db, SQLITE_DBSTATUS_CACHE_USED, &used, &highest, 0);
+    assert_true(used < 2 * CV_STORE_CACHE_KB * 1024);
+    rig_free(r);
+}
+
 /* ------------------------------------------------------------------------ */
 /*  A store altered outside caveat: ids caveat never writes are refused.    */
 
@@ -2935,6 +2966,7 @@ int main(int argc, char **argv)
         TEST(test_store_dropped_report_stays_dropped),
         TEST(test_store_drop_lost_with_its_turn),
         TEST(test_store_get_report),
+        TEST(test_store_turn_held_until_commit_cache_kept_small),
         TEST(test_router_refuses_damaged_ids),
         TEST(test_cache_rowids_below_one),
         TEST(test_cache_counts_reports_as_unpacked),
