@@ -33,7 +33,7 @@ struct cv_hasher_t {
     bool stopping;
     atomic_size_t next; /* the next job to claim */
     uint64_t loop_ns;
-    uint64_t handed; /* batches the worker was woken for */
+    uint64_t handed; /* batches handed over: the worker signalled */
 };
 
 void cv_checksum(uint8_t sum[CV_CHECKSUM_BYTES], const void *bytes, size_t len)

@@ -63,7 +63,9 @@ void cv_hasher_end(cv_hasher_t *self);
  *  hasher began: what the checksum costs the loop. */
 uint64_t cv_hasher_loop_ns(const cv_hasher_t *self);
 
-/*  Batches handed to the worker since the hasher began. */
+/*  Batches handed to the worker (it was signalled) since the hasher
+ *  began. A worker woken for some other reason may take a small batch
+ *  too; the sums are the same whoever takes them. */
 uint64_t cv_hasher_handed(const cv_hasher_t *self);
 
 #endif

@@ -427,6 +427,9 @@ static bool configure(cv_store_t *self, cv_sync_t sync, const char *path, cv_err
      * a page under a page number past the end while it renumbers, and
      * pcache1's truncation at the commit then visits every page): with
      * 32 MB, 8,000 pages, that walk was 5-6 % of the loop at the fan-out. */
+    /* both in KiB, hence the minus signs: SQLite also reads a positive
+     * cache_spill as on or off through its low byte, so 8192 pages would
+     * turn spilling off and leave a transaction's memory unbounded */
     char pragmas[256];
     static const char *const levels[] = {
         [CV_SYNC_FULL] = "NORMAL", [CV_SYNC_NORMAL] = "NORMAL", [CV_SYNC_OFF] = "OFF"};

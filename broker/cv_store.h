@@ -31,6 +31,13 @@ typedef enum {
     CV_SYNC_OFF,    /* no fsync at all: for measuring what durability costs, never for use */
 } cv_sync_t;
 
+/*  The store's page cache: CV_STORE_CACHE_KB of pages kept between
+ *  transactions, and a transaction's changed pages held in memory until
+ *  its commit up to CV_STORE_SPILL_KB (past that SQLite writes them into
+ *  the WAL early). */
+#define CV_STORE_CACHE_KB 4096
+#define CV_STORE_SPILL_KB 32768
+
 /*  Opens DIR/caveat.db, creating it (mode 0600) in a new or empty
  *  directory, and upgrades a store of an earlier format in place. Refuses a
  *  file that is not a caveat store, or a newer format; a directory or a
@@ -38,13 +45,6 @@ typedef enum {
  *  store holds: DIR/caveat.lock is locked (flock) while the store is open,
  *  so that one broker only works on a data directory. */
 cv_store_t *cv_store_open(const char *dir, cv_sync_t sync, cv_error_t *err);
-
-/*  The store's page cache: CV_STORE_CACHE_KB of pages kept between
- *  transactions, and a transaction's changed pages held in memory until
- *  its commit up to CV_STORE_SPILL_KB (past that SQLite writes them into
- *  the WAL early). */
-#define CV_STORE_CACHE_KB 4096
-#define CV_STORE_SPILL_KB 32768
 void cv_store_close(cv_store_t **self_p);
 
 /*  One write transaction around many changes: group commit. The

@@ -2,9 +2,12 @@
  *  every sum is libsodium's BLAKE2b-256 of its bytes, whoever took it, in
  *  whatever order the loop asks, batch after batch.
  */
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -147,25 +150,58 @@ static void take_all(cv_hasher_t *hasher, batch_t *b, size_t n)
     cv_hasher_end(hasher);
 }
 
+/*  How many times the thread of this process named name has blocked: a
+ *  worker asleep on its condition blocks again only after a wakeup. */
+static long blocked_count(const char *name)
+{
+    DIR *tasks = opendir("/proc/self/task");
+    assert_non_null(tasks);
+    long count = -1;
+    char path[300], line[128];
+    for (struct dirent *task; count < 0 && (task = readdir(tasks));) {
+        snprintf(path, sizeof path, "/proc/self/task/%.32s/comm", task->d_name);
+        FILE *f = fopen(path, "r");
+        bool named = f && fgets(line, sizeof line, f) && strncmp(line, name, strlen(name)) == 0;
+        if (f)
+            fclose(f);
+        snprintf(path, sizeof path, "/proc/self/task/%.32s/status", task->d_name);
+        f = named ? fopen(path, "r") : NULL;
+        while (f && fgets(line, sizeof line, f))
+            if (sscanf(line, "voluntary_ctxt_switches: %ld", &count) == 1)
+                break;
+        if (f)
+            fclose(f);
+    }
+    closedir(tasks);
+    assert_true(count >= 0);
+    return count;
+}
+
 /*  A batch under CV_HASHER_HAND_OVER_BYTES is hashed on the loop, the
- *  worker left asleep; one of that size or more is handed over, and a
- *  single job never is, however long. */
+ *  worker left asleep (it never wakes, so never blocks again); one of that
+ *  size or more is handed over, and a single job never is, however long. */
 static void small_batches_stay_on_the_loop(void **state)
 {
     (void)state;
-    cv_hasher_t *hasher = cv_hasher_new("cv-test-hasher");
+    cv_hasher_t *hasher = cv_hasher_new("cv-test-asleep");
     batch_t b = {0};
+    usleep(20000); /* the worker reaches its first wait */
+    long asleep = blocked_count("cv-test-asleep");
     size_t under = CV_HASHER_HAND_OVER_BYTES / 8 - 1;
-    fill_even(&b, 8, under);
-    take_all(hasher, &b, 8);
-    assert_int_equal(cv_hasher_handed(hasher), 0);
-    assert_true(cv_hasher_loop_ns(hasher) > 0);
+    for (int round = 0; round < 20; round++) {
+        fill_even(&b, 8, under);
+        take_all(hasher, &b, 8);
+    }
     fill_even(&b, 1, CV_HASHER_HAND_OVER_BYTES * 2);
     take_all(hasher, &b, 1);
     assert_int_equal(cv_hasher_handed(hasher), 0);
+    assert_int_equal(blocked_count("cv-test-asleep"), asleep);
     fill_even(&b, 8, CV_HASHER_HAND_OVER_BYTES / 8);
     take_all(hasher, &b, 8);
     assert_int_equal(cv_hasher_handed(hasher), 1);
+    for (int waited = 0; blocked_count("cv-test-asleep") == asleep && waited < 1000; waited++)
+        usleep(1000); /* woken, it blocks again once done */
+    assert_true(blocked_count("cv-test-asleep") > asleep);
     assert_int_equal(cv_hasher_handed(NULL), 0);
     free(b.bytes);
     cv_hasher_destroy(&hasher);
