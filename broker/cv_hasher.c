@@ -132,13 +132,13 @@ void cv_hasher_destroy(cv_hasher_t **self_p)
 
 void cv_hasher_start(cv_hasher_t *self, cv_hash_job_t *jobs, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++) {
         atomic_init(&jobs[i].done, false);
+        bytes += jobs[i].len;
+    }
     if (!self)
         return;
-    size_t bytes = 0;
-    for (size_t i = 0; i < n; i++)
-        bytes += jobs[i].len;
     /* a small batch is the loop's own: waking a thread costs more than
      * its sums (docs/performance.md, "Small batches hashed on the loop") */
     bool hand_over = n > 1 && bytes >= CV_HASHER_HAND_OVER_BYTES;

@@ -426,8 +426,8 @@ static bool configure(cv_store_t *self, cv_sync_t sync, const char *path, cv_err
      * commit that split a B-tree page walks the whole cache (SQLite parks
      * a page under a page number past the end while it renumbers, and
      * pcache1's truncation at the commit then visits every page): with
-     * 32 MB, 8,000 pages, that walk was 5-6 % of the loop at the fan-out. */
-    /* both in KiB, hence the minus signs: SQLite also reads a positive
+     * 32 MB, 8,000 pages, that walk was 5-6 % of the loop at the fan-out.
+     * Both in KiB, hence the minus signs: SQLite also reads a positive
      * cache_spill as on or off through its low byte, so 8192 pages would
      * turn spilling off and leave a transaction's memory unbounded */
     char pragmas[256];
