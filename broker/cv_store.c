@@ -623,9 +623,9 @@ void cv_store_close(cv_store_t **self_p)
     *self_p = NULL;
 }
 
-/*  A transaction is opened by the first write after cv_store_begin: most
- *  turns of a busy broker only read or write nothing (an acknowledgement,
- *  a resend), and BEGIN IMMEDIATE and COMMIT take file locks. */
+/*  A transaction is opened by the first write (or report read) after
+ *  cv_store_begin: many turns of a busy broker touch no table, and BEGIN
+ *  IMMEDIATE and COMMIT take file locks. */
 bool cv_store_begin(cv_store_t *self, cv_error_t *err)
 {
     (void)err;
@@ -1216,6 +1216,11 @@ static int check_body(sqlite3_stmt *s, int64_t report, const uint8_t *body, size
 int cv_store_get_report(cv_store_t *self, int64_t report, uint8_t **body, size_t *len,
                         cv_error_t *err)
 {
+    /* in a turn, inside its transaction: a read on its own begins and ends
+     * a read transaction of its own (locks on the WAL's index), which cost
+     * a pump reading back a backlog more than the reads themselves */
+    if (!writing(self, err))
+        return -1;
     sqlite3_stmt *s = stmt(self, S_GET_BODY);
     sqlite3_bind_int64(s, 1, report);
     int rc = sqlite3_step(s);

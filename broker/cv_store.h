@@ -48,8 +48,9 @@ cv_store_t *cv_store_open(const char *dir, cv_sync_t sync, cv_error_t *err);
 void cv_store_close(cv_store_t **self_p);
 
 /*  One write transaction around many changes: group commit. The
- *  transaction opens at the first write after begin; a turn that writes
- *  nothing commits nothing. */
+ *  transaction opens at the first write or report read after begin (the
+ *  turn's reads then share it); a turn that changes nothing has nothing
+ *  to sync. */
 bool cv_store_begin(cv_store_t *self, cv_error_t *err);
 bool cv_store_commit(cv_store_t *self, cv_error_t *err);
 void cv_store_rollback(cv_store_t *self);

@@ -1258,6 +1258,39 @@ static void test_store_get_report(void **state)
     rig_free(r);
 }
 
+/*  Reports read back in a turn are read inside its transaction, one for
+ *  them all: a read on its own begins and ends a transaction of its own,
+ *  which cost a pump reading back a backlog more than the reads did. A
+ *  turn that only read has nothing to sync; outside a turn a read leaves
+ *  no transaction open. */
+static void test_store_reads_in_a_turn_share_its_transaction(void **state)
+{
+    (void)state;
+    rig_t *r = rig_new();
+    begin(r);
+    int64_t id = publish1(r, 0, queue_of(r, "a", ""));
+    commit(r);
+    sqlite3 *db = cv_store_db(r->store);
+    uint64_t commits = cv_store_last_commit(r->store);
+    cv_error_t err = {0};
+    uint8_t *body = NULL;
+    size_t len = 0;
+    MUST(cv_store_get_report(r->store, id, &body, &len, &err) == 1);
+    free(body);
+    assert_true(sqlite3_get_autocommit(db));
+    begin(r);
+    assert_true(sqlite3_get_autocommit(db)); /* opened by the first use */
+    for (int i = 0; i < 3; i++) {
+        MUST(cv_store_get_report(r->store, id, &body, &len, &err) == 1);
+        free(body);
+        assert_false(sqlite3_get_autocommit(db));
+    }
+    commit(r);
+    assert_true(sqlite3_get_autocommit(db));
+    assert_int_equal(cv_store_last_commit(r->store), commits);
+    rig_free(r);
+}
+
 /*  A transaction bigger than the page cache kept between transactions
  *  stays in memory until its commit (no page spilled into the WAL early),
  *  and after it the cache is back to CV_STORE_CACHE_KB: a big cache costs
@@ -2966,6 +2999,7 @@ int main(int argc, char **argv)
         TEST(test_store_dropped_report_stays_dropped),
         TEST(test_store_drop_lost_with_its_turn),
         TEST(test_store_get_report),
+        TEST(test_store_reads_in_a_turn_share_its_transaction),
         TEST(test_store_turn_held_until_commit_cache_kept_small),
         TEST(test_router_refuses_damaged_ids),
         TEST(test_cache_rowids_below_one),
