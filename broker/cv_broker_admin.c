@@ -76,7 +76,7 @@ bool broker_reload(cv_broker_t *self, cv_error_t *err)
     return true;
 }
 
-enum { COUNTS = 34 };
+enum { COUNTS = 35 };
 
 static size_t counts_of(cv_broker_t *self, cv_count_t out[COUNTS])
 {
@@ -97,6 +97,8 @@ static size_t counts_of(cv_broker_t *self, cv_count_t out[COUNTS])
     COUNT("limited", true, "frames refused over a limit", self->stats.limited);
     COUNT("foreign", true, "frames on a session under another key", self->stats.foreign);
     COUNT("quarantined", true, "stored reports set aside as unreadable", self->stats.quarantined);
+    COUNT("read_back", true, "stored reports read back, not found in the report cache",
+          self->stats.read_back);
     COUNT("refused_no_space", true, "reports refused for a short disk",
           self->stats.refused_no_space);
     COUNT("refusals_counted", true,

@@ -341,7 +341,7 @@ struct cv_broker_t {
     } pack; /* reused, so delivering mallocs nothing once warm */
     struct {
         uint64_t published, refused, delivered, resent, dropped, revoked, reloads, reload_failures,
-            purged, limited, foreign, quarantined, refused_no_space, refusals_counted;
+            purged, limited, foreign, quarantined, refused_no_space, refusals_counted, read_back;
     } stats;
 };
 

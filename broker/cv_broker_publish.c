@@ -120,6 +120,7 @@ static const Caveat__Report *report_at(cv_broker_t *self, int64_t rowid, bool ke
     size_t len = 0;
     cv_error_t err = {0};
     int found = cv_store_get_report(self->store, rowid, &body, &len, &err);
+    self->stats.read_back += found > 0 || found == CV_GET_CORRUPT;
     if (found == 0)
         return approved_release_at(self, rowid, keep);
     Caveat__Report *report = found <= 0 ? NULL

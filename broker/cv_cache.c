@@ -12,8 +12,12 @@
 #include "cv_cache.h"
 
 #define CV_CACHE_GENERATIONS 8
-#define GENERATION_BYTES     (2 * 1024 * 1024) /* packed bytes a generation takes */
-#define SLOTS                16384             /* reports findable by rowid */
+/*  What a generation takes (frames and reports as unpacked, and the bytes
+ *  kept): eight hold the most credit a session may ask (10,000 deliveries)
+ *  of reports like the examples, so that a subscriber that far behind is
+ *  served from memory; one farther behind is read back from the store. */
+#define GENERATION_BYTES (4 * 1024 * 1024)
+#define SLOTS            16384 /* reports findable by rowid */
 
 typedef struct {
     int64_t rowid; /* 0: empty */

@@ -1462,6 +1462,45 @@ static void test_cache_keeps_reports_as_stored(void **state)
     cv_cache_destroy(&cache);
 }
 
+/*  The cache holds the most credit a session may ask (MAX_CREDIT, 10,000
+ *  deliveries) of reports like the example's, each kept with its packed
+ *  bytes as a Publish's are: a subscriber that far behind the publisher
+ *  is sent them from memory, not each read back from the store (at
+ *  about twice the loop's time a report). */
+static void test_cache_holds_a_whole_credit(void **state)
+{
+    (void)state;
+    char path[512], json[4096];
+    snprintf(path, sizeof path, "%s/examples/reports/radicalisation_concern.json",
+             CAVEAT_SOURCE_DIR);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(json, 1, sizeof json, f);
+    fclose(f);
+    cv_error_t err = {0};
+    ProtobufCMessage *parsed = cv_json_parse(cv_schema_report(), json, n, path, &err);
+    assert_non_null(parsed);
+    size_t len = protobuf_c_message_get_packed_size(parsed);
+    uint8_t *bytes = malloc(len);
+    assert_non_null(bytes);
+    protobuf_c_message_pack(parsed, bytes);
+    protobuf_c_message_free_unpacked(parsed, NULL);
+    cv_cache_t *cache = cv_cache_new();
+    assert_non_null(cache);
+    enum { CREDIT = 10000, TURN = 250 };
+    for (int64_t rowid = 1; rowid <= CREDIT; rowid++) {
+        Caveat__Report *report = cv_cache_unpack_report(cache, bytes, len);
+        assert_non_null(report);
+        cv_cache_put(cache, rowid, report, bytes, len);
+        if (rowid % TURN == 0)
+            cv_cache_next_turn(cache);
+    }
+    for (int64_t rowid = 1; rowid <= CREDIT; rowid += TURN)
+        assert_non_null(cv_cache_get(cache, rowid));
+    free(bytes);
+    cv_cache_destroy(&cache);
+}
+
 /*  A report read back from the store is counted as what it takes unpacked,
  *  never more than cv_proto_unpack_bound says (which lets the broker skip
  *  unpacking a report again to check it), and one that would take more
@@ -3004,6 +3043,7 @@ int main(int argc, char **argv)
         TEST(test_router_refuses_damaged_ids),
         TEST(test_cache_rowids_below_one),
         TEST(test_cache_counts_reports_as_unpacked),
+        TEST(test_cache_holds_a_whole_credit),
         TEST(test_cache_keeps_reports_as_stored),
         TEST(test_store_late_queue_starts_past_earlier_reports),
         TEST(test_store_random_model),
