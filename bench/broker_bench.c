@@ -9,7 +9,8 @@
  *       --sync full, normal and off (off only shows what durability
  *       costs): cv_client_publish of --batch reports a call (libcaveat
  *       sends them in frames of at most 256 KB, up to 8 in flight), the subscriber
- *       cv_client_receive with cumulative cv_client_ack;
+ *       cv_client_receive with cumulative cv_client_ack, its credit
+ *       the window;
  *    b. a zero-logic forwarder in this process: a CURVE ROUTER whose ZAP
  *       handler admits the same two keys, passing each 1 KB message from
  *       the publisher's DEALER to the subscriber's DEALER unchanged;
@@ -62,10 +63,11 @@
  *  Every run makes fresh CURVE keys (broker and agencies) in the harness's
  *  temporary directory: see make_key.
  *
- *  Workload 1's caveatd paths with --pipeline N: the publisher keeps up to
- *  N publish calls in flight instead of one, as a publisher that wants
- *  throughput would (cv_client_publish_start); against --pipeline 1, this
- *  is what the wait for each call's PublishAck costs.
+ *  Workload 1's caveatd paths keep --pipeline N publish calls in flight
+ *  (default 2), as a publisher that wants throughput would
+ *  (cv_client_publish_start), and the subscriber's credit is the window
+ *  (at most 10,000): against --pipeline 1, this is what the wait for each
+ *  call's PublishAck costs.
  *
  *  Workload 1's caveatd paths with --receipts: the subscriber asks for a
  *  receipt of each delivery (Hello.receipts) and takes them as they come;
@@ -126,7 +128,8 @@
 #define REPORT_BYTES       1024  /* target packed size of a report */
 #define DRAIN_LIMIT_S      10.0  /* after publishing stops, how long to wait for the rest */
 #define PUBLISH_TIMEOUT_MS 10000 /* a publish call that takes longer ends the phase */
-#define SUB_CREDIT         1000  /* Hello.credit of every caveat subscriber */
+#define SUB_CREDIT         1000  /* Hello.credit of workload 2's subscribers */
+#define MAX_CREDIT         10000 /* the most a Hello may ask (docs/protocol.md) */
 #define ACK_EVERY          100   /* a caveat subscriber acknowledges at least this often */
 #define FANOUT_MAX_BATCH   500   /* reports one paced publish call may carry */
 #define N_SUBSCRIBERS      50    /* fan-out: subscriber agencies */
@@ -243,6 +246,7 @@ typedef struct {
     double server_cpu_s;    /* the broker's CPU in that time */
     double clients_cpu_s;   /* this process's, less any in-process server */
     double checksum_loop_s; /* caveatd's loop on checksums (its stats); < 0: unknown */
+    double read_back;       /* caveatd: reports it read back, not in its cache; < 0: unknown */
     bool threads;           /* caveatd: its threads' CPU below was taken */
     double thread_cpu_s[N_CAVEATD_THREADS];
 } path_result_t;
@@ -535,18 +539,31 @@ static double stat_in(const char *stats, const char *name)
     return at ? atof(at + strlen(key)) : -1;
 }
 
-/*  The time caveatd's loop spent on stored reports' checksums (the stat
- *  checksum_loop_us), or -1 when it cannot say. */
-static double checksum_loop_seconds(cv_client_t *admin)
+/*  From caveatd's stats after the phase (-1 each when it cannot say): the
+ *  time its loop spent on stored reports' checksums (checksum_loop_us),
+ *  and the reports it read back from the store (read_back): a subscriber
+ *  farther behind than the report cache holds makes each cost about
+ *  twice as much. */
+static void read_broker_counts(cv_client_t *admin, path_result_t *r)
 {
-    char *stats = broker_stats(admin);
+    char *stats = admin ? broker_stats(admin) : NULL;
     double us = stat_in(stats, "checksum_loop_us");
+    r->checksum_loop_s = us < 0 ? -1 : us / 1e6;
+    r->read_back = stat_in(stats, "read_back");
     free(stats);
-    return us < 0 ? -1 : us / 1e6;
 }
 
 /*  caveatd with --sync SYNC and a policy of `agencies` agencies: the two
  *  of the workload, and the rest a partnership that never connects. */
+/*  Workload 1's subscriber asks for credit of the whole window, so that
+ *  what holds it back is the window, as for the forwarder's, and not a
+ *  smaller credit: a subscriber of 1000 took at most that many a turn
+ *  while a pipelined publisher's turns carried twice as many reports. */
+static int w1_credit(const options_t *opt)
+{
+    return opt->window < MAX_CREDIT ? (int)opt->window : MAX_CREDIT;
+}
+
 static void measure_caveatd(const options_t *opt, const char *sync, int agencies, bool audit,
                             path_result_t *r)
 {
@@ -565,7 +582,7 @@ static void measure_caveatd(const options_t *opt, const char *sync, int agencies
     if (!bench_start_broker_audit(h, sync, audit))
         snprintf(r->note, sizeof r->note, "caveatd did not start");
     else if (!(c.subscriber = harness_client_with(h, "bench-subscriber",
-                                                  (cv_client_config_t){.credit = SUB_CREDIT,
+                                                  (cv_client_config_t){.credit = w1_credit(opt),
                                                                        .timeout_ms = 3000,
                                                                        .receipts = opt->receipts},
                                                   &err)) ||
@@ -573,7 +590,7 @@ static void measure_caveatd(const options_t *opt, const char *sync, int agencies
         snprintf(r->note, sizeof r->note, "client: %.300s", err.msg);
     else
         run_caveat_flow(&c, h, r);
-    r->checksum_loop_s = c.publisher ? checksum_loop_seconds(c.publisher) : -1;
+    read_broker_counts(c.publisher, r);
     cv_client_destroy(&c.publisher);
     cv_client_destroy(&c.subscriber);
     if (r->note[0])
@@ -2085,6 +2102,18 @@ static void print_checksum_cost(size_t size, const path_result_t paths[N_PATHS])
            bench_verdict(100 * share < 3));
 }
 
+/*  Reports caveatd read back from the store because its cache no longer
+ *  held them: what made a run's loop cost more a report than another's. */
+static void print_read_back(const path_result_t paths[N_PATHS])
+{
+    printf("\nreports read back from the store (not in caveatd's report cache)\n");
+    for (int i = 0; i < N_PATHS; i++)
+        if (paths[i].ran && !paths[i].in_process && i != P_FORWARDER && i != P_NATS &&
+            paths[i].received > 0 && paths[i].read_back >= 0)
+            printf("  %-40s %.0f, %.1f %% of those received\n", paths[i].name, paths[i].read_back,
+                   100 * paths[i].read_back / (double)paths[i].received);
+}
+
 static void print_workload1(const options_t *opt, const path_result_t paths[N_PATHS])
 {
     Caveat__Report *r = make_report("vulnerable_individual", "hull");
@@ -2118,6 +2147,7 @@ static void print_workload1(const options_t *opt, const path_result_t paths[N_PA
         print_ratio("--sync normal, N agencies / 2 agencies", &paths[P_PARTNERSHIP],
                     &paths[P_NORMAL]);
     print_checksum_cost(size, paths);
+    print_read_back(paths);
 }
 
 /*  One row of the fan-out table: a figure per column that ran ('-' for one
@@ -2533,7 +2563,7 @@ int main(int argc, char **argv)
                      .window = 10000,
                      .rate = 1000,
                      .in_flight = 1,
-                     .pipeline = 1,
+                     .pipeline = 2,
                      .agencies = 2,
                      .repeat = 1};
     parse_args(&opt, argc, argv);
