@@ -553,8 +553,6 @@ static void read_broker_counts(cv_client_t *admin, path_result_t *r)
     free(stats);
 }
 
-/*  caveatd with --sync SYNC and a policy of `agencies` agencies: the two
- *  of the workload, and the rest a partnership that never connects. */
 /*  Workload 1's subscriber asks for credit of the whole window, so that
  *  what holds it back is the window, as for the forwarder's, and not a
  *  smaller credit: a subscriber of 1000 took at most that many a turn
@@ -563,6 +561,9 @@ static int w1_credit(const options_t *opt)
 {
     return opt->window < MAX_CREDIT ? (int)opt->window : MAX_CREDIT;
 }
+
+/*  caveatd with --sync SYNC and a policy of `agencies` agencies: the two
+ *  of the workload, and the rest a partnership that never connects. */
 
 static void measure_caveatd(const options_t *opt, const char *sync, int agencies, bool audit,
                             path_result_t *r)

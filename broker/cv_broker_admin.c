@@ -97,7 +97,9 @@ static size_t counts_of(cv_broker_t *self, cv_count_t out[COUNTS])
     COUNT("limited", true, "frames refused over a limit", self->stats.limited);
     COUNT("foreign", true, "frames on a session under another key", self->stats.foreign);
     COUNT("quarantined", true, "stored reports set aside as unreadable", self->stats.quarantined);
-    COUNT("read_back", true, "stored reports read back, not found in the report cache",
+    COUNT("read_back", true,
+          "stored reports read back, not found in the report cache (a subscriber far behind, a "
+          "restart, a purge)",
           self->stats.read_back);
     COUNT("refused_no_space", true, "reports refused for a short disk",
           self->stats.refused_no_space);

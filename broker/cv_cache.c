@@ -14,8 +14,10 @@
 #define CV_CACHE_GENERATIONS 8
 /*  What a generation takes (frames and reports as unpacked, and the bytes
  *  kept): eight hold the most credit a session may ask (10,000 deliveries)
- *  of reports like the examples, so that a subscriber that far behind is
- *  served from memory; one farther behind is read back from the store. */
+ *  of typical reports (about 2 KB kept, as the vulnerable_individual
+ *  example), so that a subscriber that far behind is served from memory;
+ *  one farther behind, or of larger reports, is read back from the store.
+ *  The oldest generation goes as a new one starts: seven are sure. */
 #define GENERATION_BYTES (4 * 1024 * 1024)
 #define SLOTS            16384 /* reports findable by rowid */
 

@@ -226,7 +226,7 @@ struct cv_store_t {
     size_t blob_cap;
     cv_sync_t sync;
     cv_syncer_t *syncer;   /* fdatasync (CV_SYNC_FULL) and checkpoints, off the loop */
-    bool wanted;           /* cv_store_begin was called: the next write begins */
+    bool wanted;           /* cv_store_begin was called: the next write or read begins */
     bool begun;            /* ...and it did: a transaction is open */
     uint64_t commits;      /* commits that wrote something: their numbers */
     int64_t changes;       /* rows changed by all commits so far */
@@ -634,7 +634,7 @@ bool cv_store_begin(cv_store_t *self, cv_error_t *err)
     return true;
 }
 
-/*  Opens the transaction at the first write. SQLite rolls a transaction
+/*  Opens the transaction at the first write or report read. SQLite rolls a transaction
  *  back by itself on some errors (a full disk, an I/O error): a transaction
  *  begun and no longer open is an error, never a fresh start. */
 static bool writing(cv_store_t *self, cv_error_t *err);

@@ -182,7 +182,8 @@ bool cv_store_load(cv_store_t *self, const cv_store_loader_t *loader, void *arg,
 #define CV_GET_CORRUPT (-2)
 
 /*  The packed report by rowid, *body malloc'd: 1; 0 when there is no such
- *  report (purged, quarantined); -1 on an error (err says which);
+ *  report (purged, quarantined); -1 on an error (err says which: the
+ *  read, or the turn's transaction it opens after cv_store_begin);
  *  CV_GET_CORRUPT when the stored body is not what was stored (its
  *  checksum differs; err names the report): the caller may quarantine it
  *  and carry on. */
