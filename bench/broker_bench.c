@@ -247,6 +247,7 @@ typedef struct {
     double clients_cpu_s;   /* this process's, less any in-process server */
     double checksum_loop_s; /* caveatd's loop on checksums (its stats); < 0: unknown */
     double read_back;       /* caveatd: reports it read back, not in its cache; < 0: unknown */
+    double turns;           /* caveatd: turns of its loop over its life; < 0: unknown */
     bool threads;           /* caveatd: its threads' CPU below was taken */
     double thread_cpu_s[N_CAVEATD_THREADS];
 } path_result_t;
@@ -550,6 +551,7 @@ static void read_broker_counts(cv_client_t *admin, path_result_t *r)
     double us = stat_in(stats, "checksum_loop_us");
     r->checksum_loop_s = us < 0 ? -1 : us / 1e6;
     r->read_back = stat_in(stats, "read_back");
+    r->turns = stat_in(stats, "turns");
     free(stats);
 }
 
@@ -2107,12 +2109,16 @@ static void print_checksum_cost(size_t size, const path_result_t paths[N_PATHS])
  *  held them: what made a run's loop cost more a report than another's. */
 static void print_read_back(const path_result_t paths[N_PATHS])
 {
-    printf("\nreports read back from the store (not in caveatd's report cache)\n");
+    printf("\nreports read back from the store (not in caveatd's report cache), and caveatd's "
+           "turns\n");
     for (int i = 0; i < N_PATHS; i++)
         if (paths[i].ran && !paths[i].in_process && i != P_FORWARDER && i != P_NATS &&
-            paths[i].received > 0 && paths[i].read_back >= 0)
-            printf("  %-40s %.0f, %.1f %% of those received\n", paths[i].name, paths[i].read_back,
-                   100 * paths[i].read_back / (double)paths[i].received);
+            paths[i].received > 0 && paths[i].read_back >= 0 && paths[i].turns > 0)
+            printf("  %-40s %.0f read back, %.1f %% of those received; %.0f turns, %.0f reports "
+                   "a turn\n",
+                   paths[i].name, paths[i].read_back,
+                   100 * paths[i].read_back / (double)paths[i].received, paths[i].turns,
+                   (double)paths[i].received / paths[i].turns);
 }
 
 static void print_workload1(const options_t *opt, const path_result_t paths[N_PATHS])
