@@ -303,9 +303,10 @@ static void sql_blake2b(sqlite3_context *context, int argc, sqlite3_value **argv
 static bool create_store(cv_store_t *self, const char *path, cv_error_t *err)
 {
     char *msg = NULL;
-    char *init = sqlite3_mprintf(
-        "BEGIN; %s INSERT INTO meta VALUES('format', '%q'), ('version', '%d'); COMMIT;", schema_sql,
-        STORE_FORMAT, STORE_VERSION);
+    /* the page size first: it is fixed once the file has a page */
+    char *init = sqlite3_mprintf("PRAGMA page_size=%d; BEGIN; %s INSERT INTO meta"
+                                 " VALUES('format', '%q'), ('version', '%d'); COMMIT;",
+                                 CV_STORE_PAGE_BYTES, schema_sql, STORE_FORMAT, STORE_VERSION);
     int rc = init ? sqlite3_exec(self->db, init, NULL, NULL, &msg) : SQLITE_NOMEM;
     sqlite3_free(init);
     if (rc != SQLITE_OK)

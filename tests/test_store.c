@@ -2366,6 +2366,38 @@ static int store_version(const char *dir)
     return version;
 }
 
+/*  The page size of the store's database, by its own connection. */
+static int page_bytes(rig_t *r)
+{
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(sqlite3_prepare_v2(cv_store_db(r->store), "PRAGMA page_size", -1, &s, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    int bytes = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    return bytes;
+}
+
+/*  A store made new has pages of CV_STORE_PAGE_BYTES, and keeps them when
+ *  opened again: the checkpointer copies a page a write (cv_store.h). */
+static void test_store_made_with_large_pages(void **state)
+{
+    (void)state;
+    rig_t *r = rig_new();
+    assert_int_equal(page_bytes(r), CV_STORE_PAGE_BYTES);
+    begin(r);
+    int64_t id = publish1(r, 0, queue_of(r, "a", ""));
+    commit(r);
+    restart(r);
+    assert_int_equal(page_bytes(r), CV_STORE_PAGE_BYTES);
+    cv_error_t err = {0};
+    uint8_t *body = NULL;
+    size_t len = 0;
+    MUST(cv_store_get_report(r->store, id, &body, &len, &err) == 1);
+    free(body);
+    rig_free(r);
+}
+
 static void test_store_upgrades_format_2(void **state)
 {
     (void)state;
@@ -2404,6 +2436,7 @@ static void test_store_upgrades_format_2(void **state)
     restart(r);
     assert_int_equal(store_version(r->dir), 4);
     assert_int_equal(cv_store_quarantined(r->store, NULL, NULL, &err), 0);
+    assert_int_equal(page_bytes(r), 4096); /* as it was made: a page size stays */
     rig_free(r);
 }
 
@@ -3065,6 +3098,7 @@ int main(int argc, char **argv)
         TEST(test_store_corrupt_body),
         TEST(test_store_quarantine),
         TEST(test_store_quarantine_survives_reopen),
+        TEST(test_store_made_with_large_pages),
         TEST(test_store_upgrades_format_2),
         TEST(test_purge_dry_run_removes_nothing),
         TEST(test_purge_removes_report_and_route),
