@@ -36,6 +36,7 @@
 #include "cv_router.h"
 #include "cv_store.h"
 #include "cv_syncer.h"
+#include "harness.h"
 
 #define MAX_QUEUES 512  /* store ids of the queues a test makes */
 #define VIEW_MAX   8192 /* deliveries or reports one queue holds in a test */
@@ -1472,21 +1473,13 @@ static void test_cache_keeps_reports_as_stored(void **state)
 static void test_cache_holds_a_whole_credit(void **state)
 {
     (void)state;
-    char path[512], json[4096];
-    snprintf(path, sizeof path, "%s/examples/reports/vulnerable_individual.json",
-             CAVEAT_SOURCE_DIR);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    size_t n = fread(json, 1, sizeof json, f);
-    fclose(f);
-    cv_error_t err = {0};
-    ProtobufCMessage *parsed = cv_json_parse(cv_schema_report(), json, n, path, &err);
-    assert_non_null(parsed);
-    size_t len = protobuf_c_message_get_packed_size(parsed);
+    Caveat__Report *example = harness_report("vulnerable_individual");
+    assert_non_null(example);
+    size_t len = caveat__report__get_packed_size(example);
     uint8_t *bytes = malloc(len);
     assert_non_null(bytes);
-    protobuf_c_message_pack(parsed, bytes);
-    protobuf_c_message_free_unpacked(parsed, NULL);
+    caveat__report__pack(example, bytes);
+    caveat__report__free_unpacked(example, NULL);
     cv_cache_t *cache = cv_cache_new();
     assert_non_null(cache);
     enum { CREDIT = 10000, TURN = 20, FIRST = 3 * CREDIT };
