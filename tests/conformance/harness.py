@@ -1,17 +1,20 @@
 """harness.py: the real caveatd for the Python tests, as tests/harness.c
 starts it for the C ones: a temporary directory with copies of the example
 keys (secret ones 0600) and policy, a fresh broker key, and caveatd bound
-to a free loopback port (tcp://127.0.0.1:!), which it reports on stdout.
+to a free loopback port outside the kernel's range of ephemeral ports
+(unephemeral_port), which it reports on stdout.
 
 Paths come from the environment ctest sets: CAVEAT (the CLI), CAVEATD and
 CAVEAT_SOURCE_DIR."""
 
 import glob
 import os
+import random
 import re
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -21,6 +24,27 @@ CAVEAT = os.path.abspath(os.environ.get("CAVEAT", os.path.join(SOURCE_DIR, "buil
 CAVEATD = os.path.abspath(os.environ.get("CAVEATD", os.path.join(SOURCE_DIR, "build/broker/caveatd")))
 READY = "caveatd: ready on "
 SANITIZER_ERRORS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def unephemeral_port():
+    """A loopback port free now, below the kernel's ephemeral range. A
+    broker restarted on its port must find it free: one from the ephemeral
+    range (what tcp://127.0.0.1:! or port 0 gives) can be taken, while the
+    broker is down, as the source port of any outgoing connection, a
+    reconnecting client's own included, and held for as long as that
+    connection lasts. No connection is given a port below the range."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low = int(f.read().split()[0])
+    ports = range(max(1024, low - 12288), low)
+    for _ in range(100):
+        port = random.choice(ports)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port below %d" % low)
 
 
 class Harness:
@@ -76,8 +100,19 @@ class Harness:
         new = self.keygen(agency + "-new")
         self.write_policy(self.policy_text().replace('"%s"' % old, '"%s"' % new))
 
-    def start(self, *extra, endpoint="tcp://127.0.0.1:!"):
-        """Starts caveatd and waits (10 s) for its ready line."""
+    def start(self, *extra, endpoint=None):
+        """Starts caveatd and waits (10 s) for its ready line; on a new
+        port (unephemeral_port) unless endpoint is given, and on another
+        if a process bound that one in the meantime."""
+        for attempt in range(20):
+            logged = len(self.log())
+            try:
+                return self._start(extra, endpoint or "tcp://127.0.0.1:%d" % unephemeral_port())
+            except RuntimeError:
+                if endpoint or attempt == 19 or "Address already in use" not in self.log()[logged:]:
+                    raise
+
+    def _start(self, extra, endpoint):
         args = [CAVEATD, "--policy", self.path("policy.yaml"), "--endpoint", endpoint]
         args += ["--cert", self.path("broker.cert_secret"), "--data", self.path("data")]
         with open(self.path("broker.log"), "a") as log:
@@ -93,10 +128,9 @@ class Harness:
 
     def restart(self, *extra):
         """Stops caveatd and starts it again on the same endpoint: its
-        clients reconnect by themselves. The port, once free, may be taken
-        as another connection's ephemeral port (the kernel gives both from
-        the same range; a client reconnecting to it can even connect to
-        itself): then it tries again, for up to 5 s."""
+        clients reconnect by themselves. The port is outside the range the
+        kernel gives connections (unephemeral_port), but another test may
+        have bound it in the meantime: then it tries again, for up to 5 s."""
         self.stop()
         endpoint = self.endpoint
         for attempt in range(50):
