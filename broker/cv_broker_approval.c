@@ -117,11 +117,13 @@ static uint32_t approval_refusal(cv_broker_t *self, const char *sender,
                                  const Caveat__Wire__Approval *approval, int64_t *rowid,
                                  const Caveat__Report **report, const char **reason)
 {
-    const char *id = approval->report_id ? approval->report_id : "";
     cv_error_t err = {0};
-    int found = *id && strlen(id) <= CV_REPORT_ID_MAX
-                    ? cv_approval_store_report(self->approvals, sender, id, rowid, &err)
-                    : 0;
+    /* first, whatever the turn: an answer names the id, which must be one */
+    if (!cv_policy_report_id_ok(approval->report_id, &err)) {
+        *reason = "no such report of this agency"; /* as for an id nobody has */
+        return E_BAD_REQUEST;
+    }
+    int found = cv_approval_store_report(self->approvals, sender, approval->report_id, rowid, &err);
     if (found < 0)
         broker_fail_turn(self, err.msg); /* answered REFUSED_UNAVAILABLE with the turn */
     *report = found > 0 ? broker_report_at(self, *rowid) : NULL;
@@ -161,6 +163,24 @@ static int add_approval(cv_broker_t *self, const Caveat__Report *report, const c
     return known ? 2 : 1;
 }
 
+/*  An ApprovalAck of an approval not taken for want of disk, sent now:
+ *  nothing of it waits for the turn's commit. */
+static void approval_unavailable(cv_broker_t *self, const session_t *s,
+                                 const Caveat__Wire__Approval *approval, const char *why)
+{
+    Caveat__Wire__ApprovalAck ack = CAVEAT__WIRE__APPROVAL_ACK__INIT;
+    ack.report_id = approval->report_id;
+    ack.to = approval->to;
+    ack.has_status = ack.has_released = true;
+    ack.status = CAVEAT__WIRE__STATUS__REFUSED_UNAVAILABLE;
+    ack.reason = (char *)why;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_APPROVAL_ACK;
+    frame.approval_ack = &ack;
+    zmsg_t *msg = broker_frame_message(s->routing, &frame);
+    broker_send_now(self, &msg);
+}
+
 /*  An originator's approval: stored, the report routed to the agencies it
  *  releases, and the audit leaf, all in the turn's transaction; answered
  *  once that is on disk. Answered with an Error, and nothing changed, when
@@ -184,6 +204,10 @@ void broker_on_approval(cv_broker_t *self, session_t *s, int agency, const char 
     if (refused) {
         cv_log_agency(self->log, sender, false, "approval from %s refused: %s", sender, why);
         broker_send_error(self, s->routing, refused, why);
+        return;
+    }
+    if (cv_space_short(self->space)) { /* as a publish is: deliveries go first */
+        approval_unavailable(self, s, approval, "the broker's disk is full; retry later");
         return;
     }
     cv_error_t err = {0};

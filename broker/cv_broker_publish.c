@@ -111,6 +111,15 @@ const cv_approvals_t *broker_approvals_of(cv_broker_t *self, const Caveat__Repor
 /*  The report at rowid, from the cache or read back; kept in the cache
  *  for the rest of the turn and later ones, or (keep false) only until
  *  the next report read so. */
+/*  What every stored report was given before it was stored (an id and an
+ *  originator, stamped; a category, checked): one read back without them
+ *  was edited on disk, checksum and all, and is not delivered. */
+static bool stored_form(const Caveat__Report *report)
+{
+    return report->id && *report->id && report->originator && *report->originator &&
+           report->category && *report->category;
+}
+
 static const Caveat__Report *report_at(cv_broker_t *self, int64_t rowid, bool keep)
 {
     const Caveat__Report *cached = cv_cache_get(self->cache, rowid);
@@ -126,6 +135,9 @@ static const Caveat__Report *report_at(cv_broker_t *self, int64_t rowid, bool ke
     Caveat__Report *report = found <= 0 ? NULL
                              : keep     ? cv_cache_unpack_report(self->cache, body, len)
                                         : cv_cache_unpack_passing(self->cache, body, len);
+    bool formed = !report || stored_form(report);
+    if (!formed)
+        report = NULL; /* in the cache's arena: freed with it */
     /* kept without its bytes: a body stored by an earlier version may hold
      * what the broker no longer sends (fields it does not know), so a
      * recipient of the whole report is given it packed again */
@@ -134,6 +146,8 @@ static const Caveat__Report *report_at(cv_broker_t *self, int64_t rowid, bool ke
     free(body);
     if (found == CV_GET_CORRUPT)
         quarantine(self, rowid, err.msg);
+    else if (!formed)
+        quarantine(self, rowid, "its stored report has no id, originator or category");
     else if (found > 0 && !report)
         quarantine(self, rowid,
                    "its stored bytes do not unpack, or would take over 16 times their size");

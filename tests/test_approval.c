@@ -325,6 +325,33 @@ static void test_approvals_are_limited(void **state)
     finish(&h);
 }
 
+/*  The police's approval of id to the council, answered
+ *  REFUSED_UNAVAILABLE with a reason that says why, releasing nobody. */
+static void approval_unavailable(cv_client_t *police, const char *id, const char *why)
+{
+    cv_approval_result_t result;
+    cv_error_t err = {0};
+    assert_int_equal(cv_client_approve(police, id, "hull-cc", &result, 5000, &err), 1);
+    assert_int_equal(result.status, CV_PUBLISH_REFUSED_UNAVAILABLE);
+    assert_non_null(strstr(result.reason, why));
+    assert_int_equal(result.n_recipients, 0);
+    cv_approval_result_clear(&result);
+}
+
+/*  The same approval sent again is taken: the council, and it alone, gets
+ *  the report. Both clients are destroyed. */
+static void approval_released_to_council(cv_client_t *police, cv_client_t *council, const char *id)
+{
+    cv_approval_result_t result;
+    cv_error_t err = {0};
+    assert_int_equal(cv_client_approve(police, id, "hull-cc", &result, 5000, &err), 0);
+    assert_int_equal(result.n_recipients, 1);
+    cv_approval_result_clear(&result);
+    assert_receives(council, id);
+    cv_client_destroy(&police);
+    cv_client_destroy(&council);
+}
+
 /*  A turn that cannot commit stores nothing of its approval: the answer
  *  says so (send it again), nobody gets the report, and the approval sent
  *  again once the store takes writes releases it. */
@@ -337,21 +364,39 @@ static void test_an_approval_the_store_cannot_take_is_answered_unavailable(void 
     store_sql(h, "CREATE TRIGGER fail BEFORE INSERT ON approval_releases"
                  " BEGIN SELECT RAISE(ABORT, 'injected'); END");
     cv_client_t *police = sender_of(h, "hum-bcu-hull");
-    cv_approval_result_t result;
-    cv_error_t err = {0};
-    assert_int_equal(cv_client_approve(police, "held-5", "hull-cc", &result, 5000, &err), 1);
-    assert_int_equal(result.status, CV_PUBLISH_REFUSED_UNAVAILABLE);
-    assert_non_null(strstr(result.reason, "retry"));
-    assert_int_equal(result.n_recipients, 0);
-    cv_approval_result_clear(&result);
+    approval_unavailable(police, "held-5", "retry");
     assert_nothing_arrives(council, 500);
     store_sql(h, "DROP TRIGGER fail");
-    assert_int_equal(cv_client_approve(police, "held-5", "hull-cc", &result, 5000, &err), 0);
-    assert_int_equal(result.n_recipients, 1);
-    cv_approval_result_clear(&result);
-    assert_receives(council, "held-5");
-    cv_client_destroy(&police);
-    cv_client_destroy(&council);
+    approval_released_to_council(police, council, "held-5");
+    finish(&h);
+}
+
+/*  While the disk is short an approval is not taken (it would write rows
+ *  and a leaf into the reserve kept for deliveries): answered
+ *  REFUSED_UNAVAILABLE at once, nothing released; sent again once there
+ *  is room, it releases the report. */
+static void test_an_approval_waits_while_the_disk_is_short(void **state)
+{
+    (void)state;
+    harness_t *h = harness_new();
+    assert_non_null(h);
+    if (!harness_small_disk(h, 24 * 1024 * 1024)) {
+        harness_destroy(&h);
+        skip(); /* no mount here: not root, no user namespaces */
+    }
+    const char *const extra[] = {"--disk-reserve", "2", NULL};
+    assert_true(harness_start(h, extra));
+    publish_held(h, "held-6", "5");
+    cv_client_t *council = client(h, "hull-cc", NULL, 0);
+    assert_true(harness_fill_disk(h) > 0);
+    zclock_sleep(300); /* the broker looks at the disk every 100 ms */
+    cv_client_t *police = sender_of(h, "hum-bcu-hull");
+    approval_unavailable(police, "held-6", "disk is full");
+    assert_nothing_arrives(council, 300);
+
+    harness_free_disk(h);
+    zclock_sleep(300);
+    approval_released_to_council(police, council, "held-6");
     finish(&h);
 }
 
@@ -400,6 +445,7 @@ int main(void)
         cmocka_unit_test(test_approvals_are_limited),
         cmocka_unit_test(test_the_command_line_approves),
         cmocka_unit_test(test_an_approval_the_store_cannot_take_is_answered_unavailable),
+        cmocka_unit_test(test_an_approval_waits_while_the_disk_is_short),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -92,17 +92,23 @@ static void hello(offline_t *o, int from)
     feed(o, from, &frame);
 }
 
-/*  A Publish of one example report, packed (malloc'd), as agency from
- *  sends it on connection; id NULL: a new one, the broker's. */
-static cv_broker_frame_t publish_frame_as(int from, uint32_t connection, const char *name,
-                                          const char *id)
+/*  Example report name as a client sends it: id NULL, a new one (the
+ *  broker's); no originator (the broker stamps the sender's). */
+static Caveat__Report *example_to_send(const char *name, const char *id)
 {
     Caveat__Report *report = harness_report(name);
     assert_non_null(report);
     free(report->id);
     report->id = id ? strdup(id) : NULL;
-    free(report->originator); /* the broker stamps the sender's */
+    free(report->originator);
     report->originator = NULL;
+    return report;
+}
+
+/*  A Publish of report, packed (malloc'd), as agency from sends it on
+ *  connection; report is freed. */
+static cv_broker_frame_t publish_of(int from, uint32_t connection, Caveat__Report *report)
+{
     Caveat__Wire__Publish publish = CAVEAT__WIRE__PUBLISH__INIT;
     publish.n_reports = 1;
     publish.reports = &report;
@@ -112,6 +118,14 @@ static cv_broker_frame_t publish_frame_as(int from, uint32_t connection, const c
     cv_broker_frame_t packed_frame = packed(from, connection, &frame);
     caveat__report__free_unpacked(report, NULL);
     return packed_frame;
+}
+
+/*  A Publish of one example report, packed (malloc'd), as agency from
+ *  sends it on connection; id NULL: a new one, the broker's. */
+static cv_broker_frame_t publish_frame_as(int from, uint32_t connection, const char *name,
+                                          const char *id)
+{
+    return publish_of(from, connection, example_to_send(name, id));
 }
 
 static cv_broker_frame_t publish_frame(int from, const char *name)
@@ -377,6 +391,165 @@ static void one_turn(offline_t *o, cv_broker_frame_t *frames, size_t n)
     assert_int_equal(cv_broker_feed_all(o->broker, frames, n), 1);
     for (size_t i = 0; i < n; i++)
         free((void *)frames[i].bytes);
+}
+
+/*  An Approval of report_id (NULL: none) to "to", as agency from sends it
+ *  on connection. */
+static cv_broker_frame_t approval_of(int from, uint32_t connection, const char *report_id,
+                                     const char *to)
+{
+    Caveat__Wire__Approval approval = CAVEAT__WIRE__APPROVAL__INIT;
+    approval.report_id = (char *)report_id;
+    approval.to = (char *)to;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_APPROVAL;
+    frame.approval = &approval;
+    return packed(from, connection, &frame);
+}
+
+/*  The example referral with handling code 5 (held until its originator
+ *  approves), published by from on connection under id. */
+static cv_broker_frame_t held_publish(int from, uint32_t connection, const char *id)
+{
+    Caveat__Report *report = example_to_send("vulnerable_individual", id);
+    free(report->grading->handling_code);
+    report->grading->handling_code = strdup("5");
+    return publish_of(from, connection, report);
+}
+
+static void store_sql(offline_t *o, const char *sql)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(harness_path(o->files, "data/caveat.db"), &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+/*  Approvals without an id, or with an empty one, in a turn an earlier
+ *  write has already failed: refused BAD_REQUEST as in any turn, and the
+ *  broker goes on. In a failing turn the check that the id names a
+ *  report was skipped, and the absent id was copied into the answer: a
+ *  NULL dereference, and every agency lost the broker. */
+static void test_an_approval_without_an_id_in_a_failing_turn(void **state)
+{
+    offline_t *o = *state;
+    int police = agency(o, "hum-bcu-hull"), council = agency(o, "hull-cc");
+    sent_t sent = {0};
+    cv_broker_on_sent(o->broker, on_sent, &sent);
+    cv_broker_frame_t start[] = {hello_with(police, 1, 0), hello_with(council, 2, 10),
+                                 held_publish(police, 1, "r-held")};
+    one_turn(o, start, 3);
+    assert_int_equal(sent_to(&sent, 0, 2, CAVEAT__WIRE__FRAME__BODY_DELIVER), 0);
+    store_sql(o, "CREATE TRIGGER fail BEFORE INSERT ON approval_releases"
+                 " BEGIN SELECT RAISE(ABORT, 'injected'); END");
+    size_t mark = sent.n;
+    cv_broker_frame_t approvals[] = {approval_of(police, 1, "r-held", "hull-cc"),
+                                     approval_of(police, 1, NULL, "hull-cc"),
+                                     approval_of(police, 1, "", "hull-cc")};
+    one_turn(o, approvals, 3);
+    assert_int_equal(sent_to(&sent, mark, 1, CAVEAT__WIRE__FRAME__BODY_APPROVAL_ACK), 1);
+    assert_int_equal(sent_to(&sent, mark, 1, CAVEAT__WIRE__FRAME__BODY_ERROR), 2);
+    assert_int_equal(sent_to(&sent, mark, 2, CAVEAT__WIRE__FRAME__BODY_DELIVER), 0);
+
+    /* the store takes writes again: the approval releases the report */
+    store_sql(o, "DROP TRIGGER fail");
+    mark = sent.n;
+    cv_broker_frame_t again[] = {approval_of(police, 1, "r-held", "hull-cc")};
+    one_turn(o, again, 1);
+    assert_int_equal(sent_to(&sent, mark, 1, CAVEAT__WIRE__FRAME__BODY_APPROVAL_ACK), 1);
+    assert_int_equal(sent_to(&sent, mark, 2, CAVEAT__WIRE__FRAME__BODY_DELIVER), 1);
+}
+
+/*  Sets the body of the stored report id to report, packed, with the
+ *  checksum it would have: an edit by someone with the file, which the
+ *  checksum alone cannot tell. */
+static void store_body(offline_t *o, const char *id, const Caveat__Report *report)
+{
+    size_t len = caveat__report__get_packed_size(report);
+    uint8_t *body = malloc(len ? len : 1), sum[crypto_generichash_BYTES];
+    assert_non_null(body);
+    caveat__report__pack(report, body);
+    crypto_generichash(sum, sizeof sum, body, len, NULL, 0);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(sqlite3_open(harness_path(o->files, "data/caveat.db"), &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "UPDATE reports SET body = ?1, checksum = ?2 WHERE id = ?3",
+                                        -1, &s, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_blob(s, 1, body, (int)len, SQLITE_STATIC);
+    sqlite3_bind_blob(s, 2, sum, sizeof sum, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, id, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(s), SQLITE_DONE);
+    assert_int_equal(sqlite3_changes(db), 1);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    free(body);
+}
+
+static int store_count(offline_t *o, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(sqlite3_open(harness_path(o->files, "data/caveat.db"), &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    int n = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return n;
+}
+
+/*  A stored report edited on disk, its checksum made to match, that has
+ *  lost its id (field 0), originator (1) or category (2): read back for
+ *  its recipient, it is quarantined and the queue goes on. An absent id
+ *  was copied into the queue's record of what it sent: a NULL dereference
+ *  at every restart, once that recipient said Hello. */
+static void edited_without(offline_t *o, int field)
+{
+    int police = agency(o, "hum-bcu-hull"), council = agency(o, "hull-cc");
+    cv_broker_frame_t published[] = {
+        hello_with(police, 1, 0), publish_frame_as(police, 1, "vulnerable_individual", "r-edited")};
+    one_turn(o, published, 2); /* the council is not here: it waits in its queue */
+    cv_broker_destroy(&o->broker);
+    Caveat__Report *edited = harness_report("vulnerable_individual");
+    assert_non_null(edited);
+    free(edited->originator);
+    edited->originator = strdup("hum-bcu-hull");
+    char **gone = field == 0 ? &edited->id : field == 1 ? &edited->originator : &edited->category;
+    free(*gone);
+    *gone = NULL;
+    store_body(o, "r-edited", edited);
+    caveat__report__free_unpacked(edited, NULL);
+
+    o->broker = open_broker(o);
+    assert_non_null(o->broker);
+    sent_t sent = {0};
+    cv_broker_on_sent(o->broker, on_sent, &sent);
+    cv_broker_frame_t council_comes[] = {hello_with(council, 2, 10)};
+    one_turn(o, council_comes, 1);
+    assert_int_equal(sent_to(&sent, 0, 2, CAVEAT__WIRE__FRAME__BODY_DELIVER), 0);
+    assert_int_equal(store_count(o, "SELECT count(*) FROM quarantine WHERE id = 'r-edited'"), 1);
+    /* the council's queue goes on */
+    cv_broker_frame_t next[] = {hello_with(police, 1, 0),
+                                publish_frame_as(police, 1, "vulnerable_individual", NULL)};
+    one_turn(o, next, 2);
+    assert_int_equal(sent_to(&sent, 0, 2, CAVEAT__WIRE__FRAME__BODY_DELIVER), 1);
+}
+
+static void test_a_stored_report_edited_without_its_id_is_quarantined(void **state)
+{
+    edited_without(*state, 0);
+}
+
+static void test_a_stored_report_edited_without_its_originator_is_quarantined(void **state)
+{
+    edited_without(*state, 1);
+}
+
+static void test_a_stored_report_edited_without_its_category_is_quarantined(void **state)
+{
+    edited_without(*state, 2);
 }
 
 /*  What one report's delivery carried, from the Deliver frames sent. */
@@ -657,6 +830,14 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_going_send_only_and_back_resends_at_the_agency_rate,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_nothing_is_answered_to_a_connection_that_went, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_stored_report_edited_without_its_id_is_quarantined,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_stored_report_edited_without_its_originator_is_quarantined, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_stored_report_edited_without_its_category_is_quarantined, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_an_approval_without_an_id_in_a_failing_turn, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_whole_view_read_back_carries_no_unknown_field, setup,
                                         teardown),
