@@ -294,7 +294,6 @@ bool broker_end_recorded(cv_broker_t *self, bool ok, cv_error_t *err)
         return true;
     cv_record_discard(self->record);
     cv_store_rollback(self->store);
-    broker_quarantine_unreadable(self); /* what it could not read: not read again */
     return false;
 }
 
@@ -607,7 +606,6 @@ static void turn_failed(cv_broker_t *self, const char *why)
         broker_disk_exhausted(self);
     cv_record_discard(self->record);
     cv_store_rollback(self->store);
-    broker_quarantine_unreadable(self); /* before the queues are read again */
     /* a store that keeps failing must not make the loop spin: wait a
      * little longer after each failure in a row (100, 200, 400 ms, then a
      * second), with the store's lock released */

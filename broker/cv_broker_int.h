@@ -51,20 +51,19 @@
 #include "cv_space.h"
 #include "cv_zap.h"
 
-#define DEFAULT_MAX_FRAME   (1024 * 1024)
-#define CURVE_OVERHEAD      64 /* libzmq 4.3 counts 33 bytes of CURVE framing; some slack */
-#define DEFAULT_CREDIT      100
-#define SENDERS_PER_AGENCY  64 /* send-only sessions kept per agency, oldest dropped */
-#define MAX_CREDIT          10000
-#define DRAIN_PER_TURN      1000                     /* messages handled per transaction */
-#define DELIVER_BATCH_SIZE  (256 * 1024)             /* bytes of deliveries per frame */
-#define PACK_KEPT           (4 * DELIVER_BATCH_SIZE) /* a pump's packing room kept between pumps */
-#define TURN_BYTES          (2 * 1024 * 1024)        /* bytes of frames handled per transaction */
-#define PUMP_MAX            256                      /* deliveries a session is sent in one turn */
-#define GONE_LINGER_MS      500  /* a gone connection's frames are read within this */
-#define SAVE_INTERVAL_MS    100  /* acknowledgements are saved this often */
-#define UNREADABLE_PER_TURN 8    /* damaged reports quarantined after one failed turn */
-#define DROPS_PER_PUMP      2048 /* reports a pump may drop (a store write each) */
+#define DEFAULT_MAX_FRAME  (1024 * 1024)
+#define CURVE_OVERHEAD     64 /* libzmq 4.3 counts 33 bytes of CURVE framing; some slack */
+#define DEFAULT_CREDIT     100
+#define SENDERS_PER_AGENCY 64 /* send-only sessions kept per agency, oldest dropped */
+#define MAX_CREDIT         10000
+#define DRAIN_PER_TURN     1000                     /* messages handled per transaction */
+#define DELIVER_BATCH_SIZE (256 * 1024)             /* bytes of deliveries per frame */
+#define PACK_KEPT          (4 * DELIVER_BATCH_SIZE) /* a pump's packing room kept between pumps */
+#define TURN_BYTES         (2 * 1024 * 1024)        /* bytes of frames handled per transaction */
+#define PUMP_MAX           256                      /* deliveries a session is sent in one turn */
+#define GONE_LINGER_MS     500  /* a gone connection's frames are read within this */
+#define SAVE_INTERVAL_MS   100  /* acknowledgements are saved this often */
+#define DROPS_PER_PUMP     2048 /* reports a pump may drop (a store write each) */
 /* Bounds on what one agency can make the broker do (docs/operations.md, "Limits") */
 #define DEFAULT_MAX_REPORTS     500   /* reports one Publish may hold */
 #define DEFAULT_CLOCK_SKEW      86400 /* seconds a report's created may be ahead of the clock */
@@ -265,9 +264,7 @@ struct cv_broker_t {
     cv_record_t *record;     /* the audit log: a leaf per event, in the same transactions */
     cv_receipts_t *receipts; /* proofs of sessions' deliveries in the log (Hello.receipts) */
     cv_error_t turn_error;   /* the first failure of this turn ("": none): it rolls back */
-    int64_t unreadable[UNREADABLE_PER_TURN]; /* reports on damaged pages, read this turn */
-    int n_unreadable;
-    size_t out_bytes; /* of Delivers packed and not yet handed to libzmq: OUT_BYTES_MAX */
+    size_t out_bytes;        /* of Delivers packed and not yet handed to libzmq: OUT_BYTES_MAX */
     size_t out_bytes_peak;
     bool queues_lost;      /* the queues could not be read back after a rollback */
     int64_t next_save;     /* when acknowledgements are next saved (ms) */
@@ -429,9 +426,6 @@ bool broker_load_queues(cv_broker_t *self, cv_error_t *err);
 const cv_approvals_t *broker_approvals_of(cv_broker_t *self, const Caveat__Report *report,
                                           cv_approvals_t *approvals);
 const Caveat__Report *broker_report_at(cv_broker_t *self, int64_t rowid);
-/*  After a turn rolled back: the reports it could not read (a damaged
- *  page) quarantined where they lie, so the next turn does not read them. */
-void broker_quarantine_unreadable(cv_broker_t *self);
 const Caveat__Report *broker_report_passing(cv_broker_t *self, int64_t rowid);
 bool broker_over_report_limit(cv_broker_t *self, const zframe_t *routing, int agency,
                               size_t reports);

@@ -153,31 +153,7 @@ static const Caveat__Report *report_at(cv_broker_t *self, int64_t rowid, bool ke
                    "its stored bytes do not unpack, or would take over 16 times their size");
     else if (found < 0) /* the store failed to read: the turn fails, nothing is dropped */
         broker_fail_turn(self, err.msg);
-    /* a damaged page: this turn is spoiled, and the report is set aside
-     * after it, or every turn that reads it would fail the same way */
-    if (found == CV_GET_UNREADABLE && self->n_unreadable < UNREADABLE_PER_TURN)
-        self->unreadable[self->n_unreadable++] = rowid;
     return report;
-}
-
-void broker_quarantine_unreadable(cv_broker_t *self)
-{
-    for (int i = 0; i < self->n_unreadable; i++) {
-        cv_error_t err = {0};
-        long long rowid = (long long)self->unreadable[i];
-        if (!cv_store_quarantine_unreadable(self->store, self->unreadable[i],
-                                            "its row cannot be read: the store's file is damaged",
-                                            &err)) {
-            cv_log_error(self->log, "store: cannot quarantine report %lld: %s", rowid, err.msg);
-            continue;
-        }
-        self->stats.quarantined++;
-        cv_log_warning(self->log,
-                       "store: report %lld quarantined: its row cannot be read (the store's file "
-                       "is damaged: run PRAGMA integrity_check on a copy)",
-                       rowid);
-    }
-    self->n_unreadable = 0;
 }
 
 const Caveat__Report *broker_report_at(cv_broker_t *self, int64_t rowid)

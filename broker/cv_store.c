@@ -141,8 +141,6 @@ enum {
     S_DELETE_ROUTE,
     S_DELETE_REPORT,
     S_QUARANTINE,
-    S_QUARANTINE_UNREADABLE,
-    S_QUARANTINE_ROWID,
     S_IN_QUARANTINE,
     S_QUARANTINED,
     S_AGENCY_QUEUES,
@@ -160,10 +158,7 @@ static const char *const statements[S_COUNT] = {
     [S_PUT] = "INSERT INTO reports(id, originator, category, created, accepted, digest, checksum,"
               " body) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [S_GET] = "SELECT digest, n FROM reports WHERE originator = ?1 AND id = ?2",
-    /* a report quarantined where it lies (cv_store_quarantine_unreadable)
-     * reads as one purged */
-    [S_GET_BODY] = "SELECT body, checksum, id, originator FROM reports WHERE n = ?1"
-                   " AND n NOT IN (SELECT report FROM quarantine)",
+    [S_GET_BODY] = "SELECT body, checksum, id, originator FROM reports WHERE n = ?1",
     [S_QUEUE_ID] = "SELECT id FROM queues WHERE agency = ?1 AND feed = ?2",
     [S_QUEUE_NEW] =
         "INSERT INTO queues(agency, feed, done0, done1, done2) VALUES(?1, ?2, ?3, ?3, ?3)",
@@ -191,16 +186,14 @@ static const char *const statements[S_COUNT] = {
      * its recipients could fetch it */
     [S_EXPIRED] = "SELECT id, originator, created, n, category FROM reports WHERE category = ?1"
                   " AND created < ?2 AND accepted < ?2 * 1000"
-                  " AND n NOT IN (SELECT report FROM reviews)"
-                  " AND n NOT IN (SELECT report FROM quarantine) ORDER BY created",
+                  " AND n NOT IN (SELECT report FROM reviews) ORDER BY created",
     /* a review decides instead of the category's period */
     [S_EXPIRED_REVIEWED] = "SELECT r.id, r.originator, r.created, r.n, r.category"
                            " FROM reviews v JOIN reports r ON r.n = v.report"
                            " WHERE v.retain_until <= ?1 ORDER BY r.n",
     /* two rows are enough to say the id is ambiguous */
     [S_FIND_REPORT] = "SELECT id, originator, created, n, category FROM reports"
-                      " WHERE id = ?1 AND (?2 IS NULL OR originator = ?2)"
-                      " AND n NOT IN (SELECT report FROM quarantine) LIMIT 2",
+                      " WHERE id = ?1 AND (?2 IS NULL OR originator = ?2) LIMIT 2",
     [S_REVIEW_SET] = "INSERT OR REPLACE INTO reviews(report, retain_until, reason, reviewer,"
                      " decided) VALUES(?1, ?2, ?3, ?4, ?5)",
     [S_DELETE_REVIEW] = "DELETE FROM reviews WHERE report = ?1",
@@ -212,12 +205,6 @@ static const char *const statements[S_COUNT] = {
     [S_DELETE_REPORT] = "DELETE FROM reports WHERE n = ?1",
     [S_QUARANTINE] = "INSERT INTO quarantine(report, id, originator, category, body, reason)"
                      " SELECT n, id, originator, category, body, ?2 FROM reports WHERE n = ?1",
-    /* the row's leading columns, which its own page holds, and no body */
-    [S_QUARANTINE_UNREADABLE] = "INSERT OR IGNORE INTO quarantine(report, id, originator,"
-                                " category, body, reason) SELECT n, id, originator, category,"
-                                " x'', ?2 FROM reports WHERE n = ?1",
-    [S_QUARANTINE_ROWID] = "INSERT OR IGNORE INTO quarantine(report, id, originator, category,"
-                           " body, reason) VALUES(?1, '', '', '', x'', ?2)",
     [S_IN_QUARANTINE] = "SELECT 1 FROM quarantine WHERE report = ?1",
     [S_QUARANTINED] = "SELECT report, id, originator, category, reason, quarantined"
                       " FROM quarantine ORDER BY quarantined, report",
@@ -1239,13 +1226,12 @@ int cv_store_get_report(cv_store_t *self, int64_t report, uint8_t **body, size_t
     sqlite3_bind_int64(s, 1, report);
     int rc = sqlite3_step(s);
     if (rc != SQLITE_ROW) {
-        bool damaged = sqlite3_errcode(self->db) == SQLITE_CORRUPT;
         if (rc == SQLITE_DONE)
             cv_error_set(err, NULL, 0, 0, "store: no report %lld", (long long)report);
         else
             db_error(self, err, "read a report");
         sqlite3_reset(s);
-        return rc == SQLITE_DONE ? 0 : damaged ? CV_GET_UNREADABLE : -1;
+        return rc == SQLITE_DONE ? 0 : -1;
     }
     *len = (size_t)sqlite3_column_bytes(s, 0);
     const uint8_t *stored = sqlite3_column_blob(s, 0);
@@ -1309,37 +1295,6 @@ bool cv_store_quarantine(cv_store_t *self, int64_t report, const char *reason, c
     if (!whole_begin(self, err))
         return false;
     return whole_end(self, move_to_quarantine(self, report, reason, err), err);
-}
-
-/*  Names report in the quarantine by statement which, and takes away its
- *  routes and review; its row stays in reports. */
-static bool quarantine_in_place(cv_store_t *self, int which, int64_t report, const char *reason,
-                                cv_error_t *err)
-{
-    if (!whole_begin(self, err))
-        return false;
-    sqlite3_stmt *s = stmt(self, which);
-    sqlite3_bind_int64(s, 1, report);
-    sqlite3_bind_text(s, 2, reason ? reason : "", -1, SQLITE_STATIC);
-    bool ok = step_done(self, s, err);
-    s = stmt(self, S_DELETE_ROUTE);
-    sqlite3_bind_int64(s, 1, report);
-    ok = ok && step_done(self, s, err);
-    s = stmt(self, S_DELETE_REVIEW);
-    sqlite3_bind_int64(s, 1, report);
-    ok = ok && step_done(self, s, err);
-    ok = whole_end(self, ok, err);
-    if (!ok && !sqlite3_get_autocommit(self->db)) /* a commit the damage spoiled */
-        run(self, S_ROLLBACK, NULL);
-    return ok;
-}
-
-bool cv_store_quarantine_unreadable(cv_store_t *self, int64_t report, const char *reason,
-                                    cv_error_t *err)
-{
-    assert(!self->begun); /* a transaction of its own: reading the damage spoils one */
-    return quarantine_in_place(self, S_QUARANTINE_UNREADABLE, report, reason, err) ||
-           quarantine_in_place(self, S_QUARANTINE_ROWID, report, reason, err);
 }
 
 int cv_store_quarantined(cv_store_t *self, cv_quarantine_fn *each, void *arg, cv_error_t *err)

@@ -187,18 +187,14 @@ typedef struct {
 bool cv_store_load(cv_store_t *self, const cv_store_loader_t *loader, void *arg,
                    int64_t *max_report, cv_error_t *err);
 
-#define CV_GET_CORRUPT    (-2)
-#define CV_GET_UNREADABLE (-3)
+#define CV_GET_CORRUPT (-2)
 
 /*  The packed report by rowid, *body malloc'd: 1; 0 when there is no such
  *  report (purged, quarantined); -1 on an error (err says which: the
  *  read, or the turn's transaction it opens after cv_store_begin);
  *  CV_GET_CORRUPT when the stored body is not what was stored (its
  *  checksum differs; err names the report): the caller may quarantine it
- *  and carry on; CV_GET_UNREADABLE when SQLite finds the row's pages
- *  damaged (SQLITE_CORRUPT): that read spoiled the turn's transaction,
- *  which must roll back, and the report can then be quarantined with
- *  cv_store_quarantine_unreadable. */
+ *  and carry on. */
 int cv_store_get_report(cv_store_t *self, int64_t report, uint8_t **body, size_t *len,
                         cv_error_t *err);
 
@@ -209,14 +205,6 @@ int cv_store_get_report(cv_store_t *self, int64_t report, uint8_t **body, size_t
  *  and, like a purged report's, resolves to nothing. Quarantining a report
  *  already in quarantine does nothing. */
 bool cv_store_quarantine(cv_store_t *self, int64_t report, const char *reason, cv_error_t *err);
-/*  A report SQLite cannot read (CV_GET_UNREADABLE), quarantined where it
- *  lies, outside a turn, in a transaction of its own: named in the
- *  quarantine (with its id, originator and category if those still read;
- *  no body), its routes and review removed, its row left in reports,
- *  where deleting it would read the damage again. From then on it reads
- *  as a purged report, and retention and purges by id pass it by. */
-bool cv_store_quarantine_unreadable(cv_store_t *self, int64_t report, const char *reason,
-                                    cv_error_t *err);
 
 /*  Lists the reports in quarantine, oldest first: the rowid they had, id,
  *  originator, category, reason and when (UTC, ISO 8601). Returns how many,

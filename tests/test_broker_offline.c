@@ -577,117 +577,6 @@ static void on_sent_view(void *arg, uint32_t connection, const uint8_t *bytes, s
     caveat__wire__frame__free_unpacked(frame, NULL);
 }
 
-/*  The deliveries sent to connection, by report id, in one string. */
-typedef struct {
-    uint32_t connection;
-    char ids[512];
-} delivered_ids_t;
-
-static void on_sent_ids(void *arg, uint32_t connection, const uint8_t *bytes, size_t size)
-{
-    delivered_ids_t *seen = arg;
-    Caveat__Wire__Frame *frame = caveat__wire__frame__unpack(NULL, size, bytes);
-    assert_non_null(frame);
-    for (size_t i = 0;
-         connection == seen->connection && frame->body_case == CAVEAT__WIRE__FRAME__BODY_DELIVER &&
-         i < frame->deliver->n_deliveries;
-         i++) {
-        const char *id = frame->deliver->deliveries[i]->report_id;
-        size_t used = strlen(seen->ids);
-        snprintf(seen->ids + used, sizeof seen->ids - used, "%s ", id ? id : "?");
-    }
-    caveat__wire__frame__free_unpacked(frame, NULL);
-}
-
-/*  Damages the store's file as a bad disk could: every overflow page of
- *  the reports table (only a report far bigger than a page has any) has
- *  its link to the next made to point past the file's end. */
-static int damage_overflow_pages(offline_t *o)
-{
-    const char *path = harness_path(o->files, "data/caveat.db");
-    sqlite3 *db = NULL;
-    sqlite3_stmt *s = NULL;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL),
-                     SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &s, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    long page = sqlite3_column_int(s, 0);
-    sqlite3_finalize(s);
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT pageno FROM dbstat WHERE name = 'reports'"
-                                        " AND pagetype = 'overflow'",
-                                        -1, &s, NULL),
-                     SQLITE_OK);
-    FILE *f = fopen(path, "r+b");
-    assert_non_null(f);
-    int damaged = 0;
-    for (; sqlite3_step(s) == SQLITE_ROW; damaged++) {
-        const uint8_t past_the_end[4] = {0x7f, 0xff, 0xff, 0xf0};
-        assert_int_equal(fseek(f, (sqlite3_column_int(s, 0) - 1) * page, SEEK_SET), 0);
-        assert_int_equal(fwrite(past_the_end, 1, 4, f), 4);
-    }
-    fclose(f);
-    sqlite3_finalize(s);
-    sqlite3_close(db);
-    return damaged;
-}
-
-/*  One report whose pages the store's file has damaged (SQLITE_CORRUPT
- *  on reading it, not a checksum that differs): reading it spoils the
- *  turn's transaction, so that turn rolls back; then the report is
- *  quarantined where it lies, and the next turn delivers the reports
- *  before and after it. Before, every turn read it again and failed, for
- *  every agency, for as long as its recipient was connected. */
-static void test_a_report_on_damaged_pages_stops_one_turn(void **state)
-{
-    offline_t *o = *state;
-    int police = agency(o, "hum-bcu-hull"), council = agency(o, "hull-cc");
-    Caveat__Report *big = example_to_send("vulnerable_individual", "r-damaged");
-    free(big->narrative);
-    big->narrative = malloc(60001);
-    assert_non_null(big->narrative);
-    memset(big->narrative, 'n', 60000);
-    big->narrative[60000] = '\0';
-    cv_broker_frame_t published[] = {
-        hello_with(police, 1, 0), publish_frame_as(police, 1, "vulnerable_individual", "r-before"),
-        publish_of(police, 1, big),
-        publish_frame_as(police, 1, "vulnerable_individual", "r-after")};
-    one_turn(o, published, 4); /* the council is not here: they wait in its queue */
-    cv_broker_destroy(&o->broker);
-    /* made and accepted in 2001: due for retention */
-    store_sql(o, "UPDATE reports SET created = 1000000000, accepted = 1000000000000");
-    assert_true(damage_overflow_pages(o) >= 2);
-
-    o->broker = open_broker(o);
-    assert_non_null(o->broker);
-    delivered_ids_t seen = {.connection = 2};
-    cv_broker_on_sent(o->broker, on_sent_ids, &seen);
-    cv_broker_frame_t council_comes[] = {hello_with(council, 2, 10)};
-    one_turn(o, council_comes, 1); /* rolled back: nothing sent */
-    assert_string_equal(seen.ids, "");
-    assert_int_equal(
-        store_count(o, "SELECT count(*) FROM quarantine WHERE id = 'r-damaged' AND body = x''"), 1);
-    assert_int_equal(store_count(o, "SELECT count(*) FROM routes WHERE report IN"
-                                    " (SELECT report FROM quarantine)"),
-                     0);
-    cv_broker_frame_t next[] = {hello_with(police, 1, 0)};
-    one_turn(o, next, 1);
-    assert_string_equal(seen.ids, "r-before r-after ");
-
-    /* a publish is taken, and retention passes the damaged row by */
-    cv_broker_frame_t more[] = {publish_frame_as(police, 1, "vulnerable_individual", "r-later")};
-    one_turn(o, more, 1);
-    assert_string_equal(seen.ids, "r-before r-after r-later ");
-    int admin = agency(o, "caveat-admin");
-    cv_broker_frame_t purge[] = {hello_with(admin, 3, 0), admin_frame(admin, 3, "purge", NULL, 0)};
-    one_turn(o, purge, 2);
-    assert_int_equal(store_count(o, "SELECT count(*) FROM purges WHERE report_id IN"
-                                    " ('r-before', 'r-after')"),
-                     2);
-    assert_int_equal(store_count(o, "SELECT count(*) FROM quarantine WHERE id = 'r-damaged'"), 1);
-}
-
 /*  A body stored by an earlier version may hold a field this one does not
  *  know (before unknown fields were dropped at publish). Read back and
  *  delivered to a recipient given the whole report, it goes as the views
@@ -948,8 +837,6 @@ int main(void)
             test_a_stored_report_edited_without_its_originator_is_quarantined, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_a_stored_report_edited_without_its_category_is_quarantined, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_report_on_damaged_pages_stops_one_turn, setup,
-                                        teardown),
         cmocka_unit_test_setup_teardown(test_an_approval_without_an_id_in_a_failing_turn, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_whole_view_read_back_carries_no_unknown_field, setup,
