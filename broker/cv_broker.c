@@ -749,21 +749,11 @@ static void hold_approval_answers(cv_broker_t *self)
 {
     approval_answer_t *a;
     while ((a = zlistx_detach(self->approval_answers, NULL))) {
-        Caveat__Wire__ApprovalAck ack = CAVEAT__WIRE__APPROVAL_ACK__INIT;
-        ack.report_id = a->report_id;
-        ack.to = a->to;
-        ack.has_status = ack.has_released = true;
-        ack.status =
-            a->unavailable ? CAVEAT__WIRE__STATUS__REFUSED_UNAVAILABLE : CAVEAT__WIRE__STATUS__OK;
-        ack.reason = a->unavailable ? "the store could not commit; retry" : NULL;
-        ack.released = (uint32_t)a->n_recipients;
-        ack.n_recipients = a->n_recipients;
-        ack.recipients = a->recipients;
-        Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
-        frame.body_case = CAVEAT__WIRE__FRAME__BODY_APPROVAL_ACK;
-        frame.approval_ack = &ack;
+        const char *not_stored = a->unavailable ? "the store could not commit; retry" : NULL;
+        zmsg_t *msg = broker_approval_ack(a->routing, a->report_id, a->to, not_stored,
+                                          a->recipients, a->n_recipients);
         held_t *h = cv_xmalloc(sizeof *h);
-        *h = (held_t){0, a->session, broker_frame_message(a->routing, &frame), false, 0};
+        *h = (held_t){0, a->session, msg, false, 0};
         broker_hold(self, h);
         broker_approval_answer_free(a);
     }

@@ -163,22 +163,24 @@ static int add_approval(cv_broker_t *self, const Caveat__Report *report, const c
     return known ? 2 : 1;
 }
 
-/*  An ApprovalAck of an approval not taken for want of disk, sent now:
- *  nothing of it waits for the turn's commit. */
-static void approval_unavailable(cv_broker_t *self, const session_t *s,
-                                 const Caveat__Wire__Approval *approval, const char *why)
+/*  An ApprovalAck to routing: the agencies the approval released the
+ *  report to, or not stored (why, and nobody released). */
+zmsg_t *broker_approval_ack(const zframe_t *routing, const char *report_id, const char *to,
+                            const char *not_stored, char **recipients, size_t n_recipients)
 {
     Caveat__Wire__ApprovalAck ack = CAVEAT__WIRE__APPROVAL_ACK__INIT;
-    ack.report_id = approval->report_id;
-    ack.to = approval->to;
+    ack.report_id = (char *)report_id;
+    ack.to = (char *)to;
     ack.has_status = ack.has_released = true;
-    ack.status = CAVEAT__WIRE__STATUS__REFUSED_UNAVAILABLE;
-    ack.reason = (char *)why;
+    ack.status = not_stored ? CAVEAT__WIRE__STATUS__REFUSED_UNAVAILABLE : CAVEAT__WIRE__STATUS__OK;
+    ack.reason = (char *)not_stored;
+    ack.released = (uint32_t)n_recipients;
+    ack.n_recipients = n_recipients;
+    ack.recipients = recipients;
     Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
     frame.body_case = CAVEAT__WIRE__FRAME__BODY_APPROVAL_ACK;
     frame.approval_ack = &ack;
-    zmsg_t *msg = broker_frame_message(s->routing, &frame);
-    broker_send_now(self, &msg);
+    return broker_frame_message(routing, &frame);
 }
 
 /*  An originator's approval: stored, the report routed to the agencies it
@@ -207,7 +209,10 @@ void broker_on_approval(cv_broker_t *self, session_t *s, int agency, const char 
         return;
     }
     if (cv_space_short(self->space)) { /* as a publish is: deliveries go first */
-        approval_unavailable(self, s, approval, "the broker's disk is full; retry later");
+        /* answered now: nothing of it waits for the turn's commit */
+        zmsg_t *msg = broker_approval_ack(s->routing, approval->report_id, approval->to,
+                                          "the broker's disk is full; retry later", NULL, 0);
+        broker_send_now(self, &msg);
         return;
     }
     cv_error_t err = {0};

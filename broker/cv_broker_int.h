@@ -388,6 +388,8 @@ void broker_on_admin(cv_broker_t *self, const zframe_t *routing, int agency,
 
 /* cv_broker_approval.c */
 void broker_approval_answer_free(approval_answer_t *a);
+zmsg_t *broker_approval_ack(const zframe_t *routing, const char *report_id, const char *to,
+                            const char *not_stored, char **recipients, size_t n_recipients);
 void broker_forget_approval_answers_of(cv_broker_t *self, uint64_t serial);
 void broker_approvals_unavailable(cv_broker_t *self);
 void broker_on_approval(cv_broker_t *self, session_t *s, int agency, const char *sender,

@@ -108,9 +108,6 @@ const cv_approvals_t *broker_approvals_of(cv_broker_t *self, const Caveat__Repor
     return approvals;
 }
 
-/*  The report at rowid, from the cache or read back; kept in the cache
- *  for the rest of the turn and later ones, or (keep false) only until
- *  the next report read so. */
 /*  What every stored report was given before it was stored (an id and an
  *  originator, stamped; a category, checked): one read back without them
  *  was edited on disk, checksum and all, and is not delivered. */
@@ -120,6 +117,9 @@ static bool stored_form(const Caveat__Report *report)
            report->category && *report->category;
 }
 
+/*  The report at rowid, from the cache or read back; kept in the cache
+ *  for the rest of the turn and later ones, or (keep false) only until
+ *  the next report read so. */
 static const Caveat__Report *report_at(cv_broker_t *self, int64_t rowid, bool keep)
 {
     const Caveat__Report *cached = cv_cache_get(self->cache, rowid);
