@@ -1,36 +1,177 @@
 /*  fuzz_broker_frame: the broker's real frame handling, without sockets
- *  (cv_broker_new_offline, cv_broker_feed), over a store in a temporary
- *  directory with the example policy. An input is a run of messages, each
+ *  (cv_broker_new_offline, cv_broker_feed_all), over a store in a
+ *  temporary directory with the example policy. An input is a run of
+ *  messages, each
  *
  *      agency (1 byte, an index into the policy's agencies, modulo)
- *      connection (1 byte: 0-3 in its low bits, so sessions can meet on
- *                  a routing id; bit 7 set: that connection went first,
- *                  as the broker reads it from libzmq's monitor)
+ *      control (1 byte: the connection, 0-3, in its low two bits;
+ *               bit 5 (FAULT): not a frame but a fault of the store:
+ *                 from here the write the agency byte names fails
+ *                 (fault_name; 0: none), the frame's bytes are skipped;
+ *               bit 6 (SAME_TURN): handled in the turn of the message
+ *                 before, as the loop drains several frames a turn;
+ *               bit 7 (WENT): that connection went first, as the
+ *                 broker reads it from libzmq's monitor)
  *      length (2 bytes, little-endian) and that many bytes of frame
  *
- *  each fed as one turn, so the fuzzer can say Hello, publish, acknowledge
- *  and ask for admin work across agencies and connections. After the
- *  input, every stored report must read back (cv_broker_check_store): no
- *  frame may leave the store holding what the broker cannot read.
+ *  so the fuzzer can say Hello, publish, acknowledge, approve, give
+ *  feedback and ask for admin work across agencies and connections, in
+ *  turns of one frame or many, while any one of the store's writes
+ *  fails. A failing write rolls the whole turn back, which is the path
+ *  an agency on a short disk can push every turn down.
+ *
+ *  After the input, with the fault lifted:
+ *   - every stored report reads back (cv_broker_check_store): no frame
+ *     may leave the store holding what the broker cannot read;
+ *   - every report a PublishAck said OK is in the store, or was purged or
+ *     quarantined with a record of it: nothing acknowledged is lost,
+ *     whatever failed in its turn or after.
  *
  *  The broker (and its store) is kept across inputs, and made again every
  *  FRESH_EVERY inputs, so that the check stays cheap. */
 #include <czmq.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cv_broker.h"
 #include "fuzz.h"
+#include "wire.pb-c.h"
 
 #define FRESH_EVERY 500
+#define CONNECTION  0x03
+#define FAULT       0x20
+#define SAME_TURN   0x40
+#define WENT        0x80
 
 static char dir[] = "/tmp/caveat-fuzz-broker-XXXXXX";
 static cv_broker_t *broker;
+static sqlite3 *db; /* the fuzzer's own connection to the broker's store */
 static int agencies;
+
+/*  Every write to every table of the store, each with a trigger that
+ *  fails it while fuzz_fault.fail names it (its index + 1). The trigger
+ *  fails with an ordinary SQL error (integer overflow), not a constraint,
+ *  which the broker might take for a duplicate. */
+static const char *const tables[] = {
+    "reports",           "routes",          "sent",    "queues", "feedback",   "approvals",
+    "approval_releases", "approval_routes", "reviews", "purges", "quarantine", "tlog_leaves",
+    "tlog_checkpoints",  "tlog_frontier",   "meta"};
+static const char *const ops[] = {"INSERT", "UPDATE", "DELETE"};
+#define N_TABLES (sizeof tables / sizeof *tables)
+#define N_OPS    (sizeof ops / sizeof *ops)
+#define N_FAULTS (N_TABLES * N_OPS + 1) /* 0: none */
+
+static void store_exec(const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+        fuzz_fail("the fuzzer's own SQL failed: %s: %s", msg ? msg : "?", sql);
+}
+
+/*  The fault table and its triggers, in the store the broker just made. */
+static void add_faults(void)
+{
+    char path[160];
+    snprintf(path, sizeof path, "%s/data/caveat.db", dir);
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK)
+        fuzz_fail("the broker's store: %s", sqlite3_errmsg(db));
+    sqlite3_busy_timeout(db, 5000);
+    store_exec("PRAGMA synchronous = OFF"); /* as the broker's here: a fault costs no fsync */
+    store_exec("BEGIN; CREATE TABLE fuzz_fault(fail INTEGER NOT NULL);"
+               "INSERT INTO fuzz_fault VALUES (0)");
+    for (size_t t = 0; t < N_TABLES; t++)
+        for (size_t o = 0; o < N_OPS; o++) {
+            char sql[512];
+            snprintf(sql, sizeof sql,
+                     "CREATE TRIGGER fuzz_fail_%s_%s BEFORE %s ON %s"
+                     " WHEN (SELECT fail FROM fuzz_fault) = %zu"
+                     " BEGIN SELECT abs(-9223372036854775807 - 1); END",
+                     tables[t], ops[o], ops[o], tables[t], t * N_OPS + o + 1);
+            store_exec(sql);
+        }
+    store_exec("COMMIT");
+}
+
+static void set_fault(int fault)
+{
+    char sql[64];
+    snprintf(sql, sizeof sql, "UPDATE fuzz_fault SET fail = %d", fault);
+    store_exec(sql);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  What the broker acknowledged.                                           */
+
+static char **acked; /* ids of reports a PublishAck said OK, this input */
+static size_t n_acked, acked_room;
+
+static void note_acked(const char *id)
+{
+    if (n_acked == acked_room) {
+        acked_room = acked_room ? 2 * acked_room : 64;
+        if (!(acked = realloc(acked, acked_room * sizeof *acked)))
+            abort();
+    }
+    if (!(acked[n_acked++] = strdup(id)))
+        abort();
+}
+
+static void on_sent(void *arg, uint32_t connection, const uint8_t *bytes, size_t size)
+{
+    (void)arg;
+    (void)connection;
+    Caveat__Wire__Frame *frame = caveat__wire__frame__unpack(NULL, size, bytes);
+    if (!frame)
+        fuzz_fail("the broker sent a frame that does not unpack (%zu bytes)", size);
+    if (frame->body_case == CAVEAT__WIRE__FRAME__BODY_PUBLISH_ACK)
+        for (size_t i = 0; i < frame->publish_ack->n_results; i++) {
+            const Caveat__Wire__PublishResult *r = frame->publish_ack->results[i];
+            if (r->has_status && r->status == CAVEAT__WIRE__STATUS__OK) {
+                if (!r->report_id || !*r->report_id)
+                    fuzz_fail("a report acknowledged OK without its id");
+                note_acked(r->report_id);
+            }
+        }
+    caveat__wire__frame__free_unpacked(frame, NULL);
+}
+
+/*  Whether the report id is stored, or its going is on record. */
+static bool kept_or_accounted(const char *id)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(db,
+                           "SELECT EXISTS(SELECT 1 FROM reports WHERE id = ?1)"
+                           " OR EXISTS(SELECT 1 FROM purges WHERE report_id = ?1)"
+                           " OR EXISTS(SELECT 1 FROM quarantine WHERE id = ?1)",
+                           -1, &s, NULL) != SQLITE_OK)
+        fuzz_fail("the fuzzer's own SQL failed: %s", sqlite3_errmsg(db));
+    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) != SQLITE_ROW)
+        fuzz_fail("the fuzzer's own SQL failed: %s", sqlite3_errmsg(db));
+    bool found = sqlite3_column_int(s, 0) != 0;
+    sqlite3_finalize(s);
+    return found;
+}
+
+static void check_acked(void)
+{
+    for (size_t i = 0; i < n_acked; i++) {
+        if (!kept_or_accounted(acked[i]))
+            fuzz_fail("report %s was acknowledged OK and is not in the store", acked[i]);
+        free(acked[i]);
+    }
+    n_acked = 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/*  The broker and its directory.                                           */
 
 static void fresh_broker(void)
 {
     cv_broker_destroy(&broker);
+    sqlite3_close(db);
+    db = NULL;
     char command[256];
     snprintf(command, sizeof command, "rm -rf %s/data", dir);
     if (system(command) != 0)
@@ -43,6 +184,8 @@ static void fresh_broker(void)
     cv_error_t err = {0};
     if (!(broker = cv_broker_new_offline(&config, &err)))
         fuzz_fail("offline broker: %s", err.msg);
+    cv_broker_on_sent(broker, on_sent, NULL);
+    add_faults();
 }
 
 /*  At exit: the broker's threads and sockets end before czmq's own
@@ -50,6 +193,8 @@ static void fresh_broker(void)
 static void tear_down(void)
 {
     cv_broker_destroy(&broker);
+    sqlite3_close(db);
+    free(acked);
     char command[256];
     snprintf(command, sizeof command, "rm -rf %s", dir);
     if (system(command) != 0)
@@ -78,6 +223,10 @@ static void set_up(void)
     cv_policy_destroy(&policy);
 }
 
+/* ------------------------------------------------------------------------ */
+
+#define RUN_MAX 64 /* frames of one turn the fuzzer gathers before feeding */
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static int inputs;
@@ -85,22 +234,35 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         set_up();
     else if (++inputs % FRESH_EVERY == 0)
         fresh_broker();
+    cv_broker_frame_t run[RUN_MAX];
+    size_t n_run = 0;
     while (size >= 4) {
-        int agency = data[0] % agencies;
-        uint32_t connection = data[1] % 4;
-        if (data[1] & 0x80) /* its frames now are those it sent before going */
-            cv_broker_went(broker, connection);
+        uint8_t control = data[1];
         size_t len = (size_t)data[2] | (size_t)data[3] << 8;
-        data += 4;
-        size -= 4;
-        if (len > size)
-            len = size;
-        cv_broker_feed(broker, agency, connection, data, len);
-        data += len;
-        size -= len;
+        if (len > size - 4)
+            len = size - 4;
+        bool joins = (control & SAME_TURN) && !(control & (FAULT | WENT)) && n_run < RUN_MAX;
+        if (!joins && n_run > 0) { /* the run so far is a turn (or more) of its own */
+            cv_broker_feed_all(broker, run, n_run);
+            n_run = 0;
+        }
+        if (control & FAULT)
+            set_fault(data[0] % (int)N_FAULTS);
+        else {
+            if (control & WENT) /* its frames now are those it sent before going */
+                cv_broker_went(broker, control & CONNECTION);
+            run[n_run++] =
+                (cv_broker_frame_t){data[0] % agencies, control & CONNECTION, data + 4, len};
+        }
+        data += 4 + len;
+        size -= 4 + len;
     }
+    if (n_run > 0)
+        cv_broker_feed_all(broker, run, n_run);
+    set_fault(0);
     cv_error_t err = {0};
     if (cv_broker_check_store(broker, &err) < 0)
         fuzz_fail("the store holds what the broker cannot read: %s", err.msg);
+    check_acked();
     return 0;
 }
