@@ -150,10 +150,12 @@ bool cv_admin_purge_args(const char *const *args, size_t n, cv_purge_how_t *how)
             asked.dry_run = true;
         else if (strcmp(arg, "trust-clock") == 0)
             asked.trust = true;
-        else if (strncmp(arg, "at=", 3) != 0 || !cv_timestamp_parse(arg + 3, &asked.at))
+        else if (strncmp(arg, "at=", 3) == 0 && cv_timestamp_parse(arg + 3, &asked.at))
+            asked.at_given = true;
+        else
             return false;
     }
-    if (asked.at && !asked.dry_run) /* a time given is a question, never a purge */
+    if (asked.at_given && !asked.dry_run) /* a time given is a question, never a purge */
         return false;
     *how = asked;
     return true;

@@ -56,7 +56,8 @@ char *cv_admin_quarantined_json(cv_store_t *store, cv_error_t *err);
  *  trust: an administrator checked the clock. */
 typedef struct {
     bool dry_run, trust;
-    int64_t at; /* unix seconds; 0: now */
+    bool at_given; /* apart from at: 1970-01-01T00:00:00Z is a time too */
+    int64_t at;    /* unix seconds, when at_given; else the broker's clock */
 } cv_purge_how_t;
 
 /*  `admin purge`'s arguments (dry-run, trust-clock, at=TIME with

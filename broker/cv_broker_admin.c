@@ -352,9 +352,9 @@ static int purge_categories(cv_broker_t *self, const cv_purge_how_t *how, cv_adm
                             cv_error_t *err)
 {
     bool dry_run = how->dry_run;
-    int64_t now = how->at ? how->at : (int64_t)time(NULL), period;
+    int64_t now = how->at_given ? how->at : (int64_t)time(NULL), period;
     /* a time given is a question about that clock, not about this one */
-    if (!how->at &&
+    if (!how->at_given &&
         (!clock_trusted(self, now, how->trust, err) || (!dry_run && !trust_clock(self, now, err))))
         return -1;
     char **categories = NULL;

@@ -363,9 +363,13 @@ static void limit_senders(cv_broker_t *self, const char *agency)
 
 static void add_session(cv_broker_t *self, session_t *s, int agency)
 {
+    /* the connection's earlier session (another queue, or publish-only
+     * and back) ends as a replaced one does: nothing more is sent for it,
+     * not even what waits for a sync, or its Delivers would reach the new
+     * session with another queue's seqs */
     session_t *old = broker_session_of(self, s->routing);
     if (old)
-        remove_session(self, old);
+        broker_end_session(self, old);
     zhashx_insert(self->sessions, s->routing_hex, s);
     index_fd(self, s);
     if (self->guard && s->conn_known) /* no longer ended for want of a session */

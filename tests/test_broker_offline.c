@@ -20,18 +20,24 @@ typedef struct {
 } offline_t;
 
 /*  The offline broker on o's files: its store as the last one left it. */
-static cv_broker_t *open_broker(offline_t *o)
+static cv_broker_t *open_broker_syncing(offline_t *o, cv_sync_t sync)
 {
     /* the broker keeps copies: these go when this returns */
     char policy[600], data[600];
     snprintf(policy, sizeof policy, "%s", harness_path(o->files, "policy.yaml"));
     snprintf(data, sizeof data, "%s", harness_path(o->files, "data"));
-    cv_broker_config_t config = {.policy_path = policy, .data_dir = data, .sync = CV_SYNC_OFF};
+    cv_broker_config_t config = {.policy_path = policy, .data_dir = data, .sync = sync};
     cv_error_t err = {0};
     cv_broker_t *broker = cv_broker_new_offline(&config, &err);
     if (!broker)
         print_error("offline broker: %s\n", err.msg);
     return broker;
+}
+
+/*  Without syncs: what a turn holds for its commit goes at its end. */
+static cv_broker_t *open_broker(offline_t *o)
+{
+    return open_broker_syncing(o, CV_SYNC_OFF);
 }
 
 static int setup(void **state)
@@ -672,6 +678,158 @@ static void test_answers_after_the_commit_go_to_the_asker_alone(void **state)
     }
 }
 
+static cv_broker_frame_t hello_for_feed(int from, uint32_t connection, const char *feed)
+{
+    Caveat__Wire__Hello hello = CAVEAT__WIRE__HELLO__INIT;
+    hello.has_version = hello.has_credit = true;
+    hello.version = 1;
+    hello.credit = 10;
+    hello.feed = (char *)feed;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_HELLO;
+    frame.hello = &hello;
+    return packed(from, connection, &frame);
+}
+
+/*  Deliveries sent on one connection, by the queue they are of, and
+ *  PublishAcks sent anywhere. */
+typedef struct {
+    uint32_t connection;
+    int of_feed, direct, publish_acks;
+} feeds_seen_t;
+
+static void on_sent_feed(void *arg, uint32_t connection, const uint8_t *bytes, size_t size)
+{
+    feeds_seen_t *seen = arg;
+    Caveat__Wire__Frame *frame = caveat__wire__frame__unpack(NULL, size, bytes);
+    assert_non_null(frame);
+    seen->publish_acks += frame->body_case == CAVEAT__WIRE__FRAME__BODY_PUBLISH_ACK;
+    if (connection == seen->connection && frame->body_case == CAVEAT__WIRE__FRAME__BODY_DELIVER)
+        for (size_t i = 0; i < frame->deliver->n_deliveries; i++) {
+            const char *feed = frame->deliver->deliveries[i]->feed;
+            if (feed && *feed)
+                seen->of_feed++;
+            else
+                seen->direct++;
+        }
+    caveat__wire__frame__free_unpacked(frame, NULL);
+}
+
+/*  Turns of a Heartbeat from agency until *count reaches n, or 10 s: each
+ *  turn's end sends what the syncs done by then allow. */
+static void turns_until(offline_t *o, int from, const int *count, int n)
+{
+    Caveat__Wire__Heartbeat heartbeat = CAVEAT__WIRE__HEARTBEAT__INIT;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_HEARTBEAT;
+    frame.heartbeat = &heartbeat;
+    for (int i = 0; i < 1000 && *count < n; i++) {
+        usleep(10 * 1000);
+        cv_broker_frame_t beat[] = {packed(from, 1, &frame)};
+        one_turn(o, beat, 1);
+    }
+}
+
+/*  A Hello on the same connection for another queue ends the session it
+ *  had, as any replacement does: nothing more is sent for it. Its
+ *  Delivers still waiting for their sync went out after the new
+ *  session's HelloAck, with the feed's seqs, on a connection that now
+ *  acknowledges the direct queue's: a cumulative ack of those seqs would
+ *  have covered direct deliveries the client never had. (With syncs, so
+ *  that the Delivers are still held when the second Hello comes.) */
+static void test_a_hello_for_another_queue_ends_the_connections_session(void **state)
+{
+    offline_t *o = *state;
+    cv_broker_destroy(&o->broker);
+    o->broker = open_broker_syncing(o, CV_SYNC_FULL);
+    assert_non_null(o->broker);
+    int police = agency(o, "hum-bcu-hull"), ctio = agency(o, "hum-ctio-hull");
+    feeds_seen_t seen = {.connection = 3};
+    cv_broker_on_sent(o->broker, on_sent_feed, &seen);
+    cv_broker_frame_t start[] = {hello_with(police, 1, 0), hello_for_feed(ctio, 3, "ctio")};
+    one_turn(o, start, 2);
+    cv_broker_frame_t publishing[] = {
+        publish_frame_as(police, 1, "vulnerable_individual", "r-queue-1"),
+        publish_frame_as(police, 1, "vulnerable_individual", "r-queue-2")};
+    one_turn(o, publishing, 2);
+    if (seen.publish_acks > 0) /* synced before the turn could end: nothing was held */
+        skip();
+    cv_broker_frame_t direct[] = {hello_with(ctio, 3, 10)};
+    one_turn(o, direct, 1);
+    turns_until(o, police, &seen.publish_acks, 2); /* the publishes' commit is synced */
+    assert_int_equal(seen.publish_acks, 2);
+    assert_int_equal(seen.of_feed, 0);
+
+    /* the feed's own next session gets them, from its queue */
+    seen.connection = 4;
+    cv_broker_frame_t back[] = {hello_for_feed(ctio, 4, "ctio")};
+    one_turn(o, back, 1);
+    turns_until(o, police, &seen.of_feed, 2);
+    assert_int_equal(seen.of_feed, 2);
+}
+
+/*  What the last AdminReply said. */
+typedef struct {
+    int replies;
+    bool ok;
+    char text[1024];
+} admin_seen_t;
+
+static void on_sent_admin(void *arg, uint32_t connection, const uint8_t *bytes, size_t size)
+{
+    (void)connection;
+    admin_seen_t *seen = arg;
+    Caveat__Wire__Frame *frame = caveat__wire__frame__unpack(NULL, size, bytes);
+    assert_non_null(frame);
+    if (frame->body_case == CAVEAT__WIRE__FRAME__BODY_ADMIN_REPLY) {
+        seen->replies++;
+        seen->ok = frame->admin_reply->ok;
+        snprintf(seen->text, sizeof seen->text, "%s",
+                 frame->admin_reply->text ? frame->admin_reply->text : "");
+    }
+    caveat__wire__frame__free_unpacked(frame, NULL);
+}
+
+/*  `purge at=TIME` is a question, only ever with dry-run; the first second
+ *  of 1970 is a time like any other. It was taken for "no time given", so
+ *  `purge trust-clock at=1970-01-01T00:00:00Z` purged for real on the
+ *  broker's clock, and with dry-run answered for that clock instead. */
+static void test_a_purge_at_the_epoch_is_a_question(void **state)
+{
+    offline_t *o = *state;
+    int police = agency(o, "hum-bcu-hull"), admin = agency(o, "caveat-admin");
+    admin_seen_t seen = {0};
+    cv_broker_on_sent(o->broker, on_sent_admin, &seen);
+    cv_broker_frame_t start[] = {hello_with(police, 1, 0), hello_with(admin, 3, 0),
+                                 publish_frame_as(police, 1, "vulnerable_individual", "r-old")};
+    one_turn(o, start, 3);
+    /* long past retention, as if accepted then */
+    store_sql(o, "UPDATE reports SET created = 1, accepted = 1000 WHERE id = 'r-old'");
+
+    cv_broker_frame_t purge[] = {
+        admin_frame(admin, 3, "purge", (char *[]){"trust-clock", "at=1970-01-01T00:00:00Z"}, 2)};
+    one_turn(o, purge, 1);
+    assert_int_equal(seen.replies, 1);
+    assert_false(seen.ok);
+    assert_non_null(strstr(seen.text, "at=TIME"));
+    assert_int_equal(store_count(o, "SELECT count(*) FROM reports WHERE id = 'r-old'"), 1);
+
+    cv_broker_frame_t dry[] = {
+        admin_frame(admin, 3, "purge", (char *[]){"dry-run", "at=1970-01-01T00:00:00Z"}, 2)};
+    one_turn(o, dry, 1);
+    assert_int_equal(seen.replies, 2);
+    assert_true(seen.ok);
+    assert_non_null(strstr(seen.text, "\"would_purge\":0"));
+
+    /* on the broker's own clock the report is due */
+    cv_broker_frame_t now[] = {
+        admin_frame(admin, 3, "purge", (char *[]){"dry-run", "trust-clock"}, 2)};
+    one_turn(o, now, 1);
+    assert_true(seen.ok);
+    assert_non_null(strstr(seen.text, "\"would_purge\":1"));
+    assert_int_equal(store_count(o, "SELECT count(*) FROM reports WHERE id = 'r-old'"), 1);
+}
+
 /*  Two connections of one agency taking turns at Hello for its queue:
  *  each replaces the other's session, and the replaced connection has no
  *  session left to count its Hellos, so the per-connection rate started
@@ -849,6 +1007,9 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_tag_0_field_in_an_admin_request_stops_nothing, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_a_hello_for_another_queue_ends_the_connections_session,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_purge_at_the_epoch_is_a_question, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
