@@ -588,24 +588,26 @@ static bool defer(cv_broker_t *self, const zframe_t *routing, const uint8_t key[
     "the store's disk is short: no backup until there is room again (a backup holds the WAL "      \
     "from being reused)"
 
-static void start_backup(cv_broker_t *self, const zframe_t *routing,
+/*  Starts the backup request asks for, or answers why not: whether it
+ *  started. */
+static bool start_backup(cv_broker_t *self, const zframe_t *routing,
                          const uint8_t key[CV_KEY_BYTES], const Caveat__Wire__AdminRequest *request)
 {
     char text[4096], db_path[4200];
     if (request->n_args != 1) {
         send_admin_reply(self, routing, request->id, false,
                          "backup needs one argument: a new directory");
-        return;
+        return false;
     }
     if (self->backup.run) {
         snprintf(text, sizeof text, "a backup is already running (to %s); ask again once it ends",
                  cv_backup_dir(self->backup.run));
         send_admin_reply(self, routing, request->id, false, text);
-        return;
+        return false;
     }
     if (cv_space_short(self->space)) {
         send_admin_reply(self, routing, request->id, false, SHORT_DISK_STOPS_BACKUPS);
-        return;
+        return false;
     }
     snprintf(db_path, sizeof db_path, "%s/caveat.db", self->config.data_dir);
     /* a copy on the store's disk must not take what the reserve counts on */
@@ -614,7 +616,7 @@ static void start_backup(cv_broker_t *self, const zframe_t *routing,
     if (!self->backup.run) {
         cv_log_info(self->log, "backup: %s", text);
         send_admin_reply(self, routing, request->id, false, text);
-        return;
+        return false;
     }
     self->backup.routing = zframe_dup((zframe_t *)routing);
     self->backup.request_id = request->id;
@@ -624,6 +626,7 @@ static void start_backup(cv_broker_t *self, const zframe_t *routing,
     if (self->poller && self->backup_in)
         cv_poller_add(self->poller, self->backup_in);
     cv_log_info(self->log, "backup: to %s, in the background", request->args[0]);
+    return true;
 }
 
 /*  Ends the backup (stopping it if it runs: its thread removes what it
@@ -688,8 +691,8 @@ void broker_watch_backup(cv_broker_t *self)
 
 /*  An administrator's action that changes something (reload, backup,
  *  purge) goes into the audit log as it is asked for; ok says whether it
- *  was taken (a reload's outcome; a backup's and a purge's come later, in
- *  the reply and the broker's log). */
+ *  was taken (a reload's outcome; a backup's, started or refused at once,
+ *  and a purge's come later, in the reply and the broker's log). */
 static void record_admin(cv_broker_t *self, const char *agency, const char *action, bool ok)
 {
     cv_error_t err = {0};
@@ -730,8 +733,7 @@ void broker_on_admin(cv_broker_t *self, const zframe_t *routing, int agency,
                          text ? text : "the store cannot list them");
         free(text);
     } else if (strcmp(command, "backup") == 0) {
-        record_admin(self, admin, command, true);
-        start_backup(self, routing, key, request);
+        record_admin(self, admin, command, start_backup(self, routing, key, request));
     } else if (strcmp(command, "purge") == 0 || strcmp(command, "review") == 0) {
         bool taken = defer(self, routing, key, admin, request);
         record_admin(self, admin, command, taken);

@@ -830,6 +830,41 @@ static void test_a_purge_at_the_epoch_is_a_question(void **state)
     assert_int_equal(store_count(o, "SELECT count(*) FROM reports WHERE id = 'r-old'"), 1);
 }
 
+/*  The audit log's `admin` leaf says whether a backup was taken: it said
+ *  ok for one refused at once (no directory, one already running), which
+ *  a reviewer reading the log would count as a copy made. */
+static void test_a_backup_refused_at_once_is_recorded_as_not_taken(void **state)
+{
+    offline_t *o = *state;
+    int admin = agency(o, "caveat-admin");
+    const char *taken = "SELECT count(*) FROM tlog_leaves WHERE CAST(data AS TEXT)"
+                        " LIKE '%\"action\":\"backup\",\"ok\":true%'",
+               *refused = "SELECT count(*) FROM tlog_leaves WHERE CAST(data AS TEXT)"
+                          " LIKE '%\"action\":\"backup\",\"ok\":false%'";
+    admin_seen_t seen = {0};
+    cv_broker_on_sent(o->broker, on_sent_admin, &seen);
+    cv_broker_frame_t start[] = {hello_with(admin, 3, 0)};
+    one_turn(o, start, 1);
+    cv_broker_frame_t no_dir[] = {admin_frame(admin, 3, "backup", NULL, 0)};
+    one_turn(o, no_dir, 1);
+    assert_false(seen.ok);
+    assert_int_equal(store_count(o, refused), 1);
+    assert_int_equal(store_count(o, taken), 0);
+
+    char *dir[] = {(char *)harness_path(o->files, "backup")};
+    cv_broker_frame_t first[] = {admin_frame(admin, 3, "backup", dir, 1)};
+    one_turn(o, first, 1);
+    assert_int_equal(store_count(o, taken), 1);
+    /* offline nothing hears the copy end: it is still running */
+    char *other[] = {(char *)harness_path(o->files, "backup-2")};
+    cv_broker_frame_t second[] = {admin_frame(admin, 3, "backup", other, 1)};
+    one_turn(o, second, 1);
+    assert_false(seen.ok);
+    assert_non_null(strstr(seen.text, "already running"));
+    assert_int_equal(store_count(o, refused), 2);
+    assert_int_equal(store_count(o, taken), 1);
+}
+
 /*  Two connections of one agency taking turns at Hello for its queue:
  *  each replaces the other's session, and the replaced connection has no
  *  session left to count its Hellos, so the per-connection rate started
@@ -1010,6 +1045,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_hello_for_another_queue_ends_the_connections_session,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_purge_at_the_epoch_is_a_question, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_backup_refused_at_once_is_recorded_as_not_taken,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
