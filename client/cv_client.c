@@ -33,6 +33,7 @@
 #include "caveat.h"
 #include "cv_arena.h"
 #include "cv_cert.h"
+#include "cv_frame_pool.h"
 #include "cv_poller.h"
 #include "cv_proto.h"
 
@@ -55,6 +56,10 @@
  * Deliver the broker sends (256 KB packed) takes unpacked, so that a busy
  * subscriber stops taking blocks from malloc and giving them back */
 #define ARENA_KEEP (1024 * 1024)
+/* Publish frames' buffers kept for the next frames (cv_frame_pool.h): a
+ * frame leaves them once libzmq has sent it, so a few cover a window */
+#define FRAME_BUFFERS      4
+#define FRAME_BUFFER_BYTES (BATCH_BYTES + 16) /* a full batch with its frame's tag and length */
 
 enum { /* Error codes, docs/protocol.md 7 */
        ERR_NOT_READY = 2,
@@ -100,6 +105,7 @@ struct cv_client_t {
     inbound_t *done;      /* all returned: the last may still be borrowed */
     cv_arena_t *spares[SPARE_ARENAS];
     size_t n_spares;
+    cv_frame_pool_t *frames;         /* Publish frames are written in these; NULL: in libzmq's */
     cv_delivery_t current;           /* what cv_client_receive returned last */
     cv_feedback_note_t current_note; /* its feedback, when it is feedback */
     cv_client_state_fn *on_state;
@@ -863,8 +869,9 @@ static cv_client_t *client_alloc(const cv_client_config_t *config)
     self->max_reports = DEFAULT_MAX_REPORTS;
     self->next_batch = 1;
     self->receipts = config->receipts && !config->publish_only;
+    self->frames = cv_frame_pool_new(FRAME_BUFFERS, FRAME_BUFFER_BYTES);
     cv_client_set_state_callback(self, config->on_state, config->on_state_arg);
-    if (!self->endpoint || (config->feed && *config->feed && !self->feed))
+    if (!self->endpoint || !self->frames || (config->feed && *config->feed && !self->feed))
         cv_client_destroy(&self);
     return self;
 }
@@ -938,6 +945,7 @@ void cv_client_destroy(cv_client_t **self_p)
     while (self->n_spares)
         cv_arena_destroy(&self->spares[--self->n_spares]);
     cv_arena_destroy(&self->scratch);
+    cv_frame_pool_destroy(&self->frames); /* its buffers still in libzmq come back later */
     free(self->endpoint);
     free(self->feed);
     free(self->agency);
@@ -1183,7 +1191,7 @@ static bool send_batch(cv_client_t *self, const publish_t *p, batch_t *batch, cv
         return false;
     }
     zmq_msg_t msg;
-    if (zmq_msg_init_size(&msg, size) != 0) {
+    if (cv_frame_pool_msg(self->frames, &msg, size) != 0) {
         out_of_memory(err);
         return false;
     }
