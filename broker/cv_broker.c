@@ -831,7 +831,8 @@ static bool begin_turn(cv_broker_t *self)
     if (self->queues_lost || !cv_store_begin(self->store, &err)) {
         if (!self->queues_lost)
             cv_log_error(self->log, "%s", err.msg);
-        zclock_sleep(100); /* the store is failing: do not spin */
+        if (self->router) /* the store is failing: the loop must not spin (offline: no loop) */
+            zclock_sleep(100);
         return false;
     }
     if (cv_space_check(self->space, false))

@@ -105,7 +105,7 @@ struct cv_client_t {
     inbound_t *done;      /* all returned: the last may still be borrowed */
     cv_arena_t *spares[SPARE_ARENAS];
     size_t n_spares;
-    cv_frame_pool_t *frames;         /* Publish frames are written in these; NULL: in libzmq's */
+    cv_frame_pool_t *frames;         /* Publish frames are written in its buffers */
     cv_delivery_t current;           /* what cv_client_receive returned last */
     cv_feedback_note_t current_note; /* its feedback, when it is feedback */
     cv_client_state_fn *on_state;

@@ -23,9 +23,10 @@
  *  After the input, with the fault lifted:
  *   - every stored report reads back (cv_broker_check_store): no frame
  *     may leave the store holding what the broker cannot read;
- *   - every report a PublishAck said OK is in the store, or was purged or
- *     quarantined with a record of it: nothing acknowledged is lost,
- *     whatever failed in its turn or after.
+ *   - every report a PublishAck said OK is in the store, or was purged in
+ *     this input or quarantined, with a record of it, under its id and the
+ *     agency that published it: nothing acknowledged is lost, whatever
+ *     failed in its turn or after.
  *
  *  The broker (and its store) is kept across inputs, and made again every
  *  FRESH_EVERY inputs, so that the check stays cheap. */
@@ -46,7 +47,8 @@
 
 static char dir[] = "/tmp/caveat-fuzz-broker-XXXXXX";
 static cv_broker_t *broker;
-static sqlite3 *db; /* the fuzzer's own connection to the broker's store */
+static sqlite3 *db;          /* the fuzzer's own connection to the broker's store */
+static cv_policy_t *example; /* the example policy, for the agencies' ids */
 static int agencies;
 
 /*  Every write to every table of the store, each with a trigger that
@@ -103,50 +105,112 @@ static void set_fault(int fault)
 /* ------------------------------------------------------------------------ */
 /*  What the broker acknowledged.                                           */
 
-static char **acked; /* ids of reports a PublishAck said OK, this input */
-static size_t n_acked, acked_room;
+/*  A report is named by its id and originator (another agency may use the
+ *  same id). A PublishAck goes to the connection its publish came on, and
+ *  a publish stores the report under the key that sent it; so each run of
+ *  frames names, per connection, the one agency whose frames it carried
+ *  there (NO_AGENCY: none, or several, whose answers cannot be told apart
+ *  here and are looked for by id alone). */
+#define NO_AGENCY -1
+static int agency_on[CONNECTION + 1];
 
-static void note_acked(const char *id)
+typedef struct {
+    char *id;
+    int agency; /* NO_AGENCY: any */
+} acked_t;
+static acked_t *acked; /* reports a PublishAck said OK, this input */
+static size_t n_acked, acked_room;
+/*  The purges recorded before this input: one of them does not account
+ *  for a report acknowledged in it. */
+static int64_t purges_before;
+
+static void note_acked(const char *id, int agency)
 {
     if (n_acked == acked_room) {
         acked_room = acked_room ? 2 * acked_room : 64;
         if (!(acked = realloc(acked, acked_room * sizeof *acked)))
             abort();
     }
-    if (!(acked[n_acked++] = strdup(id)))
+    acked[n_acked] = (acked_t){strdup(id), agency};
+    if (!acked[n_acked++].id)
         abort();
 }
 
 static void on_sent(void *arg, uint32_t connection, const uint8_t *bytes, size_t size)
 {
     (void)arg;
-    (void)connection;
     Caveat__Wire__Frame *frame = caveat__wire__frame__unpack(NULL, size, bytes);
     if (!frame)
         fuzz_fail("the broker sent a frame that does not unpack (%zu bytes)", size);
+    int agency = connection <= CONNECTION ? agency_on[connection] : NO_AGENCY;
     if (frame->body_case == CAVEAT__WIRE__FRAME__BODY_PUBLISH_ACK)
         for (size_t i = 0; i < frame->publish_ack->n_results; i++) {
             const Caveat__Wire__PublishResult *r = frame->publish_ack->results[i];
             if (r->has_status && r->status == CAVEAT__WIRE__STATUS__OK) {
                 if (!r->report_id || !*r->report_id)
                     fuzz_fail("a report acknowledged OK without its id");
-                note_acked(r->report_id);
+                note_acked(r->report_id, agency);
             }
         }
     caveat__wire__frame__free_unpacked(frame, NULL);
 }
 
-/*  Whether the report id is stored, or its going is on record. */
-static bool kept_or_accounted(const char *id)
+/*  Each connection's one agency in run[0..n), or NO_AGENCY. */
+static void name_senders(const cv_broker_frame_t *run, size_t n)
+{
+    for (int c = 0; c <= CONNECTION; c++)
+        agency_on[c] = NO_AGENCY;
+    bool mixed[CONNECTION + 1] = {false};
+    for (size_t i = 0; i < n; i++) {
+        uint32_t c = run[i].connection;
+        if (agency_on[c] == NO_AGENCY && !mixed[c])
+            agency_on[c] = run[i].agency;
+        else if (agency_on[c] != run[i].agency) {
+            mixed[c] = true;
+            agency_on[c] = NO_AGENCY;
+        }
+    }
+}
+
+static void feed_run(const cv_broker_frame_t *run, size_t n)
+{
+    name_senders(run, n);
+    cv_broker_feed_all(broker, run, n);
+}
+
+static sqlite3_stmt *prepared(const char *sql)
 {
     sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT EXISTS(SELECT 1 FROM reports WHERE id = ?1)"
-                           " OR EXISTS(SELECT 1 FROM purges WHERE report_id = ?1)"
-                           " OR EXISTS(SELECT 1 FROM quarantine WHERE id = ?1)",
-                           -1, &s, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
         fuzz_fail("the fuzzer's own SQL failed: %s", sqlite3_errmsg(db));
-    sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+    return s;
+}
+
+static int64_t purges_now(void)
+{
+    sqlite3_stmt *s = prepared("SELECT coalesce(max(rowid), 0) FROM purges");
+    if (sqlite3_step(s) != SQLITE_ROW)
+        fuzz_fail("the fuzzer's own SQL failed: %s", sqlite3_errmsg(db));
+    int64_t n = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return n;
+}
+
+/*  Whether the report is stored, or was purged in this input, or is in
+ *  quarantine: its originator the agency's (any, for NO_AGENCY). */
+static bool kept_or_accounted(const acked_t *a, const char *originator)
+{
+    sqlite3_stmt *s =
+        prepared("SELECT EXISTS(SELECT 1 FROM reports WHERE id = ?1 AND (?2 IS NULL OR"
+                 "   originator = ?2))"
+                 " OR EXISTS(SELECT 1 FROM purges WHERE report_id = ?1 AND rowid > ?3 AND"
+                 "   (?2 IS NULL OR originator = ?2))"
+                 " OR EXISTS(SELECT 1 FROM quarantine WHERE id = ?1 AND (?2 IS NULL OR"
+                 "   originator = ?2))");
+    sqlite3_bind_text(s, 1, a->id, -1, SQLITE_STATIC);
+    if (originator)
+        sqlite3_bind_text(s, 2, originator, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, purges_before);
     if (sqlite3_step(s) != SQLITE_ROW)
         fuzz_fail("the fuzzer's own SQL failed: %s", sqlite3_errmsg(db));
     bool found = sqlite3_column_int(s, 0) != 0;
@@ -157,9 +221,12 @@ static bool kept_or_accounted(const char *id)
 static void check_acked(void)
 {
     for (size_t i = 0; i < n_acked; i++) {
-        if (!kept_or_accounted(acked[i]))
-            fuzz_fail("report %s was acknowledged OK and is not in the store", acked[i]);
-        free(acked[i]);
+        const char *originator =
+            acked[i].agency == NO_AGENCY ? NULL : cv_policy_agency(example, acked[i].agency)->id;
+        if (!kept_or_accounted(&acked[i], originator))
+            fuzz_fail("report %s of %s was acknowledged OK and is not in the store", acked[i].id,
+                      originator ? originator : "an agency");
+        free(acked[i].id);
     }
     n_acked = 0;
 }
@@ -194,6 +261,7 @@ static void tear_down(void)
 {
     cv_broker_destroy(&broker);
     sqlite3_close(db);
+    cv_policy_destroy(&example);
     free(acked);
     char command[256];
     snprintf(command, sizeof command, "rm -rf %s", dir);
@@ -216,11 +284,10 @@ static void set_up(void)
     fresh_broker();
     atexit(tear_down);
     cv_error_t err = {0};
-    cv_policy_t *policy = cv_policy_load_file(path, NULL, &err);
-    if (!policy)
+    example = cv_policy_load_file(path, NULL, &err);
+    if (!example)
         fuzz_fail("example policy: %s", err.msg);
-    agencies = cv_policy_agency_count(policy);
-    cv_policy_destroy(&policy);
+    agencies = cv_policy_agency_count(example);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -234,6 +301,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         set_up();
     else if (++inputs % FRESH_EVERY == 0)
         fresh_broker();
+    purges_before = purges_now();
     cv_broker_frame_t run[RUN_MAX];
     size_t n_run = 0;
     while (size >= 4) {
@@ -243,7 +311,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             len = size - 4;
         bool joins = (control & SAME_TURN) && !(control & (FAULT | WENT)) && n_run < RUN_MAX;
         if (!joins && n_run > 0) { /* the run so far is a turn (or more) of its own */
-            cv_broker_feed_all(broker, run, n_run);
+            feed_run(run, n_run);
             n_run = 0;
         }
         if (control & FAULT)
@@ -258,7 +326,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size -= 4 + len;
     }
     if (n_run > 0)
-        cv_broker_feed_all(broker, run, n_run);
+        feed_run(run, n_run);
     set_fault(0);
     cv_error_t err = {0};
     if (cv_broker_check_store(broker, &err) < 0)
