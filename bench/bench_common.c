@@ -428,6 +428,24 @@ double bench_stat_cpu(const char *path)
     return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
 }
 
+/*  Minor page faults (field 10 of /proc/PID/stat) of a process, or 0. */
+double bench_process_faults(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    unsigned long minflt = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %lu", &minflt) != 1)
+        return 0;
+    return (double)minflt;
+}
+
 double bench_process_cpu(pid_t pid)
 {
     char path[64];

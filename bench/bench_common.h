@@ -73,6 +73,9 @@ long bench_status_kb(pid_t pid, const char *name);
 /*  CPU seconds (user + system) from a /proc/.../stat file, and of a process. */
 double bench_stat_cpu(const char *path);
 double bench_process_cpu(pid_t pid);
+/*  Minor page faults of a process so far (a fault that maps a page in,
+ *  no disk read: dear on a virtual machine), or 0. */
+double bench_process_faults(pid_t pid);
 /*  The 1-minute load average, or -1. */
 double bench_load_average(void);
 /*  The last line of every benchmark: the load average before (taken at

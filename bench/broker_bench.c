@@ -241,10 +241,11 @@ typedef struct {
     char note[320];     /* why it did not run, or what went wrong */
     uint64_t published; /* acknowledged (caveatd) or handed to the transport */
     uint64_t received;
-    double publish_s;       /* first publish .. last publish returned */
-    double end_to_end_s;    /* first publish .. last receipt */
-    double server_cpu_s;    /* the broker's CPU in that time */
-    double clients_cpu_s;   /* this process's, less any in-process server */
+    double publish_s;                     /* first publish .. last publish returned */
+    double end_to_end_s;                  /* first publish .. last receipt */
+    double server_cpu_s;                  /* the broker's CPU in that time */
+    double clients_cpu_s;                 /* this process's, less any in-process server */
+    double server_faults, clients_faults; /* minor page faults in that time (caveatd's paths) */
     double checksum_loop_s; /* caveatd's loop on checksums (its stats); < 0: unknown */
     double read_back;       /* caveatd: reports it read back, not in its cache; < 0: unknown */
     double turns;           /* caveatd: turns of its loop over its life; < 0: unknown */
@@ -501,6 +502,7 @@ static void run_caveat_flow(caveat_flow_t *c, harness_t *h, path_result_t *r)
 {
     pid_t pid = harness_pid(h);
     double cpu0 = bench_process_cpu(pid), self0 = bench_process_cpu(getpid());
+    double faults0 = bench_process_faults(pid), self_faults0 = bench_process_faults(getpid());
     double threads0[N_CAVEATD_THREADS];
     caveatd_threads_cpu(pid, threads0);
     pthread_t pub, sub;
@@ -511,6 +513,8 @@ static void run_caveat_flow(caveat_flow_t *c, harness_t *h, path_result_t *r)
     pthread_join(sub, NULL);
     r->server_cpu_s = bench_process_cpu(pid) - cpu0;
     r->clients_cpu_s = bench_process_cpu(getpid()) - self0;
+    r->server_faults = bench_process_faults(pid) - faults0;
+    r->clients_faults = bench_process_faults(getpid()) - self_faults0;
     caveatd_threads_cpu(pid, r->thread_cpu_s);
     for (size_t i = 0; i < N_CAVEATD_THREADS; i++)
         r->thread_cpu_s[i] -= threads0[i];
@@ -2040,11 +2044,11 @@ static void print_threads(const path_result_t paths[N_PATHS])
     if (!any)
         return;
     printf("\nCPU per report received, us, by caveatd's threads (top -H names them) and in "
-           "the clients\n  %-34s",
+           "the clients; and minor page faults per 1,000 reports\n  %-34s",
            "path");
     for (size_t t = 0; t < N_CAVEATD_THREADS; t++)
         printf(" %10s", heads[t]);
-    printf(" %8s %8s\n", "caveatd", "clients");
+    printf(" %8s %8s %14s %14s\n", "caveatd", "clients", "faults caveatd", "faults clients");
     for (int i = 0; i < N_PATHS; i++) {
         const path_result_t *r = &paths[i];
         if (!r->ran || !r->threads || r->received == 0)
@@ -2053,7 +2057,9 @@ static void print_threads(const path_result_t paths[N_PATHS])
         printf("  %-34s", r->name);
         for (size_t t = 0; t < N_CAVEATD_THREADS; t++)
             printf(" %10.2f", r->thread_cpu_s[t] * per);
-        printf(" %8.2f %8.2f\n", r->server_cpu_s * per, r->clients_cpu_s * per);
+        printf(" %8.2f %8.2f %14.1f %14.1f\n", r->server_cpu_s * per, r->clients_cpu_s * per,
+               1000 * r->server_faults / (double)r->received,
+               1000 * r->clients_faults / (double)r->received);
     }
 }
 
