@@ -51,7 +51,12 @@ bool cv_agency_has_key(const cv_agency_t *agency, const uint8_t key[CV_KEY_BYTES
  *
  *  pseudonym_key is the broker's secret for the pseudonymise mask; NULL uses
  *  a fixed key derived from the protocol name, so `policy explain` and
- *  `policy test` output is repeatable.                                     */
+ *  `policy test` output is repeatable.
+ *
+ *  A policy file is a regular file of at most CV_POLICY_FILE_MAX bytes: a
+ *  FIFO or a device in its place (a reload reads it on the broker's loop)
+ *  is refused, never waited on or read without end.                      */
+#define CV_POLICY_FILE_MAX (64u * 1024 * 1024) /* 100,000 agencies take about 25 MB */
 
 cv_policy_t *cv_policy_load_file(const char *path, const uint8_t *pseudonym_key, cv_error_t *err);
 cv_policy_t *cv_policy_load_buffer(const char *buf, size_t len, const char *name,

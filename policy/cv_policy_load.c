@@ -1374,11 +1374,11 @@ cv_policy_t *cv_policy_load_file_each(const char *path, const uint8_t *pseudonym
                                       cv_policy_error_fn *each, void *arg, cv_error_t *err)
 {
     size_t size = 0;
-    char *buf = cv_read_file(path, &size);
+    cv_error_t why = {0};
+    char *buf = cv_read_regular_file(path, CV_POLICY_FILE_MAX, &size, NULL, &why);
     if (!buf) {
-        char what[300];
-        snprintf(what, sizeof what, "cannot open: %s", strerror(errno));
-        early_error(path, 0, 0, what, each, arg, err);
+        const char *what = strstr(why.msg, "error: "); /* early_error names the file */
+        early_error(path, 0, 0, what ? what + strlen("error: ") : why.msg, each, arg, err);
         return NULL;
     }
     cv_policy_t *policy =

@@ -91,35 +91,24 @@ static void key_id_text(const uint8_t id[CV_SIG_KEY_ID_BYTES],
         snprintf(text + 2 * i, 3, "%02X", id[CV_SIG_KEY_ID_BYTES - 1 - i]);
 }
 
-/*  A small regular file's text, its size and mode checked on the file
- *  opened; with shared_ok false, refused when others may write it. NULL
- *  with why set when it cannot be read. */
-static char *read_small_file(const char *path, long max, bool shared_ok, size_t *len, char why[256])
+/*  A small regular file's text (cv_read_regular_file: its kind and size
+ *  checked on the file opened, a FIFO never waited on); with shared_ok
+ *  false, refused when others may write it. NULL with why (what is wrong,
+ *  without the path) when it cannot be read. */
+static char *read_small_file(const char *path, size_t max, bool shared_ok, size_t *len,
+                             char why[256])
 {
-    FILE *file = fopen(path, "rb");
-    if (!file) {
-        snprintf(why, 256, "cannot open: %s", strerror(errno));
-        return NULL;
-    }
-    struct stat st;
-    char *text = NULL;
-    if (fstat(fileno(file), &st) != 0 || !S_ISREG(st.st_mode))
-        snprintf(why, 256, "not a regular file");
-    else if (st.st_size > max)
-        snprintf(why, 256, "too large (over %ld bytes)", max);
-    else if (!shared_ok && (st.st_mode & S_IWOTH))
-        snprintf(why, 256, "anyone may write it (mode %04o): chmod o-w",
-                 (unsigned)(st.st_mode & 07777));
-    else if (!(text = malloc((size_t)st.st_size + 1)))
-        snprintf(why, 256, "out of memory");
-    else if ((*len = fread(text, 1, (size_t)st.st_size + 1, file)) > (size_t)st.st_size ||
-             ferror(file)) {
-        snprintf(why, 256, "changed while it was read");
+    cv_error_t err = {0};
+    unsigned mode = 0;
+    char *text = cv_read_regular_file(path, max, len, &mode, &err);
+    if (!text) {
+        const char *what = strstr(err.msg, "error: ");
+        snprintf(why, 256, "%.200s", what ? what + strlen("error: ") : err.msg);
+    } else if (!shared_ok && (mode & S_IWOTH)) {
+        snprintf(why, 256, "anyone may write it (mode %04o): chmod o-w", mode);
         free(text);
         text = NULL;
-    } else
-        text[*len] = '\0';
-    fclose(file);
+    }
     return text;
 }
 
@@ -428,11 +417,9 @@ cv_policy_t *cv_policy_load_signed(const char *path, const cv_signers_t *signers
 {
     memset(by, 0, sizeof *by);
     size_t len = 0;
-    char *bytes = cv_read_file(path, &len);
-    if (!bytes) {
-        cv_error_set(err, path, 0, 0, "cannot open: %s", strerror(errno));
+    char *bytes = cv_read_regular_file(path, CV_POLICY_FILE_MAX, &len, NULL, err);
+    if (!bytes)
         return NULL;
-    }
     cv_policy_t *policy = NULL;
     if (cv_sig_verify_file(path, bytes, len, signers, by, err))
         policy = cv_policy_load_buffer(bytes, len, path, pseudonym_key, err);

@@ -1,10 +1,13 @@
 /*  cv_error.c: one-line errors with an optional FILE:LINE:COL prefix, and
  *  reading a whole input, which is where most errors start. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cv_proto.h"
 
@@ -49,4 +52,57 @@ char *cv_read_file(const char *path, size_t *len)
     }
     *len = size;
     return buf;
+}
+
+/*  Up to size bytes of fd, to its end: fewer when it ends first. */
+static ssize_t read_up_to(int fd, char *buf, size_t size)
+{
+    size_t got = 0;
+    while (got < size) {
+        ssize_t n = read(fd, buf + got, size - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    return (ssize_t)got;
+}
+
+char *cv_read_regular_file(const char *path, size_t max, size_t *len, unsigned *mode,
+                           cv_error_t *err)
+{
+    /* O_NONBLOCK: a FIFO is refused below, not waited on here */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        cv_error_set(err, path, 0, 0, "cannot open: %s", strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    char *text = NULL;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        cv_error_set(err, path, 0, 0, "cannot read: not a regular file");
+    else if ((unsigned long long)st.st_size > max)
+        cv_error_set(err, path, 0, 0, "cannot read: larger than %zu bytes", max);
+    else if (!(text = malloc((size_t)st.st_size + 1)))
+        cv_error_set(err, path, 0, 0, "cannot read: out of memory");
+    else {
+        /* one byte more than its size: a file that grew is not taken cut */
+        ssize_t got = read_up_to(fd, text, (size_t)st.st_size + 1);
+        if (got < 0 || (size_t)got > (size_t)st.st_size) {
+            cv_error_set(err, path, 0, 0, "cannot read: %s",
+                         got < 0 ? strerror(errno) : "it changed while it was read");
+            free(text);
+            text = NULL;
+        } else {
+            text[got] = '\0';
+            *len = (size_t)got;
+            if (mode)
+                *mode = (unsigned)(st.st_mode & 07777);
+        }
+    }
+    close(fd);
+    return text;
 }

@@ -36,6 +36,13 @@ void cv_error_set(cv_error_t *err, const char *file, int line, int col, const ch
 /*  Reads a whole file ("-": standard input) into a NUL-terminated malloc'd
  *  buffer; NULL with errno set on failure.                                 */
 char *cv_read_file(const char *path, size_t *len);
+/*  A regular file of at most max bytes, read whole and NUL-terminated: what
+ *  the broker reads from a path an operator gave it. A FIFO, a device or
+ *  a file over max is refused (PATH: error: cannot read: ...), and never
+ *  waited on or read without end. *mode, when mode is not NULL, gets the
+ *  file's permission bits. NULL with err otherwise. */
+char *cv_read_regular_file(const char *path, size_t max, size_t *len, unsigned *mode,
+                           cv_error_t *err);
 
 /* ------------------------------------------------------------------------ */
 /*  Schema: every field path of a message type, in pre-order.

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 #include <sodium.h>
 
+#include "cv_policy.h"
 #include "cv_policy_sig.h"
 
 static const char policy_text[] = "protocol: signed-test\n"
@@ -470,6 +471,68 @@ static void test_policy_files(void **state)
     assert_int_equal(system(command), 0);
 }
 
+/*  A policy, or its signature, that is not a regular file: a FIFO put in
+ *  its place stopped the broker's loop at the next reload, waiting at the
+ *  open for a writer (every agency stalled, and SIGTERM with them), and a
+ *  link to /dev/zero was read until memory ran out, before any signature
+ *  was looked at. Each is refused at once now; alarm() turns a wait into
+ *  a failure of this test. A link to a regular policy still loads. */
+static void test_a_policy_that_is_no_regular_file_is_refused_at_once(void **state)
+{
+    (void)state;
+    files_t f;
+    snprintf(f.dir, sizeof f.dir, "/tmp/caveat-sig-XXXXXX");
+    assert_non_null(mkdtemp(f.dir));
+    char alice[128], fifo[128], zero[128], large[128], linked[128], regular[128];
+    signer_line(alice, sizeof alice, "alice", 1);
+    write_file(&f, "signers", alice, 0644);
+    cv_error_t err = {0};
+    cv_signers_t *signers = cv_signers_load(file_at(&f, "signers"), &err);
+    assert_non_null(signers);
+    snprintf(fifo, sizeof fifo, "%s", file_at(&f, "fifo.yaml"));
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    snprintf(zero, sizeof zero, "%s", file_at(&f, "zero.yaml"));
+    assert_int_equal(symlink("/dev/zero", zero), 0);
+    snprintf(large, sizeof large, "%s", file_at(&f, "large.yaml"));
+    FILE *file = fopen(large, "w");
+    assert_non_null(file);
+    assert_int_equal(ftruncate(fileno(file), (off_t)CV_POLICY_FILE_MAX + 1), 0); /* sparse */
+    fclose(file);
+
+    alarm(20);
+    cv_signer_t by;
+    const char *const refused[] = {fifo, zero, large};
+    for (size_t i = 0; i < 3; i++) {
+        assert_null(cv_policy_load_file(refused[i], NULL, &err));
+        assert_non_null(strstr(err.msg, i < 2 ? "cannot read: not a regular file"
+                                              : "cannot read: larger than"));
+        assert_null(cv_policy_load_signed(refused[i], signers, NULL, &by, &err));
+        assert_non_null(strstr(err.msg, "cannot read: "));
+        assert_null(strstr(err.msg, "sign")); /* refused before any signature is read */
+    }
+    /* a signature that is a FIFO */
+    write_file(&f, "p.yaml", policy_text, 0644);
+    snprintf(regular, sizeof regular, "%s", f.path);
+    char *sig_fifo = malloc(strlen(regular) + sizeof ".minisig");
+    sprintf(sig_fifo, "%s.minisig", regular);
+    assert_int_equal(mkfifo(sig_fifo, 0600), 0);
+    assert_null(cv_policy_load_signed(regular, signers, NULL, &by, &err));
+    assert_non_null(strstr(err.msg, ".minisig: cannot read: not a regular file)"));
+    alarm(0);
+    free(sig_fifo);
+
+    /* a link to a regular policy is a regular file */
+    snprintf(linked, sizeof linked, "%s", file_at(&f, "linked.yaml"));
+    assert_int_equal(symlink(regular, linked), 0);
+    cv_policy_t *policy = cv_policy_load_file(linked, NULL, &err);
+    assert_non_null(policy);
+    cv_policy_destroy(&policy);
+    cv_signers_destroy(&signers);
+    char command[128];
+    snprintf(command, sizeof command, "rm -rf %s", f.dir);
+    assert_int_equal(system(command), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -485,6 +548,7 @@ int main(void)
         cmocka_unit_test(test_empty_signers_file_is_refused),
         cmocka_unit_test(test_malformed_signers_line_is_refused_at_its_position),
         cmocka_unit_test(test_policy_files),
+        cmocka_unit_test(test_a_policy_that_is_no_regular_file_is_refused_at_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
