@@ -77,32 +77,43 @@ static void install_signals(void)
 /* ------------------------------------------------------------------------ */
 /*  Set-up.                                                                 */
 
-/*  DATA/pseudonym.key: 32 random bytes made at the first start, 0600. */
+/*  DATA/pseudonym.key: 32 random bytes made at the first start, 0600.
+ *  Only a regular file of exactly 32 bytes, this user's and private, is
+ *  taken: not a link (whoever could once write the directory could point
+ *  it at a file whose bytes they know), not a FIFO (opened without
+ *  blocking). One made by a broker starting beside this one is not
+ *  removed. */
 static bool load_pseudonym_key(cv_broker_t *self, cv_error_t *err)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/pseudonym.key", self->config.data_dir);
-    int fd = open(path, O_RDONLY);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT) {
         randombytes_buf(self->pseudonym_key, CV_KEY_BYTES);
-        fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         bool written = fd >= 0 && write(fd, self->pseudonym_key, CV_KEY_BYTES) == CV_KEY_BYTES &&
                        fsync(fd) == 0;
-        if (fd >= 0)
-            close(fd);
-        if (!written) { /* no half a key left for the next start to refuse */
+        if (!written)
             cv_error_set(err, path, 0, 0, "cannot create: %s", strerror(errno));
-            unlink(path);
+        if (fd >= 0) {
+            close(fd);
+            if (!written) /* no half a key left for the next start to refuse */
+                unlink(path);
         }
         return written;
     }
     struct stat st;
-    bool ok = fd >= 0 && fstat(fd, &st) == 0 && (st.st_mode & 077) == 0 &&
+    bool ok = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == CV_KEY_BYTES &&
+              st.st_uid == geteuid() && (st.st_mode & 077) == 0 &&
               read(fd, self->pseudonym_key, CV_KEY_BYTES) == CV_KEY_BYTES;
     if (fd >= 0)
         close(fd);
-    if (!ok)
-        cv_error_set(err, path, 0, 0, "unreadable, not 32 bytes, or not mode 0600");
+    if (!ok) {
+        sodium_memzero(self->pseudonym_key, CV_KEY_BYTES);
+        cv_error_set(err, path, 0, 0,
+                     "not a regular file of 32 bytes, this user's and mode 0600 (a link is "
+                     "refused)");
+    }
     return ok;
 }
 

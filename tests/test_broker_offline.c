@@ -865,6 +865,67 @@ static void test_a_backup_refused_at_once_is_recorded_as_not_taken(void **state)
     assert_int_equal(store_count(o, taken), 1);
 }
 
+/*  Opens the offline broker and says why it would not, in err. */
+static cv_broker_t *broker_or_why(offline_t *o, cv_error_t *err)
+{
+    char policy[600], data[600];
+    snprintf(policy, sizeof policy, "%s", harness_path(o->files, "policy.yaml"));
+    snprintf(data, sizeof data, "%s", harness_path(o->files, "data"));
+    cv_broker_config_t config = {.policy_path = policy, .data_dir = data, .sync = CV_SYNC_OFF};
+    return cv_broker_new_offline(&config, err);
+}
+
+static void write_bytes(const char *path, size_t n, mode_t mode)
+{
+    uint8_t bytes[64] = {0};
+    assert_true(n <= sizeof bytes);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fwrite(bytes, 1, n, f), n);
+    fclose(f);
+    chmod(path, mode);
+}
+
+/*  pseudonym.key is taken only as a regular file of 32 bytes, this user's
+ *  and private. A link was followed: planted while the data directory
+ *  was open to others (the broker refuses such a directory, but read the
+ *  key first), it pointed at bytes someone knew, and every pseudonym
+ *  could be reversed. A FIFO in its place is refused, not waited on. */
+static void test_a_pseudonym_key_that_is_not_a_private_file_is_refused(void **state)
+{
+    offline_t *o = *state;
+    cv_broker_destroy(&o->broker); /* its data directory and key stay */
+    char key[600], known[600], saved[600];
+    snprintf(key, sizeof key, "%s", harness_path(o->files, "data/pseudonym.key"));
+    snprintf(known, sizeof known, "%s", harness_path(o->files, "known.key"));
+    snprintf(saved, sizeof saved, "%s", harness_path(o->files, "saved.key"));
+    assert_int_equal(rename(key, saved), 0);
+    write_bytes(known, 32, 0600);
+    cv_error_t err = {0};
+
+    assert_int_equal(symlink(known, key), 0);
+    assert_null(broker_or_why(o, &err));
+    assert_non_null(strstr(err.msg, "pseudonym.key: error: not a regular file of 32 bytes"));
+    unlink(key);
+    write_bytes(key, 33, 0600);
+    assert_null(broker_or_why(o, &err));
+    assert_non_null(strstr(err.msg, "pseudonym.key"));
+    unlink(key);
+    write_bytes(key, 32, 0640);
+    assert_null(broker_or_why(o, &err));
+    unlink(key);
+    assert_int_equal(mkfifo(key, 0600), 0);
+    alarm(20); /* a wait at the open is a failure */
+    assert_null(broker_or_why(o, &err));
+    alarm(0);
+    assert_non_null(strstr(err.msg, "pseudonym.key"));
+    unlink(key);
+
+    assert_int_equal(rename(saved, key), 0); /* its own key back: it starts */
+    o->broker = broker_or_why(o, &err);
+    assert_non_null(o->broker);
+}
+
 /*  Two connections of one agency taking turns at Hello for its queue:
  *  each replaces the other's session, and the replaced connection has no
  *  session left to count its Hellos, so the per-connection rate started
@@ -1045,6 +1106,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_hello_for_another_queue_ends_the_connections_session,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_purge_at_the_epoch_is_a_question, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_pseudonym_key_that_is_not_a_private_file_is_refused,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_backup_refused_at_once_is_recorded_as_not_taken,
                                         setup, teardown),
     };
