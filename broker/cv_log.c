@@ -216,6 +216,16 @@ void cv_log_limited(cv_log_t *self, const char *key, const char *fmt, ...)
     va_end(ap);
 }
 
+void cv_log_debug_limited(cv_log_t *self, const char *key, const char *fmt, ...)
+{
+    if (!self->verbose || self->quiet || !take(self, key))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    emit(self, LEVEL_DEBUG, NULL, fmt, ap);
+    va_end(ap);
+}
+
 uint64_t cv_log_suppressed(const cv_log_t *self)
 {
     return self->suppressed;

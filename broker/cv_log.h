@@ -43,6 +43,10 @@ void cv_log_limited(cv_log_t *self, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /*  Only with --verbose. */
 void cv_log_debug(cv_log_t *self, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*  A debug line caused from outside any agency, rate-limited as
+ *  cv_log_limited's (a revoked key's connection may send without end). */
+void cv_log_debug_limited(cv_log_t *self, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /*  A line caused by agency's traffic, rate-limited per agency; debug lines
  *  are written only with --verbose, and count against the same limit. */
 void cv_log_agency(cv_log_t *self, const char *agency, bool debug, const char *fmt, ...)

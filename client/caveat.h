@@ -112,7 +112,10 @@ CAVEAT_EXPORT bool cv_client_check_certs(const cv_client_config_t *config, cv_er
 CAVEAT_EXPORT cv_client_t *cv_client_new(const cv_client_config_t *config, cv_error_t *err);
 /*  Sends a pending acknowledgement (best effort) and closes the
  *  connection, waiting at most a second for frames still queued. Sets
- *  *self_p to NULL; NULL is fine. Not while another call on it runs.    */
+ *  *self_p to NULL; NULL is fine. Not while another call on it runs.
+ *  Frames still queued are libcaveat's buffers, handed back to it when
+ *  libzmq lets them go: a program that loads libcaveat with dlopen keeps
+ *  it loaded while it still uses ZeroMQ (czmq ends its context at exit). */
 CAVEAT_EXPORT void cv_client_destroy(cv_client_t **self_p);
 
 /*  The agency the broker authenticated, and its limit on a frame's size

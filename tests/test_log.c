@@ -121,12 +121,42 @@ static void test_an_agency_is_limited_to_its_lines(void **state)
     free(text);
 }
 
+/*  A debug line from outside any agency (a message from a revoked key,
+ *  whose open connection may send without end) is rate-limited too, and
+ *  written only with --verbose. */
+static void test_debug_lines_from_unknown_keys_are_limited(void **state)
+{
+    (void)state;
+    cv_log_t *log = cv_log_new(CV_LOG_TEXT, true, false);
+    capture_t c = capture_begin();
+    for (int i = 0; i < 10 * CV_LOG_AGENCY_LINES; i++)
+        cv_log_debug_limited(log, "unknown keys", "drop %d", i);
+    char *text = capture_end(&c);
+    int written = 0;
+    for (const char *p = text; (p = strstr(p, "drop ")); p += 5)
+        written++;
+    assert_true(written >= 1);
+    assert_true(written <= 2 * CV_LOG_AGENCY_LINES); /* the loop may cross a second */
+    assert_int_equal(cv_log_suppressed(log), 10 * CV_LOG_AGENCY_LINES - written);
+    cv_log_destroy(&log);
+    free(text);
+
+    log = cv_log_new(CV_LOG_TEXT, false, false); /* without --verbose: nothing */
+    c = capture_begin();
+    cv_log_debug_limited(log, "unknown keys", "drop");
+    text = capture_end(&c);
+    assert_null(strstr(text, "drop"));
+    cv_log_destroy(&log);
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_text_line_escapes_what_a_terminal_acts_on),
         cmocka_unit_test(test_a_long_line_is_cut_and_escaped),
         cmocka_unit_test(test_an_agency_is_limited_to_its_lines),
+        cmocka_unit_test(test_debug_lines_from_unknown_keys_are_limited),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
