@@ -1,5 +1,6 @@
 /*  caveatd: the caveat broker. Thin: options, then cv_broker. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -164,25 +165,38 @@ static int parse(int argc, char **argv, cv_broker_config_t *config)
     return 0;
 }
 
-/*  FILE holds the broker's pid and a newline, for `kill -HUP $(cat FILE)`
- *  (pidof would signal every broker on the machine). Written beside and
- *  renamed: a reader never sees half of it. A file naming a live process
- *  is another broker's: refused. */
-static bool write_pid_file(const char *path)
+/*  The pid FILE names, or 0. */
+static int pid_in(const char *path)
 {
     FILE *in = fopen(path, "r");
-    int other = 0;
-    if (in && fscanf(in, "%d", &other) == 1 && other > 0 && other != getpid() &&
-        kill(other, 0) == 0) {
-        fprintf(stderr, "caveatd: %s: names process %d, which is running\n", path, other);
-        fclose(in);
-        return false;
-    }
+    int pid = 0;
+    if (in && fscanf(in, "%d", &pid) != 1)
+        pid = 0;
     if (in)
         fclose(in);
+    return pid;
+}
+
+/*  FILE holds the broker's pid and a newline, for `kill -HUP $(cat FILE)`
+ *  (pidof would signal every broker on the machine). Written beside and
+ *  renamed: a reader never sees half of it. The file beside is made anew,
+ *  never opened through a link someone left in its place (which would
+ *  have the broker truncate whatever file it pointed at). A file naming a
+ *  live process is another broker's: refused. */
+static bool write_pid_file(const char *path)
+{
+    int other = pid_in(path);
+    if (other > 0 && other != getpid() && kill(other, 0) == 0) {
+        fprintf(stderr, "caveatd: %s: names process %d, which is running\n", path, other);
+        return false;
+    }
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.new", path);
-    FILE *out = fopen(tmp, "w");
+    unlink(tmp); /* a link is removed, not followed; one made again now fails O_EXCL */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    FILE *out = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (fd >= 0 && !out)
+        close(fd);
     bool ok = out && fprintf(out, "%d\n", (int)getpid()) > 0;
     ok = out && fclose(out) == 0 && ok && rename(tmp, path) == 0;
     if (!ok) {
@@ -213,7 +227,7 @@ int main(int argc, char **argv)
     fflush(stdout);
     rc = cv_broker_run(broker);
     cv_broker_destroy(&broker);
-    if (config.pid_file)
+    if (config.pid_file && pid_in(config.pid_file) == getpid()) /* still ours */
         unlink(config.pid_file);
     return rc;
 }

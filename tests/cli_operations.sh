@@ -111,8 +111,18 @@ stop_broker
 check "pid file left behind" [ ! -e "$tmp/caveatd.pid" ]
 
 # --- text lines: TIME LEVEL caveatd: MESSAGE -------------------------------------
+# with a link left where the pid file is written beside: the file it points
+# at is not touched; and a pid file that is no longer this broker's stays
+echo victim >"$tmp/victim"
+ln -s "$tmp/victim" "$tmp/caveatd.pid.new"
 start_broker --pid-file "$tmp/caveatd.pid"
+check "the link's file was written through: $(cat "$tmp/victim")" \
+    [ "$(cat "$tmp/victim")" = victim ]
+check "pid file holds $(cat "$tmp/caveatd.pid"), not $broker_pid" \
+    [ "$(cat "$tmp/caveatd.pid")" = "$broker_pid" ]
+echo 1 >"$tmp/caveatd.pid" # as if another broker had it now
 stop_broker
+check "another's pid file removed" [ "$(cat "$tmp/caveatd.pid" 2>/dev/null)" = 1 ]
 check "text lines without time and level: $(cat "$tmp/log")" \
     [ -z "$(grep -vE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z (debug|info|warning|error) caveatd: ' "$tmp/log")" ]
 check "no 'serving' line" grep -qE ' info caveatd: serving tcp://127\.0\.0\.1:' "$tmp/log"
