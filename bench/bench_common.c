@@ -410,20 +410,27 @@ void bench_print_load(double before)
            comparable ? "comparable" : "NOT COMPARABLE (load exceeded the cores before the run)");
 }
 
+/*  The fields of a /proc/.../stat file from the third (state) on, in buf,
+ *  or NULL. */
+static const char *stat_fields(const char *path, char buf[1024])
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    size_t n = fread(buf, 1, 1023, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    return p && p[1] ? p + 2 : NULL;
+}
+
 /*  CPU seconds (user + system) from a /proc/.../stat file. */
 double bench_stat_cpu(const char *path)
 {
     char buf[1024];
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    const char *p = stat_fields(path, buf);
     unsigned long utime = 0, stime = 0;
-    if (!p ||
-        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
+    if (!p || sscanf(p, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) != 2)
         return 0;
     return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
 }
@@ -433,15 +440,9 @@ double bench_process_faults(pid_t pid)
 {
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    const char *p = stat_fields(path, buf);
     unsigned long minflt = 0;
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %lu", &minflt) != 1)
+    if (!p || sscanf(p, "%*c %*d %*d %*d %*d %*d %*u %lu", &minflt) != 1)
         return 0;
     return (double)minflt;
 }
