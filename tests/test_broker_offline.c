@@ -337,16 +337,23 @@ static int sent_to(const sent_t *sent, size_t from, uint32_t connection,
     return n;
 }
 
-static cv_broker_frame_t hello_with(int from, uint32_t connection, uint32_t credit)
+/*  A Hello with credit, for the direct queue or (feed not NULL) a feed's. */
+static cv_broker_frame_t hello_of(int from, uint32_t connection, uint32_t credit, const char *feed)
 {
     Caveat__Wire__Hello hello = CAVEAT__WIRE__HELLO__INIT;
     hello.has_version = hello.has_credit = true;
     hello.version = 1;
     hello.credit = credit;
+    hello.feed = (char *)feed;
     Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
     frame.body_case = CAVEAT__WIRE__FRAME__BODY_HELLO;
     frame.hello = &hello;
     return packed(from, connection, &frame);
+}
+
+static cv_broker_frame_t hello_with(int from, uint32_t connection, uint32_t credit)
+{
+    return hello_of(from, connection, credit, NULL);
 }
 
 /*  One agency's IMMEDIATE reports end at most 20 turns a second
@@ -678,19 +685,6 @@ static void test_answers_after_the_commit_go_to_the_asker_alone(void **state)
     }
 }
 
-static cv_broker_frame_t hello_for_feed(int from, uint32_t connection, const char *feed)
-{
-    Caveat__Wire__Hello hello = CAVEAT__WIRE__HELLO__INIT;
-    hello.has_version = hello.has_credit = true;
-    hello.version = 1;
-    hello.credit = 10;
-    hello.feed = (char *)feed;
-    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
-    frame.body_case = CAVEAT__WIRE__FRAME__BODY_HELLO;
-    frame.hello = &hello;
-    return packed(from, connection, &frame);
-}
-
 /*  Deliveries sent on one connection, by the queue they are of, and
  *  PublishAcks sent anywhere. */
 typedef struct {
@@ -746,7 +740,7 @@ static void test_a_hello_for_another_queue_ends_the_connections_session(void **s
     int police = agency(o, "hum-bcu-hull"), ctio = agency(o, "hum-ctio-hull");
     feeds_seen_t seen = {.connection = 3};
     cv_broker_on_sent(o->broker, on_sent_feed, &seen);
-    cv_broker_frame_t start[] = {hello_with(police, 1, 0), hello_for_feed(ctio, 3, "ctio")};
+    cv_broker_frame_t start[] = {hello_with(police, 1, 0), hello_of(ctio, 3, 10, "ctio")};
     one_turn(o, start, 2);
     cv_broker_frame_t publishing[] = {
         publish_frame_as(police, 1, "vulnerable_individual", "r-queue-1"),
@@ -762,7 +756,7 @@ static void test_a_hello_for_another_queue_ends_the_connections_session(void **s
 
     /* the feed's own next session gets them, from its queue */
     seen.connection = 4;
-    cv_broker_frame_t back[] = {hello_for_feed(ctio, 4, "ctio")};
+    cv_broker_frame_t back[] = {hello_of(ctio, 4, 10, "ctio")};
     one_turn(o, back, 1);
     turns_until(o, police, &seen.of_feed, 2);
     assert_int_equal(seen.of_feed, 2);
@@ -1016,18 +1010,6 @@ static cv_broker_frame_t ack_frame(int from, uint32_t connection, uint64_t up_to
     return packed(from, connection, &frame);
 }
 
-static cv_broker_frame_t approval_frame(int from, uint32_t connection, const char *report_id,
-                                        const char *to)
-{
-    Caveat__Wire__Approval approval = CAVEAT__WIRE__APPROVAL__INIT;
-    approval.report_id = (char *)report_id;
-    approval.to = (char *)to;
-    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
-    frame.body_case = CAVEAT__WIRE__FRAME__BODY_APPROVAL;
-    frame.approval = &approval;
-    return packed(from, connection, &frame);
-}
-
 /*  Frames a connection sent before it went, read after the broker learnt
  *  that it went, are still handled, but nothing is answered at once on
  *  its routing id, which the transport may give the next connection:
@@ -1049,10 +1031,9 @@ static void test_nothing_is_answered_to_a_connection_that_went(void **state)
     one_turn(o, publishing, 1);
     assert_int_equal(sent_to(&sent, 0, 2, CAVEAT__WIRE__FRAME__BODY_DELIVER), 1);
 
-    cv_broker_frame_t asked[] = {ack_frame(council, 2, 99),
-                                 feedback_on(council, 2, "r-never-sent", "seen"),
-                                 approval_frame(council, 2, "r-went", "hull-college"),
-                                 admin_frame(admin, 3, "stats", NULL, 0)};
+    cv_broker_frame_t asked[] = {
+        ack_frame(council, 2, 99), feedback_on(council, 2, "r-never-sent", "seen"),
+        approval_of(council, 2, "r-went", "hull-college"), admin_frame(admin, 3, "stats", NULL, 0)};
     size_t mark = sent.n;
     one_turn(o, asked, 4);
     assert_int_equal(sent_to(&sent, mark, 2, CAVEAT__WIRE__FRAME__BODY_ERROR), 3);
@@ -1060,11 +1041,10 @@ static void test_nothing_is_answered_to_a_connection_that_went(void **state)
 
     cv_broker_went(o->broker, 2);
     cv_broker_went(o->broker, 3);
-    cv_broker_frame_t again[] = {ack_frame(council, 2, 99),
-                                 feedback_on(council, 2, "r-never-sent", "seen"),
-                                 approval_frame(council, 2, "r-went", "hull-college"),
-                                 admin_frame(admin, 3, "stats", NULL, 0),
-                                 publish_frame_as(police, 1, "vulnerable_individual", "r-went-2")};
+    cv_broker_frame_t again[] = {
+        ack_frame(council, 2, 99), feedback_on(council, 2, "r-never-sent", "seen"),
+        approval_of(council, 2, "r-went", "hull-college"), admin_frame(admin, 3, "stats", NULL, 0),
+        publish_frame_as(police, 1, "vulnerable_individual", "r-went-2")};
     mark = sent.n;
     one_turn(o, again, 5);
     for (size_t i = mark; i < sent.n; i++)
