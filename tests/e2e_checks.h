@@ -25,6 +25,37 @@ static inline harness_t *started(void)
     return started_with(NULL);
 }
 
+/*  A harness whose data directory is on a disk of its own of bytes, not
+ *  started; the test is skipped where no disk can be mounted. */
+static inline harness_t *on_a_small_disk(size_t bytes)
+{
+    harness_t *h = harness_new();
+    assert_non_null(h);
+    if (!harness_small_disk(h, bytes)) {
+        harness_destroy(&h);
+        skip(); /* no mount here: not root, no user namespaces */
+    }
+    return h;
+}
+
+/*  caveatd started on a disk of its own of bytes, keeping reserve_mb MB
+ *  back (--disk-reserve). */
+static inline harness_t *started_on_a_small_disk(size_t bytes, const char *reserve_mb)
+{
+    harness_t *h = on_a_small_disk(bytes);
+    const char *const extra[] = {"--disk-reserve", reserve_mb, NULL};
+    assert_true(harness_start(h, extra));
+    return h;
+}
+
+/*  Fills the broker's disk, and waits until it has seen that (it looks
+ *  every 100 ms). */
+static inline void disk_filled(harness_t *h)
+{
+    assert_true(harness_fill_disk(h) > 0);
+    zclock_sleep(300);
+}
+
 /*  Every test ends here: the broker must stop cleanly, sanitizers quiet. */
 static inline void finish(harness_t **h)
 {

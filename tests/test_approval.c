@@ -378,18 +378,10 @@ static void test_an_approval_the_store_cannot_take_is_answered_unavailable(void 
 static void test_an_approval_waits_while_the_disk_is_short(void **state)
 {
     (void)state;
-    harness_t *h = harness_new();
-    assert_non_null(h);
-    if (!harness_small_disk(h, 24 * 1024 * 1024)) {
-        harness_destroy(&h);
-        skip(); /* no mount here: not root, no user namespaces */
-    }
-    const char *const extra[] = {"--disk-reserve", "2", NULL};
-    assert_true(harness_start(h, extra));
+    harness_t *h = started_on_a_small_disk(24 * 1024 * 1024, "2");
     publish_held(h, "held-6", "5");
     cv_client_t *council = client(h, "hull-cc", NULL, 0);
-    assert_true(harness_fill_disk(h) > 0);
-    zclock_sleep(300); /* the broker looks at the disk every 100 ms */
+    disk_filled(h);
     cv_client_t *police = sender_of(h, "hum-bcu-hull");
     approval_unavailable(police, "held-6", "disk is full");
     assert_nothing_arrives(council, 300);

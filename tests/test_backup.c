@@ -409,14 +409,7 @@ static void test_a_stop_during_a_backup_leaves_no_copy(void **state)
 static void test_a_backup_that_would_fill_the_disk_is_refused(void **state)
 {
     (void)state;
-    harness_t *h = harness_new();
-    assert_non_null(h);
-    if (!harness_small_disk(h, 64 * 1024 * 1024)) {
-        harness_destroy(&h);
-        skip(); /* no mount here: not root, no user namespaces */
-    }
-    const char *const extra[] = {"--disk-reserve", "4", NULL};
-    assert_true(harness_start(h, extra));
+    harness_t *h = started_on_a_small_disk(64 * 1024 * 1024, "4");
     fill_store(h, 12);
     assert_true(harness_fill_disk(h) > 0);
     harness_shrink_filler(h, 20 * 1024 * 1024); /* room for the copy, not for it and 9 MB */
@@ -449,14 +442,7 @@ static void test_a_backup_that_would_fill_the_disk_is_refused(void **state)
 static void test_a_short_disk_stops_a_backup(void **state)
 {
     (void)state;
-    harness_t *h = harness_new();
-    assert_non_null(h);
-    if (!harness_small_disk(h, 192 * 1024 * 1024)) {
-        harness_destroy(&h);
-        skip();
-    }
-    const char *const extra[] = {"--disk-reserve", "4", NULL};
-    assert_true(harness_start(h, extra));
+    harness_t *h = started_on_a_small_disk(192 * 1024 * 1024, "4");
     fill_store(h, STORE_MB);
     zclock_sleep(1000); /* idle: the WAL is checkpointed, the database grown to hold it */
     /* 12 MB free, the reserve held: not short, and a few MB to fill */

@@ -306,19 +306,11 @@ static void test_acknowledgements_of_nothing_do_not_keep_a_full_connection(void 
 static void test_a_full_disk_stops_publishes_not_deliveries(void **state)
 {
     (void)state;
-    harness_t *h = harness_new();
-    assert_non_null(h);
-    if (!harness_small_disk(h, SMALL_DISK)) {
-        harness_destroy(&h);
-        skip(); /* no mount here: not root, no user namespaces */
-    }
-    const char *const extra[] = {"--disk-reserve", "2", NULL};
-    assert_true(harness_start(h, extra));
+    harness_t *h = started_on_a_small_disk(SMALL_DISK, "2");
     publish_examples(h, BACKLOG);
     assert_int_equal(stat_of(h, "disk_short"), 0);
 
-    assert_true(harness_fill_disk(h) > 0);
-    zclock_sleep(300); /* the broker looks at the disk every 100 ms */
+    disk_filled(h);
     char *reason = NULL;
     assert_int_equal(publish_one(h, "hum-bcu-hull", &reason),
                      CAVEAT__WIRE__STATUS__REFUSED_UNAVAILABLE);
@@ -335,6 +327,7 @@ static void test_a_full_disk_stops_publishes_not_deliveries(void **state)
     harness_kill(h);
 
     /* a start on the full disk, and nothing acknowledged comes back */
+    const char *const extra[] = {"--disk-reserve", "2", NULL};
     assert_true(harness_start(h, extra));
     council = client(h, "hull-cc", NULL, 50);
     assert_nothing_arrives(council, 1000);
@@ -352,12 +345,7 @@ static void test_a_full_disk_stops_publishes_not_deliveries(void **state)
 static void test_a_start_on_a_full_disk_says_so(void **state)
 {
     (void)state;
-    harness_t *h = harness_new();
-    assert_non_null(h);
-    if (!harness_small_disk(h, 4 * 1024 * 1024)) {
-        harness_destroy(&h);
-        skip();
-    }
+    harness_t *h = on_a_small_disk(4 * 1024 * 1024);
     assert_true(harness_fill_disk(h) > 0);
     assert_false(harness_start(h, NULL));
     assert_int_equal(log_lines_with(h, "is full (0 bytes free)"), 1);

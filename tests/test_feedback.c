@@ -360,19 +360,11 @@ static void test_feedback_of_a_bad_form_is_refused(void **state)
 static void test_feedback_waits_while_the_disk_is_short(void **state)
 {
     (void)state;
-    harness_t *h = harness_new();
-    assert_non_null(h);
-    if (!harness_small_disk(h, 24 * 1024 * 1024)) {
-        harness_destroy(&h);
-        skip(); /* no mount here: not root, no user namespaces */
-    }
-    const char *const extra[] = {"--disk-reserve", "2", NULL};
-    assert_true(harness_start(h, extra));
+    harness_t *h = started_on_a_small_disk(24 * 1024 * 1024, "2");
     char id[128];
     publish_report(h, id, sizeof id);
     cv_client_t *council = receiver(h, "hull-cc", id);
-    assert_true(harness_fill_disk(h) > 0);
-    zclock_sleep(300); /* the broker looks at the disk every 100 ms */
+    disk_filled(h);
     cv_error_t err;
     assert_false(give_feedback(council, id, "useful", NULL, &err));
     assert_int_equal(err.code, CV_ERR_FAILED);
