@@ -244,8 +244,8 @@ void broker_handle_message(cv_broker_t *self, zmsg_t *msg)
     if (agency < 0) {
         /* no User-Id, or a key the policy no longer lists: never routed */
         self->stats.dropped++;
-        /* rate-limited as one more agency: a revoked key's open connection
-         * may send as fast as it can */
+        /* rate-limited: a revoked key's open connection may send as fast
+         * as it can */
         cv_log_debug_limited(self->log, "unknown keys",
                              "dropped a message from an unknown or revoked key");
     } else if (!frame_allowed(self, agency)) {

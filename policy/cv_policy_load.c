@@ -1377,8 +1377,7 @@ cv_policy_t *cv_policy_load_file_each(const char *path, const uint8_t *pseudonym
     cv_error_t why = {0};
     char *buf = cv_read_regular_file(path, CV_POLICY_FILE_MAX, &size, NULL, &why);
     if (!buf) {
-        const char *what = strstr(why.msg, "error: "); /* early_error names the file */
-        early_error(path, 0, 0, what ? what + strlen("error: ") : why.msg, each, arg, err);
+        early_error(path, 0, 0, why.msg, each, arg, err);
         return NULL;
     }
     cv_policy_t *policy =

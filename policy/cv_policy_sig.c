@@ -101,10 +101,9 @@ static char *read_small_file(const char *path, size_t max, bool shared_ok, size_
     cv_error_t err = {0};
     unsigned mode = 0;
     char *text = cv_read_regular_file(path, max, len, &mode, &err);
-    if (!text) {
-        const char *what = strstr(err.msg, "error: ");
-        snprintf(why, 256, "%.200s", what ? what + strlen("error: ") : err.msg);
-    } else if (!shared_ok && (mode & S_IWOTH)) {
+    if (!text)
+        snprintf(why, 256, "%.200s", err.msg);
+    else if (!shared_ok && (mode & S_IWOTH)) {
         snprintf(why, 256, "anyone may write it (mode %04o): chmod o-w", mode);
         free(text);
         text = NULL;
@@ -417,9 +416,12 @@ cv_policy_t *cv_policy_load_signed(const char *path, const cv_signers_t *signers
 {
     memset(by, 0, sizeof *by);
     size_t len = 0;
-    char *bytes = cv_read_regular_file(path, CV_POLICY_FILE_MAX, &len, NULL, err);
-    if (!bytes)
+    cv_error_t why = {0};
+    char *bytes = cv_read_regular_file(path, CV_POLICY_FILE_MAX, &len, NULL, &why);
+    if (!bytes) {
+        cv_error_set(err, path, 0, 0, "%s", why.msg);
         return NULL;
+    }
     cv_policy_t *policy = NULL;
     if (cv_sig_verify_file(path, bytes, len, signers, by, err))
         policy = cv_policy_load_buffer(bytes, len, path, pseudonym_key, err);

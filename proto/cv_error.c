@@ -77,22 +77,22 @@ char *cv_read_regular_file(const char *path, size_t max, size_t *len, unsigned *
     /* O_NONBLOCK: a FIFO is refused below, not waited on here */
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
-        cv_error_set(err, path, 0, 0, "cannot open: %s", strerror(errno));
+        cv_error_set(err, NULL, 0, 0, "cannot open: %s", strerror(errno));
         return NULL;
     }
     struct stat st;
     char *text = NULL;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-        cv_error_set(err, path, 0, 0, "cannot read: not a regular file");
+        cv_error_set(err, NULL, 0, 0, "cannot read: not a regular file");
     else if ((unsigned long long)st.st_size > max)
-        cv_error_set(err, path, 0, 0, "cannot read: larger than %zu bytes", max);
+        cv_error_set(err, NULL, 0, 0, "cannot read: larger than %zu bytes", max);
     else if (!(text = malloc((size_t)st.st_size + 1)))
-        cv_error_set(err, path, 0, 0, "cannot read: out of memory");
+        cv_error_set(err, NULL, 0, 0, "cannot read: out of memory");
     else {
         /* one byte more than its size: a file that grew is not taken cut */
         ssize_t got = read_up_to(fd, text, (size_t)st.st_size + 1);
         if (got < 0 || (size_t)got > (size_t)st.st_size) {
-            cv_error_set(err, path, 0, 0, "cannot read: %s",
+            cv_error_set(err, NULL, 0, 0, "cannot read: %s",
                          got < 0 ? strerror(errno) : "it changed while it was read");
             free(text);
             text = NULL;

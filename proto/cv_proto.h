@@ -38,9 +38,10 @@ void cv_error_set(cv_error_t *err, const char *file, int line, int col, const ch
 char *cv_read_file(const char *path, size_t *len);
 /*  A regular file of at most max bytes, read whole and NUL-terminated: what
  *  the broker reads from a path an operator gave it. A FIFO, a device or
- *  a file over max is refused (PATH: error: cannot read: ...), and never
- *  waited on or read without end. *mode, when mode is not NULL, gets the
- *  file's permission bits. NULL with err otherwise. */
+ *  a file over max is refused ("cannot read: ..."), and never waited on
+ *  or read without end. *mode, when mode is not NULL, gets the file's
+ *  permission bits. NULL with err otherwise, saying what is wrong without
+ *  the path: each caller names the file as its errors do. */
 char *cv_read_regular_file(const char *path, size_t max, size_t *len, unsigned *mode,
                            cv_error_t *err);
 
