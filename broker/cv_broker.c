@@ -642,6 +642,8 @@ static void turn_failed(cv_broker_t *self, const char *why)
         f->lost = true;
     held_list_clear(self, self->outbox);
     broker_approvals_unavailable(self);
+    broker_drop_deferred(self);
+    broker_unstart_backup(self);
     for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
         broker_session_resend_all(self, s);
     /* rows made in the rolled-back turn are gone: so must be their mirrors */
@@ -1113,12 +1115,10 @@ int cv_broker_run(cv_broker_t *self)
                            "store: a sync of the WAL took %lld ms, and what it covered waited "
                            "for it: a slow or overloaded disk",
                            (long long)slow_ms);
-        if (atomic_load(&reload_requested) && begin_turn(self)) { /* in a turn: its leaf is
-                                                                   * written with it */
+        if (atomic_load(&reload_requested)) { /* between turns: it commits on its own */
             atomic_store(&reload_requested, false);
             cv_error_t err;
-            broker_reload(self, &err);
-            end_turn(self);
+            broker_reload(self, NULL, &err);
         }
         release_synced(self);
         resend_overdue(self, &next_overdue);

@@ -51,20 +51,40 @@ static void revoke_removed(cv_broker_t *self)
     zlistx_destroy(&revoked);
 }
 
-/*  Loads the policy file again; on any error the old policy stays. */
-bool broker_reload(cv_broker_t *self, cv_error_t *err)
+/*  Loads the policy file again, in a transaction of its own, with its
+ *  leaf and, when an administrator asked (admin), theirs. The new policy
+ *  is put in force only once they have committed: a reload in a turn that
+ *  then rolled back left the new policy deciding with no leaf to say so,
+ *  and the log's decisions must each follow the leaf of the policy they
+ *  were made under. On any error, the file's or the store's, the old
+ *  policy stays. Never in a turn. */
+bool broker_reload(cv_broker_t *self, const char *admin, cv_error_t *err)
 {
     cv_policy_t *fresh = broker_load_policy(self, err);
     cv_error_t recorded = {0};
+    bool begun = cv_store_begin(self->store, &recorded);
+    bool ok = begun && (fresh ? cv_record_policy(self->record, fresh, &recorded)
+                              : cv_record_policy_refused(self->record, err->msg, &recorded));
+    if (ok && admin)
+        ok = cv_record_admin(self->record, admin, "reload", fresh != NULL, &recorded);
+    bool committed = begun && broker_end_recorded(self, ok, &recorded);
     if (!fresh) {
         self->stats.reload_failures++;
         cv_log_warning(self->log, "reload refused, the old policy stays: %s", err->msg);
-        if (!cv_record_policy_refused(self->record, err->msg, &recorded))
-            broker_fail_turn(self, recorded.msg);
+        if (!committed)
+            cv_log_error(self->log, "store: the refused reload is not recorded: %s", recorded.msg);
         return false;
     }
-    if (!cv_record_policy(self->record, fresh, &recorded))
-        broker_fail_turn(self, recorded.msg);
+    if (!committed) {
+        cv_policy_destroy(&fresh);
+        self->stats.reload_failures++;
+        cv_error_set(err, NULL, 0, 0,
+                     "the store could not record the new policy, so it is not in force; the old "
+                     "policy stays (%s)",
+                     recorded.msg);
+        cv_log_error(self->log, "reload: %s", err->msg);
+        return false;
+    }
     cv_policy_destroy(&self->policy);
     self->policy = fresh;
     self->stats.reloads++;
@@ -537,6 +557,20 @@ static void run_review(cv_broker_t *self, const deferred_t *d, uint64_t asker)
     free(text);
 }
 
+static void run_reload(cv_broker_t *self, const deferred_t *d, uint64_t asker)
+{
+    cv_error_t err = {0};
+    bool ok = broker_reload(self, d->admin, &err);
+    answer_deferred(self, d, asker, ok, ok, ok ? "reloaded" : err.msg);
+}
+
+static void deferred_free(deferred_t *d)
+{
+    zframe_destroy(&d->routing);
+    caveat__wire__admin_request__free_unpacked(d->request, NULL);
+    free(d);
+}
+
 void broker_run_all_deferred(cv_broker_t *self)
 {
     deferred_t *d;
@@ -548,11 +582,26 @@ void broker_run_all_deferred(cv_broker_t *self)
             s && !s->gone_at && sodium_memcmp(s->key, d->key, CV_KEY_BYTES) == 0 ? s->serial : 0;
         if (strcmp(d->request->command, "review") == 0)
             run_review(self, d, asker);
+        else if (strcmp(d->request->command, "reload") == 0)
+            run_reload(self, d, asker);
         else
             run_purge(self, d, asker);
-        zframe_destroy(&d->routing);
-        caveat__wire__admin_request__free_unpacked(d->request, NULL);
-        free(d);
+        deferred_free(d);
+    }
+}
+
+/*  The turn that took these requests rolled back, their leaves with it:
+ *  none is done, and each asker is told so, as a publisher is. */
+void broker_drop_deferred(cv_broker_t *self)
+{
+    deferred_t *d;
+    while ((d = zlistx_detach(self->deferred, NULL))) {
+        session_t *s = broker_session_of(self, d->routing);
+        if (s && !s->gone_at && sodium_memcmp(s->key, d->key, CV_KEY_BYTES) == 0)
+            send_admin_reply(self, d->routing, d->request->id, false,
+                             "the store could not commit the turn that took this request, so "
+                             "nothing was done; retry");
+        deferred_free(d);
     }
 }
 
@@ -620,6 +669,7 @@ static bool start_backup(cv_broker_t *self, const zframe_t *routing,
     }
     self->backup.routing = zframe_dup((zframe_t *)routing);
     self->backup.request_id = request->id;
+    self->backup.turn = self->turns;
     memcpy(self->backup.key, key, CV_KEY_BYTES);
     /* shared: the backup's own code looks at its socket too */
     self->backup_in = cv_inbox_new(cv_backup_socket(self->backup.run), false);
@@ -668,6 +718,16 @@ void broker_stop_backup(cv_broker_t *self, const char *why)
     snprintf(text, sizeof text, "%s: backup stopped, its copy removed: %s",
              cv_backup_dir(self->backup.run), why);
     end_backup(self, false, text);
+}
+
+/*  The turn that started the running backup rolled back, and the leaf
+ *  that recorded it with it: the copy is stopped, as a purge asked in
+ *  that turn is not run. */
+void broker_unstart_backup(cv_broker_t *self)
+{
+    if (self->backup.run && self->backup.turn == self->turns)
+        broker_stop_backup(self, "the store could not commit the turn that took the request; "
+                                 "retry");
 }
 
 /*  Every time round the loop: a backup that ended is answered, and one
@@ -719,10 +779,10 @@ void broker_on_admin(cv_broker_t *self, const zframe_t *routing, int agency,
         send_admin_reply(self, routing, request->id, text != NULL, text);
         free(text);
     } else if (strcmp(command, "reload") == 0) {
-        cv_error_t err = {0};
-        bool ok = broker_reload(self, &err);
-        record_admin(self, admin, command, ok);
-        send_admin_reply(self, routing, request->id, ok, ok ? "reloaded" : err.msg);
+        /* after the commit, with its leaves (broker_reload) */
+        if (!defer(self, routing, key, admin, request))
+            broker_send_error(self, routing, E_BAD_REQUEST,
+                              "an admin request that does not read back");
     } else if (strcmp(command, "sessions") == 0) {
         char *text = sessions_json(self);
         send_admin_reply(self, routing, request->id, true, text);

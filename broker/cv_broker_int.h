@@ -199,8 +199,9 @@ typedef struct {
     int64_t since;         /* when it said Hello (unix seconds) */
 } session_t;
 
-/*  An admin request that needs the store to itself (purge, review): it
- *  runs after the turn's commit, never inside the write transaction. */
+/*  An admin request that needs the store to itself (purge, review,
+ *  reload): it runs after the turn's commit, never inside the write
+ *  transaction, and not at all when the turn rolls back. */
 typedef struct {
     zframe_t *routing;
     uint8_t key[CV_KEY_BYTES]; /* of the session that asked: only it is answered */
@@ -319,6 +320,7 @@ struct cv_broker_t {
         zframe_t *routing;         /* who asked: the reply goes there, */
         uint8_t key[CV_KEY_BYTES]; /* if a session of this key is still there */
         uint64_t request_id;       /* its AdminRequest's id, for the reply */
+        uint64_t turn;             /* the turn that started it (its leaf's) */
         int64_t next_look;         /* at the disk (zclock_mono) */
     } backup;
     cv_poller_t *poller;         /* the loop's, while it runs: a backup's end wakes it */
@@ -375,13 +377,15 @@ void broker_hold(cv_broker_t *self, held_t *h);
 void broker_forget_held_deliveries(cv_broker_t *self);
 
 /* cv_broker_admin.c */
-bool broker_reload(cv_broker_t *self, cv_error_t *err);
+bool broker_reload(cv_broker_t *self, const char *admin, cv_error_t *err);
 void broker_publish_monitor(cv_broker_t *self, int64_t *next);
 void broker_commit_saves(cv_broker_t *self, bool checkpoint);
 int broker_purge(cv_broker_t *self, const cv_purge_how_t *how, cv_admin_purged_t *list,
                  cv_error_t *err);
 void broker_run_all_deferred(cv_broker_t *self);
+void broker_drop_deferred(cv_broker_t *self);
 void broker_stop_backup(cv_broker_t *self, const char *why);
+void broker_unstart_backup(cv_broker_t *self);
 void broker_watch_backup(cv_broker_t *self);
 void broker_on_admin(cv_broker_t *self, const zframe_t *routing, int agency,
                      const uint8_t key[CV_KEY_BYTES], const Caveat__Wire__AdminRequest *request);

@@ -766,7 +766,9 @@ static void test_a_hello_for_another_queue_ends_the_connections_session(void **s
 typedef struct {
     int replies;
     bool ok;
-    char text[1024];
+    char text[4096];
+    int reloaded;       /* replies "reloaded" */
+    int policy_version; /* as the last "stats" said */
 } admin_seen_t;
 
 static void on_sent_admin(void *arg, uint32_t connection, const uint8_t *bytes, size_t size)
@@ -780,8 +782,24 @@ static void on_sent_admin(void *arg, uint32_t connection, const uint8_t *bytes, 
         seen->ok = frame->admin_reply->ok;
         snprintf(seen->text, sizeof seen->text, "%s",
                  frame->admin_reply->text ? frame->admin_reply->text : "");
+        seen->reloaded += seen->ok && strcmp(seen->text, "reloaded") == 0;
+        const char *version = strstr(seen->text, "\"policy_version\":");
+        if (version)
+            seen->policy_version = atoi(version + strlen("\"policy_version\":"));
     }
     caveat__wire__frame__free_unpacked(frame, NULL);
+}
+
+/*  The police and the administrator in session (connections 1 and 3),
+ *  the administrator's answers in seen, and "r-old", a report of the
+ *  police's long past retention, as if accepted in 1970. */
+static void with_a_report_past_retention(offline_t *o, int police, int admin, admin_seen_t *seen)
+{
+    cv_broker_on_sent(o->broker, on_sent_admin, seen);
+    cv_broker_frame_t start[] = {hello_with(police, 1, 0), hello_with(admin, 3, 0),
+                                 publish_frame_as(police, 1, "vulnerable_individual", "r-old")};
+    one_turn(o, start, 3);
+    store_sql(o, "UPDATE reports SET created = 1, accepted = 1000 WHERE id = 'r-old'");
 }
 
 /*  `purge at=TIME` is a question, only ever with dry-run; the first second
@@ -793,12 +811,7 @@ static void test_a_purge_at_the_epoch_is_a_question(void **state)
     offline_t *o = *state;
     int police = agency(o, "hum-bcu-hull"), admin = agency(o, "caveat-admin");
     admin_seen_t seen = {0};
-    cv_broker_on_sent(o->broker, on_sent_admin, &seen);
-    cv_broker_frame_t start[] = {hello_with(police, 1, 0), hello_with(admin, 3, 0),
-                                 publish_frame_as(police, 1, "vulnerable_individual", "r-old")};
-    one_turn(o, start, 3);
-    /* long past retention, as if accepted then */
-    store_sql(o, "UPDATE reports SET created = 1, accepted = 1000 WHERE id = 'r-old'");
+    with_a_report_past_retention(o, police, admin, &seen);
 
     cv_broker_frame_t purge[] = {
         admin_frame(admin, 3, "purge", (char *[]){"trust-clock", "at=1970-01-01T00:00:00Z"}, 2)};
@@ -857,6 +870,117 @@ static void test_a_backup_refused_at_once_is_recorded_as_not_taken(void **state)
     assert_non_null(strstr(seen.text, "already running"));
     assert_int_equal(store_count(o, refused), 2);
     assert_int_equal(store_count(o, taken), 1);
+}
+
+/*  DIR/policy.yaml as version 8 (the example is version 7). */
+static void policy_made_version_8(offline_t *o)
+{
+    FILE *f = fopen(harness_path(o->files, "policy.yaml"), "r");
+    assert_non_null(f);
+    static char text[1 << 16];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    char *at = strstr(text, "\nversion: 7\n");
+    assert_non_null(at);
+    at[10] = '8';
+    harness_write_policy(o->files, text);
+}
+
+/*  The version of the policy in force, as "stats" says it. */
+static int version_in_force(offline_t *o, int admin, admin_seen_t *seen)
+{
+    seen->policy_version = -1;
+    cv_broker_frame_t stats[] = {admin_frame(admin, 3, "stats", NULL, 0)};
+    one_turn(o, stats, 1);
+    return seen->policy_version;
+}
+
+#define POLICY_8_LEAVES                                                                            \
+    "SELECT count(*) FROM tlog_leaves WHERE CAST(data AS TEXT) LIKE '{\"event\":\"policy\",%'"     \
+    " AND CAST(data AS TEXT) LIKE '%\"version\":8,%'"
+#define RELOAD_LEAVES                                                                              \
+    "SELECT count(*) FROM tlog_leaves WHERE CAST(data AS TEXT)"                                    \
+    " LIKE '%\"action\":\"reload\",\"ok\":true%'"
+
+/*  A new policy is in force only once its leaf has committed. A reload
+ *  asked in a turn that then rolled back (here its leaves' rows fail) was
+ *  made all the same: version 8 decided with no leaf to say so, and the
+ *  administrator's leaf was lost too. Now that turn does nothing of it
+ *  and says so; a reload whose own transaction fails (here every leaf's
+ *  row) is not made either; once the store takes writes, it is. */
+static void test_a_reload_is_in_force_only_once_recorded(void **state)
+{
+    offline_t *o = *state;
+    int police = agency(o, "hum-bcu-hull"), admin = agency(o, "caveat-admin");
+    admin_seen_t seen = {0};
+    cv_broker_on_sent(o->broker, on_sent_admin, &seen);
+    cv_broker_frame_t start[] = {hello_with(police, 1, 0), hello_with(admin, 3, 0)};
+    one_turn(o, start, 2);
+    policy_made_version_8(o);
+
+    /* the turn's leaves fail: the report's; the reload would write its own */
+    store_sql(o, "CREATE TRIGGER fail BEFORE INSERT ON tlog_leaves"
+                 " BEGIN SELECT RAISE(ABORT, 'injected'); END");
+    cv_broker_frame_t failing[] = {publish_frame(police, "vulnerable_individual"),
+                                   admin_frame(admin, 3, "reload", NULL, 0)};
+    one_turn(o, failing, 2);
+    assert_int_equal(seen.replies, 1);
+    assert_false(seen.ok);
+    assert_non_null(strstr(seen.text, "nothing was done"));
+
+    /* a turn with no leaf commits; the reload's own leaves fail */
+    cv_broker_frame_t unrecorded[] = {admin_frame(admin, 3, "reload", NULL, 0)};
+    one_turn(o, unrecorded, 1);
+    assert_false(seen.ok);
+    assert_non_null(strstr(seen.text, "could not record the new policy"));
+    store_sql(o, "DROP TRIGGER fail");
+    assert_int_equal(version_in_force(o, admin, &seen), 7);
+    assert_int_equal(store_count(o, POLICY_8_LEAVES), 0);
+    assert_int_equal(store_count(o, RELOAD_LEAVES), 0);
+
+    cv_broker_frame_t reload[] = {admin_frame(admin, 3, "reload", NULL, 0)};
+    one_turn(o, reload, 1);
+    /* the answer waits for the sync of the reload's commit: a turn's end */
+    assert_int_equal(version_in_force(o, admin, &seen), 8);
+    assert_int_equal(seen.reloaded, 1);
+    assert_int_equal(store_count(o, POLICY_8_LEAVES), 1);
+    assert_int_equal(store_count(o, RELOAD_LEAVES), 1);
+}
+
+/*  A backup started in a turn that then rolls back is stopped, its copy
+ *  removed, as the leaf that recorded it went with the turn; a purge
+ *  asked there is not run. Both are answered; the next backup goes. */
+static void test_admin_work_of_a_turn_rolled_back_is_not_done(void **state)
+{
+    offline_t *o = *state;
+    int police = agency(o, "hum-bcu-hull"), admin = agency(o, "caveat-admin");
+    admin_seen_t seen = {0};
+    with_a_report_past_retention(o, police, admin, &seen);
+
+    /* the turn's leaves fail: the two requests' own */
+    store_sql(o, "CREATE TRIGGER fail BEFORE INSERT ON tlog_leaves"
+                 " BEGIN SELECT RAISE(ABORT, 'injected'); END");
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s", harness_path(o->files, "backup"));
+    cv_broker_frame_t failing[] = {admin_frame(admin, 3, "backup", (char *[]){dir}, 1),
+                                   admin_frame(admin, 3, "purge", (char *[]){"trust-clock"}, 1)};
+    one_turn(o, failing, 2);
+    assert_int_equal(seen.replies, 2);
+    assert_false(seen.ok);
+    assert_non_null(strstr(seen.text, "could not commit"));
+    assert_int_not_equal(access(dir, F_OK), 0);
+    assert_int_equal(store_count(o, "SELECT count(*) FROM reports WHERE id = 'r-old'"), 1);
+    assert_int_equal(store_count(o, "SELECT count(*) FROM tlog_leaves WHERE CAST(data AS TEXT)"
+                                    " LIKE '%\"event\":\"admin\"%'"),
+                     0);
+
+    store_sql(o, "DROP TRIGGER fail");
+    cv_broker_frame_t again[] = {admin_frame(admin, 3, "backup", (char *[]){dir}, 1)};
+    one_turn(o, again, 1);
+    assert_int_equal(store_count(o, "SELECT count(*) FROM tlog_leaves WHERE CAST(data AS TEXT)"
+                                    " LIKE '%\"action\":\"backup\",\"ok\":true%'"),
+                     1);
 }
 
 /*  Opens the offline broker and says why it would not, in err. */
@@ -1088,6 +1212,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_purge_at_the_epoch_is_a_question, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_pseudonym_key_that_is_not_a_private_file_is_refused,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_reload_is_in_force_only_once_recorded, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_admin_work_of_a_turn_rolled_back_is_not_done, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_a_backup_refused_at_once_is_recorded_as_not_taken,
                                         setup, teardown),
     };
