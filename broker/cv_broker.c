@@ -165,6 +165,11 @@ void broker_disk_exhausted(cv_broker_t *self)
     }
 }
 
+/*  The data directory: checked and locked (cv_store_claim) before its
+ *  disk reserve or pseudonymisation key is made or touched, so that a
+ *  directory refused, or another broker's, is left as it was (a second
+ *  broker once gave up or remade the first one's reserve); then the
+ *  reserve, which on a full disk is what lets the store open. */
 static bool open_data(cv_broker_t *self, cv_error_t *err)
 {
     const char *dir = self->config.data_dir;
@@ -172,15 +177,18 @@ static bool open_data(cv_broker_t *self, cv_error_t *err)
         cv_error_set(err, dir, 0, 0, "cannot create: %s", strerror(errno));
         return false;
     }
+    int claim = cv_store_claim(dir, err);
+    if (claim < 0)
+        return false;
     uint64_t reserve = self->config.disk_reserve_mb ? (uint64_t)self->config.disk_reserve_mb << 20
                                                     : DEFAULT_DISK_RESERVE;
-    /* first: on a full disk, an earlier run's reserve is what lets the
-     * store open */
     self->space = cv_space_new(dir, reserve, err);
+    if (self->space && load_pseudonym_key(self, err))
+        self->store = cv_store_open_claimed(claim, dir, self->config.sync, err);
+    else
+        close(claim);
     if (!self->space)
         return false;
-    if (load_pseudonym_key(self, err))
-        self->store = cv_store_open(dir, self->config.sync, err);
     if (!self->store && cv_space_short(self->space)) {
         cv_error_t why = *err;
         cv_error_set(err, NULL, 0, 0, "%s; the disk holding %s is full (%llu bytes free)", why.msg,

@@ -496,22 +496,31 @@ static bool check_directory(const char *dir, cv_error_t *err)
  *  (closing any descriptor of a file drops the process's POSIX locks on
  *  it, SQLite's included). flock locks belong to the open file: a second
  *  open in this process is refused too. */
-static bool lock_directory(cv_store_t *self, const char *dir, cv_error_t *err)
+static int lock_directory(const char *dir, cv_error_t *err)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/caveat.lock", dir);
-    self->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (self->lock_fd < 0) {
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
         cv_error_set(err, path, 0, 0, "cannot open: %s", strerror(errno));
-        return false;
+        return -1;
     }
-    if (flock(self->lock_fd, LOCK_EX | LOCK_NB) == 0)
-        return true;
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+        return fd;
     if (errno == EWOULDBLOCK)
         cv_error_set(err, dir, 0, 0, "another caveatd is using this data directory");
     else
         cv_error_set(err, path, 0, 0, "cannot lock: %s", strerror(errno));
-    return false;
+    close(fd);
+    return -1;
+}
+
+int cv_store_claim(const char *dir, cv_error_t *err)
+{
+    mode_t old = umask(077);
+    int fd = check_directory(dir, err) ? lock_directory(dir, err) : -1;
+    umask(old);
+    return fd;
 }
 
 /*  caveat.db, made 0600 here when new (SQLite gives its WAL and shared
@@ -543,15 +552,14 @@ static bool check_database(const char *path, cv_error_t *err)
     return true;
 }
 
-/*  Everything before SQLite opens the database: the directory, its lock,
+/*  Everything before SQLite opens the database, in the claimed directory:
  *  the file, and with CV_SYNC_FULL the sync of what a broker killed before
  *  its last sync left written and unsynced (nothing is served from it
  *  before it is on disk). The sync opens and closes the database and its
  *  WAL, so it must come before SQLite holds locks on them. */
-static bool prepare_directory(cv_store_t *self, const char *dir, const char *path, cv_sync_t sync,
-                              cv_error_t *err)
+static bool prepare_directory(const char *path, cv_sync_t sync, cv_error_t *err)
 {
-    if (!check_directory(dir, err) || !lock_directory(self, dir, err) || !check_database(path, err))
+    if (!check_database(path, err))
         return false;
     if (sync == CV_SYNC_FULL && !cv_syncer_sync_files(path)) {
         cv_error_set(err, path, 0, 0, "cannot sync the store: %s", strerror(errno));
@@ -562,21 +570,29 @@ static bool prepare_directory(cv_store_t *self, const char *dir, const char *pat
 
 cv_store_t *cv_store_open(const char *dir, cv_sync_t sync, cv_error_t *err)
 {
+    int claim = cv_store_claim(dir, err);
+    return claim >= 0 ? cv_store_open_claimed(claim, dir, sync, err) : NULL;
+}
+
+cv_store_t *cv_store_open_claimed(int claim, const char *dir, cv_sync_t sync, cv_error_t *err)
+{
+    assert(claim >= 0);
     char path[4096];
     snprintf(path, sizeof path, "%s/caveat.db", dir);
     cv_store_t *self = calloc(1, sizeof *self);
     if (!self) {
+        close(claim);
         out_of_memory(err);
         return NULL;
     }
-    self->lock_fd = -1;
+    self->lock_fd = claim;
     if (sodium_init() < 0) {
         cv_error_set(err, NULL, 0, 0, "store: libsodium cannot start");
         cv_store_close(&self);
         return NULL;
     }
     mode_t old = umask(077); /* the store holds reports: owner only */
-    bool ok = prepare_directory(self, dir, path, sync, err);
+    bool ok = prepare_directory(path, sync, err);
     /* before SQLite's first use: no memory statistics, whose counters take
      * a global mutex on every allocation (a later call changes nothing) */
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);

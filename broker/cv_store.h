@@ -53,6 +53,13 @@ typedef enum {
  *  store holds: DIR/caveat.lock is locked (flock) while the store is open,
  *  so that one broker only works on a data directory. */
 cv_store_t *cv_store_open(const char *dir, cv_sync_t sync, cv_error_t *err);
+
+/*  The directory's checks and lock alone, taken before anything else is
+ *  made or changed in DIR (a broker's disk reserve, its pseudonymisation
+ *  key): the descriptor of DIR/caveat.lock, locked, or -1 with err.
+ *  cv_store_open_claimed takes it over, closing it when it fails.       */
+int cv_store_claim(const char *dir, cv_error_t *err);
+cv_store_t *cv_store_open_claimed(int claim, const char *dir, cv_sync_t sync, cv_error_t *err);
 void cv_store_close(cv_store_t **self_p);
 
 /*  One write transaction around many changes: group commit. The

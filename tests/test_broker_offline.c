@@ -1004,6 +1004,40 @@ static void write_bytes(const char *path, size_t n, mode_t mode)
     chmod(path, mode);
 }
 
+/*  A data directory is checked and locked before anything is made in it.
+ *  A second broker on a directory in use gave up or remade the first
+ *  one's disk reserve (here: made it again, where the first had let it
+ *  go), and a directory refused for its mode was given a reserve and a
+ *  pseudonymisation key before the refusal. */
+static void test_a_data_directory_refused_is_left_as_it_was(void **state)
+{
+    offline_t *o = *state;
+    char reserve[600], key[600], data[600];
+    snprintf(reserve, sizeof reserve, "%s", harness_path(o->files, "data/caveat.reserve"));
+    snprintf(key, sizeof key, "%s", harness_path(o->files, "data/pseudonym.key"));
+    snprintf(data, sizeof data, "%s", harness_path(o->files, "data"));
+    unlink(reserve);
+    cv_error_t err = {0};
+    cv_broker_t *second = broker_or_why(o, &err);
+    assert_null(second);
+    assert_non_null(strstr(err.msg, "another caveatd is using this data directory"));
+    assert_int_not_equal(access(reserve, F_OK), 0);
+
+    cv_broker_destroy(&o->broker);
+    unlink(key);
+    assert_int_equal(chmod(data, 0750), 0);
+    err = (cv_error_t){0};
+    assert_null(broker_or_why(o, &err));
+    assert_non_null(strstr(err.msg, "lets group or others in"));
+    assert_int_not_equal(access(reserve, F_OK), 0);
+    assert_int_not_equal(access(key, F_OK), 0);
+
+    assert_int_equal(chmod(data, 0700), 0);
+    o->broker = broker_or_why(o, &err);
+    assert_non_null(o->broker);
+    assert_int_equal(access(key, F_OK), 0);
+}
+
 /*  pseudonym.key is taken only as a regular file of 32 bytes, this user's
  *  and private. A link was followed: planted while the data directory
  *  was open to others (the broker refuses such a directory, but read the
@@ -1212,6 +1246,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_purge_at_the_epoch_is_a_question, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_pseudonym_key_that_is_not_a_private_file_is_refused,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_data_directory_refused_is_left_as_it_was, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_a_reload_is_in_force_only_once_recorded, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_admin_work_of_a_turn_rolled_back_is_not_done, setup,
