@@ -1,6 +1,8 @@
 /*  cv_backup.c: a backup of the store in a thread; see cv_backup.h.
  *
- *  The actor says one thing over its pipe when the backup ends, "OK" or
+ *  The actor waits for "GO" (or $TERM, which ends it with only its
+ *  directory made and removed again) before it copies anything. It says
+ *  one thing over its pipe when the backup ends, "OK" or
  *  "FAILED" with the reply's text, then waits for $TERM. A $TERM that
  *  comes first (cv_backup_destroy while it runs) stops the copy between
  *  two steps; what was written is removed.
@@ -293,6 +295,13 @@ static void backup_actor(zsock_t *pipe, void *args)
     snprintf(w.journal, sizeof w.journal, "%s/caveat.db.partial-journal", self->dir);
     snprintf(w.done, sizeof w.done, "%s/caveat.db", self->dir);
     zsock_signal(pipe, 0);
+    char *word = zstr_recv(pipe);
+    bool go = word && streq(word, "GO");
+    zstr_free(&word);
+    if (!go) { /* stopped before it began ($TERM): only the directory was made */
+        rmdir(self->dir);
+        return;
+    }
     bool stopped = false;
     bool ok = run(&w, &stopped);
     if (stopped)
@@ -365,6 +374,11 @@ void cv_backup_destroy(cv_backup_t **self_p)
     sodium_memzero(self->key, sizeof self->key);
     free(self);
     *self_p = NULL;
+}
+
+void cv_backup_go(cv_backup_t *self)
+{
+    zstr_send(self->actor, "GO");
 }
 
 void *cv_backup_socket(cv_backup_t *self)

@@ -34,14 +34,19 @@ typedef struct cv_backup_t cv_backup_t;
 
 #define CV_BACKUP_TEXT 8192 /* bytes: room for what a backup says */
 
-/*  Starts a backup of the store db_path (its caveat.db) into dir, which
+/*  Readies a backup of the store db_path (its caveat.db) into dir, which
  *  must be an absolute path that does not exist yet: it is made here
  *  (0700), before the thread starts, so that a refusal is immediate. The
- *  copy leaves at least keep_free bytes free on dir's disk, or fails: a
- *  backup never takes the space the store's reserve counts on. NULL with
- *  why when refused. */
+ *  thread copies nothing until cv_backup_go: the broker lets it go once
+ *  the turn that recorded the request has committed, and a backup
+ *  destroyed before that removes dir and has copied nothing. The copy
+ *  leaves at least keep_free bytes free on dir's disk, or fails: a backup
+ *  never takes the space the store's reserve counts on. NULL with why
+ *  when refused. */
 cv_backup_t *cv_backup_new(const char *db_path, const char *dir, const uint8_t key[CV_KEY_BYTES],
                            uint64_t keep_free, char *why, size_t size);
+/*  The copy begins: its snapshot is the store as it is now. Once.       */
+void cv_backup_go(cv_backup_t *self);
 /*  Stops a backup still running (it removes what it wrote) and waits for
  *  its thread; nothing when it has ended. */
 void cv_backup_destroy(cv_backup_t **self_p);

@@ -8,6 +8,10 @@
 /* ------------------------------------------------------------------------ */
 /*  Policy reload and administration.                                       */
 
+/*  The answer to an administrator's request whose turn rolled back. */
+#define DROPPED_WITH_THE_TURN                                                                      \
+    "the store could not commit the turn that took this request, so nothing was done; retry"
+
 /*  Whether the session's key is still one of its agency's in the policy. */
 static bool key_still_listed(cv_broker_t *self, const session_t *s)
 {
@@ -60,6 +64,8 @@ static void revoke_removed(cv_broker_t *self)
  *  policy stays. Never in a turn. */
 bool broker_reload(cv_broker_t *self, const char *admin, cv_error_t *err)
 {
+    /* in a turn, its commit would commit the turn's work half done */
+    assert(!cv_store_in_transaction(self->store));
     cv_policy_t *fresh = broker_load_policy(self, err);
     cv_error_t recorded = {0};
     bool begun = cv_store_begin(self->store, &recorded);
@@ -571,8 +577,15 @@ static void deferred_free(deferred_t *d)
     free(d);
 }
 
+/*  After the turn's commit: the backup it readied begins (broker_unstart_
+ *  backup stopped one whose turn rolled back), and the requests it took
+ *  run, each in a transaction of its own. */
 void broker_run_all_deferred(cv_broker_t *self)
 {
+    if (self->backup.run && !self->backup.going) {
+        cv_backup_go(self->backup.run);
+        self->backup.going = true;
+    }
     deferred_t *d;
     while ((d = zlistx_detach(self->deferred, NULL))) {
         /* the work stands whoever is there; the answer goes to the session
@@ -598,9 +611,7 @@ void broker_drop_deferred(cv_broker_t *self)
     while ((d = zlistx_detach(self->deferred, NULL))) {
         session_t *s = broker_session_of(self, d->routing);
         if (s && !s->gone_at && sodium_memcmp(s->key, d->key, CV_KEY_BYTES) == 0)
-            send_admin_reply(self, d->routing, d->request->id, false,
-                             "the store could not commit the turn that took this request, so "
-                             "nothing was done; retry");
+            send_admin_reply(self, d->routing, d->request->id, false, DROPPED_WITH_THE_TURN);
         deferred_free(d);
     }
 }
@@ -669,7 +680,7 @@ static bool start_backup(cv_broker_t *self, const zframe_t *routing,
     }
     self->backup.routing = zframe_dup((zframe_t *)routing);
     self->backup.request_id = request->id;
-    self->backup.turn = self->turns;
+    self->backup.going = false; /* until its turn commits (broker_run_all_deferred) */
     memcpy(self->backup.key, key, CV_KEY_BYTES);
     /* shared: the backup's own code looks at its socket too */
     self->backup_in = cv_inbox_new(cv_backup_socket(self->backup.run), false);
@@ -691,7 +702,7 @@ static void end_backup(cv_broker_t *self, bool ok, const char *text)
     cv_backup_destroy(&self->backup.run); /* a stop waits for one step of the copy at most */
     cv_log_info(self->log, "backup: %s", text);
     session_t *s = broker_session_of(self, self->backup.routing);
-    if (s && sodium_memcmp(s->key, self->backup.key, CV_KEY_BYTES) == 0)
+    if (s && !s->gone_at && sodium_memcmp(s->key, self->backup.key, CV_KEY_BYTES) == 0)
         send_admin_reply(self, self->backup.routing, self->backup.request_id, ok, text);
     else
         cv_log_info(self->log, "backup: the administrator who asked has gone: no reply");
@@ -720,14 +731,13 @@ void broker_stop_backup(cv_broker_t *self, const char *why)
     end_backup(self, false, text);
 }
 
-/*  The turn that started the running backup rolled back, and the leaf
- *  that recorded it with it: the copy is stopped, as a purge asked in
- *  that turn is not run. */
+/*  The turn that readied the backup rolled back, and the leaf that
+ *  recorded it with it: the backup, which has copied nothing yet, is
+ *  stopped, as a purge asked in that turn is not run. */
 void broker_unstart_backup(cv_broker_t *self)
 {
-    if (self->backup.run && self->backup.turn == self->turns)
-        broker_stop_backup(self, "the store could not commit the turn that took the request; "
-                                 "retry");
+    if (self->backup.run && !self->backup.going)
+        broker_stop_backup(self, DROPPED_WITH_THE_TURN);
 }
 
 /*  Every time round the loop: a backup that ended is answered, and one

@@ -320,7 +320,7 @@ struct cv_broker_t {
         zframe_t *routing;         /* who asked: the reply goes there, */
         uint8_t key[CV_KEY_BYTES]; /* if a session of this key is still there */
         uint64_t request_id;       /* its AdminRequest's id, for the reply */
-        uint64_t turn;             /* the turn that started it (its leaf's) */
+        bool going;                /* let go: the turn that recorded it committed */
         int64_t next_look;         /* at the disk (zclock_mono) */
     } backup;
     cv_poller_t *poller;         /* the loop's, while it runs: a backup's end wakes it */

@@ -640,6 +640,11 @@ void cv_store_close(cv_store_t **self_p)
     *self_p = NULL;
 }
 
+bool cv_store_in_transaction(const cv_store_t *self)
+{
+    return self->wanted || self->begun;
+}
+
 /*  A transaction is opened by the first write (or report read) after
  *  cv_store_begin: many turns of a busy broker touch no table, and BEGIN
  *  IMMEDIATE and COMMIT take file locks. */

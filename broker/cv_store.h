@@ -61,6 +61,9 @@ cv_store_t *cv_store_open(const char *dir, cv_sync_t sync, cv_error_t *err);
 int cv_store_claim(const char *dir, cv_error_t *err);
 cv_store_t *cv_store_open_claimed(int claim, const char *dir, cv_sync_t sync, cv_error_t *err);
 void cv_store_close(cv_store_t **self_p);
+/*  Whether a transaction is open: cv_store_begin called, and neither
+ *  cv_store_commit nor cv_store_rollback since. */
+bool cv_store_in_transaction(const cv_store_t *self);
 
 /*  One write transaction around many changes: group commit. The
  *  transaction opens at the first write or report read after begin (the

@@ -11,6 +11,7 @@
 #include <sodium.h>
 #include <sqlite3.h>
 
+#include "cv_backup.h"
 #include "cv_broker.h"
 #include "harness.h"
 
@@ -919,8 +920,10 @@ static void test_a_reload_is_in_force_only_once_recorded(void **state)
     one_turn(o, start, 2);
     policy_made_version_8(o);
 
-    /* the turn's leaves fail: the report's; the reload would write its own */
+    /* the report's leaf fails its turn; a reload run all the same would
+     * record its own leaves */
     store_sql(o, "CREATE TRIGGER fail BEFORE INSERT ON tlog_leaves"
+                 " WHEN CAST(NEW.data AS TEXT) LIKE '{\"event\":\"accepted\"%'"
                  " BEGIN SELECT RAISE(ABORT, 'injected'); END");
     cv_broker_frame_t failing[] = {publish_frame(police, "vulnerable_individual"),
                                    admin_frame(admin, 3, "reload", NULL, 0)};
@@ -928,8 +931,12 @@ static void test_a_reload_is_in_force_only_once_recorded(void **state)
     assert_int_equal(seen.replies, 1);
     assert_false(seen.ok);
     assert_non_null(strstr(seen.text, "nothing was done"));
+    store_sql(o, "DROP TRIGGER fail");
+    assert_int_equal(version_in_force(o, admin, &seen), 7);
 
     /* a turn with no leaf commits; the reload's own leaves fail */
+    store_sql(o, "CREATE TRIGGER fail BEFORE INSERT ON tlog_leaves"
+                 " BEGIN SELECT RAISE(ABORT, 'injected'); END");
     cv_broker_frame_t unrecorded[] = {admin_frame(admin, 3, "reload", NULL, 0)};
     one_turn(o, unrecorded, 1);
     assert_false(seen.ok);
@@ -948,9 +955,45 @@ static void test_a_reload_is_in_force_only_once_recorded(void **state)
     assert_int_equal(store_count(o, RELOAD_LEAVES), 1);
 }
 
-/*  A backup started in a turn that then rolls back is stopped, its copy
- *  removed, as the leaf that recorded it went with the turn; a purge
- *  asked there is not run. Both are answered; the next backup goes. */
+/*  A backup copies nothing until it is let go (cv_backup_go), however
+ *  long it waits; destroyed before, it leaves no directory. Let go, it
+ *  makes a whole copy. The broker lets a backup go once the turn that
+ *  recorded it has committed. */
+static void test_a_backup_copies_nothing_until_let_go(void **state)
+{
+    offline_t *o = *state;
+    char db[600], dir[600], inside[700], why[CV_BACKUP_TEXT];
+    snprintf(db, sizeof db, "%s", harness_path(o->files, "data/caveat.db"));
+    snprintf(dir, sizeof dir, "%s", harness_path(o->files, "held"));
+    const uint8_t key[CV_KEY_BYTES] = {0};
+    cv_backup_t *held = cv_backup_new(db, dir, key, 0, why, sizeof why);
+    assert_non_null(held);
+    zclock_sleep(300); /* a store this small is copied in a few ms */
+    const char *names[] = {"pseudonym.key", "audit.key", "caveat.db.partial", "caveat.db"};
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(inside, sizeof inside, "%s/%s", dir, names[i]);
+        assert_int_not_equal(access(inside, F_OK), 0);
+    }
+    cv_backup_destroy(&held);
+    assert_int_not_equal(access(dir, F_OK), 0);
+
+    cv_backup_t *going = cv_backup_new(db, dir, key, 0, why, sizeof why);
+    assert_non_null(going);
+    cv_backup_go(going);
+    bool ok = false;
+    for (int i = 0; i < 1000 && !cv_backup_ended(going, &ok, why, sizeof why); i++)
+        zclock_sleep(10);
+    assert_true(ok);
+    snprintf(inside, sizeof inside, "%s/caveat.db", dir);
+    assert_int_equal(access(inside, F_OK), 0);
+    cv_backup_destroy(&going);
+}
+
+/*  A backup asked in a turn that then rolls back copies nothing, and its
+ *  directory is removed, as the leaf that recorded it went with the turn;
+ *  a purge asked there is not run. Both are answered; the next backup
+ *  goes. (A backup used to begin copying at once, and one of a small store
+ *  could end, answered ok, before its turn failed.) */
 static void test_admin_work_of_a_turn_rolled_back_is_not_done(void **state)
 {
     offline_t *o = *state;
@@ -958,8 +1001,10 @@ static void test_admin_work_of_a_turn_rolled_back_is_not_done(void **state)
     admin_seen_t seen = {0};
     with_a_report_past_retention(o, police, admin, &seen);
 
-    /* the turn's leaves fail: the two requests' own */
+    /* the requests' own leaves fail their turn; a purge run all the same
+     * would record its "purged" leaf */
     store_sql(o, "CREATE TRIGGER fail BEFORE INSERT ON tlog_leaves"
+                 " WHEN CAST(NEW.data AS TEXT) LIKE '{\"event\":\"admin\"%'"
                  " BEGIN SELECT RAISE(ABORT, 'injected'); END");
     char dir[600];
     snprintf(dir, sizeof dir, "%s", harness_path(o->files, "backup"));
@@ -1248,6 +1293,7 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_data_directory_refused_is_left_as_it_was, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_a_backup_copies_nothing_until_let_go, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_reload_is_in_force_only_once_recorded, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_admin_work_of_a_turn_rolled_back_is_not_done, setup,
