@@ -26,7 +26,12 @@
  *   - every report a PublishAck said OK is in the store, or was purged in
  *     this input or quarantined, with a record of it, under its id and the
  *     agency that published it: nothing acknowledged is lost, whatever
- *     failed in its turn or after.
+ *     failed in its turn or after;
+ *   - every Feedback and Approval a FeedbackAck or an ApprovalAck said OK
+ *     has its leaf in the audit log, written in this input, under the
+ *     report's id and the agency that sent it (and for an approval, its
+ *     "to"): what was answered stored is recorded, and the leaf commits
+ *     with what it records.
  *
  *  The broker (and its store) is kept across inputs, and made again every
  *  FRESH_EVERY inputs, so that the check stays cheap. */
@@ -114,26 +119,43 @@ static void set_fault(int fault)
 #define NO_AGENCY -1
 static int agency_on[CONNECTION + 1];
 
+typedef enum { ACKED_REPORT, ACKED_FEEDBACK, ACKED_APPROVAL } acked_kind_t;
 typedef struct {
-    char *id;
+    acked_kind_t kind;
+    char *id;   /* the report's */
     int agency; /* NO_AGENCY: any */
+    char *to;   /* an approval's */
+    /*  An approval that released no one new: one given before, whose leaf
+     *  may be of an earlier input (a repeat writes none, by design). */
+    bool repeat;
 } acked_t;
-static acked_t *acked; /* reports a PublishAck said OK, this input */
+static acked_t *acked; /* what an acknowledgement said OK to, this input */
 static size_t n_acked, acked_room;
-/*  The purges recorded before this input: one of them does not account
- *  for a report acknowledged in it. */
-static int64_t purges_before;
+/*  The purges and leaves recorded before this input: one of them does not
+ *  account for what was acknowledged in it. */
+static int64_t purges_before, leaves_before;
 
-static void note_acked(const char *id, int agency)
+static char *copy(const char *text)
+{
+    char *c = strdup(text ? text : "");
+    if (!c)
+        abort();
+    return c;
+}
+
+static void note_acked(acked_kind_t kind, const char *id, int agency, const char *to, bool repeat)
 {
     if (n_acked == acked_room) {
         acked_room = acked_room ? 2 * acked_room : 64;
         if (!(acked = realloc(acked, acked_room * sizeof *acked)))
             abort();
     }
-    acked[n_acked] = (acked_t){strdup(id), agency};
-    if (!acked[n_acked++].id)
-        abort();
+    acked[n_acked++] = (acked_t){kind, copy(id), agency, to ? copy(to) : NULL, repeat};
+}
+
+static bool ok(bool has_status, Caveat__Wire__Status status)
+{
+    return has_status && status == CAVEAT__WIRE__STATUS__OK;
 }
 
 static void on_sent(void *arg, uint32_t connection, const uint8_t *bytes, size_t size)
@@ -146,12 +168,19 @@ static void on_sent(void *arg, uint32_t connection, const uint8_t *bytes, size_t
     if (frame->body_case == CAVEAT__WIRE__FRAME__BODY_PUBLISH_ACK)
         for (size_t i = 0; i < frame->publish_ack->n_results; i++) {
             const Caveat__Wire__PublishResult *r = frame->publish_ack->results[i];
-            if (r->has_status && r->status == CAVEAT__WIRE__STATUS__OK) {
+            if (ok(r->has_status, r->status)) {
                 if (!r->report_id || !*r->report_id)
                     fuzz_fail("a report acknowledged OK without its id");
-                note_acked(r->report_id, agency);
+                note_acked(ACKED_REPORT, r->report_id, agency, NULL, false);
             }
         }
+    const Caveat__Wire__FeedbackAck *f = frame->feedback_ack;
+    if (frame->body_case == CAVEAT__WIRE__FRAME__BODY_FEEDBACK_ACK && ok(f->has_status, f->status))
+        note_acked(ACKED_FEEDBACK, f->report_id, agency, NULL, false);
+    const Caveat__Wire__ApprovalAck *a = frame->approval_ack;
+    if (frame->body_case == CAVEAT__WIRE__FRAME__BODY_APPROVAL_ACK && ok(a->has_status, a->status))
+        note_acked(ACKED_APPROVAL, a->report_id, agency, a->to,
+                   !a->has_released || a->released == 0);
     caveat__wire__frame__free_unpacked(frame, NULL);
 }
 
@@ -186,9 +215,9 @@ static sqlite3_stmt *prepared(const char *sql)
     return s;
 }
 
-static int64_t purges_now(void)
+static int64_t last_rowid(const char *sql)
 {
-    sqlite3_stmt *s = prepared("SELECT coalesce(max(rowid), 0) FROM purges");
+    sqlite3_stmt *s = prepared(sql);
     if (sqlite3_step(s) != SQLITE_ROW)
         fuzz_fail("the fuzzer's own SQL failed: %s", sqlite3_errmsg(db));
     int64_t n = sqlite3_column_int64(s, 0);
@@ -218,15 +247,49 @@ static bool kept_or_accounted(const acked_t *a, const char *originator)
     return found;
 }
 
+#define PURGES_NOW "SELECT coalesce(max(rowid), 0) FROM purges"
+#define LEAVES_NOW "SELECT coalesce(max(idx), 0) FROM tlog_leaves"
+
+/*  Whether the feedback or approval has its leaf, written in this input
+ *  (a repeated approval's: at any time), from sender (any, for NULL): a
+ *  feedback's is its "from", an approval's the report's originator. */
+static bool recorded(const acked_t *a, const char *sender)
+{
+    sqlite3_stmt *s = prepared(
+        "SELECT EXISTS(SELECT 1 FROM (SELECT CAST(data AS TEXT) AS leaf FROM tlog_leaves"
+        "  WHERE idx > ?1) WHERE json_extract(leaf, '$.event') = ?2"
+        "  AND json_extract(leaf, '$.report') = ?3 AND (?4 IS NULL OR json_extract(leaf, ?5) = ?4)"
+        "  AND (?6 IS NULL OR json_extract(leaf, '$.to') = ?6))");
+    bool feedback = a->kind == ACKED_FEEDBACK;
+    sqlite3_bind_int64(s, 1, a->repeat ? 0 : leaves_before);
+    sqlite3_bind_text(s, 2, feedback ? "feedback" : "approval", -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, a->id, -1, SQLITE_STATIC);
+    if (sender)
+        sqlite3_bind_text(s, 4, sender, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 5, feedback ? "$.from" : "$.originator", -1, SQLITE_STATIC);
+    if (a->to)
+        sqlite3_bind_text(s, 6, a->to, -1, SQLITE_STATIC);
+    if (sqlite3_step(s) != SQLITE_ROW)
+        fuzz_fail("the fuzzer's own SQL failed: %s", sqlite3_errmsg(db));
+    bool found = sqlite3_column_int(s, 0) != 0;
+    sqlite3_finalize(s);
+    return found;
+}
+
 static void check_acked(void)
 {
+    static const char *const what[] = {"report", "feedback on", "approval of"};
     for (size_t i = 0; i < n_acked; i++) {
-        const char *originator =
+        const char *sender =
             acked[i].agency == NO_AGENCY ? NULL : cv_policy_agency(example, acked[i].agency)->id;
-        if (!kept_or_accounted(&acked[i], originator))
-            fuzz_fail("report %s of %s was acknowledged OK and is not in the store", acked[i].id,
-                      originator ? originator : "an agency");
+        bool found = acked[i].kind == ACKED_REPORT ? kept_or_accounted(&acked[i], sender)
+                                                   : recorded(&acked[i], sender);
+        if (!found)
+            fuzz_fail("%s %s from %s was acknowledged OK and is not %s", what[acked[i].kind],
+                      acked[i].id, sender ? sender : "an agency",
+                      acked[i].kind == ACKED_REPORT ? "in the store" : "in the audit log");
         free(acked[i].id);
+        free(acked[i].to);
     }
     n_acked = 0;
 }
@@ -301,7 +364,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         set_up();
     else if (++inputs % FRESH_EVERY == 0)
         fresh_broker();
-    purges_before = purges_now();
+    purges_before = last_rowid(PURGES_NOW);
+    leaves_before = last_rowid(LEAVES_NOW);
     cv_broker_frame_t run[RUN_MAX];
     size_t n_run = 0;
     while (size >= 4) {
