@@ -135,7 +135,9 @@ void cv_note_verifier_text(const cv_note_verifier_t *self, char out[CV_VERIFIER_
 }
 
 /*  UTF-8 (cv_text_check: no NUL either) and no control character but
- *  '\n'. */
+ *  '\n': neither C0 nor DEL nor C1 (U+0080 to U+009F, of which U+009B
+ *  starts a terminal's escape sequences as ESC [ does), so that a note
+ *  printed as it is cannot drive the terminal that shows it. */
 static bool note_text_ok(const char *note, size_t len, cv_error_t *err)
 {
     int line = 0, col = 0;
@@ -144,12 +146,10 @@ static bool note_text_ok(const char *note, size_t len, cv_error_t *err)
         cv_error_set(err, NULL, 0, 0, "note: line %d: %s", line, bad);
         return false;
     }
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)note[i] < 0x20 && note[i] != '\n') {
-            cv_error_set(err, NULL, 0, 0, "note: a control character (0x%02x) at byte %zu",
-                         (unsigned char)note[i], i + 1);
-            return false;
-        }
+    if (!cv_text_readable(note, len, "\n")) {
+        cv_error_set(err, NULL, 0, 0, "note: a control character");
+        return false;
+    }
     return true;
 }
 

@@ -9,14 +9,20 @@
 
 #include "cli.h"
 
+/*  The message goes through cv_text_write: it often quotes what a file or
+ *  a store said (SQLite's errors name a crafted schema's text), and no
+ *  control character of theirs may reach the terminal. */
 int cli_error(int status, const char *fmt, ...)
 {
+    char message[8192];
     va_list ap;
     va_start(ap, fmt);
-    fputs("caveat: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    int n = vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
+    size_t len = n < 0 ? 0 : (size_t)n < sizeof message ? (size_t)n : sizeof message - 1;
+    fputs("caveat: ", stderr);
+    cv_text_write(stderr, message, len);
+    fputc('\n', stderr);
     return status;
 }
 

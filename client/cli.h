@@ -14,7 +14,8 @@
  *  bad input. */
 enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2 };
 
-/*  Prints "caveat: ..." on stderr; returns status for "return cli_error()". */
+/*  Prints "caveat: ..." on stderr, one line, its control characters
+ *  escaped (cv_text_write); returns status for "return cli_error()". */
 int cli_error(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /*  Finds "--name VALUE" in argv, removing both; NULL when absent. Returns

@@ -86,9 +86,15 @@ static int print_from_store(const char *dir,
     sqlite3_close(db);
     if (!text)
         return cli_error(CLI_FAILED, "%s: %s", dir, err.msg);
-    fputs(text, stdout);
+    /* a checkpoint or proof is printed as it is, to be kept as a file: one
+     * an edited store made with control characters is not printed at all */
+    bool readable = cv_text_readable(text, strlen(text), "\n");
+    if (readable)
+        fputs(text, stdout);
     free(text);
-    return CLI_OK;
+    return readable
+               ? CLI_OK
+               : cli_error(CLI_FAILED, "%s: the stored checkpoint holds control characters", dir);
 }
 
 static char *make_proof(sqlite3 *db, const uint64_t *args, cv_error_t *err)

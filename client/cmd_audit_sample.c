@@ -104,7 +104,9 @@ static void print_text(const sampler_t *s, const char *root, const char *rerun)
         audit_leaf_print(stdout, s->picks[i].index, s->picks[i].data, s->picks[i].len);
 }
 
-static void print_json(const sampler_t *s, const char *root)
+/*  False when the writer failed: a leaf nested deeper than it goes (an
+ *  edited leaf can be), or memory ran out. */
+static bool print_json(const sampler_t *s, const char *root)
 {
     cv_json_writer_t *w = cv_json_writer_new(CV_JSON_PRETTY);
     cv_json_object_begin(w);
@@ -125,8 +127,11 @@ static void print_json(const sampler_t *s, const char *root)
         audit_leaf_write_json(w, s->picks[i].index, s->picks[i].data, s->picks[i].len);
     cv_json_array_end(w);
     cv_json_object_end(w);
-    printf("%s\n", cv_json_writer_text(w));
+    const char *text = cv_json_writer_text(w);
+    if (text)
+        printf("%s\n", text);
     cv_json_writer_destroy(&w);
+    return text != NULL;
 }
 
 typedef struct {
@@ -168,10 +173,13 @@ static int draw(sqlite3 *db, const char *dir, sampler_t *s, const options_t *o)
     char root[sodium_base64_ENCODED_LEN(CV_HASH_BYTES, sodium_base64_VARIANT_ORIGINAL)];
     sodium_bin2base64(root, sizeof root, s->seed->root.bytes, CV_HASH_BYTES,
                       sodium_base64_VARIANT_ORIGINAL);
-    if (o->format && strcmp(o->format, "json") == 0) {
-        print_json(s, root);
-        return CLI_OK;
-    }
+    if (o->format && strcmp(o->format, "json") == 0)
+        return print_json(s, root)
+                   ? CLI_OK
+                   : cli_error(CLI_FAILED,
+                               "%s: a sampled leaf cannot be written as JSON (nested "
+                               "too deep, or out of memory)",
+                               dir);
     char rerun[1024];
     snprintf(rerun, sizeof rerun, "--count %zu --seed %" PRIu64 "%s%s%s%s", s->count, s->seed->size,
              o->since ? " --since " : "", o->since ? o->since : "",

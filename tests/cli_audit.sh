@@ -119,4 +119,34 @@ weird="$tmp/a?b#c%d"
 run audit verify "$weird"
 expect_status 0 "verify in a directory named with ? # %"
 
+# what an edited store says never drives the terminal
+esc=$(printf '\033')
+run audit verify "$tmp/x${esc}[31m"
+expect_status 2 "verify a directory named with an escape"
+expect_err 'x\x1b[31m/audit.key: No such file' "an error's control characters escaped"
+grep -q "$esc" "$tmp/err" && fail "an error message carried an escape character"
+if command -v python3 >/dev/null; then
+    edited="$tmp/edited"
+    "$AUDIT_FIXTURE" "$edited" 10 4 2 >/dev/null
+    # a checkpoint with a C1 control (U+009B, a terminal's escape), and a
+    # leaf nested deeper than the JSON writer goes
+    python3 - "$edited/caveat.db" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.execute("UPDATE tlog_checkpoints SET note = replace(note, 'caveat.test/audit' || char(10) || '10',"
+           " 'caveat.test/audit' || char(155) || '2J' || char(10) || '10') WHERE size = 10")
+deep = '{"event":"accepted","time":1,"report":"R-deep","originator":"agency-0","to":' + \
+    '[' * 40 + ']' * 40 + '}'
+db.execute("UPDATE tlog_leaves SET data = CAST(? AS BLOB) WHERE idx = 1", (deep,))
+db.commit()
+PY
+    run audit checkpoint "$edited"
+    expect_status 1 "checkpoint holding a C1 control"
+    expect_err "note: a control character" "checkpoint with C1"
+    [ -s "$tmp/out" ] && fail "checkpoint with C1: printed"
+    run audit sample "$edited" --count 12 --seed 4 --format json
+    expect_status 1 "a sample of a leaf nested too deep"
+    expect_err "cannot be written as JSON" "sample --format json of a deep leaf"
+fi
+
 finish cli_audit
