@@ -70,6 +70,10 @@ static int audit_verify(int argc, char **argv)
     if (!good)
         return cli_error(CLI_FAILED, "%s: %s", argv[1], err.msg);
     print_summary(&summary);
+    if (!key) /* the summary's line stays as it is, for whoever reads it */
+        printf("note: checked against DIR/audit.key, which whoever could edit the store could "
+               "replace; --key KEY (from `caveat audit key`, kept elsewhere) checks against "
+               "yours\n");
     return CLI_OK;
 }
 

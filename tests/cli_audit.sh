@@ -27,8 +27,10 @@ run audit verify "$dir"
 expect_status 0 "verify"
 grep -q '^audit log good: 12 leaves, root .*; 3 checkpoints, the last of caveat.test/audit at size 10; 2 leaves not yet checkpointed$' "$tmp/out" ||
     fail "verify: $(cat "$tmp/out")"
+grep -q '^note: checked against DIR/audit.key' "$tmp/out" || fail "verify: no note of whose key"
 run audit verify "$dir" --key "$key"
 expect_status 0 "verify --key"
+grep -q '^note:' "$tmp/out" && fail "verify --key: a note of whose key"
 
 run audit prove "$dir" --index 3
 expect_status 0 "prove"
