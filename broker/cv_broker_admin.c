@@ -782,6 +782,18 @@ void broker_on_admin(cv_broker_t *self, const zframe_t *routing, int agency,
         return;
     }
     const char *command = request->command ? request->command : "";
+    /* an administrator's key is one more key that may leak: each reload,
+     * purge or review is a transaction of its own, a reload reads a policy
+     * of up to 64 MB, a backup copies the store (the questions, stats and
+     * the like, are not counted: monitoring asks them often) */
+    bool work = strcmp(command, "reload") == 0 || strcmp(command, "purge") == 0 ||
+                strcmp(command, "review") == 0 || strcmp(command, "backup") == 0;
+    if (work && !rate_allows(&broker_use_of(self, agency)->admin, ADMIN_PER_SECOND)) {
+        self->stats.limited++;
+        broker_send_error_limited(self, routing, agency, E_LIMIT,
+                                  "more admin work a second than the broker takes from one agency");
+        return;
+    }
     char admin[256]; /* a reload frees the policy that names it */
     snprintf(admin, sizeof admin, "%s", cv_policy_agency(self->policy, agency)->id);
     if (strcmp(command, "stats") == 0) {

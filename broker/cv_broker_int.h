@@ -82,6 +82,7 @@
 #define APPROVALS_PER_SECOND    10  /* Approvals of one agency handled a second */
 #define APPROVALS_PER_REPORT    32  /* agencies and types one report may be approved to */
 #define FEEDBACK_PER_SECOND     10  /* Feedback frames one agency may send */
+#define ADMIN_PER_SECOND        10  /* reloads, purges, reviews, backups one agency may ask */
 #define FEEDBACK_PER_REPORT     20  /* feedback stored from one agency on one report, ever */
 #define URGENT_TURNS_PER_SECOND 20  /* turns one agency's IMMEDIATE reports may end early */
 #define CREATED_FLOOR           946684800          /* 2000-01-01T00:00:00Z: no report is older */
@@ -143,6 +144,7 @@ typedef struct {
 
     rate_t urgent;                               /* turns its IMMEDIATE reports ended */
     rate_t approvals;                            /* its Approvals */
+    rate_t admin;                                /* its AdminRequests */
     displaced_t displaced[DISPLACED_PER_AGENCY]; /* oldest first */
     int n_displaced;
 } agency_use_t;

@@ -989,6 +989,29 @@ static void test_a_backup_copies_nothing_until_let_go(void **state)
     cv_backup_destroy(&going);
 }
 
+/*  An administrator's work (reload, purge, review, backup) is bounded as
+ *  any agency's traffic is: each is a transaction and a reload reads up to
+ *  64 MB of policy, and one leaked admin key sent a thousand a turn. Past
+ *  ADMIN_PER_SECOND (10) a second it is refused LIMIT; questions such as
+ *  stats are not counted, and the work taken is done. */
+static void test_admin_work_is_bounded_by_a_rate(void **state)
+{
+    offline_t *o = *state;
+    int admin = agency(o, "caveat-admin");
+    sent_t sent = {0};
+    cv_broker_on_sent(o->broker, on_sent, &sent);
+    cv_broker_frame_t frames[14];
+    frames[0] = hello_with(admin, 3, 0);
+    for (int i = 1; i <= 12; i++)
+        frames[i] = admin_frame(admin, 3, "reload", NULL, 0);
+    frames[13] = admin_frame(admin, 3, "stats", NULL, 0);
+    one_turn(o, frames, 14);
+    assert_int_equal(sent_to(&sent, 0, 3, CAVEAT__WIRE__FRAME__BODY_ERROR), 2);
+    cv_broker_frame_t again[] = {admin_frame(admin, 3, "stats", NULL, 0)};
+    one_turn(o, again, 1); /* the reloads' answers wait for a sync: a turn's end */
+    assert_int_equal(sent_to(&sent, 0, 3, CAVEAT__WIRE__FRAME__BODY_ADMIN_REPLY), 12);
+}
+
 /*  A backup asked in a turn that then rolls back copies nothing, and its
  *  directory is removed, as the leaf that recorded it went with the turn;
  *  a purge asked there is not run. Both are answered; the next backup
@@ -1293,6 +1316,7 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_data_directory_refused_is_left_as_it_was, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_admin_work_is_bounded_by_a_rate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_backup_copies_nothing_until_let_go, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_reload_is_in_force_only_once_recorded, setup,
                                         teardown),
