@@ -40,6 +40,8 @@ static const char usage[] =
     "            [--receipts DIR]   and write a receipt of each delivery, checked against\n"
     "            the delivery received (agency, queue, seq, report, view), as\n"
     "            DIR/ID.SEQ.tlog-proof\n"
+    "            [--audit-key VERIFIER-KEY]   and check each receipt's proof with the\n"
+    "            broker's audit key (caveat audit key DIR), as audit receipt does\n"
     "  feedback REPORT_ID --value useful|not_useful|action_taken|seen [--text T]\n"
     "            [--originator AGENCY] --broker EP --server-key BROKER.cert\n"
     "            --cert AGENCY.cert_secret [--timeout S]   feedback on a report received,\n"

@@ -9,8 +9,10 @@
  *  With --receipts DIR it asks the broker for a receipt of each delivery
  *  and writes each, once it has checked that its leaf records that very
  *  delivery (this agency and queue, its seq and report, the SHA-256 of the
- *  view received: receipt_check.h), as DIR/ID.SEQ.tlog-proof; with --count
- *  it waits for the receipts of those deliveries before it ends. */
+ *  view received) and that its proof is of that leaf (receipt_check.h),
+ *  and with --audit-key that the proof holds under the log's key, as
+ *  DIR/ID.SEQ.tlog-proof; with --count it waits for the receipts of those
+ *  deliveries before it ends. */
 #include <czmq.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -26,18 +28,20 @@
 
 static const char usage[] = "usage: caveat subscribe --broker EP --server-key BROKER.cert "
                             "--cert AGENCY.cert_secret [--feed NAME] [--count N] [--timeout S] "
-                            "[--receipts DIR]";
+                            "[--receipts DIR [--audit-key VERIFIER-KEY]]";
 
 #define SUBSCRIBE_CREDIT 100
 #define DEFAULT_HELLO_MS 10000
 #define WAIT_SLICE_MS    60000 /* without --timeout, waits forever in slices */
 #define RECEIPT_WAIT_MS  30000 /* with --count and no --timeout: for the last receipts */
 
-/*  --receipts: where they go, whose they must be, and the deliveries
- *  received whose receipts have not come yet (seq -> received_t). */
+/*  --receipts: where they go, whose they must be, the log's key their
+ *  proofs must hold under, and the deliveries received whose receipts
+ *  have not come yet (seq -> received_t). */
 typedef struct {
     const char *dir;
-    const char *feed; /* --feed, or NULL */
+    const char *feed;                   /* --feed, or NULL */
+    const cv_note_verifier_t *verifier; /* --audit-key, or NULL */
     zhashx_t *received;
 } receipts_t;
 
@@ -110,6 +114,16 @@ static bool write_receipt(const char *path, const cv_receipt_t *receipt)
     return ok && rename(tmp, path) == 0;
 }
 
+/*  Whether the receipt records the delivery received at its seq, its
+ *  proof is of that leaf, and with --audit-key the proof holds; why not. */
+static bool receipt_good(cv_client_t *client, const receipts_t *r, const received_t *received,
+                         const cv_receipt_t *receipt, char *why, size_t size)
+{
+    return receipt_check(receipt, cv_client_agency(client), r->feed, received->report_id,
+                         received->view, why, size) &&
+           (!r->verifier || receipt_verify(receipt, r->verifier, why, size));
+}
+
 /*  Every receipt that came: checked against the delivery received (its
  *  agency, queue, seq, report and view: receipt_check.h), written. One for
  *  a seq this run did not receive, or received a receipt for already, is
@@ -118,7 +132,7 @@ static int take_receipts(cv_client_t *client, receipts_t *r)
 {
     const cv_receipt_t *receipt;
     while (r->dir && (receipt = cv_client_receipt(client))) {
-        char key[24], path[4096], why[120];
+        char key[24], path[4096], why[600]; /* room for a cv_error_t's message */
         seq_key(key, receipt->seq);
         const received_t *received = zhashx_lookup(r->received, key);
         if (!received) {
@@ -126,8 +140,7 @@ static int take_receipts(cv_client_t *client, receipts_t *r)
                     receipt->seq);
             continue;
         }
-        if (!receipt_check(receipt, cv_client_agency(client), r->feed, received->report_id,
-                           received->view, why, sizeof why))
+        if (!receipt_good(client, r, received, receipt, why, sizeof why))
             return cli_error(CLI_FAILED, "the receipt of seq %" PRIu64 ": %s", receipt->seq, why);
         if (!receipt_path(path, sizeof path, r->dir, receipt))
             return cli_error(CLI_FAILED, "%s: a receipt's file name would be too long", r->dir);
@@ -272,23 +285,28 @@ int cmd_subscribe(int argc, char **argv)
     bool missing = false;
     const char *feed = cli_take_option(&argc, argv, "--feed", &missing);
     const char *count_text = cli_take_option(&argc, argv, "--count", &missing);
-    receipts_t receipts = {cli_take_option(&argc, argv, "--receipts", &missing), feed, NULL};
+    const char *audit_key = cli_take_option(&argc, argv, "--audit-key", &missing);
+    receipts_t receipts = {cli_take_option(&argc, argv, "--receipts", &missing), feed, NULL, NULL};
     cv_client_config_t config = {
         .feed = feed, .credit = SUBSCRIBE_CREDIT, .receipts = receipts.dir != NULL};
     int timeout_ms;
     int status = cli_broker_options(&argc, argv, usage, &config, &timeout_ms);
     if (status != CLI_OK)
         return status;
-    if (missing || argc != 1)
+    if (missing || argc != 1 || (audit_key && !receipts.dir))
         return cli_error(CLI_USAGE, "%s", usage);
     uint64_t count = 0;
     if (count_text && !parse_count(count_text, &count))
         return cli_error(CLI_USAGE, "--count %s: not a positive number", count_text);
     config.timeout_ms = timeout_ms > 0 ? timeout_ms : DEFAULT_HELLO_MS;
+    cv_note_verifier_t verifier;
+    cv_error_t err;
+    if (audit_key && !cv_note_verifier_parse(audit_key, &verifier, &err))
+        return cli_error(CLI_USAGE, "--audit-key: %s", err.msg);
+    receipts.verifier = audit_key ? &verifier : NULL;
     if (receipts.dir && (status = make_receipts_dir(receipts.dir)) != CLI_OK)
         return status;
 
-    cv_error_t err;
     cv_client_t *client = cv_client_new(&config, &err);
     if (!client)
         return cli_error(CLI_FAILED, "%s", err.msg);

@@ -171,6 +171,48 @@ static bool check_leaf(struct fy_node *leaf, const cv_receipt_t *receipt, const 
     return true;
 }
 
+/*  The receipt's proof, read. */
+static bool proof_parse(const cv_receipt_t *receipt, cv_audit_proof_t *proof, char *why,
+                        size_t size)
+{
+    cv_error_t err;
+    if (receipt->proof && cv_audit_proof_parse(receipt->proof, receipt->proof_len, proof, &err))
+        return true;
+    return refuse(why, size, "its proof is not a c2sp.org/tlog-proof@v1 text");
+}
+
+/*  Whether proof, the file a subscriber keeps, is of the receipt's leaf
+ *  (its extra data, byte for byte) at the receipt's index. */
+static bool proves_the_leaf(const cv_audit_proof_t *proof, const cv_receipt_t *receipt, char *why,
+                            size_t size)
+{
+    if (!proof->extra || proof->extra_len != receipt->leaf_len ||
+        memcmp(proof->extra, receipt->leaf, receipt->leaf_len) != 0)
+        return refuse(why, size, "its proof is of another leaf than the one checked");
+    if (proof->index != receipt->index)
+        return refuse(why, size, "its proof puts its leaf at another index than the receipt's");
+    return true;
+}
+
+/*  What proves_the_leaf says of the receipt's proof; with a verifier
+ *  (may be NULL), also whether that proof holds under it. */
+static bool proof_holds(const cv_receipt_t *receipt, const cv_note_verifier_t *verifier, char *why,
+                        size_t size)
+{
+    cv_audit_proof_t proof;
+    cv_error_t err;
+    if (!proof_parse(receipt, &proof, why, size))
+        return false;
+    bool good = proves_the_leaf(&proof, receipt, why, size);
+    if (good && verifier &&
+        !cv_audit_proof_check(&proof, receipt->leaf, receipt->leaf_len, verifier, NULL, &err)) {
+        snprintf(why, size, "its proof does not hold: %s", err.msg);
+        good = false;
+    }
+    cv_audit_proof_clear(&proof);
+    return good;
+}
+
 bool receipt_check(const cv_receipt_t *receipt, const char *agency, const char *feed,
                    const char *report_id, const char *view_hex, char *why, size_t why_size)
 {
@@ -186,5 +228,11 @@ bool receipt_check(const cv_receipt_t *receipt, const char *agency, const char *
     bool good = check_leaf(fy_document_root(doc), receipt, agency, feed, report_id, view_hex, why,
                            why_size);
     fy_document_destroy(doc);
-    return good;
+    return good && proof_holds(receipt, NULL, why, why_size);
+}
+
+bool receipt_verify(const cv_receipt_t *receipt, const cv_note_verifier_t *verifier, char *why,
+                    size_t why_size)
+{
+    return proof_holds(receipt, verifier, why, why_size);
 }

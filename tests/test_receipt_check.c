@@ -1,18 +1,25 @@
 /*  The check `caveat subscribe --receipts` makes of each receipt before it
  *  writes it (client/receipt_check.h): the leaf must record this agency's
- *  delivery on this queue, of this seq and report, with the view received.
- *  A broker that answers with any other leaf, however well proven, is
- *  refused with what does not match. (The proof itself is checked by
- *  `caveat audit receipt`: cli_receipts.sh and test_receipts.c.)
+ *  delivery on this queue, of this seq and report, with the view received,
+ *  and the proof (the file written) must be a proof of that leaf at the
+ *  receipt's index; with the log's verifier key, a good one. A broker that
+ *  answers with any other leaf, however well proven, or pairs the leaf
+ *  checked with a proof of another, is refused with what does not match.
+ *  (`caveat audit receipt` checks a written file: cli_receipts.sh and
+ *  test_receipts.c.)
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
+#include <sodium.h>
 
+#include "cv_audit.h"
 #include "receipt_check.h"
 
 #define VIEW_A "0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9"
@@ -25,12 +32,68 @@ static const char good_leaf[] =
     "\"deliveries\":[{\"report\":\"r-1\",\"seq\":7,\"view\":\"" VIEW_A "\"},"
     "{\"report\":\"r-2\",\"seq\":8,\"view\":\"" VIEW_B "\"}]}";
 
+/*  Two logs' keys: the broker's, and another log's. */
+static char key_dir[] = "/tmp/test_receipt_check.XXXXXX";
+static cv_note_signer_t *log_key, *other_key;
+
+/*  The proofs a test made, freed after it. */
+static char *kept[64];
+static size_t n_kept;
+
+static const char *keep(char *text)
+{
+    assert_non_null(text);
+    assert_true(n_kept < sizeof kept / sizeof *kept);
+    return kept[n_kept++] = text;
+}
+
+static int free_kept(void **state)
+{
+    (void)state;
+    while (n_kept)
+        free(kept[--n_kept]);
+    return 0;
+}
+
+static bool leaf_hash_of(void *leaves, uint64_t index, cv_hash_t *out)
+{
+    const char *leaf = ((const char *const *)leaves)[index];
+    cv_merkle_leaf_hash(leaf, strlen(leaf), out);
+    return true;
+}
+
+/*  The tlog-proof of leaves[index] in the tree of those n leaves, its
+ *  checkpoint signed by key. */
+static const char *proof_in(const cv_note_signer_t *key, const char *const *leaves, uint64_t n,
+                            uint64_t index)
+{
+    cv_checkpoint_t checkpoint = {.size = n};
+    cv_hash_t path[CV_MERKLE_MAX_PROOF];
+    snprintf(checkpoint.origin, sizeof checkpoint.origin, "%s", cv_note_signer_verifier(key)->name);
+    assert_true(cv_merkle_root(n, leaf_hash_of, (void *)leaves, &checkpoint.root));
+    int hashes = cv_merkle_inclusion_proof(index, n, leaf_hash_of, (void *)leaves, path);
+    assert_true(hashes >= 0);
+    char *body = cv_checkpoint_body(&checkpoint);
+    char *note = body ? cv_note_sign(key, body) : NULL;
+    char *text =
+        note ? cv_audit_proof_text(index, leaves[index], strlen(leaves[index]), path, hashes, note)
+             : NULL;
+    free(body);
+    free(note);
+    return keep(text);
+}
+
+/*  A receipt of leaf as the broker sends it: the leaf, at index 0 of the
+ *  log, and the proof of it there. */
 static cv_receipt_t receipt_of(const char *leaf, uint64_t seq, const char *report_id)
 {
+    const char *proof = proof_in(log_key, &leaf, 1, 0);
     return (cv_receipt_t){.seq = seq,
                           .report_id = report_id,
                           .leaf = (const uint8_t *)leaf,
-                          .leaf_len = strlen(leaf)};
+                          .leaf_len = strlen(leaf),
+                          .proof = proof,
+                          .proof_len = strlen(proof)};
 }
 
 /*  The check of leaf for hull-cc's direct queue; why when refused. */
@@ -42,14 +105,20 @@ static bool check(const char *leaf, uint64_t seq, const char *report_id, const c
     return receipt_check(&r, "hull-cc", NULL, report_id, view, why, 120);
 }
 
+/*  A refusal's why, which must say reason. */
+static void expect_why(const char *why, const char *reason)
+{
+    if (!strstr(why, reason))
+        print_error("refused for \"%s\", not \"%s\"\n", why, reason);
+    assert_non_null(strstr(why, reason));
+}
+
 static void expect_refused(const char *leaf, uint64_t seq, const char *report_id, const char *view,
                            const char *reason)
 {
     char why[120];
     assert_false(check(leaf, seq, report_id, view, why));
-    if (!strstr(why, reason))
-        print_error("refused for \"%s\", not \"%s\"\n", why, reason);
-    assert_non_null(strstr(why, reason));
+    expect_why(why, reason);
 }
 
 static void test_each_delivery_of_the_leaf_is_taken(void **state)
@@ -139,7 +208,7 @@ static void test_another_agency_or_queue_is_refused(void **state)
     cv_receipt_t r = receipt_of(good_leaf, 7, "r-1");
     char why[120];
     assert_false(receipt_check(&r, "hull-cc", "prevent", "r-1", VIEW_A, why, sizeof why));
-    assert_non_null(strstr(why, "another queue's"));
+    expect_why(why, "another queue's");
 }
 
 static void test_other_leaves_are_refused(void **state)
@@ -212,22 +281,149 @@ static void test_the_delivery_received_decides(void **state)
     cv_receipt_t r = receipt_of(
         direct(buf, "[{\"report\":\"r-9\",\"seq\":7,\"view\":\"" VIEW_A "\"}]"), 7, "r-9");
     assert_false(receipt_check(&r, "hull-cc", NULL, "r-1", VIEW_A, why, sizeof why));
-    assert_non_null(strstr(why, "another report than the one received"));
+    expect_why(why, "another report than the one received");
     assert_true(receipt_check(&r, "hull-cc", NULL, "r-9", VIEW_A, why, sizeof why));
     cv_receipt_t nobody =
         receipt_of(leaf(buf, "\"delivered\"", "\"\"", "null", "[" R1_SEQ7_A "]"), 7, "r-1");
     assert_false(receipt_check(&nobody, "", NULL, "r-1", VIEW_A, why, sizeof why));
 }
 
+/*  Another agency's delivery: the leaf after good_leaf in the log. */
+static const char other_leaf[] =
+    "{\"event\":\"delivered\",\"time\":1796224904234,\"agency\":\"hull-xx\",\"feed\":null,"
+    "\"deliveries\":[{\"report\":\"r-1\",\"seq\":7,\"view\":\"" VIEW_B "\"}]}";
+static const char *const two_leaves[] = {good_leaf, other_leaf};
+
+/*  good_leaf, seq 7 of r-1, said to be at index, with proof. */
+static cv_receipt_t with_proof(uint64_t index, const char *proof)
+{
+    return (cv_receipt_t){.seq = 7,
+                          .report_id = "r-1",
+                          .index = index,
+                          .leaf = (const uint8_t *)good_leaf,
+                          .leaf_len = strlen(good_leaf),
+                          .proof = proof,
+                          .proof_len = proof ? strlen(proof) : 0};
+}
+
+static void expect_proof_refused(cv_receipt_t receipt, const char *reason)
+{
+    char why[120] = "";
+    assert_false(receipt_check(&receipt, "hull-cc", NULL, "r-1", VIEW_A, why, sizeof why));
+    expect_why(why, reason);
+}
+
+/*  The proof is what is written: it must prove the leaf checked, not
+ *  another agency's beside it, however good that proof is. */
+static void test_the_proof_is_of_the_leaf_checked(void **state)
+{
+    (void)state;
+    char why[120];
+    cv_receipt_t good = with_proof(0, proof_in(log_key, two_leaves, 2, 0));
+    assert_true(receipt_check(&good, "hull-cc", NULL, "r-1", VIEW_A, why, sizeof why));
+    expect_proof_refused(with_proof(1, proof_in(log_key, two_leaves, 2, 1)),
+                         "its proof is of another leaf");
+    expect_proof_refused(with_proof(0, proof_in(log_key, two_leaves, 2, 1)),
+                         "its proof is of another leaf");
+    /* the leaf with a byte more is another leaf */
+    char spaced[sizeof good_leaf + 1];
+    snprintf(spaced, sizeof spaced, "%s ", good_leaf);
+    const char *const longer[] = {spaced, other_leaf};
+    expect_proof_refused(with_proof(0, proof_in(log_key, longer, 2, 0)),
+                         "its proof is of another leaf");
+    expect_proof_refused(with_proof(0, "c2sp.org/tlog-proof@v1\nindex 0\n\nnote\n"),
+                         "its proof is of another leaf");
+    expect_proof_refused(with_proof(0, NULL), "its proof is not a c2sp.org/tlog-proof@v1 text");
+    expect_proof_refused(with_proof(0, "receipt"), "its proof is not a c2sp.org/tlog-proof@v1");
+}
+
+static void test_the_proof_is_at_the_receipt_s_index(void **state)
+{
+    (void)state;
+    expect_proof_refused(with_proof(1, proof_in(log_key, two_leaves, 2, 0)),
+                         "its proof puts its leaf at another index");
+    expect_proof_refused(
+        with_proof(0, proof_in(log_key, (const char *const[]){other_leaf, good_leaf}, 2, 1)),
+        "its proof puts its leaf at another index");
+}
+
+/*  text with its index line made index, in buf. */
+static const char *reindexed(char *buf, size_t size, const char *text, const char *index)
+{
+    const char *line = strstr(text, "\nindex 0\n");
+    assert_non_null(line);
+    snprintf(buf, size, "%.*s\nindex %s\n%s", (int)(line - text), text, index,
+             line + strlen("\nindex 0\n"));
+    return buf;
+}
+
+/*  With the log's verifier key the proof is checked as `caveat audit
+ *  receipt` checks it: its checkpoint signed by the key, the leaf at its
+ *  index in that checkpoint's tree. */
+static void test_with_the_log_s_key_the_proof_is_checked(void **state)
+{
+    (void)state;
+    const cv_note_verifier_t *key = cv_note_signer_verifier(log_key);
+    char why[160] = "", buf[2048];
+    cv_receipt_t good = with_proof(0, proof_in(log_key, two_leaves, 2, 0));
+    assert_true(receipt_verify(&good, key, why, sizeof why));
+    assert_false(receipt_verify(&good, cv_note_signer_verifier(other_key), why, sizeof why));
+    expect_why(why, "its proof does not hold: ");
+    cv_receipt_t forged = with_proof(0, proof_in(other_key, two_leaves, 2, 0));
+    assert_false(receipt_verify(&forged, key, why, sizeof why));
+    /* the leaf and the index agree with the receipt, the hashes do not */
+    cv_receipt_t moved =
+        with_proof(1, reindexed(buf, sizeof buf, proof_in(log_key, two_leaves, 2, 0), "1"));
+    assert_true(receipt_check(&moved, "hull-cc", NULL, "r-1", VIEW_A, why, sizeof why));
+    assert_false(receipt_verify(&moved, key, why, sizeof why));
+    expect_why(why, "not at index 1");
+    /* and the proof must be the leaf's, key or not */
+    cv_receipt_t other = with_proof(1, proof_in(log_key, two_leaves, 2, 1));
+    assert_false(receipt_verify(&other, key, why, sizeof why));
+    expect_why(why, "its proof is of another leaf");
+}
+
+static int make_keys(void **state)
+{
+    (void)state;
+    char path[64];
+    cv_error_t err = {0};
+    if (sodium_init() < 0 || !mkdtemp(key_dir))
+        return -1;
+    snprintf(path, sizeof path, "%s/log.key", key_dir);
+    log_key = cv_note_signer_create(path, "caveat.test/receipts", &err);
+    snprintf(path, sizeof path, "%s/other.key", key_dir);
+    other_key = cv_note_signer_create(path, "caveat.test/receipts", &err);
+    return log_key && other_key ? 0 : -1;
+}
+
+static int remove_keys(void **state)
+{
+    (void)state;
+    char path[64];
+    cv_note_signer_destroy(&log_key);
+    cv_note_signer_destroy(&other_key);
+    for (const char *const *name = (const char *const[]){"log.key", "other.key", NULL}; *name;
+         name++) {
+        snprintf(path, sizeof path, "%s/%s", key_dir, *name);
+        unlink(path);
+    }
+    rmdir(key_dir);
+    return 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_each_delivery_of_the_leaf_is_taken),
-        cmocka_unit_test(test_another_delivery_is_refused),
-        cmocka_unit_test(test_another_agency_or_queue_is_refused),
-        cmocka_unit_test(test_other_leaves_are_refused),
-        cmocka_unit_test(test_only_the_broker_s_form_is_taken),
-        cmocka_unit_test(test_the_delivery_received_decides),
+        cmocka_unit_test_teardown(test_each_delivery_of_the_leaf_is_taken, free_kept),
+        cmocka_unit_test_teardown(test_another_delivery_is_refused, free_kept),
+        cmocka_unit_test_teardown(test_another_agency_or_queue_is_refused, free_kept),
+        cmocka_unit_test_teardown(test_other_leaves_are_refused, free_kept),
+        cmocka_unit_test_teardown(test_only_the_broker_s_form_is_taken, free_kept),
+        cmocka_unit_test_teardown(test_the_delivery_received_decides, free_kept),
+        cmocka_unit_test_teardown(test_the_proof_is_of_the_leaf_checked, free_kept),
+        cmocka_unit_test_teardown(test_the_proof_is_at_the_receipt_s_index, free_kept),
+        cmocka_unit_test_teardown(test_with_the_log_s_key_the_proof_is_checked, free_kept),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, make_keys, remove_keys);
 }
