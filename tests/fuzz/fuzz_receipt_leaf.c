@@ -5,11 +5,14 @@
  *  "prevent", seq 7 of report r-1 with VIEW: every refusal has its reason,
  *  a leaf is taken for one queue at most, and one taken does name that
  *  agency, report and view, and seq 7 only once (its bytes hold each as
- *  JSON, when it has no escapes, which could spell them otherwise). */
+ *  JSON, when it has no escapes, which could spell them otherwise). Each
+ *  leaf comes with a proof of it, as the broker's receipts do (unsigned:
+ *  receipt_check holds the proof to the leaf, not to a key). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cv_audit.h"
 #include "fuzz.h"
 #include "receipt_check.h"
 
@@ -35,9 +38,14 @@ static int sevens(const uint8_t *data, size_t size)
     return n;
 }
 
-static bool taken(const uint8_t *data, size_t size, const char *feed)
+static bool taken(const uint8_t *data, size_t size, const char *proof, const char *feed)
 {
-    cv_receipt_t receipt = {.seq = 7, .report_id = "r-1", .leaf = data, .leaf_len = size};
+    cv_receipt_t receipt = {.seq = 7,
+                            .report_id = "r-1",
+                            .leaf = data,
+                            .leaf_len = size,
+                            .proof = proof,
+                            .proof_len = strlen(proof)};
     char why[120] = "";
     if (receipt_check(&receipt, "hull-cc", feed, "r-1", VIEW, why, sizeof why))
         return true;
@@ -48,7 +56,11 @@ static bool taken(const uint8_t *data, size_t size, const char *feed)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    bool direct = taken(data, size, NULL), feed = taken(data, size, "prevent");
+    char *proof = cv_audit_proof_text(0, data, size, NULL, 0, "checkpoint\n");
+    if (!proof)
+        fuzz_fail("out of memory");
+    bool direct = taken(data, size, proof, NULL), feed = taken(data, size, proof, "prevent");
+    free(proof);
     if (direct && feed)
         fuzz_fail("one leaf taken for two queues");
     if ((direct || feed) && !memchr(data, '\\', size) &&
