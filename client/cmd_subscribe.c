@@ -11,17 +11,21 @@
  *  delivery (this agency and queue, its seq and report, the SHA-256 of the
  *  view received) and that its proof is of that leaf (receipt_check.h),
  *  and with --audit-key that the proof holds under the log's key, as
- *  DIR/ID.SEQ.tlog-proof; with --count it waits for the receipts of those
+ *  DIR/ID.SEQ.tlog-proof (DIR: a directory of this user's that no one
+ *  else may write); with --count it waits for the receipts of those
  *  deliveries before it ends. */
 #include <czmq.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <sodium.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <ctype.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "receipt_check.h"
@@ -32,14 +36,16 @@ static const char usage[] = "usage: caveat subscribe --broker EP --server-key BR
 
 #define SUBSCRIBE_CREDIT 100
 #define DEFAULT_HELLO_MS 10000
-#define WAIT_SLICE_MS    60000 /* without --timeout, waits forever in slices */
-#define RECEIPT_WAIT_MS  30000 /* with --count and no --timeout: for the last receipts */
+#define WAIT_SLICE_MS    60000  /* without --timeout, waits forever in slices */
+#define RECEIPT_WAIT_MS  30000  /* with --count and no --timeout: for the last receipts */
+#define TEMP_SUFFIX      ".tmp" /* a receipt's name while it is written */
 
 /*  --receipts: where they go, whose they must be, the log's key their
  *  proofs must hold under, and the deliveries received whose receipts
  *  have not come yet (seq -> received_t). */
 typedef struct {
     const char *dir;
+    int dir_fd;                         /* DIR, open: receipts are made in it by name */
     const char *feed;                   /* --feed, or NULL */
     const cv_note_verifier_t *verifier; /* --audit-key, or NULL */
     zhashx_t *received;
@@ -87,31 +93,81 @@ static bool remember_delivery(receipts_t *r, const cv_delivery_t *d)
     return true;
 }
 
-/*  DIR/ID.SEQ.tlog-proof, every byte of the id outside [A-Za-z0-9_-] as
- *  %XX: an id is the sender's choice, a file name must not climb out.
- *  False when that does not fit in size: a cut name is another file. */
-static bool receipt_path(char *path, size_t size, const char *dir, const cv_receipt_t *receipt)
+/*  ID.SEQ.tlog-proof, every byte of the id outside [A-Za-z0-9_-] as %XX:
+ *  an id is the sender's choice, a file name must not climb out. False
+ *  when that, and TEMP_SUFFIX after it, would be longer than a file name
+ *  may be: a cut name is another file. */
+static bool receipt_name(char name[NAME_MAX + 1], const cv_receipt_t *receipt)
 {
-    size_t at = (size_t)snprintf(path, size, "%s/", dir);
+    size_t size = NAME_MAX + 1 - strlen(TEMP_SUFFIX), at = 0;
     const unsigned char *c = (const unsigned char *)receipt->report_id;
     for (; *c && at + 4 < size; c++)
-        at += (size_t)snprintf(path + at, size - at,
+        at += (size_t)snprintf(name + at, size - at,
                                isalnum(*c) || *c == '_' || *c == '-' ? "%c" : "%%%02X", *c);
     if (*c || at >= size)
         return false;
-    int tail = snprintf(path + at, size - at, ".%" PRIu64 ".tlog-proof", receipt->seq);
+    int tail = snprintf(name + at, size - at, ".%" PRIu64 ".tlog-proof", receipt->seq);
     return tail > 0 && (size_t)tail < size - at;
 }
 
-/*  Written whole or not at all: to a temporary name, then renamed. */
-static bool write_receipt(const char *path, const cv_receipt_t *receipt)
+/*  Whether what is at tmp may be removed: a regular file of this user's,
+ *  left by a run that died writing it. Anything else (a symbolic link
+ *  planted to have a receipt written through it) stays, and is refused. */
+static bool stale_temp(int dir_fd, const char *tmp)
 {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *file = fopen(tmp, "wb");
-    bool ok = file && fwrite(receipt->proof, 1, receipt->proof_len, file) == receipt->proof_len;
-    ok = file && fclose(file) == 0 && ok;
-    return ok && rename(tmp, path) == 0;
+    struct stat st;
+    return fstatat(dir_fd, tmp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+           st.st_uid == geteuid();
+}
+
+/*  A new file tmp in DIR, 0600, for writing: never one that was there,
+ *  nor through a link. -1 with errno (EEXIST: something is in the way). */
+static int create_temp(int dir_fd, const char *tmp)
+{
+    const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+    int fd = openat(dir_fd, tmp, flags, 0600);
+    if (fd >= 0 || errno != EEXIST)
+        return fd;
+    if (!stale_temp(dir_fd, tmp)) {
+        errno = EEXIST;
+        return -1;
+    }
+    return unlinkat(dir_fd, tmp, 0) == 0 ? openat(dir_fd, tmp, flags, 0600) : -1;
+}
+
+/*  All of data to fd, and to the disk. */
+static bool write_synced(int fd, const char *data, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, data, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        data += n;
+        len -= (size_t)n;
+    }
+    return fsync(fd) == 0;
+}
+
+/*  Written whole or not at all: to a new temporary file in DIR, synced,
+ *  then renamed to name. On failure the temporary file is removed, and
+ *  errno says why. */
+static bool write_receipt(int dir_fd, const char *name, const cv_receipt_t *receipt)
+{
+    char tmp[NAME_MAX + 1];
+    snprintf(tmp, sizeof tmp, "%s" TEMP_SUFFIX, name);
+    int fd = create_temp(dir_fd, tmp);
+    if (fd < 0)
+        return false;
+    bool ok = write_synced(fd, receipt->proof, receipt->proof_len);
+    ok = close(fd) == 0 && ok;
+    ok = ok && renameat(dir_fd, tmp, dir_fd, name) == 0;
+    int saved = errno;
+    if (!ok)
+        unlinkat(dir_fd, tmp, 0);
+    errno = saved;
+    return ok;
 }
 
 /*  Whether the receipt records the delivery received at its seq, its
@@ -132,7 +188,7 @@ static int take_receipts(cv_client_t *client, receipts_t *r)
 {
     const cv_receipt_t *receipt;
     while (r->dir && (receipt = cv_client_receipt(client))) {
-        char key[24], path[4096], why[600]; /* room for a cv_error_t's message */
+        char key[24], name[NAME_MAX + 1], why[600]; /* room for a cv_error_t's message */
         seq_key(key, receipt->seq);
         const received_t *received = zhashx_lookup(r->received, key);
         if (!received) {
@@ -142,10 +198,13 @@ static int take_receipts(cv_client_t *client, receipts_t *r)
         }
         if (!receipt_good(client, r, received, receipt, why, sizeof why))
             return cli_error(CLI_FAILED, "the receipt of seq %" PRIu64 ": %s", receipt->seq, why);
-        if (!receipt_path(path, sizeof path, r->dir, receipt))
+        if (!receipt_name(name, receipt))
             return cli_error(CLI_FAILED, "%s: a receipt's file name would be too long", r->dir);
-        if (!write_receipt(path, receipt))
-            return cli_error(CLI_FAILED, "%s: %s", path, strerror(errno));
+        if (!write_receipt(r->dir_fd, name, receipt))
+            return cli_error(CLI_FAILED, "%s/%s: %s", r->dir, name,
+                             errno == EEXIST ? "its temporary file's name is taken by what is "
+                                               "not a file of this user's: nothing written"
+                                             : strerror(errno));
         zhashx_delete(r->received, key);
     }
     return CLI_OK;
@@ -263,11 +322,35 @@ static int run(cv_client_t *client, uint64_t count, int timeout_ms, receipts_t *
     return count ? await_receipts(client, r, timeout_ms) : CLI_OK;
 }
 
-static int make_receipts_dir(const char *dir)
+/*  Whether DIR is fit to hold receipts: this user's, and no one else may
+ *  write in it (put names in the receipts' way, or swap them). */
+static int check_receipts_dir(const char *dir, const struct stat *st)
 {
-    if (mkdir(dir, 0700) == 0 || errno == EEXIST)
-        return CLI_OK;
-    return cli_error(CLI_FAILED, "--receipts %s: %s", dir, strerror(errno));
+    if (st->st_uid != geteuid())
+        return cli_error(CLI_FAILED, "--receipts %s: the directory is not this user's", dir);
+    if (st->st_mode & 022)
+        return cli_error(CLI_FAILED, "--receipts %s: group or others may write in it (mode %04o)",
+                         dir, (unsigned)(st->st_mode & 07777));
+    return CLI_OK;
+}
+
+/*  --receipts DIR, made (0700) when missing, checked and kept open: each
+ *  receipt is made in the directory checked, whatever becomes of its
+ *  path. A symbolic link to a directory is followed, once, here. */
+static int open_receipts_dir(receipts_t *r)
+{
+    struct stat st;
+    if (mkdir(r->dir, 0700) != 0 && errno != EEXIST)
+        return cli_error(CLI_FAILED, "--receipts %s: %s", r->dir, strerror(errno));
+    int fd = open(r->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int status = fd >= 0 && fstat(fd, &st) == 0
+                     ? check_receipts_dir(r->dir, &st)
+                     : cli_error(CLI_FAILED, "--receipts %s: %s", r->dir, strerror(errno));
+    if (status == CLI_OK)
+        r->dir_fd = fd;
+    else if (fd >= 0)
+        close(fd);
+    return status;
 }
 
 static bool parse_count(const char *text, uint64_t *count)
@@ -280,13 +363,29 @@ static bool parse_count(const char *text, uint64_t *count)
     return *end == '\0' && value > 0 && value != ULLONG_MAX;
 }
 
+static int subscribe(const cv_client_config_t *config, uint64_t count, int timeout_ms,
+                     receipts_t *r)
+{
+    cv_error_t err;
+    cv_client_t *client = cv_client_new(config, &err);
+    if (!client)
+        return cli_error(CLI_FAILED, "%s", err.msg);
+    r->received = zhashx_new();
+    zhashx_set_destructor(r->received, received_free);
+    int status = run(client, count, timeout_ms, r);
+    zhashx_destroy(&r->received);
+    cv_client_destroy(&client);
+    return status;
+}
+
 int cmd_subscribe(int argc, char **argv)
 {
     bool missing = false;
     const char *feed = cli_take_option(&argc, argv, "--feed", &missing);
     const char *count_text = cli_take_option(&argc, argv, "--count", &missing);
     const char *audit_key = cli_take_option(&argc, argv, "--audit-key", &missing);
-    receipts_t receipts = {cli_take_option(&argc, argv, "--receipts", &missing), feed, NULL, NULL};
+    receipts_t receipts = {
+        .dir = cli_take_option(&argc, argv, "--receipts", &missing), .dir_fd = -1, .feed = feed};
     cv_client_config_t config = {
         .feed = feed, .credit = SUBSCRIBE_CREDIT, .receipts = receipts.dir != NULL};
     int timeout_ms;
@@ -304,16 +403,10 @@ int cmd_subscribe(int argc, char **argv)
     if (audit_key && !cv_note_verifier_parse(audit_key, &verifier, &err))
         return cli_error(CLI_USAGE, "--audit-key: %s", err.msg);
     receipts.verifier = audit_key ? &verifier : NULL;
-    if (receipts.dir && (status = make_receipts_dir(receipts.dir)) != CLI_OK)
+    if (receipts.dir && (status = open_receipts_dir(&receipts)) != CLI_OK)
         return status;
-
-    cv_client_t *client = cv_client_new(&config, &err);
-    if (!client)
-        return cli_error(CLI_FAILED, "%s", err.msg);
-    receipts.received = zhashx_new();
-    zhashx_set_destructor(receipts.received, received_free);
-    status = run(client, count, timeout_ms, &receipts);
-    zhashx_destroy(&receipts.received);
-    cv_client_destroy(&client);
+    status = subscribe(&config, count, timeout_ms, &receipts);
+    if (receipts.dir_fd >= 0)
+        close(receipts.dir_fd);
     return status;
 }
