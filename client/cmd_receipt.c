@@ -2,7 +2,10 @@
  *  c2sp.org/tlog-proof@v1 file whose extra data is the leaf, as `caveat
  *  subscribe --receipts` writes them) without the broker's data directory:
  *  the checkpoint is signed by the verifier key, and the leaf is at its
- *  index in that checkpoint's tree. Prints the leaf. */
+ *  index in that checkpoint's tree. Prints the leaf, as cv_text_write
+ *  writes it: the leaf is the file's word until it is checked, and even a
+ *  good one is bytes another wrote, which must not write to the terminal
+ *  or end at a NUL. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +34,14 @@ static char *read_receipt(const char *path, size_t *len)
     return text;
 }
 
+static void print_good(const cv_audit_proof_t *proof, const cv_checkpoint_t *checkpoint)
+{
+    printf("receipt good: leaf %" PRIu64 " of %s at size %" PRIu64 "\n", proof->index,
+           checkpoint->origin, checkpoint->size);
+    cv_text_write(stdout, (const char *)proof->extra, proof->extra_len);
+    putchar('\n');
+}
+
 int cmd_audit_receipt(int argc, char **argv)
 {
     bool missing = false;
@@ -57,8 +68,7 @@ int cmd_audit_receipt(int argc, char **argv)
          cv_audit_proof_check(&proof, proof.extra, proof.extra_len, &verifier, &checkpoint, &err);
     int status = CLI_OK;
     if (ok)
-        printf("receipt good: leaf %" PRIu64 " of %s at size %" PRIu64 "\n%.*s\n", proof.index,
-               checkpoint.origin, checkpoint.size, (int)proof.extra_len, (char *)proof.extra);
+        print_good(&proof, &checkpoint);
     else
         status = cli_error(CLI_FAILED, "%s: %s", argv[1], err.msg);
     cv_audit_proof_clear(&proof);

@@ -6,7 +6,7 @@
  *  answers with any other leaf, however well proven, or pairs the leaf
  *  checked with a proof of another, is refused with what does not match.
  *  (`caveat audit receipt` checks a written file: cli_receipts.sh and
- *  test_receipts.c.)
+ *  test_receipts.c; what it prints of a leaf is here.)
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -62,6 +62,22 @@ static bool leaf_hash_of(void *leaves, uint64_t index, cv_hash_t *out)
     return true;
 }
 
+/*  The tlog-proof of leaf (len bytes) at index by path, in checkpoint
+ *  (its origin set here), signed by key. */
+static const char *signed_proof(const cv_note_signer_t *key, cv_checkpoint_t *checkpoint,
+                                uint64_t index, const char *leaf, size_t len, const cv_hash_t *path,
+                                int hashes)
+{
+    snprintf(checkpoint->origin, sizeof checkpoint->origin, "%s",
+             cv_note_signer_verifier(key)->name);
+    char *body = cv_checkpoint_body(checkpoint);
+    char *note = body ? cv_note_sign(key, body) : NULL;
+    char *text = note ? cv_audit_proof_text(index, leaf, len, path, hashes, note) : NULL;
+    free(body);
+    free(note);
+    return keep(text);
+}
+
 /*  The tlog-proof of leaves[index] in the tree of those n leaves, its
  *  checkpoint signed by key. */
 static const char *proof_in(const cv_note_signer_t *key, const char *const *leaves, uint64_t n,
@@ -69,18 +85,19 @@ static const char *proof_in(const cv_note_signer_t *key, const char *const *leav
 {
     cv_checkpoint_t checkpoint = {.size = n};
     cv_hash_t path[CV_MERKLE_MAX_PROOF];
-    snprintf(checkpoint.origin, sizeof checkpoint.origin, "%s", cv_note_signer_verifier(key)->name);
     assert_true(cv_merkle_root(n, leaf_hash_of, (void *)leaves, &checkpoint.root));
     int hashes = cv_merkle_inclusion_proof(index, n, leaf_hash_of, (void *)leaves, path);
     assert_true(hashes >= 0);
-    char *body = cv_checkpoint_body(&checkpoint);
-    char *note = body ? cv_note_sign(key, body) : NULL;
-    char *text =
-        note ? cv_audit_proof_text(index, leaves[index], strlen(leaves[index]), path, hashes, note)
-             : NULL;
-    free(body);
-    free(note);
-    return keep(text);
+    return signed_proof(key, &checkpoint, index, leaves[index], strlen(leaves[index]), path,
+                        hashes);
+}
+
+/*  The tlog-proof of the only leaf of a log, len bytes of any kind. */
+static const char *proof_of_only(const cv_note_signer_t *key, const char *leaf, size_t len)
+{
+    cv_checkpoint_t checkpoint = {.size = 1};
+    cv_merkle_leaf_hash(leaf, len, &checkpoint.root);
+    return signed_proof(key, &checkpoint, 0, leaf, len, NULL, 0);
 }
 
 /*  A receipt of leaf as the broker sends it: the leaf, at index 0 of the
@@ -383,6 +400,40 @@ static void test_with_the_log_s_key_the_proof_is_checked(void **state)
     expect_why(why, "its proof is of another leaf");
 }
 
+/*  What `caveat audit receipt FILE --key KEY` prints; its exit status. */
+static int audit_receipt(const char *file, const cv_note_signer_t *key, char *out, size_t size)
+{
+    char verifier[CV_VERIFIER_KEY_MAX], command[4096];
+    cv_note_verifier_text(cv_note_signer_verifier(key), verifier);
+    snprintf(command, sizeof command, "'%s' audit receipt '%s' --key '%s'", CAVEAT_CLI, file,
+             verifier);
+    FILE *pipe = popen(command, "r");
+    assert_non_null(pipe);
+    size_t n = fread(out, 1, size - 1, pipe);
+    out[n] = '\0';
+    return pclose(pipe);
+}
+
+/*  The leaf of a good receipt is printed as cv_text_write writes it: its
+ *  bytes cannot write to the terminal, and a NUL does not end it. */
+static void test_audit_receipt_prints_the_leaf_escaped(void **state)
+{
+    (void)state;
+    static const char leaf[] = "{\"event\":\"delivered\",\"agency\":\"\x1b[2J\x1b]0;x\x07\"}"
+                               "\0after a NUL";
+    const char *proof = proof_of_only(log_key, leaf, sizeof leaf - 1);
+    char file[64], printed[4096];
+    snprintf(file, sizeof file, "%s/escapes.tlog-proof", key_dir);
+    FILE *out = fopen(file, "w");
+    assert_non_null(out);
+    assert_true(fputs(proof, out) >= 0 && fclose(out) == 0);
+    assert_int_equal(audit_receipt(file, log_key, printed, sizeof printed), 0);
+    assert_non_null(strstr(printed, "receipt good: leaf 0 of caveat.test/receipts at size 1\n"));
+    assert_null(strchr(printed, '\x1b'));
+    assert_null(strchr(printed, '\x07'));
+    assert_non_null(strstr(printed, "\"agency\":\"\\x1b[2J\\x1b]0;x\\x07\"}\\x00after a NUL\n"));
+}
+
 static int make_keys(void **state)
 {
     (void)state;
@@ -403,8 +454,9 @@ static int remove_keys(void **state)
     char path[64];
     cv_note_signer_destroy(&log_key);
     cv_note_signer_destroy(&other_key);
-    for (const char *const *name = (const char *const[]){"log.key", "other.key", NULL}; *name;
-         name++) {
+    for (const char *const *name =
+             (const char *const[]){"log.key", "other.key", "escapes.tlog-proof", NULL};
+         *name; name++) {
         snprintf(path, sizeof path, "%s/%s", key_dir, *name);
         unlink(path);
     }
@@ -424,6 +476,7 @@ int main(void)
         cmocka_unit_test_teardown(test_the_proof_is_of_the_leaf_checked, free_kept),
         cmocka_unit_test_teardown(test_the_proof_is_at_the_receipt_s_index, free_kept),
         cmocka_unit_test_teardown(test_with_the_log_s_key_the_proof_is_checked, free_kept),
+        cmocka_unit_test_teardown(test_audit_receipt_prints_the_leaf_escaped, free_kept),
     };
     return cmocka_run_group_tests(tests, make_keys, remove_keys);
 }
