@@ -156,7 +156,10 @@ static bool write_synced(int fd, const char *data, size_t len)
 static bool write_receipt(int dir_fd, const char *name, const cv_receipt_t *receipt)
 {
     char tmp[NAME_MAX + 1];
-    snprintf(tmp, sizeof tmp, "%s" TEMP_SUFFIX, name);
+    if (snprintf(tmp, sizeof tmp, "%s" TEMP_SUFFIX, name) >= (int)sizeof tmp) {
+        errno = ENAMETOOLONG; /* receipt_name leaves room: never */
+        return false;
+    }
     int fd = create_temp(dir_fd, tmp);
     if (fd < 0)
         return false;
