@@ -220,7 +220,10 @@ int cv_tlog_checkpoint(cv_tlog_t *self, int64_t now, cv_error_t *err);
 /* ------------------------------------------------------------------------ */
 /*  Reading a log, as `caveat audit` does, from another process.           */
 
-/*  DIR/caveat.db opened read-only (a URI with mode=ro); NULL with err. */
+/*  DIR/caveat.db opened read-only (a URI with mode=ro), in a read
+ *  transaction held until it is closed: everything read through it is of
+ *  one moment (the first read's), whatever the broker commits meanwhile.
+ *  NULL with err. */
 sqlite3 *cv_audit_open_readonly(const char *dir, cv_error_t *err);
 
 typedef struct {
@@ -233,8 +236,9 @@ typedef struct {
 
 /*  Recomputes the tree from the leaves and checks every stored
  *  checkpoint's signature by verifier and its root against the leaves,
- *  and the stored frontier against them all. On failure err names the
- *  first leaf or checkpoint found wrong. */
+ *  and the stored frontier against them all, all of them read in one read
+ *  transaction (its own, unless the caller has one open). On failure err
+ *  names the first leaf or checkpoint found wrong. */
 bool cv_audit_verify(sqlite3 *db, const cv_note_verifier_t *verifier, cv_audit_summary_t *summary,
                      cv_error_t *err);
 /*  The c2sp.org/tlog-proof@v1 text for leaf index: its inclusion proof in

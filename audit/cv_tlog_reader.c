@@ -49,9 +49,13 @@ sqlite3 *cv_audit_open_readonly(const char *dir, cv_error_t *err)
     int rc = uri ? sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL)
                  : SQLITE_NOMEM;
     free(uri);
-    if (rc == SQLITE_OK)
+    if (rc == SQLITE_OK) {
         sqlite3_busy_timeout(db, 5000);
-    else {
+        /* held until closed: what a command reads is of one moment, the
+         * moment of its first read, whatever caveatd commits meanwhile */
+        rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+    }
+    if (rc != SQLITE_OK) {
         cv_error_set(err, NULL, 0, 0, "%s/caveat.db: cannot open: %s", dir,
                      db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
         sqlite3_close(db);
@@ -330,10 +334,9 @@ static bool check_tail(const scan_t *scan, cv_error_t *err)
     return false;
 }
 
-bool cv_audit_verify(sqlite3 *db, const cv_note_verifier_t *verifier, cv_audit_summary_t *summary,
-                     cv_error_t *err)
+static bool verify_log(sqlite3 *db, const cv_note_verifier_t *verifier, cv_audit_summary_t *summary,
+                       cv_error_t *err)
 {
-    memset(summary, 0, sizeof *summary);
     checkpoints_t checkpoints = {0};
     scan_t scan = {.checkpoints = &checkpoints};
     cv_frontier_init(&scan.frontier);
@@ -348,6 +351,23 @@ bool cv_audit_verify(sqlite3 *db, const cv_note_verifier_t *verifier, cv_audit_s
     summary->checkpoints = checkpoints.count;
     cv_frontier_root(&scan.frontier, &summary->root);
     free(checkpoints.items);
+    return ok;
+}
+
+/*  The checkpoints, the leaves and the frontier are read in one read
+ *  transaction (the caller's, when one is open): read one statement at a
+ *  time, a leaf the broker committed between them would look added behind
+ *  the log's back. */
+bool cv_audit_verify(sqlite3 *db, const cv_note_verifier_t *verifier, cv_audit_summary_t *summary,
+                     cv_error_t *err)
+{
+    memset(summary, 0, sizeof *summary);
+    bool own = sqlite3_get_autocommit(db) != 0;
+    if (own && sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+        return db_error(db, err, "starting to read");
+    bool ok = verify_log(db, verifier, summary, err);
+    if (own)
+        sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     return ok;
 }
 

@@ -28,51 +28,23 @@
 #include <unistd.h>
 
 #include "audit_cli.h"
-#include "audit_fixture.h"
-#include "cv_audit.h"
+#include "audit_rig.h"
 
 /*  20 leaves, checkpoints at 8, 16 and 20, and 3 leaves after them. */
 #define LEAVES 20
 #define EVERY  8
 #define TAIL   3
 
-typedef struct {
-    char dir[64];
-    sqlite3 *db; /* read-write, for tampering and the log */
-    cv_note_signer_t *signer;
-} rig_t;
-
 static int setup(void **state)
 {
-    rig_t *rig = calloc(1, sizeof *rig);
-    snprintf(rig->dir, sizeof rig->dir, "/tmp/cv-test-audit.XXXXXX");
-    assert_non_null(mkdtemp(rig->dir));
-    assert_true(audit_fixture_make(rig->dir, LEAVES, EVERY, TAIL, NULL));
-    char path[4096];
-    snprintf(path, sizeof path, "%s/caveat.db", rig->dir);
-    assert_int_equal(sqlite3_open(path, &rig->db), SQLITE_OK);
-    cv_error_t err = {0};
-    rig->signer = cv_audit_key_open(rig->dir, NULL, &err);
-    assert_non_null(rig->signer);
-    *state = rig;
+    *state = rig_new(LEAVES, EVERY, TAIL);
     return 0;
 }
 
 static int teardown(void **state)
 {
-    rig_t *rig = *state;
-    cv_note_signer_destroy(&rig->signer);
-    sqlite3_close(rig->db);
-    audit_fixture_remove(rig->dir);
-    free(rig);
+    rig_destroy((rig_t **)state);
     return 0;
-}
-
-static void exec_sql(rig_t *rig, const char *sql)
-{
-    char *msg = NULL;
-    if (sqlite3_exec(rig->db, sql, NULL, NULL, &msg) != SQLITE_OK)
-        fail_msg("%s: %s", sql, msg);
 }
 
 static int64_t count(rig_t *rig, const char *sql)

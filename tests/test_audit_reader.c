@@ -1,0 +1,144 @@
+/*  The audit log read back (audit/cv_tlog_reader.c, `caveat audit`) from
+ *  a data directory a broker is writing, or one an attacker crafted.
+ *
+ *  - verify passes however often the broker commits while it reads, and a
+ *    command reads the log as it was at its first read;
+ *
+ *  Each log lives in a fresh directory under /tmp, removed at the end.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit_cli.h"
+#include "audit_rig.h"
+
+static int setup(void **state)
+{
+    *state = rig_new(20, 8, 3);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    rig_destroy((rig_t **)state);
+    return 0;
+}
+
+/*  Leaf index appended as the broker appends one: in its own transaction,
+ *  the frontier with it. */
+static void append_leaf(rig_t *rig, cv_tlog_t *log, uint64_t index)
+{
+    char *leaf = audit_fixture_leaf(index);
+    cv_error_t err = {0};
+    exec_sql(rig, "BEGIN IMMEDIATE");
+    if (!cv_tlog_append(log, leaf, strlen(leaf), NULL, &err))
+        fail_msg("%s", err.msg);
+    exec_sql(rig, "COMMIT");
+    free(leaf);
+}
+
+/* ------------------------------------------------------------------------ */
+/*  A log the broker writes while it is read.                               */
+
+typedef struct {
+    rig_t *rig;
+    atomic_bool stop;
+    uint64_t appended;
+    cv_error_t err; /* why it stopped before it was told to */
+} appender_t;
+
+/*  Appends a leaf at a time, as a broker at work does, until stopped (on
+ *  its own thread: errors are kept for the test's, cmocka's fail_msg is
+ *  not for other threads). */
+static void *append_until_stopped(void *arg)
+{
+    appender_t *a = arg;
+    sqlite3 *db = a->rig->db;
+    cv_tlog_t *log = cv_tlog_open(db, a->rig->signer, &a->err);
+    for (uint64_t index = 2000; log && !atomic_load(&a->stop); index++, a->appended++) {
+        char *leaf = audit_fixture_leaf(index);
+        bool ok = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK &&
+                  cv_tlog_append(log, leaf, strlen(leaf), NULL, &a->err) &&
+                  sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK;
+        free(leaf);
+        if (!ok)
+            break;
+    }
+    cv_tlog_destroy(&log);
+    return NULL;
+}
+
+/*  Verify, on a connection of its own as `caveat audit verify` has, while
+ *  the log grows: the checkpoints, leaves and frontier it reads are of one
+ *  moment, so the log is good every time. */
+static void test_verify_while_appended(void **state)
+{
+    (void)state;
+    rig_t *rig = rig_new(2000, 500, 0);
+    exec_sql(rig, "PRAGMA synchronous=OFF");
+    appender_t appender = {.rig = rig};
+    pthread_t thread;
+    assert_int_equal(pthread_create(&thread, NULL, append_until_stopped, &appender), 0);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/caveat.db", rig->dir);
+    int failed = 0;
+    cv_error_t err = {0};
+    for (int run = 0; run < 30; run++) {
+        sqlite3 *db = NULL;
+        assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+        sqlite3_busy_timeout(db, 5000);
+        cv_audit_summary_t summary;
+        if (!cv_audit_verify(db, cv_note_signer_verifier(rig->signer), &summary, &err))
+            failed++;
+        sqlite3_close(db);
+    }
+    atomic_store(&appender.stop, true);
+    pthread_join(thread, NULL);
+    assert_string_equal(appender.err.msg, "");
+    assert_true(appender.appended > 0);
+    if (failed)
+        fail_msg("verify failed %d of 30 times while %llu leaves were appended, last: %s", failed,
+                 (unsigned long long)appender.appended, err.msg);
+    rig_destroy(&rig);
+}
+
+static void count_leaf(void *arg, uint64_t index, const void *data, size_t len)
+{
+    (void)index, (void)data, (void)len;
+    ++*(int *)arg;
+}
+
+/*  A command's store, opened read-only, is read as it was at the first
+ *  read: a leaf committed after it is not seen half way through. */
+static void test_one_moment(void **state)
+{
+    rig_t *rig = *state;
+    cv_error_t err = {0};
+    sqlite3 *db = cv_audit_open_readonly(rig->dir, &err);
+    assert_non_null(db);
+    int before = 0, after = 0;
+    assert_int_equal(cv_audit_find_report(db, "R-1", NULL, count_leaf, &before, &err), 1);
+    cv_tlog_t *log = cv_tlog_open(rig->db, rig->signer, &err);
+    assert_non_null(log);
+    append_leaf(rig, log, 1); /* R-1 again */
+    cv_tlog_destroy(&log);
+    assert_int_equal(cv_audit_find_report(db, "R-1", NULL, count_leaf, &after, &err), 1);
+    sqlite3_close(db);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_verify_while_appended),
+        cmocka_unit_test_setup_teardown(test_one_moment, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
