@@ -75,13 +75,19 @@ int cv_audit_find_report(sqlite3 *db, const char *report_id, const char *agency,
         cv_error_set(err, NULL, 0, 0, "audit log: cannot read the leaves: %s", sqlite3_errmsg(db));
     else
         found = 0;
-    while (found >= 0 && sqlite3_step(s) == SQLITE_ROW) {
+    int rc = SQLITE_DONE;
+    while (found >= 0 && (rc = sqlite3_step(s)) == SQLITE_ROW) {
         const void *data = sqlite3_column_blob(s, 1);
         size_t len = (size_t)sqlite3_column_bytes(s, 1);
         if (holds(data, len, report) && (!to || holds(data, len, to))) {
             found++;
             each(arg, (uint64_t)sqlite3_column_int64(s, 0), data, len);
         }
+    }
+    /* a page that cannot be read is not the end of the log */
+    if (found >= 0 && rc != SQLITE_DONE) {
+        cv_error_set(err, NULL, 0, 0, "audit log: cannot read the leaves: %s", sqlite3_errmsg(db));
+        found = -1;
     }
     sqlite3_finalize(s);
     free(report);

@@ -93,14 +93,20 @@ static bool read_tile(cv_prover_t *self, uint64_t lo, uint64_t hi, tile_t *tile)
     sqlite3_bind_int64(self->range, 2, (int64_t)hi);
     tile->lo = lo;
     tile->n = 0;
-    while (sqlite3_step(self->range) == SQLITE_ROW &&
+    int rc;
+    while ((rc = sqlite3_step(self->range)) == SQLITE_ROW &&
            (uint64_t)sqlite3_column_int64(self->range, 0) == lo + tile->n)
         cv_merkle_leaf_hash(sqlite3_column_blob(self->range, 1),
                             (size_t)sqlite3_column_bytes(self->range, 1), &tile->leaves[tile->n++]);
+    bool read = rc == SQLITE_ROW || rc == SQLITE_DONE; /* else a page that cannot be read */
+    if (!read)
+        cv_error_set(self->err, NULL, 0, 0, "audit log: reading leaves: %s",
+                     sqlite3_errmsg(self->db));
+    else if (tile->n != hi - lo)
+        cv_error_set(self->err, NULL, 0, 0, "audit log: leaf %" PRIu64 " is missing", lo + tile->n);
     sqlite3_reset(self->range);
-    if (tile->n == hi - lo)
+    if (read && tile->n == hi - lo)
         return true;
-    cv_error_set(self->err, NULL, 0, 0, "audit log: leaf %" PRIu64 " is missing", lo + tile->n);
     tile->lo = UINT64_MAX;
     return false;
 }

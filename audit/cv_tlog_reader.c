@@ -76,10 +76,13 @@ static bool has_log(sqlite3 *db, cv_error_t *err)
         sqlite3_finalize(s);
         return db_error(db, err, "reading the schema");
     }
-    bool found = sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int(s, 0) == 3;
-    sqlite3_finalize(s);
-    if (!found)
+    rc = sqlite3_step(s);
+    bool found = rc == SQLITE_ROW && sqlite3_column_int(s, 0) == 3;
+    if (rc != SQLITE_ROW)
+        db_error(db, err, "reading the schema");
+    else if (!found)
         cv_error_set(err, NULL, 0, 0, "audit log: this store has none (no tlog tables)");
+    sqlite3_finalize(s);
     return found;
 }
 
@@ -295,22 +298,33 @@ static bool scan_leaves(sqlite3 *db, scan_t *scan, cv_error_t *err)
     return ok;
 }
 
+static bool read_stored_frontier(sqlite3 *db, cv_frontier_t *stored, cv_error_t *err)
+{
+    sqlite3_stmt *s = NULL;
+    int rc =
+        sqlite3_prepare_v2(db, "SELECT size, nodes FROM tlog_frontier WHERE id = 0", -1, &s, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(s);
+    bool read = rc == SQLITE_ROW && sqlite3_column_int64(s, 0) >= 0 &&
+                cv_frontier_unpack(stored, (uint64_t)sqlite3_column_int64(s, 0),
+                                   sqlite3_column_blob(s, 1), (size_t)sqlite3_column_bytes(s, 1));
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        db_error(db, err, "reading the frontier");
+    else if (!read)
+        cv_error_set(err, NULL, 0, 0, "audit log: the stored frontier is missing or damaged");
+    sqlite3_finalize(s);
+    return read;
+}
+
 /*  The stored frontier is what appending the leaves gave: a leaf after the
  *  last checkpoint changed, or one added or removed behind the log's back,
  *  shows here. */
 static bool check_frontier(sqlite3 *db, const scan_t *scan, uint64_t checkpointed, cv_error_t *err)
 {
-    sqlite3_stmt *s = NULL;
     cv_frontier_t stored;
-    bool read = sqlite3_prepare_v2(db, "SELECT size, nodes FROM tlog_frontier WHERE id = 0", -1, &s,
-                                   NULL) == SQLITE_OK &&
-                sqlite3_step(s) == SQLITE_ROW && sqlite3_column_int64(s, 0) >= 0 &&
-                cv_frontier_unpack(&stored, (uint64_t)sqlite3_column_int64(s, 0),
-                                   sqlite3_column_blob(s, 1), (size_t)sqlite3_column_bytes(s, 1));
-    sqlite3_finalize(s);
-    if (!read)
-        cv_error_set(err, NULL, 0, 0, "audit log: the stored frontier is missing or damaged");
-    else if (stored.size != scan->frontier.size)
+    if (!read_stored_frontier(db, &stored, err))
+        return false;
+    if (stored.size != scan->frontier.size)
         cv_error_set(err, NULL, 0, 0,
                      "the log has %" PRIu64 " leaves, its frontier says %" PRIu64
                      ": leaves were added or removed behind its back",
@@ -320,7 +334,7 @@ static bool check_frontier(sqlite3 *db, const scan_t *scan, uint64_t checkpointe
                      "the leaves do not hash to the stored frontier: one of leaves %" PRIu64
                      " to %" PRIu64 " (not yet checkpointed) was changed or moved",
                      checkpointed, scan->frontier.size - 1);
-    return read && cv_frontier_equal(&stored, &scan->frontier);
+    return cv_frontier_equal(&stored, &scan->frontier);
 }
 
 static bool check_tail(const scan_t *scan, cv_error_t *err)
@@ -385,14 +399,16 @@ static bool read_leaf_hash(void *arg, uint64_t index, cv_hash_t *out)
 {
     leaf_reader_t *reader = arg;
     sqlite3_bind_int64(reader->stmt, 1, (int64_t)index);
-    bool found = sqlite3_step(reader->stmt) == SQLITE_ROW;
-    if (found)
+    int rc = sqlite3_step(reader->stmt);
+    if (rc == SQLITE_ROW)
         cv_merkle_leaf_hash(sqlite3_column_blob(reader->stmt, 0),
                             (size_t)sqlite3_column_bytes(reader->stmt, 0), out);
-    else
+    else if (rc == SQLITE_DONE)
         cv_error_set(reader->err, NULL, 0, 0, "leaf %" PRIu64 " is missing", index);
+    else
+        db_error(reader->db, reader->err, "reading leaves");
     sqlite3_reset(reader->stmt);
-    return found;
+    return rc == SQLITE_ROW;
 }
 
 static bool open_reader(sqlite3 *db, leaf_reader_t *reader, cv_error_t *err)
@@ -419,10 +435,13 @@ static char *stored_checkpoint(sqlite3 *db, const char *sql, int64_t bound, cv_c
         return NULL;
     }
     sqlite3_bind_int64(s, 1, bound);
-    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW && sqlite3_column_text(s, 0))
         note = strdup((const char *)sqlite3_column_text(s, 0));
-    else
+    else if (rc == SQLITE_ROW || rc == SQLITE_DONE)
         cv_error_set(err, NULL, 0, 0, "audit log: no checkpoint %s", missing);
+    else
+        db_error(db, err, "reading checkpoints");
     sqlite3_finalize(s);
     if (note && !(cv_note_body(note, strlen(note), &body_len, err) &&
                   cv_checkpoint_parse(note, body_len, out, err))) {

@@ -3,6 +3,8 @@
  *
  *  - verify passes however often the broker commits while it reads, and a
  *    command reads the log as it was at its first read;
+ *  - a page SQLite cannot read is an error, named as SQLite names it, in
+ *    every command that reads the leaves, not the log's end;
  *
  *  Each log lives in a fresh directory under /tmp, removed at the end.
  */
@@ -134,11 +136,86 @@ static void test_one_moment(void **state)
     sqlite3_close(db);
 }
 
+/* ------------------------------------------------------------------------ */
+/*  A store with a page that cannot be read.                                */
+
+/*  The last leaf page of table's b-tree (its last rows, in key order)
+ *  made one SQLite cannot read: its page type is not one. */
+static void damage_last_leaf_page(rig_t *rig, const char *table)
+{
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(sqlite3_prepare_v2(rig->db,
+                                        "SELECT max(pageno), (SELECT page_size FROM"
+                                        " pragma_page_size) FROM dbstat WHERE name = ?1"
+                                        " AND pagetype = 'leaf'",
+                                        -1, &s, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(s, 1, table, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    int64_t page = sqlite3_column_int64(s, 0), size = sqlite3_column_int64(s, 1);
+    sqlite3_finalize(s);
+    assert_true(page > 1);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/caveat.db", rig->dir);
+    FILE *db = fopen(path, "r+b");
+    assert_non_null(db);
+    assert_int_equal(fseek(db, (long)((page - 1) * size), SEEK_SET), 0);
+    assert_int_equal(fputc(0x00, db), 0x00);
+    assert_int_equal(fclose(db), 0);
+}
+
+/*  Reading stops at the damaged page with SQLite's word for it: not taken
+ *  for the end of the log (trace, prove --report: "no leaf names"), nor
+ *  for a leaf missing. */
+static void test_damaged_page(void **state)
+{
+    (void)state;
+    rig_t *rig = rig_new(2 * CV_PROVER_TILE, 0, 0); /* two tiles: the last page in one */
+    damage_last_leaf_page(rig, "tlog_leaves");
+    static const char *const commands[][2] = {
+        {"trace", "R-1"}, {"prove", "--report R-1"}, {"prove", "--index 1"}};
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) {
+        char args[256], out[4096];
+        snprintf(args, sizeof args, "%s %s %s", commands[i][0], rig->dir, commands[i][1]);
+        assert_int_equal(audit_cli(args, out, sizeof out), 1);
+        if (!strstr(out, "database disk image is malformed"))
+            fail_msg("caveat audit %s said '%s'", args, out);
+    }
+    cv_error_t err = {0};
+    sqlite3 *db = cv_audit_open_readonly(rig->dir, &err);
+    assert_non_null(db);
+    int found = 0;
+    assert_int_equal(cv_audit_find_report(db, "R-1", NULL, count_leaf, &found, &err), -1);
+    assert_non_null(strstr(err.msg, "malformed"));
+    cv_prover_t *prover = cv_prover_new(db);
+    memset(&err, 0, sizeof err);
+    assert_int_equal(cv_prover_learn(prover, 2 * CV_PROVER_TILE, 2, &err), -1);
+    if (!strstr(err.msg, "malformed"))
+        fail_msg("the prover said '%s'", err.msg);
+    cv_prover_destroy(&prover);
+    sqlite3_close(db);
+    rig_destroy(&rig);
+}
+
+/*  A checkpoint that cannot be read is not one that is not there. */
+static void test_damaged_checkpoints(void **state)
+{
+    rig_t *rig = *state;
+    damage_last_leaf_page(rig, "tlog_checkpoints");
+    char args[256], out[4096];
+    snprintf(args, sizeof args, "checkpoint %s", rig->dir);
+    assert_int_equal(audit_cli(args, out, sizeof out), 1);
+    if (!strstr(out, "database disk image is malformed"))
+        fail_msg("caveat audit %s said '%s'", args, out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_verify_while_appended),
         cmocka_unit_test_setup_teardown(test_one_moment, setup, teardown),
+        cmocka_unit_test(test_damaged_page),
+        cmocka_unit_test_setup_teardown(test_damaged_checkpoints, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
