@@ -436,9 +436,10 @@ static char *stored_checkpoint(sqlite3 *db, const char *sql, int64_t bound, cv_c
     }
     sqlite3_bind_int64(s, 1, bound);
     int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW && sqlite3_column_text(s, 0))
-        note = strdup((const char *)sqlite3_column_text(s, 0));
-    else if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+    if (rc == SQLITE_ROW && sqlite3_column_text(s, 0)) {
+        if (!(note = strdup((const char *)sqlite3_column_text(s, 0))))
+            cv_error_set(err, NULL, 0, 0, "audit log: out of memory");
+    } else if (rc == SQLITE_ROW || rc == SQLITE_DONE)
         cv_error_set(err, NULL, 0, 0, "audit log: no checkpoint %s", missing);
     else
         db_error(db, err, "reading checkpoints");
@@ -516,6 +517,13 @@ char *cv_audit_proof_text(uint64_t index, const void *extra, size_t extra_len,
 static int prove_inclusion(leaf_reader_t *reader, uint64_t index, const cv_checkpoint_t *checkpoint,
                            cv_hash_t proof[CV_MERKLE_MAX_PROOF], cv_error_t *err)
 {
+    if (index >= checkpoint->size) { /* cv_merkle would fail without a word */
+        cv_error_set(err, NULL, 0, 0,
+                     "audit log: the checkpoint says a tree of %" PRIu64
+                     " leaves, which has no leaf %" PRIu64,
+                     checkpoint->size, index);
+        return -1;
+    }
     cv_hash_t leaf;
     int n = read_leaf_hash(reader, index, &leaf)
                 ? cv_merkle_inclusion_proof(index, checkpoint->size, read_leaf_hash, reader, proof)
@@ -582,7 +590,11 @@ char *cv_audit_checkpoint(sqlite3 *db, uint64_t size, cv_error_t *err)
     cv_checkpoint_t checkpoint;
     char missing[64];
     snprintf(missing, sizeof missing, size ? "of size %" PRIu64 : "yet", size);
-    if (size > INT64_MAX || !has_log(db, err))
+    if (size > INT64_MAX) {
+        cv_error_set(err, NULL, 0, 0, "audit log: no checkpoint %s", missing);
+        return NULL;
+    }
+    if (!has_log(db, err))
         return NULL;
     return stored_checkpoint(db,
                              size ? "SELECT note FROM tlog_checkpoints WHERE size = ?1"
@@ -594,6 +606,13 @@ static int prove_consistency(leaf_reader_t *reader, const cv_checkpoint_t *old,
                              const cv_checkpoint_t *new, cv_hash_t proof[CV_MERKLE_MAX_PROOF],
                              cv_error_t *err)
 {
+    if (old->size > new->size) { /* cv_merkle would fail without a word */
+        cv_error_set(err, NULL, 0, 0,
+                     "audit log: the old checkpoint says %" PRIu64
+                     " leaves, more than the new one's %" PRIu64,
+                     old->size, new->size);
+        return -1;
+    }
     int n = cv_merkle_consistency_proof(old->size, new->size, read_leaf_hash, reader, proof);
     if (n >= 0 && !cv_merkle_verify_consistency(old->size, new->size, &old->root, &new->root, proof,
                                                 (size_t)n)) {

@@ -5,6 +5,8 @@
  *    command reads the log as it was at its first read;
  *  - a page SQLite cannot read is an error, named as SQLite names it, in
  *    every command that reads the leaves, not the log's end;
+ *  - a checkpoint stored under another size than its own is refused,
+ *    saying so, by every command that reads it;
  *
  *  Each log lives in a fresh directory under /tmp, removed at the end.
  */
@@ -209,6 +211,33 @@ static void test_damaged_checkpoints(void **state)
         fail_msg("caveat audit %s said '%s'", args, out);
 }
 
+/* ------------------------------------------------------------------------ */
+/*  Checkpoints stored under another size than their own.                  */
+
+/*  `caveat audit ARGS` on the rig's directory fails (exit 1) saying what
+ *  is wrong: more than "caveat: DIR: ". */
+static void expect_said(rig_t *rig, const char *verb, const char *options, const char *expected)
+{
+    char args[512], out[4096], bare[128];
+    snprintf(args, sizeof args, "%s %s %s", verb, rig->dir, options);
+    snprintf(bare, sizeof bare, "caveat: %s: \n", rig->dir);
+    int status = audit_cli(args, out, sizeof out);
+    if (status != 1 || strcmp(out, bare) == 0 || !strstr(out, expected))
+        fail_msg("caveat audit %s: exit %d, '%s', not '%s'", args, status, out, expected);
+}
+
+/*  The note of the checkpoint at size 8 stored in the row of size 20 (the
+ *  last): proving from it says why it cannot. */
+static void test_moved_note_named(void **state)
+{
+    rig_t *rig = *state;
+    exec_sql(rig, "UPDATE tlog_checkpoints SET note = (SELECT note FROM tlog_checkpoints"
+                  " WHERE size = 8) WHERE size = 20");
+    expect_said(rig, "prove", "--index 12", "12");
+    expect_said(rig, "prove", "--index 12 --checkpoint 20", "12");
+    expect_said(rig, "consistency", "16 20", "16");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -216,6 +245,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_one_moment, setup, teardown),
         cmocka_unit_test(test_damaged_page),
         cmocka_unit_test_setup_teardown(test_damaged_checkpoints, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_moved_note_named, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
