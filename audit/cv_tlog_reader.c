@@ -100,6 +100,17 @@ typedef struct {
     size_t count;
 } checkpoints_t;
 
+/*  Whether a checkpoint is stored under its own size. */
+static bool size_stored(int64_t size, const cv_checkpoint_t *checkpoint, cv_error_t *err)
+{
+    if (size > 0 && checkpoint->size == (uint64_t)size)
+        return true;
+    cv_error_set(err, NULL, 0, 0,
+                 "checkpoint at size %" PRId64 ": stored under that size, it says size %" PRIu64,
+                 size, checkpoint->size);
+    return false;
+}
+
 static bool check_one(sqlite3_stmt *s, const cv_note_verifier_t *verifier, stored_t *item,
                       cv_error_t *err)
 {
@@ -112,14 +123,7 @@ static bool check_one(sqlite3_stmt *s, const cv_note_verifier_t *verifier, store
                      note ? why.msg : "no note");
         return false;
     }
-    if (item->size <= 0 || item->checkpoint.size != (uint64_t)item->size) {
-        cv_error_set(err, NULL, 0, 0,
-                     "checkpoint at size %" PRId64
-                     ": stored under that size, it says size %" PRIu64,
-                     item->size, item->checkpoint.size);
-        return false;
-    }
-    return true;
+    return size_stored(item->size, &item->checkpoint, err);
 }
 
 /*  Every stored checkpoint, ascending, its signature checked. */
@@ -420,32 +424,47 @@ static bool open_reader(sqlite3 *db, leaf_reader_t *reader, cv_error_t *err)
             db_error(db, err, "reading leaves"));
 }
 
-/*  A stored checkpoint's note (malloc'd) and its parsed body, signature
- *  not checked (that is for whoever reads the proof): the one sql selects
- *  with bound bound to ?1. NULL with err; "no checkpoint " and missing when
- *  there is none. */
-static char *stored_checkpoint(sqlite3 *db, const char *sql, int64_t bound, cv_checkpoint_t *out,
-                               const char *missing, cv_error_t *err)
+static const char checkpoint_of_size[] = "SELECT size, note FROM tlog_checkpoints WHERE size = ?1";
+
+/*  The note (malloc'd) and size of the row sql selects, "SELECT size, note
+ *  FROM tlog_checkpoints ..." with bound bound to ?1. NULL with err; "no
+ *  checkpoint " and missing when there is none. */
+static char *read_note(sqlite3 *db, const char *sql, int64_t bound, const char *missing,
+                       int64_t *size, cv_error_t *err)
 {
     sqlite3_stmt *s = NULL;
     char *note = NULL;
-    size_t body_len = 0;
     if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
         db_error(db, err, "reading checkpoints");
         return NULL;
     }
     sqlite3_bind_int64(s, 1, bound);
     int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW && sqlite3_column_text(s, 0)) {
-        if (!(note = strdup((const char *)sqlite3_column_text(s, 0))))
+    if (rc == SQLITE_ROW && sqlite3_column_text(s, 1)) {
+        *size = sqlite3_column_int64(s, 0);
+        if (!(note = strdup((const char *)sqlite3_column_text(s, 1))))
             cv_error_set(err, NULL, 0, 0, "audit log: out of memory");
     } else if (rc == SQLITE_ROW || rc == SQLITE_DONE)
         cv_error_set(err, NULL, 0, 0, "audit log: no checkpoint %s", missing);
     else
         db_error(db, err, "reading checkpoints");
     sqlite3_finalize(s);
+    return note;
+}
+
+/*  A stored checkpoint's note (malloc'd) and its parsed body, signature
+ *  not checked (that is for whoever reads the proof): the one sql selects
+ *  (read_note). Refused when the note's size is not the row's: rows are
+ *  chosen by size, and a note moved to another's row would be taken for
+ *  that size's. NULL with err. */
+static char *stored_checkpoint(sqlite3 *db, const char *sql, int64_t bound, cv_checkpoint_t *out,
+                               const char *missing, cv_error_t *err)
+{
+    int64_t size = 0;
+    size_t body_len = 0;
+    char *note = read_note(db, sql, bound, missing, &size, err);
     if (note && !(cv_note_body(note, strlen(note), &body_len, err) &&
-                  cv_checkpoint_parse(note, body_len, out, err))) {
+                  cv_checkpoint_parse(note, body_len, out, err) && size_stored(size, out, err))) {
         free(note);
         note = NULL;
     }
@@ -553,12 +572,12 @@ static char *proving_checkpoint(sqlite3 *db, uint64_t index, uint64_t tree_size,
     }
     if (tree_size) {
         snprintf(missing, sizeof missing, "of size %" PRIu64, tree_size);
-        return stored_checkpoint(db, "SELECT note FROM tlog_checkpoints WHERE size = ?1",
-                                 (int64_t)tree_size, checkpoint, missing, err);
+        return stored_checkpoint(db, checkpoint_of_size, (int64_t)tree_size, checkpoint, missing,
+                                 err);
     }
     snprintf(missing, sizeof missing, "covers leaf %" PRIu64 " yet", index);
     return stored_checkpoint(db,
-                             "SELECT note FROM tlog_checkpoints WHERE size > ?1"
+                             "SELECT size, note FROM tlog_checkpoints WHERE size > ?1"
                              " ORDER BY size DESC LIMIT 1",
                              (int64_t)index, checkpoint, missing, err);
 }
@@ -596,10 +615,11 @@ char *cv_audit_checkpoint(sqlite3 *db, uint64_t size, cv_error_t *err)
     }
     if (!has_log(db, err))
         return NULL;
-    return stored_checkpoint(db,
-                             size ? "SELECT note FROM tlog_checkpoints WHERE size = ?1"
-                                  : "SELECT note FROM tlog_checkpoints ORDER BY size DESC LIMIT 1",
-                             (int64_t)size, &checkpoint, missing, err);
+    return stored_checkpoint(
+        db,
+        size ? checkpoint_of_size
+             : "SELECT size, note FROM tlog_checkpoints ORDER BY size DESC LIMIT 1",
+        (int64_t)size, &checkpoint, missing, err);
 }
 
 static int prove_consistency(leaf_reader_t *reader, const cv_checkpoint_t *old,
@@ -645,7 +665,6 @@ char *cv_audit_consistency(sqlite3 *db, uint64_t old_size, uint64_t new_size, cv
                      old_size, new_size);
         return NULL;
     }
-    static const char by_size[] = "SELECT note FROM tlog_checkpoints WHERE size = ?1";
     leaf_reader_t reader = {0};
     cv_checkpoint_t old, new;
     cv_hash_t proof[CV_MERKLE_MAX_PROOF];
@@ -654,8 +673,10 @@ char *cv_audit_consistency(sqlite3 *db, uint64_t old_size, uint64_t new_size, cv
     snprintf(new_missing, sizeof new_missing, "of size %" PRIu64, new_size);
     int n = -1;
     if (open_reader(db, &reader, err) &&
-        (old_note = stored_checkpoint(db, by_size, (int64_t)old_size, &old, old_missing, err)) &&
-        (new_note = stored_checkpoint(db, by_size, (int64_t)new_size, &new, new_missing, err)))
+        (old_note = stored_checkpoint(db, checkpoint_of_size, (int64_t)old_size, &old, old_missing,
+                                      err)) &&
+        (new_note =
+             stored_checkpoint(db, checkpoint_of_size, (int64_t)new_size, &new, new_missing, err)))
         n = prove_consistency(&reader, &old, &new, proof, err);
     if (n >= 0 && !(text = consistency_text(old_size, new_size, proof, n)))
         cv_error_set(err, NULL, 0, 0, "audit log: out of memory");

@@ -227,15 +227,22 @@ static void expect_said(rig_t *rig, const char *verb, const char *options, const
 }
 
 /*  The note of the checkpoint at size 8 stored in the row of size 20 (the
- *  last): proving from it says why it cannot. */
-static void test_moved_note_named(void **state)
+ *  last): every command that reads that row refuses it, saying why (a
+ *  sample seeded by it would be drawn from the size-8 tree's root). */
+static void test_moved_note_refused(void **state)
 {
     rig_t *rig = *state;
     exec_sql(rig, "UPDATE tlog_checkpoints SET note = (SELECT note FROM tlog_checkpoints"
                   " WHERE size = 8) WHERE size = 20");
-    expect_said(rig, "prove", "--index 12", "12");
-    expect_said(rig, "prove", "--index 12 --checkpoint 20", "12");
-    expect_said(rig, "consistency", "16 20", "16");
+    static const char moved[] = "checkpoint at size 20: stored under that size, it says size 8";
+    expect_said(rig, "prove", "--index 12", moved);
+    expect_said(rig, "prove", "--index 12 --checkpoint 20", moved);
+    expect_said(rig, "consistency", "16 20", moved);
+    expect_said(rig, "checkpoint", "", moved);
+    expect_said(rig, "checkpoint", "--size 20", moved);
+    expect_said(rig, "sample", "--count 3 --seed 20", moved);
+    expect_said(rig, "sample", "--count 3", moved);
+    expect_said(rig, "verify", "", moved);
 }
 
 int main(void)
@@ -245,7 +252,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_one_moment, setup, teardown),
         cmocka_unit_test(test_damaged_page),
         cmocka_unit_test_setup_teardown(test_damaged_checkpoints, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_moved_note_named, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_moved_note_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
