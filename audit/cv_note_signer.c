@@ -99,7 +99,8 @@ static cv_note_signer_t *parse_key(const char *text, const char *path, cv_error_
 /*  The file's text, its mode checked on the descriptor read. */
 static bool read_key_file(const char *path, char text[KEY_FILE_MAX], cv_error_t *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO is refused below, not waited on here for ever */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         cv_error_set(err, NULL, 0, 0, "%s: %s", path, strerror(errno));
         return false;

@@ -9,12 +9,16 @@
  *  the checkpoint's size (cv_merkle.c), and each proof is checked against
  *  the checkpoint's root before it is given out.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "audit_internal.h"
 
@@ -42,8 +46,32 @@ static char *readonly_uri(const char *dir)
     return uri;
 }
 
+/*  Whether DIR/caveat.db is a regular file, looked at without waiting:
+ *  SQLite opens without O_NONBLOCK, and would wait for ever for a writer
+ *  to a FIFO put in its place. */
+static bool store_is_file(const char *dir, cv_error_t *err)
+{
+    char *path = NULL;
+    if (asprintf(&path, "%s/caveat.db", dir) < 0) {
+        cv_error_set(err, NULL, 0, 0, "%s/caveat.db: cannot open: out of memory", dir);
+        return false;
+    }
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    const char *why = fd < 0 ? strerror(errno) : "not a regular file";
+    struct stat st;
+    bool regular = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    if (!regular)
+        cv_error_set(err, NULL, 0, 0, "%s: cannot open: %s", path, why);
+    if (fd >= 0)
+        close(fd);
+    free(path);
+    return regular;
+}
+
 sqlite3 *cv_audit_open_readonly(const char *dir, cv_error_t *err)
 {
+    if (!store_is_file(dir, err))
+        return NULL;
     char *uri = readonly_uri(dir);
     sqlite3 *db = NULL;
     int rc = uri ? sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL)

@@ -7,6 +7,7 @@
  *    every command that reads the leaves, not the log's end;
  *  - a checkpoint stored under another size than its own is refused,
  *    saying so, by every command that reads it;
+ *  - a FIFO in place of the key or the store is refused, not waited on;
  *
  *  Each log lives in a fresh directory under /tmp, removed at the end.
  */
@@ -20,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "audit_cli.h"
 #include "audit_rig.h"
@@ -245,6 +248,77 @@ static void test_moved_note_refused(void **state)
     expect_said(rig, "verify", "", moved);
 }
 
+/* ------------------------------------------------------------------------ */
+/*  FIFOs where the key and the store should be.                           */
+
+/*  `caveat audit ARGS` given at most 10 s: a command that waits on a FIFO
+ *  for ever fails the test (124) rather than hanging it. */
+static int audit_cli_in_time(const char *args, char *out, size_t size)
+{
+    char command[8192];
+    snprintf(command, sizeof command, "timeout 10 '%s' audit %s 2>&1", CAVEAT_CLI, args);
+    return command_output(command, out, size);
+}
+
+/*  name in the rig's directory replaced by a FIFO nothing writes to. */
+static void make_fifo(rig_t *rig, const char *name)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", rig->dir, name);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(mkfifo(path, 0600), 0);
+}
+
+static void expect_refused_in_time(rig_t *rig, const char *verb, const char *options,
+                                   const char *expected)
+{
+    char args[512], out[4096];
+    snprintf(args, sizeof args, "%s %s %s", verb, rig->dir, options);
+    int status = audit_cli_in_time(args, out, sizeof out);
+    if (status != 2 || !strstr(out, expected))
+        fail_msg("caveat audit %s: exit %d, '%s', not '%s'", args, status, out, expected);
+}
+
+/*  A FIFO for audit.key is refused at once, not waited on. */
+static void test_key_fifo(void **state)
+{
+    rig_t *rig = *state;
+    make_fifo(rig, CV_AUDIT_KEY_FILE);
+    alarm(10); /* a library call that waits is killed, failing the test */
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", rig->dir, CV_AUDIT_KEY_FILE);
+    cv_error_t err = {0};
+    assert_null(cv_note_signer_load(path, &err));
+    assert_non_null(strstr(err.msg, "not a regular file"));
+    alarm(0);
+    expect_refused_in_time(rig, "key", "", "audit.key: not a regular file");
+    expect_refused_in_time(rig, "verify", "", "audit.key: not a regular file");
+    expect_refused_in_time(rig, "sample", "--count 1", "audit.key: not a regular file");
+}
+
+/*  A FIFO for caveat.db is refused at once, not waited on by SQLite. */
+static void test_store_fifo(void **state)
+{
+    rig_t *rig = *state;
+    char key[CV_VERIFIER_KEY_MAX];
+    cv_note_verifier_text(cv_note_signer_verifier(rig->signer), key);
+    sqlite3_close(rig->db);
+    rig->db = NULL;
+    make_fifo(rig, "caveat.db");
+    alarm(10);
+    cv_error_t err = {0};
+    assert_null(cv_audit_open_readonly(rig->dir, &err));
+    assert_non_null(strstr(err.msg, "caveat.db: cannot open: not a regular file"));
+    alarm(0);
+    char options[256];
+    snprintf(options, sizeof options, "--key %s", key);
+    static const char refused[] = "caveat.db: cannot open: not a regular file";
+    expect_refused_in_time(rig, "verify", options, refused);
+    expect_refused_in_time(rig, "trace", "R-1", refused);
+    expect_refused_in_time(rig, "summary", "", refused);
+    expect_refused_in_time(rig, "checkpoint", "", refused);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -253,6 +327,8 @@ int main(void)
         cmocka_unit_test(test_damaged_page),
         cmocka_unit_test_setup_teardown(test_damaged_checkpoints, setup, teardown),
         cmocka_unit_test_setup_teardown(test_moved_note_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_key_fifo, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_fifo, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
