@@ -8,6 +8,18 @@
 
 #define CV_NOTE_ALG_ED25519 0x01 /* the algorithm byte of a note key */
 
+/*  The log's tables, as cv_tlog_open creates them and as SQLite keeps
+ *  their text ("CREATE TABLE " and these): byte for byte what every store
+ *  has had: the readers compare them (cv_audit_has_log). */
+#define TLOG_LEAVES_TABLE "tlog_leaves(idx INTEGER PRIMARY KEY, data BLOB NOT NULL)"
+#define TLOG_FRONTIER_TABLE                                                                        \
+    "tlog_frontier(id INTEGER PRIMARY KEY CHECK (id = 0),"                                         \
+    "  size INTEGER NOT NULL, nodes BLOB NOT NULL)"
+/* signed: unix seconds, for cv_tlog_checkpoint_due */
+#define TLOG_CHECKPOINTS_TABLE                                                                     \
+    "tlog_checkpoints(size INTEGER PRIMARY KEY, note TEXT NOT NULL,"                               \
+    "  signed INTEGER NOT NULL)"
+
 /*  SHA-256 of the parts one after the other (cv_sha256.c). */
 typedef struct {
     const void *data;

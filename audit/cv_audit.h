@@ -220,11 +220,26 @@ int cv_tlog_checkpoint(cv_tlog_t *self, int64_t now, cv_error_t *err);
 /* ------------------------------------------------------------------------ */
 /*  Reading a log, as `caveat audit` does, from another process.           */
 
-/*  DIR/caveat.db opened read-only (a URI with mode=ro), in a read
- *  transaction held until it is closed: everything read through it is of
- *  one moment (the first read's), whatever the broker commits meanwhile.
- *  NULL with err. */
+/*  The largest leaf the log takes, and its readers read (SQLite's length
+ *  limit on their connections): a store someone crafted cannot make one
+ *  read take more. caveatd's largest leaves, reports accepted for a
+ *  partnership, are 100 to 300 bytes a recipient agency: under 1 MB for
+ *  2,000 agencies, about 30 MB for 100,000, whose policy file is itself
+ *  about 25 MB of the 64 MB it may be (CV_POLICY_FILE_MAX). */
+#define CV_AUDIT_LEAF_MAX (64 * 1024 * 1024)
+
+/*  DIR/caveat.db opened read-only (a URI with mode=ro): a regular file,
+ *  values no longer than CV_AUDIT_LEAF_MAX, SQLite's defensive mode and no
+ *  function with side effects taken from its schema. In a read transaction
+ *  held until it is closed: everything read through it is of one moment
+ *  (the first read's), whatever the broker commits meanwhile. NULL with
+ *  err. */
 sqlite3 *cv_audit_open_readonly(const char *dir, cv_error_t *err);
+/*  Whether db has an audit log, its three tables exactly as cv_tlog_open
+ *  makes them: a store whose tables were made otherwise (a generated
+ *  column for a leaf's bytes, say) could make reading them cost what it
+ *  likes. False with err, saying which. Every reader here checks it. */
+bool cv_audit_has_log(sqlite3 *db, cv_error_t *err);
 
 typedef struct {
     uint64_t leaves;       /* in the log */

@@ -70,6 +70,8 @@ int cv_audit_find_report(sqlite3 *db, const char *report_id, const char *agency,
     int found = -1;
     if (!report || (agency && !to))
         cv_error_set(err, NULL, 0, 0, "audit log: out of memory");
+    else if (!cv_audit_has_log(db, err))
+        ;
     else if (sqlite3_prepare_v2(db, "SELECT idx, data FROM tlog_leaves ORDER BY idx", -1, &s,
                                 NULL) != SQLITE_OK)
         cv_error_set(err, NULL, 0, 0, "audit log: cannot read the leaves: %s", sqlite3_errmsg(db));

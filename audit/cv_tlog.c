@@ -15,13 +15,10 @@
 #include "audit_internal.h"
 
 static const char schema_sql[] =
-    "CREATE TABLE IF NOT EXISTS tlog_leaves(idx INTEGER PRIMARY KEY, data BLOB NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS tlog_frontier(id INTEGER PRIMARY KEY CHECK (id = 0),"
-    "  size INTEGER NOT NULL, nodes BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS " TLOG_LEAVES_TABLE ";"
+    "CREATE TABLE IF NOT EXISTS " TLOG_FRONTIER_TABLE ";"
     "INSERT OR IGNORE INTO tlog_frontier(id, size, nodes) VALUES (0, 0, x'');"
-    /* signed: unix seconds, for cv_tlog_checkpoint_due */
-    "CREATE TABLE IF NOT EXISTS tlog_checkpoints(size INTEGER PRIMARY KEY, note TEXT NOT NULL,"
-    "  signed INTEGER NOT NULL);";
+    "CREATE TABLE IF NOT EXISTS " TLOG_CHECKPOINTS_TABLE ";";
 
 enum { S_FRONTIER, S_SET_FRONTIER, S_APPEND, S_LAST, S_CHECKPOINT, S_APPEND_BATCH, S_COUNT };
 
@@ -150,7 +147,7 @@ static bool write_frontier(cv_tlog_t *self, const cv_frontier_t *frontier, cv_er
 /*  Binds a leaf's bytes to parameter param of s. */
 static bool bind_leaf(sqlite3_stmt *s, int param, const void *data, size_t len, cv_error_t *err)
 {
-    if (len > INT32_MAX) {
+    if (len > CV_AUDIT_LEAF_MAX) { /* its readers would refuse it */
         cv_error_set(err, NULL, 0, 0, "audit log: a leaf of %zu bytes is too large", len);
         return false;
     }

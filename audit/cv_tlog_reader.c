@@ -68,6 +68,21 @@ static bool store_is_file(const char *dir, cv_error_t *err)
     return regular;
 }
 
+/*  The store may be anyone's: what reading it may cost is bounded, and
+ *  its schema is not trusted (cv_audit_has_log checks the log's tables
+ *  too). Then a read transaction, held until closed: what a command reads
+ *  is of one moment, its first read's, whatever caveatd commits
+ *  meanwhile. */
+static int bound_reader(sqlite3 *db)
+{
+    sqlite3_busy_timeout(db, 5000);
+    sqlite3_limit(db, SQLITE_LIMIT_LENGTH, CV_AUDIT_LEAF_MAX);
+    int rc = sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+    if (rc == SQLITE_OK) /* functions in the schema: only those with no side effects */
+        rc = sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
+    return rc == SQLITE_OK ? sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) : rc;
+}
+
 sqlite3 *cv_audit_open_readonly(const char *dir, cv_error_t *err)
 {
     if (!store_is_file(dir, err))
@@ -77,12 +92,8 @@ sqlite3 *cv_audit_open_readonly(const char *dir, cv_error_t *err)
     int rc = uri ? sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL)
                  : SQLITE_NOMEM;
     free(uri);
-    if (rc == SQLITE_OK) {
-        sqlite3_busy_timeout(db, 5000);
-        /* held until closed: what a command reads is of one moment, the
-         * moment of its first read, whatever caveatd commits meanwhile */
-        rc = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
-    }
+    if (rc == SQLITE_OK)
+        rc = bound_reader(db);
     if (rc != SQLITE_OK) {
         cv_error_set(err, NULL, 0, 0, "%s/caveat.db: cannot open: %s", dir,
                      db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
@@ -92,26 +103,54 @@ sqlite3 *cv_audit_open_readonly(const char *dir, cv_error_t *err)
     return db;
 }
 
-/*  Whether the store has an audit log at all. */
-static bool has_log(sqlite3 *db, cv_error_t *err)
+/*  The log's tables, and each one's text as SQLite keeps it. */
+static const char *const tables[][2] = {
+    {"tlog_leaves", "CREATE TABLE " TLOG_LEAVES_TABLE},
+    {"tlog_frontier", "CREATE TABLE " TLOG_FRONTIER_TABLE},
+    {"tlog_checkpoints", "CREATE TABLE " TLOG_CHECKPOINTS_TABLE},
+};
+
+/*  Whether the schema row s holds (type, name, sql) is one of the log's
+ *  tables as cv_tlog_open makes it; counts it in *found. */
+static bool table_as_made(sqlite3_stmt *s, int *found, cv_error_t *err)
+{
+    const char *type = (const char *)sqlite3_column_text(s, 0),
+               *name = (const char *)sqlite3_column_text(s, 1),
+               *sql = (const char *)sqlite3_column_text(s, 2);
+    for (size_t i = 0; name && i < sizeof tables / sizeof *tables; i++)
+        if (strcmp(name, tables[i][0]) == 0 && type && strcmp(type, "table") == 0 && sql &&
+            strcmp(sql, tables[i][1]) == 0) {
+            ++*found;
+            return true;
+        }
+    cv_error_set(err, NULL, 0, 0,
+                 "audit log: %s is not the table caveat makes: the store's schema was changed",
+                 name ? name : "a table");
+    return false;
+}
+
+bool cv_audit_has_log(sqlite3 *db, cv_error_t *err)
 {
     sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(db,
-                                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name"
-                                " IN ('tlog_leaves', 'tlog_frontier', 'tlog_checkpoints')",
-                                -1, &s, NULL);
-    if (rc != SQLITE_OK) {
+    if (sqlite3_prepare_v2(db,
+                           "SELECT type, name, sql FROM sqlite_master WHERE name"
+                           " IN ('tlog_leaves', 'tlog_frontier', 'tlog_checkpoints')",
+                           -1, &s, NULL) != SQLITE_OK) {
         sqlite3_finalize(s);
         return db_error(db, err, "reading the schema");
     }
-    rc = sqlite3_step(s);
-    bool found = rc == SQLITE_ROW && sqlite3_column_int(s, 0) == 3;
-    if (rc != SQLITE_ROW)
-        db_error(db, err, "reading the schema");
-    else if (!found)
+    int rc, found = 0;
+    bool ok = true;
+    while (ok && (rc = sqlite3_step(s)) == SQLITE_ROW)
+        ok = table_as_made(s, &found, err);
+    if (ok && rc != SQLITE_DONE)
+        ok = db_error(db, err, "reading the schema");
+    else if (ok && found != 3) {
         cv_error_set(err, NULL, 0, 0, "audit log: this store has none (no tlog tables)");
+        ok = false;
+    }
     sqlite3_finalize(s);
-    return found;
+    return ok;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -229,6 +268,10 @@ static bool scan_leaf(scan_t *scan, int64_t idx, const cv_hash_t *hash, cv_error
  *  reader reads the next, so that SQLite's reading and SHA-256 share the
  *  machine's cores. One batch is worked on at a time. */
 #define BATCH_LEAVES 4096
+/*  A batch ends at its first leaf past this many bytes: large leaves (a
+ *  partnership's accepted ones, a crafted store's) take no more memory
+ *  than small ones. */
+#define BATCH_BYTES (8u << 20)
 
 typedef struct {
     uint8_t *bytes; /* the leaves, one after another */
@@ -265,7 +308,7 @@ static bool read_batch(sqlite3 *db, sqlite3_stmt *s, batch_t *b, bool *done, cv_
 {
     b->n = b->used = 0;
     int rc = SQLITE_ROW;
-    while (b->n < BATCH_LEAVES && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while (b->n < BATCH_LEAVES && b->used < BATCH_BYTES && (rc = sqlite3_step(s)) == SQLITE_ROW) {
         size_t len = (size_t)sqlite3_column_bytes(s, 1);
         if (b->cap - b->used < len) {
             size_t cap = b->cap ? b->cap : 1 << 20;
@@ -386,7 +429,7 @@ static bool verify_log(sqlite3 *db, const cv_note_verifier_t *verifier, cv_audit
     checkpoints_t checkpoints = {0};
     scan_t scan = {.checkpoints = &checkpoints};
     cv_frontier_init(&scan.frontier);
-    bool ok = has_log(db, err) && load_checkpoints(db, verifier, &checkpoints, err) &&
+    bool ok = cv_audit_has_log(db, err) && load_checkpoints(db, verifier, &checkpoints, err) &&
               scan_leaves(db, &scan, err) && check_tail(&scan, err);
     if (ok && checkpoints.count) {
         summary->last = checkpoints.items[checkpoints.count - 1].checkpoint;
@@ -446,7 +489,7 @@ static bool read_leaf_hash(void *arg, uint64_t index, cv_hash_t *out)
 static bool open_reader(sqlite3 *db, leaf_reader_t *reader, cv_error_t *err)
 {
     *reader = (leaf_reader_t){db, NULL, err};
-    return has_log(db, err) &&
+    return cv_audit_has_log(db, err) &&
            (sqlite3_prepare_v2(db, "SELECT data FROM tlog_leaves WHERE idx = ?1", -1, &reader->stmt,
                                NULL) == SQLITE_OK ||
             db_error(db, err, "reading leaves"));
@@ -641,7 +684,7 @@ char *cv_audit_checkpoint(sqlite3 *db, uint64_t size, cv_error_t *err)
         cv_error_set(err, NULL, 0, 0, "audit log: no checkpoint %s", missing);
         return NULL;
     }
-    if (!has_log(db, err))
+    if (!cv_audit_has_log(db, err))
         return NULL;
     return stored_checkpoint(
         db,

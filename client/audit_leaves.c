@@ -49,6 +49,8 @@ int audit_seed_checkpoint(sqlite3 *db, const char *dir, uint64_t size,
 bool audit_leaves_each(sqlite3 *db, uint64_t upto, audit_leaf_each_fn *each, void *arg,
                        cv_error_t *err)
 {
+    if (!cv_audit_has_log(db, err))
+        return false;
     sqlite3_stmt *s = NULL;
     int rc = sqlite3_prepare_v2(db, "SELECT idx, data FROM tlog_leaves WHERE idx < ?1 ORDER BY idx",
                                 -1, &s, NULL);

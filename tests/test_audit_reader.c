@@ -8,6 +8,8 @@
  *  - a checkpoint stored under another size than its own is refused,
  *    saying so, by every command that reads it;
  *  - a FIFO in place of the key or the store is refused, not waited on;
+ *  - a store whose log tables are not caveat's, or with a leaf longer than
+ *    CV_AUDIT_LEAF_MAX, is refused; large leaves are read a few at a time;
  *
  *  Each log lives in a fresh directory under /tmp, removed at the end.
  */
@@ -21,7 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "audit_cli.h"
@@ -229,6 +233,17 @@ static void expect_said(rig_t *rig, const char *verb, const char *options, const
         fail_msg("caveat audit %s: exit %d, '%s', not '%s'", args, status, out, expected);
 }
 
+typedef struct {
+    const char *verb, *options;
+} command_t;
+
+/*  Each of n commands fails as expect_said says. */
+static void expect_all_said(rig_t *rig, const command_t *commands, size_t n, const char *expected)
+{
+    for (size_t i = 0; i < n; i++)
+        expect_said(rig, commands[i].verb, commands[i].options, expected);
+}
+
 /*  The note of the checkpoint at size 8 stored in the row of size 20 (the
  *  last): every command that reads that row refuses it, saying why (a
  *  sample seeded by it would be drawn from the size-8 tree's root). */
@@ -237,15 +252,14 @@ static void test_moved_note_refused(void **state)
     rig_t *rig = *state;
     exec_sql(rig, "UPDATE tlog_checkpoints SET note = (SELECT note FROM tlog_checkpoints"
                   " WHERE size = 8) WHERE size = 20");
-    static const char moved[] = "checkpoint at size 20: stored under that size, it says size 8";
-    expect_said(rig, "prove", "--index 12", moved);
-    expect_said(rig, "prove", "--index 12 --checkpoint 20", moved);
-    expect_said(rig, "consistency", "16 20", moved);
-    expect_said(rig, "checkpoint", "", moved);
-    expect_said(rig, "checkpoint", "--size 20", moved);
-    expect_said(rig, "sample", "--count 3 --seed 20", moved);
-    expect_said(rig, "sample", "--count 3", moved);
-    expect_said(rig, "verify", "", moved);
+    static const command_t readers[] = {
+        {"prove", "--index 12"},     {"prove", "--index 12 --checkpoint 20"},
+        {"consistency", "16 20"},    {"checkpoint", ""},
+        {"checkpoint", "--size 20"}, {"sample", "--count 3 --seed 20"},
+        {"sample", "--count 3"},     {"verify", ""},
+    };
+    expect_all_said(rig, readers, sizeof readers / sizeof *readers,
+                    "checkpoint at size 20: stored under that size, it says size 8");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -319,6 +333,138 @@ static void test_store_fifo(void **state)
     expect_refused_in_time(rig, "checkpoint", "", refused);
 }
 
+/* ------------------------------------------------------------------------ */
+/*  What reading a crafted store may cost.                                  */
+
+/*  The commands that read leaves 0 to 19, and those that read
+ *  checkpoints alone. */
+static const command_t leaf_readers[] = {
+    {"verify", ""},         {"trace", "R-1"},        {"prove", "--report R-1"},
+    {"prove", "--index 1"}, {"sample", "--count 3"}, {"summary", ""},
+};
+static const command_t checkpoint_readers[] = {{"checkpoint", ""}, {"consistency", "8 16"}};
+
+static void expect_every_reader_refuses(rig_t *rig, const char *expected)
+{
+    expect_all_said(rig, leaf_readers, sizeof leaf_readers / sizeof *leaf_readers, expected);
+    expect_all_said(rig, checkpoint_readers, sizeof checkpoint_readers / sizeof *checkpoint_readers,
+                    expected);
+}
+
+/*  tlog_leaves remade with a leaf's bytes a generated column: each row
+ *  would cost what its n says, however small the store. */
+static void test_leaves_generated(void **state)
+{
+    rig_t *rig = *state;
+    exec_sql(rig, "DROP TABLE tlog_leaves;"
+                  "CREATE TABLE tlog_leaves(idx INTEGER PRIMARY KEY, n INTEGER,"
+                  "  data BLOB GENERATED ALWAYS AS (zeroblob(n)) VIRTUAL);"
+                  "WITH RECURSIVE i(idx) AS (SELECT 0 UNION ALL SELECT idx + 1 FROM i"
+                  "  WHERE idx < 22) INSERT INTO tlog_leaves(idx, n) SELECT idx, 1 << 24 FROM i");
+    expect_every_reader_refuses(rig, "tlog_leaves is not the table caveat makes");
+}
+
+/*  tlog_checkpoints a view: not the log's table either. */
+static void test_checkpoints_view(void **state)
+{
+    rig_t *rig = *state;
+    exec_sql(rig, "DROP TABLE tlog_checkpoints;"
+                  "CREATE VIEW tlog_checkpoints AS SELECT 8 AS size, 'x' AS note");
+    expect_every_reader_refuses(rig, "tlog_checkpoints is not the table caveat makes");
+}
+
+/*  A leaf longer than CV_AUDIT_LEAF_MAX is not read... */
+static void test_leaf_too_long_read(void **state)
+{
+    rig_t *rig = *state;
+    char sql[128];
+    snprintf(sql, sizeof sql, "UPDATE tlog_leaves SET data = zeroblob(%d) WHERE idx = 5",
+             CV_AUDIT_LEAF_MAX + 1);
+    exec_sql(rig, sql);
+    expect_all_said(rig, leaf_readers, sizeof leaf_readers / sizeof *leaf_readers,
+                    "string or blob too big");
+}
+
+/*  ...nor written: the log would hold a leaf its readers refuse. */
+static void test_leaf_too_long_written(void **state)
+{
+    rig_t *rig = *state;
+    size_t len = (size_t)CV_AUDIT_LEAF_MAX + 1;
+    char *leaf = calloc(1, len);
+    assert_non_null(leaf);
+    cv_error_t err = {0};
+    cv_tlog_t *log = cv_tlog_open(rig->db, rig->signer, &err);
+    assert_non_null(log);
+    exec_sql(rig, "BEGIN");
+    assert_false(cv_tlog_append(log, leaf, len, NULL, &err));
+    assert_non_null(strstr(err.msg, "too large"));
+    assert_true(cv_tlog_append(log, leaf, len - 1, NULL, &err));
+    exec_sql(rig, "ROLLBACK");
+    cv_tlog_destroy(&log);
+    free(leaf);
+}
+
+/*  A running process's peak memory since it started its program (VmHWM),
+ *  in kB; 0 once it has exited. */
+static long peak_kb(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *status = fopen(path, "r");
+    long kb = 0;
+    while (status && fgets(line, sizeof line, status))
+        if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
+            break;
+    if (status)
+        fclose(status);
+    return kb;
+}
+
+/*  `caveat audit verify DIR`'s peak memory, in kB: looked at while it runs
+ *  (a child's rusage, and its VmHWM before it runs caveat, count the
+ *  memory of the test it was forked from). */
+static long verify_peak_kb(const char *dir)
+{
+    int exec_seen[2]; /* closed by the child's exec: from then on, its peak is its own */
+    assert_int_equal(pipe2(exec_seen, O_CLOEXEC), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1), dup2(null, 2);
+        execl(CAVEAT_CLI, "caveat", "audit", "verify", dir, (char *)NULL);
+        _exit(127);
+    }
+    close(exec_seen[1]);
+    char byte;
+    assert_int_equal(read(exec_seen[0], &byte, 1), 0);
+    close(exec_seen[0]);
+    int status;
+    long peak = 0, now;
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+        if ((now = peak_kb(pid)) > peak)
+            peak = now;
+        usleep(1000);
+    }
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) != 127);
+    return peak;
+}
+
+/*  Large leaves are read a few at a time: 64 of 2 MB take verify to well
+ *  under their 128 MB more than an empty run (about 45 MB more with the
+ *  sanitizers; 300 MB when all were read at once). */
+static void test_large_leaves_bounded(void **state)
+{
+    (void)state;
+    rig_t *rig = rig_new(64, 0, 0);
+    exec_sql(rig, "UPDATE tlog_leaves SET data = zeroblob(2 * 1024 * 1024)");
+    long small = verify_peak_kb("/dev/null"), large = verify_peak_kb(rig->dir);
+    if (large - small > 96 * 1024)
+        fail_msg("verify of 128 MB of leaves peaked at %ld kB, %ld kB more than with none", large,
+                 large - small);
+    rig_destroy(&rig);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -329,6 +475,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_moved_note_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_fifo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_fifo, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_leaves_generated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoints_view, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_leaf_too_long_read, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_leaf_too_long_written, setup, teardown),
+        cmocka_unit_test(test_large_leaves_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
