@@ -8,40 +8,57 @@
 #include "audit_leaf_print.h"
 #include "leaf_json.h"
 
-/*  Whether a field marked outcome (NULL: shared) is one of outcome's. */
-static bool same_outcome(const char *marked, const char *outcome)
+/*  Whether data's objects keep within AUDIT_LEAF_KEYS_MAX keys and
+ *  AUDIT_LEAF_DEPTH_MAX levels: its ':' outside strings counted for the
+ *  object they are in, without parsing it. */
+static bool within_bounds(const char *data, size_t len)
 {
-    return marked == outcome || (marked && outcome && strcmp(marked, outcome) == 0);
-}
-
-/*  The fields whose outcome is outcome, as "label (mask): a, b"; nothing
- *  when there are none. */
-static void print_fields(FILE *out, const char *label, const char *mask, struct fy_node *fields,
-                         const char **outcomes, int n, const char *outcome)
-{
-    bool first = true;
-    for (int i = 0; i < n; i++) {
-        if (!same_outcome(outcomes[i], outcome))
-            continue;
-        if (first) {
-            fprintf(out, "    %s", label);
-            if (mask) {
-                fputs(" (", out);
-                audit_text(out, mask);
-                fputc(')', out);
-            }
-            fputc(':', out);
+    unsigned keys[AUDIT_LEAF_DEPTH_MAX];
+    bool object[AUDIT_LEAF_DEPTH_MAX];
+    int depth = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = data[i];
+        if (in_string) {
+            i += c == '\\'; /* the escaped character, whatever it is */
+            in_string = c != '"';
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '{' || c == '[') {
+            if (depth == AUDIT_LEAF_DEPTH_MAX)
+                return false;
+            object[depth] = c == '{';
+            keys[depth++] = 0;
+        } else if ((c == '}' || c == ']') && depth > 0) {
+            depth--;
+        } else if (c == ':' && depth > 0 && object[depth - 1] &&
+                   ++keys[depth - 1] > AUDIT_LEAF_KEYS_MAX) {
+            return false;
         }
-        fputs(first ? " " : ", ", out);
-        audit_text(out, fy_node_get_scalar0(fy_node_sequence_get_by_index(fields, i)));
-        first = false;
     }
-    if (!first)
-        fputc('\n', out);
+    return true;
 }
 
-/*  Marks the fields a list of indexes names with outcome. */
-static void mark(struct fy_node *indexes, const char **outcomes, int n, const char *outcome)
+struct fy_document *audit_leaf_parse_bounded(const void *data, size_t len)
+{
+    return within_bounds(data, len) ? audit_leaf_parse(data, len) : NULL;
+}
+
+/*  A recipient's view of the leaf's fields: each field's group, 0 for
+ *  shared, 1 to masks for the view's masks in its order, masks + 1 for
+ *  withheld; a field in no list is shared. Each list is read once, and
+ *  the fields too, so that a leaf of many fields costs no more than its
+ *  length. */
+typedef struct {
+    struct fy_node **field; /* the leaf's fields, in order */
+    int n;
+    const char **mask; /* mask[g - 1]: group g's mask */
+    int masks;
+    int *group; /* of each field */
+} grouping_t;
+
+/*  Puts the fields a list of indexes names in group. */
+static void mark(grouping_t *g, struct fy_node *indexes, int group)
 {
     void *iter = NULL;
     struct fy_node *item;
@@ -49,9 +66,77 @@ static void mark(struct fy_node *indexes, const char **outcomes, int n, const ch
            (item = fy_node_sequence_iterate(indexes, &iter))) {
         const char *text = fy_node_get_scalar0(item);
         long i = text ? strtol(text, NULL, 10) : -1;
-        if (i >= 0 && i < n)
-            outcomes[i] = outcome;
+        if (i >= 0 && i < g->n)
+            g->group[i] = group;
     }
+}
+
+/*  The view's masks and its withheld fields into g, whose fields are
+ *  read: a mask whose name is not a string marks its fields shared. */
+static void group_fields(grouping_t *g, struct fy_node *view)
+{
+    struct fy_node *masked = audit_leaf_member(view, "masked");
+    int pairs = masked && fy_node_is_mapping(masked) ? fy_node_mapping_item_count(masked) : 0;
+    g->mask = calloc((size_t)(pairs > 0 ? pairs : 1), sizeof *g->mask);
+    g->group = calloc((size_t)g->n, sizeof *g->group);
+    if (!g->mask || !g->group)
+        abort();
+    void *iter = NULL;
+    struct fy_node_pair *pair;
+    while (pairs > 0 && (pair = fy_node_mapping_iterate(masked, &iter))) {
+        const char *name = fy_node_get_scalar0(fy_node_pair_key(pair));
+        if (name)
+            g->mask[g->masks++] = name;
+        mark(g, fy_node_pair_value(pair), name ? g->masks : 0);
+    }
+    mark(g, audit_leaf_member(view, "withheld"), g->masks + 1);
+}
+
+/*  The fields of group, as "label (mask): a, b"; nothing when there are
+ *  none. order lists the fields group by group, from start[group]. */
+static void print_group(FILE *out, const grouping_t *g, const int *order, const int *start,
+                        int group)
+{
+    if (start[group] == start[group + 1])
+        return;
+    const char *mask = group > 0 && group <= g->masks ? g->mask[group - 1] : NULL;
+    fprintf(out, "    %s", group == 0 ? "shared" : mask ? "masked" : "withheld");
+    if (mask) {
+        fputs(" (", out);
+        audit_text(out, mask);
+        fputc(')', out);
+    }
+    fputc(':', out);
+    for (int i = start[group]; i < start[group + 1]; i++) {
+        fputs(i == start[group] ? " " : ", ", out);
+        audit_text(out, fy_node_get_scalar0(g->field[order[i]]));
+    }
+    fputc('\n', out);
+}
+
+/*  Every group in turn, shared first and withheld last: the fields sorted
+ *  by group once (a counting sort), each group's in the leaf's order. */
+static void print_groups(FILE *out, const grouping_t *g)
+{
+    int groups = g->masks + 2, *start = calloc((size_t)groups + 1, sizeof *start),
+        *order = calloc((size_t)g->n, sizeof *order);
+    if (!start || !order)
+        abort();
+    for (int i = 0; i < g->n; i++)
+        start[g->group[i] + 1]++;
+    for (int k = 0; k < groups; k++)
+        start[k + 1] += start[k];
+    int *next = calloc((size_t)groups, sizeof *next);
+    if (!next)
+        abort();
+    memcpy(next, start, (size_t)groups * sizeof *next);
+    for (int i = 0; i < g->n; i++)
+        order[next[g->group[i]]++] = i;
+    for (int k = 0; k < groups; k++)
+        print_group(out, g, order, start, k);
+    free(next);
+    free(order);
+    free(start);
 }
 
 /*  The view a recipient's "view" names: its index in the leaf's "views",
@@ -62,6 +147,18 @@ static struct fy_node *view_of(struct fy_node *views, const char *index)
         strspn(index, "0123456789") != strlen(index))
         return NULL;
     return fy_node_sequence_get_by_index(views, atoi(index));
+}
+
+/*  The leaf's fields, read once into g. */
+static void read_fields(grouping_t *g, struct fy_node *fields)
+{
+    g->n = fy_node_sequence_item_count(fields);
+    g->field = calloc((size_t)(g->n > 0 ? g->n : 1), sizeof *g->field);
+    if (!g->field)
+        abort();
+    void *iter = NULL;
+    for (int i = 0; i < g->n; i++)
+        g->field[i] = fy_node_sequence_iterate(fields, &iter);
 }
 
 /*  The fields a recipient was given, from the leaf's fields and the
@@ -80,25 +177,13 @@ static void print_view(FILE *out, struct fy_node *leaf, struct fy_node *recipien
         fputs("    (the envelope alone)\n", out);
         return;
     }
-    const char **outcomes = calloc((size_t)n, sizeof *outcomes);
-    if (!outcomes)
-        abort();
-    struct fy_node *masked = audit_leaf_member(view, "masked");
-    void *iter = NULL;
-    struct fy_node_pair *pair;
-    while (masked && fy_node_is_mapping(masked) && (pair = fy_node_mapping_iterate(masked, &iter)))
-        mark(fy_node_pair_value(pair), outcomes, n, fy_node_get_scalar0(fy_node_pair_key(pair)));
-    mark(audit_leaf_member(view, "withheld"), outcomes, n, "withheld");
-    print_fields(out, "shared", NULL, fields, outcomes, n, NULL);
-    iter = NULL;
-    while (masked && fy_node_is_mapping(masked) &&
-           (pair = fy_node_mapping_iterate(masked, &iter))) {
-        const char *name = fy_node_get_scalar0(fy_node_pair_key(pair));
-        if (name) /* a key that is not a string marked nothing */
-            print_fields(out, "masked", name, fields, outcomes, n, name);
-    }
-    print_fields(out, "withheld", NULL, fields, outcomes, n, "withheld");
-    free(outcomes);
+    grouping_t g = {0};
+    read_fields(&g, fields);
+    group_fields(&g, view);
+    print_groups(out, &g);
+    free(g.field);
+    free(g.mask);
+    free(g.group);
 }
 
 static void print_strings(FILE *out, struct fy_node *list, const char *sep)
@@ -155,7 +240,7 @@ static void print_time(FILE *out, const char *data, size_t len)
 
 void audit_leaf_print(FILE *out, uint64_t index, const char *data, size_t len)
 {
-    struct fy_document *doc = audit_leaf_parse(data, len);
+    struct fy_document *doc = audit_leaf_parse_bounded(data, len);
     struct fy_node *leaf = doc ? fy_document_root(doc) : NULL;
     fprintf(out, "\nleaf %" PRIu64, index);
     if (!leaf) {
@@ -190,7 +275,7 @@ void audit_leaf_print(FILE *out, uint64_t index, const char *data, size_t len)
 
 void audit_leaf_write_json(cv_json_writer_t *w, uint64_t index, const char *data, size_t len)
 {
-    struct fy_document *doc = audit_leaf_parse(data, len);
+    struct fy_document *doc = audit_leaf_parse_bounded(data, len);
     cv_json_object_begin(w);
     cv_json_key(w, "index");
     cv_json_uint(w, index);
