@@ -8,42 +8,6 @@
 #include "audit_leaf_print.h"
 #include "leaf_json.h"
 
-/*  Whether data's objects keep within AUDIT_LEAF_KEYS_MAX keys and
- *  AUDIT_LEAF_DEPTH_MAX levels: its ':' outside strings counted for the
- *  object they are in, without parsing it. */
-static bool within_bounds(const char *data, size_t len)
-{
-    unsigned keys[AUDIT_LEAF_DEPTH_MAX];
-    bool object[AUDIT_LEAF_DEPTH_MAX];
-    int depth = 0;
-    bool in_string = false;
-    for (size_t i = 0; i < len; i++) {
-        char c = data[i];
-        if (in_string) {
-            i += c == '\\'; /* the escaped character, whatever it is */
-            in_string = c != '"';
-        } else if (c == '"') {
-            in_string = true;
-        } else if (c == '{' || c == '[') {
-            if (depth == AUDIT_LEAF_DEPTH_MAX)
-                return false;
-            object[depth] = c == '{';
-            keys[depth++] = 0;
-        } else if ((c == '}' || c == ']') && depth > 0) {
-            depth--;
-        } else if (c == ':' && depth > 0 && object[depth - 1] &&
-                   ++keys[depth - 1] > AUDIT_LEAF_KEYS_MAX) {
-            return false;
-        }
-    }
-    return true;
-}
-
-struct fy_document *audit_leaf_parse_bounded(const void *data, size_t len)
-{
-    return within_bounds(data, len) ? audit_leaf_parse(data, len) : NULL;
-}
-
 /*  A recipient's view of the leaf's fields: each field's group, 0 for
  *  shared, 1 to masks for the view's masks in its order, masks + 1 for
  *  withheld; a field in no list is shared. Each list is read once, and
@@ -240,7 +204,7 @@ static void print_time(FILE *out, const char *data, size_t len)
 
 void audit_leaf_print(FILE *out, uint64_t index, const char *data, size_t len)
 {
-    struct fy_document *doc = audit_leaf_parse_bounded(data, len);
+    struct fy_document *doc = audit_leaf_parse(data, len);
     struct fy_node *leaf = doc ? fy_document_root(doc) : NULL;
     fprintf(out, "\nleaf %" PRIu64, index);
     if (!leaf) {
@@ -275,7 +239,7 @@ void audit_leaf_print(FILE *out, uint64_t index, const char *data, size_t len)
 
 void audit_leaf_write_json(cv_json_writer_t *w, uint64_t index, const char *data, size_t len)
 {
-    struct fy_document *doc = audit_leaf_parse_bounded(data, len);
+    struct fy_document *doc = audit_leaf_parse(data, len);
     cv_json_object_begin(w);
     cv_json_key(w, "index");
     cv_json_uint(w, index);

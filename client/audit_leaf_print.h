@@ -17,17 +17,6 @@
 
 struct fy_document;
 
-/*  audit_leaf_parse (leaf_json.h) of a leaf within the bounds of those
- *  caveatd writes, NULL for any other, as for one that does not parse:
- *  no object of more than AUDIT_LEAF_KEYS_MAX keys, none nested deeper
- *  than AUDIT_LEAF_DEPTH_MAX. caveatd's objects hold a dozen keys at most,
- *  four deep; libfyaml checks an object's keys for duplicates in time
- *  quadratic in their number (40,000 keys: 20 s), and has no option but
- *  to leave duplicates unchecked, which leaf_json.h refuses. */
-#define AUDIT_LEAF_KEYS_MAX  64
-#define AUDIT_LEAF_DEPTH_MAX 32
-struct fy_document *audit_leaf_parse_bounded(const void *data, size_t len);
-
 /*  The leaf at index as text: a blank line, a line "leaf INDEX, TIME:
  *  report ...", then a line indented by two spaces for each recipient and
  *  by four for the fields it was given. */

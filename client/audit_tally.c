@@ -186,7 +186,7 @@ void audit_tally_add(audit_tally_t *t, const void *data, size_t len)
     uint64_t time_ms;
     if (!audit_leaf_accepted(data, len, &time_ms) || time_ms < t->since_ms)
         return;
-    struct fy_document *doc = audit_leaf_parse_bounded(data, len);
+    struct fy_document *doc = audit_leaf_parse(data, len);
     struct fy_node *leaf = doc ? fy_document_root(doc) : NULL;
     const char *category = audit_leaf_text(leaf, "category");
     struct fy_node *to = leaf ? audit_leaf_member(leaf, "to") : NULL, *item;

@@ -6,10 +6,42 @@
 #include "cv_proto.h"
 #include "leaf_json.h"
 
+/*  Whether data's objects keep within AUDIT_LEAF_KEYS_MAX keys and
+ *  AUDIT_LEAF_DEPTH_MAX levels: its ':' outside strings counted for the
+ *  object they are in, without parsing it. */
+static bool within_bounds(const char *data, size_t len)
+{
+    unsigned keys[AUDIT_LEAF_DEPTH_MAX];
+    bool object[AUDIT_LEAF_DEPTH_MAX];
+    int depth = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = data[i];
+        if (in_string) {
+            i += c == '\\'; /* the escaped character, whatever it is */
+            in_string = c != '"';
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '{' || c == '[') {
+            if (depth == AUDIT_LEAF_DEPTH_MAX)
+                return false;
+            object[depth] = c == '{';
+            keys[depth++] = 0;
+        } else if ((c == '}' || c == ']') && depth > 0) {
+            depth--;
+        } else if (c == ':' && depth > 0 && object[depth - 1] &&
+                   ++keys[depth - 1] > AUDIT_LEAF_KEYS_MAX) {
+            return false;
+        }
+    }
+    return true;
+}
+
 struct fy_document *audit_leaf_parse(const void *data, size_t len)
 {
     int line, col;
-    if (cv_text_check(data, len, &line, &col)) /* libfyaml stops at a bad byte */
+    if (cv_text_check(data, len, &line, &col) /* libfyaml stops at a bad byte */ ||
+        !within_bounds(data, len))
         return NULL;
     /* a leaf that does not parse is the caller's to report, not libfyaml's
      * to print: a receipt's leaf is the broker's word, any bytes at all */

@@ -15,8 +15,17 @@ struct fy_document;
 struct fy_node;
 
 /*  A leaf parsed: NULL when it does not begin with a JSON object (or that
- *  has a key twice); what follows the object is not read. Free with
+ *  has a key twice), or when it is beyond the bounds of every leaf caveatd
+ *  writes: an object of more than AUDIT_LEAF_KEYS_MAX keys, or one nested
+ *  deeper than AUDIT_LEAF_DEPTH_MAX. caveatd's objects hold a dozen keys
+ *  at most, four deep; libfyaml checks an object's keys for duplicates in
+ *  time quadratic in their number (40,000 keys: 20 s), and has no option
+ *  but to leave duplicates unchecked. Every leaf is a stranger's bytes
+ *  (an edited store, a receipt from the broker), so every reader gets the
+ *  bounds. What follows the object is not read. Free with
  *  fy_document_destroy. */
+#define AUDIT_LEAF_KEYS_MAX  64
+#define AUDIT_LEAF_DEPTH_MAX 32
 struct fy_document *audit_leaf_parse(const void *data, size_t len);
 /*  The value of key in map; NULL when map is not a mapping or has no such
  *  key. The key is compared as a string: libfyaml's lookup by string

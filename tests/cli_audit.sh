@@ -138,7 +138,7 @@ db = sqlite3.connect(sys.argv[1])
 db.execute("UPDATE tlog_checkpoints SET note = replace(note, 'caveat.test/audit' || char(10) || '10',"
            " 'caveat.test/audit' || char(155) || '2J' || char(10) || '10') WHERE size = 10")
 deep = '{"event":"accepted","time":1,"report":"R-deep","originator":"agency-0","to":' + \
-    '[' * 40 + ']' * 40 + '}'
+    '[' * 30 + ']' * 30 + '}'
 db.execute("UPDATE tlog_leaves SET data = CAST(? AS BLOB) WHERE idx = 1", (deep,))
 db.commit()
 PY

@@ -25,6 +25,7 @@
 
 #include "audit_leaf_print.h"
 #include "audit_tally.h"
+#include "leaf_json.h"
 
 #define SECONDS_ALLOWED 8.0
 
@@ -150,7 +151,7 @@ static void test_many_keys(void **state)
     leaf_t leaf = leaf_of_keys(40000);
     struct timespec start;
     clock_gettime(CLOCK_MONOTONIC, &start);
-    assert_null(audit_leaf_parse_bounded(leaf.text, leaf.len));
+    assert_null(audit_leaf_parse(leaf.text, leaf.len));
     audit_tally_t *tally = audit_tally_new(0);
     audit_tally_add(tally, leaf.text, leaf.len);
     FILE *out = null_file();
@@ -161,7 +162,7 @@ static void test_many_keys(void **state)
     audit_tally_destroy(&tally);
     free(leaf.text);
     leaf = leaf_of_keys(AUDIT_LEAF_KEYS_MAX);
-    struct fy_document *doc = audit_leaf_parse_bounded(leaf.text, leaf.len);
+    struct fy_document *doc = audit_leaf_parse(leaf.text, leaf.len);
     assert_non_null(doc);
     fy_document_destroy(doc);
     free(leaf.text);
@@ -190,11 +191,11 @@ static void test_bounds_read_as_json(void **state)
     (void)state;
     char text[4096];
     int len = strange_leaf(text, sizeof text, AUDIT_LEAF_DEPTH_MAX);
-    struct fy_document *doc = audit_leaf_parse_bounded(text, (size_t)len);
+    struct fy_document *doc = audit_leaf_parse(text, (size_t)len);
     assert_non_null(doc);
     fy_document_destroy(doc);
     len = strange_leaf(text, sizeof text, AUDIT_LEAF_DEPTH_MAX + 1);
-    assert_null(audit_leaf_parse_bounded(text, (size_t)len));
+    assert_null(audit_leaf_parse(text, (size_t)len));
 }
 
 /*  Two agencies of one organisation count once; organisations are counted
