@@ -256,6 +256,15 @@ typedef struct {
  *  names the first leaf or checkpoint found wrong. */
 bool cv_audit_verify(sqlite3 *db, const cv_note_verifier_t *verifier, cv_audit_summary_t *summary,
                      cv_error_t *err);
+/*  The same, and the log must hold kept, a checkpoint its reader kept from
+ *  an earlier look (its signature already checked: cv_checkpoint_open):
+ *  leaves at least to its size, hashing to its root. Whoever can write
+ *  the store can delete every checkpoint, or cut the log back with the
+ *  checkpoints past the cut, and the stored ones alone cannot tell;
+ *  a kept one can. */
+bool cv_audit_verify_kept(sqlite3 *db, const cv_note_verifier_t *verifier,
+                          const cv_checkpoint_t *kept, cv_audit_summary_t *summary,
+                          cv_error_t *err);
 /*  The c2sp.org/tlog-proof@v1 text for leaf index: its inclusion proof in
  *  the stored checkpoint of size tree_size (0: the latest, which covers
  *  every leaf checkpointed), that checkpoint, and extra (NULL: no extra

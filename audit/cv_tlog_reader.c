@@ -160,6 +160,7 @@ bool cv_audit_has_log(sqlite3 *db, cv_error_t *err)
 typedef struct {
     int64_t size;
     cv_checkpoint_t checkpoint;
+    bool kept; /* the reader's own (cv_audit_verify_kept), not the store's */
 } stored_t;
 
 typedef struct {
@@ -182,6 +183,7 @@ static bool check_one(sqlite3_stmt *s, const cv_note_verifier_t *verifier, store
                       cv_error_t *err)
 {
     item->size = sqlite3_column_int64(s, 0);
+    item->kept = false;
     const char *note = (const char *)sqlite3_column_text(s, 1);
     cv_error_t why;
     if (!note || !cv_checkpoint_open(note, (size_t)sqlite3_column_bytes(s, 1), verifier,
@@ -226,24 +228,33 @@ typedef struct {
     size_t next; /* the first checkpoint not yet met */
 } scan_t;
 
-/*  When the leaves reach a checkpoint's size, its root must be theirs. */
+/*  "checkpoint at size S", or the reader's own "kept checkpoint ...". */
+static const char *which(const stored_t *checkpoint)
+{
+    return checkpoint->kept ? "the kept checkpoint, at size" : "checkpoint at size";
+}
+
+/*  When the leaves reach a checkpoint's size, its root must be theirs (a
+ *  kept checkpoint's and a stored one's of the same size both). */
 static bool meet_checkpoint(scan_t *scan, cv_error_t *err)
 {
-    if (scan->next == scan->checkpoints->count ||
-        (uint64_t)scan->checkpoints->items[scan->next].size != scan->frontier.size)
-        return true;
-    cv_hash_t root;
-    cv_frontier_root(&scan->frontier, &root);
-    const stored_t *met = &scan->checkpoints->items[scan->next];
-    if (!cv_hash_equal(&root, &met->checkpoint.root)) {
-        uint64_t from = scan->next ? (uint64_t)scan->checkpoints->items[scan->next - 1].size : 0;
-        cv_error_set(err, NULL, 0, 0,
-                     "checkpoint at size %" PRId64 ": the leaves do not hash to its root: one of "
-                     "leaves %" PRIu64 " to %" PRId64 " was changed, inserted, removed or moved",
-                     met->size, from, met->size - 1);
-        return false;
+    while (scan->next < scan->checkpoints->count &&
+           (uint64_t)scan->checkpoints->items[scan->next].size == scan->frontier.size) {
+        cv_hash_t root;
+        cv_frontier_root(&scan->frontier, &root);
+        const stored_t *met = &scan->checkpoints->items[scan->next];
+        if (!cv_hash_equal(&root, &met->checkpoint.root)) {
+            uint64_t from =
+                scan->next ? (uint64_t)scan->checkpoints->items[scan->next - 1].size : 0;
+            cv_error_set(err, NULL, 0, 0,
+                         "%s %" PRId64
+                         ": the leaves do not hash to its root: one of leaves %" PRIu64
+                         " to %" PRId64 " was changed, inserted, removed or moved",
+                         which(met), met->size, from, met->size - 1);
+            return false;
+        }
+        scan->next++;
     }
-    scan->next++;
     return true;
 }
 
@@ -416,28 +427,57 @@ static bool check_tail(const scan_t *scan, cv_error_t *err)
 {
     if (scan->next == scan->checkpoints->count)
         return true;
+    const stored_t *beyond = &scan->checkpoints->items[scan->next];
     cv_error_set(err, NULL, 0, 0,
-                 "checkpoint at size %" PRId64
-                 " covers leaves the log no longer has: it has %" PRIu64 " (truncated)",
-                 scan->checkpoints->items[scan->next].size, scan->frontier.size);
+                 "%s %" PRId64 " covers leaves the log no longer has: it has %" PRIu64
+                 " (truncated)",
+                 which(beyond), beyond->size, scan->frontier.size);
     return false;
 }
 
-static bool verify_log(sqlite3 *db, const cv_note_verifier_t *verifier, cv_audit_summary_t *summary,
-                       cv_error_t *err)
+/*  The reader's kept checkpoint among the stored ones, in order of size
+ *  (before a stored one of its size: it is met first). */
+static bool add_kept(checkpoints_t *checkpoints, const cv_checkpoint_t *kept, cv_error_t *err)
+{
+    if (kept->size == 0 || kept->size > INT64_MAX) {
+        cv_error_set(err, NULL, 0, 0, "the kept checkpoint is of no leaves: nothing to hold to");
+        return false;
+    }
+    stored_t *grown = realloc(checkpoints->items, (checkpoints->count + 1) * sizeof *grown);
+    if (!grown) {
+        cv_error_set(err, NULL, 0, 0, "audit log: out of memory");
+        return false;
+    }
+    checkpoints->items = grown;
+    size_t at = 0;
+    while (at < checkpoints->count && (uint64_t)grown[at].size < kept->size)
+        at++;
+    memmove(&grown[at + 1], &grown[at], (checkpoints->count - at) * sizeof *grown);
+    grown[at] = (stored_t){(int64_t)kept->size, *kept, true};
+    checkpoints->count++;
+    return true;
+}
+
+static bool verify_log(sqlite3 *db, const cv_note_verifier_t *verifier, const cv_checkpoint_t *kept,
+                       cv_audit_summary_t *summary, cv_error_t *err)
 {
     checkpoints_t checkpoints = {0};
     scan_t scan = {.checkpoints = &checkpoints};
     cv_frontier_init(&scan.frontier);
-    bool ok = cv_audit_has_log(db, err) && load_checkpoints(db, verifier, &checkpoints, err) &&
-              scan_leaves(db, &scan, err) && check_tail(&scan, err);
-    if (ok && checkpoints.count) {
-        summary->last = checkpoints.items[checkpoints.count - 1].checkpoint;
-        summary->checkpointed = summary->last.size;
-    }
+    bool ok = cv_audit_has_log(db, err) && load_checkpoints(db, verifier, &checkpoints, err);
+    size_t stored = checkpoints.count;
+    ok = ok && (!kept || add_kept(&checkpoints, kept, err)) && scan_leaves(db, &scan, err) &&
+         check_tail(&scan, err);
+    /* the last of the store's own */
+    for (size_t i = checkpoints.count; ok && i-- > 0;)
+        if (!checkpoints.items[i].kept) {
+            summary->last = checkpoints.items[i].checkpoint;
+            summary->checkpointed = summary->last.size;
+            break;
+        }
     ok = ok && check_frontier(db, &scan, summary->checkpointed, err);
     summary->leaves = scan.frontier.size;
-    summary->checkpoints = checkpoints.count;
+    summary->checkpoints = stored;
     cv_frontier_root(&scan.frontier, &summary->root);
     free(checkpoints.items);
     return ok;
@@ -450,11 +490,17 @@ static bool verify_log(sqlite3 *db, const cv_note_verifier_t *verifier, cv_audit
 bool cv_audit_verify(sqlite3 *db, const cv_note_verifier_t *verifier, cv_audit_summary_t *summary,
                      cv_error_t *err)
 {
+    return cv_audit_verify_kept(db, verifier, NULL, summary, err);
+}
+
+bool cv_audit_verify_kept(sqlite3 *db, const cv_note_verifier_t *verifier,
+                          const cv_checkpoint_t *kept, cv_audit_summary_t *summary, cv_error_t *err)
+{
     memset(summary, 0, sizeof *summary);
     bool own = sqlite3_get_autocommit(db) != 0;
     if (own && sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
         return db_error(db, err, "starting to read");
-    bool ok = verify_log(db, verifier, summary, err);
+    bool ok = verify_log(db, verifier, kept, summary, err);
     if (own)
         sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     return ok;

@@ -51,21 +51,39 @@ static void print_summary(const cv_audit_summary_t *summary)
     printf("\n");
 }
 
+/*  A checkpoint the reviewer kept (`caveat audit checkpoint` at an
+ *  earlier look), its signature checked by verifier. */
+static bool read_kept(const char *path, const cv_note_verifier_t *verifier, cv_checkpoint_t *kept)
+{
+    cv_error_t err = {0};
+    size_t len = 0;
+    char *note = cv_read_regular_file(path, 64 * 1024, &len, NULL, &err);
+    bool ok = note && cv_checkpoint_open(note, len, verifier, kept, &err);
+    free(note);
+    if (!ok)
+        cli_error(CLI_USAGE, "%s: %s", path, err.msg);
+    return ok;
+}
+
 static int audit_verify(int argc, char **argv)
 {
     bool missing = false;
     const char *key = cli_take_option(&argc, argv, "--key", &missing);
+    const char *kept_path = cli_take_option(&argc, argv, "--checkpoint", &missing);
     if (argc != 2 || missing)
-        return cli_error(CLI_USAGE, "usage: caveat audit verify DIR [--key VERIFIER-KEY]");
+        return cli_error(CLI_USAGE,
+                         "usage: caveat audit verify DIR [--key VERIFIER-KEY] [--checkpoint FILE]");
     cv_note_verifier_t verifier;
-    if (!audit_load_verifier(argv[1], key, &verifier))
+    cv_checkpoint_t kept;
+    if (!audit_load_verifier(argv[1], key, &verifier) ||
+        (kept_path && !read_kept(kept_path, &verifier, &kept)))
         return CLI_USAGE;
     cv_error_t err = {0};
     sqlite3 *db = cv_audit_open_readonly(argv[1], &err);
     if (!db)
         return cli_error(CLI_USAGE, "%s", err.msg);
     cv_audit_summary_t summary;
-    bool good = cv_audit_verify(db, &verifier, &summary, &err);
+    bool good = cv_audit_verify_kept(db, &verifier, kept_path ? &kept : NULL, &summary, &err);
     sqlite3_close(db);
     if (!good)
         return cli_error(CLI_FAILED, "%s: %s", argv[1], err.msg);

@@ -437,6 +437,106 @@ static void test_proof_text(void **state)
     free(text);
 }
 
+/*  The frontier rewritten to the leaves as they now are: what whoever can
+ *  write the store can do after any edit. */
+static void frontier_rewritten(rig_t *rig)
+{
+    cv_frontier_t frontier;
+    cv_frontier_init(&frontier);
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(
+        sqlite3_prepare_v2(rig->db, "SELECT data FROM tlog_leaves ORDER BY idx", -1, &s, NULL),
+        SQLITE_OK);
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        cv_hash_t hash;
+        cv_merkle_leaf_hash(sqlite3_column_blob(s, 0), (size_t)sqlite3_column_bytes(s, 0), &hash);
+        cv_frontier_append(&frontier, &hash);
+    }
+    sqlite3_finalize(s);
+    uint8_t nodes[64 * CV_HASH_BYTES];
+    cv_frontier_pack(&frontier, nodes);
+    assert_int_equal(
+        sqlite3_prepare_v2(rig->db, "UPDATE tlog_frontier SET size = ?1, nodes = ?2 WHERE id = 0",
+                           -1, &s, NULL),
+        SQLITE_OK);
+    sqlite3_bind_int64(s, 1, (int64_t)frontier.size);
+    sqlite3_bind_blob(s, 2, nodes, (int)cv_frontier_packed_size(&frontier), SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(s), SQLITE_DONE);
+    sqlite3_finalize(s);
+}
+
+/*  The note stored at size, written to DIR/kept. */
+static void keep_checkpoint(rig_t *rig, int size, cv_checkpoint_t *kept)
+{
+    char sql[128], path[128];
+    snprintf(sql, sizeof sql, "SELECT note FROM tlog_checkpoints WHERE size = %d", size);
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(sqlite3_prepare_v2(rig->db, sql, -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    const char *note = (const char *)sqlite3_column_text(s, 0);
+    size_t len = (size_t)sqlite3_column_bytes(s, 0);
+    cv_error_t err = {0};
+    assert_true(cv_checkpoint_open(note, len, cv_note_signer_verifier(rig->signer), kept, &err));
+    snprintf(path, sizeof path, "%s/kept", rig->dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fwrite(note, 1, len, f), len);
+    fclose(f);
+    sqlite3_finalize(s);
+}
+
+/*  After sql and the frontier rewritten, the stored checkpoints alone find
+ *  nothing wrong, and a checkpoint kept from before finds what expected
+ *  says, in the library and in `verify --checkpoint`. */
+static void expect_only_kept_finds(rig_t *rig, const char *sql, const char *expected)
+{
+    cv_checkpoint_t kept;
+    keep_checkpoint(rig, 20, &kept);
+    exec_sql(rig, sql);
+    frontier_rewritten(rig);
+    const cv_note_verifier_t *verifier = cv_note_signer_verifier(rig->signer);
+    cv_audit_summary_t summary;
+    cv_error_t err = {0};
+    assert_true(cv_audit_verify(rig->db, verifier, &summary, &err));
+    assert_false(cv_audit_verify_kept(rig->db, verifier, &kept, &summary, &err));
+    if (!strstr(err.msg, expected))
+        fail_msg("'%s' does not say '%s'", err.msg, expected);
+    char args[256], out[4096];
+    snprintf(args, sizeof args, "verify %s --checkpoint %s/kept", rig->dir, rig->dir);
+    assert_int_equal(run_cli(rig, args, out, sizeof out), 1);
+    if (!strstr(out, expected))
+        fail_msg("caveat audit verify said '%s', not '%s'", out, expected);
+}
+
+/*  Every checkpoint deleted and a leaf changed; the log cut back with the
+ *  checkpoints past the cut. A kept checkpoint tells; with nothing
+ *  changed it holds. */
+static void test_a_kept_checkpoint_holds_the_log(void **state)
+{
+    rig_t *rig = *state;
+    cv_checkpoint_t kept;
+    keep_checkpoint(rig, 20, &kept);
+    cv_audit_summary_t summary;
+    cv_error_t err = {0};
+    assert_true(
+        cv_audit_verify_kept(rig->db, cv_note_signer_verifier(rig->signer), &kept, &summary, &err));
+    assert_int_equal(summary.checkpoints, 3);
+    expect_only_kept_finds(rig,
+                           "DELETE FROM tlog_checkpoints;"
+                           " UPDATE tlog_leaves SET data = CAST('{\"event\":\"none\"}' AS BLOB)"
+                           " WHERE idx = 3",
+                           "the kept checkpoint, at size 20: the leaves do not hash to its root");
+}
+
+static void test_a_kept_checkpoint_finds_the_log_cut_back(void **state)
+{
+    expect_only_kept_finds(*state,
+                           "DELETE FROM tlog_leaves WHERE idx >= 15;"
+                           " DELETE FROM tlog_checkpoints WHERE size > 15",
+                           "the kept checkpoint, at size 20 covers leaves the log no longer has: "
+                           "it has 15 (truncated)");
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -464,6 +564,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_new_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prove_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_proof_text, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_kept_checkpoint_holds_the_log, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_kept_checkpoint_finds_the_log_cut_back, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
