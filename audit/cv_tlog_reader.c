@@ -129,11 +129,15 @@ static bool table_as_made(sqlite3_stmt *s, int *found, cv_error_t *err)
     return false;
 }
 
+/*  The log's tables as caveat makes them, and nothing else on them: an
+ *  index (with statistics to make SQLite prefer it) would be read instead
+ *  of the table it indexes, and could hold other leaves than the table. */
 bool cv_audit_has_log(sqlite3 *db, cv_error_t *err)
 {
     sqlite3_stmt *s = NULL;
     if (sqlite3_prepare_v2(db,
                            "SELECT type, name, sql FROM sqlite_master WHERE name"
+                           " IN ('tlog_leaves', 'tlog_frontier', 'tlog_checkpoints') OR tbl_name"
                            " IN ('tlog_leaves', 'tlog_frontier', 'tlog_checkpoints')",
                            -1, &s, NULL) != SQLITE_OK) {
         sqlite3_finalize(s);

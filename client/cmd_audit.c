@@ -15,7 +15,7 @@
 #include "cv_audit.h"
 
 static const char usage[] =
-    "usage: caveat audit key DIR | verify DIR [--key VERIFIER-KEY] |"
+    "usage: caveat audit key DIR | verify DIR [--key VERIFIER-KEY] [--checkpoint FILE] |"
     " prove DIR (--index N | --report ID [--to AGENCY]) [--checkpoint SIZE] |"
     " consistency DIR OLD NEW | checkpoint DIR [--size N] | trace DIR REPORT_ID |"
     " sample DIR --count N [--since DATE] [--category C] [--seed SIZE] [--key VERIFIER-KEY]"
@@ -88,6 +88,8 @@ static int audit_verify(int argc, char **argv)
     if (!good)
         return cli_error(CLI_FAILED, "%s: %s", argv[1], err.msg);
     print_summary(&summary);
+    if (kept_path)
+        printf("held to the kept checkpoint of %" PRIu64 " leaves, root as kept\n", kept.size);
     if (!key) /* the summary's line stays as it is, for whoever reads it */
         printf("note: checked against DIR/audit.key, which whoever could edit the store could "
                "replace; --key KEY (from `caveat audit key`, kept elsewhere) checks against "
