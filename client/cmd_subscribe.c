@@ -151,8 +151,8 @@ static bool write_synced(int fd, const char *data, size_t len)
 }
 
 /*  Written whole or not at all: to a new temporary file in DIR, synced,
- *  then renamed to name. On failure the temporary file is removed, and
- *  errno says why. */
+ *  then renamed to name, and DIR synced. On failure the temporary file is
+ *  removed, and errno says why. */
 static bool write_receipt(int dir_fd, const char *name, const cv_receipt_t *receipt)
 {
     char tmp[NAME_MAX + 1];
@@ -165,7 +165,8 @@ static bool write_receipt(int dir_fd, const char *name, const cv_receipt_t *rece
         return false;
     bool ok = write_synced(fd, receipt->proof, receipt->proof_len);
     ok = close(fd) == 0 && ok;
-    ok = ok && renameat(dir_fd, tmp, dir_fd, name) == 0;
+    /* the name too survives a power loss once the receipt is counted */
+    ok = ok && renameat(dir_fd, tmp, dir_fd, name) == 0 && fsync(dir_fd) == 0;
     int saved = errno;
     if (!ok)
         unlinkat(dir_fd, tmp, 0);
