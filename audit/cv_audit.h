@@ -235,6 +235,10 @@ int cv_tlog_checkpoint(cv_tlog_t *self, int64_t now, cv_error_t *err);
  *  (the first read's), whatever the broker commits meanwhile. NULL with
  *  err. */
 sqlite3 *cv_audit_open_readonly(const char *dir, cv_error_t *err);
+/*  Ends that read transaction once everything is read: while it is open a
+ *  running broker cannot start its WAL again, which then grows, so a
+ *  command that prints (into a pager, say) lets it go first. */
+void cv_audit_end_read(sqlite3 *db);
 /*  Whether db has an audit log, its three tables exactly as cv_tlog_open
  *  makes them: a store whose tables were made otherwise (a generated
  *  column for a leaf's bytes, say) could make reading them cost what it

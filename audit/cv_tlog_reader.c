@@ -103,6 +103,12 @@ sqlite3 *cv_audit_open_readonly(const char *dir, cv_error_t *err)
     return db;
 }
 
+void cv_audit_end_read(sqlite3 *db)
+{
+    if (!sqlite3_get_autocommit(db))
+        sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+}
+
 /*  The log's tables, and each one's text as SQLite keeps it. */
 static const char *const tables[][2] = {
     {"tlog_leaves", "CREATE TABLE " TLOG_LEAVES_TABLE},

@@ -169,6 +169,7 @@ static int draw(sqlite3 *db, const char *dir, sampler_t *s, const options_t *o)
     cv_error_t err = {0};
     if (!audit_leaves_each(db, s->seed->size, consider, s, &err))
         return cli_error(CLI_FAILED, "%s: %s", dir, err.msg);
+    cv_audit_end_read(db);
     qsort(s->picks, s->n, sizeof *s->picks, by_index);
     char root[sodium_base64_ENCODED_LEN(CV_HASH_BYTES, sodium_base64_VARIANT_ORIGINAL)];
     sodium_bin2base64(root, sizeof root, s->seed->root.bytes, CV_HASH_BYTES,

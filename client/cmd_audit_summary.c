@@ -40,6 +40,7 @@ static int summarise(sqlite3 *db, const char *dir, audit_tally_t *t, const char 
     cv_error_t err = {0};
     if (!audit_leaves_each(db, UINT64_MAX, count_leaf, t, &err))
         return cli_error(CLI_FAILED, "%s: %s", dir, err.msg);
+    cv_audit_end_read(db);
     if (svg && !write_svg(svg, t, since))
         return cli_error(CLI_USAGE, "%s: cannot write: %m", svg);
     if (json)

@@ -145,6 +145,28 @@ static void test_one_moment(void **state)
     sqlite3_close(db);
 }
 
+/*  cv_audit_end_read lets the snapshot go (sample and summary call it
+ *  before they print): the next read is of the log as it is then. */
+static void test_end_read(void **state)
+{
+    rig_t *rig = *state;
+    cv_error_t err = {0};
+    sqlite3 *db = cv_audit_open_readonly(rig->dir, &err);
+    assert_non_null(db);
+    int before = 0, after = 0;
+    assert_int_equal(cv_audit_find_report(db, "R-1", NULL, count_leaf, &before, &err), 1);
+    assert_int_equal(sqlite3_get_autocommit(db), 0);
+    cv_audit_end_read(db);
+    assert_int_not_equal(sqlite3_get_autocommit(db), 0);
+    cv_tlog_t *log = cv_tlog_open(rig->db, rig->signer, &err);
+    assert_non_null(log);
+    append_leaf(rig, log, 1); /* R-1 again */
+    cv_tlog_destroy(&log);
+    assert_int_equal(cv_audit_find_report(db, "R-1", NULL, count_leaf, &after, &err), 2);
+    assert_int_equal(after, before + 1);
+    sqlite3_close(db);
+}
+
 /* ------------------------------------------------------------------------ */
 /*  A store with a page that cannot be read.                                */
 
@@ -486,6 +508,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_fifo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_leaves_generated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_leaves_indexed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_end_read, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoints_view, setup, teardown),
         cmocka_unit_test_setup_teardown(test_leaf_too_long_read, setup, teardown),
         cmocka_unit_test_setup_teardown(test_leaf_too_long_written, setup, teardown),
