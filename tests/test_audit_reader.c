@@ -127,44 +127,44 @@ static void count_leaf(void *arg, uint64_t index, const void *data, size_t len)
     ++*(int *)arg;
 }
 
-/*  A command's store, opened read-only, is read as it was at the first
- *  read: a leaf committed after it is not seen half way through. */
-static void test_one_moment(void **state)
+/*  The leaves naming R-1 that db reads, before and after R-1 is accepted
+ *  again in the store (a leaf committed by the broker meanwhile); with
+ *  end_read, cv_audit_end_read between. */
+static void read_around_a_commit(rig_t *rig, bool end_read, int *before, int *after)
 {
-    rig_t *rig = *state;
     cv_error_t err = {0};
     sqlite3 *db = cv_audit_open_readonly(rig->dir, &err);
     assert_non_null(db);
-    int before = 0, after = 0;
-    assert_int_equal(cv_audit_find_report(db, "R-1", NULL, count_leaf, &before, &err), 1);
+    assert_int_equal(cv_audit_find_report(db, "R-1", NULL, count_leaf, before, &err), 1);
+    assert_int_equal(sqlite3_get_autocommit(db), 0);
+    if (end_read) {
+        cv_audit_end_read(db);
+        assert_int_not_equal(sqlite3_get_autocommit(db), 0);
+    }
     cv_tlog_t *log = cv_tlog_open(rig->db, rig->signer, &err);
     assert_non_null(log);
     append_leaf(rig, log, 1); /* R-1 again */
     cv_tlog_destroy(&log);
-    assert_int_equal(cv_audit_find_report(db, "R-1", NULL, count_leaf, &after, &err), 1);
+    assert_true(cv_audit_find_report(db, "R-1", NULL, count_leaf, after, &err) >= 1);
     sqlite3_close(db);
+}
+
+/*  A command's store, opened read-only, is read as it was at the first
+ *  read: a leaf committed after it is not seen half way through. */
+static void test_one_moment(void **state)
+{
+    int before = 0, after = 0;
+    read_around_a_commit(*state, false, &before, &after);
+    assert_int_equal(after, before);
 }
 
 /*  cv_audit_end_read lets the snapshot go (sample and summary call it
  *  before they print): the next read is of the log as it is then. */
 static void test_end_read(void **state)
 {
-    rig_t *rig = *state;
-    cv_error_t err = {0};
-    sqlite3 *db = cv_audit_open_readonly(rig->dir, &err);
-    assert_non_null(db);
     int before = 0, after = 0;
-    assert_int_equal(cv_audit_find_report(db, "R-1", NULL, count_leaf, &before, &err), 1);
-    assert_int_equal(sqlite3_get_autocommit(db), 0);
-    cv_audit_end_read(db);
-    assert_int_not_equal(sqlite3_get_autocommit(db), 0);
-    cv_tlog_t *log = cv_tlog_open(rig->db, rig->signer, &err);
-    assert_non_null(log);
-    append_leaf(rig, log, 1); /* R-1 again */
-    cv_tlog_destroy(&log);
-    assert_int_equal(cv_audit_find_report(db, "R-1", NULL, count_leaf, &after, &err), 2);
+    read_around_a_commit(*state, true, &before, &after);
     assert_int_equal(after, before + 1);
-    sqlite3_close(db);
 }
 
 /* ------------------------------------------------------------------------ */
