@@ -464,6 +464,16 @@ int broker_purge(cv_broker_t *self, const cv_purge_how_t *how, cv_admin_purged_t
     return total;
 }
 
+/*  The session that asked on routing under key, if it is still there: a
+ *  routing id alone may be another connection's by the time the answer
+ *  goes. NULL otherwise. */
+static session_t *asker_of(cv_broker_t *self, const zframe_t *routing,
+                           const uint8_t key[CV_KEY_BYTES])
+{
+    session_t *s = broker_session_of(self, routing);
+    return s && !s->gone_at && sodium_memcmp(s->key, key, CV_KEY_BYTES) == 0 ? s : NULL;
+}
+
 /*  The answer to a deferred request, to the session that asked (asker),
  *  if it is still there; synced: once the commit that did it is on disk. */
 static void answer_deferred(cv_broker_t *self, const deferred_t *d, uint64_t asker, bool synced,
@@ -590,9 +600,8 @@ void broker_run_all_deferred(cv_broker_t *self)
     while ((d = zlistx_detach(self->deferred, NULL))) {
         /* the work stands whoever is there; the answer goes to the session
          * that asked alone: its routing id may be another connection's now */
-        session_t *s = broker_session_of(self, d->routing);
-        uint64_t asker =
-            s && !s->gone_at && sodium_memcmp(s->key, d->key, CV_KEY_BYTES) == 0 ? s->serial : 0;
+        session_t *s = asker_of(self, d->routing, d->key);
+        uint64_t asker = s ? s->serial : 0;
         if (strcmp(d->request->command, "review") == 0)
             run_review(self, d, asker);
         else if (strcmp(d->request->command, "reload") == 0)
@@ -609,8 +618,7 @@ void broker_drop_deferred(cv_broker_t *self)
 {
     deferred_t *d;
     while ((d = zlistx_detach(self->deferred, NULL))) {
-        session_t *s = broker_session_of(self, d->routing);
-        if (s && !s->gone_at && sodium_memcmp(s->key, d->key, CV_KEY_BYTES) == 0)
+        if (asker_of(self, d->routing, d->key))
             send_admin_reply(self, d->routing, d->request->id, false, DROPPED_WITH_THE_TURN);
         deferred_free(d);
     }
@@ -701,8 +709,7 @@ static void end_backup(cv_broker_t *self, bool ok, const char *text)
     cv_inbox_destroy(&self->backup_in);
     cv_backup_destroy(&self->backup.run); /* a stop waits for one step of the copy at most */
     cv_log_info(self->log, "backup: %s", text);
-    session_t *s = broker_session_of(self, self->backup.routing);
-    if (s && !s->gone_at && sodium_memcmp(s->key, self->backup.key, CV_KEY_BYTES) == 0)
+    if (asker_of(self, self->backup.routing, self->backup.key))
         send_admin_reply(self, self->backup.routing, self->backup.request_id, ok, text);
     else
         cv_log_info(self->log, "backup: the administrator who asked has gone: no reply");
