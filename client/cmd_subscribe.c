@@ -20,6 +20,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <sodium.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -350,6 +351,14 @@ static int open_receipts_dir(receipts_t *r)
     int status = fd >= 0 && fstat(fd, &st) == 0
                      ? check_receipts_dir(r->dir, &st)
                      : cli_error(CLI_FAILED, "--receipts %s: %s", r->dir, strerror(errno));
+    /* one writer a directory: two would take each other's temporary file
+     * for one a run left, and remove it (the lock goes with the process) */
+    if (status == CLI_OK && flock(fd, LOCK_EX | LOCK_NB) != 0)
+        status =
+            errno == EWOULDBLOCK
+                ? cli_error(CLI_FAILED,
+                            "--receipts %s: another caveat subscribe writes receipts in it", r->dir)
+                : cli_error(CLI_FAILED, "--receipts %s: %s", r->dir, strerror(errno));
     if (status == CLI_OK)
         r->dir_fd = fd;
     else if (fd >= 0)

@@ -6,7 +6,8 @@
 # with why. DIR must be a directory (or a link to one) of this user's that
 # no one else may write; a receipt is written 0600 whatever the umask, to
 # a temporary file made new, never through a link planted at its name,
-# and removed when the receipt cannot be written.
+# and removed when the receipt cannot be written. One subscriber writes in
+# a DIR at a time.
 # (The leaf against the delivery, and the proof against the leaf, are
 # test_receipt_check.c's.)
 # Needs CAVEAT, CAVEATD, CAVEAT_SOURCE_DIR and AUDIT_FIXTURE.
@@ -122,14 +123,31 @@ head -1 "$tmp/kept/r-stale.6.tlog-proof" | grep -qx "c2sp.org/tlog-proof@v1" ||
 run audit receipt "$tmp/kept/r-stale.6.tlog-proof" --key "$key"
 expect_status 0 "a stale temporary file: the receipt written"
 
+# one writer a directory: a second subscriber on a DIR another is writing
+# receipts in is refused before its session begins, and takes nothing
+# from the first, which gets its delivery and writes its receipt
+mkdir -m 0700 "$tmp/busy"
+as hull-cc subscribe --count 1 --timeout 30 --receipts "$tmp/busy" >"$tmp/first.out" \
+    2>"$tmp/first.err" &
+first=$!
+for _ in $(seq 100); do # until the first holds the directory
+    flock -n "$tmp/busy" true || break
+    sleep 0.1
+done
+refused_dir "$tmp/busy" "another caveat subscribe writes receipts in it" "a DIR in use"
+publish r-busy
+wait "$first" || fail "the first subscriber: $(cat "$tmp/first.err")"
+[ "$(ls -A "$tmp/busy")" = "r-busy.7.tlog-proof" ] || fail "a DIR in use: $(ls -A "$tmp/busy")"
+grep -q '"report_id":"r-busy"' "$tmp/first.out" || fail "a DIR in use: $(cat "$tmp/first.out")"
+
 # a receipt that cannot be renamed into place leaves no temporary file
-mkdir "$tmp/kept/r-not-renamed.7.tlog-proof"
+mkdir "$tmp/kept/r-not-renamed.8.tlog-proof"
 publish r-not-renamed
 subscribe "$tmp/kept"
 expect_status 1 "a directory at the receipt's name"
-grep -qF "caveat: $tmp/kept/r-not-renamed.7.tlog-proof: Is a directory" "$tmp/err" ||
+grep -qF "caveat: $tmp/kept/r-not-renamed.8.tlog-proof: Is a directory" "$tmp/err" ||
     fail "a directory at the receipt's name: $(cat "$tmp/err")"
-[ ! -e "$tmp/kept/r-not-renamed.7.tlog-proof.tmp" ] || fail "the temporary file was left"
+[ ! -e "$tmp/kept/r-not-renamed.8.tlog-proof.tmp" ] || fail "the temporary file was left"
 
 stop_broker
 finish cli_receipts_written
