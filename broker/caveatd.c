@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cv_alloc.h"
 #include "cv_broker.h"
 
 static const char usage[] =
@@ -208,6 +209,7 @@ static bool write_pid_file(const char *path)
 
 int main(int argc, char **argv)
 {
+    cv_keep_freed_memory();
     cv_broker_config_t config = {.sync = CV_SYNC_FULL};
     int rc = parse(argc, argv, &config);
     if (rc)

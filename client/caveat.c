@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cv_alloc.h"
 
 static const char usage[] =
     "usage: caveat COMMAND ...\n"
@@ -116,6 +117,7 @@ static bool asks_for_help(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    cv_keep_freed_memory(); /* subscribe receives frames of up to 1 MB */
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
         (strcmp(argv[1], "help") == 0 && argc == 2)) {
         fputs(usage, argc < 2 ? stderr : stdout);

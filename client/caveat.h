@@ -35,6 +35,14 @@
  *  (ZAP) ends the connection for good (libzmq does not retry): every call
  *  then fails with CV_ERR_REFUSED_KEY until the client is destroyed and
  *  made again.
+ *
+ *  Memory: libzmq's I/O thread receives each frame (a Deliver of up to 1
+ *  MB) into a buffer of its own, freed by the thread that reads it. With
+ *  glibc's defaults those pages go back to the system at each free and
+ *  are faulted in again for the next frame. libcaveat leaves the process's
+ *  allocator alone; a busy subscriber does well to keep them, as caveat
+ *  and caveatd do: mallopt(M_MMAP_THRESHOLD, 4 << 20) and
+ *  mallopt(M_TRIM_THRESHOLD, 32 << 20) before its first client.
  */
 #ifndef CAVEAT_H
 #define CAVEAT_H
