@@ -2,7 +2,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +27,32 @@ static int bad_option(const char *option, const char *expected, const char *valu
 {
     fprintf(stderr, "caveatd: %s: %s, not '%s'\n", option, expected, value);
     return 2;
+}
+
+/*  TEXT as a whole number from min to max: nothing after the digits, so
+ *  "--clock-skew 1d" is refused rather than taken as 1 second. */
+static bool whole_number(const char *text, long min, long max, int *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long value = strtol(text, &end, 10);
+    if (end == text || *end || errno || value < min || value > max)
+        return false;
+    *out = (int)value;
+    return true;
+}
+
+/*  TEXT as seconds (fractions allowed), at least min_s, as milliseconds;
+ *  nothing after the number ("30s" is refused, not read as 30). */
+static bool seconds_as_ms(const char *text, double min_s, int *out_ms)
+{
+    char *end = NULL;
+    double value = strtod(text, &end);
+    /* the comparisons are false for NaN */
+    if (end == text || *end || !(value >= min_s && value <= 2000000))
+        return false;
+    *out_ms = (int)(value * 1000);
+    return true;
 }
 
 static int parse(int argc, char **argv, cv_broker_config_t *config)
@@ -82,33 +110,27 @@ static int parse(int argc, char **argv, cv_broker_config_t *config)
                 return bad_option("--sync", "full, normal or off", optarg);
             break;
         case 'a':
-            config->ack_timeout_ms = (int)(atof(optarg) * 1000);
-            if (config->ack_timeout_ms < 100)
+            if (!seconds_as_ms(optarg, 0.1, &config->ack_timeout_ms))
                 return bad_option("--ack-timeout", "at least 0.1 seconds", optarg);
             break;
         case 'n':
-            config->max_pending = atoi(optarg);
-            if (config->max_pending < 1)
+            if (!whole_number(optarg, 1, INT_MAX, &config->max_pending))
                 return bad_option("--max-pending", "at least 1", optarg);
             break;
         case 't':
-            config->handshake_timeout_ms = (int)(atof(optarg) * 1000);
-            if (config->handshake_timeout_ms < 100)
+            if (!seconds_as_ms(optarg, 0.1, &config->handshake_timeout_ms))
                 return bad_option("--handshake-timeout", "at least 0.1 seconds", optarg);
             break;
         case 'm':
-            config->max_frame = atoi(optarg);
-            if (config->max_frame < 1024)
+            if (!whole_number(optarg, 1024, INT_MAX, &config->max_frame))
                 return bad_option("--max-frame", "at least 1024 bytes", optarg);
             break;
         case 'r':
-            config->max_reports = atoi(optarg);
-            if (config->max_reports < 1 || config->max_reports > 100000)
+            if (!whole_number(optarg, 1, 100000, &config->max_reports))
                 return bad_option("--max-reports", "from 1 to 100000", optarg);
             break;
         case 'k':
-            config->clock_skew_s = atoi(optarg);
-            if (config->clock_skew_s < 1 || config->clock_skew_s > 365 * 86400)
+            if (!whole_number(optarg, 1, 365 * 86400, &config->clock_skew_s))
                 return bad_option("--clock-skew", "from 1 second to a year", optarg);
             break;
         case 'L':
@@ -128,8 +150,7 @@ static int parse(int argc, char **argv, cv_broker_config_t *config)
             config->pid_file = optarg;
             break;
         case 'D':
-            config->disk_reserve_mb = atoi(optarg);
-            if (config->disk_reserve_mb < 1 || config->disk_reserve_mb > 65536)
+            if (!whole_number(optarg, 1, 65536, &config->disk_reserve_mb))
                 return bad_option("--disk-reserve", "from 1 to 65536 (MB)", optarg);
             break;
         case 'h':

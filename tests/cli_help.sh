@@ -58,6 +58,16 @@ CMD="caveatd --version"; run "$CAVEATD" --version
 expect 0 out "caveatd "
 CMD="caveatd --help"; run "$CAVEATD" --help
 expect 0 out "usage: caveatd --policy FILE"
+# a number with anything after it is refused, not read as its digits
+# ("--clock-skew 1d" was once taken as 1 second)
+CMD="caveatd --clock-skew 1d"; run "$CAVEATD" --clock-skew 1d
+expect 2 err "caveatd: --clock-skew: from 1 second to a year, not '1d'"
+CMD="caveatd --disk-reserve 64MB"; run "$CAVEATD" --disk-reserve 64MB
+expect 2 err "caveatd: --disk-reserve: from 1 to 65536 (MB), not '64MB'"
+CMD="caveatd --ack-timeout 30s"; run "$CAVEATD" --ack-timeout 30s
+expect 2 err "caveatd: --ack-timeout: at least 0.1 seconds, not '30s'"
+CMD="caveatd --max-reports 500x"; run "$CAVEATD" --max-reports 500x
+expect 2 err "caveatd: --max-reports: from 1 to 100000, not '500x'"
 CMD="caveatd --policy x"; run "$CAVEATD" --policy x
 expect 2 err "caveatd: missing --endpoint EP"
 grep -qF "caveatd: missing --data DIR" "$tmp/err" || fail "$CMD: --data not named"
