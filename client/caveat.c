@@ -50,7 +50,8 @@ static const char usage[] =
     "  admin stats|sessions|reload|quarantined|purge [--dry-run [--at TIME]] [--trust-clock]|\n"
     "        backup DIR|review REPORT_ID (--retain-until TIME|--dispose) --reason TEXT\n"
     "        [--originator AGENCY]\n"
-    "            --broker EP --server-key BROKER.cert --cert ADMIN.cert_secret\n"
+    "            --broker EP --server-key BROKER.cert --cert ADMIN.cert_secret [--timeout S]\n"
+    "            (--timeout: seconds to wait for the answer, 10 by default)\n"
     "  received LABEL=FILE...               subscribe's output, side by side per report\n"
     "  audit key DIR                        the verifier key of DIR's audit log\n"
     "  audit verify DIR [--key VERIFIER-KEY] [--checkpoint FILE]\n"
@@ -119,7 +120,8 @@ int main(int argc, char **argv)
 {
     cv_keep_freed_memory(); /* subscribe receives frames of up to 1 MB */
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-        (strcmp(argv[1], "help") == 0 && argc == 2)) {
+        (strcmp(argv[1], "help") == 0 &&
+         (argc == 2 || strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0))) {
         fputs(usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? CLI_USAGE : CLI_OK;
     }

@@ -47,6 +47,12 @@ for option in "check FILE [--strict]" "--coverage" "--format text (default), jso
 done
 CMD="caveat help"; run "$CAVEAT" help
 expect 0 out "usage: caveat COMMAND"
+# every command answers --help, help itself too
+CMD="caveat help --help"; run "$CAVEAT" help --help
+expect 0 out "usage: caveat COMMAND"
+# admin's --timeout (docs/operations.md, "Backups") is in its part of the usage
+CMD="caveat help admin"; run "$CAVEAT" help admin
+expect 0 out "--cert ADMIN.cert_secret [--timeout S]"
 CMD="caveat help nosuch"; run "$CAVEAT" help nosuch
 expect 2 err "caveat: help: no command 'nosuch'"
 CMD="caveat --version"; run "$CAVEAT" --version
