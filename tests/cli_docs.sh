@@ -25,5 +25,39 @@ for unwanted in 'Example Street' 'Mother called 101' 'SR/2026/0441'; do
         echo "ok - no $unwanted"
     fi
 done
+
+# README.md's tour, the protocol administrator's tools: each line run as
+# written, from a copy of the repository's examples (the graph's `dot`, not
+# a dependency, left out). Each exits 0 but diff (1: the versions differ),
+# and none changes a file of the repository.
+mkdir -p "$tmp/tour"
+cp -r "$CAVEAT_SOURCE_DIR/examples" "$tmp/tour/"
+cp -r "$tmp/tour/examples" "$tmp/as-given"
+awk '/^# the protocol administrator.s tools/ {inside=1; next} /^# the broker/ {inside=0} inside' \
+    "$CAVEAT_SOURCE_DIR/README.md" | sed -e 's/ *#.*$//' -e 's/ | dot -Tsvg > sharing.svg$//' |
+    awk '/\\$/ {sub(/\\$/, ""); line = line $0; next} {print line $0; line = ""}' |
+    grep -v '^ *$' >"$tmp/tour.sh"
+[ "$(grep -c '^\$B policy' "$tmp/tour.sh")" -ge 7 ] || {
+    echo "not ok - the tour's policy lines were not found: $(cat "$tmp/tour.sh")"
+    failures=$((failures + 1))
+}
+while IFS= read -r line; do
+    want=0
+    case "$line" in *"policy diff "*) want=1 ;; esac
+    status=0
+    (cd "$tmp/tour" && B=$CAVEAT && eval "$line" >/dev/null 2>"$tmp/tour.err") || status=$?
+    if [ "$status" -eq "$want" ]; then
+        echo "ok - tour: $line"
+    else
+        echo "not ok - tour: $line: exit $status, not $want: $(cat "$tmp/tour.err")"
+        failures=$((failures + 1))
+    fi
+done <"$tmp/tour.sh"
+if diff -r "$tmp/as-given" "$tmp/tour/examples" >/dev/null; then
+    echo "ok - the tour leaves the examples as they are"
+else
+    echo "not ok - the tour changed $(diff -rq "$tmp/as-given" "$tmp/tour/examples")"
+    failures=$((failures + 1))
+fi
 echo "$failures failed"
 [ "$failures" -eq 0 ]
