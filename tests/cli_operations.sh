@@ -26,6 +26,18 @@ check "port 99999: $(cat "$tmp/err")" \
     grep -qF "cannot bind tcp://127.0.0.1:99999: the port is not from 0 to 65535" "$tmp/err"
 check "port 99999: printed ready" [ ! -s "$tmp/out" ]
 
+# --- a secret certificate group or others may use: any bit of 077, read or not -----
+for mode in 640 620; do
+    chmod "$mode" "$tmp/broker.cert_secret"
+    status=0
+    (cd "$tmp" && timeout 10 "$CAVEATD" --policy policy.yaml --cert broker.cert_secret \
+        --endpoint 'tcp://127.0.0.1:*' --data data >"$tmp/out" 2>"$tmp/err") || status=$?
+    check "a secret certificate of mode $mode: exit $status, not 1" [ "$status" -eq 1 ]
+    check "a secret certificate of mode $mode: $(cat "$tmp/err")" \
+        grep -qxF "caveatd: broker.cert_secret: secret key file must be mode 0600" "$tmp/err"
+done
+chmod 600 "$tmp/broker.cert_secret"
+
 # --- JSON lines, the pid file, sessions, a refused handshake ----------------------
 start_broker --log-format json --pid-file "$tmp/caveatd.pid" --monitor 0
 check "pid file holds $(cat "$tmp/caveatd.pid"), not $broker_pid" \
@@ -52,6 +64,11 @@ wait "$subscriber"
 check "the subscriber got nothing" grep -q '"delivery"' "$tmp/received"
 
 # --- the monitoring listener: loopback, /metrics and /healthz ----------------------
+# the threads docs/operations.md ("Which thread is which") names
+for name in caveatd cv-signals cv-sync MHD-single; do
+    check "no thread $name: $(cat /proc/"$broker_pid"/task/*/comm | tr '\n' ' ')" \
+        grep -qxF "$name" <(cat /proc/"$broker_pid"/task/*/comm)
+done
 http_get() { # PATH: the whole answer, headers too (HTTP/1.0, bash's /dev/tcp)
     exec 3<>"/dev/tcp/$monitor_host/$monitor_port"
     printf 'GET %s HTTP/1.0\r\n\r\n' "$1" >&3
