@@ -106,6 +106,11 @@ check "a relative backup path: exit $status" [ "$status" -ne 0 ]
 check "a relative backup path: $(cat "$tmp/backup")" \
     grep -qF "relative/dir: not an absolute path" "$tmp/backup"
 check "a relative backup path was made" [ ! -e "$tmp/relative" ]
+status=0
+as caveat-admin admin backup "$tmp/no-parent/backup" >"$tmp/backup" 2>&1 || status=$?
+check "a backup under a missing directory: exit $status" [ "$status" -eq 1 ]
+check "a backup under a missing directory: $(cat "$tmp/backup")" \
+    grep -qF "$tmp/no-parent/backup: cannot create: No such file or directory" "$tmp/backup"
 
 # every line a JSON object with a time, a level and a message
 check "log lines not JSON: $(grep -v '^{"time":"[0-9-]*T[0-9:.]*Z","level":"\(debug\|info\|warning\|error\)",' "$tmp/log")" \
