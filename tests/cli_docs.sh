@@ -59,5 +59,17 @@ else
     echo "not ok - the tour changed $(diff -rq "$tmp/as-given" "$tmp/tour/examples")"
     failures=$((failures + 1))
 fi
+
+# the docs cite nothing outside the repository: no link to a web page
+# (an address the broker serves, on loopback or an example network, is no
+# citation)
+links=$(grep -rnoE 'https?://[^ )>`"]+' "$CAVEAT_SOURCE_DIR/README.md" "$CAVEAT_SOURCE_DIR/docs" |
+    grep -vE 'https?://(127\.0\.0\.1|0\.0\.0\.0|10\.0\.0\.5)[:/]' || true)
+if [ -z "$links" ]; then
+    echo "ok - no link out of the repository"
+else
+    echo "not ok - links out of the repository: $links"
+    failures=$((failures + 1))
+fi
 echo "$failures failed"
 [ "$failures" -eq 0 ]
