@@ -110,6 +110,9 @@ bool cv_space_check(cv_space_t *self, bool now)
     bool was_short = self->is_short;
     if (!free_bytes(self->dir, &self->free))
         return false; /* nothing learnt: nothing changes */
+    if (self->held && !reserve_there(self))
+        self->held = false; /* deleted under the broker (operations.md says it may be): made again
+                               below once there is room, not counted on meanwhile */
     if (self->held && self->free < self->reserve) {
         give_up_reserve(self);
         self->is_short = true;
