@@ -908,6 +908,10 @@ static bool load_restriction(loader_t *l, struct fy_node *node)
     bool ok = !categories || load_categories(l, categories, &r->categories, "categories");
     if (!categories) /* every category */
         every_category(p, &r->categories);
+    else if (ok && !r->categories) /* []: it would apply to none, and load promising nothing */
+        ok = fail(l, categories,
+                  "categories: at least one category is needed (leave categories out for every "
+                  "category)");
     ok = load_agency_set(l, node, "from", &r->from, false, what) && ok;
     ok = load_agency_set(l, node, "to", &r->to, false, what) && ok;
     ok = load_agency_set(l, node, "except_to", &r->except_to, false, what) && ok;

@@ -701,6 +701,16 @@ static const error_case_t restriction_unknown_category = {
     "    fields: {summary: deny}\n",                    /* 20 */
     19, 18, "restriction 'x1': categories: unknown category 'gossip'"};
 
+/*  categories: [] lists no category: a restriction that applied to none
+ *  would load and promise nothing, silently. Leaving the key out means
+ *  every category. */
+static const error_case_t restriction_no_categories = {
+    HEADER RESTRICTION_HEAD
+    "    categories: []\n"                              /* 19 */
+    "    fields: {summary: deny}\n",                    /* 20 */
+    19, 0, "restriction 'x1': categories: at least one category is needed (leave categories "
+           "out for every category)"};
+
 static const error_case_t restriction_without_name = {
     HEADER
     "restrictions:\n"                                   /* 17 */
@@ -1402,6 +1412,7 @@ int main(void)
         ERROR_CASE(restriction_unknown_to_agency),
         ERROR_CASE(restriction_unknown_except_agency),
         ERROR_CASE(restriction_unknown_category),
+        ERROR_CASE(restriction_no_categories),
         ERROR_CASE(restriction_without_name),
         ERROR_CASE(restriction_empty_name),
         ERROR_CASE(restriction_duplicate_name),
