@@ -676,10 +676,13 @@ static bool load_fields(loader_t *l, struct fy_node *fields, cv_entry_t *entry, 
     for (size_t i = 0; i < size; i++) {
         const cv_schema_node_t *node = cv_schema_node(l->policy->schema, (int)i);
         /* the envelope goes with any delivery, and delivers nothing by
-         * itself: only {} asks for a notice (docs/policy.md, rule 1) */
-        entry->grants_any =
-            entry->grants_any || (!node->envelope && entry->grants[i] != CV_GRANT_NONE &&
-                                  entry->grants[i] != CV_GRANT_DENY);
+         * itself: only {} asks for a notice (docs/policy.md, rule 1). Only
+         * leaves count: a message's own node keeps what its path granted
+         * ({source: share, source.type: deny, ...}) when every field under
+         * it is denied, and a view copies fields, never that node */
+        entry->grants_any = entry->grants_any || (node->is_leaf && !node->envelope &&
+                                                  entry->grants[i] != CV_GRANT_NONE &&
+                                                  entry->grants[i] != CV_GRANT_DENY);
         if (node->is_leaf && !node->envelope && entry->grants[i] != CV_GRANT_SHARE)
             entry->shares_all = false;
         if (entry->grants[i] == CV_GRANT_PSEUDONYMISE)

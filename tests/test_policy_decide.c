@@ -347,7 +347,11 @@ static const char summary_only_yaml[] =
     "  - name: envelope-only\n"
     "    categories: [venue_of_concern]\n"
     "    to_types: [local_authority]\n"
-    "    fields: {id: share}\n";
+    "    fields: {id: share}\n"
+    "  - name: shares-a-message-denies-its-fields\n"
+    "    categories: [intervention_review]\n"
+    "    to_types: [local_authority]\n"
+    "    fields: {source: share, source.type: deny, source.reference: deny, source.notes: deny}\n";
 /* clang-format on */
 
 static void assert_envelope(const Caveat__Report *view)
@@ -416,9 +420,13 @@ static void test_deny_never_delivers(void **state)
     /* venue_of_concern: an entry that grants only the envelope, which
      * goes with any delivery and delivers nothing by itself (only {} asks
      * for a notice). With no marking and no restriction the decision took
-     * a shorter path, which counted the envelope and sent a notice. */
-    const char *categories[] = {"critical_incident", "grievance", "venue_of_concern"};
-    for (int i = 0; i < 3; i++) {
+     * a shorter path, which counted the envelope and sent a notice.
+     * intervention_review: an entry that shares a message (source) and
+     * denies each of its fields, so shares no field; the same shorter path
+     * counted the message's own node and sent a notice. */
+    const char *categories[] = {"critical_incident", "grievance", "venue_of_concern",
+                                "intervention_review"};
+    for (int i = 0; i < 4; i++) {
         set_text(&report->category, categories[i]);
         assert_false(delivered_to(policy, report, "hull-cc", NULL));
         assert_reason("the matching rules and screening entries share or mask no field here: "
