@@ -112,6 +112,7 @@ struct cv_decision_t {
     outcome_t *outcome; /* why, worked out for explanations only */
     bool outcome_done;
     uint8_t *granted;  /* something under this node goes */
+    uint8_t *given;    /* the view holds something under this node (marking_hidden) */
     uint8_t *present;  /* the report has a value here */
     int markings_node; /* field_markings: each value names another field */
     int *marked;       /* per marking of the report, the node it names or -1
@@ -179,8 +180,9 @@ cv_decision_t *cv_decision_new(void)
     self->outcome = calloc(self->size, sizeof *self->outcome);
     self->granted = calloc(self->size, 1);
     self->present = calloc(self->size, 1);
+    self->given = calloc(self->size, 1);
     if (!self->kind || !self->field_level || !self->grant || !self->failed || !self->outcome ||
-        !self->granted || !self->present)
+        !self->granted || !self->present || !self->given)
         abort();
     for (size_t i = 0; i < self->size; i++)
         self->kind[i] = !self->nodes[i].is_leaf   ? NODE_INNER
@@ -233,6 +235,7 @@ void cv_decision_destroy(cv_decision_t **self_p)
     free(self->outcome);
     free(self->granted);
     free(self->present);
+    free(self->given);
     while (self->arena) {
         arena_block_t *next = self->arena->next;
         free(self->arena);
@@ -1045,8 +1048,12 @@ static bool emptied(const cv_schema_node_t *n, const void *src_value, const void
 
 /*  A field marking names a field and its level. One that names a field
  *  nothing of which goes to the recipient would tell it that the field
- *  exists and how it is marked: it is left out, as that field is. (One
- *  naming no field of the schema names nothing, and goes as it is.) */
+ *  exists and how it is marked: it is left out, as that field is. What
+ *  goes is what the view holds (given[], mark_given), not what is granted:
+ *  a value that fails its mask, a sub-message left with nothing, a field
+ *  the report lacks are not given. A marking of field_markings itself goes
+ *  with it as granted. (One naming no field of the schema names nothing,
+ *  and goes as it is.) */
 static bool marking_hidden(const cv_decision_t *self, int node, size_t index)
 {
     if (node != self->markings_node)
@@ -1054,7 +1061,97 @@ static bool marking_hidden(const cv_decision_t *self, int node, size_t index)
     /* the grants, and so the levels and the nodes marked, are this report's */
     assert(self->grants_for == self->report && index < self->report->n_field_markings);
     int marked = self->marked[index];
-    return marked >= 0 && !self->granted[marked];
+    if (marked < 0)
+        return false;
+    bool markings = marked >= node && marked < self->nodes[node].end;
+    return !(markings ? self->granted[marked] : self->given[marked]);
+}
+
+/*  Whether text, granted as grant, goes: a mask that does not fit the
+ *  value withholds it (mask_into). */
+static bool gives_text(cv_decision_t *self, cv_grant_t grant, const char *text)
+{
+    if (!text)
+        return false;
+    if (grant == CV_GRANT_SHARE || grant == CV_GRANT_PSEUDONYMISE)
+        return true; /* they fit every value */
+    size_t len = strlen(text);
+    char small[CV_MASK_MAX];
+    char *out =
+        grant == CV_GRANT_INITIALS && 2 * len + 1 > sizeof small ? malloc(2 * len + 1) : small;
+    if (!out)
+        abort();
+    bool fits = mask_into(self, grant, text, len, out);
+    if (out != small)
+        free(out);
+    return fits;
+}
+
+static bool mark_given(cv_decision_t *self, const ProtobufCMessage *src, int parent);
+
+/*  Whether one value of node's field puts something in the view, as
+ *  copy_value and emptied decide; marks given[] under it. */
+static bool gives_value(cv_decision_t *self, int node, const void *value)
+{
+    const cv_schema_node_t *n = &self->nodes[node];
+    switch (n->field->type) {
+    case PROTOBUF_C_TYPE_STRING:
+        return gives_text(self, self->grant[node], *(char *const *)value);
+    case PROTOBUF_C_TYPE_MESSAGE: {
+        const ProtobufCMessage *msg = *(ProtobufCMessage *const *)value;
+        if (!msg)
+            return false;
+        if (!n->is_map) /* one empty as published goes as it is */
+            return mark_given(self, msg, node) || message_empty(msg);
+        const ProtobufCMessageDescriptor *d = msg->descriptor;
+        const char *key = *(char *const *)((const char *)msg + d->fields[0].offset);
+        const char *text = *(char *const *)((const char *)msg + d->fields[1].offset);
+        return key && gives_text(self, self->grant[node], text);
+    }
+    case PROTOBUF_C_TYPE_BYTES: /* withheld, as in copy_value */
+        return false;
+    default:
+        return true;
+    }
+}
+
+/*  given[]: the fields of src (a message at parent) of which the view
+ *  holds a value, so that marking_hidden keeps back the markings of those
+ *  granted but not given. True when src gives anything. Worked out only
+ *  for a report whose markings go, before the view is built or packed
+ *  (which walks back to front, the markings before the fields they name). */
+static bool mark_given(cv_decision_t *self, const ProtobufCMessage *src, int parent)
+{
+    bool any = false;
+    int node = parent + 1;
+    for (unsigned i = 0; i < src->descriptor->n_fields; i++, node = self->nodes[node].end) {
+        const ProtobufCFieldDescriptor *f = self->nodes[node].field;
+        if (!self->granted[node] || node == self->markings_node || !field_present(src, f))
+            continue;
+        const char *member = (const char *)src + f->offset;
+        bool gives = false;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)((const char *)src + f->quantifier_offset);
+            const char *values = *(char *const *)member;
+            for (size_t k = 0; k < n; k++) /* each: it marks the fields under it */
+                gives |= gives_value(self, node, values + k * cv_slot_size(f->type));
+        } else {
+            gives = gives_value(self, node, member);
+        }
+        self->given[node] |= gives;
+        any |= gives;
+    }
+    return any;
+}
+
+/*  given[] for the report under the grants, when its markings go. */
+static void settle_given(cv_decision_t *self)
+{
+    if (self->report->n_field_markings == 0 || self->markings_node < 0 ||
+        !self->granted[self->markings_node])
+        return;
+    memset(self->given, 0, self->size);
+    mark_given(self, &self->report->base, -1);
 }
 
 static void copy_repeated(cv_decision_t *self, int node, const ProtobufCMessage *src,
@@ -1142,6 +1239,7 @@ static bool start_view(cv_decision_t *self, const Caveat__Report *report)
         compute_grants(self);
     else if (!self->grants_restricted)
         restrict_grants(self);
+    settle_given(self);
     self->viewed = true;
     return true;
 }
@@ -1842,5 +1940,11 @@ bool cv_decision_shares_all(cv_decision_t *self)
         if (node->is_leaf && !node->envelope && self->grant[i] != CV_GRANT_SHARE)
             return false;
     }
+    /* a marking of a field the report lacks stays behind: the view is
+     * then not the report */
+    settle_given(self);
+    for (size_t m = 0; m < self->report->n_field_markings; m++)
+        if (marking_hidden(self, self->markings_node, m))
+            return false;
     return true;
 }

@@ -744,6 +744,79 @@ static void test_markings_of_withheld_fields_stay_behind(void **state)
     cv_policy_destroy(&policy);
 }
 
+/* clang-format off */
+static const char markings_yaml[] =
+    POLICY_HEAD
+    "rules:\n"
+    "  - name: districts-and-markings\n"
+    "    categories: [vulnerable_individual]\n"
+    "    to_types: [local_authority]\n"
+    "    fields: {summary: share, subjects.name: share, location.name: share,\n"
+    "             subjects.postcode: {mask: postcode_district}, field_markings: share}\n";
+/* clang-format on */
+
+/*  A marking goes only with a field the recipient is given something of
+ *  (docs/policy.md, rule 4), and a field granted is not always given: a
+ *  postcode that is no postcode fails its mask and is withheld, a subject
+ *  left with nothing is left out, a field the report lacks is not there
+ *  to give. Their markings went all the same, as the grants alone were
+ *  looked at, telling the recipient that a subject with a postcode, or a
+ *  second one, exists and how it is marked. */
+static bool assert_shares_all_is_the_report(const cv_policy_t *policy, const Caveat__Report *report,
+                                            int agency);
+
+static void test_markings_of_fields_not_given_stay_behind(void **state)
+{
+    (void)state;
+    cv_policy_t *policy = load_policy(markings_yaml, NULL);
+    Caveat__Report *report = parse_report(
+        "{'id': 'rep-3', 'originator': 'hull-police', 'created': '2026-11-20T09:30:00Z',"
+        " 'category': 'vulnerable_individual', 'handling_level': 'OFFICIAL-SENSITIVE',"
+        " 'area': 'hull', 'summary': 'One subject, address unknown',"
+        " 'subjects': [{'postcode': 'no fixed abode', 'address': 'unknown'}],"
+        " 'field_markings': [{'path': 'subjects.postcode', 'level': 'OFFICIAL'},"
+        "   {'path': 'subjects', 'level': 'OFFICIAL'}, {'path': 'location.name', 'level': "
+        "'OFFICIAL'},"
+        "   {'path': 'summary', 'level': 'OFFICIAL'}]}");
+    Caveat__Report *view = view_for(policy, report, "hull-cc", NULL);
+    assert_non_null(view);
+    assert_string_equal(view->summary, "One subject, address unknown");
+    assert_int_equal(view->n_subjects, 0);
+    assert_null(view->location);
+    assert_int_equal(view->n_field_markings, 1);
+    assert_string_equal(view->field_markings[0]->path, "summary");
+    assert_packed_as_built(report, view);
+    view_free(view);
+
+    /* a postcode given, masked: its marking and its subject's go */
+    set_text(&report->subjects[0]->postcode, "HU3 2AB");
+    view = view_for(policy, report, "hull-cc", NULL);
+    assert_non_null(view);
+    assert_int_equal(view->n_subjects, 1);
+    assert_string_equal(view->subjects[0]->postcode, "HU3");
+    assert_int_equal(view->n_field_markings, 3);
+    assert_string_equal(view->field_markings[0]->path, "subjects.postcode");
+    assert_string_equal(view->field_markings[1]->path, "subjects");
+    assert_string_equal(view->field_markings[2]->path, "summary");
+    assert_packed_as_built(report, view);
+    view_free(view);
+
+    /* given every field as it is, but not the marking of location.name,
+     * which the report lacks: the view is not the report, so the broker
+     * must not send the report's own bytes */
+    cv_policy_t *everything = load_policy(everything_yaml, NULL);
+    int hull_cc = cv_policy_agency_find(everything, "hull-cc");
+    assert_true(cv_policy_decide(everything, report, hull_cc, NULL, decision));
+    assert_false(cv_decision_shares_all(decision));
+    assert_false(assert_shares_all_is_the_report(everything, report, hull_cc));
+    view = view_for(everything, report, "hull-cc", NULL);
+    assert_int_equal(view->n_field_markings, 3);
+    view_free(view);
+    report_free(report);
+    cv_policy_destroy(&everything);
+    cv_policy_destroy(&policy);
+}
+
 /*  A sub-message whose every field is withheld went as an empty one: two
  *  subjects that held only an address reached the council as {} {},
  *  telling it there were two more subjects; a location holding only a
@@ -2615,6 +2688,7 @@ int main(void)
         cmocka_unit_test(test_marking_on_parent),
         cmocka_unit_test(test_marking_on_field),
         cmocka_unit_test(test_markings_of_withheld_fields_stay_behind),
+        cmocka_unit_test(test_markings_of_fields_not_given_stay_behind),
         cmocka_unit_test(test_emptied_sub_messages_stay_behind),
         cmocka_unit_test(test_unknown_marking_fails_closed),
         cmocka_unit_test(test_union_of_grants),
