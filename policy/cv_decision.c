@@ -455,7 +455,10 @@ static void sort_matched(cv_decision_t *self)
 }
 
 /*  Screening entries (a few per recipient) after the rules, in order; the
- *  first that releases the report names the feed. */
+ *  first that releases the report names the feed. One that only denies
+ *  releases nothing (rule 1): it takes part in the union, but naming the
+ *  feed it would send a report that others released to its feed's
+ *  session, and away from theirs. */
 static void scan_screens(cv_decision_t *self, const cv_agency_hot_t *to)
 {
     for (int i = 0; i < to->n_screens; i++) {
@@ -464,7 +467,7 @@ static void scan_screens(cv_decision_t *self, const cv_agency_hot_t *to)
         if (screen_matches(entry, self->report, self->category) && from_ok(self, e) &&
             (!entry->same_area || self->area_ok) && self->level <= entry->max_level) {
             match(self, e);
-            if (!self->feed)
+            if (!self->feed && (entry->notice || entry->grants_any))
                 self->feed = entry->feed;
         }
     }

@@ -1596,6 +1596,28 @@ static void test_feed_is_first_screening_entry(void **state)
     assert_false(delivered_to(policy, report, "hull-cc", NULL));
     assert_reason("no rule releases category vulnerable_individual from hull-police (police) "
                   "to hull-cc (local_authority)");
+    cv_policy_destroy(&policy);
+
+    /* a screening entry that only denies releases nothing (rule 1), so it
+     * names no feed: the report went to the session of its feed, and not
+     * to the one of the entry that released it (or, released by a rule
+     * alone, to none) */
+    policy =
+        load_policy(POLICY_HEAD "rules:\n"
+                                "  - {name: to-ctu, categories: [\"*\"], to_types: [ctu],\n"
+                                "     fields: {summary: share}}\n"
+                                "screening:\n"
+                                "  - {name: s-quiet, feed: quiet, to_types: [ctu],\n"
+                                "     match: {keywords: [gun]}, fields: {source: deny}}\n"
+                                "  - {name: s-beta, feed: beta, to_types: [ctu],\n"
+                                "     match: {keywords: [knife]}, fields: {narrative: share}}\n",
+                    NULL);
+    set_text(&report->narrative, "a knife and a gun");
+    assert_true(delivered_to(policy, report, "ne-ctu", NULL));
+    assert_string_equal(cv_decision_feed(decision), "beta");
+    set_text(&report->narrative, "a gun");
+    assert_true(delivered_to(policy, report, "ne-ctu", NULL));
+    assert_null(cv_decision_feed(decision));
     report_free(report);
     cv_policy_destroy(&policy);
 }
