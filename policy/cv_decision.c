@@ -113,6 +113,7 @@ struct cv_decision_t {
     bool outcome_done;
     uint8_t *granted;  /* something under this node goes */
     uint8_t *given;    /* the view holds something under this node (marking_hidden) */
+    uint8_t *walked;   /* settle_given: WALK_TO a node marked, or WALK_ALL under one */
     uint8_t *present;  /* the report has a value here */
     int markings_node; /* field_markings: each value names another field */
     int *marked;       /* per marking of the report, the node it names or -1
@@ -181,8 +182,9 @@ cv_decision_t *cv_decision_new(void)
     self->granted = calloc(self->size, 1);
     self->present = calloc(self->size, 1);
     self->given = calloc(self->size, 1);
+    self->walked = calloc(self->size, 1);
     if (!self->kind || !self->field_level || !self->grant || !self->failed || !self->outcome ||
-        !self->granted || !self->present || !self->given)
+        !self->granted || !self->present || !self->given || !self->walked)
         abort();
     for (size_t i = 0; i < self->size; i++)
         self->kind[i] = !self->nodes[i].is_leaf   ? NODE_INNER
@@ -236,6 +238,7 @@ void cv_decision_destroy(cv_decision_t **self_p)
     free(self->granted);
     free(self->present);
     free(self->given);
+    free(self->walked);
     while (self->arena) {
         arena_block_t *next = self->arena->next;
         free(self->arena);
@@ -1120,7 +1123,8 @@ static bool gives_value(cv_decision_t *self, int node, const void *value)
 
 /*  given[]: the fields of src (a message at parent) of which the view
  *  holds a value, so that marking_hidden keeps back the markings of those
- *  granted but not given. True when src gives anything. Worked out only
+ *  granted but not given. True when src gives anything (of the fields
+ *  walked: settle_given says which). Worked out only
  *  for a report whose markings go, before the view is built or packed
  *  (which walks back to front, the markings before the fields they name). */
 static bool mark_given(cv_decision_t *self, const ProtobufCMessage *src, int parent)
@@ -1129,7 +1133,8 @@ static bool mark_given(cv_decision_t *self, const ProtobufCMessage *src, int par
     int node = parent + 1;
     for (unsigned i = 0; i < src->descriptor->n_fields; i++, node = self->nodes[node].end) {
         const ProtobufCFieldDescriptor *f = self->nodes[node].field;
-        if (!self->granted[node] || node == self->markings_node || !field_present(src, f))
+        if (!self->granted[node] || !self->walked[node] || node == self->markings_node ||
+            !field_present(src, f))
             continue;
         const char *member = (const char *)src + f->offset;
         bool gives = false;
@@ -1147,14 +1152,42 @@ static bool mark_given(cv_decision_t *self, const ProtobufCMessage *src, int par
     return any;
 }
 
-/*  given[] for the report under the grants, when its markings go. */
+enum { WALK_NONE, WALK_TO, WALK_ALL };
+
+/*  Whether node lies under field_markings, whose own markings go as granted. */
+static bool in_markings(const cv_decision_t *self, int node)
+{
+    int m = self->markings_node;
+    return node >= m && node < self->nodes[m].end;
+}
+
+/*  given[] for the report under the grants, when its markings go. Only
+ *  given[] of a node marked and granted is ever read (marking_hidden: one
+ *  not granted is not given), so the walk goes down to those alone, and
+ *  all the way under each (a sub-message is given when anything under it
+ *  is); it is skipped when there is none, as for a recipient not cleared
+ *  for what is marked. */
 static void settle_given(cv_decision_t *self)
 {
-    if (self->report->n_field_markings == 0 || self->markings_node < 0 ||
+    const Caveat__Report *report = self->report;
+    if (report->n_field_markings == 0 || self->markings_node < 0 ||
         !self->granted[self->markings_node])
         return;
     memset(self->given, 0, self->size);
-    mark_given(self, &self->report->base, -1);
+    memset(self->walked, WALK_NONE, self->size);
+    bool any = false;
+    for (size_t m = 0; m < report->n_field_markings; m++) {
+        int marked = self->marked[m];
+        if (marked < 0 || !self->granted[marked] || in_markings(self, marked))
+            continue;
+        any = true;
+        memset(self->walked + marked, WALK_ALL, (size_t)(self->nodes[marked].end - marked));
+        for (int i = 0; i < marked; i++) /* the nodes that hold it, on the way */
+            if (self->nodes[i].end > marked && self->walked[i] == WALK_NONE)
+                self->walked[i] = WALK_TO;
+    }
+    if (any)
+        mark_given(self, &report->base, -1);
 }
 
 static void copy_repeated(cv_decision_t *self, int node, const ProtobufCMessage *src,

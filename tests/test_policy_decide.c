@@ -801,6 +801,18 @@ static void test_markings_of_fields_not_given_stay_behind(void **state)
     assert_packed_as_built(report, view);
     view_free(view);
 
+    /* the marking of a field under a sub-message not marked itself: the
+     * walk for what is given goes down to it through the sub-message */
+    size_t markings = report->n_field_markings;
+    report->n_field_markings = 1; /* subjects.postcode alone */
+    view = view_for(policy, report, "hull-cc", NULL);
+    assert_non_null(view);
+    assert_int_equal(view->n_field_markings, 1);
+    assert_string_equal(view->field_markings[0]->path, "subjects.postcode");
+    assert_packed_as_built(report, view);
+    view_free(view);
+    report->n_field_markings = markings;
+
     /* given every field as it is, but not the marking of location.name,
      * which the report lacks: the view is not the report, so the broker
      * must not send the report's own bytes */
