@@ -86,12 +86,17 @@ static bool release_approved(cv_broker_t *self, int64_t rowid, const Caveat__Rep
     reserve((void **)&self->route_to, &self->route_to_cap, (size_t)agencies * sizeof(cv_queue_t *));
     size_t n = 0;
     for (int i = 0; i < agencies; i++) {
+        /* decided first, in memory: only an agency the approvals release
+         * is looked up in the store, so an approval costs reads for the
+         * agencies it names, not for every agency the report could reach
+         * (an originator may send ten a second, each changing nothing) */
+        if (!cv_policy_decide(self->policy, report, candidates[i], &approvals, self->decision))
+            continue;
         const char *agency = cv_policy_agency(self->policy, candidates[i])->id;
         int released = already_released(self, rowid, report, agency, err);
         if (released < 0)
             return false;
-        if (released ||
-            !cv_policy_decide(self->policy, report, candidates[i], &approvals, self->decision))
+        if (released)
             continue;
         const char *feed = cv_decision_feed(self->decision);
         cv_queue_t *q = cv_router_queue(self->queues, agency, feed ? feed : "", err);
