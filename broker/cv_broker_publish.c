@@ -205,16 +205,22 @@ static bool route(cv_broker_t *self, const Caveat__Report *report, int64_t rowid
            cv_router_route(self->queues, rowid, priority, self->route_to, n, err);
 }
 
-/*  A report's `created`, when given, is neither ahead of the broker's
- *  clock by more than --clock-skew nor before 2000: a date far ahead would
- *  evade retention, one far back would be purged before anyone saw it.
- *  *when is it in unix seconds, or -1 when absent (the broker stamps it). */
+/*  A report's `created`, when given, is an RFC 3339 time, neither ahead
+ *  of the broker's clock by more than --clock-skew nor before 2000: a date
+ *  far ahead would evade retention, one far back would be purged before
+ *  anyone saw it. One that is no time at all is refused too: stamped over,
+ *  the originator's word would be replaced by the broker's without a
+ *  word, and the JSON form refuses it. *when is it in unix seconds, or -1
+ *  when absent or empty (the broker stamps it). */
 static bool created_plausible(cv_broker_t *self, const char *created, int64_t *when,
                               cv_error_t *err)
 {
-    if (!cv_timestamp_parse(created, when)) {
-        *when = -1;
+    *when = -1;
+    if (!created || !*created)
         return true;
+    if (!cv_timestamp_parse(created, when)) {
+        cv_error_set(err, NULL, 0, 0, "created: not an RFC 3339 time");
+        return false;
     }
     int64_t now = (int64_t)time(NULL);
     if (*when > now + self->config.clock_skew_s)

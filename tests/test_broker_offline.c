@@ -245,6 +245,63 @@ static void test_a_map_entry_without_its_value_is_not_stored(void **state)
     assert_int_equal(cv_broker_check_store(o->broker, &err), 1);
 }
 
+/*  The statuses of the last PublishAck sent. */
+typedef struct {
+    size_t n;
+    Caveat__Wire__Status status[8];
+} results_seen_t;
+
+static void on_sent_results(void *arg, uint32_t connection, const uint8_t *bytes, size_t size)
+{
+    (void)connection;
+    results_seen_t *seen = arg;
+    Caveat__Wire__Frame *frame = caveat__wire__frame__unpack(NULL, size, bytes);
+    assert_non_null(frame);
+    if (frame->body_case == CAVEAT__WIRE__FRAME__BODY_PUBLISH_ACK) {
+        seen->n = 0;
+        for (size_t i = 0; i < frame->publish_ack->n_results && i < 8; i++)
+            seen->status[seen->n++] = frame->publish_ack->results[i]->status;
+    }
+    caveat__wire__frame__free_unpacked(frame, NULL);
+}
+
+/*  A report's created, when given, is an RFC 3339 time (docs/protocol.md,
+ *  "Publishing"): one that is no time at all is refused REFUSED_INVALID,
+ *  not stamped over with the broker's clock as if absent; an empty one is
+ *  absent, and stamped. */
+static void test_a_created_that_is_no_time_is_refused(void **state)
+{
+    offline_t *o = *state;
+    int police = agency(o, "hum-bcu-hull");
+    hello(o, police);
+    results_seen_t seen = {0};
+    cv_broker_on_sent(o->broker, on_sent_results, &seen);
+    const char *created[] = {"yesterday", "2026-02-30T10:00:00Z", "", "2026-11-20T09:30:00Z"};
+    enum { N = sizeof created / sizeof *created };
+    Caveat__Report *reports[N];
+    for (size_t i = 0; i < N; i++) {
+        reports[i] = example_to_send("vulnerable_individual", NULL);
+        free(reports[i]->created);
+        reports[i]->created = strdup(created[i]);
+    }
+    Caveat__Wire__Publish publish = CAVEAT__WIRE__PUBLISH__INIT;
+    publish.n_reports = N;
+    publish.reports = reports;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_PUBLISH;
+    frame.publish = &publish;
+    feed(o, police, &frame);
+    for (size_t i = 0; i < N; i++)
+        caveat__report__free_unpacked(reports[i], NULL);
+    assert_int_equal(seen.n, N);
+    assert_int_equal(seen.status[0], CAVEAT__WIRE__STATUS__REFUSED_INVALID);
+    assert_int_equal(seen.status[1], CAVEAT__WIRE__STATUS__REFUSED_INVALID);
+    assert_int_equal(seen.status[2], CAVEAT__WIRE__STATUS__OK);
+    assert_int_equal(seen.status[3], CAVEAT__WIRE__STATUS__OK);
+    cv_error_t err = {0};
+    assert_int_equal(cv_broker_check_store(o->broker, &err), 2);
+}
+
 /*  The same field in an admin request the broker keeps a copy of (purge
  *  and backup run after the turn): the copy must read back, or the broker
  *  refuses the request; it never stops. */
@@ -1372,6 +1429,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_map_entry_without_its_value_is_not_stored, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_a_created_that_is_no_time_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_tag_0_field_does_not_poison_the_store, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_backup_asked_offline_is_freed_with_the_broker, setup,
