@@ -444,6 +444,70 @@ static void test_an_agency_ends_few_turns_early(void **state)
         free((void *)frames[i].bytes);
 }
 
+/*  The report ids of the deliveries sent, in the order of their seqs. */
+typedef struct {
+    size_t n;
+    char ids[8][32];
+    uint64_t seqs[8];
+} order_seen_t;
+
+static void on_sent_order(void *arg, uint32_t connection, const uint8_t *bytes, size_t size)
+{
+    (void)connection;
+    order_seen_t *seen = arg;
+    Caveat__Wire__Frame *frame = caveat__wire__frame__unpack(NULL, size, bytes);
+    assert_non_null(frame);
+    for (size_t i = 0; frame->body_case == CAVEAT__WIRE__FRAME__BODY_DELIVER &&
+                       i < frame->deliver->n_deliveries && seen->n < 8;
+         i++, seen->n++) {
+        snprintf(seen->ids[seen->n], sizeof seen->ids[seen->n], "%s",
+                 frame->deliver->deliveries[i]->report_id);
+        seen->seqs[seen->n] = frame->deliver->deliveries[i]->seq;
+    }
+    caveat__wire__frame__free_unpacked(frame, NULL);
+}
+
+/*  What waits for a recipient is given its seqs most urgent first
+ *  (docs/protocol.md, "Delivering"): IMMEDIATE, then PRIORITY, then
+ *  ROUTINE (no priority at all is ROUTINE), each in order of acceptance. */
+static void test_waiting_reports_go_most_urgent_first(void **state)
+{
+    offline_t *o = *state;
+    int police = agency(o, "hum-bcu-hull"), council = agency(o, "hull-cc");
+    order_seen_t seen = {0};
+    cv_broker_on_sent(o->broker, on_sent_order, &seen);
+    cv_broker_frame_t start = hello_with(police, 1, 0);
+    cv_broker_feed_all(o->broker, &start, 1);
+    free((void *)start.bytes);
+    static const struct {
+        const char *id;
+        int priority; /* -1: none */
+    } sent[] = {{"r-none", -1},
+                {"r-routine", CAVEAT__PRIORITY__ROUTINE},
+                {"r-priority", CAVEAT__PRIORITY__PRIORITY},
+                {"r-immediate", CAVEAT__PRIORITY__IMMEDIATE},
+                {"r-priority-2", CAVEAT__PRIORITY__PRIORITY}};
+    for (size_t i = 0; i < sizeof sent / sizeof *sent; i++) {
+        Caveat__Report *report = example_to_send("vulnerable_individual", sent[i].id);
+        report->has_priority = sent[i].priority >= 0;
+        report->priority = sent[i].priority >= 0 ? (Caveat__Priority)sent[i].priority : 0;
+        cv_broker_frame_t one = publish_of(police, 1, report);
+        cv_broker_feed_all(o->broker, &one, 1);
+        free((void *)one.bytes);
+    }
+    assert_int_equal(seen.n, 0); /* nobody to send to yet */
+    cv_broker_frame_t comes = hello_with(council, 2, 10);
+    cv_broker_feed_all(o->broker, &comes, 1);
+    free((void *)comes.bytes);
+    static const char *const expected[] = {"r-immediate", "r-priority", "r-priority-2", "r-none",
+                                           "r-routine"};
+    assert_int_equal(seen.n, 5);
+    for (size_t i = 0; i < 5; i++) {
+        assert_string_equal(seen.ids[i], expected[i]);
+        assert_int_equal(seen.seqs[i], i + 1);
+    }
+}
+
 static cv_broker_frame_t feedback_on(int from, uint32_t connection, const char *report_id,
                                      const char *value)
 {
@@ -1430,6 +1494,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_map_entry_without_its_value_is_not_stored, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_created_that_is_no_time_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_waiting_reports_go_most_urgent_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_tag_0_field_does_not_poison_the_store, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_backup_asked_offline_is_freed_with_the_broker, setup,
