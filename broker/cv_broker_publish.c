@@ -12,6 +12,34 @@
  *  make an answer far bigger than what the sender sent, held in libzmq's
  *  queue for a sender that never reads. A stored report's id passed the
  *  same check (or is the broker's), so only a refusal's is looked at. */
+/*  A reason as one line of UTF-8 (docs/protocol.md, "Publishing"): one
+ *  may quote the value at fault as the sender gave it (an unknown
+ *  category, a claimed originator), which may hold a line feed, a control
+ *  character or bytes that are not UTF-8, or be cut inside a character
+ *  at the reason's bound. Each byte that is not part of a readable
+ *  character becomes '?'. */
+static char *one_line(const char *reason)
+{
+    size_t len = strlen(reason), n = 0;
+    if (cv_text_readable(reason, len, ""))
+        return cv_xstrdup(reason);
+    char *out = cv_xmalloc(len + 1);
+    for (size_t i = 0; i < len;) {
+        size_t width = 0;
+        for (size_t k = 1; k <= 4 && i + k <= len && !width; k++)
+            if (cv_text_readable(reason + i, k, ""))
+                width = k;
+        if (width)
+            memcpy(out + n, reason + i, width);
+        else
+            out[n] = '?';
+        n += width ? width : 1;
+        i += width ? width : 1;
+    }
+    out[n] = '\0';
+    return out;
+}
+
 static void set_result(Caveat__Wire__PublishResult *result, Caveat__Wire__Status status,
                        const char *id, const char *reason)
 {
@@ -20,7 +48,7 @@ static void set_result(Caveat__Wire__PublishResult *result, Caveat__Wire__Status
     result->has_status = true;
     result->status = status;
     result->report_id = cv_xstrdup(named ? id : "");
-    result->reason = reason ? cv_xstrdup(reason) : NULL;
+    result->reason = reason ? one_line(reason) : NULL;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -249,6 +249,7 @@ static void test_a_map_entry_without_its_value_is_not_stored(void **state)
 typedef struct {
     size_t n;
     Caveat__Wire__Status status[8];
+    bool one_line[8]; /* its reason, if any, is one line of readable UTF-8 */
 } results_seen_t;
 
 static void on_sent_results(void *arg, uint32_t connection, const uint8_t *bytes, size_t size)
@@ -259,10 +260,42 @@ static void on_sent_results(void *arg, uint32_t connection, const uint8_t *bytes
     assert_non_null(frame);
     if (frame->body_case == CAVEAT__WIRE__FRAME__BODY_PUBLISH_ACK) {
         seen->n = 0;
-        for (size_t i = 0; i < frame->publish_ack->n_results && i < 8; i++)
-            seen->status[seen->n++] = frame->publish_ack->results[i]->status;
+        for (size_t i = 0; i < frame->publish_ack->n_results && i < 8; i++, seen->n++) {
+            const char *reason = frame->publish_ack->results[i]->reason;
+            seen->status[seen->n] = frame->publish_ack->results[i]->status;
+            seen->one_line[seen->n] = !reason || cv_text_readable(reason, strlen(reason), "");
+        }
     }
     caveat__wire__frame__free_unpacked(frame, NULL);
+}
+
+/*  Publishes from hum-bcu-hull, in one frame, one example report for each
+ *  value, with the string at offset (a field of Caveat__Report) set to
+ *  it; the PublishAck's results go into seen. */
+static void publish_each(offline_t *o, size_t offset, const char *const *values, size_t n,
+                         results_seen_t *seen)
+{
+    int police = agency(o, "hum-bcu-hull");
+    hello(o, police);
+    cv_broker_on_sent(o->broker, on_sent_results, seen);
+    Caveat__Report *reports[8];
+    assert_true(n <= 8);
+    for (size_t i = 0; i < n; i++) {
+        reports[i] = example_to_send("vulnerable_individual", NULL);
+        char **field = (char **)((char *)reports[i] + offset);
+        free(*field);
+        *field = strdup(values[i]);
+    }
+    Caveat__Wire__Publish publish = CAVEAT__WIRE__PUBLISH__INIT;
+    publish.n_reports = n;
+    publish.reports = reports;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_PUBLISH;
+    frame.publish = &publish;
+    feed(o, police, &frame);
+    for (size_t i = 0; i < n; i++)
+        caveat__report__free_unpacked(reports[i], NULL);
+    assert_int_equal(seen->n, n);
 }
 
 /*  A report's created, when given, is an RFC 3339 time (docs/protocol.md,
@@ -272,28 +305,9 @@ static void on_sent_results(void *arg, uint32_t connection, const uint8_t *bytes
 static void test_a_created_that_is_no_time_is_refused(void **state)
 {
     offline_t *o = *state;
-    int police = agency(o, "hum-bcu-hull");
-    hello(o, police);
     results_seen_t seen = {0};
-    cv_broker_on_sent(o->broker, on_sent_results, &seen);
     const char *created[] = {"yesterday", "2026-02-30T10:00:00Z", "", "2026-11-20T09:30:00Z"};
-    enum { N = sizeof created / sizeof *created };
-    Caveat__Report *reports[N];
-    for (size_t i = 0; i < N; i++) {
-        reports[i] = example_to_send("vulnerable_individual", NULL);
-        free(reports[i]->created);
-        reports[i]->created = strdup(created[i]);
-    }
-    Caveat__Wire__Publish publish = CAVEAT__WIRE__PUBLISH__INIT;
-    publish.n_reports = N;
-    publish.reports = reports;
-    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
-    frame.body_case = CAVEAT__WIRE__FRAME__BODY_PUBLISH;
-    frame.publish = &publish;
-    feed(o, police, &frame);
-    for (size_t i = 0; i < N; i++)
-        caveat__report__free_unpacked(reports[i], NULL);
-    assert_int_equal(seen.n, N);
+    publish_each(o, offsetof(Caveat__Report, created), created, 4, &seen);
     assert_int_equal(seen.status[0], CAVEAT__WIRE__STATUS__REFUSED_INVALID);
     assert_int_equal(seen.status[1], CAVEAT__WIRE__STATUS__REFUSED_INVALID);
     assert_int_equal(seen.status[2], CAVEAT__WIRE__STATUS__OK);
@@ -442,6 +456,27 @@ static void test_an_agency_ends_few_turns_early(void **state)
     assert_int_equal(cv_broker_feed_all(o->broker, frames, 11), 2); /* the council's ends */
     for (int i = 0; i < FRAMES; i++)
         free((void *)frames[i].bytes);
+}
+
+/*  A refusal's reason is one line of UTF-8 (docs/protocol.md,
+ *  "Publishing") even when it quotes what the sender gave: a category
+ *  with a line feed and a byte that is not UTF-8, and one of two-byte
+ *  characters long enough that the reason's bound cuts one in two. */
+static void test_a_reason_is_one_line_of_utf8(void **state)
+{
+    offline_t *o = *state;
+    results_seen_t seen = {0};
+    char long_category[1001];
+    for (size_t i = 0; i < 500; i++)
+        memcpy(long_category + 2 * i, "\xc3\xa9", 2); /* é */
+    long_category[1000] = '\0';
+    const char *category[] = {"unknown\nforged line \xff", long_category + 1, long_category};
+    enum { N = sizeof category / sizeof *category };
+    publish_each(o, offsetof(Caveat__Report, category), category, N, &seen);
+    for (size_t i = 0; i < N; i++) {
+        assert_int_equal(seen.status[i], CAVEAT__WIRE__STATUS__REFUSED_INVALID);
+        assert_true(seen.one_line[i]);
+    }
 }
 
 /*  The report ids of the deliveries sent, in the order of their seqs. */
@@ -1495,6 +1530,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_created_that_is_no_time_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_waiting_reports_go_most_urgent_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_reason_is_one_line_of_utf8, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_tag_0_field_does_not_poison_the_store, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_backup_asked_offline_is_freed_with_the_broker, setup,
