@@ -7,11 +7,6 @@
 /* ------------------------------------------------------------------------ */
 /*  Publishing.                                                             */
 
-/*  A result names its report by the id it came with, if that is an id at
- *  all: one of a megabyte echoed in each result of a frame of 500 would
- *  make an answer far bigger than what the sender sent, held in libzmq's
- *  queue for a sender that never reads. A stored report's id passed the
- *  same check (or is the broker's), so only a refusal's is looked at. */
 /*  A reason as one line of UTF-8 (docs/protocol.md, "Publishing"): one
  *  may quote the value at fault as the sender gave it (an unknown
  *  category, a claimed originator), which may hold a line feed, a control
@@ -40,6 +35,11 @@ static char *one_line(const char *reason)
     return out;
 }
 
+/*  A result names its report by the id it came with, if that is an id at
+ *  all: one of a megabyte echoed in each result of a frame of 500 would
+ *  make an answer far bigger than what the sender sent, held in libzmq's
+ *  queue for a sender that never reads. A stored report's id passed the
+ *  same check (or is the broker's), so only a refusal's is looked at. */
 static void set_result(Caveat__Wire__PublishResult *result, Caveat__Wire__Status status,
                        const char *id, const char *reason)
 {
