@@ -88,6 +88,19 @@ static void feed(offline_t *o, int from, const Caveat__Wire__Frame *frame)
     free((void *)one.bytes);
 }
 
+/*  A Publish of reports[0..n), fed as from sends it; the reports stay
+ *  the caller's. */
+static void feed_publish(offline_t *o, int from, Caveat__Report **reports, size_t n)
+{
+    Caveat__Wire__Publish publish = CAVEAT__WIRE__PUBLISH__INIT;
+    publish.n_reports = n;
+    publish.reports = reports;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_PUBLISH;
+    frame.publish = &publish;
+    feed(o, from, &frame);
+}
+
 static void hello(offline_t *o, int from)
 {
     Caveat__Wire__Hello hello = CAVEAT__WIRE__HELLO__INIT;
@@ -231,13 +244,7 @@ static void test_a_map_entry_without_its_value_is_not_stored(void **state)
     char *value = bad->subjects[0]->identifiers[0]->value;
     bad->subjects[0]->identifiers[0]->value = NULL; /* packed without it */
     Caveat__Report *reports[] = {bad, good};
-    Caveat__Wire__Publish publish = CAVEAT__WIRE__PUBLISH__INIT;
-    publish.n_reports = 2;
-    publish.reports = reports;
-    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
-    frame.body_case = CAVEAT__WIRE__FRAME__BODY_PUBLISH;
-    frame.publish = &publish;
-    feed(o, police, &frame);
+    feed_publish(o, police, reports, 2);
     bad->subjects[0]->identifiers[0]->value = value;
     caveat__report__free_unpacked(bad, NULL);
     caveat__report__free_unpacked(good, NULL);
@@ -286,13 +293,7 @@ static void publish_each(offline_t *o, size_t offset, const char *const *values,
         free(*field);
         *field = strdup(values[i]);
     }
-    Caveat__Wire__Publish publish = CAVEAT__WIRE__PUBLISH__INIT;
-    publish.n_reports = n;
-    publish.reports = reports;
-    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
-    frame.body_case = CAVEAT__WIRE__FRAME__BODY_PUBLISH;
-    frame.publish = &publish;
-    feed(o, police, &frame);
+    feed_publish(o, police, reports, n);
     for (size_t i = 0; i < n; i++)
         caveat__report__free_unpacked(reports[i], NULL);
     assert_int_equal(seen->n, n);
