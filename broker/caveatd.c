@@ -12,6 +12,7 @@
 
 #include "cv_alloc.h"
 #include "cv_broker.h"
+#include "cv_proto.h"
 
 static const char usage[] =
     "usage: caveatd --policy FILE --endpoint EP --cert BROKER.cert_secret --data DIR\n"
@@ -46,10 +47,8 @@ static bool whole_number(const char *text, long min, long max, int *out)
  *  nothing after the number ("30s" is refused, not read as 30). */
 static bool seconds_as_ms(const char *text, double min_s, int *out_ms)
 {
-    char *end = NULL;
-    double value = strtod(text, &end);
-    /* the comparisons are false for NaN */
-    if (end == text || *end || !(value >= min_s && value <= 2000000))
+    double value;
+    if (!cv_seconds_parse(text, &value) || value < min_s)
         return false;
     *out_ms = (int)(value * 1000);
     return true;

@@ -18,10 +18,8 @@ static const char usage[] =
 /*  "--timeout S": seconds, fractions allowed, as milliseconds. */
 static bool parse_timeout(const char *text, int *timeout_ms)
 {
-    char *end = NULL;
-    double value = strtod(text, &end);
-    /* the comparisons are false for NaN */
-    if (!*text || *end || !(value > 0 && value <= 2000000))
+    double value;
+    if (!cv_seconds_parse(text, &value))
         return false;
     *timeout_ms = (int)(value * 1000 + 0.999); /* at least 1 ms */
     return true;

@@ -96,6 +96,10 @@ bool cv_format_valid(cv_format_t format, const char *text);
 /*  An RFC 3339 timestamp as unix seconds (UTC); false when not valid.     */
 bool cv_timestamp_parse(const char *text, int64_t *unix_seconds);
 
+/*  A command line's seconds ("30", "0.5"): a number above 0 and at most
+ *  2,000,000 with nothing after it ("30s" is refused, not read as 30).   */
+bool cv_seconds_parse(const char *text, double *seconds);
+
 /*  unix_seconds as an RFC 3339 timestamp in UTC, "2026-01-02T03:04:05Z";
  *  returns text.                                                         */
 #define CV_TIMESTAMP_MAX 32

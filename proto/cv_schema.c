@@ -235,6 +235,17 @@ const char *cv_timestamp_format(int64_t unix_seconds, char text[CV_TIMESTAMP_MAX
     return text;
 }
 
+bool cv_seconds_parse(const char *text, double *seconds)
+{
+    char *end = NULL;
+    double value = strtod(text, &end);
+    /* the comparisons are false for NaN */
+    if (end == text || *end || !(value > 0 && value <= 2000000))
+        return false;
+    *seconds = value;
+    return true;
+}
+
 bool cv_timestamp_parse(const char *text, int64_t *unix_seconds)
 {
     if (!text || !valid_timestamp(text))

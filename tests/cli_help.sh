@@ -74,6 +74,15 @@ CMD="caveatd --ack-timeout 30s"; run "$CAVEATD" --ack-timeout 30s
 expect 2 err "caveatd: --ack-timeout: at least 0.1 seconds, not '30s'"
 CMD="caveatd --max-reports 500x"; run "$CAVEATD" --max-reports 500x
 expect 2 err "caveatd: --max-reports: from 1 to 100000, not '500x'"
+CMD="caveatd --ack-timeout 0.05"; run "$CAVEATD" --ack-timeout 0.05
+expect 2 err "caveatd: --ack-timeout: at least 0.1 seconds, not '0.05'"
+# caveat's seconds are read as caveatd's are (cv_seconds_parse)
+CMD="caveat admin --timeout 5s"
+run "$CAVEAT" admin stats --broker tcp://127.0.0.1:1 --server-key x --cert y --timeout 5s
+expect 2 err "caveat: --timeout 5s: not a number of seconds"
+CMD="caveat admin --timeout 0"
+run "$CAVEAT" admin stats --broker tcp://127.0.0.1:1 --server-key x --cert y --timeout 0
+expect 2 err "caveat: --timeout 0: not a number of seconds"
 CMD="caveatd --policy x"; run "$CAVEATD" --policy x
 expect 2 err "caveatd: missing --endpoint EP"
 grep -qF "caveatd: missing --data DIR" "$tmp/err" || fail "$CMD: --data not named"
