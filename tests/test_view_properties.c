@@ -27,7 +27,9 @@
  *    the view holds a value of; when the view may hold markings, every
  *    marking of a field it holds a value of goes;
  *  - two decisions on one report that name their view alike pack the same
- *    bytes.
+ *    bytes;
+ *  - a report held for its originator's approval goes only to an agency
+ *    an approval names, by id or by type.
  *
  *  The seed is fixed, so a failure is repeatable; CAVEAT_PROPERTY_SEED
  *  picks another and CAVEAT_PROPERTY_ROUNDS runs more policies.
@@ -297,6 +299,7 @@ static void random_policy(text_t *t)
            "  \"1\": {to_types: [police, ctio, ctu]}\n"
            "  \"2\": {to_types: [police, ctio, ctu, local_authority, education]}\n"
            "  \"4\": {same_organisation: true}\n"
+           "  \"5\": {originator_approval: true}\n"
            "  \"6\": {to_agencies: [hull-cc, ne-ctu]}\n"
            "rules:\n");
     /* every category in some rule, so that every report drawn is valid */
@@ -380,7 +383,7 @@ static void add_markings(text_t *t)
 }
 
 /*  Handling codes, code 2 (most types) the most often. */
-static const char *const codes[] = {"1", "2", "2", "2", "4", "6"};
+static const char *const codes[] = {"1", "2", "2", "2", "4", "5", "6"};
 
 static void random_report(text_t *t, int n)
 {
@@ -569,6 +572,7 @@ typedef struct {
     int n_outcomes;
     const cv_agency_t *recipient;
     int type;
+    cv_approvals_t approvals;
     char where[200]; /* the policy round, report and recipient, for a failure */
 } check_t;
 
@@ -806,11 +810,34 @@ static int type_index(const char *type)
     return -1;
 }
 
+/*  Whether an approval names the recipient, by id or by type. */
+static bool approved(const check_t *c)
+{
+    for (size_t i = 0; i < c->approvals.count; i++)
+        if (strcmp(c->approvals.to[i], c->recipient->id) == 0 ||
+            strcmp(c->approvals.to[i], c->recipient->type) == 0)
+            return true;
+    return false;
+}
+
+/*  The originator's approvals of a report: none, or a few agencies and
+ *  types. Given to every decision; only handling code 5 reads them. */
+static void draw_approvals(check_t *c)
+{
+    static const char *to[4];
+    c->approvals = (cv_approvals_t){to, 0};
+    int n = rnd(4);
+    for (int i = 0; i < n; i++)
+        to[c->approvals.count++] =
+            chance(50) ? agencies[rnd((int)N_AGENCIES)].id : types[rnd(N_TYPES)];
+}
+
 /*  Every agency's decision on one report. Returns how many views went. */
 static int check_report(check_t *c, int round, int n)
 {
     c->report_values.n = c->report_values.empty_parts = c->report_values.n_parts = 0;
     walk(&c->report_values, &c->report->base, "");
+    draw_approvals(c);
     packed_t views[N_AGENCIES];
     int delivered = 0;
     for (size_t a = 0; a < N_AGENCIES; a++) {
@@ -818,8 +845,10 @@ static int check_report(check_t *c, int round, int n)
         c->type = type_index(c->recipient->type);
         snprintf(c->where, sizeof c->where, "policy %d, report %d, to %s", round, n,
                  c->recipient->id);
-        if (!cv_policy_decide(c->policy, c->report, (int)a, NULL, c->decision))
+        if (!cv_policy_decide(c->policy, c->report, (int)a, &c->approvals, c->decision))
             continue;
+        if (cv_policy_needs_approval(c->policy, c->report) && !approved(c))
+            fail_view(c, "goes without its originator's approval");
         c->n_outcomes = cv_decision_outcomes(c->decision, c->outcome_paths, c->outcomes, MAX_PATHS);
         assert_true(c->n_outcomes <= MAX_PATHS);
         check_shares_all(c);
