@@ -492,6 +492,7 @@ void cv_broker_destroy(cv_broker_t **self_p)
     zhashx_destroy(&self->resends);
     zhashx_destroy(&self->sessions);
     free(self->by_fd);
+    free(self->unreadable.rowids);
     cv_receipts_destroy(&self->receipts);
     cv_record_destroy(&self->record); /* before the store it writes in */
     cv_approval_store_destroy(&self->approvals);
@@ -620,7 +621,7 @@ static void reapply_acks(cv_broker_t *self)
  *  starts again from what the store holds. */
 static void turn_failed(cv_broker_t *self, const char *why)
 {
-    cv_log_error(self->log, "store: %s; the turn is rolled back", why);
+    cv_log_error(self->log, "%s; the turn is rolled back", why);
     if (cv_store_no_space(self->store))
         broker_disk_exhausted(self);
     cv_record_discard(self->record);

@@ -102,7 +102,7 @@ bool broker_reload(cv_broker_t *self, const char *admin, cv_error_t *err)
     return true;
 }
 
-enum { COUNTS = 35 };
+enum { COUNTS = 36 };
 
 static size_t counts_of(cv_broker_t *self, cv_count_t out[COUNTS])
 {
@@ -123,6 +123,8 @@ static size_t counts_of(cv_broker_t *self, cv_count_t out[COUNTS])
     COUNT("limited", true, "frames refused over a limit", self->stats.limited);
     COUNT("foreign", true, "frames on a session under another key", self->stats.foreign);
     COUNT("quarantined", true, "stored reports set aside as unreadable", self->stats.quarantined);
+    COUNT("unreadable", false, "stored reports SQLite cannot read, set aside until a restart",
+          self->unreadable.n);
     COUNT("read_back", true,
           "stored reports read back, not found in the report cache (a subscriber far behind, a "
           "restart, a purge)",

@@ -309,6 +309,10 @@ static size_t pump_new(cv_broker_t *self, session_t *s, size_t room, packed_t *i
      * stopped releasing is dropped over several turns, not in one */
     while (broker_pump.n < room && !(*more = dropped >= DROPS_PER_PUMP || pack_full(self)) &&
            cv_router_pump_take(self->queues, &broker_pump, &item)) {
+        /* taken, neither sent nor dropped: it waits in the store until
+         * the queues are read from it again */
+        if (self->unreadable.n && broker_set_aside(self, item.report))
+            continue;
         entry_t entry;
         if (!entry_for(self, s, item.report,
                        &entry)) { /* dropped for good: no restart queues it again */

@@ -1252,7 +1252,7 @@ int cv_store_get_report(cv_store_t *self, int64_t report, uint8_t **body, size_t
         else
             db_error(self, err, "read a report");
         sqlite3_reset(s);
-        return rc == SQLITE_DONE ? 0 : -1;
+        return rc == SQLITE_DONE ? 0 : (rc & 0xff) == SQLITE_CORRUPT ? CV_GET_UNREADABLE : -1;
     }
     *len = (size_t)sqlite3_column_bytes(s, 0);
     const uint8_t *stored = sqlite3_column_blob(s, 0);

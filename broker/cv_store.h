@@ -197,14 +197,17 @@ typedef struct {
 bool cv_store_load(cv_store_t *self, const cv_store_loader_t *loader, void *arg,
                    int64_t *max_report, cv_error_t *err);
 
-#define CV_GET_CORRUPT (-2)
+#define CV_GET_CORRUPT    (-2)
+#define CV_GET_UNREADABLE (-3)
 
 /*  The packed report by rowid, *body malloc'd: 1; 0 when there is no such
  *  report (purged, quarantined); -1 on an error (err says which: the
  *  read, or the turn's transaction it opens after cv_store_begin);
  *  CV_GET_CORRUPT when the stored body is not what was stored (its
  *  checksum differs; err names the report): the caller may quarantine it
- *  and carry on. */
+ *  and carry on; CV_GET_UNREADABLE when SQLite itself cannot read the row
+ *  (SQLITE_CORRUPT: a damaged page of the file), which no retry mends: an
+ *  error like -1 for the transaction, that the caller need not ask again. */
 int cv_store_get_report(cv_store_t *self, int64_t report, uint8_t **body, size_t *len,
                         cv_error_t *err);
 

@@ -1502,6 +1502,133 @@ static void test_nothing_is_answered_to_a_connection_that_went(void **state)
     assert_int_equal(sent_to(&sent, mark, 1, CAVEAT__WIRE__FRAME__BODY_PUBLISH_ACK), 1);
 }
 
+/*  A report's body long enough to spill over several overflow pages of
+ *  the store, made of marked pieces that can be found in the file. */
+#define DAMAGE_MARK "damaged-page-"
+static char *long_narrative(void)
+{
+    enum { PIECES = 3000 }; /* 16 bytes each: 48,000 */
+    char *text = malloc(PIECES * 16 + 1);
+    assert_non_null(text);
+    for (int i = 0; i < PIECES; i++)
+        snprintf(text + i * 16, 17, DAMAGE_MARK "%02d ", i % 100);
+    return text;
+}
+
+/*  Damages the store as a failing disk would: an overflow page holding
+ *  part of the long narrative, and followed by another, is made to point
+ *  past the end of the file. SQLite then reads that report's body as
+ *  "database disk image is malformed" (SQLITE_CORRUPT); every other row
+ *  reads as before. */
+static void damage_overflow_page(offline_t *o)
+{
+    const char *path = harness_path(o->files, "data/caveat.db");
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    uint8_t header[100];
+    assert_int_equal(fread(header, 1, sizeof header, f), sizeof header);
+    size_t page_size = header[16] << 8 | header[17];
+    page_size = page_size == 1 ? 65536 : page_size;
+    uint32_t pages = (uint32_t)header[28] << 24 | header[29] << 16 | header[30] << 8 | header[31];
+    uint8_t *page = malloc(page_size + 1);
+    assert_non_null(page);
+    bool damaged = false;
+    for (uint32_t n = 2; n <= pages && !damaged; n++) {
+        assert_int_equal(fseek(f, (long)((n - 1) * page_size), SEEK_SET), 0);
+        assert_int_equal(fread(page, 1, page_size, f), page_size);
+        page[page_size] = '\0';
+        uint32_t next = (uint32_t)page[0] << 24 | page[1] << 16 | page[2] << 8 | page[3];
+        /* an overflow page: the next page's number, then the text itself */
+        if (next < 2 || next > pages || !memmem(page + 4, 64, DAMAGE_MARK, strlen(DAMAGE_MARK)))
+            continue;
+        static const uint8_t past_the_end[4] = {0x7f, 0xff, 0xff, 0xff};
+        assert_int_equal(fseek(f, (long)((n - 1) * page_size), SEEK_SET), 0);
+        assert_int_equal(fwrite(past_the_end, 1, 4, f), 4);
+        damaged = true;
+    }
+    assert_true(damaged);
+    free(page);
+    assert_int_equal(fclose(f), 0);
+}
+
+typedef struct {
+    order_seen_t delivered;
+    results_seen_t results;
+    admin_seen_t admin;
+} turn_seen_t;
+
+static void on_sent_turn(void *arg, uint32_t connection, const uint8_t *bytes, size_t size)
+{
+    turn_seen_t *seen = arg;
+    on_sent_order(&seen->delivered, connection, bytes, size);
+    on_sent_results(&seen->results, connection, bytes, size);
+    on_sent_admin(&seen->admin, connection, bytes, size);
+}
+
+static bool delivered(const turn_seen_t *seen, const char *id)
+{
+    for (size_t i = 0; i < seen->delivered.n; i++)
+        if (strcmp(seen->delivered.ids[i], id) == 0)
+            return true;
+    return false;
+}
+
+/*  A report whose row SQLite cannot read (a damaged page) failed every
+ *  turn that read it: while its recipient was connected with credit,
+ *  every agency's publishes were refused, turn after turn. It now fails
+ *  the turn that first reads it and is set aside until the broker starts
+ *  again: its recipient gets what waits behind it, other publishes are
+ *  taken, and its row and route stay as they were, for an administrator
+ *  to restore or repair (docs/operations.md, "The data directory"). */
+static void test_a_row_sqlite_cannot_read_stops_only_itself(void **state)
+{
+    offline_t *o = *state;
+    int police = agency(o, "hum-bcu-hull"), council = agency(o, "hull-cc"),
+        admin = agency(o, "caveat-admin");
+    Caveat__Report *long_one = example_to_send("vulnerable_individual", "r-damaged");
+    free(long_one->narrative);
+    long_one->narrative = long_narrative();
+    cv_broker_frame_t published[] = {
+        hello_with(police, 1, 0), publish_of(police, 1, long_one),
+        publish_frame_as(police, 1, "vulnerable_individual", "r-behind")};
+    one_turn(o, published, 3); /* the council is not here: both wait in its queue */
+    cv_broker_destroy(&o->broker);
+    static const char route_of_damaged[] =
+        "SELECT length(queues) FROM routes WHERE report = (SELECT n FROM reports"
+        " WHERE id = 'r-damaged')";
+    int route = store_count(o, route_of_damaged);
+    assert_true(route > 0);
+    damage_overflow_page(o);
+
+    o->broker = open_broker(o);
+    assert_non_null(o->broker);
+    turn_seen_t seen = {0};
+    cv_broker_on_sent(o->broker, on_sent_turn, &seen);
+    cv_broker_frame_t council_comes[] = {hello_with(council, 2, 10)};
+    cv_broker_feed_all(o->broker, council_comes, 1); /* the turn that finds it fails */
+    free((void *)council_comes[0].bytes);
+    for (int turn = 0; turn < 3; turn++) {
+        cv_broker_frame_t next[] = {hello_with(police, 1, 0),
+                                    publish_frame_as(police, 1, "vulnerable_individual", NULL)};
+        one_turn(o, next, 2);
+        assert_int_equal(seen.results.n, 1);
+        assert_int_equal(seen.results.status[0], CAVEAT__WIRE__STATUS__OK);
+    }
+    assert_true(delivered(&seen, "r-behind"));
+    assert_false(delivered(&seen, "r-damaged"));
+    assert_int_equal(seen.delivered.n, 4); /* r-behind and the three published since */
+    cv_broker_frame_t stats[] = {hello_with(admin, 3, 0), admin_frame(admin, 3, "stats", NULL, 0)};
+    one_turn(o, stats, 2);
+    assert_non_null(strstr(seen.admin.text, "\"unreadable\":1,"));
+    cv_broker_destroy(&o->broker);
+    assert_int_equal(store_count(o, route_of_damaged), route);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1521,6 +1648,8 @@ int main(void)
             test_a_stored_report_edited_without_its_originator_is_quarantined, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_a_stored_report_edited_without_its_category_is_quarantined, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_row_sqlite_cannot_read_stops_only_itself, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_an_approval_reads_only_for_whom_it_releases, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_an_approval_without_an_id_in_a_failing_turn, setup,
