@@ -492,7 +492,6 @@ void cv_broker_destroy(cv_broker_t **self_p)
     zhashx_destroy(&self->resends);
     zhashx_destroy(&self->sessions);
     free(self->by_fd);
-    free(self->unreadable.rowids);
     cv_receipts_destroy(&self->receipts);
     cv_record_destroy(&self->record); /* before the store it writes in */
     cv_approval_store_destroy(&self->approvals);

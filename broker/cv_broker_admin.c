@@ -124,7 +124,7 @@ static size_t counts_of(cv_broker_t *self, cv_count_t out[COUNTS])
     COUNT("foreign", true, "frames on a session under another key", self->stats.foreign);
     COUNT("quarantined", true, "stored reports set aside as unreadable", self->stats.quarantined);
     COUNT("unreadable", false, "stored reports SQLite cannot read, set aside until a restart",
-          self->unreadable.n);
+          cv_store_unreadable_count(self->store));
     COUNT("read_back", true,
           "stored reports read back, not found in the report cache (a subscriber far behind, a "
           "restart, a purge)",

@@ -311,7 +311,7 @@ static size_t pump_new(cv_broker_t *self, session_t *s, size_t room, packed_t *i
            cv_router_pump_take(self->queues, &broker_pump, &item)) {
         /* taken, neither sent nor dropped: it waits in the store until
          * the queues are read from it again */
-        if (self->unreadable.n && broker_set_aside(self, item.report))
+        if (cv_store_unreadable(self->store, item.report))
             continue;
         entry_t entry;
         if (!entry_for(self, s, item.report,

@@ -344,10 +344,6 @@ struct cv_broker_t {
         size_t rules_cap;
     } pack; /* reused, so delivering mallocs nothing once warm */
     struct {
-        int64_t *rowids; /* sorted: reports SQLite could not read, set aside */
-        size_t n, cap;
-    } unreadable;
-    struct {
         uint64_t published, refused, delivered, resent, dropped, revoked, reloads, reload_failures,
             purged, limited, foreign, quarantined, refused_no_space, refusals_counted, read_back;
     } stats;
@@ -438,7 +434,6 @@ bool broker_load_queues(cv_broker_t *self, cv_error_t *err);
 const cv_approvals_t *broker_approvals_of(cv_broker_t *self, const Caveat__Report *report,
                                           cv_approvals_t *approvals);
 const Caveat__Report *broker_report_at(cv_broker_t *self, int64_t rowid);
-bool broker_set_aside(const cv_broker_t *self, int64_t rowid);
 const Caveat__Report *broker_report_passing(cv_broker_t *self, int64_t rowid);
 bool broker_over_report_limit(cv_broker_t *self, const zframe_t *routing, int agency,
                               size_t reports);

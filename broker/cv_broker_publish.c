@@ -145,52 +145,19 @@ static bool stored_form(const Caveat__Report *report)
            report->category && *report->category;
 }
 
-/*  Where rowid is, or would go, in the sorted rowids set aside. */
-static size_t unreadable_slot(const cv_broker_t *self, int64_t rowid)
-{
-    size_t low = 0, high = self->unreadable.n;
-    while (low < high) {
-        size_t mid = low + (high - low) / 2;
-        if (self->unreadable.rowids[mid] < rowid)
-            low = mid + 1;
-        else
-            high = mid;
-    }
-    return low;
-}
-
-bool broker_set_aside(const cv_broker_t *self, int64_t rowid)
-{
-    size_t at = self->unreadable.n ? unreadable_slot(self, rowid) : 0;
-    return at < self->unreadable.n && self->unreadable.rowids[at] == rowid;
-}
-
 /*  A row SQLite cannot read (a damaged page of the file) fails the turn
- *  that finds it, as any failed read does; but no retry mends it, and
- *  read again it would fail every later turn, and every agency's
- *  publishes with them, for as long as a recipient it waits for is
- *  connected. So it is set aside: no read of it again until the broker
- *  starts again. Its row and its routes stay as they are, since the damage
- *  may reach further than one row, for an administrator to restore or
- *  repair (docs/operations.md, "The data directory"). One line a row. */
-static void set_aside(cv_broker_t *self, int64_t rowid, const char *why)
+ *  that finds it, as any failed read does; the store then sets it aside
+ *  (cv_store_get_report), so that no later turn fails on it: read again,
+ *  it would fail every turn that reads it, and every agency's publishes
+ *  with them, for as long as a recipient it waits for is connected. One
+ *  line a row (docs/operations.md, "The data directory"). */
+static void found_unreadable(cv_broker_t *self, int64_t rowid, const char *why)
 {
-    size_t at = unreadable_slot(self, rowid);
-    if (at < self->unreadable.n && self->unreadable.rowids[at] == rowid)
-        return;
-    if (self->unreadable.n == self->unreadable.cap) {
-        self->unreadable.cap = self->unreadable.cap ? 2 * self->unreadable.cap : 16;
-        self->unreadable.rowids = cv_xrealloc(
-            self->unreadable.rowids, self->unreadable.cap * sizeof *self->unreadable.rowids);
-    }
-    memmove(self->unreadable.rowids + at + 1, self->unreadable.rowids + at,
-            (self->unreadable.n - at) * sizeof *self->unreadable.rowids);
-    self->unreadable.rowids[at] = rowid;
-    self->unreadable.n++;
     cv_log_error(self->log,
                  "store: report %lld set aside until the broker starts again, SQLite cannot "
                  "read it (%s): restore the store or repair it",
                  (long long)rowid, why);
+    broker_fail_turn(self, why);
 }
 
 /*  The report at rowid, from the cache or read back; kept in the cache
@@ -199,7 +166,7 @@ static void set_aside(cv_broker_t *self, int64_t rowid, const char *why)
 static const Caveat__Report *report_at(cv_broker_t *self, int64_t rowid, bool keep)
 {
     const Caveat__Report *cached = cv_cache_get(self->cache, rowid);
-    if (cached || broker_set_aside(self, rowid))
+    if (cached || cv_store_unreadable(self->store, rowid))
         return cached;
     uint8_t *body = NULL;
     size_t len = 0;
@@ -227,9 +194,9 @@ static const Caveat__Report *report_at(cv_broker_t *self, int64_t rowid, bool ke
     else if (found > 0 && !report)
         quarantine(self, rowid,
                    "its stored bytes do not unpack, or would take over 16 times their size");
-    if (found == CV_GET_UNREADABLE)
-        set_aside(self, rowid, err.msg);
-    if (found < 0 && found != CV_GET_CORRUPT) /* the read failed: the turn fails, nothing dropped */
+    else if (found == CV_GET_UNREADABLE)
+        found_unreadable(self, rowid, err.msg);
+    else if (found < 0) /* the store failed to read: the turn fails, nothing is dropped */
         broker_fail_turn(self, err.msg);
     return report;
 }

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cv_alloc.h"
 #include "cv_store.h"
 #include "cv_syncer.h"
 #include "cv_walbuf.h"
@@ -234,6 +235,10 @@ struct cv_store_t {
     bool no_space;         /* a write failed for want of disk space since the last begin */
     int page_size;         /* bytes */
     int wal_pages_busy;    /* the WAL is checkpointed in the thread past this many pages */
+    struct {
+        int64_t *rowids; /* sorted: reports SQLite could not read, not read again */
+        size_t n, cap;
+    } unreadable;
 };
 
 static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int pages)
@@ -636,6 +641,7 @@ void cv_store_close(cv_store_t **self_p)
     if (self->lock_fd >= 0)
         close(self->lock_fd);
     free(self->blob);
+    free(self->unreadable.rowids);
     free(self);
     *self_p = NULL;
 }
@@ -1217,6 +1223,61 @@ bool cv_store_meta_set(cv_store_t *self, const char *key, int64_t value, cv_erro
     return rc == SQLITE_DONE || db_error(self, err, "write the store's meta");
 }
 
+/* ------------------------------------------------------------------------ */
+/*  Rows SQLite cannot read. A damaged page of the file makes SQLite answer
+ *  SQLITE_CORRUPT for the rows on it, and no retry mends that: such a row
+ *  read again would fail every transaction that reads it. So the store
+ *  remembers it, and neither reads nor purges it again while it is open.
+ *  Its row stays as it is (the damage may reach further than one row) for
+ *  an administrator to restore or repair. Disks damage rows, not agencies:
+ *  the set grows only with the damage.                                     */
+
+/*  Where rowid is, or would go, in the sorted set. */
+static size_t unreadable_slot(const cv_store_t *self, int64_t rowid)
+{
+    size_t low = 0, high = self->unreadable.n;
+    while (low < high) {
+        size_t mid = low + (high - low) / 2;
+        if (self->unreadable.rowids[mid] < rowid)
+            low = mid + 1;
+        else
+            high = mid;
+    }
+    return low;
+}
+
+bool cv_store_unreadable(const cv_store_t *self, int64_t report)
+{
+    size_t at = self->unreadable.n ? unreadable_slot(self, report) : 0;
+    return at < self->unreadable.n && self->unreadable.rowids[at] == report;
+}
+
+size_t cv_store_unreadable_count(const cv_store_t *self)
+{
+    return self->unreadable.n;
+}
+
+/*  Whether the last error was SQLite's SQLITE_CORRUPT, on report: if so,
+ *  the report is set aside. */
+static bool found_unreadable(cv_store_t *self, int64_t report)
+{
+    if ((sqlite3_errcode(self->db) & 0xff) != SQLITE_CORRUPT)
+        return false;
+    size_t at = unreadable_slot(self, report);
+    if (at < self->unreadable.n && self->unreadable.rowids[at] == report)
+        return true;
+    if (self->unreadable.n == self->unreadable.cap) {
+        self->unreadable.cap = self->unreadable.cap ? 2 * self->unreadable.cap : 16;
+        self->unreadable.rowids = cv_xrealloc(
+            self->unreadable.rowids, self->unreadable.cap * sizeof *self->unreadable.rowids);
+    }
+    memmove(self->unreadable.rowids + at + 1, self->unreadable.rowids + at,
+            (self->unreadable.n - at) * sizeof *self->unreadable.rowids);
+    self->unreadable.rowids[at] = report;
+    self->unreadable.n++;
+    return true;
+}
+
 /*  The body read back must be the body stored: a changed byte (a disk, a
  *  hand) makes the report CV_GET_CORRUPT, never a delivery. */
 static int check_body(sqlite3_stmt *s, int64_t report, const uint8_t *body, size_t len,
@@ -1241,6 +1302,11 @@ int cv_store_get_report(cv_store_t *self, int64_t report, uint8_t **body, size_t
     /* in a turn, inside its transaction: a read on its own begins and ends
      * a read transaction of its own (locks on the WAL's index), which cost
      * a pump reading back a backlog more than the reads themselves */
+    if (cv_store_unreadable(self, report)) {
+        cv_error_set(err, NULL, 0, 0, "store: report %lld is set aside: SQLite cannot read it",
+                     (long long)report);
+        return CV_GET_UNREADABLE;
+    }
     if (!writing(self, err))
         return -1;
     sqlite3_stmt *s = stmt(self, S_GET_BODY);
@@ -1252,7 +1318,7 @@ int cv_store_get_report(cv_store_t *self, int64_t report, uint8_t **body, size_t
         else
             db_error(self, err, "read a report");
         sqlite3_reset(s);
-        return rc == SQLITE_DONE ? 0 : (rc & 0xff) == SQLITE_CORRUPT ? CV_GET_UNREADABLE : -1;
+        return rc == SQLITE_DONE ? 0 : found_unreadable(self, report) ? CV_GET_UNREADABLE : -1;
     }
     *len = (size_t)sqlite3_column_bytes(s, 0);
     const uint8_t *stored = sqlite3_column_blob(s, 0);
@@ -1279,7 +1345,10 @@ static bool delete_report(cv_store_t *self, int64_t report, cv_error_t *err)
         return false;
     s = stmt(self, S_DELETE_REPORT);
     sqlite3_bind_int64(s, 1, report);
-    return step_done(self, s, err);
+    if (step_done(self, s, err))
+        return true;
+    found_unreadable(self, report); /* freeing its pages reads them: the next purge passes it */
+    return false;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1500,6 +1569,23 @@ static bool purge_all(cv_store_t *self, const expired_t *rows, int n, const char
     return whole_end(self, ok, err);
 }
 
+/*  rows[0..n) less those set aside as unreadable, which no purge could
+ *  delete; their new count (n when n < 0). */
+static int pass_unreadable(const cv_store_t *self, expired_t *rows, int n)
+{
+    int kept = 0;
+    for (int i = 0; i < n; i++) {
+        if (!cv_store_unreadable(self, rows[i].rowid)) {
+            rows[kept++] = rows[i];
+            continue;
+        }
+        free(rows[i].id);
+        free(rows[i].originator);
+        free(rows[i].category);
+    }
+    return n < 0 ? n : kept;
+}
+
 /*  Purges the reports s lists under rule, all or none; each is told of
  *  every one once all is done. */
 static int purge_listed(cv_store_t *self, sqlite3_stmt *s, const char *rule, bool dry_run,
@@ -1507,6 +1593,7 @@ static int purge_listed(cv_store_t *self, sqlite3_stmt *s, const char *rule, boo
 {
     expired_t *rows = NULL;
     int n = list_reports(self, s, &rows, err);
+    n = pass_unreadable(self, rows, n);
     bool ok = n >= 0 && (n == 0 || dry_run || purge_all(self, rows, n, rule, err));
     /* listed once all is done: a listing never names what an error kept */
     for (int i = 0; ok && each && i < n; i++)

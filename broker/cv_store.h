@@ -206,10 +206,15 @@ bool cv_store_load(cv_store_t *self, const cv_store_loader_t *loader, void *arg,
  *  CV_GET_CORRUPT when the stored body is not what was stored (its
  *  checksum differs; err names the report): the caller may quarantine it
  *  and carry on; CV_GET_UNREADABLE when SQLite itself cannot read the row
- *  (SQLITE_CORRUPT: a damaged page of the file), which no retry mends: an
- *  error like -1 for the transaction, that the caller need not ask again. */
+ *  (SQLITE_CORRUPT: a damaged page of the file), which no retry mends. The
+ *  read that finds such a row fails as -1 does (the transaction must roll
+ *  back); from then on the store sets the row aside (cv_store_unreadable):
+ *  reading it answers CV_GET_UNREADABLE at once, and purges pass over it,
+ *  as they do a row whose delete found it. Its row and routes stay. */
 int cv_store_get_report(cv_store_t *self, int64_t report, uint8_t **body, size_t *len,
                         cv_error_t *err);
+bool cv_store_unreadable(const cv_store_t *self, int64_t report);
+size_t cv_store_unreadable_count(const cv_store_t *self);
 
 /*  Moves a report aside, in the current transaction: its row goes to the
  *  quarantine table with reason, its routes go, and from then on no load

@@ -1583,8 +1583,9 @@ static bool delivered(const turn_seen_t *seen, const char *id)
  *  every agency's publishes were refused, turn after turn. It now fails
  *  the turn that first reads it and is set aside until the broker starts
  *  again: its recipient gets what waits behind it, other publishes are
- *  taken, and its row and route stay as they were, for an administrator
- *  to restore or repair (docs/operations.md, "The data directory"). */
+ *  taken, retention purges the rest, and its row and route stay as they
+ *  were, for an administrator to restore or repair (docs/operations.md,
+ *  "The data directory"). */
 static void test_a_row_sqlite_cannot_read_stops_only_itself(void **state)
 {
     offline_t *o = *state;
@@ -1595,9 +1596,12 @@ static void test_a_row_sqlite_cannot_read_stops_only_itself(void **state)
     long_one->narrative = long_narrative();
     cv_broker_frame_t published[] = {
         hello_with(police, 1, 0), publish_of(police, 1, long_one),
-        publish_frame_as(police, 1, "vulnerable_individual", "r-behind")};
-    one_turn(o, published, 3); /* the council is not here: both wait in its queue */
+        publish_frame_as(police, 1, "vulnerable_individual", "r-behind"),
+        publish_frame_as(police, 1, "vulnerable_individual", "r-old")};
+    one_turn(o, published, 4); /* the council is not here: they wait in its queue */
     cv_broker_destroy(&o->broker);
+    store_sql(o,
+              "UPDATE reports SET created = 1, accepted = 1000 WHERE id IN ('r-damaged', 'r-old')");
     static const char route_of_damaged[] =
         "SELECT length(queues) FROM routes WHERE report = (SELECT n FROM reports"
         " WHERE id = 'r-damaged')";
@@ -1621,11 +1625,19 @@ static void test_a_row_sqlite_cannot_read_stops_only_itself(void **state)
     }
     assert_true(delivered(&seen, "r-behind"));
     assert_false(delivered(&seen, "r-damaged"));
-    assert_int_equal(seen.delivered.n, 4); /* r-behind and the three published since */
+    assert_int_equal(seen.delivered.n, 5); /* r-behind, r-old and the three published since */
     cv_broker_frame_t stats[] = {hello_with(admin, 3, 0), admin_frame(admin, 3, "stats", NULL, 0)};
     one_turn(o, stats, 2);
     assert_non_null(strstr(seen.admin.text, "\"unreadable\":1,"));
+
+    /* retention, which could not delete it (freeing its pages reads
+     * them), passes over it: the rest is purged */
+    cv_broker_frame_t purge[] = {admin_frame(admin, 3, "purge", (char *[]){"trust-clock"}, 1)};
+    one_turn(o, purge, 1);
+    assert_true(seen.admin.ok);
     cv_broker_destroy(&o->broker);
+    assert_int_equal(store_count(o, "SELECT count(*) FROM reports WHERE id = 'r-old'"), 0);
+    assert_int_equal(store_count(o, "SELECT count(*) FROM reports WHERE id = 'r-damaged'"), 1);
     assert_int_equal(store_count(o, route_of_damaged), route);
 }
 
