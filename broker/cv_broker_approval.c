@@ -73,7 +73,8 @@ static int already_released(cv_broker_t *self, int64_t rowid, const Caveat__Repo
 
 /*  Decides the report again, with its approvals, for every candidate it
  *  has not gone to, and routes it to those now released, under one new
- *  rowid (cv_approval_store.h). The answer lists them. */
+ *  rowid (cv_approval_store.h). The answer lists them, and so does the
+ *  approval leaf begun, each with the decision that released it. */
 static bool release_approved(cv_broker_t *self, int64_t rowid, const Caveat__Report *report,
                              approval_answer_t *answer, cv_error_t *err)
 {
@@ -105,6 +106,7 @@ static bool release_approved(cv_broker_t *self, int64_t rowid, const Caveat__Rep
             return false;
         self->route_to[n++] = q;
         approval_released_to(answer, agency);
+        cv_record_recipient(self->record, candidates[i], self->decision);
         broker_mark_dirty(self, agency, feed ? feed : "");
     }
     if (n == 0)
@@ -233,16 +235,23 @@ void broker_on_approval(cv_broker_t *self, session_t *s, int agency, const char 
     approval_answer_t *answer = approval_answer_new(self, s, approval->report_id, approval->to);
     if (broker_turn_failing(self))
         return;
-    if (added < 0 || !release_approved(self, rowid, report, answer, &err)) {
+    if (added < 0) {
+        broker_fail_turn(self, err.msg);
+        return;
+    }
+    cv_record_approval_begin(self->record, report, approval->to, self->policy);
+    if (!release_approved(self, rowid, report, answer, &err)) {
+        cv_record_approval_drop(self->record);
         broker_fail_turn(self, err.msg);
         return;
     }
     /* one given before that releases no one new changes nothing: no leaf,
      * or an originator could grow the log at the approvals' rate forever */
     bool changed = added == 1 || answer->n_recipients > 0;
-    if (changed &&
-        !cv_record_approval(self->record, sender, report->id, approval->to,
-                            (const char *const *)answer->recipients, answer->n_recipients, &err)) {
+    if (!changed)
+        cv_record_approval_drop(self->record);
+    else if (!cv_record_approval_end(self->record, (const char *const *)answer->recipients,
+                                     answer->n_recipients, &err)) {
         broker_fail_turn(self, err.msg);
         return;
     }

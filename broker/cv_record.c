@@ -27,8 +27,10 @@ struct cv_record_t {
      *  from one transaction to the next: a writer and its buffer a leaf
      *  (allocated, grown, freed) cost more than a small leaf's keys. */
     cv_json_writer_t *leaves;
-    cv_json_writer_t *accepted; /* leaves, while an "accepted" leaf is written; else NULL */
-    bool off;                   /* cv_record_turn_off: nothing more is written */
+    /*  leaves, while a leaf of recipients and their views (an "accepted"
+     *  or "approval" leaf) is written; else NULL */
+    cv_json_writer_t *accepted;
+    bool off; /* cv_record_turn_off: nothing more is written */
     /*  Random bytes for the leaves' salts (leaf_begin), drawn a block at a
      *  time: one system call for every SALTS_AT_ONCE leaves, not one each. */
     struct {
@@ -390,6 +392,23 @@ static const char *agency_part(cv_record_t *self, int index, size_t *len)
     return self->parts.agency[index];
 }
 
+/*  The policy's member and the recipients' list, key, opened in the
+ *  leaf w begun: cv_record_recipient adds to it; the leaf's end closes it
+ *  and writes the views the recipients were given. */
+static void recipients_begin(cv_record_t *self, cv_json_writer_t *w, const cv_policy_t *policy,
+                             const char *key)
+{
+    parts_of(self, policy);
+    cv_json_members(w, self->parts.policy_member, self->parts.policy_len);
+    cv_json_key(w, key);
+    cv_json_array_begin(w);
+    self->accepted = w;
+    self->views.n = 0;
+    self->views.fields = -1; /* not known until a recipient is given the report */
+    self->views.whole = -1;
+    self->views.n_by_entry = 0;
+}
+
 /*  The accepted leaf is the log's hot path: when off, not even built. */
 void cv_record_accepted_begin(cv_record_t *self, const Caveat__Report *report,
                               const uint8_t stored[CV_DIGEST_BYTES], const cv_policy_t *policy)
@@ -397,18 +416,10 @@ void cv_record_accepted_begin(cv_record_t *self, const Caveat__Report *report,
     assert(!self->accepted);
     if (self->off)
         return;
-    cv_json_writer_t *w = self->accepted =
-        report_leaf_begin(self, "accepted", report->id, report->originator);
+    cv_json_writer_t *w = report_leaf_begin(self, "accepted", report->id, report->originator);
     key_string(w, "category", report->category);
     key_hex(w, "stored", stored, CV_DIGEST_BYTES);
-    parts_of(self, policy);
-    cv_json_members(w, self->parts.policy_member, self->parts.policy_len);
-    cv_json_key(w, "to");
-    cv_json_array_begin(w);
-    self->views.n = 0;
-    self->views.fields = -1; /* not known until a recipient is given the report */
-    self->views.whole = -1;
-    self->views.n_by_entry = 0;
+    recipients_begin(self, w, policy, "to");
 }
 
 /*  The decision's outcomes into views.row, views.paths filled the first
@@ -757,18 +768,49 @@ bool cv_record_purged(cv_record_t *self, const char *originator, const char *rep
     return append(self, err);
 }
 
-bool cv_record_approval(cv_record_t *self, const char *originator, const char *report_id,
-                        const char *to, const char *const *released, size_t n_released,
-                        cv_error_t *err)
+/*  The approval leaf names the report's category and, for each agency
+ *  released, its organisation and view, as the accepted leaf does for
+ *  its recipients: readers count and show a release by approval from its
+ *  own leaf, without the report's accepted leaf (which may be before the
+ *  period they read, or, for an agency a reload added, not name it). */
+void cv_record_approval_begin(cv_record_t *self, const Caveat__Report *report, const char *to,
+                              const cv_policy_t *policy)
 {
-    cv_json_writer_t *w = report_leaf_begin(self, "approval", report_id, originator);
+    assert(!self->accepted);
+    if (self->off)
+        return;
+    cv_json_writer_t *w = report_leaf_begin(self, "approval", report->id, report->originator);
     key_string(w, "to", to);
+    key_string(w, "category", report->category);
+    recipients_begin(self, w, policy, "recipients");
+}
+
+bool cv_record_approval_end(cv_record_t *self, const char *const *released, size_t n_released,
+                            cv_error_t *err)
+{
+    assert(self->accepted || self->off);
+    if (!self->accepted)
+        return true;
+    cv_json_writer_t *w = self->accepted;
+    cv_json_array_end(w);
+    /* the agencies' ids again, as leaves before "recipients" had them */
     cv_json_key(w, "released");
     cv_json_array_begin(w);
     for (size_t i = 0; i < n_released; i++)
         cv_json_string(w, released[i]);
     cv_json_array_end(w);
+    if (self->views.n > 0)
+        write_views(self);
+    self->accepted = NULL;
     return append(self, err);
+}
+
+void cv_record_approval_drop(cv_record_t *self)
+{
+    if (!self->accepted)
+        return;
+    cv_json_writer_rewind(self->leaves, self->pending.bytes);
+    self->accepted = NULL;
 }
 
 bool cv_record_feedback(cv_record_t *self, const char *report_id, const char *originator,

@@ -47,7 +47,8 @@ void cv_record_destroy(cv_record_t **self_p);
  *  once for all the recipients given the same. */
 void cv_record_accepted_begin(cv_record_t *self, const Caveat__Report *report,
                               const uint8_t stored[CV_DIGEST_BYTES], const cv_policy_t *policy);
-/*  agency: its index in the policy given to cv_record_accepted_begin. */
+/*  agency: its index in the policy given to cv_record_accepted_begin (or
+ *  cv_record_approval_begin). */
 void cv_record_recipient(cv_record_t *self, int agency, cv_decision_t *decision);
 bool cv_record_accepted_end(cv_record_t *self, cv_error_t *err);
 
@@ -73,11 +74,18 @@ bool cv_record_purged(cv_record_t *self, const char *originator, const char *rep
  *  new retention, or its disposal, and the reviewer's reason. */
 bool cv_record_review(cv_record_t *self, const char *originator, const char *report_id,
                       const cv_review_t *review, cv_error_t *err);
-/*  An originator's approval of its report to an agency id or type, and the
- *  agencies it released the report to (none: nothing new was released). */
-bool cv_record_approval(cv_record_t *self, const char *originator, const char *report_id,
-                        const char *to, const char *const *released, size_t n_released,
-                        cv_error_t *err);
+/*  An originator's approval of its report to an agency id or type: begin
+ *  (with the policy that decides), then cv_record_recipient for each
+ *  agency the approval released the report to (the decision that released
+ *  it), then end with their ids (none: nothing new was released); or drop,
+ *  for an approval that leaves no leaf (one that changed nothing, or a
+ *  turn that fails). The leaf names the report's category, and each
+ *  recipient's organisation, rules and view, as an accepted leaf does. */
+void cv_record_approval_begin(cv_record_t *self, const Caveat__Report *report, const char *to,
+                              const cv_policy_t *policy);
+bool cv_record_approval_end(cv_record_t *self, const char *const *released, size_t n_released,
+                            cv_error_t *err);
+void cv_record_approval_drop(cv_record_t *self);
 /*  Feedback stored from agency from on report (report_id of originator),
  *  with its value; never its text. */
 bool cv_record_feedback(cv_record_t *self, const char *report_id, const char *originator,

@@ -143,11 +143,17 @@ static void test_only_approved_recipients_get_a_held_report(void **state)
     assert_int_equal(audit_cli(args, out, sizeof out), 0);
     assert_non_null(strstr(out, "\"event\":\"approval\",\"time\":"));
     assert_non_null(strstr(out, "\"report\":\"held-1\",\"originator\":\"hum-bcu-hull\","
-                                "\"to\":\"hull-cc\",\"released\":[\"hull-cc\"]}"));
+                                "\"to\":\"hull-cc\",\"category\":\"vulnerable_individual\","));
+    /* each agency released with its organisation and rules, as an
+     * accepted leaf names its recipients */
+    assert_non_null(strstr(out, "\"recipients\":[{\"agency\":\"hull-cc\",\"organisation\":"
+                                "\"hull-city-council\",\"delivered\":true,\"rules\":"
+                                "[\"safeguarding-referral\"],\"view\":0}],"
+                                "\"released\":[\"hull-cc\"],\"fields\":["));
     /* the approvals given again released no one: they left no leaf */
-    assert_null(strstr(out, "\"to\":\"hull-cc\",\"released\":[]}"));
+    assert_null(strstr(out, "\"released\":[]"));
     assert_int_equal(occurrences(out, "\"event\":\"approval\""), 3);
-    assert_non_null(strstr(out, "\"to\":\"ctu\",\"released\":[\"ne-ctu\"]}"));
+    assert_non_null(strstr(out, "\"released\":[\"ne-ctu\"]"));
     snprintf(args, sizeof args, "verify '%s'", harness_path(h, "data"));
     assert_int_equal(audit_cli(args, out, sizeof out), 0);
     harness_destroy(&h);
