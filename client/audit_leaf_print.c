@@ -189,17 +189,42 @@ static void print_recipient(FILE *out, struct fy_node *leaf, struct fy_node *to)
     print_view(out, leaf, to);
 }
 
+/*  Each recipient of the leaf's list to: how many. */
+static int print_recipients(FILE *out, struct fy_node *leaf, struct fy_node *to)
+{
+    void *iter = NULL;
+    struct fy_node *item;
+    int n = 0;
+    while (to && fy_node_is_sequence(to) && (item = fy_node_sequence_iterate(to, &iter)))
+        if (fy_node_is_mapping(item) && ++n)
+            print_recipient(out, leaf, item);
+    return n;
+}
+
 /*  The leaf's time, or "?" for one gmtime cannot take. */
 static void print_time(FILE *out, const char *data, size_t len)
 {
     uint64_t ms = 0;
-    audit_leaf_accepted(data, len, &ms);
+    if (!audit_leaf_accepted(data, len, &ms))
+        audit_leaf_approval(data, len, &ms);
     time_t t = (time_t)(ms / 1000);
     struct tm tm;
     char when[32];
     if (!gmtime_r(&t, &tm) || !strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm))
         strcpy(when, "?");
     fputs(when, out);
+}
+
+/*  ", policy P version V" when the leaf names its policy. */
+static void print_policy(FILE *out, struct fy_node *leaf)
+{
+    struct fy_node *policy = audit_leaf_member(leaf, "policy");
+    if (!policy)
+        return;
+    fputs(", policy ", out);
+    audit_text(out, audit_leaf_text(policy, "protocol"));
+    fputs(" version ", out);
+    audit_text(out, audit_leaf_text(policy, "version"));
 }
 
 void audit_leaf_print(FILE *out, uint64_t index, const char *data, size_t len)
@@ -221,26 +246,57 @@ void audit_leaf_print(FILE *out, uint64_t index, const char *data, size_t len)
     audit_text(out, audit_leaf_text(leaf, "originator"));
     fputs(", category ", out);
     audit_text(out, audit_leaf_text(leaf, "category"));
-    struct fy_node *policy = audit_leaf_member(leaf, "policy");
-    if (policy) {
-        fputs(", policy ", out);
-        audit_text(out, audit_leaf_text(policy, "protocol"));
-        fputs(" version ", out);
-        audit_text(out, audit_leaf_text(policy, "version"));
-    }
+    print_policy(out, leaf);
     fputc('\n', out);
-    struct fy_node *to = audit_leaf_member(leaf, "to"), *item;
-    void *iter = NULL;
-    while (to && fy_node_is_sequence(to) && (item = fy_node_sequence_iterate(to, &iter)))
-        if (fy_node_is_mapping(item))
-            print_recipient(out, leaf, item);
+    print_recipients(out, leaf, audit_leaf_member(leaf, "to"));
     fy_document_destroy(doc);
 }
 
-void audit_leaf_write_json(cv_json_writer_t *w, uint64_t index, const char *data, size_t len)
+/*  The agencies an approval leaf of the earlier form released the report
+ *  to: their ids alone. */
+static int print_released(FILE *out, struct fy_node *released)
+{
+    void *iter = NULL;
+    struct fy_node *item;
+    int n = 0;
+    while (released && fy_node_is_sequence(released) &&
+           (item = fy_node_sequence_iterate(released, &iter)) && ++n) {
+        fputs("  ", out);
+        audit_text(out, fy_node_get_scalar0(item));
+        fputs(": delivered (its leaf, of an earlier caveatd, names no rules and no fields)\n", out);
+    }
+    return n;
+}
+
+void audit_leaf_print_approval(FILE *out, uint64_t index, const char *data, size_t len)
 {
     struct fy_document *doc = audit_leaf_parse(data, len);
-    cv_json_object_begin(w);
+    struct fy_node *leaf = doc ? fy_document_root(doc) : NULL;
+    fprintf(out, "  approval at leaf %" PRIu64, index);
+    if (!leaf) {
+        fputs(" (not JSON)\n", out);
+        fy_document_destroy(doc);
+        return;
+    }
+    fputs(", ", out);
+    print_time(out, data, len);
+    fputs(", to ", out);
+    audit_text(out, audit_leaf_text(leaf, "to"));
+    print_policy(out, leaf);
+    fputs(", released it to:\n", out);
+    struct fy_node *to = audit_leaf_member(leaf, "recipients");
+    int n = to ? print_recipients(out, leaf, to)
+               : print_released(out, audit_leaf_member(leaf, "released"));
+    if (n == 0)
+        fputs("  none new: every agency it names had it already, or the policy releases it to "
+              "none\n",
+              out);
+    fy_document_destroy(doc);
+}
+
+void audit_leaf_json_members(cv_json_writer_t *w, uint64_t index, const char *data, size_t len)
+{
+    struct fy_document *doc = audit_leaf_parse(data, len);
     cv_json_key(w, "index");
     cv_json_uint(w, index);
     cv_json_key(w, "leaf");
@@ -254,6 +310,12 @@ void audit_leaf_write_json(cv_json_writer_t *w, uint64_t index, const char *data
         cv_json_string(w, text);
         free(text);
     }
-    cv_json_object_end(w);
     fy_document_destroy(doc);
+}
+
+void audit_leaf_write_json(cv_json_writer_t *w, uint64_t index, const char *data, size_t len)
+{
+    cv_json_object_begin(w);
+    audit_leaf_json_members(w, index, data, len);
+    cv_json_object_end(w);
 }

@@ -30,7 +30,21 @@ struct audit_tally_t {
     const char **seen; /* the organisations the current report was delivered to */
     size_t n_seen, cap_seen;
     bool sorted; /* cells by category, then organisation */
+    /*  The reports an approval leaf names (audit_tally_expect), by
+     *  audit_leaf_report_key: what their accepted leaf and earlier approvals said,
+     *  so that an approval counts only organisations that had not had the
+     *  report. Only those reports: a log of millions of reports has few
+     *  approved, and keeping every report's would cost memory for all. */
+    zhashx_t *approved;
+    zhashx_t *given;         /* cell_key(the report key, organisation), for those reports */
+    zhashx_t *organisations; /* by cell_key(the report key, agency), as their accepted leaf named */
 };
+
+/*  What the log said so far of a report an approval names. */
+typedef struct {
+    char *category; /* from its accepted leaf; NULL: not seen */
+    bool shared;    /* counted in "shared" already */
+} approved_t;
 
 /*  Keys hashed with SipHash under a key of the process's own: the names
  *  come from leaves anyone who can edit the store writes, and names chosen
@@ -55,15 +69,36 @@ static size_t keyed_hash(const void *key)
     return value;
 }
 
+static void text_free(void **item)
+{
+    free(*item);
+    *item = NULL;
+}
+
+static void approved_free(void **item)
+{
+    approved_t *a = *item;
+    if (a)
+        free(a->category);
+    free(a);
+    *item = NULL;
+}
+
 audit_tally_t *audit_tally_new(uint64_t since_ms)
 {
     pthread_once(&hash_key_made, make_hash_key);
     audit_tally_t *self = calloc(1, sizeof *self);
-    if (!self || !(self->cell_of = zhashx_new())) {
-        free(self);
+    if (!self || !(self->cell_of = zhashx_new()) || !(self->approved = zhashx_new()) ||
+        !(self->given = zhashx_new()) || !(self->organisations = zhashx_new())) {
+        audit_tally_destroy(&self);
         return NULL;
     }
     zhashx_set_key_hasher(self->cell_of, keyed_hash);
+    zhashx_set_key_hasher(self->approved, keyed_hash);
+    zhashx_set_key_hasher(self->given, keyed_hash);
+    zhashx_set_key_hasher(self->organisations, keyed_hash);
+    zhashx_set_destructor(self->organisations, text_free);
+    zhashx_set_destructor(self->approved, approved_free);
     self->since_ms = since_ms;
     return self;
 }
@@ -80,6 +115,9 @@ void audit_tally_destroy(audit_tally_t **self_p)
     }
     free(t->cells);
     zhashx_destroy(&t->cell_of);
+    zhashx_destroy(&t->approved);
+    zhashx_destroy(&t->given);
+    zhashx_destroy(&t->organisations);
     free(t->seen);
     free(t);
     *self_p = NULL;
@@ -181,31 +219,161 @@ static void note_seen(audit_tally_t *t, const char *organisation)
     t->seen[t->n_seen++] = organisation;
 }
 
-void audit_tally_add(audit_tally_t *t, const void *data, size_t len)
+void audit_tally_expect(audit_tally_t *t, const void *data, size_t len)
 {
     uint64_t time_ms;
-    if (!audit_leaf_accepted(data, len, &time_ms) || time_ms < t->since_ms)
+    if (!audit_leaf_approval(data, len, &time_ms))
         return;
     struct fy_document *doc = audit_leaf_parse(data, len);
-    struct fy_node *leaf = doc ? fy_document_root(doc) : NULL;
-    const char *category = audit_leaf_text(leaf, "category");
-    struct fy_node *to = leaf ? audit_leaf_member(leaf, "to") : NULL, *item;
+    char *key = doc ? audit_leaf_report_key(fy_document_root(doc)) : NULL;
+    approved_t *a = NULL;
+    if (key && !zhashx_lookup(t->approved, key) &&
+        (!(a = calloc(1, sizeof *a)) || zhashx_insert(t->approved, key, a) != 0))
+        abort();
+    free(key);
+    fy_document_destroy(doc);
+}
+
+/*  Whether organisation had the report of key before; it has now. */
+static bool given_before(audit_tally_t *t, const char *key, const char *organisation)
+{
+    char *pair = cell_key(key, organisation);
+    bool before = zhashx_lookup(t->given, pair) != NULL;
+    if (!before && zhashx_insert(t->given, pair, t) != 0) /* any item but NULL */
+        abort();
+    free(pair);
+    return before;
+}
+
+/*  An agency's organisation as the report's accepted leaf named it (for
+ *  an approval leaf that names agencies alone), or the agency itself. */
+static const char *organisation_of(audit_tally_t *t, const char *key, const char *agency)
+{
+    char *pair = key ? cell_key(key, agency) : NULL;
+    const char *organisation = pair ? zhashx_lookup(t->organisations, pair) : NULL;
+    free(pair);
+    return organisation ? organisation : agency;
+}
+
+/*  The organisations of an accepted leaf's recipients, for a report an
+ *  approval names: an approval leaf of the earlier form names agencies. */
+static void note_organisations(audit_tally_t *t, const char *key, struct fy_node *to)
+{
+    void *iter = NULL;
+    struct fy_node *item;
+    while (to && fy_node_is_sequence(to) && (item = fy_node_sequence_iterate(to, &iter))) {
+        const char *agency = audit_leaf_text(item, "agency"),
+                   *organisation = audit_leaf_text(item, "organisation");
+        if (!agency || !organisation)
+            continue;
+        char *pair = cell_key(key, agency), *copy = strdup(organisation);
+        if (!copy)
+            abort();
+        if (zhashx_insert(t->organisations, pair, copy) != 0)
+            free(copy); /* named twice: the first stays */
+        free(pair);
+    }
+}
+
+/*  The organisations of the recipients the leaf lists under key that it
+ *  says were delivered to, each once, into t->seen. */
+static size_t delivered_to(audit_tally_t *t, struct fy_node *leaf, const char *key)
+{
+    struct fy_node *to = audit_leaf_member(leaf, key), *item;
     void *iter = NULL;
     t->n_seen = 0;
-    while (category && to && fy_node_is_sequence(to) &&
-           (item = fy_node_sequence_iterate(to, &iter))) {
+    while (to && fy_node_is_sequence(to) && (item = fy_node_sequence_iterate(to, &iter))) {
         const char *organisation = audit_leaf_text(item, "organisation");
         if (!organisation)
             organisation = audit_leaf_text(item, "agency");
         if (organisation && audit_leaf_true(item, "delivered"))
             note_seen(t, organisation);
     }
-    size_t organisations = sort_unique(t->seen, t->n_seen);
-    for (size_t i = 0; i < organisations; i++)
+    return sort_unique(t->seen, t->n_seen);
+}
+
+/*  An accepted leaf: counted when of the period; what it gave whom noted
+ *  for a report an approval names (key, approved), of the period or not. */
+static void add_accepted(audit_tally_t *t, struct fy_node *leaf, bool counted, const char *key,
+                         approved_t *approved)
+{
+    const char *category = audit_leaf_text(leaf, "category");
+    size_t organisations = category ? delivered_to(t, leaf, "to") : 0;
+    if (approved) {
+        if (category && !approved->category && !(approved->category = strdup(category)))
+            abort();
+        note_organisations(t, key, audit_leaf_member(leaf, "to"));
+        for (size_t i = 0; i < organisations; i++)
+            given_before(t, key, t->seen[i]);
+        approved->shared = approved->shared || (counted && organisations > 0);
+    }
+    for (size_t i = 0; counted && i < organisations; i++)
         count_cell(t, category, t->seen[i]);
-    t->accepted += category != NULL;
-    t->shared += organisations > 0;
+    t->accepted += counted && category != NULL;
+    t->shared += counted && organisations > 0;
+}
+
+/*  The organisations an approval leaf released the report to, each once,
+ *  into t->seen: its recipients', or for a leaf of the earlier form, which
+ *  names agencies alone, each agency's as the accepted leaf named it. */
+static size_t released_to(audit_tally_t *t, struct fy_node *leaf, const char *key)
+{
+    if (audit_leaf_member(leaf, "recipients"))
+        return delivered_to(t, leaf, "recipients");
+    struct fy_node *released = audit_leaf_member(leaf, "released"), *item;
+    void *iter = NULL;
+    t->n_seen = 0;
+    while (released && fy_node_is_sequence(released) &&
+           (item = fy_node_sequence_iterate(released, &iter)))
+        if (fy_node_get_scalar0(item))
+            note_seen(t, organisation_of(t, key, fy_node_get_scalar0(item)));
+    return sort_unique(t->seen, t->n_seen);
+}
+
+/*  An approval leaf: each organisation it released the report to that
+ *  had not had it (at acceptance, or by an earlier approval) counts, when
+ *  the leaf is of the period; one that had it before the period does not
+ *  count again. */
+static void add_approval(audit_tally_t *t, struct fy_node *leaf, bool counted, const char *key,
+                         approved_t *approved)
+{
+    const char *category = audit_leaf_text(leaf, "category");
+    if (!category)
+        category = approved && approved->category ? approved->category : AUDIT_TALLY_UNRECORDED;
+    size_t organisations = released_to(t, leaf, key);
+    bool any = false;
+    for (size_t i = 0; i < organisations; i++) {
+        if (key && given_before(t, key, t->seen[i]))
+            continue;
+        if (counted)
+            count_cell(t, category, t->seen[i]);
+        any = any || counted;
+    }
+    t->shared += any && !(approved && approved->shared);
+    if (approved)
+        approved->shared = approved->shared || any;
+}
+
+void audit_tally_add(audit_tally_t *t, const void *data, size_t len)
+{
+    uint64_t time_ms;
+    bool accepted = audit_leaf_accepted(data, len, &time_ms);
+    if (!accepted && !audit_leaf_approval(data, len, &time_ms))
+        return;
+    bool counted = time_ms >= t->since_ms;
+    /* one before the period matters only to what approvals count */
+    if (!counted && zhashx_size(t->approved) == 0)
+        return;
+    struct fy_document *doc = audit_leaf_parse(data, len);
+    struct fy_node *leaf = doc ? fy_document_root(doc) : NULL;
+    char *key = leaf ? audit_leaf_report_key(leaf) : NULL;
+    approved_t *approved = key ? zhashx_lookup(t->approved, key) : NULL;
+    if (leaf && accepted && (counted || approved))
+        add_accepted(t, leaf, counted, key, approved);
+    else if (leaf && !accepted)
+        add_approval(t, leaf, counted, key, approved);
     t->sorted = false;
+    free(key);
     fy_document_destroy(doc);
 }
 

@@ -1,5 +1,6 @@
 /*  caveat audit sample: a dip sample of accepted reports for a reviewer,
- *  each with who was given which fields under which rule.
+ *  each with who was given which fields under which rule, at acceptance
+ *  and by each approval the log records up to the seed.
  *
  *  The sample is drawn from the leaves a signed checkpoint covers, ranked
  *  by SHA-256(checkpoint root || leaf index as 8 bytes big-endian): the
@@ -8,6 +9,7 @@
  *  could choose which ones would be drawn, since the root depends on all
  *  of them. Only the leaves that could still enter the sample are parsed.
  */
+#include <czmq.h>
 #include <inttypes.h>
 #include <libfyaml.h>
 #include <sodium.h>
@@ -25,11 +27,20 @@ static const char usage[] = "usage: caveat audit sample DIR --count N [--since D
                             "[--category C] [--seed SIZE] [--key VERIFIER-KEY] "
                             "[--format text|json]";
 
+/*  A leaf kept: its bytes, NUL-terminated. */
+typedef struct {
+    uint64_t index;
+    char *data;
+    size_t len;
+} kept_t;
+
 typedef struct {
     uint8_t rank[crypto_hash_sha256_BYTES];
     uint64_t index;
     char *data; /* the leaf's bytes, NUL-terminated */
     size_t len;
+    kept_t *approvals; /* the approval leaves of its report, in the log's order */
+    size_t n_approvals;
 } pick_t;
 
 typedef struct {
@@ -60,6 +71,16 @@ static bool category_matches(const sampler_t *s, const void *data, size_t len)
     return match;
 }
 
+static char *copy_of(const void *data, size_t len)
+{
+    char *copy = malloc(len + 1);
+    if (!copy)
+        abort();
+    memcpy(copy, data, len);
+    copy[len] = '\0';
+    return copy;
+}
+
 /*  Into the sample, in rank order, when it ranks among the count best. */
 static bool consider(void *arg, uint64_t index, const void *data, size_t len)
 {
@@ -77,14 +98,53 @@ static bool consider(void *arg, uint64_t index, const void *data, size_t len)
     if (s->n == s->count)
         free(s->picks[--s->n].data);
     memmove(&s->picks[at + 1], &s->picks[at], (s->n - at) * sizeof *s->picks);
-    pick.data = malloc(len + 1);
-    if (!pick.data)
-        abort();
-    memcpy(pick.data, data, len);
-    pick.data[len] = '\0';
+    pick.data = copy_of(data, len);
     s->picks[at] = pick;
     s->n++;
     return true;
+}
+
+/*  An approval leaf, to the pick of the report it names. */
+static bool attach(void *arg, uint64_t index, const void *data, size_t len)
+{
+    zhashx_t *picks = arg;
+    uint64_t time_ms;
+    if (!audit_leaf_approval(data, len, &time_ms))
+        return true;
+    struct fy_document *doc = audit_leaf_parse(data, len);
+    char *key = doc ? audit_leaf_report_key(fy_document_root(doc)) : NULL;
+    pick_t *pick = key ? zhashx_lookup(picks, key) : NULL;
+    if (pick) {
+        pick->approvals =
+            realloc(pick->approvals, (pick->n_approvals + 1) * sizeof *pick->approvals);
+        if (!pick->approvals)
+            abort();
+        pick->approvals[pick->n_approvals++] =
+            (kept_t){.index = index, .data = copy_of(data, len), .len = len};
+    }
+    free(key);
+    fy_document_destroy(doc);
+    return true;
+}
+
+/*  The approval leaves of the sampled reports, up to the seed's size:
+ *  each release by approval is shown with the report it released. */
+static bool attach_approvals(sqlite3 *db, sampler_t *s, cv_error_t *err)
+{
+    zhashx_t *picks = zhashx_new();
+    if (!picks)
+        abort();
+    for (size_t i = 0; i < s->n; i++) {
+        struct fy_document *doc = audit_leaf_parse(s->picks[i].data, s->picks[i].len);
+        char *key = doc ? audit_leaf_report_key(fy_document_root(doc)) : NULL;
+        if (key)
+            zhashx_insert(picks, key, &s->picks[i]); /* one report sampled twice: the first */
+        free(key);
+        fy_document_destroy(doc);
+    }
+    bool ok = zhashx_size(picks) == 0 || audit_leaves_each(db, s->seed->size, attach, picks, err);
+    zhashx_destroy(&picks);
+    return ok;
 }
 
 static int by_index(const void *a, const void *b)
@@ -100,8 +160,13 @@ static void print_text(const sampler_t *s, const char *root, const char *rerun)
            s->n, s->n == 1 ? "" : "s", s->count, s->seed->size - 1, s->seed->origin, s->seed->size,
            root);
     printf("the same sample again: caveat audit sample DIR %s\n", rerun);
-    for (size_t i = 0; i < s->n; i++)
-        audit_leaf_print(stdout, s->picks[i].index, s->picks[i].data, s->picks[i].len);
+    for (size_t i = 0; i < s->n; i++) {
+        const pick_t *p = &s->picks[i];
+        audit_leaf_print(stdout, p->index, p->data, p->len);
+        for (size_t j = 0; j < p->n_approvals; j++)
+            audit_leaf_print_approval(stdout, p->approvals[j].index, p->approvals[j].data,
+                                      p->approvals[j].len);
+    }
 }
 
 /*  False when the writer failed: a leaf nested deeper than it goes (an
@@ -123,8 +188,18 @@ static bool print_json(const sampler_t *s, const char *root)
     cv_json_uint(w, s->count);
     cv_json_key(w, "sample");
     cv_json_array_begin(w);
-    for (size_t i = 0; i < s->n; i++)
-        audit_leaf_write_json(w, s->picks[i].index, s->picks[i].data, s->picks[i].len);
+    for (size_t i = 0; i < s->n; i++) {
+        const pick_t *p = &s->picks[i];
+        cv_json_object_begin(w);
+        audit_leaf_json_members(w, p->index, p->data, p->len);
+        cv_json_key(w, "approvals");
+        cv_json_array_begin(w);
+        for (size_t j = 0; j < p->n_approvals; j++)
+            audit_leaf_write_json(w, p->approvals[j].index, p->approvals[j].data,
+                                  p->approvals[j].len);
+        cv_json_array_end(w);
+        cv_json_object_end(w);
+    }
     cv_json_array_end(w);
     cv_json_object_end(w);
     const char *text = cv_json_writer_text(w);
@@ -167,7 +242,7 @@ static int take_options(int *argc, char **argv, options_t *o, sampler_t *s, uint
 static int draw(sqlite3 *db, const char *dir, sampler_t *s, const options_t *o)
 {
     cv_error_t err = {0};
-    if (!audit_leaves_each(db, s->seed->size, consider, s, &err))
+    if (!audit_leaves_each(db, s->seed->size, consider, s, &err) || !attach_approvals(db, s, &err))
         return cli_error(CLI_FAILED, "%s: %s", dir, err.msg);
     cv_audit_end_read(db);
     qsort(s->picks, s->n, sizeof *s->picks, by_index);
@@ -210,8 +285,12 @@ int cmd_audit_sample(int argc, char **argv)
     sampler.picks = calloc(sampler.count + 1, sizeof *sampler.picks);
     if (status == CLI_OK)
         status = draw(db, argv[1], &sampler, &options);
-    for (size_t i = 0; i < sampler.n; i++)
+    for (size_t i = 0; i < sampler.n; i++) {
+        for (size_t j = 0; j < sampler.picks[i].n_approvals; j++)
+            free(sampler.picks[i].approvals[j].data);
+        free(sampler.picks[i].approvals);
         free(sampler.picks[i].data);
+    }
     free(sampler.picks);
     sqlite3_close(db);
     return status;

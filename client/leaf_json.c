@@ -82,19 +82,44 @@ bool audit_node_null(struct fy_node *node)
            strcmp(fy_node_get_scalar0(node), "null") == 0;
 }
 
-bool audit_leaf_accepted(const void *data, size_t len, uint64_t *time_ms)
+/*  Whether data is a leaf of event (its JSON string, quoted); *time_ms
+ *  its time. */
+static bool leaf_of(const void *data, size_t len, const char *event, uint64_t *time_ms)
 {
-    static const char prefix[] = "{\"event\":\"accepted\",\"time\":";
+    static const char head[] = "{\"event\":", tail[] = ",\"time\":";
     const char *text = data;
-    size_t at = sizeof prefix - 1;
-    if (len < at || memcmp(text, prefix, at) != 0)
+    size_t at = strlen(head), event_len = strlen(event);
+    if (len < at + event_len + strlen(tail) || memcmp(text, head, at) != 0 ||
+        memcmp(text + at, event, event_len) != 0 ||
+        memcmp(text + at + event_len, tail, strlen(tail)) != 0)
         return false;
+    at += event_len + strlen(tail);
     uint64_t ms = 0;
     size_t digits = 0;
     for (; at < len && text[at] >= '0' && text[at] <= '9' && digits < 19; at++, digits++)
         ms = ms * 10 + (uint64_t)(text[at] - '0');
     *time_ms = ms;
     return digits > 0;
+}
+
+bool audit_leaf_accepted(const void *data, size_t len, uint64_t *time_ms)
+{
+    return leaf_of(data, len, "\"accepted\"", time_ms);
+}
+
+bool audit_leaf_approval(const void *data, size_t len, uint64_t *time_ms)
+{
+    return leaf_of(data, len, "\"approval\"", time_ms);
+}
+
+char *audit_leaf_report_key(struct fy_node *leaf)
+{
+    const char *originator = audit_leaf_text(leaf, "originator"),
+               *id = audit_leaf_text(leaf, "report");
+    char *key = NULL;
+    if (originator && id && asprintf(&key, "%zu:%s%s", strlen(originator), originator, id) < 0)
+        abort();
+    return key;
 }
 
 static void scalar_json(cv_json_writer_t *w, struct fy_node *node)

@@ -39,9 +39,17 @@ bool audit_leaf_true(struct fy_node *map, const char *key);
 /*  Whether node is JSON's null (not the string "null"). */
 bool audit_node_null(struct fy_node *node);
 
+/*  The report a leaf names, its originator and its id together, as one
+ *  key ("LENGTH:ORIGINATOR" then the id: no two reports have one),
+ *  malloc'd; NULL when the leaf lacks either. A report's id is its
+ *  originator's own: two originators may use one. */
+char *audit_leaf_report_key(struct fy_node *leaf);
+
 /*  Whether data is an "accepted" leaf; *time_ms its time. Read from the
  *  leaf's first bytes, as the broker writes them, without parsing it. */
 bool audit_leaf_accepted(const void *data, size_t len, uint64_t *time_ms);
+/*  The same for an "approval" leaf. */
+bool audit_leaf_approval(const void *data, size_t len, uint64_t *time_ms);
 
 /*  Writes node (a leaf, or part of one) to w as it is: mappings as
  *  objects, sequences as arrays, true, false, null and digits as

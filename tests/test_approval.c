@@ -432,6 +432,56 @@ static void test_the_command_line_approves(void **state)
     finish(&h);
 }
 
+/*  `caveat audit VERB DATA REST` on h's data directory, into out. */
+static int audit_of(harness_t *h, const char *verb, const char *rest, char *out, size_t size)
+{
+    char args[2048];
+    snprintf(args, sizeof args, "%s '%s' %s", verb, harness_path(h, "data"), rest);
+    return audit_cli(args, out, size);
+}
+
+/*  Oversight counts what an approval shared: the summary counts a held
+ *  report under the organisation of each agency an approval released it
+ *  to, and a sample shows each release with the fields it gave. */
+static void test_oversight_sees_releases_by_approval(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    cv_client_t *council = client(h, "hull-cc", NULL, 0);
+    publish_held(h, "held-5", "5");
+    assert_string_equal(approved(h, "held-5", "hull-cc"), "hull-cc");
+    assert_receives(council, "held-5");
+    cv_client_destroy(&council);
+    assert_true(harness_stop(h));
+
+    static char out[65536];
+    assert_int_equal(audit_of(h, "summary", "", out, sizeof out), 0);
+    assert_non_null(strstr(out, "\nvulnerable_individual  hull-city-council  1\n"));
+    assert_non_null(strstr(out, "1 reports accepted, 1 shared with at least one organisation"));
+    assert_int_equal(audit_of(h, "summary", "--format json", out, sizeof out), 0);
+    assert_non_null(strstr(out, "\"category\": \"vulnerable_individual\",\n"
+                                "      \"organisation\": \"hull-city-council\",\n"
+                                "      \"reports\": 1"));
+    /* the report was accepted before the period: it was shared in it */
+    assert_int_equal(audit_of(h, "summary", "--since 2999-01-01", out, sizeof out), 0);
+    assert_non_null(strstr(out, "0 reports accepted, 0 shared"));
+
+    assert_int_equal(audit_of(h, "sample", "--count 1", out, sizeof out), 0);
+    const char *approval = strstr(out, "\n  approval at leaf ");
+    if (!approval)
+        print_error("%s\n", out);
+    assert_non_null(approval);
+    assert_non_null(strstr(approval, ", to hull-cc, policy humber-prevent version 7, released it "
+                                     "to:\n  hull-cc (hull-city-council): delivered under "
+                                     "safeguarding-referral\n"));
+    assert_non_null(strstr(approval, "\n    masked (year): subjects.date_of_birth\n"));
+    assert_non_null(strstr(approval, "\n    withheld: author, "));
+    assert_int_equal(audit_of(h, "sample", "--count 1 --format json", out, sizeof out), 0);
+    assert_non_null(strstr(out, "\"approvals\": [\n"));
+    assert_non_null(strstr(out, "\"event\": \"approval\""));
+    harness_destroy(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -444,6 +494,7 @@ int main(void)
         cmocka_unit_test(test_the_command_line_approves),
         cmocka_unit_test(test_an_approval_the_store_cannot_take_is_answered_unavailable),
         cmocka_unit_test(test_an_approval_waits_while_the_disk_is_short),
+        cmocka_unit_test(test_oversight_sees_releases_by_approval),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

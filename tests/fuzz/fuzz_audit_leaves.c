@@ -2,18 +2,21 @@
  *  make of the leaves they read from a store, which someone may have
  *  edited: any bytes. The input is up to 32 leaves, split at 0x1e (the
  *  ASCII record separator). Each leaf goes through cv_text_write (a trace
- *  line), audit_leaf_print and audit_leaf_write_json (a sample's text and
- *  JSON), and all of them through one audit_tally (a summary's table, JSON
- *  and SVG), each written to memory and checked:
+ *  line), audit_leaf_print, audit_leaf_print_approval and
+ *  audit_leaf_write_json (a sample's text and JSON), and all of them
+ *  through one audit_tally, expected then added as the summary does (its
+ *  table, JSON and SVG), each written to memory and checked:
  *    - text: nothing a terminal would act on (no control character but
  *      the line ends the form has), and the sample's lines are its own: a
- *      blank line, one "leaf INDEX" line, the rest indented;
+ *      blank line, one "leaf INDEX" line, the rest indented, an approval's
+ *      all indented;
  *    - a trace line is the leaf as it is when the leaf is readable text
  *      without a backslash;
  *    - JSON: reads back as a JSON object;
  *    - SVG: UTF-8, every '<' opens one of the chart's own elements, every
  *      '&' one of the five escapes;
- *    - the tally counts no more reports than there are accepted leaves. */
+ *    - the tally counts no more reports accepted than there are accepted
+ *      leaves, nor shared than accepted and approval leaves. */
 #include <libfyaml.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,14 +81,23 @@ static void check_trace(const uint8_t *leaf, size_t len)
     free(m.text);
 }
 
+typedef void print_fn(FILE *out, uint64_t index, const char *data, size_t len);
+
+/*  What print writes of the leaf, in m, checked readable. */
+static void printed(memory_t *m, print_fn *print, const uint8_t *leaf, size_t len, uint64_t index,
+                    const char *what)
+{
+    memory_open(m);
+    print(m->file, index, (const char *)leaf, len);
+    memory_close(m);
+    check_readable(m, "\n", what);
+}
+
 /*  A sample's text: "\nleaf N..." then indented lines only. */
 static void check_sample_text(const uint8_t *leaf, size_t len, uint64_t index)
 {
     memory_t m;
-    memory_open(&m);
-    audit_leaf_print(m.file, index, (const char *)leaf, len);
-    memory_close(&m);
-    check_readable(&m, "\n", "a sample's text");
+    printed(&m, audit_leaf_print, leaf, len, index, "a sample's text");
     char head[32];
     int n = snprintf(head, sizeof head, "\nleaf %llu", (unsigned long long)index);
     if (strncmp(m.text, head, (size_t)n) != 0 || m.text[m.len - 1] != '\n')
@@ -94,6 +106,19 @@ static void check_sample_text(const uint8_t *leaf, size_t len, uint64_t index)
          line = strchr(line + 1, '\n'))
         if (strncmp(line + 1, "  ", 2) != 0)
             fuzz_fail("a sample's text has a line of its leaf's own:\n%s", m.text);
+    free(m.text);
+}
+
+/*  An approval under its sampled report: lines indented, each ended. */
+static void check_approval_text(const uint8_t *leaf, size_t len, uint64_t index)
+{
+    memory_t m;
+    printed(&m, audit_leaf_print_approval, leaf, len, index, "an approval's text");
+    if (m.len == 0 || m.text[m.len - 1] != '\n')
+        fuzz_fail("an approval's text ends otherwise:\n%s", m.text);
+    for (const char *line = m.text; *line; line = strchr(line, '\n') + 1)
+        if (strncmp(line, "  ", 2) != 0)
+            fuzz_fail("an approval's text has a line of its leaf's own:\n%s", m.text);
     free(m.text);
 }
 
@@ -133,10 +158,10 @@ static void check_svg(const memory_t *m)
     }
 }
 
-static void check_tally(audit_tally_t *tally, uint64_t accepted)
+static void check_tally(audit_tally_t *tally, uint64_t accepted, uint64_t approvals)
 {
-    if (audit_tally_accepted(tally) > accepted || audit_tally_shared(tally) > accepted)
-        fuzz_fail("the tally counts more reports than accepted leaves");
+    if (audit_tally_accepted(tally) > accepted || audit_tally_shared(tally) > accepted + approvals)
+        fuzz_fail("the tally counts more reports than accepted and approval leaves");
     memory_t m;
     memory_open(&m);
     audit_tally_print(tally, m.file, NULL);
@@ -161,20 +186,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     audit_tally_t *tally = audit_tally_new(0);
     if (!tally)
         fuzz_fail("audit_tally_new: out of memory");
-    uint64_t accepted = 0;
-    const uint8_t *at = data, *end = data + size;
-    for (uint64_t index = 0; index < MAX_LEAVES && at <= end; index++) {
+    const uint8_t *leaf[MAX_LEAVES];
+    size_t len[MAX_LEAVES], n = 0;
+    for (const uint8_t *at = data, *end = data + size; n < MAX_LEAVES && at <= end; n++) {
         const uint8_t *stop = memchr(at, SEPARATOR, (size_t)(end - at));
-        size_t len = (size_t)((stop ? stop : end) - at);
-        uint64_t ms;
-        accepted += audit_leaf_accepted(at, len, &ms);
-        check_trace(at, len);
-        check_sample_text(at, len, index);
-        check_sample_json(at, len, index);
-        audit_tally_add(tally, at, len);
-        at += len + 1;
+        leaf[n] = at;
+        len[n] = (size_t)((stop ? stop : end) - at);
+        at += len[n] + 1;
     }
-    check_tally(tally, accepted);
+    uint64_t accepted = 0, approvals = 0, ms;
+    for (size_t i = 0; i < n; i++) {
+        accepted += audit_leaf_accepted(leaf[i], len[i], &ms);
+        approvals += audit_leaf_approval(leaf[i], len[i], &ms);
+        check_trace(leaf[i], len[i]);
+        check_sample_text(leaf[i], len[i], i);
+        check_approval_text(leaf[i], len[i], i);
+        check_sample_json(leaf[i], len[i], i);
+        audit_tally_expect(tally, leaf[i], len[i]);
+    }
+    for (size_t i = 0; i < n; i++) /* the summary's second pass */
+        audit_tally_add(tally, leaf[i], len[i]);
+    check_tally(tally, accepted, approvals);
     audit_tally_destroy(&tally);
     return 0;
 }
