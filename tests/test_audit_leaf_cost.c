@@ -9,8 +9,9 @@
  *    for duplicate keys took 20 s), one of AUDIT_LEAF_KEYS_MAX is;
  *  - the tally counts as before: a report once per organisation.
  *
- *  The times allowed are ten times or more what the work takes in a
- *  sanitizer build, and a tenth or less of what the old loops took.
+ *  The times allowed, of the process's CPU, are ten times or more what the
+ *  work takes in a sanitizer build, and a tenth or less of what the old
+ *  loops took.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -63,10 +64,19 @@ static void write_recipients(leaf_t *leaf, int n)
     fputs("]", leaf->out);
 }
 
+/*  The process's CPU time, not the wall clock's: beside other tests on a
+ *  busy machine the wall clock stretched what took a second past the
+ *  bound, where the CPU the work takes stays what it is. The old loops
+ *  took half a minute of CPU. */
+static void start_clock(struct timespec *start)
+{
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, start);
+}
+
 static double seconds_since(const struct timespec *start)
 {
     struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now);
     return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
 }
 
@@ -74,7 +84,7 @@ static void expect_in_time(const struct timespec *start, const char *what)
 {
     double took = seconds_since(start);
     if (took > SECONDS_ALLOWED)
-        fail_msg("%s took %.1f s", what, took);
+        fail_msg("%s took %.1f s of CPU", what, took);
 }
 
 static FILE *null_file(void)
@@ -93,7 +103,7 @@ static void test_many_organisations(void **state)
     fputs(",\"views\":[{}]", leaf.out);
     leaf_end(&leaf);
     struct timespec start;
-    clock_gettime(CLOCK_MONOTONIC, &start);
+    start_clock(&start);
     audit_tally_t *tally = audit_tally_new(0);
     assert_non_null(tally);
     audit_tally_add(tally, leaf.text, leaf.len);
@@ -124,7 +134,7 @@ static void test_many_fields(void **state)
     fputs("]}]", leaf.out);
     leaf_end(&leaf);
     struct timespec start;
-    clock_gettime(CLOCK_MONOTONIC, &start);
+    start_clock(&start);
     FILE *out = null_file();
     audit_leaf_print(out, 0, leaf.text, leaf.len);
     fclose(out);
@@ -150,7 +160,7 @@ static void test_many_keys(void **state)
     (void)state;
     leaf_t leaf = leaf_of_keys(40000);
     struct timespec start;
-    clock_gettime(CLOCK_MONOTONIC, &start);
+    start_clock(&start);
     assert_null(audit_leaf_parse(leaf.text, leaf.len));
     audit_tally_t *tally = audit_tally_new(0);
     audit_tally_add(tally, leaf.text, leaf.len);
