@@ -258,6 +258,19 @@ static inline long stat_awaited(harness_t *h, const char *name, long want, int t
     return value;
 }
 
+/*  Lines of the broker's log with text once there are want, or how many
+ *  after timeout_ms: as stat_awaited, for what only the log tells. */
+static inline int log_lines_awaited(harness_t *h, const char *text, int want, int timeout_ms)
+{
+    int64_t until = zclock_mono() + timeout_ms;
+    int lines = log_lines_with(h, text);
+    while (lines != want && zclock_mono() < until) {
+        zclock_sleep(50);
+        lines = log_lines_with(h, text);
+    }
+    return lines;
+}
+
 /* ------------------------------------------------------------------------ */
 /*  Frames libcaveat would never send: a raw CURVE DEALER.                  */
 
