@@ -244,31 +244,38 @@ static inline long stat_of(harness_t *h, const char *name)
     return value;
 }
 
-/*  The counter once it is want, or its value after timeout_ms: for what
- *  the broker does in its own time (a connection's end, read from
- *  libzmq's monitor), however busy the machine. */
-static inline long stat_awaited(harness_t *h, const char *name, long want, int timeout_ms)
+/*  What read(h, what) gives once it is want, or its value after
+ *  timeout_ms: for what the broker does in its own time, however busy the
+ *  machine. */
+static inline long reading_awaited(harness_t *h, long (*read)(harness_t *, const char *),
+                                   const char *what, long want, int timeout_ms)
 {
     int64_t until = zclock_mono() + timeout_ms;
-    long value = stat_of(h, name);
+    long value = read(h, what);
     while (value != want && zclock_mono() < until) {
         zclock_sleep(50);
-        value = stat_of(h, name);
+        value = read(h, what);
     }
     return value;
 }
 
-/*  Lines of the broker's log with text once there are want, or how many
- *  after timeout_ms: as stat_awaited, for what only the log tells. */
-static inline int log_lines_awaited(harness_t *h, const char *text, int want, int timeout_ms)
+/*  The counter once it is want (a connection's end, read from libzmq's
+ *  monitor), or its value after timeout_ms. */
+static inline long stat_awaited(harness_t *h, const char *name, long want, int timeout_ms)
 {
-    int64_t until = zclock_mono() + timeout_ms;
-    int lines = log_lines_with(h, text);
-    while (lines != want && zclock_mono() < until) {
-        zclock_sleep(50);
-        lines = log_lines_with(h, text);
-    }
-    return lines;
+    return reading_awaited(h, stat_of, name, want, timeout_ms);
+}
+
+static inline long log_lines_counted(harness_t *h, const char *text)
+{
+    return log_lines_with(h, text);
+}
+
+/*  Lines of the broker's log with text once there are want, or how many
+ *  after timeout_ms. */
+static inline long log_lines_awaited(harness_t *h, const char *text, long want, int timeout_ms)
+{
+    return reading_awaited(h, log_lines_counted, text, want, timeout_ms);
 }
 
 /* ------------------------------------------------------------------------ */
