@@ -9,6 +9,7 @@
  */
 #include <czmq.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sodium.h>
@@ -23,9 +24,13 @@
 #include "cv_backup.h"
 #include "cv_poller.h"
 
-#define PAGES_PER_STEP 256 /* about 1 MB: a stop waits for one step at most */
-#define BUSY_PAUSE_MS  10
-#define BACKUP_NICE    10 /* the copy's thread, behind the loop's */
+/*  A step copies about 1 MB, whatever the store's page size (256 pages
+ *  of 4 KB, 64 of 16 KB): a stop waits for one step at most, and the step
+ *  is the copy's thread's, at nice 10: on a busy machine one of 16 KB
+ *  pages, 4 MB, kept the loop waiting for a second. */
+#define STEP_BYTES    (1024 * 1024)
+#define BUSY_PAUSE_MS 10
+#define BACKUP_NICE   10 /* the copy's thread, behind the loop's */
 
 struct cv_backup_t {
     char db_path[4096];
@@ -35,14 +40,16 @@ struct cv_backup_t {
     zactor_t *actor;
     bool ended, ok;
     char text[CV_BACKUP_TEXT];
+    atomic_int copied, pages; /* the copy's progress, written by its thread */
 };
 
 /*  What the thread works on; every path under dir. */
 typedef struct {
-    const cv_backup_t *backup;
+    cv_backup_t *backup;
     zsock_t *pipe;
     sqlite3 *source, *copy;
     int copy_fd; /* the copy's file, open from before SQLite opens it to after it closes it */
+    int step;    /* pages a step */
     char key_path[2200], audit_key[2200], partial[2200], journal[2200], done[2200];
     char text[CV_BACKUP_TEXT]; /* the reply */
 } work_t;
@@ -185,8 +192,10 @@ static bool copy_pages(work_t *w, bool *stopped)
     int rc = SQLITE_OK;
     bool room = true;
     for (int step = 1; rc == SQLITE_OK && !*stopped && room; step++) {
-        rc = sqlite3_backup_step(b, PAGES_PER_STEP);
+        rc = sqlite3_backup_step(b, w->step);
         start_writeback(w->copy_fd, step);
+        atomic_store(&w->backup->pages, sqlite3_backup_pagecount(b));
+        atomic_store(&w->backup->copied, sqlite3_backup_pagecount(b) - sqlite3_backup_remaining(b));
         if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
             zclock_sleep(BUSY_PAUSE_MS);
             rc = SQLITE_OK;
@@ -263,6 +272,7 @@ static bool run(work_t *w, bool *stopped)
         int64_t pages = pragma_int(w->source, "PRAGMA page_count"),
                 page_size = pragma_int(w->source, "PRAGMA page_size");
         ok = pages >= 0 && page_size > 0 && room_for(w, (uint64_t)(pages * page_size));
+        w->step = page_size > 0 && page_size < STEP_BYTES ? (int)(STEP_BYTES / page_size) : 1;
     }
     ok = ok && open_copy(w) && copy_pages(w, stopped) && complete(w);
     sqlite3_exec(w->source, "COMMIT", NULL, NULL, NULL); /* the snapshot goes */
@@ -285,7 +295,7 @@ static void yield_to_the_loop(void)
 
 static void backup_actor(zsock_t *pipe, void *args)
 {
-    const cv_backup_t *self = args;
+    cv_backup_t *self = args;
     pthread_setname_np(pthread_self(), "cv-backup");
     yield_to_the_loop();
     work_t w = {.backup = self, .pipe = pipe, .copy_fd = -1};
@@ -363,14 +373,19 @@ cv_backup_t *cv_backup_new(const char *db_path, const char *dir, const uint8_t k
     return self;
 }
 
+void cv_backup_stop(cv_backup_t *self)
+{
+    if (self->actor)
+        zsock_set_rcvtimeo(self->actor, -1); /* zactor_destroy waits for the actor's end */
+    zactor_destroy(&self->actor);
+}
+
 void cv_backup_destroy(cv_backup_t **self_p)
 {
     cv_backup_t *self = *self_p;
     if (!self)
         return;
-    if (self->actor)
-        zsock_set_rcvtimeo(self->actor, -1); /* zactor_destroy waits for the actor's end */
-    zactor_destroy(&self->actor);
+    cv_backup_stop(self);
     sodium_memzero(self->key, sizeof self->key);
     free(self);
     *self_p = NULL;
@@ -408,4 +423,10 @@ bool cv_backup_ended(cv_backup_t *self, bool *ok, char *text, size_t size)
 const char *cv_backup_dir(const cv_backup_t *self)
 {
     return self->dir;
+}
+
+int cv_backup_copied(cv_backup_t *self, int *pages)
+{
+    *pages = atomic_load(&self->pages);
+    return atomic_load(&self->copied);
 }

@@ -5,7 +5,7 @@
  *  read-only SQLite connection to the store: it holds one read transaction
  *  from start to end, so the copy is the store as it was when the backup
  *  began (WAL mode: a reader sees one snapshot and never blocks the
- *  writer), and copies it 256 pages at a time, looking between steps for
+ *  writer), and copies it about 1 MB at a time, looking between steps for
  *  the word to stop.
  *
  *  The thread touches only its own connection, the new directory and the
@@ -48,7 +48,10 @@ cv_backup_t *cv_backup_new(const char *db_path, const char *dir, const uint8_t k
 /*  The copy begins: its snapshot is the store as it is now. Once.       */
 void cv_backup_go(cv_backup_t *self);
 /*  Stops a backup still running (it removes what it wrote) and waits for
- *  its thread; nothing when it has ended. */
+ *  its thread, for one step of the copy at most; nothing when it has
+ *  ended. */
+void cv_backup_stop(cv_backup_t *self);
+/*  Stops it (cv_backup_stop), and frees it. */
 void cv_backup_destroy(cv_backup_t **self_p);
 
 /*  Readable (a zsock_t *, for the loop's poller) when the backup ended. */
@@ -58,5 +61,8 @@ void *cv_backup_socket(cv_backup_t *self);
 bool cv_backup_ended(cv_backup_t *self, bool *ok, char *text, size_t size);
 /*  The directory it writes. */
 const char *cv_backup_dir(const cv_backup_t *self);
+/*  Pages of the store copied so far, and *pages of how many: both 0
+ *  until the first step. Once stopped (cv_backup_stop), how far it got. */
+int cv_backup_copied(cv_backup_t *self, int *pages);
 
 #endif

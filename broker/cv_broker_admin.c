@@ -734,9 +734,13 @@ void broker_stop_backup(cv_broker_t *self, const char *why)
     reap_backup(self); /* it may have ended already */
     if (!self->backup.run)
         return;
-    char text[CV_BACKUP_TEXT];
-    snprintf(text, sizeof text, "%s: backup stopped, its copy removed: %s",
-             cv_backup_dir(self->backup.run), why);
+    cv_backup_stop(self->backup.run);
+    int pages = 0, copied = cv_backup_copied(self->backup.run, &pages);
+    char text[CV_BACKUP_TEXT], progress[64] = "";
+    if (pages > 0) /* how far it got: a stop waits for one step of the copy */
+        snprintf(progress, sizeof progress, "; %d of %d pages had been copied", copied, pages);
+    snprintf(text, sizeof text, "%s: backup stopped, its copy removed: %s%s",
+             cv_backup_dir(self->backup.run), why, progress);
     end_backup(self, false, text);
 }
 
