@@ -801,12 +801,10 @@ void broker_on_admin(cv_broker_t *self, const zframe_t *routing, int agency,
      * the like, are not counted: monitoring asks them often) */
     bool work = strcmp(command, "reload") == 0 || strcmp(command, "purge") == 0 ||
                 strcmp(command, "review") == 0 || strcmp(command, "backup") == 0;
-    if (work && !rate_allows(&broker_use_of(self, agency)->admin, ADMIN_PER_SECOND)) {
-        self->stats.limited++;
-        broker_send_error_limited(self, routing, agency, E_LIMIT,
-                                  "more admin work a second than the broker takes from one agency");
+    if (work && broker_over_rate(self, routing, agency, &broker_use_of(self, agency)->admin,
+                                 ADMIN_PER_SECOND,
+                                 "more admin work a second than the broker takes from one agency"))
         return;
-    }
     char admin[256]; /* a reload frees the policy that names it */
     snprintf(admin, sizeof admin, "%s", cv_policy_agency(self->policy, agency)->id);
     if (strcmp(command, "stats") == 0) {

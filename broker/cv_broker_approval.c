@@ -199,13 +199,11 @@ void broker_on_approval(cv_broker_t *self, session_t *s, int agency, const char 
                         const Caveat__Wire__Approval *approval)
 {
     char reason[96];
-    if (!rate_allows(&broker_use_of(self, agency)->approvals, APPROVALS_PER_SECOND)) {
-        self->stats.limited++;
-        snprintf(reason, sizeof reason, "at most %d approvals a second; wait a second",
-                 APPROVALS_PER_SECOND);
-        broker_send_error(self, s->routing, E_LIMIT, reason);
+    snprintf(reason, sizeof reason, "at most %d approvals a second; wait a second",
+             APPROVALS_PER_SECOND);
+    if (broker_over_rate(self, s->routing, agency, &broker_use_of(self, agency)->approvals,
+                         APPROVALS_PER_SECOND, reason))
         return;
-    }
     const Caveat__Report *report = NULL;
     const char *why = NULL;
     int64_t rowid = 0;

@@ -117,12 +117,10 @@ static void refuse(cv_broker_t *self, const session_t *s, const char *sender, ui
 void broker_on_feedback(cv_broker_t *self, const session_t *s, int agency, const char *sender,
                         const Caveat__Wire__Feedback *feedback)
 {
-    if (!rate_allows(&broker_use_of(self, agency)->feedback, FEEDBACK_PER_SECOND)) {
-        self->stats.limited++;
-        broker_send_error_limited(self, s->routing, agency, E_LIMIT,
-                                  "more feedback a second than the broker takes from one agency");
+    if (broker_over_rate(self, s->routing, agency, &broker_use_of(self, agency)->feedback,
+                         FEEDBACK_PER_SECOND,
+                         "more feedback a second than the broker takes from one agency"))
         return;
-    }
     const char *why = feedback_form_refusal(feedback);
     if (why) {
         refuse(self, s, sender, E_BAD_REQUEST, why);

@@ -75,7 +75,7 @@
 #define PEER_RCVHWM             8   /* frames read ahead from one connection (libcaveat sends 8) */
 #define HELLOS_PER_SECOND       10  /* on one connection */
 #define REPLACED_PER_SECOND     10  /* a queue's delivery sessions that resend its window */
-#define ERRORS_PER_SECOND       20  /* Error frames to one agency's connections without a session */
+#define ERRORS_PER_SECOND       20  /* Errors a second to one agency: no session, over a rate */
 #define REFUSALS_PER_SECOND     20  /* refused reports of one agency recorded one leaf each */
 #define ZAP_EVERY               64  /* messages handled between two looks at ZAP */
 #define FRAMES_PER_AGENCY       128 /* frames one agency may have handled in a turn */
@@ -422,6 +422,11 @@ void broker_send_error(cv_broker_t *self, const zframe_t *routing, uint32_t code
 agency_use_t *broker_use_of(cv_broker_t *self, int agency);
 void broker_send_error_limited(cv_broker_t *self, const zframe_t *routing, int agency,
                                uint32_t code, const char *reason);
+/*  Whether agency is over limit a second of what rate counts: then
+ *  counted in stats.limited and answered Error LIMIT with reason, as
+ *  broker_send_error_limited does. */
+bool broker_over_rate(cv_broker_t *self, const zframe_t *routing, int agency, rate_t *rate,
+                      int limit, const char *reason);
 void broker_handle_frame(cv_broker_t *self, const zframe_t *routing, int agency,
                          const uint8_t key[CV_KEY_BYTES], const uint8_t *data, size_t size);
 void broker_handle_message(cv_broker_t *self, zmsg_t *msg);

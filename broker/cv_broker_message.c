@@ -90,9 +90,6 @@ static int sender_of(cv_broker_t *self, zframe_t *frame, uint8_t key[CV_KEY_BYTE
     return cv_policy_agency_by_key(self->policy, key);
 }
 
-/*  An Error to a connection that has no session: at most
- *  ERRORS_PER_SECOND a second to each agency, so that frames without a
- *  session cannot make the broker queue answers without bound. */
 /*  The agency's (by index) use, kept across reloads (an index may then be
  *  another agency's: these are only limits). */
 agency_use_t *broker_use_of(cv_broker_t *self, int agency)
@@ -121,6 +118,10 @@ static bool frame_allowed(cv_broker_t *self, int agency)
     return ++use->frames <= FRAMES_PER_AGENCY;
 }
 
+/*  An Error to a frame the broker need not answer one by one (one
+ *  without a session, one over a rate): at most ERRORS_PER_SECOND a
+ *  second to each agency, so that such frames cannot make the broker
+ *  queue answers without bound. */
 void broker_send_error_limited(cv_broker_t *self, const zframe_t *routing, int agency,
                                uint32_t code, const char *reason)
 {
@@ -128,6 +129,19 @@ void broker_send_error_limited(cv_broker_t *self, const zframe_t *routing, int a
         broker_send_error(self, routing, code, reason);
     else
         self->stats.limited++;
+}
+
+/*  Every rate on what an agency asks refuses here: past it, the frames
+ *  are answered within the agency's ERRORS_PER_SECOND, so that a flood
+ *  over one rate makes the broker send no more than over another. */
+bool broker_over_rate(cv_broker_t *self, const zframe_t *routing, int agency, rate_t *rate,
+                      int limit, const char *reason)
+{
+    if (rate_allows(rate, limit))
+        return false;
+    self->stats.limited++;
+    broker_send_error_limited(self, routing, agency, E_LIMIT, reason);
+    return true;
 }
 
 /*  The connection's session, if it is this key's. A session found by

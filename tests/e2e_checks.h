@@ -419,6 +419,17 @@ static inline void send_hello(zsock_t *dealer, uint32_t version)
     send_hello_with(dealer, version, NULL, -1);
 }
 
+/*  A publish-only session of agency on a dealer of the test's own: it
+ *  sends frames libcaveat would not, as fast as it likes, and reads the
+ *  answers when it likes. */
+static inline zsock_t *raw_session(harness_t *h, const char *agency)
+{
+    zsock_t *dealer = raw_dealer(h, agency);
+    send_hello_with(dealer, 1, NULL, 0);
+    assert_int_equal(error_answer(dealer), 0); /* HelloAck */
+    return dealer;
+}
+
 /*  A Publish of reports[0..n). */
 static inline void send_publish(zsock_t *dealer, Caveat__Report **reports, size_t n)
 {

@@ -20,21 +20,33 @@
 #include "harness.h"
 
 /*  The example referral, held for approval (handling code 5), published
- *  by hum-bcu-hull under id. */
-static void publish_held(harness_t *h, const char *id, const char *code)
+ *  by originator under id, in area. */
+static void publish_held_by(harness_t *h, const char *originator, const char *area, const char *id,
+                            const char *code)
 {
     Caveat__Report *report = harness_report("vulnerable_individual");
     assert_non_null(report);
     report->id = strdup(id);
+    free(report->originator);
+    report->originator = strdup(originator);
+    free(report->area);
+    report->area = strdup(area);
     free(report->grading->handling_code);
     report->grading->handling_code = strdup(code);
-    cv_client_t *police = sender_of(h, "hum-bcu-hull");
+    cv_client_t *police = sender_of(h, originator);
     cv_publish_result_t result = {0};
     cv_error_t err = {0};
     assert_int_equal(cv_client_publish_one(police, report, &result, 5000, &err), 0);
+    assert_int_equal(result.status, CV_PUBLISH_OK);
     cv_publish_results_clear(&result, 1);
     cv_client_destroy(&police);
     caveat__report__free_unpacked(report, NULL);
+}
+
+/*  As publish_held_by, by hum-bcu-hull in Hull. */
+static void publish_held(harness_t *h, const char *id, const char *code)
+{
+    publish_held_by(h, "hum-bcu-hull", "hull", id, code);
 }
 
 /*  agency's approval of id to "to": the call's return; the agencies it
@@ -331,6 +343,69 @@ static void test_approvals_are_limited(void **state)
     finish(&h);
 }
 
+static void send_approval(zsock_t *dealer, const char *id, const char *to)
+{
+    Caveat__Wire__Approval approval = CAVEAT__WIRE__APPROVAL__INIT;
+    approval.report_id = (char *)id;
+    approval.to = (char *)to;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_APPROVAL;
+    frame.approval = &approval;
+    send_frame(dealer, &frame);
+}
+
+/*  The frames the broker sends dealer until it is quiet for a second. */
+static int answers_until_quiet(zsock_t *dealer)
+{
+    int answers = 0;
+    Caveat__Wire__Frame *frame;
+    while ((frame = next_frame_within(dealer, 1000))) {
+        answers++;
+        caveat__wire__frame__free_unpacked(frame, NULL);
+    }
+    return answers;
+}
+
+/*  An originator that floods approvals is answered within the broker's
+ *  cap on Errors to one agency, as a flood of feedback is, not once a
+ *  frame: a second's answers are its 10 approvals taken (each refused
+ *  here, with its log line) and at most 20 LIMITs. Meanwhile another
+ *  police agency's approval is taken and releases its report. */
+static void test_a_flood_of_approvals_is_answered_within_the_error_cap(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    cv_client_t *council = client(h, "nel-council", NULL, 0);
+    publish_held_by(h, "hum-bcu-nel", "ne-lincs", "held-nel", "5");
+    zsock_t *raw = raw_session(h, "hum-bcu-hull");
+    enum { FLOOD = 400 };
+    int64_t start = zclock_mono();
+    for (int i = 0; i < FLOOD; i++)
+        send_approval(raw, "no-such-report", "hull-cc");
+
+    char released[512];
+    uint32_t code = 0;
+    assert_int_equal(
+        approve_as(h, "hum-bcu-nel", "held-nel", "nel-council", released, sizeof released, &code),
+        0);
+    assert_string_equal(released, "nel-council");
+    assert_receives(council, "held-nel");
+
+    int answers = answers_until_quiet(raw);
+    /* the seconds the answers could fall in: the flood's, and one more */
+    int64_t seconds = (zclock_mono() - start) / 1000 + 1;
+    if (answers > seconds * (10 + 20))
+        print_error("%d answers to %d approvals in %lld seconds\n", answers, FLOOD,
+                    (long long)seconds);
+    assert_true(answers <= seconds * (10 + 20));
+    assert_true(answers >= 10); /* the first second's are answered */
+    assert_true(log_lines_with(h, "approval from hum-bcu-hull") <= seconds * 20);
+    assert_true(stat_of(h, "limited") >= FLOOD - seconds * 10);
+    zsock_destroy(&raw);
+    cv_client_destroy(&council);
+    finish(&h);
+}
+
 /*  The police's approval of id to the council, answered
  *  REFUSED_UNAVAILABLE with a reason that says why, releasing nobody. */
 static void approval_unavailable(cv_client_t *police, const char *id, const char *why)
@@ -491,6 +566,7 @@ int main(void)
         cmocka_unit_test(test_an_approval_never_resends_what_acceptance_routed),
         cmocka_unit_test(test_refused_approvals_release_nothing),
         cmocka_unit_test(test_approvals_are_limited),
+        cmocka_unit_test(test_a_flood_of_approvals_is_answered_within_the_error_cap),
         cmocka_unit_test(test_the_command_line_approves),
         cmocka_unit_test(test_an_approval_the_store_cannot_take_is_answered_unavailable),
         cmocka_unit_test(test_an_approval_waits_while_the_disk_is_short),

@@ -175,15 +175,6 @@ static void test_a_dropped_sender_sends_its_feedback_again(void **state)
 /* ------------------------------------------------------------------------ */
 /*  Refusals.                                                               */
 
-/*  A raw session of agency: frames libcaveat refuses to send. */
-static zsock_t *raw_session(harness_t *h, const char *agency)
-{
-    zsock_t *dealer = raw_dealer(h, agency);
-    send_hello_with(dealer, 1, NULL, 0);
-    assert_int_equal(error_answer(dealer), 0); /* HelloAck */
-    return dealer;
-}
-
 static void send_feedback(zsock_t *dealer, const char *id, const char *value, const char *text)
 {
     Caveat__Wire__Feedback feedback = CAVEAT__WIRE__FEEDBACK__INIT;
