@@ -908,6 +908,7 @@ static void end_turn(cv_broker_t *self)
     else
         turn_failed(self, broker_turn_failing(self) ? self->turn_error.msg : err.msg);
     cv_receipts_settle(self->receipts, self->failures == 0);
+    cv_log_settle(self->log, self->failures == 0); /* before the answers they come with */
     send_receipts(self);
     send_outgoing(self);
     broker_run_all_deferred(self);

@@ -191,10 +191,10 @@ zmsg_t *broker_approval_ack(const zframe_t *routing, const char *report_id, cons
 }
 
 /*  An originator's approval: stored, the report routed to the agencies it
- *  releases, and the audit leaf, all in the turn's transaction; answered
- *  once that is on disk. Answered with an Error, and nothing changed, when
- *  refused. An approval already given is decided again: a reload may have
- *  added agencies of its type. */
+ *  releases, and the audit leaf, all in the turn's transaction; logged
+ *  once that commits, answered once it is on disk. Answered with an Error, and nothing changed,
+ * when refused. An approval already given is decided again: a reload may have added agencies of its
+ * type. */
 void broker_on_approval(cv_broker_t *self, session_t *s, int agency, const char *sender,
                         const Caveat__Wire__Approval *approval)
 {
@@ -253,6 +253,7 @@ void broker_on_approval(cv_broker_t *self, session_t *s, int agency, const char 
         broker_fail_turn(self, err.msg);
         return;
     }
-    cv_log_agency(self->log, sender, false, "approval from %s: %s released to %zu agencies", sender,
-                  report->id, answer->n_recipients);
+    cv_log_agency_on_commit(self->log, sender, false,
+                            "approval from %s: %s released to %zu agencies", sender, report->id,
+                            answer->n_recipients);
 }

@@ -73,8 +73,8 @@ static void feedback_unavailable(cv_broker_t *self, const session_t *s, const ch
 }
 
 /*  Stores the feedback, queues it for the originator's direct queue and
- *  records it, all in the turn's transaction; its FeedbackAck waits for
- *  the commit. */
+ *  records it, all in the turn's transaction; its FeedbackAck and its log
+ *  line wait for the commit. */
 static void store_feedback(cv_broker_t *self, const session_t *s, const char *sender,
                            const Caveat__Wire__Feedback *feedback, const delivered_t *d)
 {
@@ -95,8 +95,8 @@ static void store_feedback(cv_broker_t *self, const session_t *s, const char *se
     *p = (pending_feedback_t){s->serial, zframe_dup(s->routing), cv_xstrdup(feedback->report_id),
                               false};
     zlistx_add_end(self->pending_feedback, p);
-    cv_log_agency(self->log, sender, false, "feedback from %s on %s of %s: %s", sender,
-                  feedback->report_id, d->originator, feedback->value);
+    cv_log_agency_on_commit(self->log, sender, false, "feedback from %s on %s of %s: %s", sender,
+                            feedback->report_id, d->originator, feedback->value);
 }
 
 /*  Logs why a Feedback is refused (never the text the agency sent), then

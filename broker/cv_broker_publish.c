@@ -443,18 +443,23 @@ static int64_t store_report(cv_broker_t *self, prepared_t *p, Caveat__Wire__Publ
 }
 
 /*  A refusal is logged with its status; the reason may quote the report
- *  (a claimed originator, an unknown category), so only at debug level. */
+ *  (a claimed originator, an unknown category), so only at debug level.
+ *  A report stored is logged once its turn commits: a turn that rolls
+ *  back refuses it as unavailable. */
 static void log_result(const cv_broker_t *self, const char *sender,
                        const Caveat__Wire__PublishResult *result)
 {
     const ProtobufCEnumValue *status =
         protobuf_c_enum_descriptor_get_value(&caveat__wire__status__descriptor, result->status);
     bool ok = result->status == CAVEAT__WIRE__STATUS__OK;
-    cv_log_agency(self->log, sender, ok, "publish from %s: %s %s", sender, result->report_id,
-                  ok       ? "stored"
-                  : status ? status->name
-                           : "refused");
-    if (!ok && result->reason)
+    if (ok) {
+        cv_log_agency_on_commit(self->log, sender, true, "publish from %s: %s stored", sender,
+                                result->report_id);
+        return;
+    }
+    cv_log_agency(self->log, sender, false, "publish from %s: %s %s", sender, result->report_id,
+                  status ? status->name : "refused");
+    if (result->reason)
         cv_log_agency(self->log, sender, true, "publish from %s: %s: %s", sender, result->report_id,
                       result->reason);
 }

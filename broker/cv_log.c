@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <sys/time.h>
 
+#include "cv_alloc.h"
 #include "cv_log.h"
 #include "cv_proto.h"
 
@@ -18,11 +19,21 @@ typedef enum { LEVEL_DEBUG, LEVEL_INFO, LEVEL_WARNING, LEVEL_ERROR } level_t;
 
 static const char *const level_names[] = {"debug", "info", "warning", "error"};
 
+/*  A line waiting for its turn's commit (cv_log_agency_on_commit). */
+typedef struct {
+    char *agency, *line;
+    bool debug;
+} held_line_t;
+
 struct cv_log_t {
     cv_log_format_t format;
     bool verbose, quiet;
     zhashx_t *budgets; /* agency id -> budget_t; agencies come from the policy */
     uint64_t suppressed;
+    struct {
+        held_line_t *lines;
+        size_t n, cap;
+    } held;
 };
 
 static void budget_free(void **item)
@@ -48,6 +59,8 @@ void cv_log_destroy(cv_log_t **self_p)
 {
     if (!*self_p)
         return;
+    cv_log_settle(*self_p, false);
+    free((*self_p)->held.lines);
     zhashx_destroy(&(*self_p)->budgets);
     free(*self_p);
     *self_p = NULL;
@@ -204,6 +217,35 @@ void cv_log_agency(cv_log_t *self, const char *agency, bool debug, const char *f
     va_start(ap, fmt);
     emit(self, debug ? LEVEL_DEBUG : LEVEL_INFO, agency, fmt, ap);
     va_end(ap);
+}
+
+void cv_log_agency_on_commit(cv_log_t *self, const char *agency, bool debug, const char *fmt, ...)
+{
+    if ((debug && !self->verbose) || self->quiet)
+        return; /* never written: not even formatted */
+    if (self->held.n == self->held.cap) {
+        self->held.cap = self->held.cap ? 2 * self->held.cap : 16;
+        self->held.lines = cv_xrealloc(self->held.lines, self->held.cap * sizeof *self->held.lines);
+    }
+    char line[LINE_MAX_BYTES];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    self->held.lines[self->held.n++] = (held_line_t){cv_xstrdup(agency), cv_xstrdup(line), debug};
+}
+
+void cv_log_settle(cv_log_t *self, bool committed)
+{
+    for (size_t i = 0; i < self->held.n; i++) {
+        held_line_t *held = &self->held.lines[i];
+        /* the agency's budget is taken now, when the line is written */
+        if (committed && take(self, held->agency))
+            emit_line(self, held->debug ? LEVEL_DEBUG : LEVEL_INFO, held->agency, held->line);
+        free(held->agency);
+        free(held->line);
+    }
+    self->held.n = 0;
 }
 
 void cv_log_limited(cv_log_t *self, const char *key, const char *fmt, ...)

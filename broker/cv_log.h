@@ -52,6 +52,17 @@ void cv_log_debug_limited(cv_log_t *self, const char *key, const char *fmt, ...)
 void cv_log_agency(cv_log_t *self, const char *agency, bool debug, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/*  A line caused by agency's traffic that says the turn stored something
+ *  (a feedback, an approval's releases, a report): held until
+ *  cv_log_settle, then written as cv_log_agency writes it if the turn
+ *  committed, and never if it rolled back, whose senders are told to try
+ *  again. */
+void cv_log_agency_on_commit(cv_log_t *self, const char *agency, bool debug, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/*  The turn has committed, or rolled back: its held lines are written, or
+ *  dropped. */
+void cv_log_settle(cv_log_t *self, bool committed);
+
 /*  Lines not written because of the rate limit, since start. */
 uint64_t cv_log_suppressed(const cv_log_t *self);
 

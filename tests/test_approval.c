@@ -433,23 +433,46 @@ static void approval_released_to_council(cv_client_t *police, cv_client_t *counc
     cv_client_destroy(&council);
 }
 
-/*  A turn that cannot commit stores nothing of its approval: the answer
- *  says so (send it again), nobody gets the report, and the approval sent
- *  again once the store takes writes releases it. */
+/*  An approval of id whose turn cannot commit, the store failing as
+ *  trigger_on (a table) makes it: the answer says so (send it again),
+ *  nobody gets the report, and the log does not say it released anyone;
+ *  sent again once the store takes writes, it releases the report and is
+ *  logged once. */
+static void approval_rolled_back(const char *trigger_on, const char *id)
+{
+    harness_t *h = started();
+    cv_client_t *council = client(h, "hull-cc", NULL, 0);
+    publish_held(h, id, "5");
+    char sql[256], line[128];
+    snprintf(sql, sizeof sql,
+             "CREATE TRIGGER fail BEFORE INSERT ON %s BEGIN SELECT RAISE(ABORT, 'injected'); END",
+             trigger_on);
+    store_sql(h, sql);
+    cv_client_t *police = sender_of(h, "hum-bcu-hull");
+    approval_unavailable(police, id, "retry");
+    assert_nothing_arrives(council, 500);
+    assert_true(log_lines_with(h, "the turn is rolled back") > 0);
+    snprintf(line, sizeof line, "approval from hum-bcu-hull: %s released", id);
+    assert_int_equal(log_lines_with(h, line), 0);
+    store_sql(h, "DROP TRIGGER fail");
+    approval_released_to_council(police, council, id);
+    assert_int_equal(log_lines_with(h, line), 1);
+    finish(&h);
+}
+
+/*  A write of the approval itself fails. */
 static void test_an_approval_the_store_cannot_take_is_answered_unavailable(void **state)
 {
     (void)state;
-    harness_t *h = started();
-    cv_client_t *council = client(h, "hull-cc", NULL, 0);
-    publish_held(h, "held-5", "5");
-    store_sql(h, "CREATE TRIGGER fail BEFORE INSERT ON approval_releases"
-                 " BEGIN SELECT RAISE(ABORT, 'injected'); END");
-    cv_client_t *police = sender_of(h, "hum-bcu-hull");
-    approval_unavailable(police, "held-5", "retry");
-    assert_nothing_arrives(council, 500);
-    store_sql(h, "DROP TRIGGER fail");
-    approval_released_to_council(police, council, "held-5");
-    finish(&h);
+    approval_rolled_back("approval_releases", "held-5");
+}
+
+/*  The turn fails after the approval was handled: its audit leaf, written
+ *  at the turn's end, cannot be. */
+static void test_an_approval_rolled_back_is_not_logged(void **state)
+{
+    (void)state;
+    approval_rolled_back("tlog_leaves", "held-8");
 }
 
 /*  While the disk is short an approval is not taken (it would write rows
@@ -569,6 +592,7 @@ int main(void)
         cmocka_unit_test(test_a_flood_of_approvals_is_answered_within_the_error_cap),
         cmocka_unit_test(test_the_command_line_approves),
         cmocka_unit_test(test_an_approval_the_store_cannot_take_is_answered_unavailable),
+        cmocka_unit_test(test_an_approval_rolled_back_is_not_logged),
         cmocka_unit_test(test_an_approval_waits_while_the_disk_is_short),
         cmocka_unit_test(test_oversight_sees_releases_by_approval),
     };

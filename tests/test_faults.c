@@ -405,11 +405,13 @@ static void test_a_failed_write_refuses_only_its_report(void **state)
 /*  A turn that cannot commit refuses its publishes as unavailable, even
  *  those stored before the write that failed (here the council's
  *  delivery, pumped in the same turn), and the stats count them as
- *  refused, not as published. */
+ *  refused, not as published; the log (--verbose: a report stored has
+ *  its debug line) does not say it was stored. */
 static void test_a_failed_turn_counts_its_publishes_refused(void **state)
 {
     (void)state;
-    harness_t *h = started();
+    const char *const verbose[] = {"--verbose", NULL};
+    harness_t *h = started_with(verbose);
     cv_client_t *council = client(h, "hull-cc", NULL, 10);
     store_sql(h, "CREATE TRIGGER fail BEFORE INSERT ON sent"
                  " BEGIN SELECT RAISE(ABORT, 'injected'); END");
@@ -420,9 +422,11 @@ static void test_a_failed_turn_counts_its_publishes_refused(void **state)
     free(reason);
     assert_int_equal(stat_of(h, "published"), 0);
     assert_int_equal(stat_of(h, "refused"), 1);
+    assert_int_equal(log_lines_with(h, " stored"), 0);
     store_sql(h, "DROP TRIGGER fail");
     assert_int_equal(publish_one(h, "hum-bcu-hull", NULL), CAVEAT__WIRE__STATUS__OK);
     assert_int_equal(receive_all(council, 1000), 1); /* the refused one was never stored */
+    assert_int_equal(log_lines_with(h, " stored"), 1);
     cv_client_destroy(&council);
     finish(&h);
 }

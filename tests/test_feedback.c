@@ -372,6 +372,38 @@ static void test_feedback_waits_while_the_disk_is_short(void **state)
     finish(&h);
 }
 
+/*  A feedback whose store write fails (here a trigger, as a full disk or
+ *  an I/O error would) rolls its turn back: the sender is told to send it
+ *  again, the originator is sent nothing, and the log does not say it was
+ *  given. Sent again once the store takes it, it is given, and logged
+ *  once. */
+static void test_feedback_the_store_cannot_take_is_not_logged(void **state)
+{
+    (void)state;
+    harness_t *h = started();
+    char id[128];
+    publish_report(h, id, sizeof id);
+    cv_client_t *council = receiver(h, "hull-cc", id);
+    store_sql(h, "CREATE TRIGGER fail BEFORE INSERT ON feedback"
+                 " BEGIN SELECT RAISE(ABORT, 'injected'); END");
+    cv_error_t err;
+    assert_false(give_feedback(council, id, "useful", NULL, &err));
+    assert_int_equal(err.code, CV_ERR_FAILED);
+    assert_non_null(strstr(err.msg, "retry"));
+    cv_client_t *police = client(h, ORIGINATOR, NULL, 0);
+    assert_nothing_arrives(police, 300);
+    assert_true(log_lines_with(h, "the turn is rolled back") > 0);
+    assert_int_equal(log_lines_with(h, "feedback from hull-cc on"), 0);
+
+    store_sql(h, "DROP TRIGGER fail");
+    assert_true(give_feedback(council, id, "useful", NULL, &err));
+    expect_feedback(police, id, "hull-cc", "useful", NULL);
+    assert_int_equal(log_lines_with(h, "feedback from hull-cc on"), 1);
+    cv_client_destroy(&police);
+    cv_client_destroy(&council);
+    finish(&h);
+}
+
 /*  The answers to n frames just sent: how many were FeedbackAcks and how
  *  many Errors of code. */
 static void count_answers(zsock_t *dealer, int n, uint32_t code, int *acks, int *errors)
@@ -495,6 +527,7 @@ int main(void)
         cmocka_unit_test(test_feedback_of_a_bad_form_is_refused),
         cmocka_unit_test(test_feedback_over_its_limits_is_refused),
         cmocka_unit_test(test_feedback_waits_while_the_disk_is_short),
+        cmocka_unit_test(test_feedback_the_store_cannot_take_is_not_logged),
         cmocka_unit_test(test_the_command_line_gives_and_prints_feedback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -150,6 +150,35 @@ static void test_debug_lines_from_unknown_keys_are_limited(void **state)
     free(text);
 }
 
+/*  Lines held for a turn's commit are written when it commits, in the
+ *  order held and escaped as any; dropped when it rolls back; a debug one
+ *  only with --verbose. */
+static void test_lines_held_for_a_commit_are_written_only_after_it(void **state)
+{
+    (void)state;
+    cv_log_t *log = cv_log_new(CV_LOG_TEXT, false, false);
+    capture_t c = capture_begin();
+    cv_log_agency_on_commit(log, "hull-cc", false, "feedback %s", "rolled\nback");
+    cv_log_settle(log, false);
+    cv_log_agency_on_commit(log, "hull-cc", false, "feedback %d", 1);
+    cv_log_agency_on_commit(log, "hull-cc", true, "debug, not verbose");
+    cv_log_agency(log, "hull-cc", false, "refused");
+    cv_log_agency_on_commit(log, "hull-nhs", false, "feedback %d", 2);
+    cv_log_settle(log, true);
+    cv_log_settle(log, true); /* nothing twice */
+    cv_log_agency_on_commit(log, "hull-cc", false, "never settled: dropped with the log");
+    cv_log_destroy(&log);
+    char *text = capture_end(&c);
+    assert_null(strstr(text, "rolled"));
+    assert_null(strstr(text, "debug"));
+    assert_null(strstr(text, "never"));
+    const char *refused = strstr(text, "refused\n"), *one = strstr(text, "feedback 1\n"),
+               *two = strstr(text, "feedback 2\n");
+    assert_true(refused && one && two && refused < one && one < two);
+    assert_null(strstr(two + 1, "feedback"));
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -157,6 +186,7 @@ int main(void)
         cmocka_unit_test(test_a_long_line_is_cut_and_escaped),
         cmocka_unit_test(test_an_agency_is_limited_to_its_lines),
         cmocka_unit_test(test_debug_lines_from_unknown_keys_are_limited),
+        cmocka_unit_test(test_lines_held_for_a_commit_are_written_only_after_it),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
