@@ -138,7 +138,8 @@ bool cv_note_body(const char *note, size_t len, size_t *body_len, cv_error_t *er
 
 /*  The signing key. Its file is one line, "PRIVATE+KEY+NAME+hex(key
  *  ID)+base64(0x01 || Ed25519 seed)" (Go's note signer key form), mode
- *  0600: a file group or others may read is refused. */
+ *  0600 when made: a file that gives group or others any access is refused
+ *  (0400 is taken). */
 typedef struct cv_note_signer_t cv_note_signer_t;
 
 #define CV_AUDIT_KEY_FILE "audit.key" /* in the data directory */

@@ -111,7 +111,8 @@ static bool read_key_file(const char *path, char text[KEY_FILE_MAX], cv_error_t 
         cv_error_set(err, NULL, 0, 0, "%s: not a regular file", path);
     else if (st.st_mode & 077)
         cv_error_set(err, NULL, 0, 0,
-                     "%s: mode %04o lets group or others read the audit key; it must be mode 0600",
+                     "%s: audit key file must give group and others no access (0600 and 0400 do; "
+                     "it is %04o)",
                      path, (unsigned)(st.st_mode & 07777));
     else if ((n = read(fd, text, KEY_FILE_MAX - 1)) < 0 || n == KEY_FILE_MAX - 1)
         cv_error_set(err, NULL, 0, 0, "%s: not an audit key (unreadable or too long)", path);

@@ -111,8 +111,8 @@ static bool load_pseudonym_key(cv_broker_t *self, cv_error_t *err)
     if (!ok) {
         sodium_memzero(self->pseudonym_key, CV_KEY_BYTES);
         cv_error_set(err, path, 0, 0,
-                     "not a regular file of 32 bytes, this user's and mode 0600 (a link is "
-                     "refused)");
+                     "not a regular file of 32 bytes, this user's, giving group and others no "
+                     "access (a link is refused)");
     }
     return ok;
 }

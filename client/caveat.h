@@ -105,8 +105,8 @@ typedef struct {
 } cv_client_config_t;
 
 /*  Checks the certificate files of config without connecting: both exist
- *  and hold valid keys, and the secret one is mode 0600 (no group or other
- *  access). A command line uses it to tell bad input from a failure
+ *  and hold valid keys, and the secret one gives group and others no
+ *  access (0600 and 0400 do). A command line uses it to tell bad input from a failure
  *  (CV_ERR_BAD_INPUT). Any thread.                                        */
 CAVEAT_EXPORT bool cv_client_check_certs(const cv_client_config_t *config, cv_error_t *err);
 

@@ -37,10 +37,10 @@ static char *read_fd(int fd, size_t size, const char *path, cv_error_t *err)
     return text;
 }
 
-/*  The file's text, with the mode of a secret file checked; *insecure is
- *  set instead of failing so that the caller can first say when the file is
- *  no secret certificate at all (a more useful error). */
-static char *read_cert_file(const char *path, bool *insecure, size_t *len, cv_error_t *err)
+/*  The file's text, and its mode: a secret file's is checked by the
+ *  caller, after it has said whether the file is a secret certificate at
+ *  all (a more useful error). */
+static char *read_cert_file(const char *path, mode_t *mode, size_t *len, cv_error_t *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -56,7 +56,7 @@ static char *read_cert_file(const char *path, bool *insecure, size_t *len, cv_er
     else
         text = read_fd(fd, (size_t)st.st_size, path, err);
     close(fd);
-    *insecure = (st.st_mode & 077) != 0;
+    *mode = st.st_mode & 07777;
     *len = text ? strlen(text) : 0;
     return text;
 }
@@ -96,13 +96,15 @@ static bool cert_keys(zconfig_t *root, uint8_t public_key[CV_KEY_BYTES], uint8_t
 }
 
 /*  Loads a certificate file: the public key, and the secret one when
- *  secret_key is not NULL (then the file must be mode 0600 or stricter). */
+ *  secret_key is not NULL (then group and others must have no access to
+ *  the file: 0600 and 0400 are taken, 0640 and 0604 are not). */
 bool cv_cert_load(const char *path, uint8_t public_key[CV_KEY_BYTES], uint8_t *secret_key,
                   cv_error_t *err)
 {
-    bool insecure = false, has_secret = false;
+    bool has_secret = false;
+    mode_t mode = 0;
     size_t len = 0;
-    char *text = read_cert_file(path, &insecure, &len, err);
+    char *text = read_cert_file(path, &mode, &len, err);
     if (!text)
         return false;
     zconfig_t *root = looks_like_cert(text) ? zconfig_str_load(text) : NULL;
@@ -114,8 +116,11 @@ bool cv_cert_load(const char *path, uint8_t public_key[CV_KEY_BYTES], uint8_t *s
         cv_error_set(err, NULL, 0, 0, "%s: not a secret certificate (NAME.cert_secret)", path);
     else if (!ok)
         cv_error_set(err, NULL, 0, 0, "%s: not a czmq certificate with a valid CURVE key", path);
-    else if (secret_key && insecure)
-        cv_error_set(err, NULL, 0, 0, "%s: secret key file must be mode 0600", path);
+    else if (secret_key && (mode & 077))
+        cv_error_set(err, NULL, 0, 0,
+                     "%s: secret key file must give group and others no access (0600 and 0400 "
+                     "do; it is %04o)",
+                     path, (unsigned)mode);
     else if (secret_key && !keys_match(public_key, secret_key))
         cv_error_set(err, NULL, 0, 0, "%s: the secret key does not match the public key", path);
     else

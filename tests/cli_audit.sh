@@ -93,7 +93,7 @@ expect_err "--key: " "verify --key malformed"
 chmod 644 "$dir/audit.key"
 run audit key "$dir"
 expect_status 2 "key readable by others"
-expect_err "audit.key: mode 0644 lets group or others read the audit key; it must be mode 0600" \
+expect_err "audit.key: audit key file must give group and others no access (0600 and 0400 do; it is 0644)" \
     "key 0644"
 run audit verify "$dir"
 expect_status 2 "verify with a key readable by others"

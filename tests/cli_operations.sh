@@ -34,7 +34,7 @@ for mode in 640 620; do
         --endpoint 'tcp://127.0.0.1:*' --data data >"$tmp/out" 2>"$tmp/err") || status=$?
     check "a secret certificate of mode $mode: exit $status, not 1" [ "$status" -eq 1 ]
     check "a secret certificate of mode $mode: $(cat "$tmp/err")" \
-        grep -qxF "caveatd: broker.cert_secret: secret key file must be mode 0600" "$tmp/err"
+        grep -qxF "caveatd: broker.cert_secret: secret key file must give group and others no access (0600 and 0400 do; it is 0$mode)" "$tmp/err"
 done
 chmod 600 "$tmp/broker.cert_secret"
 

@@ -65,12 +65,17 @@ class Certificates(unittest.TestCase):
         with open(os.path.join(self.keys, "hull-cc.cert")) as f:
             self.assertIn('"%s"' % public.decode(), f.read())
         self.assertEqual(len(secret), 40)
+        # any mode that gives group and others nothing, read-only included
+        self.assertEqual(cc.load_secret(self.copy("hull-cc.cert_secret", 0o400))[0], public)
         self.assertEqual(cc.load_public(self.copy("hull-cc.cert", 0o644)), public)
 
     def test_secret_readable_by_others_is_refused(self):
         for mode in (0o644, 0o640, 0o604):
             path = self.copy("hull-cc.cert_secret", mode)
-            self.refused(lambda: cc.load_secret(path), "secret key file must be mode 0600")
+            self.refused(
+                lambda: cc.load_secret(path),
+                "secret key file must give group and others no access"
+                " (0600 and 0400 do; it is %04o)" % mode)
 
     def test_public_certificate_is_no_secret_one(self):
         path = self.copy("hull-cc.cert")
@@ -101,7 +106,8 @@ class Certificates(unittest.TestCase):
     def test_client_refuses_before_connecting(self):
         broker = self.copy("broker.cert", 0o644)
         loose = self.copy("hull-cc.cert_secret", 0o644)
-        self.refused(lambda: cc.Client("tcp://127.0.0.1:1", broker, loose), "must be mode 0600")
+        self.refused(lambda: cc.Client("tcp://127.0.0.1:1", broker, loose),
+                     "must give group and others no access")
 
 
 class JsonForm(unittest.TestCase):

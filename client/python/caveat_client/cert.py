@@ -1,6 +1,6 @@
 """czmq certificate files (NAME.cert, NAME.cert_secret), read as libcaveat
 reads them (proto/cv_cert.c): the ZPL text format, keys in Z85, and a
-secret file refused unless it is mode 0600 or stricter."""
+secret file refused when group or others have any access to it."""
 
 import os
 import stat
@@ -40,9 +40,8 @@ def parse_zpl(text):
 
 
 def _read(path):
-    """The file's text and whether others than its owner may read it; the
-    mode is checked on the open descriptor, so the file checked is the
-    file read."""
+    """The file's text and its mode bits; the mode is read from the open
+    descriptor, so the file checked is the file read."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
@@ -59,7 +58,7 @@ def _read(path):
     finally:
         os.close(fd)
     try:
-        return data.decode("utf-8"), bool(st.st_mode & 0o077)
+        return data.decode("utf-8"), stat.S_IMODE(st.st_mode)
     except UnicodeDecodeError:
         raise CertError("%s: not a czmq certificate with a valid CURVE key" % path) from None
 
@@ -84,16 +83,19 @@ def load_public(path):
 
 def load_secret(path):
     """The Z85 (public, secret) key pair of a secret certificate file
-    (NAME.cert_secret), which must be mode 0600 or stricter."""
-    text, insecure = _read(path)
+    (NAME.cert_secret), which must give group and others no access (0600
+    and 0400 do)."""
+    text, mode = _read(path)
     values = parse_zpl(text)
     public, secret = values.get("curve/public-key"), values.get("curve/secret-key")
     if not secret:
         raise CertError("%s: not a secret certificate (NAME.cert_secret)" % path)
     if not (_valid_key(public) and _valid_key(secret)):
         raise CertError("%s: not a czmq certificate with a valid CURVE key" % path)
-    if insecure:
-        raise CertError("%s: secret key file must be mode 0600" % path)
+    if mode & 0o077:
+        raise CertError(
+            "%s: secret key file must give group and others no access"
+            " (0600 and 0400 do; it is %04o)" % (path, mode))
     public, secret = public.encode("ascii"), secret.encode("ascii")
     # a damaged or edited file would otherwise fail later as an
     # unexplained handshake timeout
