@@ -209,8 +209,7 @@ void broker_on_approval(cv_broker_t *self, session_t *s, int agency, const char 
     int64_t rowid = 0;
     uint32_t refused = approval_refusal(self, sender, approval, &rowid, &report, &why);
     if (refused) {
-        cv_log_agency(self->log, sender, false, "approval from %s refused: %s", sender, why);
-        broker_send_error(self, s->routing, refused, why);
+        broker_refuse(self, s->routing, sender, "approval", refused, why);
         return;
     }
     if (cv_space_short(self->space)) { /* as a publish is: deliveries go first */
@@ -222,10 +221,10 @@ void broker_on_approval(cv_broker_t *self, session_t *s, int agency, const char 
     }
     cv_error_t err = {0};
     int added = broker_turn_failing(self) ? -1 : add_approval(self, report, approval->to, &err);
-    if (added == 0) {
+    if (added == 0) { /* a refusal, logged as every other is */
         snprintf(reason, sizeof reason, "a report may be approved to at most %d agencies or types",
                  APPROVALS_PER_REPORT);
-        broker_send_error(self, s->routing, E_LIMIT, reason);
+        broker_refuse(self, s->routing, sender, "approval", E_LIMIT, reason);
         return;
     }
     /* from here it is answered: ApprovalAck, or REFUSED_UNAVAILABLE if the

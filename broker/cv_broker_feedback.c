@@ -99,14 +99,11 @@ static void store_feedback(cv_broker_t *self, const session_t *s, const char *se
                             feedback->report_id, d->originator, feedback->value);
 }
 
-/*  Logs why a Feedback is refused (never the text the agency sent), then
- *  answers it with an Error: each refusal has its line, within the
- *  agency's, written before the sender can read the answer. */
+/*  A Feedback refused (broker_refuse): never the text the agency sent. */
 static void refuse(cv_broker_t *self, const session_t *s, const char *sender, uint32_t code,
                    const char *why)
 {
-    cv_log_agency(self->log, sender, false, "feedback from %s refused: %s", sender, why);
-    broker_send_error(self, s->routing, code, why);
+    broker_refuse(self, s->routing, sender, "feedback", code, why);
 }
 
 /*  A Feedback from the agency of session s. Refused, with nothing stored:

@@ -422,6 +422,12 @@ void broker_send_error(cv_broker_t *self, const zframe_t *routing, uint32_t code
 agency_use_t *broker_use_of(cv_broker_t *self, int agency);
 void broker_send_error_limited(cv_broker_t *self, const zframe_t *routing, int agency,
                                uint32_t code, const char *reason);
+/*  Logs why sender's request (what: "approval", "feedback") is refused,
+ *  never what it sent, then answers it with an Error: each refusal has its
+ *  line, within the agency's, written before the sender can read the
+ *  answer. */
+void broker_refuse(cv_broker_t *self, const zframe_t *routing, const char *sender, const char *what,
+                   uint32_t code, const char *why);
 /*  Whether agency is over limit a second of what rate counts: then
  *  counted in stats.limited and answered Error LIMIT with reason, as
  *  broker_send_error_limited does. */

@@ -131,6 +131,13 @@ void broker_send_error_limited(cv_broker_t *self, const zframe_t *routing, int a
         self->stats.limited++;
 }
 
+void broker_refuse(cv_broker_t *self, const zframe_t *routing, const char *sender, const char *what,
+                   uint32_t code, const char *why)
+{
+    cv_log_agency(self->log, sender, false, "%s from %s refused: %s", what, sender, why);
+    broker_send_error(self, routing, code, why);
+}
+
 /*  Every rate on what an agency asks refuses here: past it, the frames
  *  are answered within the agency's ERRORS_PER_SECOND, so that a flood
  *  over one rate makes the broker send no more than over another. */

@@ -334,6 +334,10 @@ static void test_approvals_are_limited(void **state)
         }
         refused(h, "hum-bcu-hull", "held-3", name, E_LIMIT);
     }
+    /* a refusal, logged as every other */
+    assert_int_equal(log_lines_with(h, "approval from hum-bcu-hull refused: a report may be "
+                                       "approved to at most 32 agencies or types"),
+                     1);
     /* the council was never approved: it never gets the report */
     assert_nothing_arrives(council, 300);
     zclock_sleep(1000);
