@@ -192,9 +192,9 @@ zmsg_t *broker_approval_ack(const zframe_t *routing, const char *report_id, cons
 
 /*  An originator's approval: stored, the report routed to the agencies it
  *  releases, and the audit leaf, all in the turn's transaction; logged
- *  once that commits, answered once it is on disk. Answered with an Error, and nothing changed,
- * when refused. An approval already given is decided again: a reload may have added agencies of its
- * type. */
+ *  once that commits, answered once it is on disk. Answered with an
+ *  Error, and nothing changed, when refused. An approval already given is
+ *  decided again: a reload may have added agencies of its type. */
 void broker_on_approval(cv_broker_t *self, session_t *s, int agency, const char *sender,
                         const Caveat__Wire__Approval *approval)
 {
