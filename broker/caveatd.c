@@ -19,7 +19,8 @@ static const char usage[] =
     "               [--policy-signers SIGNERS]  (then only a policy they signed loads)\n"
     "               [--sync full|normal|off] [--max-frame BYTES] [--max-reports N]\n"
     "               [--ack-timeout SECONDS] [--max-pending N] [--handshake-timeout SECONDS]\n"
-    "               [--clock-skew SECONDS] [--disk-reserve MB] [--log-format text|json]\n"
+    "               [--clock-skew SECONDS] [--disk-reserve MB] [--backup-rate MB]\n"
+    "               [--log-format text|json]\n"
     "               [--audit-log on|off]\n"
     "               [--pid-file FILE] [--monitor [IPV4:]PORT] [--verbose] [--help]\n"
     "               [--version]\n";
@@ -71,6 +72,7 @@ static int parse(int argc, char **argv, cv_broker_config_t *config)
                                             {"max-pending", required_argument, NULL, 'n'},
                                             {"handshake-timeout", required_argument, NULL, 't'},
                                             {"disk-reserve", required_argument, NULL, 'D'},
+                                            {"backup-rate", required_argument, NULL, 'B'},
                                             {"log-format", required_argument, NULL, 'L'},
                                             {"pid-file", required_argument, NULL, 'P'},
                                             {"monitor", required_argument, NULL, 'M'},
@@ -151,6 +153,12 @@ static int parse(int argc, char **argv, cv_broker_config_t *config)
         case 'D':
             if (!whole_number(optarg, 1, 65536, &config->disk_reserve_mb))
                 return bad_option("--disk-reserve", "from 1 to 65536 (MB)", optarg);
+            break;
+        case 'B':
+            if (!whole_number(optarg, 0, 65536, &config->backup_rate_mb))
+                return bad_option("--backup-rate", "from 0 (no limit) to 65536 (MB a second)",
+                                  optarg);
+            config->backup_rate_mb = config->backup_rate_mb ? config->backup_rate_mb : -1;
             break;
         case 'h':
             fputs(usage, stdout);

@@ -41,10 +41,12 @@ typedef struct cv_backup_t cv_backup_t;
  *  the turn that recorded the request has committed, and a backup
  *  destroyed before that removes dir and has copied nothing. The copy
  *  leaves at least keep_free bytes free on dir's disk, or fails: a backup
- *  never takes the space the store's reserve counts on. NULL with why
- *  when refused. */
+ *  never takes the space the store's reserve counts on. It copies at
+ *  most rate_mb MB a second (0: as fast as it can): a copy at the disk's
+ *  full speed queues the broker's own syncs behind its writes, and every
+ *  PublishAck and delivery waits for those. NULL with why when refused. */
 cv_backup_t *cv_backup_new(const char *db_path, const char *dir, const uint8_t key[CV_KEY_BYTES],
-                           uint64_t keep_free, char *why, size_t size);
+                           uint64_t keep_free, int rate_mb, char *why, size_t size);
 /*  The copy begins: its snapshot is the store as it is now. Once.       */
 void cv_backup_go(cv_backup_t *self);
 /*  Stops a backup still running (it removes what it wrote) and waits for

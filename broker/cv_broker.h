@@ -19,6 +19,8 @@ typedef struct {
     int max_reports;          /* reports one Publish may hold; 0: 500 */
     int clock_skew_s;         /* how far ahead of the clock a report's created may be; 0: 1 day */
     int disk_reserve_mb;      /* disk kept for deliveries when the disk fills (cv_space.h); 0: 64 */
+    int backup_rate_mb;       /* MB a second a backup copies at most (cv_backup.h); 0: 256, -1:
+                                 as fast as it can */
     int ack_timeout_ms;       /* resend what a session leaves unacknowledged this long; 0: 30 s */
     int max_pending;          /* connections without a session before the oldest is ended; 0: a
                                  quarter of the descriptor limit, at most 1024 */

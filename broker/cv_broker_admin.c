@@ -681,8 +681,10 @@ static bool start_backup(cv_broker_t *self, const zframe_t *routing,
     }
     snprintf(db_path, sizeof db_path, "%s/caveat.db", self->config.data_dir);
     /* a copy on the store's disk must not take what the reserve counts on */
-    self->backup.run = cv_backup_new(db_path, request->args[0], self->pseudonym_key,
-                                     cv_space_resume_at(self->space), text, sizeof text);
+    int rate = self->config.backup_rate_mb ? self->config.backup_rate_mb : BACKUP_RATE_MB;
+    self->backup.run =
+        cv_backup_new(db_path, request->args[0], self->pseudonym_key,
+                      cv_space_resume_at(self->space), rate > 0 ? rate : 0, text, sizeof text);
     if (!self->backup.run) {
         cv_log_info(self->log, "backup: %s", text);
         send_admin_reply(self, routing, request->id, false, text);

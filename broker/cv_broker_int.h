@@ -64,6 +64,7 @@
 #define GONE_LINGER_MS     500  /* a gone connection's frames are read within this */
 #define SAVE_INTERVAL_MS   100  /* acknowledgements are saved this often */
 #define DROPS_PER_PUMP     2048 /* reports a pump may drop (a store write each) */
+#define BACKUP_RATE_MB     256  /* MB a second a backup copies at most, unless told */
 /* Bounds on what one agency can make the broker do (docs/operations.md, "Limits") */
 #define DEFAULT_MAX_REPORTS     500   /* reports one Publish may hold */
 #define DEFAULT_CLOCK_SKEW      86400 /* seconds a report's created may be ahead of the clock */

@@ -70,6 +70,8 @@ CMD="caveatd --clock-skew 1d"; run "$CAVEATD" --clock-skew 1d
 expect 2 err "caveatd: --clock-skew: from 1 second to a year, not '1d'"
 CMD="caveatd --disk-reserve 64MB"; run "$CAVEATD" --disk-reserve 64MB
 expect 2 err "caveatd: --disk-reserve: from 1 to 65536 (MB), not '64MB'"
+CMD="caveatd --backup-rate 256MB"; run "$CAVEATD" --backup-rate 256MB
+expect 2 err "caveatd: --backup-rate: from 0 (no limit) to 65536 (MB a second), not '256MB'"
 CMD="caveatd --ack-timeout 30s"; run "$CAVEATD" --ack-timeout 30s
 expect 2 err "caveatd: --ack-timeout: at least 0.1 seconds, not '30s'"
 CMD="caveatd --max-reports 500x"; run "$CAVEATD" --max-reports 500x

@@ -1185,7 +1185,7 @@ static void test_a_backup_copies_nothing_until_let_go(void **state)
     snprintf(db, sizeof db, "%s", harness_path(o->files, "data/caveat.db"));
     snprintf(dir, sizeof dir, "%s", harness_path(o->files, "held"));
     const uint8_t key[CV_KEY_BYTES] = {0};
-    cv_backup_t *held = cv_backup_new(db, dir, key, 0, why, sizeof why);
+    cv_backup_t *held = cv_backup_new(db, dir, key, 0, 0, why, sizeof why);
     assert_non_null(held);
     zclock_sleep(300); /* a store this small is copied in a few ms */
     const char *names[] = {"pseudonym.key", "audit.key", "caveat.db.partial", "caveat.db"};
@@ -1196,7 +1196,7 @@ static void test_a_backup_copies_nothing_until_let_go(void **state)
     cv_backup_destroy(&held);
     assert_int_not_equal(access(dir, F_OK), 0);
 
-    cv_backup_t *going = cv_backup_new(db, dir, key, 0, why, sizeof why);
+    cv_backup_t *going = cv_backup_new(db, dir, key, 0, 0, why, sizeof why);
     assert_non_null(going);
     cv_backup_go(going);
     bool ok = false;
@@ -1206,6 +1206,34 @@ static void test_a_backup_copies_nothing_until_let_go(void **state)
     snprintf(inside, sizeof inside, "%s/caveat.db", dir);
     assert_int_equal(access(inside, F_OK), 0);
     cv_backup_destroy(&going);
+}
+
+/*  A backup copies no faster than its rate: at the disk's full speed its
+ *  writes queued the broker's WAL syncs, and with them every PublishAck
+ *  and delivery (docs/performance.md, "A backup while publishing"). A
+ *  store of some 8 MB at 2 MB a second takes at least 3.5 s: a bound
+ *  below, which a busy machine only makes easier to meet. */
+static void test_a_backup_keeps_to_its_rate(void **state)
+{
+    offline_t *o = *state;
+    store_sql(o, "CREATE TABLE filler(b BLOB);"
+                 "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 8)"
+                 " INSERT INTO filler SELECT zeroblob(1048576) FROM n");
+    char db[600], dir[600], why[CV_BACKUP_TEXT];
+    snprintf(db, sizeof db, "%s", harness_path(o->files, "data/caveat.db"));
+    snprintf(dir, sizeof dir, "%s", harness_path(o->files, "paced"));
+    const uint8_t key[CV_KEY_BYTES] = {0};
+    cv_backup_t *paced = cv_backup_new(db, dir, key, 0, 2, why, sizeof why);
+    assert_non_null(paced);
+    int64_t began = zclock_mono();
+    cv_backup_go(paced);
+    bool ok = false;
+    for (int i = 0; i < 3000 && !cv_backup_ended(paced, &ok, why, sizeof why); i++)
+        zclock_sleep(10);
+    int64_t took = zclock_mono() - began;
+    assert_true(ok);
+    assert_true(took >= 3500);
+    cv_backup_destroy(&paced);
 }
 
 /*  An administrator's work (reload, purge, review, backup) is bounded as
@@ -1660,6 +1688,7 @@ int main(void)
             test_a_stored_report_edited_without_its_originator_is_quarantined, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_a_stored_report_edited_without_its_category_is_quarantined, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_backup_keeps_to_its_rate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_row_sqlite_cannot_read_stops_only_itself, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_an_approval_reads_only_for_whom_it_releases, setup,
