@@ -40,8 +40,12 @@ stop_broker() {
 }
 
 as() { # AGENCY CAVEAT-ARGS...
-    local agency=$1
+    local agency=$1 status=0
     shift
     (cd "$tmp" && timeout 20 "$CAVEAT" "$@" --broker "$endpoint" --server-key broker.cert \
-        --cert "$agency.cert_secret")
+        --cert "$agency.cert_secret") || status=$?
+    # a command killed by the timeout says nothing itself: under set -e the
+    # script would end with no word of why
+    [ "$status" -ne 124 ] || echo "lib_broker: caveat $1 as $agency: killed after 20 s" >&2
+    return "$status"
 }
