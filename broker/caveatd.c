@@ -20,8 +20,7 @@ static const char usage[] =
     "               [--sync full|normal|off] [--max-frame BYTES] [--max-reports N]\n"
     "               [--ack-timeout SECONDS] [--max-pending N] [--handshake-timeout SECONDS]\n"
     "               [--clock-skew SECONDS] [--disk-reserve MB] [--backup-rate MB]\n"
-    "               [--log-format text|json]\n"
-    "               [--audit-log on|off]\n"
+    "               [--log-format text|json] [--audit-log on|off]\n"
     "               [--pid-file FILE] [--monitor [IPV4:]PORT] [--verbose] [--help]\n"
     "               [--version]\n";
 
