@@ -33,8 +33,11 @@ static const char *const statements[S_COUNT] = {
     [S_APPEND] = "INSERT INTO tlog_leaves(idx, data) VALUES (?1, ?2)",
     [S_LAST] = "SELECT size, signed FROM tlog_checkpoints ORDER BY size DESC LIMIT 1",
     [S_CHECKPOINT] = "INSERT INTO tlog_checkpoints(size, note, signed) VALUES (?1, ?2, ?3)",
-    /* APPEND_BATCH leaves at consecutive indexes from ?1 */
-    [S_APPEND_BATCH] = "INSERT INTO tlog_leaves(idx, data) VALUES "
+    /* APPEND_BATCH leaves at consecutive indexes from ?1. OR FAIL: a row
+     * refused leaves those before it in, so SQLite keeps no statement
+     * journal (a copy of every page the statement changes, to take them
+     * back); whoever appends rolls the transaction back on any error. */
+    [S_APPEND_BATCH] = "INSERT OR FAIL INTO tlog_leaves(idx, data) VALUES "
                        "(?1 + 0, ?2), (?1 + 1, ?3), (?1 + 2, ?4), (?1 + 3, ?5), "
                        "(?1 + 4, ?6), (?1 + 5, ?7), (?1 + 6, ?8), (?1 + 7, ?9), "
                        "(?1 + 8, ?10), (?1 + 9, ?11), (?1 + 10, ?12), (?1 + 11, ?13), "
