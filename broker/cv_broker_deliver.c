@@ -51,11 +51,20 @@ static size_t pack_view(cv_broker_t *self, const Caveat__Report *report)
  *  name (cv_views.h), or packed now into pack.view; NULL when it cannot be
  *  packed. */
 static const uint8_t *view_of(cv_broker_t *self, int64_t rowid, const Caveat__Report *report,
-                              int64_t name, size_t *len)
+                              int64_t name, size_t *len, const uint8_t **hash)
 {
     const uint8_t *view = cv_decision_shares_all(self->decision)
                               ? cv_cache_packed(self->cache, rowid, report, len)
                               : NULL;
+    /* the whole report, as stored: its hash was taken as it was stored */
+    *hash = view ? cv_cache_view_hash(self->cache, rowid, report) : NULL;
+#ifndef NDEBUG
+    if (*hash) {
+        uint8_t own[CV_VIEW_HASH_BYTES];
+        cv_views_hash(own, view, *len);
+        assert(memcmp(own, *hash, sizeof own) == 0);
+    }
+#endif
     if (!view)
         view = cv_views_find(self->views, rowid, name, len);
 #ifndef NDEBUG
@@ -181,17 +190,21 @@ static bool pack_delivery(cv_broker_t *self, cv_queue_t *queue, int64_t rowid,
 {
     int64_t name = cv_decision_view_key(self->decision);
     size_t len = 0;
-    const uint8_t *view = view_of(self, rowid, report, name, &len);
+    const uint8_t *hash = NULL;
+    const uint8_t *view = view_of(self, rowid, report, name, &len, &hash);
     size_t n_rules = (size_t)cv_decision_entry_count(self->decision);
     if (!view)
         return false;
     /* the hash of the exact bytes sent, kept with the delivery in flight
-     * for its "delivered" leaf (a resend hashes again what it sends),
-     * taken beside the loop while the turn commits (cv_views.h); kept
-     * too for the recipients given the same view after this one */
-    if (!cv_queue_viewed(queue, seq, NULL, report->id))
+     * for its "delivered" leaf (a resend hashes again what it sends): the
+     * whole report's was taken as it was stored (cv_cache_view_hash);
+     * another view's is taken beside the loop while the turn commits
+     * (cv_views.h), and kept too for the recipients given the same view
+     * after this one */
+    if (!cv_queue_viewed(queue, seq, hash, report->id))
         return false;
-    cv_views_add(self->views, queue, seq, rowid, name, view, len);
+    if (!hash)
+        cv_views_add(self->views, queue, seq, rowid, name, view, len);
     reserve(&self->pack.rules, &self->pack.rules_cap, (n_rules + 1) * sizeof(char *));
     char **rules = self->pack.rules;
     for (size_t i = 0; i < n_rules; i++)

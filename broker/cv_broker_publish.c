@@ -287,6 +287,7 @@ typedef struct {
     size_t body, body_len;  /* in self->bodies */
     size_t sent, sent_len;  /* the report as sent: its digest names a retry */
     int body_job, sent_job; /* in self->jobs; sent_job -1: nothing stamped */
+    int view_job;           /* the body's SHA-256 (cv_views_hash), -1: none */
 } prepared_t;
 
 static void refuse_no_space(cv_broker_t *self, const Caveat__Report *report,
@@ -387,14 +388,20 @@ static bool fits_when_read_back(cv_broker_t *self, prepared_t *p,
 }
 
 /*  The sums to take for the prepared reports, once every body is packed
- *  (self->bodies no longer moves); how many. */
+ *  (self->bodies no longer moves); how many. Each report's checksum (and
+ *  digest as sent) first, in order, as the loop stores them; then, with
+ *  the audit log on, each body's SHA-256 (cv_views_hash): the hash a
+ *  delivery of the whole report names, which the loop takes only once
+ *  every report is stored, so it is the worker's, and no view of the
+ *  whole report is copied or hashed again at its deliveries. */
 static size_t hash_jobs(cv_broker_t *self, prepared_t *prepared, size_t n)
 {
     const uint8_t *bytes = self->bodies.bytes;
     size_t jobs = 0;
-    reserve((void **)&self->jobs.all, &self->jobs.cap, 2 * n * sizeof *self->jobs.all);
+    reserve((void **)&self->jobs.all, &self->jobs.cap, 3 * n * sizeof *self->jobs.all);
     for (size_t i = 0; i < n; i++) {
         prepared_t *p = &prepared[i];
+        p->view_job = -1;
         if (!p->report)
             continue;
         self->jobs.all[jobs] = (cv_hash_job_t){.bytes = bytes + p->body, .len = p->body_len};
@@ -403,6 +410,14 @@ static size_t hash_jobs(cv_broker_t *self, prepared_t *prepared, size_t n)
             continue;
         self->jobs.all[jobs] = (cv_hash_job_t){.bytes = bytes + p->sent, .len = p->sent_len};
         p->sent_job = (int)jobs++;
+    }
+    for (size_t i = 0; i < n && !self->config.audit_off; i++) {
+        prepared_t *p = &prepared[i];
+        if (!p->report)
+            continue;
+        self->jobs.all[jobs] =
+            (cv_hash_job_t){.bytes = bytes + p->body, .len = p->body_len, .fn = cv_views_hash};
+        p->view_job = (int)jobs++;
     }
     return jobs;
 }
@@ -525,6 +540,7 @@ static void accept_reports(cv_broker_t *self, int agency, const char *sender,
     size_t n = publish->n_reports, unrecorded = 0;
     bool urgent = false;
     prepared_t *prepared = cv_xcalloc(n, sizeof *prepared);
+    int64_t *stored = cv_xcalloc(n, sizeof *stored); /* each report's rowid, 0: not stored now */
     self->bodies.used = 0;
     for (size_t i = 0; i < n; i++) {
         results[i] = cv_xcalloc(1, sizeof *results[i]);
@@ -538,12 +554,12 @@ static void accept_reports(cv_broker_t *self, int agency, const char *sender,
     size_t jobs = hash_jobs(self, prepared, n); /* first: it may move self->jobs.all */
     cv_hasher_start(self->hasher, self->jobs.all, jobs);
     for (size_t i = 0; i < n; i++) {
-        int64_t stored = prepared[i].report ? store_report(self, &prepared[i], results[i]) : 0;
-        if (stored) /* its first deliveries are made from it, as it came */
-            cv_cache_put(self->cache, stored, publish->reports[i],
+        stored[i] = prepared[i].report ? store_report(self, &prepared[i], results[i]) : 0;
+        if (stored[i]) /* its first deliveries are made from it, as it came */
+            cv_cache_put(self->cache, stored[i], publish->reports[i],
                          (const uint8_t *)self->bodies.bytes + prepared[i].body,
                          prepared[i].body_len);
-        urgent |= stored && publish->reports[i]->has_priority &&
+        urgent |= stored[i] && publish->reports[i]->has_priority &&
                   publish->reports[i]->priority == CAVEAT__PRIORITY__IMMEDIATE;
         if (results[i]->status == CAVEAT__WIRE__STATUS__OK)
             self->stats.published++;
@@ -553,7 +569,14 @@ static void accept_reports(cv_broker_t *self, int agency, const char *sender,
         record_refusal(self, agency, sender, results[i], &unrecorded);
     }
     record_refusal_count(self, sender, unrecorded);
+    /* last, when the worker has long taken them: the loop waits for none */
+    for (size_t i = 0; i < n; i++)
+        if (stored[i] && prepared[i].view_job >= 0)
+            cv_cache_put_view_hash(
+                self->cache, stored[i], publish->reports[i],
+                cv_hasher_take(self->hasher, self->jobs.all, (size_t)prepared[i].view_job));
     cv_hasher_end(self->hasher);
+    free(stored);
     free(prepared);
     /* an IMMEDIATE report ends the turn, to be committed and sent at once:
      * that many times a second for each agency, or one that sent nothing

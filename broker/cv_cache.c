@@ -26,6 +26,7 @@ typedef struct {
     const Caveat__Report *report;
     const uint8_t *packed; /* NULL: not kept */
     size_t packed_len;
+    const uint8_t *view_hash; /* of packed, in the same generation; NULL: not given */
     int generation;
     uint64_t epoch;
 } slot_t;
@@ -189,8 +190,8 @@ void cv_cache_put(cv_cache_t *self, int64_t rowid, const Caveat__Report *report,
         if ((copy = a->alloc(a->allocator_data, len)))
             memcpy(copy, packed, len);
     }
-    self->slots[slot_of(rowid)] =
-        (slot_t){rowid, report, copy, copy ? len : 0, self->current, self->epoch[self->current]};
+    self->slots[slot_of(rowid)] = (slot_t){
+        rowid, report, copy, copy ? len : 0, NULL, self->current, self->epoch[self->current]};
 }
 
 /*  The slot of rowid while its generation lasts, else NULL. */
@@ -214,6 +215,27 @@ const uint8_t *cv_cache_packed(const cv_cache_t *self, int64_t rowid, const Cave
         s = NULL;
     *len = s ? s->packed_len : 0;
     return s ? s->packed : NULL;
+}
+
+void cv_cache_put_view_hash(cv_cache_t *self, int64_t rowid, const Caveat__Report *report,
+                            const uint8_t hash[CV_CHECKSUM_BYTES])
+{
+    slot_t *s = &self->slots[slot_of(rowid)];
+    /* in the current generation alone: the hash lives as long as the bytes */
+    if (!kept(self, rowid) || s->report != report || !s->packed || s->generation != self->current)
+        return;
+    ProtobufCAllocator *a = current(self, CV_CHECKSUM_BYTES);
+    uint8_t *copy = a->alloc(a->allocator_data, CV_CHECKSUM_BYTES);
+    if (copy)
+        memcpy(copy, hash, CV_CHECKSUM_BYTES);
+    s->view_hash = copy;
+}
+
+const uint8_t *cv_cache_view_hash(const cv_cache_t *self, int64_t rowid,
+                                  const Caveat__Report *report)
+{
+    const slot_t *s = kept(self, rowid);
+    return s && s->report == report ? s->view_hash : NULL;
 }
 
 void cv_cache_forget(cv_cache_t *self)

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cv_hasher.h"
 #include "cv_proto.h"
 
 typedef struct cv_cache_t cv_cache_t;
@@ -65,6 +66,15 @@ const Caveat__Report *cv_cache_get(const cv_cache_t *self, int64_t rowid);
  *  NULL when it is not kept there or they were not given. */
 const uint8_t *cv_cache_packed(const cv_cache_t *self, int64_t rowid, const Caveat__Report *report,
                                size_t *len);
+/*  The SHA-256 of the bytes kept with report at rowid (cv_views_hash: what
+ *  a "delivered" leaf names of a view that is the whole report), taken
+ *  beside the loop as the report was stored; kept while they are. Nothing
+ *  when those bytes are not kept, or not in the current generation. */
+void cv_cache_put_view_hash(cv_cache_t *self, int64_t rowid, const Caveat__Report *report,
+                            const uint8_t hash[CV_CHECKSUM_BYTES]);
+/*  That hash, or NULL: not given, or the bytes no longer kept. */
+const uint8_t *cv_cache_view_hash(const cv_cache_t *self, int64_t rowid,
+                                  const Caveat__Report *report);
 /*  Forgets every report (a rolled-back turn may have given their rowids). */
 void cv_cache_forget(cv_cache_t *self);
 

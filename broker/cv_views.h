@@ -21,6 +21,10 @@
  *  "viewed"; a save that comes first names their views by packing them
  *  again, as after a restart, so nothing is recorded wrong, only later.
  *
+ *  A view that is the whole report as stored is not kept here: its hash
+ *  was taken beside the loop as the report was stored, after its
+ *  checksum (cv_cache_view_hash), and the delivery is viewed at once.
+ *
  *  What one turn copies here is bounded by what it may send (the broker's
  *  OUT_BYTES_MAX of deliveries waiting for their sync).
  */
@@ -33,6 +37,10 @@
 #include "cv_queue.h"
 
 typedef struct cv_views_t cv_views_t;
+
+/*  The hash a "delivered" leaf names of the view sent: SHA-256, in
+ *  cv_hash_fn's form. */
+void cv_views_hash(uint8_t sum[CV_CHECKSUM_BYTES], const void *bytes, size_t len);
 
 /*  hasher may be NULL: the hashes are then taken on the loop. hashed
  *  false (the audit log is off): no hash is taken or given, and only

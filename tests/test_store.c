@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "cv_cache.h"
+#include "cv_views.h"
 #include "cv_queue.h"
 #include "cv_router.h"
 #include "cv_store.h"
@@ -1460,6 +1461,54 @@ static void test_cache_keeps_reports_as_stored(void **state)
     assert_true(turns >= 7 && turns < 64);
     assert_null(cv_cache_packed(cache, 7, report, &got));
     free(big);
+    cv_cache_destroy(&cache);
+}
+
+/*  The hash of a report's kept bytes (what a delivery of the whole report
+ *  names) is a copy, given back for that report at that rowid only, never
+ *  for one kept without its bytes or put back at the rowid since, and gone
+ *  with its generation. */
+static void test_cache_keeps_the_hash_of_what_it_keeps(void **state)
+{
+    (void)state;
+    cv_cache_t *cache = cv_cache_new();
+    assert_non_null(cache);
+    size_t len;
+    uint8_t *bytes = packed_report(3, true, &len);
+    Caveat__Report *report = cv_cache_unpack_report(cache, bytes, len);
+    assert_non_null(report);
+    static const Caveat__Report other = CAVEAT__REPORT__INIT;
+    uint8_t hash[CV_CHECKSUM_BYTES], want[CV_CHECKSUM_BYTES];
+    cv_views_hash(hash, bytes, len);
+    memcpy(want, hash, sizeof want);
+    cv_cache_put(cache, 7, report, bytes, len);
+    assert_null(cv_cache_view_hash(cache, 7, report)); /* not given yet */
+    cv_cache_put_view_hash(cache, 7, report, hash);
+    memset(hash, 0, sizeof hash); /* the caller's goes, as a hasher job's does */
+    const uint8_t *kept = cv_cache_view_hash(cache, 7, report);
+    assert_non_null(kept);
+    assert_memory_equal(kept, want, sizeof want);
+    assert_null(cv_cache_view_hash(cache, 7, &other)); /* another report */
+    assert_null(cv_cache_view_hash(cache, 8, report));
+    cv_cache_put(cache, 8, report, NULL, 0); /* kept without its bytes: no hash of them */
+    cv_cache_put_view_hash(cache, 8, report, want);
+    assert_null(cv_cache_view_hash(cache, 8, report));
+    cv_cache_put_view_hash(cache, 9, report, want); /* nothing kept at 9 */
+    assert_null(cv_cache_view_hash(cache, 9, report));
+    cv_cache_put(cache, 7, report, bytes, len); /* put back: the old hash is not its */
+    assert_null(cv_cache_view_hash(cache, 7, report));
+    cv_cache_put_view_hash(cache, 7, report, want);
+    uint8_t *big = packed_report(20000, true, &len);
+    int turns = 0;
+    for (; turns < 64 && cv_cache_get(cache, 7); turns++) {
+        assert_memory_equal(cv_cache_view_hash(cache, 7, report), want, sizeof want);
+        assert_non_null(cv_cache_unpack_report(cache, big, len));
+        cv_cache_next_turn(cache);
+    }
+    assert_true(turns >= 7 && turns < 64);
+    assert_null(cv_cache_view_hash(cache, 7, report));
+    free(big);
+    free(bytes);
     cv_cache_destroy(&cache);
 }
 
@@ -3073,6 +3122,7 @@ int main(int argc, char **argv)
         TEST(test_cache_counts_reports_as_unpacked),
         TEST(test_cache_holds_a_whole_credit),
         TEST(test_cache_keeps_reports_as_stored),
+        TEST(test_cache_keeps_the_hash_of_what_it_keeps),
         TEST(test_store_late_queue_starts_past_earlier_reports),
         TEST(test_store_random_model),
         TEST(test_put_same_and_conflict),
