@@ -217,7 +217,7 @@ const Caveat__Report *broker_report_passing(cv_broker_t *self, int64_t rowid)
  *  stores where it went in one row. Only the policy's candidates for the
  *  report are decided: agencies it cannot go to cost next to nothing. */
 static bool route(cv_broker_t *self, const Caveat__Report *report, int64_t rowid,
-                  const uint8_t *stored, cv_error_t *err)
+                  const uint8_t *stored, bool *whole, cv_error_t *err)
 {
     const int *candidates;
     int agencies = cv_policy_candidates(self->policy, report, self->candidates, &candidates);
@@ -234,6 +234,7 @@ static bool route(cv_broker_t *self, const Caveat__Report *report, int64_t rowid
         cv_record_recipient(self->record, a, self->decision);
         if (!delivered)
             continue;
+        *whole |= cv_decision_shares_all(self->decision);
         const char *feed = cv_decision_feed(self->decision);
         cv_queue_t *q = cv_router_queue(self->queues, agency, feed ? feed : "", err);
         if (!(queued = q != NULL))
@@ -288,6 +289,7 @@ typedef struct {
     size_t sent, sent_len;  /* the report as sent: its digest names a retry */
     int body_job, sent_job; /* in self->jobs; sent_job -1: nothing stamped */
     int view_job;           /* the body's SHA-256 (cv_views_hash), -1: none */
+    bool whole;             /* a recipient is given the whole report: view_job is wanted */
 } prepared_t;
 
 static void refuse_no_space(cv_broker_t *self, const Caveat__Report *report,
@@ -437,7 +439,7 @@ static int64_t store_report(cv_broker_t *self, prepared_t *p, Caveat__Wire__Publ
     int64_t rowid = 0;
     const uint8_t *body = (const uint8_t *)self->bodies.bytes + p->body;
     cv_put_t put = cv_store_put_report(self->store, &p->stored, body, p->body_len, &rowid, &err);
-    if (put == CV_PUT_NEW && !route(self, p->report, rowid, p->stored.checksum, &err))
+    if (put == CV_PUT_NEW && !route(self, p->report, rowid, p->stored.checksum, &p->whole, &err))
         put = CV_PUT_FAILED;
     if ((put == CV_PUT_UNDONE || put == CV_PUT_FAILED) && cv_store_no_space(self->store))
         broker_disk_exhausted(self);
@@ -569,9 +571,13 @@ static void accept_reports(cv_broker_t *self, int agency, const char *sender,
         record_refusal(self, agency, sender, results[i], &unrecorded);
     }
     record_refusal_count(self, sender, unrecorded);
-    /* last, when the worker has long taken them: the loop waits for none */
+    /* last, when the worker has long taken them: the loop waits for none.
+     * Only those a recipient is given: a batch too small to hand over is
+     * the loop's, and a sum nobody takes is then never taken (a reload
+     * before the delivery may yet give the whole report; it is then hashed
+     * as any other view) */
     for (size_t i = 0; i < n; i++)
-        if (stored[i] && prepared[i].view_job >= 0)
+        if (stored[i] && prepared[i].view_job >= 0 && prepared[i].whole)
             cv_cache_put_view_hash(
                 self->cache, stored[i], publish->reports[i],
                 cv_hasher_take(self->hasher, self->jobs.all, (size_t)prepared[i].view_job));
