@@ -391,11 +391,14 @@ static bool fits_when_read_back(cv_broker_t *self, prepared_t *p,
 
 /*  The sums to take for the prepared reports, once every body is packed
  *  (self->bodies no longer moves); how many. Each report's checksum (and
- *  digest as sent) first, in order, as the loop stores them; then, with
- *  the audit log on, each body's SHA-256 (cv_views_hash): the hash a
- *  delivery of the whole report names, which the loop takes only once
- *  every report is stored, so it is the worker's, and no view of the
- *  whole report is copied or hashed again at its deliveries. */
+ *  digest as sent) first, in order, as the loop stores them. Then, with
+ *  the audit log on and a batch the worker is handed anyway, each body's
+ *  SHA-256 (cv_views_hash): the hash a delivery of the whole report
+ *  names, which the loop takes only once every report is stored, so it
+ *  is the worker's, and no view of the whole report is copied or hashed
+ *  again at its deliveries. A batch the loop would hash itself (a
+ *  Publish of a report or two, as at the fan-out) is left as it was: its
+ *  views are hashed as any other, and only those delivered. */
 static size_t hash_jobs(cv_broker_t *self, prepared_t *prepared, size_t n)
 {
     const uint8_t *bytes = self->bodies.bytes;
@@ -413,7 +416,8 @@ static size_t hash_jobs(cv_broker_t *self, prepared_t *prepared, size_t n)
         self->jobs.all[jobs] = (cv_hash_job_t){.bytes = bytes + p->sent, .len = p->sent_len};
         p->sent_job = (int)jobs++;
     }
-    for (size_t i = 0; i < n && !self->config.audit_off; i++) {
+    bool view_jobs = !self->config.audit_off && cv_hasher_hands_over(self->jobs.all, jobs);
+    for (size_t i = 0; i < n && view_jobs; i++) {
         prepared_t *p = &prepared[i];
         if (!p->report)
             continue;
@@ -572,10 +576,9 @@ static void accept_reports(cv_broker_t *self, int agency, const char *sender,
     }
     record_refusal_count(self, sender, unrecorded);
     /* last, when the worker has long taken them: the loop waits for none.
-     * Only those a recipient is given: a batch too small to hand over is
-     * the loop's, and a sum nobody takes is then never taken (a reload
-     * before the delivery may yet give the whole report; it is then hashed
-     * as any other view) */
+     * Kept only for reports routing gave some recipient whole (a reload
+     * before the delivery may yet give the whole report; it is then
+     * hashed as any other view) */
     for (size_t i = 0; i < n; i++)
         if (stored[i] && prepared[i].view_job >= 0 && prepared[i].whole)
             cv_cache_put_view_hash(

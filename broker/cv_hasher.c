@@ -130,18 +130,23 @@ void cv_hasher_destroy(cv_hasher_t **self_p)
     *self_p = NULL;
 }
 
-void cv_hasher_start(cv_hasher_t *self, cv_hash_job_t *jobs, size_t n)
+bool cv_hasher_hands_over(const cv_hash_job_t *jobs, size_t n)
 {
     size_t bytes = 0;
-    for (size_t i = 0; i < n; i++) {
-        atomic_init(&jobs[i].done, false);
+    for (size_t i = 0; i < n; i++)
         bytes += jobs[i].len;
-    }
+    return n > 1 && bytes >= CV_HASHER_HAND_OVER_BYTES;
+}
+
+void cv_hasher_start(cv_hasher_t *self, cv_hash_job_t *jobs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        atomic_init(&jobs[i].done, false);
     if (!self)
         return;
     /* a small batch is the loop's own: waking a thread costs more than
      * its sums (docs/performance.md, "Small batches hashed on the loop") */
-    bool hand_over = n > 1 && bytes >= CV_HASHER_HAND_OVER_BYTES;
+    bool hand_over = cv_hasher_hands_over(jobs, n);
     pthread_mutex_lock(&self->lock);
     assert(!self->jobs && !self->working);
     self->jobs = jobs;

@@ -50,9 +50,12 @@ void cv_hasher_destroy(cv_hasher_t **self_p);
  *  caveatd about 5 % of a core more than hashing them on the loop. */
 #define CV_HASHER_HAND_OVER_BYTES (32 * 1024)
 
-/*  Starts a batch: jobs[0..n), handed to the worker when there are two or
- *  more and CV_HASHER_HAND_OVER_BYTES in all. They must stay where they
- *  are, and their bytes unchanged, until cv_hasher_end. */
+/*  Whether a batch of n jobs would be handed to the worker: two or more,
+ *  and CV_HASHER_HAND_OVER_BYTES in all. */
+bool cv_hasher_hands_over(const cv_hash_job_t *jobs, size_t n);
+/*  Starts a batch: jobs[0..n), handed to the worker when
+ *  cv_hasher_hands_over says so. They must stay where they are, and their
+ *  bytes unchanged, until cv_hasher_end. */
 void cv_hasher_start(cv_hasher_t *self, cv_hash_job_t *jobs, size_t n);
 /*  The sum of jobs[i] (of the batch started): the worker's, or taken now. */
 const uint8_t *cv_hasher_take(cv_hasher_t *self, cv_hash_job_t *jobs, size_t i);

@@ -190,13 +190,16 @@ static void small_batches_stay_on_the_loop(void **state)
     size_t under = CV_HASHER_HAND_OVER_BYTES / 8 - 1;
     for (int round = 0; round < 20; round++) {
         fill_even(&b, 8, under);
+        assert_false(cv_hasher_hands_over(b.jobs, 8)); /* what callers plan by */
         take_all(hasher, &b, 8);
     }
     fill_even(&b, 1, CV_HASHER_HAND_OVER_BYTES * 2);
+    assert_false(cv_hasher_hands_over(b.jobs, 1));
     take_all(hasher, &b, 1);
     assert_int_equal(cv_hasher_handed(hasher), 0);
     assert_int_equal(blocked_count("cv-test-asleep"), asleep);
     fill_even(&b, 8, CV_HASHER_HAND_OVER_BYTES / 8);
+    assert_true(cv_hasher_hands_over(b.jobs, 8));
     take_all(hasher, &b, 8);
     assert_int_equal(cv_hasher_handed(hasher), 1);
     for (int waited = 0; blocked_count("cv-test-asleep") == asleep && waited < 1000; waited++)
