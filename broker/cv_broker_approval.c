@@ -190,6 +190,10 @@ zmsg_t *broker_approval_ack(const zframe_t *routing, const char *report_id, cons
     return broker_frame_message(routing, &frame);
 }
 
+/*  A literal: formatted in the handler, it was made for every approval. */
+static const char over_rate[] =
+    "at most " TEXT_OF(APPROVALS_PER_SECOND) " approvals a second; wait a second";
+
 /*  An originator's approval: stored, the report routed to the agencies it
  *  releases, and the audit leaf, all in the turn's transaction; logged
  *  once that commits, answered once it is on disk. Answered with an
@@ -198,11 +202,8 @@ zmsg_t *broker_approval_ack(const zframe_t *routing, const char *report_id, cons
 void broker_on_approval(cv_broker_t *self, session_t *s, int agency, const char *sender,
                         const Caveat__Wire__Approval *approval)
 {
-    char reason[96];
-    snprintf(reason, sizeof reason, "at most %d approvals a second; wait a second",
-             APPROVALS_PER_SECOND);
     if (broker_over_rate(self, s->routing, agency, &broker_use_of(self, agency)->approvals,
-                         APPROVALS_PER_SECOND, reason))
+                         APPROVALS_PER_SECOND, over_rate))
         return;
     const Caveat__Report *report = NULL;
     const char *why = NULL;
@@ -222,6 +223,7 @@ void broker_on_approval(cv_broker_t *self, session_t *s, int agency, const char 
     cv_error_t err = {0};
     int added = broker_turn_failing(self) ? -1 : add_approval(self, report, approval->to, &err);
     if (added == 0) { /* a refusal, logged as every other is */
+        char reason[96];
         snprintf(reason, sizeof reason, "a report may be approved to at most %d agencies or types",
                  APPROVALS_PER_REPORT);
         broker_refuse(self, s->routing, sender, "approval", E_LIMIT, reason);

@@ -51,6 +51,10 @@
 #include "cv_space.h"
 #include "cv_zap.h"
 
+/*  A limit's digits as a string literal, for a message that names it. */
+#define TEXT_OF(limit)  TEXT_OF_(limit)
+#define TEXT_OF_(limit) #limit
+
 #define DEFAULT_MAX_FRAME  (1024 * 1024)
 #define CURVE_OVERHEAD     64 /* libzmq 4.3 counts 33 bytes of CURVE framing; some slack */
 #define DEFAULT_CREDIT     100
