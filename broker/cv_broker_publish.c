@@ -290,6 +290,7 @@ typedef struct {
     int body_job, sent_job; /* in self->jobs; sent_job -1: nothing stamped */
     int view_job;           /* the body's SHA-256 (cv_views_hash), -1: none */
     bool whole;             /* a recipient is given the whole report: view_job is wanted */
+    int64_t rowid;          /* stored now (store_report); 0: not */
 } prepared_t;
 
 static void refuse_no_space(cv_broker_t *self, const Caveat__Report *report,
@@ -546,7 +547,6 @@ static void accept_reports(cv_broker_t *self, int agency, const char *sender,
     size_t n = publish->n_reports, unrecorded = 0;
     bool urgent = false;
     prepared_t *prepared = cv_xcalloc(n, sizeof *prepared);
-    int64_t *stored = cv_xcalloc(n, sizeof *stored); /* each report's rowid, 0: not stored now */
     self->bodies.used = 0;
     for (size_t i = 0; i < n; i++) {
         results[i] = cv_xcalloc(1, sizeof *results[i]);
@@ -560,12 +560,12 @@ static void accept_reports(cv_broker_t *self, int agency, const char *sender,
     size_t jobs = hash_jobs(self, prepared, n); /* first: it may move self->jobs.all */
     cv_hasher_start(self->hasher, self->jobs.all, jobs);
     for (size_t i = 0; i < n; i++) {
-        stored[i] = prepared[i].report ? store_report(self, &prepared[i], results[i]) : 0;
-        if (stored[i]) /* its first deliveries are made from it, as it came */
-            cv_cache_put(self->cache, stored[i], publish->reports[i],
-                         (const uint8_t *)self->bodies.bytes + prepared[i].body,
-                         prepared[i].body_len);
-        urgent |= stored[i] && publish->reports[i]->has_priority &&
+        prepared_t *p = &prepared[i];
+        p->rowid = p->report ? store_report(self, p, results[i]) : 0;
+        if (p->rowid) /* its first deliveries are made from it, as it came */
+            cv_cache_put(self->cache, p->rowid, publish->reports[i],
+                         (const uint8_t *)self->bodies.bytes + p->body, p->body_len);
+        urgent |= p->rowid && publish->reports[i]->has_priority &&
                   publish->reports[i]->priority == CAVEAT__PRIORITY__IMMEDIATE;
         if (results[i]->status == CAVEAT__WIRE__STATUS__OK)
             self->stats.published++;
@@ -580,12 +580,11 @@ static void accept_reports(cv_broker_t *self, int agency, const char *sender,
      * before the delivery may yet give the whole report; it is then
      * hashed as any other view) */
     for (size_t i = 0; i < n; i++)
-        if (stored[i] && prepared[i].view_job >= 0 && prepared[i].whole)
+        if (prepared[i].rowid && prepared[i].view_job >= 0 && prepared[i].whole)
             cv_cache_put_view_hash(
-                self->cache, stored[i], publish->reports[i],
+                self->cache, prepared[i].rowid, publish->reports[i],
                 cv_hasher_take(self->hasher, self->jobs.all, (size_t)prepared[i].view_job));
     cv_hasher_end(self->hasher);
-    free(stored);
     free(prepared);
     /* an IMMEDIATE report ends the turn, to be committed and sent at once:
      * that many times a second for each agency, or one that sent nothing
