@@ -288,7 +288,7 @@ typedef struct {
     size_t body, body_len;  /* in self->bodies */
     size_t sent, sent_len;  /* the report as sent: its digest names a retry */
     int body_job, sent_job; /* in self->jobs; sent_job -1: nothing stamped */
-    int view_job;           /* the body's SHA-256 (cv_views_hash), -1: none */
+    int view_job;           /* the body's SHA-256 when not its checksum; -1: none */
     bool whole;             /* a recipient is given the whole report: view_job is wanted */
     int64_t rowid;          /* stored now (store_report); 0: not */
 } prepared_t;
@@ -392,17 +392,20 @@ static bool fits_when_read_back(cv_broker_t *self, prepared_t *p,
 
 /*  The sums to take for the prepared reports, once every body is packed
  *  (self->bodies no longer moves); how many. Each report's checksum (and
- *  digest as sent) first, in order, as the loop stores them. Then, with
- *  the audit log on and a batch the worker is handed anyway, each body's
- *  SHA-256 (cv_views_hash): the hash a delivery of the whole report
- *  names, which the loop takes only once every report is stored, so it
- *  is the worker's, and no view of the whole report is copied or hashed
- *  again at its deliveries. A batch the loop would hash itself (a
- *  Publish of a report or two, as at the fan-out) is left as it was: its
- *  views are hashed as any other, and only those delivered. */
+ *  digest as sent) first, in order, as the loop stores them, in the
+ *  store's sum. A delivery of the whole report names its body's SHA-256,
+ *  so no view of the whole report is copied or hashed again at its
+ *  deliveries: in a store whose checksum is SHA-256, that is the
+ *  checksum. In an older store (BLAKE2b-256), with the audit log on and a
+ *  batch the worker is handed anyway, each body's SHA-256 is a job of its
+ *  own, which the loop takes only once every report is stored, so it is
+ *  the worker's; a batch the loop would hash itself (a Publish of a
+ *  report or two, as at the fan-out) is left as it was there: its views
+ *  are hashed as any other, and only those delivered. */
 static size_t hash_jobs(cv_broker_t *self, prepared_t *prepared, size_t n)
 {
     const uint8_t *bytes = self->bodies.bytes;
+    cv_hash_fn *sum = cv_store_checksum_fn(self->store);
     size_t jobs = 0;
     reserve((void **)&self->jobs.all, &self->jobs.cap, 3 * n * sizeof *self->jobs.all);
     for (size_t i = 0; i < n; i++) {
@@ -410,23 +413,39 @@ static size_t hash_jobs(cv_broker_t *self, prepared_t *prepared, size_t n)
         p->view_job = -1;
         if (!p->report)
             continue;
-        self->jobs.all[jobs] = (cv_hash_job_t){.bytes = bytes + p->body, .len = p->body_len};
+        self->jobs.all[jobs] =
+            (cv_hash_job_t){.bytes = bytes + p->body, .len = p->body_len, .fn = sum};
         p->body_job = (int)jobs++;
         if (p->sent_job < 0)
             continue;
-        self->jobs.all[jobs] = (cv_hash_job_t){.bytes = bytes + p->sent, .len = p->sent_len};
+        self->jobs.all[jobs] =
+            (cv_hash_job_t){.bytes = bytes + p->sent, .len = p->sent_len, .fn = sum};
         p->sent_job = (int)jobs++;
     }
-    bool view_jobs = !self->config.audit_off && cv_hasher_hands_over(self->jobs.all, jobs);
+    bool view_jobs = !self->config.audit_off && sum != cv_checksum_sha256 &&
+                     cv_hasher_hands_over(self->jobs.all, jobs);
     for (size_t i = 0; i < n && view_jobs; i++) {
         prepared_t *p = &prepared[i];
         if (!p->report)
             continue;
         self->jobs.all[jobs] =
-            (cv_hash_job_t){.bytes = bytes + p->body, .len = p->body_len, .fn = cv_views_hash};
+            (cv_hash_job_t){.bytes = bytes + p->body, .len = p->body_len, .fn = cv_checksum_sha256};
         p->view_job = (int)jobs++;
     }
     return jobs;
+}
+
+/*  The SHA-256 of a stored report's body, which a delivery of the whole
+ *  report names, when it was taken at publish: its checksum, in a store
+ *  whose checksum is SHA-256, or its view job's; else NULL. */
+static const uint8_t *whole_view_hash(cv_broker_t *self, prepared_t *p)
+{
+    if (self->config.audit_off)
+        return NULL;
+    if (cv_store_checksum_fn(self->store) == cv_checksum_sha256)
+        return p->stored.checksum;
+    return p->view_job >= 0 ? cv_hasher_take(self->hasher, self->jobs.all, (size_t)p->view_job)
+                            : NULL;
 }
 
 /*  Stores and routes one prepared report; fills its result. Returns the
@@ -579,11 +598,12 @@ static void accept_reports(cv_broker_t *self, int agency, const char *sender,
      * Kept only for reports routing gave some recipient whole (a reload
      * before the delivery may yet give the whole report; it is then
      * hashed as any other view) */
-    for (size_t i = 0; i < n; i++)
-        if (prepared[i].rowid && prepared[i].view_job >= 0 && prepared[i].whole)
-            cv_cache_put_view_hash(
-                self->cache, prepared[i].rowid, publish->reports[i],
-                cv_hasher_take(self->hasher, self->jobs.all, (size_t)prepared[i].view_job));
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *hash =
+            prepared[i].rowid && prepared[i].whole ? whole_view_hash(self, &prepared[i]) : NULL;
+        if (hash)
+            cv_cache_put_view_hash(self->cache, prepared[i].rowid, publish->reports[i], hash);
+    }
     cv_hasher_end(self->hasher);
     free(prepared);
     /* an IMMEDIATE report ends the turn, to be committed and sent at once:

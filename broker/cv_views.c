@@ -163,11 +163,6 @@ void cv_views_add(cv_views_t *self, cv_queue_t *queue, uint64_t seq, int64_t row
     self->views[self->n++] = (view_t){queue, seq, copy};
 }
 
-void cv_views_hash(uint8_t sum[CV_CHECKSUM_BYTES], const void *bytes, size_t len)
-{
-    cv_audit_sha256(bytes, len, sum);
-}
-
 void cv_views_start(cv_views_t *self)
 {
     assert(!self->started);
@@ -181,7 +176,7 @@ void cv_views_start(cv_views_t *self)
     for (size_t i = 0; i < self->n_copies; i++)
         self->jobs[i] = (cv_hash_job_t){.bytes = self->bytes.data + self->copies[i].off,
                                         .len = self->copies[i].len,
-                                        .fn = cv_views_hash};
+                                        .fn = cv_checksum_sha256};
     cv_hasher_start(self->hasher, self->jobs, self->n_copies);
     self->started = true;
 }

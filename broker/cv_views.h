@@ -38,10 +38,6 @@
 
 typedef struct cv_views_t cv_views_t;
 
-/*  The hash a "delivered" leaf names of the view sent: SHA-256, in
- *  cv_hash_fn's form. */
-void cv_views_hash(uint8_t sum[CV_CHECKSUM_BYTES], const void *bytes, size_t len);
-
 /*  hasher may be NULL: the hashes are then taken on the loop. hashed
  *  false (the audit log is off): no hash is taken or given, and only
  *  named views are kept, to be shared.                                  */

@@ -13,6 +13,7 @@
 
 #include "cv_backup.h"
 #include "cv_broker.h"
+#include "cv_hasher.h"
 #include "harness.h"
 
 typedef struct {
@@ -694,15 +695,15 @@ static void test_an_approval_reads_only_for_whom_it_releases(void **state)
 }
 
 /*  Sets the body of the stored report id to report, packed, with the
- *  checksum it would have: an edit by someone with the file, which the
- *  checksum alone cannot tell. */
+ *  checksum it would have (a new store's: SHA-256): an edit by someone
+ *  with the file, which the checksum alone cannot tell. */
 static void store_body(offline_t *o, const char *id, const Caveat__Report *report)
 {
     size_t len = caveat__report__get_packed_size(report);
-    uint8_t *body = malloc(len ? len : 1), sum[crypto_generichash_BYTES];
+    uint8_t *body = malloc(len ? len : 1), sum[CV_CHECKSUM_BYTES];
     assert_non_null(body);
     caveat__report__pack(report, body);
-    crypto_generichash(sum, sizeof sum, body, len, NULL, 0);
+    cv_checksum_sha256(sum, body, len);
     sqlite3 *db = NULL;
     sqlite3_stmt *s = NULL;
     assert_int_equal(sqlite3_open(harness_path(o->files, "data/caveat.db"), &db), SQLITE_OK);
@@ -836,9 +837,8 @@ static void test_a_whole_view_read_back_carries_no_unknown_field(void **state)
         sqlite3_prepare_v2(db, "SELECT body FROM reports WHERE id = 'r-old'", -1, &s, NULL),
         SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    uint8_t sum[crypto_generichash_BYTES];
-    crypto_generichash(sum, sizeof sum, sqlite3_column_blob(s, 0),
-                       (size_t)sqlite3_column_bytes(s, 0), NULL, 0);
+    uint8_t sum[CV_CHECKSUM_BYTES];
+    cv_checksum_sha256(sum, sqlite3_column_blob(s, 0), (size_t)sqlite3_column_bytes(s, 0));
     Caveat__Report *stored =
         caveat__report__unpack(NULL, (size_t)sqlite3_column_bytes(s, 0), sqlite3_column_blob(s, 0));
     assert_non_null(stored);

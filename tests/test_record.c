@@ -129,6 +129,23 @@ static void assert_has(const char *text, const char *what)
     assert_non_null(strstr(text, what));
 }
 
+/*  The accepted leaf of report id names its body as stored, by the
+ *  SHA-256 of those bytes (worked out here, not the store's checksum
+ *  column), and says that it is SHA-256. */
+static void assert_names_stored_body(harness_t *h, const char *text, const char *id)
+{
+    char sql[160], hex[2 * CV_HASH_BYTES + 1], want[256];
+    snprintf(sql, sizeof sql, "SELECT body FROM reports WHERE id = '%s'", id);
+    sqlite3_stmt *s = query(h, sql);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    uint8_t sum[CV_HASH_BYTES];
+    cv_audit_sha256(sqlite3_column_blob(s, 0), (size_t)sqlite3_column_bytes(s, 0), sum);
+    done(s);
+    sodium_bin2hex(hex, sizeof hex, sum, sizeof sum);
+    snprintf(want, sizeof want, "\"stored\":\"%s\",\"stored_hash\":\"sha-256\"", hex);
+    assert_has(text, want);
+}
+
 /*  What the broker did is in the log, and the log verifies: the policy at
  *  start, a report accepted with who got it under which rule, a spoofed
  *  report refused, a reload; a checkpoint signed at the stop covers all. */
@@ -152,6 +169,7 @@ static void test_what_the_broker_did_is_in_its_log(void **state)
     assert_has(text, want);
     snprintf(want, sizeof want, "\"report\":\"%s\",\"originator\":\"hum-bcu-hull\"", id);
     assert_has(text, want);
+    assert_names_stored_body(h, text, id);
     assert_has(text, "{\"agency\":\"hull-cc\",\"organisation\":\"hull-city-council\","
                      "\"delivered\":true,\"rules\":[\"");
     assert_has(text, "\"status\":\"REFUSED_SPOOFED_ORIGINATOR\"");
