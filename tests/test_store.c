@@ -1915,15 +1915,20 @@ static void test_the_checksum_follows_the_format(void **state)
     cv_audit_sha256("a body", strlen("a body"), want);
     stored_checksum(r, rowid, got);
     assert_memory_equal(got, want, sizeof want);
+    rig_open(r); /* and so it stays */
+    assert_string_equal(cv_store_checksum_name(r->store), "sha-256");
+    cv_error_t err = {0};
+    uint8_t *body = NULL;
+    size_t len = 0;
+    MUST(cv_store_get_report(r->store, rowid, &body, &len, &err) == 1);
+    free(body);
+    rig_close(r);
 
     char path[128];
     snprintf(path, sizeof path, "%s/caveat.db", r->dir);
     sql_file(path, "UPDATE meta SET value = '4' WHERE key = 'version'");
     rig_open(r);
     assert_string_equal(cv_store_checksum_name(r->store), "blake2b-256");
-    cv_error_t err = {0};
-    uint8_t *body = NULL;
-    size_t len = 0;
     assert_int_equal(cv_store_get_report(r->store, rowid, &body, &len, &err), CV_GET_CORRUPT);
     begin(r);
     assert_int_equal(put_raw(r, "old", "org-a", "a body too", &rowid), CV_PUT_NEW);
