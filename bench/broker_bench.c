@@ -64,7 +64,8 @@
  *  temporary directory: see make_key.
  *
  *  Workload 1's caveatd paths keep --pipeline N publish calls in flight
- *  (default 2), as a publisher that wants throughput would
+ *  (default 4: with --batch's 1000 reports, libcaveat's 16 batches in
+ *  flight), as a publisher that wants throughput would
  *  (cv_client_publish_start), and the subscriber's credit is the window
  *  (at most 10,000): against --pipeline 1, this is what the wait for each
  *  call's PublishAck costs.
@@ -2579,7 +2580,7 @@ int main(int argc, char **argv)
                      .window = 10000,
                      .rate = 1000,
                      .in_flight = 1,
-                     .pipeline = 2,
+                     .pipeline = 4,
                      .agencies = 2,
                      .repeat = 1};
     parse_args(&opt, argc, argv);

@@ -77,7 +77,7 @@
 #define OUT_BYTES_MAX           (16 * 1024 * 1024) /* Delivers packed, waiting for their sync */
 #define READ_BACK_MAX           (8 * 1024 * 1024) /* stored reports read back in a turn, unpacked */
 #define PEER_SNDHWM             64  /* messages queued toward one connection; past it, it is gone */
-#define PEER_RCVHWM             8   /* frames read ahead from one connection (libcaveat sends 8) */
+#define PEER_RCVHWM             8   /* frames read ahead from one connection (libcaveat sends 16) */
 #define HELLOS_PER_SECOND       10  /* on one connection */
 #define REPLACED_PER_SECOND     10  /* a queue's delivery sessions that resend its window */
 #define ERRORS_PER_SECOND       20  /* Errors a second to one agency: no session, over a rate */
