@@ -79,8 +79,11 @@
  *                      [--in-flight N] [--pipeline N] [--agencies N] [--receipts] [--repeat N]
  *                      [--only full|normal|off|forwarder|nats|store|fanout|
  *                              fanout-full|fanout-normal|fanout-forwarder|partnership|
- *                              nolog|fanout-nolog|audit|audit-throughput]
- *  ("nolog" and "fanout-nolog" run --sync full with caveatd's audit log off
+ *                              nolog|fanout-nolog|audit|audit-throughput|throughput]
+ *  ("throughput" runs workload 1's --sync full and the forwarder, in
+ *  turns, for its target: with --repeat, the ratio's median is the
+ *  verdict, from one command;
+ *  "nolog" and "fanout-nolog" run --sync full with caveatd's audit log off
  *  (--audit-log off); "audit" runs workloads 1 and 2 with it on and off, in
  *  turns, for the log's cost: target, on >= 0.85 x off in reports/s, and
  *  under 1 ms more on the fan-out's p99; "audit-throughput" runs only
@@ -2374,7 +2377,7 @@ static void usage(void)
             "                    [--repeat N]\n"
             "                    [--only full|normal|off|forwarder|nats|store|fanout|"
             "fanout-full|fanout-normal|fanout-forwarder|partnership|nolog|fanout-nolog|"
-            "audit|audit-throughput]\n");
+            "audit|audit-throughput|throughput]\n");
     exit(2);
 }
 
@@ -2408,7 +2411,8 @@ static void parse_args(options_t *o, int argc, char **argv)
     static const char *const phases[] = {
         "full",        "normal", "off",          "forwarder",     "nats",
         "store",       "fanout", "fanout-full",  "fanout-normal", "fanout-forwarder",
-        "partnership", "nolog",  "fanout-nolog", "audit",         "audit-throughput"};
+        "partnership", "nolog",  "fanout-nolog", "audit",         "audit-throughput",
+        "throughput"};
     bool known = !o->only;
     for (int i = 0; i < (int)(sizeof phases / sizeof *phases) && !known; i++)
         known = strcmp(o->only, phases[i]) == 0;
@@ -2543,9 +2547,25 @@ static void measure_fanout_on_off(const options_t *opt, int run, fanout_result_t
     }
 }
 
+/*  Workload 1's target alone: caveatd --sync full and the forwarder; in
+ *  odd runs of --repeat the forwarder first, as measure_log_on_off takes
+ *  turns, so that neither always runs in the other's writeback. */
+static void measure_throughput(const options_t *opt, int run, path_result_t paths[N_PATHS])
+{
+    if (!opt->only || strcmp(opt->only, "throughput") != 0)
+        return;
+    for (int i = 0; i < 2; i++) {
+        if ((i == 0) == (run % 2 == 0))
+            measure_caveatd(opt, "full", 2, true, &paths[P_FULL]);
+        else
+            measure_forwarder(opt, &paths[P_FORWARDER]);
+    }
+}
+
 static void run_phases(const options_t *opt, int run, path_result_t paths[N_PATHS],
                        fanout_result_t fan[N_FANOUT])
 {
+    measure_throughput(opt, run, paths);
     measure_log_on_off(opt, run, paths);
     if (phase(opt, "normal") || (opt->agencies > 2 && phase(opt, "partnership")))
         measure_caveatd(opt, "normal", 2, true, &paths[P_NORMAL]);
