@@ -191,17 +191,6 @@ static void test_what_the_broker_did_is_in_its_log(void **state)
     finish(&h);
 }
 
-/*  Runs sql on the store of h, stopped. */
-static void store_exec(harness_t *h, const char *sql)
-{
-    char path[600];
-    snprintf(path, sizeof path, "%s/caveat.db", harness_path(h, "data"));
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-    assert_int_equal(sqlite3_close(db), SQLITE_OK);
-}
-
 /*  Publishes n example reports in one call as the police (n of them, about
  *  1.5 KB each, make a Publish that the checksums' worker is handed);
  *  without created and under id when id is given. Returns those refused. */
@@ -243,7 +232,7 @@ static void test_a_store_of_format_4_keeps_its_checksums(void **state)
     (void)state;
     harness_t *h = started();
     assert_true(harness_stop(h));
-    store_exec(h, "UPDATE meta SET value = '4' WHERE key = 'version'");
+    store_sql(h, "UPDATE meta SET value = '4' WHERE key = 'version'");
     assert_true(harness_start(h, NULL));
     assert_int_equal(publish_batch(h, 40, NULL), 0);
     assert_int_equal(publish_batch(h, 1, "r-stamped"), 0);
