@@ -421,7 +421,7 @@ void cv_record_accepted_begin(cv_record_t *self, const Caveat__Report *report,
     key_hex(w, "stored", stored, CV_DIGEST_BYTES);
     /* which sum "stored" is: said since stores took SHA-256, so a leaf
      * without it (every leaf of a store of format 4 or before) is BLAKE2b */
-    if (cv_store_checksum_fn(self->store) != cv_checksum)
+    if (cv_store_checksum_fn(self->store) == cv_checksum_sha256)
         key_string(w, "stored_hash", cv_store_checksum_name(self->store));
     recipients_begin(self, w, policy, "to");
 }

@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "cv_alloc.h"
-#include "cv_audit.h"
 #include "cv_views.h"
 
 /*  A distinct view: its bytes, and the name it is found by. */
