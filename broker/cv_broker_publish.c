@@ -290,7 +290,7 @@ typedef struct {
     int body_job, sent_job; /* in self->jobs; sent_job -1: nothing stamped */
     int view_job;           /* the body's SHA-256 when not its checksum; -1: none */
     bool whole;             /* a recipient is given the whole report: view_job is wanted */
-    int64_t rowid;          /* stored now (store_report); 0: not */
+    int64_t rowid;          /* stored now (store_reports); 0: not */
 } prepared_t;
 
 static void refuse_no_space(cv_broker_t *self, const Caveat__Report *report,
@@ -448,22 +448,15 @@ static const uint8_t *whole_view_hash(cv_broker_t *self, prepared_t *p)
                             : NULL;
 }
 
-/*  Stores and routes one prepared report; fills its result. Returns the
+/*  Routes a report the store took (put) and fills its result. Returns the
  *  rowid of a report stored now, else 0. */
-static int64_t store_report(cv_broker_t *self, prepared_t *p, Caveat__Wire__PublishResult *result)
+static int64_t settle_report(cv_broker_t *self, prepared_t *p, const cv_put_item_t *item,
+                             const cv_error_t *put_err, Caveat__Wire__PublishResult *result)
 {
-    if (cv_space_short(self->space)) { /* an earlier report of this Publish filled it */
-        refuse_no_space(self, p->report, result);
-        return 0;
-    }
-    cv_error_t err = {0};
-    p->stored.checksum = cv_hasher_take(self->hasher, self->jobs.all, (size_t)p->body_job);
-    if (p->sent_job >= 0)
-        p->stored.digest = cv_hasher_take(self->hasher, self->jobs.all, (size_t)p->sent_job);
-    int64_t rowid = 0;
-    const uint8_t *body = (const uint8_t *)self->bodies.bytes + p->body;
-    cv_put_t put = cv_store_put_report(self->store, &p->stored, body, p->body_len, &rowid, &err);
-    if (put == CV_PUT_NEW && !route(self, p->report, rowid, p->stored.checksum, &p->whole, &err))
+    cv_error_t err = *put_err;
+    cv_put_t put = item->put;
+    if (put == CV_PUT_NEW &&
+        !route(self, p->report, item->rowid, p->stored.checksum, &p->whole, &err))
         put = CV_PUT_FAILED;
     if ((put == CV_PUT_UNDONE || put == CV_PUT_FAILED) && cv_store_no_space(self->store))
         broker_disk_exhausted(self);
@@ -480,7 +473,41 @@ static int64_t store_report(cv_broker_t *self, prepared_t *p, Caveat__Wire__Publ
         set_result(result, CAVEAT__WIRE__STATUS__REFUSED_UNAVAILABLE, p->report->id, err.msg);
     else
         set_result(result, CAVEAT__WIRE__STATUS__OK, p->report->id, NULL);
-    return put == CV_PUT_NEW ? rowid : 0;
+    return put == CV_PUT_NEW ? item->rowid : 0;
+}
+
+/*  Stores and routes up to CV_PUT_BATCH prepared reports, one statement
+ *  for them all when none was refused before (cv_store_put_reports), and
+ *  fills their results; sets each one's rowid when stored now. */
+static void store_reports(cv_broker_t *self, prepared_t *prepared, size_t n,
+                          Caveat__Wire__PublishResult **results)
+{
+    assert(n <= CV_PUT_BATCH);
+    cv_put_item_t items[CV_PUT_BATCH];
+    size_t of[CV_PUT_BATCH], k = 0;
+    bool short_of_space = cv_space_short(self->space); /* an earlier batch filled it */
+    for (size_t i = 0; i < n; i++) {
+        prepared_t *p = &prepared[i];
+        p->rowid = 0;
+        if (!p->report)
+            continue;
+        if (short_of_space) {
+            refuse_no_space(self, p->report, results[i]);
+            continue;
+        }
+        p->stored.checksum = cv_hasher_take(self->hasher, self->jobs.all, (size_t)p->body_job);
+        if (p->sent_job >= 0)
+            p->stored.digest = cv_hasher_take(self->hasher, self->jobs.all, (size_t)p->sent_job);
+        items[k] = (cv_put_item_t){.report = p->stored,
+                                   .body = (const uint8_t *)self->bodies.bytes + p->body,
+                                   .len = p->body_len};
+        of[k++] = i;
+    }
+    cv_error_t err = {0};
+    cv_store_put_reports(self->store, items, k, &err);
+    for (size_t j = 0; j < k; j++)
+        prepared[of[j]].rowid =
+            settle_report(self, &prepared[of[j]], &items[j], &err, results[of[j]]);
 }
 
 /*  A refusal is logged with its status; the reason may quote the report
@@ -580,7 +607,8 @@ static void accept_reports(cv_broker_t *self, int agency, const char *sender,
     cv_hasher_start(self->hasher, self->jobs.all, jobs);
     for (size_t i = 0; i < n; i++) {
         prepared_t *p = &prepared[i];
-        p->rowid = p->report ? store_report(self, p, results[i]) : 0;
+        if (i % CV_PUT_BATCH == 0)
+            store_reports(self, p, n - i < CV_PUT_BATCH ? n - i : CV_PUT_BATCH, results + i);
         if (p->rowid) /* its first deliveries are made from it, as it came */
             cv_cache_put(self->cache, p->rowid, publish->reports[i],
                          (const uint8_t *)self->bodies.bytes + p->body, p->body_len);

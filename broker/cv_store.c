@@ -122,6 +122,8 @@ enum {
     S_RELEASE,
     S_UNDO,
     S_PUT,
+    S_PUT_BATCH,
+    S_NEWEST,
     S_GET,
     S_GET_BODY,
     S_QUEUE_ID,
@@ -155,6 +157,11 @@ enum {
     S_COUNT
 };
 
+#define PUT_ROW   "(?, ?, ?, ?, ?, ?, ?, ?)"
+#define PUT_ROWS4 PUT_ROW ", " PUT_ROW ", " PUT_ROW ", " PUT_ROW
+#define PUT_ROWS  PUT_ROWS4 ", " PUT_ROWS4 ", " PUT_ROWS4 ", " PUT_ROWS4
+_Static_assert(CV_PUT_BATCH == 16, "S_PUT_BATCH holds 16 rows");
+
 static const char *const statements[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
@@ -164,6 +171,16 @@ static const char *const statements[S_COUNT] = {
     [S_UNDO] = "ROLLBACK TO whole",
     [S_PUT] = "INSERT INTO reports(id, originator, category, created, accepted, digest, checksum,"
               " body) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    /* CV_PUT_BATCH reports. OR IGNORE: a row the UNIQUE refuses (a retry,
+     * an id taken) is left out and the rest go in, with no statement
+     * journal (a copy of every page the statement changes, to take them
+     * back). Not OR FAIL, which stops there: SQLite writes the table's
+     * sqlite_sequence at the statement's end, so the rows kept would be
+     * past it, and their rowids given again if they were purged first. */
+    [S_PUT_BATCH] = "INSERT OR IGNORE INTO reports(id, originator, category, created, accepted,"
+                    " digest, checksum, body) VALUES " PUT_ROWS,
+    /* the nth newest report's rowid, from 0 */
+    [S_NEWEST] = "SELECT n FROM reports ORDER BY n DESC LIMIT 1 OFFSET ?1",
     [S_GET] = "SELECT digest, n FROM reports WHERE originator = ?1 AND id = ?2",
     [S_GET_BODY] = "SELECT body, checksum, id, originator FROM reports WHERE n = ?1",
     [S_QUEUE_ID] = "SELECT id FROM queues WHERE agency = ?1 AND feed = ?2",
@@ -842,12 +859,13 @@ static bool checksum_matches(const cv_store_t *self, const uint8_t *checksum, co
 }
 #endif
 
-cv_put_t cv_store_put_report(cv_store_t *self, const cv_stored_report_t *report,
-                             const uint8_t *body, size_t len, int64_t *rowid, cv_error_t *err)
+/*  Binds a report's eight columns from parameter at on; its digest (the
+ *  checksum when nothing was stamped). A checksum the caller did not take
+ *  is taken into own. */
+static const uint8_t *bind_report(cv_store_t *self, sqlite3_stmt *s, int at,
+                                  const cv_stored_report_t *report, const uint8_t *body, size_t len,
+                                  uint8_t own[CV_DIGEST_BYTES])
 {
-    if (!writing(self, err))
-        return CV_PUT_FAILED;
-    uint8_t own[CV_DIGEST_BYTES];
     const uint8_t *checksum = report->checksum;
     if (!checksum) {
         self->checksum(own, body, len);
@@ -855,15 +873,25 @@ cv_put_t cv_store_put_report(cv_store_t *self, const cv_stored_report_t *report,
     }
     assert(checksum == own || checksum_matches(self, checksum, body, len));
     const uint8_t *digest = report->digest ? report->digest : checksum;
+    sqlite3_bind_text(s, at, report->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, at + 1, report->originator, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, at + 2, report->category, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, at + 3, report->created);
+    sqlite3_bind_int64(s, at + 4, report->accepted ? report->accepted : (int64_t)time(NULL) * 1000);
+    sqlite3_bind_blob(s, at + 5, digest, CV_DIGEST_BYTES, SQLITE_STATIC);
+    sqlite3_bind_blob(s, at + 6, checksum, CV_DIGEST_BYTES, SQLITE_STATIC);
+    sqlite3_bind_blob(s, at + 7, body ? (const void *)body : "", (int)len, SQLITE_STATIC);
+    return digest;
+}
+
+cv_put_t cv_store_put_report(cv_store_t *self, const cv_stored_report_t *report,
+                             const uint8_t *body, size_t len, int64_t *rowid, cv_error_t *err)
+{
+    if (!writing(self, err))
+        return CV_PUT_FAILED;
+    uint8_t own[CV_DIGEST_BYTES];
     sqlite3_stmt *s = stmt(self, S_PUT);
-    sqlite3_bind_text(s, 1, report->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, report->originator, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, report->category, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 4, report->created);
-    sqlite3_bind_int64(s, 5, report->accepted ? report->accepted : (int64_t)time(NULL) * 1000);
-    sqlite3_bind_blob(s, 6, digest, CV_DIGEST_BYTES, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 7, checksum, CV_DIGEST_BYTES, SQLITE_STATIC);
-    sqlite3_bind_blob(s, 8, body ? (const void *)body : "", (int)len, SQLITE_STATIC);
+    const uint8_t *digest = bind_report(self, s, 1, report, body, len, own);
     int rc = sqlite3_step(s);
     int code = sqlite3_errcode(self->db);
     bool taken = sqlite3_extended_errcode(self->db) == SQLITE_CONSTRAINT_UNIQUE;
@@ -877,6 +905,99 @@ cv_put_t cv_store_put_report(cv_store_t *self, const cv_stored_report_t *report,
     if (put == CV_PUT_FAILED && taken)
         code = sqlite3_errcode(self->db); /* the comparison's failure */
     return put == CV_PUT_FAILED ? put_failed(self, code, err) : put;
+}
+
+/*  The rowid of the nth newest report (from 0); -1 on failure. */
+static int64_t newest(cv_store_t *self, int n, cv_error_t *err)
+{
+    sqlite3_stmt *s = stmt(self, S_NEWEST);
+    sqlite3_bind_int(s, 1, n);
+    int64_t rowid = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : -1;
+    if (rowid < 0)
+        db_error(self, err, "find the reports just stored");
+    sqlite3_reset(s);
+    return rowid;
+}
+
+/*  After a batch that left some reports out: which were stored now. The
+ *  inserted rows are the newest (a rowid is always past every one given
+ *  before), so a report whose row is among them is new, unless a report
+ *  before it in the batch, of the same originator and id, was that row;
+ *  any other is a retry or a conflict, as the single insert would have
+ *  found. False when the transaction is lost. */
+static bool sort_out_batch(cv_store_t *self, cv_put_item_t *items, const uint8_t *const *digests,
+                           int inserted, cv_error_t *err)
+{
+    int64_t first_new = inserted ? newest(self, inserted - 1, err) : INT64_MAX;
+    if (first_new < 0)
+        return false;
+    int64_t claimed[CV_PUT_BATCH];
+    int n_claimed = 0;
+    for (int i = 0; i < CV_PUT_BATCH; i++) {
+        cv_put_item_t *item = &items[i];
+        item->put = compare_stored(self, &item->report, digests[i], &item->rowid, err);
+        if (item->put == CV_PUT_FAILED)
+            return false;
+        bool mine = item->rowid >= first_new;
+        for (int j = 0; j < n_claimed && mine; j++)
+            mine = claimed[j] != item->rowid;
+        if (mine) {
+            item->put = CV_PUT_NEW;
+            claimed[n_claimed++] = item->rowid;
+        }
+    }
+    assert(n_claimed == inserted);
+    return true;
+}
+
+/*  Stores CV_PUT_BATCH reports with one statement, setting each item's
+ *  put and rowid. */
+static void put_batch(cv_store_t *self, cv_put_item_t *items, cv_error_t *err)
+{
+    uint8_t own[CV_PUT_BATCH][CV_DIGEST_BYTES];
+    const uint8_t *digests[CV_PUT_BATCH];
+    sqlite3_stmt *s = stmt(self, S_PUT_BATCH);
+    for (int i = 0; i < CV_PUT_BATCH; i++)
+        digests[i] =
+            bind_report(self, s, 8 * i + 1, &items[i].report, items[i].body, items[i].len, own[i]);
+    int rc = sqlite3_step(s);
+    int code = sqlite3_errcode(self->db);
+    if (rc != SQLITE_DONE)
+        db_error(self, err, "store reports");
+    sqlite3_reset(s);
+    int inserted = rc == SQLITE_DONE ? sqlite3_changes(self->db) : 0;
+    int64_t last = sqlite3_last_insert_rowid(self->db);
+    if (inserted == CV_PUT_BATCH) { /* the usual case: one rowid after another */
+        for (int i = 0; i < CV_PUT_BATCH; i++) {
+            items[i].put = CV_PUT_NEW;
+            items[i].rowid = last - CV_PUT_BATCH + 1 + i;
+        }
+        return;
+    }
+    if (rc == SQLITE_DONE && sort_out_batch(self, items, digests, inserted, err))
+        return;
+    /* rows that went in but could not be told apart fail the transaction */
+    cv_put_t failed = rc == SQLITE_DONE ? CV_PUT_FAILED : put_failed(self, code, err);
+    for (int i = 0; i < CV_PUT_BATCH; i++)
+        items[i].put = failed;
+}
+
+void cv_store_put_reports(cv_store_t *self, cv_put_item_t *items, size_t n, cv_error_t *err)
+{
+    bool lost = !writing(self, err);
+    for (size_t i = 0; i < n;) {
+        size_t rows = !lost && n - i >= CV_PUT_BATCH ? CV_PUT_BATCH : 1;
+        cv_put_item_t *item = &items[i];
+        if (lost)
+            item->put = CV_PUT_FAILED;
+        else if (rows > 1)
+            put_batch(self, item, err);
+        else
+            item->put =
+                cv_store_put_report(self, &item->report, item->body, item->len, &item->rowid, err);
+        lost = item->put == CV_PUT_FAILED; /* a batch's items fail alike */
+        i += rows;
+    }
 }
 
 bool cv_store_no_space(const cv_store_t *self)

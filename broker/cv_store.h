@@ -141,6 +141,28 @@ bool cv_store_writing(cv_store_t *self, cv_error_t *err);
 /*  Sets *rowid to the stored report's (new or, for CV_PUT_SAME, earlier). */
 cv_put_t cv_store_put_report(cv_store_t *self, const cv_stored_report_t *report,
                              const uint8_t *body, size_t len, int64_t *rowid, cv_error_t *err);
+
+/*  Reports one statement of cv_store_put_reports inserts: a statement's
+ *  run costs SQLite about as much again as a row. */
+#define CV_PUT_BATCH 16
+
+/*  One report for cv_store_put_reports: what cv_store_put_report takes,
+ *  and then what it gave. */
+typedef struct {
+    cv_stored_report_t report;
+    const uint8_t *body;
+    size_t len;
+    cv_put_t put;  /* set by cv_store_put_reports */
+    int64_t rowid; /* as cv_store_put_report's *rowid */
+} cv_put_item_t;
+
+/*  Stores n reports in order with what cv_store_put_report would give each
+ *  put one after the other (a later report of the same originator and id
+ *  is a retry of the earlier or a conflict with it), CV_PUT_BATCH to a
+ *  statement while that many are left. A failure fails the reports of its
+ *  statement alike, and every report after it (the transaction may be
+ *  lost); err holds the first's message. */
+void cv_store_put_reports(cv_store_t *self, cv_put_item_t *items, size_t n, cv_error_t *err);
 /*  A write since cv_store_begin failed for want of disk space (SQLite's
  *  SQLITE_FULL, or a write error ENOSPC, EDQUOT or EFBIG). */
 bool cv_store_no_space(const cv_store_t *self);

@@ -1809,14 +1809,10 @@ static void test_put_failure_undoes_the_report_alone(void **state)
     rig_free(r);
 }
 
-/*  An insert that fails for any reason but a constraint may have written
- *  part of its row before it failed: the turn must not commit it, so the
- *  put says the turn failed, and rolled back the turn holds neither
- *  report. A trigger of the test's own makes such a failure (a function's
- *  error, after the row is in). */
-static void test_put_other_failure_fails_the_turn(void **state)
+/*  A rig whose store fails an insert of the id "bad" after the row is in
+ *  (a trigger of the test's own: a function's error). */
+static rig_t *rig_failing_on_bad(void)
 {
-    (void)state;
     rig_t *r = rig_new();
     rig_close(r);
     char path[sizeof r->dir + 16];
@@ -1825,6 +1821,17 @@ static void test_put_other_failure_fails_the_turn(void **state)
                    " BEGIN SELECT json('{'); END;");
     rig_open(r);
     rig_load(r);
+    return r;
+}
+
+/*  An insert that fails for any reason but a constraint may have written
+ *  part of its row before it failed: the turn must not commit it, so the
+ *  put says the turn failed, and rolled back the turn holds neither
+ *  report. */
+static void test_put_other_failure_fails_the_turn(void **state)
+{
+    (void)state;
+    rig_t *r = rig_failing_on_bad();
     int64_t first = 0, failed = 0;
     begin(r);
     assert_int_equal(put_raw(r, "x", "org-a", "body", &first), CV_PUT_NEW);
@@ -1994,6 +2001,167 @@ static void sql_file(const char *path, const char *sql)
     assert_null(msg);
     assert_int_equal(sqlite3_close(db), SQLITE_OK);
     assert_int_equal(chmod(path, 0600), 0); /* as a store's is: refused for its content */
+}
+
+/*  The body stored as rowid, or "" when there is none. */
+static void body_of(rig_t *r, int64_t rowid, char *out, size_t size)
+{
+    cv_error_t err = {0};
+    uint8_t *body = NULL;
+    size_t len = 0;
+    out[0] = '\0';
+    if (cv_store_get_report(r->store, rowid, &body, &len, &err) == 1)
+        snprintf(out, size, "%.*s", (int)len, (const char *)body);
+    free(body);
+}
+
+/*  Reports put in batches (cv_store_put_reports) come out as they do put
+ *  one by one, in another store: in rounds of 0 to 40 reports, most of
+ *  them new, a quarter drawn from a few ids, two originators and three
+ *  bodies, so that a round holds whole batches of new reports and
+ *  batches with retries and conflicts, with earlier rounds and within the
+ *  batch, at any place in it. Each rowid names the body the one-by-one
+ *  store's names (a body names its report), a new report's is past every
+ *  earlier one's (nothing given twice), and it all reads back after a
+ *  restart. */
+static void test_put_reports_as_one_by_one(void **state)
+{
+    (void)state;
+    static const char *const ids[] = {"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"};
+    static const char *const originators[] = {"org-a", "org-b"};
+    rig_t *batched = rig_new(), *single = rig_new();
+    uint32_t seed = 7;
+    int64_t highest = 0;
+    size_t kinds[5] = {0}, fresh = 0;
+    for (int round = 0; round < 40; round++) {
+        size_t n = (size_t)(round * 7 % 41);
+        cv_put_item_t items[40];
+        char names[40][16], bodies[40][32];
+        for (size_t i = 0; i < n; i++) {
+            seed = seed * 1103515245 + 12345;
+            /* one in four of the few ids, which come back; the rest new */
+            if ((seed >> 4) % 4 == 0)
+                snprintf(names[i], sizeof names[i], "%s", ids[(seed >> 8) % 12]);
+            else
+                snprintf(names[i], sizeof names[i], "new-%zu", fresh++);
+            cv_stored_report_t report = {
+                names[i], originators[(seed >> 16) % 2], "general", 1000, 1000 * 1000, NULL, NULL};
+            /* a body names its report, so that a rowid's body tells whose */
+            snprintf(bodies[i], sizeof bodies[i], "%s %s %u", names[i], report.originator,
+                     (seed >> 20) % 3);
+            items[i] = (cv_put_item_t){
+                .report = report, .body = (const uint8_t *)bodies[i], .len = strlen(bodies[i])};
+        }
+        cv_error_t err = {0};
+        begin(batched);
+        begin(single);
+        cv_store_put_reports(batched->store, items, n, &err);
+        assert_string_equal(err.msg, "");
+        int64_t round_highest = highest;
+        for (size_t i = 0; i < n; i++) {
+            int64_t rowid = 0;
+            cv_put_t put = cv_store_put_report(single->store, &items[i].report, items[i].body,
+                                               items[i].len, &rowid, &err);
+            assert_int_equal(items[i].put, put);
+            kinds[put]++;
+            char got[64], want[64];
+            body_of(batched, items[i].rowid, got, sizeof got);
+            body_of(single, rowid, want, sizeof want);
+            assert_string_equal(got, want);
+            if (put == CV_PUT_NEW) {
+                assert_true(items[i].rowid > highest);
+                round_highest = items[i].rowid > round_highest ? items[i].rowid : round_highest;
+            } else {
+                assert_true(items[i].rowid > 0);
+            }
+        }
+        highest = round_highest;
+        commit(batched);
+        commit(single);
+    }
+    /* every kind came up, and a batch had its duplicates */
+    assert_true(kinds[CV_PUT_NEW] >= 200 && kinds[CV_PUT_SAME] >= 20 &&
+                kinds[CV_PUT_CONFLICT] >= 20);
+    restart(batched);
+    for (size_t i = 0; i < 12; i++)
+        for (size_t o = 0; o < 2; o++) {
+            int64_t rowid = 0;
+            char body[64];
+            cv_error_t err = {0};
+            cv_stored_report_t report = {ids[i], originators[o], "general", 1000, 0, NULL, NULL};
+            cv_put_t put =
+                cv_store_put_report(batched->store, &report, (const uint8_t *)"x", 1, &rowid, &err);
+            if (put == CV_PUT_NEW) { /* never drawn: the next rowid is past all */
+                assert_true(rowid > highest);
+                continue;
+            }
+            assert_int_equal(put, CV_PUT_CONFLICT);
+            body_of(batched, rowid, body, sizeof body);
+            assert_true(strncmp(body, ids[i], 1) == 0 && strstr(body, originators[o]));
+        }
+    rig_free(batched);
+    rig_free(single);
+}
+
+/*  A batch whose first report retries the newest stored before it: the
+ *  rows it inserted are told from that one, the retry is the same report
+ *  and the rest are new. */
+static void test_put_reports_retry_of_the_newest(void **state)
+{
+    (void)state;
+    rig_t *r = rig_new();
+    int64_t newest = 0;
+    begin(r);
+    assert_int_equal(put_raw(r, "old", "org-a", "old body", &newest), CV_PUT_NEW);
+    char ids[CV_PUT_BATCH][8];
+    cv_put_item_t items[CV_PUT_BATCH];
+    for (int i = 0; i < CV_PUT_BATCH; i++) {
+        snprintf(ids[i], sizeof ids[i], i == 0 ? "old" : "r%d", i);
+        cv_stored_report_t report = {ids[i], "org-a", "general", 1000, 1000 * 1000, NULL, NULL};
+        const char *body = i == 0 ? "old body" : "new body";
+        items[i] =
+            (cv_put_item_t){.report = report, .body = (const uint8_t *)body, .len = strlen(body)};
+    }
+    cv_error_t err = {0};
+    cv_store_put_reports(r->store, items, CV_PUT_BATCH, &err);
+    assert_int_equal(items[0].put, CV_PUT_SAME);
+    assert_int_equal(items[0].rowid, newest);
+    for (int i = 1; i < CV_PUT_BATCH; i++) {
+        assert_int_equal(items[i].put, CV_PUT_NEW);
+        assert_true(items[i].rowid > newest);
+        expect_same(r, ids[i], "org-a", "new body", items[i].rowid);
+    }
+    commit(r);
+    rig_free(r);
+}
+
+/*  A batch that fails (a trigger's error on its fifth report) fails every
+ *  report of it and every one after it, with SQLite's message, and leaves
+ *  nothing once the turn rolls back. */
+static void test_put_reports_failure_fails_the_rest(void **state)
+{
+    (void)state;
+    rig_t *r = rig_failing_on_bad();
+    char ids[CV_PUT_BATCH + 3][8];
+    cv_put_item_t items[CV_PUT_BATCH + 3];
+    for (int i = 0; i < CV_PUT_BATCH + 3; i++) {
+        snprintf(ids[i], sizeof ids[i], i == 4 ? "bad" : "r%d", i);
+        cv_stored_report_t report = {ids[i], "org-a", "general", 1000, 1000 * 1000, NULL, NULL};
+        items[i] = (cv_put_item_t){.report = report, .body = (const uint8_t *)"body", .len = 4};
+    }
+    cv_error_t err = {0};
+    begin(r);
+    cv_store_put_reports(r->store, items, CV_PUT_BATCH + 3, &err);
+    for (int i = 0; i < CV_PUT_BATCH + 3; i++)
+        assert_int_equal(items[i].put, CV_PUT_FAILED);
+    assert_non_null(strstr(err.msg, "JSON"));
+    cv_store_rollback(r->store);
+    restart(r);
+    begin(r);
+    int64_t rowid = 0;
+    assert_int_equal(put_raw(r, "r0", "org-a", "other", &rowid), CV_PUT_NEW); /* nothing kept */
+    commit(r);
+    rig_free(r);
 }
 
 /*  Opens dir, which must be refused with a message containing why, and
@@ -3195,6 +3363,9 @@ int main(int argc, char **argv)
         TEST(test_store_finds_ids_in_either_layout),
         TEST(test_put_ids_scoped_by_originator),
         TEST(test_put_retry_same_by_digest),
+        TEST(test_put_reports_as_one_by_one),
+        TEST(test_put_reports_retry_of_the_newest),
+        TEST(test_put_reports_failure_fails_the_rest),
         TEST(test_the_checksum_follows_the_format),
         TEST(test_refuses_foreign_sqlite),
         TEST(test_refuses_garbage_file),
