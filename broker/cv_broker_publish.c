@@ -477,8 +477,10 @@ static int64_t settle_report(cv_broker_t *self, prepared_t *p, const cv_put_item
 }
 
 /*  Stores and routes up to CV_PUT_BATCH prepared reports, one statement
- *  for them all when none was refused before (cv_store_put_reports), and
- *  fills their results; sets each one's rowid when stored now. */
+ *  for them all when none was refused before (cv_store_put_reports) and
+ *  one for their routes, and fills their results; sets each one's rowid
+ *  when stored now. A failure of the routes' statement fails the turn,
+ *  which answers every report of it as unavailable. */
 static void store_reports(cv_broker_t *self, prepared_t *prepared, size_t n,
                           Caveat__Wire__PublishResult **results)
 {
@@ -505,9 +507,13 @@ static void store_reports(cv_broker_t *self, prepared_t *prepared, size_t n,
     }
     cv_error_t err = {0};
     cv_store_put_reports(self->store, items, k, &err);
+    cv_router_batch_begin(self->queues); /* their routes, one statement too */
     for (size_t j = 0; j < k; j++)
         prepared[of[j]].rowid =
             settle_report(self, &prepared[of[j]], &items[j], &err, results[of[j]]);
+    cv_error_t routes_err = {0};
+    if (!cv_router_batch_end(self->queues, &routes_err))
+        broker_fail_turn(self, routes_err.msg);
 }
 
 /*  A refusal is logged with its status; the reason may quote the report

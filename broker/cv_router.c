@@ -18,6 +18,18 @@ struct cv_router_t {
     cv_router_saving_fn *saving; /* the audit leaves of what a save finishes */
     void *saving_arg;
     struct {
+        bool open; /* between cv_router_batch_begin and _end */
+        struct {
+            int64_t report;
+            int priority;
+            size_t first, n; /* in ids */
+        } * routes;
+        cv_route_row_t *rows; /* made of routes at the end, as the store takes them */
+        size_t n, cap;
+        int64_t *ids; /* the routes' queue ids, one after another */
+        size_t n_ids, ids_cap;
+    } batch;
+    struct {
         cv_queue_t **by_id; /* in ascending store id, as the store lists them */
         size_t n, cap;
         bool failed;  /* out of memory */
@@ -50,6 +62,9 @@ void cv_router_destroy(cv_router_t **self_p)
         return;
     zhashx_destroy(&self->queues);
     free(self->load.by_id);
+    free(self->batch.routes);
+    free(self->batch.rows);
+    free(self->batch.ids);
     free(self);
     *self_p = NULL;
 }
@@ -219,16 +234,41 @@ bool cv_router_load(cv_router_t *self, cv_error_t *err)
 /* ------------------------------------------------------------------------ */
 /*  Routing, pumping, acknowledging.                                        */
 
+/*  Room for a batch's next row and its n queue ids. */
+static bool batch_reserve(cv_router_t *self, size_t n)
+{
+    if (self->batch.n == self->batch.cap) {
+        size_t cap = self->batch.cap ? 2 * self->batch.cap : CV_PUT_BATCH;
+        void *routes = realloc(self->batch.routes, cap * sizeof *self->batch.routes);
+        if (routes)
+            self->batch.routes = routes;
+        cv_route_row_t *rows = routes ? realloc(self->batch.rows, cap * sizeof *rows) : NULL;
+        if (!rows)
+            return false;
+        self->batch.rows = rows;
+        self->batch.cap = cap;
+    }
+    if (self->batch.n_ids + n > self->batch.ids_cap) {
+        size_t cap = 2 * (self->batch.n_ids + n);
+        int64_t *ids = realloc(self->batch.ids, cap * sizeof *ids);
+        if (!ids)
+            return false;
+        self->batch.ids = ids;
+        self->batch.ids_cap = cap;
+    }
+    return true;
+}
+
 bool cv_router_route(cv_router_t *self, int64_t report, int priority, cv_queue_t *const *queues,
                      size_t n, cv_error_t *err)
 {
     assert(report > 0);
-    int64_t ids[64], *heap = n > 64 ? malloc(n * sizeof *heap) : NULL, *at = n > 64 ? heap : ids;
-    if (!at) {
-        cv_error_set(err, NULL, 0, 0, "out of memory routing a report");
-        return false;
-    }
-    bool ok = true;
+    int64_t ids[64], *heap = NULL, *at = ids;
+    bool ok = !self->batch.open || batch_reserve(self, n);
+    if (ok && self->batch.open)
+        at = self->batch.ids + self->batch.n_ids;
+    else if (ok && n > 64)
+        ok = (at = heap = malloc(n * sizeof *heap)) != NULL;
     for (size_t i = 0; i < n && ok; i++) {
         at[i] = cv_queue_id(queues[i]);
         ok = cv_queue_push(queues[i], (cv_routed_t){report, priority});
@@ -237,14 +277,41 @@ bool cv_router_route(cv_router_t *self, int64_t report, int priority, cv_queue_t
         cv_error_set(err, NULL, 0, 0, "out of memory routing a report");
     if (report > self->max_report)
         self->max_report = report;
-    ok = ok && (n == 0 || cv_store_route(self->store, report, priority, at, n, err));
+    if (ok && n && self->batch.open) { /* its ids by offset: the buffer may yet move */
+        self->batch.routes[self->batch.n].report = report;
+        self->batch.routes[self->batch.n].priority = priority;
+        self->batch.routes[self->batch.n].first = self->batch.n_ids;
+        self->batch.routes[self->batch.n++].n = n;
+        self->batch.n_ids += n;
+    } else if (ok && n) {
+        ok = cv_store_route(self->store, report, priority, at, n, err);
+    }
     free(heap);
     return ok;
+}
+
+void cv_router_batch_begin(cv_router_t *self)
+{
+    assert(!self->batch.open);
+    self->batch.open = true;
+    self->batch.n = self->batch.n_ids = 0;
+}
+
+bool cv_router_batch_end(cv_router_t *self, cv_error_t *err)
+{
+    assert(self->batch.open);
+    self->batch.open = false;
+    for (size_t i = 0; i < self->batch.n; i++)
+        self->batch.rows[i] = (cv_route_row_t){
+            self->batch.routes[i].report, self->batch.routes[i].priority,
+            self->batch.ids + self->batch.routes[i].first, self->batch.routes[i].n};
+    return cv_store_route_many(self->store, self->batch.rows, self->batch.n, err);
 }
 
 void cv_router_pump_begin(cv_router_t *self, cv_pump_t *pump, cv_queue_t *queue)
 {
     (void)self;
+    assert(!self->batch.open);
     pump->queue = queue;
     pump->first_seq = cv_queue_last_seq(queue) + 1;
     pump->n = 0;

@@ -53,6 +53,14 @@ int64_t cv_router_max_report(const cv_router_t *self);
 bool cv_router_route(cv_router_t *self, int64_t report, int priority, cv_queue_t *const *queues,
                      size_t n, cv_error_t *err);
 
+/*  Routes written together: from begin to end cv_router_route pushes to
+ *  the queues at once and keeps each report's row, and end writes them
+ *  all (cv_store_route_many: a statement costs SQLite about as much as its
+ *  row). Nothing else of the router is used in between; a turn whose end
+ *  fails rolls back. */
+void cv_router_batch_begin(cv_router_t *self);
+bool cv_router_batch_end(cv_router_t *self, cv_error_t *err);
+
 /*  One pump of one queue: take what waits, one at a time, and give each
  *  a seq or drop it; end writes the row for the seqs given. */
 typedef struct {

@@ -129,6 +129,7 @@ enum {
     S_QUEUE_ID,
     S_QUEUE_NEW,
     S_ROUTE,
+    S_ROUTE_BATCH,
     S_ROUTE_GET,
     S_ROUTE_SET,
     S_SENT,
@@ -157,10 +158,13 @@ enum {
     S_COUNT
 };
 
-#define PUT_ROW   "(?, ?, ?, ?, ?, ?, ?, ?)"
-#define PUT_ROWS4 PUT_ROW ", " PUT_ROW ", " PUT_ROW ", " PUT_ROW
-#define PUT_ROWS  PUT_ROWS4 ", " PUT_ROWS4 ", " PUT_ROWS4 ", " PUT_ROWS4
-_Static_assert(CV_PUT_BATCH == 16, "S_PUT_BATCH holds 16 rows");
+#define PUT_ROW     "(?, ?, ?, ?, ?, ?, ?, ?)"
+#define PUT_ROWS4   PUT_ROW ", " PUT_ROW ", " PUT_ROW ", " PUT_ROW
+#define PUT_ROWS    PUT_ROWS4 ", " PUT_ROWS4 ", " PUT_ROWS4 ", " PUT_ROWS4
+#define ROUTE_ROW   "(?, ?, ?)"
+#define ROUTE_ROWS4 ROUTE_ROW ", " ROUTE_ROW ", " ROUTE_ROW ", " ROUTE_ROW
+#define ROUTE_ROWS  ROUTE_ROWS4 ", " ROUTE_ROWS4 ", " ROUTE_ROWS4 ", " ROUTE_ROWS4
+_Static_assert(CV_PUT_BATCH == 16, "S_PUT_BATCH and S_ROUTE_BATCH hold 16 rows");
 
 static const char *const statements[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
@@ -187,6 +191,9 @@ static const char *const statements[S_COUNT] = {
     [S_QUEUE_NEW] =
         "INSERT INTO queues(agency, feed, done0, done1, done2) VALUES(?1, ?2, ?3, ?3, ?3)",
     [S_ROUTE] = "INSERT INTO routes(report, priority, queues) VALUES(?1, ?2, ?3)",
+    /* CV_PUT_BATCH routes. OR FAIL: a row refused leaves those before it
+     * in, so SQLite keeps no statement journal; the turn rolls back. */
+    [S_ROUTE_BATCH] = "INSERT OR FAIL INTO routes(report, priority, queues) VALUES " ROUTE_ROWS,
     [S_ROUTE_GET] = "SELECT queues FROM routes WHERE report = ?1",
     [S_ROUTE_SET] = "UPDATE routes SET queues = ?2 WHERE report = ?1",
     [S_SENT] = "INSERT INTO sent(queue, first, last, reports) VALUES(?1, ?2, ?3, ?4)",
@@ -1056,23 +1063,47 @@ static uint8_t *blob_of(cv_store_t *self, size_t bytes)
     return self->blob;
 }
 
+/*  Binds rows[0..n) from parameter 1 on, their queues encoded in the
+ *  store's blob; false when out of memory. */
+static bool bind_routes(cv_store_t *self, sqlite3_stmt *s, const cv_route_row_t *rows, size_t n,
+                        cv_error_t *err)
+{
+    size_t bytes = 1;
+    for (size_t i = 0; i < n; i++)
+        bytes += rows[i].n * 4;
+    uint8_t *blob = blob_of(self, bytes);
+    if (!blob)
+        return out_of_memory(err);
+    for (size_t i = 0; i < n; i++) {
+        for (size_t q = 0; q < rows[i].n; q++)
+            put_le(blob + 4 * q, (uint64_t)rows[i].queues[q], 4);
+        sqlite3_bind_int64(s, (int)(3 * i + 1), rows[i].report);
+        sqlite3_bind_int(s, (int)(3 * i + 2), rows[i].priority);
+        sqlite3_bind_blob(s, (int)(3 * i + 3), blob, (int)(rows[i].n * 4), SQLITE_STATIC);
+        blob += rows[i].n * 4;
+    }
+    return true;
+}
+
+bool cv_store_route_many(cv_store_t *self, const cv_route_row_t *rows, size_t n, cv_error_t *err)
+{
+    if (!writing(self, err))
+        return false;
+    for (size_t i = 0; i < n;) {
+        size_t batch = n - i >= CV_PUT_BATCH ? CV_PUT_BATCH : 1;
+        sqlite3_stmt *s = stmt(self, batch > 1 ? S_ROUTE_BATCH : S_ROUTE);
+        if (!bind_routes(self, s, rows + i, batch, err) || !step_done(self, s, err))
+            return false;
+        i += batch;
+    }
+    return true;
+}
+
 bool cv_store_route(cv_store_t *self, int64_t report, int priority, const int64_t *queues, size_t n,
                     cv_error_t *err)
 {
-    uint8_t *blob = blob_of(self, n * 4 + 1);
-    if (!blob) {
-        cv_error_set(err, NULL, 0, 0, "store: out of memory");
-        return false;
-    }
-    for (size_t i = 0; i < n; i++)
-        put_le(blob + 4 * i, (uint64_t)queues[i], 4);
-    if (!writing(self, err))
-        return false;
-    sqlite3_stmt *s = stmt(self, S_ROUTE);
-    sqlite3_bind_int64(s, 1, report);
-    sqlite3_bind_int(s, 2, priority);
-    sqlite3_bind_blob(s, 3, blob, (int)(n * 4), SQLITE_STATIC);
-    return step_done(self, s, err);
+    cv_route_row_t row = {report, priority, queues, n};
+    return cv_store_route_many(self, &row, 1, err);
 }
 
 /*  An agency's queues: a few (its direct queue and its feeds'). */

@@ -175,6 +175,17 @@ int64_t cv_store_queue(cv_store_t *self, const char *agency, const char *feed, i
 /*  Where a report was routed when accepted: the queues, one row for all. */
 bool cv_store_route(cv_store_t *self, int64_t report, int priority, const int64_t *queues, size_t n,
                     cv_error_t *err);
+/*  One report's route, for cv_store_route_many. */
+typedef struct {
+    int64_t report;
+    int priority;
+    const int64_t *queues; /* their ids */
+    size_t n;
+} cv_route_row_t;
+
+/*  The routes of several reports, as cv_store_route writes each, in
+ *  statements of CV_PUT_BATCH rows while that many are left. */
+bool cv_store_route_many(cv_store_t *self, const cv_route_row_t *rows, size_t n, cv_error_t *err);
 /*  A report dropped from a queue (the policy no longer releases it there):
  *  its route to that queue is removed, so no restart queues it again. */
 bool cv_store_unroute(cv_store_t *self, int64_t report, int64_t queue, cv_error_t *err);

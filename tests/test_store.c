@@ -44,6 +44,9 @@
 #define VIEW_MAX   8192 /* deliveries or reports one queue holds in a test */
 #define PUMP_MAX   64
 
+/*  Runs sql on the store's file, as an intruder or a broken tool would. */
+static void sql_file(const char *path, const char *sql);
+
 /* ------------------------------------------------------------------------ */
 /*  A view of one queue: what is in flight, by seq, and what waits, in the  */
 /*  order it will be taken. Both what a queue holds and what a test or the  */
@@ -1160,6 +1163,61 @@ static void test_store_route_to_300_queues(void **state)
     rig_free(r);
 }
 
+/*  Routes written together (cv_router_batch_begin/_end) are what routes
+ *  written one by one would be: 37 reports (two whole statements and five
+ *  alone), to none, one or up to 70 queues each, at three priorities,
+ *  read back after a restart as the queues had them. */
+static void test_store_routes_in_a_batch(void **state)
+{
+    (void)state;
+    rig_t *r = rig_new();
+    int64_t q[80];
+    char name[16];
+    begin(r);
+    for (int i = 0; i < 80; i++) {
+        snprintf(name, sizeof name, "agency-%02d", i);
+        q[i] = queue_of(r, name, "");
+    }
+    cv_router_batch_begin(r->router);
+    for (int k = 0; k < 37; k++)
+        publish(r, k % 3, q + k % 10, (size_t)(k % 4 == 3 ? 70 : k % 4));
+    cv_error_t err = {0};
+    MUST(cv_router_batch_end(r->router, &err));
+    commit(r);
+    restart_expect_same(r);
+    rig_free(r);
+}
+
+/*  A batch of routes the store refuses (a trigger's error on the tenth)
+ *  fails at its end with SQLite's message, and the turn rolled back
+ *  leaves no report routed. */
+static void test_store_routes_batch_failure(void **state)
+{
+    (void)state;
+    rig_t *r = rig_new();
+    rig_close(r);
+    char path[sizeof r->dir + 16];
+    snprintf(path, sizeof path, "%s/caveat.db", r->dir);
+    sql_file(path, "CREATE TRIGGER fails AFTER INSERT ON routes WHEN new.report = 10"
+                   " BEGIN SELECT json('{'); END;");
+    rig_open(r);
+    rig_load(r);
+    begin(r);
+    int64_t q = queue_of(r, "agency", "");
+    commit(r);
+    begin(r);
+    cv_router_batch_begin(r->router);
+    for (int k = 0; k < 20; k++)
+        publish1(r, 0, q);
+    cv_error_t err = {0};
+    assert_false(cv_router_batch_end(r->router, &err));
+    assert_non_null(strstr(err.msg, "JSON"));
+    cv_store_rollback(r->store);
+    restart(r);
+    assert_int_equal(cv_router_queued(r->router), 0);
+    rig_free(r);
+}
+
 /*  An uncommitted turn is lost whole: its reports, routes, pumps and acks. */
 static void test_store_uncommitted_turn_lost(void **state)
 {
@@ -1332,7 +1390,6 @@ static void test_store_turn_held_until_commit_cache_kept_small(void **state)
  *  of the first pending on "a"; then sql run on its file, as an intruder
  *  or a broken tool would. Loading it must fail, naming the damage, with
  *  no queue half-loaded (and, under ASan, no write outside the router). */
-static void sql_file(const char *path, const char *sql);
 
 static void assert_damage_refused(const char *sql)
 {
@@ -3343,6 +3400,8 @@ int main(int argc, char **argv)
         TEST(test_store_acked_stay_gone),
         TEST(test_store_shared_reports),
         TEST(test_store_route_to_300_queues),
+        TEST(test_store_routes_in_a_batch),
+        TEST(test_store_routes_batch_failure),
         TEST(test_store_uncommitted_turn_lost),
         TEST(test_store_dropped_report_stays_dropped),
         TEST(test_store_drop_lost_with_its_turn),
