@@ -512,8 +512,11 @@ static void store_reports(cv_broker_t *self, prepared_t *prepared, size_t n,
         prepared[of[j]].rowid =
             settle_report(self, &prepared[of[j]], &items[j], &err, results[of[j]]);
     cv_error_t routes_err = {0};
-    if (!cv_router_batch_end(self->queues, &routes_err))
+    if (!cv_router_batch_end(self->queues, &routes_err)) {
+        if (cv_store_no_space(self->store)) /* later Publishes are refused at once */
+            broker_disk_exhausted(self);
         broker_fail_turn(self, routes_err.msg);
+    }
 }
 
 /*  A refusal is logged with its status; the reason may quote the report

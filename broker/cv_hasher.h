@@ -3,8 +3,9 @@
  *  goes on with its other work.
  *
  *  The loop prepares a Publish's reports (checks, stamps, packs), starts
- *  their sums here, then stores them one by one: by the time it asks for a
- *  report's sum, the worker has usually taken it. A sum nobody has begun
+ *  their sums here, then stores them 16 at a time (cv_store_put_reports),
+ *  asking for each batch's sums before it stores the batch: by then the
+ *  worker has usually taken them. A sum nobody has begun
  *  when the loop asks is taken on the loop, so the loop never waits for
  *  the worker to wake, and one the worker is in is waited for no longer
  *  than a sum takes.

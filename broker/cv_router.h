@@ -56,8 +56,9 @@ bool cv_router_route(cv_router_t *self, int64_t report, int priority, cv_queue_t
 /*  Routes written together: from begin to end cv_router_route pushes to
  *  the queues at once and keeps each report's row, and end writes them
  *  all (cv_store_route_many: a statement costs SQLite about as much as its
- *  row). Nothing else of the router is used in between; a turn whose end
- *  fails rolls back. */
+ *  row). In between, nothing may read or change the store's routes or
+ *  pump a queue (cv_router_queue, which makes queues, may be used); a
+ *  turn whose end fails rolls back. */
 void cv_router_batch_begin(cv_router_t *self);
 bool cv_router_batch_end(cv_router_t *self, cv_error_t *err);
 

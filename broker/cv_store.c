@@ -850,8 +850,10 @@ static cv_put_t put_failed(cv_store_t *self, int code, cv_error_t *err)
 {
     if (!self->begun || code == SQLITE_CONSTRAINT)
         return CV_PUT_UNDONE;
-    if (sqlite3_get_autocommit(self->db))
-        cv_error_set(err, NULL, 0, 0, "%s; the transaction was rolled back", err->msg);
+    if (sqlite3_get_autocommit(self->db)) {
+        cv_error_t was = *err; /* not formatted into itself */
+        cv_error_set(err, NULL, 0, 0, "%s; the transaction was rolled back", was.msg);
+    }
     return CV_PUT_FAILED;
 }
 
@@ -983,25 +985,35 @@ static void put_batch(cv_store_t *self, cv_put_item_t *items, cv_error_t *err)
     }
     if (rc == SQLITE_DONE && sort_out_batch(self, items, digests, inserted, err))
         return;
-    /* rows that went in but could not be told apart fail the transaction */
-    cv_put_t failed = rc == SQLITE_DONE ? CV_PUT_FAILED : put_failed(self, code, err);
+    /* Whatever failed, some rows may be in (a trigger's RAISE(FAIL) keeps
+     * those before it) and none can be told apart: the transaction must
+     * not commit, even for a constraint, which refuses a single insert's
+     * report alone. */
+    cv_put_t failed = rc == SQLITE_DONE
+                          ? CV_PUT_FAILED
+                          : put_failed(self, code == SQLITE_CONSTRAINT ? SQLITE_ERROR : code, err);
     for (int i = 0; i < CV_PUT_BATCH; i++)
         items[i].put = failed;
 }
 
 void cv_store_put_reports(cv_store_t *self, cv_put_item_t *items, size_t n, cv_error_t *err)
 {
+    if (n == 0) /* no write, so no transaction begun for it */
+        return;
     bool lost = !writing(self, err);
     for (size_t i = 0; i < n;) {
         size_t rows = !lost && n - i >= CV_PUT_BATCH ? CV_PUT_BATCH : 1;
         cv_put_item_t *item = &items[i];
+        cv_error_t why = {0};
         if (lost)
             item->put = CV_PUT_FAILED;
         else if (rows > 1)
-            put_batch(self, item, err);
+            put_batch(self, item, &why);
         else
             item->put =
-                cv_store_put_report(self, &item->report, item->body, item->len, &item->rowid, err);
+                cv_store_put_report(self, &item->report, item->body, item->len, &item->rowid, &why);
+        if (why.msg[0] && !err->msg[0]) /* the first failure's */
+            *err = why;
         lost = item->put == CV_PUT_FAILED; /* a batch's items fail alike */
         i += rows;
     }
@@ -1087,6 +1099,8 @@ static bool bind_routes(cv_store_t *self, sqlite3_stmt *s, const cv_route_row_t 
 
 bool cv_store_route_many(cv_store_t *self, const cv_route_row_t *rows, size_t n, cv_error_t *err)
 {
+    if (n == 0) /* no write, so no transaction begun for it */
+        return true;
     if (!writing(self, err))
         return false;
     for (size_t i = 0; i < n;) {

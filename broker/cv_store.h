@@ -159,9 +159,12 @@ typedef struct {
 /*  Stores n reports in order with what cv_store_put_report would give each
  *  put one after the other (a later report of the same originator and id
  *  is a retry of the earlier or a conflict with it), CV_PUT_BATCH to a
- *  statement while that many are left. A failure fails the reports of its
- *  statement alike, and every report after it (the transaction may be
- *  lost); err holds the first's message. */
+ *  statement while that many are left, the rest one a statement. A
+ *  statement of CV_PUT_BATCH that fails, whatever the cause, fails its
+ *  reports and every one after (CV_PUT_FAILED: the transaction must roll
+ *  back); one stored alone fails as cv_store_put_report's does. err: the
+ *  first failure's message. Rowids of reports left out of a statement
+ *  (retries, conflicts) are used up: rowids may have gaps, never repeats. */
 void cv_store_put_reports(cv_store_t *self, cv_put_item_t *items, size_t n, cv_error_t *err);
 /*  A write since cv_store_begin failed for want of disk space (SQLite's
  *  SQLITE_FULL, or a write error ENOSPC, EDQUOT or EFBIG). */

@@ -254,10 +254,11 @@ static void test_a_map_entry_without_its_value_is_not_stored(void **state)
 }
 
 /*  The statuses of the last PublishAck sent. */
+#define SEEN_MAX 64
 typedef struct {
     size_t n;
-    Caveat__Wire__Status status[8];
-    bool one_line[8]; /* its reason, if any, is one line of readable UTF-8 */
+    Caveat__Wire__Status status[SEEN_MAX];
+    bool one_line[SEEN_MAX]; /* its reason, if any, is one line of readable UTF-8 */
 } results_seen_t;
 
 static void on_sent_results(void *arg, uint32_t connection, const uint8_t *bytes, size_t size)
@@ -268,7 +269,7 @@ static void on_sent_results(void *arg, uint32_t connection, const uint8_t *bytes
     assert_non_null(frame);
     if (frame->body_case == CAVEAT__WIRE__FRAME__BODY_PUBLISH_ACK) {
         seen->n = 0;
-        for (size_t i = 0; i < frame->publish_ack->n_results && i < 8; i++, seen->n++) {
+        for (size_t i = 0; i < frame->publish_ack->n_results && i < SEEN_MAX; i++, seen->n++) {
             const char *reason = frame->publish_ack->results[i]->reason;
             seen->status[seen->n] = frame->publish_ack->results[i]->status;
             seen->one_line[seen->n] = !reason || cv_text_readable(reason, strlen(reason), "");
@@ -298,6 +299,51 @@ static void publish_each(offline_t *o, size_t offset, const char *const *values,
     for (size_t i = 0; i < n; i++)
         caveat__report__free_unpacked(reports[i], NULL);
     assert_int_equal(seen->n, n);
+}
+
+/*  A Publish of 40 reports, stored 16 to a statement where it can be
+ *  (docs/operations.md, "Durability, step by step"), answers each report
+ *  as if stored alone: a report refused at its checks in the first 16
+ *  (which are then stored one by one), a retry of a report stored before
+ *  and of one earlier in the same Publish (OK: the same report), and an
+ *  id given twice with different content (REFUSED_DUPLICATE), in the two
+ *  16-report statements; every other report is stored once. */
+static void test_a_publish_of_batches_answers_each_report_as_alone(void **state)
+{
+    offline_t *o = *state;
+    int police = agency(o, "hum-bcu-hull");
+    hello(o, police);
+    Caveat__Report *earlier = example_to_send("vulnerable_individual", "r-earlier");
+    feed_publish(o, police, &earlier, 1);
+    results_seen_t seen = {0};
+    cv_broker_on_sent(o->broker, on_sent_results, &seen);
+    Caveat__Report *reports[40];
+    char id[32];
+    for (int i = 0; i < 40; i++) {
+        snprintf(id, sizeof id, "r-batch-%02d", i == 21 ? 17 : i == 22 ? 18 : i);
+        reports[i] = example_to_send("vulnerable_individual", i == 20 ? "r-earlier" : id);
+    }
+    free(reports[3]->created); /* refused at its checks */
+    reports[3]->created = strdup("not a time");
+    free(reports[22]->summary); /* r-batch-18 again, another report */
+    reports[22]->summary = strdup("another report under the same id");
+    feed_publish(o, police, reports, 40);
+    for (int i = 0; i < 40; i++)
+        caveat__report__free_unpacked(reports[i], NULL);
+    caveat__report__free_unpacked(earlier, NULL);
+    assert_int_equal(seen.n, 40);
+    for (int i = 0; i < 40; i++) {
+        Caveat__Wire__Status want = i == 3    ? CAVEAT__WIRE__STATUS__REFUSED_INVALID
+                                    : i == 22 ? CAVEAT__WIRE__STATUS__REFUSED_DUPLICATE
+                                              : CAVEAT__WIRE__STATUS__OK;
+        if (seen.status[i] != want)
+            print_error("report %d: status %d, not %d\n", i, (int)seen.status[i], (int)want);
+        assert_int_equal(seen.status[i], want);
+    }
+    /* the earlier report, and the 36 of the 40 new: not the refused
+     * two, nor the two retries */
+    cv_error_t err = {0};
+    assert_int_equal(cv_broker_check_store(o->broker, &err), 37);
 }
 
 /*  A report's created, when given, is an RFC 3339 time (docs/protocol.md,
@@ -1702,6 +1748,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_map_entry_without_its_value_is_not_stored, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_a_publish_of_batches_answers_each_report_as_alone,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_created_that_is_no_time_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_waiting_reports_go_most_urgent_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_reason_is_one_line_of_utf8, setup, teardown),

@@ -1165,7 +1165,7 @@ static void test_store_route_to_300_queues(void **state)
 
 /*  Routes written together (cv_router_batch_begin/_end) are what routes
  *  written one by one would be: 37 reports (two whole statements and five
- *  alone), to none, one or up to 70 queues each, at three priorities,
+ *  alone), to one, two, three or 70 queues each, at three priorities,
  *  read back after a restart as the queues had them. */
 static void test_store_routes_in_a_batch(void **state)
 {
@@ -1180,7 +1180,7 @@ static void test_store_routes_in_a_batch(void **state)
     }
     cv_router_batch_begin(r->router);
     for (int k = 0; k < 37; k++)
-        publish(r, k % 3, q + k % 10, (size_t)(k % 4 == 3 ? 70 : k % 4));
+        publish(r, k % 3, q + k % 10, (size_t)(k % 4 == 3 ? 70 : 1 + k % 4));
     cv_error_t err = {0};
     MUST(cv_router_batch_end(r->router, &err));
     commit(r);
@@ -1866,19 +1866,25 @@ static void test_put_failure_undoes_the_report_alone(void **state)
     rig_free(r);
 }
 
-/*  A rig whose store fails an insert of the id "bad" after the row is in
- *  (a trigger of the test's own: a function's error). */
-static rig_t *rig_failing_on_bad(void)
+/*  A rig whose store has a trigger of the test's own, to fail writes. */
+static rig_t *rig_with_trigger(const char *trigger)
 {
     rig_t *r = rig_new();
     rig_close(r);
     char path[sizeof r->dir + 16];
     snprintf(path, sizeof path, "%s/caveat.db", r->dir);
-    sql_file(path, "CREATE TRIGGER fails AFTER INSERT ON reports WHEN new.id = 'bad'"
-                   " BEGIN SELECT json('{'); END;");
+    sql_file(path, trigger);
     rig_open(r);
     rig_load(r);
     return r;
+}
+
+/*  A rig whose store fails an insert of the id "bad" after the row is in
+ *  (a function's error). */
+static rig_t *rig_failing_on_bad(void)
+{
+    return rig_with_trigger("CREATE TRIGGER fails AFTER INSERT ON reports WHEN new.id = 'bad'"
+                            " BEGIN SELECT json('{'); END;");
 }
 
 /*  An insert that fails for any reason but a constraint may have written
@@ -2195,10 +2201,25 @@ static void test_put_reports_retry_of_the_newest(void **state)
 /*  A batch that fails (a trigger's error on its fifth report) fails every
  *  report of it and every one after it, with SQLite's message, and leaves
  *  nothing once the turn rolls back. */
+static void put_reports_failing(rig_t *r, const char *message);
+
 static void test_put_reports_failure_fails_the_rest(void **state)
 {
     (void)state;
-    rig_t *r = rig_failing_on_bad();
+    put_reports_failing(rig_failing_on_bad(), "JSON");
+    /* a constraint's refusal (RAISE(FAIL) keeps the statement's rows before
+     * it) fails them too: a single insert's would refuse its report alone */
+    put_reports_failing(rig_with_trigger("CREATE TRIGGER refuses BEFORE INSERT ON reports"
+                                         " WHEN new.id = 'bad' BEGIN"
+                                         " SELECT RAISE(FAIL, 'refused by the test'); END;"),
+                        "refused by the test");
+}
+
+/*  A batch of CV_PUT_BATCH + 3 reports whose fifth is "bad", in r's store
+ *  that fails it with message: every report fails, and after the rollback
+ *  nothing is kept. Frees r. */
+static void put_reports_failing(rig_t *r, const char *message)
+{
     char ids[CV_PUT_BATCH + 3][8];
     cv_put_item_t items[CV_PUT_BATCH + 3];
     for (int i = 0; i < CV_PUT_BATCH + 3; i++) {
@@ -2211,7 +2232,7 @@ static void test_put_reports_failure_fails_the_rest(void **state)
     cv_store_put_reports(r->store, items, CV_PUT_BATCH + 3, &err);
     for (int i = 0; i < CV_PUT_BATCH + 3; i++)
         assert_int_equal(items[i].put, CV_PUT_FAILED);
-    assert_non_null(strstr(err.msg, "JSON"));
+    assert_non_null(strstr(err.msg, message));
     cv_store_rollback(r->store);
     restart(r);
     begin(r);
