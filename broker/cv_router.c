@@ -265,7 +265,7 @@ bool cv_router_route(cv_router_t *self, int64_t report, int priority, cv_queue_t
     assert(report > 0);
     int64_t ids[64], *heap = NULL, *at = ids;
     bool ok = !self->batch.open || batch_reserve(self, n);
-    if (ok && self->batch.open)
+    if (ok && self->batch.open && n) /* none yet when nothing was routed */
         at = self->batch.ids + self->batch.n_ids;
     else if (ok && n > 64)
         ok = (at = heap = malloc(n * sizeof *heap)) != NULL;
