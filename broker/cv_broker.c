@@ -560,7 +560,8 @@ static void hold_feedback_acks(cv_broker_t *self)
     while ((p = zlistx_detach(self->pending_feedback, NULL))) {
         const char *why = p->lost ? "the store could not commit; retry" : NULL;
         held_t *h = cv_xmalloc(sizeof *h);
-        *h = (held_t){0, p->session, broker_feedback_ack(p->routing, p->report_id, why), false, 0};
+        *h = (held_t){.session = p->session,
+                      .msg = broker_feedback_ack(p->routing, p->report_id, why)};
         broker_hold(self, h);
         broker_pending_feedback_free(p);
     }
@@ -660,18 +661,6 @@ static void turn_failed(cv_broker_t *self, const char *why)
     reapply_acks(self);
 }
 
-/*  The session a message held for serial was for, if it is still there:
- *  found by the message's routing id (routing, size bytes), not by walking
- *  every session. */
-static session_t *session_sent_to(cv_broker_t *self, const void *routing, size_t size,
-                                  uint64_t serial)
-{
-    zframe_t *frame = zframe_new(routing, size);
-    session_t *s = frame ? broker_session_of(self, frame) : NULL;
-    zframe_destroy(&frame);
-    return s && s->serial == serial ? s : NULL;
-}
-
 /*  Deliveries of a session still to go out: dropped, they stay in flight. */
 static void forget_deliveries_of(cv_broker_t *self, uint64_t serial)
 {
@@ -733,10 +722,12 @@ static void release_synced(cv_broker_t *self)
         assert(routing_size <= sizeof routing);
         memcpy(routing, zframe_data(zmsg_first(h->msg)), routing_size);
         int failure = broker_send_now(self, &h->msg);
+        session_t *s = (failure || h->n_seqs) && session
+                           ? broker_session_sent_to(self, routing, routing_size, session)
+                           : NULL;
+        broker_delivery_fate(s, h, !failure);
         free(h);
-        session_t *s =
-            failure && session ? session_sent_to(self, routing, routing_size, session) : NULL;
-        if (s)
+        if (s && failure)
             send_failed(self, s, delivery, failure);
     }
 }
@@ -777,7 +768,7 @@ static void hold_approval_answers(cv_broker_t *self)
         zmsg_t *msg = broker_approval_ack(a->routing, a->report_id, a->to, not_stored,
                                           a->recipients, a->n_recipients);
         held_t *h = cv_xmalloc(sizeof *h);
-        *h = (held_t){0, a->session, msg, false, 0};
+        *h = (held_t){.session = a->session, .msg = msg};
         broker_hold(self, h);
         broker_approval_answer_free(a);
     }
@@ -792,7 +783,7 @@ static void send_outgoing(cv_broker_t *self)
         frame.body_case = CAVEAT__WIRE__FRAME__BODY_PUBLISH_ACK;
         frame.publish_ack = &p->ack;
         held_t *h = cv_xmalloc(sizeof *h);
-        *h = (held_t){0, p->session, broker_frame_message(p->routing, &frame), false, 0};
+        *h = (held_t){.session = p->session, .msg = broker_frame_message(p->routing, &frame)};
         broker_hold(self, h);
         broker_free_pending(p);
     }
@@ -875,7 +866,7 @@ static void post_receipts(void *arg, const void *session, const Caveat__Wire__Re
     frame.body_case = CAVEAT__WIRE__FRAME__BODY_RECEIPTS;
     frame.receipts = (Caveat__Wire__Receipts *)receipts;
     held_t *h = cv_xmalloc(sizeof *h);
-    *h = (held_t){0, s->serial, broker_frame_message(s->routing, &frame), false, 0};
+    *h = (held_t){.session = s->serial, .msg = broker_frame_message(s->routing, &frame)};
     broker_hold(self, h);
     /* fewer of its receipts wait: deliveries its receipts held back go on */
     broker_set_dirty(self, (session_t *)s, true);

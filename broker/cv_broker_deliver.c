@@ -11,6 +11,7 @@
 /*  A delivery packed in self->pack.bytes (an offset: the buffer grows). */
 typedef struct {
     size_t off, len;
+    uint64_t seq;
 } packed_t;
 
 /*  Decides one queued report (read back, or NULL) for the agency of a
@@ -85,6 +86,7 @@ static void append_delivery(cv_broker_t *self, const Caveat__Wire__PackedDeliver
     reserve(&self->pack.bytes, &self->pack.cap, self->pack.used + len);
     out->off = self->pack.used;
     out->len = len;
+    out->seq = d->seq;
     caveat__wire__packed_delivery__pack(d, (uint8_t *)self->pack.bytes + self->pack.used);
     self->pack.used += len;
 }
@@ -222,10 +224,18 @@ static bool pack_delivery(cv_broker_t *self, cv_queue_t *queue, int64_t rowid,
     return true;
 }
 
-static void outbox_add(cv_broker_t *self, uint64_t session, zmsg_t *msg)
+static void outbox_add(cv_broker_t *self, uint64_t session, zmsg_t *msg, const packed_t *items,
+                       size_t n)
 {
     held_t *h = cv_xmalloc(sizeof *h);
-    *h = (held_t){0, session, msg, true, zmsg_content_size(msg)};
+    *h = (held_t){.session = session,
+                  .msg = msg,
+                  .delivery = true,
+                  .bytes = zmsg_content_size(msg),
+                  .seqs = cv_xmalloc(n * sizeof(uint64_t)),
+                  .n_seqs = n};
+    for (size_t i = 0; i < n; i++)
+        h->seqs[i] = items[i].seq;
     self->out_bytes += h->bytes;
     if (self->out_bytes > self->out_bytes_peak)
         self->out_bytes_peak = self->out_bytes;
@@ -252,7 +262,8 @@ static void post_deliveries(cv_broker_t *self, const session_t *s, const packed_
         Caveat__Wire__PackedFrame frame = CAVEAT__WIRE__PACKED_FRAME__INIT;
         frame.body_case = CAVEAT__WIRE__PACKED_FRAME__BODY_DELIVER;
         frame.deliver = &deliver;
-        outbox_add(self, s->serial, broker_message_to(s->routing, &frame.base));
+        outbox_add(self, s->serial, broker_message_to(s->routing, &frame.base), items + from,
+                   to - from);
         from = to;
     }
 }
@@ -510,16 +521,20 @@ bool broker_record_deliveries(void *arg, cv_queue_t *queue, cv_error_t *err)
     size_t acked = cv_queue_acked_count(queue), n = 0;
     for (size_t i = 0; i < acked; i++) {
         const cv_sent_t *sent = cv_queue_acked_at(queue, i);
-        cv_delivered_t *d = &leaf[n];
-        *d = (cv_delivered_t){sent->seq, sent->report_id, sent->viewed ? sent->view : NULL};
-        const char *id = sent->report_id;
-        if (!sent->viewed && view_now(self, queue, sent, hashes[n], &id))
-            d->view = hashes[n];
-        if (id != sent->report_id) { /* ids are at most CV_REPORT_ID_MAX: never cut */
-            snprintf(ids[n], sizeof ids[n], "%s", id);
-            d->report_id = ids[n];
+        /* one never received is named in no leaf, so in no receipt */
+        if (cv_sent_may_be_received(sent)) {
+            cv_delivered_t *d = &leaf[n];
+            *d = (cv_delivered_t){sent->seq, sent->report_id, sent->viewed ? sent->view : NULL};
+            const char *id = sent->report_id;
+            if (!sent->viewed && view_now(self, queue, sent, hashes[n], &id))
+                d->view = hashes[n];
+            if (id != sent->report_id) { /* ids are at most CV_REPORT_ID_MAX: never cut */
+                snprintf(ids[n], sizeof ids[n], "%s", id);
+                d->report_id = ids[n];
+            }
+            n++;
         }
-        if (++n < CV_RECORD_DELIVERIES_PER_LEAF && i + 1 < acked)
+        if (n == 0 || (n < CV_RECORD_DELIVERIES_PER_LEAF && i + 1 < acked))
             continue;
         size_t position = 0;
         if (!cv_record_delivered(self->record, agency, feed, leaf, n, &position, err))

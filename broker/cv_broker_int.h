@@ -223,6 +223,9 @@ typedef struct {
     zmsg_t *msg;
     bool delivery; /* a Deliver, decided under the policy of its turn */
     size_t bytes;  /* a Deliver's, counted in out_bytes until it leaves */
+    /* a Deliver's seqs (owned): dropped unsent, they are withdrawn */
+    uint64_t *seqs;
+    size_t n_seqs;
 } held_t;
 
 /*  An approval waiting for the commit before its ApprovalAck goes out;
@@ -464,6 +467,14 @@ void broker_session_acked(session_t *s, uint64_t up_to);
 void broker_set_dirty(cv_broker_t *self, session_t *s, bool dirty);
 void broker_session_resend_all(cv_broker_t *self, session_t *s);
 session_t *broker_session_of(cv_broker_t *self, const zframe_t *routing);
+/*  The session a message held for serial was for, if it is still there:
+ *  found by the message's routing id (routing, size bytes). */
+session_t *broker_session_sent_to(cv_broker_t *self, const void *routing, size_t size,
+                                  uint64_t serial);
+/*  A Deliver h of session s (NULL: gone) left (handed to the transport) or
+ *  was dropped unsent: its seqs are marked so in the session's queue, for
+ *  the "delivered" leaves (cv_queue.h), and h's seqs freed. */
+void broker_delivery_fate(session_t *s, held_t *h, bool left);
 /*  The connection on descriptor fd went: its session is sent nothing more,
  *  and ends once what it sent before going has been read. */
 void broker_connection_gone(void *self, int fd);

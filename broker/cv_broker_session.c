@@ -165,10 +165,37 @@ static void remove_session(cv_broker_t *self, session_t *s)
     zhashx_delete(self->sessions, s->routing_hex);
 }
 
+/*  The session a message held for serial was for, if it is still there:
+ *  found by the message's routing id (routing, size bytes), not by walking
+ *  every session. */
+session_t *broker_session_sent_to(cv_broker_t *self, const void *routing, size_t size,
+                                  uint64_t serial)
+{
+    zframe_t *frame = zframe_new(routing, size);
+    session_t *s = frame ? broker_session_of(self, frame) : NULL;
+    zframe_destroy(&frame);
+    return s && s->serial == serial ? s : NULL;
+}
+
+void broker_delivery_fate(session_t *s, held_t *h, bool left)
+{
+    for (size_t i = 0; s && s->queue && i < h->n_seqs; i++)
+        (left ? cv_queue_left : cv_queue_withdrawn)(s->queue, h->seqs[i]);
+    free(h->seqs);
+    h->seqs = NULL;
+    h->n_seqs = 0;
+}
+
 void broker_held_destroy(cv_broker_t *self, held_t *h)
 {
     assert(self->out_bytes >= h->bytes);
     self->out_bytes -= h->bytes;
+    if (h->n_seqs) {
+        zframe_t *routing = zmsg_first(h->msg);
+        broker_delivery_fate(
+            broker_session_sent_to(self, zframe_data(routing), zframe_size(routing), h->session), h,
+            false);
+    }
     zmsg_destroy(&h->msg);
     free(h);
 }

@@ -228,6 +228,7 @@ bool cv_queue_viewed(cv_queue_t *self, uint64_t seq, const uint8_t view[CV_VIEW_
         sent->report_id = id;
     }
     sent->viewed = false; /* until its hash is known: the view sent may differ from the last */
+    sent->withdrawn = false;
     return !view || cv_queue_view_hashed(self, seq, view);
 }
 
@@ -252,11 +253,35 @@ static cv_sent_t *acked_at(cv_queue_t *self, uint64_t seq)
     return NULL;
 }
 
-bool cv_queue_view_hashed(cv_queue_t *self, uint64_t seq, const uint8_t view[CV_VIEW_HASH_BYTES])
+/*  The delivery seq, in flight or acknowledged and not yet saved. */
+static cv_sent_t *kept_at(cv_queue_t *self, uint64_t seq)
 {
     cv_sent_t *sent = in_flight_at(self, seq);
-    if (!sent)
-        sent = acked_at(self, seq);
+    return sent ? sent : acked_at(self, seq);
+}
+
+void cv_queue_withdrawn(cv_queue_t *self, uint64_t seq)
+{
+    cv_sent_t *sent = kept_at(self, seq);
+    if (sent)
+        sent->withdrawn = true;
+}
+
+void cv_queue_left(cv_queue_t *self, uint64_t seq)
+{
+    cv_sent_t *sent = kept_at(self, seq);
+    if (sent)
+        sent->left = true;
+}
+
+bool cv_sent_may_be_received(const cv_sent_t *sent)
+{
+    return sent->left || !sent->withdrawn;
+}
+
+bool cv_queue_view_hashed(cv_queue_t *self, uint64_t seq, const uint8_t view[CV_VIEW_HASH_BYTES])
+{
+    cv_sent_t *sent = kept_at(self, seq);
     if (!sent || !sent->report_id)
         return false;
     memcpy(sent->view, view, CV_VIEW_HASH_BYTES);
@@ -382,7 +407,9 @@ bool cv_queue_restore_sent(cv_queue_t *self, uint64_t seq, cv_routed_t item)
     /* a pump acknowledged in part: its acknowledged seqs are finished */
     if (seq <= self->acked_seq)
         return true;
-    cv_sent_t sent = {.seq = seq, .item = {item.report, clamp_priority(item.priority)}};
+    /* sent before the restart, perhaps */
+    cv_sent_t sent = {
+        .seq = seq, .item = {item.report, clamp_priority(item.priority)}, .left = true};
     return ring_push(&self->in_flight, &sent);
 }
 

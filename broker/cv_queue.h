@@ -25,11 +25,19 @@ typedef struct cv_queue_t cv_queue_t;
 /*  A delivery in flight, and once acknowledged until its state is saved.
  *  viewed: sent by this process, which knows the SHA-256 of the exact view
  *  it sent last (cv_queue_viewed) and the report's id (owned). A delivery
- *  read back from the store after a restart is not viewed until resent. */
+ *  read back from the store after a restart is not viewed until resent.
+ *  left: a Deliver naming its seq was handed to the transport
+ *  (cv_queue_left), or, read back from the store, may have been before.
+ *  withdrawn: the last Deliver packed for it was dropped unsent (a reload
+ *  that withdrew it while it waited for its sync, a connection full or
+ *  gone), and none has been packed since (cv_queue_viewed). A cumulative
+ *  acknowledgement covers a seq that never left all the same, but what
+ *  was never sent was never received. */
 typedef struct {
     uint64_t seq;
     cv_routed_t item;
     bool viewed;
+    bool left, withdrawn;
     uint8_t view[CV_VIEW_HASH_BYTES];
     char *report_id;
 } cv_sent_t;
@@ -79,6 +87,15 @@ size_t cv_queue_ack(cv_queue_t *self, uint64_t up_to);
  *  viewed). false: seq is not in flight, or out of memory. */
 bool cv_queue_viewed(cv_queue_t *self, uint64_t seq, const uint8_t view[CV_VIEW_HASH_BYTES],
                      const char *report_id);
+/*  The Deliver packed last for seq was dropped unsent: in flight, or
+ *  acknowledged and not yet saved (a client that acknowledged ahead of
+ *  what it had). Nothing when the queue no longer holds seq. */
+void cv_queue_withdrawn(cv_queue_t *self, uint64_t seq);
+/*  A Deliver naming seq was handed to the transport: the same places. */
+void cv_queue_left(cv_queue_t *self, uint64_t seq);
+/*  Whether a delivery may have been received: a Deliver of it left, or
+ *  one packed is still to go (acknowledged ahead of it). */
+bool cv_sent_may_be_received(const cv_sent_t *sent);
 /*  The hash of the view last sent as seq, which cv_queue_viewed named
  *  without it: in flight, or acknowledged and not yet saved. false: the
  *  queue no longer holds seq. */

@@ -1223,6 +1223,151 @@ static void test_a_reload_is_in_force_only_once_recorded(void **state)
     assert_int_equal(store_count(o, RELOAD_LEAVES), 1);
 }
 
+/*  A DeliveryAck of every seq up to up_to. */
+static cv_broker_frame_t ack_frame(int from, uint32_t connection, uint64_t up_to)
+{
+    Caveat__Wire__DeliveryAck ack = CAVEAT__WIRE__DELIVERY_ACK__INIT;
+    ack.has_up_to = true;
+    ack.up_to = up_to;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_DELIVERY_ACK;
+    frame.delivery_ack = &ack;
+    return packed(from, connection, &frame);
+}
+
+/*  Version 8 of the policy: the council's safeguarding referrals from the
+ *  police are for grievances, no longer for vulnerable individuals. */
+static void policy_withholding_referrals(offline_t *o)
+{
+    policy_made_version_8(o);
+    FILE *f = fopen(harness_path(o->files, "policy.yaml"), "r");
+    assert_non_null(f);
+    static char text[1 << 16];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    static const char was[] = "categories: [vulnerable_individual]\n    from_types: [police]\n"
+                              "    to_types: [local_authority]\n";
+    char *at = strstr(text, was);
+    assert_non_null(at);
+    char rest[1 << 16];
+    snprintf(rest, sizeof rest, "categories: [grievance]%s",
+             at + strlen("categories: [vulnerable_individual]"));
+    snprintf(at, sizeof text - (size_t)(at - text), "%s", rest);
+    harness_write_policy(o->files, text);
+}
+
+/*  10 ms, then a turn of a Heartbeat from agency from on connection. */
+static void heartbeat_turn(offline_t *o, int from, uint32_t connection)
+{
+    Caveat__Wire__Heartbeat heartbeat = CAVEAT__WIRE__HEARTBEAT__INIT;
+    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
+    frame.body_case = CAVEAT__WIRE__FRAME__BODY_HEARTBEAT;
+    frame.heartbeat = &heartbeat;
+    usleep(10 * 1000);
+    cv_broker_frame_t beat[] = {packed(from, connection, &frame)};
+    one_turn(o, beat, 1);
+}
+
+/*  Heartbeat turns of agency from until n frames with body have gone to
+ *  connection (counted from the start of sent), or 10 s. */
+static void turns_until_sent(offline_t *o, int from, const sent_t *sent, uint32_t connection,
+                             Caveat__Wire__Frame__BodyCase body, int n)
+{
+    for (int i = 0; i < 1000 && sent_to(sent, 0, connection, body) < n; i++)
+        heartbeat_turn(o, from, 1);
+}
+
+#define DELIVERED_LEAVES_NAMING(id)                                                                \
+    "SELECT count(*) FROM tlog_leaves WHERE CAST(data AS TEXT) LIKE '{\"event\":\"delivered\",%'"  \
+    " AND CAST(data AS TEXT) LIKE '%\"report\":\"" id "\"%'"
+
+/*  The police, the council and the administrator connected on
+ *  connections 1, 2 and 3 (the council with credit) to a broker that
+ *  syncs, what it sends counted in sent; report id published and
+ *  delivered to the council; then version 8 of the policy written, for a
+ *  reload to come. */
+static void received_before_a_reload(offline_t *o, sent_t *sent, const char *id, int *police,
+                                     int *council, int *admin)
+{
+    cv_broker_destroy(&o->broker);
+    o->broker = open_broker_syncing(o, CV_SYNC_FULL);
+    assert_non_null(o->broker);
+    *police = agency(o, "hum-bcu-hull"), *council = agency(o, "hull-cc"),
+    *admin = agency(o, "caveat-admin");
+    cv_broker_on_sent(o->broker, on_sent, sent);
+    cv_broker_frame_t start[] = {hello_with(*police, 1, 0), hello_with(*council, 2, 10),
+                                 hello_with(*admin, 3, 0)};
+    one_turn(o, start, 3);
+    cv_broker_frame_t first[] = {publish_frame_as(*police, 1, "vulnerable_individual", id)};
+    one_turn(o, first, 1);
+    turns_until_sent(o, *police, sent, 2, CAVEAT__WIRE__FRAME__BODY_DELIVER, 1);
+    assert_int_equal(sent_to(sent, 0, 2, CAVEAT__WIRE__FRAME__BODY_DELIVER), 1);
+    policy_withholding_referrals(o);
+}
+
+/*  A delivery withdrawn before it left the broker was never received: its
+ *  Deliver waited for the sync of its turn, and a reload in the same turn
+ *  stopped releasing it, so it stayed in flight unsent. The recipient's
+ *  cumulative acknowledgement covers its seq all the same, but no
+ *  "delivered" leaf may name it, nor so any receipt: those would tell the
+ *  recipient the id (and the view's hash) of a report it was refused, and
+ *  record a delivery that never happened. What did leave before it is
+ *  recorded as ever. */
+static void test_an_acknowledged_delivery_that_never_left_is_not_recorded(void **state)
+{
+    offline_t *o = *state;
+    sent_t sent = {0};
+    int police, council, admin;
+    received_before_a_reload(o, &sent, "r-left", &police, &council, &admin);
+    cv_broker_frame_t withdrawn[] = {
+        publish_frame_as(police, 1, "vulnerable_individual", "r-withdrawn"),
+        admin_frame(admin, 3, "reload", NULL, 0)};
+    one_turn(o, withdrawn, 2);
+    if (sent_to(&sent, 0, 2, CAVEAT__WIRE__FRAME__BODY_DELIVER) > 1)
+        skip(); /* synced before the turn ended: its Deliver left before the reload */
+    turns_until_sent(o, police, &sent, 1, CAVEAT__WIRE__FRAME__BODY_PUBLISH_ACK, 2);
+    assert_int_equal(sent_to(&sent, 0, 1, CAVEAT__WIRE__FRAME__BODY_PUBLISH_ACK), 2);
+    assert_int_equal(sent_to(&sent, 0, 2, CAVEAT__WIRE__FRAME__BODY_DELIVER), 1);
+
+    /* seq 2 was given to r-withdrawn: the acknowledgement is taken */
+    size_t mark = sent.n;
+    cv_broker_frame_t ack[] = {ack_frame(council, 2, 2)};
+    one_turn(o, ack, 1);
+    assert_int_equal(sent_to(&sent, mark, 2, CAVEAT__WIRE__FRAME__BODY_ERROR), 0);
+    /* the acknowledgement is saved, with its leaves, within 100 ms */
+    for (int i = 0; i < 500 && store_count(o, DELIVERED_LEAVES_NAMING("r-left")) == 0; i++)
+        heartbeat_turn(o, admin, 3);
+    assert_int_equal(store_count(o, DELIVERED_LEAVES_NAMING("r-left")), 1);
+    assert_int_equal(store_count(o, DELIVERED_LEAVES_NAMING("r-withdrawn")), 0);
+    assert_int_equal(sent_to(&sent, 0, 2, CAVEAT__WIRE__FRAME__BODY_DELIVER), 1);
+}
+
+/*  A delivery that left, and whose resend was then withdrawn (the
+ *  recipient came back on a new connection, and a reload in that turn
+ *  stopped releasing the report before the resend's sync), was received
+ *  all the same: its acknowledgement is recorded. */
+static void test_a_delivery_received_before_it_was_withdrawn_is_recorded(void **state)
+{
+    offline_t *o = *state;
+    sent_t sent = {0};
+    int police, council, admin;
+    received_before_a_reload(o, &sent, "r-had", &police, &council, &admin);
+    /* the publish's commit holds the resend for its sync, as the reload runs */
+    cv_broker_frame_t back[] = {hello_with(council, 4, 10),
+                                publish_frame_as(police, 1, "vulnerable_individual", "r-other"),
+                                admin_frame(admin, 3, "reload", NULL, 0)};
+    one_turn(o, back, 3);
+    if (sent_to(&sent, 0, 4, CAVEAT__WIRE__FRAME__BODY_DELIVER) > 0)
+        skip(); /* synced before the turn ended: the resend left before the reload */
+    cv_broker_frame_t ack[] = {ack_frame(council, 4, 1)};
+    one_turn(o, ack, 1);
+    for (int i = 0; i < 500 && store_count(o, DELIVERED_LEAVES_NAMING("r-had")) == 0; i++)
+        heartbeat_turn(o, admin, 3);
+    assert_int_equal(store_count(o, DELIVERED_LEAVES_NAMING("r-had")), 1);
+    assert_int_equal(sent_to(&sent, 0, 4, CAVEAT__WIRE__FRAME__BODY_DELIVER), 0);
+}
+
 /*  A backup copies nothing until it is let go (cv_backup_go), however
  *  long it waits; destroyed before, it leaves no directory. Let go, it
  *  makes a whole copy. The broker lets a backup go once the turn that
@@ -1526,17 +1671,6 @@ static void test_going_send_only_and_back_resends_at_the_agency_rate(void **stat
     assert_true(limited > 0);
 }
 
-static cv_broker_frame_t ack_frame(int from, uint32_t connection, uint64_t up_to)
-{
-    Caveat__Wire__DeliveryAck ack = CAVEAT__WIRE__DELIVERY_ACK__INIT;
-    ack.has_up_to = true;
-    ack.up_to = up_to;
-    Caveat__Wire__Frame frame = CAVEAT__WIRE__FRAME__INIT;
-    frame.body_case = CAVEAT__WIRE__FRAME__BODY_DELIVERY_ACK;
-    frame.delivery_ack = &ack;
-    return packed(from, connection, &frame);
-}
-
 /*  Frames a connection sent before it went, read after the broker learnt
  *  that it went, are still handled, but nothing is answered at once on
  *  its routing id, which the transport may give the next connection:
@@ -1768,6 +1902,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_admin_work_is_bounded_by_a_rate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_backup_copies_nothing_until_let_go, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_an_acknowledged_delivery_that_never_left_is_not_recorded, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_delivery_received_before_it_was_withdrawn_is_recorded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_reload_is_in_force_only_once_recorded, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_admin_work_of_a_turn_rolled_back_is_not_done, setup,
