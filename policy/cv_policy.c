@@ -285,7 +285,8 @@ static bool markings_valid(const cv_policy_t *self, const Caveat__Report *report
 
 /*  An id goes into the broker's log lines: a newline or an escape sequence
  *  in it would let an agency forge or hide them (C1 controls, the 8-bit
- *  CSI among them, as well). It must be UTF-8 too: the audit log holds
+ *  CSI among them, as well), and a bidirectional override would show it
+ *  as another id (cv_text_readable). It must be UTF-8 too: the audit log holds
  *  it as JSON text, where bytes that are not UTF-8 would be replaced, and
  *  two ids would read alike there, or a receipt name another report than
  *  its delivery. UTF-8 beyond ASCII is text and stays allowed. */
@@ -305,7 +306,9 @@ static bool valid_id(const char *id, cv_error_t *err)
             return false;
         }
     }
-    cv_error_set(err, NULL, 0, 0, "id: not UTF-8 text, or a C1 control character");
+    cv_error_set(err, NULL, 0, 0,
+                 "id: not UTF-8 text, or a C1 control, line separator or bidirectional "
+                 "control character");
     return false;
 }
 

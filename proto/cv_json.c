@@ -93,6 +93,19 @@ bool cv_utf8_valid(const char *s, size_t n)
     return true;
 }
 
+/*  A character past C0 that changes how text around it is shown rather
+ *  than being shown: DEL and the C1 controls (the 8-bit CSI among them),
+ *  the line and paragraph separators (U+2028, U+2029), which some
+ *  terminals and editors take for new lines, and the bidirectional
+ *  embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069),
+ *  which show text in another order than it is stored: an id or a log
+ *  line that reads as another ("Trojan Source", CVE-2021-42574). */
+static bool shown_otherwise(uint32_t cp)
+{
+    return cp == 0x7f || (cp >= 0x80 && cp <= 0x9f) || (cp >= 0x2028 && cp <= 0x202e) ||
+           (cp >= 0x2066 && cp <= 0x2069);
+}
+
 bool cv_text_readable(const char *text, size_t len, const char *controls)
 {
     const unsigned char *p = (const unsigned char *)text;
@@ -101,7 +114,7 @@ bool cv_text_readable(const char *text, size_t len, const char *controls)
         if ((n = utf8_decode(p + i, len - i, &cp)) == 0 || cp == 0)
             return false;
         bool c0 = cp < 0x20 && !strchr(controls, (int)cp);
-        if (c0 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f)) /* C0, DEL, C1 */
+        if (c0 || shown_otherwise(cp))
             return false;
     }
     return true;
@@ -113,7 +126,7 @@ void cv_text_write(FILE *out, const char *text, size_t len)
     uint32_t cp;
     for (size_t i = 0, n; i < len; i += n) {
         n = utf8_decode(p + i, len - i, &cp);
-        if (n == 0 || cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f) || cp == '\\') {
+        if (n == 0 || cp < 0x20 || shown_otherwise(cp) || cp == '\\') {
             n = n ? n : 1; /* an invalid byte alone, a character whole */
             for (size_t b = 0; b < n; b++)
                 fprintf(out, "\\x%02x", p[i + b]);

@@ -254,12 +254,16 @@ bool cv_utf8_valid(const char *s, size_t n);
  *  else what is wrong, with the 1-based position in line and col.        */
 const char *cv_text_check(const char *buf, size_t len, int *line, int *col);
 /*  Whether text is something a person may read anywhere (a log, a
- *  terminal, a leaf of the audit log): UTF-8 without NUL, and no control
- *  character (C0, DEL, C1) but those in controls ("" for one line).      */
+ *  terminal, a leaf of the audit log): UTF-8 without NUL, no control
+ *  character (C0, DEL, C1) but those in controls ("" for one line), and
+ *  nothing that shows text otherwise than it is stored: no line or
+ *  paragraph separator (U+2028, U+2029), no bidirectional embedding,
+ *  override or isolate (U+202A-U+202E, U+2066-U+2069).                   */
 bool cv_text_readable(const char *text, size_t len, const char *controls);
 /*  Writes text as a person may read it on a terminal, whatever its bytes:
- *  what cv_text_readable refuses (C0 and C1 controls, DEL, bytes that are
- *  not UTF-8) and the backslash as \xNN a byte, the rest as it is. So a
+ *  what cv_text_readable refuses (C0 and C1 controls, DEL, the separators
+ *  and bidirectional controls above, bytes that are not UTF-8) and the
+ *  backslash as \xNN a byte, the rest as it is. So a
  *  string from a store someone may have edited cannot move the cursor,
  *  start a new line or pass for another string.                       */
 void cv_text_write(FILE *out, const char *text, size_t len);

@@ -612,8 +612,9 @@ static void test_a_refusal_does_not_echo_what_is_no_id(void **state)
 }
 
 /*  A report id carrying a newline cannot write a line of its own, nor
- *  one carrying a C1 control (the 8-bit CSI, in UTF-8 or as a byte) or
- *  bytes that are not UTF-8 reach an operator's terminal: such an id is
+ *  one carrying a C1 control (the 8-bit CSI, in UTF-8 or as a byte), a
+ *  bidirectional override or bytes that are not UTF-8 reach an
+ *  operator's terminal: such an id is
  *  no id, refused and logged as none (the log's escaping of whatever
  *  else reaches it: test_log). */
 static void test_a_report_id_cannot_forge_log_lines(void **state)
@@ -626,9 +627,11 @@ static void test_a_report_id_cannot_forge_log_lines(void **state)
                                      "2J");
     publish_refused_with_id(college, "z\x9b"
                                      "2J\xff");
+    publish_refused_with_id(college, "w\xe2\x80\xae"
+                                     "2J"); /* U+202E: shown as "w J2" */
     cv_client_destroy(&college);
     assert_int_equal(log_lines_starting(h, "caveatd: revoked"), 0);
-    assert_int_equal(log_lines_with(h, "publish from hull-college:  REFUSED_"), 3);
+    assert_int_equal(log_lines_with(h, "publish from hull-college:  REFUSED_"), 4);
     assert_int_equal(log_lines_with(h, "revoked"), 0);
     assert_int_equal(log_lines_with(h, "2J"), 0);
     finish(&h);

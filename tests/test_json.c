@@ -921,6 +921,18 @@ static void test_text_readable(void **state)
     assert_false(cv_text_readable("a\xff", 2, "\n\t"));     /* not UTF-8 */
     assert_false(cv_text_readable("a\xc0\x80", 3, "\n\t")); /* an overlong NUL */
     assert_false(cv_text_readable("a\0b", 3, "\n\t"));
+    /* shown otherwise than stored: separators, bidirectional controls */
+    assert_false(cv_text_readable("a\xe2\x80\xa8", 4, "\n\t"));               /* U+2028 */
+    assert_false(cv_text_readable("a\xe2\x80\xa9", 4, "\n\t"));               /* U+2029 */
+    assert_false(cv_text_readable("a\xe2\x80\xaa", 4, ""));                   /* U+202A, LRE */
+    assert_false(cv_text_readable("a\xe2\x80\xae", 4, ""));                   /* U+202E, RLO */
+    assert_false(cv_text_readable("a\xe2\x81\xa6", 4, ""));                   /* U+2066, LRI */
+    assert_false(cv_text_readable("a\xe2\x81\xa9", 4, ""));                   /* U+2069, PDI */
+    assert_true(cv_text_readable("a\xe2\x80\xa7", 4, ""));                    /* U+2027, before */
+    assert_true(cv_text_readable("a\xe2\x80\xaf", 4, ""));                    /* U+202F, NNBSP */
+    assert_true(cv_text_readable("a\xe2\x81\xa5", 4, ""));                    /* U+2065, before */
+    assert_true(cv_text_readable("a\xe2\x81\xaa", 4, ""));                    /* U+206A, after */
+    assert_true(cv_text_readable("\xd8\xb3\xd9\x84\xd8\xa7\xd9\x85", 8, "")); /* Arabic */
 }
 
 int main(void)

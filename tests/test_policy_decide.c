@@ -2123,18 +2123,26 @@ static void test_validate_report_id(void **state)
     set_text(&report->id, "r-1\n");
     assert_false(cv_policy_validate_report(main_policy, report, &err));
     assert_string_equal(err.msg, "id: control character 0x0a at byte 4");
-    /* not UTF-8 (the audit log could not hold it as it is), or a C1
-     * control (U+009B, the 8-bit CSI, in UTF-8 and as the byte alone) */
+    /* not UTF-8 (the audit log could not hold it as it is), a C1 control
+     * (U+009B, the 8-bit CSI, in UTF-8 and as the byte alone), a line
+     * separator, or a bidirectional override that would show the id as
+     * another ("r-\u202e1-x" reads "r-x-1") */
     static const char *const unreadable[] = {"r-\xff",
                                              "r-\xc2\x9b"
                                              "2J",
                                              "r-\x9b"
                                              "2J",
-                                             "r-\xc3"};
+                                             "r-\xc3",
+                                             "r-\xe2\x80\xa8x",
+                                             "r-\xe2\x80\xae"
+                                             "1-x",
+                                             "r-\xe2\x81\xa7"
+                                             "1-x\xe2\x81\xa9"};
     for (size_t i = 0; i < sizeof unreadable / sizeof *unreadable; i++) {
         set_text(&report->id, unreadable[i]);
         assert_false(cv_policy_validate_report(main_policy, report, &err));
-        assert_string_equal(err.msg, "id: not UTF-8 text, or a C1 control character");
+        assert_string_equal(err.msg, "id: not UTF-8 text, or a C1 control, line separator or "
+                                     "bidirectional control character");
     }
     set_text(&report->id, "r-\xc3\xa9t\xc3\xa9"); /* é: text */
     assert_true(cv_policy_validate_report(main_policy, report, &err));

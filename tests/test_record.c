@@ -397,6 +397,11 @@ static void test_an_edited_leaf_reaches_the_terminal_as_text(void **state)
     }
     assert_int_equal(audit_on(h, "trace", raw, out, sizeof out), 0);
     assert_null(strchr(strchr(out, '\n') + 1, '\n')); /* still one line */
+    /* a bidirectional override would show the rest of the line reversed */
+    edit_category(h, raw, "'a' || char(8238) || 'b'");
+    assert_int_equal(audit_on(h, "trace", raw, out, sizeof out), 0);
+    assert_null(strstr(out, "\xe2\x80\xae"));
+    assert_non_null(strstr(out, "a\\xe2\\x80\\xaeb"));
     finish(&h);
 }
 
