@@ -725,7 +725,7 @@ static void release_synced(cv_broker_t *self)
         session_t *s = (failure || h->n_seqs) && session
                            ? broker_session_sent_to(self, routing, routing_size, session)
                            : NULL;
-        broker_delivery_fate(s, h, !failure);
+        broker_delivery_fate(self, s, h, !failure);
         free(h);
         if (s && failure)
             send_failed(self, s, delivery, failure);

@@ -306,10 +306,12 @@ static size_t pump_resends(cv_broker_t *self, session_t *s, size_t room, packed_
         entry_t entry;
         if (!entry_for(self, s, sent->item.report, &entry))
             continue; /* not released any more: not sent, takes no credit */
+        /* if it could not be packed, the ack timeout resends it */
         if (pack_entry(self, s->queue, &entry, sent->seq, &items[n]))
             n++;
-        broker_session_sent(s,
-                            sent->seq); /* if it could not be packed, the ack timeout resends it */
+        else
+            cv_queue_withdrawn(s->queue, sent->seq);
+        broker_session_sent(s, sent->seq);
     }
     if (walked < room && !full) /* nothing more in flight: resent, all of it */
         s->state = SESSION_LIVE;
@@ -355,6 +357,8 @@ static size_t pump_new(cv_broker_t *self, session_t *s, size_t room, packed_t *i
          * timeout sends it again */
         if (pack_entry(self, s->queue, &entry, seq, &items[n]))
             n++;
+        else
+            cv_queue_withdrawn(s->queue, seq);
         broker_session_sent(s, seq);
     }
     if (!cv_router_pump_end(self->queues, &broker_pump, &err))
@@ -482,8 +486,10 @@ static bool view_now(cv_broker_t *self, cv_queue_t *queue, const cv_sent_t *sent
     const char *agency = cv_queue_agency(queue), *feed = cv_queue_feed(queue);
     /* a save may hash thousands of them in one turn: beyond the turn's
      * read-back bound each is read, hashed and let go */
-    const Caveat__Report *report =
-        decide_for(self, agency, feed, broker_report_passing(self, sent->item.report));
+    const Caveat__Report *stored = broker_report_passing(self, sent->item.report);
+    if (stored) /* named whether or not released now: it was given this seq */
+        *report_id = stored->id;
+    const Caveat__Report *report = decide_for(self, agency, feed, stored);
     if (!report) { /* feedback for the originator, or nothing now */
         cv_error_t err = {0};
         cv_feedback_row_t row;
@@ -532,6 +538,10 @@ bool broker_record_deliveries(void *arg, cv_queue_t *queue, cv_error_t *err)
                 snprintf(ids[n], sizeof ids[n], "%s", id);
                 d->report_id = ids[n];
             }
+            /* a Deliver of it left, and the last one packed did not: which
+             * of the views packed for it was received is not known */
+            if (sent->left && sent->withdrawn)
+                d->view = NULL;
             n++;
         }
         if (n == 0 || (n < CV_RECORD_DELIVERIES_PER_LEAF && i + 1 < acked))

@@ -474,7 +474,7 @@ session_t *broker_session_sent_to(cv_broker_t *self, const void *routing, size_t
 /*  A Deliver h of session s (NULL: gone) left (handed to the transport) or
  *  was dropped unsent: its seqs are marked so in the session's queue, for
  *  the "delivered" leaves (cv_queue.h), and h's seqs freed. */
-void broker_delivery_fate(session_t *s, held_t *h, bool left);
+void broker_delivery_fate(cv_broker_t *self, session_t *s, held_t *h, bool left);
 /*  The connection on descriptor fd went: its session is sent nothing more,
  *  and ends once what it sent before going has been read. */
 void broker_connection_gone(void *self, int fd);

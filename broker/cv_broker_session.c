@@ -177,10 +177,14 @@ session_t *broker_session_sent_to(cv_broker_t *self, const void *routing, size_t
     return s && s->serial == serial ? s : NULL;
 }
 
-void broker_delivery_fate(session_t *s, held_t *h, bool left)
+void broker_delivery_fate(cv_broker_t *self, session_t *s, held_t *h, bool left)
 {
-    for (size_t i = 0; s && s->queue && i < h->n_seqs; i++)
-        (left ? cv_queue_left : cv_queue_withdrawn)(s->queue, h->seqs[i]);
+    /* found again after the queues were read back (broker_reload_queues) */
+    cv_queue_t *q = !s         ? NULL
+                    : s->queue ? s->queue
+                               : cv_router_find(self->queues, s->agency, s->feed);
+    for (size_t i = 0; q && i < h->n_seqs; i++)
+        (left ? cv_queue_left : cv_queue_withdrawn)(q, h->seqs[i]);
     free(h->seqs);
     h->seqs = NULL;
     h->n_seqs = 0;
@@ -193,6 +197,7 @@ void broker_held_destroy(cv_broker_t *self, held_t *h)
     if (h->n_seqs) {
         zframe_t *routing = zmsg_first(h->msg);
         broker_delivery_fate(
+            self,
             broker_session_sent_to(self, zframe_data(routing), zframe_size(routing), h->session), h,
             false);
     }

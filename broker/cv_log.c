@@ -78,8 +78,9 @@ static void format_time(char out[32])
 }
 
 /*  "TIME LEVEL caveatd: " and line, escaped as cv_text_write does (C0,
- *  DEL, C1 and bytes that are not UTF-8: an id or a peer's text cannot
- *  move a terminal's cursor or start a line), in one write. */
+ *  DEL, C1, line separators, bidirectional controls and bytes that are
+ *  not UTF-8: an id or a peer's text cannot move a terminal's cursor,
+ *  start a line or show itself reversed), in one write. */
 static void emit_text(level_t level, const char *line)
 {
     char out[64 + 4 * LINE_MAX_BYTES + 2], time[32]; /* "\xNN" at most a byte */

@@ -274,6 +274,23 @@ void cv_queue_left(cv_queue_t *self, uint64_t seq)
         sent->left = true;
 }
 
+void cv_queue_carry_marks(cv_queue_t *self, cv_queue_t *was)
+{
+    ring_t *r = &self->in_flight;
+    for (size_t i = 0; i < r->count; i++) {
+        cv_sent_t *sent = ring_at(r, i);
+        const cv_sent_t *before = kept_at(was, sent->seq);
+        if (!before)
+            continue;
+        sent->left = before->left;
+        sent->withdrawn = before->withdrawn;
+        if (before->report_id && (sent->report_id = strdup(before->report_id))) {
+            sent->viewed = before->viewed;
+            memcpy(sent->view, before->view, sizeof sent->view);
+        }
+    }
+}
+
 bool cv_sent_may_be_received(const cv_sent_t *sent)
 {
     return sent->left || !sent->withdrawn;

@@ -130,5 +130,10 @@ bool cv_queue_restore_sent(cv_queue_t *self, uint64_t seq, cv_routed_t item);
 bool cv_queue_restore_route(cv_queue_t *self, cv_routed_t item);
 /*  After the last restore_route: frees what loading needed. */
 void cv_queue_restore_end(cv_queue_t *self);
+/*  A queue read back again while the process runs (cv_router_load): each
+ *  delivery in flight takes what the store does not keep from was, the
+ *  same queue before: its left and withdrawn marks, its report's id and
+ *  the hash of the view it was sent as. */
+void cv_queue_carry_marks(cv_queue_t *self, cv_queue_t *was);
 
 #endif

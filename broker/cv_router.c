@@ -203,10 +203,30 @@ static void on_load_route(void *arg, int64_t report, int priority, const int64_t
     }
 }
 
+/*  What this process knows of its deliveries in flight and the store
+ *  does not (which of them left, which were withdrawn unsent: cv_queue.h)
+ *  passes from the queues before a reload to those read back. */
+static void carry_marks(cv_router_t *self, zhashx_t *before)
+{
+    for (cv_queue_t *q = zhashx_first(self->queues); q; q = zhashx_next(self->queues)) {
+        cv_queue_t *was = zhashx_lookup(before, zhashx_cursor(self->queues));
+        if (was)
+            cv_queue_carry_marks(q, was);
+    }
+}
+
 bool cv_router_load(cv_router_t *self, cv_error_t *err)
 {
     static const cv_store_loader_t loader = {on_load_queue, on_load_sent, on_load_route};
-    zhashx_purge(self->queues);
+    zhashx_t *before = self->queues; /* empty when the process starts */
+    self->queues = zhashx_new();
+    if (!self->queues) {
+        self->queues = before;
+        zhashx_purge(self->queues);
+        cv_error_set(err, NULL, 0, 0, "store: out of memory loading the queues");
+        return false;
+    }
+    zhashx_set_destructor(self->queues, queue_free);
     self->load.failed = false;
     self->load.damaged = false;
     self->load.n = 0;
@@ -214,6 +234,8 @@ bool cv_router_load(cv_router_t *self, cv_error_t *err)
     bool ok = cv_store_load(self->store, &loader, self, &self->max_report, err);
     for (cv_queue_t *q = zhashx_first(self->queues); q; q = zhashx_next(self->queues))
         cv_queue_restore_end(q);
+    carry_marks(self, before);
+    zhashx_destroy(&before);
     if (ok && self->load.damaged) {
         cv_error_set(err, NULL, 0, 0,
                      "store: damaged: a queue or report id of %lld, which caveat never writes",

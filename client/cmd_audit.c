@@ -118,7 +118,9 @@ static int print_from_store(const char *dir,
     free(text);
     return readable
                ? CLI_OK
-               : cli_error(CLI_FAILED, "%s: the stored checkpoint holds control characters", dir);
+               : cli_error(CLI_FAILED,
+                           "%s: the stored checkpoint holds control or bidirectional characters",
+                           dir);
 }
 
 static char *make_proof(sqlite3 *db, const uint64_t *args, cv_error_t *err)

@@ -1312,8 +1312,9 @@ static void received_before_a_reload(offline_t *o, sent_t *sent, const char *id,
  *  cumulative acknowledgement covers its seq all the same, but no
  *  "delivered" leaf may name it, nor so any receipt: those would tell the
  *  recipient the id (and the view's hash) of a report it was refused, and
- *  record a delivery that never happened. What did leave before it is
- *  recorded as ever. */
+ *  record a delivery that never happened, even after the queues were
+ *  read back from the store in between (a failed turn). What did leave
+ *  before it is recorded as ever. */
 static void test_an_acknowledged_delivery_that_never_left_is_not_recorded(void **state)
 {
     offline_t *o = *state;
@@ -1329,6 +1330,16 @@ static void test_an_acknowledged_delivery_that_never_left_is_not_recorded(void *
     turns_until_sent(o, police, &sent, 1, CAVEAT__WIRE__FRAME__BODY_PUBLISH_ACK, 2);
     assert_int_equal(sent_to(&sent, 0, 1, CAVEAT__WIRE__FRAME__BODY_PUBLISH_ACK), 2);
     assert_int_equal(sent_to(&sent, 0, 2, CAVEAT__WIRE__FRAME__BODY_DELIVER), 1);
+
+    /* a turn that fails reads the queues back from the store, which does
+     * not know what left: what the broker knew is carried over */
+    store_sql(o, "CREATE TRIGGER fail BEFORE INSERT ON tlog_leaves"
+                 " WHEN CAST(NEW.data AS TEXT) LIKE '{\"event\":\"accepted\"%'"
+                 " BEGIN SELECT RAISE(ABORT, 'injected'); END");
+    cv_broker_frame_t failing[] = {publish_frame_as(police, 1, "vulnerable_individual", "r-no")};
+    one_turn(o, failing, 1);
+    store_sql(o, "DROP TRIGGER fail");
+    assert_int_equal(store_count(o, "SELECT count(*) FROM reports WHERE id = 'r-no'"), 0);
 
     /* seq 2 was given to r-withdrawn: the acknowledgement is taken */
     size_t mark = sent.n;
@@ -1346,7 +1357,8 @@ static void test_an_acknowledged_delivery_that_never_left_is_not_recorded(void *
 /*  A delivery that left, and whose resend was then withdrawn (the
  *  recipient came back on a new connection, and a reload in that turn
  *  stopped releasing the report before the resend's sync), was received
- *  all the same: its acknowledgement is recorded. */
+ *  all the same: its acknowledgement is recorded, without a view (the
+ *  one packed last never left, and which was received is not known). */
 static void test_a_delivery_received_before_it_was_withdrawn_is_recorded(void **state)
 {
     offline_t *o = *state;
@@ -1366,6 +1378,10 @@ static void test_a_delivery_received_before_it_was_withdrawn_is_recorded(void **
         heartbeat_turn(o, admin, 3);
     assert_int_equal(store_count(o, DELIVERED_LEAVES_NAMING("r-had")), 1);
     assert_int_equal(sent_to(&sent, 0, 4, CAVEAT__WIRE__FRAME__BODY_DELIVER), 0);
+    /* the view packed last never left: which one was received is not known */
+    assert_int_equal(store_count(o, "SELECT count(*) FROM tlog_leaves WHERE CAST(data AS TEXT)"
+                                    " LIKE '%\"report\":\"r-had\",\"seq\":1,\"view\":null%'"),
+                     1);
 }
 
 /*  A backup copies nothing until it is let go (cv_backup_go), however

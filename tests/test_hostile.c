@@ -628,7 +628,7 @@ static void test_a_report_id_cannot_forge_log_lines(void **state)
     publish_refused_with_id(college, "z\x9b"
                                      "2J\xff");
     publish_refused_with_id(college, "w\xe2\x80\xae"
-                                     "2J"); /* U+202E: shown as "w J2" */
+                                     "2J"); /* U+202E: shown as "wJ2" */
     cv_client_destroy(&college);
     assert_int_equal(log_lines_starting(h, "caveatd: revoked"), 0);
     assert_int_equal(log_lines_with(h, "publish from hull-college:  REFUSED_"), 4);
