@@ -486,10 +486,8 @@ static bool view_now(cv_broker_t *self, cv_queue_t *queue, const cv_sent_t *sent
     const char *agency = cv_queue_agency(queue), *feed = cv_queue_feed(queue);
     /* a save may hash thousands of them in one turn: beyond the turn's
      * read-back bound each is read, hashed and let go */
-    const Caveat__Report *stored = broker_report_passing(self, sent->item.report);
-    if (stored) /* named whether or not released now: it was given this seq */
-        *report_id = stored->id;
-    const Caveat__Report *report = decide_for(self, agency, feed, stored);
+    const Caveat__Report *report =
+        decide_for(self, agency, feed, broker_report_passing(self, sent->item.report));
     if (!report) { /* feedback for the originator, or nothing now */
         cv_error_t err = {0};
         cv_feedback_row_t row;

@@ -1351,6 +1351,9 @@ static void test_an_acknowledged_delivery_that_never_left_is_not_recorded(void *
         heartbeat_turn(o, admin, 3);
     assert_int_equal(store_count(o, DELIVERED_LEAVES_NAMING("r-left")), 1);
     assert_int_equal(store_count(o, DELIVERED_LEAVES_NAMING("r-withdrawn")), 0);
+    assert_int_equal(store_count(o, "SELECT count(*) FROM tlog_leaves WHERE CAST(data AS TEXT)"
+                                    " LIKE '%\"seq\":2,\"view\":%'"),
+                     0); /* nor any leaf its seq */
     assert_int_equal(sent_to(&sent, 0, 2, CAVEAT__WIRE__FRAME__BODY_DELIVER), 1);
 }
 
