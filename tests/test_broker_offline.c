@@ -1142,18 +1142,30 @@ static void test_a_backup_refused_at_once_is_recorded_as_not_taken(void **state)
 }
 
 /*  DIR/policy.yaml as version 8 (the example is version 7). */
-static void policy_made_version_8(offline_t *o)
+/*  The policy file made version 8, with the text was (NULL: none)
+ *  replaced by now. */
+static void policy_made_version_8_with(offline_t *o, const char *was, const char *now)
 {
     FILE *f = fopen(harness_path(o->files, "policy.yaml"), "r");
     assert_non_null(f);
-    static char text[1 << 16];
+    static char text[1 << 16], rest[1 << 16];
     size_t n = fread(text, 1, sizeof text - 1, f);
     fclose(f);
     text[n] = '\0';
     char *at = strstr(text, "\nversion: 7\n");
     assert_non_null(at);
     at[10] = '8';
+    if (was) {
+        assert_non_null(at = strstr(text, was));
+        snprintf(rest, sizeof rest, "%s%s", now, at + strlen(was));
+        snprintf(at, sizeof text - (size_t)(at - text), "%s", rest);
+    }
     harness_write_policy(o->files, text);
+}
+
+static void policy_made_version_8(offline_t *o)
+{
+    policy_made_version_8_with(o, NULL, NULL);
 }
 
 /*  The version of the policy in force, as "stats" says it. */
@@ -1239,22 +1251,11 @@ static cv_broker_frame_t ack_frame(int from, uint32_t connection, uint64_t up_to
  *  police are for grievances, no longer for vulnerable individuals. */
 static void policy_withholding_referrals(offline_t *o)
 {
-    policy_made_version_8(o);
-    FILE *f = fopen(harness_path(o->files, "policy.yaml"), "r");
-    assert_non_null(f);
-    static char text[1 << 16];
-    size_t n = fread(text, 1, sizeof text - 1, f);
-    fclose(f);
-    text[n] = '\0';
-    static const char was[] = "categories: [vulnerable_individual]\n    from_types: [police]\n"
-                              "    to_types: [local_authority]\n";
-    char *at = strstr(text, was);
-    assert_non_null(at);
-    char rest[1 << 16];
-    snprintf(rest, sizeof rest, "categories: [grievance]%s",
-             at + strlen("categories: [vulnerable_individual]"));
-    snprintf(at, sizeof text - (size_t)(at - text), "%s", rest);
-    harness_write_policy(o->files, text);
+    policy_made_version_8_with(o,
+                               "categories: [vulnerable_individual]\n    from_types: [police]\n"
+                               "    to_types: [local_authority]\n",
+                               "categories: [grievance]\n    from_types: [police]\n"
+                               "    to_types: [local_authority]\n");
 }
 
 /*  10 ms, then a turn of a Heartbeat from agency from on connection. */
