@@ -19,12 +19,9 @@ struct cv_router_t {
     void *saving_arg;
     struct {
         bool open; /* between cv_router_batch_begin and _end */
-        struct {
-            int64_t report;
-            int priority;
-            size_t first, n; /* in ids */
-        } * routes;
-        cv_route_row_t *rows; /* made of routes at the end, as the store takes them */
+        /* the reports' rows, their queues pointed into ids at the end
+         * (ids may move until then): row i's are after those of rows < i */
+        cv_route_row_t *rows;
         size_t n, cap;
         int64_t *ids; /* the routes' queue ids, one after another */
         size_t n_ids, ids_cap;
@@ -62,7 +59,6 @@ void cv_router_destroy(cv_router_t **self_p)
         return;
     zhashx_destroy(&self->queues);
     free(self->load.by_id);
-    free(self->batch.routes);
     free(self->batch.rows);
     free(self->batch.ids);
     free(self);
@@ -261,10 +257,7 @@ static bool batch_reserve(cv_router_t *self, size_t n)
 {
     if (self->batch.n == self->batch.cap) {
         size_t cap = self->batch.cap ? 2 * self->batch.cap : CV_PUT_BATCH;
-        void *routes = realloc(self->batch.routes, cap * sizeof *self->batch.routes);
-        if (routes)
-            self->batch.routes = routes;
-        cv_route_row_t *rows = routes ? realloc(self->batch.rows, cap * sizeof *rows) : NULL;
+        cv_route_row_t *rows = realloc(self->batch.rows, cap * sizeof *rows);
         if (!rows)
             return false;
         self->batch.rows = rows;
@@ -299,11 +292,8 @@ bool cv_router_route(cv_router_t *self, int64_t report, int priority, cv_queue_t
         cv_error_set(err, NULL, 0, 0, "out of memory routing a report");
     if (report > self->max_report)
         self->max_report = report;
-    if (ok && n && self->batch.open) { /* its ids by offset: the buffer may yet move */
-        self->batch.routes[self->batch.n].report = report;
-        self->batch.routes[self->batch.n].priority = priority;
-        self->batch.routes[self->batch.n].first = self->batch.n_ids;
-        self->batch.routes[self->batch.n++].n = n;
+    if (ok && n && self->batch.open) { /* its queues found at the end: ids may yet move */
+        self->batch.rows[self->batch.n++] = (cv_route_row_t){report, priority, NULL, n};
         self->batch.n_ids += n;
     } else if (ok && n) {
         ok = cv_store_route(self->store, report, priority, at, n, err);
@@ -323,10 +313,8 @@ bool cv_router_batch_end(cv_router_t *self, cv_error_t *err)
 {
     assert(self->batch.open);
     self->batch.open = false;
-    for (size_t i = 0; i < self->batch.n; i++)
-        self->batch.rows[i] = (cv_route_row_t){
-            self->batch.routes[i].report, self->batch.routes[i].priority,
-            self->batch.ids + self->batch.routes[i].first, self->batch.routes[i].n};
+    for (size_t i = 0, first = 0; i < self->batch.n; first += self->batch.rows[i++].n)
+        self->batch.rows[i].queues = self->batch.ids + first;
     return cv_store_route_many(self->store, self->batch.rows, self->batch.n, err);
 }
 
