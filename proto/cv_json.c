@@ -1059,12 +1059,13 @@ static void newline(out_t *o, int depth)
 
 /*  Characters written as \uXXXX: JSON's control characters, and those
  *  YAML does not allow raw (DEL, C1, BOM, non-characters), so the output
- *  also reads back through libfyaml in YAML mode, plus
- *  the JavaScript line separators. */
+ *  also reads back through libfyaml in YAML mode, plus those a terminal
+ *  shows otherwise than they are (the JavaScript line separators, and the
+ *  bidirectional controls that make one id look like another), so that
+ *  `--format json` and a log read with less show what is there. */
 static bool needs_escape(uint32_t cp)
 {
-    return cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029 ||
-           cp == 0xfeff || cp == 0xfffe || cp == 0xffff;
+    return cp < 0x20 || shown_otherwise(cp) || cp == 0xfeff || cp == 0xfffe || cp == 0xffff;
 }
 
 static char short_escape(uint32_t cp)

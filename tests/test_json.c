@@ -542,7 +542,8 @@ static void test_escaping_round_trip(void **state)
     (void)state;
     Caveat__Report report = CAVEAT__REPORT__INIT;
     char summary[] = "q\"b\\s/\n\t\r\b\f\x01\x1f \xc3\xa9 \xf0\x9f\x98\x80 \x7f"
-                     " \xc2\x85 \xe2\x80\xa8 \xef\xbb\xbf end";
+                     " \xc2\x85 \xe2\x80\xa8 \xef\xbb\xbf \xe2\x80\xae \xe2\x81\xa7"
+                     " \xd7\xa9\xe2\x80\x8f end"; /* RLO, RLI; a Hebrew letter and RLM stay */
     char narrative[] = "a\xff"
                        "b\xc3";
     char handling[] = "2";
@@ -552,11 +553,13 @@ static void test_escaping_round_trip(void **state)
     report.narrative = narrative;
     report.grading = &grading;
     char *text = emit(&report, 0);
-    assert_string_equal(text, "{\"grading\":{\"handling_code\":\"2\"},"
-                              "\"summary\":\"q\\\"b\\\\s/\\n\\t\\r\\b\\f\\u0001\\u001f "
-                              "\xc3\xa9 \xf0\x9f\x98\x80 \\u007f \\u0085 \\u2028 \\ufeff end\","
-                              "\"narrative\":\"a\xef\xbf\xbd"
-                              "b\xef\xbf\xbd\"}");
+    assert_string_equal(text,
+                        "{\"grading\":{\"handling_code\":\"2\"},"
+                        "\"summary\":\"q\\\"b\\\\s/\\n\\t\\r\\b\\f\\u0001\\u001f "
+                        "\xc3\xa9 \xf0\x9f\x98\x80 \\u007f \\u0085 \\u2028 \\ufeff \\u202e \\u2067 "
+                        "\xd7\xa9\xe2\x80\x8f end\","
+                        "\"narrative\":\"a\xef\xbf\xbd"
+                        "b\xef\xbf\xbd\"}");
     cv_error_t err = {0};
     Caveat__Report *back = parse(text, &err);
     if (!back)
