@@ -105,13 +105,27 @@ static char *xstrdup(const char *s)
 }
 
 /*  The text of a scalar, NUL-terminated (libfyaml 0.7 keeps it so). A
- *  NULL node is a value required() found missing: its error stands. */
+ *  NULL node is a value required() found missing: its error stands.
+ *  Every scalar the loader reads is a name, a key or a word (descriptions
+ *  are never read): one with a control character, a line separator or a
+ *  bidirectional control would reach the log, the audit log's leaves and
+ *  `caveat policy` output looking like another, so it is refused as a
+ *  report id with them is (cv_text_readable). */
 static const char *scalar(loader_t *l, struct fy_node *node, const char *what)
 {
     if (!node)
         return NULL;
     if (!fy_node_is_scalar(node)) {
         fail(l, node, "%s: expected a single value", what);
+        return NULL;
+    }
+    size_t len;
+    const char *text = fy_node_get_scalar(node, &len);
+    if (text && !cv_text_readable(text, len, "")) {
+        fail(l, node,
+             "%s: a control character, line separator or bidirectional control character "
+             "(written as a YAML escape, perhaps), which would show as something else",
+             what);
         return NULL;
     }
     return fy_node_get_scalar0(node);

@@ -135,6 +135,32 @@ static const error_case_t duplicate_agency_id = {
     "    key: \"" K2 "\"\n",                 /* 16 */
     11, 3, "duplicate key 'hull-police'"};
 
+/*  A name that would show as another: an agency id with a right-to-left
+ *  override, written as a YAML escape, which shows what follows it
+ *  reversed; and a NUL, which would cut a name short. */
+static const error_case_t agency_id_with_override = {
+    PREFIX POLICE
+    "  \"hull\\u202ecc\":\n"                  /* 11 */
+    "    organisation: hull-city-council\n"  /* 12 */
+    "    type: local_authority\n"            /* 13 */
+    "    clearance: OFFICIAL\n"              /* 14 */
+    "    areas: [hull]\n"                    /* 15 */
+    "    key: \"" K2 "\"\n",                 /* 16 */
+    11, 3, "agencies: a control character, line separator or bidirectional control character "
+           "(written as a YAML escape, perhaps), which would show as something else"};
+
+static const error_case_t organisation_with_nul = {
+    PREFIX POLICE
+    "  hull-cc:\n"                            /* 11 */
+    "    organisation: \"hull\\0-police\"\n"  /* 12 */
+    "    type: local_authority\n"            /* 13 */
+    "    clearance: OFFICIAL\n"              /* 14 */
+    "    areas: [hull]\n"                    /* 15 */
+    "    key: \"" K2 "\"\n",                 /* 16 */
+    12, 19, "agency 'hull-cc': organisation: a control character, line separator or "
+            "bidirectional control character (written as a YAML escape, perhaps), which would "
+            "show as something else"};
+
 static const error_case_t not_a_mapping = {
     "- protocol\n", 1, 3, "policy: expected a mapping"};
 
@@ -1333,6 +1359,8 @@ int main(void)
         ERROR_CASE(syntax_bracket),
         ERROR_CASE(duplicate_top_key),
         ERROR_CASE(duplicate_agency_id),
+        ERROR_CASE(agency_id_with_override),
+        ERROR_CASE(organisation_with_nul),
         ERROR_CASE(not_a_mapping),
         ERROR_CASE(unknown_top_key),
         ERROR_CASE(retention_unknown_category),
