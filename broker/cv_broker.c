@@ -590,7 +590,9 @@ static void clear_outgoing(cv_broker_t *self)
 
 /*  The queues in memory as the store has them; until that succeeds (a
  *  store that fails to read), nothing is delivered. Sessions keep their
- *  place in what is in flight (its seqs are in the store too). */
+ *  place in what is in flight (its seqs are in the store too), and point
+ *  at once at their queue read back: a Deliver held for its sync when the
+ *  queues went marks its seqs on it (broker_delivery_fate). */
 void broker_reload_queues(cv_broker_t *self)
 {
     cv_views_discard(self->views); /* they name the queues about to go */
@@ -598,8 +600,15 @@ void broker_reload_queues(cv_broker_t *self)
         s->queue = NULL;
     cv_error_t err;
     self->queues_lost = !broker_load_queues(self, &err);
-    if (self->queues_lost)
+    if (self->queues_lost) {
         cv_log_error(self->log, "%s; trying again", err.msg);
+        return;
+    }
+    /* found, not made (outside a transaction nothing is written): a queue
+     * not in the store yet is made by the session's next pump */
+    for (session_t *s = zhashx_first(self->sessions); s; s = zhashx_next(self->sessions))
+        if (!s->publish_only)
+            s->queue = cv_router_find(self->queues, s->agency, s->feed);
 }
 
 /*  An acknowledgement is the client's word that it has a delivery: it

@@ -179,10 +179,12 @@ session_t *broker_session_sent_to(cv_broker_t *self, const void *routing, size_t
 
 void broker_delivery_fate(cv_broker_t *self, session_t *s, held_t *h, bool left)
 {
-    /* found again after the queues were read back (broker_reload_queues) */
-    cv_queue_t *q = !s         ? NULL
-                    : s->queue ? s->queue
-                               : cv_router_find(self->queues, s->agency, s->feed);
+    cv_queue_t *q = s ? s->queue : NULL;
+    /* kept pointing at the queue in memory across a reading back of the
+     * queues (broker_reload_queues), or the marks would be lost */
+    assert(!s || s->publish_only || self->queues_lost ||
+           q == cv_router_find(self->queues, s->agency, s->feed));
+    (void)self; /* read by the assert alone */
     for (size_t i = 0; q && i < h->n_seqs; i++)
         (left ? cv_queue_left : cv_queue_withdrawn)(q, h->seqs[i]);
     free(h->seqs);

@@ -1358,6 +1358,55 @@ static void test_an_acknowledged_delivery_that_never_left_is_not_recorded(void *
     assert_int_equal(sent_to(&sent, 0, 2, CAVEAT__WIRE__FRAME__BODY_DELIVER), 1);
 }
 
+/*  A Deliver whose fate is settled after the queues were read back from
+ *  the store (a turn that failed while it waited for its sync) marks its
+ *  seq on the queue read back: its session points at that queue from the
+ *  reading on, which broker_delivery_fate asserts (the sanitizer build
+ *  runs with assertions). Here the Deliver either left before the
+ *  council came back on a new connection, and its acknowledgement is
+ *  recorded, or it was dropped with the old session, and nothing is. */
+static void test_a_deliver_settled_after_the_queues_were_read_back_marks_them(void **state)
+{
+    offline_t *o = *state;
+    sent_t sent = {0};
+    int police, council, admin;
+    received_before_a_reload(o, &sent, "r-first", &police, &council, &admin);
+    store_sql(o, "CREATE TRIGGER fail BEFORE INSERT ON tlog_leaves"
+                 " WHEN CAST(NEW.data AS TEXT) LIKE '%\"report\":\"r-no\"%'"
+                 " BEGIN SELECT RAISE(ABORT, 'injected'); END");
+    /* three turns back to back: the Deliver of the first waits for its
+     * sync, most often through the second, which fails, and the third, in
+     * which the council comes back on a new connection (its old session
+     * ends, and the Deliver with it if still held) and a reload stops
+     * releasing the report */
+    cv_broker_frame_t publish[] = {
+        publish_frame_as(police, 1, "vulnerable_individual", "r-settled")};
+    one_turn(o, publish, 1);
+    cv_broker_frame_t failing[] = {publish_frame_as(police, 1, "vulnerable_individual", "r-no")};
+    one_turn(o, failing, 1);
+    cv_broker_frame_t back[] = {hello_with(council, 4, 10),
+                                admin_frame(admin, 3, "reload", NULL, 0)};
+    one_turn(o, back, 2);
+    bool left = sent_to(&sent, 0, 2, CAVEAT__WIRE__FRAME__BODY_DELIVER) == 2;
+    store_sql(o, "DROP TRIGGER fail");
+    assert_int_equal(store_count(o, "SELECT count(*) FROM reports WHERE id = 'r-no'"), 0);
+    assert_int_equal(store_count(o, "SELECT count(*) FROM reports WHERE id = 'r-settled'"), 1);
+
+    size_t mark = sent.n;
+    cv_broker_frame_t ack[] = {ack_frame(council, 4, 2)};
+    one_turn(o, ack, 1);
+    assert_int_equal(sent_to(&sent, mark, 4, CAVEAT__WIRE__FRAME__BODY_ERROR), 0);
+    for (int i = 0; i < 500 && store_count(o, DELIVERED_LEAVES_NAMING("r-first")) == 0; i++)
+        heartbeat_turn(o, admin, 3);
+    assert_int_equal(store_count(o, DELIVERED_LEAVES_NAMING("r-first")), 1);
+    /* received, or never sent: which view arrived is not known either way */
+    assert_int_equal(store_count(o, DELIVERED_LEAVES_NAMING("r-settled")), left ? 1 : 0);
+    assert_int_equal(store_count(o, "SELECT count(*) FROM tlog_leaves WHERE CAST(data AS TEXT)"
+                                    " LIKE '%\"report\":\"r-settled\",\"seq\":2,\"view\":null%'"),
+                     left ? 1 : 0);
+    assert_int_equal(sent_to(&sent, 0, 4, CAVEAT__WIRE__FRAME__BODY_DELIVER), 0);
+}
+
 /*  A delivery that left, and whose resend was then withdrawn (the
  *  recipient came back on a new connection, and a reload in that turn
  *  stopped releasing the report before the resend's sync), was received
@@ -1924,6 +1973,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_backup_copies_nothing_until_let_go, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_an_acknowledged_delivery_that_never_left_is_not_recorded, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_a_deliver_settled_after_the_queues_were_read_back_marks_them, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_a_delivery_received_before_it_was_withdrawn_is_recorded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_reload_is_in_force_only_once_recorded, setup,
