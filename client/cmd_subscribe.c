@@ -14,6 +14,8 @@
  *  DIR/ID.SEQ.tlog-proof (DIR: a directory of this user's that no one
  *  else may write); with --count it waits for the receipts of those
  *  deliveries before it ends. */
+#include <assert.h>
+#include <ctype.h>
 #include <czmq.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -24,7 +26,6 @@
 #include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <ctype.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -94,21 +95,47 @@ static bool remember_delivery(receipts_t *r, const cv_delivery_t *d)
     return true;
 }
 
-/*  ID.SEQ.tlog-proof, every byte of the id outside [A-Za-z0-9_-] as %XX:
- *  an id is the sender's choice, a file name must not climb out. False
- *  when that, and TEMP_SUFFIX after it, would be longer than a file name
- *  may be: a cut name is another file. */
-static bool receipt_name(char name[NAME_MAX + 1], const cv_receipt_t *receipt)
+/*  An id escaped to at most size - 1 bytes of name: every byte outside
+ *  [A-Za-z0-9_-] as %XX (an id is the sender's choice, a file name must
+ *  not climb out). Returns the bytes written; *whole, whether that is
+ *  all of the id. */
+static size_t escaped_id(char *name, size_t size, const char *id, bool *whole)
 {
-    size_t size = NAME_MAX + 1 - strlen(TEMP_SUFFIX), at = 0;
-    const unsigned char *c = (const unsigned char *)receipt->report_id;
-    for (; *c && at + 4 < size; c++)
+    size_t at = 0;
+    const unsigned char *c = (const unsigned char *)id;
+    for (; *c && at + 4 <= size; c++)
         at += (size_t)snprintf(name + at, size - at,
                                isalnum(*c) || *c == '_' || *c == '-' ? "%c" : "%%%02X", *c);
-    if (*c || at >= size)
-        return false;
-    int tail = snprintf(name + at, size - at, ".%" PRIu64 ".tlog-proof", receipt->seq);
-    return tail > 0 && (size_t)tail < size - at;
+    *whole = *c == '\0';
+    return at;
+}
+
+/*  ID.SEQ.tlog-proof, the id escaped (escaped_id). An id whose escaped
+ *  form would not fit in a file name with the seq and TEMP_SUFFIX (an id
+ *  of 128 bytes of dots, or of Cyrillic letters, takes three bytes of
+ *  name for each) is named by the first 120 bytes of that form, "~", and
+ *  32 hex digits of a BLAKE2b hash of the whole id: never cut to another
+ *  id's name ("~" is not in an escaped id), and never a reason to stop
+ *  taking receipts, whose id another agency chose. */
+static void receipt_name(char name[NAME_MAX + 1], const cv_receipt_t *receipt)
+{
+    enum { HASH_BYTES = 16, SHORT_ID = 120 };
+    const size_t size = NAME_MAX + 1 - strlen(TEMP_SUFFIX);
+    const char *id = receipt->report_id;
+    char seq[32];
+    int seq_len = snprintf(seq, sizeof seq, ".%" PRIu64 ".tlog-proof", receipt->seq);
+    bool whole;
+    size_t at = escaped_id(name, size, id, &whole);
+    if (!whole || at + (size_t)seq_len >= size) {
+        uint8_t hash[HASH_BYTES];
+        crypto_generichash(hash, sizeof hash, (const uint8_t *)id, strlen(id), NULL, 0);
+        at = escaped_id(name, SHORT_ID + 1, id, &whole);
+        name[at++] = '~';
+        sodium_bin2hex(name + at, 2 * HASH_BYTES + 1, hash, sizeof hash);
+        at += 2 * HASH_BYTES;
+    }
+    assert(at + (size_t)seq_len < size); /* 120 + 1 + 32 + 31 bytes, far below NAME_MAX */
+    memcpy(name + at, seq, (size_t)seq_len + 1);
 }
 
 /*  Whether what is at tmp may be removed: a regular file of this user's,
@@ -203,8 +230,7 @@ static int take_receipts(cv_client_t *client, receipts_t *r)
         }
         if (!receipt_good(client, r, received, receipt, why, sizeof why))
             return cli_error(CLI_FAILED, "the receipt of seq %" PRIu64 ": %s", receipt->seq, why);
-        if (!receipt_name(name, receipt))
-            return cli_error(CLI_FAILED, "%s: a receipt's file name would be too long", r->dir);
+        receipt_name(name, receipt);
         if (!write_receipt(r->dir_fd, name, receipt))
             return cli_error(CLI_FAILED, "%s/%s: %s", r->dir, name,
                              errno == EEXIST ? "its temporary file's name is taken by what is "
