@@ -304,6 +304,34 @@ cv_policy_t *broker_load_policy(cv_broker_t *self, cv_error_t *err)
     return policy;
 }
 
+/*  The store's meta key for the highest policy version it has had in force. */
+#define POLICY_VERSION_KEY "policy_version"
+
+/*  Whether policy may go in force in this store: never a version below
+ *  one it has had in force. A signature says who approved a text, not
+ *  that it is the newest: an older signed policy put back by whoever can
+ *  write its directory would bring back the keys and administrators a
+ *  newer one removed. In the transaction that records policy, whose
+ *  version it notes as the highest when it is. */
+bool broker_policy_not_rolled_back(cv_broker_t *self, const cv_policy_t *policy, cv_error_t *err)
+{
+    int64_t highest = 0, version = cv_policy_version(policy);
+    int found = cv_store_meta_get(self->store, POLICY_VERSION_KEY, &highest, err);
+    if (found < 0)
+        return false;
+    if (found && version < highest) {
+        cv_error_set(err, NULL, 0, 0,
+                     "%s: error: version %lld is older than version %lld, which this store has "
+                     "had in force: a policy is never rolled back (to go back, give the older "
+                     "rules a version above %lld)",
+                     self->config.policy_path, (long long)version, (long long)highest,
+                     (long long)highest);
+        return false;
+    }
+    return (found && version == highest) ||
+           cv_store_meta_set(self->store, POLICY_VERSION_KEY, version, err);
+}
+
 /*  Ends a transaction begun outside a turn (start, admin work): when ok,
  *  its leaves are written and it commits; otherwise, or when that fails,
  *  both are undone. Whether it committed. */
@@ -324,7 +352,8 @@ static bool open_record(cv_broker_t *self, cv_error_t *err)
         return false;
     self->receipts = cv_receipts_new(self->record);
     cv_router_set_saving(self->queues, broker_record_deliveries, self);
-    bool recorded = cv_record_policy(self->record, self->policy, err) &&
+    bool recorded = broker_policy_not_rolled_back(self, self->policy, err) &&
+                    cv_record_policy(self->record, self->policy, err) &&
                     (!self->config.audit_off || cv_record_turn_off(self->record, err));
     if (!broker_end_recorded(self, recorded, err))
         return false;
@@ -1127,7 +1156,7 @@ int cv_broker_run(cv_broker_t *self)
         if (atomic_load(&reload_requested)) { /* between turns: it commits on its own */
             atomic_store(&reload_requested, false);
             cv_error_t err;
-            broker_reload(self, NULL, &err);
+            broker_reload(self, NULL, NULL, &err);
         }
         release_synced(self);
         resend_overdue(self, &next_overdue);

@@ -60,17 +60,27 @@ static void revoke_removed(cv_broker_t *self)
  *  is put in force only once they have committed: a reload in a turn that
  *  then rolled back left the new policy deciding with no leaf to say so,
  *  and the log's decisions must each follow the leaf of the policy they
- *  were made under. On any error, the file's or the store's, the old
- *  policy stays. Never in a turn. */
-bool broker_reload(cv_broker_t *self, const char *admin, cv_error_t *err)
+ *  were made under. On any error, the file's or the store's, or a version
+ *  below one in force before (broker_policy_not_rolled_back), the old
+ *  policy stays. A file unchanged (the same hash) writes no policy leaf
+ *  and sends no delivery again (an administrator's reloads would each
+ *  make every session resend all it has in flight); *unchanged, when not
+ *  NULL, says so. Never in a turn. */
+bool broker_reload(cv_broker_t *self, const char *admin, bool *unchanged, cv_error_t *err)
 {
     /* in a turn, its commit would commit the turn's work half done */
     assert(!cv_store_in_transaction(self->store));
     cv_policy_t *fresh = broker_load_policy(self, err);
     cv_error_t recorded = {0};
     bool begun = cv_store_begin(self->store, &recorded);
-    bool ok = begun && (fresh ? cv_record_policy(self->record, fresh, &recorded)
-                              : cv_record_policy_refused(self->record, err->msg, &recorded));
+    if (begun && fresh && !broker_policy_not_rolled_back(self, fresh, err))
+        cv_policy_destroy(&fresh);
+    bool same = fresh && strcmp(cv_policy_hash(fresh), cv_policy_hash(self->policy)) == 0;
+    if (unchanged)
+        *unchanged = same;
+    bool ok = begun && (same    ? true
+                        : fresh ? cv_record_policy(self->record, fresh, &recorded)
+                                : cv_record_policy_refused(self->record, err->msg, &recorded));
     if (ok && admin)
         ok = cv_record_admin(self->record, admin, "reload", fresh != NULL, &recorded);
     bool committed = begun && broker_end_recorded(self, ok, &recorded);
@@ -91,12 +101,17 @@ bool broker_reload(cv_broker_t *self, const char *admin, cv_error_t *err)
         cv_log_error(self->log, "reload: %s", err->msg);
         return false;
     }
-    cv_policy_destroy(&self->policy);
-    self->policy = fresh;
     self->stats.reloads++;
-    cv_log_info(self->log, "policy %s version %lld loaded (%s)", cv_policy_protocol(fresh),
-                (long long)cv_policy_version(fresh), cv_policy_hash(fresh));
-    broker_forget_held_deliveries(self);
+    if (same) {
+        cv_policy_destroy(&fresh);
+    } else {
+        cv_policy_destroy(&self->policy);
+        self->policy = fresh;
+        broker_forget_held_deliveries(self); /* decided again under the new one */
+    }
+    cv_log_info(self->log, "policy %s version %lld %s (%s)", cv_policy_protocol(self->policy),
+                (long long)cv_policy_version(self->policy), same ? "unchanged" : "loaded",
+                cv_policy_hash(self->policy));
     broker_repend_displaced(self);
     revoke_removed(self);
     return true;
@@ -578,8 +593,12 @@ static void run_review(cv_broker_t *self, const deferred_t *d, uint64_t asker)
 static void run_reload(cv_broker_t *self, const deferred_t *d, uint64_t asker)
 {
     cv_error_t err = {0};
-    bool ok = broker_reload(self, d->admin, &err);
-    answer_deferred(self, d, asker, ok, ok, ok ? "reloaded" : err.msg);
+    bool unchanged = false;
+    bool ok = broker_reload(self, d->admin, &unchanged, &err);
+    answer_deferred(self, d, asker, ok, ok,
+                    !ok         ? err.msg
+                    : unchanged ? "reloaded: the policy is unchanged"
+                                : "reloaded");
 }
 
 static void deferred_free(deferred_t *d)

@@ -380,6 +380,7 @@ static inline size_t broker_in_flight(const session_t *s)
 void broker_disk_changed(cv_broker_t *self);
 void broker_disk_exhausted(cv_broker_t *self);
 cv_policy_t *broker_load_policy(cv_broker_t *self, cv_error_t *err);
+bool broker_policy_not_rolled_back(cv_broker_t *self, const cv_policy_t *policy, cv_error_t *err);
 bool broker_end_recorded(cv_broker_t *self, bool ok, cv_error_t *err);
 void broker_free_pending(pending_ack_t *p);
 void broker_reload_queues(cv_broker_t *self);
@@ -387,7 +388,7 @@ void broker_hold(cv_broker_t *self, held_t *h);
 void broker_forget_held_deliveries(cv_broker_t *self);
 
 /* cv_broker_admin.c */
-bool broker_reload(cv_broker_t *self, const char *admin, cv_error_t *err);
+bool broker_reload(cv_broker_t *self, const char *admin, bool *unchanged, cv_error_t *err);
 void broker_publish_monitor(cv_broker_t *self, int64_t *next);
 void broker_commit_saves(cv_broker_t *self, bool checkpoint);
 int broker_purge(cv_broker_t *self, const cv_purge_how_t *how, cv_admin_purged_t *list,

@@ -1235,6 +1235,56 @@ static void test_a_reload_is_in_force_only_once_recorded(void **state)
     assert_int_equal(store_count(o, RELOAD_LEAVES), 1);
 }
 
+/*  A turn of a reload asked by admin, on connection 3. */
+static void reload_turn(offline_t *o, int admin)
+{
+    cv_broker_frame_t reload[] = {admin_frame(admin, 3, "reload", NULL, 0)};
+    one_turn(o, reload, 1);
+}
+
+#define POLICY_LEAVES                                                                              \
+    "SELECT count(*) FROM tlog_leaves WHERE CAST(data AS TEXT) LIKE '{\"event\":\"policy\",%'"
+
+/*  A policy is never rolled back: version 7 put back after 8 (an older
+ *  signed policy with its own good signature, copied back by whoever can
+ *  write the policy's directory, would bring back the keys and
+ *  administrators 8 removed) is refused at a reload, 8 stays in force,
+ *  and the refusal is recorded; a broker started on it does not start.
+ *  The store keeps the highest version across restarts. */
+static void test_a_policy_is_never_rolled_back(void **state)
+{
+    offline_t *o = *state;
+    int police = agency(o, "hum-bcu-hull"), admin = agency(o, "caveat-admin");
+    admin_seen_t seen = {0};
+    cv_broker_on_sent(o->broker, on_sent_admin, &seen);
+    cv_broker_frame_t start[] = {hello_with(police, 1, 0), hello_with(admin, 3, 0)};
+    one_turn(o, start, 2);
+    size_t len;
+    char *seven = cv_read_file(harness_path(o->files, "policy.yaml"), &len);
+    assert_non_null(seven);
+    policy_made_version_8(o);
+    reload_turn(o, admin);
+    assert_int_equal(version_in_force(o, admin, &seen), 8);
+
+    harness_write_policy(o->files, seven);
+    reload_turn(o, admin);
+    assert_false(seen.ok);
+    assert_non_null(strstr(seen.text, "error: version 7 is older than version 8, which this "
+                                      "store has had in force"));
+    assert_int_equal(version_in_force(o, admin, &seen), 8);
+    assert_int_equal(store_count(o, "SELECT count(*) FROM tlog_leaves WHERE CAST(data AS TEXT)"
+                                    " LIKE '{\"event\":\"policy refused\",%version 7 is older%'"),
+                     1);
+
+    cv_broker_destroy(&o->broker);
+    o->broker = open_broker(o);
+    assert_null(o->broker); /* version 7 does not start it either */
+    policy_made_version_8(o);
+    o->broker = open_broker(o);
+    assert_non_null(o->broker);
+    free(seven);
+}
+
 /*  A DeliveryAck of every seq up to up_to. */
 static cv_broker_frame_t ack_frame(int from, uint32_t connection, uint64_t up_to)
 {
@@ -1305,6 +1355,39 @@ static void received_before_a_reload(offline_t *o, sent_t *sent, const char *id,
     turns_until_sent(o, *police, sent, 2, CAVEAT__WIRE__FRAME__BODY_DELIVER, 1);
     assert_int_equal(sent_to(sent, 0, 2, CAVEAT__WIRE__FRAME__BODY_DELIVER), 1);
     policy_withholding_referrals(o);
+}
+
+/*  A reload of the policy in force, unchanged, writes no policy leaf and
+ *  sends nothing again: an administrator asking for one reload after
+ *  another made every session resend all it had in flight each time. */
+static void test_an_unchanged_reload_changes_nothing(void **state)
+{
+    offline_t *o = *state;
+    sent_t sent = {0};
+    int police = agency(o, "hum-bcu-hull"), council = agency(o, "hull-cc"),
+        admin = agency(o, "caveat-admin");
+    cv_broker_on_sent(o->broker, on_sent, &sent);
+    cv_broker_frame_t start[] = {hello_with(police, 1, 0), hello_with(council, 2, 10),
+                                 hello_with(admin, 3, 0),
+                                 publish_frame_as(police, 1, "vulnerable_individual", "r-once")};
+    one_turn(o, start, 4);
+    assert_int_equal(sent_to(&sent, 0, 2, CAVEAT__WIRE__FRAME__BODY_DELIVER), 1);
+    int leaves = store_count(o, POLICY_LEAVES);
+    size_t mark = sent.n;
+    for (int i = 0; i < 5; i++)
+        reload_turn(o, admin);
+    /* each answer goes with the sync of the turn after its reload */
+    turns_until_sent(o, police, &sent, 3, CAVEAT__WIRE__FRAME__BODY_ADMIN_REPLY, 5);
+    assert_int_equal(sent_to(&sent, mark, 3, CAVEAT__WIRE__FRAME__BODY_ADMIN_REPLY), 5);
+    assert_int_equal(store_count(o, POLICY_LEAVES), leaves);
+    assert_int_equal(store_count(o, RELOAD_LEAVES), 5); /* each administrator's act is */
+    assert_int_equal(sent_to(&sent, mark, 2, CAVEAT__WIRE__FRAME__BODY_DELIVER), 0);
+    /* a changed one is put in force, and what is in flight decided again */
+    policy_made_version_8(o);
+    reload_turn(o, admin);
+    assert_int_equal(store_count(o, POLICY_LEAVES), leaves + 1);
+    turns_until_sent(o, police, &sent, 2, CAVEAT__WIRE__FRAME__BODY_DELIVER, 2);
+    assert_int_equal(sent_to(&sent, mark, 2, CAVEAT__WIRE__FRAME__BODY_DELIVER), 1);
 }
 
 /*  A delivery withdrawn before it left the broker was never received: its
@@ -1977,6 +2060,8 @@ int main(void)
             test_a_deliver_settled_after_the_queues_were_read_back_marks_them, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_a_delivery_received_before_it_was_withdrawn_is_recorded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_policy_is_never_rolled_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_an_unchanged_reload_changes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_reload_is_in_force_only_once_recorded, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_admin_work_of_a_turn_rolled_back_is_not_done, setup,
