@@ -35,6 +35,8 @@
 struct cv_backup_t {
     char db_path[4096];
     char dir[2100];
+    dev_t dir_dev; /* the directory made (make_dir): no other is written in */
+    ino_t dir_ino;
     uint8_t key[CV_KEY_BYTES];
     uint64_t keep_free;
     zactor_t *actor;
@@ -52,6 +54,10 @@ typedef struct {
     int copy_fd; /* the copy's file, open from before SQLite opens it to after it closes it */
     int step;    /* pages a step */
     char key_path[2200], audit_key[2200], partial[2200], journal[2200], done[2200];
+    /* which of them this backup made: a failed one removes those alone,
+     * never a file of the same name it found (a directory swapped for a
+     * link to the data directory would otherwise lose the live store) */
+    bool made_key, made_audit_key, made_partial, made_done;
     char text[CV_BACKUP_TEXT]; /* the reply */
 } work_t;
 
@@ -62,10 +68,26 @@ static uint64_t free_bytes(const char *dir)
     return statvfs(dir, &st) == 0 ? (uint64_t)st.f_bavail * st.f_frsize : 0;
 }
 
-/*  A new file at path of len bytes, 0600, synced. */
-static bool write_secret(work_t *w, const char *path, const void *bytes, size_t len)
+/*  Whether the backup's directory is still the one it made, not a link
+ *  or another directory put in its place (or in a parent's) since. */
+static bool same_directory(work_t *w)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    struct stat st;
+    if (lstat(w->backup->dir, &st) == 0 && S_ISDIR(st.st_mode) && st.st_dev == w->backup->dir_dev &&
+        st.st_ino == w->backup->dir_ino)
+        return true;
+    snprintf(w->text, sizeof w->text,
+             "%s: no longer the directory the backup made (moved, or a link put in its place or "
+             "in a parent's): nothing more written",
+             w->backup->dir);
+    return false;
+}
+
+/*  A new file at path of len bytes, 0600, synced; *made once it exists. */
+static bool write_secret(work_t *w, const char *path, const void *bytes, size_t len, bool *made)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    *made = fd >= 0;
     bool ok = fd >= 0 && write(fd, bytes, len) == (ssize_t)len && fsync(fd) == 0;
     if (!ok)
         snprintf(w->text, sizeof w->text, "%s: cannot write: %s", path, strerror(errno));
@@ -87,7 +109,7 @@ static bool copy_audit_key(work_t *w)
         return errno == ENOENT;
     ssize_t len = read(fd, key, sizeof key);
     close(fd);
-    bool ok = len > 0 && write_secret(w, w->audit_key, key, (size_t)len);
+    bool ok = len > 0 && write_secret(w, w->audit_key, key, (size_t)len, &w->made_audit_key);
     sodium_memzero(key, sizeof key);
     if (len <= 0)
         snprintf(w->text, sizeof w->text, "%s: cannot read", from);
@@ -98,7 +120,9 @@ static bool copy_audit_key(work_t *w)
  *  them. */
 static bool write_key(work_t *w)
 {
-    return write_secret(w, w->key_path, w->backup->key, CV_KEY_BYTES) && copy_audit_key(w);
+    return same_directory(w) &&
+           write_secret(w, w->key_path, w->backup->key, CV_KEY_BYTES, &w->made_key) &&
+           copy_audit_key(w);
 }
 
 static int64_t pragma_int(sqlite3 *db, const char *sql)
@@ -150,7 +174,10 @@ static bool room_for(work_t *w, uint64_t bytes)
  *  end, when the broker's own syncs would wait behind it. */
 static bool open_copy(work_t *w)
 {
-    w->copy_fd = open(w->partial, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (!same_directory(w))
+        return false;
+    w->copy_fd = open(w->partial, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    w->made_partial = w->copy_fd >= 0;
     if (w->copy_fd < 0) {
         snprintf(w->text, sizeof w->text, "%s: cannot create: %s", w->partial, strerror(errno));
         return false;
@@ -268,23 +295,33 @@ static bool close_copy(work_t *w, bool sync)
 static bool complete(work_t *w)
 {
     bool closed = close_copy(w, true);
-    if (closed && rename(w->partial, w->done) == 0 && sync_directory(w->backup->dir))
+    if (closed && !same_directory(w))
+        return false;
+    w->made_done = closed && rename(w->partial, w->done) == 0;
+    if (w->made_done)
+        w->made_partial = false; /* it is the copy now */
+    if (w->made_done && sync_directory(w->backup->dir))
         return true;
     snprintf(w->text, sizeof w->text, "%s: cannot complete the copy: %s", w->backup->dir,
              closed ? strerror(errno) : "the copy does not close or sync");
     return false;
 }
 
-/*  Everything the backup wrote, and its directory, gone. */
+/*  Everything the backup wrote, and its directory, gone; nothing else. */
 static void remove_all(work_t *w)
 {
     close_copy(w, false);
-    unlink(w->partial);
-    unlink(w->journal);
-    unlink(w->done);
-    unlink(w->key_path);
-    unlink(w->audit_key);
-    rmdir(w->backup->dir);
+    if (w->made_partial) {
+        unlink(w->partial);
+        unlink(w->journal); /* SQLite's, beside the copy it made */
+    }
+    if (w->made_done)
+        unlink(w->done);
+    if (w->made_key)
+        unlink(w->key_path);
+    if (w->made_audit_key)
+        unlink(w->audit_key);
+    rmdir(w->backup->dir); /* only ever an empty one */
 }
 
 static bool run(work_t *w, bool *stopped)
@@ -346,7 +383,7 @@ static void backup_actor(zsock_t *pipe, void *args)
 }
 
 /*  A new directory for the backup, or why not. */
-static bool make_dir(const char *dir, char *why, size_t size)
+static bool make_dir(const char *dir, struct stat *made, char *why, size_t size)
 {
     /* a relative path would be the broker's working directory's, which
      * the administrator typing it does not see */
@@ -365,15 +402,22 @@ static bool make_dir(const char *dir, char *why, size_t size)
         snprintf(why, size, "%s: cannot create: %s", dir, strerror(errno));
         return false;
     }
+    if (lstat(dir, made) != 0 || !S_ISDIR(made->st_mode)) {
+        snprintf(why, size, "%s: made, then not a directory", dir);
+        return false;
+    }
     return true;
 }
 
 cv_backup_t *cv_backup_new(const char *db_path, const char *dir, const uint8_t key[CV_KEY_BYTES],
                            uint64_t keep_free, int rate_mb, char *why, size_t size)
 {
-    if (!make_dir(dir, why, size))
+    struct stat made;
+    if (!make_dir(dir, &made, why, size))
         return NULL;
     cv_backup_t *self = cv_xcalloc(1, sizeof *self);
+    self->dir_dev = made.st_dev;
+    self->dir_ino = made.st_ino;
     snprintf(self->db_path, sizeof self->db_path, "%s", db_path);
     snprintf(self->dir, sizeof self->dir, "%s", dir);
     memcpy(self->key, key, CV_KEY_BYTES);

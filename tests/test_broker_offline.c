@@ -1554,6 +1554,85 @@ static void test_a_backup_copies_nothing_until_let_go(void **state)
     cv_backup_destroy(&going);
 }
 
+/*  A backup let go; its outcome, and its text in why. */
+static bool backup_outcome(cv_backup_t *backup, char *why, size_t size)
+{
+    cv_backup_go(backup);
+    bool ok = false;
+    for (int i = 0; i < 1000 && !cv_backup_ended(backup, &ok, why, size); i++)
+        zclock_sleep(10);
+    return ok;
+}
+
+/*  A file named path with text in it. */
+static void planted(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static bool holds_text(const char *path, const char *text)
+{
+    size_t len = 0;
+    char *got = cv_read_file(path, &len);
+    bool same = got && strcmp(got, text) == 0;
+    free(got);
+    return same;
+}
+
+/*  A backup writes only in the directory it made, and removes only what
+ *  it wrote. Its directory's parent swapped, between the request and the
+ *  copy, for a link to where the data directory's files are (whoever can
+ *  write that parent can), the backup wrote nothing there; it had taken
+ *  the files of the same names it found there for its own, and removed
+ *  them when its own writes failed: the live store and keys. A key file
+ *  put in the directory it did make is left as it is, too. */
+static void test_a_backup_removes_nothing_it_did_not_write(void **state)
+{
+    offline_t *o = *state;
+    char db[600], parent[600], dir[700], moved[600], live[600], file[800], why[CV_BACKUP_TEXT];
+    snprintf(db, sizeof db, "%s", harness_path(o->files, "data/caveat.db"));
+    snprintf(parent, sizeof parent, "%s", harness_path(o->files, "backups"));
+    snprintf(moved, sizeof moved, "%s", harness_path(o->files, "backups-moved"));
+    snprintf(live, sizeof live, "%s", harness_path(o->files, "live"));
+    snprintf(dir, sizeof dir, "%s/copy", parent);
+    const char *names[] = {"caveat.db", "pseudonym.key", "audit.key"};
+    assert_int_equal(mkdir(parent, 0700), 0);
+    snprintf(file, sizeof file, "%s/copy", live);
+    assert_int_equal(mkdir(live, 0700), 0);
+    assert_int_equal(mkdir(file, 0700), 0);
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(file, sizeof file, "%s/copy/%s", live, names[i]);
+        planted(file, "live");
+    }
+    const uint8_t key[CV_KEY_BYTES] = {0};
+    cv_backup_t *swapped = cv_backup_new(db, dir, key, 0, 0, why, sizeof why);
+    assert_non_null(swapped);
+    assert_int_equal(rename(parent, moved), 0);
+    assert_int_equal(symlink(live, parent), 0);
+    assert_false(backup_outcome(swapped, why, sizeof why));
+    assert_non_null(strstr(why, "no longer the directory the backup made"));
+    cv_backup_destroy(&swapped);
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(file, sizeof file, "%s/copy/%s", live, names[i]);
+        assert_true(holds_text(file, "live"));
+    }
+
+    assert_int_equal(unlink(parent), 0);
+    assert_int_equal(rename(moved, parent), 0);
+    assert_int_equal(rmdir(dir), 0); /* the one the swapped backup made, left empty */
+    cv_backup_t *planted_in = cv_backup_new(db, dir, key, 0, 0, why, sizeof why);
+    assert_non_null(planted_in);
+    snprintf(file, sizeof file, "%s/pseudonym.key", dir);
+    planted(file, "planted");
+    assert_false(backup_outcome(planted_in, why, sizeof why));
+    assert_non_null(strstr(why, "pseudonym.key: cannot write"));
+    cv_backup_destroy(&planted_in);
+    assert_true(holds_text(file, "planted"));
+}
+
 /*  A backup copies no faster than its rate: at the disk's full speed its
  *  writes queued the broker's WAL syncs, and with them every PublishAck
  *  and delivery (docs/performance.md, "A backup while publishing"). A
@@ -2054,6 +2133,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_admin_work_is_bounded_by_a_rate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_backup_copies_nothing_until_let_go, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_backup_removes_nothing_it_did_not_write, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(
             test_an_acknowledged_delivery_that_never_left_is_not_recorded, setup, teardown),
         cmocka_unit_test_setup_teardown(
