@@ -18,22 +18,6 @@ static const char usage[] = "usage: caveat audit receipt FILE --key VERIFIER-KEY
 
 #define RECEIPT_MAX (64 * 1024) /* far more than any proof of a 2^63-leaf tree */
 
-static char *read_receipt(const char *path, size_t *len)
-{
-    FILE *file = fopen(path, "rb");
-    char *text = file ? malloc(RECEIPT_MAX + 1) : NULL;
-    *len = text ? fread(text, 1, RECEIPT_MAX + 1, file) : 0;
-    bool whole = file && !ferror(file) && *len <= RECEIPT_MAX;
-    if (file)
-        fclose(file);
-    if (!whole) {
-        free(text);
-        return NULL;
-    }
-    text[*len] = '\0';
-    return text;
-}
-
 static void print_good(const cv_audit_proof_t *proof, const cv_checkpoint_t *checkpoint)
 {
     printf("receipt good: leaf %" PRIu64 " of %s at size %" PRIu64 "\n", proof->index,
@@ -53,10 +37,10 @@ int cmd_audit_receipt(int argc, char **argv)
     if (!cv_note_verifier_parse(key, &verifier, &err))
         return cli_error(CLI_USAGE, "--key: %s", err.msg);
     size_t len = 0;
-    char *text = read_receipt(argv[1], &len);
+    /* a FIFO given for FILE is refused, not waited on */
+    char *text = cv_read_regular_file(argv[1], RECEIPT_MAX, &len, NULL, &err);
     if (!text)
-        return cli_error(CLI_FAILED, "%s: cannot read it, or larger than %d bytes", argv[1],
-                         RECEIPT_MAX);
+        return cli_error(CLI_FAILED, "%s: %s", argv[1], err.msg);
     cv_audit_proof_t proof;
     cv_checkpoint_t checkpoint;
     bool ok = cv_audit_proof_parse(text, len, &proof, &err);
@@ -66,6 +50,16 @@ int cmd_audit_receipt(int argc, char **argv)
     }
     ok = ok &&
          cv_audit_proof_check(&proof, proof.extra, proof.extra_len, &verifier, &checkpoint, &err);
+    /* a proof of any leaf holds as well: only one of a delivery is a
+     * receipt (the broker writes the event first in every leaf) */
+    static const char delivered[] = "{\"event\":\"delivered\",";
+    if (ok && (proof.extra_len < sizeof delivered - 1 ||
+               memcmp(proof.extra, delivered, sizeof delivered - 1) != 0)) {
+        cv_error_set(&err, NULL, 0, 0,
+                     "leaf %" PRIu64 " is in the log, but records no delivery: not a receipt",
+                     proof.index);
+        ok = false;
+    }
     int status = CLI_OK;
     if (ok)
         print_good(&proof, &checkpoint);

@@ -37,6 +37,24 @@ expect_status 0 "prove"
 expect_line "$tmp/out" "c2sp.org/tlog-proof@v1" "prove"
 expect_line "$tmp/out" "index 3" "prove"
 expect_line "$tmp/out" "10" "prove: the latest checkpoint, of 10 leaves"
+# a good proof of a leaf that records no delivery, its leaf in an extra
+# line as a receipt carries it, is no receipt
+python3 - "$dir/caveat.db" "$tmp/out" "$tmp/leaf3.tlog-proof" <<'PY'
+import base64, sqlite3, sys
+leaf = sqlite3.connect(sys.argv[1]).execute("SELECT data FROM tlog_leaves WHERE idx = 3").fetchone()[0]
+lines = open(sys.argv[2]).read().split("\n")
+lines.insert(1, "extra " + base64.b64encode(bytes(leaf)).decode())
+open(sys.argv[3], "w").write("\n".join(lines))
+PY
+run audit receipt "$tmp/leaf3.tlog-proof" --key "$key"
+expect_status 1 "a proof of a leaf that is no delivery"
+grep -q "leaf 3 is in the log, but records no delivery: not a receipt" "$tmp/err" ||
+    fail "a proof of a leaf that is no delivery: $(cat "$tmp/err")"
+# nor is a FIFO read, or waited on
+mkfifo "$tmp/fifo"
+run audit receipt "$tmp/fifo" --key "$key"
+expect_status 1 "a FIFO for a receipt"
+grep -q "fifo: cannot read: not a regular file" "$tmp/err" || fail "a FIFO: $(cat "$tmp/err")"
 run audit prove "$dir" --index 3 --checkpoint 4
 expect_status 0 "prove --checkpoint"
 expect_line "$tmp/out" "4" "prove --checkpoint 4"
