@@ -153,6 +153,10 @@ void cv_xml_text(FILE *out, const char *text)
         } else if ((cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r') || cp == 0xFFFE ||
                    cp == 0xFFFF) {
             fputc('?', out); /* outside XML 1.0's Char: no way to write these */
+        } else if (shown_otherwise(cp)) {
+            /* a chart shows the character's effect (an override reverses
+             * a name), never the character: XML has no escape for that */
+            fputc('?', out);
         } else {
             fwrite(p + i, 1, n, out);
         }

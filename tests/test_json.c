@@ -537,6 +537,26 @@ static void test_yaml_mode(void **state)
     assert_string_equal(err.msg, "t.yaml: error: expected an object");
 }
 
+/*  Text in an SVG chart: markup escaped, and what XML cannot hold or a
+ *  viewer would act on rather than show (a right-to-left override that
+ *  shows a name reversed, an isolate) as "?"; right-to-left letters and
+ *  the right-to-left mark as they are. */
+static void test_xml_text(void **state)
+{
+    (void)state;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    assert_non_null(out);
+    cv_xml_text(out, "<a href=\"x\">&'\x01 \xe2\x80\xae"
+                     "ecilop \xe2\x81\xa7"
+                     "x \xd7\xa9\xe2\x80\x8f");
+    fclose(out);
+    assert_string_equal(text,
+                        "&lt;a href=&quot;x&quot;&gt;&amp;&apos;? ?ecilop ?x \xd7\xa9\xe2\x80\x8f");
+    free(text);
+}
+
 static void test_escaping_round_trip(void **state)
 {
     (void)state;
@@ -962,6 +982,7 @@ int main(void)
         cmocka_unit_test(test_null_is_absent),
         cmocka_unit_test(test_yaml_mode),
         cmocka_unit_test(test_escaping_round_trip),
+        cmocka_unit_test(test_xml_text),
         cmocka_unit_test(test_node_position),
         cmocka_unit_test(test_robustness),
         cmocka_unit_test(test_writer_numbers_and_strings),
