@@ -89,9 +89,10 @@ char *cv_read_regular_file(const char *path, size_t max, size_t *len, unsigned *
     else if (!(text = malloc((size_t)st.st_size + 1)))
         cv_error_set(err, NULL, 0, 0, "cannot read: out of memory");
     else {
-        /* one byte more than its size: a file that grew is not taken cut */
+        /* one byte more than its size: a file that grew is not taken cut,
+         * nor one that shrank (a policy caught half rewritten in place) */
         ssize_t got = read_up_to(fd, text, (size_t)st.st_size + 1);
-        if (got < 0 || (size_t)got > (size_t)st.st_size) {
+        if (got < 0 || (size_t)got != (size_t)st.st_size) {
             cv_error_set(err, NULL, 0, 0, "cannot read: %s",
                          got < 0 ? strerror(errno) : "it changed while it was read");
             free(text);
