@@ -7,13 +7,15 @@
 #include "leaf_json.h"
 
 /*  Whether data's objects keep within AUDIT_LEAF_KEYS_MAX keys and
- *  AUDIT_LEAF_DEPTH_MAX levels: its ':' outside strings counted for the
- *  object they are in, without parsing it. */
+ *  AUDIT_LEAF_DEPTH_MAX levels, and the whole within AUDIT_LEAF_VALUES_MAX
+ *  values: its ':' outside strings counted for the object they are in,
+ *  its ',', '{' and '[' for the whole, without parsing it. */
 static bool within_bounds(const char *data, size_t len)
 {
     unsigned keys[AUDIT_LEAF_DEPTH_MAX];
     bool object[AUDIT_LEAF_DEPTH_MAX];
     int depth = 0;
+    size_t values = 0;
     bool in_string = false;
     for (size_t i = 0; i < len; i++) {
         char c = data[i];
@@ -22,8 +24,10 @@ static bool within_bounds(const char *data, size_t len)
             in_string = c != '"';
         } else if (c == '"') {
             in_string = true;
+        } else if (c == ',' && ++values > AUDIT_LEAF_VALUES_MAX) {
+            return false;
         } else if (c == '{' || c == '[') {
-            if (depth == AUDIT_LEAF_DEPTH_MAX)
+            if (depth == AUDIT_LEAF_DEPTH_MAX || ++values > AUDIT_LEAF_VALUES_MAX)
                 return false;
             object[depth] = c == '{';
             keys[depth++] = 0;

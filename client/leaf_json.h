@@ -16,8 +16,9 @@ struct fy_node;
 
 /*  A leaf parsed: NULL when it does not begin with a JSON object (or that
  *  has a key twice), or when it is beyond the bounds of every leaf caveatd
- *  writes: an object of more than AUDIT_LEAF_KEYS_MAX keys, or one nested
- *  deeper than AUDIT_LEAF_DEPTH_MAX. caveatd's objects hold a dozen keys
+ *  writes: an object of more than AUDIT_LEAF_KEYS_MAX keys, one nested
+ *  deeper than AUDIT_LEAF_DEPTH_MAX, or more than AUDIT_LEAF_VALUES_MAX
+ *  values in all. caveatd's objects hold a dozen keys
  *  at most, four deep; libfyaml checks an object's keys for duplicates in
  *  time quadratic in their number (40,000 keys: 20 s), and has no option
  *  but to leave duplicates unchecked. Every leaf is a stranger's bytes
@@ -26,6 +27,11 @@ struct fy_node;
  *  fy_document_destroy. */
 #define AUDIT_LEAF_KEYS_MAX  64
 #define AUDIT_LEAF_DEPTH_MAX 32
+/*  Values in a leaf in all (about the commas and brackets in it): libfyaml
+ *  takes some 500 bytes a value, so an 8 MB leaf of one array of four
+ *  million zeros took 2.2 GB. An accepted leaf takes about five values a
+ *  recipient: this is a partnership of 100,000 agencies, in about 250 MB. */
+#define AUDIT_LEAF_VALUES_MAX 500000
 struct fy_document *audit_leaf_parse(const void *data, size_t len);
 /*  The value of key in map; NULL when map is not a mapping or has no such
  *  key. The key is compared as a string: libfyaml's lookup by string

@@ -178,6 +178,44 @@ static void test_many_keys(void **state)
     free(leaf.text);
 }
 
+/*  {"event":"accepted","to":[0,0,...]} of n zeros. */
+static leaf_t leaf_of_values(int n)
+{
+    leaf_t leaf;
+    leaf_begin(&leaf);
+    fputs(",\"to\":[0", leaf.out);
+    for (int i = 1; i < n; i++)
+        fputs(",0", leaf.out);
+    fputc(']', leaf.out);
+    leaf_end(&leaf);
+    return leaf;
+}
+
+/*  A leaf of more values than AUDIT_LEAF_VALUES_MAX (about 1 MB of
+ *  zeros) is not parsed, tallied or printed: one of 8 MB took libfyaml
+ *  2.2 GB, and the 64 MB a leaf may be, some 17 GB, enough to have the
+ *  auditor's process killed. Its recipients counted as commas, a leaf of
+ *  a fifth of them parses. */
+static void test_many_values(void **state)
+{
+    (void)state;
+    leaf_t leaf = leaf_of_values(AUDIT_LEAF_VALUES_MAX + 1);
+    struct timespec start;
+    start_clock(&start);
+    assert_null(audit_leaf_parse(leaf.text, leaf.len));
+    audit_tally_t *tally = audit_tally_new(0);
+    audit_tally_add(tally, leaf.text, leaf.len);
+    assert_int_equal(audit_tally_accepted(tally), 0);
+    audit_tally_destroy(&tally);
+    expect_in_time(&start, "a leaf of too many values, not parsed");
+    free(leaf.text);
+    leaf = leaf_of_values(AUDIT_LEAF_VALUES_MAX / 5);
+    struct fy_document *doc = audit_leaf_parse(leaf.text, leaf.len);
+    assert_non_null(doc);
+    fy_document_destroy(doc);
+    free(leaf.text);
+}
+
 /*  {"event":"x","s":"\":0\":1...","deep":[[...]]}: a string of 200 escaped
  *  quotes and colons, and arrays nested depth deep in all. */
 static int strange_leaf(char *text, size_t size, int depth)
@@ -244,7 +282,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_many_organisations), cmocka_unit_test(test_many_fields),
         cmocka_unit_test(test_many_keys),          cmocka_unit_test(test_bounds_read_as_json),
-        cmocka_unit_test(test_tally_counts),
+        cmocka_unit_test(test_tally_counts),       cmocka_unit_test(test_many_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
