@@ -623,7 +623,15 @@ void broker_run_all_deferred(cv_broker_t *self)
          * that asked alone: its routing id may be another connection's now */
         session_t *s = asker_of(self, d->routing, d->key);
         uint64_t asker = s ? s->serial : 0;
-        if (strcmp(d->request->command, "review") == 0)
+        /* under the policy in force now: a reload run before it in this
+         * batch may have taken the key's administration away */
+        int agency = cv_policy_agency_by_key(self->policy, d->key);
+        if (agency < 0 || !cv_policy_agency(self->policy, agency)->admin) {
+            cv_log_warning(self->log, "%s asked by %s not run: no longer an administrator",
+                           d->request->command, d->admin);
+            answer_deferred(self, d, asker, false, false,
+                            "not run: no longer an administrator under the policy now in force");
+        } else if (strcmp(d->request->command, "review") == 0)
             run_review(self, d, asker);
         else if (strcmp(d->request->command, "reload") == 0)
             run_reload(self, d, asker);
@@ -812,7 +820,8 @@ void broker_on_admin(cv_broker_t *self, const zframe_t *routing, int agency,
         const char *id = cv_policy_agency(self->policy, agency)->id;
         cv_log_agency(self->log, id, false, "admin request from %s refused: not an administrator",
                       id);
-        broker_send_error(self, routing, E_FORBIDDEN, "not an administrator");
+        /* as every refusal a listed agency can repeat: at most so many a second */
+        broker_send_error_limited(self, routing, agency, E_FORBIDDEN, "not an administrator");
         return;
     }
     const char *command = request->command ? request->command : "";

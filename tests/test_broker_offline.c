@@ -1168,6 +1168,25 @@ static void policy_made_version_8(offline_t *o)
     policy_made_version_8_with(o, NULL, NULL);
 }
 
+/*  Admin work waits for the end of its turn, after a reload asked before
+ *  it; it runs under the policy then in force. A purge asked by an
+ *  administrator whose key the reload took away is not run, and says so:
+ *  it ran, as whoever it had been asked by. */
+static void test_admin_work_after_a_reload_that_took_the_key_away_is_not_run(void **state)
+{
+    offline_t *o = *state;
+    int police = agency(o, "hum-bcu-hull"), admin = agency(o, "caveat-admin");
+    admin_seen_t seen = {0};
+    with_a_report_past_retention(o, police, admin, &seen);
+    policy_made_version_8_with(o, "key: \"@6w&qXhbygbBNN&<Q8Vt2mG?*DREYkzlZ2wE9VCi\"",
+                               "key: \"0000000000000000000000000000000000000000\"");
+    cv_broker_frame_t both[] = {admin_frame(admin, 3, "reload", NULL, 0),
+                                admin_frame(admin, 3, "purge", (char *[]){"trust-clock"}, 1)};
+    one_turn(o, both, 2);
+    assert_int_equal(store_count(o, "SELECT count(*) FROM reports WHERE id = 'r-old'"), 1);
+    assert_int_equal(store_count(o, "SELECT count(*) FROM purges"), 0);
+}
+
 /*  The version of the policy in force, as "stats" says it. */
 static int version_in_force(offline_t *o, int admin, admin_seen_t *seen)
 {
@@ -2127,6 +2146,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_hello_for_another_queue_ends_the_connections_session,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_purge_at_the_epoch_is_a_question, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_admin_work_after_a_reload_that_took_the_key_away_is_not_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_pseudonym_key_that_is_not_a_private_file_is_refused,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_data_directory_refused_is_left_as_it_was, setup,
