@@ -94,6 +94,10 @@ static int audit_verify(int argc, char **argv)
         printf("note: checked against DIR/audit.key, which whoever could edit the store could "
                "replace; --key KEY (from `caveat audit key`, kept elsewhere) checks against "
                "yours\n");
+    if (!kept_path) /* the signing key is in DIR: its holder can sign any log */
+        printf("note: held to no checkpoint you kept: whoever holds DIR/audit.key, the broker's "
+               "signing key, could have written and signed another log; keep one (`caveat audit "
+               "checkpoint DIR > kept.txt`) and give it next time (--checkpoint kept.txt)\n");
     return CLI_OK;
 }
 

@@ -49,6 +49,10 @@ typedef struct {
     const char *category; /* NULL: any */
     pick_t *picks;        /* by rank, ascending */
     size_t count, n;
+    /* every leaf read, hashed: the draw stands only if they are the tree
+     * the seed signs (whoever edits the store could otherwise choose the
+     * leaves a sample draws from) */
+    cv_frontier_t leaves;
 } sampler_t;
 
 static void rank_of(const cv_checkpoint_t *seed, uint64_t index, uint8_t *rank)
@@ -85,6 +89,11 @@ static char *copy_of(const void *data, size_t len)
 static bool consider(void *arg, uint64_t index, const void *data, size_t len)
 {
     sampler_t *s = arg;
+    if (index != s->leaves.size)
+        return false; /* a leaf missing: the tree is not the seed's (draw says so) */
+    cv_hash_t hash;
+    cv_merkle_leaf_hash(data, len, &hash);
+    cv_frontier_append(&s->leaves, &hash);
     uint64_t time_ms;
     if (!audit_leaf_accepted(data, len, &time_ms) || time_ms < s->since_ms)
         return true;
@@ -242,7 +251,17 @@ static int take_options(int *argc, char **argv, options_t *o, sampler_t *s, uint
 static int draw(sqlite3 *db, const char *dir, sampler_t *s, const options_t *o)
 {
     cv_error_t err = {0};
-    if (!audit_leaves_each(db, s->seed->size, consider, s, &err) || !attach_approvals(db, s, &err))
+    cv_frontier_init(&s->leaves);
+    bool read = audit_leaves_each(db, s->seed->size, consider, s, &err);
+    cv_hash_t drawn_from;
+    cv_frontier_root(&s->leaves, &drawn_from);
+    if (read && (s->leaves.size != s->seed->size || !cv_hash_equal(&drawn_from, &s->seed->root)))
+        return cli_error(CLI_FAILED,
+                         "%s: the leaves are not the tree the seed checkpoint of %" PRIu64
+                         " leaves signs: nothing drawn (caveat audit verify names the first bad "
+                         "leaf)",
+                         dir, s->seed->size);
+    if (!read || !attach_approvals(db, s, &err))
         return cli_error(CLI_FAILED, "%s: %s", dir, err.msg);
     cv_audit_end_read(db);
     qsort(s->picks, s->n, sizeof *s->picks, by_index);
@@ -281,6 +300,14 @@ int cmd_audit_sample(int argc, char **argv)
         return cli_error(CLI_USAGE, "%s", err.msg);
     cv_checkpoint_t seed;
     status = audit_seed_checkpoint(db, argv[1], seed_size, &verifier, &seed);
+    /* on stderr: --format json's output stays JSON */
+    if (status == CLI_OK && !options.key)
+        fprintf(stderr, "caveat: note: checked against DIR/audit.key, which whoever could edit "
+                        "the store could replace; --key KEY checks against yours\n");
+    if (status == CLI_OK && !seed_size)
+        fprintf(stderr, "caveat: note: seeded by the store's last checkpoint, which whoever could "
+                        "edit the store could choose (by deleting the checkpoints after it); "
+                        "--seed SIZE of a checkpoint you kept draws what they cannot choose\n");
     sampler.seed = &seed;
     sampler.picks = calloc(sampler.count + 1, sizeof *sampler.picks);
     if (status == CLI_OK)

@@ -30,7 +30,14 @@ grep -q '^audit log good: 12 leaves, root .*; 3 checkpoints, the last of caveat.
 grep -q '^note: checked against DIR/audit.key' "$tmp/out" || fail "verify: no note of whose key"
 run audit verify "$dir" --key "$key"
 expect_status 0 "verify --key"
-grep -q '^note:' "$tmp/out" && fail "verify --key: a note of whose key"
+grep -q '^note: checked against' "$tmp/out" && fail "verify --key: a note of whose key"
+# held to nothing the auditor kept: the signing key is in DIR, so it says so
+grep -q '^note: held to no checkpoint you kept' "$tmp/out" || fail "verify: no note of kept"
+"$CAVEAT" audit checkpoint "$dir" --size 8 >"$tmp/kept.txt"
+run audit verify "$dir" --key "$key" --checkpoint "$tmp/kept.txt"
+expect_status 0 "verify --checkpoint"
+grep -q '^held to the kept checkpoint of 8 leaves' "$tmp/out" || fail "verify --checkpoint"
+grep -q '^note:' "$tmp/out" && fail "verify --key --checkpoint: a note: $(cat "$tmp/out")"
 
 run audit prove "$dir" --index 3
 expect_status 0 "prove"
@@ -164,9 +171,15 @@ PY
     expect_status 1 "checkpoint holding a C1 control"
     expect_err "note: a control character" "checkpoint with C1"
     [ -s "$tmp/out" ] && fail "checkpoint with C1: printed"
-    run audit sample "$edited" --count 12 --seed 4 --format json
-    expect_status 1 "a sample of a leaf nested too deep"
-    expect_err "cannot be written as JSON" "sample --format json of a deep leaf"
+    # leaf 1 edited: no sample is drawn from a tree its seed does not sign
+    # (whoever edits a store could choose what is drawn), whatever the seed
+    for seed in 4 8; do
+        run audit sample "$edited" --count 12 --seed $seed --format json
+        expect_status 1 "a sample of an edited log, seed $seed"
+        expect_err "the leaves are not the tree the seed checkpoint of $seed leaves signs" \
+            "sample of an edited log, seed $seed"
+        [ -s "$tmp/out" ] && fail "sample of an edited log, seed $seed: printed"
+    done
 fi
 
 finish cli_audit

@@ -362,8 +362,9 @@ static int audit_on(harness_t *h, const char *verb, const char *rest, char *out,
 
 /*  Leaves edited to hold a terminal's escape and a line break in their
  *  category, one as raw bytes (no longer JSON) and one as JSON's escapes:
- *  trace, sample and summary print them as \xNN, so a leaf cannot clear
- *  the reviewer's screen or add a line that passes for another leaf. */
+ *  trace and summary print them as \xNN, so a leaf cannot clear the
+ *  reviewer's screen or add a line that passes for another leaf; sample
+ *  draws nothing from leaves that are not the tree its seed signs. */
 static void edit_category(harness_t *h, const char *id, const char *with)
 {
     char sql[512];
@@ -387,14 +388,16 @@ static void test_an_edited_leaf_reaches_the_terminal_as_text(void **state)
     assert_true(harness_stop(h));
     edit_category(h, raw, "char(27) || '[2J' || char(10) || '9 {}'");
     edit_category(h, escaped, "'\\u001b[2J\\n9 {}'");
-    static const char *const runs[][2] = {
-        {"trace", NULL}, {"sample", "--count 2"}, {"summary", ""}};
+    static const char *const runs[][2] = {{"trace", NULL}, {"summary", ""}};
     for (size_t i = 0; i < sizeof runs / sizeof *runs; i++) {
         assert_int_equal(audit_on(h, runs[i][0], runs[i][1] ? runs[i][1] : raw, out, sizeof out),
                          0);
         assert_null(strchr(out, 27));
         assert_non_null(strstr(out, "\\x1b[2J\\x0a9 {}"));
     }
+    /* a sample draws from the leaves its seed signs alone: none here */
+    assert_int_equal(audit_on(h, "sample", "--count 2", out, sizeof out), 1);
+    assert_non_null(strstr(out, "the leaves are not the tree the seed checkpoint of"));
     assert_int_equal(audit_on(h, "trace", raw, out, sizeof out), 0);
     assert_null(strchr(strchr(out, '\n') + 1, '\n')); /* still one line */
     /* a bidirectional override would show the rest of the line reversed */
@@ -801,6 +804,11 @@ static void test_a_dip_sample_is_reproducible(void **state)
     assert_string_equal(out, again);
     snprintf(rest, sizeof rest, "--count 4 --seed %lld", (long long)last);
     assert_int_equal(audit_on(h, "sample", rest, again, sizeof again), 0);
+    /* the same draw, less the note that the store chose the seed */
+    char *note = strstr(out, "caveat: note: seeded by the store's last checkpoint");
+    assert_non_null(note);
+    assert_null(strstr(again, "caveat: note: seeded by"));
+    memmove(note, strchr(note, '\n') + 1, strlen(strchr(note, '\n') + 1) + 1);
     assert_string_equal(out, again);
     /* who was given what, under which rule, as the policy decides it */
     assert_non_null(strstr(out, "  hull-cc (hull-city-council): delivered under "));
