@@ -444,6 +444,10 @@ int cmd_subscribe(int argc, char **argv)
     receipts.verifier = audit_key ? &verifier : NULL;
     if (receipts.dir && (status = open_receipts_dir(&receipts)) != CLI_OK)
         return status;
+    if (receipts.dir && !audit_key) /* written as the broker gave them: say so, once */
+        fprintf(stderr, "caveat: note: without --audit-key a receipt's leaf is checked, not its "
+                        "proof or signature: check them later with `caveat audit receipt FILE "
+                        "--key KEY`\n");
     status = subscribe(&config, count, timeout_ms, &receipts);
     if (receipts.dir_fd >= 0)
         close(receipts.dir_fd);

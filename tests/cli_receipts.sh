@@ -31,6 +31,8 @@ done
 status=0
 wait "$with" || status=$?
 [ "$status" -eq 0 ] || fail "subscribe --receipts: exit $status: $(cat "$tmp/hull.err")"
+[ "$(grep -c "^caveat: note: without --audit-key a receipt's leaf is checked, not its proof" \
+    "$tmp/hull.err")" -eq 1 ] || fail "subscribe --receipts: no note, once: $(cat "$tmp/hull.err")"
 status=0
 wait "$without" || status=$?
 [ "$status" -eq 0 ] || fail "subscribe: exit $status: $(cat "$tmp/ctu.err")"

@@ -44,6 +44,7 @@ umask 000
 subscribe "$tmp/keyed" --audit-key "$key"
 umask "$umask_was"
 expect_status 0 "--audit-key, the broker's"
+grep -q "note: without --audit-key" "$tmp/err" && fail "--audit-key: the note without it"
 [ -f "$tmp/keyed/r-keyed.1.tlog-proof" ] || fail "the broker's key: not written: $(ls -A "$tmp/keyed")"
 [ "$(stat -c %a "$tmp/keyed" "$tmp/keyed/r-keyed.1.tlog-proof" | tr '\n' ' ')" = "700 600 " ] ||
     fail "under umask 000: $(stat -c '%a %n' "$tmp/keyed" "$tmp/keyed"/*)"
