@@ -6,6 +6,7 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <sodium.h>
 #include <sqlite3.h>
@@ -1773,15 +1774,47 @@ static int pass_unreadable(const cv_store_t *self, expired_t *rows, int n)
     return n < 0 ? n : kept;
 }
 
+static const char *column_text(sqlite3_stmt *s, int column)
+{
+    const unsigned char *text = sqlite3_column_text(s, column);
+    return text ? (const char *)text : "";
+}
+
+/*  A dry run: each told of every row s lists but the unreadable, as it is
+ *  read; nothing is kept, so that a question about a million reports (an
+ *  administrator's `purge --dry-run at=` a far date) costs no memory for
+ *  them. Their count, or -1. */
+static int list_dry(cv_store_t *self, sqlite3_stmt *s, cv_purged_fn *each, void *arg,
+                    cv_error_t *err)
+{
+    int n = 0, rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (cv_store_unreadable(self, sqlite3_column_int64(s, 3)))
+            continue;
+        n += n < INT_MAX;
+        if (each)
+            each(arg, column_text(s, 1), column_text(s, 0), column_text(s, 4),
+                 sqlite3_column_int64(s, 2));
+    }
+    if (rc != SQLITE_DONE) {
+        db_error(self, err, "list reports");
+        n = -1; /* what was told stands for nothing: the caller answers the error */
+    }
+    sqlite3_reset(s);
+    return n;
+}
+
 /*  Purges the reports s lists under rule, all or none; each is told of
  *  every one once all is done. */
 static int purge_listed(cv_store_t *self, sqlite3_stmt *s, const char *rule, bool dry_run,
                         cv_purged_fn *each, void *arg, cv_error_t *err)
 {
+    if (dry_run)
+        return list_dry(self, s, each, arg, err);
     expired_t *rows = NULL;
     int n = list_reports(self, s, &rows, err);
     n = pass_unreadable(self, rows, n);
-    bool ok = n >= 0 && (n == 0 || dry_run || purge_all(self, rows, n, rule, err));
+    bool ok = n >= 0 && (n == 0 || purge_all(self, rows, n, rule, err));
     /* listed once all is done: a listing never names what an error kept */
     for (int i = 0; ok && each && i < n; i++)
         each(arg, rows[i].originator, rows[i].id, rows[i].category, rows[i].created);
