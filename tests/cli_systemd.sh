@@ -24,7 +24,7 @@ if [ "$status" -ne 0 ] || [ -s "$tmp/out" ]; then
     exit 1
 fi
 for setting in NoNewPrivileges=yes ProtectSystem=strict PrivateTmp=yes \
-    ReadWritePaths=/var/lib/caveat "ExecReload=/bin/kill -HUP \$MAINPID"; do
+    "ReadWritePaths=/var/lib/caveat -/var/backups/caveat" "ExecReload=/bin/kill -HUP \$MAINPID"; do
     grep -qxF "$setting" "$unit" || { echo "FAIL: $unit lacks $setting" >&2; exit 1; }
 done
 echo "cli_systemd: ok"
