@@ -37,6 +37,7 @@ struct cv_backup_t {
     char dir[2100];
     dev_t dir_dev; /* the directory made (make_dir): no other is written in */
     ino_t dir_ino;
+    int dir_fd; /* it, open: every file is made, renamed and removed through it */
     uint8_t key[CV_KEY_BYTES];
     uint64_t keep_free;
     zactor_t *actor;
@@ -46,6 +47,13 @@ struct cv_backup_t {
     int rate_mb;              /* MB a second at most; 0: no limit */
 };
 
+/*  The files of a backup, in its directory. */
+#define KEY_NAME       "pseudonym.key"
+#define AUDIT_KEY_NAME "audit.key"
+#define PARTIAL_NAME   "caveat.db.partial"
+#define JOURNAL_NAME   "caveat.db.partial-journal"
+#define DONE_NAME      "caveat.db"
+
 /*  What the thread works on; every path under dir. */
 typedef struct {
     cv_backup_t *backup;
@@ -53,7 +61,8 @@ typedef struct {
     sqlite3 *source, *copy;
     int copy_fd; /* the copy's file, open from before SQLite opens it to after it closes it */
     int step;    /* pages a step */
-    char key_path[2200], audit_key[2200], partial[2200], journal[2200], done[2200];
+    char key_path[2200], audit_key[2200], partial[2200], done[2200]; /* for messages */
+    char copy_path[64]; /* the copy as SQLite opens it: through dir_fd */
     /* which of them this backup made: a failed one removes those alone,
      * never a file of the same name it found (a directory swapped for a
      * link to the data directory would otherwise lose the live store) */
@@ -70,11 +79,19 @@ static uint64_t free_bytes(const char *dir)
 
 /*  Whether the backup's directory is still the one it made, not a link
  *  or another directory put in its place (or in a parent's) since. */
-static bool same_directory(work_t *w)
+static bool dir_is_ours(const cv_backup_t *backup)
 {
     struct stat st;
-    if (lstat(w->backup->dir, &st) == 0 && S_ISDIR(st.st_mode) && st.st_dev == w->backup->dir_dev &&
-        st.st_ino == w->backup->dir_ino)
+    return lstat(backup->dir, &st) == 0 && S_ISDIR(st.st_mode) && st.st_dev == backup->dir_dev &&
+           st.st_ino == backup->dir_ino;
+}
+
+/*  Files are made through dir_fd wherever its path leads now, but a
+ *  directory moved or swapped under the backup is one the administrator
+ *  would not find: the backup stops. */
+static bool same_directory(work_t *w)
+{
+    if (dir_is_ours(w->backup))
         return true;
     snprintf(w->text, sizeof w->text,
              "%s: no longer the directory the backup made (moved, or a link put in its place or "
@@ -83,10 +100,13 @@ static bool same_directory(work_t *w)
     return false;
 }
 
-/*  A new file at path of len bytes, 0600, synced; *made once it exists. */
-static bool write_secret(work_t *w, const char *path, const void *bytes, size_t len, bool *made)
+/*  A new file name in the directory, of len bytes, 0600, synced; *made
+ *  once it exists. path names it in messages. */
+static bool write_secret(work_t *w, const char *name, const char *path, const void *bytes,
+                         size_t len, bool *made)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    int fd =
+        openat(w->backup->dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     *made = fd >= 0;
     bool ok = fd >= 0 && write(fd, bytes, len) == (ssize_t)len && fsync(fd) == 0;
     if (!ok)
@@ -109,7 +129,8 @@ static bool copy_audit_key(work_t *w)
         return errno == ENOENT;
     ssize_t len = read(fd, key, sizeof key);
     close(fd);
-    bool ok = len > 0 && write_secret(w, w->audit_key, key, (size_t)len, &w->made_audit_key);
+    bool ok = len > 0 &&
+              write_secret(w, AUDIT_KEY_NAME, w->audit_key, key, (size_t)len, &w->made_audit_key);
     sodium_memzero(key, sizeof key);
     if (len <= 0)
         snprintf(w->text, sizeof w->text, "%s: cannot read", from);
@@ -121,7 +142,7 @@ static bool copy_audit_key(work_t *w)
 static bool write_key(work_t *w)
 {
     return same_directory(w) &&
-           write_secret(w, w->key_path, w->backup->key, CV_KEY_BYTES, &w->made_key) &&
+           write_secret(w, KEY_NAME, w->key_path, w->backup->key, CV_KEY_BYTES, &w->made_key) &&
            copy_audit_key(w);
 }
 
@@ -176,13 +197,17 @@ static bool open_copy(work_t *w)
 {
     if (!same_directory(w))
         return false;
-    w->copy_fd = open(w->partial, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    w->copy_fd = openat(w->backup->dir_fd, PARTIAL_NAME,
+                        O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     w->made_partial = w->copy_fd >= 0;
     if (w->copy_fd < 0) {
         snprintf(w->text, sizeof w->text, "%s: cannot create: %s", w->partial, strerror(errno));
         return false;
     }
-    if (sqlite3_open_v2(w->partial, &w->copy, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK)
+    /* no journal: a copy that fails is removed whole, and SQLite would
+     * look its journal up by path at every transaction of the copy */
+    if (sqlite3_open_v2(w->copy_path, &w->copy, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
+        sqlite3_exec(w->copy, "PRAGMA journal_mode=OFF", NULL, NULL, NULL) == SQLITE_OK)
         return true;
     snprintf(w->text, sizeof w->text, "%s: cannot open: %s", w->partial,
              w->copy ? sqlite3_errmsg(w->copy) : "out of memory");
@@ -267,16 +292,6 @@ static bool copy_pages(work_t *w, bool *stopped)
     return false;
 }
 
-/*  fsync of a directory: the names in it survive a power loss. */
-static bool sync_directory(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_DIRECTORY);
-    bool ok = fd >= 0 && fsync(fd) == 0;
-    if (fd >= 0)
-        close(fd);
-    return ok;
-}
-
 /*  The copy closed by SQLite, then synced (when sync) and its
  *  descriptor closed. */
 static bool close_copy(work_t *w, bool sync)
@@ -297,10 +312,11 @@ static bool complete(work_t *w)
     bool closed = close_copy(w, true);
     if (closed && !same_directory(w))
         return false;
-    w->made_done = closed && rename(w->partial, w->done) == 0;
+    int dir = w->backup->dir_fd;
+    w->made_done = closed && renameat(dir, PARTIAL_NAME, dir, DONE_NAME) == 0;
     if (w->made_done)
-        w->made_partial = false; /* it is the copy now */
-    if (w->made_done && sync_directory(w->backup->dir))
+        w->made_partial = false;         /* it is the copy now */
+    if (w->made_done && fsync(dir) == 0) /* the names survive a power loss */
         return true;
     snprintf(w->text, sizeof w->text, "%s: cannot complete the copy: %s", w->backup->dir,
              closed ? strerror(errno) : "the copy does not close or sync");
@@ -311,17 +327,19 @@ static bool complete(work_t *w)
 static void remove_all(work_t *w)
 {
     close_copy(w, false);
+    int dir = w->backup->dir_fd; /* never by path: it may lead elsewhere by now */
     if (w->made_partial) {
-        unlink(w->partial);
-        unlink(w->journal); /* SQLite's, beside the copy it made */
+        unlinkat(dir, PARTIAL_NAME, 0);
+        unlinkat(dir, JOURNAL_NAME, 0); /* none (journal_mode OFF), or SQLite's beside it */
     }
     if (w->made_done)
-        unlink(w->done);
+        unlinkat(dir, DONE_NAME, 0);
     if (w->made_key)
-        unlink(w->key_path);
+        unlinkat(dir, KEY_NAME, 0);
     if (w->made_audit_key)
-        unlink(w->audit_key);
-    rmdir(w->backup->dir); /* only ever an empty one */
+        unlinkat(dir, AUDIT_KEY_NAME, 0);
+    if (dir_is_ours(w->backup))
+        rmdir(w->backup->dir); /* only ever an empty one */
 }
 
 static bool run(work_t *w, bool *stopped)
@@ -361,14 +379,19 @@ static void backup_actor(zsock_t *pipe, void *args)
     snprintf(w.key_path, sizeof w.key_path, "%s/pseudonym.key", self->dir);
     snprintf(w.audit_key, sizeof w.audit_key, "%s/audit.key", self->dir);
     snprintf(w.partial, sizeof w.partial, "%s/caveat.db.partial", self->dir);
-    snprintf(w.journal, sizeof w.journal, "%s/caveat.db.partial-journal", self->dir);
+#ifdef __linux__
+    snprintf(w.copy_path, sizeof w.copy_path, "/proc/self/fd/%d/" PARTIAL_NAME, self->dir_fd);
+#else
+    snprintf(w.copy_path, sizeof w.copy_path, "%s", w.partial); /* by path: a race left */
+#endif
     snprintf(w.done, sizeof w.done, "%s/caveat.db", self->dir);
     zsock_signal(pipe, 0);
     char *word = zstr_recv(pipe);
     bool go = word && streq(word, "GO");
     zstr_free(&word);
     if (!go) { /* stopped before it began ($TERM): only the directory was made */
-        rmdir(self->dir);
+        if (dir_is_ours(self))
+            rmdir(self->dir);
         return;
     }
     bool stopped = false;
@@ -412,10 +435,20 @@ static bool make_dir(const char *dir, struct stat *made, char *why, size_t size)
 cv_backup_t *cv_backup_new(const char *db_path, const char *dir, const uint8_t key[CV_KEY_BYTES],
                            uint64_t keep_free, int rate_mb, char *why, size_t size)
 {
-    struct stat made;
+    struct stat made, opened;
     if (!make_dir(dir, &made, why, size))
         return NULL;
+    /* the directory made, open: no later swap of its path reaches the files */
+    int dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dir_fd < 0 || fstat(dir_fd, &opened) != 0 || opened.st_dev != made.st_dev ||
+        opened.st_ino != made.st_ino) {
+        snprintf(why, size, "%s: made, then not the directory made", dir);
+        if (dir_fd >= 0)
+            close(dir_fd);
+        return NULL;
+    }
     cv_backup_t *self = cv_xcalloc(1, sizeof *self);
+    self->dir_fd = dir_fd;
     self->dir_dev = made.st_dev;
     self->dir_ino = made.st_ino;
     snprintf(self->db_path, sizeof self->db_path, "%s", db_path);
@@ -432,7 +465,8 @@ cv_backup_t *cv_backup_new(const char *db_path, const char *dir, const uint8_t k
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (!self->actor) {
         snprintf(why, size, "cannot start the backup's thread");
-        rmdir(dir);
+        if (dir_is_ours(self))
+            rmdir(dir);
         cv_backup_destroy(&self);
         return NULL;
     }
@@ -453,6 +487,7 @@ void cv_backup_destroy(cv_backup_t **self_p)
     if (!self)
         return;
     cv_backup_stop(self);
+    close(self->dir_fd);
     sodium_memzero(self->key, sizeof self->key);
     free(self);
     *self_p = NULL;

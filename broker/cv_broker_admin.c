@@ -611,6 +611,13 @@ static void deferred_free(deferred_t *d)
 /*  After the turn's commit: the backup it readied begins (broker_unstart_
  *  backup stopped one whose turn rolled back), and the requests it took
  *  run, each in a transaction of its own. */
+/*  Whether key is an administrator's under the policy in force. */
+static bool still_administrator(const cv_broker_t *self, const uint8_t key[CV_KEY_BYTES])
+{
+    int agency = cv_policy_agency_by_key(self->policy, key);
+    return agency >= 0 && cv_policy_agency(self->policy, agency)->admin;
+}
+
 void broker_run_all_deferred(cv_broker_t *self)
 {
     if (self->backup.run && !self->backup.going) {
@@ -625,17 +632,21 @@ void broker_run_all_deferred(cv_broker_t *self)
         uint64_t asker = s ? s->serial : 0;
         /* under the policy in force now: a reload run before it in this
          * batch may have taken the key's administration away */
-        int agency = cv_policy_agency_by_key(self->policy, d->key);
-        if (agency < 0 || !cv_policy_agency(self->policy, agency)->admin) {
+        if (!still_administrator(self, d->key)) {
             cv_log_warning(self->log, "%s asked by %s not run: no longer an administrator",
                            d->request->command, d->admin);
             answer_deferred(self, d, asker, false, false,
                             "not run: no longer an administrator under the policy now in force");
         } else if (strcmp(d->request->command, "review") == 0)
             run_review(self, d, asker);
-        else if (strcmp(d->request->command, "reload") == 0)
+        else if (strcmp(d->request->command, "reload") == 0) {
             run_reload(self, d, asker);
-        else
+            /* let go above, it has copied a step at most: a copy of the
+             * store and its keys is for an administrator alone */
+            if (self->backup.run && !still_administrator(self, self->backup.key))
+                broker_stop_backup(self, "the administrator who asked is no longer one under the "
+                                         "policy now in force");
+        } else
             run_purge(self, d, asker);
         deferred_free(d);
     }

@@ -122,8 +122,9 @@ static void receipt_name(char name[NAME_MAX + 1], const cv_receipt_t *receipt)
     enum { HASH_BYTES = 16, SHORT_ID = 120 };
     const size_t size = NAME_MAX + 1 - strlen(TEMP_SUFFIX);
     const char *id = receipt->report_id;
-    char seq[32];
+    char seq[48]; /* ".", 20 digits at most, ".tlog-proof" */
     int seq_len = snprintf(seq, sizeof seq, ".%" PRIu64 ".tlog-proof", receipt->seq);
+    assert(seq_len > 0 && (size_t)seq_len < sizeof seq);
     bool whole;
     size_t at = escaped_id(name, size, id, &whole);
     if (!whole || at + (size_t)seq_len >= size) {
@@ -134,7 +135,7 @@ static void receipt_name(char name[NAME_MAX + 1], const cv_receipt_t *receipt)
         sodium_bin2hex(name + at, 2 * HASH_BYTES + 1, hash, sizeof hash);
         at += 2 * HASH_BYTES;
     }
-    assert(at + (size_t)seq_len < size); /* 120 + 1 + 32 + 31 bytes, far below NAME_MAX */
+    assert(at + (size_t)seq_len < size); /* 120 + 1 + 32 + 32 bytes, far below NAME_MAX */
     memcpy(name + at, seq, (size_t)seq_len + 1);
 }
 

@@ -1168,6 +1168,33 @@ static void policy_made_version_8(offline_t *o)
     policy_made_version_8_with(o, NULL, NULL);
 }
 
+/*  Version 8 of the policy: caveat-admin's key is another, so the key
+ *  that asked is no administrator's. */
+static void policy_made_version_8_without_the_admin_key(offline_t *o)
+{
+    policy_made_version_8_with(o, "key: \"@6w&qXhbygbBNN&<Q8Vt2mG?*DREYkzlZ2wE9VCi\"",
+                               "key: \"0000000000000000000000000000000000000000\"");
+}
+
+/*  A backup asked in the same turn as a reload that took the asker's key
+ *  out of the administrators is let go at the turn's end, as any, and
+ *  stopped as soon as that reload is in force: its copy, of the store and
+ *  both keys, is removed, and the administrator told why. */
+static void test_a_backup_is_stopped_by_a_reload_that_took_the_key_away(void **state)
+{
+    offline_t *o = *state;
+    int police = agency(o, "hum-bcu-hull"), admin = agency(o, "caveat-admin");
+    admin_seen_t seen = {0};
+    with_a_report_past_retention(o, police, admin, &seen);
+    policy_made_version_8_without_the_admin_key(o);
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s", harness_path(o->files, "taken"));
+    cv_broker_frame_t both[] = {admin_frame(admin, 3, "backup", (char *[]){dir}, 1),
+                                admin_frame(admin, 3, "reload", NULL, 0)};
+    one_turn(o, both, 2);
+    assert_int_not_equal(access(dir, F_OK), 0);
+}
+
 /*  Admin work waits for the end of its turn, after a reload asked before
  *  it; it runs under the policy then in force. A purge asked by an
  *  administrator whose key the reload took away is not run, and says so:
@@ -1178,8 +1205,7 @@ static void test_admin_work_after_a_reload_that_took_the_key_away_is_not_run(voi
     int police = agency(o, "hum-bcu-hull"), admin = agency(o, "caveat-admin");
     admin_seen_t seen = {0};
     with_a_report_past_retention(o, police, admin, &seen);
-    policy_made_version_8_with(o, "key: \"@6w&qXhbygbBNN&<Q8Vt2mG?*DREYkzlZ2wE9VCi\"",
-                               "key: \"0000000000000000000000000000000000000000\"");
+    policy_made_version_8_without_the_admin_key(o);
     cv_broker_frame_t both[] = {admin_frame(admin, 3, "reload", NULL, 0),
                                 admin_frame(admin, 3, "purge", (char *[]){"trust-clock"}, 1)};
     one_turn(o, both, 2);
@@ -1650,6 +1676,54 @@ static void test_a_backup_removes_nothing_it_did_not_write(void **state)
     assert_non_null(strstr(why, "pseudonym.key: cannot write"));
     cv_backup_destroy(&planted_in);
     assert_true(holds_text(file, "planted"));
+}
+
+/*  The same when the swap comes in the middle of the copy (the copy kept
+ *  to 2 MB a second, the store padded to 6 MB): the backup writes and
+ *  removes its files through its directory as opened, never by path, so
+ *  it stops when it finds its path leads elsewhere, removing its own
+ *  files, and the files of the same names the path now leads to stay. */
+static void test_a_backup_swapped_mid_copy_removes_nothing_elsewhere(void **state)
+{
+    offline_t *o = *state;
+    char db[600], parent[600], dir[700], moved[600], live[600], file[800], why[CV_BACKUP_TEXT];
+    store_sql(o, "CREATE TABLE pad(x); INSERT INTO pad VALUES(zeroblob(6000000));");
+    snprintf(db, sizeof db, "%s", harness_path(o->files, "data/caveat.db"));
+    snprintf(parent, sizeof parent, "%s", harness_path(o->files, "backups"));
+    snprintf(moved, sizeof moved, "%s", harness_path(o->files, "backups-moved"));
+    snprintf(live, sizeof live, "%s", harness_path(o->files, "live"));
+    snprintf(dir, sizeof dir, "%s/copy", parent);
+    const char *names[] = {"caveat.db", "pseudonym.key", "audit.key", "caveat.db.partial"};
+    assert_int_equal(mkdir(parent, 0700), 0);
+    assert_int_equal(mkdir(live, 0700), 0);
+    snprintf(file, sizeof file, "%s/copy", live);
+    assert_int_equal(mkdir(file, 0700), 0);
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(file, sizeof file, "%s/copy/%s", live, names[i]);
+        planted(file, "live");
+    }
+    const uint8_t key[CV_KEY_BYTES] = {0};
+    cv_backup_t *backup = cv_backup_new(db, dir, key, 0, 2, why, sizeof why);
+    assert_non_null(backup);
+    cv_backup_go(backup);
+    snprintf(file, sizeof file, "%s/caveat.db.partial", dir);
+    for (int i = 0; i < 500 && access(file, F_OK) != 0; i++)
+        zclock_sleep(10);
+    assert_int_equal(access(file, F_OK), 0); /* the keys are written, the copy begun */
+    assert_int_equal(rename(parent, moved), 0);
+    assert_int_equal(symlink(live, parent), 0);
+    bool ok = true;
+    for (int i = 0; i < 3000 && !cv_backup_ended(backup, &ok, why, sizeof why); i++)
+        zclock_sleep(10);
+    assert_false(ok);
+    assert_non_null(strstr(why, "no longer the directory the backup made"));
+    cv_backup_destroy(&backup);
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(file, sizeof file, "%s/copy/%s", live, names[i]);
+        assert_true(holds_text(file, "live"));
+    }
+    snprintf(file, sizeof file, "%s/copy", moved); /* its own, emptied */
+    assert_int_equal(rmdir(file), 0);
 }
 
 /*  A backup copies no faster than its rate: at the disk's full speed its
@@ -2148,6 +2222,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_purge_at_the_epoch_is_a_question, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_admin_work_after_a_reload_that_took_the_key_away_is_not_run, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_backup_is_stopped_by_a_reload_that_took_the_key_away,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_pseudonym_key_that_is_not_a_private_file_is_refused,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_data_directory_refused_is_left_as_it_was, setup,
@@ -2156,6 +2232,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_backup_copies_nothing_until_let_go, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_backup_removes_nothing_it_did_not_write, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_a_backup_swapped_mid_copy_removes_nothing_elsewhere,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_an_acknowledged_delivery_that_never_left_is_not_recorded, setup, teardown),
         cmocka_unit_test_setup_teardown(
