@@ -61,7 +61,7 @@ typedef struct {
     sqlite3 *source, *copy;
     int copy_fd; /* the copy's file, open from before SQLite opens it to after it closes it */
     int step;    /* pages a step */
-    char key_path[2200], audit_key[2200], partial[2200], done[2200]; /* for messages */
+    char key_path[2200], audit_key[2200], partial[2200]; /* for messages */
     char copy_path[64]; /* the copy as SQLite opens it: through dir_fd */
     /* which of them this backup made: a failed one removes those alone,
      * never a file of the same name it found (a directory swapped for a
@@ -384,7 +384,6 @@ static void backup_actor(zsock_t *pipe, void *args)
 #else
     snprintf(w.copy_path, sizeof w.copy_path, "%s", w.partial); /* by path: a race left */
 #endif
-    snprintf(w.done, sizeof w.done, "%s/caveat.db", self->dir);
     zsock_signal(pipe, 0);
     char *word = zstr_recv(pipe);
     bool go = word && streq(word, "GO");
