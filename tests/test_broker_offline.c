@@ -1060,6 +1060,15 @@ static void on_sent_admin(void *arg, uint32_t connection, const uint8_t *bytes, 
 }
 
 /*  The police and the administrator in session (connections 1 and 3),
+ *  the administrator's answers in seen. */
+static void police_and_admin_in_session(offline_t *o, int police, int admin, admin_seen_t *seen)
+{
+    cv_broker_on_sent(o->broker, on_sent_admin, seen);
+    cv_broker_frame_t start[] = {hello_with(police, 1, 0), hello_with(admin, 3, 0)};
+    one_turn(o, start, 2);
+}
+
+/*  The police and the administrator in session (connections 1 and 3),
  *  the administrator's answers in seen, and "r-old", a report of the
  *  police's long past retention, as if accepted in 1970. */
 static void with_a_report_past_retention(offline_t *o, int police, int admin, admin_seen_t *seen)
@@ -1229,6 +1238,13 @@ static int version_in_force(offline_t *o, int admin, admin_seen_t *seen)
     "SELECT count(*) FROM tlog_leaves WHERE CAST(data AS TEXT)"                                    \
     " LIKE '%\"action\":\"reload\",\"ok\":true%'"
 
+/*  A turn of a reload asked by admin, on connection 3. */
+static void reload_turn(offline_t *o, int admin)
+{
+    cv_broker_frame_t reload[] = {admin_frame(admin, 3, "reload", NULL, 0)};
+    one_turn(o, reload, 1);
+}
+
 /*  A new policy is in force only once its leaf has committed. A reload
  *  asked in a turn that then rolled back (here its leaves' rows fail) was
  *  made all the same: version 8 decided with no leaf to say so, and the
@@ -1240,9 +1256,7 @@ static void test_a_reload_is_in_force_only_once_recorded(void **state)
     offline_t *o = *state;
     int police = agency(o, "hum-bcu-hull"), admin = agency(o, "caveat-admin");
     admin_seen_t seen = {0};
-    cv_broker_on_sent(o->broker, on_sent_admin, &seen);
-    cv_broker_frame_t start[] = {hello_with(police, 1, 0), hello_with(admin, 3, 0)};
-    one_turn(o, start, 2);
+    police_and_admin_in_session(o, police, admin, &seen);
     policy_made_version_8(o);
 
     /* the report's leaf fails its turn; a reload run all the same would
@@ -1271,20 +1285,12 @@ static void test_a_reload_is_in_force_only_once_recorded(void **state)
     assert_int_equal(store_count(o, POLICY_8_LEAVES), 0);
     assert_int_equal(store_count(o, RELOAD_LEAVES), 0);
 
-    cv_broker_frame_t reload[] = {admin_frame(admin, 3, "reload", NULL, 0)};
-    one_turn(o, reload, 1);
+    reload_turn(o, admin);
     /* the answer waits for the sync of the reload's commit: a turn's end */
     assert_int_equal(version_in_force(o, admin, &seen), 8);
     assert_int_equal(seen.reloaded, 1);
     assert_int_equal(store_count(o, POLICY_8_LEAVES), 1);
     assert_int_equal(store_count(o, RELOAD_LEAVES), 1);
-}
-
-/*  A turn of a reload asked by admin, on connection 3. */
-static void reload_turn(offline_t *o, int admin)
-{
-    cv_broker_frame_t reload[] = {admin_frame(admin, 3, "reload", NULL, 0)};
-    one_turn(o, reload, 1);
 }
 
 #define POLICY_LEAVES                                                                              \
@@ -1301,9 +1307,7 @@ static void test_a_policy_is_never_rolled_back(void **state)
     offline_t *o = *state;
     int police = agency(o, "hum-bcu-hull"), admin = agency(o, "caveat-admin");
     admin_seen_t seen = {0};
-    cv_broker_on_sent(o->broker, on_sent_admin, &seen);
-    cv_broker_frame_t start[] = {hello_with(police, 1, 0), hello_with(admin, 3, 0)};
-    one_turn(o, start, 2);
+    police_and_admin_in_session(o, police, admin, &seen);
     size_t len;
     char *seven = cv_read_file(harness_path(o->files, "policy.yaml"), &len);
     assert_non_null(seven);
