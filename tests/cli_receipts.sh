@@ -94,8 +94,12 @@ fi
 # publisher's choice: a dot takes three bytes) is written under the first
 # 120 bytes of that form, "~" and a hash, in a DIR deep enough that only
 # the name relative to it could be used; it does not stop the subscriber
+# (exactly 3,950 bytes whatever $TMPDIR is: a path of PATH_MAX or more
+# cannot be made at all)
 long="$tmp"
-while [ ${#long} -lt 3950 ]; do long="$long/$(printf 'd%.0s' $(seq 190))"; done
+while [ ${#long} -lt 3750 ]; do long="$long/$(printf 'd%.0s' $(seq 190))"; done
+long="$long/$(printf 'd%.0s' $(seq $((3950 - ${#long} - 1))))"
+[ ${#long} -eq 3950 ] || fail "the deep DIR is ${#long} bytes"
 mkdir -p "$long"
 as hull-cc subscribe --count 1 --timeout 15 --receipts "$long" >"$tmp/long.out" \
     2>"$tmp/long.err" &
