@@ -88,12 +88,15 @@ struct cv_decision_t {
     uint64_t origin_bit; /* the originator's type, as a from_types bit */
     bool scanned;        /* entries were checked: near misses can be worked out */
     bool delivered;
-    const char *feed;
     const Caveat__Report *grants_for; /* the report grant[] was worked out for, or NULL */
 
     int *matched; /* entry indexes, in policy order once sorted */
     int n_matched, cap_matched;
-    int *restricted; /* the restrictions that apply, in policy order */
+    int *released; /* those of them that released the report (settle_released) */
+    int n_released, cap_released;
+    bool released_done;
+    uint8_t *combined; /* the entries' grants combined, before restrictions (settle_released) */
+    int *restricted;   /* the restrictions that apply, in policy order */
     int n_restricted, cap_restricted;
     bool restrictions_pending; /* not looked up yet: ensure_restricted before reading them */
     bool grants_restricted;    /* grant[] has the restrictions applied */
@@ -180,11 +183,12 @@ cv_decision_t *cv_decision_new(void)
     self->failed = calloc(self->size, 1);
     self->outcome = calloc(self->size, sizeof *self->outcome);
     self->granted = calloc(self->size, 1);
+    self->combined = calloc(self->size, 1);
     self->present = calloc(self->size, 1);
     self->given = calloc(self->size, 1);
     self->walked = calloc(self->size, 1);
     if (!self->kind || !self->field_level || !self->grant || !self->failed || !self->outcome ||
-        !self->granted || !self->present || !self->given || !self->walked)
+        !self->granted || !self->combined || !self->present || !self->given || !self->walked)
         abort();
     for (size_t i = 0; i < self->size; i++)
         self->kind[i] = !self->nodes[i].is_leaf   ? NODE_INNER
@@ -223,6 +227,8 @@ void cv_decision_destroy(cv_decision_t **self_p)
     cv_decision_t *self = *self_p;
     free_text(self);
     free(self->matched);
+    free(self->released);
+    free(self->combined);
     free(self->restricted);
     free(self->reasons);
     free(self->order);
@@ -383,8 +389,8 @@ static void reset(cv_decision_t *self, const cv_policy_t *policy, const Caveat__
     self->level = -1;
     self->delivered = false;
     self->scanned = false;
-    self->feed = NULL;
     self->n_matched = 0;
+    self->released_done = false;
     self->n_restricted = 0;
     self->restrictions_pending = false;
     self->restricted_all = false;
@@ -457,22 +463,17 @@ static void sort_matched(cv_decision_t *self)
     }
 }
 
-/*  Screening entries (a few per recipient) after the rules, in order; the
- *  first that releases the report names the feed. One that only denies
- *  releases nothing (rule 1): it takes part in the union, but naming the
- *  feed it would send a report that others released to its feed's
- *  session, and away from theirs. */
+/*  Screening entries (a few per recipient) after the rules, in order:
+ *  the first of them that released the report names the feed
+ *  (cv_decision_feed). */
 static void scan_screens(cv_decision_t *self, const cv_agency_hot_t *to)
 {
     for (int i = 0; i < to->n_screens; i++) {
         int e = self->policy->screen_pool[to->screen_first + i];
         const cv_entry_t *entry = &self->policy->entries[e];
         if (screen_matches(entry, self->report, self->category) && from_ok(self, e) &&
-            (!entry->same_area || self->area_ok) && self->level <= entry->max_level) {
+            (!entry->same_area || self->area_ok) && self->level <= entry->max_level)
             match(self, e);
-            if (!self->feed && (entry->notice || entry->grants_any))
-                self->feed = entry->feed;
-        }
     }
 }
 
@@ -556,29 +557,44 @@ bool cv_decision_delivered(const cv_decision_t *self)
     return self->delivered;
 }
 
+static void settle_released(cv_decision_t *self);
+
 /*  The entries that released the report: none when it was not delivered,
  *  even if entries matched (they only denied). */
 int cv_decision_entry_count(const cv_decision_t *self)
 {
-    return self->delivered ? self->n_matched : 0;
+    settle_released((cv_decision_t *)self);
+    return self->n_released;
 }
 
 const char *cv_decision_entry_name(const cv_decision_t *self, int index)
 {
-    sort_matched((cv_decision_t *)self);
-    return index >= 0 && index < self->n_matched ? self->policy->entries[self->matched[index]].name
-                                                 : NULL;
+    int entry = cv_decision_entry_index(self, index);
+    return entry >= 0 ? self->policy->entries[entry].name : NULL;
 }
 
 int cv_decision_entry_index(const cv_decision_t *self, int index)
 {
-    sort_matched((cv_decision_t *)self);
-    return index >= 0 && index < self->n_matched ? self->matched[index] : -1;
+    settle_released((cv_decision_t *)self);
+    return index >= 0 && index < self->n_released ? self->released[index] : -1;
 }
 
+/*  The feed of the first screening entry, in policy order, that released
+ *  the report. Rules have none, and most deliveries match no screening
+ *  entry: then nothing is worked out. */
 const char *cv_decision_feed(const cv_decision_t *self)
 {
-    return self->delivered ? self->feed : NULL;
+    const cv_entry_t *entries = self->policy ? self->policy->entries : NULL;
+    bool screened = false;
+    for (int m = 0; self->delivered && m < self->n_matched && !screened; m++)
+        screened = entries[self->matched[m]].feed != NULL;
+    if (!screened)
+        return NULL;
+    settle_released((cv_decision_t *)self);
+    for (int i = 0; i < self->n_released; i++)
+        if (entries[self->released[i]].feed)
+            return entries[self->released[i]].feed;
+    return NULL;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -682,11 +698,10 @@ static void explain_outcomes(cv_decision_t *self)
  *  report's level, which the entry and the recipient both allow (decide
  *  checked), so no grant is capped: a plain bytewise max over the entry's
  *  row, which leaves the cold cv_entry_t untouched. */
-static void add_entry_grants(cv_decision_t *self, int e, bool raised)
+static void add_entry_grants(cv_decision_t *self, uint8_t *restrict out, int e, bool raised)
 {
     size_t size = self->size;
     const uint8_t *restrict grants = self->policy->grants + (size_t)e * size;
-    uint8_t *restrict out = self->grant;
     if (!raised) {
         for (size_t i = 0; i < size; i++) /* vectorised */
             out[i] = grants[i] > out[i] ? grants[i] : out[i];
@@ -750,7 +765,7 @@ static void compute_grants(cv_decision_t *self)
     memset(self->grant, CV_GRANT_NONE, self->size);
     memset(self->failed, 0, self->size);
     for (int m = 0; m < self->n_matched; m++)
-        add_entry_grants(self, self->matched[m], raised);
+        add_entry_grants(self, self->grant, self->matched[m], raised);
     if (self->n_restricted > 0)
         apply_restrictions(self);
     only_leaves(self->grant, self->kind, self->size);
@@ -846,6 +861,57 @@ static bool grants_something(cv_decision_t *self)
     if (self->n_restricted > 0)
         self->restricted_all = entries_alone_grant(self);
     return false;
+}
+
+/*  Whether matched entry e grants a leaf, within its cap, that goes after
+ *  the entries' grants are combined (combined[]). */
+static bool entry_gives(const cv_decision_t *self, int e, bool raised)
+{
+    const uint8_t *row = self->policy->grants + (size_t)e * self->size;
+    int cap = entry_cap(self, &self->policy->entries[e]);
+    for (size_t i = 0; i < self->size; i++)
+        if (self->kind[i] == NODE_LEAF && goes(row[i]) && goes(self->combined[i]) &&
+            (!raised || self->field_level[i] <= cap))
+            return true;
+    return false;
+}
+
+/*  The entries a recipient is told released the report (Delivery.rules,
+ *  the audit log's "rules") and whose first screening entry names its
+ *  feed: of those that matched, the notices, and those granting a field
+ *  (within their max_level and the recipient's clearance) that still goes
+ *  once every matching entry's grants are combined (rule 5). One that only
+ *  denies, or whose grants are all capped by a field's level or denied by
+ *  another entry, released nothing (rule 1), and naming it would say what
+ *  the withheld fields hold: screening entries match on indicators and
+ *  keywords, rules with same_area on the area, markings on fields' levels.
+ *  Restrictions do not count: they depend on no content (rule 10). One
+ *  entry that delivered released it alone. */
+static void settle_released(cv_decision_t *self)
+{
+    if (self->released_done)
+        return;
+    self->released_done = true;
+    self->n_released = 0;
+    if (!self->delivered)
+        return;
+    sort_matched(self);
+    while (self->cap_released < self->n_matched)
+        self->released = grow(self->released, &self->cap_released, sizeof *self->released);
+    if (self->n_matched == 1) {
+        self->released[self->n_released++] = self->matched[0];
+        return;
+    }
+    bool raised = self->report->n_field_markings > 0 && compute_field_levels(self);
+    memset(self->combined, CV_GRANT_NONE, self->size);
+    for (int m = 0; m < self->n_matched; m++)
+        add_entry_grants(self, self->combined, self->matched[m], raised);
+    for (int m = 0; m < self->n_matched; m++) {
+        int e = self->matched[m];
+        if (self->policy->entries[e].notice || entry_gives(self, e, raised))
+            self->released[self->n_released++] = e;
+    }
+    assert(self->n_released > 0); /* what delivered it released it */
 }
 
 /* ------------------------------------------------------------------------ */

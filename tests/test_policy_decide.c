@@ -1634,6 +1634,64 @@ static void test_feed_is_first_screening_entry(void **state)
     cv_policy_destroy(&policy);
 }
 
+/*  The entries a recipient is told of (Delivery.rules) and the feed are
+ *  those that released the report (rule 1). An entry that only denies, or
+ *  whose every grant is capped by a field's level or denied by another
+ *  entry, released nothing; yet it matched on what the recipient is not
+ *  given (a screening entry's keywords, a rule's area), and naming it, or
+ *  its feed, said so: "he is building a bomb" told the council that much
+ *  of a narrative it was denied. */
+static void test_only_entries_that_released_are_named(void **state)
+{
+    (void)state;
+    cv_policy_t *policy = load_policy(
+        POLICY_HEAD "rules:\n"
+                    "  - {name: summary-to-councils, categories: [\"*\"], from_types: [police],\n"
+                    "     to_types: [local_authority], fields: {summary: share}}\n"
+                    "  - {name: narrative-to-councils, categories: [\"*\"], from_types: [police],\n"
+                    "     to_types: [local_authority], fields: {narrative: share}}\n"
+                    "  - {name: in-your-area, categories: [\"*\"], from_types: [police],\n"
+                    "     to_types: [local_authority], same_area: true, fields: {area: deny}}\n"
+                    "screening:\n"
+                    "  - {name: s-deny, feed: hidden, to_types: [local_authority],\n"
+                    "     match: {keywords: [bomb]}, fields: {narrative: deny}}\n"
+                    "  - {name: s-capped, feed: capped, to_types: [local_authority],\n"
+                    "     match: {keywords: [knife]}, fields: {source: share}}\n",
+        NULL);
+    Caveat__Report *report = base_report();
+
+    /* in the council's area, nothing to screen: the area rule only denies */
+    assert_true(delivered_to(policy, report, "hull-cc", NULL));
+    assert_entries((const char *const[]){"summary-to-councils", "narrative-to-councils"}, 2);
+    assert_null(cv_decision_feed(decision));
+
+    /* the deny-only screening entry matched, and denied the narrative,
+     * so the narrative's rule released nothing either */
+    set_text(&report->narrative, "He is building a bomb.");
+    assert_true(delivered_to(policy, report, "hull-cc", NULL));
+    assert_entries((const char *const[]){"summary-to-councils"}, 1);
+    assert_null(cv_decision_feed(decision));
+
+    /* a screening entry whose one field is marked above the council's
+     * clearance grants nothing: it names neither itself nor its feed */
+    set_text(&report->narrative, "A knife was found.");
+    add_marking(report, "source", "SECRET");
+    assert_true(delivered_to(policy, report, "hull-cc", NULL));
+    assert_entries((const char *const[]){"summary-to-councils", "narrative-to-councils"}, 2);
+    assert_null(cv_decision_feed(decision));
+    report_free(report);
+
+    /* unmarked, it releases the source: named, and its feed with it */
+    report = base_report();
+    set_text(&report->narrative, "A knife was found.");
+    assert_true(delivered_to(policy, report, "hull-cc", NULL));
+    assert_entries(
+        (const char *const[]){"summary-to-councils", "narrative-to-councils", "s-capped"}, 3);
+    assert_string_equal(cv_decision_feed(decision), "capped");
+    report_free(report);
+    cv_policy_destroy(&policy);
+}
+
 /* ------------------------------------------------------------------------ */
 /*  Views: masks applied, failures withheld, explanations.                  */
 
@@ -2753,6 +2811,7 @@ int main(void)
         cmocka_unit_test(test_screening_conditions),
         cmocka_unit_test(test_rules_and_screening),
         cmocka_unit_test(test_feed_is_first_screening_entry),
+        cmocka_unit_test(test_only_entries_that_released_are_named),
         cmocka_unit_test(test_view_and_explanations),
         cmocka_unit_test(test_mask_failure_withholds),
         cmocka_unit_test(test_mask_failure_per_value),
