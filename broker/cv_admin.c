@@ -277,6 +277,15 @@ void cv_admin_purged_add(void *list, const char *id, const char *category, int64
     cv_json_object_end(self->out);
 }
 
+void cv_admin_purged_destroy(cv_admin_purged_t **list_p)
+{
+    if (!list_p || !*list_p)
+        return;
+    cv_json_writer_destroy(&(*list_p)->out);
+    free(*list_p);
+    *list_p = NULL;
+}
+
 char *cv_admin_purged_reply(cv_admin_purged_t **list_p, bool dry_run, int total, const char *error)
 {
     cv_admin_purged_t *self = *list_p;

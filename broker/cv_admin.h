@@ -94,5 +94,7 @@ void cv_admin_purged_add(void *list, const char *id, const char *category, int64
 /*  The reply, {"reports":[...],"purged":N} ("would_purge" for a dry
  *  run), or error when total < 0; destroys the list. malloc'd. */
 char *cv_admin_purged_reply(cv_admin_purged_t **list_p, bool dry_run, int total, const char *error);
+/*  A list whose reply will not be written. */
+void cv_admin_purged_destroy(cv_admin_purged_t **list_p);
 
 #endif

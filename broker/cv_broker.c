@@ -482,6 +482,7 @@ static cv_broker_t *new_broker(const cv_broker_config_t *config, bool offline, c
     self->outbox = zlistx_new();
     self->held = zlistx_new();
     self->deferred = zlistx_new();
+    self->purging.waiting = zlistx_new();
     self->senders = zlistx_new();
     self->pending = zlistx_new();
     self->decision = cv_decision_new();
@@ -511,6 +512,7 @@ void cv_broker_destroy(cv_broker_t **self_p)
     zlistx_destroy(&self->outbox);
     zlistx_destroy(&self->held);
     zlistx_destroy(&self->deferred);
+    broker_purge_forget(self);
     cv_inbox_destroy(&self->backup_in);   /* a broker fed offline, never run: */
     cv_backup_destroy(&self->backup.run); /* no poller holds the inbox */
     zframe_destroy(&self->backup.routing);
@@ -1014,17 +1016,17 @@ static bool any_dirty(cv_broker_t *self)
     return false;
 }
 
-/*  Retention runs at start and then every hour. */
+/*  Retention runs at start and then every hour, unless a purge is going
+ *  (it purges what retention would); its steps go on each time round. */
 static void purge_when_due(cv_broker_t *self, int64_t *next)
 {
     int64_t now = zclock_mono();
-    if (now < *next)
-        return;
-    *next = now + 3600 * 1000;
-    cv_error_t err = {0};
-    static const cv_purge_how_t hourly = {0};
-    if (broker_purge(self, &hourly, NULL, &err) < 0)
-        cv_log_warning(self->log, "retention: %s", err.msg);
+    if (now >= *next && !self->purging.going) {
+        *next = now + 3600 * 1000;
+        static const cv_purge_how_t hourly = {0};
+        broker_purge_begin(self, &hourly, NULL);
+    }
+    broker_purge_step(self);
 }
 
 /*  Offline: connection's routing id, as the transport assigns them: 0,
@@ -1040,7 +1042,8 @@ int cv_broker_feed_all(cv_broker_t *self, const cv_broker_frame_t *frames, size_
 {
     assert(!self->router);
     int turns = 0;
-    for (size_t next = 0; next < n && begin_turn(self); turns++) {
+    /* a purge going takes a step before each turn, as between the loop's */
+    for (size_t next = 0; next < n && (broker_purge_step(self), begin_turn(self)); turns++) {
         for (int i = 0; next < n && turn_takes_more(self, i); i++, next++) {
             const cv_broker_frame_t *f = &frames[next];
             const cv_agency_t *a = cv_policy_agency(self->policy, f->agency);
@@ -1102,7 +1105,7 @@ int64_t cv_broker_check_store(cv_broker_t *self, cv_error_t *err)
  *  while a backup runs, no longer than watch_backup's look at the disk. */
 static int poll_timeout(cv_broker_t *self, bool receipts)
 {
-    if (any_dirty(self))
+    if (any_dirty(self) || self->purging.going)
         return 0;
     int timeout = cv_router_unsaved(self->queues) || receipts ? SAVE_INTERVAL_MS : 200;
     return self->backup.run && timeout > BACKUP_LOOK_MS ? BACKUP_LOOK_MS : timeout;
@@ -1180,6 +1183,7 @@ int cv_broker_run(cv_broker_t *self)
         cv_guard_enforce(self->guard);
     }
     broker_stop_backup(self, "the broker is stopping");
+    broker_purge_stop(self, "the broker is stopping; retention purges the rest when it starts");
     self->poller = NULL;
     cv_poller_destroy(&poller);
     if (status == 0) {

@@ -35,6 +35,7 @@ typedef struct {
     /* a signers file: when set, only a policy signed by one of them loads */
     const char *policy_signers;
     bool audit_off; /* --audit-log off: for measuring the log's cost (cv_record_turn_off) */
+    int purge_step; /* reports a purge removes in one transaction; 0: 64 (tests set fewer) */
 } cv_broker_config_t;
 
 typedef struct cv_broker_t cv_broker_t;

@@ -376,14 +376,14 @@ static void on_purged(void *arg, const char *originator, const char *id, const c
         cv_record_purged(each->broker->record, originator, id, category, each->rule, &each->err);
 }
 
-/*  The reports whose review said to keep them until now: total and
- *  these, or -1. */
-static int purge_reviewed(cv_broker_t *self, int64_t now, bool dry_run, cv_admin_purged_t *list,
-                          int total, cv_error_t *err)
+/*  The reports whose review said to keep them until now, at most limit
+ *  (0: all): total and these, or -1. */
+static int purge_reviewed(cv_broker_t *self, int64_t now, bool dry_run, int limit,
+                          cv_admin_purged_t *list, int total, cv_error_t *err)
 {
     purge_each_t each = {
         .broker = self, .list = list, .dry_run = dry_run, .rule = CV_STORE_REVIEW_RULE};
-    int purged = cv_store_purge_reviewed(self->store, now, dry_run, on_purged, &each, err);
+    int purged = cv_store_purge_reviewed(self->store, now, dry_run, limit, on_purged, &each, err);
     if (each.err.msg[0]) {
         *err = each.err;
         purged = -1;
@@ -391,8 +391,17 @@ static int purge_reviewed(cv_broker_t *self, int64_t now, bool dry_run, cv_admin
     return purged < 0 ? -1 : total + purged;
 }
 
-static int purge_categories(cv_broker_t *self, const cv_purge_how_t *how, cv_admin_purged_t *list,
-                            cv_error_t *err)
+/*  What is left of limit (0: no limit) once total are purged: 0 when none
+ *  is, -1 when there is no limit. */
+static int left_of(int limit, int total)
+{
+    return limit <= 0 ? -1 : total < limit ? limit - total : 0;
+}
+
+/*  Every category's reports past its period, then the reviewed ones due,
+ *  at most limit in all (0: all): how many, or -1. */
+static int purge_categories(cv_broker_t *self, const cv_purge_how_t *how, int limit,
+                            cv_admin_purged_t *list, cv_error_t *err)
 {
     bool dry_run = how->dry_run;
     int64_t now = how->at_given ? how->at : (int64_t)time(NULL), period;
@@ -404,12 +413,13 @@ static int purge_categories(cv_broker_t *self, const cv_purge_how_t *how, cv_adm
     int n = cv_store_categories(self->store, &categories, err), total = n < 0 ? -1 : 0;
     for (int i = 0; i < n; i++) {
         const char *rule;
-        int purged = 0;
+        int purged = 0, left = left_of(limit, total);
         purge_each_t each = {.broker = self, .list = list, .dry_run = dry_run};
-        if (total >= 0 && cv_policy_retention(self->policy, categories[i], &period, &rule)) {
+        if (total >= 0 && left != 0 &&
+            cv_policy_retention(self->policy, categories[i], &period, &rule)) {
             each.rule = rule;
             purged = cv_store_purge_reports(self->store, categories[i], now - period, rule, dry_run,
-                                            on_purged, &each, err);
+                                            left < 0 ? 0 : left, on_purged, &each, err);
         }
         if (each.err.msg[0]) { /* not recorded: nothing may be purged */
             *err = each.err;
@@ -419,7 +429,10 @@ static int purge_categories(cv_broker_t *self, const cv_purge_how_t *how, cv_adm
         free(categories[i]);
     }
     free(categories);
-    return total < 0 ? -1 : purge_reviewed(self, now, dry_run, list, total, err);
+    int left = total < 0 ? 0 : left_of(limit, total);
+    if (total < 0 || left == 0)
+        return total;
+    return purge_reviewed(self, now, dry_run, left < 0 ? 0 : left, list, total, err);
 }
 
 /*  Reports were removed from the store in the open transaction (by
@@ -461,22 +474,21 @@ void broker_commit_saves(cv_broker_t *self, bool checkpoint)
         cv_receipts_settle(self->receipts, true);
 }
 
-/*  One transaction: a purge is all or nothing. */
-int broker_purge(cv_broker_t *self, const cv_purge_how_t *how, cv_admin_purged_t *list,
-                 cv_error_t *err)
+/*  One transaction, all or nothing: at most limit reports (0: all) purged,
+ *  or every one a dry run would purge listed. How many, or -1. */
+static int purge_once(cv_broker_t *self, const cv_purge_how_t *how, int limit,
+                      cv_admin_purged_t *list, cv_error_t *err)
 {
     bool dry_run = how->dry_run;
     if (!dry_run)
         broker_commit_saves(self, false); /* the queues are read back after a purge */
     if (!cv_store_begin(self->store, err))
         return -1;
-    int total = purge_categories(self, how, list, err);
+    int total = purge_categories(self, how, dry_run ? 0 : limit, list, err);
     if (total > 0 && !dry_run && !forget_removed(self, err))
         total = -1;
     if (!broker_end_recorded(self, total >= 0 && !dry_run, err))
         return dry_run && total >= 0 ? total : -1;
-    if (total > 0)
-        cv_log_info(self->log, "retention: purged %d reports", total);
     removed(self, total);
     return total;
 }
@@ -505,20 +517,133 @@ static void answer_deferred(cv_broker_t *self, const deferred_t *d, uint64_t ask
         send_admin_reply(self, d->routing, d->request->id, ok, text);
 }
 
-static void run_purge(cv_broker_t *self, const deferred_t *d, uint64_t asker)
+/*  A purge goes in steps: each removes at most purge_step reports in a
+ *  transaction of its own, and the loop runs a turn between two (one step
+ *  each time round, cv_broker_run), so that retention catching up on a
+ *  million reports, after a policy shortened a period or a long stop,
+ *  holds every agency's traffic for one step at a time, not for minutes.
+ *  One purge goes at a time: retention's own, hourly, or an
+ *  administrator's, whose reply waits for its last step; administrators'
+ *  purges asked meanwhile wait their turn. A dry run only reads: it is
+ *  answered at once. */
+
+static int purge_step_size(const cv_broker_t *self)
 {
+    return self->config.purge_step > 0 ? self->config.purge_step : PURGE_STEP;
+}
+
+static deferred_t *take_waiting_purge(cv_broker_t *self);
+static void deferred_free(deferred_t *d);
+
+/*  The purge going ends, ok or with error: the administrator who asked is
+ *  answered (once its last commit is on disk), retention says what it
+ *  did; the next administrator's purge waiting begins. */
+static void purge_end(cv_broker_t *self, const char *error)
+{
+    assert(self->purging.going);
+    deferred_t *d = self->purging.asked;
+    int total = self->purging.total;
+    if (d) {
+        session_t *s = asker_of(self, d->routing, d->key);
+        char failed[sizeof((cv_error_t *)0)->msg + 64] = "";
+        if (error)
+            snprintf(failed, sizeof failed, total ? "%s (%d purged before it)" : "%s", error,
+                     total);
+        char *reply = cv_admin_purged_reply(&self->purging.list, false, error ? -1 : total, failed);
+        answer_deferred(self, d, s ? s->serial : 0, total > 0, !error, reply);
+        free(reply);
+        deferred_free(d);
+    } else if (error && total) {
+        cv_log_warning(self->log, "retention: %s (%d purged before it)", error, total);
+    } else if (error) {
+        cv_log_warning(self->log, "retention: %s", error);
+    }
+    if (total > 0)
+        cv_log_info(self->log, "retention: purged %d reports (%d steps)", total,
+                    self->purging.steps);
+    self->purging.going = false;
+    self->purging.asked = NULL;
+    if ((d = take_waiting_purge(self))) {
+        cv_purge_how_t how;
+        bool parsed =
+            cv_admin_purge_args((const char *const *)d->request->args, d->request->n_args, &how);
+        assert(parsed); /* checked before it waited */
+        (void)parsed;
+        broker_purge_begin(self, &how, d);
+    }
+}
+
+void broker_purge_begin(cv_broker_t *self, const cv_purge_how_t *how, deferred_t *asked)
+{
+    assert(!self->purging.going && !how->dry_run);
+    self->purging.going = true;
+    self->purging.how = *how;
+    self->purging.asked = asked;
+    self->purging.list = asked ? cv_admin_purged_new() : NULL;
+    self->purging.total = 0;
+    self->purging.steps = 0;
+}
+
+void broker_purge_step(cv_broker_t *self)
+{
+    if (!self->purging.going)
+        return;
+    cv_error_t err = {0};
+    int limit = purge_step_size(self);
+    int n = purge_once(self, &self->purging.how, limit, self->purging.list, &err);
+    self->purging.steps++;
+    if (n >= 0)
+        self->purging.total += n;
+    if (n < 0 || n < limit) /* fewer than a step's worth: none left */
+        purge_end(self, n < 0 ? err.msg : NULL);
+}
+
+/*  The broker stops with purges going or waiting: each administrator who
+ *  asked is told why they end there. */
+void broker_purge_stop(cv_broker_t *self, const char *why)
+{
+    while (self->purging.going)
+        purge_end(self, why);
+}
+
+/*  The broker is destroyed: what is left goes unanswered (an offline
+ *  broker's; a running one stopped them, broker_purge_stop). */
+void broker_purge_forget(cv_broker_t *self)
+{
+    if (self->purging.asked)
+        deferred_free(self->purging.asked);
+    cv_admin_purged_destroy(&self->purging.list);
+    deferred_t *d;
+    while ((d = zlistx_detach(self->purging.waiting, NULL)))
+        deferred_free(d);
+    zlistx_destroy(&self->purging.waiting);
+    self->purging.going = false;
+}
+
+static void run_purge(cv_broker_t *self, deferred_t **d_p, uint64_t asker)
+{
+    deferred_t *d = *d_p;
     const Caveat__Wire__AdminRequest *request = d->request;
     cv_purge_how_t how;
     if (!cv_admin_purge_args((const char *const *)request->args, request->n_args, &how)) {
         answer_deferred(self, d, asker, false, false, cv_admin_purge_usage);
         return;
     }
+    if (!how.dry_run) { /* the purge takes the request over */
+        *d_p = NULL;
+        if (self->purging.going)
+            zlistx_add_end(self->purging.waiting, d);
+        else {
+            broker_purge_begin(self, &how, d);
+            broker_purge_step(self); /* a purge of one step answers in this turn */
+        }
+        return;
+    }
     cv_admin_purged_t *list = cv_admin_purged_new();
     cv_error_t err = {0};
-    int total = broker_purge(self, &how, list, &err);
-    char *reply = cv_admin_purged_reply(&list, how.dry_run, total, err.msg);
-    bool done = total > 0 && !how.dry_run;
-    answer_deferred(self, d, asker, done, total >= 0, reply);
+    int total = purge_once(self, &how, 0, list, &err);
+    char *reply = cv_admin_purged_reply(&list, true, total, err.msg);
+    answer_deferred(self, d, asker, false, total >= 0, reply);
     free(reply);
 }
 
@@ -647,9 +772,26 @@ void broker_run_all_deferred(cv_broker_t *self)
                 broker_stop_backup(self, "the administrator who asked is no longer one under the "
                                          "policy now in force");
         } else
-            run_purge(self, d, asker);
+            run_purge(self, &d, asker);
+        if (d)
+            deferred_free(d);
+    }
+}
+
+/*  The first administrator's purge waiting whose key is still an
+ *  administrator's; those that are no longer are answered so. */
+static deferred_t *take_waiting_purge(cv_broker_t *self)
+{
+    deferred_t *d;
+    while ((d = zlistx_detach(self->purging.waiting, NULL))) {
+        if (still_administrator(self, d->key))
+            return d;
+        session_t *s = asker_of(self, d->routing, d->key);
+        answer_deferred(self, d, s ? s->serial : 0, false, false,
+                        "not run: no longer an administrator under the policy now in force");
         deferred_free(d);
     }
+    return NULL;
 }
 
 /*  The turn that took these requests rolled back, their leaves with it:

@@ -96,6 +96,7 @@
 #define CLOCK_DOWNTIME_MAX      (7 * 86400)        /* a restart this much later is believed */
 #define DEFAULT_DISK_RESERVE    (64 * 1024 * 1024) /* bytes kept for deliveries on a full disk */
 #define BACKUP_LOOK_MS          10 /* the disk is looked at this often while a backup runs */
+#define PURGE_STEP              64 /* reports a purge removes in one transaction, a turn apart */
 
 /* wire.proto's ErrorCode */
 #define E_BAD_FRAME   CAVEAT__WIRE__ERROR_CODE__BAD_FRAME
@@ -339,6 +340,15 @@ struct cv_broker_t {
     cv_inbox_t *zap_in;          /* looked at without a system call while quiet */
     cv_inbox_t *backup_in;       /* a backup's end, while one runs */
     struct {
+        bool going;              /* a purge has steps left (broker_purge_step) */
+        cv_purge_how_t how;      /* its */
+        deferred_t *asked;       /* the administrator's request it answers; NULL: retention's */
+        cv_admin_purged_t *list; /* that request's reply, so far */
+        int total;               /* reports it purged so far */
+        int steps;
+        zlistx_t *waiting; /* deferred_t: administrators' purges asked while it went */
+    } purging;
+    struct {
         int64_t wall, mono; /* the time retention last trusted, and the monotonic clock then */
         bool known;         /* wall and mono were set in this process */
         bool suspect;       /* the clock jumped: no retention until an administrator says */
@@ -391,8 +401,10 @@ void broker_forget_held_deliveries(cv_broker_t *self);
 bool broker_reload(cv_broker_t *self, const char *admin, bool *unchanged, cv_error_t *err);
 void broker_publish_monitor(cv_broker_t *self, int64_t *next);
 void broker_commit_saves(cv_broker_t *self, bool checkpoint);
-int broker_purge(cv_broker_t *self, const cv_purge_how_t *how, cv_admin_purged_t *list,
-                 cv_error_t *err);
+void broker_purge_begin(cv_broker_t *self, const cv_purge_how_t *how, deferred_t *asked);
+void broker_purge_step(cv_broker_t *self);
+void broker_purge_stop(cv_broker_t *self, const char *why);
+void broker_purge_forget(cv_broker_t *self);
 void broker_run_all_deferred(cv_broker_t *self);
 void broker_drop_deferred(cv_broker_t *self);
 void broker_stop_backup(cv_broker_t *self, const char *why);

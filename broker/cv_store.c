@@ -218,11 +218,11 @@ static const char *const statements[S_COUNT] = {
      * its recipients could fetch it */
     [S_EXPIRED] = "SELECT id, originator, created, n, category FROM reports WHERE category = ?1"
                   " AND created < ?2 AND accepted < ?2 * 1000"
-                  " AND n NOT IN (SELECT report FROM reviews) ORDER BY created",
+                  " AND n NOT IN (SELECT report FROM reviews) ORDER BY created LIMIT ?3",
     /* a review decides instead of the category's period */
     [S_EXPIRED_REVIEWED] = "SELECT r.id, r.originator, r.created, r.n, r.category"
                            " FROM reviews v JOIN reports r ON r.n = v.report"
-                           " WHERE v.retain_until <= ?1 ORDER BY r.n",
+                           " WHERE v.retain_until <= ?1 ORDER BY r.n LIMIT ?2",
     /* two rows are enough to say the id is ambiguous */
     [S_FIND_REPORT] = "SELECT id, originator, created, n, category FROM reports"
                       " WHERE id = ?1 AND (?2 IS NULL OR originator = ?2) LIMIT 2",
@@ -1822,21 +1822,32 @@ static int purge_listed(cv_store_t *self, sqlite3_stmt *s, const char *rule, boo
     return ok ? n : -1;
 }
 
+/*  The LIMIT of a purge's listing that holds limit reports a purge can
+ *  remove: those set aside as unreadable are listed and passed over, so
+ *  they are counted in, or a step could list only them, again and again.
+ *  -1 (none) for a dry run or no limit. */
+static int64_t listing_limit(const cv_store_t *self, bool dry_run, int limit)
+{
+    return dry_run || limit <= 0 ? -1 : (int64_t)limit + (int64_t)cv_store_unreadable_count(self);
+}
+
 int cv_store_purge_reports(cv_store_t *self, const char *category, int64_t created_before,
-                           const char *rule, bool dry_run, cv_purged_fn *each, void *arg,
+                           const char *rule, bool dry_run, int limit, cv_purged_fn *each, void *arg,
                            cv_error_t *err)
 {
     sqlite3_stmt *s = stmt(self, S_EXPIRED);
     sqlite3_bind_text(s, 1, category, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, created_before);
+    sqlite3_bind_int64(s, 3, listing_limit(self, dry_run, limit));
     return purge_listed(self, s, rule, dry_run, each, arg, err);
 }
 
-int cv_store_purge_reviewed(cv_store_t *self, int64_t now, bool dry_run, cv_purged_fn *each,
-                            void *arg, cv_error_t *err)
+int cv_store_purge_reviewed(cv_store_t *self, int64_t now, bool dry_run, int limit,
+                            cv_purged_fn *each, void *arg, cv_error_t *err)
 {
     sqlite3_stmt *s = stmt(self, S_EXPIRED_REVIEWED);
     sqlite3_bind_int64(s, 1, now);
+    sqlite3_bind_int64(s, 2, listing_limit(self, dry_run, limit));
     return purge_listed(self, s, CV_STORE_REVIEW_RULE, dry_run, each, arg, err);
 }
 
@@ -1893,6 +1904,6 @@ int cv_store_purge(cv_store_t *self, const char *category, int64_t created_befor
                    bool dry_run, cv_purge_fn *each, void *arg, cv_error_t *err)
 {
     purge_each_t caller = {each, arg};
-    return cv_store_purge_reports(self, category, created_before, rule, dry_run,
+    return cv_store_purge_reports(self, category, created_before, rule, dry_run, 0,
                                   each ? purged_by_id : NULL, &caller, err);
 }

@@ -316,8 +316,13 @@ int cv_store_purge(cv_store_t *self, const char *category, int64_t created_befor
  *  say which report it was. */
 typedef void(cv_purged_fn)(void *arg, const char *originator, const char *id, const char *category,
                            int64_t created);
+/*  At most limit reports (> 0; 0: all), the oldest first, when not a dry
+ *  run, and as many more as the store has set aside as unreadable: a
+ *  purge of many goes in steps, each a transaction of its own, so that no
+ *  one step holds the broker's loop for long. Fewer than limit purged:
+ *  none left. */
 int cv_store_purge_reports(cv_store_t *self, const char *category, int64_t created_before,
-                           const char *rule, bool dry_run, cv_purged_fn *each, void *arg,
+                           const char *rule, bool dry_run, int limit, cv_purged_fn *each, void *arg,
                            cv_error_t *err);
 
 /*  Review decisions (MOPI): an administrator's decision on one report
@@ -342,7 +347,7 @@ typedef struct {
  *  used id (name one); -1 on an error, nothing changed. */
 int cv_store_review(cv_store_t *self, const char *id, const char *originator,
                     const cv_review_t *review, cv_purged_fn *each, void *arg, cv_error_t *err);
-int cv_store_purge_reviewed(cv_store_t *self, int64_t now, bool dry_run, cv_purged_fn *each,
-                            void *arg, cv_error_t *err);
+int cv_store_purge_reviewed(cv_store_t *self, int64_t now, bool dry_run, int limit,
+                            cv_purged_fn *each, void *arg, cv_error_t *err);
 
 #endif

@@ -21,19 +21,26 @@ typedef struct {
     cv_broker_t *broker;
 } offline_t;
 
-/*  The offline broker on o's files: its store as the last one left it. */
-static cv_broker_t *open_broker_syncing(offline_t *o, cv_sync_t sync)
+/*  The offline broker on o's files: its store as the last one left it;
+ *  purge_step 0 for the broker's own. */
+static cv_broker_t *open_broker_stepping(offline_t *o, cv_sync_t sync, int purge_step)
 {
     /* the broker keeps copies: these go when this returns */
     char policy[600], data[600];
     snprintf(policy, sizeof policy, "%s", harness_path(o->files, "policy.yaml"));
     snprintf(data, sizeof data, "%s", harness_path(o->files, "data"));
-    cv_broker_config_t config = {.policy_path = policy, .data_dir = data, .sync = sync};
+    cv_broker_config_t config = {
+        .policy_path = policy, .data_dir = data, .sync = sync, .purge_step = purge_step};
     cv_error_t err = {0};
     cv_broker_t *broker = cv_broker_new_offline(&config, &err);
     if (!broker)
         print_error("offline broker: %s\n", err.msg);
     return broker;
+}
+
+static cv_broker_t *open_broker_syncing(offline_t *o, cv_sync_t sync)
+{
+    return open_broker_stepping(o, sync, 0);
 }
 
 /*  Without syncs: what a turn holds for its commit goes at its end. */
@@ -1115,6 +1122,64 @@ static void test_a_purge_at_the_epoch_is_a_question(void **state)
     assert_int_equal(store_count(o, "SELECT count(*) FROM reports WHERE id = 'r-old'"), 1);
 }
 
+/*  A purge of many reports goes in steps (here of 2), each a transaction
+ *  of its own, with the broker's turns between them: others' publishes
+ *  are taken while it goes, and the administrator is answered once, after
+ *  the last step, for all of them. A purge asked meanwhile waits for it. */
+static void test_a_purge_goes_in_steps_with_turns_between(void **state)
+{
+    offline_t *o = *state;
+    cv_broker_destroy(&o->broker);
+    o->broker = open_broker_stepping(o, CV_SYNC_OFF, 2);
+    int police = agency(o, "hum-bcu-hull"), admin = agency(o, "caveat-admin");
+    admin_seen_t seen = {0};
+    police_and_admin_in_session(o, police, admin, &seen);
+    cv_broker_frame_t old[5];
+    for (int i = 0; i < 5; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "r-old-%d", i);
+        old[i] = publish_frame_as(police, 1, "vulnerable_individual", id);
+    }
+    one_turn(o, old, 5);
+    store_sql(o, "UPDATE reports SET created = 1, accepted = 1000 WHERE id LIKE 'r-old-%'");
+    const char *left = "SELECT count(*) FROM reports WHERE id LIKE 'r-old-%'";
+    const char *leaves = "SELECT count(*) FROM tlog_leaves"
+                         " WHERE CAST(data AS TEXT) LIKE '{\"event\":\"purged\"%'";
+
+    cv_broker_frame_t purge[] = {admin_frame(admin, 3, "purge", (char *[]){"trust-clock"}, 1)};
+    one_turn(o, purge, 1); /* its first step, after the turn that took it */
+    assert_int_equal(store_count(o, left), 3);
+    assert_int_equal(seen.replies, 0);
+    cv_broker_frame_t again[] = {admin_frame(admin, 3, "purge", NULL, 0),
+                                 publish_frame_as(police, 1, "vulnerable_individual", "r-new")};
+    one_turn(o, again, 2); /* a step, then the turn */
+    assert_int_equal(store_count(o, left), 1);
+    assert_int_equal(store_count(o, "SELECT count(*) FROM reports WHERE id = 'r-new'"), 1);
+    assert_int_equal(seen.replies, 0);
+
+    cv_broker_frame_t next[] = {publish_frame_as(police, 1, "vulnerable_individual", "r-new-2")};
+    one_turn(o, next, 1); /* the last step: one report, fewer than a step's */
+    assert_int_equal(store_count(o, left), 0);
+    assert_int_equal(seen.replies, 1);
+    assert_true(seen.ok);
+    assert_non_null(strstr(seen.text, "\"purged\":5"));
+    for (int i = 0; i < 5; i++) {
+        char listed[32];
+        snprintf(listed, sizeof listed, "\"id\":\"r-old-%d\"", i);
+        assert_non_null(strstr(seen.text, listed));
+    }
+    assert_int_equal(store_count(o, leaves), 5);
+    assert_int_equal(store_count(o, "SELECT count(*) FROM purges"), 5);
+
+    /* the purge asked meanwhile, in the next step: nothing left */
+    cv_broker_frame_t last[] = {publish_frame_as(police, 1, "vulnerable_individual", "r-new-3")};
+    one_turn(o, last, 1);
+    assert_int_equal(seen.replies, 2);
+    assert_true(seen.ok);
+    assert_non_null(strstr(seen.text, "\"purged\":0"));
+    assert_int_equal(store_count(o, "SELECT count(*) FROM reports WHERE id LIKE 'r-new%'"), 3);
+}
+
 /*  The audit log's `admin` leaf says whether a backup was taken: it said
  *  ok for one refused at once (no directory, one already running), which
  *  a reviewer reading the log would count as a copy made. */
@@ -2139,8 +2204,9 @@ static void test_a_row_sqlite_cannot_read_stops_only_itself(void **state)
         publish_frame_as(police, 1, "vulnerable_individual", "r-old")};
     one_turn(o, published, 4); /* the council is not here: they wait in its queue */
     cv_broker_destroy(&o->broker);
-    store_sql(o,
-              "UPDATE reports SET created = 1, accepted = 1000 WHERE id IN ('r-damaged', 'r-old')");
+    /* r-damaged the older: the first a purge lists */
+    store_sql(o, "UPDATE reports SET created = 1 + (id = 'r-old'), accepted = 1000"
+                 " WHERE id IN ('r-damaged', 'r-old')");
     static const char route_of_damaged[] =
         "SELECT length(queues) FROM routes WHERE report = (SELECT n FROM reports"
         " WHERE id = 'r-damaged')";
@@ -2148,7 +2214,9 @@ static void test_a_row_sqlite_cannot_read_stops_only_itself(void **state)
     assert_true(route > 0);
     damage_overflow_page(o);
 
-    o->broker = open_broker(o);
+    /* purges of one report a step: one that listed only r-damaged (the
+     * oldest) would end with r-old left */
+    o->broker = open_broker_stepping(o, CV_SYNC_OFF, 1);
     assert_non_null(o->broker);
     turn_seen_t seen = {0};
     cv_broker_on_sent(o->broker, on_sent_turn, &seen);
@@ -2171,9 +2239,12 @@ static void test_a_row_sqlite_cannot_read_stops_only_itself(void **state)
 
     /* retention, which could not delete it (freeing its pages reads
      * them), passes over it: the rest is purged */
-    cv_broker_frame_t purge[] = {admin_frame(admin, 3, "purge", (char *[]){"trust-clock"}, 1)};
+    cv_broker_frame_t purge[] = {admin_frame(admin, 3, "purge", (char *[]){"trust-clock"}, 1),
+                                 publish_frame_as(police, 1, "vulnerable_individual", NULL)};
     one_turn(o, purge, 1);
+    one_turn(o, purge + 1, 1); /* a step before it: the last, which finds none */
     assert_true(seen.admin.ok);
+    assert_non_null(strstr(seen.admin.text, "\"purged\":1"));
     cv_broker_destroy(&o->broker);
     assert_int_equal(store_count(o, "SELECT count(*) FROM reports WHERE id = 'r-old'"), 0);
     assert_int_equal(store_count(o, "SELECT count(*) FROM reports WHERE id = 'r-damaged'"), 1);
@@ -2183,6 +2254,8 @@ static void test_a_row_sqlite_cannot_read_stops_only_itself(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_a_purge_goes_in_steps_with_turns_between, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_an_immediate_report_ends_its_turn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_an_agency_ends_few_turns_early, setup, teardown),
         cmocka_unit_test_setup_teardown(test_answers_after_the_commit_go_to_the_asker_alone, setup,

@@ -2987,12 +2987,12 @@ static void test_review_overrides_retention(void **state)
     /* the category's period no longer purges report-1 */
     begin(r);
     assert_int_equal(cv_store_purge(r->store, "old", 2000, "rule-1", false, NULL, NULL, &err), 0);
-    assert_int_equal(cv_store_purge_reviewed(r->store, 2999, false, NULL, NULL, &err), 0);
+    assert_int_equal(cv_store_purge_reviewed(r->store, 2999, false, 0, NULL, NULL, &err), 0);
     commit(r);
     restart(r);
     assert_true(was_routed(r, ids[0]));
     begin(r);
-    assert_int_equal(cv_store_purge_reviewed(r->store, 3000, false, NULL, NULL, &err), 1);
+    assert_int_equal(cv_store_purge_reviewed(r->store, 3000, false, 0, NULL, NULL, &err), 1);
     commit(r);
     restart(r);
     assert_false(was_routed(r, ids[0]));
@@ -3220,7 +3220,7 @@ static void test_purge_lists_originators(void **state)
     cv_error_t err = {0};
     originators_t seen = {0};
     begin(r);
-    assert_int_equal(cv_store_purge_reports(r->store, "general", 2000, "rule-1", false,
+    assert_int_equal(cv_store_purge_reports(r->store, "general", 2000, "rule-1", false, 0,
                                             on_purged_report, &seen, &err),
                      2);
     commit(r);
