@@ -31,7 +31,11 @@ typedef struct {
 } delivered_t;
 
 /*  A route of the report to one of the sender's queues: it was delivered
- *  there when that queue has given it a seq (it no longer waits). A report
+ *  there when that queue has given it a seq (it no longer waits), unless
+ *  the queue still holds that seq as never sent (a reload withdrew it
+ *  while it waited for its sync, or the recipient's connection was full):
+ *  feedback accepted on it would tell the sender that a report it never
+ *  received exists, and tell the originator the sender had it. A report
  *  may come more than once: delivered on two queues (direct and a feed),
  *  or released by its originator's approval (under the release's rowid). */
 static void on_routed_to(void *arg, int64_t report, int64_t routed, const char *originator,
@@ -39,7 +43,8 @@ static void on_routed_to(void *arg, int64_t report, int64_t routed, const char *
 {
     delivered_t *d = arg;
     cv_queue_t *q = cv_router_find(d->broker->queues, d->agency, feed);
-    if (!q || cv_queue_waits(q, (cv_routed_t){routed, priority}))
+    cv_routed_t item = {routed, priority};
+    if (!q || cv_queue_waits(q, item) || cv_queue_holds_unsent(q, item))
         return;
     if (d->reports == 0) {
         d->reports = 1;

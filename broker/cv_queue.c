@@ -296,6 +296,22 @@ bool cv_sent_may_be_received(const cv_sent_t *sent)
     return sent->left || !sent->withdrawn;
 }
 
+/*  Whether r holds a delivery of item that was never sent. */
+static bool ring_holds_unsent(const ring_t *r, cv_routed_t item)
+{
+    for (size_t i = 0; i < r->count; i++) {
+        const cv_sent_t *sent = ring_at(r, i);
+        if (sent->item.report == item.report && !cv_sent_may_be_received(sent))
+            return true;
+    }
+    return false;
+}
+
+bool cv_queue_holds_unsent(const cv_queue_t *self, cv_routed_t item)
+{
+    return ring_holds_unsent(&self->in_flight, item) || ring_holds_unsent(&self->acked, item);
+}
+
 bool cv_queue_view_hashed(cv_queue_t *self, uint64_t seq, const uint8_t view[CV_VIEW_HASH_BYTES])
 {
     cv_sent_t *sent = kept_at(self, seq);

@@ -96,6 +96,11 @@ void cv_queue_left(cv_queue_t *self, uint64_t seq);
 /*  Whether a delivery may have been received: a Deliver of it left, or
  *  one packed is still to go (acknowledged ahead of it). */
 bool cv_sent_may_be_received(const cv_sent_t *sent);
+/*  Whether item was given a seq that the queue still holds (in flight, or
+ *  acknowledged and not yet saved) and no Deliver of it ever left: a
+ *  delivery withdrawn unsent, which its recipient never received. O(n) in
+ *  what the queue holds. */
+bool cv_queue_holds_unsent(const cv_queue_t *self, cv_routed_t item);
 /*  The hash of the view last sent as seq, which cv_queue_viewed named
  *  without it: in flight, or acknowledged and not yet saved. false: the
  *  queue no longer holds seq. */

@@ -1471,6 +1471,44 @@ static void received_before_a_reload(offline_t *o, sent_t *sent, const char *id,
     policy_withholding_referrals(o);
 }
 
+/*  received_before_a_reload's "r-left", then "r-withdrawn" published and
+ *  given seq 2 in the turn of a reload that stops releasing it to the
+ *  council: its Deliver, waiting for the turn's sync, never leaves. */
+static void withdrawn_by_a_reload(offline_t *o, sent_t *sent, int *police, int *council, int *admin)
+{
+    received_before_a_reload(o, sent, "r-left", police, council, admin);
+    cv_broker_frame_t withdrawn[] = {
+        publish_frame_as(*police, 1, "vulnerable_individual", "r-withdrawn"),
+        admin_frame(*admin, 3, "reload", NULL, 0)};
+    one_turn(o, withdrawn, 2);
+    if (sent_to(sent, 0, 2, CAVEAT__WIRE__FRAME__BODY_DELIVER) > 1)
+        skip(); /* synced before the turn ended: its Deliver left before the reload */
+    turns_until_sent(o, *police, sent, 1, CAVEAT__WIRE__FRAME__BODY_PUBLISH_ACK, 2);
+}
+
+/*  Feedback on a report whose delivery was withdrawn unsent (a reload
+ *  stopped releasing it while it waited for its sync) is refused as on an
+ *  id never sent to the agency: accepting it told the agency the report
+ *  existed, and the originator that the agency had it. */
+static void test_feedback_on_a_delivery_that_never_left_is_refused(void **state)
+{
+    offline_t *o = *state;
+    sent_t sent = {0};
+    int police, council, admin;
+    withdrawn_by_a_reload(o, &sent, &police, &council, &admin);
+
+    size_t mark = sent.n;
+    cv_broker_frame_t feedback[] = {feedback_on(council, 2, "r-withdrawn", "useful"),
+                                    feedback_on(council, 2, "r-nobody-has", "useful"),
+                                    feedback_on(council, 2, "r-left", "useful")};
+    one_turn(o, feedback, 3);
+    turns_until_sent(o, police, &sent, 2, CAVEAT__WIRE__FRAME__BODY_FEEDBACK_ACK, 1);
+    assert_int_equal(sent_to(&sent, mark, 2, CAVEAT__WIRE__FRAME__BODY_FEEDBACK_ACK), 1);
+    assert_int_equal(sent_to(&sent, mark, 2, CAVEAT__WIRE__FRAME__BODY_ERROR), 2);
+    assert_int_equal(store_count(o, "SELECT count(*) FROM feedback"), 1);
+    assert_int_equal(sent_to(&sent, 0, 2, CAVEAT__WIRE__FRAME__BODY_DELIVER), 1);
+}
+
 /*  A reload of the policy in force, unchanged, writes no policy leaf and
  *  sends nothing again: an administrator asking for one reload after
  *  another made every session resend all it had in flight each time. */
@@ -1518,14 +1556,7 @@ static void test_an_acknowledged_delivery_that_never_left_is_not_recorded(void *
     offline_t *o = *state;
     sent_t sent = {0};
     int police, council, admin;
-    received_before_a_reload(o, &sent, "r-left", &police, &council, &admin);
-    cv_broker_frame_t withdrawn[] = {
-        publish_frame_as(police, 1, "vulnerable_individual", "r-withdrawn"),
-        admin_frame(admin, 3, "reload", NULL, 0)};
-    one_turn(o, withdrawn, 2);
-    if (sent_to(&sent, 0, 2, CAVEAT__WIRE__FRAME__BODY_DELIVER) > 1)
-        skip(); /* synced before the turn ended: its Deliver left before the reload */
-    turns_until_sent(o, police, &sent, 1, CAVEAT__WIRE__FRAME__BODY_PUBLISH_ACK, 2);
+    withdrawn_by_a_reload(o, &sent, &police, &council, &admin);
     assert_int_equal(sent_to(&sent, 0, 1, CAVEAT__WIRE__FRAME__BODY_PUBLISH_ACK), 2);
     assert_int_equal(sent_to(&sent, 0, 2, CAVEAT__WIRE__FRAME__BODY_DELIVER), 1);
 
@@ -2315,6 +2346,8 @@ int main(void)
             test_an_acknowledged_delivery_that_never_left_is_not_recorded, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_a_deliver_settled_after_the_queues_were_read_back_marks_them, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_feedback_on_a_delivery_that_never_left_is_refused,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_a_delivery_received_before_it_was_withdrawn_is_recorded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_policy_is_never_rolled_back, setup, teardown),
