@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cv_alloc.h"
+#include "received.h"
 
 typedef struct {
     const char *label;
@@ -294,100 +296,7 @@ int cmd_policy_views(int argc, char **argv)
 /* ------------------------------------------------------------------------ */
 /*  caveat received LABEL=FILE...                                           */
 
-/*  One report: ids are an originator's own, so two originators' reports
- *  of one id are two tables. */
-typedef struct {
-    char *report_id;
-    char *originator;
-    column_t *cols;
-    int n;
-} received_t;
-
-typedef struct {
-    received_t *items;
-    int n;
-} receipts_t;
-
-static received_t *receipt_for(receipts_t *all, const char *report_id, const char *originator)
-{
-    originator = originator ? originator : "";
-    for (int i = 0; i < all->n; i++)
-        if (strcmp(all->items[i].report_id, report_id) == 0 &&
-            strcmp(all->items[i].originator, originator) == 0)
-            return &all->items[i];
-    all->items = realloc(all->items, (size_t)(all->n + 1) * sizeof *all->items);
-    received_t *r = &all->items[all->n++];
-    *r = (received_t){strdup(report_id), strdup(originator), NULL, 0};
-    return r;
-}
-
-/*  A line of feedback on the agency's own report ("report": null and a
- *  "feedback" object): what subscribe writes beside deliveries, not a
- *  view of a report, so not a column of any table. */
-static bool feedback_line(struct fy_node *root)
-{
-    struct fy_node *feedback = root ? fy_node_by_path(root, "/feedback", FY_NT, 0) : NULL;
-    struct fy_node *report = root ? fy_node_by_path(root, "/report", FY_NT, 0) : NULL;
-    size_t len = 0;
-    const char *text = report && fy_node_is_scalar(report) && !fy_node_is_alias(report) &&
-                               fy_node_get_style(report) == FYNS_PLAIN
-                           ? fy_node_get_scalar(report, &len)
-                           : NULL;
-    return feedback && fy_node_is_mapping(feedback) && text && len == 4 &&
-           memcmp(text, "null", 4) == 0;
-}
-
-/*  A delivery's report_id is a JSON string; anything else (a list, an
- *  object, null) is refused. NULL when it is not text. */
-static const char *scalar_text(struct fy_node *node)
-{
-    if (!node || !fy_node_is_scalar(node) || fy_node_is_alias(node) ||
-        fy_node_get_style(node) != FYNS_DOUBLE_QUOTED)
-        return NULL;
-    return fy_node_get_scalar0(node);
-}
-
-/*  One line of `caveat subscribe`: {"delivery": {...}, "report": {...}}. */
-static bool read_delivery(receipts_t *all, const char *label, const char *line, size_t len,
-                          const char *file)
-{
-    int at_line, at_col;
-    if (cv_text_check(line, len, &at_line, &at_col))
-        return cli_error(CLI_USAGE, "%s: not UTF-8 text", file), false;
-    struct fy_parse_cfg cfg = {.flags = FYPCF_QUIET | FYPCF_JSON_FORCE};
-    struct fy_document *doc = fy_document_build_from_string(&cfg, line, len);
-    struct fy_node *root = doc ? fy_document_root(doc) : NULL;
-    struct fy_node *id = root ? fy_node_by_path(root, "/delivery/report_id", FY_NT, 0) : NULL;
-    struct fy_node *report = root ? fy_node_by_path(root, "/report", FY_NT, 0) : NULL;
-    if (feedback_line(root)) {
-        fy_document_destroy(doc);
-        return true;
-    }
-    cv_error_t err = {0};
-    const char *report_id = scalar_text(id);
-    if (id && !report_id)
-        cv_error_at(&err, file, id, "delivery.report_id: expected a string");
-    ProtobufCMessage *view = report_id && report
-                                 ? cv_json_from_node(cv_schema_report(), report,
-                                                     CV_JSON_TYPED | CV_JSON_VIEW, file, &err)
-                                 : NULL;
-    if (view) {
-        received_t *r = receipt_for(all, report_id, ((Caveat__Report *)view)->originator);
-        r->cols = realloc(r->cols, (size_t)(r->n + 1) * sizeof *r->cols);
-        /* the feed's name is the document's: the column keeps a copy */
-        const char *feed =
-            scalar_text(root ? fy_node_by_path(root, "/delivery/feed", FY_NT, 0) : NULL);
-        char *feed_copy = feed ? strdup(feed) : NULL;
-        r->cols[r->n++] =
-            (column_t){.label = label, .view = (Caveat__Report *)view, .feed = feed_copy};
-    }
-    fy_document_destroy(doc);
-    if (!view)
-        cli_error(CLI_USAGE, "%s: not a delivery line%s%s", file, err.msg[0] ? ": " : "", err.msg);
-    return view != NULL;
-}
-
-static bool read_receipts(receipts_t *all, const char *label, const char *file)
+static bool read_receipts(received_t *all, const char *label, const char *file)
 {
     size_t len;
     char *text = cv_read_file(file, &len);
@@ -398,42 +307,35 @@ static bool read_receipts(receipts_t *all, const char *label, const char *file)
         end = memchr(line, '\n', (size_t)(text + len - line));
         if (!end)
             end = text + len;
-        if (end > line)
-            ok = read_delivery(all, label, line, (size_t)(end - line), file);
+        cv_error_t err = {0};
+        ok = end == line || received_read_line(all, label, line, (size_t)(end - line), file, &err);
+        if (!ok)
+            cli_error(CLI_USAGE, "%s: %s", file, err.msg);
     }
     free(text);
     return ok;
 }
 
-static void print_receipts(receipts_t *all)
+/*  A table per report, a column per view. */
+static void print_receipts(const received_t *all)
 {
-    for (int i = 0; i < all->n; i++) {
-        received_t *r = &all->items[i];
+    for (int i = 0; i < received_count(all); i++) {
+        const received_report_t *r = received_at(all, i);
+        column_t *cols = cv_xcalloc((size_t)r->n, sizeof *cols);
+        for (int v = 0; v < r->n; v++)
+            cols[v] = (column_t){r->views[v].label, r->views[v].view, r->views[v].feed, NULL};
         putchar('\n');
-        print_header(r->report_id, r->cols[0].view);
-        print_table(NULL, r->cols, r->n);
+        print_header(r->report_id, cols[0].view);
+        print_table(NULL, cols, r->n);
+        free(cols);
     }
-}
-
-static void free_receipts(receipts_t *all)
-{
-    for (int i = 0; i < all->n; i++) {
-        for (int c = 0; c < all->items[i].n; c++) {
-            protobuf_c_message_free_unpacked(&all->items[i].cols[c].view->base, NULL);
-            free((char *)all->items[i].cols[c].feed);
-        }
-        free(all->items[i].cols);
-        free(all->items[i].report_id);
-        free(all->items[i].originator);
-    }
-    free(all->items);
 }
 
 int cmd_received(int argc, char **argv)
 {
     if (argc < 2)
         return cli_error(CLI_USAGE, "usage: caveat received LABEL=FILE...");
-    receipts_t all = {NULL, 0};
+    received_t *all = received_new();
     bool ok = true;
     for (int i = 1; ok && i < argc; i++) {
         char *eq = strchr(argv[i], '=');
@@ -442,11 +344,11 @@ int cmd_received(int argc, char **argv)
             ok = false;
         } else {
             *eq = '\0';
-            ok = read_receipts(&all, argv[i], eq + 1);
+            ok = read_receipts(all, argv[i], eq + 1);
         }
     }
     if (ok)
-        print_receipts(&all);
-    free_receipts(&all);
+        print_receipts(all);
+    received_destroy(&all);
     return ok ? CLI_OK : CLI_USAGE;
 }
