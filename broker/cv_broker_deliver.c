@@ -507,6 +507,23 @@ static bool view_now(cv_broker_t *self, cv_queue_t *queue, const cv_sent_t *sent
     return true;
 }
 
+/*  The acknowledged deliveries the queue's save stores that never left (a
+ *  client may acknowledge past a seq it was never sent) lose their route
+ *  to the queue, as one the pump dropped: once saved, the queue forgets
+ *  they never left, and the route alone would tell feedback that the
+ *  agency had the report (broker_on_feedback). */
+static bool unroute_never_sent(cv_broker_t *self, cv_queue_t *queue, cv_error_t *err)
+{
+    size_t acked = cv_queue_acked_count(queue);
+    for (size_t i = 0; i < acked; i++) {
+        const cv_sent_t *sent = cv_queue_acked_at(queue, i);
+        if (!cv_sent_may_be_received(sent) &&
+            !cv_store_unroute(self->store, sent->item.report, cv_queue_id(queue), err))
+            return false;
+    }
+    return true;
+}
+
 /*  A "delivered" leaf for every CV_RECORD_DELIVERIES_PER_LEAF deliveries
  *  whose acknowledgement the queue's save stores, in the same transaction
  *  (cv_router_set_saving), and a receipt to come for each if the session
@@ -514,6 +531,8 @@ static bool view_now(cv_broker_t *self, cv_queue_t *queue, const cv_sent_t *sent
 bool broker_record_deliveries(void *arg, cv_queue_t *queue, cv_error_t *err)
 {
     cv_broker_t *self = arg;
+    if (!unroute_never_sent(self, queue, err))
+        return false;
     if (self->config.audit_off)
         return true; /* --audit-log off: no leaf, so no view to hash again */
     const char *agency = cv_queue_agency(queue), *feed = cv_queue_feed(queue);

@@ -1507,6 +1507,19 @@ static void test_feedback_on_a_delivery_that_never_left_is_refused(void **state)
     assert_int_equal(sent_to(&sent, mark, 2, CAVEAT__WIRE__FRAME__BODY_ERROR), 2);
     assert_int_equal(store_count(o, "SELECT count(*) FROM feedback"), 1);
     assert_int_equal(sent_to(&sent, 0, 2, CAVEAT__WIRE__FRAME__BODY_DELIVER), 1);
+
+    /* acknowledged past it (a client may), and the acknowledgement saved:
+     * the queue forgets the seq, and the route it never left by goes */
+    cv_broker_frame_t ack[] = {ack_frame(council, 2, 2)};
+    one_turn(o, ack, 1);
+    for (int i = 0; i < 500 && store_count(o, DELIVERED_LEAVES_NAMING("r-left")) == 0; i++)
+        heartbeat_turn(o, admin, 3);
+    assert_int_equal(store_count(o, DELIVERED_LEAVES_NAMING("r-left")), 1);
+    mark = sent.n;
+    cv_broker_frame_t again[] = {feedback_on(council, 2, "r-withdrawn", "useful")};
+    one_turn(o, again, 1);
+    assert_int_equal(sent_to(&sent, mark, 2, CAVEAT__WIRE__FRAME__BODY_ERROR), 1);
+    assert_int_equal(store_count(o, "SELECT count(*) FROM feedback"), 1);
 }
 
 /*  A reload of the policy in force, unchanged, writes no policy leaf and
