@@ -95,8 +95,7 @@ struct cv_decision_t {
     int *released; /* those of them that released the report (settle_released) */
     int n_released, cap_released;
     bool released_done;
-    uint8_t *combined; /* the entries' grants combined, before restrictions (settle_released) */
-    int *restricted;   /* the restrictions that apply, in policy order */
+    int *restricted; /* the restrictions that apply, in policy order */
     int n_restricted, cap_restricted;
     bool restrictions_pending; /* not looked up yet: ensure_restricted before reading them */
     bool grants_restricted;    /* grant[] has the restrictions applied */
@@ -183,12 +182,11 @@ cv_decision_t *cv_decision_new(void)
     self->failed = calloc(self->size, 1);
     self->outcome = calloc(self->size, sizeof *self->outcome);
     self->granted = calloc(self->size, 1);
-    self->combined = calloc(self->size, 1);
     self->present = calloc(self->size, 1);
     self->given = calloc(self->size, 1);
     self->walked = calloc(self->size, 1);
     if (!self->kind || !self->field_level || !self->grant || !self->failed || !self->outcome ||
-        !self->granted || !self->combined || !self->present || !self->given || !self->walked)
+        !self->granted || !self->present || !self->given || !self->walked)
         abort();
     for (size_t i = 0; i < self->size; i++)
         self->kind[i] = !self->nodes[i].is_leaf   ? NODE_INNER
@@ -228,7 +226,6 @@ void cv_decision_destroy(cv_decision_t **self_p)
     free_text(self);
     free(self->matched);
     free(self->released);
-    free(self->combined);
     free(self->restricted);
     free(self->reasons);
     free(self->order);
@@ -698,10 +695,11 @@ static void explain_outcomes(cv_decision_t *self)
  *  report's level, which the entry and the recipient both allow (decide
  *  checked), so no grant is capped: a plain bytewise max over the entry's
  *  row, which leaves the cold cv_entry_t untouched. */
-static void add_entry_grants(cv_decision_t *self, uint8_t *restrict out, int e, bool raised)
+static void add_entry_grants(cv_decision_t *self, int e, bool raised)
 {
     size_t size = self->size;
     const uint8_t *restrict grants = self->policy->grants + (size_t)e * size;
+    uint8_t *restrict out = self->grant;
     if (!raised) {
         for (size_t i = 0; i < size; i++) /* vectorised */
             out[i] = grants[i] > out[i] ? grants[i] : out[i];
@@ -765,7 +763,7 @@ static void compute_grants(cv_decision_t *self)
     memset(self->grant, CV_GRANT_NONE, self->size);
     memset(self->failed, 0, self->size);
     for (int m = 0; m < self->n_matched; m++)
-        add_entry_grants(self, self->grant, self->matched[m], raised);
+        add_entry_grants(self, self->matched[m], raised);
     if (self->n_restricted > 0)
         apply_restrictions(self);
     only_leaves(self->grant, self->kind, self->size);
@@ -861,57 +859,6 @@ static bool grants_something(cv_decision_t *self)
     if (self->n_restricted > 0)
         self->restricted_all = entries_alone_grant(self);
     return false;
-}
-
-/*  Whether matched entry e grants a leaf, within its cap, that goes after
- *  the entries' grants are combined (combined[]). */
-static bool entry_gives(const cv_decision_t *self, int e, bool raised)
-{
-    const uint8_t *row = self->policy->grants + (size_t)e * self->size;
-    int cap = entry_cap(self, &self->policy->entries[e]);
-    for (size_t i = 0; i < self->size; i++)
-        if (self->kind[i] == NODE_LEAF && goes(row[i]) && goes(self->combined[i]) &&
-            (!raised || self->field_level[i] <= cap))
-            return true;
-    return false;
-}
-
-/*  The entries a recipient is told released the report (Delivery.rules,
- *  the audit log's "rules") and whose first screening entry names its
- *  feed: of those that matched, the notices, and those granting a field
- *  (within their max_level and the recipient's clearance) that still goes
- *  once every matching entry's grants are combined (rule 5). One that only
- *  denies, or whose grants are all capped by a field's level or denied by
- *  another entry, released nothing (rule 1), and naming it would say what
- *  the withheld fields hold: screening entries match on indicators and
- *  keywords, rules with same_area on the area, markings on fields' levels.
- *  Restrictions do not count: they depend on no content (rule 10). One
- *  entry that delivered released it alone. */
-static void settle_released(cv_decision_t *self)
-{
-    if (self->released_done)
-        return;
-    self->released_done = true;
-    self->n_released = 0;
-    if (!self->delivered)
-        return;
-    sort_matched(self);
-    while (self->cap_released < self->n_matched)
-        self->released = grow(self->released, &self->cap_released, sizeof *self->released);
-    if (self->n_matched == 1) {
-        self->released[self->n_released++] = self->matched[0];
-        return;
-    }
-    bool raised = self->report->n_field_markings > 0 && compute_field_levels(self);
-    memset(self->combined, CV_GRANT_NONE, self->size);
-    for (int m = 0; m < self->n_matched; m++)
-        add_entry_grants(self, self->combined, self->matched[m], raised);
-    for (int m = 0; m < self->n_matched; m++) {
-        int e = self->matched[m];
-        if (self->policy->entries[e].notice || entry_gives(self, e, raised))
-            self->released[self->n_released++] = e;
-    }
-    assert(self->n_released > 0); /* what delivered it released it */
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1163,28 +1110,39 @@ static bool mark_given(cv_decision_t *self, const ProtobufCMessage *src, int par
 
 /*  Whether one value of node's field puts something in the view, as
  *  copy_value and emptied decide; marks given[] under it. */
-static bool gives_value(cv_decision_t *self, int node, const void *value)
+/*  Whether one value of a leaf's field (a map is one), granted as grant,
+ *  puts something in the view. */
+static bool gives_leaf_value(cv_decision_t *self, const cv_schema_node_t *n, cv_grant_t grant,
+                             const void *value)
 {
-    const cv_schema_node_t *n = &self->nodes[node];
     switch (n->field->type) {
     case PROTOBUF_C_TYPE_STRING:
-        return gives_text(self, self->grant[node], *(char *const *)value);
-    case PROTOBUF_C_TYPE_MESSAGE: {
+        return gives_text(self, grant, *(char *const *)value);
+    case PROTOBUF_C_TYPE_MESSAGE: { /* a map: its entries' values */
         const ProtobufCMessage *msg = *(ProtobufCMessage *const *)value;
         if (!msg)
             return false;
-        if (!n->is_map) /* one empty as published goes as it is */
-            return mark_given(self, msg, node) || message_empty(msg);
         const ProtobufCMessageDescriptor *d = msg->descriptor;
         const char *key = *(char *const *)((const char *)msg + d->fields[0].offset);
         const char *text = *(char *const *)((const char *)msg + d->fields[1].offset);
-        return key && gives_text(self, self->grant[node], text);
+        return key && gives_text(self, grant, text);
     }
     case PROTOBUF_C_TYPE_BYTES: /* withheld, as in copy_value */
         return false;
     default:
         return true;
     }
+}
+
+static bool gives_value(cv_decision_t *self, int node, const void *value)
+{
+    const cv_schema_node_t *n = &self->nodes[node];
+    if (n->field->type == PROTOBUF_C_TYPE_MESSAGE && !n->is_map) {
+        const ProtobufCMessage *msg = *(ProtobufCMessage *const *)value;
+        /* one empty as published goes as it is */
+        return msg && (mark_given(self, msg, node) || message_empty(msg));
+    }
+    return gives_leaf_value(self, n, (cv_grant_t)self->grant[node], value);
 }
 
 /*  given[]: the fields of src (a message at parent) of which the view
@@ -1254,6 +1212,100 @@ static void settle_given(cv_decision_t *self)
     }
     if (any)
         mark_given(self, &report->base, -1);
+}
+
+static void settle_grants(cv_decision_t *self);
+
+/*  What the walk for an entry looks at: the grants that decide the view
+ *  (final: the entries' union with restrictions applied, or the one
+ *  entry's row), the entry's own row, and its cap when fields are raised. */
+typedef struct {
+    const uint8_t *final, *row;
+    int cap;
+    bool raised;
+} entry_walk_t;
+
+/*  Whether src (a message at node parent) holds a value the view gives of
+ *  a leaf the entry grants within its cap, as mark_given decides what the
+ *  view holds; the first found ends the walk, so that an entry granting a
+ *  field most reports have costs a field or two. */
+static bool gives_of_entry(cv_decision_t *self, const ProtobufCMessage *src, int parent,
+                           const entry_walk_t *w)
+{
+    int node = parent + 1;
+    for (unsigned i = 0; i < src->descriptor->n_fields; i++, node = self->nodes[node].end) {
+        const cv_schema_node_t *n = &self->nodes[node];
+        const ProtobufCFieldDescriptor *f = n->field;
+        bool leaf = self->kind[node] == NODE_LEAF, inner = self->kind[node] == NODE_INNER;
+        if ((!leaf && !inner) || node == self->markings_node || !field_present(src, f))
+            continue; /* the envelope goes with every delivery: it releases nothing */
+        if (leaf && (!goes(w->row[node]) || !goes(w->final[node]) ||
+                     (w->raised && self->field_level[node] > w->cap)))
+            continue;
+        bool repeated = f->label == PROTOBUF_C_LABEL_REPEATED;
+        size_t count = repeated ? *(const size_t *)((const char *)src + f->quantifier_offset) : 1;
+        const char *values = (const char *)src + f->offset;
+        if (repeated)
+            values = *(char *const *)values;
+        for (size_t k = 0; k < count; k++) {
+            const void *value = values + k * (repeated ? cv_slot_size(f->type) : 0);
+            const ProtobufCMessage *msg = inner ? *(ProtobufCMessage *const *)value : NULL;
+            if (leaf ? gives_leaf_value(self, n, (cv_grant_t)w->final[node], value)
+                     : msg && gives_of_entry(self, msg, node, w))
+                return true;
+        }
+    }
+    return false;
+}
+
+/*  Whether matched entry e grants, within its cap, a field the view holds. */
+static bool entry_gives(cv_decision_t *self, int e, const uint8_t *final, bool raised)
+{
+    entry_walk_t w = {final, self->policy->grants + (size_t)e * self->size,
+                      entry_cap(self, &self->policy->entries[e]), raised};
+    return gives_of_entry(self, &self->report->base, -1, &w);
+}
+
+/*  The entries a recipient is told released the report (Delivery.rules,
+ *  the audit log's "rules") and whose first screening entry names its
+ *  feed: of those that matched, the notices, and those granting (within
+ *  their max_level and the recipient's clearance) a field the view holds.
+ *  The view is what the recipient sees anyway; that an entry matched is
+ *  not, and screening entries match on indicators and keywords, rules with
+ *  same_area on the area, markings decide fields' levels. So an entry
+ *  that only denies, whose grants are capped, denied by another entry or
+ *  a restriction, or fall on fields the report lacks or whose masks do
+ *  not fit, released nothing and is not named: naming it would tell the
+ *  recipient what the withheld fields hold. A delivery whose view holds
+ *  nothing but the envelope, and no notice, names none. One entry that
+ *  delivered and whose view holds what it grants is settled without the
+ *  walk when nothing can be missing: the entry grants every field ("*"). */
+static void settle_released(cv_decision_t *self)
+{
+    if (self->released_done)
+        return;
+    self->released_done = true;
+    self->n_released = 0;
+    if (!self->delivered)
+        return;
+    sort_matched(self);
+    while (self->cap_released < self->n_matched)
+        self->released = grow(self->released, &self->cap_released, sizeof *self->released);
+    const cv_entry_t *entries = self->policy->entries;
+    /* one entry, no marking, no restriction: its row is the grants, and
+     * nothing need be worked out (the hot path: a rule of "*": share) */
+    int alone = cv_decision_grants_entry(self);
+    const uint8_t *final = alone >= 0 ? self->policy->grants + (size_t)alone * self->size : NULL;
+    if (!final) {
+        settle_grants(self);
+        final = self->grant;
+    }
+    bool raised = self->report->n_field_markings > 0 && compute_field_levels(self);
+    for (int m = 0; m < self->n_matched; m++) {
+        int e = self->matched[m];
+        if (entries[e].notice || entry_gives(self, e, final, raised))
+            self->released[self->n_released++] = e;
+    }
 }
 
 static void copy_repeated(cv_decision_t *self, int node, const ProtobufCMessage *src,
