@@ -443,14 +443,16 @@ static bool forget_removed(cv_broker_t *self, cv_error_t *err)
 }
 
 /*  ...and that committed: n more purged, and nothing removed is sent
- *  again, not even from memory; the queues are read back without it. */
+ *  again, not even from memory. The queues still name them: the pump
+ *  drops an entry whose report is gone, and a resend passes over one
+ *  (entry_for), so they are read back without them once, when the purge
+ *  ends (purge_end), not after every step: reading every queue back costs
+ *  in proportion to what waits in them all. */
 static void removed(cv_broker_t *self, int n)
 {
     self->stats.purged += (uint64_t)n;
-    if (n == 0)
-        return;
-    cv_cache_forget(self->cache);
-    broker_reload_queues(self);
+    if (n > 0)
+        cv_cache_forget(self->cache);
 }
 
 /*  Saves every queue's acknowledgements now, in a transaction of their
@@ -558,9 +560,11 @@ static void purge_end(cv_broker_t *self, const char *error)
     } else if (error) {
         cv_log_warning(self->log, "retention: %s", error);
     }
-    if (total > 0)
+    if (total > 0) {
         cv_log_info(self->log, "retention: purged %d reports (%d steps)", total,
                     self->purging.steps);
+        broker_reload_queues(self);
+    }
     self->purging.going = false;
     self->purging.asked = NULL;
     if ((d = take_waiting_purge(self))) {
@@ -584,12 +588,18 @@ void broker_purge_begin(cv_broker_t *self, const cv_purge_how_t *how, deferred_t
     self->purging.steps = 0;
 }
 
+/*  A step purges purge_step reports, or as many as the last turn took if
+ *  more: reports fall due at the rate they were accepted a period ago, so
+ *  a step a turn that took no more than a fixed number would fall behind
+ *  a broker taking more than that a turn, and never end. */
 void broker_purge_step(cv_broker_t *self)
 {
     if (!self->purging.going)
         return;
     cv_error_t err = {0};
     int limit = purge_step_size(self);
+    if (self->turn_reports > (size_t)limit)
+        limit = (int)self->turn_reports;
     int n = purge_once(self, &self->purging.how, limit, self->purging.list, &err);
     self->purging.steps++;
     if (n >= 0)

@@ -1136,7 +1136,7 @@ static void test_a_purge_goes_in_steps_with_turns_between(void **state)
     police_and_admin_in_session(o, police, admin, &seen);
     cv_broker_frame_t old[5];
     for (int i = 0; i < 5; i++) {
-        char id[16];
+        char id[24];
         snprintf(id, sizeof id, "r-old-%d", i);
         old[i] = publish_frame_as(police, 1, "vulnerable_individual", id);
     }
@@ -2226,6 +2226,66 @@ static bool delivered(const turn_seen_t *seen, const char *id)
     return false;
 }
 
+/*  Reports for the council, which is away, published as the police
+ *  (connection 1) and made due for retention (accepted in 1970). */
+static void due_for_the_council(offline_t *o, int police, int n)
+{
+    cv_broker_frame_t *published = calloc((size_t)n, sizeof *published);
+    assert_non_null(published);
+    for (int i = 0; i < n; i++) {
+        char id[24];
+        snprintf(id, sizeof id, "r-due-%d", i);
+        published[i] = publish_frame_as(police, 1, "vulnerable_individual", id);
+    }
+    one_turn(o, published, (size_t)n);
+    free(published);
+    store_sql(o, "UPDATE reports SET created = 1, accepted = 1000 WHERE id LIKE 'r-due-%'");
+}
+
+/*  Between a purge's steps the queues still name reports purged in the
+ *  steps before (they are read back once, at its end): the council
+ *  coming back then is sent the due reports not purged yet, and none of
+ *  those purged. And a step purges at least as many reports as the turn
+ *  before it took, so that a purge keeps pace with what arrives. */
+static void test_between_a_purges_steps_nothing_purged_is_sent(void **state)
+{
+    offline_t *o = *state;
+    cv_broker_destroy(&o->broker);
+    o->broker = open_broker_stepping(o, CV_SYNC_OFF, 1);
+    int police = agency(o, "hum-bcu-hull"), council = agency(o, "hull-cc"),
+        admin = agency(o, "caveat-admin");
+    turn_seen_t seen = {0};
+    cv_broker_on_sent(o->broker, on_sent_turn, &seen);
+    cv_broker_frame_t start[] = {hello_with(police, 1, 0), hello_with(admin, 3, 0)};
+    one_turn(o, start, 2);
+    due_for_the_council(o, police, 8);
+    const char *left = "SELECT count(*) FROM reports WHERE id LIKE 'r-due-%'";
+
+    cv_broker_frame_t purge[] = {admin_frame(admin, 3, "purge", (char *[]){"trust-clock"}, 1)};
+    one_turn(o, purge, 1);
+    assert_int_equal(store_count(o, left), 7);
+    cv_broker_frame_t back[] = {hello_with(council, 2, 100)};
+    one_turn(o, back, 1); /* a step of one before it */
+    assert_int_equal(store_count(o, left), 6);
+    assert_int_equal(seen.delivered.n, 6);
+    for (size_t i = 0; i < seen.delivered.n; i++) {
+        char sql[160];
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM purges WHERE report_id = '%s'",
+                 seen.delivered.ids[i]);
+        assert_int_equal(store_count(o, sql), 0);
+    }
+
+    /* a turn of four publishes: the step after it purges four */
+    cv_broker_frame_t four[4];
+    for (int i = 0; i < 4; i++)
+        four[i] = publish_frame_as(police, 1, "vulnerable_individual", NULL);
+    one_turn(o, four, 4); /* a step of one before it */
+    assert_int_equal(store_count(o, left), 5);
+    cv_broker_frame_t stats[] = {admin_frame(admin, 3, "stats", NULL, 0)};
+    one_turn(o, stats, 1);
+    assert_int_equal(store_count(o, left), 1);
+}
+
 /*  A report whose row SQLite cannot read (a damaged page) failed every
  *  turn that read it: while its recipient was connected with credit,
  *  every agency's publishes were refused, turn after turn. It now fails
@@ -2299,6 +2359,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_a_purge_goes_in_steps_with_turns_between, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_between_a_purges_steps_nothing_purged_is_sent, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_an_immediate_report_ends_its_turn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_an_agency_ends_few_turns_early, setup, teardown),
