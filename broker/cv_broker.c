@@ -891,6 +891,7 @@ static bool begin_turn(cv_broker_t *self)
         broker_disk_changed(self);
     cv_cache_next_turn(self->cache);
     self->turn_reports = 0;
+    self->turn_stored = 0;
     self->turn_urgent = false;
     self->turns++;
     return true;
@@ -1126,6 +1127,8 @@ static void report_recovered(cv_broker_t *self, const cv_poller_t *poller)
                    (unsigned long long)n);
 }
 
+static void stop(cv_broker_t *self, bool clean);
+
 int cv_broker_run(cv_broker_t *self)
 {
     int64_t next_purge = 0, next_monitor = 0, next_overdue = 0;
@@ -1182,11 +1185,19 @@ int cv_broker_run(cv_broker_t *self)
          * not ended for want of a session */
         cv_guard_enforce(self->guard);
     }
-    broker_stop_backup(self, "the broker is stopping");
-    broker_purge_stop(self, "the broker is stopping; retention purges the rest when it starts");
     self->poller = NULL;
     cv_poller_destroy(&poller);
-    if (status == 0) {
+    stop(self, status == 0);
+    return status;
+}
+
+/*  The loop's end: what runs in the background is stopped, and on a clean
+ *  stop what was acknowledged is saved and what waits for its sync goes. */
+static void stop(cv_broker_t *self, bool clean)
+{
+    broker_stop_backup(self, "the broker is stopping");
+    broker_purge_stop(self, "the broker is stopping; retention purges the rest when it starts");
+    if (clean) {
         broker_commit_saves(self, true); /* a clean stop resends nothing acknowledged, and
                                           * signs what the audit log holds */
         /* what waits for a sync leaves once synced, within a second */
@@ -1194,5 +1205,10 @@ int cv_broker_run(cv_broker_t *self)
         release_synced(self);
     }
     cv_log_info(self->log, "stopped");
-    return status;
+}
+
+void cv_broker_stop_offline(cv_broker_t *self)
+{
+    assert(!self->router);
+    stop(self, true);
 }

@@ -77,6 +77,9 @@ void cv_broker_on_sent(cv_broker_t *self, cv_broker_sent_fn *fn, void *arg);
  *  it from libzmq's monitor; frames fed from it after this are those it
  *  sent before going. */
 void cv_broker_went(cv_broker_t *self, uint32_t connection);
+/*  What cv_broker_run does when it stops cleanly, offline: a purge going
+ *  is ended, acknowledgements saved, what waits for a sync sent. */
+void cv_broker_stop_offline(cv_broker_t *self);
 
 /*  Serves until SIGINT or SIGTERM; SIGHUP reloads the policy. */
 int cv_broker_run(cv_broker_t *self);

@@ -483,7 +483,7 @@ static int purge_once(cv_broker_t *self, const cv_purge_how_t *how, int limit,
 {
     bool dry_run = how->dry_run;
     if (!dry_run)
-        broker_commit_saves(self, false); /* the queues are read back after a purge */
+        broker_commit_saves(self, false); /* a step's transaction is its own */
     if (!cv_store_begin(self->store, err))
         return -1;
     int total = purge_categories(self, how, dry_run ? 0 : limit, list, err);
@@ -563,6 +563,9 @@ static void purge_end(cv_broker_t *self, const char *error)
     if (total > 0) {
         cv_log_info(self->log, "retention: purged %d reports (%d steps)", total,
                     self->purging.steps);
+        /* acknowledgements taken since the last step are saved first: the
+         * queues read back are the store's (a stop ends a purge here) */
+        broker_commit_saves(self, false);
         broker_reload_queues(self);
     }
     self->purging.going = false;
@@ -588,18 +591,21 @@ void broker_purge_begin(cv_broker_t *self, const cv_purge_how_t *how, deferred_t
     self->purging.steps = 0;
 }
 
-/*  A step purges purge_step reports, or as many as the last turn took if
- *  more: reports fall due at the rate they were accepted a period ago, so
+/*  A step purges purge_step reports, or as many as the last turn stored
+ *  if more: reports fall due at the rate they were stored a period ago, so
  *  a step a turn that took no more than a fixed number would fall behind
- *  a broker taking more than that a turn, and never end. */
+ *  a broker storing more than that a turn, and never end. Stored, not
+ *  published: reports refused, or sent again, would let an agency make
+ *  every step as long as a turn of its junk. A turn stores at most
+ *  REPORTS_PER_TURN and one Publish more. */
 void broker_purge_step(cv_broker_t *self)
 {
     if (!self->purging.going)
         return;
     cv_error_t err = {0};
     int limit = purge_step_size(self);
-    if (self->turn_reports > (size_t)limit)
-        limit = (int)self->turn_reports;
+    if (self->turn_stored > (size_t)limit)
+        limit = (int)self->turn_stored;
     int n = purge_once(self, &self->purging.how, limit, self->purging.list, &err);
     self->purging.steps++;
     if (n >= 0)
@@ -697,8 +703,10 @@ static int review(cv_broker_t *self, const cv_review_args_t *args, const cv_revi
         found = -1;
     if (!broker_end_recorded(self, found == 1, err))
         return found == 1 ? -1 : found;
-    if (decision->dispose)
+    if (decision->dispose) { /* the queues are read back at once, as no purge ends for it */
         removed(self, 1);
+        broker_reload_queues(self);
+    }
     return 1;
 }
 

@@ -283,6 +283,7 @@ struct cv_broker_t {
     int failures;          /* turns failed in a row: the back-off */
     int64_t last_failure;  /* when a turn last rolled back (zclock_mono), 0: never */
     size_t turn_reports;   /* reports handled in this turn */
+    size_t turn_stored;    /* of them, stored (new): what a purge's step keeps pace with */
     bool turn_urgent;      /* an IMMEDIATE report was stored in this turn: it drains no more */
     cv_queue_t **route_to; /* one report's queues, reused */
     size_t route_to_cap;

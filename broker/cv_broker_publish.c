@@ -618,6 +618,7 @@ static void accept_reports(cv_broker_t *self, int agency, const char *sender,
         prepared_t *p = &prepared[i];
         if (i % CV_PUT_BATCH == 0)
             store_reports(self, p, n - i < CV_PUT_BATCH ? n - i : CV_PUT_BATCH, results + i);
+        self->turn_stored += p->rowid != 0;
         if (p->rowid) /* its first deliveries are made from it, as it came */
             cv_cache_put(self->cache, p->rowid, publish->reports[i],
                          (const uint8_t *)self->bodies.bytes + p->body, p->body_len);

@@ -1277,9 +1277,11 @@ static bool entry_gives(cv_decision_t *self, int e, const uint8_t *final, bool r
  *  a restriction, or fall on fields the report lacks or whose masks do
  *  not fit, released nothing and is not named: naming it would tell the
  *  recipient what the withheld fields hold. A delivery whose view holds
- *  nothing but the envelope, and no notice, names none. One entry that
- *  delivered and whose view holds what it grants is settled without the
- *  walk when nothing can be missing: the entry grants every field ("*"). */
+ *  nothing but the envelope, and no notice, names none; field_markings is
+ *  not a field an entry is named for (its values go with the fields they
+ *  mark). One entry with no marking or restriction walks its own row, the
+ *  grants; otherwise they are worked out first. The walk stops at the
+ *  first field given. */
 static void settle_released(cv_decision_t *self)
 {
     if (self->released_done)

@@ -2284,6 +2284,61 @@ static void test_between_a_purges_steps_nothing_purged_is_sent(void **state)
     cv_broker_frame_t stats[] = {admin_frame(admin, 3, "stats", NULL, 0)};
     one_turn(o, stats, 1);
     assert_int_equal(store_count(o, left), 1);
+
+    /* the council acknowledges what it got and the broker stops with the
+     * purge still going: the end of the purge reads the queues back, after
+     * saving the acknowledgement, which was lost with them */
+    cv_broker_frame_t ack[] = {ack_frame(council, 2, 6)};
+    one_turn(o, ack, 1); /* the step before it purges the last: a step more ends it */
+    due_for_the_council(o, police, 4);
+    cv_broker_frame_t again[] = {admin_frame(admin, 3, "purge", NULL, 0)};
+    one_turn(o, again, 1); /* its first step saves what was acknowledged before it */
+    assert_int_equal(store_count(o, left), 3);
+    /* reports refused count for nothing: a step after a turn of them is
+     * one report, not as many as an agency's junk */
+    cv_broker_frame_t junk[4];
+    for (int i = 0; i < 4; i++) {
+        Caveat__Report *refused = example_to_send("vulnerable_individual", NULL);
+        free(refused->category);
+        refused->category = strdup("no-such-category");
+        junk[i] = publish_of(police, 1, refused);
+    }
+    one_turn(o, junk, 4);
+    assert_int_equal(store_count(o, left), 2);
+    cv_broker_frame_t acked[] = {ack_frame(council, 2, 8)};
+    one_turn(o, acked, 1); /* a step before it; the acknowledgement waits for its save */
+    assert_int_equal(store_count(o, left), 1);
+    cv_broker_stop_offline(o->broker);
+    assert_int_equal(store_count(o, "SELECT acked_seq FROM queues WHERE agency = 'hull-cc'"
+                                    " AND feed = ''"),
+                     8);
+}
+
+/*  A disposal removes its report from the queues at once: no purge ends
+ *  for it to read them back, and stats counted it as queued still. */
+static void test_a_disposal_leaves_no_queue_naming_it(void **state)
+{
+    offline_t *o = *state;
+    int police = agency(o, "hum-bcu-hull"), admin = agency(o, "caveat-admin");
+    admin_seen_t seen = {0};
+    police_and_admin_in_session(o, police, admin, &seen);
+    cv_broker_frame_t published[] = {
+        publish_frame_as(police, 1, "vulnerable_individual", "r-disposed")};
+    one_turn(o, published, 1); /* for the council, away */
+    cv_broker_frame_t stats[] = {admin_frame(admin, 3, "stats", NULL, 0)};
+    one_turn(o, stats, 1);
+    assert_null(strstr(seen.text, "\"queued\":0,"));
+    cv_broker_frame_t dispose[] = {
+        admin_frame(admin, 3, "review",
+                    (char *[]){"report=r-disposed", "dispose", "reason=entered in error"}, 3)};
+    one_turn(o, dispose, 1);
+    assert_int_equal(store_count(o, "SELECT count(*) FROM reports WHERE id = 'r-disposed'"), 0);
+    for (int i = 0; i < 2; i++) { /* the disposal's answer waits for a turn after it */
+        stats[0] = admin_frame(admin, 3, "stats", NULL, 0);
+        one_turn(o, stats, 1);
+    }
+    assert_int_equal(seen.replies, 4);
+    assert_non_null(strstr(seen.text, "\"queued\":0,"));
 }
 
 /*  A report whose row SQLite cannot read (a damaged page) failed every
@@ -2362,6 +2417,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_between_a_purges_steps_nothing_purged_is_sent, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_a_disposal_leaves_no_queue_naming_it, setup, teardown),
         cmocka_unit_test_setup_teardown(test_an_immediate_report_ends_its_turn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_an_agency_ends_few_turns_early, setup, teardown),
         cmocka_unit_test_setup_teardown(test_answers_after_the_commit_go_to_the_asker_alone, setup,

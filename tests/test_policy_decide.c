@@ -225,7 +225,8 @@ static Caveat__Report *view_for(const cv_policy_t *policy, const Caveat__Report 
     assert_int_equal(delivered, cv_decision_delivered(decision));
     Caveat__Report *view = cv_decision_view(decision, report);
     assert_int_equal(view != NULL, delivered);
-    assert_int_equal(cv_decision_entry_count(decision) > 0, delivered);
+    if (!delivered) /* one delivered may name none: a view of the envelope alone */
+        assert_int_equal(cv_decision_entry_count(decision), 0);
     return view;
 }
 
