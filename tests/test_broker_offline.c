@@ -1740,6 +1740,49 @@ static bool holds_text(const char *path, const char *text)
     return same;
 }
 
+/*  The paths of a backup whose directory is swapped: the store (db), the
+ *  parent of the backup's directory (dir, "copy" in it), where the parent
+ *  is moved, and "live", whose own "copy" holds files of the backup's
+ *  names, each saying "live", for the swap to point the parent at. */
+typedef struct {
+    char db[600], parent[600], dir[700], moved[600], live[600];
+} swap_t;
+
+static void swap_set_up(offline_t *o, swap_t *p, const char *const *names, size_t n)
+{
+    char file[800];
+    snprintf(p->db, sizeof p->db, "%s", harness_path(o->files, "data/caveat.db"));
+    snprintf(p->parent, sizeof p->parent, "%s", harness_path(o->files, "backups"));
+    snprintf(p->moved, sizeof p->moved, "%s", harness_path(o->files, "backups-moved"));
+    snprintf(p->live, sizeof p->live, "%s", harness_path(o->files, "live"));
+    snprintf(p->dir, sizeof p->dir, "%s/copy", p->parent);
+    assert_int_equal(mkdir(p->parent, 0700), 0);
+    assert_int_equal(mkdir(p->live, 0700), 0);
+    snprintf(file, sizeof file, "%s/copy", p->live);
+    assert_int_equal(mkdir(file, 0700), 0);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(file, sizeof file, "%s/copy/%s", p->live, names[i]);
+        planted(file, "live");
+    }
+}
+
+/*  The parent swapped for a link to "live". */
+static void swap_now(const swap_t *p)
+{
+    assert_int_equal(rename(p->parent, p->moved), 0);
+    assert_int_equal(symlink(p->live, p->parent), 0);
+}
+
+/*  Every file of "live" still says "live". */
+static void swap_left_live_alone(const swap_t *p, const char *const *names, size_t n)
+{
+    char file[800];
+    for (size_t i = 0; i < n; i++) {
+        snprintf(file, sizeof file, "%s/copy/%s", p->live, names[i]);
+        assert_true(holds_text(file, "live"));
+    }
+}
+
 /*  A backup writes only in the directory it made, and removes only what
  *  it wrote. Its directory's parent swapped, between the request and the
  *  copy, for a link to where the data directory's files are (whoever can
@@ -1750,40 +1793,25 @@ static bool holds_text(const char *path, const char *text)
 static void test_a_backup_removes_nothing_it_did_not_write(void **state)
 {
     offline_t *o = *state;
-    char db[600], parent[600], dir[700], moved[600], live[600], file[800], why[CV_BACKUP_TEXT];
-    snprintf(db, sizeof db, "%s", harness_path(o->files, "data/caveat.db"));
-    snprintf(parent, sizeof parent, "%s", harness_path(o->files, "backups"));
-    snprintf(moved, sizeof moved, "%s", harness_path(o->files, "backups-moved"));
-    snprintf(live, sizeof live, "%s", harness_path(o->files, "live"));
-    snprintf(dir, sizeof dir, "%s/copy", parent);
+    char file[800], why[CV_BACKUP_TEXT];
     const char *names[] = {"caveat.db", "pseudonym.key", "audit.key"};
-    assert_int_equal(mkdir(parent, 0700), 0);
-    snprintf(file, sizeof file, "%s/copy", live);
-    assert_int_equal(mkdir(live, 0700), 0);
-    assert_int_equal(mkdir(file, 0700), 0);
-    for (size_t i = 0; i < 3; i++) {
-        snprintf(file, sizeof file, "%s/copy/%s", live, names[i]);
-        planted(file, "live");
-    }
+    swap_t p;
+    swap_set_up(o, &p, names, 3);
     const uint8_t key[CV_KEY_BYTES] = {0};
-    cv_backup_t *swapped = cv_backup_new(db, dir, key, 0, 0, why, sizeof why);
+    cv_backup_t *swapped = cv_backup_new(p.db, p.dir, key, 0, 0, why, sizeof why);
     assert_non_null(swapped);
-    assert_int_equal(rename(parent, moved), 0);
-    assert_int_equal(symlink(live, parent), 0);
+    swap_now(&p);
     assert_false(backup_outcome(swapped, why, sizeof why));
     assert_non_null(strstr(why, "no longer the directory the backup made"));
     cv_backup_destroy(&swapped);
-    for (size_t i = 0; i < 3; i++) {
-        snprintf(file, sizeof file, "%s/copy/%s", live, names[i]);
-        assert_true(holds_text(file, "live"));
-    }
+    swap_left_live_alone(&p, names, 3);
 
-    assert_int_equal(unlink(parent), 0);
-    assert_int_equal(rename(moved, parent), 0);
-    assert_int_equal(rmdir(dir), 0); /* the one the swapped backup made, left empty */
-    cv_backup_t *planted_in = cv_backup_new(db, dir, key, 0, 0, why, sizeof why);
+    assert_int_equal(unlink(p.parent), 0);
+    assert_int_equal(rename(p.moved, p.parent), 0);
+    assert_int_equal(rmdir(p.dir), 0); /* the one the swapped backup made, left empty */
+    cv_backup_t *planted_in = cv_backup_new(p.db, p.dir, key, 0, 0, why, sizeof why);
     assert_non_null(planted_in);
-    snprintf(file, sizeof file, "%s/pseudonym.key", dir);
+    snprintf(file, sizeof file, "%s/pseudonym.key", p.dir);
     planted(file, "planted");
     assert_false(backup_outcome(planted_in, why, sizeof why));
     assert_non_null(strstr(why, "pseudonym.key: cannot write"));
@@ -1799,43 +1827,28 @@ static void test_a_backup_removes_nothing_it_did_not_write(void **state)
 static void test_a_backup_swapped_mid_copy_removes_nothing_elsewhere(void **state)
 {
     offline_t *o = *state;
-    char db[600], parent[600], dir[700], moved[600], live[600], file[800], why[CV_BACKUP_TEXT];
+    char file[800], why[CV_BACKUP_TEXT];
     store_sql(o, "CREATE TABLE pad(x); INSERT INTO pad VALUES(zeroblob(6000000));");
-    snprintf(db, sizeof db, "%s", harness_path(o->files, "data/caveat.db"));
-    snprintf(parent, sizeof parent, "%s", harness_path(o->files, "backups"));
-    snprintf(moved, sizeof moved, "%s", harness_path(o->files, "backups-moved"));
-    snprintf(live, sizeof live, "%s", harness_path(o->files, "live"));
-    snprintf(dir, sizeof dir, "%s/copy", parent);
     const char *names[] = {"caveat.db", "pseudonym.key", "audit.key", "caveat.db.partial"};
-    assert_int_equal(mkdir(parent, 0700), 0);
-    assert_int_equal(mkdir(live, 0700), 0);
-    snprintf(file, sizeof file, "%s/copy", live);
-    assert_int_equal(mkdir(file, 0700), 0);
-    for (size_t i = 0; i < 4; i++) {
-        snprintf(file, sizeof file, "%s/copy/%s", live, names[i]);
-        planted(file, "live");
-    }
+    swap_t p;
+    swap_set_up(o, &p, names, 4);
     const uint8_t key[CV_KEY_BYTES] = {0};
-    cv_backup_t *backup = cv_backup_new(db, dir, key, 0, 2, why, sizeof why);
+    cv_backup_t *backup = cv_backup_new(p.db, p.dir, key, 0, 2, why, sizeof why);
     assert_non_null(backup);
     cv_backup_go(backup);
-    snprintf(file, sizeof file, "%s/caveat.db.partial", dir);
+    snprintf(file, sizeof file, "%s/caveat.db.partial", p.dir);
     for (int i = 0; i < 500 && access(file, F_OK) != 0; i++)
         zclock_sleep(10);
     assert_int_equal(access(file, F_OK), 0); /* the keys are written, the copy begun */
-    assert_int_equal(rename(parent, moved), 0);
-    assert_int_equal(symlink(live, parent), 0);
+    swap_now(&p);
     bool ok = true;
     for (int i = 0; i < 3000 && !cv_backup_ended(backup, &ok, why, sizeof why); i++)
         zclock_sleep(10);
     assert_false(ok);
     assert_non_null(strstr(why, "no longer the directory the backup made"));
     cv_backup_destroy(&backup);
-    for (size_t i = 0; i < 4; i++) {
-        snprintf(file, sizeof file, "%s/copy/%s", live, names[i]);
-        assert_true(holds_text(file, "live"));
-    }
-    snprintf(file, sizeof file, "%s/copy", moved); /* its own, emptied */
+    swap_left_live_alone(&p, names, 4);
+    snprintf(file, sizeof file, "%s/copy", p.moved); /* its own, emptied */
     assert_int_equal(rmdir(file), 0);
 }
 
