@@ -94,6 +94,8 @@ struct cv_decision_t {
     int n_matched, cap_matched;
     int *released; /* those of them that released the report (settle_released) */
     int n_released, cap_released;
+    int *told; /* those the recipient is told (settle_released, entries_told) */
+    int n_told, cap_told;
     bool released_done;
     int *restricted; /* the restrictions that apply, in policy order */
     int n_restricted, cap_restricted;
@@ -118,8 +120,9 @@ struct cv_decision_t {
     uint8_t *walked;   /* settle_given: WALK_TO a node marked, or WALK_ALL under one */
     uint8_t *present;  /* the report has a value here */
     int markings_node; /* field_markings: each value names another field */
-    int *marked;       /* per marking of the report, the node it names or -1
-                          (compute_field_levels, for marking_hidden) */
+    int area_node, indicators_node, summary_node, narrative_node; /* what entries match on */
+    int *marked; /* per marking of the report, the node it names or -1
+                    (compute_field_levels, for marking_hidden) */
     int cap_marked;
     bool viewed;
 
@@ -195,6 +198,10 @@ cv_decision_t *cv_decision_new(void)
     link_siblings(self);
     self->encodable = encodable(cv_schema_descriptor(schema), 0);
     self->markings_node = cv_schema_find(schema, "field_markings");
+    self->area_node = cv_schema_find(schema, "area");
+    self->indicators_node = cv_schema_find(schema, "indicators");
+    self->summary_node = cv_schema_find(schema, "summary");
+    self->narrative_node = cv_schema_find(schema, "narrative");
     return self;
 }
 
@@ -226,6 +233,7 @@ void cv_decision_destroy(cv_decision_t **self_p)
     free_text(self);
     free(self->matched);
     free(self->released);
+    free(self->told);
     free(self->restricted);
     free(self->reasons);
     free(self->order);
@@ -574,6 +582,19 @@ int cv_decision_entry_index(const cv_decision_t *self, int index)
 {
     settle_released((cv_decision_t *)self);
     return index >= 0 && index < self->n_released ? self->released[index] : -1;
+}
+
+int cv_decision_told_count(const cv_decision_t *self)
+{
+    settle_released((cv_decision_t *)self);
+    return self->n_told;
+}
+
+const char *cv_decision_told_name(const cv_decision_t *self, int index)
+{
+    settle_released((cv_decision_t *)self);
+    return index >= 0 && index < self->n_told ? self->policy->entries[self->told[index]].name
+                                              : NULL;
 }
 
 /*  The feed of the first screening entry, in policy order, that released
@@ -1266,12 +1287,99 @@ static bool entry_gives(cv_decision_t *self, int e, const uint8_t *final, bool r
     return gives_of_entry(self, &self->report->base, -1, &w);
 }
 
-/*  The entries a recipient is told released the report (Delivery.rules,
- *  the audit log's "rules") and whose first screening entry names its
- *  feed: of those that matched, the notices, and those granting (within
- *  their max_level and the recipient's clearance) a field the view holds.
- *  The view is what the recipient sees anyway; that an entry matched is
- *  not, and screening entries match on indicators and keywords, rules with
+/*  Whether the view holds the field at node as the report has it. */
+static bool shown_as_is(const uint8_t *final, int node)
+{
+    return node >= 0 && final[node] == CV_GRANT_SHARE;
+}
+
+/*  Whether a screening entry's match holds on what the view shows: the
+ *  category (the envelope), an indicator or a keyword in the indicators,
+ *  summary or narrative the view holds as they are. */
+static bool match_shown(const cv_decision_t *self, const cv_entry_t *entry, const uint8_t *final)
+{
+    const Caveat__Report *report = self->report;
+    if (entry->match_categories >> self->category & 1)
+        return true;
+    for (size_t i = 0; shown_as_is(final, self->indicators_node) && i < report->n_indicators; i++)
+        if (in_list(entry->match_indicators, entry->n_match_indicators, report->indicators[i]))
+            return true;
+    bool summary = shown_as_is(final, self->summary_node),
+         narrative = shown_as_is(final, self->narrative_node);
+    for (int i = 0; (summary || narrative) && i < entry->n_match_keywords; i++)
+        if ((summary && contains_folded(report->summary, entry->match_keywords[i])) ||
+            (narrative && contains_folded(report->narrative, entry->match_keywords[i])))
+            return true;
+    return false;
+}
+
+/*  Whether the view shows that matched entry e matched: beyond the
+ *  envelope, a same_area entry matches on the area (unless the recipient
+ *  has every area) and a screening entry on its match. */
+static bool match_of_entry_shown(const cv_decision_t *self, int e, const uint8_t *final)
+{
+    const cv_entry_t *entry = &self->policy->entries[e];
+    const char *area = self->report->area;
+    if (entry->same_area && !self->policy->agencies[self->recipient].pub.all_areas &&
+        !(shown_as_is(final, self->area_node) && area && *area))
+        return false;
+    return !entry->screening || match_shown(self, entry, final);
+}
+
+/*  Whether the view holds every field marking there is of the fields it
+ *  holds: field_markings goes as it is, so the levels that cap entries
+ *  are the recipient's to see. */
+static bool markings_shown(const cv_decision_t *self, const uint8_t *final)
+{
+    int m = self->markings_node;
+    for (int i = m + 1; m >= 0 && i < self->nodes[m].end; i++)
+        if (self->kind[i] == NODE_LEAF && final[i] != CV_GRANT_SHARE)
+            return false;
+    return m >= 0;
+}
+
+/*  The entries the recipient is told with the delivery (Delivery.rules):
+ *  of the matched entries, those whose match and release the view shows
+ *  (what the recipient sees anyway): a same_area entry only when the view
+ *  holds the area, a screening entry only when it holds what the match
+ *  found, and an entry gives a field within its cap only as far as the
+ *  view shows the markings that cap it (hidden, they cap nothing here:
+ *  the names then say what an unmarked report with that view would
+ *  name). Each depends on the view alone, so the names of two deliveries
+ *  of the same view are the same, whatever was withheld. When no entry
+ *  is shown so, the delivery is all the recipient has to go on, and it
+ *  is told the entries that released it. */
+static void entries_told(cv_decision_t *self, const uint8_t *final, bool raised)
+{
+    const cv_entry_t *entries = self->policy->entries;
+    self->n_told = 0;
+    while (self->cap_told < self->n_matched)
+        self->told = grow(self->told, &self->cap_told, sizeof *self->told);
+    if (self->n_matched > 1) {
+        bool capped = raised && markings_shown(self, final);
+        for (int m = 0, r = 0; m < self->n_matched; m++) {
+            int e = self->matched[m];
+            bool released = r < self->n_released && self->released[r] == e;
+            r += released;
+            if (!match_of_entry_shown(self, e, final))
+                continue;
+            if (entries[e].notice ||
+                (raised && !capped ? entry_gives(self, e, final, false) : released))
+                self->told[self->n_told++] = e;
+        }
+    }
+    if (self->n_told == 0) {
+        memcpy(self->told, self->released, (size_t)self->n_released * sizeof *self->told);
+        self->n_told = self->n_released;
+    }
+}
+
+/*  The entries that released the report (the audit log's "rules", and
+ *  what explain names) and whose first screening entry names its feed:
+ *  of those that matched, the notices, and those granting (within their
+ *  max_level and the recipient's clearance) a field the view holds. The
+ *  view is what the recipient sees anyway; that an entry matched is not,
+ *  and screening entries match on indicators and keywords, rules with
  *  same_area on the area, markings decide fields' levels. So an entry
  *  that only denies, whose grants are capped, denied by another entry or
  *  a restriction, or fall on fields the report lacks or whose masks do
@@ -1281,13 +1389,15 @@ static bool entry_gives(cv_decision_t *self, int e, const uint8_t *final, bool r
  *  not a field an entry is named for (its values go with the fields they
  *  mark). One entry with no marking or restriction walks its own row, the
  *  grants; otherwise they are worked out first. The walk stops at the
- *  first field given. */
+ *  first field given. What the recipient is told is worked out from
+ *  these (entries_told). */
 static void settle_released(cv_decision_t *self)
 {
     if (self->released_done)
         return;
     self->released_done = true;
     self->n_released = 0;
+    self->n_told = 0;
     if (!self->delivered)
         return;
     sort_matched(self);
@@ -1308,6 +1418,7 @@ static void settle_released(cv_decision_t *self)
         if (entries[e].notice || entry_gives(self, e, final, raised))
             self->released[self->n_released++] = e;
     }
+    entries_told(self, final, raised);
 }
 
 static void copy_repeated(cv_decision_t *self, int node, const ProtobufCMessage *src,

@@ -188,6 +188,11 @@ int cv_decision_entry_count(const cv_decision_t *self);
 const char *cv_decision_entry_name(const cv_decision_t *self, int index);
 /*  The same entry's index in the policy (its place in the file), or -1. */
 int cv_decision_entry_index(const cv_decision_t *self, int index);
+/*  The entries the recipient is told released it (Delivery.rules): those
+ *  above whose match and release its view shows (docs/policy.md, "The
+ *  entries named"), or all of them when the view shows none.              */
+int cv_decision_told_count(const cv_decision_t *self);
+const char *cv_decision_told_name(const cv_decision_t *self, int index);
 /*  The screening feed that released it, or NULL.                           */
 const char *cv_decision_feed(const cv_decision_t *self);
 /*  Why it was not delivered, or what capped it (levels, restrictions): one

@@ -1728,6 +1728,126 @@ static void test_only_entries_that_released_are_named(void **state)
     cv_policy_destroy(&policy);
 }
 
+static void assert_told(const char *const *names, int count)
+{
+    assert_int_equal(cv_decision_told_count(decision), count);
+    for (int i = 0; i < count; i++)
+        assert_string_equal(cv_decision_told_name(decision, i), names[i]);
+    assert_null(cv_decision_told_name(decision, count));
+}
+
+/*  Of the entries that released a delivery, the recipient is told those
+ *  whose match and release its view shows, so that two reports with the
+ *  same view name the same entries whatever was withheld: a same_area
+ *  rule beside another giving the same field, where the view lacks the
+ *  area; a screening entry whose keyword is in a narrative the recipient
+ *  is denied; an entry capped by a marking the recipient is not shown.
+ *  The audit log's names (cv_decision_entry_*) stay those that released. */
+static void test_the_recipient_is_told_only_what_its_view_shows(void **state)
+{
+    (void)state;
+#define TO_COUNCILS "categories: [\"*\"], from_types: [police, ctu], to_types: [local_authority]"
+    cv_policy_t *policy = load_policy(POLICY_HEAD "rules:\n"
+                                                  "  - {name: narrative-to-councils, " TO_COUNCILS
+                                                  ", fields: {narrative: share}}\n"
+                                                  "  - {name: narrative-in-your-area, " TO_COUNCILS
+                                                  ", same_area: true,\n"
+                                                  "     fields: {narrative: share}}\n",
+                                      NULL);
+    /* in the council's area, and outside it (ne-ctu may report on any):
+     * the same view, the same names */
+    Caveat__Report *report = base_report();
+    assert_true(delivered_to(policy, report, "hull-cc", NULL));
+    assert_entries((const char *const[]){"narrative-to-councils", "narrative-in-your-area"}, 2);
+    assert_told((const char *const[]){"narrative-to-councils"}, 1);
+    set_text(&report->originator, "ne-ctu");
+    set_text(&report->area, "york");
+    assert_true(delivered_to(policy, report, "hull-cc", NULL));
+    assert_entries((const char *const[]){"narrative-to-councils"}, 1);
+    assert_told((const char *const[]){"narrative-to-councils"}, 1);
+    /* and York's council, whose area it is, is told the same */
+    assert_true(delivered_to(policy, report, "york-cc", NULL));
+    assert_entries((const char *const[]){"narrative-to-councils", "narrative-in-your-area"}, 2);
+    assert_told((const char *const[]){"narrative-to-councils"}, 1);
+    report_free(report);
+    cv_policy_destroy(&policy);
+
+    /* where the view holds the area, the area rule is told; where no
+     * entry's match is shown, the delivery itself says that one matched,
+     * and it is told those that released it */
+    policy = load_policy(POLICY_HEAD
+                         "rules:\n"
+                         "  - {name: narrative-in-your-area, " TO_COUNCILS ", same_area: true,\n"
+                         "     fields: {narrative: share}}\n"
+                         "  - {name: area-to-councils, " TO_COUNCILS ", fields: {area: share}}\n",
+                         NULL);
+    report = base_report();
+    assert_true(delivered_to(policy, report, "hull-cc", NULL));
+    assert_told((const char *const[]){"narrative-in-your-area", "area-to-councils"}, 2);
+    report_free(report);
+    cv_policy_destroy(&policy);
+    policy = load_policy(POLICY_HEAD "rules:\n"
+                                     "  - {name: narrative-in-your-area, " TO_COUNCILS
+                                     ", same_area: true,\n"
+                                     "     fields: {narrative: share}}\n",
+                         NULL);
+    report = base_report();
+    assert_true(delivered_to(policy, report, "hull-cc", NULL));
+    assert_told((const char *const[]){"narrative-in-your-area"}, 1);
+    report_free(report);
+    cv_policy_destroy(&policy);
+
+    /* a screening entry is told only when the view holds what it found */
+    policy = load_policy(
+        POLICY_HEAD "rules:\n"
+                    "  - {name: summary-to-councils, " TO_COUNCILS ", fields: {summary: share}}\n"
+                    "screening:\n"
+                    "  - {name: s-bomb, feed: bombs, to_types: [local_authority],\n"
+                    "     match: {keywords: [bomb]}, fields: {summary: share}}\n",
+        NULL);
+    report = base_report();
+    set_text(&report->narrative, "He is building a bomb.");
+    assert_true(delivered_to(policy, report, "hull-cc", NULL));
+    assert_entries((const char *const[]){"summary-to-councils", "s-bomb"}, 2);
+    assert_told((const char *const[]){"summary-to-councils"}, 1);
+    set_text(&report->narrative, "He is building a shed.");
+    assert_true(delivered_to(policy, report, "hull-cc", NULL));
+    assert_told((const char *const[]){"summary-to-councils"}, 1);
+    set_text(&report->summary, "A bomb threat");
+    assert_true(delivered_to(policy, report, "hull-cc", NULL));
+    assert_told((const char *const[]){"summary-to-councils", "s-bomb"}, 2);
+    report_free(report);
+    cv_policy_destroy(&policy);
+
+    /* a marking the council is not shown caps nothing in what it is told;
+     * shown, it caps as it does the release */
+#define CAPPED(markings)                                                                           \
+    POLICY_HEAD "rules:\n"                                                                         \
+                "  - {name: low-narrative, " TO_COUNCILS ", max_level: OFFICIAL,\n"                \
+                "     fields: {narrative: share}}\n"                                               \
+                "  - {name: narrative-to-councils, " TO_COUNCILS ",\n"                             \
+                "     fields: {narrative: share, field_markings: " markings "}}\n"
+    const char *capped[] = {CAPPED("deny"), CAPPED("share")};
+#undef CAPPED
+    for (int shown = 0; shown < 2; shown++) {
+        policy = load_policy(capped[shown], NULL);
+        report = base_report();
+        set_text(&report->handling_level, "OFFICIAL");
+        assert_true(delivered_to(policy, report, "hull-cc", NULL));
+        assert_told((const char *const[]){"low-narrative", "narrative-to-councils"}, 2);
+        add_marking(report, "narrative", "OFFICIAL-SENSITIVE");
+        assert_true(delivered_to(policy, report, "hull-cc", NULL));
+        assert_entries((const char *const[]){"narrative-to-councils"}, 1);
+        if (shown)
+            assert_told((const char *const[]){"narrative-to-councils"}, 1);
+        else
+            assert_told((const char *const[]){"low-narrative", "narrative-to-councils"}, 2);
+        report_free(report);
+        cv_policy_destroy(&policy);
+    }
+#undef TO_COUNCILS
+}
+
 /* ------------------------------------------------------------------------ */
 /*  Views: masks applied, failures withheld, explanations.                  */
 
@@ -2850,6 +2970,7 @@ int main(void)
         cmocka_unit_test(test_rules_and_screening),
         cmocka_unit_test(test_feed_is_first_screening_entry),
         cmocka_unit_test(test_only_entries_that_released_are_named),
+        cmocka_unit_test(test_the_recipient_is_told_only_what_its_view_shows),
         cmocka_unit_test(test_view_and_explanations),
         cmocka_unit_test(test_mask_failure_withholds),
         cmocka_unit_test(test_mask_failure_per_value),
