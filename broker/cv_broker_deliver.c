@@ -194,7 +194,7 @@ static bool pack_delivery(cv_broker_t *self, cv_queue_t *queue, int64_t rowid,
     size_t len = 0;
     const uint8_t *hash = NULL;
     const uint8_t *view = view_of(self, rowid, report, name, &len, &hash);
-    size_t n_rules = (size_t)cv_decision_entry_count(self->decision);
+    size_t n_rules = (size_t)cv_decision_told_count(self->decision);
     if (!view)
         return false;
     /* the hash of the exact bytes sent, kept with the delivery in flight
@@ -210,7 +210,7 @@ static bool pack_delivery(cv_broker_t *self, cv_queue_t *queue, int64_t rowid,
     reserve(&self->pack.rules, &self->pack.rules_cap, (n_rules + 1) * sizeof(char *));
     char **rules = self->pack.rules;
     for (size_t i = 0; i < n_rules; i++)
-        rules[i] = (char *)cv_decision_entry_name(self->decision, (int)i);
+        rules[i] = (char *)cv_decision_told_name(self->decision, (int)i);
     Caveat__Wire__PackedDelivery d = CAVEAT__WIRE__PACKED_DELIVERY__INIT;
     d.has_seq = d.has_report = true;
     d.seq = seq;

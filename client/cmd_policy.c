@@ -236,7 +236,8 @@ static void field_list(cv_json_writer_t *out, const cv_decision_t *decision)
     cv_json_array_end(out);
 }
 
-/*  {"delivered", "feed", "rules", "report", "fields", "reasons"} */
+/*  {"delivered", "feed", "rules", "report", "fields", "reasons", "told"}:
+ *  "rules" released the report, "told" is what the recipient is sent. */
 void cli_explanation(cv_json_writer_t *out, const cv_decision_t *decision,
                      const Caveat__Report *view)
 {
@@ -252,6 +253,7 @@ void cli_explanation(cv_json_writer_t *out, const cv_decision_t *decision,
     }
     field_list(out, decision);
     string_list(out, "reasons", cv_decision_reason_count(decision), cv_decision_reason, decision);
+    string_list(out, "told", cv_decision_told_count(decision), cv_decision_told_name, decision);
     cv_json_object_end(out);
 }
 

@@ -1599,6 +1599,75 @@ static void test_an_acknowledged_delivery_that_never_left_is_not_recorded(void *
     assert_int_equal(sent_to(&sent, 0, 2, CAVEAT__WIRE__FRAME__BODY_DELIVER), 1);
 }
 
+/*  The rules one Delivery to connection carried, from the Deliver frames
+ *  sent (the last seen). */
+typedef struct {
+    uint32_t connection;
+    int deliveries;
+    char rules[256];
+} rules_seen_t;
+
+static void on_sent_rules(void *arg, uint32_t connection, const uint8_t *bytes, size_t size)
+{
+    rules_seen_t *seen = arg;
+    Caveat__Wire__Frame *frame = caveat__wire__frame__unpack(NULL, size, bytes);
+    assert_non_null(frame);
+    for (size_t i = 0;
+         connection == seen->connection && frame->body_case == CAVEAT__WIRE__FRAME__BODY_DELIVER &&
+         i < frame->deliver->n_deliveries;
+         i++) {
+        const Caveat__Wire__Delivery *d = frame->deliver->deliveries[i];
+        seen->deliveries++;
+        seen->rules[0] = '\0';
+        for (size_t r = 0; r < d->n_rules; r++)
+            snprintf(seen->rules + strlen(seen->rules), sizeof seen->rules - strlen(seen->rules),
+                     "%s%s", r ? "," : "", d->rules[r]);
+    }
+    caveat__wire__frame__free_unpacked(frame, NULL);
+}
+
+/*  A Delivery names the entries its view shows released it; the audit
+ *  log all those that did. In version 8 of the policy the referral rule
+ *  (same_area) no longer gives the council the area, and another rule
+ *  gives it the summary: a report in its area is released by both, one
+ *  elsewhere would be by the second alone, and the names the council is
+ *  sent must not tell the two apart. */
+static void test_a_delivery_names_what_its_view_shows(void **state)
+{
+    offline_t *o = *state;
+    int police = agency(o, "hum-bcu-hull"), council = agency(o, "hull-cc"),
+        admin = agency(o, "caveat-admin");
+    rules_seen_t seen = {.connection = 2};
+    cv_broker_on_sent(o->broker, on_sent_rules, &seen);
+    const char *fields =
+        "      summary: share\n      narrative: share\n      subjects.name: share\n"
+        "      subjects.date_of_birth: {mask: year}\n"
+        "      subjects.postcode: {mask: postcode_district}\n"
+        "      subjects.vulnerability_factors: share\n";
+    char was[512], now[1024];
+    snprintf(was, sizeof was, "      area: share\n%s", fields);
+    snprintf(now, sizeof now,
+             "%s\n  - name: summary-to-councils\n    categories: [vulnerable_individual]\n"
+             "    from_types: [police]\n    to_types: [local_authority]\n"
+             "    fields: {summary: share}\n",
+             fields);
+    policy_made_version_8_with(o, was, now);
+    cv_broker_frame_t start[] = {hello_with(police, 1, 0), hello_with(council, 2, 10),
+                                 hello_with(admin, 3, 0)};
+    one_turn(o, start, 3);
+    reload_turn(o, admin);
+    cv_broker_frame_t publish[] = {publish_frame_as(police, 1, "vulnerable_individual", "r-told")};
+    one_turn(o, publish, 1);
+    turns_until(o, police, &seen.deliveries, 1);
+    assert_int_equal(seen.deliveries, 1);
+    assert_string_equal(seen.rules, "summary-to-councils");
+    assert_int_equal(
+        store_count(o, "SELECT count(*) FROM tlog_leaves WHERE CAST(data AS TEXT) LIKE "
+                       "'{\"event\":\"accepted\",%\"report\":\"r-told\"%\"agency\":\"hull-cc\","
+                       "%\"rules\":[\"safeguarding-referral\",\"summary-to-councils\"]%'"),
+        1);
+}
+
 /*  A Deliver whose fate is settled after the queues were read back from
  *  the store (a turn that failed while it waited for its sync) marks its
  *  seq on the queue read back: its session points at that queue from the
@@ -2507,6 +2576,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_a_delivery_received_before_it_was_withdrawn_is_recorded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_policy_is_never_rolled_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_delivery_names_what_its_view_shows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_an_unchanged_reload_changes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_reload_is_in_force_only_once_recorded, setup,
                                         teardown),
