@@ -211,7 +211,7 @@ typedef struct {
 typedef struct {
     uint64_t seq;             /* per (agency, queue): 1, 2, 3, ... to acknowledge */
     const char *report_id;    /* the report's id */
-    const char *const *rules; /* the rules and screening entries that released it */
+    const char *const *rules; /* the entries its view shows released it */
     size_t n_rules;
     const char *feed;                   /* the screening feed that released it, or NULL */
     const Caveat__Report *report;       /* the recipient's view; NULL if the broker sent none */

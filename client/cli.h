@@ -34,8 +34,8 @@ cv_policy_t *cli_load_policy(const char *path, const char *data_dir);
 Caveat__Report *cli_load_report(const cv_policy_t *policy, const char *path);
 
 /*  One decision as `policy explain` prints it: {"delivered", "feed",
- *  "rules", "report" (view, when delivered), "fields", "reasons"}; `policy
- *  views --format json` prints one per agency. */
+ *  "rules", "report" (view, when delivered), "fields", "reasons", "told"};
+ *  `policy views --format json` prints one per agency. */
 void cli_explanation(cv_json_writer_t *out, const cv_decision_t *decision,
                      const Caveat__Report *view);
 

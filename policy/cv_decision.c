@@ -18,6 +18,7 @@
  *  restrictions, which cap the fields of the deliveries they name after
  *  the union (10).
  */
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1287,25 +1288,37 @@ static bool entry_gives(cv_decision_t *self, int e, const uint8_t *final, bool r
     return gives_of_entry(self, &self->report->base, -1, &w);
 }
 
-/*  Whether the view holds the field at node as the report has it. */
-static bool shown_as_is(const uint8_t *final, int node)
+/*  Whether the view holds a value of the field at node as the report has
+ *  it: granted as it is, and there. A field absent or masked shows
+ *  nothing of what an entry may have matched on. */
+static bool shown_as_is(const cv_decision_t *self, const uint8_t *final, int node)
 {
-    return node >= 0 && final[node] == CV_GRANT_SHARE;
+    const Caveat__Report *report = self->report;
+    if (node < 0 || final[node] != CV_GRANT_SHARE)
+        return false;
+    if (node == self->indicators_node)
+        return report->n_indicators > 0;
+    const char *text = node == self->area_node      ? report->area
+                       : node == self->summary_node ? report->summary
+                                                    : report->narrative;
+    return text && *text;
 }
 
 /*  Whether a screening entry's match holds on what the view shows: the
- *  category (the envelope), an indicator or a keyword in the indicators,
- *  summary or narrative the view holds as they are. */
+ *  category (the envelope), one of its indicators in the indicators, or
+ *  one of its keywords in the summary or narrative, each as the view holds
+ *  it. */
 static bool match_shown(const cv_decision_t *self, const cv_entry_t *entry, const uint8_t *final)
 {
     const Caveat__Report *report = self->report;
     if (entry->match_categories >> self->category & 1)
         return true;
-    for (size_t i = 0; shown_as_is(final, self->indicators_node) && i < report->n_indicators; i++)
+    for (size_t i = 0; shown_as_is(self, final, self->indicators_node) && i < report->n_indicators;
+         i++)
         if (in_list(entry->match_indicators, entry->n_match_indicators, report->indicators[i]))
             return true;
-    bool summary = shown_as_is(final, self->summary_node),
-         narrative = shown_as_is(final, self->narrative_node);
+    bool summary = shown_as_is(self, final, self->summary_node),
+         narrative = shown_as_is(self, final, self->narrative_node);
     for (int i = 0; (summary || narrative) && i < entry->n_match_keywords; i++)
         if ((summary && contains_folded(report->summary, entry->match_keywords[i])) ||
             (narrative && contains_folded(report->narrative, entry->match_keywords[i])))
@@ -1313,15 +1326,21 @@ static bool match_shown(const cv_decision_t *self, const cv_entry_t *entry, cons
     return false;
 }
 
+/*  Whether the view shows where the report's area stands to the
+ *  recipient's: it holds the area, or the recipient has every area. */
+static bool area_shown(const cv_decision_t *self, const uint8_t *final)
+{
+    return self->policy->agencies[self->recipient].pub.all_areas ||
+           shown_as_is(self, final, self->area_node);
+}
+
 /*  Whether the view shows that matched entry e matched: beyond the
- *  envelope, a same_area entry matches on the area (unless the recipient
- *  has every area) and a screening entry on its match. */
+ *  envelope, a same_area entry matches on the area and a screening entry
+ *  on its match. */
 static bool match_of_entry_shown(const cv_decision_t *self, int e, const uint8_t *final)
 {
     const cv_entry_t *entry = &self->policy->entries[e];
-    const char *area = self->report->area;
-    if (entry->same_area && !self->policy->agencies[self->recipient].pub.all_areas &&
-        !(shown_as_is(final, self->area_node) && area && *area))
+    if (entry->same_area && !area_shown(self, final))
         return false;
     return !entry->screening || match_shown(self, entry, final);
 }
@@ -1338,40 +1357,110 @@ static bool markings_shown(const cv_decision_t *self, const uint8_t *final)
     return m >= 0;
 }
 
-/*  The entries the recipient is told with the delivery (Delivery.rules):
- *  of the matched entries, those whose match and release the view shows
- *  (what the recipient sees anyway): a same_area entry only when the view
- *  holds the area, a screening entry only when it holds what the match
- *  found, and an entry gives a field within its cap only as far as the
- *  view shows the markings that cap it (hidden, they cap nothing here:
- *  the names then say what an unmarked report with that view would
- *  name). Each depends on the view alone, so the names of two deliveries
- *  of the same view are the same, whatever was withheld. When no entry
- *  is shown so, the delivery is all the recipient has to go on, and it
- *  is told the entries that released it. */
+/*  Adds entry e to the count n of entries that may have released the
+ *  view (possible_entries), the first kept in *only. */
+static int count_possible(const cv_decision_t *self, int e, int *only, int n)
+{
+    const cv_entry_t *entry = &self->policy->entries[e];
+    if (!(entry->notice || entry->grants_any) || !from_ok(self, e) || (n == 1 && *only == e))
+        return n;
+    if (n == 0)
+        *only = e;
+    return n + 1;
+}
+
+/*  Whether a screening entry may have matched, for all the view shows:
+ *  its match holds on what is shown, or part of what it looks at is not
+ *  shown. */
+static bool screen_may_match(const cv_decision_t *self, const cv_entry_t *entry,
+                             const uint8_t *final)
+{
+    return match_shown(self, entry, final) ||
+           (entry->n_match_indicators > 0 && !shown_as_is(self, final, self->indicators_node)) ||
+           (entry->n_match_keywords > 0 && (!shown_as_is(self, final, self->summary_node) ||
+                                            !shown_as_is(self, final, self->narrative_node)));
+}
+
+/*  How many entries (0, 1, or 2 for more) may have released a delivery of
+ *  this view, as far as the envelope and the view show: those that
+ *  deliver something (a grant or a notice) to the recipient, for the
+ *  report's category, originator and level, whether or not a same_area
+ *  entry's area or a screening entry's match held where the view does not
+ *  show it. The one, when there is one, in *only. */
+static int possible_entries(const cv_decision_t *self, const uint8_t *final, int *only)
+{
+    const cv_policy_t *p = self->policy;
+    const cv_agency_hot_t *to = &p->agency_hot[self->recipient];
+    bool area_may = !area_shown(self, final) || self->area_ok;
+    const cv_rule_index_t *index = &p->type_rules[to->type_id];
+    int ranks = p->n_levels - self->level, n = 0;
+    for (int same_area = 0; same_area <= (int)area_may && n < 2; same_area++) {
+        int bucket = cv_rule_bucket(p, self->category, same_area, 0);
+        for (int i = index->buckets[bucket]; i < index->buckets[bucket + ranks] && n < 2; i++)
+            n = count_possible(self, index->rules[i], only, n);
+    }
+    const cv_listed_t *listed = p->listed_pool + to->listed_first;
+    for (int i = 0; i < to->n_listed && n < 2; i++)
+        if ((listed[i].categories >> self->category & 1) && (!listed[i].same_area || area_may) &&
+            self->level <= listed[i].max_level)
+            n = count_possible(self, listed[i].rule, only, n);
+    for (int i = 0; i < to->n_screens && n < 2; i++) {
+        int e = p->screen_pool[to->screen_first + i];
+        const cv_entry_t *entry = &p->entries[e];
+        if ((!entry->same_area || area_may) && self->level <= entry->max_level &&
+            screen_may_match(self, entry, final))
+            n = count_possible(self, e, only, n);
+    }
+    return n;
+}
+
+/*  Whether entry e gives the recipient a field as far as the view shows:
+ *  a notice, or a field the view holds that e grants within its cap, the
+ *  cap counting only where the view shows the markings (hidden, they cap
+ *  nothing here). released: what settle_released found. */
+static bool gives_shown(cv_decision_t *self, int e, const uint8_t *final, bool raised, bool capped,
+                        bool released)
+{
+    if (self->policy->entries[e].notice)
+        return true;
+    return raised && !capped ? entry_gives(self, e, final, false) : released;
+}
+
+/*  The entries the recipient is told with the delivery (Delivery.rules),
+ *  worked out from the view alone, so that two deliveries of the same view
+ *  name the same entries whatever was withheld: of the matched entries,
+ *  those whose match the view shows (match_of_entry_shown) and that give
+ *  a field as far as it shows (gives_shown). When none is shown so, the
+ *  delivery alone says that some entry matched: if one entry alone could
+ *  have released this view (possible_entries), it is that one, and it is
+ *  named; otherwise which of them did would tell what was withheld, and
+ *  none is. */
 static void entries_told(cv_decision_t *self, const uint8_t *final, bool raised)
 {
-    const cv_entry_t *entries = self->policy->entries;
     self->n_told = 0;
+    if (self->n_released == 0)
+        return; /* nothing beyond the envelope: none is named (rule 1) */
     while (self->cap_told < self->n_matched)
         self->told = grow(self->told, &self->cap_told, sizeof *self->told);
-    if (self->n_matched > 1) {
-        bool capped = raised && markings_shown(self, final);
-        for (int m = 0, r = 0; m < self->n_matched; m++) {
-            int e = self->matched[m];
-            bool released = r < self->n_released && self->released[r] == e;
-            r += released;
-            if (!match_of_entry_shown(self, e, final))
-                continue;
-            if (entries[e].notice ||
-                (raised && !capped ? entry_gives(self, e, final, false) : released))
-                self->told[self->n_told++] = e;
-        }
+    bool capped = raised && markings_shown(self, final);
+    for (int m = 0, r = 0; m < self->n_matched; m++) {
+        int e = self->matched[m];
+        bool released = r < self->n_released && self->released[r] == e;
+        r += released;
+        if (match_of_entry_shown(self, e, final) &&
+            gives_shown(self, e, final, raised, capped, released))
+            self->told[self->n_told++] = e;
     }
-    if (self->n_told == 0) {
-        memcpy(self->told, self->released, (size_t)self->n_released * sizeof *self->told);
-        self->n_told = self->n_released;
-    }
+    int only = -1;
+    if (self->n_told > 0 || possible_entries(self, final, &only) != 1)
+        return;
+    bool released = false;
+    for (int r = 0; r < self->n_released; r++)
+        released |= self->released[r] == only;
+    /* it released the report, since nothing else could have */
+    assert(released);
+    if (gives_shown(self, only, final, raised, capped, released))
+        self->told[self->n_told++] = only;
 }
 
 /*  The entries that released the report (the audit log's "rules", and

@@ -1819,6 +1819,38 @@ static void test_the_recipient_is_told_only_what_its_view_shows(void **state)
     report_free(report);
     cv_policy_destroy(&policy);
 
+    /* when no entry's match is shown and two could have released the view,
+     * naming those that did would tell which matched: none is named. The
+     * referral rule is not shown the area; beside it, a screening entry
+     * not shown its keyword or indicator, or a notice not shown the area
+     * beside a rule granting a narrative the report lacks */
+    static const char *const hidden[] = {
+        "  - {name: referral, " TO_COUNCILS ", same_area: true, fields: {summary: share}}\n"
+        "screening:\n  - {name: s-hidden, feed: f, to_types: [local_authority],\n"
+        "     match: {keywords: [bomb]}, fields: {summary: share}}\n",
+        "  - {name: referral, " TO_COUNCILS ", same_area: true, fields: {summary: share}}\n"
+        "screening:\n  - {name: s-hidden, feed: f, to_types: [local_authority],\n"
+        "     match: {indicators: [ind-a]}, fields: {summary: share}}\n",
+        "  - {name: narrative-any, " TO_COUNCILS ", fields: {narrative: share}}\n"
+        "  - {name: notice-in-area, " TO_COUNCILS ", same_area: true, fields: {}}\n"};
+    for (int i = 0; i < 3; i++) {
+        char yaml[4096];
+        snprintf(yaml, sizeof yaml, "%srules:\n%s", POLICY_HEAD, hidden[i]);
+        policy = load_policy(yaml, NULL);
+        report = base_report();
+        set_text(&report->narrative, i < 2 ? "He is building a bomb." : NULL);
+        add_text(&report->n_indicators, &report->indicators, "ind-a");
+        set_text(&report->originator, "ne-ctu");
+        for (int in_area = 1; in_area >= 0; in_area--) {
+            set_text(&report->area, in_area ? "hull" : "york");
+            assert_true(delivered_to(policy, report, "hull-cc", NULL));
+            assert_int_equal(cv_decision_entry_count(decision), in_area + (i < 2));
+            assert_told(NULL, 0);
+        }
+        report_free(report);
+        cv_policy_destroy(&policy);
+    }
+
     /* a marking the council is not shown caps nothing in what it is told;
      * shown, it caps as it does the release */
 #define CAPPED(markings)                                                                           \
@@ -1846,6 +1878,180 @@ static void test_the_recipient_is_told_only_what_its_view_shows(void **state)
         cv_policy_destroy(&policy);
     }
 #undef TO_COUNCILS
+}
+
+/*  A small deterministic generator (xorshift64) for the property below. */
+static uint64_t told_seed;
+
+static unsigned told_pick(unsigned n)
+{
+    told_seed ^= told_seed << 13;
+    told_seed ^= told_seed >> 7;
+    told_seed ^= told_seed << 17;
+    return (unsigned)(told_seed % n);
+}
+
+/*  One entry's fields: a notice now and then, else one to three of the
+ *  fields entries match on and their neighbours, each shared, denied or
+ *  masked. */
+static void told_fields(char *out, size_t size)
+{
+    static const char *const paths[] = {
+        "area",           "summary",           "narrative",
+        "indicators",     "subjects.name",     "subjects",
+        "field_markings", "caveats",           "field_markings.path",
+        "location",       "subjects.postcode", "field_markings.level"};
+    static const char *const grants[] = {"share",        "share",       "deny", "{mask: initials}",
+                                         "pseudonymise", "{mask: year}"};
+    if (told_pick(10) == 0) {
+        snprintf(out, size, "{}");
+        return;
+    }
+    size_t used = (size_t)snprintf(out, size, "{");
+    for (unsigned i = 0, n = 1 + told_pick(3); i < n && used < size; i++)
+        used += (size_t)snprintf(out + used, size - used, "%s%s: %s", i ? ", " : "",
+                                 paths[told_pick(12)], grants[told_pick(6)]);
+    snprintf(out + used, size > used ? size - used : 0, "}");
+}
+
+/*  A policy of one to three rules and up to two screening entries, each to
+ *  several types, with or without same_area, at any max_level. Duplicate
+ *  paths in one entry make a policy that does not load: it is skipped. */
+static cv_policy_t *told_policy(void)
+{
+    static const char *const levels[] = {"OFFICIAL", "OFFICIAL-SENSITIVE", "SECRET"};
+    static const char *const matches[] = {"{keywords: [bomb]}", "{indicators: [ind-a]}",
+                                          "{keywords: [bomb], indicators: [ind-a]}",
+                                          "{categories: [community_tension], keywords: [knife]}"};
+    char yaml[8192], fields[512];
+    size_t used = (size_t)snprintf(yaml, sizeof yaml, "%s", POLICY_HEAD "rules:\n");
+    for (unsigned i = 0, n = 1 + told_pick(3); i < n; i++) {
+        told_fields(fields, sizeof fields);
+        used +=
+            (size_t)snprintf(yaml + used, sizeof yaml - used,
+                             "  - {name: r%u, categories: [\"*\"], from_types: [police, ctu],\n"
+                             "     to_types: [local_authority, police, education], same_area: %s,\n"
+                             "     max_level: %s, fields: %s}\n",
+                             i, told_pick(2) ? "true" : "false", levels[told_pick(3)], fields);
+    }
+    unsigned screens = told_pick(3);
+    if (screens)
+        used += (size_t)snprintf(yaml + used, sizeof yaml - used, "screening:\n");
+    for (unsigned i = 0; i < screens; i++) {
+        told_fields(fields, sizeof fields);
+        used += (size_t)snprintf(
+            yaml + used, sizeof yaml - used,
+            "  - {name: s%u, feed: f%u, to_types: [local_authority, police], same_area: %s,\n"
+            "     max_level: %s, match: %s, fields: %s}\n",
+            i, i, told_pick(2) ? "true" : "false", levels[told_pick(3)], matches[told_pick(4)],
+            fields);
+    }
+    if (told_pick(3) == 0)
+        snprintf(yaml + used, sizeof yaml - used,
+                 "restrictions:\n  - {name: x, to_types: [local_authority], fields: {%s: deny}}\n",
+                 told_pick(2) ? "area" : "narrative");
+    cv_error_t err = {0};
+    return cv_policy_load_buffer(yaml, strlen(yaml), "told.yaml", NULL, &err);
+}
+
+/*  A report from Hull police or the regional CTU (any area), whose area,
+ *  texts, indicators, parts and markings come and go. */
+static Caveat__Report *told_report(void)
+{
+    static const char *const levels[] = {"OFFICIAL", "OFFICIAL-SENSITIVE", "SECRET"};
+    static const char *const texts[] = {NULL, "A bomb threat", "Routine", "a knife"};
+    static const char *const marked[] = {"narrative",           "summary",  "area",
+                                         "indicators",          "subjects", "caveats",
+                                         "field_markings.level"};
+    bool ctu = told_pick(2);
+    Caveat__Report *report = base_report();
+    set_text(&report->originator, ctu ? "ne-ctu" : "hull-police");
+    set_text(&report->category, told_pick(3) ? "vulnerable_individual" : "community_tension");
+    set_text(&report->handling_level, levels[told_pick(3)]);
+    set_text(&report->area, ctu ? (const char *[]){NULL, "hull", "york"}[told_pick(3)]
+                                : (const char *[]){NULL, "hull"}[told_pick(2)]);
+    set_text(&report->summary, texts[told_pick(4)]);
+    set_text(&report->narrative, texts[told_pick(4)]);
+    if (told_pick(2))
+        add_text(&report->n_indicators, &report->indicators, told_pick(2) ? "ind-a" : "ind-b");
+    if (told_pick(3) == 0) {
+        protobuf_c_message_free_unpacked(&report->location->base, NULL);
+        report->location = NULL;
+    }
+    for (unsigned i = 0, n = told_pick(3); i < n; i++)
+        add_marking(report, marked[told_pick(7)], levels[told_pick(3)]);
+    return report;
+}
+
+/*  What one recipient was given: the view's bytes and the names told. */
+typedef struct {
+    int recipient;
+    uint8_t *view;
+    size_t size;
+    char told[256];
+} told_seen_t;
+
+/*  The names a recipient is told depend on its view alone: over random
+ *  policies and reports, every two deliveries to one recipient whose
+ *  views are the same bytes (the envelope included) name the same
+ *  entries. The released entries differ between many such pairs (what
+ *  the names told before): counted, so that the test is seen to try. */
+static void test_told_names_depend_on_the_view_alone(void **state)
+{
+    (void)state;
+    static const char *const recipients[] = {"hull-cc", "york-cc", "hull-police", "hull-college"};
+    enum { REPORTS = 150, SEEN = REPORTS * 4 };
+    told_seed = 0x9E3779B97F4A7C15u;
+    told_seen_t *seen = calloc(SEEN, sizeof *seen);
+    assert_non_null(seen);
+    int policies = 0, differently_released = 0;
+    for (int p = 0; p < 400; p++) {
+        cv_policy_t *policy = told_policy();
+        if (!policy)
+            continue;
+        policies++;
+        int n = 0;
+        char released[SEEN][64];
+        for (int r = 0; r < REPORTS; r++) {
+            Caveat__Report *report = told_report();
+            cv_error_t err = {0};
+            for (int t = 0; t < 4 && cv_policy_validate_report(policy, report, &err); t++) {
+                int to = agency(policy, recipients[t]);
+                if (!cv_policy_decide(policy, report, to, NULL, decision))
+                    continue;
+                told_seen_t *d = &seen[n];
+                d->recipient = to;
+                d->size = cv_decision_pack(decision, report, NULL, 0);
+                d->view = malloc(d->size + 1);
+                assert_non_null(d->view);
+                assert_int_equal(cv_decision_pack(decision, report, d->view, d->size), d->size);
+                d->told[0] = released[n][0] = '\0';
+                for (int i = 0; i < cv_decision_told_count(decision); i++)
+                    strcat(strcat(d->told, cv_decision_told_name(decision, i)), " ");
+                for (int i = 0; i < cv_decision_entry_count(decision); i++)
+                    strcat(strcat(released[n], cv_decision_entry_name(decision, i)), " ");
+                n++;
+            }
+            report_free(report);
+        }
+        for (int i = 0; i < n; i++) {
+            for (int j = i + 1; j < n; j++) {
+                if (seen[i].recipient != seen[j].recipient || seen[i].size != seen[j].size ||
+                    memcmp(seen[i].view, seen[j].view, seen[i].size) != 0)
+                    continue;
+                if (strcmp(seen[i].told, seen[j].told) != 0)
+                    fail_msg("policy %d: one view told \"%s\" and \"%s\"", p, seen[i].told,
+                             seen[j].told);
+                differently_released += strcmp(released[i], released[j]) != 0;
+            }
+        }
+        for (int i = 0; i < n; i++)
+            free(seen[i].view);
+        cv_policy_destroy(&policy);
+    }
+    free(seen);
+    assert_true(policies > 100);
+    assert_true(differently_released > 100);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -2971,6 +3177,7 @@ int main(void)
         cmocka_unit_test(test_feed_is_first_screening_entry),
         cmocka_unit_test(test_only_entries_that_released_are_named),
         cmocka_unit_test(test_the_recipient_is_told_only_what_its_view_shows),
+        cmocka_unit_test(test_told_names_depend_on_the_view_alone),
         cmocka_unit_test(test_view_and_explanations),
         cmocka_unit_test(test_mask_failure_withholds),
         cmocka_unit_test(test_mask_failure_per_value),
