@@ -1289,12 +1289,14 @@ static bool entry_gives(cv_decision_t *self, int e, const uint8_t *final, bool r
 }
 
 /*  Whether the view holds a value of the field at node as the report has
- *  it: granted as it is, and there. A field absent or masked shows
- *  nothing of what an entry may have matched on. */
+ *  it, and the recipient can tell: granted as it is, there, and masked by
+ *  nothing in the policy (a masked value may be the same bytes as another
+ *  report's value shared as it is: "b. t." is "bomb threat"'s initials). A
+ *  field absent or masked shows nothing of what an entry matched on. */
 static bool shown_as_is(const cv_decision_t *self, const uint8_t *final, int node)
 {
     const Caveat__Report *report = self->report;
-    if (node < 0 || final[node] != CV_GRANT_SHARE)
+    if (node < 0 || final[node] != CV_GRANT_SHARE || self->policy->masked_somewhere[node])
         return false;
     if (node == self->indicators_node)
         return report->n_indicators > 0;
@@ -1358,11 +1360,17 @@ static bool markings_shown(const cv_decision_t *self, const uint8_t *final)
 }
 
 /*  Adds entry e to the count n of entries that may have released the
- *  view (possible_entries), the first kept in *only. */
-static int count_possible(const cv_decision_t *self, int e, int *only, int n)
+ *  view (possible_entries), the first kept in *only: a notice, one
+ *  granting a field the view holds (caps aside: markings may be hidden),
+ *  or, when the view holds nothing but the envelope (bare), any granting
+ *  something, since a grant delivers whether or not the report has the
+ *  field (rule 1). */
+static int count_possible(cv_decision_t *self, const uint8_t *final, bool bare, int e, int *only,
+                          int n)
 {
     const cv_entry_t *entry = &self->policy->entries[e];
-    if (!(entry->notice || entry->grants_any) || !from_ok(self, e) || (n == 1 && *only == e))
+    if (!from_ok(self, e) || (n == 1 && *only == e) ||
+        !(entry->notice || (bare ? entry->grants_any : entry_gives(self, e, final, false))))
         return n;
     if (n == 0)
         *only = e;
@@ -1387,9 +1395,13 @@ static bool screen_may_match(const cv_decision_t *self, const cv_entry_t *entry,
  *  report's category, originator and level, whether or not a same_area
  *  entry's area or a screening entry's match held where the view does not
  *  show it. The one, when there is one, in *only. */
-static int possible_entries(const cv_decision_t *self, const uint8_t *final, int *only)
+static int possible_entries(cv_decision_t *self, const uint8_t *final, int *only)
 {
     const cv_policy_t *p = self->policy;
+    /* a field the view holds was given by a matched entry, caps aside */
+    bool bare = true;
+    for (int m = 0; m < self->n_matched && bare; m++)
+        bare = !entry_gives(self, self->matched[m], final, false);
     const cv_agency_hot_t *to = &p->agency_hot[self->recipient];
     bool area_may = !area_shown(self, final) || self->area_ok;
     const cv_rule_index_t *index = &p->type_rules[to->type_id];
@@ -1397,19 +1409,19 @@ static int possible_entries(const cv_decision_t *self, const uint8_t *final, int
     for (int same_area = 0; same_area <= (int)area_may && n < 2; same_area++) {
         int bucket = cv_rule_bucket(p, self->category, same_area, 0);
         for (int i = index->buckets[bucket]; i < index->buckets[bucket + ranks] && n < 2; i++)
-            n = count_possible(self, index->rules[i], only, n);
+            n = count_possible(self, final, bare, index->rules[i], only, n);
     }
     const cv_listed_t *listed = p->listed_pool + to->listed_first;
     for (int i = 0; i < to->n_listed && n < 2; i++)
         if ((listed[i].categories >> self->category & 1) && (!listed[i].same_area || area_may) &&
             self->level <= listed[i].max_level)
-            n = count_possible(self, listed[i].rule, only, n);
+            n = count_possible(self, final, bare, listed[i].rule, only, n);
     for (int i = 0; i < to->n_screens && n < 2; i++) {
         int e = p->screen_pool[to->screen_first + i];
         const cv_entry_t *entry = &p->entries[e];
         if ((!entry->same_area || area_may) && self->level <= entry->max_level &&
             screen_may_match(self, entry, final))
-            n = count_possible(self, e, only, n);
+            n = count_possible(self, final, bare, e, only, n);
     }
     return n;
 }

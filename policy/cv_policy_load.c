@@ -1137,6 +1137,23 @@ static void index_hot(cv_policy_t *p)
         p->restriction_hot[r] = pack_from(p, &p->restrictions[r].from, &pool);
 }
 
+/*  masked_somewhere: the fields a mask of some entry or restriction may
+ *  change, in any delivery. */
+static void index_masks(cv_policy_t *p)
+{
+    size_t size = (size_t)cv_schema_size(p->schema);
+    p->masked_somewhere = xcalloc(size, 1);
+    const uint8_t *rows[] = {p->grants, p->restriction_grants};
+    size_t counts[] = {(size_t)p->n_entries, (size_t)p->n_restrictions};
+    for (size_t k = 0; k < 2; k++)
+        for (size_t row = 0; rows[k] && row < counts[k]; row++)
+            for (size_t i = 0; i < size; i++) {
+                uint8_t grant = rows[k][row * size + i];
+                p->masked_somewhere[i] |=
+                    grant != CV_GRANT_NONE && grant != CV_GRANT_SHARE && grant != CV_GRANT_DENY;
+            }
+}
+
 static void index_policy(cv_policy_t *p)
 {
     int *next = xcalloc((size_t)(p->n_categories * 2 * p->n_levels), sizeof *next);
@@ -1148,6 +1165,7 @@ static void index_policy(cv_policy_t *p)
     index_hot(p);
     cv_restrictions_index(p);
     cv_route_index(p);
+    index_masks(p);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1479,6 +1497,7 @@ void cv_policy_destroy(cv_policy_t **self_p)
     free(p->restriction_buckets);
     free(p->restriction_pool);
     free(p->restriction_denies);
+    free(p->masked_somewhere);
     free(p->restriction_hot);
     cv_route_index_free(p);
     free_strings(p->levels, p->n_levels);

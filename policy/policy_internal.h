@@ -215,6 +215,9 @@ struct cv_policy_t {
      * field that goes and that no restriction ever denies is delivered
      * whatever restrictions apply to it (cv_decision.c). */
     uint8_t *restriction_denies;
+    /* per schema node: 1 when some entry or restriction masks it, so that a
+     * value a view holds may not be the report's (cv_decision.c) */
+    uint8_t *masked_somewhere;
     cv_route_index_t route; /* candidates per report (cv_candidates.c) */
 };
 

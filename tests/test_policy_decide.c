@@ -1851,6 +1851,46 @@ static void test_the_recipient_is_told_only_what_its_view_shows(void **state)
         cv_policy_destroy(&policy);
     }
 
+    /* an entry that gives nothing the view holds did not release it: the
+     * referral rule is the one possible, and named */
+    policy = load_policy(
+        POLICY_HEAD
+        "rules:\n"
+        "  - {name: r1, " TO_COUNCILS ", same_area: true, fields: {summary: share}}\n"
+        "  - {name: r2, " TO_COUNCILS ", fields: {narrative: share}}\n"
+        "restrictions:\n"
+        "  - {name: no-narratives, to_types: [local_authority], fields: {narrative: deny}}\n",
+        NULL);
+    report = base_report();
+    assert_true(delivered_to(policy, report, "hull-cc", NULL));
+    assert_told((const char *const[]){"r1"}, 1);
+    report_free(report);
+    cv_policy_destroy(&policy);
+
+    /* a value shared as it is may be the same bytes as another's masked
+     * ("b. t." is "bomb threat"'s initials): a field some entry masks
+     * shows no match, so the two views name the same */
+    policy = load_policy(
+        POLICY_HEAD
+        "rules:\n"
+        "  - {name: r1, " TO_COUNCILS ", same_area: true,\n"
+        "     fields: {summary: share, narrative: share}}\n"
+        "screening:\n"
+        "  - {name: s1, feed: f, to_types: [local_authority], match: {keywords: [bomb]},\n"
+        "     fields: {narrative: {mask: initials}}}\n",
+        NULL);
+    report = base_report();
+    set_text(&report->narrative, "b. t.");
+    assert_true(delivered_to(policy, report, "hull-cc", NULL));
+    assert_entries((const char *const[]){"r1"}, 1);
+    assert_told(NULL, 0);
+    set_text(&report->narrative, "bomb threat");
+    assert_true(delivered_to(policy, report, "hull-cc", NULL));
+    assert_entries((const char *const[]){"r1", "s1"}, 2);
+    assert_told(NULL, 0);
+    report_free(report);
+    cv_policy_destroy(&policy);
+
     /* a marking the council is not shown caps nothing in what it is told;
      * shown, it caps as it does the release */
 #define CAPPED(markings)                                                                           \
@@ -1959,7 +1999,9 @@ static cv_policy_t *told_policy(void)
 static Caveat__Report *told_report(void)
 {
     static const char *const levels[] = {"OFFICIAL", "OFFICIAL-SENSITIVE", "SECRET"};
-    static const char *const texts[] = {NULL, "A bomb threat", "Routine", "a knife"};
+    /* "A. b. t." and "i." are the initials of a text and an indicator: a
+     * value shared may be the same bytes as another's masked */
+    static const char *const texts[] = {NULL, "A bomb threat", "Routine", "a knife", "A. b. t."};
     static const char *const marked[] = {"narrative",           "summary",  "area",
                                          "indicators",          "subjects", "caveats",
                                          "field_markings.level"};
@@ -1970,10 +2012,11 @@ static Caveat__Report *told_report(void)
     set_text(&report->handling_level, levels[told_pick(3)]);
     set_text(&report->area, ctu ? (const char *[]){NULL, "hull", "york"}[told_pick(3)]
                                 : (const char *[]){NULL, "hull"}[told_pick(2)]);
-    set_text(&report->summary, texts[told_pick(4)]);
-    set_text(&report->narrative, texts[told_pick(4)]);
+    set_text(&report->summary, texts[told_pick(5)]);
+    set_text(&report->narrative, texts[told_pick(5)]);
     if (told_pick(2))
-        add_text(&report->n_indicators, &report->indicators, told_pick(2) ? "ind-a" : "ind-b");
+        add_text(&report->n_indicators, &report->indicators,
+                 (const char *[]){"ind-a", "ind-b", "i."}[told_pick(3)]);
     if (told_pick(3) == 0) {
         protobuf_c_message_free_unpacked(&report->location->base, NULL);
         report->location = NULL;
