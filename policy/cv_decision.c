@@ -1359,6 +1359,14 @@ static bool markings_shown(const cv_decision_t *self, const uint8_t *final)
     return m >= 0;
 }
 
+static bool released_entry(const cv_decision_t *self, int e)
+{
+    for (int r = 0; r < self->n_released; r++)
+        if (self->released[r] == e)
+            return true;
+    return false;
+}
+
 /*  Adds entry e to the count n of entries that may have released the
  *  view (possible_entries), the first kept in *only: a notice, one
  *  granting a field the view holds (caps aside: markings may be hidden),
@@ -1369,8 +1377,12 @@ static int count_possible(cv_decision_t *self, const uint8_t *final, bool bare, 
                           int n)
 {
     const cv_entry_t *entry = &self->policy->entries[e];
-    if (!from_ok(self, e) || (n == 1 && *only == e) ||
-        !(entry->notice || (bare ? entry->grants_any : entry_gives(self, e, final, false))))
+    if (!from_ok(self, e) || (n == 1 && *only == e))
+        return n;
+    /* one that released the report counts without a walk: a notice, or
+     * one giving a field the view holds */
+    if (!(entry->notice || released_entry(self, e) ||
+          (bare ? entry->grants_any : entry_gives(self, e, final, false))))
         return n;
     if (n == 0)
         *only = e;
@@ -1398,10 +1410,11 @@ static bool screen_may_match(const cv_decision_t *self, const cv_entry_t *entry,
 static int possible_entries(cv_decision_t *self, const uint8_t *final, int *only)
 {
     const cv_policy_t *p = self->policy;
-    /* a field the view holds was given by a matched entry, caps aside */
+    /* a field the view holds was given by an entry that released the
+     * report, and a notice grants none: bare when notices alone did */
     bool bare = true;
-    for (int m = 0; m < self->n_matched && bare; m++)
-        bare = !entry_gives(self, self->matched[m], final, false);
+    for (int r = 0; r < self->n_released && bare; r++)
+        bare = p->entries[self->released[r]].notice;
     const cv_agency_hot_t *to = &p->agency_hot[self->recipient];
     bool area_may = !area_shown(self, final) || self->area_ok;
     const cv_rule_index_t *index = &p->type_rules[to->type_id];
@@ -1466,11 +1479,8 @@ static void entries_told(cv_decision_t *self, const uint8_t *final, bool raised)
     int only = -1;
     if (self->n_told > 0 || possible_entries(self, final, &only) != 1)
         return;
-    bool released = false;
-    for (int r = 0; r < self->n_released; r++)
-        released |= self->released[r] == only;
-    /* it released the report, since nothing else could have */
-    assert(released);
+    bool released = released_entry(self, only);
+    assert(released); /* it released the report, since nothing else could have */
     if (gives_shown(self, only, final, raised, capped, released))
         self->told[self->n_told++] = only;
 }
