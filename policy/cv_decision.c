@@ -368,20 +368,28 @@ static bool in_list(char *const *list, int count, const char *value)
     return false;
 }
 
-/*  A screening entry's match: any of its categories, indicators or
- *  keywords (in summary or narrative). */
-static bool screen_matches(const cv_entry_t *entry, const Caveat__Report *report, int category)
+/*  A screening entry's match on the parts of the report looked in: any
+ *  of its categories, indicators (if indicators) or keywords (in the
+ *  summary and narrative, if summary and narrative). */
+static bool screen_matches_in(const cv_entry_t *entry, const Caveat__Report *report, int category,
+                              bool indicators, bool summary, bool narrative)
 {
     if (entry->match_categories >> category & 1)
         return true;
-    for (size_t i = 0; i < report->n_indicators; i++)
+    for (size_t i = 0; indicators && i < report->n_indicators; i++)
         if (in_list(entry->match_indicators, entry->n_match_indicators, report->indicators[i]))
             return true;
-    for (int i = 0; i < entry->n_match_keywords; i++)
-        if (contains_folded(report->summary, entry->match_keywords[i]) ||
-            contains_folded(report->narrative, entry->match_keywords[i]))
+    for (int i = 0; (summary || narrative) && i < entry->n_match_keywords; i++)
+        if ((summary && contains_folded(report->summary, entry->match_keywords[i])) ||
+            (narrative && contains_folded(report->narrative, entry->match_keywords[i])))
             return true;
     return false;
+}
+
+/*  A screening entry's match on the whole report. */
+static bool screen_matches(const cv_entry_t *entry, const Caveat__Report *report, int category)
+{
+    return screen_matches_in(entry, report, category, true, true, true);
 }
 
 static void reset(cv_decision_t *self, const cv_policy_t *policy, const Caveat__Report *report,
@@ -1312,20 +1320,10 @@ static bool shown_as_is(const cv_decision_t *self, const uint8_t *final, int nod
  *  it. */
 static bool match_shown(const cv_decision_t *self, const cv_entry_t *entry, const uint8_t *final)
 {
-    const Caveat__Report *report = self->report;
-    if (entry->match_categories >> self->category & 1)
-        return true;
-    for (size_t i = 0; shown_as_is(self, final, self->indicators_node) && i < report->n_indicators;
-         i++)
-        if (in_list(entry->match_indicators, entry->n_match_indicators, report->indicators[i]))
-            return true;
-    bool summary = shown_as_is(self, final, self->summary_node),
-         narrative = shown_as_is(self, final, self->narrative_node);
-    for (int i = 0; (summary || narrative) && i < entry->n_match_keywords; i++)
-        if ((summary && contains_folded(report->summary, entry->match_keywords[i])) ||
-            (narrative && contains_folded(report->narrative, entry->match_keywords[i])))
-            return true;
-    return false;
+    return screen_matches_in(entry, self->report, self->category,
+                             shown_as_is(self, final, self->indicators_node),
+                             shown_as_is(self, final, self->summary_node),
+                             shown_as_is(self, final, self->narrative_node));
 }
 
 /*  Whether the view shows where the report's area stands to the
@@ -1479,10 +1477,11 @@ static void entries_told(cv_decision_t *self, const uint8_t *final, bool raised)
     int only = -1;
     if (self->n_told > 0 || possible_entries(self, final, &only) != 1)
         return;
-    bool released = released_entry(self, only);
-    assert(released); /* it released the report, since nothing else could have */
-    if (gives_shown(self, only, final, raised, capped, released))
-        self->told[self->n_told++] = only;
+    /* it released the report, since nothing else could have: so it gives
+     * as far as the view shows too (gives_shown says yes to every entry
+     * that released it) */
+    assert(released_entry(self, only));
+    self->told[self->n_told++] = only;
 }
 
 /*  The entries that released the report (the audit log's "rules", and
